@@ -1,0 +1,250 @@
+// `tortie bgp speaker` flags → a validated SpeakerOptions. Pure: no I/O, so every refusal is unit-tested.
+//
+//   --router-id 127.0.0.9 --as 64512 [--listen 127.0.0.9[:179] | --no-listen]
+//   --peer 127.0.0.2,as=65001[,port=179][,passive][,hold=90][,keepalive=30][,local=127.0.0.9] ...
+//   --announce 10.244.1.0/26[,nexthop=198.18.0.9][,med=N][,local-pref=N][,community=A:B] ...
+//   [--hold 90] [--connect-retry 5] [--json]
+//
+// Every error names the flag, the value and what would be accepted; the CLI prints it and exits 2.
+
+import { parseArgs } from 'node:util';
+import { parseIpv4, parsePrefix, tryParseIpv4 } from '../../bgp/ip.js';
+import { BGP_PORT, type Prefix } from '../../bgp/types.js';
+
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+export interface PeerOption {
+  address: string;
+  asn: number;
+  port: number;
+  passive: boolean;
+  holdTime?: number;
+  keepaliveTime?: number;
+  localAddress?: string;
+}
+
+export interface AnnounceOption {
+  prefix: Prefix;
+  nextHop?: number;
+  med?: number;
+  localPref?: number;
+  communities?: number[];
+}
+
+export interface SpeakerOptions {
+  routerId: number;
+  asn: number;
+  listen: { address: string; port: number } | null;
+  peers: PeerOption[];
+  announce: AnnounceOption[];
+  holdTime: number;
+  connectRetrySeconds: number;
+  json: boolean;
+}
+
+export const SPEAKER_USAGE = `usage: tortie bgp speaker --router-id A.B.C.D --as ASN [options]
+
+  --router-id A.B.C.D     BGP identifier (required)
+  --as ASN                local AS number, 1..4294967295 (required)
+  --listen ADDR[:PORT]    accept connections here (default: the router id, port 179)
+  --no-listen             do not accept connections; only connect out
+  --peer ADDR,as=ASN[,port=N][,passive][,hold=S][,keepalive=S][,local=ADDR]
+                          a BGP neighbour; repeat for several
+  --announce PREFIX[,nexthop=ADDR][,med=N][,local-pref=N][,community=A:B]
+                          a route to originate to every peer; repeat for several
+  --hold SECONDS          hold time offered in OPEN (0 or 3..65535, default 90)
+  --connect-retry SECONDS ConnectRetry time (default 5)
+  --json                  one JSON event per line on stdout instead of log lines
+`;
+
+/** Parses an AS number: plain (1..4294967295) or asdot (1.10). */
+export function parseAsn(text: string, flag: string): number {
+  let value: number;
+  const dot = /^(\d+)\.(\d+)$/.exec(text);
+  if (dot) {
+    const high = Number(dot[1]);
+    const low = Number(dot[2]);
+    if (high > 65535 || low > 65535) throw new UsageError(`${flag}: AS "${text}" in asdot form needs both halves ≤ 65535`);
+    value = high * 65536 + low;
+  } else if (/^\d+$/.test(text)) {
+    value = Number(text);
+  } else {
+    throw new UsageError(`${flag}: AS "${text}" is not a number (expected 1..4294967295 or asdot like 1.10)`);
+  }
+  if (value < 1 || value > 4294967295) throw new UsageError(`${flag}: AS ${text} is outside 1..4294967295`);
+  return value;
+}
+
+function parseUint(text: string, flag: string, min: number, max: number): number {
+  if (!/^\d+$/.test(text)) throw new UsageError(`${flag}: "${text}" is not a whole number (expected ${min}..${max})`);
+  const value = Number(text);
+  if (value < min || value > max) throw new UsageError(`${flag}: ${value} is outside ${min}..${max}`);
+  return value;
+}
+
+/** RFC 4271 §4.2: hold time 0 or at least 3 seconds. */
+function parseHoldTime(text: string, flag: string): number {
+  const value = parseUint(text, flag, 0, 65535);
+  if (value === 1 || value === 2) throw new UsageError(`${flag}: hold time ${value} is not allowed (RFC 4271 §4.2: 0 or 3..65535)`);
+  return value;
+}
+
+function parseAddress(text: string, flag: string): string {
+  if (tryParseIpv4(text) === null) throw new UsageError(`${flag}: "${text}" is not an IPv4 address (like 127.0.0.2)`);
+  return text;
+}
+
+/** "a.b.c.d" or "a.b.c.d:port". */
+function parseHostPort(text: string, flag: string): { address: string; port: number } {
+  const colon = text.lastIndexOf(':');
+  if (colon < 0) return { address: parseAddress(text, flag), port: BGP_PORT };
+  return { address: parseAddress(text.slice(0, colon), flag), port: parseUint(text.slice(colon + 1), `${flag} port`, 1, 65535) };
+}
+
+/** Splits "head,k=v,flag" into the head and its key/value options, refusing duplicates. */
+function splitOptions(text: string, flag: string): { head: string; options: Map<string, string | true> } {
+  const [head = '', ...rest] = text.split(',');
+  const options = new Map<string, string | true>();
+  for (const item of rest) {
+    if (item === '') throw new UsageError(`${flag} ${text}: empty option (stray comma?)`);
+    const eq = item.indexOf('=');
+    const key = eq < 0 ? item : item.slice(0, eq);
+    if (options.has(key)) throw new UsageError(`${flag} ${text}: option "${key}" given twice`);
+    options.set(key, eq < 0 ? true : item.slice(eq + 1));
+  }
+  return { head, options };
+}
+
+function valueOf(options: Map<string, string | true>, key: string, flag: string): string | undefined {
+  const value = options.get(key);
+  if (value === true) throw new UsageError(`${flag}: option "${key}" needs a value (${key}=...)`);
+  return value;
+}
+
+const PEER_KEYS = ['as', 'port', 'passive', 'hold', 'keepalive', 'local'];
+
+export function parsePeer(text: string): PeerOption {
+  const flag = '--peer';
+  const { head, options } = splitOptions(text, flag);
+  for (const key of options.keys()) {
+    if (!PEER_KEYS.includes(key)) throw new UsageError(`${flag} ${text}: unknown option "${key}" (accepted: ${PEER_KEYS.join(', ')})`);
+  }
+  const address = parseAddress(head, flag);
+  const asText = valueOf(options, 'as', flag);
+  if (asText === undefined) throw new UsageError(`${flag} ${text}: the peer's AS is missing (add as=ASN, e.g. ${head},as=65001)`);
+  const passive = options.get('passive');
+  if (passive !== undefined && passive !== true) throw new UsageError(`${flag} ${text}: "passive" takes no value`);
+  const peer: PeerOption = {
+    address,
+    asn: parseAsn(asText, `${flag} ${head} as`),
+    port: BGP_PORT,
+    passive: passive === true,
+  };
+  const port = valueOf(options, 'port', flag);
+  if (port !== undefined) peer.port = parseUint(port, `${flag} ${head} port`, 1, 65535);
+  const hold = valueOf(options, 'hold', flag);
+  if (hold !== undefined) peer.holdTime = parseHoldTime(hold, `${flag} ${head} hold`);
+  const keepalive = valueOf(options, 'keepalive', flag);
+  if (keepalive !== undefined) peer.keepaliveTime = parseUint(keepalive, `${flag} ${head} keepalive`, 0, 21845);
+  const local = valueOf(options, 'local', flag);
+  if (local !== undefined) peer.localAddress = parseAddress(local, `${flag} ${head} local`);
+  return peer;
+}
+
+const ANNOUNCE_KEYS = ['nexthop', 'med', 'local-pref', 'community'];
+
+/** "65001:100" → 65001 << 16 | 100, RFC 1997. */
+function parseCommunity(text: string, flag: string): number {
+  const match = /^(\d+):(\d+)$/.exec(text);
+  if (!match || Number(match[1]) > 65535 || Number(match[2]) > 65535) {
+    throw new UsageError(`${flag}: community "${text}" is not ASN:VALUE with both parts 0..65535`);
+  }
+  return Number(match[1]) * 65536 + Number(match[2]);
+}
+
+export function parseAnnounce(text: string): AnnounceOption {
+  const flag = '--announce';
+  const { head, options } = splitOptions(text, flag);
+  for (const key of options.keys()) {
+    if (!ANNOUNCE_KEYS.includes(key)) throw new UsageError(`${flag} ${text}: unknown option "${key}" (accepted: ${ANNOUNCE_KEYS.join(', ')})`);
+  }
+  let prefix: Prefix;
+  try {
+    prefix = parsePrefix(head, { strict: true, what: flag });
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  const route: AnnounceOption = { prefix };
+  const nextHop = valueOf(options, 'nexthop', flag);
+  if (nextHop !== undefined) {
+    try {
+      route.nextHop = parseIpv4(nextHop, `${flag} ${head} nexthop`);
+    } catch (error) {
+      throw new UsageError((error as Error).message);
+    }
+  }
+  const med = valueOf(options, 'med', flag);
+  if (med !== undefined) route.med = parseUint(med, `${flag} ${head} med`, 0, 4294967295);
+  const localPref = valueOf(options, 'local-pref', flag);
+  if (localPref !== undefined) route.localPref = parseUint(localPref, `${flag} ${head} local-pref`, 0, 4294967295);
+  const community = valueOf(options, 'community', flag);
+  if (community !== undefined) route.communities = community.split('+').map((c) => parseCommunity(c, `${flag} ${head}`));
+  return route;
+}
+
+export function parseSpeakerArgs(argv: readonly string[]): SpeakerOptions {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: [...argv],
+      allowPositionals: false,
+      strict: true,
+      options: {
+        'router-id': { type: 'string' },
+        as: { type: 'string' },
+        listen: { type: 'string' },
+        'no-listen': { type: 'boolean' },
+        peer: { type: 'string', multiple: true },
+        announce: { type: 'string', multiple: true },
+        hold: { type: 'string' },
+        'connect-retry': { type: 'string' },
+        json: { type: 'boolean' },
+      },
+    });
+  } catch (error) {
+    // node's messages already name the flag ("Unknown option '--foo'"); keep them, add where to look.
+    throw new UsageError(`${(error as Error).message.split('\n')[0]} (see: tortie bgp speaker --help)`);
+  }
+  const values = parsed.values;
+  const routerIdText = values['router-id'];
+  if (routerIdText === undefined) throw new UsageError('--router-id is required (the BGP identifier, like 127.0.0.9)');
+  const routerId = tryParseIpv4(routerIdText);
+  if (routerId === null || routerId === 0) throw new UsageError(`--router-id: "${routerIdText}" is not a non-zero IPv4 address (RFC 6286)`);
+  if (values.as === undefined) throw new UsageError('--as is required (the local AS number, like 64512)');
+  const asn = parseAsn(values.as, '--as');
+  if (values.listen !== undefined && values['no-listen']) throw new UsageError('--listen and --no-listen cannot both be given');
+  const listen = values['no-listen'] ? null : parseHostPort(values.listen ?? routerIdText, '--listen');
+
+  const peers = (values.peer ?? []).map(parsePeer);
+  const seen = new Set<string>();
+  for (const peer of peers) {
+    if (seen.has(peer.address)) throw new UsageError(`--peer ${peer.address}: the same neighbour is given twice`);
+    seen.add(peer.address);
+  }
+  const announce = (values.announce ?? []).map(parseAnnounce);
+  return {
+    routerId,
+    asn,
+    listen,
+    peers,
+    announce,
+    holdTime: values.hold === undefined ? 90 : parseHoldTime(values.hold, '--hold'),
+    connectRetrySeconds: values['connect-retry'] === undefined ? 5 : parseUint(values['connect-retry'], '--connect-retry', 1, 3600),
+    json: values.json ?? false,
+  };
+}

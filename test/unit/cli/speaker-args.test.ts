@@ -1,0 +1,62 @@
+import { describe, expect, it } from 'vitest';
+import { UsageError, parseAnnounce, parsePeer, parseSpeakerArgs } from '../../../src/cli/speaker-args.js';
+
+const base = ['--router-id', '127.0.0.9', '--as', '64512'];
+
+describe('tortie bgp speaker flags', () => {
+  it('parses the example from the issue', () => {
+    const options = parseSpeakerArgs([
+      ...base, '--listen', '127.0.0.9:179',
+      '--peer', '127.0.0.2,as=65001,port=1179,passive,hold=9',
+      '--announce', '10.244.1.0/26,nexthop=198.18.0.9', '--json',
+    ]);
+    expect(options.routerId).toBe(0x7f000009);
+    expect(options.asn).toBe(64512);
+    expect(options.listen).toEqual({ address: '127.0.0.9', port: 179 });
+    expect(options.peers).toEqual([{ address: '127.0.0.2', asn: 65001, port: 1179, passive: true, holdTime: 9 }]);
+    expect(options.announce).toEqual([{ prefix: { addr: 0x0af40100, len: 26 }, nextHop: 0xc6120009 }]);
+    expect(options.json).toBe(true);
+  });
+
+  it('listens on the router id, port 179, by default; --no-listen turns it off', () => {
+    expect(parseSpeakerArgs(base).listen).toEqual({ address: '127.0.0.9', port: 179 });
+    expect(parseSpeakerArgs([...base, '--no-listen']).listen).toBeNull();
+  });
+
+  it('accepts asdot and 4-octet AS numbers', () => {
+    expect(parseSpeakerArgs(['--router-id', '1.1.1.1', '--as', '1.10']).asn).toBe(65546);
+    expect(parsePeer('127.0.0.2,as=4200000000').asn).toBe(4200000000);
+  });
+
+  it('parses announce attributes', () => {
+    expect(parseAnnounce('10.0.0.0/8,med=5,local-pref=200,community=65001:100+65001:200')).toEqual({
+      prefix: { addr: 0x0a000000, len: 8 }, med: 5, localPref: 200, communities: [65001 * 65536 + 100, 65001 * 65536 + 200],
+    });
+  });
+
+  const refusals: Array<[string[], RegExp]> = [
+    [['--as', '64512'], /--router-id is required/],
+    [['--router-id', '127.0.0.9'], /--as is required/],
+    [['--router-id', '0.0.0.0', '--as', '1'], /not a non-zero IPv4/],
+    [['--router-id', '127.0.0.300', '--as', '1'], /"127.0.0.300"/],
+    [[...base.slice(0, 2), '--as', '0'], /outside 1\.\.4294967295/],
+    [[...base.slice(0, 2), '--as', 'sixty'], /"sixty" is not a number/],
+    [[...base, '--hold', '2'], /hold time 2 is not allowed/],
+    [[...base, '--peer', '127.0.0.2'], /AS is missing/],
+    [[...base, '--peer', '127.0.0.2,as=1,color=red'], /unknown option "color"/],
+    [[...base, '--peer', '127.0.0.2,as=1,as=2'], /given twice/],
+    [[...base, '--peer', '127.0.0.2,as=1', '--peer', '127.0.0.2,as=2'], /same neighbour is given twice/],
+    [[...base, '--peer', '127.0.0.2,as=1,port=0'], /outside 1\.\.65535/],
+    [[...base, '--announce', '10.244.1.1/26'], /host bits set \(did you mean 10\.244\.1\.0\/26\?\)/],
+    [[...base, '--announce', '10.244.1.0/33'], /prefix length "33"/],
+    [[...base, '--announce', '10.0.0.0/8,community=70000:1'], /community "70000:1"/],
+    [[...base, '--listen', '127.0.0.9', '--no-listen'], /cannot both/],
+    [[...base, '--frobnicate'], /frobnicate/],
+  ];
+  for (const [argv, message] of refusals) {
+    it(`refuses ${argv.slice(-2).join(' ')} with a message naming it`, () => {
+      expect(() => parseSpeakerArgs(argv)).toThrow(UsageError);
+      expect(() => parseSpeakerArgs(argv)).toThrow(message);
+    });
+  }
+});
