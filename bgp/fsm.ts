@@ -1,0 +1,436 @@
+// The BGP finite state machine of RFC 4271 §8 as one pure function: (state, event, config) → (next,
+// actions, reason). No timers, sockets or clocks here: actions are data the session carries out, so every
+// decision is table-tested in test/unit/fsm.test.ts.
+//
+// Why this is hard: the RFC's FSM is written per state as "on event N do a, b, c", with many events that
+// "cannot happen" in a given state but must still be handled (a stale timer, a message a broken peer
+// sends too early). Each state below is one function with its events listed explicitly and a single
+// `otherwise` branch for the rest, so nothing falls through silently.
+//
+// Deliberate simplifications (documented so nobody hunts for them):
+// - No DelayOpen, no DampPeerOscillations, no collision tracking inside one session: connection collision
+//   (§6.8) is resolved by the speaker, which owns both connections and calls OpenCollisionDump.
+// - Where RFC 4271 goes to Active to wait for the ConnectRetryTimer after a failure, we go to Idle and
+//   start the IdleHold timer with a bounded exponential backoff (1 s, 2 s, 4 s, … ≤ ConnectRetry) whose
+//   expiry is AutomaticStart (§8.1.3 Event 3; the IdleHoldTimer idea of §8.1.1, simplified). The attempt
+//   counter (ConnectRetryCounter) resets once a session has stayed Established for `stableMs`.
+// - A passive session (ManualStart_with_PassiveTcpEstablishment, §8.1.2 Event 4) waits in Active and
+//   never connects; it starts no ConnectRetryTimer.
+
+import type { BgpError } from './errors.js';
+import { CeaseSubcode, ErrorCode, FsmSubcode, OpenSubcode } from './errors.js';
+
+export const BgpState = {
+  Idle: 'Idle',
+  Connect: 'Connect',
+  Active: 'Active',
+  OpenSent: 'OpenSent',
+  OpenConfirm: 'OpenConfirm',
+  Established: 'Established',
+} as const;
+export type BgpState = (typeof BgpState)[keyof typeof BgpState];
+
+/** Timers the FSM starts and stops. IdleHold is the reconnect backoff; Stable resets the backoff. */
+export type TimerName = 'ConnectRetry' | 'Hold' | 'Keepalive' | 'IdleHold' | 'Stable';
+export const TIMER_NAMES: readonly TimerName[] = ['ConnectRetry', 'Hold', 'Keepalive', 'IdleHold', 'Stable'];
+
+/** The event a timer's expiry becomes (one table, used by the session). */
+export const TIMER_EVENTS: Readonly<Record<TimerName, FsmEvent['type']>> = {
+  ConnectRetry: 'ConnectRetryTimer_Expires',
+  Hold: 'HoldTimer_Expires',
+  Keepalive: 'KeepaliveTimer_Expires',
+  IdleHold: 'AutomaticStart',
+  Stable: 'StableTimer_Expires',
+};
+
+/** Events, named after RFC 4271 §8.1 where one exists. */
+export type FsmEvent =
+  | { readonly type: 'ManualStart' } // Event 1
+  | { readonly type: 'ManualStart_with_PassiveTcpEstablishment' } // Event 4
+  | { readonly type: 'ManualStop'; readonly reason?: string } // Event 2
+  | { readonly type: 'AutomaticStart' } // Event 3 (IdleHold expiry)
+  | { readonly type: 'ConnectRetryTimer_Expires' } // Event 9
+  | { readonly type: 'HoldTimer_Expires' } // Event 10
+  | { readonly type: 'KeepaliveTimer_Expires' } // Event 11
+  | { readonly type: 'StableTimer_Expires' } // not in the RFC: resets the backoff
+  | { readonly type: 'TcpConnectionConfirmed' } // Events 16/17 (outbound acked or inbound accepted)
+  | { readonly type: 'TcpConnectionFails'; readonly reason?: string } // Event 18
+  /** Event 19: an OPEN that the session has already checked (§6.2); carries the peer's hold time (s). */
+  | { readonly type: 'BGPOpen'; readonly peerHoldTime: number }
+  | { readonly type: 'BGPHeaderErr'; readonly error: BgpError } // Event 21
+  | { readonly type: 'BGPOpenMsgErr'; readonly error: BgpError } // Event 22
+  | { readonly type: 'OpenCollisionDump' } // Event 23
+  | { readonly type: 'NotifMsg'; readonly reason?: string } // Events 24/25
+  | { readonly type: 'KeepAliveMsg' } // Event 26
+  | { readonly type: 'UpdateMsg' } // Event 27
+  | { readonly type: 'UpdateMsgErr'; readonly error: BgpError } // Event 28
+  | { readonly type: 'RouteRefreshMsg' } // RFC 2918
+  | { readonly type: 'RouteRefreshMsgErr'; readonly error: BgpError }; // RFC 7313 §5
+
+/** What the session must do, in order. */
+export type FsmAction =
+  | { readonly type: 'connect' }
+  /** Flush what is queued (a NOTIFICATION included) and close the connection. */
+  | { readonly type: 'close' }
+  | { readonly type: 'sendOpen' }
+  | { readonly type: 'sendKeepalive' }
+  | { readonly type: 'sendNotification'; readonly code: number; readonly subcode: number; readonly data: Uint8Array; readonly reason: string }
+  | { readonly type: 'startTimer'; readonly name: TimerName; readonly ms: number }
+  | { readonly type: 'stopTimer'; readonly name: TimerName }
+  /** The OPEN exchange fixed these (seconds; 0 = no hold timer, no keepalives). */
+  | { readonly type: 'negotiated'; readonly holdTime: number; readonly keepaliveTime: number }
+  | { readonly type: 'established' }
+  /** The session left OpenSent/OpenConfirm/Established: release routes (Adj-RIB-In) unless graceful. */
+  | { readonly type: 'down'; readonly reason: string }
+  /** The UPDATE / ROUTE-REFRESH of this event is valid here: apply it. */
+  | { readonly type: 'processUpdate' }
+  | { readonly type: 'processRouteRefresh' };
+
+export interface FsmConfig {
+  /** Our configured hold time in seconds: 0 or ≥ 3 (RFC 4271 §4.2). */
+  readonly holdTime: number;
+  /** Configured keepalive interval in seconds; default hold/3 (RFC 4271 §10). Never above hold/3. */
+  readonly keepaliveTime?: number;
+  /** ConnectRetryTimer in ms (RFC 4271 §10 suggests 120 s; tortie's session defaults to 5 s). Caps the backoff. */
+  readonly connectRetryMs: number;
+  /** First backoff step in ms (default 1000). */
+  readonly backoffInitialMs?: number;
+  /** Jitter fraction 0..1 taken off the backoff (RFC 4271 §10 suggests 0.75..1.0 → 0.25). Default 0. */
+  readonly jitter?: number;
+  /** Random source 0..1 for the jitter; injected so tests are exact. Default: no jitter. */
+  readonly random?: () => number;
+  /** How long a session must stay Established before the backoff resets (default 30 s). */
+  readonly stableMs?: number;
+  /** The large hold time used while waiting for the OPEN, §8.2.2 "suggested value 4 minutes". Default 240 s. */
+  readonly openHoldMs?: number;
+}
+
+export interface FsmState {
+  readonly name: BgpState;
+  /** ConnectRetryCounter: failures since the last stable session; drives the backoff. */
+  readonly attempts: number;
+  /** Started with ManualStart_with_PassiveTcpEstablishment: wait in Active, never connect. */
+  readonly passive: boolean;
+  /** Negotiated hold time (s) once the OPEN is received; restarts the hold timer on KEEPALIVE/UPDATE. */
+  readonly holdTime: number;
+  /** Negotiated keepalive interval (s); 0 when the hold time is 0. */
+  readonly keepaliveTime: number;
+}
+
+export interface Transition {
+  readonly next: FsmState;
+  readonly actions: readonly FsmAction[];
+  /** Why, for logs and `state` events. */
+  readonly reason: string;
+}
+
+export const INITIAL_STATE: FsmState = { name: 'Idle', attempts: 0, passive: false, holdTime: 0, keepaliveTime: 0 };
+
+export const DEFAULT_OPEN_HOLD_MS = 240_000;
+export const DEFAULT_BACKOFF_INITIAL_MS = 1_000;
+export const DEFAULT_STABLE_MS = 30_000;
+
+/** RFC 4271 §4.2: the hold time is 0 or at least 3 seconds. */
+export function isAcceptableHoldTime(seconds: number): boolean {
+  return Number.isInteger(seconds) && seconds >= 0 && seconds <= 65535 && (seconds === 0 || seconds >= 3);
+}
+
+/** RFC 4271 §4.2: the smaller of ours and theirs; keepalive = hold/3 unless configured lower (§10). */
+export function negotiateHoldTime(ours: number, theirs: number, keepaliveTime?: number): { holdTime: number; keepaliveTime: number } {
+  const holdTime = Math.min(ours, theirs);
+  if (holdTime === 0) return { holdTime: 0, keepaliveTime: 0 };
+  const third = Math.max(1, Math.floor(holdTime / 3));
+  const keepalive = keepaliveTime !== undefined && keepaliveTime > 0 ? Math.min(keepaliveTime, third) : third;
+  return { holdTime, keepaliveTime: keepalive };
+}
+
+/** Bounded exponential backoff: initial · 2^attempts, capped at ConnectRetry, minus up to `jitter` of it. */
+export function backoffMs(attempts: number, config: FsmConfig): number {
+  const initial = config.backoffInitialMs ?? DEFAULT_BACKOFF_INITIAL_MS;
+  const cap = Math.max(initial, config.connectRetryMs);
+  const base = Math.min(cap, initial * 2 ** Math.min(attempts, 30));
+  const jitter = config.jitter ?? 0;
+  const r = config.random ? config.random() : 0;
+  return Math.max(1, Math.round(base * (1 - jitter * r)));
+}
+
+// ---- building blocks shared by the states ------------------------------------------------------------
+
+const stopAll: readonly FsmAction[] = TIMER_NAMES.map((name) => ({ type: 'stopTimer', name }) as const);
+
+function notification(code: number, subcode: number, reason: string, data: Uint8Array = new Uint8Array(0)): FsmAction {
+  return { type: 'sendNotification', code, subcode, data, reason };
+}
+
+function fromError(error: BgpError): FsmAction {
+  return notification(error.code, error.subcode, error.detail, error.data);
+}
+
+/** Drop the connection and everything with it, then wait for the backoff (AutomaticStart). */
+function dropAndRetry(state: FsmState, config: FsmConfig, reason: string, before: readonly FsmAction[] = [], hadSession = true): Transition {
+  const ms = backoffMs(state.attempts, config);
+  return {
+    next: { ...state, name: 'Idle', attempts: state.attempts + 1, holdTime: 0, keepaliveTime: 0 },
+    actions: [
+      ...before,
+      ...stopAll,
+      { type: 'close' },
+      ...(hadSession ? [{ type: 'down', reason } as const] : []),
+      { type: 'startTimer', name: 'IdleHold', ms },
+    ],
+    reason,
+  };
+}
+
+/** Drop the connection and stay in Idle without a restart (ManualStop, collision dump). */
+function dropAndStay(state: FsmState, reason: string, before: readonly FsmAction[], hadSession: boolean, resetAttempts: boolean): Transition {
+  return {
+    next: { ...state, name: 'Idle', attempts: resetAttempts ? 0 : state.attempts + 1, holdTime: 0, keepaliveTime: 0 },
+    actions: [...before, ...stopAll, { type: 'close' }, ...(hadSession ? [{ type: 'down', reason } as const] : [])],
+    reason,
+  };
+}
+
+function stay(state: FsmState, reason: string, actions: readonly FsmAction[] = []): Transition {
+  return { next: state, actions, reason };
+}
+
+/** RFC 6608: the FSM Error subcode names the state the unexpected message arrived in. */
+const UNEXPECTED_SUBCODE: Partial<Record<BgpState, number>> = {
+  OpenSent: FsmSubcode.UNEXPECTED_IN_OPENSENT,
+  OpenConfirm: FsmSubcode.UNEXPECTED_IN_OPENCONFIRM,
+  Established: FsmSubcode.UNEXPECTED_IN_ESTABLISHED,
+};
+
+const MESSAGE_EVENTS: ReadonlySet<FsmEvent['type']> = new Set([
+  'BGPOpen',
+  'KeepAliveMsg',
+  'UpdateMsg',
+  'UpdateMsgErr',
+  'RouteRefreshMsg',
+  'RouteRefreshMsgErr',
+]);
+
+/** "In response to any other event" (§8.2.2, OpenSent/OpenConfirm/Established): FSM Error, Idle. */
+function fsmError(state: FsmState, event: FsmEvent, config: FsmConfig): Transition {
+  const subcode = MESSAGE_EVENTS.has(event.type) ? (UNEXPECTED_SUBCODE[state.name] ?? FsmSubcode.UNSPECIFIED) : FsmSubcode.UNSPECIFIED;
+  const reason = `FSM error: ${event.type} in ${state.name}`;
+  return dropAndRetry(state, config, reason, [notification(ErrorCode.FSM, subcode, reason)]);
+}
+
+function openSentTimers(config: FsmConfig): FsmAction[] {
+  // RFC 4271 §8.2.2 (Connect/Active, Event 16/17): stop ConnectRetry, send OPEN, set a large hold timer.
+  return [
+    { type: 'stopTimer', name: 'ConnectRetry' },
+    { type: 'sendOpen' },
+    { type: 'startTimer', name: 'Hold', ms: config.openHoldMs ?? DEFAULT_OPEN_HOLD_MS },
+  ];
+}
+
+function restartHold(state: FsmState): FsmAction[] {
+  // RFC 4271 §8.2.2: "restarts its HoldTimer, if the negotiated HoldTime value is non-zero".
+  return state.holdTime > 0 ? [{ type: 'startTimer', name: 'Hold', ms: state.holdTime * 1000 }] : [];
+}
+
+function keepalive(state: FsmState): FsmAction[] {
+  if (state.keepaliveTime <= 0) return []; // hold time 0: no keepalives (RFC 4271 §4.4)
+  return [{ type: 'sendKeepalive' }, { type: 'startTimer', name: 'Keepalive', ms: state.keepaliveTime * 1000 }];
+}
+
+// ---- one function per state ----------------------------------------------------------------------------
+
+function idle(state: FsmState, event: FsmEvent, config: FsmConfig): Transition {
+  switch (event.type) {
+    case 'ManualStart':
+    case 'ManualStart_with_PassiveTcpEstablishment':
+    case 'AutomaticStart': {
+      const passive = event.type === 'AutomaticStart' ? state.passive : event.type === 'ManualStart_with_PassiveTcpEstablishment';
+      const attempts = event.type === 'AutomaticStart' ? state.attempts : 0;
+      if (passive) {
+        // RFC 4271 §8.2.2 Idle, Event 4: listen for the peer in Active. We start no ConnectRetryTimer:
+        // a passive peer never connects, so there is nothing for it to retry.
+        return { next: { ...state, name: 'Active', passive, attempts }, actions: [{ type: 'stopTimer', name: 'IdleHold' }], reason: `${event.type}: passive, waiting for the peer to connect` };
+      }
+      // RFC 4271 §8.2.2 Idle, Event 1/3: start the ConnectRetryTimer, initiate a TCP connection, Connect.
+      return {
+        next: { ...state, name: 'Connect', passive, attempts },
+        actions: [{ type: 'stopTimer', name: 'IdleHold' }, { type: 'startTimer', name: 'ConnectRetry', ms: config.connectRetryMs }, { type: 'connect' }],
+        reason: `${event.type}: connecting`,
+      };
+    }
+    case 'ManualStop':
+      return { next: { ...state, attempts: 0 }, actions: stopAll, reason: event.reason ?? 'ManualStop' };
+    case 'TcpConnectionConfirmed':
+      // RFC 4271 §8.2.2 Idle: connections are refused while Idle.
+      return stay(state, 'connection refused in Idle', [{ type: 'close' }]);
+    default:
+      // RFC 4271 §8.2.2 Idle: "Any other event ... does not cause change in the state".
+      return stay(state, `${event.type} ignored in Idle`);
+  }
+}
+
+/** Connect (actively connecting) and Active (listening): the same events, different retry behaviour. */
+function connecting(state: FsmState, event: FsmEvent, config: FsmConfig): Transition {
+  switch (event.type) {
+    case 'ManualStart':
+    case 'ManualStart_with_PassiveTcpEstablishment':
+    case 'AutomaticStart':
+      return stay(state, `${event.type} ignored in ${state.name}`); // §8.2.2: "events 1, 3-7 are ignored"
+    case 'ManualStop':
+      return dropAndStay(state, event.reason ?? 'ManualStop', [], false, true);
+    case 'ConnectRetryTimer_Expires':
+      if (state.passive) return stay(state, 'passive: never connects');
+      // §8.2.2 Connect, Event 9: drop the attempt, restart the timer, connect again.
+      // §8.2.2 Active, Event 9: restart the timer, connect, go to Connect.
+      return {
+        next: { ...state, name: 'Connect' },
+        actions: [{ type: 'startTimer', name: 'ConnectRetry', ms: config.connectRetryMs }, { type: 'connect' }],
+        reason: 'ConnectRetry timer expired: connecting again',
+      };
+    case 'TcpConnectionConfirmed':
+      return { next: { ...state, name: 'OpenSent' }, actions: openSentTimers(config), reason: 'TCP connection established, OPEN sent' };
+    case 'TcpConnectionFails':
+      // §8.2.2 Connect, Event 18 (no DelayOpen): Idle. We retry after the backoff.
+      return dropAndRetry(state, config, event.reason ?? 'TCP connection failed', [], false);
+    default:
+      // §8.2.2 Connect/Active: "any other event": drop, ConnectRetryCounter + 1, Idle.
+      return dropAndRetry(state, config, `${event.type} unexpected in ${state.name}`, [], false);
+  }
+}
+
+function openSent(state: FsmState, event: FsmEvent, config: FsmConfig): Transition {
+  switch (event.type) {
+    case 'ManualStart':
+    case 'ManualStart_with_PassiveTcpEstablishment':
+    case 'AutomaticStart':
+    case 'TcpConnectionConfirmed': // a second connection: collisions are the speaker's (§6.8)
+      return stay(state, `${event.type} ignored in OpenSent`);
+    case 'ManualStop':
+      return dropAndStay(state, event.reason ?? 'ManualStop', [notification(ErrorCode.CEASE, CeaseSubcode.ADMINISTRATIVE_SHUTDOWN, event.reason ?? 'administrative shutdown')], true, true);
+    case 'HoldTimer_Expires':
+      return dropAndRetry(state, config, 'hold timer expired in OpenSent', [notification(ErrorCode.HOLD_TIMER_EXPIRED, 0, 'no OPEN before the hold timer expired')]);
+    case 'TcpConnectionFails':
+      return dropAndRetry(state, config, event.reason ?? 'TCP connection closed in OpenSent');
+    case 'BGPOpen': {
+      // RFC 4271 §4.2: a hold time of 1 or 2 seconds is refused.
+      if (!isAcceptableHoldTime(event.peerHoldTime)) {
+        const reason = `peer hold time ${event.peerHoldTime} s is not acceptable (0 or 3..65535)`;
+        return dropAndRetry(state, config, reason, [notification(ErrorCode.OPEN_MESSAGE, OpenSubcode.UNACCEPTABLE_HOLD_TIME, reason)]);
+      }
+      const { holdTime, keepaliveTime } = negotiateHoldTime(config.holdTime, event.peerHoldTime, config.keepaliveTime);
+      // §8.2.2 OpenSent, Event 19: stop ConnectRetry, send KEEPALIVE, set hold + keepalive timers (not if 0).
+      const timers: FsmAction[] =
+        holdTime > 0
+          ? [
+              { type: 'startTimer', name: 'Hold', ms: holdTime * 1000 },
+              { type: 'startTimer', name: 'Keepalive', ms: keepaliveTime * 1000 },
+            ]
+          : [{ type: 'stopTimer', name: 'Hold' }];
+      return {
+        next: { ...state, name: 'OpenConfirm', holdTime, keepaliveTime },
+        actions: [{ type: 'stopTimer', name: 'ConnectRetry' }, { type: 'negotiated', holdTime, keepaliveTime }, { type: 'sendKeepalive' }, ...timers],
+        reason: `OPEN received, hold time ${holdTime} s`,
+      };
+    }
+    case 'BGPHeaderErr':
+    case 'BGPOpenMsgErr':
+      // §8.2.2 OpenSent, Events 21/22: NOTIFICATION with the error code, Idle.
+      return dropAndRetry(state, config, event.error.message, [fromError(event.error)]);
+    case 'OpenCollisionDump':
+      return dropAndStay(state, 'connection collision', [notification(ErrorCode.CEASE, CeaseSubcode.CONNECTION_COLLISION_RESOLUTION, 'connection collision resolution')], true, false);
+    case 'NotifMsg':
+      return dropAndRetry(state, config, event.reason ?? 'NOTIFICATION received');
+    default:
+      return fsmError(state, event, config);
+  }
+}
+
+function openConfirm(state: FsmState, event: FsmEvent, config: FsmConfig): Transition {
+  switch (event.type) {
+    case 'ManualStart':
+    case 'ManualStart_with_PassiveTcpEstablishment':
+    case 'AutomaticStart':
+    case 'TcpConnectionConfirmed':
+      return stay(state, `${event.type} ignored in OpenConfirm`);
+    case 'ManualStop':
+      return dropAndStay(state, event.reason ?? 'ManualStop', [notification(ErrorCode.CEASE, CeaseSubcode.ADMINISTRATIVE_SHUTDOWN, event.reason ?? 'administrative shutdown')], true, true);
+    case 'HoldTimer_Expires':
+      return dropAndRetry(state, config, 'hold timer expired in OpenConfirm', [notification(ErrorCode.HOLD_TIMER_EXPIRED, 0, 'no KEEPALIVE before the hold timer expired')]);
+    case 'KeepaliveTimer_Expires':
+      // §8.2.2 OpenConfirm, Event 11: send KEEPALIVE, restart the KeepaliveTimer.
+      return stay(state, 'keepalive timer', keepalive(state));
+    case 'TcpConnectionFails':
+      return dropAndRetry(state, config, event.reason ?? 'TCP connection closed in OpenConfirm');
+    case 'NotifMsg':
+      return dropAndRetry(state, config, event.reason ?? 'NOTIFICATION received');
+    case 'BGPHeaderErr':
+    case 'BGPOpenMsgErr':
+      return dropAndRetry(state, config, event.error.message, [fromError(event.error)]);
+    case 'OpenCollisionDump':
+      return dropAndStay(state, 'connection collision', [notification(ErrorCode.CEASE, CeaseSubcode.CONNECTION_COLLISION_RESOLUTION, 'connection collision resolution')], true, false);
+    case 'KeepAliveMsg':
+      // §8.2.2 OpenConfirm, Event 26: restart the HoldTimer, Established.
+      return {
+        next: { ...state, name: 'Established' },
+        actions: [...restartHold(state), { type: 'startTimer', name: 'Stable', ms: config.stableMs ?? DEFAULT_STABLE_MS }, { type: 'established' }],
+        reason: 'KEEPALIVE received: established',
+      };
+    default:
+      return fsmError(state, event, config);
+  }
+}
+
+function established(state: FsmState, event: FsmEvent, config: FsmConfig): Transition {
+  switch (event.type) {
+    case 'ManualStart':
+    case 'ManualStart_with_PassiveTcpEstablishment':
+    case 'AutomaticStart':
+    case 'TcpConnectionConfirmed':
+      return stay(state, `${event.type} ignored in Established`);
+    case 'ManualStop':
+      return dropAndStay(state, event.reason ?? 'ManualStop', [notification(ErrorCode.CEASE, CeaseSubcode.ADMINISTRATIVE_SHUTDOWN, event.reason ?? 'administrative shutdown')], true, true);
+    case 'HoldTimer_Expires':
+      return dropAndRetry(state, config, 'hold timer expired', [notification(ErrorCode.HOLD_TIMER_EXPIRED, 0, 'no KEEPALIVE or UPDATE within the hold time')]);
+    case 'KeepaliveTimer_Expires':
+      return stay(state, 'keepalive timer', keepalive(state)); // §8.2.2 Established, Event 11
+    case 'StableTimer_Expires':
+      return stay({ ...state, attempts: 0 }, 'session stable: backoff reset');
+    case 'TcpConnectionFails':
+      return dropAndRetry(state, config, event.reason ?? 'TCP connection closed');
+    case 'NotifMsg':
+      // §8.2.2 Established, Events 24/25: release resources, Idle.
+      return dropAndRetry(state, config, event.reason ?? 'NOTIFICATION received');
+    case 'KeepAliveMsg':
+      return stay(state, 'KEEPALIVE received', restartHold(state));
+    case 'UpdateMsg':
+      // §8.2.2 Established, Event 27: process the UPDATE, restart the HoldTimer.
+      return stay(state, 'UPDATE received', [...restartHold(state), { type: 'processUpdate' }]);
+    case 'RouteRefreshMsg':
+      return stay(state, 'ROUTE-REFRESH received', [{ type: 'processRouteRefresh' }]);
+    case 'UpdateMsgErr':
+    case 'RouteRefreshMsgErr':
+    case 'BGPHeaderErr':
+    case 'BGPOpenMsgErr':
+      // §8.2.2 Established, Events 21/22/28: NOTIFICATION with the error, release, Idle.
+      return dropAndRetry(state, config, event.error.message, [fromError(event.error)]);
+    case 'OpenCollisionDump':
+      return dropAndStay(state, 'connection collision', [notification(ErrorCode.CEASE, CeaseSubcode.CONNECTION_COLLISION_RESOLUTION, 'connection collision resolution')], true, false);
+    default:
+      return fsmError(state, event, config);
+  }
+}
+
+const STATE_HANDLERS: Readonly<Record<BgpState, (s: FsmState, e: FsmEvent, c: FsmConfig) => Transition>> = {
+  Idle: idle,
+  Connect: connecting,
+  Active: connecting,
+  OpenSent: openSent,
+  OpenConfirm: openConfirm,
+  Established: established,
+};
+
+/** RFC 4271 §8: the one place that decides what an event means in a state. Pure. */
+export function transition(state: FsmState, event: FsmEvent, config: FsmConfig): Transition {
+  if (event.type === 'StableTimer_Expires' && state.name !== 'Established') return stay(state, 'stale Stable timer ignored');
+  return STATE_HANDLERS[state.name](state, event, config);
+}
