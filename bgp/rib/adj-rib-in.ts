@@ -1,0 +1,155 @@
+// Adj-RIB-In: the routes one peer has announced to us, as received (RFC 4271 §3.2), keyed by prefixKey.
+//
+// Owns: applying an UPDATE (withdrawals, then announcements, IPv4 unicast in the classic fields or in
+// MP_REACH/MP_UNREACH), the stale marks of graceful restart (RFC 4724 §4.2), and one attribute-set
+// reference per route. It reports which prefixes changed; the speaker runs import policy on those and
+// feeds the Loc-RIB.
+//
+// Why this is hard: memory. There is one entry per prefix per peer, so an entry is a Route with an interned
+// attribute set (shared with every other prefix of the same UPDATE), and re-announcing an unchanged route
+// (a graceful-restart refresh, a ROUTE-REFRESH answer) only clears its stale mark: no new object, no change
+// reported.
+
+import { prefixKey } from '../ip.js';
+import { Afi, Safi } from '../types.js';
+import type { PathAttributes, Prefix } from '../types.js';
+import type { Attrs, AttrTable } from './attrs.js';
+import { Route } from './route.js';
+import type { RouteSource } from './route.js';
+
+/** The parts of an UPDATE the Adj-RIB-In needs (an `UpdateMessage` fits). */
+export interface RibInUpdate {
+  readonly withdrawn: readonly Prefix[];
+  readonly attributes: PathAttributes;
+  readonly nlri: readonly Prefix[];
+}
+
+function isIpv4Unicast(family: { afi: number; safi: number } | undefined): boolean {
+  return family !== undefined && family.afi === Afi.IPV4 && family.safi === Safi.UNICAST;
+}
+
+/** The 4-byte IPv4 next hop of an MP_REACH_NLRI as uint32 (RFC 4760 §3), or undefined when it is not 4 bytes. */
+function mpNextHop(bytes: Uint8Array): number | undefined {
+  if (bytes.length !== 4) return undefined;
+  return (((bytes[0] as number) << 24) | ((bytes[1] as number) << 16) | ((bytes[2] as number) << 8) | (bytes[3] as number)) >>> 0;
+}
+
+export class AdjRibIn {
+  private readonly byKey = new Map<number, Route>();
+  private currentSource: RouteSource;
+
+  constructor(
+    source: RouteSource,
+    private readonly table: AttrTable,
+  ) {
+    this.currentSource = source;
+  }
+
+  /** The source new routes are stamped with. */
+  get source(): RouteSource {
+    return this.currentSource;
+  }
+
+  /**
+   * A new session with the same peer (its router id may differ after a restart). Routes already held keep
+   * the old source until they are re-announced.
+   */
+  setSource(source: RouteSource): void {
+    this.currentSource = source;
+  }
+
+  /**
+   * Applies one UPDATE: withdrawals first, then announcements (a prefix in both ends up announced, RFC 7606
+   * §5.3). Returns the keys of prefixes whose route was added, replaced or removed, each once.
+   */
+  apply(update: RibInUpdate): number[] {
+    const changed = new Set<number>();
+    const { mpReach, mpUnreach, ...rest } = update.attributes;
+    for (const prefix of update.withdrawn) if (this.remove(prefixKey(prefix))) changed.add(prefixKey(prefix));
+    // RFC 4760 §4: MP_UNREACH_NLRI withdraws like the Withdrawn Routes field.
+    if (mpUnreach !== undefined && isIpv4Unicast(mpUnreach)) {
+      for (const prefix of mpUnreach.withdrawn) if (this.remove(prefixKey(prefix))) changed.add(prefixKey(prefix));
+    }
+    if (update.nlri.length > 0) this.announceAll(update.nlri, rest, changed);
+    // RFC 4760 §3: IPv4 unicast NLRI in MP_REACH_NLRI take their next hop from it.
+    if (mpReach !== undefined && isIpv4Unicast(mpReach) && mpReach.nlri.length > 0) {
+      const nextHop = mpNextHop(mpReach.nextHop);
+      this.announceAll(mpReach.nlri, nextHop === undefined ? rest : { ...rest, nextHop }, changed);
+    }
+    return [...changed];
+  }
+
+  /** Withdraws prefixes by key (also for RFC 7606 treat-as-withdraw). Returns the keys that were present. */
+  withdraw(keys: Iterable<number>): number[] {
+    const changed: number[] = [];
+    for (const key of keys) if (this.remove(key)) changed.push(key);
+    return changed;
+  }
+
+  get(key: number): Route | undefined {
+    return this.byKey.get(key);
+  }
+
+  routes(): IterableIterator<Route> {
+    return this.byKey.values();
+  }
+
+  get size(): number {
+    return this.byKey.size;
+  }
+
+  /** Graceful restart began (RFC 4724 §4.2): every route is kept but marked stale. Returns how many. */
+  markStale(): number {
+    for (const route of this.byKey.values()) route.stale = true;
+    return this.byKey.size;
+  }
+
+  /** End-of-RIB or the stale timer (RFC 4724 §4.2): removes routes still stale. Returns their keys. */
+  sweepStale(): number[] {
+    const removed: number[] = [];
+    for (const [key, route] of this.byKey) {
+      if (!route.stale) continue;
+      this.byKey.delete(key);
+      this.table.release(route.attrs);
+      removed.push(key);
+    }
+    return removed;
+  }
+
+  /** The session ended without graceful restart: removes everything. Returns the keys removed. */
+  clear(): number[] {
+    const removed = [...this.byKey.keys()];
+    for (const route of this.byKey.values()) this.table.release(route.attrs);
+    this.byKey.clear();
+    return removed;
+  }
+
+  private announceAll(prefixes: readonly Prefix[], received: PathAttributes, changed: Set<number>): void {
+    const attrs = this.table.intern(received);
+    for (const prefix of prefixes) {
+      const key = prefixKey(prefix);
+      if (this.announce(key, attrs)) changed.add(key);
+    }
+    this.table.release(attrs); // the reference `intern` took; each stored route holds its own
+  }
+
+  private announce(key: number, attrs: Attrs): boolean {
+    const old = this.byKey.get(key);
+    if (old !== undefined && old.attrs === attrs && old.source === this.currentSource) {
+      old.stale = false; // refreshed (RFC 4724 §4.2): same route, no change
+      return false;
+    }
+    this.table.retain(attrs);
+    this.byKey.set(key, new Route(key, attrs, this.currentSource));
+    if (old !== undefined) this.table.release(old.attrs);
+    return true;
+  }
+
+  private remove(key: number): boolean {
+    const old = this.byKey.get(key);
+    if (old === undefined) return false;
+    this.byKey.delete(key);
+    this.table.release(old.attrs);
+    return true;
+  }
+}

@@ -1,0 +1,266 @@
+// Import and export policy, per peer: the RFC rules every BGP speaker applies between the RIBs, plus the
+// per-peer hooks the node agent uses for Calico's own rules (which blocks to export, …) without touching bgp/.
+//
+// Owns:
+// - import: loop detection (our AS in the AS_PATH, RFC 4271 §9.1.2; ORIGINATOR_ID / CLUSTER_LIST, RFC 4456
+//   §8), a next hop that is our own address, attributes an eBGP peer must not set (RFC 7606 §7.5, §7.9,
+//   §7.10), then `importFilter`;
+// - export: `exportFilter`, then who may receive a route (iBGP split horizon and route reflection, RFC 4271
+//   §9.2 and RFC 4456 §6; well-known communities, RFC 1997), then the attribute rewriting for the receiving
+//   peer (eBGP: our AS prepended, next hop, attributes that must not leave the AS; iBGP: LOCAL_PREF; on
+//   reflection ORIGINATOR_ID and CLUSTER_LIST, RFC 4456 §8).
+//
+// Why this is hard: the rules depend on three things at once (where the route came from, who receives it,
+// and whether we reflect), and several are easy to get subtly wrong: a reflected route keeps its next hop
+// under 'auto'; MED from a neighbouring AS must not go to another AS but a MED we set ourselves may;
+// unknown transitive attributes go on with the Partial bit, unknown non-transitive ones stop here.
+//
+// Decisions recorded here:
+// - nextHop 'self' applies to reflected routes too, as BIRD's `next hop self` (what Calico's nextHopMode:
+//   Self configures) does.
+// - MED is sent to eBGP peers only for routes we originate (RFC 4271 §5.1.4 forbids passing on a MED
+//   received from a neighbouring AS; an iBGP-learned MED may have come from one, so it is dropped too).
+// - RFC 8212 (no eBGP exchange without explicit policy) is left to the node agent's filters: Calico
+//   exports its blocks to eBGP peers by default.
+
+import { AsPathSegmentType, AttrFlag, Origin } from '../types.js';
+import type { AsPathSegment, PathAttributes, UnknownAttribute } from '../types.js';
+import type { AttrTable } from './attrs.js';
+import { DEFAULT_LOCAL_PREF } from './best-path.js';
+import { Route } from './route.js';
+import type { RouteSource } from './route.js';
+
+export type NextHopMode = 'auto' | 'self' | 'keep';
+
+/** This speaker, as policy sees it. */
+export interface LocalSpeaker {
+  readonly asn: number;
+  readonly routerId: number;
+  /** Route-reflector cluster id (RFC 4456 §7); defaults to the router id. */
+  readonly clusterId?: number;
+  /** Our address towards peers: the next hop we announce for ourselves. */
+  readonly address: number;
+}
+
+/** A peer, as policy sees it. */
+export interface PeerPolicy {
+  readonly address: number;
+  readonly asn: number;
+  readonly ebgp: boolean;
+  /** A route-reflector client of ours (RFC 4456 §6). Ignored for eBGP peers. */
+  readonly rrClient: boolean;
+  /** 'auto' (default): our address to eBGP peers, unchanged to iBGP peers; 'self': always ours; 'keep': never changed. */
+  readonly nextHop?: NextHopMode;
+  /** How many times our AS may appear in a received AS_PATH (Calico's numAllowedLocalASNumbers). Default 0. */
+  readonly allowOwnAs?: number;
+  /** Runs after the RFC import checks; returns the route to keep (possibly with other attributes) or null. */
+  readonly importFilter?: (route: Route) => Route | null;
+  /** Runs before the RFC export rules on the Loc-RIB route; returns the route to export or null. */
+  readonly exportFilter?: (route: Route) => Route | null;
+}
+
+/** RFC 1997 well-known communities. */
+export const WellKnownCommunity = {
+  NO_EXPORT: 0xffffff01,
+  NO_ADVERTISE: 0xffffff02,
+  NO_EXPORT_SUBCONFED: 0xffffff03,
+} as const;
+
+function clusterIdOf(local: LocalSpeaker): number {
+  return local.clusterId ?? local.routerId;
+}
+
+function countAs(segments: readonly AsPathSegment[] | undefined, asn: number): number {
+  let count = 0;
+  for (const segment of segments ?? []) for (const value of segment.asns) if (value === asn) count += 1;
+  return count;
+}
+
+// ---------------------------------------------------------------------------------------------- import
+
+/**
+ * Why a received route must not be used, or null when it may. The reason names the field and the value,
+ * for logs and `tortie node routes`.
+ */
+export function importRejection(attrs: PathAttributes, local: LocalSpeaker, allowOwnAs = 0): string | null {
+  // RFC 4271 §9.1.2: a route whose AS_PATH contains our AS is a loop (allowOwnAs relaxes it, as Calico's
+  // numAllowedLocalASNumbers / BIRD's `allow local as` do).
+  const own = countAs(attrs.asPath, local.asn);
+  if (own > allowOwnAs) {
+    return `AS_PATH contains our AS ${local.asn} ${own} time(s), more than the ${allowOwnAs} allowed (allowOwnAs)`;
+  }
+  // RFC 4456 §8: a route carrying our router id as ORIGINATOR_ID came back to its originator.
+  if (attrs.originatorId !== undefined && attrs.originatorId === local.routerId) {
+    return `ORIGINATOR_ID ${attrs.originatorId} is our own router id`;
+  }
+  // RFC 4456 §8: a CLUSTER_LIST containing our cluster id is a reflection loop.
+  const clusterId = clusterIdOf(local);
+  if (attrs.clusterList !== undefined && attrs.clusterList.includes(clusterId)) {
+    return `CLUSTER_LIST contains our cluster id ${clusterId}`;
+  }
+  // RFC 4271 §9.1.2 (resolvable next hop; no IGP here, so only this check): our own address as the next
+  // hop would route the traffic to ourselves.
+  if (attrs.nextHop !== undefined && attrs.nextHop === local.address) {
+    return `NEXT_HOP ${attrs.nextHop} is our own address`;
+  }
+  return null;
+}
+
+/**
+ * Removes what an eBGP peer may not set: LOCAL_PREF (RFC 7606 §7.5, RFC 4271 §5.1.5), ORIGINATOR_ID and
+ * CLUSTER_LIST (RFC 7606 §7.9, §7.10). Returns `attrs` itself when nothing is removed.
+ */
+export function importAttributes(attrs: PathAttributes, from: RouteSource): PathAttributes {
+  if (!from.ebgp) return attrs;
+  if (attrs.localPref === undefined && attrs.originatorId === undefined && attrs.clusterList === undefined) return attrs;
+  const { localPref: _lp, originatorId: _oid, clusterList: _cl, ...kept } = attrs;
+  return kept;
+}
+
+/**
+ * A received route after the RFC import rules and the peer's `importFilter`, or null when it must not be
+ * used. The result is the same Route object when nothing changed (so the Loc-RIB shares the Adj-RIB-In's).
+ */
+export function importRoute(route: Route, peer: PeerPolicy, local: LocalSpeaker, table: AttrTable): Route | null {
+  if (importRejection(route.attrs, local, peer.allowOwnAs ?? 0) !== null) return null;
+  const attrs = importAttributes(route.attrs, route.source);
+  const imported = attrs === route.attrs ? route : new Route(route.key, table.canonical(attrs), route.source, route.stale);
+  return peer.importFilter === undefined ? imported : peer.importFilter(imported);
+}
+
+// ---------------------------------------------------------------------------------------------- export
+
+/**
+ * Whether a route may go to `to` at all, and whether it would be reflected. RFC 4271 §9.2 (iBGP-learned
+ * routes are not sent to iBGP peers) and RFC 4456 §6 (a reflector sends routes from clients to clients and
+ * non-clients, from non-clients to clients; eBGP-learned and local routes to everyone).
+ */
+export function exportScope(from: RouteSource, to: PeerPolicy): 'none' | 'plain' | 'reflected' {
+  if (!from.local && from.address === to.address) return 'none'; // never back to the peer it came from
+  if (to.ebgp || from.local || from.ebgp) return 'plain';
+  if (from.rrClient) return 'reflected'; // RFC 4456 §6 (a): client → clients and non-clients
+  if (to.rrClient && !to.ebgp) return 'reflected'; // RFC 4456 §6 (b): non-client → clients only
+  return 'none'; // RFC 4271 §9.2: iBGP split horizon
+}
+
+/** An AS_PATH with `asn` prepended (RFC 4271 §5.1.2 (b)); confederation segments removed (RFC 5065 §5.3). */
+export function prependAs(segments: readonly AsPathSegment[] | undefined, asn: number): AsPathSegment[] {
+  const rest = (segments ?? []).filter(
+    (s) => s.type !== AsPathSegmentType.AS_CONFED_SEQUENCE && s.type !== AsPathSegmentType.AS_CONFED_SET,
+  );
+  const first = rest[0];
+  // A segment holds at most 255 ASes (RFC 4271 §4.3): start a new one when the first is full.
+  if (first !== undefined && first.type === AsPathSegmentType.AS_SEQUENCE && first.asns.length < 255) {
+    return [{ type: AsPathSegmentType.AS_SEQUENCE, asns: [asn, ...first.asns] }, ...rest.slice(1)];
+  }
+  return [{ type: AsPathSegmentType.AS_SEQUENCE, asns: [asn] }, ...rest];
+}
+
+/**
+ * RFC 4271 §5: unknown optional non-transitive attributes are not passed on; unknown optional transitive
+ * ones are, with the Partial bit set.
+ */
+function passOnUnknown(unknown: readonly UnknownAttribute[] | undefined): UnknownAttribute[] | undefined {
+  if (unknown === undefined) return undefined;
+  const out: UnknownAttribute[] = [];
+  for (const attribute of unknown) {
+    const transitive = (attribute.flags & AttrFlag.TRANSITIVE) !== 0;
+    if ((attribute.flags & AttrFlag.OPTIONAL) !== 0 && !transitive) continue;
+    out.push(transitive ? { ...attribute, flags: attribute.flags | AttrFlag.PARTIAL } : attribute);
+  }
+  return out.length > 0 ? out : undefined;
+}
+
+/**
+ * The attributes to announce `route` with to `to`, or null when it must not be sent. Applies the peer's
+ * `exportFilter` first, then the RFC rules (see the header).
+ */
+export function exportAttributes(route: Route, to: PeerPolicy, local: LocalSpeaker): PathAttributes | null {
+  const filtered = to.exportFilter === undefined ? route : to.exportFilter(route);
+  if (filtered === null) return null;
+  return rewriteForPeer(filtered.attrs, filtered.source, to, local);
+}
+
+/** The RFC part of `exportAttributes`, without the filter: a function of (attributes, source, peer). */
+export function rewriteForPeer(attrs: PathAttributes, from: RouteSource, to: PeerPolicy, local: LocalSpeaker): PathAttributes | null {
+  const scope = exportScope(from, to);
+  if (scope === 'none') return null;
+  // RFC 1997: NO_ADVERTISE goes to no peer; NO_EXPORT and NO_EXPORT_SUBCONFED stay inside the AS.
+  const communities = attrs.communities;
+  if (communities !== undefined) {
+    if (communities.includes(WellKnownCommunity.NO_ADVERTISE)) return null;
+    if (to.ebgp && (communities.includes(WellKnownCommunity.NO_EXPORT) || communities.includes(WellKnownCommunity.NO_EXPORT_SUBCONFED))) {
+      return null;
+    }
+  }
+  const mode = to.nextHop ?? 'auto';
+  const out: { -readonly [K in keyof PathAttributes]: PathAttributes[K] } = {};
+  out.origin = attrs.origin ?? Origin.INCOMPLETE;
+  if (to.ebgp) {
+    // RFC 4271 §5.1.2 (b): prepend our AS when sending to an external peer.
+    out.asPath = prependAs(attrs.asPath, local.asn);
+    // RFC 4271 §5.1.3: our address to an external peer, unless configured to keep it ('keep').
+    out.nextHop = mode === 'keep' ? (attrs.nextHop ?? local.address) : local.address;
+    // RFC 4271 §5.1.4: a MED received from a neighbouring AS is not passed to other ASes; ours may be.
+    if (from.local && attrs.med !== undefined) out.med = attrs.med;
+    // RFC 4271 §5.1.5: LOCAL_PREF is never sent to external peers. ORIGINATOR_ID and CLUSTER_LIST are
+    // optional non-transitive (RFC 4456 §8) and stay inside the AS too.
+  } else {
+    // RFC 4271 §5.1.2 (a): the AS_PATH is not modified towards internal peers.
+    out.asPath = attrs.asPath ?? [];
+    // RFC 4271 §5.1.3: unchanged towards internal peers ('auto', 'keep'); a reflected route keeps its next
+    // hop (RFC 4456 §10) unless 'self'. A local route without one gets ours.
+    out.nextHop = mode === 'self' ? local.address : (attrs.nextHop ?? local.address);
+    if (attrs.med !== undefined) out.med = attrs.med;
+    // RFC 4271 §5.1.5: LOCAL_PREF is included in every UPDATE to an internal peer.
+    out.localPref = attrs.localPref ?? DEFAULT_LOCAL_PREF;
+  }
+  if (attrs.atomicAggregate) out.atomicAggregate = true;
+  if (attrs.aggregator !== undefined) out.aggregator = attrs.aggregator;
+  if (attrs.communities !== undefined) out.communities = attrs.communities;
+  if (!to.ebgp) {
+    if (scope === 'reflected') {
+      // RFC 4456 §8: ORIGINATOR_ID set to the originator's router id if absent; our cluster id prepended.
+      out.originatorId = attrs.originatorId ?? from.routerId;
+      out.clusterList = [clusterIdOf(local), ...(attrs.clusterList ?? [])];
+    } else {
+      if (attrs.originatorId !== undefined) out.originatorId = attrs.originatorId;
+      if (attrs.clusterList !== undefined) out.clusterList = attrs.clusterList;
+    }
+  }
+  const unknown = from.local ? attrs.unknown : passOnUnknown(attrs.unknown);
+  if (unknown !== undefined && unknown.length > 0) out.unknown = unknown;
+  return out;
+}
+
+/**
+ * Export for one peer with a cache: routes that share an attribute set and a source (100k blocks from one
+ * node) are rewritten once. Results are canonical sets of `table`, so an Adj-RIB-Out interning them is an
+ * identity lookup. Build a new one when the peer's policy or the local identity changes.
+ */
+export class PeerExport {
+  private readonly cache = new WeakMap<object, Map<RouteSource, PathAttributes | null>>();
+
+  constructor(
+    readonly peer: PeerPolicy,
+    readonly local: LocalSpeaker,
+    private readonly table: AttrTable,
+  ) {}
+
+  /** Same answer as `exportAttributes(route, peer, local)`, as a canonical set of the table. */
+  attributes(route: Route): PathAttributes | null {
+    const filtered = this.peer.exportFilter === undefined ? route : this.peer.exportFilter(route);
+    if (filtered === null) return null;
+    let bySource = this.cache.get(filtered.attrs);
+    if (bySource === undefined) {
+      bySource = new Map();
+      this.cache.set(filtered.attrs, bySource);
+    }
+    const cached = bySource.get(filtered.source);
+    if (cached !== undefined) return cached;
+    const rewritten = rewriteForPeer(filtered.attrs, filtered.source, this.peer, this.local);
+    const result = rewritten === null ? null : this.table.canonical(rewritten);
+    bySource.set(filtered.source, result);
+    return result;
+  }
+}

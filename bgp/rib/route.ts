@@ -1,0 +1,47 @@
+// A route: a prefix (as its prefixKey number), an interned attribute set, and the source it came from.
+//
+// Owns: the `Route` shape and `RouteSource`, the description of where a route was learned. Routes are kept
+// small (four fields, no strings) because there is one per prefix per peer: the Adj-RIB-In and the Loc-RIB
+// share the same Route object whenever import policy leaves the attributes unchanged.
+
+import { prefixFromKey } from '../ip.js';
+import type { Prefix } from '../types.js';
+import type { Attrs } from './attrs.js';
+
+/** Where a route came from. One object per peer session (or one for locally originated routes). */
+export interface RouteSource {
+  /** The peer's IPv4 address as uint32 (for local routes: our own address). Candidates are keyed on it. */
+  readonly address: number;
+  /** The peer's BGP identifier from its OPEN (for local routes: our router id). */
+  readonly routerId: number;
+  /** The peer's AS (for local routes: our AS). */
+  readonly asn: number;
+  /** The session is eBGP (the peer is in another AS). */
+  readonly ebgp: boolean;
+  /** The peer is a route-reflector client of ours (RFC 4456 §6). Never true for eBGP peers. */
+  readonly rrClient: boolean;
+  /** Originated by this speaker (an IPAM block), not learned. */
+  readonly local?: boolean;
+}
+
+export class Route {
+  /**
+   * @param key `prefixKey(prefix)`; `prefix` rebuilds the `{addr, len}`.
+   * @param stale marked by graceful restart (RFC 4724 §4.2) until the peer re-announces or the timer sweeps.
+   */
+  constructor(
+    readonly key: number,
+    readonly attrs: Attrs,
+    readonly source: RouteSource,
+    public stale = false,
+  ) {}
+
+  get prefix(): Prefix {
+    return prefixFromKey(this.key);
+  }
+}
+
+/** The source of locally originated routes. */
+export function localSource(local: { address: number; routerId: number; asn: number }): RouteSource {
+  return Object.freeze({ address: local.address, routerId: local.routerId, asn: local.asn, ebgp: false, rrClient: false, local: true });
+}
