@@ -1,0 +1,585 @@
+// Path attributes — ONE table (code, name, expected flags, RFC 7606 action when malformed, decode,
+// encode, format), in the spirit of a protocol attribute table: adding an attribute is one entry.
+//
+// Decoding here is syntax only. A decoder that finds the value malformed throws `AttributeMalformed`;
+// the UPDATE decoder turns that into a `Problem` carrying the entry's RFC 7606 action, and rfc7606.ts
+// decides what the UPDATE becomes (session reset > treat-as-withdraw > attribute-discard, RFC 7606 §3).
+//
+// Why this is hard:
+// - AS numbers: on a session without the 4-octet AS capability, AS_PATH and AGGREGATOR carry 2-octet ASNs
+//   and the real ones travel in AS4_PATH / AS4_AGGREGATOR (RFC 6793 §4.2). Decoding merges them
+//   (`mergeAs4`) so PathAttributes always holds real 4-octet ASNs and never shows AS4_*; encoding splits
+//   them again, adding AS4_* only when some ASN is > 65535.
+// - Unknown attributes (decision): every unknown *optional* attribute is kept in `attributes.unknown`
+//   in arrival order, transitive or not, with its flags minus the Extended Length bit (that bit is framing,
+//   recomputed on encode). Re-encoding an optional transitive one sets the Partial bit (RFC 4271 §5).
+//   Optional non-transitive ones are kept so they can be shown; the speaker must drop them on export
+//   (RFC 4271 §5: "quietly ignored ... not passed along"). An unknown well-known attribute is a session
+//   reset with Unrecognized Well-known Attribute (RFC 4271 §6.3).
+// - Encode order: MP_REACH_NLRI / MP_UNREACH_NLRI first (RFC 7606 §5.1), then by type code, then the
+//   unknown ones in arrival order.
+
+import { UpdateSubcode } from '../errors.js';
+import { formatIpv4 } from '../ip.js';
+import {
+  AS_TRANS,
+  Afi,
+  AttrFlag,
+  AttrType,
+  Safi,
+  type Aggregator,
+  type AsPathSegment,
+  type AsPathSegmentType,
+  type CodecContext,
+  type MpReach,
+  type MpUnreach,
+  type Origin,
+  type PathAttributes,
+  type Prefix,
+} from '../types.js';
+import { decodePrefixesInto, encodePrefixes } from './nlri.js';
+import { Reader } from './reader.js';
+import { Writer } from './writer.js';
+
+/** What RFC 7606 says to do with an UPDATE carrying a malformed attribute (RFC 7606 §2). */
+export type Rfc7606Action = 'reset' | 'withdraw' | 'discard';
+
+/** Thrown by attribute decoders; never escapes the codec. */
+export class AttributeMalformed extends Error {
+  constructor(
+    readonly reason: string,
+    /** UPDATE Message Error subcode to use if this ends in a session reset. */
+    readonly subcode: number = UpdateSubcode.OPTIONAL_ATTRIBUTE_ERROR,
+  ) {
+    super(reason);
+  }
+}
+
+/** The scratch state of one UPDATE's attribute decode. */
+export interface AttrDecodeState {
+  readonly ctx: CodecContext;
+  attrs: MutableAttributes;
+  as4Path?: AsPathSegment[];
+  as4Aggregator?: Aggregator;
+  /** Notes for the `discarded` list (AS4_* ignored, merges skipped). */
+  notes: string[];
+}
+
+export type MutableAttributes = { -readonly [K in keyof PathAttributes]: PathAttributes[K] };
+
+export interface AttributeSpec {
+  readonly code: number;
+  readonly name: string;
+  readonly optional: boolean;
+  readonly transitive: boolean;
+  /** RFC 7606 handling when this attribute is malformed (including a flags conflict, RFC 7606 §3 (c)). */
+  readonly onMalformed: Rfc7606Action;
+  /** The rule applied, for logs: "RFC 7606 §7.1". */
+  readonly rule: string;
+  decode(r: Reader, st: AttrDecodeState): void;
+  /** Writes the value and returns true, or returns false when the attribute is absent for this ctx. */
+  encode(attrs: PathAttributes, ctx: CodecContext, w: Writer): boolean;
+  format(attrs: PathAttributes): string | null;
+}
+
+function exactLength(name: string, r: Reader, lengths: readonly number[]): void {
+  if (!lengths.includes(r.remaining)) {
+    throw new AttributeMalformed(`${name} length is ${r.remaining}, expected ${lengths.join(' or ')}`, UpdateSubcode.ATTRIBUTE_LENGTH_ERROR);
+  }
+}
+
+function multipleOf4(name: string, r: Reader): void {
+  if (r.remaining === 0 || r.remaining % 4 !== 0) {
+    throw new AttributeMalformed(`${name} length is ${r.remaining}, expected a non-zero multiple of 4`, UpdateSubcode.ATTRIBUTE_LENGTH_ERROR);
+  }
+}
+
+function u32List(r: Reader): number[] {
+  const out: number[] = [];
+  while (r.remaining > 0) out.push(r.u32());
+  return out;
+}
+
+// --- AS paths (RFC 4271 §4.3 b, RFC 6793) ---
+
+/** Decodes AS path segments with `asSize`-octet ASNs; malformed per RFC 7606 §7.2. */
+export function decodeAsPath(r: Reader, asSize: 2 | 4, name: string): AsPathSegment[] {
+  const segments: AsPathSegment[] = [];
+  while (r.remaining > 0) {
+    if (r.remaining < 2) throw new AttributeMalformed(`${name}: 1 byte left after the last segment, a segment header needs 2`, UpdateSubcode.MALFORMED_AS_PATH);
+    const type = r.u8();
+    const count = r.u8();
+    if (type < 1 || type > 4) throw new AttributeMalformed(`${name}: segment type ${type}, expected 1..4 (AS_SET, AS_SEQUENCE, confed)`, UpdateSubcode.MALFORMED_AS_PATH);
+    if (count === 0) throw new AttributeMalformed(`${name}: segment of type ${type} with length 0`, UpdateSubcode.MALFORMED_AS_PATH);
+    if (r.remaining < count * asSize) {
+      throw new AttributeMalformed(`${name}: segment of ${count} ASNs needs ${count * asSize} bytes, ${r.remaining} left`, UpdateSubcode.MALFORMED_AS_PATH);
+    }
+    const asns: number[] = new Array<number>(count);
+    for (let i = 0; i < count; i++) {
+      const asn = asSize === 4 ? r.u32() : r.u16();
+      // RFC 7607 §2: AS 0 in AS_PATH / AS4_PATH makes the attribute malformed.
+      if (asn === 0) throw new AttributeMalformed(`${name}: contains AS 0 (RFC 7607)`, UpdateSubcode.MALFORMED_AS_PATH);
+      asns[i] = asn;
+    }
+    segments.push({ type: type as AsPathSegmentType, asns });
+  }
+  return segments;
+}
+
+/** Encodes segments; ASNs > 65535 become AS_TRANS when `asSize` is 2; segments over 255 ASNs are split. */
+export function encodeAsPath(segments: readonly AsPathSegment[], asSize: 2 | 4, w: Writer): void {
+  for (const seg of segments) {
+    for (let i = 0; i < seg.asns.length; i += 255) {
+      const chunk = seg.asns.slice(i, i + 255);
+      w.u8(seg.type).u8(chunk.length);
+      for (const asn of chunk) {
+        if (asSize === 4) w.u32(asn);
+        else w.u16(asn > 0xffff ? AS_TRANS : asn);
+      }
+    }
+  }
+}
+
+function hasBigAsn(segments: readonly AsPathSegment[] | undefined): boolean {
+  return segments !== undefined && segments.some((s) => s.asns.some((a) => a > 0xffff));
+}
+
+const isConfed = (s: AsPathSegment): boolean => s.type === 3 || s.type === 4;
+
+/** RFC 6793 §4.2.3 path length: an AS_SET counts 1, confederation segments count 0. */
+function countAsns(segments: readonly AsPathSegment[]): number {
+  let n = 0;
+  for (const s of segments) n += s.type === 2 ? s.asns.length : s.type === 1 ? 1 : 0;
+  return n;
+}
+
+/**
+ * RFC 6793 §4.2.3: rebuilds the real path on a 2-octet session. Takes the leading (count(AS_PATH) −
+ * count(AS4_PATH)) ASNs of AS_PATH (with any confederation segments met on the way) and appends AS4_PATH.
+ * If AS4_PATH is longer than AS_PATH, AS4_PATH is ignored.
+ */
+export function reconstructAsPath(asPath: readonly AsPathSegment[], as4Path: readonly AsPathSegment[]): AsPathSegment[] | null {
+  const n2 = countAsns(asPath);
+  const n4 = countAsns(as4Path);
+  if (n4 > n2) return null;
+  let need = n2 - n4;
+  const head: AsPathSegment[] = [];
+  for (const seg of asPath) {
+    if (isConfed(seg)) {
+      head.push(seg);
+      continue;
+    }
+    if (need === 0) break;
+    if (seg.type === 1) {
+      head.push(seg);
+      need -= 1;
+    } else {
+      const take = Math.min(need, seg.asns.length);
+      head.push(take === seg.asns.length ? seg : { type: seg.type, asns: seg.asns.slice(0, take) });
+      need -= take;
+    }
+  }
+  // Merge a split AS_SEQUENCE back with a leading AS_SEQUENCE of AS4_PATH so the path reads as sent.
+  const tail = [...as4Path];
+  const last = head[head.length - 1];
+  const first = tail[0];
+  if (last && first && last.type === 2 && first.type === 2 && last.asns.length + first.asns.length <= 255) {
+    head[head.length - 1] = { type: 2, asns: [...last.asns, ...first.asns] };
+    tail.shift();
+  }
+  return [...head, ...tail];
+}
+
+/** After all attributes are decoded: fold AS4_PATH / AS4_AGGREGATOR into AS_PATH / AGGREGATOR (RFC 6793). */
+export function mergeAs4(st: AttrDecodeState): void {
+  const { attrs, as4Path, as4Aggregator } = st;
+  if (st.ctx.fourOctetAs) return;
+  // RFC 6793 §4.2.3: if AGGREGATOR's AS is not AS_TRANS, AS4_AGGREGATOR and AS4_PATH are ignored.
+  if (attrs.aggregator && attrs.aggregator.asn !== AS_TRANS) {
+    if (as4Aggregator || as4Path) st.notes.push('AS4_PATH/AS4_AGGREGATOR: ignored, AGGREGATOR AS is not AS_TRANS (RFC 6793 §4.2.3)');
+    return;
+  }
+  if (attrs.aggregator && as4Aggregator) attrs.aggregator = as4Aggregator;
+  if (as4Path && attrs.asPath) {
+    const merged = reconstructAsPath(attrs.asPath, as4Path);
+    if (merged) attrs.asPath = merged;
+    else st.notes.push('AS4_PATH: ignored, it is longer than AS_PATH (RFC 6793 §4.2.3)');
+  }
+}
+
+function decodeAggregator(r: Reader, asSize: 2 | 4, name: string): Aggregator {
+  exactLength(name, r, [asSize + 4]);
+  const asn = asSize === 4 ? r.u32() : r.u16();
+  const address = r.u32();
+  // RFC 7607 §2: AS 0 in AGGREGATOR / AS4_AGGREGATOR → attribute-discard.
+  if (asn === 0) throw new AttributeMalformed(`${name}: AS 0 (RFC 7607)`);
+  return { asn, address };
+}
+
+// --- MP_REACH_NLRI / MP_UNREACH_NLRI (RFC 4760 §3, §4) ---
+
+const isIpv4Unicast = (afi: number, safi: number): boolean => afi === Afi.IPV4 && safi === Safi.UNICAST;
+
+function decodeMpReach(r: Reader): MpReach {
+  if (r.remaining < 5) throw new AttributeMalformed(`MP_REACH_NLRI length is ${r.remaining}, at least 5 expected`, UpdateSubcode.ATTRIBUTE_LENGTH_ERROR);
+  const afi = r.u16();
+  const safi = r.u8();
+  const nhLen = r.u8();
+  if (r.remaining < nhLen + 1) throw new AttributeMalformed(`MP_REACH_NLRI next hop length ${nhLen} overruns the attribute (${r.remaining} bytes left)`);
+  // RFC 7606 §7.11: a next hop length inconsistent with the AFI is malformed. tortie does not negotiate
+  // RFC 8950 extended next hop, so IPv4 unicast needs a 4-byte next hop.
+  if (isIpv4Unicast(afi, safi) && nhLen !== 4) throw new AttributeMalformed(`MP_REACH_NLRI next hop length ${nhLen} for IPv4 unicast, expected 4`);
+  const nextHop = r.bytes(nhLen);
+  r.u8(); // RFC 4760 §3: Reserved (formerly SNPA count), ignored.
+  if (!isIpv4Unicast(afi, safi)) return { afi, safi, nextHop, nlri: [], raw: r.bytes(r.remaining) };
+  const nlri: Prefix[] = [];
+  const err = decodePrefixesInto(r.buf, r.offset, r.limit, nlri);
+  if (err) throw new AttributeMalformed(`MP_REACH_NLRI: ${err.reason}`);
+  return { afi, safi, nextHop, nlri };
+}
+
+function decodeMpUnreach(r: Reader): MpUnreach {
+  if (r.remaining < 3) throw new AttributeMalformed(`MP_UNREACH_NLRI length is ${r.remaining}, at least 3 expected`, UpdateSubcode.ATTRIBUTE_LENGTH_ERROR);
+  const afi = r.u16();
+  const safi = r.u8();
+  if (!isIpv4Unicast(afi, safi)) return { afi, safi, withdrawn: [], raw: r.bytes(r.remaining) };
+  const withdrawn: Prefix[] = [];
+  const err = decodePrefixesInto(r.buf, r.offset, r.limit, withdrawn);
+  if (err) throw new AttributeMalformed(`MP_UNREACH_NLRI: ${err.reason}`);
+  return { afi, safi, withdrawn };
+}
+
+const ORIGIN_NAMES = ['IGP', 'EGP', 'INCOMPLETE'];
+const SEGMENT_FORMAT: Record<number, [string, string]> = { 1: ['{', '}'], 2: ['', ''], 3: ['(', ')'], 4: ['[', ']'] };
+
+export function formatAsPath(segments: readonly AsPathSegment[]): string {
+  return segments
+    .map((s) => {
+      const [open, close] = SEGMENT_FORMAT[s.type] ?? ['?', '?'];
+      return `${open}${s.asns.join(' ')}${close}`;
+    })
+    .join(' ');
+}
+
+const hex = (b: Uint8Array): string => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+
+/** The attribute table. Flags are RFC 4271 §5 / RFC 4760 / RFC 6793 categories. */
+export const ATTRIBUTE_TABLE: readonly AttributeSpec[] = [
+  {
+    code: AttrType.MP_REACH_NLRI,
+    name: 'MP_REACH_NLRI',
+    optional: true,
+    transitive: false,
+    onMalformed: 'reset',
+    rule: 'RFC 7606 §7.11',
+    decode(r, st) {
+      st.attrs.mpReach = decodeMpReach(r);
+    },
+    encode(a, _ctx, w) {
+      const m = a.mpReach;
+      if (!m) return false;
+      w.u16(m.afi).u8(m.safi).u8(m.nextHop.length).bytes(m.nextHop).u8(0);
+      if (m.raw) w.bytes(m.raw);
+      else encodePrefixes(w, m.nlri);
+      return true;
+    },
+    format: (a) => (a.mpReach ? `mp-reach ${a.mpReach.afi}/${a.mpReach.safi} nh=${hex(a.mpReach.nextHop)} (${a.mpReach.nlri.length} prefixes)` : null),
+  },
+  {
+    code: AttrType.MP_UNREACH_NLRI,
+    name: 'MP_UNREACH_NLRI',
+    optional: true,
+    transitive: false,
+    onMalformed: 'reset',
+    rule: 'RFC 7606 §7.11',
+    decode(r, st) {
+      st.attrs.mpUnreach = decodeMpUnreach(r);
+    },
+    encode(a, _ctx, w) {
+      const m = a.mpUnreach;
+      if (!m) return false;
+      w.u16(m.afi).u8(m.safi);
+      if (m.raw) w.bytes(m.raw);
+      else encodePrefixes(w, m.withdrawn);
+      return true;
+    },
+    format: (a) => (a.mpUnreach ? `mp-unreach ${a.mpUnreach.afi}/${a.mpUnreach.safi} (${a.mpUnreach.withdrawn.length} prefixes)` : null),
+  },
+  {
+    code: AttrType.ORIGIN,
+    name: 'ORIGIN',
+    optional: false,
+    transitive: true,
+    onMalformed: 'withdraw',
+    rule: 'RFC 7606 §7.1',
+    decode(r, st) {
+      exactLength('ORIGIN', r, [1]);
+      const v = r.u8();
+      if (v > 2) throw new AttributeMalformed(`ORIGIN value ${v}, expected 0 (IGP), 1 (EGP) or 2 (INCOMPLETE)`, UpdateSubcode.INVALID_ORIGIN);
+      st.attrs.origin = v as Origin;
+    },
+    encode(a, _ctx, w) {
+      if (a.origin === undefined) return false;
+      w.u8(a.origin);
+      return true;
+    },
+    format: (a) => (a.origin === undefined ? null : `origin ${ORIGIN_NAMES[a.origin] ?? a.origin}`),
+  },
+  {
+    code: AttrType.AS_PATH,
+    name: 'AS_PATH',
+    optional: false,
+    transitive: true,
+    onMalformed: 'withdraw',
+    rule: 'RFC 7606 §7.2',
+    decode(r, st) {
+      st.attrs.asPath = decodeAsPath(r, st.ctx.fourOctetAs ? 4 : 2, 'AS_PATH');
+    },
+    encode(a, ctx, w) {
+      if (!a.asPath) return false;
+      encodeAsPath(a.asPath, ctx.fourOctetAs ? 4 : 2, w);
+      return true;
+    },
+    format: (a) => (a.asPath ? `as-path ${formatAsPath(a.asPath)}` : null),
+  },
+  {
+    code: AttrType.NEXT_HOP,
+    name: 'NEXT_HOP',
+    optional: false,
+    transitive: true,
+    onMalformed: 'withdraw',
+    rule: 'RFC 7606 §7.3',
+    decode(r, st) {
+      exactLength('NEXT_HOP', r, [4]);
+      st.attrs.nextHop = r.u32();
+    },
+    encode(a, _ctx, w) {
+      if (a.nextHop === undefined) return false;
+      w.u32(a.nextHop);
+      return true;
+    },
+    format: (a) => (a.nextHop === undefined ? null : `next-hop ${formatIpv4(a.nextHop)}`),
+  },
+  {
+    code: AttrType.MULTI_EXIT_DISC,
+    name: 'MULTI_EXIT_DISC',
+    optional: true,
+    transitive: false,
+    onMalformed: 'withdraw',
+    rule: 'RFC 7606 §7.4',
+    decode(r, st) {
+      exactLength('MULTI_EXIT_DISC', r, [4]);
+      st.attrs.med = r.u32();
+    },
+    encode(a, _ctx, w) {
+      if (a.med === undefined) return false;
+      w.u32(a.med);
+      return true;
+    },
+    format: (a) => (a.med === undefined ? null : `med ${a.med}`),
+  },
+  {
+    code: AttrType.LOCAL_PREF,
+    name: 'LOCAL_PREF',
+    optional: false,
+    transitive: true,
+    onMalformed: 'withdraw',
+    rule: 'RFC 7606 §7.5',
+    decode(r, st) {
+      exactLength('LOCAL_PREF', r, [4]);
+      st.attrs.localPref = r.u32();
+    },
+    encode(a, _ctx, w) {
+      if (a.localPref === undefined) return false;
+      w.u32(a.localPref);
+      return true;
+    },
+    format: (a) => (a.localPref === undefined ? null : `local-pref ${a.localPref}`),
+  },
+  {
+    code: AttrType.ATOMIC_AGGREGATE,
+    name: 'ATOMIC_AGGREGATE',
+    optional: false,
+    transitive: true,
+    onMalformed: 'discard',
+    rule: 'RFC 7606 §7.6',
+    decode(r, st) {
+      exactLength('ATOMIC_AGGREGATE', r, [0]);
+      st.attrs.atomicAggregate = true;
+    },
+    encode(a) {
+      return a.atomicAggregate === true;
+    },
+    format: (a) => (a.atomicAggregate ? 'atomic-aggregate' : null),
+  },
+  {
+    code: AttrType.AGGREGATOR,
+    name: 'AGGREGATOR',
+    optional: true,
+    transitive: true,
+    onMalformed: 'discard',
+    rule: 'RFC 7606 §7.7',
+    decode(r, st) {
+      st.attrs.aggregator = decodeAggregator(r, st.ctx.fourOctetAs ? 4 : 2, 'AGGREGATOR');
+    },
+    encode(a, ctx, w) {
+      if (!a.aggregator) return false;
+      if (ctx.fourOctetAs) w.u32(a.aggregator.asn);
+      else w.u16(a.aggregator.asn > 0xffff ? AS_TRANS : a.aggregator.asn);
+      w.u32(a.aggregator.address);
+      return true;
+    },
+    format: (a) => (a.aggregator ? `aggregator ${a.aggregator.asn} ${formatIpv4(a.aggregator.address)}` : null),
+  },
+  {
+    code: AttrType.COMMUNITIES,
+    name: 'COMMUNITIES',
+    optional: true,
+    transitive: true,
+    onMalformed: 'withdraw',
+    rule: 'RFC 7606 §7.8',
+    decode(r, st) {
+      multipleOf4('COMMUNITIES', r);
+      st.attrs.communities = u32List(r);
+    },
+    encode(a, _ctx, w) {
+      if (!a.communities || a.communities.length === 0) return false;
+      for (const c of a.communities) w.u32(c);
+      return true;
+    },
+    format: (a) => (a.communities ? `communities ${a.communities.map((c) => `${c >>> 16}:${c & 0xffff}`).join(' ')}` : null),
+  },
+  {
+    code: AttrType.ORIGINATOR_ID,
+    name: 'ORIGINATOR_ID',
+    optional: true,
+    transitive: false,
+    onMalformed: 'withdraw',
+    rule: 'RFC 7606 §7.9',
+    decode(r, st) {
+      exactLength('ORIGINATOR_ID', r, [4]);
+      st.attrs.originatorId = r.u32();
+    },
+    encode(a, _ctx, w) {
+      if (a.originatorId === undefined) return false;
+      w.u32(a.originatorId);
+      return true;
+    },
+    format: (a) => (a.originatorId === undefined ? null : `originator-id ${formatIpv4(a.originatorId)}`),
+  },
+  {
+    code: AttrType.CLUSTER_LIST,
+    name: 'CLUSTER_LIST',
+    optional: true,
+    transitive: false,
+    onMalformed: 'withdraw',
+    rule: 'RFC 7606 §7.10',
+    decode(r, st) {
+      multipleOf4('CLUSTER_LIST', r);
+      st.attrs.clusterList = u32List(r);
+    },
+    encode(a, _ctx, w) {
+      if (!a.clusterList || a.clusterList.length === 0) return false;
+      for (const c of a.clusterList) w.u32(c);
+      return true;
+    },
+    format: (a) => (a.clusterList ? `cluster-list ${a.clusterList.map(formatIpv4).join(' ')}` : null),
+  },
+  {
+    // RFC 6793 §4.1: a NEW speaker talking to a NEW speaker ignores AS4_PATH; RFC 6793 §6: a malformed
+    // AS4_PATH is discarded ("attribute-discard"); confederation segments in it are dropped.
+    code: AttrType.AS4_PATH,
+    name: 'AS4_PATH',
+    optional: true,
+    transitive: true,
+    onMalformed: 'discard',
+    rule: 'RFC 6793 §6',
+    decode(r, st) {
+      const path = decodeAsPath(r, 4, 'AS4_PATH');
+      if (st.ctx.fourOctetAs) {
+        st.notes.push('AS4_PATH: ignored on a 4-octet AS session (RFC 6793 §4.1)');
+        return;
+      }
+      const kept = path.filter((s) => !isConfed(s));
+      if (kept.length !== path.length) st.notes.push('AS4_PATH: confederation segments dropped (RFC 6793 §6)');
+      st.as4Path = kept;
+    },
+    encode(a, ctx, w) {
+      if (ctx.fourOctetAs || !a.asPath || !hasBigAsn(a.asPath)) return false;
+      // RFC 6793 §4.2.2: AS4_PATH carries the path without confederation segments.
+      encodeAsPath(a.asPath.filter((s) => !isConfed(s)), 4, w);
+      return true;
+    },
+    format: () => null,
+  },
+  {
+    code: AttrType.AS4_AGGREGATOR,
+    name: 'AS4_AGGREGATOR',
+    optional: true,
+    transitive: true,
+    onMalformed: 'discard',
+    rule: 'RFC 6793 §6',
+    decode(r, st) {
+      const agg = decodeAggregator(r, 4, 'AS4_AGGREGATOR');
+      if (st.ctx.fourOctetAs) {
+        st.notes.push('AS4_AGGREGATOR: ignored on a 4-octet AS session (RFC 6793 §4.1)');
+        return;
+      }
+      st.as4Aggregator = agg;
+    },
+    encode(a, ctx, w) {
+      if (ctx.fourOctetAs || !a.aggregator || a.aggregator.asn <= 0xffff) return false;
+      w.u32(a.aggregator.asn).u32(a.aggregator.address);
+      return true;
+    },
+    format: () => null,
+  },
+];
+
+const SPEC_BY_CODE: (AttributeSpec | undefined)[] = new Array<AttributeSpec | undefined>(256);
+for (const spec of ATTRIBUTE_TABLE) SPEC_BY_CODE[spec.code] = spec;
+
+export function attributeSpec(code: number): AttributeSpec | undefined {
+  return SPEC_BY_CODE[code];
+}
+
+/** The flag byte this attribute must carry (without Partial / Extended Length). */
+export function expectedFlags(spec: AttributeSpec): number {
+  return (spec.optional ? AttrFlag.OPTIONAL : 0) | (spec.transitive ? AttrFlag.TRANSITIVE : 0);
+}
+
+function writeAttribute(w: Writer, flags: number, type: number, value: Uint8Array): void {
+  if (value.length > 0xffff) throw new Error(`attribute ${type} value is ${value.length} bytes, at most 65535 fit`);
+  // RFC 4271 §4.3: Extended Length when the value does not fit one length byte.
+  if (value.length > 255) w.u8((flags | AttrFlag.EXTENDED_LENGTH) & 0xff).u8(type).u16(value.length);
+  else w.u8(flags & ~AttrFlag.EXTENDED_LENGTH & 0xff).u8(type).u8(value.length);
+  w.bytes(value);
+}
+
+/** Encodes every present attribute (table order, then unknown ones) into the bytes of the attribute field. */
+export function encodeAttributes(attrs: PathAttributes, ctx: CodecContext): Uint8Array {
+  const out = new Writer(128);
+  for (const spec of ATTRIBUTE_TABLE) {
+    const value = new Writer(64);
+    if (!spec.encode(attrs, ctx, value)) continue;
+    writeAttribute(out, expectedFlags(spec), spec.code, value.toBytes());
+  }
+  for (const u of attrs.unknown ?? []) {
+    // RFC 4271 §5: an unrecognized optional transitive attribute is passed on with Partial set.
+    const transitive = (u.flags & AttrFlag.OPTIONAL) !== 0 && (u.flags & AttrFlag.TRANSITIVE) !== 0;
+    writeAttribute(out, transitive ? u.flags | AttrFlag.PARTIAL : u.flags, u.type, u.value);
+  }
+  return out.toBytes();
+}
+
+/** One line per attribute, for logs and `tortie node routes`. */
+export function formatAttributes(attrs: PathAttributes): string[] {
+  const lines: string[] = [];
+  for (const spec of ATTRIBUTE_TABLE) {
+    const line = spec.format(attrs);
+    if (line !== null) lines.push(line);
+  }
+  for (const u of attrs.unknown ?? []) lines.push(`attribute ${u.type} flags 0x${u.flags.toString(16)} (${u.value.length} bytes)`);
+  return lines;
+}
+

@@ -1,0 +1,20 @@
+// NOTIFICATION messages (RFC 4271 §4.5): error code, subcode, data. The codes and their names live in
+// ../errors.ts (one table); this file only moves them on and off the wire.
+
+import type { NotificationMessage } from '../types.js';
+import type { BgpError } from '../errors.js';
+import type { Writer } from './writer.js';
+
+/** Decodes the body `buf[start, end)`; the dispatcher has checked the 21-byte minimum (RFC 4271 §6.1). */
+export function decodeNotification(buf: Uint8Array, start: number, end: number): NotificationMessage {
+  return { type: 3, code: buf[start]!, subcode: buf[start + 1]!, data: buf.slice(start + 2, end) };
+}
+
+export function encodeNotification(msg: NotificationMessage, w: Writer): void {
+  w.u8(msg.code).u8(msg.subcode).bytes(msg.data);
+}
+
+/** The NOTIFICATION a BgpError asks for. */
+export function notificationFor(err: BgpError): NotificationMessage {
+  return { type: 3, code: err.code, subcode: err.subcode, data: err.data };
+}
