@@ -1,0 +1,69 @@
+// Which loopback addresses each test file may use, so test files can run in parallel without two
+// daemons fighting over the same 127.x.y.z:179.
+//
+// Every test file that starts daemons owns one /24: 127.0.<block>.0/24. The table below is the only place
+// blocks are handed out; a file asks for its block by its own path and gets an error if it is not listed.
+// Everything binds to its own 127.x address and port 179 (tests run as root): never 0.0.0.0.
+// Blocks 0..9 are left alone (127.0.0.1 is the ordinary loopback other tools use).
+
+/** block number → the file that owns 127.0.<block>.0/24. Add a line here for every new test file. */
+export const ADDRESS_BLOCKS: Readonly<Record<number, string>> = {
+  10: 'test/integration/harness.test.ts',
+  11: 'test/harness/capture.ts',
+  20: 'test/integration/interop-bird1.test.ts',
+  21: 'test/integration/interop-bird2.test.ts',
+  22: 'test/integration/interop-frr.test.ts',
+  23: 'test/integration/interop-gobgp.test.ts',
+  24: 'test/integration/interop-exabgp.test.ts',
+  25: 'test/integration/interop-rr.test.ts',
+  26: 'test/integration/interop-restart.test.ts',
+  27: 'test/integration/speaker-process.test.ts',
+  28: 'test/integration/node-agent.test.ts',
+  29: 'test/integration/cli.test.ts',
+};
+
+/** One test file's /24 of loopback addresses. */
+export interface AddressBlock {
+  readonly block: number;
+  readonly owner: string;
+  /** 127.0.<block>.<hostNumber>; hostNumber is 1..254. */
+  host(hostNumber: number): string;
+  /** "127.0.<block>.0/24", for messages. */
+  readonly cidr: string;
+}
+
+function normalizeOwner(path: string): string {
+  const slashed = path.replace(/\\/g, '/');
+  const at = slashed.lastIndexOf('test/');
+  return at >= 0 ? slashed.slice(at) : slashed;
+}
+
+/**
+ * The block owned by `owner` (a path ending in the test file's repository path; `import.meta.url` or
+ * `__filename` work, as do the dist/ .js equivalents).
+ */
+export function addressBlock(owner: string): AddressBlock {
+  const wanted = normalizeOwner(owner).replace(/^file:\/\//, '').replace(/\.js$/, '.ts');
+  for (const [blockText, file] of Object.entries(ADDRESS_BLOCKS)) {
+    if (wanted === file || wanted.endsWith(`/${file}`)) return makeBlock(Number(blockText), file);
+  }
+  const listed = Object.values(ADDRESS_BLOCKS).join(', ');
+  throw new Error(
+    `address block owner "${owner}" is not registered in test/harness/addresses.ts ADDRESS_BLOCKS ` +
+      `(registered: ${listed}); add a line with an unused block number for it`,
+  );
+}
+
+function makeBlock(block: number, owner: string): AddressBlock {
+  return {
+    block,
+    owner,
+    cidr: `127.0.${block}.0/24`,
+    host(hostNumber: number): string {
+      if (!Number.isInteger(hostNumber) || hostNumber < 1 || hostNumber > 254) {
+        throw new Error(`host number ${hostNumber} in 127.0.${block}.0/24 is not an integer 1..254`);
+      }
+      return `127.0.${block}.${hostNumber}`;
+    },
+  };
+}
