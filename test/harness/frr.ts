@@ -9,7 +9,8 @@
 // - eBGP neighbors get `disable-connected-check` (or ebgp-multihop when asked), all get update-source;
 // - announced routes are `network` statements; the outbound route-map sets each one's next hop (FRR
 //   would send its own 127.x address, which FRR and GoBGP peers then refuse);
-// - short timers: connect retry 1 s, advertisement interval 0.
+// - short timers: connect retry 1 s, advertisement interval 0, coalesce-time 10 ms (with the default,
+//   a withdraw sent within about a second of the session coming up was lost: seen toward iBGP BIRD 2).
 
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -44,7 +45,7 @@ export function frrConfig(options: PeerOptions, announced: AnnounceTable): strin
   for (const [prefix, { nextHop, seq }] of announced) lines.push(...exportEntry(prefix, nextHop, seq));
   lines.push('route-map T-EXPORT permit 65000', 'exit', 'route-map T-IMPORT permit 10', 'exit', '!');
   lines.push(`router bgp ${options.as}`, ` bgp router-id ${options.routerId ?? options.address}`);
-  lines.push(' no bgp ebgp-requires-policy', ' no bgp network import-check', ' bgp log-neighbor-changes');
+  lines.push(' no bgp ebgp-requires-policy', ' no bgp network import-check', ' bgp log-neighbor-changes', ' coalesce-time 10');
   if (options.clusterId) lines.push(` bgp cluster-id ${options.clusterId}`);
   const anyGr = options.neighbors.map((n) => gracefulRestartOf(options, n)).find((gr) => gr !== undefined);
   if (anyGr) lines.push(' bgp graceful-restart', ` bgp graceful-restart restart-time ${anyGr.restartTime}`);
@@ -139,8 +140,12 @@ export async function startFrr(options: PeerOptions): Promise<PeerDaemon> {
   const bin = PEER_BINARIES.frr;
   const configPath = join(dir, 'bgpd.conf');
   const announced: AnnounceTable = new Map();
+  const seqOf = new Map<string, number>();
   let nextSeq = 10;
-  for (const r of options.announce ?? []) announced.set(r.prefix, { nextHop: r.nextHop, seq: nextSeq++ });
+  for (const r of options.announce ?? []) {
+    seqOf.set(r.prefix, nextSeq);
+    announced.set(r.prefix, { nextHop: r.nextHop, seq: nextSeq++ });
+  }
   const handle = new DaemonHandle({
     name: 'frr',
     dir,
@@ -178,20 +183,17 @@ export async function startFrr(options: PeerOptions): Promise<PeerDaemon> {
     },
     sessions: async () => parseFrrNeighbors(await vtysh(['show bgp neighbors json'])),
     announce: async (prefix, nextHop) => {
-      const old = announced.get(prefix);
-      if (old) await configure(['router bgp ' + options.as, 'address-family ipv4 unicast', `no network ${prefix}`]);
-      if (old) await configure([`no route-map T-EXPORT permit ${old.seq}`, `no ip prefix-list T-ANN-${old.seq}`]);
-      const seq = nextSeq++;
+      // One route-map entry per prefix for the life of the daemon: removing entries while a withdraw is
+      // still queued made FRR 8.4 lose the withdraw (seen toward an iBGP BIRD 2 peer).
+      const seq = announced.get(prefix)?.seq ?? seqOf.get(prefix) ?? nextSeq++;
+      seqOf.set(prefix, seq);
       announced.set(prefix, { nextHop, seq });
       // The route-map entry first, so the route goes out with its next hop from the first UPDATE.
       await configure([...exportEntry(prefix, nextHop, seq), `router bgp ${options.as}`, 'address-family ipv4 unicast', `network ${prefix}`]);
     },
     withdraw: async (prefix) => {
-      const old = announced.get(prefix);
-      if (!old) return;
-      announced.delete(prefix);
+      if (!announced.delete(prefix)) return;
       await configure([`router bgp ${options.as}`, 'address-family ipv4 unicast', `no network ${prefix}`]);
-      await configure([`no route-map T-EXPORT permit ${old.seq}`, `no ip prefix-list T-ANN-${old.seq}`]);
     },
     cli: (command) => vtysh([command]),
     log: () => handle.log(),
