@@ -47,7 +47,7 @@ export const TIMER_EVENTS: Readonly<Record<TimerName, FsmEvent['type']>> = {
 export type FsmEvent =
   | { readonly type: 'ManualStart' } // Event 1
   | { readonly type: 'ManualStart_with_PassiveTcpEstablishment' } // Event 4
-  | { readonly type: 'ManualStop'; readonly reason?: string } // Event 2
+  | { readonly type: 'ManualStop'; readonly reason?: string; readonly subcode?: number } // Event 2 (Cease subcode, default 2)
   | { readonly type: 'AutomaticStart' } // Event 3 (IdleHold expiry)
   | { readonly type: 'ConnectRetryTimer_Expires' } // Event 9
   | { readonly type: 'HoldTimer_Expires' } // Event 10
@@ -306,7 +306,7 @@ function openSent(state: FsmState, event: FsmEvent, config: FsmConfig): Transiti
     case 'TcpConnectionConfirmed': // a second connection: collisions are the speaker's (§6.8)
       return stay(state, `${event.type} ignored in OpenSent`);
     case 'ManualStop':
-      return dropAndStay(state, event.reason ?? 'ManualStop', [notification(ErrorCode.CEASE, CeaseSubcode.ADMINISTRATIVE_SHUTDOWN, event.reason ?? 'administrative shutdown')], true, true);
+      return dropAndStay(state, event.reason ?? 'ManualStop', [notification(ErrorCode.CEASE, event.subcode ?? CeaseSubcode.ADMINISTRATIVE_SHUTDOWN, event.reason ?? 'administrative shutdown')], true, true);
     case 'HoldTimer_Expires':
       return dropAndRetry(state, config, 'hold timer expired in OpenSent', [notification(ErrorCode.HOLD_TIMER_EXPIRED, 0, 'no OPEN before the hold timer expired')]);
     case 'TcpConnectionFails':
@@ -353,7 +353,7 @@ function openConfirm(state: FsmState, event: FsmEvent, config: FsmConfig): Trans
     case 'TcpConnectionConfirmed':
       return stay(state, `${event.type} ignored in OpenConfirm`);
     case 'ManualStop':
-      return dropAndStay(state, event.reason ?? 'ManualStop', [notification(ErrorCode.CEASE, CeaseSubcode.ADMINISTRATIVE_SHUTDOWN, event.reason ?? 'administrative shutdown')], true, true);
+      return dropAndStay(state, event.reason ?? 'ManualStop', [notification(ErrorCode.CEASE, event.subcode ?? CeaseSubcode.ADMINISTRATIVE_SHUTDOWN, event.reason ?? 'administrative shutdown')], true, true);
     case 'HoldTimer_Expires':
       return dropAndRetry(state, config, 'hold timer expired in OpenConfirm', [notification(ErrorCode.HOLD_TIMER_EXPIRED, 0, 'no KEEPALIVE before the hold timer expired')]);
     case 'KeepaliveTimer_Expires':
@@ -388,7 +388,7 @@ function established(state: FsmState, event: FsmEvent, config: FsmConfig): Trans
     case 'TcpConnectionConfirmed':
       return stay(state, `${event.type} ignored in Established`);
     case 'ManualStop':
-      return dropAndStay(state, event.reason ?? 'ManualStop', [notification(ErrorCode.CEASE, CeaseSubcode.ADMINISTRATIVE_SHUTDOWN, event.reason ?? 'administrative shutdown')], true, true);
+      return dropAndStay(state, event.reason ?? 'ManualStop', [notification(ErrorCode.CEASE, event.subcode ?? CeaseSubcode.ADMINISTRATIVE_SHUTDOWN, event.reason ?? 'administrative shutdown')], true, true);
     case 'HoldTimer_Expires':
       return dropAndRetry(state, config, 'hold timer expired', [notification(ErrorCode.HOLD_TIMER_EXPIRED, 0, 'no KEEPALIVE or UPDATE within the hold time')]);
     case 'KeepaliveTimer_Expires':
