@@ -1,14 +1,18 @@
 // Adj-RIB-Out: per peer, what we want the peer to have (desired) against what we told it (advertised).
 //
-// Owns: the two maps, the set of prefixes whose desired state moved since the last send, and the diff
-// between them: announcements grouped by interned attribute set (each group packs into as few UPDATEs as
+// Owns: the desired map, the advertised state where it differs from desired, and the diff between them: announcements grouped by interned attribute set (each group packs into as few UPDATEs as
 // the 4096-byte limit allows) and withdrawals. After a reconnect or a ROUTE-REFRESH (RFC 2918 §4)
 // `resetAdvertised()` forgets what was sent, so the next `pending()` is the whole desired set.
 //
 // Why this is hard: sending is asynchronous. `pending()` is a snapshot; desired may move again before the
 // snapshot is written to the socket. `markSent(batch)` therefore records exactly what the batch carried,
 // and a prefix stays dirty when desired moved on since. Only differences are ever sent: a prefix set back
-// to what was advertised leaves nothing pending. Each entry in either map holds one reference on its set.
+// to what was advertised leaves nothing pending.
+//
+// Memory: advertised is not a second full map. In steady state it equals desired, so only prefixes where
+// they differ are kept (`behind`: key → what the peer has, null for nothing): about one Map entry per
+// prefix per peer instead of two. Each desired entry and each non-null `behind` entry holds one reference
+// on its set.
 
 import { prefixFromKey, prefixKey } from '../ip.js';
 import type { PathAttributes, Prefix } from '../types.js';
@@ -28,8 +32,8 @@ export interface PendingUpdates {
 
 export class AdjRibOut {
   private readonly desired = new Map<number, Attrs>();
-  private readonly advertised = new Map<number, Attrs>();
-  private readonly dirty = new Set<number>();
+  /** Prefixes where the peer is behind: what it has (null: nothing). Absent: the peer has `desired`. */
+  private behind = new Map<number, Attrs | null>();
 
   constructor(private readonly table: AttrTable) {}
 
@@ -37,28 +41,30 @@ export class AdjRibOut {
   setDesired(prefix: Prefix | number, attrs: PathAttributes | Attrs | null): void {
     const key = typeof prefix === 'number' ? prefix : prefixKey(prefix);
     const old = this.desired.get(key);
-    if (attrs === null) {
-      if (old === undefined) return;
-      this.desired.delete(key);
-      this.table.release(old);
-    } else {
-      const interned = this.table.intern(attrs);
-      if (interned === old) {
-        this.table.release(interned);
-        return;
-      }
-      this.desired.set(key, interned);
-      if (old !== undefined) this.table.release(old);
+    const next = attrs === null ? undefined : this.table.intern(attrs);
+    if (next === old) {
+      if (next !== undefined) this.table.release(next);
+      return;
     }
-    this.dirty.add(key);
+    // The peer has `old` unless it is already behind; remember what it has before desired moves.
+    if (!this.behind.has(key)) {
+      if (old !== undefined) this.table.retain(old);
+      this.behind.set(key, old ?? null);
+    }
+    if (next === undefined) this.desired.delete(key);
+    else this.desired.set(key, next);
+    if (old !== undefined) this.table.release(old);
+    if ((this.behind.get(key) ?? undefined) === next) this.settle(key);
   }
 
   desiredOf(prefix: Prefix | number): Attrs | undefined {
     return this.desired.get(typeof prefix === 'number' ? prefix : prefixKey(prefix));
   }
 
+  /** What the peer was last sent for `prefix`. */
   advertisedOf(prefix: Prefix | number): Attrs | undefined {
-    return this.advertised.get(typeof prefix === 'number' ? prefix : prefixKey(prefix));
+    const key = typeof prefix === 'number' ? prefix : prefixKey(prefix);
+    return this.behind.has(key) ? (this.behind.get(key) ?? undefined) : this.desired.get(key);
   }
 
   get desiredSize(): number {
@@ -66,23 +72,22 @@ export class AdjRibOut {
   }
 
   get advertisedSize(): number {
-    return this.advertised.size;
+    let size = this.desired.size;
+    for (const [key, has] of this.behind) size += (has === null ? 0 : 1) - (this.desired.has(key) ? 1 : 0);
+    return size;
   }
 
   /** True when desired and advertised differ somewhere. */
   hasPending(): boolean {
-    for (const key of this.dirty) if (this.desired.get(key) !== this.advertised.get(key)) return true;
-    return false;
+    return this.behind.size > 0;
   }
 
   /** The differences between desired and advertised. Does not change state: call `markSent` once written. */
   pending(): PendingUpdates {
     const groups = new Map<Attrs, number[]>();
     const withdraw: number[] = [];
-    for (const key of this.dirty) {
+    for (const key of this.behind.keys()) {
       const want = this.desired.get(key);
-      const have = this.advertised.get(key);
-      if (want === have) continue;
       if (want === undefined) {
         withdraw.push(key);
         continue;
@@ -102,32 +107,41 @@ export class AdjRibOut {
     for (const group of batch.announce) {
       for (const prefix of group.prefixes) this.recordAdvertised(prefixKey(prefix), group.attrs);
     }
-    for (const prefix of batch.withdraw) this.recordAdvertised(prefixKey(prefix), undefined);
+    for (const prefix of batch.withdraw) this.recordAdvertised(prefixKey(prefix), null);
+    // A Map keeps its grown capacity after deletes; a full resend would otherwise cost a second full map.
+    if (this.behind.size === 0) this.behind = new Map();
   }
 
   /** The peer lost (or asked again for, RFC 2918 §4) everything: the next `pending()` sends the whole desired set. */
   resetAdvertised(): void {
-    for (const attrs of this.advertised.values()) this.table.release(attrs);
-    this.advertised.clear();
-    for (const key of this.desired.keys()) this.dirty.add(key);
+    for (const key of [...this.behind.keys()]) this.settle(key);
+    for (const key of this.desired.keys()) this.behind.set(key, null);
   }
 
   /** Drops desired and advertised state (the peer is gone for good). */
   clear(): void {
-    for (const attrs of this.advertised.values()) this.table.release(attrs);
+    for (const key of [...this.behind.keys()]) this.settle(key);
     for (const attrs of this.desired.values()) this.table.release(attrs);
-    this.advertised.clear();
     this.desired.clear();
-    this.dirty.clear();
   }
 
-  private recordAdvertised(key: number, attrs: Attrs | undefined): void {
-    const old = this.advertised.get(key);
-    // `intern`, not `retain`: desired may have moved on and released the set since `pending()`.
-    const held = attrs === undefined ? undefined : this.table.intern(attrs);
-    if (held === undefined) this.advertised.delete(key);
-    else this.advertised.set(key, held);
-    if (old !== undefined) this.table.release(old);
-    if (this.desired.get(key) === held) this.dirty.delete(key);
+  /** The peer is up to date for `key`: forget what it had. */
+  private settle(key: number): void {
+    const had = this.behind.get(key);
+    if (had !== undefined && had !== null) this.table.release(had);
+    this.behind.delete(key);
+  }
+
+  private recordAdvertised(key: number, sent: Attrs | null): void {
+    if (!this.behind.has(key)) {
+      // Desired had already been sent (or moved back): only a send of something else puts the peer behind.
+      const want = this.desired.get(key) ?? null;
+      if (want === sent) return;
+    }
+    this.settle(key);
+    if ((this.desired.get(key) ?? null) === sent) return;
+    // Desired moved on since `pending()`: the peer has what was sent. `intern`, not `retain`: the set may
+    // have been released meanwhile.
+    this.behind.set(key, sent === null ? null : this.table.intern(sent));
   }
 }
