@@ -6,8 +6,7 @@
 //   s.on('state' | 'open' | 'update' | 'endOfRib' | 'down' | 'notification' | 'routeRefresh', fn)
 //   s.start()                 ManualStart (or the passive variant when config.passive): connect / listen.
 //   s.stop(reason?|subcode?)  ManualStop: Cease/Administrative Shutdown (or the given Cease subcode) when a
-//                             connection is up, Idle, no
-//                             restart. start() again to bring it back.
+//                             connection is up, then Idle with no restart. start() again to bring it back.
 //   s.acceptConnection(conn)  an inbound connection for this peer. Returns false (and leaves `conn` to the
 //                             caller) when the session is stopped or already has a connection; the speaker
 //                             resolves collisions (RFC 4271 §6.8) with `state`, `peerBgpId` and the 'open'
@@ -19,7 +18,8 @@
 //   s.state, s.established, s.peerBgpId, s.negotiated (hold, keepalive, capabilities, codec ctx),
 //   s.codecContext, s.localAddress (of the current connection, for next-hop-self),
 //   s.adjRibIn (Map keyed by prefixKey), s.stats (counters, lastError, establishedSince).
-// Events are a typed node EventEmitter (SessionEvents below). Handlers may call back into the session
+// Events are a typed node EventEmitter (SessionEvents below). Within one transition, action events
+// ('notification', 'down', 'update') come first and 'state' last. Handlers may call back into the session
 // (stop(), collisionDump(), sendUpdates()): FSM events raised while one is being handled are queued and
 // run after it, so a transition's actions are never interleaved with another's.
 //
