@@ -191,11 +191,42 @@ class MemoryConnection extends EventEmitter<ConnectionEvents> implements Connect
   highWaterMark = 64 * 1024;
   private wantDrain = false;
 
+  /** Data and close that arrived before anyone listened (a socket buffers them the same way). */
+  private backlog: Uint8Array[] = [];
+  private closeUnheard = false;
+
   constructor(
     private readonly local: Endpoint,
     private readonly remote: Endpoint,
   ) {
     super();
+    (this as EventEmitter).on('newListener', (event: string) => {
+      if (event === 'data' && this.backlog.length > 0) queueMicrotask(() => this.replayBacklog());
+      if (event === 'close' && this.closeUnheard) queueMicrotask(() => this.replayBacklog());
+    });
+  }
+
+  /** Called by the peer: hands over a chunk, or keeps it until a 'data' listener exists. */
+  receive(chunk: Uint8Array): void {
+    if (this.listenerCount('data') === 0 || this.backlog.length > 0) this.backlog.push(chunk);
+    else this.emit('data', chunk);
+  }
+
+  private replayBacklog(): void {
+    if (this.listenerCount('data') > 0) {
+      const chunks = this.backlog;
+      this.backlog = [];
+      for (const c of chunks) this.emit('data', c);
+    }
+    if (this.closeUnheard && this.backlog.length === 0 && this.listenerCount('close') > 0) {
+      this.closeUnheard = false;
+      this.emit('close', false);
+    }
+  }
+
+  private announceClose(): void {
+    if (this.listenerCount('close') === 0 || this.backlog.length > 0) this.closeUnheard = true;
+    else this.emit('close', false);
   }
 
   get localAddress(): string {
@@ -221,7 +252,7 @@ class MemoryConnection extends EventEmitter<ConnectionEvents> implements Connect
     this.inFlight += copy.length;
     queueMicrotask(() => {
       this.inFlight -= copy.length;
-      if (!peer.isClosed) peer.emit('data', copy);
+      if (!peer.isClosed) peer.receive(copy);
       if (this.wantDrain && this.inFlight === 0 && !this.isClosed) {
         this.wantDrain = false;
         this.emit('drain');
@@ -244,7 +275,7 @@ class MemoryConnection extends EventEmitter<ConnectionEvents> implements Connect
     if (this.isClosed) return;
     this.isClosed = true;
     const peer = this.peer;
-    queueMicrotask(() => this.emit('close', false));
+    queueMicrotask(() => this.announceClose());
     if (peer && !peer.isClosed) peer.destroy();
   }
 }

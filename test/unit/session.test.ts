@@ -19,6 +19,8 @@ interface Lab {
   b: Session;
   /** B's end of each inbound connection, in order. */
   inbound: Connection[];
+  /** A's end of each outbound connection. */
+  outbound: Connection[];
   connects: number[];
   events: { a: StateChange[]; b: StateChange[]; aNotes: NotificationEvent[]; bNotes: NotificationEvent[] };
 }
@@ -29,11 +31,14 @@ function lab(aOver: Partial<SessionConfig> = {}, bOver: Partial<SessionConfig> =
   const net = new MemoryNetwork();
   const inbound: Connection[] = [];
   const connects: number[] = [];
+  const outbound: Connection[] = [];
   const base = net.transport(A_ADDR);
   const counting: Transport = {
-    connect: (o) => {
+    connect: async (o) => {
       connects.push(clock.now());
-      return base.connect(o);
+      const conn = await base.connect(o);
+      outbound.push(conn);
+      return conn;
     },
   };
   const a = new Session({ localAs: 65001, peerAs: 65002, routerId: parseIpv4('1.1.1.1'), peerAddress: B_ADDR, holdTime: 30, jitter: 0, clock, transport: counting, ...aOver });
@@ -57,7 +62,7 @@ function lab(aOver: Partial<SessionConfig> = {}, bOver: Partial<SessionConfig> =
   b.on('state', (e) => events.b.push(e));
   a.on('notification', (e) => events.aNotes.push(e));
   b.on('notification', (e) => events.bNotes.push(e));
-  return { clock, net, a, b, inbound, connects, events };
+  return { clock, net, a, b, inbound, outbound, connects, events };
 }
 
 async function up(l: Lab): Promise<void> {
@@ -249,10 +254,19 @@ describe('Session: UPDATEs and the Adj-RIB-In', () => {
     bEnd.on('data', () => chunks++);
     const order: number[] = [];
     l.b.on('update', (e) => order.push(...e.announced.map((x) => x.prefix.addr)));
+    const aEnd = l.outbound[0]!;
+    const write = aEnd.write.bind(aEnd);
+    let refused = 0;
+    aEnd.write = (bytes) => {
+      const ok = write(bytes);
+      if (!ok) refused++;
+      return ok;
+    };
     l.a.sendUpdates(messages);
     for (let i = 0; i < 5; i++) await l.clock.advanceAsync(0);
     expect(order).toEqual(many.map((p) => p.addr));
     expect(chunks).toBeLessThan(20); // ~100 KB in 64 KiB writes, not 2000 writes
+    expect(refused).toBeGreaterThan(0); // back-pressure really happened
     expect(l.a.state).toBe('Established');
   });
 });
@@ -350,6 +364,53 @@ describe('Session: OPEN checks, stop, collisions, backoff', () => {
     expect(a.stats.lastErrorCode).toBe('ECONNREFUSED');
     expect(a.stats.lastError).toContain('127.0.0.2:179');
     expect(a.state).toBe('Idle');
+  });
+
+  it('ConnectRetry expiry drops a hanging connect attempt and tries again (RFC 4271 §8.2.2 Connect, Event 9)', async () => {
+    const clock = new FakeClock();
+    const attempts: Array<{ at: number; signal: AbortSignal | undefined }> = [];
+    const hanging: Transport = {
+      connect: (o) => {
+        attempts.push({ at: clock.now(), signal: o.signal });
+        return new Promise((_resolve, reject) => o.signal?.addEventListener('abort', () => reject(new Error('aborted'))));
+      },
+    };
+    const a = new Session({ localAs: 65001, peerAs: 65002, routerId: 1, peerAddress: B_ADDR, connectRetryMs: 5000, jitter: 0, clock, transport: hanging });
+    a.start();
+    await clock.advanceAsync(10_000);
+    expect(attempts.map((x) => x.at)).toEqual([0, 5000, 10000]);
+    expect(attempts.map((x) => x.signal?.aborted)).toEqual([true, true, false]);
+    expect(a.state).toBe('Connect');
+    a.stop();
+    expect(attempts[2]!.signal?.aborted).toBe(true);
+  });
+
+  it('an inbound connection during the reconnect backoff is taken at once', async () => {
+    const l = lab({}, { peerAs: 65009 }); // first attempt fails: Bad Peer AS
+    l.b.start();
+    l.a.start();
+    await l.clock.advanceAsync(0);
+    expect(l.a.state).toBe('Idle');
+    const fixed = new Session({ localAs: 65002, peerAs: 65001, routerId: parseIpv4('2.2.2.2'), peerAddress: A_ADDR, jitter: 0, clock: l.clock, transport: l.net.transport(B_ADDR) });
+    const [toA, toFixed] = memoryPair({ address: B_ADDR, port: 50000 }, { address: A_ADDR, port: 179 });
+    fixed.start();
+    expect(l.a.acceptConnection(toFixed)).toBe(true);
+    expect(fixed.acceptConnection(toA)).toBe(true);
+    await l.clock.advanceAsync(0);
+    expect(l.a.state).toBe('Established');
+    expect(fixed.state).toBe('Established');
+    fixed.stop();
+  });
+
+  it('ROUTE-REFRESH reaches the peer as a routeRefresh event', async () => {
+    const l = lab();
+    await up(l);
+    const got: Array<{ afi: number; safi: number }> = [];
+    l.b.on('routeRefresh', (e) => got.push({ afi: e.afi, safi: e.safi }));
+    expect(l.a.sendRouteRefresh()).toBe(true);
+    await l.clock.advanceAsync(0);
+    expect(got).toEqual([{ afi: 1, safi: 1 }]);
+    expect(l.b.state).toBe('Established');
   });
 
   it('a passive session never connects', async () => {
