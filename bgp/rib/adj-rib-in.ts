@@ -59,8 +59,9 @@ export class AdjRibIn {
   }
 
   /**
-   * Applies one UPDATE: withdrawals first, then announcements (a prefix in both ends up announced, RFC 7606
-   * §5.3). Returns the keys of prefixes whose route was added, replaced or removed, each once.
+   * Applies one UPDATE: withdrawals first, then announcements, so a prefix in both ends up announced (the
+   * later field wins; a choice, not an RFC rule). Returns the keys of prefixes whose route was added,
+   * replaced or removed, each once.
    */
   apply(update: RibInUpdate): number[] {
     const changed = new Set<number>();

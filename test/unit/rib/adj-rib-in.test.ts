@@ -41,7 +41,7 @@ describe('AdjRibIn', () => {
     expect(table.refCount(a!)).toBe(3);
   });
 
-  it('a prefix both withdrawn and announced in one UPDATE ends up announced (RFC 7606 §5.3)', () => {
+  it('a prefix both withdrawn and announced in one UPDATE ends up announced (withdrawals are applied first)', () => {
     const { ribIn } = rib();
     expect(ribIn.apply(update(['10.244.1.0/26'], attrs(), ['10.244.1.0/26']))).toEqual([key('10.244.1.0/26')]);
     expect(ribIn.get(key('10.244.1.0/26'))).toBeDefined();
