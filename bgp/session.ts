@@ -459,6 +459,15 @@ export class Session extends EventEmitter<SessionEvents> {
     return this.send({ type: 5, afi, safi, subtype: 0 });
   }
 
+  /** Emits to the owner; a throwing handler is logged, never allowed to cut a transition's actions short. */
+  private notify<K extends keyof SessionEvents>(event: K, ...args: SessionEvents[K]): void {
+    try {
+      (this.emit as (e: K, ...a: SessionEvents[K]) => boolean)(event, ...args);
+    } catch (error) {
+      this.log.error({ peer: this.config.peerAddress, event, error: error instanceof Error ? error.message : String(error) }, 'BGP session event handler threw');
+    }
+  }
+
   // ---- the FSM driver ------------------------------------------------------------------------------------
 
   private dispatch(event: FsmEvent): void {
@@ -484,7 +493,7 @@ export class Session extends EventEmitter<SessionEvents> {
     if (t.next.name !== from) {
       this.stats.stateSince = this.clock.now();
       this.log.info({ peer: this.config.peerAddress, from, to: t.next.name, reason: t.reason }, 'BGP state change');
-      this.emit('state', { from, to: t.next.name, reason: t.reason });
+      this.notify('state', { from, to: t.next.name, reason: t.reason });
     } else {
       this.log.debug({ peer: this.config.peerAddress, state: from, event: event.type, reason: t.reason }, 'BGP event');
     }
@@ -512,7 +521,7 @@ export class Session extends EventEmitter<SessionEvents> {
         this.stats.lastError = reason;
         this.stats.lastErrorCode = undefined;
         this.log.warn({ peer: this.config.peerAddress, code: action.code, subcode: action.subcode, reason: action.reason }, 'BGP NOTIFICATION sent');
-        this.emit('notification', { direction: 'sent', code: action.code, subcode: action.subcode, data: action.data, reason: action.reason });
+        this.notify('notification', { direction: 'sent', code: action.code, subcode: action.subcode, data: action.data, reason: action.reason });
         return;
       }
       case 'startTimer':
@@ -539,7 +548,13 @@ export class Session extends EventEmitter<SessionEvents> {
         return;
       case 'processRouteRefresh': {
         const m = this.current?.message;
-        if (m?.type === 5) this.emit('routeRefresh', { afi: m.afi, safi: m.safi, subtype: m.subtype });
+        if (m?.type !== 5) return;
+        // RFC 2918 §4: a ROUTE-REFRESH for a family we did not advertise is ignored.
+        if (!this.negotiatedSession?.families.some((f) => f.afi === m.afi && f.safi === m.safi)) {
+          this.log.info({ peer: this.config.peerAddress, afi: m.afi, safi: m.safi }, 'BGP ROUTE-REFRESH for a family not negotiated: ignored');
+          return;
+        }
+        this.notify('routeRefresh', { afi: m.afi, safi: m.safi, subtype: m.subtype });
         return;
       }
     }
@@ -748,7 +763,7 @@ export class Session extends EventEmitter<SessionEvents> {
           }
           this.peerOpen = message;
           this.dispatch({ type: 'BGPOpen', peerHoldTime: message.holdTime });
-          if (this.fsm.name === 'OpenConfirm') this.emit('open', { bgpId: message.bgpId, open: message });
+          if (this.fsm.name === 'OpenConfirm') this.notify('open', { bgpId: message.bgpId, open: message });
           return;
         }
         case 2:
@@ -761,7 +776,7 @@ export class Session extends EventEmitter<SessionEvents> {
           this.stats.lastError = reason;
           this.stats.lastErrorCode = undefined;
           this.log.warn({ peer: this.config.peerAddress, code: message.code, subcode: message.subcode }, 'BGP NOTIFICATION received');
-          this.emit('notification', { direction: 'received', code: message.code, subcode: message.subcode, data: message.data, reason });
+          this.notify('notification', { direction: 'received', code: message.code, subcode: message.subcode, data: message.data, reason });
           this.dispatch({ type: 'NotifMsg', reason });
           return;
         }
@@ -793,7 +808,7 @@ export class Session extends EventEmitter<SessionEvents> {
     if (!result.treatAsWithdraw && isEndOfRib(update)) {
       const mp = update.attributes.mpUnreach;
       this.sweepStale();
-      this.emit('endOfRib', { afi: mp?.afi ?? Afi.IPV4, safi: mp?.safi ?? Safi.UNICAST });
+      this.notify('endOfRib', { afi: mp?.afi ?? Afi.IPV4, safi: mp?.safi ?? Safi.UNICAST });
       return;
     }
     const withdrawn: Prefix[] = [];
@@ -825,7 +840,7 @@ export class Session extends EventEmitter<SessionEvents> {
         add(mp.nlri, nextHop !== undefined ? { ...base, nextHop } : base);
       }
     }
-    if (announced.length > 0 || withdrawn.length > 0) this.emit('update', { announced, withdrawn });
+    if (announced.length > 0 || withdrawn.length > 0) this.notify('update', { announced, withdrawn });
   }
 
   /** RFC 4724 §4.2 (the seam for graceful restart): End-of-RIB removes routes the peer did not refresh. */
@@ -837,7 +852,7 @@ export class Session extends EventEmitter<SessionEvents> {
         withdrawn.push(entry.prefix);
       }
     }
-    if (withdrawn.length > 0) this.emit('update', { announced: [], withdrawn });
+    if (withdrawn.length > 0) this.notify('update', { announced: [], withdrawn });
   }
 
   private releaseRoutes(reason: string): void {
@@ -852,7 +867,7 @@ export class Session extends EventEmitter<SessionEvents> {
     }
     this.stats.establishedSince = undefined;
     this.pendingHold = undefined;
-    this.emit('down', { reason, graceful, withdrawn });
+    this.notify('down', { reason, graceful, withdrawn });
   }
 }
 

@@ -183,6 +183,21 @@ describe('Session: UPDATEs and the Adj-RIB-In', () => {
     expect(l.b.stats.updatesIn).toBe(3);
   });
 
+  it('a throwing event handler is logged and does not break the session', async () => {
+    const errors: string[] = [];
+    const logger = { debug: () => {}, info: () => {}, warn: () => {}, error: (_o: object, m?: string) => void errors.push(m ?? '') };
+    const l = lab({}, { logger });
+    await up(l);
+    l.b.on('update', () => {
+      throw new Error('handler bug');
+    });
+    l.a.sendUpdates(encodeUpdates(attrs, prefixes, l.a.codecContext));
+    await l.clock.advanceAsync(60_000);
+    expect(errors).toEqual(['BGP session event handler threw']);
+    expect(l.b.adjRibIn.size).toBe(3);
+    expect(l.b.state).toBe('Established');
+  });
+
   it('sendUpdates is refused before Established', () => {
     const l = lab();
     expect(l.a.sendUpdates(encodeWithdrawals(prefixes, { fourOctetAs: true }))).toBe(false);
@@ -408,6 +423,7 @@ describe('Session: OPEN checks, stop, collisions, backoff', () => {
     const got: Array<{ afi: number; safi: number }> = [];
     l.b.on('routeRefresh', (e) => got.push({ afi: e.afi, safi: e.safi }));
     expect(l.a.sendRouteRefresh()).toBe(true);
+    expect(l.a.sendRouteRefresh(2, 1)).toBe(true); // IPv6 was never negotiated: RFC 2918 §4 says ignore
     await l.clock.advanceAsync(0);
     expect(got).toEqual([{ afi: 1, safi: 1 }]);
     expect(l.b.state).toBe('Established');
