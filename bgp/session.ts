@@ -11,7 +11,10 @@
 //                             caller) when the session is stopped or already has a connection; the speaker
 //                             resolves collisions (RFC 4271 §6.8) with `state`, `peerBgpId` and the 'open'
 //                             event, and calls `collisionDump()` (Cease / Connection Collision Resolution)
-//                             on the loser. A dumped session goes to Idle and does not restart by itself.
+//                             on the loser (`collisionSurvivor(ourId, peerId)` says which direction wins;
+//                             `connectionDirection` says which one a session holds). A session holds one
+//                             connection, so the speaker runs the inbound one in a second (passive) Session
+//                             until the OPENs decide. A dumped session goes to Idle, no restart by itself.
 //   s.sendUpdates(bytes[])    already-encoded UPDATEs (codec's encodeUpdates/encodeWithdrawals/EndOfRib),
 //                             only when Established (returns false otherwise); batched into few writes.
 //   s.send(msg) / s.sendRouteRefresh()
@@ -267,6 +270,17 @@ export function checkOpen(open: OpenMessage, local: { localAs: number; peerAs: n
   return undefined;
 }
 
+/**
+ * RFC 4271 §6.8 connection collision: of two connections between the same pair of speakers, the one opened
+ * by the speaker with the higher BGP identifier survives. Returns which of *our* connections to keep: the
+ * one we opened ('outbound') or the one the peer opened ('inbound'); call `collisionDump()` on the other.
+ */
+export function collisionSurvivor(localBgpId: number, remoteBgpId: number): 'outbound' | 'inbound' {
+  // "If the value of the local BGP Identifier is less than the remote one, the local system closes the
+  // BGP connection that already exists ... and accepts the BGP connection initiated by the remote system."
+  return localBgpId >>> 0 > remoteBgpId >>> 0 ? 'outbound' : 'inbound';
+}
+
 /** What the two OPENs agree on (capabilities side; hold time comes from the FSM). */
 export function negotiateCapabilities(
   ours: readonly Capability[],
@@ -321,6 +335,7 @@ export class Session extends EventEmitter<SessionEvents> {
   private readonly timers = new Map<TimerName, TimerHandle>();
 
   private conn: Connection | undefined;
+  private direction: 'inbound' | 'outbound' | undefined;
   /** Bumped whenever the connection or the connect attempt changes; stale callbacks compare it. */
   private generation = 0;
   private connectAbort: AbortController | undefined;
@@ -398,6 +413,11 @@ export class Session extends EventEmitter<SessionEvents> {
     return this.negotiatedSession?.codec ?? { fourOctetAs: false, ebgp: this.config.localAs !== this.config.peerAs };
   }
 
+  /** Who opened the current connection: we ('outbound') or the peer ('inbound'). For RFC 4271 §6.8. */
+  get connectionDirection(): 'inbound' | 'outbound' | undefined {
+    return this.conn ? this.direction : undefined;
+  }
+
   /** Whether the owner wants this session up (start() called, stop() not). */
   get enabled(): boolean {
     return this.adminUp;
@@ -431,7 +451,7 @@ export class Session extends EventEmitter<SessionEvents> {
     if (this.fsm.name === 'Idle') this.dispatch({ type: 'AutomaticStart' }); // waiting out the backoff: go now
     if (this.fsm.name !== 'Connect' && this.fsm.name !== 'Active') return false;
     this.abortConnect();
-    this.attach(conn);
+    this.attach(conn, 'inbound');
     this.log.info({ peer: this.config.peerAddress, remote: `${conn.remoteAddress}:${conn.remotePort}` }, 'BGP inbound connection accepted');
     this.dispatch({ type: 'TcpConnectionConfirmed' });
     return true;
@@ -600,7 +620,7 @@ export class Session extends EventEmitter<SessionEvents> {
           return;
         }
         this.connectAbort = undefined;
-        this.attach(conn);
+        this.attach(conn, 'outbound');
         this.dispatch({ type: 'TcpConnectionConfirmed' });
       },
       (error: unknown) => {
@@ -622,9 +642,10 @@ export class Session extends EventEmitter<SessionEvents> {
     }
   }
 
-  private attach(conn: Connection): void {
+  private attach(conn: Connection, direction: 'inbound' | 'outbound'): void {
     const generation = ++this.generation;
     this.conn = conn;
+    this.direction = direction;
     this.framer = new MessageFramer();
     this.outQueue = [];
     this.blocked = false;

@@ -5,7 +5,7 @@ import { FakeClock } from '../../bgp/clock.js';
 import { decodeMessage, encodeEndOfRib, encodeUpdates, encodeWithdrawals, MessageFramer } from '../../bgp/codec/index.js';
 import { BgpError, isBgpError } from '../../bgp/errors.js';
 import { parseIpv4, parsePrefix, prefixKey } from '../../bgp/ip.js';
-import { checkOpen, Session, type NotificationEvent, type SessionConfig, type StateChange } from '../../bgp/session.js';
+import { checkOpen, collisionSurvivor, Session, type NotificationEvent, type SessionConfig, type StateChange } from '../../bgp/session.js';
 import { MemoryNetwork, memoryPair, type Connection, type Transport } from '../../bgp/transport.js';
 import type { BgpMessage, OpenMessage, PathAttributes } from '../../bgp/types.js';
 
@@ -344,6 +344,21 @@ describe('Session: OPEN checks, stop, collisions, backoff', () => {
     l.a.stop(3);
     await l.clock.advanceAsync(0);
     expect(l.events.bNotes[0]).toMatchObject({ code: 6, subcode: 3 });
+  });
+
+  it('collisionSurvivor: the connection opened by the higher BGP identifier survives (RFC 4271 §6.8)', () => {
+    expect(collisionSurvivor(parseIpv4('10.0.0.2'), parseIpv4('10.0.0.1'))).toBe('outbound');
+    expect(collisionSurvivor(parseIpv4('10.0.0.1'), parseIpv4('10.0.0.2'))).toBe('inbound');
+    expect(collisionSurvivor(parseIpv4('200.0.0.1'), parseIpv4('10.0.0.2'))).toBe('outbound'); // unsigned compare
+  });
+
+  it('connectionDirection tells the speaker who opened each connection', async () => {
+    const l = lab();
+    await up(l);
+    expect(l.a.connectionDirection).toBe('outbound');
+    expect(l.b.connectionDirection).toBe('inbound');
+    l.a.stop();
+    expect(l.a.connectionDirection).toBeUndefined();
   });
 
   it('collisionDump(): Cease/Connection Collision Resolution (6/7), no automatic restart', async () => {
