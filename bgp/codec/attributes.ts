@@ -486,7 +486,7 @@ export const ATTRIBUTE_TABLE: readonly AttributeSpec[] = [
     format: (a) => (a.clusterList ? `cluster-list ${a.clusterList.map(formatIpv4).join(' ')}` : null),
   },
   {
-    // RFC 6793 §4.1: a NEW speaker talking to a NEW speaker ignores AS4_PATH; RFC 6793 §6: a malformed
+    // RFC 6793 §6: AS4_PATH / AS4_AGGREGATOR from a NEW (4-octet) speaker are discarded; a malformed
     // AS4_PATH is discarded ("attribute-discard"); confederation segments in it are dropped.
     code: AttrType.AS4_PATH,
     name: 'AS4_PATH',
@@ -497,7 +497,7 @@ export const ATTRIBUTE_TABLE: readonly AttributeSpec[] = [
     decode(r, st) {
       const path = decodeAsPath(r, 4, 'AS4_PATH');
       if (st.ctx.fourOctetAs) {
-        st.notes.push('AS4_PATH: ignored on a 4-octet AS session (RFC 6793 §4.1)');
+        st.notes.push('AS4_PATH: discarded on a 4-octet AS session (RFC 6793 §6)');
         return;
       }
       const kept = path.filter((s) => !isConfed(s));
@@ -522,7 +522,7 @@ export const ATTRIBUTE_TABLE: readonly AttributeSpec[] = [
     decode(r, st) {
       const agg = decodeAggregator(r, 4, 'AS4_AGGREGATOR');
       if (st.ctx.fourOctetAs) {
-        st.notes.push('AS4_AGGREGATOR: ignored on a 4-octet AS session (RFC 6793 §4.1)');
+        st.notes.push('AS4_AGGREGATOR: discarded on a 4-octet AS session (RFC 6793 §6)');
         return;
       }
       st.as4Aggregator = agg;

@@ -4,7 +4,7 @@
 //
 // Why this is hard: RFC 4271 §6.3 resets the session on any attribute error, which takes down every
 // route on the session for one bad attribute. RFC 7606 §2 replaces that with three actions, and when
-// several errors are present the strongest wins (RFC 7606 §3 j: session reset > treat-as-withdraw >
+// several errors are present the strongest wins (RFC 7606 §3 (h): session reset > treat-as-withdraw >
 // attribute-discard). Treat-as-withdraw must still withdraw every prefix the UPDATE named, so NLRI has
 // to be located even when attributes are broken — that is why the Total Attribute Length is trusted
 // (RFC 7606 §4) and why NLRI that cannot be parsed is a session reset (RFC 7606 §5.3).
@@ -87,7 +87,7 @@ function allPrefixes(u: ParsedUpdate): Prefix[] {
 const describe = (p: Problem): string => `${p.what}: ${p.reason} (${p.rule})`;
 
 /**
- * Applies the strongest action among `problems` (RFC 7606 §3 (j)). Throws BgpError for a session reset;
+ * Applies the strongest action among `problems` (RFC 7606 §3 (h)). Throws BgpError for a session reset;
  * otherwise returns the UPDATE (or its treat-as-withdraw form) with any discard notes.
  */
 export function resolveUpdate(u: ParsedUpdate, problems: readonly Problem[], notes: readonly string[]): DecodeResult {

@@ -23,8 +23,9 @@ function malformedAttributeList(detail: string): BgpError {
 }
 
 function invalidNetworkField(field: string, reason: string): BgpError {
-  // RFC 7606 §5.3: a syntactically incorrect NLRI / Withdrawn Routes field cannot be withdrawn prefix by
-  // prefix, so it is a session reset; RFC 4271 §6.3 names the subcode Invalid Network Field.
+  // RFC 7606 §5.3 (and §3 (i): Withdrawn Routes are checked like NLRI): a syntactically incorrect field
+  // cannot be withdrawn prefix by prefix, so it is a session reset; RFC 4271 §6.3 names the subcode
+  // Invalid Network Field.
   return new BgpError(ErrorCode.UPDATE_MESSAGE, UpdateSubcode.INVALID_NETWORK_FIELD, `${field}: ${reason}`);
 }
 

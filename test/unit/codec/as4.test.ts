@@ -57,7 +57,7 @@ describe('decoding on a 2-octet session (RFC 6793 §4.2.3)', () => {
 });
 
 describe('decoding on a 4-octet session', () => {
-  it('AS4_PATH and AS4_AGGREGATOR are ignored (RFC 6793 §4.1)', () => {
+  it('AS4_PATH and AS4_AGGREGATOR are discarded (RFC 6793 §6)', () => {
     const bytes = update('', cat(ORIGIN, attr(0x40, 2, '02 01', as4(65001)), NEXT_HOP, attr(0xc0, 7, as4(65001), ip('10.0.0.5')),
       attr(0xc0, 17, '02 01', as4(4200000000)), attr(0xc0, 18, as4(4200000005), ip('10.0.0.5'))), NLRI);
     const r = decodeMessage(bytes, CTX4);

@@ -135,7 +135,7 @@ describe('UPDATE session resets', () => {
     const reach = attr(0x40, 14, '0001 01 04 c6120001 00');
     expectReset(update('', cat(reach, ORIGIN, AS_PATH), ''), 3, 4, toHex(reach));
   });
-  it('a session reset wins over treat-as-withdraw in the same UPDATE (RFC 7606 §3 j)', () => {
+  it('a session reset wins over treat-as-withdraw in the same UPDATE (RFC 7606 §3 h)', () => {
     const un = attr(0x80, 15, '0001');
     expectReset(update('', cat(attr(0x40, 1, '07'), un), ''), 3, 5, toHex(un));
   });
