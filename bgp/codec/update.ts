@@ -74,7 +74,7 @@ export function decodeUpdate(buf: Uint8Array, start: number, end: number, ctx: C
     const vEnd = vStart + len;
     if (vEnd > aEnd) {
       // RFC 7606 §4: an attribute whose length overruns the Total Attribute Length → treat-as-withdraw.
-      problems.push({ action: 'withdraw', what: `attribute ${type}`, reason: `length ${len} overruns the attribute field by ${vEnd - aEnd} byte(s)`, rule: 'RFC 7606 §4' });
+      problems.push({ action: 'withdraw', what: attributeSpec(type)?.name ?? `attribute ${type}`, reason: `length ${len} overruns the attribute field by ${vEnd - aEnd} byte(s)`, rule: 'RFC 7606 §4' });
       break;
     }
     const attrStart = p;

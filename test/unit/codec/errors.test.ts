@@ -143,7 +143,7 @@ describe('UPDATE session resets', () => {
 
 describe('UPDATE treat-as-withdraw (RFC 7606)', () => {
   it('an attribute overrunning the attribute field (§4): NLRI still found through the Total Attribute Length', () => {
-    expectWithdraw(update(WITHDRAWN, cat(GOOD, '40 05 08 00000064'), NLRI), /RFC 7606 §4/);
+    expectWithdraw(update(WITHDRAWN, cat(GOOD, '40 05 08 00000064'), NLRI), /LOCAL_PREF: length 8 overruns.*RFC 7606 §4/);
   });
   it('fewer than 3 bytes left for an attribute header (§4)', () => {
     expectWithdraw(update(WITHDRAWN, cat(GOOD, '40 01'), NLRI), /RFC 7606 §4/);
