@@ -13,7 +13,7 @@
 // - each instance has its own control socket (-s) and pid file (-P) and binds only its own address
 //   (1.6: `listen bgp address`; 2.x: `local X port P` + `strict bind`), so several run at once.
 // announce()/withdraw() rewrite the config and run `birdc configure` (BIRD reloads the export filter
-// without resetting the session).
+// without resetting the session), in two steps for announce (see `announce` below).
 
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -59,7 +59,12 @@ function protocolName(index: number): string {
 }
 
 /** The whole bird.conf for these options and announced routes. Pure. */
-export function birdConfig(kind: BirdKind, options: PeerOptions, announced: ReadonlyMap<string, string>): string {
+export function birdConfig(
+  kind: BirdKind,
+  options: PeerOptions,
+  announced: ReadonlyMap<string, string>,
+  nextHops: ReadonlyMap<string, string> = announced,
+): string {
   const d = DIALECT[kind];
   const routerId = options.routerId ?? options.address;
   const port = options.port ?? 179;
@@ -76,7 +81,7 @@ export function birdConfig(kind: BirdKind, options: PeerOptions, announced: Read
     '}',
     'filter t_export {',
     '  if proto = "t_nexthops" then reject;',
-    ...[...announced.entries()].map(([prefix, nextHop]) => `  if net = ${prefix} then bgp_next_hop = ${nextHop};`),
+    ...[...nextHops.entries()].map(([prefix, nextHop]) => `  if net = ${prefix} then bgp_next_hop = ${nextHop};`),
     '  accept;',
     '}',
   ];
@@ -219,7 +224,9 @@ export async function startBird(kind: BirdKind, options: PeerOptions): Promise<P
   const socket = join(dir, 'bird.ctl');
   const configPath = join(dir, 'bird.conf');
   const announced = new Map<string, string>((options.announce ?? []).map((r) => [r.prefix, r.nextHop]));
-  const writeConfig = () => writeFileSync(configPath, birdConfig(kind, options, announced));
+  /** Export-filter next hops: a superset of `announced` while a change is in two steps (see reconfigure). */
+  const nextHops = new Map(announced);
+  const writeConfig = () => writeFileSync(configPath, birdConfig(kind, options, announced, nextHops));
   const handle = new DaemonHandle({
     name: kind,
     dir,
@@ -233,12 +240,25 @@ export async function startBird(kind: BirdKind, options: PeerOptions): Promise<P
   });
   const birdc = (command: string) => runCli(bin.cli(), ['-s', socket, ...command.split(/\s+/).filter(Boolean)]);
   const neighborByProtocol = new Map(options.neighbors.map((n, i) => [protocolName(i), n.address]));
-  const reconfigure = async () => {
+  const configure = async () => {
     writeConfig();
     const out = await birdc('configure');
     if (!/Reconfigured|Reconfiguration in progress/.test(out)) {
       throw new Error(`${kind} ${options.address}: birdc configure did not reconfigure:\n${out}`);
     }
+  };
+  // Two steps, so no UPDATE ever carries the wrong next hop: BIRD may export a new static route through
+  // the old filter (next hop self) before it reloads the export with the new one. So the filter learns
+  // the next hop first and the route comes second; on withdraw, the route goes and the filter keeps it.
+  const announce = async (prefix: string, nextHop: string) => {
+    if (announced.has(prefix)) {
+      announced.delete(prefix);
+      await configure();
+    }
+    nextHops.set(prefix, nextHop);
+    await configure();
+    announced.set(prefix, nextHop);
+    await configure();
   };
   await handle.start();
   return {
@@ -253,13 +273,10 @@ export async function startBird(kind: BirdKind, options: PeerOptions): Promise<P
     pid: () => handle.pid(),
     routes: async () => parseBirdRoutes(await birdc('show route all'), (p) => neighborByProtocol.get(p)),
     sessions: async () => parseBirdProtocols(await birdc('show protocols all')),
-    announce: async (prefix, nextHop) => {
-      announced.set(prefix, nextHop);
-      await reconfigure();
-    },
+    announce,
     withdraw: async (prefix) => {
-      announced.delete(prefix);
-      await reconfigure();
+      if (!announced.delete(prefix)) return;
+      await configure();
     },
     cli: birdc,
     log: () => handle.log(),

@@ -6,7 +6,7 @@
 import { mkdirSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import type { PeerOptions } from './peer.js';
-import { makeTempDir, removeTempDir, startProcess, waitFor, type ManagedProcess } from './process.js';
+import { makeTempDir, removeTempDir, startProcess, waitFor, WaitAborted, type ManagedProcess } from './process.js';
 
 export interface Launch {
   readonly command: string;
@@ -56,13 +56,14 @@ export class DaemonHandle {
     try {
       await waitFor(
         async () => {
-          if (!proc.isRunning()) throw new Error(`exited early: ${await Promise.race([proc.exited, Promise.resolve('?')])}`);
+          if (!proc.isRunning()) throw new WaitAborted(`${this.spec.name} exited before it was ready (exit ${await Promise.race([proc.exited, Promise.resolve('?')])})`);
           return this.spec.ready();
         },
         { timeoutMs: this.spec.readyTimeoutMs ?? 15_000, intervalMs: 20, what: `${this.spec.name} to answer on its control interface` },
       );
     } catch (err) {
       await proc.stop(1000).catch(() => undefined);
+      console.warn(`${this.spec.name} did not start; log ${proc.logPath}:\n${proc.log().slice(-3000)}`);
       throw new Error(`${(err as Error).message}\n--- ${this.spec.name} log (${proc.logPath}) ---\n${proc.log().slice(-3000)}`);
     }
     this.lastStartupMs = Date.now() - started;

@@ -159,6 +159,11 @@ process.once('exit', () => {
   for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
 });
 
+/** Thrown by a waitFor probe to stop waiting at once (the awaited thing can no longer happen). */
+export class WaitAborted extends Error {
+  override readonly name = 'WaitAborted';
+}
+
 export interface WaitOptions {
   readonly timeoutMs?: number;
   readonly intervalMs?: number;
@@ -169,7 +174,7 @@ export interface WaitOptions {
 /**
  * Polls `probe` until it returns a value that is not undefined/null/false, and returns it. Bounded in
  * time (default 10 s) and therefore in count; on timeout throws naming `what` and the last value or
- * error seen, which is usually the whole diagnosis.
+ * error seen, which is usually the whole diagnosis. A probe that throws WaitAborted ends the wait at once.
  */
 export async function waitFor<T>(probe: () => T | Promise<T>, options: WaitOptions = {}): Promise<Exclude<T, undefined | null | false>> {
   const timeoutMs = options.timeoutMs ?? 10_000;
@@ -184,6 +189,7 @@ export async function waitFor<T>(probe: () => T | Promise<T>, options: WaitOptio
       last = value;
       lastError = undefined;
     } catch (err) {
+      if (err instanceof WaitAborted) throw err;
       lastError = err;
     }
     if (Date.now() >= deadline) break;

@@ -41,6 +41,8 @@ const PAIRS: readonly PairCase[] = [
   { a: 'bird2', b: 'gobgp', ebgp: false, hostA: 7, hostB: 8, net: 4 },
   { a: 'bird1', b: 'frr', ebgp: true, hostA: 9, hostB: 10, net: 5 },
   { a: 'frr', b: 'bird2', ebgp: false, hostA: 11, hostB: 12, net: 6 },
+  { a: 'exabgp', b: 'frr', ebgp: true, hostA: 13, hostB: 14, net: 7 },
+  { a: 'bird1', b: 'exabgp', ebgp: false, hostA: 15, hostB: 16, net: 8 },
 ];
 
 it('has pairs to run', () => {
@@ -67,7 +69,11 @@ describe.each(PAIRS)('$a <-> $b (ebgp: $ebgp)', (c) => {
     'establishes, carries a route each way with next hop and AS path, withdraws, and stops cleanly',
     async () => {
       const [a, b] = await startPair(c);
-      await Promise.all([waitForSession(a, b.address), waitForSession(b, a.address)]);
+      await Promise.all([waitForSession(a, b.address), waitForSession(b, a.address)]).catch(async (err: Error) => {
+        // Both sides' view, so a failure here can be diagnosed from the test output alone.
+        const views = await Promise.all([a, b].map(async (p) => `--- ${p.kind} ${p.address}: ${JSON.stringify(await p.sessions().catch(() => []))}\n${p.log().slice(-2000)}`));
+        throw new Error(`${err.message.split('\n')[0]}\n${views.join('\n')}`);
+      });
 
       const sessionsA = await a.sessions();
       expect(sessionsA.length).toBeGreaterThan(0);
