@@ -9,6 +9,7 @@ import {
   requirePeers,
   startPeer,
   stopAll,
+  waitFor,
   waitForNoRoute,
   waitForRoute,
   waitForSession,
@@ -112,6 +113,103 @@ describe.each(PAIRS)('$a <-> $b (ebgp: $ebgp)', (c) => {
       await Promise.all([a.stop(), b.stop()]);
       for (const pid of pids) expect(pidAlive(pid!)).toBe(false);
       expect(a.pid()).toBeUndefined();
+    },
+    60_000,
+  );
+});
+
+describe('restart, crash and graceful restart', () => {
+  const available = requirePeers('bird2', 'gobgp');
+  it.skipIf(!available)(
+    'kill9 leaves no process; restart comes back with the same config and announced routes',
+    async () => {
+      const bird = block.host(30);
+      const gobgp = block.host(31);
+      const [b, g] = await Promise.all([
+        startPeer('bird2', { address: bird, as: 64512, gracefulRestart: true, neighbors: [{ address: gobgp, as: 64512 }] }),
+        // GoBGP passive: as the active side it waits about 5 s before its first connect.
+        startPeer('gobgp', { address: gobgp, as: 64512, gracefulRestart: { restartTime: 30 }, neighbors: [{ address: bird, as: 64512, passive: true }] }),
+      ]);
+      await waitForSession(b, gobgp);
+      await g.announce('10.120.0.0/24', '198.18.20.1');
+      expect((await waitForRoute(b, '10.120.0.0/24')).nextHop).toBe('198.18.20.1');
+
+      const crashed = g.pid()!;
+      await g.kill9();
+      expect(pidAlive(crashed)).toBe(false);
+      expect(g.pid()).toBeUndefined();
+
+      await g.restart();
+      expect(g.pid()).not.toBe(crashed);
+      await waitForSession(b, gobgp);
+      await waitForSession(g, bird);
+      // The route announced before the crash is announced again after the restart.
+      expect((await waitForRoute(b, '10.120.0.0/24')).nextHop).toBe('198.18.20.1');
+
+      await b.restart();
+      await waitForSession(b, gobgp);
+      expect((await waitForRoute(b, '10.120.0.0/24')).fromPeer).toBe(gobgp);
+      await Promise.all([b.stop(), g.stop()]);
+    },
+    60_000,
+  );
+});
+
+describe('route reflection attributes are parsed (RFC 4456)', () => {
+  const available = requirePeers('bird2', 'frr', 'bird1', 'gobgp');
+  it.skipIf(!available)(
+    'a BIRD 2 reflector passes routes between FRR, BIRD 1.6 and GoBGP clients with ORIGINATOR_ID and CLUSTER_LIST',
+    async () => {
+      const rr = block.host(40);
+      const [frrAddr, bird1Addr, gobgpAddr] = [block.host(41), block.host(42), block.host(43)];
+      const clients = [frrAddr, bird1Addr, gobgpAddr];
+      const client = (kind: PeerKind, address: string, id: string) =>
+        startPeer(kind, { address, as: 64512, routerId: id, neighbors: [{ address: rr, as: 64512, passive: true }] });
+      const [reflector, frr, bird1, gobgp] = await Promise.all([
+        startPeer('bird2', { address: rr, as: 64512, routerId: '10.40.0.1', clusterId: '10.255.0.1', neighbors: clients.map((address) => ({ address, as: 64512, rrClient: true })) }),
+        client('frr', frrAddr, '10.40.0.2'),
+        client('bird1', bird1Addr, '10.40.0.3'),
+        client('gobgp', gobgpAddr, '10.40.0.4'),
+      ]);
+      await Promise.all(clients.map((c) => waitForSession(reflector, c)));
+      const rrSessions = await reflector.sessions();
+      expect(rrSessions.filter((s) => s.state === 'Established').map((s) => s.neighbor).sort()).toEqual([...clients].sort());
+
+      await frr.announce('10.140.1.0/24', '198.18.40.2');
+      await bird1.announce('10.140.2.0/24', '198.18.40.3');
+      const reflected = { originatorId: '10.40.0.2', clusterList: ['10.255.0.1'] };
+      const onBird1 = await waitForRoute(bird1, '10.140.1.0/24');
+      const onGobgp = await waitForRoute(gobgp, '10.140.1.0/24');
+      for (const route of [onBird1, onGobgp]) {
+        expect(route).toMatchObject({ nextHop: '198.18.40.2', asPath: [], localPref: 100, fromPeer: rr, ...reflected });
+      }
+      const onFrr = await waitForRoute(frr, '10.140.2.0/24');
+      expect(onFrr).toMatchObject({ nextHop: '198.18.40.3', originatorId: '10.40.0.3', clusterList: ['10.255.0.1'], fromPeer: rr });
+      await Promise.all([reflector, frr, bird1, gobgp].map((p) => p.stop()));
+    },
+    60_000,
+  );
+});
+
+describe('a wrong remote AS is refused and reported', () => {
+  const available = requirePeers('frr', 'bird2');
+  it.skipIf(!available)(
+    'FRR expecting the wrong AS sends OPEN Message Error / Bad Peer AS; both sides show it as lastError',
+    async () => {
+      const frrAddr = block.host(50);
+      const birdAddr = block.host(51);
+      const [f, b] = await Promise.all([
+        startPeer('frr', { address: frrAddr, as: 64512, neighbors: [{ address: birdAddr, as: 65099 }] }),
+        startPeer('bird2', { address: birdAddr, as: 65001, neighbors: [{ address: frrAddr, as: 64512, passive: true }] }),
+      ]);
+      const refused = await waitForSession(b, frrAddr, 'Idle').then(() =>
+        waitFor(async () => (await b.sessions()).find((s) => s.lastError !== undefined), { timeoutMs: 15_000, what: 'bird2 lastError' }),
+      );
+      expect(refused.lastError).toMatch(/bad peer as/i);
+      const frrView = await waitFor(async () => (await f.sessions()).find((s) => s.lastError !== undefined), { timeoutMs: 15_000, what: 'frr lastError' });
+      expect(frrView.state).not.toBe('Established');
+      expect(frrView.lastError).toMatch(/bad peer as|open message error/i);
+      await Promise.all([f.stop(), b.stop()]);
     },
     60_000,
   );
