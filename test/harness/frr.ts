@@ -86,7 +86,9 @@ export function parseFrrNeighbors(json: string): PeerSessionInfo[] {
   return Object.entries(data)
     .filter(([address]) => /^\d+\.\d+\.\d+\.\d+$/.test(address))
     .map(([neighbor, info]) => {
-      const reason = info.lastNotificationReason ?? info.lastResetDueTo;
+      // lastResetDueTo keeps FRR's own startup note ("No AFI/SAFI activated for peer") forever: not an error.
+      const reset = info.lastResetDueTo === 'No AFI/SAFI activated for peer' ? undefined : info.lastResetDueTo;
+      const reason = info.lastNotificationReason ?? reset;
       return {
         neighbor,
         state: FRR_STATES[String(info.bgpState)] ?? 'Idle',
@@ -101,6 +103,8 @@ interface FrrPath {
   med?: number;
   metric?: number;
   localpref?: number;
+  /** FRR 8.4 spells LOCAL_PREF this way in the detailed JSON. */
+  locPrf?: number;
   community?: { string?: string };
   originatorId?: string;
   clusterList?: { list?: string[] };
@@ -126,7 +130,7 @@ export function parseFrrPrefixDetail(json: string): PeerRoute[] {
         ...(origin === 'igp' || origin === 'egp' || origin === 'incomplete' ? { origin } : {}),
         ...(p.originatorId ? { originatorId: p.originatorId } : {}),
         ...(p.clusterList?.list ? { clusterList: p.clusterList.list } : {}),
-        ...(p.localpref !== undefined ? { localPref: p.localpref } : {}),
+        ...((p.localpref ?? p.locPrf) !== undefined ? { localPref: p.localpref ?? p.locPrf } : {}),
         ...((p.med ?? p.metric) !== undefined ? { med: p.med ?? p.metric } : {}),
         ...(p.community?.string ? { communities: p.community.string.split(/\s+/) } : {}),
         best: p.bestpath?.overall === true,
