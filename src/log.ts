@@ -1,7 +1,7 @@
 // Structured logging (pino). One root logger per process; components take a child with their own fields
 // (`{ component: 'bgp', peer: '127.0.0.2' }`). Level from TORTIE_LOG_LEVEL (trace..fatal, default info).
 
-import { pino, type Logger } from 'pino';
+import pino, { type Logger } from 'pino';
 
 export type { Logger } from 'pino';
 

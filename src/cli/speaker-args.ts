@@ -3,7 +3,7 @@
 //   --router-id 127.0.0.9 --as 64512 [--listen 127.0.0.9[:179] | --no-listen]
 //   --peer 127.0.0.2,as=65001[,port=179][,passive][,hold=90][,keepalive=30][,local=127.0.0.9] ...
 //   --announce 10.244.1.0/26[,nexthop=198.18.0.9][,med=N][,local-pref=N][,community=A:B] ...
-//   [--hold 90] [--connect-retry 5] [--json]
+//   [--hold 90] [--connect-retry 5] [--json] [--stdin]
 //
 // Every error names the flag, the value and what would be accepted; the CLI prints it and exits 2.
 
@@ -45,6 +45,8 @@ export interface SpeakerOptions {
   holdTime: number;
   connectRetrySeconds: number;
   json: boolean;
+  /** Read `announce PREFIX[,...]` / `withdraw PREFIX` lines from standard input. */
+  stdin: boolean;
 }
 
 export const SPEAKER_USAGE = `usage: tortie bgp speaker --router-id A.B.C.D --as ASN [options]
@@ -59,7 +61,10 @@ export const SPEAKER_USAGE = `usage: tortie bgp speaker --router-id A.B.C.D --as
                           a route to originate to every peer; repeat for several
   --hold SECONDS          hold time offered in OPEN (0 or 3..65535, default 90)
   --connect-retry SECONDS ConnectRetry time (default 5)
-  --json                  one JSON event per line on stdout instead of log lines
+  --json                  one JSON event per line on stdout instead of readable lines
+  --stdin                 read commands from standard input, one per line:
+                            announce PREFIX[,nexthop=ADDR][,med=N][,local-pref=N][,community=A:B]
+                            withdraw PREFIX
 `;
 
 /** Parses an AS number: plain (1..4294967295) or asdot (1.10). */
@@ -214,6 +219,7 @@ export function parseSpeakerArgs(argv: readonly string[]): SpeakerOptions {
         hold: { type: 'string' },
         'connect-retry': { type: 'string' },
         json: { type: 'boolean' },
+        stdin: { type: 'boolean' },
       },
     });
   } catch (error) {
@@ -246,5 +252,6 @@ export function parseSpeakerArgs(argv: readonly string[]): SpeakerOptions {
     holdTime: values.hold === undefined ? 90 : parseHoldTime(values.hold, '--hold'),
     connectRetrySeconds: values['connect-retry'] === undefined ? 5 : parseUint(values['connect-retry'], '--connect-retry', 1, 3600),
     json: values.json ?? false,
+    stdin: values.stdin ?? false,
   };
 }

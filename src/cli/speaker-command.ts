@@ -1,0 +1,129 @@
+// `tortie bgp speaker`: a standalone BGP-4 speaker for people and tests. Runs until SIGINT/SIGTERM,
+// then sends Cease (Administrative Shutdown) to every peer and exits 0.
+
+import { createInterface } from 'node:readline';
+import { formatIpv4, formatPrefix, prefixKey } from '../../bgp/ip.js';
+import { notificationReason } from '../../bgp/errors.js';
+import { Speaker, type OriginatedRoute } from '../../bgp/speaker.js';
+import { Origin, type PathAttributes } from '../../bgp/types.js';
+import { createLogger } from '../log.js';
+import { UsageError, parseAnnounce, type AnnounceOption, type SpeakerOptions } from './speaker-args.js';
+import { formatEventLine, routeToJson, type SpeakerEventJson } from './speaker-events.js';
+
+function toOriginated(option: AnnounceOption): OriginatedRoute {
+  const attrs: PathAttributes = { origin: Origin.IGP };
+  if (option.nextHop !== undefined) attrs.nextHop = option.nextHop;
+  if (option.med !== undefined) attrs.med = option.med;
+  if (option.localPref !== undefined) attrs.localPref = option.localPref;
+  if (option.communities) attrs.communities = option.communities;
+  return { prefix: option.prefix, attrs };
+}
+
+export async function runSpeaker(options: SpeakerOptions): Promise<number> {
+  const logger = createLogger();
+  const emit = (event: SpeakerEventJson): void => {
+    process.stdout.write(options.json ? `${JSON.stringify(event)}\n` : `${formatEventLine(event)}\n`);
+  };
+
+  const speaker = new Speaker({
+    routerId: options.routerId,
+    localAs: options.asn,
+    listen: options.listen,
+    holdTime: options.holdTime,
+    connectRetryMs: options.connectRetrySeconds * 1000,
+    logger,
+  });
+  speaker.on('state', (e) => emit({ event: 'state', peer: e.peer, from: e.from, to: e.to, ...(e.reason ? { reason: e.reason } : {}) }));
+  speaker.on('update', (e) =>
+    emit({
+      event: 'update',
+      peer: e.peer,
+      announce: e.announced.map((r) => routeToJson(r.prefix, r.attrs)),
+      withdraw: e.withdrawn.map(formatPrefix),
+    }),
+  );
+  speaker.on('endOfRib', (e) => emit({ event: 'end-of-rib', peer: e.peer }));
+  speaker.on('notification', (e) =>
+    emit({
+      event: 'notification',
+      peer: e.peer,
+      direction: e.direction,
+      code: e.code,
+      subcode: e.subcode,
+      // `reason` is the RFC's name for the code/subcode; `detail` says what exactly was wrong.
+      reason: notificationReason(e.code, e.subcode),
+      ...(e.reason && e.reason !== notificationReason(e.code, e.subcode) ? { detail: e.reason } : {}),
+      ...(e.data.length ? { data: Buffer.from(e.data).toString('hex') } : {}),
+    }),
+  );
+
+  const originated = new Map<number, OriginatedRoute>();
+  for (const option of options.announce) originated.set(prefixKey(option.prefix), toOriginated(option));
+
+  try {
+    await speaker.start();
+  } catch (error) {
+    process.stderr.write(`tortie: ${(error as Error).message}\n`);
+    return 1;
+  }
+  if (options.listen) emit({ event: 'listening', address: options.listen.address, port: options.listen.port });
+  speaker.setOriginated([...originated.values()]);
+  speaker.setPeers(
+    options.peers.map((peer) => ({
+      address: peer.address,
+      port: peer.port,
+      peerAs: peer.asn,
+      passive: peer.passive,
+      ...(peer.holdTime !== undefined ? { holdTime: peer.holdTime } : {}),
+      ...(peer.keepaliveTime !== undefined ? { keepaliveTime: peer.keepaliveTime } : {}),
+      ...(peer.localAddress !== undefined ? { localAddress: peer.localAddress } : {}),
+    })),
+  );
+
+  let lines: ReturnType<typeof createInterface> | null = null;
+  if (options.stdin) {
+    lines = createInterface({ input: process.stdin });
+    lines.on('line', (line) => {
+      const text = line.trim();
+      if (text === '' || text.startsWith('#')) return;
+      const [verb, argument = ''] = text.split(/\s+/, 2);
+      try {
+        if (verb === 'announce') {
+          const route = toOriginated(parseAnnounce(argument));
+          originated.set(prefixKey(route.prefix), route);
+        } else if (verb === 'withdraw') {
+          const route = parseAnnounce(argument);
+          if (!originated.delete(prefixKey(route.prefix))) throw new UsageError(`withdraw ${argument}: not announced`);
+        } else {
+          throw new UsageError(`unknown command "${verb}" (accepted: announce PREFIX[,...], withdraw PREFIX)`);
+        }
+        speaker.setOriginated([...originated.values()]);
+      } catch (error) {
+        emit({ event: 'error', message: (error as Error).message });
+      }
+    });
+  }
+
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const shutdown = (signal: string): void => {
+      if (stopping) return;
+      stopping = true;
+      // Stop reading commands so only the sessions' sockets keep the process alive while Cease is flushed.
+      lines?.close();
+      process.stdin.destroy();
+      // Bounded: a peer that never closes its side must not keep us running.
+      setTimeout(() => process.exit(0), 3000).unref();
+      logger.info({ signal, routerId: formatIpv4(options.routerId) }, 'stopping: sending Cease to every peer');
+      speaker.stop().then(
+        () => resolve(0),
+        (error: unknown) => {
+          logger.error({ err: error }, 'stop failed');
+          resolve(1);
+        },
+      );
+    };
+    process.once('SIGINT', () => shutdown('SIGINT'));
+    process.once('SIGTERM', () => shutdown('SIGTERM'));
+  });
+}
