@@ -15,11 +15,10 @@ BIRD2_ROOT="${TORTIE_BIRD2_ROOT:-/opt/tortie/bird2}"
 work="$(mktemp -d /tmp/tortie-demo.XXXXXX)"
 bird_pid="" tortie_pid=""
 cleanup_processes() {
+  # Only what this script started, by PID: tortie first (it sends Cease), then BIRD.
+  if [ -n "$tortie_pid" ]; then kill "$tortie_pid" 2>/dev/null || true; wait "$tortie_pid" 2>/dev/null || true; fi
+  if [ -n "$bird_pid" ]; then kill "$bird_pid" 2>/dev/null || true; wait "$bird_pid" 2>/dev/null || true; fi
   exec 3>&- 2>/dev/null || true
-  # tortie's pipeline: the node process and tee. Then BIRD. Only what this script started, by PID.
-  [ -n "$tortie_pid" ] && pkill -TERM -P "$tortie_pid" 2>/dev/null; [ -n "$tortie_pid" ] && kill "$tortie_pid" 2>/dev/null
-  [ -n "$bird_pid" ] && kill "$bird_pid" 2>/dev/null
-  wait 2>/dev/null || true
 }
 cleanup() { cleanup_processes; rm -rf "$work"; }
 trap cleanup EXIT INT TERM
@@ -51,7 +50,7 @@ mkfifo "$work/tortie.in"
 node dist/src/cli/main.js bgp speaker --router-id 127.0.0.9 --as 64512 --hold 9 \
   --peer 127.0.0.2,as=65001 \
   --announce 10.244.1.0/26,nexthop=198.18.0.9 --announce 10.244.1.64/26,nexthop=198.18.0.9 \
-  --stdin <"$work/tortie.in" 2>"$work/tortie.log" | tee "$work/tortie.out" &
+  --stdin <"$work/tortie.in" >"$work/tortie.out" 2>"$work/tortie.log" &
 tortie_pid=$!
 exec 3>"$work/tortie.in"   # keep the speaker's stdin open
 
@@ -61,6 +60,9 @@ for _ in $(seq 1 100); do
      && grep -q "10.2.0.0/24" "$work/tortie.out"; then break; fi
   sleep 0.2
 done
+
+echo; echo "== tortie's events (what BIRD sent, session states)"
+cat "$work/tortie.out"
 
 echo; echo "== BIRD 2: birdc show protocols tortie"
 "$BIRD2_ROOT/usr/sbin/birdc" -s "$work/bird.ctl" show protocols tortie
@@ -74,5 +76,12 @@ for _ in $(seq 1 50); do
   sleep 0.1
 done
 "$BIRD2_ROOT/usr/sbin/birdc" -s "$work/bird.ctl" show route protocol tortie
-grep -q "10.2.0.0/24" "$work/tortie.out" && grep -q 10.244.1.0/26 <("$BIRD2_ROOT/usr/sbin/birdc" -s "$work/bird.ctl" show route protocol tortie) \
-  && echo && echo "demo: OK — routes flowed both ways" || { echo "demo: FAILED — logs in $work (kept)"; trap - EXIT; cleanup_processes; exit 1; }
+if grep -q "10.2.0.0/24" "$work/tortie.out" \
+   && "$BIRD2_ROOT/usr/sbin/birdc" -s "$work/bird.ctl" show route protocol tortie | grep -q 10.244.1.0/26; then
+  echo; echo "demo: OK — routes flowed both ways"
+  exit 0
+fi
+echo "demo: FAILED — logs kept in $work"
+trap - EXIT
+cleanup_processes
+exit 1
