@@ -74,6 +74,9 @@ export interface GracefulRestartConfig {
   readonly forwardingState?: boolean;
   /** R bit: we are restarting. */
   readonly restarting?: boolean;
+  /** Helper only (RFC 4724 §3): the capability with no address family — we keep a restarting peer's
+   *  routes, but promise nothing about our own forwarding state. */
+  readonly helperOnly?: boolean;
 }
 
 export type GracefulRestartCapability = Extract<Capability, { code: 64 }>;
@@ -122,6 +125,9 @@ export interface SessionConfig {
   /** Asked when the session leaves OpenSent/OpenConfirm/Established. `graceful: true` keeps the
    *  Adj-RIB-In as stale routes (swept at the next End-of-RIB); otherwise it is cleared. Default: cleared. */
   readonly onDown?: (info: DownInfo) => { graceful: boolean } | void;
+  /** Keep `adjRibIn` here (default true). The speaker keeps its own interned Adj-RIB-In and turns this off,
+   *  so each route is held once: 'update' events then carry what the message said, and `message`. */
+  readonly trackAdjRibIn?: boolean;
 }
 
 export interface NegotiatedSession {
@@ -191,7 +197,7 @@ export interface SessionEvents {
   /** An acceptable OPEN arrived (the session is in OpenConfirm): time for collision detection (§6.8). */
   open: [{ bgpId: number; open: OpenMessage }];
   /** After applying to the Adj-RIB-In. `withdrawn` lists only prefixes that were there. */
-  update: [{ announced: AdjRibInEntry[]; withdrawn: Prefix[] }];
+  update: [{ announced: AdjRibInEntry[]; withdrawn: Prefix[]; message: UpdateMessage }];
   endOfRib: [{ afi: number; safi: number }];
   /** The session left OpenSent/OpenConfirm/Established. `withdrawn`: what was cleared (empty when graceful). */
   down: [{ reason: string; graceful: boolean; withdrawn: Prefix[] }];
@@ -378,7 +384,7 @@ export class Session extends EventEmitter<SessionEvents> {
         code: 64,
         restarting: gr.restarting ?? false,
         restartTime: gr.restartTime,
-        families: [{ afi: Afi.IPV4, safi: Safi.UNICAST, forwardingState: gr.forwardingState ?? false }],
+        families: gr.helperOnly ? [] : [{ afi: Afi.IPV4, safi: Safi.UNICAST, forwardingState: gr.forwardingState ?? false }],
       });
     }
     this.stats = { messagesIn: 0, messagesOut: 0, updatesIn: 0, updatesOut: 0, notificationsIn: 0, notificationsOut: 0, establishedCount: 0, stateSince: this.clock.now() };
@@ -832,9 +838,11 @@ export class Session extends EventEmitter<SessionEvents> {
       this.notify('endOfRib', { afi: mp?.afi ?? Afi.IPV4, safi: mp?.safi ?? Safi.UNICAST });
       return;
     }
+    const track = this.config.trackAdjRibIn ?? true;
     const withdrawn: Prefix[] = [];
     const withdraw = (prefixes: readonly Prefix[]): void => {
-      for (const p of prefixes) if (this.adjRibIn.delete(prefixKey(p))) withdrawn.push(p);
+      if (!track) withdrawn.push(...prefixes);
+      else for (const p of prefixes) if (this.adjRibIn.delete(prefixKey(p))) withdrawn.push(p);
     };
     withdraw(update.withdrawn);
     const attrs = update.attributes;
@@ -848,7 +856,7 @@ export class Session extends EventEmitter<SessionEvents> {
       const add = (prefixes: readonly Prefix[], a: PathAttributes): void => {
         for (const prefix of prefixes) {
           const entry: AdjRibInEntry = { prefix, attrs: a };
-          this.adjRibIn.set(prefixKey(prefix), entry);
+          if (track) this.adjRibIn.set(prefixKey(prefix), entry);
           announced.push(entry);
         }
       };
@@ -861,7 +869,7 @@ export class Session extends EventEmitter<SessionEvents> {
         add(mp.nlri, nextHop !== undefined ? { ...base, nextHop } : base);
       }
     }
-    if (announced.length > 0 || withdrawn.length > 0) this.notify('update', { announced, withdrawn });
+    if (announced.length > 0 || withdrawn.length > 0) this.notify('update', { announced, withdrawn, message: update });
   }
 
   /** RFC 4724 §4.2 (the seam for graceful restart): End-of-RIB removes routes the peer did not refresh. */
@@ -873,7 +881,7 @@ export class Session extends EventEmitter<SessionEvents> {
         withdrawn.push(entry.prefix);
       }
     }
-    if (withdrawn.length > 0) this.notify('update', { announced: [], withdrawn });
+    if (withdrawn.length > 0) this.notify('update', { announced: [], withdrawn, message: { type: 2, withdrawn, attributes: {}, nlri: [] } });
   }
 
   private releaseRoutes(reason: string): void {

@@ -1,49 +1,63 @@
-// DOC: the Speaker owns everything one BGP router does with its peers.
+// DOC: the Speaker is one BGP router: sessions to its peers and the routing core between them.
 //
-// - a TCP listener (optional) that hands inbound connections to the session of the peer they come from
-//   and resolves connection collisions (RFC 4271 §6.8);
-// - one Session per configured peer, kept equal to a desired set (`setPeers`): a peer added starts, a peer
-//   removed gets Cease/Peer De-configured, a peer whose parameters changed restarts with Cease/Other
-//   Configuration Change, an unchanged peer is left alone;
-// - originated routes (`setOriginated`), kept as a desired set and advertised to every Established peer as
-//   differences only (desired vs advertised, per peer); after a (re)connect the whole set is sent again,
-//   followed by End-of-RIB (RFC 4724 §2);
-// - what peers send arrives as `update` events after the session's Adj-RIB-In has applied it.
+//   session(P) ──UPDATE──▶ Adj-RIB-In(P) ──import policy──▶ Loc-RIB (best path) ──export policy(Q)──▶
+//   Adj-RIB-Out(Q): desired vs advertised ──pending()──▶ packed UPDATEs ──▶ session(Q)
 //
-// Why this is hard: sessions come and go while routes change; every peer must end up with exactly the
-// desired set whatever the interleaving, and nothing may be sent to a peer that is not Established.
+// - Peers are a desired set (`setPeers`): a peer added starts, a removed one gets Cease/Peer De-configured,
+//   one whose parameters changed restarts with Cease/Other Configuration Change, the rest are left alone.
+// - Originated routes (`setOriginated`) enter the Loc-RIB as local candidates, which win over learned ones.
+// - Every peer's Adj-RIB-Out is kept equal to "what it should have" at all times, whether Established or
+//   not; what is sent is only the difference to what it was sent. A new session, or a ROUTE-REFRESH
+//   (RFC 2918), resets "advertised" so the whole table goes again; End-of-RIB (RFC 4724 §2) follows the
+//   initial table. Sends are coalesced: every change made while handling I/O goes out in one flush.
+// - Route reflection (RFC 4456), iBGP split horizon and the eBGP rules live in ./rib/policy.ts; this file
+//   only wires them.
+// - Graceful restart (RFC 4724), both roles:
+//   receiving: when a peer that advertised GR for IPv4 unicast drops without a NOTIFICATION, its routes
+//   stay (stale) in Adj-RIB-In and Loc-RIB, and are still exported, until it comes back and sends
+//   End-of-RIB, or its restart time passes, or it comes back without the F bit;
+//   restarting (`gracefulRestart.restarting`): the first OPEN to each peer has the R bit, and no route is
+//   sent to anyone until every GR peer sent End-of-RIB or the selection deferral timer fires (§4.1), so we
+//   never withdraw what we are about to re-learn. Without `gracefulRestart`, tortie is a GR helper only.
+// - A connection collision (RFC 4271 §6.8) runs the inbound connection in a second session until an
+//   OPEN gives the peer's BGP identifier; the connection opened by the higher identifier survives.
+//
+// Why this is hard: sessions come and go while routes change. Every peer must end up with exactly the
+// desired set whatever the interleaving; nothing may go to a peer that is not Established; routes kept
+// through a peer's restart must not be withdrawn and re-announced; and at 100k routes × several peers
+// nothing may be copied per route per peer more than once.
 
 import { EventEmitter } from 'node:events';
 import { createServer } from 'node:net';
-import { encodeUpdates, encodeWithdrawals, encodeEndOfRib } from './codec/index.js';
-import { systemClock, type Clock } from './clock.js';
+import { encodeEndOfRib, encodeUpdates, encodeWithdrawals } from './codec/index.js';
+import { systemClock, type Clock, type TimerHandle } from './clock.js';
 import { CeaseSubcode } from './errors.js';
-import { formatIpv4, formatPrefix, parseIpv4, prefixKey } from './ip.js';
+import { formatIpv4, parseIpv4, prefixFromKey, prefixKey } from './ip.js';
+import {
+  AdjRibIn,
+  AdjRibOut,
+  AttrTable,
+  LocRib,
+  PeerExport,
+  Route,
+  importRoute,
+  localSource,
+  type BestChange,
+  type LocalSpeaker,
+  type NextHopMode,
+  type PeerPolicy,
+  type RouteSource,
+} from './rib/index.js';
 import { Session, type Logger, type SessionConfig, type SessionState } from './session.js';
 import { tcpTransport, wrapSocket, type Connection, type Transport } from './transport.js';
-import { AsPathSegmentType, BGP_PORT, type PathAttributes, type Prefix } from './types.js';
+import { Afi, BGP_PORT, Safi, type PathAttributes, type Prefix } from './types.js';
 
-/** The subset of pino's logger the library uses (`child` optional); pass nothing to log nothing. */
-export interface LoggerLike extends Logger {
-  child?(bindings: object): LoggerLike;
-}
+export type { NextHopMode } from './rib/index.js';
+
+/** The subset of pino's logger the library uses; pass nothing to log nothing. */
+export type LoggerLike = Logger;
 
 const silentLogger: LoggerLike = { debug() {}, info() {}, warn() {}, error() {} };
-
-export interface SpeakerConfig {
-  routerId: number;
-  localAs: number;
-  /** Where to accept connections; null = only connect out. */
-  listen: { address: string; port: number } | null;
-  /** Hold time offered to every peer unless the peer says otherwise (default 90). */
-  holdTime?: number;
-  connectRetryMs?: number;
-  clock?: Clock;
-  transport?: Transport;
-  /** How to accept connections (default: a TCP server); tests pass MemoryNetwork's listen. */
-  acceptor?: Acceptor;
-  logger?: LoggerLike;
-}
 
 /** Listens on address:port and hands every inbound connection to `onConnection`; resolves to a closer. */
 export type Acceptor = (address: string, port: number, onConnection: (conn: Connection) => void) => Promise<() => Promise<void>>;
@@ -68,6 +82,36 @@ export const tcpAcceptor: Acceptor = async (address, port, onConnection) => {
   return () => new Promise<void>((resolve) => server.close(() => resolve()));
 };
 
+export interface GracefulRestartOptions {
+  /** Restart time we advertise, seconds 0..4095 (RFC 4724 §3). */
+  restartTime: number;
+  /** We have just restarted: set the R bit and defer sending routes until peers' End-of-RIB (§4.1). */
+  restarting?: boolean;
+  /** Selection deferral timer (§4.1), ms. Default: the restart time. */
+  deferralMs?: number;
+}
+
+export interface SpeakerConfig {
+  routerId: number;
+  localAs: number;
+  /** Where to accept connections; null = only connect out. Also the default source of outbound connections. */
+  listen: { address: string; port: number } | null;
+  /** Route-reflector cluster id (RFC 4456 §7); defaults to the router id. Only used with rrClient peers. */
+  clusterId?: number;
+  /** Graceful restart as a restarting speaker (F bit set: forwarding survives us). Absent: helper only. */
+  gracefulRestart?: GracefulRestartOptions | null;
+  /** Hold time offered to every peer unless the peer says otherwise (default 90). */
+  holdTime?: number;
+  connectRetryMs?: number;
+  /** How long stale routes may wait for End-of-RIB after the peer is back (default 360 s, as FRR's stalepath-time). */
+  stalePathMs?: number;
+  clock?: Clock;
+  transport?: Transport;
+  /** How to accept connections (default: a TCP server); tests pass MemoryNetwork's listen. */
+  acceptor?: Acceptor;
+  logger?: LoggerLike;
+}
+
 export interface PeerSpec {
   address: string;
   port?: number;
@@ -76,6 +120,15 @@ export interface PeerSpec {
   holdTime?: number;
   keepaliveTime?: number;
   localAddress?: string;
+  /** A route-reflector client of ours (RFC 4456); ignored for eBGP peers. */
+  rrClient?: boolean;
+  /** Next hop toward this peer: auto (self for eBGP, unchanged for iBGP), self, keep. */
+  nextHop?: NextHopMode;
+  /** Times our own AS may appear in a received AS_PATH (Calico's numAllowedLocalASNumbers). */
+  allowOwnAs?: number;
+  /** Policy hooks (compared by identity when peers are reconfigured). */
+  importFilter?: PeerPolicy['importFilter'];
+  exportFilter?: PeerPolicy['exportFilter'];
 }
 
 export interface OriginatedRoute {
@@ -84,23 +137,48 @@ export interface OriginatedRoute {
   attrs: PathAttributes;
 }
 
+/** A Loc-RIB route for people and tests. */
+export interface RibEntry {
+  prefix: Prefix;
+  attrs: PathAttributes;
+  /** The peer it came from, or null when we originate it. */
+  from: string | null;
+  stale: boolean;
+}
+
 export interface SpeakerEvents {
   state: [{ peer: string; from: SessionState; to: SessionState; reason?: string }];
+  /** What one peer sent (after RFC 7606 handling), before import policy. */
   update: [{ peer: string; announced: Array<{ prefix: Prefix; attrs: PathAttributes }>; withdrawn: Prefix[] }];
   endOfRib: [{ peer: string }];
   notification: [{ peer: string; direction: 'sent' | 'received'; code: number; subcode: number; data: Uint8Array; reason: string }];
+  /** Loc-RIB best routes that changed, in one batch per handled message or operation. */
+  bestChanged: [ReadonlyArray<{ prefix: Prefix; best: RibEntry | null }>];
+  /** Route selection is no longer deferred (immediately unless restarting, RFC 4724 §4.1). */
+  ready: [];
 }
 
+type NormalSpec = PeerSpec & { port: number; passive: boolean };
+
 interface PeerEntry {
-  spec: Required<Pick<PeerSpec, 'address' | 'port' | 'peerAs' | 'passive'>> & PeerSpec;
+  spec: NormalSpec;
   session: Session;
   /** A second session on an inbound connection that collided with the current one, until §6.8 decides. */
   challenger: Session | null;
   /** The session came from a collision and is passive: replace it with a normal one when it goes down. */
   promoted: boolean;
-  /** What this peer has been sent: prefix key → key of the exported attribute set. */
-  advertised: Map<number, string>;
-  ebgp: boolean;
+  policy: PeerPolicy;
+  exporter: PeerExport;
+  ribIn: AdjRibIn;
+  ribOut: AdjRibOut;
+  /** The peer sent a NOTIFICATION before the session ended: no graceful restart for that end (RFC 4724 §4.2). */
+  notifiedDown: boolean;
+  /** Restart or stale-path timer while its routes are stale. */
+  staleTimer: TimerHandle | null;
+  /** The peer sent End-of-RIB on the current session. */
+  endOfRib: boolean;
+  /** Sessions established so far (the R bit goes only on the first when restarting). */
+  sessions: number;
 }
 
 export interface PeerStatus {
@@ -110,56 +188,69 @@ export interface PeerStatus {
   state: SessionState;
   since: number;
   routesReceived: number;
+  routesAccepted: number;
   routesAdvertised: number;
+  staleRoutes: number;
   lastError?: string;
 }
 
-function normalizeSpec(spec: PeerSpec): PeerEntry['spec'] {
+function normalizeSpec(spec: PeerSpec): NormalSpec {
   return { ...spec, port: spec.port ?? BGP_PORT, passive: spec.passive ?? false };
 }
 
-function sameSpec(a: PeerEntry['spec'], b: PeerEntry['spec']): boolean {
-  return (
-    a.address === b.address &&
-    a.port === b.port &&
-    a.peerAs === b.peerAs &&
-    a.passive === b.passive &&
-    a.holdTime === b.holdTime &&
-    a.keepaliveTime === b.keepaliveTime &&
-    a.localAddress === b.localAddress
-  );
+const SPEC_FIELDS = ['address', 'port', 'peerAs', 'passive', 'holdTime', 'keepaliveTime', 'localAddress', 'rrClient', 'nextHop', 'allowOwnAs', 'importFilter', 'exportFilter'] as const;
+
+function sameSpec(a: NormalSpec, b: NormalSpec): boolean {
+  return SPEC_FIELDS.every((field) => a[field] === b[field]);
 }
 
-/** A stable text key for an attribute set, for grouping prefixes into UPDATEs and for diffing. */
-function attrsKey(attrs: PathAttributes): string {
-  return JSON.stringify(attrs, (_key, value: unknown) => (value instanceof Uint8Array ? Buffer.from(value).toString('hex') : value));
-}
+const DEFAULT_HELPER_RESTART_TIME = 120;
 
 export class Speaker extends EventEmitter<SpeakerEvents> {
-  private readonly config: Required<Omit<SpeakerConfig, 'listen'>> & Pick<SpeakerConfig, 'listen'>;
+  private readonly config: Required<Omit<SpeakerConfig, 'listen' | 'clusterId' | 'gracefulRestart'>> & Pick<SpeakerConfig, 'listen' | 'clusterId' | 'gracefulRestart'>;
   private readonly peers = new Map<string, PeerEntry>();
-  private originated = new Map<number, OriginatedRoute>();
+  private readonly table = new AttrTable();
+  private readonly locRib = new LocRib(this.table);
+  private readonly local: LocalSpeaker;
+  private readonly localSource: RouteSource;
+  /** Originated routes: prefix key → the canonical attribute set offered to the Loc-RIB. */
+  private originated = new Map<number, PathAttributes>();
   private closeListener: (() => Promise<void>) | null = null;
   private stopped = false;
+  private deferring: boolean;
+  private deferralTimer: TimerHandle | null = null;
+  private flushScheduled = false;
+  private readonly dirty = new Set<PeerEntry>();
 
   constructor(config: SpeakerConfig) {
     super();
     this.config = {
       holdTime: 90,
       connectRetryMs: 5000,
+      stalePathMs: 360_000,
       clock: systemClock,
       transport: tcpTransport,
       acceptor: tcpAcceptor,
       logger: silentLogger,
       ...config,
     };
+    const address = config.listen && config.listen.address !== '0.0.0.0' ? parseIpv4(config.listen.address) : config.routerId;
+    this.local = { asn: config.localAs, routerId: config.routerId, address, ...(config.clusterId !== undefined ? { clusterId: config.clusterId } : {}) };
+    this.localSource = localSource(this.local);
+    this.deferring = config.gracefulRestart?.restarting === true;
   }
 
-  /** Starts the listener (if any). Rejects with a message naming the address when it cannot bind. */
+  /** Starts the listener (if any) and, when restarting, the selection deferral timer. */
   async start(): Promise<void> {
     const listen = this.config.listen;
-    if (!listen) return;
-    this.closeListener = await this.config.acceptor(listen.address, listen.port, (conn) => this.onInbound(conn));
+    if (listen) this.closeListener = await this.config.acceptor(listen.address, listen.port, (conn) => this.onInbound(conn));
+    if (this.deferring) {
+      const gr = this.config.gracefulRestart!;
+      const ms = gr.deferralMs ?? gr.restartTime * 1000;
+      this.deferralTimer = this.config.clock.setTimeout(() => this.endDeferral('selection deferral timer expired'), ms);
+    } else {
+      this.emit('ready');
+    }
   }
 
   /** Makes the running sessions equal to `specs`; only peers whose parameters changed are restarted. */
@@ -176,40 +267,90 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
       }
     }
     for (const [address, spec] of desired) if (!this.peers.has(address)) this.addPeer(spec);
+    this.scheduleFlush();
   }
 
-  /** Replaces the set of originated routes; every Established peer is sent the difference. */
+  /** Replaces the set of originated routes; peers are sent the difference. */
   setOriginated(routes: readonly OriginatedRoute[]): void {
-    this.originated = new Map(routes.map((r) => [prefixKey(r.prefix), r]));
-    for (const entry of this.peers.values()) if (entry.session.established) this.syncPeer(entry);
+    const next = new Map<number, PathAttributes>();
+    for (const r of routes) next.set(prefixKey(r.prefix), this.table.canonical({ ...r.attrs, asPath: r.attrs.asPath ?? [] }));
+    const changes: BestChange[] = [];
+    for (const [key, attrs] of next) {
+      if (this.originated.get(key) === attrs) continue;
+      const change = this.locRib.set(this.localSource, key, new Route(key, attrs as Route['attrs'], this.localSource));
+      if (change) changes.push(change);
+    }
+    for (const key of this.originated.keys()) {
+      if (next.has(key)) continue;
+      const change = this.locRib.set(this.localSource, key, null);
+      if (change) changes.push(change);
+    }
+    this.originated = next;
+    this.propagate(changes);
+  }
+
+  /** Asks a peer to send its routes again (RFC 2918). False when it is not Established or did not offer it. */
+  refresh(address: string): boolean {
+    return this.peers.get(address)?.session.sendRouteRefresh() ?? false;
   }
 
   peerStatus(): PeerStatus[] {
     return [...this.peers.values()].map((entry) => {
       const stats = entry.session.stats;
+      let stale = 0;
+      let accepted = 0;
+      for (const route of entry.ribIn.routes()) {
+        if (route.stale) stale++;
+        if (this.locRib.candidates(route.key).some((c) => c.source.address === entry.policy.address)) accepted++;
+      }
       return {
         address: entry.spec.address,
         port: entry.spec.port,
         peerAs: entry.spec.peerAs,
         state: entry.session.state,
         since: stats.stateSince,
-        routesReceived: entry.session.adjRibIn.size,
-        routesAdvertised: entry.advertised.size,
+        routesReceived: entry.ribIn.size,
+        routesAccepted: accepted,
+        routesAdvertised: entry.session.established ? entry.ribOut.advertisedSize : 0,
+        staleRoutes: stale,
         ...(stats.lastError ? { lastError: stats.lastError } : {}),
       };
     });
   }
 
-  /** Routes received from one peer (its Adj-RIB-In), for status output. */
-  receivedRoutes(address: string): Array<{ prefix: Prefix; attrs: PathAttributes }> {
+  /** Routes received from one peer (its Adj-RIB-In, before import policy). */
+  receivedRoutes(address: string): RibEntry[] {
     const entry = this.peers.get(address);
-    return entry ? [...entry.session.adjRibIn.values()] : [];
+    return entry ? [...entry.ribIn.routes()].map((r) => ({ prefix: r.prefix, attrs: r.attrs, from: address, stale: r.stale })) : [];
+  }
+
+  /** The Loc-RIB's best routes. */
+  bestRoutes(): RibEntry[] {
+    return [...this.locRib.bestRoutes()].map((r) => this.toEntry(r));
+  }
+
+  /** Number of prefixes in the Loc-RIB. */
+  get locRibSize(): number {
+    return this.locRib.size;
+  }
+
+  /** Best route for one prefix. */
+  best(prefix: Prefix): RibEntry | null {
+    const route = this.locRib.best(prefixKey(prefix));
+    return route ? this.toEntry(route) : null;
+  }
+
+  /** Distinct attribute sets held (interning at work: far fewer than routes). */
+  get attributeSets(): number {
+    return this.table.size;
   }
 
   /** Sends Cease/Administrative Shutdown to every peer and closes the listener. */
   async stop(): Promise<void> {
     this.stopped = true;
+    if (this.deferralTimer) this.config.clock.clearTimeout(this.deferralTimer);
     for (const entry of this.peers.values()) {
+      if (entry.staleTimer) this.config.clock.clearTimeout(entry.staleTimer);
       entry.challenger?.stop(CeaseSubcode.ADMINISTRATIVE_SHUTDOWN);
       entry.session.stop(CeaseSubcode.ADMINISTRATIVE_SHUTDOWN);
     }
@@ -219,9 +360,16 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     if (close) await close();
   }
 
-  private sessionConfig(spec: PeerEntry['spec'], passive: boolean): SessionConfig {
-    // The session puts `peer` in every log line itself.
-    const logger = this.config.logger;
+  // ---- peers and sessions -----------------------------------------------------------------------------
+
+  private toEntry(route: Route): RibEntry {
+    return { prefix: route.prefix, attrs: route.attrs, from: route.source.local ? null : formatIpv4(route.source.address), stale: route.stale };
+  }
+
+  private sessionConfig(entry: { spec: NormalSpec; sessions: number }, passive: boolean): SessionConfig {
+    const spec = entry.spec;
+    const gr = this.config.gracefulRestart;
+    const source = this.sourceAddress(spec);
     return {
       localAs: this.config.localAs,
       peerAs: spec.peerAs,
@@ -233,9 +381,22 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
       connectRetryMs: this.config.connectRetryMs,
       clock: this.config.clock,
       transport: this.config.transport,
-      logger,
+      // The session puts `peer` in every log line itself.
+      logger: this.config.logger,
+      trackAdjRibIn: false,
+      // RFC 4724 §3: as a restarting speaker, IPv4 unicast with the F bit (routes stay in the kernel while
+      // we restart) and the R bit on the first session after our start; otherwise a helper.
+      gracefulRestart: gr
+        ? { restartTime: gr.restartTime, forwardingState: true, restarting: gr.restarting === true && entry.sessions === 0 }
+        : { restartTime: DEFAULT_HELPER_RESTART_TIME, helperOnly: true },
+      onDown: (info) => {
+        const live = this.peers.get(spec.address);
+        const graceful = live !== undefined && !live.notifiedDown && hasIpv4Gr(info.peerGracefulRestart);
+        if (live) live.notifiedDown = false;
+        return { graceful };
+      },
       ...(spec.keepaliveTime !== undefined ? { keepaliveTime: spec.keepaliveTime } : {}),
-      ...(this.sourceAddress(spec) !== undefined ? { localAddress: this.sourceAddress(spec) } : {}),
+      ...(source !== undefined ? { localAddress: source } : {}),
     };
   }
 
@@ -244,64 +405,52 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
    * check the source of a connection against their neighbour list (BIRD 1.6 resets anything else), so
    * leaving this to the kernel (127.0.0.1 on loopback, the primary address elsewhere) breaks sessions.
    */
-  private sourceAddress(spec: PeerEntry['spec']): string | undefined {
+  private sourceAddress(spec: PeerSpec): string | undefined {
     if (spec.localAddress !== undefined) return spec.localAddress;
     const listen = this.config.listen?.address;
     return listen !== undefined && listen !== '0.0.0.0' ? listen : undefined;
   }
 
-  private addPeer(spec: PeerEntry['spec']): void {
-    const session = new Session(this.sessionConfig(spec, spec.passive));
+  private policyOf(spec: NormalSpec): PeerPolicy {
+    const ebgp = spec.peerAs !== this.config.localAs;
+    return {
+      address: parseIpv4(spec.address),
+      asn: spec.peerAs,
+      ebgp,
+      rrClient: !ebgp && spec.rrClient === true,
+      ...(spec.nextHop !== undefined ? { nextHop: spec.nextHop } : {}),
+      ...(spec.allowOwnAs !== undefined ? { allowOwnAs: spec.allowOwnAs } : {}),
+      ...(spec.importFilter !== undefined ? { importFilter: spec.importFilter } : {}),
+      ...(spec.exportFilter !== undefined ? { exportFilter: spec.exportFilter } : {}),
+    };
+  }
+
+  private sourceOf(policy: PeerPolicy, routerId: number): RouteSource {
+    return Object.freeze({ address: policy.address, routerId, asn: policy.asn, ebgp: policy.ebgp, rrClient: policy.rrClient });
+  }
+
+  private addPeer(spec: NormalSpec): void {
+    const policy = this.policyOf(spec);
+    const source = this.sourceAddress(spec);
+    const local: LocalSpeaker = source !== undefined ? { ...this.local, address: parseIpv4(source) } : this.local;
+    const partial = { spec, sessions: 0 };
     const entry: PeerEntry = {
       spec,
-      session,
+      session: new Session(this.sessionConfig(partial, spec.passive)),
       challenger: null,
       promoted: false,
-      advertised: new Map(),
-      ebgp: spec.peerAs !== this.config.localAs,
+      policy,
+      exporter: new PeerExport(policy, local, this.table),
+      ribIn: new AdjRibIn(this.sourceOf(policy, 0), this.table),
+      ribOut: new AdjRibOut(this.table),
+      notifiedDown: false,
+      staleTimer: null,
+      endOfRib: false,
+      sessions: 0,
     };
     this.peers.set(spec.address, entry);
-    this.wire(entry, session);
-    session.start();
-  }
-
-  /** Routes a session's events to the speaker's, while it is the peer's current session. */
-  private wire(entry: PeerEntry, session: Session): void {
-    const peer = entry.spec.address;
-    const current = (): boolean => this.peers.get(peer) === entry && entry.session === session;
-    session.on('state', (e) => {
-      if (!current()) return;
-      if (e.to === 'Established') {
-        // RFC 4271 §9.2: the whole Adj-RIB-Out goes to a new session; End-of-RIB marks its end (RFC 4724 §2).
-        entry.advertised.clear();
-        this.syncPeer(entry);
-        session.sendUpdates([encodeEndOfRib()]);
-      } else if (e.from === 'Established') {
-        entry.advertised.clear();
-      }
-      this.emit('state', { peer, from: e.from, to: e.to, ...(e.reason ? { reason: e.reason } : {}) });
-      if (entry.promoted && (e.to === 'Idle' || e.to === 'Active') && !this.stopped) this.replaceSession(entry);
-    });
-    session.on('open', () => this.resolveCollision(entry));
-    session.on('update', (e) => {
-      if (current()) this.emit('update', { peer, announced: e.announced, withdrawn: e.withdrawn });
-    });
-    session.on('endOfRib', () => {
-      if (current()) this.emit('endOfRib', { peer });
-    });
-    session.on('notification', (e) => {
-      // A challenger's NOTIFICATIONs (its collision dump) are shown too: they went over the wire.
-      if (this.peers.get(peer) === entry && (entry.session === session || entry.challenger === session)) this.emit('notification', { peer, ...e });
-    });
-  }
-
-  /** A session that won a collision was passive; once it ends, go back to a normal (active) one. */
-  private replaceSession(entry: PeerEntry): void {
-    const old = entry.session;
-    old.removeAllListeners();
-    old.stop(CeaseSubcode.ADMINISTRATIVE_RESET);
-    entry.promoted = false;
-    entry.session = new Session(this.sessionConfig(entry.spec, entry.spec.passive));
+    // What this peer should have: every best route its export policy lets through.
+    for (const best of this.locRib.bestRoutes()) entry.ribOut.setDesired(best.key, entry.exporter.attributes(best));
     this.wire(entry, entry.session);
     entry.session.start();
   }
@@ -310,7 +459,220 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
   private removePeer(entry: PeerEntry, subcode: number): void {
     entry.challenger?.stop(subcode);
     entry.session.stop(subcode);
+    if (entry.staleTimer) this.config.clock.clearTimeout(entry.staleTimer);
     this.peers.delete(entry.spec.address);
+    this.dirty.delete(entry);
+    this.withdrawFromLocRib(entry, entry.ribIn.clear());
+    entry.ribOut.clear();
+  }
+
+  /** Routes a session's events into the routing core while it is the peer's current session. */
+  private wire(entry: PeerEntry, session: Session): void {
+    const peer = entry.spec.address;
+    const current = (): boolean => this.peers.get(peer) === entry && entry.session === session;
+    session.on('state', (e) => {
+      if (!current()) return;
+      if (e.to === 'Established') this.onEstablished(entry);
+      this.emit('state', { peer, from: e.from, to: e.to, ...(e.reason ? { reason: e.reason } : {}) });
+      if (entry.promoted && (e.to === 'Idle' || e.to === 'Active') && !this.stopped) this.replaceSession(entry);
+    });
+    session.on('open', () => this.resolveCollision(entry));
+    session.on('update', (e) => {
+      if (!current()) return;
+      this.emit('update', { peer, announced: e.announced, withdrawn: e.withdrawn });
+      this.onUpdate(entry, e.message);
+    });
+    session.on('endOfRib', () => {
+      if (!current()) return;
+      this.emit('endOfRib', { peer });
+      this.onEndOfRib(entry);
+    });
+    session.on('down', (e) => {
+      if (current()) this.onDown(entry, e.graceful);
+    });
+    session.on('routeRefresh', () => {
+      if (!current()) return;
+      // RFC 2918 §4: answer a ROUTE-REFRESH with the whole Adj-RIB-Out.
+      entry.ribOut.resetAdvertised();
+      this.markDirty(entry);
+    });
+    session.on('notification', (e) => {
+      if (this.peers.get(peer) !== entry) return;
+      if (entry.session === session && e.direction === 'received') entry.notifiedDown = true;
+      // A challenger's NOTIFICATIONs (its collision dump) are shown too: they went over the wire.
+      if (entry.session === session || entry.challenger === session) this.emit('notification', { peer, ...e });
+    });
+  }
+
+  private onEstablished(entry: PeerEntry): void {
+    const session = entry.session;
+    entry.sessions++;
+    entry.endOfRib = false;
+    entry.notifiedDown = false;
+    const negotiated = session.negotiated!;
+    entry.ribIn.setSource(this.sourceOf(entry.policy, negotiated.peerBgpId));
+    // Next hop self is the address of this connection; rebuild the exporter if it is not the one assumed.
+    const localAddress = session.localAddress !== undefined ? parseIpv4(session.localAddress) : undefined;
+    if (localAddress !== undefined && localAddress !== entry.exporter.local.address) {
+      entry.exporter = new PeerExport(entry.policy, { ...this.local, address: localAddress }, this.table);
+      for (const best of this.locRib.bestRoutes()) entry.ribOut.setDesired(best.key, entry.exporter.attributes(best));
+    }
+    // RFC 4724 §4.2: stale routes stay only if the peer is back with the F bit for IPv4 unicast.
+    if (entry.staleTimer) {
+      this.config.clock.clearTimeout(entry.staleTimer);
+      entry.staleTimer = null;
+      if (!hasIpv4Gr(negotiated.gracefulRestart, true)) {
+        this.sweepStale(entry, 'the peer came back without preserving forwarding state');
+      } else {
+        entry.staleTimer = this.config.clock.setTimeout(() => this.sweepStale(entry, 'no End-of-RIB within the stale-path time'), this.config.stalePathMs);
+      }
+    }
+    // RFC 4271 §9.2: a new session gets the whole Adj-RIB-Out, then End-of-RIB (RFC 4724 §2).
+    entry.ribOut.resetAdvertised();
+    if (!this.deferring) {
+      this.flushPeer(entry);
+      session.sendUpdates([encodeEndOfRib()]);
+    } else {
+      this.checkDeferral();
+    }
+  }
+
+  private onUpdate(entry: PeerEntry, message: Parameters<AdjRibIn['apply']>[0]): void {
+    const changes: BestChange[] = [];
+    for (const key of entry.ribIn.apply(message)) {
+      const received = entry.ribIn.get(key);
+      const route = received ? importRoute(received, entry.policy, this.local, this.table) : null;
+      const change = this.locRib.set(entry.ribIn.source, key, route);
+      if (change) changes.push(change);
+    }
+    this.propagate(changes);
+  }
+
+  private onEndOfRib(entry: PeerEntry): void {
+    entry.endOfRib = true;
+    // RFC 4724 §4.2: End-of-RIB from a restarted peer removes what it did not send again.
+    if (entry.staleTimer) {
+      this.config.clock.clearTimeout(entry.staleTimer);
+      entry.staleTimer = null;
+      this.sweepStale(entry, 'End-of-RIB received');
+    }
+    this.checkDeferral();
+  }
+
+  private onDown(entry: PeerEntry, graceful: boolean): void {
+    if (graceful && entry.ribIn.size > 0) {
+      // RFC 4724 §4.2: keep the routes, marked stale, for the peer's restart time.
+      const count = entry.ribIn.markStale();
+      const seconds = entry.session.negotiated?.gracefulRestart?.restartTime ?? DEFAULT_HELPER_RESTART_TIME;
+      if (entry.staleTimer) this.config.clock.clearTimeout(entry.staleTimer);
+      entry.staleTimer = this.config.clock.setTimeout(() => this.sweepStale(entry, `restart time of ${seconds} s passed`), seconds * 1000);
+      this.config.logger.info({ peer: entry.spec.address, routes: count, restartTime: seconds }, 'graceful restart: keeping the peer\'s routes as stale');
+      return;
+    }
+    this.withdrawFromLocRib(entry, entry.ribIn.clear());
+  }
+
+  private sweepStale(entry: PeerEntry, reason: string): void {
+    entry.staleTimer = null;
+    if (this.peers.get(entry.spec.address) !== entry) return;
+    const removed = entry.ribIn.sweepStale();
+    if (removed.length > 0) this.config.logger.info({ peer: entry.spec.address, routes: removed.length, reason }, 'graceful restart: stale routes removed');
+    this.withdrawFromLocRib(entry, removed);
+  }
+
+  private withdrawFromLocRib(entry: PeerEntry, keys: readonly number[]): void {
+    const changes: BestChange[] = [];
+    for (const key of keys) {
+      const change = this.locRib.set(entry.ribIn.source, key, null);
+      if (change) changes.push(change);
+    }
+    this.propagate(changes);
+  }
+
+  /** Best-route changes → every peer's desired state; then one coalesced flush. */
+  private propagate(changes: readonly BestChange[]): void {
+    if (changes.length === 0) return;
+    for (const entry of this.peers.values()) {
+      for (const change of changes) entry.ribOut.setDesired(change.key, change.best ? entry.exporter.attributes(change.best) : null);
+      if (entry.ribOut.hasPending()) this.markDirty(entry);
+    }
+    if (this.listenerCount('bestChanged') > 0) {
+      this.emit(
+        'bestChanged',
+        changes.map((c) => ({ prefix: prefixFromKey(c.key), best: c.best ? this.toEntry(c.best) : null })),
+      );
+    }
+  }
+
+  private markDirty(entry: PeerEntry): void {
+    this.dirty.add(entry);
+    this.scheduleFlush();
+  }
+
+  /** Sends are coalesced: everything changed while handling this round of I/O goes out together. */
+  private scheduleFlush(): void {
+    if (this.flushScheduled || this.dirty.size === 0) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      const dirty = [...this.dirty];
+      this.dirty.clear();
+      for (const entry of dirty) if (this.peers.get(entry.spec.address) === entry) this.flushPeer(entry);
+    });
+  }
+
+  /** Sends `entry` the difference between desired and advertised, packed into as few UPDATEs as fit. */
+  private flushPeer(entry: PeerEntry): void {
+    if (!entry.session.established || this.deferring || !entry.ribOut.hasPending()) return;
+    const batch = entry.ribOut.pending();
+    const ctx = entry.session.codecContext;
+    const messages: Uint8Array[] = [];
+    if (batch.withdraw.length > 0) messages.push(...encodeWithdrawals(batch.withdraw, ctx));
+    for (const group of batch.announce) messages.push(...encodeUpdates(group.attrs, group.prefixes, ctx));
+    if (entry.session.sendUpdates(messages)) entry.ribOut.markSent(batch);
+  }
+
+  // ---- graceful restart: the restarting side ------------------------------------------------------------
+
+  /** RFC 4724 §4.1: selection is deferred until every GR peer that is up has sent End-of-RIB. */
+  private checkDeferral(): void {
+    if (!this.deferring) return;
+    for (const entry of this.peers.values()) {
+      const negotiated = entry.session.negotiated;
+      if (!entry.session.established || !negotiated) return; // wait for it (or the timer)
+      const gr = negotiated.gracefulRestart;
+      // Peers without GR, or restarting themselves (R bit), are not waited for.
+      if (gr === undefined || gr.restarting) continue;
+      if (!entry.endOfRib) return;
+    }
+    this.endDeferral('End-of-RIB received from every peer');
+  }
+
+  private endDeferral(reason: string): void {
+    if (!this.deferring) return;
+    this.deferring = false;
+    if (this.deferralTimer) this.config.clock.clearTimeout(this.deferralTimer);
+    this.deferralTimer = null;
+    this.config.logger.info({ reason }, 'graceful restart: route selection deferral over, sending routes');
+    for (const entry of this.peers.values()) {
+      if (!entry.session.established) continue;
+      this.flushPeer(entry);
+      entry.session.sendUpdates([encodeEndOfRib()]);
+    }
+    this.emit('ready');
+  }
+
+  // ---- connection collisions ------------------------------------------------------------------------------
+
+  /** A session that won a collision was passive; once it ends, go back to a normal (active) one. */
+  private replaceSession(entry: PeerEntry): void {
+    const old = entry.session;
+    old.removeAllListeners();
+    old.stop(CeaseSubcode.ADMINISTRATIVE_RESET);
+    entry.promoted = false;
+    entry.session = new Session(this.sessionConfig(entry, entry.spec.passive));
+    this.wire(entry, entry.session);
+    entry.session.start();
   }
 
   /**
@@ -333,54 +695,12 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
       entry.promoted = true;
       loser.collisionDump();
       loser.removeAllListeners();
+      // The winner may already be Established (its events were ignored while it was the challenger).
+      if (challenger.established) this.onEstablished(entry);
     } else {
       this.config.logger.info({ peer: entry.spec.address }, 'connection collision: keeping our connection (our BGP identifier is higher)');
       challenger.collisionDump();
       challenger.removeAllListeners();
-    }
-  }
-
-  /** The attributes this router sends to `entry` for an originated route (RFC 4271 §5.1). */
-  private exportAttrs(entry: PeerEntry, route: OriginatedRoute): PathAttributes {
-    const local = entry.session.localAddress;
-    const attrs: PathAttributes = {
-      ...route.attrs,
-      // RFC 4271 §5.1.2: a route we originate carries an empty AS_PATH to internal peers and our AS to
-      // external ones.
-      asPath: entry.ebgp ? [{ type: AsPathSegmentType.AS_SEQUENCE, asns: [this.config.localAs] }] : [],
-      // RFC 4271 §5.1.3: without a configured next hop, our own address on this connection.
-      nextHop: route.attrs.nextHop ?? (local ? parseIpv4(local) : this.config.routerId),
-    };
-    if (entry.ebgp) delete attrs.localPref; // RFC 4271 §5.1.5: LOCAL_PREF is not sent to external peers.
-    else attrs.localPref = route.attrs.localPref ?? 100; // RFC 4271 §5.1.5: SHALL be included toward internal peers.
-    return attrs;
-  }
-
-  /** Sends `entry` the difference between the originated routes and what it was sent (RFC 4271 §9.2). */
-  private syncPeer(entry: PeerEntry): void {
-    const ctx = entry.session.codecContext;
-    const groups = new Map<string, { attrs: PathAttributes; prefixes: Prefix[] }>();
-    const withdraw: Prefix[] = [];
-    const next = new Map<number, string>();
-    for (const [key, route] of this.originated) {
-      const attrs = this.exportAttrs(entry, route);
-      const akey = attrsKey(attrs);
-      next.set(key, akey);
-      if (entry.advertised.get(key) === akey) continue;
-      let group = groups.get(akey);
-      if (!group) groups.set(akey, (group = { attrs, prefixes: [] }));
-      group.prefixes.push(route.prefix);
-    }
-    for (const key of entry.advertised.keys()) {
-      if (!next.has(key)) withdraw.push({ addr: (key - (key % 64)) / 64, len: key % 64 });
-    }
-    const messages: Uint8Array[] = [];
-    if (withdraw.length) messages.push(...encodeWithdrawals(withdraw, ctx));
-    for (const group of groups.values()) messages.push(...encodeUpdates(group.attrs, group.prefixes, ctx));
-    entry.advertised = next;
-    if (messages.length) {
-      this.config.logger.debug({ peer: entry.spec.address, announce: next.size, withdraw: withdraw.map(formatPrefix) }, 'sending routes');
-      entry.session.sendUpdates(messages);
     }
   }
 
@@ -403,7 +723,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     }
     // Our own connection is in OpenSent/OpenConfirm: run the inbound one beside it until an OPEN tells
     // us the peer's BGP identifier.
-    const challenger = new Session(this.sessionConfig(entry.spec, true));
+    const challenger = new Session(this.sessionConfig(entry, true));
     entry.challenger = challenger;
     this.wire(entry, challenger);
     challenger.start();
@@ -420,4 +740,9 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
   get routerIdText(): string {
     return formatIpv4(this.config.routerId);
   }
+}
+
+/** The peer's GR capability covers IPv4 unicast (and, with `forwarding`, says forwarding was preserved). */
+function hasIpv4Gr(gr: { families: ReadonlyArray<{ afi: number; safi: number; forwardingState: boolean }> } | undefined, forwarding = false): boolean {
+  return gr?.families.some((f) => f.afi === Afi.IPV4 && f.safi === Safi.UNICAST && (!forwarding || f.forwardingState)) ?? false;
 }

@@ -199,8 +199,11 @@ export function rewriteForPeer(attrs: PathAttributes, from: RouteSource, to: Pee
   if (to.ebgp) {
     // RFC 4271 §5.1.2 (b): prepend our AS when sending to an external peer.
     out.asPath = prependAs(attrs.asPath, local.asn);
-    // RFC 4271 §5.1.3: our address to an external peer, unless configured to keep it ('keep').
-    out.nextHop = mode === 'keep' ? (attrs.nextHop ?? local.address) : local.address;
+    // RFC 4271 §5.1.3: our address to an external peer, unless configured to keep it ('keep'). A next hop
+    // the operator set on a route we originate is a deliberate third-party next hop (§5.1.3 (2)) and is
+    // kept too, unless 'self'.
+    const keep = mode === 'keep' || (mode === 'auto' && from.local === true && attrs.nextHop !== undefined);
+    out.nextHop = keep ? (attrs.nextHop ?? local.address) : local.address;
     // RFC 4271 §5.1.4: a MED received from a neighbouring AS is not passed to other ASes; ours may be.
     if (from.local && attrs.med !== undefined) out.med = attrs.med;
     // RFC 4271 §5.1.5: LOCAL_PREF is never sent to external peers. ORIGINATOR_ID and CLUSTER_LIST are

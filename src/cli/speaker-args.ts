@@ -1,7 +1,9 @@
 // `tortie bgp speaker` flags → a validated SpeakerOptions. Pure: no I/O, so every refusal is unit-tested.
 //
 //   --router-id 127.0.0.9 --as 64512 [--listen 127.0.0.9[:179] | --no-listen]
-//   --peer 127.0.0.2,as=65001[,port=179][,passive][,hold=90][,keepalive=30][,local=127.0.0.9] ...
+//   --peer 127.0.0.2,as=65001[,port=179][,passive][,hold=90][,keepalive=30][,local=127.0.0.9]
+//          [,rr-client][,next-hop=auto|self|keep][,allow-own-as=N] ...
+//   [--cluster-id A.B.C.D] [--graceful-restart[=SECONDS]]
 //   --announce 10.244.1.0/26[,nexthop=198.18.0.9][,med=N][,local-pref=N][,community=A:B] ...
 //   [--hold 90] [--connect-retry 5] [--json] [--stdin]
 //
@@ -26,6 +28,9 @@ export interface PeerOption {
   holdTime?: number;
   keepaliveTime?: number;
   localAddress?: string;
+  rrClient?: boolean;
+  nextHop?: 'auto' | 'self' | 'keep';
+  allowOwnAs?: number;
 }
 
 export interface AnnounceOption {
@@ -47,6 +52,9 @@ export interface SpeakerOptions {
   json: boolean;
   /** Read `announce PREFIX[,...]` / `withdraw PREFIX` lines from standard input. */
   stdin: boolean;
+  clusterId?: number;
+  /** Restart time in seconds when graceful restart (restarting side) is on. */
+  gracefulRestart?: number;
 }
 
 export const SPEAKER_USAGE = `usage: tortie bgp speaker --router-id A.B.C.D --as ASN [options]
@@ -56,7 +64,14 @@ export const SPEAKER_USAGE = `usage: tortie bgp speaker --router-id A.B.C.D --as
   --listen ADDR[:PORT]    accept connections here (default: the router id, port 179)
   --no-listen             do not accept connections; only connect out
   --peer ADDR,as=ASN[,port=N][,passive][,hold=S][,keepalive=S][,local=ADDR]
-                          a BGP neighbour; repeat for several
+        [,rr-client][,next-hop=auto|self|keep][,allow-own-as=N]
+                          a BGP neighbour; repeat for several. rr-client: a route-reflector
+                          client (RFC 4456); next-hop: auto = ours to eBGP, unchanged to iBGP;
+                          allow-own-as: times our AS may appear in a received AS_PATH
+  --cluster-id A.B.C.D    route-reflector cluster id (default: the router id)
+  --graceful-restart[=S]  graceful restart, restarting side (RFC 4724): R and F bits, restart
+                          time S seconds (default 120); routes are sent once peers' End-of-RIB
+                          arrived. Without it tortie is a graceful-restart helper only
   --announce PREFIX[,nexthop=ADDR][,med=N][,local-pref=N][,community=A:B]
                           a route to originate to every peer; repeat for several
   --hold SECONDS          hold time offered in OPEN (0 or 3..65535, default 90)
@@ -65,6 +80,8 @@ export const SPEAKER_USAGE = `usage: tortie bgp speaker --router-id A.B.C.D --as
   --stdin                 read commands from standard input, one per line:
                             announce PREFIX[,nexthop=ADDR][,med=N][,local-pref=N][,community=A:B]
                             withdraw PREFIX
+                            rib            print the Loc-RIB as one event
+                            refresh PEER   send a ROUTE-REFRESH to PEER (RFC 2918)
 `;
 
 /** Parses an AS number: plain (1..4294967295) or asdot (1.10). */
@@ -131,7 +148,8 @@ function valueOf(options: Map<string, string | true>, key: string, flag: string)
   return value;
 }
 
-const PEER_KEYS = ['as', 'port', 'passive', 'hold', 'keepalive', 'local'];
+const PEER_KEYS = ['as', 'port', 'passive', 'hold', 'keepalive', 'local', 'rr-client', 'next-hop', 'allow-own-as'];
+const NEXT_HOP_MODES = ['auto', 'self', 'keep'] as const;
 
 export function parsePeer(text: string): PeerOption {
   const flag = '--peer';
@@ -144,6 +162,8 @@ export function parsePeer(text: string): PeerOption {
   if (asText === undefined) throw new UsageError(`${flag} ${text}: the peer's AS is missing (add as=ASN, e.g. ${head},as=65001)`);
   const passive = options.get('passive');
   if (passive !== undefined && passive !== true) throw new UsageError(`${flag} ${text}: "passive" takes no value`);
+  const rrClient = options.get('rr-client');
+  if (rrClient !== undefined && rrClient !== true) throw new UsageError(`${flag} ${text}: "rr-client" takes no value`);
   const peer: PeerOption = {
     address,
     asn: parseAsn(asText, `${flag} ${head} as`),
@@ -158,6 +178,16 @@ export function parsePeer(text: string): PeerOption {
   if (keepalive !== undefined) peer.keepaliveTime = parseUint(keepalive, `${flag} ${head} keepalive`, 0, 21845);
   const local = valueOf(options, 'local', flag);
   if (local !== undefined) peer.localAddress = parseAddress(local, `${flag} ${head} local`);
+  if (rrClient === true) peer.rrClient = true;
+  const nextHop = valueOf(options, 'next-hop', flag);
+  if (nextHop !== undefined) {
+    if (!(NEXT_HOP_MODES as readonly string[]).includes(nextHop)) {
+      throw new UsageError(`${flag} ${head} next-hop: "${nextHop}" is not one of ${NEXT_HOP_MODES.join(', ')}`);
+    }
+    peer.nextHop = nextHop as PeerOption['nextHop'];
+  }
+  const allowOwnAs = valueOf(options, 'allow-own-as', flag);
+  if (allowOwnAs !== undefined) peer.allowOwnAs = parseUint(allowOwnAs, `${flag} ${head} allow-own-as`, 0, 10);
   return peer;
 }
 
@@ -202,11 +232,21 @@ export function parseAnnounce(text: string): AnnounceOption {
   return route;
 }
 
+/** RFC 4456 §7: a 4-octet cluster id, written as an IPv4 address (as BIRD and FRR show it) or a number. */
+function parseClusterId(text: string): number {
+  const asAddress = tryParseIpv4(text);
+  if (asAddress !== null && asAddress !== 0) return asAddress;
+  if (/^[1-9]\d*$/.test(text) && Number(text) <= 4294967295) return Number(text);
+  throw new UsageError(`--cluster-id: "${text}" is not a non-zero IPv4-style id (like 244.0.0.1) or a number 1..4294967295`);
+}
+
 export function parseSpeakerArgs(argv: readonly string[]): SpeakerOptions {
+  // `--graceful-restart` takes an optional value; util.parseArgs wants one, so give the default.
+  const args = argv.map((a) => (a === '--graceful-restart' ? '--graceful-restart=120' : a));
   let parsed;
   try {
     parsed = parseArgs({
-      args: [...argv],
+      args,
       allowPositionals: false,
       strict: true,
       options: {
@@ -220,6 +260,8 @@ export function parseSpeakerArgs(argv: readonly string[]): SpeakerOptions {
         'connect-retry': { type: 'string' },
         json: { type: 'boolean' },
         stdin: { type: 'boolean' },
+        'cluster-id': { type: 'string' },
+        'graceful-restart': { type: 'string' },
       },
     });
   } catch (error) {
@@ -253,5 +295,9 @@ export function parseSpeakerArgs(argv: readonly string[]): SpeakerOptions {
     connectRetrySeconds: values['connect-retry'] === undefined ? 5 : parseUint(values['connect-retry'], '--connect-retry', 1, 3600),
     json: values.json ?? false,
     stdin: values.stdin ?? false,
+    ...(values['cluster-id'] !== undefined ? { clusterId: parseClusterId(values['cluster-id']) } : {}),
+    ...(values['graceful-restart'] !== undefined
+      ? { gracefulRestart: parseUint(values['graceful-restart'], '--graceful-restart', 1, 4095) }
+      : {}),
   };
 }

@@ -31,6 +31,8 @@ export async function runSpeaker(options: SpeakerOptions): Promise<number> {
     listen: options.listen,
     holdTime: options.holdTime,
     connectRetryMs: options.connectRetrySeconds * 1000,
+    ...(options.clusterId !== undefined ? { clusterId: options.clusterId } : {}),
+    ...(options.gracefulRestart !== undefined ? { gracefulRestart: { restartTime: options.gracefulRestart, restarting: true } } : {}),
     logger,
   });
   speaker.on('state', (e) => emit({ event: 'state', peer: e.peer, from: e.from, to: e.to, ...(e.reason ? { reason: e.reason } : {}) }));
@@ -77,6 +79,9 @@ export async function runSpeaker(options: SpeakerOptions): Promise<number> {
       ...(peer.holdTime !== undefined ? { holdTime: peer.holdTime } : {}),
       ...(peer.keepaliveTime !== undefined ? { keepaliveTime: peer.keepaliveTime } : {}),
       ...(peer.localAddress !== undefined ? { localAddress: peer.localAddress } : {}),
+      ...(peer.rrClient ? { rrClient: true } : {}),
+      ...(peer.nextHop !== undefined ? { nextHop: peer.nextHop } : {}),
+      ...(peer.allowOwnAs !== undefined ? { allowOwnAs: peer.allowOwnAs } : {}),
     })),
   );
 
@@ -91,11 +96,20 @@ export async function runSpeaker(options: SpeakerOptions): Promise<number> {
         if (verb === 'announce') {
           const route = toOriginated(parseAnnounce(argument));
           originated.set(prefixKey(route.prefix), route);
+        } else if (verb === 'rib') {
+          emit({
+            event: 'rib',
+            routes: speaker.bestRoutes().map((r) => ({ ...routeToJson(r.prefix, r.attrs), from: r.from ?? 'local', ...(r.stale ? { stale: true } : {}) })),
+          });
+          return;
+        } else if (verb === 'refresh') {
+          if (!speaker.refresh(argument)) throw new UsageError(`refresh ${argument}: no Established peer ${argument} that supports ROUTE-REFRESH`);
+          return;
         } else if (verb === 'withdraw') {
           const route = parseAnnounce(argument);
           if (!originated.delete(prefixKey(route.prefix))) throw new UsageError(`withdraw ${argument}: not announced`);
         } else {
-          throw new UsageError(`unknown command "${verb}" (accepted: announce PREFIX[,...], withdraw PREFIX)`);
+          throw new UsageError(`unknown command "${verb}" (accepted: announce PREFIX[,...], withdraw PREFIX, rib, refresh PEER)`);
         }
         speaker.setOriginated([...originated.values()]);
       } catch (error) {

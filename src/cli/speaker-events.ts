@@ -51,6 +51,7 @@ export type SpeakerEventJson =
   | { event: 'update'; peer: string; announce: RouteJson[]; withdraw: string[] }
   | { event: 'notification'; peer: string; direction: 'sent' | 'received'; code: number; subcode: number; reason: string; detail?: string; data?: string }
   | { event: 'end-of-rib'; peer: string }
+  | { event: 'rib'; routes: Array<RouteJson & { from: string; stale?: true }> }
   | { event: 'error'; peer?: string; message: string };
 
 /** One readable line per event, for people watching a terminal. */
@@ -74,6 +75,11 @@ export function formatEventLine(event: SpeakerEventJson, now: Date = new Date())
       return `${time} ${event.peer} NOTIFICATION ${event.direction} ${event.code}/${event.subcode} ${event.reason}${event.detail ? `: ${event.detail}` : ''}`;
     case 'end-of-rib':
       return `${time} ${event.peer} End-of-RIB`;
+    case 'rib':
+      return [
+        `${time} Loc-RIB: ${event.routes.length} routes`,
+        ...event.routes.map((r) => `  ${r.prefix} via ${r.nextHop ?? '-'} path [${r.asPath.join(' ')}] from ${r.from}${r.stale ? ' (stale)' : ''}`),
+      ].join('\n');
     case 'error':
       return `${time} ${event.peer ?? ''} error: ${event.message}`.replace('  ', ' ');
   }

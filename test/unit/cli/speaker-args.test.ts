@@ -34,7 +34,20 @@ describe('tortie bgp speaker flags', () => {
     });
   });
 
+  it('parses the routing-core options: cluster id, graceful restart, rr-client, next-hop, allow-own-as', () => {
+    const options = parseSpeakerArgs([...base, '--cluster-id', '244.0.0.1', '--graceful-restart', '--peer', '127.0.0.2,as=64512,rr-client,next-hop=self,allow-own-as=2']);
+    expect(options.clusterId).toBe(0xf4000001);
+    expect(options.gracefulRestart).toBe(120);
+    expect(options.peers[0]).toMatchObject({ rrClient: true, nextHop: 'self', allowOwnAs: 2 });
+    expect(parseSpeakerArgs([...base, '--graceful-restart=30']).gracefulRestart).toBe(30);
+    expect(parseSpeakerArgs([...base, '--cluster-id', '7']).clusterId).toBe(7);
+  });
+
   const refusals: Array<[string[], RegExp]> = [
+    [[...base, '--peer', '127.0.0.2,as=1,next-hop=there'], /next-hop: "there" is not one of auto, self, keep/],
+    [[...base, '--peer', '127.0.0.2,as=1,rr-client=yes'], /"rr-client" takes no value/],
+    [[...base, '--cluster-id', '0.0.0.0'], /--cluster-id: "0.0.0.0"/],
+    [[...base, '--graceful-restart=5000'], /--graceful-restart: 5000 is outside 1\.\.4095/],
     [['--as', '64512'], /--router-id is required/],
     [['--router-id', '127.0.0.9'], /--as is required/],
     [['--router-id', '0.0.0.0', '--as', '1'], /not a non-zero IPv4/],
