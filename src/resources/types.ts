@@ -1,0 +1,150 @@
+// Calico's v3 API resources as tortie keeps them (`apiVersion: projectcalico.org/v3`), so users' existing
+// YAML works unchanged. Field names and meanings follow Calico's documentation; defaults are applied by
+// ./defaults.ts and checked by ./validate.ts, never here.
+//
+// IPAM state (IPAMBlock, BlockAffinity, IPAMHandle) has Calico's shapes too: etcd keeps them at
+// /calico/ipam/v2/..., Kubernetes as crd.projectcalico.org/v1 objects.
+
+export const API_VERSION = 'projectcalico.org/v3';
+
+export interface ObjectMeta {
+  name: string;
+  /** Only WorkloadEndpoint is namespaced. */
+  namespace?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  /** The datastore's revision of this object (etcd mod_revision / Kubernetes resourceVersion), as a string. */
+  resourceVersion?: string;
+  uid?: string;
+  creationTimestamp?: string;
+}
+
+export type EncapMode = 'Never' | 'Always' | 'CrossSubnet';
+
+export interface IPPoolSpec {
+  cidr: string;
+  /** 20..32 for IPv4, default 26. */
+  blockSize?: number;
+  ipipMode?: EncapMode;
+  vxlanMode?: EncapMode;
+  natOutgoing?: boolean;
+  disabled?: boolean;
+  disableBGPExport?: boolean;
+  /** Calico selector; default all(). */
+  nodeSelector?: string;
+  allowedUses?: Array<'Workload' | 'Tunnel'>;
+}
+
+export interface BGPConfigurationSpec {
+  nodeToNodeMeshEnabled?: boolean;
+  asNumber?: number;
+  listenPort?: number;
+  logSeverityScreen?: string;
+  bindMode?: 'None' | 'NodeIP';
+  /** Duration like "120s". */
+  nodeMeshMaxRestartTime?: string;
+  nodeMeshPassword?: { secretKeyRef: { name: string; key: string } };
+  serviceClusterIPs?: Array<{ cidr: string }>;
+  serviceExternalIPs?: Array<{ cidr: string }>;
+  serviceLoadBalancerIPs?: Array<{ cidr: string }>;
+  communities?: Array<{ name: string; value: string }>;
+  prefixAdvertisements?: Array<{ cidr: string; communities: string[] }>;
+  ignoredInterfaces?: string[];
+}
+
+export interface BGPPeerSpec {
+  /** Only this node peers (mutually exclusive with nodeSelector). */
+  node?: string;
+  nodeSelector?: string;
+  /** Selects Nodes to peer with (their BGP addresses), instead of peerIP. */
+  peerSelector?: string;
+  /** "ip" or "ip:port". */
+  peerIP?: string;
+  asNumber?: number;
+  localASNumber?: number;
+  nextHopMode?: 'Auto' | 'Self' | 'Keep';
+  keepOriginalNextHop?: boolean;
+  sourceAddress?: 'UseNodeIP' | 'None';
+  /** Durations like "120s", "1m30s". */
+  maxRestartTime?: string;
+  keepaliveTime?: string;
+  numAllowedLocalASNumbers?: number;
+  password?: { secretKeyRef: { name: string; key: string } };
+  filters?: string[];
+}
+
+export interface NodeSpec {
+  bgp?: {
+    /** With prefix length: "198.18.0.11/24" (CrossSubnet depends on it). */
+    ipv4Address?: string;
+    asNumber?: number;
+    ipv4IPIPTunnelAddr?: string;
+    routeReflectorClusterID?: string;
+  };
+  orchRefs?: Array<{ nodeName?: string; orchestrator: string }>;
+}
+
+export interface WorkloadEndpointSpec {
+  node: string;
+  orchestrator?: string;
+  workload?: string;
+  pod?: string;
+  endpoint?: string;
+  containerID?: string;
+  interfaceName: string;
+  mac?: string;
+  /** "10.244.1.5/32". */
+  ipNetworks: string[];
+  profiles?: string[];
+}
+
+/** Calico's allocation block (model.AllocationBlock). `allocations[i]` indexes `attributes`, or null = free. */
+export interface IPAMBlockSpec {
+  cidr: string;
+  /** "host:<node>" when affine to a node. */
+  affinity?: string | null;
+  strictAffinity?: boolean;
+  allocations: Array<number | null>;
+  unallocated: number[];
+  attributes: Array<{ handle_id?: string | null; secondary?: Record<string, string> | null }>;
+  deleted?: boolean;
+  sequenceNumber?: number;
+}
+
+export interface BlockAffinitySpec {
+  state: 'pending' | 'confirmed' | 'pendingDeletion';
+  node: string;
+  cidr: string;
+  deleted?: boolean;
+}
+
+export interface IPAMHandleSpec {
+  handleID: string;
+  /** Block CIDR → number of addresses this handle holds there. */
+  block: Record<string, number>;
+  deleted?: boolean;
+}
+
+export interface ResourceSpecs {
+  IPPool: IPPoolSpec;
+  BGPConfiguration: BGPConfigurationSpec;
+  BGPPeer: BGPPeerSpec;
+  Node: NodeSpec;
+  WorkloadEndpoint: WorkloadEndpointSpec;
+  IPAMBlock: IPAMBlockSpec;
+  BlockAffinity: BlockAffinitySpec;
+  IPAMHandle: IPAMHandleSpec;
+}
+
+export type Kind = keyof ResourceSpecs;
+
+export const KINDS: readonly Kind[] = ['IPPool', 'BGPConfiguration', 'BGPPeer', 'Node', 'WorkloadEndpoint', 'IPAMBlock', 'BlockAffinity', 'IPAMHandle'];
+
+export interface Resource<K extends Kind = Kind> {
+  apiVersion: typeof API_VERSION;
+  kind: K;
+  metadata: ObjectMeta;
+  spec: ResourceSpecs[K];
+}
+
+export type AnyResource = { [K in Kind]: Resource<K> }[Kind];
