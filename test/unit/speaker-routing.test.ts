@@ -1,0 +1,383 @@
+// The Speaker as a router, on fake time: route reflection (RFC 4456) between clients, non-clients and eBGP
+// peers; loop checks on import (RFC 4456 §8, AS loops); graceful restart both ways (RFC 4724); ROUTE-REFRESH
+// (RFC 2918). The peers are raw Sessions, so the tests can send any attributes and crash at will.
+
+import { afterEach, describe, expect, it } from 'vitest';
+import { FakeClock } from '../../bgp/clock.js';
+import { encodeEndOfRib } from '../../bgp/codec/index.js';
+import { formatPrefix, parseIpv4, parsePrefix } from '../../bgp/ip.js';
+import { Session, type GracefulRestartConfig } from '../../bgp/session.js';
+import { Speaker, type PeerSpec, type SpeakerConfig } from '../../bgp/speaker.js';
+import { MemoryNetwork, type Connection, type Transport } from '../../bgp/transport.js';
+import { AsPathSegmentType, Origin, type PathAttributes, type Prefix } from '../../bgp/types.js';
+
+const TORTIE = '127.0.0.1';
+const CLUSTER = parseIpv4('244.0.0.1');
+const seq = (...asns: number[]) => [{ type: AsPathSegmentType.AS_SEQUENCE, asns }];
+
+interface Peer {
+  address: string;
+  session: Session;
+  /** What tortie sent this peer: prefix → attributes (withdrawals delete). */
+  table: Map<string, PathAttributes>;
+  endOfRibs: number;
+  updates: number;
+  /** The live TCP-like connections this peer opened (to crash them). */
+  conns: Connection[];
+}
+
+let cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const c of cleanups.reverse()) await c();
+  cleanups = [];
+});
+
+function recording(base: Transport, conns: Connection[]): Transport {
+  return {
+    connect: async (options) => {
+      const conn = await base.connect(options);
+      conns.push(conn);
+      return conn;
+    },
+  };
+}
+
+async function lab(config: Partial<SpeakerConfig> = {}) {
+  const net = new MemoryNetwork();
+  const clock = new FakeClock(1_000_000);
+  const speaker = new Speaker({
+    routerId: parseIpv4(TORTIE),
+    localAs: 64512,
+    listen: { address: TORTIE, port: 179 },
+    clusterId: CLUSTER,
+    clock,
+    transport: net.transport(TORTIE),
+    acceptor: async (address, port, on) => {
+      const close = net.listen(address, port, on);
+      return async () => close();
+    },
+    ...config,
+  });
+  await speaker.start();
+  cleanups.push(() => speaker.stop());
+  const settle = (ms = 200) => clock.advanceAsync(ms);
+
+  /** A raw peer that connects to tortie (tortie's side is passive for it). */
+  function peer(address: string, asn: number, options: { gracefulRestart?: GracefulRestartConfig } = {}): Peer {
+    const conns: Connection[] = [];
+    const session = new Session({
+      localAs: asn,
+      peerAs: 64512,
+      routerId: parseIpv4(address),
+      peerAddress: TORTIE,
+      clock,
+      transport: recording(net.transport(address), conns),
+      ...(options.gracefulRestart ? { gracefulRestart: options.gracefulRestart } : {}),
+    });
+    const p: Peer = { address, session, table: new Map(), endOfRibs: 0, updates: 0, conns };
+    session.on('update', (e) => {
+      p.updates++;
+      for (const w of e.withdrawn) p.table.delete(formatPrefix(w));
+      for (const a of e.announced) p.table.set(formatPrefix(a.prefix), a.attrs);
+    });
+    session.on('endOfRib', () => p.endOfRibs++);
+    cleanups.push(() => session.stop());
+    return p;
+  }
+
+  function announce(p: Peer, prefix: string, attrs: PathAttributes): void {
+    p.session.send({ type: 2, withdrawn: [], attributes: { origin: Origin.IGP, ...attrs }, nlri: [parsePrefix(prefix)] });
+  }
+  function withdraw(p: Peer, prefix: string): void {
+    p.session.send({ type: 2, withdrawn: [parsePrefix(prefix)], attributes: {}, nlri: [] });
+  }
+  return { net, clock, speaker, settle, peer, announce, withdraw };
+}
+
+const specOf = (p: Peer, asn: number, extra: Partial<PeerSpec> = {}): PeerSpec => ({ address: p.address, peerAs: asn, passive: true, ...extra });
+const nh = (text: string) => parseIpv4(text);
+const prefixOf = (text: string): Prefix => parsePrefix(text);
+
+describe('Speaker: route reflection (RFC 4456)', () => {
+  async function reflector() {
+    const l = await lab();
+    const c1 = l.peer('127.0.0.11', 64512);
+    const c2 = l.peer('127.0.0.12', 64512);
+    const n1 = l.peer('127.0.0.21', 64512);
+    const e1 = l.peer('127.0.0.31', 65001);
+    l.speaker.setPeers([
+      specOf(c1, 64512, { rrClient: true }),
+      specOf(c2, 64512, { rrClient: true }),
+      specOf(n1, 64512),
+      specOf(e1, 65001),
+    ]);
+    for (const p of [c1, c2, n1, e1]) p.session.start();
+    await l.settle();
+    for (const p of [c1, c2, n1, e1]) expect(p.session.established).toBe(true);
+    return { ...l, c1, c2, n1, e1 };
+  }
+
+  it('reflects a client route to clients and non-clients with ORIGINATOR_ID and CLUSTER_LIST, and to eBGP with our AS', async () => {
+    const { c1, c2, n1, e1, announce, settle } = await reflector();
+    announce(c1, '10.244.1.0/26', { asPath: [], nextHop: nh('198.18.0.11'), localPref: 100 });
+    await settle();
+    for (const p of [c2, n1]) {
+      const got = p.table.get('10.244.1.0/26');
+      expect(got?.originatorId).toBe(parseIpv4('127.0.0.11'));
+      expect(got?.clusterList).toEqual([CLUSTER]);
+      expect(got?.nextHop).toBe(nh('198.18.0.11')); // RFC 4456 §10: reflected routes keep their next hop
+      expect(got?.asPath).toEqual([]);
+    }
+    const toE = e1.table.get('10.244.1.0/26');
+    expect(toE?.asPath).toEqual(seq(64512));
+    expect(toE?.originatorId).toBeUndefined();
+    expect(toE?.clusterList).toBeUndefined();
+    expect(toE?.localPref).toBeUndefined();
+    // Never back to where it came from.
+    expect(c1.table.has('10.244.1.0/26')).toBe(false);
+  });
+
+  it('reflects a non-client route to clients only (RFC 4456 §6), and eBGP routes to everyone', async () => {
+    const { c1, c2, n1, e1, announce, settle } = await reflector();
+    announce(n1, '10.244.2.0/26', { asPath: [], nextHop: nh('198.18.0.21'), localPref: 100 });
+    announce(e1, '192.0.2.0/24', { asPath: seq(65001), nextHop: nh('198.18.0.31') });
+    await settle();
+    expect(c1.table.get('10.244.2.0/26')?.clusterList).toEqual([CLUSTER]);
+    expect(c2.table.get('10.244.2.0/26')?.originatorId).toBe(parseIpv4('127.0.0.21'));
+    expect(e1.table.has('10.244.2.0/26')).toBe(true);
+    for (const p of [c1, c2, n1]) {
+      const got = p.table.get('192.0.2.0/24');
+      expect(got?.asPath).toEqual(seq(65001));
+      expect(got?.localPref).toBe(100);
+      expect(got?.originatorId).toBeUndefined(); // learned over eBGP: not reflection
+    }
+  });
+
+  it('never installs or reflects a route carrying our router id as ORIGINATOR_ID or our cluster id (RFC 4456 §8)', async () => {
+    const { speaker, c1, c2, n1, announce, settle } = await reflector();
+    announce(c1, '10.9.1.0/24', { asPath: [], nextHop: nh('198.18.0.11'), localPref: 100, originatorId: parseIpv4(TORTIE) });
+    announce(c1, '10.9.2.0/24', { asPath: [], nextHop: nh('198.18.0.11'), localPref: 100, originatorId: nh('198.51.100.1'), clusterList: [nh('1.1.1.1'), CLUSTER] });
+    announce(c1, '10.9.3.0/24', { asPath: [], nextHop: nh('198.18.0.11'), localPref: 100, clusterList: [nh('1.1.1.1')] });
+    await settle();
+    expect(speaker.best(prefixOf('10.9.1.0/24'))).toBeNull();
+    expect(speaker.best(prefixOf('10.9.2.0/24'))).toBeNull();
+    expect(speaker.best(prefixOf('10.9.3.0/24'))).not.toBeNull(); // another cluster's id is fine
+    for (const p of [c2, n1]) {
+      expect(p.table.has('10.9.1.0/24')).toBe(false);
+      expect(p.table.has('10.9.2.0/24')).toBe(false);
+      expect(p.table.get('10.9.3.0/24')?.clusterList).toEqual([CLUSTER, nh('1.1.1.1')]);
+    }
+  });
+
+  it('withdraws a reflected route everywhere when its client withdraws it', async () => {
+    const { c1, c2, n1, e1, announce, withdraw, settle } = await reflector();
+    announce(c1, '10.244.1.0/26', { asPath: [], nextHop: nh('198.18.0.11'), localPref: 100 });
+    await settle();
+    withdraw(c1, '10.244.1.0/26');
+    await settle();
+    for (const p of [c2, n1, e1]) expect(p.table.has('10.244.1.0/26')).toBe(false);
+  });
+});
+
+describe('Speaker: iBGP and eBGP rules', () => {
+  it('does not pass iBGP routes to other iBGP peers without reflection (split horizon)', async () => {
+    const l = await lab();
+    const a = l.peer('127.0.0.11', 64512);
+    const b = l.peer('127.0.0.12', 64512);
+    l.speaker.setPeers([specOf(a, 64512), specOf(b, 64512)]);
+    a.session.start();
+    b.session.start();
+    await l.settle();
+    l.announce(a, '10.1.0.0/24', { asPath: [], nextHop: nh('198.18.0.11'), localPref: 100 });
+    await l.settle();
+    expect(l.speaker.best(prefixOf('10.1.0.0/24'))?.from).toBe('127.0.0.11');
+    expect(b.table.has('10.1.0.0/24')).toBe(false);
+  });
+
+  it('drops eBGP routes that contain our AS, unless allow-own-as permits it', async () => {
+    const l = await lab();
+    const e1 = l.peer('127.0.0.31', 65001);
+    const e2 = l.peer('127.0.0.32', 65002);
+    l.speaker.setPeers([specOf(e1, 65001), specOf(e2, 65002, { allowOwnAs: 1 })]);
+    e1.session.start();
+    e2.session.start();
+    await l.settle();
+    l.announce(e1, '10.2.0.0/24', { asPath: seq(65001, 64512), nextHop: nh('198.18.0.31') });
+    l.announce(e2, '10.3.0.0/24', { asPath: seq(65002, 64512), nextHop: nh('198.18.0.32') });
+    await l.settle();
+    expect(l.speaker.best(prefixOf('10.2.0.0/24'))).toBeNull();
+    expect(l.speaker.best(prefixOf('10.3.0.0/24'))?.from).toBe('127.0.0.32');
+  });
+
+  it('rejects a route whose next hop is our own address', async () => {
+    const l = await lab();
+    const a = l.peer('127.0.0.11', 64512);
+    l.speaker.setPeers([specOf(a, 64512)]);
+    a.session.start();
+    await l.settle();
+    l.announce(a, '10.4.0.0/24', { asPath: [], nextHop: parseIpv4(TORTIE), localPref: 100 });
+    await l.settle();
+    expect(l.speaker.best(prefixOf('10.4.0.0/24'))).toBeNull();
+  });
+
+  it('prefers the better path and fails over when it is withdrawn', async () => {
+    const l = await lab();
+    const a = l.peer('127.0.0.11', 64512);
+    const b = l.peer('127.0.0.12', 64512);
+    const e = l.peer('127.0.0.31', 65001);
+    l.speaker.setPeers([specOf(a, 64512), specOf(b, 64512), specOf(e, 65001)]);
+    for (const p of [a, b, e]) p.session.start();
+    await l.settle();
+    l.announce(a, '10.5.0.0/24', { asPath: seq(65009, 65010), nextHop: nh('198.18.0.11'), localPref: 100 });
+    l.announce(b, '10.5.0.0/24', { asPath: seq(65009), nextHop: nh('198.18.0.12'), localPref: 100 });
+    await l.settle();
+    expect(l.speaker.best(prefixOf('10.5.0.0/24'))?.from).toBe('127.0.0.12'); // shorter AS_PATH
+    expect(e.table.get('10.5.0.0/24')?.asPath).toEqual(seq(64512, 65009));
+    l.withdraw(b, '10.5.0.0/24');
+    await l.settle();
+    expect(l.speaker.best(prefixOf('10.5.0.0/24'))?.from).toBe('127.0.0.11');
+    expect(e.table.get('10.5.0.0/24')?.asPath).toEqual(seq(64512, 65009, 65010));
+  });
+});
+
+describe('Speaker: graceful restart (RFC 4724)', () => {
+  const GR: GracefulRestartConfig = { restartTime: 30, forwardingState: true };
+
+  async function withGrPeer() {
+    const l = await lab();
+    const a = l.peer('127.0.0.11', 64512, { gracefulRestart: GR });
+    const watcher = l.peer('127.0.0.31', 65001);
+    l.speaker.setPeers([specOf(a, 64512), specOf(watcher, 65001)]);
+    a.session.start();
+    watcher.session.start();
+    await l.settle();
+    l.announce(a, '10.6.1.0/24', { asPath: [], nextHop: nh('198.18.0.11'), localPref: 100 });
+    l.announce(a, '10.6.2.0/24', { asPath: [], nextHop: nh('198.18.0.11'), localPref: 100 });
+    await l.settle();
+    expect(watcher.table.size).toBe(2);
+    return { ...l, a, watcher };
+  }
+
+  /** The peer's process dies: its connection drops without a NOTIFICATION and it does not reconnect. */
+  function crash(p: Peer): void {
+    for (const c of p.conns) c.destroy();
+    p.session.stop();
+  }
+
+  it('keeps a crashed GR peer\'s routes (stale, still exported) until it is back and sends End-of-RIB', async () => {
+    const l = await withGrPeer();
+    const watcherUpdates = l.watcher.updates;
+    crash(l.a);
+    await l.settle(10_000);
+    expect(l.speaker.best(prefixOf('10.6.1.0/24'))?.stale).toBe(true);
+    expect(l.watcher.updates).toBe(watcherUpdates); // nothing withdrawn downstream
+
+    // It restarts: a new session, sends one of the two routes again, then End-of-RIB.
+    const back = l.peer('127.0.0.11', 64512, { gracefulRestart: { ...GR, restarting: true } });
+    back.session.start();
+    await l.settle();
+    expect(l.speaker.best(prefixOf('10.6.2.0/24'))?.stale).toBe(true); // still kept: no End-of-RIB yet
+    l.announce(back, '10.6.1.0/24', { asPath: [], nextHop: nh('198.18.0.11'), localPref: 100 });
+    back.session.sendUpdates([encodeEndOfRib()]);
+    await l.settle();
+    expect(l.speaker.best(prefixOf('10.6.1.0/24'))?.stale).toBe(false);
+    expect(l.speaker.best(prefixOf('10.6.2.0/24'))).toBeNull(); // not sent again: swept at End-of-RIB
+    expect(l.watcher.table.has('10.6.1.0/24')).toBe(true);
+    expect(l.watcher.table.has('10.6.2.0/24')).toBe(false);
+  });
+
+  it('drops the stale routes when the restart time passes without the peer', async () => {
+    const l = await withGrPeer();
+    crash(l.a);
+    await l.settle(29_000);
+    expect(l.speaker.best(prefixOf('10.6.1.0/24'))).not.toBeNull();
+    await l.settle(2_000);
+    expect(l.speaker.best(prefixOf('10.6.1.0/24'))).toBeNull();
+    expect(l.watcher.table.size).toBe(0);
+  });
+
+  it('drops them at once when the peer comes back without the F bit, or ends the session with a NOTIFICATION', async () => {
+    const l = await withGrPeer();
+    crash(l.a);
+    await l.settle(1000);
+    const back = l.peer('127.0.0.11', 64512, { gracefulRestart: { restartTime: 30, forwardingState: false, restarting: true } });
+    back.session.start();
+    await l.settle();
+    expect(l.speaker.best(prefixOf('10.6.1.0/24'))).toBeNull();
+
+    const l2 = await withGrPeer();
+    l2.a.session.stop(); // Cease: a clean shutdown is not a restart
+    await l2.settle();
+    expect(l2.speaker.best(prefixOf('10.6.1.0/24'))).toBeNull();
+  });
+
+  it('as a restarting speaker, sends nothing until every GR peer sent End-of-RIB, then everything and End-of-RIB', async () => {
+    const l = await lab({ gracefulRestart: { restartTime: 60, restarting: true } });
+    const a = l.peer('127.0.0.11', 64512, { gracefulRestart: GR });
+    const b = l.peer('127.0.0.12', 64512, { gracefulRestart: GR });
+    l.speaker.setOriginated([{ prefix: prefixOf('10.244.9.0/26'), attrs: { origin: Origin.IGP, nextHop: nh('198.18.0.1') } }]);
+    l.speaker.setPeers([specOf(a, 64512), specOf(b, 64512)]);
+    a.session.start();
+    b.session.start();
+    await l.settle();
+    // Our OPEN said R (restarting) and F (forwarding kept).
+    const gr = a.session.negotiated?.gracefulRestart;
+    expect(gr?.restarting).toBe(true);
+    expect(gr?.families[0]?.forwardingState).toBe(true);
+    expect(a.table.size + b.table.size + a.endOfRibs + b.endOfRibs).toBe(0);
+
+    a.session.sendUpdates([encodeEndOfRib()]);
+    await l.settle();
+    expect(a.table.size).toBe(0); // b has not finished yet
+    b.session.sendUpdates([encodeEndOfRib()]);
+    await l.settle();
+    expect(a.table.has('10.244.9.0/26') && b.table.has('10.244.9.0/26')).toBe(true);
+    expect(a.endOfRibs).toBe(1);
+    expect(b.endOfRibs).toBe(1);
+  });
+
+  it('as a restarting speaker, stops waiting when the selection deferral timer fires', async () => {
+    const l = await lab({ gracefulRestart: { restartTime: 60, restarting: true, deferralMs: 5000 } });
+    const a = l.peer('127.0.0.11', 64512, { gracefulRestart: GR });
+    l.speaker.setOriginated([{ prefix: prefixOf('10.244.9.0/26'), attrs: { origin: Origin.IGP, nextHop: nh('198.18.0.1') } }]);
+    l.speaker.setPeers([specOf(a, 64512)]);
+    a.session.start();
+    await l.settle(4000);
+    expect(a.table.size).toBe(0);
+    await l.settle(2000);
+    expect(a.table.has('10.244.9.0/26')).toBe(true);
+  });
+});
+
+describe('Speaker: ROUTE-REFRESH (RFC 2918)', () => {
+  it('sends the whole table again when a peer asks', async () => {
+    const l = await lab();
+    const a = l.peer('127.0.0.11', 65001);
+    l.speaker.setOriginated([
+      { prefix: prefixOf('10.244.1.0/26'), attrs: { origin: Origin.IGP, nextHop: nh('198.18.0.1') } },
+      { prefix: prefixOf('10.244.1.64/26'), attrs: { origin: Origin.IGP, nextHop: nh('198.18.0.1') } },
+    ]);
+    l.speaker.setPeers([specOf(a, 65001)]);
+    a.session.start();
+    await l.settle();
+    const before = a.updates;
+    a.table.clear();
+    expect(a.session.sendRouteRefresh()).toBe(true);
+    await l.settle();
+    expect(a.updates).toBeGreaterThan(before);
+    expect([...a.table.keys()].sort()).toEqual(['10.244.1.0/26', '10.244.1.64/26']);
+  });
+
+  it('asks a peer to resend, on request', async () => {
+    const l = await lab();
+    const a = l.peer('127.0.0.11', 65001);
+    let asked = 0;
+    a.session.on('routeRefresh', () => asked++);
+    l.speaker.setPeers([specOf(a, 65001)]);
+    a.session.start();
+    await l.settle();
+    expect(l.speaker.refresh('127.0.0.11')).toBe(true);
+    await l.settle();
+    expect(asked).toBe(1);
+  });
+});
