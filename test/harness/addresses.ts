@@ -20,6 +20,10 @@ export const ADDRESS_BLOCKS: Readonly<Record<number, string>> = {
   27: 'test/integration/speaker-process.test.ts',
   28: 'test/integration/node-agent.test.ts',
   29: 'test/integration/cli.test.ts',
+  30: 'test/integration/interop-topologies.test.ts',
+  40: 'test/bench/routing-receive.ts',
+  41: 'test/bench/routing-rr.ts',
+  42: 'test/bench/routing-nodes.ts',
 };
 
 /** One test file's /24 of loopback addresses. */
