@@ -1,5 +1,8 @@
 // Every benchmark `npm run bench` knows. Add yours here; `--only <name>` selects by `Bench.name`.
 import type { Bench } from './bench.js';
 import { codecBench } from './codec.js';
+import { routingNodesBench } from './routing-nodes.js';
+import { routingReceiveBench } from './routing-receive.js';
+import { routingRrBench } from './routing-rr.js';
 
-export const BENCHES: readonly Bench[] = [codecBench];
+export const BENCHES: readonly Bench[] = [codecBench, routingReceiveBench, routingRrBench, routingNodesBench];
