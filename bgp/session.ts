@@ -338,7 +338,7 @@ export class Session extends EventEmitter<SessionEvents> {
   private adminUp = false;
   private readonly queue: FsmEvent[] = [];
   private dispatching = false;
-  private readonly timers = new Map<TimerName, TimerHandle>();
+  private readonly timers = new Map<TimerName, { due: number; firesAt: number; handle: TimerHandle }>();
 
   private conn: Connection | undefined;
   private direction: 'inbound' | 'outbound' | undefined;
@@ -588,20 +588,42 @@ export class Session extends EventEmitter<SessionEvents> {
 
   // ---- timers ------------------------------------------------------------------------------------------------
 
+  /**
+   * Arms `name` to fire `ms` from now. The Hold timer restarts on every message received, so restarting only
+   * moves the deadline: the underlying timer stays and re-arms itself for the rest when it fires early. No
+   * allocation per message, and the timer still fires exactly at the deadline.
+   */
   private startTimer(name: TimerName, ms: number): void {
+    const due = this.clock.now() + ms;
+    const armed = this.timers.get(name);
+    if (armed !== undefined && armed.firesAt <= due) {
+      armed.due = due;
+      return;
+    }
     this.stopTimer(name);
-    const handle = this.clock.setTimeout(() => {
-      if (this.timers.get(name) !== handle) return;
+    this.arm(name, due);
+  }
+
+  private arm(name: TimerName, due: number): void {
+    const timer = { due, firesAt: due, handle: undefined as unknown as TimerHandle };
+    timer.handle = this.clock.setTimeout(() => {
+      if (this.timers.get(name) !== timer) return;
+      const now = this.clock.now();
+      if (now < timer.due) {
+        this.timers.delete(name);
+        this.arm(name, timer.due);
+        return;
+      }
       this.timers.delete(name);
       this.dispatch({ type: TIMER_EVENTS[name] } as FsmEvent);
-    }, ms);
-    this.timers.set(name, handle);
+    }, due - this.clock.now());
+    this.timers.set(name, timer);
   }
 
   private stopTimer(name: TimerName): void {
-    const handle = this.timers.get(name);
-    if (handle !== undefined) {
-      this.clock.clearTimeout(handle);
+    const timer = this.timers.get(name);
+    if (timer !== undefined) {
+      this.clock.clearTimeout(timer.handle);
       this.timers.delete(name);
     }
   }

@@ -33,30 +33,43 @@ function hex(bytes: Uint8Array): string {
   return out;
 }
 
-function segmentsKey(segments: readonly AsPathSegment[]): string {
-  return segments.map((s) => `${s.type}:${s.asns.join(',')}`).join(';');
-}
-
 /**
  * The canonical key of an attribute set: one letter per attribute, in a fixed order, absent attributes
- * omitted. Two sets have the same key exactly when every attribute tortie keeps is equal.
+ * omitted. Two sets have the same key exactly when every attribute tortie keeps is equal. Built by plain
+ * concatenation (no arrays, no join): it runs once per distinct set, which is once per route when every
+ * route carries its own MED or communities.
  */
 export function attributesKey(attrs: PathAttributes): string {
-  const parts: string[] = [];
-  if (attrs.origin !== undefined) parts.push(`o${attrs.origin}`);
-  if (attrs.asPath !== undefined) parts.push(`p${segmentsKey(attrs.asPath)}`);
-  if (attrs.nextHop !== undefined) parts.push(`n${attrs.nextHop}`);
-  if (attrs.med !== undefined) parts.push(`m${attrs.med}`);
-  if (attrs.localPref !== undefined) parts.push(`l${attrs.localPref}`);
-  if (attrs.atomicAggregate) parts.push('a');
-  if (attrs.aggregator !== undefined) parts.push(`g${attrs.aggregator.asn}:${attrs.aggregator.address}`);
-  if (attrs.communities !== undefined) parts.push(`c${attrs.communities.join(',')}`);
-  if (attrs.originatorId !== undefined) parts.push(`r${attrs.originatorId}`);
-  if (attrs.clusterList !== undefined) parts.push(`k${attrs.clusterList.join(',')}`);
-  if (attrs.unknown !== undefined && attrs.unknown.length > 0) {
-    parts.push(`u${attrs.unknown.map((u) => `${u.flags}:${u.type}:${hex(u.value)}`).join(';')}`);
+  let key = '';
+  if (attrs.origin !== undefined) key += 'o' + attrs.origin;
+  if (attrs.asPath !== undefined) {
+    key += '|p';
+    for (const segment of attrs.asPath) {
+      key += segment.type + ':';
+      const asns = segment.asns;
+      for (let i = 0; i < asns.length; i++) key += (i === 0 ? '' : ',') + asns[i];
+      key += ';';
+    }
   }
-  return parts.join('|');
+  if (attrs.nextHop !== undefined) key += '|n' + attrs.nextHop;
+  if (attrs.med !== undefined) key += '|m' + attrs.med;
+  if (attrs.localPref !== undefined) key += '|l' + attrs.localPref;
+  if (attrs.atomicAggregate) key += '|a';
+  if (attrs.aggregator !== undefined) key += '|g' + attrs.aggregator.asn + ':' + attrs.aggregator.address;
+  if (attrs.communities !== undefined) {
+    key += '|c';
+    for (const c of attrs.communities) key += c + ',';
+  }
+  if (attrs.originatorId !== undefined) key += '|r' + attrs.originatorId;
+  if (attrs.clusterList !== undefined) {
+    key += '|k';
+    for (const id of attrs.clusterList) key += id + ',';
+  }
+  if (attrs.unknown !== undefined && attrs.unknown.length > 0) {
+    key += '|u';
+    for (const u of attrs.unknown) key += u.flags + ':' + u.type + ':' + hex(u.value) + ';';
+  }
+  return key;
 }
 
 /** A frozen copy with the fields in a fixed order (one hidden class per shape), mp* dropped. */

@@ -242,7 +242,8 @@ export function rewriteForPeer(attrs: PathAttributes, from: RouteSource, to: Pee
  * identity lookup. Build a new one when the peer's policy or the local identity changes.
  */
 export class PeerExport {
-  private readonly cache = new WeakMap<object, Map<RouteSource, PathAttributes | null>>();
+  /** attrs → the answer for one source (the common case), or a Map when several sources share the set. */
+  private readonly cache = new WeakMap<object, { source: RouteSource; result: PathAttributes | null } | Map<RouteSource, PathAttributes | null>>();
 
   constructor(
     readonly peer: PeerPolicy,
@@ -252,18 +253,24 @@ export class PeerExport {
 
   /** Same answer as `exportAttributes(route, peer, local)`, as a canonical set of the table. */
   attributes(route: Route): PathAttributes | null {
+    // Never back to the peer it came from (RFC 4271 §9.2, RFC 4456 §6): decided before any allocation.
+    if (route.source.address === this.peer.address && !route.source.local) return null;
     const filtered = this.peer.exportFilter === undefined ? route : this.peer.exportFilter(route);
     if (filtered === null) return null;
-    let bySource = this.cache.get(filtered.attrs);
-    if (bySource === undefined) {
-      bySource = new Map();
-      this.cache.set(filtered.attrs, bySource);
+    const entry = this.cache.get(filtered.attrs);
+    if (entry !== undefined) {
+      if (entry instanceof Map) {
+        const cached = entry.get(filtered.source);
+        if (cached !== undefined) return cached;
+      } else if (entry.source === filtered.source) {
+        return entry.result;
+      }
     }
-    const cached = bySource.get(filtered.source);
-    if (cached !== undefined) return cached;
     const rewritten = rewriteForPeer(filtered.attrs, filtered.source, this.peer, this.local);
     const result = rewritten === null ? null : this.table.canonical(rewritten);
-    bySource.set(filtered.source, result);
+    if (entry === undefined) this.cache.set(filtered.attrs, { source: filtered.source, result });
+    else if (entry instanceof Map) entry.set(filtered.source, result);
+    else this.cache.set(filtered.attrs, new Map([[entry.source, entry.result], [filtered.source, result]]));
     return result;
   }
 }
