@@ -15,7 +15,7 @@
 // - Unknown attributes keep their bytes (a Uint8Array cannot be frozen); they are copied on intern so the
 //   receive buffer is not pinned, and nobody may write to them afterwards.
 
-import type { AsPathSegment, PathAttributes, UnknownAttribute } from '../types.js';
+import type { PathAttributes, UnknownAttribute } from '../types.js';
 
 /** An interned attribute set: frozen, shared, compared by identity. Never carries mpReach / mpUnreach. */
 declare const interned: unique symbol;
