@@ -6,8 +6,8 @@
 // Every attribute is checked where a person would look: in each daemon's own CLI (PeerDaemon.routes())
 // and in tortie's Loc-RIB (the `rib` stdin command).
 //
-// Why this is hard: a looped route only counts if a real reflector sends it, and reflectors differ: BIRD
-// never sends a route back to the peer it came from, FRR 8.4 does (with ORIGINATOR_ID = that client). So
+// Why this is hard: a looped route only counts if a real reflector sends it, and reflectors differ: BIRD 2
+// did not send a client's route back to that client in our runs, FRR 8.4 does (with ORIGINATOR_ID = that client). So
 // the tests use FRR for "our own route comes back", give a BIRD 2 reflector's other client tortie's router
 // id for "someone else's route carries our ORIGINATOR_ID", and check on the wire (tortie's update events)
 // that the looped route really arrived before asserting it is absent from the Loc-RIB. Each peer is on its
