@@ -1,0 +1,492 @@
+// A fake Kubernetes API server for testing the kubernetes datastore backend with the real
+// @kubernetes/client-node client. It serves only what the backend calls, but serves it honestly:
+// - cluster-scoped Calico CRD objects under /apis/crd.projectcalico.org/v1/<plural>[/<name>],
+//   core Nodes (/api/v1/nodes) and Pods (/api/v1/pods, /api/v1/namespaces/<ns>/pods[/<name>]);
+// - one global resourceVersion counter, bumped by every write; lists carry it in metadata.resourceVersion;
+// - POST of an existing name → 409 AlreadyExists; PUT with a stale metadata.resourceVersion → 409 Conflict;
+//   PUT of a custom object without metadata.resourceVersion → 422 Invalid (custom resources do not allow
+//   unconditional update); DELETE with a stale preconditions.resourceVersion → 409 Conflict; missing → 404;
+//   invalid names (not a DNS-1123 subdomain) → 422. Errors are Kubernetes `Status` objects.
+// - `?watch=true&resourceVersion=N` streams JSON lines (ADDED/MODIFIED/DELETED) for every change after N,
+//   then live ones; without N (or N=0) it first sends ADDED for every current object. When N is older than
+//   the kept history it sends one ERROR event carrying a Status with code 410 (Expired) and ends the stream,
+//   as kube-apiserver does. The history window is configurable and `compact()` drops it all, so tests can
+//   force 410 Gone; `dropWatches()` closes every open watch stream (cleanly or by destroying the socket).
+//
+// Every request is recorded as an RBAC-style call (verb + resource), so tests can compare what the backend
+// does with the RBAC rules it declares.
+//
+// Why this is hard: watch semantics. A real API server's watch cache replays exactly the events after N,
+// in order, once, and refuses (410) when it can no longer do so; a fake that silently replays "whatever it
+// has" would let a backend that loses events pass. Here history is an explicit list with an explicit
+// compaction point.
+
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export type KubeObject = {
+  apiVersion?: string;
+  kind?: string;
+  metadata: { name: string; namespace?: string; resourceVersion?: string; uid?: string; creationTimestamp?: string; [key: string]: unknown };
+  [key: string]: unknown;
+};
+
+export interface ApiCall {
+  /** RBAC verb: get, list, watch, create, update, delete, patch. */
+  verb: string;
+  /** RBAC resource: `nodes`, `pods`, or `<plural>.crd.projectcalico.org`. */
+  resource: string;
+}
+
+export interface FakeApiServer {
+  /** http://127.0.0.1:<port> */
+  readonly url: string;
+  /** A kubeconfig file whose current context points at this server. */
+  readonly kubeconfigPath: string;
+  /** Every request served, in order. */
+  readonly calls: ApiCall[];
+  /** Keep only the last `events` changes for watch replay (older resourceVersions get 410 Gone). */
+  setHistoryWindow(events: number): void;
+  /** Forget all history: every watch from an older resourceVersion now gets 410 Gone. */
+  compact(): void;
+  /** Close every open watch stream: `abrupt` destroys the sockets instead of ending the responses. */
+  dropWatches(options?: { abrupt?: boolean }): number;
+  /** Number of watch streams open right now. */
+  openWatches(): number;
+  /** The current global resourceVersion. */
+  revision(): number;
+  /** Create or replace an object directly (as a kubelet or the scheduler would); returns what is stored. */
+  put(path: CollectionPath, object: KubeObject): KubeObject;
+  /** Delete an object directly; returns whether it existed. */
+  remove(path: CollectionPath, name: string, namespace?: string): boolean;
+  stop(): Promise<void>;
+}
+
+/** Which collection: a Calico CRD plural, or the core `nodes` / `pods`. */
+export type CollectionPath = { crd: string } | { core: 'nodes' | 'pods' };
+
+const CRD_GROUP = 'crd.projectcalico.org';
+const CRD_PLURALS: Readonly<Record<string, string>> = {
+  ippools: 'IPPool',
+  bgpconfigurations: 'BGPConfiguration',
+  bgppeers: 'BGPPeer',
+  ipamblocks: 'IPAMBlock',
+  blockaffinities: 'BlockAffinity',
+  ipamhandles: 'IPAMHandle',
+};
+const CORE: Readonly<Record<'nodes' | 'pods', { kind: string; namespaced: boolean }>> = {
+  nodes: { kind: 'Node', namespaced: false },
+  pods: { kind: 'Pod', namespaced: true },
+};
+
+/** DNS-1123 subdomain, as Kubernetes requires for object names. */
+const NAME_RE = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
+
+interface Collection {
+  /** Store key prefix, e.g. `ippools.crd.projectcalico.org` or `pods`. */
+  resource: string;
+  apiVersion: string;
+  kind: string;
+  namespaced: boolean;
+  crd: boolean;
+}
+
+interface Target {
+  collection: Collection;
+  /** Namespace from the URL (pods only); undefined = all namespaces. */
+  namespace?: string;
+  name?: string;
+}
+
+interface HistoryEvent {
+  rv: number;
+  resource: string;
+  namespace?: string;
+  type: 'ADDED' | 'MODIFIED' | 'DELETED';
+  object: KubeObject;
+}
+
+interface OpenWatch {
+  target: Target;
+  res: ServerResponse;
+  socket: Socket;
+}
+
+function collectionOf(path: CollectionPath): Collection {
+  if ('crd' in path) {
+    const kind = CRD_PLURALS[path.crd];
+    if (!kind) throw new Error(`fake-apiserver: CRD plural "${path.crd}" is not one of ${Object.keys(CRD_PLURALS).join(', ')}`);
+    return { resource: `${path.crd}.${CRD_GROUP}`, apiVersion: `${CRD_GROUP}/v1`, kind, namespaced: false, crd: true };
+  }
+  const core = CORE[path.core];
+  return { resource: path.core, apiVersion: 'v1', kind: core.kind, namespaced: core.namespaced, crd: false };
+}
+
+/** Parses a request path into the collection, namespace and name it addresses; null when not served. */
+function route(pathname: string): Target | null {
+  const parts = pathname.split('/').filter((p) => p !== '').map(decodeURIComponent);
+  if (parts[0] === 'apis' && parts[1] === CRD_GROUP && parts[2] === 'v1' && parts[3] && CRD_PLURALS[parts[3]] && parts.length <= 5) {
+    return { collection: collectionOf({ crd: parts[3] }), ...(parts[4] ? { name: parts[4] } : {}) };
+  }
+  if (parts[0] === 'api' && parts[1] === 'v1') {
+    if (parts[2] === 'nodes' && parts.length <= 4) return { collection: collectionOf({ core: 'nodes' }), ...(parts[3] ? { name: parts[3] } : {}) };
+    if (parts[2] === 'pods' && parts.length === 3) return { collection: collectionOf({ core: 'pods' }) };
+    if (parts[2] === 'namespaces' && parts[3] && parts[4] === 'pods' && parts.length <= 6) {
+      return { collection: collectionOf({ core: 'pods' }), namespace: parts[3], ...(parts[5] ? { name: parts[5] } : {}) };
+    }
+  }
+  return null;
+}
+
+function statusBody(code: number, reason: string, message: string, details?: Record<string, unknown>): Record<string, unknown> {
+  return { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, ...(details ? { details } : {}), code };
+}
+
+class HttpStatus extends Error {
+  constructor(
+    readonly code: number,
+    readonly reason: string,
+    message: string,
+    readonly details?: Record<string, unknown>,
+  ) {
+    super(message);
+  }
+}
+
+function storeKey(resource: string, namespace: string | undefined, name: string): string {
+  return `${resource}|${namespace ?? ''}|${name}`;
+}
+
+function clone<T>(value: T): T {
+  return JSON.parse(JSON.stringify(value)) as T;
+}
+
+async function readBody(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  const text = Buffer.concat(chunks).toString('utf8');
+  if (text.trim() === '') return undefined;
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new HttpStatus(400, 'BadRequest', `the request body is not JSON: ${text.slice(0, 80)}`);
+  }
+}
+
+export async function startFakeApiServer(options: { historyWindow?: number } = {}): Promise<FakeApiServer> {
+  const objects = new Map<string, KubeObject>();
+  let history: HistoryEvent[] = [];
+  let window = options.historyWindow ?? 1000;
+  /** The highest resourceVersion whose event is no longer kept: watches from below it get 410. */
+  let compactedThrough = 0;
+  let rv = 1;
+  const watches = new Set<OpenWatch>();
+  const calls: ApiCall[] = [];
+  const sockets = new Set<Socket>();
+
+  function trim(): void {
+    while (history.length > window) {
+      const dropped = history.shift();
+      if (dropped) compactedThrough = dropped.rv;
+    }
+  }
+
+  function matches(target: Target, resource: string, namespace: string | undefined): boolean {
+    return target.collection.resource === resource && (target.namespace === undefined || target.namespace === namespace);
+  }
+
+  function record(type: HistoryEvent['type'], collection: Collection, object: KubeObject): void {
+    const event: HistoryEvent = { rv, resource: collection.resource, type, object: clone(object) };
+    if (object.metadata.namespace !== undefined) event.namespace = object.metadata.namespace;
+    history.push(event);
+    trim();
+    for (const w of watches) {
+      if (matches(w.target, event.resource, event.namespace)) w.res.write(`${JSON.stringify({ type, object: event.object })}\n`);
+    }
+  }
+
+  function stamp(collection: Collection, object: KubeObject, previous?: KubeObject): KubeObject {
+    const stored = clone(object);
+    stored.apiVersion = collection.apiVersion;
+    stored.kind = collection.kind;
+    rv += 1;
+    stored.metadata.resourceVersion = String(rv);
+    stored.metadata.uid = previous?.metadata.uid ?? randomUUID();
+    stored.metadata.creationTimestamp = previous?.metadata.creationTimestamp ?? new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+    return stored;
+  }
+
+  function notFound(collection: Collection, name: string): HttpStatus {
+    const [plural] = collection.resource.split('.');
+    return new HttpStatus(404, 'NotFound', `${collection.resource} "${name}" not found`, {
+      name,
+      kind: plural,
+      ...(collection.crd ? { group: CRD_GROUP } : {}),
+    });
+  }
+
+  function conflict(collection: Collection, name: string): HttpStatus {
+    return new HttpStatus(
+      409,
+      'Conflict',
+      `Operation cannot be fulfilled on ${collection.resource} "${name}": the object has been modified; please apply your changes to the latest version and try again`,
+      { name, kind: collection.resource.split('.')[0] },
+    );
+  }
+
+  function checkName(collection: Collection, name: unknown): string {
+    if (typeof name !== 'string' || name === '') {
+      throw new HttpStatus(422, 'Invalid', `${collection.kind} "" is invalid: metadata.name: Required value: name or generateName is required`);
+    }
+    if (name.length > 253 || !NAME_RE.test(name)) {
+      throw new HttpStatus(
+        422,
+        'Invalid',
+        `${collection.kind} "${name}" is invalid: metadata.name: Invalid value: "${name}": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character`,
+      );
+    }
+    return name;
+  }
+
+  function listObjects(target: Target): KubeObject[] {
+    const out: KubeObject[] = [];
+    for (const [key, obj] of objects) {
+      if (key.startsWith(`${target.collection.resource}|`) && (target.namespace === undefined || obj.metadata.namespace === target.namespace)) out.push(clone(obj));
+    }
+    return out.sort((a, b) => storeKey('', a.metadata.namespace, a.metadata.name).localeCompare(storeKey('', b.metadata.namespace, b.metadata.name)));
+  }
+
+  function create(target: Target, body: KubeObject): KubeObject {
+    const { collection } = target;
+    const name = checkName(collection, body?.metadata?.name);
+    const namespace = collection.namespaced ? target.namespace ?? body.metadata.namespace : undefined;
+    if (collection.namespaced && !namespace) throw new HttpStatus(400, 'BadRequest', `${collection.kind} "${name}": a namespace is required`);
+    const key = storeKey(collection.resource, namespace, name);
+    if (objects.has(key)) {
+      throw new HttpStatus(409, 'AlreadyExists', `${collection.resource} "${name}" already exists`, { name, kind: collection.resource.split('.')[0] });
+    }
+    const input = clone(body);
+    delete input.metadata.resourceVersion;
+    if (namespace !== undefined) input.metadata.namespace = namespace;
+    const stored = stamp(collection, input);
+    objects.set(key, stored);
+    record('ADDED', collection, stored);
+    return clone(stored);
+  }
+
+  function replace(target: Target, name: string, body: KubeObject): KubeObject {
+    const { collection } = target;
+    if (body?.metadata?.name !== name) {
+      throw new HttpStatus(400, 'BadRequest', `the name of the object (${String(body?.metadata?.name)}) does not match the name on the URL (${name})`);
+    }
+    const key = storeKey(collection.resource, target.namespace, name);
+    const current = objects.get(key);
+    if (!current) throw notFound(collection, name);
+    const wanted = body.metadata.resourceVersion;
+    if (wanted === undefined || wanted === '') {
+      // Custom resources refuse unconditional update; core Nodes and Pods allow it.
+      if (collection.crd) {
+        throw new HttpStatus(422, 'Invalid', `${collection.kind}.${CRD_GROUP} "${name}" is invalid: metadata.resourceVersion: Invalid value: 0x0: must be specified for an update`);
+      }
+    } else if (wanted !== current.metadata.resourceVersion) {
+      throw conflict(collection, name);
+    }
+    const input = clone(body);
+    if (target.namespace !== undefined) input.metadata.namespace = target.namespace;
+    const stored = stamp(collection, input, current);
+    objects.set(key, stored);
+    record('MODIFIED', collection, stored);
+    return clone(stored);
+  }
+
+  function remove(target: Target, name: string, body: unknown): KubeObject {
+    const { collection } = target;
+    const key = storeKey(collection.resource, target.namespace, name);
+    const current = objects.get(key);
+    if (!current) throw notFound(collection, name);
+    const preconditions = (body as { preconditions?: { resourceVersion?: string; uid?: string } } | undefined)?.preconditions;
+    if (preconditions?.resourceVersion !== undefined && preconditions.resourceVersion !== current.metadata.resourceVersion) {
+      throw conflict(collection, name);
+    }
+    if (preconditions?.uid !== undefined && preconditions.uid !== current.metadata.uid) {
+      throw new HttpStatus(409, 'Conflict', `Precondition failed: UID in precondition: ${preconditions.uid}, UID in object meta: ${String(current.metadata.uid)}`);
+    }
+    objects.delete(key);
+    rv += 1;
+    const deleted = clone(current);
+    deleted.metadata.resourceVersion = String(rv);
+    record('DELETED', collection, deleted);
+    return deleted;
+  }
+
+  function startWatch(target: Target, fromRv: string | null, req: IncomingMessage, res: ServerResponse): void {
+    res.writeHead(200, { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked' });
+    const send = (type: string, object: unknown): void => {
+      res.write(`${JSON.stringify({ type, object })}\n`);
+    };
+    if (fromRv === null || fromRv === '' || fromRv === '0') {
+      for (const obj of listObjects(target)) send('ADDED', obj);
+    } else {
+      const from = Number(fromRv);
+      if (!Number.isInteger(from) || from < compactedThrough) {
+        // kube-apiserver: 200, then one ERROR event whose Status says 410 Expired.
+        send('ERROR', statusBody(410, 'Expired', `too old resource version: ${fromRv} (${compactedThrough + 1})`));
+        res.end();
+        return;
+      }
+      for (const e of history) {
+        if (e.rv > from && matches(target, e.resource, e.namespace)) send(e.type, e.object);
+      }
+    }
+    const w: OpenWatch = { target, res, socket: req.socket };
+    watches.add(w);
+    res.on('close', () => watches.delete(w));
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://127.0.0.1');
+    const target = route(url.pathname);
+    const method = req.method ?? 'GET';
+    if (!target) throw new HttpStatus(404, 'NotFound', `the server could not find the requested resource (${method} ${url.pathname})`);
+    const { collection } = target;
+    const verbOf: Record<string, string> = { GET: target.name ? 'get' : url.searchParams.get('watch') === 'true' ? 'watch' : 'list', POST: 'create', PUT: 'update', DELETE: 'delete', PATCH: 'patch' };
+    calls.push({ verb: verbOf[method] ?? method.toLowerCase(), resource: collection.resource });
+
+    if (method === 'GET' && !target.name) {
+      if (url.searchParams.get('watch') === 'true') {
+        startWatch(target, url.searchParams.get('resourceVersion'), req, res);
+        return;
+      }
+      const items = listObjects(target);
+      sendJson(res, 200, { apiVersion: collection.apiVersion, kind: `${collection.kind}List`, metadata: { resourceVersion: String(rv) }, items });
+      return;
+    }
+    if (method === 'GET' && target.name) {
+      const obj = objects.get(storeKey(collection.resource, target.namespace, target.name));
+      if (!obj) throw notFound(collection, target.name);
+      sendJson(res, 200, obj);
+      return;
+    }
+    if (method === 'POST' && !target.name) {
+      sendJson(res, 201, create(target, (await readBody(req)) as KubeObject));
+      return;
+    }
+    if (method === 'PUT' && target.name) {
+      sendJson(res, 200, replace(target, target.name, (await readBody(req)) as KubeObject));
+      return;
+    }
+    if (method === 'DELETE' && target.name) {
+      sendJson(res, 200, remove(target, target.name, await readBody(req)));
+      return;
+    }
+    throw new HttpStatus(405, 'MethodNotAllowed', `${method} is not supported on ${url.pathname} by this fake API server`);
+  }
+
+  function sendJson(res: ServerResponse, code: number, body: unknown): void {
+    const text = JSON.stringify(body);
+    res.writeHead(code, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) });
+    res.end(text);
+  }
+
+  const server: Server = createServer((req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
+      if (err instanceof HttpStatus) sendJson(res, err.code, statusBody(err.code, err.reason, err.message, err.details));
+      else sendJson(res, 500, statusBody(500, 'InternalError', err instanceof Error ? err.message : String(err)));
+    });
+  });
+  server.on('connection', (socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+  const url = `http://127.0.0.1:${port}`;
+  const dir = await mkdtemp(join(tmpdir(), 'tortie-fake-apiserver-'));
+  const kubeconfigPath = join(dir, 'kubeconfig');
+  await writeFile(
+    kubeconfigPath,
+    [
+      'apiVersion: v1',
+      'kind: Config',
+      'clusters:',
+      '- name: fake',
+      '  cluster:',
+      `    server: ${url}`,
+      'users:',
+      '- name: tortie',
+      '  user:',
+      '    token: fake-token',
+      'contexts:',
+      '- name: fake',
+      '  context:',
+      '    cluster: fake',
+      '    user: tortie',
+      'current-context: fake',
+      '',
+    ].join('\n'),
+  );
+
+  return {
+    url,
+    kubeconfigPath,
+    calls,
+    setHistoryWindow(events: number) {
+      window = events;
+      trim();
+    },
+    compact() {
+      if (history.length > 0) compactedThrough = history[history.length - 1]!.rv;
+      compactedThrough = Math.max(compactedThrough, rv);
+      history = [];
+    },
+    dropWatches(opts: { abrupt?: boolean } = {}) {
+      const n = watches.size;
+      for (const w of [...watches]) {
+        if (opts.abrupt) w.socket.destroy();
+        else w.res.end();
+        watches.delete(w);
+      }
+      return n;
+    },
+    openWatches: () => watches.size,
+    revision: () => rv,
+    put(path: CollectionPath, object: KubeObject) {
+      const collection = collectionOf(path);
+      const namespace = collection.namespaced ? object.metadata.namespace ?? 'default' : undefined;
+      const name = checkName(collection, object.metadata.name);
+      const key = storeKey(collection.resource, namespace, name);
+      const previous = objects.get(key);
+      const input = clone(object);
+      if (namespace !== undefined) input.metadata.namespace = namespace;
+      const stored = stamp(collection, input, previous);
+      objects.set(key, stored);
+      record(previous ? 'MODIFIED' : 'ADDED', collection, stored);
+      return clone(stored);
+    },
+    remove(path: CollectionPath, name: string, namespace?: string) {
+      const collection = collectionOf(path);
+      const ns = collection.namespaced ? namespace ?? 'default' : undefined;
+      if (!objects.has(storeKey(collection.resource, ns, name))) return false;
+      remove({ collection, ...(ns !== undefined ? { namespace: ns } : {}) }, name, undefined);
+      return true;
+    },
+    async stop() {
+      for (const w of watches) w.res.end();
+      watches.clear();
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
