@@ -42,6 +42,12 @@ export function fullGc(): () => void {
   };
 }
 
+/** Called around the timed window only (the profiler uses it to leave setup and teardown out). */
+export interface TimedWindow {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
 export interface TortieReceive {
   reached: Reached;
   bytesPerRoute: number;
@@ -49,7 +55,7 @@ export interface TortieReceive {
 }
 
 /** tortie as the receiver: a Speaker on `address`, the origin connects to it. */
-export async function receiveIntoTortie(distinct: boolean, address = RECEIVER.tortie, origin = ORIGIN): Promise<TortieReceive> {
+export async function receiveIntoTortie(distinct: boolean, window?: TimedWindow, address = RECEIVER.tortie, origin = ORIGIN): Promise<TortieReceive> {
   const gc = fullGc();
   const speaker = new Speaker({ routerId: parseIpv4(address), localAs: BENCH_AS, listen: { address, port: 179 } });
   await speaker.start();
@@ -61,6 +67,7 @@ export async function receiveIntoTortie(distinct: boolean, address = RECEIVER.to
     await waitFor(() => speaker.peerStatus()[0]?.state === 'Established', { timeoutMs: 10_000, what: `tortie ${address} session to ${origin} Established` });
     gc();
     const heapBefore = process.memoryUsage().heapUsed;
+    await window?.start();
     const t0 = performance.now();
     const done = new Promise<number | undefined>((resolve) => {
       timer = setInterval(() => {
@@ -71,6 +78,7 @@ export async function receiveIntoTortie(distinct: boolean, address = RECEIVER.to
     await bird.enableRoutes();
     const ms = await done;
     clearInterval(timer);
+    await window?.stop();
     gc();
     const heapAfter = process.memoryUsage().heapUsed;
     return {

@@ -10,7 +10,7 @@ import { Speaker } from '../../bgp/speaker.js';
 import { addressBlock, requirePeers, startPeer, waitFor, waitForSession, type PeerDaemon, type PeerKind } from '../harness/index.js';
 import type { Bench, BenchRow } from './bench.js';
 import { BENCH_AS, routeCounter, startBirdOrigin, timeUntil, waitOriginEstablished, type Reached } from './routing-daemons.js';
-import { comparisonRows } from './routing-receive.js';
+import { comparisonRows, type TimedWindow } from './routing-receive.js';
 
 export const RR_ROUTES = 100_000;
 const LIMIT_MS = 60_000;
@@ -52,7 +52,7 @@ async function startPeerReflector(kind: PeerKind, address: string): Promise<Refl
 }
 
 /** One fan-out run through `reflector` at `address`: ms until clients 2..4 all hold every route. */
-export async function fanOut(kind: 'tortie' | PeerKind): Promise<Reached> {
+export async function fanOut(kind: 'tortie' | PeerKind, window?: TimedWindow): Promise<Reached> {
   const address = REFLECTOR[kind]!;
   const reflector = kind === 'tortie' ? await startTortieReflector(address) : await startPeerReflector(kind, address);
   const receivers: PeerDaemon[] = [];
@@ -65,9 +65,11 @@ export async function fanOut(kind: 'tortie' | PeerKind): Promise<Reached> {
       await waitOriginEstablished(origin, [address]);
       await Promise.all(receivers.map((r) => waitForSession(r, address)));
       await waitFor(() => reflector.allUp(), { timeoutMs: 20_000, intervalMs: 50, what: `${kind} reflector ${address}: all ${CLIENTS.length} clients Established` });
+      await window?.start();
       const t0 = performance.now();
       await origin.enableRoutes();
       const each = await Promise.all(receivers.map((r) => timeUntil(routeCounter(r, address), RR_ROUTES, t0, LIMIT_MS)));
+      await window?.stop();
       const late = each.find((r) => r.ms === undefined);
       return late ?? { ms: Math.max(...each.map((r) => r.ms!)), last: RR_ROUTES };
     } finally {
