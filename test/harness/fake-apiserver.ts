@@ -61,6 +61,8 @@ export interface FakeApiServer {
   revision(): number;
   /** Create or replace an object directly (as a kubelet or the scheduler would); returns what is stored. */
   put(path: CollectionPath, object: KubeObject): KubeObject;
+  /** The stored object, as the API server keeps it (not recorded as a call). */
+  object(path: CollectionPath, name: string, namespace?: string): KubeObject | undefined;
   /** Delete an object directly; returns whether it existed. */
   remove(path: CollectionPath, name: string, namespace?: string): boolean;
   stop(): Promise<void>;
@@ -423,6 +425,8 @@ export async function startFakeApiServer(options: { historyWindow?: number } = {
       '- name: fake',
       '  cluster:',
       `    server: ${url}`,
+      // client-node refuses plain http unless TLS verification is explicitly off.
+      '    insecure-skip-tls-verify: true',
       'users:',
       '- name: tortie',
       '  user:',
@@ -473,6 +477,11 @@ export async function startFakeApiServer(options: { historyWindow?: number } = {
       objects.set(key, stored);
       record(previous ? 'MODIFIED' : 'ADDED', collection, stored);
       return clone(stored);
+    },
+    object(path: CollectionPath, name: string, namespace?: string) {
+      const collection = collectionOf(path);
+      const obj = objects.get(storeKey(collection.resource, collection.namespaced ? namespace ?? 'default' : undefined, name));
+      return obj ? clone(obj) : undefined;
     },
     remove(path: CollectionPath, name: string, namespace?: string) {
       const collection = collectionOf(path);
