@@ -17,8 +17,8 @@
 
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { addressBlock } from '../harness/addresses.js';
-import { requirePeers } from '../harness/binaries.js';
-import { startPeer, waitForRoute, type PeerDaemon, type PeerKind } from '../harness/index.js';
+import { PEER_BINARIES, requirePeers } from '../harness/binaries.js';
+import { runCli, startPeer, waitForRoute, type PeerDaemon, type PeerKind } from '../harness/index.js';
 import { stopAll, waitFor } from '../harness/process.js';
 import { restartPreservingForwarding } from '../harness/recovery.js';
 import { SpeakerProcess, isState } from './speaker-process.js';
@@ -231,6 +231,41 @@ describe('graceful restart (RFC 4724) against real peers', () => {
     }, 40_000);
   }
 
+  it('bird2 restarted as a fresh router (no F bit): tortie drops the stale routes at its OPEN, then re-learns them', async () => {
+    // The other side of RFC 4724 §4.2, and why the test above needs a recovery start: a peer that comes back
+    // without "forwarding state preserved" for IPv4 unicast gets its stale routes removed at once.
+    if (!requirePeers('bird2')) return;
+    const host = 26;
+    const net = `10.${block.block}.${host + 1}`;
+    const prefixes = [`${net}.0/26`, `${net}.64/26`];
+    const { peerIp, peer, speaker } = await receivingPair('bird2', host, prefixes, 20);
+    const sampler = new RibSampler(speaker);
+    await sleep(200);
+    const mark = speaker.events.length;
+    await peer.kill9();
+    await speaker.waitForEvent(isDownFromEstablished(peerIp), { from: mark, what: 'the session to bird2 going down' });
+    const down = indexOf(speaker, isDownFromEstablished(peerIp), mark);
+    await sleep(300);
+    await peer.restart();
+    await speaker.waitForEvent(isState(peerIp, 'Established'), { from: down, timeoutMs: 15_000, what: 'bird2 back' });
+    const up = indexOf(speaker, isState(peerIp, 'Established'), down);
+    await speaker.waitForEvent(isEndOfRib(peerIp), { from: up, timeoutMs: 15_000, what: 'End-of-RIB from the restarted bird2' });
+    await sleep(300);
+    const samples = await sampler.stop();
+
+    expect(speaker.stderr.join('')).toContain('the peer came back without preserving forwarding state');
+    const away = samples.filter((s) => s.index > down && s.index < up);
+    expect(away.length).toBeGreaterThan(0);
+    for (const s of away) for (const prefix of prefixes) expect(routeIn(s, prefix)?.stale).toBe(true);
+    // A gap: after the OPEN without F bit, before BIRD sent the routes again.
+    const relearned = indexOf(speaker, (e) => e.event === 'update' && e.peer === peerIp && e.announce.length > 0, up);
+    const gap = samples.filter((s) => s.index > up && s.index < relearned);
+    expect(gap.length).toBeGreaterThan(0);
+    for (const s of gap) for (const prefix of prefixes) expect(routeIn(s, prefix)).toBeUndefined();
+    for (const prefix of prefixes) expect(routeIn(samples.at(-1)!, prefix)?.stale).toBeUndefined();
+    expect(routeIn(samples.at(-1)!, prefixes[0]!)?.from).toBe(peerIp);
+  }, 40_000);
+
   // ---- 2. receiving side: the peer does not come back -------------------------------------------------------
   for (const { kind, host } of [
     { kind: 'bird2' as const, host: 31 },
@@ -269,20 +304,31 @@ describe('graceful restart (RFC 4724) against real peers', () => {
   }
 
   // ---- 3. receiving side: a clean shutdown is not a restart -------------------------------------------------
-  for (const { kind, host } of [
-    { kind: 'bird2' as const, host: 51 },
-    { kind: 'frr' as const, host: 61 },
-  ]) {
-    it(`${kind} stopped cleanly (Cease NOTIFICATION): tortie withdraws its routes at once`, async () => {
+  // How each peer ends the session on purpose. BIRD: stop() (SIGTERM) sends Cease. FRR 8.4 with graceful
+  // restart on sends NO NOTIFICATION on SIGTERM (its bgpd expects to come back; see the test after this
+  // one), so the clean end there is `neighbor X shutdown`: Cease / Administrative Shutdown.
+  const cleanStops: Array<{ kind: PeerKind; host: number; how: string; stop: (peer: PeerDaemon, tortieIp: string) => Promise<unknown> }> = [
+    { kind: 'bird2', host: 51, how: 'stop() (SIGTERM)', stop: (peer) => peer.stop() },
+    { kind: 'bird1', host: 56, how: 'stop() (SIGTERM)', stop: (peer) => peer.stop() },
+    {
+      kind: 'frr',
+      host: 61,
+      how: '"neighbor shutdown"',
+      stop: (peer, tortieIp) =>
+        runCli(PEER_BINARIES.frr.cli(), ['--vty_socket', peer.dir, '-d', 'bgpd', '-c', 'configure terminal', '-c', `router bgp ${PEER_AS}`, '-c', `neighbor ${tortieIp} shutdown`]),
+    },
+  ];
+  for (const { kind, host, how, stop } of cleanStops) {
+    it(`${kind} ends the session cleanly with ${how} (Cease NOTIFICATION): tortie withdraws its routes at once`, async () => {
       if (!requirePeers(kind)) return;
       const net = `10.${block.block}.${host + 1}`;
       const prefixes = [`${net}.0/26`, `${net}.64/26`];
-      const { peerIp, peer, speaker } = await receivingPair(kind, host, prefixes, 20);
+      const { tortieIp, peerIp, peer, speaker } = await receivingPair(kind, host, prefixes, 20);
 
       const sampler = new RibSampler(speaker);
       await sleep(200);
       const mark = speaker.events.length;
-      await peer.stop();
+      await stop(peer, tortieIp);
       await speaker.waitForEvent(isDownFromEstablished(peerIp), { from: mark, what: `the session to ${kind} going down` });
       const down = indexOf(speaker, isDownFromEstablished(peerIp), mark);
       await sleep(400);
@@ -297,6 +343,27 @@ describe('graceful restart (RFC 4724) against real peers', () => {
       expect(samples.some((s) => s.routes.some((r) => r.stale === true))).toBe(false);
     }, 40_000);
   }
+
+  it('frr with graceful restart stopped by SIGTERM sends no NOTIFICATION: tortie keeps its routes as stale (RFC 4724 §4.2)', async () => {
+    if (!requirePeers('frr')) return;
+    const host = 66;
+    const net = `10.${block.block}.${host + 1}`;
+    const prefixes = [`${net}.0/26`, `${net}.64/26`];
+    const { peerIp, peer, speaker } = await receivingPair('frr', host, prefixes, 20);
+    const sampler = new RibSampler(speaker);
+    await sleep(200);
+    const mark = speaker.events.length;
+    await peer.stop();
+    await speaker.waitForEvent(isDownFromEstablished(peerIp), { from: mark, what: 'the session to frr going down' });
+    const down = indexOf(speaker, isDownFromEstablished(peerIp), mark);
+    await sleep(600);
+    const samples = await sampler.stop();
+
+    expect(speaker.events.slice(mark).filter((e) => e.event === 'notification')).toEqual([]);
+    const afterDown = samples.filter((s) => s.index > down);
+    expect(afterDown.length).toBeGreaterThan(0);
+    for (const s of afterDown) for (const prefix of prefixes) expect(routeIn(s, prefix)?.stale, `${prefix} kept stale`).toBe(true);
+  }, 40_000);
 
   // ---- 4 and 5. restarting side: tortie is killed and started again -----------------------------------------
   async function restartingTortie(kind: PeerKind, host: number, graceful: boolean) {
@@ -324,6 +391,7 @@ describe('graceful restart (RFC 4724) against real peers', () => {
 
   for (const { kind, host } of [
     { kind: 'bird2' as const, host: 71 },
+    { kind: 'bird1' as const, host: 76 },
     { kind: 'frr' as const, host: 81 },
   ]) {
     it(`tortie --graceful-restart killed and restarted: ${kind} keeps tortie's routes in every sample, drops the unannounced one at End-of-RIB`, async () => {
@@ -366,6 +434,8 @@ describe('graceful restart (RFC 4724) against real peers', () => {
         expect(awayText).toContain('NSF peer closed the session');
       } else {
         expect(awayText).toContain('Neighbor graceful restart active');
+      }
+      if (kind === 'bird2') {
         // The new tortie's OPEN, as BIRD read it: R bit (Restart recovery) and F bit for IPv4 (AF preserved).
         expect(backText).toMatch(/Neighbor capabilities[\s\S]*Graceful restart\s+Restart time: 30\s+Restart recovery\s+AF supported: ipv4\s+AF preserved: ipv4/);
       }
@@ -375,6 +445,7 @@ describe('graceful restart (RFC 4724) against real peers', () => {
 
   for (const { kind, host } of [
     { kind: 'bird2' as const, host: 91 },
+    { kind: 'bird1' as const, host: 96 },
     { kind: 'frr' as const, host: 101 },
   ]) {
     it(`control: tortie WITHOUT --graceful-restart killed: ${kind} drops tortie's routes`, async () => {
