@@ -1,0 +1,390 @@
+// Calico's block IPAM over any Datastore: nodes claim blockSize-aligned blocks of IPPools (affinity), and
+// hand out addresses from their own blocks; a full pool lets a node borrow from another node's block
+// unless strictAffinity is set.
+//
+// Why this is hard: many nodes run this at once against one datastore, with no lock. Every write is a
+// compare-and-swap and the datastore decides who won:
+// - A block exists at most once (create fails with AlreadyExists for the loser), and its `affinity`
+//   field is the truth about who owns it. Claiming goes: affinity written `pending` → block created →
+//   affinity `confirmed`. A crash after the first step leaves a pending affinity and no block (nothing
+//   owned); after the second, a block owned by the node with a pending affinity. claimBlock finishes or
+//   removes pending affinities of its node before claiming anything new.
+// - Addresses are taken by rewriting the block with its revision; a concurrent writer makes that a
+//   ConflictError, and we re-read and try again (bounded, with a little jitter so losers spread out).
+// - The block is the truth about who holds an address (its attributes carry the handle id); IPAMHandle
+//   objects are kept as Calico keeps them (block → count) for tools, and updated after the block.
+
+import { systemClock, type Clock } from '../../bgp/clock.js';
+import { parseIpv4, parsePrefix, prefixContains } from '../../bgp/ip.js';
+import { AlreadyExistsError, ConflictError, NotFoundError, type Datastore } from '../datastore/types.js';
+import { parseSelector } from '../resources/index.js';
+import { API_VERSION, type IPAMBlockSpec, type Resource } from '../resources/types.js';
+import * as blocks from './block.js';
+import { affinityName, blockName } from './names.js';
+
+export { affinityName, blockName, cidrOfBlockName, parseAffinityName } from './names.js';
+
+export interface IpamUsage {
+  pools: Array<{ name: string; cidr: string; size: number; allocated: number; blocks: number }>;
+  blocks: Array<{ cidr: string; node: string | null; size: number; allocated: number; pool: string }>;
+}
+
+export interface IpamOptions {
+  /** Time for retry backoff (default: the system clock). */
+  clock?: Clock;
+  /** When true, a node never takes addresses from blocks affine to another node (Calico's StrictAffinity). */
+  strictAffinity?: boolean;
+  /** Random numbers for jitter (default Math.random), injectable for tests. */
+  random?: () => number;
+}
+
+/** No pool can give `node` another block (or address). The message names the node and the pools looked at. */
+export class IpamExhaustedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'IpamExhaustedError';
+  }
+}
+
+/** Attempts of one compare-and-swap loop before giving up; enough for a few hundred concurrent writers. */
+const MAX_ATTEMPTS = 400;
+const DEFAULT_BLOCK_SIZE = 26;
+
+type Block = Resource<'IPAMBlock'>;
+type Pool = Resource<'IPPool'>;
+
+function blockResource(spec: IPAMBlockSpec, revision?: string): Block {
+  return { apiVersion: API_VERSION, kind: 'IPAMBlock', metadata: { name: blockName(spec.cidr), ...(revision ? { resourceVersion: revision } : {}) }, spec };
+}
+
+function poolBlockSize(pool: Pool): number {
+  return pool.spec.blockSize ?? DEFAULT_BLOCK_SIZE;
+}
+
+function blockInPool(cidr: string, pool: Pool): boolean {
+  const block = parsePrefix(cidr);
+  const range = parsePrefix(pool.spec.cidr);
+  return block.len >= range.len && prefixContains(range, block.addr);
+}
+
+export class Ipam {
+  private readonly clock: Clock;
+  private readonly strictAffinity: boolean;
+  private readonly random: () => number;
+  /** Claims in flight per node in this process: concurrent assigns on one node share one claim. */
+  private readonly claiming = new Map<string, Promise<string>>();
+
+  constructor(
+    private readonly ds: Datastore,
+    options: IpamOptions = {},
+  ) {
+    this.clock = options.clock ?? systemClock;
+    this.strictAffinity = options.strictAffinity ?? false;
+    this.random = options.random ?? Math.random;
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => this.clock.setTimeout(resolve, ms));
+  }
+
+  /** Runs `attempt` until it returns a value; ConflictError/AlreadyExists mean "someone else wrote, read again". */
+  private async retrying<T>(what: string, attempt: () => Promise<T | undefined>): Promise<T> {
+    for (let i = 0; i < MAX_ATTEMPTS; i++) {
+      try {
+        const result = await attempt();
+        if (result !== undefined) return result;
+      } catch (err) {
+        if (!(err instanceof ConflictError) && !(err instanceof AlreadyExistsError)) throw err;
+      }
+      await this.sleep(Math.floor(this.random() * Math.min(50, 2 + i * 2)));
+    }
+    throw new Error(`${what}: gave up after ${MAX_ATTEMPTS} attempts, every one lost a compare-and-swap race`);
+  }
+
+  /** Enabled pools whose nodeSelector matches `node` (its Node labels), optionally only the one named. */
+  private async poolsFor(node: string, poolName: string | undefined): Promise<Pool[]> {
+    const [pools, nodeResource] = await Promise.all([this.ds.list('IPPool'), this.ds.get('Node', node)]);
+    const labels = nodeResource?.metadata.labels ?? {};
+    const all = pools.items;
+    if (poolName !== undefined && !all.some((p) => p.metadata.name === poolName)) {
+      throw new Error(`pool "${poolName}" does not exist (pools: ${all.map((p) => p.metadata.name).join(', ') || 'none'})`);
+    }
+    return all.filter(
+      (p) =>
+        (poolName === undefined || p.metadata.name === poolName) &&
+        !p.spec.disabled &&
+        (p.spec.allowedUses === undefined || p.spec.allowedUses.includes('Workload')) &&
+        parseSelector(p.spec.nodeSelector ?? 'all()').matches(labels),
+    );
+  }
+
+  private async allBlocks(): Promise<Block[]> {
+    return (await this.ds.list('IPAMBlock')).items.filter((b) => !b.spec.deleted);
+  }
+
+  /**
+   * Finishes or removes this node's pending affinities (left by a claim that stopped half-way): confirmed
+   * when the block exists and is ours, deleted when it does not exist or belongs to another node.
+   */
+  private async settlePending(node: string): Promise<void> {
+    const affinities = (await this.ds.list('BlockAffinity')).items.filter((a) => a.spec.node === node && a.spec.state === 'pending');
+    for (const affinity of affinities) {
+      const block = await this.ds.get('IPAMBlock', blockName(affinity.spec.cidr));
+      try {
+        if (block && blocks.affineNode(block.spec) === node) {
+          await this.ds.update({ ...affinity, spec: { ...affinity.spec, state: 'confirmed' } });
+        } else {
+          await this.ds.delete('BlockAffinity', affinity.metadata.name, { revision: affinity.metadata.resourceVersion ?? '' });
+        }
+      } catch (err) {
+        if (!(err instanceof ConflictError) && !(err instanceof NotFoundError)) throw err;
+      }
+    }
+  }
+
+  /**
+   * Claims the first free block of the first enabled pool whose nodeSelector matches `node`, and returns
+   * its CIDR. Rejects with IpamExhaustedError when every candidate block is taken.
+   */
+  async claimBlock(node: string, options: { pool?: string } = {}): Promise<string> {
+    await this.settlePending(node);
+    const pools = await this.poolsFor(node, options.pool);
+    if (pools.length === 0) throw new IpamExhaustedError(`no enabled IPPool${options.pool ? ` "${options.pool}"` : ''} selects node "${node}" (check the pools' nodeSelector and disabled fields)`);
+    const taken = new Set((await this.allBlocks()).map((b) => b.spec.cidr));
+    for (const pool of pools) {
+      for (const cidr of blocks.blocksOfPool(pool.spec.cidr, poolBlockSize(pool))) {
+        if (taken.has(cidr)) continue;
+        if (await this.tryClaim(node, cidr)) return cidr;
+        taken.add(cidr);
+      }
+    }
+    throw new IpamExhaustedError(`node "${node}": no free block left in pool(s) ${pools.map((p) => `${p.metadata.name} (${p.spec.cidr})`).join(', ')}`);
+  }
+
+  /** claimBlock, but concurrent callers for the same node and pool wait for the one claim in flight. */
+  private claimShared(node: string, pool: string | undefined): Promise<string> {
+    const key = `${node}\u0000${pool ?? ''}`;
+    const running = this.claiming.get(key);
+    if (running) return running;
+    const claim = this.claimBlock(node, pool !== undefined ? { pool } : {}).finally(() => this.claiming.delete(key));
+    this.claiming.set(key, claim);
+    return claim;
+  }
+
+  /** One claim attempt of one block: pending affinity → block → confirmed. False when another node has it. */
+  private async tryClaim(node: string, cidr: string): Promise<boolean> {
+    const name = affinityName(node, cidr);
+    let affinity: Resource<'BlockAffinity'>;
+    try {
+      affinity = await this.ds.create({ apiVersion: API_VERSION, kind: 'BlockAffinity', metadata: { name }, spec: { state: 'pending', node, cidr } });
+    } catch (err) {
+      if (!(err instanceof AlreadyExistsError)) throw err;
+      const existing = await this.ds.get('BlockAffinity', name);
+      if (!existing) return false;
+      affinity = existing;
+    }
+    try {
+      await this.ds.create(blockResource(blocks.newBlock(cidr, node)));
+    } catch (err) {
+      if (!(err instanceof AlreadyExistsError)) throw err;
+      const block = await this.ds.get('IPAMBlock', blockName(cidr));
+      if (!block || blocks.affineNode(block.spec) !== node) {
+        // Another node won the block: our pending affinity must go (never leave it to look like ours).
+        await this.ds.delete('BlockAffinity', name).catch((e: unknown) => {
+          if (!(e instanceof NotFoundError)) throw e;
+        });
+        return false;
+      }
+    }
+    if (affinity.spec.state !== 'confirmed') {
+      await this.retrying(`confirm affinity ${name}`, async () => {
+        const current = await this.ds.get('BlockAffinity', name);
+        if (!current) {
+          await this.ds.create({ apiVersion: API_VERSION, kind: 'BlockAffinity', metadata: { name }, spec: { state: 'confirmed', node, cidr } });
+          return true;
+        }
+        if (current.spec.state !== 'confirmed') await this.ds.update({ ...current, spec: { ...current.spec, state: 'confirmed' } });
+        return true;
+      });
+    }
+    return true;
+  }
+
+  /** CIDRs of the blocks affine to `node`, lowest address first. */
+  async blocksOf(node: string): Promise<string[]> {
+    return (await this.allBlocks())
+      .filter((b) => blocks.affineNode(b.spec) === node)
+      .map((b) => b.spec.cidr)
+      .sort((a, b) => parseIpv4(a.split('/')[0] ?? '') - parseIpv4(b.split('/')[0] ?? ''));
+  }
+
+  /** Addresses already held by `handleId`, in block then ordinal order. */
+  private heldBy(all: Block[], handleId: string): string[] {
+    const out: string[] = [];
+    for (const block of all) for (const ordinal of blocks.ordinalsOfHandle(block.spec, handleId)) out.push(blocks.addressOf(block.spec, ordinal));
+    return out;
+  }
+
+  /**
+   * `count` (default 1) addresses for `handleId` from `node`'s blocks, claiming another block when they
+   * are full, and borrowing from another node's block when the pools are exhausted (unless strictAffinity).
+   * Assigning again with a handle that already holds addresses returns those (a retried CNI ADD).
+   */
+  async assign(node: string, handleId: string, options: { count?: number; pool?: string } = {}): Promise<string[]> {
+    const count = options.count ?? 1;
+    if (!Number.isInteger(count) || count < 1) throw new Error(`assign count ${count} is not a positive integer`);
+    const held = this.heldBy(await this.allBlocks(), handleId);
+    if (held.length >= count) return held.slice(0, count);
+    const got = [...held];
+    const pools = await this.poolsFor(node, options.pool);
+    if (pools.length === 0) throw new IpamExhaustedError(`no enabled IPPool${options.pool ? ` "${options.pool}"` : ''} selects node "${node}"`);
+    const inPools = (b: Block): boolean => pools.some((p) => blockInPool(b.spec.cidr, p));
+
+    let claims = 0;
+    let borrowing = false;
+    for (let round = 0; round < MAX_ATTEMPTS && got.length < count; round++) {
+      const all = await this.allBlocks();
+      const own = all.filter((b) => inPools(b) && blocks.affineNode(b.spec) === node && blocks.freeCount(b.spec) > 0);
+      const others = borrowing ? all.filter((b) => inPools(b) && blocks.affineNode(b.spec) !== node && blocks.freeCount(b.spec) > 0) : [];
+      const candidate = own[0] ?? others[0];
+      if (!candidate) {
+        if (!borrowing) {
+          try {
+            await this.claimShared(node, options.pool);
+            claims++;
+            continue;
+          } catch (err) {
+            if (!(err instanceof IpamExhaustedError)) throw err;
+            if (this.strictAffinity) throw new IpamExhaustedError(`node "${node}": ${err.message}; strictAffinity forbids borrowing from other nodes' blocks`);
+            borrowing = true;
+            continue;
+          }
+        }
+        throw new IpamExhaustedError(`node "${node}": no free address in pool(s) ${pools.map((p) => `${p.metadata.name} (${p.spec.cidr})`).join(', ')} (${got.length} of ${count} assigned)`);
+      }
+      const taken = await this.takeFrom(candidate, count - got.length, handleId);
+      got.push(...taken);
+      if (taken.length === 0) await this.sleep(Math.floor(this.random() * Math.min(50, 2 + round * 2)));
+    }
+    if (got.length < count) throw new Error(`node "${node}": assign for handle "${handleId}" did not finish after ${MAX_ATTEMPTS} rounds (${claims} blocks claimed)`);
+    return got;
+  }
+
+  /** One compare-and-swap on one block; [] when someone else wrote it first (the caller re-reads). */
+  private async takeFrom(block: Block, count: number, handleId: string): Promise<string[]> {
+    const { block: next, ordinals } = blocks.allocate(block.spec, count, handleId);
+    if (ordinals.length === 0) return [];
+    try {
+      await this.ds.update(blockResource(next, block.metadata.resourceVersion));
+    } catch (err) {
+      if (err instanceof ConflictError || err instanceof NotFoundError) return [];
+      throw err;
+    }
+    await this.adjustHandle(handleId, block.spec.cidr, ordinals.length);
+    return ordinals.map((o) => blocks.addressOf(block.spec, o));
+  }
+
+  /** Adds `delta` to the handle's count for `cidr`; deletes the handle when nothing is left. */
+  private async adjustHandle(handleId: string, cidr: string, delta: number): Promise<void> {
+    await this.retrying(`update IPAMHandle ${handleId}`, async () => {
+      const current = await this.ds.get('IPAMHandle', handleId);
+      if (!current) {
+        if (delta <= 0) return true;
+        await this.ds.create({ apiVersion: API_VERSION, kind: 'IPAMHandle', metadata: { name: handleId }, spec: { handleID: handleId, block: { [cidr]: delta } } });
+        return true;
+      }
+      const counts = { ...current.spec.block };
+      const n = (counts[cidr] ?? 0) + delta;
+      if (n > 0) counts[cidr] = n;
+      else delete counts[cidr];
+      if (Object.keys(counts).length === 0) {
+        await this.ds.delete('IPAMHandle', handleId, { revision: current.metadata.resourceVersion ?? '' });
+      } else {
+        await this.ds.update({ ...current, spec: { ...current.spec, block: counts } });
+      }
+      return true;
+    });
+  }
+
+  /** Frees ordinals chosen by `pick` in every block where it picks some; returns the addresses freed. */
+  private async releaseWhere(pick: (block: IPAMBlockSpec) => number[]): Promise<string[]> {
+    const freed: string[] = [];
+    for (const start of await this.allBlocks()) {
+      if (pick(start.spec).length === 0) continue;
+      const cidr = start.spec.cidr;
+      await this.retrying(`release in block ${cidr}`, async () => {
+        const block = await this.ds.get('IPAMBlock', blockName(cidr));
+        if (!block) return true;
+        const result = blocks.release(block.spec, pick(block.spec));
+        if (result.freed.length === 0) return true;
+        await this.ds.update(blockResource(result.block, block.metadata.resourceVersion));
+        for (const ordinal of result.freed) freed.push(blocks.addressOf(block.spec, ordinal));
+        for (const [handle, n] of result.byHandle) await this.adjustHandle(handle, cidr, -n);
+        return true;
+      });
+    }
+    return freed;
+  }
+
+  /** Frees every address `handleId` holds and removes its IPAMHandle; returns the addresses freed. */
+  async releaseByHandle(handleId: string): Promise<string[]> {
+    const freed = await this.releaseWhere((b) => blocks.ordinalsOfHandle(b, handleId));
+    const handle = await this.ds.get('IPAMHandle', handleId);
+    if (handle) await this.ds.delete('IPAMHandle', handleId).catch((e: unknown) => {
+      if (!(e instanceof NotFoundError)) throw e;
+    });
+    return freed;
+  }
+
+  /** Frees these addresses (those not allocated are ignored). The block stays, even when empty (as Calico). */
+  async release(ips: string[]): Promise<void> {
+    for (const ip of ips) parseIpv4(ip, 'address to release');
+    await this.releaseWhere((b) => ips.map((ip) => blocks.ordinalOf(b, ip)).filter((o): o is number => o !== null && b.allocations[o] !== null));
+  }
+
+  /**
+   * Removes an empty block and its affinity: affinity → pendingDeletion, block deleted with its revision
+   * (so an address taken meanwhile stops us), then the affinity deleted. A block in use is refused.
+   */
+  async releaseBlock(cidr: string): Promise<void> {
+    const name = blockName(cidr);
+    await this.retrying(`release block ${cidr}`, async () => {
+      const block = await this.ds.get('IPAMBlock', name);
+      if (!block) throw new NotFoundError(`IPAMBlock ${cidr} does not exist`);
+      const inUse = blocks.allocatedCount(block.spec);
+      if (inUse > 0) throw new Error(`block ${cidr} still has ${inUse} address(es) allocated; release them first (releaseByHandle / release)`);
+      const node = blocks.affineNode(block.spec);
+      const affinity = node !== null ? await this.ds.get('BlockAffinity', affinityName(node, cidr)) : null;
+      if (affinity && affinity.spec.state !== 'pendingDeletion') {
+        await this.ds.update({ ...affinity, spec: { ...affinity.spec, state: 'pendingDeletion' } });
+      }
+      await this.ds.delete('IPAMBlock', name, { revision: block.metadata.resourceVersion ?? '' });
+      if (affinity) await this.ds.delete('BlockAffinity', affinity.metadata.name).catch((e: unknown) => {
+        if (!(e instanceof NotFoundError)) throw e;
+      });
+      return true;
+    });
+  }
+
+  /** Pools and blocks with sizes and allocation counts (for `tortie ipam show`). */
+  async usage(): Promise<IpamUsage> {
+    const [pools, all] = await Promise.all([this.ds.list('IPPool'), this.allBlocks()]);
+    const poolOf = (cidr: string): Pool | undefined => pools.items.find((p) => blockInPool(cidr, p));
+    const blockRows = all
+      .map((b) => ({ cidr: b.spec.cidr, node: blocks.affineNode(b.spec), size: blocks.blockSize(b.spec), allocated: blocks.allocatedCount(b.spec), pool: poolOf(b.spec.cidr)?.metadata.name ?? '' }))
+      .sort((a, b) => parseIpv4(a.cidr.split('/')[0] ?? '') - parseIpv4(b.cidr.split('/')[0] ?? ''));
+    return {
+      pools: pools.items.map((p) => {
+        const mine = blockRows.filter((b) => b.pool === p.metadata.name);
+        return {
+          name: p.metadata.name,
+          cidr: p.spec.cidr,
+          size: 2 ** (32 - Number(p.spec.cidr.split('/')[1])),
+          allocated: mine.reduce((sum, b) => sum + b.allocated, 0),
+          blocks: mine.length,
+        };
+      }),
+      blocks: blockRows,
+    };
+  }
+}
