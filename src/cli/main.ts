@@ -2,11 +2,15 @@
 // The `tortie` command: dispatches to subcommands. Exit codes: 0 ok, 1 runtime failure, 2 usage error.
 
 import { SPEAKER_USAGE, UsageError, parseSpeakerArgs } from './speaker-args.js';
+import type { Datastore } from '../datastore/types.js';
 
 const USAGE = `usage: tortie <command> [options]
 
 commands:
   bgp speaker     run a standalone BGP-4 speaker (peers, announced routes, JSON events)
+  apply -f FILE   create or update projectcalico.org/v3 resources (also: create, replace, delete)
+  get KIND [NAME] print resources (-o table|wide|yaml|json)
+  ipam show       IP pool usage (--show-blocks: blocks with node affinity)
   version         print the version
 
 Run 'tortie <command> --help' for a command's options.
@@ -33,12 +37,70 @@ async function main(argv: string[]): Promise<number> {
     const { runSpeaker } = await import('./speaker-command.js');
     return runSpeaker(options);
   }
+  if (command === 'apply' || command === 'create' || command === 'replace' || command === 'delete' || command === 'get') {
+    const args = sub === undefined ? [] : [sub, ...rest];
+    const { RESOURCES_USAGE, parseResourceArgs, runResourceCommand } = await import('./resources-command.js');
+    if (args.includes('--help') || args.includes('-h')) {
+      process.stdout.write(RESOURCES_USAGE);
+      return 0;
+    }
+    const parsed = parseResourceArgs(command, args);
+    return runResourceCommand(parsed, {
+      out: (text) => process.stdout.write(text),
+      readInput: readInput,
+      openDatastore: () => openConfiguredDatastore(parsed.config),
+    });
+  }
+  if (command === 'ipam') {
+    const args = sub === undefined ? [] : [sub, ...rest];
+    const { IPAM_USAGE, parseIpamArgs, runIpamShow } = await import('./ipam-command.js');
+    if (args.includes('--help') || args.includes('-h')) {
+      process.stdout.write(IPAM_USAGE);
+      return 0;
+    }
+    const parsed = parseIpamArgs(args);
+    return runIpamShow(parsed, {
+      out: (text) => process.stdout.write(text),
+      openDatastore: () => openConfiguredDatastore(parsed.config),
+      usage: async (ds) => {
+        const { Ipam } = await import('../ipam/index.js');
+        return new Ipam(ds).usage();
+      },
+    });
+  }
   throw new UsageError(`unknown command "${[command, sub].filter(Boolean).join(' ')}"\n\n${USAGE}`);
+}
+
+/** The datastore named by --config, /etc/tortie/tortie.cfg or the environment (src/datastore/index.ts). */
+async function openConfiguredDatastore(configPath: string | undefined): Promise<Datastore> {
+  const { loadDatastoreConfig, openDatastore } = await import('../datastore/index.js');
+  return openDatastore(await loadDatastoreConfig(process.env, configPath));
+}
+
+/** A file's text, or all of standard input for "-". */
+async function readInput(file: string): Promise<string> {
+  if (file !== '-') {
+    const { readFile } = await import('node:fs/promises');
+    return readFile(file, 'utf8');
+  }
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/**
+ * A command has finished: if a client library still holds a socket or timer open (an etcd client
+ * reconnecting to a dead endpoint), exit anyway instead of hanging. The timer is unref'd, so it only fires
+ * when something else keeps the process alive.
+ */
+function exitSoon(): void {
+  setTimeout(() => process.exit(), 2000).unref();
 }
 
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
+    exitSoon();
   },
   (error: unknown) => {
     if (error instanceof UsageError) {
@@ -48,5 +110,6 @@ main(process.argv.slice(2)).then(
     }
     process.stderr.write(`tortie: ${error instanceof Error ? error.message : String(error)}\n`);
     process.exitCode = 1;
+    exitSoon();
   },
 );

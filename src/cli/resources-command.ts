@@ -1,0 +1,525 @@
+// `tortie apply|create|replace|delete -f FILE|-`, `tortie delete KIND NAME...` and
+// `tortie get KIND [NAME] [-o table|wide|yaml|json]`: calicoctl's resource commands on projectcalico.org/v3
+// YAML. Argument parsing, planning and formatting are pure; only runResourceCommand touches the datastore
+// (given to it), so every rule here is unit-tested against MemoryDatastore.
+//
+// Why this is hard: "one bad document writes nothing". So a write runs in two phases: first every document
+// is parsed, defaulted and validated — including overlap with stored pools AND with the other pools of the
+// same input, duplicates in the input, and create/replace preconditions — and only when nothing at all is
+// wrong are the writes made. A write can still lose a race with another writer after the checks; apply
+// then re-reads and retries (bounded), and any failure says how many resources were already written.
+
+import { parseArgs } from 'node:util';
+import { stringify as toYaml } from 'yaml';
+import { UsageError } from './speaker-args.js';
+import {
+  applyDefaults,
+  parseDocuments,
+  resolveKind,
+  resourceKey,
+  toResource,
+  validateAgainst,
+  validateResource,
+  ResourceError,
+  KIND_INFO,
+  type Problem,
+} from '../resources/index.js';
+import { API_VERSION, type AnyResource, type Kind, type Resource } from '../resources/types.js';
+import { AlreadyExistsError, ConflictError, NotFoundError, type Datastore } from '../datastore/types.js';
+
+export type WriteVerb = 'apply' | 'create' | 'replace' | 'delete';
+export type OutputFormat = 'table' | 'wide' | 'yaml' | 'json';
+const OUTPUT_FORMATS: readonly OutputFormat[] = ['table', 'wide', 'yaml', 'json'];
+
+export type ResourceArgs =
+  | { command: 'write'; verb: WriteVerb; file: string; config?: string }
+  | { command: 'delete-named'; kind: Kind; names: string[]; namespace: string; config?: string }
+  | { command: 'get'; kind: Kind; name?: string; output: OutputFormat; namespace: string; allNamespaces: boolean; config?: string };
+
+/** What the commands need from the outside world; main.ts gives the real ones, tests fakes. */
+export interface CommandContext {
+  out(text: string): void;
+  /** Reads FILE, or standard input for "-". */
+  readInput(file: string): Promise<string>;
+  openDatastore(): Promise<Datastore>;
+}
+
+/** Kinds tortie's IPAM owns: readable with get, never written by hand (that could double-own a block). */
+const IPAM_KINDS: readonly Kind[] = ['IPAMBlock', 'BlockAffinity', 'IPAMHandle'];
+
+/** How many times apply re-reads and retries after losing a race with another writer. */
+const APPLY_ATTEMPTS = 5;
+
+const DEFAULT_NAMESPACE = 'default';
+
+function isNamespaced(kind: Kind): boolean {
+  return KIND_INFO[kind].namespaced;
+}
+
+export const RESOURCES_USAGE = `usage:
+  tortie apply   -f FILE|-   create or update every resource in FILE (multi-document YAML or JSON)
+  tortie create  -f FILE|-   create them; fails if any exists
+  tortie replace -f FILE|-   update them; fails if any does not exist
+  tortie delete  -f FILE|-   delete the resources the documents name
+  tortie delete  KIND NAME...
+  tortie get     KIND [NAME] [-o table|wide|yaml|json]
+
+options:
+  -f, --filename FILE   the input; "-" reads standard input
+  -o, --output FORMAT   get: table (default), wide, yaml or json
+  -n, --namespace NS    WorkloadEndpoint namespace (default "default")
+  -A, --all-namespaces  get: WorkloadEndpoints of every namespace
+  -c, --config FILE     datastore configuration (default /etc/tortie/tortie.cfg, else the environment:
+                        DATASTORE_TYPE, ETCD_ENDPOINTS, ETCD_CA_CERT_FILE, ETCD_CERT_FILE, ETCD_KEY_FILE,
+                        KUBECONFIG)
+
+KIND: ippool(s), bgpconfig(uration)(s), bgppeer(s), node(s), workloadendpoint(s)/wep,
+      ipamblock(s), blockaffinity/blockaffinities, ipamhandle(s)
+Nothing is written unless every document is valid; errors name the document number and field.
+`;
+
+function kindArg(text: string): Kind {
+  try {
+    return resolveKind(text);
+  } catch (error) {
+    throw new UsageError(error instanceof Error ? error.message : String(error));
+  }
+}
+
+/** `tortie <verb> ...` arguments (verb already taken off). Throws UsageError naming the bad flag. */
+export function parseResourceArgs(verb: WriteVerb | 'get', argv: string[]): ResourceArgs {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        filename: { type: 'string', short: 'f' },
+        output: { type: 'string', short: 'o' },
+        namespace: { type: 'string', short: 'n' },
+        'all-namespaces': { type: 'boolean', short: 'A' },
+        config: { type: 'string', short: 'c' },
+      },
+    });
+  } catch (error) {
+    throw new UsageError(`${verb}: ${error instanceof Error ? error.message : String(error)}\n\n${RESOURCES_USAGE}`);
+  }
+  const { values, positionals } = parsed;
+  const config = values.config !== undefined ? { config: values.config } : {};
+  const namespace = values.namespace ?? DEFAULT_NAMESPACE;
+  if (verb === 'get') {
+    if (values.filename !== undefined) throw new UsageError('get: -f is not accepted; give KIND [NAME]');
+    const [kindText, name, ...extra] = positionals;
+    if (kindText === undefined) throw new UsageError(`get: KIND is missing\n\n${RESOURCES_USAGE}`);
+    if (extra.length > 0) throw new UsageError(`get: unexpected argument "${extra[0]}"; give KIND [NAME]`);
+    const output = values.output ?? 'table';
+    if (!(OUTPUT_FORMATS as readonly string[]).includes(output)) {
+      throw new UsageError(`get: -o "${output}" is not an output format; use ${OUTPUT_FORMATS.join(', ')}`);
+    }
+    return {
+      command: 'get',
+      kind: kindArg(kindText),
+      ...(name !== undefined ? { name } : {}),
+      output: output as OutputFormat,
+      namespace,
+      allNamespaces: values['all-namespaces'] === true,
+      ...config,
+    };
+  }
+  if (values.output !== undefined) throw new UsageError(`${verb}: -o is only for get`);
+  if (values['all-namespaces'] === true) throw new UsageError(`${verb}: -A is only for get`);
+  if (values.filename !== undefined) {
+    if (positionals.length > 0) throw new UsageError(`${verb}: give either -f FILE or KIND NAME, not both (found "${positionals.join(' ')}")`);
+    return { command: 'write', verb, file: values.filename, ...config };
+  }
+  if (verb === 'delete' && positionals.length >= 2) {
+    const [kindText, ...names] = positionals as [string, ...string[]];
+    return { command: 'delete-named', kind: kindArg(kindText), names, namespace, ...config };
+  }
+  throw new UsageError(`${verb}: -f FILE is required${verb === 'delete' ? ' (or KIND NAME...)' : ''}\n\n${RESOURCES_USAGE}`);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Phase 1: read and check everything (pure).
+
+export interface InputResource {
+  /** 1-based document number in the input (after List flattening). */
+  index: number;
+  resource: AnyResource;
+}
+
+/** Several documents are wrong: each ResourceError, and a message listing them all. */
+export class InputError extends Error {
+  readonly errors: ResourceError[];
+  constructor(errors: ResourceError[], total: number) {
+    const head = errors.length === 1 ? '' : `${errors.length} of ${total} documents have problems:\n`;
+    super(`${head}${errors.map((e) => e.message).join('\n')}\nnothing was written`);
+    this.name = 'InputError';
+    this.errors = errors;
+  }
+}
+
+function asResourceError(error: unknown, index: number): ResourceError {
+  if (error instanceof ResourceError) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  return new ResourceError('document', [{ path: '', value: undefined, message }], index);
+}
+
+/**
+ * The documents of one input as resources: parsed, and for writes defaulted and validated on their own.
+ * Throws InputError naming every bad document (by number and field) and ResourceError for bad YAML.
+ */
+export function readResources(text: string, source: string, verb: WriteVerb): InputResource[] {
+  const docs = parseDocuments(text, source);
+  if (docs.length === 0) throw new Error(`${source}: no resources found; expected projectcalico.org/v3 documents`);
+  const errors: ResourceError[] = [];
+  const out: InputResource[] = [];
+  docs.forEach((doc, i) => {
+    const index = i + 1;
+    try {
+      const parsed = toResource(doc, i);
+      const resource = verb === 'delete' ? parsed : applyDefaults(parsed);
+      const problems = verb === 'delete' ? [] : validateResource(resource);
+      if (problems.length > 0) throw new ResourceError(resourceKey(resource), problems, index);
+      out.push({ index, resource });
+    } catch (error) {
+      errors.push(asResourceError(error, index));
+    }
+  });
+  if (errors.length > 0) throw new InputError(errors, docs.length);
+  return out;
+}
+
+export type WriteOp =
+  | { action: 'create'; index: number; resource: AnyResource }
+  | { action: 'update'; index: number; resource: AnyResource; retry: boolean }
+  | { action: 'delete'; index: number; resource: AnyResource };
+
+/** What is stored now, as far as the plan needs it. */
+export interface StoredState {
+  /** The stored object for each input key (resourceKey), null when absent. */
+  byKey: ReadonlyMap<string, AnyResource | null>;
+  /** Every stored IPPool (for overlap checks). */
+  ipPools: Array<Resource<'IPPool'>>;
+}
+
+function problemFor(resource: AnyResource, index: number, problem: Problem): ResourceError {
+  return new ResourceError(resourceKey(resource), [problem], index);
+}
+
+/** Metadata the datastore owns: taken from the stored object, never from the input. */
+function withStoredMeta<R extends AnyResource>(resource: R, stored: AnyResource | null, keepVersion: boolean): R {
+  const { resourceVersion, uid: _uid, creationTimestamp: _created, ...meta } = resource.metadata;
+  const metadata = { ...meta } as R['metadata'];
+  if (stored?.metadata.uid !== undefined) metadata.uid = stored.metadata.uid;
+  if (stored?.metadata.creationTimestamp !== undefined) metadata.creationTimestamp = stored.metadata.creationTimestamp;
+  const version = keepVersion && resourceVersion !== undefined ? resourceVersion : stored?.metadata.resourceVersion;
+  if (version !== undefined && stored !== null) metadata.resourceVersion = version;
+  return { ...resource, metadata };
+}
+
+/**
+ * The writes for `verb`, or InputError listing everything that stops it. Checks, in input order: IPAM kinds
+ * refused, duplicates in the input, create/replace/delete preconditions, overlapping pools (stored ones
+ * not being replaced, and earlier pools of the same input), a changed pool cidr or blockSize.
+ */
+export function planWrite(verb: WriteVerb, input: InputResource[], stored: StoredState): WriteOp[] {
+  const errors: ResourceError[] = [];
+  const ops: WriteOp[] = [];
+  const seen = new Map<string, number>();
+  const inputKeys = new Set(input.map(({ resource }) => resourceKey(resource)));
+  const acceptedPools: Array<Resource<'IPPool'>> = [];
+  for (const { index, resource } of input) {
+    const key = resourceKey(resource);
+    const current = stored.byKey.get(key) ?? null;
+    const fail = (path: string, value: unknown, message: string) => errors.push(problemFor(resource, index, { path, value, message }));
+    const before = errors.length;
+    if (verb !== 'delete' && IPAM_KINDS.includes(resource.kind)) {
+      fail('kind', resource.kind, `${resource.kind} is IPAM state kept by tortie's IPAM; it is read with "tortie get" and "tortie ipam show", not written by hand`);
+    }
+    const earlier = seen.get(key);
+    if (earlier !== undefined) fail('metadata.name', resource.metadata.name, `${key} is also document ${earlier}; give each resource once`);
+    seen.set(key, index);
+    if (verb === 'create' && current !== null) fail('metadata.name', resource.metadata.name, `${key} already exists; use apply or replace to change it`);
+    if ((verb === 'replace' || verb === 'delete') && current === null) fail('metadata.name', resource.metadata.name, `resource does not exist: ${describeKey(resource)}`);
+    if (verb === 'create' && resource.metadata.resourceVersion !== undefined) {
+      fail('metadata.resourceVersion', resource.metadata.resourceVersion, 'must not be set when creating; remove it, or use apply');
+    }
+    if (verb !== 'delete' && resource.kind === 'IPPool') {
+      // The stored pool of the same name is passed too: validateAgainst refuses a changed cidr/blockSize.
+      // Stored pools that other documents replace are not; the pools of earlier documents are.
+      const others = [...stored.ipPools.filter((p) => resourceKey(p) === key || !inputKeys.has(resourceKey(p))), ...acceptedPools];
+      for (const problem of validateAgainst(resource, { ipPools: others })) errors.push(problemFor(resource, index, problem));
+      acceptedPools.push(resource);
+    }
+    if (errors.length > before) continue;
+    if (verb === 'delete') ops.push({ action: 'delete', index, resource });
+    else if (current === null) ops.push({ action: 'create', index, resource: withStoredMeta(resource, null, false) });
+    else {
+      const own = resource.metadata.resourceVersion !== undefined;
+      // Without a resourceVersion in the input: update what is stored now (retrying a lost race). With
+      // one (e.g. from `get -o yaml`): compare-and-swap on it, no retry — someone changed it since.
+      ops.push({ action: 'update', index, resource: withStoredMeta(resource, current, own), retry: !own });
+    }
+  }
+  if (errors.length > 0) throw new InputError(errors, input.length);
+  return ops;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Phase 2: write.
+
+/** "IPPool(p1)" / "WorkloadEndpoint(ns/name)", as calicoctl names a resource in messages. */
+export function describeKey(r: Pick<AnyResource, 'kind' | 'metadata'>): string {
+  const key = resourceKey(r);
+  return `${r.kind}(${key.slice(r.kind.length + 1)})`;
+}
+
+/** `IPPool "p1"`, as ResourceError names a document's resource. */
+function labelOf(r: AnyResource): string {
+  return `${r.kind} ${JSON.stringify(resourceKey(r).slice(r.kind.length + 1))}`;
+}
+
+function namespaceOf(r: AnyResource): { namespace?: string } {
+  return r.metadata.namespace !== undefined ? { namespace: r.metadata.namespace } : {};
+}
+
+async function applyOne(ds: Datastore, op: WriteOp): Promise<void> {
+  if (op.action === 'delete') {
+    await ds.delete(op.resource.kind, op.resource.metadata.name, namespaceOf(op.resource));
+    return;
+  }
+  let resource = op.resource;
+  let action: 'create' | 'update' = op.action;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      if (action === 'create') await ds.create(resource);
+      else await ds.update(resource);
+      return;
+    } catch (error) {
+      const lostRace = error instanceof ConflictError || (action === 'create' && error instanceof AlreadyExistsError);
+      const retry = op.action === 'create' ? false : op.retry;
+      if (!lostRace || !retry || attempt >= APPLY_ATTEMPTS) {
+        if (lostRace && retry) throw new Error(`${(error as Error).message} (still changing after ${APPLY_ATTEMPTS} attempts; try again)`);
+        throw error;
+      }
+      // Someone else wrote between our read and our write: read again and retry on the new revision.
+      const current = (await ds.get(resource.kind, resource.metadata.name, resource.metadata.namespace)) as AnyResource | null;
+      action = current === null ? 'create' : 'update';
+      resource = withStoredMeta(op.resource, current, false);
+    }
+  }
+}
+
+const PAST: Readonly<Record<WriteVerb, string>> = { apply: 'applied', create: 'created', replace: 'replaced', delete: 'deleted' };
+
+/** calicoctl's summary: `Successfully applied 3 'IPPool' resource(s)`, or without the kind when mixed. */
+export function summary(verb: WriteVerb, resources: AnyResource[]): string {
+  const kinds = new Set(resources.map((r) => r.kind));
+  const kind = kinds.size === 1 ? ` '${[...kinds][0]}'` : '';
+  return `Successfully ${PAST[verb]} ${resources.length}${kind} resource(s)\n`;
+}
+
+async function storedStateFor(ds: Datastore, input: InputResource[], verb: WriteVerb): Promise<StoredState> {
+  const byKey = new Map<string, AnyResource | null>();
+  for (const { resource } of input) {
+    const key = resourceKey(resource);
+    if (!byKey.has(key)) byKey.set(key, (await ds.get(resource.kind, resource.metadata.name, resource.metadata.namespace)) as AnyResource | null);
+  }
+  const needPools = verb !== 'delete' && input.some(({ resource }) => resource.kind === 'IPPool');
+  const ipPools = needPools ? (await ds.list('IPPool')).items : [];
+  return { byKey, ipPools };
+}
+
+async function runWrite(ds: Datastore, verb: WriteVerb, input: InputResource[], ctx: CommandContext): Promise<number> {
+  const ops = planWrite(verb, input, await storedStateFor(ds, input, verb));
+  let written = 0;
+  for (const op of ops) {
+    try {
+      await applyOne(ds, op);
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      const done = written === 0 ? 'nothing was written' : `${written} of ${ops.length} resource(s) were ${PAST[verb]} before it`;
+      throw new Error(`document ${op.index} (${labelOf(op.resource)}): ${reason}; ${done}`, { cause: error });
+    }
+    written++;
+  }
+  ctx.out(summary(verb, ops.map((op) => op.resource)));
+  return 0;
+}
+
+async function runDeleteNamed(ds: Datastore, args: Extract<ResourceArgs, { command: 'delete-named' }>, ctx: CommandContext): Promise<number> {
+  const namespace = isNamespaced(args.kind) ? { namespace: args.namespace } : {};
+  const targets = args.names.map((name) => ({ kind: args.kind, metadata: { name, ...namespace } }) as AnyResource);
+  const missing: string[] = [];
+  for (const target of targets) {
+    if ((await ds.get(target.kind, target.metadata.name, target.metadata.namespace)) === null) missing.push(describeKey(target));
+  }
+  if (missing.length > 0) throw new Error(`resource does not exist: ${missing.join(', ')}; nothing was deleted`);
+  let deleted = 0;
+  for (const target of targets) {
+    try {
+      await ds.delete(target.kind, target.metadata.name, namespaceOf(target));
+    } catch (error) {
+      const what = error instanceof NotFoundError ? `resource does not exist: ${describeKey(target)}` : error instanceof Error ? error.message : String(error);
+      throw new Error(`${what}; ${deleted} of ${targets.length} resource(s) were deleted before it`, { cause: error });
+    }
+    deleted++;
+  }
+  ctx.out(summary('delete', targets));
+  return 0;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// get: columns per kind (one table), and the yaml/json forms.
+
+interface Column<K extends Kind> {
+  header: string;
+  /** Only with -o wide. */
+  wide?: boolean;
+  value(r: Resource<K>): string;
+}
+
+const text = (value: unknown): string => (value === undefined || value === null ? '' : String(value));
+
+/** The columns `get` prints per kind; -o wide adds the ones marked wide. */
+const COLUMNS: { readonly [K in Kind]: ReadonlyArray<Column<K>> } = {
+  IPPool: [
+    { header: 'NAME', value: (r) => r.metadata.name },
+    { header: 'CIDR', value: (r) => r.spec.cidr },
+    { header: 'BLOCKSIZE', wide: true, value: (r) => text(r.spec.blockSize) },
+    { header: 'IPIPMODE', wide: true, value: (r) => text(r.spec.ipipMode) },
+    { header: 'VXLANMODE', wide: true, value: (r) => text(r.spec.vxlanMode) },
+    { header: 'NATOUTGOING', wide: true, value: (r) => text(r.spec.natOutgoing ?? false) },
+    { header: 'DISABLED', wide: true, value: (r) => text(r.spec.disabled ?? false) },
+    { header: 'DISABLEBGPEXPORT', wide: true, value: (r) => text(r.spec.disableBGPExport ?? false) },
+    { header: 'SELECTOR', value: (r) => text(r.spec.nodeSelector) },
+  ],
+  BGPConfiguration: [
+    { header: 'NAME', value: (r) => r.metadata.name },
+    { header: 'LOGSEVERITY', value: (r) => text(r.spec.logSeverityScreen) },
+    { header: 'MESHENABLED', value: (r) => text(r.spec.nodeToNodeMeshEnabled) },
+    { header: 'ASNUMBER', value: (r) => text(r.spec.asNumber) },
+    { header: 'LISTENPORT', wide: true, value: (r) => text(r.spec.listenPort) },
+    { header: 'BINDMODE', wide: true, value: (r) => text(r.spec.bindMode) },
+    { header: 'SERVICECLUSTERIPS', wide: true, value: (r) => (r.spec.serviceClusterIPs ?? []).map((c) => c.cidr).join(',') },
+  ],
+  BGPPeer: [
+    { header: 'NAME', value: (r) => r.metadata.name },
+    { header: 'PEERIP', value: (r) => r.spec.peerIP ?? (r.spec.peerSelector !== undefined ? `(${r.spec.peerSelector})` : '') },
+    { header: 'NODE', value: (r) => r.spec.node ?? (r.spec.nodeSelector !== undefined ? `(${r.spec.nodeSelector})` : '(global)') },
+    { header: 'ASN', value: (r) => text(r.spec.asNumber) },
+    { header: 'NEXTHOPMODE', wide: true, value: (r) => text(r.spec.nextHopMode) },
+    { header: 'SOURCEADDRESS', wide: true, value: (r) => text(r.spec.sourceAddress) },
+    { header: 'KEEPALIVETIME', wide: true, value: (r) => text(r.spec.keepaliveTime) },
+    { header: 'MAXRESTARTTIME', wide: true, value: (r) => text(r.spec.maxRestartTime) },
+  ],
+  Node: [
+    { header: 'NAME', value: (r) => r.metadata.name },
+    { header: 'ASN', value: (r) => (r.spec.bgp?.asNumber !== undefined ? String(r.spec.bgp.asNumber) : '(global)') },
+    { header: 'IPV4', value: (r) => text(r.spec.bgp?.ipv4Address) },
+    { header: 'IPV4TUNNELADDR', wide: true, value: (r) => text(r.spec.bgp?.ipv4IPIPTunnelAddr) },
+    { header: 'RRCLUSTERID', wide: true, value: (r) => text(r.spec.bgp?.routeReflectorClusterID) },
+    { header: 'LABELS', wide: true, value: (r) => labels(r.metadata.labels) },
+  ],
+  WorkloadEndpoint: [
+    { header: 'NAMESPACE', value: (r) => text(r.metadata.namespace) },
+    { header: 'NAME', value: (r) => r.metadata.name },
+    { header: 'NODE', value: (r) => r.spec.node },
+    { header: 'NETWORKS', value: (r) => r.spec.ipNetworks.join(',') },
+    { header: 'INTERFACE', value: (r) => r.spec.interfaceName },
+    { header: 'POD', wide: true, value: (r) => text(r.spec.pod) },
+    { header: 'MAC', wide: true, value: (r) => text(r.spec.mac) },
+    { header: 'PROFILES', wide: true, value: (r) => (r.spec.profiles ?? []).join(',') },
+  ],
+  IPAMBlock: [
+    { header: 'NAME', value: (r) => r.metadata.name },
+    { header: 'CIDR', value: (r) => r.spec.cidr },
+    { header: 'AFFINITY', value: (r) => text(r.spec.affinity) },
+    { header: 'IN USE', value: (r) => `${r.spec.allocations.filter((a) => a !== null).length}/${r.spec.allocations.length}` },
+    { header: 'STRICTAFFINITY', wide: true, value: (r) => text(r.spec.strictAffinity ?? false) },
+    { header: 'SEQUENCENUMBER', wide: true, value: (r) => text(r.spec.sequenceNumber) },
+  ],
+  BlockAffinity: [
+    { header: 'NAME', value: (r) => r.metadata.name },
+    { header: 'NODE', value: (r) => r.spec.node },
+    { header: 'CIDR', value: (r) => r.spec.cidr },
+    { header: 'STATE', value: (r) => r.spec.state },
+  ],
+  IPAMHandle: [
+    { header: 'NAME', value: (r) => r.metadata.name },
+    { header: 'HANDLEID', value: (r) => r.spec.handleID },
+    { header: 'BLOCKS', value: (r) => Object.entries(r.spec.block).map(([cidr, n]) => `${cidr}=${n}`).join(',') },
+  ],
+};
+
+function labels(map: Record<string, string> | undefined): string {
+  return Object.entries(map ?? {}).map(([k, v]) => `${k}=${v}`).join(',');
+}
+
+/** Left-aligned columns separated by three spaces, as calicoctl prints them. */
+export function formatTable(headers: string[], rows: string[][]): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? '').length)));
+  const line = (cells: string[]) => cells.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join('   ').trimEnd();
+  return [line(headers), ...rows.map(line)].join('\n') + '\n';
+}
+
+function sortResources(items: AnyResource[]): AnyResource[] {
+  return [...items].sort((a, b) => resourceKey(a).localeCompare(resourceKey(b)));
+}
+
+/**
+ * `get` output. `single` is the object asked for by name (printed as itself in yaml/json); otherwise a
+ * List of `items` at `revision` (calicoctl's `IPPoolList` form, which apply reads back).
+ */
+export function formatResources<K extends Kind>(kind: K, items: Array<Resource<K>>, output: OutputFormat, options: { single?: boolean; revision?: string } = {}): string {
+  const sorted = sortResources(items as AnyResource[]) as Array<Resource<K>>;
+  if (output === 'yaml' || output === 'json') {
+    const value = options.single === true && sorted.length === 1
+      ? sorted[0]
+      : { apiVersion: API_VERSION, kind: `${kind}List`, metadata: options.revision !== undefined ? { resourceVersion: options.revision } : {}, items: sorted };
+    return output === 'json' ? `${JSON.stringify(value, null, 2)}\n` : toYaml(value);
+  }
+  const columns = (COLUMNS[kind] as ReadonlyArray<Column<K>>).filter((c) => output === 'wide' || c.wide !== true);
+  return formatTable(columns.map((c) => c.header), sorted.map((r) => columns.map((c) => c.value(r))));
+}
+
+async function runGet(ds: Datastore, args: Extract<ResourceArgs, { command: 'get' }>, ctx: CommandContext): Promise<number> {
+  const namespaced = isNamespaced(args.kind);
+  if (args.name !== undefined) {
+    const found = await ds.get(args.kind, args.name, namespaced ? args.namespace : undefined);
+    if (found === null) {
+      throw new Error(`resource does not exist: ${describeKey({ kind: args.kind, metadata: { name: args.name, ...(namespaced ? { namespace: args.namespace } : {}) } } as AnyResource)}`);
+    }
+    ctx.out(formatResources(args.kind, [found], args.output, { single: true }));
+    return 0;
+  }
+  const listed = await ds.list(args.kind, namespaced && !args.allNamespaces ? { namespace: args.namespace } : {});
+  ctx.out(formatResources(args.kind, listed.items, args.output, { revision: listed.revision }));
+  return 0;
+}
+
+/** Runs one parsed resource command; the datastore is opened only after the input checked out. */
+export async function runResourceCommand(args: ResourceArgs, ctx: CommandContext): Promise<number> {
+  let input: InputResource[] = [];
+  if (args.command === 'write') {
+    const source = args.file === '-' ? 'standard input' : args.file;
+    let textIn: string;
+    try {
+      textIn = await ctx.readInput(args.file);
+    } catch (error) {
+      const code = typeof error === 'object' && error !== null && 'code' in error ? String((error as { code: unknown }).code) : String(error);
+      throw new Error(`-f ${args.file}: cannot read it (${code})`, { cause: error });
+    }
+    input = readResources(textIn, source, args.verb);
+  }
+  const ds = await ctx.openDatastore();
+  try {
+    if (args.command === 'write') return await runWrite(ds, args.verb, input, ctx);
+    if (args.command === 'delete-named') return await runDeleteNamed(ds, args, ctx);
+    return await runGet(ds, args, ctx);
+  } finally {
+    await ds.close().catch(() => undefined);
+  }
+}
