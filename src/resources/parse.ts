@@ -29,7 +29,8 @@ export function parseDocuments(text: string, source: string): unknown[] {
   list.forEach((doc, i) => {
     const error = doc.errors[0];
     if (error !== undefined) {
-      const line = error.linePos?.[0]?.line;
+      const offset = error.pos[0];
+      const line = offset >= 0 ? text.slice(0, offset).split('\n').length : undefined;
       const reason = error.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
       throw new Error(`${source}: document ${i + 1}${line === undefined ? '' : `, line ${line}`}: YAML syntax error: ${reason}`);
     }

@@ -9,9 +9,10 @@ export interface Problem {
   message: string;
 }
 
-/** `spec.x: message`, or just the message when it already starts by naming the field. */
+/** `spec.x: message`, or just the message when it already starts by naming a field (cross-field rules). */
 export function formatProblem(problem: Problem): string {
-  if (problem.path === '' || problem.message.startsWith(problem.path)) return problem.message;
+  const namesField = /^(spec|metadata|apiVersion|kind)\b/.test(problem.message) || problem.message.startsWith(problem.path);
+  if (problem.path === '' || namesField) return problem.message;
   return `${problem.path}: ${problem.message}`;
 }
 

@@ -179,7 +179,7 @@ const VALIDATORS: { [K in Kind]: Check<K> } = {
     }
     if (typeof s.peerIP === 'string' && s.peerIP !== '') {
       if (parsePeerIP(s.peerIP) === null) p.push({ path: 'spec.peerIP', value: s.peerIP, message: `${show(s.peerIP)} is not an IP address or ip:port (like 198.18.0.1, 198.18.0.1:1179 or [2001:db8::1]:179)` });
-      if (s.asNumber === undefined) p.push({ path: 'spec.asNumber', value: undefined, message: 'spec.asNumber is required with spec.peerIP (the peer\'s AS number, like 64513)' });
+      if (s.asNumber === undefined && !s.peerSelector) p.push({ path: 'spec.asNumber', value: undefined, message: 'spec.asNumber is required with spec.peerIP (the peer\'s AS number, like 64513)' });
     }
     checkAsNumber(p, 'spec.asNumber', s.asNumber);
     checkAsNumber(p, 'spec.localASNumber', s.localASNumber);
