@@ -330,9 +330,17 @@ class EtcdDatastore implements Datastore {
 
   async update<K extends Kind>(resource: Resource<K>): Promise<Resource<K>> {
     const { layout, at, key } = this.where(resource);
-    const expected = resource.metadata.resourceVersion;
+    let expected = resource.metadata.resourceVersion;
     const stored = structuredClone(resource);
     delete stored.metadata.resourceVersion;
+    if (key.toString().startsWith(V3_ROOT) && (!stored.metadata.uid || !stored.metadata.creationTimestamp)) {
+      // Keep what create stamped (as Calico's client does): read it, and write only if nothing changed since.
+      const current = await this.get(resource.kind, at.name, at.namespace);
+      if (!current) throw new NotFoundError(`${describe(at, resource.kind)} does not exist (create it first)`);
+      stored.metadata.uid ??= current.metadata.uid;
+      stored.metadata.creationTimestamp ??= current.metadata.creationTimestamp;
+      expected ??= current.metadata.resourceVersion;
+    }
     const value = Buffer.from(JSON.stringify(layout.encode(stored)));
     const compare = expected
       ? { key, target: 'Mod' as const, result: 'Equal' as const, mod_revision: expected }
@@ -398,8 +406,9 @@ type WatchStream = Awaited<ReturnType<Etcd3['watchClient']['watch']>>;
  * delivered (so nothing is lost or repeated across a disconnect), re-listed when that revision was compacted.
  */
 class EtcdWatch<K extends Kind> implements Watch {
-  /** The first revision not yet delivered; 0 = "from now" (set from the stream's first header). */
+  /** The first revision not yet delivered; -1 when fromRevision was not a number. */
   private nextRevision: number;
+  private readonly nextRevisionText: string;
   private stream: WatchStream | undefined;
   private stopped = false;
   private failures = 0;
@@ -413,8 +422,9 @@ class EtcdWatch<K extends Kind> implements Watch {
     private readonly onEvent: (event: WatchEvent<K>) => void,
     private readonly onStop: () => void,
   ) {
-    const from = Number(fromRevision);
-    this.nextRevision = Number.isInteger(from) && from > 0 ? from + 1 : 0;
+    this.nextRevisionText = fromRevision;
+    // Every change after `fromRevision`: "0" replays all of etcd's history that was not compacted.
+    this.nextRevision = /^\d+$/.test(fromRevision) ? Number(fromRevision) + 1 : -1;
     this.prefix = layoutOf(kind).prefix();
   }
 
@@ -448,6 +458,11 @@ class EtcdWatch<K extends Kind> implements Watch {
 
   open(): void {
     if (this.stopped) return;
+    if (this.nextRevision < 0) {
+      const error = new Error(`watch ${this.kind}: fromRevision "${this.nextRevisionText}" is not a revision (expected a decimal number from list() or a resource's resourceVersion)`);
+      queueMicrotask(() => this.emit({ type: 'error', error }));
+      return;
+    }
     void this.ds.client.watchClient
       .watch()
       .then((stream) => {
@@ -465,7 +480,7 @@ class EtcdWatch<K extends Kind> implements Watch {
             key: Buffer.from(this.prefix),
             range_end: prefixEnd(this.prefix),
             prev_kv: true,
-            ...(this.nextRevision > 0 ? { start_revision: this.nextRevision } : {}),
+            start_revision: this.nextRevision,
           },
         });
       })
@@ -484,7 +499,6 @@ class EtcdWatch<K extends Kind> implements Watch {
     }
     this.failures = 0;
     if (response.created) {
-      if (this.nextRevision === 0) this.nextRevision = Number(response.header.revision) + 1;
       return;
     }
     for (const event of response.events) {
