@@ -22,7 +22,8 @@ describe('applyDefaults', () => {
   });
 
   it('uses blockSize 122 for an IPv6 pool', () => {
-    expect(applyDefaults({ ...meta('p6'), kind: 'IPPool', spec: { cidr: 'fd00:10:244::/48' } }).spec.blockSize).toBe(122);
+    const pool: Resource<'IPPool'> = { ...meta('p6'), kind: 'IPPool', spec: { cidr: 'fd00:10:244::/48' } };
+    expect(applyDefaults(pool).spec.blockSize).toBe(122);
   });
 
   it('keeps what the user set, and treats an empty nodeSelector as unset', () => {
