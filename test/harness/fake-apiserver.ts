@@ -40,6 +40,8 @@ export interface ApiCall {
   verb: string;
   /** RBAC resource: `nodes`, `pods`, or `<plural>.crd.projectcalico.org`. */
   resource: string;
+  /** The HTTP status answered (200 for a watch stream, even one that then reports 410). */
+  status?: number;
 }
 
 export interface FakeApiServer {
@@ -356,7 +358,10 @@ export async function startFakeApiServer(options: { historyWindow?: number } = {
     if (!target) throw new HttpStatus(404, 'NotFound', `the server could not find the requested resource (${method} ${url.pathname})`);
     const { collection } = target;
     const verbOf: Record<string, string> = { GET: target.name ? 'get' : url.searchParams.get('watch') === 'true' ? 'watch' : 'list', POST: 'create', PUT: 'update', DELETE: 'delete', PATCH: 'patch' };
-    calls.push({ verb: verbOf[method] ?? method.toLowerCase(), resource: collection.resource });
+    const call: ApiCall = { verb: verbOf[method] ?? method.toLowerCase(), resource: collection.resource };
+    calls.push(call);
+    res.on('finish', () => (call.status = res.statusCode));
+    if (url.searchParams.get('watch') === 'true') call.status = 200;
 
     if (method === 'GET' && !target.name) {
       if (url.searchParams.get('watch') === 'true') {
