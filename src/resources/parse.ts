@@ -100,6 +100,9 @@ function readMetadata(meta: Record<string, unknown>, problems: Problem[]): Objec
       problems.push({ path, value, message: `unknown field "${key}" (known fields of metadata: ${METADATA.join(', ')})` });
     } else if (key === 'labels' || key === 'annotations') {
       out[key] = checkShape(value, { type: 'map', values: { type: 'string' } }, path, problems);
+    } else if (key === 'name') {
+      // Checked by the caller, which reports a missing or non-string name once.
+      if (typeof value === 'string') out[key] = value;
     } else if (key === 'resourceVersion' && typeof value === 'number') {
       out[key] = String(value);
     } else {

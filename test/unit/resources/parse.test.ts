@@ -81,6 +81,9 @@ describe('toResource', () => {
     expect(refusal('just text').message).toBe('document 1 (document): expected a map with apiVersion, kind, metadata and spec, found "just text"');
     expect(refusal({ apiVersion: 'projectcalico.org/v3', kind: 'IPPool', spec: {} }).problems.map((p) => p.path)).toEqual(['metadata']);
     expect(refusal({ apiVersion: 'projectcalico.org/v3', kind: 'IPPool', metadata: {}, spec: {} }).problems.map((p) => p.path)).toEqual(['metadata.name']);
+    expect(refusal({ apiVersion: 'projectcalico.org/v3', kind: 'IPPool', metadata: { name: 5 }, spec: { cidr: '10.1.0.0/16' } }).problems).toEqual([
+      { path: 'metadata.name', value: 5, message: '5 is not a name: metadata.name is required (a non-empty string)' },
+    ]);
   });
 
   it('drops status and Kubernetes bookkeeping in metadata, keeps the rest', () => {
