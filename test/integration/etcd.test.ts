@@ -155,3 +155,24 @@ describe('etcd datastore: unreachable endpoint', () => {
     expect(Date.now() - started).toBeLessThan(4000);
   });
 });
+
+describe.skipIf(!requireEtcd())('etcd datastore over TLS (client certificates)', () => {
+  it('connects with caFile/certFile/keyFile, and is refused without a client certificate', async () => {
+    const etcd = await startEtcd({ tls: true });
+    try {
+      expect(etcd.endpoint).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
+      const ds = await openEtcd({ endpoints: [etcd.endpoint], caFile: etcd.tls.caFile, certFile: etcd.tls.clientCertFile, keyFile: etcd.tls.clientKeyFile, timeoutMs: 3000 });
+      try {
+        await ds.create(pool('tls', '10.98.0.0/24'));
+        expect((await ds.get('IPPool', 'tls'))?.spec.cidr).toBe('10.98.0.0/24');
+      } finally {
+        await ds.close();
+      }
+      const refused = await openEtcd({ endpoints: [etcd.endpoint], caFile: etcd.tls.caFile, timeoutMs: 2000 }).then(() => null, (e: unknown) => e);
+      expect(refused).toBeInstanceOf(DatastoreUnavailableError);
+      expect((refused as Error).message).toContain(etcd.endpoint);
+    } finally {
+      await etcd.stop();
+    }
+  }, 60_000);
+});
