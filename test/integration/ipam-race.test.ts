@@ -81,4 +81,20 @@ describe.skipIf(!requireEtcd())('IPAM races on real etcd', () => {
     expect(stored.reduce((sum, b) => sum + b.spec.allocations.filter((a) => a !== null).length, 0)).toBe(0);
     expect((await ds.list('IPAMHandle')).items).toHaveLength(0);
   }, 120_000);
+
+  it('150 addresses at once on one new node (20 clients) overflow into new blocks: each block claimed once, affinities confirmed', async () => {
+    const node = 'node-busy';
+    const ips = (await Promise.all(Array.from({ length: 150 }, (_, k) => new Ipam(clients[k % NODES] as Datastore).assign(node, `busy-${k}`)))).flat();
+    expect(new Set(ips).size).toBe(150);
+    const ds = clients[0] as Datastore;
+    const mine = (await ds.list('IPAMBlock')).items.filter((b) => b.spec.affinity === `host:${node}`);
+    expect(mine.length).toBeGreaterThanOrEqual(3); // 150 addresses need at least three /26s
+    expect(mine.reduce((sum, b) => sum + b.spec.allocations.filter((a) => a !== null).length, 0)).toBe(150);
+    const affinities = (await ds.list('BlockAffinity')).items.filter((a) => a.spec.node === node);
+    expect(affinities.map((a) => a.spec.cidr).sort()).toEqual(mine.map((b) => b.spec.cidr).sort());
+    expect(affinities.every((a) => a.spec.state === 'confirmed')).toBe(true);
+    // No other node's block was touched by node-busy's claims (every other block still has its owner's affinity).
+    const others = (await ds.list('BlockAffinity')).items.filter((a) => a.spec.node !== node);
+    expect(others.every((a) => a.spec.state === 'confirmed')).toBe(true);
+  }, 120_000);
 });
