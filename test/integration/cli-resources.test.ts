@@ -2,6 +2,7 @@
 // seed examples apply and read back identically; a file with one bad document writes nothing; get in
 // every output format; create/replace/delete; ipam show after blocks are claimed through the Ipam API;
 // configuration by environment and by a calicoctl CalicoAPIConfig file; an unreachable etcd fails fast.
+// The same commands with DATASTORE_TYPE=kubernetes against the fake API server (test/harness).
 
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -15,6 +16,7 @@ import type { Datastore } from '../../src/datastore/types.js';
 import { Ipam } from '../../src/ipam/index.js';
 import { applyDefaults, parseDocuments, toResource, type AnyResource } from '../../src/resources/index.js';
 import { freePort, requireEtcd, startEtcd, type EtcdInstance } from '../harness/etcd.js';
+import { startFakeApiServer, type FakeApiServer } from '../harness/fake-apiserver.js';
 
 const HERE = fileURLToPath(import.meta.url);
 const ROOT = HERE.slice(0, HERE.lastIndexOf('/test/')).replace(/\/dist$/, '');
@@ -187,4 +189,39 @@ describe.skipIf(!haveEtcd)('tortie resource commands on a real etcd', () => {
     expect(write.status).toBe(1);
     expect(write.ms).toBeLessThan(10_000);
   }, 30_000);
+});
+
+describe('tortie resource commands on the Kubernetes datastore (fake API server)', () => {
+  let server: FakeApiServer;
+  let env: Record<string, string>;
+
+  beforeAll(async () => {
+    server = await startFakeApiServer();
+    env = { DATASTORE_TYPE: 'kubernetes', KUBECONFIG: server.kubeconfigPath };
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  it('applies IPPool, BGPConfiguration and BGPPeer as crd.projectcalico.org objects and reads them back', async () => {
+    const files = ['ippool.yaml', 'bgpconfiguration.yaml', 'bgppeer.yaml'].map((f) => readFileSync(`${FIXTURES}/${f}`, 'utf8'));
+    const input = files.join('---\n');
+    const applied = await tortie(env, ['apply', '-f', '-'], input);
+    expect(applied.stderr).toBe('');
+    expect(applied.stdout).toBe('Successfully applied 3 resource(s)\n');
+    expect(server.object({ crd: 'ippools' }, 'default-ipv4-ippool')).toMatchObject({ spec: { cidr: '10.244.0.0/16', ipipMode: 'Always' } });
+    const docs = parseDocuments(input, 'input');
+    expect(docs).toHaveLength(3);
+    for (const [i, doc] of docs.entries()) {
+      const expected = applyDefaults(toResource(doc, i));
+      const got = await tortie(env, ['get', expected.kind, expected.metadata.name, '-o', 'json']);
+      expect(got.stderr).toBe('');
+      expect(withoutBookkeeping(JSON.parse(got.stdout) as AnyResource)).toEqual(expected);
+    }
+    const bad = await tortie(env, ['apply', '-f', `${FIXTURES}/bad-middle.yaml`]);
+    expect(bad.status).toBe(1);
+    expect(server.object({ crd: 'ippools' }, 'good-one')).toBeUndefined();
+    expect((await tortie(env, ['delete', 'ippool', 'default-ipv4-ippool'])).stdout).toBe("Successfully deleted 1 'IPPool' resource(s)\n");
+    expect(server.object({ crd: 'ippools' }, 'default-ipv4-ippool')).toBeUndefined();
+  });
 });
