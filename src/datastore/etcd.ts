@@ -275,7 +275,13 @@ class EtcdDatastore implements Datastore {
     const layout = layoutOf(kind);
     const at = layout.locate(kv.key.toString());
     if (!at) return null;
-    const resource = layout.decode(at, JSON.parse(kv.value.toString()) as unknown);
+    let value: unknown;
+    try {
+      value = JSON.parse(kv.value.toString());
+    } catch (err) {
+      throw new Error(`etcd key ${kv.key.toString()} (${kind}) does not hold JSON: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    const resource = layout.decode(at, value);
     resource.metadata.resourceVersion = String(kv.mod_revision);
     return resource;
   }

@@ -71,6 +71,9 @@ describe.skipIf(!requireEtcd())('etcd datastore (real etcd)', () => {
     expect(affinity?.spec).toEqual({ state: 'pending', node: 'node-b', cidr: '10.244.2.0/26', deleted: false });
     const rawKv = await raw.get('/calico/ipam/v2/host/node-b/ipv4/block/10.244.2.0-26').exec();
     expect(affinity?.metadata.resourceVersion).toBe(String(rawKv.kvs[0]?.mod_revision));
+    await raw.put('/calico/resources/v3/projectcalico.org/bgppeers/broken').value('{not json');
+    await expect(ds.get('BGPPeer', 'broken')).rejects.toThrow('etcd key /calico/resources/v3/projectcalico.org/bgppeers/broken (BGPPeer) does not hold JSON');
+    await raw.delete().key('/calico/resources/v3/projectcalico.org/bgppeers/broken');
     const weps = await ds.list('WorkloadEndpoint', { namespace: 'prod' });
     expect(weps.items.map((w) => `${w.metadata.namespace}/${w.metadata.name}`)).toEqual(['prod/node--a-k8s-pod1-eth0']);
   });
