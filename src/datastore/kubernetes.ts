@@ -8,7 +8,7 @@
 // - Node: the Kubernetes Node itself. BGP data are the Node's annotations projectcalico.org/IPv4Address,
 //   IPv4IPIPTunnelAddr, ASNumber and RouteReflectorClusterID; labels are the Kubernetes labels plus
 //   Calico-only labels kept in the annotation `projectcalico.org/labels`. Nodes are registered by the
-//   kubelet, so create and delete are refused; update writes the annotations (PUT with resourceVersion).
+//   kubelet, so create and delete are refused; update merge-patches the annotations (with resourceVersion).
 // - WorkloadEndpoint: derived from Pods (podIP, nodeName, namespace) and read-only. The interface name is
 //   `cali` + the first 11 hex characters of sha1("<namespace>.<pod>"); the name is Calico's
 //   `<node>-k8s-<pod>-eth0` with dashes inside each part doubled.
@@ -25,10 +25,11 @@ import {
   CoreV1Api,
   CustomObjectsApi,
   KubeConfig,
+  PatchStrategy,
   ServerConfiguration,
   Watch,
   createConfiguration,
-  type V1Node,
+  setHeaderOptions,
   type V1Pod,
 } from '@kubernetes/client-node';
 import type { Kind, NodeSpec, ObjectMeta, Resource, WorkloadEndpointSpec } from '../resources/types.js';
@@ -115,13 +116,13 @@ export function objectNameFor(kind: Kind, name: string): string {
 
 /**
  * Every API call this backend makes (RBAC verb + resource), so the RBAC manifest can be checked against it.
- * `nodes` needs `update` only to write the BGP annotations; Pods are only read.
+ * `nodes` needs `patch` only to write the BGP annotations; Pods are only read.
  */
 export const KUBERNETES_API_CALLS: ReadonlyArray<{ verb: string; resource: string }> = [
   ...Object.values(CRD_KINDS).flatMap((m) =>
     ['get', 'list', 'watch', 'create', 'update', 'delete'].map((verb) => ({ verb, resource: `${m.plural}.${CRD_GROUP}` })),
   ),
-  ...['get', 'list', 'watch', 'update'].map((verb) => ({ verb, resource: 'nodes' })),
+  ...['get', 'list', 'watch', 'patch'].map((verb) => ({ verb, resource: 'nodes' })),
   ...['list', 'watch'].map((verb) => ({ verb, resource: 'pods' })),
 ];
 
@@ -260,6 +261,14 @@ export function mergeNodeAnnotations<N extends KubeNodeLike>(current: N, resourc
   else delete annotations[NODE_ANNOTATIONS_ANNOTATION];
   next.metadata.annotations = annotations;
   return next as N;
+}
+
+/** A JSON merge patch (RFC 7386) turning annotations `from` into `to`: changed keys set, removed keys null. */
+export function annotationPatch(from: Record<string, string>, to: Record<string, string>): Record<string, string | null> {
+  const patch: Record<string, string | null> = {};
+  for (const [k, v] of Object.entries(to)) if (from[k] !== v) patch[k] = v;
+  for (const k of Object.keys(from)) if (!(k in to)) patch[k] = null;
+  return patch;
 }
 
 /** `cali` + the first 11 hex characters of sha1("<namespace>.<pod>") — Calico's host-side veth name. */
@@ -496,10 +505,18 @@ class KubernetesDatastore implements Datastore {
           })) as CrdObject;
           return crdToResource(resource.kind, obj);
         }
+        // A JSON merge patch of the annotations only, so fields of the Node this client's model does not
+        // know are never written back; metadata.resourceVersion in the patch makes it compare-and-swap.
         const current = await this.core.readNode({ name: resource.metadata.name });
-        const body: V1Node = mergeNodeAnnotations(current, resource as Resource<'Node'>);
-        body.metadata = { ...body.metadata, resourceVersion: wanted ?? current.metadata?.resourceVersion };
-        return nodeToResource(await this.core.replaceNode({ name: resource.metadata.name, body })) as Resource<K>;
+        const next = mergeNodeAnnotations(current, resource as Resource<'Node'>);
+        const body = {
+          metadata: {
+            resourceVersion: wanted ?? current.metadata?.resourceVersion,
+            annotations: annotationPatch(current.metadata?.annotations ?? {}, next.metadata?.annotations ?? {}),
+          },
+        };
+        const patched = await this.core.patchNode({ name: resource.metadata.name, body }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+        return nodeToResource(patched) as Resource<K>;
       } catch (err) {
         const mapped = this.fail(err, what);
         // Without a resourceVersion from the caller a conflict only means someone wrote between our read

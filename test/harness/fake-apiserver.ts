@@ -6,7 +6,9 @@
 // - POST of an existing name → 409 AlreadyExists; PUT with a stale metadata.resourceVersion → 409 Conflict;
 //   PUT of a custom object without metadata.resourceVersion → 422 Invalid (custom resources do not allow
 //   unconditional update); DELETE with a stale preconditions.resourceVersion → 409 Conflict; missing → 404;
-//   invalid names (not a DNS-1123 subdomain) → 422. Errors are Kubernetes `Status` objects.
+//   invalid names (not a DNS-1123 subdomain) → 422; PATCH takes a JSON merge patch (RFC 7386) whose
+//   metadata.resourceVersion, when given, must be the current one (409 otherwise). Errors are Kubernetes
+//   `Status` objects.
 // - `?watch=true&resourceVersion=N` streams JSON lines (ADDED/MODIFIED/DELETED) for every change after N,
 //   then live ones; without N (or N=0) it first sends ADDED for every current object. When N is older than
 //   the kept history it sends one ERROR event carrying a Status with code 410 (Expired) and ends the stream,
@@ -169,6 +171,17 @@ function clone<T>(value: T): T {
   return JSON.parse(JSON.stringify(value)) as T;
 }
 
+/** RFC 7386 §2: objects merge key by key, null removes a key, anything else replaces. */
+function mergePatch(target: unknown, patch: unknown): unknown {
+  if (patch === null || typeof patch !== 'object' || Array.isArray(patch)) return patch;
+  const out: Record<string, unknown> = target !== null && typeof target === 'object' && !Array.isArray(target) ? { ...(target as Record<string, unknown>) } : {};
+  for (const [k, v] of Object.entries(patch as Record<string, unknown>)) {
+    if (v === null) delete out[k];
+    else out[k] = mergePatch(out[k], v);
+  }
+  return out;
+}
+
 async function readBody(req: IncomingMessage): Promise<unknown> {
   const chunks: Buffer[] = [];
   for await (const chunk of req) chunks.push(chunk as Buffer);
@@ -307,6 +320,24 @@ export async function startFakeApiServer(options: { historyWindow?: number } = {
     return clone(stored);
   }
 
+  /** PATCH with a JSON merge patch (RFC 7386); a metadata.resourceVersion in the patch is a precondition. */
+  function patch(target: Target, name: string, contentType: string | undefined, body: unknown): KubeObject {
+    const { collection } = target;
+    if ((contentType ?? '').split(';')[0]?.trim() !== 'application/merge-patch+json') {
+      throw new HttpStatus(415, 'UnsupportedMediaType', `the body of the request was in an unknown format - accepted media types by this fake include: application/merge-patch+json (got ${String(contentType)})`);
+    }
+    const key = storeKey(collection.resource, target.namespace, name);
+    const current = objects.get(key);
+    if (!current) throw notFound(collection, name);
+    const merged = mergePatch(clone(current), body) as KubeObject;
+    if (merged?.metadata?.name !== name) throw new HttpStatus(400, 'BadRequest', `a patch may not change metadata.name (${name})`);
+    if (merged.metadata.resourceVersion !== current.metadata.resourceVersion) throw conflict(collection, name);
+    const stored = stamp(collection, merged, current);
+    objects.set(key, stored);
+    record('MODIFIED', collection, stored);
+    return clone(stored);
+  }
+
   function remove(target: Target, name: string, body: unknown): KubeObject {
     const { collection } = target;
     const key = storeKey(collection.resource, target.namespace, name);
@@ -388,6 +419,10 @@ export async function startFakeApiServer(options: { historyWindow?: number } = {
     }
     if (method === 'DELETE' && target.name) {
       sendJson(res, 200, remove(target, target.name, await readBody(req)));
+      return;
+    }
+    if (method === 'PATCH' && target.name) {
+      sendJson(res, 200, patch(target, target.name, req.headers['content-type'], await readBody(req)));
       return;
     }
     throw new HttpStatus(405, 'MethodNotAllowed', `${method} is not supported on ${url.pathname} by this fake API server`);

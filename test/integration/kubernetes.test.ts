@@ -246,6 +246,17 @@ describe('Node: the Kubernetes Node and its projectcalico.org annotations', () =
     expect(Object.keys(api.object({ core: 'nodes' }, 'node-1')!.metadata.annotations as object).filter((k) => k.startsWith('projectcalico.org/'))).toEqual(['projectcalico.org/labels']);
   });
 
+  it('writes only annotations: fields of the Node the client model does not know survive an update', async () => {
+    api.put({ core: 'nodes' }, { metadata: { name: 'node-future', labels: { a: 'b' } }, spec: { futureField: 'keep' }, status: { futureStatus: { x: 1 } } });
+    const node = (await ds.get('Node', 'node-future'))!;
+    await ds.update({ ...node, spec: { bgp: { ipv4Address: '198.18.0.20/24' } } });
+    const raw = api.object({ core: 'nodes' }, 'node-future')!;
+    expect(raw.spec).toEqual({ futureField: 'keep' });
+    expect(raw.status).toEqual({ futureStatus: { x: 1 } });
+    expect(raw.metadata.labels).toEqual({ a: 'b' });
+    expect((raw.metadata.annotations as Record<string, string>)['projectcalico.org/IPv4Address']).toBe('198.18.0.20/24');
+  });
+
   it('create of an existing Node is AlreadyExists; of a missing one, and delete, are refused with a reason', async () => {
     const node: Resource<'Node'> = { apiVersion: 'projectcalico.org/v3', kind: 'Node', metadata: { name: 'node-1' }, spec: {} };
     await expect(ds.create(node)).rejects.toBeInstanceOf(AlreadyExistsError);
@@ -360,7 +371,7 @@ describe('API calls (for RBAC)', () => {
     const made = new Set(api.calls.map((c) => `${c.verb} ${c.resource}`));
     expect([...made].filter((c) => !declared.has(c))).toEqual([]);
     // And the suite exercised the verbs that matter for each backing collection.
-    for (const needed of ['create ippools.crd.projectcalico.org', 'update ippools.crd.projectcalico.org', 'delete ippools.crd.projectcalico.org', 'watch ippools.crd.projectcalico.org', 'update nodes', 'watch pods', 'list pods']) {
+    for (const needed of ['create ippools.crd.projectcalico.org', 'update ippools.crd.projectcalico.org', 'delete ippools.crd.projectcalico.org', 'watch ippools.crd.projectcalico.org', 'patch nodes', 'watch pods', 'list pods']) {
       expect(made).toContain(needed);
     }
   });

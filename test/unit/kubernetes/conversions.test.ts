@@ -4,6 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   KUBERNETES_API_CALLS,
+  annotationPatch,
   cidrToName,
   crdToResource,
   mergeNodeAnnotations,
@@ -150,6 +151,10 @@ describe('Node annotations', () => {
     const cleared = mergeNodeAnnotations(withBgp, { apiVersion: 'projectcalico.org/v3', kind: 'Node', metadata: { name: 'node-1' }, spec: {} });
     expect(cleared.metadata.annotations).toEqual({ 'node.alpha.kubernetes.io/ttl': '0' });
     expect(k8sNode.metadata.annotations).toEqual({ 'node.alpha.kubernetes.io/ttl': '0' }); // input not mutated
+  });
+
+  it('patches annotations as an RFC 7386 merge patch: changed keys set, removed keys null, unchanged keys absent', () => {
+    expect(annotationPatch({ keep: '1', change: 'a', drop: 'x' }, { keep: '1', change: 'b', add: 'y' })).toEqual({ change: 'b', add: 'y', drop: null });
   });
 
   it('ignores an ASNumber annotation that is not a number', () => {
