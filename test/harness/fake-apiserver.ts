@@ -59,6 +59,8 @@ export interface FakeApiServer {
   compact(): void;
   /** Close every open watch stream: `abrupt` destroys the sockets instead of ending the responses. */
   dropWatches(options?: { abrupt?: boolean }): number;
+  /** An outage: while down, every open connection is reset and new ones are reset on arrival. */
+  setDown(down: boolean): void;
   /** Number of watch streams open right now. */
   openWatches(): number;
   /** The current global resourceVersion. */
@@ -444,7 +446,12 @@ export async function startFakeApiServer(options: { historyWindow?: number } = {
       else sendJson(res, 500, statusBody(500, 'InternalError', err instanceof Error ? err.message : String(err)));
     });
   });
+  let down = false;
   server.on('connection', (socket) => {
+    if (down) {
+      socket.destroy();
+      return;
+    }
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
   });
@@ -502,6 +509,13 @@ export async function startFakeApiServer(options: { historyWindow?: number } = {
         watches.delete(w);
       }
       return n;
+    },
+    setDown(value: boolean) {
+      down = value;
+      if (down) {
+        watches.clear();
+        for (const socket of sockets) socket.destroy();
+      }
     },
     openWatches: () => watches.size,
     revision: () => rv,

@@ -211,6 +211,25 @@ describe('watch', () => {
   }
 });
 
+describe('watch through an outage', () => {
+  it('reports errors naming the server while it is down, then resumes from its last revision', async () => {
+    const w = collect(ds, 'IPPool', (await ds.list('IPPool')).revision);
+    await eventually(() => expect(api.openWatches()).toBe(1));
+    api.setDown(true);
+    // Written "by someone else" during the outage (straight into the store).
+    api.put({ crd: 'ippools' }, { metadata: { name: 'o1' }, spec: { cidr: '10.50.0.0/16' } });
+    await eventually(() => expect(w.events.some((e) => e.type === 'error')).toBe(true));
+    const error = w.events.find((e) => e.type === 'error') as { error: Error };
+    expect(error.error).toBeInstanceOf(DatastoreUnavailableError);
+    expect(error.error.message).toContain(api.url);
+    api.setDown(false);
+    await eventually(() => expect(names(w.events).filter((n) => n !== 'error')).toEqual(['added:o1']));
+    await ds.delete('IPPool', 'o1');
+    await eventually(() => expect(names(w.events).filter((n) => n !== 'error')).toEqual(['added:o1', 'deleted:o1']));
+    w.stop();
+  });
+});
+
 describe('Node: the Kubernetes Node and its projectcalico.org annotations', () => {
   beforeAll(() => {
     api.put({ core: 'nodes' }, { metadata: { name: 'node-1', labels: { 'kubernetes.io/hostname': 'node-1' }, annotations: { 'kubeadm.alpha.kubernetes.io/cri-socket': '/run/containerd/containerd.sock' } } });
