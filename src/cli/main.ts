@@ -73,6 +73,9 @@ async function main(argv: string[]): Promise<number> {
 
 /** The datastore named by --config, /etc/tortie/tortie.cfg or the environment (src/datastore/index.ts). */
 async function openConfiguredDatastore(configPath: string | undefined): Promise<Datastore> {
+  // The etcd client's TLS sets SNI to the endpoint's IP address, which Node reports on stderr as a
+  // deprecation (DEP0123) on every run; that says nothing to a person using the CLI, so hide deprecations.
+  process.noDeprecation = true;
   const { loadDatastoreConfig, openDatastore } = await import('../datastore/index.js');
   return openDatastore(await loadDatastoreConfig(process.env, configPath));
 }

@@ -191,6 +191,37 @@ describe.skipIf(!haveEtcd)('tortie resource commands on a real etcd', () => {
   }, 30_000);
 });
 
+describe.skipIf(!haveEtcd)('tortie with TLS to etcd (client certificates)', () => {
+  let etcd: EtcdInstance & { tls: { caFile: string; clientCertFile: string; clientKeyFile: string } };
+  let dir: string;
+
+  beforeAll(async () => {
+    etcd = await startEtcd({ tls: true });
+    dir = mkdtempSync(join(tmpdir(), 'tortie-cli-tls-'));
+  }, 30_000);
+  afterAll(async () => {
+    await etcd?.stop();
+    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('uses ETCD_CA_CERT_FILE/ETCD_CERT_FILE/ETCD_KEY_FILE, or the same in a CalicoAPIConfig; without a client certificate it fails fast', async () => {
+    expect(etcd.endpoint).toMatch(/^https:/);
+    const env = { ETCD_ENDPOINTS: etcd.endpoint, ETCD_CA_CERT_FILE: etcd.tls.caFile, ETCD_CERT_FILE: etcd.tls.clientCertFile, ETCD_KEY_FILE: etcd.tls.clientKeyFile };
+    const applied = await tortie(env, ['apply', '-f', `${FIXTURES}/ippool.yaml`]);
+    expect(applied.stderr).toBe('');
+    expect(applied.stdout).toBe("Successfully applied 1 'IPPool' resource(s)\n");
+    const cfg = join(dir, 'calicoctl.cfg');
+    const spec = [`etcdEndpoints: "${etcd.endpoint}"`, `etcdCACertFile: ${etcd.tls.caFile}`, `etcdCertFile: ${etcd.tls.clientCertFile}`, `etcdKeyFile: ${etcd.tls.clientKeyFile}`];
+    writeFileSync(cfg, `apiVersion: projectcalico.org/v3\nkind: CalicoAPIConfig\nspec:\n${spec.map((l) => `  ${l}`).join('\n')}\n`);
+    const viaFile = await tortie({}, ['get', 'ippools', '-c', cfg]);
+    expect(viaFile.stdout).toContain('default-ipv4-ippool');
+    const noClientCert = await tortie({ ETCD_ENDPOINTS: etcd.endpoint, ETCD_CA_CERT_FILE: etcd.tls.caFile, TORTIE_DATASTORE_TIMEOUT_MS: '2000' }, ['get', 'ippools']);
+    expect(noClientCert.status).toBe(1);
+    expect(noClientCert.stderr).toContain(etcd.endpoint.replace('https://', ''));
+    expect(noClientCert.ms).toBeLessThan(10_000);
+  }, 30_000);
+});
+
 describe('tortie resource commands on the Kubernetes datastore (fake API server)', () => {
   let server: FakeApiServer;
   let env: Record<string, string>;
