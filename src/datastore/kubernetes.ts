@@ -380,8 +380,33 @@ function describeCause(err: unknown): string {
 // The backend
 
 interface ListResponse<T> {
-  metadata?: { resourceVersion?: string };
+  metadata?: { resourceVersion?: string; continue?: string };
   items?: T[];
+}
+
+/** Objects per list request; larger collections are read in pages, as Calico does. */
+export const LIST_PAGE_SIZE = 500;
+/** A bound on pages of one list (5 million objects): a server that never stops sending `continue` is an error. */
+const MAX_LIST_PAGES = 10_000;
+
+/**
+ * Reads every page of a list. All pages are one consistent snapshot: the API server answers each
+ * `continue` at the first page's resourceVersion, which is the revision of the whole list.
+ */
+async function listAllPages<T>(
+  fetchPage: (page: { limit: number; _continue?: string }) => Promise<{ items: T[]; revision: string | undefined; next: string | undefined }>,
+): Promise<{ items: T[]; revision: string }> {
+  const items: T[] = [];
+  let revision: string | undefined;
+  let next: string | undefined;
+  for (let pages = 0; pages < MAX_LIST_PAGES; pages++) {
+    const page = await fetchPage({ limit: LIST_PAGE_SIZE, ...(next ? { _continue: next } : {}) });
+    items.push(...page.items);
+    revision ??= page.revision;
+    next = page.next;
+    if (!next) return { items, revision: revision ?? '' };
+  }
+  throw new DatastoreError(`a list did not end after ${MAX_LIST_PAGES} pages of ${LIST_PAGE_SIZE}`);
 }
 
 class KubernetesDatastore implements Datastore {
@@ -443,17 +468,26 @@ class KubernetesDatastore implements Datastore {
     try {
       const mapping = crdMapping(kind);
       if (mapping) {
-        const list = (await this.custom.listClusterCustomObject({ group: CRD_GROUP, version: CRD_VERSION, plural: mapping.plural })) as ListResponse<CrdObject>;
-        return { items: (list.items ?? []).map((o) => crdToResource(kind, o)), revision: list.metadata?.resourceVersion ?? '' };
+        const list = await listAllPages(async (page) => {
+          const r = (await this.custom.listClusterCustomObject({ group: CRD_GROUP, version: CRD_VERSION, plural: mapping.plural, ...page })) as ListResponse<CrdObject>;
+          return { items: r.items ?? [], revision: r.metadata?.resourceVersion, next: r.metadata?.continue };
+        });
+        return { items: list.items.map((o) => crdToResource(kind, o)), revision: list.revision };
       }
       if (kind === 'Node') {
-        const list = await this.core.listNode({});
-        return { items: list.items.map((n) => nodeToResource(n) as Resource<K>), revision: list.metadata?.resourceVersion ?? '' };
+        const list = await listAllPages(async (page) => {
+          const r = await this.core.listNode(page);
+          return { items: r.items, revision: r.metadata?.resourceVersion, next: r.metadata?._continue };
+        });
+        return { items: list.items.map((n) => nodeToResource(n) as Resource<K>), revision: list.revision };
       }
       if (kind === 'WorkloadEndpoint') {
-        const list = options.namespace ? await this.core.listNamespacedPod({ namespace: options.namespace }) : await this.core.listPodForAllNamespaces({});
+        const list = await listAllPages(async (page) => {
+          const r = options.namespace ? await this.core.listNamespacedPod({ namespace: options.namespace, ...page }) : await this.core.listPodForAllNamespaces(page);
+          return { items: r.items, revision: r.metadata?.resourceVersion, next: r.metadata?._continue };
+        });
         const items = list.items.map((p: V1Pod) => podToWorkloadEndpoint(p)).filter((w): w is Resource<'WorkloadEndpoint'> => w !== null);
-        return { items: items as Array<Resource<K>>, revision: list.metadata?.resourceVersion ?? '' };
+        return { items: items as Array<Resource<K>>, revision: list.revision };
       }
     } catch (err) {
       throw this.fail(err, `listing ${kind}`);

@@ -2,7 +2,8 @@
 // @kubernetes/client-node client. It serves only what the backend calls, but serves it honestly:
 // - cluster-scoped Calico CRD objects under /apis/crd.projectcalico.org/v1/<plural>[/<name>],
 //   core Nodes (/api/v1/nodes) and Pods (/api/v1/pods, /api/v1/namespaces/<ns>/pods[/<name>]);
-// - one global resourceVersion counter, bumped by every write; lists carry it in metadata.resourceVersion;
+// - one global resourceVersion counter, bumped by every write; lists carry it in metadata.resourceVersion,
+//   and `limit` + `continue` serve a list in pages of one consistent snapshot;
 // - POST of an existing name → 409 AlreadyExists; PUT with a stale metadata.resourceVersion → 409 Conflict;
 //   PUT of a custom object without metadata.resourceVersion → 422 Invalid (custom resources do not allow
 //   unconditional update); DELETE with a stale preconditions.resourceVersion → 409 Conflict; missing → 404;
@@ -118,6 +119,12 @@ interface HistoryEvent {
   object: KubeObject;
 }
 
+interface Snapshot {
+  resource: string;
+  rv: string;
+  items: KubeObject[];
+}
+
 interface OpenWatch {
   target: Target;
   res: ServerResponse;
@@ -204,6 +211,8 @@ export async function startFakeApiServer(options: { historyWindow?: number } = {
   let compactedThrough = 0;
   let rv = 1;
   const watches = new Set<OpenWatch>();
+  /** Lists being read page by page, by continue-token id. */
+  const snapshots = new Map<string, Snapshot>();
   const calls: ApiCall[] = [];
   const sockets = new Set<Socket>();
 
@@ -277,6 +286,38 @@ export async function startFakeApiServer(options: { historyWindow?: number } = {
       if (key.startsWith(`${target.collection.resource}|`) && (target.namespace === undefined || obj.metadata.namespace === target.namespace)) out.push(clone(obj));
     }
     return out.sort((a, b) => storeKey('', a.metadata.namespace, a.metadata.name).localeCompare(storeKey('', b.metadata.namespace, b.metadata.name)));
+  }
+
+  /**
+   * A list, or one page of it with `limit`: every page of one list is the snapshot taken for its first page
+   * (the same resourceVersion), as kube-apiserver serves `continue`.
+   */
+  function listPage(target: Target, params: URLSearchParams): Record<string, unknown> {
+    const { collection } = target;
+    const token = params.get('continue');
+    let snapshot: Snapshot;
+    let offset = 0;
+    if (token) {
+      const [id, at] = token.split(':');
+      const found = snapshots.get(id ?? '');
+      if (!found || found.resource !== collection.resource) throw new HttpStatus(410, 'Expired', 'The provided continue parameter is too old to display a consistent list result.');
+      snapshot = found;
+      offset = Number(at);
+    } else {
+      snapshot = { resource: collection.resource, rv: String(rv), items: listObjects(target) };
+    }
+    const limit = Number(params.get('limit') ?? '0');
+    const items = limit > 0 ? snapshot.items.slice(offset, offset + limit) : snapshot.items.slice(offset);
+    const metadata: Record<string, unknown> = { resourceVersion: snapshot.rv };
+    if (limit > 0 && offset + limit < snapshot.items.length) {
+      const id = token?.split(':')[0] ?? randomUUID();
+      snapshots.set(id, snapshot);
+      metadata.continue = `${id}:${offset + limit}`;
+      metadata.remainingItemCount = snapshot.items.length - offset - limit;
+    } else if (token) {
+      snapshots.delete(token.split(':')[0] ?? '');
+    }
+    return { apiVersion: collection.apiVersion, kind: `${collection.kind}List`, metadata, items };
   }
 
   function create(target: Target, body: KubeObject): KubeObject {
@@ -401,8 +442,7 @@ export async function startFakeApiServer(options: { historyWindow?: number } = {
         startWatch(target, url.searchParams.get('resourceVersion'), req, res);
         return;
       }
-      const items = listObjects(target);
-      sendJson(res, 200, { apiVersion: collection.apiVersion, kind: `${collection.kind}List`, metadata: { resourceVersion: String(rv) }, items });
+      sendJson(res, 200, listPage(target, url.searchParams));
       return;
     }
     if (method === 'GET' && target.name) {

@@ -8,7 +8,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { KUBERNETES_API_CALLS, UnsupportedOperationError, openKubernetes } from '../../src/datastore/kubernetes.js';
+import { KUBERNETES_API_CALLS, LIST_PAGE_SIZE, UnsupportedOperationError, openKubernetes } from '../../src/datastore/kubernetes.js';
 import {
   AlreadyExistsError,
   ConflictError,
@@ -144,6 +144,20 @@ describe('custom objects (IPPool, BGPPeer, IPAM)', () => {
     const deleted = await ds.delete('IPPool', 'p4', { revision: v2.metadata.resourceVersion! });
     expect(deleted.spec.cidr).toBe('10.248.0.0/16');
     expect(await ds.get('IPPool', 'p4')).toBeNull();
+  });
+
+  it('reads a large collection in pages of LIST_PAGE_SIZE, all at one revision', async () => {
+    const count = LIST_PAGE_SIZE * 2 + 3;
+    for (let i = 0; i < count; i++) api.put({ crd: 'ipamhandles' }, { metadata: { name: `bulk-${i}` }, spec: { handleID: `bulk-${i}`, block: {} } });
+    const revision = String(api.revision());
+    const before = api.calls.length;
+    const list = await ds.list('IPAMHandle');
+    const pages = api.calls.slice(before);
+    expect(pages.map((c) => `${c.verb} ${c.resource} ${c.status}`)).toEqual(Array<string>(3).fill('list ipamhandles.crd.projectcalico.org 200'));
+    expect(list.items).toHaveLength(count);
+    expect(new Set(list.items.map((h) => h.metadata.name)).size).toBe(count);
+    expect(list.revision).toBe(revision);
+    for (let i = 0; i < count; i++) api.remove({ crd: 'ipamhandles' }, `bulk-${i}`);
   });
 
   it('a name Kubernetes refuses is an error naming the field', async () => {
