@@ -1,0 +1,130 @@
+// The node agent's shared shapes: what the peering planner decides, what the agent reports about itself,
+// and the control-socket protocol between `tortie node run` and `tortie node status|routes`.
+// The agent (./agent.ts) wires datastore → planner/advertiser → Speaker; nothing here does I/O.
+
+import type { Resource } from '../resources/types.js';
+
+/** Calico's peer types, as `calicoctl node status` names them in its PEER TYPE column. */
+export type PeerType = 'Mesh' | 'Global' | 'Node';
+export const PEER_TYPE_LABEL: Readonly<Record<PeerType, string>> = {
+  Mesh: 'node-to-node mesh',
+  Global: 'global',
+  Node: 'node specific',
+};
+
+/** One BGP session this node should have. The planner's output; equal inputs give equal outputs. */
+export interface DesiredPeer {
+  /** Calico's protocol names: Mesh_<ip with _>, Global_<ip>, Node_<ip> (dots and colons as underscores). */
+  name: string;
+  address: string;
+  port: number;
+  asNumber: number;
+  type: PeerType;
+  /** Our AS toward this peer (BGPPeer.localASNumber, else the node's, else the global one). */
+  localAsNumber: number;
+  /** We are a route reflector and this peer is our client (RFC 4456). */
+  rrClient: boolean;
+  /** Passive: only accept (Calico: the node with the higher IP is passive for a mesh pair). */
+  passive: boolean;
+  nextHopMode: 'Auto' | 'Self' | 'Keep';
+  /** Seconds; undefined = default. */
+  keepaliveTime?: number;
+  /** Graceful restart time to ask for, seconds (maxRestartTime / nodeMeshMaxRestartTime). */
+  restartTime?: number;
+  /** Calico's numAllowedLocalASNumbers. */
+  allowOwnAs: number;
+  /** Source address for the session (UseNodeIP → the node's IP; None → let the kernel choose). */
+  sourceAddress?: string;
+  /** The BGPPeer resource it came from (Global/Node types). */
+  fromResource?: string;
+}
+
+export interface PlannerInput {
+  nodeName: string;
+  nodes: ReadonlyArray<Resource<'Node'>>;
+  bgpConfigurations: ReadonlyArray<Resource<'BGPConfiguration'>>;
+  bgpPeers: ReadonlyArray<Resource<'BGPPeer'>>;
+}
+
+export interface PeeringPlan {
+  /** This node's BGP identity. */
+  routerId: string;
+  localAsNumber: number;
+  /** Set when this node is a route reflector (Node.spec.bgp.routeReflectorClusterID). */
+  clusterId?: string;
+  listenPort: number;
+  /** bindMode NodeIP: listen on the node IP only. */
+  bindAddress?: string;
+  peers: DesiredPeer[];
+  /** Things a person should know (a BGPPeer whose selector matches nothing, a node without an address...). */
+  warnings: string[];
+}
+
+/** What `tortie node status -o json` prints, and what the control socket answers to "status". */
+export interface AgentStatus {
+  /** "tortie is running." (the first line of the table output; Calico says "Calico process is running.") */
+  summary: string;
+  node: string;
+  version: string;
+  pid: number;
+  startedAt: string;
+  ipv4Address: string | null;
+  asNumber: number;
+  routerId: string | null;
+  clusterId: string | null;
+  datastore: { type: string; connected: boolean; lastError?: string };
+  ready: boolean;
+  /** Why not ready, for people. */
+  notReadyReason?: string;
+  peers: PeerStatusRow[];
+  /** Blocks originated by this node. */
+  blocks: string[];
+  /** Messages worth a look (planner warnings, IPIP unavailable, ...). */
+  warnings: string[];
+}
+
+export interface PeerStatusRow {
+  address: string;
+  /** PEER TYPE column: 'node-to-node mesh' | 'global' | 'node specific'. */
+  type: string;
+  name: string;
+  /** STATE column as Calico shows BIRD's protocol state: 'up' | 'start' | 'stop' ... */
+  state: string;
+  /** SINCE column: HH:MM:SS of the last state change (local time), as calicoctl shows it. */
+  since: string;
+  /** INFO column: 'Established', 'Active', 'Connect', 'OpenSent', 'Active Socket: Connection refused', ... */
+  info: string;
+  /** The BGP FSM state. */
+  bgpState: string;
+  sinceIso: string;
+  uptimeMs: number | null;
+  routesReceived: number;
+  routesAccepted: number;
+  routesAdvertised: number;
+  lastError?: string;
+}
+
+/** `tortie node routes`: the Loc-RIB. */
+export interface RouteRow {
+  prefix: string;
+  nextHop: string | null;
+  asPath: Array<number | number[]>;
+  /** Peer address, or 'local' for routes this node originates. */
+  from: string;
+  best: boolean;
+  stale: boolean;
+  /** Whether the route is programmed in the kernel (false with TORTIE_DATAPLANE=none). */
+  inKernel: boolean;
+}
+
+/**
+ * Control socket protocol: newline-delimited JSON over a Unix socket. One request per connection:
+ *   {"command":"status"}  → {"ok":true,"status":AgentStatus}
+ *   {"command":"routes"}  → {"ok":true,"routes":RouteRow[]}
+ * Errors: {"ok":false,"error":"..."}.
+ */
+export type ControlRequest = { command: 'status' } | { command: 'routes' };
+export type ControlResponse = { ok: true; status: AgentStatus } | { ok: true; routes: RouteRow[] } | { ok: false; error: string };
+
+export const DEFAULT_CTL_SOCKET = '/var/run/tortie/tortie.ctl';
+export const DEFAULT_HEALTH_PORT = 9099;
