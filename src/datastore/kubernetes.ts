@@ -20,6 +20,7 @@
 // needs its own deadline, because a silent server would otherwise hang the caller forever.
 
 import { createHash } from 'node:crypto';
+import { systemClock, type Clock, type TimerHandle } from '../../bgp/clock.js';
 import {
   ApiException,
   CoreV1Api,
@@ -53,6 +54,8 @@ export interface KubernetesOptions {
   timeoutMs?: number;
   /** First delay before re-opening a failed watch, in ms (default 200; doubles up to 5000). */
   watchRetryMs?: number;
+  /** Time for watch retry delays (default: the system clock). */
+  clock?: Clock;
 }
 
 /** The operation asked for cannot be done on this datastore (e.g. creating a WorkloadEndpoint: Pods are the source). */
@@ -64,6 +67,8 @@ export const CRD_VERSION = 'v1';
 const METADATA_ANNOTATION = 'projectcalico.org/metadata';
 const NODE_LABELS_ANNOTATION = 'projectcalico.org/labels';
 const NODE_ANNOTATIONS_ANNOTATION = 'projectcalico.org/annotations';
+/** The longest wait between attempts to re-open a watch. */
+const MAX_WATCH_RETRY_MS = 5000;
 /** Attempts of a read-then-write when the caller gave no resourceVersion and someone else keeps writing. */
 const UNCONDITIONAL_ATTEMPTS = 5;
 
@@ -420,6 +425,7 @@ class KubernetesDatastore implements Datastore {
     readonly server: string,
     private readonly timeoutMs: number,
     private readonly watchRetryMs: number,
+    readonly clock: Clock,
   ) {}
 
   /** Maps any failure of a call about `what` (e.g. `IPPool "p1"`) to the Datastore error classes. */
@@ -644,13 +650,15 @@ function convertWatched(kind: Kind, obj: unknown): Resource | null {
 /**
  * One kind's watch: a stream from the last resourceVersion seen, re-opened when it ends, re-listed (with a
  * `sync` event) on 410 Gone. `generation` tells callbacks of an abandoned stream to stay quiet.
+ * client-node's Watch hands out its AbortController only once the response headers have arrived, so a
+ * stream abandoned before that is aborted the moment they do.
  */
 class KindWatch {
   private revision: string;
   private generation = 0;
   private stopped = false;
   private controller: AbortController | undefined;
-  private timer: NodeJS.Timeout | undefined;
+  private timer: TimerHandle | undefined;
   private delayMs: number;
 
   constructor(
@@ -757,15 +765,23 @@ class KindWatch {
 
   private retry(action: () => void): void {
     if (this.stopped) return;
-    clearTimeout(this.timer);
+    this.cancelTimer();
     const delay = this.delayMs;
-    this.delayMs = Math.min(this.delayMs * 2, 5000);
-    this.timer = setTimeout(action, delay);
+    this.delayMs = Math.min(this.delayMs * 2, MAX_WATCH_RETRY_MS);
+    this.timer = this.ds.clock.setTimeout(() => {
+      this.timer = undefined;
+      action();
+    }, delay);
+  }
+
+  private cancelTimer(): void {
+    if (this.timer) this.ds.clock.clearTimeout(this.timer);
+    this.timer = undefined;
   }
 
   stop(): void {
     this.stopped = true;
-    clearTimeout(this.timer);
+    this.cancelTimer();
     this.abandon();
   }
 }
@@ -808,6 +824,7 @@ export async function openKubernetes(options: KubernetesOptions = {}): Promise<D
     cluster.server,
     timeoutMs,
     options.watchRetryMs ?? 200,
+    options.clock ?? systemClock,
   );
   try {
     await ds.list('IPPool');

@@ -403,6 +403,8 @@ export async function startFakeApiServer(options: { historyWindow?: number } = {
 
   function startWatch(target: Target, fromRv: string | null, req: IncomingMessage, res: ServerResponse): void {
     res.writeHead(200, { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked' });
+    // kube-apiserver sends the headers at once; without this the client would wait for the first event.
+    res.flushHeaders();
     const send = (type: string, object: unknown): void => {
       res.write(`${JSON.stringify({ type, object })}\n`);
     };

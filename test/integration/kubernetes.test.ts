@@ -18,6 +18,7 @@ import {
   type WatchEvent,
 } from '../../src/datastore/types.js';
 import type { Kind, Resource } from '../../src/resources/types.js';
+import { FakeClock } from '../../bgp/clock.js';
 import { startFakeApiServer, type FakeApiServer } from '../harness/fake-apiserver.js';
 
 function pool(name: string, cidr: string, extra: Partial<Resource<'IPPool'>['spec']> = {}): Resource<'IPPool'> {
@@ -223,6 +224,13 @@ describe('watch', () => {
       await eventually(() => expect(api.openWatches()).toBe(0));
     });
   }
+
+  it('a watch stopped right after it opened closes its stream', async () => {
+    const w = collect(ds, 'IPPool', (await ds.list('IPPool')).revision);
+    await eventually(() => expect(api.openWatches()).toBe(1));
+    w.stop();
+    await eventually(() => expect(api.openWatches()).toBe(0));
+  });
 });
 
 describe('watch through an outage', () => {
@@ -241,6 +249,30 @@ describe('watch through an outage', () => {
     await ds.delete('IPPool', 'o1');
     await eventually(() => expect(names(w.events).filter((n) => n !== 'error')).toEqual(['added:o1', 'deleted:o1']));
     w.stop();
+  });
+});
+
+describe('watch retry timing (fake clock)', () => {
+  it('waits watchRetryMs before re-opening, doubling while the server stays down', async () => {
+    const clock = new FakeClock(0);
+    const slow = await openKubernetes({ kubeconfig: api.kubeconfigPath, timeoutMs: 2000, watchRetryMs: 1000, clock });
+    const w = collect(slow, 'IPPool', (await slow.list('IPPool')).revision);
+    await eventually(() => expect(api.openWatches()).toBe(1));
+    api.setDown(true);
+    await eventually(() => expect(w.events.filter((e) => e.type === 'error')).toHaveLength(1));
+    clock.advance(1000); // first retry, still down: a second error
+    await eventually(() => expect(w.events.filter((e) => e.type === 'error')).toHaveLength(2));
+    api.setDown(false);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(api.openWatches()).toBe(0); // nothing happens before the fake clock moves
+    clock.advance(1999); // the second delay is twice the first
+    await new Promise((r) => setTimeout(r, 50));
+    expect(api.openWatches()).toBe(0);
+    clock.advance(1);
+    await eventually(() => expect(api.openWatches()).toBe(1));
+    w.stop();
+    await slow.close();
+    await eventually(() => expect(api.openWatches()).toBe(0));
   });
 });
 
