@@ -1,0 +1,287 @@
+// The node agent's configuration from its environment, with Calico's variable names where Calico has one
+// (NODENAME, IP, IP_AUTODETECTION_METHOD, AS, WAIT_FOR_DATASTORE, CALICO_IPV4POOL_*, NO_DEFAULT_POOLS,
+// FELIX_IPINIPMTU) and TORTIE_* for the rest. The datastore's own variables (DATASTORE_TYPE, ETCD_*,
+// KUBECONFIG) are read by src/datastore (loadDatastoreConfig), not here.
+//
+// Pure: `parseAgentConfig(env, hostname)` returns the config or throws AgentConfigError listing every
+// problem at once; each names the variable, the value and what would be accepted.
+//
+// TORTIE_DATAPLANE: only `none` is implemented (routes computed, the kernel untouched). `kernel` belongs
+// to the felix issue; until it lands, asking for it is refused (exit 1) rather than silently running
+// without routes. Unset means `none`, with a warning in the log.
+
+import { parsePrefix, tryParseIpv4 } from '../../bgp/ip.js';
+import { parseAsNumber } from '../resources/index.js';
+import type { EncapMode } from '../resources/types.js';
+import { DEFAULT_CTL_SOCKET, DEFAULT_HEALTH_PORT } from './types.js';
+
+export class AgentConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(problems.length === 1 ? problems[0] : `${problems.length} problems in the environment:\n  ${problems.join('\n  ')}`);
+    this.name = 'AgentConfigError';
+  }
+}
+
+/** How to find this node's address (IP_AUTODETECTION_METHOD). */
+export type AutodetectMethod =
+  | { kind: 'first-found' }
+  | { kind: 'interface'; patterns: RegExp[] }
+  | { kind: 'skip-interface'; patterns: RegExp[] }
+  | { kind: 'cidr'; cidrs: string[] }
+  | { kind: 'can-reach'; address: string };
+
+export type IpSetting =
+  | { mode: 'autodetect'; method: AutodetectMethod }
+  /** prefixLength undefined: take it from the interface that holds the address. */
+  | { mode: 'fixed'; address: string; prefixLength?: number };
+
+export interface DefaultPoolConfig {
+  name: string;
+  cidr: string;
+  blockSize: number;
+  ipipMode: EncapMode;
+  natOutgoing: boolean;
+}
+
+export type Dataplane = 'none' | 'kernel';
+
+export interface AgentConfig {
+  nodeName: string;
+  ip: IpSetting;
+  /** AS: this node's AS number (Node.spec.bgp.asNumber); undefined = the global one. */
+  asNumber?: number;
+  waitForDatastore: boolean;
+  /** null with NO_DEFAULT_POOLS. */
+  defaultPool: DefaultPoolConfig | null;
+  dataplane: Dataplane;
+  /** TORTIE_DATAPLANE was not set: running `none` by default (worth a warning). */
+  dataplaneDefaulted: boolean;
+  ctlSocket: string;
+  /** 0 = no health server. */
+  healthPort: number;
+  /** TORTIE_LOG_LEVEL when set; otherwise BGPConfiguration.logSeverityScreen decides. */
+  logLevel?: string;
+  /** FELIX_IPINIPMTU; undefined = auto (host MTU − 20). */
+  ipipMtu?: number;
+}
+
+/** Calico's defaults for the pool calico-node creates at first start. */
+export const DEFAULT_POOL = { name: 'default-ipv4-ippool', cidr: '192.168.0.0/16', blockSize: 26, ipipMode: 'Always', natOutgoing: true } as const;
+
+/** Interface names first-found never picks (Calico's list: container, tunnel and loopback devices). */
+export const FIRST_FOUND_SKIP = ['^docker.*', '^cbr.*', '^dummy.*', '^virbr.*', '^lxcbr.*', '^veth.*', '^lo$', '^br-.*', '^cali.*', '^tunl.*', '^flannel.*', '^kube-ipvs.*', '^cni.*', '^vxlan\\.calico.*'];
+
+const AUTODETECT_HELP = 'first-found, interface=<regex,...>, skip-interface=<regex,...>, cidr=<cidr,...>, can-reach=<IPv4 address>';
+
+/** CALICO_IPV4POOL_IPIP spellings Calico accepts → the pool's ipipMode. */
+const IPIP_MODES: Readonly<Record<string, EncapMode>> = {
+  always: 'Always',
+  crosssubnet: 'CrossSubnet',
+  'cross-subnet': 'CrossSubnet',
+  never: 'Never',
+  off: 'Never',
+};
+
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
+
+/** Calico's logSeverityScreen values → pino levels. */
+export const SEVERITY_TO_LEVEL: Readonly<Record<string, string>> = {
+  debug: 'debug',
+  info: 'info',
+  warning: 'warn',
+  warn: 'warn',
+  error: 'error',
+  fatal: 'fatal',
+  panic: 'fatal',
+  none: 'silent',
+};
+
+const TRUE_WORDS = ['true', 'yes', '1', 'on'];
+const FALSE_WORDS = ['false', 'no', '0', 'off', ''];
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+function parseBool(env: Env, name: string, fallback: boolean, problems: string[]): boolean {
+  const raw = env[name];
+  if (raw === undefined) return fallback;
+  const word = raw.trim().toLowerCase();
+  if (TRUE_WORDS.includes(word)) return true;
+  if (FALSE_WORDS.includes(word)) return false;
+  problems.push(`${name}="${raw}" is not a boolean (use true or false)`);
+  return fallback;
+}
+
+function parseRegexList(name: string, raw: string, list: string, problems: string[]): RegExp[] {
+  const patterns: RegExp[] = [];
+  for (const item of list.split(',').map((s) => s.trim())) {
+    if (item === '') {
+      problems.push(`${name}="${raw}": an empty regular expression in the list`);
+      continue;
+    }
+    try {
+      patterns.push(new RegExp(item));
+    } catch (error) {
+      problems.push(`${name}="${raw}": "${item}" is not a regular expression (${(error as Error).message})`);
+    }
+  }
+  return patterns;
+}
+
+/** IP_AUTODETECTION_METHOD → a method, or a problem naming the valid ones. */
+export function parseAutodetectMethod(raw: string | undefined, problems: string[], name = 'IP_AUTODETECTION_METHOD'): AutodetectMethod {
+  const text = (raw ?? '').trim();
+  if (text === '' || text === 'first-found') return { kind: 'first-found' };
+  const eq = text.indexOf('=');
+  const head = eq < 0 ? text : text.slice(0, eq);
+  const arg = eq < 0 ? '' : text.slice(eq + 1).trim();
+  if (eq >= 0 && arg === '') {
+    problems.push(`${name}="${raw}": "${head}=" needs a value; valid methods: ${AUTODETECT_HELP}`);
+    return { kind: 'first-found' };
+  }
+  switch (head) {
+    case 'interface':
+    case 'skip-interface':
+      if (eq < 0) break;
+      return { kind: head, patterns: parseRegexList(name, text, arg, problems) };
+    case 'cidr': {
+      if (eq < 0) break;
+      const cidrs: string[] = [];
+      for (const item of arg.split(',').map((s) => s.trim())) {
+        try {
+          const p = parsePrefix(item, { what: `${name} cidr` });
+          cidrs.push(`${item.split('/')[0]}/${p.len}`);
+        } catch (error) {
+          problems.push(`${name}="${raw}": ${(error as Error).message}`);
+        }
+      }
+      return { kind: 'cidr', cidrs };
+    }
+    case 'can-reach':
+      if (eq < 0) break;
+      if (tryParseIpv4(arg) === null) {
+        problems.push(`${name}="${raw}": "${arg}" is not a dotted-quad IPv4 address (can-reach takes an address, like can-reach=198.18.0.1)`);
+      }
+      return { kind: 'can-reach', address: arg };
+  }
+  problems.push(`${name}="${raw}" is not a valid method; valid methods: ${AUTODETECT_HELP}`);
+  return { kind: 'first-found' };
+}
+
+function parseIp(env: Env, problems: string[]): IpSetting {
+  const raw = env.IP;
+  const text = (raw ?? '').trim();
+  const method = parseAutodetectMethod(env.IP_AUTODETECTION_METHOD, problems);
+  if (text === '' || text.toLowerCase() === 'autodetect') return { mode: 'autodetect', method };
+  const slash = text.indexOf('/');
+  const addressText = slash < 0 ? text : text.slice(0, slash);
+  if (tryParseIpv4(addressText) === null) {
+    problems.push(`IP="${raw}" is not "autodetect" or an IPv4 address with optional prefix length (like 198.18.0.11/24)`);
+    return { mode: 'autodetect', method };
+  }
+  if (slash < 0) return { mode: 'fixed', address: addressText };
+  const lenText = text.slice(slash + 1);
+  if (!/^(0|[1-9][0-9]?)$/.test(lenText) || Number(lenText) > 32) {
+    problems.push(`IP="${raw}": prefix length "${lenText}" is not 0..32`);
+    return { mode: 'fixed', address: addressText };
+  }
+  return { mode: 'fixed', address: addressText, prefixLength: Number(lenText) };
+}
+
+function parseInteger(env: Env, name: string, min: number, max: number, problems: string[]): number | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return undefined;
+  const text = raw.trim();
+  if (!/^[0-9]+$/.test(text) || Number(text) < min || Number(text) > max) {
+    problems.push(`${name}="${raw}" is not an integer ${min}..${max}`);
+    return undefined;
+  }
+  return Number(text);
+}
+
+function parseDefaultPool(env: Env, problems: string[]): DefaultPoolConfig | null {
+  if (parseBool(env, 'NO_DEFAULT_POOLS', false, problems)) return null;
+  let cidr: string = DEFAULT_POOL.cidr;
+  const cidrRaw = env.CALICO_IPV4POOL_CIDR;
+  if (cidrRaw !== undefined && cidrRaw.trim() !== '') {
+    try {
+      parsePrefix(cidrRaw.trim(), { strict: true, what: 'CALICO_IPV4POOL_CIDR' });
+      cidr = cidrRaw.trim();
+    } catch (error) {
+      problems.push((error as Error).message);
+    }
+  }
+  const blockSize = parseInteger(env, 'CALICO_IPV4POOL_BLOCK_SIZE', 20, 32, problems) ?? DEFAULT_POOL.blockSize;
+  const poolLen = Number(cidr.split('/')[1]);
+  if (blockSize < poolLen) problems.push(`CALICO_IPV4POOL_BLOCK_SIZE="${blockSize}" is shorter than the pool's prefix length /${poolLen} (CALICO_IPV4POOL_CIDR=${cidr})`);
+  let ipipMode: EncapMode = DEFAULT_POOL.ipipMode;
+  const ipipRaw = env.CALICO_IPV4POOL_IPIP;
+  if (ipipRaw !== undefined && ipipRaw.trim() !== '') {
+    const mode = IPIP_MODES[ipipRaw.trim().toLowerCase()];
+    if (mode === undefined) problems.push(`CALICO_IPV4POOL_IPIP="${ipipRaw}" is not one of Always, CrossSubnet, cross-subnet, Never, off`);
+    else ipipMode = mode;
+  }
+  const natOutgoing = parseBool(env, 'CALICO_IPV4POOL_NAT_OUTGOING', DEFAULT_POOL.natOutgoing, problems);
+  return { name: DEFAULT_POOL.name, cidr, blockSize, ipipMode, natOutgoing };
+}
+
+function parseDataplane(env: Env, problems: string[]): { dataplane: Dataplane; defaulted: boolean } {
+  const raw = env.TORTIE_DATAPLANE;
+  if (raw === undefined || raw.trim() === '') return { dataplane: 'none', defaulted: true };
+  const word = raw.trim().toLowerCase();
+  if (word === 'none') return { dataplane: 'none', defaulted: false };
+  if (word === 'kernel') {
+    problems.push('TORTIE_DATAPLANE="kernel": programming the kernel is not implemented yet (the felix route agent); only TORTIE_DATAPLANE=none works today');
+  } else {
+    problems.push(`TORTIE_DATAPLANE="${raw}" is not one of kernel, none`);
+  }
+  return { dataplane: 'none', defaulted: false };
+}
+
+/** The agent's configuration from the environment; throws AgentConfigError listing every problem. */
+export function parseAgentConfig(env: Env, hostname: string): AgentConfig {
+  const problems: string[] = [];
+  const nodeName = (env.NODENAME ?? '').trim() || hostname.trim();
+  if (nodeName === '') problems.push('NODENAME is empty and the hostname is empty: set NODENAME');
+  else if (!/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(nodeName)) {
+    problems.push(`NODENAME="${nodeName}" is not a valid node name (lower-case letters, digits, "-" and ".", starting and ending with a letter or digit)`);
+  }
+  const ip = parseIp(env, problems);
+  let asNumber: number | undefined;
+  const asRaw = env.AS;
+  if (asRaw !== undefined && asRaw.trim() !== '') {
+    const parsed = parseAsNumber(asRaw.trim());
+    if (parsed === null || parsed < 1 || parsed > 4294967295) problems.push(`AS="${asRaw}" is not an AS number (1..4294967295, or dotted like 1.10)`);
+    else asNumber = parsed;
+  }
+  const waitForDatastore = parseBool(env, 'WAIT_FOR_DATASTORE', false, problems);
+  const defaultPool = parseDefaultPool(env, problems);
+  const { dataplane, defaulted } = parseDataplane(env, problems);
+  const ctlSocket = (env.TORTIE_CTL_SOCKET ?? '').trim() || DEFAULT_CTL_SOCKET;
+  const healthPort = parseInteger(env, 'TORTIE_HEALTH_PORT', 0, 65535, problems) ?? DEFAULT_HEALTH_PORT;
+  let logLevel: string | undefined;
+  const levelRaw = env.TORTIE_LOG_LEVEL;
+  if (levelRaw !== undefined && levelRaw.trim() !== '') {
+    if (LOG_LEVELS.includes(levelRaw.trim().toLowerCase())) logLevel = levelRaw.trim().toLowerCase();
+    else problems.push(`TORTIE_LOG_LEVEL="${levelRaw}" is not one of ${LOG_LEVELS.join(', ')}`);
+  }
+  const ipipMtu = parseInteger(env, 'FELIX_IPINIPMTU', 0, 65535, problems);
+  if (problems.length > 0) throw new AgentConfigError(problems);
+  return {
+    nodeName,
+    ip,
+    ...(asNumber !== undefined ? { asNumber } : {}),
+    waitForDatastore,
+    defaultPool,
+    dataplane,
+    dataplaneDefaulted: defaulted,
+    ctlSocket,
+    healthPort,
+    ...(logLevel !== undefined ? { logLevel } : {}),
+    ...(ipipMtu !== undefined && ipipMtu !== 0 ? { ipipMtu } : {}),
+  };
+}
+
+/** Calico's logSeverityScreen as a pino level (unknown values → info). */
+export function levelOfSeverity(severity: string | undefined): string {
+  return SEVERITY_TO_LEVEL[(severity ?? 'info').toLowerCase()] ?? 'info';
+}
