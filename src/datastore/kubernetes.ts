@@ -128,7 +128,7 @@ export const KUBERNETES_API_CALLS: ReadonlyArray<{ verb: string; resource: strin
     ['get', 'list', 'watch', 'create', 'update', 'delete'].map((verb) => ({ verb, resource: `${m.plural}.${CRD_GROUP}` })),
   ),
   ...['get', 'list', 'watch', 'patch'].map((verb) => ({ verb, resource: 'nodes' })),
-  ...['list', 'watch'].map((verb) => ({ verb, resource: 'pods' })),
+  ...['get', 'list', 'watch'].map((verb) => ({ verb, resource: 'pods' })),
 ];
 
 // ---------------------------------------------------------------------------------------------------------
@@ -284,6 +284,25 @@ export function workloadInterfaceName(namespace: string, pod: string): string {
 /** Calico's WorkloadEndpoint name for a Pod: `<node>-k8s-<pod>-eth0`, dashes inside each part doubled. */
 export function workloadEndpointName(node: string, pod: string): string {
   return [node, 'k8s', pod, 'eth0'].map((part) => part.replace(/-/g, '--')).join('-');
+}
+
+/** The node and pod a Calico WorkloadEndpoint name stands for; null when it is not `<node>-k8s-<pod>-eth0`. */
+export function parseWorkloadEndpointName(name: string): { node: string; pod: string } | null {
+  const parts: string[] = [];
+  let start = 0;
+  for (let i = 1; i < name.length; i++) {
+    if (name[i] !== '-') continue;
+    if (name[i + 1] === '-') {
+      i++; // an escaped dash inside a part
+      continue;
+    }
+    parts.push(name.slice(start, i).replace(/--/g, '-'));
+    start = i + 1;
+  }
+  parts.push(name.slice(start).replace(/--/g, '-'));
+  const [node, orchestrator, pod, endpoint] = parts;
+  if (parts.length !== 4 || orchestrator !== 'k8s' || endpoint !== 'eth0' || !node || !pod) return null;
+  return { node, pod };
 }
 
 interface PodLike {
@@ -463,9 +482,12 @@ class KubernetesDatastore implements Datastore {
     if (kind === 'Node') return nodeToResource(await this.core.readNode({ name })) as Resource<K>;
     if (kind === 'WorkloadEndpoint') {
       if (!namespace) throw new DatastoreError(`WorkloadEndpoint "${name}": a namespace is required (WorkloadEndpoints are namespaced, like their Pods)`);
-      const found = (await this.list('WorkloadEndpoint', { namespace })).items.find((w) => w.metadata.name === name);
-      if (!found) throw new NotFoundError(`${describe(kind, name, namespace)} not found (no running Pod with an IP has that endpoint name)`);
-      return found as Resource<K>;
+      const notFound = new NotFoundError(`${describe(kind, name, namespace)} not found (no Pod with an IP has that endpoint name)`);
+      const ids = parseWorkloadEndpointName(name);
+      if (!ids) throw notFound;
+      const wep = podToWorkloadEndpoint(await this.core.readNamespacedPod({ name: ids.pod, namespace }));
+      if (!wep || wep.metadata.name !== name) throw notFound;
+      return wep as Resource<K>;
     }
     throw new DatastoreError(`kind "${kind}" is not kept by the kubernetes datastore`);
   }

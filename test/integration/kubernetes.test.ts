@@ -436,7 +436,7 @@ describe('API calls (for RBAC)', () => {
     const made = new Set(api.calls.map((c) => `${c.verb} ${c.resource}`));
     expect([...made].filter((c) => !declared.has(c))).toEqual([]);
     // And the suite exercised the verbs that matter for each backing collection.
-    for (const needed of ['create ippools.crd.projectcalico.org', 'update ippools.crd.projectcalico.org', 'delete ippools.crd.projectcalico.org', 'watch ippools.crd.projectcalico.org', 'patch nodes', 'watch pods', 'list pods']) {
+    for (const needed of ['create ippools.crd.projectcalico.org', 'update ippools.crd.projectcalico.org', 'delete ippools.crd.projectcalico.org', 'watch ippools.crd.projectcalico.org', 'patch nodes', 'watch pods', 'list pods', 'get pods']) {
       expect(made).toContain(needed);
     }
   });

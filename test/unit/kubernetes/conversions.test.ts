@@ -10,6 +10,7 @@ import {
   mergeNodeAnnotations,
   nodeToResource,
   objectNameFor,
+  parseWorkloadEndpointName,
   podToWorkloadEndpoint,
   resourceToCrd,
   workloadEndpointName,
@@ -173,6 +174,19 @@ describe('Pods as WorkloadEndpoints', () => {
     expect(workloadEndpointName('node-1', 'coredns-5d78c9869d-abcde')).toBe('node--1-k8s-coredns--5d78c9869d--abcde-eth0');
   });
 
+  const names: Array<[string, string]> = [
+    ['node-1', 'coredns-5d78c9869d-abcde'],
+    ['n', 'p'],
+    ['node.example.com', 'web--x'],
+  ];
+  it('has name cases', () => expect(names.length).toBeGreaterThan(0));
+  for (const [node, pod] of names) {
+    it(`parses the endpoint name of ${node}/${pod} back`, () => expect(parseWorkloadEndpointName(workloadEndpointName(node, pod))).toEqual({ node, pod }));
+  }
+  it('refuses names that are not <node>-k8s-<pod>-eth0', () => {
+    for (const bad of ['nginx', 'node-cni-abc-eth0', 'node-k8s-pod-eth1', 'a-k8s-b-c-eth0']) expect(parseWorkloadEndpointName(bad)).toBeNull();
+  });
+
   it('maps podIP, nodeName, namespace, labels and service account', () => {
     const wep = podToWorkloadEndpoint({
       metadata: { name: 'nginx', namespace: 'default', resourceVersion: '40', labels: { app: 'web' } },
@@ -218,6 +232,6 @@ describe('KUBERNETES_API_CALLS', () => {
     expect([...resources].sort()).toEqual(
       ['bgpconfigurations', 'bgppeers', 'blockaffinities', 'ipamblocks', 'ipamhandles', 'ippools'].map((p) => `${p}.crd.projectcalico.org`).concat(['nodes', 'pods']).sort(),
     );
-    expect(KUBERNETES_API_CALLS.filter((c) => c.resource === 'pods').map((c) => c.verb).sort()).toEqual(['list', 'watch']);
+    expect(KUBERNETES_API_CALLS.filter((c) => c.resource === 'pods').map((c) => c.verb).sort()).toEqual(['get', 'list', 'watch']);
   });
 });
