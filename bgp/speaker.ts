@@ -40,6 +40,7 @@ import {
   LocRib,
   PeerExport,
   Route,
+  UpdateGroup,
   importRoute,
   localSource,
   type BestChange,
@@ -168,9 +169,11 @@ interface PeerEntry {
   /** The session came from a collision and is passive: replace it with a normal one when it goes down. */
   promoted: boolean;
   policy: PeerPolicy;
-  exporter: PeerExport;
+  /** Our side as this peer's export sees it (next hop self is `local.address`). */
+  local: LocalSpeaker;
   ribIn: AdjRibIn;
-  ribOut: AdjRibOut;
+  /** The update group this peer is a member of: peers with identical export share one Adj-RIB-Out. */
+  group: UpdateGroup<PeerEntry>;
   /** The peer sent a NOTIFICATION before the session ended: no graceful restart for that end (RFC 4724 §4.2). */
   notifiedDown: boolean;
   /** Restart or stale-path timer while its routes are stale. */
@@ -220,7 +223,13 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
   private deferring: boolean;
   private deferralTimer: TimerHandle | null = null;
   private flushScheduled = false;
-  private readonly dirty = new Set<PeerEntry>();
+  private readonly dirty = new Set<UpdateGroup<PeerEntry>>();
+  /** Update groups by export identity (see `groupFor`), and each live group's key. */
+  private readonly groups = new Map<string, UpdateGroup<PeerEntry>>();
+  private readonly groupKeys = new Map<UpdateGroup<PeerEntry>, string>();
+  /** Export filters by identity → a small number for group keys. */
+  private readonly filterIds = new WeakMap<object, number>();
+  private nextFilterId = 1;
 
   constructor(config: SpeakerConfig) {
     super();
@@ -311,7 +320,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
         since: stats.stateSince,
         routesReceived: entry.ribIn.size,
         routesAccepted: accepted,
-        routesAdvertised: entry.session.established ? entry.ribOut.advertisedSize : 0,
+        routesAdvertised: entry.session.established ? entry.group.advertisedCount(entry) : 0,
         staleRoutes: stale,
         ...(stats.lastError ? { lastError: stats.lastError } : {}),
       };
@@ -440,17 +449,17 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
       challenger: null,
       promoted: false,
       policy,
-      exporter: new PeerExport(policy, local, this.table),
+      local,
       ribIn: new AdjRibIn(this.sourceOf(policy, 0), this.table),
-      ribOut: new AdjRibOut(this.table),
+      group: this.groupFor(policy, local),
       notifiedDown: false,
       staleTimer: null,
       endOfRib: false,
       sessions: 0,
     };
     this.peers.set(spec.address, entry);
-    // What this peer should have: every best route its export policy lets through.
-    for (const best of this.locRib.bestRoutes()) entry.ribOut.setDesired(best.key, entry.exporter.attributes(best));
+    // What this peer should have: every best route its group exports (a new peer has no routes of its own).
+    entry.group.add(entry, policy.address);
     this.wire(entry, entry.session);
     entry.session.start();
   }
@@ -461,9 +470,43 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     entry.session.stop(subcode);
     if (entry.staleTimer) this.config.clock.clearTimeout(entry.staleTimer);
     this.peers.delete(entry.spec.address);
-    this.dirty.delete(entry);
     this.withdrawFromLocRib(entry, entry.ribIn.clear());
-    entry.ribOut.clear();
+    this.leaveGroup(entry);
+  }
+
+  /**
+   * The update group for a peer's export: same AS and eBGP-ness, RR client or not, next-hop mode, local
+   * next-hop address and export filter (by identity) give the same attributes for every route, so such
+   * peers share one Adj-RIB-Out and one encoding. The codec context (4-octet AS) is handled when encoding.
+   */
+  private groupFor(policy: PeerPolicy, local: LocalSpeaker): UpdateGroup<PeerEntry> {
+    const filter = policy.exportFilter;
+    let filterId = 0;
+    if (filter !== undefined) {
+      filterId = this.filterIds.get(filter) ?? this.nextFilterId++;
+      this.filterIds.set(filter, filterId);
+    }
+    const key = `${policy.asn}|${policy.ebgp}|${policy.rrClient}|${policy.nextHop ?? 'auto'}|${local.address}|${filterId}`;
+    const existing = this.groups.get(key);
+    if (existing !== undefined) return existing;
+    // The group's policy is the peers' with an address no peer has: "not back to the sender" is per member.
+    const shared: PeerPolicy = { ...policy, address: -1 };
+    const group = new UpdateGroup<PeerEntry>(new AdjRibOut(this.table), new PeerExport(shared, local, this.table));
+    for (const best of this.locRib.bestRoutes()) group.out.setDesired(best.key, group.exporter.attributes(best));
+    this.groups.set(key, group);
+    this.groupKeys.set(group, key);
+    return group;
+  }
+
+  private leaveGroup(entry: PeerEntry): void {
+    const group = entry.group;
+    group.remove(entry);
+    if (group.size > 0) return;
+    const key = this.groupKeys.get(group);
+    if (key !== undefined) this.groups.delete(key);
+    this.groupKeys.delete(group);
+    this.dirty.delete(group);
+    group.clear();
   }
 
   /** Routes a session's events into the routing core while it is the peer's current session. */
@@ -493,8 +536,8 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     session.on('routeRefresh', () => {
       if (!current()) return;
       // RFC 2918 §4: answer a ROUTE-REFRESH with the whole Adj-RIB-Out.
-      entry.ribOut.resetAdvertised();
-      this.markDirty(entry);
+      entry.group.reset(entry, 'refresh');
+      this.markDirty(entry.group);
     });
     session.on('notification', (e) => {
       if (this.peers.get(peer) !== entry) return;
@@ -513,9 +556,14 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     entry.ribIn.setSource(this.sourceOf(entry.policy, negotiated.peerBgpId));
     // Next hop self is the address of this connection; rebuild the exporter if it is not the one assumed.
     const localAddress = session.localAddress !== undefined ? parseIpv4(session.localAddress) : undefined;
-    if (localAddress !== undefined && localAddress !== entry.exporter.local.address) {
-      entry.exporter = new PeerExport(entry.policy, { ...this.local, address: localAddress }, this.table);
-      for (const best of this.locRib.bestRoutes()) entry.ribOut.setDesired(best.key, entry.exporter.attributes(best));
+    if (localAddress !== undefined && localAddress !== entry.local.address) {
+      // Routes kept through its graceful restart may still be best: they stay exceptions in the new group.
+      const own: number[] = [];
+      for (const route of entry.ribIn.routes()) if (this.locRib.best(route.key)?.source.address === entry.policy.address) own.push(route.key);
+      this.leaveGroup(entry);
+      entry.local = { ...this.local, address: localAddress };
+      entry.group = this.groupFor(entry.policy, entry.local);
+      entry.group.add(entry, entry.policy.address, own);
     }
     // RFC 4724 §4.2: stale routes stay only if the peer is back with the F bit for IPv4 unicast.
     if (entry.staleTimer) {
@@ -528,9 +576,9 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
       }
     }
     // RFC 4271 §9.2: a new session gets the whole Adj-RIB-Out, then End-of-RIB (RFC 4724 §2).
-    entry.ribOut.resetAdvertised();
+    entry.group.reset(entry, 'fresh');
     if (!this.deferring) {
-      this.flushPeer(entry);
+      this.flushGroup(entry.group);
       session.sendUpdates([encodeEndOfRib()]);
     } else {
       this.checkDeferral();
@@ -592,9 +640,9 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
   /** Best-route changes → every peer's desired state; then one coalesced flush. */
   private propagate(changes: readonly BestChange[]): void {
     if (changes.length === 0) return;
-    for (const entry of this.peers.values()) {
-      for (const change of changes) entry.ribOut.setDesired(change.key, change.best ? entry.exporter.attributes(change.best) : null);
-      if (entry.ribOut.hasPending()) this.markDirty(entry);
+    for (const group of this.groups.values()) {
+      group.apply(changes);
+      if (group.hasPending()) this.markDirty(group);
     }
     if (this.listenerCount('bestChanged') > 0) {
       this.emit(
@@ -604,8 +652,8 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     }
   }
 
-  private markDirty(entry: PeerEntry): void {
-    this.dirty.add(entry);
+  private markDirty(group: UpdateGroup<PeerEntry>): void {
+    this.dirty.add(group);
     this.scheduleFlush();
   }
 
@@ -617,19 +665,45 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
       this.flushScheduled = false;
       const dirty = [...this.dirty];
       this.dirty.clear();
-      for (const entry of dirty) if (this.peers.get(entry.spec.address) === entry) this.flushPeer(entry);
+      for (const group of dirty) if (this.groupKeys.has(group)) this.flushGroup(group);
     });
   }
 
-  /** Sends `entry` the difference between desired and advertised, packed into as few UPDATEs as fit. */
-  private flushPeer(entry: PeerEntry): void {
-    if (!entry.session.established || this.deferring || !entry.ribOut.hasPending()) return;
-    const batch = entry.ribOut.pending();
-    const ctx = entry.session.codecContext;
-    const messages: Uint8Array[] = [];
-    if (batch.withdraw.length > 0) messages.push(...encodeWithdrawals(batch.withdraw, ctx));
-    for (const group of batch.announce) messages.push(...encodeUpdates(group.attrs, group.prefixes, ctx));
-    if (entry.session.sendUpdates(messages)) entry.ribOut.markSent(batch);
+  /**
+   * Sends every Established member of `group` the difference between what it should have and what it was
+   * sent. The group's batch is encoded once per codec context; members only re-encode their exceptions.
+   */
+  private flushGroup(group: UpdateGroup<PeerEntry>): void {
+    if (this.deferring) return;
+    const plan = group.flush((entry) => entry.session.established && this.peers.get(entry.spec.address) === entry);
+    const encoded = new Map<string, { withdraw?: Uint8Array[]; announce: Array<Uint8Array[] | undefined> }>();
+    for (const send of plan.sends) {
+      const session = send.member.session;
+      const ctx = session.codecContext;
+      const ctxKey = `${ctx.fourOctetAs}|${ctx.ebgp === true}`;
+      let shared = encoded.get(ctxKey);
+      if (shared === undefined) {
+        shared = { announce: [] };
+        encoded.set(ctxKey, shared);
+      }
+      const messages: Uint8Array[] = [];
+      const add = (list: readonly Uint8Array[]): void => {
+        for (const m of list) messages.push(m);
+      };
+      if (send.sharedWithdraw) add((shared.withdraw ??= encodeWithdrawals(plan.batch.withdraw, ctx)));
+      if (send.withdraw.length > 0) add(encodeWithdrawals(send.withdraw, ctx));
+      for (const index of send.shared) {
+        let list = shared.announce[index];
+        if (list === undefined) {
+          const g = plan.batch.announce[index]!;
+          list = encodeUpdates(g.attrs, g.prefixes, ctx);
+          shared.announce[index] = list;
+        }
+        add(list);
+      }
+      for (const g of send.announce) add(encodeUpdates(g.attrs, g.prefixes, ctx));
+      if (messages.length > 0 && !session.sendUpdates(messages)) group.reset(send.member, 'fresh');
+    }
   }
 
   // ---- graceful restart: the restarting side ------------------------------------------------------------
@@ -654,11 +728,8 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     if (this.deferralTimer) this.config.clock.clearTimeout(this.deferralTimer);
     this.deferralTimer = null;
     this.config.logger.info({ reason }, 'graceful restart: route selection deferral over, sending routes');
-    for (const entry of this.peers.values()) {
-      if (!entry.session.established) continue;
-      this.flushPeer(entry);
-      entry.session.sendUpdates([encodeEndOfRib()]);
-    }
+    for (const group of this.groups.values()) this.flushGroup(group);
+    for (const entry of this.peers.values()) if (entry.session.established) entry.session.sendUpdates([encodeEndOfRib()]);
     this.emit('ready');
   }
 

@@ -102,6 +102,50 @@ export class AdjRibOut {
     return { announce, withdraw: withdraw.sort(byKey).map(prefixFromKey) };
   }
 
+  /** True when `key` is among the differences (the peer is behind for it). */
+  isPending(key: number): boolean {
+    return this.behind.has(key);
+  }
+
+  /** How many prefixes differ. */
+  get pendingSize(): number {
+    return this.behind.size;
+  }
+
+  /**
+   * `pending()` as prefix keys, plus each announcement group's index by attribute set. Used by update groups,
+   * which commit with `markAllSent()` in the same synchronous turn.
+   */
+  pendingKeys(): { announce: Array<{ attrs: Attrs; keys: number[] }>; withdraw: number[] } {
+    const groups = new Map<Attrs, number[]>();
+    const withdraw: number[] = [];
+    for (const key of this.behind.keys()) {
+      const want = this.desired.get(key);
+      if (want === undefined) {
+        withdraw.push(key);
+        continue;
+      }
+      const keys = groups.get(want);
+      if (keys === undefined) groups.set(want, [key]);
+      else keys.push(key);
+    }
+    const byKey = (a: number, b: number): number => a - b;
+    const announce: Array<{ attrs: Attrs; keys: number[] }> = [];
+    for (const [attrs, keys] of groups) announce.push({ attrs, keys: keys.sort(byKey) });
+    return { announce, withdraw: withdraw.sort(byKey) };
+  }
+
+  /** Every difference reached the peer (desired has not moved since `pending()`/`pendingKeys()`). */
+  markAllSent(): void {
+    for (const had of this.behind.values()) if (had !== null) this.table.release(had);
+    this.behind = new Map();
+  }
+
+  /** Every desired entry, for a full table. */
+  desiredEntries(): IterableIterator<[number, Attrs]> {
+    return this.desired.entries();
+  }
+
   /** Records that `batch` (from `pending()`) reached the peer. */
   markSent(batch: PendingUpdates): void {
     for (const group of batch.announce) {

@@ -34,3 +34,5 @@ export {
 export type { LocalSpeaker, NextHopMode, PeerPolicy } from './policy.js';
 export { AdjRibOut } from './adj-rib-out.js';
 export type { AnnounceGroup, PendingUpdates } from './adj-rib-out.js';
+export { UpdateGroup } from './update-group.js';
+export type { GroupFlush, MemberMode, MemberSend } from './update-group.js';

@@ -179,6 +179,82 @@ describe('Speaker: route reflection (RFC 4456)', () => {
   });
 });
 
+describe('Speaker: update groups (peers with identical export share one Adj-RIB-Out)', () => {
+  async function clients(count: number, extra: (i: number) => Partial<PeerSpec> = () => ({})) {
+    const l = await lab();
+    const cs = Array.from({ length: count }, (_, i) => l.peer(`127.0.0.${11 + i}`, 64512));
+    l.speaker.setPeers(cs.map((c, i) => specOf(c, 64512, { rrClient: true, ...extra(i) })));
+    for (const c of cs) c.session.start();
+    await l.settle();
+    for (const c of cs) expect(c.session.established).toBe(true);
+    return { ...l, cs };
+  }
+  const block = (i: number, j: number) => `10.${100 + i}.${j}.0/26`;
+
+  it('sends every client the others\' routes and never its own, and moves a prefix to its new owner', async () => {
+    const { cs, announce, withdraw, settle, speaker } = await clients(4);
+    expect(cs.length).toBe(4);
+    cs.forEach((c, i) => {
+      for (let j = 0; j < 3; j++) announce(c, block(i, j), { asPath: [], nextHop: nh(`198.18.0.${11 + i}`), localPref: 100 });
+    });
+    await settle();
+    cs.forEach((c, i) => {
+      const want = cs.flatMap((_, k) => (k === i ? [] : [0, 1, 2].map((j) => block(k, j)))).sort();
+      expect([...c.table.keys()].sort()).toEqual(want);
+      expect(c.table.get(block((i + 1) % 4, 0))?.originatorId).toBe(parseIpv4(cs[(i + 1) % 4]!.address));
+    });
+    const status = speaker.peerStatus();
+    expect(status.map((s) => s.routesAdvertised)).toEqual([9, 9, 9, 9]);
+    // c1 also announces c0's first block with a worse LOCAL_PREF; when c0 withdraws it, c1's becomes best:
+    // c1 must lose the reflected copy (now its own), the others get c1's.
+    const [c0, c1, c2] = cs as [Peer, Peer, Peer];
+    announce(c1, block(0, 0), { asPath: [], nextHop: nh('198.18.0.12'), localPref: 50 });
+    await settle();
+    expect(c1.table.get(block(0, 0))?.originatorId).toBe(parseIpv4(c0.address));
+    withdraw(c0, block(0, 0));
+    await settle();
+    expect(c1.table.has(block(0, 0))).toBe(false);
+    expect(c0.table.get(block(0, 0))?.originatorId).toBe(parseIpv4(c1.address));
+    expect(c2.table.get(block(0, 0))?.originatorId).toBe(parseIpv4(c1.address));
+    // And back: c0 announces again with the better LOCAL_PREF.
+    announce(c0, block(0, 0), { asPath: [], nextHop: nh('198.18.0.11'), localPref: 100 });
+    await settle();
+    expect(c0.table.has(block(0, 0))).toBe(false);
+    expect(c1.table.get(block(0, 0))?.originatorId).toBe(parseIpv4(c0.address));
+  });
+
+  it('gives a member that reconnects the whole table while the others get only what changed', async () => {
+    const { cs, announce, settle, clock } = await clients(3);
+    const [c0, c1, c2] = cs as [Peer, Peer, Peer];
+    announce(c0, block(0, 0), { asPath: [], nextHop: nh('198.18.0.11'), localPref: 100 });
+    await settle();
+    expect(c2.table.has(block(0, 0))).toBe(true);
+    c2.session.stop();
+    await settle();
+    c2.table.clear();
+    announce(c0, block(0, 1), { asPath: [], nextHop: nh('198.18.0.11'), localPref: 100 });
+    await settle();
+    const updatesBefore = c1.updates;
+    c2.session.start();
+    await clock.advanceAsync(10_000);
+    expect(c2.session.established).toBe(true);
+    expect([...c2.table.keys()].sort()).toEqual([block(0, 0), block(0, 1)].sort());
+    expect(c1.updates).toBe(updatesBefore); // in sync: nothing re-sent to it
+    expect(c0.table.size).toBe(0);
+  });
+
+  it('keeps peers whose export filter differs in separate groups', async () => {
+    const onlyFirst = (route: import('../../bgp/rib/index.js').Route) => (route.prefix.addr === parsePrefix(block(0, 0)).addr ? route : null);
+    const { cs, announce, settle } = await clients(3, (i) => (i === 2 ? { exportFilter: onlyFirst } : {}));
+    const [c0, c1, c2] = cs as [Peer, Peer, Peer];
+    for (let j = 0; j < 2; j++) announce(c0, block(0, j), { asPath: [], nextHop: nh('198.18.0.11'), localPref: 100 });
+    await settle();
+    expect([...c1.table.keys()].sort()).toEqual([block(0, 0), block(0, 1)].sort());
+    expect([...c2.table.keys()]).toEqual([block(0, 0)]);
+    expect(c0.table.size).toBe(0);
+  });
+});
+
 describe('Speaker: iBGP and eBGP rules', () => {
   it('does not pass iBGP routes to other iBGP peers without reflection (split horizon)', async () => {
     const l = await lab();

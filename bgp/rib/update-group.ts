@@ -1,0 +1,271 @@
+// Update groups: peers whose export is identical share one Adj-RIB-Out and one encoding of each UPDATE.
+//
+// Owns: the group's desired set (export policy run once per best-route change, not once per peer), the
+// group's view of what its in-sync members were sent, and per member only what differs from the group:
+// - `own`: prefixes whose best route came from that member. It must never get them back (RFC 4271 §9.2,
+//   RFC 4456 §6: not to the peer a route came from), so for those its desired state is "nothing". Only
+//   prefixes the group exports are kept, so a peer whose routes go nowhere (a plain iBGP receiver) costs
+//   nothing here.
+// - `sent`: prefixes the member does not have although the group view does (its own, as last flushed).
+// - `touched`: prefixes that entered or left `own` since the last flush.
+// - `mode`: 'fresh' (the peer has nothing: a new session, or it was not Established at a flush), 'refresh'
+//   (RFC 2918 §4: send everything again), 'sync'.
+//
+// Who is grouped is the speaker's business (same AS and eBGP-ness, route-reflector client or not, next-hop
+// mode, local next-hop address and export filter identity). The group's exporter must not apply "not back
+// to the sender" itself (its policy has no real peer address): that is what `own` does per member.
+// Choice recorded: tortie keeps the exception list rather than sending a route back and relying on the
+// receiver's loop checks, which non-client iBGP and eBGP peers do not have for this case.
+//
+// Why this is hard: one flush must give every member exactly its own diff while sharing the encoded
+// messages. `flush()` returns the group's batch (what the group view lacks) and, per member, which of the
+// batch's announcement groups (and the withdrawals) go out as they are, plus what that member needs on its
+// own: its exceptions, the announcement groups re-cut without them, a full table for a fresh member. It
+// commits the group view at once: the speaker sends synchronously and calls `reset(member, 'fresh')` for
+// any member whose send failed.
+//
+// Imports only the rib's own modules; pure (no sockets, no timers).
+
+import { prefixFromKey } from '../ip.js';
+import type { Prefix } from '../types.js';
+import type { AdjRibOut, PendingUpdates } from './adj-rib-out.js';
+import type { Attrs } from './attrs.js';
+import type { BestChange } from './loc-rib.js';
+import type { PeerExport } from './policy.js';
+
+export type MemberMode = 'fresh' | 'refresh' | 'sync';
+
+/** What one member is sent in a flush. */
+export interface MemberSend<M> {
+  readonly member: M;
+  /** Withdrawals only this member gets (sent before any announcement). */
+  readonly withdraw: readonly Prefix[];
+  /** The batch's withdrawals go to this member as encoded for the group. */
+  readonly sharedWithdraw: boolean;
+  /** Indexes into the batch's announcement groups that go to this member as encoded for the group. */
+  readonly shared: readonly number[];
+  /** Announcements only this member gets. */
+  readonly announce: PendingUpdates['announce'];
+}
+
+/** One flush: the group batch (encode once) and what each ready member is sent. */
+export interface GroupFlush<M> {
+  readonly batch: PendingUpdates;
+  readonly sends: ReadonlyArray<MemberSend<M>>;
+}
+
+interface MemberState<M> {
+  readonly member: M;
+  readonly address: number;
+  own: Set<number>;
+  sent: Set<number>;
+  touched: Set<number>;
+  mode: MemberMode;
+}
+
+const byKey = (a: number, b: number): number => a - b;
+
+function toAnnounce(groups: Map<Attrs, number[]>): PendingUpdates['announce'] {
+  const out: Array<{ attrs: Attrs; prefixes: Prefix[] }> = [];
+  for (const [attrs, keys] of groups) out.push({ attrs, prefixes: keys.sort(byKey).map(prefixFromKey) });
+  return out;
+}
+
+function push(groups: Map<Attrs, number[]>, attrs: Attrs, key: number): void {
+  const keys = groups.get(attrs);
+  if (keys === undefined) groups.set(attrs, [key]);
+  else keys.push(key);
+}
+
+export class UpdateGroup<M> {
+  private readonly members = new Map<M, MemberState<M>>();
+  private readonly byAddress = new Map<number, MemberState<M>>();
+
+  /**
+   * @param out the group's Adj-RIB-Out: desired = the group's export; "advertised" = what in-sync members have
+   * @param exporter export for the group's shared policy (its peer address matches no member)
+   */
+  constructor(
+    readonly out: AdjRibOut,
+    readonly exporter: PeerExport,
+  ) {}
+
+  get size(): number {
+    return this.members.size;
+  }
+
+  has(member: M): boolean {
+    return this.members.has(member);
+  }
+
+  /**
+   * Adds a member that has nothing yet (mode 'fresh'). `ownKeys`: prefixes whose best route comes from it
+   * now (routes kept through its graceful restart); only those the group exports are kept.
+   */
+  add(member: M, address: number, ownKeys: Iterable<number> = []): void {
+    const own = new Set<number>();
+    for (const key of ownKeys) if (this.out.desiredOf(key) !== undefined) own.add(key);
+    const state: MemberState<M> = { member, address, own, sent: new Set(), touched: new Set(), mode: 'fresh' };
+    this.members.set(member, state);
+    this.byAddress.set(address, state);
+  }
+
+  remove(member: M): void {
+    const state = this.members.get(member);
+    if (state === undefined) return;
+    this.members.delete(member);
+    if (this.byAddress.get(state.address) === state) this.byAddress.delete(state.address);
+  }
+
+  /** The member lost everything (new session: 'fresh') or asked for everything again ('refresh'). */
+  reset(member: M, mode: 'fresh' | 'refresh'): void {
+    const state = this.members.get(member);
+    if (state === undefined) return;
+    if (mode === 'fresh') {
+      state.sent.clear();
+      state.touched.clear();
+      state.mode = 'fresh';
+    } else if (state.mode === 'sync') {
+      state.mode = 'refresh';
+    }
+  }
+
+  modeOf(member: M): MemberMode | undefined {
+    return this.members.get(member)?.mode;
+  }
+
+  /** Best-route changes → the group's desired set and the members' exceptions. */
+  apply(changes: readonly BestChange[]): void {
+    for (const change of changes) {
+      const best = change.best;
+      const desired = best === null ? null : this.exporter.attributes(best);
+      this.out.setDesired(change.key, desired);
+      const previous = change.previous;
+      const before = previous === null || previous.source.local ? undefined : this.byAddress.get(previous.source.address);
+      const after = best === null || desired === null || best.source.local ? undefined : this.byAddress.get(best.source.address);
+      if (before !== undefined && before !== after && before.own.delete(change.key)) before.touched.add(change.key);
+      if (after !== undefined && !after.own.has(change.key)) {
+        after.own.add(change.key);
+        after.touched.add(change.key);
+      }
+    }
+  }
+
+  /** Something to send to someone (fresh members are flushed when their session comes up). */
+  hasPending(): boolean {
+    if (this.out.hasPending()) return true;
+    for (const state of this.members.values()) if (state.touched.size > 0 || state.mode === 'refresh') return true;
+    return false;
+  }
+
+  /**
+   * Everything to send now, and the group view committed as sent. `ready(m)`: the member can be sent to
+   * (Established, not deferring); a member that is not becomes 'fresh' and gets the whole table later.
+   */
+  flush(ready: (member: M) => boolean): GroupFlush<M> {
+    const keyed = this.out.pendingKeys();
+    const batchSize = this.out.pendingSize;
+    const batch: PendingUpdates = {
+      announce: keyed.announce.map((g) => ({ attrs: g.attrs, prefixes: g.keys.map(prefixFromKey) })),
+      withdraw: keyed.withdraw.map(prefixFromKey),
+    };
+    let indexOf: Map<Attrs, number> | undefined;
+    const allShared = keyed.announce.map((_, i) => i);
+    const sends: Array<MemberSend<M>> = [];
+    for (const state of this.members.values()) {
+      if (!ready(state.member)) {
+        this.reset(state.member, 'fresh');
+        continue;
+      }
+      if (state.mode === 'fresh') {
+        sends.push(this.fullTable(state));
+        continue;
+      }
+      // Prefixes where this member may differ from the group: exceptions that moved, and exceptions in the batch.
+      const concerns = new Set<number>(state.touched);
+      if (state.own.size + state.sent.size <= batchSize) {
+        for (const key of state.own) if (this.out.isPending(key)) concerns.add(key);
+        for (const key of state.sent) if (this.out.isPending(key)) concerns.add(key);
+      } else if (state.own.size > 0 || state.sent.size > 0) {
+        for (const g of keyed.announce) for (const key of g.keys) if (state.own.has(key) || state.sent.has(key)) concerns.add(key);
+        for (const key of keyed.withdraw) if (state.own.has(key) || state.sent.has(key)) concerns.add(key);
+      }
+      if (concerns.size === 0 && state.mode === 'sync') {
+        if (batchSize > 0) sends.push({ member: state.member, withdraw: [], sharedWithdraw: keyed.withdraw.length > 0, shared: allShared, announce: [] });
+        continue;
+      }
+      const announce = new Map<Attrs, number[]>();
+      const withdraw: number[] = [];
+      const recut = new Set<number>();
+      let recutWithdraw = false;
+      for (const key of concerns) {
+        const want = state.own.has(key) ? undefined : this.out.desiredOf(key);
+        const has = state.sent.has(key) ? undefined : this.out.advertisedOf(key);
+        if (this.out.isPending(key)) {
+          const inBatch = this.out.desiredOf(key);
+          if (inBatch === undefined) recutWithdraw = true;
+          else {
+            indexOf ??= new Map(keyed.announce.map((g, i) => [g.attrs, i]));
+            recut.add(indexOf.get(inBatch) as number);
+          }
+        }
+        if (want === has) continue;
+        if (want === undefined) withdraw.push(key);
+        else push(announce, want, key);
+      }
+      // Batch parts that carry one of this member's exceptions are re-cut without them.
+      for (const index of recut) {
+        const group = keyed.announce[index] as { attrs: Attrs; keys: number[] };
+        for (const key of group.keys) if (!concerns.has(key)) push(announce, group.attrs, key);
+      }
+      if (recutWithdraw) for (const key of keyed.withdraw) if (!concerns.has(key)) withdraw.push(key);
+      if (state.mode === 'refresh') {
+        // RFC 2918 §4: everything again; what the batch carries is already in.
+        for (const [key, attrs] of this.out.desiredEntries()) {
+          if (!concerns.has(key) && !state.own.has(key) && !this.out.isPending(key)) push(announce, attrs, key);
+        }
+      }
+      for (const key of concerns) {
+        if (state.own.has(key)) state.sent.add(key);
+        else state.sent.delete(key);
+      }
+      state.touched.clear();
+      state.mode = 'sync';
+      sends.push({
+        member: state.member,
+        withdraw: withdraw.sort(byKey).map(prefixFromKey),
+        sharedWithdraw: !recutWithdraw && keyed.withdraw.length > 0,
+        shared: recut.size === 0 ? allShared : allShared.filter((i) => !recut.has(i)),
+        announce: toAnnounce(announce),
+      });
+    }
+    this.out.markAllSent();
+    return { batch, sends };
+  }
+
+  /** Prefixes the group view has and `member` has too (for status). */
+  advertisedCount(member: M): number {
+    const state = this.members.get(member);
+    if (state === undefined || state.mode === 'fresh') return 0;
+    let count = this.out.advertisedSize;
+    for (const key of state.sent) if (this.out.advertisedOf(key) !== undefined) count--;
+    return count;
+  }
+
+  /** Drops the group's state (its last member left). */
+  clear(): void {
+    this.members.clear();
+    this.byAddress.clear();
+    this.out.clear();
+  }
+
+  /** A fresh member: the whole desired set except its own routes (RFC 4271 §9.2: the whole Adj-RIB-Out). */
+  private fullTable(state: MemberState<M>): MemberSend<M> {
+    const announce = new Map<Attrs, number[]>();
+    for (const [key, attrs] of this.out.desiredEntries()) if (!state.own.has(key)) push(announce, attrs, key);
+    state.sent = new Set(state.own);
+    state.touched.clear();
+    state.mode = 'sync';
+    return { member: state.member, withdraw: [], sharedWithdraw: false, shared: [], announce: toAnnounce(announce) };
+  }
+}
