@@ -549,7 +549,8 @@ class KubernetesDatastore implements Datastore {
 
   async update<K extends Kind>(resource: Resource<K>): Promise<Resource<K>> {
     const what = describe(resource.kind, resource.metadata.name, resource.metadata.namespace);
-    const wanted = resource.metadata.resourceVersion;
+    // An empty resourceVersion is no resourceVersion: unconditional.
+    const wanted = resource.metadata.resourceVersion || undefined;
     const mapping = crdMapping(resource.kind);
     if (!mapping && resource.kind !== 'Node') throw this.readOnly(resource.kind, 'update', what);
     for (let attempt = 1; ; attempt++) {
@@ -604,7 +605,7 @@ class KubernetesDatastore implements Datastore {
         version: CRD_VERSION,
         plural: mapping.plural,
         name: mapping.objectName(name),
-        ...(options.revision !== undefined ? { body: { preconditions: { resourceVersion: options.revision } } } : {}),
+        ...(options.revision ? { body: { preconditions: { resourceVersion: options.revision } } } : {}),
       })) as CrdObject;
       return crdToResource(kind, obj);
     } catch (err) {

@@ -52,4 +52,14 @@ describe('IPAM over the kubernetes datastore', () => {
     expect(blockPuts.filter((c) => c.status === 409).length).toBeGreaterThan(0);
     expect(blockPuts.filter((c) => c.status === 200).length).toBeGreaterThanOrEqual(60);
   }, 120_000);
+
+  it('releasing every handle at once frees every address exactly once and deletes the handles', async () => {
+    const released = await Promise.all(Array.from({ length: 60 }, (_, k) => new Ipam(clients[k % NODES]!).releaseByHandle(`pod-${k}`)));
+    expect(released.flat()).toHaveLength(60);
+    expect(new Set(released.flat()).size).toBe(60);
+    const stored = (await clients[0]!.list('IPAMBlock')).items;
+    expect(stored.length).toBeGreaterThan(0);
+    expect(stored.every((b) => b.spec.allocations.every((a) => a === null))).toBe(true);
+    expect((await clients[0]!.list('IPAMHandle')).items).toEqual([]);
+  }, 120_000);
 });
