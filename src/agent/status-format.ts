@@ -1,0 +1,171 @@
+// What `tortie node status` and `tortie node routes` print, as pure functions of the agent's snapshot.
+//
+// `peerRow` turns one Speaker session (BGP FSM state, last state change, last error) plus the planner's
+// DesiredPeer into the columns calico-node shows, which are BIRD's `show protocols` columns as calicoctl
+// re-prints them: STATE is BIRD's protocol state ("up" once Established, "start" while the session is
+// being brought up), INFO is the BGP state name followed by BIRD's last-error text ("Active Socket:
+// Connection refused"), SINCE is BIRD's default "iso short" time: HH:MM:SS local time for changes less
+// than 20 hours old, YYYY-MM-DD for older ones.
+// `formatNodeStatus` lays these out exactly as `calicoctl node status` does: a first line, a blank line,
+// "IPv4 BGP status", a +---+ boxed table (headers upper-case and centred, cells left-aligned) or
+// "No IPv4 peers found.", a blank line, and the same for IPv6.
+//
+// Why this is hard: people and scripts compare this output with Calico's byte for byte, so spacing,
+// ordering and the words used are part of the contract; the Speaker's lastError is free text written for
+// logs, so the INFO suffix is recovered from it by one table of patterns, and anything unrecognised is
+// left out of the table (it stays in the JSON output) rather than guessed at.
+
+import type { PeerStatus } from '../../bgp/speaker.js';
+import { describeErrno } from '../../bgp/transport.js';
+import { tryParseIpv4 } from '../../bgp/ip.js';
+import { PEER_TYPE_LABEL, type AgentStatus, type DesiredPeer, type PeerStatusRow, type RouteRow } from './types.js';
+
+/** BIRD's protocol state (the STATE column) for each BGP FSM state (RFC 4271 §8.2.2). */
+const STATE_COLUMN: Readonly<Record<string, string>> = {
+  Idle: 'start',
+  Connect: 'start',
+  Active: 'start',
+  OpenSent: 'start',
+  OpenConfirm: 'start',
+  Established: 'up',
+};
+
+/**
+ * BIRD's last-error prefixes, recovered from the Speaker's lastError text. The first pattern that matches
+ * wins; its result is appended to the BGP state name in the INFO column.
+ */
+const LAST_ERROR_INFO: ReadonlyArray<{ pattern: RegExp; info: (match: RegExpMatchArray) => string }> = [
+  // A transport failure names its errno in parentheses: "connect to 10.0.0.2:179: Connection refused (ECONNREFUSED)".
+  { pattern: /\((E[A-Z]+|ABORTED)\)/, info: (m) => `Socket: ${describeErrno(m[1] ?? '')}` },
+  { pattern: /^connection closed by the peer/, info: () => 'Socket: Connection closed' },
+  // NOTIFICATIONs: "received NOTIFICATION OPEN Message Error / Bad Peer AS", "sent NOTIFICATION Hold Timer Expired: ...".
+  { pattern: /^received NOTIFICATION (?:[^/:]+ \/ )?([^:]+)/, info: (m) => `Received: ${(m[1] ?? '').trim()}` },
+  { pattern: /^sent NOTIFICATION (?:[^/:]+ \/ )?([^:]+)/, info: (m) => `BGP Error: ${(m[1] ?? '').trim()}` },
+];
+
+/** The INFO suffix for a session's last error, or undefined when the text is not one BIRD would show. */
+export function lastErrorInfo(lastError: string | undefined): string | undefined {
+  if (!lastError) return undefined;
+  for (const rule of LAST_ERROR_INFO) {
+    const match = lastError.match(rule.pattern);
+    if (match) return rule.info(match);
+  }
+  return undefined;
+}
+
+/** BIRD's "iso short" switch-over: changes younger than this show the time of day, older ones the date. */
+const NEAR_MS = 20 * 3600 * 1000;
+
+const two = (n: number) => String(n).padStart(2, '0');
+
+/**
+ * The SINCE column: "HH:MM:SS" (local time) when `since` is less than 20 hours before `now`, else
+ * "YYYY-MM-DD". `utcOffsetMinutes` is the local zone's offset east of UTC (default: this process's zone).
+ */
+export function formatSince(since: number, now: number, utcOffsetMinutes?: number): string {
+  const offset = utcOffsetMinutes ?? -new Date(since).getTimezoneOffset();
+  const local = new Date(since + offset * 60_000);
+  if (now - since < NEAR_MS) return `${two(local.getUTCHours())}:${two(local.getUTCMinutes())}:${two(local.getUTCSeconds())}`;
+  return `${local.getUTCFullYear()}-${two(local.getUTCMonth() + 1)}-${two(local.getUTCDate())}`;
+}
+
+export interface PeerRowInput {
+  /** The Speaker's view of the session (Speaker.peerStatus()); `since` is on the same clock as `now`. */
+  peer: PeerStatus;
+  /** What the planner asked for; undefined for a session the plan no longer has (shown as type "unknown"). */
+  desired?: DesiredPeer;
+  /** Wall-clock ms. */
+  now: number;
+  /** Offset of the local zone east of UTC in minutes, for the SINCE column (default: this process's zone). */
+  utcOffsetMinutes?: number;
+}
+
+/** One row of `tortie node status`, as calico-node's BIRD would show the session. */
+export function peerRow(input: PeerRowInput): PeerStatusRow {
+  const { peer, desired, now } = input;
+  const established = peer.state === 'Established';
+  const suffix = established ? undefined : lastErrorInfo(peer.lastError);
+  return {
+    address: desired?.address ?? peer.address,
+    type: desired ? PEER_TYPE_LABEL[desired.type] : 'unknown',
+    name: desired?.name ?? `Peer_${peer.address.replace(/[.:]/g, '_')}`,
+    state: STATE_COLUMN[peer.state] ?? 'start',
+    since: formatSince(peer.since, now, input.utcOffsetMinutes),
+    info: suffix ? `${peer.state} ${suffix}` : peer.state,
+    bgpState: peer.state,
+    sinceIso: new Date(peer.since).toISOString(),
+    uptimeMs: established ? Math.max(0, now - peer.since) : null,
+    routesReceived: peer.routesReceived,
+    routesAccepted: peer.routesAccepted,
+    routesAdvertised: peer.routesAdvertised,
+    ...(peer.lastError ? { lastError: peer.lastError } : {}),
+  };
+}
+
+/**
+ * A calicoctl-style boxed table: +---+ rules, headers centred (the odd space goes right), every cell
+ * left-aligned and padded one space each side.
+ */
+export function boxTable(headers: readonly string[], rows: ReadonlyArray<readonly string[]>): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? '').length)));
+  const rule = `+${widths.map((w) => '-'.repeat(w + 2)).join('+')}+`;
+  const centre = (text: string, width: number) => {
+    const left = Math.floor((width - text.length) / 2);
+    return ' '.repeat(left) + text + ' '.repeat(width - text.length - left);
+  };
+  const header = `|${headers.map((h, i) => ` ${centre(h, widths[i] ?? 0)} `).join('|')}|`;
+  const body = rows.map((row) => `|${widths.map((w, i) => ` ${(row[i] ?? '').padEnd(w)} `).join('|')}|`);
+  return [rule, header, rule, ...body, rule].join('\n') + '\n';
+}
+
+const PEER_HEADERS = ['PEER ADDRESS', 'PEER TYPE', 'STATE', 'SINCE', 'INFO'];
+
+function peerSection(family: 'IPv4' | 'IPv6', peers: readonly PeerStatusRow[]): string {
+  const title = `${family} BGP status\n`;
+  if (peers.length === 0) return `${title}No ${family} peers found.\n\n`;
+  return `${title}${boxTable(PEER_HEADERS, peers.map((p) => [p.address, p.type, p.state, p.since, p.info]))}\n`;
+}
+
+/** `tortie node status` in calicoctl's layout; peers are listed in the order given. */
+export function formatNodeStatus(status: AgentStatus): string {
+  const v6 = (p: PeerStatusRow) => p.address.includes(':');
+  return `${status.summary}\n\n${peerSection('IPv4', status.peers.filter((p) => !v6(p)))}${peerSection('IPv6', status.peers.filter(v6))}`;
+}
+
+/** AS_PATH for people: sequences as numbers separated by spaces, AS_SETs in braces (RFC 4271 §4.3). */
+export function formatAsPath(path: RouteRow['asPath']): string {
+  if (path.length === 0) return '-';
+  return path.map((segment) => (Array.isArray(segment) ? `{${segment.join(' ')}}` : String(segment))).join(' ');
+}
+
+/** Orders IPv4 prefixes by address then length; anything else after them, by text. */
+function comparePrefixes(a: string, b: string): number {
+  const parse = (text: string) => {
+    const [addr, len] = text.split('/');
+    const value = tryParseIpv4(addr ?? '');
+    return value === null ? null : { value, len: Number(len) };
+  };
+  const x = parse(a);
+  const y = parse(b);
+  if (x === null || y === null) return x === null && y === null ? a.localeCompare(b) : x === null ? 1 : -1;
+  return x.value - y.value || x.len - y.len;
+}
+
+const ROUTE_HEADERS = ['PREFIX', 'NEXT HOP', 'AS PATH', 'FROM', 'BEST', 'IN KERNEL'];
+
+/** `tortie node routes`: one row per candidate route, by prefix, the best one first within a prefix. */
+export function formatRoutes(rows: readonly RouteRow[]): string {
+  if (rows.length === 0) return 'No routes.\n';
+  const sorted = [...rows].sort((a, b) => comparePrefixes(a.prefix, b.prefix) || Number(b.best) - Number(a.best) || a.from.localeCompare(b.from));
+  return boxTable(
+    ROUTE_HEADERS,
+    sorted.map((r) => [
+      r.prefix,
+      r.nextHop ?? '-',
+      formatAsPath(r.asPath),
+      r.stale ? `${r.from} (stale)` : r.from,
+      r.best ? 'yes' : 'no',
+      r.inKernel ? 'yes' : 'no',
+    ]),
+  );
+}
