@@ -1,0 +1,104 @@
+// What this node advertises over BGP, and what it lets go to peers: Calico's advertising rules as two
+// pure functions of the IPAM state and the pools.
+//
+//   originatedPrefixes: the blocks affine to this node (block affinity "host:<node>" *and* a confirmed,
+//     not deleted BlockAffinity) whose pool is enabled and exported, plus a /32 for each of this node's
+//     workload addresses that lies in an exported pool but outside those blocks (an address borrowed
+//     from another node's block). Workload /32s inside our own blocks are suppressed: the block covers
+//     them (Calico's aggregation filter rejects them).
+//   calicoExportFilter: a prefix may go to a peer only when it lies inside an enabled pool whose
+//     disableBGPExport is not set (Calico's export filter: reject disableBGPExport pools, accept the
+//     other pools, reject everything else — so an office router's default route is not re-advertised).
+//
+// Why this is hard: the block document, the affinity document and the pool change separately and in any
+// order. A block is ours only when both IPAM records say so — an unconfirmed claim may still lose a race
+// to another node, and advertising it would pull that node's traffic here.
+
+import { formatPrefix, parsePrefix, prefixContains, prefixKey } from '../../bgp/ip.js';
+import type { Prefix } from '../../bgp/types.js';
+import type { Resource } from '../resources/index.js';
+
+export interface AdvertiseInput {
+  nodeName: string;
+  pools: Resource<'IPPool'>[];
+  blocks: Resource<'IPAMBlock'>[];
+  affinities: Resource<'BlockAffinity'>[];
+  workloads: Resource<'WorkloadEndpoint'>[];
+}
+
+/** An IPv4 CIDR, or null for IPv6 or anything unreadable (tortie advertises IPv4 unicast only). */
+function ipv4Prefix(text: string | undefined): Prefix | null {
+  if (text === undefined || !text.includes('.')) return null;
+  try {
+    return parsePrefix(text);
+  } catch {
+    return null;
+  }
+}
+
+/** `inner` lies inside `outer` (BIRD's `net ~ outer`): equal or more specific. */
+function within(inner: Prefix, outer: Prefix): boolean {
+  return inner.len >= outer.len && prefixContains(outer, inner.addr);
+}
+
+interface PoolView {
+  prefix: Prefix;
+  /** Enabled and not disableBGPExport: its routes may be advertised. */
+  exported: boolean;
+}
+
+function poolViews(pools: readonly Resource<'IPPool'>[]): PoolView[] {
+  const views: PoolView[] = [];
+  for (const pool of pools) {
+    const prefix = ipv4Prefix(pool.spec.cidr);
+    if (prefix === null) continue;
+    views.push({ prefix, exported: pool.spec.disabled !== true && pool.spec.disableBGPExport !== true });
+  }
+  return views;
+}
+
+/**
+ * Calico's export filter, as a predicate on a prefix. Reject statements for disableBGPExport pools come
+ * first, so a prefix inside such a pool is refused even if another (overlapping) pool would accept it.
+ */
+export function calicoExportFilter(pools: Resource<'IPPool'>[]): (prefix: { addr: number; len: number }) => boolean {
+  const views = poolViews(pools);
+  const refused = views.filter((p) => !p.exported).map((p) => p.prefix);
+  const accepted = views.filter((p) => p.exported).map((p) => p.prefix);
+  return (prefix) => !refused.some((pool) => within(prefix, pool)) && accepted.some((pool) => within(prefix, pool));
+}
+
+/** The CIDRs this node originates, sorted by address then length, each once. */
+export function originatedPrefixes(input: AdvertiseInput): string[] {
+  const exportable = calicoExportFilter(input.pools);
+  const host = `host:${input.nodeName}`;
+  const confirmed = new Set<number>();
+  for (const a of input.affinities) {
+    if (a.spec.node !== input.nodeName || a.spec.state !== 'confirmed' || a.spec.deleted === true) continue;
+    const prefix = ipv4Prefix(a.spec.cidr);
+    if (prefix !== null) confirmed.add(prefixKey(prefix));
+  }
+
+  const out = new Map<number, Prefix>();
+  const ourBlocks: Prefix[] = [];
+  for (const block of input.blocks) {
+    if (block.spec.affinity !== host || block.spec.deleted === true) continue;
+    const prefix = ipv4Prefix(block.spec.cidr);
+    if (prefix === null || !confirmed.has(prefixKey(prefix)) || !exportable(prefix)) continue;
+    ourBlocks.push(prefix);
+    out.set(prefixKey(prefix), prefix);
+  }
+
+  for (const wep of input.workloads) {
+    if (wep.spec.node !== input.nodeName) continue;
+    for (const network of wep.spec.ipNetworks ?? []) {
+      // A workload address is advertised as a host route, whatever length its ipNetworks entry has.
+      const addr = ipv4Prefix(`${network.split('/')[0] ?? ''}/32`);
+      if (addr === null) continue;
+      if (ourBlocks.some((b) => within(addr, b))) continue; // covered by our block: suppressed
+      if (!exportable(addr)) continue;
+      out.set(prefixKey(addr), addr);
+    }
+  }
+  return [...out.values()].sort((a, b) => a.addr - b.addr || a.len - b.len).map(formatPrefix);
+}
