@@ -11,6 +11,8 @@ commands:
   apply -f FILE   create or update projectcalico.org/v3 resources (also: create, replace, delete)
   get KIND [NAME] print resources (-o table|wide|yaml|json)
   ipam show       IP pool usage (--show-blocks: blocks with node affinity)
+  node run        the node agent (configured by environment variables; 'tortie node --help')
+  node status     BGP peers of the local agent (-o table|json); node routes: its Loc-RIB
   version         print the version
 
 Run 'tortie <command> --help' for a command's options.
@@ -50,6 +52,10 @@ async function main(argv: string[]): Promise<number> {
       readInput: readInput,
       openDatastore: () => openConfiguredDatastore(parsed.config),
     });
+  }
+  if (command === 'node') {
+    const { runNodeCommand } = await import('./node-command.js');
+    return runNodeCommand(sub === undefined ? [] : [sub, ...rest], process.env);
   }
   if (command === 'ipam') {
     const args = sub === undefined ? [] : [sub, ...rest];

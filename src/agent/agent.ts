@@ -1,0 +1,611 @@
+// The node agent (`tortie node run`): wires datastore → cache → planner/advertiser → Speaker, and answers
+// `tortie node status|routes` (control socket) and the kubelet's probes (health server).
+//
+// Startup, in Calico's order: wait for the datastore (WAIT_FOR_DATASTORE), find our address (IP or
+// autodetection, with prefix length), register or update our Node, create the default IPPool unless
+// NO_DEFAULT_POOLS or a pool exists, claim a block, allocate the IPIP tunnel address when an IPIP pool
+// selects us; then start the cache and the Speaker, and replan on every (coalesced) cache change:
+// planPeers → Speaker.setPeers, originatedPrefixes → Speaker.setOriginated (next hop: our address).
+//
+// Why this is hard:
+// - Live reconfiguration must not flap sessions. Speaker.setPeers restarts a peer whose spec changed, and
+//   compares policy hooks by identity, so the export filter is memoised on the pools that shape it.
+// - A new router id, AS, listen address or cluster id needs a new Speaker (BGP has no way to change them
+//   on a session). That swap is done as a graceful restart (RFC 4724): the old sessions' connections are
+//   dropped without NOTIFICATION, so peers (GR helpers) keep our routes as stale; the new Speaker starts
+//   "restarting" (R bit, deferred selection). Meanwhile routes() keeps showing the old Loc-RIB's routes,
+//   marked stale, for prefixes the new one has not learned yet — the forwarding state we preserve.
+// - Readiness is Calico's: no peers → ready; until every peer has been Established once → all must be;
+//   afterwards at least one.
+
+import { hostname, networkInterfaces } from 'node:os';
+import { readFileSync } from 'node:fs';
+import { parseIpv4, formatIpv4, formatPrefix, parsePrefix } from '../../bgp/ip.js';
+import { Speaker, tcpAcceptor, type Acceptor, type OriginatedRoute, type PeerSpec, type RibEntry, type SpeakerConfig } from '../../bgp/speaker.js';
+import { tcpTransport, type Connection, type Transport } from '../../bgp/transport.js';
+import { AsPathSegmentType, Origin } from '../../bgp/types.js';
+import { AlreadyExistsError, ConflictError, type Datastore } from '../datastore/types.js';
+import { Ipam } from '../ipam/index.js';
+import { applyDefaults, parseSelector, API_VERSION, BGP_DEFAULTS, type Resource } from '../resources/index.js';
+import type { Logger } from '../log.js';
+import { calicoExportFilter, originatedPrefixes } from './advertise.js';
+import { autodetectIpv4, interfaceAddresses, prefixLengthOf, type InterfaceAddress } from './autodetect.js';
+import { ResourceCache } from './cache.js';
+import { levelOfSeverity, parseAgentConfig, type AgentConfig } from './config.js';
+import { AgentMetrics } from './metrics.js';
+import { planPeers } from './planner.js';
+import { peerRow } from './status-format.js';
+import type { AgentStatus, DesiredPeer, PeeringPlan, RouteRow } from './types.js';
+
+/** The part of Speaker the agent uses (tests pass a fake). */
+export type SpeakerLike = Pick<Speaker, 'start' | 'stop' | 'setPeers' | 'setOriginated' | 'peerStatus' | 'bestRoutes' | 'on'>;
+
+export interface AgentDeps {
+  datastore: Datastore;
+  logger: Logger;
+  /** Default: a real Speaker over TCP. */
+  createSpeaker?: (config: SpeakerConfig) => SpeakerLike;
+  /** Default: os.networkInterfaces(). */
+  interfaces?: () => InterfaceAddress[];
+  localAddressToward?: (target: string) => Promise<string>;
+  /** Control socket and health server (default: S's serveControl/startHealthServer; null = none). */
+  serveControl?: ((path: string, provider: { status(): AgentStatus; routes(): RouteRow[] }) => Promise<{ close(): Promise<void> }>) | null;
+  startHealth?: ((options: { port: number; readiness(): { ready: boolean; reason?: string }; liveness(): boolean; metrics: AgentMetrics }) => Promise<{ port: number; close(): Promise<void> }>) | null;
+  metrics?: AgentMetrics;
+  /** Wall clock (ms) for status. */
+  now?: () => number;
+  sleep?: (ms: number) => Promise<void>;
+  /** Cache burst coalescing (ms). */
+  coalesceMs?: number;
+  /** Speaker connect retry (ms, default 2000). */
+  connectRetryMs?: number;
+  version?: string;
+}
+
+/** Graceful restart we advertise: restart time (RFC 4724 §3) and how long we defer selection after a start. */
+const GRACEFUL_RESTART = { restartTime: 120, deferralMs: 30_000 } as const;
+/** WAIT_FOR_DATASTORE: attempts one second apart (an hour). */
+const WAIT_ATTEMPTS = 3600;
+const IPIP_HANDLE_PREFIX = 'ipip-tunnel-addr-';
+
+interface SpeakerIdentity {
+  routerId: string;
+  localAs: number;
+  listenAddress: string;
+  listenPort: number;
+  clusterId: string | null;
+}
+
+function sameIdentity(a: SpeakerIdentity, b: SpeakerIdentity): boolean {
+  return a.routerId === b.routerId && a.localAs === b.localAs && a.listenAddress === b.listenAddress && a.listenPort === b.listenPort && a.clusterId === b.clusterId;
+}
+
+/** Every connection the Speaker opens or accepts, so a graceful restart can drop them without NOTIFICATION. */
+class ConnectionTracker {
+  private readonly open = new Set<Connection>();
+  readonly transport: Transport;
+  readonly acceptor: Acceptor;
+
+  constructor(inner: Transport = tcpTransport, innerAcceptor: Acceptor = tcpAcceptor) {
+    this.transport = { connect: async (options) => this.track(await inner.connect(options)) };
+    this.acceptor = (address, port, onConnection) => innerAcceptor(address, port, (conn) => onConnection(this.track(conn)));
+  }
+
+  private track(conn: Connection): Connection {
+    this.open.add(conn);
+    conn.once('close', () => this.open.delete(conn));
+    return conn;
+  }
+
+  /** Drops every connection at once (a crash, as peers see it). */
+  dropAll(): void {
+    for (const conn of this.open) conn.destroy();
+    this.open.clear();
+  }
+}
+
+function toPeerSpec(peer: DesiredPeer, exportFilter: PeerSpec['exportFilter']): PeerSpec {
+  return {
+    address: peer.address,
+    port: peer.port,
+    peerAs: peer.asNumber,
+    passive: peer.passive,
+    rrClient: peer.rrClient,
+    nextHop: peer.nextHopMode.toLowerCase() as NonNullable<PeerSpec['nextHop']>,
+    allowOwnAs: peer.allowOwnAs,
+    ...(peer.sourceAddress !== undefined ? { localAddress: peer.sourceAddress } : {}),
+    ...(peer.keepaliveTime !== undefined ? { keepaliveTime: peer.keepaliveTime } : {}),
+    ...(exportFilter !== undefined ? { exportFilter } : {}),
+  };
+}
+
+function asPathOf(entry: RibEntry): Array<number | number[]> {
+  const out: Array<number | number[]> = [];
+  for (const segment of entry.attrs.asPath ?? []) {
+    if (segment.type === AsPathSegmentType.AS_SEQUENCE || segment.type === AsPathSegmentType.AS_CONFED_SEQUENCE) out.push(...segment.asns);
+    else out.push([...segment.asns]);
+  }
+  return out;
+}
+
+function routeRow(entry: RibEntry, stale = entry.stale): RouteRow {
+  return {
+    prefix: formatPrefix(entry.prefix),
+    nextHop: entry.attrs.nextHop !== undefined ? formatIpv4(entry.attrs.nextHop) : null,
+    asPath: asPathOf(entry),
+    from: entry.from ?? 'local',
+    best: true,
+    stale,
+    inKernel: false,
+  };
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+function packageVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version?: string };
+    return pkg.version ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+export class Agent {
+  private readonly ds: Datastore;
+  private readonly log: Logger;
+  private readonly metrics: AgentMetrics;
+  private readonly now: () => number;
+  private readonly sleep: (ms: number) => Promise<void>;
+  private readonly ipam: Ipam;
+  private readonly startedAt: number;
+  private cache: ResourceCache | null = null;
+  private speaker: SpeakerLike | null = null;
+  private tracker: ConnectionTracker | null = null;
+  private identity: SpeakerIdentity | null = null;
+  private plan: PeeringPlan | null = null;
+  private blocks: string[] = [];
+  private ip: { address: string; prefixLength: number } | null = null;
+  private readonly warnings = new Set<string>();
+  /** Peers seen Established since the current Speaker started (readiness). */
+  private readonly everEstablished = new Set<string>();
+  /** The previous Speaker's best routes while a graceful swap is under way (see header). */
+  private retained: RibEntry[] | null = null;
+  private exportFilterCache: { key: string; filter: PeerSpec['exportFilter'] } | null = null;
+  private control: { close(): Promise<void> } | null = null;
+  private health: { port: number; close(): Promise<void> } | null = null;
+  private stopping = false;
+  private started = false;
+  private lastError: string | undefined;
+  private replanning: Promise<void> = Promise.resolve();
+  private lastChangeAt: number | null = null;
+  private logLevelFromEnv: boolean;
+
+  constructor(
+    readonly config: AgentConfig,
+    private readonly deps: AgentDeps,
+  ) {
+    this.ds = deps.datastore;
+    this.log = deps.logger;
+    this.metrics = deps.metrics ?? new AgentMetrics();
+    this.now = deps.now ?? Date.now;
+    this.sleep = deps.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
+    this.ipam = new Ipam(this.ds);
+    this.startedAt = this.now();
+    this.logLevelFromEnv = config.logLevel !== undefined;
+    if (config.dataplaneDefaulted) {
+      this.warnings.add('TORTIE_DATAPLANE is not set: running with "none" (routes are computed, the kernel is not touched)');
+    }
+  }
+
+  /** Runs the startup sequence, then serves. Rejects (and leaves nothing running) when startup fails. */
+  async start(): Promise<void> {
+    try {
+      await this.waitForDatastore();
+      this.ip = await this.findAddress();
+      this.log.info({ node: this.config.nodeName, ip: `${this.ip.address}/${this.ip.prefixLength}` }, 'node address');
+      await this.registerNode();
+      await this.ensureDefaultPool();
+      await this.claimBlock();
+      await this.ensureTunnelAddress();
+      this.cache = new ResourceCache(this.ds, {
+        ...(this.deps.coalesceMs !== undefined ? { coalesceMs: this.deps.coalesceMs } : {}),
+        onError: (kind, error) => {
+          this.lastError = error.message;
+          this.log.warn({ kind, err: error.message }, 'datastore watch failed; re-listing');
+        },
+      });
+      this.cache.on('changed', () => this.scheduleReplan());
+      await this.cache.start();
+      await this.replanNow();
+      await this.startServers();
+      this.started = true;
+      this.log.info({ node: this.config.nodeName }, 'tortie node agent started');
+    } catch (error) {
+      await this.stop();
+      throw error;
+    }
+  }
+
+  /** Stops everything: Cease to every peer, watches, servers. Safe to call twice. */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.cache?.stop();
+    await this.replanning.catch(() => undefined);
+    const speaker = this.speaker;
+    this.speaker = null;
+    if (speaker) await speaker.stop().catch((e: unknown) => this.log.warn({ err: errorText(e) }, 'stopping the BGP speaker'));
+    await this.control?.close().catch(() => undefined);
+    await this.health?.close().catch(() => undefined);
+    this.control = null;
+    this.health = null;
+  }
+
+  status(): AgentStatus {
+    const plan = this.plan;
+    const byAddress = new Map((plan?.peers ?? []).map((p) => [p.address, p]));
+    const now = this.now();
+    const peers = (this.speaker?.peerStatus() ?? []).map((peer) => {
+      const desired = byAddress.get(peer.address);
+      return peerRow({ peer, ...(desired ? { desired } : {}), now });
+    });
+    const readiness = this.readiness();
+    const cacheError = this.cache && !this.cache.connected ? this.cache.lastError : undefined;
+    return {
+      summary: 'tortie is running.',
+      node: this.config.nodeName,
+      version: this.deps.version ?? packageVersion(),
+      pid: process.pid,
+      startedAt: new Date(this.startedAt).toISOString(),
+      ipv4Address: this.ip ? `${this.ip.address}/${this.ip.prefixLength}` : null,
+      asNumber: plan?.localAsNumber ?? this.config.asNumber ?? BGP_DEFAULTS.asNumber,
+      routerId: plan?.routerId ?? null,
+      clusterId: plan?.clusterId ?? null,
+      datastore: {
+        type: this.ds.type,
+        connected: this.cache?.connected ?? false,
+        ...(cacheError ?? this.lastError ? { lastError: cacheError ?? this.lastError } : {}),
+      },
+      ready: readiness.ready,
+      ...(readiness.reason !== undefined ? { notReadyReason: readiness.reason } : {}),
+      peers,
+      blocks: [...this.blocks],
+      warnings: [...this.warnings, ...(plan?.warnings ?? [])],
+    };
+  }
+
+  /** The Loc-RIB's best routes; during a graceful Speaker swap, plus the retained ones not yet re-learned. */
+  routes(): RouteRow[] {
+    const current = this.speaker?.bestRoutes() ?? [];
+    const rows = current.map((e) => routeRow(e));
+    if (this.retained) {
+      const have = new Set(rows.map((r) => r.prefix));
+      for (const old of this.retained) if (!have.has(formatPrefix(old.prefix))) rows.push(routeRow(old, true));
+    }
+    return rows;
+  }
+
+  /** Calico's BIRD readiness: no peers → ready; just started → all Established; afterwards at least one. */
+  readiness(): { ready: boolean; reason?: string } {
+    if (!this.started || !this.speaker) return { ready: false, reason: 'the agent is starting' };
+    const peers = this.speaker.peerStatus();
+    if (peers.length === 0) return { ready: true };
+    const up = peers.filter((p) => p.state === 'Established');
+    for (const p of up) this.everEstablished.add(p.address);
+    const allSeen = peers.every((p) => this.everEstablished.has(p.address));
+    if (!allSeen && up.length < peers.length) {
+      const down = peers.filter((p) => p.state !== 'Established').map((p) => `${p.address} (${p.state})`);
+      return { ready: false, reason: `BGP not established with ${down.join(', ')}` };
+    }
+    if (up.length === 0) return { ready: false, reason: `no BGP session is established (${peers.length} configured)` };
+    return { ready: true };
+  }
+
+  // ---- startup ------------------------------------------------------------------------------------------
+
+  private async waitForDatastore(): Promise<void> {
+    const attempts = this.config.waitForDatastore ? WAIT_ATTEMPTS : 1;
+    for (let i = 0; ; i++) {
+      try {
+        await this.ds.list('BGPConfiguration');
+        return;
+      } catch (error) {
+        if (i + 1 >= attempts || this.stopping) throw error;
+        if (i === 0) this.log.warn({ err: errorText(error) }, 'waiting for the datastore (WAIT_FOR_DATASTORE)');
+        await this.sleep(1000);
+      }
+    }
+  }
+
+  private async findAddress(): Promise<{ address: string; prefixLength: number }> {
+    const interfaces = this.deps.interfaces ?? (() => interfaceAddresses(networkInterfaces()));
+    const ip = this.config.ip;
+    if (ip.mode === 'fixed') {
+      if (ip.prefixLength !== undefined) return { address: ip.address, prefixLength: ip.prefixLength };
+      const len = prefixLengthOf(ip.address, interfaces());
+      if (len !== null) return { address: ip.address, prefixLength: len };
+      this.warnings.add(`IP=${ip.address}: no interface holds this address, so its prefix length is unknown; using /32 (set IP=${ip.address}/<len> for CrossSubnet to work)`);
+      return { address: ip.address, prefixLength: 32 };
+    }
+    const found = await autodetectIpv4(ip.method, {
+      interfaces,
+      ...(this.deps.localAddressToward ? { localAddressToward: this.deps.localAddressToward } : {}),
+    });
+    this.log.info({ iface: found.iface, method: found.method }, 'autodetected the node address');
+    return { address: found.address, prefixLength: found.prefixLength };
+  }
+
+  /** Creates our Node or updates its BGP address/AS; a concurrent writer (ConflictError) means read again. */
+  private async registerNode(): Promise<void> {
+    const name = this.config.nodeName;
+    const address = `${this.ip!.address}/${this.ip!.prefixLength}`;
+    for (let attempt = 0; attempt < 10; attempt++) {
+      const node = await this.ds.get('Node', name);
+      try {
+        if (!node) {
+          await this.ds.create({
+            apiVersion: API_VERSION,
+            kind: 'Node',
+            metadata: { name },
+            spec: { bgp: { ipv4Address: address, ...(this.config.asNumber !== undefined ? { asNumber: this.config.asNumber } : {}) } },
+          });
+          this.log.info({ node: name, ipv4Address: address }, 'registered the node');
+          return;
+        }
+        const bgp = { ...(node.spec.bgp ?? {}), ipv4Address: address, ...(this.config.asNumber !== undefined ? { asNumber: this.config.asNumber } : {}) };
+        if (node.spec.bgp?.ipv4Address === bgp.ipv4Address && node.spec.bgp?.asNumber === bgp.asNumber) return;
+        await this.ds.update({ ...node, spec: { ...node.spec, bgp } });
+        this.log.info({ node: name, ipv4Address: address }, 'updated the node');
+        return;
+      } catch (error) {
+        if (!(error instanceof ConflictError) && !(error instanceof AlreadyExistsError)) throw error;
+      }
+    }
+    throw new Error(`node "${name}": could not write its BGP address after 10 attempts (others kept writing it)`);
+  }
+
+  /** Calico's default pool, unless NO_DEFAULT_POOLS or any IPv4 pool exists. Another node creating it first is fine. */
+  private async ensureDefaultPool(): Promise<void> {
+    const pool = this.config.defaultPool;
+    if (!pool) return;
+    const existing = await this.ds.list('IPPool');
+    if (existing.items.some((p) => !p.spec.cidr.includes(':'))) return;
+    try {
+      await this.ds.create(
+        applyDefaults({
+          apiVersion: API_VERSION,
+          kind: 'IPPool',
+          metadata: { name: pool.name },
+          spec: { cidr: pool.cidr, blockSize: pool.blockSize, ipipMode: pool.ipipMode, natOutgoing: pool.natOutgoing, nodeSelector: 'all()' },
+        }),
+      );
+      this.log.info({ pool: pool.name, cidr: pool.cidr }, 'created the default IP pool');
+    } catch (error) {
+      if (!(error instanceof AlreadyExistsError)) throw error;
+    }
+  }
+
+  private async claimBlock(): Promise<void> {
+    const node = this.config.nodeName;
+    try {
+      const owned = await this.ipam.blocksOf(node);
+      if (owned.length === 0) {
+        const cidr = await this.ipam.claimBlock(node);
+        this.log.info({ block: cidr }, 'claimed an IPAM block');
+      }
+    } catch (error) {
+      this.warnings.add(`no IPAM block for this node: ${errorText(error)}`);
+      this.log.warn({ err: errorText(error) }, 'could not claim an IPAM block');
+    }
+  }
+
+  /** An enabled IPIP pool selecting us → an address for tunl0 from it, stored in Node.spec.bgp.ipv4IPIPTunnelAddr. */
+  private async ensureTunnelAddress(): Promise<void> {
+    const name = this.config.nodeName;
+    const node = await this.ds.get('Node', name);
+    const labels = node?.metadata.labels ?? {};
+    const pools = (await this.ds.list('IPPool')).items.filter(
+      (p) => !p.spec.disabled && (p.spec.ipipMode ?? 'Never') !== 'Never' && !p.spec.cidr.includes(':') && parseSelector(p.spec.nodeSelector ?? 'all()').matches(labels),
+    );
+    if (pools.length === 0 || !node) return;
+    try {
+      const [address] = await this.ipam.assign(name, `${IPIP_HANDLE_PREFIX}${name}`, { pool: pools[0]!.metadata.name });
+      if (address === undefined || node.spec.bgp?.ipv4IPIPTunnelAddr === address) return;
+      for (let attempt = 0; attempt < 10; attempt++) {
+        const current = await this.ds.get('Node', name);
+        if (!current) return;
+        try {
+          await this.ds.update({ ...current, spec: { ...current.spec, bgp: { ...(current.spec.bgp ?? {}), ipv4IPIPTunnelAddr: address } } });
+          this.log.info({ address }, 'IPIP tunnel address allocated');
+          return;
+        } catch (error) {
+          if (!(error instanceof ConflictError)) throw error;
+        }
+      }
+    } catch (error) {
+      this.warnings.add(`no IPIP tunnel address: ${errorText(error)}`);
+    }
+  }
+
+  private async startServers(): Promise<void> {
+    const serve = this.deps.serveControl === undefined ? (await import('./control.js')).serveControl : this.deps.serveControl;
+    if (serve) this.control = await serve(this.config.ctlSocket, { status: () => this.status(), routes: () => this.routes() });
+    const startHealth = this.deps.startHealth === undefined ? (await import('./health.js')).startHealthServer : this.deps.startHealth;
+    if (startHealth && this.config.healthPort !== 0) {
+      this.health = await startHealth({ port: this.config.healthPort, readiness: () => this.readiness(), liveness: () => !this.stopping, metrics: this.metrics });
+      this.log.info({ port: this.health.port }, 'health server listening');
+    }
+  }
+
+  // ---- reconfiguration ---------------------------------------------------------------------------------
+
+  private scheduleReplan(): void {
+    this.lastChangeAt ??= this.now();
+    this.replanning = this.replanning.then(() => this.replanNow()).catch((e: unknown) => {
+      this.lastError = errorText(e);
+      this.log.error({ err: errorText(e) }, 'reconfiguration failed');
+    });
+  }
+
+  /** One pass: plan from the cache, reconcile the Speaker's identity, peers and originated routes. */
+  private async replanNow(): Promise<void> {
+    const cache = this.cache;
+    if (!cache || this.stopping) return;
+    const changeAt = this.lastChangeAt;
+    this.lastChangeAt = null;
+    const nodes = cache.list('Node');
+    const bgpConfigurations = cache.list('BGPConfiguration');
+    const plan = planPeers({ nodeName: this.config.nodeName, nodes, bgpConfigurations, bgpPeers: cache.list('BGPPeer') });
+    this.applyLogLevel(bgpConfigurations);
+    for (const w of plan.warnings) if (!this.plan?.warnings.includes(w)) this.log.warn({ warning: w }, 'peering plan');
+    const identity: SpeakerIdentity = {
+      routerId: plan.routerId,
+      localAs: plan.localAsNumber,
+      listenAddress: plan.bindAddress ?? '0.0.0.0',
+      listenPort: plan.listenPort,
+      clusterId: plan.clusterId ?? null,
+    };
+    if (!this.speaker || !this.identity || !sameIdentity(identity, this.identity)) await this.replaceSpeaker(identity);
+    this.plan = plan;
+    const speaker = this.speaker!;
+    const pools = cache.list('IPPool');
+    const filter = this.exportFilterFor(pools);
+    for (const peer of plan.peers) {
+      if (peer.localAsNumber !== plan.localAsNumber) {
+        this.warnings.add(`peer ${peer.name}: localASNumber ${peer.localAsNumber} differs from the node's AS ${plan.localAsNumber}; tortie speaks one AS per node and uses ${plan.localAsNumber}`);
+      }
+    }
+    speaker.setPeers(plan.peers.map((p) => toPeerSpec(p, filter)));
+    const prefixes = originatedPrefixes({
+      nodeName: this.config.nodeName,
+      pools,
+      blocks: cache.list('IPAMBlock'),
+      affinities: cache.list('BlockAffinity'),
+      workloads: cache.list('WorkloadEndpoint'),
+    });
+    this.blocks = prefixes;
+    const nextHop = parseIpv4(this.ip!.address);
+    speaker.setOriginated(prefixes.map((cidr): OriginatedRoute => ({ prefix: parsePrefix(cidr), attrs: { origin: Origin.IGP, nextHop, asPath: [] } })));
+    this.metrics.observeWatchLag(cache.lagSeconds());
+    if (changeAt !== null) this.metrics.observeConvergence(Math.max(0, this.now() - changeAt) / 1000);
+  }
+
+  private applyLogLevel(configs: ReadonlyArray<Resource<'BGPConfiguration'>>): void {
+    if (this.logLevelFromEnv) return;
+    const severity = configs.find((c) => c.metadata.name === `node.${this.config.nodeName}`)?.spec.logSeverityScreen ?? configs.find((c) => c.metadata.name === 'default')?.spec.logSeverityScreen;
+    const level = levelOfSeverity(severity);
+    if (this.log.level !== level) {
+      this.log.info({ level }, 'log level from BGPConfiguration logSeverityScreen');
+      this.log.level = level;
+    }
+  }
+
+  /** The same function object while the pools that shape it are the same (Speaker compares hooks by identity). */
+  private exportFilterFor(pools: Array<Resource<'IPPool'>>): PeerSpec['exportFilter'] {
+    const key = JSON.stringify(pools.map((p) => [p.metadata.name, p.spec.cidr, p.spec.disabled ?? false, p.spec.disableBGPExport ?? false]).sort());
+    if (this.exportFilterCache?.key === key) return this.exportFilterCache.filter;
+    const allowed = calicoExportFilter(pools);
+    const filter: PeerSpec['exportFilter'] = (route) => (allowed(route.prefix) ? route : null);
+    this.exportFilterCache = { key, filter };
+    return filter;
+  }
+
+  /** A Speaker with a new identity; an old one is stopped as a graceful restart (see header). */
+  private async replaceSpeaker(identity: SpeakerIdentity): Promise<void> {
+    const old = this.speaker;
+    const oldTracker = this.tracker;
+    if (old) {
+      this.log.info({ from: this.identity, to: identity }, 'BGP identity changed: restarting the speaker gracefully');
+      this.retained = old.bestRoutes();
+      oldTracker?.dropAll();
+      await old.stop();
+    }
+    const tracker = new ConnectionTracker();
+    const config: SpeakerConfig = {
+      routerId: parseIpv4(identity.routerId, 'router id'),
+      localAs: identity.localAs,
+      listen: { address: identity.listenAddress, port: identity.listenPort },
+      ...(identity.clusterId !== null ? { clusterId: parseIpv4(identity.clusterId, 'routeReflectorClusterID') } : {}),
+      gracefulRestart: { restartTime: GRACEFUL_RESTART.restartTime, restarting: true, deferralMs: GRACEFUL_RESTART.deferralMs },
+      connectRetryMs: this.deps.connectRetryMs ?? 2000,
+      transport: tracker.transport,
+      acceptor: tracker.acceptor,
+      logger: this.log.child({ component: 'bgp' }),
+    };
+    const speaker = (this.deps.createSpeaker ?? ((c) => new Speaker(c)))(config);
+    speaker.on('state', (event) => {
+      if (event.to === 'Established') this.everEstablished.add(event.peer);
+      this.log.info({ peer: event.peer, from: event.from, to: event.to, ...(event.reason ? { reason: event.reason } : {}) }, 'BGP session state');
+      this.observeSessions();
+    });
+    speaker.on('ready', () => {
+      if (this.retained) this.log.info('graceful restart complete: routes re-learned');
+      this.retained = null;
+    });
+    this.everEstablished.clear();
+    this.speaker = speaker;
+    this.tracker = tracker;
+    this.identity = identity;
+    await speaker.start();
+  }
+
+  private observeSessions(): void {
+    const status = this.status();
+    this.metrics.observeSessions(status.peers);
+    for (const row of status.peers) this.metrics.observeRoutes(row.address, row.routesReceived, row.routesAdvertised);
+  }
+}
+
+/**
+ * `tortie node run`: configuration from `env`, the datastore, the agent in the foreground until SIGTERM or
+ * SIGINT. Resolves to the exit status: 0 after a clean stop, 1 when configuration or startup fails.
+ */
+export async function runNode(env: NodeJS.ProcessEnv, options: { logger?: Logger; signals?: boolean } = {}): Promise<number> {
+  const { createLogger } = await import('../log.js');
+  let config: AgentConfig;
+  try {
+    config = parseAgentConfig(env, hostname());
+  } catch (error) {
+    process.stderr.write(`tortie node run: ${errorText(error)}\n`);
+    return 1;
+  }
+  const log = options.logger ?? createLogger({ level: config.logLevel ?? 'info' });
+  const { loadDatastoreConfig, openDatastore, describeDatastore } = await import('../datastore/index.js');
+  let ds: Datastore;
+  let where = 'the datastore';
+  try {
+    const dsConfig = await loadDatastoreConfig(env);
+    where = describeDatastore(dsConfig);
+    ds = await openDatastore(dsConfig);
+  } catch (error) {
+    process.stderr.write(`tortie node run: ${where}: ${errorText(error)}\n`);
+    return 1;
+  }
+  if (config.dataplaneDefaulted) log.warn('TORTIE_DATAPLANE is not set: running with "none" (routes are computed, the kernel is not touched)');
+  const agent = new Agent(config, { datastore: ds, logger: log });
+  let stopSignal: () => void = () => undefined;
+  const stopped = new Promise<void>((resolve) => (stopSignal = resolve));
+  const onSignal = (signal: string): void => {
+    log.info({ signal }, 'stopping');
+    stopSignal();
+  };
+  if (options.signals !== false) {
+    process.once('SIGTERM', () => onSignal('SIGTERM'));
+    process.once('SIGINT', () => onSignal('SIGINT'));
+  }
+  try {
+    await agent.start();
+  } catch (error) {
+    process.stderr.write(`tortie node run: ${errorText(error)}\n`);
+    await ds.close().catch(() => undefined);
+    return 1;
+  }
+  await stopped;
+  await agent.stop();
+  await ds.close().catch(() => undefined);
+  log.info('stopped');
+  return 0;
+}
