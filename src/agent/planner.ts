@@ -349,9 +349,10 @@ function forwardCandidates(cluster: Cluster, peer: Resource<'BGPPeer'>, ourIp: s
     if (s.peerIP) cluster.warnings.add(`${what}: both spec.peerIP and spec.peerSelector are set; the peerSelector is used (set one of them)`);
     const sel = cluster.selector(what, 'spec.peerSelector', s.peerSelector);
     if (sel === null) return [];
-    const selected = cluster.matching(sel).filter((n) => n.ip !== ourIp);
-    if (selected.length === 0) cluster.warnings.add(`${what}: spec.peerSelector ${JSON.stringify(s.peerSelector)} matches no other node`);
-    return selected.flatMap((n) => nodeCandidate(cluster, n, peer) ?? []);
+    const selected = cluster.matching(sel);
+    // Matching only ourselves is normal (a lone reflector selected by its own peering); matching nothing is not.
+    if (selected.length === 0) cluster.warnings.add(`${what}: spec.peerSelector ${JSON.stringify(s.peerSelector)} matches no node`);
+    return selected.filter((n) => n.ip !== ourIp).flatMap((n) => nodeCandidate(cluster, n, peer) ?? []);
   }
   if (!s.peerIP) {
     cluster.warnings.add(`${what}: neither spec.peerIP nor spec.peerSelector is set; ignored`);
