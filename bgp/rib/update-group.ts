@@ -6,8 +6,9 @@
 //   RFC 4456 §6: not to the peer a route came from), so for those its desired state is "nothing". Only
 //   prefixes the group exports are kept, so a peer whose routes go nowhere (a plain iBGP receiver) costs
 //   nothing here.
-// - `sent`: prefixes the member does not have although the group view does (its own, as last flushed).
-// - `touched`: prefixes that entered or left `own` since the last flush.
+// - `touched`: prefixes that entered or left `own` since the last flush, each with whether it was in `own`
+//   then. In sync, a member lacks exactly the prefixes that were its own at the last flush ("sent"), so
+//   that set is `own` corrected by `touched`, not a second copy.
 // - `mode`: 'fresh' (the peer has nothing: a new session, or it was not Established at a flush), 'refresh'
 //   (RFC 2918 §4: send everything again), 'sync'.
 //
@@ -58,8 +59,8 @@ interface MemberState<M> {
   readonly member: M;
   readonly address: number;
   own: Set<number>;
-  sent: Set<number>;
-  touched: Set<number>;
+  /** Prefix → whether it was in `own` at the last flush, for prefixes that entered or left `own` since. */
+  touched: Map<number, boolean>;
   mode: MemberMode;
 }
 
@@ -105,7 +106,7 @@ export class UpdateGroup<M> {
   add(member: M, address: number, ownKeys: Iterable<number> = []): void {
     const own = new Set<number>();
     for (const key of ownKeys) if (this.out.desiredOf(key) !== undefined) own.add(key);
-    const state: MemberState<M> = { member, address, own, sent: new Set(), touched: new Set(), mode: 'fresh' };
+    const state: MemberState<M> = { member, address, own, touched: new Map(), mode: 'fresh' };
     this.members.set(member, state);
     this.byAddress.set(address, state);
   }
@@ -122,7 +123,6 @@ export class UpdateGroup<M> {
     const state = this.members.get(member);
     if (state === undefined) return;
     if (mode === 'fresh') {
-      state.sent.clear();
       state.touched.clear();
       state.mode = 'fresh';
     } else if (state.mode === 'sync') {
@@ -143,10 +143,12 @@ export class UpdateGroup<M> {
       const previous = change.previous;
       const before = previous === null || previous.source.local ? undefined : this.byAddress.get(previous.source.address);
       const after = best === null || desired === null || best.source.local ? undefined : this.byAddress.get(best.source.address);
-      if (before !== undefined && before !== after && before.own.delete(change.key)) before.touched.add(change.key);
+      if (before !== undefined && before !== after && before.own.delete(change.key) && !before.touched.has(change.key)) {
+        before.touched.set(change.key, true);
+      }
       if (after !== undefined && !after.own.has(change.key)) {
         after.own.add(change.key);
-        after.touched.add(change.key);
+        if (!after.touched.has(change.key)) after.touched.set(change.key, false);
       }
     }
   }
@@ -182,13 +184,12 @@ export class UpdateGroup<M> {
         continue;
       }
       // Prefixes where this member may differ from the group: exceptions that moved, and exceptions in the batch.
-      const concerns = new Set<number>(state.touched);
-      if (state.own.size + state.sent.size <= batchSize) {
+      const concerns = new Set<number>(state.touched.keys());
+      if (state.own.size <= batchSize) {
         for (const key of state.own) if (this.out.isPending(key)) concerns.add(key);
-        for (const key of state.sent) if (this.out.isPending(key)) concerns.add(key);
-      } else if (state.own.size > 0 || state.sent.size > 0) {
-        for (const g of keyed.announce) for (const key of g.keys) if (state.own.has(key) || state.sent.has(key)) concerns.add(key);
-        for (const key of keyed.withdraw) if (state.own.has(key) || state.sent.has(key)) concerns.add(key);
+      } else {
+        for (const g of keyed.announce) for (const key of g.keys) if (state.own.has(key)) concerns.add(key);
+        for (const key of keyed.withdraw) if (state.own.has(key)) concerns.add(key);
       }
       if (concerns.size === 0 && state.mode === 'sync') {
         if (batchSize > 0) sends.push({ member: state.member, withdraw: [], sharedWithdraw: keyed.withdraw.length > 0, shared: allShared, announce: [] });
@@ -200,7 +201,8 @@ export class UpdateGroup<M> {
       let recutWithdraw = false;
       for (const key of concerns) {
         const want = state.own.has(key) ? undefined : this.out.desiredOf(key);
-        const has = state.sent.has(key) ? undefined : this.out.advertisedOf(key);
+        const lacks = state.touched.get(key) ?? state.own.has(key);
+        const has = lacks ? undefined : this.out.advertisedOf(key);
         if (this.out.isPending(key)) {
           const inBatch = this.out.desiredOf(key);
           if (inBatch === undefined) recutWithdraw = true;
@@ -225,10 +227,6 @@ export class UpdateGroup<M> {
           if (!concerns.has(key) && !state.own.has(key) && !this.out.isPending(key)) push(announce, attrs, key);
         }
       }
-      for (const key of concerns) {
-        if (state.own.has(key)) state.sent.add(key);
-        else state.sent.delete(key);
-      }
       state.touched.clear();
       state.mode = 'sync';
       sends.push({
@@ -248,7 +246,8 @@ export class UpdateGroup<M> {
     const state = this.members.get(member);
     if (state === undefined || state.mode === 'fresh') return 0;
     let count = this.out.advertisedSize;
-    for (const key of state.sent) if (this.out.advertisedOf(key) !== undefined) count--;
+    for (const key of state.own) if (!state.touched.has(key) && this.out.advertisedOf(key) !== undefined) count--;
+    for (const [key, wasOwn] of state.touched) if (wasOwn && this.out.advertisedOf(key) !== undefined) count--;
     return count;
   }
 
@@ -263,7 +262,6 @@ export class UpdateGroup<M> {
   private fullTable(state: MemberState<M>): MemberSend<M> {
     const announce = new Map<Attrs, number[]>();
     for (const [key, attrs] of this.out.desiredEntries()) if (!state.own.has(key)) push(announce, attrs, key);
-    state.sent = new Set(state.own);
     state.touched.clear();
     state.mode = 'sync';
     return { member: state.member, withdraw: [], sharedWithdraw: false, shared: [], announce: toAnnounce(announce) };
