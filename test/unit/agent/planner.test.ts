@@ -360,3 +360,39 @@ describe('durationSeconds (Go duration syntax)', () => {
     expect(durationSeconds(text)).toBe(seconds);
   });
 });
+
+describe('both ends agree, in every topology above', () => {
+  const rrLabels = { 'route-reflector': 'true' };
+  const topologies: Array<[string, Resource<'Node'>[], Resource<'BGPPeer'>[], Resource<'BGPConfiguration'>[]]> = [
+    ['full mesh', [node('a', '198.18.0.11'), node('b', '198.18.0.12'), node('c', '198.18.0.13')], [], []],
+    ['one reflector', [node('a', '198.18.0.11'), node('b', '198.18.0.12'), node('rr', '198.18.0.21', { labels: rrLabels, rr: '244.0.0.1' })], [RR_PEERING], [MESH_OFF]],
+    ['migration: reflector added, mesh still on', [node('a', '198.18.0.11'), node('b', '198.18.0.12'), node('rr', '198.18.0.21', { labels: rrLabels, rr: '244.0.0.1' })], [RR_PEERING], []],
+    ['migration: labelled, no cluster id yet', [node('a', '198.18.0.11'), node('b', '198.18.0.12'), node('rr', '198.18.0.21', { labels: rrLabels })], [RR_PEERING], []],
+    ['two reflectors, one cluster', [node('a', '198.18.0.11'), node('b', '198.18.0.12'), node('rr1', '198.18.0.21', { labels: rrLabels, rr: '244.0.0.1' }), node('rr2', '198.18.0.22', { labels: rrLabels, rr: '244.0.0.1' })], [RR_PEERING], [MESH_OFF]],
+    ['mixed AS mesh', [node('a', '198.18.0.11', { as: 65001 }), node('b', '198.18.0.12', { as: 65002 }), node('c', '198.18.0.13')], [], []],
+  ];
+
+  it.each(topologies)('%s', (_name, nodes, peers, configs) => {
+    const plans = new Map(nodes.map((n) => [n.spec.bgp!.ipv4Address!.split('/')[0]!, plan(n.metadata.name, nodes, peers, configs)]));
+    let sessions = 0;
+    for (const [ip, p] of plans) {
+      for (const peer of p.peers) {
+        const other = plans.get(peer.address);
+        if (other === undefined) continue;
+        const back = other.peers.find((q) => q.address === ip);
+        expect(back, `${ip} → ${peer.address} has no way back`).toBeDefined();
+        expect(back!.type).toBe(peer.type);
+        expect(peer.passive && back!.passive).toBe(false);
+        expect(peer.asNumber).toBe(other.localAsNumber);
+        expect(back!.asNumber).toBe(p.localAsNumber);
+        // A client on one side means a reflector on this side and not a client on the other.
+        if (peer.rrClient) {
+          expect(p.clusterId).toBeDefined();
+          expect(back!.rrClient).toBe(false);
+        }
+        sessions++;
+      }
+    }
+    expect(sessions).toBeGreaterThan(0);
+  });
+});
