@@ -141,7 +141,12 @@ export async function serveControl(path: string, provider: ControlProvider): Pro
   if (existing === 'stale') await unlink(path).catch(() => undefined);
 
   const temporary = join(dirname(path), `.${basename(path)}.${process.pid}.${Date.now()}`);
-  const server = net.createServer((socket) => handleConnection(socket, provider));
+  const connections = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    connections.add(socket);
+    socket.once('close', () => connections.delete(socket));
+    handleConnection(socket, provider);
+  });
   server.maxConnections = MAX_CONNECTIONS;
   let inode: number;
   try {
@@ -166,7 +171,9 @@ export async function serveControl(path: string, provider: ControlProvider): Pro
     path,
     close() {
       closed ??= (async () => {
-        await new Promise<void>((resolve) => server.close(() => resolve()));
+        const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+        for (const socket of connections) socket.destroy();
+        await stopped;
         const now = await lstat(path).catch(() => null);
         if (now && now.ino === inode) await unlink(path).catch(() => undefined);
       })();
@@ -196,7 +203,8 @@ const CONNECT_ERRORS: Readonly<Record<string, (path: string) => string>> = {
   ENOTDIR: (path) => `no tortie agent is running (${path} is not a usable socket path)`,
 };
 
-function connectError(path: string, error: NodeJS.ErrnoException): ControlError {
+/** The ControlError for a failed connection to `path` (exported for tests: EACCES cannot be provoked as root). */
+export function connectError(path: string, error: NodeJS.ErrnoException): ControlError {
   const code = error.code ?? 'UNKNOWN';
   const describe = CONNECT_ERRORS[code];
   return new ControlError(path, code, describe ? describe(path) : `cannot reach the tortie agent on ${path}: ${error.message}`);

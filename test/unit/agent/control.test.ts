@@ -1,0 +1,241 @@
+// The control socket: a real Unix socket in a temporary directory — mode 0600, parent directory created,
+// status/routes answered, bad requests refused, a stale socket replaced, a live agent not clobbered, and the
+// client's errors (no socket, stale socket, no answer, not JSON) naming the path.
+
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import net from 'node:net';
+import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ControlError, connectError, parseControlRequest, queryControl, serveControl, type ControlServer } from '../../../src/agent/control.js';
+import type { AgentStatus, RouteRow } from '../../../src/agent/types.js';
+
+const STATUS: AgentStatus = {
+  summary: 'tortie is running.',
+  node: 'node-1',
+  version: '0.1.0',
+  pid: 4242,
+  startedAt: '2026-11-22T10:00:00.000Z',
+  ipv4Address: '172.17.8.101/24',
+  asNumber: 64512,
+  routerId: '172.17.8.101',
+  clusterId: null,
+  datastore: { type: 'etcdv3', connected: true },
+  ready: true,
+  peers: [],
+  blocks: ['10.244.1.0/26'],
+  warnings: [],
+};
+
+const ROUTES: RouteRow[] = [{ prefix: '10.244.1.0/26', nextHop: null, asPath: [], from: 'local', best: true, stale: false, inKernel: true }];
+const provider = { status: () => STATUS, routes: () => ROUTES };
+
+let dir: string;
+const servers: Array<{ close(): Promise<void> }> = [];
+
+/** A plain net.Server on `path` that `close()` stops, dropping its open connections. */
+async function fakeServer(path: string, onConnection: (socket: net.Socket) => void): Promise<void> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on('error', () => undefined);
+    onConnection(socket);
+  });
+  await new Promise<void>((resolve) => server.listen(path, resolve));
+  servers.push({
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const socket of sockets) socket.destroy();
+      }),
+  });
+}
+
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'tortie-ctl-'));
+});
+
+afterEach(async () => {
+  for (const server of servers.splice(0)) await server.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function serve(path: string, p = provider): Promise<ControlServer> {
+  const server = await serveControl(path, p);
+  servers.push(server);
+  return server;
+}
+
+/** Sends raw bytes and returns everything the server answers before closing. */
+function raw(path: string, bytes: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = net.createConnection(path, () => socket.write(bytes));
+    let text = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => (text += chunk));
+    socket.on('end', () => resolve(text));
+    socket.on('error', reject);
+    socket.setTimeout(3000, () => reject(new Error('no answer')));
+  });
+}
+
+describe('serveControl', () => {
+  it('creates the parent directory (0755) and the socket (0600), and answers status and routes', async () => {
+    const path = join(dir, 'run', 'tortie', 'tortie.ctl');
+    await serve(path);
+    const socketStats = await stat(path);
+    expect(socketStats.isSocket()).toBe(true);
+    expect(socketStats.mode & 0o777).toBe(0o600);
+    expect((await stat(join(dir, 'run', 'tortie'))).mode & 0o777).toBe(0o755);
+    expect(await queryControl(path, { command: 'status' })).toEqual({ ok: true, status: STATUS });
+    expect(await queryControl(path, { command: 'routes' })).toEqual({ ok: true, routes: ROUTES });
+  });
+
+  it('leaves no temporary socket name behind', async () => {
+    const path = join(dir, 'tortie.ctl');
+    await serve(path);
+    const { readdir } = await import('node:fs/promises');
+    expect(await readdir(dir)).toEqual(['tortie.ctl']);
+  });
+
+  it('answers an unknown command, non-JSON and an over-long request with ok:false naming what is accepted', async () => {
+    const path = join(dir, 'tortie.ctl');
+    await serve(path);
+    expect(JSON.parse(await raw(path, '{"command":"reboot"}\n'))).toEqual({ ok: false, error: 'command "reboot" is not one of status, routes' });
+    expect(JSON.parse(await raw(path, 'status\n'))).toEqual({ ok: false, error: 'request "status" is not JSON; send {"command":"status"} or {"command":"routes"}' });
+    expect(JSON.parse(await raw(path, 'x'.repeat(5000)))).toEqual({ ok: false, error: 'request longer than 4096 bytes; send one JSON line like {"command":"status"}' });
+  });
+
+  it('answers ok:false when the agent throws, and awaits a provider that returns promises', async () => {
+    const path = join(dir, 'tortie.ctl');
+    await serve(path, {
+      status: () => {
+        throw new Error('datastore not synced yet');
+      },
+      routes: async () => ROUTES,
+    });
+    expect(await queryControl(path, { command: 'status' })).toEqual({ ok: false, error: 'datastore not synced yet' });
+    expect(await queryControl(path, { command: 'routes' })).toEqual({ ok: true, routes: ROUTES });
+  });
+
+  it('replaces a stale socket left by a dead agent', async () => {
+    const path = join(dir, 'tortie.ctl');
+    // A socket file nobody listens on: a child binds it and is killed before it can clean up.
+    const { spawnSync } = await import('node:child_process');
+    const child = spawnSync(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(path)}, () => process.kill(process.pid, 'SIGKILL'))`], { timeout: 10_000 });
+    expect(child.signal).toBe('SIGKILL');
+    expect((await stat(path)).isSocket()).toBe(true);
+    await expect(queryControl(path, { command: 'status' })).rejects.toMatchObject({ code: 'ECONNREFUSED' });
+    await serve(path);
+    expect(await queryControl(path, { command: 'status' })).toEqual({ ok: true, status: STATUS });
+  });
+
+  it('refuses to start when another agent answers on the path, naming it, and leaves that agent working', async () => {
+    const path = join(dir, 'tortie.ctl');
+    await serve(path);
+    await expect(serveControl(path, provider)).rejects.toThrow(
+      `another tortie agent is already answering on ${path} (node node-1, pid 4242); stop it first, or set TORTIE_CTL_SOCKET to another path`,
+    );
+    expect(await queryControl(path, { command: 'status' })).toEqual({ ok: true, status: STATUS });
+  });
+
+  it('refuses a path that is a regular file', async () => {
+    const path = join(dir, 'tortie.ctl');
+    await writeFile(path, 'not a socket');
+    await expect(serveControl(path, provider)).rejects.toThrow(`control socket path ${path} exists and is not a socket; remove it or set TORTIE_CTL_SOCKET to another path`);
+  });
+
+  it('removes its socket on close, but not a newer agent\'s socket at the same path', async () => {
+    const path = join(dir, 'tortie.ctl');
+    const first = await serveControl(path, provider);
+    await first.close();
+    expect(existsSync(path)).toBe(false);
+
+    const old = await serveControl(path, provider);
+    // A newer agent takes over the path (as if the old one were stuck): unlink + serve again.
+    const { unlink } = await import('node:fs/promises');
+    await unlink(path);
+    await serve(path, { ...provider, status: () => ({ ...STATUS, pid: 5555 }) });
+    await old.close();
+    expect(existsSync(path)).toBe(true);
+    const answer = await queryControl(path, { command: 'status' });
+    expect(answer.ok && 'status' in answer ? answer.status.pid : null).toBe(5555);
+  });
+});
+
+describe('queryControl errors', () => {
+  it('ENOENT: no tortie agent is running (no socket at …)', async () => {
+    const path = join(dir, 'missing.ctl');
+    const error = await queryControl(path, { command: 'status' }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ControlError);
+    expect(error).toMatchObject({ code: 'ENOENT', path, message: `no tortie agent is running (no socket at ${path})` });
+  });
+
+  it('times out naming the socket and the time when nothing answers', async () => {
+    const path = join(dir, 'silent.ctl');
+    await fakeServer(path, () => undefined); // accepts, never answers
+    const started = Date.now();
+    const error = await queryControl(path, { command: 'status' }, 150).catch((e: unknown) => e);
+    expect(Date.now() - started).toBeLessThan(2000);
+    expect(error).toMatchObject({ code: 'ETIMEDOUT', message: `the tortie agent on ${path} did not answer within 150 ms` });
+  });
+
+  it('reports an answer that is not JSON, and a close without an answer', async () => {
+    const path = join(dir, 'odd.ctl');
+    let reply = 'hello\n';
+    await fakeServer(path, (socket) => socket.end(reply));
+    await expect(queryControl(path, { command: 'status' })).rejects.toMatchObject({ code: 'EPROTO', message: `the process on ${path} answered something that is not JSON: "hello"` });
+    reply = '';
+    await expect(queryControl(path, { command: 'status' })).rejects.toMatchObject({ code: 'EPROTO', message: `the tortie agent on ${path} closed the connection without a complete answer` });
+  });
+});
+
+describe('permissions and connect errors', () => {
+  it('the 0600 socket refuses a non-root user (checked as uid 65534 when this test runs as root)', async (context) => {
+    if (process.getuid?.() !== 0) context.skip();
+    const path = join(dir, 'tortie.ctl');
+    await serve(path);
+    const { chmod } = await import('node:fs/promises');
+    await chmod(dir, 0o755); // mkdtemp makes 0700; let the other user reach the socket itself
+    const { spawnSync } = await import('node:child_process');
+    const script = `require('net').createConnection(${JSON.stringify(path)}).on('error', (e) => { console.log(e.code); process.exit(0) }).on('connect', () => { console.log('CONNECTED'); process.exit(0) })`;
+    const child = spawnSync(process.execPath, ['-e', script], { uid: 65534, gid: 65534, timeout: 10_000, encoding: 'utf8' });
+    expect(child.stdout.trim()).toBe('EACCES');
+  });
+
+  const cases: Array<[string, string]> = [
+    ['ENOENT', 'no tortie agent is running (no socket at /run/x.ctl)'],
+    ['ECONNREFUSED', 'no tortie agent is running (socket /run/x.ctl exists but nothing accepts connections on it; it was left by an agent that exited)'],
+    ['EACCES', "permission denied on the agent's socket /run/x.ctl: tortie node status needs root (the socket is mode 0600)"],
+    ['EPERM', "permission denied on the agent's socket /run/x.ctl: tortie node status needs root (the socket is mode 0600)"],
+    ['EMFILE', 'cannot reach the tortie agent on /run/x.ctl: connect EMFILE'],
+  ];
+  it.each(cases)('%s → %s', (code, message) => {
+    expect(cases.length).toBeGreaterThan(0);
+    const error = connectError('/run/x.ctl', Object.assign(new Error(`connect ${code}`), { code }));
+    expect(error).toMatchObject({ code, path: '/run/x.ctl', message });
+  });
+
+  it('close() does not wait for a client that connected and said nothing', async () => {
+    const path = join(dir, 'tortie.ctl');
+    const server = await serveControl(path, provider);
+    const idle = net.createConnection(path);
+    idle.on('error', () => undefined);
+    await new Promise<void>((resolve) => idle.once('connect', () => resolve()));
+    const started = Date.now();
+    await server.close();
+    expect(Date.now() - started).toBeLessThan(1000);
+    idle.destroy();
+  });
+});
+
+describe('parseControlRequest', () => {
+  it('accepts exactly the documented commands', () => {
+    expect(parseControlRequest('{"command":"status"}')).toEqual({ command: 'status' });
+    expect(parseControlRequest('{"command":"routes","extra":1}')).toEqual({ command: 'routes' });
+    expect(() => parseControlRequest('{"command":"toString"}')).toThrow('command "toString" is not one of status, routes');
+    expect(() => parseControlRequest('{}')).toThrow('command null is not one of status, routes');
+    expect(() => parseControlRequest('[1]')).toThrow('command null is not one of status, routes');
+  });
+});
