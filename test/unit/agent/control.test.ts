@@ -8,7 +8,7 @@ import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ControlError, connectError, parseControlRequest, queryControl, serveControl, type ControlServer } from '../../../src/agent/control.js';
+import { ControlError, connectError, parseControlRequest, queryControl, serveControl, type ControlProvider, type ControlServer } from '../../../src/agent/control.js';
 import type { AgentStatus, RouteRow } from '../../../src/agent/types.js';
 
 const STATUS: AgentStatus = {
@@ -61,7 +61,7 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function serve(path: string, p = provider): Promise<ControlServer> {
+async function serve(path: string, p: ControlProvider = provider): Promise<ControlServer> {
   const server = await serveControl(path, p);
   servers.push(server);
   return server;
