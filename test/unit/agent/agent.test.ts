@@ -1,0 +1,227 @@
+// The Agent on a MemoryDatastore with a fake Speaker and an injected interface list: startup (Node, default
+// pool, block, IPIP tunnel address), live replanning into setPeers/setOriginated with a stable export
+// filter, the graceful Speaker swap on a cluster id change (old routes kept as stale until ready), and
+// Calico's readiness rules.
+
+import { EventEmitter } from 'node:events';
+import pino from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { OriginatedRoute, PeerSpec, PeerStatus, RibEntry, SpeakerConfig, SpeakerEvents } from '../../../bgp/speaker.js';
+import { formatIpv4, parseIpv4, parsePrefix } from '../../../bgp/ip.js';
+import { Agent, type SpeakerLike } from '../../../src/agent/agent.js';
+import { parseAgentConfig } from '../../../src/agent/config.js';
+import { MemoryDatastore } from '../../../src/datastore/memory.js';
+import { API_VERSION, applyDefaults, type AnyResource } from '../../../src/resources/index.js';
+
+class FakeSpeaker extends EventEmitter<SpeakerEvents> {
+  peers: PeerSpec[] = [];
+  originated: OriginatedRoute[] = [];
+  states = new Map<string, PeerStatus['state']>();
+  best: RibEntry[] = [];
+  started = false;
+  stopped = false;
+  constructor(readonly config: SpeakerConfig) {
+    super();
+  }
+  async start(): Promise<void> {
+    this.started = true;
+  }
+  async stop(): Promise<void> {
+    this.stopped = true;
+  }
+  setPeers(specs: readonly PeerSpec[]): void {
+    this.peers = [...specs];
+  }
+  setOriginated(routes: readonly OriginatedRoute[]): void {
+    this.originated = [...routes];
+  }
+  peerStatus(): PeerStatus[] {
+    return this.peers.map((p) => ({
+      address: p.address,
+      port: p.port ?? 179,
+      peerAs: p.peerAs,
+      state: this.states.get(p.address) ?? 'Active',
+      since: 0,
+      routesReceived: 0,
+      routesAccepted: 0,
+      routesAdvertised: 0,
+      staleRoutes: 0,
+    }));
+  }
+  bestRoutes(): RibEntry[] {
+    return this.best;
+  }
+}
+
+const INTERFACES = [
+  { iface: 'lo', address: '127.0.0.1', prefixLength: 8 },
+  { iface: 'eth0', address: '198.18.0.11', prefixLength: 24 },
+];
+
+function res(kind: AnyResource['kind'], name: string, spec: object): AnyResource {
+  return applyDefaults({ apiVersion: API_VERSION, kind, metadata: { name }, spec } as AnyResource);
+}
+
+async function until<T>(probe: () => T | undefined | false, what: string): Promise<T> {
+  for (let i = 0; i < 400; i++) {
+    const value = probe();
+    if (value !== undefined && value !== false) return value;
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+const running: Agent[] = [];
+afterEach(async () => {
+  for (const a of running.splice(0)) await a.stop();
+});
+
+function makeAgent(env: Record<string, string>, ds = new MemoryDatastore()) {
+  const speakers: FakeSpeaker[] = [];
+  const config = parseAgentConfig({ NODENAME: 'node-1', TORTIE_DATAPLANE: 'none', TORTIE_HEALTH_PORT: '0', ...env }, 'unused');
+  const agent = new Agent(config, {
+    datastore: ds,
+    logger: pino({ level: 'silent' }),
+    createSpeaker: (c) => {
+      const s = new FakeSpeaker(c);
+      speakers.push(s);
+      return s as unknown as SpeakerLike;
+    },
+    interfaces: () => INTERFACES,
+    serveControl: null,
+    startHealth: null,
+    coalesceMs: 1,
+    version: 'test',
+  });
+  running.push(agent);
+  return { agent, ds, speakers, last: () => speakers[speakers.length - 1]! };
+}
+
+describe('Agent startup', () => {
+  it('registers the node with the interface prefix length, creates the default pool, claims a block, allocates the tunnel address', async () => {
+    const { agent, ds, last } = makeAgent({ IP: '198.18.0.11', AS: '64513', CALICO_IPV4POOL_CIDR: '10.244.0.0/16' });
+    await agent.start();
+    const node = await ds.get('Node', 'node-1');
+    expect(node?.spec.bgp?.ipv4Address).toBe('198.18.0.11/24');
+    expect(node?.spec.bgp?.asNumber).toBe(64513);
+    const pools = (await ds.list('IPPool')).items;
+    expect(pools.map((p) => [p.metadata.name, p.spec.cidr, p.spec.ipipMode, p.spec.natOutgoing, p.spec.blockSize])).toEqual([['default-ipv4-ippool', '10.244.0.0/16', 'Always', true, 26]]);
+    expect(node?.spec.bgp?.ipv4IPIPTunnelAddr).toMatch(/^10\.244\.0\.\d+$/);
+    const speaker = last();
+    expect(speaker.started).toBe(true);
+    expect(speaker.config).toMatchObject({ routerId: parseIpv4('198.18.0.11'), localAs: 64513, listen: { address: '0.0.0.0', port: 179 } });
+    expect(speaker.config.gracefulRestart).toMatchObject({ restartTime: 120, restarting: true });
+    expect(speaker.originated.map((r) => [`${formatIpv4(r.prefix.addr)}/${r.prefix.len}`, formatIpv4(r.attrs.nextHop!)])).toEqual([['10.244.0.0/26', '198.18.0.11']]);
+    const status = agent.status();
+    expect(status).toMatchObject({ node: 'node-1', ipv4Address: '198.18.0.11/24', asNumber: 64513, routerId: '198.18.0.11', blocks: ['10.244.0.0/26'], version: 'test' });
+    expect(status.warnings).toEqual([]);
+  });
+
+  it('leaves an existing pool alone and honours NO_DEFAULT_POOLS; IPIP Never means no tunnel address', async () => {
+    const ds = new MemoryDatastore();
+    await ds.create(res('IPPool', 'mine', { cidr: '10.9.0.0/16', ipipMode: 'Never' }));
+    const { agent } = makeAgent({ IP: '198.18.0.11/24' }, ds);
+    await agent.start();
+    expect((await ds.list('IPPool')).items.map((p) => p.metadata.name)).toEqual(['mine']);
+    expect((await ds.get('Node', 'node-1'))?.spec.bgp?.ipv4IPIPTunnelAddr).toBeUndefined();
+    const bare = makeAgent({ NODENAME: 'node-2', IP: '198.18.0.12/24', NO_DEFAULT_POOLS: 'true' });
+    await bare.agent.start();
+    expect((await bare.ds.list('IPPool')).items).toEqual([]);
+    expect(bare.agent.status().warnings.join('\n')).toMatch(/no IPAM block for this node: no enabled IPPool selects node "node-2"/);
+  });
+
+  it('an address no interface holds gets /32 and a warning', async () => {
+    const { agent, ds } = makeAgent({ IP: '203.0.113.5', NO_DEFAULT_POOLS: 'true' });
+    await agent.start();
+    expect((await ds.get('Node', 'node-1'))?.spec.bgp?.ipv4Address).toBe('203.0.113.5/32');
+    expect(agent.status().warnings.join('\n')).toMatch(/IP=203.0.113.5: no interface holds this address/);
+  });
+
+  it('without WAIT_FOR_DATASTORE an unreachable datastore fails the start at once', async () => {
+    const ds = new MemoryDatastore();
+    ds.list = async () => {
+      throw new Error('etcd at http://127.0.0.1:1: unavailable');
+    };
+    const { agent } = makeAgent({ IP: '198.18.0.11/24' }, ds);
+    await expect(agent.start()).rejects.toThrow('etcd at http://127.0.0.1:1: unavailable');
+  });
+});
+
+describe('Agent reconfiguration', () => {
+  it('a new node becomes a mesh peer; replans keep the same export filter object; the filter follows the pools', async () => {
+    const { agent, ds, last } = makeAgent({ IP: '198.18.0.11/24', CALICO_IPV4POOL_CIDR: '10.244.0.0/16', CALICO_IPV4POOL_IPIP: 'Never' });
+    await agent.start();
+    expect(last().peers).toEqual([]);
+    await ds.create(res('Node', 'node-2', { bgp: { ipv4Address: '198.18.0.12/24' } }));
+    const peers = await until(() => last().peers.length === 1 && last().peers, 'a mesh peer');
+    // Calico's template: `passive on` toward a node with a higher IP (it connects to us).
+    expect(peers[0]).toMatchObject({ address: '198.18.0.12', peerAs: 64512, passive: true, rrClient: false, nextHop: 'auto', allowOwnAs: 0 });
+    const filter = peers[0]!.exportFilter!;
+    expect(filter).toBeTypeOf('function');
+    await ds.create(res('Node', 'node-3', { bgp: { ipv4Address: '198.18.0.10/24' } }));
+    const three = await until(() => last().peers.length === 2 && last().peers, 'two mesh peers');
+    expect(three.every((p) => p.exportFilter === filter)).toBe(true);
+    expect(three.find((p) => p.address === '198.18.0.10')?.passive).toBe(false);
+    const route = (cidr: string) => ({ prefix: parsePrefix(cidr) }) as Parameters<typeof filter>[0];
+    expect(filter(route('10.244.1.0/26'))).not.toBeNull();
+    expect(filter(route('0.0.0.0/0'))).toBeNull();
+    expect(agent.status().peers.map((p) => [p.address, p.type, p.name]).sort()).toEqual([
+      ['198.18.0.10', 'node-to-node mesh', 'Mesh_198_18_0_10'],
+      ['198.18.0.12', 'node-to-node mesh', 'Mesh_198_18_0_12'],
+    ]);
+  });
+
+  it('a block released elsewhere is withdrawn from what the node originates', async () => {
+    const { agent, ds, last } = makeAgent({ IP: '198.18.0.11/24', CALICO_IPV4POOL_CIDR: '10.244.0.0/16', CALICO_IPV4POOL_IPIP: 'Never' });
+    await agent.start();
+    expect(last().originated).toHaveLength(1);
+    const { Ipam } = await import('../../../src/ipam/index.js');
+    await new Ipam(ds).releaseBlock('10.244.0.0/26');
+    await until(() => last().originated.length === 0, 'the block withdrawn');
+    expect(agent.status().blocks).toEqual([]);
+  });
+
+  it('a cluster id swaps the Speaker gracefully: old routes stay (stale) until the new one is ready', async () => {
+    const { agent, ds, speakers, last } = makeAgent({ IP: '198.18.0.11/24', CALICO_IPV4POOL_CIDR: '10.244.0.0/16', CALICO_IPV4POOL_IPIP: 'Never' });
+    await agent.start();
+    const first = last();
+    first.best = [{ prefix: parsePrefix('10.244.3.0/26'), attrs: { nextHop: parseIpv4('198.18.0.13'), asPath: [] }, from: '198.18.0.13', stale: false }];
+    expect(agent.routes()).toEqual([{ prefix: '10.244.3.0/26', nextHop: '198.18.0.13', asPath: [], from: '198.18.0.13', best: true, stale: false, inKernel: false }]);
+    const node = (await ds.get('Node', 'node-1'))!;
+    await ds.update({ ...node, spec: { ...node.spec, bgp: { ...node.spec.bgp, routeReflectorClusterID: '244.0.0.1' } } });
+    await until(() => speakers.length === 2, 'a second speaker');
+    expect(first.stopped).toBe(true);
+    const second = last();
+    expect(second.config.clusterId).toBe(parseIpv4('244.0.0.1'));
+    expect(agent.status().clusterId).toBe('244.0.0.1');
+    expect(agent.routes()).toEqual([{ prefix: '10.244.3.0/26', nextHop: '198.18.0.13', asPath: [], from: '198.18.0.13', best: true, stale: true, inKernel: false }]);
+    second.emit('ready');
+    expect(agent.routes()).toEqual([]);
+    // Changing something that is not the identity does not recreate the Speaker.
+    await ds.create(res('BGPPeer', 'office', { peerIP: '198.18.0.50', asNumber: 65001 }));
+    await until(() => last().peers.length === 1, 'the office router as a peer');
+    expect(speakers).toHaveLength(2);
+  });
+});
+
+describe('Agent readiness (Calico BIRD rules)', () => {
+  it('no peers: ready; fresh: all must be Established; afterwards one is enough; none is not ready', async () => {
+    const { agent, ds, last } = makeAgent({ IP: '198.18.0.11/24', NO_DEFAULT_POOLS: 'true' });
+    expect(agent.readiness()).toEqual({ ready: false, reason: 'the agent is starting' });
+    await agent.start();
+    expect(agent.readiness()).toEqual({ ready: true });
+    await ds.create(res('Node', 'node-2', { bgp: { ipv4Address: '198.18.0.12/24' } }));
+    await ds.create(res('Node', 'node-3', { bgp: { ipv4Address: '198.18.0.13/24' } }));
+    const speaker = last();
+    await until(() => speaker.peers.length === 2, 'two peers');
+    expect(agent.readiness().ready).toBe(false);
+    speaker.states.set('198.18.0.12', 'Established');
+    expect(agent.readiness()).toEqual({ ready: false, reason: 'BGP not established with 198.18.0.13 (Active)' });
+    speaker.states.set('198.18.0.13', 'Established');
+    expect(agent.readiness()).toEqual({ ready: true });
+    speaker.states.set('198.18.0.12', 'Active');
+    expect(agent.readiness()).toEqual({ ready: true });
+    speaker.states.set('198.18.0.13', 'Idle');
+    expect(agent.readiness()).toEqual({ ready: false, reason: 'no BGP session is established (2 configured)' });
+  });
+});
