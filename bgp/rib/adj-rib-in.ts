@@ -125,8 +125,9 @@ export class AdjRibIn {
     return removed;
   }
 
+  /** `received` is a fresh object of this call (the rest of the UPDATE's attributes): the table may adopt it. */
   private announceAll(prefixes: readonly Prefix[], received: PathAttributes, changed: Set<number>): void {
-    const attrs = this.table.intern(received);
+    const attrs = this.table.internOwned(received);
     for (const prefix of prefixes) {
       const key = prefixKey(prefix);
       if (this.announce(key, attrs)) changed.add(key);

@@ -21,10 +21,22 @@ import type { PathAttributes, UnknownAttribute } from '../types.js';
 declare const interned: unique symbol;
 export type Attrs = Readonly<Omit<PathAttributes, 'mpReach' | 'mpUnreach'>> & { readonly [interned]: true };
 
+/** The table's bookkeeping for one canonical object, attached to it (non-enumerable) before it is frozen. */
 interface Entry {
-  readonly key: string;
-  readonly attrs: Attrs;
+  readonly owner: AttrTable;
+  readonly hash: number;
+  /** References held; 0 when the object is not (or no longer) in the table. */
   refs: number;
+  /** In the table's hash index. */
+  live: boolean;
+}
+
+/** Where a canonical object keeps its Entry: a non-enumerable symbol, invisible to spread, keys and equality. */
+const ENTRY: unique symbol = Symbol('tortie.attrs.entry');
+
+function entryOf(attrs: object, owner: AttrTable): Entry | undefined {
+  const entry = (attrs as { [ENTRY]?: Entry })[ENTRY];
+  return entry !== undefined && entry.owner === owner ? entry : undefined;
 }
 
 function hex(bytes: Uint8Array): string {
@@ -72,8 +84,93 @@ export function attributesKey(attrs: PathAttributes): string {
   return key;
 }
 
-/** A frozen copy with the fields in a fixed order (one hidden class per shape), mp* dropped. */
-function canonicalCopy(attrs: PathAttributes): Attrs {
+// FNV-1a over 32-bit words: cheap, no allocation. Collisions are settled by `sameAttributes`.
+function mix(h: number, value: number): number {
+  return Math.imul(h ^ value, 0x01000193);
+}
+
+/**
+ * A small-integer hash of exactly what `attributesKey` covers (equal sets hash equal). A Smi (30 bits), so
+ * the index Map never boxes its keys.
+ */
+export function attributesHash(attrs: PathAttributes): number {
+  let h = 0x811c9dc5 | 0;
+  h = mix(h, attrs.origin ?? -1);
+  const asPath = attrs.asPath;
+  if (asPath !== undefined) {
+    h = mix(h, 0x70 + asPath.length);
+    for (const segment of asPath) {
+      h = mix(h, segment.type);
+      const asns = segment.asns;
+      h = mix(h, asns.length);
+      for (let i = 0; i < asns.length; i++) h = mix(h, asns[i] as number);
+    }
+  } else h = mix(h, -2);
+  h = mix(h, attrs.nextHop ?? -3);
+  h = mix(h, attrs.med ?? -4);
+  h = mix(h, attrs.localPref ?? -5);
+  if (attrs.atomicAggregate) h = mix(h, 0x61);
+  if (attrs.aggregator !== undefined) h = mix(mix(h, attrs.aggregator.asn), attrs.aggregator.address);
+  const communities = attrs.communities;
+  if (communities !== undefined) {
+    h = mix(h, 0x63 + communities.length);
+    for (let i = 0; i < communities.length; i++) h = mix(h, communities[i] as number);
+  }
+  h = mix(h, attrs.originatorId ?? -6);
+  const clusterList = attrs.clusterList;
+  if (clusterList !== undefined) {
+    h = mix(h, 0x6b + clusterList.length);
+    for (let i = 0; i < clusterList.length; i++) h = mix(h, clusterList[i] as number);
+  }
+  const unknown = attrs.unknown;
+  if (unknown !== undefined) {
+    for (const u of unknown) {
+      h = mix(mix(mix(h, u.flags), u.type), u.value.length);
+      for (let i = 0; i < u.value.length; i++) h = mix(h, u.value[i] as number);
+    }
+  }
+  return (h >>> 2) & 0x3fffffff;
+}
+
+function sameNumbers(a: readonly number[] | undefined, b: readonly number[] | undefined): boolean {
+  if (a === b) return true;
+  if (a === undefined || b === undefined || a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** Equal exactly when `attributesKey` would give the same string (the same attributes tortie keeps). */
+export function sameAttributes(a: PathAttributes, b: PathAttributes): boolean {
+  if (a.origin !== b.origin || a.nextHop !== b.nextHop || a.med !== b.med || a.localPref !== b.localPref) return false;
+  if (a.originatorId !== b.originatorId || Boolean(a.atomicAggregate) !== Boolean(b.atomicAggregate)) return false;
+  if (a.asPath !== b.asPath) {
+    if (a.asPath === undefined || b.asPath === undefined || a.asPath.length !== b.asPath.length) return false;
+    for (let i = 0; i < a.asPath.length; i++) {
+      const x = a.asPath[i]!;
+      const y = b.asPath[i]!;
+      if (x.type !== y.type || !sameNumbers(x.asns, y.asns)) return false;
+    }
+  }
+  if (a.aggregator !== b.aggregator) {
+    if (a.aggregator === undefined || b.aggregator === undefined) return false;
+    if (a.aggregator.asn !== b.aggregator.asn || a.aggregator.address !== b.aggregator.address) return false;
+  }
+  if (!sameNumbers(a.communities, b.communities) || !sameNumbers(a.clusterList, b.clusterList)) return false;
+  const ua = a.unknown !== undefined && a.unknown.length > 0 ? a.unknown : undefined;
+  const ub = b.unknown !== undefined && b.unknown.length > 0 ? b.unknown : undefined;
+  if (ua !== ub) {
+    if (ua === undefined || ub === undefined || ua.length !== ub.length) return false;
+    for (let i = 0; i < ua.length; i++) {
+      const x = ua[i]!;
+      const y = ub[i]!;
+      if (x.flags !== y.flags || x.type !== y.type || !sameNumbers(x.value as unknown as number[], y.value as unknown as number[])) return false;
+    }
+  }
+  return true;
+}
+
+/** A frozen copy with the fields in a fixed order (one hidden class per shape), mp* dropped, carrying `entry`. */
+function canonicalCopy(attrs: PathAttributes, entry: Entry): Attrs {
   const out: { -readonly [K in keyof PathAttributes]: PathAttributes[K] } = {};
   if (attrs.origin !== undefined) out.origin = attrs.origin;
   if (attrs.asPath !== undefined) {
@@ -92,37 +189,79 @@ function canonicalCopy(attrs: PathAttributes): Attrs {
       attrs.unknown.map((u): UnknownAttribute => Object.freeze({ flags: u.flags, type: u.type, value: Uint8Array.from(u.value) })),
     );
   }
+  Object.defineProperty(out, ENTRY, { value: entry });
   return Object.freeze(out) as Attrs;
 }
 
 /**
  * The table of live attribute sets. `intern` takes a reference for the caller; `retain` adds one for each
  * further holder; `release` drops one, and the set leaves the table at zero.
+ *
+ * Layout (per distinct set, which at 100k distinct routes is per route): the frozen canonical object, one
+ * Entry attached to it, and one slot in a Map keyed by a Smi hash (collisions share an array). A canonical
+ * object is found from itself through its Entry (no identity-keyed Map, no WeakSet, no key string).
  */
 export class AttrTable {
-  private readonly byKey = new Map<string, Entry>();
-  private readonly byObject = new Map<object, Entry>();
-  /** Every object this table ever handed out, so a released set that comes back is re-adopted, not copied. */
-  private readonly everInterned = new WeakSet<object>();
+  private readonly byHash = new Map<number, Attrs | Attrs[]>();
+  private count = 0;
 
   /** The shared set equal to `attrs`, with one reference taken. Interning an interned set is a lookup. */
   intern(attrs: PathAttributes | Attrs): Attrs {
-    const known = this.byObject.get(attrs);
-    if (known !== undefined) {
-      known.refs += 1;
-      return known.attrs;
+    const own = entryOf(attrs, this);
+    if (own !== undefined && own.live) {
+      own.refs += 1;
+      return attrs as Attrs;
     }
-    const key = attributesKey(attrs);
-    const existing = this.byKey.get(key);
+    const hash = own !== undefined ? own.hash : attributesHash(attrs);
+    const existing = this.find(hash, attrs);
     if (existing !== undefined) {
-      existing.refs += 1;
-      return existing.attrs;
+      (entryOf(existing, this) as Entry).refs += 1;
+      return existing;
     }
-    const canonical = this.everInterned.has(attrs) ? (attrs as Attrs) : canonicalCopy(attrs);
-    const entry: Entry = { key, attrs: canonical, refs: 1 };
-    this.byKey.set(key, entry);
-    this.byObject.set(canonical, entry);
-    this.everInterned.add(canonical);
+    // A canonical object of ours that was released (or made by `canonical()`) is re-adopted, not copied.
+    const entry: Entry = own ?? { owner: this, hash, refs: 0, live: false };
+    const canonical = own !== undefined ? (attrs as Attrs) : canonicalCopy(attrs, entry);
+    entry.refs = 1;
+    entry.live = true;
+    this.index(hash, canonical);
+    return canonical;
+  }
+
+  /**
+   * `intern` for an object the caller owns and will not touch again (the attributes of one decoded UPDATE,
+   * already without mp*): when the set is new, that object itself becomes the canonical one (frozen in
+   * place, nested arrays too; unknown attribute bytes copied so the receive buffer is not pinned) instead of
+   * a frozen copy.
+   */
+  internOwned(attrs: PathAttributes): Attrs {
+    if (attrs.mpReach !== undefined || attrs.mpUnreach !== undefined || entryOf(attrs, this) !== undefined || Object.isFrozen(attrs)) {
+      return this.intern(attrs);
+    }
+    const hash = attributesHash(attrs);
+    const existing = this.find(hash, attrs);
+    if (existing !== undefined) {
+      (entryOf(existing, this) as Entry).refs += 1;
+      return existing;
+    }
+    const entry: Entry = { owner: this, hash, refs: 1, live: true };
+    const out = attrs as { -readonly [K in keyof PathAttributes]: PathAttributes[K] };
+    if (out.asPath !== undefined) {
+      for (const segment of out.asPath) {
+        Object.freeze(segment.asns);
+        Object.freeze(segment);
+      }
+      Object.freeze(out.asPath);
+    }
+    if (out.aggregator !== undefined) Object.freeze(out.aggregator);
+    if (out.communities !== undefined) Object.freeze(out.communities);
+    if (out.clusterList !== undefined) Object.freeze(out.clusterList);
+    if (out.unknown !== undefined) {
+      if (out.unknown.length === 0) delete out.unknown;
+      else out.unknown = Object.freeze(out.unknown.map((u): UnknownAttribute => Object.freeze({ flags: u.flags, type: u.type, value: Uint8Array.from(u.value) })));
+    }
+    Object.defineProperty(out, ENTRY, { value: entry });
+    const canonical = Object.freeze(out) as Attrs;
+    this.index(hash, canonical);
     return canonical;
   }
 
@@ -132,20 +271,19 @@ export class AttrTable {
    * policy results that a RIB interns when it stores them.
    */
   canonical(attrs: PathAttributes | Attrs): Attrs {
-    const known = this.byObject.get(attrs);
-    if (known !== undefined) return known.attrs;
-    const existing = this.byKey.get(attributesKey(attrs));
-    if (existing !== undefined) return existing.attrs;
-    if (this.everInterned.has(attrs)) return attrs as Attrs;
-    const copy = canonicalCopy(attrs);
-    this.everInterned.add(copy);
-    return copy;
+    const own = entryOf(attrs, this);
+    if (own !== undefined && own.live) return attrs as Attrs;
+    const hash = own !== undefined ? own.hash : attributesHash(attrs);
+    const existing = this.find(hash, attrs);
+    if (existing !== undefined) return existing;
+    if (own !== undefined) return attrs as Attrs;
+    return canonicalCopy(attrs, { owner: this, hash, refs: 0, live: false });
   }
 
   /** Adds `count` references to a set this table holds. */
   retain(attrs: Attrs, count = 1): void {
-    const entry = this.byObject.get(attrs);
-    if (entry === undefined) {
+    const entry = entryOf(attrs, this);
+    if (entry === undefined || !entry.live) {
       throw new Error(`AttrTable.retain: attribute set "${attributesKey(attrs)}" is not in the table (intern it first)`);
     }
     entry.refs += count;
@@ -153,32 +291,63 @@ export class AttrTable {
 
   /** Drops `count` references; the set leaves the table when none remain. */
   release(attrs: Attrs, count = 1): void {
-    const entry = this.byObject.get(attrs);
-    if (entry === undefined) {
+    const entry = entryOf(attrs, this);
+    if (entry === undefined || !entry.live) {
       throw new Error(`AttrTable.release: attribute set "${attributesKey(attrs)}" is not in the table (released too often?)`);
     }
     entry.refs -= count;
     if (entry.refs < 0) {
-      throw new Error(`AttrTable.release: attribute set "${entry.key}" released ${-entry.refs} more time(s) than retained`);
+      throw new Error(`AttrTable.release: attribute set "${attributesKey(attrs)}" released ${-entry.refs} more time(s) than retained`);
     }
     if (entry.refs === 0) {
-      this.byKey.delete(entry.key);
-      this.byObject.delete(entry.attrs);
+      entry.live = false;
+      this.unindex(entry.hash, attrs);
     }
   }
 
   /** The number of references held on a set (0 when it is not in the table). */
   refCount(attrs: Attrs): number {
-    return this.byObject.get(attrs)?.refs ?? 0;
+    const entry = entryOf(attrs, this);
+    return entry !== undefined && entry.live ? entry.refs : 0;
   }
 
   /** True when `attrs` is a live set of this table. */
   has(attrs: object): attrs is Attrs {
-    return this.byObject.has(attrs);
+    return entryOf(attrs, this)?.live === true;
   }
 
   /** The number of distinct live sets. */
   get size(): number {
-    return this.byKey.size;
+    return this.count;
+  }
+
+  private find(hash: number, attrs: PathAttributes): Attrs | undefined {
+    const slot = this.byHash.get(hash);
+    if (slot === undefined) return undefined;
+    if (!Array.isArray(slot)) return sameAttributes(slot as PathAttributes, attrs) ? (slot as Attrs) : undefined;
+    for (const candidate of slot as Attrs[]) if (sameAttributes(candidate as PathAttributes, attrs)) return candidate;
+    return undefined;
+  }
+
+  private index(hash: number, attrs: Attrs): void {
+    this.count += 1;
+    const slot = this.byHash.get(hash);
+    if (slot === undefined) this.byHash.set(hash, attrs);
+    else if (Array.isArray(slot)) (slot as Attrs[]).push(attrs);
+    else this.byHash.set(hash, [slot as Attrs, attrs]);
+  }
+
+  private unindex(hash: number, attrs: Attrs): void {
+    this.count -= 1;
+    const slot = this.byHash.get(hash);
+    if (slot === attrs) {
+      this.byHash.delete(hash);
+      return;
+    }
+    if (!Array.isArray(slot)) return;
+    const list = slot as Attrs[];
+    const at = list.indexOf(attrs);
+    if (at >= 0) list.splice(at, 1);
+    if (list.length === 1) this.byHash.set(hash, list[0] as Attrs);
   }
 }

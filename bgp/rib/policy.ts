@@ -257,6 +257,8 @@ export class PeerExport {
     if (route.source.address === this.peer.address && !route.source.local) return null;
     const filtered = this.peer.exportFilter === undefined ? route : this.peer.exportFilter(route);
     if (filtered === null) return null;
+    // Who may receive it depends on (source, peer) only: a 'none' needs no cache entry per attribute set.
+    if (exportScope(filtered.source, this.peer) === 'none') return null;
     const entry = this.cache.get(filtered.attrs);
     if (entry !== undefined) {
       if (entry instanceof Map) {
