@@ -38,6 +38,9 @@ const MAX_CONNECTIONS = 32;
 /** How long to wait for an old socket's owner to answer before calling it stale. */
 const PROBE_TIMEOUT_MS = 1000;
 export const DEFAULT_QUERY_TIMEOUT_MS = 2000;
+/** sun_path is 108 bytes on Linux, one of them the terminating NUL. */
+const MAX_SOCKET_PATH_BYTES = 107;
+let temporaryCount = 0;
 
 /** The commands the agent answers, one entry each. */
 const COMMANDS: Readonly<Record<ControlRequest['command'], (provider: ControlProvider) => Promise<ControlResponse>>> = {
@@ -140,7 +143,10 @@ export async function serveControl(path: string, provider: ControlProvider): Pro
   }
   if (existing === 'stale') await unlink(path).catch(() => undefined);
 
-  const temporary = join(dirname(path), `.${basename(path)}.${process.pid}.${Date.now()}`);
+  const temporary = join(dirname(path), `.${basename(path)}.${process.pid}.${temporaryCount++}`);
+  if (Buffer.byteLength(temporary) > MAX_SOCKET_PATH_BYTES) {
+    throw new Error(`control socket path ${path} is too long: a Unix socket path may have ${MAX_SOCKET_PATH_BYTES} bytes and tortie binds it under a temporary name ${Buffer.byteLength(temporary) - Buffer.byteLength(path)} bytes longer; choose a shorter TORTIE_CTL_SOCKET`);
+  }
   const connections = new Set<net.Socket>();
   const server = net.createServer((socket) => {
     connections.add(socket);

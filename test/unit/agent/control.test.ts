@@ -140,6 +140,11 @@ describe('serveControl', () => {
     expect(await queryControl(path, { command: 'status' })).toEqual({ ok: true, status: STATUS });
   });
 
+  it('refuses a path too long for a Unix socket, saying why', async () => {
+    const path = join(dir, 'x'.repeat(100));
+    await expect(serveControl(path, provider)).rejects.toThrow(/^control socket path .* is too long: a Unix socket path may have 107 bytes .* choose a shorter TORTIE_CTL_SOCKET$/);
+  });
+
   it('refuses a path that is a regular file', async () => {
     const path = join(dir, 'tortie.ctl');
     await writeFile(path, 'not a socket');
