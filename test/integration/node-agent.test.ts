@@ -6,7 +6,9 @@
 //   3. switching to a route reflector on node 1 (label + routeReflectorClusterID + a BGPPeer
 //      nodeSelector all() / peerSelector route-reflector == 'true', then the mesh off) while every agent's
 //      Loc-RIB is sampled over the control socket every ~50 ms: no block may ever be missing;
-//   4. releasing a node's block withdraws it from every agent and from BIRD.
+//   4. releasing a node's block withdraws it from every agent and from BIRD;
+//   5. SIGTERM stops an agent with exit 0 and its peers see the session end at once.
+// Before all that, a bad environment makes `tortie node run` exit 1 naming the variable.
 // Every process is stopped by PID, even on failure.
 
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -87,6 +89,22 @@ async function stopChild(child: ChildProcess): Promise<void> {
   await exited;
   clearTimeout(timer);
 }
+
+describe('tortie node run refuses a bad environment before touching anything', () => {
+  it('exits 1 naming the variable, its value and what is accepted', async () => {
+    const cases: Array<[Record<string, string>, RegExp]> = [
+      [{ IP_AUTODETECTION_METHOD: 'guess' }, /IP_AUTODETECTION_METHOD="guess" is not a valid method; valid methods: first-found, interface=<regex,...>, skip-interface=<regex,...>, cidr=<cidr,...>, can-reach=<IPv4 address>/],
+      [{ TORTIE_DATAPLANE: 'kernel' }, /TORTIE_DATAPLANE="kernel": programming the kernel is not implemented yet/],
+      [{ IP: '10.0.0.300' }, /IP="10.0.0.300"/],
+    ];
+    expect(cases.length).toBeGreaterThan(0);
+    for (const [env, pattern] of cases) {
+      const run = await tortie({ NODENAME: 'n1', DATASTORE_TYPE: 'etcdv3', ETCD_ENDPOINTS: 'http://127.0.0.1:1', ...env }, ['node', 'run']);
+      expect(run.status, run.stderr).toBe(1);
+      expect(run.stderr).toMatch(pattern);
+    }
+  }, 30_000);
+});
 
 describe.skipIf(!haveEtcd || !haveBird)('tortie node run: three agents, a BIRD office router, a reflector switch', () => {
   let etcd: EtcdInstance;
@@ -277,4 +295,24 @@ describe.skipIf(!haveEtcd || !haveBird)('tortie node run: three agents, a BIRD o
     const rib1 = await routes(agents[0]!);
     expect(rib1.some((r) => r.prefix === blocks.get('node-2'))).toBe(true);
   }, 60_000);
+
+  it('SIGTERM stops an agent cleanly: exit 0, its peers see the session end at once (Cease, not a hold timer)', async () => {
+    const node3 = agents[2]!;
+    const exited = new Promise<number | null>((resolve) => node3.child.once('exit', (code) => resolve(code)));
+    const started = Date.now();
+    process.kill(node3.child.pid!, 'SIGTERM');
+    expect(await exited).toBe(0);
+    expect(Date.now() - started).toBeLessThan(5000);
+    await waitFor(
+      async () => {
+        const peer = (await status(agents[0]!)).peers.find((p) => p.address === node3.ip);
+        return peer !== undefined && peer.bgpState !== 'Established' ? peer : undefined;
+      },
+      { timeoutMs: 3000, intervalMs: 50, what: 'node 1 to see node 3 go down' },
+    );
+    expect(node3.log()).toMatch(/"msg":"stopped"/);
+    const run = await tortie({ TORTIE_CTL_SOCKET: node3.socket }, ['node', 'status']);
+    expect(run.status).toBe(1);
+    expect(run.stderr).toContain(node3.socket);
+  }, 30_000);
 });
