@@ -579,9 +579,20 @@ export async function runNode(env: NodeJS.ProcessEnv, options: { logger?: Logger
   try {
     const dsConfig = await loadDatastoreConfig(env);
     where = describeDatastore(dsConfig);
-    ds = await openDatastore(dsConfig);
+    // WAIT_FOR_DATASTORE: keep trying to open it too (one second apart, bounded like the agent's own wait).
+    for (let attempt = 1; ; attempt++) {
+      try {
+        ds = await openDatastore(dsConfig);
+        break;
+      } catch (error) {
+        if (!config.waitForDatastore || attempt >= WAIT_ATTEMPTS) throw error;
+        if (attempt === 1) log.warn({ err: errorText(error) }, 'waiting for the datastore (WAIT_FOR_DATASTORE)');
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+      }
+    }
   } catch (error) {
-    process.stderr.write(`tortie node run: ${where}: ${errorText(error)}\n`);
+    const message = errorText(error);
+    process.stderr.write(`tortie node run: ${message.includes(where) ? '' : `${where}: `}${message}\n`);
     return 1;
   }
   if (config.dataplaneDefaulted) log.warn('TORTIE_DATAPLANE is not set: running with "none" (routes are computed, the kernel is not touched)');
