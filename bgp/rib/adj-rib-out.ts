@@ -47,14 +47,16 @@ export class AdjRibOut {
       return;
     }
     // The peer has `old` unless it is already behind; remember what it has before desired moves.
-    if (!this.behind.has(key)) {
+    let has = this.behind.get(key); // undefined: not behind (values are a set or null)
+    if (has === undefined) {
       if (old !== undefined) this.table.retain(old);
-      this.behind.set(key, old ?? null);
+      has = old ?? null;
+      this.behind.set(key, has);
     }
     if (next === undefined) this.desired.delete(key);
     else this.desired.set(key, next);
     if (old !== undefined) this.table.release(old);
-    if ((this.behind.get(key) ?? undefined) === next) this.settle(key);
+    if ((has ?? undefined) === next) this.settle(key);
   }
 
   desiredOf(prefix: Prefix | number): Attrs | undefined {
