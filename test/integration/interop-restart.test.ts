@@ -15,13 +15,13 @@
 // stream (the `rib` answer's position among the state / end-of-rib events) rather than on wall-clock
 // guesses; and a plain daemon restart is not a graceful one (no F bit), which a correct helper must punish.
 
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { addressBlock } from '../harness/addresses.js';
 import { PEER_BINARIES, requirePeers } from '../harness/binaries.js';
 import { runCli, startPeer, waitForRoute, type PeerDaemon, type PeerKind } from '../harness/index.js';
-import { stopAll, waitFor } from '../harness/process.js';
+import { waitFor } from '../harness/process.js';
 import { restartPreservingForwarding } from '../harness/recovery.js';
-import { SpeakerProcess, isState } from './speaker-process.js';
+import { isState, SpeakerProcess, stopAfterEachTest } from './speaker-process.js';
 import type { SpeakerEventJson } from '../../src/cli/speaker-events.js';
 
 const block = addressBlock(import.meta.url);
@@ -131,18 +131,7 @@ const isDownFromEstablished = (peer: string) => (e: SpeakerEventJson) => e.event
 const isEndOfRib = (peer: string) => (e: SpeakerEventJson) => e.event === 'end-of-rib' && e.peer === peer;
 
 describe('graceful restart (RFC 4724) against real peers', () => {
-  const running: Array<{ stop(): Promise<unknown> }> = [];
-  const track = <T extends { stop(): Promise<unknown> }>(thing: T): T => {
-    running.push(thing);
-    return thing;
-  };
-  afterEach(async () => {
-    // Stop what this test started even when it failed, last started first (tortie, recovery daemon, peer).
-    for (const thing of running.splice(0).reverse()) await thing.stop().catch(() => undefined);
-  });
-  afterAll(async () => {
-    await stopAll();
-  });
+  const track = stopAfterEachTest();
 
   /** A peer with graceful restart on, announcing `prefixes` to tortie, and a tortie peering with it. */
   async function receivingPair(kind: PeerKind, host: number, prefixes: string[], restartTime: number) {

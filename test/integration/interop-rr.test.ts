@@ -14,7 +14,7 @@
 // own 127.0.25.x (block 25); daemons are mostly passive so tortie opens the connections (no collisions,
 // no GoBGP connect delay).
 
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { addressBlock } from '../harness/addresses.js';
 import { requirePeers } from '../harness/binaries.js';
 import {
@@ -26,8 +26,7 @@ import {
   type PeerDaemon,
   type PeerKind,
 } from '../harness/index.js';
-import { stopAll } from '../harness/process.js';
-import { SpeakerProcess, isState } from './speaker-process.js';
+import { isState, SpeakerProcess, stopAfterEachTest } from './speaker-process.js';
 import type { SpeakerEventJson } from '../../src/cli/speaker-events.js';
 
 const AS = 64512;
@@ -39,13 +38,8 @@ type RibRoute = RibEvent['routes'][number];
 type UpdateEvent = Extract<SpeakerEventJson, { event: 'update' }>;
 const isUpdate = (e: SpeakerEventJson): e is UpdateEvent => e.event === 'update';
 
-/** Asks tortie for its Loc-RIB (best routes) and returns the `rib` event that answers. */
-async function ribOf(speaker: SpeakerProcess): Promise<RibRoute[]> {
-  const mark = speaker.events.length;
-  speaker.send('rib');
-  const event = await speaker.waitForEvent((e): e is RibEvent => e.event === 'rib', { from: mark, timeoutMs: 5000, what: 'rib' });
-  return event.routes;
-}
+/** Asks tortie for its Loc-RIB (best routes). */
+const ribOf = (speaker: SpeakerProcess): Promise<RibRoute[]> => speaker.rib();
 
 /** Polls tortie's Loc-RIB until `match` finds a route, bounded. */
 async function waitForRibRoute(speaker: SpeakerProcess, match: (r: RibRoute) => boolean, what: string, timeoutMs = 15_000): Promise<RibRoute> {
@@ -53,18 +47,7 @@ async function waitForRibRoute(speaker: SpeakerProcess, match: (r: RibRoute) => 
 }
 
 describe('interop: route reflection', () => {
-  const running: Array<{ stop(): Promise<unknown> }> = [];
-  const track = <T extends { stop(): Promise<unknown> }>(thing: T): T => {
-    running.push(thing);
-    return thing;
-  };
-  afterEach(async () => {
-    // Even after a failure: tortie first (Cease), then the daemons, newest first.
-    for (const thing of running.splice(0).reverse()) await thing.stop().catch(() => undefined);
-  });
-  afterAll(async () => {
-    await stopAll();
-  });
+  const track = stopAfterEachTest();
 
   it('tortie reflects between BIRD 1.6, BIRD 2, FRR and GoBGP clients: ORIGINATOR_ID, CLUSTER_LIST, next hop kept; withdrawals reach everyone', async () => {
     const kinds: PeerKind[] = ['bird1', 'bird2', 'frr', 'gobgp'];

@@ -6,12 +6,11 @@
 // Each peer kind has its own test file (so files run in parallel on their own 127.0.<block>.0/24) that calls
 // `interopSuite(kind, import.meta.url)`.
 
-import { afterAll, afterEach, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { addressBlock } from '../harness/addresses.js';
 import { requirePeers } from '../harness/binaries.js';
 import { startPeer, waitForNoRoute, waitForRoute, waitForSession, type PeerDaemon, type PeerKind } from '../harness/index.js';
-import { stopAll } from '../harness/process.js';
-import { SpeakerProcess, isState } from './speaker-process.js';
+import { isState, SpeakerProcess, stopAfterEachTest } from './speaker-process.js';
 import type { SpeakerEventJson } from '../../src/cli/speaker-events.js';
 
 const TORTIE_AS = 64512;
@@ -33,19 +32,7 @@ function announced(speaker: SpeakerProcess, prefix: string): UpdateEvent['announ
 
 export function interopSuite(kind: PeerKind, owner: string): void {
   const block = addressBlock(owner);
-  const running: Array<{ stop(): Promise<unknown> }> = [];
-  const track = <T extends { stop(): Promise<unknown> }>(thing: T): T => {
-    running.push(thing);
-    return thing;
-  };
-
-  afterEach(async () => {
-    // Stop what this test started even when it failed: tortie first (Cease), then the daemon.
-    for (const thing of running.splice(0).reverse()) await thing.stop().catch(() => undefined);
-  });
-  afterAll(async () => {
-    await stopAll();
-  });
+  const track = stopAfterEachTest();
 
   for (const mode of ['iBGP', 'eBGP'] as const) {
     const peerAs = mode === 'iBGP' ? TORTIE_AS : OFFICE_AS;

@@ -12,12 +12,11 @@
 // one time to appear. Each peer is on its own 127.0.30.x (block 30); GoBGP is always the passive side (it
 // waits ~5 s before connecting), and of every other pair exactly one side connects.
 
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { addressBlock } from '../harness/addresses.js';
 import { requirePeers } from '../harness/binaries.js';
 import { startPeer, waitFor, waitForRoute, waitForSession, type NeighborOptions, type PeerDaemon, type PeerKind } from '../harness/index.js';
-import { stopAll } from '../harness/process.js';
-import { SpeakerProcess, isState } from './speaker-process.js';
+import { isState, SpeakerProcess, stopAfterEachTest } from './speaker-process.js';
 import type { SpeakerEventJson } from '../../src/cli/speaker-events.js';
 
 const AS = 64512;
@@ -30,29 +29,13 @@ type RibRoute = RibEvent['routes'][number];
 type UpdateEvent = Extract<SpeakerEventJson, { event: 'update' }>;
 const isUpdate = (e: SpeakerEventJson): e is UpdateEvent => e.event === 'update';
 
-/** Asks tortie for its Loc-RIB (best routes) and returns the `rib` event that answers. */
-async function ribOf(speaker: SpeakerProcess): Promise<RibRoute[]> {
-  const mark = speaker.events.length;
-  speaker.send('rib');
-  const event = await speaker.waitForEvent((e): e is RibEvent => e.event === 'rib', { from: mark, timeoutMs: 5000, what: 'rib' });
-  return event.routes;
-}
+/** Asks tortie for its Loc-RIB (best routes). */
+const ribOf = (speaker: SpeakerProcess): Promise<RibRoute[]> => speaker.rib();
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('interop: topologies', () => {
-  const running: Array<{ stop(): Promise<unknown> }> = [];
-  const track = <T extends { stop(): Promise<unknown> }>(thing: T): T => {
-    running.push(thing);
-    return thing;
-  };
-  afterEach(async () => {
-    // Even after a failure: tortie first (Cease), then the daemons, newest first.
-    for (const thing of running.splice(0).reverse()) await thing.stop().catch(() => undefined);
-  });
-  afterAll(async () => {
-    await stopAll();
-  });
+  const track = stopAfterEachTest();
 
   it('4-way iBGP full mesh with BIRD 2, FRR and GoBGP: every route from its originator only, nothing re-advertised', async () => {
     if (!requirePeers('bird2', 'frr', 'gobgp')) return;

@@ -4,7 +4,11 @@
 
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { afterAll, afterEach } from 'vitest';
+import { stopAll } from '../harness/process.js';
 import type { SpeakerEventJson } from '../../src/cli/speaker-events.js';
+
+export type RibRoute = Extract<SpeakerEventJson, { event: 'rib' }>['routes'][number];
 
 // The built CLI, whether this file runs from test/ (vitest, TypeScript) or from dist/test/.
 const HERE = fileURLToPath(import.meta.url);
@@ -96,6 +100,14 @@ export class SpeakerProcess {
     return code;
   }
 
+  /** Asks for the Loc-RIB (`rib` on stdin) and returns the routes of the event that answers. */
+  async rib(timeoutMs = 5000): Promise<RibRoute[]> {
+    const mark = this.events.length;
+    this.send('rib');
+    const event = await this.waitForEvent((e): e is Extract<SpeakerEventJson, { event: 'rib' }> => e.event === 'rib', { from: mark, timeoutMs, what: 'rib' });
+    return event.routes;
+  }
+
   kill9(): void {
     this.child.kill('SIGKILL');
   }
@@ -106,3 +118,22 @@ export class SpeakerProcess {
 }
 
 export const isState = (peer: string, to: string) => (e: SpeakerEventJson) => e.event === 'state' && e.peer === peer && e.to === to;
+
+/**
+ * For a describe block whose tests start daemons and speakers: returns `track(thing)`, and stops every
+ * tracked thing after each test, newest first (tortie's Cease before its peers go), even when the test
+ * failed; after the file, whatever the harness still knows of.
+ */
+export function stopAfterEachTest(): <T extends { stop(): Promise<unknown> }>(thing: T) => T {
+  const running: Array<{ stop(): Promise<unknown> }> = [];
+  afterEach(async () => {
+    for (const thing of running.splice(0).reverse()) await thing.stop().catch(() => undefined);
+  });
+  afterAll(async () => {
+    await stopAll();
+  });
+  return (thing) => {
+    running.push(thing);
+    return thing;
+  };
+}
