@@ -7,7 +7,10 @@
 //   one whose parameters changed restarts with Cease/Other Configuration Change, the rest are left alone.
 // - Originated routes (`setOriginated`) enter the Loc-RIB as local candidates, which win over learned ones.
 // - Every peer's Adj-RIB-Out is kept equal to "what it should have" at all times, whether Established or
-//   not; what is sent is only the difference to what it was sent. A new session, or a ROUTE-REFRESH
+//   not; what is sent is only the difference to what it was sent. Peers with identical export (same AS,
+//   eBGP-ness, RR client, next-hop mode, local address, export filter) form an update group
+//   (./rib/update-group.ts): one Adj-RIB-Out and one encoding of each UPDATE for all of them, and per peer
+//   only the routes it sent us, which it never gets back. A new session, or a ROUTE-REFRESH
 //   (RFC 2918), resets "advertised" so the whole table goes again; End-of-RIB (RFC 4724 §2) follows the
 //   initial table. Sends are coalesced: every change made while handling I/O goes out in one flush.
 // - Route reflection (RFC 4456), iBGP split horizon and the eBGP rules live in ./rib/policy.ts; this file

@@ -1,13 +1,19 @@
 // Attribute interning: one shared, frozen object per distinct set of path attributes.
 //
-// Owns: the canonical key of an attribute set, the table of live sets, and their reference counts.
+// Owns: the canonical identity of an attribute set (a 30-bit hash plus an equality check; `attributesKey` is
+// the readable form, for messages and tests), the table of live sets, and their reference counts.
 // A BGP table has far fewer distinct attribute sets than prefixes (a Calico node announces every block with
 // the same set), so each route points at a shared `Attrs` and equality of sets is `===`.
 //
 // Why this is hard:
-// - The key must be canonical (same attributes → same string) yet computed once per distinct set, not once
+// - Identity must be canonical (same attributes → same set) yet computed once per distinct set, not once
 //   per prefix: an UPDATE's attributes are interned once and then retained once per NLRI, and an object
-//   that is already interned is found by identity (a Map lookup), never re-keyed.
+//   that is already interned is found from itself (its Entry), never re-hashed.
+// - When every route has its own MED or communities, the table holds one set per route, so the per-set
+//   overhead is the heap per route: no key string, no identity-keyed Map (V8 would add a hash to every
+//   object), no WeakSet; one Entry hung on the canonical object (non-enumerable, so spread and equality do
+//   not see it) and one Map slot keyed by a Smi hash. A decoded UPDATE's own attributes object is adopted
+//   as the canonical one (`internOwned`) instead of copied.
 // - Sets nobody uses must go away, or a peer that flaps MEDs grows the table forever. Every holder (an
 //   Adj-RIB-In route, an Adj-RIB-Out desired or advertised entry) counts one reference; the set leaves the
 //   table when the count reaches zero. `intern()` returns the set with one reference taken for the caller.

@@ -1,7 +1,7 @@
 // The routing core's public API: attribute interning, Adj-RIB-In, Loc-RIB with best path, import/export
 // policy, Adj-RIB-Out. Pure: no sockets, no timers; the speaker drives it (see README.md in this folder).
 
-export { AttrTable, attributesKey } from './attrs.js';
+export { AttrTable, attributesHash, attributesKey, sameAttributes } from './attrs.js';
 export type { Attrs } from './attrs.js';
 export { Route, localSource } from './route.js';
 export type { RouteSource } from './route.js';
