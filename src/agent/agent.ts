@@ -549,7 +549,14 @@ export class Agent {
     this.speaker = speaker;
     this.tracker = tracker;
     this.identity = identity;
-    await speaker.start();
+    try {
+      await speaker.start();
+    } catch (error) {
+      // Not listening (address in use...): forget the identity so the next change or resync tries again.
+      this.identity = null;
+      this.warnings.add(`BGP speaker: ${errorText(error)}`);
+      throw error;
+    }
   }
 
   private observeSessions(): void {
