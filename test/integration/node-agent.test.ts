@@ -25,7 +25,7 @@ import { Ipam } from '../../src/ipam/index.js';
 import { API_VERSION, applyDefaults, type AnyResource } from '../../src/resources/index.js';
 import { addressBlock } from '../harness/addresses.js';
 import { requirePeers } from '../harness/binaries.js';
-import { requireEtcd, startEtcd, type EtcdInstance } from '../harness/etcd.js';
+import { freePort, requireEtcd, startEtcd, type EtcdInstance } from '../harness/etcd.js';
 import { startPeer, waitFor, waitForNoRoute, waitForRoute, waitForSession, type PeerDaemon } from '../harness/index.js';
 
 const HERE = fileURLToPath(import.meta.url);
@@ -113,8 +113,9 @@ describe.skipIf(!haveEtcd || !haveBird)('tortie node run: three agents, a BIRD o
   let bird: PeerDaemon | undefined;
   const agents: AgentProcess[] = [];
   const blocks = new Map<string, string>();
+  let healthPort = 0;
 
-  function startAgent(node: { name: string; ip: string }): AgentProcess {
+  function startAgent(node: { name: string; ip: string }, health = 0): AgentProcess {
     const socket = join(dir, `${node.name}.ctl`);
     const env = {
       PATH: process.env.PATH ?? '/usr/bin:/bin',
@@ -124,7 +125,7 @@ describe.skipIf(!haveEtcd || !haveBird)('tortie node run: three agents, a BIRD o
       ETCD_ENDPOINTS: etcd.endpoint,
       TORTIE_DATAPLANE: 'none',
       TORTIE_CTL_SOCKET: socket,
-      TORTIE_HEALTH_PORT: '0',
+      TORTIE_HEALTH_PORT: String(health),
       TORTIE_LOG_LEVEL: 'info',
       CALICO_IPV4POOL_CIDR: '10.244.0.0/16',
       CALICO_IPV4POOL_IPIP: 'Never',
@@ -145,7 +146,8 @@ describe.skipIf(!haveEtcd || !haveBird)('tortie node run: three agents, a BIRD o
     etcd = await startEtcd();
     ds = await openEtcd({ endpoints: [etcd.endpoint], timeoutMs: 5000 });
     await ds.create(resource('BGPConfiguration', 'default', { bindMode: 'NodeIP', nodeToNodeMeshEnabled: true, asNumber: 64512 }));
-    for (const node of NODES) startAgent(node);
+    healthPort = await freePort();
+    NODES.forEach((node, i) => startAgent(node, i === 0 ? healthPort : 0));
   }, 60_000);
 
   afterAll(async () => {
@@ -188,6 +190,11 @@ describe.skipIf(!haveEtcd || !haveBird)('tortie node run: three agents, a BIRD o
       expect(s.blocks).toHaveLength(1);
       blocks.set(agent.name, s.blocks[0]!);
     }
+    // Node 1 serves health and metrics: ready (every peer Established), sessions counted by state.
+    const readiness = await fetch(`http://127.0.0.1:${healthPort}/readiness`);
+    expect(readiness.status).toBe(200);
+    const metrics = await (await fetch(`http://127.0.0.1:${healthPort}/metrics`)).text();
+    expect(metrics).toMatch(/tortie_bgp_sessions\{state="Established"\} 2/);
     // One default pool, created by whichever agent came first; three distinct blocks from it.
     const pools = await ds.list('IPPool');
     expect(pools.items.map((p) => p.spec.cidr)).toEqual(['10.244.0.0/16']);
