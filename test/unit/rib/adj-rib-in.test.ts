@@ -56,6 +56,10 @@ describe('AdjRibIn', () => {
     expect(route?.attrs).not.toHaveProperty('mpReach');
     const unreach = { afi: 1, safi: 1, withdrawn: [P('10.244.5.0/26')] };
     expect(ribIn.apply({ nlri: [], withdrawn: [], attributes: { mpUnreach: unreach } })).toEqual([key('10.244.5.0/26')]);
+    // The same prefix in both NLRI fields (different next hops) is reported once; the MP_REACH one wins.
+    const both = { afi: 1, safi: 1, nextHop: Uint8Array.of(198, 18, 0, 8), nlri: [P('10.244.7.0/26')] };
+    expect(ribIn.apply({ nlri: [P('10.244.7.0/26')], withdrawn: [], attributes: { ...attrs(), mpReach: both } })).toEqual([key('10.244.7.0/26')]);
+    expect(ribIn.get(key('10.244.7.0/26'))?.attrs.nextHop).toBe(ip('198.18.0.8'));
     // Other families are not ours to keep.
     const v6 = { afi: 2, safi: 1, nextHop: new Uint8Array(16), nlri: [P('10.244.6.0/26')] };
     expect(ribIn.apply({ nlri: [], withdrawn: [], attributes: { ...attrs(), mpReach: v6 } })).toEqual([]);
