@@ -130,6 +130,11 @@ export interface PeerSpec {
   nextHop?: NextHopMode;
   /** Times our own AS may appear in a received AS_PATH (Calico's numAllowedLocalASNumbers). */
   allowOwnAs?: number;
+  /** Our AS toward this peer (Calico's BGPPeer localASNumber); default the speaker's. It decides eBGP vs
+   *  iBGP, goes in our OPEN, is prepended toward eBGP and counts for loop detection. */
+  localAs?: number;
+  /** Graceful restart time we advertise to this peer, seconds (Calico's maxRestartTime). */
+  restartTime?: number;
   /** Policy hooks (compared by identity when peers are reconfigured). */
   importFilter?: PeerPolicy['importFilter'];
   exportFilter?: PeerPolicy['exportFilter'];
@@ -204,7 +209,7 @@ function normalizeSpec(spec: PeerSpec): NormalSpec {
   return { ...spec, port: spec.port ?? BGP_PORT, passive: spec.passive ?? false };
 }
 
-const SPEC_FIELDS = ['address', 'port', 'peerAs', 'passive', 'holdTime', 'keepaliveTime', 'localAddress', 'rrClient', 'nextHop', 'allowOwnAs', 'importFilter', 'exportFilter'] as const;
+const SPEC_FIELDS = ['address', 'port', 'peerAs', 'passive', 'holdTime', 'keepaliveTime', 'localAddress', 'rrClient', 'nextHop', 'allowOwnAs', 'localAs', 'restartTime', 'importFilter', 'exportFilter'] as const;
 
 function sameSpec(a: NormalSpec, b: NormalSpec): boolean {
   return SPEC_FIELDS.every((field) => a[field] === b[field]);
@@ -383,7 +388,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     const gr = this.config.gracefulRestart;
     const source = this.sourceAddress(spec);
     return {
-      localAs: this.config.localAs,
+      localAs: spec.localAs ?? this.config.localAs,
       peerAs: spec.peerAs,
       routerId: this.config.routerId,
       peerAddress: spec.address,
@@ -399,8 +404,8 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
       // RFC 4724 §3: as a restarting speaker, IPv4 unicast with the F bit (routes stay in the kernel while
       // we restart) and the R bit on the first session after our start; otherwise a helper.
       gracefulRestart: gr
-        ? { restartTime: gr.restartTime, forwardingState: true, restarting: gr.restarting === true && entry.sessions === 0 }
-        : { restartTime: DEFAULT_HELPER_RESTART_TIME, helperOnly: true },
+        ? { restartTime: spec.restartTime ?? gr.restartTime, forwardingState: true, restarting: gr.restarting === true && entry.sessions === 0 }
+        : { restartTime: spec.restartTime ?? DEFAULT_HELPER_RESTART_TIME, helperOnly: true },
       onDown: (info) => {
         const live = this.peers.get(spec.address);
         const graceful = live !== undefined && !live.notifiedDown && hasIpv4Gr(info.peerGracefulRestart);
@@ -424,7 +429,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
   }
 
   private policyOf(spec: NormalSpec): PeerPolicy {
-    const ebgp = spec.peerAs !== this.config.localAs;
+    const ebgp = spec.peerAs !== (spec.localAs ?? this.config.localAs);
     return {
       address: parseIpv4(spec.address),
       asn: spec.peerAs,
@@ -437,6 +442,11 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     };
   }
 
+  /** This speaker as one peer sees it: our AS toward it (localAs) and our address on its connection. */
+  private localFor(spec: NormalSpec, address: number): LocalSpeaker {
+    return { ...this.local, asn: spec.localAs ?? this.local.asn, address };
+  }
+
   private sourceOf(policy: PeerPolicy, routerId: number): RouteSource {
     return Object.freeze({ address: policy.address, routerId, asn: policy.asn, ebgp: policy.ebgp, rrClient: policy.rrClient });
   }
@@ -444,7 +454,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
   private addPeer(spec: NormalSpec): void {
     const policy = this.policyOf(spec);
     const source = this.sourceAddress(spec);
-    const local: LocalSpeaker = source !== undefined ? { ...this.local, address: parseIpv4(source) } : this.local;
+    const local = this.localFor(spec, source !== undefined ? parseIpv4(source) : this.local.address);
     const partial = { spec, sessions: 0 };
     const entry: PeerEntry = {
       spec,
@@ -489,7 +499,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
       filterId = this.filterIds.get(filter) ?? this.nextFilterId++;
       this.filterIds.set(filter, filterId);
     }
-    const key = `${policy.asn}|${policy.ebgp}|${policy.rrClient}|${policy.nextHop ?? 'auto'}|${local.address}|${filterId}`;
+    const key = `${local.asn}|${policy.asn}|${policy.ebgp}|${policy.rrClient}|${policy.nextHop ?? 'auto'}|${local.address}|${filterId}`;
     const existing = this.groups.get(key);
     if (existing !== undefined) return existing;
     // The group's policy is the peers' with an address no peer has: "not back to the sender" is per member.
@@ -564,7 +574,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
       const own: number[] = [];
       for (const route of entry.ribIn.routes()) if (this.locRib.best(route.key)?.source.address === entry.policy.address) own.push(route.key);
       this.leaveGroup(entry);
-      entry.local = { ...this.local, address: localAddress };
+      entry.local = this.localFor(entry.spec, localAddress);
       entry.group = this.groupFor(entry.policy, entry.local);
       entry.group.add(entry, entry.policy.address, own);
     }
@@ -592,7 +602,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     const changes: BestChange[] = [];
     for (const key of entry.ribIn.apply(message)) {
       const received = entry.ribIn.get(key);
-      const route = received ? importRoute(received, entry.policy, this.local, this.table) : null;
+      const route = received ? importRoute(received, entry.policy, entry.local, this.table) : null;
       const change = this.locRib.set(entry.ribIn.source, key, route);
       if (change) changes.push(change);
     }

@@ -104,8 +104,12 @@ class ConnectionTracker {
   }
 }
 
-function toPeerSpec(peer: DesiredPeer, exportFilter: PeerSpec['exportFilter']): PeerSpec {
+function toPeerSpec(peer: DesiredPeer, exportFilter: PeerSpec['exportFilter'], nodeAs: number): PeerSpec {
   return {
+    // BGPPeer localASNumber: this session speaks another AS than the node's.
+    ...(peer.localAsNumber !== nodeAs ? { localAs: peer.localAsNumber } : {}),
+    // BGPPeer maxRestartTime / nodeMeshMaxRestartTime: the graceful restart time offered to this peer.
+    ...(peer.restartTime !== undefined ? { restartTime: peer.restartTime } : {}),
     address: peer.address,
     port: peer.port,
     peerAs: peer.asNumber,
@@ -473,12 +477,7 @@ export class Agent {
     const speaker = this.speaker!;
     const pools = cache.list('IPPool');
     const filter = this.exportFilterFor(pools);
-    for (const peer of plan.peers) {
-      if (peer.localAsNumber !== plan.localAsNumber) {
-        this.warnings.add(`peer ${peer.name}: localASNumber ${peer.localAsNumber} differs from the node's AS ${plan.localAsNumber}; tortie speaks one AS per node and uses ${plan.localAsNumber}`);
-      }
-    }
-    speaker.setPeers(plan.peers.map((p) => toPeerSpec(p, filter)));
+    speaker.setPeers(plan.peers.map((p) => toPeerSpec(p, filter, plan.localAsNumber)));
     const prefixes = originatedPrefixes({
       nodeName: this.config.nodeName,
       pools,

@@ -63,11 +63,11 @@ async function lab(config: Partial<SpeakerConfig> = {}) {
   const settle = (ms = 200) => clock.advanceAsync(ms);
 
   /** A raw peer that connects to tortie (tortie's side is passive for it). */
-  function peer(address: string, asn: number, options: { gracefulRestart?: GracefulRestartConfig } = {}): Peer {
+  function peer(address: string, asn: number, options: { gracefulRestart?: GracefulRestartConfig; tortieAs?: number } = {}): Peer {
     const conns: Connection[] = [];
     const session = new Session({
       localAs: asn,
-      peerAs: 64512,
+      peerAs: options.tortieAs ?? 64512,
       routerId: parseIpv4(address),
       peerAddress: TORTIE,
       clock,
@@ -283,6 +283,23 @@ describe('Speaker: iBGP and eBGP rules', () => {
     await l.settle();
     expect(l.speaker.best(prefixOf('10.2.0.0/24'))).toBeNull();
     expect(l.speaker.best(prefixOf('10.3.0.0/24'))?.from).toBe('127.0.0.32');
+  });
+
+  it('speaks to one peer with its own local AS (localAs): OPEN, AS_PATH prepend, loop check; and its own restart time', async () => {
+    const l = await lab();
+    const e1 = l.peer('127.0.0.31', 65001, { tortieAs: 65100 });
+    l.speaker.setOriginated([{ prefix: prefixOf('10.244.9.0/26'), attrs: { origin: Origin.IGP, nextHop: nh('198.18.0.1') } }]);
+    l.speaker.setPeers([specOf(e1, 65001, { localAs: 65100, restartTime: 77 })]);
+    e1.session.start();
+    await l.settle();
+    expect(e1.session.established).toBe(true); // it expected AS 65100 in our OPEN
+    expect(e1.session.negotiated?.gracefulRestart?.restartTime).toBe(77);
+    expect(e1.table.get('10.244.9.0/26')?.asPath).toEqual(seq(65100));
+    l.announce(e1, '10.7.1.0/24', { asPath: seq(65001, 65100), nextHop: nh('198.18.0.31') });
+    l.announce(e1, '10.7.2.0/24', { asPath: seq(65001, 65002), nextHop: nh('198.18.0.31') });
+    await l.settle();
+    expect(l.speaker.best(prefixOf('10.7.1.0/24'))).toBeNull(); // our AS toward this peer is in the path
+    expect(l.speaker.best(prefixOf('10.7.2.0/24'))?.from).toBe('127.0.0.31');
   });
 
   it('rejects a route whose next hop is our own address', async () => {
