@@ -24,6 +24,7 @@ export const ADDRESS_BLOCKS: Readonly<Record<number, string>> = {
   40: 'test/bench/routing-receive.ts',
   41: 'test/bench/routing-rr.ts',
   42: 'test/bench/routing-nodes.ts',
+  60: 'test/bench/agent-convergence.ts',
 };
 
 /** One test file's /24 of loopback addresses. */
