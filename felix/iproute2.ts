@@ -1,0 +1,241 @@
+// The real kernel, through iproute2, optionally inside a network namespace (`ip -n <netns>`), so tests
+// never touch the host's routing table.
+//
+//   reads   `ip -json -details route show table main`, `ip -json link show` (one process per read);
+//   writes  one `ip -force -batch -` process per batch: every line is a route command, deletions first,
+//           then `route replace` lines; `-force` runs every line even after a failure, and the failing
+//           lines ("Command failed -:N") are reported together in one KernelError;
+//   events  one long-running `ip -o monitor route link` per watch, parsed line by line.
+// Why iproute2 and not netlink: see felix/README.md (Node cannot open an AF_NETLINK socket without a native
+// addon; a batch of 10,000 routes through `ip -batch` is dominated by the kernel, not by the process).
+//
+// Why this is hard: `ip` prints one route in several spellings (see kernel.ts normalize), a batch reports
+// errors only on stderr with a line number, and a child process must never outlive its caller: every
+// process has a time limit and is killed by its own PID.
+
+import { spawn } from 'node:child_process';
+import { KernelError, normalizeDst, type Kernel, type KernelBatch, type KernelEvent, type KernelRoute } from './kernel.js';
+
+export interface Iproute2Options {
+  /** Run every command inside this network namespace (`ip -n <netns>`); the host's when absent. */
+  netns?: string;
+  /** The `ip` binary; default `ip` from PATH. */
+  ipPath?: string;
+  /** A read or a batch taking longer than this is killed and reported (default 30 s). */
+  timeoutMs?: number;
+}
+
+interface RunResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Route types `ip` prints before the destination (rtnetlink RTN_* names). */
+const ROUTE_TYPE_WORDS = new Set([
+  'unicast', 'local', 'broadcast', 'anycast', 'multicast', 'blackhole', 'unreachable', 'prohibit', 'throw', 'nat',
+]);
+
+export class Iproute2Kernel implements Kernel {
+  private readonly ip: string;
+  private readonly prefix: string[];
+  private readonly timeoutMs: number;
+  private readonly monitors = new Set<{ stop(): void }>();
+
+  constructor(readonly options: Iproute2Options = {}) {
+    this.ip = options.ipPath ?? 'ip';
+    this.prefix = options.netns !== undefined ? ['-n', options.netns] : [];
+    this.timeoutMs = options.timeoutMs ?? 30_000;
+  }
+
+  async listRoutes(): Promise<KernelRoute[]> {
+    const out = await this.read(['-4', '-json', '-details', 'route', 'show', 'table', 'main']);
+    return parseRouteJson(out);
+  }
+
+  async listLinks(): Promise<string[]> {
+    const out = await this.read(['-json', 'link', 'show']);
+    const parsed = parseJsonArray(out, 'ip -json link show');
+    return parsed.map((l) => (typeof l.ifname === 'string' ? l.ifname : '')).filter((n) => n !== '');
+  }
+
+  async linkExists(name: string): Promise<boolean> {
+    return (await this.listLinks()).includes(name);
+  }
+
+  async apply(batch: KernelBatch): Promise<void> {
+    const lines = [...batch.del.map((r) => routeCommand('del', r)), ...batch.add.map((r) => routeCommand('replace', r))];
+    if (lines.length === 0) return;
+    const result = await this.run([...this.prefix, '-force', '-batch', '-'], lines.join('\n') + '\n');
+    if (result.code === 0) return;
+    const failed = parseBatchErrors(result.stderr, lines);
+    throw new KernelError(
+      `ip -batch: ${failed.length || 'some'} of ${lines.length} route commands failed` +
+        (this.options.netns ? ` in netns ${this.options.netns}` : '') +
+        (failed[0] ? ` (first: "${failed[0].command}": ${failed[0].error})` : `: ${result.stderr.trim().slice(0, 300)}`),
+      failed,
+    );
+  }
+
+  watch(onChange: (event: KernelEvent) => void): { stop(): void } {
+    const child = spawn(this.ip, [...this.prefix, '-o', 'monitor', 'route', 'link'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stopped = false;
+    let pending = '';
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (chunk: string) => {
+      pending += chunk;
+      let nl = pending.indexOf('\n');
+      while (nl >= 0) {
+        const event = parseMonitorLine(pending.slice(0, nl));
+        pending = pending.slice(nl + 1);
+        if (event) onChange(event);
+        nl = pending.indexOf('\n');
+      }
+    });
+    child.stderr.resume();
+    const lost = (reason: string): void => {
+      if (stopped) return;
+      stopped = true;
+      onChange({ kind: 'lost', reason });
+    };
+    child.on('error', (err) => lost(`ip monitor could not run: ${err.message}`));
+    child.on('exit', (code, signal) => lost(`ip monitor exited (${code ?? signal})`));
+    const handle = {
+      stop: () => {
+        stopped = true;
+        this.monitors.delete(handle);
+        if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) child.kill('SIGTERM');
+      },
+    };
+    this.monitors.add(handle);
+    return handle;
+  }
+
+  async close(): Promise<void> {
+    for (const monitor of [...this.monitors]) monitor.stop();
+  }
+
+  private async read(args: string[]): Promise<string> {
+    const result = await this.run([...this.prefix, ...args]);
+    if (result.code !== 0) {
+      throw new KernelError(
+        `ip ${args.join(' ')}${this.options.netns ? ` (netns ${this.options.netns})` : ''} failed: ${result.stderr.trim() || `exit ${result.code}`}`,
+      );
+    }
+    return result.stdout;
+  }
+
+  private run(args: string[], stdin?: string): Promise<RunResult> {
+    return new Promise((resolve, reject) => {
+      const child = spawn(this.ip, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+      const out: Buffer[] = [];
+      const err: Buffer[] = [];
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        reject(new KernelError(`ip ${args.join(' ')} took longer than ${this.timeoutMs} ms and was killed`));
+      }, this.timeoutMs);
+      child.stdout.on('data', (b: Buffer) => out.push(b));
+      child.stderr.on('data', (b: Buffer) => err.push(b));
+      child.on('error', (e) => {
+        clearTimeout(timer);
+        reject(new KernelError(`cannot run "${this.ip}": ${e.message}`));
+      });
+      child.on('close', (code) => {
+        clearTimeout(timer);
+        resolve({ code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') });
+      });
+      child.stdin.on('error', () => undefined);
+      child.stdin.end(stdin ?? '');
+    });
+  }
+}
+
+/** One `ip route` batch line for a route: `route replace blackhole 10.244.1.0/26 proto 80`. */
+export function routeCommand(verb: 'replace' | 'del', route: KernelRoute): string {
+  const words = ['route', verb];
+  if (route.type !== undefined && route.type !== 'unicast') words.push(route.type);
+  words.push(normalizeDst(route.dst));
+  if (route.gateway !== undefined) words.push('via', route.gateway);
+  if (route.dev !== undefined) words.push('dev', route.dev);
+  if (verb === 'replace' && route.scope !== undefined && route.scope !== 'global') words.push('scope', route.scope);
+  if (route.protocol !== undefined) words.push('proto', route.protocol);
+  if (route.metric !== undefined && route.metric !== 0) words.push('metric', String(route.metric));
+  words.push('table', 'main');
+  if (verb === 'replace' && route.flags?.includes('onlink')) words.push('onlink');
+  return words.join(' ');
+}
+
+/** `ip -json route` output → routes, keeping only the fields KernelRoute mirrors. */
+export function parseRouteJson(text: string): KernelRoute[] {
+  return parseJsonArray(text, 'ip -json route show').map((r) => {
+    const route: KernelRoute = { dst: typeof r.dst === 'string' ? r.dst : '' };
+    if (typeof r.type === 'string') route.type = r.type;
+    if (typeof r.gateway === 'string') route.gateway = r.gateway;
+    if (typeof r.dev === 'string') route.dev = r.dev;
+    if (typeof r.protocol === 'string') route.protocol = r.protocol;
+    if (typeof r.scope === 'string') route.scope = r.scope;
+    if (typeof r.prefsrc === 'string') route.prefsrc = r.prefsrc;
+    if (typeof r.metric === 'number') route.metric = r.metric;
+    if (Array.isArray(r.flags)) route.flags = r.flags.filter((f): f is string => typeof f === 'string');
+    return route;
+  });
+}
+
+function parseJsonArray(text: string, what: string): Array<Record<string, unknown>> {
+  const trimmed = text.trim();
+  if (trimmed === '') return [];
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(trimmed);
+  } catch (e) {
+    throw new KernelError(`${what}: output is not JSON (${(e as Error).message}): ${trimmed.slice(0, 120)}`);
+  }
+  if (!Array.isArray(parsed)) throw new KernelError(`${what}: expected a JSON array, got ${typeof parsed}`);
+  return parsed.filter((x): x is Record<string, unknown> => typeof x === 'object' && x !== null);
+}
+
+/**
+ * `ip -force -batch` stderr → the failing lines. iproute2 prints the kernel's message, then
+ * `Command failed -:<line>` for each failing line (1-based line number of the batch).
+ */
+export function parseBatchErrors(stderr: string, lines: readonly string[]): Array<{ command: string; error: string }> {
+  const failed: Array<{ command: string; error: string }> = [];
+  let messages: string[] = [];
+  for (const raw of stderr.split('\n')) {
+    const line = raw.trim();
+    if (line === '') continue;
+    const m = /^Command failed -:(\d+)$/.exec(line);
+    if (!m) {
+      messages.push(line);
+      continue;
+    }
+    const n = Number(m[1]);
+    failed.push({ command: lines[n - 1] ?? `line ${n}`, error: messages.join('; ') || 'failed' });
+    messages = [];
+  }
+  return failed;
+}
+
+/** One line of `ip -o monitor route link` → an event; null for lines felix does not care about. */
+export function parseMonitorLine(line: string): KernelEvent | null {
+  let rest = line.trim();
+  if (rest === '') return null;
+  let deleted = false;
+  if (rest.startsWith('Deleted ')) {
+    deleted = true;
+    rest = rest.slice('Deleted '.length);
+  }
+  const link = /^\d+:\s+([^:@\s]+)(@[^:\s]*)?:/.exec(rest);
+  if (link?.[1]) return { kind: 'link', name: link[1], deleted };
+  const words = rest.split(/\s+/);
+  let i = 0;
+  if (words[i] !== undefined && ROUTE_TYPE_WORDS.has(words[i] as string)) i++;
+  const dst = words[i];
+  if (dst === undefined) return null;
+  const table = words.indexOf('table');
+  if (table >= 0 && words[table + 1] !== 'main') return null;
+  if (dst.includes(':')) return null; // IPv6: not ours
+  const normalized = normalizeDst(dst);
+  if (!/^\d+\.\d+\.\d+\.\d+\/\d+$/.test(normalized)) return null;
+  return { kind: 'route', dst: normalized, deleted };
+}

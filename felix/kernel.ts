@@ -1,0 +1,156 @@
+// The narrow kernel interface felix programs routes through, and the shape of a kernel route.
+//
+// `KernelRoute` mirrors the fields of `ip -json -details route show table main` (IPv4, main table only), so
+// the real implementation (iproute2.ts) can hand its parsed JSON straight through and the in-memory one
+// (memory-kernel.ts) looks exactly like it. Two implementations:
+//   - felix/iproute2.ts: the real kernel, inside a given network namespace;
+//   - felix/memory-kernel.ts: in memory, for unit tests, can be told to fail the next call.
+//
+// Why this is hard: the kernel prints the same route in several spellings (`10.0.0.5` vs `10.0.0.5/32`,
+// `type` and `scope` omitted when they are the defaults, a protocol by name or by number). Everything that
+// compares routes goes through `normalizeKernelRoute` and `protocolNumber` here, so two spellings of one
+// route never look like a difference (which would mean a kernel write on every resync).
+
+import { formatPrefix, parsePrefix } from '../bgp/ip.js';
+
+/** One route of the main table, field names as `ip -json route` prints them. */
+export interface KernelRoute {
+  /** `unicast` (the default, often omitted by ip), `blackhole`, `unreachable`, `prohibit`, `local`, ... */
+  type?: string;
+  /** The destination: `default`, `10.0.0.5` (a /32) or `10.244.1.0/26`. */
+  dst: string;
+  gateway?: string;
+  dev?: string;
+  /** By name (`kernel`, `boot`, `static`, `bird`, ...) or a number as a string (`"80"`). */
+  protocol?: string;
+  /** `link`, `host` or `global` (the default, often omitted). */
+  scope?: string;
+  prefsrc?: string;
+  metric?: number;
+  /** e.g. `["onlink"]`, `["linkdown"]`. */
+  flags?: string[];
+}
+
+/** A change seen by `watch`: a route of the main table, or a network interface, added/changed or deleted. */
+export type KernelEvent =
+  | { kind: 'route'; dst: string; deleted: boolean }
+  | { kind: 'link'; name: string; deleted: boolean }
+  /** The event stream broke (the monitor process died): the view of the kernel may be stale. */
+  | { kind: 'lost'; reason: string };
+
+/** One batch of writes: every deletion runs before any addition; additions have replace semantics. */
+export interface KernelBatch {
+  del: KernelRoute[];
+  add: KernelRoute[];
+}
+
+export interface Kernel {
+  /** Every route of the main IPv4 table. */
+  listRoutes(): Promise<KernelRoute[]>;
+  /** Names of every network interface. */
+  listLinks(): Promise<string[]>;
+  linkExists(name: string): Promise<boolean>;
+  /**
+   * Applies deletions first, then additions (`ip route replace`). Rejects with a `KernelError` when any
+   * line failed; the lines that succeeded stay applied (the caller re-reads the kernel and retries).
+   */
+  apply(batch: KernelBatch): Promise<void>;
+  /** Calls `onChange` for kernel changes (ours included) until `stop()`. */
+  watch(onChange: (event: KernelEvent) => void): { stop(): void };
+  /** Releases processes/handles; the kernel's routes stay as they are. */
+  close(): Promise<void>;
+}
+
+/** A kernel call that failed; `lines` are the failing commands with the kernel's message. */
+export class KernelError extends Error {
+  constructor(
+    message: string,
+    readonly lines: ReadonlyArray<{ command: string; error: string }> = [],
+  ) {
+    super(message);
+    this.name = 'KernelError';
+  }
+}
+
+/**
+ * Route protocol numbers and the names iproute2 prints for them (/etc/iproute2/rt_protos and
+ * <linux/rtnetlink.h> RTPROT_*). Felix's own routes carry 80 (Calico's felix protocol number).
+ */
+export const ROUTE_PROTOCOLS: Readonly<Record<string, number>> = {
+  unspec: 0,
+  redirect: 1,
+  kernel: 2,
+  boot: 3,
+  static: 4,
+  gated: 8,
+  ra: 9,
+  mrt: 10,
+  zebra: 11,
+  bird: 12,
+  dnrouted: 13,
+  xorp: 14,
+  ntk: 15,
+  dhcp: 16,
+  keepalived: 18,
+  babel: 42,
+  openr: 99,
+  bgp: 186,
+  isis: 187,
+  ospf: 188,
+  rip: 189,
+  eigrp: 192,
+};
+
+/** The protocol felix marks its routes with (Calico felix uses 80). */
+export const FELIX_PROTOCOL = 80;
+
+/** A protocol as a number: `"80"` → 80, `"bird"` → 12, missing → 3 (boot, what `ip route add` uses). */
+export function protocolNumber(protocol: string | undefined): number {
+  if (protocol === undefined) return ROUTE_PROTOCOLS.boot ?? 3;
+  if (/^\d+$/.test(protocol)) return Number(protocol);
+  const known = ROUTE_PROTOCOLS[protocol];
+  if (known === undefined) return -1;
+  return known;
+}
+
+/** `10.0.0.5` → `10.0.0.5/32`, `10.244.1.0/26` unchanged, `default` → `0.0.0.0/0`. Non-IPv4 kept as is. */
+export function normalizeDst(dst: string): string {
+  if (dst === 'default') return '0.0.0.0/0';
+  try {
+    return formatPrefix(parsePrefix(dst.includes('/') ? dst : `${dst}/32`));
+  } catch {
+    return dst;
+  }
+}
+
+/** One spelling per route: dst with its length, defaults filled, flags sorted, protocol as a number. */
+export function normalizeKernelRoute(route: KernelRoute): KernelRoute {
+  const out: KernelRoute = {
+    type: route.type ?? 'unicast',
+    dst: normalizeDst(route.dst),
+    protocol: String(protocolNumber(route.protocol)),
+    scope: route.scope ?? 'global',
+    flags: [...(route.flags ?? [])].filter((f) => f !== 'linkdown').sort(),
+  };
+  if (route.gateway !== undefined) out.gateway = route.gateway;
+  if (route.dev !== undefined) out.dev = route.dev;
+  if (route.prefsrc !== undefined) out.prefsrc = route.prefsrc;
+  if (route.metric !== undefined && route.metric !== 0) out.metric = route.metric;
+  return out;
+}
+
+/** Whether two routes are the same route (compared on normalized fields; prefsrc is ignored). */
+export function sameKernelRoute(a: KernelRoute, b: KernelRoute): boolean {
+  const x = normalizeKernelRoute(a);
+  const y = normalizeKernelRoute(b);
+  return (
+    x.type === y.type &&
+    x.dst === y.dst &&
+    x.protocol === y.protocol &&
+    x.scope === y.scope &&
+    x.gateway === y.gateway &&
+    x.dev === y.dev &&
+    (x.metric ?? 0) === (y.metric ?? 0) &&
+    (x.flags ?? []).join(',') === (y.flags ?? []).join(',')
+  );
+}

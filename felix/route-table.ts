@@ -1,0 +1,455 @@
+// The route table reconciler: keeps the kernel's main routing table equal to felix's desired routes,
+// touching only the routes felix owns.
+//
+// Owned: routes with protocol 80 (FELIX_ROUTE_PROTOCOL) and routes on cali* interfaces. Everything else —
+// proto kernel, boot, static, bird, a user's route — is never deleted, and never overwritten either: a
+// desired route whose destination is held by a foreign route (same metric, so `replace` would clobber
+// it) is skipped and reported in `foreignConflicts`.
+//
+// `apply()` does, in order: (1) read the kernel — all of it on the first apply, after a broken event
+// stream, a failed write and every `resyncMs` (90 s, Calico's default), otherwise only when a kernel
+// event marked prefixes dirty; (2) diff desired vs kernel for the dirty prefixes only; (3) one batch:
+// deletions first, then additions with replace semantics; (4) on failure, one retry with a fresh kernel
+// connection (`options.reconnect`) after a full re-read; a second failure rejects and leaves a full resync
+// due.
+//
+// Why this is hard (the problems that bite a route agent):
+//   - restart: the first apply adopts the owned routes already there and writes only the difference, so
+//     an agent restart never takes down a route that is still wanted (no blackout);
+//   - our own writes come back as kernel events; they are expected and swallowed, or every apply would
+//     cause a re-read of the whole table;
+//   - a workload's cali* interface may not exist yet (the CNI is still creating it): the route waits in
+//     `waitingForInterface` and is written when the link event arrives;
+//   - the CNI may add a route on a brand-new cali* interface before felix hears of the workload: routes on
+//     a cali* interface first seen less than `graceMs` ago are not deleted until the grace period ends;
+//   - the kernel prints one route in several spellings: comparisons go through kernel.ts normalization.
+
+import {
+  FELIX_PROTOCOL,
+  normalizeKernelRoute,
+  protocolNumber,
+  sameKernelRoute,
+  type Kernel,
+  type KernelEvent,
+  type KernelRoute,
+} from './kernel.js';
+import { resolveByClass, routeKey, type DesiredRoute, type RouteConflict } from './routes.js';
+
+/** The time source (structurally the same as bgp/clock.ts's Clock, which felix may not import). */
+export interface RouteTableClock {
+  now(): number;
+  setTimeout(fn: () => void, ms: number): object;
+  clearTimeout(handle: object): void;
+}
+
+const realClock: RouteTableClock = {
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
+};
+
+export interface RouteTableOptions {
+  /** Full re-read of the kernel this often (default 90,000 ms, as Calico felix). */
+  resyncMs?: number;
+  /** Routes on a cali* interface first seen less than this long ago are not deleted (default 10,000 ms). */
+  graceMs?: number;
+  /** After `start()`: wait this long after a change before applying, to batch bursts (default 10 ms). */
+  debounceMs?: number;
+  /** After `start()`: retry a failed apply (or a lost event stream) after this long (default 2,000 ms). */
+  retryMs?: number;
+  clock?: RouteTableClock;
+  /** A fresh kernel connection, used for the one retry after a failed apply. Same kernel when absent. */
+  reconnect?: () => Kernel;
+  /** Called after every apply run by `start()`'s loop. */
+  onApplied?: (result: ApplyResult) => void;
+  /** Called when an apply run by `start()`'s loop failed (after its retry). */
+  onError?: (error: Error) => void;
+}
+
+export interface ApplyResult {
+  /** Whether this apply re-read the whole kernel table. */
+  fullResync: boolean;
+  /** Whether the first attempt failed and a retry (fresh connection, full re-read) was needed. */
+  retried: boolean;
+  /** Route lines written to the kernel (deletions + additions); 0 when nothing differed. */
+  kernelWrites: number;
+  deleted: KernelRoute[];
+  added: KernelRoute[];
+  /** Desired routes whose interface does not exist (yet); written when it appears. */
+  waitingForInterface: Array<{ dst: string; dev: string }>;
+  /** Unwanted routes on a new cali* interface, kept until `untilMs` (clock time). */
+  heldByGrace: Array<{ dst: string; dev: string; untilMs: number }>;
+  /** Desired routes not written because a route felix does not own holds the destination. */
+  foreignConflicts: Array<{ dst: string; foreign: KernelRoute }>;
+  /** Desired routes that lost to another route for the same prefix (route classes, felix/routes.ts). */
+  classConflicts: RouteConflict[];
+}
+
+/** A route felix may delete or replace: protocol 80, or on a cali* interface. */
+export function isOwnedRoute(route: KernelRoute): boolean {
+  return protocolNumber(route.protocol) === FELIX_PROTOCOL || (route.dev?.startsWith('cali') ?? false);
+}
+
+/** The kernel spelling of a desired route. */
+export function toKernelRoute(route: DesiredRoute): KernelRoute {
+  const out: KernelRoute = {
+    type: route.type,
+    dst: routeKey(route.dst),
+    protocol: String(route.proto),
+    scope: route.scope ?? 'global',
+    flags: route.onlink === true ? ['onlink'] : [],
+  };
+  if (route.via !== undefined) out.gateway = route.via;
+  if (route.dev !== undefined) out.dev = route.dev;
+  return normalizeKernelRoute(out);
+}
+
+/** How long an expected echo of our own write is waited for before a matching event counts as foreign. */
+const ECHO_WINDOW_MS = 5_000;
+
+export class RouteTable {
+  private kernel: Kernel;
+  private readonly resyncMs: number;
+  private readonly graceMs: number;
+  private readonly debounceMs: number;
+  private readonly retryMs: number;
+  private readonly clock: RouteTableClock;
+
+  private desired = new Map<string, DesiredRoute>();
+  private classConflicts: RouteConflict[] = [];
+  /** The kernel as last read or written: destination → routes (normalized). */
+  private dataplane = new Map<string, KernelRoute[]>();
+  private links = new Set<string>();
+  /** cali* interface → when it was first seen (-Infinity for those present at the first full resync). */
+  private readonly caliFirstSeen = new Map<string, number>();
+
+  private fullResyncDue = true;
+  private lastFullResync = -Infinity;
+  /** Prefixes whose desired state changed since the last apply. */
+  private readonly dirty = new Set<string>();
+  /** Prefixes a kernel event says changed: re-read before diffing. */
+  private readonly kernelDirty = new Set<string>();
+  /** `${dst}|${deleted}` → when we wrote it: kernel events that are echoes of our own writes. */
+  private readonly expectedEchoes = new Map<string, number>();
+
+  private readonly waiting = new Map<string, string>();
+  private readonly held = new Map<string, { dev: string; untilMs: number }>();
+  private readonly foreign = new Map<string, KernelRoute>();
+
+  private running: Promise<unknown> = Promise.resolve();
+  private started = false;
+  private watchHandle: { stop(): void } | null = null;
+  private applyTimer: object | null = null;
+  private resyncTimer: object | null = null;
+  private readonly graceTimers = new Map<string, object>();
+
+  constructor(
+    kernel: Kernel,
+    private readonly options: RouteTableOptions = {},
+  ) {
+    this.kernel = kernel;
+    this.resyncMs = options.resyncMs ?? 90_000;
+    this.graceMs = options.graceMs ?? 10_000;
+    this.debounceMs = options.debounceMs ?? 10;
+    this.retryMs = options.retryMs ?? 2_000;
+    this.clock = options.clock ?? realClock;
+    for (const [name, value] of Object.entries({ resyncMs: this.resyncMs, graceMs: this.graceMs, debounceMs: this.debounceMs, retryMs: this.retryMs })) {
+      if (!Number.isFinite(value) || value < 0) {
+        throw new Error(`RouteTable option ${name} is ${value}; expected a finite number of milliseconds >= 0`);
+      }
+    }
+  }
+
+  /** Replaces the whole desired set; conflicts for one prefix are settled by route class. */
+  setDesired(routes: readonly DesiredRoute[]): void {
+    const { routes: winners, conflicts } = resolveByClass(routes.map((r) => ({ ...r, dst: routeKey(r.dst) })));
+    this.classConflicts = conflicts;
+    const next = new Map<string, DesiredRoute>();
+    for (const route of winners) next.set(route.dst, route);
+    for (const [dst, route] of next) {
+      const before = this.desired.get(dst);
+      if (before === undefined || !sameKernelRoute(toKernelRoute(before), toKernelRoute(route))) this.dirty.add(dst);
+    }
+    for (const dst of this.desired.keys()) if (!next.has(dst)) this.dirty.add(dst);
+    this.desired = next;
+    if (this.started) this.scheduleApply(this.debounceMs);
+  }
+
+  /** Makes the kernel match the desired routes (owned routes only). Calls are serialized. */
+  apply(): Promise<ApplyResult> {
+    const run = this.running.then(
+      () => this.applyOnce(),
+      () => this.applyOnce(),
+    );
+    this.running = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Watches the kernel, applies on changes, re-reads everything every `resyncMs`. Idempotent. */
+  start(): void {
+    if (this.started) return;
+    this.started = true;
+    this.startWatch();
+    this.scheduleResync();
+    this.scheduleApply(0);
+  }
+
+  /** Stops watching and every timer; routes stay in the kernel (a restart adopts them). */
+  stop(): void {
+    this.started = false;
+    this.watchHandle?.stop();
+    this.watchHandle = null;
+    for (const timer of [this.applyTimer, this.resyncTimer, ...this.graceTimers.values()]) {
+      if (timer !== null) this.clock.clearTimeout(timer);
+    }
+    this.applyTimer = null;
+    this.resyncTimer = null;
+    this.graceTimers.clear();
+  }
+
+  /** The desired routes after class resolution, keyed by destination. */
+  desiredRoutes(): DesiredRoute[] {
+    return [...this.desired.values()];
+  }
+
+  private async applyOnce(): Promise<ApplyResult> {
+    try {
+      return await this.attempt(false);
+    } catch (first) {
+      // One retry, on a fresh connection when we can make one, after a full re-read.
+      if (this.options.reconnect) {
+        const old = this.kernel;
+        await old.close().catch(() => undefined);
+        this.kernel = this.options.reconnect();
+        if (this.started) this.startWatch();
+      }
+      this.fullResyncDue = true;
+      try {
+        return await this.attempt(true);
+      } catch (second) {
+        this.fullResyncDue = true;
+        const message = (second as Error).message;
+        throw new RouteTableError(
+          `route table apply failed twice (first: ${(first as Error).message}; retry: ${message}); a full resync is due`,
+          second,
+        );
+      }
+    }
+  }
+
+  private async attempt(retried: boolean): Promise<ApplyResult> {
+    const now = this.clock.now();
+    const fullResync = this.fullResyncDue || now - this.lastFullResync >= this.resyncMs;
+    let toCheck: Set<string>;
+    if (fullResync) {
+      const [routes, links] = await Promise.all([this.kernel.listRoutes(), this.kernel.listLinks()]);
+      const firstEver = this.lastFullResync === -Infinity;
+      this.dataplane = groupByDst(routes);
+      this.links = new Set(links);
+      this.noteLinks(links, firstEver ? -Infinity : now);
+      this.expectedEchoes.clear();
+      this.kernelDirty.clear();
+      toCheck = new Set([...this.desired.keys(), ...this.dataplane.keys(), ...this.dirty, ...this.held.keys()]);
+    } else {
+      toCheck = new Set([...this.dirty, ...this.kernelDirty]);
+      for (const dst of this.held.keys()) toCheck.add(dst);
+      for (const dst of this.waiting.keys()) toCheck.add(dst);
+      if (this.kernelDirty.size > 0) {
+        const fresh = groupByDst(await this.kernel.listRoutes());
+        for (const dst of this.kernelDirty) {
+          const routes = fresh.get(dst);
+          if (routes === undefined) this.dataplane.delete(dst);
+          else this.dataplane.set(dst, routes);
+        }
+        this.kernelDirty.clear();
+      }
+    }
+
+    const del: KernelRoute[] = [];
+    const add: KernelRoute[] = [];
+    for (const dst of toCheck) this.diffOne(dst, now, del, add);
+
+    // Our writes come back as kernel events, possibly before `apply` resolves: expect them first.
+    for (const route of del) this.expectedEchoes.set(`${route.dst}|true`, now);
+    for (const route of add) this.expectedEchoes.set(`${route.dst}|false`, now);
+    if (del.length + add.length > 0) await this.kernel.apply({ del, add });
+
+    // Success: the kernel now has what we wrote.
+    for (const route of del) {
+      const left = (this.dataplane.get(route.dst) ?? []).filter((r) => !sameKernelRoute(r, route));
+      if (left.length > 0) this.dataplane.set(route.dst, left);
+      else this.dataplane.delete(route.dst);
+    }
+    for (const route of add) {
+      const left = (this.dataplane.get(route.dst) ?? []).filter((r) => (r.metric ?? 0) !== (route.metric ?? 0));
+      this.dataplane.set(route.dst, [...left, route]);
+    }
+    if (fullResync) {
+      this.fullResyncDue = false;
+      this.lastFullResync = now;
+    }
+    this.dirty.clear();
+    return {
+      fullResync,
+      retried,
+      kernelWrites: del.length + add.length,
+      deleted: del,
+      added: add,
+      waitingForInterface: [...this.waiting].map(([dst, dev]) => ({ dst, dev })),
+      heldByGrace: [...this.held].map(([dst, h]) => ({ dst, dev: h.dev, untilMs: h.untilMs })),
+      foreignConflicts: [...this.foreign].map(([dst, foreign]) => ({ dst, foreign })),
+      classConflicts: this.classConflicts,
+    };
+  }
+
+  /** The writes one destination needs; updates the waiting/held/foreign bookkeeping for it. */
+  private diffOne(dst: string, now: number, del: KernelRoute[], add: KernelRoute[]): void {
+    this.waiting.delete(dst);
+    this.held.delete(dst);
+    this.foreign.delete(dst);
+    const have = this.dataplane.get(dst) ?? [];
+    const owned = have.filter(isOwnedRoute);
+    const wanted = this.desired.get(dst);
+
+    if (wanted === undefined) {
+      for (const route of owned) {
+        const until = this.graceUntil(route.dev);
+        if (until > now) {
+          this.held.set(dst, { dev: route.dev ?? '', untilMs: until });
+          this.scheduleGraceCheck(dst, until - now);
+          continue;
+        }
+        del.push(route);
+      }
+      return;
+    }
+
+    const want = toKernelRoute(wanted);
+    const holder = have.find((r) => !isOwnedRoute(r) && (r.metric ?? 0) === 0);
+    if (holder !== undefined) {
+      // Never overwrite a route felix does not own (`replace` would delete it).
+      this.foreign.set(dst, holder);
+      return;
+    }
+    if (want.dev !== undefined && !this.links.has(want.dev)) {
+      this.waiting.set(dst, want.dev);
+      return;
+    }
+    // Owned routes at other metrics are not replaced by ours: delete them. The metric-0 one is replaced.
+    for (const route of owned) if ((route.metric ?? 0) !== 0) del.push(route);
+    const current = owned.find((r) => (r.metric ?? 0) === 0);
+    if (current === undefined || !sameKernelRoute(current, want)) add.push(want);
+  }
+
+  private graceUntil(dev: string | undefined): number {
+    if (dev === undefined || !dev.startsWith('cali')) return -Infinity;
+    const seen = this.caliFirstSeen.get(dev);
+    return seen === undefined ? -Infinity : seen + this.graceMs;
+  }
+
+  private noteLinks(links: Iterable<string>, when: number): void {
+    for (const name of links) {
+      if (name.startsWith('cali') && !this.caliFirstSeen.has(name)) this.caliFirstSeen.set(name, when);
+    }
+  }
+
+  private onKernelEvent(event: KernelEvent): void {
+    const now = this.clock.now();
+    if (event.kind === 'lost') {
+      this.fullResyncDue = true;
+      this.watchHandle = null;
+      if (this.started) {
+        this.clock.setTimeout(() => {
+          if (this.started && this.watchHandle === null) this.startWatch();
+          if (this.started) this.scheduleApply(0);
+        }, this.retryMs);
+      }
+      return;
+    }
+    if (event.kind === 'link') {
+      if (event.deleted) {
+        this.links.delete(event.name);
+        this.caliFirstSeen.delete(event.name);
+      } else {
+        this.links.add(event.name);
+        this.noteLinks([event.name], now);
+      }
+      // Desired routes through this interface: waiting ones can be written now, others re-checked.
+      for (const [dst, route] of this.desired) if (route.dev === event.name) this.dirty.add(dst);
+      if (this.started) this.scheduleApply(this.debounceMs);
+      return;
+    }
+    const key = `${event.dst}|${event.deleted}`;
+    const wrote = this.expectedEchoes.get(key);
+    if (wrote !== undefined && now - wrote <= ECHO_WINDOW_MS) {
+      this.expectedEchoes.delete(key);
+      return;
+    }
+    this.kernelDirty.add(event.dst);
+    if (this.started) this.scheduleApply(this.debounceMs);
+  }
+
+  private startWatch(): void {
+    this.watchHandle?.stop();
+    this.watchHandle = this.kernel.watch((event) => this.onKernelEvent(event));
+  }
+
+  private scheduleApply(ms: number): void {
+    if (!this.started || this.applyTimer !== null) return;
+    this.applyTimer = this.clock.setTimeout(() => {
+      this.applyTimer = null;
+      if (!this.started) return;
+      this.apply().then(
+        (result) => this.options.onApplied?.(result),
+        (error: unknown) => {
+          this.options.onError?.(error instanceof Error ? error : new Error(String(error)));
+          this.scheduleApply(this.retryMs);
+        },
+      );
+    }, ms);
+  }
+
+  private scheduleResync(): void {
+    if (!this.started) return;
+    this.resyncTimer = this.clock.setTimeout(() => {
+      this.resyncTimer = null;
+      this.fullResyncDue = true;
+      this.scheduleApply(0);
+      this.scheduleResync();
+    }, this.resyncMs);
+  }
+
+  private scheduleGraceCheck(dst: string, ms: number): void {
+    if (!this.started || this.graceTimers.has(dst)) return;
+    this.graceTimers.set(
+      dst,
+      this.clock.setTimeout(() => {
+        this.graceTimers.delete(dst);
+        this.dirty.add(dst);
+        this.scheduleApply(0);
+      }, ms),
+    );
+  }
+}
+
+/** An apply that failed on its retry too; `cause` is the last kernel error. */
+export class RouteTableError extends Error {
+  constructor(
+    message: string,
+    override readonly cause: unknown,
+  ) {
+    super(message);
+    this.name = 'RouteTableError';
+  }
+}
+
+function groupByDst(routes: readonly KernelRoute[]): Map<string, KernelRoute[]> {
+  const out = new Map<string, KernelRoute[]>();
+  for (const raw of routes) {
+    const route = normalizeKernelRoute(raw);
+    const list = out.get(route.dst);
+    if (list === undefined) out.set(route.dst, [route]);
+    else list.push(route);
+  }
+  return out;
+}
