@@ -510,3 +510,63 @@ export async function checkIpip(netns?: string, deps: Tunl0Deps = {}): Promise<I
 export async function ipipSupported(netns?: string, deps: Tunl0Deps = {}): Promise<boolean> {
   return (await checkIpip(netns, deps)).supported;
 }
+
+// ---------------------------------------------------------------------------------------------------
+// Calling ensureTunl0 again and again (on every resync) without saying the same thing again and again
+
+/** The two pino methods the keeper uses (a pino Logger fits). */
+export interface Tunl0Log {
+  info(fields: Record<string, unknown>, message: string): void;
+  warn(fields: Record<string, unknown>, message: string): void;
+}
+
+/**
+ * Holds the options and the last status for the agent: `ensure()` on start and on every resync, `status`
+ * for `node status -o json` and readiness. "Unsupported" is logged once per distinct reason (not on every
+ * resync); each repair of drift is logged as it happens; a real failure is logged and thrown.
+ */
+export class Tunl0Keeper {
+  private last: Tunl0Status | undefined;
+  private reported: string | undefined;
+
+  constructor(
+    private options: Tunl0Options,
+    private readonly log: Tunl0Log,
+    private readonly deps: Tunl0Deps = {},
+  ) {}
+
+  /** The status of the last ensure(), undefined before the first. */
+  get status(): Tunl0Status | undefined {
+    return this.last;
+  }
+
+  /** New desired state (a new tunnel address from IPAM, a new MTU); applied by the next ensure(). */
+  update(options: Partial<Tunl0Options>): void {
+    this.options = { ...this.options, ...options };
+  }
+
+  async ensure(): Promise<Tunl0Status> {
+    let status: Tunl0Status;
+    try {
+      status = await ensureTunl0(this.options, this.deps);
+    } catch (error) {
+      this.log.warn({ device: TUNL0, netns: this.options.netns, err: error }, `${TUNL0}: ${(error as Error).message}`);
+      throw error;
+    }
+    if (!status.supported) {
+      if (this.reported !== status.reason) this.log.warn({ device: TUNL0, supported: false }, status.reason);
+      this.reported = status.reason;
+    } else {
+      if (this.reported !== undefined) this.log.info({ device: TUNL0, supported: true }, `${TUNL0} is usable now`);
+      this.reported = undefined;
+      if (status.repaired.length > 0) {
+        this.log.info(
+          { device: TUNL0, created: status.created, repaired: status.repaired, standIn: status.standIn },
+          `${TUNL0} ${status.created ? 'created' : 'repaired'}: ${status.repaired.join(', ')}`,
+        );
+      }
+    }
+    this.last = status;
+    return status;
+  }
+}

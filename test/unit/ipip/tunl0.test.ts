@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import {
   IP_ERRORS,
   Tunl0Error,
+  Tunl0Keeper,
   checkIpip,
   classifyIpError,
   describeStep,
@@ -340,5 +341,53 @@ describe('checkIpip / ipipSupported', () => {
     const fake = fakeIp({ ipip: false });
     fake.devices.set('tunl0', { kind: 'veth', mtu: 1500, up: false, addresses: [] });
     expect(await ipipSupported(undefined, { ip: fake.ip })).toBe(false);
+  });
+});
+
+describe('Tunl0Keeper', () => {
+  function recordingLog(): { lines: string[]; log: { info(f: object, m: string): void; warn(f: object, m: string): void } } {
+    const lines: string[] = [];
+    return {
+      lines,
+      log: {
+        info: (_f, m) => lines.push(`info ${m}`),
+        warn: (_f, m) => lines.push(`warn ${m}`),
+      },
+    };
+  }
+
+  it('logs "no IPIP" once however often it is asked, and keeps the status', async () => {
+    const fake = fakeIp({ ipip: false });
+    const { lines, log } = recordingLog();
+    const keeper = new Tunl0Keeper({ address: '10.244.1.1' }, log, { ip: fake.ip });
+    expect(keeper.status).toBeUndefined();
+    for (let i = 0; i < 3; i++) await keeper.ensure();
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^warn the kernel has no IPIP support/);
+    expect(keeper.status?.supported).toBe(false);
+  });
+
+  it('logs each repair, nothing when nothing drifted, and applies updates', async () => {
+    const fake = fakeIp({ ipip: true });
+    const { lines, log } = recordingLog();
+    const keeper = new Tunl0Keeper({ address: '10.244.1.1', mtu: 1440 }, log, { ip: fake.ip });
+    await keeper.ensure();
+    await keeper.ensure();
+    keeper.update({ address: '10.244.1.65' });
+    await keeper.ensure();
+    expect(lines).toEqual([
+      'info tunl0 created: MTU 1480 → 1440, added address 10.244.1.1/32, set up',
+      'info tunl0 repaired: removed address 10.244.1.1/32, added address 10.244.1.65/32',
+    ]);
+    expect(keeper.status?.supported && keeper.status.device.addresses).toEqual(['10.244.1.65/32']);
+  });
+
+  it('logs and rethrows a real failure', async () => {
+    const fake = fakeIp({ ipip: true, failNext: { code: 2, stdout: '', stderr: 'RTNETLINK answers: Operation not permitted\n' } });
+    const { lines, log } = recordingLog();
+    const keeper = new Tunl0Keeper({}, log, { ip: fake.ip });
+    await expect(keeper.ensure()).rejects.toBeInstanceOf(Tunl0Error);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^warn tunl0: .*Operation not permitted — not allowed: run as root/);
   });
 });
