@@ -1,0 +1,253 @@
+// felix against the real kernel, inside network namespaces this file creates: the Iproute2Kernel reads and
+// writes, and the RouteTable keeps `ip -json route` equal to the desired set for every route shape while
+// foreign routes (proto bird, static, a user's route) survive every resync, an owned route deleted by
+// hand comes back, a workload route waits for its cali* interface, and a restart removes nothing
+// (watched with `ip monitor route`). The host's own routing table is never touched.
+
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Iproute2Kernel } from '../../felix/iproute2.js';
+import { KernelError, normalizeKernelRoute, type KernelEvent, type KernelRoute } from '../../felix/kernel.js';
+import { RouteTable, isOwnedRoute, toKernelRoute, type ApplyResult } from '../../felix/route-table.js';
+import type { DesiredRoute } from '../../felix/routes.js';
+import { createNetns, destroyAllNetns, netnsUnavailableReason, type Netns } from '../harness/netns.js';
+
+const unavailable = netnsUnavailableReason();
+if (unavailable && process.env.CI === 'true') throw new Error(`felix kernel tests cannot run: ${unavailable}`);
+
+const CALI = 'calie8e9a5cf531';
+const CALI2 = 'cali0123456789a';
+const blackhole = (dst: string): DesiredRoute => ({ dst, type: 'blackhole', proto: 80, class: 'blackhole' });
+const workload = (ip: string, dev = CALI): DesiredRoute => ({ dst: `${ip}/32`, type: 'unicast', dev, scope: 'link', proto: 80, class: 'workload' });
+const remote = (dst: string, via: string, dev = 'eth0'): DesiredRoute => ({
+  dst, type: 'unicast', via, dev, onlink: true, proto: 80, class: dev === 'tunl0' ? 'tunnel' : 'direct',
+});
+
+/** Routes someone else put there: each must survive every resync. */
+const FOREIGN_COMMANDS: string[][] = [
+  ['route', 'add', '10.9.0.0/16', 'via', '192.168.31.1', 'proto', 'bird'],
+  ['route', 'add', '10.8.0.0/16', 'via', '192.168.31.1', 'proto', 'static'],
+  ['route', 'add', '10.7.0.0/16', 'via', '192.168.31.1'],
+  ['route', 'add', 'default', 'via', '192.168.31.1', 'metric', '100'],
+];
+
+async function node(tag: string): Promise<Netns> {
+  const ns = await createNetns(tag);
+  await ns.addVeth('eth0', 'eth0-peer');
+  await ns.ip('addr', 'add', '192.168.31.201/24', 'dev', 'eth0');
+  await ns.addVeth(CALI, 'wl-e8e9a5cf');
+  await ns.addStandInTunl0();
+  for (const args of FOREIGN_COMMANDS) await ns.ip(...args);
+  return ns;
+}
+
+/** The main table as `ip -json -details route` says, normalized, sorted. */
+async function table(kernel: Iproute2Kernel): Promise<KernelRoute[]> {
+  const routes = (await kernel.listRoutes()).map(normalizeKernelRoute);
+  return routes.sort((a, b) => (a.dst < b.dst ? -1 : a.dst > b.dst ? 1 : 0));
+}
+
+async function owned(kernel: Iproute2Kernel): Promise<KernelRoute[]> {
+  return (await table(kernel)).filter(isOwnedRoute);
+}
+
+function expectedOwned(routes: DesiredRoute[]): KernelRoute[] {
+  return routes.map(toKernelRoute).sort((a, b) => (a.dst < b.dst ? -1 : a.dst > b.dst ? 1 : 0));
+}
+
+/** Polls `check` every 20 ms for at most `ms`. */
+async function eventually(check: () => Promise<boolean>, ms = 5_000): Promise<void> {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`condition not met within ${ms} ms`);
+}
+
+const BASE: DesiredRoute[] = [
+  blackhole('10.244.1.0/26'),
+  workload('10.244.1.5'),
+  remote('10.244.2.0/26', '192.168.31.202'),
+  remote('10.244.3.0/26', '192.168.32.9', 'tunl0'),
+  remote('172.16.0.0/16', '192.168.31.1'),
+];
+
+describe.skipIf(unavailable !== null)('felix on the real kernel (network namespaces)', () => {
+  const tables: RouteTable[] = [];
+  const kernels: Iproute2Kernel[] = [];
+  function kernelIn(ns: Netns): Iproute2Kernel {
+    const kernel = new Iproute2Kernel({ netns: ns.name, timeoutMs: 10_000 });
+    kernels.push(kernel);
+    return kernel;
+  }
+  afterEach(async () => {
+    for (const t of tables.splice(0)) t.stop();
+    for (const k of kernels.splice(0)) await k.close();
+    await destroyAllNetns();
+  });
+  afterAll(() => destroyAllNetns());
+  beforeAll(() => {
+    expect(BASE.length).toBeGreaterThan(3);
+    expect(FOREIGN_COMMANDS.length).toBeGreaterThan(2);
+  });
+
+  it('programs every route shape; ip -json route reads back exactly the desired set; foreign routes stay', async () => {
+    const ns = await node('shapes');
+    const kernel = kernelIn(ns);
+    const foreign = (await table(kernel)).filter((r) => !isOwnedRoute(r));
+    expect(foreign.length).toBeGreaterThanOrEqual(FOREIGN_COMMANDS.length);
+    const rt = new RouteTable(kernel);
+    rt.setDesired(BASE);
+    const result = await rt.apply();
+    expect(result.kernelWrites).toBe(BASE.length);
+    expect(await owned(kernel)).toEqual(expectedOwned(BASE));
+    expect((await table(kernel)).filter((r) => !isOwnedRoute(r))).toEqual(foreign);
+    // What `ip route` prints, for the shapes in the issue.
+    const text = await ns.ip('route', 'show', 'table', 'main');
+    expect(text).toContain('blackhole 10.244.1.0/26 proto 80');
+    expect(text).toContain(`10.244.1.5 dev ${CALI} proto 80 scope link`);
+    expect(text).toContain('10.244.2.0/26 via 192.168.31.202 dev eth0 proto 80 onlink');
+    expect(text).toContain('10.244.3.0/26 via 192.168.32.9 dev tunl0 proto 80 onlink');
+    // A second apply and a forced full resync change nothing.
+    expect((await rt.apply()).kernelWrites).toBe(0);
+  });
+
+  it('follows workload add/remove, block claim/release, remote node add/remove; foreign routes survive each', async () => {
+    const ns = await node('changes');
+    const kernel = kernelIn(ns);
+    const foreign = (await table(kernel)).filter((r) => !isOwnedRoute(r));
+    await ns.addVeth(CALI2, 'wl-01234567');
+    const rt = new RouteTable(kernel, { resyncMs: 0 }); // every apply is a full resync
+    const steps: Array<{ what: string; routes: DesiredRoute[] }> = [
+      { what: 'start', routes: BASE },
+      { what: 'workload added', routes: [...BASE, workload('10.244.1.6', CALI2)] },
+      { what: 'workload removed', routes: BASE.filter((r) => r.class !== 'workload') },
+      { what: 'block claimed', routes: [...BASE, blackhole('10.244.1.64/26')] },
+      { what: 'block released', routes: BASE.filter((r) => r.dst !== '10.244.1.0/26') },
+      { what: 'remote node added', routes: [...BASE, remote('10.244.4.0/26', '192.168.31.203')] },
+      { what: 'remote node removed', routes: BASE.filter((r) => r.dst !== '10.244.2.0/26') },
+      { what: 'remote node moves to tunl0', routes: [...BASE.filter((r) => r.dst !== '10.244.2.0/26'), remote('10.244.2.0/26', '192.168.31.202', 'tunl0')] },
+    ];
+    for (const step of steps) {
+      rt.setDesired(step.routes);
+      const result = await rt.apply();
+      expect(result.fullResync, step.what).toBe(true);
+      expect(await owned(kernel), step.what).toEqual(expectedOwned(step.routes));
+      expect((await table(kernel)).filter((r) => !isOwnedRoute(r)), step.what).toEqual(foreign);
+    }
+  });
+
+  it('CrossSubnet shapes: a node in this subnet direct on eth0, a node in another subnet via tunl0', async () => {
+    const ns = await node('xsubnet');
+    const kernel = kernelIn(ns);
+    const routes = [remote('10.244.2.0/26', '192.168.31.202', 'eth0'), remote('10.244.3.0/26', '10.0.5.7', 'tunl0')];
+    const rt = new RouteTable(kernel);
+    rt.setDesired(routes);
+    await rt.apply();
+    expect(await owned(kernel)).toEqual(expectedOwned(routes));
+  });
+
+  it('running: an owned route deleted by hand comes back; a foreign route added by hand stays', async () => {
+    const ns = await node('handdel');
+    const kernel = kernelIn(ns);
+    const results: ApplyResult[] = [];
+    const errors: Error[] = [];
+    const rt = new RouteTable(kernel, { debounceMs: 5, onApplied: (r) => results.push(r), onError: (e) => errors.push(e) });
+    tables.push(rt);
+    rt.setDesired(BASE);
+    rt.start();
+    await eventually(async () => (await owned(kernel)).length === BASE.length);
+    await ns.ip('route', 'del', '10.244.2.0/26');
+    await ns.ip('route', 'add', '10.6.0.0/16', 'via', '192.168.31.1', 'proto', 'static');
+    await eventually(async () => (await owned(kernel)).some((r) => r.dst === '10.244.2.0/26'));
+    expect(await owned(kernel)).toEqual(expectedOwned(BASE));
+    expect((await table(kernel)).some((r) => r.dst === '10.6.0.0/16')).toBe(true);
+    expect(results.some((r) => !r.fullResync && r.added.some((a) => a.dst === '10.244.2.0/26'))).toBe(true);
+    expect(errors).toEqual([]);
+  });
+
+  it('running: a workload route waits for its cali* interface and is written when it appears', async () => {
+    const ns = await node('waitif');
+    const kernel = kernelIn(ns);
+    const rt = new RouteTable(kernel, { debounceMs: 5 });
+    tables.push(rt);
+    const late = workload('10.244.1.9', 'calilate0000001');
+    rt.setDesired([...BASE, late]);
+    const first = await rt.apply();
+    expect(first.waitingForInterface).toEqual([{ dst: '10.244.1.9/32', dev: 'calilate0000001' }]);
+    rt.start();
+    await ns.addVeth('calilate0000001', 'wl-late');
+    await eventually(async () => (await owned(kernel)).some((r) => r.dst === '10.244.1.9/32'));
+    expect(await owned(kernel)).toEqual(expectedOwned([...BASE, late]));
+  });
+
+  it('a restart adopts the routes: the new table writes nothing and ip monitor sees no deletion', async () => {
+    const ns = await node('restart');
+    const first = new RouteTable(kernelIn(ns));
+    first.setDesired(BASE);
+    await first.apply();
+    const events: KernelEvent[] = [];
+    const watcher = kernelIn(ns);
+    const watch = watcher.watch((e) => events.push(e));
+    await new Promise((r) => setTimeout(r, 200)); // let ip monitor subscribe
+    await ns.ip('route', 'add', 'blackhole', '10.250.0.0/16', 'proto', 'static'); // proves the monitor sees changes
+    const second = new RouteTable(kernelIn(ns));
+    second.setDesired(BASE);
+    const result = await second.apply();
+    await eventually(async () => events.some((e) => e.kind === 'route' && e.dst === '10.250.0.0/16'));
+    watch.stop();
+    expect(result.fullResync).toBe(true);
+    expect(result.kernelWrites).toBe(0);
+    expect(events.filter((e) => e.kind === 'route' && e.deleted)).toEqual([]);
+    expect(await owned(kernelIn(ns))).toEqual(expectedOwned(BASE));
+  });
+
+  it('Iproute2Kernel: a batch with a bad line applies the good lines and names the bad one', async () => {
+    const ns = await node('batcherr');
+    const kernel = kernelIn(ns);
+    const good = toKernelRoute(blackhole('10.244.7.0/26'));
+    const bad = toKernelRoute(workload('10.244.7.1', 'calimissing0001'));
+    const error = await kernel.apply({ del: [], add: [bad, good] }).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(KernelError);
+    expect((error as KernelError).lines).toHaveLength(1);
+    expect((error as KernelError).lines[0]?.command).toContain('calimissing0001');
+    expect((error as KernelError).message).toMatch(/1 of 2 route commands failed/);
+    expect((await owned(kernel)).map((r) => r.dst)).toEqual(['10.244.7.0/26']);
+    expect(await kernel.linkExists(CALI)).toBe(true);
+    expect(await kernel.linkExists('calimissing0001')).toBe(false);
+  });
+
+  it('programs 10,000 routes, then a resync with nothing to change writes nothing (timings printed)', async () => {
+    const ns = await node('bulk');
+    const kernel = kernelIn(ns);
+    const routes: DesiredRoute[] = [];
+    for (let i = 0; i < 10_000; i++) {
+      routes.push(remote(`10.${100 + Math.floor(i / 256)}.${i % 256}.0/26`, '192.168.31.202'));
+    }
+    const rt = new RouteTable(kernel, { resyncMs: 0 });
+    rt.setDesired(routes);
+    const t0 = performance.now();
+    const first = await rt.apply();
+    const t1 = performance.now();
+    const again = await rt.apply();
+    const t2 = performance.now();
+    // The same 10,000 lines through a bare `ip -batch`, in a second namespace, for comparison.
+    const ns2 = await node('bulkref');
+    const lines = routes.map((r) => `route replace ${r.dst} via ${r.via} dev eth0 proto 80 onlink`).join('\n') + '\n';
+    const t3 = performance.now();
+    const { runCommand } = await import('../harness/netns.js');
+    const bare = await runCommand('ip', ['-n', ns2.name, '-batch', '-'], lines, 60_000);
+    const t4 = performance.now();
+    expect(bare.code).toBe(0);
+    console.log(
+      `felix-kernel: 10,000 routes via RouteTable ${(t1 - t0).toFixed(0)} ms, bare ip -batch ${(t4 - t3).toFixed(0)} ms; ` +
+        `full resync with nothing to change ${(t2 - t1).toFixed(0)} ms, ${again.kernelWrites} writes`,
+    );
+    expect(first.kernelWrites).toBe(10_000);
+    expect(again.kernelWrites).toBe(0);
+    expect((await owned(kernel)).length).toBe(10_000);
+  }, 60_000);
+});
