@@ -36,7 +36,7 @@ import { API_VERSION, applyDefaults, type AnyResource, type Kind, type Resource 
 import { addressBlock } from '../harness/addresses.js';
 import { requireEtcd, startEtcd, type EtcdInstance } from '../harness/etcd.js';
 import type { Bench, BenchRow } from './bench.js';
-import { summarizeClaims, summaryRows, type ClaimTimeline, type ScenarioSummary } from './agent-stats.js';
+import { spread, summarizeClaims, summaryRows, type ClaimTimeline, type ScenarioSummary, type Spread } from './agent-stats.js';
 
 export interface Scenario {
   label: string;
@@ -174,6 +174,8 @@ interface ScenarioResult {
   setupMs: number;
   /** Agents that were Established with every peer and held every initial block when setup ended. */
   converged: number;
+  /** Main-thread busy ms per claim (every agent's work for it, in this one thread). */
+  busy?: Spread | null;
   error?: string;
 }
 
@@ -256,11 +258,14 @@ async function runScenario(s: Scenario, log: (line: string) => void): Promise<Sc
 
     const claimer = new Ipam(await open());
     const timelines: ClaimTimeline[] = [];
+    /** Main-thread busy time per claim, from the claim until every agent's replan of it is done. */
+    const busy: number[] = [];
     const deadline = performance.now() + SCENARIO_BOUND_MS;
     await eventLoopIdle(2000);
     for (let i = 0; i < CLAIMS && performance.now() < deadline; i++) {
       const owner = nodes[i % nodes.length]!;
       const others = nodes.filter((n) => n !== owner);
+      const elu = performance.eventLoopUtilization();
       const t0 = performance.now();
       const cidr = await claimer.claimBlock(owner.name);
       const written = performance.now() - t0;
@@ -275,10 +280,11 @@ async function runScenario(s: Scenario, log: (line: string) => void): Promise<Sc
         others: others.map((n) => rel(n.probe.bestAt.get(cidr))),
       });
       await eventLoopIdle(2000);
+      busy.push(performance.eventLoopUtilization(elu).active);
     }
     const summary = summarizeClaims(`${s.label}${s.clients === 'shared' ? ', shared etcd client' : ''}`, timelines);
     if (summary.total) log(`${s.label}: ${summary.complete}/${summary.claims} claims, p50 ${summary.total.p50.toFixed(1)} ms, p99 ${summary.total.p99.toFixed(1)} ms, max ${summary.total.max.toFixed(1)} ms`);
-    return { summary, setupMs, converged };
+    return { summary, setupMs, converged, busy: busy.length > 0 ? spread(busy) : null };
   } catch (error) {
     return { summary: null, setupMs: setupMs || performance.now() - started, converged, error: error instanceof Error ? error.message : String(error) };
   } finally {
@@ -313,6 +319,9 @@ export const agentConvergenceBench: Bench = {
       if (result.error) console.warn(`agent-convergence ${scenario.label}: ${result.error}`);
       rows.push({ name: `${scenario.label}: setup (agents up, every block everywhere)`, value: result.setupMs, unit: 'ms', vs: `${result.converged}/${scenario.agents} agents converged` });
       if (result.summary) rows.push(...summaryRows(result.summary, TARGET_P99_MS));
+      if (result.busy) {
+        rows.push({ name: `${scenario.label}: this thread busy per claim (all agents' work), p50 (p99)`, value: result.busy.p50, unit: 'ms', vs: `p99 ${result.busy.p99.toFixed(1)} ms` });
+      }
     }
     return rows;
   },
