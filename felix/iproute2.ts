@@ -1,7 +1,7 @@
 // The real kernel, through iproute2, optionally inside a network namespace (`ip -n <netns>`), so tests
 // never touch the host's routing table.
 //
-//   reads   `ip -json -details route show table main`, `ip -json link show` (one process per read);
+//   reads   `ip -4 -json route show table main`, `ip -json link show` (one process per read);
 //   writes  one `ip -force -batch -` process per batch: every line is a route command, deletions first,
 //           then `route replace` lines; `-force` runs every line even after a failure, and the failing
 //           lines ("Command failed -:N") are reported together in one KernelError;
@@ -49,7 +49,7 @@ export class Iproute2Kernel implements Kernel {
   }
 
   async listRoutes(): Promise<KernelRoute[]> {
-    const out = await this.read(['-4', '-json', '-details', 'route', 'show', 'table', 'main']);
+    const out = await this.read(['-4', '-json', 'route', 'show', 'table', 'main']);
     return parseRouteJson(out);
   }
 

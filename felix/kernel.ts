@@ -11,7 +11,7 @@
 // compares routes goes through `normalizeKernelRoute` and `protocolNumber` here, so two spellings of one
 // route never look like a difference (which would mean a kernel write on every resync).
 
-import { formatPrefix, parsePrefix } from '../bgp/ip.js';
+import { formatPrefix, maskOf } from '../bgp/ip.js';
 
 /** One route of the main table, field names as `ip -json route` prints them. */
 export interface KernelRoute {
@@ -107,30 +107,46 @@ export const FELIX_PROTOCOL = 80;
 /** A protocol as a number: `"80"` → 80, `"bird"` → 12, missing → 3 (boot, what `ip route add` uses). */
 export function protocolNumber(protocol: string | undefined): number {
   if (protocol === undefined) return ROUTE_PROTOCOLS.boot ?? 3;
-  if (/^\d+$/.test(protocol)) return Number(protocol);
-  const known = ROUTE_PROTOCOLS[protocol];
-  if (known === undefined) return -1;
-  return known;
+  if (DIGITS.test(protocol)) return Number(protocol);
+  return ROUTE_PROTOCOLS[protocol] ?? -1;
 }
 
-/** `10.0.0.5` → `10.0.0.5/32`, `10.244.1.0/26` unchanged, `default` → `0.0.0.0/0`. Non-IPv4 kept as is. */
+const DIGITS = /^\d+$/;
+const DOTTED = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?:\/(\d{1,2}))?$/;
+
+/**
+ * `10.0.0.5` → `10.0.0.5/32`, `10.244.1.0/26` unchanged, `default` → `0.0.0.0/0`, host bits cleared.
+ * Anything else (IPv6, garbage) is returned as is. Hot path of every resync: no exceptions, no
+ * re-formatting when the kernel's spelling is already canonical.
+ */
 export function normalizeDst(dst: string): string {
   if (dst === 'default') return '0.0.0.0/0';
-  try {
-    return formatPrefix(parsePrefix(dst.includes('/') ? dst : `${dst}/32`));
-  } catch {
-    return dst;
-  }
+  const m = DOTTED.exec(dst);
+  if (m === null) return dst;
+  const octets = [Number(m[1]), Number(m[2]), Number(m[3]), Number(m[4])];
+  if (octets.some((o) => o > 255)) return dst;
+  const len = m[5] === undefined ? 32 : Number(m[5]);
+  if (len > 32) return dst;
+  if (m[5] === undefined) return `${dst}/32`;
+  const addr = ((octets[0] as number) * 2 ** 24 + (octets[1] as number) * 2 ** 16 + (octets[2] as number) * 2 ** 8 + (octets[3] as number)) >>> 0;
+  const network = (addr & maskOf(len)) >>> 0;
+  return network === addr ? dst : formatPrefix({ addr: network, len });
 }
 
 /** One spelling per route: dst with its length, defaults filled, flags sorted, protocol as a number. */
 export function normalizeKernelRoute(route: KernelRoute): KernelRoute {
+  const flags = route.flags;
   const out: KernelRoute = {
     type: route.type ?? 'unicast',
     dst: normalizeDst(route.dst),
     protocol: String(protocolNumber(route.protocol)),
     scope: route.scope ?? 'global',
-    flags: [...(route.flags ?? [])].filter((f) => f !== 'linkdown').sort(),
+    flags:
+      flags === undefined || flags.length === 0
+        ? []
+        : flags.length === 1 && flags[0] !== 'linkdown'
+          ? [...flags]
+          : flags.filter((f) => f !== 'linkdown').sort(),
   };
   if (route.gateway !== undefined) out.gateway = route.gateway;
   if (route.dev !== undefined) out.dev = route.dev;
@@ -141,16 +157,25 @@ export function normalizeKernelRoute(route: KernelRoute): KernelRoute {
 
 /** Whether two routes are the same route (compared on normalized fields; prefsrc is ignored). */
 export function sameKernelRoute(a: KernelRoute, b: KernelRoute): boolean {
-  const x = normalizeKernelRoute(a);
-  const y = normalizeKernelRoute(b);
-  return (
-    x.type === y.type &&
-    x.dst === y.dst &&
-    x.protocol === y.protocol &&
-    x.scope === y.scope &&
-    x.gateway === y.gateway &&
-    x.dev === y.dev &&
-    (x.metric ?? 0) === (y.metric ?? 0) &&
-    (x.flags ?? []).join(',') === (y.flags ?? []).join(',')
-  );
+  return sameNormalizedRoute(normalizeKernelRoute(a), normalizeKernelRoute(b));
+}
+
+/** `sameKernelRoute` for two routes already through `normalizeKernelRoute` (the resync hot path). */
+export function sameNormalizedRoute(x: KernelRoute, y: KernelRoute): boolean {
+  if (
+    x.type !== y.type ||
+    x.dst !== y.dst ||
+    x.protocol !== y.protocol ||
+    x.scope !== y.scope ||
+    x.gateway !== y.gateway ||
+    x.dev !== y.dev ||
+    (x.metric ?? 0) !== (y.metric ?? 0)
+  ) {
+    return false;
+  }
+  const fx = x.flags ?? [];
+  const fy = y.flags ?? [];
+  if (fx.length !== fy.length) return false;
+  for (let i = 0; i < fx.length; i++) if (fx[i] !== fy[i]) return false;
+  return true;
 }

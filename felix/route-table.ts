@@ -28,7 +28,7 @@ import {
   FELIX_PROTOCOL,
   normalizeKernelRoute,
   protocolNumber,
-  sameKernelRoute,
+  sameNormalizedRoute,
   type Kernel,
   type KernelEvent,
   type KernelRoute,
@@ -116,6 +116,8 @@ export class RouteTable {
   private readonly clock: RouteTableClock;
 
   private desired = new Map<string, DesiredRoute>();
+  /** The kernel spelling of each desired route (normalized once, compared on every resync). */
+  private desiredKernel = new Map<string, KernelRoute>();
   private classConflicts: RouteConflict[] = [];
   /** The kernel as last read or written: destination → routes (normalized). */
   private dataplane = new Map<string, KernelRoute[]>();
@@ -165,13 +167,17 @@ export class RouteTable {
     const { routes: winners, conflicts } = resolveByClass(routes.map((r) => ({ ...r, dst: routeKey(r.dst) })));
     this.classConflicts = conflicts;
     const next = new Map<string, DesiredRoute>();
-    for (const route of winners) next.set(route.dst, route);
-    for (const [dst, route] of next) {
-      const before = this.desired.get(dst);
-      if (before === undefined || !sameKernelRoute(toKernelRoute(before), toKernelRoute(route))) this.dirty.add(dst);
+    const nextKernel = new Map<string, KernelRoute>();
+    for (const route of winners) {
+      next.set(route.dst, route);
+      const want = toKernelRoute(route);
+      nextKernel.set(route.dst, want);
+      const before = this.desiredKernel.get(route.dst);
+      if (before === undefined || !sameNormalizedRoute(before, want)) this.dirty.add(route.dst);
     }
     for (const dst of this.desired.keys()) if (!next.has(dst)) this.dirty.add(dst);
     this.desired = next;
+    this.desiredKernel = nextKernel;
     if (this.started) this.scheduleApply(this.debounceMs);
   }
 
@@ -276,7 +282,7 @@ export class RouteTable {
 
     // Success: the kernel now has what we wrote.
     for (const route of del) {
-      const left = (this.dataplane.get(route.dst) ?? []).filter((r) => !sameKernelRoute(r, route));
+      const left = (this.dataplane.get(route.dst) ?? []).filter((r) => !sameNormalizedRoute(r, route));
       if (left.length > 0) this.dataplane.set(route.dst, left);
       else this.dataplane.delete(route.dst);
     }
@@ -309,9 +315,9 @@ export class RouteTable {
     this.foreign.delete(dst);
     const have = this.dataplane.get(dst) ?? [];
     const owned = have.filter(isOwnedRoute);
-    const wanted = this.desired.get(dst);
+    const want = this.desiredKernel.get(dst);
 
-    if (wanted === undefined) {
+    if (want === undefined) {
       for (const route of owned) {
         const until = this.graceUntil(route.dev);
         if (until > now) {
@@ -324,7 +330,6 @@ export class RouteTable {
       return;
     }
 
-    const want = toKernelRoute(wanted);
     const holder = have.find((r) => !isOwnedRoute(r) && (r.metric ?? 0) === 0);
     if (holder !== undefined) {
       // Never overwrite a route felix does not own (`replace` would delete it).
@@ -338,7 +343,7 @@ export class RouteTable {
     // Owned routes at other metrics are not replaced by ours: delete them. The metric-0 one is replaced.
     for (const route of owned) if ((route.metric ?? 0) !== 0) del.push(route);
     const current = owned.find((r) => (r.metric ?? 0) === 0);
-    if (current === undefined || !sameKernelRoute(current, want)) add.push(want);
+    if (current === undefined || !sameNormalizedRoute(current, want)) add.push(want);
   }
 
   private graceUntil(dev: string | undefined): number {
