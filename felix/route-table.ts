@@ -17,7 +17,8 @@
 //   - restart: the first apply adopts the owned routes already there and writes only the difference, so
 //     an agent restart never takes down a route that is still wanted (no blackout);
 //   - our own writes come back as kernel events; they are expected and swallowed, or every apply would
-//     cause a re-read of the whole table;
+//     cause a re-read of the whole table (a foreign change to the same prefix, same kind, within 5 s of our
+//     write is swallowed too: the periodic full resync is the backstop for that);
 //   - a workload's cali* interface may not exist yet (the CNI is still creating it): the route waits in
 //     `waitingForInterface` and is written when the link event arrives;
 //   - the CNI may add a route on a brand-new cali* interface before felix hears of the workload: routes on

@@ -9,7 +9,7 @@ import { Iproute2Kernel } from '../../felix/iproute2.js';
 import { KernelError, normalizeKernelRoute, type KernelEvent, type KernelRoute } from '../../felix/kernel.js';
 import { RouteTable, isOwnedRoute, toKernelRoute, type ApplyResult } from '../../felix/route-table.js';
 import type { DesiredRoute } from '../../felix/routes.js';
-import { createNetns, destroyAllNetns, netnsUnavailableReason, type Netns } from '../harness/netns.js';
+import { createNetns, destroyAllNetns, liveNetns, netnsUnavailableReason, runCommand, type Netns } from '../harness/netns.js';
 
 const unavailable = netnsUnavailableReason();
 if (unavailable && process.env.CI === 'true') throw new Error(`felix kernel tests cannot run: ${unavailable}`);
@@ -238,7 +238,6 @@ describe.skipIf(unavailable !== null)('felix on the real kernel (network namespa
     const ns2 = await node('bulkref');
     const lines = routes.map((r) => `route replace ${r.dst} via ${r.via} dev eth0 proto 80 onlink`).join('\n') + '\n';
     const t3 = performance.now();
-    const { runCommand } = await import('../harness/netns.js');
     const bare = await runCommand('ip', ['-n', ns2.name, '-batch', '-'], lines, 60_000);
     const t4 = performance.now();
     expect(bare.code).toBe(0);
@@ -250,4 +249,16 @@ describe.skipIf(unavailable !== null)('felix on the real kernel (network namespa
     expect(again.kernelWrites).toBe(0);
     expect((await owned(kernel)).length).toBe(10_000);
   }, 60_000);
+
+  it('harness: destroy removes the namespace, its routes and interfaces with it; the host is untouched', async () => {
+    const hostRoutesBefore = (await runCommand('ip', ['-4', 'route', 'show', 'table', 'main'])).stdout;
+    const ns = await node('cleanup');
+    expect(liveNetns()).toContain(ns.name);
+    expect((await ns.routes()).length).toBeGreaterThan(0);
+    await ns.destroy();
+    expect(liveNetns()).not.toContain(ns.name);
+    const list = await runCommand('ip', ['netns', 'list']);
+    expect(list.stdout).not.toContain(ns.name);
+    expect((await runCommand('ip', ['-4', 'route', 'show', 'table', 'main'])).stdout).toBe(hostRoutesBefore);
+  });
 });
