@@ -109,6 +109,12 @@ export interface SpeakerConfig {
   connectRetryMs?: number;
   /** How long stale routes may wait for End-of-RIB after the peer is back (default 360 s, as FRR's stalepath-time). */
   stalePathMs?: number;
+  /**
+   * Make-before-break on reconfiguration: routes of a peer that is removed or restarted by `setPeers` stay
+   * (stale, still exported) this long, so a replacement path (a route reflector taking over from the mesh,
+   * the same peer with new parameters) can arrive first. 0 = withdraw at once. Default 10 s.
+   */
+  deconfiguredLingerMs?: number;
   clock?: Clock;
   transport?: Transport;
   /** How to accept connections (default: a TCP server); tests pass MemoryNetwork's listen. */
@@ -190,6 +196,8 @@ interface PeerEntry {
   endOfRib: boolean;
   /** Sessions established so far (the R bit goes only on the first when restarting). */
   sessions: number;
+  /** Being removed by setPeers: its routes are removePeer's business (linger), not the session's 'down'. */
+  removing: boolean;
 }
 
 export interface PeerStatus {
@@ -235,6 +243,8 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
   /** Update groups by export identity (see `groupFor`), and each live group's key. */
   private readonly groups = new Map<string, UpdateGroup<PeerEntry>>();
   private readonly groupKeys = new Map<UpdateGroup<PeerEntry>, string>();
+  /** Removed peers whose routes still linger (make-before-break), until their timer. */
+  private readonly lingering = new Set<PeerEntry>();
   /** Export filters by identity → a small number for group keys. */
   private readonly filterIds = new WeakMap<object, number>();
   private nextFilterId = 1;
@@ -245,6 +255,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
       holdTime: 90,
       connectRetryMs: 5000,
       stalePathMs: 360_000,
+      deconfiguredLingerMs: 10_000,
       clock: systemClock,
       transport: tcpTransport,
       acceptor: tcpAcceptor,
@@ -365,6 +376,8 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
   /** Sends Cease/Administrative Shutdown to every peer and closes the listener. */
   async stop(): Promise<void> {
     this.stopped = true;
+    for (const entry of this.lingering) if (entry.staleTimer) this.config.clock.clearTimeout(entry.staleTimer);
+    this.lingering.clear();
     if (this.deferralTimer) this.config.clock.clearTimeout(this.deferralTimer);
     for (const entry of this.peers.values()) {
       if (entry.staleTimer) this.config.clock.clearTimeout(entry.staleTimer);
@@ -469,22 +482,53 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
       staleTimer: null,
       endOfRib: false,
       sessions: 0,
+      removing: false,
     };
     this.peers.set(spec.address, entry);
-    // What this peer should have: every best route its group exports (a new peer has no routes of its own).
-    entry.group.add(entry, policy.address);
+    // What this peer should have: every best route its group exports, except its own — routes still
+    // lingering from its previous configuration are its own too.
+    const own: number[] = [];
+    for (const old of this.lingering) {
+      if (old.spec.address !== spec.address) continue;
+      for (const route of old.ribIn.routes()) if (this.locRib.best(route.key)?.source.address === policy.address) own.push(route.key);
+    }
+    entry.group.add(entry, policy.address, own);
     this.wire(entry, entry.session);
     entry.session.start();
   }
 
   /** Cease to the peer first (so its NOTIFICATION and last state change are still reported), then forget it. */
   private removePeer(entry: PeerEntry, subcode: number): void {
+    entry.removing = true;
     entry.challenger?.stop(subcode);
     entry.session.stop(subcode);
     if (entry.staleTimer) this.config.clock.clearTimeout(entry.staleTimer);
+    entry.staleTimer = null;
     this.peers.delete(entry.spec.address);
-    this.withdrawFromLocRib(entry, entry.ribIn.clear());
     this.leaveGroup(entry);
+    const linger = this.config.deconfiguredLingerMs;
+    if (linger > 0 && entry.ribIn.size > 0 && !this.stopped) {
+      // Make-before-break: keep its routes (stale) until a replacement had time to arrive.
+      entry.ribIn.markStale();
+      this.lingering.add(entry);
+      entry.staleTimer = this.config.clock.setTimeout(() => this.endLinger(entry), linger);
+      return;
+    }
+    this.withdrawFromLocRib(entry, entry.ribIn.clear());
+  }
+
+  /**
+   * The linger of a removed peer is over: its routes leave the Loc-RIB — except where the peer was added
+   * back and its new session announced the prefix again (the Loc-RIB candidate, keyed by address, is then
+   * the new session's).
+   */
+  private endLinger(entry: PeerEntry): void {
+    entry.staleTimer = null;
+    if (!this.lingering.delete(entry)) return;
+    const current = this.peers.get(entry.spec.address);
+    const keys = entry.ribIn.clear().filter((key) => current?.ribIn.get(key) === undefined);
+    if (keys.length > 0) this.config.logger.info({ peer: entry.spec.address, routes: keys.length }, 'routes of a removed peer withdrawn after the linger');
+    this.withdrawFromLocRib(entry, keys);
   }
 
   /**
@@ -544,7 +588,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
       this.onEndOfRib(entry);
     });
     session.on('down', (e) => {
-      if (current()) this.onDown(entry, e.graceful);
+      if (current() && !entry.removing) this.onDown(entry, e.graceful);
     });
     session.on('routeRefresh', () => {
       if (!current()) return;

@@ -442,6 +442,68 @@ describe('Speaker: graceful restart (RFC 4724)', () => {
   });
 });
 
+describe('Speaker: make-before-break on reconfiguration', () => {
+  it('keeps a removed peer\'s routes (stale, still exported) for the linger, so a replacement path arrives first', async () => {
+    const l = await lab();
+    const mesh = l.peer('127.0.0.12', 64512); // the node-to-node mesh session, about to be removed
+    const reflector = l.peer('127.0.0.11', 64512); // the route reflector that takes over
+    const watcher = l.peer('127.0.0.31', 65001);
+    l.speaker.setPeers([specOf(mesh, 64512), specOf(reflector, 64512), specOf(watcher, 65001)]);
+    for (const p of [mesh, reflector, watcher]) p.session.start();
+    await l.settle();
+    l.announce(mesh, '10.244.3.0/26', { asPath: [], nextHop: nh('198.18.0.12'), localPref: 100 });
+    await l.settle();
+    const updatesBefore = watcher.updates;
+
+    // The mesh goes: the route stays (stale) and nothing is withdrawn downstream.
+    l.speaker.setPeers([specOf(reflector, 64512), specOf(watcher, 65001)]);
+    await l.settle(1000);
+    expect(l.speaker.best(prefixOf('10.244.3.0/26'))).toMatchObject({ from: '127.0.0.12', stale: true });
+    expect(watcher.updates).toBe(updatesBefore);
+    // The reflector's copy arrives; when the linger ends, it is the one left, with no gap.
+    l.announce(reflector, '10.244.3.0/26', { asPath: [], nextHop: nh('198.18.0.12'), localPref: 100, originatorId: nh('127.0.0.12'), clusterList: [CLUSTER + 1] });
+    await l.settle(10_000);
+    expect(l.speaker.best(prefixOf('10.244.3.0/26'))).toMatchObject({ from: '127.0.0.11', stale: false });
+    expect(watcher.table.has('10.244.3.0/26')).toBe(true);
+  });
+
+  it('withdraws them when the linger ends without a replacement; a peer added back keeps what it re-announced', async () => {
+    const l = await lab();
+    const a = l.peer('127.0.0.12', 64512);
+    const watcher = l.peer('127.0.0.31', 65001);
+    l.speaker.setPeers([specOf(a, 64512), specOf(watcher, 65001)]);
+    a.session.start();
+    watcher.session.start();
+    await l.settle();
+    l.announce(a, '10.244.4.0/26', { asPath: [], nextHop: nh('198.18.0.12'), localPref: 100 });
+    l.announce(a, '10.244.5.0/26', { asPath: [], nextHop: nh('198.18.0.12'), localPref: 100 });
+    await l.settle();
+    // Restarted with another hold time (Cease / Other Configuration Change): it comes back and sends one prefix.
+    l.speaker.setPeers([specOf(a, 64512, { holdTime: 30 }), specOf(watcher, 65001)]);
+    await l.settle(100); // the Cease reaches the peer first (in-memory delivery is asynchronous)
+    expect(a.session.established).toBe(false);
+    for (let i = 0; i < 10 && !a.session.established; i++) await l.settle(1000);
+    expect(a.session.established).toBe(true);
+    expect(a.table.has('10.244.4.0/26')).toBe(false); // its own routes are never sent back to it
+    l.announce(a, '10.244.4.0/26', { asPath: [], nextHop: nh('198.18.0.12'), localPref: 100 });
+    await l.settle(12_000);
+    expect(l.speaker.best(prefixOf('10.244.4.0/26'))).toMatchObject({ from: '127.0.0.12', stale: false });
+    expect(l.speaker.best(prefixOf('10.244.5.0/26'))).toBeNull();
+    expect(watcher.table.has('10.244.4.0/26')).toBe(true);
+    expect(watcher.table.has('10.244.5.0/26')).toBe(false);
+
+    const l2 = await lab({ deconfiguredLingerMs: 0 });
+    const b = l2.peer('127.0.0.12', 64512);
+    l2.speaker.setPeers([specOf(b, 64512)]);
+    b.session.start();
+    await l2.settle();
+    l2.announce(b, '10.244.6.0/26', { asPath: [], nextHop: nh('198.18.0.12'), localPref: 100 });
+    await l2.settle();
+    l2.speaker.setPeers([]);
+    expect(l2.speaker.best(prefixOf('10.244.6.0/26'))).toBeNull(); // linger 0: at once
+  });
+});
+
 describe('Speaker: ROUTE-REFRESH (RFC 2918)', () => {
   it('sends the whole table again when a peer asks', async () => {
     const l = await lab();
