@@ -253,6 +253,7 @@ export class RouteTable {
       const firstEver = this.lastFullResync === -Infinity;
       this.dataplane = groupByDst(routes);
       this.links = new Set(links);
+      for (const name of [...this.caliFirstSeen.keys()]) if (!this.links.has(name)) this.caliFirstSeen.delete(name);
       this.noteLinks(links, firstEver ? -Infinity : now);
       this.expectedEchoes.clear();
       this.kernelDirty.clear();
@@ -276,9 +277,12 @@ export class RouteTable {
     const add: KernelRoute[] = [];
     for (const dst of toCheck) this.diffOne(dst, now, del, add);
 
-    // Our writes come back as kernel events, possibly before `apply` resolves: expect them first.
-    for (const route of del) this.expectedEchoes.set(`${route.dst}|true`, now);
-    for (const route of add) this.expectedEchoes.set(`${route.dst}|false`, now);
+    // Our writes come back as kernel events, possibly before `apply` resolves: expect them first
+    // (only while watching; nothing else would ever consume them).
+    if (this.watchHandle !== null) {
+      for (const route of del) this.expectedEchoes.set(`${route.dst}|true`, now);
+      for (const route of add) this.expectedEchoes.set(`${route.dst}|false`, now);
+    }
     if (del.length + add.length > 0) await this.kernel.apply({ del, add });
 
     // Success: the kernel now has what we wrote.
