@@ -23,6 +23,7 @@
 // owner's replan waits behind up to 199 others: the in-process figure is an upper bound of the real one.
 // With many agents one etcd client is shared by all of them (set per scenario, printed in the row names).
 
+import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { formatPrefix } from '../../bgp/ip.js';
 import { Speaker, type SpeakerConfig } from '../../bgp/speaker.js';
@@ -283,7 +284,8 @@ async function runScenario(s: Scenario, log: (line: string) => void): Promise<Sc
       busy.push(performance.eventLoopUtilization(elu).active);
     }
     const summary = summarizeClaims(`${s.label}${s.clients === 'shared' ? ', shared etcd client' : ''}`, timelines);
-    if (summary.total) log(`${s.label}: ${summary.complete}/${summary.claims} claims, p50 ${summary.total.p50.toFixed(1)} ms, p99 ${summary.total.p99.toFixed(1)} ms, max ${summary.total.max.toFixed(1)} ms`);
+    const load = loadavg()[0]!.toFixed(1);
+    if (summary.total) log(`${s.label}: ${summary.complete}/${summary.claims} claims, p50 ${summary.total.p50.toFixed(1)} ms, p99 ${summary.total.p99.toFixed(1)} ms, max ${summary.total.max.toFixed(1)} ms (load average ${load} on this machine)`);
     return { summary, setupMs, converged, busy: busy.length > 0 ? spread(busy) : null };
   } catch (error) {
     return { summary: null, setupMs: setupMs || performance.now() - started, converged, error: error instanceof Error ? error.message : String(error) };
