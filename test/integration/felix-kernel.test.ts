@@ -157,6 +157,7 @@ describe.skipIf(unavailable !== null)('felix on the real kernel (network namespa
     rt.setDesired(BASE);
     rt.start();
     await eventually(async () => (await owned(kernel)).length === BASE.length);
+    await new Promise((r) => setTimeout(r, 300)); // ip monitor has no "subscribed" signal
     await ns.ip('route', 'del', '10.244.2.0/26');
     await ns.ip('route', 'add', '10.6.0.0/16', 'via', '192.168.31.1', 'proto', 'static');
     await eventually(async () => (await owned(kernel)).some((r) => r.dst === '10.244.2.0/26'));
@@ -176,6 +177,7 @@ describe.skipIf(unavailable !== null)('felix on the real kernel (network namespa
     const first = await rt.apply();
     expect(first.waitingForInterface).toEqual([{ dst: '10.244.1.9/32', dev: 'calilate0000001' }]);
     rt.start();
+    await new Promise((r) => setTimeout(r, 300)); // ip monitor has no "subscribed" signal
     await ns.addVeth('calilate0000001', 'wl-late');
     await eventually(async () => (await owned(kernel)).some((r) => r.dst === '10.244.1.9/32'));
     expect(await owned(kernel)).toEqual(expectedOwned([...BASE, late]));
