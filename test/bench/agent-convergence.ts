@@ -297,7 +297,10 @@ async function runScenario(s: Scenario, log: (line: string) => void): Promise<Sc
   }
 }
 
-/** Scenarios by label from AGENT_BENCH_SCENARIOS ("mesh 10,rr 200 (2 RR)" or indexes "0,2"); all by default. */
+/**
+ * Scenarios by label from AGENT_BENCH_SCENARIOS ("mesh 10,rr 200 (2 RR)" or indexes "0,2"); all by default.
+ * AGENT_BENCH_CLIENTS=per-agent|shared overrides every scenario's etcd clients.
+ */
 export function selectScenarios(spec: string | undefined, all: readonly Scenario[] = SCENARIOS): Scenario[] {
   if (spec === undefined || spec.trim() === '') return [...all];
   return spec.split(',').map((part) => {
@@ -316,7 +319,10 @@ export const agentConvergenceBench: Bench = {
       return [];
     }
     const rows: BenchRow[] = [];
-    for (const scenario of selectScenarios(process.env.AGENT_BENCH_SCENARIOS)) {
+    const clients = process.env.AGENT_BENCH_CLIENTS;
+    if (clients !== undefined && clients !== 'per-agent' && clients !== 'shared') throw new Error(`AGENT_BENCH_CLIENTS="${clients}": expected per-agent or shared`);
+    for (const selected of selectScenarios(process.env.AGENT_BENCH_SCENARIOS)) {
+      const scenario: Scenario = clients !== undefined ? { ...selected, clients } : selected;
       const result = await runScenario(scenario, (line) => console.log(line));
       if (result.error) console.warn(`agent-convergence ${scenario.label}: ${result.error}`);
       rows.push({ name: `${scenario.label}: setup (agents up, every block everywhere)`, value: result.setupMs, unit: 'ms', vs: `${result.converged}/${scenario.agents} agents converged` });
