@@ -93,6 +93,12 @@ export interface GracefulRestartOptions {
   restarting?: boolean;
   /** Selection deferral timer (§4.1), ms. Default: the restart time. */
   deferralMs?: number;
+  /**
+   * How long a peer that is not Established may hold the deferral up (default 1 s after start). A peer that
+   * is not up has nothing to re-learn from yet; waiting for it (an office router that reconnects only after
+   * its own retry delay) would keep every other peer from hearing anything for the whole deferral.
+   */
+  peerWaitMs?: number;
 }
 
 export interface SpeakerConfig {
@@ -238,6 +244,8 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
   private stopped = false;
   private deferring: boolean;
   private deferralTimer: TimerHandle | null = null;
+  /** Set while peers that are not Established still hold the deferral up. */
+  private peerWaitTimer: TimerHandle | null = null;
   private flushScheduled = false;
   private readonly dirty = new Set<UpdateGroup<PeerEntry>>();
   /** Update groups by export identity (see `groupFor`), and each live group's key. */
@@ -275,6 +283,10 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     if (this.deferring) {
       const gr = this.config.gracefulRestart!;
       const ms = gr.deferralMs ?? gr.restartTime * 1000;
+      this.peerWaitTimer = this.config.clock.setTimeout(() => {
+        this.peerWaitTimer = null;
+        this.checkDeferral();
+      }, gr.peerWaitMs ?? 1000);
       this.deferralTimer = this.config.clock.setTimeout(() => this.endDeferral('selection deferral timer expired'), ms);
     } else {
       this.emit('ready');
@@ -378,6 +390,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     this.stopped = true;
     for (const entry of this.lingering) if (entry.staleTimer) this.config.clock.clearTimeout(entry.staleTimer);
     this.lingering.clear();
+    if (this.peerWaitTimer) this.config.clock.clearTimeout(this.peerWaitTimer);
     if (this.deferralTimer) this.config.clock.clearTimeout(this.deferralTimer);
     for (const entry of this.peers.values()) {
       if (entry.staleTimer) this.config.clock.clearTimeout(entry.staleTimer);
@@ -508,7 +521,14 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     this.leaveGroup(entry);
     const linger = this.config.deconfiguredLingerMs;
     if (linger > 0 && entry.ribIn.size > 0 && !this.stopped) {
-      // Make-before-break: keep its routes (stale) until a replacement had time to arrive.
+      // Make-before-break: where another peer already offers the prefix, hand over now; keep the rest
+      // (stale) until a replacement had time to arrive.
+      const covered: number[] = [];
+      for (const route of entry.ribIn.routes()) {
+        if (this.locRib.candidates(route.key).some((c) => c.source.address !== entry.policy.address)) covered.push(route.key);
+      }
+      this.withdrawFromLocRib(entry, entry.ribIn.withdraw(covered));
+      if (entry.ribIn.size === 0) return;
       entry.ribIn.markStale();
       this.lingering.add(entry);
       entry.staleTimer = this.config.clock.setTimeout(() => this.endLinger(entry), linger);
@@ -649,8 +669,19 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
       const route = received ? importRoute(received, entry.policy, entry.local, this.table) : null;
       const change = this.locRib.set(entry.ribIn.source, key, route);
       if (change) changes.push(change);
+      // Make-before-break: a live peer now offers this prefix, so a removed peer's lingering copy has
+      // done its job and goes (else the stale copy could stay best for the rest of the linger).
+      if (route !== null && this.lingering.size > 0) this.replaceLingering(entry, key, changes);
     }
     this.propagate(changes);
+  }
+
+  private replaceLingering(by: PeerEntry, key: number, changes: BestChange[]): void {
+    for (const old of this.lingering) {
+      if (old.spec.address === by.spec.address || old.ribIn.withdraw([key]).length === 0) continue;
+      const change = this.locRib.set(old.ribIn.source, key, null);
+      if (change) changes.push(change);
+    }
   }
 
   private onEndOfRib(entry: PeerEntry): void {
@@ -770,13 +801,16 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     if (!this.deferring) return;
     for (const entry of this.peers.values()) {
       const negotiated = entry.session.negotiated;
-      if (!entry.session.established || !negotiated) return; // wait for it (or the timer)
+      if (!entry.session.established || !negotiated) {
+        if (this.peerWaitTimer !== null) return; // not up yet: wait for it, briefly
+        continue;
+      }
       const gr = negotiated.gracefulRestart;
       // Peers without GR, or restarting themselves (R bit), are not waited for.
       if (gr === undefined || gr.restarting) continue;
       if (!entry.endOfRib) return;
     }
-    this.endDeferral('End-of-RIB received from every peer');
+    this.endDeferral('End-of-RIB received from every peer that is up');
   }
 
   private endDeferral(reason: string): void {
@@ -784,6 +818,8 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     this.deferring = false;
     if (this.deferralTimer) this.config.clock.clearTimeout(this.deferralTimer);
     this.deferralTimer = null;
+    if (this.peerWaitTimer) this.config.clock.clearTimeout(this.peerWaitTimer);
+    this.peerWaitTimer = null;
     this.config.logger.info({ reason }, 'graceful restart: route selection deferral over, sending routes');
     for (const group of this.groups.values()) this.flushGroup(group);
     for (const entry of this.peers.values()) if (entry.session.established) entry.session.sendUpdates([encodeEndOfRib()]);

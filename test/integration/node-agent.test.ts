@@ -271,8 +271,19 @@ describe.skipIf(!haveEtcd || !haveBird)('tortie node run: three agents, a BIRD o
         },
         { timeoutMs: 30_000, intervalMs: 100, what: 'the mesh gone, nodes 2 and 3 peering only with the reflector and the office router' },
       );
-      // Let the last changes settle under sampling, then check the end state.
-      await new Promise((resolve) => setTimeout(resolve, 1500));
+      // Keep sampling until the reflector carries node 2's and node 3's blocks to each other (routes removed
+      // with the mesh linger as stale until their replacement arrives), then a little longer.
+      await waitFor(
+        async () => {
+          const [, rib2, rib3] = await Promise.all(agents.map(routes));
+          return (
+            rib3!.find((r) => r.prefix === blocks.get('node-2'))?.from === NODES[0]!.ip &&
+            rib2!.find((r) => r.prefix === blocks.get('node-3'))?.from === NODES[0]!.ip
+          );
+        },
+        { timeoutMs: 20_000, intervalMs: 100, what: 'nodes 2 and 3 reaching each other through the reflector' },
+      );
+      await new Promise((resolve) => setTimeout(resolve, 500));
     } finally {
       sampling = false;
       await sampler;

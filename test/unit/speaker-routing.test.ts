@@ -429,6 +429,23 @@ describe('Speaker: graceful restart (RFC 4724)', () => {
     expect(b.endOfRibs).toBe(1);
   });
 
+  it('as a restarting speaker, does not let a peer that is not up hold everyone else back (1 s)', async () => {
+    const l = await lab({ gracefulRestart: { restartTime: 60, restarting: true } });
+    const a = l.peer('127.0.0.11', 64512, { gracefulRestart: GR });
+    const absent = l.peer('127.0.0.12', 64512, { gracefulRestart: GR }); // configured, never started
+    void absent;
+    l.speaker.setOriginated([{ prefix: prefixOf('10.244.9.0/26'), attrs: { origin: Origin.IGP, nextHop: nh('198.18.0.1') } }]);
+    l.speaker.setPeers([specOf(a, 64512), { address: '127.0.0.12', peerAs: 64512 }]);
+    a.session.start();
+    await l.settle(100);
+    a.session.sendUpdates([encodeEndOfRib()]);
+    await l.settle(500);
+    expect(a.table.size).toBe(0); // still within the wait for 127.0.0.12
+    await l.settle(600);
+    expect(a.table.has('10.244.9.0/26')).toBe(true);
+    expect(a.endOfRibs).toBe(1);
+  });
+
   it('as a restarting speaker, stops waiting when the selection deferral timer fires', async () => {
     const l = await lab({ gracefulRestart: { restartTime: 60, restarting: true, deferralMs: 5000 } });
     const a = l.peer('127.0.0.11', 64512, { gracefulRestart: GR });
@@ -460,11 +477,31 @@ describe('Speaker: make-before-break on reconfiguration', () => {
     await l.settle(1000);
     expect(l.speaker.best(prefixOf('10.244.3.0/26'))).toMatchObject({ from: '127.0.0.12', stale: true });
     expect(watcher.updates).toBe(updatesBefore);
-    // The reflector's copy arrives; when the linger ends, it is the one left, with no gap.
+    // The reflector's copy arrives and replaces the lingering one at once (it would lose on CLUSTER_LIST
+    // length otherwise), with no gap downstream.
     l.announce(reflector, '10.244.3.0/26', { asPath: [], nextHop: nh('198.18.0.12'), localPref: 100, originatorId: nh('127.0.0.12'), clusterList: [CLUSTER + 1] });
+    await l.settle(100);
+    expect(l.speaker.best(prefixOf('10.244.3.0/26'))).toMatchObject({ from: '127.0.0.11', stale: false });
     await l.settle(10_000);
     expect(l.speaker.best(prefixOf('10.244.3.0/26'))).toMatchObject({ from: '127.0.0.11', stale: false });
     expect(watcher.table.has('10.244.3.0/26')).toBe(true);
+  });
+
+  it('hands over at once where another peer already offers the prefix', async () => {
+    const l = await lab();
+    const mesh = l.peer('127.0.0.12', 64512);
+    const reflector = l.peer('127.0.0.11', 64512);
+    l.speaker.setPeers([specOf(mesh, 64512), specOf(reflector, 64512)]);
+    mesh.session.start();
+    reflector.session.start();
+    await l.settle();
+    l.announce(mesh, '10.244.3.0/26', { asPath: [], nextHop: nh('198.18.0.12'), localPref: 100 });
+    l.announce(reflector, '10.244.3.0/26', { asPath: [], nextHop: nh('198.18.0.12'), localPref: 100, originatorId: nh('127.0.0.12'), clusterList: [CLUSTER + 1] });
+    await l.settle();
+    expect(l.speaker.best(prefixOf('10.244.3.0/26'))?.from).toBe('127.0.0.12'); // the direct path wins while both exist
+    l.speaker.setPeers([specOf(reflector, 64512)]);
+    await l.settle(100);
+    expect(l.speaker.best(prefixOf('10.244.3.0/26'))).toMatchObject({ from: '127.0.0.11', stale: false });
   });
 
   it('withdraws them when the linger ends without a replacement; a peer added back keeps what it re-announced', async () => {
