@@ -38,6 +38,7 @@ import { API_VERSION, applyDefaults, type AnyResource, type Kind, type Resource 
 import { addressBlock } from '../harness/addresses.js';
 import { requireEtcd, startEtcd, type EtcdInstance } from '../harness/etcd.js';
 import type { Bench, BenchRow } from './bench.js';
+import { profilerWindow } from './routing-profile.js';
 import { spread, summarizeClaims, summaryRows, type ClaimTimeline, type ScenarioSummary, type Spread } from './agent-stats.js';
 
 export interface Scenario {
@@ -190,7 +191,8 @@ function nodeConverged(node: Node, initial: readonly string[]): boolean {
   return initial.every((cidr) => node.probe.bestAt.has(cidr));
 }
 
-async function runScenario(s: Scenario, log: (line: string) => void): Promise<ScenarioResult> {
+/** `profile`: a file to write a CPU profile of the claims window to (setup and teardown left out). */
+async function runScenario(s: Scenario, log: (line: string) => void, profile?: string): Promise<ScenarioResult> {
   const started = performance.now();
   let etcd: EtcdInstance | undefined;
   const clients: Datastore[] = [];
@@ -264,6 +266,8 @@ async function runScenario(s: Scenario, log: (line: string) => void): Promise<Sc
     const busy: number[] = [];
     const deadline = performance.now() + SCENARIO_BOUND_MS;
     await eventLoopIdle(2000);
+    const profiler = profile !== undefined ? profilerWindow(profile) : null;
+    await profiler?.start();
     for (let i = 0; i < CLAIMS && performance.now() < deadline; i++) {
       const owner = nodes[i % nodes.length]!;
       const others = nodes.filter((n) => n !== owner);
@@ -284,6 +288,8 @@ async function runScenario(s: Scenario, log: (line: string) => void): Promise<Sc
       await eventLoopIdle(2000);
       busy.push(performance.eventLoopUtilization(elu).active);
     }
+    await profiler?.stop();
+    if (profile !== undefined) log(`${s.label}: CPU profile of the claims written to ${profile}`);
     const summary = summarizeClaims(`${s.label}${s.clients === 'shared' ? ', shared etcd client' : ''}`, timelines);
     const load = loadavg()[0]!.toFixed(1);
     if (summary.total) log(`${s.label}: ${summary.complete}/${summary.claims} claims, p50 ${summary.total.p50.toFixed(1)} ms, p99 ${summary.total.p99.toFixed(1)} ms, max ${summary.total.max.toFixed(1)} ms (load average ${load} on this machine)`);
@@ -300,7 +306,8 @@ async function runScenario(s: Scenario, log: (line: string) => void): Promise<Sc
 
 /**
  * Scenarios by label from AGENT_BENCH_SCENARIOS ("mesh 10,rr 200 (2 RR)" or indexes "0,2"); all by default.
- * AGENT_BENCH_CLIENTS=per-agent|shared overrides every scenario's etcd clients.
+ * AGENT_BENCH_CLIENTS=per-agent|shared overrides every scenario's etcd clients; AGENT_BENCH_PROFILE=<path>
+ * writes a CPU profile of each scenario's claims window to <path>.<scenario index>.cpuprofile.
  */
 export function selectScenarios(spec: string | undefined, all: readonly Scenario[] = SCENARIOS): Scenario[] {
   if (spec === undefined || spec.trim() === '') return [...all];
@@ -324,7 +331,8 @@ export const agentConvergenceBench: Bench = {
     if (clients !== undefined && clients !== 'per-agent' && clients !== 'shared') throw new Error(`AGENT_BENCH_CLIENTS="${clients}": expected per-agent or shared`);
     for (const selected of selectScenarios(process.env.AGENT_BENCH_SCENARIOS)) {
       const scenario: Scenario = clients !== undefined ? { ...selected, clients } : selected;
-      const result = await runScenario(scenario, (line) => console.log(line));
+      const profile = process.env.AGENT_BENCH_PROFILE ? `${process.env.AGENT_BENCH_PROFILE}.${SCENARIOS.indexOf(selected)}.cpuprofile` : undefined;
+      const result = await runScenario(scenario, (line) => console.log(line), profile);
       if (result.error) console.warn(`agent-convergence ${scenario.label}: ${result.error}`);
       rows.push({ name: `${scenario.label}: setup (agents up, every block everywhere)`, value: result.setupMs, unit: 'ms', vs: `${result.converged}/${scenario.agents} agents converged` });
       if (result.summary) rows.push(...summaryRows(result.summary, TARGET_P99_MS));
