@@ -104,6 +104,10 @@ class ConnectionTracker {
   }
 }
 
+/** Kinds whose change can change the peering plan (the rest only move originated routes). IPPool is here
+ *  because the export filter is derived from the pools. */
+const PEERING_KINDS: ReadonlySet<string> = new Set(['Node', 'BGPConfiguration', 'BGPPeer', 'IPPool']);
+
 function toPeerSpec(peer: DesiredPeer, exportFilter: PeerSpec['exportFilter'], nodeAs: number): PeerSpec {
   return {
     // BGPPeer localASNumber: this session speaks another AS than the node's.
@@ -148,13 +152,18 @@ function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
+let cachedVersion: string | undefined;
+
+/** tortie's version, read once (status is rebuilt on every session state change). */
 function packageVersion(): string {
+  if (cachedVersion !== undefined) return cachedVersion;
   try {
     const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version?: string };
-    return pkg.version ?? 'unknown';
+    cachedVersion = pkg.version ?? 'unknown';
   } catch {
-    return 'unknown';
+    cachedVersion = 'unknown';
   }
+  return cachedVersion;
 }
 
 export class Agent {
@@ -184,6 +193,9 @@ export class Agent {
   private started = false;
   private lastError: string | undefined;
   private replanning: Promise<void> = Promise.resolve();
+  private cacheLoaded = false;
+  /** Kinds changed since the last pass; peers are re-planned only when one of PEERING_KINDS changed. */
+  private readonly changedKinds = new Set<string>();
   private lastChangeAt: number | null = null;
   private logLevelFromEnv: boolean;
 
@@ -221,8 +233,15 @@ export class Agent {
           this.log.warn({ kind, err: error.message }, 'datastore watch failed; re-listing');
         },
       });
-      this.cache.on('changed', () => this.scheduleReplan());
+      // Changes are acted on only once every kind is loaded: a plan from a half-loaded cache (Nodes listed,
+      // BGPConfiguration not yet) would say wrong things (no such node; listen on 0.0.0.0).
+      this.cache.on('changed', (kinds: ReadonlySet<string>) => {
+        if (!this.cacheLoaded) return;
+        for (const kind of kinds) this.changedKinds.add(kind);
+        this.scheduleReplan();
+      });
       await this.cache.start();
+      this.cacheLoaded = true;
       await this.replanNow();
       await this.startServers();
       this.started = true;
@@ -460,11 +479,17 @@ export class Agent {
     if (!cache || this.stopping) return;
     const changeAt = this.lastChangeAt;
     this.lastChangeAt = null;
-    const nodes = cache.list('Node');
-    const bgpConfigurations = cache.list('BGPConfiguration');
-    const plan = planPeers({ nodeName: this.config.nodeName, nodes, bgpConfigurations, bgpPeers: cache.list('BGPPeer') });
-    this.applyLogLevel(bgpConfigurations);
-    for (const w of plan.warnings) if (!this.plan?.warnings.includes(w)) this.log.warn({ warning: w }, 'peering plan');
+    // An IPAM or workload change (another node's block claim) moves originated routes, not peers: keep
+    // the plan, so N agents do not all re-plan N peers for every claim in the cluster.
+    const peeringChanged = this.plan === null || [...this.changedKinds].some((k) => PEERING_KINDS.has(k));
+    this.changedKinds.clear();
+    let plan = this.plan;
+    if (plan === null || peeringChanged) {
+      const bgpConfigurations = cache.list('BGPConfiguration');
+      plan = planPeers({ nodeName: this.config.nodeName, nodes: cache.list('Node'), bgpConfigurations, bgpPeers: cache.list('BGPPeer') });
+      this.applyLogLevel(bgpConfigurations);
+      for (const w of plan.warnings) if (!this.plan?.warnings.includes(w)) this.log.warn({ warning: w }, 'peering plan');
+    }
     const identity: SpeakerIdentity = {
       routerId: plan.routerId,
       localAs: plan.localAsNumber,

@@ -86,11 +86,25 @@ function higherAddress(a: string, b: string): boolean {
   return a > b;
 }
 
+/** Parsed addresses for sorting: each address parsed once per plan, not once per comparison. */
+const parsedAddresses = new Map<string, number | null>();
+
 function addressOrder(a: string, b: string): number {
-  const x = tryParseIpv4(a);
-  const y = tryParseIpv4(b);
+  const x = parsedAddress(a);
+  const y = parsedAddress(b);
   if (x !== null && y !== null) return x - y;
   return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function parsedAddress(text: string): number | null {
+  let value = parsedAddresses.get(text);
+  if (value === undefined) {
+    // Bounded: a cluster's addresses, with a cap so a churn of addresses cannot grow it forever.
+    if (parsedAddresses.size > 100_000) parsedAddresses.clear();
+    value = tryParseIpv4(text);
+    parsedAddresses.set(text, value);
+  }
+  return value;
 }
 
 /** Warnings in the order found, each once. */
