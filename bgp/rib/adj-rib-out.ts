@@ -86,22 +86,11 @@ export class AdjRibOut {
 
   /** The differences between desired and advertised. Does not change state: call `markSent` once written. */
   pending(): PendingUpdates {
-    const groups = new Map<Attrs, number[]>();
-    const withdraw: number[] = [];
-    for (const key of this.behind.keys()) {
-      const want = this.desired.get(key);
-      if (want === undefined) {
-        withdraw.push(key);
-        continue;
-      }
-      const keys = groups.get(want);
-      if (keys === undefined) groups.set(want, [key]);
-      else keys.push(key);
-    }
-    const byKey = (a: number, b: number): number => a - b;
-    const announce: AnnounceGroup[] = [];
-    for (const [attrs, keys] of groups) announce.push({ attrs, prefixes: keys.sort(byKey).map(prefixFromKey) });
-    return { announce, withdraw: withdraw.sort(byKey).map(prefixFromKey) };
+    const { announce, withdraw } = this.pendingKeys();
+    return {
+      announce: announce.map((g): AnnounceGroup => ({ attrs: g.attrs, prefixes: g.keys.map(prefixFromKey) })),
+      withdraw: withdraw.map(prefixFromKey),
+    };
   }
 
   /** True when `key` is among the differences (the peer is behind for it). */
