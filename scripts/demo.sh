@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/install-deps.sh
-[ -d node_modules ] || npm ci --no-audit --no-fund
+bash scripts/npm-deps.sh
 npm run --silent build
 
 BIRD2_ROOT="${TORTIE_BIRD2_ROOT:-/opt/tortie/bird2}"
