@@ -507,10 +507,13 @@ class EtcdWatch<K extends Kind> implements Watch {
     if (response.created) {
       return;
     }
+    // One revision can carry several events (a multi-key delete or transaction), and etcd sends them in one
+    // response: decide what was already delivered once per response, not after each event.
+    const delivered = this.nextRevision;
     for (const event of response.events) {
       const revision = Number(event.kv.mod_revision);
-      if (revision < this.nextRevision) continue; // already delivered before a reconnect
-      this.nextRevision = revision + 1;
+      if (revision < delivered) continue; // already delivered before a reconnect
+      this.nextRevision = Math.max(this.nextRevision, revision + 1);
       try {
         this.deliver(event.type, event.kv, event.prev_kv);
       } catch (err) {

@@ -119,6 +119,23 @@ describe.skipIf(!requireEtcd())('etcd datastore (real etcd)', () => {
     }
   }, 60_000);
 
+  it('a watch delivers every event of a multi-key revision (one delete of several keys)', async () => {
+    const peer = (n: number): Resource<'BGPPeer'> => ({ apiVersion: 'projectcalico.org/v3', kind: 'BGPPeer', metadata: { name: `multi${n}` }, spec: { peerIP: `198.18.1.${n}`, asNumber: 65000 + n } });
+    for (let n = 1; n <= 3; n++) await ds.create(peer(n));
+    const start = await ds.list('BGPPeer');
+    const events: Array<WatchEvent<'BGPPeer'>> = [];
+    const watch = ds.watch('BGPPeer', start.revision, (e) => events.push(e));
+    try {
+      // One etcd revision, three deleted keys (what `etcdctl del --prefix` or a transaction does).
+      await raw.delete().prefix('/calico/resources/v3/projectcalico.org/bgppeers/multi');
+      const deleted = () => events.filter((e) => e.type === 'deleted').map((e) => (e.type === 'deleted' ? e.resource.metadata.name : ''));
+      await waitFor(() => deleted().length >= 3, { timeoutMs: 5000, what: 'three deleted events' });
+      expect(deleted().sort()).toEqual(['multi1', 'multi2', 'multi3']);
+    } finally {
+      watch.stop();
+    }
+  });
+
   it('a watch from a compacted revision re-lists and sends sync, then continues', async () => {
     const node = (name: string): Resource<'Node'> => ({ apiVersion: 'projectcalico.org/v3', kind: 'Node', metadata: { name }, spec: { bgp: { ipv4Address: '198.18.0.1/24' } } });
     const first = await ds.create(node('n1'));
