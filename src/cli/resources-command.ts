@@ -235,8 +235,9 @@ export function planWrite(verb: WriteVerb, input: InputResource[], stored: Store
     const current = stored.byKey.get(key) ?? null;
     const fail = (path: string, value: unknown, message: string) => errors.push(problemFor(resource, index, { path, value, message }));
     const before = errors.length;
-    if (verb !== 'delete' && IPAM_KINDS.includes(resource.kind)) {
-      fail('kind', resource.kind, `${resource.kind} is IPAM state kept by tortie's IPAM; it is read with "tortie get" and "tortie ipam show", not written by hand`);
+    if (IPAM_KINDS.includes(resource.kind)) {
+      // Deleting an allocation block by hand frees addresses pods still use: the next claim hands them out again.
+      fail('kind', resource.kind, `${resource.kind} is IPAM state kept by tortie's IPAM; it is read with "tortie get" and "tortie ipam show", not ${verb === 'delete' ? 'deleted' : 'written'} by hand`);
     }
     const earlier = seen.get(key);
     if (earlier !== undefined) fail('metadata.name', resource.metadata.name, `${key} is also document ${earlier}; give each resource once`);
@@ -350,6 +351,10 @@ async function runWrite(ds: Datastore, verb: WriteVerb, input: InputResource[], 
 }
 
 async function runDeleteNamed(ds: Datastore, args: Extract<ResourceArgs, { command: 'delete-named' }>, ctx: CommandContext): Promise<number> {
+  if (IPAM_KINDS.includes(args.kind)) {
+    // Deleting an allocation block by hand frees addresses pods still use: the next claim hands them out again.
+    throw new Error(`${args.kind} is IPAM state kept by tortie's IPAM; it is read with "tortie get" and "tortie ipam show", not deleted by hand; nothing was deleted`);
+  }
   const namespace = isNamespaced(args.kind) ? { namespace: args.namespace } : {};
   const targets = args.names.map((name) => ({ kind: args.kind, metadata: { name, ...namespace } }) as AnyResource);
   const missing: string[] = [];

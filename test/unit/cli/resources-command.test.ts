@@ -210,6 +210,11 @@ describe('apply, create, replace, delete', () => {
     });
     await expect(h.run('apply', '-f', 'twice.yaml')).rejects.toThrow(/document 2 \(BGPPeer "peer-with-route-reflectors"\): metadata\.name: BGPPeer\/peer-with-route-reflectors is also document 1/);
     await expect(h.run('apply', '-f', 'ipam.yaml')).rejects.toThrow(/kind: BlockAffinity is IPAM state kept by tortie's IPAM/);
+    // Deleting IPAM state by hand would free addresses still in use: refused, by file and by name.
+    await ds.create({ apiVersion: 'projectcalico.org/v3', kind: 'BlockAffinity', metadata: { name: 'node-1-10-244-1-0-26' }, spec: { state: 'confirmed', node: 'node-1', cidr: '10.244.1.0/26' } });
+    await expect(h.run('delete', '-f', 'ipam.yaml')).rejects.toThrow(/BlockAffinity is IPAM state kept by tortie's IPAM.*not deleted by hand/);
+    await expect(h.run('delete', 'blockaffinity', 'node-1-10-244-1-0-26')).rejects.toThrow(/not deleted by hand; nothing was deleted/);
+    expect(await names(ds, 'BlockAffinity')).toEqual(['node-1-10-244-1-0-26']);
     await expect(h.run('create', '-f', 'rv.yaml')).rejects.toThrow(/^document 1 \(IPPool "p1"\): metadata\.resourceVersion: must not be set when creating; remove it, or use apply\nnothing was written$/);
     expect(await names(ds, 'BGPPeer')).toEqual([]);
   });
