@@ -434,6 +434,17 @@ export class Session extends EventEmitter<SessionEvents> {
     return this.ourCapabilities;
   }
 
+  /**
+   * RFC 4724 §3: the R bit says "I have restarted" and belongs only to the OPENs sent while the restart is
+   * under way; the owner clears it once route selection is no longer deferred. Affects the next OPEN.
+   */
+  setRestarting(restarting: boolean): void {
+    const index = this.ourCapabilities.findIndex((c) => c.code === 64);
+    const current = this.ourCapabilities[index];
+    if (index < 0 || current === undefined || !('restartTime' in current)) return;
+    this.ourCapabilities[index] = { ...current, restarting };
+  }
+
   start(): void {
     this.adminUp = true;
     this.dispatch({ type: this.config.passive ? 'ManualStart_with_PassiveTcpEstablishment' : 'ManualStart' });

@@ -35,7 +35,7 @@ import { createServer } from 'node:net';
 import { encodeEndOfRib, encodeUpdates, encodeWithdrawals } from './codec/index.js';
 import { systemClock, type Clock, type TimerHandle } from './clock.js';
 import { CeaseSubcode } from './errors.js';
-import { formatIpv4, parseIpv4, prefixFromKey, prefixKey } from './ip.js';
+import { formatIpv4, formatPrefix, parseIpv4, prefixFromKey, prefixKey } from './ip.js';
 import {
   AdjRibIn,
   AdjRibOut,
@@ -54,7 +54,7 @@ import {
 } from './rib/index.js';
 import { Session, type Logger, type SessionConfig, type SessionState } from './session.js';
 import { tcpTransport, wrapSocket, type Connection, type Transport } from './transport.js';
-import { Afi, BGP_PORT, Safi, type PathAttributes, type Prefix } from './types.js';
+import { Afi, BGP_PORT, Safi, type CodecContext, type PathAttributes, type Prefix } from './types.js';
 
 export type { NextHopMode } from './rib/index.js';
 
@@ -204,6 +204,8 @@ interface PeerEntry {
   sessions: number;
   /** Being removed by setPeers: its routes are removePeer's business (linger), not the session's 'down'. */
   removing: boolean;
+  /** The current session reached Established and has not gone down since. */
+  up: boolean;
 }
 
 export interface PeerStatus {
@@ -393,6 +395,8 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     if (this.peerWaitTimer) this.config.clock.clearTimeout(this.peerWaitTimer);
     if (this.deferralTimer) this.config.clock.clearTimeout(this.deferralTimer);
     for (const entry of this.peers.values()) {
+      // No graceful-restart bookkeeping (new restart timers) for sessions we end ourselves.
+      entry.removing = true;
       if (entry.staleTimer) this.config.clock.clearTimeout(entry.staleTimer);
       entry.challenger?.stop(CeaseSubcode.ADMINISTRATIVE_SHUTDOWN);
       entry.session.stop(CeaseSubcode.ADMINISTRATIVE_SHUTDOWN);
@@ -430,7 +434,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
       // RFC 4724 §3: as a restarting speaker, IPv4 unicast with the F bit (routes stay in the kernel while
       // we restart) and the R bit on the first session after our start; otherwise a helper.
       gracefulRestart: gr
-        ? { restartTime: spec.restartTime ?? gr.restartTime, forwardingState: true, restarting: gr.restarting === true && entry.sessions === 0 }
+        ? { restartTime: spec.restartTime ?? gr.restartTime, forwardingState: true, restarting: gr.restarting === true && this.deferring }
         : { restartTime: spec.restartTime ?? DEFAULT_HELPER_RESTART_TIME, helperOnly: true },
       onDown: (info) => {
         const live = this.peers.get(spec.address);
@@ -496,6 +500,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
       endOfRib: false,
       sessions: 0,
       removing: false,
+      up: false,
     };
     this.peers.set(spec.address, entry);
     // What this peer should have: every best route its group exports, except its own — routes still
@@ -591,10 +596,17 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     const peer = entry.spec.address;
     const current = (): boolean => this.peers.get(peer) === entry && entry.session === session;
     session.on('state', (e) => {
+      // A collision challenger whose connection died before any OPEN: forget it, or it would refuse every
+      // later inbound connection and could even win a later collision while dead.
+      if (entry.challenger === session && e.to === 'Idle') {
+        entry.challenger = null;
+        session.removeAllListeners();
+        return;
+      }
       if (!current()) return;
       if (e.to === 'Established') this.onEstablished(entry);
       this.emit('state', { peer, from: e.from, to: e.to, ...(e.reason ? { reason: e.reason } : {}) });
-      if (entry.promoted && (e.to === 'Idle' || e.to === 'Active') && !this.stopped) this.replaceSession(entry);
+      if (entry.promoted && (e.to === 'Idle' || e.to === 'Active') && !this.stopped && !entry.removing) this.replaceSession(entry);
     });
     session.on('open', () => this.resolveCollision(entry));
     session.on('update', (e) => {
@@ -602,13 +614,19 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
       this.emit('update', { peer, announced: e.announced, withdrawn: e.withdrawn });
       this.onUpdate(entry, e.message);
     });
-    session.on('endOfRib', () => {
+    session.on('endOfRib', (e) => {
       if (!current()) return;
       this.emit('endOfRib', { peer });
-      this.onEndOfRib(entry);
+      // RFC 4724 §2: End-of-RIB is per address family; only IPv4 unicast's ends our stale IPv4 routes.
+      if (e.afi === Afi.IPV4 && e.safi === Safi.UNICAST) this.onEndOfRib(entry);
     });
     session.on('down', (e) => {
-      if (current() && !entry.removing) this.onDown(entry, e.graceful);
+      if (!current() || entry.removing) return;
+      // Only the end of an Established session decides about routes: a reconnect attempt that fails in
+      // OpenSent/OpenConfirm learned nothing, and must not wipe routes kept through a graceful restart.
+      if (!entry.up) return;
+      entry.up = false;
+      this.onDown(entry, e.graceful);
     });
     session.on('routeRefresh', () => {
       if (!current()) return;
@@ -618,7 +636,9 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     });
     session.on('notification', (e) => {
       if (this.peers.get(peer) !== entry) return;
-      if (entry.session === session && e.direction === 'received') entry.notifiedDown = true;
+      // RFC 4724 §4.2: a session ended by a NOTIFICATION, sent or received, is not a graceful restart
+      // (tortie does not offer RFC 8538's N bit).
+      if (entry.session === session) entry.notifiedDown = true;
       // A challenger's NOTIFICATIONs (its collision dump) are shown too: they went over the wire.
       if (entry.session === session || entry.challenger === session) this.emit('notification', { peer, ...e });
     });
@@ -626,6 +646,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
 
   private onEstablished(entry: PeerEntry): void {
     const session = entry.session;
+    entry.up = true;
     entry.sessions++;
     entry.endOfRib = false;
     entry.notifiedDown = false;
@@ -761,6 +782,23 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
    * Sends every Established member of `group` the difference between what it should have and what it was
    * sent. The group's batch is encoded once per codec context; members only re-encode their exceptions.
    */
+  /**
+   * A route whose attributes no longer fit a 4096-byte UPDATE once this hop adds its own (LOCAL_PREF,
+   * ORIGINATOR_ID, CLUSTER_LIST, AS4_PATH) cannot be sent: it is left out for this peer and said in the log.
+   * An exception here would run out of a setImmediate and take the whole process down with it.
+   */
+  private encodeOrSkip(attrs: PathAttributes, prefixes: readonly Prefix[], ctx: CodecContext, session: Session): Uint8Array[] {
+    try {
+      return encodeUpdates(attrs, prefixes, ctx);
+    } catch (error) {
+      this.config.logger.error(
+        { peer: session.negotiated ? formatIpv4(session.negotiated.peerBgpId) : undefined, prefixes: prefixes.length, first: prefixes[0] ? formatPrefix(prefixes[0]) : undefined, err: (error as Error).message },
+        'routes not advertised: their path attributes do not fit a BGP UPDATE',
+      );
+      return [];
+    }
+  }
+
   private flushGroup(group: UpdateGroup<PeerEntry>): void {
     if (this.deferring) return;
     const plan = group.flush((entry) => entry.session.established && this.peers.get(entry.spec.address) === entry);
@@ -784,12 +822,12 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
         let list = shared.announce[index];
         if (list === undefined) {
           const g = plan.batch.announce[index]!;
-          list = encodeUpdates(g.attrs, g.prefixes, ctx);
+          list = this.encodeOrSkip(g.attrs, g.prefixes, ctx, session);
           shared.announce[index] = list;
         }
         add(list);
       }
-      for (const g of send.announce) add(encodeUpdates(g.attrs, g.prefixes, ctx));
+      for (const g of send.announce) add(this.encodeOrSkip(g.attrs, g.prefixes, ctx, session));
       if (messages.length > 0 && !session.sendUpdates(messages)) group.reset(send.member, 'fresh');
     }
   }
@@ -821,6 +859,11 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     if (this.peerWaitTimer) this.config.clock.clearTimeout(this.peerWaitTimer);
     this.peerWaitTimer = null;
     this.config.logger.info({ reason }, 'graceful restart: route selection deferral over, sending routes');
+    // The restart is over: later OPENs (reconnects) no longer say "restarting" (RFC 4724 §3).
+    for (const entry of this.peers.values()) {
+      entry.session.setRestarting(false);
+      entry.challenger?.setRestarting(false);
+    }
     for (const group of this.groups.values()) this.flushGroup(group);
     for (const entry of this.peers.values()) if (entry.session.established) entry.session.sendUpdates([encodeEndOfRib()]);
     this.emit('ready');

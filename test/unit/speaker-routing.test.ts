@@ -446,6 +446,47 @@ describe('Speaker: graceful restart (RFC 4724)', () => {
     expect(a.endOfRibs).toBe(1);
   });
 
+  it('keeps stale routes when a reconnect attempt fails before Established (RFC 4724 §4.2)', async () => {
+    const l = await withGrPeer();
+    crash(l.a);
+    await l.settle(1000);
+    expect(l.speaker.best(prefixOf('10.6.1.0/24'))?.stale).toBe(true);
+    // The restarting peer's side accepts TCP and closes it again before any OPEN of its own.
+    const conn = await l.net.transport('127.0.0.11').connect({ remoteAddress: TORTIE, remotePort: 179 });
+    await l.settle(10);
+    conn.destroy();
+    await l.settle(1000);
+    expect(l.speaker.best(prefixOf('10.6.1.0/24'))?.stale).toBe(true);
+    expect(l.watcher.table.has('10.6.1.0/24')).toBe(true);
+  });
+
+  it('treats a session we end with a NOTIFICATION as no graceful restart: routes withdrawn at once', async () => {
+    const l = await withGrPeer();
+    // Garbage on the wire: tortie answers with Message Header Error / Connection Not Synchronized.
+    l.a.conns[0]!.write(new Uint8Array(19));
+    await l.settle(100);
+    expect(l.speaker.best(prefixOf('10.6.1.0/24'))).toBeNull();
+    expect(l.watcher.table.has('10.6.1.0/24')).toBe(false);
+  });
+
+  it('sets the R bit only while the restart is under way, not on later reconnects', async () => {
+    const l = await lab({ gracefulRestart: { restartTime: 60, restarting: true } });
+    const a = l.peer('127.0.0.11', 64512, { gracefulRestart: GR });
+    l.speaker.setPeers([specOf(a, 64512)]);
+    a.session.start();
+    await l.settle();
+    expect(a.session.negotiated?.gracefulRestart?.restarting).toBe(true);
+    a.session.sendUpdates([encodeEndOfRib()]);
+    await l.settle();
+    // A later session (the peer restarts the connection): our OPEN no longer says "restarting".
+    for (const c of a.conns) c.destroy();
+    await l.settle(10);
+    expect(a.session.established).toBe(false);
+    for (let i = 0; i < 10 && !a.session.established; i++) await l.settle(1000);
+    expect(a.session.established).toBe(true);
+    expect(a.session.negotiated?.gracefulRestart?.restarting).toBe(false);
+  });
+
   it('as a restarting speaker, stops waiting when the selection deferral timer fires', async () => {
     const l = await lab({ gracefulRestart: { restartTime: 60, restarting: true, deferralMs: 5000 } });
     const a = l.peer('127.0.0.11', 64512, { gracefulRestart: GR });
