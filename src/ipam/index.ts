@@ -150,10 +150,18 @@ export class Ipam {
     await this.settlePending(node);
     const pools = await this.poolsFor(node, options.pool);
     if (pools.length === 0) throw new IpamExhaustedError(`no enabled IPPool${options.pool ? ` "${options.pool}"` : ''} selects node "${node}" (check the pools' nodeSelector and disabled fields)`);
-    const taken = new Set((await this.allBlocks()).map((b) => b.spec.cidr));
+    const existing = await this.allBlocks();
+    const taken = new Set(existing.map((b) => b.spec.cidr));
+    // A block of another size (the pool was re-created with another blockSize) still owns its addresses:
+    // a candidate that overlaps any existing block is taken, or two nodes would hand out the same IPs.
+    const owned = existing.map((b) => parsePrefix(b.spec.cidr));
+    const overlapsExisting = (cidr: string): boolean => {
+      const candidate = parsePrefix(cidr);
+      return owned.some((o) => prefixContains(o, candidate.addr) || prefixContains(candidate, o.addr));
+    };
     for (const pool of pools) {
       for (const cidr of blocks.blocksOfPool(pool.spec.cidr, poolBlockSize(pool))) {
-        if (taken.has(cidr)) continue;
+        if (taken.has(cidr) || overlapsExisting(cidr)) continue;
         if (await this.tryClaim(node, cidr)) return cidr;
         taken.add(cidr);
       }

@@ -34,6 +34,18 @@ describe('Ipam.claimBlock', () => {
     await expect(ipam.claimBlock('node-c')).rejects.toThrow(/node "node-c": no free block left in pool\(s\) p \(10.244.0.0\/24\)/);
   });
 
+  it('never claims a block that overlaps an existing one of another size (a pool re-created with another blockSize)', async () => {
+    const { ds, ipam } = await setup(pool('p', '10.244.0.0/24'));
+    expect(await ipam.claimBlock('n1')).toBe('10.244.0.0/26');
+    await ds.delete('IPPool', 'p');
+    await ds.create(pool('p', '10.244.0.0/24', { blockSize: 25 }));
+    // 10.244.0.0/25 would contain n1's /26 and hand out its addresses again.
+    expect(await ipam.claimBlock('n2')).toBe('10.244.0.128/25');
+    const [ip1] = await ipam.assign('n1', 'h1');
+    const [ip2] = await ipam.assign('n2', 'h2');
+    expect(ip1).not.toBe(ip2);
+  });
+
   it('uses only enabled pools whose nodeSelector matches the Node labels', async () => {
     const { ds, ipam } = await setup(
       pool('off', '10.1.0.0/24', { disabled: true }),
