@@ -414,6 +414,9 @@ export class Agent {
   private async claimBlock(): Promise<void> {
     const node = this.config.nodeName;
     try {
+      // A claim this node started before a crash is finished (or dropped) first: a block whose affinity
+      // stayed pending would be used for pods but never advertised.
+      await this.ipam.settlePending(node);
       const owned = await this.ipam.blocksOf(node);
       if (owned.length === 0) {
         const cidr = await this.ipam.claimBlock(node);

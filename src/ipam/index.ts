@@ -124,9 +124,11 @@ export class Ipam {
 
   /**
    * Finishes or removes this node's pending affinities (left by a claim that stopped half-way): confirmed
-   * when the block exists and is ours, deleted when it does not exist or belongs to another node.
+   * when the block exists and is ours, deleted when it does not exist or belongs to another node. The
+   * agent calls it at startup (a block whose affinity stayed pending is used but never advertised);
+   * claimBlock calls it too.
    */
-  private async settlePending(node: string): Promise<void> {
+  async settlePending(node: string): Promise<void> {
     const affinities = (await this.ds.list('BlockAffinity')).items.filter((a) => a.spec.node === node && a.spec.state === 'pending');
     for (const affinity of affinities) {
       const block = await this.ds.get('IPAMBlock', blockName(affinity.spec.cidr));

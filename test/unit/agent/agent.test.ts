@@ -117,6 +117,19 @@ describe('Agent startup', () => {
     expect(status.warnings).toEqual([]);
   });
 
+  it('finishes a block claim it left half-done before a crash, and advertises that block', async () => {
+    const ds = new MemoryDatastore();
+    await ds.create(res('IPPool', 'mine', { cidr: '10.9.0.0/16', ipipMode: 'Never' }));
+    // The previous run wrote the block and a pending affinity, then died before confirming it.
+    await ds.create(res('BlockAffinity', 'node-1-10-9-0-0-26', { state: 'pending', node: 'node-1', cidr: '10.9.0.0/26' }));
+    await ds.create(res('IPAMBlock', '10-9-0-0-26', { cidr: '10.9.0.0/26', affinity: 'host:node-1', allocations: Array<null>(64).fill(null), unallocated: Array.from({ length: 64 }, (_, i) => i), attributes: [] }));
+    const { agent, last } = makeAgent({ IP: '198.18.0.11/24' }, ds);
+    await agent.start();
+    expect((await ds.get('BlockAffinity', 'node-1-10-9-0-0-26'))?.spec.state).toBe('confirmed');
+    expect(last().originated.map((r) => `${formatIpv4(r.prefix.addr)}/${r.prefix.len}`)).toEqual(['10.9.0.0/26']);
+    expect((await ds.list('IPAMBlock')).items).toHaveLength(1); // no second block claimed
+  });
+
   it('leaves an existing pool alone and honours NO_DEFAULT_POOLS; IPIP Never means no tunnel address', async () => {
     const ds = new MemoryDatastore();
     await ds.create(res('IPPool', 'mine', { cidr: '10.9.0.0/16', ipipMode: 'Never' }));
