@@ -194,6 +194,9 @@ export class Agent {
   private lastError: string | undefined;
   private replanning: Promise<void> = Promise.resolve();
   private cacheLoaded = false;
+  /** Consecutive failures to start a BGP speaker, and the timer of the next try (1 s, 2 s, … 30 s). */
+  private speakerFailures = 0;
+  private speakerRetry: ReturnType<typeof setTimeout> | null = null;
   /** Kinds changed since the last pass; peers are re-planned only when one of PEERING_KINDS changed. */
   private readonly changedKinds = new Set<string>();
   private lastChangeAt: number | null = null;
@@ -256,6 +259,8 @@ export class Agent {
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
+    if (this.speakerRetry !== null) clearTimeout(this.speakerRetry);
+    this.speakerRetry = null;
     this.cache?.stop();
     await this.replanning.catch(() => undefined);
     const speaker = this.speaker;
@@ -468,6 +473,17 @@ export class Agent {
 
   // ---- reconfiguration ---------------------------------------------------------------------------------
 
+  private retrySpeaker(): void {
+    if (this.speakerRetry !== null || this.stopping) return;
+    const delay = Math.min(30_000, 1000 * 2 ** this.speakerFailures++);
+    this.log.warn({ retryInMs: delay }, 'BGP speaker did not start; trying again');
+    this.speakerRetry = setTimeout(() => {
+      this.speakerRetry = null;
+      this.scheduleReplan();
+    }, delay);
+    this.speakerRetry.unref?.();
+  }
+
   private scheduleReplan(): void {
     this.lastChangeAt ??= this.now();
     this.replanning = this.replanning.then(() => this.replanNow()).catch((e: unknown) => {
@@ -500,7 +516,18 @@ export class Agent {
       listenPort: plan.listenPort,
       clusterId: plan.clusterId ?? null,
     };
-    if (!this.speaker || !this.identity || !sameIdentity(identity, this.identity)) await this.replaceSpeaker(identity);
+    if (!this.speaker || !this.identity || !sameIdentity(identity, this.identity)) {
+      try {
+        await this.replaceSpeaker(identity);
+      } catch (error) {
+        // Re-plan from the datastore next time (not from this plan), and try again by itself.
+        this.plan = null;
+        this.retrySpeaker();
+        throw error;
+      }
+      this.speakerFailures = 0;
+      for (const w of [...this.warnings]) if (w.startsWith('BGP speaker: ')) this.warnings.delete(w);
+    }
     this.plan = plan;
     const speaker = this.speaker!;
     const pools = cache.list('IPPool');

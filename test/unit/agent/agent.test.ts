@@ -23,7 +23,11 @@ class FakeSpeaker extends EventEmitter<SpeakerEvents> {
   constructor(readonly config: SpeakerConfig) {
     super();
   }
+  /** Listen ports that are "in use": start() fails for them, as a real Speaker does (EADDRINUSE). */
+  static busyPorts = new Set<number>();
   async start(): Promise<void> {
+    const port = this.config.listen?.port;
+    if (port !== undefined && FakeSpeaker.busyPorts.has(port)) throw new Error(`cannot listen for BGP on 0.0.0.0:${port}: EADDRINUSE`);
     this.started = true;
   }
   async stop(): Promise<void> {
@@ -161,6 +165,26 @@ describe('Agent startup', () => {
 });
 
 describe('Agent reconfiguration', () => {
+  it('a speaker that cannot start (listen port in use) is retried with the new settings, never the old ones', async () => {
+    const { agent, ds, speakers, last } = makeAgent({ IP: '198.18.0.11/24' });
+    await agent.start();
+    FakeSpeaker.busyPorts.add(1790);
+    try {
+      await ds.create(res('BGPConfiguration', 'default', { listenPort: 1790 }));
+      await until(() => agent.status().warnings.some((w) => w.includes('EADDRINUSE')), 'the failure to show');
+      // An unrelated change (another node's block) must not bring the old port back.
+      await ds.create(res('IPPool', 'other', { cidr: '10.77.0.0/16' }));
+      await new Promise((r) => setTimeout(r, 50));
+      expect(speakers.filter((s) => s.started).map((s) => s.config.listen?.port)).toEqual([179]);
+      // The port frees up: the retry (1 s) starts the speaker on 1790 and the warning goes.
+      FakeSpeaker.busyPorts.delete(1790);
+      await until(() => last().started && last().config.listen?.port === 1790, 'a speaker on 1790');
+      await until(() => !agent.status().warnings.some((w) => w.includes('EADDRINUSE')), 'the warning to clear');
+    } finally {
+      FakeSpeaker.busyPorts.clear();
+    }
+  });
+
   it('a new node becomes a mesh peer; replans keep the same export filter object; the filter follows the pools', async () => {
     const { agent, ds, last } = makeAgent({ IP: '198.18.0.11/24', CALICO_IPV4POOL_CIDR: '10.244.0.0/16', CALICO_IPV4POOL_IPIP: 'Never' });
     await agent.start();
