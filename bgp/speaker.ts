@@ -713,6 +713,13 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
       entry.staleTimer = null;
       this.sweepStale(entry, 'End-of-RIB received');
     }
+    // The same peer, added back after a reconfiguration, has now sent everything it has: what lingers
+    // from its previous session and was not sent again goes now, not at the end of the linger.
+    for (const old of [...this.lingering]) {
+      if (old.spec.address !== entry.spec.address) continue;
+      if (old.staleTimer) this.config.clock.clearTimeout(old.staleTimer);
+      this.endLinger(old);
+    }
     this.checkDeferral();
   }
 
@@ -801,7 +808,8 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
 
   private flushGroup(group: UpdateGroup<PeerEntry>): void {
     if (this.deferring) return;
-    const plan = group.flush((entry) => entry.session.established && this.peers.get(entry.spec.address) === entry);
+    // RFC 4760 §8 / RFC 4271: IPv4 unicast routes only to a peer that negotiated that family.
+    const plan = group.flush((entry) => entry.session.established && this.peers.get(entry.spec.address) === entry && carriesIpv4(entry.session));
     const encoded = new Map<string, { withdraw?: Uint8Array[]; announce: Array<Uint8Array[] | undefined> }>();
     for (const send of plan.sends) {
       const session = send.member.session;
@@ -947,6 +955,14 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
   get routerIdText(): string {
     return formatIpv4(this.config.routerId);
   }
+}
+
+/**
+ * The session negotiated IPv4 unicast (RFC 4760 §8): `families` is what both OPENs have in common, a side
+ * without the multiprotocol capability counting as IPv4 unicast only.
+ */
+function carriesIpv4(session: Session): boolean {
+  return session.negotiated?.families.some((f) => f.afi === Afi.IPV4 && f.safi === Safi.UNICAST) ?? false;
 }
 
 /** The peer's GR capability covers IPv4 unicast (and, with `forwarding`, says forwarding was preserved). */

@@ -564,6 +564,11 @@ describe('Speaker: make-before-break on reconfiguration', () => {
     expect(a.session.established).toBe(true);
     expect(a.table.has('10.244.4.0/26')).toBe(false); // its own routes are never sent back to it
     l.announce(a, '10.244.4.0/26', { asPath: [], nextHop: nh('198.18.0.12'), localPref: 100 });
+    a.session.sendUpdates([encodeEndOfRib()]);
+    await l.settle(100);
+    // Its End-of-RIB ends the linger at once: what it did not send again is gone, what it did stays.
+    expect(l.speaker.best(prefixOf('10.244.5.0/26'))).toBeNull();
+    expect(l.speaker.best(prefixOf('10.244.4.0/26'))).toMatchObject({ from: '127.0.0.12', stale: false });
     await l.settle(12_000);
     expect(l.speaker.best(prefixOf('10.244.4.0/26'))).toMatchObject({ from: '127.0.0.12', stale: false });
     expect(l.speaker.best(prefixOf('10.244.5.0/26'))).toBeNull();
