@@ -235,6 +235,10 @@ export class Agent {
           this.lastError = error.message;
           this.log.warn({ kind, err: error.message }, 'datastore watch failed; re-listing');
         },
+        onProblem: (kind, problem) => {
+          this.warnings.add(`${kind}: ${problem} (left out)`);
+          this.log.warn({ kind, problem }, 'a stored object could not be read and is left out');
+        },
       });
       // Changes are acted on only once every kind is loaded: a plan from a half-loaded cache (Nodes listed,
       // BGPConfiguration not yet) would say wrong things (no such node; listen on 0.0.0.0).

@@ -22,6 +22,8 @@ export interface CacheOptions {
   /** Re-list backoff: first delay and cap (default 100 ms .. 5 s). */
   backoffMs?: { initial: number; max: number };
   onError?: (kind: Kind, error: Error) => void;
+  /** A stored object of `kind` that could not be read and is left out (the rest of the kind still loads). */
+  onProblem?: (kind: Kind, problem: string) => void;
 }
 
 export interface CacheEvents {
@@ -120,6 +122,7 @@ export class ResourceCache extends EventEmitter<CacheEvents> {
     const result = await this.ds.list(kind);
     if (this.stopped || generation !== s.generation) return;
     s.items = new Map(result.items.map((r) => [keyOf(r), r as Resource]));
+    for (const problem of result.problems ?? []) this.options.onProblem?.(kind, problem);
     s.staleSince = null;
     s.failures = 0;
     delete s.lastError;

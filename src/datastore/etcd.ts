@@ -299,11 +299,17 @@ class EtcdDatastore implements Datastore {
       this.client.kv.range({ key: Buffer.from(prefix), range_end: prefixEnd(prefix) }),
     );
     const items: Array<Resource<K>> = [];
+    const problems: string[] = [];
     for (const kv of response.kvs) {
-      const resource = this.decodeKv(kind, kv);
-      if (resource) items.push(resource);
+      // One unreadable value (written by hand, or by another tool) must not make the whole kind unreadable.
+      try {
+        const resource = this.decodeKv(kind, kv);
+        if (resource) items.push(resource);
+      } catch (error) {
+        problems.push(error instanceof Error ? error.message : String(error));
+      }
     }
-    return { items, revision: String(response.header.revision) };
+    return { items, revision: String(response.header.revision), ...(problems.length > 0 ? { problems } : {}) };
   }
 
   private where<K extends Kind>(resource: Resource<K>): { layout: KindLayout<K>; at: Located; key: Buffer } {

@@ -19,6 +19,8 @@ export interface ListResult<K extends Kind> {
   items: Array<Resource<K>>;
   /** The revision the list is consistent at: pass it to watch() to see every later change. */
   revision: string;
+  /** Stored objects that could not be read (named, with why): left out of `items` rather than failing the list. */
+  problems?: string[];
 }
 
 export type WatchEvent<K extends Kind> =

@@ -73,6 +73,12 @@ describe.skipIf(!requireEtcd())('etcd datastore (real etcd)', () => {
     expect(affinity?.metadata.resourceVersion).toBe(String(rawKv.kvs[0]?.mod_revision));
     await raw.put('/calico/resources/v3/projectcalico.org/bgppeers/broken').value('{not json');
     await expect(ds.get('BGPPeer', 'broken')).rejects.toThrow('etcd key /calico/resources/v3/projectcalico.org/bgppeers/broken (BGPPeer) does not hold JSON');
+    // A list leaves the unreadable one out and names it, instead of failing the whole kind.
+    await ds.create({ apiVersion: 'projectcalico.org/v3', kind: 'BGPPeer', metadata: { name: 'fine' }, spec: { peerIP: '198.18.9.9', asNumber: 65009 } });
+    const listed = await ds.list('BGPPeer');
+    expect(listed.items.map((p) => p.metadata.name)).toContain('fine');
+    expect(listed.problems).toEqual([expect.stringContaining('bgppeers/broken (BGPPeer) does not hold JSON')]);
+    await ds.delete('BGPPeer', 'fine');
     await raw.delete().key('/calico/resources/v3/projectcalico.org/bgppeers/broken');
     const weps = await ds.list('WorkloadEndpoint', { namespace: 'prod' });
     expect(weps.items.map((w) => `${w.metadata.namespace}/${w.metadata.name}`)).toEqual(['prod/node--a-k8s-pod1-eth0']);
