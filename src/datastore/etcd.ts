@@ -20,12 +20,27 @@
 
 import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { Etcd3, type IOptions, type IKeyValue, type IWatchResponse } from 'etcd3';
+import {
+  Etcd3,
+  EtcdAuthenticationFailedError,
+  EtcdInvalidAuthTokenError,
+  EtcdPermissionDeniedError,
+  GRPCFailedPreconditionError,
+  GRPCInvalidArgumentError,
+  GRPCNotImplementedError,
+  GRPCOutOfRangeError,
+  GRPCResourceExhastedError,
+  GRPCUnauthenticatedError,
+  type IOptions,
+  type IKeyValue,
+  type IWatchResponse,
+} from 'etcd3';
 import { API_VERSION, type Kind, type Resource, type ResourceSpecs } from '../resources/types.js';
 import { affinityName, cidrKeyPart, cidrOfBlockName, blockName, parseAffinityName } from '../ipam/names.js';
 import {
   AlreadyExistsError,
   ConflictError,
+  DatastoreError,
   DatastoreUnavailableError,
   NotFoundError,
   type Datastore,
@@ -42,6 +57,19 @@ export interface EtcdOptions {
   /** Deadline of each call and of the connection check in openEtcd (default 5000 ms). */
   timeoutMs?: number;
 }
+
+/** Errors that are etcd's answer, not a failure to reach it. */
+const REFUSALS: ReadonlyArray<abstract new (...args: never[]) => Error> = [
+  EtcdPermissionDeniedError,
+  EtcdAuthenticationFailedError,
+  EtcdInvalidAuthTokenError,
+  GRPCUnauthenticatedError,
+  GRPCInvalidArgumentError,
+  GRPCResourceExhastedError,
+  GRPCFailedPreconditionError,
+  GRPCOutOfRangeError,
+  GRPCNotImplementedError,
+];
 
 const V3_ROOT = '/calico/resources/v3/projectcalico.org/';
 const IPAM_ROOT = '/calico/ipam/v2/';
@@ -262,11 +290,17 @@ class EtcdDatastore implements Datastore {
     try {
       return await fn();
     } catch (err) {
+      // etcd answered and said no (permissions, a request too large...): trying again will not help, so it
+      // is not "unavailable" (WAIT_FOR_DATASTORE would retry it for an hour).
+      if (REFUSALS.some((type) => err instanceof type)) {
+        throw new DatastoreError(`etcd at ${this.endpoints.join(', ')}: ${what} refused: ${err instanceof Error ? err.message : String(err)}`);
+      }
       throw this.unavailable(what, err);
     }
   }
 
   unavailable(what: string, err: unknown): DatastoreUnavailableError {
+    // (REFUSALS, below, are answers from etcd, not unavailability.)
     const cause = err instanceof Error ? err.message : String(err);
     return new DatastoreUnavailableError(`etcd at ${this.endpoints.join(', ')}: ${what} failed within ${this.timeoutMs} ms: ${cause}`);
   }

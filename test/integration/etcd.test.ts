@@ -125,6 +125,17 @@ describe.skipIf(!requireEtcd())('etcd datastore (real etcd)', () => {
     }
   }, 60_000);
 
+  it('tells a refusal from etcd (a request too large) apart from etcd being unreachable', async () => {
+    const huge: Resource<'BGPPeer'> = { apiVersion: 'projectcalico.org/v3', kind: 'BGPPeer', metadata: { name: 'huge', annotations: { blob: 'x'.repeat(2 * 1024 * 1024) } }, spec: { peerIP: '198.18.9.1', asNumber: 65009 } };
+    const error = await ds.create(huge).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(Error);
+    expect(error).not.toBeInstanceOf(DatastoreUnavailableError);
+    expect((error as Error).message).toMatch(/create \/calico\/resources\/v3\/projectcalico\.org\/bgppeers\/huge refused: .*(too large|larger than max)/);
+  });
+
   it('a watch delivers every event of a multi-key revision (one delete of several keys)', async () => {
     const peer = (n: number): Resource<'BGPPeer'> => ({ apiVersion: 'projectcalico.org/v3', kind: 'BGPPeer', metadata: { name: `multi${n}` }, spec: { peerIP: `198.18.1.${n}`, asNumber: 65000 + n } });
     for (let n = 1; n <= 3; n++) await ds.create(peer(n));
