@@ -443,11 +443,16 @@ export class Agent {
     const node = await this.ds.get('Node', name);
     const labels = node?.metadata.labels ?? {};
     const pools = (await this.ds.list('IPPool')).items.filter(
-      (p) => !p.spec.disabled && (p.spec.ipipMode ?? 'Never') !== 'Never' && !p.spec.cidr.includes(':') && parseSelector(p.spec.nodeSelector ?? 'all()').matches(labels),
+      (p) =>
+        !p.spec.disabled &&
+        (p.spec.ipipMode ?? 'Never') !== 'Never' &&
+        !p.spec.cidr.includes(':') &&
+        (p.spec.allowedUses === undefined || p.spec.allowedUses.includes('Tunnel')) &&
+        parseSelector(p.spec.nodeSelector ?? 'all()').matches(labels),
     );
     if (pools.length === 0 || !node) return;
     try {
-      const [address] = await this.ipam.assign(name, `${IPIP_HANDLE_PREFIX}${name}`, { pool: pools[0]!.metadata.name });
+      const [address] = await this.ipam.assign(name, `${IPIP_HANDLE_PREFIX}${name}`, { pool: pools[0]!.metadata.name, use: 'Tunnel' });
       if (address === undefined || node.spec.bgp?.ipv4IPIPTunnelAddr === address) return;
       for (let attempt = 0; attempt < 10; attempt++) {
         const current = await this.ds.get('Node', name);

@@ -39,6 +39,9 @@ export interface IpamOptions {
 }
 
 /** No pool can give `node` another block (or address). The message names the node and the pools looked at. */
+/** What an address is for (IPPool.spec.allowedUses): a pod's, or the node's IPIP tunnel address. */
+export type IpUse = 'Workload' | 'Tunnel';
+
 export class IpamExhaustedError extends Error {
   constructor(message: string) {
     super(message);
@@ -102,7 +105,8 @@ export class Ipam {
   }
 
   /** Enabled pools whose nodeSelector matches `node` (its Node labels), optionally only the one named. */
-  private async poolsFor(node: string, poolName: string | undefined): Promise<Pool[]> {
+  /** Enabled pools selecting `node` whose allowedUses include `use` (Calico's default: both uses). */
+  private async poolsFor(node: string, poolName: string | undefined, use: IpUse = 'Workload'): Promise<Pool[]> {
     const [pools, nodeResource] = await Promise.all([this.ds.list('IPPool'), this.ds.get('Node', node)]);
     const labels = nodeResource?.metadata.labels ?? {};
     const all = pools.items;
@@ -113,7 +117,7 @@ export class Ipam {
       (p) =>
         (poolName === undefined || p.metadata.name === poolName) &&
         !p.spec.disabled &&
-        (p.spec.allowedUses === undefined || p.spec.allowedUses.includes('Workload')) &&
+        (p.spec.allowedUses === undefined || p.spec.allowedUses.includes(use)) &&
         parseSelector(p.spec.nodeSelector ?? 'all()').matches(labels),
     );
   }
@@ -148,10 +152,15 @@ export class Ipam {
    * Claims the first free block of the first enabled pool whose nodeSelector matches `node`, and returns
    * its CIDR. Rejects with IpamExhaustedError when every candidate block is taken.
    */
-  async claimBlock(node: string, options: { pool?: string } = {}): Promise<string> {
+  async claimBlock(node: string, options: { pool?: string; use?: IpUse } = {}): Promise<string> {
     await this.settlePending(node);
-    const pools = await this.poolsFor(node, options.pool);
-    if (pools.length === 0) throw new IpamExhaustedError(`no enabled IPPool${options.pool ? ` "${options.pool}"` : ''} selects node "${node}" (check the pools' nodeSelector and disabled fields)`);
+    const use = options.use ?? 'Workload';
+    const pools = await this.poolsFor(node, options.pool, use);
+    if (pools.length === 0) {
+      throw new IpamExhaustedError(
+        `no enabled IPPool${options.pool ? ` "${options.pool}"` : ''} selects node "${node}" for ${use} addresses (check the pools' nodeSelector, disabled and allowedUses fields)`,
+      );
+    }
     const existing = await this.allBlocks();
     const taken = new Set(existing.map((b) => b.spec.cidr));
     // A block of another size (the pool was re-created with another blockSize) still owns its addresses:
@@ -172,11 +181,11 @@ export class Ipam {
   }
 
   /** claimBlock, but concurrent callers for the same node and pool wait for the one claim in flight. */
-  private claimShared(node: string, pool: string | undefined): Promise<string> {
-    const key = `${node}\u0000${pool ?? ''}`;
+  private claimShared(node: string, pool: string | undefined, use: IpUse): Promise<string> {
+    const key = `${node}\u0000${pool ?? ''}\u0000${use}`;
     const running = this.claiming.get(key);
     if (running) return running;
-    const claim = this.claimBlock(node, pool !== undefined ? { pool } : {}).finally(() => this.claiming.delete(key));
+    const claim = this.claimBlock(node, { ...(pool !== undefined ? { pool } : {}), use }).finally(() => this.claiming.delete(key));
     this.claiming.set(key, claim);
     return claim;
   }
@@ -240,14 +249,19 @@ export class Ipam {
    * are full, and borrowing from another node's block when the pools are exhausted (unless strictAffinity).
    * Assigning again with a handle that already holds addresses returns those (a retried CNI ADD).
    */
-  async assign(node: string, handleId: string, options: { count?: number; pool?: string } = {}): Promise<string[]> {
+  async assign(node: string, handleId: string, options: { count?: number; pool?: string; use?: IpUse } = {}): Promise<string[]> {
+    const use = options.use ?? 'Workload';
     const count = options.count ?? 1;
     if (!Number.isInteger(count) || count < 1) throw new Error(`assign count ${count} is not a positive integer`);
     const held = this.heldBy(await this.allBlocks(), handleId);
     if (held.length >= count) return held.slice(0, count);
     const got = [...held];
-    const pools = await this.poolsFor(node, options.pool);
-    if (pools.length === 0) throw new IpamExhaustedError(`no enabled IPPool${options.pool ? ` "${options.pool}"` : ''} selects node "${node}"`);
+    const pools = await this.poolsFor(node, options.pool, use);
+    if (pools.length === 0) {
+      throw new IpamExhaustedError(
+        `no enabled IPPool${options.pool ? ` "${options.pool}"` : ''} selects node "${node}" for ${use} addresses (check the pools' nodeSelector, disabled and allowedUses fields)`,
+      );
+    }
     const inPools = (b: Block): boolean => pools.some((p) => blockInPool(b.spec.cidr, p));
 
     let claims = 0;
@@ -260,7 +274,7 @@ export class Ipam {
       if (!candidate) {
         if (!borrowing) {
           try {
-            await this.claimShared(node, options.pool);
+            await this.claimShared(node, options.pool, use);
             claims++;
             continue;
           } catch (err) {

@@ -46,6 +46,13 @@ describe('Ipam.claimBlock', () => {
     expect(ip1).not.toBe(ip2);
   });
 
+  it('honours allowedUses: a Tunnel-only pool gives tunnel addresses and never pod addresses', async () => {
+    const { ipam } = await setup(pool('tunnels', '10.5.0.0/24', { allowedUses: ['Tunnel'] }));
+    const [tunnel] = await ipam.assign('n1', 'ipip-tunnel-addr-n1', { use: 'Tunnel' });
+    expect(tunnel).toMatch(/^10\.5\.0\.\d+$/);
+    await expect(ipam.assign('n1', 'pod-1')).rejects.toThrow(/no enabled IPPool selects node "n1" for Workload addresses \(check the pools' nodeSelector, disabled and allowedUses fields\)/);
+  });
+
   it('uses only enabled pools whose nodeSelector matches the Node labels', async () => {
     const { ds, ipam } = await setup(
       pool('off', '10.1.0.0/24', { disabled: true }),
