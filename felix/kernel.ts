@@ -101,8 +101,8 @@ export const ROUTE_PROTOCOLS: Readonly<Record<string, number>> = {
   eigrp: 192,
 };
 
-/** The protocol felix marks its routes with (Calico felix uses 80). */
-export const FELIX_PROTOCOL = 80;
+/** The protocol felix marks its routes with (Calico felix uses 80): one constant, in routes.ts. */
+export { FELIX_ROUTE_PROTOCOL as FELIX_PROTOCOL } from './routes.js';
 
 /** A protocol as a number: `"80"` → 80, `"bird"` → 12, missing → 3 (boot, what `ip route add` uses). */
 export function protocolNumber(protocol: string | undefined): number {

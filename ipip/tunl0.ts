@@ -30,8 +30,10 @@
 
 import { execFile } from 'node:child_process';
 import { formatIpv4, tryParseIpv4 } from '../bgp/ip.js';
+import { IPIP_DEVICE as TUNL0 } from './encap.js';
 
-export const TUNL0 = 'tunl0';
+/** The IPIP device, named once (encap.ts). */
+export { TUNL0 };
 
 /** Bytes IPIP adds to every packet: one outer IPv4 header without options (RFC 2003 §3.1). */
 export const IPIP_OVERHEAD = 20;

@@ -19,7 +19,7 @@
 // when that version is too old (re-list, send `sync`, watch from the list's version); and every request
 // needs its own deadline, because a silent server would otherwise hang the caller forever.
 
-import { createHash } from 'node:crypto';
+import { workloadInterfaceName } from '../../felix/route-calc.js';
 import { systemClock, type Clock, type TimerHandle } from '../../bgp/clock.js';
 import {
   ApiException,
@@ -277,9 +277,8 @@ export function annotationPatch(from: Record<string, string>, to: Record<string,
 }
 
 /** `cali` + the first 11 hex characters of sha1("<namespace>.<pod>") — Calico's host-side veth name. */
-export function workloadInterfaceName(namespace: string, pod: string): string {
-  return `cali${createHash('sha1').update(`${namespace}.${pod}`).digest('hex').slice(0, 11)}`;
-}
+/** Calico's host-side interface name for a pod: one definition, felix's. */
+export { workloadInterfaceName };
 
 /** Calico's WorkloadEndpoint name for a Pod: `<node>-k8s-<pod>-eth0`, dashes inside each part doubled. */
 export function workloadEndpointName(node: string, pod: string): string {
