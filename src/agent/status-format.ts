@@ -106,7 +106,7 @@ export function peerRow(input: PeerRowInput): PeerStatusRow {
  * A calicoctl-style boxed table: +---+ rules, headers centred (the odd space goes right), every cell
  * left-aligned and padded one space each side.
  */
-export function boxTable(headers: readonly string[], rows: ReadonlyArray<readonly string[]>): string {
+export function boxTable(headers: readonly string[], rows: ReadonlyArray<readonly string[]>, align: ReadonlyArray<'left' | 'right'> = []): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? '').length)));
   const rule = `+${widths.map((w) => '-'.repeat(w + 2)).join('+')}+`;
   const centre = (text: string, width: number) => {
@@ -114,7 +114,8 @@ export function boxTable(headers: readonly string[], rows: ReadonlyArray<readonl
     return ' '.repeat(left) + text + ' '.repeat(width - text.length - left);
   };
   const header = `|${headers.map((h, i) => ` ${centre(h, widths[i] ?? 0)} `).join('|')}|`;
-  const body = rows.map((row) => `|${widths.map((w, i) => ` ${(row[i] ?? '').padEnd(w)} `).join('|')}|`);
+  const cell = (text: string, i: number, width: number) => (align[i] === 'right' ? text.padStart(width) : text.padEnd(width));
+  const body = rows.map((row) => `|${widths.map((w, i) => ` ${cell(row[i] ?? '', i, w)} `).join('|')}|`);
   return [rule, header, rule, ...body, rule].join('\n') + '\n';
 }
 

@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util';
 import { UsageError } from './speaker-args.js';
 import { parseCidr } from '../resources/index.js';
 import type { Datastore } from '../datastore/types.js';
+import { boxTable } from '../agent/status-format.js';
 
 /** Ipam.usage()'s result, as the issue-4 contract defines IpamUsage (structurally the same type). */
 export interface IpamUsageView {
@@ -57,15 +58,7 @@ type Align = 'left' | 'right';
 
 /** calicoctl's boxed table: +---+ rules, centred headers, cells padded one space each side. */
 export function formatBoxTable(headers: string[], rows: string[][], align: Align[]): string {
-  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? '').length)));
-  const rule = `+${widths.map((w) => '-'.repeat(w + 2)).join('+')}+`;
-  const centre = (cell: string, width: number) => {
-    const left = Math.floor((width - cell.length) / 2);
-    return ' '.repeat(left) + cell + ' '.repeat(width - cell.length - left);
-  };
-  const header = `|${headers.map((h, i) => ` ${centre(h, widths[i] ?? 0)} `).join('|')}|`;
-  const body = rows.map((row) => `|${row.map((cell, i) => ` ${align[i] === 'right' ? cell.padStart(widths[i] ?? 0) : cell.padEnd(widths[i] ?? 0)} `).join('|')}|`);
-  return [rule, header, rule, ...body, rule].join('\n') + '\n';
+  return boxTable(headers, rows, align);
 }
 
 /** Orders CIDRs by address (10.244.2.0/26 before 10.244.10.0/26), unparsable ones last by text. */
