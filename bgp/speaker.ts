@@ -336,12 +336,18 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     return this.peers.get(address)?.session.sendRouteRefresh() ?? false;
   }
 
-  peerStatus(): PeerStatus[] {
+  /**
+   * The peers and their sessions. `routesAccepted` and `staleRoutes` look at every received route; callers
+   * that only need states and counts (metrics, on every state change) pass `{ routeDetail: false }` and
+   * get 0 there.
+   */
+  peerStatus(options: { routeDetail?: boolean } = {}): PeerStatus[] {
+    const detail = options.routeDetail ?? true;
     return [...this.peers.values()].map((entry) => {
       const stats = entry.session.stats;
       let stale = 0;
       let accepted = 0;
-      for (const route of entry.ribIn.routes()) {
+      if (detail) for (const route of entry.ribIn.routes()) {
         if (route.stale) stale++;
         if (this.locRib.candidates(route.key).some((c) => c.source.address === entry.policy.address)) accepted++;
       }

@@ -622,10 +622,12 @@ export class Agent {
     }
   }
 
+  /** On every session state change: only what the metrics need, not the whole status (no per-route scan). */
   private observeSessions(): void {
-    const status = this.status();
-    this.metrics.observeSessions(status.peers);
-    for (const row of status.peers) this.metrics.observeRoutes(row.address, row.routesReceived, row.routesAdvertised);
+    const peers = this.speaker?.peerStatus({ routeDetail: false }) ?? [];
+    this.metrics.observeSessions(
+      peers.map((p) => ({ address: p.address, bgpState: p.state, routesReceived: p.routesReceived, routesAdvertised: p.routesAdvertised })),
+    );
   }
 }
 
