@@ -21,7 +21,7 @@ import { PEER_BINARIES, requirePeers } from '../harness/binaries.js';
 import { runCli, startPeer, waitForRoute, type PeerDaemon, type PeerKind } from '../harness/index.js';
 import { waitFor } from '../harness/process.js';
 import { restartPreservingForwarding } from '../harness/recovery.js';
-import { isState, SpeakerProcess, stopAfterEachTest } from './speaker-process.js';
+import { isState, type RibEvent, type RibRoute, SpeakerProcess, stopAfterEachTest } from './speaker-process.js';
 import type { SpeakerEventJson } from '../../src/cli/speaker-events.js';
 
 const block = addressBlock(import.meta.url);
@@ -30,8 +30,6 @@ const PEER_AS = 65001;
 const SAMPLE_INTERVAL_MS = 50;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-type RibEvent = Extract<SpeakerEventJson, { event: 'rib' }>;
-type RibRoute = RibEvent['routes'][number];
 
 /** One look at tortie's Loc-RIB: where its answer sits in tortie's event stream, and what it held. */
 interface RibSample {

@@ -26,24 +26,17 @@ import {
   type PeerDaemon,
   type PeerKind,
 } from '../harness/index.js';
-import { isState, SpeakerProcess, stopAfterEachTest } from './speaker-process.js';
-import type { SpeakerEventJson } from '../../src/cli/speaker-events.js';
+import { isState, isUpdate, type RibRoute, SpeakerProcess, stopAfterEachTest, type UpdateEvent } from './speaker-process.js';
 
 const AS = 64512;
 const block = addressBlock(import.meta.url);
 const B = block.block;
 
-type RibEvent = Extract<SpeakerEventJson, { event: 'rib' }>;
-type RibRoute = RibEvent['routes'][number];
-type UpdateEvent = Extract<SpeakerEventJson, { event: 'update' }>;
-const isUpdate = (e: SpeakerEventJson): e is UpdateEvent => e.event === 'update';
 
-/** Asks tortie for its Loc-RIB (best routes). */
-const ribOf = (speaker: SpeakerProcess): Promise<RibRoute[]> => speaker.rib();
 
 /** Polls tortie's Loc-RIB until `match` finds a route, bounded. */
 async function waitForRibRoute(speaker: SpeakerProcess, match: (r: RibRoute) => boolean, what: string, timeoutMs = 15_000): Promise<RibRoute> {
-  return waitFor(async () => (await ribOf(speaker)).find(match), { timeoutMs, intervalMs: 200, what: `tortie Loc-RIB: ${what}` });
+  return waitFor(async () => (await speaker.rib()).find(match), { timeoutMs, intervalMs: 200, what: `tortie Loc-RIB: ${what}` });
 }
 
 describe('interop: route reflection', () => {
@@ -259,7 +252,7 @@ describe('interop: route reflection', () => {
     await waitForSession(twin, rrIp);
     // Give the routing core time to (wrongly) install it, then check the Loc-RIB has no trace of it.
     await new Promise((resolve) => setTimeout(resolve, 1500));
-    const rib = await ribOf(speaker);
+    const rib = await speaker.rib();
     expect(rib.filter((r) => r.prefix === loopedPrefix)).toEqual([]);
     expect(rib.filter((r) => r.prefix === ownPrefix).map((r) => r.from)).toEqual(['local']);
   });
@@ -294,7 +287,7 @@ describe('interop: route reflection', () => {
       what: `FRR reflecting ${ownPrefix} back`,
     });
     expect((back as UpdateEvent).announce.find((r) => r.prefix === ownPrefix)).toMatchObject({ originatorId: tortieIp, clusterList: [clusterId] });
-    const rib = await ribOf(speaker);
+    const rib = await speaker.rib();
     expect(rib.filter((r) => r.prefix === ownPrefix).map((r) => ({ from: r.from, originatorId: r.originatorId }))).toEqual([
       { from: 'local', originatorId: undefined },
     ]);
@@ -305,13 +298,13 @@ describe('interop: route reflection', () => {
     const seen: RibRoute[] = [];
     await waitFor(
       async () => {
-        seen.push(...(await ribOf(speaker)).filter((r) => r.prefix === ownPrefix));
+        seen.push(...(await speaker.rib()).filter((r) => r.prefix === ownPrefix));
         return !(await frr.routes()).some((r) => r.prefix === ownPrefix) || undefined;
       },
       { timeoutMs: 10_000, intervalMs: 50, what: `FRR to drop ${ownPrefix}` },
     );
     await new Promise((resolve) => setTimeout(resolve, 500));
-    seen.push(...(await ribOf(speaker)).filter((r) => r.prefix === ownPrefix));
+    seen.push(...(await speaker.rib()).filter((r) => r.prefix === ownPrefix));
     expect(seen).toEqual([]);
   });
 
@@ -359,6 +352,6 @@ describe('interop: route reflection', () => {
     });
     expect((sent as UpdateEvent).announce.find((r) => r.prefix === clientPrefix)?.clusterList).toEqual([clusterId]);
     await new Promise((resolve) => setTimeout(resolve, 1500));
-    expect((await ribOf(speaker)).filter((r) => r.prefix === clientPrefix)).toEqual([]);
+    expect((await speaker.rib()).filter((r) => r.prefix === clientPrefix)).toEqual([]);
   });
 });

@@ -10,14 +10,12 @@ import { expect, it } from 'vitest';
 import { addressBlock } from '../harness/addresses.js';
 import { requirePeers } from '../harness/binaries.js';
 import { startPeer, waitForNoRoute, waitForRoute, waitForSession, type PeerDaemon, type PeerKind } from '../harness/index.js';
-import { isState, SpeakerProcess, stopAfterEachTest } from './speaker-process.js';
+import { isState, isUpdate, SpeakerProcess, stopAfterEachTest, type UpdateEvent } from './speaker-process.js';
 import type { SpeakerEventJson } from '../../src/cli/speaker-events.js';
 
 const TORTIE_AS = 64512;
 const OFFICE_AS = 65001;
 
-type UpdateEvent = Extract<SpeakerEventJson, { event: 'update' }>;
-const isUpdate = (e: SpeakerEventJson): e is UpdateEvent => e.event === 'update';
 
 function announced(speaker: SpeakerProcess, prefix: string): UpdateEvent['announce'][number] | undefined {
   for (let i = speaker.events.length - 1; i >= 0; i--) {

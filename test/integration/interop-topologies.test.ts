@@ -16,21 +16,14 @@ import { describe, expect, it } from 'vitest';
 import { addressBlock } from '../harness/addresses.js';
 import { requirePeers } from '../harness/binaries.js';
 import { startPeer, waitFor, waitForRoute, waitForSession, type NeighborOptions, type PeerDaemon, type PeerKind } from '../harness/index.js';
-import { isState, SpeakerProcess, stopAfterEachTest } from './speaker-process.js';
-import type { SpeakerEventJson } from '../../src/cli/speaker-events.js';
+import { isState, isUpdate, SpeakerProcess, stopAfterEachTest } from './speaker-process.js';
 
 const AS = 64512;
 const OFFICE_AS = 65001;
 const block = addressBlock(import.meta.url);
 const B = block.block;
 
-type RibEvent = Extract<SpeakerEventJson, { event: 'rib' }>;
-type RibRoute = RibEvent['routes'][number];
-type UpdateEvent = Extract<SpeakerEventJson, { event: 'update' }>;
-const isUpdate = (e: SpeakerEventJson): e is UpdateEvent => e.event === 'update';
 
-/** Asks tortie for its Loc-RIB (best routes). */
-const ribOf = (speaker: SpeakerProcess): Promise<RibRoute[]> => speaker.rib();
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -76,7 +69,7 @@ describe('interop: topologies', () => {
       for (const o of all) if (o !== m) await waitForRoute(daemons.get(m.address)!, o.prefix);
     }
     await waitFor(async () => {
-      const prefixes = new Set((await ribOf(speaker)).map((r) => r.prefix));
+      const prefixes = new Set((await speaker.rib()).map((r) => r.prefix));
       return members.every((m) => prefixes.has(m.prefix)) || undefined;
     }, { timeoutMs: 10_000, intervalMs: 200, what: "every member's prefix in tortie's Loc-RIB" });
     // ...then time for a wrong re-advertisement to show up, and count the paths.
@@ -108,7 +101,7 @@ describe('interop: topologies', () => {
         announced: u.announce.length ? [sender?.prefix] : [],
       });
     }
-    const rib = await ribOf(speaker);
+    const rib = await speaker.rib();
     expect(rib.map((r) => ({ prefix: r.prefix, from: r.from, nextHop: r.nextHop, localPref: r.localPref })).sort((a, b) => a.prefix.localeCompare(b.prefix))).toEqual(
       all
         .map((o) => ({ prefix: o.prefix, from: o === tortie ? 'local' : o.address, nextHop: o.nextHop, localPref: o === tortie ? undefined : 100 }))

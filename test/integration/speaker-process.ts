@@ -8,7 +8,10 @@ import { afterAll, afterEach } from 'vitest';
 import { stopAll } from '../harness/process.js';
 import type { SpeakerEventJson } from '../../src/cli/speaker-events.js';
 
-export type RibRoute = Extract<SpeakerEventJson, { event: 'rib' }>['routes'][number];
+export type RibEvent = Extract<SpeakerEventJson, { event: 'rib' }>;
+export type RibRoute = RibEvent['routes'][number];
+export type UpdateEvent = Extract<SpeakerEventJson, { event: 'update' }>;
+export const isUpdate = (e: SpeakerEventJson): e is UpdateEvent => e.event === 'update';
 
 // The built CLI, whether this file runs from test/ (vitest, TypeScript) or from dist/test/.
 const HERE = fileURLToPath(import.meta.url);
