@@ -145,7 +145,7 @@ describe('graceful restart (RFC 4724) against real peers', () => {
       }),
     );
     const speaker = track(
-      SpeakerProcess.start(['--router-id', tortieIp, '--as', String(TORTIE_AS), '--connect-retry', '1', '--hold', '9', '--peer', `${peerIp},as=${PEER_AS}`], {
+      SpeakerProcess.start(['--router-id', tortieIp, '--as', String(TORTIE_AS), '--connect-retry', '1', '--hold', '9', '--peer', `${peerIp},as=${PEER_AS},passive`], {
         TORTIE_LOG_LEVEL: 'info',
       }),
     );
