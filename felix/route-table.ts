@@ -15,7 +15,8 @@
 //
 // Why this is hard (the problems that bite a route agent):
 //   - restart: the first apply adopts the owned routes already there and writes only the difference, so
-//     an agent restart never takes down a route that is still wanted (no blackout);
+//     an agent restart never takes down a route that is still wanted (no blackout); and until BGP has
+//     re-learned the remote blocks the caller keeps unwanted owned routes too (`retainUnwanted`);
 //   - our own writes come back as kernel events; they are expected and swallowed, or every apply would
 //     cause a re-read of the whole table (a foreign change to the same prefix, same kind, within 5 s of our
 //     write is swallowed too: the periodic full resync is the backstop for that);
@@ -84,6 +85,8 @@ export interface ApplyResult {
   foreignConflicts: Array<{ dst: string; foreign: KernelRoute }>;
   /** Desired routes that lost to another route for the same prefix (route classes, felix/routes.ts). */
   classConflicts: RouteConflict[];
+  /** Owned routes nobody wants, kept because `retainUnwanted(true)` is on (a restart: BGP not settled). */
+  retained: string[];
 }
 
 /** A route felix may delete or replace: protocol 80, or on a cali* interface. */
@@ -138,6 +141,9 @@ export class RouteTable {
   private readonly waiting = new Map<string, string>();
   private readonly held = new Map<string, { dev: string; untilMs: number }>();
   private readonly foreign = new Map<string, KernelRoute>();
+  /** While set, owned routes with no desired route that it accepts are kept (see retainUnwanted). */
+  private retainWhich: ((route: KernelRoute) => boolean) | null = null;
+  private readonly retained = new Set<string>();
 
   private running: Promise<unknown> = Promise.resolve();
   private started = false;
@@ -212,6 +218,30 @@ export class RouteTable {
     this.applyTimer = null;
     this.resyncTimer = null;
     this.graceTimers.clear();
+  }
+
+  /**
+   * While `which` is set, owned kernel routes that no desired route covers and that `which` accepts are
+   * kept instead of deleted; desired routes are still added and replaced. The felix driver sets it at
+   * start for routes via a gateway (the ones BGP will re-learn after a graceful restart), so a restart
+   * never takes down a route that is still wanted, and clears it (null) once BGP has settled: then
+   * whatever is still unwanted goes.
+   */
+  retainUnwanted(which: ((route: KernelRoute) => boolean) | null): void {
+    const was = this.retainWhich;
+    this.retainWhich = which;
+    if (was !== null && which === null) {
+      for (const dst of this.retained) this.dirty.add(dst);
+      if (this.started) this.scheduleApply(0);
+    }
+  }
+
+  /** Whether the desired route for `dst` is in the kernel as wanted (as last read or written). */
+  programmed(dst: string): boolean {
+    const key = routeKey(dst);
+    const want = this.desiredKernel.get(key);
+    if (want === undefined) return false;
+    return (this.dataplane.get(key) ?? []).some((r) => isOwnedRoute(r) && sameNormalizedRoute(r, want));
   }
 
   /** The desired routes after class resolution, keyed by destination. */
@@ -310,6 +340,7 @@ export class RouteTable {
       heldByGrace: [...this.held].map(([dst, h]) => ({ dst, dev: h.dev, untilMs: h.untilMs })),
       foreignConflicts: [...this.foreign].map(([dst, foreign]) => ({ dst, foreign })),
       classConflicts: this.classConflicts,
+      retained: [...this.retained],
     };
   }
 
@@ -318,12 +349,17 @@ export class RouteTable {
     this.waiting.delete(dst);
     this.held.delete(dst);
     this.foreign.delete(dst);
+    this.retained.delete(dst);
     const have = this.dataplane.get(dst) ?? [];
     const owned = have.filter(isOwnedRoute);
     const want = this.desiredKernel.get(dst);
 
     if (want === undefined) {
       for (const route of owned) {
+        if (this.retainWhich?.(route) === true) {
+          this.retained.add(dst);
+          continue;
+        }
         const until = this.graceUntil(route.dev);
         if (until > now) {
           this.held.set(dst, { dev: route.dev ?? '', untilMs: until });

@@ -68,9 +68,8 @@ export function calicoExportFilter(pools: Resource<'IPPool'>[]): (prefix: { addr
   return (prefix) => !refused.some((pool) => within(prefix, pool)) && accepted.some((pool) => within(prefix, pool));
 }
 
-/** The CIDRs this node originates, sorted by address then length, each once. */
-export function originatedPrefixes(input: AdvertiseInput): string[] {
-  const exportable = calicoExportFilter(input.pools);
+/** The blocks affine to this node: block affinity "host:<node>" and a confirmed, not deleted BlockAffinity. */
+export function affineBlocks(input: Pick<AdvertiseInput, 'nodeName' | 'blocks' | 'affinities'>): Prefix[] {
   const host = `host:${input.nodeName}`;
   const confirmed = new Set<number>();
   for (const a of input.affinities) {
@@ -78,13 +77,22 @@ export function originatedPrefixes(input: AdvertiseInput): string[] {
     const prefix = ipv4Prefix(a.spec.cidr);
     if (prefix !== null) confirmed.add(prefixKey(prefix));
   }
-
-  const out = new Map<number, Prefix>();
-  const ourBlocks: Prefix[] = [];
+  const out: Prefix[] = [];
   for (const block of input.blocks) {
     if (block.spec.affinity !== host || block.spec.deleted === true) continue;
     const prefix = ipv4Prefix(block.spec.cidr);
-    if (prefix === null || !confirmed.has(prefixKey(prefix)) || !exportable(prefix)) continue;
+    if (prefix !== null && confirmed.has(prefixKey(prefix))) out.push(prefix);
+  }
+  return out;
+}
+
+/** The CIDRs this node originates, sorted by address then length, each once. */
+export function originatedPrefixes(input: AdvertiseInput): string[] {
+  const exportable = calicoExportFilter(input.pools);
+  const out = new Map<number, Prefix>();
+  const ourBlocks: Prefix[] = [];
+  for (const prefix of affineBlocks(input)) {
+    if (!exportable(prefix)) continue;
     ourBlocks.push(prefix);
     out.set(prefixKey(prefix), prefix);
   }

@@ -20,25 +20,32 @@
 
 import { hostname, networkInterfaces } from 'node:os';
 import { readFileSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { parseIpv4, formatIpv4, formatPrefix, parsePrefix } from '../../bgp/ip.js';
 import { Speaker, tcpAcceptor, type Acceptor, type OriginatedRoute, type PeerSpec, type RibEntry, type SpeakerConfig } from '../../bgp/speaker.js';
 import { tcpTransport, type Connection, type Transport } from '../../bgp/transport.js';
 import { AsPathSegmentType, Origin } from '../../bgp/types.js';
+import { FelixDataplane, type DataplaneInput, type DataplaneOptions } from '../../felix/dataplane.js';
+import { Iproute2Kernel } from '../../felix/iproute2.js';
 import { AlreadyExistsError, ConflictError, type Datastore } from '../datastore/types.js';
 import { Ipam } from '../ipam/index.js';
 import { applyDefaults, parseSelector, API_VERSION, BGP_DEFAULTS, type Resource } from '../resources/index.js';
 import type { Logger } from '../log.js';
-import { calicoExportFilter, originatedPrefixes } from './advertise.js';
+import { affineBlocks, calicoExportFilter, originatedPrefixes } from './advertise.js';
 import { autodetectIpv4, interfaceAddresses, prefixLengthOf, type InterfaceAddress } from './autodetect.js';
 import { ResourceCache } from './cache.js';
 import { levelOfSeverity, parseAgentConfig, type AgentConfig } from './config.js';
 import { AgentMetrics } from './metrics.js';
 import { planPeers } from './planner.js';
 import { peerRow } from './status-format.js';
-import type { AgentStatus, DesiredPeer, PeeringPlan, RouteRow } from './types.js';
+import type { AgentStatus, DesiredPeer, PeeringPlan, Readiness, RouteRow } from './types.js';
 
 /** The part of Speaker the agent uses (tests pass a fake). */
 export type SpeakerLike = Pick<Speaker, 'start' | 'stop' | 'setPeers' | 'setOriginated' | 'peerStatus' | 'bestRoutes' | 'on'>;
+
+/** The part of felix's dataplane driver the agent uses. */
+export type DataplaneLike = Pick<FelixDataplane, 'start' | 'stop' | 'update' | 'bgpSettled' | 'status' | 'programmed'>;
 
 export interface AgentDeps {
   datastore: Datastore;
@@ -50,8 +57,15 @@ export interface AgentDeps {
   localAddressToward?: (target: string) => Promise<string>;
   /** Control socket and health server (default: S's serveControl/startHealthServer; null = none). */
   serveControl?: ((path: string, provider: { status(): AgentStatus; routes(): RouteRow[] }) => Promise<{ close(): Promise<void> }>) | null;
-  startHealth?: ((options: { port: number; readiness(): { ready: boolean; reason?: string }; liveness(): boolean; metrics: AgentMetrics }) => Promise<{ port: number; close(): Promise<void> }>) | null;
+  startHealth?: ((options: { port: number; readiness(): Readiness; liveness(): boolean; metrics: AgentMetrics }) => Promise<{ port: number; close(): Promise<void> }>) | null;
   metrics?: AgentMetrics;
+  /**
+   * The kernel dataplane (TORTIE_DATAPLANE=kernel). Default: felix over `ip` in this process's network
+   * namespace. Tests pass one over a MemoryKernel or another namespace.
+   */
+  createDataplane?: (options: Pick<DataplaneOptions, 'log' | 'resyncMs' | 'tunl0'>) => DataplaneLike;
+  /** MTU of an interface (tunl0's auto MTU); default /sys/class/net/<name>/mtu. */
+  interfaceMtu?: (name: string) => number | undefined;
   /** Wall clock (ms) for status. */
   now?: () => number;
   sleep?: (ms: number) => Promise<void>;
@@ -148,6 +162,16 @@ function routeRow(entry: RibEntry, stale = entry.stale): RouteRow {
   };
 }
 
+/** An interface's MTU from sysfs (`ip netns exec` mounts the namespace's own /sys); undefined when unreadable. */
+function readInterfaceMtu(name: string): number | undefined {
+  try {
+    const mtu = Number(readFileSync(`/sys/class/net/${name}/mtu`, 'utf8').trim());
+    return Number.isInteger(mtu) && mtu > 0 ? mtu : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
@@ -181,6 +205,11 @@ export class Agent {
   private plan: PeeringPlan | null = null;
   private blocks: string[] = [];
   private ip: { address: string; prefixLength: number } | null = null;
+  /** The interface holding the node address (direct and BGP routes leave through it); null = none found. */
+  private hostInterface: string | null = null;
+  private dataplane: DataplaneLike | null = null;
+  private dataplaneUpdate: ReturnType<typeof setImmediate> | null = null;
+  private tunnelAddressRunning = false;
   private readonly warnings = new Set<string>();
   /** Peers seen Established since the current Speaker started (readiness). */
   private readonly everEstablished = new Set<string>();
@@ -214,9 +243,6 @@ export class Agent {
     this.ipam = new Ipam(this.ds);
     this.startedAt = this.now();
     this.logLevelFromEnv = config.logLevel !== undefined;
-    if (config.dataplaneDefaulted) {
-      this.warnings.add('TORTIE_DATAPLANE is not set: running with "none" (routes are computed, the kernel is not touched)');
-    }
   }
 
   /** Runs the startup sequence, then serves. Rejects (and leaves nothing running) when startup fails. */
@@ -224,8 +250,9 @@ export class Agent {
     try {
       await this.waitForDatastore();
       this.ip = await this.findAddress();
-      this.log.info({ node: this.config.nodeName, ip: `${this.ip.address}/${this.ip.prefixLength}` }, 'node address');
+      this.log.info({ node: this.config.nodeName, ip: `${this.ip.address}/${this.ip.prefixLength}`, iface: this.hostInterface }, 'node address');
       await this.registerNode();
+      await this.writeNodename();
       await this.ensureDefaultPool();
       await this.claimBlock();
       await this.ensureTunnelAddress();
@@ -249,6 +276,7 @@ export class Agent {
       });
       await this.cache.start();
       this.cacheLoaded = true;
+      this.startDataplane();
       await this.replanNow();
       await this.startServers();
       this.started = true;
@@ -265,8 +293,12 @@ export class Agent {
     this.stopping = true;
     if (this.speakerRetry !== null) clearTimeout(this.speakerRetry);
     this.speakerRetry = null;
+    if (this.dataplaneUpdate !== null) clearImmediate(this.dataplaneUpdate);
+    this.dataplaneUpdate = null;
     this.cache?.stop();
     await this.replanning.catch(() => undefined);
+    // Routes stay in the kernel: the next start adopts them (no blackout across a restart).
+    await this.dataplane?.stop().catch((e: unknown) => this.log.warn({ err: errorText(e) }, 'stopping the dataplane'));
     const speaker = this.speaker;
     this.speaker = null;
     if (speaker) await speaker.stop().catch((e: unknown) => this.log.warn({ err: errorText(e) }, 'stopping the BGP speaker'));
@@ -286,6 +318,7 @@ export class Agent {
     });
     const readiness = this.readiness();
     const cacheError = this.cache && !this.cache.connected ? this.cache.lastError : undefined;
+    const dataplane = this.dataplane?.status();
     return {
       summary: 'tortie is running.',
       node: this.config.nodeName,
@@ -305,12 +338,20 @@ export class Agent {
       ...(readiness.reason !== undefined ? { notReadyReason: readiness.reason } : {}),
       peers,
       blocks: [...this.blocks],
-      warnings: [...this.warnings, ...(plan?.warnings ?? [])],
+      dataplane: dataplane ? { mode: 'kernel', hostInterface: this.hostInterface, ...dataplane } : { mode: 'none', hostInterface: this.hostInterface },
+      warnings: [...this.warnings, ...(plan?.warnings ?? []), ...(dataplane?.warnings ?? [])],
     };
   }
 
   /** The Loc-RIB's best routes; during a graceful Speaker swap, plus the retained ones not yet re-learned. */
   routes(): RouteRow[] {
+    const rows = this.bgpRows();
+    const dataplane = this.dataplane;
+    if (dataplane) for (const row of rows) row.inKernel = dataplane.programmed(row.prefix);
+    return rows;
+  }
+
+  private bgpRows(): RouteRow[] {
     const current = this.speaker?.bestRoutes() ?? [];
     const rows = current.map((e) => routeRow(e));
     if (this.retained) {
@@ -321,7 +362,18 @@ export class Agent {
   }
 
   /** Calico's BIRD readiness: no peers → ready; just started → all Established; afterwards at least one. */
-  readiness(): { ready: boolean; reason?: string } {
+  readiness(): Readiness {
+    const bgp = this.bgpReadiness();
+    const dataplane = this.dataplane?.status();
+    if (!bgp.ready || !dataplane) return bgp;
+    // felix's own readiness: the kernel has been programmed once (Calico: "in sync").
+    if (!dataplane.inSync) return { ready: false, reason: `the kernel routes are not programmed yet${dataplane.lastError ? ` (${dataplane.lastError})` : ''}` };
+    const notes: string[] = [];
+    if (dataplane.tunl0.needed && !dataplane.tunl0.supported) notes.push(`${dataplane.tunl0.reason}: routes through tunl0 are not programmed`);
+    return notes.length > 0 ? { ready: true, notes } : { ready: true };
+  }
+
+  private bgpReadiness(): Readiness {
     if (!this.started || !this.speaker) return { ready: false, reason: 'the agent is starting' };
     const peers = this.speaker.peerStatus();
     if (peers.length === 0) return { ready: true };
@@ -356,6 +408,11 @@ export class Agent {
     const interfaces = this.deps.interfaces ?? (() => interfaceAddresses(networkInterfaces()));
     const ip = this.config.ip;
     if (ip.mode === 'fixed') {
+      const holder = interfaces().find((i) => i.address === ip.address);
+      this.hostInterface = holder?.iface ?? null;
+      if (holder === undefined) {
+        this.warnings.add(`IP=${ip.address}: no interface holds this address, so routes to other nodes (direct and BGP) have no interface to leave through and are not programmed`);
+      }
       if (ip.prefixLength !== undefined) return { address: ip.address, prefixLength: ip.prefixLength };
       const len = prefixLengthOf(ip.address, interfaces());
       if (len !== null) return { address: ip.address, prefixLength: len };
@@ -367,6 +424,7 @@ export class Agent {
       ...(this.deps.localAddressToward ? { localAddressToward: this.deps.localAddressToward } : {}),
     });
     this.log.info({ iface: found.iface, method: found.method }, 'autodetected the node address');
+    this.hostInterface = found.iface;
     return { address: found.address, prefixLength: found.prefixLength };
   }
 
@@ -441,15 +499,7 @@ export class Agent {
   private async ensureTunnelAddress(): Promise<void> {
     const name = this.config.nodeName;
     const node = await this.ds.get('Node', name);
-    const labels = node?.metadata.labels ?? {};
-    const pools = (await this.ds.list('IPPool')).items.filter(
-      (p) =>
-        !p.spec.disabled &&
-        (p.spec.ipipMode ?? 'Never') !== 'Never' &&
-        !p.spec.cidr.includes(':') &&
-        (p.spec.allowedUses === undefined || p.spec.allowedUses.includes('Tunnel')) &&
-        parseSelector(p.spec.nodeSelector ?? 'all()').matches(labels),
-    );
+    const pools = this.ipipPoolsFor((await this.ds.list('IPPool')).items, node?.metadata.labels ?? {});
     if (pools.length === 0 || !node) return;
     try {
       const [address] = await this.ipam.assign(name, `${IPIP_HANDLE_PREFIX}${name}`, { pool: pools[0]!.metadata.name, use: 'Tunnel' });
@@ -468,6 +518,18 @@ export class Agent {
     } catch (error) {
       this.warnings.add(`no IPIP tunnel address: ${errorText(error)}`);
     }
+  }
+
+  /** Enabled IPv4 IPIP pools that give this node (its labels) a tunnel address. */
+  private ipipPoolsFor(pools: Array<Resource<'IPPool'>>, labels: Record<string, string>): Array<Resource<'IPPool'>> {
+    return pools.filter(
+      (p) =>
+        !p.spec.disabled &&
+        (p.spec.ipipMode ?? 'Never') !== 'Never' &&
+        !p.spec.cidr.includes(':') &&
+        (p.spec.allowedUses === undefined || p.spec.allowedUses.includes('Tunnel')) &&
+        parseSelector(p.spec.nodeSelector ?? 'all()').matches(labels),
+    );
   }
 
   private async startServers(): Promise<void> {
@@ -552,8 +614,97 @@ export class Agent {
     this.blocks = prefixes;
     const nextHop = parseIpv4(this.ip!.address);
     speaker.setOriginated(prefixes.map((cidr): OriginatedRoute => ({ prefix: parsePrefix(cidr), attrs: { origin: Origin.IGP, nextHop, asPath: [] } })));
+    this.updateDataplane();
+    this.ensureTunnelAddressLive();
     this.metrics.observeWatchLag(cache.lagSeconds());
     if (changeAt !== null) this.metrics.observeConvergence(Math.max(0, this.now() - changeAt) / 1000);
+  }
+
+  // ---- the kernel dataplane (felix) ---------------------------------------------------------------------
+
+  private startDataplane(): void {
+    if (this.config.dataplane !== 'kernel') return;
+    const options = {
+      log: this.log.child({ component: 'felix' }),
+      resyncMs: this.config.routeRefreshMs,
+      tunl0: { standIn: this.config.tunl0StandIn },
+    };
+    this.dataplane = this.deps.createDataplane
+      ? this.deps.createDataplane(options)
+      : new FelixDataplane({ ...options, kernel: new Iproute2Kernel(), reconnect: () => new Iproute2Kernel() });
+    this.dataplane.start();
+  }
+
+  /** Loc-RIB changes arrive per UPDATE: one recalculation per turn of the event loop is plenty. */
+  private scheduleDataplaneUpdate(): void {
+    if (this.dataplane === null || this.dataplaneUpdate !== null || this.stopping) return;
+    this.dataplaneUpdate = setImmediate(() => {
+      this.dataplaneUpdate = null;
+      this.updateDataplane();
+    });
+  }
+
+  /** The node's view for felix: this node, pools, our blocks, our workloads, the BGP best routes. */
+  private updateDataplane(): void {
+    const dataplane = this.dataplane;
+    const cache = this.cache;
+    if (dataplane === null || cache === null || this.ip === null || this.stopping) return;
+    const name = this.config.nodeName;
+    const pools = cache
+      .list('IPPool')
+      .filter((p) => !p.spec.cidr.includes(':'))
+      .map((p) => ({ cidr: p.spec.cidr, ipipMode: p.spec.ipipMode ?? 'Never', vxlanMode: p.spec.vxlanMode ?? 'Never', disabled: p.spec.disabled ?? false }));
+    const workloads: DataplaneInput['workloads'] = [];
+    for (const wep of cache.list('WorkloadEndpoint')) {
+      if (wep.spec.node !== name) continue;
+      for (const network of wep.spec.ipNetworks) {
+        if (network.includes(':')) continue;
+        workloads.push({
+          ip: network,
+          ...(wep.spec.interfaceName ? { interfaceName: wep.spec.interfaceName } : {}),
+          namespace: wep.metadata.namespace ?? 'default',
+          pod: wep.spec.pod ?? wep.spec.workload ?? wep.metadata.name,
+        });
+      }
+    }
+    const bgpRoutes: DataplaneInput['bgpRoutes'] = [];
+    for (const row of this.bgpRows()) if (row.from !== 'local' && row.nextHop !== null) bgpRoutes.push({ prefix: row.prefix, nextHop: row.nextHop });
+    const tunnelAddress = cache.list('Node').find((n) => n.metadata.name === name)?.spec.bgp?.ipv4IPIPTunnelAddr;
+    const hostMtu = this.hostInterface !== null ? (this.deps.interfaceMtu ?? readInterfaceMtu)(this.hostInterface) : undefined;
+    dataplane.update({
+      node: { ip: `${this.ip.address}/${this.ip.prefixLength}`, hostInterface: this.hostInterface ?? '' },
+      pools,
+      localBlocks: affineBlocks({ nodeName: name, blocks: cache.list('IPAMBlock'), affinities: cache.list('BlockAffinity') }).map(formatPrefix),
+      workloads,
+      bgpRoutes,
+      tunnel: {
+        ...(tunnelAddress !== undefined ? { address: tunnelAddress } : {}),
+        ...(this.config.ipipMtu !== undefined ? { mtu: this.config.ipipMtu } : {}),
+        ...(hostMtu !== undefined ? { hostMtu } : {}),
+      },
+    });
+  }
+
+  /** A pool switched to IPIP while we run: allocate our tunnel address now, not at the next restart. */
+  private ensureTunnelAddressLive(): void {
+    const cache = this.cache;
+    if (cache === null || this.tunnelAddressRunning || this.stopping) return;
+    const node = cache.list('Node').find((n) => n.metadata.name === this.config.nodeName);
+    if (!node || node.spec.bgp?.ipv4IPIPTunnelAddr !== undefined) return;
+    if (this.ipipPoolsFor(cache.list('IPPool'), node.metadata.labels ?? {}).length === 0) return;
+    this.tunnelAddressRunning = true;
+    void this.ensureTunnelAddress().finally(() => (this.tunnelAddressRunning = false));
+  }
+
+  /** The CNI plugin finds the node's name here (Calico: /var/lib/calico/nodename). Best effort. */
+  private async writeNodename(): Promise<void> {
+    const file = `${dirname(this.config.ctlSocket)}/nodename`;
+    try {
+      await mkdir(dirname(file), { recursive: true });
+      await writeFile(file, `${this.config.nodeName}\n`);
+    } catch (error) {
+      this.log.warn({ file, err: errorText(error) }, 'could not write the node name for the CNI plugin');
+    }
   }
 
   private applyLogLevel(configs: ReadonlyArray<Resource<'BGPConfiguration'>>): void {
@@ -607,7 +758,10 @@ export class Agent {
     speaker.on('ready', () => {
       if (this.retained) this.log.info('graceful restart complete: routes re-learned');
       this.retained = null;
+      this.dataplane?.bgpSettled();
+      this.scheduleDataplaneUpdate();
     });
+    speaker.on('update', () => this.scheduleDataplaneUpdate());
     this.everEstablished.clear();
     this.speaker = speaker;
     this.tracker = tracker;
@@ -667,7 +821,6 @@ export async function runNode(env: NodeJS.ProcessEnv, options: { logger?: Logger
     process.stderr.write(`tortie node run: ${message.includes(where) ? '' : `${where}: `}${message}\n`);
     return 1;
   }
-  if (config.dataplaneDefaulted) log.warn('TORTIE_DATAPLANE is not set: running with "none" (routes are computed, the kernel is not touched)');
   const agent = new Agent(config, { datastore: ds, logger: log });
   let stopSignal: () => void = () => undefined;
   const stopped = new Promise<void>((resolve) => (stopSignal = resolve));

@@ -6,9 +6,11 @@
 // Pure: `parseAgentConfig(env, hostname)` returns the config or throws AgentConfigError listing every
 // problem at once; each names the variable, the value and what would be accepted.
 //
-// TORTIE_DATAPLANE: only `none` is implemented (routes computed, the kernel untouched). `kernel` belongs
-// to the felix issue; until it lands, asking for it is refused (exit 1) rather than silently running
-// without routes. Unset means `none`, with a warning in the log.
+// TORTIE_DATAPLANE: `kernel` (the default) programs routes and tunl0 (felix/, ipip/); `none` computes
+// them and leaves the kernel alone (an agent on a host whose routes someone else manages, benches).
+// FELIX_ROUTEREFRESHINTERVAL (seconds, Calico's name and default 90) is the full route resync period.
+// TORTIE_TUNL0_STANDIN=manage lets a non-IPIP device named tunl0 stand in for the tunnel (tests on
+// kernels without IPIP: routes get their real shape, nothing is encapsulated); default refuse.
 
 import { parsePrefix, tryParseIpv4 } from '../../bgp/ip.js';
 import { parseAsNumber } from '../resources/index.js';
@@ -54,8 +56,10 @@ export interface AgentConfig {
   /** null with NO_DEFAULT_POOLS. */
   defaultPool: DefaultPoolConfig | null;
   dataplane: Dataplane;
-  /** TORTIE_DATAPLANE was not set: running `none` by default (worth a warning). */
-  dataplaneDefaulted: boolean;
+  /** FELIX_ROUTEREFRESHINTERVAL in ms (default 90 s): full re-read of the kernel's routes. */
+  routeRefreshMs: number;
+  /** TORTIE_TUNL0_STANDIN: manage a non-IPIP device named tunl0 (tests), or refuse it (default). */
+  tunl0StandIn: 'manage' | 'refuse';
   ctlSocket: string;
   /** 0 = no health server. */
   healthPort: number;
@@ -224,17 +228,21 @@ function parseDefaultPool(env: Env, problems: string[]): DefaultPoolConfig | nul
   return { name: DEFAULT_POOL.name, cidr, blockSize, ipipMode, natOutgoing };
 }
 
-function parseDataplane(env: Env, problems: string[]): { dataplane: Dataplane; defaulted: boolean } {
+function parseDataplane(env: Env, problems: string[]): Dataplane {
   const raw = env.TORTIE_DATAPLANE;
-  if (raw === undefined || raw.trim() === '') return { dataplane: 'none', defaulted: true };
+  if (raw === undefined || raw.trim() === '') return 'kernel';
   const word = raw.trim().toLowerCase();
-  if (word === 'none') return { dataplane: 'none', defaulted: false };
-  if (word === 'kernel') {
-    problems.push('TORTIE_DATAPLANE="kernel": programming the kernel is not implemented yet (the felix route agent); only TORTIE_DATAPLANE=none works today');
-  } else {
-    problems.push(`TORTIE_DATAPLANE="${raw}" is not one of kernel, none`);
-  }
-  return { dataplane: 'none', defaulted: false };
+  if (word === 'none' || word === 'kernel') return word;
+  problems.push(`TORTIE_DATAPLANE="${raw}" is not one of kernel, none`);
+  return 'kernel';
+}
+
+function parseStandIn(env: Env, problems: string[]): 'manage' | 'refuse' {
+  const raw = (env.TORTIE_TUNL0_STANDIN ?? '').trim().toLowerCase();
+  if (raw === '' || raw === 'refuse') return 'refuse';
+  if (raw === 'manage') return 'manage';
+  problems.push(`TORTIE_TUNL0_STANDIN="${env.TORTIE_TUNL0_STANDIN}" is not one of manage, refuse`);
+  return 'refuse';
 }
 
 /** The agent's configuration from the environment; throws AgentConfigError listing every problem. */
@@ -255,7 +263,9 @@ export function parseAgentConfig(env: Env, hostname: string): AgentConfig {
   }
   const waitForDatastore = parseBool(env, 'WAIT_FOR_DATASTORE', false, problems);
   const defaultPool = parseDefaultPool(env, problems);
-  const { dataplane, defaulted } = parseDataplane(env, problems);
+  const dataplane = parseDataplane(env, problems);
+  const routeRefreshS = parseInteger(env, 'FELIX_ROUTEREFRESHINTERVAL', 1, 86_400, problems) ?? 90;
+  const tunl0StandIn = parseStandIn(env, problems);
   const ctlSocket = (env.TORTIE_CTL_SOCKET ?? '').trim() || DEFAULT_CTL_SOCKET;
   const healthPort = parseInteger(env, 'TORTIE_HEALTH_PORT', 0, 65535, problems) ?? DEFAULT_HEALTH_PORT;
   let logLevel: string | undefined;
@@ -273,7 +283,8 @@ export function parseAgentConfig(env: Env, hostname: string): AgentConfig {
     waitForDatastore,
     defaultPool,
     dataplane,
-    dataplaneDefaulted: defaulted,
+    routeRefreshMs: routeRefreshS * 1000,
+    tunl0StandIn,
     ctlSocket,
     healthPort,
     ...(logLevel !== undefined ? { logLevel } : {}),

@@ -1,6 +1,7 @@
 // HTTP health and metrics for the node agent, as calico-node's felix serves them (default port 9099):
 //   GET /liveness   200 "live" while the agent's loop is alive, 503 otherwise (a kubelet livenessProbe)
-//   GET /readiness  200 "ready", or 503 with the reason as text (a readinessProbe); what "ready" means
+//   GET /readiness  200 "ready" (plus one "note: ..." line per fact worth a look, e.g. no IPIP in this
+//                   kernel), or 503 with the reason as text (a readinessProbe); what "ready" means
 //                   (BGP sessions up, datastore in sync, ...) is decided by the agent and passed in
 //   GET /metrics    Prometheus text from AgentMetrics.render()
 // Anything else is 404 (unknown path) or 405 (another method). HEAD is answered like GET without a body.
@@ -10,12 +11,13 @@
 
 import http from 'node:http';
 import type { AgentMetrics } from './metrics.js';
+import type { Readiness } from './types.js';
 
 export interface HealthOptions {
   port: number;
   /** Default 127.0.0.1; 0.0.0.0 when a kubelet on another address probes it. */
   host?: string;
-  readiness(): { ready: boolean; reason?: string };
+  readiness(): Readiness;
   liveness(): boolean;
   metrics: AgentMetrics;
 }
@@ -50,8 +52,8 @@ const ROUTES: Readonly<Record<string, (options: HealthOptions) => Promise<Reply>
   },
   '/readiness': async (options) => {
     try {
-      const { ready, reason } = options.readiness();
-      return ready ? { status: 200, body: 'ready\n' } : { status: 503, body: `not ready: ${reason ?? 'no reason given'}\n` };
+      const { ready, reason, notes } = options.readiness();
+      return ready ? { status: 200, body: `ready\n${(notes ?? []).map((n) => `note: ${n}\n`).join('')}` } : { status: 503, body: `not ready: ${reason ?? 'no reason given'}\n` };
     } catch (error) {
       return failure('readiness', error);
     }

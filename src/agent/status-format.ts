@@ -127,10 +127,23 @@ function peerSection(family: 'IPv4' | 'IPv6', peers: readonly PeerStatusRow[]): 
   return `${title}${boxTable(PEER_HEADERS, peers.map((p) => [p.address, p.type, p.state, p.since, p.info]))}\n`;
 }
 
-/** `tortie node status` in calicoctl's layout; peers are listed in the order given. */
+/** `tortie node status` in calicoctl's layout; peers are listed in the order given. After calicoctl's part:
+ *  one line on the kernel dataplane (with TORTIE_DATAPLANE=kernel) and the warnings, when there are any. */
 export function formatNodeStatus(status: AgentStatus): string {
   const v6 = (p: PeerStatusRow) => p.address.includes(':');
-  return `${status.summary}\n\n${peerSection('IPv4', status.peers.filter((p) => !v6(p)))}${peerSection('IPv6', status.peers.filter(v6))}`;
+  const calico = `${status.summary}\n\n${peerSection('IPv4', status.peers.filter((p) => !v6(p)))}${peerSection('IPv6', status.peers.filter(v6))}`;
+  const warnings = status.warnings.length > 0 ? `Warnings:\n${status.warnings.map((w) => `  - ${w}\n`).join('')}\n` : '';
+  return `${calico}${dataplaneLine(status.dataplane)}${warnings}`;
+}
+
+function dataplaneLine(dataplane: AgentStatus['dataplane'] | undefined): string {
+  if (dataplane === undefined || dataplane.mode !== 'kernel') return '';
+  const { routes, tunl0 } = dataplane;
+  const parts = [`${routes.programmed} of ${routes.desired} routes in the kernel`];
+  if (routes.waitingForInterface > 0) parts.push(`${routes.waitingForInterface} waiting for their interface`);
+  if (routes.retained > 0) parts.push(`${routes.retained} kept until BGP settles`);
+  if (tunl0.needed) parts.push(tunl0.supported ? `tunl0 up, MTU ${tunl0.mtu}${tunl0.standIn ? ' (stand-in device, no encapsulation)' : ''}` : `tunl0 unavailable`);
+  return `Dataplane (kernel, host interface ${dataplane.hostInterface ?? 'unknown'}): ${parts.join(', ')}\n\n`;
 }
 
 /** AS_PATH for people: sequences as numbers separated by spaces, AS_SETs in braces (RFC 4271 §4.3). */

@@ -4,6 +4,8 @@
 
 import type { Resource } from '../resources/types.js';
 
+import type { DataplaneStatus } from '../../felix/dataplane.js';
+
 /** Calico's peer types, as `calicoctl node status` names them in its PEER TYPE column. */
 export type PeerType = 'Mesh' | 'Global' | 'Node';
 export const PEER_TYPE_LABEL: Readonly<Record<PeerType, string>> = {
@@ -60,6 +62,13 @@ export interface PeeringPlan {
   warnings: string[];
 }
 
+/** The agent's readiness (kubelet probe): `notes` are facts worth a look that do not make it unready. */
+export interface Readiness {
+  ready: boolean;
+  reason?: string;
+  notes?: string[];
+}
+
 /** What `tortie node status -o json` prints, and what the control socket answers to "status". */
 export interface AgentStatus {
   /** "tortie is running." (the first line of the table output; Calico says "Calico process is running.") */
@@ -79,6 +88,8 @@ export interface AgentStatus {
   peers: PeerStatusRow[];
   /** Blocks originated by this node. */
   blocks: string[];
+  /** The kernel dataplane (felix): `none` with TORTIE_DATAPLANE=none. */
+  dataplane: ({ mode: 'kernel'; hostInterface: string | null } & DataplaneStatus) | { mode: 'none'; hostInterface: string | null };
   /** Messages worth a look (planner warnings, IPIP unavailable, ...). */
   warnings: string[];
 }

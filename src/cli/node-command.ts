@@ -16,9 +16,11 @@ commands:
   (first-found | interface=REGEX,... | skip-interface=REGEX,... | cidr=CIDR,... | can-reach=ADDRESS)
   AS   WAIT_FOR_DATASTORE   DATASTORE_TYPE (etcdv3 | kubernetes)   ETCD_ENDPOINTS   KUBECONFIG
   CALICO_IPV4POOL_CIDR   CALICO_IPV4POOL_BLOCK_SIZE   CALICO_IPV4POOL_IPIP (Always | CrossSubnet | Never)
-  CALICO_IPV4POOL_NAT_OUTGOING   NO_DEFAULT_POOLS   FELIX_IPINIPMTU
-  TORTIE_DATAPLANE (none; kernel is not implemented yet)   TORTIE_CTL_SOCKET   TORTIE_HEALTH_PORT (default
-  9099, 0 = off)   TORTIE_LOG_LEVEL (default: BGPConfiguration logSeverityScreen)
+  CALICO_IPV4POOL_NAT_OUTGOING   NO_DEFAULT_POOLS   FELIX_IPINIPMTU   FELIX_ROUTEREFRESHINTERVAL
+  (seconds, default 90)   TORTIE_DATAPLANE (kernel: program routes and tunl0, the default | none:
+  compute only)   TORTIE_TUNL0_STANDIN (manage: a non-IPIP device named tunl0 stands in, tests only)
+  TORTIE_CTL_SOCKET   TORTIE_HEALTH_PORT (default 9099, 0 = off)
+  TORTIE_LOG_LEVEL (default: BGPConfiguration logSeverityScreen)
 `;
 
 /** Dispatches `tortie node <args>`; resolves to the exit status. */

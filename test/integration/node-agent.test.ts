@@ -94,7 +94,7 @@ describe('tortie node run refuses a bad environment before touching anything', (
   it('exits 1 naming the variable, its value and what is accepted', async () => {
     const cases: Array<[Record<string, string>, RegExp]> = [
       [{ IP_AUTODETECTION_METHOD: 'guess' }, /IP_AUTODETECTION_METHOD="guess" is not a valid method; valid methods: first-found, interface=<regex,...>, skip-interface=<regex,...>, cidr=<cidr,...>, can-reach=<IPv4 address>/],
-      [{ TORTIE_DATAPLANE: 'kernel' }, /TORTIE_DATAPLANE="kernel": programming the kernel is not implemented yet/],
+      [{ TORTIE_DATAPLANE: 'ebpf' }, /TORTIE_DATAPLANE="ebpf" is not one of kernel, none/],
       [{ IP: '10.0.0.300' }, /IP="10.0.0.300"/],
     ];
     expect(cases.length).toBeGreaterThan(0);

@@ -3,59 +3,14 @@
 // filter, the graceful Speaker swap on a cluster id change (old routes kept as stale until ready), and
 // Calico's readiness rules.
 
-import { EventEmitter } from 'node:events';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { OriginatedRoute, PeerSpec, PeerStatus, RibEntry, SpeakerConfig, SpeakerEvents } from '../../../bgp/speaker.js';
 import { formatIpv4, parseIpv4, parsePrefix } from '../../../bgp/ip.js';
 import { Agent, type SpeakerLike } from '../../../src/agent/agent.js';
 import { parseAgentConfig } from '../../../src/agent/config.js';
 import { MemoryDatastore } from '../../../src/datastore/memory.js';
 import { API_VERSION, applyDefaults, type AnyResource } from '../../../src/resources/index.js';
-
-class FakeSpeaker extends EventEmitter<SpeakerEvents> {
-  peers: PeerSpec[] = [];
-  originated: OriginatedRoute[] = [];
-  states = new Map<string, PeerStatus['state']>();
-  best: RibEntry[] = [];
-  started = false;
-  stopped = false;
-  constructor(readonly config: SpeakerConfig) {
-    super();
-  }
-  /** Listen ports that are "in use": start() fails for them, as a real Speaker does (EADDRINUSE). */
-  static busyPorts = new Set<number>();
-  async start(): Promise<void> {
-    const port = this.config.listen?.port;
-    if (port !== undefined && FakeSpeaker.busyPorts.has(port)) throw new Error(`cannot listen for BGP on 0.0.0.0:${port}: EADDRINUSE`);
-    this.started = true;
-  }
-  async stop(): Promise<void> {
-    this.stopped = true;
-  }
-  setPeers(specs: readonly PeerSpec[]): void {
-    this.peers = [...specs];
-  }
-  setOriginated(routes: readonly OriginatedRoute[]): void {
-    this.originated = [...routes];
-  }
-  peerStatus(): PeerStatus[] {
-    return this.peers.map((p) => ({
-      address: p.address,
-      port: p.port ?? 179,
-      peerAs: p.peerAs,
-      state: this.states.get(p.address) ?? 'Active',
-      since: 0,
-      routesReceived: 0,
-      routesAccepted: 0,
-      routesAdvertised: 0,
-      staleRoutes: 0,
-    }));
-  }
-  bestRoutes(): RibEntry[] {
-    return this.best;
-  }
-}
+import { FakeSpeaker } from '../helpers/fake-speaker.js';
 
 const INTERFACES = [
   { iface: 'lo', address: '127.0.0.1', prefixLength: 8 },

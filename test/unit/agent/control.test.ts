@@ -25,6 +25,7 @@ const STATUS: AgentStatus = {
   ready: true,
   peers: [],
   blocks: ['10.244.1.0/26'],
+  dataplane: { mode: 'none', hostInterface: null },
   warnings: [],
 };
 

@@ -34,6 +34,7 @@ const STATUS: AgentStatus = {
     }),
   ],
   blocks: ['10.244.1.0/26'],
+  dataplane: { mode: 'none', hostInterface: null },
   warnings: [],
 };
 

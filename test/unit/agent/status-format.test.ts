@@ -54,6 +54,7 @@ function status(peers: PeerStatusRow[]): AgentStatus {
     ready: true,
     peers,
     blocks: ['10.244.1.0/26'],
+    dataplane: { mode: 'none', hostInterface: null },
     warnings: [],
   };
 }

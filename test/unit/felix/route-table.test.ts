@@ -165,6 +165,33 @@ describe('RouteTable: restart safety', () => {
     expect(dsts(result.deleted)).toEqual(['10.244.1.0/26']);
     expect(result.added).toEqual([]);
   });
+
+  it('retainUnwanted keeps the unwanted routes it accepts (routes via a gateway) until cleared; the others go at once', async () => {
+    const kernel = newKernel();
+    const first = new RouteTable(kernel, { clock: new FakeClock() });
+    first.setDesired(WANTED);
+    await first.apply();
+    // A restart: BGP has not re-learned the remote blocks, and the block was released meanwhile.
+    const second = new RouteTable(kernel, { clock: new FakeClock() });
+    second.retainUnwanted((route) => route.gateway !== undefined);
+    second.setDesired([workload('10.244.1.5')]);
+    const during = await second.apply();
+    expect(dsts(during.deleted)).toEqual(['10.244.1.0/26']);
+    expect(during.retained.sort()).toEqual(['10.244.2.0/26', '10.244.3.0/26']);
+    expect(dsts(kernel.snapshot().filter(isOwnedRoute))).toEqual(['10.244.1.5/32', '10.244.2.0/26', '10.244.3.0/26']);
+    // One comes back over BGP with another next hop: replaced in place, still no deletion.
+    second.setDesired([workload('10.244.1.5'), remote('10.244.2.0/26', '192.168.31.203')]);
+    const relearned = await second.apply();
+    expect(relearned.deleted).toEqual([]);
+    expect(relearned.added.map((r) => [r.dst, r.gateway])).toEqual([['10.244.2.0/26', '192.168.31.203']]);
+    expect(relearned.retained).toEqual(['10.244.3.0/26']);
+    // BGP settled: what nobody wants now goes, and only that.
+    second.retainUnwanted(null);
+    const settled = await second.apply();
+    expect(dsts(settled.deleted)).toEqual(['10.244.3.0/26']);
+    expect(settled.retained).toEqual([]);
+    expect(foreignOf(kernel)).toHaveLength(FOREIGN.length);
+  });
 });
 
 describe('RouteTable: failures', () => {

@@ -1,0 +1,269 @@
+// The felix dataplane driver: what the node agent talks to. It owns one RouteTable (the kernel's main
+// table, owned routes only) and, when any pool uses IPIP, the tunl0 device (through ipip/'s Tunl0Keeper).
+// The agent hands it the node's view of the world (`update`) whenever that changes; the driver computes the
+// routes (route-calc.ts, pure), hands them to the reconciler and keeps tunl0 right.
+//
+//   update(input)  node, pools, local blocks, workloads, BGP best routes → calculateRoutes → RouteTable
+//   bgpSettled()   BGP has re-learned what it will: owned routes nobody wants may now be deleted
+//   status()       tunl0, route counts, the last apply, warnings — for `node status -o json` and readiness
+//   programmed(p)  whether the route for a prefix is in the kernel as wanted (`node routes` IN KERNEL)
+//
+// Why this is hard:
+// - Restart without blackout. After a restart the Loc-RIB is empty until the peers have sent their routes
+//   again (graceful restart: up to the selection deferral). The kernel still holds last run's remote
+//   routes, which are right. So the driver starts with the RouteTable retaining unwanted owned routes via
+//   a gateway and only lets them go on `bgpSettled()` (the Speaker's "ready"). Local routes (blackholes,
+//   workloads) come from the datastore and are exact from the first apply.
+// - tunl0 may be impossible (no ipip module): then tunnel routes are skipped (calculateRoutes'
+//   `tunnelUsable`), it is said once in the log and kept in `status().tunl0` for people and readiness,
+//   and every other route is still programmed. tunl0 is only touched when some pool uses IPIP.
+// - A change of tunnel address, MTU or IPIP usage must reach tunl0 before routes rely on it; drift (someone
+//   set tunl0 down) is repaired on every resync (`resyncMs`, 90 s like felix's route refresh).
+// - Warnings from the calculation are stable strings: each is logged once when it first appears, and the
+//   current set is kept for status, so a 90 s resync does not repeat them forever.
+
+import { calculateRoutes, type CalcInput } from './route-calc.js';
+import type { Kernel } from './kernel.js';
+import { RouteTable, type ApplyResult, type RouteTableClock } from './route-table.js';
+import { Tunl0Keeper, type Tunl0Deps, type Tunl0Log, type Tunl0Options, type Tunl0Status } from '../ipip/tunl0.js';
+
+/** The pino methods the driver uses (a pino Logger fits). */
+export interface DataplaneLog extends Tunl0Log {
+  error(fields: Record<string, unknown>, message: string): void;
+}
+
+export interface DataplaneOptions {
+  kernel: Kernel;
+  /** A fresh kernel connection for the reconciler's one retry. */
+  reconnect?: () => Kernel;
+  log: DataplaneLog;
+  /** tunl0 management: the namespace (tests), whether a non-IPIP stand-in is managed, an injected `ip`. */
+  tunl0?: Pick<Tunl0Options, 'netns' | 'standIn'> & Tunl0Deps;
+  /** Full route re-read and tunl0 repair this often (default 90,000 ms). */
+  resyncMs?: number;
+  graceMs?: number;
+  debounceMs?: number;
+  retryMs?: number;
+  clock?: RouteTableClock;
+  /** Called after every apply (metrics, tests). */
+  onApplied?: (result: ApplyResult) => void;
+}
+
+/** What the agent knows; the driver adds whether tunl0 is usable. */
+export interface DataplaneInput extends Omit<CalcInput, 'tunnelUsable'> {
+  tunnel: {
+    /** Node.spec.bgp.ipv4IPIPTunnelAddr; undefined = not allocated (yet). */
+    address?: string;
+    /** FELIX_IPINIPMTU. */
+    mtu?: number;
+    /** MTU of the host interface (tunl0 gets this − 20 unless `mtu`). */
+    hostMtu?: number;
+  };
+}
+
+export interface DataplaneStatus {
+  /** tunl0: not needed (no IPIP pool), or its last status (supported, or why not). */
+  tunl0: { needed: false } | ({ needed: true } & ({ supported: true; standIn: boolean; mtu: number; addresses: readonly string[] } | { supported: false; reason: string }));
+  routes: { desired: number; programmed: number; waitingForInterface: number; foreignConflicts: number; retained: number };
+  /** Owned routes nobody wants are kept until BGP settles (restart safety). */
+  retainingUnwanted: boolean;
+  /** At least one apply succeeded: the kernel matches (readiness). */
+  inSync: boolean;
+  lastApplyAt: string | null;
+  lastError?: string;
+  /** The calculation's current warnings and the reconciler's conflicts, for people. */
+  warnings: string[];
+}
+
+export class FelixDataplane {
+  private readonly table: RouteTable;
+  private readonly keeper: Tunl0Keeper;
+  private readonly log: DataplaneLog;
+  private readonly clock: RouteTableClock | undefined;
+  private readonly resyncMs: number;
+  private input: DataplaneInput | null = null;
+  private tunnelNeeded = false;
+  private tunnelKey = '';
+  private tunl0: Tunl0Status | undefined;
+  private tunl0Running: Promise<void> = Promise.resolve();
+  private tunl0Timer: ReturnType<typeof setInterval> | null = null;
+  private calcWarnings: string[] = [];
+  private readonly logged = new Set<string>();
+  private last: ApplyResult | null = null;
+  private lastApplyAt: number | null = null;
+  private lastError: string | undefined;
+  private retaining = true;
+  private started = false;
+  private stopped = false;
+
+  constructor(private readonly options: DataplaneOptions) {
+    this.log = options.log;
+    this.clock = options.clock;
+    this.resyncMs = options.resyncMs ?? 90_000;
+    this.table = new RouteTable(options.kernel, {
+      resyncMs: this.resyncMs,
+      ...(options.graceMs !== undefined ? { graceMs: options.graceMs } : {}),
+      ...(options.debounceMs !== undefined ? { debounceMs: options.debounceMs } : {}),
+      ...(options.retryMs !== undefined ? { retryMs: options.retryMs } : {}),
+      ...(options.clock !== undefined ? { clock: options.clock } : {}),
+      ...(options.reconnect !== undefined ? { reconnect: options.reconnect } : {}),
+      onApplied: (result) => this.onApplied(result),
+      onError: (error) => {
+        this.lastError = error.message;
+        this.log.error({ err: error.message }, 'programming the kernel routes failed; retrying');
+      },
+    });
+    // Routes via a gateway are the ones BGP re-learns after a restart (see the header).
+    this.table.retainUnwanted((route) => route.gateway !== undefined);
+    const { netns, standIn, ip } = options.tunl0 ?? {};
+    this.keeper = new Tunl0Keeper(
+      { ...(netns !== undefined ? { netns } : {}), ...(standIn !== undefined ? { standIn } : {}) },
+      this.log,
+      ip !== undefined ? { ip } : {},
+    );
+  }
+
+  /** Starts the reconciler (it programs once the first `update` arrives) and the periodic tunl0 repair. */
+  start(): void {
+    if (this.started || this.stopped) return;
+    this.started = true;
+    if (this.input !== null) this.recalculate();
+    this.table.start();
+    const now = (): number => this.clock?.now() ?? Date.now();
+    let lastRepair = now();
+    // The tunl0 repair rides on a coarse interval; with an injected clock the tests call `repairTunl0()`.
+    if (this.clock === undefined) {
+      this.tunl0Timer = setInterval(() => {
+        if (now() - lastRepair < this.resyncMs) return;
+        lastRepair = now();
+        if (this.tunnelNeeded) void this.ensureTunl0();
+      }, Math.min(this.resyncMs, 10_000));
+      this.tunl0Timer.unref?.();
+    }
+  }
+
+  /** The node's current view; routes follow at once (debounced by the reconciler). */
+  update(input: DataplaneInput): void {
+    if (this.stopped) return;
+    this.input = input;
+    const needed = input.pools.some((p) => p.ipipMode !== 'Never' && (p.vxlanMode ?? 'Never') === 'Never');
+    const key = JSON.stringify([needed, input.tunnel.address ?? null, input.tunnel.mtu ?? null, input.tunnel.hostMtu ?? null]);
+    const tunnelChanged = key !== this.tunnelKey;
+    this.tunnelKey = key;
+    this.tunnelNeeded = needed;
+    if (needed && tunnelChanged) {
+      this.keeper.update({
+        address: input.tunnel.address,
+        ...(input.tunnel.mtu !== undefined ? { mtu: input.tunnel.mtu } : {}),
+        ...(input.tunnel.hostMtu !== undefined ? { hostMtu: input.tunnel.hostMtu } : {}),
+      });
+      // Routes through tunl0 wait for tunl0; the others are programmed meanwhile.
+      void this.ensureTunl0();
+    }
+    if (this.started) this.recalculate();
+  }
+
+  /** BGP has settled (the Speaker is ready): owned routes nobody wants may go now. */
+  bgpSettled(): void {
+    if (!this.retaining) return;
+    this.retaining = false;
+    this.table.retainUnwanted(null);
+    this.log.info({}, 'BGP settled: routes no longer wanted are removed from the kernel');
+  }
+
+  /** Makes tunl0 right now (also done on every resync). Never throws; a failure is kept for status. */
+  repairTunl0(): Promise<void> {
+    return this.ensureTunl0();
+  }
+
+  /** Waits for the pending tunl0 work and one apply of the current desired routes (tests, shutdown). */
+  async settle(): Promise<ApplyResult> {
+    await this.tunl0Running;
+    return this.table.apply();
+  }
+
+  programmed(prefix: string): boolean {
+    return this.table.programmed(prefix);
+  }
+
+  status(): DataplaneStatus {
+    const t = this.tunl0;
+    let tunl0: DataplaneStatus['tunl0'];
+    if (!this.tunnelNeeded) tunl0 = { needed: false };
+    else if (t === undefined) tunl0 = { needed: true, supported: false, reason: 'tunl0 has not been checked yet' };
+    else if (t.supported) tunl0 = { needed: true, supported: true, standIn: t.standIn, mtu: t.device.mtu, addresses: t.device.addresses };
+    else tunl0 = { needed: true, supported: false, reason: t.reason };
+    const last = this.last;
+    const warnings = [...this.calcWarnings];
+    if (tunl0.needed && !tunl0.supported && t !== undefined) warnings.push(`${tunl0.reason}: routes through tunl0 are not programmed`);
+    for (const c of last?.foreignConflicts ?? []) {
+      warnings.push(`${c.dst}: a route felix does not own holds this destination (proto ${c.foreign.protocol ?? '?'}${c.foreign.dev ? ` dev ${c.foreign.dev}` : ''}); ours is not written`);
+    }
+    const desired = this.table.desiredRoutes();
+    return {
+      tunl0,
+      routes: {
+        desired: desired.length,
+        programmed: desired.filter((r) => this.table.programmed(r.dst)).length,
+        waitingForInterface: last?.waitingForInterface.length ?? 0,
+        foreignConflicts: last?.foreignConflicts.length ?? 0,
+        retained: last?.retained.length ?? 0,
+      },
+      retainingUnwanted: this.retaining,
+      inSync: this.lastApplyAt !== null,
+      lastApplyAt: this.lastApplyAt === null ? null : new Date(this.lastApplyAt).toISOString(),
+      ...(this.lastError !== undefined ? { lastError: this.lastError } : {}),
+      warnings,
+    };
+  }
+
+  /** Stops watching and every timer; routes stay in the kernel (the next start adopts them). */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.tunl0Timer !== null) clearInterval(this.tunl0Timer);
+    this.table.stop();
+    await this.tunl0Running.catch(() => undefined);
+    await this.options.kernel.close().catch(() => undefined);
+  }
+
+  private recalculate(): void {
+    const input = this.input;
+    if (input === null) return;
+    const { tunnel: _tunnel, ...rest } = input;
+    const result = calculateRoutes({ ...rest, tunnelUsable: this.tunl0?.supported === true });
+    for (const w of result.warnings) {
+      if (this.logged.has(w)) continue;
+      this.logged.add(w);
+      this.log.warn({ warning: w }, 'route calculation');
+    }
+    this.calcWarnings = result.warnings;
+    this.table.setDesired(result.routes);
+  }
+
+  private ensureTunl0(): Promise<void> {
+    const run = this.tunl0Running.then(async () => {
+      if (this.stopped || !this.tunnelNeeded) return;
+      const before = this.tunl0?.supported;
+      try {
+        this.tunl0 = await this.keeper.ensure();
+      } catch (error) {
+        // Logged by the keeper; tunnel routes are not trusted to a tunl0 we could not set up.
+        this.tunl0 = { supported: false, reason: `tunl0 could not be set up: ${(error as Error).message}` };
+      }
+      if (this.tunl0.supported !== before && this.started) this.recalculate();
+    });
+    this.tunl0Running = run.catch(() => undefined);
+    return this.tunl0Running;
+  }
+
+  private onApplied(result: ApplyResult): void {
+    this.last = result;
+    this.lastApplyAt = this.clock?.now() ?? Date.now();
+    this.lastError = undefined;
+    if (result.kernelWrites > 0) {
+      this.log.info({ added: result.added.length, deleted: result.deleted.length, fullResync: result.fullResync }, 'kernel routes programmed');
+    }
+    this.options.onApplied?.(result);
+  }
+}
