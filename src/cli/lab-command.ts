@@ -1,0 +1,129 @@
+// `tortie lab up|status|ping|down` (and the internal `lab relay`): argument parsing and output. The work
+// is in src/lab/. Options are parsed with node:util parseArgs (strict: an unknown option is an error).
+
+import { parseArgs } from 'node:util';
+import { LAB_DEFAULTS, LabOptionError, type LabOptions } from '../lab/plan.js';
+
+export const LAB_USAGE = `usage: tortie lab <up|status|ping|down> [options]     (root)
+
+A tortie cluster on this machine: one network namespace per node on a bridge underlay (198.19.0.0/16),
+a real etcd on 127.0.0.1, 'tortie node run' in every node, workloads made by the CNI plugin.
+
+  up       [--nodes N] [--mode mesh|rr] [--subnets 1|2] [--office-router bird|frr|none]
+           [--ipip Never|Always|CrossSubnet] [--workloads N] [--name NAME]
+           builds it and waits until every session is Established and every route is in every kernel
+           (defaults: 3 nodes, mesh, 1 subnet, no office router, ipipMode Never, 1 workload per node).
+           --subnets 2 puts the nodes on two bridges joined by the office router (AS 65001), each
+           node's only BGP peer; pods reach each other across subnets through it, unencapsulated.
+  status   [--name NAME]  tortie node status of every node and the routes felix programmed
+  ping     [--name NAME]  pings every workload from every workload; exit 1 unless all pass
+  down     [--name NAME]  stops every process the lab started and removes its namespaces (safe twice)
+
+State and logs: /var/run/tortie-lab/<name>/ (TORTIE_LAB_ROOT moves it). Inside a node:
+  sudo ip netns exec <name>-n1 bash     TORTIE_CTL_SOCKET=/var/run/tortie-lab/<name>/node-1/tortie.ctl tortie node status
+`;
+
+const STRING_OPTIONS = ['nodes', 'mode', 'subnets', 'office-router', 'ipip', 'workloads', 'name'] as const;
+
+function oneOf<T extends string>(option: string, value: string | undefined, allowed: readonly T[], fallback: T): T {
+  if (value === undefined) return fallback;
+  const found = allowed.find((a) => a.toLowerCase() === value.toLowerCase());
+  if (found === undefined) throw new LabOptionError(`--${option} "${value}" is not one of ${allowed.join(', ')}`);
+  return found;
+}
+
+function integer(option: string, value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!/^\d+$/.test(value)) throw new LabOptionError(`--${option} "${value}" is not a whole number`);
+  return Number(value);
+}
+
+/** The options of `lab up` (and `--name` for the others). Throws LabOptionError naming the option. */
+export function parseLabOptions(args: string[]): LabOptions {
+  let values: Partial<Record<(typeof STRING_OPTIONS)[number], string>>;
+  try {
+    ({ values } = parseArgs({ args, options: Object.fromEntries(STRING_OPTIONS.map((o) => [o, { type: 'string' as const }])), strict: true, allowPositionals: false }));
+  } catch (error) {
+    throw new LabOptionError((error as Error).message);
+  }
+  const subnets = integer('subnets', values.subnets, LAB_DEFAULTS.subnets);
+  if (subnets !== 1 && subnets !== 2) throw new LabOptionError(`--subnets ${subnets}: 1 or 2`);
+  return {
+    ...LAB_DEFAULTS,
+    name: values.name ?? LAB_DEFAULTS.name,
+    nodes: integer('nodes', values.nodes, LAB_DEFAULTS.nodes),
+    mode: oneOf('mode', values.mode, ['mesh', 'rr'], LAB_DEFAULTS.mode),
+    subnets,
+    officeRouter: oneOf('office-router', values['office-router'], ['bird', 'frr', 'none'], LAB_DEFAULTS.officeRouter),
+    ipipMode: oneOf('ipip', values.ipip, ['Never', 'Always', 'CrossSubnet'], LAB_DEFAULTS.ipipMode),
+    workloadsPerNode: integer('workloads', values.workloads, LAB_DEFAULTS.workloadsPerNode),
+  };
+}
+
+export async function runLabCommand(args: string[]): Promise<number> {
+  const [sub, ...rest] = args;
+  if (sub === undefined || sub === '--help' || sub === '-h' || sub === 'help') {
+    process.stdout.write(LAB_USAGE);
+    return sub === undefined ? 2 : 0;
+  }
+  if (sub === 'relay') {
+    const { parseEndpoint, startRelay } = await import('../lab/relay.js');
+    if (rest.length !== 2) {
+      process.stderr.write('usage: tortie lab relay <tcp:IP:PORT|unix:/PATH> <tcp:IP:PORT|unix:/PATH>\n');
+      return 2;
+    }
+    await startRelay(parseEndpoint(rest[0]!), parseEndpoint(rest[1]!));
+    await new Promise<void>((resolve) => {
+      process.once('SIGTERM', resolve);
+      process.once('SIGINT', resolve);
+    });
+    return 0;
+  }
+  let options: LabOptions;
+  try {
+    options = parseLabOptions(rest);
+  } catch (error) {
+    process.stderr.write(`tortie lab ${sub}: ${(error as Error).message}\n`);
+    return 2;
+  }
+  const lab = await import('../lab/lab.js');
+  const io = { progress: (line: string) => process.stdout.write(`${line}\n`) };
+  const load = () => {
+    const state = lab.readState(lab.labDir(options.name));
+    if (state === null) throw new Error(`no lab named "${options.name}" is up ('tortie lab up' makes one)`);
+    return state;
+  };
+  try {
+    switch (sub) {
+      case 'up': {
+        const state = await lab.labUp(options, io);
+        process.stdout.write(`\n${await lab.labStatus(state)}`);
+        const matrix = await lab.labPing(state);
+        process.stdout.write(`Ping matrix (every workload to every workload):\n${lab.formatPingMatrix(matrix)}`);
+        process.stdout.write(`\nNext: tortie lab status | tortie lab ping | tortie lab down${options.name === LAB_DEFAULTS.name ? '' : ` --name ${options.name}`}\n`);
+        return matrix.failures.length === 0 ? 0 : 1;
+      }
+      case 'status': {
+        const state = load();
+        const missing = lab.missingNamespaces(state);
+        if (missing.length > 0) process.stdout.write(`warning: namespaces ${missing.join(', ')} are gone\n`);
+        process.stdout.write(await lab.labStatus(state));
+        return 0;
+      }
+      case 'ping': {
+        const matrix = await lab.labPing(load());
+        process.stdout.write(lab.formatPingMatrix(matrix));
+        return matrix.failures.length === 0 ? 0 : 1;
+      }
+      case 'down':
+        await lab.labDown(options.name, io);
+        return 0;
+      default:
+        process.stderr.write(`tortie lab: unknown subcommand "${sub}" (up, status, ping, down)\n`);
+        return 2;
+    }
+  } catch (error) {
+    process.stderr.write(`tortie lab ${sub}: ${(error as Error).message}\n`);
+    return 1;
+  }
+}
