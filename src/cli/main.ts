@@ -13,12 +13,21 @@ commands:
   ipam show       IP pool usage (--show-blocks: blocks with node affinity)
   node run        the node agent (configured by environment variables; 'tortie node --help')
   node status     BGP peers of the local agent (-o table|json); node routes: its Loc-RIB
+  cni install     install the CNI plugin and its conflist ('tortie cni --help'); with CNI_COMMAND
+                  set and no arguments, tortie is the CNI plugin (see src/cni/index.ts)
+  lab up          a cluster on this machine in network namespaces (also: status, ping, down; root)
   version         print the version
 
 Run 'tortie <command> --help' for a command's options.
 `;
 
 async function main(argv: string[]): Promise<number> {
+  // A container runtime runs the plugin with CNI_COMMAND set and no arguments. Checked first, and the
+  // plugin's module loaded on its own: Node's start-up and module loading are part of every pod's ADD.
+  if (argv.length === 0 && process.env.CNI_COMMAND !== undefined && process.env.CNI_COMMAND !== '') {
+    const { cniMain } = await import('../cni/main.js');
+    return cniMain();
+  }
   const [command, sub, ...rest] = argv;
   if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
     process.stdout.write(USAGE);
@@ -56,6 +65,14 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'node') {
     const { runNodeCommand } = await import('./node-command.js');
     return runNodeCommand(sub === undefined ? [] : [sub, ...rest], process.env);
+  }
+  if (command === 'cni') {
+    const { runCniCommand } = await import('../cni/install.js');
+    return runCniCommand(sub === undefined ? [] : [sub, ...rest], process.env);
+  }
+  if (command === 'lab') {
+    const { runLabCommand } = await import('./lab-command.js');
+    return runLabCommand(sub === undefined ? [] : [sub, ...rest]);
   }
   if (command === 'ipam') {
     const args = sub === undefined ? [] : [sub, ...rest];
