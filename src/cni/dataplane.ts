@@ -8,10 +8,12 @@
 //         ip addr add <ip>/32 dev eth0
 //         ip route add 169.254.1.1 dev eth0 scope link
 //         ip route add default via 169.254.1.1 dev eth0
+//         ip neigh replace 169.254.1.1 lladdr ee:ee:ee:ee:ee:ee dev eth0 nud permanent
 //
-// The pod reaches everything through 169.254.1.1, an address nobody has: the host end answers the ARP
-// for it by proxy ARP (it has a route elsewhere for it), so the host needs no address per veth and all
-// pods share one gateway. The host reaches the pod by its /32 route on the cali* interface.
+// The pod reaches everything through 169.254.1.1, an address nobody has: a permanent neighbour entry
+// names the host end's MAC, and the host end answers ARP for it by proxy ARP too (when the host has a
+// route elsewhere for it), so the host needs no address per veth and all pods share one gateway. The
+// host reaches the pod by its /32 route on the cali* interface.
 //
 // Each side is one `ip -batch -` process (starting `ip` costs ~1.5 ms; four of them would cost more than
 // the work). The container side runs under `nsenter --net=<CNI_NETNS>`, which takes any namespace path
@@ -112,6 +114,10 @@ export function podSetupLines(plan: VethPlan): string[] {
     `addr add ${address}/32 dev ${podIf}`,
     `route add ${POD_GATEWAY} dev ${podIf} scope link`,
     `route add default via ${POD_GATEWAY} dev ${podIf}`,
+    // The gateway's MAC is the host end's fixed one: a permanent entry, so the pod does not depend on
+    // proxy ARP, which answers only when the host has a route for 169.254.1.1 (a node without a default
+    // route — the lab's, an isolated rack — has none).
+    `neigh replace ${POD_GATEWAY} lladdr ${HOST_VETH_MAC} dev ${podIf} nud permanent`,
   ];
 }
 
