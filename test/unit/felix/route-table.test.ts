@@ -90,6 +90,37 @@ describe('RouteTable: ownership and the first apply', () => {
     expect(kernel.calls.listRoutes).toBe(reads);
   });
 
+  it('a full resync due (resyncMs passed) with nothing changed re-reads the kernel and writes nothing', async () => {
+    const kernel = newKernel();
+    const clock = new FakeClock();
+    const table = new RouteTable(kernel, { clock, resyncMs: 90_000 });
+    table.setDesired(WANTED);
+    await table.apply();
+    const writes = kernel.writes;
+    const reads = kernel.calls.listRoutes ?? 0;
+    clock.advance(90_000);
+    const again = await table.apply();
+    expect(again.fullResync).toBe(true);
+    expect(kernel.calls.listRoutes).toBe(reads + 1);
+    expect(again.kernelWrites).toBe(0);
+    expect(kernel.writes).toBe(writes);
+  });
+
+  it('keys desired routes by one spelling of the destination, and refuses a non-destination naming it', async () => {
+    const kernel = newKernel();
+    const table = new RouteTable(kernel, { clock: new FakeClock() });
+    // A /32 without its length and a block with host bits set: the same routes as their canonical spellings.
+    table.setDesired([{ ...workload('10.244.1.5'), dst: '10.244.1.5' }, blackhole('10.244.4.7/26')]);
+    expect(table.desiredRoutes().map((r) => r.dst).sort()).toEqual(['10.244.1.5/32', '10.244.4.0/26']);
+    await table.apply();
+    expect(table.programmed('10.244.1.5')).toBe(true);
+    expect(table.programmed('10.244.4.0/26')).toBe(true);
+    table.setDesired([workload('10.244.1.5'), blackhole('10.244.4.0/26')]);
+    expect((await table.apply()).kernelWrites).toBe(0);
+    expect(() => table.setDesired([blackhole('10.244.4.0/33')])).toThrow(/10\.244\.4\.0\/33/);
+    expect(() => table.setDesired([blackhole('010.244.4.0/26')])).toThrow(/010\.244\.4\.0\/26/);
+  });
+
   it('puts deletions before additions and replaces a changed route in place', async () => {
     const kernel = newKernel();
     const table = new RouteTable(kernel, { clock: new FakeClock() });
