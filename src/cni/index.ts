@@ -62,6 +62,8 @@ export interface CniInvocation {
   pod?: { namespace: string; name: string };
   /** The network configuration (one plugin entry, with cniVersion and name). */
   config: Record<string, unknown>;
+  /** stdin as given, instead of `config` as JSON (to test what the plugin does with malformed input). */
+  rawStdin?: string;
   /** TORTIE_CNI_HOST_NETNS: the node's network namespace (a path), for the lab. */
   hostNetns?: string;
   /** More environment (NODENAME, TORTIE_DATASTORE_TIMEOUT_MS...). PATH is passed through. */
@@ -127,7 +129,7 @@ export function runCniPlugin(invocation: CniInvocation): Promise<CniOutcome> {
       resolve({ exitCode: code, stdout, stderr: Buffer.concat(err).toString('utf8'), json, ms: performance.now() - started });
     });
     child.stdin.on('error', () => undefined);
-    child.stdin.end(JSON.stringify(invocation.config));
+    child.stdin.end(invocation.rawStdin ?? JSON.stringify(invocation.config));
   });
 }
 
