@@ -7,7 +7,7 @@ set -euo pipefail
 
 BIRD2_ROOT="${TORTIE_BIRD2_ROOT:-/opt/tortie/bird2}"
 # libssh-gcrypt-4 and libreadline8 are bird2's shared libraries (its package cannot be installed beside bird).
-want=(bird frr gobgpd exabgp etcd-server iproute2 nftables tcpdump procps libssh-gcrypt-4 libreadline8)
+want=(bird frr gobgpd exabgp etcd-server iproute2 nftables tcpdump procps libssh-gcrypt-4 libreadline8 containernetworking-plugins)
 missing=()
 for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
