@@ -1,24 +1,41 @@
 // The real kernel, through iproute2, optionally inside a network namespace (`ip -n <netns>`), so tests
 // never touch the host's routing table.
 //
-//   reads   `ip -4 -json route show table main`, `ip -json link show` (one process per read);
+//   reads   `ip -4 -json route show table main`, `ip -json link show`: one process per read, its stdout
+//           into an unlinked scratch file (a pipe when no file can be made): ip flushes every route on its
+//           own, so through a pipe 10,000 routes reached Node as ~4,500 chunks and cost it ~20 ms of CPU
+//           (~3 ms through the file; wall 50 vs 27 ms, measured under load);
 //   writes  one `ip -force -batch -` process per batch: every line is a route command, deletions first,
-//           then `route replace` lines; `-force` runs every line even after a failure, and the failing
+//           then `route replace` lines, written in chunks as they are made (ip starts on the first routes
+//           while the last lines are made); `-force` runs every line even after a failure, and the failing
 //           lines ("Command failed -:N") are reported together in one KernelError;
 //   events  one long-running `ip -o monitor route link` per watch, parsed line by line.
-// Why iproute2 and not netlink (measured here, iproute2 6.1, 2 CPUs under load): Node cannot open an
-// AF_NETLINK socket without a native addon, and what netlink would save is small — starting one `ip`
-// process costs ~1.5 ms; `ip -batch` of 10,000 `route replace` lines takes 70-100 ms of which ~10-20 ms
-// is ip's own user time (the rest is the kernel, which netlink pays too); `ip -json route show` of 10,000
-// routes takes ~20 ms in ip (~75 ms in total with Node's JSON parse). One process per batch (instead of
-// a long-running `ip -batch -`) because `ip -batch` prints no end-of-batch marker: the exit status and
-// stderr of a process are the only reliable "this batch is done, these lines failed".
+//
+// Why iproute2 and not netlink, and one process per call rather than a long-running `ip -batch` — measured
+// (test/bench/felix-routes.ts, and bash `time` on ip; iproute2 6.1, 2 CPUs shared with other test runs):
+//   - `ip -batch` of 10,000 `route replace` lines: 113-121 ms, of which 83-90 ms is kernel (sys) time — the
+//     route insertions, which a netlink socket pays the same — and 15-24 ms ip's own user time. That user
+//     time is the most netlink could save, and building the messages in JS would spend part of it again;
+//     Node has no AF_NETLINK socket without a native addon (a compiler and a build per Node ABI per node).
+//   - `ip -4 -json route show` of 10,000 routes: 18-20 ms (10-13 ms user) into a file, plus ~7 ms of
+//     JSON.parse in Node: a no-op resync of 10,000 routes is ~45-60 ms, most of it this read.
+//   - starting an `ip` costs ~1.5-2 ms (fork+exec; `ip -n NS link show lo` end to end): all a long-running
+//     `ip -batch -` would save per call — about 1.5 % of a 10,000-route batch, and less than a tenth of a
+//     one-route change (~20 ms, mostly re-resolving the 10,000 desired routes). Not worth the only
+//     reliable end-of-batch signal: `ip -batch` prints nothing after a batch, so a process's exit status
+//     and stderr are what say "this batch is done, these lines failed".
+//   - Through RouteTable, 10,000 routes into an empty table took 1.26-1.34× a bare `ip -batch` of the
+//     same lines (best of 3; 1.6-2.0× before the changes of issue #6's bench), the rest being two reads
+//     of the empty table and ~15-20 ms of JavaScript: see test/bench/README.md "felix-routes".
 //
 // Why this is hard: `ip` prints one route in several spellings (see kernel.ts normalize), a batch reports
 // errors only on stderr with a line number, and a child process must never outlive its caller: every
 // process has a time limit and is killed by its own PID.
 
 import { spawn } from 'node:child_process';
+import { open, unlink, type FileHandle } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { KernelError, normalizeDst, type Kernel, type KernelBatch, type KernelEvent, type KernelRoute } from './kernel.js';
 
 export interface Iproute2Options {
@@ -80,9 +97,11 @@ export class Iproute2Kernel implements Kernel {
   }
 
   async apply(batch: KernelBatch): Promise<void> {
-    const lines = [...batch.del.map((r) => routeCommand('del', r)), ...batch.add.map((r) => routeCommand('replace', r))];
-    if (lines.length === 0) return;
-    const result = await this.run([...this.prefix, '-force', '-batch', '-'], lines.join('\n') + '\n');
+    if (batch.del.length + batch.add.length === 0) return;
+    // The lines are made while `ip` starts, and written in chunks as they are made: `ip` runs the first
+    // routes while the last lines are still being made.
+    const lines: string[] = [];
+    const result = await this.run([...this.prefix, '-force', '-batch', '-'], batchText(batch, lines));
     if (result.code === 0) return;
     const failed = parseBatchErrors(result.stderr, lines);
     throw new KernelError(
@@ -137,26 +156,38 @@ export class Iproute2Kernel implements Kernel {
   }
 
   private async read(args: string[]): Promise<string> {
-    const result = await this.run([...this.prefix, ...args]);
-    if (result.code !== 0) {
-      throw new KernelError(
-        `ip ${args.join(' ')}${this.options.netns ? ` (netns ${this.options.netns})` : ''} failed: ${result.stderr.trim() || `exit ${result.code}`}`,
-      );
+    // Into a scratch file when one can be made, not a pipe (see the header: ~20 ms of Node's CPU per 10k).
+    const file = await openScratchFile();
+    try {
+      const result = await this.run([...this.prefix, ...args], undefined, file ?? undefined);
+      if (result.code !== 0) {
+        throw new KernelError(
+          `ip ${args.join(' ')}${this.options.netns ? ` (netns ${this.options.netns})` : ''} failed: ${result.stderr.trim() || `exit ${result.code}`}`,
+        );
+      }
+      return file ? await readWhole(file) : result.stdout;
+    } finally {
+      await file?.close().catch(() => undefined);
     }
-    return result.stdout;
   }
 
-  private run(args: string[], stdin?: string): Promise<RunResult> {
+  /**
+   * Runs `ip args`; `stdin` is written to it (chunk by chunk, as an iterable yields them) and closed.
+   * With `stdoutFile`, ip's stdout goes there (and `stdout` of the result is empty).
+   */
+  private run(args: string[], stdin?: string | Iterable<string>, stdoutFile?: FileHandle): Promise<RunResult> {
     return new Promise((resolve, reject) => {
-      const child = spawn(this.ip, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+      const child = spawn(this.ip, args, { stdio: ['pipe', stdoutFile?.fd ?? 'pipe', 'pipe'] });
+      const { stdin: input, stderr } = child;
+      if (input === null || stderr === null) throw new Error('spawn gave no stdin/stderr pipe'); // cannot happen: both are 'pipe'
       const out: Buffer[] = [];
       const err: Buffer[] = [];
       const timer = setTimeout(() => {
         child.kill('SIGKILL');
         reject(new KernelError(`ip ${args.join(' ')} took longer than ${this.timeoutMs} ms and was killed`));
       }, this.timeoutMs);
-      child.stdout.on('data', (b: Buffer) => out.push(b));
-      child.stderr.on('data', (b: Buffer) => err.push(b));
+      child.stdout?.on('data', (b: Buffer) => out.push(b));
+      stderr.on('data', (b: Buffer) => err.push(b));
       child.on('error', (e) => {
         clearTimeout(timer);
         reject(new KernelError(`cannot run "${this.ip}": ${e.message}`));
@@ -165,25 +196,85 @@ export class Iproute2Kernel implements Kernel {
         clearTimeout(timer);
         resolve({ code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') });
       });
-      child.stdin.on('error', () => undefined);
-      child.stdin.end(stdin ?? '');
+      input.on('error', () => undefined);
+      if (typeof stdin === 'string' || stdin === undefined) {
+        input.end(stdin ?? '');
+        return;
+      }
+      for (const chunk of stdin) input.write(chunk);
+      input.end();
     });
   }
 }
 
+let scratchFiles = 0;
+
+/**
+ * A new file for one command's output, already unlinked (nothing is left behind, even by a crash after
+ * this returns); null when none can be made here (a read-only /tmp): the caller uses a pipe instead.
+ * `wx+` refuses a path that exists (a planted symlink in a shared /tmp included).
+ */
+async function openScratchFile(): Promise<FileHandle | null> {
+  const path = join(tmpdir(), `tortie-ip-${process.pid}-${++scratchFiles}`);
+  let handle: FileHandle;
+  try {
+    handle = await open(path, 'wx+', 0o600);
+  } catch {
+    return null;
+  }
+  await unlink(path).catch(() => undefined);
+  return handle;
+}
+
+/** Everything in `file`, from offset 0 (its own offset was moved to the end by the child's writes). */
+async function readWhole(file: FileHandle): Promise<string> {
+  const { size } = await file.stat();
+  const buffer = Buffer.allocUnsafe(size);
+  let done = 0;
+  while (done < size) {
+    const { bytesRead } = await file.read(buffer, done, size - done, done);
+    if (bytesRead === 0) break;
+    done += bytesRead;
+  }
+  return buffer.toString('utf8', 0, done);
+}
+
+/** Lines per chunk written to `ip -batch` (~70 bytes each: well under the 64 KiB a pipe holds). */
+const BATCH_CHUNK_LINES = 256;
+
+/** The batch's text in chunks, deletions first; every line made is also pushed to `lines` (for errors). */
+export function* batchText(batch: KernelBatch, lines: string[]): Generator<string> {
+  let chunk = '';
+  let inChunk = 0;
+  for (const [verb, routes] of [['del', batch.del], ['replace', batch.add]] as const) {
+    for (const route of routes) {
+      const line = routeCommand(verb, route);
+      lines.push(line);
+      chunk += `${line}\n`;
+      if (++inChunk === BATCH_CHUNK_LINES) {
+        yield chunk;
+        chunk = '';
+        inChunk = 0;
+      }
+    }
+  }
+  if (chunk !== '') yield chunk;
+}
+
 /** One `ip route` batch line for a route: `route replace blackhole 10.244.1.0/26 proto 80`. */
 export function routeCommand(verb: 'replace' | 'del', route: KernelRoute): string {
-  const words = ['route', verb];
-  if (route.type !== undefined && route.type !== 'unicast') words.push(route.type);
-  words.push(normalizeDst(route.dst));
-  if (route.gateway !== undefined) words.push('via', route.gateway);
-  if (route.dev !== undefined) words.push('dev', route.dev);
-  if (verb === 'replace' && route.scope !== undefined && route.scope !== 'global') words.push('scope', route.scope);
-  if (route.protocol !== undefined) words.push('proto', route.protocol);
-  if (route.metric !== undefined && route.metric !== 0) words.push('metric', String(route.metric));
-  words.push('table', 'main');
-  if (verb === 'replace' && route.flags?.includes('onlink')) words.push('onlink');
-  return words.join(' ');
+  // String concatenation, not words.push + join: 10,000 of these per full programming.
+  let line = `route ${verb}`;
+  if (route.type !== undefined && route.type !== 'unicast') line += ` ${route.type}`;
+  line += ` ${normalizeDst(route.dst)}`;
+  if (route.gateway !== undefined) line += ` via ${route.gateway}`;
+  if (route.dev !== undefined) line += ` dev ${route.dev}`;
+  if (verb === 'replace' && route.scope !== undefined && route.scope !== 'global') line += ` scope ${route.scope}`;
+  if (route.protocol !== undefined) line += ` proto ${route.protocol}`;
+  if (route.metric !== undefined && route.metric !== 0) line += ` metric ${route.metric}`;
+  line += ' table main';
+  if (verb === 'replace' && route.flags?.includes('onlink')) line += ' onlink';
+  return line;
 }
 
 /** `ip -json route` output → routes, keeping only the fields KernelRoute mirrors. */
