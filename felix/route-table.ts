@@ -36,7 +36,7 @@ import {
   type KernelEvent,
   type KernelRoute,
 } from './kernel.js';
-import { resolveByClass, routeKey, type DesiredRoute, type RouteConflict } from './routes.js';
+import { resolveByClass, routeKey, sameRoute, type DesiredRoute, type RouteConflict } from './routes.js';
 
 /** The time source (structurally the same as bgp/clock.ts's Clock, which felix may not import). */
 export interface RouteTableClock {
@@ -187,9 +187,15 @@ export class RouteTable {
     const nextKernel = new Map<string, KernelRoute>();
     for (const route of winners) {
       next.set(route.dst, route);
+      const before = this.desiredKernel.get(route.dst);
+      const was = this.desired.get(route.dst);
+      if (before !== undefined && was !== undefined && sameRoute(was, route)) {
+        // Unchanged (the usual case: the whole set again, a few routes different): same kernel form.
+        nextKernel.set(route.dst, before);
+        continue;
+      }
       const want = toKernelRoute(route);
       nextKernel.set(route.dst, want);
-      const before = this.desiredKernel.get(route.dst);
       if (before === undefined || !sameNormalizedRoute(before, want)) this.dirty.add(route.dst);
     }
     for (const dst of this.desired.keys()) if (!next.has(dst)) this.dirty.add(dst);

@@ -121,6 +121,31 @@ describe('RouteTable: ownership and the first apply', () => {
     expect(() => table.setDesired([blackhole('010.244.4.0/26')])).toThrow(/010\.244\.4\.0\/26/);
   });
 
+  it('the whole set again with one field of one route changed writes exactly that route, for every field', async () => {
+    const base = remote('10.244.2.0/26', '192.168.31.202');
+    const changes: Array<[string, DesiredRoute]> = [
+      ['via', { ...base, via: '192.168.31.203' }],
+      ['dev', { ...base, dev: 'tunl0' }],
+      ['onlink', { ...base, onlink: false }],
+      ['scope', { ...base, scope: 'link' }],
+      ['type', { dst: base.dst, type: 'blackhole', proto: 80, class: 'direct' }],
+    ];
+    expect(changes.length).toBeGreaterThan(4);
+    for (const [field, changed] of changes) {
+      const kernel = newKernel();
+      const table = new RouteTable(kernel, { clock: new FakeClock() });
+      const others = WANTED.filter((r) => r.dst !== base.dst);
+      table.setDesired([...others, base]);
+      await table.apply();
+      table.setDesired([...others, base]); // the same set again, new objects: nothing to write
+      expect((await table.apply()).kernelWrites, field).toBe(0);
+      table.setDesired([...others.map((r) => ({ ...r })), changed]);
+      const result = await table.apply();
+      expect(result.added.map((r) => r.dst), field).toEqual([base.dst]);
+      expect(kernel.snapshot().filter((r) => r.dst === base.dst), field).toEqual([toKernelRoute(changed)]);
+    }
+  });
+
   it('puts deletions before additions and replaces a changed route in place', async () => {
     const kernel = newKernel();
     const table = new RouteTable(kernel, { clock: new FakeClock() });
