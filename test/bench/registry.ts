@@ -2,8 +2,9 @@
 import { agentConvergenceBench } from './agent-convergence.js';
 import type { Bench } from './bench.js';
 import { codecBench } from './codec.js';
+import { felixRoutesBench } from './felix-routes.js';
 import { routingNodesBench } from './routing-nodes.js';
 import { routingReceiveBench } from './routing-receive.js';
 import { routingRrBench } from './routing-rr.js';
 
-export const BENCHES: readonly Bench[] = [codecBench, routingReceiveBench, routingRrBench, routingNodesBench, agentConvergenceBench];
+export const BENCHES: readonly Bench[] = [codecBench, routingReceiveBench, routingRrBench, routingNodesBench, agentConvergenceBench, felixRoutesBench];

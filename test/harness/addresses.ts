@@ -25,6 +25,7 @@ export const ADDRESS_BLOCKS: Readonly<Record<number, string>> = {
   41: 'test/bench/routing-rr.ts',
   42: 'test/bench/routing-nodes.ts',
   60: 'test/bench/agent-convergence.ts',
+  61: 'test/bench/felix-routes.ts', // no loopback use: its underlay 198.18.61.0/24, inside its own namespaces
 };
 
 /** One test file's /24 of loopback addresses. */
