@@ -291,31 +291,60 @@ export class RouteTable {
   }
 
   private async attempt(retried: boolean): Promise<ApplyResult> {
+    // What is dirty now is taken: changes that arrive while this attempt awaits the kernel stay dirty for
+    // the next apply (clearing them at the end would lose them); on failure they are put back.
+    const dirtyNow = new Set(this.dirty);
+    this.dirty.clear();
+    try {
+      return await this.attemptWith(retried, dirtyNow);
+    } catch (error) {
+      for (const dst of dirtyNow) this.dirty.add(dst);
+      throw error;
+    }
+  }
+
+  private async attemptWith(retried: boolean, dirty: ReadonlySet<string>): Promise<ApplyResult> {
     const now = this.clock.now();
     const fullResync = this.fullResyncDue || now - this.lastFullResync >= this.resyncMs;
     let toCheck: Set<string>;
     if (fullResync) {
-      const [routes, links] = await Promise.all([this.kernel.listRoutes(), this.kernel.listLinks()]);
+      // Events from before this read are covered by it; events during it stay for the next apply.
+      const kernelDirtyBefore = [...this.kernelDirty];
+      this.kernelDirty.clear();
+      let routes: KernelRoute[];
+      let links: string[];
+      try {
+        [routes, links] = await Promise.all([this.kernel.listRoutes(), this.kernel.listLinks()]);
+      } catch (error) {
+        for (const dst of kernelDirtyBefore) this.kernelDirty.add(dst);
+        throw error;
+      }
       const firstEver = this.lastFullResync === -Infinity;
       this.dataplane = groupByDst(routes);
       this.links = new Set(links);
       for (const name of [...this.caliFirstSeen.keys()]) if (!this.links.has(name)) this.caliFirstSeen.delete(name);
       this.noteLinks(links, firstEver ? -Infinity : now);
       this.expectedEchoes.clear();
-      this.kernelDirty.clear();
-      toCheck = new Set([...this.desired.keys(), ...this.dataplane.keys(), ...this.dirty, ...this.held.keys()]);
+      toCheck = new Set([...this.desired.keys(), ...this.dataplane.keys(), ...dirty, ...this.held.keys()]);
     } else {
-      toCheck = new Set([...this.dirty, ...this.kernelDirty]);
+      const kernelDirty = [...this.kernelDirty];
+      this.kernelDirty.clear();
+      toCheck = new Set([...dirty, ...kernelDirty]);
       for (const dst of this.held.keys()) toCheck.add(dst);
       for (const dst of this.waiting.keys()) toCheck.add(dst);
-      if (this.kernelDirty.size > 0) {
-        const fresh = groupByDst(await this.kernel.listRoutes());
-        for (const dst of this.kernelDirty) {
+      if (kernelDirty.length > 0) {
+        let fresh: Map<string, KernelRoute[]>;
+        try {
+          fresh = groupByDst(await this.kernel.listRoutes());
+        } catch (error) {
+          for (const dst of kernelDirty) this.kernelDirty.add(dst);
+          throw error;
+        }
+        for (const dst of kernelDirty) {
           const routes = fresh.get(dst);
           if (routes === undefined) this.dataplane.delete(dst);
           else this.dataplane.set(dst, routes);
         }
-        this.kernelDirty.clear();
       }
     }
 
@@ -345,7 +374,6 @@ export class RouteTable {
       this.fullResyncDue = false;
       this.lastFullResync = now;
     }
-    this.dirty.clear();
     return {
       fullResync,
       retried,

@@ -250,6 +250,33 @@ describe('RouteTable: restart safety', () => {
   });
 });
 
+describe('RouteTable: changes during an apply', () => {
+  it('a route made desired while an apply awaits the kernel is written by the next apply, not forgotten', async () => {
+    const kernel = newKernel();
+    let release: () => void = () => undefined;
+    let writing = false;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const slow: Kernel = Object.assign(Object.create(kernel) as MemoryKernel, {
+      apply: async (batch: Parameters<Kernel['apply']>[0]) => {
+        writing = true;
+        await gate;
+        return kernel.apply(batch);
+      },
+    });
+    const table = new RouteTable(slow, { clock: new FakeClock() });
+    table.setDesired([WANTED[0]!]);
+    const first = table.apply();
+    for (let i = 0; i < 100 && !writing; i++) await settle();
+    expect(writing).toBe(true);
+    table.setDesired([WANTED[0]!, WANTED[2]!]); // arrives while the first batch is in the kernel's hands
+    release();
+    expect(dsts((await first).added)).toEqual(['10.244.1.0/26']);
+    const second = await table.apply();
+    expect(dsts(second.added)).toEqual(['10.244.2.0/26']);
+    expect(table.programmed('10.244.2.0/26')).toBe(true);
+  });
+});
+
 describe('RouteTable: failures', () => {
   it('retries once on a fresh connection after a failed write, with a full re-read', async () => {
     const kernel = newKernel();
