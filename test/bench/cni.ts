@@ -1,0 +1,172 @@
+// Bench `cni`: how long the CNI plugin takes per pod, as a runtime sees it — process start to exit of
+// the built plugin (`node dist/src/cli/main.js` with CNI_COMMAND set), configuration on stdin, against a
+// real etcd (test/harness/etcd.ts), with real veths in network namespaces: 100 pods ADDed one after
+// the other, then DELeted; p50 and p99 of each.
+//
+// Node's start-up is part of every call (the runtime starts a new process per pod), so the rows put it
+// next to the bare `node -e 0` and VERSION (start-up + the plugin's own modules, no datastore), and the
+// plugin's debug log gives the steps of each ADD (datastore client load + connect, IPAM, dataplane,
+// WorkloadEndpoint). "eager imports" runs ADD with the Kubernetes client, pino and yaml preloaded
+// (`--import`), what a plugin importing every backend up front would pay.
+//
+// The node is a namespace (eth0, default route); the plugin runs outside it with TORTIE_CNI_HOST_NETNS
+// (the lab's mode: etcd on 127.0.0.1 stays reachable), which costs one `nsenter … sysctl` process per
+// ADD that a plugin running inside the node's namespace (writing /proc/sys itself) does not pay.
+// Needs root, `ip`, `nsenter` and etcd; without them the bench returns no rows and says why.
+
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { pathToFileURL } from 'node:url';
+import { runCniPlugin, type CniInvocation, type CniOutcome } from '../../src/cni/index.js';
+import { openEtcd } from '../../src/datastore/etcd.js';
+import { API_VERSION } from '../../src/resources/types.js';
+import { findBinary } from '../harness/binaries.js';
+import { startEtcd } from '../harness/etcd.js';
+import { createNetns, destroyAllNetns, netnsUnavailableReason, type Netns } from '../harness/netns.js';
+import type { Bench, BenchRow } from './bench.js';
+
+export const PODS = 100;
+const BASELINE_RUNS = 20;
+const EAGER_RUNS = 20;
+const CALL_TIMEOUT_MS = 30_000;
+const MAIN_JS = join(process.cwd(), 'dist', 'src', 'cli', 'main.js');
+
+/** The p-th percentile (0..100) of `values`, nearest rank. */
+export function percentile(values: readonly number[], p: number): number {
+  if (values.length === 0) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const rank = Math.min(sorted.length, Math.max(1, Math.ceil((p / 100) * sorted.length)));
+  return sorted[rank - 1]!;
+}
+
+/** The plugin's debug line "ADD timings (ms)" → its steps; {} when absent. */
+export function stepTimings(stderr: string): Record<string, number> {
+  for (const line of stderr.split('\n')) {
+    if (!line.includes('timings (ms)')) continue;
+    try {
+      const parsed = JSON.parse(line) as Record<string, unknown>;
+      return Object.fromEntries(Object.entries(parsed).filter((e): e is [string, number] => typeof e[1] === 'number' && e[0] !== 'pid'));
+    } catch {
+      return {};
+    }
+  }
+  return {};
+}
+
+/** Wall time of one process run to exit (stdio ignored). */
+function timeProcess(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    const child = spawn(command, args, { env, stdio: ['pipe', 'ignore', 'ignore'] });
+    const timer = setTimeout(() => child.kill('SIGKILL'), CALL_TIMEOUT_MS);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      if (code !== 0) reject(new Error(`${command} ${args.join(' ')} exited ${code}`));
+      else resolve(performance.now() - started);
+    });
+    child.stdin.end('{"cniVersion":"1.0.0"}');
+  });
+}
+
+function unavailableReason(): string | null {
+  const netns = netnsUnavailableReason();
+  if (netns !== null) return netns;
+  if (findBinary('/usr/bin/etcd') === null && findBinary('etcd') === null) return 'etcd is not installed (package etcd-server)';
+  if (findBinary('nsenter') === null) return 'nsenter is not installed (package util-linux)';
+  if (!existsSync(MAIN_JS)) return `${MAIN_JS} is missing (npm run build)`;
+  return null;
+}
+
+function rowsOf(label: string, values: number[], extra: Partial<BenchRow> = {}): BenchRow[] {
+  return [
+    { name: `${label} p50 (${values.length} calls)`, value: percentile(values, 50), unit: 'ms', ...extra },
+    { name: `${label} p99 (${values.length} calls)`, value: percentile(values, 99), unit: 'ms', ...extra },
+  ];
+}
+
+export const cniBench: Bench = {
+  name: 'cni',
+  async run(): Promise<BenchRow[]> {
+    const why = unavailableReason();
+    if (why !== null) {
+      console.warn(`bench cni skipped: ${why}`);
+      return [];
+    }
+    const etcd = await startEtcd();
+    const ds = await openEtcd({ endpoints: [etcd.endpoint] });
+    const pods: Netns[] = [];
+    try {
+      await ds.create({ apiVersion: API_VERSION, kind: 'IPPool', metadata: { name: 'bench-pods' }, spec: { cidr: '10.80.0.0/16', blockSize: 26, ipipMode: 'Always', nodeSelector: 'all()' } });
+      const node = await createNetns('cnibenchnode');
+      await node.addVeth('eth0', 'eth0-peer');
+      await node.ip('addr', 'add', '198.19.209.11/24', 'dev', 'eth0');
+      await node.ip('route', 'add', 'default', 'via', '198.19.209.1', 'dev', 'eth0', 'onlink');
+      for (let i = 0; i < PODS; i++) pods.push(await createNetns(`cnibench${i}`));
+
+      const config = { cniVersion: '1.0.0', name: 'k8s-pod-network', type: 'tortie', datastore_type: 'etcdv3', etcd_endpoints: etcd.endpoint, nodename: 'bench-node', log_level: 'debug', ipam: { type: 'tortie-ipam' } };
+      const invocation = (i: number, command: CniInvocation['command']): CniInvocation => ({
+        command,
+        containerId: `bench${process.pid}c${i}`,
+        netns: `/var/run/netns/${pods[i]!.name}`,
+        pod: { namespace: 'bench', name: `pod-${i}` },
+        hostNetns: `/var/run/netns/${node.name}`,
+        config,
+        timeoutMs: CALL_TIMEOUT_MS,
+      });
+      const must = (out: CniOutcome, what: string): CniOutcome => {
+        if (out.exitCode !== 0) throw new Error(`${what} failed (exit ${out.exitCode}): ${out.stdout.trim()} ${out.stderr.trim().slice(-500)}`);
+        return out;
+      };
+
+      // Baselines: bare Node, then the plugin without a datastore (VERSION).
+      const bare: number[] = [];
+      const version: number[] = [];
+      for (let i = 0; i < BASELINE_RUNS; i++) {
+        bare.push(await timeProcess(process.execPath, ['-e', '0'], { PATH: process.env.PATH ?? '' }));
+        version.push(await timeProcess(process.execPath, [MAIN_JS], { PATH: process.env.PATH ?? '', CNI_COMMAND: 'VERSION' }));
+      }
+
+      const adds: number[] = [];
+      const steps: Record<string, number[]> = {};
+      for (let i = 0; i < PODS; i++) {
+        const out = must(await runCniPlugin(invocation(i, 'ADD')), `ADD of pod ${i}`);
+        adds.push(out.ms);
+        for (const [step, ms] of Object.entries(stepTimings(out.stderr))) (steps[step] ??= []).push(ms);
+      }
+      const dels: number[] = [];
+      for (let i = 0; i < PODS; i++) dels.push(must(await runCniPlugin(invocation(i, 'DEL')), `DEL of pod ${i}`).ms);
+
+      // What eager imports would cost: the same ADD with the other backends' modules preloaded.
+      const preload = ['src/datastore/kubernetes.js', 'src/log.js', 'src/resources/index.js'].map((m) => pathToFileURL(join(process.cwd(), 'dist', m)).href);
+      const eager: number[] = [];
+      for (let i = 0; i < EAGER_RUNS; i++) {
+        const inv = invocation(i, 'ADD');
+        const out = must(await runCniPlugin({ ...inv, executable: [process.execPath, ...preload.flatMap((u) => ['--import', u]), MAIN_JS] }), `eager ADD of pod ${i}`);
+        eager.push(out.ms);
+        must(await runCniPlugin(invocation(i, 'DEL')), `DEL after eager ADD of pod ${i}`);
+      }
+
+      const bareP50 = percentile(bare, 50);
+      const vsBare = (v: number): string => `${(v / bareP50).toFixed(1)}× node -e 0`;
+      const rows: BenchRow[] = [
+        ...rowsOf('ADD', adds, { vs: vsBare(percentile(adds, 50)) }),
+        ...rowsOf('DEL', dels, { vs: vsBare(percentile(dels, 50)) }),
+        ...rowsOf('node -e 0 (start-up alone)', bare),
+        ...rowsOf('VERSION (start-up + plugin modules, no datastore)', version, { vs: vsBare(percentile(version, 50)) }),
+      ];
+      for (const [step, values] of Object.entries(steps)) {
+        rows.push({ name: `ADD step "${step}" p50 (inside the plugin)`, value: percentile(values, 50), unit: 'ms' });
+      }
+      const eagerP50 = percentile(eager, 50);
+      rows.push({ name: `ADD with eager imports (kubernetes client, pino, yaml preloaded) p50 (${eager.length} calls)`, value: eagerP50, unit: 'ms', vs: `+${(eagerP50 - percentile(adds, 50)).toFixed(0)} ms vs lazy` });
+      return rows;
+    } finally {
+      await ds.close().catch(() => undefined);
+      await destroyAllNetns().catch((e: unknown) => console.warn(`bench cni: ${String(e)}`));
+      await etcd.stop();
+    }
+  },
+};
