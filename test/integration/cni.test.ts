@@ -23,11 +23,13 @@ import { Iproute2Kernel } from '../../felix/iproute2.js';
 import { RouteTable } from '../../felix/route-table.js';
 import { runCniPlugin, type CniInvocation, type CniOutcome } from '../../src/cni/index.js';
 import { openEtcd } from '../../src/datastore/etcd.js';
+import { openKubernetes } from '../../src/datastore/kubernetes.js';
 import type { Datastore } from '../../src/datastore/types.js';
 import { Ipam } from '../../src/ipam/index.js';
 import { API_VERSION } from '../../src/resources/types.js';
 import { requireBinary } from '../harness/binaries.js';
 import { requireEtcd, startEtcd, type EtcdInstance } from '../harness/etcd.js';
+import { startFakeApiServer } from '../harness/fake-apiserver.js';
 import { createNetns, destroyAllNetns, netnsUnavailableReason, runCommand, type Netns } from '../harness/netns.js';
 import { makeTempDir, removeTempDir, startProcess, stopAll, waitFor, type ManagedProcess } from '../harness/process.js';
 
@@ -369,6 +371,40 @@ describe.skipIf(unavailable !== null || !haveEtcd || !built)('tortie CNI plugin,
     const del = await runCniPlugin({ ...base, command: 'DEL', executable: [wrapper] });
     expect(del.exitCode, del.stdout).toBe(0);
     await expectNothingFor(p.containerId, hostIf);
+  }, 60_000);
+
+  it('kubernetes datastore: ADD annotates the Pod (containerID, podIP, podIPs), DEL removes the addresses', async () => {
+    const api = await startFakeApiServer();
+    const kube = await openKubernetes({ kubeconfig: api.kubeconfigPath, timeoutMs: 5_000 });
+    try {
+      await kube.create({ apiVersion: API_VERSION, kind: 'IPPool', metadata: { name: 'kube-pods' }, spec: { cidr: '10.71.0.0/16', blockSize: 26, ipipMode: 'Never', nodeSelector: 'all()' } });
+      api.put({ core: 'nodes' }, { metadata: { name: NODE } });
+      const p = await newPod();
+      api.put({ core: 'pods' }, { metadata: { name: p.pod.name, namespace: 'default', annotations: { keep: 'me' } }, spec: { nodeName: NODE } });
+      const kubeConfig = { cniVersion: '1.0.0', name: NETWORK, type: 'tortie', datastore_type: 'kubernetes', kubeconfig: api.kubeconfigPath, nodename: NODE, ipam: { type: 'tortie-ipam' } };
+      const base = { containerId: p.containerId, netns: p.netns, pod: p.pod, hostNetns: `/var/run/netns/${host.name}`, config: kubeConfig, executable: [wrapper] };
+      const add = await runCniPlugin({ ...base, command: 'ADD' });
+      expect(add.exitCode, `${add.stdout} ${add.stderr}`).toBe(0);
+      const address = resultAddress(add);
+      expect(address.startsWith('10.71.')).toBe(true);
+      const annotations = (): unknown => (api.object({ core: 'pods' }, p.pod.name, 'default')?.metadata as { annotations?: Record<string, string> }).annotations;
+      expect(annotations()).toEqual({
+        keep: 'me',
+        'cni.projectcalico.org/containerID': p.containerId,
+        'cni.projectcalico.org/podIP': `${address}/32`,
+        'cni.projectcalico.org/podIPs': `${address}/32`,
+      });
+      expect(await kube.get('IPAMHandle', `${NETWORK}.${p.containerId}`)).not.toBeNull();
+      expect(api.calls.some((c) => c.verb === 'patch' && c.resource === 'pods')).toBe(true);
+      const del = await runCniPlugin({ ...base, command: 'DEL' });
+      expect(del.exitCode, `${del.stdout} ${del.stderr}`).toBe(0);
+      expect(annotations()).toEqual({ keep: 'me', 'cni.projectcalico.org/containerID': p.containerId });
+      expect(await kube.get('IPAMHandle', `${NETWORK}.${p.containerId}`)).toBeNull();
+      expect((await hostLinks()).map((l) => l.ifname)).not.toContain(workloadInterfaceName('default', p.pod.name));
+    } finally {
+      await kube.close();
+      await api.stop();
+    }
   }, 60_000);
 
   it('VERSION lists the spec versions; STATUS says ready', async () => {
