@@ -129,9 +129,10 @@ describe.skipIf(unavailable !== null || !haveEtcd || !built)('tortie CNI plugin,
   }
 
   async function newPod(): Promise<{ ns: Netns; netns: string; containerId: string; pod: { namespace: string; name: string } }> {
-    const ns = await createNetns(`cnipod${++podCounter}`);
+    const n = ++podCounter; // taken before the await: pods are also made concurrently
+    const ns = await createNetns(`cnipod${n}`);
     pods.push(ns);
-    return { ns, netns: `/var/run/netns/${ns.name}`, containerId: `c0ffee${process.pid}x${podCounter}`, pod: { namespace: 'default', name: `web-${podCounter}` } };
+    return { ns, netns: `/var/run/netns/${ns.name}`, containerId: `c0ffee${process.pid}x${n}`, pod: { namespace: 'default', name: `web-${n}` } };
   }
 
   async function allocated(): Promise<number> {
@@ -252,6 +253,20 @@ describe.skipIf(unavailable !== null || !haveEtcd || !built)('tortie CNI plugin,
     const ping = await p.ns.exec('ping', ['-c', '1', '-W', '3', resultAddress(other)]).catch((e: unknown) => String(e));
     expect(ping).toMatch(/1 received/);
   }, 60_000);
+
+  it('ADDs of 8 pods at once (a kubelet starting pods in parallel) get 8 distinct addresses, DELs at once free them', async () => {
+    const group = await Promise.all(Array.from({ length: 8 }, () => newPod()));
+    const before = await allocated();
+    const adds = await Promise.all(group.map((p) => call({ command: 'ADD', containerId: p.containerId, netns: p.netns, pod: p.pod })));
+    for (const out of adds) expect(out.exitCode, `${out.stdout} ${out.stderr.slice(-300)}`).toBe(0);
+    const addresses = adds.map(resultAddress);
+    expect(new Set(addresses).size).toBe(8);
+    expect(await allocated()).toBe(before + 8);
+    expect(await new Ipam(ds).blocksOf(NODE)).toHaveLength(1);
+    const dels = await Promise.all(group.map((p) => call({ command: 'DEL', containerId: p.containerId, netns: p.netns, pod: p.pod })));
+    for (const out of dels) expect(out.exitCode, out.stdout).toBe(0);
+    expect(await allocated()).toBe(before);
+  }, 120_000);
 
   it('DEL releases the address and removes the veth and the WorkloadEndpoint; DEL again succeeds, also once the namespace is gone', async () => {
     const p = await newPod();
