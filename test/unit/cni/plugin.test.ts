@@ -165,6 +165,17 @@ describe('ADD', () => {
     expect(await h.usage()).toBe(2);
   });
 
+  it('claims another block for the node when its blocks are full', async () => {
+    const h = await harness([pool('small', '10.244.0.0/24', { blockSize: 30 })]);
+    const addresses: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const { json } = await h.run('ADD', {}, { CNI_CONTAINERID: `c${i}`, CNI_ARGS: `K8S_POD_NAMESPACE=default;K8S_POD_NAME=web-${i}` });
+      addresses.push((json?.ips as Array<{ address: string }>)[0]!.address);
+    }
+    expect(addresses).toEqual(['10.244.0.0/32', '10.244.0.1/32', '10.244.0.2/32', '10.244.0.3/32', '10.244.0.4/32']);
+    expect(await new Ipam(h.mem).blocksOf(NODE)).toEqual(['10.244.0.0/30', '10.244.0.4/30']);
+  });
+
   it('names a bare container (no K8S_POD_*) by its id, orchestrator cni', async () => {
     const h = await harness();
     const { exitCode } = await h.run('ADD', {}, { CNI_ARGS: undefined, CNI_CONTAINERID: '3f6940ab5ab43bc5' });
