@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // The `tortie` command: dispatches to subcommands. Exit codes: 0 ok, 1 runtime failure, 2 usage error.
 
-import { SPEAKER_USAGE, UsageError, parseSpeakerArgs } from './speaker-args.js';
+// No value imports up here: a container runtime runs `tortie` as its CNI plugin for every pod, and every
+// module loaded before main() sees CNI_COMMAND is start-up time added to each pod's ADD.
 import type { Datastore } from '../datastore/types.js';
 
 const USAGE = `usage: tortie <command> [options]
@@ -39,6 +40,7 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`tortie ${pkg.version}\n`);
     return 0;
   }
+  const { SPEAKER_USAGE, UsageError, parseSpeakerArgs } = await import('./speaker-args.js');
   if (command === 'bgp' && sub === 'speaker') {
     if (rest.includes('--help') || rest.includes('-h')) {
       process.stdout.write(SPEAKER_USAGE);
@@ -128,7 +130,8 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
     exitSoon();
   },
-  (error: unknown) => {
+  async (error: unknown) => {
+    const { UsageError } = await import('./speaker-args.js');
     if (error instanceof UsageError) {
       process.stderr.write(`tortie: ${error.message}\n`);
       process.exitCode = 2;
