@@ -13,8 +13,10 @@ a real etcd on 127.0.0.1, 'tortie node run' in every node, workloads made by the
            [--ipip Never|Always|CrossSubnet] [--workloads N] [--name NAME]
            builds it and waits until every session is Established and every route is in every kernel
            (defaults: 3 nodes, mesh, 1 subnet, no office router, ipipMode Never, 1 workload per node).
-           --subnets 2 puts the nodes on two bridges joined by the office router (AS 65001), each
-           node's only BGP peer; pods reach each other across subnets through it, unencapsulated.
+           --subnets 2 puts the nodes on two bridges joined by a router namespace: with
+           --office-router bird|frr (AS 65001) it is each node's only BGP peer and pods reach each other
+           across subnets through it, unencapsulated; with none it only forwards, the nodes mesh, and
+           --ipip Always|CrossSubnet carries pods across (needs a kernel with IPIP).
   status   [--name NAME]  tortie node status of every node and the routes felix programmed
   ping     [--name NAME]  pings every workload from every workload; exit 1 unless all pass
   down     [--name NAME]  stops every process the lab started and removes its namespaces (safe twice)

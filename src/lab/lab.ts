@@ -217,7 +217,7 @@ export async function labUp(options: LabOptions, io: LabIo, command: string[] = 
   const dir = labDir(options.name);
   if (readState(dir) !== null) throw new Error(`a lab named "${options.name}" is up already (${statePath(dir)}): 'tortie lab down --name ${options.name}' first`);
   checkPrerequisites(plan, io);
-  mkdirSync(dir, { recursive: true });
+  mkdirSync(dir, { recursive: true, mode: 0o755 });
   const state: LabState = { plan, dir, etcdPort: 0, processes: [], workloadIps: {}, command };
   saveState(state);
   const started = Date.now();
@@ -298,6 +298,7 @@ function buildNetwork(state: LabState, step: (text: string) => void): void {
     ipIn(node.ns, 'addr', 'add', `${node.ip}/${node.prefixLength}`, 'dev', 'eth0');
     ipIn(node.ns, 'link', 'set', 'eth0', 'up');
     ipIn(lan.ns, 'link', 'set', node.lanPort, 'master', 'br0', 'up');
+    for (const route of node.staticRoutes) ipIn(node.ns, 'route', 'add', ...route.split(' '));
     // A node routes for its pods (felix checks it too).
     sysctlIn(node.ns, 'net.ipv4.ip_forward', '1');
   }
@@ -345,6 +346,10 @@ function birdConfig(plan: LabPlan): string {
 function startRouter(state: LabState, step: (text: string) => void): void {
   const router = state.plan.router;
   if (!router) return;
+  if (router.kind === 'plain') {
+    step(`router ${router.ns}: plain forwarding between ${state.plan.lans.map((l) => l.cidr).join(' and ')}, no BGP`);
+    return;
+  }
   if (router.kind === 'bird') {
     const config = join(state.dir, 'bird.conf');
     const socket = join(state.dir, 'bird.ctl');
@@ -360,12 +365,17 @@ function startRouter(state: LabState, step: (text: string) => void): void {
   const vty = join(state.dir, 'frr');
   mkdirSync(vty, { recursive: true });
   if (router.forwards) {
-    spawnDetached(state, 'office-router-zebra', vty, 'ip', ['netns', 'exec', router.ns, '/usr/lib/frr/zebra', '-f', config, '-i', join(vty, 'zebra.pid'), '--vty_socket', vty, '-z', join(vty, 'zserv.api'), '-u', 'root', '-g', 'root']);
+    // zebra installs bgpd's routes in the router namespace's kernel (forwarding between the subnets). It
+    // has no "skip run-as": it runs as FRR's own user, so its directory is that user's.
+    must('chown', ['frr:frr', vty]);
+    spawnDetached(state, 'office-router-zebra', vty, 'ip', ['netns', 'exec', router.ns, '/usr/lib/frr/zebra', '-P', '0', '-f', config, '-i', join(vty, 'zebra.pid'), '--vty_socket', vty, '-z', join(vty, 'zserv.api')]);
+    const zserv = join(vty, 'zserv.api');
+    for (let i = 0; i < 100 && !existsSync(zserv); i++) spawnSync('sleep', ['0.05']);
   }
+  // -S: no user switching (we are root in a namespace); -P 0: no vty TCP port.
   spawnDetached(state, 'office-router', config, 'ip', [
-    'netns', 'exec', router.ns, '/usr/lib/frr/bgpd', '-f', config, '-i', join(vty, 'bgpd.pid'), '--vty_socket', vty, '-u', 'root', '-g', 'root',
+    'netns', 'exec', router.ns, '/usr/lib/frr/bgpd', '-S', '-P', '0', '-f', config, '-i', join(vty, 'bgpd.pid'), '--vty_socket', vty,
     ...(router.forwards ? ['-z', join(vty, 'zserv.api')] : ['-Z']),
-    ...router.legs.flatMap((l) => ['-l', l.ip]),
   ]);
   step(`office router: FRR in ${router.ns}, AS ${router.asNumber} (vtysh --vty_socket ${vty} -c 'show bgp ipv4 unicast')`);
 }
@@ -492,6 +502,13 @@ async function missingRoutes(state: LabState): Promise<string[]> {
     const absent = want.filter((dst) => !have.has(dst));
     if (absent.length > 0) missing.push(`${node.name}: no kernel route for ${absent.join(', ')}`);
   }
+  // A router that carries traffic between the subnets by BGP must have every block in its kernel too.
+  const router = state.plan.router;
+  if (router !== null && router.forwards && router.kind !== 'plain') {
+    const have = new Set(kernelDestinations(router.ns));
+    const absent = [...statuses.values()].flatMap((s) => s?.blocks ?? []).filter((dst) => !have.has(dst));
+    if (absent.length > 0) missing.push(`office router: no kernel route for ${absent.join(', ')}`);
+  }
   return missing;
 }
 
@@ -533,11 +550,22 @@ export async function labStatus(state: LabState): Promise<string> {
       .filter((line) => line.includes('proto 80') || line.includes(' dev cali'));
     parts.push('Routes programmed by felix:', ...routes.map((r) => `  ${r}`), '');
   }
-  if (state.plan.router?.kind === 'bird') {
-    const routes = run(BIRD2_CLIENT, ['-s', join(state.dir, 'bird.ctl'), 'show', 'route']);
-    parts.push(`==== office router (BIRD 2, ${state.plan.router.ns}) ====`, routes.stdout.trimEnd(), '');
+  const router = state.plan.router;
+  if (router !== null && router.kind !== 'plain') {
+    parts.push(`==== office router (${router.kind === 'bird' ? 'BIRD 2' : 'FRR'}, ${router.ns}, AS ${router.asNumber}) ====`, officeRouterRoutes(state).trimEnd(), '');
   }
   return `${parts.join('\n')}\n`;
+}
+
+/** The office router's own view of the routes (`birdc show route` / `vtysh -c 'show bgp ipv4 unicast'`). */
+export function officeRouterRoutes(state: LabState): string {
+  const router = state.plan.router;
+  if (router === null || router.kind === 'plain') return '';
+  const result =
+    router.kind === 'bird'
+      ? run(BIRD2_CLIENT, ['-s', join(state.dir, 'bird.ctl'), 'show', 'route'])
+      : run('vtysh', ['--vty_socket', join(state.dir, 'frr'), '-c', 'show bgp ipv4 unicast']);
+  return result.code === 0 ? result.stdout : `(the office router did not answer: ${result.stderr.trim()})\n`;
 }
 
 export interface PingMatrix {

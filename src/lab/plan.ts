@@ -9,12 +9,16 @@
 //                every node peers with them (BGPPeer nodeSelector all(), peerSelector route-reflector).
 //                An office router (--office-router bird|frr) is one more namespace on the bridge, .1,
 //                AS 65001, a global BGPPeer of every node.
-//   --subnets 2  two bridges (198.19.1.0/24, 198.19.2.0/24) joined by a router namespace (.1 on each),
-//                which runs the office router. Nodes peer with the router only (mesh off, like Calico's
-//                "one AS, peering with the top-of-rack router" design): a mesh or a reflector would hand a
-//                node routes whose next hop sits on the other subnet, unreachable without encapsulation.
-//                The router passes routes between nodes of the same AS, so its BGPPeers allow our own AS
-//                once in the path (numAllowedLocalASNumbers: 1).
+//   --subnets 2  two bridges (198.19.1.0/24, 198.19.2.0/24) joined by a router namespace (.1 on each).
+//                With an office router there, nodes peer with it only (mesh off, like Calico's "one AS,
+//                peering with the top-of-rack router" design): a mesh or a reflector would hand a node
+//                routes whose next hop sits on the other subnet, unreachable without encapsulation. The
+//                router passes routes between nodes of the same AS, so its BGPPeers allow our own AS once
+//                in the path (numAllowedLocalASNumbers: 1).
+//                Without one (--office-router none) the router only forwards (plain routing, static
+//                routes on the nodes to the other subnet) and the nodes mesh or use reflectors as on one
+//                subnet — which works only with IPIP (Always or CrossSubnet): a packet for a pod on the
+//                other subnet is sent to that node's address inside a tunl0 packet, routed by the router.
 // Names stay short: Linux allows 15 bytes per interface name.
 
 export type LabMode = 'mesh' | 'rr';
@@ -65,6 +69,8 @@ export interface LabNode {
   /** The node end of its link is `eth0`; the bridge end, in the lan namespace, is this. */
   lanPort: string;
   routeReflector: boolean;
+  /** Routes the node needs besides its own subnet (to the other subnet through a plain router). */
+  staticRoutes: string[];
 }
 
 export interface LabWorkload {
@@ -77,7 +83,8 @@ export interface LabWorkload {
 }
 
 export interface LabRouter {
-  kind: Exclude<OfficeRouter, 'none'>;
+  /** `plain`: forwards between the subnets, no BGP. */
+  kind: Exclude<OfficeRouter, 'none'> | 'plain';
   ns: string;
   asNumber: number;
   /** One leg per subnet: `eth<subnet>` in the router namespace, `r<subnet>` on the bridge. */
@@ -110,9 +117,11 @@ export function validateLabOptions(options: LabOptions): void {
     problems.push(`--workloads ${options.workloadsPerNode}: 1 to 8 workloads per node`);
   }
   if (options.subnets === 2) {
-    if (options.officeRouter === 'none') problems.push('--subnets 2 needs --office-router bird|frr: the router joining the two subnets is what carries routes between them');
-    if (options.mode === 'rr') {
-      problems.push('--subnets 2 with --mode rr: a reflector would give nodes next hops on the other subnet, unreachable without encapsulation; with two subnets every node peers with the router');
+    if (options.officeRouter === 'none' && options.ipipMode === 'Never') {
+      problems.push('--subnets 2 with --office-router none needs --ipip Always or CrossSubnet: without BGP on the router, a node reaches pods on the other subnet only through tunl0 (or add --office-router bird|frr)');
+    }
+    if (options.officeRouter !== 'none' && options.mode === 'rr') {
+      problems.push('--subnets 2 with an office router and --mode rr: a reflector would give nodes next hops on the other subnet, unreachable without encapsulation; with two subnets and an office router every node peers with the router');
     }
     if (options.nodes < 4) problems.push(`--subnets 2 with --nodes ${options.nodes}: two subnets need at least 4 nodes (two on each)`);
   }
@@ -128,10 +137,13 @@ export function planLab(options: LabOptions): LabPlan {
   }
   const perSubnet = Math.ceil(options.nodes / options.subnets);
   const reflectors = options.mode === 'rr' ? (options.nodes >= 4 ? 2 : 1) : 0;
+  const plainRouter = options.subnets === 2 && options.officeRouter === 'none';
   const nodes: LabNode[] = [];
   for (let i = 1; i <= options.nodes; i++) {
     const subnet = Math.min(options.subnets, Math.ceil(i / perSubnet));
+    const staticRoutes = plainRouter ? lans.filter((l) => l.subnet !== subnet).map((l) => `${l.cidr} via 198.19.${subnet}.1`) : [];
     nodes.push({
+      staticRoutes,
       name: `node-${i}`,
       ns: `${name}-n${i}`,
       subnet,
@@ -149,11 +161,12 @@ export function planLab(options: LabOptions): LabPlan {
       workloads.push({ node: node.name, ns: `${name}-w${index}${letter}`, namespace: 'lab', pod: `pod-${index}${letter}`, containerId: `${name}-${index}${letter}` });
     }
   }
+  const routerKind = options.officeRouter === 'none' ? (options.subnets === 2 ? 'plain' : null) : options.officeRouter;
   const router: LabRouter | null =
-    options.officeRouter === 'none'
+    routerKind === null
       ? null
       : {
-          kind: options.officeRouter,
+          kind: routerKind,
           ns: `${name}-rtr`,
           asNumber: OFFICE_AS,
           legs: lans.map((lan) => ({ subnet: lan.subnet, device: `eth${lan.subnet}`, lanPort: `r${lan.subnet}`, ip: lan.gateway, prefixLength: 24 })),
@@ -169,7 +182,7 @@ export function planLab(options: LabOptions): LabPlan {
     {
       kind: 'BGPConfiguration',
       metadata: { name: 'default' },
-      spec: { asNumber: LAB_AS, nodeToNodeMeshEnabled: options.mode === 'mesh' && options.subnets === 1, logSeverityScreen: 'Info' },
+      spec: { asNumber: LAB_AS, nodeToNodeMeshEnabled: options.mode === 'mesh' && (options.subnets === 1 || plainRouter), logSeverityScreen: 'Info' },
     },
   ];
   for (const node of nodes) {
@@ -184,7 +197,7 @@ export function planLab(options: LabOptions): LabPlan {
   if (reflectors > 0) {
     resources.push({ kind: 'BGPPeer', metadata: { name: 'peer-with-route-reflectors' }, spec: { nodeSelector: 'all()', peerSelector: "route-reflector == 'true'" } });
   }
-  if (router !== null) {
+  if (router !== null && router.kind !== 'plain') {
     for (const leg of router.legs) {
       resources.push({
         kind: 'BGPPeer',

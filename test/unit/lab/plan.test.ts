@@ -44,11 +44,20 @@ describe('planLab', () => {
     ]);
   });
 
+  it('two subnets without an office router: a plain router, static routes to the other subnet, the mesh on (IPIP carries it)', () => {
+    const plan = planLab({ ...LAB_DEFAULTS, nodes: 4, subnets: 2, ipipMode: 'CrossSubnet' });
+    expect(plan.router).toMatchObject({ kind: 'plain', forwards: true });
+    expect(plan.nodes.map((n) => n.staticRoutes)).toEqual([['198.19.2.0/24 via 198.19.1.1'], ['198.19.2.0/24 via 198.19.1.1'], ['198.19.1.0/24 via 198.19.2.1'], ['198.19.1.0/24 via 198.19.2.1']]);
+    expect(plan.resources.find((r) => r.kind === 'BGPConfiguration')?.spec).toMatchObject({ nodeToNodeMeshEnabled: true });
+    expect(plan.resources.filter((r) => r.kind === 'BGPPeer')).toEqual([]);
+    expect(plan.resources.find((r) => r.kind === 'IPPool')?.spec).toMatchObject({ ipipMode: 'CrossSubnet' });
+  });
+
   it('refuses what cannot work, naming the option and the reason', () => {
     const cases: Array<[Partial<typeof LAB_DEFAULTS>, RegExp]> = [
       [{ nodes: 1 }, /--nodes 1: a lab has 2 to 20 nodes/],
-      [{ subnets: 2, officeRouter: 'none', nodes: 4 }, /--subnets 2 needs --office-router bird\|frr/],
-      [{ subnets: 2, officeRouter: 'bird', mode: 'rr', nodes: 4 }, /--subnets 2 with --mode rr: a reflector would give nodes next hops on the other subnet/],
+      [{ subnets: 2, officeRouter: 'none', nodes: 4 }, /--subnets 2 with --office-router none needs --ipip Always or CrossSubnet/],
+      [{ subnets: 2, officeRouter: 'bird', mode: 'rr', nodes: 4 }, /--subnets 2 with an office router and --mode rr: a reflector would give nodes next hops on the other subnet/],
       [{ subnets: 2, officeRouter: 'bird', nodes: 3 }, /at least 4 nodes/],
       [{ name: 'Lab_1' }, /--name "Lab_1"/],
       [{ workloadsPerNode: 9 }, /--workloads 9/],
