@@ -56,7 +56,9 @@ export interface AgentDeps {
   interfaces?: () => InterfaceAddress[];
   localAddressToward?: (target: string) => Promise<string>;
   /** Control socket and health server (default: S's serveControl/startHealthServer; null = none). */
-  serveControl?: ((path: string, provider: { status(): AgentStatus; routes(): RouteRow[] }) => Promise<{ close(): Promise<void> }>) | null;
+  serveControl?: ((path: string, provider: { status(): AgentStatus; routes(): RouteRow[]; stop(graceful: boolean): void }) => Promise<{ close(): Promise<void> }>) | null;
+  /** `tortie node stop` arrived on the control socket: the owner stops the agent (runNode). Default: stop() itself. */
+  onStopRequest?: (graceful: boolean) => void;
   startHealth?: ((options: { port: number; readiness(): Readiness; liveness(): boolean; metrics: AgentMetrics }) => Promise<{ port: number; close(): Promise<void> }>) | null;
   metrics?: AgentMetrics;
   /**
@@ -287,10 +289,23 @@ export class Agent {
     }
   }
 
-  /** Stops everything: Cease to every peer, watches, servers. Safe to call twice. */
-  async stop(): Promise<void> {
+  /**
+   * Stops everything: watches, servers, and the BGP sessions — with Cease to every peer, or, `graceful`,
+   * by closing every connection without a NOTIFICATION, so peers (graceful-restart helpers, RFC 4724)
+   * keep this node's routes as stale until it is back (a restart: rolling update, preStop hook). Kernel
+   * routes stay either way. Safe to call twice.
+   */
+  async stop(options: { graceful?: boolean } = {}): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
+    if (options.graceful === true && this.speaker) {
+      // First, before any await: a peer reconnecting meanwhile would otherwise get a Cease after all.
+      this.log.info('stopping gracefully: BGP connections closed without NOTIFICATION, peers keep our routes');
+      const speaker = this.speaker;
+      this.speaker = null;
+      this.tracker?.dropAll();
+      await speaker.stop().catch((e: unknown) => this.log.warn({ err: errorText(e) }, 'stopping the BGP speaker'));
+    }
     if (this.speakerRetry !== null) clearTimeout(this.speakerRetry);
     this.speakerRetry = null;
     if (this.dataplaneUpdate !== null) clearImmediate(this.dataplaneUpdate);
@@ -534,7 +549,12 @@ export class Agent {
 
   private async startServers(): Promise<void> {
     const serve = this.deps.serveControl === undefined ? (await import('./control.js')).serveControl : this.deps.serveControl;
-    if (serve) this.control = await serve(this.config.ctlSocket, { status: () => this.status(), routes: () => this.routes() });
+    const stop = (graceful: boolean): void => {
+      this.log.info({ graceful }, 'stop requested on the control socket');
+      if (this.deps.onStopRequest) this.deps.onStopRequest(graceful);
+      else void this.stop({ graceful });
+    };
+    if (serve) this.control = await serve(this.config.ctlSocket, { status: () => this.status(), routes: () => this.routes(), stop });
     const startHealth = this.deps.startHealth === undefined ? (await import('./health.js')).startHealthServer : this.deps.startHealth;
     if (startHealth && this.config.healthPort !== 0) {
       this.health = await startHealth({ port: this.config.healthPort, readiness: () => this.readiness(), liveness: () => !this.stopping, metrics: this.metrics });
@@ -821,12 +841,12 @@ export async function runNode(env: NodeJS.ProcessEnv, options: { logger?: Logger
     process.stderr.write(`tortie node run: ${message.includes(where) ? '' : `${where}: `}${message}\n`);
     return 1;
   }
-  const agent = new Agent(config, { datastore: ds, logger: log });
-  let stopSignal: () => void = () => undefined;
-  const stopped = new Promise<void>((resolve) => (stopSignal = resolve));
+  let stopSignal: (graceful: boolean) => void = () => undefined;
+  const stopped = new Promise<boolean>((resolve) => (stopSignal = resolve));
+  const agent = new Agent(config, { datastore: ds, logger: log, onStopRequest: (graceful) => stopSignal(graceful) });
   const onSignal = (signal: string): void => {
     log.info({ signal }, 'stopping');
-    stopSignal();
+    stopSignal(false);
   };
   if (options.signals !== false) {
     process.once('SIGTERM', () => onSignal('SIGTERM'));
@@ -839,8 +859,8 @@ export async function runNode(env: NodeJS.ProcessEnv, options: { logger?: Logger
     await ds.close().catch(() => undefined);
     return 1;
   }
-  await stopped;
-  await agent.stop();
+  const graceful = await stopped;
+  await agent.stop({ graceful });
   await ds.close().catch(() => undefined);
   log.info('stopped');
   return 0;

@@ -21,6 +21,8 @@ import type { AgentStatus, ControlRequest, ControlResponse, RouteRow } from './t
 export interface ControlProvider {
   status(): AgentStatus | Promise<AgentStatus>;
   routes(): RouteRow[] | Promise<RouteRow[]>;
+  /** Asks the agent to stop (after the answer is sent); absent = the command is refused. */
+  stop?(graceful: boolean): void;
 }
 
 export interface ControlServer {
@@ -43,9 +45,16 @@ const MAX_SOCKET_PATH_BYTES = 107;
 let temporaryCount = 0;
 
 /** The commands the agent answers, one entry each. */
-const COMMANDS: Readonly<Record<ControlRequest['command'], (provider: ControlProvider) => Promise<ControlResponse>>> = {
+const COMMANDS: Readonly<Record<ControlRequest['command'], (provider: ControlProvider, request: ControlRequest) => Promise<ControlResponse>>> = {
   status: async (provider) => ({ ok: true, status: await provider.status() }),
   routes: async (provider) => ({ ok: true, routes: await provider.routes() }),
+  stop: async (provider, request) => {
+    if (provider.stop === undefined) return { ok: false, error: 'this agent cannot be stopped over its control socket' };
+    const graceful = request.command === 'stop' && request.graceful;
+    // After this answer is on its way: the stop closes the control socket too.
+    setImmediate(() => provider.stop!(graceful));
+    return { ok: true, stopping: { graceful } };
+  },
 };
 
 /** Parses and validates one request line; the error says what would be accepted. */
@@ -60,13 +69,18 @@ export function parseControlRequest(line: string): ControlRequest {
   if (typeof command !== 'string' || !Object.hasOwn(COMMANDS, command)) {
     throw new Error(`command ${JSON.stringify(command ?? null)} is not one of ${Object.keys(COMMANDS).join(', ')}`);
   }
+  if (command === 'stop') {
+    const graceful = (value as { graceful?: unknown }).graceful ?? false;
+    if (typeof graceful !== 'boolean') throw new Error(`"graceful" is ${JSON.stringify(graceful)}; send true or false`);
+    return { command, graceful };
+  }
   return { command } as ControlRequest;
 }
 
 async function answer(line: string, provider: ControlProvider): Promise<ControlResponse> {
   try {
     const request = parseControlRequest(line);
-    return await COMMANDS[request.command](provider);
+    return await COMMANDS[request.command](provider, request);
   } catch (error) {
     return { ok: false, error: error instanceof Error ? error.message : String(error) };
   }

@@ -132,10 +132,16 @@ export interface RouteRow {
  * Control socket protocol: newline-delimited JSON over a Unix socket. One request per connection:
  *   {"command":"status"}  → {"ok":true,"status":AgentStatus}
  *   {"command":"routes"}  → {"ok":true,"routes":RouteRow[]}
+ *   {"command":"stop","graceful":true|false}  → {"ok":true,"stopping":{"graceful":...}}, then the agent stops:
+ *     graceful = BGP connections closed without NOTIFICATION (peers keep our routes: RFC 4724), else Cease
  * Errors: {"ok":false,"error":"..."}.
  */
-export type ControlRequest = { command: 'status' } | { command: 'routes' };
-export type ControlResponse = { ok: true; status: AgentStatus } | { ok: true; routes: RouteRow[] } | { ok: false; error: string };
+export type ControlRequest = { command: 'status' } | { command: 'routes' } | { command: 'stop'; graceful: boolean };
+export type ControlResponse =
+  | { ok: true; status: AgentStatus }
+  | { ok: true; routes: RouteRow[] }
+  | { ok: true; stopping: { graceful: boolean } }
+  | { ok: false; error: string };
 
 export const DEFAULT_CTL_SOCKET = '/var/run/tortie/tortie.ctl';
 export const DEFAULT_HEALTH_PORT = 9099;

@@ -10,6 +10,7 @@ commands:
   run                  the node agent, in the foreground (stops cleanly on SIGTERM/SIGINT)
   status [-o table|json]  BGP peers of the local agent, as calicoctl node status shows them
   routes [-o table|json]  the local agent's Loc-RIB
+  stop [--graceful]    stops the local agent; --graceful: peers keep its routes while it restarts
 
 'tortie node run' is configured by environment variables, Calico's names where they exist:
   NODENAME (default: hostname)   IP (autodetect | address[/len])   IP_AUTODETECTION_METHOD
@@ -50,6 +51,10 @@ export async function runNodeCommand(args: string[], env: NodeJS.ProcessEnv): Pr
       const { runNodeRoutes } = await import('./node-status-command.js');
       return runNodeRoutes(rest, env);
     }
+    case 'stop': {
+      const { runNodeStop } = await import('./node-status-command.js');
+      return runNodeStop(rest, env);
+    }
   }
-  throw new UsageError(`unknown command "node ${sub}" (expected run, status or routes)\n\n${NODE_USAGE}`);
+  throw new UsageError(`unknown command "node ${sub}" (expected run, status, routes or stop)\n\n${NODE_USAGE}`);
 }

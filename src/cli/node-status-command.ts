@@ -124,3 +124,64 @@ export function runNodeRoutes(argv: string[], env: Record<string, string | undef
     return output === 'json' ? `${JSON.stringify(response.routes, null, 2)}\n` : formatRoutes(response.routes);
   });
 }
+
+export const NODE_STOP_USAGE = `usage: tortie node stop [--graceful] [--timeout MS]
+
+Asks the local agent to stop and waits (at most --timeout, default 20000 ms) until it has. Without
+--graceful it ends its BGP sessions with Cease, so peers withdraw its routes at once; with --graceful
+(the DaemonSet's preStop hook) it closes them without a NOTIFICATION, so peers keep its routes as stale
+for the restart time it offered (graceful restart, RFC 4724) while a new agent starts. Its kernel routes
+stay either way. Exit 0 when the agent has stopped (or was not running), 1 otherwise.
+`;
+
+/** `tortie node stop [--graceful] [--timeout MS]` (argv after "stop"). */
+export async function runNodeStop(argv: string[], env: Record<string, string | undefined> = process.env, io: CommandIo = processIo): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({ args: argv, strict: true, allowPositionals: false, options: { graceful: { type: 'boolean' }, timeout: { type: 'string' }, help: { type: 'boolean', short: 'h' } } }));
+  } catch (error) {
+    io.err(`tortie: node stop: ${(error as Error).message}\n\n${NODE_STOP_USAGE}`);
+    return 2;
+  }
+  if (values.help === true) {
+    io.out(NODE_STOP_USAGE);
+    return 0;
+  }
+  const timeoutText = values.timeout ?? '20000';
+  if (!/^[1-9][0-9]{0,6}$/.test(timeoutText)) {
+    io.err(`tortie: node stop: --timeout "${timeoutText}" is not a whole number of milliseconds from 1 to 9999999\n`);
+    return 2;
+  }
+  const deadline = Date.now() + Number(timeoutText);
+  const path = controlSocketPath(env);
+  const query = io.query ?? queryControl;
+  const graceful = values.graceful === true;
+  let response: ControlResponse;
+  try {
+    response = await query(path, { command: 'stop', graceful }, Math.min(5000, Number(timeoutText)));
+  } catch (error) {
+    const code = error instanceof ControlError ? error.code : undefined;
+    if (code === 'ENOENT' || code === 'ECONNREFUSED') {
+      io.out(`no tortie agent is running on ${path}: nothing to stop\n`);
+      return 0;
+    }
+    io.err(`tortie: ${error instanceof Error ? error.message : String(error)}\n`);
+    return 1;
+  }
+  if (!response.ok) {
+    io.err(`tortie: the agent on ${path} refused "stop": ${response.error}\n`);
+    return 1;
+  }
+  // Stopped = the control socket no longer answers (the agent closes it last).
+  for (let i = 0; i < 100_000 && Date.now() < deadline; i++) {
+    try {
+      await query(path, { command: 'status' }, 1000);
+    } catch {
+      io.out(`the tortie agent on ${path} has stopped${graceful ? ' gracefully: peers keep its routes while it restarts' : ''}\n`);
+      return 0;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  io.err(`tortie: the agent on ${path} was asked to stop but still answers after ${timeoutText} ms\n`);
+  return 1;
+}

@@ -3,7 +3,8 @@
 // ICMP between workload namespaces.
 //   - 4-node mesh, ipipMode Never: routes learned over BGP and programmed by felix, full ping matrix;
 //     kill -9 one agent while workloads ping each other and start it again: no echo lost, and `ip monitor
-//     route` in every node sees no wanted route deleted.
+//     route` in every node sees no wanted route deleted; `tortie node stop --graceful` (the preStop hook):
+//     peers keep the node's routes as stale, in their kernels, until its new agent is back.
 //   - 4-node reflector lab: full ping matrix.
 //   - 2 subnets joined by an office router, BIRD 2 and FRR (AS 65001, every node's only peer): full ping
 //     matrix, and the router's CLI shows every block.
@@ -139,6 +140,24 @@ describe.skipIf(unavailable !== null)('tortie lab (namespaces, real etcd, agents
     }
     await expectFullMatrix(state);
     expect(await labStatus(state)).toMatch(/node-3[\s\S]*Established/);
+
+    // `tortie node stop --graceful` (the DaemonSet's preStop): peers keep node-2's block (stale, still in
+    // their kernels) and its pods stay reachable; a new agent takes over and the routes are fresh again.
+    const node2Block = (await nodeStatus(state, 'node-2'))!.blocks[0]!;
+    const stop = await runCommand('env', [`TORTIE_CTL_SOCKET=${join(state.dir, 'node-2', 'tortie.ctl')}`, process.execPath, CLI, 'node', 'stop', '--graceful'], undefined, 30_000);
+    expect(stop.code, stop.stderr).toBe(0);
+    expect(stop.stdout).toMatch(/has stopped gracefully/);
+    const node1Routes = async (): Promise<RouteRow[]> => ((await queryControl(join(state.dir, 'node-1', 'tortie.ctl'), { command: 'routes' })) as { routes: RouteRow[] }).routes;
+    let held: RouteRow | undefined;
+    for (let i = 0; i < 100 && held?.stale !== true; i++) {
+      held = (await node1Routes()).find((r) => r.prefix === node2Block);
+      if (held?.stale !== true) await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(held).toMatchObject({ prefix: node2Block, stale: true, inKernel: true });
+    expect((await labPing(state)).failures).toEqual([]);
+    startAgent(state, 'node-2');
+    for (let i = 0; i < 300 && (await node1Routes()).find((r) => r.prefix === node2Block)?.stale !== false; i++) await new Promise((r) => setTimeout(r, 100));
+    expect((await node1Routes()).find((r) => r.prefix === node2Block)).toMatchObject({ stale: false, inKernel: true });
 
     await labDown(name, io);
     labs.splice(labs.indexOf(name), 1);

@@ -48,9 +48,7 @@ const DOCKERFILE = parseDockerfile(readFileSync(join(ROOT, 'Dockerfile'), 'utf8'
 
 /** What the manifests use that has not landed yet: still missing today, each with who brings it. */
 const PENDING = {
-  commands: {
-    'node stop --graceful': 'a graceful stop of the agent (BGP connections closed without NOTIFICATION): the preStop hook',
-  } as Record<string, string>,
+  commands: {} as Record<string, string>,
   /** Variables of the agent's environment that its parser refuses today. */
   env: {} as Record<string, string>,
 };

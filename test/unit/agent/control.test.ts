@@ -103,7 +103,7 @@ describe('serveControl', () => {
   it('answers an unknown command, non-JSON and an over-long request with ok:false naming what is accepted', async () => {
     const path = join(dir, 'tortie.ctl');
     await serve(path);
-    expect(JSON.parse(await raw(path, '{"command":"reboot"}\n'))).toEqual({ ok: false, error: 'command "reboot" is not one of status, routes' });
+    expect(JSON.parse(await raw(path, '{"command":"reboot"}\n'))).toEqual({ ok: false, error: 'command "reboot" is not one of status, routes, stop' });
     expect(JSON.parse(await raw(path, 'status\n'))).toEqual({ ok: false, error: 'request "status" is not JSON; send {"command":"status"} or {"command":"routes"}' });
     expect(JSON.parse(await raw(path, 'x'.repeat(5000)))).toEqual({ ok: false, error: 'request longer than 4096 bytes; send one JSON line like {"command":"status"}' });
   });
@@ -240,8 +240,11 @@ describe('parseControlRequest', () => {
   it('accepts exactly the documented commands', () => {
     expect(parseControlRequest('{"command":"status"}')).toEqual({ command: 'status' });
     expect(parseControlRequest('{"command":"routes","extra":1}')).toEqual({ command: 'routes' });
-    expect(() => parseControlRequest('{"command":"toString"}')).toThrow('command "toString" is not one of status, routes');
-    expect(() => parseControlRequest('{}')).toThrow('command null is not one of status, routes');
-    expect(() => parseControlRequest('[1]')).toThrow('command null is not one of status, routes');
+    expect(() => parseControlRequest('{"command":"toString"}')).toThrow('command "toString" is not one of status, routes, stop');
+    expect(() => parseControlRequest('{}')).toThrow('command null is not one of status, routes, stop');
+    expect(() => parseControlRequest('[1]')).toThrow('command null is not one of status, routes, stop');
+    expect(parseControlRequest('{"command":"stop"}')).toEqual({ command: 'stop', graceful: false });
+    expect(parseControlRequest('{"command":"stop","graceful":true}')).toEqual({ command: 'stop', graceful: true });
+    expect(() => parseControlRequest('{"command":"stop","graceful":"yes"}')).toThrow('"graceful" is "yes"; send true or false');
   });
 });
