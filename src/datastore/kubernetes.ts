@@ -311,6 +311,23 @@ interface PodLike {
 }
 
 /**
+ * A Pod's addresses as Calico reads them: the CNI plugin's annotations first (`cni.projectcalico.org/podIPs`,
+ * a comma list of "10.244.1.5/32", then `podIP`) — they are written at ADD, before the kubelet reports
+ * `status.podIPs`, so felix can route to a new pod at once — else `status.podIPs` / `status.podIP`.
+ */
+export function podAddresses(pod: PodLike): string[] {
+  const annotations = pod.metadata?.annotations ?? {};
+  const annotated = (annotations['cni.projectcalico.org/podIPs'] ?? annotations['cni.projectcalico.org/podIP'] ?? '')
+    .split(',')
+    .map((text) => text.trim().split('/')[0] ?? '')
+    .filter((ip) => ip !== '');
+  if (annotated.length > 0) return annotated;
+  const ips = (pod.status?.podIPs ?? []).map((p) => p.ip).filter((ip): ip is string => typeof ip === 'string' && ip !== '');
+  if (ips.length === 0 && pod.status?.podIP) ips.push(pod.status.podIP);
+  return ips;
+}
+
+/**
  * The WorkloadEndpoint of a Pod, or null when the Pod has none: not scheduled, host-networked, finished
  * (Succeeded/Failed) or without an IP yet.
  */
@@ -320,8 +337,7 @@ export function podToWorkloadEndpoint(pod: PodLike): Resource<'WorkloadEndpoint'
   const node = pod.spec?.nodeName;
   if (!name || !node || pod.spec?.hostNetwork === true) return null;
   if (pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed') return null;
-  const ips = (pod.status?.podIPs ?? []).map((p) => p.ip).filter((ip): ip is string => typeof ip === 'string' && ip !== '');
-  if (ips.length === 0 && pod.status?.podIP) ips.push(pod.status.podIP);
+  const ips = podAddresses(pod);
   if (ips.length === 0) return null;
   const serviceAccount = pod.spec?.serviceAccountName;
   const metadata = baseMeta(pod.metadata ?? {});

@@ -214,6 +214,15 @@ describe('Pods as WorkloadEndpoints', () => {
     } satisfies Resource<'WorkloadEndpoint'>);
   });
 
+  it("takes the CNI plugin's annotations before status (a new pod is routed before the kubelet reports its IP)", () => {
+    const base = { metadata: { name: 'p', namespace: 'd' }, spec: { nodeName: 'n' } };
+    const annotated = (annotations: Record<string, string>, status = {}) => podToWorkloadEndpoint({ ...base, metadata: { ...base.metadata, annotations }, status })?.spec.ipNetworks;
+    expect(annotated({ 'cni.projectcalico.org/podIPs': '10.244.1.7/32', 'cni.projectcalico.org/podIP': '10.244.1.9/32' }, { phase: 'Pending' })).toEqual(['10.244.1.7/32']);
+    expect(annotated({ 'cni.projectcalico.org/podIP': '10.244.1.9/32' })).toEqual(['10.244.1.9/32']);
+    expect(annotated({ 'cni.projectcalico.org/podIPs': '10.244.1.7/32, fd00::7/128' })).toEqual(['10.244.1.7/32', 'fd00::7/128']);
+    expect(annotated({}, { podIP: '10.244.1.5' })).toEqual(['10.244.1.5/32']);
+  });
+
   const without: Array<[string, Parameters<typeof podToWorkloadEndpoint>[0]]> = [
     ['not scheduled', { metadata: { name: 'p', namespace: 'd' }, spec: {}, status: { podIP: '10.0.0.1' } }],
     ['no IP yet', { metadata: { name: 'p', namespace: 'd' }, spec: { nodeName: 'n' }, status: { phase: 'Pending' } }],
