@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { parsePrefix, prefixContains, tryParseIpv4 } from '../../bgp/ip.js';
 import { interfaceNameProblem } from '../../felix/route-calc.js';
-import { benchRoutes, felixRows, median, MIX, replaceLines, ROUTE_COUNT, underlay, withOneMoved, type TortieRound, type Window } from './felix-routes.js';
+import { benchRoutes, felixRows, median, MIX, replaceLines, ROUNDS, roundsFrom, ROUTE_COUNT, underlay, withOneMoved, type TortieRound, type Window } from './felix-routes.js';
 
 describe('felix-routes: the routes', () => {
   const { routes, interfaces } = benchRoutes();
@@ -68,6 +68,12 @@ describe('felix-routes: the rows', () => {
     program: w(program, 5, program - 20, 10_000),
     resync: w(resync, resync - 10, 0, resyncWrites, resyncWrites),
     incremental: w(incremental, 0, 4, 1, 1),
+  });
+
+  it('FELIX_BENCH_ROUNDS: default 3, 1..20, anything else refused naming the value', () => {
+    expect([roundsFrom(undefined), roundsFrom(''), roundsFrom('7')]).toEqual([ROUNDS, ROUNDS, 7]);
+    expect(ROUNDS).toBe(3);
+    for (const bad of ['0', '21', '2.5', 'many']) expect(() => roundsFrom(bad)).toThrow(new RegExp(`FELIX_BENCH_ROUNDS="${bad}"`));
   });
 
   it('median of odd and even counts', () => {

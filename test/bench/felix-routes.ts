@@ -12,7 +12,8 @@
 // cluster with that many blocks has more nodes with fewer blocks each, which changes nothing for `ip`
 // or the reconciler, and both sides of the comparison get the same routes.
 //
-// Measured per round, each round in fresh namespaces (3 rounds; baseline and tortie alternate first):
+// Measured per round, each round in fresh namespaces (3 rounds, FELIX_BENCH_ROUNDS=N for more; baseline
+// and tortie alternate going first):
 //   1. baseline: `ip -n NS -batch -` fed the 10,000 `route replace` lines tortie itself would write;
 //   2. tortie: `RouteTable.setDesired(10k)` + `apply()` over `Iproute2Kernel` into the empty table;
 //   3. no-op resync: the table's clock moved past `resyncMs`, so the next `apply()` re-reads the whole
@@ -59,6 +60,14 @@ export interface RouteMix {
 export const ROUTE_COUNT = 10_000;
 export const MIX: RouteMix = { blackholes: 100, workloads: 100, nodes: 200, remotes: 9_800 };
 export const ROUNDS = 3;
+
+/** FELIX_BENCH_ROUNDS (1..20; default ROUNDS): more rounds give steadier best/median on a busy machine. */
+export function roundsFrom(text: string | undefined): number {
+  if (text === undefined || text.trim() === '') return ROUNDS;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1 || n > 20) throw new Error(`FELIX_BENCH_ROUNDS="${text}": expected a whole number of rounds 1..20`);
+  return n;
+}
 /** Target from issue #6: tortie's first programming ≤ 1.2× `ip -batch`. */
 export const TARGET_RATIO = 1.2;
 /** Target from issue #6: a resync with nothing to change takes ≤ 50 ms. */
@@ -368,7 +377,8 @@ export const felixRoutesBench: Bench = {
     console.log(`felix-routes cold round: tortie ${describeWindow(cold.program)}`);
     const baseline: number[] = [];
     const tortie: TortieRound[] = [];
-    for (let round = 0; round < ROUNDS; round++) {
+    const rounds = roundsFrom(process.env.FELIX_BENCH_ROUNDS);
+    for (let round = 0; round < rounds; round++) {
       // Alternate who goes first, so a load change on the machine hits both.
       if (round % 2 === 0) {
         baseline.push(await baselineRound(lines, interfaces));
