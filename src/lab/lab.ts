@@ -150,10 +150,22 @@ function spawnDetached(state: LabState, role: string, marker: string, command: s
   }
 }
 
+/** What a log says went wrong, for an error message: its last error line (else its last line), and where it is. */
+function logTail(path: string): string {
+  try {
+    const lines = readFileSync(path, 'utf8').trim().split('\n').slice(-30).map((l) => l.trim()).filter((l) => l !== '');
+    const error = [...lines].reverse().find((l) => /error|refus|cannot|failed/i.test(l));
+    return `${error ?? lines[lines.length - 1] ?? '(empty log)'} (log: ${path})`;
+  } catch {
+    return `(no log at ${path})`;
+  }
+}
+
+/** Running (a zombie — exited, not yet reaped — is not). */
 function alive(pid: number): boolean {
   try {
-    process.kill(pid, 0);
-    return true;
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
   } catch {
     return false;
   }
@@ -394,7 +406,11 @@ async function startAgents(state: LabState, step: (text: string) => void): Promi
     await waitUntil(
       async () => {
         const status = await nodeStatus(state, node.name);
-        return status !== null && status.blocks.length > 0;
+        if (status !== null && status.blocks.length > 0) return true;
+        // An agent that exited will not answer: say why now, not at the deadline.
+        const proc = state.processes.find((p) => p.role === `agent-${node.name}`);
+        if (proc && !alive(proc.pid)) throw new Error(`the agent of ${node.name} exited: ${logTail(proc.log)}`);
+        return false;
       },
       () => `the agent of ${node.name} to answer with a block (log: ${join(state.dir, `agent-${node.name}.log`)})`,
       30_000,

@@ -11,7 +11,7 @@
 // Each lab has its own name and state root, and is taken down (and checked gone) even when a test fails.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -165,6 +165,24 @@ describe.skipIf(unavailable !== null)('tortie lab (namespaces, real etcd, agents
     expect(readState(join(root, name))).toBeNull();
     await labDown(name, io); // twice is fine
   }, 180_000);
+
+  it('a failed lab up (the agents cannot start) says why at once, and lab down leaves nothing behind', async () => {
+    const name = labName('x');
+    labs.push(name);
+    const broken = join(root, 'no-such-tortie.js');
+    const failed = labUp({ ...LAB_DEFAULTS, name, nodes: 2 }, io, [process.execPath, broken]);
+    await expect(failed).rejects.toThrow(/the agent of node-1 exited: .*no-such-tortie\.js/);
+    const state = readState(join(root, name));
+    expect(state?.processes.map((p) => p.role)).toContain('etcd');
+    expect(await namespacesLeft(name)).not.toEqual([]);
+    await labDown(name, io);
+    labs.splice(labs.indexOf(name), 1);
+    expect(await namespacesLeft(name)).toEqual([]);
+    for (const p of state!.processes) expect(existsSync(`/proc/${p.pid}`) && readFileSync(`/proc/${p.pid}/cmdline`, 'utf8').includes(p.marker), `${p.role} still runs`).toBe(false);
+    expect(existsSync(join(root, name))).toBe(false);
+    const mounts = readFileSync('/proc/self/mountinfo', 'utf8');
+    expect(mounts).not.toContain(`/netns/${name}-`);
+  }, 60_000);
 
   it('4-node route reflector lab: mesh off, two reflectors, every workload pings every other', async () => {
     const state = await up({ name: labName('r'), nodes: 4, mode: 'rr' });
