@@ -21,7 +21,15 @@
 //   set tunl0 down) is repaired on every resync (`resyncMs`, 90 s like felix's route refresh).
 // - Warnings from the calculation are stable strings: each is logged once when it first appears, and the
 //   current set is kept for status, so a 90 s resync does not repeat them forever.
+// - natOutgoing (nat.ts, pure) lives in its own nftables table `ip tortie-nat`, kept by an NftTableKeeper
+//   (nft-table.ts): written only when `nft -j list` differs from the desired content, re-checked on every
+//   resync so a rule deleted by hand comes back. The kernel settings routes and NAT need (ip_forward,
+//   forwarding, rp_filter, proxy_arp: kernel-settings.ts) are checked at start and on every resync;
+//   felix sets ip_forward itself (logged), the rest is reported in status warnings and logged once.
 
+import { ensureKernelSettings, type SysctlIo } from './kernel-settings.js';
+import { natTableFor, NAT_TABLE } from './nat.js';
+import { NftTableKeeper, type NftLike, type NftSyncResult, type NftTableStatus } from './nft-table.js';
 import { calculateRoutes, type CalcInput } from './route-calc.js';
 import type { Kernel } from './kernel.js';
 import { RouteTable, type ApplyResult, type RouteTableClock } from './route-table.js';
@@ -47,6 +55,13 @@ export interface DataplaneOptions {
   clock?: RouteTableClock;
   /** Called after every apply (metrics, tests). */
   onApplied?: (result: ApplyResult) => void;
+  /**
+   * nftables for natOutgoing's table (`new Nft()` in the agent; `new Nft({ netns })` in tests). Absent:
+   * natOutgoing is not programmed (unit tests on an in-memory kernel must not reach the host's nftables).
+   */
+  nft?: NftLike;
+  /** /proc/sys for the kernel settings check (`procSysIo()` in the agent). Absent: not checked. */
+  sysctl?: SysctlIo;
 }
 
 /** What the agent knows; the driver adds whether tunl0 is usable. */
@@ -71,6 +86,10 @@ export interface DataplaneStatus {
   inSync: boolean;
   lastApplyAt: string | null;
   lastError?: string;
+  /** natOutgoing: the pools masqueraded from, and the state of `table ip tortie-nat`. */
+  nat: { table: string; managed: boolean; natPools: string[]; allPools: string[] } & NftTableStatus;
+  /** The last kernel settings check (ip_forward, forwarding, rp_filter, proxy_arp); null before the first. */
+  kernelSettings: { checkedAt: string | null; warnings: string[] };
   /** The calculation's current warnings and the reconciler's conflicts, for people. */
   warnings: string[];
 }
@@ -95,6 +114,12 @@ export class FelixDataplane {
   private retaining = true;
   private started = false;
   private stopped = false;
+  private readonly nat: NftTableKeeper | null;
+  private natPools: { natPools: string[]; allPools: string[]; warnings: string[] } = { natPools: [], allPools: [], warnings: [] };
+  private readonly sysctl: SysctlIo | null;
+  private settingsWarnings: string[] = [];
+  private settingsCheckedAt: number | null = null;
+  private settingsRunning: Promise<string[]> | null = null;
 
   constructor(private readonly options: DataplaneOptions) {
     this.log = options.log;
@@ -115,6 +140,16 @@ export class FelixDataplane {
     });
     // Routes via a gateway are the ones BGP re-learns after a restart (see the header).
     this.table.retainUnwanted((route) => route.gateway !== undefined);
+    this.nat = options.nft === undefined ? null : new NftTableKeeper({
+      nft: options.nft,
+      family: NAT_TABLE.family,
+      name: NAT_TABLE.name,
+      log: this.log,
+      resyncMs: this.resyncMs,
+      ...(options.retryMs !== undefined ? { retryMs: options.retryMs } : {}),
+      ...(options.clock !== undefined ? { clock: options.clock } : {}),
+    });
+    this.sysctl = options.sysctl ?? null;
     const { netns, standIn, ip } = options.tunl0 ?? {};
     this.keeper = new Tunl0Keeper(
       { ...(netns !== undefined ? { netns } : {}), ...(standIn !== undefined ? { standIn } : {}) },
@@ -129,6 +164,8 @@ export class FelixDataplane {
     this.started = true;
     if (this.input !== null) this.recalculate();
     this.table.start();
+    this.nat?.start();
+    if (this.input !== null) void this.checkKernelSettings();
     const now = (): number => this.clock?.now() ?? Date.now();
     let lastRepair = now();
     // The tunl0 repair rides on a coarse interval; with an injected clock the tests call `repairTunl0()`.
@@ -137,6 +174,7 @@ export class FelixDataplane {
         if (now() - lastRepair < this.resyncMs) return;
         lastRepair = now();
         if (this.tunnelNeeded) void this.ensureTunl0();
+        void this.checkKernelSettings();
       }, Math.min(this.resyncMs, 10_000));
       this.tunl0Timer.unref?.();
     }
@@ -161,6 +199,7 @@ export class FelixDataplane {
       void this.ensureTunl0();
     }
     if (this.started) this.recalculate();
+    if (this.started && this.settingsCheckedAt === null) void this.checkKernelSettings();
   }
 
   /** BGP has settled (the Speaker is ready): owned routes nobody wants may go now. */
@@ -182,6 +221,31 @@ export class FelixDataplane {
     return this.table.apply();
   }
 
+  /** Checks `table ip tortie-nat` now and writes it if it differs (tests; also done on every resync). */
+  settleNat(): Promise<NftSyncResult> {
+    if (this.nat === null) return Promise.reject(new Error('natOutgoing is not managed by this dataplane (no nft given)'));
+    return this.nat.sync();
+  }
+
+  /**
+   * Reads the kernel settings, sets ip_forward if it is off, keeps the warnings for status (each logged
+   * once). Also done at start and on every resync. Never throws.
+   */
+  checkKernelSettings(): Promise<string[]> {
+    if (this.sysctl === null || this.input === null || this.stopped) return Promise.resolve(this.settingsWarnings);
+    if (this.settingsRunning !== null) return this.settingsRunning;
+    const sysctl = this.sysctl;
+    const run = ensureKernelSettings(sysctl, { hostInterface: this.input.node.hostInterface }, this.log).then((warnings) => {
+      this.settingsWarnings = warnings;
+      this.settingsCheckedAt = this.clock?.now() ?? Date.now();
+      this.logOnce(warnings, 'kernel settings');
+      return warnings;
+    });
+    this.settingsRunning = run;
+    void run.finally(() => (this.settingsRunning = null));
+    return run;
+  }
+
   programmed(prefix: string): boolean {
     return this.table.programmed(prefix);
   }
@@ -199,6 +263,12 @@ export class FelixDataplane {
     for (const c of last?.foreignConflicts ?? []) {
       warnings.push(`${c.dst}: a route felix does not own holds this destination (proto ${c.foreign.protocol ?? '?'}${c.foreign.dev ? ` dev ${c.foreign.dev}` : ''}); ours is not written`);
     }
+    const natStatus: NftTableStatus = this.nat?.status() ?? { inSync: false, checks: 0, writes: 0, lastCheckAt: null, lastWriteAt: null, lastDifference: null };
+    warnings.push(...this.natPools.warnings);
+    if (natStatus.lastError !== undefined && this.natPools.natPools.length > 0) {
+      warnings.push(`natOutgoing: table ${NAT_TABLE.family} ${NAT_TABLE.name} could not be programmed (${natStatus.lastError}): pods in ${this.natPools.natPools.join(', ')} cannot reach addresses outside the pools`);
+    }
+    warnings.push(...this.settingsWarnings);
     const desired = this.table.desiredRoutes();
     return {
       tunl0,
@@ -213,6 +283,11 @@ export class FelixDataplane {
       inSync: this.lastApplyAt !== null,
       lastApplyAt: this.lastApplyAt === null ? null : new Date(this.lastApplyAt).toISOString(),
       ...(this.lastError !== undefined ? { lastError: this.lastError } : {}),
+      nat: { table: `${NAT_TABLE.family} ${NAT_TABLE.name}`, managed: this.nat !== null, natPools: this.natPools.natPools, allPools: this.natPools.allPools, ...natStatus },
+      kernelSettings: {
+        checkedAt: this.settingsCheckedAt === null ? null : new Date(this.settingsCheckedAt).toISOString(),
+        warnings: this.settingsWarnings,
+      },
       warnings,
     };
   }
@@ -223,7 +298,9 @@ export class FelixDataplane {
     this.stopped = true;
     if (this.tunl0Timer !== null) clearInterval(this.tunl0Timer);
     this.table.stop();
+    this.nat?.stop();
     await this.tunl0Running.catch(() => undefined);
+    await this.settingsRunning?.catch(() => undefined);
     await this.options.kernel.close().catch(() => undefined);
   }
 
@@ -232,13 +309,22 @@ export class FelixDataplane {
     if (input === null) return;
     const { tunnel: _tunnel, ...rest } = input;
     const result = calculateRoutes({ ...rest, tunnelUsable: this.tunl0?.supported === true });
-    for (const w of result.warnings) {
-      if (this.logged.has(w)) continue;
-      this.logged.add(w);
-      this.log.warn({ warning: w }, 'route calculation');
-    }
+    this.logOnce(result.warnings, 'route calculation');
     this.calcWarnings = result.warnings;
     this.table.setDesired(result.routes);
+    const nat = natTableFor(input.pools);
+    this.logOnce(nat.warnings, 'natOutgoing');
+    this.natPools = { natPools: nat.natPools, allPools: nat.allPools, warnings: nat.warnings };
+    this.nat?.setDesired(nat.table);
+  }
+
+  /** Warnings are stable strings: each is logged the first time it appears. */
+  private logOnce(warnings: readonly string[], what: string): void {
+    for (const w of warnings) {
+      if (this.logged.has(w)) continue;
+      this.logged.add(w);
+      this.log.warn({ warning: w }, what);
+    }
   }
 
   private ensureTunl0(): Promise<void> {

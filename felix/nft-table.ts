@@ -362,7 +362,8 @@ export class NftTableKeeper {
     this.running = run;
     const done = (): void => {
       this.running = null;
-      this.schedule(this.lastError !== undefined ? this.retryMs : this.resyncMs);
+      // A failure is retried soon only while a table is wanted; removing a stale one can wait a resync.
+      this.schedule(this.lastError !== undefined && this.desired !== null ? this.retryMs : this.resyncMs);
     };
     run.then(done, done);
     return run;

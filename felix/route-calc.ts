@@ -39,6 +39,8 @@ export interface CalcPool {
   ipipMode: EncapMode;
   vxlanMode?: EncapMode;
   disabled?: boolean;
+  /** Masquerade traffic from this pool to outside every pool (felix/nat.ts); not used for routes. */
+  natOutgoing?: boolean;
 }
 
 export interface CalcWorkload {

@@ -28,6 +28,8 @@ import { tcpTransport, type Connection, type Transport } from '../../bgp/transpo
 import { AsPathSegmentType, Origin } from '../../bgp/types.js';
 import { FelixDataplane, type DataplaneInput, type DataplaneOptions } from '../../felix/dataplane.js';
 import { Iproute2Kernel } from '../../felix/iproute2.js';
+import { procSysIo } from '../../felix/kernel-settings.js';
+import { Nft } from '../../felix/nft.js';
 import { AlreadyExistsError, ConflictError, type Datastore } from '../datastore/types.js';
 import { Ipam } from '../ipam/index.js';
 import { applyDefaults, parseSelector, API_VERSION, BGP_DEFAULTS, type Resource } from '../resources/index.js';
@@ -651,7 +653,7 @@ export class Agent {
     };
     this.dataplane = this.deps.createDataplane
       ? this.deps.createDataplane(options)
-      : new FelixDataplane({ ...options, kernel: new Iproute2Kernel(), reconnect: () => new Iproute2Kernel() });
+      : new FelixDataplane({ ...options, kernel: new Iproute2Kernel(), reconnect: () => new Iproute2Kernel(), nft: new Nft(), sysctl: procSysIo() });
     this.dataplane.start();
   }
 
@@ -673,7 +675,7 @@ export class Agent {
     const pools = cache
       .list('IPPool')
       .filter((p) => !p.spec.cidr.includes(':'))
-      .map((p) => ({ cidr: p.spec.cidr, ipipMode: p.spec.ipipMode ?? 'Never', vxlanMode: p.spec.vxlanMode ?? 'Never', disabled: p.spec.disabled ?? false }));
+      .map((p) => ({ cidr: p.spec.cidr, ipipMode: p.spec.ipipMode ?? 'Never', vxlanMode: p.spec.vxlanMode ?? 'Never', disabled: p.spec.disabled ?? false, natOutgoing: p.spec.natOutgoing ?? false }));
     const workloads: DataplaneInput['workloads'] = [];
     for (const wep of cache.list('WorkloadEndpoint')) {
       if (wep.spec.node !== name) continue;
