@@ -457,6 +457,16 @@ const COLUMNS: { readonly [K in Kind]: ReadonlyArray<Column<K>> } = {
     { header: 'HANDLEID', value: (r) => r.spec.handleID },
     { header: 'BLOCKS', value: (r) => Object.entries(r.spec.block).map(([cidr, n]) => `${cidr}=${n}`).join(',') },
   ],
+  NetworkPolicy: [
+    { header: 'NAMESPACE', value: (r) => text(r.metadata.namespace) },
+    { header: 'NAME', value: (r) => r.metadata.name },
+    { header: 'POD-SELECTOR', value: (r) => labels(r.spec.podSelector?.matchLabels) || (r.spec.podSelector?.matchExpressions?.length ? '(expressions)' : '<none>') },
+    { header: 'POLICYTYPES', wide: true, value: (r) => (r.spec.policyTypes ?? []).join(',') },
+  ],
+  Namespace: [
+    { header: 'NAME', value: (r) => r.metadata.name },
+    { header: 'LABELS', value: (r) => labels(r.metadata.labels) },
+  ],
 };
 
 function labels(map: Record<string, string> | undefined): string {

@@ -6,6 +6,12 @@
 //   IPAMBlock     /calico/ipam/v2/assignment/ipv4/block/10.244.1.0-26      value: model.AllocationBlock JSON
 //   BlockAffinity /calico/ipam/v2/host/<node>/ipv4/block/10.244.1.0-26     value: {"state":…,"deleted":…}
 //   IPAMHandle    /calico/ipam/v2/handle/<id>                              value: {"block":{…},"deleted":…}
+//   NetworkPolicy /calico/resources/v3/projectcalico.org/kubernetesnetworkpolicies/<ns>/<name>
+//                 (networking.k8s.io/v1 objects as JSON. Calico's etcd backend has no key for Kubernetes
+//                 NetworkPolicies — with etcd, kube-controllers converts them to Calico policies — so this is
+//                 tortie's own key, under the plural of Calico's KubernetesNetworkPolicy kind)
+//   Namespace     /calico/resources/v3/projectcalico.org/namespaces/<name>   (v1 objects; tortie's own key:
+//                 Calico keeps no Namespace in etcd, only the kns.<ns> Profiles kube-controllers derives)
 //
 // Why this is hard:
 // - Compare-and-swap must write nothing on conflict: every write is one etcd transaction whose compare is
@@ -35,7 +41,7 @@ import {
   type IKeyValue,
   type IWatchResponse,
 } from 'etcd3';
-import { API_VERSION, type Kind, type Resource, type ResourceSpecs } from '../resources/types.js';
+import { API_VERSION, apiVersionOf, type Kind, type Resource, type ResourceSpecs } from '../resources/types.js';
 import { affinityName, cidrKeyPart, cidrOfBlockName, blockName, parseAffinityName } from '../ipam/names.js';
 import {
   AlreadyExistsError,
@@ -113,12 +119,12 @@ function v3Layout<K extends Kind>(kind: K, plural: string, namespaced = false): 
     encode: (resource) => {
       const metadata = { ...resource.metadata };
       delete metadata.resourceVersion;
-      return { kind, apiVersion: API_VERSION, metadata, spec: resource.spec };
+      return { kind, apiVersion: apiVersionOf(kind), metadata, spec: resource.spec };
     },
     decode: (at, value) => {
       const object = value as { metadata?: Resource<K>['metadata']; spec?: ResourceSpecs[K] };
       return {
-        apiVersion: API_VERSION,
+        apiVersion: apiVersionOf(kind),
         kind,
         metadata: { ...(object.metadata ?? {}), name: at.name, ...(at.namespace !== undefined ? { namespace: at.namespace } : {}) },
         spec: (object.spec ?? {}) as ResourceSpecs[K],
@@ -154,6 +160,8 @@ const LAYOUTS: AnyLayout = {
   BGPPeer: v3Layout('BGPPeer', 'bgppeers'),
   Node: v3Layout('Node', 'nodes'),
   WorkloadEndpoint: v3Layout('WorkloadEndpoint', 'workloadendpoints', true),
+  NetworkPolicy: v3Layout('NetworkPolicy', 'kubernetesnetworkpolicies', true),
+  Namespace: v3Layout('Namespace', 'namespaces'),
   IPAMBlock: {
     prefix: () => BLOCK_ROOT,
     key: (at) => `${BLOCK_ROOT}${cidrKeyPart(cidrOfBlockName(at.name))}`,

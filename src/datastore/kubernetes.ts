@@ -9,7 +9,9 @@
 //   IPv4IPIPTunnelAddr, ASNumber and RouteReflectorClusterID; labels are the Kubernetes labels plus
 //   Calico-only labels kept in the annotation `projectcalico.org/labels`. Nodes are registered by the
 //   kubelet, so create and delete are refused; update merge-patches the annotations (with resourceVersion).
-// - WorkloadEndpoint: derived from Pods (podIP, nodeName, namespace) and read-only. The interface name is
+// - NetworkPolicy and Namespace: the Kubernetes objects themselves (networking.k8s.io/v1 networkpolicies,
+//   v1 namespaces), read-only here: people write them with kubectl.
+// - WorkloadEndpoint: derived from Pods (podIP, nodeName, namespace, named container ports) and read-only. The interface name is
 //   `cali` + the first 11 hex characters of sha1("<namespace>.<pod>"); the name is Calico's
 //   `<node>-k8s-<pod>-eth0` with dashes inside each part doubled.
 //
@@ -26,6 +28,7 @@ import {
   CoreV1Api,
   CustomObjectsApi,
   KubeConfig,
+  NetworkingV1Api,
   PatchStrategy,
   ServerConfiguration,
   Watch,
@@ -33,8 +36,9 @@ import {
   setHeaderOptions,
   type V1Pod,
 } from '@kubernetes/client-node';
-import type { Kind, NodeSpec, ObjectMeta, Resource, WorkloadEndpointSpec } from '../resources/types.js';
-import { API_VERSION } from '../resources/types.js';
+import type { EndpointPort, Kind, NetworkPolicySpec, NodeSpec, ObjectMeta, Resource, WorkloadEndpointSpec } from '../resources/types.js';
+import { API_VERSION, FOREIGN_API_VERSIONS } from '../resources/types.js';
+import { NAMESPACE_NAME_LABEL } from '../resources/defaults.js';
 import {
   AlreadyExistsError,
   ConflictError,
@@ -129,6 +133,8 @@ export const KUBERNETES_API_CALLS: ReadonlyArray<{ verb: string; resource: strin
   ),
   ...['get', 'list', 'watch', 'patch'].map((verb) => ({ verb, resource: 'nodes' })),
   ...['get', 'list', 'watch'].map((verb) => ({ verb, resource: 'pods' })),
+  ...['get', 'list', 'watch'].map((verb) => ({ verb, resource: 'networkpolicies.networking.k8s.io' })),
+  ...['get', 'list', 'watch'].map((verb) => ({ verb, resource: 'namespaces' })),
 ];
 
 // ---------------------------------------------------------------------------------------------------------
@@ -306,7 +312,12 @@ export function parseWorkloadEndpointName(name: string): { node: string; pod: st
 
 interface PodLike {
   metadata?: KubeMeta;
-  spec?: { nodeName?: string; hostNetwork?: boolean; serviceAccountName?: string };
+  spec?: {
+    nodeName?: string;
+    hostNetwork?: boolean;
+    serviceAccountName?: string;
+    containers?: Array<{ ports?: Array<{ name?: string; containerPort?: number; protocol?: string }> }>;
+  };
   status?: { podIP?: string; podIPs?: Array<{ ip?: string }>; phase?: string };
 }
 
@@ -360,7 +371,47 @@ export function podToWorkloadEndpoint(pod: PodLike): Resource<'WorkloadEndpoint'
   };
   const containerID = pod.metadata?.annotations?.['cni.projectcalico.org/containerID'];
   if (containerID) spec.containerID = containerID;
+  const ports = namedPorts(pod);
+  if (ports.length > 0) spec.ports = ports;
   return { apiVersion: API_VERSION, kind: 'WorkloadEndpoint', metadata, spec };
+}
+
+/** The Pod's named container ports, as Calico's WorkloadEndpoint `ports` (what NetworkPolicy named ports resolve to). */
+export function namedPorts(pod: PodLike): EndpointPort[] {
+  const out: EndpointPort[] = [];
+  for (const container of pod.spec?.containers ?? []) {
+    for (const p of container.ports ?? []) {
+      if (!p.name || typeof p.containerPort !== 'number') continue;
+      const protocol = p.protocol === 'UDP' || p.protocol === 'SCTP' ? p.protocol : 'TCP';
+      out.push({ name: p.name, protocol, port: p.containerPort });
+    }
+  }
+  return out;
+}
+
+interface NetworkPolicyLike {
+  metadata?: KubeMeta;
+  spec?: unknown;
+}
+
+/** A networking.k8s.io/v1 NetworkPolicy as tortie keeps it (the API server has already defaulted it). */
+export function networkPolicyToResource(obj: NetworkPolicyLike): Resource<'NetworkPolicy'> {
+  const metadata = baseMeta(obj.metadata ?? {});
+  metadata.namespace ??= 'default';
+  if (nonEmpty(obj.metadata?.labels)) metadata.labels = obj.metadata.labels;
+  // Through JSON: client-node's model objects carry undefined fields; the spec's own names are the API's.
+  const spec = JSON.parse(JSON.stringify(obj.spec ?? {})) as NetworkPolicySpec;
+  spec.podSelector ??= {};
+  if (spec.policyTypes === undefined || spec.policyTypes.length === 0) spec.policyTypes = (spec.egress ?? []).length > 0 ? ['Ingress', 'Egress'] : ['Ingress'];
+  return { apiVersion: FOREIGN_API_VERSIONS.NetworkPolicy, kind: 'NetworkPolicy', metadata, spec };
+}
+
+/** A v1 Namespace: its labels (with kubernetes.io/metadata.name, which the API server always sets). */
+export function namespaceToResource(obj: { metadata?: KubeMeta }): Resource<'Namespace'> {
+  const metadata = baseMeta(obj.metadata ?? {});
+  delete metadata.namespace;
+  metadata.labels = { ...(obj.metadata?.labels ?? {}), [NAMESPACE_NAME_LABEL]: metadata.name };
+  return { apiVersion: FOREIGN_API_VERSIONS.Namespace, kind: 'Namespace', metadata, spec: {} };
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -455,6 +506,7 @@ class KubernetesDatastore implements Datastore {
   constructor(
     private readonly core: CoreV1Api,
     private readonly custom: CustomObjectsApi,
+    private readonly networking: NetworkingV1Api,
     private readonly watcher: Watch,
     readonly server: string,
     private readonly timeoutMs: number,
@@ -495,6 +547,10 @@ class KubernetesDatastore implements Datastore {
       return crdToResource(kind, obj);
     }
     if (kind === 'Node') return nodeToResource(await this.core.readNode({ name })) as Resource<K>;
+    if (kind === 'Namespace') return namespaceToResource(await this.core.readNamespace({ name })) as Resource<K>;
+    if (kind === 'NetworkPolicy') {
+      return networkPolicyToResource(await this.networking.readNamespacedNetworkPolicy({ name, namespace: namespace ?? 'default' })) as Resource<K>;
+    }
     if (kind === 'WorkloadEndpoint') {
       if (!namespace) throw new DatastoreError(`WorkloadEndpoint "${name}": a namespace is required (WorkloadEndpoints are namespaced, like their Pods)`);
       const notFound = new NotFoundError(`${describe(kind, name, namespace)} not found (no Pod with an IP has that endpoint name)`);
@@ -523,6 +579,22 @@ class KubernetesDatastore implements Datastore {
           return { items: r.items, revision: r.metadata?.resourceVersion, next: r.metadata?._continue };
         });
         return { items: list.items.map((n) => nodeToResource(n) as Resource<K>), revision: list.revision };
+      }
+      if (kind === 'Namespace') {
+        const list = await listAllPages(async (page) => {
+          const r = await this.core.listNamespace(page);
+          return { items: r.items, revision: r.metadata?.resourceVersion, next: r.metadata?._continue };
+        });
+        return { items: list.items.map((n) => namespaceToResource(n) as Resource<K>), revision: list.revision };
+      }
+      if (kind === 'NetworkPolicy') {
+        const list = await listAllPages(async (page) => {
+          const r = options.namespace
+            ? await this.networking.listNamespacedNetworkPolicy({ namespace: options.namespace, ...page })
+            : await this.networking.listNetworkPolicyForAllNamespaces(page);
+          return { items: r.items, revision: r.metadata?.resourceVersion, next: r.metadata?._continue };
+        });
+        return { items: list.items.map((n) => networkPolicyToResource(n) as Resource<K>), revision: list.revision };
       }
       if (kind === 'WorkloadEndpoint') {
         const list = await listAllPages(async (page) => {
@@ -657,6 +729,9 @@ class KubernetesDatastore implements Datastore {
   }
 
   private readOnly(kind: Kind, op: string, what: string): Error {
+    if (kind === 'NetworkPolicy' || kind === 'Namespace') {
+      return new UnsupportedOperationError(`cannot ${op} ${what}: on the kubernetes datastore ${kind}s are the Kubernetes objects themselves; use kubectl ${op === 'delete' ? 'delete' : 'apply'}`);
+    }
     if (kind === 'WorkloadEndpoint') {
       return new UnsupportedOperationError(
         `cannot ${op} ${what}: on the kubernetes datastore WorkloadEndpoints are derived from Pods and are read-only (change the Pod instead)`,
@@ -674,6 +749,8 @@ function collectionPath(kind: Kind): string {
   const mapping = crdMapping(kind);
   if (mapping) return `/apis/${CRD_GROUP}/${CRD_VERSION}/${mapping.plural}`;
   if (kind === 'Node') return '/api/v1/nodes';
+  if (kind === 'Namespace') return '/api/v1/namespaces';
+  if (kind === 'NetworkPolicy') return '/apis/networking.k8s.io/v1/networkpolicies';
   if (kind === 'WorkloadEndpoint') return '/api/v1/pods';
   throw new DatastoreError(`kind "${kind}" is not kept by the kubernetes datastore`);
 }
@@ -682,6 +759,8 @@ function collectionPath(kind: Kind): string {
 function convertWatched(kind: Kind, obj: unknown): Resource | null {
   if (crdMapping(kind)) return crdToResource(kind, obj as CrdObject);
   if (kind === 'Node') return nodeToResource(obj as KubeNodeLike);
+  if (kind === 'Namespace') return namespaceToResource(obj as { metadata?: KubeMeta });
+  if (kind === 'NetworkPolicy') return networkPolicyToResource(obj as NetworkPolicyLike);
   return podToWorkloadEndpoint(obj as PodLike);
 }
 
@@ -858,6 +937,7 @@ export async function openKubernetes(options: KubernetesOptions = {}): Promise<D
   const ds = new KubernetesDatastore(
     new CoreV1Api(configuration),
     new CustomObjectsApi(configuration),
+    new NetworkingV1Api(configuration),
     new Watch(kc),
     cluster.server,
     timeoutMs,

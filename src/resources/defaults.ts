@@ -38,7 +38,23 @@ const DEFAULTERS: { [K in Kind]?: Defaulter<K> } = {
   WorkloadEndpoint: (r) => {
     r.metadata.namespace ??= 'default';
   },
+  // Kubernetes' defaulting of networking.k8s.io/v1 NetworkPolicy: policyTypes is Ingress, plus Egress
+  // when the policy has egress rules; a port's protocol is TCP.
+  NetworkPolicy: (r) => {
+    r.metadata.namespace ??= 'default';
+    const s = r.spec;
+    if (s.policyTypes === undefined || s.policyTypes.length === 0) s.policyTypes = s.egress !== undefined && s.egress.length > 0 ? ['Ingress', 'Egress'] : ['Ingress'];
+    for (const rule of [...(s.ingress ?? []), ...(s.egress ?? [])]) for (const port of rule.ports ?? []) port.protocol ??= 'TCP';
+  },
+  // The API server labels every namespace with its own name (kubernetes.io/metadata.name, since 1.21),
+  // so a namespaceSelector can pick one namespace by name.
+  Namespace: (r) => {
+    r.metadata.labels = { ...(r.metadata.labels ?? {}), [NAMESPACE_NAME_LABEL]: r.metadata.name };
+  },
 };
+
+/** The label Kubernetes puts on every Namespace: its name. */
+export const NAMESPACE_NAME_LABEL = 'kubernetes.io/metadata.name';
 
 /** Returns a copy of `r` with Calico's defaults filled in where the field is unset. */
 export function applyDefaults<R extends AnyResource>(r: R): R {

@@ -3,7 +3,7 @@
 // Everything above (CLI, datastores, IPAM, node agent) imports from here, not from the files behind it.
 
 export { parseDocuments, toResource } from './parse.js';
-export { applyDefaults, BGP_DEFAULTS, DEFAULT_BLOCK_SIZE } from './defaults.js';
+export { applyDefaults, BGP_DEFAULTS, DEFAULT_BLOCK_SIZE, NAMESPACE_NAME_LABEL } from './defaults.js';
 export { validateResource, validateAgainst, parsePeerIP } from './validate.js';
 export { ResourceError, formatProblem, type Problem } from './problems.js';
 export { resolveKind, resourceKey, KIND_INFO, type KindInfo } from './kinds.js';

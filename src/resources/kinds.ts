@@ -21,6 +21,9 @@ export const KIND_INFO: Readonly<Record<Kind, KindInfo>> = {
   IPAMBlock: { kind: 'IPAMBlock', plural: 'ipamblocks', aliases: [], namespaced: false },
   BlockAffinity: { kind: 'BlockAffinity', plural: 'blockaffinities', aliases: [], namespaced: false },
   IPAMHandle: { kind: 'IPAMHandle', plural: 'ipamhandles', aliases: [], namespaced: false },
+  // Kubernetes kinds (networking.k8s.io/v1 NetworkPolicy, v1 Namespace), kubectl's short names.
+  NetworkPolicy: { kind: 'NetworkPolicy', plural: 'networkpolicies', aliases: ['netpol', 'netpols', 'knp'], namespaced: true },
+  Namespace: { kind: 'Namespace', plural: 'namespaces', aliases: ['ns'], namespaced: false },
 };
 
 const BY_NAME: ReadonlyMap<string, Kind> = new Map(
@@ -43,7 +46,7 @@ export function kindOf(text: unknown): Kind | null {
   return typeof text === 'string' && (KINDS as readonly string[]).includes(text) ? (text as Kind) : null;
 }
 
-/** "IPPool/p1", or "WorkloadEndpoint/<namespace>/<name>" for namespaced kinds. */
+/** "IPPool/p1", or "<Kind>/<namespace>/<name>" for namespaced kinds (WorkloadEndpoint, NetworkPolicy). */
 export function resourceKey(r: Pick<AnyResource, 'kind' | 'metadata'>): string {
   if (KIND_INFO[r.kind].namespaced) return `${r.kind}/${r.metadata.namespace ?? 'default'}/${r.metadata.name}`;
   return `${r.kind}/${r.metadata.name}`;

@@ -11,7 +11,7 @@ import { parseAllDocuments } from 'yaml';
 import { kindOf, KIND_INFO } from './kinds.js';
 import { ResourceError, show, type Problem } from './problems.js';
 import { checkShape, SPEC_SHAPES } from './schema.js';
-import { API_VERSION, KINDS, type AnyResource, type ObjectMeta } from './types.js';
+import { API_VERSION, apiVersionOf, KINDS, type AnyResource, type ObjectMeta } from './types.js';
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -71,8 +71,10 @@ export function toResource(doc: unknown, index: number): AnyResource {
   const name = meta !== null && typeof meta.name === 'string' ? meta.name : '';
   const label = `${kind ?? (typeof doc.kind === 'string' ? doc.kind : 'document')}/${KIND_INFO[kind ?? 'IPPool'].namespaced && typeof meta?.namespace === 'string' ? `${meta.namespace}/` : ''}${name || '(no name)'}`;
 
-  if (doc.apiVersion !== API_VERSION) {
-    problems.push({ path: 'apiVersion', value: doc.apiVersion, message: `${show(doc.apiVersion)} is not ${API_VERSION} (the only API version tortie reads)` });
+  const apiVersion = kind === null ? API_VERSION : apiVersionOf(kind);
+  if (doc.apiVersion !== apiVersion) {
+    const why = kind === null || apiVersion === API_VERSION ? 'the only API version tortie reads' : `the API version of ${kind}`;
+    problems.push({ path: 'apiVersion', value: doc.apiVersion, message: `${show(doc.apiVersion)} is not ${apiVersion} (${why})` });
   }
   if (kind === null) {
     problems.push({ path: 'kind', value: doc.kind, message: `${show(doc.kind)} is not a known kind (accepted: ${KINDS.join(', ')})` });
@@ -88,7 +90,7 @@ export function toResource(doc: unknown, index: number): AnyResource {
 
   const spec = kind === null ? undefined : checkShape(doc.spec ?? {}, SPEC_SHAPES[kind], 'spec', problems);
   if (problems.length > 0 || kind === null || metadata === null) throw new ResourceError(label, problems, number);
-  return { apiVersion: API_VERSION, kind, metadata, spec } as AnyResource;
+  return { apiVersion, kind, metadata, spec } as AnyResource;
 }
 
 function readMetadata(meta: Record<string, unknown>, problems: Problem[]): ObjectMeta {

@@ -13,6 +13,8 @@ export type Shape =
   | { type: 'integer' }
   | { type: 'nullableInteger' }
   | { type: 'boolean' }
+  /** Kubernetes IntOrString (a NetworkPolicy port: 8080 or "http"). */
+  | { type: 'intOrString' }
   | { type: 'asNumber' }
   | { type: 'enum'; values: readonly string[] }
   | { type: 'object'; fields: Readonly<Record<string, Shape>> }
@@ -30,6 +32,13 @@ const oneOf = (...values: string[]): Shape => ({ type: 'enum', values });
 const cidrList: Shape = { type: 'array', items: obj({ cidr: str }) };
 const secretRef: Shape = obj({ secretKeyRef: obj({ name: str, key: str }) });
 const encap = oneOf('Never', 'Always', 'CrossSubnet');
+/** metav1.LabelSelector. */
+const labelSelector: Shape = obj({
+  matchLabels: { type: 'map', values: str },
+  matchExpressions: { type: 'array', items: obj({ key: str, operator: oneOf('In', 'NotIn', 'Exists', 'DoesNotExist'), values: strings }) },
+});
+const policyPeers: Shape = { type: 'array', items: obj({ podSelector: labelSelector, namespaceSelector: labelSelector, ipBlock: obj({ cidr: str, except: strings }) }) };
+const policyPorts: Shape = { type: 'array', items: obj({ protocol: oneOf('TCP', 'UDP', 'SCTP'), port: { type: 'intOrString' }, endPort: int }) };
 
 export const SPEC_SHAPES: Readonly<Record<Kind, Shape>> = {
   IPPool: obj({
@@ -89,6 +98,7 @@ export const SPEC_SHAPES: Readonly<Record<Kind, Shape>> = {
     mac: str,
     ipNetworks: strings,
     profiles: strings,
+    ports: { type: 'array', items: obj({ name: str, protocol: oneOf('TCP', 'UDP', 'SCTP'), port: int }) },
   }),
   IPAMBlock: obj({
     cidr: str,
@@ -102,6 +112,13 @@ export const SPEC_SHAPES: Readonly<Record<Kind, Shape>> = {
   }),
   BlockAffinity: obj({ state: oneOf('pending', 'confirmed', 'pendingDeletion'), node: str, cidr: str, deleted: bool }),
   IPAMHandle: obj({ handleID: str, block: { type: 'map', values: int }, deleted: bool }),
+  NetworkPolicy: obj({
+    podSelector: labelSelector,
+    policyTypes: { type: 'array', items: oneOf('Ingress', 'Egress') },
+    ingress: { type: 'array', items: obj({ from: policyPeers, ports: policyPorts }) },
+    egress: { type: 'array', items: obj({ to: policyPeers, ports: policyPorts }) },
+  }),
+  Namespace: obj({ finalizers: strings }),
 };
 
 const NULLABLE: ReadonlySet<Shape['type']> = new Set(['nullableString', 'nullableInteger', 'nullableMap']);
@@ -141,6 +158,8 @@ export function checkShape(value: unknown, shape: Shape, path: string, problems:
       return value === null || Number.isSafeInteger(value) ? value : wrong('an integer or null');
     case 'boolean':
       return typeof value === 'boolean' ? value : wrong('true or false');
+    case 'intOrString':
+      return Number.isSafeInteger(value) || typeof value === 'string' ? value : wrong('a port number or a port name');
     case 'asNumber': {
       const n = parseAsNumber(value);
       if (n !== null) return n;

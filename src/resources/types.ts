@@ -9,7 +9,7 @@ export const API_VERSION = 'projectcalico.org/v3';
 
 export interface ObjectMeta {
   name: string;
-  /** Only WorkloadEndpoint is namespaced. */
+  /** Only WorkloadEndpoint and NetworkPolicy are namespaced. */
   namespace?: string;
   labels?: Record<string, string>;
   annotations?: Record<string, string>;
@@ -84,6 +84,13 @@ export interface NodeSpec {
   orchRefs?: Array<{ nodeName?: string; orchestrator: string }>;
 }
 
+/** A container port of the workload (Calico's WEP `ports`): what a NetworkPolicy's named port resolves to. */
+export interface EndpointPort {
+  name: string;
+  protocol?: 'TCP' | 'UDP' | 'SCTP';
+  port: number;
+}
+
 export interface WorkloadEndpointSpec {
   node: string;
   orchestrator?: string;
@@ -96,6 +103,8 @@ export interface WorkloadEndpointSpec {
   /** "10.244.1.5/32". */
   ipNetworks: string[];
   profiles?: string[];
+  /** Named container ports (from the Pod's containers), for NetworkPolicy named ports. */
+  ports?: EndpointPort[];
 }
 
 /** Calico's allocation block (model.AllocationBlock). `allocations[i]` indexes `attributes`, or null = free. */
@@ -125,6 +134,55 @@ export interface IPAMHandleSpec {
   deleted?: boolean;
 }
 
+// Kubernetes kinds tortie reads for NetworkPolicy (apiVersion networking.k8s.io/v1 and v1, not
+// projectcalico.org/v3): field names and meanings are the Kubernetes API's.
+
+/** metav1.LabelSelector: matchLabels AND every matchExpression; empty selects everything. */
+export interface LabelSelector {
+  matchLabels?: Record<string, string>;
+  matchExpressions?: Array<{ key: string; operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist'; values?: string[] }>;
+}
+
+export type PolicyProtocol = 'TCP' | 'UDP' | 'SCTP';
+
+export interface NetworkPolicyPort {
+  /** Default TCP. */
+  protocol?: PolicyProtocol;
+  /** A number, or the name of a container port. Absent: every port of the protocol. */
+  port?: number | string;
+  /** With a numeric port: the range port..endPort. */
+  endPort?: number;
+}
+
+export interface NetworkPolicyPeer {
+  podSelector?: LabelSelector;
+  namespaceSelector?: LabelSelector;
+  ipBlock?: { cidr: string; except?: string[] };
+}
+
+export interface NetworkPolicyIngressRule {
+  from?: NetworkPolicyPeer[];
+  ports?: NetworkPolicyPort[];
+}
+
+export interface NetworkPolicyEgressRule {
+  to?: NetworkPolicyPeer[];
+  ports?: NetworkPolicyPort[];
+}
+
+export interface NetworkPolicySpec {
+  podSelector: LabelSelector;
+  /** Defaulted: Ingress, plus Egress when spec.egress is set. */
+  policyTypes?: Array<'Ingress' | 'Egress'>;
+  ingress?: NetworkPolicyIngressRule[];
+  egress?: NetworkPolicyEgressRule[];
+}
+
+/** A Kubernetes Namespace: what matters (its labels) is in metadata. */
+export interface NamespaceSpec {
+  finalizers?: string[];
+}
+
 export interface ResourceSpecs {
   IPPool: IPPoolSpec;
   BGPConfiguration: BGPConfigurationSpec;
@@ -134,14 +192,26 @@ export interface ResourceSpecs {
   IPAMBlock: IPAMBlockSpec;
   BlockAffinity: BlockAffinitySpec;
   IPAMHandle: IPAMHandleSpec;
+  NetworkPolicy: NetworkPolicySpec;
+  Namespace: NamespaceSpec;
 }
 
 export type Kind = keyof ResourceSpecs;
 
-export const KINDS: readonly Kind[] = ['IPPool', 'BGPConfiguration', 'BGPPeer', 'Node', 'WorkloadEndpoint', 'IPAMBlock', 'BlockAffinity', 'IPAMHandle'];
+export const KINDS: readonly Kind[] = ['IPPool', 'BGPConfiguration', 'BGPPeer', 'Node', 'WorkloadEndpoint', 'IPAMBlock', 'BlockAffinity', 'IPAMHandle', 'NetworkPolicy', 'Namespace'];
+
+/** The apiVersion of each kind that is not Calico's own (projectcalico.org/v3). */
+export const FOREIGN_API_VERSIONS = { NetworkPolicy: 'networking.k8s.io/v1', Namespace: 'v1' } as const;
+/** Every apiVersion a resource may carry (apiVersionOf(kind) says which one a kind has). */
+export type ApiVersion = typeof API_VERSION | (typeof FOREIGN_API_VERSIONS)[keyof typeof FOREIGN_API_VERSIONS];
+
+/** The apiVersion a kind is written with. */
+export function apiVersionOf(kind: Kind): string {
+  return (FOREIGN_API_VERSIONS as Partial<Record<Kind, string>>)[kind] ?? API_VERSION;
+}
 
 export interface Resource<K extends Kind = Kind> {
-  apiVersion: typeof API_VERSION;
+  apiVersion: ApiVersion;
   kind: K;
   metadata: ObjectMeta;
   spec: ResourceSpecs[K];

@@ -13,7 +13,7 @@ import { KIND_INFO } from './kinds.js';
 import { show, type Problem } from './problems.js';
 import { checkShape, SPEC_SHAPES } from './schema.js';
 import { parseSelector, SelectorSyntaxError } from './selector.js';
-import { API_VERSION, type AnyResource, type Kind, type Resource } from './types.js';
+import { apiVersionOf, type AnyResource, type Kind, type LabelSelector, type NetworkPolicyPeer, type NetworkPolicyPort, type Resource } from './types.js';
 
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
@@ -95,6 +95,86 @@ export function parsePeerIP(text: string): { address: string; port?: number } | 
   if (port === undefined) return { address };
   if (!/^[1-9][0-9]{0,4}$/.test(port) || Number(port) > 65535) return null;
   return { address, port: Number(port) };
+}
+
+/** A Kubernetes label key: optional DNS-subdomain prefix and "/", then a name of 1..63 characters. */
+const LABEL_NAME = /^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
+/** A label value: empty, or 1..63 characters like a name. */
+const LABEL_VALUE = /^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$/;
+/** A named port (IANA_SVC_NAME): 1..15 lowercase letters, digits and "-", at least one letter, no "--", no "-" at the ends. */
+const PORT_NAME = /^(?=.*[a-z])(?!.*--)[a-z0-9]([-a-z0-9]{0,13}[a-z0-9])?$/;
+
+function checkLabelKey(p: Problem[], path: string, key: string): void {
+  const slash = key.lastIndexOf('/');
+  const prefix = slash < 0 ? undefined : key.slice(0, slash);
+  const name = slash < 0 ? key : key.slice(slash + 1);
+  if ((prefix !== undefined && (prefix.length > 253 || !DNS_SUBDOMAIN.test(prefix))) || !LABEL_NAME.test(name)) {
+    p.push({ path, value: key, message: `${show(key)} is not a label key (an optional DNS prefix and "/", then 1..63 letters, digits, "-", "_" or ".", starting and ending with a letter or digit)` });
+  }
+}
+
+function checkLabelValue(p: Problem[], path: string, value: string): void {
+  if (!LABEL_VALUE.test(value)) p.push({ path, value, message: `${show(value)} is not a label value (empty, or 1..63 letters, digits, "-", "_" or ".", starting and ending with a letter or digit)` });
+}
+
+/** metav1.LabelSelector rules: In/NotIn need values, Exists/DoesNotExist take none; keys and values well formed. */
+function checkLabelSelector(p: Problem[], path: string, selector: LabelSelector | undefined): void {
+  if (selector === undefined) return;
+  for (const [key, value] of Object.entries(selector.matchLabels ?? {})) {
+    checkLabelKey(p, `${path}.matchLabels`, key);
+    checkLabelValue(p, `${path}.matchLabels.${key}`, value);
+  }
+  (selector.matchExpressions ?? []).forEach((e, i) => {
+    const at = `${path}.matchExpressions[${i}]`;
+    if (required(p, `${at}.key`, e.key, 'the label key the expression tests')) checkLabelKey(p, `${at}.key`, e.key);
+    if (!required(p, `${at}.operator`, e.operator, 'In, NotIn, Exists or DoesNotExist')) return;
+    const values = e.values ?? [];
+    if ((e.operator === 'In' || e.operator === 'NotIn') && values.length === 0) {
+      p.push({ path: `${at}.values`, value: e.values, message: `${at}.values must be non-empty when the operator is ${e.operator} (like values: [frontend])` });
+    }
+    if ((e.operator === 'Exists' || e.operator === 'DoesNotExist') && values.length > 0) {
+      p.push({ path: `${at}.values`, value: e.values, message: `${at}.values must be empty when the operator is ${e.operator} (found ${show(e.values)})` });
+    }
+    values.forEach((v, j) => checkLabelValue(p, `${at}.values[${j}]`, v));
+  });
+}
+
+function checkPolicyPeer(p: Problem[], path: string, peer: NetworkPolicyPeer): void {
+  const hasSelector = peer.podSelector !== undefined || peer.namespaceSelector !== undefined;
+  if (peer.ipBlock === undefined && !hasSelector) {
+    p.push({ path, value: peer, message: `${path} is empty: set podSelector, namespaceSelector (both = AND) or ipBlock` });
+  }
+  if (peer.ipBlock !== undefined && hasSelector) {
+    p.push({ path: `${path}.ipBlock`, value: peer.ipBlock, message: `${path}.ipBlock cannot be combined with podSelector or namespaceSelector in one entry; write them as two entries (entries are ORed)` });
+  }
+  checkLabelSelector(p, `${path}.podSelector`, peer.podSelector);
+  checkLabelSelector(p, `${path}.namespaceSelector`, peer.namespaceSelector);
+  if (peer.ipBlock === undefined) return;
+  if (!required(p, `${path}.ipBlock.cidr`, peer.ipBlock.cidr, 'like 10.0.0.0/8')) return;
+  const cidr = checkCidr(p, `${path}.ipBlock.cidr`, peer.ipBlock.cidr);
+  (peer.ipBlock.except ?? []).forEach((text, i) => {
+    const at = `${path}.ipBlock.except[${i}]`;
+    const except = checkCidr(p, at, text);
+    if (cidr === null || except === null) return;
+    // Kubernetes: every except must be strictly inside cidr.
+    const inside = except.family === cidr.family && except.len > cidr.len && cidrsOverlap(except, cidr);
+    if (!inside) p.push({ path: at, value: text, message: `${show(text)} is not strictly inside ipBlock.cidr ${peer.ipBlock!.cidr} (an except must be a smaller range within it)` });
+  });
+}
+
+function checkPolicyPort(p: Problem[], path: string, port: NetworkPolicyPort): void {
+  if (typeof port.port === 'number' && (port.port < 1 || port.port > 65535)) {
+    p.push({ path: `${path}.port`, value: port.port, message: `${port.port} is not a port in 1..65535 (or a container port name like "http")` });
+  }
+  if (typeof port.port === 'string' && !PORT_NAME.test(port.port)) {
+    p.push({ path: `${path}.port`, value: port.port, message: `${show(port.port)} is not a port name (1..15 lowercase letters, digits and "-", with at least one letter) or a number` });
+  }
+  if (port.endPort === undefined) return;
+  if (typeof port.port !== 'number') {
+    p.push({ path: `${path}.endPort`, value: port.endPort, message: `${path}.endPort needs a numeric ${path}.port (found ${show(port.port)}): a range is port..endPort` });
+  } else if (port.endPort < port.port || port.endPort > 65535) {
+    p.push({ path: `${path}.endPort`, value: port.endPort, message: `${port.endPort} is not a port in ${port.port}..65535 (endPort must be at least port ${port.port})` });
+  }
 }
 
 const VALIDATORS: { [K in Kind]: Check<K> } = {
@@ -263,13 +343,39 @@ const VALIDATORS: { [K in Kind]: Check<K> } = {
       }
     }
   },
+  NetworkPolicy: (r, p) => {
+    const s = r.spec;
+    if (s.podSelector === undefined) {
+      p.push({ path: 'spec.podSelector', value: undefined, message: 'spec.podSelector is required (the pods the policy applies to; podSelector: {} selects every pod in the namespace)' });
+    }
+    checkLabelSelector(p, 'spec.podSelector', s.podSelector);
+    const types = s.policyTypes ?? [];
+    if (new Set(types).size !== types.length) p.push({ path: 'spec.policyTypes', value: types, message: `${show(types)} names a type twice (accepted: Ingress, Egress, each at most once)` });
+    (s.ingress ?? []).forEach((rule, i) => {
+      (rule.from ?? []).forEach((peer, j) => checkPolicyPeer(p, `spec.ingress[${i}].from[${j}]`, peer));
+      (rule.ports ?? []).forEach((port, j) => checkPolicyPort(p, `spec.ingress[${i}].ports[${j}]`, port));
+    });
+    (s.egress ?? []).forEach((rule, i) => {
+      (rule.to ?? []).forEach((peer, j) => checkPolicyPeer(p, `spec.egress[${i}].to[${j}]`, peer));
+      (rule.ports ?? []).forEach((port, j) => checkPolicyPort(p, `spec.egress[${i}].ports[${j}]`, port));
+    });
+  },
+  Namespace: (r, p) => {
+    const name = r.metadata.name;
+    if (!(name.length <= 63 && DNS_LABEL.test(name))) p.push({ path: 'metadata.name', value: name, message: `${show(name)} is not a namespace name (lowercase letters, digits and "-", at most 63 characters)` });
+    for (const [key, value] of Object.entries(r.metadata.labels ?? {})) {
+      checkLabelKey(p, 'metadata.labels', key);
+      checkLabelValue(p, `metadata.labels.${key}`, value);
+    }
+  },
 };
 
 /** Every problem of one resource on its own (types, names, ranges, formats, cross-field rules). */
 export function validateResource(r: AnyResource): Problem[] {
   const p: Problem[] = [];
-  if (r.apiVersion !== API_VERSION) p.push({ path: 'apiVersion', value: r.apiVersion, message: `${show(r.apiVersion)} is not ${API_VERSION}` });
   const info = KIND_INFO[r.kind];
+  const apiVersion = info === undefined ? undefined : apiVersionOf(r.kind);
+  if (apiVersion !== undefined && r.apiVersion !== apiVersion) p.push({ path: 'apiVersion', value: r.apiVersion, message: `${show(r.apiVersion)} is not ${apiVersion}` });
   if (info === undefined) {
     p.push({ path: 'kind', value: r.kind, message: `${show(r.kind)} is not a known kind` });
     return p;

@@ -1,7 +1,9 @@
 // A fake Kubernetes API server for testing the kubernetes datastore backend with the real
 // @kubernetes/client-node client. It serves only what the backend calls, but serves it honestly:
 // - cluster-scoped Calico CRD objects under /apis/crd.projectcalico.org/v1/<plural>[/<name>],
-//   core Nodes (/api/v1/nodes) and Pods (/api/v1/pods, /api/v1/namespaces/<ns>/pods[/<name>]);
+//   core Nodes (/api/v1/nodes), Pods (/api/v1/pods, /api/v1/namespaces/<ns>/pods[/<name>]), Namespaces
+//   (/api/v1/namespaces[/<name>]) and NetworkPolicies (/apis/networking.k8s.io/v1/networkpolicies,
+//   /apis/networking.k8s.io/v1/namespaces/<ns>/networkpolicies[/<name>]);
 // - one global resourceVersion counter, bumped by every write; lists carry it in metadata.resourceVersion,
 //   and `limit` + `continue` serve a list in pages of one consistent snapshot;
 // - POST of an existing name → 409 AlreadyExists; PUT with a stale metadata.resourceVersion → 409 Conflict;
@@ -76,7 +78,7 @@ export interface FakeApiServer {
 }
 
 /** Which collection: a Calico CRD plural, or the core `nodes` / `pods`. */
-export type CollectionPath = { crd: string } | { core: 'nodes' | 'pods' };
+export type CollectionPath = { crd: string } | { core: 'nodes' | 'pods' | 'namespaces' | 'networkpolicies' };
 
 const CRD_GROUP = 'crd.projectcalico.org';
 const CRD_PLURALS: Readonly<Record<string, string>> = {
@@ -87,9 +89,11 @@ const CRD_PLURALS: Readonly<Record<string, string>> = {
   blockaffinities: 'BlockAffinity',
   ipamhandles: 'IPAMHandle',
 };
-const CORE: Readonly<Record<'nodes' | 'pods', { kind: string; namespaced: boolean }>> = {
+const CORE: Readonly<Record<'nodes' | 'pods' | 'namespaces' | 'networkpolicies', { kind: string; namespaced: boolean; group?: string }>> = {
   nodes: { kind: 'Node', namespaced: false },
   pods: { kind: 'Pod', namespaced: true },
+  namespaces: { kind: 'Namespace', namespaced: false },
+  networkpolicies: { kind: 'NetworkPolicy', namespaced: true, group: 'networking.k8s.io' },
 };
 
 /** DNS-1123 subdomain, as Kubernetes requires for object names. */
@@ -138,7 +142,8 @@ function collectionOf(path: CollectionPath): Collection {
     return { resource: `${path.crd}.${CRD_GROUP}`, apiVersion: `${CRD_GROUP}/v1`, kind, namespaced: false, crd: true };
   }
   const core = CORE[path.core];
-  return { resource: path.core, apiVersion: 'v1', kind: core.kind, namespaced: core.namespaced, crd: false };
+  const resource = core.group ? `${path.core}.${core.group}` : path.core;
+  return { resource, apiVersion: core.group ? `${core.group}/v1` : 'v1', kind: core.kind, namespaced: core.namespaced, crd: false };
 }
 
 /** Parses a request path into the collection, namespace and name it addresses; null when not served. */
@@ -152,6 +157,13 @@ function route(pathname: string): Target | null {
     if (parts[2] === 'pods' && parts.length === 3) return { collection: collectionOf({ core: 'pods' }) };
     if (parts[2] === 'namespaces' && parts[3] && parts[4] === 'pods' && parts.length <= 6) {
       return { collection: collectionOf({ core: 'pods' }), namespace: parts[3], ...(parts[5] ? { name: parts[5] } : {}) };
+    }
+    if (parts[2] === 'namespaces' && parts.length <= 4) return { collection: collectionOf({ core: 'namespaces' }), ...(parts[3] ? { name: parts[3] } : {}) };
+  }
+  if (parts[0] === 'apis' && parts[1] === 'networking.k8s.io' && parts[2] === 'v1') {
+    if (parts[3] === 'networkpolicies' && parts.length === 4) return { collection: collectionOf({ core: 'networkpolicies' }) };
+    if (parts[3] === 'namespaces' && parts[4] && parts[5] === 'networkpolicies' && parts.length <= 7) {
+      return { collection: collectionOf({ core: 'networkpolicies' }), namespace: parts[4], ...(parts[6] ? { name: parts[6] } : {}) };
     }
   }
   return null;

@@ -214,6 +214,8 @@ describe('the CRDs', () => {
         return expect('integer', true);
       case 'boolean':
         return expect('boolean');
+      case 'intOrString': // a Kubernetes IntOrString (NetworkPolicy ports; no CRD kind has one today)
+        return schema['x-kubernetes-int-or-string'] === true ? [] : [`${path}: CRD lacks x-kubernetes-int-or-string, src/resources/schema.ts has intOrString`];
       case 'enum':
         return [...expect('string'), ...(JSON.stringify([...((schema.enum as string[]) ?? [])].sort()) === JSON.stringify([...shape.values].sort()) ? [] : [`${path}: enum ${JSON.stringify(schema.enum)} ≠ ${JSON.stringify(shape.values)}`])];
       case 'array':
@@ -307,6 +309,7 @@ describe('the CRDs', () => {
     integer: 'x',
     nullableInteger: 'x',
     boolean: 'yes',
+    intOrString: true,
     asNumber: true,
     enum: 'Sometimes',
     object: 'x',
@@ -500,6 +503,8 @@ const CORE_CALLS: Readonly<Record<string, string>> = {
   listPodForAllNamespaces: 'list pods',
   patchNamespacedPod: 'patch pods',
   patchNamespacedPodStatus: 'patch pods/status',
+  readNamespace: 'get namespaces',
+  listNamespace: 'list namespaces',
   readNode: 'get nodes',
   listNode: 'list nodes',
   patchNode: 'patch nodes',

@@ -236,11 +236,47 @@ describe('Pods as WorkloadEndpoints', () => {
 });
 
 describe('KUBERNETES_API_CALLS', () => {
-  it('lists every CRD plural and the core resources, with read-only Pods', () => {
+  it('lists every CRD plural and the core resources, with read-only Pods, NetworkPolicies and Namespaces', () => {
     const resources = new Set(KUBERNETES_API_CALLS.map((c) => c.resource));
     expect([...resources].sort()).toEqual(
-      ['bgpconfigurations', 'bgppeers', 'blockaffinities', 'ipamblocks', 'ipamhandles', 'ippools'].map((p) => `${p}.crd.projectcalico.org`).concat(['nodes', 'pods']).sort(),
+      ['bgpconfigurations', 'bgppeers', 'blockaffinities', 'ipamblocks', 'ipamhandles', 'ippools']
+        .map((p) => `${p}.crd.projectcalico.org`)
+        .concat(['nodes', 'pods', 'namespaces', 'networkpolicies.networking.k8s.io'])
+        .sort(),
     );
-    expect(KUBERNETES_API_CALLS.filter((c) => c.resource === 'pods').map((c) => c.verb).sort()).toEqual(['get', 'list', 'watch']);
+    for (const readOnly of ['pods', 'namespaces', 'networkpolicies.networking.k8s.io']) {
+      expect(KUBERNETES_API_CALLS.filter((c) => c.resource === readOnly).map((c) => c.verb).sort()).toEqual(['get', 'list', 'watch']);
+    }
+  });
+});
+
+describe('NetworkPolicy, Namespace and named ports from the Kubernetes API', () => {
+  it('a NetworkPolicy keeps its spec, with policyTypes defaulted as the API server does', async () => {
+    const { networkPolicyToResource } = await import('../../../src/datastore/kubernetes.js');
+    const r = networkPolicyToResource({
+      metadata: { name: 'db', namespace: 'prod', resourceVersion: '7' },
+      spec: { podSelector: { matchLabels: { role: 'db' } }, egress: [{ ports: [{ protocol: 'UDP', port: 53 }] }] },
+    });
+    expect(r).toEqual({
+      apiVersion: 'networking.k8s.io/v1',
+      kind: 'NetworkPolicy',
+      metadata: { name: 'db', namespace: 'prod', resourceVersion: '7' },
+      spec: { podSelector: { matchLabels: { role: 'db' } }, egress: [{ ports: [{ protocol: 'UDP', port: 53 }] }], policyTypes: ['Ingress', 'Egress'] },
+    });
+  });
+
+  it('a Namespace carries its labels and kubernetes.io/metadata.name', async () => {
+    const { namespaceToResource } = await import('../../../src/datastore/kubernetes.js');
+    expect(namespaceToResource({ metadata: { name: 'prod', labels: { team: 'a' } } }).metadata.labels).toEqual({ team: 'a', 'kubernetes.io/metadata.name': 'prod' });
+  });
+
+  it("a Pod's named container ports become the WorkloadEndpoint's ports (unnamed ones are left out)", async () => {
+    const { podToWorkloadEndpoint } = await import('../../../src/datastore/kubernetes.js');
+    const wep = podToWorkloadEndpoint({
+      metadata: { name: 'web', namespace: 'prod' },
+      spec: { nodeName: 'node-1', containers: [{ ports: [{ name: 'http', containerPort: 8080 }, { containerPort: 9000 }] }, { ports: [{ name: 'dns', containerPort: 53, protocol: 'UDP' }] }] },
+      status: { podIP: '10.244.1.5', phase: 'Running' },
+    });
+    expect(wep?.spec.ports).toEqual([{ name: 'http', protocol: 'TCP', port: 8080 }, { name: 'dns', protocol: 'UDP', port: 53 }]);
   });
 });

@@ -12,6 +12,8 @@ const NAMES: Array<[string, Kind]> = [
   ['ipamblock', 'IPAMBlock'], ['ipamblocks', 'IPAMBlock'],
   ['blockaffinity', 'BlockAffinity'], ['blockaffinities', 'BlockAffinity'],
   ['ipamhandle', 'IPAMHandle'], ['ipamhandles', 'IPAMHandle'],
+  ['networkpolicy', 'NetworkPolicy'], ['networkpolicies', 'NetworkPolicy'], ['netpol', 'NetworkPolicy'], ['knp', 'NetworkPolicy'],
+  ['namespace', 'Namespace'], ['namespaces', 'Namespace'], ['ns', 'Namespace'],
 ];
 
 describe('resolveKind', () => {
@@ -24,7 +26,7 @@ describe('resolveKind', () => {
   });
 
   it('refuses an unknown name, listing the accepted ones', () => {
-    expect(() => resolveKind('networkpolicy')).toThrow(/^resource kind "networkpolicy" is not known; accepted \(case-insensitive\): ippool\|ippools\|pool.*wep/);
+    expect(() => resolveKind('globalnetworkpolicy')).toThrow(/^resource kind "globalnetworkpolicy" is not known; accepted \(case-insensitive\): ippool\|ippools\|pool.*wep/);
   });
 });
 
