@@ -10,7 +10,12 @@
 // Precedence (as calicoctl): a config file, when one is used, is the whole configuration; the environment
 // is read only when there is no file. `--config FILE` wins over /etc/tortie/tortie.cfg.
 
-import { parse as parseYaml } from 'yaml';
+import { createRequire } from 'node:module';
+
+/** `yaml`, loaded only when a config file is read (the CNI plugin, a process per pod, never reads one). */
+function parseYaml(text: string): unknown {
+  return (createRequire(import.meta.url)('yaml') as typeof import('yaml')).parse(text);
+}
 
 export type DatastoreType = 'etcdv3' | 'kubernetes';
 export const DATASTORE_TYPES: readonly DatastoreType[] = ['etcdv3', 'kubernetes'];

@@ -17,7 +17,9 @@
 import { systemClock, type Clock } from '../../bgp/clock.js';
 import { parseIpv4, parsePrefix, prefixContains } from '../../bgp/ip.js';
 import { AlreadyExistsError, ConflictError, NotFoundError, type Datastore } from '../datastore/types.js';
-import { parseSelector } from '../resources/index.js';
+// selector.js itself, not the resources index: the index pulls in `yaml`, which the CNI plugin's ADD
+// (this module, in a fresh process per pod) does not need.
+import { parseSelector } from '../resources/selector.js';
 import { API_VERSION, type IPAMBlockSpec, type Resource } from '../resources/types.js';
 import * as blocks from './block.js';
 import { affinityName, blockName } from './names.js';
