@@ -1,0 +1,312 @@
+// natOutgoing for real, in network namespaces this file creates (the host's nftables and sysctls are never
+// read or written): a node namespace whose eth0 leads to an "outside" namespace (an address in no pool),
+// pods behind cali* veths plumbed like the CNI plugin does, and felix's FelixDataplane — real iproute2,
+// real nft, real /proc/sys in the node namespace — programming routes, `table ip tortie-nat` and
+// ip_forward. UDP datagrams are sent from the pods; listeners print the source address they saw.
+//
+//   pod-nat (10.66.0.5, pool 10.66.0.0/16 natOutgoing) ──cali──┐
+//   pod-plain (10.67.0.5, pool 10.67.0.0/16, no NAT)  ──cali──┤ node  eth0 198.18.66.1/24 ── outside 198.18.66.2/24
+//   pod-off (10.68.0.5, pool 10.68.0.0/16 natOutgoing, disabled) ┘                            + 10.69.0.7 (a pod of
+//                                                                                              pool 10.69.0.0/16 on
+//                                                                                              "another node")
+//
+// Checked: pod-nat → outside arrives from the node's address (and the answer comes back through conntrack);
+// pod-nat → pod-plain (same node, another pool) and → 10.69.0.7 (another node's pod) keep the pod address;
+// pod-plain and pod-off → outside keep theirs; a rule deleted by hand comes back (on the resync and on a
+// check); no write while nothing changes (measured); natOutgoing switched off removes the table; ip_forward
+// set by felix and said in the log; strict rp_filter on eth0 reported in status.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import pino from 'pino';
+import { FelixDataplane, type DataplaneInput } from '../../felix/dataplane.js';
+import { Iproute2Kernel } from '../../felix/iproute2.js';
+import { procSysIo } from '../../felix/kernel-settings.js';
+import { Nft } from '../../felix/nft.js';
+import { addressBlock } from '../harness/addresses.js';
+import { createNetns, destroyAllNetns, netnsUnavailableReason, runCommand, type Netns } from '../harness/netns.js';
+
+const unavailable = netnsUnavailableReason();
+if (unavailable && process.env.CI === 'true') throw new Error(`felix natOutgoing tests cannot run: ${unavailable}`);
+
+const BLOCK = addressBlock(import.meta.url).block; // 66
+const NODE_IP = `198.18.${BLOCK}.1`;
+const OUTSIDE_IP = `198.18.${BLOCK}.2`;
+const REMOTE_POD = '10.69.0.7';
+const PORT = 7070;
+
+interface Pod {
+  ns: Netns;
+  ip: string;
+  cali: string;
+}
+
+/** Plumbing as src/cni/dataplane.ts does it: veth, /32, gateway 169.254.1.1 with a permanent neighbour. */
+async function addPod(node: Netns, tag: string, ip: string, cali: string): Promise<Pod> {
+  const ns = await createNetns(tag);
+  await node.ip('link', 'add', cali, 'address', 'ee:ee:ee:ee:ee:ee', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns.name);
+  await node.ip('link', 'set', cali, 'up');
+  await node.exec('sysctl', ['-q', '-w', `net.ipv4.conf.${cali}.proxy_arp=1`, `net.ipv4.neigh.${cali}.proxy_delay=0`]);
+  await ns.ip('link', 'set', 'eth0', 'up');
+  await ns.ip('addr', 'add', `${ip}/32`, 'dev', 'eth0');
+  await ns.ip('route', 'add', '169.254.1.1', 'dev', 'eth0', 'scope', 'link');
+  await ns.ip('route', 'add', 'default', 'via', '169.254.1.1', 'dev', 'eth0');
+  await ns.ip('neigh', 'replace', '169.254.1.1', 'lladdr', 'ee:ee:ee:ee:ee:ee', 'dev', 'eth0', 'nud', 'permanent');
+  return { ns, ip, cali };
+}
+
+/** A UDP listener in `ns` that prints "<tag> <source address>" per datagram and answers with the source. */
+class Listener {
+  readonly seen: string[] = [];
+  private readonly child: ChildProcess;
+  private buffer = '';
+  readonly ready: Promise<void>;
+
+  constructor(ns: Netns, address: string) {
+    const script = `
+      const s = require('node:dgram').createSocket('udp4');
+      s.on('message', (m, r) => { process.stdout.write(m.toString() + ' ' + r.address + '\\n'); s.send(r.address, r.port, r.address); });
+      s.bind(${PORT}, '${address}', () => process.stdout.write('ready\\n'));
+      setTimeout(() => process.exit(0), 120000);`;
+    this.child = spawn('ip', ['netns', 'exec', ns.name, process.execPath, '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.ready = new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`UDP listener on ${address} did not start`)), 10_000);
+      this.child.stdout?.on('data', (b: Buffer) => {
+        this.buffer += b.toString();
+        const lines = this.buffer.split('\n');
+        this.buffer = lines.pop() ?? '';
+        for (const line of lines) {
+          if (line === 'ready') {
+            clearTimeout(timer);
+            resolve();
+          } else this.seen.push(line);
+        }
+      });
+      this.child.on('exit', () => reject(new Error(`UDP listener on ${address} exited`)));
+    });
+  }
+
+  /** The source address the datagram tagged `tag` came from, or null if none arrived in `ms`. */
+  async sourceOf(tag: string, ms = 3_000): Promise<string | null> {
+    const until = Date.now() + ms;
+    while (Date.now() < until) {
+      const line = this.seen.find((l) => l.startsWith(`${tag} `));
+      if (line !== undefined) return line.slice(tag.length + 1);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return null;
+  }
+
+  stop(): void {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGTERM');
+  }
+}
+
+let tagCounter = 0;
+
+/** Sends one datagram from a pod; returns the tag, and the answer (the source the listener saw) or null. */
+async function send(from: Pod, to: string): Promise<{ tag: string; answer: string | null }> {
+  const tag = `t${++tagCounter}-${from.ip}`;
+  const script = `
+    const s = require('node:dgram').createSocket('udp4');
+    const t = setTimeout(() => { process.stdout.write('timeout'); process.exit(0); }, 1500);
+    s.on('message', (m) => { process.stdout.write('answer ' + m.toString()); clearTimeout(t); process.exit(0); });
+    s.send('${tag}', ${PORT}, '${to}');`;
+  const result = await runCommand('ip', ['netns', 'exec', from.ns.name, process.execPath, '-e', script], undefined, 10_000);
+  const answer = result.stdout.startsWith('answer ') ? result.stdout.slice('answer '.length).trim() : null;
+  return { tag, answer };
+}
+
+function recordingLog(): { lines: Array<{ msg: string; fields: Record<string, unknown> }>; logger: pino.Logger } {
+  const lines: Array<{ msg: string; fields: Record<string, unknown> }> = [];
+  const stream = { write: (s: string) => { const o = JSON.parse(s) as Record<string, unknown>; lines.push({ msg: String(o.msg), fields: o }); } };
+  return { lines, logger: pino({ level: 'info' }, stream) };
+}
+
+async function nftRules(node: Netns): Promise<string> {
+  const result = await runCommand('ip', ['netns', 'exec', node.name, 'nft', '-a', 'list', 'table', 'ip', 'tortie-nat']);
+  return result.code === 0 ? result.stdout : '';
+}
+
+async function eventually(check: () => Promise<boolean>, ms = 8_000): Promise<boolean> {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    if (await check()) return true;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return check();
+}
+
+describe.skipIf(unavailable !== null)('felix natOutgoing in network namespaces', () => {
+  let node: Netns;
+  let outside: Netns;
+  let podNat: Pod;
+  let podPlain: Pod;
+  let podOff: Pod;
+  let dataplane: FelixDataplane;
+  let log: ReturnType<typeof recordingLog>;
+  const listeners: Listener[] = [];
+  let outsideListener: Listener;
+  let remotePodListener: Listener;
+  let plainPodListener: Listener;
+  let input: DataplaneInput;
+  const RESYNC_MS = 1_500;
+
+  const pools = (natOn: boolean): DataplaneInput['pools'] => [
+    { cidr: '10.66.0.0/16', ipipMode: 'Never', natOutgoing: natOn },
+    { cidr: '10.67.0.0/16', ipipMode: 'Never', natOutgoing: false },
+    { cidr: '10.68.0.0/16', ipipMode: 'Never', natOutgoing: true, disabled: true },
+    { cidr: '10.69.0.0/16', ipipMode: 'Never' },
+  ];
+
+  beforeAll(async () => {
+    node = await createNetns('natnode');
+    outside = await createNetns('natout');
+    await node.ip('link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', outside.name);
+    await node.ip('addr', 'add', `${NODE_IP}/24`, 'dev', 'eth0');
+    await node.ip('link', 'set', 'eth0', 'up');
+    await outside.ip('addr', 'add', `${OUTSIDE_IP}/24`, 'dev', 'eth0');
+    await outside.ip('link', 'set', 'eth0', 'up');
+    // The outside also stands for another node holding a pod of pool 10.69.0.0/16, and knows our pods'
+    // pools by route (as a node would over BGP) — so an un-NATed pod address could be answered too.
+    await outside.ip('addr', 'add', `${REMOTE_POD}/32`, 'dev', 'lo');
+    await outside.ip('route', 'add', '10.66.0.0/16', 'via', NODE_IP);
+    await outside.ip('route', 'add', '10.67.0.0/16', 'via', NODE_IP);
+    await outside.ip('route', 'add', '10.68.0.0/16', 'via', NODE_IP);
+    podNat = await addPod(node, 'natpod', '10.66.0.5', 'cali66000000005');
+    podPlain = await addPod(node, 'plainpod', '10.67.0.5', 'cali67000000005');
+    podOff = await addPod(node, 'offpod', '10.68.0.5', 'cali68000000005');
+    expect((await node.exec('cat', ['/proc/sys/net/ipv4/ip_forward'])).trim()).toBe('0'); // felix must set it
+
+    outsideListener = new Listener(outside, OUTSIDE_IP);
+    remotePodListener = new Listener(outside, REMOTE_POD);
+    plainPodListener = new Listener(podPlain.ns, podPlain.ip);
+    listeners.push(outsideListener, remotePodListener, plainPodListener);
+    await Promise.all(listeners.map((l) => l.ready));
+
+    log = recordingLog();
+    dataplane = new FelixDataplane({
+      kernel: new Iproute2Kernel({ netns: node.name }),
+      reconnect: () => new Iproute2Kernel({ netns: node.name }),
+      nft: new Nft({ netns: node.name }),
+      sysctl: procSysIo({ netns: node.name }),
+      log: log.logger,
+      resyncMs: RESYNC_MS,
+      debounceMs: 1,
+      tunl0: { netns: node.name },
+    });
+    input = {
+      node: { ip: `${NODE_IP}/24`, hostInterface: 'eth0' },
+      pools: pools(true),
+      localBlocks: ['10.66.0.0/26', '10.67.0.0/26', '10.68.0.0/26'],
+      workloads: [
+        { ip: podNat.ip, interfaceName: podNat.cali, namespace: 'default', pod: 'nat' },
+        { ip: podPlain.ip, interfaceName: podPlain.cali, namespace: 'default', pod: 'plain' },
+        { ip: podOff.ip, interfaceName: podOff.cali, namespace: 'default', pod: 'off' },
+      ],
+      bgpRoutes: [{ prefix: '10.69.0.0/26', nextHop: OUTSIDE_IP }],
+      tunnel: {},
+    };
+    dataplane.update(input);
+    dataplane.start();
+    dataplane.bgpSettled();
+    await dataplane.settle();
+    await dataplane.settleNat();
+    await dataplane.checkKernelSettings();
+  }, 60_000);
+
+  afterAll(async () => {
+    for (const l of listeners) l.stop();
+    await dataplane?.stop();
+    await destroyAllNetns();
+  });
+
+  it('felix set ip_forward=1 in the node namespace and said so in the log', async () => {
+    expect((await node.exec('cat', ['/proc/sys/net/ipv4/ip_forward'])).trim()).toBe('1');
+    expect(log.lines.some((l) => /^net\.ipv4\.ip_forward was 0: .*felix set it to 1$/.test(l.msg))).toBe(true);
+    expect(dataplane.status().kernelSettings.warnings).toEqual([]);
+  });
+
+  it('programs table ip tortie-nat with the NAT pools and all pools', async () => {
+    const text = await nftRules(node);
+    expect(text).toMatch(/set nat-pools \{[^}]*elements = \{ 10\.66\.0\.0\/16 \}/s);
+    expect(text).toMatch(/set all-pools \{[^}]*elements = \{ 10\.66\.0\.0\/16, 10\.67\.0\.0\/16,\s*10\.68\.0\.0\/16, 10\.69\.0\.0\/16 \}/s);
+    expect(text).toMatch(/ip saddr @nat-pools ip daddr != @all-pools masquerade comment "tortie natOutgoing"/);
+    expect(dataplane.status().nat).toMatchObject({ managed: true, inSync: true, natPools: ['10.66.0.0/16'], writes: 1 });
+  });
+
+  it('a pod in a natOutgoing pool reaches the outside with the node address as source, and gets the answer', async () => {
+    const { tag, answer } = await send(podNat, OUTSIDE_IP);
+    expect(await outsideListener.sourceOf(tag)).toBe(NODE_IP);
+    expect(answer).toBe(NODE_IP); // the answer came back to the pod through conntrack's reverse NAT
+  });
+
+  it('pod to pod keeps the pod address: another pool on this node, and a pod of another node', async () => {
+    const local = await send(podNat, podPlain.ip);
+    expect(await plainPodListener.sourceOf(local.tag)).toBe(podNat.ip);
+    const remote = await send(podNat, REMOTE_POD);
+    expect(await remotePodListener.sourceOf(remote.tag)).toBe(podNat.ip);
+  });
+
+  it('a pool without natOutgoing, and a disabled natOutgoing pool: not masqueraded', async () => {
+    const plain = await send(podPlain, OUTSIDE_IP);
+    expect(await outsideListener.sourceOf(plain.tag)).toBe(podPlain.ip);
+    const off = await send(podOff, OUTSIDE_IP);
+    expect(await outsideListener.sourceOf(off.tag)).toBe(podOff.ip);
+  });
+
+  it('no write while nothing changes (measured), and a rule deleted by hand comes back on a check', async () => {
+    const before = dataplane.status().nat.writes;
+    const rounds = 20;
+    const t0 = process.hrtime.bigint();
+    for (let i = 0; i < rounds; i++) expect((await dataplane.settleNat()).wrote).toBe(false);
+    const noopMs = Number(process.hrtime.bigint() - t0) / 1e6 / rounds;
+    expect(dataplane.status().nat.writes).toBe(before);
+
+    const handle = /masquerade comment "tortie natOutgoing" # handle (\d+)/.exec(await nftRules(node))?.[1];
+    expect(handle).toBeDefined();
+    await node.exec('nft', ['delete', 'rule', 'ip', 'tortie-nat', 'postrouting', 'handle', handle!]);
+    expect(await nftRules(node)).not.toMatch(/masquerade/);
+    const t1 = process.hrtime.bigint();
+    const result = await dataplane.settleNat();
+    const repairMs = Number(process.hrtime.bigint() - t1) / 1e6;
+    expect(result).toEqual({ wrote: true, difference: expect.stringMatching(/rule 1 is missing/) });
+    expect(await nftRules(node)).toMatch(/masquerade/);
+    const { tag } = await send(podNat, OUTSIDE_IP);
+    expect(await outsideListener.sourceOf(tag)).toBe(NODE_IP);
+    process.stdout.write(`felix-nat: no-op check ${noopMs.toFixed(1)} ms (nft -j list + compare, mean of ${rounds}); repair (list + write + read back) ${repairMs.toFixed(1)} ms\n`);
+  });
+
+  it('the table deleted by hand comes back by itself on the resync', async () => {
+    await node.exec('nft', ['delete', 'table', 'ip', 'tortie-nat']);
+    expect(await nftRules(node)).toBe('');
+    expect(await eventually(async () => /masquerade/.test(await nftRules(node)), RESYNC_MS * 4)).toBe(true);
+  });
+
+  it('strict rp_filter on eth0 is reported in status warnings and logged once', async () => {
+    await node.exec('sysctl', ['-q', '-w', 'net.ipv4.conf.eth0.rp_filter=1']);
+    try {
+      await dataplane.checkKernelSettings();
+      await dataplane.checkKernelSettings();
+      const warnings = dataplane.status().warnings.filter((w) => w.startsWith('rp_filter is 1'));
+      expect(warnings).toEqual([expect.stringMatching(/on the host interface eth0, wanted 0 or 2 \(loose\).*fix: sysctl -w net\.ipv4\.conf\.eth0\.rp_filter=2/)]);
+      expect(log.lines.filter((l) => l.fields.warning === warnings[0]).length).toBe(1);
+    } finally {
+      await node.exec('sysctl', ['-q', '-w', 'net.ipv4.conf.eth0.rp_filter=0']);
+    }
+    await dataplane.checkKernelSettings();
+    expect(dataplane.status().kernelSettings.warnings).toEqual([]);
+  });
+
+  it('natOutgoing switched off: the table is removed and the pod leaves with its own address', async () => {
+    dataplane.update({ ...input, pools: pools(false) });
+    await dataplane.settleNat();
+    expect(await nftRules(node)).toBe('');
+    const { tag } = await send(podNat, OUTSIDE_IP);
+    expect(await outsideListener.sourceOf(tag)).toBe(podNat.ip);
+    dataplane.update(input);
+    await dataplane.settleNat();
+    const again = await send(podNat, OUTSIDE_IP);
+    expect(await outsideListener.sourceOf(again.tag)).toBe(NODE_IP);
+  });
+});
