@@ -33,6 +33,39 @@ const BIRD2_CLIENT = BIRD2.replace(/bird$/, 'birdc');
 const NODE_ETCD_PORT = 2379;
 const COMMAND_TIMEOUT_MS = 20_000;
 
+export interface LabTimeouts {
+  /** etcd answering on its port. */
+  etcdMs: number;
+  /** Each agent answering with a block. */
+  agentMs: number;
+  /** Every session Established and every route in every kernel. */
+  convergeMs: number;
+  /** One CNI plugin run. */
+  cniMs: number;
+  /** Each datastore call of the lab, the agents and the CNI plugin (TORTIE_DATASTORE_TIMEOUT_MS); undefined = their default. */
+  datastoreMs: number | undefined;
+}
+
+/**
+ * The deadlines of \`lab up\`, multiplied by TORTIE_LAB_SLOWDOWN (a whole number 1..50, default 1) for slow
+ * machines: in the VM of scripts/vm (software emulation) a node process takes seconds to start and the
+ * first etcd connection (loading gRPC and the etcd protos) longer than the datastore's default 5 s.
+ */
+export function labTimeouts(env: NodeJS.ProcessEnv = process.env): LabTimeouts {
+  const raw = env.TORTIE_LAB_SLOWDOWN;
+  const factor = raw === undefined || raw === '' ? 1 : Number(raw);
+  if (!Number.isInteger(factor) || factor < 1 || factor > 50) {
+    throw new Error(`TORTIE_LAB_SLOWDOWN="${raw}": a whole number 1..50 that multiplies every deadline of the lab (like 6 in a software-emulated VM); unset = 1`);
+  }
+  return { etcdMs: 20_000 * factor, agentMs: 30_000 * factor, convergeMs: 60_000 * factor, cniMs: 30_000 * factor, datastoreMs: factor === 1 ? undefined : 5000 * factor };
+}
+
+/** TORTIE_DATASTORE_TIMEOUT_MS for what the lab starts, when the lab is slowed down. */
+function datastoreTimeoutEnv(): Record<string, string> {
+  const { datastoreMs } = labTimeouts();
+  return datastoreMs === undefined ? {} : { TORTIE_DATASTORE_TIMEOUT_MS: String(datastoreMs) };
+}
+
 export interface LabProcess {
   role: string;
   pid: number;
@@ -226,6 +259,7 @@ function existingNamespaces(): string[] {
 
 export async function labUp(options: LabOptions, io: LabIo, command: string[] = [process.execPath, process.argv[1] ?? '']): Promise<LabState> {
   const plan = planLab(options);
+  labTimeouts(); // a bad TORTIE_LAB_SLOWDOWN is refused before anything is made
   const dir = labDir(options.name);
   if (readState(dir) !== null) throw new Error(`a lab named "${options.name}" is up already (${statePath(dir)}): 'tortie lab down --name ${options.name}' first`);
   checkPrerequisites(plan, io);
@@ -267,7 +301,7 @@ async function startEtcd(state: LabState, step: (text: string) => void): Promise
   await waitUntil(
     () => tcpOpen(client),
     () => `etcd on 127.0.0.1:${client} (log: ${join(state.dir, 'etcd.log')})`,
-    20_000,
+    labTimeouts().etcdMs,
   );
   step(`etcd on 127.0.0.1:${client} (ETCD_ENDPOINTS=http://127.0.0.1:${client})`);
 }
@@ -320,7 +354,7 @@ function buildNetwork(state: LabState, step: (text: string) => void): void {
 async function storeResources(state: LabState, step: (text: string) => void): Promise<void> {
   const { loadDatastoreConfig, openDatastore } = await import('../datastore/index.js');
   const { applyDefaults, toResource, validateResource, API_VERSION } = await import('../resources/index.js');
-  const ds = await openDatastore(await loadDatastoreConfig({ DATASTORE_TYPE: 'etcdv3', ETCD_ENDPOINTS: `http://127.0.0.1:${state.etcdPort}` }));
+  const ds = await openDatastore(await loadDatastoreConfig({ DATASTORE_TYPE: 'etcdv3', ETCD_ENDPOINTS: `http://127.0.0.1:${state.etcdPort}`, ...datastoreTimeoutEnv() }));
   try {
     // All checked before any is stored: a plan the validator refuses is a bug here, named with the field.
     const resources = state.plan.resources.map((raw, i) => applyDefaults(toResource({ apiVersion: API_VERSION, ...raw }, i)));
@@ -413,7 +447,7 @@ async function startAgents(state: LabState, step: (text: string) => void): Promi
         return false;
       },
       () => `the agent of ${node.name} to answer with a block (log: ${join(state.dir, `agent-${node.name}.log`)})`,
-      30_000,
+      labTimeouts().agentMs,
     );
   }
   step(`agents running: ${state.plan.nodes.map((n) => `${n.name} ${n.ip}`).join(', ')}`);
@@ -435,6 +469,7 @@ export function startAgent(state: LabState, name: string): LabProcess {
     TORTIE_DATAPLANE: 'kernel',
     TORTIE_CTL_SOCKET: agentSocket(state, name),
     TORTIE_LOG_LEVEL: process.env.TORTIE_LOG_LEVEL ?? 'info',
+    ...datastoreTimeoutEnv(),
   };
   return spawnDetached(state, `agent-${name}`, agentSocket(state, name), 'ip', ['netns', 'exec', node.ns, ...state.command, 'node', 'run'], env);
 }
@@ -473,8 +508,9 @@ export function runCni(state: LabState, workload: LabWorkload, command: 'ADD' | 
     CNI_IFNAME: 'eth0',
     CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=${workload.namespace};K8S_POD_NAME=${workload.pod};K8S_POD_INFRA_CONTAINER_ID=${workload.containerId}`,
     CNI_PATH: '/opt/cni/bin',
+    ...datastoreTimeoutEnv(),
   };
-  const result = run('ip', ['netns', 'exec', node.ns, ...state.command], { env, input: JSON.stringify(cniConfig(workload.node)), timeoutMs: 30_000 });
+  const result = run('ip', ['netns', 'exec', node.ns, ...state.command], { env, input: JSON.stringify(cniConfig(workload.node)), timeoutMs: labTimeouts().cniMs });
   let answer: Record<string, unknown> = {};
   try {
     answer = result.stdout.trim() === '' ? {} : (JSON.parse(result.stdout) as Record<string, unknown>);
@@ -547,7 +583,7 @@ async function waitConverged(state: LabState, step: (text: string) => void): Pro
       return last.length === 0;
     },
     () => `every session Established and every route in every kernel; still missing:\n  ${last.join('\n  ')}`,
-    60_000,
+    labTimeouts().convergeMs,
     200,
   );
   step('converged: every session Established, every block and workload route in every kernel');
