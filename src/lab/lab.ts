@@ -47,7 +47,7 @@ export interface LabTimeouts {
 }
 
 /**
- * The deadlines of \`lab up\`, multiplied by TORTIE_LAB_SLOWDOWN (a whole number 1..50, default 1) for slow
+ * The deadlines of `lab up`, multiplied by TORTIE_LAB_SLOWDOWN (a whole number 1..50, default 1) for slow
  * machines: in the VM of scripts/vm (software emulation) a node process takes seconds to start and the
  * first etcd connection (loading gRPC and the etcd protos) longer than the datastore's default 5 s.
  */
