@@ -15,8 +15,8 @@ import { workloadInterfaceName } from '../../../felix/route-calc.js';
 import { Agent, type SpeakerLike } from '../../../src/agent/agent.js';
 import { parseAgentConfig } from '../../../src/agent/config.js';
 import { MemoryDatastore } from '../../../src/datastore/memory.js';
-import { API_VERSION, applyDefaults, type AnyResource } from '../../../src/resources/index.js';
 import { fakeIp } from '../helpers/fake-ip.js';
+import { res, until } from '../helpers/agent-fixtures.js';
 import { FakeSpeaker } from '../helpers/fake-speaker.js';
 
 const INTERFACES = [
@@ -24,18 +24,7 @@ const INTERFACES = [
   { iface: 'eth0', address: '198.18.0.11', prefixLength: 24 },
 ];
 
-function res(kind: AnyResource['kind'], name: string, spec: object, namespace?: string): AnyResource {
-  return applyDefaults({ apiVersion: API_VERSION, kind, metadata: { name, ...(namespace ? { namespace } : {}) }, spec } as AnyResource);
-}
 
-async function until<T>(probe: () => T | undefined | false, what: string): Promise<T> {
-  for (let i = 0; i < 400; i++) {
-    const value = probe();
-    if (value !== undefined && value !== false) return value;
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 const running: Agent[] = [];
 afterEach(async () => {

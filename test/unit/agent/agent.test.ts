@@ -9,7 +9,7 @@ import { formatIpv4, parseIpv4, parsePrefix } from '../../../bgp/ip.js';
 import { Agent, type SpeakerLike } from '../../../src/agent/agent.js';
 import { parseAgentConfig } from '../../../src/agent/config.js';
 import { MemoryDatastore } from '../../../src/datastore/memory.js';
-import { API_VERSION, applyDefaults, type AnyResource } from '../../../src/resources/index.js';
+import { res, until } from '../helpers/agent-fixtures.js';
 import { FakeSpeaker } from '../helpers/fake-speaker.js';
 
 const INTERFACES = [
@@ -17,18 +17,7 @@ const INTERFACES = [
   { iface: 'eth0', address: '198.18.0.11', prefixLength: 24 },
 ];
 
-function res(kind: AnyResource['kind'], name: string, spec: object): AnyResource {
-  return applyDefaults({ apiVersion: API_VERSION, kind, metadata: { name }, spec } as AnyResource);
-}
 
-async function until<T>(probe: () => T | undefined | false, what: string): Promise<T> {
-  for (let i = 0; i < 400; i++) {
-    const value = probe();
-    if (value !== undefined && value !== false) return value;
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 const running: Agent[] = [];
 afterEach(async () => {
