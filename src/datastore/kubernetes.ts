@@ -948,7 +948,7 @@ export async function openKubernetes(options: KubernetesOptions = {}): Promise<D
     await ds.list('IPPool');
   } catch (err) {
     if (err instanceof NotFoundError) {
-      throw new DatastoreError(`the Kubernetes API server ${cluster.server} does not serve ippools.${CRD_GROUP}/${CRD_VERSION}: install Calico's CRDs (manifests/crds.yaml)`);
+      throw new DatastoreError(`the Kubernetes API server ${cluster.server} does not serve ippools.${CRD_GROUP}/${CRD_VERSION}: install the CRDs (kubectl apply -f manifests/tortie.yaml, or Calico's)`);
     }
     throw err;
   }
