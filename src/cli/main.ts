@@ -17,6 +17,7 @@ commands:
   cni install     install the CNI plugin and its conflist ('tortie cni --help'); with CNI_COMMAND
                   set and no arguments, tortie is the CNI plugin (see src/cni/index.ts)
   lab up          a cluster on this machine in network namespaces (also: status, ping, down; root)
+  policy explain  would NetworkPolicy allow a connection, and which policy and rule decide it
   version         print the version
 
 Run 'tortie <command> --help' for a command's options.
@@ -75,6 +76,16 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'lab') {
     const { runLabCommand } = await import('./lab-command.js');
     return runLabCommand(sub === undefined ? [] : [sub, ...rest]);
+  }
+  if (command === 'policy') {
+    const args = sub === undefined ? [] : [sub, ...rest];
+    const { POLICY_USAGE, parsePolicyArgs, runPolicyExplain } = await import('./policy-command.js');
+    if (args.includes('--help') || args.includes('-h')) {
+      process.stdout.write(POLICY_USAGE);
+      return 0;
+    }
+    const parsed = parsePolicyArgs(args);
+    return runPolicyExplain(parsed, { out: (text) => process.stdout.write(text), openDatastore: () => openConfiguredDatastore(parsed.config) });
   }
   if (command === 'ipam') {
     const args = sub === undefined ? [] : [sub, ...rest];
