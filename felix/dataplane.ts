@@ -23,12 +23,13 @@
 //   current set is kept for status, so a 90 s resync does not repeat them forever.
 // - natOutgoing (nat.ts, pure) lives in its own nftables table `ip tortie-nat`, kept by an NftTableKeeper
 //   (nft-table.ts): written only when `nft -j list` differs from the desired content, re-checked on every
-//   resync so a rule deleted by hand comes back. The kernel settings routes and NAT need (ip_forward,
+//   resync and at once on an `nft monitor` event about it, so a rule deleted by hand comes back. The kernel settings routes and NAT need (ip_forward,
 //   forwarding, rp_filter, proxy_arp: kernel-settings.ts) are checked at start and on every resync;
 //   felix sets ip_forward itself (logged), the rest is reported in status warnings and logged once.
 
 import { ensureKernelSettings, type SysctlIo } from './kernel-settings.js';
 import { natTableFor, NAT_TABLE } from './nat.js';
+import type { NftMonitor } from './nft.js';
 import { NftTableKeeper, type NftLike, type NftSyncResult, type NftTableStatus } from './nft-table.js';
 import { calculateRoutes, type CalcInput } from './route-calc.js';
 import type { Kernel } from './kernel.js';
@@ -115,6 +116,8 @@ export class FelixDataplane {
   private started = false;
   private stopped = false;
   private readonly nat: NftTableKeeper | null;
+  private natMonitor: NftMonitor | null = null;
+  private natMonitorLost: string | null = null;
   private natPools: { natPools: string[]; allPools: string[]; warnings: string[] } = { natPools: [], allPools: [], warnings: [] };
   private readonly sysctl: SysctlIo | null;
   private settingsWarnings: string[] = [];
@@ -165,6 +168,7 @@ export class FelixDataplane {
     if (this.input !== null) this.recalculate();
     this.table.start();
     this.nat?.start();
+    this.watchNat();
     if (this.input !== null) void this.checkKernelSettings();
     const now = (): number => this.clock?.now() ?? Date.now();
     let lastRepair = now();
@@ -175,6 +179,7 @@ export class FelixDataplane {
         lastRepair = now();
         if (this.tunnelNeeded) void this.ensureTunl0();
         void this.checkKernelSettings();
+        this.watchNat();
       }, Math.min(this.resyncMs, 10_000));
       this.tunl0Timer.unref?.();
     }
@@ -299,6 +304,8 @@ export class FelixDataplane {
     if (this.tunl0Timer !== null) clearInterval(this.tunl0Timer);
     this.table.stop();
     this.nat?.stop();
+    this.natMonitor?.stop();
+    this.natMonitor = null;
     await this.tunl0Running.catch(() => undefined);
     await this.settingsRunning?.catch(() => undefined);
     await this.options.kernel.close().catch(() => undefined);
@@ -316,6 +323,24 @@ export class FelixDataplane {
     this.logOnce(nat.warnings, 'natOutgoing');
     this.natPools = { natPools: nat.natPools, allPools: nat.allPools, warnings: nat.warnings };
     this.nat?.setDesired(nat.table);
+  }
+
+  /** `nft monitor`: any change to our table (or one nft cannot place) is checked at once. Restarted on resync if lost. */
+  private watchNat(): void {
+    const nft = this.options.nft;
+    if (this.nat === null || nft?.monitor === undefined || this.natMonitor !== null || this.stopped) return;
+    this.natMonitor = nft.monitor(
+      (event) => {
+        const ours = event.table === NAT_TABLE.name && (event.family === null || event.family === NAT_TABLE.family);
+        if (ours || event.table === null) this.nat?.poke();
+      },
+      (reason) => {
+        this.natMonitor = null;
+        if (this.stopped) return;
+        if (reason !== this.natMonitorLost) this.log.warn({ reason }, `nft monitor lost: changes to table ${NAT_TABLE.family} ${NAT_TABLE.name} are repaired on the next resync`);
+        this.natMonitorLost = reason;
+      },
+    );
   }
 
   /** Warnings are stable strings: each is logged the first time it appears. */

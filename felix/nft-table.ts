@@ -14,7 +14,7 @@
 //   keeper     NftTableKeeper: setDesired(spec | null) → sync(): list, compare, write (or delete the table
 //              when nothing is desired) — serialized, retried after a failure, re-checked every
 //              `resyncMs` so a rule deleted by hand comes back, and at once when `poke()` is called (an
-//              `nft monitor` event, see nat-monitor in dataplane.ts).
+//              `nft monitor` event about the table: dataplane.ts watches and pokes).
 //
 // Why this is hard:
 // - nft prints some things differently from how they were written: a /32 set element comes back as a bare
@@ -28,6 +28,7 @@
 // - Every check and write is one at a time: a desired change during a sync is applied right after it.
 
 import { formatIpv4, tryParseIpv4 } from '../bgp/ip.js';
+import type { NftEvent, NftMonitor } from './nft.js';
 import type { RouteTableClock } from './route-table.js';
 
 export type NftFamily = 'ip' | 'inet';
@@ -240,6 +241,8 @@ export function tableDifference(wanted: CanonicalTable | null, actual: Canonical
 export interface NftLike {
   apply(script: string): Promise<void>;
   listTable(family: NftFamily, name: string): Promise<unknown[] | null>;
+  /** Optional: ruleset change events (felix/nft.ts `nft -j monitor`), for an immediate check. */
+  monitor?(onEvent: (event: NftEvent) => void, onLost: (reason: string) => void): NftMonitor;
 }
 
 /** The pino methods the keeper uses. */

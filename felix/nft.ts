@@ -8,6 +8,10 @@
 //                      nft's message), parsed from nft's stderr (`/dev/stdin:4:17-21: Error: ...`).
 //   listTable(f, name) `nft -j list table <f> <name>`, the `nftables` array of its JSON (metainfo, table,
 //                      sets, chains, rules, in nft's order), or null when the table does not exist.
+//   monitor(on, lost)  one long-running `nft -j monitor`: every ruleset change in the namespace as an
+//                      NftEvent (action, kind, family, table); lines nft prints that are not JSON ("W:
+//                      Received event for an unknown set." for some element deletions) come as events with
+//                      table null — "something changed, look". Killed by its PID on stop() or process exit.
 //
 // Why this is hard: nft reports every problem on stderr only, as "<file>:<line>:<col>-<col>: Error: <msg>"
 // followed by the offending line and a caret line, and a missing table is just exit 1 with "No such file or
@@ -51,6 +55,54 @@ export class NftError extends Error {
     this.problems = problems;
     this.lines = problems.map(describeProblem);
   }
+}
+
+/** One line of `nft -j monitor`: {"delete": {"rule": {"family": "ip", "table": "tortie-nat", ...}}}. */
+export interface NftEvent {
+  /** "add", "delete", ... ; "unknown" for a line that is not JSON. */
+  action: string;
+  /** "table", "chain", "rule", "set", "element", ... ; "unknown" for a line that is not JSON. */
+  kind: string;
+  family: string | null;
+  /** The table the object belongs to (a table event: its own name); null when nft did not say. */
+  table: string | null;
+  raw: string;
+}
+
+export interface NftMonitor {
+  stop(): void;
+}
+
+/** Parses one line of `nft -j monitor` (pure). Blank lines give null. */
+export function parseMonitorLine(line: string): NftEvent | null {
+  const raw = line.trim();
+  if (raw === '') return null;
+  let doc: unknown;
+  try {
+    doc = JSON.parse(raw);
+  } catch {
+    return { action: 'unknown', kind: 'unknown', family: null, table: null, raw };
+  }
+  const action = typeof doc === 'object' && doc !== null ? Object.keys(doc)[0] : undefined;
+  const body = action !== undefined ? (doc as Record<string, unknown>)[action] : undefined;
+  const kind = typeof body === 'object' && body !== null ? Object.keys(body)[0] : undefined;
+  const obj = kind !== undefined ? ((body as Record<string, unknown>)[kind] as Record<string, unknown> | null) : null;
+  if (action === undefined || kind === undefined || typeof obj !== 'object' || obj === null) {
+    return { action: action ?? 'unknown', kind: kind ?? 'unknown', family: null, table: null, raw };
+  }
+  const table = kind === 'table' ? obj.name : obj.table;
+  return { action, kind, family: typeof obj.family === 'string' ? obj.family : null, table: typeof table === 'string' ? table : null, raw };
+}
+
+/** `nft monitor` children still running: killed by PID if the process exits without stop(). */
+const monitorChildren = new Set<ReturnType<typeof spawn>>();
+let exitHooked = false;
+function hookExit(): void {
+  if (exitHooked) return;
+  exitHooked = true;
+  process.on('exit', () => {
+    for (const child of monitorChildren) if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+  });
 }
 
 interface RunResult {
@@ -151,6 +203,50 @@ export class Nft {
       `nft -j list table ${family} ${name}${this.where()} failed (exit ${result.code}): ${problems.map(describeProblem).join('; ')}`,
       problems,
     );
+  }
+
+  /**
+   * Watches every ruleset change in the namespace (`nft -j monitor`) until stop(). `onLost` is called once
+   * if the monitor ends or cannot start (the caller falls back on its periodic check).
+   */
+  monitor(onEvent: (event: NftEvent) => void, onLost: (reason: string) => void): NftMonitor {
+    const [command, argv] =
+      this.options.netns !== undefined
+        ? [this.options.ipPath ?? 'ip', ['netns', 'exec', this.options.netns, this.nft, '-j', 'monitor']]
+        : [this.nft, ['-j', 'monitor']];
+    hookExit();
+    const child = spawn(command, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+    monitorChildren.add(child);
+    let stopped = false;
+    let buffer = '';
+    let stderr = '';
+    const lost = (reason: string): void => {
+      monitorChildren.delete(child);
+      if (stopped) return;
+      stopped = true;
+      onLost(reason);
+    };
+    child.stdout.on('data', (b: Buffer) => {
+      buffer += b.toString('utf8');
+      const lines = buffer.split('\n');
+      buffer = lines.pop() ?? '';
+      for (const line of lines) {
+        const event = parseMonitorLine(line);
+        if (event !== null && !stopped) onEvent(event);
+      }
+    });
+    child.stderr.on('data', (b: Buffer) => {
+      stderr = (stderr + b.toString('utf8')).slice(-500);
+    });
+    child.on('error', (e) => lost(`nft monitor could not run ("${command}"): ${e.message}`));
+    child.on('close', (code, signal) => lost(`nft monitor${this.where()} ended (${signal ?? `exit ${code}`})${stderr.trim() ? `: ${stderr.trim()}` : ''}`));
+    return {
+      stop: () => {
+        stopped = true;
+        monitorChildren.delete(child);
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      },
+    };
   }
 
   private where(): string {

@@ -1,10 +1,10 @@
 // felix/nft.ts against the real nft, inside network namespaces this file creates (the host's ruleset is
 // never read or written): a script applied and listed back as JSON, a missing table is null, a script
 // with one bad line changes nothing (nft's transaction) and the error names that line, and two
-// namespaces keep separate rulesets.
+// namespaces keep separate rulesets; `nft -j monitor` reports changes made by another process, by table.
 
 import { afterAll, describe, expect, it } from 'vitest';
-import { Nft, NftError } from '../../felix/nft.js';
+import { Nft, NftError, type NftEvent } from '../../felix/nft.js';
 import { createNetns, destroyAllNetns, netnsUnavailableReason } from '../harness/netns.js';
 
 const unavailable = netnsUnavailableReason();
@@ -71,6 +71,38 @@ describe.skipIf(unavailable !== null)('felix/nft in a network namespace', () => 
     await new Nft({ netns: a.name }).apply(TABLE);
     expect(await new Nft({ netns: a.name }).listTable('ip', 'nfttest')).not.toBeNull();
     expect(await new Nft({ netns: b.name }).listTable('ip', 'nfttest')).toBeNull();
+  });
+
+  it('monitor: a change by another process arrives as events naming the table; stop() ends it', async () => {
+    const ns = await createNetns('nft');
+    const nft = new Nft({ netns: ns.name });
+    await nft.apply(TABLE);
+    const events: NftEvent[] = [];
+    const lost: string[] = [];
+    const monitor = nft.monitor((e) => events.push(e), (r) => lost.push(r));
+    try {
+      // The monitor has subscribed once it sees a change: poke until the first event (bounded).
+      const until = Date.now() + 5_000;
+      for (let i = 0; events.length === 0 && Date.now() < until; i++) {
+        await nft.apply(`add table ip probe${i}\n`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(events.length).toBeGreaterThan(0);
+      events.length = 0;
+      await ns.exec('nft', ['flush', 'chain', 'ip', 'nfttest', 'post']);
+      const deadline = Date.now() + 5_000;
+      while (!events.some((e) => e.kind === 'rule') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      expect(events).toContainEqual(expect.objectContaining({ action: 'delete', kind: 'rule', family: 'ip', table: 'nfttest' }));
+    } finally {
+      monitor.stop();
+    }
+    expect(lost).toEqual([]); // stop() is not "lost"
+  });
+
+  it('monitor: a monitor that cannot run reports it once through onLost', async () => {
+    const nft = new Nft({ netns: `tortie-test-${process.pid}-no-such-ns` });
+    const lost = await new Promise<string>((resolve) => nft.monitor(() => undefined, resolve));
+    expect(lost).toMatch(/nft monitor in netns .* ended \(exit \d+\)/);
   });
 
   it('a namespace that does not exist is an error, not a missing table', async () => {

@@ -6,7 +6,7 @@ import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Nft, NftError, describeProblem, isNoSuchTable, parseNftErrors, parseNftJson } from '../../../felix/nft.js';
+import { Nft, NftError, describeProblem, isNoSuchTable, parseMonitorLine, parseNftErrors, parseNftJson } from '../../../felix/nft.js';
 
 const SCRIPT = [
   'table ip t {',
@@ -154,4 +154,24 @@ describe('Nft with a fake nft binary', () => {
     const nft = new Nft({ nftPath: hang, timeoutMs: 200 });
     await expect(nft.apply('')).rejects.toThrow(/took longer than 200 ms and was killed/);
   });
+});
+
+describe('parseMonitorLine', () => {
+  // Lines as `nft -j monitor` (1.0.6) printed them here.
+  const cases: Array<{ line: string; want: { action: string; kind: string; family: string | null; table: string | null } | null }> = [
+    { line: '{"add": {"table": {"family": "ip", "name": "tortie-nat", "handle": 1}}}', want: { action: 'add', kind: 'table', family: 'ip', table: 'tortie-nat' } },
+    { line: '{"delete": {"rule": {"family": "ip", "table": "tortie-nat", "chain": "postrouting", "handle": 4, "expr": [{"masquerade": null}]}}}', want: { action: 'delete', kind: 'rule', family: 'ip', table: 'tortie-nat' } },
+    { line: '{"add": {"element": {"family": "inet", "table": "tortie-filter", "name": "s", "elem": {"set": ["10.9.9.9"]}}}}', want: { action: 'add', kind: 'element', family: 'inet', table: 'tortie-filter' } },
+    { line: '{"delete": {"set": {"family": "ip", "name": "nat-pools", "table": "tortie-nat", "type": "invalid", "handle": 2}}}', want: { action: 'delete', kind: 'set', family: 'ip', table: 'tortie-nat' } },
+    { line: 'W: Received event for an unknown set.', want: { action: 'unknown', kind: 'unknown', family: null, table: null } },
+    { line: '{"add": 3}', want: { action: 'add', kind: 'unknown', family: null, table: null } },
+    { line: '   ', want: null },
+  ];
+  for (const c of cases) {
+    it(c.line || '(blank)', () => {
+      const got = parseMonitorLine(c.line);
+      if (c.want === null) expect(got).toBeNull();
+      else expect(got).toEqual({ ...c.want, raw: c.line.trim() });
+    });
+  }
 });
