@@ -30,6 +30,8 @@ import { FelixDataplane, type DataplaneInput, type DataplaneOptions } from '../.
 import { Iproute2Kernel } from '../../felix/iproute2.js';
 import { procSysIo } from '../../felix/kernel-settings.js';
 import { Nft } from '../../felix/nft.js';
+import { PolicyDataplane } from '../../felix/policy-dataplane.js';
+import { PolicyEnforcer } from '../policy/enforcer.js';
 import { AlreadyExistsError, ConflictError, type Datastore } from '../datastore/types.js';
 import { Ipam } from '../ipam/index.js';
 import { applyDefaults, parseSelector, API_VERSION, BGP_DEFAULTS, type Resource } from '../resources/index.js';
@@ -68,6 +70,8 @@ export interface AgentDeps {
    * namespace. Tests pass one over a MemoryKernel or another namespace.
    */
   createDataplane?: (options: Pick<DataplaneOptions, 'log' | 'resyncMs' | 'tunl0'>) => DataplaneLike;
+  /** NetworkPolicy's nftables driver (kernel dataplane only). Default: table inet tortie-filter here, unless createDataplane is injected. */
+  createPolicyDataplane?: () => Pick<PolicyDataplane, 'apply' | 'resync'> | null;
   /** MTU of an interface (tunl0's auto MTU); default /sys/class/net/<name>/mtu. */
   interfaceMtu?: (name: string) => number | undefined;
   /** Wall clock (ms) for status. */
@@ -212,6 +216,8 @@ export class Agent {
   /** The interface holding the node address (direct and BGP routes leave through it); null = none found. */
   private hostInterface: string | null = null;
   private dataplane: DataplaneLike | null = null;
+  /** NetworkPolicy enforcement (src/policy/enforcer.ts), with the kernel dataplane. */
+  private policy: PolicyEnforcer | null = null;
   private dataplaneUpdate: ReturnType<typeof setImmediate> | null = null;
   private tunnelAddressRunning = false;
   private readonly warnings = new Set<string>();
@@ -312,6 +318,7 @@ export class Agent {
     this.speakerRetry = null;
     if (this.dataplaneUpdate !== null) clearImmediate(this.dataplaneUpdate);
     this.dataplaneUpdate = null;
+    this.policy?.stop();
     this.cache?.stop();
     await this.replanning.catch(() => undefined);
     // Routes stay in the kernel: the next start adopts them (no blackout across a restart).
@@ -637,6 +644,7 @@ export class Agent {
     const nextHop = parseIpv4(this.ip!.address);
     speaker.setOriginated(prefixes.map((cidr): OriginatedRoute => ({ prefix: parsePrefix(cidr), attrs: { origin: Origin.IGP, nextHop, asPath: [] } })));
     this.updateDataplane();
+    this.updatePolicy();
     this.ensureTunnelAddressLive();
     this.metrics.observeWatchLag(cache.lagSeconds());
     if (changeAt !== null) this.metrics.observeConvergence(Math.max(0, this.now() - changeAt) / 1000);
@@ -655,6 +663,17 @@ export class Agent {
       ? this.deps.createDataplane(options)
       : new FelixDataplane({ ...options, kernel: new Iproute2Kernel(), reconnect: () => new Iproute2Kernel(), nft: new Nft(), sysctl: procSysIo() });
     this.dataplane.start();
+    const policyDataplane = this.deps.createPolicyDataplane ? this.deps.createPolicyDataplane() : this.deps.createDataplane ? null : new PolicyDataplane(new Nft());
+    if (policyDataplane !== null) {
+      this.policy = new PolicyEnforcer({ dataplane: policyDataplane, node: this.config.nodeName, log: this.log.child({ component: 'policy' }), resyncMs: this.config.routeRefreshMs });
+    }
+  }
+
+  /** NetworkPolicy: the cache's policies, namespaces, workloads and nodes to this node's nftables filter. */
+  private updatePolicy(): void {
+    const cache = this.cache;
+    if (this.policy === null || cache === null || this.stopping) return;
+    this.policy.update({ policies: cache.list('NetworkPolicy'), namespaces: cache.list('Namespace'), workloadEndpoints: cache.list('WorkloadEndpoint'), nodes: cache.list('Node') });
   }
 
   /** Loc-RIB changes arrive per UPDATE: one recalculation per turn of the event loop is plenty. */

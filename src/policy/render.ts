@@ -1,0 +1,97 @@
+// NetworkPolicy → tortie's nftables filter (pure): the compiled rules of this node's pods
+// (semantics.ts compileEndpoints) become named sets and chains of `table inet tortie-filter`, which
+// felix/policy-dataplane.ts writes incrementally.
+//
+//   chain forward (hook forward)   ct state established,related accept      ← replies always pass
+//                                  iifname "cali*" jump from-wl             ← a pod sends: its egress
+//                                  oifname "cali*" jump to-wl               ← a pod receives: its ingress
+//   chain from-wl / to-wl          one verdict map: interface → jump egr-<if> / ing-<if>, only for pods
+//                                  isolated in that direction (the others fall through: allowed)
+//   chain ing-<if> / egr-<if>      one line per rule and protocol: peers set + ports → return; then drop
+//   set r<hash>                    a rule's peers: pod addresses and ipBlocks minus excepts (interval set),
+//                                  shared by every pod the policy selects
+//   set n<hash>                    an egress rule's named ports: (address . protocol . port) per peer pod
+//
+// The node's own traffic to its pods leaves through the output hook, never forward, so it is never
+// filtered ([node] in semantics.ts); traffic between two pods of the node crosses both chains. `return`
+// (not accept) after egress lets the ingress side still be checked.
+//
+// Why this is hard: sets are shared and named by the rule's identity, so a pod's label change rewrites
+// just the sets whose members change and the chains of pods whose set of selecting policies changes.
+
+import { createHash } from 'node:crypto';
+import type { DesiredFilter, FilterChain, FilterSet } from '../../felix/policy-dataplane.js';
+import type { CompiledEndpoint, CompiledPort, CompiledRule, Direction } from './semantics.js';
+
+const PROTOCOL_NUMBER = { TCP: 6, UDP: 17, SCTP: 132 } as const;
+
+function hashed(prefix: string, id: string): string {
+  return `${prefix}${createHash('sha1').update(id).digest('hex').slice(0, 16)}`;
+}
+
+export function peerSetName(rule: CompiledRule): string {
+  return hashed('r', rule.id);
+}
+
+export function namedSetName(rule: CompiledRule): string {
+  return hashed('n', rule.id);
+}
+
+/** `meta l4proto tcp tcp dport { 80, 8000-8100 }` per protocol; `meta l4proto udp` for a whole protocol. */
+function portMatches(ports: CompiledPort[]): string[] {
+  const out: string[] = [];
+  for (const protocol of ['TCP', 'UDP', 'SCTP'] as const) {
+    const mine = ports.filter((p) => p.protocol === protocol);
+    if (mine.length === 0) continue;
+    const proto = protocol.toLowerCase();
+    if (mine.some((p) => p.first === undefined)) {
+      out.push(`meta l4proto ${proto}`);
+      continue;
+    }
+    const items = [...new Set(mine.map((p) => (p.first === p.last ? `${p.first}` : `${p.first}-${p.last}`)))];
+    out.push(`meta l4proto ${proto} ${proto} dport ${items.length === 1 ? items[0] : `{ ${items.join(', ')} }`}`);
+  }
+  return out;
+}
+
+function ruleLines(rule: CompiledRule, direction: Direction): string[] {
+  const addr = direction === 'ingress' ? 'saddr' : 'daddr';
+  const peer = rule.peers === null ? '' : `ip ${addr} @${peerSetName(rule)} `;
+  const lines: string[] = [];
+  if (rule.ports === null) lines.push(`${peer}return`);
+  else for (const match of portMatches(rule.ports)) lines.push(`${peer}${match} return`);
+  if (rule.namedTargets.length > 0) lines.push(`ip daddr . meta l4proto . th dport @${namedSetName(rule)} return`);
+  return lines;
+}
+
+/** The whole desired filter for these (local) pods. */
+export function renderFilter(endpoints: CompiledEndpoint[]): DesiredFilter {
+  const sets = new Map<string, FilterSet>();
+  const chains = new Map<string, FilterChain>();
+  const dispatch: Record<Direction, string[]> = { ingress: [], egress: [] };
+  const sorted = [...endpoints].sort((a, b) => a.endpoint.interfaceName.localeCompare(b.endpoint.interfaceName));
+  for (const c of sorted) {
+    const ifname = c.endpoint.interfaceName;
+    for (const direction of ['ingress', 'egress'] as const) {
+      const rules = c[direction];
+      if (rules === null) continue;
+      const chain = `${direction === 'ingress' ? 'ing' : 'egr'}-${ifname}`;
+      const lines: string[] = [];
+      for (const rule of rules) {
+        if (rule.peers !== null) sets.set(peerSetName(rule), { kind: 'addresses', ranges: rule.peers });
+        if (rule.namedTargets.length > 0) {
+          sets.set(namedSetName(rule), { kind: 'addressPorts', entries: rule.namedTargets.map((t) => ({ ip: t.ip, protocol: PROTOCOL_NUMBER[t.protocol], port: t.port })) });
+        }
+        lines.push(...ruleLines(rule, direction));
+      }
+      lines.push('drop');
+      chains.set(chain, { rules: lines });
+      dispatch[direction].push(`"${ifname}" : jump ${chain}`);
+    }
+  }
+  const vmap = (key: string, entries: string[]): string[] => (entries.length === 0 ? [] : [`${key} vmap { ${entries.join(', ')} }`]);
+  chains.set('forward', { hook: 'forward', rules: ['ct state established,related accept', 'iifname "cali*" jump from-wl', 'oifname "cali*" jump to-wl'] });
+  chains.set('from-wl', { rules: vmap('iifname', dispatch.egress) });
+  chains.set('to-wl', { rules: vmap('oifname', dispatch.ingress) });
+  return { sets, chains };
+}
