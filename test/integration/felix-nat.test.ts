@@ -16,7 +16,6 @@
 // through `nft monitor`; on the resync without one); no write while nothing changes (measured); natOutgoing switched off removes the table; ip_forward
 // set by felix and said in the log; strict rp_filter on eth0 reported in status.
 
-import { spawn, type ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pino from 'pino';
 import { FelixDataplane, type DataplaneInput } from '../../felix/dataplane.js';
@@ -25,6 +24,7 @@ import { procSysIo } from '../../felix/kernel-settings.js';
 import { Nft } from '../../felix/nft.js';
 import { addressBlock } from '../harness/addresses.js';
 import { createNetns, destroyAllNetns, netnsUnavailableReason, runCommand, type Netns } from '../harness/netns.js';
+import { UdpListener, udpSend } from '../harness/udp-probe.js';
 
 const unavailable = netnsUnavailableReason();
 if (unavailable && process.env.CI === 'true') throw new Error(`felix natOutgoing tests cannot run: ${unavailable}`);
@@ -55,66 +55,9 @@ async function addPod(node: Netns, tag: string, ip: string, cali: string): Promi
   return { ns, ip, cali };
 }
 
-/** A UDP listener in `ns` that prints "<tag> <source address>" per datagram and answers with the source. */
-class Listener {
-  readonly seen: string[] = [];
-  private readonly child: ChildProcess;
-  private buffer = '';
-  readonly ready: Promise<void>;
-
-  constructor(ns: Netns, address: string) {
-    const script = `
-      const s = require('node:dgram').createSocket('udp4');
-      s.on('message', (m, r) => { process.stdout.write(m.toString() + ' ' + r.address + '\\n'); s.send(r.address, r.port, r.address); });
-      s.bind(${PORT}, '${address}', () => process.stdout.write('ready\\n'));
-      setTimeout(() => process.exit(0), 120000);`;
-    this.child = spawn('ip', ['netns', 'exec', ns.name, process.execPath, '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
-    this.ready = new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`UDP listener on ${address} did not start`)), 10_000);
-      this.child.stdout?.on('data', (b: Buffer) => {
-        this.buffer += b.toString();
-        const lines = this.buffer.split('\n');
-        this.buffer = lines.pop() ?? '';
-        for (const line of lines) {
-          if (line === 'ready') {
-            clearTimeout(timer);
-            resolve();
-          } else this.seen.push(line);
-        }
-      });
-      this.child.on('exit', () => reject(new Error(`UDP listener on ${address} exited`)));
-    });
-  }
-
-  /** The source address the datagram tagged `tag` came from, or null if none arrived in `ms`. */
-  async sourceOf(tag: string, ms = 3_000): Promise<string | null> {
-    const until = Date.now() + ms;
-    while (Date.now() < until) {
-      const line = this.seen.find((l) => l.startsWith(`${tag} `));
-      if (line !== undefined) return line.slice(tag.length + 1);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    return null;
-  }
-
-  stop(): void {
-    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGTERM');
-  }
-}
-
-let tagCounter = 0;
-
-/** Sends one datagram from a pod; returns the tag, and the answer (the source the listener saw) or null. */
-async function send(from: Pod, to: string): Promise<{ tag: string; answer: string | null }> {
-  const tag = `t${++tagCounter}-${from.ip}`;
-  const script = `
-    const s = require('node:dgram').createSocket('udp4');
-    const t = setTimeout(() => { process.stdout.write('timeout'); process.exit(0); }, 1500);
-    s.on('message', (m) => { process.stdout.write('answer ' + m.toString()); clearTimeout(t); process.exit(0); });
-    s.send('${tag}', ${PORT}, '${to}');`;
-  const result = await runCommand('ip', ['netns', 'exec', from.ns.name, process.execPath, '-e', script], undefined, 10_000);
-  const answer = result.stdout.startsWith('answer ') ? result.stdout.slice('answer '.length).trim() : null;
-  return { tag, answer };
+/** One datagram from a pod to `to`: its tag and the answer (the source address the listener saw), or null. */
+function send(from: Pod, to: string): Promise<{ tag: string; answer: string | null }> {
+  return udpSend(from.ns.name, to, PORT);
 }
 
 function recordingLog(): { lines: Array<{ msg: string; fields: Record<string, unknown> }>; logger: pino.Logger } {
@@ -145,10 +88,10 @@ describe.skipIf(unavailable !== null)('felix natOutgoing in network namespaces',
   let podOff: Pod;
   let dataplane: FelixDataplane;
   let log: ReturnType<typeof recordingLog>;
-  const listeners: Listener[] = [];
-  let outsideListener: Listener;
-  let remotePodListener: Listener;
-  let plainPodListener: Listener;
+  const listeners: UdpListener[] = [];
+  let outsideListener: UdpListener;
+  let remotePodListener: UdpListener;
+  let plainPodListener: UdpListener;
   let input: DataplaneInput;
   /** Long: a repair within seconds below is the nft monitor's doing, not the resync's. */
   const RESYNC_MS = 60_000;
@@ -179,9 +122,9 @@ describe.skipIf(unavailable !== null)('felix natOutgoing in network namespaces',
     podOff = await addPod(node, 'offpod', '10.68.0.5', 'cali68000000005');
     expect((await node.exec('cat', ['/proc/sys/net/ipv4/ip_forward'])).trim()).toBe('0'); // felix must set it
 
-    outsideListener = new Listener(outside, OUTSIDE_IP);
-    remotePodListener = new Listener(outside, REMOTE_POD);
-    plainPodListener = new Listener(podPlain.ns, podPlain.ip);
+    outsideListener = new UdpListener(outside.name, OUTSIDE_IP, PORT);
+    remotePodListener = new UdpListener(outside.name, REMOTE_POD, PORT);
+    plainPodListener = new UdpListener(podPlain.ns.name, podPlain.ip, PORT);
     listeners.push(outsideListener, remotePodListener, plainPodListener);
     await Promise.all(listeners.map((l) => l.ready));
 
