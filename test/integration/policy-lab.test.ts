@@ -193,8 +193,7 @@ describe.skipIf(unavailable !== null)('NetworkPolicy in the lab (real TCP/UDP be
     await expectBoth(['client', 'db', 8080, 'TCP'], ['web', 'db', 8080, 'TCP']);
     expect(await eventually('prom', 'db', 8080, 'TCP', 'timeout')).toBe('timeout');
 
-    // A label change alone moves a pod in or out: web gets app=client, and is now... still prod, so still denied
-    // (AND); the client loses app=client and is denied.
+    // A label change alone moves a pod out: the client loses app=client and is denied.
     const client = (await ds.list('WorkloadEndpoint', { namespace: 'dev' })).items.find((e) => e.spec.pod === 'client')!;
     await ds.update({ ...client, metadata: { ...client.metadata, labels: { ...client.metadata.labels, app: 'other' } } });
     expect(await eventually('client', 'db', 8080, 'TCP', 'timeout')).toBe('timeout');
