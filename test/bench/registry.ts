@@ -4,8 +4,9 @@ import type { Bench } from './bench.js';
 import { cniBench } from './cni.js';
 import { codecBench } from './codec.js';
 import { felixRoutesBench } from './felix-routes.js';
+import { policyBench } from './policy.js';
 import { routingNodesBench } from './routing-nodes.js';
 import { routingReceiveBench } from './routing-receive.js';
 import { routingRrBench } from './routing-rr.js';
 
-export const BENCHES: readonly Bench[] = [codecBench, routingReceiveBench, routingRrBench, routingNodesBench, agentConvergenceBench, felixRoutesBench, cniBench];
+export const BENCHES: readonly Bench[] = [codecBench, routingReceiveBench, routingRrBench, routingNodesBench, agentConvergenceBench, felixRoutesBench, cniBench, policyBench];
