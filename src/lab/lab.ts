@@ -60,10 +60,15 @@ export function labTimeouts(env: NodeJS.ProcessEnv = process.env): LabTimeouts {
   return { etcdMs: 20_000 * factor, agentMs: 30_000 * factor, convergeMs: 60_000 * factor, cniMs: 30_000 * factor, datastoreMs: factor === 1 ? undefined : 5000 * factor };
 }
 
-/** TORTIE_DATASTORE_TIMEOUT_MS for what the lab starts, when the lab is slowed down. */
-function datastoreTimeoutEnv(): Record<string, string> {
+/**
+ * TORTIE_DATASTORE_TIMEOUT_MS for what the lab starts, when the lab is slowed down; for an agent also
+ * WAIT_FOR_DATASTORE, because on a slow machine its node's relay (a process started at the same time) may
+ * listen only after the agent's first connection attempt has given up.
+ */
+function datastoreTimeoutEnv(forAgent = false): Record<string, string> {
   const { datastoreMs } = labTimeouts();
-  return datastoreMs === undefined ? {} : { TORTIE_DATASTORE_TIMEOUT_MS: String(datastoreMs) };
+  if (datastoreMs === undefined) return {};
+  return { TORTIE_DATASTORE_TIMEOUT_MS: String(datastoreMs), ...(forAgent ? { WAIT_FOR_DATASTORE: 'true' } : {}) };
 }
 
 export interface LabProcess {
@@ -469,7 +474,7 @@ export function startAgent(state: LabState, name: string): LabProcess {
     TORTIE_DATAPLANE: 'kernel',
     TORTIE_CTL_SOCKET: agentSocket(state, name),
     TORTIE_LOG_LEVEL: process.env.TORTIE_LOG_LEVEL ?? 'info',
-    ...datastoreTimeoutEnv(),
+    ...datastoreTimeoutEnv(true),
   };
   return spawnDetached(state, `agent-${name}`, agentSocket(state, name), 'ip', ['netns', 'exec', node.ns, ...state.command, 'node', 'run'], env);
 }
