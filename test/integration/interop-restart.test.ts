@@ -405,7 +405,9 @@ describe('graceful restart (RFC 4724) against real peers', () => {
       const samples = await sampler.stop();
       const backText = kind === 'frr' ? await peer.cli(`show bgp neighbors ${tortieIp}`) : await peer.cli('show protocols all');
 
-      expect(samples.length).toBeGreaterThan(10);
+      // How many samples fit depends on the machine's load (tests never fail on timing): what matters is
+      // that some were taken before, during (`away`, below) and after the restart.
+      expect(samples.length).toBeGreaterThan(2);
       // In EVERY sample: the route both torties announce.
       for (const s of samples) expect(s.prefixes, `${keep} at +${s.at - killedAt} ms`).toContain(keep);
       // `drop` stays until the new tortie's End-of-RIB, then is gone for good (present, then absent: one switch).
