@@ -288,7 +288,7 @@ describe.skipIf(!haveEtcd || !haveBird)('tortie node run: three agents, a BIRD o
       sampling = false;
       await sampler;
     }
-    expect(samples).toBeGreaterThan(10);
+    expect(samples).toBeGreaterThan(2); // a count that depends on load; the gaps are what is checked
     expect(gaps, `${gaps.slice(0, 20).join('\n')}\n${diagnose()}`).toEqual([]);
     const rib3 = await routes(agents[2]!);
     // Node 2's block now reaches node 3 through the reflector: next hop unchanged (iBGP, RFC 4456 §10).
