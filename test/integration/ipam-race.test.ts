@@ -17,7 +17,9 @@ describe.skipIf(!requireEtcd())('IPAM races on real etcd', () => {
 
   beforeAll(async () => {
     etcd = await startEtcd();
-    for (let i = 0; i < NODES; i++) clients.push(await openEtcd({ endpoints: [etcd.endpoint], timeoutMs: 5000 }));
+    // A generous per-call deadline: this test is about correctness under contention, and on a loaded
+    // machine 200 concurrent transactions can queue for more than the default 5 s.
+    for (let i = 0; i < NODES; i++) clients.push(await openEtcd({ endpoints: [etcd.endpoint], timeoutMs: 30_000 }));
     await clients[0]?.create({ apiVersion: API_VERSION, kind: 'IPPool', metadata: { name: 'pool' }, spec: { cidr: '10.244.0.0/16', blockSize: 26, nodeSelector: 'all()' } });
   });
   afterAll(async () => {
