@@ -25,8 +25,9 @@
 //     reliable end-of-batch signal: `ip -batch` prints nothing after a batch, so a process's exit status
 //     and stderr are what say "this batch is done, these lines failed".
 //   - Through RouteTable, 10,000 routes into an empty table took 1.26-1.34× a bare `ip -batch` of the
-//     same lines (best of 3; 1.6-2.0× before the changes of issue #6's bench), the rest being two reads
-//     of the empty table and ~15-20 ms of JavaScript: see test/bench/README.md "felix-routes".
+//     same lines (best of 3, load < 4; 1.71× before the changes made with that bench): the rest is two
+//     reads of the empty table and ~15-25 ms of JavaScript, not process I/O — test/bench/README.md
+//     "felix-routes".
 //
 // Why this is hard: `ip` prints one route in several spellings (see kernel.ts normalize), a batch reports
 // errors only on stderr with a line number, and a child process must never outlive its caller: every
