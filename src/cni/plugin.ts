@@ -12,7 +12,9 @@
 // - The runtime acts on error codes: an unreachable datastore is 11 ("try again later"), not a generic
 //   failure; a bad configuration is 7 or 2 and says which field.
 
+import { dirname, join } from 'node:path';
 import type { Ipam } from '../ipam/index.js';
+import { withHostLock } from './host-lock.js';
 import { addressOf, affineNode, ordinalsOfHandle } from '../ipam/block.js';
 import { blockName } from '../ipam/names.js';
 import type { Datastore } from '../datastore/types.js';
@@ -213,7 +215,11 @@ class Invocation {
     const hostMtu = this.conf.mtu === undefined ? network.defaultRouteMtu().catch(() => null) : Promise.resolve(null);
     const [id, ds, { Ipam }] = await Promise.all([this.identity(), this.datastore(), loadIpam()]);
     const ipam = new Ipam(ds);
-    const address = await this.timed('ipam', () => this.assign(ipam, id.node));
+    // One assign at a time on this host (host-lock.ts): parallel ADDs on a node without room must not each
+    // claim a block. Keyed by node, so the lab's nodes (one host) do not wait for each other.
+    const lockFile = join(dirname(this.conf.nodenameFile ?? DEFAULT_NODENAME_FILE), `ipam-${id.node}.lock`);
+    const { result: address, locked } = await this.timed('ipam', () => withHostLock(lockFile, () => this.assign(ipam, id.node)));
+    if (!locked) this.log.log('warning', `assigned without the host IPAM lock ${lockFile} (timed out or not writable)`);
     const hostIf = hostVethName(id);
     const plan: VethPlan = { hostIf, podIf: id.ifname, netns, address, mtu: 0, podMac: podMac(this.io.randomBytes(6)) };
     let vethMade = false;
