@@ -24,7 +24,7 @@ import { join } from 'node:path';
 import { formatNodeStatus } from '../agent/status-format.js';
 import { queryControl } from '../agent/control.js';
 import type { AgentStatus } from '../agent/types.js';
-import { planLab, LAB_AS, type LabOptions, type LabPlan, type LabWorkload } from './plan.js';
+import { needsTunnel, planLab, LAB_AS, type LabOptions, type LabPlan, type LabWorkload } from './plan.js';
 
 export const DEFAULT_LAB_ROOT = '/var/run/tortie-lab';
 const ETCD_BINARY = '/usr/bin/etcd';
@@ -281,6 +281,7 @@ export async function labUp(options: LabOptions, io: LabIo, command: string[] = 
     await startAgents(state, step);
     await addWorkloads(state, step);
     await waitConverged(state, step);
+    for (const warning of await tunnelWarnings(state)) step(warning);
     step(`lab "${options.name}" is up: ${plan.nodes.length} nodes, ${plan.workloads.length} workloads`);
     return state;
   } catch (error) {
@@ -553,7 +554,12 @@ async function missingRoutes(state: LabState): Promise<string[]> {
     if (down.length > 0) missing.push(`${node.name}: BGP with ${down.map((p) => `${p.address} (${p.bgpState})`).join(', ')}`);
     const have = new Set(kernelDestinations(node.ns));
     const want: string[] = [];
-    for (const [other, otherStatus] of statuses) if (other !== node.name) want.push(...(otherStatus?.blocks ?? []));
+    // A kernel without IPIP cannot hold routes through tunl0: felix says so (tunnelWarnings), the lab does not wait for them.
+    const noTunnel = tunl0Unusable(status) !== null;
+    for (const [other, otherStatus] of statuses) {
+      const peer = state.plan.nodes.find((n) => n.name === other)!;
+      if (other !== node.name && !(noTunnel && needsTunnel(state.plan, node, peer))) want.push(...(otherStatus?.blocks ?? []));
+    }
     want.push(...status.blocks);
     for (const w of state.plan.workloads) if (w.node === node.name && state.workloadIps[w.pod]) want.push(`${state.workloadIps[w.pod]}/32`);
     const absent = want.filter((dst) => !have.has(dst));
@@ -567,6 +573,25 @@ async function missingRoutes(state: LabState): Promise<string[]> {
     if (absent.length > 0) missing.push(`office router: no kernel route for ${absent.join(', ')}`);
   }
   return missing;
+}
+
+/** Why this agent's felix cannot use tunl0 although a pool needs it (no IPIP in the kernel...); null when it can or need not. */
+function tunl0Unusable(status: AgentStatus): string | null {
+  const dp = status.dataplane;
+  return dp.mode === 'kernel' && dp.tunl0.needed && !dp.tunl0.supported ? dp.tunl0.reason : null;
+}
+
+/** One line per node whose felix cannot use tunl0 that the pool needs: what it said, and what does not work. */
+export async function tunnelWarnings(state: LabState): Promise<string[]> {
+  const lines: string[] = [];
+  for (const node of state.plan.nodes) {
+    const status = await nodeStatus(state, node.name);
+    const reason = status === null ? null : tunl0Unusable(status);
+    if (reason === null) continue;
+    const cut = state.plan.nodes.filter((other) => other !== node && needsTunnel(state.plan, node, other)).map((o) => o.name);
+    lines.push(`warning: ${node.name}: ${reason} — so its pods do not reach pods on ${cut.join(', ')} (ipipMode ${state.plan.options.ipipMode})`);
+  }
+  return lines;
 }
 
 function kernelDestinations(ns: string): string[] {

@@ -213,3 +213,13 @@ export function planLab(options: LabOptions): LabPlan {
   const namespaces = [...lans.map((l) => l.ns), ...(router ? [router.ns] : []), ...nodes.map((n) => n.ns), ...workloads.map((w) => w.ns)];
   return { options, lans, nodes, workloads, router, resources, namespaces };
 }
+
+/**
+ * Whether traffic from `from`'s pods to `to`'s block goes through tunl0 under the lab's pool: always with
+ * ipipMode Always, across subnets with CrossSubnet, never with Never. (Where the kernel has no IPIP those
+ * routes cannot be programmed, and the lab does not wait for them.)
+ */
+export function needsTunnel(plan: LabPlan, from: LabNode, to: LabNode): boolean {
+  const mode = plan.options.ipipMode;
+  return mode === 'Always' || (mode === 'CrossSubnet' && from.subnet !== to.subnet);
+}
