@@ -34,6 +34,7 @@
 // process has a time limit and is killed by its own PID.
 
 import { spawn } from 'node:child_process';
+import { spawnMonitor, stopMonitor } from './monitor-child.js';
 import { open, unlink, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -59,16 +60,6 @@ const ROUTE_TYPE_WORDS = new Set([
   'unicast', 'local', 'broadcast', 'anycast', 'multicast', 'blackhole', 'unreachable', 'prohibit', 'throw', 'nat',
 ]);
 
-/** `ip monitor` children still running: killed by PID if the process exits without `close()`. */
-const monitorChildren = new Set<ReturnType<typeof spawn>>();
-let exitHooked = false;
-function hookExit(): void {
-  if (exitHooked) return;
-  exitHooked = true;
-  process.on('exit', () => {
-    for (const child of monitorChildren) if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-  });
-}
 
 export class Iproute2Kernel implements Kernel {
   private readonly ip: string;
@@ -114,9 +105,8 @@ export class Iproute2Kernel implements Kernel {
   }
 
   watch(onChange: (event: KernelEvent) => void): { stop(): void } {
-    const child = spawn(this.ip, [...this.prefix, '-o', 'monitor', 'route', 'link'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    hookExit();
-    monitorChildren.add(child);
+    // Tied to this process: it ends with the agent, even one killed with SIGKILL (monitor-child.ts).
+    const child = spawnMonitor(this.ip, [...this.prefix, '-o', 'monitor', 'route', 'link']);
     let stopped = false;
     let pending = '';
     child.stdout.setEncoding('utf8');
@@ -137,15 +127,12 @@ export class Iproute2Kernel implements Kernel {
       onChange({ kind: 'lost', reason });
     };
     child.on('error', (err) => lost(`ip monitor could not run: ${err.message}`));
-    child.on('exit', (code, signal) => {
-      monitorChildren.delete(child);
-      lost(`ip monitor exited (${code ?? signal})`);
-    });
+    child.on('exit', (code, signal) => lost(`ip monitor exited (${code ?? signal})`));
     const handle = {
       stop: () => {
         stopped = true;
         this.monitors.delete(handle);
-        if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) child.kill('SIGTERM');
+        stopMonitor(child);
       },
     };
     this.monitors.add(handle);

@@ -19,6 +19,7 @@
 // time limit and is killed by its own PID (`ip netns exec` execs nft in place: one PID).
 
 import { spawn } from 'node:child_process';
+import { spawnMonitor, stopMonitor } from './monitor-child.js';
 
 export interface NftOptions {
   /** Run every command inside this network namespace (`ip netns exec <netns> nft ...`); the host's when absent. */
@@ -94,16 +95,6 @@ export function parseMonitorLine(line: string): NftEvent | null {
   return { action, kind, family: typeof obj.family === 'string' ? obj.family : null, table: typeof table === 'string' ? table : null, raw };
 }
 
-/** `nft monitor` children still running: killed by PID if the process exits without stop(). */
-const monitorChildren = new Set<ReturnType<typeof spawn>>();
-let exitHooked = false;
-function hookExit(): void {
-  if (exitHooked) return;
-  exitHooked = true;
-  process.on('exit', () => {
-    for (const child of monitorChildren) if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-  });
-}
 
 interface RunResult {
   code: number | null;
@@ -214,14 +205,12 @@ export class Nft {
       this.options.netns !== undefined
         ? [this.options.ipPath ?? 'ip', ['netns', 'exec', this.options.netns, this.nft, '-j', 'monitor']]
         : [this.nft, ['-j', 'monitor']];
-    hookExit();
-    const child = spawn(command, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
-    monitorChildren.add(child);
+    // Tied to this process: it ends with the agent, even one killed with SIGKILL (monitor-child.ts).
+    const child = spawnMonitor(command, argv);
     let stopped = false;
     let buffer = '';
     let stderr = '';
     const lost = (reason: string): void => {
-      monitorChildren.delete(child);
       if (stopped) return;
       stopped = true;
       onLost(reason);
@@ -243,8 +232,7 @@ export class Nft {
     return {
       stop: () => {
         stopped = true;
-        monitorChildren.delete(child);
-        if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+        stopMonitor(child);
       },
     };
   }

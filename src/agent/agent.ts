@@ -223,6 +223,10 @@ export class Agent {
   private readonly warnings = new Set<string>();
   /** Peers seen Established since the current Speaker started (readiness). */
   private readonly everEstablished = new Set<string>();
+  /** Peers whose End-of-RIB this Speaker received (felix keeps last run's routes until every peer's is in). */
+  private readonly endOfRibFrom = new Set<string>();
+  private speakerReady = false;
+  private settleTimer: ReturnType<typeof setTimeout> | null = null;
   /** The previous Speaker's best routes while a graceful swap is under way (see header). */
   private retained: RibEntry[] | null = null;
   private exportFilterCache: { key: string; filter: PeerSpec['exportFilter'] } | null = null;
@@ -316,6 +320,8 @@ export class Agent {
     }
     if (this.speakerRetry !== null) clearTimeout(this.speakerRetry);
     this.speakerRetry = null;
+    if (this.settleTimer !== null) clearTimeout(this.settleTimer);
+    this.settleTimer = null;
     if (this.dataplaneUpdate !== null) clearImmediate(this.dataplaneUpdate);
     this.dataplaneUpdate = null;
     this.policy?.stop();
@@ -676,6 +682,22 @@ export class Agent {
     this.policy.update({ policies: cache.list('NetworkPolicy'), namespaces: cache.list('Namespace'), workloadEndpoints: cache.list('WorkloadEndpoint'), nodes: cache.list('Node') });
   }
 
+  /**
+   * Felix may delete last run's remote routes only when BGP has re-learned what it will: the Speaker is
+   * ready AND every planned peer has sent its End-of-RIB. The Speaker's own readiness waits only briefly
+   * for peers that are not up yet (its deferral is about *sending*); a passive session toward a peer
+   * whose connect-retry timer is still running can come up seconds later, and deleting that peer's
+   * routes meanwhile would blackhole its pods. Capped by the deferral timer set when the Speaker starts.
+   */
+  private settleDataplaneIfDone(): void {
+    if (this.dataplane === null || !this.speakerReady) return;
+    const peers = this.plan?.peers ?? [];
+    if (!peers.every((p) => this.endOfRibFrom.has(p.address))) return;
+    if (this.settleTimer !== null) clearTimeout(this.settleTimer);
+    this.settleTimer = null;
+    this.dataplane.bgpSettled();
+  }
+
   /** Loc-RIB changes arrive per UPDATE: one recalculation per turn of the event loop is plenty. */
   private scheduleDataplaneUpdate(): void {
     if (this.dataplane === null || this.dataplaneUpdate !== null || this.stopping) return;
@@ -799,11 +821,27 @@ export class Agent {
     speaker.on('ready', () => {
       if (this.retained) this.log.info('graceful restart complete: routes re-learned');
       this.retained = null;
-      this.dataplane?.bgpSettled();
+      this.speakerReady = true;
+      this.settleDataplaneIfDone();
       this.scheduleDataplaneUpdate();
+    });
+    speaker.on('endOfRib', (event) => {
+      this.endOfRibFrom.add(event.peer);
+      this.settleDataplaneIfDone();
     });
     speaker.on('update', () => this.scheduleDataplaneUpdate());
     this.everEstablished.clear();
+    this.endOfRibFrom.clear();
+    this.speakerReady = false;
+    // Felix's retention after a start ends at the latest with the selection deferral (a peer that never
+    // comes back must not keep a dead node's routes forever).
+    if (this.settleTimer === null && this.dataplane !== null) {
+      this.settleTimer = setTimeout(() => {
+        this.log.info('BGP did not settle within the graceful-restart deferral: routes no longer wanted may go now');
+        this.dataplane?.bgpSettled();
+      }, GRACEFUL_RESTART.deferralMs);
+      this.settleTimer.unref?.();
+    }
     this.speaker = speaker;
     this.tracker = tracker;
     this.identity = identity;

@@ -148,6 +148,30 @@ describe('Agent with the kernel dataplane', () => {
     for (const f of FOREIGN) expect(kernel.snapshot()).toContainEqual(normalizeKernelRoute(f));
   });
 
+  it('restart with peers: last run\'s routes stay after the Speaker is ready until every peer has sent End-of-RIB', async () => {
+    const ds = new MemoryDatastore();
+    await ds.create(res('IPPool', 'pool', { cidr: '10.244.0.0/16', ipipMode: 'Never' }));
+    await ds.create(res('Node', 'node-2', { bgp: { ipv4Address: '198.18.0.12/24' } }));
+    const previous: KernelRoute = { dst: '10.244.0.64/26', gateway: '198.18.0.12', dev: 'eth0', protocol: '80', scope: 'global', type: 'unicast', flags: ['onlink'] };
+    const stale: KernelRoute = { dst: '10.244.0.128/26', gateway: '198.18.0.13', dev: 'eth0', protocol: '80', scope: 'global', type: 'unicast', flags: ['onlink'] };
+    const kernel = new MemoryKernel({ links: ['lo', 'eth0'], routes: [previous, stale] });
+    const { agent, last } = makeAgent({ ds, kernel });
+    await agent.start();
+    expect(last().peers.map((p) => p.address)).toEqual(['198.18.0.12']);
+    // The Speaker's deferral ends (node-2 not up yet, as when its connect-retry timer is still running).
+    last().emit('ready');
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    expect(agent.status().dataplane).toMatchObject({ retainingUnwanted: true });
+    expect(table(kernel)).toContain('10.244.0.64/26 via 198.18.0.12 dev eth0 proto 80 onlink');
+    // node-2 comes back and sends its table, then End-of-RIB: now what nobody wants goes.
+    last().best = [bgpRoute('10.244.0.64/26', '198.18.0.12')];
+    last().emit('update', { peer: '198.18.0.12', announced: [], withdrawn: [] });
+    last().emit('endOfRib', { peer: '198.18.0.12' });
+    await until(() => !table(kernel).some((r) => r.startsWith('10.244.0.128/26')), 'the stale route removed');
+    expect(table(kernel)).toContain('10.244.0.64/26 via 198.18.0.12 dev eth0 proto 80 onlink');
+    expect(agent.status().dataplane).toMatchObject({ retainingUnwanted: false });
+  });
+
   it('a kernel without IPIP: said in status and readiness notes, no tunnel routes, everything else programmed', async () => {
     const ds = new MemoryDatastore();
     await ds.create(res('IPPool', 'pool', { cidr: '10.244.0.0/16', ipipMode: 'Always' }));

@@ -1,0 +1,46 @@
+// A monitor process started by felix ends with its parent, even a parent killed with SIGKILL (no exit
+// hook runs then), and when stopped on purpose; a monitor that ends by itself is seen as closed.
+
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { spawnMonitor, stopMonitor } from '../../felix/monitor-child.js';
+
+const BUILT = resolve('dist/felix/monitor-child.js');
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** PIDs of `sleep <marker>` processes (the marker makes them ours). */
+function sleepers(marker: string): string[] {
+  return spawnSync('pgrep', ['-f', `^sleep ${marker}$`], { encoding: 'utf8' }).stdout.split('\n').filter((l) => l !== '');
+}
+
+async function gone(marker: string): Promise<boolean> {
+  for (let i = 0; i < 100 && sleepers(marker).length > 0; i++) await sleep(50);
+  return sleepers(marker).length === 0;
+}
+
+describe('spawnMonitor', () => {
+  it.skipIf(!existsSync(BUILT))('the monitor ends when its parent is killed with SIGKILL', async () => {
+    const marker = `${300 + (process.pid % 1000)}.25`;
+    const parent = spawn(process.execPath, ['-e', `import(${JSON.stringify(BUILT)}).then((m) => { m.spawnMonitor('sleep', [${JSON.stringify(marker)}]); console.log('up'); setInterval(() => {}, 1000); })`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    await new Promise<void>((r) => parent.stdout!.once('data', () => r()));
+    for (let i = 0; i < 100 && sleepers(marker).length === 0; i++) await sleep(20);
+    expect(sleepers(marker)).toHaveLength(1);
+    parent.kill('SIGKILL');
+    expect(await gone(marker)).toBe(true);
+  });
+
+  it('stopMonitor ends it; a monitor that exits by itself closes', async () => {
+    const marker = `${300 + (process.pid % 1000)}.5`;
+    const child = spawnMonitor('sleep', [marker]);
+    for (let i = 0; i < 100 && sleepers(marker).length === 0; i++) await sleep(20);
+    expect(sleepers(marker)).toHaveLength(1);
+    const closed = new Promise((r) => child.once('close', r));
+    stopMonitor(child);
+    await closed;
+    expect(await gone(marker)).toBe(true);
+    const short = spawnMonitor('true', []);
+    await new Promise((r) => short.once('close', r));
+  });
+});
