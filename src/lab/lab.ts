@@ -209,13 +209,19 @@ function alive(pid: number): boolean {
   }
 }
 
-/** Whether `pid` still runs something whose command line contains `marker` (not a reused PID). */
+/**
+ * Whether `pid` still runs what we started (not a reused PID): its command line or its environment
+ * contains `marker` (an agent's marker, its control socket, is in its environment: TORTIE_CTL_SOCKET).
+ */
 function stillOurs(proc: LabProcess): boolean {
-  try {
-    return readFileSync(`/proc/${proc.pid}/cmdline`, 'utf8').includes(proc.marker);
-  } catch {
-    return false;
+  for (const file of ['cmdline', 'environ']) {
+    try {
+      if (readFileSync(`/proc/${proc.pid}/${file}`, 'utf8').includes(proc.marker)) return true;
+    } catch {
+      return false;
+    }
   }
+  return false;
 }
 
 async function stopProcess(proc: LabProcess, signal: NodeJS.Signals = 'SIGTERM', graceMs = 5000): Promise<void> {
