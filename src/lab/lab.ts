@@ -24,7 +24,7 @@ import { join } from 'node:path';
 import { formatNodeStatus } from '../agent/status-format.js';
 import { queryControl } from '../agent/control.js';
 import type { AgentStatus } from '../agent/types.js';
-import { needsTunnel, planLab, LAB_AS, type LabOptions, type LabPlan, type LabWorkload } from './plan.js';
+import { needsTunnel, planLab, LAB_AS, LAB_DEFAULTS, type LabOptions, type LabPlan, type LabWorkload } from './plan.js';
 
 export const DEFAULT_LAB_ROOT = '/var/run/tortie-lab';
 const ETCD_BINARY = '/usr/bin/etcd';
@@ -287,7 +287,9 @@ export async function labUp(options: LabOptions, io: LabIo, command: string[] = 
     await startAgents(state, step);
     await addWorkloads(state, step);
     await waitConverged(state, step);
-    for (const warning of await tunnelWarnings(state)) step(warning);
+    const tunnel = await tunnelWarnings(state);
+    for (const warning of tunnel) step(warning);
+    if (tunnel.length > 0) step(`a kernel with IPIP: the same lab in a VM booting Debian's kernel — tortie lab down${options.name === LAB_DEFAULTS.name ? '' : ` --name ${options.name}`}, then tortie lab up --vm with the same options`);
     step(`lab "${options.name}" is up: ${plan.nodes.length} nodes, ${plan.workloads.length} workloads`);
     return state;
   } catch (error) {

@@ -47,6 +47,7 @@ describe.skipIf(unavailable !== null)('lab --ipip Always on a kernel without IPI
     expect(warnings).toHaveLength(2);
     expect(warnings[0]).toMatch(/warning: node-1: the kernel has no IPIP support.*so its pods do not reach pods on node-2 \(ipipMode Always\)/);
     expect(warnings[1]).toMatch(/warning: node-2: .*no IPIP support.*pods on node-1/);
+    expect(progress.join('\n')).toContain(`tortie lab down --name ${name}, then tortie lab up --vm with the same options`);
   }, 120_000);
 
   it('status: tunl0 unavailable and why, on every node', async () => {
