@@ -19,8 +19,9 @@
 //     repair     tunl0 broken by hand (MTU 1300, address gone, down) while the agent is dead: the restarted
 //                agent puts MTU, address and up back, and pods reach each other again
 //     switch     the live IPPool through `tortie apply`: Always → Never → Always → CrossSubnet, with two
-//                continuous pings (20/s) running: every route moves to the shape of the mode, and no
-//                stream loses more than one echo per switch (the one in flight)
+//                continuous pings (20/s) running: every route moves to the shape of the mode, the echoes
+//                follow (tunl0 counts them in Always, nothing in Never/CrossSubnet), and no stream loses
+//                more than one echo per switch (the one in flight)
 //   lab "crosssubnet": ipipMode CrossSubnet, 4 nodes on two subnets joined by a plain router (no BGP)
 //     routes     same-subnet blocks `via <node> dev eth0 onlink`, other-subnet blocks via tunl0
 //     same       pings between same-subnet workloads pass and leave every tunl0 counter unchanged
@@ -485,7 +486,19 @@ async function alwaysLab(): Promise<void> {
         const { lines, wrong } = await routePaths(f, () => path);
         c.fact(`ipipMode ${mode}: tortie apply ${applied.ms} ms; routes ${moved ? `moved within ${((Date.now() - begun) / 1000).toFixed(1)} s of the apply` : `did NOT all move within ${20 * SLOW} s`}; e.g. ${lines[0] ?? '(none)'}`);
         wrong.forEach((w) => c.expect(false, `ipipMode ${mode}: ${w}`));
-        await sleep(1500);
+        // The traffic follows the routes: over 2 s of the two streams (20 echoes/s each), tunl0 counts them
+        // in Always and nothing otherwise. (300 ms first, so nothing sent before the switch is counted.)
+        await sleep(300);
+        const before = await counters(f);
+        await sleep(2000);
+        const after = await counters(f);
+        const moved1 = plan.nodes.map((n) => ({ n: n.name, d: counterDelta(before.get(n.name)!, after.get(n.name)!) }));
+        c.fact(`ipipMode ${mode}: tunl0 packets over 2 s of pinging: ${moved1.map(({ n, d }) => `${n} RX +${d.rx} TX +${d.tx}`).join(', ')}`);
+        const senders = new Set([w1!.node, w3!.node]);
+        for (const { n, d } of moved1) {
+          if (path === 'tunl0' && senders.has(n)) c.expect(d.tx >= 10 && d.rx >= 10, `ipipMode ${mode}: ${n}'s tunl0 counted RX +${d.rx} TX +${d.tx} while its pod pinged another node 20 times a second`);
+          if (path === 'direct') c.expect(d.rx === 0 && d.tx === 0, `ipipMode ${mode}: ${n}'s tunl0 counted RX +${d.rx} TX +${d.tx}, but its routes no longer use it`);
+        }
       }
       for (const s of streams) {
         const r = await s.run.stop();
