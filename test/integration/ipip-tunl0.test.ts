@@ -4,7 +4,7 @@
 // configuration (not from the code under test): on these machines CONFIG_NET_IPIP is not set, so
 // ensureTunl0 must say "no IPIP" clearly and leave nothing behind. Drift repair is checked on a stand-in
 // device named tunl0 (dummy or veth, from test/harness/netns.ts), which ensureTunl0 manages only when
-// told `standIn: 'manage'`. On a kernel with IPIP (the VM in ../shared/vm) the real tunl0 is checked instead.
+// told `standIn: 'manage'`. On a kernel with IPIP (the VM of scripts/vm/, npm run test:kernel) the real tunl0 is checked instead.
 
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
