@@ -5,7 +5,7 @@
 // switched to IPIP while running gets the node a tunnel address at once.
 
 import pino from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parseIpv4, parsePrefix } from '../../../bgp/ip.js';
 import type { RibEntry } from '../../../bgp/speaker.js';
 import { FelixDataplane } from '../../../felix/dataplane.js';
@@ -16,20 +16,8 @@ import { Agent, type SpeakerLike } from '../../../src/agent/agent.js';
 import { parseAgentConfig } from '../../../src/agent/config.js';
 import { MemoryDatastore } from '../../../src/datastore/memory.js';
 import { fakeIp } from '../helpers/fake-ip.js';
-import { res, until } from '../helpers/agent-fixtures.js';
+import { INTERFACES, res, running, until } from '../helpers/agent-fixtures.js';
 import { FakeSpeaker } from '../helpers/fake-speaker.js';
-
-const INTERFACES = [
-  { iface: 'lo', address: '127.0.0.1', prefixLength: 8 },
-  { iface: 'eth0', address: '198.18.0.11', prefixLength: 24 },
-];
-
-
-
-const running: Agent[] = [];
-afterEach(async () => {
-  for (const a of running.splice(0)) await a.stop();
-});
 
 /** The kernel's routes as `ip route` spells them (a /32 without its length), sorted. */
 function table(kernel: MemoryKernel): string[] {

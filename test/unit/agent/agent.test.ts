@@ -4,25 +4,13 @@
 // Calico's readiness rules.
 
 import pino from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { formatIpv4, parseIpv4, parsePrefix } from '../../../bgp/ip.js';
 import { Agent, type SpeakerLike } from '../../../src/agent/agent.js';
 import { parseAgentConfig } from '../../../src/agent/config.js';
 import { MemoryDatastore } from '../../../src/datastore/memory.js';
-import { res, until } from '../helpers/agent-fixtures.js';
+import { INTERFACES, res, running, until } from '../helpers/agent-fixtures.js';
 import { FakeSpeaker } from '../helpers/fake-speaker.js';
-
-const INTERFACES = [
-  { iface: 'lo', address: '127.0.0.1', prefixLength: 8 },
-  { iface: 'eth0', address: '198.18.0.11', prefixLength: 24 },
-];
-
-
-
-const running: Agent[] = [];
-afterEach(async () => {
-  for (const a of running.splice(0)) await a.stop();
-});
 
 function makeAgent(env: Record<string, string>, ds = new MemoryDatastore()) {
   const speakers: FakeSpeaker[] = [];
