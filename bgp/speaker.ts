@@ -8,13 +8,16 @@
 // - Originated routes (`setOriginated`) enter the Loc-RIB as local candidates, which win over learned ones.
 // - Every peer's Adj-RIB-Out is kept equal to "what it should have" at all times, whether Established or
 //   not; what is sent is only the difference to what it was sent. Peers with identical export (same AS,
-//   eBGP-ness, RR client, next-hop mode, local address, export filter) form an update group
+//   eBGP-ness, RR client, next-hop mode, local address, export filter; an eBGP peer one IP hop away gets
+//   third-party next hops that depend on its subnet and address, so it is in a group of its own) form an
+//   update group
 //   (./rib/update-group.ts): one Adj-RIB-Out and one encoding of each UPDATE for all of them, and per peer
 //   only the routes it sent us, which it never gets back. A new session, or a ROUTE-REFRESH
 //   (RFC 2918), resets "advertised" so the whole table goes again; End-of-RIB (RFC 4724 §2) follows the
 //   initial table. Sends are coalesced: every change made while handling I/O goes out in one flush.
 // - Route reflection (RFC 4456), iBGP split horizon and the eBGP rules live in ./rib/policy.ts; this file
-//   only wires them.
+//   only wires them. A peer's `subnet` (ours, on the network the session runs over) tells the policy which
+//   eBGP peers are one IP hop away (RFC 4271 §5.1.3 (2): third-party next hops toward them).
 // - Graceful restart (RFC 4724), both roles:
 //   receiving: when a peer that advertised GR for IPv4 unicast drops without a NOTIFICATION, its routes
 //   stay (stale) in Adj-RIB-In and Loc-RIB, and are still exported, until it comes back and sends
@@ -35,7 +38,7 @@ import { createServer } from 'node:net';
 import { encodeEndOfRib, encodeUpdates, encodeWithdrawals } from './codec/index.js';
 import { systemClock, type Clock, type TimerHandle } from './clock.js';
 import { CeaseSubcode } from './errors.js';
-import { formatIpv4, formatPrefix, parseIpv4, prefixFromKey, prefixKey } from './ip.js';
+import { formatIpv4, formatPrefix, parseIpv4, parsePrefix, prefixContains, prefixFromKey, prefixKey } from './ip.js';
 import {
   AdjRibIn,
   AdjRibOut,
@@ -51,6 +54,7 @@ import {
   type NextHopMode,
   type PeerPolicy,
   type RouteSource,
+  type SharedSubnet,
 } from './rib/index.js';
 import { Session, type Logger, type SessionConfig, type SessionState } from './session.js';
 import { tcpTransport, wrapSocket, type Connection, type Transport } from './transport.js';
@@ -138,8 +142,19 @@ export interface PeerSpec {
   localAddress?: string;
   /** A route-reflector client of ours (RFC 4456); ignored for eBGP peers. */
   rrClient?: boolean;
-  /** Next hop toward this peer: auto (self for eBGP, unchanged for iBGP), self, keep. */
+  /**
+   * Next hop toward this peer: auto (eBGP: ours, or a third-party next hop inside `subnet` when the peer
+   * is in it; iBGP: unchanged), self, keep.
+   */
   nextHop?: NextHopMode;
+  /**
+   * Our address on the network this session runs over, with its prefix length ("198.19.1.11/24"; host bits
+   * allowed). An eBGP peer whose address is inside it is one IP hop away: under nextHop auto it gets a
+   * route's NEXT_HOP unchanged when that is inside the subnet too (RFC 4271 §5.1.3 (2), as BIRD does),
+   * rather than ours. tortie has no eBGP multihop setting (it sets no TTL): a peer outside the subnet is
+   * the multihop case, and gets our address. Absent: every eBGP peer gets our address.
+   */
+  subnet?: string;
   /** Times our own AS may appear in a received AS_PATH (Calico's numAllowedLocalASNumbers). */
   allowOwnAs?: number;
   /** Our AS toward this peer (Calico's BGPPeer localASNumber); default the speaker's. It decides eBGP vs
@@ -225,7 +240,7 @@ function normalizeSpec(spec: PeerSpec): NormalSpec {
   return { ...spec, port: spec.port ?? BGP_PORT, passive: spec.passive ?? false };
 }
 
-const SPEC_FIELDS = ['address', 'port', 'peerAs', 'passive', 'holdTime', 'keepaliveTime', 'localAddress', 'rrClient', 'nextHop', 'allowOwnAs', 'localAs', 'restartTime', 'importFilter', 'exportFilter'] as const;
+const SPEC_FIELDS = ['address', 'port', 'peerAs', 'passive', 'holdTime', 'keepaliveTime', 'localAddress', 'rrClient', 'nextHop', 'subnet', 'allowOwnAs', 'localAs', 'restartTime', 'importFilter', 'exportFilter'] as const;
 
 function sameSpec(a: NormalSpec, b: NormalSpec): boolean {
   return SPEC_FIELDS.every((field) => a[field] === b[field]);
@@ -298,6 +313,11 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
   /** Makes the running sessions equal to `specs`; only peers whose parameters changed are restarted. */
   setPeers(specs: readonly PeerSpec[]): void {
     if (this.stopped) return;
+    // Refuse a bad spec before anything changes (the error names the peer, the field and the value).
+    for (const spec of specs) {
+      parseIpv4(spec.address, 'peer address');
+      if (spec.subnet !== undefined) parsePrefix(spec.subnet, { what: `peer ${spec.address} subnet` });
+    }
     const desired = new Map(specs.map((s) => [s.address, normalizeSpec(s)]));
     for (const [address, entry] of this.peers) {
       const want = desired.get(address);
@@ -466,12 +486,15 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
 
   private policyOf(spec: NormalSpec): PeerPolicy {
     const ebgp = spec.peerAs !== (spec.localAs ?? this.config.localAs);
+    const address = parseIpv4(spec.address);
+    const shared = ebgp ? sharedSubnetOf(spec, address) : undefined;
     return {
-      address: parseIpv4(spec.address),
+      address,
       asn: spec.peerAs,
       ebgp,
       rrClient: !ebgp && spec.rrClient === true,
       ...(spec.nextHop !== undefined ? { nextHop: spec.nextHop } : {}),
+      ...(shared !== undefined ? { sharedSubnet: shared } : {}),
       ...(spec.allowOwnAs !== undefined ? { allowOwnAs: spec.allowOwnAs } : {}),
       ...(spec.importFilter !== undefined ? { importFilter: spec.importFilter } : {}),
       ...(spec.exportFilter !== undefined ? { exportFilter: spec.exportFilter } : {}),
@@ -566,6 +589,9 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
    * The update group for a peer's export: same AS and eBGP-ness, RR client or not, next-hop mode, local
    * next-hop address and export filter (by identity) give the same attributes for every route, so such
    * peers share one Adj-RIB-Out and one encoding. The codec context (4-octet AS) is handled when encoding.
+   * An eBGP peer one IP hop away is keyed by its subnet and its own address too: which next hops it gets
+   * unchanged depends on the subnet, and a route whose next hop is its address gets ours instead — for it
+   * alone. Such peers are few (the routers on a node's network), so they simply do not share.
    */
   private groupFor(policy: PeerPolicy, local: LocalSpeaker): UpdateGroup<PeerEntry> {
     const filter = policy.exportFilter;
@@ -574,7 +600,8 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
       filterId = this.filterIds.get(filter) ?? this.nextFilterId++;
       this.filterIds.set(filter, filterId);
     }
-    const key = `${local.asn}|${policy.asn}|${policy.ebgp}|${policy.rrClient}|${policy.nextHop ?? 'auto'}|${local.address}|${filterId}`;
+    const onLink = policy.sharedSubnet === undefined ? '-' : `${formatPrefix(policy.sharedSubnet.prefix)}>${formatIpv4(policy.sharedSubnet.peerAddress)}`;
+    const key = `${local.asn}|${policy.asn}|${policy.ebgp}|${policy.rrClient}|${policy.nextHop ?? 'auto'}|${local.address}|${filterId}|${onLink}`;
     const existing = this.groups.get(key);
     if (existing !== undefined) return existing;
     // The group's policy is the peers' with an address no peer has: "not back to the sender" is per member.
@@ -961,6 +988,16 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
   get routerIdText(): string {
     return formatIpv4(this.config.routerId);
   }
+}
+
+/**
+ * The subnet an eBGP peer shares with us, when it is one IP hop away (its address inside `spec.subnet`)
+ * and next hops toward it follow 'auto' — the only mode third-party next hops change (RFC 4271 §5.1.3 (2)).
+ */
+function sharedSubnetOf(spec: NormalSpec, address: number): SharedSubnet | undefined {
+  if (spec.subnet === undefined || (spec.nextHop ?? 'auto') !== 'auto') return undefined;
+  const prefix = parsePrefix(spec.subnet, { what: `peer ${spec.address} subnet` });
+  return prefixContains(prefix, address) ? { prefix, peerAddress: address } : undefined;
 }
 
 /**

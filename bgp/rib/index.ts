@@ -28,10 +28,11 @@ export {
   importAttributes,
   importRejection,
   importRoute,
+  isThirdPartyNextHop,
   prependAs,
   rewriteForPeer,
 } from './policy.js';
-export type { LocalSpeaker, NextHopMode, PeerPolicy } from './policy.js';
+export type { LocalSpeaker, NextHopMode, PeerPolicy, SharedSubnet } from './policy.js';
 export { AdjRibOut } from './adj-rib-out.js';
 export type { AnnounceGroup, PendingUpdates } from './adj-rib-out.js';
 export { UpdateGroup } from './update-group.js';

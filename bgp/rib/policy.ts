@@ -18,13 +18,22 @@
 // Decisions recorded here:
 // - nextHop 'self' applies to reflected routes too, as BIRD's `next hop self` (what Calico's nextHopMode:
 //   Self configures) does.
+// - Next hop toward an eBGP peer under 'auto' (RFC 4271 §5.1.3): when the peer is one IP hop away — the
+//   caller says so with `sharedSubnet`, the subnet of ours its address is inside — a route whose NEXT_HOP
+//   is inside that subnet too (another node on the same network) keeps it: a third-party next hop
+//   (§5.1.3 (2)), so the peer sends traffic straight to that node, not through us. This is BIRD's default
+//   (it keeps the next hop when it lies on the peer's interface), which Calico's nodes have. The peer's own
+//   address is never passed on as its next hop (it would ignore the route, §6.3). Any other next hop
+//   becomes ours, as does everything toward a peer that is not one hop away (a multihop eBGP peer, or one
+//   the caller gave no subnet for). A next hop the operator set on a route we originate is kept anywhere.
 // - MED is sent to eBGP peers only for routes we originate (RFC 4271 §5.1.4 forbids passing on a MED
 //   received from a neighbouring AS; an iBGP-learned MED may have come from one, so it is dropped too).
 // - RFC 8212 (no eBGP exchange without explicit policy) is left to the node agent's filters: Calico
 //   exports its blocks to eBGP peers by default.
 
+import { prefixContains } from '../ip.js';
 import { AsPathSegmentType, AttrFlag, Origin } from '../types.js';
-import type { AsPathSegment, PathAttributes, UnknownAttribute } from '../types.js';
+import type { AsPathSegment, PathAttributes, Prefix, UnknownAttribute } from '../types.js';
 import type { AttrTable } from './attrs.js';
 import { DEFAULT_LOCAL_PREF } from './best-path.js';
 import { Route } from './route.js';
@@ -49,14 +58,38 @@ export interface PeerPolicy {
   readonly ebgp: boolean;
   /** A route-reflector client of ours (RFC 4456 §6). Ignored for eBGP peers. */
   readonly rrClient: boolean;
-  /** 'auto' (default): our address to eBGP peers, unchanged to iBGP peers; 'self': always ours; 'keep': never changed. */
+  /**
+   * 'auto' (default): to eBGP peers ours, or a third-party next hop inside `sharedSubnet`; unchanged to iBGP
+   * peers. 'self': always ours. 'keep': never changed.
+   */
   readonly nextHop?: NextHopMode;
+  /**
+   * Set when this eBGP peer is one IP hop away: `prefix` is our subnet that its address is inside (our
+   * interface address with its prefix length, host bits cleared), `peerAddress` the peer's own address (the
+   * policy's `address` may stand for a whole update group). Under 'auto', a NEXT_HOP inside `prefix` other
+   * than `peerAddress` goes to it unchanged (RFC 4271 §5.1.3 (2)). Ignored toward iBGP peers.
+   */
+  readonly sharedSubnet?: SharedSubnet;
   /** How many times our AS may appear in a received AS_PATH (Calico's numAllowedLocalASNumbers). Default 0. */
   readonly allowOwnAs?: number;
   /** Runs after the RFC import checks; returns the route to keep (possibly with other attributes) or null. */
   readonly importFilter?: (route: Route) => Route | null;
   /** Runs before the RFC export rules on the Loc-RIB route; returns the route to export or null. */
   readonly exportFilter?: (route: Route) => Route | null;
+}
+
+/** An eBGP peer's and our common subnet (see `PeerPolicy.sharedSubnet`). */
+export interface SharedSubnet {
+  readonly prefix: Prefix;
+  readonly peerAddress: number;
+}
+
+/**
+ * RFC 4271 §5.1.3 (2): `nextHop` may go to a peer one IP hop away on `shared` as a third-party next hop —
+ * it is on that subnet, and it is not the peer's own address.
+ */
+export function isThirdPartyNextHop(nextHop: number | undefined, shared: SharedSubnet | undefined): boolean {
+  return nextHop !== undefined && shared !== undefined && nextHop !== shared.peerAddress && prefixContains(shared.prefix, nextHop);
 }
 
 /** RFC 1997 well-known communities. */
@@ -199,10 +232,13 @@ export function rewriteForPeer(attrs: PathAttributes, from: RouteSource, to: Pee
   if (to.ebgp) {
     // RFC 4271 §5.1.2 (b): prepend our AS when sending to an external peer.
     out.asPath = prependAs(attrs.asPath, local.asn);
-    // RFC 4271 §5.1.3: our address to an external peer, unless configured to keep it ('keep'). A next hop
-    // the operator set on a route we originate is a deliberate third-party next hop (§5.1.3 (2)) and is
-    // kept too, unless 'self'.
-    const keep = mode === 'keep' || (mode === 'auto' && from.local === true && attrs.nextHop !== undefined);
+    // RFC 4271 §5.1.3: our address to an external peer, unless configured to keep it ('keep'). Under
+    // 'auto', two kinds of third-party next hop (§5.1.3 (2)) are kept: one inside the subnet we share with
+    // a peer one IP hop away (the node that owns the route, on the peer's own network), and one the operator
+    // set on a route we originate.
+    const keep =
+      mode === 'keep' ||
+      (mode === 'auto' && ((from.local === true && attrs.nextHop !== undefined) || isThirdPartyNextHop(attrs.nextHop, to.sharedSubnet)));
     out.nextHop = keep ? (attrs.nextHop ?? local.address) : local.address;
     // RFC 4271 §5.1.4: a MED received from a neighbouring AS is not passed to other ASes; ours may be.
     if (from.local && attrs.med !== undefined) out.med = attrs.med;

@@ -13,8 +13,9 @@
 //   (RFC 2918 §4: send everything again), 'sync'.
 //
 // Who is grouped is the speaker's business (same AS and eBGP-ness, route-reflector client or not, next-hop
-// mode, local next-hop address and export filter identity). The group's exporter must not apply "not back
-// to the sender" itself (its policy has no real peer address): that is what `own` does per member.
+// mode, local next-hop address and export filter identity; an eBGP peer one IP hop away by its shared
+// subnet and address too). The group's exporter must not apply "not back to the sender" itself (its policy
+// has no real peer address): that is what `own` does per member.
 // Choice recorded: tortie keeps the exception list rather than sending a route back and relying on the
 // receiver's loop checks, which non-client iBGP and eBGP peers do not have for this case.
 //

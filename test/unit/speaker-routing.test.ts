@@ -5,7 +5,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { FakeClock } from '../../bgp/clock.js';
 import { encodeEndOfRib } from '../../bgp/codec/index.js';
-import { formatPrefix, parseIpv4, parsePrefix } from '../../bgp/ip.js';
+import { formatIpv4, formatPrefix, parseIpv4, parsePrefix } from '../../bgp/ip.js';
 import { Session, type GracefulRestartConfig } from '../../bgp/session.js';
 import { Speaker, type PeerSpec, type SpeakerConfig } from '../../bgp/speaker.js';
 import { MemoryNetwork, type Connection, type Transport } from '../../bgp/transport.js';
@@ -617,5 +617,125 @@ describe('Speaker: ROUTE-REFRESH (RFC 2918)', () => {
     expect(l.speaker.refresh('127.0.0.11')).toBe(true);
     await l.settle();
     expect(asked).toBe(1);
+  });
+});
+
+describe('Speaker: third-party next hops toward eBGP peers one IP hop away (RFC 4271 §5.1.3 (2))', () => {
+  // tortie is 127.0.0.1 on 127.0.0.0/24 (the subnet every eBGP spec below names). Two iBGP "nodes" on it;
+  // eBGP routers of one AS: two on the subnet, one beyond it, one on it with next-hop self, one given no
+  // subnet; and a router of another AS on the subnet.
+  const SUBNET = '127.0.0.1/24';
+  async function office() {
+    const l = await lab();
+    const node2 = l.peer('127.0.0.2', 64512);
+    const node3 = l.peer('127.0.0.3', 64512);
+    const r1 = l.peer('127.0.0.31', 65001);
+    const r2 = l.peer('127.0.0.32', 65001);
+    const far = l.peer('127.0.1.33', 65001);
+    const self = l.peer('127.0.0.34', 65001);
+    const plain = l.peer('127.0.0.35', 65001);
+    const other = l.peer('127.0.0.41', 65002);
+    l.speaker.setPeers([
+      specOf(node2, 64512, { subnet: SUBNET }),
+      specOf(node3, 64512),
+      specOf(r1, 65001, { subnet: SUBNET }),
+      specOf(r2, 65001, { subnet: SUBNET }),
+      specOf(far, 65001, { subnet: SUBNET }),
+      specOf(self, 65001, { subnet: SUBNET, nextHop: 'self' }),
+      specOf(plain, 65001),
+      specOf(other, 65002, { subnet: SUBNET }),
+    ]);
+    const all = [node2, node3, r1, r2, far, self, plain, other];
+    for (const p of all) p.session.start();
+    await l.settle();
+    for (const p of all) expect(p.session.established, p.address).toBe(true);
+    return { ...l, node2, node3, r1, r2, far, self, plain, other };
+  }
+
+  it('passes a next hop inside the subnet on unchanged to routers on it, ours otherwise; one group per such router', async () => {
+    const l = await office();
+    const { node2, node3, r1, r2, far, self, plain, other } = l;
+    // node-2's block with node-2 as next hop; node-3 names one elsewhere; a route whose next hop is r1.
+    l.announce(node2, '10.244.2.0/26', { asPath: [], nextHop: nh('127.0.0.2'), localPref: 100 });
+    l.announce(node3, '10.244.3.0/26', { asPath: [], nextHop: nh('198.18.0.3'), localPref: 100 });
+    l.announce(node2, '10.244.4.0/26', { asPath: [], nextHop: nh('127.0.0.31'), localPref: 100 });
+    // From the router of the other AS: its own next hop (the second form of §5.1.3 (2)), and one it set to r1.
+    l.announce(other, '192.0.2.0/24', { asPath: seq(65002), nextHop: nh('127.0.0.41') });
+    l.announce(other, '198.51.100.0/24', { asPath: seq(65002), nextHop: nh('127.0.0.31') });
+    await l.settle();
+
+    const ours = '127.0.0.1';
+    const nextHops = (p: Peer) => Object.fromEntries([...p.table].map(([prefix, attrs]) => [prefix, attrs.nextHop === undefined ? undefined : formatIpv4(attrs.nextHop)]));
+    expect(nextHops(r1)).toEqual({
+      '10.244.2.0/26': '127.0.0.2',
+      '10.244.3.0/26': ours,
+      '10.244.4.0/26': ours, // its own address: never its next hop
+      '192.0.2.0/24': '127.0.0.41',
+      '198.51.100.0/24': ours,
+    });
+    expect(nextHops(r2)).toEqual({
+      '10.244.2.0/26': '127.0.0.2',
+      '10.244.3.0/26': ours,
+      '10.244.4.0/26': '127.0.0.31',
+      '192.0.2.0/24': '127.0.0.41',
+      '198.51.100.0/24': '127.0.0.31',
+    });
+    const allOurs = { '10.244.2.0/26': ours, '10.244.3.0/26': ours, '10.244.4.0/26': ours, '192.0.2.0/24': ours, '198.51.100.0/24': ours };
+    expect(nextHops(far)).toEqual(allOurs); // beyond the subnet: not one hop away
+    expect(nextHops(self)).toEqual(allOurs); // next-hop self
+    expect(nextHops(plain)).toEqual(allOurs); // no subnet given
+    // The other AS's router gets the iBGP routes the same way (its own routes never go back to it).
+    expect(nextHops(other)).toEqual({ '10.244.2.0/26': '127.0.0.2', '10.244.3.0/26': ours, '10.244.4.0/26': '127.0.0.31' });
+    // iBGP peers get eBGP routes with their next hop unchanged (RFC 4271 §5.1.3 (1)), subnet or not, and
+    // nothing of each other's (iBGP split horizon, as ever).
+    expect(nextHops(node3)).toEqual({ '192.0.2.0/24': '127.0.0.41', '198.51.100.0/24': '127.0.0.31' });
+    expect(nextHops(node2)).toEqual({ '192.0.2.0/24': '127.0.0.41', '198.51.100.0/24': '127.0.0.31' }); // its subnet does not matter
+
+    // The next hop moves off the subnet: r1 and r2 now get ours, and only for that prefix.
+    const before = { r1: r1.updates, r2: r2.updates };
+    l.announce(node2, '10.244.2.0/26', { asPath: [], nextHop: nh('198.18.0.2'), localPref: 100 });
+    await l.settle();
+    expect(r1.table.get('10.244.2.0/26')?.nextHop).toBe(nh(ours));
+    expect(r2.table.get('10.244.2.0/26')?.nextHop).toBe(nh(ours));
+    expect(r1.updates - before.r1).toBe(1);
+    expect(r2.updates - before.r2).toBe(1);
+  });
+
+  it('a changed subnet restarts only that session, and its next hops follow', async () => {
+    const l = await office();
+    const { node2, r1, r2 } = l;
+    l.announce(node2, '10.244.2.0/26', { asPath: [], nextHop: nh('127.0.0.2'), localPref: 100 });
+    await l.settle();
+    expect(r1.table.get('10.244.2.0/26')?.nextHop).toBe(nh('127.0.0.2'));
+    const notifications: Array<{ peer: string; subcode: number }> = [];
+    l.speaker.on('notification', (e) => notifications.push({ peer: e.peer, subcode: e.subcode }));
+    const specs = [
+      specOf(node2, 64512, { subnet: SUBNET }),
+      specOf(l.node3, 64512),
+      specOf(r1, 65001, { subnet: '127.0.0.1/31' }), // r1 is no longer inside it
+      specOf(r2, 65001, { subnet: SUBNET }),
+      specOf(l.far, 65001, { subnet: SUBNET }),
+      specOf(l.self, 65001, { subnet: SUBNET, nextHop: 'self' }),
+      specOf(l.plain, 65001),
+      specOf(l.other, 65002, { subnet: SUBNET }),
+    ];
+    l.speaker.setPeers(specs);
+    await l.settle(100);
+    expect(notifications).toEqual([{ peer: '127.0.0.31', subcode: 6 }]); // Cease / Other Configuration Change
+    for (let i = 0; i < 10 && !r1.session.established; i++) await l.settle(1000);
+    expect(r1.session.established).toBe(true);
+    expect(r1.table.get('10.244.2.0/26')?.nextHop).toBe(nh('127.0.0.1'));
+    expect(r2.table.get('10.244.2.0/26')?.nextHop).toBe(nh('127.0.0.2'));
+  });
+
+  it('refuses a subnet that is not a.b.c.d/len before changing anything, naming the peer and the value', async () => {
+    const l = await lab();
+    const r1 = l.peer('127.0.0.31', 65001);
+    l.speaker.setPeers([specOf(r1, 65001)]);
+    expect(() => l.speaker.setPeers([specOf(r1, 65001, { subnet: '127.0.0.1' })])).toThrow(
+      'peer 127.0.0.31 subnet "127.0.0.1" has no prefix length (expected a.b.c.d/len, like 10.244.1.0/26)',
+    );
+    expect(() => l.speaker.setPeers([specOf(r1, 65001, { subnet: '127.0.0.1/33' })])).toThrow(/peer 127\.0\.0\.31 subnet "127\.0\.0\.1\/33": prefix length "33" is not 0\.\.32/);
+    expect(l.speaker.peerStatus().map((p) => p.address)).toEqual(['127.0.0.31']);
   });
 });

@@ -1,5 +1,6 @@
 // Import checks (loops, own next hop, eBGP-only attributes), the route-reflection export matrix, attribute
-// rewriting per peer type and next-hop mode, filters, and the export cache.
+// rewriting per peer type and next-hop mode, third-party next hops toward an eBGP peer one IP hop away,
+// filters, and the export cache.
 
 import { describe, expect, it } from 'vitest';
 import { AttrTable } from '../../../bgp/rib/attrs.js';
@@ -10,9 +11,11 @@ import {
   exportScope,
   importRejection,
   importRoute,
+  isThirdPartyNextHop,
   prependAs,
 } from '../../../bgp/rib/policy.js';
-import type { LocalSpeaker, PeerPolicy } from '../../../bgp/rib/policy.js';
+import type { LocalSpeaker, PeerPolicy, SharedSubnet } from '../../../bgp/rib/policy.js';
+import { parsePrefix } from '../../../bgp/ip.js';
 import { Route } from '../../../bgp/rib/route.js';
 import type { RouteSource } from '../../../bgp/rib/route.js';
 import { AsPathSegmentType, AttrFlag, Origin } from '../../../bgp/types.js';
@@ -190,6 +193,64 @@ describe('export attribute rewriting', () => {
       exportFilter: (x) => new Route(x.key, table.canonical({ ...x.attrs, communities: [42] }), x.source),
     };
     expect(exportAttributes(r, tag, LOCAL)?.communities).toEqual([42]);
+  });
+});
+
+describe('third-party NEXT_HOP toward an eBGP peer one IP hop away (RFC 4271 §5.1.3 (2))', () => {
+  // We are 10.0.0.100 on 10.0.0.0/25; the external peer 10.0.0.13 is on it too (PEERS.ebgp).
+  const SHARED: SharedSubnet = { prefix: parsePrefix('10.0.0.0/25'), peerAddress: ip('10.0.0.13') };
+  const onLink = (overrides: Partial<PeerPolicy> = {}): PeerPolicy => ({ ...PEERS.ebgp!, sharedSubnet: SHARED, ...overrides });
+
+  it.each([
+    // [what, source, route NEXT_HOP, peer's next-hop mode, NEXT_HOP the peer gets]
+    ['an iBGP route from the node on the subnet', 'nonClient', '10.0.0.2', 'auto', '10.0.0.2'],
+    ['a client route from the node on the subnet', 'client', '10.0.0.1', 'auto', '10.0.0.1'],
+    ['the last address of the subnet', 'nonClient', '10.0.0.127', 'auto', '10.0.0.127'],
+    ['the first address after the subnet', 'nonClient', '10.0.0.128', 'auto', '10.0.0.100'],
+    ['a next hop on another network', 'nonClient', '198.18.0.9', 'auto', '10.0.0.100'],
+    ["the peer's own address", 'nonClient', '10.0.0.13', 'auto', '10.0.0.100'],
+    ['an eBGP route from a router on the subnet', 'ebgp', '10.0.0.3', 'auto', '10.0.0.3'],
+    ['an eBGP route with a next hop elsewhere', 'ebgp', '198.18.0.9', 'auto', '10.0.0.100'],
+    ['nextHop self', 'nonClient', '10.0.0.2', 'self', '10.0.0.100'],
+    ['nextHop keep, next hop elsewhere', 'nonClient', '198.18.0.9', 'keep', '198.18.0.9'],
+    ['a route we originate with a next hop set elsewhere', 'local', '198.18.0.9', 'auto', '198.18.0.9'],
+    ['a route we originate with our own next hop', 'local', '10.0.0.100', 'auto', '10.0.0.100'],
+  ] as const)('%s (%s, NEXT_HOP %s, %s) → %s', (_what, from, nextHop, mode, expected) => {
+    const r = route(SOURCES[from]!, { asPath: from === 'ebgp' ? [seq(65001)] : [], nextHop: ip(nextHop) });
+    const out = exportAttributes(r, onLink({ nextHop: mode }), LOCAL);
+    expect(out?.nextHop).toBe(ip(expected));
+    // Everything else is the eBGP rewrite as without a shared subnet.
+    const { nextHop: _a, ...rest } = out!;
+    const { nextHop: _b, ...plain } = exportAttributes(r, { ...PEERS.ebgp!, nextHop: mode }, LOCAL)!;
+    expect(rest).toEqual(plain);
+  });
+
+  it('without a shared subnet (a peer on another network, or multihop) an iBGP route gets our address, as before', () => {
+    const r = route(SOURCES.nonClient!, { nextHop: ip('10.0.0.2') });
+    expect(exportAttributes(r, PEERS.ebgp!, LOCAL)?.nextHop).toBe(LOCAL.address);
+  });
+
+  it('changes nothing toward iBGP peers', () => {
+    for (const nextHop of ['10.0.0.2', '198.18.0.9']) {
+      const r = route(SOURCES.ebgp!, { asPath: [seq(65001)], nextHop: ip(nextHop) });
+      const peer = PEERS.nonClient!;
+      expect(exportAttributes(r, { ...peer, sharedSubnet: { ...SHARED, peerAddress: peer.address } }, LOCAL)).toEqual(exportAttributes(r, peer, LOCAL));
+    }
+  });
+
+  it("the peer's own address is checked from sharedSubnet, so a group's exporter (peer address -1) gets it right", () => {
+    const table = new AttrTable();
+    const exporter = new PeerExport({ ...onLink(), address: -1 }, LOCAL, table);
+    expect(exporter.attributes(route(SOURCES.nonClient!, { nextHop: ip('10.0.0.13') }))?.nextHop).toBe(LOCAL.address);
+    expect(exporter.attributes(route(SOURCES.nonClient!, { nextHop: ip('10.0.0.14') }))?.nextHop).toBe(ip('10.0.0.14'));
+  });
+
+  it('isThirdPartyNextHop: inside the subnet and not the peer; nothing without a next hop or a subnet', () => {
+    expect(isThirdPartyNextHop(ip('10.0.0.2'), SHARED)).toBe(true);
+    expect(isThirdPartyNextHop(ip('10.0.0.13'), SHARED)).toBe(false);
+    expect(isThirdPartyNextHop(ip('10.0.1.2'), SHARED)).toBe(false);
+    expect(isThirdPartyNextHop(undefined, SHARED)).toBe(false);
+    expect(isThirdPartyNextHop(ip('10.0.0.2'), undefined)).toBe(false);
   });
 });
 
