@@ -5,7 +5,8 @@
 // autodetection, with prefix length), register or update our Node, create the default IPPool unless
 // NO_DEFAULT_POOLS or a pool exists, claim a block, allocate the IPIP tunnel address when an IPIP pool
 // selects us; then start the cache and the Speaker, and replan on every (coalesced) cache change:
-// planPeers → Speaker.setPeers, originatedPrefixes → Speaker.setOriginated (next hop: our address).
+// planPeers → Speaker.setPeers (eBGP peers with the node's subnet, for third-party next hops),
+// originatedPrefixes → Speaker.setOriginated (next hop: our address).
 //
 // Why this is hard:
 // - Live reconfiguration must not flap sessions. Speaker.setPeers restarts a peer whose spec changed, and
@@ -130,7 +131,13 @@ class ConnectionTracker {
  *  because the export filter is derived from the pools. */
 const PEERING_KINDS: ReadonlySet<string> = new Set(['Node', 'BGPConfiguration', 'BGPPeer', 'IPPool']);
 
-function toPeerSpec(peer: DesiredPeer, exportFilter: PeerSpec['exportFilter'], nodeAs: number): PeerSpec {
+/**
+ * `subnet`: this node's address with prefix length. eBGP peers get it (an office router or top-of-rack
+ * switch on the node's own network is one IP hop away: it is sent other nodes' blocks with their own next
+ * hops, RFC 4271 §5.1.3 (2), as BIRD does for Calico). iBGP peers do not use it, so they do not get it: a
+ * change of prefix length then restarts only the sessions it matters to.
+ */
+function toPeerSpec(peer: DesiredPeer, exportFilter: PeerSpec['exportFilter'], nodeAs: number, subnet: string | undefined): PeerSpec {
   return {
     // BGPPeer localASNumber: this session speaks another AS than the node's.
     ...(peer.localAsNumber !== nodeAs ? { localAs: peer.localAsNumber } : {}),
@@ -146,7 +153,27 @@ function toPeerSpec(peer: DesiredPeer, exportFilter: PeerSpec['exportFilter'], n
     ...(peer.sourceAddress !== undefined ? { localAddress: peer.sourceAddress } : {}),
     ...(peer.keepaliveTime !== undefined ? { keepaliveTime: peer.keepaliveTime } : {}),
     ...(exportFilter !== undefined ? { exportFilter } : {}),
+    ...(subnet !== undefined && peer.asNumber !== peer.localAsNumber ? { subnet } : {}),
   };
+}
+
+/**
+ * This node's subnet, for its sessions: Node spec.bgp.ipv4Address with its prefix length, as Calico stores
+ * it ("198.19.1.11/24"); else the address the agent found, with its interface's prefix length, when the
+ * Node names that address without one. Undefined when neither says (no third-party next hops then).
+ */
+function nodeSubnet(node: Resource<'Node'> | undefined, found: { address: string; prefixLength: number } | null): string | undefined {
+  const text = node?.spec.bgp?.ipv4Address;
+  if (text !== undefined && text.includes('/')) {
+    try {
+      parsePrefix(text);
+      return text;
+    } catch {
+      return undefined; // the planner warns about an unreadable address
+    }
+  }
+  const address = text ?? found?.address;
+  return found !== null && address === found.address ? `${found.address}/${found.prefixLength}` : undefined;
 }
 
 function asPathOf(entry: RibEntry): Array<number | number[]> {
@@ -638,7 +665,8 @@ export class Agent {
     const speaker = this.speaker!;
     const pools = cache.list('IPPool');
     const filter = this.exportFilterFor(pools);
-    speaker.setPeers(plan.peers.map((p) => toPeerSpec(p, filter, plan.localAsNumber)));
+    const subnet = nodeSubnet(cache.list('Node').find((n) => n.metadata.name === this.config.nodeName), this.ip);
+    speaker.setPeers(plan.peers.map((p) => toPeerSpec(p, filter, plan.localAsNumber, subnet)));
     const prefixes = originatedPrefixes({
       nodeName: this.config.nodeName,
       pools,
