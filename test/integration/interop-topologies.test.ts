@@ -3,7 +3,11 @@
 //      its originator only; tortie re-advertises nothing it learned over iBGP (RFC 4271 §9.2);
 //   2. tortie between its iBGP "nodes" (BIRD 2, FRR) and an eBGP office router (BIRD 1.6 or FRR) with
 //      next-hop=keep: the office learns every node's block with AS_PATH [64512] and the node's own next
-//      hop; the office's route reaches the nodes with LOCAL_PREF 100, AS_PATH [65001], next hop unchanged.
+//      hop; the office's route reaches the nodes with LOCAL_PREF 100, AS_PATH [65001], next hop unchanged;
+//   3. three tortie nodes (the Speaker in this process, each told its subnet) and eBGP office routers
+//      (BIRD 2, FRR) on node-1's subnet: they learn node-2's block, an iBGP route node-1 passes on, with
+//      node-2's own next hop (RFC 4271 §5.1.3 (2), third party), node-3's (another subnet) with node-1's;
+//      a BIRD 2 router beyond the subnet gets node-1's next hop for everything.
 // Checked in each daemon's own CLI (PeerDaemon.routes(), every path with the neighbour it came from) and
 // in tortie's update events and Loc-RIB.
 //
@@ -13,6 +17,9 @@
 // waits ~5 s before connecting), and of every other pair exactly one side connects.
 
 import { describe, expect, it } from 'vitest';
+import { parseIpv4, parsePrefix } from '../../bgp/ip.js';
+import { Speaker, type PeerSpec } from '../../bgp/speaker.js';
+import { Origin } from '../../bgp/types.js';
 import { addressBlock } from '../harness/addresses.js';
 import { requirePeers } from '../harness/binaries.js';
 import { startPeer, waitFor, waitForRoute, waitForSession, type NeighborOptions, type PeerDaemon, type PeerKind } from '../harness/index.js';
@@ -194,4 +201,79 @@ describe('interop: topologies', () => {
       expect(atOffice).toEqual(expected.map((e) => e.prefix).sort());
     });
   }
+
+  it('third-party next hops: eBGP routers on node-1\'s subnet (BIRD 2, FRR) get node-2\'s block with node-2 as next hop, others node-1', async () => {
+    if (!requirePeers('bird2', 'frr')) return;
+    // node-1, node-2 and the routers "bird" and "frr" are on 127.0.B.32/27; node-3 and the router "far" are not.
+    const subnet = `${block.host(41)}/27`;
+    const nodes = [41, 42, 70].map((h, i) => ({ name: `node-${i + 1}`, address: block.host(h), prefix: `10.244.${B}.${i * 64}/26` }));
+    const [node1, node2, node3] = nodes as [(typeof nodes)[number], (typeof nodes)[number], (typeof nodes)[number]];
+    const routers = [
+      { name: 'bird', kind: 'bird2' as const, address: block.host(45), onSubnet: true },
+      { name: 'frr', kind: 'frr' as const, address: block.host(46), onSubnet: true },
+      { name: 'far', kind: 'bird2' as const, address: block.host(75), onSubnet: false },
+    ];
+    const daemons = new Map<string, PeerDaemon>();
+    for (const r of routers) {
+      const daemon = track(await startPeer(r.kind, { address: r.address, as: OFFICE_AS, neighbors: [{ address: node1.address, as: AS, passive: true }] }));
+      // FRR refuses 127.x next hops as martian (harness README); these are the nodes' own addresses here.
+      if (r.kind === 'frr') await daemon.cli(`configure terminal\nrouter bgp ${OFFICE_AS}\nbgp allow-martian-nexthop`);
+      daemons.set(r.name, daemon);
+    }
+    // Each node originates its block with its own address as next hop, as the agent does.
+    const speakers = new Map<string, Speaker>();
+    const startNode = async (node: (typeof nodes)[number], peers: PeerSpec[]): Promise<Speaker> => {
+      const speaker = track(new Speaker({ routerId: parseIpv4(node.address), localAs: AS, listen: { address: node.address, port: 179 }, connectRetryMs: 1000 }));
+      await speaker.start();
+      speaker.setPeers(peers);
+      speaker.setOriginated([{ prefix: parsePrefix(node.prefix), attrs: { origin: Origin.IGP, nextHop: parseIpv4(node.address) } }]);
+      speakers.set(node.name, speaker);
+      return speaker;
+    };
+    await startNode(node2, [{ address: node1.address, peerAs: AS, passive: true, subnet }]);
+    await startNode(node3, [{ address: node1.address, peerAs: AS, passive: true, subnet: `${node3.address}/27` }]);
+    const speaker1 = await startNode(node1, [
+      { address: node2.address, peerAs: AS, subnet },
+      { address: node3.address, peerAs: AS, subnet },
+      ...routers.map((r) => ({ address: r.address, peerAs: OFFICE_AS, subnet })),
+    ]);
+    await waitFor(() => speaker1.peerStatus().every((p) => p.state === 'Established') || undefined, {
+      timeoutMs: 20_000,
+      intervalMs: 100,
+      what: 'node-1 Established with node-2, node-3 and the three routers',
+    }).catch((err: Error) => {
+      throw new Error(`${err.message}: ${JSON.stringify(speaker1.peerStatus().map((p) => [p.address, p.state, p.lastError]))}`);
+    });
+
+    // What each router's own CLI shows for the three blocks: one path each, from node-1, AS_PATH [64512].
+    const expectedNextHop = (r: (typeof routers)[number], node: (typeof nodes)[number]): string =>
+      r.onSubnet && node !== node3 ? node.address : node1.address;
+    for (const r of routers) {
+      const daemon = daemons.get(r.name)!;
+      for (const node of nodes) await waitForRoute(daemon, node.prefix);
+      await sleep(500); // time for a wrong second path or a changed next hop to show up
+      const seen = (await daemon.routes())
+        .filter((route) => nodes.some((n) => n.prefix === route.prefix))
+        .map((route) => ({ prefix: route.prefix, nextHop: route.nextHop, asPath: route.asPath, fromPeer: route.fromPeer }))
+        .sort((a, b) => a.prefix.localeCompare(b.prefix));
+      expect({ router: r.name, seen }).toEqual({
+        router: r.name,
+        seen: nodes
+          .map((node) => ({ prefix: node.prefix, nextHop: expectedNextHop(r, node), asPath: [AS], fromPeer: node1.address }))
+          .sort((a, b) => a.prefix.localeCompare(b.prefix)),
+      });
+    }
+    // The cases that differ from "our address to eBGP" are really there (the expectation is not all node-1).
+    expect(routers.filter((r) => r.onSubnet).map((r) => expectedNextHop(r, node2))).toEqual([node2.address, node2.address]);
+
+    // node-2's next hop leaves the subnet: the routers on it get node-1's address from then on.
+    speakers.get('node-2')!.setOriginated([{ prefix: parsePrefix(node2.prefix), attrs: { origin: Origin.IGP, nextHop: parseIpv4(`198.18.${B}.42`) } }]);
+    for (const r of routers) {
+      const route = await waitForRoute(daemons.get(r.name)!, node2.prefix, (x) => x.nextHop === node1.address).catch(async (err: Error) => {
+        throw new Error(`${r.name}: ${err.message}; it shows ${JSON.stringify((await daemons.get(r.name)!.routes()).filter((x) => x.prefix === node2.prefix))}`);
+      });
+      expect(route.asPath).toEqual([AS]);
+    }
+  });
 });
+
