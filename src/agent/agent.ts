@@ -376,6 +376,7 @@ export class Agent {
     const readiness = this.readiness();
     const cacheError = this.cache && !this.cache.connected ? this.cache.lastError : undefined;
     const dataplane = this.dataplane?.status();
+    const policy = this.policy?.status();
     return {
       summary: 'tortie is running.',
       node: this.config.nodeName,
@@ -396,7 +397,13 @@ export class Agent {
       peers,
       blocks: [...this.blocks],
       dataplane: dataplane ? { mode: 'kernel', hostInterface: this.hostInterface, ...dataplane } : { mode: 'none', hostInterface: this.hostInterface },
-      warnings: [...this.warnings, ...(plan?.warnings ?? []), ...(dataplane?.warnings ?? [])],
+      ...(policy !== undefined ? { policy } : {}),
+      warnings: [
+        ...this.warnings,
+        ...(plan?.warnings ?? []),
+        ...(dataplane?.warnings ?? []),
+        ...(policy?.lastError ? [`network policy: writing nftables table inet tortie-filter failed, retrying: ${policy.lastError}`] : []),
+      ],
     };
   }
 

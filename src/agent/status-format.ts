@@ -128,12 +128,25 @@ function peerSection(family: 'IPv4' | 'IPv6', peers: readonly PeerStatusRow[]): 
 }
 
 /** `tortie node status` in calicoctl's layout; peers are listed in the order given. After calicoctl's part:
- *  one line on the kernel dataplane (with TORTIE_DATAPLANE=kernel) and the warnings, when there are any. */
+ *  one line on the kernel dataplane and one on NetworkPolicy (with TORTIE_DATAPLANE=kernel) and the warnings,
+ *  when there are any. */
 export function formatNodeStatus(status: AgentStatus): string {
   const v6 = (p: PeerStatusRow) => p.address.includes(':');
   const calico = `${status.summary}\n\n${peerSection('IPv4', status.peers.filter((p) => !v6(p)))}${peerSection('IPv6', status.peers.filter(v6))}`;
   const warnings = status.warnings.length > 0 ? `Warnings:\n${status.warnings.map((w) => `  - ${w}\n`).join('')}\n` : '';
-  return `${calico}${dataplaneLine(status.dataplane)}${warnings}`;
+  return `${calico}${dataplaneLine(status.dataplane)}${policyLine(status.policy)}${warnings}`;
+}
+
+/** One line on NetworkPolicy: what this node enforces and whether nftables holds it. */
+function policyLine(policy: AgentStatus['policy']): string {
+  if (policy === undefined || policy.summary === null) return '';
+  const { policies, endpoints, isolatedIngress, isolatedEgress } = policy.summary;
+  const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
+  const isolated = `${plural(endpoints, 'local workload')}, ${isolatedIngress} isolated for ingress, ${isolatedEgress} for egress`;
+  const table = policy.inSync ? 'in nftables (table inet tortie-filter)' : policy.lastError ? 'NOT in nftables yet (retrying, see Warnings)' : 'being written to nftables';
+  return `Network policy: ${policies} NetworkPolic${policies === 1 ? 'y' : 'ies'}; ${isolated}; ${table}
+
+`;
 }
 
 function dataplaneLine(dataplane: AgentStatus['dataplane'] | undefined): string {

@@ -5,6 +5,7 @@
 import type { Resource } from '../resources/types.js';
 
 import type { DataplaneStatus } from '../../felix/dataplane.js';
+import type { EnforcerStatus } from '../policy/enforcer.js';
 
 /** Calico's peer types, as `calicoctl node status` names them in its PEER TYPE column. */
 export type PeerType = 'Mesh' | 'Global' | 'Node';
@@ -90,6 +91,8 @@ export interface AgentStatus {
   blocks: string[];
   /** The kernel dataplane (felix): `none` with TORTIE_DATAPLANE=none. */
   dataplane: ({ mode: 'kernel'; hostInterface: string | null } & DataplaneStatus) | { mode: 'none'; hostInterface: string | null };
+  /** NetworkPolicy enforcement (nftables table inet tortie-filter); absent with TORTIE_DATAPLANE=none. */
+  policy?: EnforcerStatus;
   /** Messages worth a look (planner warnings, IPIP unavailable, ...). */
   warnings: string[];
 }

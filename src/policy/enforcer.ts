@@ -39,7 +39,19 @@ export interface EnforcerOptions {
   timers?: EnforcerTimers;
 }
 
+/** What the last compile saw on this node: for `tortie node status`. */
+export interface PolicySummary {
+  /** NetworkPolicies in the cluster (every namespace). */
+  policies: number;
+  /** This node's workloads, and how many of them a policy isolates in each direction. */
+  endpoints: number;
+  isolatedIngress: number;
+  isolatedEgress: number;
+}
+
 export interface EnforcerStatus {
+  /** null until the first compile. */
+  summary: PolicySummary | null;
   writes: number;
   lastStats: ApplyStats | null;
   lastError: string | null;
@@ -55,7 +67,7 @@ export class PolicyEnforcer {
   private timer: unknown = null;
   private stopped = false;
   private readonly timers: EnforcerTimers;
-  private readonly state: EnforcerStatus = { writes: 0, lastStats: null, lastError: null, inSync: false };
+  private readonly state: EnforcerStatus = { summary: null, writes: 0, lastStats: null, lastError: null, inSync: false };
 
   constructor(private readonly options: EnforcerOptions) {
     this.timers = options.timers ?? REAL_TIMERS;
@@ -104,7 +116,14 @@ export class PolicyEnforcer {
     const input = this.input;
     if (input === null) return;
     const world = buildWorld(input);
-    const desired = renderFilter(compileEndpoints(world, this.options.node));
+    const compiled = compileEndpoints(world, this.options.node);
+    this.state.summary = {
+      policies: input.policies.length,
+      endpoints: compiled.length,
+      isolatedIngress: compiled.filter((c) => c.ingress !== null).length,
+      isolatedEgress: compiled.filter((c) => c.egress !== null).length,
+    };
+    const desired = renderFilter(compiled);
     try {
       const stats = kind === 'resync' ? await this.options.dataplane.resync(desired) : await this.options.dataplane.apply(desired);
       this.state.writes++;

@@ -13,7 +13,8 @@ import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openEtcd } from '../../src/datastore/etcd.js';
 import type { Datastore } from '../../src/datastore/types.js';
-import { labDown, labUp, runCni, type LabState } from '../../src/lab/lab.js';
+import { labDown, labUp, nodeStatus, runCni, type LabState } from '../../src/lab/lab.js';
+import { formatNodeStatus } from '../../src/agent/status-format.js';
 import { LAB_DEFAULTS, type LabWorkload } from '../../src/lab/plan.js';
 import { applyDefaults, type NetworkPolicySpec, type Resource } from '../../src/resources/index.js';
 import { netnsUnavailableReason, runCommand } from '../harness/netns.js';
@@ -197,5 +198,15 @@ describe.skipIf(unavailable !== null)('NetworkPolicy in the lab (real TCP/UDP be
     const client = (await ds.list('WorkloadEndpoint', { namespace: 'dev' })).items.find((e) => e.spec.pod === 'client')!;
     await ds.update({ ...client, metadata: { ...client.metadata, labels: { ...client.metadata.labels, app: 'other' } } });
     expect(await eventually('client', 'db', 8080, 'TCP', 'timeout')).toBe('timeout');
+
+    // `tortie node status` on db's node says what it enforces: one policy, db isolated for ingress only.
+    const dbNode = state!.plan.nodes[1]!.name;
+    let line = '';
+    for (let i = 0; i < 40 && !line.includes('in nftables'); i++) {
+      const status = await nodeStatus(state!, dbNode);
+      line = status ? (formatNodeStatus(status).split('\n').find((l) => l.startsWith('Network policy:')) ?? '') : '';
+      if (!line.includes('in nftables')) await new Promise((r) => setTimeout(r, 250));
+    }
+    expect(line).toMatch(/^Network policy: 1 NetworkPolicy; \d+ local workloads, 1 isolated for ingress, 0 for egress; in nftables \(table inet tortie-filter\)$/);
   }, 600_000);
 });

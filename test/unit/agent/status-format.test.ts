@@ -142,6 +142,19 @@ describe('formatNodeStatus', () => {
     );
   });
 
+  it('adds one line on NetworkPolicy after the BGP tables: counts, and whether nftables holds it', () => {
+    const summary = { policies: 3, endpoints: 4, isolatedIngress: 2, isolatedEgress: 1 };
+    const inSync = formatNodeStatus({ ...status([]), policy: { summary, writes: 5, lastStats: null, lastError: null, inSync: true } });
+    expect(inSync).toContain('Network policy: 3 NetworkPolicies; 4 local workloads, 2 isolated for ingress, 1 for egress; in nftables (table inet tortie-filter)\n');
+    const one = formatNodeStatus({ ...status([]), policy: { summary: { ...summary, policies: 1, endpoints: 1 }, writes: 1, lastStats: null, lastError: null, inSync: true } });
+    expect(one).toContain('Network policy: 1 NetworkPolicy; 1 local workload,');
+    const failing = formatNodeStatus({ ...status([]), policy: { summary, writes: 0, lastStats: null, lastError: 'nft: Operation not permitted', inSync: false } });
+    expect(failing).toContain('NOT in nftables yet (retrying, see Warnings)');
+    // Before the first compile, and without an enforcer (TORTIE_DATAPLANE=none): no line.
+    expect(formatNodeStatus({ ...status([]), policy: { summary: null, writes: 0, lastStats: null, lastError: null, inSync: false } })).not.toContain('Network policy');
+    expect(formatNodeStatus(status([]))).not.toContain('Network policy');
+  });
+
   it('uses the summary line it is given (the first line of the output)', () => {
     expect(formatNodeStatus({ ...status([]), summary: 'tortie is running (not ready).' }).split('\n')[0]).toBe('tortie is running (not ready).');
   });
