@@ -7,7 +7,7 @@
 //     peers keep the node's routes as stale, in their kernels, until its new agent is back.
 //   - 4-node reflector lab: full ping matrix.
 //   - 2 subnets joined by an office router, BIRD 2 and FRR (AS 65001, every node's only peer): full ping
-//     matrix, and the router's CLI shows every block.
+//     matrix, and the router's CLI shows every block, each path with its own node as next hop.
 // Each lab has its own name and state root, and is taken down (and checked gone) even when a test fails.
 
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -19,7 +19,10 @@ import { queryControl } from '../../src/agent/control.js';
 import type { RouteRow } from '../../src/agent/types.js';
 import { killAgent, labDown, labPing, labStatus, labUp, nodeStatus, officeRouterRoutes, readState, startAgent, type LabState } from '../../src/lab/lab.js';
 import { LAB_DEFAULTS, type LabOptions } from '../../src/lab/plan.js';
+import { parseBirdRoutes } from '../harness/bird.js';
+import { parseFrrPrefixDetail } from '../harness/frr.js';
 import { netnsUnavailableReason, runCommand } from '../harness/netns.js';
+import type { PeerRoute } from '../harness/peer.js';
 
 const CLI = resolve('dist/src/cli/main.js');
 const BIRD2 = `${process.env.TORTIE_BIRD2_ROOT ?? '/opt/tortie/bird2'}/usr/sbin/bird`;
@@ -112,6 +115,22 @@ function pingFor(ns: string, ip: string, count: number): Promise<[number, number
       resolvePing(match ? [Number(match[1]), Number(match[2])] : [count, 0]);
     });
   });
+}
+
+/** The office router's BGP paths for `prefixes`, from its own CLI (`birdc show route all` / vtysh JSON). */
+async function officeRouterPaths(state: LabState, prefixes: readonly string[]): Promise<PeerRoute[]> {
+  if (state.plan.router?.kind === 'bird') {
+    const out = await runCommand(BIRD2.replace(/bird$/, 'birdc'), ['-s', join(state.dir, 'bird.ctl'), 'show', 'route', 'all']);
+    expect(out.code, out.stderr).toBe(0);
+    return parseBirdRoutes(out.stdout).filter((r) => prefixes.includes(r.prefix));
+  }
+  const paths: PeerRoute[] = [];
+  for (const prefix of prefixes) {
+    const out = await runCommand('vtysh', ['--vty_socket', join(state.dir, 'frr'), '-c', `show bgp ipv4 unicast ${prefix} json`]);
+    expect(out.code, out.stderr).toBe(0);
+    paths.push(...parseFrrPrefixDetail(out.stdout));
+  }
+  return paths;
 }
 
 async function converged(state: LabState, name: string): Promise<boolean> {
@@ -219,9 +238,17 @@ describe.skipIf(unavailable !== null)('tortie lab (namespaces, real etcd, agents
     const state = await up({ name: labName(router === 'bird' ? 's' : 'f'), nodes: 4, subnets: 2, officeRouter: router });
     await expectFullMatrix(state);
     const routes = officeRouterRoutes(state);
-    const blocks = (await Promise.all(state.plan.nodes.map((n) => nodeStatus(state, n.name)))).flatMap((s) => s?.blocks ?? []);
+    const statuses = await Promise.all(state.plan.nodes.map((n) => nodeStatus(state, n.name)));
+    const blocks = statuses.flatMap((s) => s?.blocks ?? []);
     expect(blocks).toHaveLength(4);
     for (const block of blocks) expect(routes).toContain(block);
+    // In the router's own table each node's block goes to that node, on every path, never through another
+    // node. (Here each node peers with the router only; where nodes also mesh, a node passing on another's
+    // block names that node as next hop: RFC 4271 §5.1.3 (2), third party.)
+    const owner = new Map(state.plan.nodes.flatMap((n, i) => (statuses[i]?.blocks ?? []).map((b) => [b, n.ip] as const)));
+    const paths = await officeRouterPaths(state, blocks);
+    expect(new Set(paths.map((p) => p.prefix))).toEqual(new Set(blocks));
+    expect(paths.filter((p) => p.nextHop !== owner.get(p.prefix)).map((p) => ({ prefix: p.prefix, nextHop: p.nextHop, from: p.fromPeer, owner: owner.get(p.prefix) }))).toEqual([]);
     // Across subnets the next hop is the router; within a subnet, the other node itself.
     const node1 = await runCommand('ip', ['-n', state.plan.nodes[0]!.ns, 'route', 'show', 'proto', '80']);
     expect(node1.stdout).toMatch(/via 198\.19\.1\.1 dev eth0/);
