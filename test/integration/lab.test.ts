@@ -138,6 +138,21 @@ async function converged(state: LabState, name: string): Promise<boolean> {
   return status !== null && status.peers.length > 0 && status.peers.every((p) => p.bgpState === 'Established');
 }
 
+/** The office router holds every node's block, and every path to a block has that block's node as next hop.
+ *  Returns how many of those paths were passed on by another node (third-party next hops). */
+async function expectRouterPathsViaOwners(state: LabState): Promise<number> {
+  const routes = officeRouterRoutes(state);
+  const statuses = await Promise.all(state.plan.nodes.map((n) => nodeStatus(state, n.name)));
+  const blocks = statuses.flatMap((s) => s?.blocks ?? []);
+  expect(blocks).toHaveLength(state.plan.nodes.length);
+  for (const block of blocks) expect(routes).toContain(block);
+  const owner = new Map(state.plan.nodes.flatMap((n, i) => (statuses[i]?.blocks ?? []).map((b) => [b, n.ip] as const)));
+  const paths = await officeRouterPaths(state, blocks);
+  expect(new Set(paths.map((p) => p.prefix))).toEqual(new Set(blocks));
+  expect(paths.filter((p) => p.nextHop !== owner.get(p.prefix)).map((p) => ({ prefix: p.prefix, nextHop: p.nextHop, from: p.fromPeer, owner: owner.get(p.prefix) }))).toEqual([]);
+  return paths.filter((p) => p.fromPeer !== owner.get(p.prefix)).length;
+}
+
 describe.skipIf(unavailable !== null)('tortie lab (namespaces, real etcd, agents programming the kernel, CNI workloads)', () => {
   it('4-node mesh, ipipMode Never: routes over BGP in every kernel, every workload pings every other; a kill -9 and restart loses nothing', async () => {
     const name = labName('m');
@@ -223,11 +238,14 @@ describe.skipIf(unavailable !== null)('tortie lab (namespaces, real etcd, agents
     expect(mounts).not.toContain(`/netns/${name}-`);
   }, 60_000);
 
-  it('4-node route reflector lab: mesh off, two reflectors, every workload pings every other', async () => {
-    const state = await up({ name: labName('r'), nodes: 4, mode: 'rr' });
+  it('4-node route reflector lab with a BIRD office router on the same subnet: every workload pings every other; the router reaches each block via its own node (third-party next hop)', async () => {
+    const state = await up({ name: labName('r'), nodes: 4, mode: 'rr', officeRouter: 'bird' });
     const client = await nodeStatus(state, 'node-4');
-    expect(client?.peers.map((p) => p.address).sort()).toEqual(['198.19.1.11', '198.19.1.12']);
+    expect(client?.peers.filter((p) => p.type !== 'global').map((p) => p.address).sort()).toEqual(['198.19.1.11', '198.19.1.12']);
     await expectFullMatrix(state);
+    // Every node peers with the router and also passes on the blocks it learned from the reflectors: those
+    // paths must name the block's own node (RFC 4271 §5.1.3 (2)), not the node passing them on.
+    expect(await expectRouterPathsViaOwners(state)).toBeGreaterThan(0);
   }, 180_000);
 
   it.each([
@@ -237,18 +255,9 @@ describe.skipIf(unavailable !== null)('tortie lab (namespaces, real etcd, agents
     if (!present) return;
     const state = await up({ name: labName(router === 'bird' ? 's' : 'f'), nodes: 4, subnets: 2, officeRouter: router });
     await expectFullMatrix(state);
-    const routes = officeRouterRoutes(state);
-    const statuses = await Promise.all(state.plan.nodes.map((n) => nodeStatus(state, n.name)));
-    const blocks = statuses.flatMap((s) => s?.blocks ?? []);
-    expect(blocks).toHaveLength(4);
-    for (const block of blocks) expect(routes).toContain(block);
-    // In the router's own table each node's block goes to that node, on every path, never through another
-    // node. (Here each node peers with the router only; where nodes also mesh, a node passing on another's
-    // block names that node as next hop: RFC 4271 §5.1.3 (2), third party.)
-    const owner = new Map(state.plan.nodes.flatMap((n, i) => (statuses[i]?.blocks ?? []).map((b) => [b, n.ip] as const)));
-    const paths = await officeRouterPaths(state, blocks);
-    expect(new Set(paths.map((p) => p.prefix))).toEqual(new Set(blocks));
-    expect(paths.filter((p) => p.nextHop !== owner.get(p.prefix)).map((p) => ({ prefix: p.prefix, nextHop: p.nextHop, from: p.fromPeer, owner: owner.get(p.prefix) }))).toEqual([]);
+    // In the router's own table each node's block goes to that node, on every path (here each node peers
+    // with the router only; the reflector lab above has nodes passing on each other's blocks).
+    await expectRouterPathsViaOwners(state);
     // Across subnets the next hop is the router; within a subnet, the other node itself.
     const node1 = await runCommand('ip', ['-n', state.plan.nodes[0]!.ns, 'route', 'show', 'proto', '80']);
     expect(node1.stdout).toMatch(/via 198\.19\.1\.1 dev eth0/);
