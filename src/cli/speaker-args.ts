@@ -2,7 +2,7 @@
 //
 //   --router-id 127.0.0.9 --as 64512 [--listen 127.0.0.9[:179] | --no-listen]
 //   --peer 127.0.0.2,as=65001[,port=179][,passive][,hold=90][,keepalive=30][,local=127.0.0.9]
-//          [,rr-client][,next-hop=auto|self|keep][,allow-own-as=N] ...
+//          [,rr-client][,next-hop=auto|self|keep][,subnet=A.B.C.D/LEN][,allow-own-as=N] ...
 //   [--cluster-id A.B.C.D] [--graceful-restart[=SECONDS]]
 //   --announce 10.244.1.0/26[,nexthop=198.18.0.9][,med=N][,local-pref=N][,community=A:B] ...
 //   [--hold 90] [--connect-retry 5] [--json] [--stdin]
@@ -30,6 +30,8 @@ export interface PeerOption {
   localAddress?: string;
   rrClient?: boolean;
   nextHop?: 'auto' | 'self' | 'keep';
+  /** Our address with prefix length on the network shared with an eBGP peer (third-party next hops). */
+  subnet?: string;
   allowOwnAs?: number;
 }
 
@@ -64,10 +66,13 @@ export const SPEAKER_USAGE = `usage: tortie bgp speaker --router-id A.B.C.D --as
   --listen ADDR[:PORT]    accept connections here (default: the router id, port 179)
   --no-listen             do not accept connections; only connect out
   --peer ADDR,as=ASN[,port=N][,passive][,hold=S][,keepalive=S][,local=ADDR]
-        [,rr-client][,next-hop=auto|self|keep][,allow-own-as=N]
+        [,rr-client][,next-hop=auto|self|keep][,subnet=A.B.C.D/LEN][,allow-own-as=N]
                           a BGP neighbour; repeat for several. rr-client: a route-reflector
                           client (RFC 4456); next-hop: auto = ours to eBGP, unchanged to iBGP;
-                          allow-own-as: times our AS may appear in a received AS_PATH
+                          subnet: our address/length on the network shared with an eBGP peer
+                          inside it, which then gets next hops inside it unchanged (RFC 4271
+                          §5.1.3 (2), third party); allow-own-as: times our AS may appear in a
+                          received AS_PATH
   --cluster-id A.B.C.D    route-reflector cluster id (default: the router id)
   --graceful-restart[=S]  graceful restart, restarting side (RFC 4724): R and F bits, restart
                           time S seconds (default 120); routes are sent once peers' End-of-RIB
@@ -148,7 +153,7 @@ function valueOf(options: Map<string, string | true>, key: string, flag: string)
   return value;
 }
 
-const PEER_KEYS = ['as', 'port', 'passive', 'hold', 'keepalive', 'local', 'rr-client', 'next-hop', 'allow-own-as'];
+const PEER_KEYS = ['as', 'port', 'passive', 'hold', 'keepalive', 'local', 'rr-client', 'next-hop', 'subnet', 'allow-own-as'];
 const NEXT_HOP_MODES = ['auto', 'self', 'keep'] as const;
 
 export function parsePeer(text: string): PeerOption {
@@ -185,6 +190,14 @@ export function parsePeer(text: string): PeerOption {
       throw new UsageError(`${flag} ${head} next-hop: "${nextHop}" is not one of ${NEXT_HOP_MODES.join(', ')}`);
     }
     peer.nextHop = nextHop as PeerOption['nextHop'];
+  }
+  const subnet = valueOf(options, 'subnet', flag);
+  if (subnet !== undefined) {
+    const match = /^([^/]+)\/(\d{1,2})$/.exec(subnet);
+    if (match === null || tryParseIpv4(match[1]!) === null || Number(match[2]) > 32) {
+      throw new UsageError(`${flag} ${head} subnet: "${subnet}" is not an IPv4 address with prefix length (like 198.19.1.11/24)`);
+    }
+    peer.subnet = subnet;
   }
   const allowOwnAs = valueOf(options, 'allow-own-as', flag);
   if (allowOwnAs !== undefined) peer.allowOwnAs = parseUint(allowOwnAs, `${flag} ${head} allow-own-as`, 0, 10);

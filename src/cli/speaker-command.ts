@@ -81,6 +81,7 @@ export async function runSpeaker(options: SpeakerOptions): Promise<number> {
       ...(peer.localAddress !== undefined ? { localAddress: peer.localAddress } : {}),
       ...(peer.rrClient ? { rrClient: true } : {}),
       ...(peer.nextHop !== undefined ? { nextHop: peer.nextHop } : {}),
+      ...(peer.subnet !== undefined ? { subnet: peer.subnet } : {}),
       ...(peer.allowOwnAs !== undefined ? { allowOwnAs: peer.allowOwnAs } : {}),
     })),
   );

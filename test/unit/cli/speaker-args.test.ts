@@ -41,11 +41,14 @@ describe('tortie bgp speaker flags', () => {
     expect(options.peers[0]).toMatchObject({ rrClient: true, nextHop: 'self', allowOwnAs: 2 });
     expect(parseSpeakerArgs([...base, '--graceful-restart=30']).gracefulRestart).toBe(30);
     expect(parseSpeakerArgs([...base, '--cluster-id', '7']).clusterId).toBe(7);
+    expect(parseSpeakerArgs([...base, '--peer', '127.0.0.2,as=65001,subnet=127.0.30.33/27']).peers[0]).toMatchObject({ asn: 65001, subnet: '127.0.30.33/27' });
   });
 
   const refusals: Array<[string[], RegExp]> = [
     [[...base, '--peer', '127.0.0.2,as=1,next-hop=there'], /next-hop: "there" is not one of auto, self, keep/],
     [[...base, '--peer', '127.0.0.2,as=1,rr-client=yes'], /"rr-client" takes no value/],
+    [[...base, '--peer', '127.0.0.2,as=1,subnet=127.0.30.33'], /subnet: "127.0.30.33" is not an IPv4 address with prefix length/],
+    [[...base, '--peer', '127.0.0.2,as=1,subnet=127.0.30.33/33'], /subnet: "127.0.30.33\/33"/],
     [[...base, '--cluster-id', '0.0.0.0'], /--cluster-id: "0.0.0.0"/],
     [[...base, '--graceful-restart=5000'], /--graceful-restart: 5000 is outside 1\.\.4095/],
     [['--as', '64512'], /--router-id is required/],
