@@ -2,6 +2,11 @@
 // environment (parsing rules in ./config.ts), openDatastore() opens the backend it names. Backends are
 // imported on demand so that `tortie --help` does not load the etcd and Kubernetes clients.
 //
+// etcd has two transports with the same semantics (./etcd-store.ts): gRPC (package etcd3, ./etcd.ts), the
+// default, and the HTTP/JSON gateway (./etcd-gateway.ts), which loads ~40x faster and is what the CNI
+// plugin asks for (`etcdTransport: 'http'`); when etcd's gateway cannot serve (etcd-gateway.ts says when),
+// that falls back to gRPC and tells the caller why (`onTransportFallback`).
+//
 // Why this is hard: "an unreachable datastore fails within a few seconds, never hangs" must hold even if
 // a client library retries forever, so every call of the opened Datastore is also bounded here
 // (`boundCalls`), a little longer than the backend's own timeout so the backend's message wins when it
@@ -70,17 +75,38 @@ export function describeDatastore(config: DatastoreConfig): string {
     : `kubernetes via ${config.kubeconfig ?? 'the default kubeconfig'}`;
 }
 
+/** How to open a backend beyond what the configuration says. */
+export interface OpenOptions {
+  /** etcd only: 'grpc' (default), or 'http' — the JSON gateway, gRPC when the gateway cannot serve. */
+  etcdTransport?: EtcdTransportName;
+  /** Called with the reason when 'http' was asked for and gRPC is used instead. */
+  onTransportFallback?: (reason: string) => void;
+}
+
+export type EtcdTransportName = 'grpc' | 'http';
+export const ETCD_TRANSPORTS: readonly EtcdTransportName[] = ['grpc', 'http'];
+
 /** One row per backend: how to open it from a configuration. */
-const BACKENDS: Readonly<Record<DatastoreType, (config: DatastoreConfig) => Promise<Datastore>>> = {
-  etcdv3: async (config) => {
-    const { openEtcd } = await import('./etcd.js');
-    return openEtcd({
+const BACKENDS: Readonly<Record<DatastoreType, (config: DatastoreConfig, options: OpenOptions) => Promise<Datastore>>> = {
+  etcdv3: async (config, options) => {
+    const etcdOptions = {
       endpoints: config.etcdEndpoints,
       ...(config.etcdCACertFile !== undefined ? { caFile: config.etcdCACertFile } : {}),
       ...(config.etcdCertFile !== undefined ? { certFile: config.etcdCertFile } : {}),
       ...(config.etcdKeyFile !== undefined ? { keyFile: config.etcdKeyFile } : {}),
       timeoutMs: config.timeoutMs,
-    });
+    };
+    if (options.etcdTransport === 'http') {
+      const { EtcdGatewayUnusableError, openEtcdGateway } = await import('./etcd-gateway.js');
+      try {
+        return await openEtcdGateway(etcdOptions);
+      } catch (err) {
+        if (!(err instanceof EtcdGatewayUnusableError)) throw err;
+        options.onTransportFallback?.(`${err.message}; using gRPC`);
+      }
+    }
+    const { openEtcd } = await import('./etcd.js');
+    return openEtcd(etcdOptions);
   },
   kubernetes: async (config) => {
     const { openKubernetes } = await import('./kubernetes.js');
@@ -119,9 +145,10 @@ export function boundCalls(ds: Datastore, ms: number, where: string): Datastore 
 }
 
 /** Opens the backend the configuration names; every call on it is bounded (see boundCalls). */
-export async function openDatastore(config: DatastoreConfig): Promise<Datastore> {
+export async function openDatastore(config: DatastoreConfig, options: OpenOptions = {}): Promise<Datastore> {
   const where = describeDatastore(config);
+  // A gateway that cannot serve costs one quick answer before gRPC connects: still one connection's time.
   const limit = config.timeoutMs + GUARD_GRACE_MS;
-  const ds = await withDeadline(BACKENDS[config.datastoreType](config), limit, () => `${where}: could not connect within ${limit} ms`);
+  const ds = await withDeadline(BACKENDS[config.datastoreType](config, options), limit, () => `${where}: could not connect within ${limit} ms`);
   return boundCalls(ds, limit, where);
 }
