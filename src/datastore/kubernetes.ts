@@ -27,15 +27,13 @@ import {
   ApiException,
   CoreV1Api,
   CustomObjectsApi,
-  KubeConfig,
   NetworkingV1Api,
   PatchStrategy,
-  ServerConfiguration,
   Watch,
-  createConfiguration,
   setHeaderOptions,
   type V1Pod,
 } from '@kubernetes/client-node';
+import { kubeClient } from './kube-client.js';
 import type { EndpointPort, Kind, NetworkPolicySpec, NodeSpec, ObjectMeta, Resource, WorkloadEndpointSpec } from '../resources/types.js';
 import { API_VERSION, FOREIGN_API_VERSIONS } from '../resources/types.js';
 import { NAMESPACE_NAME_LABEL } from '../resources/defaults.js';
@@ -909,37 +907,13 @@ class KindWatch {
  */
 export async function openKubernetes(options: KubernetesOptions = {}): Promise<Datastore> {
   const timeoutMs = options.timeoutMs ?? 5000;
-  const kc = new KubeConfig();
-  try {
-    if (options.kubeconfig) kc.loadFromFile(options.kubeconfig);
-    else kc.loadFromDefault();
-  } catch (err) {
-    throw new DatastoreError(`cannot load the kubeconfig ${options.kubeconfig ?? '(default: $KUBECONFIG or ~/.kube/config)'}: ${describeCause(err)}`);
-  }
-  const cluster = kc.getCurrentCluster();
-  if (!cluster) {
-    throw new DatastoreError(`the kubeconfig ${options.kubeconfig ?? '(default)'} has no current cluster: set current-context to a context naming a cluster`);
-  }
-  const configuration = createConfiguration({
-    baseServer: new ServerConfiguration(cluster.server, {}),
-    authMethods: { default: kc },
-    promiseMiddleware: [
-      {
-        // Every request gets its own deadline, so a silent server cannot hang the caller.
-        pre: (context) => {
-          context.setSignal(AbortSignal.timeout(timeoutMs));
-          return Promise.resolve(context);
-        },
-        post: (context) => Promise.resolve(context),
-      },
-    ],
-  });
+  const { kc, server, configuration } = kubeClient(options.kubeconfig, timeoutMs);
   const ds = new KubernetesDatastore(
     new CoreV1Api(configuration),
     new CustomObjectsApi(configuration),
     new NetworkingV1Api(configuration),
     new Watch(kc),
-    cluster.server,
+    server,
     timeoutMs,
     options.watchRetryMs ?? 200,
     options.clock ?? systemClock,
@@ -948,7 +922,7 @@ export async function openKubernetes(options: KubernetesOptions = {}): Promise<D
     await ds.list('IPPool');
   } catch (err) {
     if (err instanceof NotFoundError) {
-      throw new DatastoreError(`the Kubernetes API server ${cluster.server} does not serve ippools.${CRD_GROUP}/${CRD_VERSION}: install the CRDs (kubectl apply -f manifests/tortie.yaml, or Calico's)`);
+      throw new DatastoreError(`the Kubernetes API server ${server} does not serve ippools.${CRD_GROUP}/${CRD_VERSION}: install the CRDs (kubectl apply -f manifests/tortie.yaml, or Calico's)`);
     }
     throw err;
   }
