@@ -16,18 +16,19 @@
 // host reaches the pod by its /32 route on the cali* interface.
 //
 // Each side is one `ip -batch -` process (starting `ip` costs ~1.5 ms; four of them would cost more than
-// the work). The container side runs under `nsenter --net=<CNI_NETNS>`, which takes any namespace path
-// (/var/run/netns/NAME or /proc/PID/ns/net), unlike `ip netns exec` which wants a name. `hostNetns` runs the
-// host side in another namespace the same way: the lab's nodes are namespaces, and so are the tests' hosts.
+// the work), and the pod side runs while the host end's sysctls are written. The container side runs
+// under `nsenter --net=<CNI_NETNS>`, which takes any namespace path (/var/run/netns/NAME or
+// /proc/PID/ns/net), unlike `ip netns exec` which wants a name. `hostNetns` runs the host side in another
+// namespace the same way: the lab's nodes are namespaces, and so are the tests' hosts.
 //
 // Why this is hard: every step can fail half-way (a stale eth0 in the pod, a vanished namespace), and a
 // failed ADD must leave nothing behind — `removeHostVeth` removes a half-made pair (deleting one end of a
-// veth deletes both). `ip -batch` reports failures only as "Command failed -:N" on stderr, so lines are
-// matched back to commands (felix's parseBatchErrors).
+// veth deletes both) — while a leftover of the same name from an earlier sandbox must not stop the next
+// ADD. `ip -batch` reports failures only as "Command failed -:N" on stderr, so lines are matched back to
+// commands (felix's parseBatchErrors, imported only when a batch failed: start-up time).
 
 import { spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
-import { parseBatchErrors } from '../../felix/iproute2.js';
 import { HOST_VETH_MAC } from './names.js';
 import { CniError } from './spec.js';
 
@@ -95,11 +96,13 @@ export interface VethPlan {
   podMac: string;
 }
 
-/** Host-side batch of ADD. Line 1 removes a leftover veth of the same name (as Calico's plugin does). */
+/**
+ * Host-side batch of ADD. A leftover veth of the same name makes line 1 fail with "File exists": setup()
+ * then removes it (as Calico's plugin does) and runs the batch once more.
+ */
 export function hostSetupLines(plan: VethPlan): string[] {
   const { hostIf, podIf, netns, address, mtu, podMac } = plan;
   return [
-    `link del ${hostIf}`,
     `link add ${hostIf} mtu ${mtu} address ${HOST_VETH_MAC} type veth peer name ${podIf} mtu ${mtu} address ${podMac} netns ${netns}`,
     `link set ${hostIf} up`,
     `route replace ${address}/32 dev ${hostIf} scope link`,
@@ -136,6 +139,17 @@ export function hostSysctls(hostIf: string): Array<{ path: string; value: string
 /** "/proc/sys/net/ipv4/conf/cali1/proxy_arp" → "net/ipv4/conf/cali1/proxy_arp" (sysctl's slash form keeps dots in names). */
 function sysctlKey(path: string): string {
   return path.replace(/^\/proc\/sys\//, '');
+}
+
+/**
+ * The first failing line of an `ip -batch` and what iproute2 said about it (felix's parseBatchErrors,
+ * loaded only here: a batch that succeeds — every ADD without a fault — does not load felix's iproute2
+ * module and what it imports).
+ */
+async function batchFailure(stderr: string, lines: readonly string[]): Promise<string> {
+  const { parseBatchErrors } = await import('../../felix/iproute2.js');
+  const first = parseBatchErrors(stderr, lines)[0];
+  return first ? `"ip ${first.command}": ${first.error}` : stderr.trim();
 }
 
 /** True when stderr says the device is not there (iproute2's two spellings). */
@@ -214,26 +228,27 @@ export class PodNetwork {
   async setup(plan: VethPlan): Promise<void> {
     checkBatchWord(plan.netns, 'CNI_NETNS');
     const host = hostSetupLines(plan);
-    const hostResult = await this.run(this.hostIp(['-force', '-batch', '-']), host.join('\n') + '\n');
+    // Without -force the batch stops at the first failure, so "File exists" means nothing after it ran.
+    const runHost = (): Promise<CommandResult> => this.run(this.hostIp(['-batch', '-']), host.join('\n') + '\n');
+    let hostResult = await runHost();
+    if (hostResult.code !== 0 && /File exists/.test(hostResult.stderr)) {
+      // A leftover pair of this name (an ADD that crashed, a sandbox whose DEL never came): remove it, once.
+      await this.removeHostVeth(plan.hostIf);
+      hostResult = await runHost();
+    }
     if (hostResult.code !== 0) {
-      // Line 1 (removing a leftover) fails whenever there is none: that one is expected.
-      const failed = parseBatchErrors(hostResult.stderr, host).filter((f, i) => !(f.command === host[0] && i === 0 && isNoDevice(f.error)));
-      if (failed.length > 0 || !/Command failed/.test(hostResult.stderr)) {
-        await this.removeHostVeth(plan.hostIf).catch(() => undefined);
-        const first = failed[0];
-        const detail = first ? `"ip ${first.command}": ${first.error}` : hostResult.stderr.trim();
-        throw new CniError('dataplane', `creating ${plan.hostIf} / ${plan.podIf}${this.where()} failed: ${detail}`);
-      }
+      await this.removeHostVeth(plan.hostIf).catch(() => undefined);
+      throw new CniError('dataplane', `creating ${plan.hostIf} / ${plan.podIf}${this.where()} failed: ${await batchFailure(hostResult.stderr, host)}`);
     }
     try {
-      await this.writeSysctls(hostSysctls(plan.hostIf));
+      // The host end's sysctls and the pod side are independent: two processes at once (with a host
+      // namespace the sysctls are an `nsenter … sysctl` process too). Both finish before any rollback.
       const pod = podSetupLines(plan);
-      const podResult = await this.run(this.podIp(plan.netns, ['-batch', '-']), pod.join('\n') + '\n');
-      if (podResult.code !== 0) {
-        const first = parseBatchErrors(podResult.stderr, pod)[0];
-        const detail = first ? `"ip ${first.command}": ${first.error}` : podResult.stderr.trim();
-        throw new CniError('dataplane', `configuring ${plan.podIf} in ${plan.netns} failed: ${detail}`);
-      }
+      const [sysctls, podRun] = await Promise.allSettled([this.writeSysctls(hostSysctls(plan.hostIf)), this.run(this.podIp(plan.netns, ['-batch', '-']), pod.join('\n') + '\n')]);
+      if (sysctls.status === 'rejected') throw sysctls.reason;
+      if (podRun.status === 'rejected') throw podRun.reason;
+      const podResult = podRun.value;
+      if (podResult.code !== 0) throw new CniError('dataplane', `configuring ${plan.podIf} in ${plan.netns} failed: ${await batchFailure(podResult.stderr, pod)}`);
     } catch (err) {
       await this.removeHostVeth(plan.hostIf).catch(() => undefined);
       throw err;

@@ -1,11 +1,15 @@
 // The datastore named by a CNI network configuration: its `datastore_type`, `etcd_endpoints`,
 // `etcd_*_file` and `kubeconfig` fields are the agent's DATASTORE_TYPE, ETCD_ENDPOINTS, ETCD_*_FILE and
 // KUBECONFIG, so they go through the same checks (src/datastore/config.ts) and the same bounded backends
-// (src/datastore/index.ts) — with the messages naming the CNI field instead of the variable.
+// (src/datastore/index.ts) — with the messages naming the CNI field instead of the variable. etcd is
+// reached over its HTTP/JSON gateway (src/datastore/etcd-gateway.ts: the same keys, revisions and
+// compare-and-swap as the agent's gRPC client, without the ~200 ms of loading grpc-js in every pod's ADD),
+// and over gRPC when the gateway cannot serve (a TLS server certificate without clientAuth, etcd RBAC).
 //
 // Failures map to CNI codes: a bad field → 7, an unreachable datastore → 11 (the runtime retries),
 // a datastore that answers "no" → 102.
 
+import type { EtcdTransportName } from '../datastore/index.js';
 import { DatastoreError, DatastoreUnavailableError, type Datastore } from '../datastore/types.js';
 import { CniError, type NetConf } from './spec.js';
 
@@ -36,8 +40,15 @@ export function renameVariables(message: string): string {
   return out;
 }
 
+/** How the plugin talks to etcd (src/datastore/index.ts OpenOptions). */
+export interface CniDatastoreOptions {
+  /** Default 'http': etcd's JSON gateway (no grpc-js to load), gRPC when the gateway cannot serve. */
+  etcdTransport?: EtcdTransportName;
+  onTransportFallback?: (reason: string) => void;
+}
+
 /** Opens the configured datastore; every call on it is bounded (src/datastore/index.ts). */
-export async function openConfiguredDatastore(conf: NetConf, timeoutMs?: number): Promise<Datastore> {
+export async function openConfiguredDatastore(conf: NetConf, timeoutMs?: number, options: CniDatastoreOptions = {}): Promise<Datastore> {
   const [{ openDatastore }, { configFromEnv, ConfigError }] = await Promise.all([import('../datastore/index.js'), import('../datastore/config.js')]);
   let config;
   try {
@@ -46,7 +57,7 @@ export async function openConfiguredDatastore(conf: NetConf, timeoutMs?: number)
     if (err instanceof ConfigError) throw new CniError('invalidConfig', renameVariables(err.message));
     throw err;
   }
-  return openDatastore(config);
+  return openDatastore(config, { etcdTransport: options.etcdTransport ?? 'http', ...(options.onTransportFallback ? { onTransportFallback: options.onTransportFallback } : {}) });
 }
 
 /** A datastore failure → the CNI error the runtime should see. */

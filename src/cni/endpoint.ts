@@ -79,6 +79,13 @@ export class WorkloadEndpointRecorder implements EndpointRecorder {
   async record(attachment: Attachment): Promise<void> {
     const wanted = workloadEndpointFor(attachment);
     const { name, namespace } = wanted.metadata;
+    // A new pod's endpoint does not exist yet: create it without reading first (one round trip, not two).
+    try {
+      await this.ds.create(wanted);
+      return;
+    } catch (err) {
+      if (!(err instanceof AlreadyExistsError)) throw err;
+    }
     for (let attempt = 1; ; attempt++) {
       const current = await this.ds.get('WorkloadEndpoint', name, namespace);
       try {
@@ -197,38 +204,27 @@ export class PodAnnotationRecorder implements EndpointRecorder {
   }
 }
 
-/** client-node's CoreV1Api behind PodApi, with a deadline on every request. Loaded only for kubernetes. */
+/**
+ * client-node's CoreV1Api behind PodApi, configured as the Kubernetes datastore's (src/datastore/
+ * kube-client.ts: the kubeconfig, a deadline on every request). Loaded only for kubernetes.
+ */
 export async function openPodApi(conf: Pick<NetConf, 'kubeconfig'>, timeoutMs: number): Promise<PodApi> {
-  const k8s = await import('@kubernetes/client-node');
-  const kc = new k8s.KubeConfig();
+  const [k8s, { KubeconfigError, kubeClient }] = await Promise.all([import('@kubernetes/client-node'), import('../datastore/kube-client.js')]);
+  let client;
   try {
-    if (conf.kubeconfig !== undefined) kc.loadFromFile(conf.kubeconfig);
-    else kc.loadFromDefault();
+    client = kubeClient(conf.kubeconfig, timeoutMs);
   } catch (err) {
-    throw new CniError('invalidConfig', `kubeconfig ${conf.kubeconfig ?? '(default)'} cannot be loaded: ${err instanceof Error ? err.message : String(err)}`);
+    if (err instanceof KubeconfigError) throw new CniError('invalidConfig', `kubeconfig: ${err.message}`);
+    throw err;
   }
-  const cluster = kc.getCurrentCluster();
-  if (!cluster) throw new CniError('invalidConfig', `kubeconfig ${conf.kubeconfig ?? '(default)'} has no current cluster; set current-context`);
-  const configuration = k8s.createConfiguration({
-    baseServer: new k8s.ServerConfiguration(cluster.server, {}),
-    authMethods: { default: kc },
-    promiseMiddleware: [
-      {
-        pre: (context) => {
-          context.setSignal(AbortSignal.timeout(timeoutMs));
-          return Promise.resolve(context);
-        },
-        post: (context) => Promise.resolve(context),
-      },
-    ],
-  });
+  const { configuration, server } = client;
   const core = new k8s.CoreV1Api(configuration);
   const notFound = (err: unknown): boolean => typeof err === 'object' && err !== null && (err as { code?: unknown }).code === 404;
   const describeError = (err: unknown, what: string): Error => {
     if (notFound(err)) return new NotFoundError(`${what}: not found`);
     const body = typeof err === 'object' && err !== null ? (err as { body?: unknown }).body : undefined;
     const detail = typeof body === 'string' ? body.slice(0, 300) : err instanceof Error ? err.message : String(err);
-    return new CniError('datastore', `${what} at ${cluster.server} failed: ${detail}`);
+    return new CniError('datastore', `${what} at ${server} failed: ${detail}`);
   };
   return {
     async annotations(namespace, name) {

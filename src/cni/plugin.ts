@@ -17,7 +17,7 @@ import type { Ipam } from '../ipam/index.js';
 import { withHostLock } from './host-lock.js';
 import { addressOf, affineNode, ordinalsOfHandle } from '../ipam/block.js';
 import { blockName } from '../ipam/names.js';
-import type { Datastore } from '../datastore/types.js';
+import type { Datastore, ListResult } from '../datastore/types.js';
 import { datastoreError } from './datastore.js';
 import type { PodNetwork, VethPlan } from './dataplane.js';
 import { POD_GATEWAY } from './dataplane.js';
@@ -121,9 +121,10 @@ function loadIpam(): Promise<typeof import('../ipam/index.js')> {
   return import('../ipam/index.js');
 }
 
-/** One command's state: configuration, environment, the datastore once opened, timings. */
+/** One command's state: configuration, environment, the datastore once asked for, timings. */
 class Invocation {
-  private ds: Datastore | undefined;
+  /** The datastore being opened or open: asked for once, and closed by close() even when a step failed first. */
+  private opening: Promise<Datastore> | undefined;
   private readonly timings: Record<string, number> = {};
 
   constructor(
@@ -151,15 +152,28 @@ class Invocation {
     }
   }
 
-  private async datastore(): Promise<Datastore> {
-    if (!this.ds) {
-      this.ds = await this.timed('datastore', () => this.datastoreStep(`opening the ${this.conf.datastoreType} datastore`, () => this.io.openDatastore(this.conf)));
+  /**
+   * The datastore, opened on first call. Callers may start it early and await it later (it only reads: the
+   * connection check), so the rejection is marked handled here and reaches whoever awaits it.
+   */
+  private datastore(): Promise<Datastore> {
+    if (!this.opening) {
+      this.opening = this.timed('datastore', () => this.datastoreStep(`opening the ${this.conf.datastoreType} datastore`, () => this.io.openDatastore(this.conf)));
+      this.opening.catch(() => undefined);
     }
-    return this.ds;
+    return this.opening;
+  }
+
+  /** The workload recorder, once the datastore is open (its module loads meanwhile). */
+  private recorder(): Promise<EndpointRecorder> {
+    const recorder = this.datastore().then((ds) => this.io.openRecorder(this.conf, ds));
+    recorder.catch(() => undefined);
+    return recorder;
   }
 
   async close(): Promise<void> {
-    await this.ds?.close().catch(() => undefined);
+    const ds = await this.opening?.catch(() => undefined);
+    await ds?.close().catch(() => undefined);
   }
 
   /** The node this plugin runs on: `nodename`, else NODENAME, else the agent's file, else the hostname. */
@@ -211,10 +225,15 @@ class Invocation {
       throw new CniError('invalidEnvironment', 'CNI_ARGS: datastore_type "kubernetes" needs K8S_POD_NAMESPACE and K8S_POD_NAME (the Pod to annotate); the runtime sets them for Kubernetes pods');
     }
     const network = this.io.network(this.conf);
-    // The host MTU needs an `ip` process: started now, it runs while the datastore client loads.
+    // The host MTU needs an `ip` process: started now, it runs while the datastore client loads. The
+    // recorder's module loads meanwhile too.
     const hostMtu = this.conf.mtu === undefined ? network.defaultRouteMtu().catch(() => null) : Promise.resolve(null);
+    const recorder = this.recorder();
     const [id, ds, { Ipam }] = await Promise.all([this.identity(), this.datastore(), loadIpam()]);
     const ipam = new Ipam(ds);
+    // The pools for the MTU are read while IPAM works (read-only; IPAM reads them again itself).
+    const pools = this.conf.mtu === undefined ? this.datastoreStep('listing IPPools', () => ds.list('IPPool')) : undefined;
+    pools?.catch(() => undefined);
     // One assign at a time on this host (host-lock.ts): parallel ADDs on a node without room must not each
     // claim a block. Keyed by node, so the lab's nodes (one host) do not wait for each other.
     const lockFile = join(dirname(this.conf.nodenameFile ?? DEFAULT_NODENAME_FILE), `ipam-${id.node}.lock`);
@@ -224,13 +243,13 @@ class Invocation {
     const plan: VethPlan = { hostIf, podIf: id.ifname, netns, address, mtu: 0, podMac: podMac(this.io.randomBytes(6)) };
     let vethMade = false;
     try {
-      plan.mtu = this.conf.mtu ?? (await this.timed('mtu', () => this.chooseMtu(ds, hostMtu)));
+      plan.mtu = this.conf.mtu ?? (await this.timed('mtu', () => this.chooseMtu(pools!, hostMtu)));
       await this.timed('dataplane', () => network.setup(plan));
       vethMade = true;
-      const recorder = await this.io.openRecorder(this.conf, ds);
+      const record = await recorder;
       await this.timed('record', () =>
         this.datastoreStep(`recording the workload ${id.pod ? `${id.pod.namespace}/${id.pod.name}` : id.containerId}`, () =>
-          recorder.record({ id, hostIf, mac: plan.podMac, ipNetworks: [`${address}/32`], network: this.conf.name }),
+          record.record({ id, hostIf, mac: plan.podMac, ipNetworks: [`${address}/32`], network: this.conf.name }),
         ),
       );
     } catch (err) {
@@ -287,8 +306,8 @@ class Invocation {
    * interface the host's default route leaves by (1500 without one), minus 50 when an enabled pool uses
    * VXLAN, else minus 20 when one uses IP-in-IP — the pod's packets may have to fit in a tunnel.
    */
-  private async chooseMtu(ds: Datastore, hostMtu: Promise<{ mtu: number } | null>): Promise<number> {
-    const [host, pools] = await Promise.all([hostMtu, this.datastoreStep('listing IPPools', () => ds.list('IPPool'))]);
+  private async chooseMtu(poolList: Promise<ListResult<'IPPool'>>, hostMtu: Promise<{ mtu: number } | null>): Promise<number> {
+    const [host, pools] = await Promise.all([hostMtu, poolList]);
     const enabled = pools.items.filter((p) => !p.spec.disabled);
     const vxlan = enabled.some((p) => (p.spec.vxlanMode ?? 'Never') !== 'Never');
     const ipip = enabled.some((p) => (p.spec.ipipMode ?? 'Never') !== 'Never');
@@ -298,16 +317,22 @@ class Invocation {
 
   // -------------------------------------------------------------------------------------------------------
 
-  /** Veth (through the namespace), then the record, then the address; each step tolerates "already gone". */
+  /**
+   * Veth (through the namespace), then the record, then the address; each step tolerates "already gone".
+   * The datastore opens (a read) and the modules load while `ip` removes the veth; the writes come after.
+   */
   async del(): Promise<void> {
     try {
       const network = this.io.network(this.conf);
+      const recorder = this.recorder();
+      const ipamModule = loadIpam();
+      ipamModule.catch(() => undefined);
       if (this.env.netns !== undefined) await this.timed('dataplane', () => network.removePodInterface(this.env.netns!, this.env.ifname!));
       const id = await this.identity();
       const ds = await this.datastore();
-      const recorder = await this.io.openRecorder(this.conf, ds);
-      await this.timed('record', () => this.datastoreStep('removing the workload record', () => recorder.remove(id)));
-      const { Ipam } = await loadIpam();
+      const record = await recorder;
+      await this.timed('record', () => this.datastoreStep('removing the workload record', () => record.remove(id)));
+      const { Ipam } = await ipamModule;
       await this.timed('ipam', () => this.datastoreStep(`releasing ${this.handle()}`, () => new Ipam(ds).releaseByHandle(this.handle())));
     } finally {
       await this.close();

@@ -1,6 +1,6 @@
 // The veth plumbing (src/cni/dataplane.ts) against a scripted command runner: the exact `ip` batches,
-// which failures are tolerated (a missing leftover veth, a vanished namespace), rollback of a half-made
-// pair, /proc/sys writes in both modes, and parsing `ip -json` for CHECK and the host MTU. The same code
+// which failures are tolerated (a leftover veth of the same name, a vanished namespace), rollback of a
+// half-made pair, /proc/sys writes in both modes, and parsing `ip -json` for CHECK and the host MTU. The same code
 // against the real kernel: test/integration/cni.test.ts.
 
 import { describe, expect, it } from 'vitest';
@@ -24,7 +24,6 @@ function scripted(answer: (argv: readonly string[], stdin: string) => Partial<Co
 describe('batches', () => {
   it('are Calico\'s steps, host side then pod side', () => {
     expect(hostSetupLines(PLAN)).toEqual([
-      'link del cali0123456789a',
       'link add cali0123456789a mtu 1480 address ee:ee:ee:ee:ee:ee type veth peer name eth0 mtu 1480 address 02:11:22:33:44:55 netns /var/run/netns/pod-a',
       'link set cali0123456789a up',
       'route replace 10.244.1.5/32 dev cali0123456789a scope link',
@@ -45,11 +44,11 @@ describe('batches', () => {
 });
 
 describe('setup', () => {
-  it('runs one host batch, writes /proc/sys, then one pod batch under nsenter; a missing leftover is fine', async () => {
-    const runner = scripted((argv) => (argv[0] === 'ip' ? { code: 1, stderr: 'Cannot find device "cali0123456789a"\nCommand failed -:1\n' } : {}));
+  it('runs one host batch, writes /proc/sys, then one pod batch under nsenter', async () => {
+    const runner = scripted();
     const written: string[] = [];
     await new PodNetwork({ run: runner.run, writeProcSys: async (p, v) => void written.push(`${p}=${v}`) }).setup(PLAN);
-    expect(runner.calls.map((c) => c.argv.join(' '))).toEqual(['ip -force -batch -', 'nsenter --net=/var/run/netns/pod-a ip -batch -']);
+    expect(runner.calls.map((c) => c.argv.join(' '))).toEqual(['ip -batch -', 'nsenter --net=/var/run/netns/pod-a ip -batch -']);
     expect(runner.calls[0]?.stdin).toBe(hostSetupLines(PLAN).join('\n') + '\n');
     expect(runner.calls[1]?.stdin).toBe(podSetupLines(PLAN).join('\n') + '\n');
     expect(written.sort()).toEqual(hostSysctls(PLAN.hostIf).map((s) => `${s.path}=${s.value}`).sort());
@@ -59,27 +58,42 @@ describe('setup', () => {
     const runner = scripted();
     await new PodNetwork({ run: runner.run, hostNetns: '/var/run/netns/node-1', writeProcSys: () => Promise.reject(new Error('must not write the plugin\'s own /proc/sys')) }).setup(PLAN);
     expect(runner.calls.map((c) => c.argv.join(' '))).toEqual([
-      'nsenter --net=/var/run/netns/node-1 ip -force -batch -',
+      'nsenter --net=/var/run/netns/node-1 ip -batch -',
       'nsenter --net=/var/run/netns/node-1 sysctl -q -w net/ipv4/conf/cali0123456789a/proxy_arp=1 net/ipv4/neigh/cali0123456789a/proxy_delay=0 net/ipv4/conf/cali0123456789a/forwarding=1',
       'nsenter --net=/var/run/netns/pod-a ip -batch -',
     ]);
   });
 
+  it('removes a leftover pair of the same name ("File exists") and runs the host batch once more', async () => {
+    let hostBatches = 0;
+    const runner = scripted((argv, stdin) => (stdin.startsWith('link add') && hostBatches++ === 0 ? { code: 1, stderr: 'RTNETLINK answers: File exists\nCommand failed -:1\n' } : {}));
+    await new PodNetwork({ run: runner.run, writeProcSys: async () => undefined }).setup(PLAN);
+    expect(runner.calls.map((c) => c.argv.join(' '))).toEqual(['ip -batch -', 'ip link del cali0123456789a', 'ip -batch -', 'nsenter --net=/var/run/netns/pod-a ip -batch -']);
+    expect(runner.calls[2]?.stdin).toBe(hostSetupLines(PLAN).join('\n') + '\n');
+  });
+
   // Each failure: where, what iproute2 says, the message, and whether the half-made pair is removed.
-  const FAILURES: Array<{ name: string; answer: (argv: readonly string[]) => Partial<CommandResult>; says: RegExp }> = [
+  const isHostBatch = (stdin: string): boolean => stdin.startsWith('link add');
+  const FAILURES: Array<{ name: string; answer: (argv: readonly string[], stdin: string) => Partial<CommandResult>; says: RegExp }> = [
     {
+      // Not a leftover of ours: removing cali… does not help, the second try fails the same way.
       name: 'eth0 already exists in the pod',
-      answer: (argv) => (argv.includes('-force') ? { code: 1, stderr: 'Cannot find device "cali0123456789a"\nCommand failed -:1\nRTNETLINK answers: File exists\nCommand failed -:2\nCannot find device "cali0123456789a"\nCommand failed -:3\n' } : {}),
+      answer: (argv, stdin) => (isHostBatch(stdin) ? { code: 2, stderr: 'RTNETLINK answers: File exists\nCommand failed -:1\n' } : argv.includes('del') ? { code: 1, stderr: 'Cannot find device "cali0123456789a"\n' } : {}),
       says: /creating cali0123456789a \/ eth0 in host namespace \/var\/run\/netns\/node-1 failed: "ip link add cali0123456789a .*": RTNETLINK answers: File exists/,
     },
     {
       name: 'nsenter cannot enter the host namespace',
-      answer: (argv) => (argv.includes('-force') ? { code: 1, stderr: 'nsenter: cannot open /var/run/netns/x: No such file or directory\n' } : {}),
+      answer: (_argv, stdin) => (isHostBatch(stdin) ? { code: 1, stderr: 'nsenter: cannot open /var/run/netns/x: No such file or directory\n' } : {}),
       says: /creating .* failed: nsenter: cannot open/,
     },
     {
+      name: 'the host route is refused',
+      answer: (_argv, stdin) => (isHostBatch(stdin) ? { code: 2, stderr: 'Error: Nexthop device is not up.\nCommand failed -:3\n' } : {}),
+      says: /creating cali0123456789a \/ eth0 in host namespace \/var\/run\/netns\/node-1 failed: "ip route replace 10\.244\.1\.5\/32 dev cali0123456789a scope link": Error: Nexthop device is not up\./,
+    },
+    {
       name: 'the pod side refuses the default route',
-      answer: (argv) => (argv.includes('-batch') && !argv.includes('-force') ? { code: 1, stderr: 'RTNETLINK answers: File exists\nCommand failed -:4\n' } : {}),
+      answer: (_argv, stdin) => (stdin.startsWith('link set eth0') ? { code: 1, stderr: 'RTNETLINK answers: File exists\nCommand failed -:4\n' } : {}),
       says: /configuring eth0 in \/var\/run\/netns\/pod-a failed: "ip route add default via 169\.254\.1\.1 dev eth0": RTNETLINK answers: File exists/,
     },
     {
@@ -88,7 +102,7 @@ describe('setup', () => {
       says: /sysctl -q -w .* failed: sysctl: cannot stat/,
     },
   ];
-  it('has failure rows', () => expect(FAILURES.length).toBe(4));
+  it('has failure rows', () => expect(FAILURES.length).toBe(5));
   for (const row of FAILURES) {
     it(`removes the half-made pair when ${row.name}`, async () => {
       const runner = scripted(row.answer);
