@@ -88,7 +88,7 @@ describe.skipIf(!requireEtcd())('etcd datastore over the HTTP/JSON gateway (real
       const viaGateway = await gateway.get(resource.kind as Kind, resource.metadata.name, resource.metadata.namespace);
       // Read back (defaults filled in by decoding) the same over both, at the revision the create returned.
       expect(viaGrpc?.metadata.resourceVersion, `${resource.kind} ${resource.metadata.name}`).toBe(resource.metadata.resourceVersion);
-      expect(viaGrpc?.spec).toMatchObject(resource.spec as Record<string, unknown>);
+      expect(viaGrpc?.spec).toMatchObject(resource.spec as unknown as Record<string, unknown>);
       expect(viaGateway).toEqual(viaGrpc);
     }
     // Lists agree too, revision included.
