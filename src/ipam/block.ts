@@ -54,6 +54,13 @@ export function ordinalOf(block: IPAMBlockSpec, ip: string): number | null {
   return addr - prefix.addr;
 }
 
+/** The handle holding `ordinal`; undefined when the address is free (null: allocated with no handle). */
+export function handleAt(block: IPAMBlockSpec, ordinal: number): string | null | undefined {
+  const attr = block.allocations[ordinal];
+  if (attr === null || attr === undefined) return undefined;
+  return block.attributes[attr]?.handle_id ?? null;
+}
+
 /** Ordinals currently held by `handleId`, ascending. */
 export function ordinalsOfHandle(block: IPAMBlockSpec, handleId: string): number[] {
   const out: number[] = [];

@@ -13,6 +13,13 @@
 //   ConflictError, and we re-read and try again (bounded, with a little jitter so losers spread out).
 // - The block is the truth about who holds an address (its attributes carry the handle id); IPAMHandle
 //   objects are kept as Calico keeps them (block → count) for tools, and updated after the block.
+// - Giving a block up (releaseAffinity, Calico's releaseBlockAffinity) runs the claim backwards: affinity
+//   `pendingDeletion` → the block deleted when empty, or written without affinity when addresses remain,
+//   each with the revision read (an address taken meanwhile makes it a ConflictError: read again and
+//   decide again) → the affinity deleted. A `pendingDeletion` affinity is never confirmed by a claim
+//   (the claim moves on to another block), so a block being given up cannot be re-claimed half-way; and
+//   when the caller wanted an empty block but an address arrived first, the affinity goes back to
+//   `confirmed`, so the node keeps advertising the block its new pod lives in.
 
 import { systemClock, type Clock } from '../../bgp/clock.js';
 import { parseIpv4, parsePrefix, prefixContains } from '../../bgp/ip.js';
@@ -24,7 +31,7 @@ import { API_VERSION, type IPAMBlockSpec, type Resource } from '../resources/typ
 import * as blocks from './block.js';
 import { affinityName, blockName } from './names.js';
 
-export { affinityName, blockName, cidrOfBlockName, parseAffinityName } from './names.js';
+export { affinityName, blockName, cidrOfBlockName, ipipTunnelHandle, parseAffinityName, tunnelHandleNode, TUNNEL_HANDLE_PREFIXES } from './names.js';
 
 export interface IpamUsage {
   pools: Array<{ name: string; cidr: string; size: number; allocated: number; blocks: number }>;
@@ -51,6 +58,39 @@ export class IpamExhaustedError extends Error {
   }
 }
 
+/** A block was to be given up only when empty, and it holds addresses (the message says how many). */
+export class BlockInUseError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'BlockInUseError';
+  }
+}
+
+/** An address to free in a block: its ordinal and the handle that must still hold it (else it is left alone). */
+export interface AllocationRef {
+  ordinal: number;
+  handle: string | null;
+}
+
+/** An address freed, and the handle that held it. */
+export interface FreedAddress {
+  ip: string;
+  handle: string | null;
+}
+
+/** What releaseAffinity did with one block of one node. */
+export type AffinityRelease =
+  /** Empty (after freeing what was asked): the block was deleted, then its affinity. */
+  | { outcome: 'deleted'; cidr: string; freed: FreedAddress[] }
+  /** Still holds `remaining` addresses: kept, written without affinity, and the affinity deleted. */
+  | { outcome: 'unaffined'; cidr: string; freed: FreedAddress[]; remaining: number }
+  /** There is no such block: the node's affinity for it (a stray one), if any, was deleted. */
+  | { outcome: 'no-block'; cidr: string; affinity: BlockAffinityState | null }
+  /** The block is not the node's (another node's, or none's): the node's stale affinity, if any, was deleted. */
+  | { outcome: 'not-affine'; cidr: string; affinity: BlockAffinityState | null; owner: string | null };
+
+type BlockAffinityState = Resource<'BlockAffinity'>['spec']['state'];
+
 /** Attempts of one compare-and-swap loop before giving up; enough for a few hundred concurrent writers. */
 const MAX_ATTEMPTS = 400;
 const DEFAULT_BLOCK_SIZE = 26;
@@ -66,10 +106,16 @@ function poolBlockSize(pool: Pool): number {
   return pool.spec.blockSize ?? DEFAULT_BLOCK_SIZE;
 }
 
-function blockInPool(cidr: string, pool: Pool): boolean {
+/** True when block `cidr` lies inside the pool's range. */
+export function blockInPool(cidr: string, pool: Pool): boolean {
   const block = parsePrefix(cidr);
   const range = parsePrefix(pool.spec.cidr);
   return block.len >= range.len && prefixContains(range, block.addr);
+}
+
+/** The ordinals of `refs` that the same handle still holds in `block`. */
+function stillHeld(block: IPAMBlockSpec, refs: readonly AllocationRef[]): number[] {
+  return refs.filter((r) => blocks.handleAt(block, r.ordinal) !== undefined && blocks.handleAt(block, r.ordinal) === r.handle).map((r) => r.ordinal);
 }
 
 export class Ipam {
@@ -192,43 +238,52 @@ export class Ipam {
     return claim;
   }
 
-  /** One claim attempt of one block: pending affinity → block → confirmed. False when another node has it. */
+  /**
+   * One claim attempt of one block: pending affinity → block → confirmed. False when another node has it,
+   * or when the node's affinity for it is `pendingDeletion` (someone is giving the block up: claiming it
+   * now would race that release; the caller tries the next block). The confirmation re-reads both the
+   * affinity and the block, so an affinity deleted or a block lost meanwhile is noticed, not overwritten.
+   */
   private async tryClaim(node: string, cidr: string): Promise<boolean> {
     const name = affinityName(node, cidr);
-    let affinity: Resource<'BlockAffinity'>;
     try {
-      affinity = await this.ds.create({ apiVersion: API_VERSION, kind: 'BlockAffinity', metadata: { name }, spec: { state: 'pending', node, cidr } });
+      await this.ds.create({ apiVersion: API_VERSION, kind: 'BlockAffinity', metadata: { name }, spec: { state: 'pending', node, cidr } });
     } catch (err) {
       if (!(err instanceof AlreadyExistsError)) throw err;
       const existing = await this.ds.get('BlockAffinity', name);
-      if (!existing) return false;
-      affinity = existing;
+      if (!existing || existing.spec.state === 'pendingDeletion') return false;
     }
     try {
       await this.ds.create(blockResource(blocks.newBlock(cidr, node)));
     } catch (err) {
       if (!(err instanceof AlreadyExistsError)) throw err;
-      const block = await this.ds.get('IPAMBlock', blockName(cidr));
+      // Someone else created it: whose it is, is decided below.
+    }
+    return this.retrying(`confirm affinity ${name}`, async () => {
+      const [current, block] = await Promise.all([this.ds.get('BlockAffinity', name), this.ds.get('IPAMBlock', blockName(cidr))]);
       if (!block || blocks.affineNode(block.spec) !== node) {
-        // Another node won the block: our pending affinity must go (never leave it to look like ours).
-        await this.ds.delete('BlockAffinity', name).catch((e: unknown) => {
-          if (!(e instanceof NotFoundError)) throw e;
-        });
+        // Another node won the block (or it is gone): our affinity must go (never leave it to look like ours).
+        // A pendingDeletion one belongs to whoever is releasing; they delete it.
+        if (current && current.spec.state !== 'pendingDeletion') await this.deleteIfUnchanged(current);
         return false;
       }
+      if (current?.spec.state === 'pendingDeletion') return false;
+      if (!current) {
+        await this.ds.create({ apiVersion: API_VERSION, kind: 'BlockAffinity', metadata: { name }, spec: { state: 'confirmed', node, cidr } });
+      } else if (current.spec.state !== 'confirmed') {
+        await this.ds.update({ ...current, spec: { ...current.spec, state: 'confirmed' } });
+      }
+      return true;
+    });
+  }
+
+  /** Deletes `resource` if it is unchanged since read (compare-and-swap); gone already is fine. */
+  private async deleteIfUnchanged(resource: Resource<'BlockAffinity'> | Resource<'IPAMHandle'>): Promise<void> {
+    try {
+      await this.ds.delete(resource.kind, resource.metadata.name, { revision: resource.metadata.resourceVersion ?? '' });
+    } catch (err) {
+      if (!(err instanceof NotFoundError)) throw err;
     }
-    if (affinity.spec.state !== 'confirmed') {
-      await this.retrying(`confirm affinity ${name}`, async () => {
-        const current = await this.ds.get('BlockAffinity', name);
-        if (!current) {
-          await this.ds.create({ apiVersion: API_VERSION, kind: 'BlockAffinity', metadata: { name }, spec: { state: 'confirmed', node, cidr } });
-          return true;
-        }
-        if (current.spec.state !== 'confirmed') await this.ds.update({ ...current, spec: { ...current.spec, state: 'confirmed' } });
-        return true;
-      });
-    }
-    return true;
   }
 
   /** CIDRs of the blocks affine to `node`, lowest address first. */
@@ -337,19 +392,42 @@ export class Ipam {
     const freed: string[] = [];
     for (const start of await this.allBlocks()) {
       if (pick(start.spec).length === 0) continue;
-      const cidr = start.spec.cidr;
-      await this.retrying(`release in block ${cidr}`, async () => {
-        const block = await this.ds.get('IPAMBlock', blockName(cidr));
-        if (!block) return true;
-        const result = blocks.release(block.spec, pick(block.spec));
-        if (result.freed.length === 0) return true;
-        await this.ds.update(blockResource(result.block, block.metadata.resourceVersion));
-        for (const ordinal of result.freed) freed.push(blocks.addressOf(block.spec, ordinal));
-        for (const [handle, n] of result.byHandle) await this.adjustHandle(handle, cidr, -n);
-        return true;
-      });
+      for (const address of await this.releaseInBlock(start.spec.cidr, pick)) freed.push(address.ip);
     }
     return freed;
+  }
+
+  /**
+   * Frees the ordinals `pick` chooses in one block, in one compare-and-swap (re-read and re-picked after a
+   * conflict), then adjusts the handles. The block stays, even when empty (as Calico). [] when it is gone.
+   */
+  private async releaseInBlock(cidr: string, pick: (block: IPAMBlockSpec) => number[]): Promise<FreedAddress[]> {
+    const written = await this.retrying(`release in block ${cidr}`, async () => {
+      const block = await this.ds.get('IPAMBlock', blockName(cidr));
+      if (!block) return { freed: [] as FreedAddress[], byHandle: new Map<string, number>() };
+      const result = blocks.release(block.spec, pick(block.spec));
+      if (result.freed.length > 0) {
+        try {
+          await this.ds.update(blockResource(result.block, block.metadata.resourceVersion));
+        } catch (err) {
+          if (err instanceof NotFoundError) return undefined; // deleted meanwhile: read again
+          throw err;
+        }
+      }
+      const freed = result.freed.map((ordinal) => ({ ip: blocks.addressOf(block.spec, ordinal), handle: blocks.handleAt(block.spec, ordinal) ?? null }));
+      return { freed, byHandle: result.byHandle };
+    });
+    for (const [handle, n] of written.byHandle) await this.adjustHandle(handle, cidr, -n);
+    return written.freed;
+  }
+
+  /**
+   * Frees exactly these addresses of one block: each only while the same handle still holds it (an
+   * address freed and taken again by someone else meanwhile is left alone). One compare-and-swap.
+   */
+  async releaseAllocations(cidr: string, refs: readonly AllocationRef[]): Promise<FreedAddress[]> {
+    if (refs.length === 0) return [];
+    return this.releaseInBlock(cidr, (block) => stillHeld(block, refs));
   }
 
   /** Frees every address `handleId` holds and removes its IPAMHandle; returns the addresses freed. */
@@ -369,25 +447,114 @@ export class Ipam {
   }
 
   /**
-   * Removes an empty block and its affinity: affinity → pendingDeletion, block deleted with its revision
-   * (so an address taken meanwhile stops us), then the affinity deleted. A block in use is refused.
+   * Removes an empty block and its affinity (releaseAffinity with requireEmpty). A block in use is
+   * refused with BlockInUseError — also when an address was taken while we were removing it: then the
+   * block stays, with its affinity confirmed again. A block affine to no node is deleted when empty.
    */
   async releaseBlock(cidr: string): Promise<void> {
     const name = blockName(cidr);
+    const block = await this.ds.get('IPAMBlock', name);
+    if (!block) throw new NotFoundError(`IPAMBlock ${cidr} does not exist`);
+    const node = blocks.affineNode(block.spec);
+    if (node !== null) {
+      await this.releaseAffinity(node, cidr, { requireEmpty: true });
+      return;
+    }
     await this.retrying(`release block ${cidr}`, async () => {
-      const block = await this.ds.get('IPAMBlock', name);
-      if (!block) throw new NotFoundError(`IPAMBlock ${cidr} does not exist`);
-      const inUse = blocks.allocatedCount(block.spec);
-      if (inUse > 0) throw new Error(`block ${cidr} still has ${inUse} address(es) allocated; release them first (releaseByHandle / release)`);
-      const node = blocks.affineNode(block.spec);
-      const affinity = node !== null ? await this.ds.get('BlockAffinity', affinityName(node, cidr)) : null;
+      const current = await this.ds.get('IPAMBlock', name);
+      if (!current) return true;
+      const inUse = blocks.allocatedCount(current.spec);
+      if (inUse > 0) throw new BlockInUseError(`block ${cidr} still has ${inUse} address(es) allocated; release them first (releaseByHandle / release)`);
+      try {
+        await this.ds.delete('IPAMBlock', name, { revision: current.metadata.resourceVersion ?? '' });
+      } catch (err) {
+        if (!(err instanceof NotFoundError)) throw err;
+      }
+      return true;
+    });
+  }
+
+  /**
+   * Gives up `node`'s affinity to block `cidr` (Calico's releaseBlockAffinity), freeing `free` first:
+   * the affinity is marked pendingDeletion, then — in one compare-and-swap on the block — the block is
+   * deleted if nothing else is allocated in it, or else written without affinity (the addresses stay
+   * allocated, the block stays reserved, no node hands out more from it as its own); then the affinity is
+   * deleted. With requireEmpty, a block that holds anything else is refused (BlockInUseError) and keeps its
+   * affinity, confirmed. A conflict (someone wrote the block meanwhile) means: read again, decide again.
+   */
+  async releaseAffinity(node: string, cidr: string, options: { requireEmpty?: boolean; free?: readonly AllocationRef[] } = {}): Promise<AffinityRelease> {
+    const name = blockName(cidr);
+    const affinityKey = affinityName(node, cidr);
+    const step = await this.retrying(`release the affinity of node "${node}" to block ${cidr}`, async () => {
+      const [block, affinity] = await Promise.all([this.ds.get('IPAMBlock', name), this.ds.get('BlockAffinity', affinityKey)]);
+      if (!block || blocks.affineNode(block.spec) !== node) {
+        if (affinity) await this.deleteIfUnchanged(affinity);
+        const state = affinity?.spec.state ?? null;
+        return block
+          ? ({ outcome: 'not-affine', cidr, affinity: state, owner: blocks.affineNode(block.spec) } as const)
+          : ({ outcome: 'no-block', cidr, affinity: state } as const);
+      }
+      const result = blocks.release(block.spec, stillHeld(block.spec, options.free ?? []));
+      const remaining = blocks.allocatedCount(result.block);
+      if (options.requireEmpty === true && remaining > 0) {
+        // An address arrived first (or was there): the node keeps the block, and keeps advertising it.
+        if (affinity?.spec.state === 'pendingDeletion') await this.ds.update({ ...affinity, spec: { ...affinity.spec, state: 'confirmed' } });
+        throw new BlockInUseError(`block ${cidr} still has ${remaining} address(es) allocated; release them first (releaseByHandle / release)`);
+      }
       if (affinity && affinity.spec.state !== 'pendingDeletion') {
         await this.ds.update({ ...affinity, spec: { ...affinity.spec, state: 'pendingDeletion' } });
       }
-      await this.ds.delete('IPAMBlock', name, { revision: block.metadata.resourceVersion ?? '' });
-      if (affinity) await this.ds.delete('BlockAffinity', affinity.metadata.name).catch((e: unknown) => {
-        if (!(e instanceof NotFoundError)) throw e;
-      });
+      try {
+        if (remaining === 0) {
+          await this.ds.delete('IPAMBlock', name, { revision: block.metadata.resourceVersion ?? '' });
+        } else {
+          const unaffined = { ...result.block, affinity: null, sequenceNumber: (result.block.sequenceNumber ?? 0) + 1 };
+          await this.ds.update(blockResource(unaffined, block.metadata.resourceVersion));
+        }
+      } catch (err) {
+        if (err instanceof NotFoundError) return undefined; // deleted meanwhile: read again
+        throw err;
+      }
+      const freed = result.freed.map((ordinal) => ({ ip: blocks.addressOf(block.spec, ordinal), handle: blocks.handleAt(block.spec, ordinal) ?? null }));
+      return { outcome: remaining === 0 ? 'deleted' : 'unaffined', freed, byHandle: result.byHandle, remaining } as const;
+    });
+    if (step.outcome === 'no-block' || step.outcome === 'not-affine') return step;
+    for (const [handle, n] of step.byHandle) await this.adjustHandle(handle, cidr, -n);
+    await this.dropAffinity(node, cidr);
+    return step.outcome === 'deleted'
+      ? { outcome: 'deleted', cidr, freed: step.freed }
+      : { outcome: 'unaffined', cidr, freed: step.freed, remaining: step.remaining };
+  }
+
+  /**
+   * Deletes `node`'s affinity to `cidr` when there is no such block, or the block is not the node's (a
+   * claim that stopped half-way, or lost). Null, touching nothing, when the block is the node's after all
+   * (a claim finished meanwhile: that is not a stray any more).
+   */
+  async releaseStrayAffinity(node: string, cidr: string): Promise<AffinityRelease | null> {
+    const name = affinityName(node, cidr);
+    return this.retrying(`delete BlockAffinity ${name}`, async () => {
+      const [affinity, block] = await Promise.all([this.ds.get('BlockAffinity', name), this.ds.get('IPAMBlock', blockName(cidr))]);
+      const owner = block ? blocks.affineNode(block.spec) : null;
+      if (block && owner === node) return null;
+      if (affinity) await this.deleteIfUnchanged(affinity);
+      const state = affinity?.spec.state ?? null;
+      return block ? ({ outcome: 'not-affine', cidr, affinity: state, owner } as const) : ({ outcome: 'no-block', cidr, affinity: state } as const);
+    });
+  }
+
+  /**
+   * Deletes `node`'s affinity to `cidr` after its block was deleted or unaffined — unless the block is
+   * there and the node's again (a claim that started after ours finished won it fairly; a claim in
+   * progress repairs its own affinity when it confirms, so deleting a pending one is safe).
+   */
+  private async dropAffinity(node: string, cidr: string): Promise<void> {
+    const name = affinityName(node, cidr);
+    await this.retrying(`delete BlockAffinity ${name}`, async () => {
+      const [affinity, block] = await Promise.all([this.ds.get('BlockAffinity', name), this.ds.get('IPAMBlock', blockName(cidr))]);
+      if (!affinity) return true;
+      if (block && blocks.affineNode(block.spec) === node && affinity.spec.state !== 'pendingDeletion') return true;
+      await this.deleteIfUnchanged(affinity);
       return true;
     });
   }

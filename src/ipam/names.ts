@@ -43,3 +43,22 @@ export function parseAffinityName(name: string): { node: string; cidr: string } 
 export function cidrKeyPart(cidr: string): string {
   return formatPrefix(parsePrefix(cidr, { strict: true, what: 'block CIDR' })).replace('/', '-');
 }
+
+/**
+ * The handle prefixes of a node's tunnel addresses, as Calico names them (`ipip-tunnel-addr-<node>`, and
+ * for VXLAN and WireGuard interfaces its `vxlan-tunnel-addr-` / `wireguard-tunnel-addr-`). One row per
+ * kind of tunnel: tortie allocates only the IPIP one, but releases any of them with their node.
+ */
+export const TUNNEL_HANDLE_PREFIXES = ['ipip-tunnel-addr-', 'vxlan-tunnel-addr-', 'wireguard-tunnel-addr-'] as const;
+
+/** The IPAM handle of `node`'s IPIP tunnel address: "ipip-tunnel-addr-node-a". */
+export function ipipTunnelHandle(node: string): string {
+  return `${TUNNEL_HANDLE_PREFIXES[0]}${node}`;
+}
+
+/** The node whose tunnel address a handle holds ("ipip-tunnel-addr-node-a" → "node-a"), or null. */
+export function tunnelHandleNode(handle: string | null | undefined): string | null {
+  if (!handle) return null;
+  const prefix = TUNNEL_HANDLE_PREFIXES.find((p) => handle.startsWith(p) && handle.length > p.length);
+  return prefix === undefined ? null : handle.slice(prefix.length);
+}
