@@ -8,6 +8,7 @@
 // same input, duplicates in the input, and create/replace preconditions — and only when nothing at all is
 // wrong are the writes made. A write can still lose a race with another writer after the checks; apply
 // then re-reads and retries (bounded), and any failure says how many resources were already written.
+// Deleting a Node or an IPPool also releases its IPAM state (./delete-ipam.ts says what, and what refuses).
 
 import { parseArgs } from 'node:util';
 import { stringify as toYaml } from 'yaml';
@@ -26,6 +27,8 @@ import {
 } from '../resources/index.js';
 import { API_VERSION, type AnyResource, type Kind, type Resource } from '../resources/types.js';
 import { AlreadyExistsError, ConflictError, NotFoundError, type Datastore } from '../datastore/types.js';
+import type { TeardownOptions } from '../ipam/teardown.js';
+import { deleteIpPool, deleteNode, deleteRefusals as refusalsOf, nodesWithIpamOnly, readSnapshot } from './delete-ipam.js';
 
 export type WriteVerb = 'apply' | 'create' | 'replace' | 'delete';
 export type OutputFormat = 'table' | 'wide' | 'yaml' | 'json';
@@ -42,6 +45,8 @@ export interface CommandContext {
   /** Reads FILE, or standard input for "-". */
   readInput(file: string): Promise<string>;
   openDatastore(): Promise<Datastore>;
+  /** How deleting a Node or an IPPool waits before calling an address leaked (tests shorten it). */
+  teardown?: TeardownOptions;
 }
 
 /** Kinds tortie's IPAM owns: readable with get, never written by hand (that could double-own a block). */
@@ -202,6 +207,10 @@ export interface StoredState {
   byKey: ReadonlyMap<string, AnyResource | null>;
   /** Every stored IPPool (for overlap checks). */
   ipPools: Array<Resource<'IPPool'>>;
+  /** Nodes with no Node resource but IPAM state left: deleting them releases that state. */
+  ipamOnlyNodes?: ReadonlySet<string>;
+  /** Why deleting a resource (by resourceKey) is refused now: a Kubernetes Node, a pool in use. */
+  deleteRefusals?: ReadonlyMap<string, string>;
 }
 
 function problemFor(resource: AnyResource, index: number, problem: Problem): ResourceError {
@@ -243,7 +252,10 @@ export function planWrite(verb: WriteVerb, input: InputResource[], stored: Store
     if (earlier !== undefined) fail('metadata.name', resource.metadata.name, `${key} is also document ${earlier}; give each resource once`);
     seen.set(key, index);
     if (verb === 'create' && current !== null) fail('metadata.name', resource.metadata.name, `${key} already exists; use apply or replace to change it`);
-    if ((verb === 'replace' || verb === 'delete') && current === null) fail('metadata.name', resource.metadata.name, `resource does not exist: ${describeKey(resource)}`);
+    const ipamOnly = verb === 'delete' && resource.kind === 'Node' && stored.ipamOnlyNodes?.has(resource.metadata.name) === true;
+    if ((verb === 'replace' || verb === 'delete') && current === null && !ipamOnly) fail('metadata.name', resource.metadata.name, `resource does not exist: ${describeKey(resource)}`);
+    const refusal = verb === 'delete' ? stored.deleteRefusals?.get(key) : undefined;
+    if (refusal !== undefined) fail('metadata.name', resource.metadata.name, refusal);
     if (verb === 'create' && resource.metadata.resourceVersion !== undefined) {
       fail('metadata.resourceVersion', resource.metadata.resourceVersion, 'must not be set when creating; remove it, or use apply');
     }
@@ -286,11 +298,24 @@ function namespaceOf(r: AnyResource): { namespace?: string } {
   return r.metadata.namespace !== undefined ? { namespace: r.metadata.namespace } : {};
 }
 
-async function applyOne(ds: Datastore, op: WriteOp): Promise<void> {
-  if (op.action === 'delete') {
-    await ds.delete(op.resource.kind, op.resource.metadata.name, namespaceOf(op.resource));
-    return;
-  }
+/**
+ * Deletes one resource; a Node or an IPPool with its IPAM state. `deleted`: whether a resource was deleted
+ * (a Node already gone had only IPAM state); `text`: what was released, line by line.
+ */
+async function deleteOne(ds: Datastore, target: AnyResource, teardown: TeardownOptions | undefined): Promise<{ deleted: boolean; text: string }> {
+  if (target.kind === 'Node') return deleteNode(ds, target.metadata.name, teardown);
+  if (target.kind === 'IPPool') return { deleted: true, text: await deleteIpPool(ds, target.metadata.name, teardown) };
+  await ds.delete(target.kind, target.metadata.name, namespaceOf(target));
+  return { deleted: true, text: '' };
+}
+
+async function applyOne(ds: Datastore, op: WriteOp, teardown?: TeardownOptions): Promise<{ deleted: boolean; text: string }> {
+  if (op.action === 'delete') return deleteOne(ds, op.resource, teardown);
+  await writeOne(ds, op);
+  return { deleted: false, text: '' };
+}
+
+async function writeOne(ds: Datastore, op: Exclude<WriteOp, { action: 'delete' }>): Promise<void> {
   let resource = op.resource;
   let action: 'create' | 'update' = op.action;
   for (let attempt = 1; ; attempt++) {
@@ -330,15 +355,34 @@ async function storedStateFor(ds: Datastore, input: InputResource[], verb: Write
   }
   const needPools = verb !== 'delete' && input.some(({ resource }) => resource.kind === 'IPPool');
   const ipPools = needPools ? (await ds.list('IPPool')).items : [];
-  return { byKey, ipPools };
+  if (verb !== 'delete') return { byKey, ipPools };
+  return { byKey, ipPools, ...(await deletePreconditions(ds, input.map(({ resource }) => resource), byKey)) };
+}
+
+/** For deletions: Nodes that are gone but have IPAM state, and the refusals (Kubernetes Nodes, pools in use). */
+async function deletePreconditions(
+  ds: Datastore,
+  targets: AnyResource[],
+  stored: ReadonlyMap<string, AnyResource | null>,
+): Promise<Pick<StoredState, 'ipamOnlyNodes' | 'deleteRefusals'>> {
+  const nodes = targets.filter((t) => t.kind === 'Node');
+  const pools = targets.filter((t) => t.kind === 'IPPool');
+  if (nodes.length === 0 && pools.length === 0) return {};
+  const gone = nodes.filter((n) => (stored.get(resourceKey(n)) ?? null) === null).map((n) => n.metadata.name);
+  const ipamOnlyNodes = gone.length > 0 ? nodesWithIpamOnly(await readSnapshot(ds), gone) : new Set<string>();
+  const deleteRefusals = await refusalsOf(ds, [...nodes, ...pools].flatMap((t) => stored.get(resourceKey(t)) ?? []));
+  return { ipamOnlyNodes, deleteRefusals };
 }
 
 async function runWrite(ds: Datastore, verb: WriteVerb, input: InputResource[], ctx: CommandContext): Promise<number> {
   const ops = planWrite(verb, input, await storedStateFor(ds, input, verb));
   let written = 0;
+  const done: AnyResource[] = [];
   for (const op of ops) {
     try {
-      await applyOne(ds, op);
+      const result = await applyOne(ds, op, ctx.teardown);
+      if (result.text !== '') ctx.out(result.text);
+      if (op.action !== 'delete' || result.deleted) done.push(op.resource);
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error);
       const done = written === 0 ? 'nothing was written' : `${written} of ${ops.length} resource(s) were ${PAST[verb]} before it`;
@@ -346,7 +390,7 @@ async function runWrite(ds: Datastore, verb: WriteVerb, input: InputResource[], 
     }
     written++;
   }
-  ctx.out(summary(verb, ops.map((op) => op.resource)));
+  if (done.length > 0) ctx.out(summary(verb, done));
   return 0;
 }
 
@@ -357,22 +401,27 @@ async function runDeleteNamed(ds: Datastore, args: Extract<ResourceArgs, { comma
   }
   const namespace = isNamespaced(args.kind) ? { namespace: args.namespace } : {};
   const targets = args.names.map((name) => ({ kind: args.kind, metadata: { name, ...namespace } }) as AnyResource);
-  const missing: string[] = [];
-  for (const target of targets) {
-    if ((await ds.get(target.kind, target.metadata.name, target.metadata.namespace)) === null) missing.push(describeKey(target));
-  }
-  if (missing.length > 0) throw new Error(`resource does not exist: ${missing.join(', ')}; nothing was deleted`);
+  const stored = new Map<string, AnyResource | null>();
+  for (const target of targets) stored.set(resourceKey(target), (await ds.get(target.kind, target.metadata.name, target.metadata.namespace)) as AnyResource | null);
+  const { ipamOnlyNodes, deleteRefusals } = await deletePreconditions(ds, targets, stored);
+  const missing = targets.filter((t) => stored.get(resourceKey(t)) === null && !(t.kind === 'Node' && ipamOnlyNodes?.has(t.metadata.name) === true));
+  if (missing.length > 0) throw new Error(`resource does not exist: ${missing.map(describeKey).join(', ')}; nothing was deleted`);
+  const refused = targets.flatMap((t) => deleteRefusals?.get(resourceKey(t)) ?? []);
+  if (refused.length > 0) throw new Error(`${refused.join('\n')}; nothing was deleted`);
   let deleted = 0;
+  const done: AnyResource[] = [];
   for (const target of targets) {
     try {
-      await ds.delete(target.kind, target.metadata.name, namespaceOf(target));
+      const result = await deleteOne(ds, target, ctx.teardown);
+      if (result.text !== '') ctx.out(result.text);
+      if (result.deleted) done.push(target);
     } catch (error) {
       const what = error instanceof NotFoundError ? `resource does not exist: ${describeKey(target)}` : error instanceof Error ? error.message : String(error);
       throw new Error(`${what}; ${deleted} of ${targets.length} resource(s) were deleted before it`, { cause: error });
     }
     deleted++;
   }
-  ctx.out(summary('delete', targets));
+  if (done.length > 0) ctx.out(summary('delete', done));
   return 0;
 }
 
