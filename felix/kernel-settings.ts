@@ -30,7 +30,7 @@
 // is read by a process inside it (`ip netns exec`), the real node by one in the host's; one `grep -H` of
 // the files in question gives every value in one process, whatever the number of cali* interfaces.
 
-import { spawn } from 'node:child_process';
+import { runCommand } from './command.js';
 
 /** Values under /proc/sys/net/ipv4, by path relative to it: "ip_forward", "conf/eth0/rp_filter", ... */
 export type SysctlValues = Readonly<Record<string, string>>;
@@ -244,47 +244,26 @@ export function procSysIo(options: ProcSysOptions = {}): SysctlIo {
     options.netns !== undefined
       ? [options.ipPath ?? 'ip', ['netns', 'exec', options.netns, 'sh', '-c', script, 'sh', ...args]]
       : ['sh', ['-c', script, 'sh', ...args]];
-  const run = (script: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> =>
-    new Promise((resolve, reject) => {
-      const [command, list] = argv(script, args);
-      const child = spawn(command, list, { stdio: ['ignore', 'pipe', 'pipe'] });
-      const out: Buffer[] = [];
-      const err: Buffer[] = [];
-      let done = false;
-      const timer = setTimeout(() => {
-        if (done) return;
-        done = true;
-        child.kill('SIGKILL');
-        reject(new Error(`reading /proc/sys took longer than ${timeoutMs} ms and was killed`));
-      }, timeoutMs);
-      child.stdout.on('data', (b: Buffer) => out.push(b));
-      child.stderr.on('data', (b: Buffer) => err.push(b));
-      child.on('error', (e) => {
-        clearTimeout(timer);
-        if (done) return;
-        done = true;
-        reject(new Error(`cannot run ${command}: ${e.message}`));
-      });
-      child.on('close', (code) => {
-        clearTimeout(timer);
-        if (done) return;
-        done = true;
-        resolve({ code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') });
-      });
-    });
+  const where = options.netns !== undefined ? ` in netns ${options.netns}` : '';
+  // One bounded process per read or write (command.ts); `what` starts every error it makes.
+  const run = async (script: string, args: string[], what: string): Promise<{ code: number | null; stdout: string; stderr: string }> => {
+    const [command, list] = argv(script, args);
+    const result = await runCommand({ command, args: list, timeoutMs, makeError: (message) => new Error(`${what}: ${message}`) });
+    return { code: result.code, stdout: result.stdout.toString('utf8'), stderr: result.stderr };
+  };
   return {
     async read() {
-      const result = await run(READ_SCRIPT, []);
+      const result = await run(READ_SCRIPT, [], `reading /proc/sys/net/ipv4${where}`);
       // grep exits 2 when a glob matched nothing (no interface has the file) but still prints the rest.
       const values = parseSysctlLines(result.stdout);
       if (Object.keys(values).length === 0) {
-        throw new Error(`cannot read /proc/sys/net/ipv4${options.netns !== undefined ? ` in netns ${options.netns}` : ''} (exit ${result.code}): ${result.stderr.trim()}`);
+        throw new Error(`cannot read /proc/sys/net/ipv4${where} (exit ${result.code}): ${result.stderr.trim()}`);
       }
       return values;
     },
     async write(path, value) {
       if (!/^[A-Za-z0-9_./-]+$/.test(path) || path.includes('..')) throw new Error(`refusing to write /proc/sys/net/ipv4/${path}: not a plain sysctl path`);
-      const result = await run(WRITE_SCRIPT, [path, value]);
+      const result = await run(WRITE_SCRIPT, [path, value], `writing ${value} to /proc/sys/net/ipv4/${path}${where}`);
       if (result.code !== 0) throw new Error(`writing ${value} to /proc/sys/net/ipv4/${path} failed (exit ${result.code}): ${result.stderr.trim()}`);
     },
   };

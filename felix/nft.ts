@@ -16,9 +16,9 @@
 // Why this is hard: nft reports every problem on stderr only, as "<file>:<line>:<col>-<col>: Error: <msg>"
 // followed by the offending line and a caret line, and a missing table is just exit 1 with "No such file or
 // directory" — so telling "not there" from "could not ask" means reading the message. Every process has a
-// time limit and is killed by its own PID (`ip netns exec` execs nft in place: one PID).
+// time limit and is killed by its own PID (`ip netns exec` execs nft in place: one PID): command.ts.
 
-import { spawn } from 'node:child_process';
+import { runCommand } from './command.js';
 import { spawnMonitor, stopMonitor } from './monitor-child.js';
 
 export interface NftOptions {
@@ -241,38 +241,19 @@ export class Nft {
     return this.options.netns !== undefined ? ` in netns ${this.options.netns}` : '';
   }
 
-  private run(args: string[], stdin?: string): Promise<RunResult> {
+  /** One bounded `nft` (command.ts); its stdout and stderr as text. */
+  private async run(args: string[], stdin?: string): Promise<RunResult> {
     const [command, argv] =
       this.options.netns !== undefined
         ? [this.options.ipPath ?? 'ip', ['netns', 'exec', this.options.netns, this.nft, ...args]]
         : [this.nft, args];
-    return new Promise((resolve, reject) => {
-      const child = spawn(command, argv, { stdio: ['pipe', 'pipe', 'pipe'] });
-      const out: Buffer[] = [];
-      const err: Buffer[] = [];
-      let done = false;
-      const timer = setTimeout(() => {
-        if (done) return;
-        done = true;
-        child.kill('SIGKILL');
-        reject(new NftError(`${command} ${argv.join(' ')} took longer than ${this.timeoutMs} ms and was killed`));
-      }, this.timeoutMs);
-      child.stdout.on('data', (b: Buffer) => out.push(b));
-      child.stderr.on('data', (b: Buffer) => err.push(b));
-      child.on('error', (e) => {
-        clearTimeout(timer);
-        if (done) return;
-        done = true;
-        reject(new NftError(`cannot run "${command}": ${e.message}`));
-      });
-      child.on('close', (code) => {
-        clearTimeout(timer);
-        if (done) return;
-        done = true;
-        resolve({ code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') });
-      });
-      child.stdin.on('error', () => undefined);
-      child.stdin.end(stdin ?? '');
+    const result = await runCommand({
+      command,
+      args: argv,
+      ...(stdin !== undefined ? { stdin } : {}),
+      timeoutMs: this.timeoutMs,
+      makeError: (message) => new NftError(message),
     });
+    return { code: result.code, stdout: result.stdout.toString('utf8'), stderr: result.stderr };
   }
 }

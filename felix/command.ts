@@ -1,0 +1,235 @@
+// One bounded child process, for every short-lived command felix runs: `ip` (iproute2.ts), `nft`
+// (nft.ts) and the `sh` that reads and writes /proc/sys (kernel-settings.ts). Long-running watchers
+// (`ip monitor`, `nft -j monitor`) are monitor-child.ts's, not this file's.
+//
+//   startCommand(spec)  spawns `command args...` (an argv, never a shell line) at once; its stdin stays open
+//                       until `end()`, so a caller can start a process before it knows what to write (the
+//                       route table starts its `ip -batch` while it still reads the kernel);
+//   runCommand(spec)    start, write `stdin`, end: the whole run.
+//
+// Every run is bounded: after `timeoutMs` the child is killed (SIGKILL, by its own PID) and the run
+// rejects; stdout and stderr are collected up to `maxOutputBytes` each (more kills the child), or stdout
+// goes to an unlinked scratch file read back whole after the exit (`stdout: 'scratch'`). Failures to run
+// reject with an error that names the command line: `cannot run "ip": spawn ip ENOENT`, `ip -n x route
+// show took longer than 200 ms and was killed`; a non-zero exit is a result, not a rejection (callers
+// read their tool's stderr: ip -batch line numbers, nft script positions), and `failureMessage` words it
+// with the command line and stderr. Errors are made by the caller's `makeError`, so each keeps its type
+// (KernelError, NftError).
+//
+// Why this is hard: a child must never outlive its caller's patience (a hung `ip` on a broken netns, an
+// nft waiting on a lock), must not fill memory (a runaway output), and must be killed by its own PID
+// only. And a command that prints one line per route (ip flushes after every route it prints) reaches
+// Node through a pipe as thousands of small chunks: 10,000 routes cost ~20 ms of Node's CPU that way
+// against ~3 ms read back from a file — so bulk readers ask for the scratch file.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, fstatSync, openSync, readSync, unlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export interface CommandSpec {
+  /** The program: a name looked up in PATH, or a path. */
+  command: string;
+  args: readonly string[];
+  /** The child is killed and the run rejects after this long (ms, > 0). */
+  timeoutMs: number;
+  /**
+   * `pipe` (the default): collected in memory. `scratch`: into a new, already unlinked file in the temporary
+   * directory, read back whole after the exit — a pipe when no such file can be made (a read-only /tmp).
+   */
+  stdout?: 'pipe' | 'scratch';
+  /** stdout and stderr are each collected up to this many bytes; more kills the child (default 256 MiB). */
+  maxOutputBytes?: number;
+  /** The error type the caller throws (KernelError, NftError, ...); Error by default. */
+  makeError?: (message: string) => Error;
+}
+
+export interface CommandResult {
+  /** The exit status; null when the child ended by a signal. */
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: Buffer;
+  stderr: string;
+}
+
+/** A started command whose stdin is still open. */
+export interface RunningCommand {
+  /** `ip -n x route show`: the command line, for messages. */
+  readonly line: string;
+  /**
+   * Writes `input` (a string, or chunks written as an iterable yields them), closes stdin and waits for the
+   * exit. Call once.
+   */
+  end(input?: string | Iterable<string>): Promise<CommandResult>;
+  /** Ends the child now (SIGKILL) when it is still running; `end()` then rejects or resolves as it ends. */
+  kill(): void;
+  /** Whether the run is over: exited, killed, or failed to start. */
+  readonly finished: boolean;
+}
+
+const DEFAULT_MAX_OUTPUT = 256 * 1024 * 1024;
+
+/** The command line as people read it in messages (arguments with spaces quoted). */
+export function commandLine(command: string, args: readonly string[]): string {
+  return [command, ...args].map((word) => (word === '' || /[\s"'\\]/.test(word) ? JSON.stringify(word) : word)).join(' ');
+}
+
+/** `<line> failed (exit 2): <stderr>` (stderr trimmed to 300 characters), for a run that did not exit 0. */
+export function failureMessage(line: string, result: CommandResult): string {
+  const status = result.code !== null ? `exit ${result.code}` : `signal ${result.signal ?? 'unknown'}`;
+  const stderr = result.stderr.trim();
+  return `${line} failed (${status})${stderr === '' ? '' : `: ${stderr.slice(0, 300)}`}`;
+}
+
+/**
+ * Spawns the command now, stdin open (`stdin: 'ignore'` gives it /dev/null instead, and `end()` must then be
+ * called without input). `stdoutFd`: the child's stdout goes to that file descriptor instead of a pipe.
+ */
+export function startCommand(spec: CommandSpec & { stdin?: 'pipe' | 'ignore'; stdoutFd?: number }): RunningCommand {
+  if (!(spec.timeoutMs > 0)) throw new Error(`command timeoutMs is ${spec.timeoutMs}; expected a number of milliseconds > 0`);
+  const makeError = spec.makeError ?? ((message: string) => new Error(message));
+  const maxOutput = spec.maxOutputBytes ?? DEFAULT_MAX_OUTPUT;
+  const line = commandLine(spec.command, spec.args);
+  const stdinMode = spec.stdin ?? 'pipe';
+  const child: ChildProcess = spawn(spec.command, [...spec.args], { stdio: [stdinMode, spec.stdoutFd ?? 'pipe', 'pipe'] });
+
+  let settled = false;
+  // The time bound runs from the spawn (the callback runs later, when fail and kill below exist).
+  const timer = setTimeout(() => {
+    kill();
+    fail(`${line} took longer than ${spec.timeoutMs} ms and was killed`);
+  }, spec.timeoutMs);
+  let resolveRun: (result: CommandResult) => void = () => undefined;
+  let rejectRun: (error: Error) => void = () => undefined;
+  const done = new Promise<CommandResult>((resolve, reject) => {
+    resolveRun = resolve;
+    rejectRun = reject;
+  });
+  // Nobody may be waiting yet (end() not called): a failure must not be an unhandled rejection meanwhile.
+  done.catch(() => undefined);
+  const fail = (message: string): void => {
+    if (settled) return;
+    settled = true;
+    clearTimeout(timer);
+    rejectRun(makeError(message));
+  };
+  const kill = (): void => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    child.stdin?.destroy();
+  };
+
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  let outBytes = 0;
+  let errBytes = 0;
+  child.stdout?.on('data', (b: Buffer) => {
+    outBytes += b.length;
+    if (outBytes > maxOutput) {
+      kill();
+      fail(`${line} printed more than ${maxOutput} bytes on stdout and was killed`);
+      return;
+    }
+    out.push(b);
+  });
+  child.stderr?.on('data', (b: Buffer) => {
+    errBytes += b.length;
+    if (errBytes > maxOutput) {
+      kill();
+      fail(`${line} printed more than ${maxOutput} bytes on stderr and was killed`);
+      return;
+    }
+    err.push(b);
+  });
+  child.on('error', (e) => {
+    kill();
+    fail(`cannot run "${spec.command}": ${e.message}`);
+  });
+  child.on('close', (code, signal) => {
+    clearTimeout(timer);
+    if (settled) return;
+    settled = true;
+    resolveRun({ code, signal, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString('utf8') });
+  });
+  child.stdin?.on('error', () => undefined); // a child that exits early: its exit status says why
+
+  let ended = false;
+  return {
+    line,
+    end(input) {
+      if (ended) throw new Error(`${line}: end() called twice`);
+      ended = true;
+      const stdin = child.stdin;
+      if (stdin !== null && stdin !== undefined) {
+        if (input === undefined || typeof input === 'string') {
+          stdin.end(input ?? '');
+        } else {
+          for (const chunk of input) stdin.write(chunk);
+          stdin.end();
+        }
+      } else if (input !== undefined && input !== '') {
+        kill();
+        fail(`${line}: input given to a command started without stdin`);
+      }
+      return done;
+    },
+    kill,
+    get finished() {
+      return settled;
+    },
+  };
+}
+
+/** Runs the command to its end: `stdin` is written and closed (absent: the child's stdin is /dev/null). */
+export async function runCommand(spec: CommandSpec & { stdin?: string | Iterable<string> }): Promise<CommandResult> {
+  const fd = spec.stdout === 'scratch' ? openScratchFile() : null;
+  try {
+    const running = startCommand({ ...spec, stdin: spec.stdin === undefined ? 'ignore' : 'pipe', ...(fd !== null ? { stdoutFd: fd } : {}) });
+    const result = await running.end(spec.stdin);
+    if (fd !== null) {
+      const max = spec.maxOutputBytes ?? DEFAULT_MAX_OUTPUT;
+      const { size } = fstatSync(fd);
+      if (size > max) throw (spec.makeError ?? ((m: string) => new Error(m)))(`${running.line} printed more than ${max} bytes on stdout`);
+      result.stdout = readWhole(fd, size);
+    }
+    return result;
+  } finally {
+    if (fd !== null) closeSync(fd);
+  }
+}
+
+let scratchFiles = 0;
+
+/**
+ * A new file for one command's output, already unlinked (nothing is left behind, even by a crash after
+ * this returns); null when none can be made here (a read-only /tmp): the caller uses a pipe instead.
+ * `wx+` refuses a path that exists (a planted symlink in a shared /tmp included). Synchronous, like the
+ * read-back: a private file in the temporary directory, microseconds each, where every await before the
+ * spawn would be a turn of the event loop the command waits for.
+ */
+function openScratchFile(): number | null {
+  const path = join(tmpdir(), `tortie-cmd-${process.pid}-${++scratchFiles}`);
+  let fd: number;
+  try {
+    fd = openSync(path, 'wx+', 0o600);
+  } catch {
+    return null;
+  }
+  try {
+    unlinkSync(path);
+  } catch {
+    // still ours (0600); it stays behind in the temporary directory, nothing worse
+  }
+  return fd;
+}
+
+/** The `size` bytes of file `fd` from offset 0 (its own offset was moved to the end by the child's writes). */
+function readWhole(fd: number, size: number): Buffer {
+  const buffer = Buffer.allocUnsafe(size);
+  let filled = 0;
+  while (filled < size) {
+    const bytesRead = readSync(fd, buffer, filled, size - filled, filled);
+    if (bytesRead === 0) break;
+    filled += bytesRead;
+  }
+  return filled === size ? buffer : buffer.subarray(0, filled);
+}
