@@ -81,6 +81,9 @@ options:
 KIND: ippool(s), bgpconfig(uration)(s), bgppeer(s), node(s), workloadendpoint(s)/wep,
       ipamblock(s), blockaffinity/blockaffinities, ipamhandle(s)
 Nothing is written unless every document is valid; errors name the document number and field.
+Deleting a Node also releases its IPAM state (its tunnel address, its pods' and leaked addresses, its
+blocks and affinities) and says what; on the kubernetes datastore run it after "kubectl delete node".
+Deleting an IPPool is refused while pods hold addresses from it; otherwise its blocks go with it.
 `;
 
 function kindArg(text: string): Kind {
