@@ -1,8 +1,8 @@
-// The pure parts of the `cni` bench (test/bench/cni.ts): nearest-rank percentiles and reading the
-// plugin's step timings from its debug log.
+// The pure parts of the `cni` bench (test/bench/cni.ts): nearest-rank percentiles, reading the plugin's
+// step timings from its debug log, counting etcd's calls from its /metrics and the processes started.
 
 import { describe, expect, it } from 'vitest';
-import { percentile, stepTimings } from './cni.js';
+import { etcdCalls, percentile, processesOf, stepTimings } from './cni.js';
 
 describe('bench cni', () => {
   it('takes nearest-rank percentiles', () => {
@@ -21,5 +21,25 @@ describe('bench cni', () => {
     ].join('\n');
     expect(stepTimings(stderr)).toEqual({ datastore: 301.4, ipam: 44.9, dataplane: 14.3 });
     expect(stepTimings('nothing here')).toEqual({});
+  });
+
+  it('counts etcd\'s calls by method from its /metrics, over every code and service', () => {
+    const metrics = [
+      '# HELP grpc_server_handled_total Total number of RPCs completed on the server, regardless of success or failure.',
+      '# TYPE grpc_server_handled_total counter',
+      'grpc_server_handled_total{grpc_code="OK",grpc_method="Range",grpc_service="etcdserverpb.KV",grpc_type="unary"} 14',
+      'grpc_server_handled_total{grpc_code="OK",grpc_method="Txn",grpc_service="etcdserverpb.KV",grpc_type="unary"} 6',
+      'grpc_server_handled_total{grpc_code="Unavailable",grpc_method="Range",grpc_service="etcdserverpb.KV",grpc_type="unary"} 2',
+      'grpc_server_handled_total{grpc_code="OK",grpc_method="Watch",grpc_service="etcdserverpb.Watch",grpc_type="bidi_stream"} 0',
+      'grpc_server_started_total{grpc_method="Range",grpc_service="etcdserverpb.KV",grpc_type="unary"} 99',
+    ].join('\n');
+    expect(etcdCalls(metrics)).toEqual({ Range: 16, Txn: 6, Watch: 0 });
+    expect(etcdCalls('')).toEqual({});
+  });
+
+  it('counts processes by PID: nsenter and what it execs are one, concurrent ones stay apart', () => {
+    const log = ['101 nsenter', '101 ip', '102 nsenter', '103 nsenter', '103 ip', '102 sysctl', '104 ip', ''].join('\n');
+    expect(processesOf(log)).toEqual(['nsenter → ip', 'nsenter → sysctl', 'nsenter → ip', 'ip']);
+    expect(processesOf('')).toEqual([]);
   });
 });

@@ -5,9 +5,13 @@
 //
 // Node's start-up is part of every call (the runtime starts a new process per pod), so the rows put it
 // next to the bare `node -e 0` and VERSION (start-up + the plugin's own modules, no datastore), and the
-// plugin's debug log gives the steps of each ADD (datastore client load + connect, IPAM, dataplane,
-// WorkloadEndpoint). "eager imports" runs ADD with the Kubernetes client, pino and yaml preloaded
-// (`--import`), what a plugin importing every backend up front would pay.
+// plugin's debug log gives the steps of each ADD and DEL (datastore client load + connect, IPAM,
+// dataplane, WorkloadEndpoint). "eager imports" runs ADD with the Kubernetes client, pino and yaml
+// preloaded (`--import`), what a plugin importing every backend up front would pay; "over gRPC" runs ADD
+// with TORTIE_CNI_ETCD_TRANSPORT=grpc (package etcd3) instead of etcd's JSON gateway, the default.
+// Counted, not timed: etcd calls per ADD and per DEL (Range and Txn from etcd's /metrics, over the 100
+// pods), and the processes one ADD and one DEL start (`ip`, `nsenter`, `sysctl`, through logging
+// wrappers on PATH, one extra pod).
 //
 // The node is a namespace (eth0, default route); the plugin runs outside it with TORTIE_CNI_HOST_NETNS
 // (the lab's mode: etcd on 127.0.0.1 stays reachable), which costs one `nsenter … sysctl` process per
@@ -15,7 +19,8 @@
 // Needs root, `ip`, `nsenter` and etcd; without them the bench returns no rows and says why.
 
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
@@ -30,6 +35,7 @@ import type { Bench, BenchRow } from './bench.js';
 export const PODS = 100;
 const BASELINE_RUNS = 20;
 const EAGER_RUNS = 20;
+const GRPC_RUNS = 20;
 const CALL_TIMEOUT_MS = 30_000;
 const MAIN_JS = join(process.cwd(), 'dist', 'src', 'cli', 'main.js');
 
@@ -41,7 +47,22 @@ export function percentile(values: readonly number[], p: number): number {
   return sorted[rank - 1]!;
 }
 
-/** The plugin's debug line "ADD timings (ms)" → its steps; {} when absent. */
+/** etcd's gRPC calls so far by method (`grpc_server_handled_total` of its /metrics; the gateway's calls are counted there too). */
+export function etcdCalls(metrics: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const line of metrics.split('\n')) {
+    const m = /^grpc_server_handled_total\{(.*)\} (\d+(?:\.\d+)?(?:e\+\d+)?)$/.exec(line);
+    const method = m ? /grpc_method="(\w+)"/.exec(m[1]!)?.[1] : undefined;
+    if (m && method) out[method] = (out[method] ?? 0) + Number(m[2]);
+  }
+  return out;
+}
+
+async function etcdCallsNow(endpoint: string): Promise<Record<string, number>> {
+  return etcdCalls(await (await fetch(`${endpoint}/metrics`, { signal: AbortSignal.timeout(5000) })).text());
+}
+
+/** The plugin's debug line "ADD timings (ms)" (or DEL's) → its steps; {} when absent. */
 export function stepTimings(stderr: string): Record<string, number> {
   for (const line of stderr.split('\n')) {
     if (!line.includes('timings (ms)')) continue;
@@ -69,6 +90,44 @@ function timeProcess(command: string, args: string[], env: NodeJS.ProcessEnv): P
     });
     child.stdin.end('{"cniVersion":"1.0.0"}');
   });
+}
+
+/**
+ * The processes one ADD and one DEL start, via wrappers for `ip`, `nsenter` and `sysctl` on PATH that log
+ * their PID: nsenter execs the command it runs in the same process, so "nsenter → ip" is one process.
+ */
+async function countProcesses(add: CniInvocation, del: CniInvocation): Promise<{ ADD: string[]; DEL: string[] }> {
+  const dir = join(tmpdir(), `tortie-bench-cni-${process.pid}`);
+  const log = join(dir, 'exec.log');
+  mkdirSync(dir, { recursive: true });
+  try {
+    for (const name of ['ip', 'nsenter', 'sysctl']) {
+      const real = findBinary(name);
+      if (real === null) throw new Error(`${name} is not on PATH`);
+      writeFileSync(join(dir, name), `#!/bin/sh\necho "$$ ${name}" >> ${log}\nexec ${real} "$@"\n`, { mode: 0o755 });
+    }
+    const out: { ADD: string[]; DEL: string[] } = { ADD: [], DEL: [] };
+    for (const invocation of [add, del]) {
+      rmSync(log, { force: true });
+      const result = await runCniPlugin({ ...invocation, env: { ...invocation.env, PATH: `${dir}:${process.env.PATH ?? ''}` } });
+      if (result.exitCode !== 0) throw new Error(`${invocation.command} with counting wrappers failed: ${result.stdout.trim()}`);
+      out[invocation.command as 'ADD' | 'DEL'] = processesOf(existsSync(log) ? readFileSync(log, 'utf8') : '');
+    }
+    return out;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** "<pid> <program>" lines → one entry per PID, its programs in exec order ("nsenter → ip"). */
+export function processesOf(log: string): string[] {
+  const byPid = new Map<string, string[]>();
+  for (const line of log.split('\n')) {
+    const [pid, program] = line.trim().split(' ');
+    if (pid === undefined || program === undefined) continue;
+    byPid.set(pid, [...(byPid.get(pid) ?? []), program]);
+  }
+  return [...byPid.values()].map((programs) => programs.join(' → '));
 }
 
 function unavailableReason(): string | null {
@@ -104,7 +163,7 @@ export const cniBench: Bench = {
       await node.addVeth('eth0', 'eth0-peer');
       await node.ip('addr', 'add', '198.19.209.11/24', 'dev', 'eth0');
       await node.ip('route', 'add', 'default', 'via', '198.19.209.1', 'dev', 'eth0', 'onlink');
-      for (let i = 0; i < PODS; i++) pods.push(await createNetns(`cnibench${i}`));
+      for (let i = 0; i <= PODS; i++) pods.push(await createNetns(`cnibench${i}`));
 
       const config = { cniVersion: '1.0.0', name: 'k8s-pod-network', type: 'tortie', datastore_type: 'etcdv3', etcd_endpoints: etcd.endpoint, nodename: 'bench-node', log_level: 'debug', ipam: { type: 'tortie-ipam' } };
       const invocation = (i: number, command: CniInvocation['command']): CniInvocation => ({
@@ -130,14 +189,25 @@ export const cniBench: Bench = {
       }
 
       const adds: number[] = [];
-      const steps: Record<string, number[]> = {};
+      const steps: Record<string, Record<string, number[]>> = { ADD: {}, DEL: {} };
+      const callsBefore = await etcdCallsNow(etcd.endpoint);
       for (let i = 0; i < PODS; i++) {
         const out = must(await runCniPlugin(invocation(i, 'ADD')), `ADD of pod ${i}`);
         adds.push(out.ms);
-        for (const [step, ms] of Object.entries(stepTimings(out.stderr))) (steps[step] ??= []).push(ms);
+        for (const [step, ms] of Object.entries(stepTimings(out.stderr))) (steps.ADD![step] ??= []).push(ms);
       }
+      const callsAfterAdds = await etcdCallsNow(etcd.endpoint);
       const dels: number[] = [];
-      for (let i = 0; i < PODS; i++) dels.push(must(await runCniPlugin(invocation(i, 'DEL')), `DEL of pod ${i}`).ms);
+      for (let i = 0; i < PODS; i++) {
+        const out = must(await runCniPlugin(invocation(i, 'DEL')), `DEL of pod ${i}`);
+        dels.push(out.ms);
+        for (const [step, ms] of Object.entries(stepTimings(out.stderr))) (steps.DEL![step] ??= []).push(ms);
+      }
+      const callsAfterDels = await etcdCallsNow(etcd.endpoint);
+      const perCall = (from: Record<string, number>, to: Record<string, number>, method: string): number => ((to[method] ?? 0) - (from[method] ?? 0)) / PODS;
+
+      // The processes of one ADD and one DEL, through wrappers on PATH that log their arguments.
+      const spawned = await countProcesses(invocation(PODS, 'ADD'), invocation(PODS, 'DEL'));
 
       // What eager imports would cost: the same ADD with the other backends' modules preloaded.
       const preload = ['src/datastore/kubernetes.js', 'src/log.js', 'src/resources/index.js'].map((m) => pathToFileURL(join(process.cwd(), 'dist', m)).href);
@@ -148,6 +218,13 @@ export const cniBench: Bench = {
         eager.push(out.ms);
         must(await runCniPlugin(invocation(i, 'DEL')), `DEL after eager ADD of pod ${i}`);
       }
+      // The same ADD over gRPC (package etcd3), the transport the plugin used before the JSON gateway.
+      const grpc: number[] = [];
+      for (let i = 0; i < GRPC_RUNS; i++) {
+        const inv = invocation(i, 'ADD');
+        grpc.push(must(await runCniPlugin({ ...inv, env: { ...inv.env, TORTIE_CNI_ETCD_TRANSPORT: 'grpc' } }), `gRPC ADD of pod ${i}`).ms);
+        must(await runCniPlugin(invocation(i, 'DEL')), `DEL after gRPC ADD of pod ${i}`);
+      }
 
       const bareP50 = percentile(bare, 50);
       const vsBare = (v: number): string => `${(v / bareP50).toFixed(1)}× node -e 0`;
@@ -157,11 +234,21 @@ export const cniBench: Bench = {
         ...rowsOf('node -e 0 (start-up alone)', bare),
         ...rowsOf('VERSION (start-up + plugin modules, no datastore)', version, { vs: vsBare(percentile(version, 50)) }),
       ];
-      for (const [step, values] of Object.entries(steps)) {
-        rows.push({ name: `ADD step "${step}" p50 (inside the plugin)`, value: percentile(values, 50), unit: 'ms' });
+      for (const [command, byStep] of Object.entries(steps)) {
+        for (const [step, values] of Object.entries(byStep)) {
+          rows.push({ name: `${command} step "${step}" p50 (inside the plugin)`, value: percentile(values, 50), unit: 'ms' });
+        }
       }
       const eagerP50 = percentile(eager, 50);
       rows.push({ name: `ADD with eager imports (kubernetes client, pino, yaml preloaded) p50 (${eager.length} calls)`, value: eagerP50, unit: 'ms', vs: `+${(eagerP50 - percentile(adds, 50)).toFixed(0)} ms vs lazy` });
+      const grpcP50 = percentile(grpc, 50);
+      rows.push({ name: `ADD over gRPC (TORTIE_CNI_ETCD_TRANSPORT=grpc) p50 (${grpc.length} calls)`, value: grpcP50, unit: 'ms', vs: `+${(grpcP50 - percentile(adds, 50)).toFixed(0)} ms vs the JSON gateway` });
+      for (const method of ['Range', 'Txn']) {
+        rows.push({ name: `etcd ${method} calls per ADD (mean of ${PODS})`, value: perCall(callsBefore, callsAfterAdds, method), unit: 'calls' });
+        rows.push({ name: `etcd ${method} calls per DEL (mean of ${PODS})`, value: perCall(callsAfterAdds, callsAfterDels, method), unit: 'calls' });
+      }
+      rows.push({ name: 'processes started by one ADD (ip, nsenter, sysctl)', value: spawned.ADD.length, unit: 'processes', vs: spawned.ADD.join(' | ') });
+      rows.push({ name: 'processes started by one DEL', value: spawned.DEL.length, unit: 'processes', vs: spawned.DEL.join(' | ') });
       return rows;
     } finally {
       await ds.close().catch(() => undefined);
