@@ -43,7 +43,10 @@
 //
 // Start-up: the runtime starts a new Node process per call, so start-up is part of every pod's latency.
 // src/cli/main.ts hands over before loading anything else, and the plugin imports the datastore backend,
-// IPAM and the Kubernetes client only in the commands that need them (test/bench/cni.ts measures it).
+// IPAM and the Kubernetes client only in the commands that need them. etcd is reached over its HTTP/JSON
+// gateway (src/datastore/etcd-gateway.ts; gRPC's client alone took ~200 ms to load), falling back to gRPC
+// with a warning when the gateway cannot serve; TORTIE_CNI_ETCD_TRANSPORT=grpc forces gRPC.
+// test/bench/cni.ts measures it (test/bench/README.md, "cni").
 
 import { spawn } from 'node:child_process';
 import { performance } from 'node:perf_hooks';

@@ -25,7 +25,7 @@ import { runPlugin, type CniLog, type PluginIo } from './plugin.js';
 import { CniError, LOG_LEVELS, type LogLevel, type NetConf } from './spec.js';
 import type { EtcdTransportName } from '../datastore/index.js';
 
-/** The values TORTIE_CNI_ETCD_TRANSPORT takes (src/datastore/index.ts ETCD_TRANSPORTS, not imported: start-up). */
+/** The values TORTIE_CNI_ETCD_TRANSPORT takes (src/datastore/index.ts OpenOptions.etcdTransport). */
 const ETCD_TRANSPORT_NAMES: readonly EtcdTransportName[] = ['http', 'grpc'];
 
 /** A JSON-lines logger at `level` and above, to `file` (appended) or stderr. */

@@ -84,7 +84,6 @@ export interface OpenOptions {
 }
 
 export type EtcdTransportName = 'grpc' | 'http';
-export const ETCD_TRANSPORTS: readonly EtcdTransportName[] = ['grpc', 'http'];
 
 /** One row per backend: how to open it from a configuration. */
 const BACKENDS: Readonly<Record<DatastoreType, (config: DatastoreConfig, options: OpenOptions) => Promise<Datastore>>> = {
