@@ -34,7 +34,7 @@ import { Nft } from '../../felix/nft.js';
 import { PolicyDataplane } from '../../felix/policy-dataplane.js';
 import { PolicyEnforcer } from '../policy/enforcer.js';
 import { AlreadyExistsError, ConflictError, type Datastore } from '../datastore/types.js';
-import { Ipam } from '../ipam/index.js';
+import { Ipam, ipipTunnelHandle } from '../ipam/index.js';
 import { applyDefaults, parseSelector, API_VERSION, BGP_DEFAULTS, type Resource } from '../resources/index.js';
 import type { Logger } from '../log.js';
 import { affineBlocks, calicoExportFilter, originatedPrefixes } from './advertise.js';
@@ -89,7 +89,6 @@ export interface AgentDeps {
 const GRACEFUL_RESTART = { restartTime: 120, deferralMs: 30_000 } as const;
 /** WAIT_FOR_DATASTORE: attempts one second apart (an hour). */
 const WAIT_ATTEMPTS = 3600;
-const IPIP_HANDLE_PREFIX = 'ipip-tunnel-addr-';
 
 interface SpeakerIdentity {
   routerId: string;
@@ -548,6 +547,7 @@ export class Agent {
       // A claim this node started before a crash is finished (or dropped) first: a block whose affinity
       // stayed pending would be used for pods but never advertised.
       await this.ipam.settlePending(node);
+      await this.settleReleases(node);
       const owned = await this.ipam.blocksOf(node);
       if (owned.length === 0) {
         const cidr = await this.ipam.claimBlock(node);
@@ -559,6 +559,21 @@ export class Agent {
     }
   }
 
+  /**
+   * A release of one of our blocks that stopped half-way (affinity pendingDeletion: the block is no longer
+   * advertised) is finished when the block is empty and undone when it holds addresses (Ipam.settlePendingDeletion).
+   */
+  private async settleReleases(node: string): Promise<void> {
+    try {
+      for (const settled of await this.ipam.settlePendingDeletion(node)) {
+        this.log.info({ block: settled.cidr, outcome: settled.outcome }, 'settled a release of our block that had stopped half-way (affinity pendingDeletion)');
+      }
+    } catch (error) {
+      this.warnings.add(`a block release left half-done (affinity pendingDeletion) could not be settled: ${errorText(error)}`);
+      this.log.warn({ err: errorText(error) }, 'could not settle a pendingDeletion block affinity');
+    }
+  }
+
   /** An enabled IPIP pool selecting us → an address for tunl0 from it, stored in Node.spec.bgp.ipv4IPIPTunnelAddr. */
   private async ensureTunnelAddress(): Promise<void> {
     const name = this.config.nodeName;
@@ -566,7 +581,7 @@ export class Agent {
     const pools = this.ipipPoolsFor((await this.ds.list('IPPool')).items, node?.metadata.labels ?? {});
     if (pools.length === 0 || !node) return;
     try {
-      const [address] = await this.ipam.assign(name, `${IPIP_HANDLE_PREFIX}${name}`, { pool: pools[0]!.metadata.name, use: 'Tunnel' });
+      const [address] = await this.ipam.assign(name, ipipTunnelHandle(name), { pool: pools[0]!.metadata.name, use: 'Tunnel' });
       if (address === undefined || node.spec.bgp?.ipv4IPIPTunnelAddr === address) return;
       for (let attempt = 0; attempt < 10; attempt++) {
         const current = await this.ds.get('Node', name);

@@ -20,6 +20,11 @@
 //   (the claim moves on to another block), so a block being given up cannot be re-claimed half-way; and
 //   when the caller wanted an empty block but an address arrived first, the affinity goes back to
 //   `confirmed`, so the node keeps advertising the block its new pod lives in.
+// - A release killed half-way leaves the affinity `pendingDeletion` on a block still the node's, which is
+//   then no longer advertised. Claims never touch it (above); the node's agent settles its own at startup
+//   (settlePendingDeletion): an empty block's release is finished, a block holding addresses is confirmed
+//   back as Calico's claim does with an affinity that is not confirmed (the block is rewritten first, so a
+//   release still running fails its compare-and-swap, reads again and wins).
 
 import { systemClock, type Clock } from '../../bgp/clock.js';
 import { parseIpv4, parsePrefix, prefixContains } from '../../bgp/ip.js';
@@ -90,6 +95,17 @@ export type AffinityRelease =
   | { outcome: 'not-affine'; cidr: string; affinity: BlockAffinityState | null; owner: string | null };
 
 type BlockAffinityState = Resource<'BlockAffinity'>['spec']['state'];
+
+/** What settlePendingDeletion did with one of the node's `pendingDeletion` affinities (a release that stopped half-way). */
+export type PendingDeletionSettlement =
+  /** The block was empty: the release was finished (block, then affinity, deleted). */
+  | { outcome: 'released'; cidr: string }
+  /** The block holds `allocated` addresses: the affinity is confirmed again, so the node advertises it again. */
+  | { outcome: 'confirmed'; cidr: string; allocated: number }
+  /** The release had got past the block (gone, or not the node's): its affinity was deleted. */
+  | { outcome: 'affinity-deleted'; cidr: string; owner: string | null }
+  /** Someone else finished the release, or undid it, meanwhile: nothing was written. */
+  | { outcome: 'settled-elsewhere'; cidr: string };
 
 /** Attempts of one compare-and-swap loop before giving up; enough for a few hundred concurrent writers. */
 const MAX_ATTEMPTS = 400;
@@ -193,6 +209,61 @@ export class Ipam {
       } catch (err) {
         if (!(err instanceof ConflictError) && !(err instanceof NotFoundError)) throw err;
       }
+    }
+  }
+
+  /**
+   * Settles `node`'s releases that stopped half-way (affinity `pendingDeletion`, see the header); only the
+   * node's agent calls it, at startup. Per affinity: block gone or not the node's → the affinity is deleted
+   * (the release got that far); block empty → the release is finished (releaseAffinity with requireEmpty,
+   * so an address taken meanwhile confirms it back instead); block holding addresses → confirmed back, as
+   * its pods (or tunnel) use it and would be unreachable unadvertised.
+   */
+  async settlePendingDeletion(node: string): Promise<PendingDeletionSettlement[]> {
+    const stuck = (await this.ds.list('BlockAffinity')).items.filter((a) => a.spec.node === node && a.spec.state === 'pendingDeletion');
+    const out: PendingDeletionSettlement[] = [];
+    for (const affinity of stuck) out.push(await this.settleOnePendingDeletion(node, affinity.spec.cidr));
+    return out;
+  }
+
+  private async settleOnePendingDeletion(node: string, cidr: string): Promise<PendingDeletionSettlement> {
+    const name = affinityName(node, cidr);
+    const decided = await this.retrying(`settle BlockAffinity ${name} (pendingDeletion)`, async () => {
+      const [affinity, block] = await Promise.all([this.ds.get('BlockAffinity', name), this.ds.get('IPAMBlock', blockName(cidr))]);
+      if (!affinity || affinity.spec.state !== 'pendingDeletion') return { outcome: 'settled-elsewhere', cidr } as const;
+      const owner = block ? blocks.affineNode(block.spec) : null;
+      try {
+        if (!block || owner !== node) {
+          await this.ds.delete('BlockAffinity', name, { revision: affinity.metadata.resourceVersion ?? '' });
+          return { outcome: 'affinity-deleted', cidr, owner } as const;
+        }
+        const allocated = blocks.allocatedCount(block.spec);
+        if (allocated === 0) return { outcome: 'empty', cidr } as const;
+        // Calico's confirmation of an affinity that is not confirmed: a new revision of the block first, so a
+        // release that read it before fails its compare-and-swap and decides again; then the affinity.
+        await this.ds.update(blockResource({ ...block.spec, sequenceNumber: (block.spec.sequenceNumber ?? 0) + 1 }, block.metadata.resourceVersion));
+        const confirmed = await this.ds.update({ ...affinity, spec: { ...affinity.spec, state: 'confirmed' } });
+        const after = await this.ds.get('IPAMBlock', blockName(cidr));
+        if (after && blocks.affineNode(after.spec) === node) return { outcome: 'confirmed', cidr, allocated } as const;
+        // A running release got the block between our two writes: our confirmation must not outlive it.
+        await this.deleteIfUnchanged(confirmed);
+        return { outcome: 'settled-elsewhere', cidr } as const;
+      } catch (err) {
+        if (err instanceof NotFoundError) return undefined; // deleted meanwhile: read again
+        throw err;
+      }
+    });
+    if (decided.outcome !== 'empty') return decided;
+    try {
+      const release = await this.releaseAffinity(node, cidr, { requireEmpty: true });
+      if (release.outcome === 'deleted') return { outcome: 'released', cidr };
+      if (release.outcome === 'not-affine') return { outcome: 'affinity-deleted', cidr, owner: release.owner };
+      return { outcome: 'affinity-deleted', cidr, owner: null };
+    } catch (err) {
+      if (!(err instanceof BlockInUseError)) throw err;
+      // An address arrived first: releaseAffinity confirmed the affinity back.
+      const block = await this.ds.get('IPAMBlock', blockName(cidr));
+      return { outcome: 'confirmed', cidr, allocated: block ? blocks.allocatedCount(block.spec) : 0 };
     }
   }
 

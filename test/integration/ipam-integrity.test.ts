@@ -6,10 +6,19 @@
 //   otherwise it disables P, releases tunnel and leaked addresses and P's blocks and affinities, deletes P.
 // - Releasing an empty block while another client assigns into it or claims it (forced interleavings, then
 //   a bounded stress loop): the new address and its block's affinity survive, nothing is left half-done.
+// - Releases killed half-way (the real release code, its datastore failing from one write on) leave
+//   affinities pendingDeletion; the node's agent, started on the same datastore, settles them: the block in
+//   use is taken back and advertised, the empty one released, one already unaffined loses its affinity.
 // After each, the whole stored state is checked with ipamProblems (test/unit/ipam/invariants.ts).
 
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { affineBlocks } from '../../src/agent/advertise.js';
+import { Agent, type SpeakerLike } from '../../src/agent/agent.js';
+import { parseAgentConfig } from '../../src/agent/config.js';
 import { parseResourceArgs, runResourceCommand } from '../../src/cli/resources-command.js';
 import { openEtcd } from '../../src/datastore/etcd.js';
 import { openKubernetes } from '../../src/datastore/kubernetes.js';
@@ -20,6 +29,8 @@ import { API_VERSION, type Kind, type Resource } from '../../src/resources/types
 import { requireEtcd, startEtcd, type EtcdInstance } from '../harness/etcd.js';
 import { startFakeApiServer, type FakeApiServer } from '../harness/fake-apiserver.js';
 import { allocatedAddresses, ipamProblems, readIpamState } from '../unit/ipam/invariants.js';
+import { INTERFACES } from '../unit/helpers/agent-fixtures.js';
+import { FakeSpeaker } from '../unit/helpers/fake-speaker.js';
 
 const haveEtcd = requireEtcd();
 
@@ -176,6 +187,25 @@ function pauseBefore(ds: Datastore, match: (op: 'update' | 'delete' | 'create', 
     close: () => ds.close(),
   };
   return { ds: wrapped, reached, release: () => go() };
+}
+
+/** `ds` as seen by a process killed at the first write matching `at`: that write and every later one fail. */
+function killedAt(ds: Datastore, at: (op: 'update' | 'delete' | 'create', kind: Kind) => boolean): Datastore {
+  let dead = false;
+  const guard = (op: 'update' | 'delete' | 'create', kind: Kind): void => {
+    if (!dead && at(op, kind)) dead = true;
+    if (dead) throw new Error(`killed before ${op} ${kind}`);
+  };
+  return {
+    type: ds.type,
+    get: (kind, name, namespace) => ds.get(kind, name, namespace),
+    list: (kind, options) => ds.list(kind, options),
+    create: async (resource) => (guard('create', resource.kind), ds.create(resource)),
+    update: async (resource) => (guard('update', resource.kind), ds.update(resource)),
+    delete: async (kind, name, options) => (guard('delete', kind), ds.delete(kind, name, options)),
+    watch: (kind, from, onEvent) => ds.watch(kind, from, onEvent),
+    close: () => ds.close(),
+  };
 }
 
 /** Blocks the agent of `node` would advertise (a confirmed affinity and the block's affinity agree). */
@@ -419,6 +449,66 @@ function suite(name: string, makeBackend: () => Backend, start: () => Promise<vo
       }
       expect(rounds).toBeGreaterThan(0);
       expect(outcomes.released + outcomes.refused).toBe(rounds);
+    }, 60_000);
+
+    it('releases killed half-way (affinity pendingDeletion) are settled by the node\u2019s agent at startup: the block in use taken back and advertised, the empty one released', async () => {
+      await ds.create(pool('pool-k', '10.244.0.0/24', { ipipMode: 'Never' }));
+      await ds.create(pool('pool-k2', '10.245.0.0/24', { ipipMode: 'Never' }));
+      await backend.addNode(ds, 'crashed');
+      const ipam = new Ipam(ds);
+      const [web] = await ipam.assign('crashed', 'k8s-pod-network.c-web', { pool: 'pool-k' });
+      const empty = await ipam.claimBlock('crashed', { pool: 'pool-k' });
+      const [api] = await ipam.assign('crashed', 'k8s-pod-network.c-api', { pool: 'pool-k2' });
+      const [inUse, unaffined] = ['10.244.0.0/26', '10.245.0.0/26'];
+      expect([inCidr(web!, inUse), empty, inCidr(api!, unaffined)]).toEqual([true, '10.244.0.64/26', true]);
+      // Three releases (delete ippool / delete node), each the real code killed at one write, on its own client.
+      const die = async (cidr: string, at: (op: 'create' | 'update' | 'delete', kind: Kind) => boolean): Promise<void> => {
+        await expect(new Ipam(killedAt(clients[1]!, at)).releaseAffinity('crashed', cidr)).rejects.toThrow(/killed before/);
+      };
+      const blockWrite = (op: string, kind: Kind): boolean => kind === 'IPAMBlock' && op !== 'create';
+      await die(inUse, blockWrite); // affinity pendingDeletion, block still the node's, with the pod's address
+      await die(empty, blockWrite); // the same with an empty block
+      await die(unaffined, (op, kind) => op === 'delete' && kind === 'BlockAffinity'); // got past the block (kept, no affinity)
+      expect((await summary(ds)).affinities).toEqual([`crashed ${inUse} pendingDeletion`, `crashed ${empty} pendingDeletion`, `crashed ${unaffined} pendingDeletion`]);
+      expect(await advertised(ds, 'crashed')).toEqual([]); // the pod's block went dark with the crash
+      const held = allocatedAddresses(await readIpamState(ds));
+
+      // The node's agent starts (its own datastore client), with a stand-in Speaker and no dataplane.
+      const dir = mkdtempSync(join(tmpdir(), 'tortie-ipam-followup-'));
+      const speakers: FakeSpeaker[] = [];
+      const agentDs = await backend.open();
+      const env = { NODENAME: 'crashed', IP: '198.18.0.11/24', TORTIE_DATAPLANE: 'none', TORTIE_HEALTH_PORT: '0', TORTIE_CTL_SOCKET: join(dir, 'ctl.sock'), NO_DEFAULT_POOLS: 'true' };
+      const agent = new Agent(parseAgentConfig(env, 'unused'), {
+        datastore: agentDs,
+        logger: pino({ level: 'silent' }),
+        createSpeaker: (config) => {
+          const speaker = new FakeSpeaker(config);
+          speakers.push(speaker);
+          return speaker as unknown as SpeakerLike;
+        },
+        interfaces: () => INTERFACES,
+        serveControl: null,
+        startHealth: null,
+        coalesceMs: 1,
+      });
+      try {
+        await agent.start();
+        const originated = (speakers.at(-1)?.originated ?? []).map((r) => `${[24, 16, 8, 0].map((b) => (r.prefix.addr >>> b) & 255).join('.')}/${r.prefix.len}`);
+        expect(originated).toEqual([inUse]);
+        expect(agent.status().warnings).toEqual([]);
+      } finally {
+        await agent.stop();
+        await agentDs.close();
+        rmSync(dir, { recursive: true, force: true });
+      }
+      expect(await summary(ds)).toEqual({
+        blocks: [`${inUse} host:crashed [${web}=k8s-pod-network.c-web]`, `${unaffined} no-affinity [${api}=k8s-pod-network.c-api]`],
+        affinities: [`crashed ${inUse} confirmed`],
+        handles: [`k8s-pod-network.c-api {"${unaffined}":1}`, `k8s-pod-network.c-web {"${inUse}":1}`],
+      });
+      expect(allocatedAddresses(await readIpamState(ds))).toEqual(held);
+      expect(ipamProblems(await readIpamState(ds))).toEqual([]);
+      expect(await advertised(ds, 'crashed')).toEqual([inUse]);
     }, 60_000);
   });
 }

@@ -66,6 +66,32 @@ describe('Agent startup', () => {
     expect((await ds.list('IPAMBlock')).items).toHaveLength(1); // no second block claimed
   });
 
+  it('settles releases of its blocks left half-done (pendingDeletion): takes back the one in use, finishes the empty one', async () => {
+    const ds = new MemoryDatastore();
+    await ds.create(res('IPPool', 'mine', { cidr: '10.9.0.0/16', ipipMode: 'Always' }));
+    const { Ipam } = await import('../../../src/ipam/index.js');
+    const ipam = new Ipam(ds);
+    const [pod] = await ipam.assign('node-1', 'k8s-pod-network.web');
+    expect(await ipam.claimBlock('node-1')).toBe('10.9.0.64/26');
+    // A release of each block (delete node / delete ippool) was killed after marking the affinity pendingDeletion.
+    for (const name of ['node-1-10-9-0-0-26', 'node-1-10-9-0-64-26']) {
+      const affinity = (await ds.get('BlockAffinity', name))!;
+      await ds.update({ ...affinity, spec: { ...affinity.spec, state: 'pendingDeletion' } });
+    }
+    const { agent, last } = makeAgent({ IP: '198.18.0.11/24' }, ds);
+    await agent.start();
+    expect((await ds.list('BlockAffinity')).items.map((a) => `${a.spec.cidr} ${a.spec.state}`)).toEqual(['10.9.0.0/26 confirmed']);
+    expect((await ds.list('IPAMBlock')).items.map((b) => b.spec.cidr)).toEqual(['10.9.0.0/26']);
+    expect(last().originated.map((r) => `${formatIpv4(r.prefix.addr)}/${r.prefix.len}`)).toEqual(['10.9.0.0/26']);
+    expect(agent.status().warnings).toEqual([]);
+    // The pod keeps its address; the tunnel address comes from the same block, under Calico's handle name.
+    const tunnel = (await ds.get('Node', 'node-1'))?.spec.bgp?.ipv4IPIPTunnelAddr;
+    expect(tunnel).toMatch(/^10\.9\.0\.\d+$/);
+    expect(tunnel).not.toBe(pod);
+    expect((await ds.get('IPAMHandle', 'ipip-tunnel-addr-node-1'))?.spec.block).toEqual({ '10.9.0.0/26': 1 });
+    expect((await ds.get('IPAMHandle', 'k8s-pod-network.web'))?.spec.block).toEqual({ '10.9.0.0/26': 1 });
+  });
+
   it('leaves an existing pool alone and honours NO_DEFAULT_POOLS; IPIP Never means no tunnel address', async () => {
     const ds = new MemoryDatastore();
     await ds.create(res('IPPool', 'mine', { cidr: '10.9.0.0/16', ipipMode: 'Never' }));
