@@ -3,24 +3,27 @@
 // (`ip monitor`, `nft -j monitor`) are monitor-child.ts's, not this file's.
 //
 //   startCommand(spec)  spawns `command args...` (an argv, never a shell line) at once; its stdin stays open
-//                       until `end()`, so a caller can start a process before it knows what to write (the
-//                       route table starts its `ip -batch` while it still reads the kernel);
+//                       (`write` some, `end` with the rest), so a caller can start a process before it knows
+//                       all it will write — the route table's one `ip -batch` reads the kernel, then takes
+//                       the route lines decided from what it read;
 //   runCommand(spec)    start, write `stdin`, end: the whole run.
 //
 // Every run is bounded: after `timeoutMs` the child is killed (SIGKILL, by its own PID) and the run
 // rejects; stdout and stderr are collected up to `maxOutputBytes` each (more kills the child), or stdout
-// goes to an unlinked scratch file read back whole after the exit (`stdout: 'scratch'`). Failures to run
-// reject with an error that names the command line: `cannot run "ip": spawn ip ENOENT`, `ip -n x route
-// show took longer than 200 ms and was killed`; a non-zero exit is a result, not a rejection (callers
-// read their tool's stderr: ip -batch line numbers, nft script positions), and `failureMessage` words it
-// with the command line and stderr. Errors are made by the caller's `makeError`, so each keeps its type
-// (KernelError, NftError).
+// goes to an unlinked scratch file read back after the exit (`stdout: 'scratch'`; `stdoutSoFar()` reads
+// it while the child still runs). Failures to run reject with an error that names the command line:
+// `cannot run "ip": spawn ip ENOENT`, `ip -n x route show took longer than 200 ms and was killed`; a
+// non-zero exit is a result, not a rejection (callers read their tool's stderr: ip -batch line numbers,
+// nft script positions), and `failureMessage` words it with the command line and stderr. Errors are made
+// by the caller's `makeError`, so each keeps its type (KernelError, NftError).
 //
 // Why this is hard: a child must never outlive its caller's patience (a hung `ip` on a broken netns, an
 // nft waiting on a lock), must not fill memory (a runaway output), and must be killed by its own PID
 // only. And a command that prints one line per route (ip flushes after every route it prints) reaches
 // Node through a pipe as thousands of small chunks: 10,000 routes cost ~20 ms of Node's CPU that way
-// against ~3 ms read back from a file — so bulk readers ask for the scratch file.
+// against ~3 ms read back from a file — so bulk readers ask for the scratch file. The scratch file is
+// opened and read with synchronous calls: a private file, microseconds each, where every await before the
+// spawn is a turn of the event loop the command would wait for.
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, fstatSync, openSync, readSync, unlinkSync } from 'node:fs';
@@ -35,13 +38,15 @@ export interface CommandSpec {
   timeoutMs: number;
   /**
    * `pipe` (the default): collected in memory. `scratch`: into a new, already unlinked file in the temporary
-   * directory, read back whole after the exit — a pipe when no such file can be made (a read-only /tmp).
+   * directory, read back after the exit — a pipe when no such file can be made (a read-only /tmp).
    */
   stdout?: 'pipe' | 'scratch';
   /** stdout and stderr are each collected up to this many bytes; more kills the child (default 256 MiB). */
   maxOutputBytes?: number;
   /** The error type the caller throws (KernelError, NftError, ...); Error by default. */
   makeError?: (message: string) => Error;
+  /** Called with each piece of stderr as it arrives (it is collected all the same). */
+  onStderr?: (chunk: Buffer) => void;
 }
 
 export interface CommandResult {
@@ -56,15 +61,21 @@ export interface CommandResult {
 export interface RunningCommand {
   /** `ip -n x route show`: the command line, for messages. */
   readonly line: string;
+  /** Writes to the child's stdin now, leaving it open. */
+  write(chunk: string): void;
   /**
    * Writes `input` (a string, or chunks written as an iterable yields them), closes stdin and waits for the
    * exit. Call once.
    */
   end(input?: string | Iterable<string>): Promise<CommandResult>;
-  /** Ends the child now (SIGKILL) when it is still running; `end()` then rejects or resolves as it ends. */
+  /** What the child wrote to stdout until now: the scratch file's content, or what came through the pipe. */
+  stdoutSoFar(): Buffer;
+  /** Ends the child now (SIGKILL) when it is still running; `end()` then resolves with the signal. */
   kill(): void;
   /** Whether the run is over: exited, killed, or failed to start. */
   readonly finished: boolean;
+  /** The run's end, without ending stdin (what `end()` returns, for a caller that only watches). */
+  readonly exited: Promise<CommandResult>;
 }
 
 const DEFAULT_MAX_OUTPUT = 256 * 1024 * 1024;
@@ -81,17 +92,24 @@ export function failureMessage(line: string, result: CommandResult): string {
   return `${line} failed (${status})${stderr === '' ? '' : `: ${stderr.slice(0, 300)}`}`;
 }
 
-/**
- * Spawns the command now, stdin open (`stdin: 'ignore'` gives it /dev/null instead, and `end()` must then be
- * called without input). `stdoutFd`: the child's stdout goes to that file descriptor instead of a pipe.
- */
-export function startCommand(spec: CommandSpec & { stdin?: 'pipe' | 'ignore'; stdoutFd?: number }): RunningCommand {
+/** Spawns the command now, stdin open (`stdin: 'ignore'` gives it /dev/null instead: no input then). */
+export function startCommand(spec: CommandSpec & { stdin?: 'pipe' | 'ignore' }): RunningCommand {
   if (!(spec.timeoutMs > 0)) throw new Error(`command timeoutMs is ${spec.timeoutMs}; expected a number of milliseconds > 0`);
   const makeError = spec.makeError ?? ((message: string) => new Error(message));
   const maxOutput = spec.maxOutputBytes ?? DEFAULT_MAX_OUTPUT;
   const line = commandLine(spec.command, spec.args);
-  const stdinMode = spec.stdin ?? 'pipe';
-  const child: ChildProcess = spawn(spec.command, [...spec.args], { stdio: [stdinMode, spec.stdoutFd ?? 'pipe', 'pipe'] });
+  let fd = spec.stdout === 'scratch' ? openScratchFile() : null;
+  let child: ChildProcess;
+  try {
+    child = spawn(spec.command, [...spec.args], { stdio: [spec.stdin ?? 'pipe', fd ?? 'pipe', 'pipe'] });
+  } catch (error) {
+    if (fd !== null) closeSync(fd);
+    throw error;
+  }
+  const closeFile = (): void => {
+    if (fd !== null) closeSync(fd);
+    fd = null;
+  };
 
   let settled = false;
   // The time bound runs from the spawn (the callback runs later, when fail and kill below exist).
@@ -111,6 +129,7 @@ export function startCommand(spec: CommandSpec & { stdin?: 'pipe' | 'ignore'; st
     if (settled) return;
     settled = true;
     clearTimeout(timer);
+    closeFile();
     rejectRun(makeError(message));
   };
   const kill = (): void => {
@@ -139,6 +158,7 @@ export function startCommand(spec: CommandSpec & { stdin?: 'pipe' | 'ignore'; st
       return;
     }
     err.push(b);
+    spec.onStderr?.(b);
   });
   child.on('error', (e) => {
     kill();
@@ -147,14 +167,30 @@ export function startCommand(spec: CommandSpec & { stdin?: 'pipe' | 'ignore'; st
   child.on('close', (code, signal) => {
     clearTimeout(timer);
     if (settled) return;
+    let stdout: Buffer;
+    if (fd !== null) {
+      const size = fstatSync(fd).size;
+      if (size > maxOutput) {
+        fail(`${line} printed more than ${maxOutput} bytes on stdout`);
+        return;
+      }
+      stdout = readFrom(fd, size);
+      closeFile();
+    } else {
+      stdout = Buffer.concat(out);
+    }
     settled = true;
-    resolveRun({ code, signal, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString('utf8') });
+    resolveRun({ code, signal, stdout, stderr: Buffer.concat(err).toString('utf8') });
   });
   child.stdin?.on('error', () => undefined); // a child that exits early: its exit status says why
 
   let ended = false;
   return {
     line,
+    write(chunk) {
+      if (ended) throw new Error(`${line}: write() after end()`);
+      child.stdin?.write(chunk);
+    },
     end(input) {
       if (ended) throw new Error(`${line}: end() called twice`);
       ended = true;
@@ -172,29 +208,22 @@ export function startCommand(spec: CommandSpec & { stdin?: 'pipe' | 'ignore'; st
       }
       return done;
     },
+    stdoutSoFar() {
+      if (fd === null) return Buffer.concat(out);
+      return readFrom(fd, fstatSync(fd).size);
+    },
     kill,
     get finished() {
       return settled;
     },
+    exited: done,
   };
 }
 
 /** Runs the command to its end: `stdin` is written and closed (absent: the child's stdin is /dev/null). */
-export async function runCommand(spec: CommandSpec & { stdin?: string | Iterable<string> }): Promise<CommandResult> {
-  const fd = spec.stdout === 'scratch' ? openScratchFile() : null;
-  try {
-    const running = startCommand({ ...spec, stdin: spec.stdin === undefined ? 'ignore' : 'pipe', ...(fd !== null ? { stdoutFd: fd } : {}) });
-    const result = await running.end(spec.stdin);
-    if (fd !== null) {
-      const max = spec.maxOutputBytes ?? DEFAULT_MAX_OUTPUT;
-      const { size } = fstatSync(fd);
-      if (size > max) throw (spec.makeError ?? ((m: string) => new Error(m)))(`${running.line} printed more than ${max} bytes on stdout`);
-      result.stdout = readWhole(fd, size);
-    }
-    return result;
-  } finally {
-    if (fd !== null) closeSync(fd);
-  }
+export function runCommand(spec: CommandSpec & { stdin?: string | Iterable<string> }): Promise<CommandResult> {
+  const running = startCommand({ ...spec, stdin: spec.stdin === undefined ? 'ignore' : 'pipe' });
+  return running.end(spec.stdin);
 }
 
 let scratchFiles = 0;
@@ -202,9 +231,7 @@ let scratchFiles = 0;
 /**
  * A new file for one command's output, already unlinked (nothing is left behind, even by a crash after
  * this returns); null when none can be made here (a read-only /tmp): the caller uses a pipe instead.
- * `wx+` refuses a path that exists (a planted symlink in a shared /tmp included). Synchronous, like the
- * read-back: a private file in the temporary directory, microseconds each, where every await before the
- * spawn would be a turn of the event loop the command waits for.
+ * `wx+` refuses a path that exists (a planted symlink in a shared /tmp included).
  */
 function openScratchFile(): number | null {
   const path = join(tmpdir(), `tortie-cmd-${process.pid}-${++scratchFiles}`);
@@ -222,8 +249,8 @@ function openScratchFile(): number | null {
   return fd;
 }
 
-/** The `size` bytes of file `fd` from offset 0 (its own offset was moved to the end by the child's writes). */
-function readWhole(fd: number, size: number): Buffer {
+/** The first `size` bytes of file `fd` (its own offset was moved to the end by the child's writes). */
+function readFrom(fd: number, size: number): Buffer {
   const buffer = Buffer.allocUnsafe(size);
   let filled = 0;
   while (filled < size) {

@@ -1,44 +1,62 @@
 // The real kernel, through iproute2, optionally inside a network namespace (`ip -n <netns>`), so tests
-// never touch the host's routing table.
+// never touch the host's routing table. Every process goes through command.ts (time-bounded, killed by its
+// own PID).
 //
-//   reads   `ip -4 -json route show table main`, `ip -json link show`: one process per read, its stdout
-//           into an unlinked scratch file (a pipe when no file can be made): ip flushes every route on its
-//           own, so through a pipe 10,000 routes reached Node as ~4,500 chunks and cost it ~20 ms of CPU
-//           (~3 ms through the file; wall 50 vs 27 ms, measured under load);
-//   writes  one `ip -force -batch -` process per batch: every line is a route command, deletions first,
-//           then `route replace` lines, written in chunks as they are made (ip starts on the first routes
-//           while the last lines are made); `-force` runs every line even after a failure, and the failing
-//           lines ("Command failed -:N") are reported together in one KernelError;
+//   reads   one `ip -4 -json -batch -` of `route save table main` and `link show`: the routes as the kernel's
+//           own rtnetlink messages (rtnetlink.ts decodes them, RTA_OIF named from the links), then the links
+//           as JSON; stdout into an unlinked scratch file (a pipe when no file can be made);
+//   writes  one `ip -force -batch -` per batch: deletions first, then `route replace` lines, written in
+//           chunks as they are made (ip starts on the first routes while the last lines are made);
+//           `-force` runs every line even after a failure, and the failing lines ("Command failed -:N")
+//           are reported together in one KernelError;
+//   both    readThenWrite: one `ip -4 -json -force -batch -` reads as above, then fails a fence line (no such
+//           ip object): "Command failed -:3" on stderr says the read is whole in the file; the caller's
+//           batch, decided from the read, goes down the same stdin. The route table's resyncs that write
+//           (the first programming, a restart) start one process instead of two;
 //   events  one long-running `ip -o monitor route link` per watch, parsed line by line.
 //
-// Why iproute2 and not netlink, and one process per call rather than a long-running `ip -batch` — measured
-// (test/bench/felix-routes.ts, and bash `time` on ip; iproute2 6.1, 2 CPUs shared with other test runs):
-//   - `ip -batch` of 10,000 `route replace` lines: 113-121 ms, of which 83-90 ms is kernel (sys) time — the
-//     route insertions, which a netlink socket pays the same — and 15-24 ms ip's own user time. That user
+// Why iproute2 and not netlink, why these reads, and why one process per call rather than a long-running
+// `ip -batch` — measured here (iproute2 6.1, Linux 6.1, 2 CPUs shared with other test runs, load 2-5;
+// test/bench/felix-routes.ts and test/bench/README.md "felix-routes"; `time` and `strace -c` on ip):
+//   - `ip -batch` of 10,000 `route replace` lines: 110-130 ms, of which 80-90 ms is kernel (sys) time — the
+//     route insertions, which a netlink socket pays the same — and 10-20 ms ip's own user time. That user
 //     time is the most netlink could save, and building the messages in JS would spend part of it again;
 //     Node has no AF_NETLINK socket without a native addon (a compiler and a build per Node ABI per node).
-//   - `ip -4 -json route show` of 10,000 routes: 18-20 ms (10-13 ms user) into a file, plus ~7 ms of
-//     JSON.parse in Node: a no-op resync of 10,000 routes is ~45-60 ms, most of it this read.
-//   - starting an `ip` costs ~1.5-2 ms (fork+exec; `ip -n NS link show lo` end to end): all a long-running
-//     `ip -batch -` would save per call — about 1.5 % of a 10,000-route batch, and less than a tenth of a
-//     one-route change (~20 ms, mostly re-resolving the 10,000 desired routes). Not worth the only
-//     reliable end-of-batch signal: `ip -batch` prints nothing after a batch, so a process's exit status
-//     and stderr are what say "this batch is done, these lines failed".
-//   - Through RouteTable, 10,000 routes into an empty table took 1.26-1.34× a bare `ip -batch` of the
-//     same lines (best of 3, load < 4; 1.71× before the changes made with that bench): the rest is two
-//     reads of the empty table and ~15-25 ms of JavaScript, not process I/O — test/bench/README.md
-//     "felix-routes".
+//   - reading 10,000 routes: `ip -4 -json route show` takes 24-28 ms into a file, and Node ~6 ms more of
+//     JSON.parse and ~3 ms of normalizing; `ip -4 route save` + `link show` takes 11-15 ms (printing was
+//     most of ip's work) and decoding it 2-3 ms, already in normal form. ip flushes after every route: 10,000
+//     write(2)s, which through a pipe reached Node as ~4,500 chunks (~20 ms of its CPU); hence the file.
+//     `route show` also opened one netlink socket per interface it had not seen yet (101 here); `route
+//     save` names none, and the links come after it.
+//   - a no-op resync of 10,000 routes: 22-29 ms (median; was 52-60 ms, and 55-83 ms in the same runs
+//     with `ip -json route show`), of which the read ~15 and the diff ~7.
+//   - starting an `ip` costs 3-4 ms end to end with `-n` (fork+exec, a mount namespace for the netns), and
+//     Node's spawn() blocks the event loop 1-3.4 ms of that (it forks the agent). Through RouteTable, 10,000
+//     routes into an empty table: 1.11-1.13× a bare `ip -batch` of the same lines (best of 5; median
+//     1.14-1.24×; 1.16-1.42× best before, the same runs) — one process, started before the desired set is
+//     settled, its read back before the diff starts; what is left is that read (~8 ms: ip's start, the
+//     link list) and ~5 ms of JavaScript.
+//   - a long-running `ip -batch -` would save that start per call, most for a one-route change (9-20 ms,
+//     ip -batch ~4-9 ms of it). It needs an end-of-batch signal — the fence above would give one — and a
+//     child tied to the agent's life and to one namespace; not done.
 //
-// Why this is hard: `ip` prints one route in several spellings (see kernel.ts normalize), a batch reports
-// errors only on stderr with a line number, and a child process must never outlive its caller: every
-// process has a time limit and is killed by its own PID.
+// Why this is hard: `ip` prints one route in several spellings (see kernel.ts normalize; the saved
+// messages have one), a batch reports errors only on stderr with a line number, the read and the write of
+// one process are told apart by what ip writes to stderr, and a child process must never outlive its
+// caller: every process has a time limit and is killed by its own PID.
 
-import { spawn } from 'node:child_process';
+import { failureMessage, runCommand, startCommand, type CommandResult, type RunningCommand } from './command.js';
 import { spawnMonitor, stopMonitor } from './monitor-child.js';
-import { open, unlink, type FileHandle } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { KernelError, normalizeDst, type Kernel, type KernelBatch, type KernelEvent, type KernelRoute } from './kernel.js';
+import {
+  KernelError,
+  normalizeDst,
+  type Kernel,
+  type KernelBatch,
+  type KernelEvent,
+  type KernelRoute,
+  type KernelSnapshot,
+} from './kernel.js';
+import { decodeRouteDump, frameRouteDump, RouteDumpError } from './rtnetlink.js';
 
 export interface Iproute2Options {
   /** Run every command inside this network namespace (`ip -n <netns>`); the host's when absent. */
@@ -49,23 +67,34 @@ export interface Iproute2Options {
   timeoutMs?: number;
 }
 
-interface RunResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 /** Route types `ip` prints before the destination (rtnetlink RTN_* names). */
 const ROUTE_TYPE_WORDS = new Set([
   'unicast', 'local', 'broadcast', 'anycast', 'multicast', 'blackhole', 'unreachable', 'prohibit', 'throw', 'nat',
 ]);
 
+/**
+ * The full read as batch lines: the routes as the kernel's own messages first (`route save` writes them with
+ * write(2) as the dump arrives, before its own `[]` JSON wrapper leaves ip's stdio buffer), then the links
+ * as JSON. With the links last ip resolves no interface name for the routes (with `route show` it opened
+ * one netlink socket per interface it had not seen).
+ */
+const READ_LINES = ['route save table main', 'link show'] as const;
+
+/**
+ * The line after the read in readThenWrite's batch: no ip object, so ip says so on stderr ("Object ... is
+ * unknown") and then `Command failed -:3` — unbuffered, after both reads flushed their stdout. Seeing it
+ * on stderr means the read is whole in the file.
+ */
+const FENCE = 'tortie-read-done';
+const FENCE_LINE = READ_LINES.length + 1;
 
 export class Iproute2Kernel implements Kernel {
   private readonly ip: string;
   private readonly prefix: string[];
   private readonly timeoutMs: number;
   private readonly monitors = new Set<{ stop(): void }>();
+  /** readThenWrite processes not yet ended: close() kills them. */
+  private readonly sessions = new Set<RunningCommand>();
 
   constructor(readonly options: Iproute2Options = {}) {
     this.ip = options.ipPath ?? 'ip';
@@ -73,14 +102,24 @@ export class Iproute2Kernel implements Kernel {
     this.timeoutMs = options.timeoutMs ?? 30_000;
   }
 
+  async readAll(): Promise<KernelSnapshot> {
+    const args = ['-4', '-json', '-batch', '-'];
+    const result = await this.run(args, `${READ_LINES.join('\n')}\n`, 'scratch');
+    const what = `${this.line(args)} (${READ_LINES.join('; ')})`;
+    if (result.code !== 0) throw new KernelError(`reading the routes and links${this.where()}: ${failureMessage(what, result)}`);
+    return parseReadAll(result.stdout, what);
+  }
+
   async listRoutes(): Promise<KernelRoute[]> {
-    const out = await this.read(['-4', '-json', 'route', 'show', 'table', 'main']);
-    return parseRouteJson(out);
+    // The routes need the links anyway (RTA_OIF is an interface index): the same one process.
+    return (await this.readAll()).routes;
   }
 
   async listLinks(): Promise<string[]> {
-    const out = await this.read(['-json', 'link', 'show']);
-    const parsed = parseJsonArray(out, 'ip -json link show');
+    const args = ['-json', 'link', 'show'];
+    const result = await this.run(args, undefined, 'scratch');
+    if (result.code !== 0) throw new KernelError(failureMessage(this.line(args), result));
+    const parsed = parseJsonArray(result.stdout.toString('utf8'), 'ip -json link show');
     return parsed.map((l) => (typeof l.ifname === 'string' ? l.ifname : '')).filter((n) => n !== '');
   }
 
@@ -88,20 +127,88 @@ export class Iproute2Kernel implements Kernel {
     return (await this.listLinks()).includes(name);
   }
 
+  /**
+   * One `ip -4 -json -force -batch -`: its first lines read (READ_LINES, stdout into a scratch file), then the
+   * FENCE; when the fence's failure shows on stderr the read is decoded, and the route lines the caller
+   * decides go down the same stdin. One process start for a resync that writes, instead of two.
+   */
+  readThenWrite(): { read: Promise<KernelSnapshot>; write(batch: KernelBatch): Promise<void> } {
+    const flags = ['-4', '-json', '-force', '-batch', '-'];
+    const what = `${this.line(flags)} (${READ_LINES.join('; ')})`;
+    let stderr = '';
+    let onFence: () => void = () => undefined;
+    const marker = `Command failed -:${FENCE_LINE}\n`;
+    const running = startCommand({
+      command: this.ip,
+      args: [...this.prefix, ...flags],
+      stdout: 'scratch',
+      timeoutMs: this.timeoutMs,
+      makeError: kernelError,
+      onStderr: (chunk) => {
+        stderr += chunk.toString('utf8');
+        if (stderr.includes(marker)) onFence();
+      },
+    });
+    this.sessions.add(running);
+    void running.exited.finally(() => this.sessions.delete(running)).catch(() => undefined);
+    running.write(`${READ_LINES.join('\n')}\n${FENCE}\n`);
+
+    const read = new Promise<KernelSnapshot>((resolve, reject) => {
+      const refuse = (error: Error): void => {
+        running.kill();
+        reject(error);
+      };
+      onFence = () => {
+        onFence = () => undefined;
+        const readFailed = batchFailures(stderr).filter((f) => f.line < FENCE_LINE);
+        if (readFailed.length > 0) {
+          const first = readFailed[0] as { line: number; error: string };
+          refuse(new KernelError(`reading the routes and links${this.where()}: ${what}: "${READ_LINES[first.line - 1]}" failed: ${first.error}`));
+          return;
+        }
+        try {
+          resolve(parseReadAll(running.stdoutSoFar(), what));
+        } catch (error) {
+          refuse(error as Error);
+        }
+      };
+      // The process ended, or could not run, before the fence: the read failed.
+      running.exited.then(
+        (result) => refuse(new KernelError(`reading the routes and links${this.where()}: ${failureMessage(what, result)}`)),
+        (error: unknown) => refuse(error as Error),
+      );
+    });
+    read.catch(() => undefined); // the caller awaits it; not an unhandled rejection meanwhile
+
+    let readDone = false;
+    void read.then(() => {
+      readDone = true;
+    });
+    // Not async: once the read is done, the lines go down ip's stdin before write() returns (the caller
+    // updates its view of the kernel while ip works through them).
+    const write = (batch: KernelBatch): Promise<void> => {
+      if (!readDone) return read.then(() => write(batch)); // rejects as the read did (the process is gone then)
+      return running.end(batch.del.length + batch.add.length === 0 ? '' : batchText(batch)).then((result) => {
+        const failures = batchFailures(result.stderr).filter((f) => f.line > FENCE_LINE);
+        // Exit 1 with no failure but the fence's is success; a signal or another status is not.
+        if (failures.length === 0 && (result.code === 0 || result.code === 1)) return;
+        const failed = failures.map((f) => ({ command: batchLine(batch, f.line - FENCE_LINE) ?? `line ${f.line - FENCE_LINE}`, error: f.error }));
+        throw batchError(batch, failed, result, this.where());
+      });
+    };
+    return { read, write };
+  }
+
   async apply(batch: KernelBatch): Promise<void> {
     if (batch.del.length + batch.add.length === 0) return;
-    // The lines are made while `ip` starts, and written in chunks as they are made: `ip` runs the first
-    // routes while the last lines are still being made.
-    const lines: string[] = [];
-    const result = await this.run([...this.prefix, '-force', '-batch', '-'], batchText(batch, lines));
-    if (result.code === 0) return;
-    const failed = parseBatchErrors(result.stderr, lines);
-    throw new KernelError(
-      `ip -batch: ${failed.length || 'some'} of ${lines.length} route commands failed` +
-        (this.options.netns ? ` in netns ${this.options.netns}` : '') +
-        (failed[0] ? ` (first: "${failed[0].command}": ${failed[0].error})` : `: ${result.stderr.trim().slice(0, 300)}`),
-      failed,
+    // The lines are made while `ip` runs, and written in chunks as they are made: ip runs the first routes
+    // while the last lines are still being made. They are not kept (10,000 strings alive until ip exits): a
+    // failing one is made again from its number.
+    const result = await startCommand({ command: this.ip, args: [...this.prefix, '-force', '-batch', '-'], timeoutMs: this.timeoutMs, makeError: kernelError }).end(
+      batchText(batch),
     );
+    if (result.code === 0) return;
+    throw batchError(batch, parseBatchErrors(result.stderr, (n) => batchLine(batch, n)), result, this.where());
   }
 
   watch(onChange: (event: KernelEvent) => void): { stop(): void } {
@@ -141,103 +248,94 @@ export class Iproute2Kernel implements Kernel {
 
   async close(): Promise<void> {
     for (const monitor of [...this.monitors]) monitor.stop();
+    for (const session of [...this.sessions]) session.kill();
+    this.sessions.clear();
   }
 
-  private async read(args: string[]): Promise<string> {
-    // Into a scratch file when one can be made, not a pipe (see the header: ~20 ms of Node's CPU per 10k).
-    const file = await openScratchFile();
-    try {
-      const result = await this.run([...this.prefix, ...args], undefined, file ?? undefined);
-      if (result.code !== 0) {
-        throw new KernelError(
-          `ip ${args.join(' ')}${this.options.netns ? ` (netns ${this.options.netns})` : ''} failed: ${result.stderr.trim() || `exit ${result.code}`}`,
-        );
-      }
-      return file ? await readWhole(file) : result.stdout;
-    } finally {
-      await file?.close().catch(() => undefined);
-    }
+  private where(): string {
+    return this.options.netns !== undefined ? ` in netns ${this.options.netns}` : '';
   }
 
-  /**
-   * Runs `ip args`; `stdin` is written to it (chunk by chunk, as an iterable yields them) and closed.
-   * With `stdoutFile`, ip's stdout goes there (and `stdout` of the result is empty).
-   */
-  private run(args: string[], stdin?: string | Iterable<string>, stdoutFile?: FileHandle): Promise<RunResult> {
-    return new Promise((resolve, reject) => {
-      const child = spawn(this.ip, args, { stdio: ['pipe', stdoutFile?.fd ?? 'pipe', 'pipe'] });
-      const { stdin: input, stderr } = child;
-      if (input === null || stderr === null) throw new Error('spawn gave no stdin/stderr pipe'); // cannot happen: both are 'pipe'
-      const out: Buffer[] = [];
-      const err: Buffer[] = [];
-      const timer = setTimeout(() => {
-        child.kill('SIGKILL');
-        reject(new KernelError(`ip ${args.join(' ')} took longer than ${this.timeoutMs} ms and was killed`));
-      }, this.timeoutMs);
-      child.stdout?.on('data', (b: Buffer) => out.push(b));
-      stderr.on('data', (b: Buffer) => err.push(b));
-      child.on('error', (e) => {
-        clearTimeout(timer);
-        reject(new KernelError(`cannot run "${this.ip}": ${e.message}`));
-      });
-      child.on('close', (code) => {
-        clearTimeout(timer);
-        resolve({ code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') });
-      });
-      input.on('error', () => undefined);
-      if (typeof stdin === 'string' || stdin === undefined) {
-        input.end(stdin ?? '');
-        return;
-      }
-      for (const chunk of stdin) input.write(chunk);
-      input.end();
+  private line(args: readonly string[]): string {
+    return [this.ip, ...this.prefix, ...args].join(' ');
+  }
+
+  private run(args: readonly string[], stdin: string | undefined, stdout: 'pipe' | 'scratch'): Promise<CommandResult> {
+    return runCommand({
+      command: this.ip,
+      args: [...this.prefix, ...args],
+      ...(stdin !== undefined ? { stdin } : {}),
+      stdout,
+      timeoutMs: this.timeoutMs,
+      makeError: kernelError,
     });
   }
 }
 
-let scratchFiles = 0;
-
-/**
- * A new file for one command's output, already unlinked (nothing is left behind, even by a crash after
- * this returns); null when none can be made here (a read-only /tmp): the caller uses a pipe instead.
- * `wx+` refuses a path that exists (a planted symlink in a shared /tmp included).
- */
-async function openScratchFile(): Promise<FileHandle | null> {
-  const path = join(tmpdir(), `tortie-ip-${process.pid}-${++scratchFiles}`);
-  let handle: FileHandle;
-  try {
-    handle = await open(path, 'wx+', 0o600);
-  } catch {
-    return null;
-  }
-  await unlink(path).catch(() => undefined);
-  return handle;
+/** The KernelError of a batch that did not go through: how many lines failed, the first, all of them. */
+function batchError(batch: KernelBatch, failed: Array<{ command: string; error: string }>, result: CommandResult, where: string): KernelError {
+  const first = failed[0];
+  return new KernelError(
+    `ip -batch: ${failed.length || 'some'} of ${batch.del.length + batch.add.length} route commands failed` +
+      where +
+      (first ? ` (first: "${first.command}": ${first.error})` : `: ${result.stderr.trim().slice(0, 300) || `exit ${result.code ?? result.signal}`}`),
+    failed,
+  );
 }
 
-/** Everything in `file`, from offset 0 (its own offset was moved to the end by the child's writes). */
-async function readWhole(file: FileHandle): Promise<string> {
-  const { size } = await file.stat();
-  const buffer = Buffer.allocUnsafe(size);
-  let done = 0;
-  while (done < size) {
-    const { bytesRead } = await file.read(buffer, done, size - done, done);
-    if (bytesRead === 0) break;
-    done += bytesRead;
+const kernelError = (message: string): Error => new KernelError(message);
+
+/**
+ * The output of the full read (READ_ALL_BATCH) → routes and links: the route dump (rtnetlink.ts), then
+ * JSON arrays one per line — `route save`'s own empty one, then the links (`ifindex`, `ifname`).
+ */
+export function parseReadAll(bytes: Uint8Array, what = 'ip route save + link show'): KernelSnapshot {
+  let frame;
+  try {
+    frame = frameRouteDump(bytes);
+  } catch (e) {
+    throw new KernelError(`${what}: ${(e as Error).message}`);
   }
-  return buffer.toString('utf8', 0, done);
+  const rest = Buffer.from(bytes.buffer, bytes.byteOffset + frame.end, bytes.byteLength - frame.end).toString('utf8');
+  const arrays = rest.split('\n').filter((l) => l.trim() !== '');
+  const last = arrays.at(-1);
+  if (last === undefined) throw new KernelError(`${what}: no interface list after the ${frame.count} route messages`);
+  const links = parseJsonArray(last, `${what} (the interface list)`);
+  const names = new Map<number, string>();
+  const linkNames: string[] = [];
+  for (const link of links) {
+    if (typeof link.ifname !== 'string' || link.ifname === '') continue;
+    linkNames.push(link.ifname);
+    if (typeof link.ifindex === 'number') names.set(link.ifindex, link.ifname);
+  }
+  if (linkNames.length === 0) throw new KernelError(`${what}: the interface list names no interface (not even lo): ${last.slice(0, 120)}`);
+  try {
+    return { routes: decodeRouteDump(bytes, frame, names), links: linkNames };
+  } catch (e) {
+    if (e instanceof RouteDumpError) throw new KernelError(`${what}: ${e.message}`);
+    throw e;
+  }
 }
 
 /** Lines per chunk written to `ip -batch` (~70 bytes each: well under the 64 KiB a pipe holds). */
 const BATCH_CHUNK_LINES = 256;
 
-/** The batch's text in chunks, deletions first; every line made is also pushed to `lines` (for errors). */
-export function* batchText(batch: KernelBatch, lines: string[]): Generator<string> {
+/** Line `n` (1-based) of the batch's text, as batchText makes it; undefined past its end. */
+export function batchLine(batch: KernelBatch, n: number): string | undefined {
+  if (!Number.isInteger(n) || n < 1) return undefined;
+  if (n <= batch.del.length) return routeCommand('del', batch.del[n - 1] as KernelRoute);
+  const add = batch.add[n - 1 - batch.del.length];
+  return add === undefined ? undefined : routeCommand('replace', add);
+}
+
+/** The batch's text in chunks, deletions first; every line made is also pushed to `lines` when given. */
+export function* batchText(batch: KernelBatch, lines?: string[]): Generator<string> {
   let chunk = '';
   let inChunk = 0;
   for (const [verb, routes] of [['del', batch.del], ['replace', batch.add]] as const) {
     for (const route of routes) {
       const line = routeCommand(verb, route);
-      lines.push(line);
+      lines?.push(line);
       chunk += `${line}\n`;
       if (++inChunk === BATCH_CHUNK_LINES) {
         yield chunk;
@@ -295,25 +393,33 @@ function parseJsonArray(text: string, what: string): Array<Record<string, unknow
 }
 
 /**
- * `ip -force -batch` stderr → the failing lines. iproute2 prints the kernel's message, then
- * `Command failed -:<line>` for each failing line (1-based line number of the batch).
+ * `ip -force -batch` stderr → the failing lines, by number. iproute2 prints the kernel's message (or its
+ * own), then `Command failed -:<line>` for each failing line (1-based line number of the batch).
  */
-export function parseBatchErrors(stderr: string, lines: readonly string[]): Array<{ command: string; error: string }> {
-  const failed: Array<{ command: string; error: string }> = [];
+export function batchFailures(stderr: string): Array<{ line: number; error: string }> {
+  const failed: Array<{ line: number; error: string }> = [];
   let messages: string[] = [];
   for (const raw of stderr.split('\n')) {
-    const line = raw.trim();
-    if (line === '') continue;
-    const m = /^Command failed -:(\d+)$/.exec(line);
+    const text = raw.trim();
+    if (text === '') continue;
+    const m = /^Command failed -:(\d+)$/.exec(text);
     if (!m) {
-      messages.push(line);
+      messages.push(text);
       continue;
     }
-    const n = Number(m[1]);
-    failed.push({ command: lines[n - 1] ?? `line ${n}`, error: messages.join('; ') || 'failed' });
+    failed.push({ line: Number(m[1]), error: messages.join('; ') || 'failed' });
     messages = [];
   }
   return failed;
+}
+
+/** `batchFailures` with each line's command: from `lines` (1-based: lines[n - 1]) or made by `lines(n)`. */
+export function parseBatchErrors(
+  stderr: string,
+  lines: readonly string[] | ((n: number) => string | undefined),
+): Array<{ command: string; error: string }> {
+  const lineAt = typeof lines === 'function' ? lines : (n: number): string | undefined => lines[n - 1];
+  return batchFailures(stderr).map(({ line, error }) => ({ command: lineAt(line) ?? `line ${line}`, error }));
 }
 
 /** One line of `ip -o monitor route link` → an event; null for lines felix does not care about. */

@@ -1,8 +1,9 @@
 // The narrow kernel interface felix programs routes through, and the shape of a kernel route.
 //
-// `KernelRoute` mirrors the fields of `ip -json -details route show table main` (IPv4, main table only), so
-// the real implementation (iproute2.ts) can hand its parsed JSON straight through and the in-memory one
-// (memory-kernel.ts) looks exactly like it. Two implementations:
+// `KernelRoute` mirrors the fields of `ip -json route show table main` (IPv4, main table only); the real
+// implementation (iproute2.ts) decodes the kernel's own route messages (`ip route save`, rtnetlink.ts) into
+// those fields, already in normal form, and the in-memory one (memory-kernel.ts) looks exactly like it.
+// Two implementations:
 //   - felix/iproute2.ts: the real kernel, inside a given network namespace;
 //   - felix/memory-kernel.ts: in memory, for unit tests, can be told to fail the next call.
 //
@@ -44,7 +45,17 @@ export interface KernelBatch {
   add: KernelRoute[];
 }
 
+/** The routes and the interfaces, read together (one `ip` process for iproute2.ts). */
+export interface KernelSnapshot {
+  /** Every route of the main IPv4 table. */
+  routes: KernelRoute[];
+  /** Names of every network interface. */
+  links: string[];
+}
+
 export interface Kernel {
+  /** Every route of the main IPv4 table and every interface name, in one read: the full resync's read. */
+  readAll(): Promise<KernelSnapshot>;
   /** Every route of the main IPv4 table. */
   listRoutes(): Promise<KernelRoute[]>;
   /** Names of every network interface. */
@@ -53,8 +64,16 @@ export interface Kernel {
   /**
    * Applies deletions first, then additions (`ip route replace`). Rejects with a `KernelError` when any
    * line failed; the lines that succeeded stay applied (the caller re-reads the kernel and retries).
+   * An empty batch writes nothing.
    */
   apply(batch: KernelBatch): Promise<void>;
+  /**
+   * Optional: a full read (as `readAll`) whose answer the caller turns into one batch, written by the same
+   * process (iproute2.ts: one `ip -batch` reads the kernel, then takes the route lines), so that a resync
+   * that writes starts one process, not two. `write` is called once after `read` resolved — with an empty
+   * batch when there is nothing to write; if `read` rejects, the process is gone and `write` is not called.
+   */
+  readThenWrite?(): { read: Promise<KernelSnapshot>; write(batch: KernelBatch): Promise<void> };
   /** Calls `onChange` for kernel changes (ours included) until `stop()`. */
   watch(onChange: (event: KernelEvent) => void): { stop(): void };
   /** Releases processes/handles; the kernel's routes stay as they are. */

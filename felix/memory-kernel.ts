@@ -17,6 +17,7 @@ import {
   type KernelBatch,
   type KernelEvent,
   type KernelRoute,
+  type KernelSnapshot,
 } from './kernel.js';
 
 export class MemoryKernel implements Kernel {
@@ -73,6 +74,11 @@ export class MemoryKernel implements Kernel {
   /** The table as it is now, normalized, sorted by destination. */
   snapshot(): KernelRoute[] {
     return [...this.routes].sort((a, b) => (a.dst < b.dst ? -1 : a.dst > b.dst ? 1 : 0));
+  }
+
+  /** `listRoutes` and `listLinks` together (each counted, and failing, as itself). */
+  async readAll(): Promise<KernelSnapshot> {
+    return { routes: await this.listRoutes(), links: await this.listLinks() };
   }
 
   async listRoutes(): Promise<KernelRoute[]> {

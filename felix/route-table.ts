@@ -13,6 +13,13 @@
 // connection (`options.reconnect`) after a full re-read; a second failure rejects and leaves a full resync
 // due.
 //
+// Where the time goes, and the overlaps that cut it (10,000 routes into an empty table: ~1.1× a bare
+// `ip -batch` of the same lines; test/bench/README.md "felix-routes"): `setDesired` only checks and copies
+// the routes; the full read is started first and the desired set is settled (class resolution, kernel form,
+// what changed) while ip reads; a full resync with changes reads and writes through one kernel session
+// (`readThenWrite`: one `ip` process, not two); the view of the kernel is updated while ip works through
+// the batch, and forgotten for the batch's routes if it fails.
+//
 // Why this is hard (the problems that bite a route agent):
 //   - restart: the first apply adopts the owned routes already there and writes only the difference, so
 //     an agent restart never takes down a route that is still wanted (no blackout); and until BGP has
@@ -34,7 +41,9 @@ import {
   sameNormalizedRoute,
   type Kernel,
   type KernelEvent,
+  type KernelBatch,
   type KernelRoute,
+  type KernelSnapshot,
 } from './kernel.js';
 import { resolveByClass, routeKey, sameRoute, type DesiredRoute, type RouteConflict } from './routes.js';
 
@@ -92,21 +101,37 @@ export interface ApplyResult {
 
 /** A route felix may delete or replace: protocol 80, or on a cali* interface. */
 export function isOwnedRoute(route: KernelRoute): boolean {
-  return protocolNumber(route.protocol) === FELIX_PROTOCOL || (route.dev?.startsWith('cali') ?? false);
+  // "80" first: every normalized owned route spells it so (the resync asks this of every kernel route).
+  return route.protocol === FELIX_PROTOCOL_TEXT || protocolNumber(route.protocol) === FELIX_PROTOCOL || (route.dev?.startsWith('cali') ?? false);
 }
+
+const FELIX_PROTOCOL_TEXT = String(FELIX_PROTOCOL);
+/** Shared by every desired route's kernel form (routes are never changed in place; frozen to make sure). */
+const NO_FLAGS = Object.freeze([]) as unknown as string[];
+const ONLINK_FLAGS = Object.freeze(['onlink']) as unknown as string[];
+const NO_ROUTES: readonly KernelRoute[] = [];
 
 /** The kernel spelling of a desired route. */
 export function toKernelRoute(route: DesiredRoute): KernelRoute {
+  return kernelForm(route, desiredDst(route.dst));
+}
+
+/**
+ * The kernel spelling of a desired route whose destination is already `dst`, its one spelling. Built in
+ * normalizeKernelRoute's form (type, scope and flags filled, protocol its decimal number), so it is not
+ * normalized again — unless the protocol is not a plain number, which normalizeKernelRoute then settles.
+ */
+function kernelForm(route: DesiredRoute, dst: string): KernelRoute {
   const out: KernelRoute = {
     type: route.type,
-    dst: desiredDst(route.dst),
+    dst,
     protocol: String(route.proto),
     scope: route.scope ?? 'global',
-    flags: route.onlink === true ? ['onlink'] : [],
+    flags: route.onlink === true ? ONLINK_FLAGS : NO_FLAGS,
   };
   if (route.via !== undefined) out.gateway = route.via;
   if (route.dev !== undefined) out.dev = route.dev;
-  return normalizeKernelRoute(out);
+  return Number.isSafeInteger(route.proto) && route.proto >= 0 && route.type !== undefined ? out : normalizeKernelRoute(out);
 }
 
 /**
@@ -130,6 +155,11 @@ export class RouteTable {
   private readonly clock: RouteTableClock;
 
   private desired = new Map<string, DesiredRoute>();
+  /**
+   * The last `setDesired` set, checked and copied but not yet settled into `desired`/`desiredKernel`/`dirty`
+   * (`settleDesired`): apply() settles it while the kernel is being read.
+   */
+  private pendingDesired: DesiredRoute[] | null = null;
   /** The kernel spelling of each desired route (normalized once, compared on every resync). */
   private desiredKernel = new Map<string, KernelRoute>();
   private classConflicts: RouteConflict[] = [];
@@ -142,7 +172,7 @@ export class RouteTable {
   private fullResyncDue = true;
   private lastFullResync = -Infinity;
   /** Prefixes whose desired state changed since the last apply. */
-  private readonly dirty = new Set<string>();
+  private dirty = new Set<string>();
   /** Prefixes a kernel event says changed: re-read before diffing. */
   private readonly kernelDirty = new Set<string>();
   /** `${dst}|${deleted}` → when we wrote it: kernel events that are echoes of our own writes. */
@@ -179,29 +209,51 @@ export class RouteTable {
     }
   }
 
-  /** Replaces the whole desired set; conflicts for one prefix are settled by route class. */
+  /**
+   * Replaces the whole desired set; conflicts for one prefix are settled by route class. A destination that
+   * is not an IPv4 prefix throws here, naming it. The rest of the work (class resolution, the kernel form,
+   * what changed) is done by the next apply() while it waits for the kernel's read, or by any call that
+   * needs it first.
+   */
   setDesired(routes: readonly DesiredRoute[]): void {
-    const { routes: winners, conflicts } = resolveByClass(routes.map((r) => ({ ...r, dst: desiredDst(r.dst) })));
+    // The table's own copies (a caller may reuse its objects), each destination in its one spelling.
+    const copies: DesiredRoute[] = new Array<DesiredRoute>(routes.length);
+    for (let i = 0; i < routes.length; i++) {
+      const route = routes[i] as DesiredRoute;
+      copies[i] = { ...route, dst: desiredDst(route.dst) };
+    }
+    this.pendingDesired = copies;
+    if (this.started) this.scheduleApply(this.debounceMs);
+  }
+
+  /** Settles the pending desired set: winners by class, their kernel form, and what changed (dirty). */
+  private settleDesired(): void {
+    const copies = this.pendingDesired;
+    if (copies === null) return;
+    this.pendingDesired = null;
+    const { routes: winners, conflicts } = resolveByClass(copies);
     this.classConflicts = conflicts;
     const next = new Map<string, DesiredRoute>();
     const nextKernel = new Map<string, KernelRoute>();
+    const first = this.desired.size === 0; // nothing to compare with (the first set: 10,000 new routes)
     for (const route of winners) {
       next.set(route.dst, route);
-      const before = this.desiredKernel.get(route.dst);
-      const was = this.desired.get(route.dst);
-      if (before !== undefined && was !== undefined && sameRoute(was, route)) {
-        // Unchanged (the usual case: the whole set again, a few routes different): same kernel form.
-        nextKernel.set(route.dst, before);
-        continue;
+      const before = first ? undefined : this.desiredKernel.get(route.dst);
+      if (before !== undefined) {
+        const was = this.desired.get(route.dst);
+        if (was !== undefined && sameRoute(was, route)) {
+          // Unchanged (the usual case: the whole set again, a few routes different): same kernel form.
+          nextKernel.set(route.dst, before);
+          continue;
+        }
       }
-      const want = toKernelRoute(route);
+      const want = kernelForm(route, route.dst);
       nextKernel.set(route.dst, want);
       if (before === undefined || !sameNormalizedRoute(before, want)) this.dirty.add(route.dst);
     }
-    for (const dst of this.desired.keys()) if (!next.has(dst)) this.dirty.add(dst);
+    if (!first) for (const dst of this.desired.keys()) if (!next.has(dst)) this.dirty.add(dst);
     this.desired = next;
     this.desiredKernel = nextKernel;
-    if (this.started) this.scheduleApply(this.debounceMs);
   }
 
   /** Makes the kernel match the desired routes (owned routes only). Calls are serialized. */
@@ -254,6 +306,7 @@ export class RouteTable {
 
   /** Whether the desired route for `dst` is in the kernel as wanted (as last read or written). */
   programmed(dst: string): boolean {
+    this.settleDesired();
     const key = desiredDst(dst);
     const want = this.desiredKernel.get(key);
     if (want === undefined) return false;
@@ -262,6 +315,7 @@ export class RouteTable {
 
   /** The desired routes after class resolution, keyed by destination. */
   desiredRoutes(): DesiredRoute[] {
+    this.settleDesired();
     return [...this.desired.values()];
   }
 
@@ -291,45 +345,60 @@ export class RouteTable {
   }
 
   private async attempt(retried: boolean): Promise<ApplyResult> {
+    const now = this.clock.now();
+    const fullResync = this.fullResyncDue || now - this.lastFullResync >= this.resyncMs;
+    // A full resync starts its read first, and settles the desired set while ip reads (on another CPU).
+    // Events from before this read are covered by it; events during it stay for the next apply.
+    const kernelDirtyBefore = fullResync ? [...this.kernelDirty] : [];
+    if (fullResync) this.kernelDirty.clear();
+    // Desired routes changed and the kernel is read first: a write is likely, so the read and the batch go
+    // through one kernel session where the kernel has them (iproute2: one `ip -batch` process, not two).
+    // Its write is then called even with nothing to write, which ends it.
+    const changed = this.pendingDesired !== null || this.dirty.size > 0;
+    const session = fullResync && changed ? (this.kernel.readThenWrite?.() ?? null) : null;
+    const read = session?.read ?? (fullResync ? this.kernel.readAll() : null);
+    read?.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
+    this.settleDesired();
     // What is dirty now is taken: changes that arrive while this attempt awaits the kernel stay dirty for
     // the next apply (clearing them at the end would lose them); on failure they are put back.
-    const dirtyNow = new Set(this.dirty);
-    this.dirty.clear();
+    const dirtyNow = this.dirty;
+    this.dirty = new Set();
     try {
-      return await this.attemptWith(retried, dirtyNow);
+      const write = session !== null ? (batch: KernelBatch) => session.write(batch) : null;
+      return await this.attemptWith({ retried, now, fullResync, read, write }, dirtyNow);
     } catch (error) {
       for (const dst of dirtyNow) this.dirty.add(dst);
+      for (const dst of kernelDirtyBefore) this.kernelDirty.add(dst);
       throw error;
     }
   }
 
-  private async attemptWith(retried: boolean, dirty: ReadonlySet<string>): Promise<ApplyResult> {
-    const now = this.clock.now();
-    const fullResync = this.fullResyncDue || now - this.lastFullResync >= this.resyncMs;
-    let toCheck: Set<string>;
-    if (fullResync) {
-      // Events from before this read are covered by it; events during it stay for the next apply.
-      const kernelDirtyBefore = [...this.kernelDirty];
-      this.kernelDirty.clear();
-      let routes: KernelRoute[];
-      let links: string[];
+  private async attemptWith(
+    how: {
+      retried: boolean;
+      now: number;
+      fullResync: boolean;
+      read: Promise<KernelSnapshot> | null;
+      /** The session's write, when the read came from readThenWrite: called exactly once after a good read. */
+      write: ((batch: KernelBatch) => Promise<void>) | null;
+    },
+    dirty: ReadonlySet<string>,
+  ): Promise<ApplyResult> {
+    const { retried, now, fullResync, read, write } = how;
+    const del: KernelRoute[] = [];
+    const add: KernelRoute[] = [];
+    if (read !== null) {
+      const snapshot = await read;
       try {
-        [routes, links] = await Promise.all([this.kernel.listRoutes(), this.kernel.listLinks()]);
+        this.takeSnapshot(snapshot, now, dirty, del, add);
       } catch (error) {
-        for (const dst of kernelDirtyBefore) this.kernelDirty.add(dst);
+        void write?.({ del: [], add: [] }).catch(() => undefined); // the session must end all the same
         throw error;
       }
-      const firstEver = this.lastFullResync === -Infinity;
-      this.dataplane = groupByDst(routes);
-      this.links = new Set(links);
-      for (const name of [...this.caliFirstSeen.keys()]) if (!this.links.has(name)) this.caliFirstSeen.delete(name);
-      this.noteLinks(links, firstEver ? -Infinity : now);
-      this.expectedEchoes.clear();
-      toCheck = new Set([...this.desired.keys(), ...this.dataplane.keys(), ...dirty, ...this.held.keys()]);
     } else {
       const kernelDirty = [...this.kernelDirty];
       this.kernelDirty.clear();
-      toCheck = new Set([...dirty, ...kernelDirty]);
+      const toCheck = new Set([...dirty, ...kernelDirty]);
       for (const dst of this.held.keys()) toCheck.add(dst);
       for (const dst of this.waiting.keys()) toCheck.add(dst);
       if (kernelDirty.length > 0) {
@@ -346,11 +415,8 @@ export class RouteTable {
           else this.dataplane.set(dst, routes);
         }
       }
+      for (const dst of toCheck) this.diffOne(dst, now, del, add);
     }
-
-    const del: KernelRoute[] = [];
-    const add: KernelRoute[] = [];
-    for (const dst of toCheck) this.diffOne(dst, now, del, add);
 
     // Our writes come back as kernel events, possibly before `apply` resolves: expect them first
     // (only while watching; nothing else would ever consume them).
@@ -358,17 +424,22 @@ export class RouteTable {
       for (const route of del) this.expectedEchoes.set(`${route.dst}|true`, now);
       for (const route of add) this.expectedEchoes.set(`${route.dst}|false`, now);
     }
-    if (del.length + add.length > 0) await this.kernel.apply({ del, add });
-
-    // Success: the kernel now has what we wrote.
-    for (const route of del) {
-      const left = (this.dataplane.get(route.dst) ?? []).filter((r) => !sameNormalizedRoute(r, route));
-      if (left.length > 0) this.dataplane.set(route.dst, left);
-      else this.dataplane.delete(route.dst);
-    }
-    for (const route of add) {
-      const left = (this.dataplane.get(route.dst) ?? []).filter((r) => (r.metric ?? 0) !== (route.metric ?? 0));
-      this.dataplane.set(route.dst, [...left, route]);
+    const writes = del.length + add.length;
+    if (writes > 0 || write !== null) {
+      // The kernel has the batch once the call returns (iproute2: every line is in ip's pipe), so the view
+      // of the kernel is brought up to date while ip works through it, not after. If the batch fails, what
+      // it touched is forgotten (programmed() says no until the re-read) and a full re-read is due before
+      // anything is compared with this view again.
+      const applying = write !== null ? write({ del, add }) : this.kernel.apply({ del, add });
+      this.recordWritten(del, add);
+      try {
+        await applying;
+      } catch (error) {
+        for (const route of del) this.dataplane.delete(route.dst);
+        for (const route of add) this.dataplane.delete(route.dst);
+        this.fullResyncDue = true;
+        throw error;
+      }
     }
     if (fullResync) {
       this.fullResyncDue = false;
@@ -388,18 +459,57 @@ export class RouteTable {
     };
   }
 
+  /** A full read taken as the view of the kernel; the writes every destination then needs. */
+  private takeSnapshot(snapshot: KernelSnapshot, now: number, dirty: ReadonlySet<string>, del: KernelRoute[], add: KernelRoute[]): void {
+    const firstEver = this.lastFullResync === -Infinity;
+    this.dataplane = groupByDst(snapshot.routes);
+    this.links = new Set(snapshot.links);
+    for (const name of [...this.caliFirstSeen.keys()]) if (!this.links.has(name)) this.caliFirstSeen.delete(name);
+    this.noteLinks(snapshot.links, firstEver ? -Infinity : now);
+    this.expectedEchoes.clear();
+    // Every destination that is desired, in the kernel, changed or held — each once.
+    for (const dst of this.desiredKernel.keys()) this.diffOne(dst, now, del, add);
+    for (const dst of this.dataplane.keys()) if (!this.desiredKernel.has(dst)) this.diffOne(dst, now, del, add);
+    for (const dst of dirty) if (!this.desiredKernel.has(dst) && !this.dataplane.has(dst)) this.diffOne(dst, now, del, add);
+    for (const dst of this.held.keys()) {
+      if (!dirty.has(dst) && !this.desiredKernel.has(dst) && !this.dataplane.has(dst)) this.diffOne(dst, now, del, add);
+    }
+  }
+
+  /** The view of the kernel after `del` and `add` were written. */
+  private recordWritten(del: readonly KernelRoute[], add: readonly KernelRoute[]): void {
+    for (const route of del) {
+      const list = this.dataplane.get(route.dst);
+      if (list === undefined) continue;
+      const left = list.filter((r) => !sameNormalizedRoute(r, route));
+      if (left.length > 0) this.dataplane.set(route.dst, left);
+      else this.dataplane.delete(route.dst);
+    }
+    for (const route of add) {
+      const list = this.dataplane.get(route.dst);
+      if (list === undefined || list.length === 0) {
+        this.dataplane.set(route.dst, [route]);
+        continue;
+      }
+      const metric = route.metric ?? 0;
+      const left = list.filter((r) => (r.metric ?? 0) !== metric);
+      left.push(route);
+      this.dataplane.set(route.dst, left);
+    }
+  }
+
   /** The writes one destination needs; updates the waiting/held/foreign bookkeeping for it. */
   private diffOne(dst: string, now: number, del: KernelRoute[], add: KernelRoute[]): void {
-    this.waiting.delete(dst);
-    this.held.delete(dst);
-    this.foreign.delete(dst);
-    this.retained.delete(dst);
-    const have = this.dataplane.get(dst) ?? [];
-    const owned = have.filter(isOwnedRoute);
+    if (this.waiting.size > 0) this.waiting.delete(dst);
+    if (this.held.size > 0) this.held.delete(dst);
+    if (this.foreign.size > 0) this.foreign.delete(dst);
+    if (this.retained.size > 0) this.retained.delete(dst);
+    const have = this.dataplane.get(dst) ?? NO_ROUTES;
     const want = this.desiredKernel.get(dst);
 
     if (want === undefined) {
-      for (const route of owned) {
+      for (const route of have) {
+        if (!isOwnedRoute(route)) continue;
         if (this.retainWhich?.(route) === true) {
           this.retained.add(dst);
           continue;
@@ -415,7 +525,20 @@ export class RouteTable {
       return;
     }
 
-    const holder = have.find((r) => !isOwnedRoute(r) && (r.metric ?? 0) === 0);
+    // One pass: a foreign route holding the destination, and our own metric-0 route.
+    let holder: KernelRoute | undefined;
+    let current: KernelRoute | undefined;
+    let otherOwned = false;
+    for (const route of have) {
+      const metricZero = (route.metric ?? 0) === 0;
+      if (!isOwnedRoute(route)) {
+        if (metricZero && holder === undefined) holder = route;
+      } else if (!metricZero) {
+        otherOwned = true;
+      } else if (current === undefined) {
+        current = route;
+      }
+    }
     if (holder !== undefined) {
       // Never overwrite a route felix does not own (`replace` would delete it).
       this.foreign.set(dst, holder);
@@ -426,8 +549,7 @@ export class RouteTable {
       return;
     }
     // Owned routes at other metrics are not replaced by ours: delete them. The metric-0 one is replaced.
-    for (const route of owned) if ((route.metric ?? 0) !== 0) del.push(route);
-    const current = owned.find((r) => (r.metric ?? 0) === 0);
+    if (otherOwned) for (const route of have) if (isOwnedRoute(route) && (route.metric ?? 0) !== 0) del.push(route);
     if (current === undefined || !sameNormalizedRoute(current, want)) add.push(want);
   }
 
@@ -465,6 +587,7 @@ export class RouteTable {
         this.noteLinks([event.name], now);
       }
       // Desired routes through this interface: waiting ones can be written now, others re-checked.
+      this.settleDesired();
       for (const [dst, route] of this.desired) if (route.dev === event.name) this.dirty.add(dst);
       if (this.started) this.scheduleApply(this.debounceMs);
       return;

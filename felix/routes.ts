@@ -129,16 +129,29 @@ export interface RouteConflict {
  * duplicates are folded silently; anything else that lost is reported as a conflict.
  */
 export function resolveByClass(candidates: readonly DesiredRoute[]): { routes: DesiredRoute[]; conflicts: RouteConflict[] } {
-  const byDst = new Map<string, DesiredRoute[]>();
+  // Most prefixes have one candidate: it is kept alone; a list is made only for a prefix that has more.
+  const firstFor = new Map<string, DesiredRoute>();
+  let more: Map<string, DesiredRoute[]> | undefined;
   for (const route of candidates) {
-    const list = byDst.get(route.dst);
-    if (list === undefined) byDst.set(route.dst, [route]);
+    const first = firstFor.get(route.dst);
+    if (first === undefined) {
+      firstFor.set(route.dst, route);
+      continue;
+    }
+    more ??= new Map();
+    const list = more.get(route.dst);
+    if (list === undefined) more.set(route.dst, [first, route]);
     else list.push(route);
   }
   const routes: DesiredRoute[] = [];
   const conflicts: RouteConflict[] = [];
-  for (const [dst, list] of byDst) {
-    let winner = list[0] as DesiredRoute;
+  for (const [dst, first] of firstFor) {
+    const list = more?.get(dst);
+    if (list === undefined) {
+      routes.push(first);
+      continue;
+    }
+    let winner = first;
     for (const route of list) if (compareRouteClass(route.class, winner.class) < 0) winner = route;
     routes.push(winner);
     const losers = list.filter((r) => r !== winner && !sameRoute(r, winner));

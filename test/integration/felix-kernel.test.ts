@@ -1,11 +1,12 @@
-// felix against the real kernel, inside network namespaces this file creates: the Iproute2Kernel reads and
-// writes, and the RouteTable keeps `ip -json route` equal to the desired set for every route shape while
-// foreign routes (proto bird, static, a user's route) survive every resync, an owned route deleted by
-// hand comes back, a workload route waits for its cali* interface, and a restart removes nothing
-// (watched with `ip monitor route`). The host's own routing table is never touched.
+// felix against the real kernel, inside network namespaces this file creates: the Iproute2Kernel reads (its
+// decoded `ip route save` equal to `ip -json route show` for every route shape) and writes, and the
+// RouteTable keeps the main table equal to the desired set for every route shape while foreign routes
+// (proto bird, static, a user's route) survive every resync, an owned route deleted by hand comes back, a
+// workload route waits for its cali* interface, and a restart removes nothing (watched with
+// `ip monitor route`). The host's own routing table is never touched.
 
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { Iproute2Kernel } from '../../felix/iproute2.js';
+import { Iproute2Kernel, parseRouteJson } from '../../felix/iproute2.js';
 import { KernelError, normalizeKernelRoute, type KernelEvent, type KernelRoute } from '../../felix/kernel.js';
 import { RouteTable, isOwnedRoute, toKernelRoute, type ApplyResult } from '../../felix/route-table.js';
 import type { DesiredRoute } from '../../felix/routes.js';
@@ -30,6 +31,33 @@ const FOREIGN_COMMANDS: string[][] = [
   ['route', 'add', 'default', 'via', '192.168.31.1', 'metric', '100'],
 ];
 
+/** Every route shape the main table can hold that `ip route add` makes here (one per line), for the full read. */
+const DUMP_SHAPES: string[][] = [
+  'route add unreachable 10.250.0.0/16',
+  'route add prohibit 10.251.0.0/16 proto 250',
+  'route add throw 10.249.0.0/16',
+  'route add 10.252.0.0/16 via 192.168.31.3 mtu 1400',
+  'route add 10.253.0.0/16 nexthop via 192.168.31.4 nexthop via 192.168.31.5 weight 3',
+  'route add 10.254.0.0/16 dev eth0 src 192.168.31.201 proto static',
+  'route add 10.248.0.0/16 via 192.168.31.6 metric 300 proto 42',
+  'route add 10.248.0.0/16 via 192.168.31.7 metric 400',
+  'route add local 10.247.0.1 dev eth0 table main',
+  'route add broadcast 10.247.0.255 dev eth0 table main',
+  'route add 10.246.0.0/16 dev eth0 scope host',
+  'route add 10.245.0.0/16 via 192.168.31.8 realm 5',
+  'route add 10.244.9.9 dev calidown0000001 proto 80 scope link',
+  'nexthop add id 7 via 192.168.31.9 dev eth0',
+  'route add 10.243.0.0/16 nhid 7',
+  'route add 10.77.0.0/16 via 192.168.31.10 table 100',
+  'route add 10.241.0.0/16 via 192.168.31.12 dev eth0 onlink proto bird',
+  'route add 10.240.0.0/12 via 192.168.31.13 proto 80 metric 4294967295',
+  'route add multicast 224.1.0.0/16 dev eth0 table main',
+  'route add anycast 10.239.0.0/16 dev eth0 table main',
+  'route add 10.238.0.0/16 dev eth0 proto 255 scope 100',
+  'route add 10.237.0.0/16 via 192.168.31.14 tos 0x10',
+  'route add 10.236.0.0/16 via 192.168.31.15 dev eth0 src 192.168.31.201 metric 7 proto boot',
+].map((line) => line.split(' '));
+
 async function node(tag: string): Promise<Netns> {
   const ns = await createNetns(tag);
   await ns.addVeth('eth0', 'eth0-peer');
@@ -40,7 +68,7 @@ async function node(tag: string): Promise<Netns> {
   return ns;
 }
 
-/** The main table as `ip -json -details route` says, normalized, sorted. */
+/** The main table as Iproute2Kernel reads it (`ip route save`, decoded; equal to `ip -json route`), sorted. */
 async function table(kernel: Iproute2Kernel): Promise<KernelRoute[]> {
   const routes = (await kernel.listRoutes()).map(normalizeKernelRoute);
   return routes.sort((a, b) => (a.dst < b.dst ? -1 : a.dst > b.dst ? 1 : 0));
@@ -110,6 +138,28 @@ describe.skipIf(unavailable !== null)('felix on the real kernel (network namespa
     expect(text).toContain('10.244.3.0/26 via 192.168.32.9 dev tunl0 proto 80 onlink');
     // A second apply and a forced full resync change nothing.
     expect((await rt.apply()).kernelWrites).toBe(0);
+  });
+
+  it('the full read (ip route save, decoded) gives what ip -json route show prints, for every route shape', async () => {
+    const ns = await node('dump');
+    await ns.addVeth('calidown0000001', 'wl-down');
+    await ns.ip('link', 'set', 'wl-down', 'down'); // its cali end: linkdown
+    for (const args of DUMP_SHAPES) await ns.ip(...args);
+    const lines: string[] = [];
+    for (let i = 0; i < 2_000; i++) lines.push(`route add 10.${100 + (i >> 8)}.${i & 255}.0/26 via 192.168.31.202 dev eth0 proto 80 onlink`);
+    const added = await runCommand('ip', ['-n', ns.name, '-batch', '-'], `${lines.join('\n')}\n`, 30_000);
+    expect(added.stderr).toBe('');
+    const snapshot = await kernelIn(ns).readAll();
+    const shown = await runCommand('ip', ['-n', ns.name, '-4', '-json', 'route', 'show', 'table', 'main'], undefined, 30_000);
+    const viaJson = parseRouteJson(shown.stdout).map(normalizeKernelRoute);
+    const key = (r: KernelRoute): string => JSON.stringify(r, Object.keys(r).sort());
+    expect(snapshot.routes.length).toBeGreaterThan(2_000 + DUMP_SHAPES.length);
+    expect(snapshot.routes.map(key).sort()).toEqual(viaJson.map(key).sort());
+    for (const r of snapshot.routes) expect(normalizeKernelRoute(r)).toBe(r);
+    expect(snapshot.routes.some((r) => r.dst === '10.77.0.0/16')).toBe(false); // table 100
+    const links = JSON.parse((await runCommand('ip', ['-n', ns.name, '-json', 'link', 'show'])).stdout) as Array<{ ifname: string }>;
+    expect(snapshot.links).toEqual(links.map((l) => l.ifname));
+    expect(await kernelIn(ns).listRoutes()).toEqual(snapshot.routes);
   });
 
   it('follows workload add/remove, block claim/release, remote node add/remove; foreign routes survive each', async () => {

@@ -1,21 +1,31 @@
 // Iproute2Kernel's process I/O, with a fake `ip` (a shell script given as ipPath; no root, no kernel):
-// a read arrives whole through the unlinked scratch file, and through a pipe when no scratch file can be
-// made (TMPDIR not writable); no file is left behind; a batch written in chunks reaches `ip` as exactly
-// the lines, deletions first, and a failing line is still named by its number.
-import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+// the full read is one `ip -batch` (route save, then link show) whose output arrives whole through the
+// unlinked scratch file, and through a pipe when no scratch file can be made (TMPDIR not writable); no file
+// is left behind; a batch written in chunks reaches `ip` as exactly the lines, deletions first, and a failing
+// line is still named by its number; readThenWrite reads and then writes through one process (the read
+// whole once the fence line fails on stderr, the lines after it numbered from the batch's own first line).
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { batchText, Iproute2Kernel, parseRouteJson, routeCommand } from '../../../felix/iproute2.js';
+import { batchText, Iproute2Kernel, routeCommand } from '../../../felix/iproute2.js';
 import { KernelError, type KernelBatch, type KernelRoute } from '../../../felix/kernel.js';
+import { routeDump, routeMessage } from './route-dump-bytes.js';
 
 let dir = '';
 let ipPath = '';
 
-/** `n` kernel routes as `ip -json route` prints them. */
-function routesJson(n: number): string {
-  const routes = Array.from({ length: n }, (_, i) => ({ dst: `10.${64 + (i >> 10)}.${(i >> 2) & 255}.${(i & 3) * 64}/26`, gateway: '198.18.61.2', dev: 'eth0', protocol: '80', flags: ['onlink'] }));
-  return JSON.stringify(routes);
+const ROUTES = 3000;
+const dstOf = (i: number): string => `10.${64 + (i >> 10)}.${(i >> 2) & 255}.${(i & 3) * 64}`;
+
+/** `n` routes as `ip route save` writes them, via eth0 (interface index 3). */
+function routesDump(n: number): Buffer {
+  return routeDump(Array.from({ length: n }, (_, i) => routeMessage({ dstLen: 26, dst: dstOf(i), gateway: '198.18.61.2', oif: 3, protocol: 80, flags: 0x4 })));
+}
+
+/** What the read must give for them (written out here, not through the decoder). */
+function expectedRoutes(n: number): KernelRoute[] {
+  return Array.from({ length: n }, (_, i) => ({ type: 'unicast', dst: `${dstOf(i)}/26`, protocol: '80', scope: 'global', flags: ['onlink'], gateway: '198.18.61.2', dev: 'eth0' }));
 }
 
 function batch(del: number, add: number): KernelBatch {
@@ -41,21 +51,31 @@ async function withTmpdir<T>(path: string, fn: () => Promise<T>): Promise<T> {
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'tortie-fake-ip-'));
   ipPath = join(dir, 'ip');
-  // Answers `route show` (noting whether its stdout is a regular file or not) and `link show` from files;
-  // `-batch` saves stdin and fails lines containing BAD.
+  // `-batch`: saves its pid and stdin, notes whether its stdout is a regular file, runs its stdin line by line, as
+  // ip does: `route save table main` prints the dump and route save's own `[]`, `link show` the links, a
+  // route line is appended to batch.txt (failing when it contains BAD), anything else is an unknown object.
+  // `-n gone`: the namespace does not exist. `link show` alone answers from a file.
   writeFileSync(
     ipPath,
     [
       '#!/bin/sh',
       `D='${dir}'`,
+      'if [ "$1" = "-n" ] && [ "$2" = "gone" ]; then echo \'Cannot open network namespace "gone": No such file or directory\' >&2; exit 1; fi',
       'for a in "$@"; do',
       '  case "$a" in',
-      '    -batch) cat > "$D/batch.txt"',
-      '      n=$(grep -n BAD "$D/batch.txt" | head -1 | cut -d: -f1)',
-      '      if [ -n "$n" ]; then echo "Error: bad route" >&2; echo "Command failed -:$n" >&2; exit 1; fi',
-      '      exit 0 ;;',
-      '    route) if [ -f /dev/stdout ]; then echo file > "$D/stdout-kind"; else echo pipe > "$D/stdout-kind"; fi',
-      '      cat "$D/routes.json"; exit 0 ;;',
+      '    -batch) echo $$ > "$D/batch.pid"; : > "$D/batch.txt"; : > "$D/stdin.txt"; n=0; rc=0',
+      '      if [ -f /dev/stdout ]; then echo file > "$D/stdout-kind"; else echo pipe > "$D/stdout-kind"; fi',
+      '      while IFS= read -r line; do',
+      '        n=$((n+1)); printf "%s\\n" "$line" >> "$D/stdin.txt"',
+      '        case "$line" in',
+      '          "route save table main") cat "$D/routes.bin"; printf "[]\\n" ;;',
+      '          "link show") cat "$D/links.json"; printf "\\n" ;;',
+      '          route\\ *) printf "%s\\n" "$line" >> "$D/batch.txt"',
+      '            case "$line" in *BAD*) echo "Error: bad route" >&2; echo "Command failed -:$n" >&2; rc=1 ;; esac ;;',
+      '          *) echo "Object \\"${line%% *}\\" is unknown, try \\"ip help\\"." >&2; echo "Command failed -:$n" >&2; rc=1 ;;',
+      '        esac',
+      '      done',
+      '      exit $rc ;;',
       '    link) cat "$D/links.json"; exit 0 ;;',
       '  esac',
       'done',
@@ -64,8 +84,8 @@ beforeAll(() => {
     ].join('\n'),
   );
   chmodSync(ipPath, 0o755);
-  writeFileSync(join(dir, 'routes.json'), routesJson(3000));
-  writeFileSync(join(dir, 'links.json'), JSON.stringify([{ ifname: 'lo' }, { ifname: 'eth0' }]));
+  writeFileSync(join(dir, 'routes.bin'), routesDump(ROUTES));
+  writeFileSync(join(dir, 'links.json'), JSON.stringify([{ ifindex: 1, ifname: 'lo' }, { ifindex: 3, ifname: 'eth0' }]));
 });
 
 afterAll(() => {
@@ -73,12 +93,13 @@ afterAll(() => {
 });
 
 describe('Iproute2Kernel reads', () => {
-  it('a large route listing arrives whole through the scratch file, and no file is left behind', async () => {
+  it('the full read: one ip, its output whole through the scratch file, and no file is left behind', async () => {
     const scratch = mkdtempSync(join(dir, 'tmp-'));
-    const routes = await withTmpdir(scratch, () => new Iproute2Kernel({ ipPath, netns: 'x' }).listRoutes());
-    const want = parseRouteJson(readFileSync(join(dir, 'routes.json'), 'utf8'));
-    expect(want.length).toBe(3000);
-    expect(routes).toEqual(want);
+    const snapshot = await withTmpdir(scratch, () => new Iproute2Kernel({ ipPath, netns: 'x' }).readAll());
+    expect(snapshot.routes).toHaveLength(ROUTES);
+    expect(snapshot.routes).toEqual(expectedRoutes(ROUTES));
+    expect(snapshot.links).toEqual(['lo', 'eth0']);
+    expect(readFileSync(join(dir, 'stdin.txt'), 'utf8')).toBe('route save table main\nlink show\n');
     expect(readFileSync(join(dir, 'stdout-kind'), 'utf8').trim()).toBe('file');
     expect(readdirSync(scratch)).toEqual([]);
   });
@@ -86,16 +107,83 @@ describe('Iproute2Kernel reads', () => {
   it('falls back to a pipe when no scratch file can be made', async () => {
     const kernel = new Iproute2Kernel({ ipPath });
     const routes = await withTmpdir(join(dir, 'does-not-exist'), () => kernel.listRoutes());
-    expect(routes).toHaveLength(3000);
+    expect(routes).toEqual(expectedRoutes(ROUTES));
     expect(readFileSync(join(dir, 'stdout-kind'), 'utf8').trim()).toBe('pipe');
     expect(await withTmpdir(join(dir, 'does-not-exist'), () => kernel.listLinks())).toEqual(['lo', 'eth0']);
   });
 
   it('an ip that cannot be run is a KernelError saying so, and leaves no scratch file', async () => {
     const scratch = mkdtempSync(join(dir, 'tmp-'));
-    const kernel = new Iproute2Kernel({ ipPath: join(dir, 'routes.json') }); // not executable
-    await expect(withTmpdir(scratch, () => kernel.listRoutes())).rejects.toThrow(/cannot run/);
+    const kernel = new Iproute2Kernel({ ipPath: join(dir, 'links.json') }); // not executable
+    const error = await withTmpdir(scratch, () => kernel.listRoutes()).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(KernelError);
+    expect((error as Error).message).toMatch(/cannot run ".*links\.json"/);
     expect(readdirSync(scratch)).toEqual([]);
+  });
+});
+
+describe('Iproute2Kernel.readThenWrite: one process reads, then writes', () => {
+  it('the read whole (through the scratch file), then exactly the lines of the batch', async () => {
+    const scratch = mkdtempSync(join(dir, 'tmp-'));
+    const kernel = new Iproute2Kernel({ ipPath, netns: 'x' });
+    await withTmpdir(scratch, async () => {
+      const session = kernel.readThenWrite();
+      const snapshot = await session.read;
+      expect(snapshot.routes).toEqual(expectedRoutes(ROUTES));
+      expect(snapshot.links).toEqual(['lo', 'eth0']);
+      expect(readFileSync(join(dir, 'stdout-kind'), 'utf8').trim()).toBe('file');
+      const b = batch(2, 500);
+      await session.write(b);
+      expect(readFileSync(join(dir, 'batch.txt'), 'utf8')).toBe(`${expectedLines(b).join('\n')}\n`);
+      expect(readFileSync(join(dir, 'stdin.txt'), 'utf8')).toBe(`route save table main\nlink show\ntortie-read-done\n${expectedLines(b).join('\n')}\n`);
+    });
+    expect(readdirSync(scratch)).toEqual([]);
+  });
+
+  it('a failing line is named by its number in the batch (the read\'s lines before it do not count)', async () => {
+    const session = new Iproute2Kernel({ ipPath }).readThenWrite();
+    await session.read;
+    const b = batch(1, 10);
+    const bad = { ...(b.add[4] as KernelRoute), dev: 'BAD0' };
+    b.add[4] = bad;
+    const error = await session.write(b).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(KernelError);
+    expect((error as KernelError).lines).toEqual([{ command: routeCommand('replace', bad), error: 'Error: bad route' }]);
+    expect((error as KernelError).message).toMatch(/^ip -batch: 1 of 11 route commands failed/);
+  });
+
+  it('an empty batch ends the process, having written nothing', async () => {
+    const session = new Iproute2Kernel({ ipPath }).readThenWrite();
+    await session.read;
+    await session.write({ del: [], add: [] });
+    expect(readFileSync(join(dir, 'batch.txt'), 'utf8')).toBe('');
+  });
+
+  it('an ip that ends before its read is whole: the read rejects with its stderr, and so does write', async () => {
+    const session = new Iproute2Kernel({ ipPath, netns: 'gone' }).readThenWrite();
+    await expect(session.read).rejects.toThrow(/reading the routes and links in netns gone: .* failed \(exit 1\): Cannot open network namespace "gone"/);
+    await expect(session.write({ del: [], add: [] })).rejects.toThrow(KernelError);
+  });
+
+  it('an ip that cannot be run: the read rejects saying so', async () => {
+    const session = new Iproute2Kernel({ ipPath: join(dir, 'links.json') }).readThenWrite();
+    await expect(session.read).rejects.toThrow(/cannot run ".*links\.json"/);
+  });
+
+  it('close() ends a session still waiting for its batch', async () => {
+    writeFileSync(join(dir, 'batch.pid'), '');
+    const kernel = new Iproute2Kernel({ ipPath });
+    const session = kernel.readThenWrite();
+    await session.read;
+    const pid = Number(readFileSync(join(dir, 'batch.pid'), 'utf8').trim() || 0);
+    expect(pid).toBeGreaterThan(0);
+    await kernel.close();
+    let alive = true;
+    for (let i = 0; i < 100 && alive; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      alive = existsSync(`/proc/${pid}`) && !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z ');
+    }
+    expect(alive).toBe(false);
   });
 });
 
