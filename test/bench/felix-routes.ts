@@ -18,7 +18,10 @@
 //   2. tortie: `RouteTable.setDesired(10k)` + `apply()` over `Iproute2Kernel` into the empty table;
 //   3. no-op resync: the table's clock moved past `resyncMs`, so the next `apply()` re-reads the whole
 //      kernel table (`ip -json route show`) and diffs it: kernel writes must be 0;
-//   4. incremental: one remote block moves to another node; `setDesired(10k)` + `apply()` (no re-read).
+//   4. incremental: one remote block moves to another node; `setDesired(10k)` + `apply()` (no re-read);
+//   5. the floors of the no-op resync, in the same namespace with its 10,001 routes, spawn to exit: one
+//      `ip -4 -json route show table main` (what the reconciler read before `ip route save`), and the read
+//      it does now (`ip -4 -json -batch`: `route save table main`, `link show`), both into a scratch file.
 // Kernel writes are counted twice: the reconciler's own `kernelWrites`, and independently by an
 // `ip monitor route` (Iproute2Kernel.watch) in the namespace, which sees every route change the kernel
 // makes whoever asked for it. The monitor is known to be listening once it reported a probe route (a
@@ -30,13 +33,16 @@
 // route agent pays; tortie's overhead is what is on top of `ip` (spawn, read, diff, lines).
 // Before the rounds, one cold round (tortie's code not yet compiled by V8, as in an agent that just
 // started) is reported on its own. Each window is split into kernel reads, the `ip -batch` write and the
-// reconciler's own JavaScript (a Kernel wrapper times the calls).
+// reconciler's own JavaScript (a Kernel wrapper times the calls). A full read starts before the reconciler
+// settles the desired set (it does that while ip reads), so "reads" is from the read's start to the moment
+// the reconciler took its result: it holds that overlap.
 // FELIX_BENCH_PROFILE=<path> writes CPU profiles of round 1's timed windows: <path>.program.cpuprofile
 // (setDesired + apply of 10k), <path>.resync.cpuprofile, <path>.incremental.cpuprofile.
 
 import { performance } from 'node:perf_hooks';
+import { failureMessage, runCommand as runBounded } from '../../felix/command.js';
 import { Iproute2Kernel, routeCommand } from '../../felix/iproute2.js';
-import type { Kernel, KernelBatch, KernelEvent, KernelRoute } from '../../felix/kernel.js';
+import type { Kernel, KernelBatch, KernelEvent, KernelRoute, KernelSnapshot } from '../../felix/kernel.js';
 import { workloadInterfaceName } from '../../felix/route-calc.js';
 import { RouteTable, toKernelRoute, type RouteTableClock } from '../../felix/route-table.js';
 import { FELIX_ROUTE_PROTOCOL, type DesiredRoute } from '../../felix/routes.js';
@@ -256,6 +262,9 @@ class TimedKernel implements Kernel {
       if (--this.readsRunning === 0) this.readMs += performance.now() - this.readsStarted;
     }
   }
+  readAll(): Promise<KernelSnapshot> {
+    return this.read(() => this.inner.readAll());
+  }
   listRoutes(): Promise<KernelRoute[]> {
     return this.read(() => this.inner.listRoutes());
   }
@@ -265,13 +274,22 @@ class TimedKernel implements Kernel {
   linkExists(name: string): Promise<boolean> {
     return this.read(() => this.inner.linkExists(name));
   }
-  async apply(batch: KernelBatch): Promise<void> {
+  apply(batch: KernelBatch): Promise<void> {
+    return this.timedWrite(() => this.inner.apply(batch));
+  }
+  /** Not async: the call itself runs now (the lines reach ip before it returns), its wait is timed. */
+  private timedWrite(call: () => Promise<void>): Promise<void> {
     const t0 = performance.now();
-    try {
-      await this.inner.apply(batch);
-    } finally {
+    return call().finally(() => {
       this.writeMs += performance.now() - t0;
-    }
+    });
+  }
+  readThenWrite(): { read: Promise<KernelSnapshot>; write(batch: KernelBatch): Promise<void> } {
+    const session = this.inner.readThenWrite?.() ?? { read: this.inner.readAll(), write: (batch: KernelBatch) => this.inner.apply(batch) };
+    return {
+      read: this.read(() => session.read),
+      write: (batch) => this.timedWrite(() => session.write(batch)),
+    };
   }
   watch(onChange: (event: KernelEvent) => void): { stop(): void } {
     return this.inner.watch(onChange);
@@ -299,6 +317,26 @@ export interface TortieRound {
   program: Window;
   resync: Window;
   incremental: Window;
+  /** The no-op resync's floors, ms spawn to exit (absent in rows built without them). */
+  floors?: Floors;
+}
+
+/** One read of the 10,001-route table by a bare `ip`, spawn to exit, stdout into a scratch file. */
+export interface Floors {
+  /** `ip -4 -json route show table main`. */
+  jsonShowMs: number;
+  /** `ip -4 -json -batch` of `route save table main` + `link show`: the reconciler's full read. */
+  saveAndLinksMs: number;
+}
+
+/** Spawn to exit of `ip -n NS args` (stdin given), stdout into a scratch file as the reconciler reads. */
+async function timedRead(ns: Netns, args: readonly string[], stdin?: string): Promise<number> {
+  const t0 = performance.now();
+  const result = await runBounded({ command: 'ip', args: ['-n', ns.name, ...args], ...(stdin !== undefined ? { stdin } : {}), stdout: 'scratch', timeoutMs: KERNEL_TIMEOUT_MS });
+  const ms = performance.now() - t0;
+  if (result.code !== 0) throw new Error(failureMessage(`ip -n ${ns.name} ${args.join(' ')}`, result));
+  if (result.stdout.length < ROUTE_COUNT * 20) throw new Error(`ip -n ${ns.name} ${args.join(' ')} printed ${result.stdout.length} bytes: not ${ROUTE_COUNT} routes`);
+  return ms;
 }
 
 /** (2)–(4) in one fresh namespace. `profile`: CPU profiles of the programming and resync windows. */
@@ -346,7 +384,11 @@ async function tortieRound(routes: readonly DesiredRoute[], interfaces: readonly
     // (4) One block moves to another node: the whole desired set again, one route different.
     const { routes: moved } = withOneMoved(routes, underlay(253));
     const incremental = await measure('incremental', () => table.setDesired(moved), settled);
-    return { program, resync, incremental };
+
+    // (5) The floors, after the measured windows (they do not disturb them).
+    const jsonShowMs = await timedRead(ns, ['-4', '-json', 'route', 'show', 'table', 'main']);
+    const saveAndLinksMs = await timedRead(ns, ['-4', '-json', '-batch', '-'], 'route save table main\nlink show\n');
+    return { program, resync, incremental, floors: { jsonShowMs, saveAndLinksMs } };
   } finally {
     counter?.stop();
     await kernel.close().catch(() => undefined);
@@ -390,7 +432,8 @@ export const felixRoutesBench: Bench = {
       const t = tortie.at(-1) as TortieRound;
       console.log(
         `felix-routes round ${round + 1}: ip -batch ${fmt(baseline.at(-1) as number)} ms; tortie ${describeWindow(t.program)}; ` +
-          `no-op resync ${describeWindow(t.resync)}; 1 route moved ${describeWindow(t.incremental)}`,
+          `no-op resync ${describeWindow(t.resync)}; 1 route moved ${describeWindow(t.incremental)}` +
+          (t.floors ? `; floors: ip -json route show ${fmt(t.floors.jsonShowMs)} ms, ip route save + link show ${fmt(t.floors.saveAndLinksMs)} ms` : ''),
       );
     }
     if (profile) console.log(`felix-routes: CPU profiles of round 1 written to ${profile}.{program,resync,incremental}.cpuprofile`);
@@ -432,6 +475,25 @@ export function felixRows(baseline: readonly number[], rounds: readonly TortieRo
       unit: 'ms',
       vs: `best ${fmt(best(resync))} ms (target ≤ ${TARGET_RESYNC_MS} ms); ${breakdown(medianOf((r) => r.resync))}`,
     },
+  );
+  const floors = rounds.map((r) => r.floors).filter((f): f is Floors => f !== undefined);
+  if (floors.length > 0) {
+    rows.push(
+      {
+        name: `no-op resync floor: one ip -4 -json route show of 10k, median of ${floors.length}`,
+        value: median(floors.map((f) => f.jsonShowMs)),
+        unit: 'ms',
+        vs: `best ${fmt(best(floors.map((f) => f.jsonShowMs)))} ms; spawn to exit, into a scratch file (JSON.parse not included)`,
+      },
+      {
+        name: `no-op resync floor: tortie's read (ip route save + link show), median of ${floors.length}`,
+        value: median(floors.map((f) => f.saveAndLinksMs)),
+        unit: 'ms',
+        vs: `best ${fmt(best(floors.map((f) => f.saveAndLinksMs)))} ms; the resync above is this + decoding + the diff`,
+      },
+    );
+  }
+  rows.push(
     {
       name: 'no-op resync: kernel writes (max over rounds)',
       value: max(rounds.map((r) => r.resync.writes)),
