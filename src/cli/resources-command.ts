@@ -8,7 +8,8 @@
 // same input, duplicates in the input, and create/replace preconditions — and only when nothing at all is
 // wrong are the writes made. A write can still lose a race with another writer after the checks; apply
 // then re-reads and retries (bounded), and any failure says how many resources were already written.
-// Deleting a Node or an IPPool also releases its IPAM state (./delete-ipam.ts says what, and what refuses).
+// Deleting a Node or an IPPool also releases its IPAM state, a Node its own BGP configuration too
+// (./delete-ipam.ts says what, and what refuses).
 
 import { parseArgs } from 'node:util';
 import { stringify as toYaml } from 'yaml';
@@ -28,7 +29,7 @@ import {
 import { API_VERSION, type AnyResource, type Kind, type Resource } from '../resources/types.js';
 import { AlreadyExistsError, ConflictError, NotFoundError, type Datastore } from '../datastore/types.js';
 import type { TeardownOptions } from '../ipam/teardown.js';
-import { deleteIpPool, deleteNode, deleteRefusals as refusalsOf, nodesWithIpamOnly, readSnapshot } from './delete-ipam.js';
+import { deleteIpPool, deleteNode, deleteRefusals as refusalsOf, NodeDeletionError, nodesWithStateLeft } from './delete-ipam.js';
 
 export type WriteVerb = 'apply' | 'create' | 'replace' | 'delete';
 export type OutputFormat = 'table' | 'wide' | 'yaml' | 'json';
@@ -82,7 +83,8 @@ KIND: ippool(s), bgpconfig(uration)(s), bgppeer(s), node(s), workloadendpoint(s)
       ipamblock(s), blockaffinity/blockaffinities, ipamhandle(s)
 Nothing is written unless every document is valid; errors name the document number and field.
 Deleting a Node also releases its IPAM state (its tunnel address, its pods' and leaked addresses, its
-blocks and affinities) and says what; on the kubernetes datastore run it after "kubectl delete node".
+blocks and affinities) and deletes its own BGPPeers (spec.node) and BGPConfiguration node.NAME, and says
+what; on the kubernetes datastore run it after "kubectl delete node".
 Deleting an IPPool is refused while pods hold addresses from it; otherwise its blocks go with it.
 `;
 
@@ -210,8 +212,8 @@ export interface StoredState {
   byKey: ReadonlyMap<string, AnyResource | null>;
   /** Every stored IPPool (for overlap checks). */
   ipPools: Array<Resource<'IPPool'>>;
-  /** Nodes with no Node resource but IPAM state left: deleting them releases that state. */
-  ipamOnlyNodes?: ReadonlySet<string>;
+  /** Nodes with no Node resource but IPAM state or their own BGP configuration left: deleting them removes that. */
+  leftoverNodes?: ReadonlySet<string>;
   /** Why deleting a resource (by resourceKey) is refused now: a Kubernetes Node, a pool in use. */
   deleteRefusals?: ReadonlyMap<string, string>;
 }
@@ -255,8 +257,8 @@ export function planWrite(verb: WriteVerb, input: InputResource[], stored: Store
     if (earlier !== undefined) fail('metadata.name', resource.metadata.name, `${key} is also document ${earlier}; give each resource once`);
     seen.set(key, index);
     if (verb === 'create' && current !== null) fail('metadata.name', resource.metadata.name, `${key} already exists; use apply or replace to change it`);
-    const ipamOnly = verb === 'delete' && resource.kind === 'Node' && stored.ipamOnlyNodes?.has(resource.metadata.name) === true;
-    if ((verb === 'replace' || verb === 'delete') && current === null && !ipamOnly) fail('metadata.name', resource.metadata.name, `resource does not exist: ${describeKey(resource)}`);
+    const leftover = verb === 'delete' && resource.kind === 'Node' && stored.leftoverNodes?.has(resource.metadata.name) === true;
+    if ((verb === 'replace' || verb === 'delete') && current === null && !leftover) fail('metadata.name', resource.metadata.name, `resource does not exist: ${describeKey(resource)}`);
     const refusal = verb === 'delete' ? stored.deleteRefusals?.get(key) : undefined;
     if (refusal !== undefined) fail('metadata.name', resource.metadata.name, refusal);
     if (verb === 'create' && resource.metadata.resourceVersion !== undefined) {
@@ -362,19 +364,19 @@ async function storedStateFor(ds: Datastore, input: InputResource[], verb: Write
   return { byKey, ipPools, ...(await deletePreconditions(ds, input.map(({ resource }) => resource), byKey)) };
 }
 
-/** For deletions: Nodes that are gone but have IPAM state, and the refusals (Kubernetes Nodes, pools in use). */
+/** For deletions: Nodes that are gone but left state, and the refusals (Kubernetes Nodes, pools in use). */
 async function deletePreconditions(
   ds: Datastore,
   targets: AnyResource[],
   stored: ReadonlyMap<string, AnyResource | null>,
-): Promise<Pick<StoredState, 'ipamOnlyNodes' | 'deleteRefusals'>> {
+): Promise<Pick<StoredState, 'leftoverNodes' | 'deleteRefusals'>> {
   const nodes = targets.filter((t) => t.kind === 'Node');
   const pools = targets.filter((t) => t.kind === 'IPPool');
   if (nodes.length === 0 && pools.length === 0) return {};
   const gone = nodes.filter((n) => (stored.get(resourceKey(n)) ?? null) === null).map((n) => n.metadata.name);
-  const ipamOnlyNodes = gone.length > 0 ? nodesWithIpamOnly(await readSnapshot(ds), gone) : new Set<string>();
+  const leftoverNodes = await nodesWithStateLeft(ds, gone);
   const deleteRefusals = await refusalsOf(ds, [...nodes, ...pools].flatMap((t) => stored.get(resourceKey(t)) ?? []));
-  return { ipamOnlyNodes, deleteRefusals };
+  return { leftoverNodes, deleteRefusals };
 }
 
 async function runWrite(ds: Datastore, verb: WriteVerb, input: InputResource[], ctx: CommandContext): Promise<number> {
@@ -388,7 +390,8 @@ async function runWrite(ds: Datastore, verb: WriteVerb, input: InputResource[], 
       if (op.action !== 'delete' || result.deleted) done.push(op.resource);
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error);
-      const done = written === 0 ? 'nothing was written' : `${written} of ${ops.length} resource(s) were ${PAST[verb]} before it`;
+      if (error instanceof NodeDeletionError && error.text !== '') ctx.out(error.text);
+      const done = written === 0 && !(error instanceof NodeDeletionError) ? 'nothing was written' : `${written} of ${ops.length} resource(s) were ${PAST[verb]} before it`;
       throw new Error(`document ${op.index} (${labelOf(op.resource)}): ${reason}; ${done}`, { cause: error });
     }
     written++;
@@ -406,8 +409,8 @@ async function runDeleteNamed(ds: Datastore, args: Extract<ResourceArgs, { comma
   const targets = args.names.map((name) => ({ kind: args.kind, metadata: { name, ...namespace } }) as AnyResource);
   const stored = new Map<string, AnyResource | null>();
   for (const target of targets) stored.set(resourceKey(target), (await ds.get(target.kind, target.metadata.name, target.metadata.namespace)) as AnyResource | null);
-  const { ipamOnlyNodes, deleteRefusals } = await deletePreconditions(ds, targets, stored);
-  const missing = targets.filter((t) => stored.get(resourceKey(t)) === null && !(t.kind === 'Node' && ipamOnlyNodes?.has(t.metadata.name) === true));
+  const { leftoverNodes, deleteRefusals } = await deletePreconditions(ds, targets, stored);
+  const missing = targets.filter((t) => stored.get(resourceKey(t)) === null && !(t.kind === 'Node' && leftoverNodes?.has(t.metadata.name) === true));
   if (missing.length > 0) throw new Error(`resource does not exist: ${missing.map(describeKey).join(', ')}; nothing was deleted`);
   const refused = targets.flatMap((t) => deleteRefusals?.get(resourceKey(t)) ?? []);
   if (refused.length > 0) throw new Error(`${refused.join('\n')}; nothing was deleted`);
@@ -419,6 +422,7 @@ async function runDeleteNamed(ds: Datastore, args: Extract<ResourceArgs, { comma
       if (result.text !== '') ctx.out(result.text);
       if (result.deleted) done.push(target);
     } catch (error) {
+      if (error instanceof NodeDeletionError && error.text !== '') ctx.out(error.text);
       const what = error instanceof NotFoundError ? `resource does not exist: ${describeKey(target)}` : error instanceof Error ? error.message : String(error);
       throw new Error(`${what}; ${deleted} of ${targets.length} resource(s) were deleted before it`, { cause: error });
     }

@@ -9,6 +9,9 @@
 // - Releases killed half-way (the real release code, its datastore failing from one write on) leave
 //   affinities pendingDeletion; the node's agent, started on the same datastore, settles them: the block in
 //   use is taken back and advertised, the empty one released, one already unaffined loses its affinity.
+// - `tortie delete node X` also deletes X's own BGPPeers (spec.node) and BGPConfiguration node.X, as
+//   calicoctl; a run that fails half-way (one write refused) says what was done, and running it again
+//   finishes.
 // After each, the whole stored state is checked with ipamProblems (test/unit/ipam/invariants.ts).
 
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -69,7 +72,7 @@ function etcdBackend(etcd: () => EtcdInstance): Backend {
       });
     },
     reset: async (ds) => {
-      for (const kind of ['IPAMBlock', 'BlockAffinity', 'IPAMHandle', 'IPPool', 'WorkloadEndpoint', 'Node'] as Kind[]) {
+      for (const kind of ['IPAMBlock', 'BlockAffinity', 'IPAMHandle', 'IPPool', 'WorkloadEndpoint', 'Node', 'BGPPeer', 'BGPConfiguration'] as Kind[]) {
         for (const r of (await ds.list(kind)).items) await ds.delete(kind, r.metadata.name, r.metadata.namespace !== undefined ? { namespace: r.metadata.namespace } : {}).catch(() => undefined);
       }
     },
@@ -95,7 +98,7 @@ function kubernetesBackend(api: () => FakeApiServer): Backend {
       pods.add(`${w.namespace}/${w.pod}`);
     },
     reset: async (ds) => {
-      for (const kind of ['IPAMBlock', 'BlockAffinity', 'IPAMHandle', 'IPPool'] as Kind[]) {
+      for (const kind of ['IPAMBlock', 'BlockAffinity', 'IPAMHandle', 'IPPool', 'BGPPeer', 'BGPConfiguration'] as Kind[]) {
         for (const r of (await ds.list(kind)).items) await ds.delete(kind, r.metadata.name).catch(() => undefined);
       }
       for (const name of nodes) api().remove({ core: 'nodes' }, name);
@@ -109,11 +112,15 @@ function kubernetesBackend(api: () => FakeApiServer): Backend {
   };
 }
 
-/** `tortie <verb> ...` in this process, on a fresh client of the backend (the command closes it). */
+/** `tortie <verb> ...` in this process, on a fresh client of the backend (the command closes it), optionally wrapped. */
 async function tortie(backend: Backend, verb: 'delete' | 'apply', ...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  return tortieOn(async () => backend.open(), verb, ...argv);
+}
+
+async function tortieOn(open: () => Promise<Datastore>, verb: 'delete' | 'apply', ...argv: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '';
   try {
-    const code = await runResourceCommand(parseResourceArgs(verb, argv), { out: (t) => (out += t), readInput: async () => '', openDatastore: () => backend.open() });
+    const code = await runResourceCommand(parseResourceArgs(verb, argv), { out: (t) => (out += t), readInput: async () => '', openDatastore: open });
     return { code, out, err: '' };
   } catch (error) {
     return { code: 1, out, err: error instanceof Error ? error.message : String(error) };
@@ -187,6 +194,38 @@ function pauseBefore(ds: Datastore, match: (op: 'update' | 'delete' | 'create', 
     close: () => ds.close(),
   };
   return { ds: wrapped, reached, release: () => go() };
+}
+
+/** BGP configuration of node-1 (two peers, node.node-1) and of others (node-2's peer, a global one, one by label). */
+async function createBgp(ds: Datastore): Promise<void> {
+  const peers: Array<[string, Resource<'BGPPeer'>['spec']]> = [
+    ['rack-1-tor', { node: 'node-1', peerIP: '198.18.0.50', asNumber: 65001 }],
+    ['rack-1-rr', { node: 'node-1', peerSelector: "route-reflector == 'true'" }],
+    ['rack-2-tor', { node: 'node-2', peerIP: '198.18.0.51', asNumber: 65001 }],
+    ['office', { peerIP: '198.18.0.60', asNumber: 65002 }],
+    ['by-label', { nodeSelector: "kubernetes.io/hostname == 'node-1'", peerIP: '198.18.0.61', asNumber: 65002 }],
+  ];
+  for (const [name, spec] of peers) await ds.create({ apiVersion: API_VERSION, kind: 'BGPPeer', metadata: { name }, spec });
+  for (const name of ['default', 'node.node-1', 'node.node-2']) await ds.create({ apiVersion: API_VERSION, kind: 'BGPConfiguration', metadata: { name }, spec: { asNumber: 64512 } });
+}
+
+async function bgpNames(ds: Datastore): Promise<string[]> {
+  const [peers, configs] = await Promise.all([ds.list('BGPPeer'), ds.list('BGPConfiguration')]);
+  return [...peers.items.map((p) => `BGPPeer ${p.metadata.name}`), ...configs.items.map((c) => `BGPConfiguration ${c.metadata.name}`)].sort();
+}
+
+/** Every call of `ds` passed on unchanged (a base for wrappers that change one). */
+function forward(ds: Datastore): Datastore {
+  return {
+    type: ds.type,
+    get: (kind, name, namespace) => ds.get(kind, name, namespace),
+    list: (kind, options) => ds.list(kind, options),
+    create: (resource) => ds.create(resource),
+    update: (resource) => ds.update(resource),
+    delete: (kind, name, options) => ds.delete(kind, name, options),
+    watch: (kind, from, onEvent) => ds.watch(kind, from, onEvent),
+    close: () => ds.close(),
+  };
 }
 
 /** `ds` as seen by a process killed at the first write matching `at`: that write and every later one fail. */
@@ -283,6 +322,74 @@ function suite(name: string, makeBackend: () => Backend, start: () => Promise<vo
       // The freed block is claimable again, and node-2's pod keeps its address.
       expect(await new Ipam(ds).claimBlock('node-3')).toBe('10.244.0.64/26');
       expect((await summary(ds)).blocks).toContain(`10.244.0.0/26 no-affinity [${borrowed}=k8s-pod-network.c-api]`);
+    }, 60_000);
+
+    it('delete node also deletes its own BGPPeers (spec.node) and BGPConfiguration node.<name>, and lists them; other BGP configuration stays', async () => {
+      await ds.create(pool('pool-a', '10.244.0.0/24'));
+      await backend.addNode(ds, 'node-1');
+      await backend.addNode(ds, 'node-2');
+      const [web] = await new Ipam(ds).assign('node-1', 'k8s-pod-network.c-web');
+      await backend.addWorkload(ds, { namespace: 'default', pod: 'web', node: 'node-1', ip: web! });
+      await createBgp(ds);
+      const before = await bgpNames(ds);
+      if (backend.type === 'kubernetes') {
+        // Refused while the Kubernetes Node exists: its BGP configuration is not touched either.
+        expect((await tortie(backend, 'delete', 'node', 'node-1')).err).toMatch(/kubectl delete node node-1.*delete its own BGPPeers and BGPConfiguration; nothing was deleted$/);
+        expect(await bgpNames(ds)).toEqual(before);
+        backend.removeKubeNode('node-1');
+      }
+      const run = await tortie(backend, 'delete', 'node', 'node-1');
+      expect(run.err).toBe('');
+      const head = backend.type === 'kubernetes' ? 'Node "node-1" was already gone; ' : 'Node "node-1": ';
+      expect(run.out.split('\n')[0]).toBe(`${head}released its IPAM state and deleted its own BGP configuration`);
+      expect(run.out).toContain(
+        [
+          "  BGPPeer rack-1-rr (peers route-reflector == 'true', this node's only): deleted",
+          "  BGPPeer rack-1-tor (peer 198.18.0.50 AS 65001, this node's only): deleted",
+          "  BGPConfiguration node.node-1 (this node's own BGP settings): deleted",
+        ].join('\n'),
+      );
+      expect(await bgpNames(ds)).toEqual(['BGPConfiguration default', 'BGPConfiguration node.node-2', 'BGPPeer by-label', 'BGPPeer office', 'BGPPeer rack-2-tor']);
+      expect(ipamProblems(await readIpamState(ds))).toEqual([]);
+      // Nothing of node-1 is left: deleting it again is "does not exist".
+      expect((await tortie(backend, 'delete', 'node', 'node-1')).err).toMatch(/^resource does not exist: Node\(node-1\); nothing was deleted$/);
+    }, 60_000);
+
+    it('delete node failing half-way (the datastore refuses one write) says what was done and what not; the same command again finishes', async () => {
+      await ds.create(pool('pool-a', '10.244.0.0/24'));
+      await backend.addNode(ds, 'node-1');
+      await backend.addNode(ds, 'node-2');
+      await new Ipam(ds).assign('node-1', 'ipip-tunnel-addr-node-1', { use: 'Tunnel' });
+      await createBgp(ds);
+      if (backend.type === 'kubernetes') backend.removeKubeNode('node-1');
+      // The second of node-1's peers cannot be deleted this time (as when etcd goes away half-way).
+      const broken = async (): Promise<Datastore> => {
+        const inner = await backend.open();
+        return {
+          ...forward(inner),
+          delete: async (kind, name, options) => {
+            if (kind === 'BGPPeer' && name === 'rack-1-tor') throw new Error('datastore unreachable (test)');
+            return inner.delete(kind, name, options);
+          },
+        };
+      };
+      const first = await tortieOn(broken, 'delete', 'node', 'node-1');
+      expect(first.code).toBe(1);
+      expect(first.err).toContain('Node "node-1": deleting BGPPeer rack-1-tor failed: datastore unreachable (test). Done before it: released its IPAM state (listed above), deleted BGPPeer rack-1-rr. ');
+      expect(first.err).toContain(`Not done: BGPPeer rack-1-tor, BGPConfiguration node.node-1${backend.type === 'kubernetes' ? '' : ', the Node itself'}. Run "tortie delete node node-1" again to do the rest`);
+      expect(first.out).toMatch(/released 10\.244\.0\.\d+ \(ipip-tunnel-addr-node-1\): tunnel address of node node-1/);
+      expect(first.out).toContain("  BGPPeer rack-1-rr (peers route-reflector == 'true', this node's only): deleted\n");
+      expect(await bgpNames(ds)).toEqual(expect.arrayContaining(['BGPPeer rack-1-tor', 'BGPConfiguration node.node-1']));
+      expect(await bgpNames(ds)).not.toContain('BGPPeer rack-1-rr');
+      expect((await summary(ds)).blocks).toEqual([]);
+      // Again, with the datastore working: only what was left is done.
+      const second = await tortie(backend, 'delete', 'node', 'node-1');
+      expect(second.err).toBe('');
+      expect(second.out).not.toMatch(/released|rack-1-rr/);
+      expect(second.out).toContain("  BGPPeer rack-1-tor (peer 198.18.0.50 AS 65001, this node's only): deleted\n  BGPConfiguration node.node-1 (this node's own BGP settings): deleted\n");
+      expect(await bgpNames(ds)).toEqual(['BGPConfiguration default', 'BGPConfiguration node.node-2', 'BGPPeer by-label', 'BGPPeer office', 'BGPPeer rack-2-tor']);
+      if (backend.type === 'etcdv3') expect(await ds.get('Node', 'node-1')).toBeNull();
+      expect(ipamProblems(await readIpamState(ds))).toEqual([]);
     }, 60_000);
 
     it('delete ippool refuses while pods hold addresses in it, naming them; nothing is written', async () => {

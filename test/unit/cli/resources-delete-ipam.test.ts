@@ -1,7 +1,9 @@
 // `tortie delete node|ippool` with IPAM state, against MemoryDatastore: what the command prints (address by
 // address, block by block), that `delete KIND NAME` and `delete -f` refuse the same things before writing
 // anything (a Kubernetes Node that still exists, a pool whose addresses workloads hold), and that a node
-// already gone (kubectl delete node) is accepted when it left IPAM state, with no "deleted" summary.
+// already gone (kubectl delete node) is accepted when it left IPAM state, with no "deleted" summary. A node's
+// own BGP configuration (BGPPeers with spec.node, BGPConfiguration node.<name>) goes with it, and a delete
+// failing half-way says what was done and what was not, and finishes when run again.
 
 import { describe, expect, it } from 'vitest';
 import { parseResourceArgs, runResourceCommand, type CommandContext } from '../../../src/cli/resources-command.js';
@@ -109,6 +111,152 @@ describe('tortie delete node', () => {
     const out = await run(ds, { 'n.yaml': NODE_1 }, 'delete', '-f', 'n.yaml');
     expect(out).toMatch(/^Node "node-1" was already gone; released its IPAM state\n( {2}.*\n)+$/);
     await expect(run(ds, { 'n.yaml': NODE_1 }, 'delete', '-f', 'n.yaml')).rejects.toThrow(/resource does not exist: Node\(node-1\)\nnothing was written$/);
+  });
+});
+
+function peer(name: string, spec: Resource<'BGPPeer'>['spec']): Resource<'BGPPeer'> {
+  return { apiVersion: API_VERSION, kind: 'BGPPeer', metadata: { name }, spec };
+}
+
+function bgpConfig(name: string): Resource<'BGPConfiguration'> {
+  return { apiVersion: API_VERSION, kind: 'BGPConfiguration', metadata: { name }, spec: { asNumber: 64512 } };
+}
+
+/** cluster() plus BGP configuration: node-1's own (two peers, node.node-1) and others' that must stay. */
+async function clusterWithBgp(): Promise<MemoryDatastore> {
+  const ds = await cluster();
+  await ds.create(peer('rack-1-tor', { node: 'node-1', peerIP: '198.18.0.50', asNumber: 65001 }));
+  await ds.create(peer('rack-1-rr', { node: 'node-1', peerSelector: "route-reflector == 'true'" }));
+  await ds.create(peer('rack-2-tor', { node: 'node-2', peerIP: '198.18.0.51', asNumber: 65001 }));
+  await ds.create(peer('office', { peerIP: '198.18.0.60', asNumber: 65002 }));
+  await ds.create(peer('by-label', { nodeSelector: "kubernetes.io/hostname == 'node-1'", peerIP: '198.18.0.61', asNumber: 65002 }));
+  for (const name of ['default', 'node.node-1', 'node.node-2']) await ds.create(bgpConfig(name));
+  return ds;
+}
+
+async function bgpNames(ds: Datastore): Promise<string[]> {
+  const [peers, configs] = await Promise.all([ds.list('BGPPeer'), ds.list('BGPConfiguration')]);
+  return [...peers.items.map((p) => `BGPPeer ${p.metadata.name}`), ...configs.items.map((c) => `BGPConfiguration ${c.metadata.name}`)].sort();
+}
+
+/** `ds` whose delete of (kind, name) fails as an unreachable datastore would, the first `times` times. */
+function failingDelete(ds: MemoryDatastore, kind: Kind, name: string, times = 1): Datastore {
+  const base = typed(ds, 'etcdv3');
+  let left = times;
+  return {
+    ...base,
+    delete: async (k, n, options) => {
+      if (k === kind && n === name && left-- > 0) throw new Error('etcd 127.0.0.1:2379: connection refused');
+      return ds.delete(k, n, options);
+    },
+  };
+}
+
+describe('tortie delete node: its own BGP configuration', () => {
+  it('deletes the BGPPeers whose spec.node is the node and BGPConfiguration node.<name>, and lists them; others stay', async () => {
+    const ds = await clusterWithBgp();
+    const out = await run(ds, {}, 'delete', 'node', 'node-1');
+    expect(out).toMatch(/^Node "node-1": released its IPAM state and deleted its own BGP configuration\n/);
+    expect(out).toContain(
+      [
+        '  WorkloadEndpoint default/node-1-k8s-web-eth0: deleted',
+        "  BGPPeer rack-1-rr (peers route-reflector == 'true', this node's only): deleted",
+        "  BGPPeer rack-1-tor (peer 198.18.0.50 AS 65001, this node's only): deleted",
+        "  BGPConfiguration node.node-1 (this node's own BGP settings): deleted",
+        "Successfully deleted 1 'Node' resource(s)",
+        '',
+      ].join('\n'),
+    );
+    // Peers that select the node by label, global peers, other nodes' peers and configurations stay.
+    expect(await bgpNames(ds)).toEqual(['BGPConfiguration default', 'BGPConfiguration node.node-2', 'BGPPeer by-label', 'BGPPeer office', 'BGPPeer rack-2-tor']);
+    expect(ipamProblems(await readIpamState(ds))).toEqual([]);
+  });
+
+  it('a node with no IPAM state says only what it deleted; one gone that left only BGP configuration is accepted (delete -f too)', async () => {
+    const ds = new MemoryDatastore();
+    await ds.create({ apiVersion: API_VERSION, kind: 'Node', metadata: { name: 'node-1' }, spec: {} });
+    await ds.create(bgpConfig('node.node-1'));
+    expect(await run(ds, {}, 'delete', 'node', 'node-1')).toBe(
+      ['Node "node-1": deleted its own BGP configuration', "  BGPConfiguration node.node-1 (this node's own BGP settings): deleted", "Successfully deleted 1 'Node' resource(s)", ''].join('\n'),
+    );
+    // Gone already (kubectl delete node, or a run that failed half-way): its peer is still deleted.
+    await ds.create(peer('rack-1-tor', { node: 'node-1', peerIP: '198.18.0.50', asNumber: 65001 }));
+    expect(await run(ds, { 'n.yaml': NODE_1 }, 'delete', '-f', 'n.yaml')).toBe(
+      ['Node "node-1" was already gone; deleted its own BGP configuration', "  BGPPeer rack-1-tor (peer 198.18.0.50 AS 65001, this node's only): deleted", ''].join('\n'),
+    );
+    expect(await bgpNames(ds)).toEqual([]);
+    await expect(run(ds, {}, 'delete', 'node', 'node-1')).rejects.toThrow(/^resource does not exist: Node\(node-1\); nothing was deleted$/);
+  });
+
+  it('a delete failing half-way says what was done and what was not; running it again does the rest', async () => {
+    const memory = await clusterWithBgp();
+    const broken = failingDelete(memory, 'BGPPeer', 'rack-1-tor');
+    let out = '';
+    const ctx: CommandContext = { out: (t) => (out += t), readInput: async () => '', openDatastore: async () => broken, teardown: { sleep: async () => undefined } };
+    const failure = await runResourceCommand(parseResourceArgs('delete', ['node', 'node-1']), ctx).then(
+      () => null,
+      (e: unknown) => e as Error,
+    );
+    expect(failure?.message).toBe(
+      'Node "node-1": deleting BGPPeer rack-1-tor failed: etcd 127.0.0.1:2379: connection refused. ' +
+        'Done before it: released its IPAM state (listed above), deleted WorkloadEndpoint default/node-1-k8s-web-eth0, deleted BGPPeer rack-1-rr. ' +
+        'Not done: BGPPeer rack-1-tor, BGPConfiguration node.node-1, the Node itself. Run "tortie delete node node-1" again to do the rest; ' +
+        '0 of 1 resource(s) were deleted before it',
+    );
+    // What was done is printed as a successful run prints it (addresses, blocks, endpoint, the first peer).
+    expect(out).toMatch(/^Node "node-1": released its IPAM state and deleted its own BGP configuration\n/);
+    expect(out).toContain('  released 10.244.0.1 (net.web): workload default/web on node node-1\n');
+    expect(out).toContain("  BGPPeer rack-1-rr (peers route-reflector == 'true', this node's only): deleted\n");
+    expect(out).not.toMatch(/rack-1-tor|Successfully/);
+    expect(await memory.get('Node', 'node-1')).not.toBeNull();
+    expect(await bgpNames(memory)).toContain('BGPPeer rack-1-tor');
+    expect(ipamProblems(await readIpamState(memory))).toEqual([]);
+    // Again (the datastore is back): only what was left, then the Node.
+    expect(await run(broken, {}, 'delete', 'node', 'node-1')).toBe(
+      [
+        'Node "node-1": deleted its own BGP configuration',
+        "  BGPPeer rack-1-tor (peer 198.18.0.50 AS 65001, this node's only): deleted",
+        "  BGPConfiguration node.node-1 (this node's own BGP settings): deleted",
+        "Successfully deleted 1 'Node' resource(s)",
+        '',
+      ].join('\n'),
+    );
+    expect(await bgpNames(memory)).toEqual(['BGPConfiguration default', 'BGPConfiguration node.node-2', 'BGPPeer by-label', 'BGPPeer office', 'BGPPeer rack-2-tor']);
+  });
+
+  it('a peer moved to another node while the delete runs is not deleted (compare-and-swap on the revision read)', async () => {
+    const memory = await clusterWithBgp();
+    const base = typed(memory, 'etcdv3');
+    let moved = false;
+    const racing: Datastore = {
+      ...base,
+      delete: async (kind, name, options) => {
+        if (kind === 'BGPPeer' && name === 'rack-1-tor' && !moved) {
+          moved = true; // someone re-points the peer at node-2 just before our delete
+          const current = (await memory.get('BGPPeer', name))!;
+          await memory.update({ ...current, spec: { ...current.spec, node: 'node-2' } });
+        }
+        return memory.delete(kind, name, options);
+      },
+    };
+    const out = await run(racing, {}, 'delete', 'node', 'node-1');
+    expect(moved).toBe(true);
+    expect(out).not.toContain('rack-1-tor');
+    expect(out).toContain("  BGPPeer rack-1-rr (peers route-reflector == 'true', this node's only): deleted\n");
+    expect((await memory.get('BGPPeer', 'rack-1-tor'))?.spec.node).toBe('node-2');
+  });
+
+  it('delete -f failing half-way on the Node itself does not claim "nothing was written"', async () => {
+    const memory = await clusterWithBgp();
+    const broken = failingDelete(memory, 'Node', 'node-1');
+    const failure = await run(broken, { 'n.yaml': NODE_1 }, 'delete', '-f', 'n.yaml').then(
+      () => null,
+      (e: unknown) => e as Error,
+    );
+    expect(failure?.message).toMatch(/^document 1 \(Node "node-1"\): Node "node-1": deleting the Node itself failed: etcd 127\.0\.0\.1:2379: connection refused\. Done before it: released its IPAM state \(listed above\), deleted WorkloadEndpoint default\/node-1-k8s-web-eth0, deleted BGPPeer rack-1-rr, deleted BGPPeer rack-1-tor, deleted BGPConfiguration node\.node-1\. Not done: the Node itself\. Run "tortie delete node node-1" again to do the rest; 0 of 1 resource\(s\) were deleted before it$/);
+    expect(failure?.message).not.toMatch(/nothing was written/);
+    // Again: the Node is all that is left.
+    expect(await run(broken, { 'n.yaml': NODE_1 }, 'delete', '-f', 'n.yaml')).toBe("Successfully deleted 1 'Node' resource(s)\n");
   });
 });
 
