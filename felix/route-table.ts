@@ -45,7 +45,7 @@ import {
   type KernelRoute,
   type KernelSnapshot,
 } from './kernel.js';
-import { resolveByClass, routeKey, sameRoute, type DesiredRoute, type RouteConflict } from './routes.js';
+import { resolveByClassMap, routeKey, sameRoute, type DesiredRoute, type RouteConflict } from './routes.js';
 
 /** The time source (structurally the same as bgp/clock.ts's Clock, which felix may not import). */
 export interface RouteTableClock {
@@ -226,32 +226,34 @@ export class RouteTable {
     if (this.started) this.scheduleApply(this.debounceMs);
   }
 
-  /** Settles the pending desired set: winners by class, their kernel form, and what changed (dirty). */
-  private settleDesired(): void {
+  /**
+   * Settles the pending desired set: winners by class, their kernel form, and what changed (dirty). An
+   * apply about to re-read everything passes `markDirty` false: it diffs every destination anyway, and a
+   * failed attempt leaves a full resync due (10,000 fewer entries to make on the first programming).
+   */
+  private settleDesired(markDirty = true): void {
     const copies = this.pendingDesired;
     if (copies === null) return;
     this.pendingDesired = null;
-    const { routes: winners, conflicts } = resolveByClass(copies);
+    const { byDst: next, conflicts } = resolveByClassMap(copies);
     this.classConflicts = conflicts;
-    const next = new Map<string, DesiredRoute>();
     const nextKernel = new Map<string, KernelRoute>();
     const first = this.desired.size === 0; // nothing to compare with (the first set: 10,000 new routes)
-    for (const route of winners) {
-      next.set(route.dst, route);
-      const before = first ? undefined : this.desiredKernel.get(route.dst);
+    for (const [dst, route] of next) {
+      const before = first ? undefined : this.desiredKernel.get(dst);
       if (before !== undefined) {
-        const was = this.desired.get(route.dst);
+        const was = this.desired.get(dst);
         if (was !== undefined && sameRoute(was, route)) {
           // Unchanged (the usual case: the whole set again, a few routes different): same kernel form.
-          nextKernel.set(route.dst, before);
+          nextKernel.set(dst, before);
           continue;
         }
       }
-      const want = kernelForm(route, route.dst);
-      nextKernel.set(route.dst, want);
-      if (before === undefined || !sameNormalizedRoute(before, want)) this.dirty.add(route.dst);
+      const want = kernelForm(route, dst);
+      nextKernel.set(dst, want);
+      if (markDirty && (before === undefined || !sameNormalizedRoute(before, want))) this.dirty.add(dst);
     }
-    if (!first) for (const dst of this.desired.keys()) if (!next.has(dst)) this.dirty.add(dst);
+    if (markDirty && !first) for (const dst of this.desired.keys()) if (!next.has(dst)) this.dirty.add(dst);
     this.desired = next;
     this.desiredKernel = nextKernel;
   }
@@ -358,7 +360,7 @@ export class RouteTable {
     const session = fullResync && changed ? (this.kernel.readThenWrite?.() ?? null) : null;
     const read = session?.read ?? (fullResync ? this.kernel.readAll() : null);
     read?.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
-    this.settleDesired();
+    this.settleDesired(!fullResync);
     // What is dirty now is taken: changes that arrive while this attempt awaits the kernel stay dirty for
     // the next apply (clearing them at the end would lose them); on failure they are put back.
     const dirtyNow = this.dirty;

@@ -129,13 +129,19 @@ export interface RouteConflict {
  * duplicates are folded silently; anything else that lost is reported as a conflict.
  */
 export function resolveByClass(candidates: readonly DesiredRoute[]): { routes: DesiredRoute[]; conflicts: RouteConflict[] } {
+  const { byDst, conflicts } = resolveByClassMap(candidates);
+  return { routes: [...byDst.values()], conflicts };
+}
+
+/** `resolveByClass`, the winners keyed by destination (in the order `routes` would have them). */
+export function resolveByClassMap(candidates: readonly DesiredRoute[]): { byDst: Map<string, DesiredRoute>; conflicts: RouteConflict[] } {
   // Most prefixes have one candidate: it is kept alone; a list is made only for a prefix that has more.
-  const firstFor = new Map<string, DesiredRoute>();
+  const byDst = new Map<string, DesiredRoute>();
   let more: Map<string, DesiredRoute[]> | undefined;
   for (const route of candidates) {
-    const first = firstFor.get(route.dst);
+    const first = byDst.get(route.dst);
     if (first === undefined) {
-      firstFor.set(route.dst, route);
+      byDst.set(route.dst, route);
       continue;
     }
     more ??= new Map();
@@ -143,21 +149,18 @@ export function resolveByClass(candidates: readonly DesiredRoute[]): { routes: D
     if (list === undefined) more.set(route.dst, [first, route]);
     else list.push(route);
   }
-  const routes: DesiredRoute[] = [];
   const conflicts: RouteConflict[] = [];
-  for (const [dst, first] of firstFor) {
-    const list = more?.get(dst);
-    if (list === undefined) {
-      routes.push(first);
-      continue;
-    }
-    let winner = first;
+  if (more === undefined) return { byDst, conflicts };
+  for (const dst of byDst.keys()) {
+    const list = more.get(dst);
+    if (list === undefined) continue;
+    let winner = list[0] as DesiredRoute;
     for (const route of list) if (compareRouteClass(route.class, winner.class) < 0) winner = route;
-    routes.push(winner);
+    byDst.set(dst, winner); // the key keeps its place
     const losers = list.filter((r) => r !== winner && !sameRoute(r, winner));
     if (losers.length > 0) conflicts.push({ dst, winner, losers: dedupe(losers) });
   }
-  return { routes, conflicts };
+  return { byDst, conflicts };
 }
 
 /** Same destination, shape and class. */
