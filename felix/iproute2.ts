@@ -12,7 +12,7 @@
 //   both    readThenWrite: one `ip -4 -json -force -batch -` reads as above, then fails a fence line (no such
 //           ip object): "Command failed -:3" on stderr says the read is whole in the file; the caller's
 //           batch, decided from the read, goes down the same stdin. The route table's resyncs that write
-//           (the first programming, a restart) start one process instead of two;
+//           (the first programming, a restart) start one process instead of two (a read's and a batch's);
 //   events  one long-running `ip -o monitor route link` per watch, parsed line by line.
 //
 // Why iproute2 and not netlink, why these reads, and why one process per call rather than a long-running
@@ -28,14 +28,16 @@
 //     write(2)s, which through a pipe reached Node as ~4,500 chunks (~20 ms of its CPU); hence the file.
 //     `route show` also opened one netlink socket per interface it had not seen yet (101 here); `route
 //     save` names none, and the links come after it.
-//   - a no-op resync of 10,000 routes: 22-29 ms (median; was 52-60 ms, and 55-83 ms in the same runs
-//     with `ip -json route show`), of which the read ~15 and the diff ~7.
+//   - a no-op resync of 10,000 routes: 23-31 ms median (51-73 ms with `ip -json route show`, the same
+//     runs), of which the read ~15 and the diff ~7.
 //   - starting an `ip` costs 3-4 ms end to end with `-n` (fork+exec, a mount namespace for the netns), and
-//     Node's spawn() blocks the event loop 1-3.4 ms of that (it forks the agent). Through RouteTable, 10,000
-//     routes into an empty table: 1.11-1.13× a bare `ip -batch` of the same lines (best of 5; median
-//     1.14-1.24×; 1.16-1.42× best before, the same runs) — one process, started before the desired set is
-//     settled, its read back before the diff starts; what is left is that read (~8 ms: ip's start, the
-//     link list) and ~5 ms of JavaScript.
+//     Node's spawn() blocks the event loop 1-3.4 ms of that (it forks the agent): the resync that writes
+//     (readThenWrite) starts one process where it started three. Through RouteTable, 10,000 routes into
+//     an empty table: 1.11-1.15× a bare `ip -batch` of the same lines (best of 3, three runs; 1.05× best
+//     and 1.07× median of 8; before: 1.18-1.24×, and 1.20×/1.19× of 8, in the same minutes); the medians
+//     of 3 (1.26-1.48×) hold the two rounds in which V8 still compiles in the background. What is left is
+//     ip's start and read of the empty table (~8 ms, the settling of the desired set runs meanwhile) and
+//     ~2-3 ms of JavaScript before the first line.
 //   - a long-running `ip -batch -` would save that start per call, most for a one-route change (9-20 ms,
 //     ip -batch ~4-9 ms of it). It needs an end-of-batch signal — the fence above would give one — and a
 //     child tied to the agent's life and to one namespace; not done.
