@@ -137,7 +137,8 @@ export class Iproute2Kernel implements Kernel {
   readThenWrite(): { read: Promise<KernelSnapshot>; write(batch: KernelBatch): Promise<void> } {
     const flags = ['-4', '-json', '-force', '-batch', '-'];
     const what = `${this.line(flags)} (${READ_LINES.join('; ')})`;
-    let stderr = '';
+    let stderr = ''; // until the fence: what the read said
+    let fenceSeen = false;
     let onFence: () => void = () => undefined;
     const marker = `Command failed -:${FENCE_LINE}\n`;
     const running = startCommand({
@@ -147,8 +148,11 @@ export class Iproute2Kernel implements Kernel {
       timeoutMs: this.timeoutMs,
       makeError: kernelError,
       onStderr: (chunk) => {
+        if (fenceSeen) return; // the batch's own stderr comes with the exit
         stderr += chunk.toString('utf8');
-        if (stderr.includes(marker)) onFence();
+        if (!stderr.includes(marker)) return;
+        fenceSeen = true;
+        onFence();
       },
     });
     this.sessions.add(running);
@@ -161,7 +165,6 @@ export class Iproute2Kernel implements Kernel {
         reject(error);
       };
       onFence = () => {
-        onFence = () => undefined;
         const readFailed = batchFailures(stderr).filter((f) => f.line < FENCE_LINE);
         if (readFailed.length > 0) {
           const first = readFailed[0] as { line: number; error: string };
@@ -183,9 +186,12 @@ export class Iproute2Kernel implements Kernel {
     read.catch(() => undefined); // the caller awaits it; not an unhandled rejection meanwhile
 
     let readDone = false;
-    void read.then(() => {
-      readDone = true;
-    });
+    read.then(
+      () => {
+        readDone = true;
+      },
+      () => undefined,
+    );
     // Not async: once the read is done, the lines go down ip's stdin before write() returns (the caller
     // updates its view of the kernel while ip works through them).
     const write = (batch: KernelBatch): Promise<void> => {
