@@ -76,6 +76,8 @@ export interface RunningCommand {
   readonly finished: boolean;
   /** The run's end, without ending stdin (what `end()` returns, for a caller that only watches). */
   readonly exited: Promise<CommandResult>;
+  /** Whether the child was killed for its time bound. */
+  readonly timedOut: boolean;
 }
 
 const DEFAULT_MAX_OUTPUT = 256 * 1024 * 1024;
@@ -112,8 +114,10 @@ export function startCommand(spec: CommandSpec & { stdin?: 'pipe' | 'ignore' }):
   };
 
   let settled = false;
+  let timedOut = false;
   // The time bound runs from the spawn (the callback runs later, when fail and kill below exist).
   const timer = setTimeout(() => {
+    timedOut = true;
     kill();
     fail(`${line} took longer than ${spec.timeoutMs} ms and was killed`);
   }, spec.timeoutMs);
@@ -217,6 +221,9 @@ export function startCommand(spec: CommandSpec & { stdin?: 'pipe' | 'ignore' }):
       return settled;
     },
     exited: done,
+    get timedOut() {
+      return timedOut;
+    },
   };
 }
 

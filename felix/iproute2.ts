@@ -90,6 +90,13 @@ const READ_LINES = ['route save table main', 'link show'] as const;
 const FENCE = 'tortie-read-done';
 const FENCE_LINE = READ_LINES.length + 1;
 
+/**
+ * `ip` binaries whose fence never showed (the read ran out of time before it): their resyncs read and write
+ * with two processes (readAll, then apply), as if readThenWrite did not exist. Per binary, not per kernel:
+ * the route table's retry makes a new kernel.
+ */
+const fenceless = new Set<string>();
+
 export class Iproute2Kernel implements Kernel {
   private readonly ip: string;
   private readonly prefix: string[];
@@ -135,6 +142,7 @@ export class Iproute2Kernel implements Kernel {
    * decides go down the same stdin. One process start for a resync that writes, instead of two.
    */
   readThenWrite(): { read: Promise<KernelSnapshot>; write(batch: KernelBatch): Promise<void> } {
+    if (fenceless.has(this.ip)) return { read: this.readAll(), write: (batch) => this.apply(batch) };
     const flags = ['-4', '-json', '-force', '-batch', '-'];
     const what = `${this.line(flags)} (${READ_LINES.join('; ')})`;
     let stderr = ''; // until the fence: what the read said
@@ -177,10 +185,14 @@ export class Iproute2Kernel implements Kernel {
           refuse(error as Error);
         }
       };
-      // The process ended, or could not run, before the fence: the read failed.
+      // The process ended, or could not run, before the fence: the read failed. Out of time before the
+      // fence: this ip may not fail it as iproute2 6.1 does — no more sessions with it.
       running.exited.then(
         (result) => refuse(new KernelError(`reading the routes and links${this.where()}: ${failureMessage(what, result)}`)),
-        (error: unknown) => refuse(error as Error),
+        (error: unknown) => {
+          if (running.timedOut && !fenceSeen) fenceless.add(this.ip);
+          refuse(error as Error);
+        },
       );
     });
     read.catch(() => undefined); // the caller awaits it; not an unhandled rejection meanwhile

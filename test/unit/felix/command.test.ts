@@ -110,6 +110,17 @@ describe('startCommand', () => {
     expect(() => running.end('')).toThrow(/end\(\) called twice/);
   });
 
+  it('exited and timedOut: a watcher sees the end without ending stdin, and whether the bound killed it', async () => {
+    const slow = startCommand({ command: 'sleep', args: ['30'], stdin: 'ignore', timeoutMs: 200 });
+    await expect(slow.exited).rejects.toThrow(/took longer than 200 ms/);
+    expect(slow.timedOut).toBe(true);
+    const quick = startCommand({ command: 'cat', args: [], timeoutMs: 5_000 });
+    quick.write('x');
+    const result = quick.end('y');
+    expect(await quick.exited).toBe(await result);
+    expect(quick.timedOut).toBe(false);
+  });
+
   it('kill() ends a command still waiting for its input', async () => {
     const running = startCommand({ command: 'cat', args: [], timeoutMs: 5_000 });
     running.kill();

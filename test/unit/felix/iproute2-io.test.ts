@@ -84,6 +84,9 @@ beforeAll(() => {
     ].join('\n'),
   );
   chmodSync(ipPath, 0o755);
+  // The same ip, except that an unknown object passes without a word (the fence never shows).
+  writeFileSync(join(dir, 'ip-nofence'), readFileSync(ipPath, 'utf8').replace(/\*\) echo "Object[^\n]*/, '*) ;;'));
+  chmodSync(join(dir, 'ip-nofence'), 0o755);
   writeFileSync(join(dir, 'routes.bin'), routesDump(ROUTES));
   writeFileSync(join(dir, 'links.json'), JSON.stringify([{ ifindex: 1, ifname: 'lo' }, { ifindex: 3, ifname: 'eth0' }]));
 });
@@ -168,6 +171,19 @@ describe('Iproute2Kernel.readThenWrite: one process reads, then writes', () => {
   it('an ip that cannot be run: the read rejects saying so', async () => {
     const session = new Iproute2Kernel({ ipPath: join(dir, 'links.json') }).readThenWrite();
     await expect(session.read).rejects.toThrow(/cannot run ".*links\.json"/);
+  });
+
+  it('an ip whose fence never shows: the read runs out of time, and its later sessions use two processes', async () => {
+    const nofence = join(dir, 'ip-nofence');
+    expect(readFileSync(nofence, 'utf8')).not.toContain('Object');
+    const first = new Iproute2Kernel({ ipPath: nofence, timeoutMs: 300 }).readThenWrite();
+    await expect(first.read).rejects.toThrow(/took longer than 300 ms and was killed/);
+    const session = new Iproute2Kernel({ ipPath: nofence, timeoutMs: 5_000 }).readThenWrite(); // a retry's new kernel
+    expect((await session.read).routes).toHaveLength(ROUTES);
+    const b = batch(0, 3);
+    await session.write(b);
+    expect(readFileSync(join(dir, 'batch.txt'), 'utf8')).toBe(`${expectedLines(b).join('\n')}\n`);
+    expect(readFileSync(join(dir, 'stdin.txt'), 'utf8')).not.toContain('tortie-read-done');
   });
 
   it('close() ends a session still waiting for its batch', async () => {
