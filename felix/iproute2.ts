@@ -13,6 +13,7 @@
 //           ip object): "Command failed -:3" on stderr says the read is whole in the file; the caller's
 //           batch, decided from the read, goes down the same stdin. The route table's resyncs that write
 //           (the first programming, a restart) start one process instead of two (a read's and a batch's);
+//           an ip whose fence does not show before its time limit is not asked again (two processes);
 //   events  one long-running `ip -o monitor route link` per watch, parsed line by line.
 //
 // Why iproute2 and not netlink, why these reads, and why one process per call rather than a long-running
