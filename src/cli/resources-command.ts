@@ -379,6 +379,16 @@ async function deletePreconditions(
   return { leftoverNodes, deleteRefusals };
 }
 
+/**
+ * Deleting an IPPool writes before the pool itself goes (it is disabled, then its addresses, blocks and
+ * affinities are released), so a failure can leave part of that done: say so, and how to finish.
+ */
+function poolPartlyDeleted(resource: AnyResource): string {
+  if (resource.kind !== 'IPPool') return '';
+  const name = resource.metadata.name;
+  return `. Deleting IPPool ${name} first disables it and releases its IPAM state, so it may be disabled and partly released now: run "tortie delete ippool ${name}" again to finish (or set disabled: false to keep it)`;
+}
+
 async function runWrite(ds: Datastore, verb: WriteVerb, input: InputResource[], ctx: CommandContext): Promise<number> {
   const ops = planWrite(verb, input, await storedStateFor(ds, input, verb));
   let written = 0;
@@ -391,8 +401,9 @@ async function runWrite(ds: Datastore, verb: WriteVerb, input: InputResource[], 
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error);
       if (error instanceof NodeDeletionError && error.text !== '') ctx.out(error.text);
-      const done = written === 0 && !(error instanceof NodeDeletionError) ? 'nothing was written' : `${written} of ${ops.length} resource(s) were ${PAST[verb]} before it`;
-      throw new Error(`document ${op.index} (${labelOf(op.resource)}): ${reason}; ${done}`, { cause: error });
+      const partly = op.action === 'delete' ? poolPartlyDeleted(op.resource) : '';
+      const done = written === 0 && partly === '' && !(error instanceof NodeDeletionError) ? 'nothing was written' : `${written} of ${ops.length} resource(s) were ${PAST[verb]} before it`;
+      throw new Error(`document ${op.index} (${labelOf(op.resource)}): ${reason}; ${done}${partly}`, { cause: error });
     }
     written++;
   }
@@ -424,7 +435,8 @@ async function runDeleteNamed(ds: Datastore, args: Extract<ResourceArgs, { comma
     } catch (error) {
       if (error instanceof NodeDeletionError && error.text !== '') ctx.out(error.text);
       const what = error instanceof NotFoundError ? `resource does not exist: ${describeKey(target)}` : error instanceof Error ? error.message : String(error);
-      throw new Error(`${what}; ${deleted} of ${targets.length} resource(s) were deleted before it`, { cause: error });
+      const partly = error instanceof NotFoundError ? '' : poolPartlyDeleted(target);
+      throw new Error(`${what}; ${deleted} of ${targets.length} resource(s) were deleted before it${partly}`, { cause: error });
     }
     deleted++;
   }

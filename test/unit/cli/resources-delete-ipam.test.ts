@@ -274,6 +274,27 @@ describe('tortie delete ippool', () => {
     expect(ipamProblems(await readIpamState(ds))).toEqual([]);
   });
 
+  it('a pool delete failing after the pool was disabled says so and how to finish, by name and by file; running it again finishes', async () => {
+    const POOL_B = 'apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata:\n  name: pool-b\nspec:\n  cidr: 10.250.0.0/24\n';
+    for (const argv of [['delete', 'ippool', 'pool-b'], ['delete', '-f', 'p.yaml']]) {
+      const ds = await cluster();
+      await ds.create({ apiVersion: API_VERSION, kind: 'IPPool', metadata: { name: 'pool-b' }, spec: { cidr: '10.250.0.0/24', blockSize: 26, nodeSelector: 'all()' } });
+      await new Ipam(ds).claimBlock('node-2', { pool: 'pool-b' });
+      const broken = failingDelete(ds, 'IPPool', 'pool-b');
+      const failure = await run(broken, { 'p.yaml': POOL_B }, ...argv).then(
+        () => null,
+        (e: unknown) => e as Error,
+      );
+      expect(failure?.message).toContain('etcd 127.0.0.1:2379: connection refused');
+      expect(failure?.message).toMatch(/Deleting IPPool pool-b first disables it and releases its IPAM state, so it may be disabled and partly released now: run "tortie delete ippool pool-b" again to finish/);
+      expect(failure?.message).not.toMatch(/nothing was written/);
+      expect((await ds.get('IPPool', 'pool-b'))?.spec.disabled).toBe(true);
+      expect(await run(broken, { 'p.yaml': POOL_B }, ...argv)).toContain("Successfully deleted 1 'IPPool' resource(s)");
+      expect(await ds.get('IPPool', 'pool-b')).toBeNull();
+      expect(ipamProblems(await readIpamState(ds))).toEqual([]);
+    }
+  });
+
   it('a pool with no IPAM state is deleted as before: only the summary', async () => {
     const ds = new MemoryDatastore();
     await ds.create({ apiVersion: API_VERSION, kind: 'IPPool', metadata: { name: 'p' }, spec: { cidr: '10.9.0.0/24' } });
