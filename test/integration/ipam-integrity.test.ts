@@ -31,7 +31,7 @@ import { releaseHost } from '../../src/ipam/teardown.js';
 import { API_VERSION, type Kind, type Resource } from '../../src/resources/types.js';
 import { requireEtcd, startEtcd, type EtcdInstance } from '../harness/etcd.js';
 import { startFakeApiServer, type FakeApiServer } from '../harness/fake-apiserver.js';
-import { allocatedAddresses, ipamProblems, readIpamState } from '../unit/ipam/invariants.js';
+import { allocatedAddresses, ipamProblems, killedAt, readIpamState } from '../unit/ipam/invariants.js';
 import { INTERFACES } from '../unit/helpers/agent-fixtures.js';
 import { FakeSpeaker } from '../unit/helpers/fake-speaker.js';
 
@@ -223,25 +223,6 @@ function forward(ds: Datastore): Datastore {
     create: (resource) => ds.create(resource),
     update: (resource) => ds.update(resource),
     delete: (kind, name, options) => ds.delete(kind, name, options),
-    watch: (kind, from, onEvent) => ds.watch(kind, from, onEvent),
-    close: () => ds.close(),
-  };
-}
-
-/** `ds` as seen by a process killed at the first write matching `at`: that write and every later one fail. */
-function killedAt(ds: Datastore, at: (op: 'update' | 'delete' | 'create', kind: Kind) => boolean): Datastore {
-  let dead = false;
-  const guard = (op: 'update' | 'delete' | 'create', kind: Kind): void => {
-    if (!dead && at(op, kind)) dead = true;
-    if (dead) throw new Error(`killed before ${op} ${kind}`);
-  };
-  return {
-    type: ds.type,
-    get: (kind, name, namespace) => ds.get(kind, name, namespace),
-    list: (kind, options) => ds.list(kind, options),
-    create: async (resource) => (guard('create', resource.kind), ds.create(resource)),
-    update: async (resource) => (guard('update', resource.kind), ds.update(resource)),
-    delete: async (kind, name, options) => (guard('delete', kind), ds.delete(kind, name, options)),
     watch: (kind, from, onEvent) => ds.watch(kind, from, onEvent),
     close: () => ds.close(),
   };

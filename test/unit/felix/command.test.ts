@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { commandLine, failureMessage, runCommand, startCommand } from '../../../felix/command.js';
+import { withTmpdir } from '../helpers/tmpdir.js';
 
 let dir = '';
 
@@ -20,17 +21,6 @@ afterAll(() => {
 });
 
 class ToolError extends Error {}
-
-async function withTmpdir<T>(path: string, fn: () => Promise<T>): Promise<T> {
-  const before = process.env.TMPDIR;
-  process.env.TMPDIR = path;
-  try {
-    return await fn();
-  } finally {
-    if (before === undefined) delete process.env.TMPDIR;
-    else process.env.TMPDIR = before;
-  }
-}
 
 /** Whether process `pid` is gone (or a zombie), polled for at most 2 s. */
 async function gone(pid: number): Promise<boolean> {

@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { batchText, Iproute2Kernel, routeCommand } from '../../../felix/iproute2.js';
 import { KernelError, type KernelBatch, type KernelRoute } from '../../../felix/kernel.js';
 import { routeDump, routeMessage } from './route-dump-bytes.js';
+import { withTmpdir } from '../helpers/tmpdir.js';
 
 let dir = '';
 let ipPath = '';
@@ -35,17 +36,6 @@ function batch(del: number, add: number): KernelBatch {
 
 function expectedLines(b: KernelBatch): string[] {
   return [...b.del.map((r) => routeCommand('del', r)), ...b.add.map((r) => routeCommand('replace', r))];
-}
-
-async function withTmpdir<T>(path: string, fn: () => Promise<T>): Promise<T> {
-  const before = process.env.TMPDIR;
-  process.env.TMPDIR = path;
-  try {
-    return await fn();
-  } finally {
-    if (before === undefined) delete process.env.TMPDIR;
-    else process.env.TMPDIR = before;
-  }
 }
 
 beforeAll(() => {

@@ -12,7 +12,7 @@
 //   missing (leaked handles / allocations).
 
 import type { Datastore } from '../../../src/datastore/types.js';
-import type { Resource } from '../../../src/resources/types.js';
+import type { Kind, Resource } from '../../../src/resources/types.js';
 
 export interface IpamState {
   blocks: Array<Resource<'IPAMBlock'>>;
@@ -95,4 +95,25 @@ export function allocatedAddresses(state: IpamState): Map<string, string> {
     });
   }
   return out;
+}
+
+export type Write = 'create' | 'update' | 'delete';
+
+/** `ds` as seen by a process killed at the first write matching `at`: that write and every later one fail. */
+export function killedAt(ds: Datastore, at: (op: Write, kind: Kind) => boolean): Datastore {
+  let dead = false;
+  const guard = (op: Write, kind: Kind): void => {
+    if (!dead && at(op, kind)) dead = true;
+    if (dead) throw new Error(`killed before ${op} ${kind}`);
+  };
+  return {
+    type: ds.type,
+    get: (kind, name, namespace) => ds.get(kind, name, namespace),
+    list: (kind, options) => ds.list(kind, options),
+    create: async (r) => (guard('create', r.kind), ds.create(r)),
+    update: async (r) => (guard('update', r.kind), ds.update(r)),
+    delete: async (kind, name, options) => (guard('delete', kind), ds.delete(kind, name, options)),
+    watch: (kind, from, onEvent) => ds.watch(kind, from, onEvent),
+    close: () => ds.close(),
+  };
 }

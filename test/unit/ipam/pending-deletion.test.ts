@@ -12,28 +12,7 @@ import type { Datastore } from '../../../src/datastore/types.js';
 import { allocate } from '../../../src/ipam/block.js';
 import { Ipam } from '../../../src/ipam/index.js';
 import { API_VERSION, type Kind } from '../../../src/resources/types.js';
-import { allocatedAddresses, ipamProblems, readIpamState } from './invariants.js';
-
-type Write = 'create' | 'update' | 'delete';
-
-/** `ds` as seen by a process killed at the first write matching `at`: that write and every later one fail. */
-function killedAt(ds: Datastore, at: (op: Write, kind: Kind) => boolean): Datastore {
-  let dead = false;
-  const guard = (op: Write, kind: Kind): void => {
-    if (!dead && at(op, kind)) dead = true;
-    if (dead) throw new Error(`killed before ${op} ${kind}`);
-  };
-  return {
-    type: ds.type,
-    get: (kind, name, namespace) => ds.get(kind, name, namespace),
-    list: (kind, options) => ds.list(kind, options),
-    create: async (r) => (guard('create', r.kind), ds.create(r)),
-    update: async (r) => (guard('update', r.kind), ds.update(r)),
-    delete: async (kind, name, options) => (guard('delete', kind), ds.delete(kind, name, options)),
-    watch: (kind, from, onEvent) => ds.watch(kind, from, onEvent),
-    close: () => ds.close(),
-  };
-}
+import { allocatedAddresses, ipamProblems, killedAt, readIpamState, type Write } from './invariants.js';
 
 /** `ds` with the first write matching `at` held until release(); `reached` resolves when it arrives. */
 function gated(ds: Datastore, at: (op: Write, kind: Kind) => boolean): { ds: Datastore; reached: Promise<void>; release(): void } {
