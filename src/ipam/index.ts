@@ -11,8 +11,11 @@
 //   removes pending affinities of its node before claiming anything new.
 // - Addresses are taken by rewriting the block with its revision; a concurrent writer makes that a
 //   ConflictError, and we re-read and try again (bounded, with a little jitter so losers spread out).
-// - The block is the truth about who holds an address (its attributes carry the handle id); IPAMHandle
-//   objects are kept as Calico keeps them (block → count) for tools, and updated after the block.
+// - The block is the truth about who holds an address: its attributes carry the handle id and, as
+//   Calico's do, who the address is for (./attributes.ts: `node` on every assignment, a pod's namespace,
+//   name and time when the CNI plugin passes them) — a block affine to one node holds other nodes' pods
+//   when they borrow, so only the `node` attribute says whose an address is. IPAMHandle objects are kept
+//   as Calico keeps them (block → count) for tools, and updated after the block.
 // - Giving a block up (releaseAffinity, Calico's releaseBlockAffinity) runs the claim backwards: affinity
 //   `pendingDeletion` → the block deleted when empty, or written without affinity when addresses remain,
 //   each with the revision read (an address taken meanwhile makes it a ConflictError: read again and
@@ -33,6 +36,7 @@ import { AlreadyExistsError, ConflictError, NotFoundError, type Datastore } from
 // (this module, in a fresh process per pod) does not need.
 import { parseSelector } from '../resources/selector.js';
 import { API_VERSION, type IPAMBlockSpec, type Resource } from '../resources/types.js';
+import { assignmentAttributes, allocationNode } from './attributes.js';
 import * as blocks from './block.js';
 import { affinityName, blockName } from './names.js';
 
@@ -75,6 +79,8 @@ export class BlockInUseError extends Error {
 export interface AllocationRef {
   ordinal: number;
   handle: string | null;
+  /** When set, the allocation's `node` attribute (./attributes.ts) must still name this node, too. */
+  node?: string;
 }
 
 /** An address freed, and the handle that held it. */
@@ -113,6 +119,24 @@ const DEFAULT_BLOCK_SIZE = 26;
 
 type Block = Resource<'IPAMBlock'>;
 type Pool = Resource<'IPPool'>;
+/** IPPools a caller already listed (or is listing). */
+export type PoolList = readonly Pool[] | Promise<readonly Pool[]>;
+
+/** What assign takes besides the node and the handle. */
+export interface AssignOptions {
+  /** How many addresses (default 1). */
+  count?: number;
+  /** Only from this IPPool (its name). */
+  pool?: string;
+  use?: IpUse;
+  /**
+   * Attributes recorded with the allocation (./attributes.ts), e.g. a pod's namespace, pod and timestamp.
+   * `node` is always the node assigned for, and a tunnel handle's `type` is added; neither is taken from here.
+   */
+  attributes?: Readonly<Record<string, string>>;
+  /** The IPPools as the caller listed them (saves a read; see poolsFor). */
+  pools?: PoolList;
+}
 
 function blockResource(spec: IPAMBlockSpec, revision?: string): Block {
   return { apiVersion: API_VERSION, kind: 'IPAMBlock', metadata: { name: blockName(spec.cidr), ...(revision ? { resourceVersion: revision } : {}) }, spec };
@@ -129,9 +153,12 @@ export function blockInPool(cidr: string, pool: Pool): boolean {
   return block.len >= range.len && prefixContains(range, block.addr);
 }
 
-/** The ordinals of `refs` that the same handle still holds in `block`. */
+/** The ordinals of `refs` that the same handle (and, when the ref names one, the same node) still holds in `block`. */
 function stillHeld(block: IPAMBlockSpec, refs: readonly AllocationRef[]): number[] {
-  return refs.filter((r) => blocks.handleAt(block, r.ordinal) !== undefined && blocks.handleAt(block, r.ordinal) === r.handle).map((r) => r.ordinal);
+  return refs
+    .filter((r) => blocks.handleAt(block, r.ordinal) !== undefined && blocks.handleAt(block, r.ordinal) === r.handle)
+    .filter((r) => r.node === undefined || allocationNode(block, r.ordinal) === r.node)
+    .map((r) => r.ordinal);
 }
 
 export class Ipam {
@@ -168,12 +195,14 @@ export class Ipam {
     throw new Error(`${what}: gave up after ${MAX_ATTEMPTS} attempts, every one lost a compare-and-swap race`);
   }
 
-  /** Enabled pools whose nodeSelector matches `node` (its Node labels), optionally only the one named. */
-  /** Enabled pools selecting `node` whose allowedUses include `use` (Calico's default: both uses). */
-  private async poolsFor(node: string, poolName: string | undefined, use: IpUse = 'Workload'): Promise<Pool[]> {
-    const [pools, nodeResource] = await Promise.all([this.ds.list('IPPool'), this.ds.get('Node', node)]);
+  /**
+   * Enabled pools selecting `node` (its Node labels) whose allowedUses include `use` (Calico's default: both
+   * uses), optionally only the one named. `listed`: the IPPools as the caller already listed them (pools
+   * are only read here, never written, so a list read a moment ago serves as well as a new one).
+   */
+  private async poolsFor(node: string, poolName: string | undefined, use: IpUse = 'Workload', listed?: PoolList): Promise<Pool[]> {
+    const [all, nodeResource] = await Promise.all([listed ?? this.ds.list('IPPool').then((l) => l.items), this.ds.get('Node', node)]);
     const labels = nodeResource?.metadata.labels ?? {};
-    const all = pools.items;
     if (poolName !== undefined && !all.some((p) => p.metadata.name === poolName)) {
       throw new Error(`pool "${poolName}" does not exist (pools: ${all.map((p) => p.metadata.name).join(', ') || 'none'})`);
     }
@@ -375,27 +404,35 @@ export class Ipam {
   /**
    * `count` (default 1) addresses for `handleId` from `node`'s blocks, claiming another block when they
    * are full, and borrowing from another node's block when the pools are exhausted (unless strictAffinity).
-   * Assigning again with a handle that already holds addresses returns those (a retried CNI ADD).
+   * Assigning again with a handle that already holds addresses returns those (a retried CNI ADD). Each
+   * allocation records who it is for (AssignOptions.attributes; `node` always).
+   *
+   * Round trips: the blocks are listed once for the handle's own addresses and the first attempt (its
+   * compare-and-swap is on the revision listed); only a lost race or a claim lists them again. A handle
+   * that held nothing is created without reading it first (creating is itself the check).
    */
-  async assign(node: string, handleId: string, options: { count?: number; pool?: string; use?: IpUse } = {}): Promise<string[]> {
+  async assign(node: string, handleId: string, options: AssignOptions = {}): Promise<string[]> {
     const use = options.use ?? 'Workload';
     const count = options.count ?? 1;
     if (!Number.isInteger(count) || count < 1) throw new Error(`assign count ${count} is not a positive integer`);
-    const held = this.heldBy(await this.allBlocks(), handleId);
+    let listed: Block[] | undefined = await this.allBlocks();
+    const held = this.heldBy(listed, handleId);
     if (held.length >= count) return held.slice(0, count);
     const got = [...held];
-    const pools = await this.poolsFor(node, options.pool, use);
+    const pools = await this.poolsFor(node, options.pool, use, options.pools);
     if (pools.length === 0) {
       throw new IpamExhaustedError(
         `no enabled IPPool${options.pool ? ` "${options.pool}"` : ''} selects node "${node}" for ${use} addresses (check the pools' nodeSelector, disabled and allowedUses fields)`,
       );
     }
     const inPools = (b: Block): boolean => pools.some((p) => blockInPool(b.spec.cidr, p));
+    const secondary = assignmentAttributes(node, handleId, options.attributes);
 
     let claims = 0;
     let borrowing = false;
     for (let round = 0; round < MAX_ATTEMPTS && got.length < count; round++) {
-      const all = await this.allBlocks();
+      const all: Block[] = listed ?? (await this.allBlocks());
+      listed = undefined;
       const own = all.filter((b) => inPools(b) && blocks.affineNode(b.spec) === node && blocks.freeCount(b.spec) > 0);
       const others = borrowing ? all.filter((b) => inPools(b) && blocks.affineNode(b.spec) !== node && blocks.freeCount(b.spec) > 0) : [];
       const candidate = own[0] ?? others[0];
@@ -409,12 +446,13 @@ export class Ipam {
             if (!(err instanceof IpamExhaustedError)) throw err;
             if (this.strictAffinity) throw new IpamExhaustedError(`node "${node}": ${err.message}; strictAffinity forbids borrowing from other nodes' blocks`);
             borrowing = true;
+            listed = all; // the claim wrote no block: the same list serves the borrowing round (a stale one only fails its CAS)
             continue;
           }
         }
         throw new IpamExhaustedError(`node "${node}": no free address in pool(s) ${pools.map((p) => `${p.metadata.name} (${p.spec.cidr})`).join(', ')} (${got.length} of ${count} assigned)`);
       }
-      const taken = await this.takeFrom(candidate, count - got.length, handleId);
+      const taken = await this.takeFrom(candidate, count - got.length, handleId, secondary, got.length === 0);
       got.push(...taken);
       if (taken.length === 0) await this.sleep(Math.floor(this.random() * Math.min(50, 2 + round * 2)));
     }
@@ -422,9 +460,13 @@ export class Ipam {
     return got;
   }
 
-  /** One compare-and-swap on one block; [] when someone else wrote it first (the caller re-reads). */
-  private async takeFrom(block: Block, count: number, handleId: string): Promise<string[]> {
-    const { block: next, ordinals } = blocks.allocate(block.spec, count, handleId);
+  /**
+   * One compare-and-swap on one block, as read; [] when someone else wrote it first (the caller re-reads).
+   * `handleIsNew`: the handle held nothing when the blocks were read, so its IPAMHandle is created without
+   * a read first (an IPAMHandle left over from before makes that creation fail, and then it is read).
+   */
+  private async takeFrom(block: Block, count: number, handleId: string, secondary: Record<string, string>, handleIsNew: boolean): Promise<string[]> {
+    const { block: next, ordinals } = blocks.allocate(block.spec, count, handleId, secondary);
     if (ordinals.length === 0) return [];
     try {
       await this.ds.update(blockResource(next, block.metadata.resourceVersion));
@@ -432,12 +474,23 @@ export class Ipam {
       if (err instanceof ConflictError || err instanceof NotFoundError) return [];
       throw err;
     }
-    await this.adjustHandle(handleId, block.spec.cidr, ordinals.length);
+    await this.adjustHandle(handleId, block.spec.cidr, ordinals.length, { createFirst: handleIsNew });
     return ordinals.map((o) => blocks.addressOf(block.spec, o));
   }
 
-  /** Adds `delta` to the handle's count for `cidr`; deletes the handle when nothing is left. */
-  private async adjustHandle(handleId: string, cidr: string, delta: number): Promise<void> {
+  /**
+   * Adds `delta` to the handle's count for `cidr`; deletes the handle when nothing is left. `createFirst`
+   * (delta > 0, the handle is probably new): try creating it before reading; AlreadyExists means read it.
+   */
+  private async adjustHandle(handleId: string, cidr: string, delta: number, options: { createFirst?: boolean } = {}): Promise<void> {
+    if (options.createFirst === true && delta > 0) {
+      try {
+        await this.ds.create({ apiVersion: API_VERSION, kind: 'IPAMHandle', metadata: { name: handleId }, spec: { handleID: handleId, block: { [cidr]: delta } } });
+        return;
+      } catch (err) {
+        if (!(err instanceof AlreadyExistsError)) throw err;
+      }
+    }
     await this.retrying(`update IPAMHandle ${handleId}`, async () => {
       const current = await this.ds.get('IPAMHandle', handleId);
       if (!current) {
@@ -458,23 +511,30 @@ export class Ipam {
     });
   }
 
-  /** Frees ordinals chosen by `pick` in every block where it picks some; returns the addresses freed. */
-  private async releaseWhere(pick: (block: IPAMBlockSpec) => number[]): Promise<string[]> {
+  /**
+   * Frees ordinals chosen by `pick` in every block where it picks some; returns the addresses freed. The
+   * blocks are listed once, and each block's first compare-and-swap is on the revision listed.
+   */
+  private async releaseWhere(pick: (block: IPAMBlockSpec) => number[], options: { adjustHandles?: boolean } = {}): Promise<string[]> {
     const freed: string[] = [];
     for (const start of await this.allBlocks()) {
       if (pick(start.spec).length === 0) continue;
-      for (const address of await this.releaseInBlock(start.spec.cidr, pick)) freed.push(address.ip);
+      for (const address of await this.releaseInBlock(start.spec.cidr, pick, { read: start, ...options })) freed.push(address.ip);
     }
     return freed;
   }
 
   /**
    * Frees the ordinals `pick` chooses in one block, in one compare-and-swap (re-read and re-picked after a
-   * conflict), then adjusts the handles. The block stays, even when empty (as Calico). [] when it is gone.
+   * conflict), then adjusts the handles (unless `adjustHandles` is false: the caller removes them). The
+   * block stays, even when empty (as Calico). [] when it is gone. `read`: the block as the caller read
+   * it, for the first attempt when `pick` chooses something in it (else, and after a conflict, it is read).
    */
-  private async releaseInBlock(cidr: string, pick: (block: IPAMBlockSpec) => number[]): Promise<FreedAddress[]> {
+  private async releaseInBlock(cidr: string, pick: (block: IPAMBlockSpec) => number[], options: { read?: Block; adjustHandles?: boolean } = {}): Promise<FreedAddress[]> {
+    let known = options.read !== undefined && options.read.spec.cidr === cidr && pick(options.read.spec).length > 0 ? options.read : undefined;
     const written = await this.retrying(`release in block ${cidr}`, async () => {
-      const block = await this.ds.get('IPAMBlock', blockName(cidr));
+      const block = known ?? (await this.ds.get('IPAMBlock', blockName(cidr)));
+      known = undefined;
       if (!block) return { freed: [] as FreedAddress[], byHandle: new Map<string, number>() };
       const result = blocks.release(block.spec, pick(block.spec));
       if (result.freed.length > 0) {
@@ -488,25 +548,31 @@ export class Ipam {
       const freed = result.freed.map((ordinal) => ({ ip: blocks.addressOf(block.spec, ordinal), handle: blocks.handleAt(block.spec, ordinal) ?? null }));
       return { freed, byHandle: result.byHandle };
     });
-    for (const [handle, n] of written.byHandle) await this.adjustHandle(handle, cidr, -n);
+    if (options.adjustHandles !== false) for (const [handle, n] of written.byHandle) await this.adjustHandle(handle, cidr, -n);
     return written.freed;
   }
 
   /**
-   * Frees exactly these addresses of one block: each only while the same handle still holds it (an
-   * address freed and taken again by someone else meanwhile is left alone). One compare-and-swap.
+   * Frees exactly these addresses of one block: each only while the same handle (and the node, when a ref
+   * names one) still holds it — an address freed and taken again by someone else meanwhile is left alone.
+   * One compare-and-swap; `read`: the block as the caller read it (the first attempt's revision).
    */
-  async releaseAllocations(cidr: string, refs: readonly AllocationRef[]): Promise<FreedAddress[]> {
+  async releaseAllocations(cidr: string, refs: readonly AllocationRef[], read?: Block): Promise<FreedAddress[]> {
     if (refs.length === 0) return [];
-    return this.releaseInBlock(cidr, (block) => stillHeld(block, refs));
+    return this.releaseInBlock(cidr, (block) => stillHeld(block, refs), read !== undefined ? { read } : {});
   }
 
-  /** Frees every address `handleId` holds and removes its IPAMHandle; returns the addresses freed. */
+  /**
+   * Frees every address `handleId` holds and removes its IPAMHandle; returns the addresses freed. Round
+   * trips: the blocks are listed once (each block's compare-and-swap on the revision listed), then the
+   * handle is read and deleted with the revision read.
+   */
   async releaseByHandle(handleId: string): Promise<string[]> {
-    const freed = await this.releaseWhere((b) => blocks.ordinalsOfHandle(b, handleId));
-    const handle = await this.ds.get('IPAMHandle', handleId);
-    if (handle) await this.ds.delete('IPAMHandle', handleId).catch((e: unknown) => {
-      if (!(e instanceof NotFoundError)) throw e;
+    const freed = await this.releaseWhere((b) => blocks.ordinalsOfHandle(b, handleId), { adjustHandles: false });
+    await this.retrying(`delete IPAMHandle ${handleId}`, async () => {
+      const handle = await this.ds.get('IPAMHandle', handleId);
+      if (handle) await this.deleteIfUnchanged(handle);
+      return true;
     });
     return freed;
   }
