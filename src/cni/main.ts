@@ -91,6 +91,7 @@ export function processIo(env: NodeJS.ProcessEnv): PluginIo {
     hostname: () => hostname(),
     randomBytes: (n) => randomBytes(n),
     now: () => performance.now(),
+    wallClock: () => new Date(),
     logFor: (conf) => createCniLog(conf?.logLevel ?? 'warning', conf?.logFile),
   };
 }

@@ -1,7 +1,9 @@
 // The plugin's commands on injected I/O: stdin and the CNI_* environment in, the spec's JSON and an exit
 // code out. ADD assigns an address (IPAM handle per container), plumbs the veth (./dataplane.ts) and
 // records the workload (./endpoint.ts); DEL undoes all three; CHECK verifies them; STATUS says whether
-// ADD could work; GC releases what the runtime no longer knows; VERSION lists the spec versions.
+// ADD could work; GC releases what the runtime no longer knows (./gc.ts: only what was assigned on this
+// node); VERSION lists the spec versions. ADD records who each address is for in the IPAM block, as
+// Calico's plugin does (node, namespace, pod, timestamp; src/ipam/attributes.ts).
 //
 // Why this is hard:
 // - Failure must leave nothing: an ADD that fails after the address was assigned releases it (by handle),
@@ -15,9 +17,12 @@
 import { dirname, join } from 'node:path';
 import type { Ipam } from '../ipam/index.js';
 import { withHostLock } from './host-lock.js';
-import { addressOf, affineNode, ordinalsOfHandle } from '../ipam/block.js';
+import { ATTRIBUTE_KEYS, calicoTimestamp } from '../ipam/attributes.js';
+import { addressOf, ordinalsOfHandle } from '../ipam/block.js';
 import { blockName } from '../ipam/names.js';
-import type { Datastore, ListResult } from '../datastore/types.js';
+import type { Datastore } from '../datastore/types.js';
+import type { Resource } from '../resources/types.js';
+import { planGc, type KeptAllocation } from './gc.js';
 import { datastoreError } from './datastore.js';
 import type { PodNetwork, VethPlan } from './dataplane.js';
 import { POD_GATEWAY } from './dataplane.js';
@@ -66,6 +71,8 @@ export interface PluginIo {
   randomBytes(n: number): Uint8Array;
   /** Milliseconds, for the timings logged at debug level. */
   now(): number;
+  /** The time of day, for the `timestamp` attribute of an assigned address. */
+  wallClock(): Date;
   /** Log sink for this configuration (level and file from `log_level` / `log_file_path`). */
   logFor(conf: NetConf | undefined): CniLog;
 }
@@ -125,6 +132,8 @@ function loadIpam(): Promise<typeof import('../ipam/index.js')> {
 class Invocation {
   /** The datastore being opened or open: asked for once, and closed by close() even when a step failed first. */
   private opening: Promise<Datastore> | undefined;
+  /** The IPPools, listed once per invocation (IPAM, ipv4_pools and the MTU all use the same list). */
+  private poolList: Promise<Array<Resource<'IPPool'>>> | undefined;
   private readonly timings: Record<string, number> = {};
 
   constructor(
@@ -169,6 +178,15 @@ class Invocation {
     const recorder = this.datastore().then((ds) => this.io.openRecorder(this.conf, ds));
     recorder.catch(() => undefined);
     return recorder;
+  }
+
+  /** The IPPools, listed on first call (a read: callers may start it early; the rejection reaches whoever awaits). */
+  private pools(): Promise<Array<Resource<'IPPool'>>> {
+    if (!this.poolList) {
+      this.poolList = this.datastore().then((ds) => this.datastoreStep('listing IPPools', () => ds.list('IPPool'))).then((l) => l.items);
+      this.poolList.catch(() => undefined);
+    }
+    return this.poolList;
   }
 
   async close(): Promise<void> {
@@ -231,19 +249,17 @@ class Invocation {
     const recorder = this.recorder();
     const [id, ds, { Ipam }] = await Promise.all([this.identity(), this.datastore(), loadIpam()]);
     const ipam = new Ipam(ds);
-    // The pools for the MTU are read while IPAM works (read-only; IPAM reads them again itself).
-    const pools = this.conf.mtu === undefined ? this.datastoreStep('listing IPPools', () => ds.list('IPPool')) : undefined;
-    pools?.catch(() => undefined);
     // One assign at a time on this host (host-lock.ts): parallel ADDs on a node without room must not each
-    // claim a block. Keyed by node, so the lab's nodes (one host) do not wait for each other.
+    // claim a block. Keyed by node, so the lab's nodes (one host) do not wait for each other. The pools are
+    // listed once, inside the lock, beside IPAM's first read; the MTU uses the same list.
     const lockFile = join(dirname(this.conf.nodenameFile ?? DEFAULT_NODENAME_FILE), `ipam-${id.node}.lock`);
-    const { result: address, locked } = await this.timed('ipam', () => withHostLock(lockFile, () => this.assign(ipam, id.node)));
+    const { result: address, locked } = await this.timed('ipam', () => withHostLock(lockFile, () => this.assign(ipam, id)));
     if (!locked) this.log.log('warning', `assigned without the host IPAM lock ${lockFile} (timed out or not writable)`);
     const hostIf = hostVethName(id);
     const plan: VethPlan = { hostIf, podIf: id.ifname, netns, address, mtu: 0, podMac: podMac(this.io.randomBytes(6)) };
     let vethMade = false;
     try {
-      plan.mtu = this.conf.mtu ?? (await this.timed('mtu', () => this.chooseMtu(pools!, hostMtu)));
+      plan.mtu = this.conf.mtu ?? (await this.timed('mtu', () => this.chooseMtu(this.pools(), hostMtu)));
       await this.timed('dataplane', () => network.setup(plan));
       vethMade = true;
       const record = await recorder;
@@ -270,15 +286,26 @@ class Invocation {
     return formatResult(this.conf.cniVersion, mergeResults(this.conf.prevResult, ours));
   }
 
-  /** One address for this container's handle, from `ipam.ipv4_pools` in order (or any pool). */
-  private async assign(ipam: Ipam, node: string): Promise<string> {
+  /**
+   * One address for this container's handle, from `ipam.ipv4_pools` in order (or any pool), recording
+   * who it is for as Calico's plugin does: node (IPAM adds it), the pod's namespace and name, the time.
+   */
+  private async assign(ipam: Ipam, id: WorkloadIdentity): Promise<string> {
+    const node = id.node;
     const handle = this.handle();
+    const listed = this.pools();
     const { IpamExhaustedError } = await loadIpam();
     const pools = this.conf.ipv4Pools.length > 0 ? await this.poolNames() : [undefined];
+    const attributes: Record<string, string> = {
+      ...(id.pod ? { [ATTRIBUTE_KEYS.namespace]: id.pod.namespace, [ATTRIBUTE_KEYS.pod]: id.pod.name } : {}),
+      [ATTRIBUTE_KEYS.timestamp]: calicoTimestamp(this.io.wallClock()),
+    };
     let exhausted: Error | undefined;
     for (const pool of pools) {
       try {
-        const [ip] = await this.datastoreStep(`assigning an address to ${handle}`, () => ipam.assign(node, handle, { use: 'Workload', ...(pool !== undefined ? { pool } : {}) }));
+        const [ip] = await this.datastoreStep(`assigning an address to ${handle}`, () =>
+          ipam.assign(node, handle, { use: 'Workload', attributes, pools: listed, ...(pool !== undefined ? { pool } : {}) }),
+        );
         if (ip !== undefined) return ip;
       } catch (err) {
         if (!(err instanceof IpamExhaustedError)) throw err;
@@ -290,8 +317,7 @@ class Invocation {
 
   /** `ipam.ipv4_pools` entries (names or CIDRs) → pool names; an unknown entry is refused naming it. */
   private async poolNames(): Promise<string[]> {
-    const ds = await this.datastore();
-    const pools = (await this.datastoreStep('listing IPPools', () => ds.list('IPPool'))).items;
+    const pools = await this.pools();
     return this.conf.ipv4Pools.map((entry, i) => {
       const pool = pools.find((p) => p.metadata.name === entry || p.spec.cidr === entry);
       if (!pool) {
@@ -306,9 +332,9 @@ class Invocation {
    * interface the host's default route leaves by (1500 without one), minus 50 when an enabled pool uses
    * VXLAN, else minus 20 when one uses IP-in-IP — the pod's packets may have to fit in a tunnel.
    */
-  private async chooseMtu(poolList: Promise<ListResult<'IPPool'>>, hostMtu: Promise<{ mtu: number } | null>): Promise<number> {
+  private async chooseMtu(poolList: Promise<Array<Resource<'IPPool'>>>, hostMtu: Promise<{ mtu: number } | null>): Promise<number> {
     const [host, pools] = await Promise.all([hostMtu, poolList]);
-    const enabled = pools.items.filter((p) => !p.spec.disabled);
+    const enabled = pools.filter((p) => !p.spec.disabled);
     const vxlan = enabled.some((p) => (p.spec.vxlanMode ?? 'Never') !== 'Never');
     const ipip = enabled.some((p) => (p.spec.ipipMode ?? 'Never') !== 'Never');
     const base = host?.mtu ?? FALLBACK_HOST_MTU;
@@ -389,28 +415,30 @@ class Invocation {
   }
 
   /**
-   * Releases this network's addresses on this node whose container is not among the runtime's valid
-   * attachments, and (etcd) deletes this node's WorkloadEndpoints of such containers.
+   * Releases this network's addresses assigned on this node (their `node` attribute; ./gc.ts) whose
+   * container is not among the runtime's valid attachments, and (etcd) deletes this node's
+   * WorkloadEndpoints of such containers. Other nodes' allocations, tunnel addresses and allocations
+   * without attributes are kept; the last are said once in the log.
    */
   async gc(): Promise<void> {
     try {
       const valid = new Set((this.conf.validAttachments ?? []).map((a) => a.containerId));
       const node = await this.nodeName();
       const ds = await this.datastore();
-      const prefix = `${this.conf.name}.`;
-      const blocks = (await this.datastoreStep('listing IPAM blocks', () => ds.list('IPAMBlock'))).items.filter((b) => affineNode(b.spec) === node);
-      const stale = new Set<string>();
-      for (const block of blocks) {
-        for (const attr of block.spec.attributes) {
-          const handle = attr.handle_id ?? '';
-          if (handle.startsWith(prefix) && !valid.has(handle.slice(prefix.length))) stale.add(handle);
-        }
+      const listed = (await this.datastoreStep('listing IPAM blocks', () => ds.list('IPAMBlock'))).items;
+      const plan = planGc(listed, node, this.conf.name, valid);
+      if (plan.unattributed.length > 0) {
+        this.log.log('warning', `GC kept ${plan.unattributed.length} address(es) of network "${this.conf.name}" whose allocation has no "node" attribute (assigned before tortie recorded who an address is for), so they cannot be told apart from other nodes' pods: ${listKept(plan.unattributed)}; they stay allocated until a DEL of their container, or \`tortie delete node\` of their node, releases them`, {
+          node,
+          kept: plan.unattributed.length,
+        });
       }
+      if (plan.otherNodes.length > 0) this.log.log('debug', `GC left ${plan.otherNodes.length} address(es) assigned on other nodes alone: ${listKept(plan.otherNodes)}`);
       const { Ipam } = await loadIpam();
       const ipam = new Ipam(ds);
-      for (const handle of stale) {
-        await this.datastoreStep(`releasing ${handle}`, () => ipam.releaseByHandle(handle));
-        this.log.log('info', `GC released ${handle}`);
+      for (const { block, refs, ips } of plan.release) {
+        const freed = await this.datastoreStep(`releasing ${ips.join(', ')} in block ${block.spec.cidr}`, () => ipam.releaseAllocations(block.spec.cidr, refs, block));
+        for (const f of freed) this.log.log('info', `GC released ${f.ip} of ${f.handle ?? '(no handle)'}`, { node });
       }
       if (ds.type === 'kubernetes') return; // endpoints are derived from Pods there
       const recorder = await this.io.openRecorder(this.conf, ds);
@@ -428,6 +456,12 @@ class Invocation {
       await this.close();
     }
   }
+}
+
+/** "handle 10.0.0.1, …" for the log, the first ten and a count of the rest. */
+function listKept(kept: readonly KeptAllocation[]): string {
+  const shown = kept.slice(0, 10).map((k) => `${k.handle} ${k.ip}`);
+  return kept.length > 10 ? `${shown.join(', ')} and ${kept.length - 10} more` : shown.join(', ');
 }
 
 /** The addresses held by `handle`, read from its IPAMHandle and blocks (no allocation, unlike assign). */

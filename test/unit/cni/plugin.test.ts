@@ -75,6 +75,8 @@ interface Harness {
   unavailable: boolean;
   recorder?: EndpointRecorder;
   files: Record<string, string>;
+  /** What the plugin logged, every call: "level message". */
+  logs: string[];
   existing: Set<string>;
 }
 
@@ -87,6 +89,7 @@ async function harness(pools: Array<Resource<'IPPool'>> = [pool('p1', '10.244.0.
     network,
     unavailable: false,
     files: {},
+    logs: [],
     existing: new Set([NETNS]),
     async run(command, config = {}, env = {}) {
       const ds = shared(mem, { unavailable: () => h.unavailable });
@@ -117,7 +120,8 @@ async function harness(pools: Array<Resource<'IPPool'>> = [pool('p1', '10.244.0.
         hostname: () => 'the-hostname',
         randomBytes: () => Uint8Array.from([0, 0x11, 0x22, 0x33, 0x44, n++]),
         now: () => 0,
-        logFor: () => ({ log: () => undefined }),
+        wallClock: () => new Date(Date.UTC(2026, 10, 22, 10, 4, 5, 120)),
+        logFor: () => ({ log: (level, message) => void h.logs.push(`${level} ${message}`) }),
       };
       const stdin = JSON.stringify({ cniVersion: '1.0.0', name: 'k8s-pod-network', type: 'tortie', nodename: NODE, ipam: { type: 'tortie-ipam' }, ...config });
       const out = await runPlugin(stdin, io);
@@ -151,6 +155,19 @@ describe('ADD', () => {
       mac: '02:11:22:33:44:00', ipNetworks: ['10.244.0.0/32'], profiles: ['kns.default'],
     });
     expect((await h.mem.get('IPAMHandle', 'k8s-pod-network.c0ffee'))?.spec.block).toEqual({ '10.244.0.0/26': 1 });
+    // Who the address is for, in the block, as Calico's plugin records it.
+    const block = await h.mem.get('IPAMBlock', '10-244-0-0-26');
+    expect(block?.spec.allocations[0]).toBe(0);
+    expect(block?.spec.attributes).toEqual([
+      { handle_id: 'k8s-pod-network.c0ffee', secondary: { namespace: 'default', pod: 'web-0', timestamp: '2026-11-22 10:04:05.12 +0000 UTC', node: NODE } },
+    ]);
+  });
+
+  it('records only node and timestamp for a bare container (no pod to name)', async () => {
+    const h = await harness();
+    await h.run('ADD', {}, { CNI_ARGS: undefined, CNI_CONTAINERID: 'bare01' });
+    const block = await h.mem.get('IPAMBlock', '10-244-0-0-26');
+    expect(block?.spec.attributes).toEqual([{ handle_id: 'k8s-pod-network.bare01', secondary: { timestamp: '2026-11-22 10:04:05.12 +0000 UTC', node: NODE } }]);
   });
 
   it('returns the same address to a retried ADD of the same container, and another to the next container', async () => {
@@ -360,17 +377,59 @@ describe('CHECK, STATUS, GC, VERSION', () => {
     expect((await (await harness()).run('STATUS')).json?.code).toBe(1);
   });
 
+  const GC = { cniVersion: '1.1.0', 'cni.dev/valid-attachments': [{ containerID: 'keep', ifname: 'eth0' }] };
+  const NO_CONTAINER = { CNI_CONTAINERID: undefined, CNI_NETNS: undefined, CNI_IFNAME: undefined };
+
   it('GC (1.1.0) releases this network\'s addresses and endpoints of containers the runtime no longer knows', async () => {
     const h = await harness();
     for (const [id, name] of [['keep', 'web-0'], ['gone', 'web-1']]) await h.run('ADD', {}, { CNI_CONTAINERID: id!, CNI_ARGS: `K8S_POD_NAMESPACE=default;K8S_POD_NAME=${name}` });
     const ipam = new Ipam(h.mem);
-    await ipam.assign(NODE, 'ipip-tunnel-addr-node-1');
+    await ipam.assign(NODE, 'ipip-tunnel-addr-node-1', { use: 'Tunnel' });
     expect(await h.usage()).toBe(3);
-    const gc = await h.run('GC', { cniVersion: '1.1.0', 'cni.dev/valid-attachments': [{ containerID: 'keep', ifname: 'eth0' }] }, { CNI_CONTAINERID: undefined, CNI_NETNS: undefined, CNI_IFNAME: undefined });
+    const gc = await h.run('GC', GC, NO_CONTAINER);
     expect(gc).toEqual({ exitCode: 0, json: undefined });
     expect(await h.usage()).toBe(2); // keep's pod address and the tunnel address
     expect(await h.mem.get('IPAMHandle', 'k8s-pod-network.gone')).toBeNull();
     expect((await h.weps()).map((w) => w.spec.containerID)).toEqual(['keep']);
+    expect(h.logs).toContain('info GC released 10.244.0.1 of k8s-pod-network.gone');
+  });
+
+  it('GC releases by each allocation\'s node: another node\'s pod in this node\'s block stays, this node\'s pod in another node\'s block goes', async () => {
+    // Two /30 blocks: node-1 claims the first and fills it, node-2 claims the second; then each borrows
+    // from the other's block (no block left to claim).
+    const h = await harness([pool('tiny', '10.244.0.0/29', { blockSize: 30 })]);
+    const ipam = new Ipam(h.mem);
+    for (let i = 0; i < 4; i++) await ipam.assign(NODE, `k8s-pod-network.n1-${i}`);
+    expect(await ipam.assign('node-2', 'k8s-pod-network.n2-0')).toEqual(['10.244.0.4']);
+    expect(await ipam.blocksOf('node-2')).toEqual(['10.244.0.4/30']);
+    expect(await ipam.assign(NODE, 'k8s-pod-network.n1-borrowed')).toEqual(['10.244.0.5']); // in node-2's block
+    await ipam.releaseByHandle('k8s-pod-network.n1-3');
+    for (const id of ['n2-1', 'n2-2']) await ipam.assign('node-2', `k8s-pod-network.${id}`);
+    expect(await ipam.assign('node-2', 'k8s-pod-network.n2-3')).toEqual(['10.244.0.3']); // in node-1's block
+
+    const gc = await h.run('GC', GC, NO_CONTAINER);
+    expect(gc.exitCode).toBe(0);
+    const holders = async (): Promise<string[]> =>
+      (await h.mem.list('IPAMBlock')).items.flatMap((b) => b.spec.allocations.flatMap((a) => (a === null ? [] : [b.spec.attributes[a]!.handle_id!]))).sort();
+    // node-1's stale ones (n1-0..2 in its block, n1-borrowed in node-2's) are gone; node-2's stay.
+    expect(await holders()).toEqual(['k8s-pod-network.n2-0', 'k8s-pod-network.n2-1', 'k8s-pod-network.n2-2', 'k8s-pod-network.n2-3']);
+    expect(await h.mem.get('IPAMHandle', 'k8s-pod-network.n1-borrowed')).toBeNull();
+    expect(await h.mem.get('IPAMHandle', 'k8s-pod-network.n2-3')).not.toBeNull();
+  });
+
+  it('GC keeps allocations written without attributes and says so once, naming them', async () => {
+    const h = await harness();
+    const ipam = new Ipam(h.mem);
+    for (const id of ['old-1', 'old-2', 'new-1']) await ipam.assign(NODE, `k8s-pod-network.${id}`);
+    // As tortie wrote blocks before it recorded attributes: secondary null.
+    const block = (await h.mem.get('IPAMBlock', '10-244-0-0-26'))!;
+    await h.mem.update({ ...block, spec: { ...block.spec, attributes: block.spec.attributes.map((a) => (a.handle_id === 'k8s-pod-network.new-1' ? a : { handle_id: a.handle_id ?? null, secondary: null })) } });
+    expect((await h.run('GC', GC, NO_CONTAINER)).exitCode).toBe(0);
+    expect(await h.usage()).toBe(2);
+    expect(await h.mem.get('IPAMHandle', 'k8s-pod-network.new-1')).toBeNull();
+    const said = h.logs.filter((l) => l.includes('no "node" attribute'));
+    expect(said).toHaveLength(1);
+    expect(said[0]).toMatch(/^warning GC kept 2 address\(es\) of network "k8s-pod-network" .*k8s-pod-network\.old-1 10\.244\.0\.0, k8s-pod-network\.old-2 10\.244\.0\.1/);
   });
 
   it('VERSION needs no configuration', async () => {
