@@ -23,14 +23,16 @@
 // Why this is hard:
 // - "No workload endpoint holds it" is also true for a pod being created right now: its CNI ADD assigns
 //   the address first and records the endpoint a moment later. So an address counts as leaked only when it
-//   was already allocated, to the same handle, with no endpoint, `leakGraceMs` before (two snapshots).
+//   was already allocated, to the same handle, with no endpoint, `leakGraceMs` before (two snapshots) —
+//   and never when its allocation's `node` attribute (./attributes.ts) names another node that exists.
 // - The node's agent may still be running: its CNI can assign or claim while we release. Every write is
 //   a compare-and-swap on the block; an address taken meanwhile is not in the plan, so it is never
 //   released: its block is kept (without affinity). A claim after we finished re-creates an affinity —
 //   the report lists those (`reclaimed`), because only stopping the agent prevents it.
 
 import { ConflictError, NotFoundError, type Datastore } from '../datastore/types.js';
-import type { Resource } from '../resources/types.js';
+import type { IPAMBlockSpec, Resource } from '../resources/types.js';
+import { ATTRIBUTE_KEYS, allocationNode, attributesAt } from './attributes.js';
 import * as blocks from './block.js';
 import { BlockInUseError, blockInPool, Ipam, type AffinityRelease, type AllocationRef, type FreedAddress, type IpamOptions } from './index.js';
 import { TUNNEL_HANDLE_PREFIXES, tunnelHandleNode } from './names.js';
@@ -99,12 +101,23 @@ function endpointName(w: Workload): string {
   return `${w.metadata.namespace ?? 'default'}/${w.spec.pod ?? w.metadata.name}`;
 }
 
-/** Who holds an allocation that is not the plan's to release. */
-function holderOf(a: Allocation, byAddress: Map<string, Workload>, nodes: ReadonlySet<string>): string | null {
+/**
+ * Who holds an allocation that is not the plan's to release: a workload endpoint, a tunnel of an existing
+ * node, or — by the allocation's own `node` attribute (./attributes.ts) — an existing node that assigned it
+ * and has not recorded its endpoint yet (a CNI ADD assigns first and records a moment later), so it is
+ * never taken for leaked however long that takes.
+ */
+function holderOf(a: Allocation, byAddress: Map<string, Workload>, nodes: ReadonlySet<string>, block: IPAMBlockSpec): string | null {
   const w = byAddress.get(a.ip);
   if (w) return `workload ${endpointName(w)} on node ${w.spec.node}`;
   const tunnelOf = tunnelHandleNode(a.handle);
   if (tunnelOf !== null && nodes.has(tunnelOf)) return `tunnel address of node ${tunnelOf}`;
+  const assignedOn = allocationNode(block, a.ordinal);
+  if (assignedOn !== null && nodes.has(assignedOn)) {
+    const attrs = attributesAt(block, a.ordinal);
+    const pod = attrs?.[ATTRIBUTE_KEYS.pod];
+    return `assigned on node ${assignedOn}${pod ? ` for pod ${attrs?.[ATTRIBUTE_KEYS.namespace] ?? 'default'}/${pod}` : ''}, no workload yet`;
+  }
   return null;
 }
 
@@ -141,7 +154,7 @@ export function planHostRelease(node: string, snapshot: IpamSnapshot, confirmedL
       else if (w?.spec.node === node) plan.release.push({ ...a, reason: { why: 'workload', endpoint: endpointName(w), node } });
       else if (!ours) continue;
       else {
-        const holder = holderOf(a, byAddress, otherNodes);
+        const holder = holderOf(a, byAddress, otherNodes, block.spec);
         if (holder !== null) plan.keep.push({ ...a, holder });
         else (confirmedLeaks.has(allocationKey(a)) ? plan.release : plan.suspects).push({ ...a, reason: { why: 'leaked' } });
       }
@@ -284,7 +297,7 @@ export async function releaseHost(ds: Datastore, node: string, options: Teardown
   const nodes = new Set(after.nodes.map((n) => n.metadata.name));
   const kept = after.blocks
     .filter((b) => unaffined.has(b.spec.cidr))
-    .flatMap((b) => allocationsOf(b).map((a) => ({ ...a, holder: holderOf(a, byAddress, nodes) ?? 'no workload yet (allocated while this ran, or leaked too recently to tell)' })));
+    .flatMap((b) => allocationsOf(b).map((a) => ({ ...a, holder: holderOf(a, byAddress, nodes, b.spec) ?? 'no workload yet (allocated while this ran, or leaked too recently to tell)' })));
   const reclaimed = after.affinities.filter((a) => a.spec.node === node).map((a) => a.spec.cidr);
   return { node, released, blocks: outcomes, kept, workloads: plan.workloads, handles, reclaimed };
 }

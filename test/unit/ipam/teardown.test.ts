@@ -94,6 +94,18 @@ describe('planHostRelease', () => {
     // The same address under another handle (freed and taken again in between) is not confirmed.
     expect(allocationKey({ cidr: '10.0.0.0/26', ordinal: 5, handle: 'net.other' })).not.toBe(allocationKey({ cidr: '10.0.0.0/26', ordinal: 5, handle: 'net.gone' }));
   });
+
+  it('keeps an address another existing node assigned (its allocation\u2019s node attribute), even with no workload endpoint yet', () => {
+    let spec = newBlock('10.0.0.0/26', 'node-x');
+    spec = allocate(spec, 1, 'net.y-creating', { node: 'node-y', namespace: 'default', pod: 'web-9' }).block;
+    spec = allocate(spec, 1, 'net.x-gone', { node: 'node-x' }).block;
+    spec = allocate(spec, 1, 'net.z-gone', { node: 'node-z' }).block;
+    spec = allocate(spec, 1, 'net.unattributed').block;
+    const plan = planHostRelease('node-x', { blocks: [{ apiVersion: API_VERSION, kind: 'IPAMBlock', metadata: { name: '10-0-0-0-26' }, spec }], affinities: [], workloads: [], nodes: [node('node-x'), node('node-y')] });
+    expect(plan.keep.map((k) => `${k.ip} ${k.holder}`)).toEqual(['10.0.0.0 assigned on node node-y for pod default/web-9, no workload yet']);
+    // The deleted node's own, a gone node's, and one nobody can attribute: leaked-looking, after the grace period.
+    expect(rows(plan.suspects)).toEqual(['10.0.0.1 net.x-gone', '10.0.0.2 net.z-gone', '10.0.0.3 net.unattributed']);
+  });
 });
 
 describe('planPoolRelease', () => {
