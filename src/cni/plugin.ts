@@ -2,8 +2,10 @@
 // code out. ADD assigns an address (IPAM handle per container), plumbs the veth (./dataplane.ts) and
 // records the workload (./endpoint.ts); DEL undoes all three; CHECK verifies them; STATUS says whether
 // ADD could work; GC releases what the runtime no longer knows (./gc.ts: only what was assigned on this
-// node); VERSION lists the spec versions. ADD records who each address is for in the IPAM block, as
-// Calico's plugin does (node, namespace, pod, timestamp; src/ipam/attributes.ts).
+// node, by its `node` attribute or, for an address without one, by this node's endpoint of the same
+// container) and deletes those endpoints; VERSION lists the spec versions. ADD records who each address
+// is for in the IPAM block, as Calico's plugin does (node, namespace, pod, timestamp;
+// src/ipam/attributes.ts).
 //
 // Why this is hard:
 // - Failure must leave nothing: an ADD that fails after the address was assigned releases it (by handle),
@@ -416,36 +418,47 @@ class Invocation {
 
   /**
    * Releases this network's addresses assigned on this node (their `node` attribute; ./gc.ts) whose
-   * container is not among the runtime's valid attachments, and (etcd) deletes this node's
-   * WorkloadEndpoints of such containers. Other nodes' allocations, tunnel addresses and allocations
-   * without attributes are kept; the last are said once in the log.
+   * container is not among the runtime's valid attachments, then (etcd) deletes this node's
+   * WorkloadEndpoints of such containers. An address without attributes is released only when one of
+   * those endpoints (same container, same address) proves it this node's; the rest without attributes,
+   * other nodes' allocations and tunnel addresses are kept; the unattributed ones are said once in the log.
+   * Addresses first, endpoints after: a GC that stops between them finds the same proof next time.
    */
   async gc(): Promise<void> {
     try {
       const valid = new Set((this.conf.validAttachments ?? []).map((a) => a.containerId));
       const node = await this.nodeName();
       const ds = await this.datastore();
-      const listed = (await this.datastoreStep('listing IPAM blocks', () => ds.list('IPAMBlock'))).items;
-      const plan = planGc(listed, node, this.conf.name, valid);
+      // On kubernetes the endpoints are derived from Pods, which GC does not delete: none are listed, so
+      // none is deleted and none proves an unattributed address (./gc.ts).
+      const noEndpoints: Array<Resource<'WorkloadEndpoint'>> = [];
+      const [listed, endpoints] = await Promise.all([
+        this.datastoreStep('listing IPAM blocks', () => ds.list('IPAMBlock')).then((l) => l.items),
+        ds.type === 'kubernetes' ? noEndpoints : this.datastoreStep('listing WorkloadEndpoints', () => ds.list('WorkloadEndpoint')).then((l) => l.items),
+      ]);
+      const plan = planGc(listed, node, this.conf.name, valid, endpoints);
       if (plan.unattributed.length > 0) {
-        this.log.log('warning', `GC kept ${plan.unattributed.length} address(es) of network "${this.conf.name}" whose allocation has no "node" attribute (assigned before tortie recorded who an address is for), so they cannot be told apart from other nodes' pods: ${listKept(plan.unattributed)}; they stay allocated until a DEL of their container, or \`tortie delete node\` of their node, releases them`, {
+        this.log.log('warning', `GC kept ${plan.unattributed.length} address(es) of network "${this.conf.name}" whose allocation has no "node" attribute (assigned before tortie recorded who an address is for) and that no WorkloadEndpoint of this node and the same container names, so they cannot be told apart from other nodes' pods: ${listKept(plan.unattributed)}; they stay allocated until a DEL of their container, or \`tortie delete node\` of their node, releases them`, {
           node,
           kept: plan.unattributed.length,
         });
       }
       if (plan.otherNodes.length > 0) this.log.log('debug', `GC left ${plan.otherNodes.length} address(es) assigned on other nodes alone: ${listKept(plan.otherNodes)}`);
+      const proven = new Map(plan.proven.map((p) => [`${p.handle} ${p.ip}`, p.endpoint]));
       const { Ipam } = await loadIpam();
       const ipam = new Ipam(ds);
       for (const { block, refs, ips } of plan.release) {
         const freed = await this.datastoreStep(`releasing ${ips.join(', ')} in block ${block.spec.cidr}`, () => ipam.releaseAllocations(block.spec.cidr, refs, block));
-        for (const f of freed) this.log.log('info', `GC released ${f.ip} of ${f.handle ?? '(no handle)'}`, { node });
+        for (const f of freed) {
+          const endpoint = proven.get(`${f.handle} ${f.ip}`);
+          const why = endpoint === undefined ? '' : ` (no "node" attribute; WorkloadEndpoint ${endpoint} of this node and the same container named it)`;
+          this.log.log('info', `GC released ${f.ip} of ${f.handle ?? '(no handle)'}${why}`, { node });
+        }
       }
-      if (ds.type === 'kubernetes') return; // endpoints are derived from Pods there
+      if (plan.endpoints.length === 0) return;
       const recorder = await this.io.openRecorder(this.conf, ds);
-      const endpoints = (await this.datastoreStep('listing WorkloadEndpoints', () => ds.list('WorkloadEndpoint'))).items;
-      for (const wep of endpoints) {
-        const containerId = wep.spec.containerID;
-        if (wep.spec.node !== node || !containerId || valid.has(containerId)) continue;
+      for (const wep of plan.endpoints) {
+        const containerId = wep.spec.containerID!;
         const pod = wep.spec.orchestrator === 'k8s' && wep.spec.pod ? { namespace: wep.metadata.namespace ?? 'default', name: wep.spec.pod } : undefined;
         await this.datastoreStep(`removing WorkloadEndpoint ${wep.metadata.name}`, () =>
           recorder.remove({ node, containerId, ifname: wep.spec.endpoint ?? 'eth0', ...(pod ? { pod } : {}) }),

@@ -4,7 +4,9 @@
 // (src/ipam/index.ts assign), and after `tortie delete node` blocks stay, without affinity, while other
 // nodes' pods use them. So GC on node A must not go by the block's affinity: it goes by each allocation's
 // `node` attribute (Calico's IPAMBlock attributes[].secondary), never touches a tunnel address, and keeps
-// allocations written without attributes (by tortie before it recorded them), saying so once in its log.
+// allocations written without attributes (by tortie before it recorded them), saying so once in its log —
+// unless this node's WorkloadEndpoint of the same container names the address: GC deletes that endpoint,
+// so it releases the address with it (else nothing would point at it until the node is deleted).
 //
 // Real etcd; the built plugin run as a runtime runs it (runCniPlugin: CNI_* environment, configuration on
 // stdin, JSON on stdout), in the lab's mode (TORTIE_CNI_HOST_NETNS: each node is a network namespace this
@@ -13,7 +15,9 @@
 //
 // The pool is one /29 block of 8 addresses, claimed by node A with its first pod; node B finds no block
 // left to claim and borrows from A's block. Then GC on A (runtime knows only a1) and GC on B (knows b1):
-//   a1 kept (valid) · a2 released (A's, stale) · a3 kept (unattributed, logged once) · A's tunnel kept ·
+//   a1 kept (valid) · a2 released (A's, stale) · a3 released (unattributed, but A's endpoint of a3 names
+//   it: before, GC deleted that endpoint and kept the address, pointed at by nothing) · a4 kept
+//   (unattributed, its endpoint already gone: nothing proves it A's; logged once) · A's tunnel kept ·
 //   b1 kept (B's pod in A's block — the bug released it) · b2 released by B's GC (B's, stale, in A's block)
 // and afterwards new pods get only the freed addresses: no address is ever held by two live pods. Before
 // GC, the attributes ADD recorded are checked where calicoctl reads them (the etcd value) and in
@@ -179,12 +183,13 @@ describe.skipIf(unavailable !== null || !haveEtcd || !built)('CNI GC releases on
     await ds.update({ ...block!, spec: { ...block!.spec, attributes } });
   }
 
-  it('GC on node A keeps node B\'s pods in A\'s block, the tunnel address and unattributed allocations; GC on B releases B\'s stale pod there', async () => {
+  it('GC on node A keeps node B\'s pods in A\'s block, the tunnel address and unattributed allocations nothing proves A\'s; GC on B releases B\'s stale pod there', async () => {
     const ipam = new Ipam(ds);
     const a1 = await add(NODE_A); // claims the pool's only block for A
     const [tunnel] = await ipam.assign(NODE_A, ipipTunnelHandle(NODE_A), { use: 'Tunnel' });
     const a2 = await add(NODE_A);
     const a3 = await add(NODE_A);
+    const a4 = await add(NODE_A);
     const b1 = await add(NODE_B); // no block left to claim: borrowed from A's
     const b2 = await add(NODE_B);
     // The premise: one block, A's, holding both nodes' pods.
@@ -200,7 +205,12 @@ describe.skipIf(unavailable !== null || !haveEtcd || !built)('CNI GC releases on
     expect(yaml).toMatch(new RegExp(`handle_id: ${handle(b1)}\\n\\s+secondary:\\n(\\s+\\w+: .*\\n)*?\\s+node: ${NODE_B}\\n`));
     expect(yaml).toContain('type: ipipTunnelAddress');
     await stripAttributes(a3.ip);
+    await stripAttributes(a4.ip);
+    // a4's record is gone already (a DEL that stopped after removing it): nothing names its address.
+    const a4Wep = (await ds.list('WorkloadEndpoint')).items.find((w) => w.spec.containerID === a4.containerId)!;
+    await ds.delete('WorkloadEndpoint', a4Wep.metadata.name, { namespace: a4Wep.metadata.namespace ?? 'default' });
 
+    const a3Wep = (await ds.list('WorkloadEndpoint')).items.find((w) => w.spec.containerID === a3.containerId)!.metadata.name;
     const onA = await gc(NODE_A, [a1]);
     expect(onA.exitCode, `${onA.stdout} ${onA.stderr}`).toBe(0);
     let held = await holders();
@@ -208,18 +218,22 @@ describe.skipIf(unavailable !== null || !haveEtcd || !built)('CNI GC releases on
     expect(held.get(handle(b2))).toEqual([b2.ip]);
     expect(held.get(handle(a1))).toEqual([a1.ip]);
     expect(held.get(handle(a2))).toBeUndefined(); // A's stale pod: released
-    expect(held.get(handle(a3))).toEqual([a3.ip]); // unattributed: kept
+    expect(held.get(handle(a3))).toBeUndefined(); // unattributed, but A's endpoint of a3 named it: released
+    expect(await ds.get('IPAMHandle', handle(a3))).toBeNull();
+    expect(held.get(handle(a4))).toEqual([a4.ip]); // unattributed, nothing names it: kept
     expect(held.get(ipipTunnelHandle(NODE_A))).toEqual([tunnel]);
     expect(await ds.get('IPAMHandle', handle(a2))).toBeNull();
     expect(await ds.get('IPAMHandle', handle(b1))).not.toBeNull();
-    // B's WorkloadEndpoints are not A's either; A's stale ones are gone (an endpoint names its node; only
-    // the unattributed address stays).
+    // B's WorkloadEndpoints are not A's either; A's stale ones are gone (an endpoint names its node).
     const weps = (await ds.list('WorkloadEndpoint')).items.map((w) => w.spec.containerID).sort();
     expect(weps).toEqual([a1.containerId, b1.containerId, b2.containerId].sort());
-    // The unattributed allocation is said once, naming the handle.
-    const logA = logged(NODE_A).filter((l) => /no "node" attribute/.test(l));
-    expect(logA).toHaveLength(1);
-    expect(logA[0]).toContain(handle(a3));
+    // The kept unattributed allocation is said once, naming the handle; the proven one is said released.
+    const logA = logged(NODE_A);
+    const kept = logA.filter((l) => /^GC kept .*no "node" attribute/.test(l));
+    expect(kept).toHaveLength(1);
+    expect(kept[0]).toContain(handle(a4));
+    expect(kept[0]).not.toContain(handle(a3));
+    expect(logA).toContain(`GC released ${a3.ip} of ${handle(a3)} (no "node" attribute; WorkloadEndpoint default/${a3Wep} of this node and the same container named it)`);
 
     const onB = await gc(NODE_B, [b1]);
     expect(onB.exitCode, `${onB.stdout} ${onB.stderr}`).toBe(0);
@@ -227,11 +241,11 @@ describe.skipIf(unavailable !== null || !haveEtcd || !built)('CNI GC releases on
     expect(held.get(handle(b2))).toBeUndefined(); // B's stale pod, in A's block: released by B
     expect(held.get(handle(b1))).toEqual([b1.ip]);
     expect(held.get(handle(a1))).toEqual([a1.ip]);
-    expect(held.get(handle(a3))).toEqual([a3.ip]); // B's GC does not release A's unattributed one either
+    expect(held.get(handle(a4))).toEqual([a4.ip]); // B's GC does not release A's unattributed one either
     expect(held.get(ipipTunnelHandle(NODE_A))).toEqual([tunnel]);
 
-    // New pods get only free addresses: 8 − (a1, a3, tunnel, b1) = 4, then the pool is full (code 100).
-    const live = [a1.ip, a3.ip, tunnel!, b1.ip];
+    // New pods get only free addresses: 8 − (a1, a4, tunnel, b1) = 4, then the pool is full (code 100).
+    const live = [a1.ip, a4.ip, tunnel!, b1.ip];
     for (let i = 0; i < 4; i++) live.push((await add(i % 2 === 0 ? NODE_A : NODE_B)).ip);
     expect(new Set(live).size).toBe(live.length);
     const full = await runCniPlugin(invocation(await newPod(NODE_A), 'ADD'));

@@ -57,6 +57,66 @@ describe('planGc', () => {
   it('skips blocks marked deleted', () => {
     const gone = blockWith('10.244.0.0/26', NODE);
     gone.spec.deleted = true;
-    expect(planGc([gone], NODE, NET, new Set())).toEqual({ release: [], unattributed: [], otherNodes: [] });
+    expect(planGc([gone], NODE, NET, new Set())).toEqual({ release: [], proven: [], unattributed: [], otherNodes: [], endpoints: [] });
+  });
+});
+
+/** A WorkloadEndpoint of `containerID` on `node` naming `ips` (as the plugin records a pod). */
+function endpoint(node: string, pod: string, containerID: string, ips: string[]): Resource<'WorkloadEndpoint'> {
+  return {
+    apiVersion: API_VERSION,
+    kind: 'WorkloadEndpoint',
+    metadata: { name: `${node}-k8s-${pod}-eth0`, namespace: 'default' },
+    spec: { node, orchestrator: 'k8s', pod, endpoint: 'eth0', containerID, interfaceName: 'cali0', ipNetworks: ips.map((ip) => `${ip}/32`) },
+  };
+}
+
+describe('planGc: an unattributed address is this node\'s when this node\'s stale endpoint of the same container names it', () => {
+  // One block, every allocation without attributes (as tortie wrote them before it recorded any). Each row:
+  // the container, the endpoint the datastore holds for it (or none), and whether that proves ownership.
+  const CASES: Array<{ container: string; wep: ((ip: string) => Resource<'WorkloadEndpoint'>) | null; fate: 'released' | 'unattributed' | 'ignored'; why: string }> = [
+    { container: 'proven', wep: (ip) => endpoint(NODE, 'web-1', 'proven', [ip]), fate: 'released', why: 'this node\'s endpoint, same container, same address' },
+    { container: 'no-wep', wep: null, fate: 'unattributed', why: 'no endpoint names it' },
+    { container: 'other-ip', wep: () => endpoint(NODE, 'web-2', 'other-ip', ['10.244.0.60']), fate: 'unattributed', why: 'the endpoint names another address' },
+    { container: 'newer', wep: (ip) => endpoint(NODE, 'web-3', 'newer-sandbox', [ip]), fate: 'unattributed', why: 'the endpoint is another container\'s (a newer sandbox)' },
+    { container: 'elsewhere', wep: (ip) => endpoint('node-b', 'web-4', 'elsewhere', [ip]), fate: 'unattributed', why: 'the endpoint is on another node' },
+    { container: 'valid-a', wep: (ip) => endpoint(NODE, 'web-5', 'valid-a', [ip]), fate: 'ignored', why: 'a valid attachment' },
+  ];
+
+  function scene(): { block: Resource<'IPAMBlock'>; endpoints: Array<Resource<'WorkloadEndpoint'>> } {
+    let spec: IPAMBlockSpec = blocks.newBlock('10.244.0.0/26', NODE);
+    const endpoints: Array<Resource<'WorkloadEndpoint'>> = [];
+    for (const c of CASES) {
+      const step = blocks.allocate(spec, 1, `${NET}.${c.container}`, null);
+      spec = step.block;
+      const wep = c.wep?.(blocks.addressOf(spec, step.ordinals[0]!));
+      if (wep) endpoints.push(wep);
+    }
+    return { block: { apiVersion: API_VERSION, kind: 'IPAMBlock', metadata: { name: '10-244-0-0-26', resourceVersion: '9' }, spec }, endpoints };
+  }
+
+  it('releases exactly the proven ones (the handle re-checked, no node to re-check), keeps and reports the rest', () => {
+    const { block, endpoints } = scene();
+    const plan = planGc([block], NODE, NET, new Set(['valid-a']), endpoints);
+    const handles = (fate: string): string[] => CASES.filter((c) => c.fate === fate).map((c) => `${NET}.${c.container}`);
+    expect(handles('released')).not.toHaveLength(0);
+    expect(plan.release.flatMap((r) => r.refs)).toEqual([{ ordinal: 0, handle: `${NET}.proven` }]);
+    expect(plan.release[0]?.ips).toEqual(['10.244.0.0']);
+    expect(plan.proven).toEqual([{ handle: `${NET}.proven`, ip: '10.244.0.0', cidr: '10.244.0.0/26', endpoint: 'default/node-a-k8s-web-1-eth0' }]);
+    expect(plan.unattributed.map((k) => k.handle)).toEqual(handles('unattributed'));
+  });
+
+  it('lists this node\'s endpoints of containers the runtime no longer knows (deleted after the release), not others\'', () => {
+    const { block, endpoints } = scene();
+    const plan = planGc([block], NODE, NET, new Set(['valid-a']), endpoints);
+    expect(plan.endpoints.map((w) => w.spec.containerID)).toEqual(['proven', 'other-ip', 'newer-sandbox']);
+  });
+
+  it('without endpoints (the kubernetes datastore: GC does not remove Pods) nothing unattributed is released', () => {
+    const { block } = scene();
+    const plan = planGc([block], NODE, NET, new Set(['valid-a']));
+    expect(plan.release).toEqual([]);
+    expect(plan.proven).toEqual([]);
+    expect(plan.unattributed).toHaveLength(5);
   });
 });

@@ -432,6 +432,51 @@ describe('CHECK, STATUS, GC, VERSION', () => {
     expect(said[0]).toMatch(/^warning GC kept 2 address\(es\) of network "k8s-pod-network" .*k8s-pod-network\.old-1 10\.244\.0\.0, k8s-pod-network\.old-2 10\.244\.0\.1/);
   });
 
+  it('GC releases an unattributed address with the stale endpoint that proves it this node\'s (same container, same address); without such proof it keeps it', async () => {
+    const h = await harness();
+    for (const [id, name] of [['keep', 'web-0'], ['old-wep', 'web-1'], ['old-nowep', 'web-2']]) await h.run('ADD', {}, { CNI_CONTAINERID: id!, CNI_ARGS: `K8S_POD_NAMESPACE=default;K8S_POD_NAME=${name}` });
+    // As tortie wrote blocks before it recorded attributes: secondary null for both old containers.
+    const block = (await h.mem.get('IPAMBlock', '10-244-0-0-26'))!;
+    await h.mem.update({ ...block, spec: { ...block.spec, attributes: block.spec.attributes.map((a) => (a.handle_id === 'k8s-pod-network.keep' ? a : { handle_id: a.handle_id ?? null, secondary: null })) } });
+    // old-nowep's record is gone already (a DEL that stopped after removing it): nothing proves its address this node's.
+    await h.mem.delete('WorkloadEndpoint', 'node--1-k8s-web--2-eth0', { namespace: 'default' });
+    expect(await h.usage()).toBe(3);
+
+    expect((await h.run('GC', GC, NO_CONTAINER)).exitCode).toBe(0);
+    // old-wep: its endpoint (this node, container old-wep, 10.244.0.1) proved the address its: released with it.
+    expect(await h.mem.get('IPAMHandle', 'k8s-pod-network.old-wep')).toBeNull();
+    expect((await h.weps()).map((w) => w.spec.containerID)).toEqual(['keep']);
+    expect(h.logs).toContain('info GC released 10.244.0.1 of k8s-pod-network.old-wep (no "node" attribute; WorkloadEndpoint default/node--1-k8s-web--1-eth0 of this node and the same container named it)');
+    // old-nowep: kept, and said once.
+    expect(await h.usage()).toBe(2);
+    expect(await h.mem.get('IPAMHandle', 'k8s-pod-network.old-nowep')).not.toBeNull();
+    const said = h.logs.filter((l) => l.includes('no "node" attribute') && l.startsWith('warning'));
+    expect(said).toHaveLength(1);
+    expect(said[0]).toMatch(/^warning GC kept 1 address\(es\) .*k8s-pod-network\.old-nowep 10\.244\.0\.2/);
+  });
+
+  it('GC releases the proven address before it deletes the endpoint: a GC that fails between them finds the proof again', async () => {
+    const h = await harness();
+    await h.run('ADD', {}, { CNI_CONTAINERID: 'old-wep', CNI_ARGS: 'K8S_POD_NAMESPACE=default;K8S_POD_NAME=web-1' });
+    const block = (await h.mem.get('IPAMBlock', '10-244-0-0-26'))!;
+    await h.mem.update({ ...block, spec: { ...block.spec, attributes: block.spec.attributes.map((a) => ({ handle_id: a.handle_id ?? null, secondary: null })) } });
+    // The endpoint's deletion fails (the datastore goes away): the address must be released already.
+    const failing: EndpointRecorder = {
+      record: async () => undefined,
+      find: async () => null,
+      remove: async () => {
+        throw new DatastoreUnavailableError('etcd at http://127.0.0.1:1: unreachable');
+      },
+    };
+    h.recorder = failing;
+    expect((await h.run('GC', GC, NO_CONTAINER)).json?.code).toBe(11);
+    expect(await h.usage()).toBe(0);
+    expect((await h.weps()).map((w) => w.spec.containerID)).toEqual(['old-wep']);
+    delete h.recorder;
+    expect((await h.run('GC', GC, NO_CONTAINER)).exitCode).toBe(0);
+    expect(await h.weps()).toEqual([]);
+  });
+
   it('VERSION needs no configuration', async () => {
     const h = await harness();
     const { json } = await h.run('VERSION', {}, { CNI_CONTAINERID: undefined });
