@@ -253,6 +253,8 @@ function reasonText(a: ReleasedAddress): string {
       return `workload ${a.reason.endpoint} on node ${a.reason.node}`;
     case 'leaked':
       return 'leaked: no workload holds it';
+    case 'borrowed':
+      return `leaked: node ${a.reason.node} borrowed it from ${a.reason.owner === null ? 'a block of no node' : `node ${a.reason.owner}'s block`}; no workload holds it`;
   }
 }
 

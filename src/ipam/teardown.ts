@@ -10,7 +10,9 @@
 //   workload endpoints (in any block), then every block affine to it is given up — deleted when empty,
 //   else kept without affinity — and its affinities deleted, strays with no block too. As calicoctl.
 //   tortie also releases, in the node's own blocks, addresses no workload endpoint holds ("leaked": their
-//   pods are gone); calicoctl leaves those to kube-controllers' IPAM garbage collection, which tortie does
+//   pods are gone), and in every other block (another node's, or no node's) the addresses the node
+//   borrowed there — their allocation's `node` attribute (./attributes.ts) names it — that no workload
+//   endpoint holds; calicoctl leaves those to kube-controllers' IPAM garbage collection, which tortie does
 //   not have, so they would leak for ever. Addresses in its blocks that other nodes' workloads (or tunnels
 //   of existing nodes) hold are kept, and so is their block (without affinity): those pods still run.
 // - A pool: refused while workload endpoints hold addresses in it (tortie's choice: Calico deletes it and
@@ -25,6 +27,9 @@
 //   the address first and records the endpoint a moment later. So an address counts as leaked only when it
 //   was already allocated, to the same handle, with no endpoint, `leakGraceMs` before (two snapshots) —
 //   and never when its allocation's `node` attribute (./attributes.ts) names another node that exists.
+//   The same holds for what the node borrowed in other nodes' blocks, and their release re-checks in its
+//   compare-and-swap that the allocation still names the node (an address with no `node` attribute in
+//   another node's block is never taken for the deleted node's: nobody can tell whose it is).
 // - The node's agent may still be running: its CNI can assign or claim while we release. Every write is
 //   a compare-and-swap on the block; an address taken meanwhile is not in the plan, so it is never
 //   released: its block is kept (without affinity). A claim after we finished re-creates an affinity —
@@ -57,7 +62,10 @@ export async function readSnapshot(ds: Datastore): Promise<IpamSnapshot> {
 export type ReleaseReason =
   | { why: 'tunnel'; node: string }
   | { why: 'workload'; endpoint: string; node: string }
-  | { why: 'leaked' };
+  /** In the node's (or pool's) own blocks, held by no workload. */
+  | { why: 'leaked' }
+  /** Leaked too: `node` borrowed it in a block of `owner` (another node, or null: none), by its allocation's node attribute. */
+  | { why: 'borrowed'; node: string; owner: string | null };
 
 /** One allocation a plan looked at. */
 export interface Allocation {
@@ -125,7 +133,7 @@ export interface HostPlan {
   node: string;
   /** Addresses to release, in any block. */
   release: PlannedRelease[];
-  /** Allocations that look leaked but were not seen so for the grace period yet (not released). */
+  /** Allocations that look leaked (in its blocks, or borrowed in others') but were not seen so for the grace period yet (not released). */
   suspects: PlannedRelease[];
   /** Allocations in the node's blocks that others hold: their blocks are kept, without affinity. */
   keep: HeldAllocation[];
@@ -152,8 +160,12 @@ export function planHostRelease(node: string, snapshot: IpamSnapshot, confirmedL
       const w = byAddress.get(a.ip);
       if (tunnelHandleNode(a.handle) === node) plan.release.push({ ...a, reason: { why: 'tunnel', node } });
       else if (w?.spec.node === node) plan.release.push({ ...a, reason: { why: 'workload', endpoint: endpointName(w), node } });
-      else if (!ours) continue;
-      else {
+      else if (!ours) {
+        // Borrowed by the node in another's block, and no endpoint (of any node) holds it: leaked, after the grace period.
+        if (w !== undefined || tunnelHandleNode(a.handle) !== null || allocationNode(block.spec, a.ordinal) !== node) continue;
+        const reason: ReleaseReason = { why: 'borrowed', node, owner: blocks.affineNode(block.spec) };
+        (confirmedLeaks.has(allocationKey(a)) ? plan.release : plan.suspects).push({ ...a, reason });
+      } else {
         const holder = holderOf(a, byAddress, otherNodes, block.spec);
         if (holder !== null) plan.keep.push({ ...a, holder });
         else (confirmedLeaks.has(allocationKey(a)) ? plan.release : plan.suspects).push({ ...a, reason: { why: 'leaked' } });
@@ -230,9 +242,13 @@ export interface ReleasedAddress extends FreedAddress {
   reason: ReleaseReason;
 }
 
+/** The releases as refs per block; a borrowed address's ref names the node, so the compare-and-swap re-checks it. */
 function refsByBlock(releases: PlannedRelease[]): Map<string, AllocationRef[]> {
   const out = new Map<string, AllocationRef[]>();
-  for (const r of releases) out.set(r.cidr, [...(out.get(r.cidr) ?? []), { ordinal: r.ordinal, handle: r.handle }]);
+  for (const r of releases) {
+    const ref: AllocationRef = r.reason.why === 'borrowed' ? { ordinal: r.ordinal, handle: r.handle, node: r.reason.node } : { ordinal: r.ordinal, handle: r.handle };
+    out.set(r.cidr, [...(out.get(r.cidr) ?? []), ref]);
+  }
   return out;
 }
 

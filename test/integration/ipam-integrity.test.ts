@@ -2,6 +2,8 @@
 // - `tortie delete node X` releases X's IPAM state: its tunnel address, the addresses of its workloads and
 //   the leaked ones in its blocks, its affinities; empty blocks are deleted, blocks still holding other
 //   nodes' addresses are kept without affinity. On Kubernetes the Node must be gone first (kubectl).
+//   What X borrowed in another node's block (its allocation's node attribute) and no workload holds is
+//   released too, after the same grace period, and listed.
 // - `tortie delete ippool P` refuses while workloads hold addresses in P (naming them, nothing written);
 //   otherwise it disables P, releases tunnel and leaked addresses and P's blocks and affinities, deletes P.
 // - Releasing an empty block while another client assigns into it or claims it (forced interleavings, then
@@ -303,6 +305,31 @@ function suite(name: string, makeBackend: () => Backend, start: () => Promise<vo
       // The freed block is claimable again, and node-2's pod keeps its address.
       expect(await new Ipam(ds).claimBlock('node-3')).toBe('10.244.0.64/26');
       expect((await summary(ds)).blocks).toContain(`10.244.0.0/26 no-affinity [${borrowed}=k8s-pod-network.c-api]`);
+    }, 60_000);
+
+    it('delete node releases what it borrowed in another node\u2019s block once no workload holds it (after the grace period), and lists it', async () => {
+      await ds.create(pool('pool-a', '10.244.0.0/26')); // one block: node-1 claims it, node-2 borrows there
+      await backend.addNode(ds, 'node-1');
+      await backend.addNode(ds, 'node-2');
+      const ipam = new Ipam(ds);
+      const [own] = await ipam.assign('node-1', 'k8s-pod-network.c-own');
+      const [gone] = await ipam.assign('node-2', 'k8s-pod-network.c-gone');
+      const [api] = await ipam.assign('node-2', 'k8s-pod-network.c-api');
+      expect(await ipam.blocksOf('node-2')).toEqual([]);
+      await backend.addWorkload(ds, { namespace: 'default', pod: 'own', node: 'node-1', ip: own! });
+      await backend.addWorkload(ds, { namespace: 'default', pod: 'api', node: 'node-2', ip: api! });
+      if (backend.type === 'kubernetes') backend.removeKubeNode('node-2');
+      const run = await tortie(backend, 'delete', 'node', 'node-2');
+      expect(run.err).toBe('');
+      expect(run.code).toBe(0);
+      expect(run.out).toContain(`  released ${gone} (k8s-pod-network.c-gone): leaked: node node-2 borrowed it from node node-1's block; no workload holds it\n`);
+      expect(run.out).toContain(`  released ${api} (k8s-pod-network.c-api): workload default/api on node node-2\n`);
+      expect(await summary(ds)).toEqual({
+        blocks: [`10.244.0.0/26 host:node-1 [${own}=k8s-pod-network.c-own]`],
+        affinities: ['node-1 10.244.0.0/26 confirmed'],
+        handles: ['k8s-pod-network.c-own {"10.244.0.0/26":1}'],
+      });
+      expect(ipamProblems(await readIpamState(ds))).toEqual([]);
     }, 60_000);
 
     it('delete node also deletes its own BGPPeers (spec.node) and BGPConfiguration node.<name>, and lists them; other BGP configuration stays', async () => {

@@ -89,6 +89,24 @@ describe('tortie delete node', () => {
     await expect(run(ds, {}, 'delete', 'node', 'node-1')).rejects.toThrow(/^resource does not exist: Node\(node-1\); nothing was deleted$/);
   });
 
+  it('releases what the node borrowed in another node\u2019s block that no workload holds, and says so; also when the node is gone already', async () => {
+    const ds = await cluster();
+    await ds.delete('WorkloadEndpoint', 'node-2-k8s-api-eth0', { namespace: 'default' }); // its pod is gone; node-2 has no block of its own
+    const expected = [
+      '  released 10.244.0.3 (net.api): leaked: node node-2 borrowed it from node node-1\'s block; no workload holds it',
+      '',
+    ].join('\n');
+    expect(await run(ds, {}, 'delete', 'node', 'node-2')).toBe(`Node "node-2": released its IPAM state\n${expected}Successfully deleted 1 'Node' resource(s)\n`);
+    expect(await ds.get('IPAMHandle', 'net.api')).toBeNull();
+    expect(ipamProblems(await readIpamState(ds))).toEqual([]);
+    // kubectl delete node first (kubernetes): the node left only that address, and it is released the same way.
+    const gone = await cluster();
+    await gone.delete('WorkloadEndpoint', 'node-2-k8s-api-eth0', { namespace: 'default' });
+    await gone.delete('Node', 'node-2');
+    expect(await run(typed(gone, 'kubernetes'), {}, 'delete', 'node', 'node-2')).toBe(`Node "node-2" was already gone; released its IPAM state\n${expected}`);
+    expect(ipamProblems(await readIpamState(gone))).toEqual([]);
+  });
+
   it('on kubernetes: refused while the Kubernetes Node exists (nothing written); once it is gone, releases the IPAM state', async () => {
     const memory = await cluster();
     const ds = typed(memory, 'kubernetes');

@@ -11,13 +11,14 @@ import { BlockInUseError, Ipam } from '../../../src/ipam/index.js';
 import {
   allocationKey,
   deletePool,
+  hostPlanIsEmpty,
   planHostRelease,
   planPoolRelease,
   PoolInUseError,
   releaseHost,
   type IpamSnapshot,
 } from '../../../src/ipam/teardown.js';
-import { API_VERSION, type Kind, type Resource } from '../../../src/resources/types.js';
+import { API_VERSION, type IPAMBlockSpec, type Kind, type Resource } from '../../../src/resources/types.js';
 import { allocatedAddresses, ipamProblems, readIpamState } from './invariants.js';
 
 function pool(name: string, cidr: string, extra: Partial<Resource<'IPPool'>['spec']> = {}): Resource<'IPPool'> {
@@ -105,6 +106,59 @@ describe('planHostRelease', () => {
     expect(plan.keep.map((k) => `${k.ip} ${k.holder}`)).toEqual(['10.0.0.0 assigned on node node-y for pod default/web-9, no workload yet']);
     // The deleted node's own, a gone node's, and one nobody can attribute: leaked-looking, after the grace period.
     expect(rows(plan.suspects)).toEqual(['10.0.0.1 net.x-gone', '10.0.0.2 net.z-gone', '10.0.0.3 net.unattributed']);
+  });
+});
+
+describe('planHostRelease: addresses the node borrowed in other nodes\u2019 blocks', () => {
+  // node-x is deleted. node-y's block holds what node-x borrowed there (its allocations' node attribute
+  // says node-x) next to node-y's own; a block of no node (kept after an earlier delete) holds one more.
+  function scene(workloads: Array<Resource<'WorkloadEndpoint'>> = []): IpamSnapshot {
+    let theirs = newBlock('10.0.0.64/26', 'node-y');
+    theirs = allocate(theirs, 1, 'net.x-borrowed-gone', { node: 'node-x', namespace: 'default', pod: 'gone' }).block; // .64
+    theirs = allocate(theirs, 1, 'net.x-borrowed-running', { node: 'node-x' }).block; // .65
+    theirs = allocate(theirs, 1, 'net.y-gone', { node: 'node-y' }).block; // .66
+    theirs = allocate(theirs, 1, 'net.unattributed').block; // .67
+    theirs = allocate(theirs, 1, 'net.x-but-y-holds', { node: 'node-x' }).block; // .68
+    let orphan = newBlock('10.0.0.128/26', null);
+    orphan = allocate(orphan, 1, 'net.x-in-orphan', { node: 'node-x' }).block; // .128
+    const asBlock = (spec: IPAMBlockSpec): Resource<'IPAMBlock'> => ({ apiVersion: API_VERSION, kind: 'IPAMBlock', metadata: { name: spec.cidr.replace(/[./]/g, '-') }, spec });
+    return {
+      blocks: [block('10.0.0.0/26', 'node-x', []), asBlock(theirs), asBlock(orphan)],
+      affinities: [affinity('node-x', '10.0.0.0/26'), affinity('node-y', '10.0.0.64/26')],
+      workloads: [wep('node-y', 'y-pod', '10.0.0.68'), ...workloads],
+      nodes: [node('node-x'), node('node-y')],
+    };
+  }
+  const rows = (list: Array<{ ip: string; handle: string | null }>): string[] => list.map((a) => `${a.ip} ${a.handle}`);
+
+  it('suspects those no endpoint holds, in any block not the node\u2019s; leaves other nodes\u2019, unattributed and held ones alone', () => {
+    const plan = planHostRelease('node-x', scene());
+    expect(rows(plan.suspects)).toEqual(['10.0.0.64 net.x-borrowed-gone', '10.0.0.65 net.x-borrowed-running', '10.0.0.128 net.x-in-orphan']);
+    expect(plan.suspects.map((s) => s.reason)).toEqual([
+      { why: 'borrowed', node: 'node-x', owner: 'node-y' },
+      { why: 'borrowed', node: 'node-x', owner: 'node-y' },
+      { why: 'borrowed', node: 'node-x', owner: null },
+    ]);
+    expect(plan.release).toEqual([]);
+    // Other nodes' blocks are never kept for the deleted node: nothing of them is in `keep`.
+    expect(plan.keep).toEqual([]);
+  });
+
+  it('a borrowed address whose pod runs on the node is released as its workload at once; the rest only once confirmed', () => {
+    const running = wep('node-x', 'x-running', '10.0.0.65');
+    const first = planHostRelease('node-x', scene([running]));
+    expect(rows(first.release)).toEqual(['10.0.0.65 net.x-borrowed-running']);
+    expect(first.release[0]?.reason).toEqual({ why: 'workload', endpoint: 'default/x-running', node: 'node-x' });
+    const confirmed = new Set(first.suspects.filter((s) => s.handle !== 'net.x-in-orphan').map(allocationKey));
+    const second = planHostRelease('node-x', scene([running]), confirmed);
+    expect(rows(second.release)).toEqual(['10.0.0.64 net.x-borrowed-gone', '10.0.0.65 net.x-borrowed-running']);
+    expect(rows(second.suspects)).toEqual(['10.0.0.128 net.x-in-orphan']);
+  });
+
+  it('a node gone already that left only such an address still has IPAM state to release', () => {
+    const snapshot = scene();
+    const plan = planHostRelease('node-x', { ...snapshot, blocks: snapshot.blocks.slice(1), affinities: [], nodes: [node('node-y')] });
+    expect(hostPlanIsEmpty(plan)).toBe(false);
   });
 });
 
@@ -217,6 +271,73 @@ describe('releaseHost', () => {
     expect(second.kept[0]?.holder).toMatch(/no workload yet/);
     expect(allocatedAddresses(await readIpamState(ds)).get(late!)).toBe('net.creating');
     expect(ipamProblems(await readIpamState(ds))).toEqual([]);
+  });
+
+  /** node-b holds every block of the pool (4 × /26) and 4 addresses in the first; node-a then borrows there. */
+  async function borrowing(): Promise<{ ds: MemoryDatastore; ipam: Ipam }> {
+    const { ds, ipam } = await cluster();
+    await ds.create(node('node-b'));
+    for (let i = 0; i < 4; i++) await ipam.assign('node-b', `net.b-${i}`);
+    for (let i = 0; i < 3; i++) await ipam.claimBlock('node-b');
+    expect(await ipam.blocksOf('node-b')).toHaveLength(4);
+    return { ds, ipam };
+  }
+
+  it('releases what the node borrowed in another node\u2019s block and no endpoint holds, after the grace period', async () => {
+    const { ds, ipam } = await borrowing();
+    const [gone] = await ipam.assign('node-a', 'net.a-gone');
+    const [running] = await ipam.assign('node-a', 'net.a-running');
+    expect([gone, running]).toEqual(['10.244.0.4', '10.244.0.5']); // in node-b's block
+    await ds.create(wep('node-a', 'a-running', running!));
+    let late: string | undefined;
+    const waits: number[] = [];
+    const report = await releaseHost(ds, 'node-a', {
+      leakGraceMs: 500,
+      sleep: async (ms) => {
+        waits.push(ms);
+        // node-a's CNI assigns one more while the deletion waits: seen once only, it stays.
+        [late] = await ipam.assign('node-a', 'net.a-creating');
+      },
+    });
+    expect(waits).toEqual([500]);
+    expect(report.released.map((r) => `${r.ip} ${r.handle} ${r.reason.why}`)).toEqual([`${gone} net.a-gone borrowed`, `${running} net.a-running workload`]);
+    expect(report.released[0]?.reason).toEqual({ why: 'borrowed', node: 'node-a', owner: 'node-b' });
+    const held = allocatedAddresses(await readIpamState(ds));
+    expect(held.get(gone!)).toBeUndefined();
+    expect(held.get(late!)).toBe('net.a-creating');
+    expect([...held.values()].filter((h) => h.startsWith('net.b-'))).toHaveLength(4);
+    expect(await ds.get('IPAMHandle', 'net.a-gone')).toBeNull();
+    expect(ipamProblems(await readIpamState(ds))).toEqual([]);
+  });
+
+  it('the compare-and-swap re-checks the node: an address re-attributed after the second snapshot is not released', async () => {
+    const { ds, ipam } = await borrowing();
+    const [borrowed] = await ipam.assign('node-a', 'net.shared');
+    let lists = 0;
+    // The second snapshot is read as it was; right after, the allocation is re-attributed to node-b
+    // (freed and assigned again there under the same handle, as far as the block can tell).
+    const racing: Datastore = {
+      type: ds.type,
+      get: ds.get.bind(ds),
+      create: ds.create.bind(ds),
+      update: ds.update.bind(ds),
+      delete: ds.delete.bind(ds),
+      watch: ds.watch.bind(ds),
+      close: ds.close.bind(ds),
+      list: (async (kind: Kind, options?: unknown) => {
+        const result = await ds.list(kind, options as never);
+        if (kind === 'IPAMBlock' && ++lists === 2) {
+          const now = (await ds.get('IPAMBlock', '10-244-0-0-26'))!;
+          const attributes = now.spec.attributes.map((a) => (a.handle_id === 'net.shared' ? { ...a, secondary: { node: 'node-b' } } : a));
+          await ds.update({ ...now, spec: { ...now.spec, attributes } });
+        }
+        return result;
+      }) as Datastore['list'],
+    };
+    const report = await releaseHost(racing, 'node-a', { sleep: async () => undefined });
+    expect(lists).toBeGreaterThanOrEqual(2);
+    expect(report.released).toEqual([]);
+    expect(allocatedAddresses(await readIpamState(ds)).get(borrowed!)).toBe('net.shared');
   });
 
   it('deletes an IPAMHandle of the node\u2019s tunnel that holds nothing (left by a crash)', async () => {
