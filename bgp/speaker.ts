@@ -25,6 +25,13 @@
 //   restarting (`gracefulRestart.restarting`): the first OPEN to each peer has the R bit, and no route is
 //   sent to anyone until every GR peer sent End-of-RIB or the selection deferral timer fires (§4.1), so we
 //   never withdraw what we are about to re-learn. Without `gracefulRestart`, tortie is a GR helper only.
+// - Make-before-break on reconfiguration, both sides: a peer removed (or restarted) by `setPeers` leaves its
+//   routes stale for `deconfiguredLingerMs` unless another peer offers the prefix; and a peer that ends
+//   the session with Cease / Peer De-configured (it took us out of its configuration on purpose: the mesh
+//   turned off on its side first, a reflector taking over) is treated the same way, so the side that hears
+//   of the change second has no gap either. RFC 4271 withdraws on every NOTIFICATION; this one exception
+//   keeps paths that still forward (the peer is alive) until a replacement arrives or the linger ends.
+//   Any other NOTIFICATION (Administrative Shutdown, errors) withdraws at once.
 // - A connection collision (RFC 4271 §6.8) runs the inbound connection in a second session until an
 //   OPEN gives the peer's BGP identifier; the connection opened by the higher identifier survives.
 //
@@ -37,7 +44,7 @@ import { EventEmitter } from 'node:events';
 import { createServer } from 'node:net';
 import { encodeEndOfRib, encodeUpdates, encodeWithdrawals } from './codec/index.js';
 import { systemClock, type Clock, type TimerHandle } from './clock.js';
-import { CeaseSubcode } from './errors.js';
+import { CeaseSubcode, ErrorCode } from './errors.js';
 import { formatIpv4, formatPrefix, parseIpv4, parsePrefix, prefixContains, prefixFromKey, prefixKey } from './ip.js';
 import {
   AdjRibIn,
@@ -211,6 +218,10 @@ interface PeerEntry {
   group: UpdateGroup<PeerEntry>;
   /** The peer sent a NOTIFICATION before the session ended: no graceful restart for that end (RFC 4724 §4.2). */
   notifiedDown: boolean;
+  /** The NOTIFICATION it sent was Cease / Peer De-configured: its routes linger as if we had removed it. */
+  deconfiguredUs: boolean;
+  /** Its routes are stale because it de-configured us: a live path from another peer replaces each at once. */
+  lingeringInPlace: boolean;
   /** Restart or stale-path timer while its routes are stale. */
   staleTimer: TimerHandle | null;
   /** The peer sent End-of-RIB on the current session. */
@@ -525,6 +536,8 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
       ribIn: new AdjRibIn(this.sourceOf(policy, 0), this.table),
       group: this.groupFor(policy, local),
       notifiedDown: false,
+      deconfiguredUs: false,
+      lingeringInPlace: false,
       staleTimer: null,
       endOfRib: false,
       sessions: 0,
@@ -557,11 +570,8 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     if (linger > 0 && entry.ribIn.size > 0 && !this.stopped) {
       // Make-before-break: where another peer already offers the prefix, hand over now; keep the rest
       // (stale) until a replacement had time to arrive.
-      const covered: number[] = [];
-      for (const route of entry.ribIn.routes()) {
-        if (this.locRib.candidates(route.key).some((c) => c.source.address !== entry.policy.address)) covered.push(route.key);
-      }
-      this.withdrawFromLocRib(entry, entry.ribIn.withdraw(covered));
+      entry.lingeringInPlace = false;
+      this.withdrawFromLocRib(entry, entry.ribIn.withdraw(this.coveredElsewhere(entry)));
       if (entry.ribIn.size === 0) return;
       entry.ribIn.markStale();
       this.lingering.add(entry);
@@ -671,7 +681,10 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
       if (this.peers.get(peer) !== entry) return;
       // RFC 4724 §4.2: a session ended by a NOTIFICATION, sent or received, is not a graceful restart
       // (tortie does not offer RFC 8538's N bit).
-      if (entry.session === session) entry.notifiedDown = true;
+      if (entry.session === session) {
+        entry.notifiedDown = true;
+        entry.deconfiguredUs = e.direction === 'received' && e.code === ErrorCode.CEASE && e.subcode === CeaseSubcode.PEER_DECONFIGURED;
+      }
       // A challenger's NOTIFICATIONs (its collision dump) are shown too: they went over the wire.
       if (entry.session === session || entry.challenger === session) this.emit('notification', { peer, ...e });
     });
@@ -683,6 +696,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     entry.sessions++;
     entry.endOfRib = false;
     entry.notifiedDown = false;
+    entry.deconfiguredUs = false;
     const negotiated = session.negotiated!;
     entry.ribIn.setSource(this.sourceOf(entry.policy, negotiated.peerBgpId));
     // Next hop self is the address of this connection; rebuild the exporter if it is not the one assumed.
@@ -725,7 +739,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
       if (change) changes.push(change);
       // Make-before-break: a live peer now offers this prefix, so a removed peer's lingering copy has
       // done its job and goes (else the stale copy could stay best for the rest of the linger).
-      if (route !== null && this.lingering.size > 0) this.replaceLingering(entry, key, changes);
+      if (route !== null && (this.lingering.size > 0 || this.anyLingeringInPlace)) this.replaceLingering(entry, key, changes);
     }
     this.propagate(changes);
   }
@@ -736,6 +750,17 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
       const change = this.locRib.set(old.ribIn.source, key, null);
       if (change) changes.push(change);
     }
+    // Peers that de-configured us: only their stale copy goes (a fresh one, after they came back, stays).
+    for (const old of this.peers.values()) {
+      if (!old.lingeringInPlace || old === by || old.ribIn.get(key)?.stale !== true || old.ribIn.withdraw([key]).length === 0) continue;
+      const change = this.locRib.set(old.ribIn.source, key, null);
+      if (change) changes.push(change);
+    }
+  }
+
+  private get anyLingeringInPlace(): boolean {
+    for (const entry of this.peers.values()) if (entry.lingeringInPlace) return true;
+    return false;
   }
 
   private onEndOfRib(entry: PeerEntry): void {
@@ -766,11 +791,35 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
       this.config.logger.info({ peer: entry.spec.address, routes: count, restartTime: seconds }, 'graceful restart: keeping the peer\'s routes as stale');
       return;
     }
+    const linger = this.config.deconfiguredLingerMs;
+    if (entry.deconfiguredUs && linger > 0 && entry.ribIn.size > 0) {
+      // It took us out of its configuration (see the header): hand over where another peer offers the
+      // prefix, keep the rest stale until a replacement arrives, it comes back (End-of-RIB), or the linger ends.
+      entry.deconfiguredUs = false;
+      this.withdrawFromLocRib(entry, entry.ribIn.withdraw(this.coveredElsewhere(entry)));
+      if (entry.ribIn.size === 0) return;
+      const count = entry.ribIn.markStale();
+      entry.lingeringInPlace = true;
+      if (entry.staleTimer) this.config.clock.clearTimeout(entry.staleTimer);
+      entry.staleTimer = this.config.clock.setTimeout(() => this.sweepStale(entry, `it de-configured us and no replacement came within ${linger} ms`), linger);
+      this.config.logger.info({ peer: entry.spec.address, routes: count, lingerMs: linger }, 'peer de-configured us: keeping its routes (stale) until another peer offers them');
+      return;
+    }
     this.withdrawFromLocRib(entry, entry.ribIn.clear());
+  }
+
+  /** Keys of `entry`'s routes that another peer (or we) also offer. */
+  private coveredElsewhere(entry: PeerEntry): number[] {
+    const covered: number[] = [];
+    for (const route of entry.ribIn.routes()) {
+      if (this.locRib.candidates(route.key).some((c) => c.source.address !== entry.policy.address)) covered.push(route.key);
+    }
+    return covered;
   }
 
   private sweepStale(entry: PeerEntry, reason: string): void {
     entry.staleTimer = null;
+    entry.lingeringInPlace = false;
     if (this.peers.get(entry.spec.address) !== entry) return;
     const removed = entry.ribIn.sweepStale();
     if (removed.length > 0) this.config.logger.info({ peer: entry.spec.address, routes: removed.length, reason }, 'graceful restart: stale routes removed');

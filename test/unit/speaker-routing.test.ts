@@ -5,6 +5,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { FakeClock } from '../../bgp/clock.js';
 import { encodeEndOfRib } from '../../bgp/codec/index.js';
+import { CeaseSubcode } from '../../bgp/errors.js';
 import { formatIpv4, formatPrefix, parseIpv4, parsePrefix } from '../../bgp/ip.js';
 import { Session, type GracefulRestartConfig } from '../../bgp/session.js';
 import { Speaker, type PeerSpec, type SpeakerConfig } from '../../bgp/speaker.js';
@@ -543,6 +544,47 @@ describe('Speaker: make-before-break on reconfiguration', () => {
     l.speaker.setPeers([specOf(reflector, 64512)]);
     await l.settle(100);
     expect(l.speaker.best(prefixOf('10.244.3.0/26'))).toMatchObject({ from: '127.0.0.11', stale: false });
+  });
+
+  it('a peer that de-configures us first (Cease / Peer De-configured) leaves its routes stale until a replacement arrives; other NOTIFICATIONs withdraw at once', async () => {
+    const l = await lab();
+    const mesh = l.peer('127.0.0.12', 64512); // the mesh peer whose side turns the mesh off first
+    const reflector = l.peer('127.0.0.11', 64512);
+    const watcher = l.peer('127.0.0.31', 65001);
+    l.speaker.setPeers([specOf(mesh, 64512), specOf(reflector, 64512), specOf(watcher, 65001)]);
+    for (const p of [mesh, reflector, watcher]) p.session.start();
+    await l.settle();
+    l.announce(mesh, '10.244.3.0/26', { asPath: [], nextHop: nh('198.18.0.12'), localPref: 100 });
+    l.announce(mesh, '10.244.3.64/26', { asPath: [], nextHop: nh('198.18.0.12'), localPref: 100 });
+    await l.settle();
+    const updatesBefore = watcher.updates;
+
+    mesh.session.stop(CeaseSubcode.PEER_DECONFIGURED);
+    await l.settle(1000);
+    expect(l.speaker.best(prefixOf('10.244.3.0/26'))).toMatchObject({ from: '127.0.0.12', stale: true });
+    expect(watcher.updates).toBe(updatesBefore); // nothing withdrawn downstream
+    // The reflector's copy of one prefix replaces the stale one at once; the other waits for its own.
+    l.announce(reflector, '10.244.3.0/26', { asPath: [], nextHop: nh('198.18.0.12'), localPref: 100, originatorId: nh('127.0.0.12'), clusterList: [CLUSTER + 1] });
+    await l.settle(100);
+    expect(l.speaker.best(prefixOf('10.244.3.0/26'))).toMatchObject({ from: '127.0.0.11', stale: false });
+    expect(l.speaker.best(prefixOf('10.244.3.64/26'))).toMatchObject({ from: '127.0.0.12', stale: true });
+    // No replacement for the second within the linger (10 s): it goes then.
+    await l.settle(10_000);
+    expect(l.speaker.best(prefixOf('10.244.3.64/26'))).toBeNull();
+    expect(watcher.table.has('10.244.3.64/26')).toBe(false);
+    expect(l.speaker.best(prefixOf('10.244.3.0/26'))).toMatchObject({ from: '127.0.0.11', stale: false });
+
+    // Administrative Shutdown is not a reconfiguration: withdrawn at once.
+    const l2 = await lab();
+    const b = l2.peer('127.0.0.12', 64512);
+    l2.speaker.setPeers([specOf(b, 64512)]);
+    b.session.start();
+    await l2.settle();
+    l2.announce(b, '10.244.6.0/26', { asPath: [], nextHop: nh('198.18.0.12'), localPref: 100 });
+    await l2.settle();
+    b.session.stop(CeaseSubcode.ADMINISTRATIVE_SHUTDOWN);
+    await l2.settle(100);
+    expect(l2.speaker.best(prefixOf('10.244.6.0/26'))).toBeNull();
   });
 
   it('withdraws them when the linger ends without a replacement; a peer added back keeps what it re-announced', async () => {
