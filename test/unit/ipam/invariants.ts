@@ -1,6 +1,6 @@
-// What a settled IPAM state must look like, as one pure check over everything stored, for tests that end
-// a race or a teardown and want to know nothing was lost, leaked or left half-done. (tortie has no
-// `ipam check` command; this is the test-side equivalent of calicoctl's.)
+// What a settled IPAM state must look like, for tests that end a race or a teardown and want to know
+// nothing was lost, leaked or left half-done: the `structure` part of `tortie ipam check`
+// (src/ipam/check.ts, structureFindings), so the tests and the command share one checker.
 //
 // A state is consistent when:
 // - every block is well-formed: `allocations` has one slot per address, `unallocated` lists exactly the
@@ -10,75 +10,22 @@
 //   affinity without its block is a leak);
 // - each IPAMHandle counts exactly the addresses the blocks give it, and no handle object is empty or
 //   missing (leaked handles / allocations).
+// (Addresses against workloads and nodes — the command's `cluster` findings — are not checked here: these
+// tests assign addresses without creating endpoints.)
 
 import type { Datastore } from '../../../src/datastore/types.js';
-import type { Kind, Resource } from '../../../src/resources/types.js';
+import type { Kind } from '../../../src/resources/types.js';
+import { findingSentence, readIpamObjects, structureFindings, type IpamObjects } from '../../../src/ipam/check.js';
 
-export interface IpamState {
-  blocks: Array<Resource<'IPAMBlock'>>;
-  affinities: Array<Resource<'BlockAffinity'>>;
-  handles: Array<Resource<'IPAMHandle'>>;
-}
+export type IpamState = IpamObjects;
 
 export async function readIpamState(ds: Datastore): Promise<IpamState> {
-  const [blocks, affinities, handles] = await Promise.all([ds.list('IPAMBlock'), ds.list('BlockAffinity'), ds.list('IPAMHandle')]);
-  return { blocks: blocks.items, affinities: affinities.items, handles: handles.items };
+  return readIpamObjects(ds);
 }
 
 /** Every way `state` is inconsistent, one sentence each; [] when it is consistent. */
 export function ipamProblems(state: IpamState): string[] {
-  const problems: string[] = [];
-  const counted = new Map<string, Map<string, number>>();
-  for (const block of state.blocks) {
-    const { cidr, allocations, unallocated, attributes } = block.spec;
-    const size = 2 ** (32 - Number(cidr.split('/')[1]));
-    if (allocations.length !== size) problems.push(`block ${cidr}: ${allocations.length} allocation slots, expected ${size}`);
-    const free = allocations.flatMap((a, i) => (a === null ? [i] : []));
-    if (JSON.stringify([...unallocated].sort((a, b) => a - b)) !== JSON.stringify(free)) {
-      problems.push(`block ${cidr}: unallocated [${unallocated.join(',')}] does not list exactly the free ordinals [${free.join(',')}]`);
-    }
-    allocations.forEach((attr, ordinal) => {
-      if (attr === null) return;
-      const handle = attributes[attr]?.handle_id;
-      if (!handle) {
-        problems.push(`block ${cidr}: ordinal ${ordinal} points at attribute ${attr}, which names no handle`);
-        return;
-      }
-      const perBlock = counted.get(handle) ?? new Map<string, number>();
-      perBlock.set(cidr, (perBlock.get(cidr) ?? 0) + 1);
-      counted.set(handle, perBlock);
-    });
-    const node = block.spec.affinity?.startsWith('host:') ? block.spec.affinity.slice(5) : null;
-    if (node !== null) {
-      const affinity = state.affinities.find((a) => a.spec.node === node && a.spec.cidr === cidr);
-      if (!affinity) problems.push(`block ${cidr} is affine to ${node} but has no BlockAffinity (never advertised)`);
-      else if (affinity.spec.state !== 'confirmed') problems.push(`block ${cidr} is affine to ${node} but its BlockAffinity is ${affinity.spec.state} (not advertised)`);
-    }
-  }
-  for (const affinity of state.affinities) {
-    const block = state.blocks.find((b) => b.spec.cidr === affinity.spec.cidr);
-    if (!block) problems.push(`BlockAffinity ${affinity.metadata.name} (${affinity.spec.state}) has no block ${affinity.spec.cidr}`);
-    else if (block.spec.affinity !== `host:${affinity.spec.node}`) {
-      problems.push(`BlockAffinity ${affinity.metadata.name} (${affinity.spec.state}) names ${affinity.spec.node}, but block ${affinity.spec.cidr} is affine to ${block.spec.affinity ?? 'no node'}`);
-    }
-  }
-  const stored = new Map(state.handles.map((h) => [h.metadata.name, h]));
-  for (const [handle, perBlock] of counted) {
-    const record = stored.get(handle) ?? state.handles.find((h) => h.spec.handleID === handle);
-    if (!record) {
-      problems.push(`handle ${handle} holds ${[...perBlock.values()].reduce((a, b) => a + b, 0)} address(es) but has no IPAMHandle`);
-      continue;
-    }
-    const want = Object.fromEntries([...perBlock].sort());
-    const have = Object.fromEntries(Object.entries(record.spec.block).sort());
-    if (JSON.stringify(want) !== JSON.stringify(have)) problems.push(`IPAMHandle ${handle} counts ${JSON.stringify(have)}, the blocks hold ${JSON.stringify(want)}`);
-  }
-  for (const record of state.handles) {
-    if (!counted.has(record.spec.handleID) && !counted.has(record.metadata.name)) {
-      problems.push(`IPAMHandle ${record.metadata.name} is leaked: no block holds an address for it (counts ${JSON.stringify(record.spec.block)})`);
-    }
-  }
-  return problems;
+  return structureFindings(state).map(findingSentence);
 }
 
 /** Every allocated address → its handle (for "nothing lost / nothing held twice" checks). */
