@@ -12,6 +12,7 @@ commands:
   apply -f FILE   create or update projectcalico.org/v3 resources (also: create, replace, delete)
   get KIND [NAME] print resources (-o table|wide|yaml|json)
   ipam show       IP pool usage (--show-blocks: blocks with node affinity)
+  ipam check      IPAM consistency: leaked or unallocated IPs, state of deleted nodes (exit 1: problems)
   node run        the node agent (configured by environment variables; 'tortie node --help')
   node status     BGP peers of the local agent (-o table|json); node routes: its Loc-RIB
   cni install     install the CNI plugin and its conflist ('tortie cni --help'); with CNI_COMMAND
@@ -89,14 +90,30 @@ async function main(argv: string[]): Promise<number> {
   }
   if (command === 'ipam') {
     const args = sub === undefined ? [] : [sub, ...rest];
-    const { IPAM_USAGE, parseIpamArgs, runIpamShow } = await import('./ipam-command.js');
+    const { IPAM_USAGE, parseIpamCommand, runIpamCheck, runIpamShow } = await import('./ipam-command.js');
     if (args.includes('--help') || args.includes('-h')) {
       process.stdout.write(IPAM_USAGE);
       return 0;
     }
-    const parsed = parseIpamArgs(args);
+    const parsed = parseIpamCommand(args);
+    const out = (text: string): void => void process.stdout.write(text);
+    if (parsed.sub === 'check') {
+      return runIpamCheck(parsed, {
+        out,
+        openDatastore: () => openConfiguredDatastore(parsed.config),
+        check: async (ds) => {
+          const { checkIpam, readCheckSnapshot } = await import('../ipam/check.js');
+          return checkIpam(await readCheckSnapshot(ds));
+        },
+        writeFile: async (path, text) => {
+          const { writeFile } = await import('node:fs/promises');
+          await writeFile(path, text, 'utf8');
+        },
+        now: () => new Date(),
+      });
+    }
     return runIpamShow(parsed, {
-      out: (text) => process.stdout.write(text),
+      out,
       openDatastore: () => openConfiguredDatastore(parsed.config),
       usage: async (ds) => {
         const { Ipam } = await import('../ipam/index.js');
