@@ -2,7 +2,8 @@
 // assigned and released through Ipam reports nothing and exits 0; the same cluster after a leaked
 // allocation and an orphan affinity are written directly into etcd (as a crashed CNI DEL and a node removed
 // by hand would leave them) reports both, with what to do, and exits 1; -o writes the JSON report; a bad
-// flag exits 2.
+// flag exits 2. On the kubernetes datastore (the fake API server) the workloads are the Pods, as the
+// datastore derives WorkloadEndpoints from them: a running Pod holds its address, a deleted one leaks it.
 
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -11,11 +12,14 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openEtcd } from '../../src/datastore/etcd.js';
+import { openKubernetes } from '../../src/datastore/kubernetes.js';
+import { checkIpam, readCheckSnapshot } from '../../src/ipam/check.js';
 import type { Datastore } from '../../src/datastore/types.js';
 import { allocate } from '../../src/ipam/block.js';
 import { Ipam, ipipTunnelHandle } from '../../src/ipam/index.js';
 import { API_VERSION } from '../../src/resources/types.js';
 import { requireEtcd, startEtcd, type EtcdInstance } from '../harness/etcd.js';
+import { startFakeApiServer } from '../harness/fake-apiserver.js';
 
 const HERE = fileURLToPath(import.meta.url);
 const ROOT = HERE.slice(0, HERE.lastIndexOf('/test/')).replace(/\/dist$/, '');
@@ -124,4 +128,27 @@ describe.skipIf(!haveEtcd)('tortie ipam check on a real etcd', () => {
     expect(r.stderr).toMatch(/ipam check: Unknown option '--show-blocks'/);
     expect(r.stderr).toContain('tortie ipam check [--show-all-ips] [--show-problem-ips] [-o FILE]');
   });
+});
+
+describe('ipam check on the kubernetes datastore (fake API server): Pods are the workloads', () => {
+  it('a running Pod holds its address; once the Pod is gone its address is reported leaked', async () => {
+    const api = await startFakeApiServer();
+    const ds = await openKubernetes({ kubeconfig: api.kubeconfigPath, timeoutMs: 5000 });
+    try {
+      api.put({ core: 'nodes' }, { metadata: { name: 'node-1', labels: { 'kubernetes.io/hostname': 'node-1' } } });
+      await ds.create({ apiVersion: API_VERSION, kind: 'IPPool', metadata: { name: 'pool' }, spec: { cidr: '10.244.0.0/24', blockSize: 26, nodeSelector: 'all()' } });
+      const [ip] = await new Ipam(ds).assign('node-1', 'k8s-pod-network.c1', { attributes: { namespace: 'default', pod: 'web' } });
+      api.put({ core: 'pods' }, { metadata: { name: 'web', namespace: 'default' }, spec: { nodeName: 'node-1' }, status: { phase: 'Running', podIP: ip! } });
+      const clean = checkIpam(await readCheckSnapshot(ds));
+      expect(clean.findings).toEqual([]);
+      expect(clean.addresses.map((a) => [a.ip, a.owners])).toEqual([[ip, ['Workload(default/node--1-k8s-web-eth0)']]]);
+
+      expect(api.remove({ core: 'pods' }, 'web', 'default')).toBe(true);
+      const after = checkIpam(await readCheckSnapshot(ds));
+      expect(after.findings.map((f) => [f.kind, f.address, f.detail])).toEqual([['leaked-address', ip, 'assigned on node node-1 for pod default/web; no workload endpoint holds it']]);
+    } finally {
+      await ds.close().catch(() => undefined);
+      await api.stop();
+    }
+  }, 30_000);
 });
