@@ -192,8 +192,12 @@ export function formatIpamCheck(report: IpamCheckReport, options: { showAllIps: 
   const shown = report.findings.filter((f) => options.showProblemIps || !FINDINGS[f.kind].perAddress);
   const hidden = report.findings.length - shown.length;
   if (shown.length > 0) {
-    const rows = shown.map((f) => [FINDINGS[f.kind].title, f.object, f.address ?? f.handle ?? '', f.detail, f.action]);
-    out += `\n${boxTable(['PROBLEM', 'OBJECT', 'ADDRESS/HANDLE', 'DETAIL', 'WHAT TO DO'], rows)}`;
+    const rows = shown.map((f, i) => [String(i + 1), FINDINGS[f.kind].title, f.object, f.address ?? f.handle ?? '', f.detail]);
+    out += `\n${boxTable(['#', 'PROBLEM', 'OBJECT', 'ADDRESS/HANDLE', 'DETAIL'], rows, ['right'])}`;
+    // The advice once per distinct text, with the rows it is for (a gone node's leftovers share one).
+    const advice = new Map<string, number[]>();
+    shown.forEach((f, i) => advice.set(f.action, [...(advice.get(f.action) ?? []), i + 1]));
+    out += `What to do:\n${[...advice].map(([action, rowsOf]) => `  ${rowsOf.join(', ')}: ${action}\n`).join('')}`;
   }
   if (hidden > 0) out += `\n${hidden} problem IP(s) not listed: run with --show-problem-ips to list them, and what to do about each.\n`;
   out += `\nCheck complete; found ${report.findings.length} problems.\n`;

@@ -86,16 +86,17 @@ describe('runIpamCheck', () => {
     expect(plain.out).toContain('Found 1 IPs that are allocated in IPAM but not in use by a workload or node (leaked).\n');
     expect(plain.out).toContain('Found 1 BlockAffinities without their block.\n');
     const rows = plain.out.split('\n').filter((l) => l.startsWith('| '));
-    expect(rows[0]!.split('|').map((c) => c.trim()).slice(1, -1)).toEqual(['PROBLEM', 'OBJECT', 'ADDRESS/HANDLE', 'DETAIL', 'WHAT TO DO']);
-    expect(rows.slice(1).map((r) => r.split('|').map((c) => c.trim()).slice(1, 3))).toEqual([['affinity without block', 'BlockAffinity gone-10-244-0-192-26']]);
+    expect(rows[0]!.split('|').map((c) => c.trim()).slice(1, -1)).toEqual(['#', 'PROBLEM', 'OBJECT', 'ADDRESS/HANDLE', 'DETAIL']);
+    expect(rows.slice(1).map((r) => r.split('|').map((c) => c.trim()).slice(1, 4))).toEqual([['1', 'affinity without block', 'BlockAffinity gone-10-244-0-192-26']]);
+    expect(plain.out).toContain('What to do:\n  1: node gone no longer exists: `tortie delete node gone` releases what it left\n');
     expect(plain.out).toContain('1 problem IP(s) not listed: run with --show-problem-ips');
     expect(plain.out).toContain('Check complete; found 2 problems.\n');
 
     const shown = await run(ds, { showProblemIps: true });
     expect(shown.code).toBe(1);
-    const cells = shown.out.split('\n').filter((l) => l.startsWith('| leaked'))[0]!.split('|').map((c) => c.trim());
-    expect(cells.slice(1, 5)).toEqual(['leaked', 'IPAMBlock 10.244.0.0/26', '10.244.0.1', 'assigned on node node-1 for pod default/web; no workload endpoint holds it']);
-    expect(cells[5]).toMatch(/^a pod being created has its address before its endpoint: run again/);
+    const cells = shown.out.split('\n').filter((l) => /^\| +1 \| leaked/.test(l))[0]!.split('|').map((c) => c.trim());
+    expect(cells.slice(2, 6)).toEqual(['leaked', 'IPAMBlock 10.244.0.0/26', '10.244.0.1', 'assigned on node node-1 for pod default/web; no workload endpoint holds it']);
+    expect(shown.out).toMatch(/\n {2}1: a pod being created has its address before its endpoint: run again; .*\n {2}2: node gone no longer exists/);
     expect(shown.out).not.toContain('not listed');
   });
 
