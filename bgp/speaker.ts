@@ -26,12 +26,14 @@
 //   sent to anyone until every GR peer sent End-of-RIB or the selection deferral timer fires (§4.1), so we
 //   never withdraw what we are about to re-learn. Without `gracefulRestart`, tortie is a GR helper only.
 // - Make-before-break on reconfiguration, both sides: a peer removed (or restarted) by `setPeers` leaves its
-//   routes stale for `deconfiguredLingerMs` unless another peer offers the prefix; and a peer that ends
-//   the session with Cease / Peer De-configured (it took us out of its configuration on purpose: the mesh
-//   turned off on its side first, a reflector taking over) is treated the same way, so the side that hears
-//   of the change second has no gap either. RFC 4271 withdraws on every NOTIFICATION; this one exception
-//   keeps paths that still forward (the peer is alive) until a replacement arrives or the linger ends.
-//   Any other NOTIFICATION (Administrative Shutdown, errors) withdraws at once.
+//   routes stale for `deconfiguredLingerMs` unless another peer offers the prefix; and an iBGP peer that
+//   ends the session with Cease / Peer De-configured (it took us out of its configuration on purpose: the
+//   mesh turned off on its side first, a reflector taking over) is treated the same way, so the side that
+//   hears of the change second has no gap either. RFC 4271 withdraws on every NOTIFICATION; this one
+//   exception keeps paths that still forward (inside the AS their next hops are the nodes that own the
+//   blocks, not the peer) until a replacement arrives, the peer is back and sends End-of-RIB, or the linger
+//   ends. Not for eBGP: routers send the same Cease when they shut down (GoBGP's Stop does), and their
+//   routes' next hop is the router itself. Any other NOTIFICATION withdraws at once.
 // - A connection collision (RFC 4271 §6.8) runs the inbound connection in a second session until an
 //   OPEN gives the peer's BGP identifier; the connection opened by the higher identifier survives.
 //
@@ -281,6 +283,8 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
   private readonly groupKeys = new Map<UpdateGroup<PeerEntry>, string>();
   /** Removed peers whose routes still linger (make-before-break), until their timer. */
   private readonly lingering = new Set<PeerEntry>();
+  /** Peers whose routes linger in place because they de-configured us (see setLingeringInPlace). */
+  private lingeringInPlaceCount = 0;
   /** Export filters by identity → a small number for group keys. */
   private readonly filterIds = new WeakMap<object, number>();
   private nextFilterId = 1;
@@ -560,6 +564,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
   /** Cease to the peer first (so its NOTIFICATION and last state change are still reported), then forget it. */
   private removePeer(entry: PeerEntry, subcode: number): void {
     entry.removing = true;
+    this.setLingeringInPlace(entry, false);
     entry.challenger?.stop(subcode);
     entry.session.stop(subcode);
     if (entry.staleTimer) this.config.clock.clearTimeout(entry.staleTimer);
@@ -570,7 +575,6 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     if (linger > 0 && entry.ribIn.size > 0 && !this.stopped) {
       // Make-before-break: where another peer already offers the prefix, hand over now; keep the rest
       // (stale) until a replacement had time to arrive.
-      entry.lingeringInPlace = false;
       this.withdrawFromLocRib(entry, entry.ribIn.withdraw(this.coveredElsewhere(entry)));
       if (entry.ribIn.size === 0) return;
       entry.ribIn.markStale();
@@ -683,7 +687,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
       // (tortie does not offer RFC 8538's N bit).
       if (entry.session === session) {
         entry.notifiedDown = true;
-        entry.deconfiguredUs = e.direction === 'received' && e.code === ErrorCode.CEASE && e.subcode === CeaseSubcode.PEER_DECONFIGURED;
+        entry.deconfiguredUs = !entry.policy.ebgp && e.direction === 'received' && e.code === ErrorCode.CEASE && e.subcode === CeaseSubcode.PEER_DECONFIGURED;
       }
       // A challenger's NOTIFICATIONs (its collision dump) are shown too: they went over the wire.
       if (entry.session === session || entry.challenger === session) this.emit('notification', { peer, ...e });
@@ -710,8 +714,12 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
       entry.group = this.groupFor(entry.policy, entry.local);
       entry.group.add(entry, entry.policy.address, own);
     }
-    // RFC 4724 §4.2: stale routes stay only if the peer is back with the F bit for IPv4 unicast.
-    if (entry.staleTimer) {
+    // Back after it de-configured us (its side re-added us): its lingering routes keep their linger timer,
+    // and its End-of-RIB sweeps what it did not send again — no graceful-restart rule applies to them.
+    if (entry.lingeringInPlace) {
+      this.setLingeringInPlace(entry, false);
+    } else if (entry.staleTimer) {
+      // RFC 4724 §4.2: stale routes stay only if the peer is back with the F bit for IPv4 unicast.
       this.config.clock.clearTimeout(entry.staleTimer);
       entry.staleTimer = null;
       if (!hasIpv4Gr(negotiated.gracefulRestart, true)) {
@@ -739,7 +747,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
       if (change) changes.push(change);
       // Make-before-break: a live peer now offers this prefix, so a removed peer's lingering copy has
       // done its job and goes (else the stale copy could stay best for the rest of the linger).
-      if (route !== null && (this.lingering.size > 0 || this.anyLingeringInPlace)) this.replaceLingering(entry, key, changes);
+      if (route !== null && (this.lingering.size > 0 || this.lingeringInPlaceCount > 0)) this.replaceLingering(entry, key, changes);
     }
     this.propagate(changes);
   }
@@ -758,9 +766,10 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     }
   }
 
-  private get anyLingeringInPlace(): boolean {
-    for (const entry of this.peers.values()) if (entry.lingeringInPlace) return true;
-    return false;
+  private setLingeringInPlace(entry: PeerEntry, on: boolean): void {
+    if (entry.lingeringInPlace === on) return;
+    entry.lingeringInPlace = on;
+    this.lingeringInPlaceCount += on ? 1 : -1;
   }
 
   private onEndOfRib(entry: PeerEntry): void {
@@ -782,6 +791,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
   }
 
   private onDown(entry: PeerEntry, graceful: boolean): void {
+    this.setLingeringInPlace(entry, false);
     if (graceful && entry.ribIn.size > 0) {
       // RFC 4724 §4.2: keep the routes, marked stale, for the peer's restart time.
       const count = entry.ribIn.markStale();
@@ -799,9 +809,9 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
       this.withdrawFromLocRib(entry, entry.ribIn.withdraw(this.coveredElsewhere(entry)));
       if (entry.ribIn.size === 0) return;
       const count = entry.ribIn.markStale();
-      entry.lingeringInPlace = true;
+      this.setLingeringInPlace(entry, true);
       if (entry.staleTimer) this.config.clock.clearTimeout(entry.staleTimer);
-      entry.staleTimer = this.config.clock.setTimeout(() => this.sweepStale(entry, `it de-configured us and no replacement came within ${linger} ms`), linger);
+      entry.staleTimer = this.config.clock.setTimeout(() => this.sweepStale(entry, `it de-configured us and no replacement came within ${linger} ms`, 'routes of a peer that de-configured us withdrawn after the linger'), linger);
       this.config.logger.info({ peer: entry.spec.address, routes: count, lingerMs: linger }, 'peer de-configured us: keeping its routes (stale) until another peer offers them');
       return;
     }
@@ -817,12 +827,12 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     return covered;
   }
 
-  private sweepStale(entry: PeerEntry, reason: string): void {
+  private sweepStale(entry: PeerEntry, reason: string, message = 'graceful restart: stale routes removed'): void {
     entry.staleTimer = null;
-    entry.lingeringInPlace = false;
+    this.setLingeringInPlace(entry, false);
     if (this.peers.get(entry.spec.address) !== entry) return;
     const removed = entry.ribIn.sweepStale();
-    if (removed.length > 0) this.config.logger.info({ peer: entry.spec.address, routes: removed.length, reason }, 'graceful restart: stale routes removed');
+    if (removed.length > 0) this.config.logger.info({ peer: entry.spec.address, routes: removed.length, reason }, message);
     this.withdrawFromLocRib(entry, removed);
   }
 

@@ -23,7 +23,7 @@ import { hostname, networkInterfaces } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { parseIpv4, formatIpv4, formatPrefix, parsePrefix } from '../../bgp/ip.js';
+import { parseIpv4, formatIpv4, formatPrefix, parsePrefix, prefixContains } from '../../bgp/ip.js';
 import { Speaker, tcpAcceptor, type Acceptor, type OriginatedRoute, type PeerSpec, type RibEntry, type SpeakerConfig } from '../../bgp/speaker.js';
 import { tcpTransport, type Connection, type Transport } from '../../bgp/transport.js';
 import { AsPathSegmentType, Origin } from '../../bgp/types.js';
@@ -131,10 +131,12 @@ class ConnectionTracker {
 const PEERING_KINDS: ReadonlySet<string> = new Set(['Node', 'BGPConfiguration', 'BGPPeer', 'IPPool']);
 
 /**
- * `subnet`: this node's address with prefix length. eBGP peers get it (an office router or top-of-rack
- * switch on the node's own network is one IP hop away: it is sent other nodes' blocks with their own next
- * hops, RFC 4271 §5.1.3 (2), as BIRD does for Calico). iBGP peers do not use it, so they do not get it: a
- * change of prefix length then restarts only the sessions it matters to.
+ * `subnet`: this node's address with prefix length. eBGP peers inside it get it (an office router or
+ * top-of-rack switch on the node's own network is one IP hop away: it is sent other nodes' blocks with
+ * their own next hops, RFC 4271 §5.1.3 (2), as BIRD does on directly connected eBGP sessions; Calico's
+ * BIRD config makes every session multihop, so Calico sends its own address — `nextHopMode: Self` on the
+ * BGPPeer gives that). iBGP peers and eBGP peers outside the subnet do not use it, so they do not get it:
+ * a change of prefix length then restarts only the sessions it matters to.
  */
 function toPeerSpec(peer: DesiredPeer, exportFilter: PeerSpec['exportFilter'], nodeAs: number, subnet: string | undefined): PeerSpec {
   return {
@@ -152,8 +154,16 @@ function toPeerSpec(peer: DesiredPeer, exportFilter: PeerSpec['exportFilter'], n
     ...(peer.sourceAddress !== undefined ? { localAddress: peer.sourceAddress } : {}),
     ...(peer.keepaliveTime !== undefined ? { keepaliveTime: peer.keepaliveTime } : {}),
     ...(exportFilter !== undefined ? { exportFilter } : {}),
-    ...(subnet !== undefined && peer.asNumber !== peer.localAsNumber ? { subnet } : {}),
+    ...(subnet !== undefined && peer.asNumber !== peer.localAsNumber && insideSubnet(subnet, peer.address) ? { subnet } : {}),
   };
+}
+
+function insideSubnet(subnet: string, address: string): boolean {
+  try {
+    return prefixContains(parsePrefix(subnet), parseIpv4(address));
+  } catch {
+    return false;
+  }
 }
 
 /**

@@ -574,6 +574,20 @@ describe('Speaker: make-before-break on reconfiguration', () => {
     expect(watcher.table.has('10.244.3.64/26')).toBe(false);
     expect(l.speaker.best(prefixOf('10.244.3.0/26'))).toMatchObject({ from: '127.0.0.11', stale: false });
 
+    // An eBGP router sends the same Cease when it shuts down (GoBGP does), and its routes lead to itself:
+    // withdrawn at once.
+    const l3 = await lab();
+    const router = l3.peer('127.0.0.31', 65001);
+    l3.speaker.setPeers([specOf(router, 65001)]);
+    router.session.start();
+    await l3.settle();
+    l3.announce(router, '10.99.0.0/24', { origin: Origin.IGP, asPath: seq(65001), nextHop: nh('198.18.0.31') });
+    await l3.settle();
+    expect(l3.speaker.best(prefixOf('10.99.0.0/24'))).toMatchObject({ from: '127.0.0.31' });
+    router.session.stop(CeaseSubcode.PEER_DECONFIGURED);
+    await l3.settle(100);
+    expect(l3.speaker.best(prefixOf('10.99.0.0/24'))).toBeNull();
+
     // Administrative Shutdown is not a reconfiguration: withdrawn at once.
     const l2 = await lab();
     const b = l2.peer('127.0.0.12', 64512);
@@ -585,6 +599,36 @@ describe('Speaker: make-before-break on reconfiguration', () => {
     b.session.stop(CeaseSubcode.ADMINISTRATIVE_SHUTDOWN);
     await l2.settle(100);
     expect(l2.speaker.best(prefixOf('10.244.6.0/26'))).toBeNull();
+  });
+
+  it('a peer that de-configured us and comes back (no F bit) keeps its lingering routes until its End-of-RIB sweeps what it did not send again', async () => {
+    const l = await lab();
+    const mesh = l.peer('127.0.0.12', 64512);
+    const watcher = l.peer('127.0.0.31', 65001);
+    l.speaker.setPeers([specOf(mesh, 64512), specOf(watcher, 65001)]);
+    mesh.session.start();
+    watcher.session.start();
+    await l.settle();
+    l.announce(mesh, '10.244.7.0/26', { asPath: [], nextHop: nh('198.18.0.12'), localPref: 100 });
+    l.announce(mesh, '10.244.7.64/26', { asPath: [], nextHop: nh('198.18.0.12'), localPref: 100 });
+    await l.settle();
+    const updatesBefore = watcher.updates;
+    mesh.session.stop(CeaseSubcode.PEER_DECONFIGURED); // its side dropped us, and re-adds us a moment later
+    await l.settle(500);
+    mesh.session.start();
+    for (let i = 0; i < 10 && !mesh.session.established; i++) await l.settle(1000);
+    expect(mesh.session.established).toBe(true);
+    // Established again, nothing re-sent yet: both still there (stale), nothing withdrawn downstream.
+    expect(l.speaker.best(prefixOf('10.244.7.0/26'))).toMatchObject({ from: '127.0.0.12', stale: true });
+    expect(l.speaker.best(prefixOf('10.244.7.64/26'))).toMatchObject({ from: '127.0.0.12', stale: true });
+    expect(watcher.updates).toBe(updatesBefore);
+    l.announce(mesh, '10.244.7.0/26', { asPath: [], nextHop: nh('198.18.0.12'), localPref: 100 });
+    mesh.session.sendUpdates([encodeEndOfRib()]);
+    await l.settle(100);
+    expect(l.speaker.best(prefixOf('10.244.7.0/26'))).toMatchObject({ from: '127.0.0.12', stale: false });
+    expect(l.speaker.best(prefixOf('10.244.7.64/26'))).toBeNull();
+    await l.settle(12_000);
+    expect(l.speaker.best(prefixOf('10.244.7.0/26'))).toMatchObject({ from: '127.0.0.12', stale: false });
   });
 
   it('withdraws them when the linger ends without a replacement; a peer added back keeps what it re-announced', async () => {

@@ -199,6 +199,21 @@ describe('Agent reconfiguration', () => {
   });
 });
 
+describe('Agent peers: the node subnet for third-party next hops', () => {
+  it('only eBGP peers inside the node subnet get it (iBGP and multihop eBGP peers do not, so a prefix change leaves them alone)', async () => {
+    const { agent, ds, last } = makeAgent({ IP: '198.18.0.11/24', NO_DEFAULT_POOLS: 'true' });
+    await agent.start();
+    await ds.create(res('Node', 'node-2', { bgp: { ipv4Address: '198.18.0.12/24' } }));
+    await ds.create(res('BGPPeer', 'tor', { peerIP: '198.18.0.1', asNumber: 65001 }));
+    await ds.create(res('BGPPeer', 'far', { peerIP: '198.51.100.1', asNumber: 65002 }));
+    await until(() => last().peers.length === 3, 'three peers');
+    const byAddress = new Map(last().peers.map((p) => [p.address, p]));
+    expect(byAddress.get('198.18.0.1')?.subnet).toBe('198.18.0.11/24');
+    expect(byAddress.get('198.51.100.1')?.subnet).toBeUndefined();
+    expect(byAddress.get('198.18.0.12')?.subnet).toBeUndefined();
+  });
+});
+
 describe('Agent readiness (Calico BIRD rules)', () => {
   it('no peers: ready; fresh: all must be Established; afterwards one is enough; none is not ready', async () => {
     const { agent, ds, last } = makeAgent({ IP: '198.18.0.11/24', NO_DEFAULT_POOLS: 'true' });
