@@ -371,7 +371,13 @@ export class Ipam {
       if (!current) {
         await this.ds.create({ apiVersion: API_VERSION, kind: 'BlockAffinity', metadata: { name }, spec: { state: 'confirmed', node, cidr } });
       } else if (current.spec.state !== 'confirmed') {
-        await this.ds.update({ ...current, spec: { ...current.spec, state: 'confirmed' } });
+        try {
+          await this.ds.update({ ...current, spec: { ...current.spec, state: 'confirmed' } });
+        } catch (err) {
+          // Deleted between our read and our write (a release or another claim cleaned it up): read again.
+          if (err instanceof NotFoundError) return undefined;
+          throw err;
+        }
       }
       return true;
     });

@@ -34,6 +34,26 @@ describe('Ipam.claimBlock', () => {
     await expect(ipam.claimBlock('node-c')).rejects.toThrow(/node "node-c": no free block left in pool\(s\) p \(10.244.0.0\/24\)/);
   });
 
+  it('an affinity deleted between the confirmation read and its write (a release cleaning up) is read again, not an error', async () => {
+    const memory = new MemoryDatastore();
+    await memory.create(pool('p', '10.244.0.0/24'));
+    let struck = false;
+    // The first confirmation write finds its pending affinity gone: deleted just before it.
+    const ds = Object.create(memory) as MemoryDatastore;
+    ds.update = async (resource) => {
+      if (!struck && resource.kind === 'BlockAffinity' && resource.spec.state === 'confirmed') {
+        struck = true;
+        await memory.delete('BlockAffinity', resource.metadata.name);
+      }
+      return memory.update(resource);
+    };
+    const ipam = new Ipam(ds);
+    expect(await ipam.claimBlock('node-a')).toBe('10.244.0.0/26');
+    expect(struck).toBe(true);
+    const affinities = (await memory.list('BlockAffinity')).items.map((a) => `${a.metadata.name} ${a.spec.state}`);
+    expect(affinities).toEqual(['node-a-10-244-0-0-26 confirmed']);
+  });
+
   it('never claims a block that overlaps an existing one of another size (a pool re-created with another blockSize)', async () => {
     const { ds, ipam } = await setup(pool('p', '10.244.0.0/24'));
     expect(await ipam.claimBlock('n1')).toBe('10.244.0.0/26');
