@@ -21,8 +21,10 @@
 // - Next hop toward an eBGP peer under 'auto' (RFC 4271 §5.1.3): when the peer is one IP hop away — the
 //   caller says so with `sharedSubnet`, the subnet of ours its address is inside — a route whose NEXT_HOP
 //   is inside that subnet too (another node on the same network) keeps it: a third-party next hop
-//   (§5.1.3 (2)), so the peer sends traffic straight to that node, not through us. This is BIRD's default
-//   (it keeps the next hop when it lies on the peer's interface), which Calico's nodes have. The peer's own
+//   (§5.1.3 (2)), so the peer sends traffic straight to that node, not through us. This is BIRD's and
+//   FRR's default on a directly connected eBGP session; Calico's generated BIRD config makes every
+//   session multihop, so Calico's nodes send their own address instead (a deliberate difference: the
+//   node agent gives the subnet only to eBGP peers inside it; nextHopMode Self restores Calico's). The peer's own
 //   address is never passed on as its next hop (it would ignore the route, §6.3). Any other next hop
 //   becomes ours, as does everything toward a peer that is not one hop away (a multihop eBGP peer, or one
 //   the caller gave no subnet for). A next hop the operator set on a route we originate is kept anywhere.
