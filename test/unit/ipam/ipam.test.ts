@@ -41,7 +41,7 @@ describe('Ipam.claimBlock', () => {
     // The first confirmation write finds its pending affinity gone: deleted just before it.
     const ds = Object.create(memory) as MemoryDatastore;
     ds.update = async (resource) => {
-      if (!struck && resource.kind === 'BlockAffinity' && resource.spec.state === 'confirmed') {
+      if (!struck && resource.kind === 'BlockAffinity' && (resource as Resource<'BlockAffinity'>).spec.state === 'confirmed') {
         struck = true;
         await memory.delete('BlockAffinity', resource.metadata.name);
       }
