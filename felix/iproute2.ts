@@ -307,7 +307,7 @@ function batchError(batch: KernelBatch, failed: Array<{ command: string; error: 
 const kernelError = (message: string): Error => new KernelError(message);
 
 /**
- * The output of the full read (READ_ALL_BATCH) → routes and links: the route dump (rtnetlink.ts), then
+ * The output of the full read (READ_LINES) → routes and links: the route dump (rtnetlink.ts), then
  * JSON arrays one per line — `route save`'s own empty one, then the links (`ifindex`, `ifname`).
  */
 export function parseReadAll(bytes: Uint8Array, what = 'ip route save + link show'): KernelSnapshot {
@@ -317,10 +317,7 @@ export function parseReadAll(bytes: Uint8Array, what = 'ip route save + link sho
   } catch (e) {
     throw new KernelError(`${what}: ${(e as Error).message}`);
   }
-  const rest = Buffer.from(bytes.buffer, bytes.byteOffset + frame.end, bytes.byteLength - frame.end).toString('utf8');
-  const arrays = rest.split('\n').filter((l) => l.trim() !== '');
-  const last = arrays.at(-1);
-  if (last === undefined) throw new KernelError(`${what}: no interface list after the ${frame.count} route messages`);
+  const last = linkListText(bytes, frame.end, frame.count, what);
   const links = parseJsonArray(last, `${what} (the interface list)`);
   const names = new Map<number, string>();
   const linkNames: string[] = [];
@@ -336,6 +333,40 @@ export function parseReadAll(bytes: Uint8Array, what = 'ip route save + link sho
     if (e instanceof RouteDumpError) throw new KernelError(`${what}: ${e.message}`);
     throw e;
   }
+}
+
+/**
+ * The text after the route messages, which must be exactly `route save`'s own `[]\n` (optional) and then
+ * one line of JSON starting with `[`: the links. Anything else means the route stream did not end where
+ * the frame did — a stray or missing byte ends frameRouteDump at the first bytes that are not a route
+ * header, and the routes after them would be lost without a word (route bytes hold 0x0a often enough that
+ * the last line is still the links) — so it is an error naming the offset. JSON escapes every control
+ * character, so a byte below 0x20 other than the final newline is never part of the links.
+ */
+function linkListText(bytes: Uint8Array, end: number, count: number, what: string): string {
+  let at = end;
+  if (bytes[at] === 0x5b && bytes[at + 1] === 0x5d && bytes[at + 2] === 0x0a) at += 3; // route save's `[]`
+  let stop = bytes.length;
+  if (stop > at && bytes[stop - 1] === 0x0a) stop--;
+  if (at >= stop) throw new KernelError(`${what}: no interface list after the ${count} route messages`);
+  const after = `after the ${count} route messages that end at offset ${end}`;
+  if (bytes[at] !== 0x5b) {
+    throw new KernelError(
+      `${what}: byte 0x${hexByte(bytes[at])} at offset ${at} ${after}; expected a route message (type 24 at offset ${at + 4}) or the interface list (a JSON line starting with "[")`,
+    );
+  }
+  for (let i = at; i < stop; i++) {
+    if ((bytes[i] as number) < 0x20) {
+      throw new KernelError(
+        `${what}: byte 0x${hexByte(bytes[i])} at offset ${i}, inside the interface list that starts at offset ${at} ${after}; expected one line of JSON (no byte below 0x20 but its final newline)`,
+      );
+    }
+  }
+  return Buffer.from(bytes.buffer, bytes.byteOffset + at, stop - at).toString('utf8');
+}
+
+function hexByte(b: number | undefined): string {
+  return (b ?? 0).toString(16).padStart(2, '0');
 }
 
 /** Lines per chunk written to `ip -batch` (~70 bytes each: well under the 64 KiB a pipe holds). */

@@ -24,8 +24,9 @@
 // spelling: one number per protocol, scope and type, nothing to normalize.
 //
 // Why this is hard: it is a binary stream from another program, so every length is checked before it is
-// used and a cut-short or foreign message is an error naming the offset, never a wrong route; ip keeps the
-// first of two attributes of one type (parse_rtattr), and so does this.
+// used and a cut-short, foreign or malformed message is an error naming the offset, never a wrong route (an
+// attribute felix reads that is not 4 bytes, a prefix length over 32, a prefix without RTA_DST, bytes after
+// the last attribute); ip keeps the first of two attributes of one type (parse_rtattr), and so does this.
 
 import type { KernelRoute } from './kernel.js';
 
@@ -41,6 +42,16 @@ const RT_TABLE_MAIN = 254;
 
 /** The route attributes felix reads (<linux/rtnetlink.h> enum rtattr_type_t). */
 const RTA = { DST: 1, OIF: 4, GATEWAY: 5, PRIORITY: 6, PREFSRC: 7, TABLE: 15 } as const;
+
+/**
+ * The same attributes by type → their names, for errors. Every one holds exactly 4 bytes in an IPv4 route
+ * (an address or a u32): any other size is a message felix cannot read, never a value to guess.
+ */
+const RTA_NAMES: readonly (string | undefined)[] = (() => {
+  const names: Array<string | undefined> = [];
+  for (const [name, type] of Object.entries(RTA)) names[type] = `RTA_${name}`;
+  return names;
+})();
 
 /** rtm_type → the name ip prints (ip/rtm_map.c rtnl_rtntype_n2a); others print as their number. */
 export const ROUTE_TYPE_NAMES: readonly string[] = [
@@ -89,6 +100,8 @@ export interface RouteDumpFrame {
  * Finds the route messages at the start of `bytes` (magic first): each must be a whole RTM_NEWROUTE message.
  * Stops at the end, or at the first bytes that are not a message header: what follows in a batch is the
  * next command's text, and text never holds the bytes 0x18 0x00 (RTM_NEWROUTE) where a header has its type.
+ * So a slip inside the stream (a stray or a missing byte) also ends the frame early: the caller must check
+ * that what follows `end` is the text it expects (iproute2.ts parseReadAll does), or routes go missing.
  */
 export function frameRouteDump(bytes: Uint8Array): RouteDumpFrame {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -135,6 +148,7 @@ export function decodeRouteDump(bytes: Uint8Array, frame: RouteDumpFrame, linkNa
     const length = view.getUint32(at, le);
     const next = at + align4(length);
     const family = bytes[at + 16] as number;
+    const inet = family === AF_INET;
     const dstLen = bytes[at + 17] as number;
     let table = bytes[at + 20] as number;
     const protocol = bytes[at + 21] as number;
@@ -157,18 +171,37 @@ export function decodeRouteDump(bytes: Uint8Array, frame: RouteDumpFrame, linkNa
       }
       const payload = attrLength - RTA_HEADER;
       const p = a + RTA_HEADER;
+      const name = inet ? RTA_NAMES[attrType] : undefined;
+      if (name !== undefined && payload !== 4) {
+        throw new RouteDumpError(
+          `route dump: attribute at offset ${a} (message at ${at}), type ${attrType} (${name}), holds ${payload} bytes; an IPv4 route's ${name} holds 4`,
+        );
+      }
       // The first attribute of each type counts (ip's parse_rtattr keeps the first).
-      if (attrType === RTA.DST && dst < 0 && payload >= 4) dst = view.getUint32(p, false);
-      else if (attrType === RTA.GATEWAY && gateway < 0 && payload >= 4) gateway = view.getUint32(p, false);
-      else if (attrType === RTA.OIF && oif < 0 && payload >= 4) oif = view.getUint32(p, le);
-      else if (attrType === RTA.PRIORITY && metric < 0 && payload >= 4) metric = view.getUint32(p, le);
-      else if (attrType === RTA.PREFSRC && prefsrc < 0 && payload >= 4) prefsrc = view.getUint32(p, false);
-      else if (attrType === RTA.TABLE && tableAttr < 0 && payload >= 4) tableAttr = view.getUint32(p, le);
+      if (attrType === RTA.DST && dst < 0) dst = view.getUint32(p, false);
+      else if (attrType === RTA.GATEWAY && gateway < 0) gateway = view.getUint32(p, false);
+      else if (attrType === RTA.OIF && oif < 0) oif = view.getUint32(p, le);
+      else if (attrType === RTA.PRIORITY && metric < 0) metric = view.getUint32(p, le);
+      else if (attrType === RTA.PREFSRC && prefsrc < 0) prefsrc = view.getUint32(p, false);
+      else if (attrType === RTA.TABLE && tableAttr < 0) tableAttr = view.getUint32(p, le);
       a += align4(attrLength);
+    }
+    // 1-3 bytes left: too few for an attribute, and attributes are padded to 4 (the kernel's nla_put), so
+    // they are not padding either — a message laid out otherwise than felix reads it.
+    if (a < messageEnd) {
+      throw new RouteDumpError(
+        `route dump: route message at offset ${at} has ${messageEnd - a} bytes after its last attribute (at offset ${a}); attributes need ${RTA_HEADER} or more`,
+      );
+    }
+    if (inet && dstLen > 32) {
+      throw new RouteDumpError(`route dump: route message at offset ${at}: prefix length ${dstLen} (rtm_dst_len); an IPv4 route's is 0 to 32`);
+    }
+    if (inet && dstLen > 0 && dst < 0) {
+      throw new RouteDumpError(`route dump: route message at offset ${at}: prefix length ${dstLen} but no destination (RTA_DST); only a /0 route has none`);
     }
     if (tableAttr >= 0) table = tableAttr; // ip's rtm_get_table: RTA_TABLE over rtm_table
     at = next;
-    if (family !== AF_INET || table !== RT_TABLE_MAIN) continue;
+    if (!inet || table !== RT_TABLE_MAIN) continue;
 
     // Key order as normalizeKernelRoute builds its routes: one object shape for all of them.
     const route: KernelRoute = {

@@ -211,8 +211,109 @@ describe('parseReadAll: the full read (route save, then link show as JSON)', () 
   it('refuses output that is not the dump and the list, saying what was wrong', () => {
     expect(() => parseReadAll(Buffer.concat([dump]))).toThrow(KernelError);
     expect(() => parseReadAll(Buffer.concat([dump]))).toThrow(/no interface list after the 1 route messages/);
-    expect(() => parseReadAll(Buffer.concat([dump, Buffer.from('[]\nnot json\n')]))).toThrow(/interface list.*not JSON/);
+    expect(() => parseReadAll(Buffer.concat([dump, Buffer.from('[]\n[not json\n')]))).toThrow(/interface list.*not JSON/);
+    expect(() => parseReadAll(Buffer.concat([dump, Buffer.from('[]\nnot json\n')]))).toThrow(/byte 0x6e at offset 67 after the 1 route messages/);
     expect(() => parseReadAll(Buffer.concat([dump, Buffer.from('[]\n[]\n')]))).toThrow(/names no interface/);
     expect(() => parseReadAll(Buffer.from('Error: something\n'))).toThrow(/not the ip route save magic/);
   });
 });
+
+describe('parseReadAll: what follows the route messages is exactly `[]` and the interface list', () => {
+  const links = '[{"ifindex":1,"ifname":"lo"},{"ifindex":3,"ifname":"eth0"}]';
+  const tail = Buffer.from(`[]\n${links}\n`);
+
+  it('a stray byte anywhere in the dump (the golden 12 routes) is an error naming an offset — never fewer routes', () => {
+    expect(parseReadAll(Buffer.concat([golden, tail])).routes).toHaveLength(12);
+    let tried = 0;
+    for (const stray of [0x00, 0x0a, 0x5b, 0x18, 0x20]) {
+      for (let at = 4; at <= golden.length; at++) {
+        const bytes = Buffer.concat([golden.subarray(0, at), Buffer.from([stray]), golden.subarray(at), tail]);
+        let error: unknown = null;
+        try {
+          parseReadAll(bytes);
+        } catch (e) {
+          error = e;
+        }
+        expect(error, `stray 0x${stray.toString(16)} at ${at}`).toBeInstanceOf(KernelError);
+        expect((error as Error).message).toMatch(/offset \d+/);
+        tried++;
+      }
+    }
+    expect(tried).toBeGreaterThan(1000);
+  });
+
+  it('a byte missing anywhere in the dump is an error, never fewer or other routes', () => {
+    for (let at = 4; at < golden.length; at++) {
+      const bytes = Buffer.concat([golden.subarray(0, at), golden.subarray(at + 1), tail]);
+      expect(() => parseReadAll(bytes), `byte ${at} missing`).toThrow(KernelError);
+    }
+  });
+
+  it('the dump cut at a message boundary, then text: an error (the first route message not followed by text)', () => {
+    const frame = frameRouteDump(golden);
+    expect(frame.count).toBe(12);
+    const second = 4 + golden.readUInt32LE(4);
+    const rest = golden.subarray(second);
+    // Only the first message, then the rest of the dump with one header byte changed (no longer RTM_NEWROUTE).
+    const changed = Buffer.from(rest);
+    changed[4] = 0x19;
+    expect(() => parseReadAll(Buffer.concat([golden.subarray(0, second), changed, tail]))).toThrow(new RegExp(`offset ${second}\\b`));
+  });
+
+  it('the route save `[]` is optional; anything else before or after the one interface line is refused', () => {
+    const dump = routeDump([routeMessage({ dstLen: 8, dst: '10.0.0.0', oif: 3 })]);
+    expect(parseReadAll(Buffer.concat([dump, Buffer.from(`${links}\n`)])).routes).toHaveLength(1);
+    expect(parseReadAll(Buffer.concat([dump, Buffer.from(`[]\n${links}`)])).links).toEqual(['lo', 'eth0']);
+    for (const text of [`[]\n[]\n${links}\n`, `x[]\n${links}\n`, `\n${links}\n`, `[]\n${links}\n\n`, `[]\n${links}\nmore\n`, `[]\n[{"ifname":"lo",\t"ifindex":1}]\n`, ` ${links}\n`]) {
+      expect(() => parseReadAll(Buffer.concat([dump, Buffer.from(text)])), JSON.stringify(text)).toThrow(new RegExp(`offset ${dump.length + 0}|offset \\d+`));
+    }
+  });
+});
+
+describe('decodeRouteDump: a malformed message is an error, never a route', () => {
+  const decodeOne = (message: Buffer): KernelRoute[] => decode(routeDump([message]), new Map([[3, 'eth0']]));
+
+  it('an attribute felix reads with a value shorter or longer than 4 bytes', () => {
+    for (const type of [1, 4, 5, 6, 7, 15]) {
+      for (const size of [0, 2, 3, 5, 8]) {
+        const message = routeMessage({ dstLen: 0, extra: [{ type, payload: Buffer.alloc(size, 1) }] });
+        // RTA_TABLE (15) is written first by the encoder, so its extra copy is second and ignored as ip does:
+        // build that one as the only table attribute instead.
+        const bytes = type === 15 ? withoutFirstAttribute(message) : message;
+        expect(() => decodeOne(bytes), `type ${type}, ${size} bytes`).toThrow(RouteDumpError);
+        expect(() => decodeOne(bytes)).toThrow(new RegExp(`attribute .*type ${type}.* ${size} bytes`));
+      }
+    }
+  });
+
+  it('dst_len over 32', () => {
+    expect(() => decodeOne(routeMessage({ dstLen: 33, dst: '10.0.0.0' }))).toThrow(/prefix length 33.*0 to 32/);
+    expect(decodeOne(routeMessage({ dstLen: 32, dst: '10.0.0.1' }))[0]?.dst).toBe('10.0.0.1/32');
+  });
+
+  it('no RTA_DST with a prefix length above 0', () => {
+    expect(() => decodeOne(routeMessage({ dstLen: 8 }))).toThrow(/prefix length 8 but no destination/);
+    expect(decodeOne(routeMessage({ dstLen: 0 }))[0]?.dst).toBe('0.0.0.0/0');
+  });
+
+  it('1 to 3 bytes after the last attribute, inside the message length', () => {
+    for (const extra of [1, 2, 3]) {
+      const message = routeMessage({ dstLen: 8, dst: '10.0.0.0' });
+      const longer = Buffer.concat([message, Buffer.alloc(4)]);
+      longer.writeUInt32LE(message.length + extra, 0);
+      expect(() => decodeOne(longer), `${extra} bytes`).toThrow(new RegExp(`${extra} bytes after its last attribute`));
+    }
+  });
+
+  it('the same checks on IPv4 routes of other tables (a foreign table is skipped, but not a broken message)', () => {
+    expect(() => decodeOne(routeMessage({ dstLen: 40, dst: '10.0.0.0', table: 100 }))).toThrow(/prefix length 40/);
+  });
+});
+
+/** A message without its first attribute (the encoder's RTA_TABLE), its length adjusted. */
+function withoutFirstAttribute(message: Buffer): Buffer {
+  const first = (message.readUInt16LE(28) + 3) & ~3;
+  const out = Buffer.concat([message.subarray(0, 28), message.subarray(28 + first)]);
+  out.writeUInt32LE(out.length, 0);
+  return out;
+}
