@@ -17,12 +17,19 @@
 //   (src/datastore/index.ts does). A connection that fails outright is "unavailable", as with gRPC.
 // - The JSON leaves out every field at its zero value: `succeeded` of a failed transaction, `kvs` of an
 //   empty range, `type` of a PUT event, `create_revision` of a delete event — decoding fills them in.
-// - Failing over to the next endpoint is only safe when the request cannot have reached etcd (the
-//   connection was never made): a write that timed out may have happened, and sending it again would make
-//   a successful create look like "already exists".
+// - Failing over to the next endpoint is only safe for a write when the request cannot have reached etcd
+//   (the connection — for https the TLS handshake — was never made): a write that timed out may have
+//   happened, and sending it again would make a successful create look like "already exists". A read may
+//   go on after any transport failure. A member that never completes a connection, or accepts and never
+//   answers, must not use the whole deadline: each connect has its own limit (while other members are left
+//   to try), a read shares the time left among the members not yet tried, and a call that fails moves the
+//   start of the next call to the next member (a CNI process usually makes a read first).
+// - Keep-alive sockets are shared by requests one after the other: a listener added per request must be
+//   removed when it settles, and a reused socket is already connected (no connect event will come).
 
 import { readFile } from 'node:fs/promises';
 import type { Agent as HttpAgent, ClientRequest, IncomingMessage, RequestOptions } from 'node:http';
+import type { Socket } from 'node:net';
 import { EtcdStore, type EtcdTransport, type KeyValue, type RangeRequest, type RangeResponse, type RequestOp, type TxnRequest, type TxnResponse, type WatchCreateRequest, type WatchHandlers, type WatchResponse, type WatchStreamHandle } from './etcd-store.js';
 import { DatastoreError, type Datastore } from './types.js';
 
@@ -59,9 +66,6 @@ export class EtcdGatewayAnswerError extends Error {
     this.name = 'EtcdGatewayAnswerError';
   }
 }
-
-/** The connection could not be made: the request cannot have reached etcd, so another endpoint may be tried. */
-class NotConnectedError extends Error {}
 
 /**
  * gRPC status codes that are etcd's answer rather than a failure to reach it (as package etcd3's error
@@ -215,35 +219,77 @@ export function gatewayError(httpStatus: number, text: string): EtcdGatewayError
 
 type RequestFn = (url: URL, options: RequestOptions, callback: (response: IncomingMessage) => void) => ClientRequest;
 
-interface Client {
+/** How to send: node:http or node:https, its keep-alive agent, and the socket event that means "connected". */
+export interface GatewayClient {
   request: RequestFn;
   agent: HttpAgent;
+  /** 'connect' for http; 'secureConnect' for https (the TLS handshake is part of connecting). */
+  connectEvent: 'connect' | 'secureConnect';
 }
 
-/** Socket-level failures of the connect phase: nothing was sent. */
-const CONNECT_ERRORS = /^(ECONNREFUSED|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN|EADDRNOTAVAIL)$/;
+/** The connection could not be made: the request cannot have reached etcd, so another endpoint may be tried. */
+class NotConnectedError extends Error {}
 
-class GatewayTransport implements EtcdTransport {
-  /** The endpoint that answered last: calls start there. */
+/** The connection was made and then failed or went quiet: the request may have reached etcd. */
+class MaybeSentError extends Error {
+  constructor(
+    message: string,
+    /** The request went over a kept-alive socket (which the server may have closed while it was idle). */
+    readonly reusedSocket: boolean,
+  ) {
+    super(message);
+  }
+}
+
+/** Longest wait for one member's connection while other members are left to try. */
+const CONNECT_TIMEOUT_MS = 1000;
+
+export class GatewayTransport implements EtcdTransport {
+  /** The endpoint that answered last, or the one after the endpoint that failed last: calls start there. */
   private current = 0;
   private readonly streams = new Set<ClientRequest>();
+  private readonly connectTimeoutMs: number;
 
   constructor(
-    private readonly client: Client,
+    private readonly client: GatewayClient,
     readonly endpoints: readonly string[],
     readonly timeoutMs: number,
-  ) {}
+  ) {
+    this.connectTimeoutMs = Math.max(1, Math.min(CONNECT_TIMEOUT_MS, Math.floor(timeoutMs / endpoints.length)));
+  }
 
-  /** One POST with a deadline; resolves to the parsed 200 answer. */
-  private post(endpoint: string, path: string, body: string, deadline: number): Promise<unknown> {
+  /**
+   * One POST; resolves to the parsed 200 answer. Gives up at `connectBy` when not connected by then
+   * (NotConnectedError) and at `answerBy` when connected but not answered (MaybeSentError).
+   */
+  private post(endpoint: string, path: string, body: string, connectBy: number, answerBy: number): Promise<unknown> {
     return new Promise((resolve, reject) => {
       let connected = false;
+      let settled = false;
+      let socket: Socket | undefined;
+      const onConnected = (): void => {
+        connected = true;
+        clearTimeout(connectTimer);
+      };
+      // Every timer and the listener on a (kept-alive, shared) socket go when the request settles.
+      const settle = (): boolean => {
+        if (settled) return false;
+        settled = true;
+        clearTimeout(connectTimer);
+        clearTimeout(answerTimer);
+        socket?.removeListener(this.client.connectEvent, onConnected);
+        return true;
+      };
+      const fail = (err: Error): void => {
+        if (!settle()) return;
+        reject(connected ? new MaybeSentError(`${endpoint}: ${err.message}`, req.reusedSocket) : new NotConnectedError(`${endpoint}: ${err.message}`));
+      };
       const req = this.client.request(new URL(path, endpoint), { method: 'POST', agent: this.client.agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('error', (err) => fail(err));
+        res.on('error', fail);
         res.on('end', () => {
-          clearTimeout(timer);
+          if (!settle()) return;
           const text = Buffer.concat(chunks).toString('utf8');
           if (res.statusCode !== 200) {
             reject(gatewayError(res.statusCode ?? 0, text));
@@ -256,46 +302,71 @@ class GatewayTransport implements EtcdTransport {
           }
         });
       });
-      const fail = (err: Error): void => {
-        clearTimeout(timer);
-        const code = (err as NodeJS.ErrnoException).code ?? '';
-        reject(!connected && CONNECT_ERRORS.test(code) ? new NotConnectedError(`${endpoint}: ${err.message}`) : err);
-      };
-      const timer = setTimeout(() => req.destroy(new Error(`no answer within ${this.timeoutMs} ms`)), Math.max(1, deadline - Date.now()));
-      req.on('socket', (socket) => {
-        if (!socket.connecting) connected = true; // a kept-alive socket
-        socket.once('connect', () => (connected = true));
+      const connectMs = Math.max(1, connectBy - Date.now());
+      const connectTimer = setTimeout(() => {
+        if (!connected) req.destroy(new Error(`no connection within ${connectMs} ms`));
+      }, connectMs);
+      const answerMs = Math.max(1, answerBy - Date.now());
+      const answerTimer = setTimeout(() => req.destroy(new Error(`no answer within ${answerMs} ms`)), answerMs);
+      req.on('socket', (s) => {
+        // A kept-alive socket was connected long ago; a new one is connected at its connect event (for https
+        // after the TLS handshake, before which no byte of the request is sent).
+        if (req.reusedSocket) return onConnected();
+        socket = s;
+        s.once(this.client.connectEvent, onConnected);
       });
       req.on('error', fail);
       req.end(body);
     });
   }
 
-  /** POSTs to the current endpoint, moving on to the next only when the connection was never made. */
-  private async call(path: string, request: Json): Promise<unknown> {
+  /**
+   * POSTs to the current endpoint and on to the others. Any call moves on when the connection was never made
+   * (nothing was sent). A read (`idempotent`) also moves on after a failure once connected, and shares the
+   * time left among the endpoints not yet tried, so a member that accepts and never answers leaves time for
+   * the others; a read that failed on a kept-alive socket is first tried once more on the same endpoint. A
+   * write that may have been sent is never sent again (it could apply twice): it fails, and the next call
+   * starts at the next endpoint.
+   */
+  private async call(path: string, request: Json, idempotent: boolean): Promise<unknown> {
     const body = JSON.stringify(request);
     const deadline = Date.now() + this.timeoutMs;
+    const count = this.endpoints.length;
     const failures: string[] = [];
-    for (let i = 0; i < this.endpoints.length; i++) {
-      const index = (this.current + i) % this.endpoints.length;
+    let index = this.current;
+    let untried = count;
+    let staleRetry = idempotent;
+    while (untried > 0 && Date.now() < deadline) {
+      const now = Date.now();
+      const answerBy = idempotent ? now + (deadline - now) / untried : deadline;
+      // The last endpoint left may take all the time there is to connect.
+      const connectBy = untried > 1 ? Math.min(answerBy, now + this.connectTimeoutMs) : answerBy;
       try {
-        const answer = await this.post(this.endpoints[index]!, path, body, deadline);
+        const answer = await this.post(this.endpoints[index]!, path, body, connectBy, answerBy);
         this.current = index;
         return answer;
       } catch (err) {
-        if (!(err instanceof NotConnectedError) || Date.now() >= deadline) throw err;
+        if (!this.isRefusal(err)) this.current = (index + 1) % count;
+        const retry = err instanceof NotConnectedError || (idempotent && err instanceof MaybeSentError);
+        if (!retry) throw err;
         failures.push(err.message);
+        if (err instanceof MaybeSentError && err.reusedSocket && staleRetry) {
+          staleRetry = false;
+          continue;
+        }
+        index = (index + 1) % count;
+        untried--;
       }
     }
-    throw new Error(failures.join('; '));
+    throw new Error(failures.length > 0 ? failures.join('; ') : `no answer within ${this.timeoutMs} ms`);
   }
 
   async range(request: RangeRequest): Promise<RangeResponse> {
-    return decodeRange(await this.call('/v3/kv/range', encodeRange(request)));
+    return decodeRange(await this.call('/v3/kv/range', encodeRange(request), true));
   }
 
   async txn(request: TxnRequest): Promise<TxnResponse> {
-    return decodeTxn(await this.call('/v3/kv/txn', encodeTxn(request)));
+    return decodeTxn(await this.call('/v3/kv/txn', encodeTxn(request), false));
   }
 
   /** A streaming POST to /v3/watch: one JSON message per line ({"result": …} or {"error": …}). */
@@ -377,23 +448,36 @@ class GatewayTransport implements EtcdTransport {
 }
 
 /**
+ * The gateway's answers that mean it cannot serve this client while gRPC may (see the header): its own dial
+ * to etcd's gRPC server failing (code 14 with a connection or transport message, not e.g. "no leader"), or
+ * permission/authentication refused (codes 7, 16: the gateway does not pass the client certificate's CN).
+ * Anything else (no leader, 429, a 404 from some other server, an answer that is not JSON) is treated as
+ * etcd being unavailable, as the gRPC transport would.
+ */
+export function gatewayCannotServe(err: unknown): boolean {
+  if (!(err instanceof EtcdGatewayError)) return false;
+  if (err.grpcCode === 7 || err.grpcCode === 16) return true;
+  return err.grpcCode === 14 && /connection closed|transport:|SubConns|handshake/i.test(err.message);
+}
+
+/**
  * Opens the etcd datastore over the JSON gateway and checks one read within `timeoutMs` (default 5 s).
  * Rejects with DatastoreUnavailableError naming the endpoints when etcd cannot be reached, and with
- * EtcdGatewayUnusableError when etcd answers but its gateway refuses or fails the read (see the header).
+ * EtcdGatewayUnusableError when etcd answers but its gateway cannot serve the read (gatewayCannotServe).
  */
 export async function openEtcdGateway(options: EtcdGatewayOptions): Promise<Datastore> {
   if (options.endpoints.length === 0) throw new Error('etcd endpoints: none given (expected e.g. ["http://127.0.0.1:2379"])');
   const schemes = new Set(options.endpoints.map((e) => new URL(e).protocol));
   if (schemes.size > 1) throw new Error(`etcd endpoints ${options.endpoints.join(', ')}: mix http and https; use one scheme for all`);
   const timeoutMs = options.timeoutMs ?? 5000;
-  let client: Client;
+  let client: GatewayClient;
   if (schemes.has('https:')) {
     const https = await import('node:https');
     const [ca, cert, key] = await Promise.all([options.caFile, options.certFile, options.keyFile].map((file) => (file !== undefined ? readFile(file) : undefined)));
-    client = { request: https.request, agent: new https.Agent({ keepAlive: true, ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}) }) };
+    client = { request: https.request, agent: new https.Agent({ keepAlive: true, ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}) }), connectEvent: 'secureConnect' };
   } else {
     const http = await import('node:http');
-    client = { request: http.request, agent: new http.Agent({ keepAlive: true }) };
+    client = { request: http.request, agent: new http.Agent({ keepAlive: true }), connectEvent: 'connect' };
   }
   const transport = new GatewayTransport(client, options.endpoints, timeoutMs);
   const ds = new EtcdStore(transport);
@@ -401,8 +485,8 @@ export async function openEtcdGateway(options: EtcdGatewayOptions): Promise<Data
     await transport.range({ key: Buffer.from('/calico/'), limit: 1, keys_only: true });
   } catch (err) {
     transport.close();
-    if (err instanceof EtcdGatewayError || err instanceof EtcdGatewayAnswerError) {
-      throw new EtcdGatewayUnusableError(`etcd at ${options.endpoints.join(', ')} answered, but its HTTP/JSON gateway cannot serve this client: ${err.message}`);
+    if (gatewayCannotServe(err)) {
+      throw new EtcdGatewayUnusableError(`etcd at ${options.endpoints.join(', ')} answered, but its HTTP/JSON gateway cannot serve this client: ${(err as EtcdGatewayError).message}`);
     }
     throw ds.unavailable('connection check', err);
   }

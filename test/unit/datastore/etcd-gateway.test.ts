@@ -3,9 +3,13 @@
 // (curl against /v3/kv/range, /v3/kv/txn, /v3/watch) decoded with the fields etcd leaves out at their zero
 // value filled in. The same code against a real etcd: test/integration/etcd-gateway.test.ts.
 
-import { describe, expect, it } from 'vitest';
+import { Agent, createServer, request as httpRequest } from 'node:http';
+import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
 import {
   EtcdGatewayAnswerError,
+  GatewayTransport,
+  gatewayCannotServe,
   decodeRange,
   decodeTxn,
   decodeWatchResponse,
@@ -105,5 +109,148 @@ describe('answers that are not the gateway\'s', () => {
       expect(row.decode).toThrow(EtcdGatewayAnswerError);
       expect(row.decode).toThrow(row.says);
     });
+  }
+});
+
+// ---------------------------------------------------------------------------------------------------------
+// The transport against stand-ins on 127.0.0.1: a fake gateway that answers Range and Txn and counts what it
+// got, and a "silent member" that accepts TCP connections and never sends a byte.
+
+interface FakeGateway {
+  endpoint: string;
+  got: { range: number; txn: number; connections: number };
+  /** The nth request (1-based) on one connection kills that connection without an answer; 0: never. */
+  dropNthOnConnection: number;
+  close(): Promise<void>;
+}
+
+async function fakeGateway(): Promise<FakeGateway> {
+  const got = { range: 0, txn: 0, connections: 0 };
+  const perSocket = new WeakMap<Socket, number>();
+  const fake: Partial<FakeGateway> = { got, dropNthOnConnection: 0 };
+  const server = createServer((req, res) => {
+    const n = (perSocket.get(req.socket) ?? 0) + 1;
+    perSocket.set(req.socket, n);
+    req.resume();
+    req.on('end', () => {
+      if (fake.dropNthOnConnection !== 0 && n === fake.dropNthOnConnection) {
+        req.socket.destroy();
+        return;
+      }
+      if (req.url === '/v3/kv/range') got.range++;
+      if (req.url === '/v3/kv/txn') got.txn++;
+      const answer = req.url === '/v3/kv/txn' ? { header: { revision: '6' }, succeeded: true } : { header: { revision: '5' } };
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(answer));
+    });
+  });
+  server.on('connection', () => got.connections++);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  fake.endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  fake.close = () => new Promise<void>((resolve) => {
+    server.closeAllConnections();
+    server.close(() => resolve());
+  });
+  return fake as FakeGateway;
+}
+
+async function silentMember(): Promise<{ endpoint: string; connections: () => number; close(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  let connections = 0;
+  const server = createNetServer((socket) => {
+    connections++;
+    sockets.add(socket);
+    socket.on('error', () => undefined);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    connections: () => connections,
+    close: () => new Promise<void>((resolve) => {
+      for (const socket of sockets) socket.destroy();
+      server.close(() => resolve());
+    }),
+  };
+}
+
+function httpTransport(endpoints: string[], timeoutMs: number): { transport: GatewayTransport; agent: Agent } {
+  const agent = new Agent({ keepAlive: true });
+  return { transport: new GatewayTransport({ request: httpRequest, agent, connectEvent: 'connect' }, endpoints, timeoutMs), agent };
+}
+
+const RANGE = { key: key('/calico/'), limit: 1, keys_only: true };
+const CREATE = { compare: [{ key: key('/x'), target: 'Create' as const, result: 'Equal' as const, create_revision: 0 }], success: [{ request_put: { key: key('/x'), value: key('v') } }], failure: [] };
+
+describe('failing over between endpoints', () => {
+  const cleanups: Array<() => Promise<void> | void> = [];
+  afterEach(async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+  });
+
+  it('a read goes on past a member that accepts and never answers; later calls start at the member that answered', async () => {
+    const [silent, fake] = [await silentMember(), await fakeGateway()];
+    const { transport } = httpTransport([silent.endpoint, fake.endpoint], 3000);
+    cleanups.push(() => silent.close(), () => fake.close(), () => transport.close());
+    expect((await transport.range(RANGE)).revision).toBe('5');
+    expect([silent.connections(), fake.got.range]).toEqual([1, 1]);
+    expect((await transport.txn(CREATE)).succeeded).toBe(true);
+    expect([silent.connections(), fake.got.txn]).toEqual([1, 1]);
+  });
+
+  it('a write that may have been sent is not sent to another member; the next call starts at the next member', async () => {
+    const [silent, fake] = [await silentMember(), await fakeGateway()];
+    const { transport } = httpTransport([silent.endpoint, fake.endpoint], 600);
+    cleanups.push(() => silent.close(), () => fake.close(), () => transport.close());
+    const error = await transport.txn(CREATE).then(() => null, (e: unknown) => e);
+    expect(error).toBeInstanceOf(Error);
+    expect((error as Error).message).toContain(silent.endpoint);
+    expect(fake.got.txn).toBe(0);
+    expect((await transport.txn(CREATE)).succeeded).toBe(true);
+    expect([silent.connections(), fake.got.txn]).toEqual([1, 1]);
+  });
+
+  it('a read is tried again on a new connection when a kept-alive one was closed under it; a write is not', async () => {
+    const fake = await fakeGateway();
+    const { transport } = httpTransport([fake.endpoint], 3000);
+    cleanups.push(() => fake.close(), () => transport.close());
+    await transport.range(RANGE);
+    fake.dropNthOnConnection = 2;
+    expect((await transport.range(RANGE)).revision).toBe('5');
+    expect([fake.got.range, fake.got.connections]).toEqual([2, 2]);
+    await expect(transport.txn(CREATE)).rejects.toThrow(fake.endpoint);
+    expect(fake.got.txn).toBe(0);
+  });
+
+  it('many calls over one kept-alive connection leave no listeners behind and no warning', async () => {
+    const fake = await fakeGateway();
+    const { transport, agent } = httpTransport([fake.endpoint], 3000);
+    const warnings: Error[] = [];
+    const onWarning = (w: Error): void => void warnings.push(w);
+    process.on('warning', onWarning);
+    cleanups.push(() => fake.close(), () => transport.close(), () => void process.off('warning', onWarning));
+    for (let i = 0; i < 20; i++) await transport.range(RANGE);
+    await new Promise((resolve) => setImmediate(resolve)); // warnings are emitted on the next tick
+    expect(fake.got).toMatchObject({ range: 20, connections: 1 });
+    const sockets = Object.values(agent.freeSockets).flat();
+    expect(sockets).toHaveLength(1);
+    for (const socket of sockets) expect(socket?.listenerCount('connect')).toBeLessThanOrEqual(1);
+    expect(warnings.map((w) => w.name)).toEqual([]);
+  });
+});
+
+describe('the startup check: which answers mean "use gRPC instead"', () => {
+  const ROWS: Array<{ answer: unknown; cannotServe: boolean }> = [
+    { answer: gatewayError(503, '{"error":"connection closed","message":"connection closed","code":14}'), cannotServe: true },
+    { answer: gatewayError(503, '{"error":"all SubConns are in TransientFailure, latest connection error: connection error: desc = \\"transport: authentication handshake failed: remote error: tls: bad certificate\\"","code":14}'), cannotServe: true },
+    { answer: gatewayError(403, '{"error":"etcdserver: permission denied","message":"etcdserver: permission denied","code":7}'), cannotServe: true },
+    { answer: gatewayError(401, '{"error":"etcdserver: user name is empty","message":"etcdserver: user name is empty","code":16}'), cannotServe: true },
+    { answer: gatewayError(503, '{"error":"etcdserver: no leader","message":"etcdserver: no leader","code":14}'), cannotServe: false },
+    { answer: gatewayError(429, 'Too Many Requests'), cannotServe: false },
+    { answer: gatewayError(404, '404 page not found\n'), cannotServe: false },
+    { answer: new EtcdGatewayAnswerError('range response is not a JSON object: []'), cannotServe: false },
+    { answer: new Error('connect ECONNREFUSED 127.0.0.1:1'), cannotServe: false },
+  ];
+  it('has rows of both kinds', () => expect(new Set(ROWS.map((r) => r.cannotServe))).toEqual(new Set([true, false])));
+  for (const row of ROWS) {
+    it(`${(row.answer as Error).message} → ${row.cannotServe ? 'gRPC' : 'unavailable'}`, () => expect(gatewayCannotServe(row.answer)).toBe(row.cannotServe));
   }
 });
