@@ -7,12 +7,16 @@
 // server-only certificate (the gateway cannot serve, openDatastore falls back to gRPC and says why).
 
 import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { Agent as HttpAgent, request as httpRequest } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Etcd3 } from 'etcd3';
 import { openEtcd } from '../../src/datastore/etcd.js';
-import { EtcdGatewayUnusableError, openEtcdGateway } from '../../src/datastore/etcd-gateway.js';
+import { EtcdGatewayUnusableError, GatewayTransport, openEtcdGateway } from '../../src/datastore/etcd-gateway.js';
+import { EtcdStore } from '../../src/datastore/etcd-store.js';
 import { openDatastore } from '../../src/datastore/index.js';
 import { configFromEnv } from '../../src/datastore/config.js';
 import { AlreadyExistsError, ConflictError, DatastoreError, DatastoreUnavailableError, type Datastore, type WatchEvent } from '../../src/datastore/types.js';
@@ -28,6 +32,30 @@ function pool(name: string, cidr: string): Resource<'IPPool'> {
 
 function peer(name: string, n: number): Resource<'BGPPeer'> {
   return { apiVersion: API_VERSION, kind: 'BGPPeer', metadata: { name }, spec: { peerIP: `198.18.3.${n}`, asNumber: 65000 + n } };
+}
+
+/**
+ * A member that accepts TCP connections and never sends a byte (a hung etcd; for https, a TLS handshake
+ * that never completes), or with `garbage`, answers every connection with bytes that are not TLS and closes.
+ */
+async function silentMember(scheme: 'http' | 'https', garbage = false): Promise<{ endpoint: string; connections: () => number; close(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  let connections = 0;
+  const server = createNetServer((socket) => {
+    connections++;
+    sockets.add(socket);
+    socket.on('error', () => undefined);
+    if (garbage) socket.end('HTTP/1.1 400 Bad Request\r\n\r\n');
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    endpoint: `${scheme}://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    connections: () => connections,
+    close: () => new Promise<void>((resolve) => {
+      for (const socket of sockets) socket.destroy();
+      server.close(() => resolve());
+    }),
+  };
 }
 
 /** A port that was free a moment ago and is closed now: nothing listens there. */
@@ -132,6 +160,40 @@ describe.skipIf(!requireEtcd())('etcd datastore over the HTTP/JSON gateway (real
       expect((await ds.get('BGPPeer', 'gw-failover'))?.spec.asNumber).toBe(65003);
     } finally {
       await ds.close();
+    }
+  });
+
+  it('fails over past a member that accepts connections and never answers, reads and writes', async () => {
+    const silent = await silentMember('http');
+    try {
+      // The check (a read) goes on to etcd; the writes and reads after it start there.
+      const ds = await openEtcdGateway({ endpoints: [silent.endpoint, etcd.endpoint], timeoutMs: 3000 });
+      try {
+        await ds.create(peer('gw-silent', 4));
+        expect((await ds.get('BGPPeer', 'gw-silent'))?.spec.asNumber).toBe(65004);
+      } finally {
+        await ds.close();
+      }
+      expect(silent.connections()).toBe(1);
+    } finally {
+      await silent.close();
+    }
+  });
+
+  it('a write that reached a member which never answered is not sent to the next one; the next call starts there', async () => {
+    const silent = await silentMember('http');
+    // The transport on its own, so that the first call is a write that starts at the silent member.
+    const store = new EtcdStore(new GatewayTransport({ request: httpRequest, agent: new HttpAgent({ keepAlive: true }), connectEvent: 'connect' }, [silent.endpoint, etcd.endpoint], 1500));
+    try {
+      const error = await store.create(peer('gw-once', 5)).then(() => null, (e: unknown) => e);
+      expect(error).toBeInstanceOf(DatastoreUnavailableError);
+      expect(await grpc.get('BGPPeer', 'gw-once')).toBeNull();
+      const created = await store.create(peer('gw-once', 5));
+      expect((await grpc.get('BGPPeer', 'gw-once'))?.metadata.resourceVersion).toBe(created.metadata.resourceVersion);
+      expect(silent.connections()).toBe(1);
+    } finally {
+      await store.close();
+      await silent.close();
     }
   });
 
@@ -248,6 +310,29 @@ describe.skipIf(!requireEtcd())('etcd datastore over the gateway with TLS', () =
         expect((await ds.get('IPPool', 'gw-tls'))?.spec.cidr).toBe('10.247.0.0/24');
       } finally {
         await ds.close();
+      }
+      // A member whose TLS handshake never completes, or fails, is "not connected": even a write goes on.
+      for (const garbage of [false, true]) {
+        const bad = await silentMember('https', garbage);
+        try {
+          // The transport on its own, so that the first call is a write that starts at the bad member.
+          const agent = new HttpsAgent({ keepAlive: true, ca: readFileSync(etcd.caFile), cert: readFileSync(etcd.certFile), key: readFileSync(etcd.keyFile) });
+          const failover = new EtcdStore(new GatewayTransport({ request: httpsRequest, agent, connectEvent: 'secureConnect' }, [bad.endpoint, etcd.endpoint], 3000));
+          try {
+            await failover.create(pool(`gw-tls-${garbage ? 'garbage' : 'silent'}`, garbage ? '10.247.2.0/24' : '10.247.1.0/24'));
+          } finally {
+            await failover.close();
+          }
+          expect(bad.connections(), garbage ? 'TLS garbage member' : 'silent TLS member').toBeGreaterThanOrEqual(1);
+        } finally {
+          await bad.close();
+        }
+      }
+      const writer = await openEtcdGateway({ endpoints: [etcd.endpoint], caFile: etcd.caFile, certFile: etcd.certFile, keyFile: etcd.keyFile, timeoutMs: 3000 });
+      try {
+        expect((await writer.list('IPPool')).items.map((p) => p.metadata.name).filter((n) => n.startsWith('gw-tls-')).sort()).toEqual(['gw-tls-garbage', 'gw-tls-silent']);
+      } finally {
+        await writer.close();
       }
       const refused = await openEtcdGateway({ endpoints: [etcd.endpoint], caFile: etcd.caFile, timeoutMs: 2000 }).then(() => null, (e: unknown) => e);
       expect(refused).toBeInstanceOf(DatastoreUnavailableError);
