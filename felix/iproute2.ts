@@ -11,7 +11,10 @@
 //           are reported together in one KernelError;
 //   both    readThenWrite: one `ip -4 -json -force -batch -` reads as above, then fails a fence line (no such
 //           ip object): "Command failed -:3" on stderr says the read is whole in the file; the caller's
-//           batch, decided from the read, goes down the same stdin. The route table's resyncs that write
+//           batch, decided from the read, goes down the same stdin, then a second fence line whose failure
+//           says ip ran the batch to its end (ip abandons a batch on a line it cannot parse with exit 1
+//           and no "Command failed" line; with the read's fence ip always exits 1, so the status cannot
+//           tell; apply() needs no fence: exit 0 is its success). The route table's resyncs that write
 //           (the first programming, a restart) start one process instead of two (a read's and a batch's);
 //           an ip whose fence does not show before its time limit is not asked again (two processes);
 //   events  one long-running `ip -o monitor route link` per watch, parsed line by line.
@@ -90,6 +93,15 @@ const READ_LINES = ['route save table main', 'link show'] as const;
  */
 const FENCE = 'tortie-read-done';
 const FENCE_LINE = READ_LINES.length + 1;
+
+/**
+ * The line after readThenWrite's batch, failing as FENCE does: its `Command failed -:<line>` says ip ran
+ * to the end of the batch. Without it the exit status cannot tell a whole batch from one ip abandoned
+ * part-way: `-force` goes on after a line the kernel refused ("Command failed -:N", exit 1), but ip
+ * exit(1)s at once, with no such line, on one it cannot parse (a bad address or prefix: get_addr,
+ * get_prefix) or a malformed netlink answer — and the lines after it never run (iproute2 6.1).
+ */
+const BATCH_END = 'tortie-batch-done';
 
 /**
  * `ip` binaries whose fence never showed (the read ran out of time before it): their resyncs read and write
@@ -209,12 +221,18 @@ export class Iproute2Kernel implements Kernel {
     // updates its view of the kernel while ip works through them).
     const write = (batch: KernelBatch): Promise<void> => {
       if (!readDone) return read.then(() => write(batch)); // rejects as the read did (the process is gone then)
-      return running.end(batch.del.length + batch.add.length === 0 ? '' : batchText(batch)).then((result) => {
-        const failures = batchFailures(result.stderr).filter((f) => f.line > FENCE_LINE);
-        // Exit 1 with no failure but the fence's is success; a signal or another status is not.
-        if (failures.length === 0 && (result.code === 0 || result.code === 1)) return;
-        const failed = failures.map((f) => ({ command: batchLine(batch, f.line - FENCE_LINE) ?? `line ${f.line - FENCE_LINE}`, error: f.error }));
-        throw batchError(batch, failed, result, this.where());
+      const count = batch.del.length + batch.add.length;
+      const endLine = FENCE_LINE + count + 1;
+      return running.end(withBatchEnd(count === 0 ? [] : batchText(batch))).then((result) => {
+        const failures = batchFailures(result.stderr);
+        const ended = failures.some((f) => f.line === endLine);
+        const failed = failures
+          .filter((f) => f.line > FENCE_LINE && f.line < endLine)
+          .map((f) => ({ command: batchLine(batch, f.line - FENCE_LINE) ?? `line ${f.line - FENCE_LINE}`, error: f.error }));
+        // Exit 1 with no failure but the two fences' is success; a signal or another status is not.
+        if (ended && failed.length === 0 && (result.code === 0 || result.code === 1)) return;
+        if (ended || result.signal !== null) throw batchError(batch, failed, result, this.where());
+        throw stoppedError(batch, failed, result, this.where());
       });
     };
     return { read, write };
@@ -302,6 +320,33 @@ function batchError(batch: KernelBatch, failed: Array<{ command: string; error: 
       (first ? ` (first: "${first.command}": ${first.error})` : `: ${result.stderr.trim().slice(0, 300) || `exit ${result.code ?? result.signal}`}`),
     failed,
   );
+}
+
+/**
+ * The KernelError of a batch ip stopped part-way (BATCH_END never failed): what ip said last (it names the
+ * value it could not parse, not the line), and the lines that failed before.
+ */
+function stoppedError(batch: KernelBatch, failed: Array<{ command: string; error: string }>, result: CommandResult, where: string): KernelError {
+  const count = batch.del.length + batch.add.length;
+  const lines = result.stderr.split('\n');
+  let lastFailure = -1;
+  lines.forEach((line, i) => {
+    if (/^Command failed -:\d+$/.test(line.trim())) lastFailure = i;
+  });
+  const said = lines.slice(lastFailure + 1).map((l) => l.trim()).filter((l) => l !== '').join('; ').slice(0, 300) || 'nothing on stderr';
+  const first = failed[0];
+  return new KernelError(
+    `ip -batch stopped before the end of its ${count} route commands${where} (its end-of-batch line, ${count + 1}, never ran; ` +
+      `exit ${result.code ?? result.signal}): ${said}; the commands after the one it stopped at were not run` +
+      (first ? `; before that ${failed.length} failed (first: "${first.command}": ${first.error})` : ''),
+    failed,
+  );
+}
+
+/** The batch's chunks, then BATCH_END. */
+function* withBatchEnd(chunks: Iterable<string>): Generator<string> {
+  yield* chunks;
+  yield `${BATCH_END}\n`;
 }
 
 const kernelError = (message: string): Error => new KernelError(message);

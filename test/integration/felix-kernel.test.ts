@@ -272,6 +272,30 @@ describe.skipIf(unavailable !== null)('felix on the real kernel (network namespa
     expect(await kernel.linkExists('calimissing0001')).toBe(false);
   });
 
+  it('Iproute2Kernel.readThenWrite: a batch ip abandons part-way (a gateway it cannot parse) is an error, not success', async () => {
+    const ns = await node('batchstop');
+    const kernel = kernelIn(ns);
+    const session = kernel.readThenWrite();
+    expect((await session.read).links).toContain('eth0');
+    const before = toKernelRoute(blackhole('10.244.8.0/26'));
+    // Not what route-calc makes (its gateways are IPv4), but what this -4 session must not take for success.
+    const v6 = { ...toKernelRoute(remote('10.244.8.64/26', '192.168.31.202')), gateway: 'fe80::1' };
+    const after = toKernelRoute(blackhole('10.244.8.128/26'));
+    const error = await session.write({ del: [], add: [before, v6, after] }).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(KernelError);
+    expect((error as Error).message).toMatch(/ip -batch stopped before the end of its 3 route commands in netns .*: Error: inet address is expected rather than "fe80::1"/);
+    // ip ran the line before and stopped: the line after never reached the kernel.
+    expect((await owned(kernelIn(ns))).map((r) => r.dst)).toEqual(['10.244.8.0/26']);
+    // And a whole batch through the same kind of session is still success.
+    const again = kernelIn(ns).readThenWrite();
+    await again.read;
+    await again.write({ del: [], add: [after] });
+    expect((await owned(kernelIn(ns))).map((r) => r.dst)).toEqual(['10.244.8.0/26', '10.244.8.128/26']);
+  });
+
   it('programs 10,000 routes, then a resync with nothing to change writes nothing (timings printed)', async () => {
     const ns = await node('bulk');
     const kernel = kernelIn(ns);

@@ -43,7 +43,9 @@ beforeAll(() => {
   ipPath = join(dir, 'ip');
   // `-batch`: saves its pid and stdin, notes whether its stdout is a regular file, runs its stdin line by line, as
   // ip does: `route save table main` prints the dump and route save's own `[]`, `link show` the links, a
-  // route line is appended to batch.txt (failing when it contains BAD), anything else is an unknown object.
+  // route line is appended to batch.txt (failing when it contains BAD; when it contains ABORT ip stops there
+  // with exit 1 and no "Command failed" line, as iproute2 does on an address it cannot parse), anything else
+  // is an unknown object.
   // `-n gone`: the namespace does not exist. `link show` alone answers from a file.
   writeFileSync(
     ipPath,
@@ -60,6 +62,7 @@ beforeAll(() => {
       '        case "$line" in',
       '          "route save table main") cat "$D/routes.bin"; printf "[]\\n" ;;',
       '          "link show") cat "$D/links.json"; printf "\\n" ;;',
+      '          route\\ *ABORT*) echo "Error: inet address is expected rather than \\"fe80::1\\"." >&2; exit 1 ;;',
       '          route\\ *) printf "%s\\n" "$line" >> "$D/batch.txt"',
       '            case "$line" in *BAD*) echo "Error: bad route" >&2; echo "Command failed -:$n" >&2; rc=1 ;; esac ;;',
       '          *) echo "Object \\"${line%% *}\\" is unknown, try \\"ip help\\"." >&2; echo "Command failed -:$n" >&2; rc=1 ;;',
@@ -128,7 +131,7 @@ describe('Iproute2Kernel.readThenWrite: one process reads, then writes', () => {
       const b = batch(2, 500);
       await session.write(b);
       expect(readFileSync(join(dir, 'batch.txt'), 'utf8')).toBe(`${expectedLines(b).join('\n')}\n`);
-      expect(readFileSync(join(dir, 'stdin.txt'), 'utf8')).toBe(`route save table main\nlink show\ntortie-read-done\n${expectedLines(b).join('\n')}\n`);
+      expect(readFileSync(join(dir, 'stdin.txt'), 'utf8')).toBe(`route save table main\nlink show\ntortie-read-done\n${expectedLines(b).join('\n')}\ntortie-batch-done\n`);
     });
     expect(readdirSync(scratch)).toEqual([]);
   });
@@ -143,6 +146,32 @@ describe('Iproute2Kernel.readThenWrite: one process reads, then writes', () => {
     expect(error).toBeInstanceOf(KernelError);
     expect((error as KernelError).lines).toEqual([{ command: routeCommand('replace', bad), error: 'Error: bad route' }]);
     expect((error as KernelError).message).toMatch(/^ip -batch: 1 of 11 route commands failed/);
+  });
+
+  it('an ip that stops part-way (exit 1, no "Command failed" line: a line it cannot parse) is an error, not success', async () => {
+    const session = new Iproute2Kernel({ ipPath, netns: 'x' }).readThenWrite();
+    await session.read;
+    const b = batch(2, 10);
+    const bad = { ...(b.add[3] as KernelRoute), dev: 'ABORT0' };
+    b.add[3] = bad;
+    const error = await session.write(b).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(KernelError);
+    expect((error as Error).message).toMatch(
+      /^ip -batch stopped before the end of its 12 route commands in netns x \(its end-of-batch line, 13, never ran; exit 1\): Error: inet address is expected rather than "fe80::1"/,
+    );
+    expect(readFileSync(join(dir, 'batch.txt'), 'utf8')).toBe(`${expectedLines(b).slice(0, 5).join('\n')}\n`);
+  });
+
+  it('a failing line and then a stop: both said', async () => {
+    const session = new Iproute2Kernel({ ipPath }).readThenWrite();
+    await session.read;
+    const b = batch(0, 10);
+    b.add[1] = { ...(b.add[1] as KernelRoute), dev: 'BAD0' };
+    b.add[6] = { ...(b.add[6] as KernelRoute), dev: 'ABORT0' };
+    const error = await session.write(b).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(KernelError);
+    expect((error as KernelError).lines).toEqual([{ command: routeCommand('replace', b.add[1] as KernelRoute), error: 'Error: bad route' }]);
+    expect((error as Error).message).toMatch(/stopped before the end of its 10 route commands .*inet address is expected.*; before that 1 failed \(first: "route replace .*BAD0.*": Error: bad route\)/);
   });
 
   it('an empty batch ends the process, having written nothing', async () => {
@@ -207,6 +236,13 @@ describe('Iproute2Kernel batches', () => {
     const error = await new Iproute2Kernel({ ipPath }).apply(b).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(KernelError);
     expect((error as KernelError).lines).toEqual([{ command: routeCommand('replace', bad), error: 'Error: bad route' }]);
+  });
+
+  it('a batch ip stops part-way is an error (its exit status says so)', async () => {
+    const b = batch(0, 5);
+    b.add[2] = { ...(b.add[2] as KernelRoute), dev: 'ABORT0' };
+    await expect(new Iproute2Kernel({ ipPath }).apply(b)).rejects.toThrow(/inet address is expected/);
+    expect(readFileSync(join(dir, 'batch.txt'), 'utf8')).toBe(`${expectedLines(b).slice(0, 2).join('\n')}\n`);
   });
 
   it('batchText: chunks of at most 256 lines whose concatenation is the batch; every line recorded', () => {
