@@ -143,6 +143,30 @@ function desiredDst(dst: string): string {
   return canonicalDst(dst) ?? routeKey(dst);
 }
 
+/** Whether `text` is a dotted IPv4 address in its one spelling (no leading zeros): one pass, no allocation. */
+function isIpv4Address(text: string): boolean {
+  const n = text.length;
+  if (n < 7 || n > 15) return false;
+  let octet = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let i = 0; i < n; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 48 && c <= 57) {
+      if (digits === 1 && octet === 0) return false; // a leading zero
+      octet = octet * 10 + (c - 48);
+      if (++digits > 3 || octet > 255) return false;
+    } else if (c === 46 /* . */ && digits > 0 && dots < 3) {
+      dots++;
+      octet = 0;
+      digits = 0;
+    } else {
+      return false;
+    }
+  }
+  return dots === 3 && digits > 0;
+}
+
 /** How long an expected echo of our own write is waited for before a matching event counts as foreign. */
 const ECHO_WINDOW_MS = 5_000;
 
@@ -211,16 +235,26 @@ export class RouteTable {
 
   /**
    * Replaces the whole desired set; conflicts for one prefix are settled by route class. A destination that
-   * is not an IPv4 prefix throws here, naming it. The rest of the work (class resolution, the kernel form,
+   * is not an IPv4 prefix, or a gateway that is not an IPv4 address, throws here, naming it. The rest of the work (class resolution, the kernel form,
    * what changed) is done by the next apply() while it waits for the kernel's read, or by any call that
    * needs it first.
    */
   setDesired(routes: readonly DesiredRoute[]): void {
     // The table's own copies (a caller may reuse its objects), each destination in its one spelling.
     const copies: DesiredRoute[] = new Array<DesiredRoute>(routes.length);
+    let goodVia: string | undefined; // the last gateway checked (routes via one node come together): not checked again
     for (let i = 0; i < routes.length; i++) {
       const route = routes[i] as DesiredRoute;
-      copies[i] = { ...route, dst: desiredDst(route.dst) };
+      const dst = desiredDst(route.dst);
+      // A gateway ip -4 cannot parse stops its whole batch at that line (iproute2.ts BATCH_END): refused here.
+      const via = route.via;
+      if (via !== undefined && via !== goodVia) {
+        if (!isIpv4Address(via)) {
+          throw new Error(`desired route ${dst}: gateway (via) "${via}" is not an IPv4 address (like 192.168.31.1: four numbers 0-255, no leading zeros)`);
+        }
+        goodVia = via;
+      }
+      copies[i] = { ...route, dst };
     }
     this.pendingDesired = copies;
     if (this.started) this.scheduleApply(this.debounceMs);

@@ -121,6 +121,17 @@ describe('RouteTable: ownership and the first apply', () => {
     expect(() => table.setDesired([blackhole('010.244.4.0/26')])).toThrow(/010\.244\.4\.0\/26/);
   });
 
+  it('refuses a gateway that is not an IPv4 address, naming the route and the value (ip -4 would stop its batch there)', () => {
+    const table = new RouteTable(newKernel(), { clock: new FakeClock() });
+    for (const via of ['fe80::1', '192.168.31.256', '192.168.031.1', '192.168.31.1/32', 'default', '']) {
+      expect(() => table.setDesired([remote('10.244.2.0/26', via)]), via).toThrow(
+        new RegExp(`route 10\\.244\\.2\\.0/26: gateway \\(via\\) "${via.replace(/\./g, '\\.')}" is not an IPv4 address`),
+      );
+    }
+    table.setDesired([remote('10.244.2.0/26', '192.168.31.1')]);
+    expect(table.desiredRoutes()).toHaveLength(1);
+  });
+
   it('the whole set again with one field of one route changed writes exactly that route, for every field', async () => {
     const base = remote('10.244.2.0/26', '192.168.31.202');
     const changes: Array<[string, DesiredRoute]> = [
