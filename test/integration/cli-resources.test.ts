@@ -4,12 +4,12 @@
 // configuration by environment and by a calicoctl CalicoAPIConfig file; an unreachable etcd fails fast.
 // The same commands with DATASTORE_TYPE=kubernetes against the fake API server (test/harness).
 
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BUILT_CLI as CLI, runCli } from '../harness/cli.js';
 import { parse as parseYaml } from 'yaml';
 import { openEtcd } from '../../src/datastore/etcd.js';
 import type { Datastore } from '../../src/datastore/types.js';
@@ -20,7 +20,6 @@ import { startFakeApiServer, type FakeApiServer } from '../harness/fake-apiserve
 
 const HERE = fileURLToPath(import.meta.url);
 const ROOT = HERE.slice(0, HERE.lastIndexOf('/test/')).replace(/\/dist$/, '');
-const CLI = `${ROOT}/dist/src/cli/main.js`;
 const FIXTURES = `${ROOT}/test/fixtures/resources`;
 const haveEtcd = requireEtcd();
 
@@ -32,23 +31,7 @@ interface Run {
 }
 
 /** Runs the built CLI with only the variables given (plus PATH), bounded to 20 s. */
-function tortie(env: Record<string, string>, args: string[], stdin?: string): Promise<Run> {
-  const started = Date.now();
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-    child.on('error', reject);
-    child.on('close', (status) => {
-      clearTimeout(timer);
-      resolve({ status, stdout, stderr, ms: Date.now() - started });
-    });
-    child.stdin.end(stdin ?? '');
-  });
-}
+const tortie = (env: Record<string, string>, args: string[], stdin?: string): Promise<Run> => runCli(env, args, stdin === undefined ? {} : { stdin });
 
 /** What the datastore owns in metadata; left out when comparing what was applied with what is read back. */
 function withoutBookkeeping(r: AnyResource): AnyResource {

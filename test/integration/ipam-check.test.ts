@@ -5,12 +5,11 @@
 // flag exits 2. On the kubernetes datastore (the fake API server) the workloads are the Pods, as the
 // datastore derives WorkloadEndpoints from them: a running Pod holds its address, a deleted one leaks it.
 
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BUILT_CLI as CLI, runCli } from '../harness/cli.js';
 import { openEtcd } from '../../src/datastore/etcd.js';
 import { openKubernetes } from '../../src/datastore/kubernetes.js';
 import { checkIpam, readCheckSnapshot } from '../../src/ipam/check.js';
@@ -21,27 +20,10 @@ import { API_VERSION } from '../../src/resources/types.js';
 import { requireEtcd, startEtcd, type EtcdInstance } from '../harness/etcd.js';
 import { startFakeApiServer } from '../harness/fake-apiserver.js';
 
-const HERE = fileURLToPath(import.meta.url);
-const ROOT = HERE.slice(0, HERE.lastIndexOf('/test/')).replace(/\/dist$/, '');
-const CLI = `${ROOT}/dist/src/cli/main.js`;
 const haveEtcd = requireEtcd();
 
 /** Runs the built CLI with only the variables given (plus PATH), bounded to 20 s. */
-function tortie(env: Record<string, string>, args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-    child.on('error', reject);
-    child.on('close', (status) => {
-      clearTimeout(timer);
-      resolve({ status, stdout, stderr });
-    });
-  });
-}
+const tortie = (env: Record<string, string>, args: string[]) => runCli(env, args);
 
 describe.skipIf(!haveEtcd)('tortie ipam check on a real etcd', () => {
   let etcd: EtcdInstance;

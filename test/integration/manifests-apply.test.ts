@@ -11,18 +11,17 @@
 //   custom object the CLI stores passes manifests/tortie.yaml's CRD schema, the reflector Node's BGP data
 //   land in the Kubernetes Node's annotations, and every API call made is granted by the ClusterRole.
 
-import { spawn } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../harness/cli.js';
 import { applyDefaults, parseDocuments, toResource, type AnyResource } from '../../src/resources/index.js';
 import { requireEtcd, startEtcd, type EtcdInstance, type EtcdTlsFiles } from '../harness/etcd.js';
 import { startFakeApiServer, type FakeApiServer } from '../harness/fake-apiserver.js';
-import { findOne, loadKubeDocuments, MANIFEST_DIR, podSpecOf, resolveEnv, ROOT, type KubeDoc } from '../harness/manifests.js';
+import { findOne, loadKubeDocuments, MANIFEST_DIR, podSpecOf, resolveEnv, type KubeDoc } from '../harness/manifests.js';
 import { validate, type Schema } from '../harness/openapi-schema.js';
 
-const CLI = join(ROOT, 'dist/src/cli/main.js');
 const EXAMPLES_DIR = join(MANIFEST_DIR, 'examples');
 const EXAMPLES = readdirSync(EXAMPLES_DIR).filter((f) => f.endsWith('.yaml')).sort();
 const haveEtcd = requireEtcd();
@@ -34,22 +33,7 @@ interface Run {
 }
 
 /** Runs the built CLI with only the variables given (plus PATH), bounded to 20 s. */
-function tortie(env: Record<string, string>, args: string[], stdin = ''): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-    child.on('error', reject);
-    child.on('close', (status) => {
-      clearTimeout(timer);
-      resolve({ status, stdout, stderr });
-    });
-    child.stdin.end(stdin);
-  });
-}
+const tortie = (env: Record<string, string>, args: string[], stdin = ''): Promise<Run> => runCli(env, args, { stdin });
 
 /** The examples of one file as `tortie apply` stores them: parsed and given Calico's defaults. */
 function expected(file: string): AnyResource[] {

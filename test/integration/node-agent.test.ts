@@ -17,6 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../harness/cli.js';
 import { queryControl } from '../../src/agent/control.js';
 import type { AgentStatus, RouteRow } from '../../src/agent/types.js';
 import { openEtcd } from '../../src/datastore/etcd.js';
@@ -46,21 +47,7 @@ interface AgentProcess {
 }
 
 /** Runs the built CLI once (bounded to 10 s). */
-function tortie(env: Record<string, string>, args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    child.on('error', reject);
-    child.on('close', (status) => {
-      clearTimeout(timer);
-      resolve({ status, stdout, stderr });
-    });
-  });
-}
+const tortie = (env: Record<string, string>, args: string[]) => runCli(env, args, { timeoutMs: 10_000 });
 
 async function status(agent: AgentProcess): Promise<AgentStatus> {
   const answer = await queryControl(agent.socket, { command: 'status' }, 2000);
