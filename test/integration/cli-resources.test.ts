@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BUILT_CLI as CLI, runCli } from '../harness/cli.js';
+import { BUILT_CLI as CLI, runTortie } from '../harness/cli.js';
 import { parse as parseYaml } from 'yaml';
 import { openEtcd } from '../../src/datastore/etcd.js';
 import type { Datastore } from '../../src/datastore/types.js';
@@ -31,7 +31,7 @@ interface Run {
 }
 
 /** Runs the built CLI with only the variables given (plus PATH), bounded to 20 s. */
-const tortie = (env: Record<string, string>, args: string[], stdin?: string): Promise<Run> => runCli(env, args, stdin === undefined ? {} : { stdin });
+const tortie = (env: Record<string, string>, args: string[], stdin?: string): Promise<Run> => runTortie(env, args, stdin === undefined ? {} : { stdin });
 
 /** What the datastore owns in metadata; left out when comparing what was applied with what is read back. */
 function withoutBookkeeping(r: AnyResource): AnyResource {

@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BUILT_CLI as CLI, runCli } from '../harness/cli.js';
+import { BUILT_CLI as CLI, runTortie } from '../harness/cli.js';
 import { openEtcd } from '../../src/datastore/etcd.js';
 import { openKubernetes } from '../../src/datastore/kubernetes.js';
 import { checkIpam, readCheckSnapshot } from '../../src/ipam/check.js';
@@ -23,7 +23,7 @@ import { startFakeApiServer } from '../harness/fake-apiserver.js';
 const haveEtcd = requireEtcd();
 
 /** Runs the built CLI with only the variables given (plus PATH), bounded to 20 s. */
-const tortie = (env: Record<string, string>, args: string[]) => runCli(env, args);
+const tortie = (env: Record<string, string>, args: string[]) => runTortie(env, args);
 
 describe.skipIf(!haveEtcd)('tortie ipam check on a real etcd', () => {
   let etcd: EtcdInstance;

@@ -15,7 +15,7 @@ import { chmodSync, copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCli } from '../harness/cli.js';
+import { runTortie } from '../harness/cli.js';
 import { applyDefaults, parseDocuments, toResource, type AnyResource } from '../../src/resources/index.js';
 import { requireEtcd, startEtcd, type EtcdInstance, type EtcdTlsFiles } from '../harness/etcd.js';
 import { startFakeApiServer, type FakeApiServer } from '../harness/fake-apiserver.js';
@@ -33,7 +33,7 @@ interface Run {
 }
 
 /** Runs the built CLI with only the variables given (plus PATH), bounded to 20 s. */
-const tortie = (env: Record<string, string>, args: string[], stdin = ''): Promise<Run> => runCli(env, args, { stdin });
+const tortie = (env: Record<string, string>, args: string[], stdin = ''): Promise<Run> => runTortie(env, args, { stdin });
 
 /** The examples of one file as `tortie apply` stores them: parsed and given Calico's defaults. */
 function expected(file: string): AnyResource[] {

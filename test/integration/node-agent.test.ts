@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCli } from '../harness/cli.js';
+import { runTortie } from '../harness/cli.js';
 import { queryControl } from '../../src/agent/control.js';
 import type { AgentStatus, RouteRow } from '../../src/agent/types.js';
 import { openEtcd } from '../../src/datastore/etcd.js';
@@ -47,7 +47,7 @@ interface AgentProcess {
 }
 
 /** Runs the built CLI once (bounded to 10 s). */
-const tortie = (env: Record<string, string>, args: string[]) => runCli(env, args, { timeoutMs: 10_000 });
+const tortie = (env: Record<string, string>, args: string[]) => runTortie(env, args, { timeoutMs: 10_000 });
 
 async function status(agent: AgentProcess): Promise<AgentStatus> {
   const answer = await queryControl(agent.socket, { command: 'status' }, 2000);
