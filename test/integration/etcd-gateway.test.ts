@@ -10,9 +10,9 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { silentMember } from '../harness/silent-member.js';
 import { Etcd3 } from 'etcd3';
 import { openEtcd } from '../../src/datastore/etcd.js';
 import { EtcdGatewayUnusableError, GatewayTransport, openEtcdGateway } from '../../src/datastore/etcd-gateway.js';
@@ -34,29 +34,6 @@ function peer(name: string, n: number): Resource<'BGPPeer'> {
   return { apiVersion: API_VERSION, kind: 'BGPPeer', metadata: { name }, spec: { peerIP: `198.18.3.${n}`, asNumber: 65000 + n } };
 }
 
-/**
- * A member that accepts TCP connections and never sends a byte (a hung etcd; for https, a TLS handshake
- * that never completes), or with `garbage`, answers every connection with bytes that are not TLS and closes.
- */
-async function silentMember(scheme: 'http' | 'https', garbage = false): Promise<{ endpoint: string; connections: () => number; close(): Promise<void> }> {
-  const sockets = new Set<Socket>();
-  let connections = 0;
-  const server = createNetServer((socket) => {
-    connections++;
-    sockets.add(socket);
-    socket.on('error', () => undefined);
-    if (garbage) socket.end('HTTP/1.1 400 Bad Request\r\n\r\n');
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    endpoint: `${scheme}://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    connections: () => connections,
-    close: () => new Promise<void>((resolve) => {
-      for (const socket of sockets) socket.destroy();
-      server.close(() => resolve());
-    }),
-  };
-}
 
 /** A port that was free a moment ago and is closed now: nothing listens there. */
 async function deadEndpoint(): Promise<string> {

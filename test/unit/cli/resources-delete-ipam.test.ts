@@ -12,6 +12,7 @@ import type { Datastore } from '../../../src/datastore/types.js';
 import { Ipam } from '../../../src/ipam/index.js';
 import { API_VERSION, type Kind, type Resource } from '../../../src/resources/types.js';
 import { ipamProblems, readIpamState } from '../ipam/invariants.js';
+import { wep } from '../ipam/fixtures.js';
 
 const NODE_1 = 'apiVersion: projectcalico.org/v3\nkind: Node\nmetadata:\n  name: node-1\nspec: {}\n';
 
@@ -44,10 +45,6 @@ async function run(ds: Datastore, files: Record<string, string>, ...argv: string
 async function everything(ds: Datastore): Promise<string> {
   const kinds: Kind[] = ['IPPool', 'Node', 'WorkloadEndpoint', 'IPAMBlock', 'BlockAffinity', 'IPAMHandle'];
   return JSON.stringify(await Promise.all(kinds.map(async (k) => (await ds.list(k)).items)));
-}
-
-function wep(node: string, pod: string, ip: string): Resource<'WorkloadEndpoint'> {
-  return { apiVersion: API_VERSION, kind: 'WorkloadEndpoint', metadata: { name: `${node}-k8s-${pod}-eth0`, namespace: 'default' }, spec: { node, pod, interfaceName: 'cali0', ipNetworks: [`${ip}/32`] } };
 }
 
 /** node-1 with a tunnel address, a running pod and a leaked address in one block, an empty second block; node-2 borrowed from the first. */

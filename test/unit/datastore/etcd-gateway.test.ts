@@ -4,8 +4,9 @@
 // value filled in. The same code against a real etcd: test/integration/etcd-gateway.test.ts.
 
 import { Agent, createServer, request as httpRequest } from 'node:http';
-import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
+import { type AddressInfo, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { silentMember } from '../../harness/silent-member.js';
 import {
   EtcdGatewayAnswerError,
   GatewayTransport,
@@ -153,24 +154,6 @@ async function fakeGateway(): Promise<FakeGateway> {
   return fake as FakeGateway;
 }
 
-async function silentMember(): Promise<{ endpoint: string; connections: () => number; close(): Promise<void> }> {
-  const sockets = new Set<Socket>();
-  let connections = 0;
-  const server = createNetServer((socket) => {
-    connections++;
-    sockets.add(socket);
-    socket.on('error', () => undefined);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    connections: () => connections,
-    close: () => new Promise<void>((resolve) => {
-      for (const socket of sockets) socket.destroy();
-      server.close(() => resolve());
-    }),
-  };
-}
 
 function httpTransport(endpoints: string[], timeoutMs: number): { transport: GatewayTransport; agent: Agent } {
   const agent = new Agent({ keepAlive: true });

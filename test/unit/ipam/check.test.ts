@@ -8,23 +8,11 @@ import { MemoryDatastore } from '../../../src/datastore/memory.js';
 import { checkIpam, FINDING_KINDS, readCheckSnapshot, structureFindings, type Finding, type FindingKind } from '../../../src/ipam/check.js';
 import { allocate, newBlock } from '../../../src/ipam/block.js';
 import { Ipam, ipipTunnelHandle } from '../../../src/ipam/index.js';
-import { API_VERSION, type Resource } from '../../../src/resources/types.js';
+import { API_VERSION } from '../../../src/resources/types.js';
 import { ipamProblems, readIpamState } from './invariants.js';
+import { node, wep } from './fixtures.js';
 
 const seen = new Set<FindingKind>();
-
-function node(name: string, tunnel?: string): Resource<'Node'> {
-  return { apiVersion: API_VERSION, kind: 'Node', metadata: { name }, spec: { bgp: { ipv4Address: '198.18.0.1/24', ...(tunnel ? { ipv4IPIPTunnelAddr: tunnel } : {}) } } };
-}
-
-function wep(nodeName: string, pod: string, ip: string): Resource<'WorkloadEndpoint'> {
-  return {
-    apiVersion: API_VERSION,
-    kind: 'WorkloadEndpoint',
-    metadata: { name: `${nodeName}-k8s-${pod}-eth0`, namespace: 'default' },
-    spec: { node: nodeName, pod, interfaceName: 'cali0', ipNetworks: [`${ip}/32`] },
-  };
-}
 
 /** Two nodes, each with a tunnel address (recorded on its Node) and one pod with its endpoint; all through Ipam. */
 async function cleanCluster(): Promise<{ ds: MemoryDatastore; ipam: Ipam; pods: Record<string, string> }> {

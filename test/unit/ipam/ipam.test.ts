@@ -5,10 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { MemoryDatastore } from '../../../src/datastore/memory.js';
 import { Ipam, IpamExhaustedError } from '../../../src/ipam/index.js';
 import { API_VERSION, type Resource } from '../../../src/resources/types.js';
-
-function pool(name: string, cidr: string, extra: Partial<Resource<'IPPool'>['spec']> = {}): Resource<'IPPool'> {
-  return { apiVersion: API_VERSION, kind: 'IPPool', metadata: { name }, spec: { cidr, blockSize: 26, nodeSelector: 'all()', ...extra } };
-}
+import { pool } from './fixtures.js';
 
 function node(name: string, labels: Record<string, string>): Resource<'Node'> {
   return { apiVersion: API_VERSION, kind: 'Node', metadata: { name, labels }, spec: {} };

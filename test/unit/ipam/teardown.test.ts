@@ -20,23 +20,7 @@ import {
 } from '../../../src/ipam/teardown.js';
 import { API_VERSION, type IPAMBlockSpec, type Kind, type Resource } from '../../../src/resources/types.js';
 import { allocatedAddresses, ipamProblems, readIpamState } from './invariants.js';
-
-function pool(name: string, cidr: string, extra: Partial<Resource<'IPPool'>['spec']> = {}): Resource<'IPPool'> {
-  return { apiVersion: API_VERSION, kind: 'IPPool', metadata: { name }, spec: { cidr, blockSize: 26, nodeSelector: 'all()', ...extra } };
-}
-
-function node(name: string, tunnel?: string): Resource<'Node'> {
-  return { apiVersion: API_VERSION, kind: 'Node', metadata: { name }, spec: { bgp: { ipv4Address: '198.18.0.1/24', ...(tunnel ? { ipv4IPIPTunnelAddr: tunnel } : {}) } } };
-}
-
-function wep(nodeName: string, pod: string, ip: string): Resource<'WorkloadEndpoint'> {
-  return {
-    apiVersion: API_VERSION,
-    kind: 'WorkloadEndpoint',
-    metadata: { name: `${nodeName}-k8s-${pod}-eth0`, namespace: 'default' },
-    spec: { node: nodeName, pod, interfaceName: 'cali0', ipNetworks: [`${ip}/32`] },
-  };
-}
+import { node, pool, wep } from './fixtures.js';
 
 /** A block of `owner` holding `handles` in order (ordinal 0, 1, ...). */
 function block(cidr: string, owner: string | null, handles: string[]): Resource<'IPAMBlock'> {
