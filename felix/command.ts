@@ -141,29 +141,24 @@ export function startCommand(spec: CommandSpec & { stdin?: 'pipe' | 'ignore' }):
     child.stdin?.destroy();
   };
 
-  const out: Buffer[] = [];
-  const err: Buffer[] = [];
-  let outBytes = 0;
-  let errBytes = 0;
-  child.stdout?.on('data', (b: Buffer) => {
-    outBytes += b.length;
-    if (outBytes > maxOutput) {
-      kill();
-      fail(`${line} printed more than ${maxOutput} bytes on stdout and was killed`);
-      return;
-    }
-    out.push(b);
-  });
-  child.stderr?.on('data', (b: Buffer) => {
-    errBytes += b.length;
-    if (errBytes > maxOutput) {
-      kill();
-      fail(`${line} printed more than ${maxOutput} bytes on stderr and was killed`);
-      return;
-    }
-    err.push(b);
-    spec.onStderr?.(b);
-  });
+  /** Collects one output stream, up to maxOutput bytes; more kills the child. */
+  const collect = (stream: NodeJS.ReadableStream | null, name: 'stdout' | 'stderr', onChunk?: (b: Buffer) => void): Buffer[] => {
+    const chunks: Buffer[] = [];
+    let bytes = 0;
+    stream?.on('data', (b: Buffer) => {
+      bytes += b.length;
+      if (bytes > maxOutput) {
+        kill();
+        fail(`${line} printed more than ${maxOutput} bytes on ${name} and was killed`);
+        return;
+      }
+      chunks.push(b);
+      onChunk?.(b);
+    });
+    return chunks;
+  };
+  const out = collect(child.stdout, 'stdout');
+  const err = collect(child.stderr, 'stderr', spec.onStderr);
   child.on('error', (e) => {
     kill();
     fail(`cannot run "${spec.command}": ${e.message}`);
