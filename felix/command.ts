@@ -29,6 +29,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, fstatSync, openSync, readSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { isMissingProgramError, missingProgramInStderr, missingProgramMessage } from './programs.js';
 
 export interface CommandSpec {
   /** The program: a name looked up in PATH, or a path. */
@@ -91,6 +92,8 @@ export function commandLine(command: string, args: readonly string[]): string {
 export function failureMessage(line: string, result: CommandResult): string {
   const status = result.code !== null ? `exit ${result.code}` : `signal ${result.signal ?? 'unknown'}`;
   const stderr = result.stderr.trim();
+  const missing = missingProgramInStderr(stderr);
+  if (missing !== null) return `${line} failed (${status}): ${missing}`;
   return `${line} failed (${status})${stderr === '' ? '' : `: ${stderr.slice(0, 300)}`}`;
 }
 
@@ -161,7 +164,7 @@ export function startCommand(spec: CommandSpec & { stdin?: 'pipe' | 'ignore' }):
   const err = collect(child.stderr, 'stderr', spec.onStderr);
   child.on('error', (e) => {
     kill();
-    fail(`cannot run "${spec.command}": ${e.message}`);
+    fail(`cannot run "${spec.command}": ${isMissingProgramError(e) ? missingProgramMessage(spec.command) : e.message}`);
   });
   child.on('close', (code, signal) => {
     clearTimeout(timer);

@@ -91,7 +91,9 @@ export function ipCommand(options: IpCommandOptions = {}): IpCommand {
         } else if (typeof failure.code === 'number') {
           resolve({ code: failure.code, stdout, stderr });
         } else {
-          reject(new Error(`could not run "${binary} ${argv.join(' ')}": ${failure.message} (is iproute2 installed?)`));
+          // ENOENT: the program is not there (felix/programs.ts words the same for every program it runs).
+          const why = failure.code === 'ENOENT' ? `${binary} is not installed (Debian: iproute2)` : failure.message;
+          reject(new Error(`could not run "${binary} ${argv.join(' ')}": ${why}`));
         }
       });
     });

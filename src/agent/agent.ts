@@ -29,6 +29,7 @@ import { tcpTransport, type Connection, type Transport } from '../../bgp/transpo
 import { AsPathSegmentType, Origin } from '../../bgp/types.js';
 import { FelixDataplane, type DataplaneInput, type DataplaneOptions } from '../../felix/dataplane.js';
 import { Iproute2Kernel } from '../../felix/iproute2.js';
+import { missingPrograms } from '../../felix/programs.js';
 import { procSysIo } from '../../felix/kernel-settings.js';
 import { Nft } from '../../felix/nft.js';
 import { PolicyDataplane } from '../../felix/policy-dataplane.js';
@@ -725,6 +726,10 @@ export class Agent {
       resyncMs: this.config.routeRefreshMs,
       tunl0: { standIn: this.config.tunl0StandIn },
     };
+    // A missing program is named with its package once at startup (felix's own errors say it again per run).
+    if (!this.deps.createDataplane) {
+      for (const problem of missingPrograms(['ip', 'nft', 'sh'])) this.log.error({ problem }, `felix cannot program the kernel: ${problem}`);
+    }
     this.dataplane = this.deps.createDataplane
       ? this.deps.createDataplane(options)
       : new FelixDataplane({ ...options, kernel: new Iproute2Kernel(), reconnect: () => new Iproute2Kernel(), nft: new Nft(), sysctl: procSysIo() });

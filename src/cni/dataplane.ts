@@ -29,6 +29,7 @@
 
 import { spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
+import { isMissingProgramError, missingProgramInStderr, missingProgramMessage } from '../../felix/programs.js';
 import { HOST_VETH_MAC } from './names.js';
 import { CniError } from './spec.js';
 
@@ -70,11 +71,17 @@ export function spawnCommand(timeoutMs = COMMAND_TIMEOUT_MS): RunCommand {
       child.stderr.on('data', (b: Buffer) => err.push(b));
       child.on('error', (e) => {
         clearTimeout(timer);
-        reject(new CniError('dataplane', `cannot run ${command}: ${e.message}`));
+        reject(new CniError('dataplane', `cannot run ${command}: ${isMissingProgramError(e) ? missingProgramMessage(command) : e.message}`));
       });
       child.on('close', (code) => {
         clearTimeout(timer);
         const stderr = Buffer.concat(err).toString('utf8') + (timedOut ? `\n(killed after ${timeoutMs} ms)` : '');
+        // nsenter that cannot find `ip`/`sysctl` is not the command failing: say which program is missing.
+        const missing = code !== 0 ? missingProgramInStderr(stderr) : null;
+        if (missing !== null) {
+          reject(new CniError('dataplane', `cannot run ${command}: ${missing}`));
+          return;
+        }
         resolve({ code, stdout: Buffer.concat(out).toString('utf8'), stderr });
       });
       child.stdin.on('error', () => undefined);
