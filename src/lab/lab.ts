@@ -21,6 +21,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
+import { findProgram, missingProgramMessage, missingPrograms } from '../../felix/programs.js';
 import { formatNodeStatus } from '../agent/status-format.js';
 import { queryControl } from '../agent/control.js';
 import type { AgentStatus } from '../agent/types.js';
@@ -244,18 +245,25 @@ async function stopProcess(proc: LabProcess, signal: NodeJS.Signals = 'SIGTERM',
 
 // ---- up ----------------------------------------------------------------------------------------------------
 
+/** Every program `lab up` and `lab ping` will run for this plan (names on PATH, or absolute paths). */
+export function labPrograms(plan: LabPlan): string[] {
+  const programs = ['ip', 'sysctl', 'nft', 'ping', ETCD_BINARY];
+  if (plan.router?.kind === 'bird') programs.push(BIRD2, BIRD2_CLIENT);
+  if (plan.router?.kind === 'frr') programs.push('/usr/lib/frr/bgpd', '/usr/lib/frr/zebra', 'vtysh');
+  return programs;
+}
+
 function checkPrerequisites(plan: LabPlan, io: LabIo): void {
   if (process.getuid?.() !== 0) throw new Error('tortie lab needs root (network namespaces, veth pairs, routes): run it with sudo');
-  if (run('ip', ['-V']).code !== 0) throw new Error('tortie lab needs iproute2 (`ip`): apt-get install iproute2');
-  if (!existsSync(ETCD_BINARY)) {
+  if (findProgram(ETCD_BINARY) === null && findProgram('apt-get') !== null) {
     io.progress(`etcd is not installed: installing the Debian package etcd-server (apt-get install -y etcd-server)`);
     const result = run('apt-get', ['install', '-y', '--no-install-recommends', 'etcd-server'], { timeoutMs: 600_000, env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
     if (result.code !== 0 || !existsSync(ETCD_BINARY)) throw new Error(`could not install etcd-server: ${result.stderr.trim().split('\n').slice(-3).join(' ')}`);
   }
-  if (plan.router?.kind === 'bird' && !existsSync(BIRD2)) {
-    throw new Error(`--office-router bird needs BIRD 2 at ${BIRD2} (scripts/install-deps.sh unpacks it there; TORTIE_BIRD2_ROOT points elsewhere)`);
-  }
-  if (plan.router?.kind === 'frr' && !existsSync('/usr/lib/frr/bgpd')) throw new Error('--office-router frr needs FRR: apt-get install frr');
+  // Everything the lab will run, checked before anything is made: one message naming each missing program
+  // and its package, not a half-built lab (or a ping matrix of FAILs when only `ping` is missing).
+  const missing = missingPrograms(labPrograms(plan));
+  if (missing.length > 0) throw new Error(`tortie lab cannot start: ${missing.join('; ')} — run scripts/install-deps.sh as root (it installs them all)`);
   const taken = existingNamespaces().filter((ns) => plan.namespaces.includes(ns));
   if (taken.length > 0) throw new Error(`network namespaces ${taken.join(', ')} exist already: is a lab named "${plan.options.name}" up? Run 'tortie lab down --name ${plan.options.name}' first`);
 }
@@ -663,11 +671,18 @@ export interface PingMatrix {
   /** ok[from][to]; the diagonal is true. */
   ok: boolean[][];
   failures: string[];
+  /** Set when the matrix could not be measured at all (`ping is not installed (Debian: iputils-ping)`). */
+  error?: string;
 }
 
 /** Pings every workload from every workload (one echo, 1 s), at most 8 at a time. */
 export async function labPing(state: LabState): Promise<PingMatrix> {
   const workloads = state.plan.workloads;
+  // `ip netns exec NS ping` without ping exits like a ping that got no answer: look first, and say so.
+  if (findProgram('ping') === null) {
+    const error = missingProgramMessage('ping');
+    return { pods: workloads.map((w) => w.pod), ok: workloads.map((_, i) => workloads.map((__, j) => i === j)), failures: [error], error };
+  }
   const ok = workloads.map(() => workloads.map(() => true));
   const jobs: Array<[number, number]> = [];
   for (let i = 0; i < workloads.length; i++) for (let j = 0; j < workloads.length; j++) if (i !== j) jobs.push([i, j]);
@@ -703,8 +718,9 @@ function pingOnce(ns: string, ip: string): Promise<boolean> {
 export function formatPingMatrix(matrix: PingMatrix): string {
   const width = Math.max(6, ...matrix.pods.map((p) => p.length));
   const header = `${'from \\ to'.padEnd(width)} ${matrix.pods.map((p) => p.padStart(width)).join(' ')}`;
-  const rows = matrix.pods.map((from, i) => `${from.padEnd(width)} ${matrix.pods.map((_, j) => (i === j ? '-' : matrix.ok[i]![j] ? 'ok' : 'FAIL').padStart(width)).join(' ')}`);
   const total = matrix.pods.length * (matrix.pods.length - 1);
+  if (matrix.error !== undefined) return `${header}\nnot measured: ${matrix.error}; the ${total} pairs were not tried\n`;
+  const rows = matrix.pods.map((from, i) => `${from.padEnd(width)} ${matrix.pods.map((_, j) => (i === j ? '-' : matrix.ok[i]![j] ? 'ok' : 'FAIL').padStart(width)).join(' ')}`);
   const summary = matrix.failures.length === 0 ? `all ${total} pairs reach each other` : `${matrix.failures.length} of ${total} pairs FAILED: ${matrix.failures.join(', ')}`;
   return `${header}\n${rows.join('\n')}\n${summary}\n`;
 }
