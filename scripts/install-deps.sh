@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
-# Installs every system package tortie's tests and lab need, from Debian, idempotently.
+# Installs every system package tortie, its lab and its tests run, from Debian, idempotently:
 #   bird (1.6, what Calico ships), bird2 (unpacked beside: it conflicts with bird as a package),
-#   frr (bgpd), gobgpd, exabgp, etcd-server, iproute2, nftables, tcpdump.
-# Safe to run again: it installs only what is missing. Needs root (CI and the lab run as root).
+#   frr (bgpd, zebra, vtysh), gobgpd, exabgp, etcd-server, iproute2 (ip), nftables (nft), procps (sysctl,
+#   pgrep), iputils-ping (the lab's ping matrix), tcpdump, openssl (the etcd TLS tests' certificates),
+#   python3-minimal (the NetworkPolicy lab's listener).
+# Every program the code and the tests start is in felix/programs.ts (tortie's own) or
+# test/unit/programs.test.ts (the tests'), with its package; that test fails when a package is not in
+# `want` below (or in Debian's base system). Safe to run again: it installs only what is missing.
+# Needs root (CI and the lab run as root).
 set -euo pipefail
 
 BIRD2_ROOT="${TORTIE_BIRD2_ROOT:-/opt/tortie/bird2}"
 # libssh-gcrypt-4 and libreadline8 are bird2's shared libraries (its package cannot be installed beside bird).
-want=(bird frr gobgpd exabgp etcd-server iproute2 nftables tcpdump procps libssh-gcrypt-4 libreadline8 containernetworking-plugins)
+want=(bird frr gobgpd exabgp etcd-server iproute2 nftables tcpdump procps iputils-ping openssl python3-minimal libssh-gcrypt-4 libreadline8 containernetworking-plugins)
 missing=()
 for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
