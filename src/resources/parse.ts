@@ -7,11 +7,12 @@
 // (generation, managedFields...) must be accepted and dropped, and every error must say which document of
 // which file it is about.
 
-import { parseAllDocuments } from 'yaml';
+import { parseAllDocuments, Scalar, visit } from 'yaml';
 import { kindOf, KIND_INFO } from './kinds.js';
 import { ResourceError, show, type Problem } from './problems.js';
 import { checkShape, SPEC_SHAPES } from './schema.js';
 import { API_VERSION, apiVersionOf, KINDS, type AnyResource, type ObjectMeta } from './types.js';
+import { goString, resolvePlainScalar } from './yaml11.js';
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -34,6 +35,12 @@ export function parseDocuments(text: string, source: string): unknown[] {
       const reason = error.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
       throw new Error(`${source}: document ${i + 1}${line === undefined ? '' : `, line ${line}`}: YAML syntax error: ${reason}`);
     }
+    // YAML 1.1 scalars, as Calico's Go decoder reads them (./yaml11.ts): an unquoted, untagged `yes` is true.
+    visit(doc, {
+      Scalar(_, node) {
+        if (node.type === Scalar.PLAIN && node.tag === undefined && typeof node.source === 'string') node.value = resolvePlainScalar(node.source);
+      },
+    });
     const value: unknown = doc.toJS({ maxAliasCount: 100 });
     if (value === null || value === undefined) return;
     out.push(...flattenList(value));
@@ -68,7 +75,7 @@ export function toResource(doc: unknown, index: number): AnyResource {
   const problems: Problem[] = [];
   const kind = kindOf(doc.kind);
   const meta = isPlainObject(doc.metadata) ? doc.metadata : null;
-  const name = meta !== null && typeof meta.name === 'string' ? meta.name : '';
+  const name = meta !== null ? nameOf(meta.name) : '';
   const label = `${kind ?? (typeof doc.kind === 'string' ? doc.kind : 'document')}/${KIND_INFO[kind ?? 'IPPool'].namespaced && typeof meta?.namespace === 'string' ? `${meta.namespace}/` : ''}${name || '(no name)'}`;
 
   const apiVersion = kind === null ? API_VERSION : apiVersionOf(kind);
@@ -93,6 +100,12 @@ export function toResource(doc: unknown, index: number): AnyResource {
   return { apiVersion, kind, metadata, spec } as AnyResource;
 }
 
+/** metadata.name as Calico stores it: a string, or a YAML number/boolean as Go formats it (./yaml11.ts); else ''. */
+function nameOf(value: unknown): string {
+  if (typeof value === 'string') return value;
+  return typeof value === 'number' || typeof value === 'boolean' ? goString(value) : '';
+}
+
 function readMetadata(meta: Record<string, unknown>, problems: Problem[]): ObjectMeta {
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(meta)) {
@@ -104,7 +117,7 @@ function readMetadata(meta: Record<string, unknown>, problems: Problem[]): Objec
       out[key] = checkShape(value, { type: 'map', values: { type: 'string' } }, path, problems);
     } else if (key === 'name') {
       // Checked by the caller, which reports a missing or non-string name once.
-      if (typeof value === 'string') out[key] = value;
+      if (nameOf(value) !== '') out[key] = nameOf(value);
     } else if (key === 'resourceVersion' && typeof value === 'number') {
       out[key] = String(value);
     } else {

@@ -6,6 +6,7 @@
 
 import { show, type Problem } from './problems.js';
 import type { Kind } from './types.js';
+import { goString } from './yaml11.js';
 
 export type Shape =
   | { type: 'string' }
@@ -123,6 +124,11 @@ export const SPEC_SHAPES: Readonly<Record<Kind, Shape>> = {
 
 const NULLABLE: ReadonlySet<Shape['type']> = new Set(['nullableString', 'nullableInteger', 'nullableMap']);
 
+/** A boolean or finite-or-not number: what a YAML scalar became that Calico would store as a string. */
+function isGoScalar(value: unknown): value is boolean | number {
+  return typeof value === 'boolean' || typeof value === 'number';
+}
+
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
@@ -148,10 +154,11 @@ export function checkShape(value: unknown, shape: Shape, path: string, problems:
     return value;
   };
   switch (shape.type) {
+    // A string field that got a YAML boolean or number holds what Calico stores: Go's formatting (./yaml11.ts).
     case 'string':
-      return typeof value === 'string' ? value : wrong('a string');
+      return typeof value === 'string' ? value : isGoScalar(value) ? goString(value) : wrong('a string');
     case 'nullableString':
-      return value === null || typeof value === 'string' ? value : wrong('a string or null');
+      return value === null || typeof value === 'string' ? value : isGoScalar(value) ? goString(value) : wrong('a string or null');
     case 'integer':
       return Number.isSafeInteger(value) ? value : wrong('an integer');
     case 'nullableInteger':
@@ -166,8 +173,10 @@ export function checkShape(value: unknown, shape: Shape, path: string, problems:
       if (typeof value === 'number') return wrong('an AS number (write asdot in quotes, like "1.10")');
       return wrong('an AS number (like 64512 or asdot "1.10")');
     }
-    case 'enum':
-      return typeof value === 'string' && shape.values.includes(value) ? value : wrong(`one of ${shape.values.join(', ')}`);
+    case 'enum': {
+      const text = isGoScalar(value) ? goString(value) : value;
+      return typeof text === 'string' && shape.values.includes(text) ? text : wrong(`one of ${shape.values.join(', ')}`);
+    }
     case 'array':
       if (!Array.isArray(value)) return wrong('a list');
       return value.map((item, i) => checkShape(item, shape.items, `${path}[${i}]`, problems));
