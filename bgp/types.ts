@@ -48,6 +48,7 @@ export const AttrType = {
   MP_UNREACH_NLRI: 15,
   AS4_PATH: 17,
   AS4_AGGREGATOR: 18,
+  LARGE_COMMUNITY: 32,
 } as const;
 
 /** Attribute flag bits, RFC 4271 §4.3. */
@@ -98,6 +99,11 @@ export interface PathAttributes {
   atomicAggregate?: boolean;
   aggregator?: Aggregator;
   communities?: readonly number[];
+  /**
+   * LARGE_COMMUNITY (RFC 8092), flat: each community is three u32s in a row (global administrator, local
+   * data part 1, local data part 2), so the length is a multiple of 3; no duplicates (§2).
+   */
+  largeCommunities?: readonly number[];
   originatorId?: number;
   clusterList?: readonly number[];
   mpReach?: MpReach;

@@ -100,6 +100,26 @@ function u32List(r: Reader): number[] {
   return out;
 }
 
+/** RFC 8092 §2: a receiver silently removes repeated large communities (flat triples, first kept). */
+function uniqueLargeCommunities(flat: number[]): number[] {
+  const seen = new Set<string>();
+  const out: number[] = [];
+  for (let i = 0; i + 2 < flat.length; i += 3) {
+    const key = `${flat[i]}:${flat[i + 1]}:${flat[i + 2]}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    out.push(flat[i]!, flat[i + 1]!, flat[i + 2]!);
+  }
+  return out;
+}
+
+/** Flat large-community triples as `65001:100:200` words. */
+export function formatLargeCommunities(flat: readonly number[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i + 2 < flat.length; i += 3) out.push(`${flat[i]}:${flat[i + 1]}:${flat[i + 2]}`);
+  return out;
+}
+
 // --- AS paths (RFC 4271 §4.3 b, RFC 6793) ---
 
 /** Decodes AS path segments with `asSize`-octet ASNs; malformed per RFC 7606 §7.2. */
@@ -448,6 +468,27 @@ export const ATTRIBUTE_TABLE: readonly AttributeSpec[] = [
       return true;
     },
     format: (a) => (a.communities ? `communities ${a.communities.map((c) => `${c >>> 16}:${c & 0xffff}`).join(' ')}` : null),
+  },
+  {
+    code: AttrType.LARGE_COMMUNITY,
+    name: 'LARGE_COMMUNITY',
+    optional: true,
+    transitive: true,
+    // RFC 8092 §5: a length that is not a non-zero multiple of 12 is treat-as-withdraw (RFC 7606).
+    onMalformed: 'withdraw',
+    rule: 'RFC 8092 §5',
+    decode(r, st) {
+      if (r.remaining === 0 || r.remaining % 12 !== 0) {
+        throw new AttributeMalformed(`LARGE_COMMUNITY length is ${r.remaining}, expected a non-zero multiple of 12`, UpdateSubcode.ATTRIBUTE_LENGTH_ERROR);
+      }
+      st.attrs.largeCommunities = uniqueLargeCommunities(u32List(r));
+    },
+    encode(a, _ctx, w) {
+      if (!a.largeCommunities || a.largeCommunities.length === 0) return false;
+      for (const c of a.largeCommunities) w.u32(c);
+      return true;
+    },
+    format: (a) => (a.largeCommunities ? `large-communities ${formatLargeCommunities(a.largeCommunities).join(' ')}` : null),
   },
   {
     code: AttrType.ORIGINATOR_ID,

@@ -78,6 +78,10 @@ export function attributesKey(attrs: PathAttributes): string {
     key += '|c';
     for (const c of attrs.communities) key += c + ',';
   }
+  if (attrs.largeCommunities !== undefined) {
+    key += '|L';
+    for (const c of attrs.largeCommunities) key += c + ',';
+  }
   if (attrs.originatorId !== undefined) key += '|r' + attrs.originatorId;
   if (attrs.clusterList !== undefined) {
     key += '|k';
@@ -122,6 +126,11 @@ export function attributesHash(attrs: PathAttributes): number {
     h = mix(h, 0x63 + communities.length);
     for (let i = 0; i < communities.length; i++) h = mix(h, communities[i] as number);
   }
+  const large = attrs.largeCommunities;
+  if (large !== undefined) {
+    h = mix(h, 0x4c + large.length);
+    for (let i = 0; i < large.length; i++) h = mix(h, large[i] as number);
+  }
   h = mix(h, attrs.originatorId ?? -6);
   const clusterList = attrs.clusterList;
   if (clusterList !== undefined) {
@@ -162,6 +171,7 @@ export function sameAttributes(a: PathAttributes, b: PathAttributes): boolean {
     if (a.aggregator.asn !== b.aggregator.asn || a.aggregator.address !== b.aggregator.address) return false;
   }
   if (!sameNumbers(a.communities, b.communities) || !sameNumbers(a.clusterList, b.clusterList)) return false;
+  if (!sameNumbers(a.largeCommunities, b.largeCommunities)) return false;
   const ua = a.unknown !== undefined && a.unknown.length > 0 ? a.unknown : undefined;
   const ub = b.unknown !== undefined && b.unknown.length > 0 ? b.unknown : undefined;
   if (ua !== ub) {
@@ -188,6 +198,7 @@ function canonicalCopy(attrs: PathAttributes, entry: Entry): Attrs {
   if (attrs.atomicAggregate) out.atomicAggregate = true;
   if (attrs.aggregator !== undefined) out.aggregator = Object.freeze({ ...attrs.aggregator });
   if (attrs.communities !== undefined) out.communities = Object.freeze([...attrs.communities]);
+  if (attrs.largeCommunities !== undefined) out.largeCommunities = Object.freeze([...attrs.largeCommunities]);
   if (attrs.originatorId !== undefined) out.originatorId = attrs.originatorId;
   if (attrs.clusterList !== undefined) out.clusterList = Object.freeze([...attrs.clusterList]);
   if (attrs.unknown !== undefined && attrs.unknown.length > 0) {
@@ -260,6 +271,7 @@ export class AttrTable {
     }
     if (out.aggregator !== undefined) Object.freeze(out.aggregator);
     if (out.communities !== undefined) Object.freeze(out.communities);
+    if (out.largeCommunities !== undefined) Object.freeze(out.largeCommunities);
     if (out.clusterList !== undefined) Object.freeze(out.clusterList);
     if (out.unknown !== undefined) {
       if (out.unknown.length === 0) delete out.unknown;

@@ -259,6 +259,8 @@ export function rewriteForPeer(attrs: PathAttributes, from: RouteSource, to: Pee
   if (attrs.atomicAggregate) out.atomicAggregate = true;
   if (attrs.aggregator !== undefined) out.aggregator = attrs.aggregator;
   if (attrs.communities !== undefined) out.communities = attrs.communities;
+  // RFC 8092: optional transitive, passed on unchanged to every peer.
+  if (attrs.largeCommunities !== undefined) out.largeCommunities = attrs.largeCommunities;
   if (!to.ebgp) {
     if (scope === 'reflected') {
       // RFC 4456 §8: ORIGINATOR_ID set to the originator's router id if absent; our cluster id prepended.

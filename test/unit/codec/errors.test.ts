@@ -179,6 +179,16 @@ describe('UPDATE treat-as-withdraw (RFC 7606)', () => {
     expectWithdraw(update(WITHDRAWN, cat(GOOD, attr(0xc0, 8, '0000006401')), NLRI), /COMMUNITIES.*§7\.8/);
     expectWithdraw(update(WITHDRAWN, cat(GOOD, attr(0xc0, 8, '')), NLRI), /COMMUNITIES.*§7\.8/);
   });
+  it('LARGE_COMMUNITY of a length that is zero or not a multiple of 12 (RFC 8092 §5: treat-as-withdraw)', () => {
+    expectWithdraw(update(WITHDRAWN, cat(GOOD, attr(0xc0, 32, u32(65001), u32(1))), NLRI), /LARGE_COMMUNITY.*RFC 8092 §5/);
+    expectWithdraw(update(WITHDRAWN, cat(GOOD, attr(0xc0, 32, '')), NLRI), /LARGE_COMMUNITY.*RFC 8092 §5/);
+    expectWithdraw(update(WITHDRAWN, cat(GOOD, attr(0xc0, 32, u32(65001), u32(1), u32(2), u32(3))), NLRI), /LARGE_COMMUNITY.*RFC 8092 §5/);
+  });
+  it('LARGE_COMMUNITY repeated values are removed silently (RFC 8092 §2)', () => {
+    const r = decodeMessage(update(WITHDRAWN, cat(GOOD, attr(0xc0, 32, u32(65001), u32(1), u32(2), u32(7), u32(8), u32(9), u32(65001), u32(1), u32(2))), NLRI), CTX4);
+    expect(r.treatAsWithdraw).toBeUndefined();
+    expect(r.message.type === 2 ? r.message.attributes.largeCommunities : undefined).toEqual([65001, 1, 2, 7, 8, 9]);
+  });
   it('ORIGINATOR_ID of a length other than 4 (§7.9), CLUSTER_LIST not a multiple of 4 (§7.10)', () => {
     expectWithdraw(update(WITHDRAWN, cat(GOOD, attr(0x80, 9, '0a0000')), NLRI), /ORIGINATOR_ID.*§7\.9/);
     expectWithdraw(update(WITHDRAWN, cat(GOOD, attr(0x80, 10, '0a0000010a00')), NLRI), /CLUSTER_LIST.*§7\.10/);

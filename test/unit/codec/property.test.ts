@@ -28,7 +28,7 @@ function asPathArb(ctx: CodecContext): fc.Arbitrary<AsPathSegment[]> {
   return fc.array(seg, { maxLength: 4 }) as fc.Arbitrary<AsPathSegment[]>;
 }
 
-const UNKNOWN_TYPES = [11, 16, 20, 22, 25, 32, 40, 99, 128, 200, 255];
+const UNKNOWN_TYPES = [11, 16, 20, 22, 25, 33, 40, 99, 128, 200, 255]; // 32 is LARGE_COMMUNITY (RFC 8092), known
 const unknownArb = fc.uniqueArray(
   fc.record({
     flags: fc.constantFrom(0xe0, 0x80, 0xa0, 0xc0 | 0x20),
@@ -60,6 +60,8 @@ function attrsArb(ctx: CodecContext): fc.Arbitrary<PathAttributes> {
       atomicAggregate: fc.constant(true),
       aggregator: fc.record({ asn: aggregatorAsn, address: u32 }),
       communities: fc.array(u32, { minLength: 1, maxLength: 10 }),
+      // Flat triples, distinct (a receiver removes repeats, RFC 8092 §2, so only distinct ones round-trip).
+      largeCommunities: fc.uniqueArray(fc.tuple(u32, u32, u32), { minLength: 1, maxLength: 5, selector: (t) => t.join(':') }).map((ts) => ts.flat()),
       originatorId: u32,
       clusterList: fc.array(u32, { minLength: 1, maxLength: 5 }),
       mpReach,
