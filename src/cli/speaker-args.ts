@@ -4,11 +4,12 @@
 //   --peer 127.0.0.2,as=65001[,port=179][,passive][,hold=90][,keepalive=30][,local=127.0.0.9]
 //          [,rr-client][,next-hop=auto|self|keep][,subnet=A.B.C.D/LEN][,allow-own-as=N] ...
 //   [--cluster-id A.B.C.D] [--graceful-restart[=SECONDS]]
-//   --announce 10.244.1.0/26[,nexthop=198.18.0.9][,med=N][,local-pref=N][,community=A:B] ...
+//   --announce 10.244.1.0/26[,nexthop=198.18.0.9][,med=N][,local-pref=N][,community=A:B][,large-community=A:B:C] ...
 //   [--hold 90] [--connect-retry 5] [--json] [--stdin]
 //
 // Every error names the flag, the value and what would be accepted; the CLI prints it and exits 2.
 
+import { parseCommunity as parseBgpCommunity } from '../../bgp/community.js';
 import { parseArgs } from 'node:util';
 import { parseIpv4, parsePrefix, tryParseIpv4 } from '../../bgp/ip.js';
 import { BGP_PORT, type Prefix } from '../../bgp/types.js';
@@ -41,6 +42,8 @@ export interface AnnounceOption {
   med?: number;
   localPref?: number;
   communities?: number[];
+  /** RFC 8092, flat triples. */
+  largeCommunities?: number[];
 }
 
 export interface SpeakerOptions {
@@ -77,13 +80,13 @@ export const SPEAKER_USAGE = `usage: tortie bgp speaker --router-id A.B.C.D --as
   --graceful-restart[=S]  graceful restart, restarting side (RFC 4724): R and F bits, restart
                           time S seconds (default 120); routes are sent once peers' End-of-RIB
                           arrived. Without it tortie is a graceful-restart helper only
-  --announce PREFIX[,nexthop=ADDR][,med=N][,local-pref=N][,community=A:B]
+  --announce PREFIX[,nexthop=ADDR][,med=N][,local-pref=N][,community=A:B][,large-community=A:B:C]
                           a route to originate to every peer; repeat for several
   --hold SECONDS          hold time offered in OPEN (0 or 3..65535, default 90)
   --connect-retry SECONDS ConnectRetry time (default 5)
   --json                  one JSON event per line on stdout instead of readable lines
   --stdin                 read commands from standard input, one per line:
-                            announce PREFIX[,nexthop=ADDR][,med=N][,local-pref=N][,community=A:B]
+                            announce PREFIX[,nexthop=ADDR][,med=N][,local-pref=N][,community=A:B][,large-community=A:B:C]
                             withdraw PREFIX
                             rib            print the Loc-RIB as one event
                             refresh PEER   send a ROUTE-REFRESH to PEER (RFC 2918)
@@ -204,7 +207,7 @@ export function parsePeer(text: string): PeerOption {
   return peer;
 }
 
-const ANNOUNCE_KEYS = ['nexthop', 'med', 'local-pref', 'community'];
+const ANNOUNCE_KEYS = ['nexthop', 'med', 'local-pref', 'community', 'large-community'];
 
 /** "65001:100" → 65001 << 16 | 100, RFC 1997. */
 function parseCommunity(text: string, flag: string): number {
@@ -213,6 +216,13 @@ function parseCommunity(text: string, flag: string): number {
     throw new UsageError(`${flag}: community "${text}" is not ASN:VALUE with both parts 0..65535`);
   }
   return Number(match[1]) * 65536 + Number(match[2]);
+}
+
+/** "65001:100:200" → [65001, 100, 200], RFC 8092 (each part 0..4294967295). */
+function parseLargeCommunity(text: string, flag: string): number[] {
+  const parsed = parseBgpCommunity(text);
+  if (parsed === null || parsed.kind !== 'large') throw new UsageError(`${flag}: large community "${text}" is not GLOBAL:LOCAL1:LOCAL2 with each part 0..4294967295`);
+  return [...parsed.value];
 }
 
 export function parseAnnounce(text: string): AnnounceOption {
@@ -242,6 +252,8 @@ export function parseAnnounce(text: string): AnnounceOption {
   if (localPref !== undefined) route.localPref = parseUint(localPref, `${flag} ${head} local-pref`, 0, 4294967295);
   const community = valueOf(options, 'community', flag);
   if (community !== undefined) route.communities = community.split('+').map((c) => parseCommunity(c, `${flag} ${head}`));
+  const large = valueOf(options, 'large-community', flag);
+  if (large !== undefined) route.largeCommunities = large.split('+').flatMap((c) => parseLargeCommunity(c, `${flag} ${head}`));
   return route;
 }
 

@@ -16,6 +16,7 @@ function toOriginated(option: AnnounceOption): OriginatedRoute {
   if (option.med !== undefined) attrs.med = option.med;
   if (option.localPref !== undefined) attrs.localPref = option.localPref;
   if (option.communities) attrs.communities = option.communities;
+  if (option.largeCommunities) attrs.largeCommunities = option.largeCommunities;
   return { prefix: option.prefix, attrs };
 }
 

@@ -6,6 +6,7 @@
 //   {"event":"notification","peer":"127.0.0.2","direction":"sent","code":2,"subcode":2,"reason":"Bad Peer AS"}
 //   {"event":"end-of-rib","peer":"127.0.0.2"}   {"event":"listening","address":"127.0.0.9","port":179}
 
+import { formatLargeCommunities } from '../../bgp/codec/attributes.js';
 import { formatIpv4, formatPrefix } from '../../bgp/ip.js';
 import { AsPathSegmentType, type PathAttributes, type Prefix } from '../../bgp/types.js';
 
@@ -20,6 +21,8 @@ export interface RouteJson {
   med?: number;
   localPref?: number;
   communities?: string[];
+  /** RFC 8092: `global:local1:local2`. */
+  largeCommunities?: string[];
   atomicAggregate?: true;
   aggregator?: { asn: number; address: string };
   originatorId?: string;
@@ -38,6 +41,7 @@ export function routeToJson(prefix: Prefix, attrs: PathAttributes): RouteJson {
   if (attrs.med !== undefined) json.med = attrs.med;
   if (attrs.localPref !== undefined) json.localPref = attrs.localPref;
   if (attrs.communities?.length) json.communities = attrs.communities.map((c) => `${Math.floor(c / 65536)}:${c % 65536}`);
+  if (attrs.largeCommunities?.length) json.largeCommunities = formatLargeCommunities(attrs.largeCommunities);
   if (attrs.atomicAggregate) json.atomicAggregate = true;
   if (attrs.aggregator) json.aggregator = { asn: attrs.aggregator.asn, address: formatIpv4(attrs.aggregator.address) };
   if (attrs.originatorId !== undefined) json.originatorId = formatIpv4(attrs.originatorId);

@@ -7,6 +7,7 @@
 // smaller than one block is fine only when disabled), and values arrive in Calico's lenient forms (asdot
 // AS numbers, "ip:port", Go durations), which must be read exactly as Calico reads them.
 
+import { parseCommunity } from '../../bgp/community.js';
 import { parsePrefix, tryParseIpv4 } from '../../bgp/ip.js';
 import { cidrsOverlap, familyBits, formatCidrNetwork, parseAddress, parseCidr, type Cidr } from './cidr.js';
 import { KIND_INFO } from './kinds.js';
@@ -233,14 +234,14 @@ const VALIDATORS: { [K in Kind]: Check<K> } = {
     (s.communities ?? []).forEach((c, i) => {
       communityNames.add(c.name);
       checkName(p, `spec.communities[${i}].name`, c.name);
-      if (typeof c.value === 'string' && !/^(\d+):(\d+)$|^(\d+):(\d+):(\d+)$/.test(c.value)) {
-        p.push({ path: `spec.communities[${i}].value`, value: c.value, message: `${show(c.value)} is not a community (like "64512:100", or large "64512:100:200")` });
+      if (typeof c.value === 'string' && parseCommunity(c.value) === null) {
+        p.push({ path: `spec.communities[${i}].value`, value: c.value, message: `${show(c.value)} is not a community (like "64512:100" with both parts 0..65535, or large "64512:100:200" with each part 0..4294967295)` });
       }
     });
     (s.prefixAdvertisements ?? []).forEach((a, i) => {
       checkCidr(p, `spec.prefixAdvertisements[${i}].cidr`, a.cidr);
       (a.communities ?? []).forEach((c, j) => {
-        if (!communityNames.has(c) && !/^(\d+):(\d+)$|^(\d+):(\d+):(\d+)$/.test(c)) {
+        if (!communityNames.has(c) && parseCommunity(c) === null) {
           p.push({ path: `spec.prefixAdvertisements[${i}].communities[${j}]`, value: c, message: `${show(c)} is neither a community value nor the name of one in spec.communities` });
         }
       });

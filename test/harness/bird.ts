@@ -82,6 +82,7 @@ export function birdConfig(
     'filter t_export {',
     '  if proto = "t_nexthops" then reject;',
     ...[...nextHops.entries()].map(([prefix, nextHop]) => `  if net = ${prefix} then bgp_next_hop = ${nextHop};`),
+    ...(options.birdExportStatements ?? []).map((statement) => `  ${statement}`),
     '  accept;',
     '}',
   ];
@@ -212,6 +213,9 @@ function applyBirdAttribute(current: { route: Record<string, unknown>; isBgp: bo
       return;
     case 'BGP.community':
       r.communities = [...value.matchAll(/\((\d+),\s*(\d+)\)/g)].map((m) => `${m[1]}:${m[2]}`);
+      return;
+    case 'BGP.large_community':
+      r.largeCommunities = [...value.matchAll(/\((\d+),\s*(\d+),\s*(\d+)\)/g)].map((m) => `${m[1]}:${m[2]}:${m[3]}`);
       return;
     default:
       return;

@@ -50,6 +50,8 @@ export interface PeerOptions {
   readonly announce?: readonly AnnouncedRoute[];
   /** Keep config and logs here instead of a temp dir that stop() removes. */
   readonly logDir?: string;
+  /** BIRD only: filter statements run on every exported route (e.g. `bgp_large_community.add((65002, 1, 2));`). */
+  readonly birdExportStatements?: readonly string[];
 }
 
 export interface AnnouncedRoute {
@@ -69,6 +71,8 @@ export interface PeerRoute {
   readonly med?: number;
   /** "65000:100" form. */
   readonly communities?: string[];
+  /** RFC 8092, "65000:1:2" form (BIRD only). */
+  readonly largeCommunities?: string[];
   readonly best: boolean;
   /** The neighbor address the path came from. */
   readonly fromPeer?: string;
