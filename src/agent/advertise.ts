@@ -14,6 +14,7 @@
 // order. A block is ours only when both IPAM records say so — an unconfirmed claim may still lose a race
 // to another node, and advertising it would pull that node's traffic here.
 
+import { formatCommunity, parseCommunity } from '../../bgp/community.js';
 import { formatPrefix, parsePrefix, prefixContains, prefixKey } from '../../bgp/ip.js';
 import type { Prefix } from '../../bgp/types.js';
 import type { Resource } from '../resources/index.js';
@@ -109,4 +110,43 @@ export function originatedPrefixes(input: AdvertiseInput): string[] {
     }
   }
   return [...out.values()].sort((a, b) => a.addr - b.addr || a.len - b.len).map(formatPrefix);
+}
+
+/** The communities Calico's `apply_communities()` adds to one exported prefix. Absent when none. */
+export interface PrefixCommunities {
+  communities?: number[];
+  largeCommunities?: number[];
+}
+
+/**
+ * BGPConfiguration `prefixAdvertisements` → the communities for `prefix`, as Calico's BIRD filter does it:
+ * for each advertisement whose cidr covers the prefix (`net ~ cidr`: equal or more specific), in order,
+ * each named (`spec.communities`) or inline value is added, once. Only the BGPConfiguration named
+ * `default` counts (validation refuses the fields elsewhere). IPv6 cidrs are skipped (IPv4 sessions only).
+ */
+export function prefixCommunities(prefix: Prefix, bgpConfigurations: readonly Resource<'BGPConfiguration'>[]): PrefixCommunities {
+  const config = bgpConfigurations.find((c) => c.metadata.name === 'default');
+  const advertisements = config?.spec.prefixAdvertisements ?? [];
+  if (advertisements.length === 0) return {};
+  const named = new Map((config?.spec.communities ?? []).map((c) => [c.name, c.value]));
+  const standard: number[] = [];
+  const large: number[] = [];
+  const seen = new Set<string>();
+  for (const advertisement of advertisements) {
+    const cidr = ipv4Prefix(advertisement.cidr);
+    if (cidr === null || !within(prefix, cidr)) continue;
+    for (const word of advertisement.communities ?? []) {
+      const community = parseCommunity(named.get(word) ?? word);
+      if (community === null) continue; // refused at apply; a value written around validation adds nothing
+      const key = formatCommunity(community);
+      if (seen.has(key)) continue;
+      seen.add(key);
+      if (community.kind === 'standard') standard.push(community.value);
+      else large.push(...community.value);
+    }
+  }
+  const out: PrefixCommunities = {};
+  if (standard.length > 0) out.communities = standard;
+  if (large.length > 0) out.largeCommunities = large;
+  return out;
 }

@@ -38,7 +38,7 @@ import { AlreadyExistsError, ConflictError, type Datastore } from '../datastore/
 import { Ipam, ipipTunnelHandle } from '../ipam/index.js';
 import { applyDefaults, parseSelector, API_VERSION, BGP_DEFAULTS, type Resource } from '../resources/index.js';
 import type { Logger } from '../log.js';
-import { affineBlocks, calicoExportFilter, originatedPrefixes } from './advertise.js';
+import { affineBlocks, calicoExportFilter, originatedPrefixes, prefixCommunities } from './advertise.js';
 import { autodetectIpv4, interfaceAddresses, prefixLengthOf, type InterfaceAddress } from './autodetect.js';
 import { ResourceCache } from './cache.js';
 import { levelOfSeverity, parseAgentConfig, type AgentConfig } from './config.js';
@@ -709,7 +709,14 @@ export class Agent {
     });
     this.blocks = prefixes;
     const nextHop = parseIpv4(this.ip!.address);
-    speaker.setOriginated(prefixes.map((cidr): OriginatedRoute => ({ prefix: parsePrefix(cidr), attrs: { origin: Origin.IGP, nextHop, asPath: [] } })));
+    const bgpConfigurations = cache.list('BGPConfiguration');
+    speaker.setOriginated(
+      prefixes.map((cidr): OriginatedRoute => {
+        const prefix = parsePrefix(cidr);
+        // BGPConfiguration prefixAdvertisements: Calico's apply_communities() on every exported route.
+        return { prefix, attrs: { origin: Origin.IGP, nextHop, asPath: [], ...prefixCommunities(prefix, bgpConfigurations) } };
+      }),
+    );
     this.updateDataplane();
     this.updatePolicy();
     this.ensureTunnelAddressLive();

@@ -3,7 +3,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { parsePrefix } from '../../../bgp/ip.js';
-import { calicoExportFilter, originatedPrefixes, type AdvertiseInput } from '../../../src/agent/advertise.js';
+import { calicoExportFilter, originatedPrefixes, prefixCommunities, type AdvertiseInput } from '../../../src/agent/advertise.js';
 import type { BlockAffinitySpec, IPPoolSpec, Resource } from '../../../src/resources/index.js';
 
 const API = 'projectcalico.org/v3' as const;
@@ -139,5 +139,46 @@ describe('calicoExportFilter', () => {
 
   it('no pools: nothing is exported', () => {
     expect(calicoExportFilter([])(parsePrefix('10.244.1.0/26'))).toBe(false);
+  });
+});
+
+describe('prefixCommunities (BGPConfiguration prefixAdvertisements, Calico’s apply_communities)', () => {
+  // The BGPConfiguration of Calico's confd case mesh/communities (confd/tests/mock_data/calicoctl/mesh/
+  // communities/input.yaml), whose bird.cfg adds, for net ~ 192.168.0.0/16: large (100, 555, 107),
+  // standard (100, 6532) and (5663, 12).
+  const calicoCase = (): Resource<'BGPConfiguration'> => ({
+    apiVersion: 'projectcalico.org/v3',
+    kind: 'BGPConfiguration',
+    metadata: { name: 'default' },
+    spec: {
+      communities: [
+        { name: 'bgp-comm-standard', value: '100:6532' },
+        { name: 'bgp-comm-large', value: '100:555:107' },
+      ],
+      prefixAdvertisements: [
+        { cidr: '192.168.0.0/16', communities: ['bgp-comm-standard', '5663:12', 'bgp-comm-large'] },
+        { cidr: 'fd00:96::/112', communities: ['bgp-comm-large', 'bgp-comm-large'] },
+      ],
+    },
+  });
+
+  it('a block inside the cidr gets every named and inline community, as Calico’s bird.cfg for that case', () => {
+    expect(prefixCommunities(parsePrefix('192.168.221.64/26'), [calicoCase()])).toEqual({
+      communities: [100 * 65536 + 6532, 5663 * 65536 + 12],
+      largeCommunities: [100, 555, 107],
+    });
+  });
+
+  it('the cidr itself matches (net ~ cidr is equal or more specific); a prefix outside gets none', () => {
+    expect(prefixCommunities(parsePrefix('192.168.0.0/16'), [calicoCase()]).communities).toHaveLength(2);
+    expect(prefixCommunities(parsePrefix('10.0.0.0/26'), [calicoCase()])).toEqual({});
+    expect(prefixCommunities(parsePrefix('192.0.0.0/8'), [calicoCase()])).toEqual({});
+  });
+
+  it('several matching advertisements add in order, each value once; only the default BGPConfiguration counts', () => {
+    const config = calicoCase();
+    const twice: Resource<'BGPConfiguration'> = { ...config, spec: { ...config.spec, prefixAdvertisements: [...config.spec.prefixAdvertisements!, { cidr: '192.168.221.0/24', communities: ['100:6532', '1:2'] }] } };
+    expect(prefixCommunities(parsePrefix('192.168.221.64/26'), [twice]).communities).toEqual([100 * 65536 + 6532, 5663 * 65536 + 12, 65538]);
+    expect(prefixCommunities(parsePrefix('192.168.221.64/26'), [{ ...config, metadata: { name: 'node.kube-master' } }])).toEqual({});
   });
 });
