@@ -1,4 +1,4 @@
-# The tortie image: the `tortie` command on Node.js 20, with iproute2 (the agent programs routes and tunl0
+# The tortie image: the `tortie` command on Node.js 24 (LTS), with iproute2 (the agent programs routes and tunl0
 # with `ip`) and nftables. The DaemonSets in manifests/ run it as `tortie node run` (the agent) and
 # `tortie cni install` (the CNI plugin's installer, an init container).
 #
@@ -15,7 +15,14 @@
 # every module the CLI can load is in a directory copied here, and every package it imports is a
 # production dependency (npm ci --omit=dev installs nothing else).
 
-FROM node:20-bookworm-slim
+# The base, pinned to one Node release (the same as scripts/node-runtime.sh installs for the tests;
+# test/unit/runtime.test.ts checks that they agree). To pin it by digest as well, look the tag's digest up
+# and append it, e.g. node:24.22.3-bookworm-slim@sha256:<64 hex>:
+#   docker buildx imagetools inspect node:24.22.3-bookworm-slim --format '{{json .Manifest.Digest}}'
+# Bump: a new 24.x in scripts/node-runtime.sh and here (a new digest too), then rebuild. README.md,
+# "Runtime and dependencies", says more. Another base for one build: --build-arg NODE_IMAGE=...
+ARG NODE_IMAGE=node:24.22.3-bookworm-slim
+FROM ${NODE_IMAGE}
 
 # iproute2: `ip route`, `ip link` (tunl0, cali* interfaces); nftables: `nft`. Nothing else from apt.
 RUN apt-get update \

@@ -12,6 +12,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/install-deps.sh
+nodebin="$(bash scripts/node-runtime.sh)" # Node 24 in .tools/node24, first on PATH
+export PATH="$nodebin:$PATH" npm_config_nodedir="${nodebin%/bin}"
 bash scripts/npm-deps.sh
 npm run --silent build
 

@@ -11,6 +11,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/install-deps.sh
+nodebin="$(bash scripts/node-runtime.sh)" # Node 24 in .tools/node24, first on PATH (the agents run on it too)
+export PATH="$nodebin:$PATH" npm_config_nodedir="${nodebin%/bin}"
 bash scripts/npm-deps.sh
 npm run --silent build
 

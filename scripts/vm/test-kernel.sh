@@ -17,9 +17,12 @@ if [ ! -x /usr/bin/etcd ]; then
   echo "test-kernel: installing etcd-server (Debian)" >&2
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends etcd-server) >&2
 fi
+# The checks, and the agents and CNI plugin they start (process.execPath), run on tortie's Node 24: the VM's
+# root is this machine's /, so .tools/node24 is there at the same path.
+node="$(bash scripts/node-runtime.sh)/node"
 begun=$(date +%s.%N)
 status=0
 export TORTIE_LAB_SLOWDOWN=${TORTIE_LAB_SLOWDOWN:-10}
-VM_TIMEOUT=${VM_TIMEOUT:-2400} VM_MEM=${VM_MEM:-2048} scripts/vm/run -e TORTIE_KERNEL_ONLY -e TORTIE_LOG_LEVEL -e TORTIE_LAB_SLOWDOWN "node $checks" || status=$?
+VM_TIMEOUT=${VM_TIMEOUT:-2400} VM_MEM=${VM_MEM:-2048} scripts/vm/run -e TORTIE_KERNEL_ONLY -e TORTIE_LOG_LEVEL -e TORTIE_LAB_SLOWDOWN "$node $checks" || status=$?
 awk -v b="$begun" -v e="$(date +%s.%N)" -v s="$status" 'BEGIN { printf "test-kernel: VM run %.1f s wall, exit %d\n", e - b, s }'
 exit "$status"

@@ -790,8 +790,11 @@ describe('the Dockerfile', () => {
   const copiedDist = copies.map((parts) => parts[0]!).filter((src) => src.startsWith('dist/')).map((src) => src.replace(/\/$/, ''));
   const runs = dockerfile('RUN').map((r) => r.text).join('\n');
 
-  it('Node 20 slim, iproute2 and nftables, production dependencies from the lockfile', () => {
-    expect(dockerfile('FROM').map((f) => f.text)).toEqual([expect.stringMatching(/^node:20[-.\w]*slim$/)]);
+  it('Node 24 slim (one exact release, by tag or tag@digest), iproute2 and nftables, production dependencies from the lockfile', () => {
+    // FROM ${NODE_IMAGE}: the ARG's default is the base (a build may override it with --build-arg).
+    const args = new Map(dockerfile('ARG').map((a) => a.text.split('=', 2) as [string, string]));
+    const from = dockerfile('FROM').map((f) => f.text.replace(/^\$\{(\w+)\}$/, (_all, name: string) => args.get(name) ?? `(no ARG ${name})`));
+    expect(from).toEqual([expect.stringMatching(/^node:24\.\d+\.\d+-[a-z]+-slim(@sha256:[0-9a-f]{64})?$/)]);
     expect(runs).toMatch(/apt-get install[^\n]*\biproute2\b/);
     expect(runs).toMatch(/apt-get install[^\n]*\bnftables\b/);
     expect(copies).toContainEqual(['package.json', 'package-lock.json', './']);
