@@ -10,9 +10,9 @@
 import { parseAllDocuments, Scalar, visit } from 'yaml';
 import { kindOf, KIND_INFO } from './kinds.js';
 import { ResourceError, show, type Problem } from './problems.js';
-import { checkShape, SPEC_SHAPES } from './schema.js';
+import { calicoctlStrings, checkShape, SPEC_SHAPES, type Shape } from './schema.js';
 import { API_VERSION, apiVersionOf, KINDS, type AnyResource, type ObjectMeta } from './types.js';
-import { goString, resolvePlainScalar } from './yaml11.js';
+import { resolvePlainScalar } from './yaml11.js';
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -43,8 +43,27 @@ export function parseDocuments(text: string, source: string): unknown[] {
     });
     const value: unknown = doc.toJS({ maxAliasCount: 100 });
     if (value === null || value === undefined) return;
-    out.push(...flattenList(value));
+    out.push(...flattenList(value).map(calicoctlDocument));
   });
+  return out;
+}
+
+const METADATA_STRINGS: Shape = {
+  type: 'object',
+  fields: { name: { type: 'string' }, namespace: { type: 'string' }, labels: { type: 'map', values: { type: 'string' } }, annotations: { type: 'map', values: { type: 'string' } } },
+};
+
+/**
+ * A document read from text gets what calicoctl's YAML → JSON step gives it (./yaml11.ts): booleans and
+ * numbers in its string fields (metadata and spec) become Go's formatting. Objects that do not come from
+ * text (datastore values, the API server's JSON) skip this and are judged strictly by toResource.
+ */
+function calicoctlDocument(doc: unknown): unknown {
+  if (!isPlainObject(doc)) return doc;
+  const kind = kindOf(doc.kind);
+  const out: Record<string, unknown> = { ...doc };
+  if (isPlainObject(doc.metadata)) out.metadata = calicoctlStrings(doc.metadata, METADATA_STRINGS);
+  if (kind !== null && doc.spec !== undefined) out.spec = calicoctlStrings(doc.spec, SPEC_SHAPES[kind]);
   return out;
 }
 
@@ -75,7 +94,7 @@ export function toResource(doc: unknown, index: number): AnyResource {
   const problems: Problem[] = [];
   const kind = kindOf(doc.kind);
   const meta = isPlainObject(doc.metadata) ? doc.metadata : null;
-  const name = meta !== null ? nameOf(meta.name) : '';
+  const name = meta !== null && typeof meta.name === 'string' ? meta.name : '';
   const label = `${kind ?? (typeof doc.kind === 'string' ? doc.kind : 'document')}/${KIND_INFO[kind ?? 'IPPool'].namespaced && typeof meta?.namespace === 'string' ? `${meta.namespace}/` : ''}${name || '(no name)'}`;
 
   const apiVersion = kind === null ? API_VERSION : apiVersionOf(kind);
@@ -100,12 +119,6 @@ export function toResource(doc: unknown, index: number): AnyResource {
   return { apiVersion, kind, metadata, spec } as AnyResource;
 }
 
-/** metadata.name as Calico stores it: a string, or a YAML number/boolean as Go formats it (./yaml11.ts); else ''. */
-function nameOf(value: unknown): string {
-  if (typeof value === 'string') return value;
-  return typeof value === 'number' || typeof value === 'boolean' ? goString(value) : '';
-}
-
 function readMetadata(meta: Record<string, unknown>, problems: Problem[]): ObjectMeta {
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(meta)) {
@@ -117,7 +130,7 @@ function readMetadata(meta: Record<string, unknown>, problems: Problem[]): Objec
       out[key] = checkShape(value, { type: 'map', values: { type: 'string' } }, path, problems);
     } else if (key === 'name') {
       // Checked by the caller, which reports a missing or non-string name once.
-      if (nameOf(value) !== '') out[key] = nameOf(value);
+      if (typeof value === 'string') out[key] = value;
     } else if (key === 'resourceVersion' && typeof value === 'number') {
       out[key] = String(value);
     } else {

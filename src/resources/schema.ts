@@ -124,11 +124,6 @@ export const SPEC_SHAPES: Readonly<Record<Kind, Shape>> = {
 
 const NULLABLE: ReadonlySet<Shape['type']> = new Set(['nullableString', 'nullableInteger', 'nullableMap']);
 
-/** A boolean or finite-or-not number: what a YAML scalar became that Calico would store as a string. */
-function isGoScalar(value: unknown): value is boolean | number {
-  return typeof value === 'boolean' || typeof value === 'number';
-}
-
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
@@ -148,17 +143,40 @@ export function parseAsNumber(value: unknown): number | null {
  * Checks `value` against `shape`, pushing one Problem per unknown field or wrong type, and returns the
  * value normalized (AS number strings become numbers). Values that are wrong are returned unchanged.
  */
+/**
+ * What calicoctl's YAML → JSON step does to a document read from text (./yaml11.ts): a boolean or number
+ * where the shape wants a string (or an enum) becomes Go's formatting of it. Other values are left for
+ * checkShape to judge. Pure: returns a new value.
+ */
+export function calicoctlStrings(value: unknown, shape: Shape): unknown {
+  switch (shape.type) {
+    case 'string':
+    case 'nullableString':
+    case 'enum':
+      return typeof value === 'boolean' || typeof value === 'number' ? goString(value) : value;
+    case 'array':
+      return Array.isArray(value) ? value.map((item) => calicoctlStrings(item, shape.items)) : value;
+    case 'map':
+    case 'nullableMap':
+      return isPlainObject(value) ? Object.fromEntries(Object.entries(value).map(([k, v]) => [k, calicoctlStrings(v, shape.values)])) : value;
+    case 'object':
+      if (!isPlainObject(value)) return value;
+      return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, Object.hasOwn(shape.fields, k) ? calicoctlStrings(v, shape.fields[k]!) : v]));
+    default:
+      return value;
+  }
+}
+
 export function checkShape(value: unknown, shape: Shape, path: string, problems: Problem[]): unknown {
   const wrong = (expected: string): unknown => {
     problems.push({ path, value, message: `${show(value)} is not ${expected}` });
     return value;
   };
   switch (shape.type) {
-    // A string field that got a YAML boolean or number holds what Calico stores: Go's formatting (./yaml11.ts).
     case 'string':
-      return typeof value === 'string' ? value : isGoScalar(value) ? goString(value) : wrong('a string');
+      return typeof value === 'string' ? value : wrong('a string');
     case 'nullableString':
-      return value === null || typeof value === 'string' ? value : isGoScalar(value) ? goString(value) : wrong('a string or null');
+      return value === null || typeof value === 'string' ? value : wrong('a string or null');
     case 'integer':
       return Number.isSafeInteger(value) ? value : wrong('an integer');
     case 'nullableInteger':
@@ -173,10 +191,8 @@ export function checkShape(value: unknown, shape: Shape, path: string, problems:
       if (typeof value === 'number') return wrong('an AS number (write asdot in quotes, like "1.10")');
       return wrong('an AS number (like 64512 or asdot "1.10")');
     }
-    case 'enum': {
-      const text = isGoScalar(value) ? goString(value) : value;
-      return typeof text === 'string' && shape.values.includes(text) ? text : wrong(`one of ${shape.values.join(', ')}`);
-    }
+    case 'enum':
+      return typeof value === 'string' && shape.values.includes(value) ? value : wrong(`one of ${shape.values.join(', ')}`);
     case 'array':
       if (!Array.isArray(value)) return wrong('a list');
       return value.map((item, i) => checkShape(item, shape.items, `${path}[${i}]`, problems));

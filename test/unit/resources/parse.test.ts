@@ -68,9 +68,9 @@ describe('toResource', () => {
   });
 
   it('refuses wrong types with the path and the value', () => {
-    const e = refusal({ apiVersion: 'projectcalico.org/v3', kind: 'IPPool', metadata: { name: 'a', labels: { on: [true] } }, spec: { cidr: '10.1.0.0/16', blockSize: '26', natOutgoing: 'yes', ipipMode: 'always' } });
+    const e = refusal({ apiVersion: 'projectcalico.org/v3', kind: 'IPPool', metadata: { name: 'a', labels: { on: true } }, spec: { cidr: '10.1.0.0/16', blockSize: '26', natOutgoing: 'yes', ipipMode: 'always' } });
     expect(e.problems).toEqual([
-      { path: 'metadata.labels.on', value: [true], message: '[true] is not a string' },
+      { path: 'metadata.labels.on', value: true, message: 'true is not a string' },
       { path: 'spec.blockSize', value: '26', message: '"26" is not an integer' },
       { path: 'spec.ipipMode', value: 'always', message: '"always" is not one of Never, Always, CrossSubnet' },
       { path: 'spec.natOutgoing', value: 'yes', message: '"yes" is not true or false' },
@@ -81,8 +81,8 @@ describe('toResource', () => {
     expect(refusal('just text').message).toBe('document 1 (document): expected a map with apiVersion, kind, metadata and spec, found "just text"');
     expect(refusal({ apiVersion: 'projectcalico.org/v3', kind: 'IPPool', spec: {} }).problems.map((p) => p.path)).toEqual(['metadata']);
     expect(refusal({ apiVersion: 'projectcalico.org/v3', kind: 'IPPool', metadata: {}, spec: {} }).problems.map((p) => p.path)).toEqual(['metadata.name']);
-    expect(refusal({ apiVersion: 'projectcalico.org/v3', kind: 'IPPool', metadata: { name: [5] }, spec: { cidr: '10.1.0.0/16' } }).problems).toEqual([
-      { path: 'metadata.name', value: [5], message: '[5] is not a name: metadata.name is required (a non-empty string)' },
+    expect(refusal({ apiVersion: 'projectcalico.org/v3', kind: 'IPPool', metadata: { name: 5 }, spec: { cidr: '10.1.0.0/16' } }).problems).toEqual([
+      { path: 'metadata.name', value: 5, message: '5 is not a name: metadata.name is required (a non-empty string)' },
     ]);
   });
 
