@@ -9,7 +9,7 @@
 // programs the harness names by path (the BGP daemons, etcd). Each found program must be in tortie's table
 // (felix/programs.ts) or the tests' table below, and its package in install-deps.sh's `want` list.
 
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { PROGRAMS, findProgram, missingProgramInStderr, missingProgramMessage, missingPrograms } from '../../felix/programs.js';
@@ -19,7 +19,7 @@ import { ETCD_BINARY } from '../harness/etcd.js';
 const ROOT = join(import.meta.dirname, '..', '..');
 
 /** Programs only the tests (and the VM runner's host side) start, with the package of each. */
-const TEST_PROGRAMS: Readonly<Record<string, { debian: string; base?: boolean }>> = {
+const TEST_PROGRAMS: Readonly<Record<string, { debian: string; base?: boolean; script?: string }>> = {
   tcpdump: { debian: 'tcpdump' },
   openssl: { debian: 'openssl' },
   python3: { debian: 'python3-minimal' },
@@ -28,6 +28,9 @@ const TEST_PROGRAMS: Readonly<Record<string, { debian: string; base?: boolean }>
   gobgp: { debian: 'gobgpd' },
   exabgp: { debian: 'exabgp' },
   // BIRD 1.6 is the `bird` package; BIRD 2 is unpacked beside it (both are named `bird`/`birdc`).
+  // tortie's own Node (scripts/node-runtime.sh installs it from the npm registry, not Debian).
+  node: { debian: 'none: the npm registry’s node-linux-<cpu>', script: 'scripts/node-runtime.sh' },
+  npm: { debian: 'none: comes with that Node', script: 'scripts/node-runtime.sh' },
   uname: { debian: 'coreutils', base: true },
   cat: { debian: 'coreutils', base: true },
   env: { debian: 'coreutils', base: true },
@@ -42,6 +45,11 @@ function installedByScript(): Set<string> {
   const packages = new Set(want[1]!.split(/\s+/).filter((p) => p !== ''));
   if (/apt-get download -qq bird2/.test(script) && /dpkg-deb -x/.test(script)) packages.add('bird2');
   return packages;
+}
+
+/** A program a script of the project installs itself (tortie's Node: scripts/node-runtime.sh), when that script is there. */
+function installedByOwnScript(entry: { script?: string }): boolean {
+  return entry.script !== undefined && existsSync(join(ROOT, entry.script));
 }
 
 /** `bird2 (unpacked ...)` → `bird2`. */
@@ -111,7 +119,7 @@ function scanPrograms(): Map<string, Set<string>> {
   return found;
 }
 
-function entryOf(program: string): { debian: string; base?: boolean } | undefined {
+function entryOf(program: string): { debian: string; base?: boolean; script?: string } | undefined {
   if (Object.hasOwn(PROGRAMS, program)) return PROGRAMS[program];
   if (Object.hasOwn(TEST_PROGRAMS, program)) return TEST_PROGRAMS[program];
   return undefined;
@@ -136,7 +144,7 @@ describe('every program the code and the tests start is installed by scripts/ins
   it('the package of each found program is in install-deps.sh’s want list, or is Debian base system', () => {
     const notInstalled = [...found]
       .map(([program]) => [program, entryOf(program)] as const)
-      .filter(([, entry]) => entry !== undefined && entry.base !== true && !installed.has(packageName(entry.debian)))
+      .filter(([, entry]) => entry !== undefined && entry.base !== true && !installedByOwnScript(entry) && !installed.has(packageName(entry.debian)))
       .map(([program, entry]) => `${program} (Debian: ${entry!.debian})`);
     expect(notInstalled, 'scripts/install-deps.sh must install these').toEqual([]);
   });
@@ -145,7 +153,7 @@ describe('every program the code and the tests start is installed by scripts/ins
     const without = new Set([...installed].filter((p) => p !== 'iputils-ping'));
     const notInstalled = [...found].filter(([program]) => {
       const entry = entryOf(program);
-      return entry !== undefined && entry.base !== true && !without.has(packageName(entry.debian));
+      return entry !== undefined && entry.base !== true && !installedByOwnScript(entry) && !without.has(packageName(entry.debian));
     });
     expect(notInstalled.map(([program]) => program)).toEqual(['ping']);
   });
