@@ -90,6 +90,8 @@ const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'
 
 /** Calico's logSeverityScreen values → pino levels. */
 export const SEVERITY_TO_LEVEL: Readonly<Record<string, string>> = {
+  // Calico's Trace is more than Debug (BIRD's `debug all`): pino's trace level (it ran at info before).
+  trace: 'trace',
   debug: 'debug',
   info: 'info',
   warning: 'warn',

@@ -156,6 +156,7 @@ describe('levelOfSeverity', () => {
   it("maps Calico's logSeverityScreen to pino levels", () => {
     expect(levelOfSeverity('Warning')).toBe('warn');
     expect(levelOfSeverity('Debug')).toBe('debug');
+    expect(levelOfSeverity('Trace')).toBe('trace');
     expect(levelOfSeverity(undefined)).toBe('info');
     expect(levelOfSeverity('bogus')).toBe('info');
   });
