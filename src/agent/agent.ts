@@ -36,7 +36,7 @@ import { PolicyDataplane } from '../../felix/policy-dataplane.js';
 import { PolicyEnforcer } from '../policy/enforcer.js';
 import { AlreadyExistsError, ConflictError, type Datastore } from '../datastore/types.js';
 import { Ipam, ipipTunnelHandle } from '../ipam/index.js';
-import { applyDefaults, parseSelector, API_VERSION, BGP_DEFAULTS, type Resource } from '../resources/index.js';
+import { applyDefaults, notInEffect, parseSelector, API_VERSION, BGP_DEFAULTS, type AnyResource, type Resource } from '../resources/index.js';
 import type { Logger } from '../log.js';
 import { affineBlocks, calicoExportFilter, originatedPrefixes, prefixCommunities } from './advertise.js';
 import { autodetectIpv4, interfaceAddresses, prefixLengthOf, type InterfaceAddress } from './autodetect.js';
@@ -410,11 +410,21 @@ export class Agent {
       ...(policy !== undefined ? { policy } : {}),
       warnings: [
         ...this.warnings,
+        ...this.notInEffectWarnings(),
         ...(plan?.warnings ?? []),
         ...(dataplane?.warnings ?? []),
         ...(policy?.lastError ? [`network policy: writing nftables table inet tortie-filter failed, retrying: ${policy.lastError}`] : []),
       ],
     };
+  }
+
+  /** Fields of the configuration this agent reads that are stored but change nothing yet (resources/effect.ts). */
+  private notInEffectWarnings(): string[] {
+    const cache = this.cache;
+    if (!cache) return [];
+    const own = cache.list('Node').filter((n) => n.metadata.name === this.config.nodeName);
+    const resources = [...cache.list('IPPool'), ...cache.list('BGPConfiguration'), ...cache.list('BGPPeer'), ...own];
+    return resources.flatMap((r) => notInEffect(r as AnyResource));
   }
 
   /** The Loc-RIB's best routes; during a graceful Speaker swap, plus the retained ones not yet re-learned. */

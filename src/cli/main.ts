@@ -63,6 +63,7 @@ async function main(argv: string[]): Promise<number> {
     return runResourceCommand(parsed, {
       out: (text) => process.stdout.write(text),
       readInput: readInput,
+      warn: (text: string) => process.stderr.write(text),
       openDatastore: () => openConfiguredDatastore(parsed.config),
     });
   }

@@ -11,6 +11,7 @@
 // Deleting a Node or an IPPool also releases its IPAM state, a Node its own BGP configuration too
 // (./delete-ipam.ts says what, and what refuses).
 
+import { notInEffect } from '../resources/effect.js';
 import { parseArgs } from 'node:util';
 import { stringify as toYaml } from 'yaml';
 import { UsageError } from './speaker-args.js';
@@ -43,6 +44,8 @@ export type ResourceArgs =
 /** What the commands need from the outside world; main.ts gives the real ones, tests fakes. */
 export interface CommandContext {
   out(text: string): void;
+  /** Warnings (a field stored but not in effect): standard error; `out` when absent. */
+  warn?(text: string): void;
   /** Reads FILE, or standard input for "-". */
   readInput(file: string): Promise<string>;
   openDatastore(): Promise<Datastore>;
@@ -408,6 +411,10 @@ async function runWrite(ds: Datastore, verb: WriteVerb, input: InputResource[], 
     written++;
   }
   if (done.length > 0) ctx.out(summary(verb, done));
+  // No silent no-op: a field accepted for compatibility that changes nothing yet is named (./effect.ts).
+  if (verb !== 'delete') {
+    for (const line of done.flatMap((r) => notInEffect(r))) (ctx.warn ?? ctx.out)(`Warning: ${line}\n`);
+  }
   return 0;
 }
 

@@ -9,5 +9,6 @@ export { ResourceError, formatProblem, type Problem } from './problems.js';
 export { resolveKind, resourceKey, KIND_INFO, type KindInfo } from './kinds.js';
 export { parseSelector, SelectorSyntaxError, type Selector } from './selector.js';
 export { parseAsNumber } from './schema.js';
+export { notInEffect, NOT_IN_EFFECT, type NotInEffect } from './effect.js';
 export { parseCidr, cidrsOverlap, type Cidr } from './cidr.js';
 export * from './types.js';

@@ -235,3 +235,39 @@ describe('Agent readiness (Calico BIRD rules)', () => {
     expect(agent.readiness()).toEqual({ ready: false, reason: 'no BGP session is established (2 configured)' });
   });
 });
+
+describe('Agent: BGPConfiguration fields that shape what is sent and logged', () => {
+  it('prefixAdvertisements put their communities on the originated blocks; a change of them reaches setOriginated', async () => {
+    const ds = new MemoryDatastore();
+    await ds.create(res('IPPool', 'mine', { cidr: '10.9.0.0/16', ipipMode: 'Never' }));
+    const { agent, last } = makeAgent({ IP: '198.18.0.11/24' }, ds);
+    await agent.start();
+    expect(last().originated[0]?.attrs.communities).toBeUndefined();
+    await ds.create(res('BGPConfiguration', 'default', { communities: [{ name: 'site', value: '65001:7' }], prefixAdvertisements: [{ cidr: '10.9.0.0/16', communities: ['site', '65001:1:2'] }] }));
+    await until(() => last().originated[0]?.attrs.communities?.[0] === 65001 * 65536 + 7, 'communities on the originated block');
+    expect(last().originated[0]?.attrs.largeCommunities).toEqual([65001, 1, 2]);
+  });
+
+  it('logSeverityScreen sets the log level (Trace is trace, not info); the node-specific configuration wins', async () => {
+    const ds = new MemoryDatastore();
+    await ds.create(res('BGPConfiguration', 'default', { logSeverityScreen: 'Trace' }));
+    const logger = pino({ level: 'info' });
+    const config = parseAgentConfig({ NODENAME: 'node-1', IP: '198.18.0.11/24', TORTIE_DATAPLANE: 'none', TORTIE_HEALTH_PORT: '0' }, 'unused');
+    const agent = new Agent(config, { datastore: ds, logger, createSpeaker: (c) => new FakeSpeaker(c) as unknown as SpeakerLike, interfaces: () => INTERFACES, serveControl: null, startHealth: null, coalesceMs: 1, version: 'test' });
+    running.push(agent);
+    logger.level = 'silent'; // nothing printed: the agent sets its own child's level below
+    await agent.start();
+    const levelOf = (): string => (agent as unknown as { log: { level: string } }).log.level;
+    await until(() => levelOf() === 'trace', 'log level trace');
+    await ds.create(res('BGPConfiguration', 'node.node-1', { logSeverityScreen: 'Error' }));
+    await until(() => levelOf() === 'error', 'log level error from node.node-1');
+  });
+
+  it('a field stored but not in effect is named in node status', async () => {
+    const ds = new MemoryDatastore();
+    await ds.create(res('BGPConfiguration', 'default', { serviceClusterIPs: [{ cidr: '10.96.0.0/12' }] }));
+    const { agent } = makeAgent({ IP: '198.18.0.11/24' }, ds);
+    await agent.start();
+    expect(agent.status().warnings).toContain('BGPConfiguration/default: spec.serviceClusterIPs is stored but not in effect in tortie: service IP advertisement is not implemented yet: no route is advertised for it');
+  });
+});

@@ -1,0 +1,51 @@
+// Fields tortie accepts (so users' Calico YAML applies unchanged) but that change nothing yet: one table,
+// so no field is a silent no-op. `tortie apply` prints a warning for each such field a resource sets, and
+// the node agent lists them in `tortie node status`. test/unit/resources/effect.test.ts walks every field
+// of the schema (./schema.ts) and fails for one that is neither here nor has a named test of its effect.
+//
+// A row leaves this table in the change that makes the field work, together with its effect test.
+
+import type { AnyResource, Kind } from './types.js';
+
+export interface NotInEffect {
+  readonly kind: Kind;
+  /** The field, as the schema walk names it: `spec.serviceClusterIPs`, `spec.bgp.ipv6Address`. */
+  readonly path: string;
+  /** Why, and what the user gets instead. */
+  readonly reason: string;
+}
+
+export const NOT_IN_EFFECT: readonly NotInEffect[] = [
+  { kind: 'BGPConfiguration', path: 'spec.serviceClusterIPs', reason: 'service IP advertisement is not implemented yet: no route is advertised for it' },
+  { kind: 'BGPConfiguration', path: 'spec.serviceExternalIPs', reason: 'service IP advertisement is not implemented yet: no route is advertised for it' },
+  { kind: 'BGPConfiguration', path: 'spec.serviceLoadBalancerIPs', reason: 'service IP advertisement is not implemented yet: no route is advertised for it' },
+  { kind: 'BGPConfiguration', path: 'spec.ignoredInterfaces', reason: 'IP autodetection and felix do not read it yet: every interface is considered' },
+  { kind: 'BGPPeer', path: 'spec.filters', reason: 'BGPFilter is not implemented yet: the peer gets no filter beyond Calico’s default export rules' },
+  { kind: 'BGPPeer', path: 'spec.password', reason: 'TCP-MD5 is not implemented yet: the session is not signed, and a router that requires a password will not accept it' },
+  { kind: 'BGPConfiguration', path: 'spec.nodeMeshPassword', reason: 'TCP-MD5 is not implemented yet: mesh sessions are not signed' },
+  { kind: 'Node', path: 'spec.orchRefs', reason: 'informational: tortie matches a Node to its Kubernetes node by name' },
+];
+
+/** A field counts as set when present and not an empty list, map or string. */
+function isSet(value: unknown): boolean {
+  if (value === undefined || value === null || value === '') return false;
+  if (Array.isArray(value)) return value.length > 0;
+  if (typeof value === 'object') return Object.keys(value).length > 0;
+  return true;
+}
+
+function valueAt(resource: AnyResource, path: string): unknown {
+  let value: unknown = resource;
+  for (const part of path.split('.')) {
+    if (typeof value !== 'object' || value === null) return undefined;
+    value = (value as Record<string, unknown>)[part];
+  }
+  return value;
+}
+
+/** The not-in-effect fields `resource` sets, each as `Kind/name: spec.x is stored but not in effect: why`. */
+export function notInEffect(resource: AnyResource): string[] {
+  return NOT_IN_EFFECT.filter((row) => row.kind === resource.kind && isSet(valueAt(resource, row.path))).map(
+    (row) => `${resource.kind}/${resource.metadata.name}: ${row.path} is stored but not in effect in tortie: ${row.reason}`,
+  );
+}
