@@ -41,7 +41,7 @@ import type { Logger } from '../log.js';
 import { affineBlocks, calicoExportFilter, originatedPrefixes, prefixCommunities } from './advertise.js';
 import { autodetectIpv4, interfaceAddresses, prefixLengthOf, type InterfaceAddress } from './autodetect.js';
 import { ResourceCache } from './cache.js';
-import { levelOfSeverity, parseAgentConfig, type AgentConfig } from './config.js';
+import { levelOfSeverity, parseAgentConfig, routerIdFor, type AgentConfig } from './config.js';
 import { AgentMetrics } from './metrics.js';
 import { planPeers } from './planner.js';
 import { peerRow } from './status-format.js';
@@ -395,7 +395,7 @@ export class Agent {
       startedAt: new Date(this.startedAt).toISOString(),
       ipv4Address: this.ip ? `${this.ip.address}/${this.ip.prefixLength}` : null,
       asNumber: plan?.localAsNumber ?? this.config.asNumber ?? BGP_DEFAULTS.asNumber,
-      routerId: plan?.routerId ?? null,
+      routerId: this.identity?.routerId ?? plan?.routerId ?? null,
       clusterId: plan?.clusterId ?? null,
       datastore: {
         type: this.ds.type,
@@ -686,7 +686,8 @@ export class Agent {
       for (const w of plan.warnings) if (!this.plan?.warnings.includes(w)) this.log.warn({ warning: w }, 'peering plan');
     }
     const identity: SpeakerIdentity = {
-      routerId: plan.routerId,
+      // CALICO_ROUTER_ID (hash or an address) over the node's IPv4 address, as calico-node does.
+      routerId: routerIdFor(this.config.routerId, this.config.nodeName, plan.routerId),
       localAs: plan.localAsNumber,
       listenAddress: plan.bindAddress ?? '0.0.0.0',
       listenPort: plan.listenPort,

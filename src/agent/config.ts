@@ -12,6 +12,7 @@
 // TORTIE_TUNL0_STANDIN=manage lets a non-IPIP device named tunl0 stand in for the tunnel (tests on
 // kernels without IPIP: routes get their real shape, nothing is encapsulated); default refuse.
 
+import { createHash } from 'node:crypto';
 import { parsePrefix, tryParseIpv4 } from '../../bgp/ip.js';
 import { parseAsNumber } from '../resources/index.js';
 import type { EncapMode } from '../resources/types.js';
@@ -67,6 +68,8 @@ export interface AgentConfig {
   logLevel?: string;
   /** FELIX_IPINIPMTU; undefined = auto (host MTU − 20). */
   ipipMtu?: number;
+  /** CALICO_ROUTER_ID: `hash` (from the node name) or an IPv4 address; undefined = the node's IPv4 address. */
+  routerId?: 'hash' | string;
 }
 
 /** Calico's defaults for the pool calico-node creates at first start. */
@@ -277,6 +280,14 @@ export function parseAgentConfig(env: Env, hostname: string): AgentConfig {
     else problems.push(`TORTIE_LOG_LEVEL="${levelRaw}" is not one of ${LOG_LEVELS.join(', ')}`);
   }
   const ipipMtu = parseInteger(env, 'FELIX_IPINIPMTU', 0, 65535, problems);
+  const routerIdRaw = (env.CALICO_ROUTER_ID ?? '').trim();
+  let routerId: string | undefined;
+  if (routerIdRaw === 'hash') routerId = 'hash';
+  else if (routerIdRaw !== '') {
+    const address = tryParseIpv4(routerIdRaw);
+    if (address === null || address === 0) problems.push(`CALICO_ROUTER_ID="${routerIdRaw}" is neither "hash" nor a non-zero IPv4 address (a BGP identifier, RFC 6286)`);
+    else routerId = routerIdRaw;
+  }
   if (problems.length > 0) throw new AgentConfigError(problems);
   return {
     nodeName,
@@ -291,7 +302,21 @@ export function parseAgentConfig(env: Env, hostname: string): AgentConfig {
     healthPort,
     ...(logLevel !== undefined ? { logLevel } : {}),
     ...(ipipMtu !== undefined && ipipMtu !== 0 ? { ipipMtu } : {}),
+    ...(routerId !== undefined ? { routerId } : {}),
   };
+}
+
+/**
+ * The BGP identifier as calico-node chooses it: CALICO_ROUTER_ID=hash → the first four bytes of
+ * sha256(node name) as an address, the first byte less 32 when above 223 (no multicast or reserved id);
+ * an address → that address; unset → the node's IPv4 address.
+ */
+export function routerIdFor(setting: AgentConfig['routerId'], nodeName: string, nodeIp: string): string {
+  if (setting === undefined) return nodeIp;
+  if (setting !== 'hash') return setting;
+  const bytes = createHash('sha256').update(nodeName).digest();
+  const first = bytes[0]! > 223 ? bytes[0]! - 32 : bytes[0]!;
+  return `${first}.${bytes[1]}.${bytes[2]}.${bytes[3]}`;
 }
 
 /** Calico's logSeverityScreen as a pino level (unknown values → info). */

@@ -1,7 +1,7 @@
 // parseAgentConfig: Calico's variable names and defaults, and refusals that name the variable and value.
 
 import { describe, expect, it } from 'vitest';
-import { AgentConfigError, DEFAULT_POOL, levelOfSeverity, parseAgentConfig, parseAutodetectMethod } from '../../../src/agent/config.js';
+import { AgentConfigError, DEFAULT_POOL, levelOfSeverity, parseAgentConfig, parseAutodetectMethod, routerIdFor } from '../../../src/agent/config.js';
 import { DEFAULT_CTL_SOCKET, DEFAULT_HEALTH_PORT } from '../../../src/agent/types.js';
 
 const BASE = { TORTIE_DATAPLANE: 'none' };
@@ -159,5 +159,24 @@ describe('levelOfSeverity', () => {
     expect(levelOfSeverity('Trace')).toBe('trace');
     expect(levelOfSeverity(undefined)).toBe('info');
     expect(levelOfSeverity('bogus')).toBe('info');
+  });
+});
+
+describe('CALICO_ROUTER_ID', () => {
+  it('hash: the first four bytes of sha256(node name), a first byte over 223 less 32 (as calico-node)', () => {
+    // sha256("kube-master") = 194fd408…, sha256("node-18") = f5c28be3… (sha256sum)
+    expect(routerIdFor('hash', 'kube-master', '10.0.0.1')).toBe('25.79.212.8');
+    expect(routerIdFor('hash', 'node-18', '10.0.0.1')).toBe('213.194.139.227');
+  });
+
+  it('an address is used as it is; unset is the node address', () => {
+    expect(routerIdFor('192.168.1.1', 'kube-master', '10.0.0.1')).toBe('192.168.1.1');
+    expect(routerIdFor(undefined, 'kube-master', '10.0.0.1')).toBe('10.0.0.1');
+  });
+
+  it('is read from the environment, and anything else is refused naming the value', () => {
+    expect(parseAgentConfig({ NODENAME: 'n', CALICO_ROUTER_ID: 'hash' }, 'x').routerId).toBe('hash');
+    expect(parseAgentConfig({ NODENAME: 'n', CALICO_ROUTER_ID: '192.168.1.1' }, 'x').routerId).toBe('192.168.1.1');
+    expect(() => parseAgentConfig({ NODENAME: 'n', CALICO_ROUTER_ID: 'fnv' }, 'x')).toThrow(/CALICO_ROUTER_ID="fnv" is neither "hash" nor a non-zero IPv4 address/);
   });
 });
