@@ -75,13 +75,42 @@ const SPECIAL_RANGES: ReadonlyArray<{ prefix: Prefix; reason: ImportRefusal }> =
   { prefix: parsePrefix('224.0.0.0/4'), reason: 'multicast' },
 ];
 
-/** One IPAM block as the rules see it. */
+/** One IPAM block as the rules see it. Never changed once built (contexts share them). */
 interface BlockView {
-  prefix: Prefix;
+  readonly prefix: Prefix;
   /** The node its affinity names; null = none. */
-  owner: string | null;
+  readonly owner: string | null;
   /** Borrowed addresses: allocations naming a node other than the owner (address → node). */
-  borrowed: Map<number, string>;
+  readonly borrowed: ReadonlyMap<number, string>;
+}
+
+/**
+ * The view of each IPAMBlock document, by the document's identity: the agent's cache hands out the same
+ * object until the block changes, so a context rebuilt after one pod's allocation reads one block, not all
+ * of them, and `importContextChanges` compares the others by identity.
+ */
+const viewsOfDocuments = new WeakMap<object, BlockView | null>();
+
+/** Each Node document's BGP address, by the document's identity (as `viewsOfDocuments`). */
+const addressesOfNodes = new WeakMap<object, number | null>();
+
+function blockViewOf(block: Resource<'IPAMBlock'>): BlockView | null {
+  const cached = viewsOfDocuments.get(block);
+  if (cached !== undefined) return cached;
+  const prefix = ipv4Prefix(block.spec.cidr);
+  let view: BlockView | null = null;
+  if (prefix !== null && block.spec.deleted !== true) {
+    const owner = block.spec.affinity?.startsWith('host:') ? block.spec.affinity.slice(5) : null;
+    const borrowed = new Map<number, string>();
+    block.spec.allocations.forEach((attr, ordinal) => {
+      if (attr === null) return;
+      const holder = allocationNode(block.spec, ordinal);
+      if (holder !== null && holder !== owner) borrowed.set(prefix.addr + ordinal, holder);
+    });
+    view = { prefix, owner, borrowed };
+  }
+  viewsOfDocuments.set(block, view);
+  return view;
 }
 
 /** What the rules judge by; built from the agent's cache by `buildImportContext`. */
@@ -183,21 +212,17 @@ export function buildImportContext(input: ImportContextInput): ImportContext {
   pools.sort((a, b) => b.prefix.len - a.prefix.len || a.prefix.addr - b.prefix.addr);
   const nodeAddresses = new Map<string, number>();
   for (const node of input.nodes) {
-    const address = hostAddress(node.spec.bgp?.ipv4Address);
+    let address = addressesOfNodes.get(node);
+    if (address === undefined) {
+      address = hostAddress(node.spec.bgp?.ipv4Address);
+      addressesOfNodes.set(node, address);
+    }
     if (address !== null) nodeAddresses.set(node.metadata.name, address);
   }
   const blocks = new Map<number, BlockView>();
   for (const block of input.blocks) {
-    const prefix = ipv4Prefix(block.spec.cidr);
-    if (prefix === null || block.spec.deleted === true) continue;
-    const owner = block.spec.affinity?.startsWith('host:') ? block.spec.affinity.slice(5) : null;
-    const borrowed = new Map<number, string>();
-    block.spec.allocations.forEach((attr, ordinal) => {
-      if (attr === null) return;
-      const holder = allocationNode(block.spec, ordinal);
-      if (holder !== null && holder !== owner) borrowed.set(prefix.addr + ordinal, holder);
-    });
-    blocks.set(prefixKey(prefix), { prefix, owner, borrowed });
+    const view = blockViewOf(block);
+    if (view !== null) blocks.set(prefixKey(view.prefix), view);
   }
   // A confirmed BlockAffinity names the owner of a block whose document has not arrived (or says none).
   for (const affinity of input.affinities) {
@@ -206,7 +231,7 @@ export function buildImportContext(input: ImportContextInput): ImportContext {
     const key = prefixKey(prefix);
     const view = blocks.get(key);
     if (view === undefined) blocks.set(key, { prefix, owner: affinity.spec.node, borrowed: new Map() });
-    else if (view.owner === null) view.owner = affinity.spec.node;
+    else if (view.owner === null) blocks.set(key, { ...view, owner: affinity.spec.node });
   }
   const controlPlane = [...new Set(input.controlPlane.map((a) => tryParseIpv4(a)).filter((a): a is number => a !== null))].sort((a, b) => a - b);
   const serviceRanges: Prefix[] = [];
@@ -248,8 +273,20 @@ function blockDigest(block: BlockView | undefined, ctx: ImportContext): string {
 export function importContextChanges(previous: ImportContext | null, next: ImportContext, peers: readonly number[]): 'all' | Prefix[] {
   if (previous === null || previous.globalKey !== next.globalKey) return 'all';
   for (const peer of peers) if (previous.nodePeers.has(peer) !== next.nodePeers.has(peer)) return 'all';
+  // Nodes whose address changed (or that came or went): blocks that name them judge differently.
+  const moved = new Set<string>();
+  for (const [name, address] of next.nodeAddresses) if (previous.nodeAddresses.get(name) !== address) moved.add(name);
+  for (const name of previous.nodeAddresses.keys()) if (!next.nodeAddresses.has(name)) moved.add(name);
+  const names = (block: BlockView): boolean => {
+    if (block.owner !== null && moved.has(block.owner)) return true;
+    for (const holder of block.borrowed.values()) if (moved.has(holder)) return true;
+    return false;
+  };
   const changed: Prefix[] = [];
-  for (const [key, block] of next.blocks) if (blockDigest(previous.blocks.get(key), previous) !== blockDigest(block, next)) changed.push(block.prefix);
+  for (const [key, block] of next.blocks) {
+    const old = previous.blocks.get(key);
+    if (old === block ? moved.size > 0 && names(block) : blockDigest(old, previous) !== blockDigest(block, next)) changed.push(block.prefix);
+  }
   for (const [key, block] of previous.blocks) if (!next.blocks.has(key)) changed.push(block.prefix);
   return changed;
 }

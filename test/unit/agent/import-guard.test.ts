@@ -217,6 +217,18 @@ describe('importContextChanges: which routes a change makes judge again', () => 
     expect(blocksOf(importContextChanges(before, buildImportContext(input({ nodes })), peers))).toEqual(['10.244.2.0/26', '10.244.3.0/26']);
   });
 
+  it('the same block documents (the cache keeps unchanged objects): a moved node is still seen, one changed block alone', () => {
+    const same = input();
+    const first = buildImportContext(same);
+    const nodes = same.nodes.map((n) => (n.metadata.name === 'node-b' ? resource('Node', 'node-b', { bgp: { ipv4Address: '198.19.1.22/24' } }) : n));
+    // (node-b is not among the peers here: were it, its routes would change kind and everything would go again.)
+    expect(blocksOf(importContextChanges(first, buildImportContext({ ...same, nodes }), [parseIpv4(ROUTER)]))).toEqual(['10.244.2.0/26', '10.244.4.0/26', '10.250.0.16/28']);
+    expect(importContextChanges(first, buildImportContext({ ...same, nodes }), peers)).toBe('all');
+    const blocks = same.blocks.map((b) => (b.spec.cidr === '10.244.4.0/26' ? block('10.244.4.0/26', null, [[2, 'node-b']]) : b));
+    expect(blocksOf(importContextChanges(first, buildImportContext({ ...same, blocks }), peers))).toEqual(['10.244.4.0/26']);
+    expect(blocksOf(importContextChanges(first, buildImportContext(same), peers))).toEqual([]);
+  });
+
   it('a pool, the subnet, a service range, our blocks, the first context: everything', () => {
     expect(importContextChanges(null, before, peers)).toBe('all');
     expect(importContextChanges(before, buildImportContext(input({ pools: [input().pools[0]!] })), peers)).toBe('all');
