@@ -34,6 +34,10 @@
 //   blocks, not the peer) until a replacement arrives, the peer is back and sends End-of-RIB, or the linger
 //   ends. Not for eBGP: routers send the same Cease when they shut down (GoBGP's Stop does), and their
 //   routes' next hop is the router itself. Any other NOTIFICATION withdraws at once.
+// - An import judge (`SpeakerConfig.importJudge`, the node agent's import protection) may refuse a route
+//   after the RFC import rules, giving a reason code. A refused route stays in the peer's Adj-RIB-In, marked
+//   with its reason (`refusedRoutes()`, the 'refused' event), and never enters the Loc-RIB; `rejudge()` asks
+//   the judge again (all routes, or those inside some prefixes) when what it judges by has changed.
 // - A connection collision (RFC 4271 §6.8) runs the inbound connection in a second session until an
 //   OPEN gives the peer's BGP identifier; the connection opened by the higher identifier survives.
 //
@@ -114,6 +118,23 @@ export interface GracefulRestartOptions {
   peerWaitMs?: number;
 }
 
+/**
+ * Says why a received route must not enter the Loc-RIB — a short reason code (a value the caller defines and
+ * formats, not prose) — or null to accept it. Runs after the RFC import rules on the imported route (its
+ * `source.address` is the peer's). Must be a pure function of the route and of what the caller last told
+ * `rejudge()` about: the speaker asks again only then.
+ */
+export type ImportJudge = (route: Route) => string | null;
+
+/** A route the import judge refused, still held in its peer's Adj-RIB-In. */
+export interface RefusedRoute {
+  prefix: Prefix;
+  attrs: PathAttributes;
+  from: string;
+  reason: string;
+  stale: boolean;
+}
+
 export interface SpeakerConfig {
   routerId: number;
   localAs: number;
@@ -139,6 +160,8 @@ export interface SpeakerConfig {
   /** How to accept connections (default: a TCP server); tests pass MemoryNetwork's listen. */
   acceptor?: Acceptor;
   logger?: LoggerLike;
+  /** Refuses received routes with a reason (see `ImportJudge`); absent = every route the RFC rules allow. */
+  importJudge?: ImportJudge;
 }
 
 export interface PeerSpec {
@@ -201,6 +224,8 @@ export interface SpeakerEvents {
   bestChanged: [ReadonlyArray<{ prefix: Prefix; best: RibEntry | null }>];
   /** Route selection is no longer deferred (immediately unless restarting, RFC 4724 §4.1). */
   ready: [];
+  /** The import judge refused a route: a new announcement, or a held route judged again (`rejudge`). */
+  refused: [{ peer: string; prefix: Prefix; reason: string }];
 }
 
 type NormalSpec = PeerSpec & { port: number; passive: boolean };
@@ -234,6 +259,8 @@ interface PeerEntry {
   removing: boolean;
   /** The current session reached Established and has not gone down since. */
   up: boolean;
+  /** Adj-RIB-In routes the import judge refused (prefix key → the route and the reason); never in the Loc-RIB. */
+  refused: Map<number, { route: Route; reason: string }>;
 }
 
 export interface PeerStatus {
@@ -262,7 +289,7 @@ function sameSpec(a: NormalSpec, b: NormalSpec): boolean {
 const DEFAULT_HELPER_RESTART_TIME = 120;
 
 export class Speaker extends EventEmitter<SpeakerEvents> {
-  private readonly config: Required<Omit<SpeakerConfig, 'listen' | 'clusterId' | 'gracefulRestart'>> & Pick<SpeakerConfig, 'listen' | 'clusterId' | 'gracefulRestart'>;
+  private readonly config: Required<Omit<SpeakerConfig, 'listen' | 'clusterId' | 'gracefulRestart' | 'importJudge'>> & Pick<SpeakerConfig, 'listen' | 'clusterId' | 'gracefulRestart' | 'importJudge'>;
   private readonly peers = new Map<string, PeerEntry>();
   private readonly table = new AttrTable();
   private readonly locRib = new LocRib(this.table);
@@ -407,6 +434,41 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     return entry ? [...entry.ribIn.routes()].map((r) => ({ prefix: r.prefix, attrs: r.attrs, from: address, stale: r.stale })) : [];
   }
 
+  /** Routes the import judge refused, per peer, as held in the peers' Adj-RIBs-In. */
+  refusedRoutes(): RefusedRoute[] {
+    const out: RefusedRoute[] = [];
+    for (const entry of this.peers.values()) {
+      for (const { route, reason } of entry.refused.values()) {
+        out.push({ prefix: route.prefix, attrs: route.attrs, from: entry.spec.address, reason, stale: route.stale });
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Asks the import judge again about the routes held from every peer — all of them, or only those inside
+   * `within` (equal or more specific) — after what it judges by changed. A route it now refuses leaves the
+   * Loc-RIB; one it now accepts enters it. Returns how many routes changed verdict. Routes of a removed
+   * peer that still linger (make-before-break) are not judged again: they go within the linger.
+   */
+  rejudge(within?: readonly Prefix[]): number {
+    if (this.config.importJudge === undefined || this.stopped) return 0;
+    const changes: BestChange[] = [];
+    let changed = 0;
+    for (const entry of this.peers.values()) {
+      for (const received of routesWithin(entry.ribIn, within)) {
+        const wasRefused = entry.refused.has(received.key);
+        const route = this.imported(entry, received);
+        if (wasRefused === entry.refused.has(received.key)) continue;
+        changed++;
+        const change = this.locRib.set(entry.ribIn.source, received.key, route);
+        if (change) changes.push(change);
+      }
+    }
+    this.propagate(changes);
+    return changed;
+  }
+
   /** The Loc-RIB's best routes. */
   bestRoutes(): RibEntry[] {
     return [...this.locRib.bestRoutes()].map((r) => this.toEntry(r));
@@ -547,6 +609,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
       sessions: 0,
       removing: false,
       up: false,
+      refused: new Map(),
     };
     this.peers.set(spec.address, entry);
     // What this peer should have: every best route its group exports, except its own — routes still
@@ -742,7 +805,8 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     const changes: BestChange[] = [];
     for (const key of entry.ribIn.apply(message)) {
       const received = entry.ribIn.get(key);
-      const route = received ? importRoute(received, entry.policy, entry.local, this.table) : null;
+      if (received === undefined) entry.refused.delete(key);
+      const route = received ? this.imported(entry, received) : null;
       const change = this.locRib.set(entry.ribIn.source, key, route);
       if (change) changes.push(change);
       // Make-before-break: a live peer now offers this prefix, so a removed peer's lingering copy has
@@ -752,15 +816,37 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     this.propagate(changes);
   }
 
+  /**
+   * What the Loc-RIB gets from `entry` for a received route: the RFC import rules (./rib/policy.ts), then the
+   * import judge. A refusal is recorded on the peer (and said once per route and reason); null = not used.
+   */
+  private imported(entry: PeerEntry, received: Route): Route | null {
+    const route = importRoute(received, entry.policy, entry.local, this.table);
+    const judge = this.config.importJudge;
+    const reason = route === null || judge === undefined ? null : judge(route);
+    if (reason === null) {
+      entry.refused.delete(received.key);
+      return route;
+    }
+    const held = entry.refused.get(received.key);
+    if (held?.route !== received || held.reason !== reason) {
+      entry.refused.set(received.key, { route: received, reason });
+      this.emit('refused', { peer: entry.spec.address, prefix: received.prefix, reason });
+    }
+    return null;
+  }
+
   private replaceLingering(by: PeerEntry, key: number, changes: BestChange[]): void {
     for (const old of this.lingering) {
       if (old.spec.address === by.spec.address || old.ribIn.withdraw([key]).length === 0) continue;
+      old.refused.delete(key);
       const change = this.locRib.set(old.ribIn.source, key, null);
       if (change) changes.push(change);
     }
     // Peers that de-configured us: only their stale copy goes (a fresh one, after they came back, stays).
     for (const old of this.peers.values()) {
       if (!old.lingeringInPlace || old === by || old.ribIn.get(key)?.stale !== true || old.ribIn.withdraw([key]).length === 0) continue;
+      old.refused.delete(key);
       const change = this.locRib.set(old.ribIn.source, key, null);
       if (change) changes.push(change);
     }
@@ -839,6 +925,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
   private withdrawFromLocRib(entry: PeerEntry, keys: readonly number[]): void {
     const changes: BestChange[] = [];
     for (const key of keys) {
+      entry.refused.delete(key);
       const change = this.locRib.set(entry.ribIn.source, key, null);
       if (change) changes.push(change);
     }
@@ -1057,6 +1144,43 @@ function sharedSubnetOf(spec: NormalSpec, address: number): SharedSubnet | undef
   if (spec.subnet === undefined || (spec.nextHop ?? 'auto') !== 'auto') return undefined;
   const prefix = parsePrefix(spec.subnet, { what: `peer ${spec.address} subnet` });
   return prefixContains(prefix, address) ? { prefix, peerAddress: address } : undefined;
+}
+
+/** Prefixes longer than this are looked up one by one inside a `rejudge` prefix (at most 2^(n+1) − 1 keys). */
+const REJUDGE_ENUMERATE_BITS = 10;
+
+/**
+ * The routes of `ribIn` inside `within` (equal or more specific), or all of them. A short prefix (a /26
+ * block: 127 possible keys) is looked up key by key, so a change to one block costs the same whatever the
+ * size of the table; a wide one (a pool) scans the table once.
+ */
+function* routesWithin(ribIn: AdjRibIn, within: readonly Prefix[] | undefined): Generator<Route> {
+  if (within === undefined) {
+    yield* [...ribIn.routes()];
+    return;
+  }
+  const narrow = within.filter((p) => 32 - p.len <= REJUDGE_ENUMERATE_BITS);
+  const wide = within.filter((p) => 32 - p.len > REJUDGE_ENUMERATE_BITS);
+  const seen = new Set<number>();
+  for (const outer of narrow) {
+    for (let len = outer.len; len <= 32; len++) {
+      const step = 2 ** (32 - len);
+      for (let addr = outer.addr; addr < outer.addr + 2 ** (32 - outer.len); addr += step) {
+        const key = prefixKey({ addr, len });
+        const route = ribIn.get(key);
+        if (route !== undefined && !seen.has(key)) {
+          seen.add(key);
+          yield route;
+        }
+      }
+    }
+  }
+  if (wide.length === 0) return;
+  for (const route of [...ribIn.routes()]) {
+    if (seen.has(route.key)) continue;
+    const { addr, len } = route.prefix;
+    if (wide.some((outer) => len >= outer.len && prefixContains(outer, addr))) yield route;
+  }
 }
 
 /**

@@ -18,15 +18,18 @@
 //   marked stale, for prefixes the new one has not learned yet — the forwarding state we preserve.
 // - Readiness is Calico's: no peers → ready; until every peer has been Established once → all must be;
 //   afterwards at least one.
+// - Import protection (./import-guard.ts) is the Speaker's import judge, always on. Its context is rebuilt
+//   from the cache on every pass that touched what it judges by, and only the routes the change can
+//   touch are judged again (Speaker.rejudge): an affinity arriving after its block's route, a node moving.
 
 import { hostname, networkInterfaces } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { parseIpv4, formatIpv4, formatPrefix, parsePrefix, prefixContains } from '../../bgp/ip.js';
-import { Speaker, tcpAcceptor, type Acceptor, type OriginatedRoute, type PeerSpec, type RibEntry, type SpeakerConfig } from '../../bgp/speaker.js';
+import { Speaker, tcpAcceptor, type Acceptor, type ImportJudge, type OriginatedRoute, type PeerSpec, type RefusedRoute, type RibEntry, type SpeakerConfig } from '../../bgp/speaker.js';
 import { tcpTransport, type Connection, type Transport } from '../../bgp/transport.js';
-import { AsPathSegmentType, Origin } from '../../bgp/types.js';
+import { AsPathSegmentType, Origin, type Prefix } from '../../bgp/types.js';
 import { FelixDataplane, type DataplaneInput, type DataplaneOptions } from '../../felix/dataplane.js';
 import { Iproute2Kernel } from '../../felix/iproute2.js';
 import { missingPrograms } from '../../felix/programs.js';
@@ -34,11 +37,13 @@ import { procSysIo } from '../../felix/kernel-settings.js';
 import { Nft } from '../../felix/nft.js';
 import { PolicyDataplane } from '../../felix/policy-dataplane.js';
 import { PolicyEnforcer } from '../policy/enforcer.js';
+import type { DatastoreConfig } from '../datastore/config.js';
 import { AlreadyExistsError, ConflictError, type Datastore } from '../datastore/types.js';
 import { Ipam, ipipTunnelHandle } from '../ipam/index.js';
 import { applyDefaults, notInEffect, parseSelector, API_VERSION, BGP_DEFAULTS, type AnyResource, type Resource } from '../resources/index.js';
 import type { Logger } from '../log.js';
 import { affineBlocks, calicoExportFilter, originatedPrefixes, prefixCommunities } from './advertise.js';
+import { buildImportContext, importContextChanges, isImportRefusal, judgeImport, peerKindOf, type ImportContext } from './import-guard.js';
 import { autodetectIpv4, interfaceAddresses, prefixLengthOf, type InterfaceAddress } from './autodetect.js';
 import { ResourceCache } from './cache.js';
 import { levelOfSeverity, parseAgentConfig, routerIdFor, type AgentConfig } from './config.js';
@@ -48,7 +53,8 @@ import { peerRow } from './status-format.js';
 import type { AgentStatus, DesiredPeer, PeeringPlan, Readiness, RouteRow } from './types.js';
 
 /** The part of Speaker the agent uses (tests pass a fake). */
-export type SpeakerLike = Pick<Speaker, 'start' | 'stop' | 'setPeers' | 'setOriginated' | 'peerStatus' | 'bestRoutes' | 'on'>;
+export type SpeakerLike = Pick<Speaker, 'start' | 'stop' | 'setPeers' | 'setOriginated' | 'peerStatus' | 'bestRoutes' | 'on'> &
+  Partial<Pick<Speaker, 'refusedRoutes' | 'rejudge'>>;
 
 /** The part of felix's dataplane driver the agent uses. */
 export type DataplaneLike = Pick<FelixDataplane, 'start' | 'stop' | 'update' | 'bgpSettled' | 'status' | 'programmed'>;
@@ -84,6 +90,11 @@ export interface AgentDeps {
   /** Speaker connect retry (ms, default 2000). */
   connectRetryMs?: number;
   version?: string;
+  /**
+   * Addresses of the control plane (etcd endpoints, the Kubernetes API server), IPv4 text: no BGP route
+   * containing one is accepted (import protection). runNode fills it from the datastore configuration.
+   */
+  controlPlane?: readonly string[];
 }
 
 /** Graceful restart we advertise: restart time (RFC 4724 §3) and how long we defer selection after a start. */
@@ -130,6 +141,8 @@ class ConnectionTracker {
 /** Kinds whose change can change the peering plan (the rest only move originated routes). IPPool is here
  *  because the export filter is derived from the pools. */
 const PEERING_KINDS: ReadonlySet<string> = new Set(['Node', 'BGPConfiguration', 'BGPPeer', 'IPPool']);
+/** Kinds the import protection judges by (./import-guard.ts). */
+const IMPORT_GUARD_KINDS: ReadonlySet<string> = new Set(['Node', 'BGPConfiguration', 'IPPool', 'IPAMBlock', 'BlockAffinity']);
 
 /**
  * `subnet`: this node's address with prefix length. eBGP peers inside it get it (an office router or
@@ -193,6 +206,14 @@ function asPathOf(entry: RibEntry): Array<number | number[]> {
     else out.push([...segment.asns]);
   }
   return out;
+}
+
+function refusedRow(entry: RefusedRoute): RouteRow {
+  return {
+    ...routeRow({ prefix: entry.prefix, attrs: entry.attrs, from: entry.from, stale: entry.stale }),
+    best: false,
+    ...(isImportRefusal(entry.reason) ? { refused: entry.reason } : {}),
+  };
 }
 
 function routeRow(entry: RibEntry, stale = entry.stale): RouteRow {
@@ -267,6 +288,15 @@ export class Agent {
   /** The previous Speaker's best routes while a graceful swap is under way (see header). */
   private retained: RibEntry[] | null = null;
   private exportFilterCache: { key: string; filter: PeerSpec['exportFilter'] } | null = null;
+  /** What the import judge judges by (null until the first pass builds it). */
+  private importContext: ImportContext | null = null;
+  /** (peer, reason) pairs already logged at info by this Speaker: later refusals of the pair go to debug. */
+  private readonly refusalsLogged = new Set<string>();
+  private readonly importJudge: ImportJudge = (route) => {
+    const context = this.importContext;
+    if (context === null) return null;
+    return judgeImport({ prefix: route.prefix, nextHop: route.attrs.nextHop }, peerKindOf(route.source.address, context), context);
+  };
   private control: { close(): Promise<void> } | null = null;
   private health: { port: number; close(): Promise<void> } | null = null;
   private stopping = false;
@@ -427,9 +457,13 @@ export class Agent {
     return resources.flatMap((r) => notInEffect(r as AnyResource));
   }
 
-  /** The Loc-RIB's best routes; during a graceful Speaker swap, plus the retained ones not yet re-learned. */
+  /**
+   * The Loc-RIB's best routes; during a graceful Speaker swap, plus the retained ones not yet re-learned;
+   * then every route import protection refused (best: false, with the reason).
+   */
   routes(): RouteRow[] {
     const rows = this.bgpRows();
+    for (const refused of this.speaker?.refusedRoutes?.() ?? []) rows.push(refusedRow(refused));
     const dataplane = this.dataplane;
     if (dataplane) for (const row of rows) row.inKernel = dataplane.programmed(row.prefix);
     return rows;
@@ -677,6 +711,7 @@ export class Agent {
     // An IPAM or workload change (another node's block claim) moves originated routes, not peers: keep
     // the plan, so N agents do not all re-plan N peers for every claim in the cluster.
     const peeringChanged = this.plan === null || [...this.changedKinds].some((k) => PEERING_KINDS.has(k));
+    const guardChanged = this.importContext === null || [...this.changedKinds].some((k) => IMPORT_GUARD_KINDS.has(k));
     this.changedKinds.clear();
     let plan = this.plan;
     if (plan === null || peeringChanged) {
@@ -710,6 +745,8 @@ export class Agent {
     const pools = cache.list('IPPool');
     const filter = this.exportFilterFor(pools);
     const subnet = nodeSubnet(cache.list('Node').find((n) => n.metadata.name === this.config.nodeName), this.ip);
+    const previousContext = this.importContext;
+    if (guardChanged) this.importContext = this.buildImportContext(cache, subnet);
     speaker.setPeers(plan.peers.map((p) => toPeerSpec(p, filter, plan.localAsNumber, subnet)));
     const prefixes = originatedPrefixes({
       nodeName: this.config.nodeName,
@@ -728,11 +765,57 @@ export class Agent {
         return { prefix, attrs: { origin: Origin.IGP, nextHop, asPath: [], ...prefixCommunities(prefix, bgpConfigurations) } };
       }),
     );
+    if (guardChanged) this.rejudgeImports(previousContext, plan);
     this.updateDataplane();
     this.updatePolicy();
     this.ensureTunnelAddressLive();
     this.metrics.observeWatchLag(cache.lagSeconds());
     if (changeAt !== null) this.metrics.observeConvergence(Math.max(0, this.now() - changeAt) / 1000);
+  }
+
+  // ---- import protection (./import-guard.ts) -------------------------------------------------------------
+
+  private buildImportContext(cache: ResourceCache, subnet: string | undefined): ImportContext {
+    const name = this.config.nodeName;
+    const blocks = cache.list('IPAMBlock');
+    const affinities = cache.list('BlockAffinity');
+    return buildImportContext({
+      nodeName: name,
+      subnet: subnet ?? (this.ip ? `${this.ip.address}/${this.ip.prefixLength}` : undefined),
+      ownBlocks: affineBlocks({ nodeName: name, blocks, affinities }),
+      pools: cache.list('IPPool'),
+      blocks,
+      affinities,
+      nodes: cache.list('Node'),
+      bgpConfigurations: cache.list('BGPConfiguration'),
+      controlPlane: this.deps.controlPlane ?? [],
+    });
+  }
+
+  /** The context changed: the routes it can change the verdict of are judged again. */
+  private rejudgeImports(previous: ImportContext | null, plan: PeeringPlan): void {
+    const speaker = this.speaker;
+    const next = this.importContext;
+    if (speaker?.rejudge === undefined || next === null || next === previous) return;
+    const changes = importContextChanges(previous, next, plan.peers.map((p) => parseIpv4(p.address)));
+    if (changes !== 'all' && changes.length === 0) return;
+    const changed = speaker.rejudge(changes === 'all' ? undefined : changes);
+    if (changed > 0) {
+      this.log.info({ routes: changed, scope: changes === 'all' ? 'all' : `${changes.length} block(s)` }, 'import protection: routes judged again after a change in the cluster');
+      this.scheduleDataplaneUpdate();
+    }
+  }
+
+  private onRefused(event: { peer: string; prefix: Prefix; reason: string }): void {
+    this.metrics.observeImportRefused(event.peer, event.reason);
+    const pair = `${event.peer}|${event.reason}`;
+    const fields = { peer: event.peer, prefix: formatPrefix(event.prefix), reason: event.reason };
+    if (this.refusalsLogged.has(pair)) {
+      this.log.debug(fields, 'import protection: route refused');
+      return;
+    }
+    this.refusalsLogged.add(pair);
+    this.log.info(fields, 'import protection: route refused (further refusals of this peer for this reason are logged at debug)');
   }
 
   // ---- the kernel dataplane (felix) ---------------------------------------------------------------------
@@ -894,6 +977,7 @@ export class Agent {
       transport: tracker.transport,
       acceptor: tracker.acceptor,
       logger: this.log.child({ component: 'bgp' }),
+      importJudge: this.importJudge,
     };
     const speaker = (this.deps.createSpeaker ?? ((c) => new Speaker(c)))(config);
     speaker.on('state', (event) => {
@@ -913,6 +997,8 @@ export class Agent {
       this.settleDataplaneIfDone();
     });
     speaker.on('update', () => this.scheduleDataplaneUpdate());
+    speaker.on('refused', (event) => this.onRefused(event));
+    this.refusalsLogged.clear();
     this.everEstablished.clear();
     this.endOfRibFrom.clear();
     this.speakerReady = false;
@@ -948,6 +1034,46 @@ export class Agent {
 }
 
 /**
+ * The control plane's IPv4 addresses for import protection: the etcd endpoints (etcdv3) or the Kubernetes
+ * API server of the kubeconfig (kubernetes), plus KUBERNETES_SERVICE_HOST; host names resolved once, here.
+ * A name that does not resolve is logged and left out (the agent still starts).
+ */
+async function controlPlaneAddresses(config: DatastoreConfig, env: NodeJS.ProcessEnv, log: Logger): Promise<string[]> {
+  const urls = [...(config.datastoreType === 'etcdv3' ? config.etcdEndpoints : [])];
+  if (config.datastoreType === 'kubernetes') {
+    try {
+      const { kubeClient } = await import('../datastore/kube-client.js');
+      urls.push(kubeClient(config.kubeconfig, config.timeoutMs).server);
+    } catch (error) {
+      log.warn({ err: errorText(error) }, 'import protection: the Kubernetes API server address is unknown');
+    }
+  }
+  const hosts = urls.map((url) => {
+    try {
+      return new URL(url).hostname.replace(/^\[|\]$/g, '');
+    } catch {
+      return '';
+    }
+  });
+  if (env.KUBERNETES_SERVICE_HOST) hosts.push(env.KUBERNETES_SERVICE_HOST.trim());
+  const { lookup } = await import('node:dns/promises');
+  const out = new Set<string>();
+  for (const host of hosts) {
+    if (host === '' || host.includes(':')) continue;
+    if (/^[0-9.]+$/.test(host)) {
+      out.add(host);
+      continue;
+    }
+    try {
+      for (const found of await lookup(host, { all: true, family: 4 })) out.add(found.address);
+    } catch (error) {
+      log.warn({ host, err: errorText(error) }, 'import protection: a control-plane host name does not resolve; routes to it are not guarded');
+    }
+  }
+  return [...out];
+}
+
+/**
  * `tortie node run`: configuration from `env`, the datastore, the agent in the foreground until SIGTERM or
  * SIGINT. Resolves to the exit status: 0 after a clean stop, 1 when configuration or startup fails.
  */
@@ -964,8 +1090,9 @@ export async function runNode(env: NodeJS.ProcessEnv, options: { logger?: Logger
   const { loadDatastoreConfig, openDatastore, describeDatastore } = await import('../datastore/index.js');
   let ds: Datastore;
   let where = 'the datastore';
+  let dsConfig: DatastoreConfig;
   try {
-    const dsConfig = await loadDatastoreConfig(env);
+    dsConfig = await loadDatastoreConfig(env);
     where = describeDatastore(dsConfig);
     // WAIT_FOR_DATASTORE: keep trying to open it too (one second apart, bounded like the agent's own wait).
     for (let attempt = 1; ; attempt++) {
@@ -985,7 +1112,8 @@ export async function runNode(env: NodeJS.ProcessEnv, options: { logger?: Logger
   }
   let stopSignal: (graceful: boolean) => void = () => undefined;
   const stopped = new Promise<boolean>((resolve) => (stopSignal = resolve));
-  const agent = new Agent(config, { datastore: ds, logger: log, onStopRequest: (graceful) => stopSignal(graceful) });
+  const controlPlane = await controlPlaneAddresses(dsConfig, env, log);
+  const agent = new Agent(config, { datastore: ds, logger: log, onStopRequest: (graceful) => stopSignal(graceful), controlPlane });
   const onSignal = (signal: string): void => {
     log.info({ signal }, 'stopping');
     stopSignal(false);

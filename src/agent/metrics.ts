@@ -5,12 +5,14 @@
 //   tortie_bgp_sessions{state}                gauge: sessions per BGP FSM state (every state, zeros included)
 //   tortie_bgp_routes_received{peer}          gauge: routes in the peer's Adj-RIB-In
 //   tortie_bgp_routes_advertised{peer}        gauge: routes we advertise to the peer
+//   tortie_bgp_import_refused_total{peer,reason}  counter: routes import protection refused (each new
+//                                             announcement refused, and each held route judged again into a refusal)
 //   tortie_datastore_watch_lag_seconds        gauge: how far behind the datastore watch the agent's cache is
 //   tortie_convergence_seconds                histogram: from a change seen to the Speaker/kernel updated
 //   process_* / nodejs_*                      prom-client's default process metrics (optional)
 // The agent calls the observe* methods; `render()` is what GET /metrics serves.
 
-import { Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { PeerStatusRow } from './types.js';
 
 /** BGP FSM states (RFC 4271 §8.2.2), so every state has a series even when no session is in it. */
@@ -31,6 +33,7 @@ export class AgentMetrics {
   private readonly routesAdvertised: Gauge<'peer'>;
   private readonly watchLag: Gauge;
   private readonly convergence: Histogram;
+  private readonly importRefused: Counter<'peer' | 'reason'>;
   /** Peers with route series, so a peer that goes away loses its series instead of freezing at its last value. */
   private readonly peers = new Set<string>();
 
@@ -60,6 +63,12 @@ export class AgentMetrics {
       buckets: [...CONVERGENCE_BUCKETS],
       registers,
     });
+    this.importRefused = new Counter({
+      name: 'tortie_bgp_import_refused_total',
+      help: 'Routes from a BGP peer refused by import protection, by reason.',
+      labelNames: ['peer', 'reason'],
+      registers,
+    });
     for (const state of BGP_STATES) this.sessions.set({ state }, 0);
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
   }
@@ -83,6 +92,11 @@ export class AgentMetrics {
     this.peers.add(peer);
     this.routesReceived.set({ peer }, received);
     this.routesAdvertised.set({ peer }, advertised);
+  }
+
+  /** One route from `peer` refused by import protection; `reason` is its code (import-guard.ts). */
+  observeImportRefused(peer: string, reason: string): void {
+    this.importRefused.inc({ peer, reason });
   }
 
   observeWatchLag(seconds: number): void {

@@ -180,7 +180,11 @@ function comparePrefixes(a: string, b: string): number {
 
 const ROUTE_HEADERS = ['PREFIX', 'NEXT HOP', 'AS PATH', 'FROM', 'BEST', 'IN KERNEL'];
 
-/** `tortie node routes`: one row per candidate route, by prefix, the best one first within a prefix. */
+/**
+ * `tortie node routes`: one row per candidate route, by prefix, the best one first within a prefix. A route
+ * import protection refused says so in BEST with its reason code (`refused: own-block`; the codes are listed
+ * in src/agent/import-guard.ts and the README).
+ */
 export function formatRoutes(rows: readonly RouteRow[]): string {
   if (rows.length === 0) return 'No routes.\n';
   const sorted = [...rows].sort((a, b) => comparePrefixes(a.prefix, b.prefix) || Number(b.best) - Number(a.best) || a.from.localeCompare(b.from));
@@ -191,7 +195,7 @@ export function formatRoutes(rows: readonly RouteRow[]): string {
       r.nextHop ?? '-',
       formatAsPath(r.asPath),
       r.stale ? `${r.from} (stale)` : r.from,
-      r.best ? 'yes' : 'no',
+      r.best ? 'yes' : r.refused !== undefined ? `refused: ${r.refused}` : 'no',
       r.inKernel ? 'yes' : 'no',
     ]),
   );

@@ -3,6 +3,7 @@
 // The agent (./agent.ts) wires datastore → planner/advertiser → Speaker; nothing here does I/O.
 
 import type { Resource } from '../resources/types.js';
+import type { ImportRefusal } from './import-guard.js';
 
 import type { DataplaneStatus } from '../../felix/dataplane.js';
 import type { EnforcerStatus } from '../policy/enforcer.js';
@@ -129,6 +130,8 @@ export interface RouteRow {
   stale: boolean;
   /** Whether the route is programmed in the kernel (false with TORTIE_DATAPLANE=none). */
   inKernel: boolean;
+  /** Import protection refused this route (it is held, never best): why (./import-guard.ts IMPORT_REFUSALS). */
+  refused?: ImportRefusal;
 }
 
 /**

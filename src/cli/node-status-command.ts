@@ -13,7 +13,8 @@ export const NODE_STATUS_USAGE = `usage: tortie node status [-o table|json]
        tortie node routes [-o table|json]
 
   status               the agent's BGP peers, as calicoctl node status shows them
-  routes               the Loc-RIB: prefix, next hop, AS path, from which peer, best or not, in the kernel or not
+  routes               the Loc-RIB: prefix, next hop, AS path, from which peer, best or not, in the kernel or not;
+                       routes import protection refused say "refused: <reason>" in BEST
   -o, --output FORMAT  table (default) or json
   --timeout MS         how long to wait for the agent (default 2000)
 

@@ -2,13 +2,17 @@
 // sets, returns the best routes a test sets, and emits Speaker events on demand ('ready', 'update').
 
 import { EventEmitter } from 'node:events';
-import type { OriginatedRoute, PeerSpec, PeerStatus, RibEntry, SpeakerConfig, SpeakerEvents } from '../../../bgp/speaker.js';
+import type { Prefix } from '../../../bgp/types.js';
+import type { OriginatedRoute, PeerSpec, PeerStatus, RefusedRoute, RibEntry, SpeakerConfig, SpeakerEvents } from '../../../bgp/speaker.js';
 
 export class FakeSpeaker extends EventEmitter<SpeakerEvents> {
   peers: PeerSpec[] = [];
   originated: OriginatedRoute[] = [];
   states = new Map<string, PeerStatus['state']>();
   best: RibEntry[] = [];
+  /** What refusedRoutes() answers; every rejudge() call's argument (undefined = all routes). */
+  refused: RefusedRoute[] = [];
+  rejudged: Array<readonly Prefix[] | undefined> = [];
   started = false;
   stopped = false;
   constructor(readonly config: SpeakerConfig) {
@@ -45,5 +49,12 @@ export class FakeSpeaker extends EventEmitter<SpeakerEvents> {
   }
   bestRoutes(): RibEntry[] {
     return this.best;
+  }
+  refusedRoutes(): RefusedRoute[] {
+    return this.refused;
+  }
+  rejudge(within?: readonly Prefix[]): number {
+    this.rejudged.push(within);
+    return 0;
   }
 }
