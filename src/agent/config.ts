@@ -11,6 +11,8 @@
 // FELIX_ROUTEREFRESHINTERVAL (seconds, Calico's name and default 90) is the full route resync period.
 // TORTIE_TUNL0_STANDIN=manage lets a non-IPIP device named tunl0 stand in for the tunnel (tests on
 // kernels without IPIP: routes get their real shape, nothing is encapsulated); default refuse.
+// TORTIE_BGP_MAX_PREFIXES: prefixes any one BGP peer may send (default 500 000; a BGPPeer's
+// tortie.dev/max-prefixes annotation overrides it for its sessions).
 
 import { parsePrefix, tryParseIpv4 } from '../../bgp/ip.js';
 import { parseAsNumber } from '../resources/index.js';
@@ -67,6 +69,8 @@ export interface AgentConfig {
   logLevel?: string;
   /** FELIX_IPINIPMTU; undefined = auto (host MTU − 20). */
   ipipMtu?: number;
+  /** TORTIE_BGP_MAX_PREFIXES; undefined = the speaker's default (500 000). */
+  maxPrefixes?: number;
 }
 
 /** Calico's defaults for the pool calico-node creates at first start. */
@@ -275,6 +279,7 @@ export function parseAgentConfig(env: Env, hostname: string): AgentConfig {
     else problems.push(`TORTIE_LOG_LEVEL="${levelRaw}" is not one of ${LOG_LEVELS.join(', ')}`);
   }
   const ipipMtu = parseInteger(env, 'FELIX_IPINIPMTU', 0, 65535, problems);
+  const maxPrefixes = parseInteger(env, 'TORTIE_BGP_MAX_PREFIXES', 1, 4294967295, problems);
   if (problems.length > 0) throw new AgentConfigError(problems);
   return {
     nodeName,
@@ -289,6 +294,7 @@ export function parseAgentConfig(env: Env, hostname: string): AgentConfig {
     healthPort,
     ...(logLevel !== undefined ? { logLevel } : {}),
     ...(ipipMtu !== undefined && ipipMtu !== 0 ? { ipipMtu } : {}),
+    ...(maxPrefixes !== undefined ? { maxPrefixes } : {}),
   };
 }
 
