@@ -11,7 +11,9 @@
 // - No DelayOpen, no collision tracking inside one session: connection collision (§6.8) is resolved by
 //   the speaker, which owns both connections and calls OpenCollisionDump.
 // - DampPeerOscillations (§8.1.1), as BIRD's `error wait time` (Calico: 5,30): a session that ends in an
-//   error — a NOTIFICATION sent or received, or any loss before it was Established for `stableMs` —
+//   error — a NOTIFICATION sent or received (not a deliberate Cease received: administrative shutdown or
+//   reset, de-configured, configuration change, collision), or any loss before it was Established for
+//   `stableMs` —
 //   waits `errorWaitInitialMs` · 2^(errors so far), at most `errorWaitMaxMs`, before reconnecting; after a
 //   NOTIFICATION it also refuses the peer's own connections meanwhile (`holdingDown`; the session checks
 //   it). A plain TCP loss still lets the peer reconnect to us at once (a restarting graceful-restart peer
@@ -70,7 +72,8 @@ export type FsmEvent =
   | { readonly type: 'BGPHeaderErr'; readonly error: BgpError } // Event 21
   | { readonly type: 'BGPOpenMsgErr'; readonly error: BgpError } // Event 22
   | { readonly type: 'OpenCollisionDump' } // Event 23
-  | { readonly type: 'NotifMsg'; readonly reason?: string } // Events 24/25
+  /** Events 24/25; `code`/`subcode` of the NOTIFICATION received (an administrative Cease is no error). */
+  | { readonly type: 'NotifMsg'; readonly reason?: string; readonly code?: number; readonly subcode?: number }
   | { readonly type: 'KeepAliveMsg' } // Event 26
   | { readonly type: 'UpdateMsg' } // Event 27
   | { readonly type: 'UpdateMsgErr'; readonly error: BgpError } // Event 28
@@ -253,6 +256,25 @@ function stay(state: FsmState, reason: string, actions: readonly FsmAction[] = [
   return { next: state, actions, reason };
 }
 
+/**
+ * A NOTIFICATION received that ends the session on purpose, not because something went wrong (RFC 4486:
+ * Administrative Shutdown / Reset, Peer De-configured, Other Configuration Change, Connection Collision
+ * Resolution): a peer restarting or reconfigured is not oscillating, so no error wait.
+ */
+const DELIBERATE_CEASES: ReadonlySet<number> = new Set([
+  CeaseSubcode.ADMINISTRATIVE_SHUTDOWN,
+  CeaseSubcode.PEER_DECONFIGURED,
+  CeaseSubcode.ADMINISTRATIVE_RESET,
+  CeaseSubcode.OTHER_CONFIGURATION_CHANGE,
+  CeaseSubcode.CONNECTION_COLLISION_RESOLUTION,
+]);
+
+function notificationReceived(state: FsmState, event: Extract<FsmEvent, { type: 'NotifMsg' }>, config: FsmConfig): Transition {
+  const deliberate = event.code === ErrorCode.CEASE && event.subcode !== undefined && DELIBERATE_CEASES.has(event.subcode);
+  const error = deliberate ? (state.name === 'Established' && !state.stable ? { error: 'unstable' as const } : {}) : { error: 'notification' as const };
+  return dropAndRetry(state, config, event.reason ?? 'NOTIFICATION received', [], true, error);
+}
+
 /** RFC 4486: a resource limit passed — Cease with its subcode and data, then at least `restartMs` down. */
 function limitExceeded(state: FsmState, event: Extract<FsmEvent, { type: 'LimitExceeded' }>, config: FsmConfig): Transition {
   return dropAndRetry(state, config, event.reason, [notification(ErrorCode.CEASE, event.subcode, event.reason, event.data)], true, {
@@ -409,7 +431,7 @@ function openSent(state: FsmState, event: FsmEvent, config: FsmConfig): Transiti
     case 'OpenCollisionDump':
       return dropAndStay(state, 'connection collision', [notification(ErrorCode.CEASE, CeaseSubcode.CONNECTION_COLLISION_RESOLUTION, 'connection collision resolution')], true, false);
     case 'NotifMsg':
-      return dropAndRetry(state, config, event.reason ?? 'NOTIFICATION received', [], true, { error: 'notification' });
+      return notificationReceived(state, event, config);
     case 'LimitExceeded':
       return limitExceeded(state, event, config);
     default:
@@ -434,7 +456,7 @@ function openConfirm(state: FsmState, event: FsmEvent, config: FsmConfig): Trans
     case 'TcpConnectionFails':
       return dropAndRetry(state, config, event.reason ?? 'TCP connection closed in OpenConfirm');
     case 'NotifMsg':
-      return dropAndRetry(state, config, event.reason ?? 'NOTIFICATION received', [], true, { error: 'notification' });
+      return notificationReceived(state, event, config);
     case 'BGPHeaderErr':
     case 'BGPOpenMsgErr':
       return dropAndRetry(state, config, event.error.message, [fromError(event.error)]);
@@ -474,7 +496,7 @@ function established(state: FsmState, event: FsmEvent, config: FsmConfig): Trans
       return dropAndRetry(state, config, event.reason ?? 'TCP connection closed', [], true, state.stable ? {} : { error: 'unstable' });
     case 'NotifMsg':
       // §8.2.2 Established, Events 24/25: release resources, Idle.
-      return dropAndRetry(state, config, event.reason ?? 'NOTIFICATION received', [], true, { error: 'notification' });
+      return notificationReceived(state, event, config);
     case 'KeepAliveMsg':
       return stay(state, 'KEEPALIVE received', restartHold(state));
     case 'UpdateMsg':

@@ -911,7 +911,7 @@ export class Session extends EventEmitter<SessionEvents> {
           this.stats.lastErrorCode = undefined;
           this.log.warn({ peer: this.config.peerAddress, code: message.code, subcode: message.subcode }, 'BGP NOTIFICATION received');
           this.notify('notification', { direction: 'received', code: message.code, subcode: message.subcode, data: message.data, reason });
-          this.dispatch({ type: 'NotifMsg', reason });
+          this.dispatch({ type: 'NotifMsg', reason, code: message.code, subcode: message.subcode });
           return;
         }
         case 4:

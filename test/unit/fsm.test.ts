@@ -274,6 +274,20 @@ describe('DampPeerOscillations: the error wait (RFC 4271 §8.1.1; BIRD error wai
     expect(idleHold(transition(st('Connect'), { type: 'TcpConnectionFails' }, damped).actions)).toBe(1000);
   });
 
+  it('a deliberate Cease received (administrative shutdown, reset, de-configured…) is no error; Cease 5 or 1 is', () => {
+    const stable = st('Established', { stable: true });
+    for (const subcode of [2, 3, 4, 6, 7]) {
+      const r = transition(stable, { type: 'NotifMsg', code: 6, subcode }, damped);
+      expect(idleHold(r.actions)).toBe(1000);
+      expect(r.next).toMatchObject({ holdingDown: false, errors: 0 });
+    }
+    for (const subcode of [1, 5, 8]) expect(transition(stable, { type: 'NotifMsg', code: 6, subcode }, damped).next.holdingDown).toBe(true);
+    // Before the session was stable, even a deliberate one counts (without holding the peer off).
+    const early = transition(st('Established'), { type: 'NotifMsg', code: 6, subcode: 2 }, damped);
+    expect(idleHold(early.actions)).toBe(5000);
+    expect(early.next.holdingDown).toBe(false);
+  });
+
   it('a ManualStart forgets the errors; without the setting an error waits only the backoff', () => {
     const down = transition(st('Established', { errors: 3 }), { type: 'NotifMsg' }, damped);
     expect(transition(down.next, { type: 'ManualStop' }, damped).next.errors).toBe(0);
