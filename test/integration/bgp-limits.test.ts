@@ -88,6 +88,26 @@ it('FRR eBGP: --announce P,nexthop=X arrives with next hop X and the session sta
   expect((await frr.sessions()).find((s) => s.neighbor === tortieIp)?.state).toBe('Established');
 }, 60_000);
 
+it('FRR refusing every UPDATE (NOTIFICATION 3/8): reconnects back off 5, 10, 20 s instead of a reset every 2 s', async () => {
+  if (!requirePeers('frr')) return;
+  const tortieIp = block.host(39);
+  const frrIp = block.host(32);
+  track(await startPeer('frr', { address: frrIp, as: OFFICE_AS, neighbors: [{ address: tortieIp, as: TORTIE_AS }] }));
+  // No nexthop: toward eBGP tortie sends its own 127.x address, which FRR refuses as martian (3/8).
+  const speaker = track(
+    SpeakerProcess.start(['--router-id', tortieIp, '--as', String(TORTIE_AS), '--connect-retry', '1', '--peer', `${frrIp},as=${OFFICE_AS}`, '--announce', '10.244.37.128/26']),
+  );
+  const started = Date.now();
+  await speaker.waitForEvent(isNotification('received', 3, 8), { what: 'FRR\'s NOTIFICATION 3/8' });
+  await new Promise((resolve) => setTimeout(resolve, 24_000));
+  const ups = speaker.events.filter((e) => e.event === 'state' && e.peer === frrIp && e.to === 'Established').length;
+  const resets = speaker.events.filter(isNotification('received', 3, 8)).length;
+  console.log(`flapping peer: ${resets} resets and ${ups} sessions in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+  // Error waits 5 + 10 (+ 20): at most 3 sessions in ~25 s; a fixed 2 s retry made 12 or more.
+  expect(resets).toBeGreaterThanOrEqual(2);
+  expect(ups).toBeLessThanOrEqual(3);
+}, 60_000);
+
 // ---- a peer that never reads ---------------------------------------------------------------------------
 
 /** Hand-built messages (not tortie's encoder): OPEN with MP IPv4 unicast, ROUTE-REFRESH, 4-octet AS. */
