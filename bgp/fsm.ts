@@ -12,7 +12,7 @@
 //   the speaker, which owns both connections and calls OpenCollisionDump.
 // - DampPeerOscillations (§8.1.1), as BIRD's `error wait time` (Calico: 5,30): a session that ends in an
 //   error — a NOTIFICATION sent or received (not a deliberate Cease received: administrative shutdown or
-//   reset, de-configured, configuration change, collision), or any loss before it was Established for
+//   reset, de-configured, configuration change, collision), or a TCP loss before it was Established for
 //   `stableMs` —
 //   waits `errorWaitInitialMs` · 2^(errors so far), at most `errorWaitMaxMs`, before reconnecting; after a
 //   NOTIFICATION it also refuses the peer's own connections meanwhile (`holdingDown`; the session checks
@@ -271,8 +271,9 @@ const DELIBERATE_CEASES: ReadonlySet<number> = new Set([
 
 function notificationReceived(state: FsmState, event: Extract<FsmEvent, { type: 'NotifMsg' }>, config: FsmConfig): Transition {
   const deliberate = event.code === ErrorCode.CEASE && event.subcode !== undefined && DELIBERATE_CEASES.has(event.subcode);
-  const error = deliberate ? (state.name === 'Established' && !state.stable ? { error: 'unstable' as const } : {}) : { error: 'notification' as const };
-  return dropAndRetry(state, config, event.reason ?? 'NOTIFICATION received', [], true, error);
+  // A deliberate Cease is no error even on a young session: reconfiguration (Cease 6/6 from a peer whose
+  // settings changed) must be followed by a quick reconnect, not a 5 s wait.
+  return dropAndRetry(state, config, event.reason ?? 'NOTIFICATION received', [], true, deliberate ? {} : { error: 'notification' });
 }
 
 /** RFC 4486: a resource limit passed — Cease with its subcode and data, then at least `restartMs` down. */

@@ -274,7 +274,7 @@ describe('DampPeerOscillations: the error wait (RFC 4271 §8.1.1; BIRD error wai
     expect(idleHold(transition(st('Connect'), { type: 'TcpConnectionFails' }, damped).actions)).toBe(1000);
   });
 
-  it('a deliberate Cease received (administrative shutdown, reset, de-configured…) is no error; Cease 5 or 1 is', () => {
+  it('a deliberate Cease received (administrative shutdown, reset, de-configured…) is no error; Cease 1, 5 or 8 is', () => {
     const stable = st('Established', { stable: true });
     for (const subcode of [2, 3, 4, 6, 7]) {
       const r = transition(stable, { type: 'NotifMsg', code: 6, subcode }, damped);
@@ -282,9 +282,9 @@ describe('DampPeerOscillations: the error wait (RFC 4271 §8.1.1; BIRD error wai
       expect(r.next).toMatchObject({ holdingDown: false, errors: 0 });
     }
     for (const subcode of [1, 5, 8]) expect(transition(stable, { type: 'NotifMsg', code: 6, subcode }, damped).next.holdingDown).toBe(true);
-    // Before the session was stable, even a deliberate one counts (without holding the peer off).
-    const early = transition(st('Established'), { type: 'NotifMsg', code: 6, subcode: 2 }, damped);
-    expect(idleHold(early.actions)).toBe(5000);
+    // Not even on a young session: a reconfigured peer's Cease 6/6 is followed by a quick reconnect.
+    const early = transition(st('Established'), { type: 'NotifMsg', code: 6, subcode: 6 }, damped);
+    expect(idleHold(early.actions)).toBe(1000);
     expect(early.next.holdingDown).toBe(false);
   });
 
