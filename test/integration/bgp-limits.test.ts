@@ -5,7 +5,9 @@
 // - a peer that does OPEN/KEEPALIVE and then never reads, while asking for ROUTE-REFRESH again and again,
 //   is reset with Cease / Out of Resources (6/8) and tortie's memory stays bounded;
 // - `--announce P,nexthop=X` reaches an eBGP FRR with next hop X (the issue's report: our own address,
-//   FRR's NOTIFICATION 3/8, a flapping session).
+//   FRR's NOTIFICATION 3/8, a flapping session);
+// - an FRR that refuses every UPDATE (3/8) is reconnected to after 5, 10, 20 s, not every 2 s;
+// - an FRR offering hold time 0 is refused (2/6) unless tortie's own hold time is 0.
 
 import { readFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
@@ -108,6 +110,23 @@ it('FRR refusing every UPDATE (NOTIFICATION 3/8): reconnects back off 5, 10, 20 
   expect(ups).toBeLessThanOrEqual(3);
 }, 60_000);
 
+it('FRR offering hold time 0 (no keepalives) is refused with Unacceptable Hold Time (2/6) unless ours is 0', async () => {
+  if (!requirePeers('frr')) return;
+  const tortieIp = block.host(49);
+  const frrIp = block.host(42);
+  track(await startPeer('frr', { address: frrIp, as: OFFICE_AS, neighbors: [{ address: tortieIp, as: TORTIE_AS, holdTime: 0 }] }));
+  const speaker = track(SpeakerProcess.start(['--router-id', tortieIp, '--as', String(TORTIE_AS), '--connect-retry', '1', '--peer', `${frrIp},as=${OFFICE_AS}`]));
+  const refused = await speaker.waitForEvent(isNotification('sent', 2, 6), { what: 'OPEN error 2/6 sent' });
+  expect(refused).toMatchObject({ peer: frrIp, reason: 'Unacceptable Hold Time' });
+  expect(String((refused as { detail?: string }).detail)).toContain('hold time 0');
+  expect(speaker.events.some((e) => e.event === 'state' && e.to === 'Established')).toBe(false);
+  await speaker.stop();
+
+  // With --hold 0 on our side too, the session comes up with no keepalives at all.
+  const zero = track(SpeakerProcess.start(['--router-id', tortieIp, '--as', String(TORTIE_AS), '--connect-retry', '1', '--hold', '0', '--peer', `${frrIp},as=${OFFICE_AS}`]));
+  await zero.waitForEvent(isState(frrIp, 'Established'), { timeoutMs: 30_000, what: 'Established with hold time 0 on both sides' });
+}, 60_000);
+
 // ---- a peer that never reads ---------------------------------------------------------------------------
 
 /** Hand-built messages (not tortie's encoder): OPEN with MP IPv4 unicast, ROUTE-REFRESH, 4-octet AS. */
@@ -157,11 +176,12 @@ it('a peer that stops reading while asking for ROUTE-REFRESH again and again is 
   }, 300);
   try {
     await speaker.waitForEvent(isState(rawIp, 'Established'), { what: 'Established with the raw peer' });
+    const rssUp = rssMiB(pid);
     const reset = await speaker.waitForEvent(isNotification('sent', 6, 8), { timeoutMs: 45_000, what: 'Cease / Out of Resources' });
     expect(reset).toMatchObject({ peer: rawIp, reason: 'Out of Resources' });
     expect(String((reset as { detail?: string }).detail)).toContain('send queue over 1048576 bytes');
     const rssAfter = rssMiB(pid);
-    console.log(`non-reading peer: reset with 6/8; speaker RSS ${rssBefore.toFixed(0)} MiB before, ${rssAfter.toFixed(0)} MiB at the reset`);
+    console.log(`non-reading peer: reset with 6/8; speaker RSS ${rssBefore.toFixed(0)} MiB listening, ${rssUp.toFixed(0)} MiB with the table at Established, ${rssAfter.toFixed(0)} MiB at the reset`);
     expect(rssAfter).toBeLessThan(rssBefore + 200);
     await speaker.waitForEvent(isState(rawIp, 'Idle'), { what: 'Idle after the reset' });
   } finally {
