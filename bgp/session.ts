@@ -18,6 +18,10 @@
 //   s.sendUpdates(bytes[])    already-encoded UPDATEs (codec's encodeUpdates/encodeWithdrawals/EndOfRib),
 //                             only when Established (returns false otherwise); batched into few writes.
 //   s.send(msg) / s.sendRouteRefresh()
+//   s.limitExceeded(subcode, data, reason, restartMs?)  a resource limit passed (RFC 4486 Cease, e.g. the
+//                             speaker's prefix limit): Cease, Idle, no reconnect nor inbound for restartMs.
+//   s.holdingDown             waiting after an error (DampPeerOscillations) or a limit: inbound is refused.
+//   s.queuedBytes             bytes the peer has not taken yet; past maxSendQueueBytes: Cease / Out of Resources.
 //   s.state, s.established, s.peerBgpId, s.negotiated (hold, keepalive, capabilities, codec ctx),
 //   s.codecContext, s.localAddress (of the current connection, for next-hop-self),
 //   s.adjRibIn (Map keyed by prefixKey), s.stats (counters, lastError, establishedSince).
