@@ -13,11 +13,10 @@
 // - DampPeerOscillations (§8.1.1), as BIRD's `error wait time` (Calico: 5,30): a session that ends in an
 //   error — a NOTIFICATION sent or received (not a deliberate Cease received: administrative shutdown or
 //   reset, de-configured, configuration change, collision), or a TCP loss before it was Established for
-//   `stableMs` —
-//   waits `errorWaitInitialMs` · 2^(errors so far), at most `errorWaitMaxMs`, before reconnecting; after a
-//   NOTIFICATION it also refuses the peer's own connections meanwhile (`holdingDown`; the session checks
-//   it). A plain TCP loss still lets the peer reconnect to us at once (a restarting graceful-restart peer
-//   must be able to come back within its restart time). The count
+//   `stableMs` — waits `errorWaitInitialMs` · 2^(errors so far), at most `errorWaitMaxMs`, before
+//   reconnecting; after a NOTIFICATION it also refuses the peer's own connections meanwhile
+//   (`holdingDown`; the session checks it). A plain TCP loss still lets the peer reconnect to us at once
+//   (a restarting graceful-restart peer must be able to come back within its restart time). The count
 //   resets once a session stays up for `stableMs`. A resource limit (RFC 4486 Cease: too many prefixes,
 //   send queue full) is such an error, with its own restart delay (`LimitExceeded.restartMs`) on top.
 // - Hold time (§4.2, §6.2 "MAY reject"): a peer's hold time below `minHoldTime` (default 3 s) is refused,
@@ -407,8 +406,7 @@ function openSent(state: FsmState, event: FsmEvent, config: FsmConfig): Transiti
       // RFC 4271 §4.2: a hold time of 1 or 2 seconds is refused; §6.2: an implementation MAY refuse others.
       const refused = refuseHoldTime(event.peerHoldTime, config);
       if (refused !== undefined) {
-        const reason = refused;
-        return dropAndRetry(state, config, reason, [notification(ErrorCode.OPEN_MESSAGE, OpenSubcode.UNACCEPTABLE_HOLD_TIME, reason)]);
+        return dropAndRetry(state, config, refused, [notification(ErrorCode.OPEN_MESSAGE, OpenSubcode.UNACCEPTABLE_HOLD_TIME, refused)]);
       }
       const { holdTime, keepaliveTime } = negotiateHoldTime(config.holdTime, event.peerHoldTime, config.keepaliveTime);
       // §8.2.2 OpenSent, Event 19: stop ConnectRetry, send KEEPALIVE, set hold + keepalive timers (not if 0).
