@@ -122,8 +122,9 @@ export interface SessionConfig {
   /** Established this long (ms) counts as stable and resets the backoff and the error wait (default 30 000). */
   readonly stableMs?: number;
   /** DampPeerOscillations (RFC 4271 §8.1.1), BIRD's `error wait time` (Calico: 5,30): after a session ends in
-   *  an error (a NOTIFICATION either way, or a loss before it was stable) wait this long, doubling per error
-   *  in a row up to `errorWaitMaxMs`, and refuse the peer's connections meanwhile. Default 5000; 0 = off. */
+   *  an error (a NOTIFICATION either way, except a deliberate Cease received; or a TCP loss before it was
+   *  stable) wait this long, doubling per error in a row up to `errorWaitMaxMs`; after a NOTIFICATION the
+   *  peer's own connections are refused meanwhile too. Default 5000; 0 = off. */
   readonly errorWaitInitialMs?: number;
   /** Default 30 000. */
   readonly errorWaitMaxMs?: number;
