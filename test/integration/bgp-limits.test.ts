@@ -1,7 +1,7 @@
 // Resource bounds across messages, against real peers and a raw TCP client:
-// - a real FRR that announces more prefixes than tortie allows gets Cease / Maximum Number of Prefixes
-//   Reached (RFC 4486: 6/1, data AFI 1, SAFI 1, the limit), FRR itself reports it, and the session is not
-//   up again before the restart delay (FRR keeps trying: tortie refuses its connections meanwhile);
+// - a real FRR or BIRD 2 that announces more prefixes than tortie allows gets Cease / Maximum Number of
+//   Prefixes Reached (RFC 4486: 6/1, data AFI 1, SAFI 1, the limit), reports it itself, and the session is
+//   not up again before the restart delay (the peer keeps trying: tortie refuses its connections meanwhile);
 // - a peer that does OPEN/KEEPALIVE and then never reads, while asking for ROUTE-REFRESH again and again,
 //   is reset with Cease / Out of Resources (6/8) and tortie's memory stays bounded;
 // - `--announce P,nexthop=X` reaches an eBGP FRR with next hop X (the issue's report: our own address,
@@ -26,13 +26,13 @@ const OFFICE_AS = 65001;
 const isNotification = (direction: 'sent' | 'received', code: number, subcode: number) => (e: SpeakerEventJson) =>
   e.event === 'notification' && e.direction === direction && e.code === code && e.subcode === subcode;
 
-it('FRR announcing more prefixes than max-prefixes gets Cease 6/1 with AFI/SAFI/limit, and is not back before the restart delay', async () => {
-  if (!requirePeers('frr')) return;
-  const tortieIp = block.host(9);
-  const frrIp = block.host(2);
-  const frr = track(
-    await startPeer('frr', {
-      address: frrIp,
+it.each(['frr', 'bird2'] as const)('%s announcing more prefixes than max-prefixes gets Cease 6/1 with AFI/SAFI/limit, and is not back before the restart delay', async (kind) => {
+  if (!requirePeers(kind)) return;
+  const tortieIp = block.host(kind === 'frr' ? 9 : 59);
+  const peerIp = block.host(kind === 'frr' ? 2 : 52);
+  const peer = track(
+    await startPeer(kind, {
+      address: peerIp,
       as: OFFICE_AS,
       neighbors: [{ address: tortieIp, as: TORTIE_AS }],
       announce: [1, 2, 3, 4, 5].map((i) => ({ prefix: `10.37.${i}.0/24`, nextHop: '198.18.0.2' })),
@@ -43,30 +43,36 @@ it('FRR announcing more prefixes than max-prefixes gets Cease 6/1 with AFI/SAFI/
     SpeakerProcess.start([
       '--router-id', tortieIp, '--as', String(TORTIE_AS), '--connect-retry', '1',
       '--prefix-restart', String(restartSeconds),
-      '--peer', `${frrIp},as=${OFFICE_AS},max-prefixes=3`,
+      '--peer', `${peerIp},as=${OFFICE_AS},max-prefixes=3`,
     ]),
   );
-  const up = await speaker.waitForEvent(isState(frrIp, 'Established'), { what: 'Established with FRR' });
+  const up = await speaker.waitForEvent(isState(peerIp, 'Established'), { what: 'Established with FRR' });
   const cease = await speaker.waitForEvent(isNotification('sent', 6, 1), { what: 'Cease 6/1 sent' });
   const cutAt = Date.now();
   // RFC 4486 §4: AFI (2 octets) 1, SAFI (1) 1, the upper bound (4) 3.
-  expect(cease).toMatchObject({ peer: frrIp, reason: 'Maximum Number of Prefixes Reached', data: '00010100000003' });
+  expect(cease).toMatchObject({ peer: peerIp, reason: 'Maximum Number of Prefixes Reached', data: '00010100000003' });
 
-  // FRR's own view: it received that Cease.
-  const neighbor = JSON.parse(await frr.cli('show bgp neighbors json')) as Record<string, { lastNotificationReason?: string; lastErrorCodeSubcode?: string }>;
-  const seen = neighbor[tortieIp];
-  console.log(`FRR: lastNotificationReason "${seen?.lastNotificationReason}", lastErrorCodeSubcode "${seen?.lastErrorCodeSubcode}"`);
-  expect(seen).toMatchObject({ lastNotificationReason: 'Cease/Maximum Number of Prefixes Reached', lastErrorCodeSubcode: '0601' });
+  // The peer's own view: it received that Cease.
+  if (kind === 'frr') {
+    const neighbor = JSON.parse(await peer.cli('show bgp neighbors json')) as Record<string, { lastNotificationReason?: string; lastErrorCodeSubcode?: string }>;
+    const seen = neighbor[tortieIp];
+    console.log(`FRR: lastNotificationReason "${seen?.lastNotificationReason}", lastErrorCodeSubcode "${seen?.lastErrorCodeSubcode}"`);
+    expect(seen).toMatchObject({ lastNotificationReason: 'Cease/Maximum Number of Prefixes Reached', lastErrorCodeSubcode: '0601' });
+  } else {
+    const lastError = (await peer.sessions()).find((x) => x.neighbor === tortieIp)?.lastError;
+    console.log(`BIRD 2: Last error "${lastError}"`);
+    expect(lastError).toMatch(/Received: Maximum number of prefixes reached/i);
+  }
 
   // Not Established again before the delay (FRR retries every second; tortie refuses them), then again.
   const upIndex = speaker.events.indexOf(up);
-  const again = await speaker.waitForEvent(isState(frrIp, 'Established'), { from: upIndex + 1, timeoutMs: (restartSeconds + 20) * 1000, what: 'Established again after the restart delay' });
+  const again = await speaker.waitForEvent(isState(peerIp, 'Established'), { from: upIndex + 1, timeoutMs: (restartSeconds + 20) * 1000, what: 'Established again after the restart delay' });
   const backAfterMs = Date.now() - cutAt;
   expect(again).toBeDefined();
   expect(backAfterMs).toBeGreaterThanOrEqual(restartSeconds * 1000 - 500);
   // FRR still sends 5: cut off again, with the same Cease.
   await speaker.waitForEvent(isNotification('sent', 6, 1), { from: speaker.events.indexOf(again) + 1, what: 'the second Cease 6/1' });
-  console.log(`prefix limit: back after ${backAfterMs} ms (restart delay ${restartSeconds} s)`);
+  console.log(`prefix limit (${kind}): back after ${backAfterMs} ms (restart delay ${restartSeconds} s)`);
 }, 60_000);
 
 it('FRR eBGP: --announce P,nexthop=X arrives with next hop X and the session stays up (no NOTIFICATION 3/8)', async () => {
