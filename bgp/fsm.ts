@@ -8,8 +8,19 @@
 // `otherwise` branch for the rest, so nothing falls through silently.
 //
 // Deliberate simplifications (documented so nobody hunts for them):
-// - No DelayOpen, no DampPeerOscillations, no collision tracking inside one session: connection collision
-//   (§6.8) is resolved by the speaker, which owns both connections and calls OpenCollisionDump.
+// - No DelayOpen, no collision tracking inside one session: connection collision (§6.8) is resolved by
+//   the speaker, which owns both connections and calls OpenCollisionDump.
+// - DampPeerOscillations (§8.1.1), as BIRD's `error wait time` (Calico: 5,30): a session that ends in an
+//   error — a NOTIFICATION sent or received (not a deliberate Cease received: administrative shutdown or
+//   reset, de-configured, configuration change, collision), or a TCP loss before it was Established for
+//   `stableMs` — waits `errorWaitInitialMs` · 2^(errors so far), at most `errorWaitMaxMs`, before
+//   reconnecting; after a NOTIFICATION it also refuses the peer's own connections meanwhile
+//   (`holdingDown`; the session checks it). A plain TCP loss still lets the peer reconnect to us at once
+//   (a restarting graceful-restart peer must be able to come back within its restart time). The count
+//   resets once a session stays up for `stableMs`. A resource limit (RFC 4486 Cease: too many prefixes,
+//   send queue full) is such an error, with its own restart delay (`LimitExceeded.restartMs`) on top.
+// - Hold time (§4.2, §6.2 "MAY reject"): a peer's hold time below `minHoldTime` (default 3 s) is refused,
+//   and 0 (no keepalives at all) only accepted when our own configured hold time is 0.
 // - Where RFC 4271 goes to Active to wait for the ConnectRetryTimer after a failure, we go to Idle and
 //   start the IdleHold timer with a bounded exponential backoff (1 s, 2 s, 4 s, … ≤ ConnectRetry) whose
 //   expiry is AutomaticStart (§8.1.3 Event 3; the IdleHoldTimer idea of §8.1.1, simplified). The attempt
@@ -60,12 +71,16 @@ export type FsmEvent =
   | { readonly type: 'BGPHeaderErr'; readonly error: BgpError } // Event 21
   | { readonly type: 'BGPOpenMsgErr'; readonly error: BgpError } // Event 22
   | { readonly type: 'OpenCollisionDump' } // Event 23
-  | { readonly type: 'NotifMsg'; readonly reason?: string } // Events 24/25
+  /** Events 24/25; `code`/`subcode` of the NOTIFICATION received (an administrative Cease is no error). */
+  | { readonly type: 'NotifMsg'; readonly reason?: string; readonly code?: number; readonly subcode?: number }
   | { readonly type: 'KeepAliveMsg' } // Event 26
   | { readonly type: 'UpdateMsg' } // Event 27
   | { readonly type: 'UpdateMsgErr'; readonly error: BgpError } // Event 28
   | { readonly type: 'RouteRefreshMsg' } // RFC 2918
-  | { readonly type: 'RouteRefreshMsgErr'; readonly error: BgpError }; // RFC 7313 §5
+  | { readonly type: 'RouteRefreshMsgErr'; readonly error: BgpError } // RFC 7313 §5
+  /** A resource limit was passed (RFC 4486: Cease 1 Maximum Number of Prefixes Reached, 8 Out of Resources):
+   *  Cease with this subcode and data, then no reconnect (and no inbound) for at least `restartMs`. */
+  | { readonly type: 'LimitExceeded'; readonly subcode: number; readonly data: Uint8Array; readonly reason: string; readonly restartMs?: number };
 
 /** What the session must do, in order. */
 export type FsmAction =
@@ -103,6 +118,13 @@ export interface FsmConfig {
   readonly stableMs?: number;
   /** The large hold time used while waiting for the OPEN, §8.2.2 "suggested value 4 minutes". Default 240 s. */
   readonly openHoldMs?: number;
+  /** DampPeerOscillations: the first wait after a session ended in an error, ms (BIRD/Calico: 5000).
+   *  Absent: errors wait only the ordinary backoff. */
+  readonly errorWaitInitialMs?: number;
+  /** The longest such wait, ms (BIRD/Calico: 30 000). Default: the initial wait. */
+  readonly errorWaitMaxMs?: number;
+  /** The smallest non-zero hold time accepted from a peer, seconds (default 3, RFC 4271 §4.2's floor). */
+  readonly minHoldTime?: number;
 }
 
 export interface FsmState {
@@ -115,6 +137,12 @@ export interface FsmState {
   readonly holdTime: number;
   /** Negotiated keepalive interval (s); 0 when the hold time is 0. */
   readonly keepaliveTime: number;
+  /** Sessions in a row that ended in an error (DampPeerOscillations); reset by a stable session. */
+  readonly errors: number;
+  /** Waiting in Idle after an error: the peer's own connections are refused too until the wait ends. */
+  readonly holdingDown: boolean;
+  /** Established for `stableMs` already: a plain TCP loss now is not an error. */
+  readonly stable: boolean;
 }
 
 export interface Transition {
@@ -124,7 +152,7 @@ export interface Transition {
   readonly reason: string;
 }
 
-export const INITIAL_STATE: FsmState = { name: 'Idle', attempts: 0, passive: false, holdTime: 0, keepaliveTime: 0 };
+export const INITIAL_STATE: FsmState = { name: 'Idle', attempts: 0, passive: false, holdTime: 0, keepaliveTime: 0, errors: 0, holdingDown: false, stable: false };
 
 export const DEFAULT_OPEN_HOLD_MS = 240_000;
 export const DEFAULT_BACKOFF_INITIAL_MS = 1_000;
@@ -154,6 +182,24 @@ export function backoffMs(attempts: number, config: FsmConfig): number {
   return Math.max(1, Math.round(base * (1 - jitter * r)));
 }
 
+/** DampPeerOscillations: initial · 2^errors, capped; 0 when not configured. No jitter: the point is to be slow. */
+export function errorWaitMs(errors: number, config: FsmConfig): number {
+  const initial = config.errorWaitInitialMs;
+  if (initial === undefined || initial <= 0) return 0;
+  const cap = Math.max(initial, config.errorWaitMaxMs ?? initial);
+  return Math.min(cap, initial * 2 ** Math.min(errors, 30));
+}
+
+/** RFC 4271 §4.2 and §6.2 ("MAY reject"): the peer's hold time, or why it is refused. */
+export function refuseHoldTime(peerHoldTime: number, config: FsmConfig): string | undefined {
+  if (!isAcceptableHoldTime(peerHoldTime)) return `peer hold time ${peerHoldTime} s is not acceptable (0 or 3..65535)`;
+  if (peerHoldTime === 0) {
+    return config.holdTime === 0 ? undefined : `peer hold time 0 (no keepalives, a dead peer is never noticed) refused: ours is ${config.holdTime} s; set our hold time to 0 to allow it`;
+  }
+  const min = config.minHoldTime ?? 3;
+  return peerHoldTime < min ? `peer hold time ${peerHoldTime} s is below the minimum accepted, ${min} s` : undefined;
+}
+
 // ---- building blocks shared by the states ------------------------------------------------------------
 
 const stopAll: readonly FsmAction[] = TIMER_NAMES.map((name) => ({ type: 'stopTimer', name }) as const);
@@ -166,11 +212,25 @@ function fromError(error: BgpError): FsmAction {
   return notification(error.code, error.subcode, error.detail, error.data);
 }
 
-/** Drop the connection and everything with it, then wait for the backoff (AutomaticStart). */
-function dropAndRetry(state: FsmState, config: FsmConfig, reason: string, before: readonly FsmAction[] = [], hadSession = true): Transition {
-  const ms = backoffMs(state.attempts, config);
+/**
+ * Drop the connection and everything with it, then wait for the backoff (AutomaticStart). A session that
+ * ends in an error (a NOTIFICATION either way, `error`) waits at least the error wait, holding down.
+ */
+function dropAndRetry(
+  state: FsmState,
+  config: FsmConfig,
+  reason: string,
+  before: readonly FsmAction[] = [],
+  hadSession = true,
+  options: { error?: 'notification' | 'unstable'; minWaitMs?: number } = {},
+): Transition {
+  const notified = options.error === 'notification' || before.some((a) => a.type === 'sendNotification');
+  const error = notified || options.error === 'unstable';
+  const damp = error ? errorWaitMs(state.errors, config) : 0;
+  const ms = Math.max(backoffMs(state.attempts, config), damp, options.minWaitMs ?? 0);
+  const holdingDown = (notified && damp > 0) || (options.minWaitMs ?? 0) > 0;
   return {
-    next: { ...state, name: 'Idle', attempts: state.attempts + 1, holdTime: 0, keepaliveTime: 0 },
+    next: { ...state, name: 'Idle', attempts: state.attempts + 1, holdTime: 0, keepaliveTime: 0, errors: error ? state.errors + 1 : state.errors, holdingDown, stable: false },
     actions: [
       ...before,
       ...stopAll,
@@ -185,7 +245,7 @@ function dropAndRetry(state: FsmState, config: FsmConfig, reason: string, before
 /** Drop the connection and stay in Idle without a restart (ManualStop, collision dump). */
 function dropAndStay(state: FsmState, reason: string, before: readonly FsmAction[], hadSession: boolean, resetAttempts: boolean): Transition {
   return {
-    next: { ...state, name: 'Idle', attempts: resetAttempts ? 0 : state.attempts + 1, holdTime: 0, keepaliveTime: 0 },
+    next: { ...state, name: 'Idle', attempts: resetAttempts ? 0 : state.attempts + 1, holdTime: 0, keepaliveTime: 0, holdingDown: false, stable: false },
     actions: [...before, ...stopAll, { type: 'close' }, ...(hadSession ? [{ type: 'down', reason } as const] : [])],
     reason,
   };
@@ -193,6 +253,34 @@ function dropAndStay(state: FsmState, reason: string, before: readonly FsmAction
 
 function stay(state: FsmState, reason: string, actions: readonly FsmAction[] = []): Transition {
   return { next: state, actions, reason };
+}
+
+/**
+ * A NOTIFICATION received that ends the session on purpose, not because something went wrong (RFC 4486:
+ * Administrative Shutdown / Reset, Peer De-configured, Other Configuration Change, Connection Collision
+ * Resolution): a peer restarting or reconfigured is not oscillating, so no error wait.
+ */
+const DELIBERATE_CEASES: ReadonlySet<number> = new Set([
+  CeaseSubcode.ADMINISTRATIVE_SHUTDOWN,
+  CeaseSubcode.PEER_DECONFIGURED,
+  CeaseSubcode.ADMINISTRATIVE_RESET,
+  CeaseSubcode.OTHER_CONFIGURATION_CHANGE,
+  CeaseSubcode.CONNECTION_COLLISION_RESOLUTION,
+]);
+
+function notificationReceived(state: FsmState, event: Extract<FsmEvent, { type: 'NotifMsg' }>, config: FsmConfig): Transition {
+  const deliberate = event.code === ErrorCode.CEASE && event.subcode !== undefined && DELIBERATE_CEASES.has(event.subcode);
+  // A deliberate Cease is no error even on a young session: reconfiguration (Cease 6/6 from a peer whose
+  // settings changed) must be followed by a quick reconnect, not a 5 s wait.
+  return dropAndRetry(state, config, event.reason ?? 'NOTIFICATION received', [], true, deliberate ? {} : { error: 'notification' });
+}
+
+/** RFC 4486: a resource limit passed — Cease with its subcode and data, then at least `restartMs` down. */
+function limitExceeded(state: FsmState, event: Extract<FsmEvent, { type: 'LimitExceeded' }>, config: FsmConfig): Transition {
+  return dropAndRetry(state, config, event.reason, [notification(ErrorCode.CEASE, event.subcode, event.reason, event.data)], true, {
+    error: 'notification',
+    ...(event.restartMs !== undefined ? { minWaitMs: event.restartMs } : {}),
+  });
 }
 
 /** RFC 6608: the FSM Error subcode names the state the unexpected message arrived in. */
@@ -246,20 +334,22 @@ function idle(state: FsmState, event: FsmEvent, config: FsmConfig): Transition {
     case 'AutomaticStart': {
       const passive = event.type === 'AutomaticStart' ? state.passive : event.type === 'ManualStart_with_PassiveTcpEstablishment';
       const attempts = event.type === 'AutomaticStart' ? state.attempts : 0;
+      // A ManualStart (the owner re-enabled the peer) forgets earlier errors; the backoff's expiry keeps them.
+      const errors = event.type === 'AutomaticStart' ? state.errors : 0;
       if (passive) {
         // RFC 4271 §8.2.2 Idle, Event 4: listen for the peer in Active. We start no ConnectRetryTimer:
         // a passive peer never connects, so there is nothing for it to retry.
-        return { next: { ...state, name: 'Active', passive, attempts }, actions: [{ type: 'stopTimer', name: 'IdleHold' }], reason: `${event.type}: passive, waiting for the peer to connect` };
+        return { next: { ...state, name: 'Active', passive, attempts, errors, holdingDown: false }, actions: [{ type: 'stopTimer', name: 'IdleHold' }], reason: `${event.type}: passive, waiting for the peer to connect` };
       }
       // RFC 4271 §8.2.2 Idle, Event 1/3: start the ConnectRetryTimer, initiate a TCP connection, Connect.
       return {
-        next: { ...state, name: 'Connect', passive, attempts },
+        next: { ...state, name: 'Connect', passive, attempts, errors, holdingDown: false },
         actions: [{ type: 'stopTimer', name: 'IdleHold' }, { type: 'startTimer', name: 'ConnectRetry', ms: config.connectRetryMs }, { type: 'connect' }],
         reason: `${event.type}: connecting`,
       };
     }
     case 'ManualStop':
-      return { next: { ...state, attempts: 0 }, actions: stopAll, reason: event.reason ?? 'ManualStop' };
+      return { next: { ...state, attempts: 0, errors: 0, holdingDown: false }, actions: stopAll, reason: event.reason ?? 'ManualStop' };
     case 'TcpConnectionConfirmed':
       // RFC 4271 §8.2.2 Idle: connections are refused while Idle.
       return stay(state, 'connection refused in Idle', [{ type: 'close' }]);
@@ -275,6 +365,7 @@ function connecting(state: FsmState, event: FsmEvent, config: FsmConfig): Transi
     case 'ManualStart':
     case 'ManualStart_with_PassiveTcpEstablishment':
     case 'AutomaticStart':
+    case 'LimitExceeded': // nothing is connected yet
       return stay(state, `${event.type} ignored in ${state.name}`); // §8.2.2: "events 1, 3-7 are ignored"
     case 'ManualStop':
       return dropAndStay(state, event.reason ?? 'ManualStop', [], false, true);
@@ -312,10 +403,10 @@ function openSent(state: FsmState, event: FsmEvent, config: FsmConfig): Transiti
     case 'TcpConnectionFails':
       return dropAndRetry(state, config, event.reason ?? 'TCP connection closed in OpenSent');
     case 'BGPOpen': {
-      // RFC 4271 §4.2: a hold time of 1 or 2 seconds is refused.
-      if (!isAcceptableHoldTime(event.peerHoldTime)) {
-        const reason = `peer hold time ${event.peerHoldTime} s is not acceptable (0 or 3..65535)`;
-        return dropAndRetry(state, config, reason, [notification(ErrorCode.OPEN_MESSAGE, OpenSubcode.UNACCEPTABLE_HOLD_TIME, reason)]);
+      // RFC 4271 §4.2: a hold time of 1 or 2 seconds is refused; §6.2: an implementation MAY refuse others.
+      const refused = refuseHoldTime(event.peerHoldTime, config);
+      if (refused !== undefined) {
+        return dropAndRetry(state, config, refused, [notification(ErrorCode.OPEN_MESSAGE, OpenSubcode.UNACCEPTABLE_HOLD_TIME, refused)]);
       }
       const { holdTime, keepaliveTime } = negotiateHoldTime(config.holdTime, event.peerHoldTime, config.keepaliveTime);
       // §8.2.2 OpenSent, Event 19: stop ConnectRetry, send KEEPALIVE, set hold + keepalive timers (not if 0).
@@ -339,7 +430,9 @@ function openSent(state: FsmState, event: FsmEvent, config: FsmConfig): Transiti
     case 'OpenCollisionDump':
       return dropAndStay(state, 'connection collision', [notification(ErrorCode.CEASE, CeaseSubcode.CONNECTION_COLLISION_RESOLUTION, 'connection collision resolution')], true, false);
     case 'NotifMsg':
-      return dropAndRetry(state, config, event.reason ?? 'NOTIFICATION received');
+      return notificationReceived(state, event, config);
+    case 'LimitExceeded':
+      return limitExceeded(state, event, config);
     default:
       return fsmError(state, event, config);
   }
@@ -362,16 +455,18 @@ function openConfirm(state: FsmState, event: FsmEvent, config: FsmConfig): Trans
     case 'TcpConnectionFails':
       return dropAndRetry(state, config, event.reason ?? 'TCP connection closed in OpenConfirm');
     case 'NotifMsg':
-      return dropAndRetry(state, config, event.reason ?? 'NOTIFICATION received');
+      return notificationReceived(state, event, config);
     case 'BGPHeaderErr':
     case 'BGPOpenMsgErr':
       return dropAndRetry(state, config, event.error.message, [fromError(event.error)]);
     case 'OpenCollisionDump':
       return dropAndStay(state, 'connection collision', [notification(ErrorCode.CEASE, CeaseSubcode.CONNECTION_COLLISION_RESOLUTION, 'connection collision resolution')], true, false);
+    case 'LimitExceeded':
+      return limitExceeded(state, event, config);
     case 'KeepAliveMsg':
       // §8.2.2 OpenConfirm, Event 26: restart the HoldTimer, Established.
       return {
-        next: { ...state, name: 'Established' },
+        next: { ...state, name: 'Established', stable: false },
         actions: [...restartHold(state), { type: 'startTimer', name: 'Stable', ms: config.stableMs ?? DEFAULT_STABLE_MS }, { type: 'established' }],
         reason: 'KEEPALIVE received: established',
       };
@@ -394,12 +489,13 @@ function established(state: FsmState, event: FsmEvent, config: FsmConfig): Trans
     case 'KeepaliveTimer_Expires':
       return stay(state, 'keepalive timer', keepalive(state)); // §8.2.2 Established, Event 11
     case 'StableTimer_Expires':
-      return stay({ ...state, attempts: 0 }, 'session stable: backoff reset');
+      return stay({ ...state, attempts: 0, errors: 0, stable: true }, 'session stable: backoff reset');
     case 'TcpConnectionFails':
-      return dropAndRetry(state, config, event.reason ?? 'TCP connection closed');
+      // Lost before the session was stable: part of an oscillation (DampPeerOscillations).
+      return dropAndRetry(state, config, event.reason ?? 'TCP connection closed', [], true, state.stable ? {} : { error: 'unstable' });
     case 'NotifMsg':
       // §8.2.2 Established, Events 24/25: release resources, Idle.
-      return dropAndRetry(state, config, event.reason ?? 'NOTIFICATION received');
+      return notificationReceived(state, event, config);
     case 'KeepAliveMsg':
       return stay(state, 'KEEPALIVE received', restartHold(state));
     case 'UpdateMsg':
@@ -415,6 +511,8 @@ function established(state: FsmState, event: FsmEvent, config: FsmConfig): Trans
       return dropAndRetry(state, config, event.error.message, [fromError(event.error)]);
     case 'OpenCollisionDump':
       return dropAndStay(state, 'connection collision', [notification(ErrorCode.CEASE, CeaseSubcode.CONNECTION_COLLISION_RESOLUTION, 'connection collision resolution')], true, false);
+    case 'LimitExceeded':
+      return limitExceeded(state, event, config);
     default:
       return fsmError(state, event, config);
   }

@@ -18,6 +18,10 @@
 //   s.sendUpdates(bytes[])    already-encoded UPDATEs (codec's encodeUpdates/encodeWithdrawals/EndOfRib),
 //                             only when Established (returns false otherwise); batched into few writes.
 //   s.send(msg) / s.sendRouteRefresh()
+//   s.limitExceeded(subcode, data, reason, restartMs?)  a resource limit passed (RFC 4486 Cease, e.g. the
+//                             speaker's prefix limit): Cease, Idle, no reconnect nor inbound for restartMs.
+//   s.holdingDown             waiting after an error (DampPeerOscillations) or a limit: inbound is refused.
+//   s.queuedBytes             bytes the peer has not taken yet; past maxSendQueueBytes: Cease / Out of Resources.
 //   s.state, s.established, s.peerBgpId, s.negotiated (hold, keepalive, capabilities, codec ctx),
 //   s.codecContext, s.localAddress (of the current connection, for next-hop-self),
 //   s.adjRibIn (Map keyed by prefixKey), s.stats (counters, lastError, establishedSince).
@@ -37,7 +41,7 @@
 import { EventEmitter } from 'node:events';
 import { systemClock, type Clock, type TimerHandle } from './clock.js';
 import { decodeMessage, encodeMessage, isEndOfRib, KEEPALIVE, MessageFramer, type DecodeResult } from './codec/index.js';
-import { BgpError, describeNotification, ErrorCode, isBgpError, notificationReason, OpenSubcode } from './errors.js';
+import { BgpError, CeaseSubcode, describeNotification, ErrorCode, isBgpError, notificationReason, OpenSubcode } from './errors.js';
 import { INITIAL_STATE, TIMER_EVENTS, transition, type BgpState, type FsmAction, type FsmConfig, type FsmEvent, type FsmState, type TimerName } from './fsm.js';
 import { formatIpv4, parseIpv4, prefixKey } from './ip.js';
 import type { Connection, Transport } from './transport.js';
@@ -115,8 +119,21 @@ export interface SessionConfig {
   readonly jitter?: number;
   /** Random source for the jitter (default Math.random). */
   readonly random?: () => number;
-  /** Established this long (ms) counts as stable and resets the backoff (default 30 000). */
+  /** Established this long (ms) counts as stable and resets the backoff and the error wait (default 30 000). */
   readonly stableMs?: number;
+  /** DampPeerOscillations (RFC 4271 §8.1.1), BIRD's `error wait time` (Calico: 5,30): after a session ends in
+   *  an error (a NOTIFICATION either way, except a deliberate Cease received; or a TCP loss before it was
+   *  stable) wait this long, doubling per error in a row up to `errorWaitMaxMs`; after a NOTIFICATION the
+   *  peer's own connections are refused meanwhile too. Default 5000; 0 = off. */
+  readonly errorWaitInitialMs?: number;
+  /** Default 30 000. */
+  readonly errorWaitMaxMs?: number;
+  /** The smallest non-zero hold time accepted from the peer, seconds (default 3). Hold time 0 from the peer
+   *  is refused unless ours is 0 too (OPEN error 2/6 Unacceptable Hold Time, RFC 4271 §6.2). */
+  readonly minHoldTime?: number;
+  /** Bytes the peer may leave unread (our queue plus the socket's): past this the session is reset with
+   *  Cease / Out of Resources (RFC 4486 subcode 8) instead of buffering more. Default 32 MiB. */
+  readonly maxSendQueueBytes?: number;
   /** Offer the graceful restart capability (RFC 4724). */
   readonly gracefulRestart?: GracefulRestartConfig;
   readonly clock?: Clock;
@@ -208,6 +225,10 @@ export interface SessionEvents {
 const DEFAULT_HOLD_TIME = 90;
 const DEFAULT_CONNECT_RETRY_MS = 5000;
 const MAX_WRITE = 64 * 1024;
+/** BIRD's `error wait time 5,30` as Calico configures it. */
+export const DEFAULT_ERROR_WAIT_INITIAL_MS = 5000;
+export const DEFAULT_ERROR_WAIT_MAX_MS = 30_000;
+export const DEFAULT_MAX_SEND_QUEUE_BYTES = 32 * 1024 * 1024;
 
 /** A decode error's NOTIFICATION code → the FSM event it is (RFC 4271 §8.1.5, RFC 7313 §5). */
 const ERROR_EVENTS: Readonly<Record<number, 'BGPHeaderErr' | 'BGPOpenMsgErr' | 'UpdateMsgErr' | 'RouteRefreshMsgErr'>> = {
@@ -234,6 +255,12 @@ export function validateSessionConfig(config: SessionConfig): void {
   }
   if (config.connectRetryMs !== undefined && !(config.connectRetryMs > 0)) problems.push(`connectRetryMs ${config.connectRetryMs} is not a positive number of milliseconds`);
   if (config.port !== undefined && (!isUint(config.port, 65535) || config.port === 0)) problems.push(`port ${config.port} is not 1..65535`);
+  if (config.minHoldTime !== undefined && (!isUint(config.minHoldTime, 65535) || config.minHoldTime < 3)) problems.push(`minHoldTime ${config.minHoldTime} is not 3..65535 seconds`);
+  if (config.maxSendQueueBytes !== undefined && !(config.maxSendQueueBytes >= 64 * 1024)) problems.push(`maxSendQueueBytes ${config.maxSendQueueBytes} is below 65536 (one full write)`);
+  for (const field of ['errorWaitInitialMs', 'errorWaitMaxMs'] as const) {
+    const value = config[field];
+    if (value !== undefined && !(value >= 0)) problems.push(`${field} ${value} is not a number of milliseconds ≥ 0`);
+  }
   const gr = config.gracefulRestart;
   if (gr && !isUint(gr.restartTime, 4095)) problems.push(`gracefulRestart.restartTime ${gr.restartTime} is not 0..4095 seconds (RFC 4724 §3)`);
   if (problems.length > 0) throw new Error(`BGP session to ${config.peerAddress}: ${problems.join('; ')}`);
@@ -347,6 +374,10 @@ export class Session extends EventEmitter<SessionEvents> {
   private connectAbort: AbortController | undefined;
   private framer = new MessageFramer();
   private outQueue: Uint8Array[] = [];
+  /** Bytes in `outQueue`. */
+  private outBytes = 0;
+  /** The send queue passed its bound on this connection: nothing more is queued, the reset is under way. */
+  private overflowed = false;
   private flushScheduled = false;
   private blocked = false;
 
@@ -370,6 +401,9 @@ export class Session extends EventEmitter<SessionEvents> {
       ...(config.openHoldTime !== undefined ? { openHoldMs: config.openHoldTime * 1000 } : {}),
       ...(config.backoffInitialMs !== undefined ? { backoffInitialMs: config.backoffInitialMs } : {}),
       ...(config.stableMs !== undefined ? { stableMs: config.stableMs } : {}),
+      errorWaitInitialMs: config.errorWaitInitialMs ?? DEFAULT_ERROR_WAIT_INITIAL_MS,
+      errorWaitMaxMs: config.errorWaitMaxMs ?? DEFAULT_ERROR_WAIT_MAX_MS,
+      ...(config.minHoldTime !== undefined ? { minHoldTime: config.minHoldTime } : {}),
       jitter: config.jitter ?? 0.25,
       random: config.random ?? Math.random,
     };
@@ -424,6 +458,16 @@ export class Session extends EventEmitter<SessionEvents> {
     return this.conn ? this.direction : undefined;
   }
 
+  /** Waiting after an error or a resource limit (DampPeerOscillations): the peer's connections are refused. */
+  get holdingDown(): boolean {
+    return this.fsm.name === 'Idle' && this.fsm.holdingDown;
+  }
+
+  /** Bytes queued toward the peer and not yet taken by it (ours plus the socket's). */
+  get queuedBytes(): number {
+    return this.outBytes + (this.conn?.bufferedBytes ?? 0);
+  }
+
   /** Whether the owner wants this session up (start() called, stop() not). */
   get enabled(): boolean {
     return this.adminUp;
@@ -465,6 +509,7 @@ export class Session extends EventEmitter<SessionEvents> {
   /** Takes an inbound connection for this peer; false (conn untouched) when stopped or already connected. */
   acceptConnection(conn: Connection): boolean {
     if (!this.adminUp || this.conn) return false;
+    if (this.holdingDown) return false; // the error wait / restart delay covers the peer's connections too
     if (this.fsm.name === 'Idle') this.dispatch({ type: 'AutomaticStart' }); // waiting out the backoff: go now
     if (this.fsm.name !== 'Connect' && this.fsm.name !== 'Active') return false;
     this.abortConnect();
@@ -494,6 +539,14 @@ export class Session extends EventEmitter<SessionEvents> {
   sendRouteRefresh(afi: number = Afi.IPV4, safi: number = Safi.UNICAST): boolean {
     if (!this.negotiatedSession?.routeRefresh) return false;
     return this.send({ type: 5, afi, safi, subtype: 0 });
+  }
+
+  /**
+   * A resource limit passed (RFC 4486): Cease with `subcode` and `data` (for subcode 1, Maximum Number of
+   * Prefixes Reached: AFI, SAFI, the limit), then Idle, no reconnect nor inbound for at least `restartMs`.
+   */
+  limitExceeded(subcode: number, data: Uint8Array, reason: string, restartMs?: number): void {
+    this.dispatch({ type: 'LimitExceeded', subcode, data, reason, ...(restartMs !== undefined ? { restartMs } : {}) });
   }
 
   /** Emits to the owner; a throwing handler is logged, never allowed to cut a transition's actions short. */
@@ -552,7 +605,7 @@ export class Session extends EventEmitter<SessionEvents> {
         return;
       case 'sendNotification': {
         if (!this.conn) return;
-        this.enqueue(encodeMessage({ type: 3, code: action.code, subcode: action.subcode, data: action.data }, { fourOctetAs: false }));
+        this.enqueue(encodeMessage({ type: 3, code: action.code, subcode: action.subcode, data: action.data }, { fourOctetAs: false }), true);
         this.stats.notificationsOut++;
         const reason = `sent NOTIFICATION ${describeNotification(action.code, action.subcode)}: ${action.reason}`;
         this.stats.lastError = reason;
@@ -687,6 +740,8 @@ export class Session extends EventEmitter<SessionEvents> {
     this.direction = direction;
     this.framer = new MessageFramer();
     this.outQueue = [];
+    this.outBytes = 0;
+    this.overflowed = false;
     this.blocked = false;
     this.peerOpen = undefined;
     this.negotiatedSession = undefined;
@@ -726,15 +781,23 @@ export class Session extends EventEmitter<SessionEvents> {
     this.flush(true);
     const conn = this.detach();
     this.outQueue = [];
+    this.outBytes = 0;
     conn?.close();
   }
 
   // ---- writing ---------------------------------------------------------------------------------------------
 
-  private enqueue(bytes: Uint8Array): void {
-    if (!this.conn) return;
+  /** Queues one message. `notification`: queued even past the bound (the reset's own NOTIFICATION). */
+  private enqueue(bytes: Uint8Array, notification = false): void {
+    if (!this.conn || (this.overflowed && !notification)) return;
     this.outQueue.push(bytes);
+    this.outBytes += bytes.length;
     this.stats.messagesOut++;
+    const max = this.config.maxSendQueueBytes ?? DEFAULT_MAX_SEND_QUEUE_BYTES;
+    if (!notification && this.outBytes + (this.conn.bufferedBytes ?? 0) > max) {
+      this.overflow(max);
+      return;
+    }
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       // Batch: everything queued in this turn goes out in as few writes as possible.
@@ -743,6 +806,21 @@ export class Session extends EventEmitter<SessionEvents> {
         this.flush(false);
       });
     }
+  }
+
+  /**
+   * The peer stopped reading (or reads slower than we must send): rather than buffer without end, drop
+   * what is queued and reset with Cease / Out of Resources (RFC 4486 subcode 8). The NOTIFICATION goes
+   * out if the socket still takes it; the close is bounded by the transport either way.
+   */
+  private overflow(max: number): void {
+    const queued = this.outBytes + (this.conn?.bufferedBytes ?? 0);
+    this.overflowed = true;
+    this.outQueue = [];
+    this.outBytes = 0;
+    const reason = `send queue over ${max} bytes (${queued} queued): the peer does not read`;
+    this.log.warn({ peer: this.config.peerAddress, queuedBytes: queued, maxSendQueueBytes: max }, 'BGP send queue full: resetting the session');
+    this.dispatch({ type: 'LimitExceeded', subcode: CeaseSubcode.OUT_OF_RESOURCES, data: new Uint8Array(0), reason });
   }
 
   /** Writes queued messages in order, concatenated up to 64 KiB per write. `force` ignores back-pressure. */
@@ -757,6 +835,7 @@ export class Session extends EventEmitter<SessionEvents> {
         count++;
       }
       const parts = this.outQueue.splice(0, count);
+      this.outBytes -= size;
       let chunk: Uint8Array;
       if (parts.length === 1) chunk = parts[0]!;
       else {
@@ -837,7 +916,7 @@ export class Session extends EventEmitter<SessionEvents> {
           this.stats.lastErrorCode = undefined;
           this.log.warn({ peer: this.config.peerAddress, code: message.code, subcode: message.subcode }, 'BGP NOTIFICATION received');
           this.notify('notification', { direction: 'received', code: message.code, subcode: message.subcode, data: message.data, reason });
-          this.dispatch({ type: 'NotifMsg', reason });
+          this.dispatch({ type: 'NotifMsg', reason, code: message.code, subcode: message.subcode });
           return;
         }
         case 4:

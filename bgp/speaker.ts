@@ -40,6 +40,13 @@
 //   the judge again (all routes, or those inside some prefixes) when what it judges by has changed.
 // - A connection collision (RFC 4271 §6.8) runs the inbound connection in a second session until an
 //   OPEN gives the peer's BGP identifier; the connection opened by the higher identifier survives.
+// - Limits across messages: a peer's Adj-RIB-In holds at most `maxPrefixes` prefixes (what it sent, before
+//   import policy; a route treated as withdraw (RFC 7606) is not held, so not counted): one more and the
+//   session ends with Cease / Maximum Number of Prefixes Reached (RFC 4486, data AFI, SAFI, limit) and
+//   stays down — its inbound connections refused — for `prefixLimitRestartMs` (BIRD's `receive limit …
+//   action restart`, FRR's `maximum-prefix N restart M`). A ROUTE-REFRESH is answered at most once per
+//   `routeRefreshIntervalMs`; more in between are coalesced into one answer at the end of the interval.
+//   The session bounds its send queue and damps reconnects after errors (./session.ts, ./fsm.ts).
 //
 // Why this is hard: sessions come and go while routes change. Every peer must end up with exactly the
 // desired set whatever the interleaving; nothing may go to a peer that is not Established; routes kept
@@ -155,6 +162,17 @@ export interface SpeakerConfig {
    * the same peer with new parameters) can arrive first. 0 = withdraw at once. Default 10 s.
    */
   deconfiguredLingerMs?: number;
+  /** Prefixes a peer may send (its Adj-RIB-In size) unless its PeerSpec says otherwise; one more ends the
+   *  session with Cease / Maximum Number of Prefixes Reached (RFC 4486). Default 500 000. */
+  maxPrefixes?: number;
+  /** How long a peer cut off for too many prefixes stays down (no connect, inbound refused), ms. Default 60 s. */
+  prefixLimitRestartMs?: number;
+  /** A ROUTE-REFRESH is answered at most once per this interval per peer; more are coalesced. Default 5 s. */
+  routeRefreshIntervalMs?: number;
+  /** Per session: bytes a peer may leave unread before Cease / Out of Resources (default 32 MiB). */
+  maxSendQueueBytes?: number;
+  /** Per session: the smallest non-zero hold time accepted from a peer, seconds (default 3). */
+  minHoldTime?: number;
   clock?: Clock;
   transport?: Transport;
   /** How to accept connections (default: a TCP server); tests pass MemoryNetwork's listen. */
@@ -194,6 +212,8 @@ export interface PeerSpec {
   localAs?: number;
   /** Graceful restart time we advertise to this peer, seconds (Calico's maxRestartTime). */
   restartTime?: number;
+  /** Prefixes this peer may send; default the speaker's `maxPrefixes`. */
+  maxPrefixes?: number;
   /** Policy hooks (compared by identity when peers are reconfigured). */
   importFilter?: PeerPolicy['importFilter'];
   exportFilter?: PeerPolicy['exportFilter'];
@@ -261,6 +281,9 @@ interface PeerEntry {
   up: boolean;
   /** Adj-RIB-In routes the import judge refused (prefix key → the route and the reason); never in the Loc-RIB. */
   refused: Map<number, { route: Route; reason: string }>;
+  /** clock.now() when a ROUTE-REFRESH was last answered; the answer scheduled for the end of the interval. */
+  refreshAnsweredAt: number | null;
+  refreshTimer: TimerHandle | null;
 }
 
 export interface PeerStatus {
@@ -280,16 +303,20 @@ function normalizeSpec(spec: PeerSpec): NormalSpec {
   return { ...spec, port: spec.port ?? BGP_PORT, passive: spec.passive ?? false };
 }
 
-const SPEC_FIELDS = ['address', 'port', 'peerAs', 'passive', 'holdTime', 'keepaliveTime', 'localAddress', 'rrClient', 'nextHop', 'subnet', 'allowOwnAs', 'localAs', 'restartTime', 'importFilter', 'exportFilter'] as const;
+const SPEC_FIELDS = ['address', 'port', 'peerAs', 'passive', 'holdTime', 'keepaliveTime', 'localAddress', 'rrClient', 'nextHop', 'subnet', 'allowOwnAs', 'localAs', 'restartTime', 'importFilter', 'exportFilter', 'maxPrefixes'] as const;
 
 function sameSpec(a: NormalSpec, b: NormalSpec): boolean {
   return SPEC_FIELDS.every((field) => a[field] === b[field]);
 }
 
 const DEFAULT_HELPER_RESTART_TIME = 120;
+export const DEFAULT_MAX_PREFIXES = 500_000;
+export const DEFAULT_PREFIX_LIMIT_RESTART_MS = 60_000;
+export const DEFAULT_ROUTE_REFRESH_INTERVAL_MS = 5000;
 
 export class Speaker extends EventEmitter<SpeakerEvents> {
-  private readonly config: Required<Omit<SpeakerConfig, 'listen' | 'clusterId' | 'gracefulRestart' | 'importJudge'>> & Pick<SpeakerConfig, 'listen' | 'clusterId' | 'gracefulRestart' | 'importJudge'>;
+  private readonly config: Required<Omit<SpeakerConfig, 'listen' | 'clusterId' | 'gracefulRestart' | 'importJudge' | 'maxSendQueueBytes' | 'minHoldTime'>> &
+    Pick<SpeakerConfig, 'listen' | 'clusterId' | 'gracefulRestart' | 'importJudge' | 'maxSendQueueBytes' | 'minHoldTime'>;
   private readonly peers = new Map<string, PeerEntry>();
   private readonly table = new AttrTable();
   private readonly locRib = new LocRib(this.table);
@@ -323,6 +350,9 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
       connectRetryMs: 5000,
       stalePathMs: 360_000,
       deconfiguredLingerMs: 10_000,
+      maxPrefixes: DEFAULT_MAX_PREFIXES,
+      prefixLimitRestartMs: DEFAULT_PREFIX_LIMIT_RESTART_MS,
+      routeRefreshIntervalMs: DEFAULT_ROUTE_REFRESH_INTERVAL_MS,
       clock: systemClock,
       transport: tcpTransport,
       acceptor: tcpAcceptor,
@@ -358,6 +388,9 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     // Refuse a bad spec before anything changes (the error names the peer, the field and the value).
     for (const spec of specs) {
       parseIpv4(spec.address, 'peer address');
+      if (spec.maxPrefixes !== undefined && !(Number.isInteger(spec.maxPrefixes) && spec.maxPrefixes >= 1 && spec.maxPrefixes <= 0xffffffff)) {
+        throw new Error(`peer ${spec.address} maxPrefixes ${spec.maxPrefixes} is not a whole number 1..4294967295`);
+      }
       if (spec.subnet !== undefined) parsePrefix(spec.subnet, { what: `peer ${spec.address} subnet` });
     }
     const desired = new Map(specs.map((s) => [s.address, normalizeSpec(s)]));
@@ -501,6 +534,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
       // No graceful-restart bookkeeping (new restart timers) for sessions we end ourselves.
       entry.removing = true;
       if (entry.staleTimer) this.config.clock.clearTimeout(entry.staleTimer);
+      this.cancelRefresh(entry);
       entry.challenger?.stop(CeaseSubcode.ADMINISTRATIVE_SHUTDOWN);
       entry.session.stop(CeaseSubcode.ADMINISTRATIVE_SHUTDOWN);
     }
@@ -529,6 +563,8 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
       passive,
       holdTime: spec.holdTime ?? this.config.holdTime,
       connectRetryMs: this.config.connectRetryMs,
+      ...(this.config.maxSendQueueBytes !== undefined ? { maxSendQueueBytes: this.config.maxSendQueueBytes } : {}),
+      ...(this.config.minHoldTime !== undefined ? { minHoldTime: this.config.minHoldTime } : {}),
       clock: this.config.clock,
       transport: this.config.transport,
       // The session puts `peer` in every log line itself.
@@ -610,6 +646,8 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
       removing: false,
       up: false,
       refused: new Map(),
+      refreshAnsweredAt: null,
+      refreshTimer: null,
     };
     this.peers.set(spec.address, entry);
     // What this peer should have: every best route its group exports, except its own — routes still
@@ -628,6 +666,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
   private removePeer(entry: PeerEntry, subcode: number): void {
     entry.removing = true;
     this.setLingeringInPlace(entry, false);
+    this.cancelRefresh(entry);
     entry.challenger?.stop(subcode);
     entry.session.stop(subcode);
     if (entry.staleTimer) this.config.clock.clearTimeout(entry.staleTimer);
@@ -732,6 +771,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     });
     session.on('down', (e) => {
       if (!current() || entry.removing) return;
+      this.cancelRefresh(entry);
       // Only the end of an Established session decides about routes: a reconnect attempt that fails in
       // OpenSent/OpenConfirm learned nothing, and must not wipe routes kept through a graceful restart.
       if (!entry.up) return;
@@ -740,9 +780,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     });
     session.on('routeRefresh', () => {
       if (!current()) return;
-      // RFC 2918 §4: answer a ROUTE-REFRESH with the whole Adj-RIB-Out.
-      entry.group.reset(entry, 'refresh');
-      this.markDirty(entry.group);
+      this.answerRefresh(entry);
     });
     session.on('notification', (e) => {
       if (this.peers.get(peer) !== entry) return;
@@ -801,9 +839,61 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     }
   }
 
+  /**
+   * RFC 2918 §4: a ROUTE-REFRESH is answered with the whole Adj-RIB-Out — at most once per interval per
+   * peer. One asked for sooner is answered at the end of the interval, and any more asked for meanwhile
+   * ride on that answer: a peer sending ROUTE-REFRESH in a loop gets the table once per interval, not
+   * once per request.
+   */
+  private answerRefresh(entry: PeerEntry): void {
+    if (entry.refreshTimer !== null) return; // an answer is already scheduled: this one is coalesced into it
+    const now = this.config.clock.now();
+    const due = entry.refreshAnsweredAt === null ? now : entry.refreshAnsweredAt + this.config.routeRefreshIntervalMs;
+    const answer = (): void => {
+      entry.refreshAnsweredAt = this.config.clock.now();
+      entry.group.reset(entry, 'refresh');
+      this.markDirty(entry.group);
+    };
+    if (due <= now) {
+      answer();
+      return;
+    }
+    this.config.logger.debug({ peer: entry.spec.address, inMs: due - now }, 'ROUTE-REFRESH: answered at the end of the interval');
+    entry.refreshTimer = this.config.clock.setTimeout(() => {
+      entry.refreshTimer = null;
+      if (this.peers.get(entry.spec.address) === entry && entry.session.established) answer();
+    }, due - now);
+  }
+
+  private cancelRefresh(entry: PeerEntry): void {
+    if (entry.refreshTimer !== null) this.config.clock.clearTimeout(entry.refreshTimer);
+    entry.refreshTimer = null;
+  }
+
+  /**
+   * RFC 4486 §4: more prefixes than allowed. The session ends with Cease / Maximum Number of Prefixes
+   * Reached, data AFI (2 octets), SAFI (1), the upper bound (4), and stays down for the restart delay.
+   * The UPDATE that went over is not taken into the Loc-RIB; the session's end withdraws the rest.
+   */
+  private overPrefixLimit(entry: PeerEntry): boolean {
+    const limit = entry.spec.maxPrefixes ?? this.config.maxPrefixes;
+    const count = entry.ribIn.size;
+    if (count <= limit) return false;
+    const data = new Uint8Array(7);
+    new DataView(data.buffer).setUint16(0, Afi.IPV4);
+    data[2] = Safi.UNICAST;
+    new DataView(data.buffer).setUint32(3, limit);
+    const restartMs = this.config.prefixLimitRestartMs;
+    this.config.logger.warn({ peer: entry.spec.address, prefixes: count, maxPrefixes: limit, restartMs }, 'peer sent more prefixes than allowed: session reset, reconnect after the restart delay');
+    entry.session.limitExceeded(CeaseSubcode.MAX_PREFIXES, data, `${count} prefixes received, more than the limit of ${limit} (IPv4 unicast)`, restartMs);
+    return true;
+  }
+
   private onUpdate(entry: PeerEntry, message: Parameters<AdjRibIn['apply']>[0]): void {
     const changes: BestChange[] = [];
-    for (const key of entry.ribIn.apply(message)) {
+    const keys = entry.ribIn.apply(message);
+    if (this.overPrefixLimit(entry)) return;
+    for (const key of keys) {
       const received = entry.ribIn.get(key);
       if (received === undefined) entry.refused.delete(key);
       const route = received ? this.imported(entry, received) : null;
@@ -1104,6 +1194,12 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     const entry = this.peers.get(remote);
     if (!entry || this.stopped) {
       this.config.logger.info({ remote, localAddress: conn.localAddress }, 'connection from an address that is not a configured peer: closed');
+      conn.destroy();
+      return;
+    }
+    if (entry.session.holdingDown) {
+      // DampPeerOscillations / a prefix-limit restart delay: the peer waits as our own reconnect does.
+      this.config.logger.info({ peer: remote, state: entry.session.state }, 'inbound connection refused: waiting after an error before this peer may reconnect');
       conn.destroy();
       return;
     }

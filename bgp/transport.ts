@@ -39,6 +39,8 @@ export interface Connection extends EventEmitter<ConnectionEvents> {
   /** Closes at once, dropping queued bytes. */
   destroy(): void;
   readonly closed: boolean;
+  /** Bytes written and not yet taken by the kernel / the peer (the session bounds its send queue with it). */
+  readonly bufferedBytes?: number;
 }
 
 export interface ConnectOptions {
@@ -103,6 +105,8 @@ class TcpConnection extends EventEmitter<ConnectionEvents> implements Connection
     super();
     this.socket = socket;
     socket.setNoDelay(true);
+    // A session with hold time 0 has no BGP keepalives: TCP's notice a dead peer (probes after 30 s idle).
+    socket.setKeepAlive(true, 30_000);
     this.localAddress = socket.localAddress ?? '';
     this.localPort = socket.localPort ?? 0;
     this.remoteAddress = socket.remoteAddress ?? '';
@@ -121,6 +125,10 @@ class TcpConnection extends EventEmitter<ConnectionEvents> implements Connection
 
   get closed(): boolean {
     return this.isClosed;
+  }
+
+  get bufferedBytes(): number {
+    return this.socket.writableLength;
   }
 
   write(bytes: Uint8Array): boolean {

@@ -167,6 +167,8 @@ function toPeerSpec(peer: DesiredPeer, exportFilter: PeerSpec['exportFilter'], n
     allowOwnAs: peer.allowOwnAs,
     ...(peer.sourceAddress !== undefined ? { localAddress: peer.sourceAddress } : {}),
     ...(peer.keepaliveTime !== undefined ? { keepaliveTime: peer.keepaliveTime } : {}),
+    // BGPPeer annotation tortie.dev/max-prefixes (RFC 4486 Cease past it); else TORTIE_BGP_MAX_PREFIXES.
+    ...(peer.maxPrefixes !== undefined ? { maxPrefixes: peer.maxPrefixes } : {}),
     ...(exportFilter !== undefined ? { exportFilter } : {}),
     ...(subnet !== undefined && peer.asNumber !== peer.localAsNumber && insideSubnet(subnet, peer.address) ? { subnet } : {}),
   };
@@ -974,6 +976,7 @@ export class Agent {
       ...(identity.clusterId !== null ? { clusterId: parseIpv4(identity.clusterId, 'routeReflectorClusterID') } : {}),
       gracefulRestart: { restartTime: GRACEFUL_RESTART.restartTime, restarting: true, deferralMs: GRACEFUL_RESTART.deferralMs },
       connectRetryMs: this.deps.connectRetryMs ?? 2000,
+      ...(this.config.maxPrefixes !== undefined ? { maxPrefixes: this.config.maxPrefixes } : {}),
       transport: tracker.transport,
       acceptor: tracker.acceptor,
       logger: this.log.child({ component: 'bgp' }),

@@ -11,6 +11,8 @@
 // FELIX_ROUTEREFRESHINTERVAL (seconds, Calico's name and default 90) is the full route resync period.
 // TORTIE_TUNL0_STANDIN=manage lets a non-IPIP device named tunl0 stand in for the tunnel (tests on
 // kernels without IPIP: routes get their real shape, nothing is encapsulated); default refuse.
+// TORTIE_BGP_MAX_PREFIXES: prefixes any one BGP peer may send (default 500 000; a BGPPeer's
+// tortie.dev/max-prefixes annotation overrides it for its sessions).
 
 import { createHash } from 'node:crypto';
 import { parsePrefix, tryParseIpv4 } from '../../bgp/ip.js';
@@ -70,6 +72,8 @@ export interface AgentConfig {
   ipipMtu?: number;
   /** CALICO_ROUTER_ID: `hash` (from the node name) or an IPv4 address; undefined = the node's IPv4 address. */
   routerId?: 'hash' | string;
+  /** TORTIE_BGP_MAX_PREFIXES; undefined = the speaker's default (500 000). */
+  maxPrefixes?: number;
 }
 
 /** Calico's defaults for the pool calico-node creates at first start. */
@@ -288,6 +292,7 @@ export function parseAgentConfig(env: Env, hostname: string): AgentConfig {
     if (address === null || address === 0) problems.push(`CALICO_ROUTER_ID="${routerIdRaw}" is neither "hash" nor a non-zero IPv4 address (a BGP identifier, RFC 6286)`);
     else routerId = routerIdRaw;
   }
+  const maxPrefixes = parseInteger(env, 'TORTIE_BGP_MAX_PREFIXES', 1, 4294967295, problems);
   if (problems.length > 0) throw new AgentConfigError(problems);
   return {
     nodeName,
@@ -303,6 +308,7 @@ export function parseAgentConfig(env: Env, hostname: string): AgentConfig {
     ...(logLevel !== undefined ? { logLevel } : {}),
     ...(ipipMtu !== undefined && ipipMtu !== 0 ? { ipipMtu } : {}),
     ...(routerId !== undefined ? { routerId } : {}),
+    ...(maxPrefixes !== undefined ? { maxPrefixes } : {}),
   };
 }
 

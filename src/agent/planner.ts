@@ -57,6 +57,8 @@ interface Candidate {
   sourceAddress: 'UseNodeIP' | 'None';
   restartTime?: number;
   keepaliveTime?: number;
+  /** The BGPPeer's `tortie.dev/max-prefixes` annotation. */
+  maxPrefixes?: number;
   fromResource: string;
 }
 
@@ -204,13 +206,25 @@ function nextHopOf(spec: Resource<'BGPPeer'>['spec']): Pick<Candidate, 'nextHopM
   return { keepOriginalNextHop: spec.keepOriginalNextHop === true };
 }
 
+/**
+ * Not in Calico's BGPPeer: the prefix limit for sessions made from this BGPPeer (RFC 4486 Cease subcode 1
+ * past it). Absent: the node agent's TORTIE_BGP_MAX_PREFIXES, else the speaker's default (500 000).
+ */
+export const MAX_PREFIXES_ANNOTATION = 'tortie.dev/max-prefixes';
+
 /** The fields every peering made from a BGPPeer carries (Calico's setPeerConfigFieldsFromV3Resource). */
-function sharedFields(cluster: Cluster, peer: Resource<'BGPPeer'>): Pick<Candidate, 'sourceAddress' | 'restartTime' | 'keepaliveTime' | 'nextHopMode' | 'keepOriginalNextHop' | 'fromResource'> {
+function sharedFields(cluster: Cluster, peer: Resource<'BGPPeer'>): Pick<Candidate, 'sourceAddress' | 'restartTime' | 'keepaliveTime' | 'nextHopMode' | 'keepOriginalNextHop' | 'fromResource' | 'maxPrefixes'> {
   const s = peer.spec;
   const what = `BGPPeer ${peer.metadata.name}`;
   const out: ReturnType<typeof sharedFields> = { sourceAddress: s.sourceAddress ?? 'UseNodeIP', fromResource: peer.metadata.name, ...nextHopOf(s) };
   if (s.maxRestartTime !== undefined) out.restartTime = cluster.seconds(what, 'spec.maxRestartTime', s.maxRestartTime);
   if (s.keepaliveTime !== undefined) out.keepaliveTime = cluster.seconds(what, 'spec.keepaliveTime', s.keepaliveTime);
+  const limit = peer.metadata.annotations?.[MAX_PREFIXES_ANNOTATION];
+  if (limit !== undefined) {
+    const text = limit.trim();
+    if (/^[0-9]+$/.test(text) && Number(text) >= 1 && Number(text) <= 4294967295) out.maxPrefixes = Number(text);
+    else cluster.warnings.add(`${what}: annotation ${MAX_PREFIXES_ANNOTATION}="${limit}" is not a whole number 1..4294967295; the default limit applies`);
+  }
   return out;
 }
 
@@ -411,6 +425,7 @@ function finish(type: 'Global' | 'Node', c: Candidate, self: NodeView, ourIp: st
   };
   if (c.keepaliveTime !== undefined) peer.keepaliveTime = c.keepaliveTime;
   if (c.restartTime !== undefined) peer.restartTime = c.restartTime;
+  if (c.maxPrefixes !== undefined) peer.maxPrefixes = c.maxPrefixes;
   if (c.sourceAddress === 'UseNodeIP') peer.sourceAddress = ourIp;
   return peer;
 }

@@ -37,6 +37,8 @@ export interface DesiredPeer {
   restartTime?: number;
   /** Calico's numAllowedLocalASNumbers. */
   allowOwnAs: number;
+  /** Prefixes the peer may send (BGPPeer annotation tortie.dev/max-prefixes); undefined = the agent's default. */
+  maxPrefixes?: number;
   /** Source address for the session (UseNodeIP → the node's IP; None → let the kernel choose). */
   sourceAddress?: string;
   /** The BGPPeer resource it came from (Global/Node types). */

@@ -2,10 +2,11 @@
 //
 //   --router-id 127.0.0.9 --as 64512 [--listen 127.0.0.9[:179] | --no-listen]
 //   --peer 127.0.0.2,as=65001[,port=179][,passive][,hold=90][,keepalive=30][,local=127.0.0.9]
-//          [,rr-client][,next-hop=auto|self|keep][,subnet=A.B.C.D/LEN][,allow-own-as=N] ...
+//          [,rr-client][,next-hop=auto|self|keep][,subnet=A.B.C.D/LEN][,allow-own-as=N][,max-prefixes=N] ...
 //   [--cluster-id A.B.C.D] [--graceful-restart[=SECONDS]]
 //   --announce 10.244.1.0/26[,nexthop=198.18.0.9][,med=N][,local-pref=N][,community=A:B][,large-community=A:B:C] ...
 //   [--hold 90] [--connect-retry 5] [--json] [--stdin]
+//   [--max-prefixes N] [--prefix-restart SECONDS] [--min-hold SECONDS] [--send-queue-max BYTES]
 //
 // Every error names the flag, the value and what would be accepted; the CLI prints it and exits 2.
 
@@ -34,6 +35,8 @@ export interface PeerOption {
   /** Our address with prefix length on the network shared with an eBGP peer (third-party next hops). */
   subnet?: string;
   allowOwnAs?: number;
+  /** Prefixes this peer may send before Cease / Maximum Number of Prefixes Reached (RFC 4486). */
+  maxPrefixes?: number;
 }
 
 export interface AnnounceOption {
@@ -60,6 +63,14 @@ export interface SpeakerOptions {
   clusterId?: number;
   /** Restart time in seconds when graceful restart (restarting side) is on. */
   gracefulRestart?: number;
+  /** Default per-peer prefix limit (the Speaker's default when absent: 500 000). */
+  maxPrefixes?: number;
+  /** How long a peer cut off for too many prefixes stays down, seconds (default 60). */
+  prefixRestartSeconds?: number;
+  /** Smallest non-zero hold time accepted from a peer, seconds (default 3). */
+  minHoldTime?: number;
+  /** Bytes a peer may leave unread before Cease / Out of Resources (default 32 MiB). */
+  maxSendQueueBytes?: number;
 }
 
 export const SPEAKER_USAGE = `usage: tortie bgp speaker --router-id A.B.C.D --as ASN [options]
@@ -70,12 +81,13 @@ export const SPEAKER_USAGE = `usage: tortie bgp speaker --router-id A.B.C.D --as
   --no-listen             do not accept connections; only connect out
   --peer ADDR,as=ASN[,port=N][,passive][,hold=S][,keepalive=S][,local=ADDR]
         [,rr-client][,next-hop=auto|self|keep][,subnet=A.B.C.D/LEN][,allow-own-as=N]
+        [,max-prefixes=N]
                           a BGP neighbour; repeat for several. rr-client: a route-reflector
                           client (RFC 4456); next-hop: auto = ours to eBGP, unchanged to iBGP;
                           subnet: our address/length on the network shared with an eBGP peer
                           inside it, which then gets next hops inside it unchanged (RFC 4271
                           §5.1.3 (2), third party); allow-own-as: times our AS may appear in a
-                          received AS_PATH
+                          received AS_PATH; max-prefixes: this peer's limit (see --max-prefixes)
   --cluster-id A.B.C.D    route-reflector cluster id (default: the router id)
   --graceful-restart[=S]  graceful restart, restarting side (RFC 4724): R and F bits, restart
                           time S seconds (default 120); routes are sent once peers' End-of-RIB
@@ -84,6 +96,13 @@ export const SPEAKER_USAGE = `usage: tortie bgp speaker --router-id A.B.C.D --as
                           a route to originate to every peer; repeat for several
   --hold SECONDS          hold time offered in OPEN (0 or 3..65535, default 90)
   --connect-retry SECONDS ConnectRetry time (default 5)
+  --max-prefixes N        prefixes a peer may send (default 500000); one more: Cease / Maximum
+                          Number of Prefixes Reached (RFC 4486) and the peer stays down for
+  --prefix-restart S      S seconds (default 60), its connections refused meanwhile
+  --min-hold SECONDS      smallest non-zero hold time accepted from a peer (default 3); a peer's
+                          hold time 0 is accepted only with --hold 0
+  --send-queue-max BYTES  bytes a peer may leave unread before Cease / Out of Resources
+                          (default 33554432, at least 65536)
   --json                  one JSON event per line on stdout instead of readable lines
   --stdin                 read commands from standard input, one per line:
                             announce PREFIX[,nexthop=ADDR][,med=N][,local-pref=N][,community=A:B][,large-community=A:B:C]
@@ -156,7 +175,7 @@ function valueOf(options: Map<string, string | true>, key: string, flag: string)
   return value;
 }
 
-const PEER_KEYS = ['as', 'port', 'passive', 'hold', 'keepalive', 'local', 'rr-client', 'next-hop', 'subnet', 'allow-own-as'];
+const PEER_KEYS = ['as', 'port', 'passive', 'hold', 'keepalive', 'local', 'rr-client', 'next-hop', 'subnet', 'allow-own-as', 'max-prefixes'];
 const NEXT_HOP_MODES = ['auto', 'self', 'keep'] as const;
 
 export function parsePeer(text: string): PeerOption {
@@ -204,6 +223,8 @@ export function parsePeer(text: string): PeerOption {
   }
   const allowOwnAs = valueOf(options, 'allow-own-as', flag);
   if (allowOwnAs !== undefined) peer.allowOwnAs = parseUint(allowOwnAs, `${flag} ${head} allow-own-as`, 0, 10);
+  const maxPrefixes = valueOf(options, 'max-prefixes', flag);
+  if (maxPrefixes !== undefined) peer.maxPrefixes = parseUint(maxPrefixes, `${flag} ${head} max-prefixes`, 1, 4294967295);
   return peer;
 }
 
@@ -287,6 +308,10 @@ export function parseSpeakerArgs(argv: readonly string[]): SpeakerOptions {
         stdin: { type: 'boolean' },
         'cluster-id': { type: 'string' },
         'graceful-restart': { type: 'string' },
+        'max-prefixes': { type: 'string' },
+        'prefix-restart': { type: 'string' },
+        'min-hold': { type: 'string' },
+        'send-queue-max': { type: 'string' },
       },
     });
   } catch (error) {
@@ -323,6 +348,12 @@ export function parseSpeakerArgs(argv: readonly string[]): SpeakerOptions {
     ...(values['cluster-id'] !== undefined ? { clusterId: parseClusterId(values['cluster-id']) } : {}),
     ...(values['graceful-restart'] !== undefined
       ? { gracefulRestart: parseUint(values['graceful-restart'], '--graceful-restart', 1, 4095) }
+      : {}),
+    ...(values['max-prefixes'] !== undefined ? { maxPrefixes: parseUint(values['max-prefixes'], '--max-prefixes', 1, 4294967295) } : {}),
+    ...(values['prefix-restart'] !== undefined ? { prefixRestartSeconds: parseUint(values['prefix-restart'], '--prefix-restart', 1, 86400) } : {}),
+    ...(values['min-hold'] !== undefined ? { minHoldTime: parseUint(values['min-hold'], '--min-hold', 3, 65535) } : {}),
+    ...(values['send-queue-max'] !== undefined
+      ? { maxSendQueueBytes: parseUint(values['send-queue-max'], '--send-queue-max', 65536, 2 ** 40) }
       : {}),
   };
 }

@@ -34,6 +34,10 @@ export async function runSpeaker(options: SpeakerOptions): Promise<number> {
     connectRetryMs: options.connectRetrySeconds * 1000,
     ...(options.clusterId !== undefined ? { clusterId: options.clusterId } : {}),
     ...(options.gracefulRestart !== undefined ? { gracefulRestart: { restartTime: options.gracefulRestart, restarting: true } } : {}),
+    ...(options.maxPrefixes !== undefined ? { maxPrefixes: options.maxPrefixes } : {}),
+    ...(options.prefixRestartSeconds !== undefined ? { prefixLimitRestartMs: options.prefixRestartSeconds * 1000 } : {}),
+    ...(options.minHoldTime !== undefined ? { minHoldTime: options.minHoldTime } : {}),
+    ...(options.maxSendQueueBytes !== undefined ? { maxSendQueueBytes: options.maxSendQueueBytes } : {}),
     logger,
   });
   speaker.on('state', (e) => emit({ event: 'state', peer: e.peer, from: e.from, to: e.to, ...(e.reason ? { reason: e.reason } : {}) }));
@@ -84,6 +88,7 @@ export async function runSpeaker(options: SpeakerOptions): Promise<number> {
       ...(peer.nextHop !== undefined ? { nextHop: peer.nextHop } : {}),
       ...(peer.subnet !== undefined ? { subnet: peer.subnet } : {}),
       ...(peer.allowOwnAs !== undefined ? { allowOwnAs: peer.allowOwnAs } : {}),
+      ...(peer.maxPrefixes !== undefined ? { maxPrefixes: peer.maxPrefixes } : {}),
     })),
   );
 

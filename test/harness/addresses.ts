@@ -23,6 +23,7 @@ export const ADDRESS_BLOCKS: Readonly<Record<number, string>> = {
   30: 'test/integration/interop-topologies.test.ts',
   31: 'test/integration/interop-communities.test.ts',
   37: 'test/integration/import-guard.test.ts',
+  38: 'test/integration/bgp-limits.test.ts',
   40: 'test/bench/routing-receive.ts',
   41: 'test/bench/routing-rr.ts',
   42: 'test/bench/routing-nodes.ts',

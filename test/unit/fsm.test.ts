@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { BgpError, CeaseSubcode, ErrorCode, FsmSubcode, OpenSubcode, UpdateSubcode } from '../../bgp/errors.js';
 import {
   backoffMs,
+  errorWaitMs,
   INITIAL_STATE,
   isAcceptableHoldTime,
   negotiateHoldTime,
@@ -54,6 +55,8 @@ interface Row {
   event: FsmEvent;
   to: BgpState;
   actions: string[];
+  /** Another config than the default for this row. */
+  config?: FsmConfig;
 }
 
 // Backoff with defaults: attempts 0 → 1000 ms.
@@ -86,7 +89,10 @@ const table: Row[] = [
   // OpenSent
   { from: st('OpenSent'), event: { type: 'BGPOpen', peerHoldTime: 30 }, to: 'OpenConfirm', actions: ['stop *', 'negotiated 30/10', 'sendKeepalive', 'start Hold 30000', 'start Keepalive 10000'] },
   { from: st('OpenSent'), event: { type: 'BGPOpen', peerHoldTime: 180 }, to: 'OpenConfirm', actions: ['stop *', 'negotiated 90/30', 'sendKeepalive', 'start Hold 90000', 'start Keepalive 30000'] },
-  { from: st('OpenSent'), event: { type: 'BGPOpen', peerHoldTime: 0 }, to: 'OpenConfirm', actions: ['stop *', 'negotiated 0/0', 'sendKeepalive'] },
+  // Hold time 0 (no keepalives) only when ours is 0 too (RFC 4271 §6.2 MAY reject); below the minimum: refused.
+  { from: st('OpenSent'), event: { type: 'BGPOpen', peerHoldTime: 0 }, to: 'Idle', actions: ['notify 2/6', ...retryDown] },
+  { from: st('OpenSent'), event: { type: 'BGPOpen', peerHoldTime: 5 }, to: 'Idle', actions: ['notify 2/6', ...retryDown], config: { ...config, minHoldTime: 9 } },
+  { from: st('OpenSent'), event: { type: 'BGPOpen', peerHoldTime: 0 }, to: 'OpenConfirm', actions: ['stop *', 'negotiated 0/0', 'sendKeepalive'], config: { ...config, holdTime: 0 } },
   { from: st('OpenSent'), event: { type: 'BGPOpen', peerHoldTime: 2 }, to: 'Idle', actions: ['notify 2/6', ...retryDown] },
   { from: st('OpenSent'), event: { type: 'BGPOpen', peerHoldTime: 1 }, to: 'Idle', actions: ['notify 2/6', ...retryDown] },
   { from: st('OpenSent'), event: { type: 'HoldTimer_Expires' }, to: 'Idle', actions: ['notify 4/0', ...retryDown] },
@@ -139,7 +145,7 @@ describe('FSM transition table (RFC 4271 §8.2.2)', () => {
   });
 
   it.each(table.map((r) => [`${r.from.name}${r.from.passive ? '(passive)' : ''} + ${r.event.type} → ${r.to}`, r] as const))('%s', (_name, row) => {
-    const result = transition(row.from, row.event, config);
+    const result = transition(row.from, row.event, row.config ?? config);
     expect(result.next.name).toBe(row.to);
     expect(describe_(result.actions)).toEqual(row.actions);
     expect(result.reason.length).toBeGreaterThan(0);
@@ -229,5 +235,82 @@ describe('reconnect backoff', () => {
       state = r.next;
     }
     expect(state.name).toBe('Active');
+  });
+});
+
+describe('DampPeerOscillations: the error wait (RFC 4271 §8.1.1; BIRD error wait time 5,30)', () => {
+  const damped: FsmConfig = { holdTime: 90, connectRetryMs: 5000, errorWaitInitialMs: 5000, errorWaitMaxMs: 30_000 };
+  const idleHold = (actions: readonly FsmAction[]): number => {
+    const a = actions.find((x) => x.type === 'startTimer' && x.name === 'IdleHold');
+    return a?.type === 'startTimer' ? a.ms : -1;
+  };
+
+  it('grows 5, 10, 20, 30, 30 s over sessions that end in a NOTIFICATION, and holds down meanwhile', () => {
+    let state = st('Established');
+    const waits: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const down = transition(state, { type: 'NotifMsg', reason: 'received NOTIFICATION 3/8' }, damped);
+      expect(down.next).toMatchObject({ name: 'Idle', holdingDown: true, errors: i + 1 });
+      waits.push(idleHold(down.actions));
+      // Back up again (AutomaticStart keeps the count), straight to Established.
+      state = { ...transition(down.next, { type: 'AutomaticStart' }, damped).next, name: 'Established', holdTime: 90, keepaliveTime: 30 };
+      expect(state.holdingDown).toBe(false);
+    }
+    expect(waits).toEqual([5000, 10_000, 20_000, 30_000, 30_000]);
+  });
+
+  it('counts NOTIFICATIONs sent, and a TCP loss before the session was stable; not a loss after', () => {
+    expect(idleHold(transition(st('Established'), { type: 'UpdateMsgErr', error: updateErr }, damped).actions)).toBe(5000);
+    expect(idleHold(transition(st('OpenSent'), { type: 'BGPOpenMsgErr', error: openErr }, damped).actions)).toBe(5000);
+    const unstable = transition(st('Established'), { type: 'TcpConnectionFails' }, damped);
+    expect(idleHold(unstable.actions)).toBe(5000);
+    expect(unstable.next.holdingDown).toBe(false); // no NOTIFICATION: the peer may reconnect to us (GR)
+    const stable = transition(st('Established', { errors: 3, attempts: 2 }), { type: 'StableTimer_Expires' }, damped).next;
+    expect(stable).toMatchObject({ errors: 0, attempts: 0, stable: true });
+    const lost = transition(stable, { type: 'TcpConnectionFails' }, damped);
+    expect(idleHold(lost.actions)).toBe(1000);
+    expect(lost.next.holdingDown).toBe(false);
+    // A connect that fails (nothing was ever up) is the ordinary backoff.
+    expect(idleHold(transition(st('Connect'), { type: 'TcpConnectionFails' }, damped).actions)).toBe(1000);
+  });
+
+  it('a deliberate Cease received (administrative shutdown, reset, de-configured…) is no error; Cease 1, 5 or 8 is', () => {
+    const stable = st('Established', { stable: true });
+    for (const subcode of [2, 3, 4, 6, 7]) {
+      const r = transition(stable, { type: 'NotifMsg', code: 6, subcode }, damped);
+      expect(idleHold(r.actions)).toBe(1000);
+      expect(r.next).toMatchObject({ holdingDown: false, errors: 0 });
+    }
+    for (const subcode of [1, 5, 8]) expect(transition(stable, { type: 'NotifMsg', code: 6, subcode }, damped).next.holdingDown).toBe(true);
+    // Not even on a young session: a reconfigured peer's Cease 6/6 is followed by a quick reconnect.
+    const early = transition(st('Established'), { type: 'NotifMsg', code: 6, subcode: 6 }, damped);
+    expect(idleHold(early.actions)).toBe(1000);
+    expect(early.next.holdingDown).toBe(false);
+  });
+
+  it('a ManualStart forgets the errors; without the setting an error waits only the backoff', () => {
+    const down = transition(st('Established', { errors: 3 }), { type: 'NotifMsg' }, damped);
+    expect(transition(down.next, { type: 'ManualStop' }, damped).next.errors).toBe(0);
+    expect(transition(down.next, { type: 'ManualStart' }, damped).next.errors).toBe(0);
+    expect(idleHold(transition(st('Established'), { type: 'NotifMsg' }, config).actions)).toBe(1000);
+    expect(errorWaitMs(0, config)).toBe(0);
+    expect(errorWaitMs(1, damped)).toBe(10_000);
+  });
+});
+
+describe('LimitExceeded (RFC 4486 Cease)', () => {
+  const data = Uint8Array.of(0, 1, 1, 0, 0, 0, 10);
+  it('sends Cease with the subcode and data, goes down and waits at least the restart delay, holding down', () => {
+    const r = transition(st('Established'), { type: 'LimitExceeded', subcode: 1, data, reason: 'too many prefixes', restartMs: 60_000 }, config);
+    expect(r.next).toMatchObject({ name: 'Idle', holdingDown: true });
+    expect(describe_(r.actions)).toEqual(['notify 6/1', 'stop *', 'close', 'down', 'start IdleHold 60000']);
+    expect(r.actions[0]).toMatchObject({ type: 'sendNotification', code: 6, subcode: 1, data });
+  });
+  it('is ignored where nothing is connected', () => {
+    for (const name of ['Idle', 'Connect', 'Active'] as const) {
+      const r = transition(st(name), { type: 'LimitExceeded', subcode: 8, data: new Uint8Array(0), reason: 'send queue' }, config);
+      expect(r.next.name).toBe(name);
+      expect(r.actions).toEqual([]);
+    }
   });
 });

@@ -1,12 +1,14 @@
 // Two Session objects over in-memory connections on fake time: OPEN exchange, keepalives, UPDATEs, hold
 // timer, OPEN checks, malformed UPDATEs, stop, collision dump, backoff, back-pressure ordering.
+import { EventEmitter } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import { FakeClock } from '../../bgp/clock.js';
 import { decodeMessage, encodeEndOfRib, encodeUpdates, encodeWithdrawals, MessageFramer } from '../../bgp/codec/index.js';
 import { BgpError, isBgpError } from '../../bgp/errors.js';
+import { encodeMessage } from '../../bgp/codec/index.js';
 import { parseIpv4, parsePrefix, prefixKey } from '../../bgp/ip.js';
 import { checkOpen, collisionSurvivor, Session, type NotificationEvent, type SessionConfig, type StateChange } from '../../bgp/session.js';
-import { MemoryNetwork, memoryPair, type Connection, type Transport } from '../../bgp/transport.js';
+import { MemoryNetwork, memoryPair, type Connection, type ConnectionEvents, type Transport } from '../../bgp/transport.js';
 import type { BgpMessage, OpenMessage, PathAttributes } from '../../bgp/types.js';
 
 const A_ADDR = '127.0.0.1';
@@ -121,14 +123,31 @@ describe('Session: OPEN exchange and keepalives', () => {
     expect(l.events.a.length).toBe(4);
   });
 
-  it('hold time 0 on one side: no keepalives at all, and still up', async () => {
-    const l = lab({ holdTime: 0 });
+  it('hold time 0 on both sides: no keepalives at all, and still up', async () => {
+    const l = lab({ holdTime: 0 }, { holdTime: 0 });
     await up(l);
     expect(l.b.negotiated?.holdTime).toBe(0);
     const before = l.b.stats.messagesIn;
     await l.clock.advanceAsync(600_000);
     expect(l.b.stats.messagesIn).toBe(before);
     expect(l.a.state).toBe('Established');
+  });
+
+  it('hold time 0 from a peer whose hold time is not 0, or one below the minimum: Unacceptable Hold Time (2/6)', async () => {
+    const zero = lab({ holdTime: 0 });
+    zero.b.start();
+    zero.a.start();
+    await zero.clock.advanceAsync(0);
+    expect(zero.events.bNotes[0]).toMatchObject({ direction: 'sent', code: 2, subcode: 6 });
+    expect(zero.events.bNotes[0]?.reason).toContain('hold time 0');
+    expect(zero.b.state).not.toBe('Established');
+
+    const short = lab({ holdTime: 6 }, { minHoldTime: 9 });
+    short.b.start();
+    short.a.start();
+    await short.clock.advanceAsync(0);
+    expect(short.events.aNotes[0]).toMatchObject({ direction: 'received', code: 2, subcode: 6 });
+    expect(short.events.bNotes[0]?.reason).toContain('below the minimum accepted, 9 s');
   });
 
   it('hold timer expiry sends NOTIFICATION 4 when keepalives stop', async () => {
@@ -287,7 +306,7 @@ describe('Session: UPDATEs and the Adj-RIB-In', () => {
 });
 
 describe('Session: OPEN checks, stop, collisions, backoff', () => {
-  it('wrong peer AS: Bad Peer AS (2/2) with the 2-octet AS as data, seen on both sides; A retries after the backoff', async () => {
+  it('wrong peer AS: Bad Peer AS (2/2) with the 2-octet AS as data, seen on both sides; A retries after the error wait', async () => {
     const l = lab({}, { peerAs: 65009 });
     l.b.start();
     l.a.start();
@@ -297,10 +316,29 @@ describe('Session: OPEN checks, stop, collisions, backoff', () => {
     expect(l.a.state).toBe('Idle');
     expect(l.a.stats.lastError).toContain('Bad Peer AS');
     expect(l.connects).toEqual([1_000_000]);
-    await l.clock.advanceAsync(1000);
-    expect(l.connects).toEqual([1_000_000, 1_001_000]);
-    await l.clock.advanceAsync(2000);
-    expect(l.connects).toEqual([1_000_000, 1_001_000, 1_003_000]);
+    // DampPeerOscillations (BIRD's error wait time 5,30): 5 s, then 10 s, 20 s, 30 s, 30 s.
+    await l.clock.advanceAsync(4999);
+    expect(l.connects).toEqual([1_000_000]);
+    await l.clock.advanceAsync(1);
+    expect(l.connects).toEqual([1_000_000, 1_005_000]);
+    for (let i = 0; i < 4; i++) await l.clock.advanceAsync(30_000);
+    expect(l.connects).toEqual([1_000_000, 1_005_000, 1_015_000, 1_035_000, 1_065_000, 1_095_000, 1_125_000]);
+  });
+
+  it('after a NOTIFICATION the peer\'s own connections are refused until the error wait ends', async () => {
+    const l = lab({}, { peerAs: 65009 });
+    l.b.start();
+    l.a.start();
+    await l.clock.advanceAsync(0);
+    expect(l.a.holdingDown).toBe(true);
+    expect(l.b.holdingDown).toBe(true); // the side that sent it waits too
+    const [, toA] = memoryPair({ address: B_ADDR, port: 50001 }, { address: A_ADDR, port: 179 });
+    expect(l.a.acceptConnection(toA)).toBe(false);
+    await l.clock.advanceAsync(4999);
+    expect(l.a.holdingDown).toBe(true);
+    expect(l.connects).toEqual([1_000_000]);
+    await l.clock.advanceAsync(1); // the wait is over: A connects (and, AS still wrong, waits 10 s next)
+    expect(l.connects).toEqual([1_000_000, 1_005_000]);
   });
 
   it('checkOpen: 4-octet AS capability, iBGP identifier, hold time', () => {
@@ -415,8 +453,8 @@ describe('Session: OPEN checks, stop, collisions, backoff', () => {
     expect(attempts[2]!.signal?.aborted).toBe(true);
   });
 
-  it('an inbound connection during the reconnect backoff is taken at once', async () => {
-    const l = lab({}, { peerAs: 65009 }); // first attempt fails: Bad Peer AS
+  it('an inbound connection during the reconnect backoff is taken at once (error wait off)', async () => {
+    const l = lab({ errorWaitInitialMs: 0 }, { peerAs: 65009 }); // first attempt fails: Bad Peer AS
     l.b.start();
     l.a.start();
     await l.clock.advanceAsync(0);
@@ -471,6 +509,69 @@ describe('Session: OPEN checks, stop, collisions, backoff', () => {
     expect(() => new Session({ localAs: 65001, peerAs: 65002, routerId: 1, peerAddress: B_ADDR, holdTime: 2, transport: t })).toThrow(/holdTime 2 is not 0 or 3\.\.65535/);
     expect(() => new Session({ localAs: 65001, peerAs: 65002, routerId: 0, peerAddress: B_ADDR, transport: t })).toThrow(/routerId 0/);
     expect(() => new Session({ localAs: 65001, peerAs: 65002, routerId: 1, peerAddress: '10.0.0', transport: t })).toThrow(/peerAddress "10.0.0"/);
+  });
+});
+
+/** A peer that never reads: every write stays in the "socket" (bufferedBytes), `write` always says wait. */
+class UnreadConnection extends EventEmitter<ConnectionEvents> implements Connection {
+  readonly localAddress = A_ADDR;
+  readonly localPort = 40000;
+  readonly remoteAddress = B_ADDR;
+  readonly remotePort = 179;
+  bufferedBytes = 0;
+  written: Uint8Array[] = [];
+  closed = false;
+  write(bytes: Uint8Array): boolean {
+    this.bufferedBytes += bytes.length;
+    this.written.push(bytes);
+    return false;
+  }
+  close(): void {
+    this.destroy();
+  }
+  destroy(): void {
+    if (this.closed) return;
+    this.closed = true;
+    queueMicrotask(() => this.emit('close', false));
+  }
+}
+
+describe('Session: a peer that stops reading', () => {
+  it('is reset with Cease / Out of Resources (6/8) once the send queue passes its bound, and nothing more is buffered', async () => {
+    const clock = new FakeClock(1_000_000);
+    const conn = new UnreadConnection();
+    const max = 1024 * 1024;
+    const a = new Session({ localAs: 65001, peerAs: 65002, routerId: parseIpv4('1.1.1.1'), peerAddress: B_ADDR, jitter: 0, clock, maxSendQueueBytes: max, transport: { connect: async () => conn } });
+    const notes: NotificationEvent[] = [];
+    a.on('notification', (e) => notes.push(e));
+    a.start();
+    await clock.advanceAsync(0);
+    // The peer's OPEN and KEEPALIVE (it sends; it just never reads what we send).
+    const open: OpenMessage = { type: 1, version: 4, myAs: 65002, holdTime: 90, bgpId: parseIpv4('2.2.2.2'), capabilities: [{ code: 1, afi: 1, safi: 1 }, { code: 2 }, { code: 65, asn: 65002 }] };
+    conn.emit('data', encodeMessage(open, { fourOctetAs: false }));
+    conn.emit('data', encodeMessage({ type: 4 }, { fourOctetAs: false }));
+    await clock.advanceAsync(0);
+    expect(a.state).toBe('Established');
+
+    // A whole table, again and again (what answering ROUTE-REFRESHes used to do): ~4 KiB per UPDATE.
+    const many = Array.from({ length: 1000 }, (_, i) => parsePrefix(`10.${i >> 8}.${i & 255}.0/24`));
+    const table = encodeUpdates(attrs, many, a.codecContext);
+    const tableBytes = table.reduce((n, m) => n + m.length, 0);
+    expect(tableBytes).toBeGreaterThan(3000);
+    let rounds = 0;
+    while (a.established && rounds < 2000) {
+      a.sendUpdates(table);
+      rounds++;
+      await clock.advanceAsync(0);
+    }
+    expect(notes).toEqual([expect.objectContaining({ direction: 'sent', code: 6, subcode: 8 })]);
+    expect(notes[0]?.reason).toContain('send queue over 1048576 bytes');
+    expect(a.state).toBe('Idle');
+    expect(a.holdingDown).toBe(true);
+    // Bounded: what reached the socket is at most the bound plus one table (the last batch) plus one write.
+    expect(conn.bufferedBytes).toBeLessThan(max + tableBytes + 64 * 1024);
+    expect(rounds * tableBytes).toBeGreaterThan(max);
+    a.stop();
   });
 });
 

@@ -8,7 +8,7 @@ import { encodeEndOfRib } from '../../bgp/codec/index.js';
 import { CeaseSubcode } from '../../bgp/errors.js';
 import { formatIpv4, formatPrefix, parseIpv4, parsePrefix } from '../../bgp/ip.js';
 import { Session, type GracefulRestartConfig } from '../../bgp/session.js';
-import { Speaker, type PeerSpec, type SpeakerConfig } from '../../bgp/speaker.js';
+import { DEFAULT_MAX_PREFIXES, Speaker, type PeerSpec, type SpeakerConfig } from '../../bgp/speaker.js';
 import { MemoryNetwork, type Connection, type Transport } from '../../bgp/transport.js';
 import { AsPathSegmentType, Origin, type PathAttributes, type Prefix } from '../../bgp/types.js';
 
@@ -703,6 +703,87 @@ describe('Speaker: ROUTE-REFRESH (RFC 2918)', () => {
     expect(l.speaker.refresh('127.0.0.11')).toBe(true);
     await l.settle();
     expect(asked).toBe(1);
+  });
+
+  it('answers at most once per interval (5 s): requests in between are coalesced into one answer at its end', async () => {
+    const l = await lab();
+    const a = l.peer('127.0.0.11', 65001);
+    l.speaker.setOriginated([{ prefix: prefixOf('10.244.1.0/26'), attrs: { origin: Origin.IGP, nextHop: nh('198.18.0.1') } }]);
+    l.speaker.setPeers([specOf(a, 65001)]);
+    a.session.start();
+    await l.settle();
+    const sent: number[] = [];
+    a.session.on('update', (e) => {
+      if (e.announced.length > 0) sent.push(l.clock.now());
+    });
+    const start = l.clock.now();
+    for (let i = 0; i < 10; i++) {
+      a.session.sendRouteRefresh();
+      await l.settle(100);
+    }
+    expect(sent.map((t) => t - start)).toEqual([0]); // the first at once; nine more within 1 s: one answer, later
+    await l.clock.advanceAsync(4000);
+    expect(sent.map((t) => t - start)).toEqual([0, 5000]);
+    await l.clock.advanceAsync(10_000);
+    expect(sent).toHaveLength(2);
+    a.session.sendRouteRefresh(); // after a quiet interval: at once again
+    await l.settle(10);
+    expect(sent).toHaveLength(3);
+  });
+});
+
+describe('Speaker: maximum prefixes per peer (RFC 4486 Cease subcode 1)', () => {
+  it('one prefix over the limit: Cease 6/1 with AFI, SAFI and the limit; the routes leave; no reconnect for the restart delay', async () => {
+    const l = await lab({ prefixLimitRestartMs: 60_000 });
+    const a = l.peer('127.0.0.11', 65001);
+    const notes: Array<{ code: number; subcode: number; data: Uint8Array }> = [];
+    a.session.on('notification', (e) => notes.push(e));
+    const ups: number[] = [];
+    a.session.on('state', (e) => {
+      if (e.to === 'Established') ups.push(l.clock.now());
+    });
+    l.speaker.setPeers([specOf(a, 65001, { maxPrefixes: 3 })]);
+    a.session.start();
+    await l.settle();
+    for (const p of ['10.1.1.0/24', '10.1.2.0/24', '10.1.3.0/24']) l.announce(a, p, { asPath: seq(65001), nextHop: nh('198.18.0.11') });
+    await l.settle();
+    expect(l.speaker.bestRoutes()).toHaveLength(3); // at the limit: fine
+    expect(notes).toEqual([]);
+
+    const cutAt = l.clock.now();
+    l.announce(a, '10.1.4.0/24', { asPath: seq(65001), nextHop: nh('198.18.0.11') });
+    await l.settle(10);
+    expect(notes).toEqual([expect.objectContaining({ code: 6, subcode: 1, data: Uint8Array.of(0, 1, 1, 0, 0, 0, 3) })]);
+    expect(l.speaker.bestRoutes()).toEqual([]);
+    expect(l.speaker.peerStatus()[0]?.lastError).toContain('more than the limit of 3');
+
+    // The peer keeps trying (its own error wait: 5, 10, 20 s …); tortie refuses it until 60 s have passed.
+    await l.clock.advanceAsync(59_000);
+    expect(ups).toHaveLength(1);
+    expect(a.conns.length).toBeGreaterThan(1); // it did try
+    await l.clock.advanceAsync(30_000);
+    expect(ups).toHaveLength(2);
+    expect(ups[1]! - cutAt).toBeGreaterThanOrEqual(60_000);
+  });
+
+  it('the limit counts what the peer sent, withdrawals included, per peer; the default is 500 000', async () => {
+    const l = await lab({ maxPrefixes: 2 });
+    const a = l.peer('127.0.0.11', 65001);
+    const b = l.peer('127.0.0.12', 65002);
+    l.speaker.setPeers([specOf(a, 65001), specOf(b, 65002)]);
+    a.session.start();
+    b.session.start();
+    await l.settle();
+    l.announce(a, '10.1.1.0/24', { asPath: seq(65001), nextHop: nh('198.18.0.11') });
+    l.announce(a, '10.1.2.0/24', { asPath: seq(65001), nextHop: nh('198.18.0.11') });
+    l.withdraw(a, '10.1.1.0/24');
+    l.announce(a, '10.1.3.0/24', { asPath: seq(65001), nextHop: nh('198.18.0.11') });
+    l.announce(b, '10.2.1.0/24', { asPath: seq(65002), nextHop: nh('198.18.0.12') });
+    l.announce(b, '10.2.2.0/24', { asPath: seq(65002), nextHop: nh('198.18.0.12') });
+    await l.settle();
+    expect(l.speaker.peerStatus().map((p) => p.state)).toEqual(['Established', 'Established']);
+    expect(l.speaker.bestRoutes()).toHaveLength(4);
+    expect(DEFAULT_MAX_PREFIXES).toBe(500_000);
   });
 });
 

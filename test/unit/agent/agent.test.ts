@@ -214,6 +214,22 @@ describe('Agent peers: the node subnet for third-party next hops', () => {
   });
 });
 
+describe('Agent peers: prefix limits', () => {
+  it('TORTIE_BGP_MAX_PREFIXES is the speaker default; a BGPPeer annotation tortie.dev/max-prefixes sets its sessions\' limit', async () => {
+    const { agent, ds, last } = makeAgent({ IP: '198.18.0.11/24', NO_DEFAULT_POOLS: 'true', TORTIE_BGP_MAX_PREFIXES: '20000' });
+    await agent.start();
+    expect(last().config.maxPrefixes).toBe(20_000);
+    const limited = res('BGPPeer', 'tor', { peerIP: '198.18.0.1', asNumber: 65001 });
+    limited.metadata.annotations = { 'tortie.dev/max-prefixes': '100' };
+    await ds.create(limited);
+    await ds.create(res('BGPPeer', 'far', { peerIP: '198.51.100.1', asNumber: 65002 }));
+    await until(() => last().peers.length === 2, 'two peers');
+    const byAddress = new Map(last().peers.map((p) => [p.address, p]));
+    expect(byAddress.get('198.18.0.1')?.maxPrefixes).toBe(100);
+    expect(byAddress.get('198.51.100.1')?.maxPrefixes).toBeUndefined();
+  });
+});
+
 describe('Agent readiness (Calico BIRD rules)', () => {
   it('no peers: ready; fresh: all must be Established; afterwards one is enough; none is not ready', async () => {
     const { agent, ds, last } = makeAgent({ IP: '198.18.0.11/24', NO_DEFAULT_POOLS: 'true' });

@@ -71,6 +71,12 @@ describe('parseAgentConfig', () => {
     });
   });
 
+  it('TORTIE_BGP_MAX_PREFIXES: the default prefix limit per BGP peer, a whole number 1..4294967295', () => {
+    expect(parseAgentConfig({ ...BASE, TORTIE_BGP_MAX_PREFIXES: '20000' }, 'h').maxPrefixes).toBe(20_000);
+    expect(parseAgentConfig(BASE, 'h').maxPrefixes).toBeUndefined();
+    expect(() => parseAgentConfig({ ...BASE, TORTIE_BGP_MAX_PREFIXES: '0' }, 'h')).toThrow('TORTIE_BGP_MAX_PREFIXES="0" is not an integer 1..4294967295');
+  });
+
   it('an address without /len is kept for the interface lookup; NO_DEFAULT_POOLS drops the pool; AS dotted', () => {
     const config = parseAgentConfig({ ...BASE, IP: '198.18.0.11', NO_DEFAULT_POOLS: 'true', AS: '1.10' }, 'h');
     expect(config.ip).toEqual({ mode: 'fixed', address: '198.18.0.11' });

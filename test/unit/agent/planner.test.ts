@@ -287,6 +287,19 @@ describe('BGPPeer options', () => {
     expect(p).toMatchObject({ keepaliveTime: 20, restartTime: 90, allowOwnAs: 2, localAsNumber: 65050 });
   });
 
+  it('the annotation tortie.dev/max-prefixes is the peer\'s prefix limit; a bad value is a warning', () => {
+    const annotated = (value: string) => {
+      const peer = bgpPeer('x', { peerIP: '198.18.1.1', asNumber: 65001 });
+      peer.metadata.annotations = { 'tortie.dev/max-prefixes': value };
+      return plan('node-a', nodes, [peer], [MESH_OFF]);
+    };
+    expect(annotated('1000').peers[0]?.maxPrefixes).toBe(1000);
+    expect(peerOf({}).maxPrefixes).toBeUndefined();
+    const bad = annotated('lots');
+    expect(bad.peers[0]?.maxPrefixes).toBeUndefined();
+    expect(bad.warnings).toEqual(['BGPPeer x: annotation tortie.dev/max-prefixes="lots" is not a whole number 1..4294967295; the default limit applies']);
+  });
+
   it('localASNumber decides iBGP/eBGP for the RR-client rule', () => {
     expect(peerOf({ asNumber: 64512 }, 'rr-1').rrClient).toBe(true);
     expect(peerOf({ asNumber: 64512, localASNumber: 65050 }, 'rr-1').rrClient).toBe(false);

@@ -189,6 +189,8 @@ describe('peerRow', () => {
     ['Idle', 'received NOTIFICATION Cease / Administrative Shutdown', 'Idle Received: Administrative Shutdown'],
     ['Idle', 'received NOTIFICATION Hold Timer Expired', 'Idle Received: Hold Timer Expired'],
     ['Idle', 'sent NOTIFICATION OPEN Message Error / Bad Peer AS: peer said AS 64513, expected 64512', 'Idle BGP Error: Bad Peer AS'],
+    ['Idle', 'sent NOTIFICATION Cease / Maximum Number of Prefixes Reached: 5 prefixes received, more than the limit of 3 (IPv4 unicast)', 'Idle BGP Error: Maximum Number of Prefixes Reached'],
+    ['Idle', 'sent NOTIFICATION Cease / Out of Resources: send queue over 33554432 bytes (33600000 queued): the peer does not read', 'Idle BGP Error: Out of Resources'],
     ['OpenSent', 'something only a log would say', 'OpenSent'],
     ['OpenConfirm', undefined, 'OpenConfirm'],
   ];

@@ -44,7 +44,20 @@ describe('tortie bgp speaker flags', () => {
     expect(parseSpeakerArgs([...base, '--peer', '127.0.0.2,as=65001,subnet=127.0.30.33/27']).peers[0]).toMatchObject({ asn: 65001, subnet: '127.0.30.33/27' });
   });
 
+  it('parses the limits: max-prefixes per peer and by default, prefix restart delay, minimum hold time, send queue bound', () => {
+    const options = parseSpeakerArgs([
+      ...base, '--max-prefixes', '1000', '--prefix-restart', '10', '--min-hold', '9', '--send-queue-max', '1048576',
+      '--peer', '127.0.0.2,as=65001,max-prefixes=3',
+    ]);
+    expect(options).toMatchObject({ maxPrefixes: 1000, prefixRestartSeconds: 10, minHoldTime: 9, maxSendQueueBytes: 1048576 });
+    expect(options.peers[0]).toMatchObject({ maxPrefixes: 3 });
+    expect(parseSpeakerArgs(base).maxPrefixes).toBeUndefined();
+  });
+
   const refusals: Array<[string[], RegExp]> = [
+    [[...base, '--peer', '127.0.0.2,as=1,max-prefixes=0'], /max-prefixes: 0 is outside 1\.\.4294967295/],
+    [[...base, '--min-hold', '2'], /--min-hold: 2 is outside 3\.\.65535/],
+    [[...base, '--send-queue-max', '1000'], /--send-queue-max: 1000 is outside 65536/],
     [[...base, '--peer', '127.0.0.2,as=1,next-hop=there'], /next-hop: "there" is not one of auto, self, keep/],
     [[...base, '--peer', '127.0.0.2,as=1,rr-client=yes'], /"rr-client" takes no value/],
     [[...base, '--peer', '127.0.0.2,as=1,subnet=127.0.30.33'], /subnet: "127.0.30.33" is not an IPv4 address with prefix length/],
