@@ -367,7 +367,7 @@ describe('serveControl against hostile clients', () => {
     });
     const answer = await queryControl(path, { command: 'status' });
     expect(answer).toMatchObject({ ok: false, error: expect.stringMatching(/^the answer could not be encoded: .*BigInt/) });
-    expect(await queryControl(path, { command: 'stop' })).toEqual({ ok: true, stopping: { graceful: false } });
+    expect(await queryControl(path, { command: 'stop', graceful: false })).toEqual({ ok: true, stopping: { graceful: false } });
     await new Promise((resolve) => setImmediate(resolve));
     expect(await queryControl(path, { command: 'routes' })).toEqual({ ok: true, routes: ROUTES });
   });
