@@ -358,6 +358,19 @@ class EtcdWatch<K extends Kind> implements Watch {
 
   private onResponse(stream: WatchStreamHandle, response: WatchResponse): void {
     if (stream !== this.stream) return;
+    try {
+      this.readResponse(stream, response);
+    } catch (err) {
+      // A response that cannot be read must not throw into the transport's stream (an exception there ends
+      // the process): give this stream up, say so, and re-open from the first revision not delivered.
+      if (stream !== this.stream) return;
+      this.closeStream();
+      this.emit({ type: 'error', error: new DatastoreError(`etcd at ${this.ds.endpoints.join(', ')}: watch ${this.prefix}: cannot read a response (${err instanceof Error ? err.message : String(err)}); re-opening the watch`) });
+      this.retryLater(() => this.open());
+    }
+  }
+
+  private readResponse(stream: WatchStreamHandle, response: WatchResponse): void {
     if (response.canceled || Number(response.compact_revision) > 0) {
       if (Number(response.compact_revision) > 0) {
         void this.resync(Number(response.compact_revision));
