@@ -41,6 +41,7 @@ import { AlreadyExistsError, ConflictError, type Datastore } from '../datastore/
 import { Ipam, ipipTunnelHandle } from '../ipam/index.js';
 import { applyDefaults, parseSelector, API_VERSION, BGP_DEFAULTS, type Resource } from '../resources/index.js';
 import type { Logger } from '../log.js';
+import { setCrashPath } from '../fatal.js';
 import { affineBlocks, calicoExportFilter, originatedPrefixes } from './advertise.js';
 import { autodetectIpv4, interfaceAddresses, prefixLengthOf, type InterfaceAddress } from './autodetect.js';
 import { ResourceCache } from './cache.js';
@@ -979,6 +980,8 @@ export async function runNode(env: NodeJS.ProcessEnv, options: { logger?: Logger
     return 1;
   }
   const log = options.logger ?? createLogger({ level: config.logLevel ?? 'info' });
+  // A fatal error before the agent exists has nothing to stop (src/fatal.ts logs it and exits 1).
+  if (options.signals !== false) setCrashPath({ log, shutdown: async () => undefined });
   const { loadDatastoreConfig, openDatastore, describeDatastore } = await import('../datastore/index.js');
   let ds: Datastore;
   let where = 'the datastore';
@@ -1004,6 +1007,17 @@ export async function runNode(env: NodeJS.ProcessEnv, options: { logger?: Logger
   let stopSignal: (graceful: boolean) => void = () => undefined;
   const stopped = new Promise<boolean>((resolve) => (stopSignal = resolve));
   const agent = new Agent(config, { datastore: ds, logger: log, onStopRequest: (graceful) => stopSignal(graceful) });
+  // A fatal error (an unhandled rejection or exception, src/fatal.ts): the graceful stop, not SIGTERM's
+  // Cease — peers keep our routes and the kernel keeps its routes until the agent is back.
+  if (options.signals !== false) {
+    setCrashPath({
+      log,
+      shutdown: async () => {
+        await agent.stop({ graceful: true });
+        await ds.close().catch(() => undefined);
+      },
+    });
+  }
   const onSignal = (signal: string): void => {
     log.info({ signal }, 'stopping');
     stopSignal(false);
