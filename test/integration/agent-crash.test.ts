@@ -2,6 +2,7 @@
 // the graceful path — its BGP connection closed WITHOUT a NOTIFICATION, so a graceful-restart peer keeps
 // its routes (RFC 4724), and its control socket removed — and exits 1. Never silently on, never SIGTERM's
 // Cease. The control case proves the peer below can see a Cease: SIGTERM sends one and exits 0.
+// `tortie bgp speaker` likewise: fatal log, exit 1, its session closed with no NOTIFICATION.
 //
 // The peer is a raw BGP speaker written here (OPEN, KEEPALIVE, then it records every message), so what
 // tortie sent before the connection dropped is known byte by byte. The error is injected by a preload
@@ -200,5 +201,48 @@ describe.skipIf(!haveEtcd)('tortie node run after an unhandled error', () => {
     expect(await agent.exit).toBe(0);
     await agent.connection.closed;
     expect(agent.connection.received.filter((m) => m.type === MESSAGE_TYPE.NOTIFICATION)).toEqual([{ type: MESSAGE_TYPE.NOTIFICATION, code: 6, subcode: expect.any(Number) }]);
+  }, 60_000);
+});
+
+describe('tortie bgp speaker after an unhandled error', () => {
+  let dir: string;
+  let preload: string;
+  let peer: Awaited<ReturnType<typeof startRawPeer>>;
+  const children: ChildProcess[] = [];
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'tortie-speaker-crash-'));
+    preload = join(dir, 'crash-preload.mjs');
+    writeFileSync(preload, PRELOAD);
+    peer = await startRawPeer();
+  });
+
+  afterAll(async () => {
+    for (const child of children) if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) process.kill(child.pid, 'SIGKILL');
+    for (const socket of peer?.sockets ?? []) socket.destroy();
+    await new Promise<void>((resolve) => (peer ? peer.server.close(() => resolve()) : resolve()));
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('logs it at fatal and exits 1; its sessions close without a NOTIFICATION', async () => {
+    const args = ['bgp', 'speaker', '--router-id', '198.18.36.3', '--as', '64512', '--no-listen', '--peer', `${PEER.address},as=${PEER.as},local=${block.host(3)}`, '--json'];
+    const child = spawn(process.execPath, ['--import', pathToFileURL(preload).href, BUILT_CLI, ...args], {
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', CRASH_KIND: 'rejection' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    children.push(child);
+    let log = '';
+    child.stderr!.on('data', (d: Buffer) => (log += d.toString()));
+    let events = '';
+    child.stdout!.on('data', (d: Buffer) => (events += d.toString()));
+    const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    await waitFor(async () => /"to":"Established"/.test(events), { timeoutMs: 20_000, intervalMs: 50, what: `the speaker's session Established\n${events}\n${log}` });
+    const connection = peer.connections.find((c) => !c.isClosed());
+    expect(connection).toBeDefined();
+    process.kill(child.pid!, 'SIGUSR2');
+    expect(await Promise.race([exit, new Promise<'hung'>((resolve) => setTimeout(() => resolve('hung'), 20_000))]), log).toBe(1);
+    await connection!.closed;
+    expect(connection!.received.filter((m) => m.type === MESSAGE_TYPE.NOTIFICATION)).toEqual([]);
+    expect(log).toMatch(/"level":60.*injected by the test: an unhandled rejection/);
   }, 60_000);
 });
