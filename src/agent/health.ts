@@ -179,6 +179,11 @@ export async function startHealthServer(options: HealthOptions): Promise<HealthS
     },
   );
   server.maxHeadersCount = 50;
+  // CONNECT never reaches the request handler; answer it like any other method we do not serve.
+  server.on('connect', (_request: http.IncomingMessage, socket: net.Socket) => {
+    socket.on('error', () => socket.destroy());
+    socket.end('HTTP/1.1 405 Method Not Allowed\r\nAllow: GET, HEAD\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+  });
   // The oldest connection gives way to a new one (see header).
   const open = new Set<net.Socket>();
   server.on('connection', (socket: net.Socket) => {

@@ -171,6 +171,7 @@ describe('startHealthServer against hostile clients', () => {
     server = await start({ live: true, ready: true });
     expect((await rawExchange(server.port, GET('http://x/liveness'))).status).toBe(200);
     expect((await rawExchange(server.port, GET('http://x/'))).status).toBe(404);
+    expect((await rawExchange(server.port, 'CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: 127.0.0.1:22\r\n\r\n')).status).toBe(405);
     const absurd = ['///liveness', '//x/liveness', '*', 'http://', 'http://[::1', 'http:liveness', '%zz', '/%00%ff', '/liveness/../liveness', `/${'a'.repeat(8000)}`, '/a?b#c', 'liveness', '?', '#'];
     expect(absurd.length).toBeGreaterThan(0);
     for (const target of absurd) {
