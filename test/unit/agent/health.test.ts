@@ -4,7 +4,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import http from 'node:http';
 import net from 'node:net';
-import { healthPath, startHealthServer, type HealthServer } from '../../../src/agent/health.js';
+import fc from 'fast-check';
+import { healthPath, healthReply, startHealthServer, type HealthServer } from '../../../src/agent/health.js';
 import { AgentMetrics } from '../../../src/agent/metrics.js';
 
 interface Answer {
@@ -300,5 +301,28 @@ describe('healthPath', () => {
     expect(healthPath('*')).toBeNull();
     expect(healthPath('liveness')).toBeNull();
     expect(healthPath('')).toBeNull();
+  });
+});
+
+describe('healthReply on any request target (property)', () => {
+  it('never rejects, and answers a 4xx for every target that is not one of its paths', async () => {
+    const options = { port: 0, liveness: () => true, readiness: () => ({ ready: true }), metrics: new AgentMetrics({ processMetrics: false }) };
+    const target = fc.oneof(
+      fc.string({ maxLength: 200 }),
+      fc.string({ unit: fc.constantFrom('/', '?', '#', ':', '%', '.', 'h', 't', 'p', 's', '[', ']', '@', 'x'), maxLength: 40 }),
+      fc.webUrl({ withQueryParameters: true, withFragments: true }),
+    );
+    await fc.assert(
+      fc.asyncProperty(target, fc.constantFrom('GET', 'HEAD', 'POST', 'OPTIONS'), async (url, method) => {
+        const reply = await healthReply(method, url, options);
+        const path = healthPath(url);
+        if (path === null) expect(reply.status).toBe(400);
+        else if (!['/liveness', '/readiness', '/metrics'].includes(path)) expect(reply.status).toBe(404);
+        else if (method === 'POST' || method === 'OPTIONS') expect(reply.status).toBe(405);
+        else expect(reply.status).toBe(200);
+        if (reply.status !== 200) expect(reply.body.length).toBeLessThan(400);
+      }),
+      { numRuns: 500 },
+    );
   });
 });
