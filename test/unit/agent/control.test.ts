@@ -3,6 +3,7 @@
 // client's errors (no socket, stale socket, no answer, not JSON) naming the path.
 
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import fc from 'fast-check';
 import net from 'node:net';
 import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
@@ -378,5 +379,25 @@ describe('serveControl against hostile clients', () => {
     const { closedByServer } = await exchange(path, '{"command":"status"}\n', 3000);
     expect(closedByServer).toBe(true);
     expect(await queryControl(path, { command: 'routes' })).toEqual({ ok: true, routes: ROUTES });
+  });
+});
+
+describe('parseControlRequest on any line (property)', () => {
+  it('returns one of the documented requests or throws an Error with a message, for any text or JSON', () => {
+    const line = fc.oneof(fc.string({ maxLength: 300 }), fc.json({ maxDepth: 4 }), fc.record({ command: fc.oneof(fc.string(), fc.constantFrom('status', 'routes', 'stop', '__proto__', 'constructor')), graceful: fc.anything() }).map((v) => JSON.stringify(v) ?? ''));
+    fc.assert(
+      fc.property(line, (text) => {
+        let request: unknown;
+        try {
+          request = parseControlRequest(text);
+        } catch (error) {
+          expect(error).toBeInstanceOf(Error);
+          expect((error as Error).message.length).toBeGreaterThan(0);
+          return;
+        }
+        expect(['status', 'routes', 'stop']).toContain((request as { command: string }).command);
+      }),
+      { numRuns: 1000 },
+    );
   });
 });
