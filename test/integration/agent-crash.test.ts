@@ -11,7 +11,7 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server, type Socket } from 'node:net';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -22,7 +22,7 @@ import type { Datastore } from '../../src/datastore/types.js';
 import { API_VERSION, applyDefaults, type AnyResource } from '../../src/resources/index.js';
 import { addressBlock } from '../harness/addresses.js';
 import { BUILT_CLI } from '../harness/cli.js';
-import { requireEtcd, startEtcd, type EtcdInstance } from '../harness/etcd.js';
+import { freePort, requireEtcd, startEtcd, type EtcdInstance } from '../harness/etcd.js';
 import { waitFor } from '../harness/index.js';
 import { BgpStreamSplitter } from '../harness/relay.js';
 
@@ -135,7 +135,7 @@ describe.skipIf(!haveEtcd)('tortie node run after an unhandled error', () => {
   }, 60_000);
 
   /** Starts the agent and waits until its session with the raw peer is Established. */
-  async function startAgent(run: string, crashKind: string): Promise<AgentRun & { connection: PeerConnection }> {
+  async function startAgent(run: string, crashKind: string, healthPort = 0): Promise<AgentRun & { connection: PeerConnection }> {
     const socket = join(dir, `${run}.ctl`);
     const env = {
       PATH: process.env.PATH ?? '/usr/bin:/bin',
@@ -145,7 +145,7 @@ describe.skipIf(!haveEtcd)('tortie node run after an unhandled error', () => {
       ETCD_ENDPOINTS: etcd.endpoint,
       TORTIE_DATAPLANE: 'none',
       TORTIE_CTL_SOCKET: socket,
-      TORTIE_HEALTH_PORT: '0',
+      TORTIE_HEALTH_PORT: String(healthPort),
       TORTIE_LOG_LEVEL: 'info',
       CALICO_IPV4POOL_CIDR: '10.244.0.0/16',
       CALICO_IPV4POOL_IPIP: 'Never',
@@ -194,6 +194,27 @@ describe.skipIf(!haveEtcd)('tortie node run after an unhandled error', () => {
       expect(existsSync(agent.socket), 'the graceful path removed the control socket').toBe(false);
     }, 60_000);
   }
+
+  it('the running agent answers GET // and a 1 MB header with a 4xx, and /liveness with 200 afterwards', async () => {
+    const port = await freePort();
+    const agent = await startAgent('health', 'none', port);
+    const raw = (bytes: string) =>
+      new Promise<string>((resolve) => {
+        const socket = connect({ host: '127.0.0.1', port }, () => socket.write(bytes));
+        let text = '';
+        socket.on('data', (d: Buffer) => (text += d.toString('latin1')));
+        socket.on('error', () => undefined);
+        socket.on('close', () => resolve(text.split('\r\n')[0] ?? ''));
+        setTimeout(() => socket.destroy(), 5000);
+      });
+    expect(await raw('GET // HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')).toBe('HTTP/1.1 404 Not Found');
+    expect(await raw(`GET /liveness HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(1024 * 1024)}\r\n\r\n`)).toMatch(/^HTTP\/1\.1 431/);
+    const live = await fetch(`http://127.0.0.1:${port}/liveness`);
+    expect(live.status).toBe(200);
+    expect(agent.child.exitCode).toBeNull();
+    process.kill(agent.child.pid!, 'SIGTERM');
+    expect(await agent.exit).toBe(0);
+  }, 60_000);
 
   it('the control case: SIGTERM sends Cease to the peer and exits 0 (the peer above would have seen one)', async () => {
     const agent = await startAgent('sigterm', 'none');
