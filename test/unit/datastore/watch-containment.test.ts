@@ -63,6 +63,29 @@ describe('etcd watch', () => {
     watch.stop();
   });
 
+  it('responses that stay unreadable are reported once, and re-opening backs off', async () => {
+    const { transport, streams } = scriptedTransport();
+    const store = new EtcdStore(transport);
+    const events: Array<WatchEvent<'IPPool'>> = [];
+    const watch = store.watch('IPPool', '10', (event) => events.push(event));
+    const broken = ok([{ type: 'Put' } as unknown as WatchResponse['events'][number]]);
+    const opened: number[] = [];
+    const started = Date.now();
+    for (let round = 0; round < 4; round++) {
+      const stream = streams[streams.length - 1]!;
+      stream.onResponse({ ...ok([]), created: true });
+      stream.onResponse(broken);
+      const count = streams.length;
+      for (let i = 0; i < 300 && streams.length === count; i++) await new Promise((resolve) => setTimeout(resolve, 5));
+      expect(streams.length).toBe(count + 1);
+      opened.push(Date.now() - started);
+    }
+    expect(events.map((e) => e.type)).toEqual(['error']);
+    // 50, 100, 200, 400 ms apart (WATCH_BACKOFF_MS): the fourth re-open comes at least 50+100+200+400 ms in.
+    expect(opened[3]).toBeGreaterThanOrEqual(700);
+    watch.stop();
+  });
+
   it('a consumer that throws gets an error event instead, and the next event still arrives', () => {
     const { transport, streams } = scriptedTransport();
     const store = new EtcdStore(transport);
