@@ -1,6 +1,8 @@
 // The control socket: a real Unix socket in a temporary directory — mode 0600, parent directory created,
 // status/routes answered, bad requests refused, a stale socket replaced, a live agent not clobbered, and the
-// client's errors (no socket, stale socket, no answer, not JSON) naming the path.
+// client's errors (no socket, stale socket, no answer, not JSON) naming the path; then hostile clients
+// (issue #15: garbage, 1 MB lines, requests that never end, idle connections over the cap, many at once,
+// answers that cannot be encoded) get an error answer or a close, and a good request is served after.
 
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import fc from 'fast-check';

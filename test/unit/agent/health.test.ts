@@ -1,5 +1,7 @@
 // The health server on a free port of 127.0.0.1: /liveness, /readiness (with the reason), /metrics,
-// 404 and 405, HEAD, a throwing check, and close() not waiting for idle keep-alive clients.
+// 404 and 405, HEAD, a throwing check, and close() not waiting for idle keep-alive clients; then hostile
+// clients (issue #15: GET //, absolute-form and absurd targets, a 1 MB header, garbage, slowloris, more
+// connections than the cap) each get a 4xx or are closed, and /liveness answers 200 after every one.
 
 import { afterEach, describe, expect, it } from 'vitest';
 import http from 'node:http';
