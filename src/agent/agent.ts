@@ -21,6 +21,10 @@
 // - Import protection (./import-guard.ts) is the Speaker's import judge, always on. Its context is rebuilt
 //   from the cache on every pass that touched what it judges by, and only the routes the change can
 //   touch are judged again (Speaker.rejudge): an affinity arriving after its block's route, a node moving.
+// - Nothing the agent starts without awaiting it (a Speaker event, a timer, the live tunnel address, a
+//   stop asked for on the control socket) may end as an unhandled rejection or an uncaught exception:
+//   that would end the process. Each such entry point runs `contained`: a throw is logged and kept as
+//   the last error, and the next change or resync tries again.
 
 import { hostname, networkInterfaces } from 'node:os';
 import { readFileSync } from 'node:fs';
@@ -42,6 +46,7 @@ import { AlreadyExistsError, ConflictError, type Datastore } from '../datastore/
 import { Ipam, ipipTunnelHandle } from '../ipam/index.js';
 import { applyDefaults, notInEffect, parseSelector, API_VERSION, BGP_DEFAULTS, type AnyResource, type Resource } from '../resources/index.js';
 import type { Logger } from '../log.js';
+import { setCrashPath } from '../fatal.js';
 import { affineBlocks, calicoExportFilter, originatedPrefixes, prefixCommunities } from './advertise.js';
 import { buildImportContext, importContextChanges, isImportRefusal, judgeImport, peerKindOf, type ImportContext } from './import-guard.js';
 import { autodetectIpv4, interfaceAddresses, prefixLengthOf, type InterfaceAddress } from './autodetect.js';
@@ -68,10 +73,10 @@ export interface AgentDeps {
   interfaces?: () => InterfaceAddress[];
   localAddressToward?: (target: string) => Promise<string>;
   /** Control socket and health server (default: S's serveControl/startHealthServer; null = none). */
-  serveControl?: ((path: string, provider: { status(): AgentStatus; routes(): RouteRow[]; stop(graceful: boolean): void }) => Promise<{ close(): Promise<void> }>) | null;
+  serveControl?: ((path: string, provider: { status(): AgentStatus; routes(): RouteRow[]; stop(graceful: boolean): void }, options?: { log?: Logger }) => Promise<{ close(): Promise<void> }>) | null;
   /** `tortie node stop` arrived on the control socket: the owner stops the agent (runNode). Default: stop() itself. */
   onStopRequest?: (graceful: boolean) => void;
-  startHealth?: ((options: { port: number; readiness(): Readiness; liveness(): boolean; metrics: AgentMetrics }) => Promise<{ port: number; close(): Promise<void> }>) | null;
+  startHealth?: ((options: { port: number; readiness(): Readiness; liveness(): boolean; metrics: AgentMetrics; log?: Logger }) => Promise<{ port: number; close(): Promise<void> }>) | null;
   metrics?: AgentMetrics;
   /**
    * The kernel dataplane (TORTIE_DATAPLANE=kernel). Default: felix over `ip` in this process's network
@@ -352,11 +357,13 @@ export class Agent {
       });
       // Changes are acted on only once every kind is loaded: a plan from a half-loaded cache (Nodes listed,
       // BGPConfiguration not yet) would say wrong things (no such node; listen on 0.0.0.0).
-      this.cache.on('changed', (kinds: ReadonlySet<string>) => {
-        if (!this.cacheLoaded) return;
-        for (const kind of kinds) this.changedKinds.add(kind);
-        this.scheduleReplan();
-      });
+      this.cache.on('changed', (kinds: ReadonlySet<string>) =>
+        this.contained('a datastore change', () => {
+          if (!this.cacheLoaded) return;
+          for (const kind of kinds) this.changedKinds.add(kind);
+          this.scheduleReplan();
+        }),
+      );
       await this.cache.start();
       this.cacheLoaded = true;
       this.startDataplane();
@@ -634,26 +641,33 @@ export class Agent {
   /** An enabled IPIP pool selecting us → an address for tunl0 from it, stored in Node.spec.bgp.ipv4IPIPTunnelAddr. */
   private async ensureTunnelAddress(): Promise<void> {
     const name = this.config.nodeName;
-    const node = await this.ds.get('Node', name);
-    const pools = this.ipipPoolsFor((await this.ds.list('IPPool')).items, node?.metadata.labels ?? {});
-    if (pools.length === 0 || !node) return;
+    // Every datastore call inside the try: this also runs unawaited from a replan (ensureTunnelAddressLive).
     try {
+      const node = await this.ds.get('Node', name);
+      const pools = this.ipipPoolsFor((await this.ds.list('IPPool')).items, node?.metadata.labels ?? {});
+      if (pools.length === 0 || !node) return this.clearTunnelWarning();
       const [address] = await this.ipam.assign(name, ipipTunnelHandle(name), { pool: pools[0]!.metadata.name, use: 'Tunnel' });
-      if (address === undefined || node.spec.bgp?.ipv4IPIPTunnelAddr === address) return;
+      if (address === undefined || node.spec.bgp?.ipv4IPIPTunnelAddr === address) return this.clearTunnelWarning();
       for (let attempt = 0; attempt < 10; attempt++) {
         const current = await this.ds.get('Node', name);
         if (!current) return;
         try {
           await this.ds.update({ ...current, spec: { ...current.spec, bgp: { ...(current.spec.bgp ?? {}), ipv4IPIPTunnelAddr: address } } });
           this.log.info({ address }, 'IPIP tunnel address allocated');
-          return;
+          return this.clearTunnelWarning();
         } catch (error) {
           if (!(error instanceof ConflictError)) throw error;
         }
       }
     } catch (error) {
+      this.clearTunnelWarning();
       this.warnings.add(`no IPIP tunnel address: ${errorText(error)}`);
+      this.log.warn({ err: errorText(error) }, 'could not allocate the IPIP tunnel address; trying again on the next change');
     }
+  }
+
+  private clearTunnelWarning(): void {
+    for (const w of [...this.warnings]) if (w.startsWith('no IPIP tunnel address: ')) this.warnings.delete(w);
   }
 
   /** Enabled IPv4 IPIP pools that give this node (its labels) a tunnel address. */
@@ -672,13 +686,19 @@ export class Agent {
     const serve = this.deps.serveControl === undefined ? (await import('./control.js')).serveControl : this.deps.serveControl;
     const stop = (graceful: boolean): void => {
       this.log.info({ graceful }, 'stop requested on the control socket');
-      if (this.deps.onStopRequest) this.deps.onStopRequest(graceful);
-      else void this.stop({ graceful });
+      if (this.deps.onStopRequest) this.contained('a stop request', () => this.deps.onStopRequest!(graceful));
+      else void this.stop({ graceful }).catch((error: unknown) => this.log.error({ err: errorText(error) }, 'stopping failed'));
     };
-    if (serve) this.control = await serve(this.config.ctlSocket, { status: () => this.status(), routes: () => this.routes(), stop });
+    if (serve) this.control = await serve(this.config.ctlSocket, { status: () => this.status(), routes: () => this.routes(), stop }, { log: this.log.child({ component: 'control' }) });
     const startHealth = this.deps.startHealth === undefined ? (await import('./health.js')).startHealthServer : this.deps.startHealth;
     if (startHealth && this.config.healthPort !== 0) {
-      this.health = await startHealth({ port: this.config.healthPort, readiness: () => this.readiness(), liveness: () => !this.stopping, metrics: this.metrics });
+      this.health = await startHealth({
+        port: this.config.healthPort,
+        readiness: () => this.readiness(),
+        liveness: () => !this.stopping,
+        metrics: this.metrics,
+        log: this.log.child({ component: 'health' }),
+      });
       this.log.info({ port: this.health.port }, 'health server listening');
     }
   }
@@ -871,7 +891,7 @@ export class Agent {
     if (this.dataplane === null || this.dataplaneUpdate !== null || this.stopping) return;
     this.dataplaneUpdate = setImmediate(() => {
       this.dataplaneUpdate = null;
-      this.updateDataplane();
+      this.contained('updating the kernel routes', () => this.updateDataplane());
     });
   }
 
@@ -924,7 +944,9 @@ export class Agent {
     if (!node || node.spec.bgp?.ipv4IPIPTunnelAddr !== undefined) return;
     if (this.ipipPoolsFor(cache.list('IPPool'), node.metadata.labels ?? {}).length === 0) return;
     this.tunnelAddressRunning = true;
-    void this.ensureTunnelAddress().finally(() => (this.tunnelAddressRunning = false));
+    void this.ensureTunnelAddress()
+      .catch((error: unknown) => this.log.warn({ err: errorText(error) }, 'could not allocate the IPIP tunnel address; trying again on the next change'))
+      .finally(() => (this.tunnelAddressRunning = false));
   }
 
   /** The CNI plugin finds the node's name here (Calico: /var/lib/calico/nodename). Best effort. */
@@ -983,24 +1005,31 @@ export class Agent {
       importJudge: this.importJudge,
     };
     const speaker = (this.deps.createSpeaker ?? ((c) => new Speaker(c)))(config);
-    speaker.on('state', (event) => {
-      if (event.to === 'Established') this.everEstablished.add(event.peer);
-      this.log.info({ peer: event.peer, from: event.from, to: event.to, ...(event.reason ? { reason: event.reason } : {}) }, 'BGP session state');
-      this.observeSessions();
-    });
-    speaker.on('ready', () => {
-      if (this.retained) this.log.info('graceful restart complete: routes re-learned');
-      this.retained = null;
-      this.speakerReady = true;
-      this.settleDataplaneIfDone();
-      this.scheduleDataplaneUpdate();
-    });
-    speaker.on('endOfRib', (event) => {
-      this.endOfRibFrom.add(event.peer);
-      this.settleDataplaneIfDone();
-    });
-    speaker.on('update', () => this.scheduleDataplaneUpdate());
-    speaker.on('refused', (event) => this.onRefused(event));
+    // The Speaker calls these from inside its sessions: a throw here must not reach them (see header).
+    speaker.on('state', (event) =>
+      this.contained('a BGP session state change', () => {
+        if (event.to === 'Established') this.everEstablished.add(event.peer);
+        this.log.info({ peer: event.peer, from: event.from, to: event.to, ...(event.reason ? { reason: event.reason } : {}) }, 'BGP session state');
+        this.observeSessions();
+      }),
+    );
+    speaker.on('ready', () =>
+      this.contained('the BGP speaker becoming ready', () => {
+        if (this.retained) this.log.info('graceful restart complete: routes re-learned');
+        this.retained = null;
+        this.speakerReady = true;
+        this.settleDataplaneIfDone();
+        this.scheduleDataplaneUpdate();
+      }),
+    );
+    speaker.on('endOfRib', (event) =>
+      this.contained('an End-of-RIB', () => {
+        this.endOfRibFrom.add(event.peer);
+        this.settleDataplaneIfDone();
+      }),
+    );
+    speaker.on('update', () => this.contained('a BGP update', () => this.scheduleDataplaneUpdate()));
+    speaker.on('refused', (event) => this.contained('an import refusal', () => this.onRefused(event)));
     this.refusalsLogged.clear();
     this.everEstablished.clear();
     this.endOfRibFrom.clear();
@@ -1010,7 +1039,7 @@ export class Agent {
     if (this.settleTimer === null && this.dataplane !== null) {
       this.settleTimer = setTimeout(() => {
         this.log.info('BGP did not settle within the graceful-restart deferral: routes no longer wanted may go now');
-        this.dataplane?.bgpSettled();
+        this.contained('settling the kernel routes', () => this.dataplane?.bgpSettled());
       }, GRACEFUL_RESTART.deferralMs);
       this.settleTimer.unref?.();
     }
@@ -1024,6 +1053,19 @@ export class Agent {
       this.identity = null;
       this.warnings.add(`BGP speaker: ${errorText(error)}`);
       throw error;
+    }
+  }
+
+  /**
+   * Runs work started by an event or a timer (nobody awaits it): a throw is logged and kept as the last
+   * error instead of reaching the process; the next change or resync runs the work again.
+   */
+  private contained(what: string, action: () => void): void {
+    try {
+      action();
+    } catch (error) {
+      this.lastError = `${what} failed: ${errorText(error)}`;
+      this.log.error({ err: errorText(error), during: what }, 'agent: a step failed; the next change tries again');
     }
   }
 
@@ -1090,6 +1132,8 @@ export async function runNode(env: NodeJS.ProcessEnv, options: { logger?: Logger
     return 1;
   }
   const log = options.logger ?? createLogger({ level: config.logLevel ?? 'info' });
+  // A fatal error before the agent exists has nothing to stop (src/fatal.ts logs it and exits 1).
+  if (options.signals !== false) setCrashPath({ log, shutdown: async () => undefined });
   const { loadDatastoreConfig, openDatastore, describeDatastore } = await import('../datastore/index.js');
   let ds: Datastore;
   let where = 'the datastore';
@@ -1117,6 +1161,17 @@ export async function runNode(env: NodeJS.ProcessEnv, options: { logger?: Logger
   const stopped = new Promise<boolean>((resolve) => (stopSignal = resolve));
   const controlPlane = await controlPlaneAddresses(dsConfig, env, log);
   const agent = new Agent(config, { datastore: ds, logger: log, onStopRequest: (graceful) => stopSignal(graceful), controlPlane });
+  // A fatal error (an unhandled rejection or exception, src/fatal.ts): the graceful stop, not SIGTERM's
+  // Cease — peers keep our routes and the kernel keeps its routes until the agent is back.
+  if (options.signals !== false) {
+    setCrashPath({
+      log,
+      shutdown: async () => {
+        await agent.stop({ graceful: true });
+        await ds.close().catch(() => undefined);
+      },
+    });
+  }
   const onSignal = (signal: string): void => {
     log.info({ signal }, 'stopping');
     stopSignal(false);

@@ -6,6 +6,8 @@
 // re-listed (with exponential backoff while the datastore stays away) and watched again from the list's
 // revision, so the cache is never a mix of two histories. Until then the kind is "stale" and the lag
 // (seconds since the cache was last known current) grows, which readiness and metrics report.
+// An event the cache cannot apply is treated like a watch error (re-list); a 'changed' listener that
+// throws is reported through onError, never thrown out of the timer that flushes the burst.
 
 import { EventEmitter } from 'node:events';
 import { systemClock, type Clock, type TimerHandle } from '../../bgp/clock.js';
@@ -127,7 +129,13 @@ export class ResourceCache extends EventEmitter<CacheEvents> {
     s.failures = 0;
     delete s.lastError;
     s.watch = this.ds.watch(kind, result.revision, (event) => {
-      if (generation === s.generation && !this.stopped) this.onEvent(kind, event as WatchEvent<Kind>);
+      if (generation !== s.generation || this.stopped) return;
+      try {
+        this.onEvent(kind, event as WatchEvent<Kind>);
+      } catch (error) {
+        // An event we cannot apply (a resource without metadata...): the kind is no longer trusted; re-list it.
+        this.onWatchError(kind, new Error(`a ${event.type} event could not be applied: ${error instanceof Error ? error.message : String(error)}`));
+      }
     });
     this.markChanged(kind);
   }
@@ -179,7 +187,14 @@ export class ResourceCache extends EventEmitter<CacheEvents> {
       this.flushTimer = null;
       const kinds = new Set(this.pending);
       this.pending.clear();
-      if (kinds.size > 0) this.emit('changed', kinds);
+      if (kinds.size === 0) return;
+      try {
+        this.emit('changed', kinds);
+      } catch (error) {
+        // A listener's own failure; the cache is fine. Reported, never thrown out of the timer.
+        const [first] = kinds;
+        this.options.onError?.(first!, new Error(`a listener of the cache's changes failed: ${error instanceof Error ? error.message : String(error)}`));
+      }
     }, this.coalesceMs);
   }
 }

@@ -10,12 +10,17 @@
 //   is probed first, and only a refused connection (nobody listening) lets us unlink it.
 // - On close the path is removed only if it is still our socket (same inode): a newer agent may have
 //   replaced it meanwhile.
-// - Everything is bounded: request size, connection count, time to read a request; the client has one
-//   overall timeout and its errors name the socket path and what to do.
+// - Everything is bounded: request size, connection count, time to read a request, time for the agent's
+//   answer to be produced and taken; the client has one overall timeout and its errors name the socket
+//   path and what to do. Over the connection cap the oldest connection gives way to the new one, so a
+//   client holding many idle connections cannot keep `tortie node status` out.
+// - Nothing a client sends, and nothing the provider throws, escapes: a request is answered
+//   `{"ok":false,...}` or the connection is closed; an answer that cannot be encoded is an error answer.
 
 import net from 'node:net';
 import { chmod, lstat, mkdir, rename, unlink } from 'node:fs/promises';
 import { dirname, join, basename } from 'node:path';
+import type { Logger } from '../log.js';
 import type { AgentStatus, ControlRequest, ControlResponse, RouteRow } from './types.js';
 
 export interface ControlProvider {
@@ -30,13 +35,28 @@ export interface ControlServer {
   close(): Promise<void>;
 }
 
+/** The server's bounds (tests shorten them). */
+export interface ControlLimits {
+  /** A client that has not sent its request line within this is disconnected. */
+  requestTimeoutMs: number;
+  /** The agent's answer must be produced, and the client must keep taking it, with no pause longer than this. */
+  answerTimeoutMs: number;
+  /** Open connections at most; one more closes the oldest. */
+  maxConnections: number;
+}
+
+export const CONTROL_LIMITS: Readonly<ControlLimits> = { requestTimeoutMs: 5000, answerTimeoutMs: 30_000, maxConnections: 32 };
+
+export interface ControlOptions {
+  /** Where a failure inside the server is reported (default: nowhere). */
+  log?: Pick<Logger, 'warn'>;
+  limits?: Partial<ControlLimits>;
+}
+
 /** A request line longer than this is refused (the real ones are ~25 bytes). */
 const MAX_REQUEST_BYTES = 4096;
 /** Answers can be large (every Loc-RIB route); the client stops reading past this. */
 const MAX_RESPONSE_BYTES = 256 * 1024 * 1024;
-/** A client that has not sent its request line within this is disconnected. */
-const REQUEST_TIMEOUT_MS = 5000;
-const MAX_CONNECTIONS = 32;
 /** How long to wait for an old socket's owner to answer before calling it stale. */
 const PROBE_TIMEOUT_MS = 1000;
 export const DEFAULT_QUERY_TIMEOUT_MS = 2000;
@@ -52,7 +72,13 @@ const COMMANDS: Readonly<Record<ControlRequest['command'], (provider: ControlPro
     if (provider.stop === undefined) return { ok: false, error: 'this agent cannot be stopped over its control socket' };
     const graceful = request.command === 'stop' && request.graceful;
     // After this answer is on its way: the stop closes the control socket too.
-    setImmediate(() => provider.stop!(graceful));
+    setImmediate(() => {
+      try {
+        provider.stop!(graceful);
+      } catch {
+        // The agent reports its own stop failures; this socket has already answered.
+      }
+    });
     return { ok: true, stopping: { graceful } };
   },
 };
@@ -86,14 +112,23 @@ async function answer(line: string, provider: ControlProvider): Promise<ControlR
   }
 }
 
-function handleConnection(socket: net.Socket, provider: ControlProvider): void {
+/** One answer line; an answer JSON cannot encode (a BigInt, a cycle) becomes an error answer. */
+function encodeAnswer(response: ControlResponse): string {
+  try {
+    return `${JSON.stringify(response)}\n`;
+  } catch (error) {
+    return `${JSON.stringify({ ok: false, error: `the answer could not be encoded: ${error instanceof Error ? error.message : String(error)}` })}\n`;
+  }
+}
+
+function handleConnection(socket: net.Socket, provider: ControlProvider, limits: ControlLimits, log: ControlOptions['log']): void {
   let buffered = '';
   let done = false;
   socket.setEncoding('utf8');
-  socket.setTimeout(REQUEST_TIMEOUT_MS, () => socket.destroy());
+  socket.setTimeout(limits.requestTimeoutMs, () => socket.destroy());
   socket.on('error', () => socket.destroy());
   const reply = (response: ControlResponse) => {
-    socket.end(`${JSON.stringify(response)}\n`);
+    socket.end(encodeAnswer(response));
   };
   socket.on('data', (chunk: string) => {
     if (done) return;
@@ -101,12 +136,22 @@ function handleConnection(socket: net.Socket, provider: ControlProvider): void {
     const newline = buffered.indexOf('\n');
     if (newline < 0 && buffered.length <= MAX_REQUEST_BYTES) return;
     done = true;
-    socket.setTimeout(0);
+    // From here on: the answer must come, and be taken, without a long pause (a stuck provider, a client
+    // that never reads a large answer).
+    socket.setTimeout(limits.answerTimeoutMs, () => socket.destroy());
     if (newline < 0 || newline > MAX_REQUEST_BYTES) {
+      buffered = '';
       reply({ ok: false, error: `request longer than ${MAX_REQUEST_BYTES} bytes; send one JSON line like {"command":"status"}` });
       return;
     }
-    void answer(buffered.slice(0, newline), provider).then(reply);
+    const line = buffered.slice(0, newline);
+    buffered = '';
+    answer(line, provider)
+      .then(reply)
+      .catch((error: unknown) => {
+        log?.warn({ err: error instanceof Error ? error.message : String(error) }, 'control socket: answering a request failed');
+        socket.destroy();
+      });
   });
 }
 
@@ -138,7 +183,8 @@ async function inspectExisting(path: string): Promise<'absent' | 'live' | 'stale
  * Serves the control protocol on a Unix socket at `path` (mode 0600; parent directory created 0755).
  * Replaces a stale socket left by a dead agent; refuses when another agent answers on it.
  */
-export async function serveControl(path: string, provider: ControlProvider): Promise<ControlServer> {
+export async function serveControl(path: string, provider: ControlProvider, options: ControlOptions = {}): Promise<ControlServer> {
+  const limits: ControlLimits = { ...CONTROL_LIMITS, ...options.limits };
   try {
     await mkdir(dirname(path), { recursive: true, mode: 0o755 });
   } catch (error) {
@@ -161,13 +207,20 @@ export async function serveControl(path: string, provider: ControlProvider): Pro
   if (Buffer.byteLength(temporary) > MAX_SOCKET_PATH_BYTES) {
     throw new Error(`control socket path ${path} is too long: a Unix socket path may have ${MAX_SOCKET_PATH_BYTES} bytes and tortie binds it under a temporary name ${Buffer.byteLength(temporary) - Buffer.byteLength(path)} bytes longer; choose a shorter TORTIE_CTL_SOCKET`);
   }
+  // In the order they came: over the cap the oldest gives way (see header).
   const connections = new Set<net.Socket>();
   const server = net.createServer((socket) => {
     connections.add(socket);
     socket.once('close', () => connections.delete(socket));
-    handleConnection(socket, provider);
+    if (connections.size > limits.maxConnections) {
+      const oldest = connections.values().next().value;
+      if (oldest !== undefined) {
+        connections.delete(oldest);
+        oldest.destroy();
+      }
+    }
+    handleConnection(socket, provider, limits, options.log);
   });
-  server.maxConnections = MAX_CONNECTIONS;
   let inode: number;
   try {
     await new Promise<void>((resolve, reject) => {
@@ -177,6 +230,8 @@ export async function serveControl(path: string, provider: ControlProvider): Pro
         resolve();
       });
     });
+    // After listen: an error (accept failing with EMFILE, say) is logged; without a listener it would be thrown.
+    server.on('error', (error: Error) => options.log?.warn({ err: error.message }, 'control socket error'));
     await chmod(temporary, 0o600);
     await rename(temporary, path);
     inode = (await lstat(path)).ino;

@@ -6,12 +6,39 @@
 //   GET /metrics    Prometheus text from AgentMetrics.render()
 // Anything else is 404 (unknown path) or 405 (another method). HEAD is answered like GET without a body.
 //
-// Bounded: headers and whole requests time out after a few seconds, idle keep-alive connections are closed
-// quickly, the connection count is capped; no request body is ever read.
+// Why this is hard: the port is reachable by every local process and every hostNetwork pod, so every
+// byte of a request is hostile input, and nothing a client sends may stop the agent or its probes.
+// - The path is cut out of the request target by hand (origin-form "/x?q" or absolute-form
+//   "http://h/x"), never with `new URL()`: it throws on "//", and a throw in a handler nobody awaits
+//   is an unhandled rejection, which ends the process. Anything else is 400.
+// - Every request is answered through one guarded handler: a throw or a rejected promise becomes a 500
+//   (logged), a reply that does not come within a bound becomes a 503; nothing escapes to the process.
+// - Node's parser bounds the rest: headers over 16 KiB → 431, a malformed request → 400. A client that
+//   never finishes its headers or request is answered 408 and closed after a few seconds (Node checks
+//   that only every `connectionsCheckingInterval`, 30 s by default: set to 1 s here).
+// - Connections are capped, but the oldest gives way to a new one (instead of refusing the newest):
+//   a client holding many idle connections open cannot keep the kubelet's probe out.
+// No request body is ever read.
 
 import http from 'node:http';
+import type net from 'node:net';
+import type { Logger } from '../log.js';
 import type { AgentMetrics } from './metrics.js';
 import type { Readiness } from './types.js';
+
+/** The bounds of the server (tests shorten them). */
+export interface HealthLimits {
+  /** Time for a client to send its headers and its whole request (then 408 and close). */
+  requestTimeoutMs: number;
+  /** How often Node checks those two timeouts. */
+  checkIntervalMs: number;
+  /** Open connections at most; one more closes the oldest. */
+  maxConnections: number;
+  /** Time for the agent to produce an answer (then 503). */
+  replyTimeoutMs: number;
+}
+
+export const HEALTH_LIMITS: Readonly<HealthLimits> = { requestTimeoutMs: 5000, checkIntervalMs: 1000, maxConnections: 64, replyTimeoutMs: 10_000 };
 
 export interface HealthOptions {
   port: number;
@@ -20,6 +47,9 @@ export interface HealthOptions {
   readiness(): Readiness;
   liveness(): boolean;
   metrics: AgentMetrics;
+  /** Where a failed handler or a server error is reported (default: nowhere). */
+  log?: Pick<Logger, 'error' | 'warn'>;
+  limits?: Partial<HealthLimits>;
 }
 
 export interface HealthServer {
@@ -34,11 +64,17 @@ interface Reply {
 }
 
 const TEXT = 'text/plain; charset=utf-8';
-const REQUEST_TIMEOUT_MS = 5000;
-const MAX_CONNECTIONS = 64;
+/** Node's own default, stated: a larger header block is answered 431. */
+const MAX_HEADER_BYTES = 16 * 1024;
+/** How much of a path a 404 repeats back. */
+const ECHO_CHARS = 64;
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
 
 function failure(what: string, error: unknown): Reply {
-  return { status: 503, body: `${what} check failed: ${error instanceof Error ? error.message : String(error)}\n` };
+  return { status: 503, body: `${what} check failed: ${messageOf(error)}\n` };
 }
 
 /** One handler per path. */
@@ -62,41 +98,105 @@ const ROUTES: Readonly<Record<string, (options: HealthOptions) => Promise<Reply>
     try {
       return { status: 200, body: await options.metrics.render(), contentType: options.metrics.contentType };
     } catch (error) {
-      return { status: 500, body: `metrics unavailable: ${error instanceof Error ? error.message : String(error)}\n` };
+      return { status: 500, body: `metrics unavailable: ${messageOf(error)}\n` };
     }
   },
 };
 
-/** Decides the answer to one request (method + URL), without touching a socket. */
+/**
+ * The path of a request target (RFC 9112 §3.2): origin-form "/p?q" → "/p"; absolute-form
+ * "http://host/p" → "/p" ("/" when it has no path); null for anything else ("*", "p", "").
+ * No decoding, no normalisation: "//" and "/a/../liveness" are paths nobody serves.
+ */
+export function healthPath(target: string): string | null {
+  let rest = target;
+  const scheme = /^https?:\/\/[^/?#]*/i.exec(rest);
+  if (scheme) {
+    rest = rest.slice(scheme[0].length);
+    if (rest === '' || rest[0] === '?' || rest[0] === '#') rest = `/${rest}`;
+  }
+  if (rest[0] !== '/') return null;
+  const end = rest.search(/[?#]/);
+  return end < 0 ? rest : rest.slice(0, end);
+}
+
+function shown(path: string): string {
+  return path.length > ECHO_CHARS ? `${path.slice(0, ECHO_CHARS)}... (${path.length} characters)` : path;
+}
+
+/** Decides the answer to one request (method + target), without touching a socket. */
 export async function healthReply(method: string, url: string, options: HealthOptions): Promise<Reply & { allow?: string }> {
-  const path = new URL(url, 'http://localhost').pathname;
-  const handler = ROUTES[path];
-  if (!handler) return { status: 404, body: `not found: ${path} (try ${Object.keys(ROUTES).join(', ')})\n` };
-  if (method !== 'GET' && method !== 'HEAD') return { status: 405, body: `method ${method} not allowed on ${path}; use GET\n`, allow: 'GET, HEAD' };
+  const path = healthPath(url);
+  if (path === null) return { status: 400, body: `bad request target ${JSON.stringify(shown(url))}: send a path such as /liveness\n` };
+  const handler = Object.hasOwn(ROUTES, path) ? ROUTES[path] : undefined;
+  if (!handler) return { status: 404, body: `not found: ${shown(path)} (try ${Object.keys(ROUTES).join(', ')})\n` };
+  if (method !== 'GET' && method !== 'HEAD') return { status: 405, body: `method ${shown(method)} not allowed on ${path}; use GET\n`, allow: 'GET, HEAD' };
   return handler(options);
+}
+
+/** healthReply, bounded in time: a check that hangs answers 503 instead of holding the connection. */
+function boundedReply(method: string, url: string, options: HealthOptions, timeoutMs: number): Promise<Reply & { allow?: string }> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<Reply>((resolve) => {
+    timer = setTimeout(() => resolve({ status: 503, body: `the agent did not answer within ${timeoutMs} ms\n` }), timeoutMs);
+  });
+  return Promise.race([healthReply(method, url, options), late]).finally(() => clearTimeout(timer));
+}
+
+function send(request: http.IncomingMessage, response: http.ServerResponse, reply: Reply & { allow?: string }): void {
+  const headers: Record<string, string | number> = {
+    'content-type': reply.contentType ?? TEXT,
+    'content-length': Buffer.byteLength(reply.body),
+    'cache-control': 'no-store',
+  };
+  if (reply.allow) headers.allow = reply.allow;
+  response.writeHead(reply.status, headers);
+  response.end(request.method === 'HEAD' ? undefined : reply.body);
 }
 
 /** Starts the health/metrics server; `port: 0` picks a free port (returned). */
 export async function startHealthServer(options: HealthOptions): Promise<HealthServer> {
-  const server = http.createServer((request, response) => {
-    void healthReply(request.method ?? 'GET', request.url ?? '/', options).then((reply) => {
-      const headers: Record<string, string | number> = {
-        'content-type': reply.contentType ?? TEXT,
-        'content-length': Buffer.byteLength(reply.body),
-        'cache-control': 'no-store',
-      };
-      if (reply.allow) headers.allow = reply.allow;
-      response.writeHead(reply.status, headers);
-      response.end(request.method === 'HEAD' ? undefined : reply.body);
-    });
-    // The body of a request is never needed; drain it so the connection can be reused or closed cleanly.
-    request.resume();
-  });
-  server.requestTimeout = REQUEST_TIMEOUT_MS;
-  server.headersTimeout = REQUEST_TIMEOUT_MS;
-  server.keepAliveTimeout = 1000;
-  server.maxConnections = MAX_CONNECTIONS;
+  const limits: HealthLimits = { ...HEALTH_LIMITS, ...options.limits };
+  const server = http.createServer(
+    {
+      requestTimeout: limits.requestTimeoutMs,
+      headersTimeout: limits.requestTimeoutMs,
+      connectionsCheckingInterval: limits.checkIntervalMs,
+      keepAliveTimeout: 1000,
+      maxHeaderSize: MAX_HEADER_BYTES,
+    },
+    (request, response) => {
+      // The body of a request is never needed; drain it so the connection can be reused or closed cleanly.
+      request.resume();
+      boundedReply(request.method ?? 'GET', request.url ?? '/', options, limits.replyTimeoutMs)
+        .then((reply) => send(request, response, reply))
+        .catch((error: unknown) => {
+          options.log?.error({ err: messageOf(error), method: request.method, path: shown(request.url ?? '') }, 'health server: a request failed');
+          if (response.headersSent) response.destroy();
+          else send(request, response, { status: 500, body: `internal error: ${messageOf(error)}\n` });
+        })
+        .catch(() => response.destroy());
+    },
+  );
   server.maxHeadersCount = 50;
+  // CONNECT never reaches the request handler; answer it like any other method we do not serve.
+  server.on('connect', (_request: http.IncomingMessage, socket: net.Socket) => {
+    socket.on('error', () => socket.destroy());
+    socket.end('HTTP/1.1 405 Method Not Allowed\r\nAllow: GET, HEAD\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+  });
+  // The oldest connection gives way to a new one (see header).
+  const open = new Set<net.Socket>();
+  server.on('connection', (socket: net.Socket) => {
+    open.add(socket);
+    socket.once('close', () => open.delete(socket));
+    if (open.size > limits.maxConnections) {
+      const oldest = open.values().next().value;
+      if (oldest !== undefined) {
+        open.delete(oldest);
+        oldest.destroy();
+      }
+    }
+  });
   const host = options.host ?? '127.0.0.1';
   await new Promise<void>((resolve, reject) => {
     server.once('error', (error: NodeJS.ErrnoException) =>
@@ -104,6 +204,8 @@ export async function startHealthServer(options: HealthOptions): Promise<HealthS
     );
     server.listen({ host, port: options.port }, () => resolve());
   });
+  // After listen: an error (accept failing with EMFILE, say) is logged; without a listener it would be thrown.
+  server.on('error', (error: Error) => options.log?.warn({ err: error.message }, 'health server error'));
   const address = server.address();
   const port = typeof address === 'object' && address !== null ? address.port : options.port;
   let closed: Promise<void> | null = null;

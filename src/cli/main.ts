@@ -42,6 +42,12 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`tortie ${pkg.version}\n`);
     return 0;
   }
+  // The long-running commands: an error nobody caught is logged and shuts the command down through its
+  // crash path (src/fatal.ts), never continues silently and never ends the process without a word.
+  if ((command === 'node' && sub === 'run') || (command === 'bgp' && sub === 'speaker')) {
+    const { installFatalHandlers } = await import('../fatal.js');
+    installFatalHandlers();
+  }
   const { SPEAKER_USAGE, UsageError, parseSpeakerArgs } = await import('./speaker-args.js');
   if (command === 'bgp' && sub === 'speaker') {
     if (rest.includes('--help') || rest.includes('-h')) {

@@ -7,6 +7,7 @@ import { notificationReason } from '../../bgp/errors.js';
 import { Speaker, type OriginatedRoute } from '../../bgp/speaker.js';
 import { Origin, type PathAttributes } from '../../bgp/types.js';
 import { createLogger } from '../log.js';
+import { setCrashPath } from '../fatal.js';
 import { UsageError, parseAnnounce, type AnnounceOption, type SpeakerOptions } from './speaker-args.js';
 import { formatEventLine, routeToJson, type SpeakerEventJson } from './speaker-events.js';
 
@@ -22,6 +23,9 @@ function toOriginated(option: AnnounceOption): OriginatedRoute {
 
 export async function runSpeaker(options: SpeakerOptions): Promise<number> {
   const logger = createLogger();
+  // A fatal error (src/fatal.ts): logged, then exit 1 — the sockets close with no Cease sent (a crash, to
+  // the peers: graceful-restart helpers keep our routes), not SIGTERM's Cease to every peer.
+  setCrashPath({ log: logger, shutdown: async () => undefined });
   const emit = (event: SpeakerEventJson): void => {
     process.stdout.write(options.json ? `${JSON.stringify(event)}\n` : `${formatEventLine(event)}\n`);
   };

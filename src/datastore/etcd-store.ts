@@ -300,6 +300,8 @@ class EtcdWatch<K extends Kind> implements Watch {
   private stream: WatchStreamHandle | undefined;
   private stopped = false;
   private failures = 0;
+  /** Responses in a row that could not be read (see onResponse). */
+  private unreadable = 0;
   private timer: NodeJS.Timeout | undefined;
   private readonly prefix: string;
 
@@ -358,6 +360,23 @@ class EtcdWatch<K extends Kind> implements Watch {
 
   private onResponse(stream: WatchStreamHandle, response: WatchResponse): void {
     if (stream !== this.stream) return;
+    try {
+      this.readResponse(stream, response);
+      if (response.events.length > 0) this.unreadable = 0;
+    } catch (err) {
+      // A response that cannot be read must not throw into the transport's stream (an exception there ends
+      // the process): give this stream up, say so (once while it lasts), and re-open from the first
+      // revision not delivered, backing off while the responses stay unreadable.
+      if (stream !== this.stream) return;
+      this.closeStream();
+      this.unreadable++;
+      if (this.unreadable === 1) this.emit({ type: 'error', error: new DatastoreError(`etcd at ${this.ds.endpoints.join(', ')}: watch ${this.prefix}: cannot read a response (${err instanceof Error ? err.message : String(err)}); re-opening the watch`) });
+      this.failures = Math.max(this.failures, this.unreadable - 1);
+      this.retryLater(() => this.open());
+    }
+  }
+
+  private readResponse(stream: WatchStreamHandle, response: WatchResponse): void {
     if (response.canceled || Number(response.compact_revision) > 0) {
       if (Number(response.compact_revision) > 0) {
         void this.resync(Number(response.compact_revision));

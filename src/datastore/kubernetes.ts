@@ -780,10 +780,24 @@ class KindWatch {
     private readonly ds: KubernetesDatastore,
     private readonly kind: Kind,
     fromRevision: string,
-    private readonly emit: (event: WatchEvent<Kind>) => void,
+    private readonly onEvent: (event: WatchEvent<Kind>) => void,
   ) {
     this.revision = fromRevision;
     this.delayMs = ds.retryMs;
+  }
+
+  /**
+   * Hands one event to the consumer. client-node's Watch calls us inside a try that ignores what is thrown,
+   * so a consumer that throws would lose the event without a word: it gets an error event instead (the
+   * agent's cache re-lists the kind on one).
+   */
+  private emit(event: WatchEvent<Kind>): void {
+    if (this.stopped) return;
+    try {
+      this.onEvent(event);
+    } catch (err) {
+      if (event.type !== 'error') this.emit({ type: 'error', error: new DatastoreError(`watch of ${this.kind} on ${this.ds.server}: a ${event.type} event could not be handled: ${describeCause(err)}`) });
+    }
   }
 
   start(): void {
@@ -795,7 +809,12 @@ class KindWatch {
         this.kind,
         this.revision,
         (type, obj) => {
-          if (current()) this.onLine(type, obj);
+          if (!current()) return;
+          try {
+            this.onLine(type, obj);
+          } catch (err) {
+            this.emit({ type: 'error', error: new DatastoreError(`watch of ${this.kind} on ${this.ds.server}: cannot read a ${type} event: ${describeCause(err)}`) });
+          }
         },
         (err) => {
           if (!current()) return;

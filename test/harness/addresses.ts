@@ -22,6 +22,7 @@ export const ADDRESS_BLOCKS: Readonly<Record<number, string>> = {
   29: 'test/integration/cli.test.ts',
   30: 'test/integration/interop-topologies.test.ts',
   31: 'test/integration/interop-communities.test.ts',
+  36: 'test/integration/agent-crash.test.ts',
   37: 'test/integration/import-guard.test.ts',
   38: 'test/integration/bgp-limits.test.ts',
   40: 'test/bench/routing-receive.ts',

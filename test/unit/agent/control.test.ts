@@ -1,8 +1,11 @@
 // The control socket: a real Unix socket in a temporary directory — mode 0600, parent directory created,
 // status/routes answered, bad requests refused, a stale socket replaced, a live agent not clobbered, and the
-// client's errors (no socket, stale socket, no answer, not JSON) naming the path.
+// client's errors (no socket, stale socket, no answer, not JSON) naming the path; then hostile clients
+// (issue #15: garbage, 1 MB lines, requests that never end, idle connections over the cap, many at once,
+// answers that cannot be encoded) get an error answer or a close, and a good request is served after.
 
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import fc from 'fast-check';
 import net from 'node:net';
 import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
@@ -246,5 +249,157 @@ describe('parseControlRequest', () => {
     expect(parseControlRequest('{"command":"stop"}')).toEqual({ command: 'stop', graceful: false });
     expect(parseControlRequest('{"command":"stop","graceful":true}')).toEqual({ command: 'stop', graceful: true });
     expect(() => parseControlRequest('{"command":"stop","graceful":"yes"}')).toThrow('"graceful" is "yes"; send true or false');
+  });
+});
+
+// ---- hostile or broken clients (issue #15): an error answer or a close, never a throw; good requests still served ----
+
+/** Like raw(), but never rejects: what came back, and whether the server closed (vs. our own bound). */
+function exchange(path: string, bytes: string | Buffer, waitMs = 3000): Promise<{ text: string; closedByServer: boolean }> {
+  return new Promise((resolve) => {
+    const socket = net.createConnection(path, () => socket.write(bytes));
+    let text = '';
+    let settled = false;
+    const finish = (closedByServer: boolean) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      socket.destroy();
+      resolve({ text, closedByServer });
+    };
+    const timer = setTimeout(() => finish(false), waitMs);
+    socket.on('data', (chunk: Buffer) => (text += chunk.toString('utf8')));
+    socket.on('error', () => finish(true));
+    socket.on('close', () => finish(true));
+  });
+}
+
+async function expectServing(path: string): Promise<void> {
+  expect(await queryControl(path, { command: 'status' })).toEqual({ ok: true, status: STATUS });
+}
+
+describe('serveControl against hostile clients', () => {
+  it('answers every kind of garbage with ok:false and one JSON line, then serves a good request', async () => {
+    const path = join(dir, 'tortie.ctl');
+    await serve(path);
+    const garbage = [
+      '{\n',
+      'null\n',
+      '[]\n',
+      '"status"\n',
+      '{"command":"__proto__"}\n',
+      '{"command":"constructor"}\n',
+      '{"command":"hasOwnProperty"}\n',
+      '{"command":["status"]}\n',
+      '{"command":"stop","graceful":"yes"}\n',
+      '{"command":"stop"}\n', // this provider cannot be stopped
+      `${'['.repeat(2000)}${']'.repeat(2000)}\n`,
+      '\n',
+      Buffer.concat([Buffer.from([0xff, 0xfe, 0x00, 0xc3]), Buffer.from('\n')]),
+    ];
+    expect(garbage.length).toBeGreaterThan(0);
+    for (const bytes of garbage) {
+      const { text, closedByServer } = await exchange(path, bytes);
+      expect(closedByServer, JSON.stringify(String(bytes).slice(0, 40))).toBe(true);
+      const lines = text.split('\n');
+      expect(lines.length, text).toBe(2);
+      expect(JSON.parse(lines[0]!), text).toMatchObject({ ok: false, error: expect.any(String) });
+    }
+    await expectServing(path);
+  });
+
+  it('refuses a 1 MB line without buffering it all, with or without its newline', async () => {
+    const path = join(dir, 'tortie.ctl');
+    await serve(path);
+    for (const bytes of ['x'.repeat(1024 * 1024), `{"command":"${'s'.repeat(1024 * 1024)}"}\n`]) {
+      const { text, closedByServer } = await exchange(path, bytes);
+      expect(closedByServer).toBe(true);
+      expect(JSON.parse(text.split('\n')[0]!)).toEqual({ ok: false, error: 'request longer than 4096 bytes; send one JSON line like {"command":"status"}' });
+    }
+    await expectServing(path);
+  });
+
+  it('closes a client whose request never ends, within the request bound', async () => {
+    const path = join(dir, 'tortie.ctl');
+    servers.push(await serveControl(path, provider, { limits: { requestTimeoutMs: 200 } }));
+    const { text, closedByServer } = await exchange(path, '{"command":"sta', 3000);
+    expect(closedByServer).toBe(true);
+    expect(text).toBe('');
+    await expectServing(path);
+  });
+
+  it('keeps serving while more clients than the connection bound hold connections open', async () => {
+    const path = join(dir, 'tortie.ctl');
+    servers.push(await serveControl(path, provider, { limits: { maxConnections: 8 } }));
+    const idle: net.Socket[] = [];
+    try {
+      for (let i = 0; i < 40; i++) {
+        const socket = net.createConnection(path);
+        socket.on('error', () => undefined);
+        await new Promise<void>((resolve) => socket.once('connect', () => resolve()).once('close', () => resolve()));
+        idle.push(socket);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(idle.filter((s) => !s.destroyed && s.readyState === 'open').length).toBeLessThanOrEqual(8);
+      await expectServing(path);
+    } finally {
+      for (const socket of idle) socket.destroy();
+    }
+  });
+
+  it('answers many concurrent clients or closes them, and serves a good request afterwards', async () => {
+    const path = join(dir, 'tortie.ctl');
+    await serve(path);
+    const outcomes = await Promise.all(
+      Array.from({ length: 100 }, () => queryControl(path, { command: 'status' }, 5000).then((a) => (a.ok ? 'answered' : 'refused'), (e: ControlError) => e.code)),
+    );
+    expect(outcomes.length).toBe(100);
+    for (const outcome of outcomes) expect(['answered', 'EPROTO', 'ECONNRESET', 'EPIPE']).toContain(outcome);
+    expect(outcomes.filter((o) => o === 'answered').length).toBeGreaterThan(0);
+    await expectServing(path);
+  });
+
+  it('answers ok:false when the answer cannot be encoded, and survives a throwing stop', async () => {
+    const path = join(dir, 'tortie.ctl');
+    await serve(path, {
+      status: () => ({ ...STATUS, pid: 10n as unknown as number }),
+      routes: () => ROUTES,
+      stop: () => {
+        throw new Error('stop exploded');
+      },
+    });
+    const answer = await queryControl(path, { command: 'status' });
+    expect(answer).toMatchObject({ ok: false, error: expect.stringMatching(/^the answer could not be encoded: .*BigInt/) });
+    expect(await queryControl(path, { command: 'stop', graceful: false })).toEqual({ ok: true, stopping: { graceful: false } });
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(await queryControl(path, { command: 'routes' })).toEqual({ ok: true, routes: ROUTES });
+  });
+
+  it('closes the connection when the agent does not answer within the bound', async () => {
+    const path = join(dir, 'tortie.ctl');
+    servers.push(await serveControl(path, { status: () => new Promise<AgentStatus>(() => undefined), routes: () => ROUTES }, { limits: { answerTimeoutMs: 200 } }));
+    const { closedByServer } = await exchange(path, '{"command":"status"}\n', 3000);
+    expect(closedByServer).toBe(true);
+    expect(await queryControl(path, { command: 'routes' })).toEqual({ ok: true, routes: ROUTES });
+  });
+});
+
+describe('parseControlRequest on any line (property)', () => {
+  it('returns one of the documented requests or throws an Error with a message, for any text or JSON', () => {
+    const line = fc.oneof(fc.string({ maxLength: 300 }), fc.json({ maxDepth: 4 }), fc.record({ command: fc.oneof(fc.string(), fc.constantFrom('status', 'routes', 'stop', '__proto__', 'constructor')), graceful: fc.anything() }).map((v) => JSON.stringify(v) ?? ''));
+    fc.assert(
+      fc.property(line, (text) => {
+        let request: unknown;
+        try {
+          request = parseControlRequest(text);
+        } catch (error) {
+          expect(error).toBeInstanceOf(Error);
+          expect((error as Error).message.length).toBeGreaterThan(0);
+          return;
+        }
+        expect(['status', 'routes', 'stop']).toContain((request as { command: string }).command);
+      }),
+      { numRuns: 1000 },
+    );
   });
 });

@@ -1,9 +1,13 @@
 // The health server on a free port of 127.0.0.1: /liveness, /readiness (with the reason), /metrics,
-// 404 and 405, HEAD, a throwing check, and close() not waiting for idle keep-alive clients.
+// 404 and 405, HEAD, a throwing check, and close() not waiting for idle keep-alive clients; then hostile
+// clients (issue #15: GET //, absolute-form and absurd targets, a 1 MB header, garbage, slowloris, more
+// connections than the cap) each get a 4xx or are closed, and /liveness answers 200 after every one.
 
 import { afterEach, describe, expect, it } from 'vitest';
 import http from 'node:http';
-import { startHealthServer, type HealthServer } from '../../../src/agent/health.js';
+import net from 'node:net';
+import fc from 'fast-check';
+import { healthPath, healthReply, startHealthServer, type HealthServer } from '../../../src/agent/health.js';
 import { AgentMetrics } from '../../../src/agent/metrics.js';
 
 interface Answer {
@@ -122,5 +126,205 @@ describe('startHealthServer', () => {
     server = null;
     expect(Date.now() - started).toBeLessThan(1000);
     agent.destroy();
+  });
+});
+
+// ---- hostile or broken clients (issue #15): every one gets a 4xx or is closed, and /liveness answers after ----
+
+/**
+ * Sends raw bytes and collects what the server answers until it closes (or `waitMs` passes: then the
+ * connection is destroyed and `closedByServer` is false). Write errors (the server closed first) are ignored.
+ */
+function rawExchange(port: number, bytes: string | Buffer, waitMs = 4000): Promise<{ text: string; status: number | null; closedByServer: boolean }> {
+  return new Promise((resolve) => {
+    const socket = net.createConnection({ host: '127.0.0.1', port });
+    let text = '';
+    let settled = false;
+    const finish = (closedByServer: boolean) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      socket.destroy();
+      const match = /^HTTP\/1\.1 (\d{3})/.exec(text);
+      resolve({ text, status: match ? Number(match[1]) : null, closedByServer });
+    };
+    const timer = setTimeout(() => finish(false), waitMs);
+    socket.on('connect', () => socket.write(bytes));
+    socket.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
+    socket.on('error', () => finish(true));
+    socket.on('close', () => finish(true));
+  });
+}
+
+const GET = (target: string) => `GET ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`;
+
+async function expectLive(port: number): Promise<void> {
+  expect(await request(port, '/liveness')).toMatchObject({ status: 200, body: 'live\n' });
+}
+
+describe('startHealthServer against hostile clients', () => {
+  it('answers GET // with 404 (new URL() threw on it and the rejection killed the agent)', async () => {
+    server = await start({ live: true, ready: true });
+    const answer = await rawExchange(server.port, GET('//'));
+    expect(answer.status).toBe(404);
+    await expectLive(server.port);
+  });
+
+  it('answers absolute-form targets by their path, and absurd targets with a 4xx, never a 5xx or silence', async () => {
+    server = await start({ live: true, ready: true });
+    expect((await rawExchange(server.port, GET('http://x/liveness'))).status).toBe(200);
+    expect((await rawExchange(server.port, GET('http://x/'))).status).toBe(404);
+    expect((await rawExchange(server.port, 'CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: 127.0.0.1:22\r\n\r\n')).status).toBe(405);
+    const absurd = ['///liveness', '//x/liveness', '*', 'http://', 'http://[::1', 'http:liveness', '%zz', '/%00%ff', '/liveness/../liveness', `/${'a'.repeat(8000)}`, '/a?b#c', 'liveness', '?', '#'];
+    expect(absurd.length).toBeGreaterThan(0);
+    for (const target of absurd) {
+      const answer = await rawExchange(server.port, GET(target));
+      expect(answer.status, `GET ${target.slice(0, 40)}`).toBeGreaterThanOrEqual(400);
+      expect(answer.status, `GET ${target.slice(0, 40)}`).toBeLessThan(500);
+      // A long target is not echoed back in full (no amplification).
+      expect(answer.text.length, `GET ${target.slice(0, 40)}`).toBeLessThan(1000);
+    }
+    await expectLive(server.port);
+  });
+
+  it('answers a 1 MB header with 431 and a garbage request line with 400', async () => {
+    server = await start({ live: true, ready: true });
+    const huge = `GET /liveness HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ${'a'.repeat(1024 * 1024)}\r\n\r\n`;
+    expect((await rawExchange(server.port, huge)).status).toBe(431);
+    await expectLive(server.port);
+    expect((await rawExchange(server.port, Buffer.from([0, 1, 2, 0xff, 0x0d, 0x0a, 0x0d, 0x0a]))).status).toBe(400);
+    expect((await rawExchange(server.port, 'GARBAGE GARBAGE GARBAGE\r\n\r\n')).status).toBe(400);
+    expect((await rawExchange(server.port, 'GET /liveness HTTP/9.9\r\n\r\n')).status).toBeGreaterThanOrEqual(400);
+    await expectLive(server.port);
+  });
+
+  it('closes a client that never finishes its headers (slowloris) within the header time bound', async () => {
+    server = await startHealthServer({
+      port: 0,
+      liveness: () => true,
+      readiness: () => ({ ready: true }),
+      metrics: new AgentMetrics({ processMetrics: false }),
+      limits: { requestTimeoutMs: 300, checkIntervalMs: 100 },
+    });
+    const port = server.port;
+    const slow = net.createConnection({ host: '127.0.0.1', port });
+    slow.on('error', () => undefined);
+    let received = '';
+    slow.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
+    const closed = new Promise<void>((resolve) => slow.once('close', () => resolve()));
+    slow.write('GET /liveness HTTP/1.1\r\n');
+    // One header line every 50 ms, never the empty line that ends them.
+    const drip = setInterval(() => slow.write(`X-${Math.random().toString(36).slice(2)}: y\r\n`), 50);
+    const outcome = await Promise.race([closed.then(() => 'closed'), new Promise((resolve) => setTimeout(() => resolve('still open'), 5000))]);
+    clearInterval(drip);
+    slow.destroy();
+    expect(outcome).toBe('closed');
+    expect(received).toMatch(/^HTTP\/1\.1 408/);
+    await expectLive(port);
+  });
+
+  it('closes a connection that sends nothing at all within the header time bound', async () => {
+    server = await startHealthServer({
+      port: 0,
+      liveness: () => true,
+      readiness: () => ({ ready: true }),
+      metrics: new AgentMetrics({ processMetrics: false }),
+      limits: { requestTimeoutMs: 300, checkIntervalMs: 100 },
+    });
+    const answer = await rawExchange(server.port, '', 5000);
+    expect(answer.closedByServer).toBe(true);
+    await expectLive(server.port);
+  });
+
+  it('keeps answering probes while more clients than the connection bound hold connections open', async () => {
+    server = await startHealthServer({
+      port: 0,
+      liveness: () => true,
+      readiness: () => ({ ready: true }),
+      metrics: new AgentMetrics({ processMetrics: false }),
+      limits: { maxConnections: 8 },
+    });
+    const port = server.port;
+    const idle: net.Socket[] = [];
+    try {
+      for (let i = 0; i < 40; i++) {
+        const socket = net.createConnection({ host: '127.0.0.1', port });
+        socket.on('error', () => undefined);
+        await new Promise<void>((resolve) => socket.once('connect', () => resolve()).once('close', () => resolve()));
+        idle.push(socket);
+      }
+      // The bound holds: most of the idle connections were closed by the server.
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(idle.filter((s) => !s.destroyed && s.readyState === 'open').length).toBeLessThanOrEqual(8);
+      // A new client (the kubelet's probe) is still served: the oldest connection gives way, not the newest.
+      await expectLive(port);
+    } finally {
+      for (const socket of idle) socket.destroy();
+    }
+  });
+});
+
+describe('startHealthServer /metrics when rendering fails', () => {
+  function withMetrics(render: () => Promise<string>, limits?: { replyTimeoutMs: number }) {
+    const metrics = new AgentMetrics({ processMetrics: false });
+    metrics.render = render;
+    return startHealthServer({ port: 0, liveness: () => true, readiness: () => ({ ready: true }), metrics, ...(limits ? { limits } : {}) });
+  }
+
+  it('answers 500 when render() rejects or throws, and keeps serving', async () => {
+    server = await withMetrics(() => Promise.reject(new Error('registry collect failed')));
+    expect(await request(server.port, '/metrics')).toMatchObject({ status: 500, body: 'metrics unavailable: registry collect failed\n' });
+    await expectLive(server.port);
+    await server.close();
+    server = await withMetrics(() => {
+      throw new Error('collector threw');
+    });
+    expect(await request(server.port, '/metrics')).toMatchObject({ status: 500, body: 'metrics unavailable: collector threw\n' });
+    await expectLive(server.port);
+  });
+
+  it('answers 503 when render() never settles, within the reply bound', async () => {
+    server = await withMetrics(() => new Promise<string>(() => undefined), { replyTimeoutMs: 200 });
+    const answer = await request(server.port, '/metrics');
+    expect(answer.status).toBe(503);
+    expect(answer.body).toMatch(/did not answer within 200 ms/);
+    await expectLive(server.port);
+  });
+});
+
+describe('healthPath', () => {
+  it('takes the path of origin-form and absolute-form targets and refuses the rest', () => {
+    expect(healthPath('/liveness')).toBe('/liveness');
+    expect(healthPath('/readiness?verbose=1')).toBe('/readiness');
+    expect(healthPath('/metrics#x')).toBe('/metrics');
+    expect(healthPath('http://127.0.0.1:9099/liveness?x')).toBe('/liveness');
+    expect(healthPath('HTTP://host')).toBe('/');
+    expect(healthPath('//')).toBe('//');
+    expect(healthPath('*')).toBeNull();
+    expect(healthPath('liveness')).toBeNull();
+    expect(healthPath('')).toBeNull();
+  });
+});
+
+describe('healthReply on any request target (property)', () => {
+  it('never rejects, and answers a 4xx for every target that is not one of its paths', async () => {
+    const options = { port: 0, liveness: () => true, readiness: () => ({ ready: true }), metrics: new AgentMetrics({ processMetrics: false }) };
+    const target = fc.oneof(
+      fc.string({ maxLength: 200 }),
+      fc.string({ unit: fc.constantFrom('/', '?', '#', ':', '%', '.', 'h', 't', 'p', 's', '[', ']', '@', 'x'), maxLength: 40 }),
+      fc.webUrl({ withQueryParameters: true, withFragments: true }),
+    );
+    await fc.assert(
+      fc.asyncProperty(target, fc.constantFrom('GET', 'HEAD', 'POST', 'OPTIONS'), async (url, method) => {
+        const reply = await healthReply(method, url, options);
+        const path = healthPath(url);
+        if (path === null) expect(reply.status).toBe(400);
+        else if (!['/liveness', '/readiness', '/metrics'].includes(path)) expect(reply.status).toBe(404);
+        else if (method === 'POST' || method === 'OPTIONS') expect(reply.status).toBe(405);
+        else expect(reply.status).toBe(200);
+        if (reply.status !== 200) expect(reply.body.length).toBeLessThan(400);
+      }),
+      { numRuns: 500 },
+    );
   });
 });
