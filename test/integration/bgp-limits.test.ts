@@ -26,8 +26,9 @@ const OFFICE_AS = 65001;
 const isNotification = (direction: 'sent' | 'received', code: number, subcode: number) => (e: SpeakerEventJson) =>
   e.event === 'notification' && e.direction === direction && e.code === code && e.subcode === subcode;
 
-it.each(['frr', 'bird2'] as const)('%s announcing more prefixes than max-prefixes gets Cease 6/1 with AFI/SAFI/limit, and is not back before the restart delay', async (kind) => {
-  if (!requirePeers(kind)) return;
+for (const kind of ['frr', 'bird2'] as const) it(`${kind} announcing more prefixes than max-prefixes gets Cease 6/1 with AFI/SAFI/limit, and is not back before the restart delay`, async (ctx) => {
+  // Outside CI a missing daemon is a visible skip; in CI requirePeers throws (a failure).
+  if (!requirePeers(kind)) return ctx.skip();
   const tortieIp = block.host(kind === 'frr' ? 9 : 59);
   const peerIp = block.host(kind === 'frr' ? 2 : 52);
   const peer = track(
@@ -75,8 +76,8 @@ it.each(['frr', 'bird2'] as const)('%s announcing more prefixes than max-prefixe
   console.log(`prefix limit (${kind}): back after ${backAfterMs} ms (restart delay ${restartSeconds} s)`);
 }, 60_000);
 
-it('FRR eBGP: --announce P,nexthop=X arrives with next hop X and the session stays up (no NOTIFICATION 3/8)', async () => {
-  if (!requirePeers('frr')) return;
+it('FRR eBGP: --announce P,nexthop=X arrives with next hop X and the session stays up (no NOTIFICATION 3/8)', async (ctx) => {
+  if (!requirePeers('frr')) return ctx.skip();
   const tortieIp = block.host(19);
   const frrIp = block.host(12);
   const frr = track(await startPeer('frr', { address: frrIp, as: OFFICE_AS, neighbors: [{ address: tortieIp, as: TORTIE_AS, passive: true }] }));
@@ -96,8 +97,8 @@ it('FRR eBGP: --announce P,nexthop=X arrives with next hop X and the session sta
   expect((await frr.sessions()).find((s) => s.neighbor === tortieIp)?.state).toBe('Established');
 }, 60_000);
 
-it('FRR refusing every UPDATE (NOTIFICATION 3/8): reconnects back off 5, 10, 20 s instead of a reset every 2 s', async () => {
-  if (!requirePeers('frr')) return;
+it('FRR refusing every UPDATE (NOTIFICATION 3/8): reconnects back off 5, 10, 20 s instead of a reset every 2 s', async (ctx) => {
+  if (!requirePeers('frr')) return ctx.skip();
   const tortieIp = block.host(39);
   const frrIp = block.host(32);
   track(await startPeer('frr', { address: frrIp, as: OFFICE_AS, neighbors: [{ address: tortieIp, as: TORTIE_AS }] }));
@@ -116,8 +117,8 @@ it('FRR refusing every UPDATE (NOTIFICATION 3/8): reconnects back off 5, 10, 20 
   expect(ups).toBeLessThanOrEqual(3);
 }, 60_000);
 
-it('FRR offering hold time 0 (no keepalives) is refused with Unacceptable Hold Time (2/6) unless ours is 0', async () => {
-  if (!requirePeers('frr')) return;
+it('FRR offering hold time 0 (no keepalives) is refused with Unacceptable Hold Time (2/6) unless ours is 0', async (ctx) => {
+  if (!requirePeers('frr')) return ctx.skip();
   const tortieIp = block.host(49);
   const frrIp = block.host(42);
   track(await startPeer('frr', { address: frrIp, as: OFFICE_AS, neighbors: [{ address: tortieIp, as: TORTIE_AS, holdTime: 0 }] }));

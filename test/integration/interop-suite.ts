@@ -39,8 +39,9 @@ export function interopSuite(kind: PeerKind, owner: string): void {
     const peerIp = block.host(mode === 'iBGP' ? 2 : 12);
     const third = block.block;
 
-    it(`${kind} ${mode}: Established, stays up through 3 keepalives, routes and withdrawals flow both ways`, async () => {
-      if (!requirePeers(kind)) return;
+    it(`${kind} ${mode}: Established, stays up through 3 keepalives, routes and withdrawals flow both ways`, async (ctx) => {
+      // Outside CI a missing daemon is a visible skip; in CI requirePeers throws (a failure).
+      if (!requirePeers(kind)) return ctx.skip();
       const peer: PeerDaemon = track(
         await startPeer(kind, {
           address: peerIp,
@@ -105,8 +106,8 @@ export function interopSuite(kind: PeerKind, owner: string): void {
     });
   }
 
-  it(`${kind}: tortie refuses a peer with the wrong AS (OPEN Message Error / Bad Peer AS) and retries`, async () => {
-    if (!requirePeers(kind)) return;
+  it(`${kind}: tortie refuses a peer with the wrong AS (OPEN Message Error / Bad Peer AS) and retries`, async (ctx) => {
+    if (!requirePeers(kind)) return ctx.skip();
     const tortieIp = block.host(29);
     const peerIp = block.host(22);
     track(await startPeer(kind, { address: peerIp, as: TORTIE_AS, neighbors: [{ address: tortieIp, as: TORTIE_AS }] }));
@@ -122,8 +123,8 @@ export function interopSuite(kind: PeerKind, owner: string): void {
     expect(speaker.events.some((e) => e.event === 'state' && e.peer === peerIp && e.to === 'Established')).toBe(false);
   });
 
-  it(`${kind}: a peer that expects another AS tells tortie so (NOTIFICATION received)`, async () => {
-    if (!requirePeers(kind)) return;
+  it(`${kind}: a peer that expects another AS tells tortie so (NOTIFICATION received)`, async (ctx) => {
+    if (!requirePeers(kind)) return ctx.skip();
     const tortieIp = block.host(39);
     const peerIp = block.host(32);
     track(await startPeer(kind, { address: peerIp, as: OFFICE_AS, neighbors: [{ address: tortieIp, as: 65099 }] }));

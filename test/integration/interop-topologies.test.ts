@@ -37,8 +37,9 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 describe('interop: topologies', () => {
   const track = stopAfterEachTest();
 
-  it('4-way iBGP full mesh with BIRD 2, FRR and GoBGP: every route from its originator only, nothing re-advertised', async () => {
-    if (!requirePeers('bird2', 'frr', 'gobgp')) return;
+  it('4-way iBGP full mesh with BIRD 2, FRR and GoBGP: every route from its originator only, nothing re-advertised', async (ctx) => {
+    // Outside CI a missing daemon is a visible skip; in CI requirePeers throws (a failure).
+    if (!requirePeers('bird2', 'frr', 'gobgp')) return ctx.skip();
     const tortie = { kind: 'tortie' as const, address: block.host(1), prefix: `10.244.${B}.0/26`, nextHop: `198.18.${B}.1` };
     const daemonKinds: PeerKind[] = ['bird2', 'frr', 'gobgp'];
     const members = daemonKinds.map((kind, i) => ({
@@ -120,8 +121,8 @@ describe('interop: topologies', () => {
     { kind: 'bird1' as const, hosts: [11, 12, 13, 14] },
     { kind: 'frr' as const, hosts: [21, 22, 23, 24] },
   ]) {
-    it(`between iBGP nodes (BIRD 2, FRR) and an eBGP office router (${office.kind}, next-hop=keep)`, async () => {
-      if (!requirePeers('bird2', 'frr', office.kind)) return;
+    it(`between iBGP nodes (BIRD 2, FRR) and an eBGP office router (${office.kind}, next-hop=keep)`, async (ctx) => {
+      if (!requirePeers('bird2', 'frr', office.kind)) return ctx.skip();
       const [t, n1, n2, o] = office.hosts as [number, number, number, number];
       const tortieIp = block.host(t);
       const officeIp = block.host(o);
@@ -202,8 +203,8 @@ describe('interop: topologies', () => {
     });
   }
 
-  it('third-party next hops: eBGP routers on node-1\'s subnet (BIRD 2, FRR) get node-2\'s block with node-2 as next hop, others node-1', async () => {
-    if (!requirePeers('bird2', 'frr')) return;
+  it('third-party next hops: eBGP routers on node-1\'s subnet (BIRD 2, FRR) get node-2\'s block with node-2 as next hop, others node-1', async (ctx) => {
+    if (!requirePeers('bird2', 'frr')) return ctx.skip();
     // node-1, node-2 and the routers "bird" and "frr" are on 127.0.B.32/27; node-3 and the router "far" are not.
     const subnet = `${block.host(41)}/27`;
     const nodes = [41, 42, 70].map((h, i) => ({ name: `node-${i + 1}`, address: block.host(h), prefix: `10.244.${B}.${i * 64}/26` }));
