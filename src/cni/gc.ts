@@ -30,7 +30,7 @@
 import type { Resource } from '../resources/types.js';
 import { allocationNode } from '../ipam/attributes.js';
 import { addressOf, handleAt } from '../ipam/block.js';
-import { tunnelHandleNode } from '../ipam/names.js';
+import { tunnelHandleNode } from '../resources/ipam-names.js';
 
 type Block = Resource<'IPAMBlock'>;
 type Workload = Resource<'WorkloadEndpoint'>;

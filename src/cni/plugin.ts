@@ -21,7 +21,7 @@ import type { Ipam } from '../ipam/index.js';
 import { withHostLock } from './host-lock.js';
 import { ATTRIBUTE_KEYS, calicoTimestamp } from '../ipam/attributes.js';
 import { addressOf, ordinalsOfHandle } from '../ipam/block.js';
-import { blockName } from '../ipam/names.js';
+import { blockName } from '../resources/ipam-names.js';
 import type { Datastore } from '../datastore/types.js';
 import type { Resource } from '../resources/types.js';
 import { planGc, type KeptAllocation } from './gc.js';

@@ -17,7 +17,7 @@
 // `state`), so decode accepts more than encode writes.
 
 import { API_VERSION, apiVersionOf, type Kind, type Resource, type ResourceSpecs } from '../resources/types.js';
-import { affinityName, cidrKeyPart, cidrOfBlockName, blockName, parseAffinityName } from '../ipam/names.js';
+import { affinityName, cidrKeyPart, cidrOfBlockName, blockName, parseAffinityName } from '../resources/ipam-names.js';
 
 export const V3_ROOT = '/calico/resources/v3/projectcalico.org/';
 const IPAM_ROOT = '/calico/ipam/v2/';

@@ -18,7 +18,7 @@
 // (never as theirs). Pure functions, no I/O.
 
 import type { IPAMBlockSpec } from '../resources/types.js';
-import { TUNNEL_HANDLE_PREFIXES } from './names.js';
+import { TUNNEL_HANDLE_PREFIXES } from '../resources/ipam-names.js';
 
 /** The attribute keys (Calico's IPAMBlockAttribute* constants): one row per key tortie writes or reads. */
 export const ATTRIBUTE_KEYS = {

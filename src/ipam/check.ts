@@ -32,7 +32,7 @@ import type { Datastore } from '../datastore/types.js';
 import type { IPAMBlockSpec, Resource } from '../resources/types.js';
 import { ATTRIBUTE_KEYS, attributesAt } from './attributes.js';
 import { affineNode } from './block.js';
-import { affinityName, tunnelHandleNode } from './names.js';
+import { affinityName, tunnelHandleNode } from '../resources/ipam-names.js';
 
 type Block = Resource<'IPAMBlock'>;
 type Affinity = Resource<'BlockAffinity'>;

@@ -38,9 +38,9 @@ import { parseSelector } from '../resources/selector.js';
 import { API_VERSION, type IPAMBlockSpec, type Resource } from '../resources/types.js';
 import { assignmentAttributes, allocationNode } from './attributes.js';
 import * as blocks from './block.js';
-import { affinityName, blockName } from './names.js';
+import { affinityName, blockName } from '../resources/ipam-names.js';
 
-export { affinityName, blockName, cidrOfBlockName, ipipTunnelHandle, parseAffinityName, tunnelHandleNode, TUNNEL_HANDLE_PREFIXES } from './names.js';
+export { affinityName, blockName, cidrOfBlockName, ipipTunnelHandle, parseAffinityName, tunnelHandleNode, TUNNEL_HANDLE_PREFIXES } from '../resources/ipam-names.js';
 
 export interface IpamUsage {
   pools: Array<{ name: string; cidr: string; size: number; allocated: number; blocks: number }>;

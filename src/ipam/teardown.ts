@@ -40,7 +40,7 @@ import type { IPAMBlockSpec, Resource } from '../resources/types.js';
 import { ATTRIBUTE_KEYS, allocationNode, attributesAt } from './attributes.js';
 import * as blocks from './block.js';
 import { BlockInUseError, blockInPool, Ipam, type AffinityRelease, type AllocationRef, type FreedAddress, type IpamOptions } from './index.js';
-import { TUNNEL_HANDLE_PREFIXES, tunnelHandleNode } from './names.js';
+import { TUNNEL_HANDLE_PREFIXES, tunnelHandleNode } from '../resources/ipam-names.js';
 
 type Block = Resource<'IPAMBlock'>;
 type Workload = Resource<'WorkloadEndpoint'>;

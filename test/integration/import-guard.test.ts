@@ -27,7 +27,7 @@ import type { AgentStatus, RouteRow } from '../../src/agent/types.js';
 import { openEtcd } from '../../src/datastore/etcd.js';
 import type { Datastore } from '../../src/datastore/types.js';
 import { allocate, newBlock } from '../../src/ipam/block.js';
-import { affinityName, blockName } from '../../src/ipam/names.js';
+import { affinityName, blockName } from '../../src/resources/ipam-names.js';
 import { API_VERSION, applyDefaults, type AnyResource } from '../../src/resources/index.js';
 import { addressBlock } from '../harness/addresses.js';
 import { requirePeers } from '../harness/binaries.js';

@@ -7,7 +7,7 @@ import { MemoryDatastore } from '../../../src/datastore/memory.js';
 import { ConflictError, type Datastore } from '../../../src/datastore/types.js';
 import { allocationNode, assignmentAttributes, attributesAt, calicoTimestamp, tunnelAttributeType, TUNNEL_ATTRIBUTE_TYPES } from '../../../src/ipam/attributes.js';
 import { Ipam } from '../../../src/ipam/index.js';
-import { TUNNEL_HANDLE_PREFIXES } from '../../../src/ipam/names.js';
+import { TUNNEL_HANDLE_PREFIXES } from '../../../src/resources/ipam-names.js';
 import { API_VERSION, type Resource } from '../../../src/resources/types.js';
 
 const POOL: Resource<'IPPool'> = { apiVersion: API_VERSION, kind: 'IPPool', metadata: { name: 'p' }, spec: { cidr: '10.244.0.0/24', blockSize: 26, nodeSelector: 'all()' } };

@@ -2,7 +2,7 @@
 
 import { describe, expect, it } from 'vitest';
 import * as blocks from '../../../src/ipam/block.js';
-import { affinityName, blockName, cidrKeyPart, cidrOfBlockName, parseAffinityName } from '../../../src/ipam/names.js';
+import { affinityName, blockName, cidrKeyPart, cidrOfBlockName, parseAffinityName } from '../../../src/resources/ipam-names.js';
 
 describe('IPAM names', () => {
   it('maps block CIDRs to Calico CRD names and back', () => {
