@@ -51,6 +51,16 @@ export function parsePrefix(text: string, options: { strict?: boolean; what?: st
   return { addr: network, len };
 }
 
+/** An IPv4 CIDR, or null for an IPv6 one, an absent one or anything unreadable (resources hold both families). */
+export function tryParseIpv4Prefix(text: string | undefined): Prefix | null {
+  if (text === undefined || !text.includes('.')) return null;
+  try {
+    return parsePrefix(text);
+  } catch {
+    return null;
+  }
+}
+
 export function formatPrefix(prefix: Prefix): string {
   return `${formatIpv4(prefix.addr)}/${prefix.len}`;
 }

@@ -15,7 +15,7 @@
 // to another node, and advertising it would pull that node's traffic here.
 
 import { formatCommunity, parseCommunity } from '../../bgp/community.js';
-import { formatPrefix, parsePrefix, prefixContains, prefixKey } from '../../bgp/ip.js';
+import { formatPrefix, prefixContains, prefixKey, tryParseIpv4Prefix } from '../../bgp/ip.js';
 import type { Prefix } from '../../bgp/types.js';
 import type { Resource } from '../resources/index.js';
 
@@ -27,15 +27,6 @@ export interface AdvertiseInput {
   workloads: Resource<'WorkloadEndpoint'>[];
 }
 
-/** An IPv4 CIDR, or null for IPv6 or anything unreadable (tortie advertises IPv4 unicast only). */
-function ipv4Prefix(text: string | undefined): Prefix | null {
-  if (text === undefined || !text.includes('.')) return null;
-  try {
-    return parsePrefix(text);
-  } catch {
-    return null;
-  }
-}
 
 /** `inner` lies inside `outer` (BIRD's `net ~ outer`): equal or more specific. */
 function within(inner: Prefix, outer: Prefix): boolean {
@@ -51,7 +42,7 @@ interface PoolView {
 function poolViews(pools: readonly Resource<'IPPool'>[]): PoolView[] {
   const views: PoolView[] = [];
   for (const pool of pools) {
-    const prefix = ipv4Prefix(pool.spec.cidr);
+    const prefix = tryParseIpv4Prefix(pool.spec.cidr);
     if (prefix === null) continue;
     views.push({ prefix, exported: pool.spec.disabled !== true && pool.spec.disableBGPExport !== true });
   }
@@ -75,13 +66,13 @@ export function affineBlocks(input: Pick<AdvertiseInput, 'nodeName' | 'blocks' |
   const confirmed = new Set<number>();
   for (const a of input.affinities) {
     if (a.spec.node !== input.nodeName || a.spec.state !== 'confirmed' || a.spec.deleted === true) continue;
-    const prefix = ipv4Prefix(a.spec.cidr);
+    const prefix = tryParseIpv4Prefix(a.spec.cidr);
     if (prefix !== null) confirmed.add(prefixKey(prefix));
   }
   const out: Prefix[] = [];
   for (const block of input.blocks) {
     if (block.spec.affinity !== host || block.spec.deleted === true) continue;
-    const prefix = ipv4Prefix(block.spec.cidr);
+    const prefix = tryParseIpv4Prefix(block.spec.cidr);
     if (prefix !== null && confirmed.has(prefixKey(prefix))) out.push(prefix);
   }
   return out;
@@ -102,7 +93,7 @@ export function originatedPrefixes(input: AdvertiseInput): string[] {
     if (wep.spec.node !== input.nodeName) continue;
     for (const network of wep.spec.ipNetworks ?? []) {
       // A workload address is advertised as a host route, whatever length its ipNetworks entry has.
-      const addr = ipv4Prefix(`${network.split('/')[0] ?? ''}/32`);
+      const addr = tryParseIpv4Prefix(`${network.split('/')[0] ?? ''}/32`);
       if (addr === null) continue;
       if (ourBlocks.some((b) => within(addr, b))) continue; // covered by our block: suppressed
       if (!exportable(addr)) continue;
@@ -133,7 +124,7 @@ export function prefixCommunities(prefix: Prefix, bgpConfigurations: readonly Re
   const large: number[] = [];
   const seen = new Set<string>();
   for (const advertisement of advertisements) {
-    const cidr = ipv4Prefix(advertisement.cidr);
+    const cidr = tryParseIpv4Prefix(advertisement.cidr);
     if (cidr === null || !within(prefix, cidr)) continue;
     for (const word of advertisement.communities ?? []) {
       const community = parseCommunity(named.get(word) ?? word);

@@ -32,7 +32,7 @@
 // routes inside it; a changed pool, subnet or service range → everything), so 100k routes are not
 // re-judged on every unrelated event. Pure: no I/O, the agent builds the context from its cache.
 
-import { formatPrefix, maskOf, parsePrefix, prefixContains, prefixKey, tryParseIpv4 } from '../../bgp/ip.js';
+import { formatPrefix, maskOf, parsePrefix, prefixContains, prefixKey, tryParseIpv4, tryParseIpv4Prefix } from '../../bgp/ip.js';
 import type { Prefix } from '../../bgp/types.js';
 import { allocationNode } from '../ipam/attributes.js';
 import type { Resource } from '../resources/index.js';
@@ -97,7 +97,7 @@ const addressesOfNodes = new WeakMap<object, number | null>();
 function blockViewOf(block: Resource<'IPAMBlock'>): BlockView | null {
   const cached = viewsOfDocuments.get(block);
   if (cached !== undefined) return cached;
-  const prefix = ipv4Prefix(block.spec.cidr);
+  const prefix = tryParseIpv4Prefix(block.spec.cidr);
   let view: BlockView | null = null;
   if (prefix !== null && block.spec.deleted !== true) {
     const owner = block.spec.affinity?.startsWith('host:') ? block.spec.affinity.slice(5) : null;
@@ -185,14 +185,6 @@ export interface ImportContextInput {
   controlPlane: readonly string[];
 }
 
-function ipv4Prefix(text: string | undefined): Prefix | null {
-  if (text === undefined || !text.includes('.')) return null;
-  try {
-    return parsePrefix(text);
-  } catch {
-    return null;
-  }
-}
 
 /** "198.18.0.11/24" or "198.18.0.11" → the address as uint32; null when unreadable. */
 function hostAddress(text: string | undefined): number | null {
@@ -201,11 +193,11 @@ function hostAddress(text: string | undefined): number | null {
 
 /** The context the rules judge by, from the agent's cache. */
 export function buildImportContext(input: ImportContextInput): ImportContext {
-  const subnet = ipv4Prefix(input.subnet);
+  const subnet = tryParseIpv4Prefix(input.subnet);
   const ownBlocks = new Set(input.ownBlocks.map(prefixKey));
   const pools: Array<{ prefix: Prefix; blockSize: number }> = [];
   for (const pool of input.pools) {
-    const prefix = ipv4Prefix(pool.spec.cidr);
+    const prefix = tryParseIpv4Prefix(pool.spec.cidr);
     if (prefix !== null) pools.push({ prefix, blockSize: pool.spec.blockSize ?? 26 });
   }
   // The most specific pool first: a prefix is judged by the innermost pool that holds it.
@@ -226,7 +218,7 @@ export function buildImportContext(input: ImportContextInput): ImportContext {
   }
   // A confirmed BlockAffinity names the owner of a block whose document has not arrived (or says none).
   for (const affinity of input.affinities) {
-    const prefix = ipv4Prefix(affinity.spec.cidr);
+    const prefix = tryParseIpv4Prefix(affinity.spec.cidr);
     if (prefix === null || affinity.spec.state !== 'confirmed' || affinity.spec.deleted === true) continue;
     const key = prefixKey(prefix);
     const view = blocks.get(key);
@@ -237,7 +229,7 @@ export function buildImportContext(input: ImportContextInput): ImportContext {
   const serviceRanges: Prefix[] = [];
   const config = input.bgpConfigurations.find((c) => c.metadata.name === 'default');
   for (const entry of [...(config?.spec.serviceClusterIPs ?? []), ...(config?.spec.serviceExternalIPs ?? []), ...(config?.spec.serviceLoadBalancerIPs ?? [])]) {
-    const prefix = ipv4Prefix(entry.cidr);
+    const prefix = tryParseIpv4Prefix(entry.cidr);
     if (prefix !== null) serviceRanges.push(prefix);
   }
   const globalKey = JSON.stringify([

@@ -3,8 +3,8 @@
 // In CI (env CI=true) a missing binary fails the test file with a message naming it; elsewhere the test
 // is skipped loudly (console.warn) so a developer without BIRD still sees why nothing ran.
 
-import { accessSync, constants } from 'node:fs';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
+import { findProgram } from '../../felix/programs.js';
 
 export type PeerKind = 'bird1' | 'bird2' | 'frr' | 'gobgp' | 'exabgp';
 
@@ -27,22 +27,9 @@ export const PEER_BINARIES: Readonly<Record<PeerKind, { daemon: () => string; cl
   exabgp: { daemon: () => 'exabgp', cli: () => 'exabgp', package: 'exabgp' },
 };
 
-function executable(path: string): boolean {
-  try {
-    accessSync(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** The absolute path of `name` (absolute already, or found on PATH), or null. */
+/** The absolute path of `name` (absolute already, or found on PATH), or null (felix/programs.ts's lookup). */
 export function findBinary(name: string): string | null {
-  if (name.includes('/')) return executable(name) ? name : null;
-  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
-    if (dir && executable(join(dir, name))) return join(dir, name);
-  }
-  return null;
+  return findProgram(name);
 }
 
 /** Like findBinary but throws an error naming the program and the install script. */
