@@ -18,6 +18,7 @@
 //   s.sendUpdates(bytes[])    already-encoded UPDATEs (codec's encodeUpdates/encodeWithdrawals/EndOfRib),
 //                             only when Established (returns false otherwise); batched into few writes.
 //   s.send(msg) / s.sendRouteRefresh()
+//   s.abort(reason)           the owner's work for this peer failed: Cease / Unspecific, reconnect after backoff.
 //   s.state, s.established, s.peerBgpId, s.negotiated (hold, keepalive, capabilities, codec ctx),
 //   s.codecContext, s.localAddress (of the current connection, for next-hop-self),
 //   s.adjRibIn (Map keyed by prefixKey), s.stats (counters, lastError, establishedSince).
@@ -481,6 +482,11 @@ export class Session extends EventEmitter<SessionEvents> {
       if (typeof reason === 'number') this.dispatch({ type: 'ManualStop', reason: notificationReason(ErrorCode.CEASE, reason), subcode: reason });
       else this.dispatch({ type: 'ManualStop', reason });
     });
+  }
+
+  /** The owner's work for this peer failed unexpectedly: Cease / Unspecific, Idle, retry after the backoff. */
+  abort(reason: string): void {
+    this.guard('abort', () => this.internalError(reason));
   }
 
   /** RFC 4271 §6.8: this session's connection lost the collision; Cease/7, Idle, no automatic restart. */
