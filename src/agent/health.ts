@@ -69,7 +69,13 @@ const ROUTES: Readonly<Record<string, (options: HealthOptions) => Promise<Reply>
 
 /** Decides the answer to one request (method + URL), without touching a socket. */
 export async function healthReply(method: string, url: string, options: HealthOptions): Promise<Reply & { allow?: string }> {
-  const path = new URL(url, 'http://localhost').pathname;
+  let path: string;
+  try {
+    path = new URL(url, 'http://localhost').pathname;
+  } catch {
+    // A request target URL cannot read ("//", "//a b"): the client's error, not a reason to throw.
+    return { status: 400, body: `bad request target ${JSON.stringify(url.slice(0, 100))}; try ${Object.keys(ROUTES).join(', ')}\n` };
+  }
   const handler = ROUTES[path];
   if (!handler) return { status: 404, body: `not found: ${path} (try ${Object.keys(ROUTES).join(', ')})\n` };
   if (method !== 'GET' && method !== 'HEAD') return { status: 405, body: `method ${method} not allowed on ${path}; use GET\n`, allow: 'GET, HEAD' };

@@ -34,7 +34,15 @@ export function parseDocuments(text: string, source: string): unknown[] {
       const reason = error.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
       throw new Error(`${source}: document ${i + 1}${line === undefined ? '' : `, line ${line}`}: YAML syntax error: ${reason}`);
     }
-    const value: unknown = doc.toJS({ maxAliasCount: 100 });
+    let value: unknown;
+    try {
+      value = doc.toJS({ maxAliasCount: 100 });
+    } catch (error) {
+      // The yaml package throws ReferenceError for an alias with no anchor before it, or for too many
+      // aliases (a "billion laughs" document): a property of the input, reported like a syntax error.
+      const reason = error instanceof Error ? error.message.split('\n')[0]! : String(error);
+      throw new Error(`${source}: document ${i + 1}: YAML error: ${reason}`);
+    }
     if (value === null || value === undefined) return;
     out.push(...flattenList(value));
   });
