@@ -354,7 +354,6 @@ export async function fuzzBgp(options: BgpFuzzOptions): Promise<BgpFuzzReport> {
         checkKeeper();
       }
       if (options.progress && (index & 0xffff) === 0xffff) options.progress(index + 1);
-      if (process.env.FUZZ_DEBUG && (index & 0xfff) === 0xfff) console.error(index, speaker.locRibSize, speaker.attributeSets);
     }
     const roll = rng.int(100);
     if (roll < 12) {
