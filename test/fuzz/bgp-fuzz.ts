@@ -26,7 +26,7 @@ import { parseIpv4 } from '../../bgp/ip.js';
 import type { Logger } from '../../bgp/session.js';
 import { Speaker, type Acceptor } from '../../bgp/speaker.js';
 import type { Connection, ConnectionEvents, Transport } from '../../bgp/transport.js';
-import { baseAttrs, baseOpen, frame, generatedSeeds, HEADER, KEEPALIVE_BYTES, loadCaptures, mutate, openWithAs, writeUpdate, type Seed } from './bgp-messages.js';
+import { baseAttrs, baseOpen, frame, generatedSeeds, HEADER, KEEPALIVE_BYTES, loadCaptures, loadExabgpVectors, mutate, openWithAs, writeUpdate, type Seed } from './bgp-messages.js';
 import { Rng, toHex } from './random.js';
 
 const SPEAKER_ADDR = '10.0.0.1';
@@ -259,7 +259,7 @@ export async function fuzzBgp(options: BgpFuzzOptions): Promise<BgpFuzzReport> {
   send(k, frame(2, writeUpdate({ withdrawn: new Uint8Array(0), attrs: baseAttrs(true, K.asn), nlri: Uint8Array.of(24, 10, 4, 1, 24, 10, 4, 2) })));
   if (states.get(K.address) !== 'Established') throw new Error(`fuzz setup: the keeper peer is ${states.get(K.address)}, not Established`);
 
-  const seeds: Seed[] = [...loadCaptures(), ...generatedSeeds(rng, F.asn)];
+  const seeds: Seed[] = [...loadCaptures(), ...loadExabgpVectors(), ...generatedSeeds(rng, F.asn)];
   const openSeeds = seeds.filter((s) => s.kind === 'open').map((s) => ({ ...s, bytes: openWithAs(s.bytes, C.asn) }));
   const otherSeeds = seeds.filter((s) => s.kind !== 'open').map((s) => s);
   const fOpenSeeds = seeds.filter((s) => s.kind === 'open').map((s) => ({ ...s, bytes: openWithAs(s.bytes, F.asn) }));

@@ -235,6 +235,21 @@ export function loadCaptures(dir = CAPTURES_DIR): Seed[] {
   return seeds;
 }
 
+/** ExaBGP's encoding vectors (test/fixtures/exabgp-vectors/raw.txt): many attribute and family shapes. */
+export function loadExabgpVectors(file = `${CAPTURES_DIR}/../exabgp-vectors/raw.txt`): Seed[] {
+  const kinds: Record<number, Kind> = { 1: 'open', 2: 'update', 3: 'notification', 4: 'keepalive', 5: 'route-refresh' };
+  const seeds: Seed[] = [];
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    const [name, hex] = line.trim().split(' ');
+    if (!name || !hex) continue;
+    const bytes = fromHex(hex);
+    const kind = kinds[bytes[18] ?? 0];
+    if (kind) seeds.push({ name: `ExaBGP ${name}`, kind, bytes, fourOctetAs: name !== 'conf-no-asn4' });
+  }
+  if (seeds.length === 0) throw new Error(`no vectors in ${file}`);
+  return seeds;
+}
+
 const prefixBytes = (a: number, b: number, c: number, len: number): Uint8Array => {
   const octets = Math.ceil(len / 8);
   return concat([u8(len), Uint8Array.of(a, b, c, 0).subarray(0, octets)]);

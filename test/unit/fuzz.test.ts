@@ -4,7 +4,7 @@
 // shared, and time never decides the result — only the invariants do.
 import { describe, expect, it } from 'vitest';
 import { expectationFor, formatOutcomes, fuzzBgp, type BgpFuzzReport } from '../fuzz/bgp-fuzz.js';
-import { frame, generatedSeeds, loadCaptures, mutate, parseOpen, parseUpdate, writeOpen, writeUpdate, HEADER } from '../fuzz/bgp-messages.js';
+import { frame, generatedSeeds, loadCaptures, loadExabgpVectors, mutate, parseOpen, parseUpdate, writeOpen, writeUpdate, HEADER } from '../fuzz/bgp-messages.js';
 import { fuzzParsers } from '../fuzz/parsers.js';
 import { randomSeed, Rng, toHex } from '../fuzz/random.js';
 
@@ -48,8 +48,8 @@ describe('the RFC oracle of the BGP fuzzer', () => {
 
 describe('the BGP message models', () => {
   it('every capture and generated seed parses and writes back byte for byte', () => {
-    const seeds = [...loadCaptures(), ...generatedSeeds(new Rng(1), 64512)];
-    expect(seeds.length).toBeGreaterThan(800);
+    const seeds = [...loadCaptures(), ...loadExabgpVectors(), ...generatedSeeds(new Rng(1), 64512)];
+    expect(seeds.length).toBeGreaterThan(900);
     for (const s of seeds) {
       const body = s.bytes.subarray(HEADER);
       if (s.kind === 'update') expect(toHex(frame(2, writeUpdate(parseUpdate(body)!))), s.name).toBe(toHex(s.bytes));
@@ -58,7 +58,7 @@ describe('the BGP message models', () => {
   });
   it('mutations stay within 4096 bytes and at least a header', () => {
     const rng = new Rng(7);
-    const seeds = [...loadCaptures(), ...generatedSeeds(rng, 64512)];
+    const seeds = [...loadCaptures(), ...loadExabgpVectors(), ...generatedSeeds(rng, 64512)];
     for (let i = 0; i < 5_000; i++) {
       const m = mutate(rng, rng.pick(seeds));
       expect(m.length >= 19 && m.length <= 4096).toBe(true);
