@@ -566,6 +566,10 @@ export class Session extends EventEmitter<SessionEvents> {
       // The dispatch loop that threw is gone: what it had queued belonged to the broken run.
       if (!this.dispatching) this.queue.length = 0;
       this.internalError(`internal error while handling ${where}: ${message}`, notification);
+      // A transition that threw halfway may already be in Idle with its close, 'down' or backoff timer not
+      // done; the InternalError above is then ignored (no connection in the FSM's view): finish the reset.
+      const idleLike = this.fsm.name === 'Idle' || this.fsm.name === 'Connect' || this.fsm.name === 'Active';
+      if (!this.dispatching && idleLike && (this.conn !== undefined || this.downOwed)) this.hardReset(`internal error while handling ${where}: ${message}`);
     } catch (second) {
       this.hardReset(`internal error while handling ${where}: ${message}; resetting failed too: ${errorText(second)}`);
     }
@@ -587,7 +591,15 @@ export class Session extends EventEmitter<SessionEvents> {
       this.abortConnect();
       const conn = this.detach();
       this.outQueue = [];
-      conn?.destroy();
+      if (conn) {
+        try {
+          // Cease / Unspecific, if the connection still takes it, so the peer hears why.
+          conn.write(encodeMessage({ type: 3, code: ErrorCode.CEASE, subcode: 0, data: new Uint8Array(0) }, { fourOctetAs: false }));
+          conn.close();
+        } catch {
+          conn.destroy();
+        }
+      }
       const from = this.reportedState;
       const hadSession = this.downOwed;
       this.downOwed = false;

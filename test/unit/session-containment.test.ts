@@ -236,3 +236,32 @@ describe('FSM: InternalError', () => {
     }
   });
 });
+
+describe('containment: an exception in the middle of a transition', () => {
+  it('a connection whose close() throws while a malformed message resets the session: routes released, backoff armed, a new connection accepted', async () => {
+    let closeThrows = false;
+    const { clock, session, peer, lines } = await established({
+      connWrite: (real) => real,
+    });
+    const conn = (session as unknown as { conn: Connection }).conn;
+    const close = conn.close.bind(conn);
+    conn.close = () => {
+      if (closeThrows) throw new Error('close bug');
+      close();
+    };
+    const downs: string[] = [];
+    session.on('down', (e) => downs.push(e.reason));
+    closeThrows = true;
+    peer.send(message(5, '0001 00')); // a 3-byte ROUTE-REFRESH: 1/2, session reset
+    await clock.advanceAsync(0);
+    expect(session.state).toBe('Idle');
+    expect(downs).toHaveLength(1);
+    expect(lines.find((l) => l.msg === 'BGP session internal error: resetting the session')?.obj).toMatchObject({ peer: PEER, error: 'close bug' });
+    await clock.advanceAsync(2_000); // the backoff passes
+    const [ours, theirs] = memoryPair({ address: TORTIE, port: 179 }, { address: PEER, port: 40009 });
+    new ScriptedPeer(theirs).open();
+    expect(session.acceptConnection(ours)).toBe(true);
+    await clock.advanceAsync(0);
+    expect(session.state).toBe('Established');
+  });
+});
