@@ -221,7 +221,7 @@ const MAX_WRITE = 64 * 1024;
 const DECODE_FAILURE_CODES: Readonly<Record<number, number>> = {
   1: ErrorCode.OPEN_MESSAGE,
   2: ErrorCode.UPDATE_MESSAGE,
-  3: 0, // a NOTIFICATION is never answered with one (RFC 4271 §6.4); the session ends either way
+  3: 0, // no NOTIFICATION error code is about NOTIFICATIONs: Cease / Unspecific
   4: ErrorCode.MESSAGE_HEADER,
   5: ErrorCode.ROUTE_REFRESH,
 };
