@@ -133,6 +133,18 @@ export function notificationReason(code: number, subcode: number): string {
 const EMPTY = new Uint8Array(0);
 
 /**
+ * The most data a NOTIFICATION can carry: 4096 (RFC 4271 §4.1) − 19 (header) − 2 (code, subcode). Data
+ * that would be longer (RFC 7313 §5 asks for "the complete ROUTE-REFRESH message", which may itself be
+ * 4096 bytes) is cut to this: a NOTIFICATION that cannot be sent tells the peer nothing.
+ */
+export const MAX_NOTIFICATION_DATA = 4096 - 21;
+
+/** `data` cut to what fits a NOTIFICATION (see MAX_NOTIFICATION_DATA); the same array when it fits. */
+export function fitNotificationData(data: Uint8Array): Uint8Array {
+  return data.length > MAX_NOTIFICATION_DATA ? data.subarray(0, MAX_NOTIFICATION_DATA) : data;
+}
+
+/**
  * A protocol error that ends the session with a NOTIFICATION. `detail` is for people (logs, CLI);
  * code/subcode/data go on the wire.
  */
@@ -148,8 +160,8 @@ export class BgpError extends Error {
     this.code = code;
     this.subcode = subcode;
     this.detail = detail;
-    // Copy: the data often slices a receive buffer that must not be pinned.
-    this.data = data.length === 0 ? EMPTY : Uint8Array.from(data);
+    // Copy: the data often slices a receive buffer that must not be pinned. Cut to what a NOTIFICATION holds.
+    this.data = data.length === 0 ? EMPTY : Uint8Array.from(fitNotificationData(data));
   }
 }
 

@@ -29,7 +29,7 @@
 //   never connects; it starts no ConnectRetryTimer.
 
 import type { BgpError } from './errors.js';
-import { CeaseSubcode, ErrorCode, FsmSubcode, OpenSubcode } from './errors.js';
+import { CeaseSubcode, ErrorCode, fitNotificationData, FsmSubcode, OpenSubcode } from './errors.js';
 
 export const BgpState = {
   Idle: 'Idle',
@@ -80,7 +80,10 @@ export type FsmEvent =
   | { readonly type: 'RouteRefreshMsgErr'; readonly error: BgpError } // RFC 7313 §5
   /** A resource limit was passed (RFC 4486: Cease 1 Maximum Number of Prefixes Reached, 8 Out of Resources):
    *  Cease with this subcode and data, then no reconnect (and no inbound) for at least `restartMs`. */
-  | { readonly type: 'LimitExceeded'; readonly subcode: number; readonly data: Uint8Array; readonly reason: string; readonly restartMs?: number };
+  | { readonly type: 'LimitExceeded'; readonly subcode: number; readonly data: Uint8Array; readonly reason: string; readonly restartMs?: number }
+  /** Not in the RFC: handling an event of this session failed unexpectedly (a bug, not the peer's error).
+   *  The session is reset with the NOTIFICATION in `error` (Cease unless the failure names another). */
+  | { readonly type: 'InternalError'; readonly error: BgpError };
 
 /** What the session must do, in order. */
 export type FsmAction =
@@ -204,8 +207,9 @@ export function refuseHoldTime(peerHoldTime: number, config: FsmConfig): string 
 
 const stopAll: readonly FsmAction[] = TIMER_NAMES.map((name) => ({ type: 'stopTimer', name }) as const);
 
+/** Every NOTIFICATION the FSM sends is built here; its data is cut to what fits 4096 bytes (RFC 4271 §4.1). */
 function notification(code: number, subcode: number, reason: string, data: Uint8Array = new Uint8Array(0)): FsmAction {
-  return { type: 'sendNotification', code, subcode, data, reason };
+  return { type: 'sendNotification', code, subcode, data: fitNotificationData(data), reason };
 }
 
 function fromError(error: BgpError): FsmAction {
@@ -380,6 +384,8 @@ function connecting(state: FsmState, event: FsmEvent, config: FsmConfig): Transi
       };
     case 'TcpConnectionConfirmed':
       return { next: { ...state, name: 'OpenSent' }, actions: openSentTimers(config), reason: 'TCP connection established, OPEN sent' };
+    case 'InternalError':
+      return stay(state, `internal error in ${state.name} (no BGP connection to reset): ${event.error.detail}`);
     case 'TcpConnectionFails':
       // §8.2.2 Connect, Event 18 (no DelayOpen): Idle. We retry after the backoff.
       return dropAndRetry(state, config, event.reason ?? 'TCP connection failed', [], false);
@@ -423,6 +429,7 @@ function openSent(state: FsmState, event: FsmEvent, config: FsmConfig): Transiti
         reason: `OPEN received, hold time ${holdTime} s`,
       };
     }
+    case 'InternalError':
     case 'BGPHeaderErr':
     case 'BGPOpenMsgErr':
       // §8.2.2 OpenSent, Events 21/22: NOTIFICATION with the error code, Idle.
@@ -456,6 +463,7 @@ function openConfirm(state: FsmState, event: FsmEvent, config: FsmConfig): Trans
       return dropAndRetry(state, config, event.reason ?? 'TCP connection closed in OpenConfirm');
     case 'NotifMsg':
       return notificationReceived(state, event, config);
+    case 'InternalError':
     case 'BGPHeaderErr':
     case 'BGPOpenMsgErr':
       return dropAndRetry(state, config, event.error.message, [fromError(event.error)]);
@@ -503,6 +511,7 @@ function established(state: FsmState, event: FsmEvent, config: FsmConfig): Trans
       return stay(state, 'UPDATE received', [...restartHold(state), { type: 'processUpdate' }]);
     case 'RouteRefreshMsg':
       return stay(state, 'ROUTE-REFRESH received', [{ type: 'processRouteRefresh' }]);
+    case 'InternalError':
     case 'UpdateMsgErr':
     case 'RouteRefreshMsgErr':
     case 'BGPHeaderErr':

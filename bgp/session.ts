@@ -22,6 +22,7 @@
 //                             speaker's prefix limit): Cease, Idle, no reconnect nor inbound for restartMs.
 //   s.holdingDown             waiting after an error (DampPeerOscillations) or a limit: inbound is refused.
 //   s.queuedBytes             bytes the peer has not taken yet; past maxSendQueueBytes: Cease / Out of Resources.
+//   s.abort(reason)           the owner's work for this peer failed: Cease / Unspecific, reconnect after backoff.
 //   s.state, s.established, s.peerBgpId, s.negotiated (hold, keepalive, capabilities, codec ctx),
 //   s.codecContext, s.localAddress (of the current connection, for next-hop-self),
 //   s.adjRibIn (Map keyed by prefixKey), s.stats (counters, lastError, establishedSince).
@@ -35,6 +36,13 @@
 //   on; every callback carries the generation it belongs to and is dropped when that is over.
 // - Ordering. A NOTIFICATION must reach the wire before the close; UPDATEs queued while the socket is
 //   back-pressured keep their order, and keepalive timers keep running meanwhile.
+// - Containment. Nothing may escape a session: one peer's bytes must not take the process (and every other
+//   peer) down. Every way into the session — received bytes, a timer, a write, the connect attempt, the
+//   owner's calls, the owner's event handlers — runs inside `guard()`. An unexpected exception there (a
+//   bug, never the peer's protocol error: those are BgpErrors with their own NOTIFICATION) is logged with
+//   the peer and the reason and resets this session with a NOTIFICATION — Cease / Unspecific, or, when a
+//   decoder failed on a message, that message's error code with subcode 0 (RFC 4271 §4.5) — through the
+//   FSM's InternalError event; if even that fails, the connection is dropped without the FSM (`hardReset`).
 // - The OPEN check mixes RFC 4271 §6.2 with RFC 6793 (the peer's real AS is in the 4-octet AS
 //   capability; the 2-octet field may be AS_TRANS) and RFC 6286 (BGP id only has to differ on iBGP).
 
@@ -42,7 +50,7 @@ import { EventEmitter } from 'node:events';
 import { systemClock, type Clock, type TimerHandle } from './clock.js';
 import { decodeMessage, encodeMessage, isEndOfRib, KEEPALIVE, MessageFramer, type DecodeResult } from './codec/index.js';
 import { BgpError, CeaseSubcode, describeNotification, ErrorCode, isBgpError, notificationReason, OpenSubcode } from './errors.js';
-import { INITIAL_STATE, TIMER_EVENTS, transition, type BgpState, type FsmAction, type FsmConfig, type FsmEvent, type FsmState, type TimerName } from './fsm.js';
+import { backoffMs, INITIAL_STATE, TIMER_EVENTS, TIMER_NAMES, transition, type BgpState, type FsmAction, type FsmConfig, type FsmEvent, type FsmState, type TimerName } from './fsm.js';
 import { formatIpv4, parseIpv4, prefixKey } from './ip.js';
 import type { Connection, Transport } from './transport.js';
 import { TransportError, describeErrno } from './transport.js';
@@ -230,6 +238,19 @@ export const DEFAULT_ERROR_WAIT_INITIAL_MS = 5000;
 export const DEFAULT_ERROR_WAIT_MAX_MS = 30_000;
 export const DEFAULT_MAX_SEND_QUEUE_BYTES = 32 * 1024 * 1024;
 
+/** Message type → the error code a decoder failure on it is answered with (0: none fits, Cease). */
+const DECODE_FAILURE_CODES: Readonly<Record<number, number>> = {
+  1: ErrorCode.OPEN_MESSAGE,
+  2: ErrorCode.UPDATE_MESSAGE,
+  3: 0, // no NOTIFICATION error code is about NOTIFICATIONs: Cease / Unspecific
+  4: ErrorCode.MESSAGE_HEADER,
+  5: ErrorCode.ROUTE_REFRESH,
+};
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
 /** A decode error's NOTIFICATION code → the FSM event it is (RFC 4271 §8.1.5, RFC 7313 §5). */
 const ERROR_EVENTS: Readonly<Record<number, 'BGPHeaderErr' | 'BGPOpenMsgErr' | 'UpdateMsgErr' | 'RouteRefreshMsgErr'>> = {
   [ErrorCode.MESSAGE_HEADER]: 'BGPHeaderErr',
@@ -384,6 +405,10 @@ export class Session extends EventEmitter<SessionEvents> {
   private peerOpen: OpenMessage | undefined;
   private negotiatedSession: NegotiatedSession | undefined;
   private pendingHold: { holdTime: number; keepaliveTime: number } | undefined;
+  /** In OpenSent/OpenConfirm/Established and its 'down' not yet performed (hardReset owes it then). */
+  private downOwed = false;
+  /** The state the owner last heard of in a 'state' event. */
+  private reportedState: BgpState = 'Idle';
   /** The message the current FSM event came from (processUpdate / processRouteRefresh read it). */
   private current: DecodeResult | undefined;
 
@@ -491,31 +516,38 @@ export class Session extends EventEmitter<SessionEvents> {
 
   start(): void {
     this.adminUp = true;
-    this.dispatch({ type: this.config.passive ? 'ManualStart_with_PassiveTcpEstablishment' : 'ManualStart' });
+    this.guard('start', () => this.dispatch({ type: this.config.passive ? 'ManualStart_with_PassiveTcpEstablishment' : 'ManualStart' }));
   }
 
   /** ManualStop. A number is a Cease subcode (RFC 4486: 2 Administrative Shutdown, 3 Peer De-configured…). */
   stop(reason: string | number = 'administrative shutdown'): void {
     this.adminUp = false;
-    if (typeof reason === 'number') this.dispatch({ type: 'ManualStop', reason: notificationReason(ErrorCode.CEASE, reason), subcode: reason });
-    else this.dispatch({ type: 'ManualStop', reason });
+    this.guard('stop', () => {
+      if (typeof reason === 'number') this.dispatch({ type: 'ManualStop', reason: notificationReason(ErrorCode.CEASE, reason), subcode: reason });
+      else this.dispatch({ type: 'ManualStop', reason });
+    });
+  }
+
+  /** The owner's work for this peer failed unexpectedly: Cease / Unspecific, Idle, retry after the backoff. */
+  abort(reason: string): void {
+    this.guard('abort', () => this.internalError(reason));
   }
 
   /** RFC 4271 §6.8: this session's connection lost the collision; Cease/7, Idle, no automatic restart. */
   collisionDump(): void {
-    this.dispatch({ type: 'OpenCollisionDump' });
+    this.guard('collision dump', () => this.dispatch({ type: 'OpenCollisionDump' }));
   }
 
   /** Takes an inbound connection for this peer; false (conn untouched) when stopped or already connected. */
   acceptConnection(conn: Connection): boolean {
     if (!this.adminUp || this.conn) return false;
     if (this.holdingDown) return false; // the error wait / restart delay covers the peer's connections too
-    if (this.fsm.name === 'Idle') this.dispatch({ type: 'AutomaticStart' }); // waiting out the backoff: go now
+    if (this.fsm.name === 'Idle') this.guard('accept', () => this.dispatch({ type: 'AutomaticStart' })); // waiting out the backoff: go now
     if (this.fsm.name !== 'Connect' && this.fsm.name !== 'Active') return false;
     this.abortConnect();
     this.attach(conn, 'inbound');
     this.log.info({ peer: this.config.peerAddress, remote: `${conn.remoteAddress}:${conn.remotePort}` }, 'BGP inbound connection accepted');
-    this.dispatch({ type: 'TcpConnectionConfirmed' });
+    this.guard('accept', () => this.dispatch({ type: 'TcpConnectionConfirmed' }));
     return true;
   }
 
@@ -546,15 +578,95 @@ export class Session extends EventEmitter<SessionEvents> {
    * Prefixes Reached: AFI, SAFI, the limit), then Idle, no reconnect nor inbound for at least `restartMs`.
    */
   limitExceeded(subcode: number, data: Uint8Array, reason: string, restartMs?: number): void {
-    this.dispatch({ type: 'LimitExceeded', subcode, data, reason, ...(restartMs !== undefined ? { restartMs } : {}) });
+    this.guard('limit', () => this.dispatch({ type: 'LimitExceeded', subcode, data, reason, ...(restartMs !== undefined ? { restartMs } : {}) }));
   }
 
-  /** Emits to the owner; a throwing handler is logged, never allowed to cut a transition's actions short. */
+  /**
+   * Emits to the owner; a throwing handler is logged, never allowed to cut a transition's actions short.
+   * What the owner did with the event (import, RIB, export) may now be half done, so the session is reset
+   * (queued behind the current transition; ignored once the session is down anyway) and the routes are
+   * learned again from scratch.
+   */
   private notify<K extends keyof SessionEvents>(event: K, ...args: SessionEvents[K]): void {
     try {
       (this.emit as (e: K, ...a: SessionEvents[K]) => boolean)(event, ...args);
     } catch (error) {
-      this.log.error({ peer: this.config.peerAddress, event, error: error instanceof Error ? error.message : String(error) }, 'BGP session event handler threw');
+      const message = errorText(error);
+      this.log.error({ peer: this.config.peerAddress, event, error: message, stack: error instanceof Error ? error.stack : undefined }, 'BGP session event handler threw');
+      this.internalError(`the '${event}' handler threw: ${message}`);
+    }
+  }
+
+  // ---- containment -------------------------------------------------------------------------------------
+
+  /** Runs one way into the session (I/O, timer, owner call); nothing it throws leaves the session. */
+  private guard(where: string, fn: () => void): void {
+    try {
+      fn();
+    } catch (error) {
+      this.contain(where, error);
+    }
+  }
+
+  /** An unexpected exception: log it with the peer and reset this session (see the header). */
+  private contain(where: string, error: unknown, notification?: BgpError): void {
+    const message = errorText(error);
+    try {
+      this.log.error(
+        { peer: this.config.peerAddress, state: this.fsm.name, where, error: message, stack: error instanceof Error ? error.stack : undefined },
+        'BGP session internal error: resetting the session',
+      );
+      // The dispatch loop that threw is gone: what it had queued belonged to the broken run.
+      if (!this.dispatching) this.queue.length = 0;
+      this.internalError(`internal error while handling ${where}: ${message}`, notification);
+      // A transition that threw halfway may already be in Idle with its close, 'down' or backoff timer not
+      // done; the InternalError above is then ignored (no connection in the FSM's view): finish the reset.
+      const idleLike = this.fsm.name === 'Idle' || this.fsm.name === 'Connect' || this.fsm.name === 'Active';
+      if (!this.dispatching && idleLike && (this.conn !== undefined || this.downOwed)) this.hardReset(`internal error while handling ${where}: ${message}`);
+    } catch (second) {
+      this.hardReset(`internal error while handling ${where}: ${message}; resetting failed too: ${errorText(second)}`);
+    }
+  }
+
+  private internalError(reason: string, notification?: BgpError): void {
+    const error = notification ?? new BgpError(ErrorCode.CEASE, 0, reason);
+    this.stats.lastError = reason;
+    this.stats.lastErrorCode = undefined;
+    this.dispatch({ type: 'InternalError', error });
+  }
+
+  /** The last resort when even the FSM failed: drop the connection and timers, Idle, retry after the backoff. */
+  private hardReset(reason: string): void {
+    try {
+      this.log.error({ peer: this.config.peerAddress, state: this.fsm.name, reason }, 'BGP session reset without a NOTIFICATION');
+      this.queue.length = 0;
+      for (const name of TIMER_NAMES) this.stopTimer(name);
+      this.abortConnect();
+      const conn = this.detach();
+      this.outQueue = [];
+      if (conn) {
+        try {
+          // Cease / Unspecific, if the connection still takes it, so the peer hears why.
+          conn.write(encodeMessage({ type: 3, code: ErrorCode.CEASE, subcode: 0, data: new Uint8Array(0) }, { fourOctetAs: false }));
+          conn.close();
+        } catch {
+          conn.destroy();
+        }
+      }
+      const from = this.reportedState;
+      const hadSession = this.downOwed;
+      this.downOwed = false;
+      this.fsm = { ...this.fsm, name: 'Idle', attempts: this.fsm.attempts + 1, holdTime: 0, keepaliveTime: 0 };
+      this.stats.lastError = reason;
+      this.stats.stateSince = this.clock.now();
+      if (this.adminUp) this.arm('IdleHold', this.clock.now() + backoffMs(this.fsm.attempts, this.fsmConfig));
+      if (hadSession) this.releaseRoutes(reason);
+      if (from !== 'Idle') {
+        this.reportedState = 'Idle';
+        this.notify('state', { from, to: 'Idle', reason });
+      }
+    } catch (error) {
+      this.log.error({ peer: this.config.peerAddress, reason, error: errorText(error) }, 'BGP session could not be reset');
     }
   }
 
@@ -579,10 +691,12 @@ export class Session extends EventEmitter<SessionEvents> {
     const from = this.fsm.name;
     const t = transition(this.fsm, event, this.fsmConfig);
     this.fsm = t.next;
+    if (t.next.name === 'OpenSent' || t.next.name === 'OpenConfirm' || t.next.name === 'Established') this.downOwed = true;
     for (const action of t.actions) this.perform(action);
     if (t.next.name !== from) {
       this.stats.stateSince = this.clock.now();
       this.log.info({ peer: this.config.peerAddress, from, to: t.next.name, reason: t.reason }, 'BGP state change');
+      this.reportedState = t.next.name;
       this.notify('state', { from, to: t.next.name, reason: t.reason });
     } else {
       this.log.debug({ peer: this.config.peerAddress, state: from, event: event.type, reason: t.reason }, 'BGP event');
@@ -631,6 +745,7 @@ export class Session extends EventEmitter<SessionEvents> {
         this.stats.establishedSince = this.clock.now();
         return;
       case 'down':
+        this.downOwed = false;
         this.releaseRoutes(action.reason);
         return;
       case 'processUpdate':
@@ -639,6 +754,12 @@ export class Session extends EventEmitter<SessionEvents> {
       case 'processRouteRefresh': {
         const m = this.current?.message;
         if (m?.type !== 5) return;
+        // RFC 7313 §5: an unknown subtype is ignored (and logged). BoRR/EoRR (1, 2) mark the peer's own
+        // re-advertisement under Enhanced Route Refresh, which we do not offer: they ask us for nothing.
+        if (m.subtype !== 0) {
+          this.log.info({ peer: this.config.peerAddress, subtype: m.subtype }, 'BGP ROUTE-REFRESH with a subtype other than 0 (request): ignored');
+          return;
+        }
         // RFC 2918 §4: a ROUTE-REFRESH for a family we did not advertise is ignored.
         if (!this.negotiatedSession?.families.some((f) => f.afi === m.afi && f.safi === m.safi)) {
           this.log.info({ peer: this.config.peerAddress, afi: m.afi, safi: m.safi }, 'BGP ROUTE-REFRESH for a family not negotiated: ignored');
@@ -679,7 +800,7 @@ export class Session extends EventEmitter<SessionEvents> {
         return;
       }
       this.timers.delete(name);
-      this.dispatch({ type: TIMER_EVENTS[name] } as FsmEvent);
+      this.guard(`the ${name} timer`, () => this.dispatch({ type: TIMER_EVENTS[name] } as FsmEvent));
     }, due - this.clock.now());
     this.timers.set(name, timer);
   }
@@ -706,24 +827,26 @@ export class Session extends EventEmitter<SessionEvents> {
     };
     this.log.debug({ peer: this.config.peerAddress, port: options.remotePort }, 'BGP connecting');
     this.config.transport.connect(options).then(
-      (conn) => {
-        if (abort.signal.aborted || this.connectAbort !== abort || this.conn) {
-          conn.destroy();
-          return;
-        }
-        this.connectAbort = undefined;
-        this.attach(conn, 'outbound');
-        this.dispatch({ type: 'TcpConnectionConfirmed' });
-      },
-      (error: unknown) => {
-        if (abort.signal.aborted || this.connectAbort !== abort) return;
-        this.connectAbort = undefined;
-        const message = error instanceof Error ? error.message : String(error);
-        this.stats.lastError = message;
-        this.stats.lastErrorCode = error instanceof TransportError ? error.code : undefined;
-        this.log.info({ peer: this.config.peerAddress, error: message }, 'BGP connect failed');
-        this.dispatch({ type: 'TcpConnectionFails', reason: message });
-      },
+      (conn) =>
+        this.guard('the connection', () => {
+          if (abort.signal.aborted || this.connectAbort !== abort || this.conn) {
+            conn.destroy();
+            return;
+          }
+          this.connectAbort = undefined;
+          this.attach(conn, 'outbound');
+          this.dispatch({ type: 'TcpConnectionConfirmed' });
+        }),
+      (error: unknown) =>
+        this.guard('a failed connect', () => {
+          if (abort.signal.aborted || this.connectAbort !== abort) return;
+          this.connectAbort = undefined;
+          const message = error instanceof Error ? error.message : String(error);
+          this.stats.lastError = message;
+          this.stats.lastErrorCode = error instanceof TransportError ? error.code : undefined;
+          this.log.info({ peer: this.config.peerAddress, error: message }, 'BGP connect failed');
+          this.dispatch({ type: 'TcpConnectionFails', reason: message });
+        }),
     );
   }
 
@@ -747,12 +870,12 @@ export class Session extends EventEmitter<SessionEvents> {
     this.negotiatedSession = undefined;
     let lastError: Error | undefined;
     conn.on('data', (chunk) => {
-      if (generation === this.generation) this.onData(chunk, generation);
+      if (generation === this.generation) this.guard('received bytes', () => this.onData(chunk, generation));
     });
     conn.on('drain', () => {
       if (generation !== this.generation) return;
       this.blocked = false;
-      this.flush(false);
+      this.guard('a write', () => this.flush(false));
     });
     conn.on('error', (error) => {
       lastError = error;
@@ -764,7 +887,7 @@ export class Session extends EventEmitter<SessionEvents> {
       const reason = lastError ? lastError.message : 'connection closed by the peer';
       this.stats.lastError = reason;
       this.stats.lastErrorCode = code;
-      this.dispatch({ type: 'TcpConnectionFails', reason });
+      this.guard('the connection closing', () => this.dispatch({ type: 'TcpConnectionFails', reason }));
     });
   }
 
@@ -803,7 +926,7 @@ export class Session extends EventEmitter<SessionEvents> {
       // Batch: everything queued in this turn goes out in as few writes as possible.
       queueMicrotask(() => {
         this.flushScheduled = false;
-        this.flush(false);
+        this.guard('a write', () => this.flush(false));
       });
     }
   }
@@ -869,7 +992,7 @@ export class Session extends EventEmitter<SessionEvents> {
     try {
       frames = this.framer.push(chunk);
     } catch (error) {
-      if (!isBgpError(error)) throw error;
+      if (!isBgpError(error)) throw error; // contained by the caller's guard
       this.dispatch({ type: 'BGPHeaderErr', error });
       return;
     }
@@ -880,7 +1003,14 @@ export class Session extends EventEmitter<SessionEvents> {
       try {
         result = decodeMessage(frame, this.negotiatedSession?.codec ?? { fourOctetAs: false });
       } catch (error) {
-        if (!isBgpError(error)) throw error;
+        if (!isBgpError(error)) {
+          // A decoder bug, not a NOTIFICATION the codec chose: answer with the message's error code and
+          // subcode 0 (Unspecific, RFC 4271 §4.5), and keep the bytes in the log for the bug report.
+          const code = DECODE_FAILURE_CODES[frame[18]!] ?? ErrorCode.MESSAGE_HEADER;
+          this.log.error({ peer: this.config.peerAddress, hex: Buffer.from(frame).toString('hex') }, 'BGP message the decoder failed on');
+          this.contain('a received message', error, code === 0 ? undefined : new BgpError(code, 0, `decoding failed: ${errorText(error)}`));
+          return;
+        }
         this.log.warn({ peer: this.config.peerAddress, code: error.code, subcode: error.subcode, detail: error.detail }, 'BGP message refused');
         this.dispatch({ type: ERROR_EVENTS[error.code] ?? 'BGPHeaderErr', error });
         continue;

@@ -1050,8 +1050,24 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
       this.flushScheduled = false;
       const dirty = [...this.dirty];
       this.dirty.clear();
-      for (const group of dirty) if (this.groupKeys.has(group)) this.flushGroup(group);
+      for (const group of dirty) if (this.groupKeys.has(group)) this.flushContained(group);
     });
+  }
+
+  /**
+   * A flush runs out of a setImmediate, where an exception would end the process: a failure exporting to
+   * one update group is logged and resets that group's sessions (they get the whole table again), and the
+   * other groups and the process carry on.
+   */
+  private flushContained(group: UpdateGroup<PeerEntry>): void {
+    try {
+      this.flushGroup(group);
+    } catch (error) {
+      const members = [...this.peers.values()].filter((entry) => entry.group === group);
+      const message = error instanceof Error ? error.message : String(error);
+      this.config.logger.error({ peers: members.map((entry) => entry.spec.address), error: message }, 'BGP export failed: resetting the sessions of its update group');
+      for (const entry of members) entry.session.abort(`export failed: ${message}`);
+    }
   }
 
   /**

@@ -58,11 +58,17 @@ const MESSAGE_TABLE: readonly MessageSpec[] = [
     name: 'ROUTE-REFRESH',
     minLength: 19,
     decode(buf, start, end) {
-      // RFC 7313 §5: a ROUTE-REFRESH whose body is not 4 bytes → ROUTE-REFRESH Message Error / Invalid
-      // Message Length, with the complete message as data. (Chosen over a header error because the header
-      // itself is fine and RFC 7313 names this case exactly.)
       if (end - start !== 4) {
-        throw new BgpError(ErrorCode.ROUTE_REFRESH, RouteRefreshSubcode.INVALID_MESSAGE_LENGTH, `ROUTE-REFRESH body is ${end - start} bytes, expected 4`, buf.subarray(start - HEADER_LENGTH, end));
+        // RFC 7313 §5: a BoRR/EoRR (subtype 1 or 2) whose body is not 4 bytes → ROUTE-REFRESH Message Error /
+        // Invalid Message Length, with the complete message as data (cut to what a NOTIFICATION holds: a
+        // 4096-byte message does not fit in one). Any other ROUTE-REFRESH of the wrong length is a message
+        // whose length is wrong for its type: RFC 4271 §6.1 Bad Message Length, data the Length field.
+        const subtype = end - start >= 3 ? buf[start + 2]! : -1;
+        const detail = `ROUTE-REFRESH body is ${end - start} bytes, expected 4`;
+        if (subtype === 1 || subtype === 2) {
+          throw new BgpError(ErrorCode.ROUTE_REFRESH, RouteRefreshSubcode.INVALID_MESSAGE_LENGTH, detail, buf.subarray(start - HEADER_LENGTH, end));
+        }
+        throw badLength(end - start + HEADER_LENGTH, detail);
       }
       const message: RouteRefreshMessage = { type: 5, afi: (buf[start]! << 8) | buf[start + 1]!, subtype: buf[start + 2]!, safi: buf[start + 3]! };
       return { message };

@@ -111,7 +111,7 @@ export async function runPlugin(stdin: string, io: PluginIo): Promise<PluginOutp
 }
 
 function supportedOr(version: string | undefined): string {
-  return version !== undefined && version in CNI_VERSIONS ? version : LATEST_VERSION;
+  return version !== undefined && Object.hasOwn(CNI_VERSIONS, version) ? version : LATEST_VERSION;
 }
 
 type Handler = (call: Invocation) => Promise<Record<string, unknown> | undefined>;

@@ -137,7 +137,7 @@ export function parseCniArgs(text: string): Record<string, string> {
 /** The CNI_* variables, checked for `command`. Every refusal is code 4 and names the variable. */
 export function parseEnv(env: Readonly<Record<string, string | undefined>>): CniEnv {
   const rawCommand = env.CNI_COMMAND ?? '';
-  if (!(rawCommand in COMMANDS)) {
+  if (!Object.hasOwn(COMMANDS, rawCommand)) { // not `in`: "toString" or "__proto__" are in every object
     throw new CniError('invalidEnvironment', `CNI_COMMAND: "${rawCommand}" is not a CNI command; expected one of ${Object.keys(COMMANDS).join(', ')}`);
   }
   const command = rawCommand as CniCommand;
@@ -524,7 +524,7 @@ export function parseNetConf(stdin: string): NetConf {
   const version = o.cniVersion;
   if (version === undefined) throw new CniError('invalidConfig', `cniVersion is required; tortie supports ${SUPPORTED_VERSIONS.join(', ')}`);
   if (typeof version !== 'string') throw new CniError('invalidConfig', `cniVersion: expected a string like "1.0.0", found ${describe(version)}`);
-  if (!(version in CNI_VERSIONS)) {
+  if (!Object.hasOwn(CNI_VERSIONS, version)) {
     throw new CniError('incompatibleVersion', `cniVersion "${version}" is not supported; tortie supports ${SUPPORTED_VERSIONS.join(', ')}`);
   }
   const name = o.name;

@@ -132,6 +132,10 @@ const LAYOUTS: AnyLayout = {
       const b = value as Partial<AllocationBlockJson> & { hostAffinity?: string };
       // Old Calico blocks carry hostAffinity instead of affinity (block.go: "deprecated in favor of Affinity").
       const affinity = b.affinity ?? (b.hostAffinity ? `host:${b.hostAffinity}` : null);
+      for (const field of ['allocations', 'unallocated', 'attributes'] as const) {
+        const v = b[field] as unknown;
+        if (v !== undefined && v !== null && !Array.isArray(v)) throw new Error(`IPAM block ${at.name}: ${field} is ${JSON.stringify(v).slice(0, 80)}, not a list`);
+      }
       return {
         apiVersion: API_VERSION,
         kind: 'IPAMBlock',
@@ -141,7 +145,7 @@ const LAYOUTS: AnyLayout = {
           affinity,
           allocations: b.allocations ?? [],
           unallocated: b.unallocated ?? [],
-          attributes: (b.attributes ?? []).map((a) => ({ handle_id: a.handle_id ?? null, secondary: a.secondary ?? null })),
+          attributes: (b.attributes ?? []).map((a) => ({ handle_id: a?.handle_id ?? null, secondary: a?.secondary ?? null })),
           deleted: b.deleted ?? false,
           sequenceNumber: b.sequenceNumber ?? 0,
         },

@@ -158,6 +158,9 @@ export class EtcdStore implements Datastore {
     } catch (err) {
       throw new Error(`etcd key ${kv.key.toString()} (${kind}) does not hold JSON: ${err instanceof Error ? err.message : String(err)}`);
     }
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+      throw new Error(`etcd key ${kv.key.toString()} (${kind}) holds ${value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value}, not a JSON object`);
+    }
     const resource = layout.decode(at, value);
     resource.metadata.resourceVersion = String(kv.mod_revision);
     return resource;

@@ -41,7 +41,15 @@ export function parseDocuments(text: string, source: string): unknown[] {
         if (node.type === Scalar.PLAIN && node.tag === undefined && typeof node.source === 'string') node.value = resolvePlainScalar(node.source);
       },
     });
-    const value: unknown = doc.toJS({ maxAliasCount: 100 });
+    let value: unknown;
+    try {
+      value = doc.toJS({ maxAliasCount: 100 });
+    } catch (error) {
+      // The yaml package throws ReferenceError for an alias with no anchor before it, or for too many
+      // aliases (a "billion laughs" document): a property of the input, reported like a syntax error.
+      const reason = error instanceof Error ? error.message.split('\n')[0]! : String(error);
+      throw new Error(`${source}: document ${i + 1}: YAML error: ${reason}`);
+    }
     if (value === null || value === undefined) return;
     out.push(...flattenList(value).map(calicoctlDocument));
   });

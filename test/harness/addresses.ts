@@ -25,6 +25,7 @@ export const ADDRESS_BLOCKS: Readonly<Record<number, string>> = {
   36: 'test/integration/agent-crash.test.ts',
   37: 'test/integration/import-guard.test.ts',
   38: 'test/integration/bgp-limits.test.ts',
+  39: 'test/integration/speaker-containment.test.ts',
   40: 'test/bench/routing-receive.ts',
   41: 'test/bench/routing-rr.ts',
   42: 'test/bench/routing-nodes.ts',

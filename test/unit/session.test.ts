@@ -202,18 +202,22 @@ describe('Session: UPDATEs and the Adj-RIB-In', () => {
     expect(l.b.stats.updatesIn).toBe(3);
   });
 
-  it('a throwing event handler is logged and does not break the session', async () => {
+  it('a throwing event handler is logged and resets only that session (Cease), which then comes back', async () => {
     const errors: string[] = [];
     const logger = { debug: () => {}, info: () => {}, warn: () => {}, error: (_o: object, m?: string) => void errors.push(m ?? '') };
     const l = lab({}, { logger });
     await up(l);
+    let throwing = true;
     l.b.on('update', () => {
-      throw new Error('handler bug');
+      if (throwing) throw new Error('handler bug');
     });
     l.a.sendUpdates(encodeUpdates(attrs, prefixes, l.a.codecContext));
-    await l.clock.advanceAsync(60_000);
+    await l.clock.advanceAsync(0);
+    throwing = false;
     expect(errors).toEqual(['BGP session event handler threw']);
-    expect(l.b.adjRibIn.size).toBe(3);
+    expect(l.events.bNotes).toEqual([expect.objectContaining({ direction: 'sent', code: 6, subcode: 0 })]);
+    expect(l.b.adjRibIn.size).toBe(0);
+    await l.clock.advanceAsync(60_000);
     expect(l.b.state).toBe('Established');
   });
 

@@ -57,11 +57,23 @@ describe('message header errors (RFC 4271 §6.1)', () => {
   it('OPEN shorter than 29 → Bad Message Length', () => expectReset(message(1, '04', u16(1), u16(90), ip('1.1.1.1')), 1, 2, '001c'));
   it('UPDATE shorter than 23 → Bad Message Length', () => expectReset(message(2, '0000'), 1, 2, '0015'));
   it('NOTIFICATION shorter than 21 → Bad Message Length', () => expectReset(message(3, '06'), 1, 2, '0014'));
-  it('ROUTE-REFRESH with a body other than 4 bytes → ROUTE-REFRESH Error / Invalid Message Length with the message as data (RFC 7313 §5)', () => {
-    const bytes = message(5, '0001 00 01 00');
+  it('ROUTE-REFRESH (subtype 0) with a body other than 4 bytes → Bad Message Length with the Length field as data (RFC 4271 §6.1)', () => {
+    expectReset(message(5, '0001 00 01 00'), 1, 2, '0018');
+    expectReset(message(5, '0001 00'), 1, 2, '0016');
+    expectReset(message(5), 1, 2, '0013');
+    // The 4096-byte case: data is still the 2-byte Length field, never the message.
+    expectReset(message(5, '0001 00 01', '00'.repeat(4096 - 23)), 1, 2, '1000');
+  });
+  it('BoRR/EoRR (subtype 1, 2) with a body other than 4 bytes → ROUTE-REFRESH Error / Invalid Message Length with the message as data (RFC 7313 §5)', () => {
+    const bytes = message(5, '0001 01 01 00');
     expectReset(bytes, 7, 1, toHex(bytes));
-    const short = message(5, '0001 00');
-    expectReset(short, 7, 1, toHex(short));
+    const eorr = message(5, '0001 02');
+    expectReset(eorr, 7, 1, toHex(eorr));
+  });
+  it('a 4096-byte BoRR: the message as data is cut to what fits one NOTIFICATION (4096 − 21 bytes)', () => {
+    const bytes = message(5, '0001 01 01', 'ab'.repeat(4096 - 23));
+    expect(bytes.length).toBe(4096);
+    expectReset(bytes, 7, 1, toHex(bytes.subarray(0, 4096 - 21)));
   });
 });
 

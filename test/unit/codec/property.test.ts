@@ -2,7 +2,7 @@
 // kinds of session, and arbitrary or mutated bytes never make the codec throw anything but BgpError.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { MessageFramer, decodeMessage, encodeMessage } from '../../../bgp/codec/index.js';
+import { MessageFramer, decodeMessage, encodeMessage, notificationFor } from '../../../bgp/codec/index.js';
 import { BgpError } from '../../../bgp/errors.js';
 import { maskOf } from '../../../bgp/ip.js';
 import type { AsPathSegment, BgpMessage, Capability, CodecContext, PathAttributes, Prefix } from '../../../bgp/types.js';
@@ -189,6 +189,49 @@ describe('robustness: only BgpError ever escapes', () => {
         t[16] = len >> 8;
         t[17] = len & 0xff;
         onlyBgpErrors(t, CTX2);
+      }),
+      { numRuns: RUNS },
+    );
+  });
+});
+
+describe('bodies up to 4096: every refusal is a NOTIFICATION that can be sent', () => {
+  /** Decodes; a refusal must be a BgpError whose NOTIFICATION encodes within 4096 bytes (RFC 4271 §4.1). */
+  function refusalFits(bytes: Uint8Array, ctx: CodecContext): void {
+    try {
+      decodeMessage(bytes, ctx);
+    } catch (e) {
+      if (!(e instanceof BgpError)) throw e;
+      const notification = encodeMessage(notificationFor(e), ctx);
+      expect(notification.length).toBeLessThanOrEqual(4096);
+      // RFC 4271 §6.1: a Bad Message Length carries the erroneous Length field, 2 bytes.
+      if (e.code === 1 && e.subcode === 2) expect(e.data.length).toBe(2);
+    }
+  }
+  const bodyLength = fc.oneof(fc.integer({ min: 0, max: 4077 }), fc.constantFrom(0, 1, 2, 3, 4, 5, 9, 10, 4073, 4074, 4075, 4076, 4077));
+  it('random bodies of any length up to the limit, every type, both sessions', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 7 }), bodyLength, fc.integer(), fc.boolean(), (type, length, seed, four) => {
+        const body = new Uint8Array(length);
+        for (let i = 0, x = seed | 1; i < length; i++) body[i] = x = (Math.imul(x, 1103515245) + 12345) >>> 8;
+        if (type === 5 && length >= 3) body[2] = seed & 3; // ROUTE-REFRESH subtypes 0..3 (RFC 7313 BoRR/EoRR are 1, 2)
+        refusalFits(cat(MARKER, u16(19 + length), u8(type), body), four ? CTX4 : CTX2);
+      }),
+      { numRuns: RUNS },
+    );
+  });
+  it('generated messages padded with random bytes up to 4096', () => {
+    fc.assert(
+      fc.property(messageArb(CTX4), fc.integer({ min: 1, max: 4096 }), (m, pad) => {
+        const bytes = tryEncode(m, CTX4);
+        fc.pre(bytes !== null);
+        const length = Math.min(4096, bytes!.length + pad);
+        const padded = new Uint8Array(length);
+        padded.set(bytes!);
+        padded.fill(0xa5, bytes!.length);
+        padded[16] = length >> 8;
+        padded[17] = length & 0xff;
+        refusalFits(padded, CTX4);
       }),
       { numRuns: RUNS },
     );
