@@ -32,7 +32,8 @@ import type { Prefix } from '../bgp/types.js';
 import { IPIP_DEVICE, IPIP_MODES, isIpipMode, subnetOf, subnetRelation, type IpipMode, type NodeSubnet } from '../ipip/encap.js';
 import { describeRoute, FELIX_ROUTE_PROTOCOL, resolveByClass, ROUTE_CLASSES, type DesiredRoute } from './routes.js';
 
-export type EncapMode = 'Never' | 'Always' | 'CrossSubnet';
+/** A pool's ipipMode or vxlanMode: the one encapsulation-mode type (ipip/encap.ts). */
+export type EncapMode = IpipMode;
 
 export interface CalcPool {
   cidr: string;

@@ -21,9 +21,12 @@
 //                other subnet is sent to that node's address inside a tunl0 packet, routed by the router.
 // Names stay short: Linux allows 15 bytes per interface name.
 
+import type { EncapMode } from '../resources/types.js';
+
 export type LabMode = 'mesh' | 'rr';
 export type OfficeRouter = 'bird' | 'frr' | 'none';
-export type LabIpipMode = 'Never' | 'Always' | 'CrossSubnet';
+/** The lab pool's ipipMode: the resource's own type. */
+export type LabIpipMode = EncapMode;
 
 export interface LabOptions {
   /** Prefix of every namespace this lab makes (default "tlab"). */
