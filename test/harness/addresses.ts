@@ -21,6 +21,7 @@ export const ADDRESS_BLOCKS: Readonly<Record<number, string>> = {
   28: 'test/integration/node-agent.test.ts',
   29: 'test/integration/cli.test.ts',
   30: 'test/integration/interop-topologies.test.ts',
+  35: 'test/integration/interop-md5.test.ts',
   40: 'test/bench/routing-receive.ts',
   41: 'test/bench/routing-rr.ts',
   42: 'test/bench/routing-nodes.ts',

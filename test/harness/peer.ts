@@ -32,6 +32,10 @@ export interface NeighborOptions {
   readonly gracefulRestart?: boolean | { readonly restartTime: number };
   /** eBGP multihop (BIRD always uses multihop for 127.x neighbors; this makes it explicit elsewhere). */
   readonly multihop?: boolean;
+  /** TCP-MD5 password (RFC 2385) for this session (BIRD `password`, FRR `neighbor X password`). */
+  readonly password?: string;
+  /** GTSM (RFC 5082): the neighbor at most this many hops away (BIRD `ttl security on; multihop N`). */
+  readonly ttlSecurity?: number;
 }
 
 export interface PeerOptions {

@@ -741,8 +741,11 @@ describe('the etcd DaemonSet: TLS files from a Secret, mounted 0400', () => {
 
 // ---------------------------------------------------------------------------------------------------------
 
+/** The image's own stage: the instructions from the last FROM on (earlier stages only build parts of it). */
+const FINAL_STAGE = DOCKERFILE.slice(DOCKERFILE.map((i) => i.op).lastIndexOf('FROM'));
+
 function dockerfile(op: string): Array<{ text: string; json?: string[] }> {
-  return DOCKERFILE.filter((i) => i.op === op);
+  return FINAL_STAGE.filter((i) => i.op === op);
 }
 const ENTRYPOINT = dockerfile('ENTRYPOINT')[0]?.json ?? [];
 const CMD = dockerfile('CMD')[0]?.json ?? [];
@@ -789,6 +792,18 @@ describe('the Dockerfile', () => {
   const copies = dockerfile('COPY').map((c) => c.text.split(/\s+/));
   const copiedDist = copies.map((parts) => parts[0]!).filter((src) => src.startsWith('dist/')).map((src) => src.replace(/\/$/, ''));
   const runs = dockerfile('RUN').map((r) => r.text).join('\n');
+
+  it('the native part (TCP-MD5/GTSM) is compiled in a build stage for the image\'s architecture and copied over dist/bgp', () => {
+    const stages = DOCKERFILE.filter((i) => i.op === 'FROM').map((f) => f.text);
+    expect(stages).toEqual([expect.stringMatching(/^node:\S+ AS native$/), expect.stringMatching(/^node:/)]);
+    expect(stages[0]!.split(' ')[0]).toBe(stages[1]);
+    const build = DOCKERFILE.slice(0, DOCKERFILE.indexOf(FINAL_STAGE[0]!)).filter((i) => i.op === 'RUN').map((r) => r.text).join('\n');
+    expect(build).toMatch(/apt-get install[^\n]*\bgcc\b/);
+    expect(build).toContain('TORTIE_NATIVE_REQUIRED=1 bash scripts/build-native.sh');
+    const from = copies.findIndex((parts) => parts[0] === '--from=native');
+    expect(copies[from]?.slice(1)).toEqual(['/build/dist/bgp/native', './dist/bgp/native']);
+    expect(from).toBeGreaterThan(copies.findIndex((parts) => parts[0] === 'dist/bgp'));
+  });
 
   it('Node 20 slim, iproute2 and nftables, production dependencies from the lockfile', () => {
     expect(dockerfile('FROM').map((f) => f.text)).toEqual([expect.stringMatching(/^node:20[-.\w]*slim$/)]);
