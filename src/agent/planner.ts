@@ -23,7 +23,7 @@
 
 import { formatIpv4, parseIpv4, tryParseIpv4 } from '../../bgp/ip.js';
 import { BGP_DEFAULTS, parsePeerIP, parseSelector, type Resource, type Selector } from '../resources/index.js';
-import type { DesiredPeer, PeerType, PeeringPlan, PlannerInput } from './types.js';
+import type { DesiredPeer, PeerType, PeeringPlan, PlannerInput, SecretKeyRef } from './types.js';
 
 /** Port of a BGP peer that does not say otherwise (RFC 4271 §8.2.1: TCP port 179). */
 const DEFAULT_PEER_PORT = 179;
@@ -57,6 +57,8 @@ interface Candidate {
   sourceAddress: 'UseNodeIP' | 'None';
   restartTime?: number;
   keepaliveTime?: number;
+  /** BGPPeer.spec.password.secretKeyRef: the agent resolves it (src/agent/secrets.ts). */
+  password?: SecretKeyRef;
   fromResource: string;
 }
 
@@ -126,6 +128,8 @@ class Cluster {
   readonly meshEnabled: boolean;
   readonly bindNodeIp: boolean;
   readonly meshRestartTime: number | undefined;
+  /** BGPConfiguration default nodeMeshPassword: every mesh session is signed with it (TCP-MD5). */
+  readonly meshPassword: SecretKeyRef | undefined;
   private readonly selectors = new Map<string, Selector | null>();
 
   constructor(
@@ -140,6 +144,8 @@ class Cluster {
     // Calico reads bindMode from the `default` BGPConfiguration only.
     this.bindNodeIp = global?.bindMode === 'NodeIP';
     this.meshRestartTime = global?.nodeMeshMaxRestartTime === undefined ? undefined : this.seconds('BGPConfiguration default', 'spec.nodeMeshMaxRestartTime', global.nodeMeshMaxRestartTime);
+    const meshRef = global?.nodeMeshPassword?.secretKeyRef;
+    this.meshPassword = meshRef !== undefined ? { name: meshRef.name, key: meshRef.key } : undefined;
     const sorted = [...input.nodes].sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0));
     this.nodes = sorted.map((n) => this.view(n, configs.get(`node.${n.metadata.name}`)));
   }
@@ -205,12 +211,14 @@ function nextHopOf(spec: Resource<'BGPPeer'>['spec']): Pick<Candidate, 'nextHopM
 }
 
 /** The fields every peering made from a BGPPeer carries (Calico's setPeerConfigFieldsFromV3Resource). */
-function sharedFields(cluster: Cluster, peer: Resource<'BGPPeer'>): Pick<Candidate, 'sourceAddress' | 'restartTime' | 'keepaliveTime' | 'nextHopMode' | 'keepOriginalNextHop' | 'fromResource'> {
+function sharedFields(cluster: Cluster, peer: Resource<'BGPPeer'>): Pick<Candidate, 'sourceAddress' | 'restartTime' | 'keepaliveTime' | 'nextHopMode' | 'keepOriginalNextHop' | 'fromResource' | 'password'> {
   const s = peer.spec;
   const what = `BGPPeer ${peer.metadata.name}`;
   const out: ReturnType<typeof sharedFields> = { sourceAddress: s.sourceAddress ?? 'UseNodeIP', fromResource: peer.metadata.name, ...nextHopOf(s) };
   if (s.maxRestartTime !== undefined) out.restartTime = cluster.seconds(what, 'spec.maxRestartTime', s.maxRestartTime);
   if (s.keepaliveTime !== undefined) out.keepaliveTime = cluster.seconds(what, 'spec.keepaliveTime', s.keepaliveTime);
+  const ref = s.password?.secretKeyRef;
+  if (ref !== undefined) out.password = { name: ref.name, key: ref.key };
   return out;
 }
 
@@ -334,6 +342,7 @@ function meshPeers(cluster: Cluster, self: NodeView, ourIp: string): DesiredPeer
       sourceAddress: ourIp,
     };
     if (cluster.meshRestartTime !== undefined) peer.restartTime = cluster.meshRestartTime;
+    if (cluster.meshPassword !== undefined) peer.password = cluster.meshPassword;
     peers.push(peer);
   }
   return peers;
@@ -412,6 +421,7 @@ function finish(type: 'Global' | 'Node', c: Candidate, self: NodeView, ourIp: st
   if (c.keepaliveTime !== undefined) peer.keepaliveTime = c.keepaliveTime;
   if (c.restartTime !== undefined) peer.restartTime = c.restartTime;
   if (c.sourceAddress === 'UseNodeIP') peer.sourceAddress = ourIp;
+  if (c.password !== undefined) peer.password = c.password;
   return peer;
 }
 
