@@ -152,9 +152,9 @@ function int32(value: number): Buffer {
   return buf;
 }
 
-/** Checks a GTSM hop count (Calico's ttlSecurity): 1..254 hops. */
+/** Checks a GTSM hop count (Calico's ttlSecurity): 1..255 hops. */
 export function minTtlFor(hops: number): number {
-  if (!Number.isInteger(hops) || hops < 1 || hops > 254) throw new SocketOptionError('EINVAL', `ttlSecurity: ${hops} is not a hop count from 1 to 254`);
+  if (!Number.isInteger(hops) || hops < 1 || hops > 255) throw new SocketOptionError('EINVAL', `ttlSecurity: ${hops} is not a hop count from 1 to 255`);
   // RFC 5082 §3 with Calico's meaning of the number: the hops (edges) between the peers, 1 = directly
   // connected. A peer N edges away sends 255 and we receive 255 − (N − 1): minimum TTL 256 − N, what BIRD
   // sets for Calico's `ttl security on; multihop N`. (255 − N would let one more router in between.)

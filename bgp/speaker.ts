@@ -322,14 +322,14 @@ function securityOf(spec: PeerSpec): SecureSocketOptions | undefined {
   };
 }
 
-/** Refuses a password Linux cannot use and a GTSM hop count outside 1..254, naming the peer. */
+/** Refuses a password Linux cannot use and a GTSM hop count outside 1..255, naming the peer. */
 function checkSecurity(spec: PeerSpec): void {
   if (spec.password !== undefined) {
     const bytes = Buffer.byteLength(spec.password, 'utf8');
     if (bytes < 1 || bytes > TCP_MD5_MAX_KEY_BYTES) throw new Error(`peer ${spec.address}: a password must be 1 to ${TCP_MD5_MAX_KEY_BYTES} bytes (TCP-MD5), this one is ${bytes}`);
   }
   const hops = spec.ttlSecurity;
-  if (hops !== undefined && (!Number.isInteger(hops) || hops < 1 || hops > 254)) throw new Error(`peer ${spec.address}: ttlSecurity must be a hop count from 1 to 254, not ${hops}`);
+  if (hops !== undefined && (!Number.isInteger(hops) || hops < 1 || hops > 255)) throw new Error(`peer ${spec.address}: ttlSecurity must be a hop count from 1 to 255, not ${hops}`);
 }
 
 function sameSpec(a: NormalSpec, b: NormalSpec): boolean {

@@ -148,6 +148,8 @@ function toPeerSpec(peer: DesiredPeer, exportFilter: PeerSpec['exportFilter'], n
   return {
     // TCP-MD5 (BGPPeer password / nodeMeshPassword), resolved from its Secret.
     ...(password !== undefined ? { password } : {}),
+    // GTSM (BGPPeer ttlSecurity).
+    ...(peer.ttlSecurity !== undefined ? { ttlSecurity: peer.ttlSecurity } : {}),
     // BGPPeer localASNumber: this session speaks another AS than the node's.
     ...(peer.localAsNumber !== nodeAs ? { localAs: peer.localAsNumber } : {}),
     // BGPPeer maxRestartTime / nodeMeshMaxRestartTime: the graceful restart time offered to this peer.
@@ -398,7 +400,7 @@ export class Agent {
     const kernel = this.kernelFindings();
     const peers = (this.speaker?.peerStatus() ?? []).map((peer) => {
       const desired = byAddress.get(peer.address);
-      const signed = desired?.password !== undefined;
+      const signed = desired?.password !== undefined || desired?.ttlSecurity !== undefined;
       return peerRow({ peer, ...(desired ? { desired } : {}), now, ...(signed && kernel.length > 0 ? { kernel } : {}) });
     });
     // Peers not started because their password could not be read: shown, with the reason.
@@ -813,7 +815,7 @@ export class Agent {
 
   /** What the kernel dropped (TCP-MD5, GTSM) since the password sessions were last configured, in words. */
   private kernelFindings(): string[] {
-    if (!this.plan?.peers.some((p) => p.password)) return [];
+    if (!this.plan?.peers.some((p) => p.password || p.ttlSecurity)) return [];
     return formatTcpSecurityFindings(diagnoseTcpSecurity(this.tcpCountersBase, this.tcpCounters()));
   }
 

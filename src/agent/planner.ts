@@ -59,6 +59,8 @@ interface Candidate {
   keepaliveTime?: number;
   /** BGPPeer.spec.password.secretKeyRef: the agent resolves it (src/agent/secrets.ts). */
   password?: SecretKeyRef;
+  /** BGPPeer.spec.ttlSecurity (GTSM hops), when not 0. */
+  ttlSecurity?: number;
   fromResource: string;
 }
 
@@ -211,7 +213,7 @@ function nextHopOf(spec: Resource<'BGPPeer'>['spec']): Pick<Candidate, 'nextHopM
 }
 
 /** The fields every peering made from a BGPPeer carries (Calico's setPeerConfigFieldsFromV3Resource). */
-function sharedFields(cluster: Cluster, peer: Resource<'BGPPeer'>): Pick<Candidate, 'sourceAddress' | 'restartTime' | 'keepaliveTime' | 'nextHopMode' | 'keepOriginalNextHop' | 'fromResource' | 'password'> {
+function sharedFields(cluster: Cluster, peer: Resource<'BGPPeer'>): Pick<Candidate, 'sourceAddress' | 'restartTime' | 'keepaliveTime' | 'nextHopMode' | 'keepOriginalNextHop' | 'fromResource' | 'password' | 'ttlSecurity'> {
   const s = peer.spec;
   const what = `BGPPeer ${peer.metadata.name}`;
   const out: ReturnType<typeof sharedFields> = { sourceAddress: s.sourceAddress ?? 'UseNodeIP', fromResource: peer.metadata.name, ...nextHopOf(s) };
@@ -219,6 +221,8 @@ function sharedFields(cluster: Cluster, peer: Resource<'BGPPeer'>): Pick<Candida
   if (s.keepaliveTime !== undefined) out.keepaliveTime = cluster.seconds(what, 'spec.keepaliveTime', s.keepaliveTime);
   const ref = s.password?.secretKeyRef;
   if (ref !== undefined) out.password = { name: ref.name, key: ref.key };
+  // Calico: ttlSecurity 0 is off; N → BIRD's `ttl security on; multihop N`.
+  if (s.ttlSecurity !== undefined && s.ttlSecurity > 0) out.ttlSecurity = s.ttlSecurity;
   return out;
 }
 
@@ -422,6 +426,7 @@ function finish(type: 'Global' | 'Node', c: Candidate, self: NodeView, ourIp: st
   if (c.restartTime !== undefined) peer.restartTime = c.restartTime;
   if (c.sourceAddress === 'UseNodeIP') peer.sourceAddress = ourIp;
   if (c.password !== undefined) peer.password = c.password;
+  if (c.ttlSecurity !== undefined) peer.ttlSecurity = c.ttlSecurity;
   return peer;
 }
 

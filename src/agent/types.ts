@@ -42,6 +42,8 @@ export interface DesiredPeer {
   fromResource?: string;
   /** TCP-MD5: where the password is (BGPPeer password / BGPConfiguration nodeMeshPassword); never the value. */
   password?: SecretKeyRef;
+  /** GTSM (RFC 5082): BGPPeer ttlSecurity hops. */
+  ttlSecurity?: number;
 }
 
 /** Calico's secretKeyRef: a key of a Secret in the agent's namespace (or, with etcd, of a mounted one). */

@@ -35,7 +35,7 @@ export interface PeerOption {
   allowOwnAs?: number;
   /** A file holding the TCP-MD5 password (read by the command, never taken on the command line). */
   passwordFile?: string;
-  /** GTSM hops (RFC 5082), 1..254. */
+  /** GTSM hops (RFC 5082), 1..255. */
   ttlSecurity?: number;
 }
 
@@ -216,7 +216,7 @@ export function parsePeer(text: string): PeerOption {
     peer.passwordFile = passwordFile;
   }
   const ttlSecurity = valueOf(options, 'ttl-security', flag);
-  if (ttlSecurity !== undefined) peer.ttlSecurity = parseUint(ttlSecurity, `${flag} ${head} ttl-security`, 1, 254);
+  if (ttlSecurity !== undefined) peer.ttlSecurity = parseUint(ttlSecurity, `${flag} ${head} ttl-security`, 1, 255);
   return peer;
 }
 

@@ -235,7 +235,10 @@ export async function startBird(kind: BirdKind, options: PeerOptions): Promise<P
     staleFiles: [socket, join(dir, 'bird.pid')],
     prepare: () => {
       writeConfig();
-      return { command: bin.daemon(), args: ['-f', '-c', configPath, '-s', socket, '-P', join(dir, 'bird.pid')] };
+      const args = ['-f', '-c', configPath, '-s', socket, '-P', join(dir, 'bird.pid')];
+      // `ip netns exec` execs the daemon itself: the PID stopped by the harness is still BIRD's.
+      if (options.netns !== undefined) return { command: 'ip', args: ['netns', 'exec', options.netns, bin.daemon(), ...args] };
+      return { command: bin.daemon(), args };
     },
     ready: () => unixSocketAnswers(socket, '0001 '),
   });

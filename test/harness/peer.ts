@@ -48,6 +48,8 @@ export interface PeerOptions {
   readonly neighbors: readonly NeighborOptions[];
   /** Route-reflector cluster id; set it with rrClient neighbors to act as a reflector. */
   readonly clusterId?: string;
+  /** Run the daemon in this network namespace (`ip netns exec`; BIRD only). Its control socket is a file, so the CLI works from here. */
+  readonly netns?: string;
   /** Default graceful restart for every neighbor (a neighbor's own setting wins). */
   readonly gracefulRestart?: boolean | { readonly restartTime: number };
   /** Routes originated from the start. */

@@ -38,8 +38,8 @@ describe('GTSM', () => {
   it('minimum TTL is 256 − hops (1 hop: only 255, what BIRD sets for Calico ttlSecurity)', () => {
     expect(minTtlFor(1)).toBe(255);
     expect(minTtlFor(2)).toBe(254);
-    expect(minTtlFor(254)).toBe(2);
-    for (const bad of [0, 255, 1.5, -1]) expect(() => minTtlFor(bad)).toThrow(/not a hop count from 1 to 254/);
+    expect(minTtlFor(255)).toBe(1);
+    for (const bad of [0, 256, 1.5, -1]) expect(() => minTtlFor(bad)).toThrow(/not a hop count from 1 to 255/);
   });
 });
 

@@ -83,6 +83,6 @@ describe('--peer password-file and ttl-security', () => {
     expect(() => parsePeer('127.0.0.2,as=65001,password=hunter2')).toThrow(/never taken on the command line.*password-file=PATH/);
     expect(() => parsePeer('127.0.0.2,as=65001,password=hunter2')).not.toThrow(/hunter2/);
     expect(() => parsePeer('127.0.0.2,as=65001,ttl-security=0')).toThrow(UsageError);
-    expect(() => parsePeer('127.0.0.2,as=65001,ttl-security=255')).toThrow(UsageError);
+    expect(() => parsePeer('127.0.0.2,as=65001,ttl-security=256')).toThrow(UsageError);
   });
 });
