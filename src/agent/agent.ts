@@ -903,6 +903,10 @@ export class Agent {
       localBlocks: affineBlocks({ nodeName: name, blocks: cache.list('IPAMBlock'), affinities: cache.list('BlockAffinity') }).map(formatPrefix),
       workloads,
       bgpRoutes,
+      // No pod speaks BGP as its node (felix/bgp-guard.ts); TORTIE_BGP_PORT_GUARD=false turns it off.
+      bgpGuard: this.config.bgpPortGuard
+        ? { nodeAddresses: cache.list('Node').flatMap((n) => (n.spec.bgp?.ipv4Address !== undefined ? [n.spec.bgp.ipv4Address] : [])) }
+        : null,
       tunnel: {
         ...(tunnelAddress !== undefined ? { address: tunnelAddress } : {}),
         ...(this.config.ipipMtu !== undefined ? { mtu: this.config.ipipMtu } : {}),

@@ -67,6 +67,8 @@ export interface AgentConfig {
   logLevel?: string;
   /** FELIX_IPINIPMTU; undefined = auto (host MTU − 20). */
   ipipMtu?: number;
+  /** TORTIE_BGP_PORT_GUARD (default true): felix drops pods' traffic to nodes' TCP port 179 (felix/bgp-guard.ts). */
+  bgpPortGuard: boolean;
 }
 
 /** Calico's defaults for the pool calico-node creates at first start. */
@@ -275,6 +277,7 @@ export function parseAgentConfig(env: Env, hostname: string): AgentConfig {
     else problems.push(`TORTIE_LOG_LEVEL="${levelRaw}" is not one of ${LOG_LEVELS.join(', ')}`);
   }
   const ipipMtu = parseInteger(env, 'FELIX_IPINIPMTU', 0, 65535, problems);
+  const bgpPortGuard = parseBool(env, 'TORTIE_BGP_PORT_GUARD', true, problems);
   if (problems.length > 0) throw new AgentConfigError(problems);
   return {
     nodeName,
@@ -289,6 +292,7 @@ export function parseAgentConfig(env: Env, hostname: string): AgentConfig {
     healthPort,
     ...(logLevel !== undefined ? { logLevel } : {}),
     ...(ipipMtu !== undefined && ipipMtu !== 0 ? { ipipMtu } : {}),
+    bgpPortGuard,
   };
 }
 
