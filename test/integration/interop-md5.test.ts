@@ -153,6 +153,31 @@ describe.skipIf(skipAll)('TCP-MD5 interop', () => {
   }
 });
 
+describe('a password where the native part cannot load: refused loudly, never unsigned', () => {
+  const track = stopAfterEachTest();
+
+  it('bird2 without a password connects to tortie: never Established; tortie says why at start', async () => {
+    if (!requirePeers('bird2')) return;
+    const { tortie, peer: peerIp } = addresses();
+    const dir = makeTempDir('md5');
+    const peer = track(await startPeer('bird2', { address: peerIp, as: PEER_AS, neighbors: [{ address: tortie, as: TORTIE_AS }] }));
+    const speaker = track(
+      SpeakerProcess.start(
+        ['--router-id', tortie, '--as', String(TORTIE_AS), '--connect-retry', '1', '--peer', `${peerIp},as=${PEER_AS},password-file=${passwordFile(dir, PASSWORD)}`],
+        { TORTIE_NATIVE_ADDON: join(dir, 'no-such-addon.node') },
+      ),
+    );
+    const error = await speaker.waitForEvent((e) => e.event === 'error', { what: 'the refusal at start' });
+    expect(error).toMatchObject({ message: expect.stringMatching(new RegExp(`peer ${peerIp.replace(/\./g, '\\.')}: TCP-MD5/GTSM cannot be set here, so this peer is never connected: the native part is not built`)) });
+    // BIRD keeps connecting (unsigned) and tortie keeps trying (refused before the SYN): nothing gets up.
+    await waitFor(() => /inbound connection refused: the peer's TCP-MD5 or GTSM could not be set/.test(speaker.stderr.join('')) || undefined, { timeoutMs: 15_000, what: 'an inbound connection refused' });
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    expect(speaker.events.filter((e) => e.event === 'state' && e.to === 'Established')).toEqual([]);
+    expect((await peer.sessions()).find((s) => s.neighbor === tortie)?.state).not.toBe('Established');
+    expect(speaker.stderr.join('')).not.toContain(PASSWORD);
+  });
+});
+
 describe.runIf(skipAll)('TCP-MD5 interop without the native part', () => {
   it('says why it cannot run (scripts/build-native.sh did not build dist/bgp/native/tcp-sockopt.node)', () => {
     if (process.env.CI === 'true') expect(nativeSocketOptions()).toMatchObject({ available: true });
