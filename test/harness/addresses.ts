@@ -24,6 +24,7 @@ export const ADDRESS_BLOCKS: Readonly<Record<number, string>> = {
   35: 'test/integration/interop-md5.test.ts',
   36: 'test/integration/interop-gtsm.test.ts', // no loopback use: 198.18.36.0/24 inside its own namespaces
   37: 'test/integration/felix-bgp-guard.test.ts', // no loopback use: 198.18.37.0/24 inside its own namespaces
+  38: 'test/integration/node-agent-md5.test.ts',
   40: 'test/bench/routing-receive.ts',
   41: 'test/bench/routing-rr.ts',
   42: 'test/bench/routing-nodes.ts',
