@@ -22,6 +22,18 @@
 # Bump: a new 24.x in scripts/node-runtime.sh and here (a new digest too), then rebuild. README.md,
 # "Runtime and dependencies", says more. Another base for one build: --build-arg NODE_IMAGE=...
 ARG NODE_IMAGE=node:24.22.3-bookworm-slim
+
+# The native part (TCP-MD5 and GTSM socket options, bgp/native/tcp-sockopt.c) is compiled here, for the
+# architecture the image is built for (amd64, arm64): one C file against Node-API, no node-gyp.
+FROM ${NODE_IMAGE} AS native
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gcc libc6-dev \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /build
+COPY bgp/native/tcp-sockopt.c bgp/native/
+COPY scripts/build-native.sh scripts/
+RUN TORTIE_NATIVE_REQUIRED=1 bash scripts/build-native.sh
+
 FROM ${NODE_IMAGE}
 
 # iproute2: `ip route`, `ip link` (tunl0, cali* interfaces); nftables: `nft`. Nothing else from apt.
@@ -41,6 +53,8 @@ COPY dist/src ./dist/src
 COPY dist/bgp ./dist/bgp
 COPY dist/felix ./dist/felix
 COPY dist/ipip ./dist/ipip
+# After dist/bgp: this image's own build of the addon, not the one from the build machine.
+COPY --from=native /build/dist/bgp/native ./dist/bgp/native
 
 # `tortie` on PATH: package.json's bin (dist/src/cli/main.js, `#!/usr/bin/env node`).
 RUN chmod 0755 dist/src/cli/main.js \

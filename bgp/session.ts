@@ -110,6 +110,9 @@ export interface SessionConfig {
   readonly port?: number;
   /** Bind outbound connections to this local address. */
   readonly localAddress?: string;
+  /** TCP-MD5 key (RFC 2385) and GTSM hops (RFC 5082) for outbound connections (see transport.ts). */
+  readonly md5Key?: Uint8Array;
+  readonly ttlSecurity?: number;
   /** Never connect; wait for the peer (ManualStart_with_PassiveTcpEstablishment). */
   readonly passive?: boolean;
   /** Seconds, 0 or 3..65535. Default 90. */
@@ -823,6 +826,8 @@ export class Session extends EventEmitter<SessionEvents> {
       remoteAddress: this.config.peerAddress,
       remotePort: this.config.port ?? BGP_PORT,
       ...(this.config.localAddress ? { localAddress: this.config.localAddress } : {}),
+      ...(this.config.md5Key !== undefined ? { md5Key: this.config.md5Key } : {}),
+      ...(this.config.ttlSecurity !== undefined ? { ttlSecurity: this.config.ttlSecurity } : {}),
       signal: abort.signal,
     };
     this.log.debug({ peer: this.config.peerAddress, port: options.remotePort }, 'BGP connecting');

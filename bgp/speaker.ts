@@ -77,6 +77,7 @@ import {
   type SharedSubnet,
 } from './rib/index.js';
 import { Session, type Logger, type SessionConfig, type SessionState } from './session.js';
+import { setTcpMd5, setTtl255, setTtlSecurity, TCP_MD5_MAX_KEY_BYTES, type SecureSocketOptions } from './socket-options.js';
 import { tcpTransport, wrapSocket, type Connection, type Transport } from './transport.js';
 import { Afi, BGP_PORT, Safi, type CodecContext, type PathAttributes, type Prefix } from './types.js';
 
@@ -87,12 +88,46 @@ export type LoggerLike = Logger;
 
 const silentLogger: LoggerLike = { debug() {}, info() {}, warn() {}, error() {} };
 
-/** Listens on address:port and hands every inbound connection to `onConnection`; resolves to a closer. */
-export type Acceptor = (address: string, port: number, onConnection: (conn: Connection) => void) => Promise<() => Promise<void>>;
+/**
+ * A running listener: calling it closes it. `setPeerSecurity` (where the listener can) installs or removes
+ * one peer's TCP-MD5 key and GTSM hops; it throws, naming the reason, when it cannot. A listener without it
+ * cannot accept a peer that has a password: the speaker refuses such a peer's inbound connections.
+ */
+export type ListenerHandle = (() => Promise<void>) & {
+  readonly setPeerSecurity?: (address: string, options: SecureSocketOptions | undefined) => void;
+};
 
-/** The TCP acceptor. Rejects with a message naming the address and the likely cause when it cannot bind. */
+/** Listens on address:port and hands every inbound connection to `onConnection`; resolves to a handle. */
+export type Acceptor = (address: string, port: number, onConnection: (conn: Connection) => void) => Promise<ListenerHandle>;
+
+/** The file descriptor under a node:net socket or server (Linux; -1 when there is none). */
+function fdOf(handleOwner: unknown): number {
+  const fd = (handleOwner as { _handle?: { fd?: unknown } })._handle?.fd;
+  return typeof fd === 'number' ? fd : -1;
+}
+
+/**
+ * The TCP acceptor. Rejects with a message naming the address and the likely cause when it cannot bind.
+ * TCP-MD5 keys go on the listening socket, one per peer address (RFC 2385 as Linux does it: the kernel
+ * drops a SYN from that address without a valid signature). GTSM: IP_TTL 255 on the listener (the SYN-ACK
+ * and, inherited, every accepted socket send with it), IP_MINTTL on each accepted socket of that peer.
+ */
 export const tcpAcceptor: Acceptor = async (address, port, onConnection) => {
-  const server = createServer({ noDelay: true }, (socket) => onConnection(wrapSocket(socket)));
+  const security = new Map<string, SecureSocketOptions>();
+  const server = createServer({ noDelay: true }, (socket) => {
+    const hops = security.get((socket.remoteAddress ?? '').replace(/^::ffff:/, ''))?.ttlSecurity;
+    if (hops !== undefined) {
+      try {
+        setTtlSecurity(fdOf(socket), hops);
+      } catch {
+        // The listener set IP_TTL already, so the native part works; a socket that is gone meanwhile
+        // closes by itself.
+        socket.destroy();
+        return;
+      }
+    }
+    onConnection(wrapSocket(socket));
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', (error: NodeJS.ErrnoException) => {
       const hint =
@@ -107,7 +142,21 @@ export const tcpAcceptor: Acceptor = async (address, port, onConnection) => {
     });
     server.listen({ host: address, port, exclusive: true }, () => resolve());
   });
-  return () => new Promise<void>((resolve) => server.close(() => resolve()));
+  let ttl255 = false;
+  const setPeerSecurity = (peer: string, options: SecureSocketOptions | undefined): void => {
+    const had = security.get(peer);
+    const key = options?.md5Key !== undefined && options.md5Key.length > 0 ? options.md5Key : undefined;
+    if (key !== undefined) setTcpMd5(fdOf(server), peer, key);
+    else if (had?.md5Key !== undefined) setTcpMd5(fdOf(server), peer, undefined);
+    if (options?.ttlSecurity !== undefined && !ttl255) {
+      setTtl255(fdOf(server));
+      ttl255 = true;
+    }
+    if (options && (key !== undefined || options.ttlSecurity !== undefined)) security.set(peer, options);
+    else security.delete(peer);
+  };
+  const close = () => new Promise<void>((resolve) => server.close(() => resolve()));
+  return Object.assign(close, { setPeerSecurity });
 };
 
 export interface GracefulRestartOptions {
@@ -214,6 +263,13 @@ export interface PeerSpec {
   restartTime?: number;
   /** Prefixes this peer may send; default the speaker's `maxPrefixes`. */
   maxPrefixes?: number;
+  /**
+   * TCP-MD5 password (RFC 2385; Calico's BGPPeer password): every segment both ways is signed, on
+   * connections we open and on those we accept. 1..80 bytes. Never logged or reported.
+   */
+  password?: string;
+  /** GTSM (RFC 5082; Calico's ttlSecurity): the peer is at most this many hops away (1 = directly connected). */
+  ttlSecurity?: number;
   /** Policy hooks (compared by identity when peers are reconfigured). */
   importFilter?: PeerPolicy['importFilter'];
   exportFilter?: PeerPolicy['exportFilter'];
@@ -284,6 +340,8 @@ interface PeerEntry {
   /** clock.now() when a ROUTE-REFRESH was last answered; the answer scheduled for the end of the interval. */
   refreshAnsweredAt: number | null;
   refreshTimer: TimerHandle | null;
+  /** Why the listener could not take this peer's TCP-MD5 key or GTSM: its inbound connections are refused. */
+  securityRefusal: string | null;
 }
 
 export interface PeerStatus {
@@ -303,7 +361,26 @@ function normalizeSpec(spec: PeerSpec): NormalSpec {
   return { ...spec, port: spec.port ?? BGP_PORT, passive: spec.passive ?? false };
 }
 
-const SPEC_FIELDS = ['address', 'port', 'peerAs', 'passive', 'holdTime', 'keepaliveTime', 'localAddress', 'rrClient', 'nextHop', 'subnet', 'allowOwnAs', 'localAs', 'restartTime', 'importFilter', 'exportFilter', 'maxPrefixes'] as const;
+const SPEC_FIELDS = ['address', 'port', 'peerAs', 'passive', 'holdTime', 'keepaliveTime', 'localAddress', 'rrClient', 'nextHop', 'subnet', 'allowOwnAs', 'localAs', 'restartTime', 'importFilter', 'exportFilter', 'maxPrefixes', 'password', 'ttlSecurity'] as const;
+
+/** The TCP-MD5 key and GTSM hops of a peer, for the transport and the listener; undefined when neither. */
+function securityOf(spec: PeerSpec): SecureSocketOptions | undefined {
+  if (spec.password === undefined && spec.ttlSecurity === undefined) return undefined;
+  return {
+    ...(spec.password !== undefined ? { md5Key: Buffer.from(spec.password, 'utf8') } : {}),
+    ...(spec.ttlSecurity !== undefined ? { ttlSecurity: spec.ttlSecurity } : {}),
+  };
+}
+
+/** Refuses a password Linux cannot use and a GTSM hop count outside 1..255, naming the peer. */
+function checkSecurity(spec: PeerSpec): void {
+  if (spec.password !== undefined) {
+    const bytes = Buffer.byteLength(spec.password, 'utf8');
+    if (bytes < 1 || bytes > TCP_MD5_MAX_KEY_BYTES) throw new Error(`peer ${spec.address}: a password must be 1 to ${TCP_MD5_MAX_KEY_BYTES} bytes (TCP-MD5), this one is ${bytes}`);
+  }
+  const hops = spec.ttlSecurity;
+  if (hops !== undefined && (!Number.isInteger(hops) || hops < 1 || hops > 255)) throw new Error(`peer ${spec.address}: ttlSecurity must be a hop count from 1 to 255, not ${hops}`);
+}
 
 function sameSpec(a: NormalSpec, b: NormalSpec): boolean {
   return SPEC_FIELDS.every((field) => a[field] === b[field]);
@@ -324,7 +401,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
   private readonly localSource: RouteSource;
   /** Originated routes: prefix key → the canonical attribute set offered to the Loc-RIB. */
   private originated = new Map<number, PathAttributes>();
-  private closeListener: (() => Promise<void>) | null = null;
+  private closeListener: ListenerHandle | null = null;
   private stopped = false;
   private deferring: boolean;
   private deferralTimer: TimerHandle | null = null;
@@ -368,7 +445,10 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
   /** Starts the listener (if any) and, when restarting, the selection deferral timer. */
   async start(): Promise<void> {
     const listen = this.config.listen;
-    if (listen) this.closeListener = await this.config.acceptor(listen.address, listen.port, (conn) => this.onInbound(conn));
+    if (listen) {
+      this.closeListener = await this.config.acceptor(listen.address, listen.port, (conn) => this.onInbound(conn));
+      for (const entry of this.peers.values()) this.installSecurity(entry);
+    }
     if (this.deferring) {
       const gr = this.config.gracefulRestart!;
       const ms = gr.deferralMs ?? gr.restartTime * 1000;
@@ -392,6 +472,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
         throw new Error(`peer ${spec.address} maxPrefixes ${spec.maxPrefixes} is not a whole number 1..4294967295`);
       }
       if (spec.subnet !== undefined) parsePrefix(spec.subnet, { what: `peer ${spec.address} subnet` });
+      checkSecurity(spec);
     }
     const desired = new Map(specs.map((s) => [s.address, normalizeSpec(s)]));
     for (const [address, entry] of this.peers) {
@@ -583,6 +664,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
       },
       ...(spec.keepaliveTime !== undefined ? { keepaliveTime: spec.keepaliveTime } : {}),
       ...(source !== undefined ? { localAddress: source } : {}),
+      ...securityOf(spec),
     };
   }
 
@@ -648,8 +730,10 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
       refused: new Map(),
       refreshAnsweredAt: null,
       refreshTimer: null,
+      securityRefusal: null,
     };
     this.peers.set(spec.address, entry);
+    this.installSecurity(entry);
     // What this peer should have: every best route its group exports, except its own — routes still
     // lingering from its previous configuration are its own too.
     const own: number[] = [];
@@ -663,6 +747,27 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
   }
 
   /** Cease to the peer first (so its NOTIFICATION and last state change are still reported), then forget it. */
+  /**
+   * Puts the peer's TCP-MD5 key and GTSM hops on the listener (inbound; outbound connections get them from
+   * the transport). Where that fails — no native part, a kernel without TCP_MD5SIG — the peer's inbound
+   * connections are refused and its status says why: never a session without the password.
+   */
+  private installSecurity(entry: PeerEntry): void {
+    const options = securityOf(entry.spec);
+    entry.securityRefusal = null;
+    if (options === undefined || this.config.listen === null || this.closeListener === null) return;
+    const set = this.closeListener.setPeerSecurity;
+    try {
+      if (!set) throw new Error('this listener cannot set TCP-MD5 or GTSM');
+      set(entry.spec.address, options);
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      entry.securityRefusal = reason;
+      entry.session.stats.lastError = `inbound connections refused: ${reason}`;
+      this.config.logger.error({ peer: entry.spec.address, reason }, 'TCP-MD5/GTSM cannot be set on the listener: inbound connections from this peer are refused');
+    }
+  }
+
   private removePeer(entry: PeerEntry, subcode: number): void {
     entry.removing = true;
     this.setLingeringInPlace(entry, false);
@@ -672,6 +777,13 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     if (entry.staleTimer) this.config.clock.clearTimeout(entry.staleTimer);
     entry.staleTimer = null;
     this.peers.delete(entry.spec.address);
+    if (securityOf(entry.spec) !== undefined && !this.stopped) {
+      try {
+        this.closeListener?.setPeerSecurity?.(entry.spec.address, undefined);
+      } catch (error) {
+        this.config.logger.warn({ peer: entry.spec.address, error: error instanceof Error ? error.message : String(error) }, 'could not remove the peer\'s TCP-MD5 key from the listener');
+      }
+    }
     this.leaveGroup(entry);
     const linger = this.config.deconfiguredLingerMs;
     if (linger > 0 && entry.ribIn.size > 0 && !this.stopped) {
@@ -1210,6 +1322,12 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     const entry = this.peers.get(remote);
     if (!entry || this.stopped) {
       this.config.logger.info({ remote, localAddress: conn.localAddress }, 'connection from an address that is not a configured peer: closed');
+      conn.destroy();
+      return;
+    }
+    if (entry.securityRefusal !== null) {
+      // Never a session without the password or GTSM the peer is configured with.
+      this.config.logger.warn({ peer: remote, reason: entry.securityRefusal }, 'inbound connection refused: the peer\'s TCP-MD5 or GTSM could not be set on the listener');
       conn.destroy();
       return;
     }

@@ -4,7 +4,9 @@
 // Implementations here:
 // - `tcpTransport` on node:net: setNoDelay(true) (BGP messages are small and latency matters for
 //   keepalives), optional bind to a local address, errors that name the address and the errno
-//   (EADDRNOTAVAIL, ECONNREFUSED, ...). `wrapSocket` turns a socket accepted by the speaker's listener
+//   (EADDRNOTAVAIL, ECONNREFUSED, ...). With `md5Key` or `ttlSecurity` the socket is made natively with
+//   those options set before the SYN (bgp/socket-options.ts) and then adopted by node:net; where the
+//   native part is missing such a connect fails with ENOTSUP, never unsigned. `wrapSocket` turns a socket accepted by the speaker's listener
 //   into a `Connection` so it can be handed to a session.
 // - `MemoryNetwork`: listeners keyed by "address:port"; `transport(localAddress)` gives a Transport that
 //   connects to them, refusing (ECONNREFUSED) when nothing listens.
@@ -17,6 +19,7 @@
 
 import { EventEmitter } from 'node:events';
 import * as net from 'node:net';
+import { openSocket, SocketOptionError } from './socket-options.js';
 
 export interface ConnectionEvents {
   data: [chunk: Uint8Array];
@@ -49,6 +52,10 @@ export interface ConnectOptions {
   readonly localAddress?: string;
   /** Aborting rejects a pending connect and destroys the socket. */
   readonly signal?: AbortSignal;
+  /** TCP-MD5 key (RFC 2385): every segment of the connection, the SYN first, is signed with it. */
+  readonly md5Key?: Uint8Array;
+  /** GTSM (RFC 5082): send with TTL 255, accept only segments that crossed at most this many hops. */
+  readonly ttlSecurity?: number;
 }
 
 export interface Transport {
@@ -76,6 +83,7 @@ const ERRNO_TEXT: Record<string, string> = {
   EADDRNOTAVAIL: 'Cannot assign requested address',
   EADDRINUSE: 'Address already in use',
   ABORTED: 'Connection attempt aborted',
+  ENOTSUP: 'Not supported here',
 };
 
 export function describeErrno(code: string): string {
@@ -160,11 +168,32 @@ export const tcpTransport: Transport = {
         reject(connectError(options, 'ABORTED'));
         return;
       }
-      const socket = net.connect({
+      const target = {
         host: options.remoteAddress,
         port: options.remotePort,
         ...(options.localAddress ? { localAddress: options.localAddress } : {}),
-      });
+      };
+      let socket: net.Socket;
+      if ((options.md5Key !== undefined && options.md5Key.length > 0) || options.ttlSecurity !== undefined) {
+        // The options must be on the socket before the SYN: a socket made natively, adopted by node:net,
+        // connected by it (libuv binds and connects an adopted, unconnected socket as its own).
+        let fd: number;
+        try {
+          fd = openSocket(options.remoteAddress, {
+            ...(options.md5Key !== undefined ? { md5Key: options.md5Key } : {}),
+            ...(options.ttlSecurity !== undefined ? { ttlSecurity: options.ttlSecurity } : {}),
+          });
+        } catch (error) {
+          const code = error instanceof SocketOptionError ? error.code : 'EIO';
+          const from = options.localAddress ? ` from ${options.localAddress}` : '';
+          reject(new TransportError(code, `connect to ${options.remoteAddress}:${options.remotePort}${from}: ${error instanceof Error ? error.message : String(error)}`));
+          return;
+        }
+        socket = new net.Socket({ fd, readable: true, writable: true });
+        socket.connect(target);
+      } else {
+        socket = net.connect(target);
+      }
       const onAbort = (): void => {
         socket.destroy();
         reject(connectError(options, 'ABORTED'));

@@ -29,6 +29,7 @@
 
 import { ensureKernelSettings, type SysctlIo } from './kernel-settings.js';
 import { natTableFor, NAT_TABLE } from './nat.js';
+import { bgpGuardTableFor, BGP_GUARD_TABLE } from './bgp-guard.js';
 import type { NftMonitor } from './nft.js';
 import { NftTableKeeper, type NftLike, type NftSyncResult, type NftTableStatus } from './nft-table.js';
 import { calculateRoutes, type CalcInput } from './route-calc.js';
@@ -67,6 +68,11 @@ export interface DataplaneOptions {
 
 /** What the agent knows; the driver adds whether tunl0 is usable. */
 export interface DataplaneInput extends Omit<CalcInput, 'tunnelUsable'> {
+  /**
+   * The BGP port guard (bgp-guard.ts: no pod reaches a node's port 179): every node's BGP address. Absent
+   * or null: no guard table (TORTIE_BGP_PORT_GUARD=false), one we made is removed.
+   */
+  bgpGuard?: { nodeAddresses: readonly string[] } | null;
   tunnel: {
     /** Node.spec.bgp.ipv4IPIPTunnelAddr; undefined = not allocated (yet). */
     address?: string;
@@ -116,6 +122,8 @@ export class FelixDataplane {
   private started = false;
   private stopped = false;
   private readonly nat: NftTableKeeper | null;
+  /** `table ip tortie-bgp-guard` (bgp-guard.ts), with the same nft as natOutgoing's. */
+  private readonly guard: NftTableKeeper | null;
   private natMonitor: NftMonitor | null = null;
   private natMonitorLost: string | null = null;
   private natPools: { natPools: string[]; allPools: string[]; warnings: string[] } = { natPools: [], allPools: [], warnings: [] };
@@ -152,6 +160,15 @@ export class FelixDataplane {
       ...(options.retryMs !== undefined ? { retryMs: options.retryMs } : {}),
       ...(options.clock !== undefined ? { clock: options.clock } : {}),
     });
+    this.guard = options.nft === undefined ? null : new NftTableKeeper({
+      nft: options.nft,
+      family: BGP_GUARD_TABLE.family,
+      name: BGP_GUARD_TABLE.name,
+      log: this.log,
+      resyncMs: this.resyncMs,
+      ...(options.retryMs !== undefined ? { retryMs: options.retryMs } : {}),
+      ...(options.clock !== undefined ? { clock: options.clock } : {}),
+    });
     this.sysctl = options.sysctl ?? null;
     const { netns, standIn, ip } = options.tunl0 ?? {};
     this.keeper = new Tunl0Keeper(
@@ -168,6 +185,7 @@ export class FelixDataplane {
     if (this.input !== null) this.recalculate();
     this.table.start();
     this.nat?.start();
+    this.guard?.start();
     this.watchNat();
     if (this.input !== null) void this.checkKernelSettings();
     const now = (): number => this.clock?.now() ?? Date.now();
@@ -304,6 +322,7 @@ export class FelixDataplane {
     if (this.tunl0Timer !== null) clearInterval(this.tunl0Timer);
     this.table.stop();
     this.nat?.stop();
+    this.guard?.stop();
     this.natMonitor?.stop();
     this.natMonitor = null;
     await this.tunl0Running.catch(() => undefined);
@@ -323,6 +342,15 @@ export class FelixDataplane {
     this.logOnce(nat.warnings, 'natOutgoing');
     this.natPools = { natPools: nat.natPools, allPools: nat.allPools, warnings: nat.warnings };
     this.nat?.setDesired(nat.table);
+    const guard = input.bgpGuard ? bgpGuardTableFor({ pools: input.pools, nodeAddresses: input.bgpGuard.nodeAddresses }) : { table: null, warnings: [] };
+    this.logOnce(guard.warnings, 'BGP port guard');
+    this.guard?.setDesired(guard.table);
+  }
+
+  /** Checks `table ip tortie-bgp-guard` now and writes it if it differs (tests; also done on every resync). */
+  settleBgpGuard(): Promise<NftSyncResult> {
+    if (this.guard === null) return Promise.reject(new Error('the BGP port guard is not managed by this dataplane (no nft given)'));
+    return this.guard.sync();
   }
 
   /** `nft monitor`: any change to our table (or one nft cannot place) is checked at once. Restarted on resync if lost. */
@@ -333,6 +361,7 @@ export class FelixDataplane {
       (event) => {
         const ours = event.table === NAT_TABLE.name && (event.family === null || event.family === NAT_TABLE.family);
         if (ours || event.table === null) this.nat?.poke();
+        if (event.table === BGP_GUARD_TABLE.name || event.table === null) this.guard?.poke();
       },
       (reason) => {
         this.natMonitor = null;

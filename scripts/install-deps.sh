@@ -12,7 +12,8 @@ set -euo pipefail
 
 BIRD2_ROOT="${TORTIE_BIRD2_ROOT:-/opt/tortie/bird2}"
 # libssh-gcrypt-4 and libreadline8 are bird2's shared libraries (its package cannot be installed beside bird).
-want=(bird frr gobgpd exabgp etcd-server iproute2 nftables tcpdump procps iputils-ping openssl python3-minimal libssh-gcrypt-4 libreadline8 containernetworking-plugins)
+# gcc, libc6-dev: scripts/build-native.sh compiles tortie's one C file (TCP-MD5/GTSM socket options).
+want=(bird frr gobgpd exabgp etcd-server iproute2 nftables tcpdump procps iputils-ping openssl python3-minimal libssh-gcrypt-4 libreadline8 containernetworking-plugins gcc libc6-dev)
 missing=()
 for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

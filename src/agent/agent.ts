@@ -54,6 +54,8 @@ import { ResourceCache } from './cache.js';
 import { levelOfSeverity, parseAgentConfig, routerIdFor, type AgentConfig } from './config.js';
 import { AgentMetrics } from './metrics.js';
 import { planPeers } from './planner.js';
+import { refText, type SecretSource } from './secrets.js';
+import { diagnoseTcpSecurity, formatTcpSecurityFindings, parseTcpSecurityCounters, type TcpSecurityCounters } from '../../bgp/tcp-diagnosis.js';
 import { peerRow } from './status-format.js';
 import type { AgentStatus, DesiredPeer, PeeringPlan, Readiness, RouteRow } from './types.js';
 
@@ -100,6 +102,10 @@ export interface AgentDeps {
    * containing one is accepted (import protection). runNode fills it from the datastore configuration.
    */
   controlPlane?: readonly string[];
+  /** Where BGP passwords come from (src/agent/secrets.ts); absent: a peer with a password is not started. */
+  secrets?: SecretSource | null;
+  /** The text of /proc/net/netstat (TCP-MD5/GTSM drop counters for node status); default: read it. */
+  readNetstat?: () => string | null;
 }
 
 /** Graceful restart we advertise: restart time (RFC 4724 §3) and how long we defer selection after a start. */
@@ -157,8 +163,12 @@ const IMPORT_GUARD_KINDS: ReadonlySet<string> = new Set(['Node', 'BGPConfigurati
  * BGPPeer gives that). iBGP peers and eBGP peers outside the subnet do not use it, so they do not get it:
  * a change of prefix length then restarts only the sessions it matters to.
  */
-function toPeerSpec(peer: DesiredPeer, exportFilter: PeerSpec['exportFilter'], nodeAs: number, subnet: string | undefined): PeerSpec {
+function toPeerSpec(peer: DesiredPeer, exportFilter: PeerSpec['exportFilter'], nodeAs: number, subnet: string | undefined, password?: string): PeerSpec {
   return {
+    // TCP-MD5 (BGPPeer password / nodeMeshPassword), resolved from its Secret.
+    ...(password !== undefined ? { password } : {}),
+    // GTSM (BGPPeer ttlSecurity).
+    ...(peer.ttlSecurity !== undefined ? { ttlSecurity: peer.ttlSecurity } : {}),
     // BGPPeer localASNumber: this session speaks another AS than the node's.
     ...(peer.localAsNumber !== nodeAs ? { localAs: peer.localAsNumber } : {}),
     // BGPPeer maxRestartTime / nodeMeshMaxRestartTime: the graceful restart time offered to this peer.
@@ -318,6 +328,11 @@ export class Agent {
   private readonly changedKinds = new Set<string>();
   private lastChangeAt: number | null = null;
   private logLevelFromEnv: boolean;
+  /** Resolved BGP passwords by "secret/key": the value, or why it could not be read (never logged). */
+  private passwords = new Map<string, { value: string } | { error: string }>();
+  private stopSecretWatch: (() => void) | null = null;
+  /** TcpExt counters when the sessions with a password were last (re)configured: node status shows growth. */
+  private tcpCountersBase: TcpSecurityCounters = {};
 
   constructor(
     readonly config: AgentConfig,
@@ -366,6 +381,8 @@ export class Agent {
       );
       await this.cache.start();
       this.cacheLoaded = true;
+      this.tcpCountersBase = this.tcpCounters();
+      this.stopSecretWatch = this.deps.secrets?.watch(() => void this.refreshPasswords()) ?? null;
       this.startDataplane();
       await this.replanNow();
       await this.startServers();
@@ -396,6 +413,8 @@ export class Agent {
     }
     if (this.speakerRetry !== null) clearTimeout(this.speakerRetry);
     this.speakerRetry = null;
+    this.stopSecretWatch?.();
+    this.stopSecretWatch = null;
     if (this.settleTimer !== null) clearTimeout(this.settleTimer);
     this.settleTimer = null;
     if (this.dataplaneUpdate !== null) clearImmediate(this.dataplaneUpdate);
@@ -418,10 +437,18 @@ export class Agent {
     const plan = this.plan;
     const byAddress = new Map((plan?.peers ?? []).map((p) => [p.address, p]));
     const now = this.now();
+    const kernel = this.kernelFindings();
     const peers = (this.speaker?.peerStatus() ?? []).map((peer) => {
       const desired = byAddress.get(peer.address);
-      return peerRow({ peer, ...(desired ? { desired } : {}), now });
+      const signed = desired?.password !== undefined || desired?.ttlSecurity !== undefined;
+      return peerRow({ peer, ...(desired ? { desired } : {}), now, ...(signed && kernel.length > 0 ? { kernel } : {}) });
     });
+    // Peers not started because their password could not be read: shown, with the reason.
+    for (const desired of plan?.peers ?? []) {
+      const problem = this.passwordProblem(desired);
+      if (problem === undefined) continue;
+      peers.push(peerRow({ peer: { address: desired.address, port: desired.port, peerAs: desired.asNumber, state: 'Idle', since: this.startedAt, routesReceived: 0, routesAccepted: 0, routesAdvertised: 0, staleRoutes: 0, lastError: `not started: ${problem}` }, desired, now }));
+    }
     const readiness = this.readiness();
     const cacheError = this.cache && !this.cache.connected ? this.cache.lastError : undefined;
     const dataplane = this.dataplane?.status();
@@ -769,7 +796,10 @@ export class Agent {
     const subnet = nodeSubnet(cache.list('Node').find((n) => n.metadata.name === this.config.nodeName), this.ip);
     const previousContext = this.importContext;
     if (guardChanged) this.importContext = this.buildImportContext(cache, subnet);
-    speaker.setPeers(plan.peers.map((p) => toPeerSpec(p, filter, plan.localAsNumber, subnet)));
+    if (peeringChanged || this.passwords.size === 0) await this.resolvePasswords(plan.peers);
+    // A peer whose password cannot be read is not started at all: never a session without it.
+    const startable = plan.peers.filter((p) => this.passwordProblem(p) === undefined);
+    speaker.setPeers(startable.map((p) => toPeerSpec(p, filter, plan.localAsNumber, subnet, this.passwordOf(p))));
     const prefixes = originatedPrefixes({
       nodeName: this.config.nodeName,
       pools,
@@ -838,6 +868,79 @@ export class Agent {
     }
     this.refusalsLogged.add(pair);
     this.log.info(fields, 'import protection: route refused (further refusals of this peer for this reason are logged at debug)');
+  }
+
+  // ---- BGP passwords (TCP-MD5) -----------------------------------------------------------------------------
+
+  private static refId(ref: { name: string; key: string }): string {
+    return `${ref.name}/${ref.key}`;
+  }
+
+  private passwordOf(peer: DesiredPeer): string | undefined {
+    const got = peer.password ? this.passwords.get(Agent.refId(peer.password)) : undefined;
+    return got && 'value' in got ? got.value : undefined;
+  }
+
+  /** Why this peer's password is not available, or undefined (no password, or it was read). */
+  private passwordProblem(peer: DesiredPeer): string | undefined {
+    if (!peer.password) return undefined;
+    const got = this.passwords.get(Agent.refId(peer.password));
+    if (got === undefined) return `${refText(peer.password)}: not read yet`;
+    return 'error' in got ? got.error : undefined;
+  }
+
+  /** Reads every password the peers refer to. Values stay in memory only; errors name Secret and key. */
+  private async resolvePasswords(peers: readonly DesiredPeer[]): Promise<boolean> {
+    const source = this.deps.secrets ?? null;
+    const next = new Map<string, { value: string } | { error: string }>();
+    for (const peer of peers) {
+      if (!peer.password) continue;
+      const id = Agent.refId(peer.password);
+      if (next.has(id)) continue;
+      if (source === null) {
+        next.set(id, { error: `${refText(peer.password)}: this agent has no source of Secrets` });
+        continue;
+      }
+      try {
+        next.set(id, { value: await source.read(peer.password) });
+      } catch (error) {
+        next.set(id, { error: errorText(error) });
+      }
+    }
+    const changed = next.size !== this.passwords.size || [...next].some(([id, got]) => JSON.stringify(got) !== JSON.stringify(this.passwords.get(id)));
+    if (changed) {
+      for (const [id, got] of next) {
+        const before = this.passwords.get(id);
+        if ('error' in got && (!before || !('error' in before) || before.error !== got.error)) this.log.warn({ secret: id, reason: got.error }, 'BGP password unavailable: the sessions that use it are not started');
+        else if ('value' in got && before !== undefined) this.log.info({ secret: id }, 'BGP password changed: re-keying the sessions that use it');
+      }
+      this.tcpCountersBase = this.tcpCounters();
+    }
+    this.passwords = next;
+    return changed;
+  }
+
+  /** A Secret may have changed: re-read the passwords in use; re-plan (re-key only those peers) if one did. */
+  private async refreshPasswords(): Promise<void> {
+    const plan = this.plan;
+    if (!plan || this.stopping || !plan.peers.some((p) => p.password)) return;
+    if (await this.resolvePasswords(plan.peers)) this.scheduleReplan();
+  }
+
+  private tcpCounters(): TcpSecurityCounters {
+    let text: string | null = null;
+    try {
+      text = this.deps.readNetstat ? this.deps.readNetstat() : readFileSync('/proc/net/netstat', 'utf8');
+    } catch {
+      text = null;
+    }
+    return text === null ? {} : parseTcpSecurityCounters(text);
+  }
+
+  /** What the kernel dropped (TCP-MD5, GTSM) since the password sessions were last configured, in words. */
+  private kernelFindings(): string[] {
+    if (!this.plan?.peers.some((p) => p.password || p.ttlSecurity)) return [];
+    return formatTcpSecurityFindings(diagnoseTcpSecurity(this.tcpCountersBase, this.tcpCounters()));
   }
 
   // ---- the kernel dataplane (felix) ---------------------------------------------------------------------
@@ -928,6 +1031,10 @@ export class Agent {
       localBlocks: affineBlocks({ nodeName: name, blocks: cache.list('IPAMBlock'), affinities: cache.list('BlockAffinity') }).map(formatPrefix),
       workloads,
       bgpRoutes,
+      // No pod speaks BGP as its node (felix/bgp-guard.ts); TORTIE_BGP_PORT_GUARD=false turns it off.
+      bgpGuard: this.config.bgpPortGuard
+        ? { nodeAddresses: cache.list('Node').flatMap((n) => (n.spec.bgp?.ipv4Address !== undefined ? [n.spec.bgp.ipv4Address] : [])) }
+        : null,
       tunnel: {
         ...(tunnelAddress !== undefined ? { address: tunnelAddress } : {}),
         ...(this.config.ipipMtu !== undefined ? { mtu: this.config.ipipMtu } : {}),
@@ -1136,10 +1243,17 @@ export async function runNode(env: NodeJS.ProcessEnv, options: { logger?: Logger
   if (options.signals !== false) setCrashPath({ log, shutdown: async () => undefined });
   const { loadDatastoreConfig, openDatastore, describeDatastore } = await import('../datastore/index.js');
   let ds: Datastore;
+  let secrets: SecretSource | null = null;
   let where = 'the datastore';
   let dsConfig: DatastoreConfig;
   try {
     dsConfig = await loadDatastoreConfig(env);
+    // BGP passwords: Secrets through the API (kubernetes) or mounted Secret files (etcd; src/agent/secrets.ts).
+    const { secretSourceFor } = await import('./secrets.js');
+    secrets = await secretSourceFor(dsConfig, env).catch((error: unknown) => {
+      log.warn({ err: errorText(error) }, 'BGP passwords: no source of Secrets; peers with a password are not started');
+      return null;
+    });
     where = describeDatastore(dsConfig);
     // WAIT_FOR_DATASTORE: keep trying to open it too (one second apart, bounded like the agent's own wait).
     for (let attempt = 1; ; attempt++) {
@@ -1160,7 +1274,7 @@ export async function runNode(env: NodeJS.ProcessEnv, options: { logger?: Logger
   let stopSignal: (graceful: boolean) => void = () => undefined;
   const stopped = new Promise<boolean>((resolve) => (stopSignal = resolve));
   const controlPlane = await controlPlaneAddresses(dsConfig, env, log);
-  const agent = new Agent(config, { datastore: ds, logger: log, onStopRequest: (graceful) => stopSignal(graceful), controlPlane });
+  const agent = new Agent(config, { datastore: ds, logger: log, secrets, onStopRequest: (graceful) => stopSignal(graceful), controlPlane });
   // A fatal error (an unhandled rejection or exception, src/fatal.ts): the graceful stop, not SIGTERM's
   // Cease — peers keep our routes and the kernel keeps its routes until the agent is back.
   if (options.signals !== false) {

@@ -74,6 +74,8 @@ export interface AgentConfig {
   routerId?: 'hash' | string;
   /** TORTIE_BGP_MAX_PREFIXES; undefined = the speaker's default (500 000). */
   maxPrefixes?: number;
+  /** TORTIE_BGP_PORT_GUARD (default true): felix drops pods' traffic to nodes' TCP port 179 (felix/bgp-guard.ts). */
+  bgpPortGuard: boolean;
 }
 
 /** Calico's defaults for the pool calico-node creates at first start. */
@@ -293,6 +295,7 @@ export function parseAgentConfig(env: Env, hostname: string): AgentConfig {
     else routerId = routerIdRaw;
   }
   const maxPrefixes = parseInteger(env, 'TORTIE_BGP_MAX_PREFIXES', 1, 4294967295, problems);
+  const bgpPortGuard = parseBool(env, 'TORTIE_BGP_PORT_GUARD', true, problems);
   if (problems.length > 0) throw new AgentConfigError(problems);
   return {
     nodeName,
@@ -309,6 +312,7 @@ export function parseAgentConfig(env: Env, hostname: string): AgentConfig {
     ...(ipipMtu !== undefined && ipipMtu !== 0 ? { ipipMtu } : {}),
     ...(routerId !== undefined ? { routerId } : {}),
     ...(maxPrefixes !== undefined ? { maxPrefixes } : {}),
+    bgpPortGuard,
   };
 }
 

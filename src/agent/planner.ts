@@ -23,7 +23,7 @@
 
 import { formatIpv4, parseIpv4, tryParseIpv4 } from '../../bgp/ip.js';
 import { BGP_DEFAULTS, parsePeerIP, parseSelector, type Resource, type Selector } from '../resources/index.js';
-import type { DesiredPeer, PeerType, PeeringPlan, PlannerInput } from './types.js';
+import type { DesiredPeer, PeerType, PeeringPlan, PlannerInput, SecretKeyRef } from './types.js';
 
 /** Port of a BGP peer that does not say otherwise (RFC 4271 §8.2.1: TCP port 179). */
 const DEFAULT_PEER_PORT = 179;
@@ -59,6 +59,10 @@ interface Candidate {
   keepaliveTime?: number;
   /** The BGPPeer's `tortie.dev/max-prefixes` annotation. */
   maxPrefixes?: number;
+  /** BGPPeer.spec.password.secretKeyRef: the agent resolves it (src/agent/secrets.ts). */
+  password?: SecretKeyRef;
+  /** BGPPeer.spec.ttlSecurity (GTSM hops), when not 0. */
+  ttlSecurity?: number;
   fromResource: string;
 }
 
@@ -128,6 +132,8 @@ class Cluster {
   readonly meshEnabled: boolean;
   readonly bindNodeIp: boolean;
   readonly meshRestartTime: number | undefined;
+  /** BGPConfiguration default nodeMeshPassword: every mesh session is signed with it (TCP-MD5). */
+  readonly meshPassword: SecretKeyRef | undefined;
   private readonly selectors = new Map<string, Selector | null>();
 
   constructor(
@@ -142,6 +148,8 @@ class Cluster {
     // Calico reads bindMode from the `default` BGPConfiguration only.
     this.bindNodeIp = global?.bindMode === 'NodeIP';
     this.meshRestartTime = global?.nodeMeshMaxRestartTime === undefined ? undefined : this.seconds('BGPConfiguration default', 'spec.nodeMeshMaxRestartTime', global.nodeMeshMaxRestartTime);
+    const meshRef = global?.nodeMeshPassword?.secretKeyRef;
+    this.meshPassword = meshRef !== undefined ? { name: meshRef.name, key: meshRef.key } : undefined;
     const sorted = [...input.nodes].sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0));
     this.nodes = sorted.map((n) => this.view(n, configs.get(`node.${n.metadata.name}`)));
   }
@@ -213,7 +221,7 @@ function nextHopOf(spec: Resource<'BGPPeer'>['spec']): Pick<Candidate, 'nextHopM
 export const MAX_PREFIXES_ANNOTATION = 'tortie.dev/max-prefixes';
 
 /** The fields every peering made from a BGPPeer carries (Calico's setPeerConfigFieldsFromV3Resource). */
-function sharedFields(cluster: Cluster, peer: Resource<'BGPPeer'>): Pick<Candidate, 'sourceAddress' | 'restartTime' | 'keepaliveTime' | 'nextHopMode' | 'keepOriginalNextHop' | 'fromResource' | 'maxPrefixes'> {
+function sharedFields(cluster: Cluster, peer: Resource<'BGPPeer'>): Pick<Candidate, 'sourceAddress' | 'restartTime' | 'keepaliveTime' | 'nextHopMode' | 'keepOriginalNextHop' | 'fromResource' | 'maxPrefixes' | 'password' | 'ttlSecurity'> {
   const s = peer.spec;
   const what = `BGPPeer ${peer.metadata.name}`;
   const out: ReturnType<typeof sharedFields> = { sourceAddress: s.sourceAddress ?? 'UseNodeIP', fromResource: peer.metadata.name, ...nextHopOf(s) };
@@ -225,6 +233,10 @@ function sharedFields(cluster: Cluster, peer: Resource<'BGPPeer'>): Pick<Candida
     if (/^[0-9]+$/.test(text) && Number(text) >= 1 && Number(text) <= 4294967295) out.maxPrefixes = Number(text);
     else cluster.warnings.add(`${what}: annotation ${MAX_PREFIXES_ANNOTATION}="${limit}" is not a whole number 1..4294967295; the default limit applies`);
   }
+  const ref = s.password?.secretKeyRef;
+  if (ref !== undefined) out.password = { name: ref.name, key: ref.key };
+  // Calico: ttlSecurity 0 is off; N → BIRD's `ttl security on; multihop N`.
+  if (s.ttlSecurity !== undefined && s.ttlSecurity > 0) out.ttlSecurity = s.ttlSecurity;
   return out;
 }
 
@@ -348,6 +360,7 @@ function meshPeers(cluster: Cluster, self: NodeView, ourIp: string): DesiredPeer
       sourceAddress: ourIp,
     };
     if (cluster.meshRestartTime !== undefined) peer.restartTime = cluster.meshRestartTime;
+    if (cluster.meshPassword !== undefined) peer.password = cluster.meshPassword;
     peers.push(peer);
   }
   return peers;
@@ -427,6 +440,8 @@ function finish(type: 'Global' | 'Node', c: Candidate, self: NodeView, ourIp: st
   if (c.restartTime !== undefined) peer.restartTime = c.restartTime;
   if (c.maxPrefixes !== undefined) peer.maxPrefixes = c.maxPrefixes;
   if (c.sourceAddress === 'UseNodeIP') peer.sourceAddress = ourIp;
+  if (c.password !== undefined) peer.password = c.password;
+  if (c.ttlSecurity !== undefined) peer.ttlSecurity = c.ttlSecurity;
   return peer;
 }
 

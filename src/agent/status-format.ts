@@ -78,6 +78,11 @@ export interface PeerRowInput {
   now: number;
   /** Offset of the local zone east of UTC in minutes, for the SINCE column (default: this process's zone). */
   utcOffsetMinutes?: number;
+  /**
+   * What the kernel counted against a session with a password or GTSM that is not up (bgp/tcp-diagnosis.ts:
+   * "wrong password: ... (TCPMD5Failure +3)"); appended to INFO.
+   */
+  kernel?: readonly string[];
 }
 
 /** One row of `tortie node status`, as calico-node's BIRD would show the session. */
@@ -85,13 +90,15 @@ export function peerRow(input: PeerRowInput): PeerStatusRow {
   const { peer, desired, now } = input;
   const established = peer.state === 'Established';
   const suffix = established ? undefined : lastErrorInfo(peer.lastError);
+  const base = suffix ? `${peer.state} ${suffix}` : peer.state;
+  const kernel = established || !input.kernel?.length ? '' : `; kernel: ${input.kernel.join('; ')}`;
   return {
     address: desired?.address ?? peer.address,
     type: desired ? PEER_TYPE_LABEL[desired.type] : 'unknown',
     name: desired?.name ?? `Peer_${peer.address.replace(/[.:]/g, '_')}`,
     state: STATE_COLUMN[peer.state] ?? 'start',
     since: formatSince(peer.since, now, input.utcOffsetMinutes),
-    info: suffix ? `${peer.state} ${suffix}` : peer.state,
+    info: base + kernel,
     bgpState: peer.state,
     sinceIso: new Date(peer.since).toISOString(),
     uptimeMs: established ? Math.max(0, now - peer.since) : null,

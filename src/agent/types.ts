@@ -43,6 +43,16 @@ export interface DesiredPeer {
   sourceAddress?: string;
   /** The BGPPeer resource it came from (Global/Node types). */
   fromResource?: string;
+  /** TCP-MD5: where the password is (BGPPeer password / BGPConfiguration nodeMeshPassword); never the value. */
+  password?: SecretKeyRef;
+  /** GTSM (RFC 5082): BGPPeer ttlSecurity hops. */
+  ttlSecurity?: number;
+}
+
+/** Calico's secretKeyRef: a key of a Secret in the agent's namespace (or, with etcd, of a mounted one). */
+export interface SecretKeyRef {
+  name: string;
+  key: string;
 }
 
 export interface PlannerInput {

@@ -37,6 +37,10 @@ export interface PeerOption {
   allowOwnAs?: number;
   /** Prefixes this peer may send before Cease / Maximum Number of Prefixes Reached (RFC 4486). */
   maxPrefixes?: number;
+  /** A file holding the TCP-MD5 password (read by the command, never taken on the command line). */
+  passwordFile?: string;
+  /** GTSM hops (RFC 5082), 1..255. */
+  ttlSecurity?: number;
 }
 
 export interface AnnounceOption {
@@ -81,13 +85,16 @@ export const SPEAKER_USAGE = `usage: tortie bgp speaker --router-id A.B.C.D --as
   --no-listen             do not accept connections; only connect out
   --peer ADDR,as=ASN[,port=N][,passive][,hold=S][,keepalive=S][,local=ADDR]
         [,rr-client][,next-hop=auto|self|keep][,subnet=A.B.C.D/LEN][,allow-own-as=N]
-        [,max-prefixes=N]
+        [,max-prefixes=N][,password-file=PATH][,ttl-security=HOPS]
                           a BGP neighbour; repeat for several. rr-client: a route-reflector
                           client (RFC 4456); next-hop: auto = ours to eBGP, unchanged to iBGP;
                           subnet: our address/length on the network shared with an eBGP peer
                           inside it, which then gets next hops inside it unchanged (RFC 4271
                           §5.1.3 (2), third party); allow-own-as: times our AS may appear in a
-                          received AS_PATH; max-prefixes: this peer's limit (see --max-prefixes)
+                          received AS_PATH; max-prefixes: this peer's limit (see --max-prefixes);
+                          password-file: TCP-MD5 (RFC 2385) with the
+                          password in that file (one trailing newline ignored); ttl-security:
+                          GTSM (RFC 5082), the peer at most HOPS hops away (1 = adjacent)
   --cluster-id A.B.C.D    route-reflector cluster id (default: the router id)
   --graceful-restart[=S]  graceful restart, restarting side (RFC 4724): R and F bits, restart
                           time S seconds (default 120); routes are sent once peers' End-of-RIB
@@ -175,13 +182,15 @@ function valueOf(options: Map<string, string | true>, key: string, flag: string)
   return value;
 }
 
-const PEER_KEYS = ['as', 'port', 'passive', 'hold', 'keepalive', 'local', 'rr-client', 'next-hop', 'subnet', 'allow-own-as', 'max-prefixes'];
+const PEER_KEYS = ['as', 'port', 'passive', 'hold', 'keepalive', 'local', 'rr-client', 'next-hop', 'subnet', 'allow-own-as', 'max-prefixes', 'password-file', 'ttl-security'];
 const NEXT_HOP_MODES = ['auto', 'self', 'keep'] as const;
 
 export function parsePeer(text: string): PeerOption {
   const flag = '--peer';
   const { head, options } = splitOptions(text, flag);
   for (const key of options.keys()) {
+    // A password on the command line would be in every `ps` and shell history: only from a file.
+    if (key === 'password') throw new UsageError(`${flag} ${head}: a password is never taken on the command line (other users see it in ps); put it in a file and give password-file=PATH`);
     if (!PEER_KEYS.includes(key)) throw new UsageError(`${flag} ${text}: unknown option "${key}" (accepted: ${PEER_KEYS.join(', ')})`);
   }
   const address = parseAddress(head, flag);
@@ -225,6 +234,13 @@ export function parsePeer(text: string): PeerOption {
   if (allowOwnAs !== undefined) peer.allowOwnAs = parseUint(allowOwnAs, `${flag} ${head} allow-own-as`, 0, 10);
   const maxPrefixes = valueOf(options, 'max-prefixes', flag);
   if (maxPrefixes !== undefined) peer.maxPrefixes = parseUint(maxPrefixes, `${flag} ${head} max-prefixes`, 1, 4294967295);
+  const passwordFile = valueOf(options, 'password-file', flag);
+  if (passwordFile !== undefined) {
+    if (passwordFile === '') throw new UsageError(`${flag} ${head} password-file: the path is empty`);
+    peer.passwordFile = passwordFile;
+  }
+  const ttlSecurity = valueOf(options, 'ttl-security', flag);
+  if (ttlSecurity !== undefined) peer.ttlSecurity = parseUint(ttlSecurity, `${flag} ${head} ttl-security`, 1, 255);
   return peer;
 }
 

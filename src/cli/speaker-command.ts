@@ -1,14 +1,16 @@
 // `tortie bgp speaker`: a standalone BGP-4 speaker for people and tests. Runs until SIGINT/SIGTERM,
 // then sends Cease (Administrative Shutdown) to every peer and exits 0.
 
+import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { formatIpv4, formatPrefix, prefixKey } from '../../bgp/ip.js';
 import { notificationReason } from '../../bgp/errors.js';
+import { nativeSocketOptions } from '../../bgp/socket-options.js';
 import { Speaker, type OriginatedRoute } from '../../bgp/speaker.js';
 import { Origin, type PathAttributes } from '../../bgp/types.js';
 import { createLogger } from '../log.js';
 import { setCrashPath } from '../fatal.js';
-import { UsageError, parseAnnounce, type AnnounceOption, type SpeakerOptions } from './speaker-args.js';
+import { UsageError, parseAnnounce, type AnnounceOption, type PeerOption, type SpeakerOptions } from './speaker-args.js';
 import { formatEventLine, routeToJson, type SpeakerEventJson } from './speaker-events.js';
 
 function toOriginated(option: AnnounceOption): OriginatedRoute {
@@ -21,7 +23,34 @@ function toOriginated(option: AnnounceOption): OriginatedRoute {
   return { prefix: option.prefix, attrs };
 }
 
+/**
+ * The password in `password-file=PATH`: the file's bytes less one trailing newline (what `echo` adds).
+ * Throws a UsageError naming the file (never the password) when it cannot be read or is empty.
+ */
+export function readPasswordFile(peer: PeerOption): string | undefined {
+  if (peer.passwordFile === undefined) return undefined;
+  let text: string;
+  try {
+    text = readFileSync(peer.passwordFile, 'utf8');
+  } catch (error) {
+    throw new UsageError(`--peer ${peer.address} password-file: cannot read ${peer.passwordFile} (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
+  }
+  const password = text.replace(/\r?\n$/, '');
+  if (password === '') throw new UsageError(`--peer ${peer.address} password-file: ${peer.passwordFile} is empty`);
+  return password;
+}
+
 export async function runSpeaker(options: SpeakerOptions): Promise<number> {
+  const passwords = new Map<string, string>();
+  try {
+    for (const peer of options.peers) {
+      const password = readPasswordFile(peer);
+      if (password !== undefined) passwords.set(peer.address, password);
+    }
+  } catch (error) {
+    process.stderr.write(`tortie: ${(error as Error).message}\n`);
+    return 2;
+  }
   const logger = createLogger();
   // A fatal error (src/fatal.ts): logged, then exit 1 — the sockets close with no Cease sent (a crash, to
   // the peers: graceful-restart helpers keep our routes), not SIGTERM's Cease to every peer.
@@ -78,6 +107,16 @@ export async function runSpeaker(options: SpeakerOptions): Promise<number> {
     return 1;
   }
   if (options.listen) emit({ event: 'listening', address: options.listen.address, port: options.listen.port });
+  const native = nativeSocketOptions();
+  if (!native.available) {
+    for (const peer of options.peers) {
+      if (peer.passwordFile === undefined && peer.ttlSecurity === undefined) continue;
+      // Loudly, and never unsigned: the speaker refuses every connection with this peer.
+      const message = `peer ${peer.address}: TCP-MD5/GTSM cannot be set here, so this peer is never connected: ${native.reason}`;
+      process.stderr.write(`tortie: ${message}\n`);
+      emit({ event: 'error', message });
+    }
+  }
   speaker.setOriginated([...originated.values()]);
   speaker.setPeers(
     options.peers.map((peer) => ({
@@ -93,6 +132,8 @@ export async function runSpeaker(options: SpeakerOptions): Promise<number> {
       ...(peer.subnet !== undefined ? { subnet: peer.subnet } : {}),
       ...(peer.allowOwnAs !== undefined ? { allowOwnAs: peer.allowOwnAs } : {}),
       ...(peer.maxPrefixes !== undefined ? { maxPrefixes: peer.maxPrefixes } : {}),
+      ...(passwords.has(peer.address) ? { password: passwords.get(peer.address)! } : {}),
+      ...(peer.ttlSecurity !== undefined ? { ttlSecurity: peer.ttlSecurity } : {}),
     })),
   );
 

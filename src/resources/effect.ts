@@ -21,8 +21,6 @@ export const NOT_IN_EFFECT: readonly NotInEffect[] = [
   { kind: 'BGPConfiguration', path: 'spec.serviceLoadBalancerIPs', reason: 'service IP advertisement is not implemented yet: no route is advertised for it' },
   { kind: 'BGPConfiguration', path: 'spec.ignoredInterfaces', reason: 'IP autodetection and felix do not read it yet: every interface is considered' },
   { kind: 'BGPPeer', path: 'spec.filters', reason: 'BGPFilter is not implemented yet: the peer gets no filter beyond Calico’s default export rules' },
-  { kind: 'BGPPeer', path: 'spec.password', reason: 'TCP-MD5 is not implemented yet: the session is not signed, and a router that requires a password will not accept it' },
-  { kind: 'BGPConfiguration', path: 'spec.nodeMeshPassword', reason: 'TCP-MD5 is not implemented yet: mesh sessions are not signed' },
   { kind: 'Node', path: 'spec.orchRefs', reason: 'informational: tortie matches a Node to its Kubernetes node by name' },
 ];
 

@@ -82,6 +82,7 @@ export const SPEC_SHAPES: Readonly<Record<Kind, Shape>> = {
     keepaliveTime: str,
     numAllowedLocalASNumbers: int,
     password: secretRef,
+    ttlSecurity: int,
     filters: strings,
   }),
   Node: obj({

@@ -272,6 +272,9 @@ const VALIDATORS: { [K in Kind]: Check<K> } = {
     if (typeof s.numAllowedLocalASNumbers === 'number' && (s.numAllowedLocalASNumbers < 0 || s.numAllowedLocalASNumbers > 10)) {
       p.push({ path: 'spec.numAllowedLocalASNumbers', value: s.numAllowedLocalASNumbers, message: `${s.numAllowedLocalASNumbers} is not in 0..10` });
     }
+    if (typeof s.ttlSecurity === 'number' && (!Number.isInteger(s.ttlSecurity) || s.ttlSecurity < 0 || s.ttlSecurity > 255)) {
+      p.push({ path: 'spec.ttlSecurity', value: s.ttlSecurity, message: `${s.ttlSecurity} is not a hop count in 0..255 (0 = off)` });
+    }
     (s.filters ?? []).forEach((f, i) => checkName(p, `spec.filters[${i}]`, f));
   },
   Node: (r, p) => {

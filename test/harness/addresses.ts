@@ -22,6 +22,10 @@ export const ADDRESS_BLOCKS: Readonly<Record<number, string>> = {
   29: 'test/integration/cli.test.ts',
   30: 'test/integration/interop-topologies.test.ts',
   31: 'test/integration/interop-communities.test.ts',
+  32: 'test/integration/interop-gtsm.test.ts', // no loopback use: 198.18.36.0/24 inside its own namespaces
+  33: 'test/integration/felix-bgp-guard.test.ts', // no loopback use: 198.18.37.0/24 inside its own namespaces
+  34: 'test/integration/node-agent-md5.test.ts',
+  35: 'test/integration/interop-md5.test.ts',
   36: 'test/integration/agent-crash.test.ts',
   37: 'test/integration/import-guard.test.ts',
   38: 'test/integration/bgp-limits.test.ts',

@@ -93,7 +93,8 @@ export function birdConfig(
       `  ${d.localLine(options.address, port, options.as)}`,
       `  neighbor ${n.address} port ${n.port ?? 179} as ${n.as};`,
       d.bindLine ? `  ${d.bindLine}` : '',
-      '  multihop;',
+      n.ttlSecurity !== undefined ? `  ttl security on;\n  multihop ${n.ttlSecurity};` : '  multihop;',
+      n.password !== undefined ? `  password "${n.password}";` : '',
       '  connect delay time 1;',
       '  connect retry time 2;',
       '  error wait time 1, 3;',
@@ -238,7 +239,10 @@ export async function startBird(kind: BirdKind, options: PeerOptions): Promise<P
     staleFiles: [socket, join(dir, 'bird.pid')],
     prepare: () => {
       writeConfig();
-      return { command: bin.daemon(), args: ['-f', '-c', configPath, '-s', socket, '-P', join(dir, 'bird.pid')] };
+      const args = ['-f', '-c', configPath, '-s', socket, '-P', join(dir, 'bird.pid')];
+      // `ip netns exec` execs the daemon itself: the PID stopped by the harness is still BIRD's.
+      if (options.netns !== undefined) return { command: 'ip', args: ['netns', 'exec', options.netns, bin.daemon(), ...args] };
+      return { command: bin.daemon(), args };
     },
     ready: () => unixSocketAnswers(socket, '0001 '),
   });

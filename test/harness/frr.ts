@@ -53,7 +53,9 @@ export function frrConfig(options: PeerOptions, announced: AnnounceTable): strin
     const ebgp = n.as !== options.as;
     lines.push(` neighbor ${n.address} remote-as ${n.as}`, ` neighbor ${n.address} update-source ${options.address}`);
     if (n.port !== undefined && n.port !== 179) lines.push(` neighbor ${n.address} port ${n.port}`);
-    if (ebgp) lines.push(n.multihop ? ` neighbor ${n.address} ebgp-multihop 255` : ` neighbor ${n.address} disable-connected-check`);
+    if (n.ttlSecurity !== undefined) lines.push(` neighbor ${n.address} ttl-security hops ${n.ttlSecurity}`);
+    else if (ebgp) lines.push(n.multihop ? ` neighbor ${n.address} ebgp-multihop 255` : ` neighbor ${n.address} disable-connected-check`);
+    if (n.password !== undefined) lines.push(` neighbor ${n.address} password ${n.password}`);
     if (n.passive) lines.push(` neighbor ${n.address} passive`);
     if (n.holdTime !== undefined) lines.push(` neighbor ${n.address} timers ${Math.floor(n.holdTime / 3)} ${n.holdTime}`);
     lines.push(` neighbor ${n.address} timers connect 1`, ` neighbor ${n.address} advertisement-interval 0`);

@@ -33,6 +33,8 @@ const KIND_MODELS: Readonly<Record<string, string>> = {
   'apps/v1/DaemonSet': 'V1DaemonSet',
   'rbac.authorization.k8s.io/v1/ClusterRole': 'V1ClusterRole',
   'rbac.authorization.k8s.io/v1/ClusterRoleBinding': 'V1ClusterRoleBinding',
+  'rbac.authorization.k8s.io/v1/Role': 'V1Role',
+  'rbac.authorization.k8s.io/v1/RoleBinding': 'V1RoleBinding',
   'apiextensions.k8s.io/v1/CustomResourceDefinition': 'V1CustomResourceDefinition',
 };
 

@@ -32,6 +32,10 @@ export interface NeighborOptions {
   readonly gracefulRestart?: boolean | { readonly restartTime: number };
   /** eBGP multihop (BIRD always uses multihop for 127.x neighbors; this makes it explicit elsewhere). */
   readonly multihop?: boolean;
+  /** TCP-MD5 password (RFC 2385) for this session (BIRD `password`, FRR `neighbor X password`). */
+  readonly password?: string;
+  /** GTSM (RFC 5082): the neighbor at most this many hops away (BIRD `ttl security on; multihop N`). */
+  readonly ttlSecurity?: number;
 }
 
 export interface PeerOptions {
@@ -44,6 +48,8 @@ export interface PeerOptions {
   readonly neighbors: readonly NeighborOptions[];
   /** Route-reflector cluster id; set it with rrClient neighbors to act as a reflector. */
   readonly clusterId?: string;
+  /** Run the daemon in this network namespace (`ip netns exec`; BIRD only). Its control socket is a file, so the CLI works from here. */
+  readonly netns?: string;
   /** Default graceful restart for every neighbor (a neighbor's own setting wins). */
   readonly gracefulRestart?: boolean | { readonly restartTime: number };
   /** Routes originated from the start. */

@@ -87,7 +87,7 @@ describe.skipIf(!haveEtcd)('the examples through tortie apply, on etcd over TLS 
     const configMaps: KubeDoc[] = docs
       .filter((d) => d.kind === 'ConfigMap')
       .map((c) => ({ ...c, data: { ...(c.data as Record<string, string>), etcd_endpoints: etcd.endpoint } }));
-    const resolved = resolveEnv(agent, configMaps, { 'spec.nodeName': 'node-a' });
+    const resolved = resolveEnv(agent, configMaps, { 'spec.nodeName': 'node-a', 'metadata.namespace': 'tortie-system' });
     // The datastore's variables of the manifest, with the Secret's mount path pointing at the temp dir.
     env = Object.fromEntries(
       Object.entries(resolved)

@@ -52,8 +52,11 @@ export class SpeakerProcess {
   }
 
   /** Starts the speaker from the built CLI (dist/). `args` are the flags after `bgp speaker`. */
-  static start(args: string[], env: NodeJS.ProcessEnv = {}): SpeakerProcess {
-    const child = spawn(process.execPath, [CLI, 'bgp', 'speaker', '--json', '--stdin', ...args], {
+  static start(args: string[], env: NodeJS.ProcessEnv = {}, options: { netns?: string } = {}): SpeakerProcess {
+    const argv = [CLI, 'bgp', 'speaker', '--json', '--stdin', ...args];
+    // In a network namespace: `ip netns exec` execs node itself, so the PID stopped later is the speaker's.
+    const [command, commandArgs] = options.netns !== undefined ? ['ip', ['netns', 'exec', options.netns, process.execPath, ...argv]] : [process.execPath, argv];
+    const child = spawn(command, commandArgs, {
       env: { ...process.env, TORTIE_LOG_LEVEL: process.env.TORTIE_LOG_LEVEL ?? 'warn', ...env },
       stdio: ['pipe', 'pipe', 'pipe'],
     });

@@ -505,6 +505,7 @@ const CORE_CALLS: Readonly<Record<string, string>> = {
   patchNamespacedPodStatus: 'patch pods/status',
   readNamespace: 'get namespaces',
   listNamespace: 'list namespaces',
+  readNamespacedSecret: 'get secrets',
   readNode: 'get nodes',
   listNode: 'list nodes',
   patchNode: 'patch nodes',
@@ -569,6 +570,24 @@ describe('RBAC', () => {
     expect(CNI_CALLS.grants.some((g) => g.startsWith('patch pods'))).toBe(true);
   });
 
+  it('BGP passwords: a Role in the agent\'s own namespace grants exactly what src/agent/secrets.ts calls (get and watch secrets)', () => {
+    const agent = clientCalls([join(ROOT, 'src/agent/secrets.ts')]);
+    // Its one Watch is on /api/v1/namespaces/{ns}/secrets: watch secrets.
+    expect(agent.unknown).toEqual(['src/agent/secrets.ts: a Watch']);
+    expect(readFileSync(join(ROOT, 'src/agent/secrets.ts'), 'utf8')).toMatch(/\/api\/v1\/namespaces\/\$\{[^}]+\}\/secrets/);
+    const needed = [...agent.grants, 'watch secrets'].sort();
+    const secretRole = findOne(KUBE, 'Role');
+    const ds = findOne(KUBE, 'DaemonSet');
+    expect(secretRole.metadata?.namespace).toBe(ds.metadata?.namespace);
+    const roleRules = secretRole.rules as Array<{ apiGroups: string[]; resources: string[]; verbs: string[] }>;
+    expect(roleRules.flatMap((r) => r.resources.flatMap((res) => r.verbs.map((v) => `${v} ${res}`))).sort()).toEqual(needed);
+    expect(granted.filter((g) => g.includes('secrets')), 'secrets are never granted cluster-wide').toEqual([]);
+    const binding = findOne(KUBE, 'RoleBinding');
+    expect(binding.metadata?.namespace).toBe(ds.metadata?.namespace);
+    expect(binding.roleRef).toEqual({ apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: secretRole.metadata?.name });
+    expect(binding.subjects).toEqual([{ kind: 'ServiceAccount', name: podSpecOf(ds).serviceAccountName, namespace: ds.metadata?.namespace }]);
+  });
+
   it('no wildcard, no resourceNames, no non-resource URLs', () => {
     expect(granted.filter((g) => g.includes('*'))).toEqual([]);
     expect(rules.filter((r) => r.resourceNames || r.nonResourceURLs)).toEqual([]);
@@ -606,14 +625,14 @@ function agentOf(pod: PodSpec): Container {
 }
 
 /** The sources that read the agent's and the datastore's variables (src/agent/config.ts, src/datastore/config.ts). */
-const ENV_READERS = ['src/agent/config.ts', 'src/datastore/config.ts'].map((f) => readFileSync(join(ROOT, f), 'utf8')).join('\n');
+const ENV_READERS = ['src/agent/config.ts', 'src/datastore/config.ts', 'src/agent/secrets.ts'].map((f) => readFileSync(join(ROOT, f), 'utf8')).join('\n');
 
 describe.each(VARIANTS)('the DaemonSet of $file', ({ docs, datastore }) => {
   const ds = findOne(docs, 'DaemonSet', 'tortie-node');
   const pod = podSpecOf(ds);
   const agent = agentOf(pod);
   const configMaps = docs.filter((d) => d.kind === 'ConfigMap');
-  const env = resolveEnv(agent, configMaps, { 'spec.nodeName': 'node-a' });
+  const env = resolveEnv(agent, configMaps, { 'spec.nodeName': 'node-a', 'metadata.namespace': 'tortie-system' });
 
   it('runs like calico-node: host network, privileged, system-node-critical, on every node whatever its taints', () => {
     expect(pod.hostNetwork).toBe(true);
@@ -699,7 +718,7 @@ describe.each(VARIANTS)('the DaemonSet of $file', ({ docs, datastore }) => {
   it('install-cni: writes into host directories mounted at the same paths, with the same datastore settings as the agent', () => {
     const init = pod.initContainers?.find((c) => c.name === 'install-cni');
     expect(init?.command).toEqual(['tortie', 'cni', 'install']);
-    const initEnv = resolveEnv(init!, configMaps, { 'spec.nodeName': 'node-a' });
+    const initEnv = resolveEnv(init!, configMaps, { 'spec.nodeName': 'node-a', 'metadata.namespace': 'tortie-system' });
     const volumes = new Map((pod.volumes ?? []).map((v) => [v.name, v]));
     for (const name of ['CNI_BIN_DIR', 'CNI_NET_DIR', 'TORTIE_CNI_LIB_DIR']) {
       const dir = initEnv[name]!;
@@ -721,7 +740,7 @@ describe.each(VARIANTS)('the DaemonSet of $file', ({ docs, datastore }) => {
 describe('the etcd DaemonSet: TLS files from a Secret, mounted 0400', () => {
   const pod = podSpecOf(findOne(ETCD, 'DaemonSet'));
   const agent = agentOf(pod);
-  const env = resolveEnv(agent, ETCD.filter((d) => d.kind === 'ConfigMap'), { 'spec.nodeName': 'node-a' });
+  const env = resolveEnv(agent, ETCD.filter((d) => d.kind === 'ConfigMap'), { 'spec.nodeName': 'node-a', 'metadata.namespace': 'tortie-system' });
   const secretVolume = (pod.volumes ?? []).find((v) => v.secret !== undefined);
 
   it('the secret volume is read-only to root (defaultMode 0400, as kubectl reads the YAML)', () => {
@@ -741,8 +760,11 @@ describe('the etcd DaemonSet: TLS files from a Secret, mounted 0400', () => {
 
 // ---------------------------------------------------------------------------------------------------------
 
+/** The image's own stage: the instructions from the last FROM on (earlier stages only build parts of it). */
+const FINAL_STAGE = DOCKERFILE.slice(DOCKERFILE.map((i) => i.op).lastIndexOf('FROM'));
+
 function dockerfile(op: string): Array<{ text: string; json?: string[] }> {
-  return DOCKERFILE.filter((i) => i.op === op);
+  return FINAL_STAGE.filter((i) => i.op === op);
 }
 const ENTRYPOINT = dockerfile('ENTRYPOINT')[0]?.json ?? [];
 const CMD = dockerfile('CMD')[0]?.json ?? [];
@@ -790,9 +812,21 @@ describe('the Dockerfile', () => {
   const copiedDist = copies.map((parts) => parts[0]!).filter((src) => src.startsWith('dist/')).map((src) => src.replace(/\/$/, ''));
   const runs = dockerfile('RUN').map((r) => r.text).join('\n');
 
+  it('the native part (TCP-MD5/GTSM) is compiled in a build stage for the image\'s architecture and copied over dist/bgp', () => {
+    const stages = DOCKERFILE.filter((i) => i.op === 'FROM').map((f) => f.text);
+    expect(stages).toEqual([expect.stringMatching(/^\S+ AS native$/), expect.stringMatching(/^\S+$/)]);
+    expect(stages[0]!.split(' ')[0]).toBe(stages[1]);
+    const build = DOCKERFILE.slice(0, DOCKERFILE.indexOf(FINAL_STAGE[0]!)).filter((i) => i.op === 'RUN').map((r) => r.text).join('\n');
+    expect(build).toMatch(/apt-get install[^\n]*\bgcc\b/);
+    expect(build).toContain('TORTIE_NATIVE_REQUIRED=1 bash scripts/build-native.sh');
+    const from = copies.findIndex((parts) => parts[0] === '--from=native');
+    expect(copies[from]?.slice(1)).toEqual(['/build/dist/bgp/native', './dist/bgp/native']);
+    expect(from).toBeGreaterThan(copies.findIndex((parts) => parts[0] === 'dist/bgp'));
+  });
+
   it('Node 24 slim (one exact release, by tag or tag@digest), iproute2 and nftables, production dependencies from the lockfile', () => {
-    // FROM ${NODE_IMAGE}: the ARG's default is the base (a build may override it with --build-arg).
-    const args = new Map(dockerfile('ARG').map((a) => a.text.split('=', 2) as [string, string]));
+    // FROM ${NODE_IMAGE}: the ARG's default is the base of both stages (a build may override it with --build-arg).
+    const args = new Map(DOCKERFILE.filter((i) => i.op === 'ARG').map((a) => a.text.split('=', 2) as [string, string]));
     const from = dockerfile('FROM').map((f) => f.text.replace(/^\$\{(\w+)\}$/, (_all, name: string) => args.get(name) ?? `(no ARG ${name})`));
     expect(from).toEqual([expect.stringMatching(/^node:24\.\d+\.\d+-[a-z]+-slim(@sha256:[0-9a-f]{64})?$/)]);
     expect(runs).toMatch(/apt-get install[^\n]*\biproute2\b/);

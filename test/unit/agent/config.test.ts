@@ -68,6 +68,7 @@ describe('parseAgentConfig', () => {
       healthPort: 0,
       logLevel: 'debug',
       ipipMtu: 1440,
+      bgpPortGuard: true,
     });
   });
 

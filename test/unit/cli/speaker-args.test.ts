@@ -89,3 +89,13 @@ describe('tortie bgp speaker flags', () => {
     });
   }
 });
+
+describe('--peer password-file and ttl-security', () => {
+  it('takes a password file and a GTSM hop count; never a password on the command line', () => {
+    expect(parsePeer('127.0.0.2,as=65001,password-file=/run/secrets/office,ttl-security=1')).toMatchObject({ passwordFile: '/run/secrets/office', ttlSecurity: 1 });
+    expect(() => parsePeer('127.0.0.2,as=65001,password=hunter2')).toThrow(/never taken on the command line.*password-file=PATH/);
+    expect(() => parsePeer('127.0.0.2,as=65001,password=hunter2')).not.toThrow(/hunter2/);
+    expect(() => parsePeer('127.0.0.2,as=65001,ttl-security=0')).toThrow(UsageError);
+    expect(() => parsePeer('127.0.0.2,as=65001,ttl-security=256')).toThrow(UsageError);
+  });
+});

@@ -43,6 +43,7 @@ const EFFECT_TESTS: Readonly<Record<string, EffectTest>> = {
   'BGPConfiguration.spec.listenPort': { file: PLANNER, title: 'bindMode NodeIP binds to the node IP; listenPort comes from node.<name>, then default' },
   'BGPConfiguration.spec.logSeverityScreen': { file: 'test/unit/agent/agent.test.ts', title: 'logSeverityScreen sets the log level (Trace is trace, not info)' },
   'BGPConfiguration.spec.bindMode': { file: PLANNER, title: 'bindMode NodeIP binds to the node IP; listenPort comes from node.<name>, then default' },
+  'BGPConfiguration.spec.nodeMeshPassword': { file: 'test/unit/agent/agent-passwords.test.ts', title: 'gives each peer its password; a changed Secret re-keys only the peers that use it' },
   'BGPConfiguration.spec.nodeMeshMaxRestartTime': { file: PLANNER, title: 'carries the mesh settings: source address, local AS, no next-hop change, nodeMeshMaxRestartTime' },
   'BGPConfiguration.spec.communities': { file: 'test/unit/agent/agent.test.ts', title: 'prefixAdvertisements put their communities on the originated blocks' },
   'BGPConfiguration.spec.prefixAdvertisements': { file: ADVERTISE, title: 'a block inside the cidr gets every named and inline community' },
@@ -59,6 +60,8 @@ const EFFECT_TESTS: Readonly<Record<string, EffectTest>> = {
   'BGPPeer.spec.maxRestartTime': { file: PLANNER, title: 'durations become seconds; numAllowedLocalASNumbers and localASNumber are carried' },
   'BGPPeer.spec.keepaliveTime': { file: PLANNER, title: 'durations become seconds; numAllowedLocalASNumbers and localASNumber are carried' },
   'BGPPeer.spec.numAllowedLocalASNumbers': { file: PLANNER, title: 'durations become seconds; numAllowedLocalASNumbers and localASNumber are carried' },
+  'BGPPeer.spec.password': { file: 'test/unit/agent/agent-passwords.test.ts', title: 'gives each peer its password; a changed Secret re-keys only the peers that use it' },
+  'BGPPeer.spec.ttlSecurity': { file: 'test/integration/interop-gtsm.test.ts', title: 'one router in between: Established with ttlSecurity 2; refused with ttlSecurity 1' },
 
   'Node.spec.bgp.ipv4Address': { file: PLANNER, title: 'leaves out a node without an IPv4 address, and says so' },
   'Node.spec.bgp.asNumber': { file: PLANNER, title: 'Node.spec.bgp.asNumber wins' },
@@ -108,6 +111,7 @@ describe('every field tortie accepts does something, or says it does not', () =>
     const fields = allFields(SPEC_SHAPES);
     expect(fields.length).toBeGreaterThan(40);
     expect(fields).toContain('BGPPeer.spec.password.secretKeyRef.name');
+    expect(fields).toContain('BGPPeer.spec.ttlSecurity');
     expect(fields).toContain('IPPool.spec.ipipMode');
   });
 
