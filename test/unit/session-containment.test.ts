@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { FakeClock } from '../../bgp/clock.js';
 import { decodeMessage, encodeMessage, encodeUpdates, MessageFramer } from '../../bgp/codec/index.js';
 import { parseIpv4, parsePrefix } from '../../bgp/ip.js';
-import { Session, type Logger, type NotificationEvent } from '../../bgp/session.js';
+import { DEFAULT_ERROR_WAIT_INITIAL_MS, Session, type Logger, type NotificationEvent } from '../../bgp/session.js';
 import { Speaker, type Acceptor } from '../../bgp/speaker.js';
 import { MemoryNetwork, memoryPair, type Connection, type Transport } from '../../bgp/transport.js';
 import type { BgpMessage, NotificationMessage } from '../../bgp/types.js';
@@ -108,6 +108,9 @@ describe('a 4096-byte ROUTE-REFRESH from an Established peer', () => {
     await clock.advanceAsync(0);
     const [ours, theirs] = memoryPair({ address: TORTIE, port: 179 }, { address: PEER, port: 40002 });
     const again = new ScriptedPeer(theirs);
+    // After a NOTIFICATION the peer waits out the error wait (RFC 4271 §8.1.1 DampPeerOscillations).
+    expect(session.holdingDown).toBe(true);
+    await clock.advanceAsync(DEFAULT_ERROR_WAIT_INITIAL_MS);
     expect(session.acceptConnection(ours)).toBe(true);
     again.open();
     await clock.advanceAsync(0);
@@ -132,6 +135,9 @@ describe('containment: an unexpected exception resets only that session', () => 
     await clock.advanceAsync(2_000);
     const [ours, theirs] = memoryPair({ address: TORTIE, port: 179 }, { address: PEER, port: 40003 });
     new ScriptedPeer(theirs).open();
+    // After a NOTIFICATION the peer waits out the error wait (RFC 4271 §8.1.1 DampPeerOscillations).
+    expect(session.holdingDown).toBe(true);
+    await clock.advanceAsync(DEFAULT_ERROR_WAIT_INITIAL_MS);
     expect(session.acceptConnection(ours)).toBe(true);
     await clock.advanceAsync(0);
     expect(session.state).toBe('Established');
@@ -260,6 +266,9 @@ describe('containment: an exception in the middle of a transition', () => {
     await clock.advanceAsync(2_000); // the backoff passes
     const [ours, theirs] = memoryPair({ address: TORTIE, port: 179 }, { address: PEER, port: 40009 });
     new ScriptedPeer(theirs).open();
+    // After a NOTIFICATION the peer waits out the error wait (RFC 4271 §8.1.1 DampPeerOscillations).
+    expect(session.holdingDown).toBe(true);
+    await clock.advanceAsync(DEFAULT_ERROR_WAIT_INITIAL_MS);
     expect(session.acceptConnection(ours)).toBe(true);
     await clock.advanceAsync(0);
     expect(session.state).toBe('Established');
