@@ -232,7 +232,7 @@ export async function fuzzBgp(options: BgpFuzzOptions): Promise<BgpFuzzReport> {
   process.on('unhandledRejection', onUncaught);
 
   /** The keeper's wire, once connected: it says it is alive whenever the fuzzer lets time pass. */
-  let keeper: Wire | undefined;
+  const keeper: { wire?: Wire } = {};
   /** A new connection from `peer`; its OPEN (+ KEEPALIVE) when `open` is given. Returns the wire. */
   const connect = (peer: typeof F, open?: Uint8Array, keepalive = true): Wire => {
     const wire = new Wire(peer.address);
@@ -241,7 +241,7 @@ export async function fuzzBgp(options: BgpFuzzOptions): Promise<BgpFuzzReport> {
       if (!wire.closed) break;
       // Refused (the session waits out a backoff — after a NOTIFICATION the error wait, 5 to 30 s — or still
       // holds an old connection): let time pass, the keeper staying alive meanwhile (its hold time is 90 s).
-      if (keeper && !keeper.closed) send(keeper, KEEPALIVE_BYTES);
+      if (keeper.wire && !keeper.wire.closed) send(keeper.wire, KEEPALIVE_BYTES);
       clock.advance(Math.max(1, (clock.nextDue() ?? clock.now() + 1000) - clock.now()));
       wire.closed = false;
     }
@@ -260,7 +260,7 @@ export async function fuzzBgp(options: BgpFuzzOptions): Promise<BgpFuzzReport> {
 
   // K: up, with two routes.
   const k = connect(K, baseOpen(K.asn, K.id, true));
-  keeper = k;
+  keeper.wire = k;
   send(k, frame(2, writeUpdate({ withdrawn: new Uint8Array(0), attrs: baseAttrs(true, K.asn), nlri: Uint8Array.of(24, 10, 4, 1, 24, 10, 4, 2) })));
   if (states.get(K.address) !== 'Established') throw new Error(`fuzz setup: the keeper peer is ${states.get(K.address)}, not Established`);
 
