@@ -105,6 +105,14 @@ interface ParsedPool {
   handling: PoolHandling;
 }
 
+/**
+ * Whether a local block gets a blackhole route: every block but a /32, as Calico renders its blocks (a /32
+ * block is one address — a workload's own route, or nothing to catch; confd's static protocol skips it).
+ */
+export function needsBlackhole(block: Prefix): boolean {
+  return block.len < 32;
+}
+
 /** Routes listed in one warning before "(and N more)". */
 const LISTED_IN_WARNING = 5;
 
@@ -117,6 +125,7 @@ export function calculateRoutes(input: CalcInput): CalcResult {
   const pools = parsePools(input.pools, warnings);
 
   for (const block of sortedPrefixes(input.localBlocks, 'local block', warnings)) {
+    if (!needsBlackhole(block)) continue;
     candidates.push({ dst: formatPrefix(block), type: 'blackhole', proto: FELIX_ROUTE_PROTOCOL, class: 'blackhole' });
   }
 

@@ -225,6 +225,13 @@ const NODE_BGP_ANNOTATIONS: ReadonlyArray<{
   { field: 'ipv4IPIPTunnelAddr', annotation: 'projectcalico.org/IPv4IPIPTunnelAddr', parse: (t) => t },
   { field: 'asNumber', annotation: 'projectcalico.org/ASNumber', parse: (t) => (/^\d+$/.test(t) ? Number(t) : undefined) },
   { field: 'routeReflectorClusterID', annotation: 'projectcalico.org/RouteReflectorClusterID', parse: (t) => t },
+  { field: 'ipv6Address', annotation: 'projectcalico.org/IPv6Address', parse: (t) => t },
+];
+
+/** Node spec fields outside `bgp` kept as annotations, Calico's names (its VXLAN tunnel endpoint). */
+const NODE_SPEC_ANNOTATIONS: ReadonlyArray<{ field: 'ipv4VXLANTunnelAddr' | 'vxlanTunnelMACAddr'; annotation: string }> = [
+  { field: 'ipv4VXLANTunnelAddr', annotation: 'projectcalico.org/IPv4VXLANTunnelAddr' },
+  { field: 'vxlanTunnelMACAddr', annotation: 'projectcalico.org/VXLANTunnelMACAddr' },
 ];
 
 interface KubeNodeLike {
@@ -246,6 +253,10 @@ export function nodeToResource(node: KubeNodeLike): Resource<'Node'> {
     if (value !== undefined) bgp[row.field] = value;
   }
   const spec: NodeSpec = Object.keys(bgp).length > 0 ? { bgp: bgp as NodeSpec['bgp'] } : {};
+  for (const row of NODE_SPEC_ANNOTATIONS) {
+    const text = annotations[row.annotation];
+    if (text !== undefined && text !== '') spec[row.field] = text;
+  }
   return { apiVersion: API_VERSION, kind: 'Node', metadata, spec };
 }
 
@@ -261,6 +272,11 @@ export function mergeNodeAnnotations<N extends KubeNodeLike>(current: N, resourc
     const value = bgp[row.field];
     if (value === undefined || value === null || value === '') delete annotations[row.annotation];
     else annotations[row.annotation] = String(value);
+  }
+  for (const row of NODE_SPEC_ANNOTATIONS) {
+    const value = resource.spec[row.field];
+    if (value === undefined || value === '') delete annotations[row.annotation];
+    else annotations[row.annotation] = value;
   }
   const k8sLabels = next.metadata.labels ?? {};
   const calicoLabels = Object.fromEntries(Object.entries(resource.metadata.labels ?? {}).filter(([k]) => k8sLabels[k] === undefined));

@@ -86,8 +86,11 @@ export const SPEC_SHAPES: Readonly<Record<Kind, Shape>> = {
     filters: strings,
   }),
   Node: obj({
-    bgp: obj({ ipv4Address: str, asNumber: asn, ipv4IPIPTunnelAddr: str, routeReflectorClusterID: str }),
+    bgp: obj({ ipv4Address: str, asNumber: asn, ipv4IPIPTunnelAddr: str, routeReflectorClusterID: str, ipv6Address: str }),
     orchRefs: { type: 'array', items: obj({ nodeName: str, orchestrator: str }) },
+    ipv4VXLANTunnelAddr: str,
+    vxlanTunnelMACAddr: str,
+    addresses: { type: 'array', items: obj({ address: str, type: str }) },
   }),
   WorkloadEndpoint: obj({
     node: str,

@@ -82,8 +82,15 @@ export interface NodeSpec {
     asNumber?: number;
     ipv4IPIPTunnelAddr?: string;
     routeReflectorClusterID?: string;
+    /** IPv6 BGP address with prefix length (stored; tortie's BGP is IPv4 only: not in effect). */
+    ipv6Address?: string;
   };
   orchRefs?: Array<{ nodeName?: string; orchestrator: string }>;
+  /** Calico's VXLAN tunnel endpoint (stored; VXLAN is not implemented: not in effect). */
+  ipv4VXLANTunnelAddr?: string;
+  vxlanTunnelMACAddr?: string;
+  /** The node's addresses as Calico records them (stored; informational). */
+  addresses?: Array<{ address: string; type?: string }>;
 }
 
 /** A container port of the workload (Calico's WEP `ports`): what a NetworkPolicy's named port resolves to. */

@@ -296,6 +296,10 @@ const VALIDATORS: { [K in Kind]: Check<K> } = {
     checkAsNumber(p, 'spec.bgp.asNumber', bgp.asNumber);
     checkIpv4(p, 'spec.bgp.ipv4IPIPTunnelAddr', bgp.ipv4IPIPTunnelAddr, 'an IPv4 address (like 10.244.1.0)');
     checkIpv4(p, 'spec.bgp.routeReflectorClusterID', bgp.routeReflectorClusterID, 'a cluster ID in IPv4 form (like 244.0.0.1)');
+    const v6 = bgp.ipv6Address;
+    if (typeof v6 === 'string' && parseCidr(v6)?.family !== 6) {
+      p.push({ path: 'spec.bgp.ipv6Address', value: v6, message: `${show(v6)} is not an IPv6 address with prefix length (like fd80:24e2:f998:72d6::1/120)` });
+    }
   },
   WorkloadEndpoint: (r, p) => {
     const s = r.spec;

@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 import { formatPrefix, parsePrefix, prefixContains, parseIpv4 } from '../../bgp/ip.js';
+import { needsBlackhole } from '../../felix/route-calc.js';
 import { affineBlocks, originatedPrefixes } from '../../src/agent/advertise.js';
 import { planPeers } from '../../src/agent/planner.js';
 import type { DesiredPeer, PeeringPlan } from '../../src/agent/types.js';
@@ -293,9 +294,15 @@ function compare(expected: Expected, resources: AnyResource[]): Comparison {
     affinities: ofKind(resources, 'BlockAffinity'),
     workloads: ofKind(resources, 'WorkloadEndpoint'),
   };
-  const blackholes = setDifference('blackholes', expected.blackholes, affineBlocks(advertise).map(formatPrefix));
+  const blackholes = setDifference('blackholes', expected.blackholes, affineBlocks(advertise).filter(needsBlackhole).map(formatPrefix));
   if (blackholes !== null) differences.push(blackholes);
-  const exported = setDifference('exported', expected.exported, originatedPrefixes(advertise));
+  // Deliberate (README "Differences from Calico"): a block outside every IPPool is not advertised. Calico's
+  // calico_aggr() accepts every affine block, in a pool or not (a pool deleted while its blocks remain).
+  const pools = advertise.pools.flatMap((p) => (p.spec.cidr.includes('.') ? [parsePrefix(p.spec.cidr)] : []));
+  const inSomePool = (cidr: string): boolean => pools.some((pool) => { const b = parsePrefix(cidr); return b.len >= pool.len && prefixContains(pool, b.addr); });
+  const outside = expected.exported.filter((cidr) => !inSomePool(cidr));
+  for (const cidr of outside) deliberate.push(`exported ${cidr} (outside every pool)`);
+  const exported = setDifference('exported', expected.exported.filter(inSomePool), originatedPrefixes(advertise));
   if (exported !== null) differences.push(exported);
   if (expected.staticRoutes.length > 0) differences.push(`static routes -${expected.staticRoutes.join(' -')}`);
 

@@ -69,6 +69,12 @@ describe('calculateRoutes: local blocks and workloads', () => {
     expect(result.warnings).toEqual([]);
   });
 
+  it('a /32 block gets no blackhole (as Calico renders it): its one address is a workload route or nothing', () => {
+    const result = calculateRoutes(input({ localBlocks: ['10.244.196.128/26', '10.2.0.1/32'], workloads: [{ ip: '10.2.0.1', namespace: 'default', pod: 'a' }] }));
+    expect(shown(result.routes).filter((r) => r.startsWith('blackhole'))).toEqual(['blackhole 10.244.196.128/26 proto 80']);
+    expect(shown(result.routes).some((r) => /^10\.2\.0\.1 dev cali[0-9a-f]{11} proto 80 scope link$/.test(r))).toBe(true);
+  });
+
   it('keeps blackholes for blocks of vxlan, disabled or deleted pools (they do not depend on encapsulation)', () => {
     const result = calculateRoutes(
       input({

@@ -64,7 +64,7 @@ describe('toResource', () => {
     const e = refusal({ apiVersion: 'projectcalico.org/v3', kind: 'Node', metadata: { name: 'n', colour: 'red' }, extra: 1, spec: { bgp: { ipv4address: '1.2.3.4/24' }, foo: true } });
     expect(e.problems.map((p) => p.path).sort()).toEqual(['extra', 'metadata.colour', 'spec.bgp.ipv4address', 'spec.foo']);
     expect(e.message).toMatch(/^document 1 \(Node "n"\): 4 problems:\n {2}- /);
-    expect(e.message).toContain('unknown field "ipv4address" (known fields of spec.bgp: ipv4Address, asNumber, ipv4IPIPTunnelAddr, routeReflectorClusterID)');
+    expect(e.message).toContain('unknown field "ipv4address" (known fields of spec.bgp: ipv4Address, asNumber, ipv4IPIPTunnelAddr, routeReflectorClusterID, ipv6Address)');
   });
 
   it('refuses wrong types with the path and the value', () => {
