@@ -12,7 +12,8 @@
 //   4. Automatic reverse peerings: when a BGPPeer selects us as its *remote* end (peerSelector matches
 //      us, or peerIP is our IP with our AS), we peer back with the nodes at its local end. This is what
 //      makes the documented reflector setup (nodeSelector all(), peerSelector route-reflector == 'true')
-//      give the reflectors a session to every client. A peering already emitted wins.
+//      give the reflectors a session to every client. A peering already emitted wins. Not for a BGPPeer
+//      with `reversePeering: Manual` (Calico's opt-out: the other side configures its own BGPPeer).
 //   A peer with our own IP is always skipped; IPs are compared as Calico does.
 //
 // Why this is hard: every node computes its half of each session alone, and the halves must agree —
@@ -476,6 +477,8 @@ export function planPeers(input: PlannerInput): PeeringPlan {
   }
   // Reverse peerings: we are the remote end of a BGPPeer; peer back with its local end.
   for (const peer of bgpPeers) {
+    // reversePeering: Manual — the remote end peers back only through a BGPPeer of its own (Calico).
+    if (peer.spec.reversePeering === 'Manual') continue;
     const local = localEnd(cluster, peer);
     if (local === null || !remoteEndIncludes(cluster, peer, self)) continue;
     for (const node of local.all()) {

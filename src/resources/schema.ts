@@ -82,6 +82,7 @@ export const SPEC_SHAPES: Readonly<Record<Kind, Shape>> = {
     keepaliveTime: str,
     numAllowedLocalASNumbers: int,
     password: secretRef,
+    reversePeering: oneOf('Auto', 'Manual'),
     ttlSecurity: int,
     filters: strings,
   }),

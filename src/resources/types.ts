@@ -70,6 +70,8 @@ export interface BGPPeerSpec {
   keepaliveTime?: string;
   numAllowedLocalASNumbers?: number;
   password?: { secretKeyRef: { name: string; key: string } };
+  /** Auto (default): the remote end of a peerSelector/peerIP peering peers back by itself; Manual: it does not. */
+  reversePeering?: 'Auto' | 'Manual';
   /** GTSM (RFC 5082): the peer is at most this many hops away; 0 or absent = off (Calico's uint8). */
   ttlSecurity?: number;
   filters?: string[];

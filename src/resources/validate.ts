@@ -260,7 +260,8 @@ const VALIDATORS: { [K in Kind]: Check<K> } = {
     }
     if (typeof s.peerIP === 'string' && s.peerIP !== '') {
       if (parsePeerIP(s.peerIP) === null) p.push({ path: 'spec.peerIP', value: s.peerIP, message: `${show(s.peerIP)} is not an IP address or ip:port (like 198.18.0.1, 198.18.0.1:1179 or [2001:db8::1]:179)` });
-      if (s.asNumber === undefined && !s.peerSelector) p.push({ path: 'spec.asNumber', value: undefined, message: 'spec.asNumber is required with spec.peerIP (the peer\'s AS number, like 64513)' });
+      // No asNumber with a peerIP: the AS of the Calico node at that address, as Calico does (the planner
+      // warns, in node status, when the address is no node's).
     }
     checkAsNumber(p, 'spec.asNumber', s.asNumber);
     checkAsNumber(p, 'spec.localASNumber', s.localASNumber);

@@ -135,6 +135,14 @@ describe('mesh off, route reflectors chosen by label', () => {
     expect(briefs(name, nodes, [RR_PEERING], [MESH_OFF])).toEqual(expected);
   });
 
+  it('reversePeering: Manual — the reflector does not peer back by itself; its own BGPPeer gives it the clients', () => {
+    const manual = { ...RR_PEERING, spec: { ...RR_PEERING.spec, reversePeering: 'Manual' as const } };
+    expect(briefs('rr-1', nodes, [manual], [MESH_OFF])).toEqual([]);
+    expect(briefs('node-a', nodes, [manual], [MESH_OFF])).toEqual(['Node_198_18_0_21 Node 198.18.0.21:179 AS64512']);
+    const back = bgpPeer('rr-to-clients', { nodeSelector: "route-reflector == 'true'", peerSelector: '!has(route-reflector)' });
+    expect(briefs('rr-1', nodes, [manual, back], [MESH_OFF])).toEqual(['Node_198_18_0_11 Node 198.18.0.11:179 AS64512 rr-client', 'Node_198_18_0_12 Node 198.18.0.12:179 AS64512 rr-client']);
+  });
+
   it('the reflector plan carries its cluster id and the BGPPeer it came from', () => {
     const p = plan('rr-1', nodes, [RR_PEERING], [MESH_OFF]);
     expect(p.clusterId).toBe('244.0.0.1');

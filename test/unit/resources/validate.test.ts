@@ -36,7 +36,6 @@ const BAD: Array<[string, AnyResource, string]> = [
   ['peer asNumber with peerSelector', peer({ peerIP: undefined, peerSelector: 'all()', asNumber: 64513 }), "spec.asNumber must be empty when spec.peerSelector is set (the selected nodes' own AS numbers are used)"],
   ['peerIP not an IP', peer({ peerIP: '198.18.0' }), 'spec.peerIP: "198.18.0" is not an IP address or ip:port (like 198.18.0.1, 198.18.0.1:1179 or [2001:db8::1]:179)'],
   ['peerIP bad port', peer({ peerIP: '198.18.0.1:70000' }), 'spec.peerIP: "198.18.0.1:70000" is not an IP address or ip:port (like 198.18.0.1, 198.18.0.1:1179 or [2001:db8::1]:179)'],
-  ['peerIP without asNumber', peer({ asNumber: undefined }), "spec.asNumber is required with spec.peerIP (the peer's AS number, like 64513)"],
   ['peer asNumber 0', peer({ asNumber: 0 }), 'spec.asNumber: 0 is not an AS number in 1..4294967295 (asdot like "1.10" is accepted too)'],
   ['peer asNumber too big', peer({ asNumber: 4294967296 }), 'spec.asNumber: 4294967296 is not an AS number in 1..4294967295 (asdot like "1.10" is accepted too)'],
   ['peer localASNumber', peer({ localASNumber: -1 }), 'spec.localASNumber: -1 is not an AS number in 1..4294967295 (asdot like "1.10" is accepted too)'],
@@ -77,6 +76,7 @@ const BAD: Array<[string, AnyResource, string]> = [
 
 const GOOD: Array<[string, AnyResource]> = [
   ['pool at its smallest', pool({ cidr: '10.244.0.0/26', blockSize: 26 })],
+  ['peerIP without asNumber (the AS of the node at that address, as Calico)', peer({ asNumber: undefined })],
   ['small disabled pool', pool({ cidr: '10.244.0.0/28', blockSize: 26, disabled: true })],
   ['pool blockSize 20 and 32', pool({ blockSize: 20 })],
   ['pool /32 blocks', pool({ blockSize: 32 })],
