@@ -209,6 +209,8 @@ export class Ipam {
     return all.filter(
       (p) =>
         (poolName === undefined || p.metadata.name === poolName) &&
+        // assignmentMode Manual: only a request that names the pool gets addresses from it (Calico).
+        (poolName !== undefined || p.spec.assignmentMode !== 'Manual') &&
         !p.spec.disabled &&
         (p.spec.allowedUses === undefined || p.spec.allowedUses.includes(use)) &&
         parseSelector(p.spec.nodeSelector ?? 'all()').matches(labels),

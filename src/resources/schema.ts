@@ -51,7 +51,9 @@ export const SPEC_SHAPES: Readonly<Record<Kind, Shape>> = {
     disabled: bool,
     disableBGPExport: bool,
     nodeSelector: str,
-    allowedUses: { type: 'array', items: oneOf('Workload', 'Tunnel') },
+    allowedUses: { type: 'array', items: oneOf('Workload', 'Tunnel', 'LoadBalancer') },
+    assignmentMode: oneOf('Automatic', 'Manual'),
+    namespaceSelector: str,
   }),
   BGPConfiguration: obj({
     nodeToNodeMeshEnabled: bool,
@@ -67,6 +69,7 @@ export const SPEC_SHAPES: Readonly<Record<Kind, Shape>> = {
     communities: { type: 'array', items: obj({ name: str, value: str }) },
     prefixAdvertisements: { type: 'array', items: obj({ cidr: str, communities: strings }) },
     ignoredInterfaces: strings,
+    programClusterRoutes: oneOf('Enabled', 'Disabled'),
   }),
   BGPPeer: obj({
     node: str,
@@ -85,6 +88,8 @@ export const SPEC_SHAPES: Readonly<Record<Kind, Shape>> = {
     reversePeering: oneOf('Auto', 'Manual'),
     ttlSecurity: int,
     filters: strings,
+    reachableBy: str,
+    localWorkloadSelector: str,
   }),
   Node: obj({
     bgp: obj({ ipv4Address: str, asNumber: asn, ipv4IPIPTunnelAddr: str, routeReflectorClusterID: str, ipv6Address: str }),

@@ -32,7 +32,11 @@ export interface IPPoolSpec {
   disableBGPExport?: boolean;
   /** Calico selector; default all(). */
   nodeSelector?: string;
-  allowedUses?: Array<'Workload' | 'Tunnel'>;
+  allowedUses?: Array<'Workload' | 'Tunnel' | 'LoadBalancer'>;
+  /** Automatic (default): IPAM picks it; Manual: only when a request names it (Calico's assignmentMode). */
+  assignmentMode?: 'Automatic' | 'Manual';
+  /** Calico selector over namespace labels (stored; not in effect). */
+  namespaceSelector?: string;
 }
 
 export interface BGPConfigurationSpec {
@@ -50,6 +54,8 @@ export interface BGPConfigurationSpec {
   communities?: Array<{ name: string; value: string }>;
   prefixAdvertisements?: Array<{ cidr: string; communities: string[] }>;
   ignoredInterfaces?: string[];
+  /** Calico's Enabled | Disabled (stored; not in effect). */
+  programClusterRoutes?: 'Enabled' | 'Disabled';
 }
 
 export interface BGPPeerSpec {
@@ -75,6 +81,10 @@ export interface BGPPeerSpec {
   /** GTSM (RFC 5082): the peer is at most this many hops away; 0 or absent = off (Calico's uint8). */
   ttlSecurity?: number;
   filters?: string[];
+  /** Calico: a gateway address through which the peer is reachable (stored; not in effect). */
+  reachableBy?: string;
+  /** Calico: BGP with local workloads matching this selector (stored; not in effect). */
+  localWorkloadSelector?: string;
 }
 
 export interface NodeSpec {

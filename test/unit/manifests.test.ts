@@ -242,7 +242,7 @@ describe('the CRDs', () => {
 
   /** Valid specs that together set every field of every CRD kind (checked below). */
   const SPECIMENS: Record<CrdKind, Array<Record<string, unknown>>> = {
-    IPPool: [{ cidr: '10.244.0.0/16', blockSize: 26, ipipMode: 'CrossSubnet', vxlanMode: 'Never', natOutgoing: true, disabled: false, disableBGPExport: false, nodeSelector: 'all()', allowedUses: ['Workload', 'Tunnel'] }],
+    IPPool: [{ cidr: '10.244.0.0/16', blockSize: 26, ipipMode: 'CrossSubnet', vxlanMode: 'Never', natOutgoing: true, disabled: false, disableBGPExport: false, nodeSelector: 'all()', allowedUses: ['Workload', 'Tunnel', 'LoadBalancer'], assignmentMode: 'Manual', namespaceSelector: "team == 'a'" }],
     BGPConfiguration: [
       {
         nodeToNodeMeshEnabled: true,
@@ -258,10 +258,11 @@ describe('the CRDs', () => {
         communities: [{ name: 'office', value: '65001:100' }],
         prefixAdvertisements: [{ cidr: '10.244.0.0/16', communities: ['office', '65001:200:300'] }],
         ignoredInterfaces: ['docker0'],
+        programClusterRoutes: 'Disabled',
       },
     ],
     BGPPeer: [
-      { node: 'node-a', peerIP: '198.18.0.1:179', asNumber: 65001, localASNumber: 64513, nextHopMode: 'Self', sourceAddress: 'UseNodeIP', maxRestartTime: '2m0s', keepaliveTime: '30s', numAllowedLocalASNumbers: 1, password: { secretKeyRef: { name: 'bgp-secrets', key: 'office' } }, filters: ['office-filter'] },
+      { node: 'node-a', peerIP: '198.18.0.1:179', asNumber: 65001, localASNumber: 64513, nextHopMode: 'Self', sourceAddress: 'UseNodeIP', maxRestartTime: '2m0s', keepaliveTime: '30s', numAllowedLocalASNumbers: 1, password: { secretKeyRef: { name: 'bgp-secrets', key: 'office' } }, filters: ['office-filter'], ttlSecurity: 1, reachableBy: '198.18.0.254', localWorkloadSelector: "app == 'bgp'", reversePeering: 'Manual' },
       { nodeSelector: 'all()', peerSelector: "route-reflector == 'true'", keepOriginalNextHop: true },
     ],
     IPAMBlock: [{ cidr: '10.244.1.0/30', affinity: 'host:node-a', strictAffinity: false, allocations: [0, null, null, null], unallocated: [1, 2, 3], attributes: [{ handle_id: 'k8s-pod-network.abc', secondary: { node: 'node-a' } }], deleted: false, sequenceNumber: 3 }],

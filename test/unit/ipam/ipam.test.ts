@@ -84,6 +84,18 @@ describe('Ipam.claimBlock', () => {
     await expect(ipam.claimBlock('a', { pool: 'nope' })).rejects.toThrow(/pool "nope" does not exist \(pools: off, rack1, rest\)/);
   });
 
+  it('assignmentMode Manual: a pool only a request naming it uses (LoadBalancer-only pools give pods nothing either)', async () => {
+    const { ds, ipam } = await setup(
+      pool('manual', '10.1.0.0/24', { assignmentMode: 'Manual' }),
+      pool('lb', '10.2.0.0/24', { allowedUses: ['LoadBalancer'] }),
+      pool('auto', '10.3.0.0/24'),
+    );
+    await ds.create(node('a', {}));
+    expect(await ipam.claimBlock('a')).toBe('10.3.0.0/26');
+    expect(await ipam.claimBlock('a', { pool: 'manual' })).toBe('10.1.0.0/26');
+    expect(await ipam.claimBlock('a')).toBe('10.3.0.64/26');
+  });
+
   it('finishes a claim that stopped after the block was written, and drops one that stopped before', async () => {
     const { ds, ipam } = await setup(pool('p', '10.244.0.0/24'));
     // node-a crashed after writing its pending affinity and the block.

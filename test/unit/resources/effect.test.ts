@@ -36,6 +36,7 @@ const EFFECT_TESTS: Readonly<Record<string, EffectTest>> = {
   'IPPool.spec.disabled': { file: IPAM, title: 'uses only enabled pools whose nodeSelector matches the Node labels' },
   'IPPool.spec.disableBGPExport': { file: ADVERTISE, title: 'a disableBGPExport pool refuses even what an overlapping enabled pool would accept' },
   'IPPool.spec.nodeSelector': { file: IPAM, title: 'uses only enabled pools whose nodeSelector matches the Node labels' },
+  'IPPool.spec.assignmentMode': { file: IPAM, title: 'assignmentMode Manual: a pool only a request naming it uses' },
   'IPPool.spec.allowedUses': { file: IPAM, title: 'honours allowedUses: a Tunnel-only pool gives tunnel addresses and never pod addresses' },
 
   'BGPConfiguration.spec.nodeToNodeMeshEnabled': { file: PLANNER, title: 'has no mesh when nodeToNodeMeshEnabled is false' },
