@@ -127,6 +127,9 @@ describe.skipIf(!requirePeers('bird1'))('tortie bgp speaker: a malformed message
       expect(rib.some((r) => r.prefix === '10.99.1.0/24' && r.from === BIRD)).toBe(true);
       expect(speaker.events.slice(mark).filter((e) => e.event === 'state' && e.peer === BIRD)).toEqual([]);
       await waitForSession(bird, TORTIE, 'Established');
+      // After a NOTIFICATION the peer may come back only once the error wait is over (5 s, DampPeerOscillations):
+      // the session goes Active again then.
+      await speaker.waitForEvent((e) => e.event === 'state' && e.peer === RAW && e.to === 'Active', { from: mark, timeoutMs: 20_000, what: 'the raw peer Active again after the error wait' });
     }
     expect(speaker.stderr.join('')).not.toMatch(/Error: encoded message is \d+ bytes/);
   });
