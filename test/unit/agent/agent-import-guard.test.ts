@@ -2,17 +2,13 @@
 // Speaker refuses by the cluster's state (this node's block, a block nobody owns yet), a new affinity makes
 // it re-judge that block only, refused routes are listed with their reason, and the metric counts them.
 
-import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { formatPrefix, parseIpv4, parsePrefix, prefixKey } from '../../../bgp/ip.js';
 import { Route, type Attrs } from '../../../bgp/rib/index.js';
-import { Agent, type SpeakerLike } from '../../../src/agent/agent.js';
-import { parseAgentConfig } from '../../../src/agent/config.js';
 import { AgentMetrics } from '../../../src/agent/metrics.js';
 import { formatRoutes } from '../../../src/agent/status-format.js';
 import { MemoryDatastore } from '../../../src/datastore/memory.js';
-import { INTERFACES, res, running, until } from '../helpers/agent-fixtures.js';
-import { FakeSpeaker } from '../helpers/fake-speaker.js';
+import { res, testAgent, until } from '../helpers/agent-fixtures.js';
 
 const NODE_2 = '198.18.0.12';
 
@@ -20,28 +16,10 @@ async function started() {
   const ds = new MemoryDatastore();
   await ds.create(res('IPPool', 'pods', { cidr: '10.244.0.0/16', ipipMode: 'Never', blockSize: 26 }));
   await ds.create(res('Node', 'node-2', { bgp: { ipv4Address: `${NODE_2}/24` } }));
-  const speakers: FakeSpeaker[] = [];
   const metrics = new AgentMetrics({ processMetrics: false });
-  const config = parseAgentConfig({ NODENAME: 'node-1', IP: '198.18.0.11/24', TORTIE_DATAPLANE: 'none', TORTIE_HEALTH_PORT: '0' }, 'unused');
-  const agent = new Agent(config, {
-    datastore: ds,
-    logger: pino({ level: 'silent' }),
-    createSpeaker: (c) => {
-      const s = new FakeSpeaker(c);
-      speakers.push(s);
-      return s as unknown as SpeakerLike;
-    },
-    interfaces: () => INTERFACES,
-    serveControl: null,
-    startHealth: null,
-    coalesceMs: 1,
-    version: 'test',
-    metrics,
-    controlPlane: ['203.0.113.10'],
-  });
-  running.push(agent);
+  const { agent, last } = testAgent({ IP: '198.18.0.11/24' }, ds, { metrics, controlPlane: ['203.0.113.10'] });
   await agent.start();
-  const speaker = speakers[speakers.length - 1]!;
+  const speaker = last();
   const judge = speaker.config.importJudge!;
   expect(judge).toBeTypeOf('function');
   /** The judge's verdict on `prefix` via `nextHop`, announced by the peer at `from`. */

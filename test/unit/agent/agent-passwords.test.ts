@@ -9,12 +9,9 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Agent, type SpeakerLike } from '../../../src/agent/agent.js';
-import { parseAgentConfig } from '../../../src/agent/config.js';
 import { fileSecretSource, kubeSecretSource, type SecretApi } from '../../../src/agent/secrets.js';
 import { MemoryDatastore } from '../../../src/datastore/memory.js';
-import { INTERFACES, res, running, until } from '../helpers/agent-fixtures.js';
-import { FakeSpeaker } from '../helpers/fake-speaker.js';
+import { res, testAgent, until } from '../helpers/agent-fixtures.js';
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -38,25 +35,7 @@ const NETSTAT = (failures: number) => `TcpExt: TCPMD5NotFound TCPMD5Unexpected T
 async function start(dir: string, ds: MemoryDatastore, netstat: { text: string }) {
   const logs: string[] = [];
   const sink = new Writable({ write: (chunk: Buffer, _enc, done) => (logs.push(chunk.toString()), done()) });
-  const speakers: FakeSpeaker[] = [];
-  const config = parseAgentConfig({ NODENAME: 'node-1', IP: '198.18.0.11/24', TORTIE_DATAPLANE: 'none', TORTIE_HEALTH_PORT: '0' }, 'unused');
-  const agent = new Agent(config, {
-    datastore: ds,
-    logger: pino({ level: 'debug' }, sink),
-    createSpeaker: (c) => {
-      const s = new FakeSpeaker(c);
-      speakers.push(s);
-      return s as unknown as SpeakerLike;
-    },
-    interfaces: () => INTERFACES,
-    serveControl: null,
-    startHealth: null,
-    coalesceMs: 1,
-    version: 'test',
-    secrets: fileSecretSource(dir, 10),
-    readNetstat: () => netstat.text,
-  });
-  running.push(agent);
+  const { agent, speakers } = testAgent({ IP: '198.18.0.11/24' }, ds, { logger: pino({ level: 'debug' }, sink), secrets: fileSecretSource(dir, 10), readNetstat: () => netstat.text });
   await agent.start();
   return { agent, logs, speaker: () => speakers[speakers.length - 1]! };
 }

@@ -3,34 +3,14 @@
 // filter, the graceful Speaker swap on a cluster id change (old routes kept as stale until ready), and
 // Calico's readiness rules.
 
-import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { formatIpv4, parseIpv4, parsePrefix } from '../../../bgp/ip.js';
-import { Agent, type SpeakerLike } from '../../../src/agent/agent.js';
-import { parseAgentConfig } from '../../../src/agent/config.js';
 import { MemoryDatastore } from '../../../src/datastore/memory.js';
-import { INTERFACES, res, running, until } from '../helpers/agent-fixtures.js';
+import { res, testAgent, until } from '../helpers/agent-fixtures.js';
 import { FakeSpeaker } from '../helpers/fake-speaker.js';
 
 function makeAgent(env: Record<string, string>, ds = new MemoryDatastore()) {
-  const speakers: FakeSpeaker[] = [];
-  const config = parseAgentConfig({ NODENAME: 'node-1', TORTIE_DATAPLANE: 'none', TORTIE_HEALTH_PORT: '0', ...env }, 'unused');
-  const agent = new Agent(config, {
-    datastore: ds,
-    logger: pino({ level: 'silent' }),
-    createSpeaker: (c) => {
-      const s = new FakeSpeaker(c);
-      speakers.push(s);
-      return s as unknown as SpeakerLike;
-    },
-    interfaces: () => INTERFACES,
-    serveControl: null,
-    startHealth: null,
-    coalesceMs: 1,
-    version: 'test',
-  });
-  running.push(agent);
-  return { agent, ds, speakers, last: () => speakers[speakers.length - 1]! };
+  return testAgent(env, ds);
 }
 
 describe('Agent startup', () => {
@@ -267,11 +247,7 @@ describe('Agent: BGPConfiguration fields that shape what is sent and logged', ()
   it('logSeverityScreen sets the log level (Trace is trace, not info); the node-specific configuration wins', async () => {
     const ds = new MemoryDatastore();
     await ds.create(res('BGPConfiguration', 'default', { logSeverityScreen: 'Trace' }));
-    const logger = pino({ level: 'info' });
-    const config = parseAgentConfig({ NODENAME: 'node-1', IP: '198.18.0.11/24', TORTIE_DATAPLANE: 'none', TORTIE_HEALTH_PORT: '0' }, 'unused');
-    const agent = new Agent(config, { datastore: ds, logger, createSpeaker: (c) => new FakeSpeaker(c) as unknown as SpeakerLike, interfaces: () => INTERFACES, serveControl: null, startHealth: null, coalesceMs: 1, version: 'test' });
-    running.push(agent);
-    logger.level = 'silent'; // nothing printed: the agent sets its own child's level below
+    const { agent } = testAgent({ IP: '198.18.0.11/24' }, ds);
     await agent.start();
     const levelOf = (): string => (agent as unknown as { log: { level: string } }).log.level;
     await until(() => levelOf() === 'trace', 'log level trace');

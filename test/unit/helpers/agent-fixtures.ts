@@ -1,9 +1,14 @@
 // Small fixtures for node agent tests: the host interfaces, agents stopped after each test, a resource
 // with Calico's defaults, and a bounded wait.
 
+import pino from 'pino';
 import { afterEach } from 'vitest';
-import type { Agent } from '../../../src/agent/agent.js';
+import { Agent, type AgentDeps, type SpeakerLike } from '../../../src/agent/agent.js';
+import { parseAgentConfig } from '../../../src/agent/config.js';
+import { MemoryDatastore } from '../../../src/datastore/memory.js';
+import type { Datastore } from '../../../src/datastore/types.js';
 import { API_VERSION, applyDefaults, type AnyResource } from '../../../src/resources/index.js';
+import { FakeSpeaker } from './fake-speaker.js';
 
 /** The host interfaces an agent test sees: loopback and eth0 holding the node address 198.18.0.11/24. */
 export const INTERFACES = [
@@ -30,4 +35,30 @@ export async function until<T>(probe: () => T | undefined | false, what: string)
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
   throw new Error(`timed out waiting for ${what}`);
+}
+
+/**
+ * An Agent for node-1 (IP from `env`, no dataplane, no health server, no control socket) on `ds` with fake
+ * Speakers, stopped after the test. `deps` adds to or replaces what it is given (a logger, secrets, metrics).
+ */
+export function testAgent(env: Record<string, string>, ds: Datastore = new MemoryDatastore(), deps: Partial<AgentDeps> = {}) {
+  const speakers: FakeSpeaker[] = [];
+  const config = parseAgentConfig({ NODENAME: 'node-1', TORTIE_DATAPLANE: 'none', TORTIE_HEALTH_PORT: '0', ...env }, 'unused');
+  const agent = new Agent(config, {
+    datastore: ds,
+    logger: pino({ level: 'silent' }),
+    createSpeaker: (c) => {
+      const s = new FakeSpeaker(c);
+      speakers.push(s);
+      return s as unknown as SpeakerLike;
+    },
+    interfaces: () => INTERFACES,
+    serveControl: null,
+    startHealth: null,
+    coalesceMs: 1,
+    version: 'test',
+    ...deps,
+  });
+  running.push(agent);
+  return { agent, ds, speakers, last: () => speakers[speakers.length - 1]! };
 }
