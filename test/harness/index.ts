@@ -11,7 +11,7 @@ import type { PeerDaemon, PeerOptions } from './peer.js';
 export * from './addresses.js';
 export * from './binaries.js';
 export * from './peer.js';
-export { stopAll, waitFor, pidAlive, runningPids, makeTempDir } from './process.js';
+export { stopAll, stopChild, waitFor, pidAlive, runningPids, makeTempDir } from './process.js';
 
 /** How to start each kind of peer. */
 const STARTERS: Readonly<Record<PeerKind, (options: PeerOptions) => Promise<PeerDaemon>>> = {

@@ -201,3 +201,15 @@ export async function waitFor<T>(probe: () => T | Promise<T>, options: WaitOptio
       : `last value: ${JSON.stringify(last)}`;
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${options.what ?? 'a condition'} (${seen})`);
 }
+
+/** Stops a child the test spawned itself, by its PID: SIGTERM, then SIGKILL after `graceMs` (default 5 s). */
+export async function stopChild(child: import('node:child_process').ChildProcess, graceMs = 5000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  process.kill(child.pid, 'SIGTERM');
+  const timer = setTimeout(() => {
+    if (child.pid !== undefined && child.exitCode === null) process.kill(child.pid, 'SIGKILL');
+  }, graceMs);
+  await exited;
+  clearTimeout(timer);
+}

@@ -9,6 +9,7 @@
 // module this test writes (`node --import`): on SIGUSR2 it rejects a promise nobody awaits, or throws from
 // a callback — nothing in tortie itself knows about it.
 
+import { calicoResource } from '../harness/resources.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
@@ -19,7 +20,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { queryControl } from '../../src/agent/control.js';
 import { openEtcd } from '../../src/datastore/etcd.js';
 import type { Datastore } from '../../src/datastore/types.js';
-import { API_VERSION, applyDefaults, type AnyResource } from '../../src/resources/index.js';
 import { addressBlock } from '../harness/addresses.js';
 import { BUILT_CLI } from '../harness/cli.js';
 import { freePort, requireEtcd, startEtcd, type EtcdInstance } from '../harness/etcd.js';
@@ -102,9 +102,6 @@ interface AgentRun {
   exit: Promise<number | null>;
 }
 
-function resource(kind: AnyResource['kind'], name: string, spec: object): AnyResource {
-  return applyDefaults({ apiVersion: API_VERSION, kind, metadata: { name }, spec } as AnyResource);
-}
 
 describe.skipIf(!haveEtcd)('tortie node run after an unhandled error', () => {
   let etcd: EtcdInstance;
@@ -120,8 +117,8 @@ describe.skipIf(!haveEtcd)('tortie node run after an unhandled error', () => {
     writeFileSync(preload, PRELOAD);
     etcd = await startEtcd();
     ds = await openEtcd({ endpoints: [etcd.endpoint], timeoutMs: 5000 });
-    await ds.create(resource('BGPConfiguration', 'default', { bindMode: 'NodeIP', nodeToNodeMeshEnabled: false, asNumber: 64512 }));
-    await ds.create(resource('BGPPeer', 'raw-peer', { peerIP: PEER.address, asNumber: PEER.as }));
+    await ds.create(calicoResource('BGPConfiguration', 'default', { bindMode: 'NodeIP', nodeToNodeMeshEnabled: false, asNumber: 64512 }));
+    await ds.create(calicoResource('BGPPeer', 'raw-peer', { peerIP: PEER.address, asNumber: PEER.as }));
     peer = await startRawPeer();
   }, 60_000);
 

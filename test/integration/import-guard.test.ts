@@ -15,6 +15,8 @@
 // best without being announced again.
 // Every process is stopped by PID.
 
+import { calicoResource } from '../harness/resources.js';
+import { stopChild } from '../harness/process.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -28,7 +30,6 @@ import { openEtcd } from '../../src/datastore/etcd.js';
 import type { Datastore } from '../../src/datastore/types.js';
 import { allocate, newBlock } from '../../src/ipam/block.js';
 import { affinityName, blockName } from '../../src/resources/ipam-names.js';
-import { API_VERSION, applyDefaults, type AnyResource } from '../../src/resources/index.js';
 import { addressBlock } from '../harness/addresses.js';
 import { requirePeers } from '../harness/binaries.js';
 import { runTortie } from '../harness/cli.js';
@@ -50,21 +51,7 @@ const haveEtcd = requireEtcd();
 const ROUTER = { ip: block.host(5), as: 65001, nextHop: '198.18.37.9' };
 const haveBird = requirePeers('bird2', 'gobgp');
 
-function resource(kind: AnyResource['kind'], name: string, spec: object): AnyResource {
-  return applyDefaults({ apiVersion: API_VERSION, kind, metadata: { name }, spec } as AnyResource);
-}
 
-/** Stops a child by its PID: SIGTERM, then SIGKILL after 5 s. */
-async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  process.kill(child.pid, 'SIGTERM');
-  const timer = setTimeout(() => {
-    if (child.pid !== undefined && child.exitCode === null) process.kill(child.pid, 'SIGKILL');
-  }, 5000);
-  await exited;
-  clearTimeout(timer);
-}
 
 describe.skipIf(!haveEtcd || !haveBird)('import protection: a BIRD 2 mesh peer and a GoBGP router announcing every hijack', () => {
   let etcd: EtcdInstance;
@@ -96,8 +83,8 @@ describe.skipIf(!haveEtcd || !haveBird)('import protection: a BIRD 2 mesh peer a
   async function writeBlock(cidr: string, owner: string, allocations: Array<[number, string]> = []): Promise<void> {
     let spec = newBlock(cidr, owner);
     for (const [count, node] of allocations) spec = allocate(spec, count, `k8s-pod-network.${node}`, { node }).block;
-    await ds.create(resource('IPAMBlock', blockName(cidr), spec));
-    await ds.create(resource('BlockAffinity', affinityName(owner, cidr), { state: 'confirmed', node: owner, cidr }));
+    await ds.create(calicoResource('IPAMBlock', blockName(cidr), spec));
+    await ds.create(calicoResource('BlockAffinity', affinityName(owner, cidr), { state: 'confirmed', node: owner, cidr }));
   }
 
   beforeAll(async () => {
@@ -105,10 +92,10 @@ describe.skipIf(!haveEtcd || !haveBird)('import protection: a BIRD 2 mesh peer a
     socket = join(dir, 'node-1.ctl');
     etcd = await startEtcd();
     ds = await openEtcd({ endpoints: [etcd.endpoint], timeoutMs: 5000 });
-    await ds.create(resource('BGPConfiguration', 'default', { bindMode: 'NodeIP', nodeToNodeMeshEnabled: true, asNumber: 64512, serviceClusterIPs: [{ cidr: '10.96.0.0/12' }] }));
-    await ds.create(resource('IPPool', 'pods', { cidr: '10.244.0.0/16', blockSize: 26, ipipMode: 'Never', natOutgoing: false, nodeSelector: 'all()' }));
-    for (const node of [BIRD, NODE_3, NODE_4]) await ds.create(resource('Node', node.name, { bgp: { ipv4Address: `${node.ip}/24` } }));
-    await ds.create(resource('BGPPeer', 'office-router', { peerIP: ROUTER.ip, asNumber: ROUTER.as }));
+    await ds.create(calicoResource('BGPConfiguration', 'default', { bindMode: 'NodeIP', nodeToNodeMeshEnabled: true, asNumber: 64512, serviceClusterIPs: [{ cidr: '10.96.0.0/12' }] }));
+    await ds.create(calicoResource('IPPool', 'pods', { cidr: '10.244.0.0/16', blockSize: 26, ipipMode: 'Never', natOutgoing: false, nodeSelector: 'all()' }));
+    for (const node of [BIRD, NODE_3, NODE_4]) await ds.create(calicoResource('Node', node.name, { bgp: { ipv4Address: `${node.ip}/24` } }));
+    await ds.create(calicoResource('BGPPeer', 'office-router', { peerIP: ROUTER.ip, asNumber: ROUTER.as }));
     // node-3's blocks; in the first, ordinals 0..4 are node-3's own pods and ordinal 5 is node-4's (borrowed).
     await writeBlock('10.244.3.0/26', NODE_3.name, [[5, NODE_3.name], [1, NODE_4.name]]);
     await writeBlock('10.244.4.0/26', NODE_3.name);

@@ -8,6 +8,8 @@
 //      keeps its `since`;
 //   3. BIRD given the new password: the office sessions come back.
 
+import { calicoResource } from '../harness/resources.js';
+import { stopChild } from '../harness/process.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -19,7 +21,6 @@ import { queryControl } from '../../src/agent/control.js';
 import type { AgentStatus } from '../../src/agent/types.js';
 import { openEtcd } from '../../src/datastore/etcd.js';
 import type { Datastore } from '../../src/datastore/types.js';
-import { API_VERSION, applyDefaults, type AnyResource } from '../../src/resources/index.js';
 import { addressBlock } from '../harness/addresses.js';
 import { requirePeers } from '../harness/binaries.js';
 import { requireEtcd, startEtcd, type EtcdInstance } from '../harness/etcd.js';
@@ -48,20 +49,7 @@ async function status(agent: AgentProcess): Promise<AgentStatus> {
   return answer.status;
 }
 
-function resource(kind: AnyResource['kind'], name: string, spec: object): AnyResource {
-  return applyDefaults({ apiVersion: API_VERSION, kind, metadata: { name }, spec } as AnyResource);
-}
 
-async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  process.kill(child.pid, 'SIGTERM');
-  const timer = setTimeout(() => {
-    if (child.pid !== undefined && child.exitCode === null) process.kill(child.pid, 'SIGKILL');
-  }, 5000);
-  await exited;
-  clearTimeout(timer);
-}
 
 describe.skipIf(!ready)('tortie node run: BGPPeer password from a mounted Secret, BIRD 2 office router', () => {
   let etcd: EtcdInstance;
@@ -85,8 +73,8 @@ describe.skipIf(!ready)('tortie node run: BGPPeer password from a mounted Secret
     dir = mkdtempSync(join(tmpdir(), 'tortie-node-md5-'));
     etcd = await startEtcd();
     ds = await openEtcd({ endpoints: [etcd.endpoint], timeoutMs: 5000 });
-    await ds.create(resource('BGPConfiguration', 'default', { bindMode: 'NodeIP', nodeToNodeMeshEnabled: true, asNumber: 64512 }));
-    await ds.create(resource('BGPPeer', 'office-router', { peerIP: OFFICE.address, asNumber: OFFICE.as, password: { secretKeyRef: { name: 'office', key: 'pw' } } }));
+    await ds.create(calicoResource('BGPConfiguration', 'default', { bindMode: 'NodeIP', nodeToNodeMeshEnabled: true, asNumber: 64512 }));
+    await ds.create(calicoResource('BGPPeer', 'office-router', { peerIP: OFFICE.address, asNumber: OFFICE.as, password: { secretKeyRef: { name: 'office', key: 'pw' } } }));
     for (const node of NODES) {
       const secrets = join(dir, `${node.name}-secrets`);
       const socket = join(dir, `${node.name}.ctl`);

@@ -11,6 +11,8 @@
 // Before all that, a bad environment makes `tortie node run` exit 1 naming the variable.
 // Every process is stopped by PID, even on failure.
 
+import { calicoResource } from '../harness/resources.js';
+import { stopChild } from '../harness/process.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -23,7 +25,6 @@ import type { AgentStatus, RouteRow } from '../../src/agent/types.js';
 import { openEtcd } from '../../src/datastore/etcd.js';
 import type { Datastore } from '../../src/datastore/types.js';
 import { Ipam } from '../../src/ipam/index.js';
-import { API_VERSION, applyDefaults, type AnyResource } from '../../src/resources/index.js';
 import { addressBlock } from '../harness/addresses.js';
 import { requirePeers } from '../harness/binaries.js';
 import { freePort, requireEtcd, startEtcd, type EtcdInstance } from '../harness/etcd.js';
@@ -61,21 +62,7 @@ async function routes(agent: AgentProcess): Promise<RouteRow[]> {
   return answer.routes;
 }
 
-function resource(kind: AnyResource['kind'], name: string, spec: object, labels?: Record<string, string>): AnyResource {
-  return applyDefaults({ apiVersion: API_VERSION, kind, metadata: { name, ...(labels ? { labels } : {}) }, spec } as AnyResource);
-}
 
-/** Stops a child by its PID: SIGTERM, then SIGKILL after 5 s. */
-async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  process.kill(child.pid, 'SIGTERM');
-  const timer = setTimeout(() => {
-    if (child.pid !== undefined && child.exitCode === null) process.kill(child.pid, 'SIGKILL');
-  }, 5000);
-  await exited;
-  clearTimeout(timer);
-}
 
 describe('tortie node run refuses a bad environment before touching anything', () => {
   it('exits 1 naming the variable, its value and what is accepted', async () => {
@@ -132,7 +119,7 @@ describe.skipIf(!haveEtcd || !haveBird)('tortie node run: three agents, a BIRD o
     dir = mkdtempSync(join(tmpdir(), 'tortie-node-agent-'));
     etcd = await startEtcd();
     ds = await openEtcd({ endpoints: [etcd.endpoint], timeoutMs: 5000 });
-    await ds.create(resource('BGPConfiguration', 'default', { bindMode: 'NodeIP', nodeToNodeMeshEnabled: true, asNumber: 64512 }));
+    await ds.create(calicoResource('BGPConfiguration', 'default', { bindMode: 'NodeIP', nodeToNodeMeshEnabled: true, asNumber: 64512 }));
     healthPort = await freePort();
     NODES.forEach((node, i) => startAgent(node, i === 0 ? healthPort : 0));
   }, 60_000);
@@ -204,7 +191,7 @@ describe.skipIf(!haveEtcd || !haveBird)('tortie node run: three agents, a BIRD o
     expect(learned).toMatchObject({ from: NODES[1]!.ip, nextHop: NODES[1]!.ip });
 
     bird = await startPeer('bird2', { address: OFFICE.address, as: OFFICE.as, neighbors: NODES.map((n) => ({ address: n.ip, as: 64512 })) });
-    await ds.create(resource('BGPPeer', 'office-router', { peerIP: OFFICE.address, asNumber: OFFICE.as }));
+    await ds.create(calicoResource('BGPPeer', 'office-router', { peerIP: OFFICE.address, asNumber: OFFICE.as }));
     for (const node of NODES) await waitForSession(bird, node.ip, 'Established', 30_000);
     for (const [name, cidr] of blocks) {
       const route = await waitForRoute(bird, cidr, () => true, 15_000);
@@ -234,7 +221,7 @@ describe.skipIf(!haveEtcd || !haveBird)('tortie node run: three agents, a BIRD o
       }
     })();
     try {
-      await ds.create(resource('BGPPeer', 'peer-with-route-reflectors', { nodeSelector: 'all()', peerSelector: "route-reflector == 'true'" }));
+      await ds.create(calicoResource('BGPPeer', 'peer-with-route-reflectors', { nodeSelector: 'all()', peerSelector: "route-reflector == 'true'" }));
       const node1 = (await ds.get('Node', 'node-1'))!;
       await ds.update({
         ...node1,
