@@ -4,6 +4,7 @@
 // (issue #15: garbage, 1 MB lines, requests that never end, idle connections over the cap, many at once,
 // answers that cannot be encoded) get an error answer or a close, and a good request is served after.
 
+import { holdIdleConnections, stillOpen } from '../helpers/sockets.js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import net from 'node:net';
@@ -331,16 +332,9 @@ describe('serveControl against hostile clients', () => {
   it('keeps serving while more clients than the connection bound hold connections open', async () => {
     const path = join(dir, 'tortie.ctl');
     servers.push(await serveControl(path, provider, { limits: { maxConnections: 8 } }));
-    const idle: net.Socket[] = [];
+    const idle = await holdIdleConnections(() => net.createConnection(path), 40);
     try {
-      for (let i = 0; i < 40; i++) {
-        const socket = net.createConnection(path);
-        socket.on('error', () => undefined);
-        await new Promise<void>((resolve) => socket.once('connect', () => resolve()).once('close', () => resolve()));
-        idle.push(socket);
-      }
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      expect(idle.filter((s) => !s.destroyed && s.readyState === 'open').length).toBeLessThanOrEqual(8);
+      expect(await stillOpen(idle, 8)).toBeLessThanOrEqual(8);
       await expectServing(path);
     } finally {
       for (const socket of idle) socket.destroy();

@@ -3,11 +3,12 @@
 // clients (issue #15: GET //, absolute-form and absurd targets, a 1 MB header, garbage, slowloris, more
 // connections than the cap) each get a 4xx or are closed, and /liveness answers 200 after every one.
 
+import { holdIdleConnections, stillOpen } from '../helpers/sockets.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import http from 'node:http';
 import net from 'node:net';
 import fc from 'fast-check';
-import { healthPath, healthReply, startHealthServer, type HealthServer } from '../../../src/agent/health.js';
+import { healthPath, healthReply, startHealthServer, type HealthLimits, type HealthServer } from '../../../src/agent/health.js';
 import { AgentMetrics } from '../../../src/agent/metrics.js';
 
 interface Answer {
@@ -36,12 +37,13 @@ afterEach(async () => {
   server = null;
 });
 
-function start(state: { live: boolean; ready: boolean; reason?: string }, metrics = new AgentMetrics({ processMetrics: false })) {
+function start(state: { live: boolean; ready: boolean; reason?: string }, metrics = new AgentMetrics({ processMetrics: false }), limits?: Partial<HealthLimits>) {
   return startHealthServer({
     port: 0,
     liveness: () => state.live,
     readiness: () => ({ ready: state.ready, ...(state.reason ? { reason: state.reason } : {}) }),
     metrics,
+    ...(limits ? { limits } : {}),
   });
 }
 
@@ -199,13 +201,7 @@ describe('startHealthServer against hostile clients', () => {
   });
 
   it('closes a client that never finishes its headers (slowloris) within the header time bound', async () => {
-    server = await startHealthServer({
-      port: 0,
-      liveness: () => true,
-      readiness: () => ({ ready: true }),
-      metrics: new AgentMetrics({ processMetrics: false }),
-      limits: { requestTimeoutMs: 300, checkIntervalMs: 100 },
-    });
+    server = await start({ live: true, ready: true }, undefined, { requestTimeoutMs: 300, checkIntervalMs: 100 });
     const port = server.port;
     const slow = net.createConnection({ host: '127.0.0.1', port });
     slow.on('error', () => undefined);
@@ -224,38 +220,19 @@ describe('startHealthServer against hostile clients', () => {
   });
 
   it('closes a connection that sends nothing at all within the header time bound', async () => {
-    server = await startHealthServer({
-      port: 0,
-      liveness: () => true,
-      readiness: () => ({ ready: true }),
-      metrics: new AgentMetrics({ processMetrics: false }),
-      limits: { requestTimeoutMs: 300, checkIntervalMs: 100 },
-    });
+    server = await start({ live: true, ready: true }, undefined, { requestTimeoutMs: 300, checkIntervalMs: 100 });
     const answer = await rawExchange(server.port, '', 5000);
     expect(answer.closedByServer).toBe(true);
     await expectLive(server.port);
   });
 
   it('keeps answering probes while more clients than the connection bound hold connections open', async () => {
-    server = await startHealthServer({
-      port: 0,
-      liveness: () => true,
-      readiness: () => ({ ready: true }),
-      metrics: new AgentMetrics({ processMetrics: false }),
-      limits: { maxConnections: 8 },
-    });
+    server = await start({ live: true, ready: true }, undefined, { maxConnections: 8 });
     const port = server.port;
-    const idle: net.Socket[] = [];
+    const idle = await holdIdleConnections(() => net.createConnection({ host: '127.0.0.1', port }), 40);
     try {
-      for (let i = 0; i < 40; i++) {
-        const socket = net.createConnection({ host: '127.0.0.1', port });
-        socket.on('error', () => undefined);
-        await new Promise<void>((resolve) => socket.once('connect', () => resolve()).once('close', () => resolve()));
-        idle.push(socket);
-      }
       // The bound holds: most of the idle connections were closed by the server.
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      expect(idle.filter((s) => !s.destroyed && s.readyState === 'open').length).toBeLessThanOrEqual(8);
+      expect(await stillOpen(idle, 8)).toBeLessThanOrEqual(8);
       // A new client (the kubelet's probe) is still served: the oldest connection gives way, not the newest.
       await expectLive(port);
     } finally {
