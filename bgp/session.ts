@@ -942,7 +942,7 @@ export class Session extends EventEmitter<SessionEvents> {
    * out if the socket still takes it; the close is bounded by the transport either way.
    */
   private overflow(max: number): void {
-    const queued = this.outBytes + (this.conn?.bufferedBytes ?? 0);
+    const queued = this.queuedBytes;
     this.overflowed = true;
     this.outQueue = [];
     this.outBytes = 0;
