@@ -38,6 +38,15 @@ export interface HealthLimits {
   replyTimeoutMs: number;
 }
 
+/** How long a refused client's remaining bytes are read before its connection is closed (see clientError). */
+const LINGER_MS = 2000;
+
+/** Node's parser error codes → the status a refused request gets (Node's own choices; 400 otherwise). */
+const CLIENT_ERROR_STATUS: Readonly<Record<string, string>> = {
+  HPE_HEADER_OVERFLOW: '431 Request Header Fields Too Large',
+  ERR_HTTP_REQUEST_TIMEOUT: '408 Request Timeout',
+};
+
 export const HEALTH_LIMITS: Readonly<HealthLimits> = { requestTimeoutMs: 5000, checkIntervalMs: 1000, maxConnections: 64, replyTimeoutMs: 10_000 };
 
 export interface HealthOptions {
@@ -183,6 +192,22 @@ export async function startHealthServer(options: HealthOptions): Promise<HealthS
   server.on('connect', (_request: http.IncomingMessage, socket: net.Socket) => {
     socket.on('error', () => socket.destroy());
     socket.end('HTTP/1.1 405 Method Not Allowed\r\nAllow: GET, HEAD\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+  });
+  // A request Node's parser refuses (headers over the limit, garbage, too slow): answer it, then close with a
+  // lingering read. Node's own handler destroys the socket at once; with the client's unread bytes still
+  // arriving, that close is a TCP reset, which can discard the answer before the client reads it. Reading
+  // (and dropping) what still comes, for at most LINGER_MS, makes the close a FIN after the answer.
+  server.on('clientError', (error: NodeJS.ErrnoException, socket: net.Socket) => {
+    socket.on('error', () => socket.destroy());
+    if (!socket.writable) {
+      socket.destroy();
+      return;
+    }
+    socket.end(`HTTP/1.1 ${CLIENT_ERROR_STATUS[error.code ?? ''] ?? '400 Bad Request'}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`);
+    socket.on('data', () => undefined);
+    socket.resume();
+    const linger = setTimeout(() => socket.destroy(), LINGER_MS);
+    socket.once('close', () => clearTimeout(linger));
   });
   // The oldest connection gives way to a new one (see header).
   const open = new Set<net.Socket>();
