@@ -16,7 +16,7 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { queryControl } from '../../src/agent/control.js';
 import { openEtcd } from '../../src/datastore/etcd.js';
 import type { Datastore } from '../../src/datastore/types.js';
@@ -103,6 +103,18 @@ interface AgentRun {
 }
 
 
+/** SIGKILL by PID (no Cease: the raw peer's record stays as the next test expects), waiting for each exit. */
+async function killAll(children: ChildProcess[]): Promise<void> {
+  await Promise.all(
+    children.map(async (child) => {
+      if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+      process.kill(child.pid, 'SIGKILL');
+      await exited;
+    }),
+  );
+}
+
 describe.skipIf(!haveEtcd)('tortie node run after an unhandled error', () => {
   let etcd: EtcdInstance;
   let ds: Datastore;
@@ -122,8 +134,12 @@ describe.skipIf(!haveEtcd)('tortie node run after an unhandled error', () => {
     peer = await startRawPeer();
   }, 60_000);
 
+  // Each test's agent ends with the test (SIGKILL by PID), so a failed test leaves no agent holding the next one's port.
+  afterEach(async () => {
+    await killAll(children.splice(0));
+  });
+
   afterAll(async () => {
-    for (const child of children) if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) process.kill(child.pid, 'SIGKILL');
     for (const socket of peer?.sockets ?? []) socket.destroy();
     await new Promise<void>((resolve) => (peer ? peer.server.close(() => resolve()) : resolve()));
     await ds?.close().catch(() => undefined);
@@ -235,8 +251,12 @@ describe('tortie bgp speaker after an unhandled error', () => {
     peer = await startRawPeer();
   });
 
+  // Each test's agent ends with the test (SIGKILL by PID), so a failed test leaves no agent holding the next one's port.
+  afterEach(async () => {
+    await killAll(children.splice(0));
+  });
+
   afterAll(async () => {
-    for (const child of children) if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) process.kill(child.pid, 'SIGKILL');
     for (const socket of peer?.sockets ?? []) socket.destroy();
     await new Promise<void>((resolve) => (peer ? peer.server.close(() => resolve()) : resolve()));
     if (dir) rmSync(dir, { recursive: true, force: true });
