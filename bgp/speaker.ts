@@ -56,6 +56,7 @@
 import { EventEmitter } from 'node:events';
 import { encodeEndOfRib } from './codec/index.js';
 import { systemClock, type TimerHandle } from './clock.js';
+import { SelectionDeferral, type DeferralPeer } from './deferral.js';
 import { CeaseSubcode } from './errors.js';
 import { UpdateGroups } from './export.js';
 import { judgeImport, routesWithin, type RefusedMap, type RefusedRoute } from './import-judge.js';
@@ -170,10 +171,8 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
   private originated = new Map<number, PathAttributes>();
   private closeListener: ListenerHandle | null = null;
   private stopped = false;
-  private deferring: boolean;
-  private deferralTimer: TimerHandle | null = null;
-  /** Set while peers that are not Established still hold the deferral up. */
-  private peerWaitTimer: TimerHandle | null = null;
+  /** RFC 4724 §4.1 when restarting: nothing is sent until peers' End-of-RIB (./deferral.ts). */
+  private readonly deferral: SelectionDeferral;
   /** The export side: update groups and the coalesced flush (./export.ts). */
   private readonly exports: UpdateGroups<PeerEntry>;
   /** Removed peers whose routes still linger (make-before-break), until their timer. */
@@ -200,11 +199,11 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     const address = config.listen && config.listen.address !== '0.0.0.0' ? parseIpv4(config.listen.address) : config.routerId;
     this.local = { asn: config.localAs, routerId: config.routerId, address, ...(config.clusterId !== undefined ? { clusterId: config.clusterId } : {}) };
     this.localSource = localSource(this.local);
-    this.deferring = config.gracefulRestart?.restarting === true;
+    this.deferral = new SelectionDeferral(config.gracefulRestart, this.config.clock, () => this.deferralPeers(), (reason) => this.endDeferral(reason));
     this.exports = new UpdateGroups<PeerEntry>(this.table, this.config.logger, {
       members: () => this.peers.values(),
       current: (entry) => this.peers.get(entry.spec.address) === entry,
-      deferring: () => this.deferring,
+      deferring: () => this.deferral.active,
     });
   }
 
@@ -215,17 +214,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
       this.closeListener = await this.config.acceptor(listen.address, listen.port, (conn) => this.onInbound(conn));
       for (const entry of this.peers.values()) this.installSecurity(entry);
     }
-    if (this.deferring) {
-      const gr = this.config.gracefulRestart!;
-      const ms = gr.deferralMs ?? gr.restartTime * 1000;
-      this.peerWaitTimer = this.config.clock.setTimeout(() => {
-        this.peerWaitTimer = null;
-        this.checkDeferral();
-      }, gr.peerWaitMs ?? 1000);
-      this.deferralTimer = this.config.clock.setTimeout(() => this.endDeferral('selection deferral timer expired'), ms);
-    } else {
-      this.emit('ready');
-    }
+    if (!this.deferral.start()) this.emit('ready');
   }
 
   /** Makes the running sessions equal to `specs`; only peers whose parameters changed are restarted. */
@@ -368,8 +357,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     this.stopped = true;
     for (const entry of this.lingering) this.clearRetentionTimer(entry);
     this.lingering.clear();
-    if (this.peerWaitTimer) this.config.clock.clearTimeout(this.peerWaitTimer);
-    if (this.deferralTimer) this.config.clock.clearTimeout(this.deferralTimer);
+    this.deferral.stop();
     for (const entry of this.peers.values()) {
       // No graceful-restart bookkeeping (new restart timers) for sessions we end ourselves.
       entry.removing = true;
@@ -413,7 +401,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
       // RFC 4724 §3: as a restarting speaker, IPv4 unicast with the F bit (routes stay in the kernel while
       // we restart) and the R bit on the first session after our start; otherwise a helper.
       gracefulRestart: gr
-        ? { restartTime: spec.restartTime ?? gr.restartTime, forwardingState: true, restarting: gr.restarting === true && this.deferring }
+        ? { restartTime: spec.restartTime ?? gr.restartTime, forwardingState: true, restarting: gr.restarting === true && this.deferral.active }
         : { restartTime: spec.restartTime ?? DEFAULT_HELPER_RESTART_TIME, helperOnly: true },
       onDown: (info) => {
         const live = this.peers.get(spec.address);
@@ -594,11 +582,11 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     this.retain(entry, { type: 'established', forwardingPreserved: hasIpv4Gr(negotiated.gracefulRestart, true) });
     // RFC 4271 §9.2: a new session gets the whole Adj-RIB-Out, then End-of-RIB (RFC 4724 §2).
     entry.group.reset(entry, 'fresh');
-    if (!this.deferring) {
+    if (!this.deferral.active) {
       this.exports.flush(entry.group);
       session.sendUpdates([encodeEndOfRib()]);
     } else {
-      this.checkDeferral();
+      this.deferral.check();
     }
   }
 
@@ -696,7 +684,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     this.retain(entry, { type: 'endOfRib' });
     // The same peer, added back after a reconfiguration, has now sent everything it has.
     for (const old of [...this.lingering]) if (old.spec.address === entry.spec.address) this.retain(old, { type: 'endOfRib' });
-    this.checkDeferral();
+    this.deferral.check();
   }
 
   /** The end of an Established session decides about its routes (./retention.ts). */
@@ -802,30 +790,14 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
 
   // ---- graceful restart: the restarting side ------------------------------------------------------------
 
-  /** RFC 4724 §4.1: selection is deferred until every GR peer that is up has sent End-of-RIB. */
-  private checkDeferral(): void {
-    if (!this.deferring) return;
+  private *deferralPeers(): Generator<DeferralPeer> {
     for (const entry of this.peers.values()) {
-      const negotiated = entry.session.negotiated;
-      if (!entry.session.established || !negotiated) {
-        if (this.peerWaitTimer !== null) return; // not up yet: wait for it, briefly
-        continue;
-      }
-      const gr = negotiated.gracefulRestart;
-      // Peers without GR, or restarting themselves (R bit), are not waited for.
-      if (gr === undefined || gr.restarting) continue;
-      if (!entry.endOfRib) return;
+      const negotiated = entry.session.established ? entry.session.negotiated : undefined;
+      yield { up: negotiated !== undefined, gracefulRestart: negotiated?.gracefulRestart, endOfRib: entry.endOfRib };
     }
-    this.endDeferral('End-of-RIB received from every peer that is up');
   }
 
   private endDeferral(reason: string): void {
-    if (!this.deferring) return;
-    this.deferring = false;
-    if (this.deferralTimer) this.config.clock.clearTimeout(this.deferralTimer);
-    this.deferralTimer = null;
-    if (this.peerWaitTimer) this.config.clock.clearTimeout(this.peerWaitTimer);
-    this.peerWaitTimer = null;
     this.config.logger.info({ reason }, 'graceful restart: route selection deferral over, sending routes');
     // The restart is over: later OPENs (reconnects) no longer say "restarting" (RFC 4724 §3).
     for (const entry of this.peers.values()) {
