@@ -4,7 +4,6 @@
 // deferral up only briefly (`peerWaitMs`): it has nothing to re-learn from yet.
 
 import type { Clock, TimerHandle } from './clock.js';
-import type { GracefulRestartOptions } from './speaker-config.js';
 
 /** What the deferral needs to know of one configured peer. */
 export interface DeferralPeer {
@@ -14,6 +13,14 @@ export interface DeferralPeer {
   readonly gracefulRestart: { readonly restarting: boolean } | undefined;
   /** It sent End-of-RIB for IPv4 unicast on that session. */
   readonly endOfRib: boolean;
+}
+
+/** The part of `SpeakerConfig.gracefulRestart` the deferral uses (see `GracefulRestartOptions`). */
+export interface DeferralOptions {
+  readonly restartTime: number;
+  readonly restarting?: boolean;
+  readonly deferralMs?: number;
+  readonly peerWaitMs?: number;
 }
 
 export class SelectionDeferral {
@@ -27,7 +34,7 @@ export class SelectionDeferral {
    * @param peers the configured peers, asked at every check
    */
   constructor(
-    private readonly gr: GracefulRestartOptions | null | undefined,
+    private readonly gr: DeferralOptions | null | undefined,
     private readonly clock: Clock,
     private readonly peers: () => Iterable<DeferralPeer>,
     private readonly onEnd: (reason: string) => void,

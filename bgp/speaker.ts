@@ -14,18 +14,19 @@
 //   (./rib/update-group.ts): one Adj-RIB-Out and one encoding of each UPDATE for all of them, and per peer
 //   only the routes it sent us, which it never gets back. A new session, or a ROUTE-REFRESH
 //   (RFC 2918), resets "advertised" so the whole table goes again; End-of-RIB (RFC 4724 §2) follows the
-//   initial table. Sends are coalesced: every change made while handling I/O goes out in one flush.
+//   initial table. Sends are coalesced: every change made while handling I/O goes out in one flush (./export.ts).
 // - Route reflection (RFC 4456), iBGP split horizon and the eBGP rules live in ./rib/policy.ts; this file
 //   only wires them. A peer's `subnet` (ours, on the network the session runs over) tells the policy which
 //   eBGP peers are one IP hop away (RFC 4271 §5.1.3 (2): third-party next hops toward them).
-// - Graceful restart (RFC 4724), both roles:
+// - Graceful restart (RFC 4724), both roles (what happens to one peer's routes is the state machine in
+//   ./retention.ts; the restarting side's deferral is ./deferral.ts):
 //   receiving: when a peer that advertised GR for IPv4 unicast drops without a NOTIFICATION, its routes
 //   stay (stale) in Adj-RIB-In and Loc-RIB, and are still exported, until it comes back and sends
 //   End-of-RIB, or its restart time passes, or it comes back without the F bit;
 //   restarting (`gracefulRestart.restarting`): the first OPEN to each peer has the R bit, and no route is
 //   sent to anyone until every GR peer sent End-of-RIB or the selection deferral timer fires (§4.1), so we
 //   never withdraw what we are about to re-learn. Without `gracefulRestart`, tortie is a GR helper only.
-// - Make-before-break on reconfiguration, both sides: a peer removed (or restarted) by `setPeers` leaves its
+// - Make-before-break on reconfiguration, both sides (./retention.ts again): a peer removed (or restarted) by `setPeers` leaves its
 //   routes stale for `deconfiguredLingerMs` unless another peer offers the prefix; and an iBGP peer that
 //   ends the session with Cease / Peer De-configured (it took us out of its configuration on purpose: the
 //   mesh turned off on its side first, a reflector taking over) is treated the same way, so the side that
@@ -34,10 +35,10 @@
 //   blocks, not the peer) until a replacement arrives, the peer is back and sends End-of-RIB, or the linger
 //   ends. Not for eBGP: routers send the same Cease when they shut down (GoBGP's Stop does), and their
 //   routes' next hop is the router itself. Any other NOTIFICATION withdraws at once.
-// - An import judge (`SpeakerConfig.importJudge`, the node agent's import protection) may refuse a route
-//   after the RFC import rules, giving a reason code. A refused route stays in the peer's Adj-RIB-In, marked
-//   with its reason (`refusedRoutes()`, the 'refused' event), and never enters the Loc-RIB; `rejudge()` asks
-//   the judge again (all routes, or those inside some prefixes) when what it judges by has changed.
+// - An import judge (`SpeakerConfig.importJudge`, ./import-judge.ts; the node agent's import protection) may
+//   refuse a route after the RFC import rules, giving a reason code. A refused route stays in the peer's
+//   Adj-RIB-In, marked with its reason (`refusedRoutes()`, the 'refused' event), and never enters the Loc-RIB;
+//   `rejudge()` asks the judge again (all routes, or those inside some prefixes) when what it judges by changed.
 // - A connection collision (RFC 4271 §6.8) runs the inbound connection in a second session until an
 //   OPEN gives the peer's BGP identifier; the connection opened by the higher identifier survives.
 // - Limits across messages: a peer's Adj-RIB-In holds at most `maxPrefixes` prefixes (what it sent, before
