@@ -25,23 +25,17 @@
 //   coalesced per turn of the event loop (setImmediate), which is not a timer.
 
 import { systemClock, type Clock } from '../../bgp/clock.js';
-import type { ImportJudge, SpeakerConfig } from '../../bgp/speaker.js';
-import { FelixDataplane, type DataplaneOptions } from '../../felix/dataplane.js';
-import { Iproute2Kernel } from '../../felix/iproute2.js';
-import { missingPrograms } from '../../felix/programs.js';
-import { procSysIo } from '../../felix/kernel-settings.js';
-import { Nft } from '../../felix/nft.js';
-import { PolicyDataplane } from '../../felix/policy-dataplane.js';
-import { PolicyEnforcer } from '../policy/enforcer.js';
+import type { SpeakerConfig } from '../../bgp/speaker.js';
+import type { PolicyEnforcer } from '../policy/enforcer.js';
 import type { Datastore } from '../datastore/types.js';
 import { Ipam } from '../ipam/index.js';
 import type { Resource } from '../resources/index.js';
 import type { Logger } from '../log.js';
-import { affineBlocks, originatedPrefixes } from './advertise.js';
+import { originatedPrefixes } from './advertise.js';
 import { bootstrap, ensureTunnelAddress, ipipPoolsFor, type BootstrapContext, type NodeAddress } from './bootstrap.js';
-import { buildImportContext, judgeImport, peerKindOf, type ImportContext } from './import-guard.js';
 import type { InterfaceAddress } from './autodetect.js';
 import { ResourceCache } from './cache.js';
+import { startKernelDataplane, type DataplaneLike, type KernelDataplaneDeps } from './kernel-dataplane.js';
 import { levelOfSeverity, routerIdFor, type AgentConfig } from './config.js';
 import { dataplaneInput, sysfsInterfaceMtu } from './dataplane-input.js';
 import { errorText } from './error-text.js';
@@ -50,16 +44,15 @@ import { PasswordBook } from './passwords.js';
 import { planPeers } from './planner.js';
 import type { SecretSource } from './secrets.js';
 import { AgentServers, type ServeControl, type StartHealth } from './servers.js';
-import { nodeSubnet, SpeakerKeeper, type SpeakerIdentity, type SpeakerLike } from './speaker-keeper.js';
+import { importContextOf, nodeSubnet, SpeakerKeeper, type SpeakerIdentity, type SpeakerLike } from './speaker-keeper.js';
 import { agentReadiness, agentStatus, notInEffectWarnings, packageVersion, TcpDropWatch } from './status.js';
 import type { AgentStatus, PeeringPlan, Readiness, RouteRow } from './types.js';
 
 export type { SpeakerLike } from './speaker-keeper.js';
 
-/** The part of felix's dataplane driver the agent uses. */
-export type DataplaneLike = Pick<FelixDataplane, 'start' | 'stop' | 'update' | 'bgpSettled' | 'status' | 'programmed'>;
+export type { DataplaneLike } from './kernel-dataplane.js';
 
-export interface AgentDeps {
+export interface AgentDeps extends KernelDataplaneDeps {
   datastore: Datastore;
   logger: Logger;
   /** Default: a real Speaker over TCP. */
@@ -73,13 +66,6 @@ export interface AgentDeps {
   onStopRequest?: (graceful: boolean) => void;
   startHealth?: StartHealth | null;
   metrics?: AgentMetrics;
-  /**
-   * The kernel dataplane (TORTIE_DATAPLANE=kernel). Default: felix over `ip` in this process's network
-   * namespace. Tests pass one over a MemoryKernel or another namespace.
-   */
-  createDataplane?: (options: Pick<DataplaneOptions, 'log' | 'resyncMs' | 'tunl0'>) => DataplaneLike;
-  /** NetworkPolicy's nftables driver (kernel dataplane only). Default: table inet tortie-filter here, unless createDataplane is injected. */
-  createPolicyDataplane?: () => Pick<PolicyDataplane, 'apply' | 'resync'> | null;
   /** MTU of an interface (tunl0's auto MTU); default /sys/class/net/<name>/mtu. */
   interfaceMtu?: (name: string) => number | undefined;
   /** Time: status times, the datastore wait, the Speaker's retry and settle timers, the cache, the Speaker. Default: the system clock. */
@@ -130,13 +116,6 @@ export class Agent {
   private policy: PolicyEnforcer | null = null;
   private dataplaneUpdate: ReturnType<typeof setImmediate> | null = null;
   private tunnelAddressRunning = false;
-  /** What the import judge judges by (null until the first pass builds it). */
-  private importContext: ImportContext | null = null;
-  private readonly importJudge: ImportJudge = (route) => {
-    const context = this.importContext;
-    if (context === null) return null;
-    return judgeImport({ prefix: route.prefix, nextHop: route.attrs.nextHop }, peerKindOf(route.source.address, context), context);
-  };
   private stopping = false;
   private started = false;
   private lastError: string | undefined;
@@ -161,21 +140,14 @@ export class Agent {
     this.logLevelFromEnv = config.logLevel !== undefined;
     this.passwords = new PasswordBook(deps.secrets ?? null, this.log);
     this.drops = new TcpDropWatch(deps.readNetstat);
-    this.servers = new AgentServers({
-      config,
-      log: this.log,
-      metrics: this.metrics,
-      ...(deps.serveControl !== undefined ? { serveControl: deps.serveControl } : {}),
-      ...(deps.startHealth !== undefined ? { startHealth: deps.startHealth } : {}),
-    });
+    this.servers = new AgentServers({ config, log: this.log, metrics: this.metrics, serveControl: deps.serveControl, startHealth: deps.startHealth });
     this.keeper = new SpeakerKeeper({
       log: this.log,
       clock: this.clock,
       metrics: this.metrics,
-      ...(deps.createSpeaker ? { createSpeaker: deps.createSpeaker } : {}),
-      ...(deps.connectRetryMs !== undefined ? { connectRetryMs: deps.connectRetryMs } : {}),
-      ...(config.maxPrefixes !== undefined ? { maxPrefixes: config.maxPrefixes } : {}),
-      importJudge: this.importJudge,
+      createSpeaker: deps.createSpeaker,
+      connectRetryMs: deps.connectRetryMs,
+      maxPrefixes: config.maxPrefixes,
       warnings: this.warnings,
       contained: (what, action) => this.contained(what, action),
       plannedPeers: () => this.plan?.peers ?? [],
@@ -336,7 +308,7 @@ export class Agent {
     this.lastChangeAt = null;
     // Peers are re-planned only when a kind that shapes them changed (see header).
     const peeringChanged = this.plan === null || [...this.changedKinds].some((k) => PEERING_KINDS.has(k));
-    const guardChanged = this.importContext === null || [...this.changedKinds].some((k) => IMPORT_GUARD_KINDS.has(k));
+    const guardChanged = this.keeper.importContext === null || [...this.changedKinds].some((k) => IMPORT_GUARD_KINDS.has(k));
     this.changedKinds.clear();
     let plan = this.plan;
     if (plan === null || peeringChanged) {
@@ -363,8 +335,8 @@ export class Agent {
     this.plan = plan;
     const pools = cache.list('IPPool');
     const subnet = nodeSubnet(cache.list('Node').find((n) => n.metadata.name === this.config.nodeName), this.ip);
-    const previousContext = this.importContext;
-    if (guardChanged) this.importContext = this.buildImportContext(cache, subnet);
+    const previousContext = this.keeper.importContext;
+    if (guardChanged) this.keeper.importContext = importContextOf(cache, this.config.nodeName, subnet ?? (this.ip ? `${this.ip.address}/${this.ip.prefixLength}` : undefined), this.deps.controlPlane ?? []);
     if (peeringChanged || this.passwords.empty) await this.resolvePasswords(plan);
     // A peer whose password cannot be read is not started at all: never a session without it.
     const startable = plan.peers.filter((p) => this.passwords.problem(p) === undefined);
@@ -378,30 +350,12 @@ export class Agent {
     });
     this.blocks = prefixes;
     this.keeper.setOriginated(prefixes, this.ip!.address, cache.list('BGPConfiguration'));
-    if (guardChanged) this.keeper.rejudge(previousContext, this.importContext, plan);
+    if (guardChanged) this.keeper.rejudge(previousContext, plan);
     this.updateDataplane();
     this.updatePolicy();
     this.ensureTunnelAddressLive();
     this.metrics.observeWatchLag(cache.lagSeconds());
     if (changeAt !== null) this.metrics.observeConvergence(Math.max(0, this.clock.now() - changeAt) / 1000);
-  }
-
-  /** Import protection's context (./import-guard.ts) from the cache. */
-  private buildImportContext(cache: ResourceCache, subnet: string | undefined): ImportContext {
-    const name = this.config.nodeName;
-    const blocks = cache.list('IPAMBlock');
-    const affinities = cache.list('BlockAffinity');
-    return buildImportContext({
-      nodeName: name,
-      subnet: subnet ?? (this.ip ? `${this.ip.address}/${this.ip.prefixLength}` : undefined),
-      ownBlocks: affineBlocks({ nodeName: name, blocks, affinities }),
-      pools: cache.list('IPPool'),
-      blocks,
-      affinities,
-      nodes: cache.list('Node'),
-      bgpConfigurations: cache.list('BGPConfiguration'),
-      controlPlane: this.deps.controlPlane ?? [],
-    });
   }
 
   /** Reads the passwords the plan's peers use (./passwords.ts); a change restarts the kernel drop count. */
@@ -444,24 +398,9 @@ export class Agent {
   // ---- the kernel dataplane (felix) and network policy ------------------------------------------------------
 
   private startDataplane(): void {
-    if (this.config.dataplane !== 'kernel') return;
-    const options = {
-      log: this.log.child({ component: 'felix' }),
-      resyncMs: this.config.routeRefreshMs,
-      tunl0: { standIn: this.config.tunl0StandIn },
-    };
-    // A missing program is named with its package once at startup (felix's own errors say it again per run).
-    if (!this.deps.createDataplane) {
-      for (const problem of missingPrograms(['ip', 'nft', 'sh'])) this.log.error({ problem }, `felix cannot program the kernel: ${problem}`);
-    }
-    this.dataplane = this.deps.createDataplane
-      ? this.deps.createDataplane(options)
-      : new FelixDataplane({ ...options, kernel: new Iproute2Kernel(), reconnect: () => new Iproute2Kernel(), nft: new Nft(), sysctl: procSysIo() });
-    this.dataplane.start();
-    const policyDataplane = this.deps.createPolicyDataplane ? this.deps.createPolicyDataplane() : this.deps.createDataplane ? null : new PolicyDataplane(new Nft());
-    if (policyDataplane !== null) {
-      this.policy = new PolicyEnforcer({ dataplane: policyDataplane, node: this.config.nodeName, log: this.log.child({ component: 'policy' }), resyncMs: this.config.routeRefreshMs });
-    }
+    const started = startKernelDataplane(this.config, this.deps, this.log);
+    this.dataplane = started?.dataplane ?? null;
+    this.policy = started?.policy ?? null;
   }
 
   /** felix's input from the cache and the BGP routes (./dataplane-input.ts). */

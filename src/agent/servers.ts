@@ -22,9 +22,9 @@ export interface ServerOptions {
   log: Logger;
   metrics: AgentMetrics;
   /** Default: ./control.ts serveControl; null = none. */
-  serveControl?: ServeControl | null;
+  serveControl?: ServeControl | null | undefined;
   /** Default: ./health.ts startHealthServer; null = none. */
-  startHealth?: StartHealth | null;
+  startHealth?: StartHealth | null | undefined;
 }
 
 export class AgentServers {

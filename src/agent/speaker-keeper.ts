@@ -20,8 +20,9 @@ import { tcpTransport, type Connection, type Transport } from '../../bgp/transpo
 import { Origin, type Prefix } from '../../bgp/types.js';
 import type { Resource } from '../resources/index.js';
 import type { Logger } from '../log.js';
-import { calicoExportFilter, prefixCommunities } from './advertise.js';
-import { importContextChanges, type ImportContext } from './import-guard.js';
+import { affineBlocks, calicoExportFilter, prefixCommunities } from './advertise.js';
+import type { CacheView } from './dataplane-input.js';
+import { buildImportContext, importContextChanges, judgeImport, peerKindOf, type ImportContext } from './import-guard.js';
 import type { AgentMetrics } from './metrics.js';
 import { errorText } from './error-text.js';
 import { refusedRow, routeRow } from './status.js';
@@ -131,17 +132,36 @@ export function nodeSubnet(node: Resource<'Node'> | undefined, found: { address:
   return found !== null && address === found.address ? `${found.address}/${found.prefixLength}` : undefined;
 }
 
+/**
+ * Import protection's context (./import-guard.ts) from the cache: `subnet` is this node's (nodeSubnet, else
+ * its address and prefix length).
+ */
+export function importContextOf(cache: CacheView, nodeName: string, subnet: string | undefined, controlPlane: readonly string[]): ImportContext {
+  const blocks = cache.list('IPAMBlock');
+  const affinities = cache.list('BlockAffinity');
+  return buildImportContext({
+    nodeName,
+    subnet,
+    ownBlocks: affineBlocks({ nodeName, blocks, affinities }),
+    pools: cache.list('IPPool'),
+    blocks,
+    affinities,
+    nodes: cache.list('Node'),
+    bgpConfigurations: cache.list('BGPConfiguration'),
+    controlPlane,
+  });
+}
+
 export interface SpeakerKeeperOptions {
   log: Logger;
   clock: Clock;
   metrics: AgentMetrics;
   /** Default: a real Speaker over TCP. */
-  createSpeaker?: (config: SpeakerConfig) => SpeakerLike;
+  createSpeaker?: ((config: SpeakerConfig) => SpeakerLike) | undefined;
   /** Speaker connect retry (ms, default 2000). */
-  connectRetryMs?: number;
+  connectRetryMs?: number | undefined;
   /** TORTIE_BGP_MAX_PREFIXES. */
-  maxPrefixes?: number;
-  importJudge: ImportJudge;
+  maxPrefixes?: number | undefined;
   /** The agent's warnings (node status): a Speaker that does not start leaves one until one starts. */
   warnings: Set<string>;
   /** The agent's `contained`: runs work nobody awaits (Speaker events, timers), a throw logged and kept. */
@@ -174,6 +194,14 @@ export class SpeakerKeeper {
   /** (peer, reason) pairs already logged at info by this Speaker: later refusals of the pair go to debug. */
   private readonly refusalsLogged = new Set<string>();
   private exportFilterCache: { key: string; filter: PeerSpec['exportFilter'] } | null = null;
+  /** What the import judge judges by (null until the agent's first pass sets it; see rejudge). */
+  importContext: ImportContext | null = null;
+  /** Import protection (./import-guard.ts) is the Speaker's import judge, always on. */
+  private readonly importJudge: ImportJudge = (route) => {
+    const context = this.importContext;
+    if (context === null) return null;
+    return judgeImport({ prefix: route.prefix, nextHop: route.attrs.nextHop }, peerKindOf(route.source.address, context), context);
+  };
   /** Consecutive failures to start a BGP speaker, and the timer of the next try (1 s, 2 s, … 30 s). */
   private failures = 0;
   private retry: TimerHandle | null = null;
@@ -221,9 +249,10 @@ export class SpeakerKeeper {
     );
   }
 
-  /** The import context changed: the routes it can change the verdict of are judged again. */
-  rejudge(previous: ImportContext | null, next: ImportContext | null, plan: PeeringPlan): void {
+  /** The import context changed (from `previous`): the routes it can change the verdict of are judged again. */
+  rejudge(previous: ImportContext | null, plan: PeeringPlan): void {
     const speaker = this.speakerNow;
+    const next = this.importContext;
     if (speaker?.rejudge === undefined || next === null || next === previous) return;
     const changes = importContextChanges(previous, next, plan.peers.map((p) => parseIpv4(p.address)));
     if (changes !== 'all' && changes.length === 0) return;
@@ -339,7 +368,7 @@ export class SpeakerKeeper {
       transport: tracker.transport,
       acceptor: tracker.acceptor,
       logger: log.child({ component: 'bgp' }),
-      importJudge: this.options.importJudge,
+      importJudge: this.importJudge,
     };
     const speaker = (this.options.createSpeaker ?? ((c) => new Speaker(c)))(config);
     // The Speaker calls these from inside its sessions: a throw here must not reach them (`contained`).
