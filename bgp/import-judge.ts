@@ -48,7 +48,7 @@ export function judgeImport(
   const route = importRoute(received, peer.policy, peer.local, table);
   const reason = route === null || judge === undefined ? null : judge(route);
   if (reason === null) {
-    peer.refused.delete(received.key);
+    if (peer.refused.size > 0) peer.refused.delete(received.key); // no Map hash per route when nothing is refused
     return route;
   }
   const held = peer.refused.get(received.key);

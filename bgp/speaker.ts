@@ -135,6 +135,8 @@ interface PeerEntry {
   up: boolean;
   /** Adj-RIB-In routes the import judge refused (prefix key → the route and the reason); never in the Loc-RIB. */
   refused: RefusedMap;
+  /** Emits 'refused' for this peer: made once per peer, not once per judged route. */
+  reportRefused: (route: Route, reason: string) => void;
   /** clock.now() when a ROUTE-REFRESH was last answered; the answer scheduled for the end of the interval. */
   refreshAnsweredAt: number | null;
   refreshTimer: TimerHandle | null;
@@ -445,6 +447,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
       removing: false,
       up: false,
       refused: new Map(),
+      reportRefused: (route, reason) => this.emit('refused', { peer: spec.address, prefix: route.prefix, reason }),
       refreshAnsweredAt: null,
       refreshTimer: null,
       securityRefusal: null,
@@ -660,7 +663,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
 
   /** The RFC import rules, then the import judge (./import-judge.ts); null = not in the Loc-RIB. */
   private judge(entry: PeerEntry, received: Route): Route | null {
-    return judgeImport(entry, received, this.table, this.config.importJudge, (route, reason) => this.emit('refused', { peer: entry.spec.address, prefix: route.prefix, reason }));
+    return judgeImport(entry, received, this.table, this.config.importJudge, entry.reportRefused);
   }
 
   private replaceLingering(by: PeerEntry, key: number, changes: BestChange[]): void {
