@@ -76,7 +76,8 @@ import {
   type RouteSource,
   type SharedSubnet,
 } from './rib/index.js';
-import { Session, type Logger, type SessionConfig, type SessionState } from './session.js';
+import { collisionWinner } from './negotiation.js';
+import { Session, type Logger, type SessionConfig, type SessionDownReason, type SessionState } from './session.js';
 import { setTcpMd5, setTtl255, setTtlSecurity, TCP_MD5_MAX_KEY_BYTES, type SecureSocketOptions } from './socket-options.js';
 import { tcpTransport, wrapSocket, type Connection, type Transport } from './transport.js';
 import { Afi, BGP_PORT, Safi, type CodecContext, type PathAttributes, type Prefix } from './types.js';
@@ -355,6 +356,8 @@ export interface PeerStatus {
   routesAdvertised: number;
   staleRoutes: number;
   lastError?: string;
+  /** Why the session last failed, as a value (format it with ./down-reason.ts). */
+  lastReason?: SessionDownReason;
 }
 
 function normalizeSpec(spec: PeerSpec): NormalSpec {
@@ -538,6 +541,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
         routesAdvertised: entry.session.established ? entry.group.advertisedCount(entry) : 0,
         staleRoutes: stale,
         ...(stats.lastError ? { lastError: stats.lastError } : {}),
+        ...(stats.lastReason ? { lastReason: stats.lastReason } : {}),
       };
     });
   }
@@ -650,18 +654,11 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
       transport: this.config.transport,
       // The session puts `peer` in every log line itself.
       logger: this.config.logger,
-      trackAdjRibIn: false,
       // RFC 4724 §3: as a restarting speaker, IPv4 unicast with the F bit (routes stay in the kernel while
       // we restart) and the R bit on the first session after our start; otherwise a helper.
       gracefulRestart: gr
         ? { restartTime: spec.restartTime ?? gr.restartTime, forwardingState: true, restarting: gr.restarting === true && this.deferring }
         : { restartTime: spec.restartTime ?? DEFAULT_HELPER_RESTART_TIME, helperOnly: true },
-      onDown: (info) => {
-        const live = this.peers.get(spec.address);
-        const graceful = live !== undefined && !live.notifiedDown && hasIpv4Gr(info.peerGracefulRestart);
-        if (live) live.notifiedDown = false;
-        return { graceful };
-      },
       ...(spec.keepaliveTime !== undefined ? { keepaliveTime: spec.keepaliveTime } : {}),
       ...(source !== undefined ? { localAddress: source } : {}),
       ...securityOf(spec),
@@ -763,7 +760,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error);
       entry.securityRefusal = reason;
-      entry.session.stats.lastError = `inbound connections refused: ${reason}`;
+      entry.session.noteError({ kind: 'inboundRefused', detail: reason });
       this.config.logger.error({ peer: entry.spec.address, reason }, 'TCP-MD5/GTSM cannot be set on the listener: inbound connections from this peer are refused');
     }
   }
@@ -882,13 +879,18 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
       if (e.afi === Afi.IPV4 && e.safi === Safi.UNICAST) this.onEndOfRib(entry);
     });
     session.on('down', (e) => {
+      // Whether the peer's routes are kept (RFC 4724 §4.2), decided for whichever session of this address
+      // went down; the NOTIFICATION mark is used up either way.
+      const live = this.peers.get(peer);
+      const graceful = live !== undefined && !live.notifiedDown && hasIpv4Gr(e.peerGracefulRestart);
+      if (live) live.notifiedDown = false;
       if (!current() || entry.removing) return;
       this.cancelRefresh(entry);
       // Only the end of an Established session decides about routes: a reconnect attempt that fails in
       // OpenSent/OpenConfirm learned nothing, and must not wipe routes kept through a graceful restart.
       if (!entry.up) return;
       entry.up = false;
-      this.onDown(entry, e.graceful);
+      this.onDown(entry, graceful);
     });
     session.on('routeRefresh', () => {
       if (!current()) return;
@@ -1298,7 +1300,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     const remoteId = challenger.peerBgpId ?? entry.session.peerBgpId;
     if (remoteId === undefined) return;
     // The existing connection is ours unless it was accepted too (then the newer inbound one simply loses).
-    const keepInbound = entry.session.connectionDirection === 'outbound' && this.config.routerId < remoteId;
+    const keepInbound = collisionWinner(entry.session.connectionDirection, this.config.routerId, remoteId) === 'challenger';
     entry.challenger = null;
     if (keepInbound) {
       this.config.logger.info({ peer: entry.spec.address }, 'connection collision: keeping the connection the peer opened (its BGP identifier is higher)');
