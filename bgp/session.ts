@@ -46,7 +46,8 @@
 //   FSM's InternalError event; if even that fails, the connection is dropped without the FSM (`hardReset`).
 
 import { EventEmitter } from 'node:events';
-import { systemClock, type Clock, type TimerHandle } from './clock.js';
+import { systemClock, type Clock } from './clock.js';
+import { DeadlineTimers } from './deadline-timers.js';
 import { decodeMessage, encodeMessage, ipv4UnicastRoutes, isEndOfRib, KEEPALIVE, MessageFramer, type DecodeResult } from './codec/index.js';
 import { describeDownReason, type SessionDownReason } from './down-reason.js';
 import { BgpError, CeaseSubcode, ErrorCode, isBgpError, notificationReason } from './errors.js';
@@ -57,7 +58,7 @@ import { SendQueue } from './send-queue.js';
 import { DEFAULT_MAX_SEND_QUEUE_BYTES, fsmConfigOf, silentLogger, validateSessionConfig, type Logger, type SessionConfig } from './session-config.js';
 import type { Connection } from './transport.js';
 import { TransportError } from './transport.js';
-import { Afi, BGP_PORT, MessageType, Safi, type BgpMessage, type Capability, type CodecContext, type OpenMessage, type PathAttributes, type Prefix, type UpdateMessage } from './types.js';
+import { Afi, BGP_PORT, MessageType, RouteRefreshSubtype, Safi, type BgpMessage, type Capability, type CodecContext, type OpenMessage, type PathAttributes, type Prefix, type UpdateMessage } from './types.js';
 
 export type { GracefulRestartConfig, GracefulRestartCapability, NegotiatedSession } from './negotiation.js';
 export { DEFAULT_ERROR_WAIT_INITIAL_MS, DEFAULT_ERROR_WAIT_MAX_MS, DEFAULT_MAX_SEND_QUEUE_BYTES, validateSessionConfig } from './session-config.js';
@@ -153,7 +154,8 @@ export class Session extends EventEmitter<SessionEvents> {
   private adminUp = false;
   private readonly queue: FsmEvent[] = [];
   private dispatching = false;
-  private readonly timers = new Map<TimerName, { due: number; firesAt: number; handle: TimerHandle }>();
+  /** The FSM's timers; one firing is its FSM event, run in `guard()`. */
+  private readonly timers: DeadlineTimers<TimerName>;
 
   private conn: Connection | undefined;
   private direction: 'inbound' | 'outbound' | undefined;
@@ -181,6 +183,7 @@ export class Session extends EventEmitter<SessionEvents> {
     this.clock = config.clock ?? systemClock;
     this.log = config.logger ?? silentLogger;
     this.fsmConfig = fsmConfigOf(config);
+    this.timers = new DeadlineTimers(this.clock, (name) => this.guard(`the ${name} timer`, () => this.dispatch({ type: TIMER_EVENTS[name] } as FsmEvent)));
     this.ourCapabilities = ourCapabilities(config.localAs, config.gracefulRestart);
     this.stats = { messagesIn: 0, messagesOut: 0, updatesIn: 0, updatesOut: 0, notificationsIn: 0, notificationsOut: 0, establishedCount: 0, stateSince: this.clock.now() };
   }
@@ -309,7 +312,7 @@ export class Session extends EventEmitter<SessionEvents> {
   /** Asks the peer to resend its routes (RFC 2918); false when not Established or not supported. */
   sendRouteRefresh(afi: number = Afi.IPV4, safi: number = Safi.UNICAST): boolean {
     if (!this.negotiatedSession?.routeRefresh) return false;
-    return this.send({ type: MessageType.ROUTE_REFRESH, afi, safi, subtype: 0 });
+    return this.send({ type: MessageType.ROUTE_REFRESH, afi, safi, subtype: RouteRefreshSubtype.REQUEST });
   }
 
   /**
@@ -378,7 +381,7 @@ export class Session extends EventEmitter<SessionEvents> {
     try {
       this.log.error({ peer: this.config.peerAddress, state: this.fsm.name, reason }, 'BGP session reset without a NOTIFICATION');
       this.queue.length = 0;
-      for (const name of TIMER_NAMES) this.stopTimer(name);
+      for (const name of TIMER_NAMES) this.timers.stop(name);
       this.abortConnect();
       this.sendQueue?.clear();
       const conn = this.detach();
@@ -397,7 +400,7 @@ export class Session extends EventEmitter<SessionEvents> {
       this.fsm = { ...this.fsm, name: 'Idle', attempts: this.fsm.attempts + 1, holdTime: 0, keepaliveTime: 0 };
       this.noteError({ kind: 'internalError', detail: reason });
       this.stats.stateSince = this.clock.now();
-      if (this.adminUp) this.arm('IdleHold', this.clock.now() + backoffMs(this.fsm.attempts, this.fsmConfig));
+      if (this.adminUp) this.timers.arm('IdleHold', this.clock.now() + backoffMs(this.fsm.attempts, this.fsmConfig));
       if (hadSession) this.sessionDown(reason);
       if (from !== 'Idle') {
         this.reportedState = 'Idle';
@@ -465,10 +468,10 @@ export class Session extends EventEmitter<SessionEvents> {
         return;
       }
       case 'startTimer':
-        this.startTimer(action.name, action.ms);
+        this.timers.start(action.name, action.ms);
         return;
       case 'stopTimer':
-        this.stopTimer(action.name);
+        this.timers.stop(action.name);
         return;
       case 'negotiated':
         if (this.peerOpen) {
@@ -491,7 +494,7 @@ export class Session extends EventEmitter<SessionEvents> {
         if (m?.type !== MessageType.ROUTE_REFRESH) return;
         // RFC 7313 §5: an unknown subtype is ignored (and logged). BoRR/EoRR (1, 2) mark the peer's own
         // re-advertisement under Enhanced Route Refresh, which we do not offer: they ask us for nothing.
-        if (m.subtype !== 0) {
+        if (m.subtype !== RouteRefreshSubtype.REQUEST) {
           this.log.info({ peer: this.config.peerAddress, subtype: m.subtype }, 'BGP ROUTE-REFRESH with a subtype other than 0 (request): ignored');
           return;
         }
@@ -503,48 +506,6 @@ export class Session extends EventEmitter<SessionEvents> {
         this.notify('routeRefresh', { afi: m.afi, safi: m.safi, subtype: m.subtype });
         return;
       }
-    }
-  }
-
-  // ---- timers ------------------------------------------------------------------------------------------------
-
-  /**
-   * Arms `name` to fire `ms` from now. The Hold timer restarts on every message received, so restarting only
-   * moves the deadline: the underlying timer stays and re-arms itself for the rest when it fires early. No
-   * allocation per message, and the timer still fires exactly at the deadline.
-   */
-  private startTimer(name: TimerName, ms: number): void {
-    const due = this.clock.now() + ms;
-    const armed = this.timers.get(name);
-    if (armed !== undefined && armed.firesAt <= due) {
-      armed.due = due;
-      return;
-    }
-    this.stopTimer(name);
-    this.arm(name, due);
-  }
-
-  private arm(name: TimerName, due: number): void {
-    const timer = { due, firesAt: due, handle: undefined as unknown as TimerHandle };
-    timer.handle = this.clock.setTimeout(() => {
-      if (this.timers.get(name) !== timer) return;
-      const now = this.clock.now();
-      if (now < timer.due) {
-        this.timers.delete(name);
-        this.arm(name, timer.due);
-        return;
-      }
-      this.timers.delete(name);
-      this.guard(`the ${name} timer`, () => this.dispatch({ type: TIMER_EVENTS[name] } as FsmEvent));
-    }, due - this.clock.now());
-    this.timers.set(name, timer);
-  }
-
-  private stopTimer(name: TimerName): void {
-    const timer = this.timers.get(name);
-    if (timer !== undefined) {
-      this.clock.clearTimeout(timer.handle);
-      this.timers.delete(name);
     }
   }
 

@@ -1,6 +1,7 @@
 // The codec's public API (the contract between the codec and the session): framing, decode/encode of
 // every BGP-4 message, UPDATE packing and End-of-RIB. Everything else in bgp/codec/ is internal.
 
+import { MessageType } from '../types.js';
 import { encodeMessage } from './message.js';
 
 export { MessageFramer } from './framer.js';
@@ -13,4 +14,4 @@ export { formatAttributes, formatAsPath } from './attributes.js';
 export { notificationFor } from './notification.js';
 
 /** The 19-byte KEEPALIVE (RFC 4271 §4.4). */
-export const KEEPALIVE: Uint8Array = encodeMessage({ type: 4 }, { fourOctetAs: true });
+export const KEEPALIVE: Uint8Array = encodeMessage({ type: MessageType.KEEPALIVE }, { fourOctetAs: true });
