@@ -420,7 +420,7 @@ describe('Session: OPEN checks, stop, collisions, backoff', () => {
     expect(l.b.state).toBe('Idle');
   });
 
-  it('connection refused: backoff 1, 2, 4, 5, 5 s and lastErrorCode ECONNREFUSED; reset after a stable session', async () => {
+  it('connection refused: backoff 1, 2, 4, 5, 5 s and lastReason ECONNREFUSED; reset after a stable session', async () => {
     const clock = new FakeClock();
     const net = new MemoryNetwork();
     const connects: number[] = [];
