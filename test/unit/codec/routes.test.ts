@@ -7,7 +7,7 @@ import type { MpReach, PathAttributes } from '../../../bgp/types.js';
 
 const P = parsePrefix;
 const base: PathAttributes = { origin: 0, asPath: [{ type: 2, asns: [65001] }], nextHop: parseIpv4('198.18.0.1') };
-const v4 = (nextHop: number[], nlri: string[]): MpReach => ({ afi: 1, safi: 1, nextHop: Uint8Array.from(nextHop), nlri: nlri.map(P) });
+const v4 = (nextHop: number[], nlri: string[]): MpReach => ({ afi: 1, safi: 1, nextHop: Uint8Array.from(nextHop), nlri: nlri.map((p) => P(p)) });
 
 describe('mpReachNextHop', () => {
   const cases: Array<[string, MpReach, number | undefined]> = [
