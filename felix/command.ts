@@ -2,8 +2,8 @@
 // tunl0 through iproute2.ts `ipCommand`), `nft` (nft.ts), the `sh` that reads and writes /proc/sys
 // (kernel-settings.ts), the CNI plugin's `ip`/`nsenter` and the plugin itself (src/cni/), and the lab's
 // setup commands and pings (src/lab/). Long-running watchers (`ip monitor`, `nft -j monitor`) are
-// monitor-child.ts's; the lab's daemons (started detached, output to a log, stopped by PID) are not
-// commands either: neither kind has an end to wait for.
+// monitor-child.ts's. The lab's daemons are not commands either (nothing waits for their end):
+// `startDetached` starts one in its own process group, output to a log file, and leaves it running.
 //
 //   startCommand(spec)  spawns `command args...` (an argv, never a shell line) at once; its stdin stays open
 //                       (`write` some, `end` with the rest), so a caller can start a process before it knows
@@ -262,6 +262,19 @@ export function runCommandSync(spec: Omit<CommandSpec, 'stdout' | 'onStderr'> & 
     throw makeError(`cannot run "${spec.command}": ${isMissingProgramError(error) ? missingProgramMessage(spec.command) : error.message}`);
   }
   return { code: result.status, signal: result.signal, stdout: result.stdout, stderr: result.stderr.toString('utf8') };
+}
+
+/**
+ * Starts a daemon that outlives this call (and may outlive this process): its own process group, stdin
+ * /dev/null, stdout and stderr appended to `logFd`, not waited for. Returns its PID (the caller records
+ * it and stops it by that PID); throws when it could not be started.
+ */
+export function startDetached(command: string, args: readonly string[], options: { logFd: number; env?: NodeJS.ProcessEnv }): number {
+  const child = spawn(command, [...args], { detached: true, stdio: ['ignore', options.logFd, options.logFd], env: options.env ?? process.env });
+  if (child.pid === undefined) throw new Error(`could not start ${commandLine(command, args)}`);
+  child.on('error', () => undefined); // a failed exec after the PID was given: the daemon's log and its absence say it
+  child.unref();
+  return child.pid;
 }
 
 let scratchFiles = 0;
