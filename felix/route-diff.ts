@@ -7,7 +7,7 @@
 //   kernelForm / toKernelRoute    a DesiredRoute in normalizeKernelRoute's form (compared on every resync)
 //   copyDesired(routes)           setDesired's check and copy (one spelling per destination, gateways IPv4)
 //   settleDesired(before, copies) winners by class, their kernel form, the destinations that changed
-//   diffDestination(input)        one destination: { del, add, waiting, held, foreign, retained }
+//   diffDestination(...)          one destination: writes appended to a batch; a note: waiting, held, foreign, retained
 //   groupByDst / recordWritten    the view of the kernel: read, and after a batch was written
 //
 // Ownership (the rule the whole reconciler rests on): a route felix does not own — proto kernel, boot,
@@ -21,7 +21,7 @@
 // interface is younger than the grace period (the CNI added it before felix heard of the workload). And a
 // desired route through an interface that does not exist yet waits for its link event.
 
-import { canonicalDst, FELIX_PROTOCOL, normalizeKernelRoute, protocolNumber, sameNormalizedRoute, type KernelRoute } from './kernel.js';
+import { canonicalDst, FELIX_PROTOCOL, normalizeKernelRoute, protocolNumber, sameNormalizedRoute, type KernelBatch, type KernelRoute } from './kernel.js';
 import { resolveByClassMap, routeKey, sameRoute, type DesiredRoute, type RouteConflict } from './routes.js';
 
 /** A route felix may delete or replace: protocol 80, or on a cali* interface. */
@@ -160,11 +160,8 @@ export interface DiffContext {
   retain: ((route: KernelRoute) => boolean) | null;
 }
 
-/** The writes one destination needs, and why some were not made. */
-export interface DestinationDiff {
-  del: KernelRoute[];
-  /** The desired route to write (replace semantics); absent when the kernel has it already or it must wait. */
-  add?: KernelRoute;
+/** Why one destination is not (yet) as desired; null from diffDestination when nothing is to be said. */
+export interface DestinationNote {
   /** The desired route's interface does not exist (yet). */
   waitingFor?: string;
   /** An unwanted route kept for its new cali* interface (the last one seen, when several). */
@@ -172,27 +169,32 @@ export interface DestinationDiff {
   /** A route felix does not own holds the destination: the desired route is not written. */
   foreign?: KernelRoute;
   /** An unwanted owned route kept because `retain` accepted it. */
-  retained: boolean;
+  retained?: true;
 }
 
-/** Desired (`want`, kernel form, or undefined) against the kernel's routes for one destination (`have`). */
-export function diffDestination(want: KernelRoute | undefined, have: readonly KernelRoute[] = NO_ROUTES, context: DiffContext): DestinationDiff {
-  const out: DestinationDiff = { del: [], retained: false };
+/**
+ * Desired (`want`, kernel form, or undefined) against the kernel's routes for one destination (`have`):
+ * the writes it needs are appended to `batch` (deletions; the desired route, replace semantics, when the
+ * kernel lacks it), and the returned note says why some were not made (null: nothing to say, the usual
+ * case — no object is made for the 10,000 destinations of a resync that are as desired).
+ */
+export function diffDestination(want: KernelRoute | undefined, have: readonly KernelRoute[] = NO_ROUTES, context: DiffContext, batch: KernelBatch): DestinationNote | null {
   if (want === undefined) {
+    let note: DestinationNote | null = null;
     for (const route of have) {
       if (!isOwnedRoute(route)) continue;
       if (context.retain?.(route) === true) {
-        out.retained = true;
+        note = { ...(note ?? {}), retained: true };
         continue;
       }
       const until = context.graceUntil(route.dev);
       if (until > context.now) {
-        out.held = { dev: route.dev ?? '', untilMs: until };
+        note = { ...(note ?? {}), held: { dev: route.dev ?? '', untilMs: until } };
         continue;
       }
-      out.del.push(route);
+      batch.del.push(route);
     }
-    return out;
+    return note;
   }
 
   // One pass: a foreign route holding the destination, and our own metric-0 route.
@@ -209,19 +211,13 @@ export function diffDestination(want: KernelRoute | undefined, have: readonly Ke
       current = route;
     }
   }
-  if (holder !== undefined) {
-    // Never overwrite a route felix does not own (`replace` would delete it).
-    out.foreign = holder;
-    return out;
-  }
-  if (want.dev !== undefined && !context.hasLink(want.dev)) {
-    out.waitingFor = want.dev;
-    return out;
-  }
+  // Never overwrite a route felix does not own (`replace` would delete it).
+  if (holder !== undefined) return { foreign: holder };
+  if (want.dev !== undefined && !context.hasLink(want.dev)) return { waitingFor: want.dev };
   // Owned routes at other metrics are not replaced by ours: delete them. The metric-0 one is replaced.
-  if (otherOwned) for (const route of have) if (isOwnedRoute(route) && (route.metric ?? 0) !== 0) out.del.push(route);
-  if (current === undefined || !sameNormalizedRoute(current, want)) out.add = want;
-  return out;
+  if (otherOwned) for (const route of have) if (isOwnedRoute(route) && (route.metric ?? 0) !== 0) batch.del.push(route);
+  if (current === undefined || !sameNormalizedRoute(current, want)) batch.add.push(want);
+  return null;
 }
 
 /** Kernel routes (any spelling) normalized and grouped by destination. */
@@ -270,12 +266,13 @@ export class DestinationNotes {
   readonly retained = new Set<string>();
 
   /** Replaces what is noted for `dst` with what its latest diff says. */
-  note(dst: string, diff: DestinationDiff): void {
+  note(dst: string, diff: DestinationNote | null): void {
     if (this.waiting.size > 0) this.waiting.delete(dst);
     if (this.held.size > 0) this.held.delete(dst);
     if (this.foreign.size > 0) this.foreign.delete(dst);
     if (this.retained.size > 0) this.retained.delete(dst);
-    if (diff.retained) this.retained.add(dst);
+    if (diff === null) return;
+    if (diff.retained === true) this.retained.add(dst);
     if (diff.foreign !== undefined) this.foreign.set(dst, diff.foreign);
     if (diff.waitingFor !== undefined) this.waiting.set(dst, diff.waitingFor);
     if (diff.held !== undefined) this.held.set(dst, diff.held);

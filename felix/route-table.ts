@@ -370,11 +370,9 @@ export class RouteTable {
 
   /** One destination's writes (route-diff.ts diffDestination) added to `batch`; its bookkeeping updated. */
   private diffOne(dst: string, context: DiffContext, batch: KernelBatch): void {
-    const diff = diffDestination(this.settled.desiredKernel.get(dst), this.dataplane.routes.get(dst), context);
-    this.notes.note(dst, diff);
-    for (const route of diff.del) batch.del.push(route);
-    if (diff.add !== undefined) batch.add.push(diff.add);
-    if (diff.held !== undefined) this.scheduleGraceCheck(dst, diff.held.untilMs - context.now);
+    const note = diffDestination(this.settled.desiredKernel.get(dst), this.dataplane.routes.get(dst), context, batch);
+    this.notes.note(dst, note);
+    if (note?.held !== undefined) this.scheduleGraceCheck(dst, note.held.untilMs - context.now);
   }
 
   private onKernelEvent(event: KernelEvent): void {
