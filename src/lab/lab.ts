@@ -17,10 +17,10 @@
 //   block and every local workload. The wait reads the kernels, not just the agents' opinions.
 // - Bounded: every wait has a deadline and says what it was still waiting for when it gave up.
 
-import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
+import { runCommand, runCommandSync, startDetached } from '../../felix/command.js';
 import { findProgram, missingProgramMessage, missingPrograms } from '../../felix/programs.js';
 import { formatNodeStatus } from '../agent/status-format.js';
 import { queryControl } from '../agent/control.js';
@@ -123,15 +123,15 @@ interface RunResult {
   stderr: string;
 }
 
+/** One setup command through the one runner (felix/command.ts); a failure to run is exit 127 with the reason. */
 function run(command: string, args: readonly string[], options: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): RunResult {
-  const result = spawnSync(command, args, {
-    encoding: 'utf8',
-    input: options.input,
-    env: options.env ?? process.env,
-    timeout: options.timeoutMs ?? COMMAND_TIMEOUT_MS,
-  });
-  if (result.error) return { code: 127, stdout: '', stderr: `${command}: ${result.error.message}` };
-  return { code: result.status ?? 128, stdout: result.stdout, stderr: result.stderr };
+  try {
+    const stdin = options.input !== undefined ? { stdin: options.input } : {};
+    const result = runCommandSync({ command, args, ...stdin, env: options.env ?? process.env, timeoutMs: options.timeoutMs ?? COMMAND_TIMEOUT_MS });
+    return { code: result.code ?? 128, stdout: result.stdout.toString('utf8'), stderr: result.stderr };
+  } catch (error) {
+    return { code: 127, stdout: '', stderr: (error as Error).message };
+  }
 }
 
 function must(command: string, args: readonly string[], options: { input?: string; env?: NodeJS.ProcessEnv } = {}): string {
@@ -177,10 +177,13 @@ function spawnDetached(state: LabState, role: string, marker: string, command: s
   const log = join(state.dir, `${role}.log`);
   const fd = openSync(log, 'a');
   try {
-    const child = spawn(command, args, { detached: true, stdio: ['ignore', fd, fd], env });
-    if (child.pid === undefined) throw new Error(`could not start ${role}: ${command} ${args.join(' ')}`);
-    child.unref();
-    const entry = { role, pid: child.pid, marker, log };
+    let pid: number;
+    try {
+      pid = startDetached(command, args, { logFd: fd, env });
+    } catch {
+      throw new Error(`could not start ${role}: ${command} ${args.join(' ')}`);
+    }
+    const entry = { role, pid, marker, log };
     state.processes.push(entry);
     saveState(state);
     return entry;
@@ -438,7 +441,7 @@ function startRouter(state: LabState, step: (text: string) => void): void {
     must('chown', ['frr:frr', vty]);
     spawnDetached(state, 'office-router-zebra', vty, 'ip', ['netns', 'exec', router.ns, '/usr/lib/frr/zebra', '-P', '0', '-f', config, '-i', join(vty, 'zebra.pid'), '--vty_socket', vty, '-z', join(vty, 'zserv.api')]);
     const zserv = join(vty, 'zserv.api');
-    for (let i = 0; i < 100 && !existsSync(zserv); i++) spawnSync('sleep', ['0.05']);
+    for (let i = 0; i < 100 && !existsSync(zserv); i++) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50); // 50 ms, blocking
   }
   // -S: no user switching (we are root in a namespace); -P 0: no vty TCP port.
   spawnDetached(state, 'office-router', config, 'ip', [
@@ -704,15 +707,10 @@ export async function labPing(state: LabState): Promise<PingMatrix> {
 }
 
 function pingOnce(ns: string, ip: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const child = spawn('ip', ['netns', 'exec', ns, 'ping', '-n', '-q', '-c', '1', '-W', '1', ip], { stdio: 'ignore' });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      resolve(code === 0);
-    });
-    child.once('error', () => resolve(false));
-  });
+  return runCommand({ command: 'ip', args: ['netns', 'exec', ns, 'ping', '-n', '-q', '-c', '1', '-W', '1', ip], timeoutMs: 5000 }).then(
+    (result) => result.code === 0,
+    () => false,
+  );
 }
 
 export function formatPingMatrix(matrix: PingMatrix): string {
