@@ -12,8 +12,14 @@
 
 import { API_VERSION, type Resource, type WorkloadEndpointSpec } from '../resources/types.js';
 import { AlreadyExistsError, ConflictError, NotFoundError, type Datastore } from '../datastore/types.js';
-import { workloadEndpointName, workloadNamespace, type WorkloadIdentity } from './names.js';
+import { workloadEndpointName } from '../resources/workload-names.js';
+import { workloadNamespace, type WorkloadIdentity } from './names.js';
 import { CniError, type NetConf } from './spec.js';
+
+/** The WorkloadEndpoint of this attachment: `<node>-k8s-<pod>-<ifname>`, or `<node>-cni-<container id>-<ifname>` without a pod. */
+function endpointName(id: WorkloadIdentity): string {
+  return id.pod ? workloadEndpointName(id.node, id.pod.name, id.ifname, 'k8s') : workloadEndpointName(id.node, id.containerId, id.ifname, 'cni');
+}
 
 /** What ADD made, to be recorded. */
 export interface Attachment {
@@ -61,7 +67,7 @@ export function workloadEndpointFor(attachment: Attachment): Resource<'WorkloadE
     apiVersion: API_VERSION,
     kind: 'WorkloadEndpoint',
     metadata: {
-      name: workloadEndpointName(id),
+      name: endpointName(id),
       namespace,
       labels: { 'projectcalico.org/namespace': namespace, 'projectcalico.org/orchestrator': orchestrator },
     },
@@ -100,7 +106,7 @@ export class WorkloadEndpointRecorder implements EndpointRecorder {
   }
 
   async remove(id: WorkloadIdentity): Promise<void> {
-    const name = workloadEndpointName(id);
+    const name = endpointName(id);
     const namespace = workloadNamespace(id);
     for (let attempt = 1; ; attempt++) {
       const current = await this.ds.get('WorkloadEndpoint', name, namespace);
@@ -118,7 +124,7 @@ export class WorkloadEndpointRecorder implements EndpointRecorder {
   }
 
   async find(id: WorkloadIdentity): Promise<RecordedEndpoint | null> {
-    const current = await this.ds.get('WorkloadEndpoint', workloadEndpointName(id), workloadNamespace(id));
+    const current = await this.ds.get('WorkloadEndpoint', endpointName(id), workloadNamespace(id));
     if (current === null) return null;
     return { ...(current.spec.containerID !== undefined ? { containerId: current.spec.containerID } : {}), ipNetworks: current.spec.ipNetworks };
   }
