@@ -1,7 +1,7 @@
 // Telling the rest of tortie that a workload exists, so felix routes to it at once:
 // - etcd: a WorkloadEndpoint resource (Calico's v3 shape and name), created or updated on ADD, deleted
 //   on DEL when it still belongs to this container;
-// - Kubernetes: WorkloadEndpoints are derived from Pods (src/datastore/kubernetes.ts), so the plugin
+// - Kubernetes: WorkloadEndpoints are derived from Pods (src/datastore/kube-mapping.ts), so the plugin
 //   annotates the Pod as Calico's plugin does: cni.projectcalico.org/containerID, /podIP and /podIPs
 //   ("10.244.1.5/32"). DEL removes podIP/podIPs when containerID is still ours.
 //
