@@ -69,7 +69,8 @@ import { peerStatusRow, receivedRows, refusedRows, toRibEntry, type PeerStatus, 
 import { AdjRibIn, AttrTable, LocRib, Route, localSource, type BestChange, type LocalSpeaker, type PeerPolicy, type RouteSource, type UpdateGroup } from './rib/index.js';
 import { classifyNotification, INITIAL_RETENTION, lingersInPlace, retentionTransition, type RetentionEvent, type RetentionState } from './retention.js';
 import { answerRefresh, cancelRefresh } from './route-refresh.js';
-import { Session, type SessionConfig, type SessionState } from './session.js';
+import { Session, type SessionConfig } from './session.js';
+import type { OriginatedRoute, SpeakerEvents } from './speaker-events.js';
 import { normalizeSpec, policyOf, sameSpec, securityOf, sessionConfigFor, sourceAddress, validatePeerSpec, type LoggerLike, type NormalSpec, type PeerSpec, type SpeakerConfig, type SpeakerSettings } from './speaker-config.js';
 import { tcpTransport, type Connection } from './transport.js';
 import { Afi, Safi, type PathAttributes, type Prefix } from './types.js';
@@ -79,28 +80,9 @@ export type { ImportJudge, RefusedRoute } from './import-judge.js';
 export { tcpAcceptor, type Acceptor, type ListenerHandle } from './listener.js';
 export type { GracefulRestartOptions, LoggerLike, PeerSpec, SpeakerConfig } from './speaker-config.js';
 export type { PeerStatus, RibEntry } from './peer-report.js';
+export type { OriginatedRoute, SpeakerEvents } from './speaker-events.js';
 
 const silentLogger: LoggerLike = { debug() {}, info() {}, warn() {}, error() {} };
-
-export interface OriginatedRoute {
-  prefix: Prefix;
-  /** ORIGIN, NEXT_HOP, MED, LOCAL_PREF, COMMUNITIES as the operator set them; AS_PATH is built per peer. */
-  attrs: PathAttributes;
-}
-
-export interface SpeakerEvents {
-  state: [{ peer: string; from: SessionState; to: SessionState; reason?: string }];
-  /** What one peer sent (after RFC 7606 handling), before import policy. */
-  update: [{ peer: string; announced: Array<{ prefix: Prefix; attrs: PathAttributes }>; withdrawn: Prefix[] }];
-  endOfRib: [{ peer: string }];
-  notification: [{ peer: string; direction: 'sent' | 'received'; code: number; subcode: number; data: Uint8Array; reason: string }];
-  /** Loc-RIB best routes that changed, in one batch per handled message or operation. */
-  bestChanged: [ReadonlyArray<{ prefix: Prefix; best: RibEntry | null }>];
-  /** Route selection is no longer deferred (immediately unless restarting, RFC 4724 §4.1). */
-  ready: [];
-  /** The import judge refused a route: a new announcement, or a held route judged again (`rejudge`). */
-  refused: [{ peer: string; prefix: Prefix; reason: string }];
-}
 
 export const DEFAULT_MAX_PREFIXES = 500_000;
 export const DEFAULT_PREFIX_LIMIT_RESTART_MS = 60_000;
