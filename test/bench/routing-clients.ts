@@ -22,7 +22,7 @@ import type { Bench, BenchRow } from './bench.js';
 import { BENCH_AS } from './routing-daemons.js';
 import { startTortieReflectorWorker } from './routing-nodes.js';
 import { ratio } from './routing-receive.js';
-import { rssOf, startTortieProcessReflector } from './routing-speaker-process.js';
+import { cpuMsOf, rssOf, startTortieProcessReflector } from './routing-speaker-process.js';
 
 export const CLIENTS = 1000;
 export const ROUTES_PER_CLIENT = 20;
@@ -266,6 +266,9 @@ export interface ClientsResult {
   back: number | undefined;
   /** The reflector's RSS after `fill` (not for the worker thread: it shares this process). */
   rss: number | undefined;
+  /** The reflector's CPU time during `fill`, and during the flap (not for the worker thread). */
+  fillCpuMs: number | undefined;
+  flapCpuMs: number | undefined;
 }
 
 export async function clientsThrough(kind: Kind): Promise<ClientsResult> {
@@ -300,17 +303,23 @@ export async function clientsThrough(kind: Kind): Promise<ClientsResult> {
       throw new Error(`${e.message}: ${down.length} are not (first: ${down[0]?.address}, ${down[0]?.lastEvent ?? 'no event'})`);
     });
     await waitFor(() => reflector.allUp(), { timeoutMs: 30_000, intervalMs: 250, what: `${kind} reflector ${address}: all ${CLIENTS} clients Established` });
+    const cpu = () => cpuMsOf(reflector.pid);
+    const cpu0 = cpu();
     const fill = await phase('fill', clients, () => {
       for (const c of clients) c.announce();
     });
+    const cpu1 = cpu();
     const held = clients.reduce((sum, c) => sum + c.received, 0);
     const rss = rssOf(reflector.pid);
     const others = clients.slice(1);
     const withdrawn = fill === undefined ? undefined : await phase('withdrawn', others, () => clients[0]!.withdraw());
     const back = withdrawn === undefined ? undefined : await phase('back', others, () => clients[0]!.announce());
+    const cpu2 = cpu();
+    const fillCpuMs = cpu0 !== undefined && cpu1 !== undefined ? cpu1 - cpu0 : undefined;
+    const flapCpuMs = cpu1 !== undefined && cpu2 !== undefined ? cpu2 - cpu1 : undefined;
     const broken = clients.find((c) => c.error !== undefined);
     if (broken) throw new Error(`${kind} reflector: client ${broken.address}: ${broken.error}`);
-    return { fill, held, withdrawn, back, rss };
+    return { fill, held, withdrawn, back, rss, fillCpuMs, flapCpuMs };
   } finally {
     clearInterval(keepalives);
     for (const c of clients) c.stop();
@@ -343,6 +352,14 @@ export function clientsRows(results: ReadonlyMap<string, ClientsResult>): BenchR
       unit: 'ms',
       vs: tortie ? vs(kind, flap(r), flap) : undefined,
     });
+    if (r.fillCpuMs !== undefined) {
+      rows.push({
+        name: `${what}, reflector CPU during all-hold-all (flap ${r.flapCpuMs ?? '—'} ms): ${kind}`,
+        value: r.fillCpuMs,
+        unit: 'ms',
+        vs: kind !== 'tortie-process' && own?.fillCpuMs !== undefined && r.fillCpuMs > 0 ? `tortie-process/${kind} ${(own.fillCpuMs / r.fillCpuMs).toFixed(2)}×` : undefined,
+      });
+    }
     if (r.rss !== undefined) {
       rows.push({
         name: `${what}, reflector RSS: ${kind}`,

@@ -17,7 +17,7 @@ import { addressBlock, requirePeers, startPeer, waitFor, waitForSession, type Pe
 import type { Bench, BenchRow } from './bench.js';
 import { BENCH_AS, routeCounter, startBirdOrigin, timeUntil, waitOriginEstablished, type Reached } from './routing-daemons.js';
 import { comparisonRows, type TimedWindow } from './routing-receive.js';
-import { rssOf, startTortieProcessReflector } from './routing-speaker-process.js';
+import { cpuMsOf, rssOf, startTortieProcessReflector } from './routing-speaker-process.js';
 
 export const RR_ROUTES = 100_000;
 const LIMIT_MS = 60_000;
@@ -69,7 +69,7 @@ async function startPeerReflector(kind: PeerKind, address: string): Promise<Refl
   };
 }
 
-export type FanOut = Reached & { rss?: number };
+export type FanOut = Reached & { rss?: number; cpuMs?: number };
 
 async function startReflector(kind: ReflectorKind, address: string): Promise<Reflector> {
   if (kind === 'tortie') return startTortieReflector(address);
@@ -92,13 +92,16 @@ export async function fanOut(kind: ReflectorKind, window?: TimedWindow, distinct
       await Promise.all(receivers.map((r) => waitForSession(r, address)));
       await waitFor(() => reflector.allUp(), { timeoutMs: 20_000, intervalMs: 50, what: `${kind} reflector ${address}: all ${CLIENTS.length} clients Established` });
       await window?.start();
+      const cpu0 = cpuMsOf(reflector.pid);
       const t0 = performance.now();
       await origin.enableRoutes();
       const each = await Promise.all(receivers.map((r) => timeUntil(routeCounter(r, address), RR_ROUTES, t0, LIMIT_MS)));
       await window?.stop();
       const rss = rssOf(reflector.pid);
+      const cpu1 = cpuMsOf(reflector.pid);
+      const cpuMs = cpu0 !== undefined && cpu1 !== undefined ? cpu1 - cpu0 : undefined;
       const late = each.find((r) => r.ms === undefined);
-      return { ...(late ?? { ms: Math.max(...each.map((r) => r.ms!)), last: RR_ROUTES }), ...(rss !== undefined ? { rss } : {}) };
+      return { ...(late ?? { ms: Math.max(...each.map((r) => r.ms!)), last: RR_ROUTES }), ...(rss !== undefined ? { rss } : {}), ...(cpuMs !== undefined ? { cpuMs } : {}) };
     } finally {
       await origin.stop();
     }
@@ -128,12 +131,20 @@ export const routingRrBench: Bench = {
   },
 };
 
-/** The reflectors' RSS once every client held every route, tortie's process first with its ratio to each. */
-export function rssRows(what: string, peers: ReadonlyMap<string, { rss?: number }>): BenchRow[] {
+/**
+ * The reflectors' RSS once every client held every route and their CPU time over the window (less moved by
+ * a loaded machine than wall time), tortie's process first with its ratio to each.
+ */
+export function rssRows(what: string, peers: ReadonlyMap<string, { rss?: number; cpuMs?: number }>): BenchRow[] {
   const mb = (b: number) => b / (1024 * 1024);
   const own = peers.get('tortie-process')?.rss;
+  const ownCpu = peers.get('tortie-process')?.cpuMs;
   const rows: BenchRow[] = [];
   for (const [kind, r] of peers) {
+    if (r.cpuMs !== undefined) {
+      const vs = kind !== 'tortie-process' && ownCpu !== undefined && r.cpuMs > 0 ? `tortie-process/${kind} ${(ownCpu / r.cpuMs).toFixed(2)}×` : undefined;
+      rows.push({ name: `${what}: reflector CPU ${kind}`, value: r.cpuMs, unit: 'ms', ...(vs ? { vs } : {}) });
+    }
     if (r.rss === undefined) continue;
     const vs = kind !== 'tortie-process' && own !== undefined ? `tortie-process/${kind} ${(own / r.rss).toFixed(2)}×` : undefined;
     rows.push({ name: `${what}: RSS ${kind}`, value: Math.round(mb(r.rss) * 10) / 10, unit: 'MiB', ...(vs ? { vs } : {}) });

@@ -32,6 +32,21 @@ export function rssOf(pid: number | undefined): number | undefined {
   }
 }
 
+/**
+ * CPU time (user + system, all threads) `pid` has used so far, in ms, from /proc/<pid>/stat (clock ticks of
+ * 10 ms). A daemon's CPU over a timed window is less moved by other load on the machine than its wall time.
+ */
+export function cpuMsOf(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * 10; // utime, stime (fields 14, 15 of proc(5))
+  } catch {
+    return undefined;
+  }
+}
+
 /** Sessions Established now, from the speaker's `--json` state events so far (pure, for tests). */
 export function establishedFromEvents(log: string): number {
   let up = 0;
