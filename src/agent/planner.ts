@@ -19,8 +19,9 @@
 // Why this is hard: every node computes its half of each session alone, and the halves must agree —
 // exactly one side passive for a mesh pair, both sides seeing each other as iBGP client/reflector the
 // same way — from the same datastore snapshot, without ever talking to each other. The Speaker keys
-// sessions by address, so the plan must also hold at most one peer per address (Calico would configure
-// two BIRD protocols and let them fight).
+// sessions by address and port, so the plan holds at most one peer per address and port (Calico would
+// configure two BIRD protocols and let them fight); two peerings to one address on different ports are two
+// sessions, as in Calico (`Global_10_192_0_1_port_150` and `..._port_166`).
 
 import { formatIpv4, parseIpv4, tryParseIpv4 } from '../../bgp/ip.js';
 import { BGP_DEFAULTS, parsePeerIP, parseSelector, type Resource, type Selector } from '../resources/index.js';
@@ -446,7 +447,7 @@ function finish(type: 'Global' | 'Node', c: Candidate, self: NodeView, ourIp: st
   return peer;
 }
 
-/** Precedence when two peerings share an address (the Speaker holds one session per address). */
+/** Precedence when two peerings share an address and port (the Speaker holds one session per address and port). */
 const TYPE_PRECEDENCE: Readonly<Record<PeerType, number>> = { Global: 0, Node: 1, Mesh: 2 };
 
 /**
@@ -490,16 +491,17 @@ export function planPeers(input: PlannerInput): PeeringPlan {
 
   const all: DesiredPeer[] = [...[...emitter.emitted.values()].map((e) => finish(e.type, e.candidate, self, ourIp)), ...meshPeers(cluster, self, ourIp)];
   all.sort((a, b) => TYPE_PRECEDENCE[a.type] - TYPE_PRECEDENCE[b.type] || addressOrder(a.address, b.address) || a.port - b.port);
-  const byAddress = new Map<string, DesiredPeer>();
+  const byEndpoint = new Map<string, DesiredPeer>();
   for (const p of all) {
-    const kept = byAddress.get(p.address);
+    const endpoint = `${p.address}:${p.port}`;
+    const kept = byEndpoint.get(endpoint);
     if (kept === undefined) {
-      byAddress.set(p.address, p);
+      byEndpoint.set(endpoint, p);
       continue;
     }
-    warnings.add(`${p.name}${p.fromResource ? ` (BGPPeer ${p.fromResource})` : ''} is dropped: ${kept.name}${kept.fromResource ? ` (BGPPeer ${kept.fromResource})` : ''} already peers with ${p.address}, and a node has one session per address`);
+    warnings.add(`${p.name}${p.fromResource ? ` (BGPPeer ${p.fromResource})` : ''} is dropped: ${kept.name}${kept.fromResource ? ` (BGPPeer ${kept.fromResource})` : ''} already peers with ${endpoint}, and a node has one session per address and port`);
   }
-  const peers = [...byAddress.values()].sort((a, b) => addressOrder(a.address, b.address) || a.port - b.port);
+  const peers = [...byEndpoint.values()].sort((a, b) => addressOrder(a.address, b.address) || a.port - b.port);
 
   const plan: PeeringPlan = {
     routerId: ourIp,
