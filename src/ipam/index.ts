@@ -136,6 +136,11 @@ export interface AssignOptions {
   attributes?: Readonly<Record<string, string>>;
   /** The IPPools as the caller listed them (saves a read; see poolsFor). */
   pools?: PoolList;
+  /**
+   * The pod's namespace (its name), for IPPool namespaceSelector: a pool with one is used only when the
+   * Namespace's labels match. Without it (tunnel addresses) a selector is matched against no labels (Calico).
+   */
+  namespace?: string;
 }
 
 function blockResource(spec: IPAMBlockSpec, revision?: string): Block {
@@ -215,6 +220,19 @@ export class Ipam {
         (p.spec.allowedUses === undefined || p.spec.allowedUses.includes(use)) &&
         parseSelector(p.spec.nodeSelector ?? 'all()').matches(labels),
     );
+  }
+
+  /**
+   * IPPool namespaceSelector, as Calico's IPAM: a pool with one serves only pods whose Namespace's labels
+   * match (against no labels when there is no namespace, or no Namespace resource of that name); a pool the
+   * request names is used whatever its selector. The Namespace (Kubernetes API, or the Namespace resources
+   * stored in etcd) is read only when a candidate pool has a selector. Blocks are claimed ahead
+   * (claimBlock) without it: a block serves whichever namespaces its pool selects.
+   */
+  private async forNamespace(pools: Pool[], poolName: string | undefined, namespace: string | undefined): Promise<Pool[]> {
+    if (poolName !== undefined || !pools.some((p) => (p.spec.namespaceSelector ?? '') !== '')) return pools;
+    const labels = namespace === undefined ? {} : ((await this.ds.get('Namespace', namespace))?.metadata.labels ?? {});
+    return pools.filter((p) => parseSelector(p.spec.namespaceSelector || 'all()').matches(labels));
   }
 
   private async allBlocks(): Promise<Block[]> {
@@ -427,11 +445,15 @@ export class Ipam {
     const held = this.heldBy(listed, handleId);
     if (held.length >= count) return held.slice(0, count);
     const got = [...held];
-    const pools = await this.poolsFor(node, options.pool, use, options.pools);
-    if (pools.length === 0) {
+    const forNode = await this.poolsFor(node, options.pool, use, options.pools);
+    if (forNode.length === 0) {
       throw new IpamExhaustedError(
         `no enabled IPPool${options.pool ? ` "${options.pool}"` : ''} selects node "${node}" for ${use} addresses (check the pools' nodeSelector, disabled and allowedUses fields)`,
       );
+    }
+    const pools = await this.forNamespace(forNode, options.pool, options.namespace);
+    if (pools.length === 0) {
+      throw new IpamExhaustedError(`no enabled IPPool selects node "${node}" and namespace "${options.namespace ?? ''}" for ${use} addresses (pools ${forNode.map((p) => p.metadata.name).join(', ')}: check their namespaceSelector)`);
     }
     const inPools = (b: Block): boolean => pools.some((p) => blockInPool(b.spec.cidr, p));
     const secondary = assignmentAttributes(node, handleId, options.attributes);

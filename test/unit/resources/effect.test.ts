@@ -36,6 +36,7 @@ const EFFECT_TESTS: Readonly<Record<string, EffectTest>> = {
   'IPPool.spec.disabled': { file: IPAM, title: 'uses only enabled pools whose nodeSelector matches the Node labels' },
   'IPPool.spec.disableBGPExport': { file: ADVERTISE, title: 'a disableBGPExport pool refuses even what an overlapping enabled pool would accept' },
   'IPPool.spec.nodeSelector': { file: IPAM, title: 'uses only enabled pools whose nodeSelector matches the Node labels' },
+  'IPPool.spec.namespaceSelector': { file: 'test/unit/cni/plugin.test.ts', title: 'IPPool namespaceSelector: a pod gets an address from a pool whose selector its Namespace labels match' },
   'IPPool.spec.assignmentMode': { file: IPAM, title: 'assignmentMode Manual: a pool only a request naming it uses' },
   'IPPool.spec.allowedUses': { file: IPAM, title: 'honours allowedUses: a Tunnel-only pool gives tunnel addresses and never pod addresses' },
 
