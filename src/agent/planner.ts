@@ -65,6 +65,8 @@ interface Candidate {
   password?: SecretKeyRef;
   /** BGPPeer.spec.ttlSecurity (GTSM hops), when not 0. */
   ttlSecurity?: number;
+  /** BGPPeer.spec.reachableBy, an IPv4 gateway. */
+  reachableBy?: string;
   fromResource: string;
 }
 
@@ -223,7 +225,7 @@ function nextHopOf(spec: Resource<'BGPPeer'>['spec']): Pick<Candidate, 'nextHopM
 export const MAX_PREFIXES_ANNOTATION = 'tortie.dev/max-prefixes';
 
 /** The fields every peering made from a BGPPeer carries (Calico's setPeerConfigFieldsFromV3Resource). */
-function sharedFields(cluster: Cluster, peer: Resource<'BGPPeer'>): Pick<Candidate, 'sourceAddress' | 'restartTime' | 'keepaliveTime' | 'nextHopMode' | 'keepOriginalNextHop' | 'fromResource' | 'maxPrefixes' | 'password' | 'ttlSecurity'> {
+function sharedFields(cluster: Cluster, peer: Resource<'BGPPeer'>): Pick<Candidate, 'sourceAddress' | 'restartTime' | 'keepaliveTime' | 'nextHopMode' | 'keepOriginalNextHop' | 'fromResource' | 'maxPrefixes' | 'password' | 'ttlSecurity' | 'reachableBy'> {
   const s = peer.spec;
   const what = `BGPPeer ${peer.metadata.name}`;
   const out: ReturnType<typeof sharedFields> = { sourceAddress: s.sourceAddress ?? 'UseNodeIP', fromResource: peer.metadata.name, ...nextHopOf(s) };
@@ -239,6 +241,12 @@ function sharedFields(cluster: Cluster, peer: Resource<'BGPPeer'>): Pick<Candida
   if (ref !== undefined) out.password = { name: ref.name, key: ref.key };
   // Calico: ttlSecurity 0 is off; N → BIRD's `ttl security on; multihop N`.
   if (s.ttlSecurity !== undefined && s.ttlSecurity > 0) out.ttlSecurity = s.ttlSecurity;
+  // Calico: a static route `<peer>/32 via <reachableBy>` for every peering the BGPPeer makes (reverse ones too).
+  if (s.reachableBy) {
+    const gateway = tryParseIpv4(s.reachableBy);
+    if (gateway !== null) out.reachableBy = formatIpv4(gateway);
+    else cluster.warnings.add(`${what}: spec.reachableBy "${s.reachableBy}" is not an IPv4 address (tortie peers over IPv4 only); no static route to the peer`);
+  }
   return out;
 }
 
@@ -444,6 +452,7 @@ function finish(type: 'Global' | 'Node', c: Candidate, self: NodeView, ourIp: st
   if (c.sourceAddress === 'UseNodeIP') peer.sourceAddress = ourIp;
   if (c.password !== undefined) peer.password = c.password;
   if (c.ttlSecurity !== undefined) peer.ttlSecurity = c.ttlSecurity;
+  if (c.reachableBy !== undefined) peer.reachableBy = c.reachableBy;
   return peer;
 }
 

@@ -47,6 +47,8 @@ export interface DesiredPeer {
   password?: SecretKeyRef;
   /** GTSM (RFC 5082): BGPPeer ttlSecurity hops. */
   ttlSecurity?: number;
+  /** BGPPeer reachableBy: the gateway felix routes this peer's address through (a static /32, as Calico). */
+  reachableBy?: string;
 }
 
 /** Calico's secretKeyRef: a key of a Secret in the agent's namespace (or, with etcd, of a mounted one). */

@@ -21,7 +21,6 @@ export const NOT_IN_EFFECT: readonly NotInEffect[] = [
   { kind: 'BGPConfiguration', path: 'spec.serviceLoadBalancerIPs', reason: 'service IP advertisement is not implemented yet: no route is advertised for it' },
   { kind: 'BGPConfiguration', path: 'spec.ignoredInterfaces', reason: 'IP autodetection and felix do not read it yet: every interface is considered' },
   { kind: 'BGPConfiguration', path: 'spec.programClusterRoutes', reason: 'not implemented yet: felix programs the routes to other nodes’ blocks whatever its value' },
-  { kind: 'BGPPeer', path: 'spec.reachableBy', reason: 'not implemented yet: no static route to the peer through that gateway is added' },
   { kind: 'BGPPeer', path: 'spec.localWorkloadSelector', reason: 'not implemented yet: no session with local workloads is made' },
   { kind: 'BGPPeer', path: 'spec.filters', reason: 'BGPFilter is not implemented yet: the peer gets no filter beyond Calico’s default export rules' },
   { kind: 'Node', path: 'spec.orchRefs', reason: 'informational: tortie matches a Node to its Kubernetes node by name' },

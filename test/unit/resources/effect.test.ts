@@ -64,6 +64,7 @@ const EFFECT_TESTS: Readonly<Record<string, EffectTest>> = {
   'BGPPeer.spec.numAllowedLocalASNumbers': { file: PLANNER, title: 'durations become seconds; numAllowedLocalASNumbers and localASNumber are carried' },
   'BGPPeer.spec.password': { file: 'test/unit/agent/agent-passwords.test.ts', title: 'gives each peer its password; a changed Secret re-keys only the peers that use it' },
   'BGPPeer.spec.reversePeering': { file: PLANNER, title: 'reversePeering: Manual — the reflector does not peer back by itself' },
+  'BGPPeer.spec.reachableBy': { file: 'test/unit/felix/dataplane-peer-routes.test.ts', title: 'programs the peer route as its own and removes it when the peer goes' },
   'BGPPeer.spec.ttlSecurity': { file: 'test/integration/interop-gtsm.test.ts', title: 'one router in between: Established with ttlSecurity 2; refused with ttlSecurity 1' },
 
   'Node.spec.bgp.ipv4Address': { file: PLANNER, title: 'leaves out a node without an IPv4 address, and says so' },
