@@ -23,7 +23,7 @@
 // configure two BIRD protocols and let them fight); two peerings to one address on different ports are two
 // sessions, as in Calico (`Global_10_192_0_1_port_150` and `..._port_166`).
 
-import { formatIpv4, parseIpv4, tryParseIpv4 } from '../../bgp/ip.js';
+import { formatIpv4, parseIpv4, tryParseIpv4 } from '../../bgp/index.js';
 import { BGP_DEFAULTS, parsePeerIP, parseSelector, type Resource, type Selector } from '../resources/index.js';
 import type { DesiredPeer, PeerType, PeeringPlan, PlannerInput, SecretKeyRef } from './types.js';
 
