@@ -19,7 +19,6 @@ export const NOT_IN_EFFECT: readonly NotInEffect[] = [
   { kind: 'BGPConfiguration', path: 'spec.serviceClusterIPs', reason: 'service IP advertisement is not implemented yet: no route is advertised for it' },
   { kind: 'BGPConfiguration', path: 'spec.serviceExternalIPs', reason: 'service IP advertisement is not implemented yet: no route is advertised for it' },
   { kind: 'BGPConfiguration', path: 'spec.serviceLoadBalancerIPs', reason: 'service IP advertisement is not implemented yet: no route is advertised for it' },
-  { kind: 'BGPConfiguration', path: 'spec.ignoredInterfaces', reason: 'IP autodetection and felix do not read it yet: every interface is considered' },
   { kind: 'BGPConfiguration', path: 'spec.programClusterRoutes', reason: 'not implemented yet: felix programs the routes to other nodes’ blocks whatever its value' },
   { kind: 'BGPPeer', path: 'spec.localWorkloadSelector', reason: 'not implemented yet: no session with local workloads is made' },
   { kind: 'BGPPeer', path: 'spec.filters', reason: 'BGPFilter is not implemented yet: the peer gets no filter beyond Calico’s default export rules' },

@@ -47,6 +47,7 @@ const EFFECT_TESTS: Readonly<Record<string, EffectTest>> = {
   'BGPConfiguration.spec.bindMode': { file: PLANNER, title: 'bindMode NodeIP binds to the node IP; listenPort comes from node.<name>, then default' },
   'BGPConfiguration.spec.nodeMeshPassword': { file: 'test/unit/agent/agent-passwords.test.ts', title: 'gives each peer its password; a changed Secret re-keys only the peers that use it' },
   'BGPConfiguration.spec.nodeMeshMaxRestartTime': { file: PLANNER, title: 'carries the mesh settings: source address, local AS, no next-hop change, nodeMeshMaxRestartTime' },
+  'BGPConfiguration.spec.ignoredInterfaces': { file: 'test/unit/agent/agent.test.ts', title: 'ignoredInterfaces: an ignored interface is never the node address nor felix' },
   'BGPConfiguration.spec.communities': { file: 'test/unit/agent/agent.test.ts', title: 'prefixAdvertisements put their communities on the originated blocks' },
   'BGPConfiguration.spec.prefixAdvertisements': { file: ADVERTISE, title: 'a block inside the cidr gets every named and inline community' },
 
