@@ -19,8 +19,18 @@ export const NOT_IN_EFFECT: readonly NotInEffect[] = [
   { kind: 'BGPConfiguration', path: 'spec.serviceClusterIPs', reason: 'service IP advertisement is not implemented yet: no route is advertised for it' },
   { kind: 'BGPConfiguration', path: 'spec.serviceExternalIPs', reason: 'service IP advertisement is not implemented yet: no route is advertised for it' },
   { kind: 'BGPConfiguration', path: 'spec.serviceLoadBalancerIPs', reason: 'service IP advertisement is not implemented yet: no route is advertised for it' },
-  { kind: 'BGPConfiguration', path: 'spec.programClusterRoutes', reason: 'not implemented yet: felix programs the routes to other nodes’ blocks whatever its value' },
-  { kind: 'BGPPeer', path: 'spec.localWorkloadSelector', reason: 'not implemented yet: no session with local workloads is made' },
+  {
+    kind: 'BGPConfiguration',
+    path: 'spec.programClusterRoutes',
+    reason:
+      'it chooses which routes to other nodes’ blocks Calico’s BIRD programs, the rest being left to felix (FelixConfiguration.programClusterRoutes, a kind tortie does not have); tortie has one route agent, felix, which programs all of them (proto 80) whatever its value — what a consistent pair of Calico settings gives',
+  },
+  {
+    kind: 'BGPPeer',
+    path: 'spec.localWorkloadSelector',
+    reason:
+      'BGP with local workloads is not implemented: no Local_Workload session is planned (it needs the local WorkloadEndpoints matched by the selector, a passive session per workload address, and BGPConfiguration localWorkloadPeeringIPV4 answered on the workloads’ interfaces)',
+  },
   { kind: 'BGPPeer', path: 'spec.filters', reason: 'BGPFilter is not implemented yet: the peer gets no filter beyond Calico’s default export rules' },
   { kind: 'Node', path: 'spec.orchRefs', reason: 'informational: tortie matches a Node to its Kubernetes node by name' },
   { kind: 'Node', path: 'spec.bgp.ipv6Address', reason: 'IPv6 BGP is not implemented yet: no IPv6 session is planned and no IPv6 block is advertised' },
