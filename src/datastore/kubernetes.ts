@@ -75,7 +75,7 @@ const MAX_WATCH_RETRY_MS = 5000;
 const UNCONDITIONAL_ATTEMPTS = 5;
 
 type Spec = Record<string, unknown>;
-type CrdKind = 'IPPool' | 'BGPConfiguration' | 'BGPPeer' | 'IPAMBlock' | 'BlockAffinity' | 'IPAMHandle';
+type CrdKind = 'IPPool' | 'BGPConfiguration' | 'BGPPeer' | 'BGPFilter' | 'IPAMBlock' | 'BlockAffinity' | 'IPAMHandle';
 
 interface CrdMapping {
   plural: string;
@@ -97,6 +97,7 @@ const CRD_KINDS: Readonly<Record<CrdKind, CrdMapping>> = {
   IPPool: { plural: 'ippools', objectName: (n) => n, toCrdSpec: same, fromCrdSpec: same },
   BGPConfiguration: { plural: 'bgpconfigurations', objectName: (n) => n, toCrdSpec: same, fromCrdSpec: same },
   BGPPeer: { plural: 'bgppeers', objectName: (n) => n, toCrdSpec: same, fromCrdSpec: same },
+  BGPFilter: { plural: 'bgpfilters', objectName: (n) => n, toCrdSpec: same, fromCrdSpec: same },
   IPAMBlock: { plural: 'ipamblocks', objectName: cidrToName, toCrdSpec: same, fromCrdSpec: same },
   BlockAffinity: {
     plural: 'blockaffinities',

@@ -25,6 +25,7 @@ export const NOT_IN_EFFECT: readonly NotInEffect[] = [
   { kind: 'BGPPeer', path: 'spec.reachableBy', reason: 'not implemented yet: no static route to the peer through that gateway is added' },
   { kind: 'BGPPeer', path: 'spec.localWorkloadSelector', reason: 'not implemented yet: no session with local workloads is made' },
   { kind: 'BGPPeer', path: 'spec.filters', reason: 'BGPFilter is not implemented yet: the peer gets no filter beyond Calico’s default export rules' },
+  { kind: 'BGPFilter', path: 'spec', reason: 'BGPFilter rules are stored but not applied yet: peers get Calico’s default import and export' },
   { kind: 'Node', path: 'spec.orchRefs', reason: 'informational: tortie matches a Node to its Kubernetes node by name' },
   { kind: 'Node', path: 'spec.bgp.ipv6Address', reason: 'IPv6 BGP is not implemented yet: no IPv6 session is planned and no IPv6 block is advertised' },
   { kind: 'Node', path: 'spec.ipv4VXLANTunnelAddr', reason: 'VXLAN is not implemented yet: no vxlan.calico device and no VXLAN route is programmed' },
