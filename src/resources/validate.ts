@@ -66,7 +66,8 @@ function checkFilterRule(p: Problem[], path: string, rule: BGPFilterRule, family
       const n = rule.prefixLength[end];
       if (n !== undefined && (n < 0 || n > bits)) p.push({ path: `${path}.prefixLength.${end}`, value: n, message: `${n} is not a prefix length in 0..${bits}` });
     }
-    const min = rule.prefixLength.min ?? cidrLen ?? 0;
+    // As Calico renders it: min is raised to the cidr's own length, max capped at the family's.
+    const min = Math.max(rule.prefixLength.min ?? 0, cidrLen ?? 0);
     const max = rule.prefixLength.max ?? bits;
     if (min > max) p.push({ path: `${path}.prefixLength`, value: rule.prefixLength, message: `min ${min} is greater than max ${max}: the rule could match nothing` });
   }
