@@ -67,6 +67,8 @@ interface Candidate {
   ttlSecurity?: number;
   /** BGPPeer.spec.reachableBy, an IPv4 gateway. */
   reachableBy?: string;
+  /** BGPPeer.spec.filters: BGPFilter names, in order. */
+  filters?: string[];
   fromResource: string;
 }
 
@@ -225,7 +227,7 @@ function nextHopOf(spec: Resource<'BGPPeer'>['spec']): Pick<Candidate, 'nextHopM
 export const MAX_PREFIXES_ANNOTATION = 'tortie.dev/max-prefixes';
 
 /** The fields every peering made from a BGPPeer carries (Calico's setPeerConfigFieldsFromV3Resource). */
-function sharedFields(cluster: Cluster, peer: Resource<'BGPPeer'>): Pick<Candidate, 'sourceAddress' | 'restartTime' | 'keepaliveTime' | 'nextHopMode' | 'keepOriginalNextHop' | 'fromResource' | 'maxPrefixes' | 'password' | 'ttlSecurity' | 'reachableBy'> {
+function sharedFields(cluster: Cluster, peer: Resource<'BGPPeer'>): Pick<Candidate, 'sourceAddress' | 'restartTime' | 'keepaliveTime' | 'nextHopMode' | 'keepOriginalNextHop' | 'fromResource' | 'maxPrefixes' | 'password' | 'ttlSecurity' | 'reachableBy' | 'filters'> {
   const s = peer.spec;
   const what = `BGPPeer ${peer.metadata.name}`;
   const out: ReturnType<typeof sharedFields> = { sourceAddress: s.sourceAddress ?? 'UseNodeIP', fromResource: peer.metadata.name, ...nextHopOf(s) };
@@ -247,6 +249,7 @@ function sharedFields(cluster: Cluster, peer: Resource<'BGPPeer'>): Pick<Candida
     if (gateway !== null) out.reachableBy = formatIpv4(gateway);
     else cluster.warnings.add(`${what}: spec.reachableBy "${s.reachableBy}" is not an IPv4 address (tortie peers over IPv4 only); no static route to the peer`);
   }
+  if (s.filters !== undefined && s.filters.length > 0) out.filters = [...s.filters];
   return out;
 }
 
@@ -453,6 +456,7 @@ function finish(type: 'Global' | 'Node', c: Candidate, self: NodeView, ourIp: st
   if (c.password !== undefined) peer.password = c.password;
   if (c.ttlSecurity !== undefined) peer.ttlSecurity = c.ttlSecurity;
   if (c.reachableBy !== undefined) peer.reachableBy = c.reachableBy;
+  if (c.filters !== undefined) peer.filters = c.filters;
   return peer;
 }
 
