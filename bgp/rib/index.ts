@@ -3,7 +3,7 @@
 
 export { AttrTable, attributesHash, attributesKey, sameAttributes } from './attrs.js';
 export type { Attrs } from './attrs.js';
-export { Route, localSource } from './route.js';
+export { Route, localSource, sourceId } from './route.js';
 export type { RouteSource } from './route.js';
 export { AdjRibIn } from './adj-rib-in.js';
 export type { RibInUpdate } from './adj-rib-in.js';
@@ -28,11 +28,12 @@ export {
   importAttributes,
   importRejection,
   importRoute,
+  importVerdict,
   isThirdPartyNextHop,
   prependAs,
   rewriteForPeer,
 } from './policy.js';
-export type { LocalSpeaker, NextHopMode, PeerPolicy, SharedSubnet } from './policy.js';
+export type { ImportFilterResult, LocalSpeaker, NextHopMode, PeerPolicy, SharedSubnet } from './policy.js';
 export { AdjRibOut } from './adj-rib-out.js';
 export type { AnnounceGroup, PendingUpdates } from './adj-rib-out.js';
 export { UpdateGroup } from './update-group.js';

@@ -53,9 +53,14 @@ export interface LocalSpeaker {
   readonly address: number;
 }
 
+/** What a peer's import filter says of one route (see PeerPolicy.importFilter). */
+export type ImportFilterResult = Route | null | { readonly refused: string };
+
 /** A peer, as policy sees it. */
 export interface PeerPolicy {
   readonly address: number;
+  /** The peer's TCP port (`RouteSource.port`): two peers on one address are two senders. */
+  readonly port?: number;
   readonly asn: number;
   readonly ebgp: boolean;
   /** A route-reflector client of ours (RFC 4456 §6). Ignored for eBGP peers. */
@@ -74,9 +79,16 @@ export interface PeerPolicy {
   readonly sharedSubnet?: SharedSubnet;
   /** How many times our AS may appear in a received AS_PATH (Calico's numAllowedLocalASNumbers). Default 0. */
   readonly allowOwnAs?: number;
-  /** Runs after the RFC import checks; returns the route to keep (possibly with other attributes) or null. */
-  readonly importFilter?: (route: Route) => Route | null;
-  /** Runs before the RFC export rules on the Loc-RIB route; returns the route to export or null. */
+  /**
+   * Runs after the RFC import checks: the route to keep (the same Route, or one with other attributes —
+   * they need not come from the table, importVerdict makes them canonical), null to drop it, or a refusal
+   * with a reason code (the speaker holds and reports it like an import judge's refusal).
+   */
+  readonly importFilter?: (route: Route) => ImportFilterResult;
+  /**
+   * Runs before the RFC export rules on the Loc-RIB route; returns the route to export (its attributes may
+   * be new, not from the table: they are rewritten for the peer and made canonical then) or null.
+   */
   readonly exportFilter?: (route: Route) => Route | null;
 }
 
@@ -157,10 +169,23 @@ export function importAttributes(attrs: PathAttributes, from: RouteSource): Path
  * used. The result is the same Route object when nothing changed (so the Loc-RIB shares the Adj-RIB-In's).
  */
 export function importRoute(route: Route, peer: PeerPolicy, local: LocalSpeaker, table: AttrTable): Route | null {
+  const verdict = importVerdict(route, peer, local, table);
+  return verdict instanceof Route ? verdict : null;
+}
+
+/**
+ * importRoute with the filter's refusal kept: the Route to use, null (dropped by the RFC rules or the
+ * filter), or `{ refused }` with the filter's reason. A Route the filter returns with other attributes
+ * gets the table's canonical set of them.
+ */
+export function importVerdict(route: Route, peer: PeerPolicy, local: LocalSpeaker, table: AttrTable): ImportFilterResult {
   if (importRejection(route.attrs, local, peer.allowOwnAs ?? 0) !== null) return null;
   const attrs = importAttributes(route.attrs, route.source);
   const imported = attrs === route.attrs ? route : new Route(route.key, table.canonical(attrs), route.source, route.stale);
-  return peer.importFilter === undefined ? imported : peer.importFilter(imported);
+  if (peer.importFilter === undefined) return imported;
+  const filtered = peer.importFilter(imported);
+  if (!(filtered instanceof Route) || filtered.attrs === imported.attrs) return filtered;
+  return new Route(filtered.key, table.canonical(filtered.attrs), filtered.source, filtered.stale);
 }
 
 // ---------------------------------------------------------------------------------------------- export
@@ -171,7 +196,7 @@ export function importRoute(route: Route, peer: PeerPolicy, local: LocalSpeaker,
  * non-clients, from non-clients to clients; eBGP-learned and local routes to everyone).
  */
 export function exportScope(from: RouteSource, to: PeerPolicy): 'none' | 'plain' | 'reflected' {
-  if (!from.local && from.address === to.address) return 'none'; // never back to the peer it came from
+  if (!from.local && from.address === to.address && from.port === to.port) return 'none'; // never back to the peer it came from
   if (to.ebgp || from.local || from.ebgp) return 'plain';
   if (from.rrClient) return 'reflected'; // RFC 4456 §6 (a): client → clients and non-clients
   if (to.rrClient && !to.ebgp) return 'reflected'; // RFC 4456 §6 (b): non-client → clients only
@@ -294,7 +319,7 @@ export class PeerExport {
   /** Same answer as `exportAttributes(route, peer, local)`, as a canonical set of the table. */
   attributes(route: Route): PathAttributes | null {
     // Never back to the peer it came from (RFC 4271 §9.2, RFC 4456 §6): decided before any allocation.
-    if (route.source.address === this.peer.address && !route.source.local) return null;
+    if (route.source.address === this.peer.address && route.source.port === this.peer.port && !route.source.local) return null;
     const filtered = this.peer.exportFilter === undefined ? route : this.peer.exportFilter(route);
     if (filtered === null) return null;
     // Who may receive it depends on (source, peer) only: a 'none' needs no cache entry per attribute set.
