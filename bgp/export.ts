@@ -154,7 +154,8 @@ export class UpdateGroups<M extends ExportMember> {
     if (this.hooks.deferring()) return;
     // RFC 4760 §8 / RFC 4271: IPv4 unicast routes only to a peer that negotiated that family.
     const plan = group.flush((member) => member.session.established && this.hooks.current(member) && carriesIpv4(member.session));
-    const encoded = new Map<string, { withdraw?: Uint8Array[]; announce: Array<Uint8Array[] | undefined> }>();
+    const encoded = new Map<string, { withdraw?: Uint8Array[]; announce: Array<Uint8Array[] | undefined>; whole?: { bytes: Uint8Array; updates: number } }>();
+    const batchParts = plan.batch.announce.length;
     for (const send of plan.sends) {
       const session = send.member.session;
       const ctx = session.codecContext;
@@ -163,6 +164,14 @@ export class UpdateGroups<M extends ExportMember> {
       if (shared === undefined) {
         shared = { announce: [] };
         encoded.set(ctxKey, shared);
+      }
+      // A member that gets the whole batch and nothing of its own (every in-sync member without exceptions
+      // in it) is sent one buffer, made once per codec context and shared by all of them: the same bytes
+      // as the messages one by one, without a copy per member.
+      const whole = send.withdraw.length === 0 && send.announce.length === 0 && send.shared.length === batchParts && (send.sharedWithdraw || plan.batch.withdraw.length === 0);
+      if (whole && shared.whole !== undefined) {
+        if (shared.whole.updates > 0 && !session.sendUpdates([shared.whole.bytes], shared.whole.updates)) group.reset(send.member, 'fresh');
+        continue;
       }
       const messages: Uint8Array[] = [];
       const add = (list: readonly Uint8Array[]): void => {
@@ -180,9 +189,23 @@ export class UpdateGroups<M extends ExportMember> {
         add(list);
       }
       for (const g of send.announce) add(this.encodeOrSkip(g.attrs, g.prefixes, ctx, session));
+      if (whole) shared.whole = { bytes: concatBytes(messages), updates: messages.length };
       if (messages.length > 0 && !session.sendUpdates(messages)) group.reset(send.member, 'fresh');
     }
   }
+}
+
+/** `parts` one after the other in one buffer. */
+function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
+  let size = 0;
+  for (const p of parts) size += p.length;
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
 }
 
 /**

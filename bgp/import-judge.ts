@@ -50,7 +50,7 @@ export function judgeImport(
   // The peer's own filter refused it, or else the judge (import protection) may.
   const reason = verdict !== null && !(verdict instanceof Route) ? verdict.refused : route === null || judge === undefined ? null : judge(route);
   if (reason === null) {
-    peer.refused.delete(received.key);
+    if (peer.refused.size > 0) peer.refused.delete(received.key); // no Map hash per route when nothing is refused
     return route;
   }
   const held = peer.refused.get(received.key);

@@ -4,7 +4,7 @@
 
 import type { TimerHandle } from './clock.js';
 import type { RefusedMap } from './import-judge.js';
-import type { AdjRibIn, LocalSpeaker, PeerPolicy, UpdateGroup } from './rib/index.js';
+import type { AdjRibIn, LocalSpeaker, PeerPolicy, Route, UpdateGroup } from './rib/index.js';
 import type { DownNotification, RetentionState } from './retention.js';
 import type { Session } from './session.js';
 import type { NormalSpec } from './speaker-config.js';
@@ -39,6 +39,8 @@ export interface PeerEntry {
   up: boolean;
   /** Adj-RIB-In routes the import judge refused (prefix key → the route and the reason); never in the Loc-RIB. */
   refused: RefusedMap;
+  /** Emits 'refused' for this peer: made once per peer, not once per judged route. */
+  reportRefused: (route: Route, reason: string) => void;
   /** clock.now() when a ROUTE-REFRESH was last answered; the answer scheduled for the end of the interval. */
   refreshAnsweredAt: number | null;
   refreshTimer: TimerHandle | null;

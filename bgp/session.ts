@@ -222,10 +222,12 @@ export class Session extends EventEmitter<SessionEvents> {
   }
 
   /** Queues already-encoded UPDATE messages; false when not Established (nothing queued). */
-  sendUpdates(messages: readonly Uint8Array[]): boolean {
+  sendUpdates(messages: readonly Uint8Array[], updates: number = messages.length): boolean {
     if (!this.established) return false;
     for (const m of messages) this.enqueue(m);
-    this.stats.updatesOut += messages.length;
+    // `updates`: UPDATE messages in `messages` when some hold several back to back (a shared buffer).
+    this.stats.updatesOut += updates;
+    this.stats.messagesOut += updates - messages.length;
     return true;
   }
 

@@ -343,6 +343,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
       removing: false,
       up: false,
       refused: new Map(),
+      reportRefused: (route, reason) => this.emit('refused', { peer: spec.address, port: spec.port, prefix: route.prefix, reason }),
       refreshAnsweredAt: null,
       refreshTimer: null,
       securityRefusal: null,
@@ -566,7 +567,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
 
   /** The RFC import rules, then the import judge (./import-judge.ts); null = not in the Loc-RIB. */
   private judge(entry: PeerEntry, received: Route): Route | null {
-    return judgeImport(entry, received, this.table, this.config.importJudge, (route, reason) => this.emit('refused', { peer: entry.spec.address, port: entry.spec.port, prefix: route.prefix, reason }));
+    return judgeImport(entry, received, this.table, this.config.importJudge, entry.reportRefused);
   }
 
   private replaceLingering(by: PeerEntry, key: number, changes: BestChange[]): void {

@@ -187,17 +187,19 @@ export class UpdateGroup<M> {
         continue;
       }
       // Prefixes where this member may differ from the group: exceptions that moved, and exceptions in the batch.
-      const concerns = new Set<number>(state.touched.keys());
+      // (No Set for a member without any: with 1,000 members most flushes concern few of them.)
+      let concerns: Set<number> | undefined = state.touched.size > 0 ? new Set<number>(state.touched.keys()) : undefined;
       if (state.own.size <= batchSize) {
-        for (const key of state.own) if (this.out.isPending(key)) concerns.add(key);
+        for (const key of state.own) if (this.out.isPending(key)) (concerns ??= new Set<number>()).add(key);
       } else {
-        for (const g of keyed.announce) for (const key of g.keys) if (state.own.has(key)) concerns.add(key);
-        for (const key of keyed.withdraw) if (state.own.has(key)) concerns.add(key);
+        for (const g of keyed.announce) for (const key of g.keys) if (state.own.has(key)) (concerns ??= new Set<number>()).add(key);
+        for (const key of keyed.withdraw) if (state.own.has(key)) (concerns ??= new Set<number>()).add(key);
       }
-      if (concerns.size === 0 && state.mode === 'sync') {
+      if (concerns === undefined && state.mode === 'sync') {
         if (batchSize > 0) sends.push({ member: state.member, withdraw: [], sharedWithdraw: keyed.withdraw.length > 0, shared: allShared, announce: [] });
         continue;
       }
+      concerns ??= new Set<number>();
       const announce = new Map<Attrs, number[]>();
       const withdraw: number[] = [];
       const recut = new Set<number>();

@@ -4,8 +4,9 @@
 //   node dist/test/bench/routing-profile.js receive-distinct --out /tmp/receive.cpuprofile
 //   node dist/test/bench/routing-cpuprofile.js /tmp/receive.cpuprofile
 //
-// receive-packed, receive-distinct, rr: tortie runs in this thread; with --out, the V8 profiler (through
+// receive-packed, receive-distinct, rr, rr-distinct: tortie runs in this thread; with --out, the V8 profiler (through
 // node:inspector) records the timed window only, so daemon start-up and teardown stay out of it.
+// rr-process, rr-process-distinct, clients: tortie is a `tortie bgp speaker` process; no window (time only).
 // nodes: the reflector runs in a worker thread; profile it with
 //   node --cpu-prof --cpu-prof-dir=/tmp/prof dist/test/bench/routing-profile.js nodes
 // (one .cpuprofile per thread: the one with bgp/rib/* on top is the reflector; the other is the 200 nodes).
@@ -16,6 +17,7 @@ import { pathToFileURL } from 'node:url';
 import { stopAll } from '../harness/index.js';
 import { receiveIntoTortie, type TimedWindow } from './routing-receive.js';
 import { nodesThrough } from './routing-nodes.js';
+import { clientsThrough } from './routing-clients.js';
 import { fanOut } from './routing-rr.js';
 
 /** Scenario name → a run of tortie in it (profiling the window when given one), returning a line for people. */
@@ -23,6 +25,10 @@ export const PROFILE_SCENARIOS: Readonly<Record<string, (window?: TimedWindow) =
   'receive-packed': async (w) => `receive 100k packed: ${JSON.stringify(await receiveIntoTortie(false, w))}`,
   'receive-distinct': async (w) => `receive 100k distinct: ${JSON.stringify(await receiveIntoTortie(true, w))}`,
   rr: async (w) => `RR fan-out 100k: ${JSON.stringify(await fanOut('tortie', w))}`,
+  'rr-distinct': async (w) => `RR fan-out 100k distinct: ${JSON.stringify(await fanOut('tortie', w, true))}`,
+  'rr-process': async () => `RR fan-out 100k, tortie bgp speaker process: ${JSON.stringify(await fanOut('tortie-process'))}`,
+  'rr-process-distinct': async () => `RR fan-out 100k distinct, tortie bgp speaker process: ${JSON.stringify(await fanOut('tortie-process', undefined, true))}`,
+  clients: async () => `1,000 clients, tortie bgp speaker process: ${JSON.stringify(await clientsThrough('tortie-process'))}`,
   nodes: async () => `200 nodes: ${JSON.stringify(await nodesThrough('tortie'))}`,
 };
 

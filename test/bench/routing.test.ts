@@ -72,3 +72,29 @@ describe('cpu profile summary', () => {
     expect(times[1]!.name).toBe('pending bgp/rib/adj-rib-out.js:10');
   });
 });
+
+describe('routing-clients and the speaker process (pure parts)', () => {
+  it('walks the prefixes of an NLRI field: bench /26s by route number, others skipped, an overrun refused', async () => {
+    const { walkPrefixes, clientAddress } = await import('./routing-clients.js');
+    // 10.128.0.0/26 (route 0), 10.128.0.64/26 (route 1), 10.0.0.0/8 (not the bench's), 10.128.1.64/26 (route 5)
+    const field = new Uint8Array([26, 10, 128, 0, 0, 26, 10, 128, 0, 64, 8, 10, 26, 10, 128, 1, 64]);
+    const seen: number[] = [];
+    walkPrefixes(field, 0, field.length, (i) => seen.push(i));
+    expect(seen).toEqual([0, 1, 5]);
+    expect(() => walkPrefixes(new Uint8Array([26, 10, 128]), 0, 3, () => {})).toThrow(/overruns/);
+    expect(clientAddress(0)).toBe('127.50.0.1');
+    expect(clientAddress(999)).toBe('127.50.3.250');
+  });
+  it('counts Established sessions from the speaker\'s --json state events', async () => {
+    const { establishedFromEvents } = await import('./routing-speaker-process.js');
+    const log = [
+      '{"event":"listening","address":"127.0.41.14","port":179}',
+      '{"event":"state","peer":"a","from":"OpenConfirm","to":"Established"}',
+      '{"event":"state","peer":"b","from":"OpenConfirm","to":"Established"}',
+      '{"event":"update","peer":"a","announce":[],"withdraw":[]}',
+      '{"event":"state","peer":"b","from":"Established","to":"Idle"}',
+      '',
+    ].join('\n');
+    expect(establishedFromEvents(log)).toBe(1);
+  });
+});

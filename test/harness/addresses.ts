@@ -35,6 +35,9 @@ export const ADDRESS_BLOCKS: Readonly<Record<number, string>> = {
   41: 'test/bench/routing-rr.ts',
   42: 'test/bench/routing-nodes.ts',
   49: 'test/integration/peer-ports.test.ts',
+  // Its reflectors on 127.0.50.x; its 1,000 clients need more than a /24, so block 50 also owns
+  // 127.50.0.0/16 (no other file may use 127.50.x.y).
+  50: 'test/bench/routing-clients.ts',
   60: 'test/bench/agent-convergence.ts',
   61: 'test/bench/felix-routes.ts', // no loopback use: its underlay 198.18.61.0/24, inside its own namespaces
   66: 'test/integration/felix-nat.test.ts', // no loopback use: its underlay 198.18.66.0/24, inside its own namespaces

@@ -285,6 +285,23 @@ describe('Session: UPDATEs and the Adj-RIB-In', () => {
     }
   });
 
+  it('several UPDATEs back to back in one buffer (an update group\'s shared batch): each arrives, each is counted', async () => {
+    const l = lab();
+    await up(l);
+    const parts = prefixes.flatMap((p) => encodeUpdates(attrs, [p], l.a.codecContext)); // one UPDATE each
+    const joined = new Uint8Array(parts.reduce((n, m) => n + m.length, 0));
+    parts.reduce((at, m) => (joined.set(m, at), at + m.length), 0);
+    const seen: number[] = [];
+    l.b.on('update', (e) => seen.push(...e.announced.map((x) => x.prefix.addr)));
+    const messagesBefore = l.a.stats.messagesOut;
+    expect(l.a.sendUpdates([joined], parts.length)).toBe(true);
+    await l.clock.advanceAsync(0);
+    expect(seen).toEqual(prefixes.map((p) => p.addr));
+    expect(l.a.stats.updatesOut).toBe(3);
+    expect(l.a.stats.messagesOut - messagesBefore).toBe(3);
+    expect(l.b.stats.updatesIn).toBe(3);
+  });
+
   it('batches many UPDATEs into few writes and keeps their order under back-pressure', async () => {
     const l = lab();
     await up(l);

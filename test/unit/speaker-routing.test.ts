@@ -244,6 +244,29 @@ describe('Speaker: update groups (peers with identical export share one Adj-RIB-
     expect(c0.table.size).toBe(0);
   });
 
+  it('sends members in sync the same UPDATEs (one shared buffer), and a member with exceptions its own cut', async () => {
+    const { cs, announce, settle } = await clients(4);
+    const [c0, c1, c2, c3] = cs as [Peer, Peer, Peer, Peer];
+    // Two attribute sets in one batch: the shared buffer holds several UPDATEs back to back.
+    for (let j = 0; j < 6; j++) announce(c0, block(0, j), { asPath: [], nextHop: nh('198.18.0.11'), localPref: j % 2 === 0 ? 100 : 90 });
+    await settle();
+    const want = Array.from({ length: 6 }, (_, j) => block(0, j)).sort();
+    for (const c of [c1, c2, c3]) {
+      expect([...c.table.keys()].sort()).toEqual(want);
+      expect(c.table.get(block(0, 1))?.localPref).toBe(90);
+    }
+    expect(c1.updates).toBeGreaterThanOrEqual(2);
+    expect(c2.updates).toBe(c1.updates);
+    expect(c3.updates).toBe(c1.updates);
+    expect(c0.table.size).toBe(0);
+    // c1 takes over one prefix: it lacks that one, the others get the new owner's route.
+    announce(c1, block(0, 0), { asPath: [], nextHop: nh('198.18.0.12'), localPref: 200 });
+    await settle();
+    expect(c1.table.has(block(0, 0))).toBe(false);
+    for (const c of [c0, c2, c3]) expect(c.table.get(block(0, 0))?.originatorId).toBe(parseIpv4(c1.address));
+    expect(c3.updates).toBe(c2.updates);
+  });
+
   it('keeps peers whose export filter differs in separate groups', async () => {
     const onlyFirst = (route: import('../../bgp/rib/index.js').Route) => (route.prefix.addr === parsePrefix(block(0, 0)).addr ? route : null);
     const { cs, announce, settle } = await clients(3, (i) => (i === 2 ? { exportFilter: onlyFirst } : {}));
