@@ -16,9 +16,6 @@ export interface NotInEffect {
 }
 
 export const NOT_IN_EFFECT: readonly NotInEffect[] = [
-  { kind: 'BGPConfiguration', path: 'spec.serviceClusterIPs', reason: 'service IP advertisement is not implemented yet: no route is advertised for it' },
-  { kind: 'BGPConfiguration', path: 'spec.serviceExternalIPs', reason: 'service IP advertisement is not implemented yet: no route is advertised for it' },
-  { kind: 'BGPConfiguration', path: 'spec.serviceLoadBalancerIPs', reason: 'service IP advertisement is not implemented yet: no route is advertised for it' },
   { kind: 'BGPConfiguration', path: 'spec.ignoredInterfaces', reason: 'IP autodetection and felix do not read it yet: every interface is considered' },
   { kind: 'IPPool', path: 'spec.namespaceSelector', reason: 'not implemented yet: every namespace may take addresses from this pool' },
   { kind: 'BGPConfiguration', path: 'spec.programClusterRoutes', reason: 'not implemented yet: felix programs the routes to other nodes’ blocks whatever its value' },
