@@ -10,11 +10,11 @@
 // throws is reported through onError, never thrown out of the timer that flushes the burst.
 
 import { EventEmitter } from 'node:events';
-import { systemClock, type Clock, type TimerHandle } from '../../bgp/clock.js';
+import { systemClock, type Clock, type TimerHandle } from '../../bgp/index.js';
 import type { Datastore, Watch, WatchEvent } from '../datastore/types.js';
 import type { Kind, Resource } from '../resources/types.js';
 
-export const CACHED_KINDS = ['Node', 'BGPConfiguration', 'BGPPeer', 'IPPool', 'IPAMBlock', 'BlockAffinity', 'WorkloadEndpoint', 'NetworkPolicy', 'Namespace'] as const;
+export const CACHED_KINDS = ['Node', 'BGPConfiguration', 'BGPPeer', 'BGPFilter', 'IPPool', 'IPAMBlock', 'BlockAffinity', 'WorkloadEndpoint', 'NetworkPolicy', 'Namespace'] as const;
 export type CachedKind = (typeof CACHED_KINDS)[number];
 
 export interface CacheOptions {

@@ -26,8 +26,7 @@
 //
 // Only IPv4 is advertised (tortie's sessions are IPv4): IPv6 CIDRs and addresses are skipped.
 
-import { formatPrefix, prefixContains, prefixKey, tryParseIpv4, tryParseIpv4Prefix } from '../../bgp/ip.js';
-import type { Prefix } from '../../bgp/types.js';
+import { formatPrefix, prefixContains, prefixKey, tryParseIpv4, tryParseIpv4Prefix, type Prefix } from '../../bgp/index.js';
 import type { Resource } from '../resources/index.js';
 
 /** The Kubernetes label Calico honours: a node with it set to "true" advertises no service route. */

@@ -9,7 +9,7 @@
 // of an abandoned stream must stay quiet, so each stream carries a generation.
 
 import { CoreV1Api, DiscoveryV1Api, Watch } from '@kubernetes/client-node';
-import type { Clock, TimerHandle } from '../../bgp/clock.js';
+import type { Clock, TimerHandle } from '../../bgp/index.js';
 import { kubeClient } from '../datastore/kube-client.js';
 import type { EndpointSliceObject, ServiceObject } from './service-routes.js';
 

@@ -4,17 +4,14 @@
 // The peer rows themselves are formatted in ./status-format.ts.
 
 import { readFileSync } from 'node:fs';
-import { formatIpv4, formatPrefix } from '../../bgp/ip.js';
-import type { PeerStatus, RefusedRoute, RibEntry } from '../../bgp/speaker.js';
-import { diagnoseTcpSecurity, formatTcpSecurityFindings, parseTcpSecurityCounters, type TcpSecurityCounters } from '../../bgp/tcp-diagnosis.js';
-import { AsPathSegmentType } from '../../bgp/types.js';
-import type { DataplaneStatus } from '../../felix/dataplane.js';
+import { formatIpv4, formatPrefix, type PeerStatus, type RefusedRoute, type RibEntry, diagnoseTcpSecurity, formatTcpSecurityFindings, parseTcpSecurityCounters, type TcpSecurityCounters, AsPathSegmentType } from '../../bgp/index.js';
+import type { DataplaneStatus } from '../../felix/index.js';
 import type { EnforcerStatus } from '../policy/enforcer.js';
 import { notInEffect, BGP_DEFAULTS, type AnyResource } from '../resources/index.js';
 import type { CacheView } from './dataplane-input.js';
 import { isImportRefusal } from './import-guard.js';
 import { peerRow } from './status-format.js';
-import type { AgentStatus, DesiredPeer, PeeringPlan, Readiness, RouteRow } from './types.js';
+import type { AgentStatus, DesiredPeer, FilterRefusal, PeeringPlan, Readiness, RouteRow } from './types.js';
 
 export interface StatusSources {
   node: string;
@@ -123,11 +120,15 @@ function asPathOf(entry: RibEntry): Array<number | number[]> {
 }
 
 /** A route import protection refused, as a `node routes` row (best: false, with the reason). */
+function isFilterRefusal(reason: string): reason is FilterRefusal {
+  return reason.startsWith('filter ');
+}
+
 export function refusedRow(entry: RefusedRoute): RouteRow {
   return {
     ...routeRow({ prefix: entry.prefix, attrs: entry.attrs, from: entry.from, stale: entry.stale }),
     best: false,
-    ...(isImportRefusal(entry.reason) ? { refused: entry.reason } : {}),
+    ...(isImportRefusal(entry.reason) || isFilterRefusal(entry.reason) ? { refused: entry.reason } : {}),
   };
 }
 

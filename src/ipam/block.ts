@@ -1,13 +1,13 @@
 // One allocation block (Calico's model.AllocationBlock) as pure functions: a new empty block, taking
-// addresses for a handle, giving them back, and reading who holds what. No I/O: src/ipam/index.ts
-// reads a block, applies one of these, and writes it back with compare-and-swap.
+// addresses for a handle, giving them back, and reading who holds what. No I/O: claim.ts, assign.ts, release.ts each
+// read a block, apply one of these, and write it back with compare-and-swap.
 //
 // The shape is Calico's (so etcd holds what calicoctl expects):
 //   allocations[ordinal] = index into attributes, or null when the address is free;
 //   unallocated          = the free ordinals, in the order they will be handed out;
 //   attributes[i]        = { handle_id, secondary }, shared by every ordinal of the same handle.
 
-import { formatIpv4, parsePrefix, prefixContains, tryParseIpv4 } from '../../bgp/ip.js';
+import { formatIpv4, parsePrefix, prefixContains, tryParseIpv4 } from '../../bgp/index.js';
 import type { IPAMBlockSpec } from '../resources/types.js';
 
 /** A new block with every address free, affine to `node` (or to no node when null). */

@@ -16,7 +16,7 @@
 //   allocated (or that lies in no enabled pool), one address with two owners, blocks of nodes that no
 //   longer exist, blocks in no pool at all.
 // On the kubernetes datastore the workload endpoints are the Pods, as the datastore derives them
-// (src/datastore/kubernetes.ts: a Pod's CNI annotations or status IPs; finished Pods hold nothing).
+// (src/datastore/kube-mapping.ts: a Pod's CNI annotations or status IPs; finished Pods hold nothing).
 //
 // Why this is hard: a snapshot is a few lists read one after another while the cluster keeps working, so
 // some findings are normal for a moment. A CNI ADD assigns the address first and records the endpoint
@@ -26,8 +26,7 @@
 // node, namespace, pod, type) to say whose an address was — which decides what to do: what a node that no
 // longer exists left behind, `tortie delete node` releases; what an existing node's pod left, its CNI GC.
 
-import { formatIpv4, parsePrefix, prefixContains, tryParseIpv4 } from '../../bgp/ip.js';
-import type { Prefix } from '../../bgp/types.js';
+import { formatIpv4, parsePrefix, prefixContains, tryParseIpv4, type Prefix } from '../../bgp/index.js';
 import type { Datastore } from '../datastore/types.js';
 import type { IPAMBlockSpec, Resource } from '../resources/types.js';
 import { ATTRIBUTE_KEYS, attributesAt } from './attributes.js';
