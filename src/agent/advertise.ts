@@ -50,12 +50,18 @@ function poolViews(pools: readonly Resource<'IPPool'>[]): PoolView[] {
 /**
  * Calico's export filter, as a predicate on a prefix. Reject statements for disableBGPExport pools come
  * first, so a prefix inside such a pool is refused even if another (overlapping) pool would accept it.
+ * Then what this node originates itself (`originated`: its blocks and service routes, Calico's static
+ * routes) and routes inside `serviceRanges` (a route reflector's service ranges, ./service-routes.ts) pass.
  */
-export function calicoExportFilter(pools: Resource<'IPPool'>[]): (prefix: { addr: number; len: number }) => boolean {
+export function calicoExportFilter(pools: Resource<'IPPool'>[], serviceRanges: readonly string[] = []): (prefix: { addr: number; len: number }, originated?: boolean) => boolean {
   const views = poolViews(pools);
   const refused = views.filter((p) => !p.exported).map((p) => p.prefix);
   const accepted = views.filter((p) => p.exported).map((p) => p.prefix);
-  return (prefix) => !refused.some((pool) => within(prefix, pool)) && accepted.some((pool) => within(prefix, pool));
+  for (const text of serviceRanges) {
+    const range = tryParseIpv4Prefix(text);
+    if (range !== null) accepted.push(range);
+  }
+  return (prefix, originated = false) => !refused.some((pool) => within(prefix, pool)) && (originated || accepted.some((pool) => within(prefix, pool)));
 }
 
 /** The blocks affine to this node: block affinity "host:<node>" and a confirmed, not deleted BlockAffinity. */

@@ -40,6 +40,8 @@ import { dataplaneInput, sysfsInterfaceMtu } from './dataplane-input.js';
 import { errorText } from './error-text.js';
 import { AgentMetrics } from './metrics.js';
 import { PasswordBook } from './passwords.js';
+import { serviceExportRanges, serviceRoutes } from './service-routes.js';
+import { ServiceWatch, type ServiceApi } from './service-watch.js';
 import { planPeers } from './planner.js';
 import type { SecretSource } from './secrets.js';
 import { AgentServers, type ServeControl, type StartHealth } from './servers.js';
@@ -83,6 +85,11 @@ export interface AgentDeps extends KernelDataplaneDeps {
   secrets?: SecretSource | null;
   /** The text of /proc/net/netstat (TCP-MD5/GTSM drop counters for node status); default: read it. */
   readNetstat?: () => string | null;
+  /**
+   * The Kubernetes API that Services and EndpointSlices are read from (./service-watch.ts) for service IP
+   * advertisement; null or absent: none (etcd without a kubeconfig) — only the service CIDRs are advertised.
+   */
+  serviceApi?: ServiceApi | null;
 }
 
 /** Kinds whose change can change the peering plan (the rest only move originated routes). IPPool is here
@@ -125,6 +132,8 @@ export class Agent {
   private lastChangeAt: number | null = null;
   private readonly logLevelFromEnv: boolean;
   private stopSecretWatch: (() => void) | null = null;
+  /** Services and EndpointSlices, watched while the default BGPConfiguration names a service CIDR. */
+  private serviceWatch: ServiceWatch | null = null;
 
   constructor(
     readonly config: AgentConfig,
@@ -212,6 +221,8 @@ export class Agent {
     this.keeper.clearTimers();
     this.stopSecretWatch?.();
     this.stopSecretWatch = null;
+    this.serviceWatch?.stop();
+    this.serviceWatch = null;
     if (this.dataplaneUpdate !== null) clearImmediate(this.dataplaneUpdate);
     this.dataplaneUpdate = null;
     this.policy?.stop();
@@ -339,9 +350,12 @@ export class Agent {
     if (peeringChanged || this.passwords.empty) await this.resolvePasswords(plan);
     // A peer whose password cannot be read is not started at all: never a session without it.
     const startable = plan.peers.filter((p) => this.passwords.problem(p) === undefined);
+    const bgpConfigurations = cache.list('BGPConfiguration');
     const hostInterface = this.ip?.hostInterface ?? null;
     this.keeper.setPeers(startable, {
       pools,
+      // A route reflector passes its clients' service routes on (./service-routes.ts).
+      serviceRanges: serviceExportRanges(bgpConfigurations, plan.clusterId !== undefined),
       bgpFilters: cache.list('BGPFilter'),
       localAs: plan.localAsNumber,
       subnet,
@@ -357,13 +371,48 @@ export class Agent {
       workloads: cache.list('WorkloadEndpoint'),
     });
     this.blocks = prefixes;
-    this.keeper.setOriginated(prefixes, this.ip!.address, cache.list('BGPConfiguration'));
+    const services = this.serviceRoutes(bgpConfigurations);
+    this.keeper.setOriginated([...prefixes, ...services], this.ip!.address, bgpConfigurations);
     if (guardChanged) this.keeper.rejudge(previousContext, plan);
     this.updateDataplane();
     this.updatePolicy();
     this.ensureTunnelAddressLive();
     this.metrics.observeWatchLag(cache.lagSeconds());
     if (changeAt !== null) this.metrics.observeConvergence(Math.max(0, this.clock.now() - changeAt) / 1000);
+  }
+
+  /**
+   * Service IP advertisement (./service-routes.ts): the default BGPConfiguration's service CIDRs, and the
+   * Services and EndpointSlices, watched only while a CIDR is configured (as Calico's route generator).
+   */
+  private serviceRoutes(bgpConfigurations: Array<Resource<'BGPConfiguration'>>): string[] {
+    const node = this.cache?.list('Node').find((n) => n.metadata.name === this.config.nodeName);
+    const api = this.deps.serviceApi ?? null;
+    const first = serviceRoutes({ nodeName: this.config.nodeName, nodeLabels: node?.metadata.labels ?? {}, bgpConfigurations, services: [], endpointSlices: [] });
+    if (first.configured && api !== null && this.serviceWatch === null && !this.stopping) {
+      this.serviceWatch = new ServiceWatch(api, {
+        clock: this.clock,
+        onChange: () =>
+          this.contained('a Service or EndpointSlice change', () => {
+            this.changedKinds.add('Service');
+            this.scheduleReplan();
+          }),
+        onError: (message) => this.log.warn({ err: message }, 'service advertisement: Kubernetes watch failed; retrying'),
+      });
+      this.serviceWatch.start();
+    } else if (!first.configured && this.serviceWatch !== null) {
+      this.serviceWatch.stop();
+      this.serviceWatch = null;
+    }
+    for (const w of [...this.warnings]) if (w.startsWith('service advertisement: ')) this.warnings.delete(w);
+    if (first.configured && api === null) {
+      this.warnings.add('service advertisement: per-Service /32 routes (externalTrafficPolicy Local, single-address entries) are not in effect: no Kubernetes API to read Services from (etcd datastore without KUBECONFIG); only the service CIDRs are advertised');
+    }
+    const watchError = this.serviceWatch?.lastError;
+    if (watchError !== undefined) this.warnings.add(`service advertisement: ${watchError}`);
+    if (this.serviceWatch === null) return first.prefixes;
+    const snapshot = this.serviceWatch.snapshot();
+    return serviceRoutes({ nodeName: this.config.nodeName, nodeLabels: node?.metadata.labels ?? {}, bgpConfigurations, services: snapshot.services, endpointSlices: snapshot.endpointSlices }).prefixes;
   }
 
   /** Reads the passwords the plan's peers use (./passwords.ts); a change restarts the kernel drop count. */

@@ -1,15 +1,16 @@
 // What felix is told (felix/dataplane.ts `DataplaneInput`): this node, the IPv4 pools, the blocks affine to
-// us, our workloads, the BGP best routes learned from peers, the BGP port guard's node addresses and tunl0's
+// us, our workloads, the BGP best routes learned from peers (not those inside a service CIDR), the BGP port guard's node addresses and tunl0's
 // address and MTU — a pure function of the cache, the node's address and the routes.
 //
 // The one thing that is not in the cache, the host interface's MTU (tunl0's auto MTU is that − 20), is read
 // through an injected `interfaceMtu` reader; `sysfsInterfaceMtu` below is the agent's default.
 
 import { readFileSync } from 'node:fs';
-import { formatPrefix } from '../../bgp/index.js';
+import { formatPrefix, prefixContains, tryParseIpv4Prefix } from '../../bgp/index.js';
 import type { DataplaneInput } from '../../felix/index.js';
 import { affineBlocks } from './advertise.js';
 import type { ResourceCache } from './cache.js';
+import { serviceKernelRejects } from './service-routes.js';
 import type { RouteRow } from './types.js';
 
 /** The part of the cache the agent's pure functions read (tests pass a record of lists). */
@@ -53,7 +54,13 @@ export function dataplaneInput(sources: DataplaneSources): DataplaneInput {
     }
   }
   const bgpRoutes: DataplaneInput['bgpRoutes'] = [];
-  for (const row of sources.bgpRoutes) if (row.from !== 'local' && row.nextHop !== null) bgpRoutes.push({ prefix: row.prefix, nextHop: row.nextHop });
+  // Service routes are never programmed (Calico's calico_kernel_programming): kube-proxy answers for them here.
+  const services = serviceKernelRejects(cache.list('BGPConfiguration'));
+  const isService = (text: string): boolean => {
+    const prefix = tryParseIpv4Prefix(text);
+    return prefix !== null && services.some((range) => prefix.len >= range.len && prefixContains(range, prefix.addr));
+  };
+  for (const row of sources.bgpRoutes) if (row.from !== 'local' && row.nextHop !== null && !isService(row.prefix)) bgpRoutes.push({ prefix: row.prefix, nextHop: row.nextHop });
   const tunnelAddress = cache.list('Node').find((n) => n.metadata.name === name)?.spec.bgp?.ipv4IPIPTunnelAddr;
   const hostMtu = node.hostInterface !== null ? sources.interfaceMtu(node.hostInterface) : undefined;
   return {

@@ -12,7 +12,9 @@
 //   loopback / link-local / multicast   inside 127.0.0.0/8, 169.254.0.0/16 (169.254.169.254, the cloud
 //                      metadata address), 224.0.0.0/4
 //   service-range      inside a service CIDR of the BGPConfiguration (serviceClusterIPs, serviceExternalIPs,
-//                      serviceLoadBalancerIPs) when configured
+//                      serviceLoadBalancerIPs) when configured — except on a route reflector, which passes
+//                      its clients' service routes on as Calico's do (they never reach its kernel:
+//                      ./dataplane-input.ts)
 //   own-block          a block affine to this node (a remote route would outrank our blackhole)
 //   longer-than-block  inside an IPPool and longer than its blockSize — except the /32 of a borrowed address
 //                      (an allocation in another node's block) whose allocation names the announcing node:
@@ -182,6 +184,8 @@ export interface ImportContextInput {
   bgpConfigurations: ReadonlyArray<Resource<'BGPConfiguration'>>;
   /** Datastore and API server addresses (IPv4 text; anything else is left out). */
   controlPlane: readonly string[];
+  /** This node is a route reflector: routes inside service ranges are taken (see the header). */
+  reflector?: boolean;
 }
 
 
@@ -229,7 +233,7 @@ export function buildImportContext(input: ImportContextInput): ImportContext {
   const config = input.bgpConfigurations.find((c) => c.metadata.name === 'default');
   for (const entry of [...(config?.spec.serviceClusterIPs ?? []), ...(config?.spec.serviceExternalIPs ?? []), ...(config?.spec.serviceLoadBalancerIPs ?? [])]) {
     const prefix = tryParseIpv4Prefix(entry.cidr);
-    if (prefix !== null) serviceRanges.push(prefix);
+    if (prefix !== null && input.reflector !== true) serviceRanges.push(prefix);
   }
   const globalKey = JSON.stringify([
     input.nodeName,

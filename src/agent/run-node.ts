@@ -13,6 +13,7 @@ import { waitForDatastore } from './bootstrap.js';
 import { parseAgentConfig, type AgentConfig } from './config.js';
 import { errorText } from './error-text.js';
 import type { SecretSource } from './secrets.js';
+import type { ServiceApi } from './service-watch.js';
 
 /**
  * The control plane's IPv4 addresses for import protection: the etcd endpoints (etcdv3) or the Kubernetes
@@ -52,6 +53,22 @@ async function controlPlaneAddresses(config: DatastoreConfig, env: NodeJS.Proces
     }
   }
   return [...out];
+}
+
+/**
+ * Where Services and EndpointSlices come from (service IP advertisement, ./service-watch.ts): the Kubernetes
+ * API of the kubeconfig on the kubernetes datastore, and on etcd when a kubeconfig is given (as Calico's
+ * confd); else none — only the service CIDRs are advertised and node status says so.
+ */
+async function serviceApiFor(config: DatastoreConfig, log: Logger): Promise<ServiceApi | null> {
+  if (config.datastoreType !== 'kubernetes' && config.kubeconfig === undefined) return null;
+  try {
+    const { kubeServiceApi } = await import('./service-watch.js');
+    return kubeServiceApi(config.kubeconfig, config.timeoutMs);
+  } catch (error) {
+    log.warn({ err: errorText(error) }, 'service advertisement: no Kubernetes API for Services; only the service CIDRs are advertised');
+    return null;
+  }
 }
 
 /**
@@ -95,7 +112,8 @@ export async function runNode(env: NodeJS.ProcessEnv, options: { logger?: Logger
   let stopSignal: (graceful: boolean) => void = () => undefined;
   const stopped = new Promise<boolean>((resolve) => (stopSignal = resolve));
   const controlPlane = await controlPlaneAddresses(dsConfig, env, log);
-  const agent = new Agent(config, { datastore: ds, logger: log, secrets, onStopRequest: (graceful) => stopSignal(graceful), controlPlane });
+  const serviceApi = await serviceApiFor(dsConfig, log);
+  const agent = new Agent(config, { datastore: ds, logger: log, secrets, onStopRequest: (graceful) => stopSignal(graceful), controlPlane, serviceApi });
   // A fatal error (an unhandled rejection or exception, src/fatal.ts): the graceful stop, not SIGTERM's
   // Cease — peers keep our routes and the kernel keeps its routes until the agent is back.
   if (options.signals !== false) {

@@ -216,6 +216,7 @@ export function importContextOf(cache: CacheView, nodeName: string, subnet: stri
     nodes: cache.list('Node'),
     bgpConfigurations: cache.list('BGPConfiguration'),
     controlPlane,
+    reflector: (cache.list('Node').find((n) => n.metadata.name === nodeName)?.spec.bgp?.routeReflectorClusterID ?? '') !== '',
   });
 }
 
@@ -301,11 +302,15 @@ export class SpeakerKeeper {
     for (const w of [...this.options.warnings]) if (w.startsWith('BGP speaker: ')) this.options.warnings.delete(w);
   }
 
-  /** The plan's peers (those whose password could be read) as the Speaker's peer set. */
+  /**
+   * The plan's peers (those whose password could be read) as the Speaker's peer set. `serviceRanges`: learned
+   * routes inside these are exported too (a route reflector's service ranges, ./service-routes.ts).
+   */
   setPeers(
     peers: readonly DesiredPeer[],
     context: {
       pools: Array<Resource<'IPPool'>>;
+      serviceRanges?: readonly string[];
       bgpFilters?: ReadonlyArray<Resource<'BGPFilter'>>;
       localAs: number;
       subnet: string | undefined;
@@ -313,7 +318,7 @@ export class SpeakerKeeper {
       passwordOf: (peer: DesiredPeer) => string | undefined;
     },
   ): void {
-    const filter = this.exportFilterFor(context.pools);
+    const filter = this.exportFilterFor(context.pools, context.serviceRanges ?? []);
     const hooksFor = (p: DesiredPeer): PeerHooks => this.hooksFor(p, filter, context.bgpFilters ?? [], context.interfaceOf ?? (() => undefined));
     this.speakerNow?.setPeers(peers.map((p) => toPeerSpec(p, hooksFor(p), context.localAs, context.subnet, context.passwordOf(p))));
     this.filterProblems = peers.flatMap((p) => missingFilters(p.filters ?? [], context.bgpFilters ?? []).map((name) => `BGPPeer ${p.fromResource ?? p.name}: spec.filters names BGPFilter ${name}, which does not exist; the peer's other filters apply`));
@@ -435,12 +440,17 @@ export class SpeakerKeeper {
     unref(this.retry);
   }
 
-  /** The same function object while the pools that shape it are the same (Speaker compares hooks by identity). */
-  private exportFilterFor(pools: Array<Resource<'IPPool'>>): PeerSpec['exportFilter'] {
-    const key = JSON.stringify(pools.map((p) => [p.metadata.name, p.spec.cidr, p.spec.disabled ?? false, p.spec.disableBGPExport ?? false]).sort());
+  /**
+   * The same function object while the pools and service ranges that shape it are the same (Speaker compares
+   * hooks by identity). Routes we originate (blocks, borrowed /32s, service routes) pass unless a
+   * disableBGPExport pool refuses them; the service routes we originate come and go with endpoints without
+   * touching the filter, so that never restarts a session.
+   */
+  private exportFilterFor(pools: Array<Resource<'IPPool'>>, serviceRanges: readonly string[]): PeerSpec['exportFilter'] {
+    const key = JSON.stringify([pools.map((p) => [p.metadata.name, p.spec.cidr, p.spec.disabled ?? false, p.spec.disableBGPExport ?? false]).sort(), serviceRanges]);
     if (this.exportFilterCache?.key === key) return this.exportFilterCache.filter;
-    const allowed = calicoExportFilter(pools);
-    const filter: PeerSpec['exportFilter'] = (route) => (allowed(route.prefix) ? route : null);
+    const allowed = calicoExportFilter(pools, serviceRanges);
+    const filter: PeerSpec['exportFilter'] = (route) => (allowed(route.prefix, route.source.local === true) ? route : null);
     this.exportFilterCache = { key, filter };
     return filter;
   }

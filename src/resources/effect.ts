@@ -16,9 +16,6 @@ export interface NotInEffect {
 }
 
 export const NOT_IN_EFFECT: readonly NotInEffect[] = [
-  { kind: 'BGPConfiguration', path: 'spec.serviceClusterIPs', reason: 'service IP advertisement is not implemented yet: no route is advertised for it' },
-  { kind: 'BGPConfiguration', path: 'spec.serviceExternalIPs', reason: 'service IP advertisement is not implemented yet: no route is advertised for it' },
-  { kind: 'BGPConfiguration', path: 'spec.serviceLoadBalancerIPs', reason: 'service IP advertisement is not implemented yet: no route is advertised for it' },
   {
     kind: 'BGPConfiguration',
     path: 'spec.programClusterRoutes',

@@ -3,7 +3,9 @@
 // - cluster-scoped Calico CRD objects under /apis/crd.projectcalico.org/v1/<plural>[/<name>],
 //   core Nodes (/api/v1/nodes), Pods (/api/v1/pods, /api/v1/namespaces/<ns>/pods[/<name>]), Namespaces
 //   (/api/v1/namespaces[/<name>]) and NetworkPolicies (/apis/networking.k8s.io/v1/networkpolicies,
-//   /apis/networking.k8s.io/v1/namespaces/<ns>/networkpolicies[/<name>]);
+//   /apis/networking.k8s.io/v1/namespaces/<ns>/networkpolicies[/<name>]), Services (/api/v1/services,
+//   /api/v1/namespaces/<ns>/services[/<name>]) and EndpointSlices (/apis/discovery.k8s.io/v1/endpointslices,
+//   /apis/discovery.k8s.io/v1/namespaces/<ns>/endpointslices[/<name>]);
 // - one global resourceVersion counter, bumped by every write; lists carry it in metadata.resourceVersion,
 //   and `limit` + `continue` serve a list in pages of one consistent snapshot;
 // - POST of an existing name → 409 AlreadyExists; PUT with a stale metadata.resourceVersion → 409 Conflict;
@@ -78,7 +80,9 @@ export interface FakeApiServer {
 }
 
 /** Which collection: a Calico CRD plural, or the core `nodes` / `pods`. */
-export type CollectionPath = { crd: string } | { core: 'nodes' | 'pods' | 'namespaces' | 'networkpolicies' };
+export type CollectionPath = { crd: string } | { core: CoreCollection };
+
+type CoreCollection = 'nodes' | 'pods' | 'namespaces' | 'networkpolicies' | 'services' | 'endpointslices';
 
 const CRD_GROUP = 'crd.projectcalico.org';
 const CRD_PLURALS: Readonly<Record<string, string>> = {
@@ -90,11 +94,13 @@ const CRD_PLURALS: Readonly<Record<string, string>> = {
   blockaffinities: 'BlockAffinity',
   ipamhandles: 'IPAMHandle',
 };
-const CORE: Readonly<Record<'nodes' | 'pods' | 'namespaces' | 'networkpolicies', { kind: string; namespaced: boolean; group?: string }>> = {
+const CORE: Readonly<Record<CoreCollection, { kind: string; namespaced: boolean; group?: string }>> = {
   nodes: { kind: 'Node', namespaced: false },
   pods: { kind: 'Pod', namespaced: true },
   namespaces: { kind: 'Namespace', namespaced: false },
   networkpolicies: { kind: 'NetworkPolicy', namespaced: true, group: 'networking.k8s.io' },
+  services: { kind: 'Service', namespaced: true },
+  endpointslices: { kind: 'EndpointSlice', namespaced: true, group: 'discovery.k8s.io' },
 };
 
 /** DNS-1123 subdomain, as Kubernetes requires for object names. */
@@ -156,10 +162,19 @@ function route(pathname: string): Target | null {
   if (parts[0] === 'api' && parts[1] === 'v1') {
     if (parts[2] === 'nodes' && parts.length <= 4) return { collection: collectionOf({ core: 'nodes' }), ...(parts[3] ? { name: parts[3] } : {}) };
     if (parts[2] === 'pods' && parts.length === 3) return { collection: collectionOf({ core: 'pods' }) };
-    if (parts[2] === 'namespaces' && parts[3] && parts[4] === 'pods' && parts.length <= 6) {
-      return { collection: collectionOf({ core: 'pods' }), namespace: parts[3], ...(parts[5] ? { name: parts[5] } : {}) };
+    if (parts[2] === 'services' && parts.length === 3) return { collection: collectionOf({ core: 'services' }) };
+    for (const core of ['pods', 'services'] as const) {
+      if (parts[2] === 'namespaces' && parts[3] && parts[4] === core && parts.length <= 6) {
+        return { collection: collectionOf({ core }), namespace: parts[3], ...(parts[5] ? { name: parts[5] } : {}) };
+      }
     }
     if (parts[2] === 'namespaces' && parts.length <= 4) return { collection: collectionOf({ core: 'namespaces' }), ...(parts[3] ? { name: parts[3] } : {}) };
+  }
+  if (parts[0] === 'apis' && parts[1] === 'discovery.k8s.io' && parts[2] === 'v1') {
+    if (parts[3] === 'endpointslices' && parts.length === 4) return { collection: collectionOf({ core: 'endpointslices' }) };
+    if (parts[3] === 'namespaces' && parts[4] && parts[5] === 'endpointslices' && parts.length <= 7) {
+      return { collection: collectionOf({ core: 'endpointslices' }), namespace: parts[4], ...(parts[6] ? { name: parts[6] } : {}) };
+    }
   }
   if (parts[0] === 'apis' && parts[1] === 'networking.k8s.io' && parts[2] === 'v1') {
     if (parts[3] === 'networkpolicies' && parts.length === 4) return { collection: collectionOf({ core: 'networkpolicies' }) };

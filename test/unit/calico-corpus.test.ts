@@ -6,7 +6,8 @@
 // Each case goes through tortie's own path: parseDocuments → toResource → applyDefaults → validateResource
 // (what `tortie apply` does), then the peering planner (planPeers, mapped as the agent maps a DesiredPeer to
 // the Speaker's PeerSpec) and the advertiser (affineBlocks for felix's blackholes, originatedPrefixes for
-// what goes to peers). A case is `same`, `differs: <what>` or `refused: <fields tortie refuses>`.
+// what goes to peers; serviceRoutes for the service routes, from the case's kubectl-input.yaml — Calico's
+// BIRD has them as static blackhole routes, which it keeps out of the kernel). A case is `same`, `differs: <what>` or `refused: <fields tortie refuses>`.
 //
 // It is a ratchet: status.json (committed) must equal what this run finds, so a regression fails and so does
 // an improvement until status.json is updated (UPDATE_CALICO_CORPUS=1 rewrites it). Differences that are
@@ -20,6 +21,7 @@ import { formatPrefix, parsePrefix, prefixContains, parseIpv4 } from '../../bgp/
 import { needsBlackhole } from '../../felix/route-calc.js';
 import { affineBlocks, originatedPrefixes } from '../../src/agent/advertise.js';
 import { planPeers } from '../../src/agent/planner.js';
+import { serviceRoutes, type EndpointSliceObject, type ServiceObject } from '../../src/agent/service-routes.js';
 import type { DesiredPeer, PeeringPlan } from '../../src/agent/types.js';
 import { applyDefaults, parseDocuments, ResourceError, toResource, validateResource, type AnyResource, type Resource } from '../../src/resources/index.js';
 import type { Expected, ExpectedSession } from '../fixtures/calico-confd/extract.js';
@@ -248,7 +250,18 @@ interface Comparison {
   deliberate: string[];
 }
 
-function compare(expected: Expected, resources: AnyResource[]): Comparison {
+/**
+ * The Services and EndpointSlices a case applies with kubectl (a step: its base case's), without `status`:
+ * the API server drops it on create (Calico's driver notes its LoadBalancer ingress IPs never arrive).
+ */
+function kubernetesObjects(name: string): { services: ServiceObject[]; endpointSlices: EndpointSliceObject[] } {
+  const path = join(DIR, name.replace(/\/step\d+$/, ''), 'kubectl-input.yaml');
+  const docs = existsSync(path) ? (parseDocuments(readFileSync(path, 'utf8'), path) as Array<{ kind?: string; status?: unknown }>) : [];
+  const services = docs.filter((d) => d.kind === 'Service').map(({ status: _dropped, ...svc }) => svc as ServiceObject);
+  return { services, endpointSlices: docs.filter((d) => d.kind === 'EndpointSlice') as EndpointSliceObject[] };
+}
+
+function compare(expected: Expected, resources: AnyResource[], kube: ReturnType<typeof kubernetesObjects>): Comparison {
   const differences: string[] = [];
   const deliberate: string[] = [];
   let matchedSessions = 0;
@@ -294,15 +307,18 @@ function compare(expected: Expected, resources: AnyResource[]): Comparison {
     affinities: ofKind(resources, 'BlockAffinity'),
     workloads: ofKind(resources, 'WorkloadEndpoint'),
   };
-  const blackholes = setDifference('blackholes', expected.blackholes, affineBlocks(advertise).filter(needsBlackhole).map(formatPrefix));
+  const node = ofKind(resources, 'Node').find((n) => n.metadata.name === NODE);
+  const services = serviceRoutes({ nodeName: NODE, nodeLabels: node?.metadata.labels ?? {}, bgpConfigurations: ofKind(resources, 'BGPConfiguration'), ...kube }).prefixes;
+  const blackholes = setDifference('blackholes', expected.blackholes, [...affineBlocks(advertise).filter(needsBlackhole).map(formatPrefix), ...services]);
   if (blackholes !== null) differences.push(blackholes);
   // Deliberate (README "Differences from Calico"): a block outside every IPPool is not advertised. Calico's
   // calico_aggr() accepts every affine block, in a pool or not (a pool deleted while its blocks remain).
   const pools = advertise.pools.flatMap((p) => (p.spec.cidr.includes('.') ? [parsePrefix(p.spec.cidr)] : []));
   const inSomePool = (cidr: string): boolean => pools.some((pool) => { const b = parsePrefix(cidr); return b.len >= pool.len && prefixContains(pool, b.addr); });
-  const outside = expected.exported.filter((cidr) => !inSomePool(cidr));
+  const advertised = (cidr: string): boolean => inSomePool(cidr) || services.includes(cidr);
+  const outside = expected.exported.filter((cidr) => !advertised(cidr));
   for (const cidr of outside) deliberate.push(`exported ${cidr} (outside every pool)`);
-  const exported = setDifference('exported', expected.exported.filter(inSomePool), originatedPrefixes(advertise));
+  const exported = setDifference('exported', expected.exported.filter(advertised), [...originatedPrefixes(advertise), ...services]);
   if (exported !== null) differences.push(exported);
   // Calico's static `<peer>/32 via <reachableBy>` routes: felix's peer routes, from the planned peers.
   const peerRoutes = plan === null ? [] : plan.peers.flatMap((p) => (p.reachableBy !== undefined ? [`${p.address}/32`] : []));
@@ -322,10 +338,10 @@ function runCase(name: string): CaseResult {
   const summary = (c: Comparison): string => (c.differences.length === 0 ? 'same' : `differs: ${c.differences.join('; ')}`);
   const loaded = load(name, false);
   if (loaded.refused.length === 0) {
-    const c = compare(expected, loaded.resources);
+    const c = compare(expected, loaded.resources, kubernetesObjects(name));
     return { name, status: summary(c), calicoSessions, matchedSessions: c.matched, matchedWithoutRefused: c.matched, deliberate: c.deliberate, ...parts(c) };
   }
-  const c = compare(expected, load(name, true).resources);
+  const c = compare(expected, load(name, true).resources, kubernetesObjects(name));
   return {
     name,
     status: `refused: ${loaded.refused.join(', ')} (without them: ${summary(c)})`,

@@ -29,6 +29,7 @@ import type { AgentMetrics } from '../../src/agent/metrics.js';
 import { planPeers } from '../../src/agent/planner.js';
 import { configFromEnv } from '../../src/datastore/config.js';
 import { KUBERNETES_API_CALLS, mergeNodeAnnotations, nodeToResource, resourceToCrd } from '../../src/datastore/kubernetes.js';
+import { ENDPOINT_SLICES_PATH, SERVICE_API_CALLS, SERVICES_PATH } from '../../src/agent/service-watch.js';
 import { MemoryDatastore } from '../../src/datastore/memory.js';
 import { BlockInUseError, Ipam } from '../../src/ipam/index.js';
 import { applyDefaults, KIND_INFO, parseDocuments, ResourceError, toResource, validateAgainst, validateResource, type AnyResource, type Kind, type Resource } from '../../src/resources/index.js';
@@ -523,6 +524,7 @@ const CORE_CALLS: Readonly<Record<string, string>> = {
   readNode: 'get nodes',
   listNode: 'list nodes',
   patchNode: 'patch nodes',
+  listServiceForAllNamespaces: 'list services',
 };
 const CLIENT_METHODS = new Set(
   [k8s.CoreV1Api, k8s.CustomObjectsApi].flatMap((api) => Object.getOwnPropertyNames(api.prototype)).filter((n) => n !== 'constructor' && !n.endsWith('WithHttpInfo')),
@@ -563,7 +565,7 @@ describe('RBAC', () => {
 
   it('the ClusterRole grants exactly the calls tortie makes — the kubernetes backend (KUBERNETES_API_CALLS) and the CNI plugin: none missing, none extra', () => {
     expect(CNI_CALLS.unknown).toEqual([]);
-    const needed = [...new Set([...KUBERNETES_API_CALLS.map((c) => `${c.verb} ${c.resource}`), ...CNI_CALLS.grants])].sort();
+    const needed = [...new Set([...[...KUBERNETES_API_CALLS, ...SERVICE_API_CALLS].map((c) => `${c.verb} ${c.resource}`), ...CNI_CALLS.grants])].sort();
     expect(needed.length).toBeGreaterThan(10);
     expect([...new Set(granted)].sort()).toEqual(needed);
     expect(granted.length, 'a grant listed twice').toBe(new Set(granted).size);
@@ -576,6 +578,18 @@ describe('RBAC', () => {
     expect(backend.grants.filter((g) => !declared.has(g))).toEqual([]);
     // Its custom-object calls are not in CORE_CALLS: KUBERNETES_API_CALLS and test/integration/kubernetes.test.ts cover them.
     expect(backend.unknown.every((u) => /CustomObject/.test(u) || /a Watch/.test(u))).toBe(true);
+  });
+
+  it('service advertisement: SERVICE_API_CALLS declares what src/agent/service-watch.ts calls (list and watch of Services and EndpointSlices)', () => {
+    const file = join(ROOT, 'src/agent/service-watch.ts');
+    const text = readFileSync(file, 'utf8');
+    const declared = SERVICE_API_CALLS.map((c) => `${c.verb} ${c.resource}`).sort();
+    expect(declared).toEqual(['list endpointslices.discovery.k8s.io', 'list services', 'watch endpointslices.discovery.k8s.io', 'watch services']);
+    expect(clientCalls([file]).grants).toEqual(['list services']);
+    expect(clientCalls([file]).unknown).toEqual(['src/agent/service-watch.ts: a Watch']);
+    expect(text).toMatch(/discovery\.listEndpointSliceForAllNamespaces\(/);
+    // The Watch streams exactly these two collections.
+    expect([SERVICES_PATH, ENDPOINT_SLICES_PATH]).toEqual(['/api/v1/services', '/apis/discovery.k8s.io/v1/endpointslices']);
   });
 
   it('the CNI plugin patches Pods (its calls are found)', () => {

@@ -161,7 +161,7 @@ describe('Agent reconfiguration', () => {
     const three = await until(() => last().peers.length === 2 && last().peers, 'two mesh peers');
     expect(three.every((p) => p.exportFilter === filter)).toBe(true);
     expect(three.find((p) => p.address === '198.18.0.10')?.passive).toBe(false);
-    const route = (cidr: string) => ({ prefix: parsePrefix(cidr) }) as Parameters<typeof filter>[0];
+    const route = (cidr: string) => ({ prefix: parsePrefix(cidr), source: { local: false } }) as Parameters<typeof filter>[0];
     expect(filter(route('10.244.1.0/26'))).not.toBeNull();
     expect(filter(route('0.0.0.0/0'))).toBeNull();
     expect(agent.status().peers.map((p) => [p.address, p.type, p.name]).sort()).toEqual([
@@ -281,9 +281,9 @@ describe('Agent: BGPConfiguration fields that shape what is sent and logged', ()
 
   it('a field stored but not in effect is named in node status', async () => {
     const ds = new MemoryDatastore();
-    await ds.create(res('BGPConfiguration', 'default', { serviceClusterIPs: [{ cidr: '10.96.0.0/12' }] }));
+    await ds.create(res('BGPPeer', 'workloads', { localWorkloadSelector: "app == 'bgp'", asNumber: 65000 }));
     const { agent } = makeAgent({ IP: '198.18.0.11/24' }, ds);
     await agent.start();
-    expect(agent.status().warnings).toContain('BGPConfiguration/default: spec.serviceClusterIPs is stored but not in effect in tortie: service IP advertisement is not implemented yet: no route is advertised for it');
+    expect(agent.status().warnings).toContainEqual(expect.stringMatching(/^BGPPeer\/workloads: spec\.localWorkloadSelector is stored but not in effect in tortie: \S/));
   });
 });

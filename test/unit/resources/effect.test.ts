@@ -22,6 +22,7 @@ interface EffectTest {
 const PLANNER = 'test/unit/agent/planner.test.ts';
 const ADVERTISE = 'test/unit/agent/advertise.test.ts';
 const IPAM = 'test/unit/ipam/ipam.test.ts';
+const SERVICES = 'test/unit/agent/service-routes.test.ts';
 
 /**
  * Field (as the schema walk names it, `Kind.spec.a.b`; a list's items as `[]`) → the test of its effect. A
@@ -50,6 +51,9 @@ const EFFECT_TESTS: Readonly<Record<string, EffectTest>> = {
   'BGPConfiguration.spec.ignoredInterfaces': { file: 'test/unit/agent/agent.test.ts', title: 'ignoredInterfaces: an ignored interface is never the node address nor felix' },
   'BGPConfiguration.spec.communities': { file: 'test/unit/agent/agent.test.ts', title: 'prefixAdvertisements put their communities on the originated blocks' },
   'BGPConfiguration.spec.prefixAdvertisements': { file: ADVERTISE, title: 'a block inside the cidr gets every named and inline community' },
+  'BGPConfiguration.spec.serviceClusterIPs': { file: SERVICES, title: 'serviceClusterIPs and the non-single external and LoadBalancer CIDRs, from every node (IPv6 left out)' },
+  'BGPConfiguration.spec.serviceExternalIPs': { file: SERVICES, title: 'with a ready endpoint on this node: cluster IP, external IPs inside serviceExternalIPs, ingress IPs inside serviceLoadBalancerIPs, as /32s' },
+  'BGPConfiguration.spec.serviceLoadBalancerIPs': { file: SERVICES, title: 'a LoadBalancer ingress IP in a single-address serviceLoadBalancerIPs entry: its /32s from every node, endpoints or not' },
 
   'BGPPeer.spec.node': { file: PLANNER, title: 'selected by %s: only node-a peers with the ToR' },
   'BGPPeer.spec.nodeSelector': { file: PLANNER, title: 'selected by %s: only node-a peers with the ToR' },
@@ -164,8 +168,8 @@ describe('every field tortie accepts does something, or says it does not', () =>
   });
 
   it('notInEffect names the set fields only, with the resource', () => {
-    const config = { apiVersion: 'projectcalico.org/v3', kind: 'BGPConfiguration', metadata: { name: 'default' }, spec: { serviceClusterIPs: [{ cidr: '10.96.0.0/12' }], serviceExternalIPs: [] } } as unknown as AnyResource;
-    expect(notInEffect(config)).toEqual(['BGPConfiguration/default: spec.serviceClusterIPs is stored but not in effect in tortie: service IP advertisement is not implemented yet: no route is advertised for it']);
+    const node = { apiVersion: 'projectcalico.org/v3', kind: 'Node', metadata: { name: 'n' }, spec: { orchRefs: [{ nodeName: 'n', orchestrator: 'k8s' }], addresses: [] } } as unknown as AnyResource;
+    expect(notInEffect(node)).toEqual(['Node/n: spec.orchRefs is stored but not in effect in tortie: informational: tortie matches a Node to its Kubernetes node by name']);
     const filter = (rule: object) => ({ apiVersion: 'projectcalico.org/v3', kind: 'BGPFilter', metadata: { name: 'f' }, spec: { exportV4: [{ action: 'Accept' }, rule] } }) as unknown as AnyResource;
     expect(notInEffect(filter({ priority: 5, action: 'Accept' }))).toEqual([expect.stringMatching(/^BGPFilter\/f: spec\.exportV4\[\]\.priority is stored but not in effect in tortie: no route here carries a kernel priority/)]);
     expect(notInEffect(filter({ action: 'Accept', operations: [{ addCommunity: { value: '65000:1' } }, { setPriority: { value: 5 } }] }))).toEqual([expect.stringMatching(/^BGPFilter\/f: spec\.exportV4\[\]\.operations\[\]\.setPriority is stored/)]);
