@@ -51,6 +51,7 @@ import { affineBlocks, calicoExportFilter, originatedPrefixes, prefixCommunities
 import { buildImportContext, importContextChanges, isImportRefusal, judgeImport, peerKindOf, type ImportContext } from './import-guard.js';
 import { autodetectIpv4, interfaceAddresses, prefixLengthOf, type InterfaceAddress } from './autodetect.js';
 import { ResourceCache } from './cache.js';
+import { VxlanTunnelKeeper } from './vxlan-tunnel.js';
 import { levelOfSeverity, parseAgentConfig, routerIdFor, type AgentConfig } from './config.js';
 import { AgentMetrics } from './metrics.js';
 import { planPeers } from './planner.js';
@@ -295,6 +296,8 @@ export class Agent {
   private policy: PolicyEnforcer | null = null;
   private dataplaneUpdate: ReturnType<typeof setImmediate> | null = null;
   private tunnelAddressRunning = false;
+  /** Node.spec.ipv4VXLANTunnelAddr / vxlanTunnelMACAddr (./vxlan-tunnel.ts). */
+  private readonly vxlanTunnel: VxlanTunnelKeeper;
   private readonly warnings = new Set<string>();
   /** Peers seen Established since the current Speaker started (readiness). */
   private readonly everEstablished = new Set<string>();
@@ -344,6 +347,7 @@ export class Agent {
     this.now = deps.now ?? Date.now;
     this.sleep = deps.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
     this.ipam = new Ipam(this.ds);
+    this.vxlanTunnel = new VxlanTunnelKeeper({ ds: this.ds, ipam: this.ipam, nodeName: config.nodeName, log: this.log });
     this.startedAt = this.now();
     this.logLevelFromEnv = config.logLevel !== undefined;
   }
@@ -359,6 +363,7 @@ export class Agent {
       await this.ensureDefaultPool();
       await this.claimBlock();
       await this.ensureTunnelAddress();
+      await this.vxlanTunnel.ensure({ sweep: true });
       this.cache = new ResourceCache(this.ds, {
         ...(this.deps.coalesceMs !== undefined ? { coalesceMs: this.deps.coalesceMs } : {}),
         onError: (kind, error) => {
@@ -476,6 +481,7 @@ export class Agent {
       ...(policy !== undefined ? { policy } : {}),
       warnings: [
         ...this.warnings,
+        ...(this.vxlanTunnel.warning() !== null ? [this.vxlanTunnel.warning()!] : []),
         ...this.notInEffectWarnings(),
         ...(plan?.warnings ?? []),
         ...(dataplane?.warnings ?? []),
@@ -623,7 +629,7 @@ export class Agent {
           apiVersion: API_VERSION,
           kind: 'IPPool',
           metadata: { name: pool.name },
-          spec: { cidr: pool.cidr, blockSize: pool.blockSize, ipipMode: pool.ipipMode, natOutgoing: pool.natOutgoing, nodeSelector: 'all()' },
+          spec: { cidr: pool.cidr, blockSize: pool.blockSize, ipipMode: pool.ipipMode, vxlanMode: pool.vxlanMode, natOutgoing: pool.natOutgoing, nodeSelector: 'all()' },
         }),
       );
       this.log.info({ pool: pool.name, cidr: pool.cidr }, 'created the default IP pool');
@@ -821,6 +827,7 @@ export class Agent {
     this.updateDataplane();
     this.updatePolicy();
     this.ensureTunnelAddressLive();
+    this.vxlanTunnel.poke(cache.list('Node').find((n) => n.metadata.name === this.config.nodeName), cache.list('IPPool'));
     this.metrics.observeWatchLag(cache.lagSeconds());
     if (changeAt !== null) this.metrics.observeConvergence(Math.max(0, this.now() - changeAt) / 1000);
   }

@@ -40,7 +40,7 @@ import { assignmentAttributes, allocationNode } from './attributes.js';
 import * as blocks from './block.js';
 import { affinityName, blockName } from '../resources/ipam-names.js';
 
-export { affinityName, blockName, cidrOfBlockName, ipipTunnelHandle, parseAffinityName, tunnelHandleNode, TUNNEL_HANDLE_PREFIXES } from '../resources/ipam-names.js';
+export { affinityName, blockName, cidrOfBlockName, ipipTunnelHandle, parseAffinityName, tunnelHandleNode, TUNNEL_HANDLE_PREFIXES, vxlanTunnelHandle } from '../resources/ipam-names.js';
 
 export interface IpamUsage {
   pools: Array<{ name: string; cidr: string; size: number; allocated: number; blocks: number }>;

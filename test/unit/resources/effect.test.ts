@@ -68,6 +68,8 @@ const EFFECT_TESTS: Readonly<Record<string, EffectTest>> = {
   'Node.spec.bgp.ipv4Address': { file: PLANNER, title: 'leaves out a node without an IPv4 address, and says so' },
   'Node.spec.bgp.asNumber': { file: PLANNER, title: 'Node.spec.bgp.asNumber wins' },
   'Node.spec.bgp.ipv4IPIPTunnelAddr': { file: 'test/unit/agent/agent-dataplane.test.ts', title: 'IPIP Always with a working tunl0: tunl0 gets the tunnel address' },
+  'Node.spec.ipv4VXLANTunnelAddr': { file: 'test/unit/agent/vxlan-tunnel.test.ts', title: 'assigns the address with Calico handle and type' },
+  'Node.spec.vxlanTunnelMACAddr': { file: 'test/unit/agent/vxlan-tunnel.test.ts', title: 'keeps it and the MAC across runs' },
   'Node.spec.bgp.routeReflectorClusterID': { file: PLANNER, title: 'the reflector plan carries its cluster id and the BGPPeer it came from' },
 
   // IPAM state, workload endpoints and Kubernetes kinds: written and read by tortie itself, covered whole.

@@ -1,0 +1,125 @@
+// The node's VXLAN tunnel endpoint in the datastore (src/agent/vxlan-tunnel.ts): the address from IPAM
+// (handle vxlan-tunnel-addr-<node>, type vxlanTunnelAddress), the MAC kept or derived, both released when
+// no VXLAN pool selects the node — on the in-memory datastore and on the kubernetes one (fake API server:
+// the Node annotations projectcalico.org/IPv4VXLANTunnelAddr and VXLANTunnelMACAddr).
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isUnicastMac, reconcileVxlanTunnel, vxlanMacFor, vxlanPoolsFor, vxlanTunnelNeedsWork } from '../../../src/agent/vxlan-tunnel.js';
+import { openKubernetes } from '../../../src/datastore/kubernetes.js';
+import { MemoryDatastore } from '../../../src/datastore/memory.js';
+import type { Datastore } from '../../../src/datastore/types.js';
+import { Ipam } from '../../../src/ipam/index.js';
+import { API_VERSION, type Resource } from '../../../src/resources/types.js';
+import { startFakeApiServer, type FakeApiServer } from '../../harness/fake-apiserver.js';
+import { pool } from '../ipam/fixtures.js';
+
+const log = { info: (): void => undefined };
+
+describe('vxlanPoolsFor / vxlanTunnelNeedsWork / vxlanMacFor (pure)', () => {
+  const pools = [
+    pool('ipip', '10.1.0.0/16', { ipipMode: 'Always' }),
+    pool('vx', '10.2.0.0/16', { vxlanMode: 'Always', nodeSelector: "rack == 'r1'" }),
+    pool('vx-off', '10.3.0.0/16', { vxlanMode: 'CrossSubnet', disabled: true }),
+    pool('vx-pods', '10.4.0.0/16', { vxlanMode: 'CrossSubnet', allowedUses: ['Workload'] }),
+  ];
+  it('takes enabled VXLAN pools selecting the node that allow tunnel addresses', () => {
+    expect(vxlanPoolsFor(pools, { rack: 'r1' }).map((p) => p.metadata.name)).toEqual(['vx']);
+    expect(vxlanPoolsFor(pools, { rack: 'r2' })).toEqual([]);
+  });
+  it('needs work when the fields disagree with the pools, not otherwise', () => {
+    const mac = vxlanMacFor('a');
+    const cases: Array<[Resource<'Node'>['spec'], Record<string, string>, boolean]> = [
+      [{}, { rack: 'r1' }, true],
+      [{ ipv4VXLANTunnelAddr: '10.2.0.1', vxlanTunnelMACAddr: mac }, { rack: 'r1' }, false],
+      [{ ipv4VXLANTunnelAddr: '10.1.0.1', vxlanTunnelMACAddr: mac }, { rack: 'r1' }, true],
+      [{ ipv4VXLANTunnelAddr: '10.2.0.1' }, { rack: 'r1' }, true],
+      [{ ipv4VXLANTunnelAddr: '10.2.0.1', vxlanTunnelMACAddr: mac }, { rack: 'r2' }, true],
+      [{}, { rack: 'r2' }, false],
+    ];
+    expect(cases.length).toBeGreaterThan(0);
+    for (const [spec, labels, want] of cases) expect(vxlanTunnelNeedsWork(spec, pools, labels), JSON.stringify([spec, labels])).toBe(want);
+  });
+  it('derives a stable, locally administered unicast MAC per node', () => {
+    expect(vxlanMacFor('node-a')).toBe(vxlanMacFor('node-a'));
+    expect(vxlanMacFor('node-a')).not.toBe(vxlanMacFor('node-b'));
+    for (const name of ['a', 'b', 'node-1', 'x'.repeat(63)]) {
+      const mac = vxlanMacFor(name);
+      expect(isUnicastMac(mac)).toBe(true);
+      expect(parseInt(mac.slice(0, 2), 16) & 0x02).toBe(2);
+    }
+    expect(isUnicastMac('01:00:5e:00:00:01')).toBe(false);
+    expect(isUnicastMac('66:XX:00:00:00:01')).toBe(false);
+  });
+});
+
+/** Both datastores, the same test body. */
+const BACKENDS: Array<{ name: string; open: () => Promise<{ ds: Datastore; close: () => Promise<void> }> }> = [];
+let api: FakeApiServer;
+
+beforeAll(async () => {
+  api = await startFakeApiServer();
+});
+afterAll(async () => {
+  await api.stop();
+});
+
+BACKENDS.push({
+  name: 'memory',
+  open: async () => {
+    const ds = new MemoryDatastore();
+    await ds.create({ apiVersion: API_VERSION, kind: 'Node', metadata: { name: 'node-a', labels: { rack: 'r1' } }, spec: { bgp: { ipv4Address: '198.18.0.1/24' } } });
+    return { ds, close: () => ds.close() };
+  },
+});
+BACKENDS.push({
+  name: 'kubernetes',
+  open: async () => {
+    api.put({ core: 'nodes' }, { apiVersion: 'v1', kind: 'Node', metadata: { name: 'node-a', labels: { rack: 'r1' }, annotations: { 'projectcalico.org/IPv4Address': '198.18.0.1/24' } } });
+    const ds = await openKubernetes({ kubeconfig: api.kubeconfigPath, timeoutMs: 2000 });
+    return { ds, close: () => ds.close() };
+  },
+});
+
+describe.each(BACKENDS)('reconcileVxlanTunnel on the $name datastore', ({ name: backend, open }) => {
+  it('assigns the address with Calico handle and type, keeps it and the MAC across runs, releases both when no VXLAN pool selects the node', async () => {
+    const { ds, close } = await open();
+    try {
+      const ipam = new Ipam(ds);
+      const deps = { ds, ipam, nodeName: 'node-a', log };
+      expect(await reconcileVxlanTunnel(deps)).toEqual({ kind: 'none', released: [] });
+      await ds.create(pool(`vx-${backend}`, '10.2.0.0/16', { vxlanMode: 'Always' }));
+      const first = await reconcileVxlanTunnel(deps);
+      expect(first).toEqual({ kind: 'vtep', address: expect.stringMatching(/^10\.2\.\d+\.\d+$/), mac: vxlanMacFor('node-a') });
+      const node = await ds.get('Node', 'node-a');
+      expect(node?.spec.ipv4VXLANTunnelAddr).toBe(first.kind === 'vtep' ? first.address : '');
+      expect(node?.spec.vxlanTunnelMACAddr).toBe(vxlanMacFor('node-a'));
+      expect(node?.spec.bgp?.ipv4Address).toBe('198.18.0.1/24');
+      if (backend === 'kubernetes') {
+        // Stored the way Calico stores it: annotations on the Kubernetes Node.
+        const annotations = (api.object({ core: 'nodes' }, 'node-a')?.metadata as { annotations?: Record<string, string> }).annotations ?? {};
+        expect(annotations['projectcalico.org/IPv4VXLANTunnelAddr']).toBe(node?.spec.ipv4VXLANTunnelAddr);
+        expect(annotations['projectcalico.org/VXLANTunnelMACAddr']).toBe(vxlanMacFor('node-a'));
+      }
+      // The allocation carries Calico's attributes.
+      const blocks = (await ds.list('IPAMBlock')).items;
+      const attrs = blocks.flatMap((b) => b.spec.attributes);
+      expect(attrs).toContainEqual(expect.objectContaining({ handle_id: 'vxlan-tunnel-addr-node-a', secondary: expect.objectContaining({ node: 'node-a', type: 'vxlanTunnelAddress' }) }));
+      // A second run (a restart) changes nothing; a MAC someone chose is kept.
+      expect(await reconcileVxlanTunnel(deps)).toEqual(first);
+      const current = (await ds.get('Node', 'node-a'))!;
+      await ds.update({ ...current, spec: { ...current.spec, vxlanTunnelMACAddr: '66:00:00:00:00:01' } });
+      expect(await reconcileVxlanTunnel(deps)).toMatchObject({ kind: 'vtep', mac: '66:00:00:00:00:01' });
+      // The pool stops being VXLAN: address released, both fields gone.
+      const p = (await ds.get('IPPool', `vx-${backend}`))!;
+      await ds.update({ ...p, spec: { ...p.spec, vxlanMode: 'Never' } });
+      const gone = await reconcileVxlanTunnel(deps);
+      expect(gone).toEqual({ kind: 'none', released: [first.kind === 'vtep' ? first.address : ''] });
+      const after = await ds.get('Node', 'node-a');
+      expect(after?.spec.ipv4VXLANTunnelAddr).toBeUndefined();
+      expect(after?.spec.vxlanTunnelMACAddr).toBeUndefined();
+      expect(await ds.get('IPAMHandle', 'vxlan-tunnel-addr-node-a')).toBeNull();
+    } finally {
+      await close();
+    }
+  });
+});
