@@ -36,6 +36,7 @@ import { tcpTransport, type Connection, type Transport } from '../../bgp/transpo
 import { AsPathSegmentType, Origin, type Prefix } from '../../bgp/types.js';
 import { FelixDataplane, type DataplaneInput, type DataplaneOptions } from '../../felix/dataplane.js';
 import { Iproute2Kernel } from '../../felix/iproute2.js';
+import { vxlanRunner } from '../../felix/vxlan.js';
 import { missingPrograms } from '../../felix/programs.js';
 import { procSysIo } from '../../felix/kernel-settings.js';
 import { Nft } from '../../felix/nft.js';
@@ -51,7 +52,7 @@ import { affineBlocks, calicoExportFilter, originatedPrefixes, prefixCommunities
 import { buildImportContext, importContextChanges, isImportRefusal, judgeImport, peerKindOf, type ImportContext } from './import-guard.js';
 import { autodetectIpv4, interfaceAddresses, prefixLengthOf, type InterfaceAddress } from './autodetect.js';
 import { ResourceCache } from './cache.js';
-import { VxlanTunnelKeeper } from './vxlan-tunnel.js';
+import { vxlanDataplaneInput, VxlanTunnelKeeper } from './vxlan-tunnel.js';
 import { levelOfSeverity, parseAgentConfig, routerIdFor, type AgentConfig } from './config.js';
 import { AgentMetrics } from './metrics.js';
 import { planPeers } from './planner.js';
@@ -965,7 +966,7 @@ export class Agent {
     }
     this.dataplane = this.deps.createDataplane
       ? this.deps.createDataplane(options)
-      : new FelixDataplane({ ...options, kernel: new Iproute2Kernel(), reconnect: () => new Iproute2Kernel(), nft: new Nft(), sysctl: procSysIo() });
+      : new FelixDataplane({ ...options, kernel: new Iproute2Kernel(), reconnect: () => new Iproute2Kernel(), nft: new Nft(), sysctl: procSysIo(), vxlan: { run: vxlanRunner() } });
     this.dataplane.start();
     const policyDataplane = this.deps.createPolicyDataplane ? this.deps.createPolicyDataplane() : this.deps.createDataplane ? null : new PolicyDataplane(new Nft());
     if (policyDataplane !== null) {
@@ -1047,6 +1048,7 @@ export class Agent {
         ...(this.config.ipipMtu !== undefined ? { mtu: this.config.ipipMtu } : {}),
         ...(hostMtu !== undefined ? { hostMtu } : {}),
       },
+      vxlan: vxlanDataplaneInput(name, cache.list('Node'), cache.list('IPAMBlock'), this.config.vxlanMtu),
     });
   }
 

@@ -169,3 +169,41 @@ export class VxlanTunnelKeeper {
     if (vxlanTunnelNeedsWork(node.spec, pools, node.metadata.labels ?? {})) void this.ensure();
   }
 }
+
+/**
+ * Felix's VXLAN input from the cache (felix/dataplane.ts DataplaneInput.vxlan): this node's VTEP, every
+ * other node's address and VTEP, and the blocks affine to other nodes (IPAMBlock spec.affinity
+ * "host:<node>"), as Calico's felix takes them from IPAM, not from BGP.
+ */
+export function vxlanDataplaneInput(
+  nodeName: string,
+  nodes: ReadonlyArray<Resource<'Node'>>,
+  blocks: ReadonlyArray<Resource<'IPAMBlock'>>,
+  mtu: number | undefined,
+): { local: { tunnelAddress?: string; mac?: string }; nodes: Array<{ name: string; ip: string; tunnelAddress?: string; mac?: string }>; remoteBlocks: Array<{ cidr: string; node: string }>; mtu?: number } {
+  const own = nodes.find((n) => n.metadata.name === nodeName);
+  const others = nodes
+    .filter((n) => n.metadata.name !== nodeName && n.spec.bgp?.ipv4Address !== undefined)
+    .map((n) => ({
+      name: n.metadata.name,
+      ip: n.spec.bgp!.ipv4Address!,
+      ...(n.spec.ipv4VXLANTunnelAddr !== undefined ? { tunnelAddress: n.spec.ipv4VXLANTunnelAddr } : {}),
+      ...(n.spec.vxlanTunnelMACAddr !== undefined ? { mac: n.spec.vxlanTunnelMACAddr } : {}),
+    }));
+  const remoteBlocks: Array<{ cidr: string; node: string }> = [];
+  for (const b of blocks) {
+    const affinity = b.spec.affinity ?? '';
+    if (!affinity.startsWith('host:') || b.spec.cidr.includes(':')) continue;
+    const node = affinity.slice('host:'.length);
+    if (node !== nodeName) remoteBlocks.push({ cidr: b.spec.cidr, node });
+  }
+  return {
+    local: {
+      ...(own?.spec.ipv4VXLANTunnelAddr !== undefined ? { tunnelAddress: own.spec.ipv4VXLANTunnelAddr } : {}),
+      ...(own?.spec.vxlanTunnelMACAddr !== undefined ? { mac: own.spec.vxlanTunnelMACAddr } : {}),
+    },
+    nodes: others,
+    remoteBlocks,
+    ...(mtu !== undefined ? { mtu } : {}),
+  };
+}
