@@ -460,7 +460,7 @@ export class Agent {
     const dataplane = this.dataplane?.status();
     const policy = this.policy?.status();
     return {
-      summary: 'tortie is running.',
+      summary: this.config.networkingBackend === 'vxlan' ? 'tortie is running (CALICO_NETWORKING_BACKEND=vxlan: no BGP speaker, routes from IPAM block affinities and VXLAN).' : 'tortie is running.',
       node: this.config.nodeName,
       version: this.deps.version ?? packageVersion(),
       pid: process.pid,
@@ -535,6 +535,7 @@ export class Agent {
   }
 
   private bgpReadiness(): Readiness {
+    if (this.started && this.config.networkingBackend === 'vxlan') return { ready: true };
     if (!this.started || !this.speaker) return { ready: false, reason: 'the agent is starting' };
     const peers = this.speaker.peerStatus();
     if (peers.length === 0) return { ready: true };
@@ -769,6 +770,7 @@ export class Agent {
     const peeringChanged = this.plan === null || [...this.changedKinds].some((k) => PEERING_KINDS.has(k));
     const guardChanged = this.importContext === null || [...this.changedKinds].some((k) => IMPORT_GUARD_KINDS.has(k));
     this.changedKinds.clear();
+    if (this.config.networkingBackend === 'vxlan') return this.replanWithoutBgp(cache, changeAt);
     let plan = this.plan;
     if (plan === null || peeringChanged) {
       const bgpConfigurations = cache.list('BGPConfiguration');
@@ -830,6 +832,18 @@ export class Agent {
     this.ensureTunnelAddressLive();
     this.vxlanTunnel.poke(cache.list('Node').find((n) => n.metadata.name === this.config.nodeName), cache.list('IPPool'));
     this.metrics.observeWatchLag(cache.lagSeconds());
+    if (changeAt !== null) this.metrics.observeConvergence(Math.max(0, this.now() - changeAt) / 1000);
+  }
+
+  /** CALICO_NETWORKING_BACKEND=vxlan: no BGP speaker at all; felix's routes come from the datastore alone (exact at once). */
+  private replanWithoutBgp(cache: ResourceCache, changeAt: number | null): void {
+    const pools = cache.list('IPPool');
+    this.blocks = originatedPrefixes({ nodeName: this.config.nodeName, pools, blocks: cache.list('IPAMBlock'), affinities: cache.list('BlockAffinity'), workloads: cache.list('WorkloadEndpoint') });
+    this.updateDataplane();
+    this.dataplane?.bgpSettled();
+    this.updatePolicy();
+    this.ensureTunnelAddressLive();
+    this.vxlanTunnel.poke(cache.list('Node').find((n) => n.metadata.name === this.config.nodeName), pools);
     if (changeAt !== null) this.metrics.observeConvergence(Math.max(0, this.now() - changeAt) / 1000);
   }
 

@@ -17,8 +17,8 @@ import {
   type ObservedVxlanDevice,
   type VxlanInput,
   type VxlanObserved,
-  type VxlanRunner,
 } from '../../../felix/vxlan.js';
+import { FakeVxlanKernel as FakeKernel } from './vxlan-fake-kernel.js';
 
 // Captured: `ip -d -j addr show dev vxlan.calico`, `ip -j neigh show dev vxlan.calico`, `bridge -j fdb show dev vxlan.calico`.
 const LINK_JSON =
@@ -163,58 +163,6 @@ describe('planVxlan', () => {
     conflicts.forEach((c, i) => expect(plan.conflicts[i]).toMatch(c));
   });
 });
-
-/** A kernel holding one VXLAN state, answering the three reads and applying the batch lines the plan writes. */
-class FakeKernel {
-  state: VxlanObserved = { device: null, neighbours: [], fdb: [] };
-  batches: string[] = [];
-  failNext = false;
-  run: VxlanRunner = (tool, args, stdin) => {
-    if (args.includes('-batch')) {
-      this.batches.push(`${tool}: ${stdin ?? ''}`);
-      if (this.failNext) {
-        this.failNext = false;
-        return Promise.resolve({ code: 1, stdout: '', stderr: 'RTNETLINK answers: Operation not permitted' });
-      }
-      for (const line of (stdin ?? '').split('\n').filter(Boolean)) this.apply(tool, line.split(' '));
-      return Promise.resolve({ code: 0, stdout: '', stderr: '' });
-    }
-    const d = this.state.device;
-    if (args[2] === 'addr') {
-      if (d === null) return Promise.resolve({ code: 1, stdout: '', stderr: 'Device "vxlan.calico" does not exist.' });
-      const link = { mtu: d.mtu, address: d.mac, flags: d.up ? ['UP'] : [], linkinfo: { info_kind: d.kind, info_data: { id: d.vni, port: d.port, local: d.local, learning: d.learning } }, addr_info: d.addresses.map((a) => ({ family: 'inet', local: a.split('/')[0], prefixlen: Number(a.split('/')[1]) })) };
-      return Promise.resolve({ code: 0, stdout: JSON.stringify([link]), stderr: '' });
-    }
-    if (args[1] === 'neigh') {
-      return Promise.resolve({ code: 0, stdout: JSON.stringify(this.state.neighbours.map((n) => ({ dst: n.ip, lladdr: n.mac, state: n.permanent ? ['PERMANENT'] : ['STALE'], ...(n.protocol !== null ? { protocol: String(n.protocol) } : {}) }))), stderr: '' });
-    }
-    return Promise.resolve({ code: 0, stdout: JSON.stringify(this.state.fdb.map((f) => ({ mac: f.mac, dst: f.dst, state: f.permanent ? 'permanent' : '' }))), stderr: '' });
-  };
-  private apply(tool: string, w: string[]): void {
-    const s = this.state;
-    const at = (word: string): string => w[w.indexOf(word) + 1]!;
-    if (tool === 'bridge') {
-      s.fdb = s.fdb.filter((f) => f.mac !== w[2]);
-      if (w[1] === 'replace') s.fdb.push({ mac: w[2]!, dst: at('dst'), permanent: true });
-      return;
-    }
-    const verb = `${w[0]} ${w[1]}`;
-    if (verb === 'link add') s.device = { kind: 'vxlan', vni: Number(at('id')), port: Number(at('dstport')), local: at('local'), learning: false, mtu: Number(at('mtu')), mac: at('address'), up: false, addresses: [] };
-    else if (verb === 'link del') s.device = null;
-    else if (verb === 'link set' && w.includes('up')) s.device!.up = true;
-    else if (verb === 'link set' && w.includes('mtu')) s.device!.mtu = Number(at('mtu'));
-    else if (verb === 'link set' && w.includes('address')) s.device!.mac = at('address');
-    else if (verb === 'addr add') s.device!.addresses.push(w[2]!);
-    else if (verb === 'addr del') s.device!.addresses = s.device!.addresses.filter((a) => a !== w[2]);
-    else if (verb === 'neigh replace') s.neighbours = [...s.neighbours.filter((n) => n.ip !== w[2]), { ip: w[2]!, mac: at('lladdr'), permanent: true, protocol: 80 }];
-    else if (verb === 'neigh del') s.neighbours = s.neighbours.filter((n) => n.ip !== w[2]);
-    else throw new Error(`fake kernel: unknown line ${w.join(' ')}`);
-    if (s.device === null) {
-      s.neighbours = [];
-      s.fdb = [];
-    }
-  }
-}
 
 const quiet = { info: (): void => undefined, warn: (): void => undefined };
 
