@@ -12,8 +12,10 @@
 //   <remote block> via <its VTEP> dev vxlan.calico onlink pool vxlanMode Always, or CrossSubnet to another subnet
 //   <remote block> via <node> dev <host-if> onlink        pool vxlanMode CrossSubnet within the subnet
 // VXLAN routes come from IPAM block affinities and the Nodes' VTEPs (input.vxlan), as Calico's felix
-// computes them, not from BGP: they work with BGP off (CALICO_NETWORKING_BACKEND=vxlan), and a BGP route
-// inside a VXLAN pool is not programmed (the block's route is the affinity's).
+// computes them, not from BGP: they work with BGP off (CALICO_NETWORKING_BACKEND=vxlan). A BGP route
+// inside a VXLAN pool is only a stand-in: `via <next hop> dev <host-if> onlink` while the block has no
+// VXLAN route yet (its node's VTEP not allocated, vxlan.calico not up) — so a pool switched live from
+// Never to VXLAN keeps its traffic flowing until the tunnel is ready.
 //
 // Why this is hard:
 // - CrossSubnet depends on the node address's prefix length. A /32 node address places no other node in
@@ -152,11 +154,13 @@ export function calculateRoutes(input: CalcInput): CalcResult {
 
   for (const route of workloadRoutes(input.workloads, warnings)) candidates.push(route);
 
-  const remote = remoteRoutes(input, node, hostInterface, pools, warnings);
+  const standIns: DesiredRoute[] = [];
+  const remote = remoteRoutes(input, node, hostInterface, pools, warnings, standIns);
   for (const route of remote) candidates.push(route);
-  if (input.vxlan !== undefined && node !== null) {
-    for (const route of vxlanRoutes(input.vxlan, node, hostInterface, pools, warnings)) candidates.push(route);
-  }
+  const fromAffinities = input.vxlan !== undefined && node !== null ? vxlanRoutes(input.vxlan, node, hostInterface, pools, warnings) : [];
+  for (const route of fromAffinities) candidates.push(route);
+  const covered = new Set(fromAffinities.map((r) => r.dst));
+  for (const route of standIns) if (!covered.has(route.dst)) candidates.push(route);
 
   const { routes, conflicts } = resolveByClass(candidates);
   for (const c of conflicts) {
@@ -302,6 +306,7 @@ function remoteRoutes(
   hostInterface: string | null,
   pools: readonly ParsedPool[],
   warnings: Warnings,
+  standIns: DesiredRoute[],
 ): DesiredRoute[] {
   const parsed = parseBgpRoutes(input.bgpRoutes, warnings);
   if (node === null) return [];
@@ -344,7 +349,11 @@ function remoteRoutes(
       routes.push({ dst, type: 'unicast', via, dev: hostInterface, onlink: true, proto: FELIX_ROUTE_PROTOCOL, class: 'bgp' });
       continue;
     }
-    // VXLAN pools' routes come from block affinities (vxlanRoutes), not BGP.
+    // VXLAN pools' routes come from block affinities (vxlanRoutes); BGP's only stands in until they exist.
+    if (pool.handling.kind === 'vxlan') {
+      if (hostInterface !== null) standIns.push({ dst, type: 'unicast', via, dev: hostInterface, onlink: true, proto: FELIX_ROUTE_PROTOCOL, class: 'direct' });
+      continue;
+    }
     if (pool.handling.kind !== 'ipip') continue;
     const relation = subnetRelation(node, nextHop);
     const encap = IPIP_MODES[pool.handling.mode].decide(relation);

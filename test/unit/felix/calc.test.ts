@@ -251,18 +251,19 @@ describe('calculateRoutes: tunl0 unusable', () => {
 });
 
 describe('calculateRoutes: vxlan and broken pools', () => {
-  it('a BGP route inside a vxlan pool is not programmed: VXLAN routes come from block affinities', () => {
-    const result = calculateRoutes(
-      input({
-        pools: [{ cidr: '10.244.0.0/16', ipipMode: 'Never', vxlanMode: 'CrossSubnet' }],
-        bgpRoutes: [
-          { prefix: '10.244.140.64/26', nextHop: NODE_2_SAME_SUBNET },
-          { prefix: '10.244.7.0/26', nextHop: NODE_3_OTHER_SUBNET },
-        ],
-      }),
-    );
-    expect(result.routes).toEqual([]);
-    expect(result.warnings).toEqual([]);
+  it('a BGP route inside a vxlan pool only stands in (direct) while the block has no route from its affinity', () => {
+    const bgpRoutes = [
+      { prefix: '10.244.140.64/26', nextHop: NODE_2_SAME_SUBNET },
+      { prefix: '10.244.7.0/26', nextHop: NODE_3_OTHER_SUBNET },
+    ];
+    const pools: CalcPool[] = [{ cidr: '10.244.0.0/16', ipipMode: 'Never', vxlanMode: 'Always' }];
+    const standing = calculateRoutes(input({ pools, bgpRoutes }));
+    expect(shown(standing.routes)).toEqual(['10.244.7.0/26 via 192.168.40.7 dev eth0 proto 80 onlink', '10.244.140.64/26 via 192.168.31.202 dev eth0 proto 80 onlink']);
+    expect(standing.warnings).toEqual([]);
+    // n3's VTEP is there: its block goes through vxlan.calico; n2 has none yet, its BGP route stays.
+    const vxlan = { usable: true, remoteBlocks: [{ cidr: '10.244.7.0/26', node: 'n3' }, { cidr: '10.244.140.64/26', node: 'n2' }], nodes: [{ name: 'n3', ip: '192.168.40.7/24', tunnelAddress: '10.244.7.1', mac: '66:00:00:00:00:03' }, { name: 'n2', ip: '192.168.31.202/24' }] };
+    const moving = calculateRoutes(input({ pools, bgpRoutes, vxlan }));
+    expect(shown(moving.routes)).toEqual(['10.244.7.0/26 via 10.244.7.1 dev vxlan.calico proto 80 onlink', '10.244.140.64/26 via 192.168.31.202 dev eth0 proto 80 onlink']);
   });
 
   it('a pool with both ipipMode and vxlanMode on is left alone, the warning names both fields', () => {
@@ -490,7 +491,7 @@ describe('calculateRoutes: VXLAN pools (routes from block affinities and VTEPs)'
     const result = calculateRoutes(
       input({
         pools: [{ cidr: '10.244.0.0/16', ipipMode: 'Never', vxlanMode: mode }],
-        // BGP's route for the same block is ignored: the affinity decides.
+        // BGP's route for the same block only stands in: the affinity decides.
         bgpRoutes: [{ prefix: cidr, nextHop: '192.168.31.250' }],
         vxlan: { usable: true, remoteBlocks: [{ cidr, node: owner }], nodes: VX_NODES },
       }),
