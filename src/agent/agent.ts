@@ -976,7 +976,7 @@ export class Agent {
     };
     // A missing program is named with its package once at startup (felix's own errors say it again per run).
     if (!this.deps.createDataplane) {
-      for (const problem of missingPrograms(['ip', 'nft', 'sh'])) this.log.error({ problem }, `felix cannot program the kernel: ${problem}`);
+      for (const problem of missingPrograms(['ip', 'bridge', 'nft', 'sh'])) this.log.error({ problem }, `felix cannot program the kernel: ${problem}`);
     }
     this.dataplane = this.deps.createDataplane
       ? this.deps.createDataplane(options)
