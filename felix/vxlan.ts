@@ -18,9 +18,9 @@
 //   on routes: `ip neigh ... protocol 80`). Entries the kernel made (INCOMPLETE, FAILED, STALE...) are
 //   replaced when we want their address; a permanent entry of another protocol for an address we want is
 //   a conflict: reported, left as it is.
-// - An FDB entry on vxlan.calico is ours when its MAC is one we want or the MAC of one of our neighbour
-//   entries (the kernel keeps no protocol on FDB entries); anything else (the all-zero flood entry someone
-//   added, entries for other MACs) is left alone.
+// - An FDB entry on vxlan.calico is ours when its MAC is one we want, the MAC of one of our neighbour
+//   entries, or one this process wanted before (the kernel keeps no protocol on FDB entries); anything
+//   else (the all-zero flood entry someone added, entries for other MACs) is left alone.
 // - Every IPv4 address on vxlan.calico other than the tunnel address is removed (the device is dedicated,
 //   like tunl0: ipip/tunl0.ts).
 //
@@ -32,6 +32,7 @@
 
 import { tryParseIpv4, formatIpv4 } from '../bgp/ip.js';
 import { runCommand, commandLine, failureMessage } from './command.js';
+import { protocolNumber } from './kernel.js';
 import { FELIX_ROUTE_PROTOCOL } from './routes.js';
 
 export const VXLAN_DEVICE = 'vxlan.calico';
@@ -241,7 +242,8 @@ export function parseNeighbours(stdout: string): ObservedNeighbour[] {
     const ip = bareIp(typeof n.dst === 'string' ? n.dst : undefined);
     if (ip === null) return [];
     const state = Array.isArray(n.state) ? (n.state as string[]) : [];
-    const protocol = typeof n.protocol === 'string' && /^\d+$/.test(n.protocol) ? Number(n.protocol) : null;
+    // ip prints a protocol by name when it has one (`static`), else its number (`80`).
+    const protocol = typeof n.protocol === 'string' ? protocolNumber(n.protocol) : null;
     return [{ ip, mac: typeof n.lladdr === 'string' ? n.lladdr.toLowerCase() : null, permanent: state.includes('PERMANENT'), protocol }];
   });
 }
@@ -272,8 +274,11 @@ export function ownNeighbour(n: ObservedNeighbour): boolean {
   return n.permanent && n.protocol === FELIX_ROUTE_PROTOCOL;
 }
 
-/** The steps that turn `observed` into `desired`; nothing when they agree. */
-export function planVxlan(observed: VxlanObserved, desired: VxlanDesired): VxlanPlan {
+/**
+ * The steps that turn `observed` into `desired`; nothing when they agree. `knownMacs`: FDB MACs this
+ * process wanted before (ours even when their neighbour entry is gone).
+ */
+export function planVxlan(observed: VxlanObserved, desired: VxlanDesired, knownMacs: ReadonlySet<string> = new Set()): VxlanPlan {
   const steps: VxlanStep[] = [];
   const conflicts: string[] = [];
   const dev = VXLAN_DEVICE;
@@ -310,7 +315,7 @@ export function planVxlan(observed: VxlanObserved, desired: VxlanDesired): Vxlan
 
   // Neighbours: tunnel address → MAC, permanent, protocol 80.
   const neighbours = fresh ? [] : observed.neighbours;
-  const ownedMacs = new Set<string>();
+  const ownedMacs = new Set<string>(knownMacs);
   const seen = new Set<string>();
   for (const n of neighbours) {
     seen.add(n.ip);
@@ -391,6 +396,8 @@ export class VxlanKeeper {
   private current: VxlanStatus = { needed: false, device: null, remoteVteps: 0, usable: false, writes: 0, conflicts: [], warnings: [] };
   private running: Promise<VxlanStatus> | null = null;
   private again = false;
+  /** FDB MACs wanted at some point by this process: still ours to remove after their neighbour is gone. */
+  private readonly knownMacs = new Set<string>();
 
   constructor(
     private readonly run: VxlanRunner,
@@ -433,7 +440,8 @@ export class VxlanKeeper {
         delete this.current.lastError;
         return this.current;
       }
-      const plan = planVxlan(observed, desired);
+      const plan = planVxlan(observed, desired, this.knownMacs);
+      for (const mac of desired.fdb.keys()) this.knownMacs.add(mac);
       let lastError: string | undefined;
       if (plan.steps.length > 0) {
         lastError = await this.write(plan.steps);
@@ -441,7 +449,8 @@ export class VxlanKeeper {
         this.log.info({ steps: plan.steps.map((s) => s.what) }, `${VXLAN_DEVICE}: programmed`);
         observed = await this.observe();
       }
-      const left = planVxlan(observed, desired);
+      const left = planVxlan(observed, desired, this.knownMacs);
+      for (const mac of this.knownMacs) if (!desired.fdb.has(mac) && !observed.fdb.some((f) => f.mac === mac)) this.knownMacs.delete(mac);
       if (left.steps.length > 0 && lastError === undefined) lastError = `still different after writing: ${left.steps.map((s) => s.what).join(', ')}`;
       const device = observed.device;
       const remoteVteps = [...desired.neighbours].filter(([ip, mac]) => {

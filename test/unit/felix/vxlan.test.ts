@@ -23,7 +23,8 @@ import { FakeVxlanKernel as FakeKernel } from './vxlan-fake-kernel.js';
 // Captured: `ip -d -j addr show dev vxlan.calico`, `ip -j neigh show dev vxlan.calico`, `bridge -j fdb show dev vxlan.calico`.
 const LINK_JSON =
   '[{"ifindex":4,"ifname":"vxlan.calico","flags":["BROADCAST","MULTICAST","UP","LOWER_UP"],"mtu":1450,"qdisc":"noqueue","operstate":"UNKNOWN","group":"default","txqlen":1000,"link_type":"ether","address":"66:00:00:00:00:01","broadcast":"ff:ff:ff:ff:ff:ff","linkinfo":{"info_kind":"vxlan","info_data":{"id":4096,"local":"198.18.250.1","port_range":{"low":0,"high":0},"port":4789,"learning":false,"ttl":0,"df":"unset","ageing":300,"udp_csum":true}},"addr_info":[{"family":"inet","local":"10.9.0.1","prefixlen":32,"scope":"global","label":"vxlan.calico","valid_life_time":4294967295,"preferred_life_time":4294967295},{"family":"inet6","local":"fe80::6400:ff:fe00:1","prefixlen":64,"scope":"link","tentative":true}]}]';
-const NEIGH_JSON = '[{"dst":"10.9.1.0","lladdr":"66:00:00:00:00:02","state":["PERMANENT"],"protocol":"80"},{"dst":"10.9.9.9","state":["FAILED"]}]';
+const NEIGH_JSON =
+  '[{"dst":"10.9.1.0","lladdr":"66:00:00:00:00:02","state":["PERMANENT"],"protocol":"80"},{"dst":"10.9.9.9","state":["FAILED"]},{"dst":"10.9.7.0","lladdr":"66:00:00:00:00:07","state":["PERMANENT"],"protocol":"static"}]';
 const FDB_JSON = '[{"mac":"66:00:00:00:00:02","dst":"198.18.250.2","flags":["self"],"state":"permanent"},{"mac":"00:00:00:00:00:00","dst":"198.18.250.9","flags":["self"],"state":"permanent"}]';
 
 const BASE: VxlanInput = {
@@ -77,6 +78,7 @@ describe('parsers (iproute2 6.1 JSON)', () => {
     expect(parseNeighbours(NEIGH_JSON)).toEqual([
       { ip: '10.9.1.0', mac: '66:00:00:00:00:02', permanent: true, protocol: 80 },
       { ip: '10.9.9.9', mac: null, permanent: false, protocol: null },
+      { ip: '10.9.7.0', mac: '66:00:00:00:00:07', permanent: true, protocol: 4 },
     ]);
     expect(parseFdb(FDB_JSON)).toEqual([
       { mac: '66:00:00:00:00:02', dst: '198.18.250.2', permanent: true },
@@ -155,6 +157,13 @@ const PLAN_CASES: Array<[string, VxlanObserved, VxlanInput, string[], RegExp[]]>
 ];
 
 describe('planVxlan', () => {
+  it('an FDB entry whose neighbour is gone is ours only when this process wanted its MAC before', () => {
+    const stray: VxlanObserved = { ...GOOD, fdb: [OUR_FDB, { mac: '66:00:00:00:00:03', dst: '198.18.250.3', permanent: true }] };
+    const desired = desiredVxlan(BASE).desired;
+    expect(planVxlan(stray, desired).steps).toEqual([]);
+    expect(planVxlan(stray, desired, new Set(['66:00:00:00:00:03'])).steps.map((s) => s.line)).toEqual(['fdb del 66:00:00:00:00:03 dev vxlan.calico dst 198.18.250.3 self']);
+  });
+
   it.each(PLAN_CASES)('%s', (_name, observed, input, lines, conflicts) => {
     expect(PLAN_CASES.length).toBeGreaterThan(0);
     const plan = planVxlan(observed, desiredVxlan(input).desired);
