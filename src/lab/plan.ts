@@ -39,6 +39,8 @@ export interface LabOptions {
   ipipMode: LabIpipMode;
   /** The lab pool's vxlanMode (--vxlan); at most one of ipipMode and vxlanMode is not Never. */
   vxlanMode: LabIpipMode;
+  /** The agents' CALICO_NETWORKING_BACKEND (--backend): `vxlan` runs no BGP at all. */
+  backend: 'bird' | 'vxlan';
   workloadsPerNode: number;
   poolCidr: string;
 }
@@ -51,6 +53,7 @@ export const LAB_DEFAULTS: LabOptions = {
   officeRouter: 'none',
   ipipMode: 'Never',
   vxlanMode: 'Never',
+  backend: 'bird',
   workloadsPerNode: 1,
   poolCidr: '10.244.0.0/16',
 };
@@ -125,6 +128,9 @@ export function validateLabOptions(options: LabOptions): void {
   }
   if (options.ipipMode !== 'Never' && options.vxlanMode !== 'Never') {
     problems.push(`--ipip ${options.ipipMode} with --vxlan ${options.vxlanMode}: a pool uses one encapsulation (Calico refuses ipipMode and vxlanMode both on); set one to Never`);
+  }
+  if (options.backend === 'vxlan' && (options.vxlanMode === 'Never' || options.officeRouter !== 'none')) {
+    problems.push(`--backend vxlan (no BGP at all) needs --vxlan Always or CrossSubnet and --office-router none (got --vxlan ${options.vxlanMode}, --office-router ${options.officeRouter})`);
   }
   if (options.subnets === 2) {
     if (options.officeRouter === 'none' && options.ipipMode === 'Never' && options.vxlanMode === 'Never') {

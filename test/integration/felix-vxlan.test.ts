@@ -64,11 +64,11 @@ describe.skipIf(unavailable !== null)('VxlanKeeper on the real kernel', () => {
     expect(dev).toMatchObject({ mtu: 1450, address: '66:00:00:00:00:01', linkinfo: { info_kind: 'vxlan', info_data: { id: 4096, port: 4789, local: '198.18.240.1', learning: false } } });
     expect(dev!.flags).toContain('UP');
     expect(dev!.addr_info.filter((a) => a.family === 'inet').map((a) => a.local)).toEqual(['10.240.0.1']);
-    expect((await neigh()).map((n) => [n.dst, n.lladdr, n.state, n.protocol])).toEqual([
+    expect((await neigh()).map((n) => [n.dst, n.lladdr, n.state, n.protocol]).sort()).toEqual([
       ['10.240.1.0', '66:00:00:00:00:02', ['PERMANENT'], '80'],
       ['10.240.2.0', '66:00:00:00:00:03', ['PERMANENT'], '80'],
     ]);
-    expect((await fdb()).filter((f) => f.dst !== undefined).map((f) => [f.mac, f.dst, f.state])).toEqual([
+    expect((await fdb()).filter((f) => f.dst !== undefined).map((f) => [f.mac, f.dst, f.state]).sort()).toEqual([
       ['66:00:00:00:00:02', '198.18.240.2', 'permanent'],
       ['66:00:00:00:00:03', '198.18.241.3', 'permanent'],
     ]);

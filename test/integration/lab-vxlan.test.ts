@@ -302,3 +302,29 @@ describe.skipIf(unavailable !== null)('lab, one subnet: a live pool switch Never
     }
   }, 240_000);
 });
+
+describe.skipIf(unavailable !== null)('lab --backend vxlan (CALICO_NETWORKING_BACKEND=vxlan: no BGP at all), two subnets, CrossSubnet', () => {
+  it('every workload pings every other with no BGP session and nothing listening on port 179; node status says so', async () => {
+    const started = Date.now();
+    const state = await up({ name: labName('vc'), nodes: 4, subnets: 2, officeRouter: 'none', vxlanMode: 'CrossSubnet', backend: 'vxlan' });
+    console.log(`lab-vxlan: lab C (no BGP) up in ${Date.now() - started} ms`);
+    await expectFullMatrix(state);
+    for (const node of state.plan.nodes) {
+      const status = (await nodeStatus(state, node.name))!;
+      expect(status.summary).toMatch(/CALICO_NETWORKING_BACKEND=vxlan: no BGP speaker/);
+      expect(status.peers).toEqual([]);
+      expect(status.ready).toBe(true);
+      const listening = await runCommand('ip', ['netns', 'exec', node.ns, 'ss', '-Hltn', 'sport = :179']);
+      expect(listening.stdout.trim()).toBe('');
+      const routes = await routesOf(node.ns);
+      for (const other of state.plan.nodes) {
+        if (other === node) continue;
+        const block = (await nodeStatus(state, other.name))!.blocks[0]!;
+        if (other.subnet === node.subnet) expect(routes).toContain(`${block} via ${other.ip} dev eth0 onlink`);
+        else expect(routes).toMatch(new RegExp(`${block.replace(/\./g, '\\.')} via \\S+ dev vxlan\\.calico onlink`));
+      }
+    }
+    const text = await runCommand('env', [`TORTIE_CTL_SOCKET=${join(state.dir, 'node-1', 'tortie.ctl')}`, process.execPath, CLI, 'node', 'status']);
+    expect(text.stdout.split('\n')[0]).toMatch(/no BGP speaker/);
+  }, 240_000);
+});
