@@ -145,6 +145,7 @@ export class FelixDataplane {
   private settingsRunning: Promise<string[]> | null = null;
   private readonly vxlanKeeper: VxlanKeeper | null;
   private vxlanKey = '';
+  private vxlanRetry: ReturnType<typeof setTimeout> | null = null;
 
   constructor(private readonly options: DataplaneOptions) {
     this.log = options.log;
@@ -257,6 +258,14 @@ export class FelixDataplane {
     const before = this.vxlanKeeper.status().usable;
     const status = await this.vxlanKeeper.ensure();
     if (status.usable !== before && this.started && !this.stopped) this.recalculate();
+    // A failed write is tried again soon, not only at the next resync (with an injected clock: by the test).
+    if (status.lastError !== undefined && this.clock === undefined && this.vxlanRetry === null && !this.stopped) {
+      this.vxlanRetry = setTimeout(() => {
+        this.vxlanRetry = null;
+        void this.repairVxlan();
+      }, this.options.retryMs ?? 2000);
+      this.vxlanRetry.unref?.();
+    }
     return status;
   }
 
@@ -362,6 +371,7 @@ export class FelixDataplane {
     if (this.stopped) return;
     this.stopped = true;
     if (this.tunl0Timer !== null) clearInterval(this.tunl0Timer);
+    if (this.vxlanRetry !== null) clearTimeout(this.vxlanRetry);
     this.table.stop();
     this.nat?.stop();
     this.guard?.stop();
