@@ -23,6 +23,8 @@ import { createHash } from 'node:crypto';
 import { parsePrefix, prefixContains, tryParseIpv4 } from '../../bgp/ip.js';
 import { ConflictError, type Datastore } from '../datastore/types.js';
 import { vxlanTunnelHandle, type Ipam } from '../ipam/index.js';
+import { allocationNode, attributesAt, ATTRIBUTE_KEYS } from '../ipam/attributes.js';
+import { addressOf, affineNode } from '../ipam/block.js';
 import { parseSelector, type NodeSpec, type Resource } from '../resources/index.js';
 
 /** Enabled IPv4 pools with vxlanMode not Never that select a node with these labels and allow tunnel addresses. */
@@ -173,7 +175,9 @@ export class VxlanTunnelKeeper {
 /**
  * Felix's VXLAN input from the cache (felix/dataplane.ts DataplaneInput.vxlan): this node's VTEP, every
  * other node's address and VTEP, and the blocks affine to other nodes (IPAMBlock spec.affinity
- * "host:<node>"), as Calico's felix takes them from IPAM, not from BGP.
+ * "host:<node>"), as Calico's felix takes them from IPAM, not from BGP. An address another node borrowed
+ * (its allocation's `node` attribute names a node the block is not affine to) is a /32 toward that node,
+ * as Calico programs it: more specific than the block's route (or our own blackhole for our block).
  */
 export function vxlanDataplaneInput(
   nodeName: string,
@@ -192,10 +196,15 @@ export function vxlanDataplaneInput(
     }));
   const remoteBlocks: Array<{ cidr: string; node: string }> = [];
   for (const b of blocks) {
-    const affinity = b.spec.affinity ?? '';
-    if (!affinity.startsWith('host:') || b.spec.cidr.includes(':')) continue;
-    const node = affinity.slice('host:'.length);
-    if (node !== nodeName) remoteBlocks.push({ cidr: b.spec.cidr, node });
+    if (b.spec.cidr.includes(':') || b.spec.deleted === true) continue;
+    const owner = affineNode(b.spec);
+    if (owner !== null && owner !== nodeName) remoteBlocks.push({ cidr: b.spec.cidr, node: owner });
+    for (let ordinal = 0; ordinal < b.spec.allocations.length; ordinal++) {
+      const holder = allocationNode(b.spec, ordinal);
+      // Tunnel addresses (a `type` attribute) are reached through their node's device, not routed.
+      if (holder === null || holder === owner || holder === nodeName || attributesAt(b.spec, ordinal)?.[ATTRIBUTE_KEYS.type] !== undefined) continue;
+      remoteBlocks.push({ cidr: `${addressOf(b.spec, ordinal)}/32`, node: holder });
+    }
   }
   return {
     local: {

@@ -4,7 +4,8 @@
 // the Node annotations projectcalico.org/IPv4VXLANTunnelAddr and VXLANTunnelMACAddr).
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isUnicastMac, reconcileVxlanTunnel, vxlanMacFor, vxlanPoolsFor, vxlanTunnelNeedsWork } from '../../../src/agent/vxlan-tunnel.js';
+import { isUnicastMac, reconcileVxlanTunnel, vxlanDataplaneInput, vxlanMacFor, vxlanPoolsFor, vxlanTunnelNeedsWork } from '../../../src/agent/vxlan-tunnel.js';
+import { allocate, newBlock } from '../../../src/ipam/block.js';
 import { openKubernetes } from '../../../src/datastore/kubernetes.js';
 import { MemoryDatastore } from '../../../src/datastore/memory.js';
 import type { Datastore } from '../../../src/datastore/types.js';
@@ -49,6 +50,42 @@ describe('vxlanPoolsFor / vxlanTunnelNeedsWork / vxlanMacFor (pure)', () => {
     }
     expect(isUnicastMac('01:00:5e:00:00:01')).toBe(false);
     expect(isUnicastMac('66:XX:00:00:00:01')).toBe(false);
+  });
+});
+
+describe('vxlanDataplaneInput (pure)', () => {
+  const nodeRes = (name: string, ip: string, vtep?: string): Resource<'Node'> => ({
+    apiVersion: API_VERSION,
+    kind: 'Node',
+    metadata: { name },
+    spec: { bgp: { ipv4Address: ip }, ...(vtep ? { ipv4VXLANTunnelAddr: vtep, vxlanTunnelMACAddr: vxlanMacFor(name) } : {}) },
+  });
+  const blockRes = (spec: ReturnType<typeof newBlock>): Resource<'IPAMBlock'> => ({ apiVersion: API_VERSION, kind: 'IPAMBlock', metadata: { name: spec.cidr.replace(/[./]/g, '-') }, spec });
+
+  it('our VTEP, the other nodes, their blocks, and addresses borrowed by another node as /32s toward it', () => {
+    // node-2's block: its own pod (.1), node-3's borrowed pod (.2), node-3's tunnel address (.3, not routed).
+    let b2 = newBlock('10.244.1.0/26', 'node-2');
+    b2 = allocate(b2, 1, 'k8s-pod-network.a', { node: 'node-2' }).block;
+    b2 = allocate(b2, 1, 'k8s-pod-network.b', { node: 'node-3' }).block;
+    b2 = allocate(b2, 1, 'vxlan-tunnel-addr-node-3', { node: 'node-3', type: 'vxlanTunnelAddress' }).block;
+    // Our block: a pod node-2 borrowed (.0) and one of ours (.1).
+    let b1 = newBlock('10.244.0.0/26', 'node-1');
+    b1 = allocate(b1, 1, 'k8s-pod-network.c', { node: 'node-2' }).block;
+    b1 = allocate(b1, 1, 'k8s-pod-network.d', { node: 'node-1' }).block;
+    const got = vxlanDataplaneInput('node-1', [nodeRes('node-1', '198.18.0.1/24', '10.244.0.5'), nodeRes('node-2', '198.18.0.2/24', '10.244.1.5'), nodeRes('node-3', '198.18.1.3/24')], [blockRes(b1), blockRes(b2)], 1400);
+    expect(got).toEqual({
+      local: { tunnelAddress: '10.244.0.5', mac: vxlanMacFor('node-1') },
+      nodes: [
+        { name: 'node-2', ip: '198.18.0.2/24', tunnelAddress: '10.244.1.5', mac: vxlanMacFor('node-2') },
+        { name: 'node-3', ip: '198.18.1.3/24' },
+      ],
+      remoteBlocks: [
+        { cidr: '10.244.0.0/32', node: 'node-2' },
+        { cidr: '10.244.1.0/26', node: 'node-2' },
+        { cidr: '10.244.1.1/32', node: 'node-3' },
+      ],
+      mtu: 1400,
+    });
   });
 });
 

@@ -501,6 +501,17 @@ describe('calculateRoutes: VXLAN pools (routes from block affinities and VTEPs)'
     expect(result.warnings).toEqual([]);
   });
 
+  it('an address borrowed from our block by another node: a /32 through VXLAN beside our blackhole', () => {
+    const result = calculateRoutes(
+      input({
+        pools: [{ cidr: '10.244.0.0/16', ipipMode: 'Never', vxlanMode: 'Always' }],
+        localBlocks: ['10.244.196.128/26'],
+        vxlan: { usable: true, remoteBlocks: [{ cidr: '10.244.196.130/32', node: 'n3' }], nodes: VX_NODES },
+      }),
+    );
+    expect(shown(result.routes)).toEqual(['blackhole 10.244.196.128/26 proto 80', '10.244.196.130 via 10.244.7.1 dev vxlan.calico proto 80 onlink']);
+  });
+
   it('a node without a VTEP, an unusable vxlan.calico, a node without address: no route, one warning each', () => {
     const result = calculateRoutes(
       input({
