@@ -38,12 +38,12 @@ import { calculateRoutes, type CalcInput, type CalcVxlan } from './route-calc.js
 import { VxlanKeeper, vxlanInputFor, type VxlanRunner, type VxlanStatus } from './vxlan.js';
 import type { Kernel } from './kernel.js';
 import { RouteTable, type ApplyResult, type RouteTableClock } from './route-table.js';
-import { Tunl0Keeper, type Tunl0Deps, type Tunl0Log, type Tunl0Options, type Tunl0Status } from '../ipip/tunl0.js';
+import { ipCommand } from './ip-command.js';
+import { Tunl0Keeper, type Tunl0Deps, type Tunl0Options, type Tunl0Status } from '../ipip/tunl0.js';
+import type { Logger } from '../bgp/log.js';
 
-/** The pino methods the driver uses (a pino Logger fits). */
-export interface DataplaneLog extends Tunl0Log {
-  error(fields: Record<string, unknown>, message: string): void;
-}
+/** The logger methods the driver uses. */
+export type DataplaneLog = Pick<Logger, 'info' | 'warn' | 'error'>;
 
 export interface DataplaneOptions {
   kernel: Kernel;
@@ -51,7 +51,8 @@ export interface DataplaneOptions {
   reconnect?: () => Kernel;
   log: DataplaneLog;
   /** tunl0 management: the namespace (tests), whether a non-IPIP stand-in is managed, an injected `ip`. */
-  tunl0?: Pick<Tunl0Options, 'netns' | 'standIn'> & Tunl0Deps;
+  /** `ip`: the real one (ip-command.ts) in `netns` when absent. */
+  tunl0?: Pick<Tunl0Options, 'netns' | 'standIn'> & Partial<Tunl0Deps>;
   /** Full route re-read and tunl0 repair this often (default 90,000 ms). */
   resyncMs?: number;
   graceMs?: number;
@@ -190,7 +191,7 @@ export class FelixDataplane {
     this.keeper = new Tunl0Keeper(
       { ...(netns !== undefined ? { netns } : {}), ...(standIn !== undefined ? { standIn } : {}) },
       this.log,
-      ip !== undefined ? { ip } : {},
+      { ip: ip ?? ipCommand(netns !== undefined ? { netns } : {}) },
     );
   }
 

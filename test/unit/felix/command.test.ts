@@ -7,7 +7,8 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { commandLine, failureMessage, runCommand, startCommand } from '../../../felix/command.js';
+import { commandLine, failureMessage, runCommand, runCommandSync, startCommand } from '../../../felix/command.js';
+import { waitFor } from '../../harness/wait.js';
 import { withTmpdir } from '../helpers/tmpdir.js';
 
 let dir = '';
@@ -24,11 +25,7 @@ class ToolError extends Error {}
 
 /** Whether process `pid` is gone (or a zombie), polled for at most 2 s. */
 async function gone(pid: number): Promise<boolean> {
-  for (let i = 0; i < 100; i++) {
-    if (!existsSync(`/proc/${pid}`) || readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z ')) return true;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return false;
+  return waitFor(() => !existsSync(`/proc/${pid}`) || readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z '), { what: `process ${pid} gone`, timeoutMs: 2_000, intervalMs: 20 });
 }
 
 describe('runCommand', () => {
@@ -89,13 +86,31 @@ describe('runCommand', () => {
   });
 });
 
+describe('runCommandSync', () => {
+  it('the same run, blocking: argv as is, stdin, the exit status as a result, the environment given', () => {
+    const result = runCommandSync({ command: 'sh', args: ['-c', 'cat; printf "%s|%s" "$1" "$TORTIE_T"; exit 4', 'sh', 'a b'], stdin: 'in\n', env: { TORTIE_T: 'x', PATH: process.env.PATH }, timeoutMs: 5_000 });
+    expect(result).toMatchObject({ code: 4, signal: null, stderr: '' });
+    expect(result.stdout.toString()).toBe('in\na b|x');
+  });
+
+  it('the same bounds and wording: a missing program, the time bound, the output bound', () => {
+    const missing = (): unknown => runCommandSync({ command: join(dir, 'no-such-tool'), args: [], timeoutMs: 5_000, makeError: (m) => new ToolError(m) });
+    expect(missing).toThrow(ToolError);
+    expect(missing).toThrow(/^cannot run ".*no-such-tool": no-such-tool is not installed at .*no-such-tool/);
+    expect(() => runCommandSync({ command: 'sleep', args: ['30'], timeoutMs: 200 })).toThrow(/^sleep 30 took longer than 200 ms and was killed$/);
+    expect(() => runCommandSync({ command: 'yes', args: [], timeoutMs: 10_000, maxOutputBytes: 100_000 })).toThrow(/^yes printed more than 100000 bytes and was killed$/);
+  });
+});
+
 describe('startCommand', () => {
   it('starts at once; the input follows later, in chunks', async () => {
     const running = startCommand({ command: 'cat', args: [], timeoutMs: 5_000 });
-    await new Promise((r) => setTimeout(r, 50));
+    // Proof that the child runs before its input is complete: a first line written now comes back now.
+    running.write('first\n');
+    await waitFor(() => running.stdoutSoFar().toString() === 'first\n', { what: 'cat echoing the first line', timeoutMs: 5_000, intervalMs: 5 });
     expect(running.finished).toBe(false);
     const result = await running.end(['a\n', 'b\n']);
-    expect(result.stdout.toString()).toBe('a\nb\n');
+    expect(result.stdout.toString()).toBe('first\na\nb\n');
     expect(running.finished).toBe(true);
     expect(() => running.end('')).toThrow(/end\(\) called twice/);
   });
