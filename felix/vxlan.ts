@@ -151,19 +151,21 @@ export function vxlanInputFor(input: {
   // A pool with both encapsulations on is left alone (route-calc.ts warns): it does not ask for the device.
   const needed = input.pools.some((p) => !p.cidr.includes(':') && (p.vxlanMode ?? 'Never') !== 'Never' && p.ipipMode === 'Never');
   const nodeIp = input.node.ip.split('/')[0] ?? '';
+  // Not needed: nothing but "no device" matters, so other nodes' changes do not make this input differ.
+  if (!needed || input.vxlan === undefined) return { needed: false, local: { nodeIp }, remotes: [] };
   const v = input.vxlan;
   const remotes: VxlanVtep[] = [];
-  for (const n of v?.nodes ?? []) {
+  for (const n of v.nodes) {
     if (n.tunnelAddress === undefined || n.mac === undefined) continue;
     const ip = n.ip.split('/')[0] ?? '';
     if (ip === nodeIp) continue;
     remotes.push({ node: n.name, nodeIp: ip, tunnelAddress: n.tunnelAddress, mac: n.mac });
   }
   return {
-    needed: needed && v !== undefined,
-    local: { nodeIp, ...(v?.local.tunnelAddress !== undefined ? { tunnelAddress: v.local.tunnelAddress } : {}), ...(v?.local.mac !== undefined ? { mac: v.local.mac } : {}) },
+    needed: true,
+    local: { nodeIp, ...(v.local.tunnelAddress !== undefined ? { tunnelAddress: v.local.tunnelAddress } : {}), ...(v.local.mac !== undefined ? { mac: v.local.mac } : {}) },
     remotes,
-    ...(v?.mtu !== undefined ? { mtu: v.mtu } : {}),
+    ...(v.mtu !== undefined ? { mtu: v.mtu } : {}),
     ...(input.tunnel.hostMtu !== undefined ? { hostMtu: input.tunnel.hostMtu } : {}),
   };
 }

@@ -67,7 +67,7 @@ describe('desiredVxlan / vxlanMtu / vxlanInputFor (pure)', () => {
     const got = vxlanInputFor({ node: { ip: '198.18.250.1/24' }, pools: [{ cidr: '10.9.0.0/16', ipipMode: 'Never', vxlanMode: 'Always' }], tunnel: { hostMtu: 1500 }, vxlan: vx });
     expect(got).toEqual(BASE);
     expect(vxlanInputFor({ node: { ip: '198.18.250.1/24' }, pools: [{ cidr: '10.9.0.0/16', ipipMode: 'Always', vxlanMode: 'Always' }], tunnel: {}, vxlan: vx }).needed).toBe(false);
-    expect(vxlanInputFor({ node: { ip: '198.18.250.1/24' }, pools: [{ cidr: '10.9.0.0/16', ipipMode: 'Always' }], tunnel: {}, vxlan: vx }).needed).toBe(false);
+    expect(vxlanInputFor({ node: { ip: '198.18.250.1/24' }, pools: [{ cidr: '10.9.0.0/16', ipipMode: 'Always' }], tunnel: {}, vxlan: vx })).toEqual({ needed: false, local: { nodeIp: '198.18.250.1' }, remotes: [] });
   });
 });
 
