@@ -372,8 +372,8 @@ export interface PoolDeletionReport {
   disabled: boolean;
   released: ReleasedAddress[];
   blocks: PoolBlockOutcome[];
-  /** Nodes whose Node.spec.bgp.ipv4IPIPTunnelAddr was cleared (their tunnel address was in the pool). */
-  tunnelsCleared: Array<{ node: string; ip: string }>;
+  /** Nodes whose Node.spec.bgp.ipv4IPIPTunnelAddr (or, `kind: 'vxlan'`, ipv4VXLANTunnelAddr) was cleared (their tunnel address was in the pool). */
+  tunnelsCleared: Array<{ node: string; ip: string; kind?: 'vxlan' }>;
 }
 
 /**
@@ -426,7 +426,7 @@ export async function deletePool(ds: Datastore, name: string, options: TeardownO
     if (r.reason.why !== 'tunnel') continue;
     // IPIP's Node.spec.bgp.ipv4IPIPTunnelAddr, VXLAN's Node.spec.ipv4VXLANTunnelAddr: the agent assigns a new one.
     const field = r.handle?.startsWith(TUNNEL_HANDLE_PREFIXES[0]) ? 'ipip' : r.handle?.startsWith(TUNNEL_HANDLE_PREFIXES[1]) ? 'vxlan' : null;
-    if (field !== null && (await clearTunnelAddress(ds, r.reason.node, r.ip, field))) tunnelsCleared.push({ node: r.reason.node, ip: r.ip });
+    if (field !== null && (await clearTunnelAddress(ds, r.reason.node, r.ip, field))) tunnelsCleared.push({ node: r.reason.node, ip: r.ip, ...(field === 'vxlan' ? { kind: 'vxlan' as const } : {}) });
   }
   // Anything allocated in the pool now came while we worked (an assign that read the pool before it was
   // disabled): refuse rather than delete the pool under it.

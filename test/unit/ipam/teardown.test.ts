@@ -372,7 +372,7 @@ describe('deletePool', () => {
     await ds.create({ ...node('node-a'), spec: { ...node('node-a').spec, ipv4VXLANTunnelAddr: a, vxlanTunnelMACAddr: '66:00:00:00:00:01' } });
     const report = await deletePool(ds, 'p');
     expect(report.released.map((r) => `${r.handle} ${r.reason.why}`)).toEqual(['vxlan-tunnel-addr-node-a tunnel']);
-    expect(report.tunnelsCleared).toEqual([{ node: 'node-a', ip: a }]);
+    expect(report.tunnelsCleared).toEqual([{ node: 'node-a', ip: a, kind: 'vxlan' }]);
     const after = await ds.get('Node', 'node-a');
     expect(after?.spec.ipv4VXLANTunnelAddr).toBeUndefined();
     expect(after?.spec.bgp?.ipv4Address).toBe('198.18.0.1/24');
