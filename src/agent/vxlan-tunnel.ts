@@ -20,7 +20,7 @@
 //   released and both fields are removed (Calico's allocateip does the same).
 
 import { createHash } from 'node:crypto';
-import { parsePrefix, prefixContains, tryParseIpv4 } from '../../bgp/ip.js';
+import { parsePrefix, prefixContains, tryParseIpv4 } from '../../bgp/index.js';
 import { ConflictError, type Datastore } from '../datastore/types.js';
 import { vxlanTunnelHandle, type Ipam } from '../ipam/index.js';
 import { allocationNode, attributesAt, ATTRIBUTE_KEYS } from '../ipam/attributes.js';
