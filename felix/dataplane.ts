@@ -25,7 +25,9 @@
 //   (nft-table.ts): written only when `nft -j list` differs from the desired content, re-checked on every
 //   resync and at once on an `nft monitor` event about it, so a rule deleted by hand comes back.
 // - VXLAN (vxlan.ts): when a pool uses VXLAN, a VxlanKeeper keeps vxlan.calico, its neighbours and FDB
-//   entries (on every update and resync); routes through it wait until it is usable, like tunl0's. The kernel settings routes and NAT need (ip_forward,
+//   entries (on every update and resync); routes through it wait until it is usable, like tunl0's. Until
+//   the first check after a start the device is taken as usable: a restart finds vxlan.calico and its
+//   routes in place, and must not swap them for stand-ins and back (a rewrite, and lost packets). The kernel settings routes and NAT need (ip_forward,
 //   forwarding, rp_filter, proxy_arp: kernel-settings.ts) are checked at start and on every resync;
 //   felix sets ip_forward itself (logged), the rest is reported in status warnings and logged once.
 
@@ -145,6 +147,8 @@ export class FelixDataplane {
   private settingsCheckedAt: number | null = null;
   private settingsRunning: Promise<string[]> | null = null;
   private readonly vxlanKeeper: VxlanKeeper | null;
+  /** The keeper has looked at the kernel once since start (before that, vxlan.calico counts as usable). */
+  private vxlanChecked = false;
   private vxlanKey = '';
   private vxlanRetry: ReturnType<typeof setTimeout> | null = null;
 
@@ -253,12 +257,19 @@ export class FelixDataplane {
     if (this.started && this.settingsCheckedAt === null) void this.checkKernelSettings();
   }
 
+  /** Whether routes through vxlan.calico may be programmed: as last checked, or (before the first check) yes. */
+  private vxlanUsable(): boolean {
+    if (this.vxlanKeeper === null) return false;
+    return this.vxlanChecked ? this.vxlanKeeper.status().usable : true;
+  }
+
   /** Makes vxlan.calico, its neighbours and FDB entries right now (also on every update and resync). Never throws. */
   async repairVxlan(): Promise<VxlanStatus | null> {
     if (this.vxlanKeeper === null || this.stopped) return null;
-    const before = this.vxlanKeeper.status().usable;
+    const before = this.vxlanUsable();
     const status = await this.vxlanKeeper.ensure();
-    if (status.usable !== before && this.started && !this.stopped) this.recalculate();
+    this.vxlanChecked = true;
+    if (this.vxlanUsable() !== before && this.started && !this.stopped) this.recalculate();
     // A failed write is tried again soon, not only at the next resync (with an injected clock: by the test).
     if (status.lastError !== undefined && this.clock === undefined && this.vxlanRetry === null && !this.stopped) {
       this.vxlanRetry = setTimeout(() => {
@@ -391,7 +402,7 @@ export class FelixDataplane {
     const result = calculateRoutes({
       ...others,
       tunnelUsable: this.tunl0?.supported === true,
-      ...(vxlan !== undefined ? { vxlan: { remoteBlocks: vxlan.remoteBlocks, nodes: vxlan.nodes, usable: this.vxlanKeeper?.status().usable === true } } : {}),
+      ...(vxlan !== undefined ? { vxlan: { remoteBlocks: vxlan.remoteBlocks, nodes: vxlan.nodes, usable: this.vxlanUsable() } } : {}),
     });
     this.logOnce(result.warnings, 'route calculation');
     this.calcWarnings = result.warnings;
