@@ -139,7 +139,7 @@ export class Agent {
     this.metrics = deps.metrics ?? new AgentMetrics();
     this.clock = deps.clock ?? systemClock;
     this.ipam = new Ipam(this.ds);
-    this.vxlanTunnel = new VxlanTunnelKeeper({ ds: this.ds, ipam: this.ipam, nodeName: config.nodeName, log: this.log });
+    this.vxlanTunnel = new VxlanTunnelKeeper({ ds: this.ds, ipam: this.ipam, nodeName: config.nodeName, log: this.log, deviceReady: (address, mac) => this.vxlanDeviceReady(address, mac) });
     this.startedAt = this.clock.now();
     this.logLevelFromEnv = config.logLevel !== undefined;
     this.passwords = new PasswordBook(deps.secrets ?? null, this.log);
@@ -216,6 +216,7 @@ export class Agent {
     // First, before any await: a peer reconnecting meanwhile would otherwise get a Cease after all.
     if (options.graceful === true) await this.keeper.dropGracefully();
     this.keeper.clearTimers();
+    this.vxlanTunnel.stop();
     this.stopSecretWatch?.();
     this.stopSecretWatch = null;
     if (this.dataplaneUpdate !== null) clearImmediate(this.dataplaneUpdate);
@@ -289,6 +290,15 @@ export class Agent {
       ...(this.deps.localAddressToward ? { localAddressToward: this.deps.localAddressToward } : {}),
       stopped: () => this.stopping,
     };
+  }
+
+  /** Our vxlan.calico is up with this VTEP (or nothing here programs it): its MAC may be published. */
+  private vxlanDeviceReady(address: string, mac: string): boolean {
+    if (this.config.dataplane !== 'kernel') return true;
+    const status = this.dataplane?.status();
+    if (status === undefined) return false;
+    const vxlan = status.vxlan;
+    return vxlan === null || (vxlan.usable && vxlan.device?.address === `${address}/32` && vxlan.device.mac === mac);
   }
 
   private onStopRequest(graceful: boolean): void {

@@ -15,6 +15,10 @@
 // - The MAC is kept once recorded (a user or Calico may have chosen it); when absent it is derived from
 //   the node name (sha256, locally administered unicast), so a Node whose fields were cleared gets the
 //   same MAC again and other nodes' FDB entries stay right.
+// - The MAC is published only once this node's vxlan.calico is up with the address (`deviceReady`, from
+//   felix's status): other nodes route through a VTEP only when they know both its address and MAC, so
+//   none sends VXLAN to this node before it can receive it (a pool switched to VXLAN live loses nothing
+//   to that race). Until then felix gets the MAC from here (vxlanDataplaneInput: recorded, else derived).
 // - An address held by the handle that is in no VXLAN pool any more (the pool switched to IPIP or was
 //   replaced) is released and a new one assigned; when no VXLAN pool selects the node the address is
 //   released and both fields are removed (Calico's allocateip does the same).
@@ -75,10 +79,12 @@ export interface VxlanTunnelDeps {
   ipam: Pick<Ipam, 'assign' | 'releaseByHandle'>;
   nodeName: string;
   log: { info(fields: Record<string, unknown>, message: string): void };
+  /** Whether this node's vxlan.calico is up with this address and MAC (felix); absent: always (no dataplane). */
+  deviceReady?: (address: string, mac: string) => boolean;
 }
 
 /** What the node's VTEP is after a reconcile: none (no VXLAN pool selects it), or its address and MAC. */
-export type VxlanTunnelOutcome = { kind: 'none'; released: string[] } | { kind: 'vtep'; address: string; mac: string };
+export type VxlanTunnelOutcome = { kind: 'none'; released: string[] } | { kind: 'vtep'; address: string; mac: string; published: boolean };
 
 /**
  * Makes Node.spec.ipv4VXLANTunnelAddr / vxlanTunnelMACAddr right for the pools now in the datastore.
@@ -111,14 +117,18 @@ export async function reconcileVxlanTunnel(deps: VxlanTunnelDeps, options: { swe
   }
   if (address === undefined) throw new Error(`IPAM gave no address for handle ${handle}`);
   const mac = isUnicastMac(node.spec.vxlanTunnelMACAddr) ? node.spec.vxlanTunnelMACAddr : vxlanMacFor(name);
-  if (node.spec.ipv4VXLANTunnelAddr !== address || node.spec.vxlanTunnelMACAddr !== mac) {
+  // A MAC already recorded stays (a restart); a new one waits for the device (see the header).
+  const publish = node.spec.vxlanTunnelMACAddr === mac || deps.deviceReady === undefined || (node.spec.ipv4VXLANTunnelAddr === address && deps.deviceReady(address, mac));
+  const wantMac = publish ? mac : undefined;
+  if (node.spec.ipv4VXLANTunnelAddr !== address || node.spec.vxlanTunnelMACAddr !== wantMac) {
     await updateNode(ds, name, (spec) => {
       spec.ipv4VXLANTunnelAddr = address;
-      spec.vxlanTunnelMACAddr = mac;
+      if (wantMac !== undefined) spec.vxlanTunnelMACAddr = wantMac;
+      else delete spec.vxlanTunnelMACAddr;
     });
-    log.info({ address, mac }, 'VXLAN tunnel address allocated');
+    log.info({ address, mac, published: publish }, publish ? 'VXLAN tunnel endpoint recorded' : 'VXLAN tunnel address allocated; its MAC is published once vxlan.calico is up');
   }
-  return { kind: 'vtep', address, mac };
+  return { kind: 'vtep', address, mac, published: publish };
 }
 
 /** Read-modify-write of the Node's spec, retried on a conflicting write (bounded). */
@@ -142,6 +152,8 @@ async function updateNode(ds: Datastore, name: string, change: (spec: NodeSpec) 
 export class VxlanTunnelKeeper {
   private running: Promise<void> | null = null;
   private problem: string | null = null;
+  private waitTimer: ReturnType<typeof setTimeout> | null = null;
+  private stopped = false;
 
   constructor(private readonly deps: VxlanTunnelDeps & { log: VxlanTunnelDeps['log'] & { warn(fields: Record<string, unknown>, message: string): void } }) {}
 
@@ -153,8 +165,9 @@ export class VxlanTunnelKeeper {
   ensure(options: { sweep?: boolean } = {}): Promise<void> {
     if (this.running !== null) return this.running;
     const run = reconcileVxlanTunnel(this.deps, options).then(
-      () => {
+      (outcome) => {
         this.problem = null;
+        if (outcome.kind === 'vtep' && !outcome.published) this.waitForDevice(outcome.address, outcome.mac, 0);
       },
       (error: unknown) => {
         this.problem = `no VXLAN tunnel address: ${error instanceof Error ? error.message : String(error)}`;
@@ -165,9 +178,28 @@ export class VxlanTunnelKeeper {
     return this.running;
   }
 
+  /** Stops waiting for the device. */
+  stop(): void {
+    this.stopped = true;
+    if (this.waitTimer !== null) clearTimeout(this.waitTimer);
+    this.waitTimer = null;
+  }
+
+  /** Polls felix (every 100 ms, at most a minute) until vxlan.calico is up, then publishes the MAC. */
+  private waitForDevice(address: string, mac: string, tries: number): void {
+    if (this.stopped || this.waitTimer !== null) return;
+    this.waitTimer = setTimeout(() => {
+      this.waitTimer = null;
+      if (this.stopped) return;
+      if (this.deps.deviceReady?.(address, mac) === true || tries >= 600) void this.ensure();
+      else this.waitForDevice(address, mac, tries + 1);
+    }, 100);
+    this.waitTimer.unref?.();
+  }
+
   /** From the cache on every change: reconciles (unawaited) when the Node's fields disagree with the pools. */
   poke(node: Resource<'Node'> | undefined, pools: ReadonlyArray<Resource<'IPPool'>>): void {
-    if (node === undefined || this.running !== null) return;
+    if (node === undefined || this.running !== null || this.waitTimer !== null) return;
     if (vxlanTunnelNeedsWork(node.spec, pools, node.metadata.labels ?? {})) void this.ensure();
   }
 }
@@ -206,10 +238,12 @@ export function vxlanDataplaneInput(
       remoteBlocks.push({ cidr: `${addressOf(b.spec, ordinal)}/32`, node: holder });
     }
   }
+  // Our MAC: as recorded, or (not published yet: see reconcileVxlanTunnel) the one that will be.
+  const ownMac = own?.spec.ipv4VXLANTunnelAddr === undefined ? undefined : isUnicastMac(own.spec.vxlanTunnelMACAddr) ? own.spec.vxlanTunnelMACAddr : vxlanMacFor(nodeName);
   return {
     local: {
       ...(own?.spec.ipv4VXLANTunnelAddr !== undefined ? { tunnelAddress: own.spec.ipv4VXLANTunnelAddr } : {}),
-      ...(own?.spec.vxlanTunnelMACAddr !== undefined ? { mac: own.spec.vxlanTunnelMACAddr } : {}),
+      ...(ownMac !== undefined ? { mac: ownMac } : {}),
     },
     nodes: others,
     remoteBlocks,

@@ -54,10 +54,12 @@ describe('Agent with a VXLAN pool', () => {
       await remoteNode(ds);
       const { agent, kernel, vxlan, speakers } = makeAgent({ CALICO_NETWORKING_BACKEND: backend }, ds);
       await agent.start();
+      await until(() => vxlan.state.fdb.length === 1 && kernel.snapshot().some((r) => r.dev === 'vxlan.calico'), 'the VXLAN entries and route');
+      // The MAC is published once vxlan.calico is up (others route through us only then).
+      for (let i = 0; i < 200 && (await ds.get('Node', 'node-1'))?.spec.vxlanTunnelMACAddr === undefined; i++) await new Promise((r) => setTimeout(r, 10));
       const node = await ds.get('Node', 'node-1');
       expect(node?.spec.ipv4VXLANTunnelAddr).toMatch(/^10\.244\.\d+\.\d+$/);
       expect(node?.spec.vxlanTunnelMACAddr).toBe(vxlanMacFor('node-1'));
-      await until(() => vxlan.state.fdb.length === 1 && kernel.snapshot().some((r) => r.dev === 'vxlan.calico'), 'the VXLAN entries and route');
       expect(vxlan.state.device).toMatchObject({ vni: 4096, port: 4789, local: '198.18.0.11', mtu: 1450, mac: vxlanMacFor('node-1'), up: true, addresses: [`${node!.spec.ipv4VXLANTunnelAddr}/32`] });
       expect(vxlan.state.neighbours).toEqual([{ ip: '10.244.1.0', mac: vxlanMacFor('node-2'), permanent: true, protocol: 80 }]);
       expect(vxlan.state.fdb).toEqual([{ mac: vxlanMacFor('node-2'), dst: '198.18.1.12', permanent: true }]);

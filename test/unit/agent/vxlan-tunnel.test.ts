@@ -118,6 +118,32 @@ BACKENDS.push({
 });
 
 describe.each(BACKENDS)('reconcileVxlanTunnel on the $name datastore', ({ name: backend, open }) => {
+  it('publishes a new MAC only once the device is up (deviceReady): before, the address alone', async () => {
+    const { ds, close } = await open();
+    try {
+      const ipam = new Ipam(ds);
+      await ds.create(pool(`vy-${backend}`, '10.3.0.0/16', { vxlanMode: 'CrossSubnet' }));
+      let ready = false;
+      const deps = { ds, ipam, nodeName: 'node-a', log, deviceReady: () => ready };
+      const before = await reconcileVxlanTunnel(deps);
+      expect(before).toMatchObject({ kind: 'vtep', published: false, mac: vxlanMacFor('node-a') });
+      const node = await ds.get('Node', 'node-a');
+      expect(node?.spec.ipv4VXLANTunnelAddr).toMatch(/^10\.3\./);
+      expect(node?.spec.vxlanTunnelMACAddr).toBeUndefined();
+      ready = true;
+      expect(await reconcileVxlanTunnel(deps)).toMatchObject({ kind: 'vtep', published: true });
+      expect((await ds.get('Node', 'node-a'))?.spec.vxlanTunnelMACAddr).toBe(vxlanMacFor('node-a'));
+      // Once published it stays, whatever the device does (a restart finds it recorded).
+      ready = false;
+      expect(await reconcileVxlanTunnel(deps)).toMatchObject({ kind: 'vtep', published: true });
+      // Leave the (shared) API server as found: no pool, nothing held.
+      await ds.delete('IPPool', `vy-${backend}`);
+      expect(await reconcileVxlanTunnel(deps)).toMatchObject({ kind: 'none' });
+    } finally {
+      await close();
+    }
+  });
+
   it('assigns the address with Calico handle and type, keeps it and the MAC across runs, releases both when no VXLAN pool selects the node', async () => {
     const { ds, close } = await open();
     try {
@@ -126,7 +152,7 @@ describe.each(BACKENDS)('reconcileVxlanTunnel on the $name datastore', ({ name: 
       expect(await reconcileVxlanTunnel(deps)).toEqual({ kind: 'none', released: [] });
       await ds.create(pool(`vx-${backend}`, '10.2.0.0/16', { vxlanMode: 'Always' }));
       const first = await reconcileVxlanTunnel(deps);
-      expect(first).toEqual({ kind: 'vtep', address: expect.stringMatching(/^10\.2\.\d+\.\d+$/), mac: vxlanMacFor('node-a') });
+      expect(first).toEqual({ kind: 'vtep', address: expect.stringMatching(/^10\.2\.\d+\.\d+$/), mac: vxlanMacFor('node-a'), published: true });
       const node = await ds.get('Node', 'node-a');
       expect(node?.spec.ipv4VXLANTunnelAddr).toBe(first.kind === 'vtep' ? first.address : '');
       expect(node?.spec.vxlanTunnelMACAddr).toBe(vxlanMacFor('node-a'));
