@@ -266,10 +266,11 @@ export class FelixDataplane {
   /** Makes vxlan.calico, its neighbours and FDB entries right now (also on every update and resync). Never throws. */
   async repairVxlan(): Promise<VxlanStatus | null> {
     if (this.vxlanKeeper === null || this.stopped) return null;
-    const before = this.vxlanUsable();
+    const before = `${this.vxlanUsable()} ${this.vxlanChecked ? this.vxlanKeeper.status().programmedVteps.join(',') : '*'}`;
     const status = await this.vxlanKeeper.ensure();
     this.vxlanChecked = true;
-    if (this.vxlanUsable() !== before && this.started && !this.stopped) this.recalculate();
+    const after = `${this.vxlanUsable()} ${status.programmedVteps.join(',')}`;
+    if (after !== before && this.started && !this.stopped) this.recalculate();
     // A failed write is tried again soon, not only at the next resync (with an injected clock: by the test).
     if (status.lastError !== undefined && this.clock === undefined && this.vxlanRetry === null && !this.stopped) {
       this.vxlanRetry = setTimeout(() => {
@@ -402,7 +403,7 @@ export class FelixDataplane {
     const result = calculateRoutes({
       ...others,
       tunnelUsable: this.tunl0?.supported === true,
-      ...(vxlan !== undefined ? { vxlan: { remoteBlocks: vxlan.remoteBlocks, nodes: vxlan.nodes, usable: this.vxlanUsable() } } : {}),
+      ...(vxlan !== undefined ? { vxlan: { remoteBlocks: vxlan.remoteBlocks, nodes: vxlan.nodes, usable: this.vxlanUsable(), ...(this.vxlanChecked ? { programmed: new Set(this.vxlanKeeper?.status().programmedVteps ?? []) } : {}) } } : {}),
     });
     this.logOnce(result.warnings, 'route calculation');
     this.calcWarnings = result.warnings;

@@ -77,6 +77,8 @@ export interface CalcVxlan {
   nodes: ReadonlyArray<{ name: string; ip: string; tunnelAddress?: string; mac?: string }>;
   /** vxlan.calico is there and right: routes through it may be programmed. */
   usable: boolean;
+  /** Remote tunnel addresses whose neighbour and FDB entries are in the kernel; absent: all count as there. */
+  programmed?: ReadonlySet<string>;
 }
 
 export interface CalcInput {
@@ -447,7 +449,7 @@ function vxlanRoutes(vxlan: CalcVxlan, node: NodeSubnet, hostInterface: string |
       noVtep.push(`${dst} (node ${owner})`);
       continue;
     }
-    if (!vxlan.usable) {
+    if (!vxlan.usable || (vxlan.programmed !== undefined && !vxlan.programmed.has(formatIpv4(vtep)))) {
       notUsable.push(`${dst} via ${formatIpv4(vtep)}`);
       continue;
     }

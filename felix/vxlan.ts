@@ -379,6 +379,8 @@ export interface VxlanStatus {
   device: { mtu: number; mac: string; address: string | null; up: boolean } | null;
   /** Remote VTEPs whose neighbour and FDB entries are in the kernel as wanted. */
   remoteVteps: number;
+  /** Their tunnel addresses: only these may carry routes (a route before its neighbour entry drops packets). */
+  programmedVteps: string[];
   /** Whether the device is there and right: routes through it may be programmed. */
   usable: boolean;
   /** Kernel writes (batch lines) since start: a restart that adopts everything adds none. */
@@ -395,7 +397,7 @@ export interface VxlanLog {
 
 export class VxlanKeeper {
   private input: VxlanInput | null = null;
-  private current: VxlanStatus = { needed: false, device: null, remoteVteps: 0, usable: false, writes: 0, conflicts: [], warnings: [] };
+  private current: VxlanStatus = { needed: false, device: null, remoteVteps: 0, programmedVteps: [], usable: false, writes: 0, conflicts: [], warnings: [] };
   private running: Promise<VxlanStatus> | null = null;
   private again = false;
   /** FDB MACs wanted at some point by this process: still ours to remove after their neighbour is gone. */
@@ -438,7 +440,7 @@ export class VxlanKeeper {
     try {
       let observed = await this.observe();
       if (!input.needed && observed.device === null) {
-        this.current = { ...this.current, needed: false, device: null, remoteVteps: 0, usable: false, conflicts: [], warnings };
+        this.current = { ...this.current, needed: false, device: null, remoteVteps: 0, programmedVteps: [], usable: false, conflicts: [], warnings };
         delete this.current.lastError;
         return this.current;
       }
@@ -455,11 +457,14 @@ export class VxlanKeeper {
       for (const mac of this.knownMacs) if (!desired.fdb.has(mac) && !observed.fdb.some((f) => f.mac === mac)) this.knownMacs.delete(mac);
       if (left.steps.length > 0 && lastError === undefined) lastError = `still different after writing: ${left.steps.map((s) => s.what).join(', ')}`;
       const device = observed.device;
-      const remoteVteps = [...desired.neighbours].filter(([ip, mac]) => {
-        const n = observed.neighbours.find((o) => o.ip === ip);
-        const f = observed.fdb.find((o) => o.mac === mac);
-        return n !== undefined && ownNeighbour(n) && n.mac === mac && f !== undefined && f.dst === desired.fdb.get(mac);
-      }).length;
+      const programmed = [...desired.neighbours]
+        .filter(([ip, mac]) => {
+          const n = observed.neighbours.find((o) => o.ip === ip);
+          const f = observed.fdb.find((o) => o.mac === mac);
+          return n !== undefined && ownNeighbour(n) && n.mac === mac && f !== undefined && f.dst === desired.fdb.get(mac);
+        })
+        .map(([ip]) => ip);
+      const remoteVteps = programmed.length;
       const want = desired.device;
       const usable =
         want !== null && device !== null && device.kind === 'vxlan' && device.up && device.addresses.includes(want.address) && device.local === want.local && device.vni === want.vni;
@@ -467,6 +472,7 @@ export class VxlanKeeper {
         needed: input.needed,
         device: device === null || want === null ? null : { mtu: device.mtu, mac: device.mac, address: device.addresses[0] ?? null, up: device.up },
         remoteVteps,
+        programmedVteps: programmed,
         usable,
         writes: this.current.writes,
         conflicts: left.conflicts,

@@ -162,7 +162,7 @@ describe('formatNodeStatus', () => {
   });
 
   it('the dataplane line shows the VTEP and the number of remote VTEPs programmed', () => {
-    const vxlan = { needed: true, device: { mtu: 1450, mac: '66:00:00:00:00:01', address: '10.244.0.1/32', up: true }, remoteVteps: 3, usable: true, writes: 5, conflicts: [], warnings: [] };
+    const vxlan = { needed: true, device: { mtu: 1450, mac: '66:00:00:00:00:01', address: '10.244.0.1/32', up: true }, remoteVteps: 3, programmedVteps: ['10.244.1.0', '10.244.2.0', '10.244.3.0'], usable: true, writes: 5, conflicts: [], warnings: [] };
     const dataplane = {
       mode: 'kernel' as const,
       hostInterface: 'eth0',

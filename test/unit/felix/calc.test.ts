@@ -512,6 +512,14 @@ describe('calculateRoutes: VXLAN pools (routes from block affinities and VTEPs)'
     expect(shown(result.routes)).toEqual(['blackhole 10.244.196.128/26 proto 80', '10.244.196.130 via 10.244.7.1 dev vxlan.calico proto 80 onlink']);
   });
 
+  it('a VTEP whose neighbour and FDB entries are not in the kernel yet carries no route (the BGP stand-in stays)', () => {
+    const pools: CalcPool[] = [{ cidr: '10.244.0.0/16', ipipMode: 'Never', vxlanMode: 'Always' }];
+    const vxlan = { usable: true, remoteBlocks: [{ cidr: '10.244.7.0/26', node: 'n3' }], nodes: VX_NODES };
+    const bgpRoutes = [{ prefix: '10.244.7.0/26', nextHop: NODE_3_OTHER_SUBNET }];
+    expect(shown(calculateRoutes(input({ pools, bgpRoutes, vxlan: { ...vxlan, programmed: new Set<string>() } })).routes)).toEqual(['10.244.7.0/26 via 192.168.40.7 dev eth0 proto 80 onlink']);
+    expect(shown(calculateRoutes(input({ pools, bgpRoutes, vxlan: { ...vxlan, programmed: new Set(['10.244.7.1']) } })).routes)).toEqual(['10.244.7.0/26 via 10.244.7.1 dev vxlan.calico proto 80 onlink']);
+  });
+
   it('a node without a VTEP, an unusable vxlan.calico, a node without address: no route, one warning each', () => {
     const result = calculateRoutes(
       input({
