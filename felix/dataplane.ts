@@ -23,7 +23,11 @@
 //   current set is kept for status, so a 90 s resync does not repeat them forever.
 // - natOutgoing (nat.ts, pure) lives in its own nftables table `ip tortie-nat`, kept by an NftTableKeeper
 //   (nft-table.ts): written only when `nft -j list` differs from the desired content, re-checked on every
-//   resync and at once on an `nft monitor` event about it, so a rule deleted by hand comes back. The kernel settings routes and NAT need (ip_forward,
+//   resync and at once on an `nft monitor` event about it, so a rule deleted by hand comes back.
+// - VXLAN (vxlan.ts): when a pool uses VXLAN, a VxlanKeeper keeps vxlan.calico, its neighbours and FDB
+//   entries (on every update and resync); routes through it wait until it is usable, like tunl0's. Until
+//   the first check after a start the device is taken as usable: a restart finds vxlan.calico and its
+//   routes in place, and must not swap them for stand-ins and back (a rewrite, and lost packets). The kernel settings routes and NAT need (ip_forward,
 //   forwarding, rp_filter, proxy_arp: kernel-settings.ts) are checked at start and on every resync;
 //   felix sets ip_forward itself (logged), the rest is reported in status warnings and logged once.
 
@@ -32,7 +36,8 @@ import { natTableFor, NAT_TABLE } from './nat.js';
 import { bgpGuardTableFor, BGP_GUARD_TABLE } from './bgp-guard.js';
 import type { NftMonitor } from './nft.js';
 import { NftTableKeeper, type NftLike, type NftSyncResult, type NftTableStatus } from './nft-table.js';
-import { calculateRoutes, type CalcInput } from './route-calc.js';
+import { calculateRoutes, type CalcInput, type CalcVxlan } from './route-calc.js';
+import { VxlanKeeper, vxlanInputFor, type VxlanRunner, type VxlanStatus } from './vxlan.js';
 import type { Kernel } from './kernel.js';
 import { RouteTable, type ApplyResult, type RouteTableClock } from './route-table.js';
 import { ipCommand } from './ip-command.js';
@@ -65,10 +70,17 @@ export interface DataplaneOptions {
   nft?: NftLike;
   /** /proc/sys for the kernel settings check (`procSysIo()` in the agent). Absent: not checked. */
   sysctl?: SysctlIo;
+  /** `ip`/`bridge` for vxlan.calico (`vxlanRunner()` in the agent). Absent: VXLAN is not programmed. */
+  vxlan?: { run: VxlanRunner };
 }
 
 /** What the agent knows; the driver adds whether tunl0 is usable. */
-export interface DataplaneInput extends Omit<CalcInput, 'tunnelUsable'> {
+export interface DataplaneInput extends Omit<CalcInput, 'tunnelUsable' | 'vxlan'> {
+  /**
+   * VXLAN (vxlan.ts): other nodes' blocks and VTEPs, this node's VTEP and FELIX_VXLANMTU. Absent: no
+   * VXLAN routes (the device is still removed when no pool uses VXLAN).
+   */
+  vxlan?: Omit<CalcVxlan, 'usable'> & { local: { tunnelAddress?: string; mac?: string }; mtu?: number };
   /**
    * The BGP port guard (bgp-guard.ts: no pod reaches a node's port 179): every node's BGP address. Absent
    * or null: no guard table (TORTIE_BGP_PORT_GUARD=false), one we made is removed.
@@ -100,6 +112,8 @@ export interface DataplaneStatus {
   kernelSettings: { checkedAt: string | null; warnings: string[] };
   /** The calculation's current warnings and the reconciler's conflicts, for people. */
   warnings: string[];
+  /** vxlan.calico, its remote VTEPs programmed; null when VXLAN is not managed here. */
+  vxlan: VxlanStatus | null;
 }
 
 export class FelixDataplane {
@@ -132,6 +146,11 @@ export class FelixDataplane {
   private settingsWarnings: string[] = [];
   private settingsCheckedAt: number | null = null;
   private settingsRunning: Promise<string[]> | null = null;
+  private readonly vxlanKeeper: VxlanKeeper | null;
+  /** The keeper has looked at the kernel once since start (before that, vxlan.calico counts as usable). */
+  private vxlanChecked = false;
+  private vxlanKey = '';
+  private vxlanRetry: ReturnType<typeof setTimeout> | null = null;
 
   constructor(private readonly options: DataplaneOptions) {
     this.log = options.log;
@@ -171,6 +190,7 @@ export class FelixDataplane {
       ...(options.clock !== undefined ? { clock: options.clock } : {}),
     });
     this.sysctl = options.sysctl ?? null;
+    this.vxlanKeeper = options.vxlan === undefined ? null : new VxlanKeeper(options.vxlan.run, this.log);
     const { netns, standIn, ip } = options.tunl0 ?? {};
     this.keeper = new Tunl0Keeper(
       { ...(netns !== undefined ? { netns } : {}), ...(standIn !== undefined ? { standIn } : {}) },
@@ -197,6 +217,7 @@ export class FelixDataplane {
         if (now() - lastRepair < this.resyncMs) return;
         lastRepair = now();
         if (this.tunnelNeeded) void this.ensureTunl0();
+        void this.repairVxlan();
         void this.checkKernelSettings();
         this.watchNat();
       }, Math.min(this.resyncMs, 10_000));
@@ -222,8 +243,43 @@ export class FelixDataplane {
       // Routes through tunl0 wait for tunl0; the others are programmed meanwhile.
       void this.ensureTunl0();
     }
+    if (this.vxlanKeeper !== null) {
+      // Only a change of what vxlan.calico should hold costs a look at the kernel; drift waits for the resync.
+      const vxlanInput = vxlanInputFor(input);
+      const key = JSON.stringify(vxlanInput);
+      if (key !== this.vxlanKey) {
+        this.vxlanKey = key;
+        this.vxlanKeeper.update(vxlanInput);
+        void this.repairVxlan();
+      }
+    }
     if (this.started) this.recalculate();
     if (this.started && this.settingsCheckedAt === null) void this.checkKernelSettings();
+  }
+
+  /** Whether routes through vxlan.calico may be programmed: as last checked, or (before the first check) yes. */
+  private vxlanUsable(): boolean {
+    if (this.vxlanKeeper === null) return false;
+    return this.vxlanChecked ? this.vxlanKeeper.status().usable : true;
+  }
+
+  /** Makes vxlan.calico, its neighbours and FDB entries right now (also on every update and resync). Never throws. */
+  async repairVxlan(): Promise<VxlanStatus | null> {
+    if (this.vxlanKeeper === null || this.stopped) return null;
+    const before = `${this.vxlanUsable()} ${this.vxlanChecked ? this.vxlanKeeper.status().programmedVteps.join(',') : '*'}`;
+    const status = await this.vxlanKeeper.ensure();
+    this.vxlanChecked = true;
+    const after = `${this.vxlanUsable()} ${status.programmedVteps.join(',')}`;
+    if (after !== before && this.started && !this.stopped) this.recalculate();
+    // A failed write is tried again soon, not only at the next resync (with an injected clock: by the test).
+    if (status.lastError !== undefined && this.clock === undefined && this.vxlanRetry === null && !this.stopped) {
+      this.vxlanRetry = setTimeout(() => {
+        this.vxlanRetry = null;
+        void this.repairVxlan();
+      }, this.options.retryMs ?? 2000);
+      this.vxlanRetry.unref?.();
+    }
+    return status;
   }
 
   /** BGP has settled (the Speaker is ready): owned routes nobody wants may go now. */
@@ -242,6 +298,7 @@ export class FelixDataplane {
   /** Waits for the pending tunl0 work and one apply of the current desired routes (tests, shutdown). */
   async settle(): Promise<ApplyResult> {
     await this.tunl0Running;
+    await this.repairVxlan();
     return this.table.apply();
   }
 
@@ -293,6 +350,11 @@ export class FelixDataplane {
       warnings.push(`natOutgoing: table ${NAT_TABLE.family} ${NAT_TABLE.name} could not be programmed (${natStatus.lastError}): pods in ${this.natPools.natPools.join(', ')} cannot reach addresses outside the pools`);
     }
     warnings.push(...this.settingsWarnings);
+    const vxlan = this.vxlanKeeper?.status() ?? null;
+    if (vxlan !== null) {
+      warnings.push(...vxlan.warnings, ...vxlan.conflicts);
+      if (vxlan.lastError !== undefined) warnings.push(`vxlan.calico: ${vxlan.lastError}`);
+    }
     const desired = this.table.desiredRoutes();
     return {
       tunl0,
@@ -313,6 +375,7 @@ export class FelixDataplane {
         warnings: this.settingsWarnings,
       },
       warnings,
+      vxlan,
     };
   }
 
@@ -321,6 +384,7 @@ export class FelixDataplane {
     if (this.stopped) return;
     this.stopped = true;
     if (this.tunl0Timer !== null) clearInterval(this.tunl0Timer);
+    if (this.vxlanRetry !== null) clearTimeout(this.vxlanRetry);
     this.table.stop();
     this.nat?.stop();
     this.guard?.stop();
@@ -335,7 +399,12 @@ export class FelixDataplane {
     const input = this.input;
     if (input === null) return;
     const { tunnel: _tunnel, ...rest } = input;
-    const result = calculateRoutes({ ...rest, tunnelUsable: this.tunl0?.supported === true });
+    const { vxlan, ...others } = rest;
+    const result = calculateRoutes({
+      ...others,
+      tunnelUsable: this.tunl0?.supported === true,
+      ...(vxlan !== undefined ? { vxlan: { remoteBlocks: vxlan.remoteBlocks, nodes: vxlan.nodes, usable: this.vxlanUsable(), ...(this.vxlanChecked ? { programmed: new Set(this.vxlanKeeper?.status().programmedVteps ?? []) } : {}) } } : {}),
+    });
     this.logOnce(result.warnings, 'route calculation');
     this.calcWarnings = result.warnings;
     this.table.setDesired(result.routes);

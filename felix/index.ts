@@ -12,3 +12,4 @@ export { Nft } from './nft.js';
 export { PolicyDataplane, type ApplyStats, type DesiredFilter, type FilterChain, type FilterSet } from './policy-dataplane.js';
 export { findProgram, missingProgramMessage, missingPrograms } from './programs.js';
 export { workloadInterfaceName } from './route-calc.js';
+export { vxlanRunner } from './vxlan.js';

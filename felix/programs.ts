@@ -27,6 +27,7 @@ export interface ProgramEntry {
  */
 export const PROGRAMS: Readonly<Record<string, ProgramEntry>> = {
   ip: { debian: 'iproute2' },
+  bridge: { debian: 'iproute2' },
   nft: { debian: 'nftables' },
   sysctl: { debian: 'procps' },
   ping: { debian: 'iputils-ping' },

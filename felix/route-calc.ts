@@ -9,6 +9,13 @@
 //   <remote block> via <node> dev tunl0 onlink            pool ipipMode Always, or CrossSubnet to another subnet
 //   <remote block> via <node> dev <host-if> onlink        pool ipipMode Never, or CrossSubnet within the subnet
 //   <prefix> via <next hop> dev <host-if> onlink          a BGP route outside every pool (office router, ToR)
+//   <remote block> via <its VTEP> dev vxlan.calico onlink pool vxlanMode Always, or CrossSubnet to another subnet
+//   <remote block> via <node> dev <host-if> onlink        pool vxlanMode CrossSubnet within the subnet
+// VXLAN routes come from IPAM block affinities and the Nodes' VTEPs (input.vxlan), as Calico's felix
+// computes them, not from BGP: they work with BGP off (CALICO_NETWORKING_BACKEND=vxlan). A BGP route
+// inside a VXLAN pool is only a stand-in: `via <next hop> dev <host-if> onlink` while the block has no
+// VXLAN route yet (its node's VTEP not allocated, vxlan.calico not up) — so a pool switched live from
+// Never to VXLAN keeps its traffic flowing until the tunnel is ready.
 //
 // Why this is hard:
 // - CrossSubnet depends on the node address's prefix length. A /32 node address places no other node in
@@ -21,8 +28,11 @@
 //   (the node would lose its LAN). Both are refused with a warning.
 // - Two sources may want one prefix (a block both local and advertised by another node while it moves;
 //   two workloads claiming one IP). The route class table settles it; every such conflict is reported.
-// - VXLAN pools are not ours yet: their remote routes are left alone (one warning per pool). Blackholes
-//   and workload routes do not depend on the encapsulation, so they are still produced there.
+// - A pool with both ipipMode and vxlanMode on (refused by validation, but a datastore can hold one) is
+//   left alone with a warning naming both fields. Blackholes and workload routes do not depend on the
+//   encapsulation, so they are still produced there.
+// - A remote node without a VTEP yet (its agent has not allocated one) cannot be reached through
+//   vxlan.calico: its blocks get no route (warned, listing some) until it has one.
 // - Disabled pools still route: `disabled` stops IPAM from assigning new addresses (Calico's meaning),
 //   the workloads already in them must stay reachable.
 
@@ -31,6 +41,7 @@ import { formatIpv4, formatPrefix, parsePrefix, prefixContains, prefixKey, tryPa
 import type { Prefix } from '../bgp/types.js';
 import { IPIP_DEVICE, IPIP_MODES, isIpipMode, subnetOf, subnetRelation, type IpipMode, type NodeSubnet } from '../ipip/encap.js';
 import { describeRoute, FELIX_ROUTE_PROTOCOL, resolveByClass, ROUTE_CLASSES, type DesiredRoute } from './routes.js';
+import { VXLAN_DEVICE } from './vxlan.js';
 
 /** A pool's ipipMode or vxlanMode: the one encapsulation-mode type (ipip/encap.ts). */
 export type EncapMode = IpipMode;
@@ -58,6 +69,18 @@ export interface CalcBgpRoute {
   nextHop: string;
 }
 
+/** What VXLAN routes are made from: IPAM block affinities and the other nodes' VTEPs. */
+export interface CalcVxlan {
+  /** Blocks affine to other nodes: the CIDR and the node. */
+  remoteBlocks: ReadonlyArray<{ cidr: string; node: string }>;
+  /** Other nodes: their address (with or without length) and their VTEP when allocated. */
+  nodes: ReadonlyArray<{ name: string; ip: string; tunnelAddress?: string; mac?: string }>;
+  /** vxlan.calico is there and right: routes through it may be programmed. */
+  usable: boolean;
+  /** Remote tunnel addresses whose neighbour and FDB entries are in the kernel; absent: all count as there. */
+  programmed?: ReadonlySet<string>;
+}
+
 export interface CalcInput {
   node: {
     /** This node's address with its prefix length: "192.168.31.201/24". */
@@ -78,6 +101,8 @@ export interface CalcInput {
    * address with the gateway it is reached through. Absent: none.
    */
   peerRoutes?: ReadonlyArray<{ address: string; gateway: string }>;
+  /** VXLAN pools' remote routes come from here; absent: none are programmed. */
+  vxlan?: CalcVxlan;
 }
 
 export interface CalcResult {
@@ -102,7 +127,7 @@ export function interfaceNameProblem(name: string): string | null {
 }
 
 /** How a pool's remote routes are handled. */
-type PoolHandling = { kind: 'ipip'; mode: IpipMode } | { kind: 'leave-alone' };
+type PoolHandling = { kind: 'ipip'; mode: IpipMode } | { kind: 'vxlan'; mode: IpipMode } | { kind: 'leave-alone' };
 
 interface ParsedPool {
   cidr: string;
@@ -136,8 +161,13 @@ export function calculateRoutes(input: CalcInput): CalcResult {
 
   for (const route of workloadRoutes(input.workloads, warnings)) candidates.push(route);
 
-  const remote = remoteRoutes(input, node, hostInterface, pools, warnings);
+  const standIns: DesiredRoute[] = [];
+  const remote = remoteRoutes(input, node, hostInterface, pools, warnings, standIns);
   for (const route of remote) candidates.push(route);
+  const fromAffinities = input.vxlan !== undefined && node !== null ? vxlanRoutes(input.vxlan, node, hostInterface, pools, warnings) : [];
+  for (const route of fromAffinities) candidates.push(route);
+  const covered = new Set(fromAffinities.map((r) => r.dst));
+  for (const route of standIns) if (!covered.has(route.dst)) candidates.push(route);
 
   for (const route of peerRoutes(input.peerRoutes ?? [], hostInterface, warnings)) candidates.push(route);
 
@@ -194,11 +224,20 @@ function parsePools(pools: readonly CalcPool[], warnings: Warnings): ParsedPool[
     }
     const vxlan = pool.vxlanMode ?? 'Never';
     if (vxlan !== 'Never') {
-      warnings.add(
-        `IPPool ${pool.cidr} has vxlanMode ${vxlan}: tortie does not program VXLAN routes yet, ` +
-          `remote blocks in it are left alone (blackholes and workload routes are still programmed)`,
-      );
-      parsed.push({ cidr: pool.cidr, prefix, handling: { kind: 'leave-alone' } });
+      if (pool.ipipMode !== 'Never') {
+        warnings.add(
+          `IPPool ${pool.cidr} has both ipipMode ${String(pool.ipipMode)} and vxlanMode ${vxlan}: only one may be enabled ` +
+            `(set spec.ipipMode or spec.vxlanMode to Never); remote blocks in it are left alone`,
+        );
+        parsed.push({ cidr: pool.cidr, prefix, handling: { kind: 'leave-alone' } });
+        continue;
+      }
+      if (!isIpipMode(vxlan)) {
+        warnings.add(`IPPool ${pool.cidr} has vxlanMode "${String(vxlan)}", not one of ${Object.keys(IPIP_MODES).join(', ')}: remote blocks in it are left alone`);
+        parsed.push({ cidr: pool.cidr, prefix, handling: { kind: 'leave-alone' } });
+        continue;
+      }
+      parsed.push({ cidr: pool.cidr, prefix, handling: { kind: 'vxlan', mode: vxlan } });
       continue;
     }
     if (!isIpipMode(pool.ipipMode)) {
@@ -306,6 +345,7 @@ function remoteRoutes(
   hostInterface: string | null,
   pools: readonly ParsedPool[],
   warnings: Warnings,
+  standIns: DesiredRoute[],
 ): DesiredRoute[] {
   const parsed = parseBgpRoutes(input.bgpRoutes, warnings);
   if (node === null) return [];
@@ -348,7 +388,12 @@ function remoteRoutes(
       routes.push({ dst, type: 'unicast', via, dev: hostInterface, onlink: true, proto: FELIX_ROUTE_PROTOCOL, class: 'bgp' });
       continue;
     }
-    if (pool.handling.kind === 'leave-alone') continue;
+    // VXLAN pools' routes come from block affinities (vxlanRoutes); BGP's only stands in until they exist.
+    if (pool.handling.kind === 'vxlan') {
+      if (hostInterface !== null) standIns.push({ dst, type: 'unicast', via, dev: hostInterface, onlink: true, proto: FELIX_ROUTE_PROTOCOL, class: 'direct' });
+      continue;
+    }
+    if (pool.handling.kind !== 'ipip') continue;
     const relation = subnetRelation(node, nextHop);
     const encap = IPIP_MODES[pool.handling.mode].decide(relation);
     if (encap === 'tunnel') {
@@ -392,6 +437,68 @@ function remoteRoutes(
       `${skippedForHostInterface.length} route(s) via the host interface are not programmed because node.hostInterface ` +
         `is unusable: ${listSome(skippedForHostInterface)}`,
     );
+  }
+  return routes;
+}
+
+/**
+ * Remote blocks of VXLAN pools, from IPAM block affinities: `via <its VTEP> dev vxlan.calico onlink`, or
+ * for CrossSubnet within our subnet `via <node> dev <host-if> onlink` (Calico felix's VXLAN route classes).
+ */
+function vxlanRoutes(vxlan: CalcVxlan, node: NodeSubnet, hostInterface: string | null, pools: readonly ParsedPool[], warnings: Warnings): DesiredRoute[] {
+  const routes: DesiredRoute[] = [];
+  const nodes = new Map(vxlan.nodes.map((n) => [n.name, n]));
+  const noVtep: string[] = [];
+  const notUsable: string[] = [];
+  const noAddress: string[] = [];
+  const skippedForHostInterface: string[] = [];
+  const blocks: Array<{ prefix: Prefix; node: string }> = [];
+  for (const b of vxlan.remoteBlocks) {
+    try {
+      blocks.push({ prefix: parsePrefix(b.cidr, { strict: true, what: 'block CIDR' }), node: b.node });
+    } catch (err) {
+      warnings.add(`${(err as Error).message} (block of node ${b.node}): no VXLAN route for it`);
+    }
+  }
+  blocks.sort((a, b) => prefixKey(a.prefix) - prefixKey(b.prefix) || compareText(a.node, b.node));
+  for (const { prefix, node: owner } of blocks) {
+    const pool = poolFor(pools, prefix);
+    if (pool === undefined || pool.handling.kind !== 'vxlan') continue;
+    const dst = formatPrefix(prefix);
+    const remote = nodes.get(owner);
+    const nodeIp = tryParseIpv4((remote?.ip ?? '').split('/')[0] ?? '');
+    if (remote === undefined || nodeIp === null) {
+      noAddress.push(`${dst} (node ${owner})`);
+      continue;
+    }
+    if (nodeIp === node.addr) continue;
+    const encap = IPIP_MODES[pool.handling.mode].decide(subnetRelation(node, nodeIp));
+    if (encap === 'direct') {
+      if (hostInterface === null) {
+        skippedForHostInterface.push(`${dst} via ${formatIpv4(nodeIp)}`);
+        continue;
+      }
+      routes.push({ dst, type: 'unicast', via: formatIpv4(nodeIp), dev: hostInterface, onlink: true, proto: FELIX_ROUTE_PROTOCOL, class: 'direct' });
+      continue;
+    }
+    const vtep = tryParseIpv4((remote.tunnelAddress ?? '').split('/')[0] ?? '');
+    if (vtep === null || remote.mac === undefined) {
+      noVtep.push(`${dst} (node ${owner})`);
+      continue;
+    }
+    if (!vxlan.usable || (vxlan.programmed !== undefined && !vxlan.programmed.has(formatIpv4(vtep)))) {
+      notUsable.push(`${dst} via ${formatIpv4(vtep)}`);
+      continue;
+    }
+    routes.push({ dst, type: 'unicast', via: formatIpv4(vtep), dev: VXLAN_DEVICE, onlink: true, proto: FELIX_ROUTE_PROTOCOL, class: 'vxlan' });
+  }
+  if (noAddress.length > 0) warnings.add(`${noAddress.length} VXLAN block(s) belong to nodes without a known IPv4 address: not programmed: ${listSome(noAddress)}`);
+  if (noVtep.length > 0) {
+    warnings.add(`${noVtep.length} VXLAN block(s) belong to nodes without a VTEP yet (Node.spec.ipv4VXLANTunnelAddr / vxlanTunnelMACAddr): not programmed: ${listSome(noVtep)}`);
+  }
+  if (notUsable.length > 0) warnings.add(`${VXLAN_DEVICE} is not usable yet: ${notUsable.length} route(s) that need it are not programmed: ${listSome(notUsable)}`);
+  if (skippedForHostInterface.length > 0) {
+    warnings.add(`${skippedForHostInterface.length} VXLAN CrossSubnet route(s) via the host interface are not programmed because node.hostInterface is unusable: ${listSome(skippedForHostInterface)}`);
   }
   return routes;
 }

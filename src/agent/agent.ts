@@ -3,7 +3,8 @@
 // process around it (environment, datastore, signals) is ./run-node.ts.
 //
 // Start: the startup sequence (./bootstrap.ts: WAIT_FOR_DATASTORE, our address, our Node, the default pool,
-// a block, the IPIP tunnel address); then the cache, the kernel dataplane, one pass, the servers
+// a block, the IPIP tunnel address), the VXLAN tunnel endpoint (./vxlan-tunnel.ts, kept right on every
+// pass after); then the cache, the kernel dataplane, one pass, the servers
 // (./servers.ts). Then the replan loop: on every (coalesced) cache change, one pass — planPeers → the
 // Speaker's identity and peer set (./speaker-keeper.ts: eBGP peers with the node's subnet, for third-party
 // next hops), originatedPrefixes → its originated routes (next hop: our address), the import context,
@@ -39,6 +40,7 @@ import { levelOfSeverity, routerIdFor, type AgentConfig } from './config.js';
 import { dataplaneInput, sysfsInterfaceMtu } from './dataplane-input.js';
 import { errorText } from './error-text.js';
 import { AgentMetrics } from './metrics.js';
+import { VxlanTunnelKeeper } from './vxlan-tunnel.js';
 import { PasswordBook } from './passwords.js';
 import { serviceExportRanges, serviceRoutes } from './service-routes.js';
 import { ServiceWatch, type ServiceApi } from './service-watch.js';
@@ -122,6 +124,8 @@ export class Agent {
   private policy: PolicyEnforcer | null = null;
   private dataplaneUpdate: ReturnType<typeof setImmediate> | null = null;
   private tunnelAddressRunning = false;
+  /** Node.spec.ipv4VXLANTunnelAddr / vxlanTunnelMACAddr (./vxlan-tunnel.ts). */
+  private readonly vxlanTunnel: VxlanTunnelKeeper;
   private stopping = false;
   private started = false;
   private lastError: string | undefined;
@@ -144,6 +148,7 @@ export class Agent {
     this.metrics = deps.metrics ?? new AgentMetrics();
     this.clock = deps.clock ?? systemClock;
     this.ipam = new Ipam(this.ds);
+    this.vxlanTunnel = new VxlanTunnelKeeper({ ds: this.ds, ipam: this.ipam, nodeName: config.nodeName, log: this.log, deviceReady: (address, mac) => this.vxlanDeviceReady(address, mac) });
     this.startedAt = this.clock.now();
     this.logLevelFromEnv = config.logLevel !== undefined;
     this.passwords = new PasswordBook(deps.secrets ?? null, this.log);
@@ -171,6 +176,7 @@ export class Agent {
   async start(): Promise<void> {
     try {
       this.ip = await bootstrap(this.bootstrapContext());
+      await this.vxlanTunnel.ensure({ sweep: true });
       this.cache = new ResourceCache(this.ds, {
         clock: this.clock,
         ...(this.deps.coalesceMs !== undefined ? { coalesceMs: this.deps.coalesceMs } : {}),
@@ -219,6 +225,7 @@ export class Agent {
     // First, before any await: a peer reconnecting meanwhile would otherwise get a Cease after all.
     if (options.graceful === true) await this.keeper.dropGracefully();
     this.keeper.clearTimers();
+    this.vxlanTunnel.stop();
     this.stopSecretWatch?.();
     this.stopSecretWatch = null;
     this.serviceWatch?.stop();
@@ -258,8 +265,9 @@ export class Agent {
       blocks: this.blocks,
       dataplane: this.dataplane?.status(),
       policy: this.policy?.status(),
-      warnings: [...this.warnings, ...this.keeper.filterProblems],
+      warnings: [...this.warnings, ...this.keeper.filterProblems, ...(this.vxlanTunnel.warning() !== null ? [this.vxlanTunnel.warning()!] : [])],
       notInEffect: notInEffectWarnings(this.cache, this.config.nodeName),
+      ...(this.config.networkingBackend === 'vxlan' ? { summary: 'tortie is running (CALICO_NETWORKING_BACKEND=vxlan: no BGP speaker, routes from IPAM block affinities and VXLAN).' } : {}),
     });
   }
 
@@ -276,7 +284,8 @@ export class Agent {
 
   /** Calico's BIRD readiness, then felix's (./status.ts). */
   readiness(): Readiness {
-    const bgp = this.keeper.readiness(this.started);
+    // CALICO_NETWORKING_BACKEND=vxlan: no BGP to wait for, only felix.
+    const bgp = this.config.networkingBackend === 'vxlan' && this.started ? { ready: true } : this.keeper.readiness(this.started);
     return bgp.ready ? agentReadiness(bgp, this.dataplane?.status()) : bgp;
   }
 
@@ -292,6 +301,15 @@ export class Agent {
       ...(this.deps.localAddressToward ? { localAddressToward: this.deps.localAddressToward } : {}),
       stopped: () => this.stopping,
     };
+  }
+
+  /** Our vxlan.calico is up with this VTEP (or nothing here programs it): its MAC may be published. */
+  private vxlanDeviceReady(address: string, mac: string): boolean {
+    if (this.config.dataplane !== 'kernel') return true;
+    const status = this.dataplane?.status();
+    if (status === undefined) return false;
+    const vxlan = status.vxlan;
+    return vxlan === null || (vxlan.usable && vxlan.device?.address === `${address}/32` && vxlan.device.mac === mac);
   }
 
   private onStopRequest(graceful: boolean): void {
@@ -320,6 +338,7 @@ export class Agent {
     const peeringChanged = this.plan === null || [...this.changedKinds].some((k) => PEERING_KINDS.has(k));
     const guardChanged = this.keeper.importContext === null || [...this.changedKinds].some((k) => IMPORT_GUARD_KINDS.has(k));
     this.changedKinds.clear();
+    if (this.config.networkingBackend === 'vxlan') return this.replanWithoutBgp(cache, changeAt);
     let plan = this.plan;
     if (plan === null || peeringChanged) {
       const bgpConfigurations = cache.list('BGPConfiguration');
@@ -377,6 +396,7 @@ export class Agent {
     this.updateDataplane();
     this.updatePolicy();
     this.ensureTunnelAddressLive();
+    this.vxlanTunnel.poke(cache.list('Node').find((n) => n.metadata.name === this.config.nodeName), pools);
     this.metrics.observeWatchLag(cache.lagSeconds());
     if (changeAt !== null) this.metrics.observeConvergence(Math.max(0, this.clock.now() - changeAt) / 1000);
   }
@@ -413,6 +433,18 @@ export class Agent {
     if (this.serviceWatch === null) return first.prefixes;
     const snapshot = this.serviceWatch.snapshot();
     return serviceRoutes({ nodeName: this.config.nodeName, nodeLabels: node?.metadata.labels ?? {}, bgpConfigurations, services: snapshot.services, endpointSlices: snapshot.endpointSlices }).prefixes;
+  }
+
+  /** CALICO_NETWORKING_BACKEND=vxlan: no BGP speaker at all; felix's routes come from the datastore alone (exact at once). */
+  private replanWithoutBgp(cache: ResourceCache, changeAt: number | null): void {
+    const pools = cache.list('IPPool');
+    this.blocks = originatedPrefixes({ nodeName: this.config.nodeName, pools, blocks: cache.list('IPAMBlock'), affinities: cache.list('BlockAffinity'), workloads: cache.list('WorkloadEndpoint') });
+    this.updateDataplane();
+    this.dataplane?.bgpSettled();
+    this.updatePolicy();
+    this.ensureTunnelAddressLive();
+    this.vxlanTunnel.poke(cache.list('Node').find((n) => n.metadata.name === this.config.nodeName), pools);
+    if (changeAt !== null) this.metrics.observeConvergence(Math.max(0, this.clock.now() - changeAt) / 1000);
   }
 
   /** Reads the passwords the plan's peers use (./passwords.ts); a change restarts the kernel drop count. */
@@ -473,6 +505,7 @@ export class Agent {
         peers: this.plan?.peers ?? [],
         bgpPortGuard: this.config.bgpPortGuard,
         ...(this.config.ipipMtu !== undefined ? { ipipMtu: this.config.ipipMtu } : {}),
+        ...(this.config.vxlanMtu !== undefined ? { vxlanMtu: this.config.vxlanMtu } : {}),
         interfaceMtu: this.deps.interfaceMtu ?? sysfsInterfaceMtu,
       }),
     );

@@ -164,7 +164,7 @@ async function ensureDefaultPool(ctx: BootstrapContext): Promise<void> {
         apiVersion: API_VERSION,
         kind: 'IPPool',
         metadata: { name: pool.name },
-        spec: { cidr: pool.cidr, blockSize: pool.blockSize, ipipMode: pool.ipipMode, natOutgoing: pool.natOutgoing, nodeSelector: 'all()' },
+        spec: { cidr: pool.cidr, blockSize: pool.blockSize, ipipMode: pool.ipipMode, vxlanMode: pool.vxlanMode, natOutgoing: pool.natOutgoing, nodeSelector: 'all()' },
       }),
     );
     ctx.log.info({ pool: pool.name, cidr: pool.cidr }, 'created the default IP pool');

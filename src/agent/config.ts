@@ -45,8 +45,13 @@ export interface DefaultPoolConfig {
   cidr: string;
   blockSize: number;
   ipipMode: EncapMode;
+  /** CALICO_IPV4POOL_VXLAN (default Never); never on together with ipipMode. */
+  vxlanMode: EncapMode;
   natOutgoing: boolean;
 }
+
+/** CALICO_NETWORKING_BACKEND: `bird` (BGP, the default) or `vxlan` (no BGP speaker at all, VXLAN routes only). */
+export type NetworkingBackend = 'bird' | 'vxlan';
 
 export type Dataplane = 'none' | 'kernel';
 
@@ -70,6 +75,10 @@ export interface AgentConfig {
   logLevel?: string;
   /** FELIX_IPINIPMTU; undefined = auto (host MTU − 20). */
   ipipMtu?: number;
+  /** FELIX_VXLANMTU; undefined = auto (host MTU − 50). */
+  vxlanMtu?: number;
+  /** CALICO_NETWORKING_BACKEND (default bird). */
+  networkingBackend: NetworkingBackend;
   /** CALICO_ROUTER_ID: `hash` (from the node name) or an IPv4 address; undefined = the node's IPv4 address. */
   routerId?: 'hash' | string;
   /** TORTIE_BGP_MAX_PREFIXES; undefined = the speaker's default (500 000). */
@@ -228,15 +237,31 @@ function parseDefaultPool(env: Env, problems: string[]): DefaultPoolConfig | nul
   const blockSize = parseInteger(env, 'CALICO_IPV4POOL_BLOCK_SIZE', 20, 32, problems) ?? DEFAULT_POOL.blockSize;
   const poolLen = Number(cidr.split('/')[1]);
   if (blockSize < poolLen) problems.push(`CALICO_IPV4POOL_BLOCK_SIZE="${blockSize}" is shorter than the pool's prefix length /${poolLen} (CALICO_IPV4POOL_CIDR=${cidr})`);
-  let ipipMode: EncapMode = DEFAULT_POOL.ipipMode;
-  const ipipRaw = env.CALICO_IPV4POOL_IPIP;
-  if (ipipRaw !== undefined && ipipRaw.trim() !== '') {
-    const mode = IPIP_MODES[ipipRaw.trim().toLowerCase()];
-    if (mode === undefined) problems.push(`CALICO_IPV4POOL_IPIP="${ipipRaw}" is not one of Always, CrossSubnet, cross-subnet, Never, off`);
-    else ipipMode = mode;
+  const ipipMode = parseEncapMode(env, 'CALICO_IPV4POOL_IPIP', problems);
+  const vxlanMode = parseEncapMode(env, 'CALICO_IPV4POOL_VXLAN', problems) ?? 'Never';
+  // As calico-node: IPIP Always is the default only when VXLAN is not asked for; both on is refused.
+  if (ipipMode !== undefined && ipipMode !== 'Never' && vxlanMode !== 'Never') {
+    problems.push(`CALICO_IPV4POOL_IPIP="${env.CALICO_IPV4POOL_IPIP}" and CALICO_IPV4POOL_VXLAN="${env.CALICO_IPV4POOL_VXLAN}" cannot both be enabled: set one of them to Never`);
   }
   const natOutgoing = parseBool(env, 'CALICO_IPV4POOL_NAT_OUTGOING', DEFAULT_POOL.natOutgoing, problems);
-  return { name: DEFAULT_POOL.name, cidr, blockSize, ipipMode, natOutgoing };
+  return { name: DEFAULT_POOL.name, cidr, blockSize, ipipMode: ipipMode ?? (vxlanMode === 'Never' ? DEFAULT_POOL.ipipMode : 'Never'), vxlanMode, natOutgoing };
+}
+
+/** CALICO_IPV4POOL_IPIP / CALICO_IPV4POOL_VXLAN: a pool encapsulation mode, undefined when unset. */
+function parseEncapMode(env: Env, name: 'CALICO_IPV4POOL_IPIP' | 'CALICO_IPV4POOL_VXLAN', problems: string[]): EncapMode | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return undefined;
+  const mode = IPIP_MODES[raw.trim().toLowerCase()];
+  if (mode === undefined) problems.push(`${name}="${raw}" is not one of Always, CrossSubnet, cross-subnet, Never, off`);
+  return mode;
+}
+
+function parseBackend(env: Env, problems: string[]): NetworkingBackend {
+  const raw = (env.CALICO_NETWORKING_BACKEND ?? '').trim().toLowerCase();
+  if (raw === '' || raw === 'bird') return 'bird';
+  if (raw === 'vxlan') return 'vxlan';
+  problems.push(`CALICO_NETWORKING_BACKEND="${env.CALICO_NETWORKING_BACKEND}" is not one of bird, vxlan`);
+  return 'bird';
 }
 
 function parseDataplane(env: Env, problems: string[]): Dataplane {
@@ -286,6 +311,8 @@ export function parseAgentConfig(env: Env, hostname: string): AgentConfig {
     else problems.push(`TORTIE_LOG_LEVEL="${levelRaw}" is not one of ${LOG_LEVELS.join(', ')}`);
   }
   const ipipMtu = parseInteger(env, 'FELIX_IPINIPMTU', 0, 65535, problems);
+  const vxlanMtu = parseInteger(env, 'FELIX_VXLANMTU', 0, 65535, problems);
+  const networkingBackend = parseBackend(env, problems);
   const routerIdRaw = (env.CALICO_ROUTER_ID ?? '').trim();
   let routerId: string | undefined;
   if (routerIdRaw === 'hash') routerId = 'hash';
@@ -310,6 +337,8 @@ export function parseAgentConfig(env: Env, hostname: string): AgentConfig {
     healthPort,
     ...(logLevel !== undefined ? { logLevel } : {}),
     ...(ipipMtu !== undefined && ipipMtu !== 0 ? { ipipMtu } : {}),
+    ...(vxlanMtu !== undefined && vxlanMtu !== 0 ? { vxlanMtu } : {}),
+    networkingBackend,
     ...(routerId !== undefined ? { routerId } : {}),
     ...(maxPrefixes !== undefined ? { maxPrefixes } : {}),
     bgpPortGuard,

@@ -1,6 +1,7 @@
 // What felix is told (felix/dataplane.ts `DataplaneInput`): this node, the IPv4 pools, the blocks affine to
-// us, our workloads, the BGP best routes learned from peers (not those inside a service CIDR), the BGP port guard's node addresses and tunl0's
-// address and MTU — a pure function of the cache, the node's address and the routes.
+// us, our workloads, the BGP best routes learned from peers (not those inside a service CIDR), the BGP port
+// guard's node addresses, tunl0's address and MTU, and VXLAN's VTEPs and remote blocks (./vxlan-tunnel.ts
+// vxlanDataplaneInput) — a pure function of the cache, the node's address and the routes.
 //
 // The one thing that is not in the cache, the host interface's MTU (tunl0's auto MTU is that − 20), is read
 // through an injected `interfaceMtu` reader; `sysfsInterfaceMtu` below is the agent's default.
@@ -12,6 +13,7 @@ import { affineBlocks } from './advertise.js';
 import type { ResourceCache } from './cache.js';
 import { serviceKernelRejects } from './service-routes.js';
 import type { RouteRow } from './types.js';
+import { vxlanDataplaneInput } from './vxlan-tunnel.js';
 
 /** The part of the cache the agent's pure functions read (tests pass a record of lists). */
 export type CacheView = Pick<ResourceCache, 'list'>;
@@ -29,6 +31,8 @@ export interface DataplaneSources {
   bgpPortGuard: boolean;
   /** FELIX_IPINIPMTU. */
   ipipMtu?: number;
+  /** FELIX_VXLANMTU. */
+  vxlanMtu?: number;
   /** MTU of an interface, undefined when unknown. */
   interfaceMtu: (name: string) => number | undefined;
 }
@@ -79,6 +83,7 @@ export function dataplaneInput(sources: DataplaneSources): DataplaneInput {
       ...(sources.ipipMtu !== undefined ? { mtu: sources.ipipMtu } : {}),
       ...(hostMtu !== undefined ? { hostMtu } : {}),
     },
+    vxlan: vxlanDataplaneInput(name, cache.list('Node'), cache.list('IPAMBlock'), sources.vxlanMtu),
   };
 }
 

@@ -122,6 +122,11 @@ function dataplaneLine(dataplane: AgentStatus['dataplane'] | undefined): string 
   if (routes.waitingForInterface > 0) parts.push(`${routes.waitingForInterface} waiting for their interface`);
   if (routes.retained > 0) parts.push(`${routes.retained} kept until BGP settles`);
   if (tunl0.needed) parts.push(tunl0.supported ? `tunl0 up, MTU ${tunl0.mtu}${tunl0.standIn ? ' (stand-in device, no encapsulation)' : ''}` : `tunl0 unavailable`);
+  const vxlan = dataplane.vxlan;
+  if (vxlan?.needed) {
+    const vtep = vxlan.device !== null ? `VTEP ${vxlan.device.address ?? 'without address'} (MAC ${vxlan.device.mac}) on vxlan.calico, MTU ${vxlan.device.mtu}` : 'vxlan.calico not set up';
+    parts.push(`${vtep}${vxlan.usable ? '' : ' (not usable yet, see Warnings)'}, ${vxlan.remoteVteps} remote VTEP${vxlan.remoteVteps === 1 ? '' : 's'} programmed`);
+  }
   return `Dataplane (kernel, host interface ${dataplane.hostInterface ?? 'unknown'}): ${parts.join(', ')}\n\n`;
 }
 

@@ -42,6 +42,8 @@ export interface StatusSources {
   /** The agent's own warnings (startup steps, the Speaker), then the not-in-effect ones (notInEffectWarnings). */
   warnings: Iterable<string>;
   notInEffect: string[];
+  /** The first line of node status; default "tortie is running." (CALICO_NETWORKING_BACKEND=vxlan says it runs no BGP). */
+  summary?: string;
 }
 
 export function agentStatus(s: StatusSources): AgentStatus {
@@ -64,7 +66,7 @@ export function agentStatus(s: StatusSources): AgentStatus {
   const cacheError = s.cache && !s.cache.connected ? s.cache.lastError : undefined;
   const { dataplane, policy } = s;
   return {
-    summary: 'tortie is running.',
+    summary: s.summary ?? 'tortie is running.',
     node: s.node,
     version: s.version,
     pid: process.pid,

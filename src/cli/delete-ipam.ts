@@ -319,7 +319,8 @@ function peerText(peer: Resource<'BGPPeer'>): string {
 export function formatPoolDeletion(report: PoolDeletionReport): string {
   const lines = addressLines(report.released).map((line) => {
     const cleared = report.tunnelsCleared.find((t) => line.startsWith(`  released ${t.ip} `));
-    return cleared ? `${line}; Node ${cleared.node}'s ipv4IPIPTunnelAddr cleared, so its agent takes one from another IPIP pool` : line;
+    const field = cleared?.kind === 'vxlan' ? 'ipv4VXLANTunnelAddr' : 'ipv4IPIPTunnelAddr';
+    return cleared ? `${line}; Node ${cleared.node}'s ${field} cleared, so its agent takes one from another ${cleared.kind === 'vxlan' ? 'VXLAN' : 'IPIP'} pool` : line;
   });
   for (const block of [...report.blocks].sort((a, b) => ipOrder(a.cidr, b.cidr))) {
     const owner = block.node === null ? '' : ` (node ${block.node})`;

@@ -10,13 +10,16 @@ A tortie cluster on this machine: one network namespace per node on a bridge und
 a real etcd on 127.0.0.1, 'tortie node run' in every node, workloads made by the CNI plugin.
 
   up       [--nodes N] [--mode mesh|rr] [--subnets 1|2] [--office-router bird|frr|none]
-           [--ipip Never|Always|CrossSubnet] [--workloads N] [--name NAME]
+           [--ipip Never|Always|CrossSubnet] [--vxlan Never|Always|CrossSubnet] [--backend bird|vxlan]
+           [--workloads N] [--name NAME]
            builds it and waits until every session is Established and every route is in every kernel
            (defaults: 3 nodes, mesh, 1 subnet, no office router, ipipMode Never, 1 workload per node).
            --subnets 2 puts the nodes on two bridges joined by a router namespace: with
            --office-router bird|frr (AS 65001) it is each node's only BGP peer and pods reach each other
            across subnets through it, unencapsulated; with none it only forwards, the nodes mesh, and
-           --ipip Always|CrossSubnet carries pods across (needs a kernel with IPIP: --vm brings one).
+           --ipip Always|CrossSubnet carries pods across (needs a kernel with IPIP: --vm brings one),
+           or --vxlan Always|CrossSubnet (vxlan.calico, UDP 4789: works on this machine's kernel);
+           --backend vxlan runs the agents with CALICO_NETWORKING_BACKEND=vxlan (no BGP at all).
            --vm runs the same lab inside a QEMU VM booting Debian's kernel (scripts/vm/run of a tortie
            checkout), for a kernel without IPIP; see "In a VM" below.
   status   [--name NAME]  tortie node status of every node and the routes felix programmed
@@ -34,7 +37,7 @@ it stops: at down, or by itself after 4 hours (VM_TIMEOUT=seconds changes that).
 is slow: up takes minutes (TORTIE_LAB_SLOWDOWN, default 10 there, stretches the lab's deadlines).
 `;
 
-const STRING_OPTIONS = ['nodes', 'mode', 'subnets', 'office-router', 'ipip', 'workloads', 'name'] as const;
+const STRING_OPTIONS = ['nodes', 'mode', 'subnets', 'office-router', 'ipip', 'vxlan', 'backend', 'workloads', 'name'] as const;
 
 function oneOf<T extends string>(option: string, value: string | undefined, allowed: readonly T[], fallback: T): T {
   if (value === undefined) return fallback;
@@ -67,6 +70,8 @@ export function parseLabOptions(args: string[]): LabOptions {
     subnets,
     officeRouter: oneOf('office-router', values['office-router'], ['bird', 'frr', 'none'], LAB_DEFAULTS.officeRouter),
     ipipMode: oneOf('ipip', values.ipip, ['Never', 'Always', 'CrossSubnet'], LAB_DEFAULTS.ipipMode),
+    vxlanMode: oneOf('vxlan', values.vxlan, ['Never', 'Always', 'CrossSubnet'], LAB_DEFAULTS.vxlanMode),
+    backend: oneOf('backend', values.backend, ['bird', 'vxlan'], LAB_DEFAULTS.backend),
     workloadsPerNode: integer('workloads', values.workloads, LAB_DEFAULTS.workloadsPerNode),
   };
 }

@@ -353,10 +353,13 @@ export function checkIpam(snapshot: IpamCheckSnapshot): IpamCheckReport {
   };
   let nodeTunnelIps = 0;
   for (const node of snapshot.nodes) {
-    const ip = tunnelAddr.get(node.metadata.name);
-    if (ip === undefined || ip === '') continue;
-    use(ip, { name: `Node(${node.metadata.name})`, node: node.metadata.name });
-    nodeTunnelIps++;
+    // Both tunnel addresses a Node records (IPIP's tunl0, VXLAN's vxlan.calico) are in use by it.
+    const vxlan = node.spec.ipv4VXLANTunnelAddr === undefined ? undefined : bareIp(node.spec.ipv4VXLANTunnelAddr);
+    for (const ip of [tunnelAddr.get(node.metadata.name), vxlan]) {
+      if (ip === undefined || ip === '') continue;
+      use(ip, { name: `Node(${node.metadata.name})`, node: node.metadata.name });
+      nodeTunnelIps++;
+    }
   }
   let workloadIps = 0;
   for (const w of snapshot.workloads) {

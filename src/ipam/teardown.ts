@@ -19,8 +19,8 @@
 //   leaves the pods with addresses whose blocks no node advertises any more). Otherwise as Calico: the pool
 //   is disabled first so no new address comes from it, its blocks' affinities are released (empty blocks
 //   deleted), then it is deleted. Also released: nodes' tunnel addresses in it, with the Node's
-//   ipv4IPIPTunnelAddr cleared so a running agent takes one from another IPIP pool (calico-node's tunnel
-//   address allocator does that for Calico), and leaked addresses.
+//   ipv4IPIPTunnelAddr (or ipv4VXLANTunnelAddr) cleared so a running agent takes one from another pool
+//   (calico-node's tunnel address allocator does that for Calico), and leaked addresses.
 //
 // Why this is hard:
 // - "No workload endpoint holds it" is also true for a pod being created right now: its CNI ADD assigns
@@ -372,8 +372,8 @@ export interface PoolDeletionReport {
   disabled: boolean;
   released: ReleasedAddress[];
   blocks: PoolBlockOutcome[];
-  /** Nodes whose Node.spec.bgp.ipv4IPIPTunnelAddr was cleared (their tunnel address was in the pool). */
-  tunnelsCleared: Array<{ node: string; ip: string }>;
+  /** Nodes whose Node.spec.bgp.ipv4IPIPTunnelAddr (or, `kind: 'vxlan'`, ipv4VXLANTunnelAddr) was cleared (their tunnel address was in the pool). */
+  tunnelsCleared: Array<{ node: string; ip: string; kind?: 'vxlan' }>;
 }
 
 /**
@@ -423,8 +423,10 @@ export async function deletePool(ds: Datastore, name: string, options: TeardownO
   }
   const tunnelsCleared: PoolDeletionReport['tunnelsCleared'] = [];
   for (const r of released) {
-    if (r.reason.why !== 'tunnel' || !r.handle?.startsWith(TUNNEL_HANDLE_PREFIXES[0])) continue;
-    if (await clearTunnelAddress(ds, r.reason.node, r.ip)) tunnelsCleared.push({ node: r.reason.node, ip: r.ip });
+    if (r.reason.why !== 'tunnel') continue;
+    // IPIP's Node.spec.bgp.ipv4IPIPTunnelAddr, VXLAN's Node.spec.ipv4VXLANTunnelAddr: the agent assigns a new one.
+    const field = r.handle?.startsWith(TUNNEL_HANDLE_PREFIXES[0]) ? 'ipip' : r.handle?.startsWith(TUNNEL_HANDLE_PREFIXES[1]) ? 'vxlan' : null;
+    if (field !== null && (await clearTunnelAddress(ds, r.reason.node, r.ip, field))) tunnelsCleared.push({ node: r.reason.node, ip: r.ip, ...(field === 'vxlan' ? { kind: 'vxlan' as const } : {}) });
   }
   // Anything allocated in the pool now came while we worked (an assign that read the pool before it was
   // disabled): refuse rather than delete the pool under it.
@@ -442,16 +444,22 @@ export async function deletePool(ds: Datastore, name: string, options: TeardownO
   return { pool: name, cidr: original.spec.cidr, disabled: disabling, released, blocks: outcomes, tunnelsCleared };
 }
 
-/** Clears Node `node`'s ipv4IPIPTunnelAddr when it is still `ip`; true when cleared. Bounded retries. */
-async function clearTunnelAddress(ds: Datastore, node: string, ip: string): Promise<boolean> {
+/** Clears Node `node`'s IPIP (ipv4IPIPTunnelAddr) or VXLAN (ipv4VXLANTunnelAddr) tunnel address when it is still `ip`; true when cleared. Bounded retries. */
+async function clearTunnelAddress(ds: Datastore, node: string, ip: string, field: 'ipip' | 'vxlan' = 'ipip'): Promise<boolean> {
   for (let attempt = 0; attempt < 10; attempt++) {
     const current = await ds.get('Node', node);
-    const address = current?.spec.bgp?.ipv4IPIPTunnelAddr;
+    const address = field === 'ipip' ? current?.spec.bgp?.ipv4IPIPTunnelAddr : current?.spec.ipv4VXLANTunnelAddr;
     if (!current || address === undefined || (address.split('/')[0] ?? '') !== ip) return false;
-    const bgp = { ...current.spec.bgp };
-    delete bgp.ipv4IPIPTunnelAddr;
+    const spec = { ...current.spec };
+    if (field === 'ipip') {
+      const bgp = { ...current.spec.bgp };
+      delete bgp.ipv4IPIPTunnelAddr;
+      spec.bgp = bgp;
+    } else {
+      delete spec.ipv4VXLANTunnelAddr;
+    }
     try {
-      await ds.update({ ...current, spec: { ...current.spec, bgp } });
+      await ds.update({ ...current, spec });
       return true;
     } catch (err) {
       if (!(err instanceof ConflictError)) throw err;

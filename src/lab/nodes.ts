@@ -50,6 +50,7 @@ export function startAgent(state: LabState, name: string): LabProcess {
     ETCD_ENDPOINTS: `http://127.0.0.1:${NODE_ETCD_PORT}`,
     NO_DEFAULT_POOLS: 'true',
     TORTIE_DATAPLANE: 'kernel',
+    CALICO_NETWORKING_BACKEND: state.plan.options.backend ?? 'bird',
     TORTIE_CTL_SOCKET: agentSocket(state, name),
     TORTIE_LOG_LEVEL: process.env.TORTIE_LOG_LEVEL ?? 'info',
     ...datastoreTimeoutEnv(true),

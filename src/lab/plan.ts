@@ -17,8 +17,9 @@
 //                in the path (numAllowedLocalASNumbers: 1).
 //                Without one (--office-router none) the router only forwards (plain routing, static
 //                routes on the nodes to the other subnet) and the nodes mesh or use reflectors as on one
-//                subnet — which works only with IPIP (Always or CrossSubnet): a packet for a pod on the
-//                other subnet is sent to that node's address inside a tunl0 packet, routed by the router.
+//                subnet — which works only with encapsulation, IPIP or VXLAN (Always or CrossSubnet): a
+//                packet for a pod on the other subnet is sent to that node's address inside a tunl0 (or
+//                UDP 4789 vxlan.calico) packet, routed by the router.
 // Names stay short: Linux allows 15 bytes per interface name.
 
 import type { EncapMode } from '../resources/types.js';
@@ -36,6 +37,10 @@ export interface LabOptions {
   subnets: 1 | 2;
   officeRouter: OfficeRouter;
   ipipMode: LabIpipMode;
+  /** The lab pool's vxlanMode (--vxlan); at most one of ipipMode and vxlanMode is not Never. */
+  vxlanMode: LabIpipMode;
+  /** The agents' CALICO_NETWORKING_BACKEND (--backend): `vxlan` runs no BGP at all. */
+  backend: 'bird' | 'vxlan';
   workloadsPerNode: number;
   poolCidr: string;
 }
@@ -47,6 +52,8 @@ export const LAB_DEFAULTS: LabOptions = {
   subnets: 1,
   officeRouter: 'none',
   ipipMode: 'Never',
+  vxlanMode: 'Never',
+  backend: 'bird',
   workloadsPerNode: 1,
   poolCidr: '10.244.0.0/16',
 };
@@ -119,9 +126,15 @@ export function validateLabOptions(options: LabOptions): void {
   if (!Number.isInteger(options.workloadsPerNode) || options.workloadsPerNode < 1 || options.workloadsPerNode > 8) {
     problems.push(`--workloads ${options.workloadsPerNode}: 1 to 8 workloads per node`);
   }
+  if (options.ipipMode !== 'Never' && options.vxlanMode !== 'Never') {
+    problems.push(`--ipip ${options.ipipMode} with --vxlan ${options.vxlanMode}: a pool uses one encapsulation (Calico refuses ipipMode and vxlanMode both on); set one to Never`);
+  }
+  if (options.backend === 'vxlan' && (options.vxlanMode === 'Never' || options.officeRouter !== 'none')) {
+    problems.push(`--backend vxlan (no BGP at all) needs --vxlan Always or CrossSubnet and --office-router none (got --vxlan ${options.vxlanMode}, --office-router ${options.officeRouter})`);
+  }
   if (options.subnets === 2) {
-    if (options.officeRouter === 'none' && options.ipipMode === 'Never') {
-      problems.push('--subnets 2 with --office-router none needs --ipip Always or CrossSubnet: without BGP on the router, a node reaches pods on the other subnet only through tunl0 (or add --office-router bird|frr)');
+    if (options.officeRouter === 'none' && options.ipipMode === 'Never' && options.vxlanMode === 'Never') {
+      problems.push('--subnets 2 with --office-router none needs --ipip or --vxlan Always or CrossSubnet: without BGP on the router, a node reaches pods on the other subnet only through a tunnel (or add --office-router bird|frr)');
     }
     if (options.officeRouter !== 'none' && options.mode === 'rr') {
       problems.push('--subnets 2 with an office router and --mode rr: a reflector would give nodes next hops on the other subnet, unreachable without encapsulation; with two subnets and an office router every node peers with the router');
@@ -180,7 +193,7 @@ export function planLab(options: LabOptions): LabPlan {
     {
       kind: 'IPPool',
       metadata: { name: 'lab-pool' },
-      spec: { cidr: options.poolCidr, blockSize: 26, ipipMode: options.ipipMode, natOutgoing: false, nodeSelector: 'all()' },
+      spec: { cidr: options.poolCidr, blockSize: 26, ipipMode: options.ipipMode, vxlanMode: options.vxlanMode, natOutgoing: false, nodeSelector: 'all()' },
     },
     {
       kind: 'BGPConfiguration',

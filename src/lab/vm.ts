@@ -130,7 +130,7 @@ export function findVmRunner(from = fileURLToPath(import.meta.url)): string | nu
 export function labArgs(options: LabOptions): string[] {
   return [
     '--name', options.name, '--nodes', String(options.nodes), '--mode', options.mode, '--subnets', String(options.subnets),
-    '--office-router', options.officeRouter, '--ipip', options.ipipMode, '--workloads', String(options.workloadsPerNode),
+    '--office-router', options.officeRouter, '--ipip', options.ipipMode, '--vxlan', options.vxlanMode, '--backend', options.backend, '--workloads', String(options.workloadsPerNode),
   ];
 }
 

@@ -37,8 +37,6 @@ export const NOT_IN_EFFECT: readonly NotInEffect[] = [
   ]),
   { kind: 'Node', path: 'spec.orchRefs', reason: 'informational: tortie matches a Node to its Kubernetes node by name' },
   { kind: 'Node', path: 'spec.bgp.ipv6Address', reason: 'IPv6 BGP is not implemented yet: no IPv6 session is planned and no IPv6 block is advertised' },
-  { kind: 'Node', path: 'spec.ipv4VXLANTunnelAddr', reason: 'VXLAN is not implemented yet: no vxlan.calico device and no VXLAN route is programmed' },
-  { kind: 'Node', path: 'spec.vxlanTunnelMACAddr', reason: 'VXLAN is not implemented yet: no vxlan.calico device and no VXLAN route is programmed' },
   { kind: 'Node', path: 'spec.addresses', reason: 'informational: tortie takes the node address from spec.bgp.ipv4Address (IP autodetection fills it)' },
 ];
 

@@ -47,13 +47,18 @@ export function cidrKeyPart(cidr: string): string {
 /**
  * The handle prefixes of a node's tunnel addresses, as Calico names them (`ipip-tunnel-addr-<node>`, and
  * for VXLAN and WireGuard interfaces its `vxlan-tunnel-addr-` / `wireguard-tunnel-addr-`). One row per
- * kind of tunnel: tortie allocates only the IPIP one, but releases any of them with their node.
+ * kind of tunnel: tortie allocates the IPIP and VXLAN ones, and releases any of them with their node.
  */
 export const TUNNEL_HANDLE_PREFIXES = ['ipip-tunnel-addr-', 'vxlan-tunnel-addr-', 'wireguard-tunnel-addr-'] as const;
 
 /** The IPAM handle of `node`'s IPIP tunnel address: "ipip-tunnel-addr-node-a". */
 export function ipipTunnelHandle(node: string): string {
   return `${TUNNEL_HANDLE_PREFIXES[0]}${node}`;
+}
+
+/** The IPAM handle of `node`'s VXLAN tunnel address: "vxlan-tunnel-addr-node-a". */
+export function vxlanTunnelHandle(node: string): string {
+  return `${TUNNEL_HANDLE_PREFIXES[1]}${node}`;
 }
 
 /** The node whose tunnel address a handle holds ("ipip-tunnel-addr-node-a" → "node-a"), or null. */

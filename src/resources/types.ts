@@ -98,7 +98,7 @@ export interface NodeSpec {
     ipv6Address?: string;
   };
   orchRefs?: Array<{ nodeName?: string; orchestrator: string }>;
-  /** Calico's VXLAN tunnel endpoint (stored; VXLAN is not implemented: not in effect). */
+  /** Calico's VXLAN tunnel endpoint: the agent assigns it from a VXLAN pool (src/agent/vxlan-tunnel.ts), felix programs it (felix/vxlan.ts). */
   ipv4VXLANTunnelAddr?: string;
   vxlanTunnelMACAddr?: string;
   /** The node's addresses as Calico records them (stored; informational). */

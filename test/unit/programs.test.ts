@@ -21,6 +21,7 @@ const ROOT = join(import.meta.dirname, '..', '..');
 /** Programs only the tests (and the VM runner's host side) start, with the package of each. */
 const TEST_PROGRAMS: Readonly<Record<string, { debian: string; base?: boolean; script?: string }>> = {
   tcpdump: { debian: 'tcpdump' },
+  ss: { debian: 'iproute2' },
   openssl: { debian: 'openssl' },
   python3: { debian: 'python3-minimal' },
   pgrep: { debian: 'procps' },

@@ -23,7 +23,7 @@ describe('parseAgentConfig', () => {
       nodeName: 'host-a',
       ip: { mode: 'autodetect', method: { kind: 'first-found' } },
       waitForDatastore: false,
-      defaultPool: { name: DEFAULT_POOL.name, cidr: '192.168.0.0/16', blockSize: 26, ipipMode: 'Always', natOutgoing: true },
+      defaultPool: { name: DEFAULT_POOL.name, cidr: '192.168.0.0/16', blockSize: 26, ipipMode: 'Always', vxlanMode: 'Never', natOutgoing: true },
       dataplane: 'kernel',
       routeRefreshMs: 90_000,
       tunl0StandIn: 'refuse',
@@ -60,7 +60,7 @@ describe('parseAgentConfig', () => {
       ip: { mode: 'fixed', address: '198.18.0.11', prefixLength: 24 },
       asNumber: 64513,
       waitForDatastore: true,
-      defaultPool: { name: DEFAULT_POOL.name, cidr: '10.244.0.0/16', blockSize: 28, ipipMode: 'CrossSubnet', natOutgoing: false },
+      defaultPool: { name: DEFAULT_POOL.name, cidr: '10.244.0.0/16', blockSize: 28, ipipMode: 'CrossSubnet', vxlanMode: 'Never', natOutgoing: false },
       dataplane: 'none',
       routeRefreshMs: 30_000,
       tunl0StandIn: 'manage',
@@ -68,6 +68,7 @@ describe('parseAgentConfig', () => {
       healthPort: 0,
       logLevel: 'debug',
       ipipMtu: 1440,
+      networkingBackend: 'bird',
       bgpPortGuard: true,
     });
   });
@@ -95,6 +96,20 @@ describe('parseAgentConfig', () => {
     ];
     expect(cases.length).toBeGreaterThan(0);
     for (const [value, mode] of cases) expect(parseAgentConfig({ ...BASE, CALICO_IPV4POOL_IPIP: value }, 'h').defaultPool?.ipipMode).toBe(mode);
+  });
+
+  it('CALICO_IPV4POOL_VXLAN: the default pool uses VXLAN (IPIP then defaults to Never); both on is refused naming both', () => {
+    expect(parseAgentConfig({ ...BASE, CALICO_IPV4POOL_VXLAN: 'Always' }, 'h').defaultPool).toMatchObject({ ipipMode: 'Never', vxlanMode: 'Always' });
+    expect(parseAgentConfig({ ...BASE, CALICO_IPV4POOL_VXLAN: 'cross-subnet', CALICO_IPV4POOL_IPIP: 'Never' }, 'h').defaultPool).toMatchObject({ ipipMode: 'Never', vxlanMode: 'CrossSubnet' });
+    expect(parseAgentConfig({ ...BASE, CALICO_IPV4POOL_VXLAN: 'Never' }, 'h').defaultPool).toMatchObject({ ipipMode: 'Always', vxlanMode: 'Never' });
+    expect(() => parseAgentConfig({ ...BASE, CALICO_IPV4POOL_VXLAN: 'Always', CALICO_IPV4POOL_IPIP: 'Always' }, 'h')).toThrow(
+      /CALICO_IPV4POOL_IPIP="Always" and CALICO_IPV4POOL_VXLAN="Always" cannot both be enabled/,
+    );
+    expect(() => parseAgentConfig({ ...BASE, CALICO_IPV4POOL_VXLAN: 'sometimes' }, 'h')).toThrow(/CALICO_IPV4POOL_VXLAN="sometimes" is not one of/);
+    expect(() => parseAgentConfig({ ...BASE, CALICO_NETWORKING_BACKEND: 'flannel' }, 'h')).toThrow(/CALICO_NETWORKING_BACKEND="flannel" is not one of bird, vxlan/);
+    const config = parseAgentConfig({ ...BASE, CALICO_NETWORKING_BACKEND: 'vxlan', FELIX_VXLANMTU: '1400' }, 'h');
+    expect(config.networkingBackend).toBe('vxlan');
+    expect(config.vxlanMtu).toBe(1400);
   });
 
   it('refuses bad values naming the variable, the value and what is accepted', () => {

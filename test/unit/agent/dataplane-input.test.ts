@@ -78,6 +78,8 @@ describe('dataplaneInput', () => {
       bgpRoutes: [{ prefix: '10.244.0.64/26', nextHop: '198.18.0.12' }],
       bgpGuard: { nodeAddresses: ['198.18.0.11/24', '198.18.0.12/24'] },
       tunnel: { address: '10.244.0.1', hostMtu: 1450 },
+      // VXLAN: the other nodes with an address, the blocks affine to them (no VTEPs in this cluster).
+      vxlan: { local: {}, nodes: [{ name: 'node-2', ip: '198.18.0.12/24' }], remoteBlocks: [{ cidr: '10.244.0.64/26', node: 'node-2' }] },
     });
   });
 

@@ -161,6 +161,29 @@ describe('formatNodeStatus', () => {
     expect(formatNodeStatus(status([]))).not.toContain('Network policy');
   });
 
+  it('the dataplane line shows the VTEP and the number of remote VTEPs programmed', () => {
+    const vxlan = { needed: true, device: { mtu: 1450, mac: '66:00:00:00:00:01', address: '10.244.0.1/32', up: true }, remoteVteps: 3, programmedVteps: ['10.244.1.0', '10.244.2.0', '10.244.3.0'], usable: true, writes: 5, conflicts: [], warnings: [] };
+    const dataplane = {
+      mode: 'kernel' as const,
+      hostInterface: 'eth0',
+      tunl0: { needed: false as const },
+      routes: { desired: 4, programmed: 4, waitingForInterface: 0, foreignConflicts: 0, retained: 0 },
+      retainingUnwanted: false,
+      inSync: true,
+      lastApplyAt: null,
+      nat: { table: 'ip tortie-nat', managed: false, natPools: [], allPools: [], inSync: false, checks: 0, writes: 0, lastCheckAt: null, lastWriteAt: null, lastDifference: null },
+      kernelSettings: { checkedAt: null, warnings: [] },
+      warnings: [],
+      vxlan,
+    };
+    expect(formatNodeStatus({ ...status([]), dataplane })).toContain(
+      'Dataplane (kernel, host interface eth0): 4 of 4 routes in the kernel, VTEP 10.244.0.1/32 (MAC 66:00:00:00:00:01) on vxlan.calico, MTU 1450, 3 remote VTEPs programmed\n',
+    );
+    const notYet = formatNodeStatus({ ...status([]), dataplane: { ...dataplane, vxlan: { ...vxlan, device: null, usable: false, remoteVteps: 0 } } });
+    expect(notYet).toContain('vxlan.calico not set up (not usable yet, see Warnings), 0 remote VTEPs programmed');
+    expect(formatNodeStatus({ ...status([]), dataplane: { ...dataplane, vxlan: null } })).not.toContain('VTEP');
+  });
+
   it('uses the summary line it is given (the first line of the output)', () => {
     expect(formatNodeStatus({ ...status([]), summary: 'tortie is running (not ready).' }).split('\n')[0]).toBe('tortie is running (not ready).');
   });

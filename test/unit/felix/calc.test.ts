@@ -251,19 +251,32 @@ describe('calculateRoutes: tunl0 unusable', () => {
 });
 
 describe('calculateRoutes: vxlan and broken pools', () => {
-  it('leaves remote routes in a vxlan pool alone with one warning per pool', () => {
+  it('a BGP route inside a vxlan pool only stands in (direct) while the block has no route from its affinity', () => {
+    const bgpRoutes = [
+      { prefix: '10.244.140.64/26', nextHop: NODE_2_SAME_SUBNET },
+      { prefix: '10.244.7.0/26', nextHop: NODE_3_OTHER_SUBNET },
+    ];
+    const pools: CalcPool[] = [{ cidr: '10.244.0.0/16', ipipMode: 'Never', vxlanMode: 'Always' }];
+    const standing = calculateRoutes(input({ pools, bgpRoutes }));
+    expect(shown(standing.routes)).toEqual(['10.244.7.0/26 via 192.168.40.7 dev eth0 proto 80 onlink', '10.244.140.64/26 via 192.168.31.202 dev eth0 proto 80 onlink']);
+    expect(standing.warnings).toEqual([]);
+    // n3's VTEP is there: its block goes through vxlan.calico; n2 has none yet, its BGP route stays.
+    const vxlan = { usable: true, remoteBlocks: [{ cidr: '10.244.7.0/26', node: 'n3' }, { cidr: '10.244.140.64/26', node: 'n2' }], nodes: [{ name: 'n3', ip: '192.168.40.7/24', tunnelAddress: '10.244.7.1', mac: '66:00:00:00:00:03' }, { name: 'n2', ip: '192.168.31.202/24' }] };
+    const moving = calculateRoutes(input({ pools, bgpRoutes, vxlan }));
+    expect(shown(moving.routes)).toEqual(['10.244.7.0/26 via 10.244.7.1 dev vxlan.calico proto 80 onlink', '10.244.140.64/26 via 192.168.31.202 dev eth0 proto 80 onlink']);
+  });
+
+  it('a pool with both ipipMode and vxlanMode on is left alone, the warning names both fields', () => {
     const result = calculateRoutes(
       input({
-        pools: [{ cidr: '10.244.0.0/16', ipipMode: 'Never', vxlanMode: 'CrossSubnet' }],
-        bgpRoutes: [
-          { prefix: '10.244.140.64/26', nextHop: NODE_2_SAME_SUBNET },
-          { prefix: '10.244.7.0/26', nextHop: NODE_3_OTHER_SUBNET },
-        ],
+        pools: [{ cidr: '10.244.0.0/16', ipipMode: 'Always', vxlanMode: 'Always' }],
+        bgpRoutes: [{ prefix: '10.244.140.64/26', nextHop: NODE_2_SAME_SUBNET }],
+        vxlan: { usable: true, remoteBlocks: [{ cidr: '10.244.140.64/26', node: 'n2' }], nodes: [{ name: 'n2', ip: '192.168.31.202/24', tunnelAddress: '10.244.140.65', mac: '66:00:00:00:00:02' }] },
       }),
     );
     expect(result.routes).toEqual([]);
     expect(result.warnings).toEqual([
-      'IPPool 10.244.0.0/16 has vxlanMode CrossSubnet: tortie does not program VXLAN routes yet, remote blocks in it are left alone (blackholes and workload routes are still programmed)',
+      'IPPool 10.244.0.0/16 has both ipipMode Always and vxlanMode Always: only one may be enabled (set spec.ipipMode or spec.vxlanMode to Never); remote blocks in it are left alone',
     ]);
   });
 
@@ -391,7 +404,7 @@ describe('calculateRoutes: conflicts for one prefix', () => {
     expect(shown(result.routes)).toEqual(['10.244.7.0/26 via 192.168.40.7 dev tunl0 proto 80 onlink']);
     expect(result.warnings).toHaveLength(1);
     expect(result.warnings[0]).toMatch(/^10\.244\.7\.0\/26 is wanted by more than one source: kept tunnel .* dropped blackhole "blackhole 10\.244\.7\.0\/26 proto 80"/);
-    expect(result.warnings[0]).toMatch(/workload < direct < tunnel < peer < bgp < blackhole/);
+    expect(result.warnings[0]).toMatch(/workload < direct < tunnel < peer < vxlan < bgp < blackhole/);
   });
 
   it('a local workload beats a remote /32 for its address', () => {
@@ -434,22 +447,36 @@ describe('calculateRoutes: invariants', () => {
       { prefix: '10.250.1.0/26', nextHop: NODE_2_SAME_SUBNET },
       { prefix: '172.16.0.0/12', nextHop: '192.168.31.1' },
     ],
+    vxlan: {
+      usable: true,
+      remoteBlocks: [
+        { cidr: '10.250.1.0/26', node: 'n2' },
+        { cidr: '10.250.2.0/26', node: 'n3' },
+        { cidr: '10.250.3.0/26', node: 'no-vtep' },
+      ],
+      nodes: [
+        { name: 'n2', ip: '192.168.31.202/24', tunnelAddress: '10.250.1.1', mac: '66:00:00:00:00:02' },
+        { name: 'n3', ip: '192.168.40.7/24', tunnelAddress: '10.250.2.1', mac: '66:00:00:00:00:03' },
+        { name: 'no-vtep', ip: '192.168.40.8/24' },
+      ],
+    },
   });
 
   it('every route is proto 80, one per destination, sorted, classes as expected', () => {
     const { routes } = calculateRoutes(big);
-    expect(routes.length).toBe(2 + 20 + 30 + 1);
+    expect(routes.length).toBe(2 + 20 + 30 + 1 + 2);
     expect(routes.every((r) => r.proto === FELIX_ROUTE_PROTOCOL)).toBe(true);
     expect(new Set(routes.map((r) => r.dst)).size).toBe(routes.length);
     const counts: Record<string, number> = {};
     for (const r of routes) counts[r.class] = (counts[r.class] ?? 0) + 1;
-    expect(counts).toEqual({ blackhole: 2, workload: 20, direct: 15, tunnel: 15, bgp: 1 });
+    expect(counts).toEqual({ blackhole: 2, workload: 20, direct: 15, tunnel: 15, bgp: 1, vxlan: 2 });
   });
 
   it('does not depend on input order (warnings included)', () => {
     expect(calculateRoutes(big).warnings.length).toBeGreaterThanOrEqual(4);
     const reversed: CalcInput = {
       ...big,
+      vxlan: { ...big.vxlan!, remoteBlocks: [...big.vxlan!.remoteBlocks].reverse(), nodes: [...big.vxlan!.nodes].reverse() },
       pools: [...big.pools].reverse(),
       localBlocks: [...big.localBlocks].reverse(),
       workloads: [...big.workloads].reverse(),
@@ -462,5 +489,99 @@ describe('calculateRoutes: invariants', () => {
     const copy = structuredClone(big);
     calculateRoutes(big);
     expect(big).toEqual(copy);
+  });
+});
+
+// VXLAN routes from block affinities and VTEPs (Calico felix's VXLAN route classes). This node is
+// 192.168.31.201/24; n2 shares its subnet, n3 does not.
+const VX_NODES = [
+  { name: 'n2', ip: '192.168.31.202/24', tunnelAddress: '10.244.140.64', mac: '66:00:00:00:00:02' },
+  { name: 'n3', ip: '192.168.40.7/24', tunnelAddress: '10.244.7.1', mac: '66:00:00:00:00:03' },
+];
+const VXLAN_CASES: Array<[string, CalcPool['ipipMode'], string, string, DesiredRoute['class']]> = [
+  ['Always, same subnet', 'Always', 'n2', '10.244.140.64/26 via 10.244.140.64 dev vxlan.calico proto 80 onlink', 'vxlan'],
+  ['Always, other subnet', 'Always', 'n3', '10.244.7.0/26 via 10.244.7.1 dev vxlan.calico proto 80 onlink', 'vxlan'],
+  ['CrossSubnet, same subnet: direct', 'CrossSubnet', 'n2', '10.244.140.64/26 via 192.168.31.202 dev eth0 proto 80 onlink', 'direct'],
+  ['CrossSubnet, other subnet', 'CrossSubnet', 'n3', '10.244.7.0/26 via 10.244.7.1 dev vxlan.calico proto 80 onlink', 'vxlan'],
+];
+
+describe('calculateRoutes: VXLAN pools (routes from block affinities and VTEPs)', () => {
+  it.each(VXLAN_CASES)('%s', (_name, mode, owner, route, cls) => {
+    expect(VXLAN_CASES.length).toBeGreaterThan(0);
+    const cidr = owner === 'n2' ? '10.244.140.64/26' : '10.244.7.0/26';
+    const result = calculateRoutes(
+      input({
+        pools: [{ cidr: '10.244.0.0/16', ipipMode: 'Never', vxlanMode: mode }],
+        // BGP's route for the same block only stands in: the affinity decides.
+        bgpRoutes: [{ prefix: cidr, nextHop: '192.168.31.250' }],
+        vxlan: { usable: true, remoteBlocks: [{ cidr, node: owner }], nodes: VX_NODES },
+      }),
+    );
+    expect(shown(result.routes)).toEqual([route]);
+    expect(result.routes.map((r) => r.class)).toEqual([cls]);
+    expect(result.warnings).toEqual([]);
+  });
+
+  it('an address borrowed from our block by another node: a /32 through VXLAN beside our blackhole', () => {
+    const result = calculateRoutes(
+      input({
+        pools: [{ cidr: '10.244.0.0/16', ipipMode: 'Never', vxlanMode: 'Always' }],
+        localBlocks: ['10.244.196.128/26'],
+        vxlan: { usable: true, remoteBlocks: [{ cidr: '10.244.196.130/32', node: 'n3' }], nodes: VX_NODES },
+      }),
+    );
+    expect(shown(result.routes)).toEqual(['blackhole 10.244.196.128/26 proto 80', '10.244.196.130 via 10.244.7.1 dev vxlan.calico proto 80 onlink']);
+  });
+
+  it('a VTEP whose neighbour and FDB entries are not in the kernel yet carries no route (the BGP stand-in stays)', () => {
+    const pools: CalcPool[] = [{ cidr: '10.244.0.0/16', ipipMode: 'Never', vxlanMode: 'Always' }];
+    const vxlan = { usable: true, remoteBlocks: [{ cidr: '10.244.7.0/26', node: 'n3' }], nodes: VX_NODES };
+    const bgpRoutes = [{ prefix: '10.244.7.0/26', nextHop: NODE_3_OTHER_SUBNET }];
+    expect(shown(calculateRoutes(input({ pools, bgpRoutes, vxlan: { ...vxlan, programmed: new Set<string>() } })).routes)).toEqual(['10.244.7.0/26 via 192.168.40.7 dev eth0 proto 80 onlink']);
+    expect(shown(calculateRoutes(input({ pools, bgpRoutes, vxlan: { ...vxlan, programmed: new Set(['10.244.7.1']) } })).routes)).toEqual(['10.244.7.0/26 via 10.244.7.1 dev vxlan.calico proto 80 onlink']);
+  });
+
+  it('a node without a VTEP, an unusable vxlan.calico, a node without address: no route, one warning each', () => {
+    const result = calculateRoutes(
+      input({
+        pools: [{ cidr: '10.244.0.0/16', ipipMode: 'Never', vxlanMode: 'Always' }],
+        vxlan: {
+          usable: false,
+          remoteBlocks: [
+            { cidr: '10.244.7.0/26', node: 'n3' },
+            { cidr: '10.244.8.0/26', node: 'bare' },
+            { cidr: '10.244.9.0/26', node: 'gone' },
+          ],
+          nodes: [...VX_NODES, { name: 'bare', ip: '192.168.40.9/24' }],
+        },
+      }),
+    );
+    expect(result.routes).toEqual([]);
+    expect(result.warnings).toEqual([
+      '1 VXLAN block(s) belong to nodes without a known IPv4 address: not programmed: 10.244.9.0/26 (node gone)',
+      '1 VXLAN block(s) belong to nodes without a VTEP yet (Node.spec.ipv4VXLANTunnelAddr / vxlanTunnelMACAddr): not programmed: 10.244.8.0/26 (node bare)',
+      'vxlan.calico is not usable yet: 1 route(s) that need it are not programmed: 10.244.7.0/26 via 10.244.7.1',
+    ]);
+  });
+
+  it('blocks outside VXLAN pools and this node\'s own blocks get no VXLAN route; the local blackhole stays', () => {
+    const result = calculateRoutes(
+      input({
+        pools: [
+          { cidr: '10.244.0.0/16', ipipMode: 'Never', vxlanMode: 'Always' },
+          { cidr: '10.245.0.0/16', ipipMode: 'Never' },
+        ],
+        localBlocks: ['10.244.196.128/26'],
+        vxlan: {
+          usable: true,
+          remoteBlocks: [
+            { cidr: '10.245.1.0/26', node: 'n3' },
+            { cidr: '10.244.196.128/26', node: 'me' },
+          ],
+          nodes: [...VX_NODES, { name: 'me', ip: '192.168.31.201/24', tunnelAddress: '10.244.196.129', mac: '66:00:00:00:00:01' }],
+        },
+      }),
+    );
+    expect(shown(result.routes)).toEqual(['blackhole 10.244.196.128/26 proto 80']);
   });
 });

@@ -7,7 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { MemoryDatastore } from '../../../src/datastore/memory.js';
 import { checkIpam, FINDING_KINDS, readCheckSnapshot, structureFindings, type Finding, type FindingKind } from '../../../src/ipam/check.js';
 import { allocate, newBlock } from '../../../src/ipam/block.js';
-import { Ipam, ipipTunnelHandle } from '../../../src/ipam/index.js';
+import { Ipam, ipipTunnelHandle, vxlanTunnelHandle } from '../../../src/ipam/index.js';
 import { API_VERSION } from '../../../src/resources/types.js';
 import { ipamProblems, readIpamState } from './invariants.js';
 import { node, wep } from './fixtures.js';
@@ -86,6 +86,20 @@ describe('checkIpam', () => {
     expect(rest).toEqual([]);
     expect(f).toMatchObject({ kind: 'leaked-address', address: '10.244.0.0', handle: 'ipip-tunnel-addr-node-1', detail: 'tunnel address of node node-1, whose Node records no tunnel address' });
     expect(f!.action).toMatch(/run again; if it stays, restart the agent on node-1/);
+  });
+
+  it('a VXLAN tunnel address recorded on its Node is in use by it; unrecorded it is leaked', async () => {
+    const { ds, ipam } = await cleanCluster();
+    const [vtep] = await ipam.assign('node-1', vxlanTunnelHandle('node-1'), { use: 'Tunnel' });
+    const n = (await ds.get('Node', 'node-1'))!;
+    const withVtep = await ds.update({ ...n, spec: { ...n.spec, ipv4VXLANTunnelAddr: vtep, vxlanTunnelMACAddr: '66:00:00:00:00:01' } });
+    const report = checkIpam(await readCheckSnapshot(ds));
+    expect(report.findings).toEqual([]);
+    expect(report.addresses.find((a) => a.ip === vtep)?.owners).toEqual(['Node(node-1)']);
+    await ds.update({ ...withVtep, spec: { bgp: withVtep.spec.bgp } });
+    const [f, ...rest] = await findings(ds);
+    expect(rest).toEqual([]);
+    expect(f).toMatchObject({ kind: 'leaked-address', address: vtep, handle: 'vxlan-tunnel-addr-node-1' });
   });
 
   it('a workload address in an active pool that IPAM never allocated, and one in no pool', async () => {

@@ -364,6 +364,20 @@ describe('deletePool', () => {
     expect((await ds.list('IPAMBlock')).items).toHaveLength(1);
   });
 
+  it('a VXLAN tunnel address in the pool is released and cleared from its Node (the agent takes a new one)', async () => {
+    const ds = new MemoryDatastore();
+    await ds.create(pool('p', '10.244.0.0/24', { vxlanMode: 'Always' }));
+    const ipam = new Ipam(ds);
+    const [a] = await ipam.assign('node-a', 'vxlan-tunnel-addr-node-a', { use: 'Tunnel', pool: 'p' });
+    await ds.create({ ...node('node-a'), spec: { ...node('node-a').spec, ipv4VXLANTunnelAddr: a, vxlanTunnelMACAddr: '66:00:00:00:00:01' } });
+    const report = await deletePool(ds, 'p');
+    expect(report.released.map((r) => `${r.handle} ${r.reason.why}`)).toEqual(['vxlan-tunnel-addr-node-a tunnel']);
+    expect(report.tunnelsCleared).toEqual([{ node: 'node-a', ip: a, kind: 'vxlan' }]);
+    const after = await ds.get('Node', 'node-a');
+    expect(after?.spec.ipv4VXLANTunnelAddr).toBeUndefined();
+    expect(after?.spec.bgp?.ipv4Address).toBe('198.18.0.1/24');
+  });
+
   it('releases tunnel addresses (clearing the Node\u2019s only when it is that address), keeps an already disabled pool\u2019s state, deletes', async () => {
     const ds = new MemoryDatastore();
     await ds.create(pool('p', '10.244.0.0/24', { disabled: false }));

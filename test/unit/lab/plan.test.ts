@@ -53,10 +53,21 @@ describe('planLab', () => {
     expect(plan.resources.find((r) => r.kind === 'IPPool')?.spec).toMatchObject({ ipipMode: 'CrossSubnet' });
   });
 
+  it('--vxlan: two subnets behind a plain router with a VXLAN pool (no IPIP), mesh on', () => {
+    const plan = planLab({ ...LAB_DEFAULTS, nodes: 4, subnets: 2, officeRouter: 'none', vxlanMode: 'Always' });
+    expect(plan.resources.find((r) => r.kind === 'IPPool')?.spec).toMatchObject({ ipipMode: 'Never', vxlanMode: 'Always' });
+    expect(plan.router?.kind).toBe('plain');
+    expect(plan.resources.find((r) => r.kind === 'BGPConfiguration')?.spec).toMatchObject({ nodeToNodeMeshEnabled: true });
+    expect(parseLabOptions(['--vxlan', 'crosssubnet'])).toMatchObject({ vxlanMode: 'CrossSubnet', ipipMode: 'Never', backend: 'bird' });
+    expect(parseLabOptions(['--vxlan', 'Always', '--backend', 'vxlan'])).toMatchObject({ vxlanMode: 'Always', backend: 'vxlan' });
+  });
+
   it('refuses what cannot work, naming the option and the reason', () => {
     const cases: Array<[Partial<typeof LAB_DEFAULTS>, RegExp]> = [
       [{ nodes: 1 }, /--nodes 1: a lab has 2 to 20 nodes/],
-      [{ subnets: 2, officeRouter: 'none', nodes: 4 }, /--subnets 2 with --office-router none needs --ipip Always or CrossSubnet/],
+      [{ subnets: 2, officeRouter: 'none', nodes: 4 }, /--subnets 2 with --office-router none needs --ipip or --vxlan Always or CrossSubnet/],
+      [{ backend: 'vxlan' }, /--backend vxlan \(no BGP at all\) needs --vxlan Always or CrossSubnet and --office-router none \(got --vxlan Never, --office-router none\)/],
+      [{ ipipMode: 'Always', vxlanMode: 'CrossSubnet' }, /--ipip Always with --vxlan CrossSubnet: a pool uses one encapsulation \(Calico refuses ipipMode and vxlanMode both on\)/],
       [{ subnets: 2, officeRouter: 'bird', mode: 'rr', nodes: 4 }, /--subnets 2 with an office router and --mode rr: a reflector would give nodes next hops on the other subnet/],
       [{ subnets: 2, officeRouter: 'bird', nodes: 3 }, /at least 4 nodes/],
       [{ name: 'Lab_1' }, /--name "Lab_1"/],

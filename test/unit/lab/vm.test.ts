@@ -40,7 +40,7 @@ function vmState(share: string, pid: number): VmLabState {
 }
 
 describe('labArgs', () => {
-  it.each<Partial<LabOptions>>([{}, { name: 'x1', nodes: 4, subnets: 2, ipipMode: 'CrossSubnet' }, { mode: 'rr', officeRouter: 'bird', workloadsPerNode: 3, ipipMode: 'Always' }])(
+  it.each<Partial<LabOptions>>([{}, { name: 'x1', nodes: 4, subnets: 2, ipipMode: 'CrossSubnet' }, { mode: 'rr', officeRouter: 'bird', workloadsPerNode: 3, ipipMode: 'Always' }, { nodes: 4, subnets: 2, vxlanMode: 'CrossSubnet', backend: 'vxlan' }])(
     'parses back to the same lab inside the VM: %o',
     (change) => {
       const options = { ...LAB_DEFAULTS, ...change };

@@ -32,7 +32,7 @@ const EFFECT_TESTS: Readonly<Record<string, EffectTest>> = {
   'IPPool.spec.cidr': { file: IPAM, title: 'claims the first free aligned block and records a confirmed affinity' },
   'IPPool.spec.blockSize': { file: IPAM, title: 'never claims a block that overlaps an existing one of another size' },
   'IPPool.spec.ipipMode': { file: 'test/unit/agent/agent-dataplane.test.ts', title: 'a pool switched from Never to Always while running' },
-  'IPPool.spec.vxlanMode': { file: 'test/unit/felix/calc.test.ts', title: 'leaves remote routes in a vxlan pool alone with one warning per pool' },
+  'IPPool.spec.vxlanMode': { file: 'test/unit/felix/calc.test.ts', title: 'CrossSubnet, same subnet: direct' },
   'IPPool.spec.natOutgoing': { file: 'test/unit/felix/dataplane-nat.test.ts', title: 'programs the table from the pools, rewrites it on a change, removes it when no pool wants NAT' },
   'IPPool.spec.disabled': { file: IPAM, title: 'uses only enabled pools whose nodeSelector matches the Node labels' },
   'IPPool.spec.disableBGPExport': { file: ADVERTISE, title: 'a disableBGPExport pool refuses even what an overlapping enabled pool would accept' },
@@ -78,6 +78,8 @@ const EFFECT_TESTS: Readonly<Record<string, EffectTest>> = {
   'Node.spec.bgp.ipv4Address': { file: PLANNER, title: 'leaves out a node without an IPv4 address, and says so' },
   'Node.spec.bgp.asNumber': { file: PLANNER, title: 'Node.spec.bgp.asNumber wins' },
   'Node.spec.bgp.ipv4IPIPTunnelAddr': { file: 'test/unit/agent/agent-dataplane.test.ts', title: 'IPIP Always with a working tunl0: tunl0 gets the tunnel address' },
+  'Node.spec.ipv4VXLANTunnelAddr': { file: 'test/unit/felix/vxlan.test.ts', title: 'vxlanInputFor: needed only for a valid IPv4 VXLAN pool; our own node is never a remote' },
+  'Node.spec.vxlanTunnelMACAddr': { file: 'test/unit/felix/vxlan.test.ts', title: 'vxlanInputFor: needed only for a valid IPv4 VXLAN pool; our own node is never a remote' },
   'Node.spec.bgp.routeReflectorClusterID': { file: PLANNER, title: 'the reflector plan carries its cluster id and the BGPPeer it came from' },
 
   // IPAM state, workload endpoints and Kubernetes kinds: written and read by tortie itself, covered whole.
