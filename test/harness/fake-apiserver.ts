@@ -1,7 +1,7 @@
 // A fake Kubernetes API server for testing the kubernetes datastore backend with the real
 // @kubernetes/client-node client. It serves only what the backend calls, but serves it honestly:
 // - cluster-scoped Calico CRD objects under /apis/crd.projectcalico.org/v1/<plural>[/<name>],
-//   core Nodes (/api/v1/nodes), Pods (/api/v1/pods, /api/v1/namespaces/<ns>/pods[/<name>]), Namespaces
+//   core Nodes (/api/v1/nodes), Secrets (/api/v1/namespaces/<ns>/secrets[/<name>]), Pods (/api/v1/pods, /api/v1/namespaces/<ns>/pods[/<name>]), Namespaces
 //   (/api/v1/namespaces[/<name>]) and NetworkPolicies (/apis/networking.k8s.io/v1/networkpolicies,
 //   /apis/networking.k8s.io/v1/namespaces/<ns>/networkpolicies[/<name>]);
 // - one global resourceVersion counter, bumped by every write; lists carry it in metadata.resourceVersion,
@@ -133,7 +133,7 @@ export interface FakeApiServer {
 }
 
 /** Which collection: a Calico CRD plural, or the core `nodes` / `pods`. */
-export type CollectionPath = { crd: string } | { core: 'nodes' | 'pods' | 'namespaces' | 'networkpolicies' };
+export type CollectionPath = { crd: string } | { core: 'nodes' | 'pods' | 'namespaces' | 'networkpolicies' | 'secrets' };
 
 const CRD_GROUP = 'crd.projectcalico.org';
 const CRD_PLURALS: Readonly<Record<string, string>> = {
@@ -144,8 +144,9 @@ const CRD_PLURALS: Readonly<Record<string, string>> = {
   blockaffinities: 'BlockAffinity',
   ipamhandles: 'IPAMHandle',
 };
-const CORE: Readonly<Record<'nodes' | 'pods' | 'namespaces' | 'networkpolicies', { kind: string; namespaced: boolean; group?: string }>> = {
+const CORE: Readonly<Record<'nodes' | 'pods' | 'namespaces' | 'networkpolicies' | 'secrets', { kind: string; namespaced: boolean; group?: string }>> = {
   nodes: { kind: 'Node', namespaced: false },
+  secrets: { kind: 'Secret', namespaced: true },
   pods: { kind: 'Pod', namespaced: true },
   namespaces: { kind: 'Namespace', namespaced: false },
   networkpolicies: { kind: 'NetworkPolicy', namespaced: true, group: 'networking.k8s.io' },
@@ -212,6 +213,9 @@ function route(pathname: string): Target | null {
     if (parts[2] === 'pods' && parts.length === 3) return { collection: collectionOf({ core: 'pods' }) };
     if (parts[2] === 'namespaces' && parts[3] && parts[4] === 'pods' && parts.length <= 6) {
       return { collection: collectionOf({ core: 'pods' }), namespace: parts[3], ...(parts[5] ? { name: parts[5] } : {}) };
+    }
+    if (parts[2] === 'namespaces' && parts[3] && parts[4] === 'secrets' && parts.length <= 6) {
+      return { collection: collectionOf({ core: 'secrets' }), namespace: parts[3], ...(parts[5] ? { name: parts[5] } : {}) };
     }
     if (parts[2] === 'namespaces' && parts.length <= 4) return { collection: collectionOf({ core: 'namespaces' }), ...(parts[3] ? { name: parts[3] } : {}) };
   }
