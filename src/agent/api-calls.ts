@@ -10,18 +10,10 @@
 // resourceVersion), `delete` delete; on a Node, `update` is get + patch (annotations), `create` a get (the
 // kubelet registers Nodes); WorkloadEndpoints are Pods.
 
-export interface ApiGrant {
-  verb: string;
-  /** `pods`, `pods/status`, `serviceaccounts/token`, or `<plural>.<group>`. */
-  resource: string;
-  /** Granted by a Role in the component's namespace, not cluster-wide. */
-  namespaced?: boolean;
-  /** Only these object names (RBAC resourceNames). */
-  resourceNames?: readonly string[];
-  /** Where the code needs it (a regular expression matched against the component's sources). */
-  uses: RegExp;
-  why: string;
-}
+import type { ApiGrant } from '../datastore/api-grants.js';
+
+export type { ApiGrant };
+
 
 const CRD = 'crd.projectcalico.org';
 /** The CNI plugin's ServiceAccount, for which the agent requests tokens (src/agent/cni-token.ts). */

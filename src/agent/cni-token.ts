@@ -34,14 +34,9 @@ export const REFRESH_AT = 0.8;
 const FIRST_RETRY_MS = 1000;
 const MAX_RETRY_MS = 60_000;
 
-export interface IssuedToken {
-  token: string;
-  /** When the API server says it expires (ms since the epoch, as the clock counts). */
-  expiresAt: number;
-}
+import { kubeTokenRequester, type IssuedToken, type TokenRequester } from '../datastore/kube-token.js';
 
-/** Asks the API server for a token of the CNI ServiceAccount (TokenRequest). */
-export type TokenRequester = (expirationSeconds: number) => Promise<IssuedToken>;
+export { kubeTokenRequester, type IssuedToken, type TokenRequester };
 
 export interface CniTokenOptions {
   /** The kubeconfig file the CNI network configuration names. */
@@ -156,30 +151,6 @@ export class CniTokenRefresher {
       this.schedule(delay);
     }
   }
-}
-
-/** The one call: client-node's CoreV1Api.createNamespacedServiceAccountToken (TokenRequest). */
-export async function kubeTokenRequester(kubeconfig: string | undefined, timeoutMs: number, namespace: string, serviceAccount: string): Promise<TokenRequester> {
-  const [{ CoreV1Api }, { kubeClient }] = await Promise.all([import('@kubernetes/client-node'), import('../datastore/kube-client.js')]);
-  const { configuration, server } = kubeClient(kubeconfig, timeoutMs);
-  const core = new CoreV1Api(configuration);
-  return async (expirationSeconds) => {
-    let answer;
-    try {
-      answer = await core.createNamespacedServiceAccountToken({
-        name: serviceAccount,
-        namespace,
-        body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { audiences: [], expirationSeconds } },
-      });
-    } catch (err) {
-      const code = (err as { code?: unknown }).code;
-      throw new Error(`TokenRequest for ServiceAccount ${namespace}/${serviceAccount} at ${server} failed${code !== undefined ? ` (HTTP ${String(code)})` : `: ${err instanceof Error ? err.message : String(err)}`}`);
-    }
-    const token = answer.status?.token;
-    const expires = answer.status?.expirationTimestamp;
-    if (!token || !expires) throw new Error(`TokenRequest for ServiceAccount ${namespace}/${serviceAccount}: the answer has no token or no expirationTimestamp`);
-    return { token, expiresAt: new Date(expires).getTime() };
-  };
 }
 
 /**

@@ -5,7 +5,7 @@
 // fake API server enforces the role in test/integration/cni.test.ts, so a call not granted fails there.
 // How Datastore operations become RBAC verbs: src/agent/api-calls.ts.
 
-import type { ApiGrant } from '../agent/api-calls.js';
+import type { ApiGrant } from '../datastore/api-grants.js';
 
 const CRD = 'crd.projectcalico.org';
 

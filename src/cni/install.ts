@@ -164,8 +164,10 @@ export const realInstallIo = (): InstallIo => ({
   nodePath: process.execPath,
   packageRoot: join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..'),
   async requestToken(name, expirationSeconds) {
-    const [{ kubeTokenRequester }, { agentNamespace }] = await Promise.all([import('../agent/cni-token.js'), import('../agent/secrets.js')]);
-    const request = await kubeTokenRequester(undefined, 10_000, await agentNamespace(process.env), name);
+    const { kubeTokenRequester } = await import('../datastore/kube-token.js');
+    // This pod's namespace: POD_NAMESPACE, else its service account's.
+    const namespace = process.env.POD_NAMESPACE?.trim() || (await readFile(`${SERVICE_ACCOUNT_DIR}/namespace`, 'utf8')).trim();
+    const request = await kubeTokenRequester(undefined, 10_000, namespace, name);
     return (await request(expirationSeconds)).token;
   },
 });
