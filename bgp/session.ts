@@ -69,15 +69,8 @@ import {
   type UpdateMessage,
 } from './types.js';
 
-/** pino-compatible subset. */
-export interface Logger {
-  debug(obj: object, msg?: string): void;
-  info(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-  error(obj: object, msg?: string): void;
-}
-
-const silentLogger: Logger = { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} };
+import { silentLogger, type Logger } from './log.js';
+export type { Logger } from './log.js';
 
 export interface GracefulRestartConfig {
   /** Restart time advertised, seconds 0..4095 (RFC 4724 §3). */

@@ -35,12 +35,11 @@ import { NftTableKeeper, type NftLike, type NftSyncResult, type NftTableStatus }
 import { calculateRoutes, type CalcInput } from './route-calc.js';
 import type { Kernel } from './kernel.js';
 import { RouteTable, type ApplyResult, type RouteTableClock } from './route-table.js';
-import { Tunl0Keeper, type Tunl0Deps, type Tunl0Log, type Tunl0Options, type Tunl0Status } from '../ipip/tunl0.js';
+import { Tunl0Keeper, type Tunl0Deps, type Tunl0Options, type Tunl0Status } from '../ipip/tunl0.js';
+import type { Logger } from '../bgp/log.js';
 
-/** The pino methods the driver uses (a pino Logger fits). */
-export interface DataplaneLog extends Tunl0Log {
-  error(fields: Record<string, unknown>, message: string): void;
-}
+/** The logger methods the driver uses. */
+export type DataplaneLog = Pick<Logger, 'info' | 'warn' | 'error'>;
 
 export interface DataplaneOptions {
   kernel: Kernel;

@@ -30,6 +30,7 @@
 // is read by a process inside it (`ip netns exec`), the real node by one in the host's; one `grep -H` of
 // the files in question gives every value in one process, whatever the number of cali* interfaces.
 
+import type { Logger } from '../bgp/log.js';
 import { runCommand } from './command.js';
 
 /** Values under /proc/sys/net/ipv4, by path relative to it: "ip_forward", "conf/eth0/rp_filter", ... */
@@ -269,11 +270,8 @@ export function procSysIo(options: ProcSysOptions = {}): SysctlIo {
   };
 }
 
-/** The pino methods the checker uses. */
-export interface KernelSettingsLog {
-  info(fields: Record<string, unknown>, message: string): void;
-  warn(fields: Record<string, unknown>, message: string): void;
-}
+/** The logger methods the checker uses. */
+export type KernelSettingsLog = Pick<Logger, 'info' | 'warn'>;
 
 /**
  * Reads, writes what felix sets itself (logging each write), reads again after a write, and returns the

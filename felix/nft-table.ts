@@ -29,6 +29,8 @@
 
 import { formatIpv4, tryParseIpv4 } from '../bgp/ip.js';
 import type { NftEvent, NftMonitor } from './nft.js';
+import { systemClock } from '../bgp/clock.js';
+import type { Logger } from '../bgp/log.js';
 import type { RouteTableClock } from './route-table.js';
 
 export type NftFamily = 'ip' | 'inet';
@@ -245,11 +247,8 @@ export interface NftLike {
   monitor?(onEvent: (event: NftEvent) => void, onLost: (reason: string) => void): NftMonitor;
 }
 
-/** The pino methods the keeper uses. */
-export interface NftTableLog {
-  info(fields: Record<string, unknown>, message: string): void;
-  warn(fields: Record<string, unknown>, message: string): void;
-}
+/** The logger methods the keeper uses. */
+export type NftTableLog = Pick<Logger, 'info' | 'warn'>;
 
 export interface NftTableKeeperOptions {
   nft: NftLike;
@@ -281,11 +280,7 @@ export interface NftTableStatus {
   lastError?: string;
 }
 
-const realClock: RouteTableClock = {
-  now: () => Date.now(),
-  setTimeout: (fn, ms) => setTimeout(fn, ms),
-  clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
-};
+const realClock: RouteTableClock = systemClock;
 
 export class NftTableKeeper {
   private readonly clock: RouteTableClock;

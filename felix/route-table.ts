@@ -45,20 +45,13 @@ import {
   type KernelRoute,
   type KernelSnapshot,
 } from './kernel.js';
+import { systemClock, type Clock } from '../bgp/clock.js';
 import { resolveByClassMap, routeKey, sameRoute, type DesiredRoute, type RouteConflict } from './routes.js';
 
-/** The time source (structurally the same as bgp/clock.ts's Clock, which felix may not import). */
-export interface RouteTableClock {
-  now(): number;
-  setTimeout(fn: () => void, ms: number): object;
-  clearTimeout(handle: object): void;
-}
+/** The time source: the project's one Clock (bgp/clock.ts, which felix may import). */
+export type RouteTableClock = Clock;
 
-const realClock: RouteTableClock = {
-  now: () => Date.now(),
-  setTimeout: (fn, ms) => setTimeout(fn, ms),
-  clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
-};
+const realClock: RouteTableClock = systemClock;
 
 export interface RouteTableOptions {
   /** Full re-read of the kernel this often (default 90,000 ms, as Calico felix). */

@@ -30,6 +30,7 @@
 
 import { execFile } from 'node:child_process';
 import { formatIpv4, tryParseIpv4 } from '../bgp/ip.js';
+import type { Logger } from '../bgp/log.js';
 import { IPIP_DEVICE as TUNL0 } from './encap.js';
 
 /** The IPIP device, named once (encap.ts). */
@@ -518,11 +519,8 @@ export async function ipipSupported(netns?: string, deps: Tunl0Deps = {}): Promi
 // ---------------------------------------------------------------------------------------------------
 // Calling ensureTunl0 again and again (on every resync) without saying the same thing again and again
 
-/** The two pino methods the keeper uses (a pino Logger fits). */
-export interface Tunl0Log {
-  info(fields: Record<string, unknown>, message: string): void;
-  warn(fields: Record<string, unknown>, message: string): void;
-}
+/** The two logger methods the keeper uses. */
+export type Tunl0Log = Pick<Logger, 'info' | 'warn'>;
 
 /**
  * Holds the options and the last status for the agent: `ensure()` on start and on every resync, `status`

@@ -18,6 +18,7 @@
 import type { PeerStatus } from '../../bgp/speaker.js';
 import { describeErrno } from '../../bgp/transport.js';
 import { tryParseIpv4 } from '../../bgp/ip.js';
+import { boxTable } from '../format/table.js';
 import { PEER_TYPE_LABEL, type AgentStatus, type DesiredPeer, type PeerStatusRow, type RouteRow } from './types.js';
 
 /** BIRD's protocol state (the STATE column) for each BGP FSM state (RFC 4271 §8.2.2). */
@@ -107,23 +108,6 @@ export function peerRow(input: PeerRowInput): PeerStatusRow {
     routesAdvertised: peer.routesAdvertised,
     ...(peer.lastError ? { lastError: peer.lastError } : {}),
   };
-}
-
-/**
- * A calicoctl-style boxed table: +---+ rules, headers centred (the odd space goes right), every cell
- * left-aligned and padded one space each side.
- */
-export function boxTable(headers: readonly string[], rows: ReadonlyArray<readonly string[]>, align: ReadonlyArray<'left' | 'right'> = []): string {
-  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? '').length)));
-  const rule = `+${widths.map((w) => '-'.repeat(w + 2)).join('+')}+`;
-  const centre = (text: string, width: number) => {
-    const left = Math.floor((width - text.length) / 2);
-    return ' '.repeat(left) + text + ' '.repeat(width - text.length - left);
-  };
-  const header = `|${headers.map((h, i) => ` ${centre(h, widths[i] ?? 0)} `).join('|')}|`;
-  const cell = (text: string, i: number, width: number) => (align[i] === 'right' ? text.padStart(width) : text.padEnd(width));
-  const body = rows.map((row) => `|${widths.map((w, i) => ` ${cell(row[i] ?? '', i, w)} `).join('|')}|`);
-  return [rule, header, rule, ...body, rule].join('\n') + '\n';
 }
 
 const PEER_HEADERS = ['PEER ADDRESS', 'PEER TYPE', 'STATE', 'SINCE', 'INFO'];

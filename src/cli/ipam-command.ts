@@ -11,7 +11,7 @@ import { parseArgs } from 'node:util';
 import { UsageError } from './speaker-args.js';
 import { parseCidr } from '../resources/index.js';
 import type { Datastore } from '../datastore/types.js';
-import { boxTable } from '../agent/status-format.js';
+import { boxTable } from '../format/table.js';
 import { FINDINGS, FINDING_KINDS, type IpamCheckReport } from '../ipam/check.js';
 
 /** Ipam.usage()'s result, as the issue-4 contract defines IpamUsage (structurally the same type). */
@@ -103,11 +103,6 @@ function share(count: number, total: number): string {
 
 type Align = 'left' | 'right';
 
-/** calicoctl's boxed table: +---+ rules, centred headers, cells padded one space each side. */
-export function formatBoxTable(headers: string[], rows: string[][], align: Align[]): string {
-  return boxTable(headers, rows, align);
-}
-
 /** Orders CIDRs by address (10.244.2.0/26 before 10.244.10.0/26), unparsable ones last by text. */
 function byAddress(a: string, b: string): number {
   const x = parseCidr(a);
@@ -143,7 +138,7 @@ export function formatIpamUsage(usage: IpamUsageView, showBlocks: boolean): stri
     for (const block of blocks.filter((b) => !known.has(b.pool))) rows.push(row('Block (no pool)', block.cidr, block.node ?? '(none)', block.size, block.allocated));
   }
   if (pools.length === 0 && rows.length === 0) return 'No IP pools; create one with "tortie apply -f pool.yaml"\n';
-  return formatBoxTable(headers, rows, align);
+  return boxTable(headers, rows, align);
 }
 
 export interface IpamContext {

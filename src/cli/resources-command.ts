@@ -30,6 +30,7 @@ import {
 import { API_VERSION, type AnyResource, type Kind, type Resource } from '../resources/types.js';
 import { AlreadyExistsError, ConflictError, NotFoundError, type Datastore } from '../datastore/types.js';
 import type { TeardownOptions } from '../ipam/teardown.js';
+import { columnTable } from '../format/table.js';
 import { deleteIpPool, deleteNode, deleteRefusals as refusalsOf, NodeDeletionError, nodesWithStateLeft } from './delete-ipam.js';
 
 export type WriteVerb = 'apply' | 'create' | 'replace' | 'delete';
@@ -548,12 +549,6 @@ function labels(map: Record<string, string> | undefined): string {
   return Object.entries(map ?? {}).map(([k, v]) => `${k}=${v}`).join(',');
 }
 
-/** Left-aligned columns separated by three spaces, as calicoctl prints them. */
-export function formatTable(headers: string[], rows: string[][]): string {
-  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? '').length)));
-  const line = (cells: string[]) => cells.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join('   ').trimEnd();
-  return [line(headers), ...rows.map(line)].join('\n') + '\n';
-}
 
 function sortResources(items: AnyResource[]): AnyResource[] {
   return [...items].sort((a, b) => resourceKey(a).localeCompare(resourceKey(b)));
@@ -572,7 +567,7 @@ export function formatResources<K extends Kind>(kind: K, items: Array<Resource<K
     return output === 'json' ? `${JSON.stringify(value, null, 2)}\n` : toYaml(value);
   }
   const columns = (COLUMNS[kind] as ReadonlyArray<Column<K>>).filter((c) => output === 'wide' || c.wide !== true);
-  return formatTable(columns.map((c) => c.header), sorted.map((r) => columns.map((c) => c.value(r))));
+  return columnTable(columns.map((c) => c.header), sorted.map((r) => columns.map((c) => c.value(r))));
 }
 
 async function runGet(ds: Datastore, args: Extract<ResourceArgs, { command: 'get' }>, ctx: CommandContext): Promise<number> {

@@ -32,16 +32,16 @@ const ETCD_TRANSPORT_NAMES: readonly EtcdTransportName[] = ['http', 'grpc'];
 export function createCniLog(level: LogLevel, file: string | undefined, write?: (line: string) => void): CniLog {
   const threshold = LOG_LEVELS.indexOf(level);
   const sink = write ?? (file !== undefined ? (line: string) => appendFileSync(file, line) : (line: string) => process.stderr.write(line));
-  return {
-    log(at, message, fields = {}) {
-      if (LOG_LEVELS.indexOf(at) < threshold) return;
-      try {
-        sink(JSON.stringify({ time: new Date().toISOString(), level: at, plugin: 'tortie', pid: process.pid, msg: message, ...fields }) + '\n');
-      } catch {
-        // a log file that cannot be written must not fail the pod's network setup
-      }
-    },
+  const at = (lineLevel: LogLevel) => (fields: object, message?: string) => {
+    if (LOG_LEVELS.indexOf(lineLevel) < threshold) return;
+    try {
+      sink(JSON.stringify({ time: new Date().toISOString(), level: lineLevel, plugin: 'tortie', pid: process.pid, msg: message, ...fields }) + '\n');
+    } catch {
+      // a log file that cannot be written must not fail the pod's network setup
+    }
   };
+  // The Logger's methods, as CNI's log levels (the JSON says "warning", as the CNI plugins' logs do).
+  return { debug: at('debug'), info: at('info'), warn: at('warning'), error: at('error') };
 }
 
 /** All of stdin (empty when it is a terminal: a person ran `tortie` with CNI_COMMAND set). */
@@ -75,7 +75,7 @@ export function processIo(env: NodeJS.ProcessEnv): PluginIo {
     openDatastore: async (conf: NetConf) =>
       openConfiguredDatastore(conf, timeoutMs, {
         etcdTransport: etcdTransportFromEnv(env),
-        onTransportFallback: (reason) => createCniLog(conf.logLevel, conf.logFile).log('warning', reason),
+        onTransportFallback: (reason) => createCniLog(conf.logLevel, conf.logFile).warn({}, reason),
       }),
     async openRecorder(conf, ds) {
       const endpoint = await import('./endpoint.js');

@@ -17,6 +17,7 @@
 //   failure; a bad configuration is 7 or 2 and says which field.
 
 import { dirname, join } from 'node:path';
+import type { Logger } from '../../bgp/log.js';
 import type { Ipam } from '../ipam/index.js';
 import { withHostLock } from './host-lock.js';
 import { ATTRIBUTE_KEYS, calicoTimestamp } from '../ipam/attributes.js';
@@ -44,7 +45,6 @@ import {
   parseVersionField,
   type CniEnv,
   type CniResult,
-  type LogLevel,
   type NetConf,
 } from './spec.js';
 
@@ -55,9 +55,8 @@ export const FALLBACK_HOST_MTU = 1500;
 /** Encapsulation overheads (Calico felix's auto MTU): IP-in-IP adds a 20-byte header, VXLAN 50. */
 export const ENCAP_OVERHEAD = { ipip: 20, vxlan: 50 } as const;
 
-export interface CniLog {
-  log(level: LogLevel, message: string, fields?: Record<string, unknown>): void;
-}
+/** The plugin's log: the project's one Logger interface (main.ts writes it as CNI JSON lines). */
+export type CniLog = Logger;
 
 /** The veth work, as ./dataplane.ts's PodNetwork does it (tests pass a fake). */
 export type Network = Pick<PodNetwork, 'setup' | 'removeHostVeth' | 'removePodInterface' | 'check' | 'defaultRouteMtu'>;
@@ -100,12 +99,12 @@ export async function runPlugin(stdin: string, io: PluginIo): Promise<PluginOutp
     }
     const started = io.now();
     const out = await COMMAND_HANDLERS[env.command](new Invocation(conf, env, io, log));
-    log.log('info', `${env.command} done`, { containerId: env.containerId, ms: Math.round(io.now() - started) });
+    log.info({ containerId: env.containerId, ms: Math.round(io.now() - started) }, `${env.command} done`);
     return { exitCode: 0, stdout: out === undefined ? '' : JSON.stringify(out) + '\n' };
   } catch (err) {
     const error = err instanceof CniError ? err : (datastoreError(err, 'datastore') ?? new CniError('internal', err instanceof Error ? err.message : String(err)));
     const version = conf?.cniVersion ?? supportedOr(parseVersionField(stdin));
-    log.log('error', error.message, { code: error.code, command: io.env.CNI_COMMAND, containerId: io.env.CNI_CONTAINERID });
+    log.error({ code: error.code, command: io.env.CNI_COMMAND, containerId: io.env.CNI_CONTAINERID }, error.message);
     return { exitCode: 1, stdout: JSON.stringify(formatError(version, error)) + '\n' };
   }
 }
@@ -207,7 +206,7 @@ class Invocation {
       if (name !== '') return name;
     } catch (err) {
       const code = (err as { code?: unknown }).code;
-      if (code !== 'ENOENT') this.log.log('warning', `cannot read ${file} (${String(code ?? err)}); using the hostname as the node name`);
+      if (code !== 'ENOENT') this.log.warn({}, `cannot read ${file} (${String(code ?? err)}); using the hostname as the node name`);
     }
     return this.io.hostname();
   }
@@ -232,7 +231,7 @@ class Invocation {
       return await this.addOnce();
     } finally {
       await this.close();
-      this.log.log('debug', 'ADD timings (ms)', this.timings);
+      this.log.debug(this.timings, 'ADD timings (ms)');
     }
   }
 
@@ -256,7 +255,7 @@ class Invocation {
     // listed once, inside the lock, beside IPAM's first read; the MTU uses the same list.
     const lockFile = join(dirname(this.conf.nodenameFile ?? DEFAULT_NODENAME_FILE), `ipam-${id.node}.lock`);
     const { result: address, locked } = await this.timed('ipam', () => withHostLock(lockFile, () => this.assign(ipam, id)));
-    if (!locked) this.log.log('warning', `assigned without the host IPAM lock ${lockFile} (timed out or not writable)`);
+    if (!locked) this.log.warn({}, `assigned without the host IPAM lock ${lockFile} (timed out or not writable)`);
     const hostIf = hostVethName(id);
     const plan: VethPlan = { hostIf, podIf: id.ifname, netns, address, mtu: 0, podMac: podMac(this.io.randomBytes(6)) };
     let vethMade = false;
@@ -272,8 +271,8 @@ class Invocation {
       );
     } catch (err) {
       // Leave nothing behind: the veth (if made), then the address.
-      if (vethMade) await network.removeHostVeth(hostIf).catch((e: unknown) => this.log.log('error', `rollback: ${String(e)}`));
-      await ipam.releaseByHandle(this.handle()).catch((e: unknown) => this.log.log('error', `rollback: releasing ${this.handle()} failed: ${String(e)}`));
+      if (vethMade) await network.removeHostVeth(hostIf).catch((e: unknown) => this.log.error({}, `rollback: ${String(e)}`));
+      await ipam.releaseByHandle(this.handle()).catch((e: unknown) => this.log.error({}, `rollback: releasing ${this.handle()} failed: ${String(e)}`));
       throw err;
     }
     const ours: CniResult = {
@@ -364,7 +363,7 @@ class Invocation {
       await this.timed('ipam', () => this.datastoreStep(`releasing ${this.handle()}`, () => new Ipam(ds).releaseByHandle(this.handle())));
     } finally {
       await this.close();
-      this.log.log('debug', 'DEL timings (ms)', this.timings);
+      this.log.debug(this.timings, 'DEL timings (ms)');
     }
   }
 
@@ -438,12 +437,12 @@ class Invocation {
       ]);
       const plan = planGc(listed, node, this.conf.name, valid, endpoints);
       if (plan.unattributed.length > 0) {
-        this.log.log('warning', `GC kept ${plan.unattributed.length} address(es) of network "${this.conf.name}" whose allocation has no "node" attribute (assigned before tortie recorded who an address is for) and that no WorkloadEndpoint of this node and the same container names, so they cannot be told apart from other nodes' pods: ${listKept(plan.unattributed)}; they stay allocated until a DEL of their container, or \`tortie delete node\` of their node, releases them`, {
+        this.log.warn({
           node,
           kept: plan.unattributed.length,
-        });
+        }, `GC kept ${plan.unattributed.length} address(es) of network "${this.conf.name}" whose allocation has no "node" attribute (assigned before tortie recorded who an address is for) and that no WorkloadEndpoint of this node and the same container names, so they cannot be told apart from other nodes' pods: ${listKept(plan.unattributed)}; they stay allocated until a DEL of their container, or \`tortie delete node\` of their node, releases them`);
       }
-      if (plan.otherNodes.length > 0) this.log.log('debug', `GC left ${plan.otherNodes.length} address(es) assigned on other nodes alone: ${listKept(plan.otherNodes)}`);
+      if (plan.otherNodes.length > 0) this.log.debug({}, `GC left ${plan.otherNodes.length} address(es) assigned on other nodes alone: ${listKept(plan.otherNodes)}`);
       const proven = new Map(plan.proven.map((p) => [`${p.handle} ${p.ip}`, p.endpoint]));
       const { Ipam } = await loadIpam();
       const ipam = new Ipam(ds);
@@ -452,7 +451,7 @@ class Invocation {
         for (const f of freed) {
           const endpoint = proven.get(`${f.handle} ${f.ip}`);
           const why = endpoint === undefined ? '' : ` (no "node" attribute; WorkloadEndpoint ${endpoint} of this node and the same container named it)`;
-          this.log.log('info', `GC released ${f.ip} of ${f.handle ?? '(no handle)'}${why}`, { node });
+          this.log.info({ node }, `GC released ${f.ip} of ${f.handle ?? '(no handle)'}${why}`);
         }
       }
       if (plan.endpoints.length === 0) return;
@@ -463,7 +462,7 @@ class Invocation {
         await this.datastoreStep(`removing WorkloadEndpoint ${wep.metadata.name}`, () =>
           recorder.remove({ node, containerId, ifname: wep.spec.endpoint ?? 'eth0', ...(pod ? { pod } : {}) }),
         );
-        this.log.log('info', `GC removed WorkloadEndpoint ${wep.metadata.namespace}/${wep.metadata.name}`);
+        this.log.info({}, `GC removed WorkloadEndpoint ${wep.metadata.namespace}/${wep.metadata.name}`);
       }
     } finally {
       await this.close();

@@ -8,6 +8,8 @@
 // failed write is retried after `retryMs` with a full resync, because after a failure the driver no
 // longer knows what the kernel holds.
 
+import { systemClock, type Clock, type TimerHandle } from '../../bgp/clock.js';
+import type { Logger } from '../../bgp/log.js';
 import type { ApplyStats, PolicyDataplane } from '../../felix/policy-dataplane.js';
 import type { Resource } from '../resources/types.js';
 import { renderFilter } from './render.js';
@@ -20,15 +22,10 @@ export interface PolicyInput {
   nodes: Array<Resource<'Node'>>;
 }
 
-export interface EnforcerLog {
-  info(fields: Record<string, unknown>, message: string): void;
-  warn(fields: Record<string, unknown>, message: string): void;
-}
+export type EnforcerLog = Pick<Logger, 'info' | 'warn'>;
 
-export interface EnforcerTimers {
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
+/** The timers the enforcer uses: the project's one Clock (bgp/clock.ts), in part. */
+export type EnforcerTimers = Pick<Clock, 'setTimeout' | 'clearTimeout'>;
 
 export interface EnforcerOptions {
   dataplane: Pick<PolicyDataplane, 'apply' | 'resync'>;
@@ -58,13 +55,13 @@ export interface EnforcerStatus {
   inSync: boolean;
 }
 
-const REAL_TIMERS: EnforcerTimers = { setTimeout: (fn, ms) => setTimeout(fn, ms), clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout) };
+const REAL_TIMERS: EnforcerTimers = systemClock;
 
 export class PolicyEnforcer {
   private input: PolicyInput | null = null;
   private running: Promise<void> | null = null;
   private pending: 'apply' | 'resync' | null = null;
-  private timer: unknown = null;
+  private timer: TimerHandle | null = null;
   private stopped = false;
   private readonly timers: EnforcerTimers;
   private readonly state: EnforcerStatus = { summary: null, writes: 0, lastStats: null, lastError: null, inSync: false };

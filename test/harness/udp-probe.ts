@@ -14,6 +14,7 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { runCommand } from './netns.js';
+import { waitFor } from './wait.js';
 
 export class UdpListener {
   readonly seen: string[] = [];
@@ -51,12 +52,11 @@ export class UdpListener {
 
   /** The source address of the datagram tagged `tag`, or null if none arrived within `ms`. */
   async sourceOf(tag: string, ms = 3_000): Promise<string | null> {
-    const until = Date.now() + ms;
-    for (;;) {
-      const line = this.seen.find((l) => l.startsWith(`${tag} `));
-      if (line !== undefined) return line.slice(tag.length + 1);
-      if (Date.now() >= until) return null;
-      await new Promise((r) => setTimeout(r, 20));
+    try {
+      const line = await waitFor(() => this.seen.find((l) => l.startsWith(`${tag} `)), { what: `datagram ${tag}`, timeoutMs: ms, intervalMs: 20 });
+      return line.slice(tag.length + 1);
+    } catch {
+      return null; // none arrived within `ms`: that is the answer the caller asserts on (a path that is blocked)
     }
   }
 

@@ -11,6 +11,7 @@ import { KernelError, normalizeKernelRoute, type KernelEvent, type KernelRoute }
 import { RouteTable, isOwnedRoute, toKernelRoute, type ApplyResult } from '../../felix/route-table.js';
 import type { DesiredRoute } from '../../felix/routes.js';
 import { createNetns, destroyAllNetns, liveNetns, netnsUnavailableReason, runCommand, type Netns } from '../harness/netns.js';
+import { waitFor } from '../harness/wait.js';
 
 const unavailable = netnsUnavailableReason();
 if (unavailable && process.env.CI === 'true') throw new Error(`felix kernel tests cannot run: ${unavailable}`);
@@ -82,14 +83,9 @@ function expectedOwned(routes: DesiredRoute[]): KernelRoute[] {
   return routes.map(toKernelRoute).sort((a, b) => (a.dst < b.dst ? -1 : a.dst > b.dst ? 1 : 0));
 }
 
-/** Polls `check` every 20 ms for at most `ms`. */
-async function eventually(check: () => Promise<boolean>, ms = 5_000): Promise<void> {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`condition not met within ${ms} ms`);
+/** Polls `check` every 20 ms for at most 5 s (the harness's waitFor), naming `what` on timeout. */
+async function eventually(what: string, check: () => Promise<boolean>): Promise<void> {
+  await waitFor(check, { what, timeoutMs: 5_000, intervalMs: 20 });
 }
 
 const BASE: DesiredRoute[] = [
@@ -206,11 +202,11 @@ describe.skipIf(unavailable !== null)('felix on the real kernel (network namespa
     tables.push(rt);
     rt.setDesired(BASE);
     rt.start();
-    await eventually(async () => (await owned(kernel)).length === BASE.length);
+    await eventually('every BASE route in the kernel', async () => (await owned(kernel)).length === BASE.length);
     await new Promise((r) => setTimeout(r, 300)); // ip monitor has no "subscribed" signal
     await ns.ip('route', 'del', '10.244.2.0/26');
     await ns.ip('route', 'add', '10.6.0.0/16', 'via', '192.168.31.1', 'proto', 'static');
-    await eventually(async () => (await owned(kernel)).some((r) => r.dst === '10.244.2.0/26'));
+    await eventually('10.244.2.0/26 back in the kernel', async () => (await owned(kernel)).some((r) => r.dst === '10.244.2.0/26'));
     expect(await owned(kernel)).toEqual(expectedOwned(BASE));
     expect((await table(kernel)).some((r) => r.dst === '10.6.0.0/16')).toBe(true);
     expect(results.some((r) => !r.fullResync && r.added.some((a) => a.dst === '10.244.2.0/26'))).toBe(true);
@@ -229,7 +225,7 @@ describe.skipIf(unavailable !== null)('felix on the real kernel (network namespa
     rt.start();
     await new Promise((r) => setTimeout(r, 300)); // ip monitor has no "subscribed" signal
     await ns.addVeth('calilate0000001', 'wl-late');
-    await eventually(async () => (await owned(kernel)).some((r) => r.dst === '10.244.1.9/32'));
+    await eventually('10.244.1.9/32 in the kernel', async () => (await owned(kernel)).some((r) => r.dst === '10.244.1.9/32'));
     expect(await owned(kernel)).toEqual(expectedOwned([...BASE, late]));
   });
 
@@ -246,7 +242,7 @@ describe.skipIf(unavailable !== null)('felix on the real kernel (network namespa
     const second = new RouteTable(kernelIn(ns));
     second.setDesired(BASE);
     const result = await second.apply();
-    await eventually(async () => events.some((e) => e.kind === 'route' && e.dst === '10.250.0.0/16'));
+    await eventually('a route event for 10.250.0.0/16', async () => events.some((e) => e.kind === 'route' && e.dst === '10.250.0.0/16'));
     watch.stop();
     expect(result.fullResync).toBe(true);
     expect(result.kernelWrites).toBe(0);

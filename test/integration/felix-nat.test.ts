@@ -25,6 +25,7 @@ import { Nft } from '../../felix/nft.js';
 import { addressBlock } from '../harness/addresses.js';
 import { createNetns, destroyAllNetns, netnsUnavailableReason, runCommand, type Netns } from '../harness/netns.js';
 import { UdpListener, udpSend } from '../harness/udp-probe.js';
+import { waitFor } from '../harness/wait.js';
 
 const unavailable = netnsUnavailableReason();
 if (unavailable && process.env.CI === 'true') throw new Error(`felix natOutgoing tests cannot run: ${unavailable}`);
@@ -71,13 +72,9 @@ async function nftRules(node: Netns): Promise<string> {
   return result.code === 0 ? result.stdout : '';
 }
 
-async function eventually(check: () => Promise<boolean>, ms = 8_000): Promise<boolean> {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    if (await check()) return true;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return check();
+/** Polls `check` every 50 ms for at most `ms` (the harness's waitFor), naming `what` on timeout. */
+async function eventually(what: string, check: () => Promise<boolean>, ms: number): Promise<void> {
+  await waitFor(check, { what, timeoutMs: ms, intervalMs: 50 });
 }
 
 describe.skipIf(unavailable !== null)('felix natOutgoing in network namespaces', () => {
@@ -225,14 +222,14 @@ describe.skipIf(unavailable !== null)('felix natOutgoing in network namespaces',
     const handle = /masquerade comment "tortie natOutgoing" # handle (\d+)/.exec(await nftRules(node))?.[1];
     await node.exec('nft', ['delete', 'rule', 'ip', 'tortie-nat', 'postrouting', 'handle', handle!]);
     const t0 = Date.now();
-    expect(await eventually(async () => /masquerade/.test(await nftRules(node)), 5_000)).toBe(true);
+    await eventually('the masquerade rule back', async () => /masquerade/.test(await nftRules(node)), 5_000);
     const ruleMs = Date.now() - t0;
     await node.exec('nft', ['delete', 'table', 'ip', 'tortie-nat']);
     const t1 = Date.now();
-    expect(await eventually(async () => /masquerade/.test(await nftRules(node)), 5_000)).toBe(true);
+    await eventually('the masquerade rule back', async () => /masquerade/.test(await nftRules(node)), 5_000);
     const tableMs = Date.now() - t1;
     // nft's change is visible to another process a moment before our apply() returns and counts it.
-    expect(await eventually(async () => dataplane.status().nat.writes === writes + 2, 5_000)).toBe(true);
+    await eventually('two NAT table writes counted', async () => dataplane.status().nat.writes === writes + 2, 5_000);
     // Our own writes are monitor events too: they lead to checks, never to another write.
     await new Promise((r) => setTimeout(r, 500));
     expect(dataplane.status().nat.writes).toBe(writes + 2);
@@ -247,12 +244,12 @@ describe.skipIf(unavailable !== null)('felix natOutgoing in network namespaces',
     try {
       dp.update({ ...input, localBlocks: [], workloads: [], bgpRoutes: [] });
       dp.start();
-      expect(await eventually(async () => /masquerade/.test(await nftRules(other)), 5_000)).toBe(true);
+      await eventually('the masquerade rule', async () => /masquerade/.test(await nftRules(other)), 5_000);
       const handle = /masquerade comment "tortie natOutgoing" # handle (\d+)/.exec(await nftRules(other))?.[1];
       await other.exec('nft', ['delete', 'rule', 'ip', 'tortie-nat', 'postrouting', 'handle', handle!]);
       expect(await nftRules(other)).not.toMatch(/masquerade/);
-      expect(await eventually(async () => /masquerade/.test(await nftRules(other)), 5_000)).toBe(true);
-      expect(await eventually(async () => dp.status().nat.writes === 2, 5_000)).toBe(true);
+      await eventually('the masquerade rule', async () => /masquerade/.test(await nftRules(other)), 5_000);
+      await eventually('two NAT table writes counted', async () => dp.status().nat.writes === 2, 5_000);
     } finally {
       await dp.stop();
       await other.destroy();

@@ -6,6 +6,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { Nft, NftError, type NftEvent } from '../../felix/nft.js';
 import { createNetns, destroyAllNetns, netnsUnavailableReason } from '../harness/netns.js';
+import { waitFor } from '../harness/wait.js';
 
 const unavailable = netnsUnavailableReason();
 if (unavailable && process.env.CI === 'true') throw new Error(`nft tests cannot run: ${unavailable}`);
@@ -82,16 +83,18 @@ describe.skipIf(unavailable !== null)('felix/nft in a network namespace', () => 
     const monitor = nft.monitor((e) => events.push(e), (r) => lost.push(r));
     try {
       // The monitor has subscribed once it sees a change: poke until the first event (bounded).
-      const until = Date.now() + 5_000;
-      for (let i = 0; events.length === 0 && Date.now() < until; i++) {
-        await nft.apply(`add table ip probe${i}\n`);
-        await new Promise((r) => setTimeout(r, 50));
-      }
-      expect(events.length).toBeGreaterThan(0);
+      let probes = 0;
+      await waitFor(
+        async () => {
+          if (events.length > 0) return true;
+          await nft.apply(`add table ip probe${probes++}\n`);
+          return false;
+        },
+        { what: 'a first nft monitor event', timeoutMs: 5_000, intervalMs: 50 },
+      );
       events.length = 0;
       await ns.exec('nft', ['flush', 'chain', 'ip', 'nfttest', 'post']);
-      const deadline = Date.now() + 5_000;
-      while (!events.some((e) => e.kind === 'rule') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      await waitFor(() => events.some((e) => e.kind === 'rule'), { what: 'a rule event after the flush', timeoutMs: 5_000, intervalMs: 20 });
       expect(events).toContainEqual(expect.objectContaining({ action: 'delete', kind: 'rule', family: 'ip', table: 'nfttest' }));
     } finally {
       monitor.stop();

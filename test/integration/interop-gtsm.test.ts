@@ -53,8 +53,8 @@ async function session(tortieNs: Netns, birdNs: Netns, tortieIp: string, birdIp:
 const skip = netnsUnavailableReason() ?? (nativeSocketOptions().available ? null : 'the native part is not built');
 
 describe.skipIf(skip !== null)('GTSM interop with BIRD 2 (ttl security on)', () => {
-  it('directly connected, ttlSecurity 1 on both: Established', async () => {
-    if (!requirePeers('bird2')) return;
+  it('directly connected, ttlSecurity 1 on both: Established', async (ctx) => {
+    if (!requirePeers('bird2')) return ctx.skip();
     const t = await createNetns('gtsm-t');
     const b = await createNetns('gtsm-b');
     await link(t, 'eth0', '198.18.36.1/30', b, 'eth1', '198.18.36.2/30');
@@ -63,8 +63,8 @@ describe.skipIf(skip !== null)('GTSM interop with BIRD 2 (ttl security on)', () 
     await waitForSession(bird, '198.18.36.1');
   });
 
-  it('one router in between: Established with ttlSecurity 2; refused with ttlSecurity 1, the kernel counting TCPMinTTLDrop', async () => {
-    if (!requirePeers('bird2')) return;
+  it('one router in between: Established with ttlSecurity 2; refused with ttlSecurity 1, the kernel counting TCPMinTTLDrop', async (ctx) => {
+    if (!requirePeers('bird2')) return ctx.skip();
     const t = await createNetns('gtsm-t');
     const r = await createNetns('gtsm-r');
     const b = await createNetns('gtsm-b');

@@ -74,8 +74,8 @@ describe.skipIf(skipAll)('TCP-MD5 interop', () => {
 
   for (const kind of KINDS) {
     for (const direction of ['tortie connects', `${kind} connects`] as const) {
-      it(`${kind}: the right password, ${direction}: Established, routes both ways, MD5 on every segment`, async () => {
-        if (!requirePeers(kind) || !requireBinary('tcpdump')) return;
+      it(`${kind}: the right password, ${direction}: Established, routes both ways, MD5 on every segment`, async (ctx) => {
+        if (!requirePeers(kind) || !requireBinary('tcpdump')) return ctx.skip();
         const { tortie, peer: peerIp, n } = addresses();
         const dir = makeTempDir('md5');
         const tortieConnects = direction === 'tortie connects';
@@ -119,8 +119,8 @@ describe.skipIf(skipAll)('TCP-MD5 interop', () => {
       { name: 'a password on our side only', ours: PASSWORD, counter: 'TCPMD5NotFound', words: /^we sign, peer does not/ },
     ];
     for (const failure of failures) {
-      it(`${kind}: ${failure.name}: never Established; the kernel counts ${failure.counter}`, async () => {
-        if (!requirePeers(kind)) return;
+      it(`${kind}: ${failure.name}: never Established; the kernel counts ${failure.counter}`, async (ctx) => {
+        if (!requirePeers(kind)) return ctx.skip();
         const { tortie, peer: peerIp } = addresses();
         const dir = makeTempDir('md5');
         const before = counters();
@@ -156,8 +156,8 @@ describe.skipIf(skipAll)('TCP-MD5 interop', () => {
 describe('a password where the native part cannot load: refused loudly, never unsigned', () => {
   const track = stopAfterEachTest();
 
-  it('bird2 without a password connects to tortie: never Established; tortie says why at start', async () => {
-    if (!requirePeers('bird2')) return;
+  it('bird2 without a password connects to tortie: never Established; tortie says why at start', async (ctx) => {
+    if (!requirePeers('bird2')) return ctx.skip();
     const { tortie, peer: peerIp } = addresses();
     const dir = makeTempDir('md5');
     const peer = track(await startPeer('bird2', { address: peerIp, as: PEER_AS, neighbors: [{ address: tortie, as: TORTIE_AS }] }));

@@ -9,7 +9,7 @@
 import { expect, it } from 'vitest';
 import { addressBlock } from '../harness/addresses.js';
 import { requirePeers } from '../harness/binaries.js';
-import { startPeer, waitForNoRoute, waitForRoute, waitForSession, type PeerDaemon, type PeerKind } from '../harness/index.js';
+import { startPeer, waitFor, waitForNoRoute, waitForRoute, waitForSession, type PeerDaemon, type PeerKind } from '../harness/index.js';
 import { isState, isUpdate, SpeakerProcess, stopAfterEachTest, type UpdateEvent } from './speaker-process.js';
 import type { SpeakerEventJson } from '../../src/cli/speaker-events.js';
 
@@ -97,12 +97,14 @@ export function interopSuite(kind: PeerKind, owner: string): void {
       speaker.send(`announce 10.244.${third}.64/26,nexthop=198.18.0.9`);
       expect((await waitForRoute(peer, `10.244.${third}.64/26`)).nextHop).toBe('198.18.0.9');
 
-      // SIGTERM: Cease to the peer, exit 0.
+      // SIGTERM: Cease to the peer, exit 0; the peer ends the session and drops what tortie sent.
       expect(await speaker.stop()).toBe(0);
-      await waitForSession(peer, tortieIp, 'Established', 1).then(
-        () => waitForNoRoute(peer, `10.244.${third}.64/26`),
-        () => undefined,
-      );
+      await waitFor(async () => (await peer.sessions()).find((s) => s.neighbor === tortieIp)?.state !== 'Established', {
+        timeoutMs: 15_000,
+        intervalMs: 100,
+        what: `${kind} session to ${tortieIp} no longer Established after tortie's Cease`,
+      });
+      await waitForNoRoute(peer, `10.244.${third}.64/26`);
     });
   }
 

@@ -1,13 +1,17 @@
 // Race-free block IPAM against a real etcd: many nodes (each its own Ipam and etcd client, like separate
 // processes) claim blocks and assign addresses at the same time. Nothing may be handed out twice, and no
-// update may be lost: the blocks' allocation counts must equal the addresses handed out.
+// update may be lost: the blocks' allocation counts must equal the addresses handed out. Each test starts
+// from the pool alone (no IPAM state) and sets up what it needs, so it runs alone or in any order; each
+// asserts what must hold whoever wins a race (every address once, every block claimed once, the whole
+// stored state consistent: ipamProblems), never which racer won.
 
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { openEtcd } from '../../src/datastore/etcd.js';
 import type { Datastore } from '../../src/datastore/types.js';
 import { Ipam } from '../../src/ipam/index.js';
 import { API_VERSION } from '../../src/resources/types.js';
 import { requireEtcd, startEtcd, type EtcdInstance } from '../harness/etcd.js';
+import { ipamProblems, readIpamState } from '../unit/ipam/invariants.js';
 
 const NODES = 20;
 
@@ -27,8 +31,16 @@ describe.skipIf(!requireEtcd())('IPAM races on real etcd', () => {
     await etcd?.stop();
   });
 
+  beforeEach(async () => {
+    const ds = clients[0] as Datastore;
+    for (const kind of ['IPAMHandle', 'BlockAffinity', 'IPAMBlock'] as const) {
+      for (const r of (await ds.list(kind)).items) await ds.delete(kind, r.metadata.name);
+    }
+  });
+
   const nodeName = (i: number): string => `node-${String(i).padStart(2, '0')}`;
   const ipamOf = (i: number): Ipam => new Ipam(clients[i] as Datastore);
+  const consistent = async (): Promise<void> => expect(ipamProblems(await readIpamState(clients[0] as Datastore))).toEqual([]);
 
   it(`${NODES} nodes claiming at once get ${NODES} distinct blocks, each with one confirmed affinity`, async () => {
     expect(clients).toHaveLength(NODES);
@@ -42,6 +54,7 @@ describe.skipIf(!requireEtcd())('IPAM races on real etcd', () => {
     const affinities = (await ds.list('BlockAffinity')).items;
     expect(affinities.map((a) => a.spec.state)).toEqual(Array<string>(NODES).fill('confirmed'));
     expect(new Set(affinities.map((a) => a.spec.cidr))).toEqual(new Set(claimed));
+    await consistent();
   }, 60_000);
 
   it('200 addresses assigned at once (across nodes and 60 within one node): no duplicates, no lost updates', async () => {
@@ -70,22 +83,30 @@ describe.skipIf(!requireEtcd())('IPAM races on real etcd', () => {
     const usage = await ipamOf(0).usage();
     expect(usage.pools[0]?.allocated).toBe(200);
     expect(usage.blocks.filter((b) => b.node === nodeName(0)).reduce((s, b) => s + b.allocated, 0)).toBe(60);
+    await consistent();
   }, 120_000);
 
   it('releasing everything at once frees every address exactly once', async () => {
     const ds = clients[0] as Datastore;
+    // 200 addresses, 10 per node (one node after another on each node's client, the nodes in parallel).
+    await Promise.all(Array.from({ length: NODES }, async (_, i) => {
+      for (let k = 0; k < 10; k++) await ipamOf(i).assign(nodeName(i), `pod-${i}-${k}`);
+    }));
     const handles = (await ds.list('IPAMHandle')).items.map((h) => h.metadata.name);
-    expect(handles.length).toBeGreaterThan(0);
+    expect(handles).toHaveLength(200);
     const freed = await Promise.all(handles.map((h, k) => new Ipam(clients[k % NODES] as Datastore).releaseByHandle(h)));
     expect(freed.flat()).toHaveLength(200);
     expect(new Set(freed.flat()).size).toBe(200);
     const stored = (await ds.list('IPAMBlock')).items;
     expect(stored.reduce((sum, b) => sum + b.spec.allocations.filter((a) => a !== null).length, 0)).toBe(0);
     expect((await ds.list('IPAMHandle')).items).toHaveLength(0);
+    await consistent();
   }, 120_000);
 
   it('150 addresses at once on one new node (20 clients) overflow into new blocks: each block claimed once, affinities confirmed', async () => {
     const node = 'node-busy';
+    // Five other nodes already hold a block each: none of them may be taken or disturbed.
+    const theirs = await Promise.all(Array.from({ length: 5 }, (_, i) => ipamOf(i).claimBlock(nodeName(i))));
     const ips = (await Promise.all(Array.from({ length: 150 }, (_, k) => new Ipam(clients[k % NODES] as Datastore).assign(node, `busy-${k}`)))).flat();
     expect(new Set(ips).size).toBe(150);
     const ds = clients[0] as Datastore;
@@ -97,6 +118,9 @@ describe.skipIf(!requireEtcd())('IPAM races on real etcd', () => {
     expect(affinities.every((a) => a.spec.state === 'confirmed')).toBe(true);
     // No other node's block was touched by node-busy's claims (every other block still has its owner's affinity).
     const others = (await ds.list('BlockAffinity')).items.filter((a) => a.spec.node !== node);
-    expect(others.every((a) => a.spec.state === 'confirmed')).toBe(true);
+    expect(others.map((a) => `${a.spec.node} ${a.spec.cidr} ${a.spec.state}`).sort()).toEqual(theirs.map((cidr, i) => `${nodeName(i)} ${cidr} confirmed`).sort());
+    const owners = new Map((await ds.list('IPAMBlock')).items.map((b) => [b.spec.cidr, b.spec.affinity]));
+    theirs.forEach((cidr, i) => expect(owners.get(cidr)).toBe(`host:${nodeName(i)}`));
+    await consistent();
   }, 120_000);
 });

@@ -20,23 +20,15 @@ import {
 import type { Kind, Resource } from '../../src/resources/types.js';
 import { FakeClock } from '../../bgp/clock.js';
 import { startFakeApiServer, type FakeApiServer } from '../harness/fake-apiserver.js';
+import { waitFor } from '../harness/wait.js';
 
 function pool(name: string, cidr: string, extra: Partial<Resource<'IPPool'>['spec']> = {}): Resource<'IPPool'> {
   return { apiVersion: 'projectcalico.org/v3', kind: 'IPPool', metadata: { name }, spec: { cidr, blockSize: 26, ...extra } };
 }
 
-/** Polls `check` every 10 ms for at most `ms`; the last failure is thrown. */
+/** Polls the assertion `check` every 10 ms for at most `ms` (the harness's waitFor); the timeout names its last failure. */
 async function eventually(check: () => void, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  for (let i = 0; ; i++) {
-    try {
-      check();
-      return;
-    } catch (err) {
-      if (Date.now() > deadline || i > ms) throw err;
-      await new Promise((r) => setTimeout(r, 10));
-    }
-  }
+  await waitFor(() => (check(), true), { what: 'the assertion to hold', timeoutMs: ms, intervalMs: 10 });
 }
 
 /** Collects a watch's events. */

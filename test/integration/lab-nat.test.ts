@@ -18,6 +18,7 @@ import { labDown, labUp, nodeStatus, type LabState } from '../../src/lab/lab.js'
 import { LAB_DEFAULTS } from '../../src/lab/plan.js';
 import { createNetns, destroyAllNetns, netnsUnavailableReason, runCommand, type Netns } from '../harness/netns.js';
 import { UdpListener, udpSend } from '../harness/udp-probe.js';
+import { waitFor } from '../harness/wait.js';
 
 const CLI = resolve('dist/src/cli/main.js');
 const unavailable = netnsUnavailableReason() ?? (existsSync(CLI) ? null : `${CLI} is not built (npm run build)`) ?? (existsSync('/usr/bin/etcd') ? null : 'etcd-server is not installed');
@@ -29,13 +30,9 @@ const root = mkdtempSync(join(tmpdir(), 'tortie-lab-nat-'));
 const name = `nat${(process.pid % 1296).toString(36)}`.slice(0, 6);
 const io = { progress: () => undefined };
 
-async function eventually(check: () => Promise<boolean>, ms: number): Promise<boolean> {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    if (await check()) return true;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return check();
+/** Polls `check` every 100 ms for at most `ms` (the harness's waitFor), naming `what` on timeout. */
+async function eventually(what: string, check: () => Promise<boolean>, ms: number): Promise<void> {
+  await waitFor(check, { what, timeoutMs: ms, intervalMs: 100 });
 }
 
 describe.skipIf(unavailable !== null)('natOutgoing in the lab', () => {
@@ -100,7 +97,7 @@ describe.skipIf(unavailable !== null)('natOutgoing in the lab', () => {
 
   it('natOutgoing switched on through tortie apply: the node address arrives, pod to pod keeps the pod address', async () => {
     await applyPool(true);
-    expect(await eventually(async () => (await natTables()).every(Boolean), 30_000)).toBe(true);
+    await eventually('the NAT table on every node', async () => (await natTables()).every(Boolean), 30_000);
     for (let i = 0; i < state.plan.workloads.length; i++) {
       const pod = state.plan.workloads[i]!;
       const { tag, answer } = await udpSend(pod.ns, OUTSIDE_IP, PORT);
@@ -125,7 +122,7 @@ describe.skipIf(unavailable !== null)('natOutgoing in the lab', () => {
 
   it('natOutgoing switched off again: the agents remove the table and the pod address arrives', async () => {
     await applyPool(false);
-    expect(await eventually(async () => (await natTables()).every((t) => !t), 30_000)).toBe(true);
+    await eventually('the NAT table gone from every node', async () => (await natTables()).every((t) => !t), 30_000);
     const pod = state.plan.workloads[0]!;
     const { tag } = await udpSend(pod.ns, OUTSIDE_IP, PORT);
     expect(await listener.sourceOf(tag)).toBe(state.workloadIps[pod.pod]);

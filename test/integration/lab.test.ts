@@ -23,6 +23,7 @@ import { parseBirdRoutes } from '../harness/bird.js';
 import { parseFrrPrefixDetail } from '../harness/frr.js';
 import { netnsUnavailableReason, runCommand } from '../harness/netns.js';
 import type { PeerRoute } from '../harness/peer.js';
+import { waitFor } from '../harness/wait.js';
 
 const CLI = resolve('dist/src/cli/main.js');
 const BIRD2 = `${process.env.TORTIE_BIRD2_ROOT ?? '/opt/tortie/bird2'}/usr/sbin/bird`;
@@ -180,7 +181,7 @@ describe.skipIf(unavailable !== null)('tortie lab (namespaces, real etcd, agents
     await killAgent(state, 'node-3');
     await new Promise((r) => setTimeout(r, 300));
     startAgent(state, 'node-3');
-    for (let i = 0; i < 300 && !(await converged(state, 'node-3')); i++) await new Promise((r) => setTimeout(r, 100));
+    await waitFor(() => converged(state, 'node-3'), { what: 'node-3 converged after its restart', timeoutMs: 30_000, intervalMs: 100 });
     expect(await converged(state, 'node-3')).toBe(true);
     const [sentOther, gotOther] = await otherPair;
     const [sentRestarted, gotRestarted] = await toRestarted;
@@ -201,15 +202,15 @@ describe.skipIf(unavailable !== null)('tortie lab (namespaces, real etcd, agents
     expect(stop.code, stop.stderr).toBe(0);
     expect(stop.stdout).toMatch(/has stopped gracefully/);
     const node1Routes = async (): Promise<RouteRow[]> => ((await queryControl(join(state.dir, 'node-1', 'tortie.ctl'), { command: 'routes' })) as { routes: RouteRow[] }).routes;
-    let held: RouteRow | undefined;
-    for (let i = 0; i < 100 && held?.stale !== true; i++) {
-      held = (await node1Routes()).find((r) => r.prefix === node2Block);
-      if (held?.stale !== true) await new Promise((r) => setTimeout(r, 50));
-    }
+    const held = await waitFor(async () => (await node1Routes()).find((r) => r.prefix === node2Block && r.stale === true), {
+      what: `node-1 holding ${node2Block} stale`,
+      timeoutMs: 5_000,
+      intervalMs: 50,
+    });
     expect(held).toMatchObject({ prefix: node2Block, stale: true, inKernel: true });
     expect((await labPing(state)).failures).toEqual([]);
     startAgent(state, 'node-2');
-    for (let i = 0; i < 300 && (await node1Routes()).find((r) => r.prefix === node2Block)?.stale !== false; i++) await new Promise((r) => setTimeout(r, 100));
+    await waitFor(async () => (await node1Routes()).find((r) => r.prefix === node2Block)?.stale === false, { what: `${node2Block} fresh at node-1 again`, timeoutMs: 30_000, intervalMs: 100 });
     expect((await node1Routes()).find((r) => r.prefix === node2Block)).toMatchObject({ stale: false, inKernel: true });
 
     await labDown(name, io);

@@ -6,9 +6,9 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { spawnMonitor, stopMonitor } from '../../felix/monitor-child.js';
+import { waitFor } from '../harness/wait.js';
 
 const BUILT = resolve('dist/felix/monitor-child.js');
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** PIDs of `sleep <marker>` processes (the marker makes them ours). */
 function sleepers(marker: string): string[] {
@@ -16,8 +16,7 @@ function sleepers(marker: string): string[] {
 }
 
 async function gone(marker: string): Promise<boolean> {
-  for (let i = 0; i < 100 && sleepers(marker).length > 0; i++) await sleep(50);
-  return sleepers(marker).length === 0;
+  return waitFor(() => sleepers(marker).length === 0, { what: `no sleep ${marker} left`, timeoutMs: 5_000, intervalMs: 50 });
 }
 
 describe('spawnMonitor', () => {
@@ -25,7 +24,7 @@ describe('spawnMonitor', () => {
     const marker = `${300 + (process.pid % 1000)}.25`;
     const parent = spawn(process.execPath, ['-e', `import(${JSON.stringify(BUILT)}).then((m) => { m.spawnMonitor('sleep', [${JSON.stringify(marker)}]); console.log('up'); setInterval(() => {}, 1000); })`], { stdio: ['ignore', 'pipe', 'inherit'] });
     await new Promise<void>((r) => parent.stdout!.once('data', () => r()));
-    for (let i = 0; i < 100 && sleepers(marker).length === 0; i++) await sleep(20);
+    await waitFor(() => sleepers(marker).length > 0, { what: `sleep ${marker} running`, timeoutMs: 2_000, intervalMs: 20 });
     expect(sleepers(marker)).toHaveLength(1);
     parent.kill('SIGKILL');
     expect(await gone(marker)).toBe(true);
@@ -34,7 +33,7 @@ describe('spawnMonitor', () => {
   it('stopMonitor ends it; a monitor that exits by itself closes', async () => {
     const marker = `${300 + (process.pid % 1000)}.5`;
     const child = spawnMonitor('sleep', [marker]);
-    for (let i = 0; i < 100 && sleepers(marker).length === 0; i++) await sleep(20);
+    await waitFor(() => sleepers(marker).length > 0, { what: `sleep ${marker} running`, timeoutMs: 2_000, intervalMs: 20 });
     expect(sleepers(marker)).toHaveLength(1);
     const closed = new Promise((r) => child.once('close', r));
     stopMonitor(child);

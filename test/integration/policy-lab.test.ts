@@ -18,6 +18,7 @@ import { formatNodeStatus } from '../../src/agent/status-format.js';
 import { LAB_DEFAULTS, type LabWorkload } from '../../src/lab/plan.js';
 import { applyDefaults, type NetworkPolicySpec, type Resource } from '../../src/resources/index.js';
 import { netnsUnavailableReason, runCommand } from '../harness/netns.js';
+import { waitFor } from '../harness/wait.js';
 
 const CLI = resolve('dist/src/cli/main.js');
 const unavailable =
@@ -100,15 +101,16 @@ async function connect(from: string, to: string, port: number, proto: 'TCP' | 'U
   return r.stdout.trim();
 }
 
-/** Retries (at most 40 times) until the connection gives `want`; returns what it gave last. */
+/** Retries (the harness's waitFor, at most 2 minutes) until the connection gives `want`; the timeout says what it gave last. */
 async function eventually(from: string, to: string, port: number, proto: 'TCP' | 'UDP', want: 'ok' | 'timeout'): Promise<string> {
-  let got = '';
-  for (let i = 0; i < 40; i++) {
-    got = await connect(from, to, port, proto);
-    if (got === want) return got;
-    if (got === 'ok' || got === 'refused') await new Promise((r) => setTimeout(r, 250));
-  }
-  return got;
+  return waitFor(
+    async () => {
+      const got = await connect(from, to, port, proto);
+      if (got !== want) throw new Error(`got ${got}`);
+      return got;
+    },
+    { what: `${from} → ${to}:${port}/${proto}: ${want}`, timeoutMs: 120_000, intervalMs: 250 },
+  );
 }
 
 async function setPolicies(policies: Array<{ ns: string; name: string; spec: NetworkPolicySpec }>): Promise<void> {
@@ -201,12 +203,15 @@ describe.skipIf(unavailable !== null)('NetworkPolicy in the lab (real TCP/UDP be
 
     // `tortie node status` on db's node says what it enforces: one policy, db isolated for ingress only.
     const dbNode = state!.plan.nodes[1]!.name;
-    let line = '';
-    for (let i = 0; i < 40 && !line.includes('in nftables'); i++) {
-      const status = await nodeStatus(state!, dbNode);
-      line = status ? (formatNodeStatus(status).split('\n').find((l) => l.startsWith('Network policy:')) ?? '') : '';
-      if (!line.includes('in nftables')) await new Promise((r) => setTimeout(r, 250));
-    }
+    const line = await waitFor(
+      async () => {
+        const status = await nodeStatus(state!, dbNode);
+        const said = status ? (formatNodeStatus(status).split('\n').find((l) => l.startsWith('Network policy:')) ?? '') : '';
+        if (!said.includes('in nftables')) throw new Error(`node status says: ${JSON.stringify(said)}`);
+        return said;
+      },
+      { what: `${dbNode}'s node status: policy in nftables`, timeoutMs: 10_000, intervalMs: 250 },
+    );
     expect(line).toMatch(/^Network policy: 1 NetworkPolicy; \d+ local workloads, 1 isolated for ingress, 0 for egress; in nftables \(table inet tortie-filter\)$/);
   }, 600_000);
 });

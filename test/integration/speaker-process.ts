@@ -6,6 +6,7 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach } from 'vitest';
 import { stopAll } from '../harness/process.js';
+import { waitFor, WaitAborted } from '../harness/wait.js';
 import type { SpeakerEventJson } from '../../src/cli/speaker-events.js';
 
 export type RibEvent = Extract<SpeakerEventJson, { event: 'rib' }>;
@@ -81,13 +82,17 @@ export class SpeakerProcess {
     match: (event: SpeakerEventJson) => boolean,
     options: { timeoutMs?: number; from?: number; what?: string } = {},
   ): Promise<SpeakerEventJson> {
-    const deadline = Date.now() + (options.timeoutMs ?? 15_000);
-    for (let round = 0; round < 100_000; round++) {
-      const found = this.events.slice(options.from ?? 0).find(match);
-      if (found) return found;
-      if (this.exitCode !== null) break;
-      if (Date.now() > deadline) break;
-      await new Promise((resolve) => setTimeout(resolve, 20));
+    try {
+      return await waitFor(
+        () => {
+          const found = this.events.slice(options.from ?? 0).find(match);
+          if (found === undefined && this.exitCode !== null) throw new WaitAborted('the speaker exited');
+          return found;
+        },
+        { timeoutMs: options.timeoutMs ?? 15_000, intervalMs: 20, what: options.what ?? 'matching event' },
+      );
+    } catch {
+      // The timeout (or the exit) is said with what the speaker did last, which is usually the diagnosis.
     }
     throw new Error(
       `speaker: no ${options.what ?? 'matching event'} within ${options.timeoutMs ?? 15_000} ms` +

@@ -180,7 +180,7 @@ function insideSubnet(subnet: string, address: string): boolean {
   }
 }
 
-/** DesiredPeer → the compared fields, as src/agent/agent.ts's toPeerSpec hands it to the Speaker. */
+/** DesiredPeer → the compared fields, as src/agent/speaker-keeper.ts's toPeerSpec hands it to the Speaker. */
 function tortieSession(peer: DesiredPeer, plan: PeeringPlan, nodeSubnet: string | undefined): Session {
   const ttl = fieldLike(peer, /^ttl/i);
   return {

@@ -36,7 +36,7 @@ import { KUBERNETES_API_CALLS, mergeNodeAnnotations, nodeToResource, resourceToC
 import { AGENT_API_CALLS, type ApiGrant } from '../../src/agent/api-calls.js';
 import { CNI_API_CALLS } from '../../src/cni/api-calls.js';
 import { MemoryDatastore } from '../../src/datastore/memory.js';
-import { Ipam } from '../../src/ipam/index.js';
+import { BlockInUseError, Ipam } from '../../src/ipam/index.js';
 import { applyDefaults, KIND_INFO, parseDocuments, ResourceError, toResource, validateAgainst, validateResource, type AnyResource, type Kind, type Resource } from '../../src/resources/index.js';
 import { SPEC_SHAPES, type Shape } from '../../src/resources/schema.js';
 import { kubeFieldProblems } from '../harness/kube-fields.js';
@@ -428,9 +428,10 @@ describe('the CRDs', () => {
     const kinds = new Set(written.map((r) => r.kind));
     expect([...kinds].sort()).toEqual([...CRD_KINDS].filter((k) => k !== 'BGPPeer').sort());
     for (const r of written) expect(crdProblems(r), `${r.kind} ${r.metadata.name}`).toEqual([]);
-    // Released and borrowed state too: a block with a freed address, affinities pending deletion.
+    // Released and borrowed state too: a block with a freed address, its affinity through a refused release
+    // (the block still holds addresses: BlockInUseError, the affinity kept).
     const [block] = (await ds.list('IPAMBlock')).items;
-    await ipam.releaseBlock(block!.spec.cidr).catch(() => undefined);
+    await expect(ipam.releaseBlock(block!.spec.cidr)).rejects.toBeInstanceOf(BlockInUseError);
     for (const kind of ['IPAMBlock', 'BlockAffinity', 'IPAMHandle'] as const) {
       for (const r of (await ds.list(kind)).items) expect(crdProblems(r as AnyResource)).toEqual([]);
     }

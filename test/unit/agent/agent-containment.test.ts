@@ -10,6 +10,7 @@ import { parseAgentConfig } from '../../../src/agent/config.js';
 import { AgentMetrics } from '../../../src/agent/metrics.js';
 import { MemoryDatastore } from '../../../src/datastore/memory.js';
 import type { Kind, Resource } from '../../../src/resources/types.js';
+import { waitFor } from '../../harness/wait.js';
 import { INTERFACES, res, running, until } from '../helpers/agent-fixtures.js';
 import { FakeSpeaker } from '../helpers/fake-speaker.js';
 
@@ -78,8 +79,7 @@ describe('the live IPIP tunnel address', () => {
     // The datastore is back; the next change (any kind) tries again, and the warning goes.
     ds.failNodeReads = false;
     await ds.create(res('IPPool', 'other', { cidr: '10.10.0.0/16', ipipMode: 'Never' }));
-    for (let i = 0; i < 400 && (await ds.get('Node', 'node-1'))?.spec.bgp?.ipv4IPIPTunnelAddr === undefined; i++) await new Promise((resolve) => setTimeout(resolve, 5));
-    expect((await ds.get('Node', 'node-1'))?.spec.bgp?.ipv4IPIPTunnelAddr).toMatch(/^10\.9\.0\.\d+$/);
+    expect(await waitFor(async () => (await ds.get('Node', 'node-1'))?.spec.bgp?.ipv4IPIPTunnelAddr, { what: 'the tunnel address on Node node-1', timeoutMs: 5_000, intervalMs: 5 })).toMatch(/^10\.9\.0\.\d+$/);
     await until(() => !agent.status().warnings.some((w) => w.startsWith('no IPIP tunnel address: ')), 'the warning to go');
     expect(escaped).toEqual([]);
   });

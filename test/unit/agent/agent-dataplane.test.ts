@@ -8,13 +8,14 @@ import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { parseIpv4, parsePrefix } from '../../../bgp/ip.js';
 import type { RibEntry } from '../../../bgp/speaker.js';
-import { FelixDataplane } from '../../../felix/dataplane.js';
+import { FelixDataplane, type DataplaneInput } from '../../../felix/dataplane.js';
 import { normalizeKernelRoute, type KernelRoute } from '../../../felix/kernel.js';
 import { MemoryKernel } from '../../../felix/memory-kernel.js';
 import { workloadInterfaceName } from '../../../felix/route-calc.js';
 import { Agent, type SpeakerLike } from '../../../src/agent/agent.js';
 import { parseAgentConfig } from '../../../src/agent/config.js';
 import { MemoryDatastore } from '../../../src/datastore/memory.js';
+import { waitFor } from '../../harness/wait.js';
 import { fakeIp } from '../helpers/fake-ip.js';
 import { INTERFACES, res, running, until } from '../helpers/agent-fixtures.js';
 import { FakeSpeaker } from '../helpers/fake-speaker.js';
@@ -37,11 +38,21 @@ function table(kernel: MemoryKernel): string[] {
   }
 }
 
+/** FelixDataplane that keeps every input it is given: a test waits for the input, then for its apply (settle). */
+class RecordingDataplane extends FelixDataplane {
+  readonly inputs: DataplaneInput[] = [];
+  override update(input: DataplaneInput): void {
+    this.inputs.push(input);
+    super.update(input);
+  }
+}
+
 function makeAgent(options: { env?: Record<string, string>; ds?: MemoryDatastore; kernel?: MemoryKernel; ipip?: boolean } = {}) {
   const ds = options.ds ?? new MemoryDatastore();
   const kernel = options.kernel ?? new MemoryKernel({ links: ['lo', 'eth0'] });
   const ip = fakeIp({ ipip: options.ipip ?? false });
   const speakers: FakeSpeaker[] = [];
+  const dataplanes: RecordingDataplane[] = [];
   const config = parseAgentConfig({ NODENAME: 'node-1', IP: '198.18.0.11/24', TORTIE_DATAPLANE: 'kernel', TORTIE_HEALTH_PORT: '0', NO_DEFAULT_POOLS: 'true', ...options.env }, 'unused');
   const agent = new Agent(config, {
     datastore: ds,
@@ -51,7 +62,11 @@ function makeAgent(options: { env?: Record<string, string>; ds?: MemoryDatastore
       speakers.push(s);
       return s as unknown as SpeakerLike;
     },
-    createDataplane: (o) => new FelixDataplane({ ...o, kernel, debounceMs: 1, tunl0: { ...o.tunl0, ip: ip.ip } }),
+    createDataplane: (o) => {
+      const dataplane = new RecordingDataplane({ ...o, kernel, debounceMs: 1, tunl0: { ...o.tunl0, ip: ip.ip } });
+      dataplanes.push(dataplane);
+      return dataplane;
+    },
     interfaces: () => INTERFACES,
     interfaceMtu: (name) => (name === 'eth0' ? 1500 : undefined),
     serveControl: null,
@@ -60,7 +75,7 @@ function makeAgent(options: { env?: Record<string, string>; ds?: MemoryDatastore
     version: 'test',
   });
   running.push(agent);
-  return { agent, ds, kernel, ip, speakers, last: () => speakers[speakers.length - 1]! };
+  return { agent, ds, kernel, ip, speakers, last: () => speakers[speakers.length - 1]!, dataplane: () => dataplanes[dataplanes.length - 1]! };
 }
 
 function bgpRoute(prefix: string, nextHop: string): RibEntry {
@@ -117,7 +132,7 @@ describe('Agent with the kernel dataplane', () => {
       { dst: '10.244.0.128/26', gateway: '198.18.0.13', dev: 'eth0', protocol: '80', scope: 'global', type: 'unicast', flags: ['onlink'] },
     ];
     const kernel = new MemoryKernel({ links: ['lo', 'eth0'], routes: [...FOREIGN, ...previous] });
-    const { agent, last } = makeAgent({ ds, kernel });
+    const { agent, last, dataplane } = makeAgent({ ds, kernel });
     await agent.start();
     await until(() => table(kernel).includes('blackhole 10.244.0.0/26 proto 80'), 'the blackhole');
     // The Loc-RIB is empty (peers have not sent their routes again): last run's routes are kept.
@@ -128,7 +143,9 @@ describe('Agent with the kernel dataplane', () => {
     // .12 comes back over BGP, .13 does not (that node is gone); then the Speaker is ready.
     last().best = [bgpRoute('10.244.0.64/26', '198.18.0.12')];
     last().emit('update', { peer: '198.18.0.12', announced: [], withdrawn: [] });
-    await new Promise((resolve) => setTimeout(resolve, 30));
+    // Proof that the update was handled: felix was given the re-learned route, and applied it.
+    await until(() => dataplane().inputs.some((i) => i.bgpRoutes.some((r) => r.prefix === '10.244.0.64/26')), 'the re-learned route given to felix');
+    await dataplane().settle();
     expect(kernel.writes).toBe(writesBefore); // the re-learned route was already right: no write
     last().emit('ready');
     await until(() => !table(kernel).some((r) => r.startsWith('10.244.0.128/26')), 'the unwanted route removed');
@@ -143,12 +160,15 @@ describe('Agent with the kernel dataplane', () => {
     const previous: KernelRoute = { dst: '10.244.0.64/26', gateway: '198.18.0.12', dev: 'eth0', protocol: '80', scope: 'global', type: 'unicast', flags: ['onlink'] };
     const stale: KernelRoute = { dst: '10.244.0.128/26', gateway: '198.18.0.13', dev: 'eth0', protocol: '80', scope: 'global', type: 'unicast', flags: ['onlink'] };
     const kernel = new MemoryKernel({ links: ['lo', 'eth0'], routes: [previous, stale] });
-    const { agent, last } = makeAgent({ ds, kernel });
+    const { agent, last, dataplane } = makeAgent({ ds, kernel });
     await agent.start();
     expect(last().peers.map((p) => p.address)).toEqual(['198.18.0.12']);
     // The Speaker's deferral ends (node-2 not up yet, as when its connect-retry timer is still running).
+    const inputsBefore = dataplane().inputs.length;
     last().emit('ready');
-    await new Promise((resolve) => setTimeout(resolve, 30));
+    // Proof that "ready" was handled: it hands felix a new input (handled synchronously before that), applied.
+    await until(() => dataplane().inputs.length > inputsBefore, 'the dataplane update after ready');
+    await dataplane().settle();
     expect(agent.status().dataplane).toMatchObject({ retainingUnwanted: true });
     expect(table(kernel)).toContain('10.244.0.64/26 via 198.18.0.12 dev eth0 proto 80 onlink');
     // node-2 comes back and sends its table, then End-of-RIB: now what nobody wants goes.
@@ -207,11 +227,7 @@ describe('Agent with the kernel dataplane', () => {
     await ds.update({ ...pool, spec: { ...pool.spec, ipipMode: 'Always' } });
     await until(() => table(kernel).includes('10.244.0.64/26 via 198.18.0.12 dev tunl0 proto 80 onlink'), 'the route via tunl0');
     expect(table(kernel).some((r) => r.startsWith('10.244.0.64/26 via 198.18.0.12 dev eth0'))).toBe(false);
-    let tunnelAddress: string | undefined;
-    for (let i = 0; i < 200 && tunnelAddress === undefined; i++) {
-      tunnelAddress = (await ds.get('Node', 'node-1'))?.spec.bgp?.ipv4IPIPTunnelAddr;
-      if (tunnelAddress === undefined) await new Promise((resolve) => setTimeout(resolve, 5));
-    }
+    const tunnelAddress = await waitFor(async () => (await ds.get('Node', 'node-1'))?.spec.bgp?.ipv4IPIPTunnelAddr, { what: 'the tunnel address on Node node-1', timeoutMs: 5_000, intervalMs: 5 });
     expect(tunnelAddress).toMatch(/^10\.244\.0\.\d+$/);
   });
 });

@@ -111,8 +111,11 @@ describe('Agent reconfiguration', () => {
       await ds.create(res('BGPConfiguration', 'default', { listenPort: 1790 }));
       await until(() => agent.status().warnings.some((w) => w.includes('EADDRINUSE')), 'the failure to show');
       // An unrelated change (another node's block) must not bring the old port back.
+      const attempts = speakers.length;
       await ds.create(res('IPPool', 'other', { cidr: '10.77.0.0/16' }));
-      await new Promise((r) => setTimeout(r, 50));
+      // Proof that the change was handled: the replan makes a new attempt (as does the retry timer); each is on 1790.
+      await until(() => speakers.length > attempts, 'a speaker attempt after the change');
+      expect(speakers.slice(attempts).map((s) => s.config.listen?.port)).toEqual(speakers.slice(attempts).map(() => 1790));
       expect(speakers.filter((s) => s.started).map((s) => s.config.listen?.port)).toEqual([179]);
       // The port frees up: the retry (1 s) starts the speaker on 1790 and the warning goes.
       FakeSpeaker.busyPorts.delete(1790);

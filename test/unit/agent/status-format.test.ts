@@ -2,7 +2,8 @@
 // produced by the code under test), BIRD's STATE/INFO/SINCE columns from Speaker sessions, the routes table.
 
 import { describe, expect, it } from 'vitest';
-import { boxTable, formatAsPath, formatNodeStatus, formatRoutes, formatSince, lastErrorInfo, peerRow } from '../../../src/agent/status-format.js';
+import { boxTable } from '../../../src/format/table.js';
+import { formatAsPath, formatNodeStatus, formatRoutes, formatSince, lastErrorInfo, peerRow } from '../../../src/agent/status-format.js';
 import type { AgentStatus, DesiredPeer, PeerStatusRow, RouteRow } from '../../../src/agent/types.js';
 import type { PeerStatus } from '../../../bgp/speaker.js';
 

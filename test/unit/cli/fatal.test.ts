@@ -4,6 +4,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { createFatalHandler, type CrashPath } from '../../../src/fatal.js';
+import { waitFor } from '../../harness/wait.js';
 
 function recorder() {
   const logged: Array<{ fields: Record<string, unknown>; msg: string }> = [];
@@ -13,8 +14,7 @@ function recorder() {
 }
 
 async function until(probe: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 200 && !probe(); i++) await new Promise((resolve) => setTimeout(resolve, 5));
-  if (!probe()) throw new Error(`timed out waiting for ${what}`);
+  await waitFor(probe, { what, timeoutMs: 5_000, intervalMs: 5 });
 }
 
 describe('createFatalHandler', () => {

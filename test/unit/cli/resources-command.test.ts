@@ -4,9 +4,9 @@
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { UsageError } from '../../../src/cli/speaker-args.js';
+import { columnTable as formatTable } from '../../../src/format/table.js';
 import {
   formatResources,
-  formatTable,
   parseResourceArgs,
   runResourceCommand,
   type CommandContext,

@@ -2,7 +2,8 @@
 // affinity, and the numbers coming from the real Ipam over MemoryDatastore.
 
 import { describe, expect, it } from 'vitest';
-import { formatBoxTable, formatIpamUsage, parseIpamArgs, runIpamShow, type IpamUsageView } from '../../../src/cli/ipam-command.js';
+import { boxTable } from '../../../src/format/table.js';
+import { formatIpamUsage, parseIpamArgs, runIpamShow, type IpamUsageView } from '../../../src/cli/ipam-command.js';
 import { UsageError } from '../../../src/cli/speaker-args.js';
 import { MemoryDatastore } from '../../../src/datastore/memory.js';
 import { Ipam } from '../../../src/ipam/index.js';
@@ -72,7 +73,7 @@ describe('formatIpamUsage', () => {
   });
 
   it('centres headers and aligns cells as told', () => {
-    expect(formatBoxTable(['AB', 'C'], [['x', '10'], ['long', '7']], ['left', 'right'])).toBe('+------+----+\n|  AB  | C  |\n+------+----+\n| x    | 10 |\n| long |  7 |\n+------+----+\n');
+    expect(boxTable(['AB', 'C'], [['x', '10'], ['long', '7']], ['left', 'right'])).toBe('+------+----+\n|  AB  | C  |\n+------+----+\n| x    | 10 |\n| long |  7 |\n+------+----+\n');
   });
 });
 

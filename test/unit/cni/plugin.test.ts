@@ -121,7 +121,10 @@ async function harness(pools: Array<Resource<'IPPool'>> = [pool('p1', '10.244.0.
         randomBytes: () => Uint8Array.from([0, 0x11, 0x22, 0x33, 0x44, n++]),
         now: () => 0,
         wallClock: () => new Date(Date.UTC(2026, 10, 22, 10, 4, 5, 120)),
-        logFor: () => ({ log: (level, message) => void h.logs.push(`${level} ${message}`) }),
+        logFor: () => {
+          const said = (level: string) => (_fields: object, message?: string) => void h.logs.push(`${level} ${message}`);
+          return { debug: said('debug'), info: said('info'), warn: said('warning'), error: said('error') };
+        },
       };
       const stdin = JSON.stringify({ cniVersion: '1.0.0', name: 'k8s-pod-network', type: 'tortie', nodename: NODE, ipam: { type: 'tortie-ipam' }, ...config });
       const out = await runPlugin(stdin, io);

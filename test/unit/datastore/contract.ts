@@ -11,6 +11,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { API_VERSION, type Kind, type Resource } from '../../../src/resources/types.js';
 import { AlreadyExistsError, ConflictError, NotFoundError, type Datastore, type WatchEvent } from '../../../src/datastore/types.js';
+import { waitFor as poll } from '../../harness/wait.js';
 
 export interface OpenedDatastore {
   ds: Datastore;
@@ -21,13 +22,7 @@ const WAIT_MS = 5000;
 
 /** Polls `predicate` every 10 ms until it holds or `timeoutMs` passes (then throws naming `what`). */
 export async function waitFor(what: string, predicate: () => boolean, timeoutMs = WAIT_MS): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (let i = 0; i < timeoutMs / 10 + 1; i++) {
-    if (predicate()) return;
-    if (Date.now() > deadline) break;
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-  if (!predicate()) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+  await poll(predicate, { what, timeoutMs, intervalMs: 10 });
 }
 
 function suffix(): string {

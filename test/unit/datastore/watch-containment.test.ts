@@ -12,6 +12,7 @@ import { MemoryDatastore } from '../../../src/datastore/memory.js';
 import type { Datastore, WatchEvent } from '../../../src/datastore/types.js';
 import { API_VERSION, type Kind, type Resource } from '../../../src/resources/types.js';
 import { startFakeApiServer, type FakeApiServer } from '../../harness/fake-apiserver.js';
+import { waitFor } from '../../harness/wait.js';
 
 function pool(name: string, cidr: string): Resource<'IPPool'> {
   return { apiVersion: API_VERSION, kind: 'IPPool', metadata: { name }, spec: { cidr } };
@@ -56,7 +57,7 @@ describe('etcd watch', () => {
     expect(() => streams[0]!.onResponse(broken)).not.toThrow();
     expect(events.map((e) => e.type)).toEqual(['error']);
     // The watch goes on: on a new stream (the old one was given up), later events arrive.
-    for (let i = 0; i < 100 && streams.length < 2; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    await waitFor(() => streams.length >= 2, { what: 'a second watch stream', timeoutMs: 5_000, intervalMs: 10 });
     expect(streams).toHaveLength(2);
     streams[1]!.onResponse(ok([{ type: 'Put', kv: kv('p1', 11, poolJson('p1', '10.9.0.0/16')) }]));
     expect(events.map((e) => e.type)).toEqual(['error', 'added']);
@@ -76,7 +77,7 @@ describe('etcd watch', () => {
       stream.onResponse({ ...ok([]), created: true });
       stream.onResponse(broken);
       const count = streams.length;
-      for (let i = 0; i < 300 && streams.length === count; i++) await new Promise((resolve) => setTimeout(resolve, 5));
+      await waitFor(() => streams.length !== count, { what: `re-open ${round + 1}`, timeoutMs: 5_000, intervalMs: 5 });
       expect(streams.length).toBe(count + 1);
       opened.push(Date.now() - started);
     }
@@ -128,12 +129,12 @@ describe('kubernetes watch', () => {
         throw new Error('consumer bug');
       }
     });
-    for (let i = 0; i < 200 && api.openWatches() === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    await waitFor(() => api.openWatches() > 0, { what: 'the watch open at the API server', timeoutMs: 5_000, intervalMs: 10 });
     await ds.create(pool('p1', '10.9.0.0/16'));
-    for (let i = 0; i < 200 && seen.length < 2; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    await waitFor(() => seen.length >= 2, { what: 'two watch events', timeoutMs: 5_000, intervalMs: 10 });
     expect(seen.slice(0, 2)).toEqual(['added', 'error']);
     await ds.create(pool('p2', '10.10.0.0/16'));
-    for (let i = 0; i < 200 && seen.length < 3; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    await waitFor(() => seen.length >= 3, { what: 'three watch events', timeoutMs: 5_000, intervalMs: 10 });
     expect(seen).toContain('added');
     expect(seen.length).toBeGreaterThanOrEqual(3);
     watch.stop();

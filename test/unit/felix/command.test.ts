@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { commandLine, failureMessage, runCommand, startCommand } from '../../../felix/command.js';
+import { waitFor } from '../../harness/wait.js';
 import { withTmpdir } from '../helpers/tmpdir.js';
 
 let dir = '';
@@ -24,11 +25,7 @@ class ToolError extends Error {}
 
 /** Whether process `pid` is gone (or a zombie), polled for at most 2 s. */
 async function gone(pid: number): Promise<boolean> {
-  for (let i = 0; i < 100; i++) {
-    if (!existsSync(`/proc/${pid}`) || readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z ')) return true;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return false;
+  return waitFor(() => !existsSync(`/proc/${pid}`) || readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z '), { what: `process ${pid} gone`, timeoutMs: 2_000, intervalMs: 20 });
 }
 
 describe('runCommand', () => {
@@ -92,10 +89,12 @@ describe('runCommand', () => {
 describe('startCommand', () => {
   it('starts at once; the input follows later, in chunks', async () => {
     const running = startCommand({ command: 'cat', args: [], timeoutMs: 5_000 });
-    await new Promise((r) => setTimeout(r, 50));
+    // Proof that the child runs before its input is complete: a first line written now comes back now.
+    running.write('first\n');
+    await waitFor(() => running.stdoutSoFar().toString() === 'first\n', { what: 'cat echoing the first line', timeoutMs: 5_000, intervalMs: 5 });
     expect(running.finished).toBe(false);
     const result = await running.end(['a\n', 'b\n']);
-    expect(result.stdout.toString()).toBe('a\nb\n');
+    expect(result.stdout.toString()).toBe('first\na\nb\n');
     expect(running.finished).toBe(true);
     expect(() => running.end('')).toThrow(/end\(\) called twice/);
   });

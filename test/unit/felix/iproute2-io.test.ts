@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { batchText, Iproute2Kernel, routeCommand } from '../../../felix/iproute2.js';
 import { KernelError, type KernelBatch, type KernelRoute } from '../../../felix/kernel.js';
+import { waitFor } from '../../harness/wait.js';
 import { routeDump, routeMessage } from './route-dump-bytes.js';
 import { withTmpdir } from '../helpers/tmpdir.js';
 
@@ -213,12 +214,7 @@ describe('Iproute2Kernel.readThenWrite: one process reads, then writes', () => {
     const pid = Number(readFileSync(join(dir, 'batch.pid'), 'utf8').trim() || 0);
     expect(pid).toBeGreaterThan(0);
     await kernel.close();
-    let alive = true;
-    for (let i = 0; i < 100 && alive; i++) {
-      await new Promise((r) => setTimeout(r, 20));
-      alive = existsSync(`/proc/${pid}`) && !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z ');
-    }
-    expect(alive).toBe(false);
+    await waitFor(() => !existsSync(`/proc/${pid}`) || readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z '), { what: `batch process ${pid} gone`, timeoutMs: 2_000, intervalMs: 20 });
   });
 });
 

@@ -9,6 +9,7 @@ import { MemoryDatastore } from '../../../src/datastore/memory.js';
 import type { Datastore } from '../../../src/datastore/types.js';
 import { API_VERSION, applyDefaults, type AnyResource } from '../../../src/resources/index.js';
 import { FakeSpeaker } from './fake-speaker.js';
+import { waitFor } from '../../harness/wait.js';
 
 /** The host interfaces an agent test sees: loopback and eth0 holding the node address 198.18.0.11/24. */
 export const INTERFACES = [
@@ -27,14 +28,9 @@ export function res(kind: AnyResource['kind'], name: string, spec: object, names
   return applyDefaults({ apiVersion: API_VERSION, kind, metadata: { name, ...(namespace ? { namespace } : {}) }, spec } as AnyResource);
 }
 
-/** Polls `probe` every 5 ms, at most 400 times (2 s), until it gives a value; throws naming `what`. */
-export async function until<T>(probe: () => T | undefined | false, what: string): Promise<T> {
-  for (let i = 0; i < 400; i++) {
-    const value = probe();
-    if (value !== undefined && value !== false) return value;
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-  throw new Error(`timed out waiting for ${what}`);
+/** Polls `probe` every 5 ms (for at most 5 s: the harness's waitFor) until it gives a value; throws naming `what`. */
+export function until<T>(probe: () => T | undefined | false, what: string): Promise<Exclude<T, undefined | null | false>> {
+  return waitFor(probe, { what, timeoutMs: 5_000, intervalMs: 5 });
 }
 
 /**

@@ -48,11 +48,14 @@ function recordingDataplane() {
 }
 
 function manualTimers() {
-  const pending = new Map<number, { fn: () => void; ms: number }>();
-  let next = 0;
+  const pending = new Map<object, { fn: () => void; ms: number }>();
   const timers: EnforcerTimers = {
-    setTimeout: (fn, ms) => (pending.set(++next, { fn, ms }), next),
-    clearTimeout: (h) => void pending.delete(h as number),
+    setTimeout: (fn, ms) => {
+      const handle = {};
+      pending.set(handle, { fn, ms });
+      return handle;
+    },
+    clearTimeout: (h) => void pending.delete(h),
   };
   const fire = () => {
     const all = [...pending.entries()];

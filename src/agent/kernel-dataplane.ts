@@ -1,0 +1,54 @@
+// The agent's kernel dataplane (TORTIE_DATAPLANE=kernel): felix (felix/dataplane.ts) over `ip` in this
+// network namespace, and NetworkPolicy's nftables enforcer (src/policy/enforcer.ts) beside it — or the
+// ones a test injects. What felix is told is ./dataplane-input.ts.
+
+import { FelixDataplane, type DataplaneOptions } from '../../felix/dataplane.js';
+import { Iproute2Kernel } from '../../felix/iproute2.js';
+import { procSysIo } from '../../felix/kernel-settings.js';
+import { Nft } from '../../felix/nft.js';
+import { PolicyDataplane } from '../../felix/policy-dataplane.js';
+import { missingPrograms } from '../../felix/programs.js';
+import { PolicyEnforcer } from '../policy/enforcer.js';
+import type { Logger } from '../log.js';
+import type { AgentConfig } from './config.js';
+
+/** The part of felix's dataplane driver the agent uses. */
+export type DataplaneLike = Pick<FelixDataplane, 'start' | 'stop' | 'update' | 'bgpSettled' | 'status' | 'programmed'>;
+
+export interface KernelDataplaneDeps {
+  /**
+   * The kernel dataplane. Default: felix over `ip` in this process's network namespace. Tests pass one over
+   * a MemoryKernel or another namespace.
+   */
+  createDataplane?: (options: Pick<DataplaneOptions, 'log' | 'resyncMs' | 'tunl0'>) => DataplaneLike;
+  /** NetworkPolicy's nftables driver. Default: table inet tortie-filter here, unless createDataplane is injected. */
+  createPolicyDataplane?: () => Pick<PolicyDataplane, 'apply' | 'resync'> | null;
+}
+
+/** felix, started, and the policy enforcer (null when there is no policy driver); null without TORTIE_DATAPLANE=kernel. */
+export function startKernelDataplane(
+  config: Pick<AgentConfig, 'dataplane' | 'routeRefreshMs' | 'tunl0StandIn' | 'nodeName'>,
+  deps: KernelDataplaneDeps,
+  log: Logger,
+): { dataplane: DataplaneLike; policy: PolicyEnforcer | null } | null {
+  if (config.dataplane !== 'kernel') return null;
+  const options = {
+    log: log.child({ component: 'felix' }),
+    resyncMs: config.routeRefreshMs,
+    tunl0: { standIn: config.tunl0StandIn },
+  };
+  // A missing program is named with its package once at startup (felix's own errors say it again per run).
+  if (!deps.createDataplane) {
+    for (const problem of missingPrograms(['ip', 'nft', 'sh'])) log.error({ problem }, `felix cannot program the kernel: ${problem}`);
+  }
+  const dataplane = deps.createDataplane
+    ? deps.createDataplane(options)
+    : new FelixDataplane({ ...options, kernel: new Iproute2Kernel(), reconnect: () => new Iproute2Kernel(), nft: new Nft(), sysctl: procSysIo() });
+  dataplane.start();
+  const policyDataplane = deps.createPolicyDataplane ? deps.createPolicyDataplane() : deps.createDataplane ? null : new PolicyDataplane(new Nft());
+  const policy =
+    policyDataplane !== null
+      ? new PolicyEnforcer({ dataplane: policyDataplane, node: config.nodeName, log: log.child({ component: 'policy' }), resyncMs: config.routeRefreshMs })
+      : null;
+  return { dataplane, policy };
+}

@@ -1,0 +1,464 @@
+// The agent's BGP Speaker, kept: its identity, the peer set and the originated routes the agent asks for,
+// the events the agent acts on, and when BGP has settled after a start.
+//
+// Why this is hard:
+// - A new router id, AS, listen address or cluster id needs a new Speaker (BGP has no way to change them
+//   on a session). That swap is done as a graceful restart (RFC 4724): the old sessions' connections are
+//   dropped without NOTIFICATION, so peers (GR helpers) keep our routes as stale; the new Speaker starts
+//   "restarting" (R bit, deferred selection). Meanwhile rows() keeps showing the old Loc-RIB's routes,
+//   marked stale, for prefixes the new one has not learned yet — the forwarding state we preserve.
+// - A Speaker that does not start (address in use) is tried again by itself, 1 s, 2 s, … 30 s apart.
+// - Live reconfiguration must not flap sessions. Speaker.setPeers restarts a peer whose spec changed, and
+//   compares policy hooks by identity, so the export filter is memoised on the pools that shape it.
+// - Felix may delete last run's remote routes only when BGP has re-learned what it will (`onSettled`):
+//   see settleIfDone. Every timer here runs on the injected clock.
+
+import type { Clock, TimerHandle } from '../../bgp/clock.js';
+import { parseIpv4, formatPrefix, parsePrefix, prefixContains } from '../../bgp/ip.js';
+import { Speaker, tcpAcceptor, type Acceptor, type ImportJudge, type OriginatedRoute, type PeerSpec, type RibEntry, type SpeakerConfig } from '../../bgp/speaker.js';
+import { tcpTransport, type Connection, type Transport } from '../../bgp/transport.js';
+import { Origin, type Prefix } from '../../bgp/types.js';
+import type { Resource } from '../resources/index.js';
+import type { Logger } from '../log.js';
+import { affineBlocks, calicoExportFilter, prefixCommunities } from './advertise.js';
+import type { CacheView } from './dataplane-input.js';
+import { buildImportContext, importContextChanges, judgeImport, peerKindOf, type ImportContext } from './import-guard.js';
+import type { AgentMetrics } from './metrics.js';
+import { errorText } from './error-text.js';
+import { refusedRow, routeRow } from './status.js';
+import type { DesiredPeer, PeeringPlan, Readiness, RouteRow } from './types.js';
+
+/** The part of Speaker the agent uses (tests pass a fake). */
+export type SpeakerLike = Pick<Speaker, 'start' | 'stop' | 'setPeers' | 'setOriginated' | 'peerStatus' | 'bestRoutes' | 'on'> &
+  Partial<Pick<Speaker, 'refusedRoutes' | 'rejudge'>>;
+
+/** Graceful restart we advertise: restart time (RFC 4724 §3) and how long we defer selection after a start. */
+export const GRACEFUL_RESTART = { restartTime: 120, deferralMs: 30_000 } as const;
+
+export interface SpeakerIdentity {
+  routerId: string;
+  localAs: number;
+  listenAddress: string;
+  listenPort: number;
+  clusterId: string | null;
+}
+
+function sameIdentity(a: SpeakerIdentity, b: SpeakerIdentity): boolean {
+  return a.routerId === b.routerId && a.localAs === b.localAs && a.listenAddress === b.listenAddress && a.listenPort === b.listenPort && a.clusterId === b.clusterId;
+}
+
+/** Every connection the Speaker opens or accepts, so a graceful restart can drop them without NOTIFICATION. */
+class ConnectionTracker {
+  private readonly open = new Set<Connection>();
+  readonly transport: Transport;
+  readonly acceptor: Acceptor;
+
+  constructor(inner: Transport = tcpTransport, innerAcceptor: Acceptor = tcpAcceptor) {
+    this.transport = { connect: async (options) => this.track(await inner.connect(options)) };
+    this.acceptor = (address, port, onConnection) => innerAcceptor(address, port, (conn) => onConnection(this.track(conn)));
+  }
+
+  private track(conn: Connection): Connection {
+    this.open.add(conn);
+    conn.once('close', () => this.open.delete(conn));
+    return conn;
+  }
+
+  /** Drops every connection at once (a crash, as peers see it). */
+  dropAll(): void {
+    for (const conn of this.open) conn.destroy();
+    this.open.clear();
+  }
+}
+
+/**
+ * `subnet`: this node's address with prefix length. eBGP peers inside it get it (an office router or
+ * top-of-rack switch on the node's own network is one IP hop away: it is sent other nodes' blocks with
+ * their own next hops, RFC 4271 §5.1.3 (2), as BIRD does on directly connected eBGP sessions; Calico's
+ * BIRD config makes every session multihop, so Calico sends its own address — `nextHopMode: Self` on the
+ * BGPPeer gives that). iBGP peers and eBGP peers outside the subnet do not use it, so they do not get it:
+ * a change of prefix length then restarts only the sessions it matters to.
+ */
+function toPeerSpec(peer: DesiredPeer, exportFilter: PeerSpec['exportFilter'], nodeAs: number, subnet: string | undefined, password?: string): PeerSpec {
+  return {
+    // TCP-MD5 (BGPPeer password / nodeMeshPassword), resolved from its Secret.
+    ...(password !== undefined ? { password } : {}),
+    // GTSM (BGPPeer ttlSecurity).
+    ...(peer.ttlSecurity !== undefined ? { ttlSecurity: peer.ttlSecurity } : {}),
+    // BGPPeer localASNumber: this session speaks another AS than the node's.
+    ...(peer.localAsNumber !== nodeAs ? { localAs: peer.localAsNumber } : {}),
+    // BGPPeer maxRestartTime / nodeMeshMaxRestartTime: the graceful restart time offered to this peer.
+    ...(peer.restartTime !== undefined ? { restartTime: peer.restartTime } : {}),
+    address: peer.address,
+    port: peer.port,
+    peerAs: peer.asNumber,
+    passive: peer.passive,
+    rrClient: peer.rrClient,
+    nextHop: peer.nextHopMode.toLowerCase() as NonNullable<PeerSpec['nextHop']>,
+    allowOwnAs: peer.allowOwnAs,
+    ...(peer.sourceAddress !== undefined ? { localAddress: peer.sourceAddress } : {}),
+    ...(peer.keepaliveTime !== undefined ? { keepaliveTime: peer.keepaliveTime } : {}),
+    // BGPPeer annotation tortie.dev/max-prefixes (RFC 4486 Cease past it); else TORTIE_BGP_MAX_PREFIXES.
+    ...(peer.maxPrefixes !== undefined ? { maxPrefixes: peer.maxPrefixes } : {}),
+    ...(exportFilter !== undefined ? { exportFilter } : {}),
+    ...(subnet !== undefined && peer.asNumber !== peer.localAsNumber && insideSubnet(subnet, peer.address) ? { subnet } : {}),
+  };
+}
+
+function insideSubnet(subnet: string, address: string): boolean {
+  try {
+    return prefixContains(parsePrefix(subnet), parseIpv4(address));
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * This node's subnet, for its sessions: Node spec.bgp.ipv4Address with its prefix length, as Calico stores
+ * it ("198.19.1.11/24"); else the address the agent found, with its interface's prefix length, when the
+ * Node names that address without one. Undefined when neither says (no third-party next hops then).
+ */
+export function nodeSubnet(node: Resource<'Node'> | undefined, found: { address: string; prefixLength: number } | null): string | undefined {
+  const text = node?.spec.bgp?.ipv4Address;
+  if (text !== undefined && text.includes('/')) {
+    try {
+      parsePrefix(text);
+      return text;
+    } catch {
+      return undefined; // the planner warns about an unreadable address
+    }
+  }
+  const address = text ?? found?.address;
+  return found !== null && address === found.address ? `${found.address}/${found.prefixLength}` : undefined;
+}
+
+/**
+ * Import protection's context (./import-guard.ts) from the cache: `subnet` is this node's (nodeSubnet, else
+ * its address and prefix length).
+ */
+export function importContextOf(cache: CacheView, nodeName: string, subnet: string | undefined, controlPlane: readonly string[]): ImportContext {
+  const blocks = cache.list('IPAMBlock');
+  const affinities = cache.list('BlockAffinity');
+  return buildImportContext({
+    nodeName,
+    subnet,
+    ownBlocks: affineBlocks({ nodeName, blocks, affinities }),
+    pools: cache.list('IPPool'),
+    blocks,
+    affinities,
+    nodes: cache.list('Node'),
+    bgpConfigurations: cache.list('BGPConfiguration'),
+    controlPlane,
+  });
+}
+
+export interface SpeakerKeeperOptions {
+  log: Logger;
+  clock: Clock;
+  metrics: AgentMetrics;
+  /** Default: a real Speaker over TCP. */
+  createSpeaker?: ((config: SpeakerConfig) => SpeakerLike) | undefined;
+  /** Speaker connect retry (ms, default 2000). */
+  connectRetryMs?: number | undefined;
+  /** TORTIE_BGP_MAX_PREFIXES. */
+  maxPrefixes?: number | undefined;
+  /** The agent's warnings (node status): a Speaker that does not start leaves one until one starts. */
+  warnings: Set<string>;
+  /** The agent's `contained`: runs work nobody awaits (Speaker events, timers), a throw logged and kept. */
+  contained: (what: string, action: () => void) => void;
+  /** The peers of the current plan (whose End-of-RIB settles BGP). */
+  plannedPeers: () => readonly DesiredPeer[];
+  /** Whether anyone waits for BGP to settle (the kernel dataplane): only then is the deferral timer armed. */
+  settleWatched: () => boolean;
+  /** BGP has settled: felix may remove last run's routes no longer wanted. */
+  onSettled: () => void;
+  /** The Loc-RIB (or its readiness) changed: recalculate the kernel routes. */
+  onRoutesChanged: () => void;
+  /** Time to try starting a Speaker again (the agent re-plans). */
+  onRetry: () => void;
+  stopping: () => boolean;
+}
+
+export class SpeakerKeeper {
+  private speakerNow: SpeakerLike | null = null;
+  private tracker: ConnectionTracker | null = null;
+  private identityNow: SpeakerIdentity | null = null;
+  /** The previous Speaker's best routes while a graceful swap is under way (see header). */
+  private retained: RibEntry[] | null = null;
+  /** Peers seen Established since the current Speaker started (readiness). */
+  private readonly everEstablished = new Set<string>();
+  /** Peers whose End-of-RIB this Speaker received (felix keeps last run's routes until every peer's is in). */
+  private readonly endOfRibFrom = new Set<string>();
+  private speakerReady = false;
+  private settleTimer: TimerHandle | null = null;
+  /** (peer, reason) pairs already logged at info by this Speaker: later refusals of the pair go to debug. */
+  private readonly refusalsLogged = new Set<string>();
+  private exportFilterCache: { key: string; filter: PeerSpec['exportFilter'] } | null = null;
+  /** What the import judge judges by (null until the agent's first pass sets it; see rejudge). */
+  importContext: ImportContext | null = null;
+  /** Import protection (./import-guard.ts) is the Speaker's import judge, always on. */
+  private readonly importJudge: ImportJudge = (route) => {
+    const context = this.importContext;
+    if (context === null) return null;
+    return judgeImport({ prefix: route.prefix, nextHop: route.attrs.nextHop }, peerKindOf(route.source.address, context), context);
+  };
+  /** Consecutive failures to start a BGP speaker, and the timer of the next try (1 s, 2 s, … 30 s). */
+  private failures = 0;
+  private retry: TimerHandle | null = null;
+
+  constructor(private readonly options: SpeakerKeeperOptions) {}
+
+  get speaker(): SpeakerLike | null {
+    return this.speakerNow;
+  }
+
+  get identity(): SpeakerIdentity | null {
+    return this.identityNow;
+  }
+
+  /**
+   * A Speaker with this identity, started: the current one when it has it, else a new one (a graceful swap).
+   * A Speaker that does not start is tried again later by itself (onRetry); the error is thrown.
+   */
+  async ensureIdentity(identity: SpeakerIdentity): Promise<void> {
+    if (this.speakerNow && this.identityNow && sameIdentity(identity, this.identityNow)) return;
+    try {
+      await this.replaceSpeaker(identity);
+    } catch (error) {
+      this.retryLater();
+      throw error;
+    }
+    this.failures = 0;
+    for (const w of [...this.options.warnings]) if (w.startsWith('BGP speaker: ')) this.options.warnings.delete(w);
+  }
+
+  /** The plan's peers (those whose password could be read) as the Speaker's peer set. */
+  setPeers(peers: readonly DesiredPeer[], context: { pools: Array<Resource<'IPPool'>>; localAs: number; subnet: string | undefined; passwordOf: (peer: DesiredPeer) => string | undefined }): void {
+    const filter = this.exportFilterFor(context.pools);
+    this.speakerNow?.setPeers(peers.map((p) => toPeerSpec(p, filter, context.localAs, context.subnet, context.passwordOf(p))));
+  }
+
+  /** Our prefixes, next hop our address; BGPConfiguration prefixAdvertisements: Calico's apply_communities(). */
+  setOriginated(prefixes: readonly string[], nextHopAddress: string, bgpConfigurations: Array<Resource<'BGPConfiguration'>>): void {
+    const nextHop = parseIpv4(nextHopAddress);
+    this.speakerNow?.setOriginated(
+      prefixes.map((cidr): OriginatedRoute => {
+        const prefix = parsePrefix(cidr);
+        return { prefix, attrs: { origin: Origin.IGP, nextHop, asPath: [], ...prefixCommunities(prefix, bgpConfigurations) } };
+      }),
+    );
+  }
+
+  /** The import context changed (from `previous`): the routes it can change the verdict of are judged again. */
+  rejudge(previous: ImportContext | null, plan: PeeringPlan): void {
+    const speaker = this.speakerNow;
+    const next = this.importContext;
+    if (speaker?.rejudge === undefined || next === null || next === previous) return;
+    const changes = importContextChanges(previous, next, plan.peers.map((p) => parseIpv4(p.address)));
+    if (changes !== 'all' && changes.length === 0) return;
+    const changed = speaker.rejudge(changes === 'all' ? undefined : changes);
+    if (changed > 0) {
+      this.options.log.info({ routes: changed, scope: changes === 'all' ? 'all' : `${changes.length} block(s)` }, 'import protection: routes judged again after a change in the cluster');
+      this.options.onRoutesChanged();
+    }
+  }
+
+  /** The Loc-RIB's best routes; during a graceful swap, plus the retained ones not yet re-learned (stale). */
+  rows(): RouteRow[] {
+    const current = this.speakerNow?.bestRoutes() ?? [];
+    const rows = current.map((e) => routeRow(e));
+    if (this.retained) {
+      const have = new Set(rows.map((r) => r.prefix));
+      for (const old of this.retained) if (!have.has(formatPrefix(old.prefix))) rows.push(routeRow(old, true));
+    }
+    return rows;
+  }
+
+  /** Every route import protection refused (best: false, with the reason). */
+  refusedRows(): RouteRow[] {
+    return (this.speakerNow?.refusedRoutes?.() ?? []).map(refusedRow);
+  }
+
+  /** Calico's BIRD readiness: no peers → ready; just started → all Established; afterwards at least one. */
+  readiness(started: boolean): Readiness {
+    if (!started || !this.speakerNow) return { ready: false, reason: 'the agent is starting' };
+    const peers = this.speakerNow.peerStatus();
+    if (peers.length === 0) return { ready: true };
+    const up = peers.filter((p) => p.state === 'Established');
+    for (const p of up) this.everEstablished.add(p.address);
+    const allSeen = peers.every((p) => this.everEstablished.has(p.address));
+    if (!allSeen && up.length < peers.length) {
+      const down = peers.filter((p) => p.state !== 'Established').map((p) => `${p.address} (${p.state})`);
+      return { ready: false, reason: `BGP not established with ${down.join(', ')}` };
+    }
+    if (up.length === 0) return { ready: false, reason: `no BGP session is established (${peers.length} configured)` };
+    return { ready: true };
+  }
+
+  /**
+   * A graceful stop's first step, before any await (a peer reconnecting meanwhile would otherwise get a
+   * Cease after all): every connection closed without NOTIFICATION, then the Speaker stopped.
+   */
+  async dropGracefully(): Promise<void> {
+    const speaker = this.speakerNow;
+    if (!speaker) return;
+    this.options.log.info('stopping gracefully: BGP connections closed without NOTIFICATION, peers keep our routes');
+    this.speakerNow = null;
+    this.tracker?.dropAll();
+    await speaker.stop().catch((e: unknown) => this.options.log.warn({ err: errorText(e) }, 'stopping the BGP speaker'));
+  }
+
+  /** No more retries and no settle deadline (the agent is stopping). */
+  clearTimers(): void {
+    if (this.retry !== null) this.options.clock.clearTimeout(this.retry);
+    this.retry = null;
+    if (this.settleTimer !== null) this.options.clock.clearTimeout(this.settleTimer);
+    this.settleTimer = null;
+  }
+
+  /** Stops the Speaker (Cease to every peer); nothing when dropGracefully ran. */
+  async stop(): Promise<void> {
+    const speaker = this.speakerNow;
+    this.speakerNow = null;
+    if (speaker) await speaker.stop().catch((e: unknown) => this.options.log.warn({ err: errorText(e) }, 'stopping the BGP speaker'));
+  }
+
+  private retryLater(): void {
+    if (this.retry !== null || this.options.stopping()) return;
+    const delay = Math.min(30_000, 1000 * 2 ** this.failures++);
+    this.options.log.warn({ retryInMs: delay }, 'BGP speaker did not start; trying again');
+    this.retry = this.options.clock.setTimeout(() => {
+      this.retry = null;
+      this.options.onRetry();
+    }, delay);
+    unref(this.retry);
+  }
+
+  /** The same function object while the pools that shape it are the same (Speaker compares hooks by identity). */
+  private exportFilterFor(pools: Array<Resource<'IPPool'>>): PeerSpec['exportFilter'] {
+    const key = JSON.stringify(pools.map((p) => [p.metadata.name, p.spec.cidr, p.spec.disabled ?? false, p.spec.disableBGPExport ?? false]).sort());
+    if (this.exportFilterCache?.key === key) return this.exportFilterCache.filter;
+    const allowed = calicoExportFilter(pools);
+    const filter: PeerSpec['exportFilter'] = (route) => (allowed(route.prefix) ? route : null);
+    this.exportFilterCache = { key, filter };
+    return filter;
+  }
+
+  /** A Speaker with a new identity; an old one is stopped as a graceful restart (see header). */
+  private async replaceSpeaker(identity: SpeakerIdentity): Promise<void> {
+    const { log, contained } = this.options;
+    const old = this.speakerNow;
+    const oldTracker = this.tracker;
+    if (old) {
+      log.info({ from: this.identityNow, to: identity }, 'BGP identity changed: restarting the speaker gracefully');
+      this.retained = old.bestRoutes();
+      oldTracker?.dropAll();
+      await old.stop();
+    }
+    const tracker = new ConnectionTracker();
+    const config: SpeakerConfig = {
+      routerId: parseIpv4(identity.routerId, 'router id'),
+      localAs: identity.localAs,
+      listen: { address: identity.listenAddress, port: identity.listenPort },
+      ...(identity.clusterId !== null ? { clusterId: parseIpv4(identity.clusterId, 'routeReflectorClusterID') } : {}),
+      gracefulRestart: { restartTime: GRACEFUL_RESTART.restartTime, restarting: true, deferralMs: GRACEFUL_RESTART.deferralMs },
+      connectRetryMs: this.options.connectRetryMs ?? 2000,
+      ...(this.options.maxPrefixes !== undefined ? { maxPrefixes: this.options.maxPrefixes } : {}),
+      clock: this.options.clock,
+      transport: tracker.transport,
+      acceptor: tracker.acceptor,
+      logger: log.child({ component: 'bgp' }),
+      importJudge: this.importJudge,
+    };
+    const speaker = (this.options.createSpeaker ?? ((c) => new Speaker(c)))(config);
+    // The Speaker calls these from inside its sessions: a throw here must not reach them (`contained`).
+    speaker.on('state', (event) =>
+      contained('a BGP session state change', () => {
+        if (event.to === 'Established') this.everEstablished.add(event.peer);
+        log.info({ peer: event.peer, from: event.from, to: event.to, ...(event.reason ? { reason: event.reason } : {}) }, 'BGP session state');
+        this.observeSessions();
+      }),
+    );
+    speaker.on('ready', () =>
+      contained('the BGP speaker becoming ready', () => {
+        if (this.retained) log.info('graceful restart complete: routes re-learned');
+        this.retained = null;
+        this.speakerReady = true;
+        this.settleIfDone();
+        this.options.onRoutesChanged();
+      }),
+    );
+    speaker.on('endOfRib', (event) =>
+      contained('an End-of-RIB', () => {
+        this.endOfRibFrom.add(event.peer);
+        this.settleIfDone();
+      }),
+    );
+    speaker.on('update', () => contained('a BGP update', () => this.options.onRoutesChanged()));
+    speaker.on('refused', (event) => contained('an import refusal', () => this.onRefused(event)));
+    this.refusalsLogged.clear();
+    this.everEstablished.clear();
+    this.endOfRibFrom.clear();
+    this.speakerReady = false;
+    // Felix's retention after a start ends at the latest with the selection deferral (a peer that never
+    // comes back must not keep a dead node's routes forever).
+    if (this.settleTimer === null && this.options.settleWatched()) {
+      this.settleTimer = this.options.clock.setTimeout(() => {
+        log.info('BGP did not settle within the graceful-restart deferral: routes no longer wanted may go now');
+        contained('settling the kernel routes', () => this.options.onSettled());
+      }, GRACEFUL_RESTART.deferralMs);
+      unref(this.settleTimer);
+    }
+    this.speakerNow = speaker;
+    this.tracker = tracker;
+    this.identityNow = identity;
+    try {
+      await speaker.start();
+    } catch (error) {
+      // Not listening (address in use...): forget the identity so the next change or resync tries again.
+      this.identityNow = null;
+      this.options.warnings.add(`BGP speaker: ${errorText(error)}`);
+      throw error;
+    }
+  }
+
+  /**
+   * Felix may delete last run's remote routes only when BGP has re-learned what it will: the Speaker is
+   * ready AND every planned peer has sent its End-of-RIB. The Speaker's own readiness waits only briefly
+   * for peers that are not up yet (its deferral is about *sending*); a passive session toward a peer
+   * whose connect-retry timer is still running can come up seconds later, and deleting that peer's
+   * routes meanwhile would blackhole its pods. Capped by the deferral timer set when the Speaker starts.
+   */
+  private settleIfDone(): void {
+    if (!this.options.settleWatched() || !this.speakerReady) return;
+    if (!this.options.plannedPeers().every((p) => this.endOfRibFrom.has(p.address))) return;
+    if (this.settleTimer !== null) this.options.clock.clearTimeout(this.settleTimer);
+    this.settleTimer = null;
+    this.options.onSettled();
+  }
+
+  private onRefused(event: { peer: string; prefix: Prefix; reason: string }): void {
+    this.options.metrics.observeImportRefused(event.peer, event.reason);
+    const pair = `${event.peer}|${event.reason}`;
+    const fields = { peer: event.peer, prefix: formatPrefix(event.prefix), reason: event.reason };
+    if (this.refusalsLogged.has(pair)) {
+      this.options.log.debug(fields, 'import protection: route refused');
+      return;
+    }
+    this.refusalsLogged.add(pair);
+    this.options.log.info(fields, 'import protection: route refused (further refusals of this peer for this reason are logged at debug)');
+  }
+
+  /** On every session state change: only what the metrics need, not the whole status (no per-route scan). */
+  private observeSessions(): void {
+    const peers = this.speakerNow?.peerStatus({ routeDetail: false }) ?? [];
+    this.options.metrics.observeSessions(
+      peers.map((p) => ({ address: p.address, bgpState: p.state, routesReceived: p.routesReceived, routesAdvertised: p.routesAdvertised })),
+    );
+  }
+}
+
+/** A real timer must not keep the process alive by itself (a fake clock's handle has no unref). */
+function unref(handle: TimerHandle): void {
+  (handle as { unref?: () => void }).unref?.();
+}
