@@ -37,7 +37,9 @@ export const AGENT_API_CALLS: readonly ApiGrant[] = [
   ...['get', 'list', 'watch', 'create', 'update', 'delete'].map(
     (verb): ApiGrant => ({ verb, resource: `blockaffinities.${CRD}`, uses: verb === 'watch' ? /CACHED_KINDS = \[[^\]]*'BlockAffinity'/ : ipamUse(verb, 'BlockAffinity'), why: 'IPAM: affinities' }),
   ),
-  ...['get', 'create', 'update', 'delete'].map((verb): ApiGrant => ({ verb, resource: `ipamhandles.${CRD}`, uses: ipamUse(verb, 'IPAMHandle'), why: 'IPAM: the tunnel address handle' })),
+  // The tunnel address's handle: created, or read and updated when one is left from before. The agent
+  // releases no address (the CNI plugin and `tortie ipam` do), so it never deletes a handle.
+  ...['get', 'create', 'update'].map((verb): ApiGrant => ({ verb, resource: `ipamhandles.${CRD}`, uses: ipamUse(verb, 'IPAMHandle'), why: 'IPAM: the tunnel address handle' })),
   // Nodes: read all (the mesh), patch its own Node's annotations (BGP address, tunnel address). RBAC cannot
   // say "only your own Node" for a DaemonSet; Calico grants the same.
   { verb: 'get', resource: 'nodes', uses: /ds\.get\('Node'/, why: 'registration' },

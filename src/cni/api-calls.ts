@@ -26,7 +26,9 @@ export const CNI_API_CALLS: readonly ApiGrant[] = [
   // assignment or release writes — including claiming a block when the node has no free address.
   { verb: 'list', resource: `ippools.${CRD}`, uses: /ds\.list\('IPPool'\)/, why: 'choosing the pool' },
   { verb: 'get', resource: 'nodes', uses: /ds\.get\('Node', node\)/, why: "the node's labels (pool nodeSelector)" },
-  ...['get', 'list', 'create', 'update', 'delete'].map((verb): ApiGrant => ({ verb, resource: `ipamblocks.${CRD}`, uses: ipamUse(verb, 'IPAMBlock'), why: 'IPAM: blocks' })),
+  // Blocks: created when claimed, updated by every assignment and release; never deleted by the plugin
+  // (an empty block is released by its node's agent or `tortie ipam`, not by a pod's DEL).
+  ...['get', 'list', 'create', 'update'].map((verb): ApiGrant => ({ verb, resource: `ipamblocks.${CRD}`, uses: ipamUse(verb, 'IPAMBlock'), why: 'IPAM: blocks' })),
   ...['get', 'list', 'create', 'update', 'delete'].map((verb): ApiGrant => ({ verb, resource: `blockaffinities.${CRD}`, uses: ipamUse(verb, 'BlockAffinity'), why: 'IPAM: claiming a block' })),
   ...['get', 'create', 'update', 'delete'].map((verb): ApiGrant => ({ verb, resource: `ipamhandles.${CRD}`, uses: ipamUse(verb, 'IPAMHandle'), why: "IPAM: the container's handle" })),
 ];
