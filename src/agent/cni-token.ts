@@ -127,13 +127,17 @@ export class CniTokenRefresher {
     try {
       const issued = await this.options.request(this.seconds);
       if (this.stopped) return;
-      if (!(issued.expiresAt > issuedAt)) throw new Error(`the API server answered a token that expires at ${new Date(issued.expiresAt).toISOString()}, not after now`);
       await (this.options.writeFileAtomic ?? writePrivateFileAtomic)(this.options.kubeconfigPath, serviceAccountKubeconfig(this.options.server, this.options.caData, issued.token));
       this.current = issued;
       this.written += 1;
       this.failures = 0;
       this.lastError = null;
-      const delay = refreshDelay(this.clock.now(), issuedAt, issued.expiresAt);
+      // The expiry is the API server's clock; ours may differ. An expiry already past (or further than we
+      // asked) by our clock means the clocks disagree: then the lifetime we asked for is the measure.
+      const granted = issued.expiresAt - issuedAt;
+      const skewed = granted <= 0 || granted > this.seconds * 1000 * 2;
+      if (skewed) this.options.log?.('warn', "CNI plugin token: its expiry does not fit this host's clock; refreshing by the lifetime asked for", { expires: new Date(issued.expiresAt).toISOString() });
+      const delay = refreshDelay(this.clock.now(), issuedAt, skewed ? issuedAt + this.seconds * 1000 : issued.expiresAt);
       this.options.log?.('info', 'CNI plugin token written', { kubeconfig: this.options.kubeconfigPath, expires: new Date(issued.expiresAt).toISOString(), refreshInMs: delay });
       this.schedule(delay);
     } catch (err) {

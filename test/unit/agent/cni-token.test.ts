@@ -161,6 +161,23 @@ describe('CniTokenRefresher against the fake API server (fake time)', () => {
     expect(tokenIn(path)).not.toBe(first);
   });
 
+  it("an expiry that does not fit the host's clock (skew): written, and refreshed at 80 % of the lifetime asked for", async () => {
+    const path = join(dir, 'tortie-kubeconfig');
+    let n = 0;
+    // The API server's clock is two hours behind ours: its expiry is already past by our clock.
+    const request = async (seconds: number) => ({ token: `t${++n}`, expiresAt: clock.now() - 2 * HOUR + seconds * 1000 });
+    const warnings: string[] = [];
+    refresher = new CniTokenRefresher({ kubeconfigPath: path, server: api.url, caData: '', request, clock, log: (level, message) => level === 'warn' && warnings.push(message) });
+    await refresher.start();
+    expect(tokenIn(path)).toBe('t1');
+    expect(warnings.join()).toMatch(/does not fit this host's clock/);
+    clock.advance(0.8 * HOUR - 1);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(n).toBe(1);
+    clock.advance(1);
+    await vi.waitFor(() => expect(tokenIn(path)).toBe('t2'), { timeout: 3000 });
+  });
+
   it('stop() cancels the next refresh', async () => {
     const { refresher: r } = await start();
     r.stop();
