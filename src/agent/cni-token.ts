@@ -12,8 +12,9 @@
 // agent writes it into the kubeconfig (a temporary file renamed over the old one, mode 0600: the runtime may
 // start the plugin at any moment, and it must read a whole file) and asks for the next one at 80 % of the
 // lifetime the API server granted (it may shorten or lengthen what was asked); a failed request is retried
-// with a doubling delay (1 s .. 60 s), never later than shortly before the current token expires... and if
-// it has expired, the retries go on: the plugin fails until one succeeds, and the log says why.
+// with a doubling delay (1 s .. 60 s). With 20 % of an hour left when refreshing starts, that is about 16
+// attempts before the current token expires; after that the retries go on, the plugin's calls fail (401)
+// until one succeeds, and each failure is logged saying so.
 //
 // Why this is hard: time. The refresh point comes from the server's expirationTimestamp (wall clock) seen
 // through the agent's clock; every delay here is on the injected Clock, so tests run hours in milliseconds.
