@@ -12,7 +12,7 @@
 // agent writes it into the kubeconfig (a temporary file renamed over the old one, mode 0600: the runtime may
 // start the plugin at any moment, and it must read a whole file) and asks for the next one at 80 % of the
 // lifetime the API server granted (it may shorten or lengthen what was asked); a failed request is retried
-// with a doubling delay (1 s .. 60 s). With 20 % of an hour left when refreshing starts, that is about 16
+// with a doubling delay (1 s .. 60 s). With 20 % of an hour left when refreshing starts, that is about 17
 // attempts before the current token expires; after that the retries go on, the plugin's calls fail (401)
 // until one succeeds, and each failure is logged saying so.
 //

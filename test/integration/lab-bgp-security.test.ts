@@ -9,10 +9,11 @@
 //     file is replaced (temp + rename, as the kubelet swaps a Secret volume) with the new password: the
 //     session comes back — re-keyed by the agent alone — while node-1's router session and the mesh session
 //     never restart (same since, Established throughout).
-// (b) No pod speaks BGP as its node: from a workload namespace on node-1, a raw TCP connect to node-2's
-//     port 179 times out, and tcpdump on node-2 sees no SYN for port 179; the same connect to a port of
-//     node-2 where a test listener waits succeeds (and its SYN is seen): the path works, only BGP's port is
-//     closed. The node-to-node session stays Established.
+// (b) No pod speaks BGP as its node: with natOutgoing on (the pool is switched to it), from a workload
+//     namespace on node-1 a raw TCP connect to node-2's port 179 times out, and tcpdump on node-2 sees no
+//     SYN for port 179; the same connect to a port of node-2 where a test listener waits succeeds, its SYN
+//     seen arriving from node-1's address (masqueraded): the path works, only BGP's port is closed. The
+//     node-to-node session stays Established.
 // The lab is taken down (and its namespaces checked gone) even when a test fails.
 
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -181,6 +182,14 @@ describe.skipIf(unavailable !== null)('BGP security in the lab: passwords from m
   it("(b) from a workload, a TCP connect to another node's port 179 never reaches it; other ports do; node-to-node stays Established", async () => {
     const [n1, n2] = state.plan.nodes as [(typeof state.plan.nodes)[0], (typeof state.plan.nodes)[0]];
     const workload = state.plan.workloads.find((w) => w.node === n1.name)!;
+    // The case the guard is for: natOutgoing on, so a pod's packets to a node leave masqueraded as its node.
+    await tortie(['apply'], {
+      apiVersion: 'projectcalico.org/v3',
+      kind: 'IPPool',
+      metadata: { name: 'lab-pool' },
+      spec: { cidr: LAB_DEFAULTS.poolCidr, blockSize: 26, ipipMode: 'Never', natOutgoing: true, nodeSelector: 'all()' },
+    });
+    await eventually('table ip tortie-nat on node-1', async () => (await runCommand('ip', ['netns', 'exec', n1.ns, 'nft', 'list', 'table', 'ip', 'tortie-nat'])).code === 0, 30_000);
     const meshBefore = await eventually('the mesh session Established', () => established(n1.name, n2.ip));
     // A listener on node-2 (the control), and tcpdump on node-2 for SYNs to either port.
     const listener = spawn('ip', ['netns', 'exec', n2.ns, process.execPath, '-e', `require('net').createServer((s) => s.end()).listen(${LISTEN_PORT}, '0.0.0.0')`], { stdio: 'ignore' });
@@ -202,8 +211,11 @@ describe.skipIf(unavailable !== null)('BGP security in the lab: passwords from m
     const bgp = await connect(179);
     expect(bgp.code, `connect to ${n2.ip}:179 from ${workload.ns}: ${bgp.stderr}`).toBe(124);
     await new Promise((r) => setTimeout(r, 500));
-    expect(seen.some((l) => l.includes(`${n2.ip}.${LISTEN_PORT}:`))).toBe(true);
-    expect(seen.filter((l) => l.includes(`${n2.ip}.179:`) && !l.includes(`${n1.ip}.`))).toEqual([]);
+    // The control arrived masqueraded as node-1: what a pod's BGP connection would look like unguarded.
+    expect(seen.filter((l) => l.includes(`${n2.ip}.${LISTEN_PORT}:`)).some((l) => l.includes(` ${n1.ip}.`))).toBe(true);
+    // No SYN for port 179 at all — not the pod's, nor one masqueraded as node-1 (the mesh session was up
+    // throughout, as its since below shows, so node-1 itself sent none either).
+    expect(seen.filter((l) => l.includes(`${n2.ip}.179:`))).toEqual([]);
     // Node to node: still the same session.
     const meshAfter = await established(n1.name, n2.ip);
     expect(meshAfter && meshAfter.sinceIso).toBe(meshBefore.sinceIso);
