@@ -64,8 +64,9 @@ import { judgeImport, routesWithin, type RefusedMap, type RefusedRoute } from '.
 import { formatIpv4, parseIpv4, prefixFromKey, prefixKey } from './ip.js';
 import { tcpAcceptor, type ListenerHandle } from './listener.js';
 import { AdjRibIn, AttrTable, LocRib, Route, localSource, type BestChange, type LocalSpeaker, type PeerPolicy, type RouteSource, type UpdateGroup } from './rib/index.js';
-import { classifyNotification, INITIAL_RETENTION, isGracefulDown, lingersInPlace, retentionTransition, type DownNotification, type RetentionEvent, type RetentionState } from './retention.js';
-import { Session, type SessionConfig, type SessionState } from './session.js';
+import { classifyNotification, INITIAL_RETENTION, lingersInPlace, retentionTransition, type DownNotification, type RetentionEvent, type RetentionState } from './retention.js';
+import { collisionWinner } from './negotiation.js';
+import { Session, type SessionConfig, type SessionDownReason, type SessionState } from './session.js';
 import { normalizeSpec, policyOf, sameSpec, securityOf, sourceAddress, validatePeerSpec, type LoggerLike, type NormalSpec, type PeerSpec, type SpeakerConfig } from './speaker-config.js';
 import { tcpTransport, type Connection } from './transport.js';
 import { Afi, Safi, type PathAttributes, type Prefix } from './types.js';
@@ -153,6 +154,8 @@ export interface PeerStatus {
   routesAdvertised: number;
   staleRoutes: number;
   lastError?: string;
+  /** Why the session last failed, as a value (format it with ./down-reason.ts). */
+  lastReason?: SessionDownReason;
 }
 
 const DEFAULT_HELPER_RESTART_TIME = 120;
@@ -287,6 +290,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
         routesAdvertised: entry.session.established ? entry.group.advertisedCount(entry) : 0,
         staleRoutes: stale,
         ...(stats.lastError ? { lastError: stats.lastError } : {}),
+        ...(stats.lastReason ? { lastReason: stats.lastReason } : {}),
       };
     });
   }
@@ -398,16 +402,11 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
       transport: this.config.transport,
       // The session puts `peer` in every log line itself.
       logger: this.config.logger,
-      trackAdjRibIn: false,
       // RFC 4724 §3: as a restarting speaker, IPv4 unicast with the F bit (routes stay in the kernel while
       // we restart) and the R bit on the first session after our start; otherwise a helper.
       gracefulRestart: gr
         ? { restartTime: spec.restartTime ?? gr.restartTime, forwardingState: true, restarting: gr.restarting === true && this.deferral.active }
         : { restartTime: spec.restartTime ?? DEFAULT_HELPER_RESTART_TIME, helperOnly: true },
-      onDown: (info) => {
-        const live = this.peers.get(spec.address);
-        return { graceful: live !== undefined && isGracefulDown(live.notification, hasIpv4Gr(info.peerGracefulRestart)) };
-      },
       ...(spec.keepaliveTime !== undefined ? { keepaliveTime: spec.keepaliveTime } : {}),
       ...(source !== undefined ? { localAddress: source } : {}),
       ...securityOf(spec),
@@ -480,7 +479,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error);
       entry.securityRefusal = reason;
-      entry.session.stats.lastError = `inbound connections refused: ${reason}`;
+      entry.session.noteError({ kind: 'inboundRefused', detail: reason });
       this.config.logger.error({ peer: entry.spec.address, reason }, 'TCP-MD5/GTSM cannot be set on the listener: inbound connections from this peer are refused');
     }
   }
@@ -834,7 +833,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     const remoteId = challenger.peerBgpId ?? entry.session.peerBgpId;
     if (remoteId === undefined) return;
     // The existing connection is ours unless it was accepted too (then the newer inbound one simply loses).
-    const keepInbound = entry.session.connectionDirection === 'outbound' && this.config.routerId < remoteId;
+    const keepInbound = collisionWinner(entry.session.connectionDirection, this.config.routerId, remoteId) === 'challenger';
     entry.challenger = null;
     if (keepInbound) {
       this.config.logger.info({ peer: entry.spec.address }, 'connection collision: keeping the connection the peer opened (its BGP identifier is higher)');

@@ -149,6 +149,9 @@ export type Capability =
 export const MessageType = { OPEN: 1, UPDATE: 2, NOTIFICATION: 3, KEEPALIVE: 4, ROUTE_REFRESH: 5 } as const;
 export type MessageType = (typeof MessageType)[keyof typeof MessageType];
 
+/** ROUTE-REFRESH message subtypes (RFC 7313 §3): a request, Beginning / End of Route Refresh. */
+export const RouteRefreshSubtype = { REQUEST: 0, BORR: 1, EORR: 2 } as const;
+
 export interface OpenMessage {
   readonly type: 1;
   readonly version: number;

@@ -1,12 +1,17 @@
-// One bounded child process, for every short-lived command felix runs: `ip` (iproute2.ts), `nft`
-// (nft.ts) and the `sh` that reads and writes /proc/sys (kernel-settings.ts). Long-running watchers
-// (`ip monitor`, `nft -j monitor`) are monitor-child.ts's, not this file's.
+// One bounded child process, for every short-lived command tortie runs: `ip` (iproute2.ts, and ipip/'s
+// tunl0 through iproute2.ts `ipCommand`), `nft` (nft.ts), the `sh` that reads and writes /proc/sys
+// (kernel-settings.ts), the CNI plugin's `ip`/`nsenter` and the plugin itself (src/cni/), and the lab's
+// setup commands and pings (src/lab/). Long-running watchers (`ip monitor`, `nft -j monitor`) are
+// monitor-child.ts's. The lab's daemons are not commands either (nothing waits for their end):
+// `startDetached` starts one in its own process group, output to a log file, and leaves it running.
 //
 //   startCommand(spec)  spawns `command args...` (an argv, never a shell line) at once; its stdin stays open
 //                       (`write` some, `end` with the rest), so a caller can start a process before it knows
 //                       all it will write — the route table's one `ip -batch` reads the kernel, then takes
 //                       the route lines decided from what it read;
 //   runCommand(spec)    start, write `stdin`, end: the whole run.
+//   runCommandSync(spec) the same bounds and wording, blocking (spawnSync): for code that is synchronous
+//                       all through (the lab's setup steps); stdout in memory.
 //
 // Every run is bounded: after `timeoutMs` the child is killed (SIGKILL, by its own PID) and the run
 // rejects; stdout and stderr are collected up to `maxOutputBytes` each (more kills the child), or stdout
@@ -25,7 +30,7 @@
 // opened and read with synchronous calls: a private file, microseconds each, where every await before the
 // spawn is a turn of the event loop the command would wait for.
 
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { closeSync, fstatSync, openSync, readSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -48,6 +53,8 @@ export interface CommandSpec {
   makeError?: (message: string) => Error;
   /** Called with each piece of stderr as it arrives (it is collected all the same). */
   onStderr?: (chunk: Buffer) => void;
+  /** The child's environment (default this process's). */
+  env?: NodeJS.ProcessEnv;
 }
 
 export interface CommandResult {
@@ -106,7 +113,7 @@ export function startCommand(spec: CommandSpec & { stdin?: 'pipe' | 'ignore' }):
   let fd = spec.stdout === 'scratch' ? openScratchFile() : null;
   let child: ChildProcess;
   try {
-    child = spawn(spec.command, [...spec.args], { stdio: [spec.stdin ?? 'pipe', fd ?? 'pipe', 'pipe'] });
+    child = spawn(spec.command, [...spec.args], { stdio: [spec.stdin ?? 'pipe', fd ?? 'pipe', 'pipe'], ...(spec.env !== undefined ? { env: spec.env } : {}) });
   } catch (error) {
     if (fd !== null) closeSync(fd);
     throw error;
@@ -229,6 +236,45 @@ export function startCommand(spec: CommandSpec & { stdin?: 'pipe' | 'ignore' }):
 export function runCommand(spec: CommandSpec & { stdin?: string | Iterable<string> }): Promise<CommandResult> {
   const running = startCommand({ ...spec, stdin: spec.stdin === undefined ? 'ignore' : 'pipe' });
   return running.end(spec.stdin);
+}
+
+/**
+ * runCommand, blocking the event loop until the child ends (spawnSync): the same time bound (SIGKILL),
+ * output bound and wording of failures to run. Only for code that is synchronous all through.
+ */
+export function runCommandSync(spec: Omit<CommandSpec, 'stdout' | 'onStderr'> & { stdin?: string }): CommandResult {
+  if (!(spec.timeoutMs > 0)) throw new Error(`command timeoutMs is ${spec.timeoutMs}; expected a number of milliseconds > 0`);
+  const makeError = spec.makeError ?? ((message: string) => new Error(message));
+  const maxOutput = spec.maxOutputBytes ?? DEFAULT_MAX_OUTPUT;
+  const line = commandLine(spec.command, spec.args);
+  const result = spawnSync(spec.command, [...spec.args], {
+    ...(spec.stdin !== undefined ? { input: spec.stdin } : {}),
+    stdio: [spec.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+    timeout: spec.timeoutMs,
+    killSignal: 'SIGKILL',
+    maxBuffer: maxOutput,
+    ...(spec.env !== undefined ? { env: spec.env } : {}),
+  });
+  const error = result.error as NodeJS.ErrnoException | undefined;
+  if (error !== undefined) {
+    if (error.code === 'ETIMEDOUT') throw makeError(`${line} took longer than ${spec.timeoutMs} ms and was killed`);
+    if (error.code === 'ENOBUFS') throw makeError(`${line} printed more than ${maxOutput} bytes and was killed`);
+    throw makeError(`cannot run "${spec.command}": ${isMissingProgramError(error) ? missingProgramMessage(spec.command) : error.message}`);
+  }
+  return { code: result.status, signal: result.signal, stdout: result.stdout, stderr: result.stderr.toString('utf8') };
+}
+
+/**
+ * Starts a daemon that outlives this call (and may outlive this process): its own process group, stdin
+ * /dev/null, stdout and stderr appended to `logFd`, not waited for. Returns its PID (the caller records
+ * it and stops it by that PID); throws when it could not be started.
+ */
+export function startDetached(command: string, args: readonly string[], options: { logFd: number; env?: NodeJS.ProcessEnv }): number {
+  const child = spawn(command, [...args], { detached: true, stdio: ['ignore', options.logFd, options.logFd], env: options.env ?? process.env });
+  if (child.pid === undefined) throw new Error(`could not start ${commandLine(command, args)}`);
+  child.on('error', () => undefined); // a failed exec after the PID was given: the daemon's log and its absence say it
+  child.unref();
+  return child.pid;
 }
 
 let scratchFiles = 0;

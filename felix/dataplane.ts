@@ -35,6 +35,7 @@ import { NftTableKeeper, type NftLike, type NftSyncResult, type NftTableStatus }
 import { calculateRoutes, type CalcInput } from './route-calc.js';
 import type { Kernel } from './kernel.js';
 import { RouteTable, type ApplyResult, type RouteTableClock } from './route-table.js';
+import { ipCommand } from './ip-command.js';
 import { Tunl0Keeper, type Tunl0Deps, type Tunl0Options, type Tunl0Status } from '../ipip/tunl0.js';
 import type { Logger } from '../bgp/log.js';
 
@@ -47,7 +48,8 @@ export interface DataplaneOptions {
   reconnect?: () => Kernel;
   log: DataplaneLog;
   /** tunl0 management: the namespace (tests), whether a non-IPIP stand-in is managed, an injected `ip`. */
-  tunl0?: Pick<Tunl0Options, 'netns' | 'standIn'> & Tunl0Deps;
+  /** `ip`: the real one (ip-command.ts) in `netns` when absent. */
+  tunl0?: Pick<Tunl0Options, 'netns' | 'standIn'> & Partial<Tunl0Deps>;
   /** Full route re-read and tunl0 repair this often (default 90,000 ms). */
   resyncMs?: number;
   graceMs?: number;
@@ -173,7 +175,7 @@ export class FelixDataplane {
     this.keeper = new Tunl0Keeper(
       { ...(netns !== undefined ? { netns } : {}), ...(standIn !== undefined ? { standIn } : {}) },
       this.log,
-      ip !== undefined ? { ip } : {},
+      { ip: ip ?? ipCommand(netns !== undefined ? { netns } : {}) },
     );
   }
 

@@ -1,52 +1,33 @@
 // The route table reconciler: keeps the kernel's main routing table equal to felix's desired routes,
-// touching only the routes felix owns.
-//
-// Owned: routes with protocol 80 (FELIX_ROUTE_PROTOCOL) and routes on cali* interfaces. Everything else —
-// proto kernel, boot, static, bird, a user's route — is never deleted, and never overwritten either: a
-// desired route whose destination is held by a foreign route (same metric, so `replace` would clobber
-// it) is skipped and reported in `foreignConflicts`.
+// touching only the routes felix owns. The decisions are route-diff.ts's (pure: ownership, the desired
+// set's kernel form, one destination's writes) and the echoes of our own writes route-echoes.ts's; this
+// class holds the state between applies and decides when to apply: scheduling, the event stream, retries.
 //
 // `apply()` does, in order: (1) read the kernel — all of it on the first apply, after a broken event
-// stream, a failed write and every `resyncMs` (90 s, Calico's default), otherwise only when a kernel
-// event marked prefixes dirty; (2) diff desired vs kernel for the dirty prefixes only; (3) one batch:
-// deletions first, then additions with replace semantics; (4) on failure, one retry with a fresh kernel
-// connection (`options.reconnect`) after a full re-read; a second failure rejects and leaves a full resync
-// due.
+// stream, a failed write and every `resyncMs` (90 s, Calico's default), otherwise only the prefixes kernel
+// events marked; (2) diff desired vs kernel for the dirty prefixes only; (3) one batch: deletions first,
+// then additions with replace semantics; (4) on failure, one retry with a fresh kernel connection
+// (`options.reconnect`) after a full re-read; a second failure rejects and leaves a full resync due.
 //
 // Where the time goes, and the overlaps that cut it (10,000 routes into an empty table: ~1.1× a bare
 // `ip -batch` of the same lines; test/bench/README.md "felix-routes"): `setDesired` only checks and copies
-// the routes; the full read is started first and the desired set is settled (class resolution, kernel form,
-// what changed) while ip reads; a full resync with changes reads and writes through one kernel session
-// (`readThenWrite`: one `ip` process, not two); the view of the kernel is updated while ip works through
-// the batch, and forgotten for the batch's routes if it fails.
+// the routes; the full read is started first and the desired set is settled while ip reads; a full resync
+// with changes reads and writes through one kernel session (`readThenWrite`: one `ip` process, not two);
+// the view of the kernel is updated while ip works through the batch, and forgotten if it fails.
 //
-// Why this is hard (the problems that bite a route agent):
-//   - restart: the first apply adopts the owned routes already there and writes only the difference, so
-//     an agent restart never takes down a route that is still wanted (no blackout); and until BGP has
-//     re-learned the remote blocks the caller keeps unwanted owned routes too (`retainUnwanted`);
-//   - our own writes come back as kernel events; they are expected and swallowed, or every apply would
-//     cause a re-read of the whole table (a foreign change to the same prefix, same kind, within 5 s of our
-//     write is swallowed too: the periodic full resync is the backstop for that);
-//   - a workload's cali* interface may not exist yet (the CNI is still creating it): the route waits in
-//     `waitingForInterface` and is written when the link event arrives;
-//   - the CNI may add a route on a brand-new cali* interface before felix hears of the workload: routes on
-//     a cali* interface first seen less than `graceMs` ago are not deleted until the grace period ends;
-//   - the kernel prints one route in several spellings: comparisons go through kernel.ts normalization.
+// Why this is hard: a restart adopts the owned routes already there and writes only the difference (no
+// blackout), and until BGP has re-learned the remote blocks the caller keeps unwanted ones
+// (`retainUnwanted`); a workload's cali* interface may not exist yet (the route waits for its link event)
+// or be brand new with a route the CNI added (kept for `graceMs`); our writes come back as events.
 
-import {
-  canonicalDst,
-  FELIX_PROTOCOL,
-  normalizeKernelRoute,
-  protocolNumber,
-  sameNormalizedRoute,
-  type Kernel,
-  type KernelEvent,
-  type KernelBatch,
-  type KernelRoute,
-  type KernelSnapshot,
-} from './kernel.js';
+import { sameNormalizedRoute, type Kernel, type KernelBatch, type KernelEvent, type KernelRoute, type KernelSnapshot } from './kernel.js';
+import { copyDesired, desiredDst, diffDestination, isOwnedRoute, settleDesired, DestinationNotes, type DiffContext, type SettledDesired } from './route-diff.js';
+import { KernelView } from './kernel-view.js';
+import { RouteEchoes } from './route-echoes.js';
+import type { DesiredRoute, RouteConflict } from './routes.js';
 import { systemClock, type Clock } from '../bgp/clock.js';
-import { resolveByClassMap, routeKey, sameRoute, type DesiredRoute, type RouteConflict } from './routes.js';
+
+export { isOwnedRoute, toKernelRoute } from './route-diff.js';
 
 /** The time source: the project's one Clock (bgp/clock.ts, which felix may import). */
 export type RouteTableClock = Clock;
@@ -92,76 +73,10 @@ export interface ApplyResult {
   retained: string[];
 }
 
-/** A route felix may delete or replace: protocol 80, or on a cali* interface. */
-export function isOwnedRoute(route: KernelRoute): boolean {
-  // "80" first: every normalized owned route spells it so (the resync asks this of every kernel route).
-  return route.protocol === FELIX_PROTOCOL_TEXT || protocolNumber(route.protocol) === FELIX_PROTOCOL || (route.dev?.startsWith('cali') ?? false);
-}
+/** The kernel session of a full resync that reads and then writes through one process (readThenWrite). */
+type Session = { read: Promise<KernelSnapshot>; write(batch: KernelBatch): Promise<void> };
 
-const FELIX_PROTOCOL_TEXT = String(FELIX_PROTOCOL);
-/** Shared by every desired route's kernel form (routes are never changed in place; frozen to make sure). */
-const NO_FLAGS = Object.freeze([]) as unknown as string[];
-const ONLINK_FLAGS = Object.freeze(['onlink']) as unknown as string[];
-const NO_ROUTES: readonly KernelRoute[] = [];
-
-/** The kernel spelling of a desired route. */
-export function toKernelRoute(route: DesiredRoute): KernelRoute {
-  return kernelForm(route, desiredDst(route.dst));
-}
-
-/**
- * The kernel spelling of a desired route whose destination is already `dst`, its one spelling. Built in
- * normalizeKernelRoute's form (type, scope and flags filled, protocol its decimal number), so it is not
- * normalized again — unless the protocol is not a plain number, which normalizeKernelRoute then settles.
- */
-function kernelForm(route: DesiredRoute, dst: string): KernelRoute {
-  const out: KernelRoute = {
-    type: route.type,
-    dst,
-    protocol: String(route.proto),
-    scope: route.scope ?? 'global',
-    flags: route.onlink === true ? ONLINK_FLAGS : NO_FLAGS,
-  };
-  if (route.via !== undefined) out.gateway = route.via;
-  if (route.dev !== undefined) out.dev = route.dev;
-  return Number.isSafeInteger(route.proto) && route.proto >= 0 && route.type !== undefined ? out : normalizeKernelRoute(out);
-}
-
-/**
- * `routeKey(dst)` (routes.ts), fast: kernel.ts `canonicalDst` gives the same string for every spelling
- * routeKey accepts, in one pass over the characters (routeKey's split and regexes made `setDesired` of
- * 10,000 routes ~17 ms slower); anything else goes to routeKey for its error naming the value.
- */
-function desiredDst(dst: string): string {
-  return canonicalDst(dst) ?? routeKey(dst);
-}
-
-/** Whether `text` is a dotted IPv4 address in its one spelling (no leading zeros): one pass, no allocation. */
-function isIpv4Address(text: string): boolean {
-  const n = text.length;
-  if (n < 7 || n > 15) return false;
-  let octet = 0;
-  let digits = 0;
-  let dots = 0;
-  for (let i = 0; i < n; i++) {
-    const c = text.charCodeAt(i);
-    if (c >= 48 && c <= 57) {
-      if (digits === 1 && octet === 0) return false; // a leading zero
-      octet = octet * 10 + (c - 48);
-      if (++digits > 3 || octet > 255) return false;
-    } else if (c === 46 /* . */ && digits > 0 && dots < 3) {
-      dots++;
-      octet = 0;
-      digits = 0;
-    } else {
-      return false;
-    }
-  }
-  return dots === 3 && digits > 0;
-}
-
-/** How long an expected echo of our own write is waited for before a matching event counts as foreign. */
-const ECHO_WINDOW_MS = 5_000;
+const NO_DESIRED: SettledDesired = { desired: new Map(), desiredKernel: new Map(), classConflicts: [] };
 
 export class RouteTable {
   private kernel: Kernel;
@@ -171,20 +86,15 @@ export class RouteTable {
   private readonly retryMs: number;
   private readonly clock: RouteTableClock;
 
-  private desired = new Map<string, DesiredRoute>();
+  /** The desired routes after class resolution, and each one's kernel spelling (compared on every resync). */
+  private settled: SettledDesired = NO_DESIRED;
   /**
-   * The last `setDesired` set, checked and copied but not yet settled into `desired`/`desiredKernel`/`dirty`
-   * (`settleDesired`): apply() settles it while the kernel is being read.
+   * The last `setDesired` set, checked and copied but not yet settled into `settled` and `dirty`
+   * (`settle`): apply() settles it while the kernel is being read.
    */
   private pendingDesired: DesiredRoute[] | null = null;
-  /** The kernel spelling of each desired route (normalized once, compared on every resync). */
-  private desiredKernel = new Map<string, KernelRoute>();
-  private classConflicts: RouteConflict[] = [];
-  /** The kernel as last read or written: destination → routes (normalized). */
-  private dataplane = new Map<string, KernelRoute[]>();
-  private links = new Set<string>();
-  /** cali* interface → when it was first seen (-Infinity for those present at the first full resync). */
-  private readonly caliFirstSeen = new Map<string, number>();
+  /** The kernel as last read or written. */
+  private readonly dataplane: KernelView;
 
   private fullResyncDue = true;
   private lastFullResync = -Infinity;
@@ -192,15 +102,12 @@ export class RouteTable {
   private dirty = new Set<string>();
   /** Prefixes a kernel event says changed: re-read before diffing. */
   private readonly kernelDirty = new Set<string>();
-  /** `${dst}|${deleted}` → when we wrote it: kernel events that are echoes of our own writes. */
-  private readonly expectedEchoes = new Map<string, number>();
+  private readonly echoes = new RouteEchoes();
 
-  private readonly waiting = new Map<string, string>();
-  private readonly held = new Map<string, { dev: string; untilMs: number }>();
-  private readonly foreign = new Map<string, KernelRoute>();
+  /** Why some destinations were not written as desired (ApplyResult's lists). */
+  private readonly notes = new DestinationNotes();
   /** While set, owned routes with no desired route that it accepts are kept (see retainUnwanted). */
   private retainWhich: ((route: KernelRoute) => boolean) | null = null;
-  private readonly retained = new Set<string>();
 
   private running: Promise<unknown> = Promise.resolve();
   private started = false;
@@ -219,6 +126,7 @@ export class RouteTable {
     this.debounceMs = options.debounceMs ?? 10;
     this.retryMs = options.retryMs ?? 2_000;
     this.clock = options.clock ?? realClock;
+    this.dataplane = new KernelView(this.graceMs);
     for (const [name, value] of Object.entries({ resyncMs: this.resyncMs, graceMs: this.graceMs, debounceMs: this.debounceMs, retryMs: this.retryMs })) {
       if (!Number.isFinite(value) || value < 0) {
         throw new Error(`RouteTable option ${name} is ${value}; expected a finite number of milliseconds >= 0`);
@@ -228,61 +136,25 @@ export class RouteTable {
 
   /**
    * Replaces the whole desired set; conflicts for one prefix are settled by route class. A destination that
-   * is not an IPv4 prefix, or a gateway that is not an IPv4 address, throws here, naming it. The rest of the work (class resolution, the kernel form,
-   * what changed) is done by the next apply() while it waits for the kernel's read, or by any call that
-   * needs it first.
+   * is not an IPv4 prefix, or a gateway that is not an IPv4 address, throws here, naming it. The rest of the
+   * work (class resolution, the kernel form, what changed) is done by the next apply() while it waits for
+   * the kernel's read, or by any call that needs it first.
    */
   setDesired(routes: readonly DesiredRoute[]): void {
-    // The table's own copies (a caller may reuse its objects), each destination in its one spelling.
-    const copies: DesiredRoute[] = new Array<DesiredRoute>(routes.length);
-    let goodVia: string | undefined; // the last gateway checked (routes via one node come together): not checked again
-    for (let i = 0; i < routes.length; i++) {
-      const route = routes[i] as DesiredRoute;
-      const dst = desiredDst(route.dst);
-      // A gateway ip -4 cannot parse stops its whole batch at that line (iproute2.ts BATCH_END): refused here.
-      const via = route.via;
-      if (via !== undefined && via !== goodVia) {
-        if (!isIpv4Address(via)) {
-          throw new Error(`desired route ${dst}: gateway (via) "${via}" is not an IPv4 address (like 192.168.31.1: four numbers 0-255, no leading zeros)`);
-        }
-        goodVia = via;
-      }
-      copies[i] = { ...route, dst };
-    }
-    this.pendingDesired = copies;
+    this.pendingDesired = copyDesired(routes);
     if (this.started) this.scheduleApply(this.debounceMs);
   }
 
   /**
-   * Settles the pending desired set: winners by class, their kernel form, and what changed (dirty). An
-   * apply about to re-read everything passes `markDirty` false: it diffs every destination anyway, and a
-   * failed attempt leaves a full resync due (10,000 fewer entries to make on the first programming).
+   * Settles the pending desired set (route-diff.ts settleDesired). An apply about to re-read everything
+   * passes `markDirty` false: it diffs every destination anyway, and a failed attempt leaves a full resync
+   * due (10,000 fewer entries to make on the first programming).
    */
-  private settleDesired(markDirty = true): void {
+  private settle(markDirty = true): void {
     const copies = this.pendingDesired;
     if (copies === null) return;
     this.pendingDesired = null;
-    const { byDst: next, conflicts } = resolveByClassMap(copies);
-    this.classConflicts = conflicts;
-    const nextKernel = new Map<string, KernelRoute>();
-    const first = this.desired.size === 0; // nothing to compare with (the first set: 10,000 new routes)
-    for (const [dst, route] of next) {
-      const before = first ? undefined : this.desiredKernel.get(dst);
-      if (before !== undefined) {
-        const was = this.desired.get(dst);
-        if (was !== undefined && sameRoute(was, route)) {
-          // Unchanged (the usual case: the whole set again, a few routes different): same kernel form.
-          nextKernel.set(dst, before);
-          continue;
-        }
-      }
-      const want = kernelForm(route, dst);
-      nextKernel.set(dst, want);
-      if (markDirty && (before === undefined || !sameNormalizedRoute(before, want))) this.dirty.add(dst);
-    }
-    if (markDirty && !first) for (const dst of this.desired.keys()) if (!next.has(dst)) this.dirty.add(dst);
-    this.desired = next;
-    this.desiredKernel = nextKernel;
+    this.settled = settleDesired(this.settled, copies, markDirty ? this.dirty : null);
   }
 
   /** Makes the kernel match the desired routes (owned routes only). Calls are serialized. */
@@ -328,24 +200,24 @@ export class RouteTable {
     const was = this.retainWhich;
     this.retainWhich = which;
     if (was !== null && which === null) {
-      for (const dst of this.retained) this.dirty.add(dst);
+      for (const dst of this.notes.retained) this.dirty.add(dst);
       if (this.started) this.scheduleApply(0);
     }
   }
 
   /** Whether the desired route for `dst` is in the kernel as wanted (as last read or written). */
   programmed(dst: string): boolean {
-    this.settleDesired();
+    this.settle();
     const key = desiredDst(dst);
-    const want = this.desiredKernel.get(key);
+    const want = this.settled.desiredKernel.get(key);
     if (want === undefined) return false;
-    return (this.dataplane.get(key) ?? []).some((r) => isOwnedRoute(r) && sameNormalizedRoute(r, want));
+    return (this.dataplane.routes.get(key) ?? []).some((r) => isOwnedRoute(r) && sameNormalizedRoute(r, want));
   }
 
   /** The desired routes after class resolution, keyed by destination. */
   desiredRoutes(): DesiredRoute[] {
-    this.settleDesired();
-    return [...this.desired.values()];
+    this.settle();
+    return [...this.settled.desired.values()];
   }
 
   private async applyOnce(): Promise<ApplyResult> {
@@ -373,6 +245,7 @@ export class RouteTable {
     }
   }
 
+  /** One attempt: read (all, or the prefixes events marked), diff, write; on failure the dirty sets are put back. */
   private async attempt(retried: boolean): Promise<ApplyResult> {
     const now = this.clock.now();
     const fullResync = this.fullResyncDue || now - this.lastFullResync >= this.resyncMs;
@@ -384,91 +257,22 @@ export class RouteTable {
     // through one kernel session where the kernel has them (iproute2: one `ip -batch` process, not two).
     // Its write is then called even with nothing to write, which ends it.
     const changed = this.pendingDesired !== null || this.dirty.size > 0;
-    const session = fullResync && changed ? (this.kernel.readThenWrite?.() ?? null) : null;
+    const session: Session | null = fullResync && changed ? (this.kernel.readThenWrite?.() ?? null) : null;
     const read = session?.read ?? (fullResync ? this.kernel.readAll() : null);
     read?.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
-    this.settleDesired(!fullResync);
+    this.settle(!fullResync);
     // What is dirty now is taken: changes that arrive while this attempt awaits the kernel stay dirty for
     // the next apply (clearing them at the end would lose them); on failure they are put back.
     const dirtyNow = this.dirty;
     this.dirty = new Set();
+    let batch: KernelBatch;
     try {
-      const write = session !== null ? (batch: KernelBatch) => session.write(batch) : null;
-      return await this.attemptWith({ retried, now, fullResync, read, write }, dirtyNow);
+      batch = read !== null ? await this.diffAll(read, session, now, dirtyNow) : await this.diffDirty(now, dirtyNow);
+      await this.write(batch, session, now);
     } catch (error) {
       for (const dst of dirtyNow) this.dirty.add(dst);
       for (const dst of kernelDirtyBefore) this.kernelDirty.add(dst);
       throw error;
-    }
-  }
-
-  private async attemptWith(
-    how: {
-      retried: boolean;
-      now: number;
-      fullResync: boolean;
-      read: Promise<KernelSnapshot> | null;
-      /** The session's write, when the read came from readThenWrite: called exactly once after a good read. */
-      write: ((batch: KernelBatch) => Promise<void>) | null;
-    },
-    dirty: ReadonlySet<string>,
-  ): Promise<ApplyResult> {
-    const { retried, now, fullResync, read, write } = how;
-    const del: KernelRoute[] = [];
-    const add: KernelRoute[] = [];
-    if (read !== null) {
-      const snapshot = await read;
-      try {
-        this.takeSnapshot(snapshot, now, dirty, del, add);
-      } catch (error) {
-        void write?.({ del: [], add: [] }).catch(() => undefined); // the session must end all the same
-        throw error;
-      }
-    } else {
-      const kernelDirty = [...this.kernelDirty];
-      this.kernelDirty.clear();
-      const toCheck = new Set([...dirty, ...kernelDirty]);
-      for (const dst of this.held.keys()) toCheck.add(dst);
-      for (const dst of this.waiting.keys()) toCheck.add(dst);
-      if (kernelDirty.length > 0) {
-        let fresh: Map<string, KernelRoute[]>;
-        try {
-          fresh = groupByDst(await this.kernel.listRoutes());
-        } catch (error) {
-          for (const dst of kernelDirty) this.kernelDirty.add(dst);
-          throw error;
-        }
-        for (const dst of kernelDirty) {
-          const routes = fresh.get(dst);
-          if (routes === undefined) this.dataplane.delete(dst);
-          else this.dataplane.set(dst, routes);
-        }
-      }
-      for (const dst of toCheck) this.diffOne(dst, now, del, add);
-    }
-
-    // Our writes come back as kernel events, possibly before `apply` resolves: expect them first
-    // (only while watching; nothing else would ever consume them).
-    if (this.watchHandle !== null) {
-      for (const route of del) this.expectedEchoes.set(`${route.dst}|true`, now);
-      for (const route of add) this.expectedEchoes.set(`${route.dst}|false`, now);
-    }
-    const writes = del.length + add.length;
-    if (writes > 0 || write !== null) {
-      // The kernel has the batch once the call returns (iproute2: every line is in ip's pipe), so the view
-      // of the kernel is brought up to date while ip works through it, not after. If the batch fails, what
-      // it touched is forgotten (programmed() says no until the re-read) and a full re-read is due before
-      // anything is compared with this view again.
-      const applying = write !== null ? write({ del, add }) : this.kernel.apply({ del, add });
-      this.recordWritten(del, add);
-      try {
-        await applying;
-      } catch (error) {
-        for (const route of del) this.dataplane.delete(route.dst);
-        for (const route of add) this.dataplane.delete(route.dst);
-        this.fullResyncDue = true;
-        throw error;
-      }
     }
     if (fullResync) {
       this.fullResyncDue = false;
@@ -477,121 +281,91 @@ export class RouteTable {
     return {
       fullResync,
       retried,
-      kernelWrites: del.length + add.length,
-      deleted: del,
-      added: add,
-      waitingForInterface: [...this.waiting].map(([dst, dev]) => ({ dst, dev })),
-      heldByGrace: [...this.held].map(([dst, h]) => ({ dst, dev: h.dev, untilMs: h.untilMs })),
-      foreignConflicts: [...this.foreign].map(([dst, foreign]) => ({ dst, foreign })),
-      classConflicts: this.classConflicts,
-      retained: [...this.retained],
+      kernelWrites: batch.del.length + batch.add.length,
+      deleted: batch.del,
+      added: batch.add,
+      ...this.notes.lists(),
+      classConflicts: this.settled.classConflicts,
     };
   }
 
   /** A full read taken as the view of the kernel; the writes every destination then needs. */
-  private takeSnapshot(snapshot: KernelSnapshot, now: number, dirty: ReadonlySet<string>, del: KernelRoute[], add: KernelRoute[]): void {
-    const firstEver = this.lastFullResync === -Infinity;
-    this.dataplane = groupByDst(snapshot.routes);
-    this.links = new Set(snapshot.links);
-    for (const name of [...this.caliFirstSeen.keys()]) if (!this.links.has(name)) this.caliFirstSeen.delete(name);
-    this.noteLinks(snapshot.links, firstEver ? -Infinity : now);
-    this.expectedEchoes.clear();
-    // Every destination that is desired, in the kernel, changed or held — each once.
-    for (const dst of this.desiredKernel.keys()) this.diffOne(dst, now, del, add);
-    for (const dst of this.dataplane.keys()) if (!this.desiredKernel.has(dst)) this.diffOne(dst, now, del, add);
-    for (const dst of dirty) if (!this.desiredKernel.has(dst) && !this.dataplane.has(dst)) this.diffOne(dst, now, del, add);
-    for (const dst of this.held.keys()) {
-      if (!dirty.has(dst) && !this.desiredKernel.has(dst) && !this.dataplane.has(dst)) this.diffOne(dst, now, del, add);
+  private async diffAll(read: Promise<KernelSnapshot>, session: Session | null, now: number, dirty: ReadonlySet<string>): Promise<KernelBatch> {
+    const snapshot = await read;
+    try {
+      this.dataplane.take(snapshot, this.lastFullResync === -Infinity ? -Infinity : now);
+      this.echoes.clear();
+      // Every destination that is desired, in the kernel, changed or held — each once.
+      const batch: KernelBatch = { del: [], add: [] };
+      const context = this.diffContext(now);
+      const desired = this.settled.desiredKernel;
+      for (const dst of desired.keys()) this.diffOne(dst, context, batch);
+      const kernel = this.dataplane.routes;
+      for (const dst of kernel.keys()) if (!desired.has(dst)) this.diffOne(dst, context, batch);
+      for (const dst of dirty) if (!desired.has(dst) && !kernel.has(dst)) this.diffOne(dst, context, batch);
+      for (const dst of this.notes.held.keys()) {
+        if (!dirty.has(dst) && !desired.has(dst) && !kernel.has(dst)) this.diffOne(dst, context, batch);
+      }
+      return batch;
+    } catch (error) {
+      void session?.write({ del: [], add: [] }).catch(() => undefined); // the session must end all the same
+      throw error;
     }
   }
 
-  /** The view of the kernel after `del` and `add` were written. */
-  private recordWritten(del: readonly KernelRoute[], add: readonly KernelRoute[]): void {
-    for (const route of del) {
-      const list = this.dataplane.get(route.dst);
-      if (list === undefined) continue;
-      const left = list.filter((r) => !sameNormalizedRoute(r, route));
-      if (left.length > 0) this.dataplane.set(route.dst, left);
-      else this.dataplane.delete(route.dst);
-    }
-    for (const route of add) {
-      const list = this.dataplane.get(route.dst);
-      if (list === undefined || list.length === 0) {
-        this.dataplane.set(route.dst, [route]);
-        continue;
-      }
-      const metric = route.metric ?? 0;
-      const left = list.filter((r) => (r.metric ?? 0) !== metric);
-      left.push(route);
-      this.dataplane.set(route.dst, left);
-    }
-  }
-
-  /** The writes one destination needs; updates the waiting/held/foreign bookkeeping for it. */
-  private diffOne(dst: string, now: number, del: KernelRoute[], add: KernelRoute[]): void {
-    if (this.waiting.size > 0) this.waiting.delete(dst);
-    if (this.held.size > 0) this.held.delete(dst);
-    if (this.foreign.size > 0) this.foreign.delete(dst);
-    if (this.retained.size > 0) this.retained.delete(dst);
-    const have = this.dataplane.get(dst) ?? NO_ROUTES;
-    const want = this.desiredKernel.get(dst);
-
-    if (want === undefined) {
-      for (const route of have) {
-        if (!isOwnedRoute(route)) continue;
-        if (this.retainWhich?.(route) === true) {
-          this.retained.add(dst);
-          continue;
-        }
-        const until = this.graceUntil(route.dev);
-        if (until > now) {
-          this.held.set(dst, { dev: route.dev ?? '', untilMs: until });
-          this.scheduleGraceCheck(dst, until - now);
-          continue;
-        }
-        del.push(route);
-      }
-      return;
-    }
-
-    // One pass: a foreign route holding the destination, and our own metric-0 route.
-    let holder: KernelRoute | undefined;
-    let current: KernelRoute | undefined;
-    let otherOwned = false;
-    for (const route of have) {
-      const metricZero = (route.metric ?? 0) === 0;
-      if (!isOwnedRoute(route)) {
-        if (metricZero && holder === undefined) holder = route;
-      } else if (!metricZero) {
-        otherOwned = true;
-      } else if (current === undefined) {
-        current = route;
+  /** No full read: the changed, held and waiting destinations, after re-reading those events marked. */
+  private async diffDirty(now: number, dirty: ReadonlySet<string>): Promise<KernelBatch> {
+    const kernelDirty = [...this.kernelDirty];
+    this.kernelDirty.clear();
+    const toCheck = new Set([...dirty, ...kernelDirty]);
+    for (const dst of this.notes.held.keys()) toCheck.add(dst);
+    for (const dst of this.notes.waiting.keys()) toCheck.add(dst);
+    if (kernelDirty.length > 0) {
+      try {
+        this.dataplane.refresh(kernelDirty, await this.kernel.listRoutes());
+      } catch (error) {
+        for (const dst of kernelDirty) this.kernelDirty.add(dst);
+        throw error;
       }
     }
-    if (holder !== undefined) {
-      // Never overwrite a route felix does not own (`replace` would delete it).
-      this.foreign.set(dst, holder);
-      return;
-    }
-    if (want.dev !== undefined && !this.links.has(want.dev)) {
-      this.waiting.set(dst, want.dev);
-      return;
-    }
-    // Owned routes at other metrics are not replaced by ours: delete them. The metric-0 one is replaced.
-    if (otherOwned) for (const route of have) if (isOwnedRoute(route) && (route.metric ?? 0) !== 0) del.push(route);
-    if (current === undefined || !sameNormalizedRoute(current, want)) add.push(want);
+    const batch: KernelBatch = { del: [], add: [] };
+    const context = this.diffContext(now);
+    for (const dst of toCheck) this.diffOne(dst, context, batch);
+    return batch;
   }
 
-  private graceUntil(dev: string | undefined): number {
-    if (dev === undefined || !dev.startsWith('cali')) return -Infinity;
-    const seen = this.caliFirstSeen.get(dev);
-    return seen === undefined ? -Infinity : seen + this.graceMs;
+  /**
+   * Writes the batch (through the session when there is one: its write is called even when empty, which
+   * ends it). The kernel has the batch once the call returns (iproute2: every line is in ip's pipe), so the
+   * view of the kernel is brought up to date while ip works through it, not after. If the batch fails, what
+   * it touched is forgotten (programmed() says no until the re-read) and a full re-read is due.
+   */
+  private async write(batch: KernelBatch, session: Session | null, now: number): Promise<void> {
+    // Our writes come back as kernel events, possibly before `apply` resolves: expect them first
+    // (only while watching; nothing else would ever consume them).
+    if (this.watchHandle !== null) this.echoes.expect(batch.del, batch.add, now);
+    if (batch.del.length + batch.add.length === 0 && session === null) return;
+    const applying = session !== null ? session.write(batch) : this.kernel.apply(batch);
+    this.dataplane.written(batch);
+    try {
+      await applying;
+    } catch (error) {
+      this.dataplane.forget(batch);
+      this.fullResyncDue = true;
+      throw error;
+    }
   }
 
-  private noteLinks(links: Iterable<string>, when: number): void {
-    for (const name of links) {
-      if (name.startsWith('cali') && !this.caliFirstSeen.has(name)) this.caliFirstSeen.set(name, when);
-    }
+  private diffContext(now: number): DiffContext {
+    const view = this.dataplane;
+    return { now, hasLink: (dev) => view.links.has(dev), graceUntil: (dev) => view.graceUntil(dev), retain: this.retainWhich };
+  }
+
+  /** One destination's writes (route-diff.ts diffDestination) added to `batch`; its bookkeeping updated. */
+  private diffOne(dst: string, context: DiffContext, batch: KernelBatch): void {
+    const note = diffDestination(this.settled.desiredKernel.get(dst), this.dataplane.routes.get(dst), context, batch);
+    this.notes.note(dst, note);
+    if (note?.held !== undefined) this.scheduleGraceCheck(dst, note.held.untilMs - context.now);
   }
 
   private onKernelEvent(event: KernelEvent): void {
@@ -608,25 +382,14 @@ export class RouteTable {
       return;
     }
     if (event.kind === 'link') {
-      if (event.deleted) {
-        this.links.delete(event.name);
-        this.caliFirstSeen.delete(event.name);
-      } else {
-        this.links.add(event.name);
-        this.noteLinks([event.name], now);
-      }
+      this.dataplane.link(event.name, event.deleted, now);
       // Desired routes through this interface: waiting ones can be written now, others re-checked.
-      this.settleDesired();
-      for (const [dst, route] of this.desired) if (route.dev === event.name) this.dirty.add(dst);
+      this.settle();
+      for (const [dst, route] of this.settled.desired) if (route.dev === event.name) this.dirty.add(dst);
       if (this.started) this.scheduleApply(this.debounceMs);
       return;
     }
-    const key = `${event.dst}|${event.deleted}`;
-    const wrote = this.expectedEchoes.get(key);
-    if (wrote !== undefined && now - wrote <= ECHO_WINDOW_MS) {
-      this.expectedEchoes.delete(key);
-      return;
-    }
+    if (this.echoes.isEcho(event.dst, event.deleted, now)) return;
     this.kernelDirty.add(event.dst);
     if (this.started) this.scheduleApply(this.debounceMs);
   }
@@ -683,15 +446,4 @@ export class RouteTableError extends Error {
     super(message);
     this.name = 'RouteTableError';
   }
-}
-
-function groupByDst(routes: readonly KernelRoute[]): Map<string, KernelRoute[]> {
-  const out = new Map<string, KernelRoute[]>();
-  for (const raw of routes) {
-    const route = normalizeKernelRoute(raw);
-    const list = out.get(route.dst);
-    if (list === undefined) out.set(route.dst, [route]);
-    else list.push(route);
-  }
-  return out;
 }

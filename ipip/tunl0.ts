@@ -1,7 +1,8 @@
 // The tunl0 device: make it exist, carry the node's tunnel address, have the tunnel MTU and be up, and
 // put it back that way when someone (or something) changes it. Also: tell clearly when this kernel has no
-// IPIP at all. Imports nothing of ours but bgp/ip.ts; `ip` (iproute2) is reached through an injected
-// `IpCommand`, so everything except `ipCommand()` runs in unit tests without a kernel.
+// IPIP at all. Imports nothing of ours but bgp/ip.ts and runs no program itself: `ip` (iproute2) is reached
+// through an `IpCommand` its caller hands in (the real one is felix/ip-command.ts `ipCommand()`, through
+// felix's one process runner), so all of this runs in unit tests without a kernel.
 //
 //   observe  one `ip -details -json addr show dev tunl0` (kind, MTU, UP flag, IPv4 addresses)
 //   plan     `planTunl0(observed, desired)`: pure, the list of steps that close the difference
@@ -28,7 +29,6 @@
 // tunnel routes. Anything else (no such namespace, no permission) is a real failure. One table (IP_ERRORS)
 // maps `ip`'s stderr to those meanings.
 
-import { execFile } from 'node:child_process';
 import { formatIpv4, tryParseIpv4 } from '../bgp/ip.js';
 import type { Logger } from '../bgp/log.js';
 import { IPIP_DEVICE as TUNL0 } from './encap.js';
@@ -56,49 +56,6 @@ export interface IpResult {
 
 /** Runs `ip <args>` (inside the namespace it was made for). Rejects only when `ip` could not run at all. */
 export type IpCommand = (args: readonly string[]) => Promise<IpResult>;
-
-export interface IpCommandOptions {
-  /** Run inside this network namespace (`ip -n <netns>`); the host's own when absent. */
-  netns?: string;
-  /** The `ip` binary (default `ip` from PATH). */
-  ipPath?: string;
-  /** A run taking longer than this is killed and reported (default 5000 ms). */
-  timeoutMs?: number;
-}
-
-const NETNS_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/;
-
-/** The real `ip`, through execFile (no shell), each run bounded in time. */
-export function ipCommand(options: IpCommandOptions = {}): IpCommand {
-  if (options.netns !== undefined && !NETNS_NAME.test(options.netns)) {
-    throw new Error(
-      `netns "${options.netns}" is not a network namespace name (letters, digits, "_", "." and "-", at most 64, not starting with "-" or ".")`,
-    );
-  }
-  const prefix = options.netns !== undefined ? ['-n', options.netns] : [];
-  const binary = options.ipPath ?? 'ip';
-  const timeoutMs = options.timeoutMs ?? 5000;
-  return (args) =>
-    new Promise((resolve, reject) => {
-      const argv = [...prefix, ...args];
-      execFile(binary, argv, { encoding: 'utf8', timeout: timeoutMs, killSignal: 'SIGKILL' }, (error, stdout, stderr) => {
-        if (error === null) {
-          resolve({ code: 0, stdout, stderr });
-          return;
-        }
-        const failure = error as NodeJS.ErrnoException & { killed?: boolean; code?: number | string };
-        if (failure.killed) {
-          reject(new Error(`"${binary} ${argv.join(' ')}" did not answer within ${timeoutMs} ms and was killed`));
-        } else if (typeof failure.code === 'number') {
-          resolve({ code: failure.code, stdout, stderr });
-        } else {
-          // ENOENT: the program is not there (felix/programs.ts words the same for every program it runs).
-          const why = failure.code === 'ENOENT' ? `${binary} is not installed (Debian: iproute2)` : failure.message;
-          reject(new Error(`could not run "${binary} ${argv.join(' ')}": ${why}`));
-        }
-      });
-    });
-}
 
 // ---------------------------------------------------------------------------------------------------
 // What `ip`'s complaints mean: one table
@@ -372,8 +329,8 @@ export type Tunl0Status =
     };
 
 export interface Tunl0Deps {
-  /** Runs `ip`; default the real one in `options.netns`. */
-  ip?: IpCommand;
+  /** Runs `ip` (inside the network namespace the options name): felix/ip-command.ts `ipCommand`, or a fake. */
+  ip: IpCommand;
 }
 
 const SHOW_ARGS = ['-details', '-json', 'addr', 'show', 'dev', TUNL0];
@@ -384,12 +341,12 @@ const CREATE_ARGS = ['link', 'add', TUNL0, 'type', 'ipip'];
  * last call. Resolves `{ supported: false, reason }` (never throws) when the kernel has no IPIP or tunl0
  * is a device we will not manage; throws `Tunl0Error` for real failures and `Error` for bad options.
  */
-export async function ensureTunl0(options: Tunl0Options = {}, deps: Tunl0Deps = {}): Promise<Tunl0Status> {
+export async function ensureTunl0(options: Tunl0Options, deps: Tunl0Deps): Promise<Tunl0Status> {
   const desired: Tunl0Desired = {
     address: options.address === undefined || options.address === null ? options.address : normalizeTunnelAddress(options.address),
     mtu: tunl0Mtu(options),
   };
-  const ip = deps.ip ?? ipCommand({ netns: options.netns });
+  const ip = deps.ip;
   const netns = options.netns;
 
   let observed = await observe(ip, netns);
@@ -488,8 +445,8 @@ const PROBE = 'tortie-ipipchk';
  * Side effect worth knowing: on a kernel where ipip is a loadable module, asking loads it, and the kernel
  * then creates the fallback tunl0 in every namespace — which ensureTunl0 would do anyway.
  */
-export async function checkIpip(netns?: string, deps: Tunl0Deps = {}): Promise<IpipSupport> {
-  const ip = deps.ip ?? ipCommand({ netns });
+export async function checkIpip(netns: string | undefined, deps: Tunl0Deps): Promise<IpipSupport> {
+  const ip = deps.ip;
   const observed = await observe(ip, netns);
   if (observed?.kind === 'ipip') return { supported: true };
   const probeArgs = ['link', 'add', PROBE, 'type', 'ipip'];
@@ -512,7 +469,7 @@ export async function checkIpip(netns?: string, deps: Tunl0Deps = {}): Promise<I
 }
 
 /** True when the kernel (in `netns`) can make IPIP tunnels; see checkIpip for how and why. */
-export async function ipipSupported(netns?: string, deps: Tunl0Deps = {}): Promise<boolean> {
+export async function ipipSupported(netns: string | undefined, deps: Tunl0Deps): Promise<boolean> {
   return (await checkIpip(netns, deps)).supported;
 }
 
@@ -534,7 +491,7 @@ export class Tunl0Keeper {
   constructor(
     private options: Tunl0Options,
     private readonly log: Tunl0Log,
-    private readonly deps: Tunl0Deps = {},
+    private readonly deps: Tunl0Deps,
   ) {}
 
   /** The status of the last ensure(), undefined before the first. */

@@ -29,7 +29,7 @@ import {
   Safi,
   type Aggregator,
   type AsPathSegment,
-  type AsPathSegmentType,
+  AsPathSegmentType,
   type CodecContext,
   type MpReach,
   type MpUnreach,
@@ -164,12 +164,12 @@ function hasBigAsn(segments: readonly AsPathSegment[] | undefined): boolean {
   return segments !== undefined && segments.some((s) => s.asns.some((a) => a > 0xffff));
 }
 
-const isConfed = (s: AsPathSegment): boolean => s.type === 3 || s.type === 4;
+const isConfed = (s: AsPathSegment): boolean => s.type === AsPathSegmentType.AS_CONFED_SEQUENCE || s.type === AsPathSegmentType.AS_CONFED_SET;
 
 /** RFC 6793 §4.2.3 path length: an AS_SET counts 1, confederation segments count 0. */
 function countAsns(segments: readonly AsPathSegment[]): number {
   let n = 0;
-  for (const s of segments) n += s.type === 2 ? s.asns.length : s.type === 1 ? 1 : 0;
+  for (const s of segments) n += s.type === AsPathSegmentType.AS_SEQUENCE ? s.asns.length : s.type === AsPathSegmentType.AS_SET ? 1 : 0;
   return n;
 }
 
@@ -190,7 +190,7 @@ export function reconstructAsPath(asPath: readonly AsPathSegment[], as4Path: rea
       continue;
     }
     if (need === 0) break;
-    if (seg.type === 1) {
+    if (seg.type === AsPathSegmentType.AS_SET) {
       head.push(seg);
       need -= 1;
     } else {
@@ -203,8 +203,9 @@ export function reconstructAsPath(asPath: readonly AsPathSegment[], as4Path: rea
   const tail = [...as4Path];
   const last = head[head.length - 1];
   const first = tail[0];
-  if (last && first && last.type === 2 && first.type === 2 && last.asns.length + first.asns.length <= 255) {
-    head[head.length - 1] = { type: 2, asns: [...last.asns, ...first.asns] };
+  const sequence = AsPathSegmentType.AS_SEQUENCE;
+  if (last && first && last.type === sequence && first.type === sequence && last.asns.length + first.asns.length <= 255) {
+    head[head.length - 1] = { type: sequence, asns: [...last.asns, ...first.asns] };
     tail.shift();
   }
   return [...head, ...tail];

@@ -31,7 +31,7 @@ function expectLength(name: string, r: Reader, lengths: readonly number[]): void
   }
 }
 
-type GracefulRestart = Extract<Capability, { code: 64 }>;
+type GracefulRestart = Extract<Capability, { code: typeof CapabilityCode.GRACEFUL_RESTART }>;
 
 const CAPABILITY_TABLE: readonly CapabilitySpec[] = [
   {
@@ -42,14 +42,14 @@ const CAPABILITY_TABLE: readonly CapabilitySpec[] = [
       expectLength('multiprotocol', r, [4]);
       const afi = r.u16();
       r.u8();
-      return { code: 1, afi, safi: r.u8() };
+      return { code: CapabilityCode.MULTIPROTOCOL, afi, safi: r.u8() };
     },
     encode(cap, w) {
-      const c = cap as Extract<Capability, { code: 1 }>;
+      const c = cap as Extract<Capability, { code: typeof CapabilityCode.MULTIPROTOCOL }>;
       w.u16(c.afi).u8(0).u8(c.safi);
     },
     format(cap) {
-      const c = cap as Extract<Capability, { code: 1 }>;
+      const c = cap as Extract<Capability, { code: typeof CapabilityCode.MULTIPROTOCOL }>;
       return `multiprotocol afi=${c.afi} safi=${c.safi}`;
     },
   },
@@ -59,7 +59,7 @@ const CAPABILITY_TABLE: readonly CapabilitySpec[] = [
     name: 'route-refresh',
     decode(r) {
       expectLength('route-refresh', r, [0]);
-      return { code: 2 };
+      return { code: CapabilityCode.ROUTE_REFRESH };
     },
     encode() {},
     format: () => 'route-refresh',
@@ -81,7 +81,7 @@ const CAPABILITY_TABLE: readonly CapabilitySpec[] = [
         families.push({ afi, safi, forwardingState: (r.u8() & 0x80) !== 0 });
       }
       const cap: GracefulRestart = {
-        code: 64,
+        code: CapabilityCode.GRACEFUL_RESTART,
         restarting: (head & 0x8000) !== 0,
         restartTime: head & 0x0fff,
         families,
@@ -106,12 +106,12 @@ const CAPABILITY_TABLE: readonly CapabilitySpec[] = [
     name: '4-octet-as',
     decode(r) {
       expectLength('4-octet-as', r, [4]);
-      return { code: 65, asn: r.u32() };
+      return { code: CapabilityCode.FOUR_OCTET_AS, asn: r.u32() };
     },
     encode(cap, w) {
-      w.u32((cap as Extract<Capability, { code: 65 }>).asn);
+      w.u32((cap as Extract<Capability, { code: typeof CapabilityCode.FOUR_OCTET_AS }>).asn);
     },
-    format: (cap) => `4-octet-as ${(cap as Extract<Capability, { code: 65 }>).asn}`,
+    format: (cap) => `4-octet-as ${(cap as Extract<Capability, { code: typeof CapabilityCode.FOUR_OCTET_AS }>).asn}`,
   },
   {
     // RFC 7313 §3: no value.
@@ -119,7 +119,7 @@ const CAPABILITY_TABLE: readonly CapabilitySpec[] = [
     name: 'enhanced-route-refresh',
     decode(r) {
       expectLength('enhanced-route-refresh', r, [0]);
-      return { code: 70 };
+      return { code: CapabilityCode.ENHANCED_ROUTE_REFRESH };
     },
     encode() {},
     format: () => 'enhanced-route-refresh',

@@ -1,15 +1,17 @@
 // The codec's public API (the contract between the codec and the session): framing, decode/encode of
 // every BGP-4 message, UPDATE packing and End-of-RIB. Everything else in bgp/codec/ is internal.
 
+import { MessageType } from '../types.js';
 import { encodeMessage } from './message.js';
 
 export { MessageFramer } from './framer.js';
 export type { DecodeResult } from './rfc7606.js';
 export { decodeMessage, encodeMessage, messageTypeName } from './message.js';
-export { encodeUpdates, encodeWithdrawals, encodeEndOfRib, isEndOfRib } from './update.js';
+export { encodeUpdates, encodeWithdrawals, encodeEndOfRib, ipv4UnicastRoutes, isEndOfRib, mpReachNextHop } from './update.js';
+export type { AnnouncedGroup, Ipv4UnicastRoutes, UpdateRoutesInput } from './update.js';
 export { formatCapability } from './capabilities.js';
 export { formatAttributes, formatAsPath } from './attributes.js';
 export { notificationFor } from './notification.js';
 
 /** The 19-byte KEEPALIVE (RFC 4271 §4.4). */
-export const KEEPALIVE: Uint8Array = encodeMessage({ type: 4 }, { fourOctetAs: true });
+export const KEEPALIVE: Uint8Array = encodeMessage({ type: MessageType.KEEPALIVE }, { fourOctetAs: true });

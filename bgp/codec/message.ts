@@ -3,7 +3,7 @@
 // may skip the framer) and hands the body to the decoder.
 
 import { BgpError, ErrorCode, HeaderSubcode, RouteRefreshSubcode } from '../errors.js';
-import { HEADER_LENGTH, type BgpMessage, type CodecContext, type OpenMessage, type NotificationMessage, type RouteRefreshMessage, type UpdateMessage } from '../types.js';
+import { HEADER_LENGTH, MessageType, RouteRefreshSubtype, type BgpMessage, type CodecContext, type OpenMessage, type NotificationMessage, type RouteRefreshMessage, type UpdateMessage } from '../types.js';
 import { checkHeader } from './framer.js';
 import { decodeNotification, encodeNotification } from './notification.js';
 import { decodeOpen, encodeOpen } from './open.js';
@@ -24,37 +24,37 @@ interface MessageSpec {
 
 const MESSAGE_TABLE: readonly MessageSpec[] = [
   {
-    type: 1,
+    type: MessageType.OPEN,
     name: 'OPEN',
     minLength: 29,
     decode: (buf, start, end) => ({ message: decodeOpen(buf, start, end) }),
     encode: (msg, _ctx, w) => encodeOpen(msg as OpenMessage, w),
   },
   {
-    type: 2,
+    type: MessageType.UPDATE,
     name: 'UPDATE',
     minLength: 23,
     decode: (buf, start, end, ctx) => decodeUpdate(buf, start, end, ctx),
     encode: (msg, ctx, w) => encodeUpdate(msg as UpdateMessage, ctx, w),
   },
   {
-    type: 3,
+    type: MessageType.NOTIFICATION,
     name: 'NOTIFICATION',
     minLength: 21,
     decode: (buf, start, end) => ({ message: decodeNotification(buf, start, end) }),
     encode: (msg, _ctx, w) => encodeNotification(msg as NotificationMessage, w),
   },
   {
-    type: 4,
+    type: MessageType.KEEPALIVE,
     name: 'KEEPALIVE',
     minLength: 19,
     exactLength: 19,
-    decode: () => ({ message: { type: 4 } }),
+    decode: () => ({ message: { type: MessageType.KEEPALIVE } }),
     encode: () => {},
   },
   {
     // RFC 2918 §3: AFI (2), reserved / RFC 7313 subtype (1), SAFI (1).
-    type: 5,
+    type: MessageType.ROUTE_REFRESH,
     name: 'ROUTE-REFRESH',
     minLength: 19,
     decode(buf, start, end) {
@@ -65,12 +65,12 @@ const MESSAGE_TABLE: readonly MessageSpec[] = [
         // whose length is wrong for its type: RFC 4271 §6.1 Bad Message Length, data the Length field.
         const subtype = end - start >= 3 ? buf[start + 2]! : -1;
         const detail = `ROUTE-REFRESH body is ${end - start} bytes, expected 4`;
-        if (subtype === 1 || subtype === 2) {
+        if (subtype === RouteRefreshSubtype.BORR || subtype === RouteRefreshSubtype.EORR) {
           throw new BgpError(ErrorCode.ROUTE_REFRESH, RouteRefreshSubcode.INVALID_MESSAGE_LENGTH, detail, buf.subarray(start - HEADER_LENGTH, end));
         }
         throw badLength(end - start + HEADER_LENGTH, detail);
       }
-      const message: RouteRefreshMessage = { type: 5, afi: (buf[start]! << 8) | buf[start + 1]!, subtype: buf[start + 2]!, safi: buf[start + 3]! };
+      const message: RouteRefreshMessage = { type: MessageType.ROUTE_REFRESH, afi: (buf[start]! << 8) | buf[start + 1]!, subtype: buf[start + 2]!, safi: buf[start + 3]! };
       return { message };
     },
     encode(msg, _ctx, w) {

@@ -6,7 +6,7 @@
 // in each parameter) is decoded, and used on encode only when the capabilities do not fit 255 bytes.
 
 import { BgpError, ErrorCode, OpenSubcode } from '../errors.js';
-import { BGP_VERSION, type Capability, type OpenMessage } from '../types.js';
+import { BGP_VERSION, MessageType, type Capability, type OpenMessage } from '../types.js';
 import { decodeCapabilities, encodeCapability } from './capabilities.js';
 import { Reader } from './reader.js';
 import { Writer } from './writer.js';
@@ -56,7 +56,7 @@ export function decodeOpen(buf: Uint8Array, start: number, end: number): OpenMes
     }
     decodeCapabilities(value, capabilities);
   }
-  return { type: 1, version, myAs, holdTime, bgpId, capabilities };
+  return { type: MessageType.OPEN, version, myAs, holdTime, bgpId, capabilities };
 }
 
 export function encodeOpen(msg: OpenMessage, w: Writer): void {

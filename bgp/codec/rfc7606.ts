@@ -11,7 +11,7 @@
 
 import { BgpError, ErrorCode, UpdateSubcode } from '../errors.js';
 import { formatIpv4 } from '../ip.js';
-import { Afi, Safi, type BgpMessage, type CodecContext, type Prefix, type UpdateMessage } from '../types.js';
+import { Afi, MessageType, Safi, type BgpMessage, type CodecContext, type Prefix, type UpdateMessage } from '../types.js';
 import type { MutableAttributes, Rfc7606Action } from './attributes.js';
 
 /** One thing wrong with an UPDATE, and what RFC 7606 says to do about it. */
@@ -98,9 +98,9 @@ export function resolveUpdate(u: ParsedUpdate, problems: readonly Problem[], not
   const discarded = [...problems.filter((p) => p.action === 'discard').map(describe), ...notes];
   const withdraws = problems.filter((p) => p.action === 'withdraw');
   if (withdraws.length > 0) {
-    const message: UpdateMessage = { type: 2, withdrawn: allPrefixes(u), attributes: {}, nlri: [] };
+    const message: UpdateMessage = { type: MessageType.UPDATE, withdrawn: allPrefixes(u), attributes: {}, nlri: [] };
     return { message, treatAsWithdraw: withdraws.map(describe).join('; '), ...(discarded.length > 0 ? { discarded } : {}) };
   }
-  const message: UpdateMessage = { type: 2, withdrawn: u.withdrawn, attributes: u.attrs, nlri: u.nlri };
+  const message: UpdateMessage = { type: MessageType.UPDATE, withdrawn: u.withdrawn, attributes: u.attrs, nlri: u.nlri };
   return discarded.length > 0 ? { message, discarded } : { message };
 }

@@ -7,7 +7,7 @@
 // checked first and precisely; attribute errors are collected, not thrown; rfc7606.ts decides.
 
 import { BgpError, ErrorCode, UpdateSubcode } from '../errors.js';
-import { AttrFlag, HEADER_LENGTH, MAX_MESSAGE_LENGTH, type CodecContext, type PathAttributes, type Prefix, type UnknownAttribute, type UpdateMessage } from '../types.js';
+import { Afi, AttrFlag, HEADER_LENGTH, MAX_MESSAGE_LENGTH, Safi, type CodecContext, type MpReach, type PathAttributes, type Prefix, type UnknownAttribute, type UpdateMessage } from '../types.js';
 import { AttributeMalformed, attributeSpec, encodeAttributes, expectedFlags, mergeAs4, type AttrDecodeState } from './attributes.js';
 import { decodePrefixesInto, encodePrefixes, prefixWireLength } from './nlri.js';
 import { Reader } from './reader.js';
@@ -237,4 +237,52 @@ export function isEndOfRib(update: UpdateMessage): boolean {
   if (keys.length === 0) return true;
   const un = update.attributes.mpUnreach;
   return keys.length === 1 && un !== undefined && un.withdrawn.length === 0 && (un.raw?.length ?? 0) === 0;
+}
+
+/** The parts of an UPDATE that carry routes (an `UpdateMessage` fits). */
+export interface UpdateRoutesInput {
+  readonly withdrawn: readonly Prefix[];
+  readonly attributes: PathAttributes;
+  readonly nlri: readonly Prefix[];
+}
+
+/** One group of announced prefixes and the attributes they share (never mpReach / mpUnreach). */
+export interface AnnouncedGroup {
+  readonly nlri: readonly Prefix[];
+  /** A fresh object of this call: a caller may keep or adopt it. */
+  readonly attributes: PathAttributes;
+}
+
+/** The IPv4 unicast routes of one UPDATE: what it withdraws, and what it announces in groups. */
+export interface Ipv4UnicastRoutes {
+  readonly withdrawn: Prefix[];
+  readonly announced: AnnouncedGroup[];
+}
+
+const isIpv4UnicastFamily = (f: { afi: number; safi: number }): boolean => f.afi === Afi.IPV4 && f.safi === Safi.UNICAST;
+
+/** RFC 4760 §3: the next hop of an IPv4 unicast MP_REACH_NLRI as uint32, or undefined when it is not 4 bytes. */
+export function mpReachNextHop(mp: MpReach): number | undefined {
+  const nh = mp.nextHop;
+  if (!isIpv4UnicastFamily(mp) || nh.length !== 4) return undefined;
+  return (((nh[0] as number) << 24) | ((nh[1] as number) << 16) | ((nh[2] as number) << 8) | (nh[3] as number)) >>> 0;
+}
+
+/**
+ * The IPv4 unicast routes an UPDATE carries, in the classic fields or in MP_REACH/MP_UNREACH (other
+ * families are left out): withdrawn prefixes (Withdrawn Routes, then MP_UNREACH_NLRI, RFC 4760 §4), and
+ * announced groups — the NLRI field with the UPDATE's attributes, then MP_REACH_NLRI's NLRI with its own
+ * next hop (RFC 4760 §3).
+ */
+export function ipv4UnicastRoutes(update: UpdateRoutesInput): Ipv4UnicastRoutes {
+  const { mpReach, mpUnreach, ...rest } = update.attributes;
+  const withdrawn = [...update.withdrawn];
+  if (mpUnreach !== undefined && isIpv4UnicastFamily(mpUnreach)) withdrawn.push(...mpUnreach.withdrawn);
+  const announced: AnnouncedGroup[] = [];
+  if (update.nlri.length > 0) announced.push({ nlri: update.nlri, attributes: rest });
+  if (mpReach !== undefined && isIpv4UnicastFamily(mpReach) && mpReach.nlri.length > 0) {
+    const nextHop = mpReachNextHop(mpReach);
+    announced.push({ nlri: mpReach.nlri, attributes: nextHop === undefined ? rest : { ...rest, nextHop } });
+  }
+  return { withdrawn, announced };
 }

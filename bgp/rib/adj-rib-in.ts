@@ -10,29 +10,15 @@
 // (a graceful-restart refresh, a ROUTE-REFRESH answer) only clears its stale mark: no new object, no change
 // reported.
 
+import { ipv4UnicastRoutes, type UpdateRoutesInput } from '../codec/index.js';
 import { prefixKey } from '../ip.js';
-import { Afi, Safi } from '../types.js';
 import type { PathAttributes, Prefix } from '../types.js';
 import type { Attrs, AttrTable } from './attrs.js';
 import { Route } from './route.js';
 import type { RouteSource } from './route.js';
 
 /** The parts of an UPDATE the Adj-RIB-In needs (an `UpdateMessage` fits). */
-export interface RibInUpdate {
-  readonly withdrawn: readonly Prefix[];
-  readonly attributes: PathAttributes;
-  readonly nlri: readonly Prefix[];
-}
-
-function isIpv4Unicast(family: { afi: number; safi: number } | undefined): boolean {
-  return family !== undefined && family.afi === Afi.IPV4 && family.safi === Safi.UNICAST;
-}
-
-/** The 4-byte IPv4 next hop of an MP_REACH_NLRI as uint32 (RFC 4760 §3), or undefined when it is not 4 bytes. */
-function mpNextHop(bytes: Uint8Array): number | undefined {
-  if (bytes.length !== 4) return undefined;
-  return (((bytes[0] as number) << 24) | ((bytes[1] as number) << 16) | ((bytes[2] as number) << 8) | (bytes[3] as number)) >>> 0;
-}
+export type RibInUpdate = UpdateRoutesInput;
 
 export class AdjRibIn {
   private readonly byKey = new Map<number, Route>();
@@ -68,18 +54,10 @@ export class AdjRibIn {
     // `prefixKey` made, which the Adj-RIB-In and Loc-RIB Maps then share as their key; a number[] would
     // store raw doubles and every later Map would box its own copy (+16 B per route, measured).
     const changed = new Set<number>();
-    const { mpReach, mpUnreach, ...rest } = update.attributes;
-    for (const prefix of update.withdrawn) if (this.remove(prefixKey(prefix))) changed.add(prefixKey(prefix));
-    // RFC 4760 §4: MP_UNREACH_NLRI withdraws like the Withdrawn Routes field.
-    if (mpUnreach !== undefined && isIpv4Unicast(mpUnreach)) {
-      for (const prefix of mpUnreach.withdrawn) if (this.remove(prefixKey(prefix))) changed.add(prefixKey(prefix));
-    }
-    if (update.nlri.length > 0) this.announceAll(update.nlri, rest, changed);
-    // RFC 4760 §3: IPv4 unicast NLRI in MP_REACH_NLRI take their next hop from it.
-    if (mpReach !== undefined && isIpv4Unicast(mpReach) && mpReach.nlri.length > 0) {
-      const nextHop = mpNextHop(mpReach.nextHop);
-      this.announceAll(mpReach.nlri, nextHop === undefined ? rest : { ...rest, nextHop }, changed);
-    }
+    // The codec reads the IPv4 unicast routes out of the classic fields and MP_REACH/MP_UNREACH (RFC 4760).
+    const routes = ipv4UnicastRoutes(update);
+    for (const prefix of routes.withdrawn) if (this.remove(prefixKey(prefix))) changed.add(prefixKey(prefix));
+    for (const group of routes.announced) this.announceAll(group.nlri, group.attributes, changed);
     return [...changed];
   }
 

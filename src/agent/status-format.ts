@@ -11,12 +11,12 @@
 // "No IPv4 peers found.", a blank line, and the same for IPv6.
 //
 // Why this is hard: people and scripts compare this output with Calico's byte for byte, so spacing,
-// ordering and the words used are part of the contract; the Speaker's lastError is free text written for
-// logs, so the INFO suffix is recovered from it by one table of patterns, and anything unrecognised is
-// left out of the table (it stays in the JSON output) rather than guessed at.
+// ordering and the words used are part of the contract. The INFO suffix is formatted from the session's
+// typed down reason (`lastReason`, bgp/down-reason.ts), never parsed back out of the free-text lastError;
+// a reason BIRD has no words for is left out of the table (lastError stays in the JSON output).
 
+import { downReasonInfo } from '../../bgp/down-reason.js';
 import type { PeerStatus } from '../../bgp/speaker.js';
-import { describeErrno } from '../../bgp/transport.js';
 import { tryParseIpv4 } from '../../bgp/ip.js';
 import { boxTable } from '../format/table.js';
 import { PEER_TYPE_LABEL, type AgentStatus, type DesiredPeer, type PeerStatusRow, type RouteRow } from './types.js';
@@ -30,29 +30,6 @@ const STATE_COLUMN: Readonly<Record<string, string>> = {
   OpenConfirm: 'start',
   Established: 'up',
 };
-
-/**
- * BIRD's last-error prefixes, recovered from the Speaker's lastError text. The first pattern that matches
- * wins; its result is appended to the BGP state name in the INFO column.
- */
-const LAST_ERROR_INFO: ReadonlyArray<{ pattern: RegExp; info: (match: RegExpMatchArray) => string }> = [
-  // A transport failure names its errno in parentheses: "connect to 10.0.0.2:179: Connection refused (ECONNREFUSED)".
-  { pattern: /\((E[A-Z]+|ABORTED)\)/, info: (m) => `Socket: ${describeErrno(m[1] ?? '')}` },
-  { pattern: /^connection closed by the peer/, info: () => 'Socket: Connection closed' },
-  // NOTIFICATIONs: "received NOTIFICATION OPEN Message Error / Bad Peer AS", "sent NOTIFICATION Hold Timer Expired: ...".
-  { pattern: /^received NOTIFICATION (?:[^/:]+ \/ )?([^:]+)/, info: (m) => `Received: ${(m[1] ?? '').trim()}` },
-  { pattern: /^sent NOTIFICATION (?:[^/:]+ \/ )?([^:]+)/, info: (m) => `BGP Error: ${(m[1] ?? '').trim()}` },
-];
-
-/** The INFO suffix for a session's last error, or undefined when the text is not one BIRD would show. */
-export function lastErrorInfo(lastError: string | undefined): string | undefined {
-  if (!lastError) return undefined;
-  for (const rule of LAST_ERROR_INFO) {
-    const match = lastError.match(rule.pattern);
-    if (match) return rule.info(match);
-  }
-  return undefined;
-}
 
 /** BIRD's "iso short" switch-over: changes younger than this show the time of day, older ones the date. */
 const NEAR_MS = 20 * 3600 * 1000;
@@ -90,7 +67,7 @@ export interface PeerRowInput {
 export function peerRow(input: PeerRowInput): PeerStatusRow {
   const { peer, desired, now } = input;
   const established = peer.state === 'Established';
-  const suffix = established ? undefined : lastErrorInfo(peer.lastError);
+  const suffix = established ? undefined : downReasonInfo(peer.lastReason);
   const base = suffix ? `${peer.state} ${suffix}` : peer.state;
   const kernel = established || !input.kernel?.length ? '' : `; kernel: ${input.kernel.join('; ')}`;
   return {

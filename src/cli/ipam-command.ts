@@ -8,7 +8,7 @@
 // 0: no problems, 1: problems found (or the datastore failed: then stderr says why), 2: bad command line.
 
 import { parseArgs } from 'node:util';
-import { UsageError } from './speaker-args.js';
+import { UsageError } from './usage-error.js';
 import { parseCidr } from '../resources/index.js';
 import type { Datastore } from '../datastore/types.js';
 import { boxTable } from '../format/table.js';

@@ -48,7 +48,8 @@ async function main(argv: string[]): Promise<number> {
     const { installFatalHandlers } = await import('../fatal.js');
     installFatalHandlers();
   }
-  const { SPEAKER_USAGE, UsageError, parseSpeakerArgs } = await import('./speaker-args.js');
+  const { SPEAKER_USAGE, parseSpeakerArgs } = await import('./speaker-args.js');
+  const { UsageError } = await import('./usage-error.js');
   if (command === 'bgp' && sub === 'speaker') {
     if (rest.includes('--help') || rest.includes('-h')) {
       process.stdout.write(SPEAKER_USAGE);
@@ -166,7 +167,7 @@ main(process.argv.slice(2)).then(
     exitSoon();
   },
   async (error: unknown) => {
-    const { UsageError } = await import('./speaker-args.js');
+    const { UsageError } = await import('./usage-error.js');
     if (error instanceof UsageError) {
       process.stderr.write(`tortie: ${error.message}\n`);
       process.exitCode = 2;

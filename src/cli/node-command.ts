@@ -2,7 +2,7 @@
 // by the environment as calico-node is); status and routes ask a running agent over its control socket
 // (src/cli/node-status-command.ts). Exit codes: 0 ok, 1 runtime failure, 2 usage error.
 
-import { UsageError } from './speaker-args.js';
+import { UsageError } from './usage-error.js';
 
 export const NODE_USAGE = `usage: tortie node <command>
 

@@ -5,7 +5,7 @@
 // arguments and output are pure functions here. Exit status: 0 allowed, 3 denied, 1 failure, 2 usage.
 
 import { parseArgs } from 'node:util';
-import { UsageError } from './speaker-args.js';
+import { UsageError } from './usage-error.js';
 import type { Datastore } from '../datastore/types.js';
 import type { PolicyProtocol } from '../resources/types.js';
 import type { Decision, SideDecision } from '../policy/semantics.js';

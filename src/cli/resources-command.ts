@@ -14,7 +14,7 @@
 import { notInEffect } from '../resources/effect.js';
 import { parseArgs } from 'node:util';
 import { stringify as toYaml } from 'yaml';
-import { UsageError } from './speaker-args.js';
+import { UsageError } from './usage-error.js';
 import {
   applyDefaults,
   parseDocuments,

@@ -14,13 +14,7 @@ import { parseCommunity as parseBgpCommunity } from '../../bgp/community.js';
 import { parseArgs } from 'node:util';
 import { parseIpv4, parsePrefix, tryParseIpv4 } from '../../bgp/ip.js';
 import { BGP_PORT, type Prefix } from '../../bgp/types.js';
-
-export class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'UsageError';
-  }
-}
+import { UsageError } from './usage-error.js';
 
 export interface PeerOption {
   address: string;

@@ -10,7 +10,8 @@ import { Speaker, type OriginatedRoute } from '../../bgp/speaker.js';
 import { Origin, type PathAttributes } from '../../bgp/types.js';
 import { createLogger } from '../log.js';
 import { setCrashPath } from '../fatal.js';
-import { UsageError, parseAnnounce, type AnnounceOption, type PeerOption, type SpeakerOptions } from './speaker-args.js';
+import { parseAnnounce, type AnnounceOption, type PeerOption, type SpeakerOptions } from './speaker-args.js';
+import { UsageError } from './usage-error.js';
 import { formatEventLine, routeToJson, type SpeakerEventJson } from './speaker-events.js';
 
 function toOriginated(option: AnnounceOption): OriginatedRoute {

@@ -27,9 +27,9 @@
 // ADD. `ip -batch` reports failures only as "Command failed -:N" on stderr, so lines are matched back to
 // commands (felix's parseBatchErrors, imported only when a batch failed: start-up time).
 
-import { spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
-import { isMissingProgramError, missingProgramInStderr, missingProgramMessage } from '../../felix/programs.js';
+import { runCommand } from '../../felix/command.js';
+import { missingProgramInStderr } from '../../felix/programs.js';
 import { HOST_VETH_MAC } from './names.js';
 import { CniError } from './spec.js';
 
@@ -50,43 +50,21 @@ export type WriteProcSys = (path: string, value: string) => Promise<void>;
 
 const COMMAND_TIMEOUT_MS = 10_000;
 
-/** The real RunCommand: spawn, collect output, kill by PID after `timeoutMs`. */
+/**
+ * The real RunCommand, through the one runner (felix/command.ts): output bounded, killed by PID after
+ * `timeoutMs` (a CniError then, naming the command and the bound), a missing program named.
+ */
 export function spawnCommand(timeoutMs = COMMAND_TIMEOUT_MS): RunCommand {
-  return (argv, stdin) =>
-    new Promise((resolve, reject) => {
-      const [command, ...args] = argv;
-      if (command === undefined) {
-        reject(new Error('empty command'));
-        return;
-      }
-      const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-      const out: Buffer[] = [];
-      const err: Buffer[] = [];
-      let timedOut = false;
-      const timer = setTimeout(() => {
-        timedOut = true;
-        child.kill('SIGKILL');
-      }, timeoutMs);
-      child.stdout.on('data', (b: Buffer) => out.push(b));
-      child.stderr.on('data', (b: Buffer) => err.push(b));
-      child.on('error', (e) => {
-        clearTimeout(timer);
-        reject(new CniError('dataplane', `cannot run ${command}: ${isMissingProgramError(e) ? missingProgramMessage(command) : e.message}`));
-      });
-      child.on('close', (code) => {
-        clearTimeout(timer);
-        const stderr = Buffer.concat(err).toString('utf8') + (timedOut ? `\n(killed after ${timeoutMs} ms)` : '');
-        // nsenter that cannot find `ip`/`sysctl` is not the command failing: say which program is missing.
-        const missing = code !== 0 ? missingProgramInStderr(stderr) : null;
-        if (missing !== null) {
-          reject(new CniError('dataplane', `cannot run ${command}: ${missing}`));
-          return;
-        }
-        resolve({ code, stdout: Buffer.concat(out).toString('utf8'), stderr });
-      });
-      child.stdin.on('error', () => undefined);
-      child.stdin.end(stdin ?? '');
-    });
+  return async (argv, stdin) => {
+    const [command, ...args] = argv;
+    if (command === undefined) throw new Error('empty command');
+    const makeError = (message: string): CniError => new CniError('dataplane', message);
+    const result = await runCommand({ command, args, stdin: stdin ?? '', timeoutMs, maxOutputBytes: 16 * 1024 * 1024, makeError });
+    // nsenter that cannot find `ip`/`sysctl` is not the command failing: say which program is missing.
+    const missing = result.code !== 0 ? missingProgramInStderr(result.stderr) : null;
+    if (missing !== null) throw makeError(`cannot run ${command}: ${missing}`);
+    return { code: result.code, stdout: result.stdout.toString('utf8'), stderr: result.stderr };
+  };
 }
 
 /** What ADD builds for one pod. */

@@ -1,7 +1,7 @@
 // Telling the rest of tortie that a workload exists, so felix routes to it at once:
 // - etcd: a WorkloadEndpoint resource (Calico's v3 shape and name), created or updated on ADD, deleted
 //   on DEL when it still belongs to this container;
-// - Kubernetes: WorkloadEndpoints are derived from Pods (src/datastore/kubernetes.ts), so the plugin
+// - Kubernetes: WorkloadEndpoints are derived from Pods (src/datastore/kube-mapping.ts), so the plugin
 //   annotates the Pod as Calico's plugin does: cni.projectcalico.org/containerID, /podIP and /podIPs
 //   ("10.244.1.5/32"). DEL removes podIP/podIPs when containerID is still ours.
 //
@@ -12,8 +12,14 @@
 
 import { API_VERSION, type Resource, type WorkloadEndpointSpec } from '../resources/types.js';
 import { AlreadyExistsError, ConflictError, NotFoundError, type Datastore } from '../datastore/types.js';
-import { workloadEndpointName, workloadNamespace, type WorkloadIdentity } from './names.js';
+import { workloadEndpointName } from '../resources/workload-names.js';
+import { workloadNamespace, type WorkloadIdentity } from './names.js';
 import { CniError, type NetConf } from './spec.js';
+
+/** The WorkloadEndpoint of this attachment: `<node>-k8s-<pod>-<ifname>`, or `<node>-cni-<container id>-<ifname>` without a pod. */
+function endpointName(id: WorkloadIdentity): string {
+  return id.pod ? workloadEndpointName(id.node, id.pod.name, id.ifname, 'k8s') : workloadEndpointName(id.node, id.containerId, id.ifname, 'cni');
+}
 
 /** What ADD made, to be recorded. */
 export interface Attachment {
@@ -61,7 +67,7 @@ export function workloadEndpointFor(attachment: Attachment): Resource<'WorkloadE
     apiVersion: API_VERSION,
     kind: 'WorkloadEndpoint',
     metadata: {
-      name: workloadEndpointName(id),
+      name: endpointName(id),
       namespace,
       labels: { 'projectcalico.org/namespace': namespace, 'projectcalico.org/orchestrator': orchestrator },
     },
@@ -100,7 +106,7 @@ export class WorkloadEndpointRecorder implements EndpointRecorder {
   }
 
   async remove(id: WorkloadIdentity): Promise<void> {
-    const name = workloadEndpointName(id);
+    const name = endpointName(id);
     const namespace = workloadNamespace(id);
     for (let attempt = 1; ; attempt++) {
       const current = await this.ds.get('WorkloadEndpoint', name, namespace);
@@ -118,7 +124,7 @@ export class WorkloadEndpointRecorder implements EndpointRecorder {
   }
 
   async find(id: WorkloadIdentity): Promise<RecordedEndpoint | null> {
-    const current = await this.ds.get('WorkloadEndpoint', workloadEndpointName(id), workloadNamespace(id));
+    const current = await this.ds.get('WorkloadEndpoint', endpointName(id), workloadNamespace(id));
     if (current === null) return null;
     return { ...(current.spec.containerID !== undefined ? { containerId: current.spec.containerID } : {}), ipNetworks: current.spec.ipNetworks };
   }

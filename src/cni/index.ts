@@ -48,9 +48,9 @@
 // with a warning when the gateway cannot serve; TORTIE_CNI_ETCD_TRANSPORT=grpc forces gRPC.
 // test/bench/cni.ts measures it (test/bench/README.md, "cni").
 
-import { spawn } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+import { startCommand, type CommandResult } from '../../felix/command.js';
 
 export type { CniResult } from './spec.js';
 
@@ -108,31 +108,23 @@ export function runCniPlugin(invocation: CniInvocation): Promise<CniOutcome> {
   const [command, ...args] = invocation.executable ?? defaultPluginCommand();
   const timeoutMs = invocation.timeoutMs ?? 30_000;
   const started = performance.now();
-  return new Promise((resolve, reject) => {
-    const child = spawn(command!, args, { env: pluginEnv(invocation), stdio: ['pipe', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.stdout.on('data', (b: Buffer) => out.push(b));
-    child.stderr.on('data', (b: Buffer) => err.push(b));
-    child.on('error', (e) => {
-      clearTimeout(timer);
-      reject(new Error(`cannot run the CNI plugin ${command}: ${e.message}`));
-    });
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      const stdout = Buffer.concat(out).toString('utf8');
-      let json: Record<string, unknown> | undefined;
-      try {
-        const parsed: unknown = stdout.trim() === '' ? undefined : JSON.parse(stdout);
-        if (typeof parsed === 'object' && parsed !== null) json = parsed as Record<string, unknown>;
-      } catch {
-        json = undefined;
-      }
-      resolve({ exitCode: code, stdout, stderr: Buffer.concat(err).toString('utf8'), json, ms: performance.now() - started });
-    });
-    child.stdin.on('error', () => undefined);
-    child.stdin.end(invocation.rawStdin ?? JSON.stringify(invocation.config));
+  // Through the one runner (felix/command.ts): output bounded, killed by PID after timeoutMs. A plugin killed
+  // for its time is an outcome (exit null, as a runtime sees it), not a failure to run.
+  const running = startCommand({ command: command!, args, timeoutMs, env: pluginEnv(invocation), maxOutputBytes: 16 * 1024 * 1024, makeError: (m) => new Error(`cannot run the CNI plugin: ${m}`) });
+  const ended = running.end(invocation.rawStdin ?? JSON.stringify(invocation.config)).catch((error: unknown): CommandResult => {
+    if (!running.timedOut) throw error;
+    return { code: null, signal: 'SIGKILL', stdout: running.stdoutSoFar(), stderr: (error as Error).message };
+  });
+  return ended.then((result) => {
+    const stdout = result.stdout.toString('utf8');
+    let json: Record<string, unknown> | undefined;
+    try {
+      const parsed: unknown = stdout.trim() === '' ? undefined : JSON.parse(stdout);
+      if (typeof parsed === 'object' && parsed !== null) json = parsed as Record<string, unknown>;
+    } catch {
+      json = undefined;
+    }
+    return { exitCode: result.code, stdout, stderr: result.stderr, json, ms: performance.now() - started };
   });
 }
 

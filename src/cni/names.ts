@@ -5,7 +5,8 @@
 //   IPAM handle         <network name>.<container id>          k8s-pod-network.3f6940ab5ab4…
 //   WorkloadEndpoint    <node>-k8s-<pod>-<endpoint>             node--1-k8s-web--0-eth0   (a Kubernetes pod)
 //                       <node>-cni-<container id>-<endpoint>    (no K8S_POD_* in CNI_ARGS)
-//                       "-" inside a part is doubled, so the parts can be read back.
+//                       "-" inside a part is doubled, so the parts can be read back
+//                       (src/resources/workload-names.ts, the one definition; endpoint.ts uses it).
 //   host veth           cali + 11 hex of sha1("<namespace>.<pod>")  (felix's workloadInterfaceName)
 //                       cali + the first 11 characters of the container id (no pod: as Calico's plugin)
 
@@ -23,12 +24,6 @@ export interface WorkloadIdentity {
 /** The handle all addresses of one attachment are held under (Calico: network name + "." + container id). */
 export function handleId(networkName: string, containerId: string): string {
   return `${networkName}.${containerId}`;
-}
-
-/** Calico's WorkloadEndpoint name (libcalico-go names.WorkloadEndpointIdentifiers). */
-export function workloadEndpointName(id: WorkloadIdentity): string {
-  const parts = id.pod ? [id.node, 'k8s', id.pod.name, id.ifname] : [id.node, 'cni', id.containerId, id.ifname];
-  return parts.map((part) => part.replace(/-/g, '--')).join('-');
 }
 
 /** The namespace the WorkloadEndpoint is kept in: the pod's, or "default" for a bare container. */

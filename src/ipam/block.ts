@@ -1,6 +1,6 @@
 // One allocation block (Calico's model.AllocationBlock) as pure functions: a new empty block, taking
-// addresses for a handle, giving them back, and reading who holds what. No I/O: src/ipam/index.ts
-// reads a block, applies one of these, and writes it back with compare-and-swap.
+// addresses for a handle, giving them back, and reading who holds what. No I/O: claim.ts, assign.ts, release.ts each
+// read a block, apply one of these, and write it back with compare-and-swap.
 //
 // The shape is Calico's (so etcd holds what calicoctl expects):
 //   allocations[ordinal] = index into attributes, or null when the address is free;

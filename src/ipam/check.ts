@@ -16,7 +16,7 @@
 //   allocated (or that lies in no enabled pool), one address with two owners, blocks of nodes that no
 //   longer exist, blocks in no pool at all.
 // On the kubernetes datastore the workload endpoints are the Pods, as the datastore derives them
-// (src/datastore/kubernetes.ts: a Pod's CNI annotations or status IPs; finished Pods hold nothing).
+// (src/datastore/kube-mapping.ts: a Pod's CNI annotations or status IPs; finished Pods hold nothing).
 //
 // Why this is hard: a snapshot is a few lists read one after another while the cluster keeps working, so
 // some findings are normal for a moment. A CNI ADD assigns the address first and records the endpoint

@@ -19,10 +19,10 @@
 // so neither side ever reads half of one; every wait is bounded; and `down` works when the VM hangs or
 // is gone (it stops the runner's process group, checked to still be ours, and removes the directory).
 
-import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { runCommandSync, startDetached } from '../../felix/command.js';
 import type { LabOptions } from './plan.js';
 
 /** What `tortie lab status|ping|down` may ask the VM. */
@@ -185,9 +185,8 @@ export async function labUpInVm(options: LabOptions, labDirectory: string, cli: 
   const fd = openSync(consoleLog, 'a');
   let pid: number;
   try {
-    const child = spawn(runner, ['-C', root, '-e', 'TORTIE_LAB_SLOWDOWN', '-e', 'TORTIE_LOG_LEVEL', command], {
-      detached: true,
-      stdio: ['ignore', fd, fd],
+    pid = startDetached(runner, ['-C', root, '-e', 'TORTIE_LAB_SLOWDOWN', '-e', 'TORTIE_LOG_LEVEL', command], {
+      logFd: fd,
       env: {
         ...env,
         VM_RW: share,
@@ -196,9 +195,6 @@ export async function labUpInVm(options: LabOptions, labDirectory: string, cli: 
         TORTIE_LAB_SLOWDOWN: env.TORTIE_LAB_SLOWDOWN ?? String(VM_SLOWDOWN),
       },
     });
-    if (child.pid === undefined) throw new Error(`could not start ${runner}`);
-    child.unref();
-    pid = child.pid;
   } finally {
     closeSync(fd);
   }
@@ -226,8 +222,9 @@ export async function labUpInVm(options: LabOptions, labDirectory: string, cli: 
 function ensureEtcd(io: VmUpIo): void {
   if (existsSync('/usr/bin/etcd')) return;
   io.progress('etcd is not installed: installing the Debian package etcd-server (the VM runs this machine\'s)');
-  const result = spawnSync('apt-get', ['install', '-y', '--no-install-recommends', 'etcd-server'], { encoding: 'utf8', timeout: 600_000, env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
-  if (result.status !== 0 || !existsSync('/usr/bin/etcd')) throw new Error(`could not install etcd-server: ${(result.stderr ?? '').trim().split('\n').slice(-3).join(' ')}`);
+  const fail = (why: string): Error => new Error(`could not install etcd-server: ${why}`);
+  const result = runCommandSync({ command: 'apt-get', args: ['install', '-y', '--no-install-recommends', 'etcd-server'], timeoutMs: 600_000, env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }, makeError: fail });
+  if (result.code !== 0 || !existsSync('/usr/bin/etcd')) throw fail(result.stderr.trim().split('\n').slice(-3).join(' '));
 }
 
 function showNewLines(path: string, from: number, io: VmUpIo): number {

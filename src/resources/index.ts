@@ -11,4 +11,5 @@ export { parseSelector, SelectorSyntaxError, type Selector } from './selector.js
 export { parseAsNumber } from './schema.js';
 export { notInEffect, NOT_IN_EFFECT, type NotInEffect } from './effect.js';
 export { parseCidr, cidrsOverlap, type Cidr } from './cidr.js';
+export { parseWorkloadEndpointName, workloadEndpointName } from './workload-names.js';
 export * from './types.js';

@@ -59,7 +59,6 @@ class SimNode {
       connectRetryMs: 2000,
       backoffInitialMs: 200,
       jitter: 0,
-      trackAdjRibIn: false,
     });
     this.session.on('update', (e) => {
       for (const p of e.withdrawn) this.received.delete(prefixKey(p));

@@ -10,7 +10,8 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { Tunl0Error, checkIpip, ensureTunl0, ipipSupported, type Tunl0Options } from '../../ipip/tunl0.js';
+import { ipCommand } from '../../felix/ip-command.js';
+import { Tunl0Error, checkIpip, ensureTunl0, ipipSupported, type Tunl0Deps, type Tunl0Options } from '../../ipip/tunl0.js';
 import { createNetns, destroyAllNetns, netnsUnavailableReason, type Netns } from '../harness/netns.js';
 
 const unavailable = netnsUnavailableReason();
@@ -40,6 +41,9 @@ function kernelHasIpip(): boolean | undefined {
 }
 
 const hasIpip = kernelHasIpip();
+
+/** The real `ip` in `netns` (ipip/ runs no program itself). */
+const ipIn = (netns: string): Tunl0Deps => ({ ip: ipCommand({ netns }) });
 
 interface Tunl0Json {
   mtu: number;
@@ -72,18 +76,18 @@ describe.skipIf(unavailable !== null)('tunl0 in a network namespace', () => {
   it.skipIf(hasIpip !== false)('reports this kernel (no IPIP) as unsupported, clearly, every time, and leaves no device', async () => {
     ns = await createNetns('tunl0none');
     const options: Tunl0Options = { netns: ns.name, address: '10.244.1.1', hostMtu: 1500 };
-    const first = await ensureTunl0(options);
-    const second = await ensureTunl0(options);
+    const first = await ensureTunl0(options, ipIn(ns.name));
+    const second = await ensureTunl0(options, ipIn(ns.name));
     for (const status of [first, second]) {
       expect(status.supported).toBe(false);
       if (status.supported) continue;
       expect(status.reason).toContain(`the kernel has no IPIP support in netns ${ns.name}`);
       expect(status.reason).toMatch(/"ip link add tunl0 type ipip" answered "(Error: Unknown device type\.|RTNETLINK answers: Operation not supported)"/);
     }
-    const check = await checkIpip(ns.name);
+    const check = await checkIpip(ns.name, ipIn(ns.name));
     expect(check.supported).toBe(false);
     expect(!check.supported && check.reason).toMatch(/no IPIP support/);
-    expect(await ipipSupported(ns.name)).toBe(false);
+    expect(await ipipSupported(ns.name, ipIn(ns.name))).toBe(false);
     const links = JSON.parse(await ns.ip('-json', 'link', 'show')) as Array<{ ifname: string }>;
     expect(links.map((l) => l.ifname)).toEqual(['lo']);
   });
@@ -91,13 +95,13 @@ describe.skipIf(unavailable !== null)('tunl0 in a network namespace', () => {
   it.skipIf(hasIpip !== true)('creates and repairs the real tunl0 on a kernel with IPIP', async () => {
     ns = await createNetns('tunl0real');
     const options: Tunl0Options = { netns: ns.name, address: '10.244.1.1', hostMtu: 1500 };
-    const first = await ensureTunl0(options);
+    const first = await ensureTunl0(options, ipIn(ns.name));
     expect(first.supported && first.standIn).toBe(false);
     expect(await readTunl0(ns)).toEqual({ kind: 'ipip', mtu: 1480, up: true, addresses: ['10.244.1.1/32'] });
     await ns.ip('link', 'set', 'tunl0', 'down', 'mtu', '1300');
-    const repaired = await ensureTunl0(options);
+    const repaired = await ensureTunl0(options, ipIn(ns.name));
     expect(repaired.supported && repaired.repaired).toEqual(['MTU 1300 → 1480', 'set up']);
-    expect(await ipipSupported(ns.name)).toBe(true);
+    expect(await ipipSupported(ns.name, ipIn(ns.name))).toBe(true);
   });
 
   describe.skipIf(hasIpip === true)('on a stand-in tunl0', () => {
@@ -106,12 +110,12 @@ describe.skipIf(unavailable !== null)('tunl0 in a network namespace', () => {
       await ns.addStandInTunl0();
       await ns.ip('link', 'set', 'tunl0', 'down');
       const before = await readTunl0(ns);
-      const status = await ensureTunl0({ netns: ns.name, address: '10.244.1.1', hostMtu: 1500 });
+      const status = await ensureTunl0({ netns: ns.name, address: '10.244.1.1', hostMtu: 1500 }, ipIn(ns.name));
       expect(status.supported).toBe(false);
       expect(!status.supported && status.reason).toMatch(new RegExp(`tunl0 in netns ${ns.name} exists but is a "(dummy|veth)" device, not an IPIP tunnel`));
       expect(await readTunl0(ns)).toEqual(before);
       // A stand-in does not make the kernel able to encapsulate.
-      if (hasIpip === false) expect(await ipipSupported(ns.name)).toBe(false);
+      if (hasIpip === false) expect(await ipipSupported(ns.name, ipIn(ns.name))).toBe(false);
     });
 
     it('sets address, MTU and up, repairs every kind of drift, then changes nothing', async () => {
@@ -119,7 +123,7 @@ describe.skipIf(unavailable !== null)('tunl0 in a network namespace', () => {
       const kind = await ns.addStandInTunl0();
       const options: Tunl0Options = { netns: ns.name, address: '10.244.1.1', hostMtu: 1500, standIn: 'manage' };
 
-      const first = await ensureTunl0(options);
+      const first = await ensureTunl0(options, ipIn(ns.name));
       expect(first.supported).toBe(true);
       if (!first.supported) return;
       expect(first.standIn).toBe(true);
@@ -132,7 +136,7 @@ describe.skipIf(unavailable !== null)('tunl0 in a network namespace', () => {
       await ns.ip('link', 'set', 'tunl0', 'mtu', '1400');
       await ns.ip('addr', 'del', '10.244.1.1/32', 'dev', 'tunl0');
       await ns.ip('addr', 'add', '10.9.9.9/24', 'dev', 'tunl0');
-      const repaired = await ensureTunl0(options);
+      const repaired = await ensureTunl0(options, ipIn(ns.name));
       expect(repaired.supported && repaired.repaired).toEqual([
         'removed address 10.9.9.9/24',
         'MTU 1400 → 1480',
@@ -141,15 +145,15 @@ describe.skipIf(unavailable !== null)('tunl0 in a network namespace', () => {
       ]);
       expect(await readTunl0(ns)).toEqual({ kind, mtu: 1480, up: true, addresses: ['10.244.1.1/32'] });
 
-      const quiet = await ensureTunl0(options);
+      const quiet = await ensureTunl0(options, ipIn(ns.name));
       expect(quiet.supported && quiet.repaired).toEqual([]);
     });
 
     it('moves to a new tunnel address, honours FELIX_IPINIPMTU, and clears addresses when the node has none', async () => {
       ns = await createNetns('tunl0addr');
       await ns.addStandInTunl0();
-      await ensureTunl0({ netns: ns.name, address: '10.244.1.1/32', standIn: 'manage' });
-      const moved = await ensureTunl0({ netns: ns.name, address: '10.244.1.65', mtu: 1440, hostMtu: 9000, standIn: 'manage' });
+      await ensureTunl0({ netns: ns.name, address: '10.244.1.1/32', standIn: 'manage' }, ipIn(ns.name));
+      const moved = await ensureTunl0({ netns: ns.name, address: '10.244.1.65', mtu: 1440, hostMtu: 9000, standIn: 'manage' }, ipIn(ns.name));
       expect(moved.supported && moved.repaired).toEqual([
         'removed address 10.244.1.1/32',
         'MTU 1500 → 1440',
@@ -157,16 +161,16 @@ describe.skipIf(unavailable !== null)('tunl0 in a network namespace', () => {
       ]);
       expect((await readTunl0(ns)).addresses).toEqual(['10.244.1.65/32']);
 
-      await ensureTunl0({ netns: ns.name, standIn: 'manage' });
+      await ensureTunl0({ netns: ns.name, standIn: 'manage' }, ipIn(ns.name));
       expect((await readTunl0(ns)).addresses).toEqual(['10.244.1.65/32']);
-      await ensureTunl0({ netns: ns.name, address: null, standIn: 'manage' });
+      await ensureTunl0({ netns: ns.name, address: null, standIn: 'manage' }, ipIn(ns.name));
       expect((await readTunl0(ns)).addresses).toEqual([]);
     });
   });
 
   it('throws a Tunl0Error naming the namespace when it does not exist', async () => {
     const missing = `tortie-test-${process.pid}-missing`;
-    const attempt = ensureTunl0({ netns: missing });
+    const attempt = ensureTunl0({ netns: missing }, ipIn(missing));
     await expect(attempt).rejects.toBeInstanceOf(Tunl0Error);
     await expect(attempt).rejects.toThrow(new RegExp(`in netns ${missing} failed .*the network namespace does not exist`));
   });

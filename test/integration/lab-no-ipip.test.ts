@@ -10,6 +10,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ipCommand } from '../../felix/ip-command.js';
 import { checkIpip } from '../../ipip/tunl0.js';
 import { labDown, labPing, labStatus, labUp, nodeStatus, type LabState } from '../../src/lab/lab.js';
 import { LAB_DEFAULTS } from '../../src/lab/plan.js';
@@ -19,7 +20,7 @@ const CLI = resolve('dist/src/cli/main.js');
 let unavailable = netnsUnavailableReason() ?? (existsSync(CLI) ? null : `${CLI} is not built (npm run build)`) ?? (existsSync('/usr/bin/etcd') ? null : 'etcd-server is not installed');
 if (unavailable === null) {
   const probe = await createNetns('noipip');
-  const support = await checkIpip(probe.name);
+  const support = await checkIpip(probe.name, { ip: ipCommand({ netns: probe.name }) });
   await destroyAllNetns();
   if (support.supported) unavailable = 'this kernel has IPIP: the no-IPIP path cannot be reached here (npm run test:kernel checks the real tunnel)';
 }

@@ -37,6 +37,7 @@
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { ipCommand } from '../../felix/ip-command.js';
 import { checkIpip } from '../../ipip/tunl0.js';
 import { labDown, labPing, labUp, killAgent, nodeStatus, startAgent, type LabState } from '../../src/lab/lab.js';
 import { LAB_DEFAULTS, type LabIpipMode, type LabNode, type LabOptions, type LabWorkload } from '../../src/lab/plan.js';
@@ -577,7 +578,7 @@ async function main(): Promise<number> {
   // Asked in a namespace of our own (where the kernel has ipip as a module, asking loads it).
   const probe = `kchk${process.pid}`;
   await sh('ip', ['netns', 'add', probe]);
-  const support = await checkIpip(probe).finally(() => sh('ip', ['netns', 'del', probe]));
+  const support = await checkIpip(probe, { ip: ipCommand({ netns: probe }) }).finally(() => sh('ip', ['netns', 'del', probe]));
   if (!support.supported) {
     process.stdout.write(`FAIL  this kernel has no IPIP, so nothing here can be checked: ${support.reason}\n      run them in the VM: npm run test:kernel (scripts/vm/test-kernel.sh)\n`);
     return 1;

@@ -7,9 +7,12 @@ import { decodeMessage, encodeEndOfRib, encodeUpdates, encodeWithdrawals, Messag
 import { BgpError, isBgpError } from '../../bgp/errors.js';
 import { encodeMessage } from '../../bgp/codec/index.js';
 import { parseIpv4, parsePrefix, prefixKey } from '../../bgp/ip.js';
-import { checkOpen, collisionSurvivor, Session, type NotificationEvent, type SessionConfig, type StateChange } from '../../bgp/session.js';
+import { checkOpen, collisionSurvivor } from '../../bgp/negotiation.js';
+import type { AdjRibIn } from '../../bgp/rib/index.js';
+import { Session, type NotificationEvent, type SessionConfig, type StateChange } from '../../bgp/session.js';
 import { MemoryNetwork, memoryPair, type Connection, type ConnectionEvents, type Transport } from '../../bgp/transport.js';
 import type { BgpMessage, OpenMessage, PathAttributes } from '../../bgp/types.js';
+import { sessionRib, type SessionRibHooks } from './helpers/session-rib.js';
 
 const A_ADDR = '127.0.0.1';
 const B_ADDR = '127.0.0.2';
@@ -25,10 +28,12 @@ interface Lab {
   outbound: Connection[];
   connects: number[];
   events: { a: StateChange[]; b: StateChange[]; aNotes: NotificationEvent[]; bNotes: NotificationEvent[] };
+  /** B's Adj-RIB-In of what A announced (the Session keeps none; helpers/session-rib.ts). */
+  rib: AdjRibIn;
 }
 
 /** A actively connects to B (passive, listening on B_ADDR:179). */
-function lab(aOver: Partial<SessionConfig> = {}, bOver: Partial<SessionConfig> = {}): Lab {
+function lab(aOver: Partial<SessionConfig> = {}, bOver: Partial<SessionConfig> = {}, ribHooks: SessionRibHooks = {}): Lab {
   const clock = new FakeClock(1_000_000);
   const net = new MemoryNetwork();
   const inbound: Connection[] = [];
@@ -64,7 +69,8 @@ function lab(aOver: Partial<SessionConfig> = {}, bOver: Partial<SessionConfig> =
   b.on('state', (e) => events.b.push(e));
   a.on('notification', (e) => events.aNotes.push(e));
   b.on('notification', (e) => events.bNotes.push(e));
-  return { clock, net, a, b, inbound, outbound, connects, events };
+  const rib = sessionRib(b, { address: parseIpv4(A_ADDR), routerId: parseIpv4('1.1.1.1'), asn: 65001, ebgp: true, rrClient: false }, ribHooks);
+  return { clock, net, a, b, inbound, outbound, connects, events, rib };
 }
 
 async function up(l: Lab): Promise<void> {
@@ -184,20 +190,19 @@ describe('Session: OPEN exchange and keepalives', () => {
 
 describe('Session: UPDATEs and the Adj-RIB-In', () => {
   it('applies announcements, withdrawals and End-of-RIB, in order', async () => {
-    const l = lab();
-    await up(l);
     const seen: string[] = [];
-    l.b.on('update', (e) => seen.push(`+${e.announced.length} -${e.withdrawn.length}`));
+    const l = lab({}, {}, { onChange: (e) => seen.push(`+${e.announced} -${e.withdrawn}`) });
+    await up(l);
     l.b.on('endOfRib', (e) => seen.push(`eor ${e.afi}/${e.safi}`));
     expect(l.a.sendUpdates([...encodeUpdates(attrs, prefixes, l.a.codecContext), encodeEndOfRib()])).toBe(true);
     await l.clock.advanceAsync(0);
     expect(seen).toEqual(['+3 -0', 'eor 1/1']);
-    expect(l.b.adjRibIn.size).toBe(3);
-    expect(l.b.adjRibIn.get(prefixKey(prefixes[0]!))?.attrs).toMatchObject({ nextHop: parseIpv4('198.18.0.1'), asPath: [{ type: 2, asns: [65001] }] });
+    expect(l.rib.size).toBe(3);
+    expect(l.rib.get(prefixKey(prefixes[0]!))?.attrs).toMatchObject({ nextHop: parseIpv4('198.18.0.1'), asPath: [{ type: 2, asns: [65001] }] });
     l.a.sendUpdates(encodeWithdrawals([prefixes[1]!, parsePrefix('10.9.9.0/24')], l.a.codecContext));
     await l.clock.advanceAsync(0);
     expect(seen[2]).toBe('+0 -1'); // only prefixes that were there
-    expect(l.b.adjRibIn.has(prefixKey(prefixes[1]!))).toBe(false);
+    expect(l.rib.get(prefixKey(prefixes[1]!))).toBeUndefined();
     expect(l.a.stats.updatesOut).toBe(3);
     expect(l.b.stats.updatesIn).toBe(3);
   });
@@ -216,7 +221,7 @@ describe('Session: UPDATEs and the Adj-RIB-In', () => {
     throwing = false;
     expect(errors).toEqual(['BGP session event handler threw']);
     expect(l.events.bNotes).toEqual([expect.objectContaining({ direction: 'sent', code: 6, subcode: 0 })]);
-    expect(l.b.adjRibIn.size).toBe(0);
+    expect(l.rib.size).toBe(0);
     await l.clock.advanceAsync(60_000);
     expect(l.b.state).toBe('Established');
   });
@@ -254,30 +259,29 @@ describe('Session: UPDATEs and the Adj-RIB-In', () => {
     await up(l);
     l.a.sendUpdates(encodeUpdates(attrs, prefixes.slice(0, 1), l.a.codecContext));
     await l.clock.advanceAsync(0);
-    expect(l.b.adjRibIn.size).toBe(1);
+    expect(l.rib.size).toBe(1);
     // ORIGIN 7 is invalid: RFC 7606 §7.1 treat-as-withdraw.
     const p = prefixes[0]!;
     l.a.sendUpdates([rawUpdate([], [0x40, 1, 1, 7, 0x40, 2, 6, 2, 1, 0xfd, 0xe9, 0, 0, 0x40, 3, 4, 198, 18, 0, 1], [26, 10, 244, 1, 0])]);
     await l.clock.advanceAsync(0);
     expect(p.len).toBe(26);
-    expect(l.b.adjRibIn.size).toBe(0);
+    expect(l.rib.size).toBe(0);
     expect(l.b.state).toBe('Established');
     expect(warnings.some((w) => w.includes('treated as withdraw'))).toBe(true);
   });
 
-  it('clears the Adj-RIB-In when the session goes down, or keeps it stale when onDown says graceful', async () => {
+  it('clears the Adj-RIB-In when the session goes down, or keeps it stale when its owner says graceful', async () => {
     for (const graceful of [false, true]) {
-      const l = lab({}, { onDown: () => ({ graceful }) });
-      await up(l);
       const downs: Array<{ graceful: boolean; withdrawn: number }> = [];
-      l.b.on('down', (e) => downs.push({ graceful: e.graceful, withdrawn: e.withdrawn.length }));
+      const l = lab({}, {}, { graceful: () => graceful, onDown: (e) => downs.push(e) });
+      await up(l);
       l.a.sendUpdates(encodeUpdates(attrs, prefixes, l.a.codecContext));
       await l.clock.advanceAsync(0);
       l.a.stop();
       await l.clock.advanceAsync(0);
       expect(downs).toEqual([{ graceful, withdrawn: graceful ? 0 : 3 }]);
-      expect(l.b.adjRibIn.size).toBe(graceful ? 3 : 0);
-      if (graceful) expect([...l.b.adjRibIn.values()].every((e) => e.stale)).toBe(true);
+      expect(l.rib.size).toBe(graceful ? 3 : 0);
+      if (graceful) expect([...l.rib.routes()].every((e) => e.stale)).toBe(true);
     }
   });
 
@@ -416,7 +420,7 @@ describe('Session: OPEN checks, stop, collisions, backoff', () => {
     expect(l.b.state).toBe('Idle');
   });
 
-  it('connection refused: backoff 1, 2, 4, 5, 5 s and lastErrorCode ECONNREFUSED; reset after a stable session', async () => {
+  it('connection refused: backoff 1, 2, 4, 5, 5 s and lastReason ECONNREFUSED; reset after a stable session', async () => {
     const clock = new FakeClock();
     const net = new MemoryNetwork();
     const connects: number[] = [];
@@ -433,7 +437,7 @@ describe('Session: OPEN checks, stop, collisions, backoff', () => {
     a.start();
     await clock.advanceAsync(17_000);
     expect(connects).toEqual([0, 1000, 3000, 7000, 12000, 17000]);
-    expect(a.stats.lastErrorCode).toBe('ECONNREFUSED');
+    expect(a.stats.lastReason).toMatchObject({ kind: 'transport', errno: 'ECONNREFUSED' });
     expect(a.stats.lastError).toContain('127.0.0.2:179');
     expect(a.state).toBe('Idle');
   });

@@ -3,8 +3,9 @@
 
 import { describe, expect, it } from 'vitest';
 import { boxTable } from '../../../src/format/table.js';
-import { formatAsPath, formatNodeStatus, formatRoutes, formatSince, lastErrorInfo, peerRow } from '../../../src/agent/status-format.js';
+import { formatAsPath, formatNodeStatus, formatRoutes, formatSince, peerRow } from '../../../src/agent/status-format.js';
 import type { AgentStatus, DesiredPeer, PeerStatusRow, RouteRow } from '../../../src/agent/types.js';
+import { describeDownReason, downReasonInfo, type SessionDownReason } from '../../../bgp/down-reason.js';
 import type { PeerStatus } from '../../../bgp/speaker.js';
 
 const T0 = Date.UTC(2026, 10, 22, 23, 30, 4); // 2026-11-22 23:30:04 UTC
@@ -25,7 +26,11 @@ function desired(address: string, type: DesiredPeer['type']): DesiredPeer {
   };
 }
 
-function session(address: string, state: PeerStatus['state'], since: number, lastError?: string): PeerStatus {
+/** Typed down reasons as the session records them, each with the lastError text it gives. */
+const REFUSED = (to: string): SessionDownReason => ({ kind: 'transport', errno: 'ECONNREFUSED', message: `connect to ${to}:179: Connection refused (ECONNREFUSED)` });
+const BAD_PEER_AS: SessionDownReason = { kind: 'notificationReceived', code: 2, subcode: 2 };
+
+function session(address: string, state: PeerStatus['state'], since: number, lastReason?: SessionDownReason): PeerStatus {
   return {
     address,
     port: 179,
@@ -36,7 +41,7 @@ function session(address: string, state: PeerStatus['state'], since: number, las
     routesAccepted: 2,
     routesAdvertised: 1,
     staleRoutes: 0,
-    ...(lastError ? { lastError } : {}),
+    ...(lastReason ? { lastError: describeDownReason(lastReason), lastReason } : {}),
   };
 }
 
@@ -60,8 +65,8 @@ function status(peers: PeerStatusRow[]): AgentStatus {
   };
 }
 
-const row = (address: string, type: DesiredPeer['type'], state: PeerStatus['state'], lastError?: string, since = T0) =>
-  peerRow({ peer: session(address, state, since, lastError), desired: desired(address, type), now: T0 + 60_000, utcOffsetMinutes: 0 });
+const row = (address: string, type: DesiredPeer['type'], state: PeerStatus['state'], lastReason?: SessionDownReason, since = T0) =>
+  peerRow({ peer: session(address, state, since, lastReason), desired: desired(address, type), now: T0 + 60_000, utcOffsetMinutes: 0 });
 
 describe('formatNodeStatus', () => {
   it('prints calicoctl\'s "no peers" layout', () => {
@@ -117,9 +122,9 @@ describe('formatNodeStatus', () => {
   it('prints a mix of mesh, global and failing peers, with IPv6 peers in their own section', () => {
     const peers = [
       row('192.168.1.111', 'Mesh', 'Established'),
-      row('192.168.122.229', 'Mesh', 'Active', 'connect to 192.168.122.229:179: Connection refused (ECONNREFUSED)'),
+      row('192.168.122.229', 'Mesh', 'Active', REFUSED('192.168.122.229')),
       row('10.0.0.1', 'Global', 'OpenSent'),
-      row('fd00::1', 'Global', 'Idle', 'received NOTIFICATION OPEN Message Error / Bad Peer AS'),
+      row('fd00::1', 'Global', 'Idle', BAD_PEER_AS),
     ];
     expect(formatNodeStatus(status(peers))).toBe(
       'tortie is running.\n' +
@@ -180,24 +185,39 @@ describe('peerRow', () => {
     });
   });
 
-  const notUp: Array<[PeerStatus['state'], string | undefined, string]> = [
-    ['Idle', undefined, 'Idle'],
-    ['Connect', undefined, 'Connect'],
-    ['Active', 'connect to 10.0.0.2:179: Connection refused (ECONNREFUSED)', 'Active Socket: Connection refused'],
-    ['Active', 'connection 10.0.0.1:40000 ↔ 10.0.0.2:179: Connection reset by peer (ECONNRESET)', 'Active Socket: Connection reset by peer'],
-    ['Connect', 'connect to 10.0.0.2:179: No route to host (EHOSTUNREACH)', 'Connect Socket: No route to host'],
-    ['Active', 'connection closed by the peer', 'Active Socket: Connection closed'],
-    ['Idle', 'received NOTIFICATION Cease / Administrative Shutdown', 'Idle Received: Administrative Shutdown'],
-    ['Idle', 'received NOTIFICATION Hold Timer Expired', 'Idle Received: Hold Timer Expired'],
-    ['Idle', 'sent NOTIFICATION OPEN Message Error / Bad Peer AS: peer said AS 64513, expected 64512', 'Idle BGP Error: Bad Peer AS'],
-    ['Idle', 'sent NOTIFICATION Cease / Maximum Number of Prefixes Reached: 5 prefixes received, more than the limit of 3 (IPv4 unicast)', 'Idle BGP Error: Maximum Number of Prefixes Reached'],
-    ['Idle', 'sent NOTIFICATION Cease / Out of Resources: send queue over 33554432 bytes (33600000 queued): the peer does not read', 'Idle BGP Error: Out of Resources'],
-    ['OpenSent', 'something only a log would say', 'OpenSent'],
-    ['OpenConfirm', undefined, 'OpenConfirm'],
+  const notUp: Array<[PeerStatus['state'], SessionDownReason | undefined, string | undefined, string]> = [
+    ['Idle', undefined, undefined, 'Idle'],
+    ['Connect', undefined, undefined, 'Connect'],
+    ['Active', REFUSED('10.0.0.2'), 'connect to 10.0.0.2:179: Connection refused (ECONNREFUSED)', 'Active Socket: Connection refused'],
+    [
+      'Active',
+      { kind: 'transport', errno: 'ECONNRESET', message: 'connection 10.0.0.1:40000 ↔ 10.0.0.2:179: Connection reset by peer (ECONNRESET)' },
+      'connection 10.0.0.1:40000 ↔ 10.0.0.2:179: Connection reset by peer (ECONNRESET)',
+      'Active Socket: Connection reset by peer',
+    ],
+    ['Connect', { kind: 'transport', errno: 'EHOSTUNREACH', message: 'connect to 10.0.0.2:179: No route to host (EHOSTUNREACH)' }, 'connect to 10.0.0.2:179: No route to host (EHOSTUNREACH)', 'Connect Socket: No route to host'],
+    ['Active', { kind: 'peerClosed' }, 'connection closed by the peer', 'Active Socket: Connection closed'],
+    ['Idle', { kind: 'notificationReceived', code: 6, subcode: 2 }, 'received NOTIFICATION Cease / Administrative Shutdown', 'Idle Received: Administrative Shutdown'],
+    ['Idle', { kind: 'notificationReceived', code: 4, subcode: 0 }, 'received NOTIFICATION Hold Timer Expired', 'Idle Received: Hold Timer Expired'],
+    ['Idle', { kind: 'notificationSent', code: 2, subcode: 2, detail: 'peer said AS 64513, expected 64512' }, 'sent NOTIFICATION OPEN Message Error / Bad Peer AS: peer said AS 64513, expected 64512', 'Idle BGP Error: Bad Peer AS'],
+    [
+      'Idle',
+      { kind: 'notificationSent', code: 6, subcode: 1, detail: '5 prefixes received, more than the limit of 3 (IPv4 unicast)' },
+      'sent NOTIFICATION Cease / Maximum Number of Prefixes Reached: 5 prefixes received, more than the limit of 3 (IPv4 unicast)',
+      'Idle BGP Error: Maximum Number of Prefixes Reached',
+    ],
+    [
+      'Idle',
+      { kind: 'notificationSent', code: 6, subcode: 8, detail: 'send queue over 33554432 bytes (33600000 queued): the peer does not read' },
+      'sent NOTIFICATION Cease / Out of Resources: send queue over 33554432 bytes (33600000 queued): the peer does not read',
+      'Idle BGP Error: Out of Resources',
+    ],
+    ['OpenSent', { kind: 'internalError', detail: 'something only a log would say' }, 'something only a log would say', 'OpenSent'],
+    ['OpenConfirm', undefined, undefined, 'OpenConfirm'],
   ];
-  it.each(notUp)('%s with last error %j → start / %s', (state, lastError, info) => {
+  it.each(notUp)('%s with last reason %j → start / lastError %j / %s', (state, reason, lastError, info) => {
     expect(notUp.length).toBeGreaterThan(0);
-    const r = peerRow({ peer: session('10.0.0.2', state, T0, lastError), desired: desired('10.0.0.2', 'Global'), now: T0, utcOffsetMinutes: 0 });
+    const r = peerRow({ peer: session('10.0.0.2', state, T0, reason), desired: desired('10.0.0.2', 'Global'), now: T0, utcOffsetMinutes: 0 });
     expect(r.state).toBe('start');
     expect(r.info).toBe(info);
     expect(r.bgpState).toBe(state);
@@ -206,7 +226,7 @@ describe('peerRow', () => {
   });
 
   it('shows no error suffix once Established, but keeps the last error for the JSON output', () => {
-    const r = peerRow({ peer: session('10.0.0.2', 'Established', T0, 'connect to 10.0.0.2:179: Connection refused (ECONNREFUSED)'), desired: desired('10.0.0.2', 'Node'), now: T0, utcOffsetMinutes: 0 });
+    const r = peerRow({ peer: session('10.0.0.2', 'Established', T0, REFUSED('10.0.0.2')), desired: desired('10.0.0.2', 'Node'), now: T0, utcOffsetMinutes: 0 });
     expect(r.info).toBe('Established');
     expect(r.type).toBe('node specific');
     expect(r.lastError).toMatch(/ECONNREFUSED/);
@@ -234,10 +254,10 @@ describe('formatSince', () => {
   });
 });
 
-describe('lastErrorInfo', () => {
-  it('says nothing for no error', () => {
-    expect(lastErrorInfo(undefined)).toBeUndefined();
-    expect(lastErrorInfo('')).toBeUndefined();
+describe('downReasonInfo', () => {
+  it('says nothing for no reason, or one BIRD has no words for', () => {
+    expect(downReasonInfo(undefined)).toBeUndefined();
+    expect(downReasonInfo({ kind: 'internalError', detail: '' })).toBeUndefined();
   });
 });
 

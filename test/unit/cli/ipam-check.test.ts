@@ -4,7 +4,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { parseIpamCommand, runIpamCheck, type IpamCheckArgs } from '../../../src/cli/ipam-command.js';
-import { UsageError } from '../../../src/cli/speaker-args.js';
+import { UsageError } from '../../../src/cli/usage-error.js';
 import { MemoryDatastore } from '../../../src/datastore/memory.js';
 import { checkIpam, readCheckSnapshot } from '../../../src/ipam/check.js';
 import { Ipam, ipipTunnelHandle } from '../../../src/ipam/index.js';

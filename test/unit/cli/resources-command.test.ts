@@ -3,7 +3,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
-import { UsageError } from '../../../src/cli/speaker-args.js';
+import { UsageError } from '../../../src/cli/usage-error.js';
 import { columnTable as formatTable } from '../../../src/format/table.js';
 import {
   formatResources,

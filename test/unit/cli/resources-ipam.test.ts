@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { boxTable } from '../../../src/format/table.js';
 import { formatIpamUsage, parseIpamArgs, runIpamShow, type IpamUsageView } from '../../../src/cli/ipam-command.js';
-import { UsageError } from '../../../src/cli/speaker-args.js';
+import { UsageError } from '../../../src/cli/usage-error.js';
 import { MemoryDatastore } from '../../../src/datastore/memory.js';
 import { Ipam } from '../../../src/ipam/index.js';
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { UsageError, parseAnnounce, parsePeer, parseSpeakerArgs } from '../../../src/cli/speaker-args.js';
+import { parseAnnounce, parsePeer, parseSpeakerArgs } from '../../../src/cli/speaker-args.js';
+import { UsageError } from '../../../src/cli/usage-error.js';
 
 const base = ['--router-id', '127.0.0.9', '--as', '64512'];
 

@@ -18,7 +18,8 @@ import {
   SUPPORTED_VERSIONS,
   type CniResult,
 } from '../../../src/cni/spec.js';
-import { handleId, hostVethName, podMac, workloadEndpointName } from '../../../src/cni/names.js';
+import { handleId, hostVethName, podMac } from '../../../src/cni/names.js';
+import { workloadEndpointName } from '../../../src/resources/workload-names.js';
 import { workloadInterfaceName } from '../../../felix/route-calc.js';
 
 /** The CniError `fn` throws (fails the test when it does not throw one). */
@@ -245,8 +246,8 @@ describe('results', () => {
 
 describe('names', () => {
   it('spells WorkloadEndpoint names as Calico does, dashes doubled inside parts', () => {
-    expect(workloadEndpointName({ node: 'node-1', containerId: 'abc', ifname: 'eth0', pod: { namespace: 'default', name: 'web-0' } })).toBe('node--1-k8s-web--0-eth0');
-    expect(workloadEndpointName({ node: 'n1', containerId: 'c-1', ifname: 'eth0' })).toBe('n1-cni-c--1-eth0');
+    expect(workloadEndpointName('node-1', 'web-0', 'eth0', 'k8s')).toBe('node--1-k8s-web--0-eth0');
+    expect(workloadEndpointName('n1', 'c-1', 'eth0', 'cni')).toBe('n1-cni-c--1-eth0');
   });
 
   it('names the host veth as felix does for pods, by container id otherwise', () => {

@@ -7,7 +7,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { commandLine, failureMessage, runCommand, startCommand } from '../../../felix/command.js';
+import { commandLine, failureMessage, runCommand, runCommandSync, startCommand } from '../../../felix/command.js';
 import { waitFor } from '../../harness/wait.js';
 import { withTmpdir } from '../helpers/tmpdir.js';
 
@@ -83,6 +83,22 @@ describe('runCommand', () => {
     const viaPipe = await withTmpdir(join(dir, 'missing'), () => runCommand({ command: 'sh', args: ['-c', `[ -f /dev/stdout ] || echo pipe >&2; ${script}`], stdout: 'scratch', timeoutMs: 20_000 }));
     expect(viaPipe.stdout.toString()).toBe(want);
     expect(viaPipe.stderr).toBe('pipe\n');
+  });
+});
+
+describe('runCommandSync', () => {
+  it('the same run, blocking: argv as is, stdin, the exit status as a result, the environment given', () => {
+    const result = runCommandSync({ command: 'sh', args: ['-c', 'cat; printf "%s|%s" "$1" "$TORTIE_T"; exit 4', 'sh', 'a b'], stdin: 'in\n', env: { TORTIE_T: 'x', PATH: process.env.PATH }, timeoutMs: 5_000 });
+    expect(result).toMatchObject({ code: 4, signal: null, stderr: '' });
+    expect(result.stdout.toString()).toBe('in\na b|x');
+  });
+
+  it('the same bounds and wording: a missing program, the time bound, the output bound', () => {
+    const missing = (): unknown => runCommandSync({ command: join(dir, 'no-such-tool'), args: [], timeoutMs: 5_000, makeError: (m) => new ToolError(m) });
+    expect(missing).toThrow(ToolError);
+    expect(missing).toThrow(/^cannot run ".*no-such-tool": no-such-tool is not installed at .*no-such-tool/);
+    expect(() => runCommandSync({ command: 'sleep', args: ['30'], timeoutMs: 200 })).toThrow(/^sleep 30 took longer than 200 ms and was killed$/);
+    expect(() => runCommandSync({ command: 'yes', args: [], timeoutMs: 10_000, maxOutputBytes: 100_000 })).toThrow(/^yes printed more than 100000 bytes and was killed$/);
   });
 });
 

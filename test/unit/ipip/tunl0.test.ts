@@ -10,7 +10,6 @@ import {
   classifyIpError,
   describeStep,
   ensureTunl0,
-  ipCommand,
   ipipSupported,
   normalizeTunnelAddress,
   parseTunl0Json,
@@ -19,6 +18,7 @@ import {
   tunl0Mtu,
   type ObservedTunl0,
 } from '../../../ipip/tunl0.js';
+import { ipCommand } from '../../../felix/ip-command.js';
 import { fakeIp } from '../helpers/fake-ip.js';
 
 // Captured: `ip -n p1 -details -json addr show dev tunl0` inside the Debian 6.1 VM (real ipip, after
