@@ -48,97 +48,25 @@
 import { EventEmitter } from 'node:events';
 import { systemClock, type Clock } from './clock.js';
 import { DeadlineTimers } from './deadline-timers.js';
-import { decodeMessage, encodeMessage, ipv4UnicastRoutes, isEndOfRib, KEEPALIVE, MessageFramer, type DecodeResult } from './codec/index.js';
+import { decodeMessage, encodeMessage, KEEPALIVE, MessageFramer, type DecodeResult } from './codec/index.js';
 import { describeDownReason, type SessionDownReason } from './down-reason.js';
 import { BgpError, CeaseSubcode, ErrorCode, isBgpError, notificationReason } from './errors.js';
 import { backoffMs, INITIAL_STATE, TIMER_EVENTS, TIMER_NAMES, transition, type BgpState, type FsmAction, type FsmConfig, type FsmEvent, type FsmState, type TimerName } from './fsm.js';
 import { parseIpv4 } from './ip.js';
-import { buildOpen, checkOpen, negotiateCapabilities, ourCapabilities, withRestartingBit, type GracefulRestartCapability, type NegotiatedSession } from './negotiation.js';
+import { buildOpen, checkOpen, negotiateCapabilities, ourCapabilities, withRestartingBit, type NegotiatedSession } from './negotiation.js';
 import { SendQueue } from './send-queue.js';
+import { DECODE_FAILURE_CODES, ERROR_EVENTS, errorText, readUpdate } from './session-receive.js';
+import type { SessionEvents, SessionStats } from './session-events.js';
 import { DEFAULT_MAX_SEND_QUEUE_BYTES, fsmConfigOf, silentLogger, validateSessionConfig, type Logger, type SessionConfig } from './session-config.js';
 import type { Connection } from './transport.js';
 import { TransportError } from './transport.js';
-import { Afi, BGP_PORT, MessageType, RouteRefreshSubtype, Safi, type BgpMessage, type Capability, type CodecContext, type OpenMessage, type PathAttributes, type Prefix, type UpdateMessage } from './types.js';
+import { Afi, BGP_PORT, MessageType, RouteRefreshSubtype, Safi, type BgpMessage, type Capability, type CodecContext, type OpenMessage } from './types.js';
 
 export type { GracefulRestartConfig, GracefulRestartCapability, NegotiatedSession } from './negotiation.js';
 export { DEFAULT_ERROR_WAIT_INITIAL_MS, DEFAULT_ERROR_WAIT_MAX_MS, DEFAULT_MAX_SEND_QUEUE_BYTES, validateSessionConfig } from './session-config.js';
 export type { Logger, SessionConfig } from './session-config.js';
 export type { SessionDownReason } from './down-reason.js';
-
-/** One announced route as the UPDATE carried it (IPv4 unicast; MP_REACH NLRI with MP_REACH's next hop). */
-export interface ReceivedRoute {
-  readonly prefix: Prefix;
-  readonly attrs: PathAttributes;
-}
-
-export interface SessionStats {
-  messagesIn: number;
-  messagesOut: number;
-  updatesIn: number;
-  updatesOut: number;
-  notificationsIn: number;
-  notificationsOut: number;
-  /** How many times the session reached Established. */
-  establishedCount: number;
-  /** clock.now() when the session last reached Established; undefined when not Established. */
-  establishedSince?: number;
-  /** clock.now() of the last state change (the SINCE column of a status table). */
-  stateSince: number;
-  /** Why the session last failed, as a value (a NOTIFICATION, a transport error, ...). */
-  lastReason?: SessionDownReason;
-  /** The same for people: "connect to 127.0.0.2:179: Connection refused (ECONNREFUSED)", a NOTIFICATION, ... */
-  lastError?: string;
-}
-
-export type SessionState = BgpState;
-
-export interface StateChange {
-  readonly from: BgpState;
-  readonly to: BgpState;
-  readonly reason: string;
-}
-
-export interface NotificationEvent {
-  readonly direction: 'sent' | 'received';
-  readonly code: number;
-  readonly subcode: number;
-  readonly data: Uint8Array;
-  readonly reason: string;
-}
-
-export interface SessionEvents {
-  state: [StateChange];
-  /** An acceptable OPEN arrived (the session is in OpenConfirm): time for collision detection (§6.8). */
-  open: [{ bgpId: number; open: OpenMessage }];
-  /** An UPDATE with IPv4 unicast routes: all it announces and withdraws (the owner's Adj-RIB-In decides what changed). */
-  update: [{ announced: ReceivedRoute[]; withdrawn: Prefix[]; message: UpdateMessage }];
-  endOfRib: [{ afi: number; safi: number }];
-  /** The session left OpenSent/OpenConfirm/Established, with the peer's graceful restart capability from its last OPEN. */
-  down: [{ reason: string; peerGracefulRestart?: GracefulRestartCapability }];
-  notification: [NotificationEvent];
-  routeRefresh: [{ afi: number; safi: number; subtype: number }];
-}
-
-/** Message type → the error code a decoder failure on it is answered with (0: none fits, Cease). */
-const DECODE_FAILURE_CODES: Readonly<Record<number, number>> = {
-  [MessageType.OPEN]: ErrorCode.OPEN_MESSAGE,
-  [MessageType.UPDATE]: ErrorCode.UPDATE_MESSAGE,
-  [MessageType.NOTIFICATION]: 0, // no NOTIFICATION error code is about NOTIFICATIONs: Cease / Unspecific
-  [MessageType.KEEPALIVE]: ErrorCode.MESSAGE_HEADER,
-  [MessageType.ROUTE_REFRESH]: ErrorCode.ROUTE_REFRESH,
-};
-
-function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
-/** A decode error's NOTIFICATION code → the FSM event it is (RFC 4271 §8.1.5, RFC 7313 §5). */
-const ERROR_EVENTS: Readonly<Record<number, 'BGPHeaderErr' | 'BGPOpenMsgErr' | 'UpdateMsgErr' | 'RouteRefreshMsgErr'>> = {
-  [ErrorCode.MESSAGE_HEADER]: 'BGPHeaderErr',
-  [ErrorCode.OPEN_MESSAGE]: 'BGPOpenMsgErr',
-  [ErrorCode.UPDATE_MESSAGE]: 'UpdateMsgErr',
-  [ErrorCode.ROUTE_REFRESH]: 'RouteRefreshMsgErr',
-};
+export type { NotificationEvent, ReceivedRoute, SessionEvents, SessionState, SessionStats, StateChange } from './session-events.js';
 
 export class Session extends EventEmitter<SessionEvents> {
   readonly config: SessionConfig;
@@ -710,23 +638,9 @@ export class Session extends EventEmitter<SessionEvents> {
   private processUpdate(): void {
     const result = this.current;
     if (result?.message.type !== MessageType.UPDATE) return;
-    const update: UpdateMessage = result.message;
-    if (result.treatAsWithdraw) {
-      // RFC 7606 §2: treat-as-withdraw keeps the session up; say why.
-      this.log.warn({ peer: this.config.peerAddress, reason: result.treatAsWithdraw, prefixes: update.withdrawn.length }, 'BGP UPDATE treated as withdraw (RFC 7606)');
-    }
-    if (result.discarded && result.discarded.length > 0) {
-      this.log.warn({ peer: this.config.peerAddress, discarded: result.discarded }, 'BGP attributes discarded (RFC 7606)');
-    }
-    if (!result.treatAsWithdraw && isEndOfRib(update)) {
-      const mp = update.attributes.mpUnreach;
-      this.notify('endOfRib', { afi: mp?.afi ?? Afi.IPV4, safi: mp?.safi ?? Safi.UNICAST });
-      return;
-    }
-    const routes = ipv4UnicastRoutes(update);
-    const announced: ReceivedRoute[] = [];
-    for (const group of routes.announced) for (const prefix of group.nlri) announced.push({ prefix, attrs: group.attributes });
-    if (announced.length > 0 || routes.withdrawn.length > 0) this.notify('update', { announced, withdrawn: routes.withdrawn, message: update });
+    const received = readUpdate(result, result.message, this.log, this.config.peerAddress);
+    if (received.kind === 'endOfRib') this.notify('endOfRib', { afi: received.afi, safi: received.safi });
+    else if (received.announced.length > 0 || received.withdrawn.length > 0) this.notify('update', { announced: received.announced, withdrawn: received.withdrawn, message: received.message });
   }
 
   private sessionDown(reason: string): void {

@@ -7,7 +7,7 @@ import { parseIpv4, parsePrefix, prefixContains } from './ip.js';
 import type { ImportJudge } from './import-judge.js';
 import type { Acceptor } from './listener.js';
 import type { NextHopMode, PeerPolicy, SharedSubnet } from './rib/index.js';
-import type { Logger } from './session.js';
+import type { Logger, SessionConfig } from './session.js';
 import { TCP_MD5_MAX_KEY_BYTES, type SecureSocketOptions } from './socket-options.js';
 import type { Transport } from './transport.js';
 import { BGP_PORT } from './types.js';
@@ -192,4 +192,40 @@ export function sourceAddress(spec: PeerSpec, listen: SpeakerConfig['listen']): 
   if (spec.localAddress !== undefined) return spec.localAddress;
   const address = listen?.address;
   return address !== undefined && address !== '0.0.0.0' ? address : undefined;
+}
+
+/** The SpeakerConfig with its defaults filled in (the Speaker's `config`). */
+export type SpeakerSettings = Required<Omit<SpeakerConfig, 'listen' | 'clusterId' | 'gracefulRestart' | 'importJudge' | 'maxSendQueueBytes' | 'minHoldTime'>> &
+  Pick<SpeakerConfig, 'listen' | 'clusterId' | 'gracefulRestart' | 'importJudge' | 'maxSendQueueBytes' | 'minHoldTime'>;
+
+const DEFAULT_HELPER_RESTART_TIME = 120;
+
+/** One peer's SessionConfig; `restarting`: our selection deferral is still on (RFC 4724 §4.1). */
+export function sessionConfigFor(config: SpeakerSettings, spec: NormalSpec, passive: boolean, restarting: boolean): SessionConfig {
+  const gr = config.gracefulRestart;
+  const source = sourceAddress(spec, config.listen);
+  return {
+    localAs: spec.localAs ?? config.localAs,
+    peerAs: spec.peerAs,
+    routerId: config.routerId,
+    peerAddress: spec.address,
+    port: spec.port,
+    passive,
+    holdTime: spec.holdTime ?? config.holdTime,
+    connectRetryMs: config.connectRetryMs,
+    ...(config.maxSendQueueBytes !== undefined ? { maxSendQueueBytes: config.maxSendQueueBytes } : {}),
+    ...(config.minHoldTime !== undefined ? { minHoldTime: config.minHoldTime } : {}),
+    clock: config.clock,
+    transport: config.transport,
+    // The session puts `peer` in every log line itself.
+    logger: config.logger,
+    // RFC 4724 §3: as a restarting speaker, IPv4 unicast with the F bit (routes stay in the kernel while
+    // we restart) and the R bit on the first session after our start; otherwise a helper.
+    gracefulRestart: gr
+      ? { restartTime: spec.restartTime ?? gr.restartTime, forwardingState: true, restarting: gr.restarting === true && restarting }
+      : { restartTime: spec.restartTime ?? DEFAULT_HELPER_RESTART_TIME, helperOnly: true },
+    ...(spec.keepaliveTime !== undefined ? { keepaliveTime: spec.keepaliveTime } : {}),
+    ...(source !== undefined ? { localAddress: source } : {}),
+    ...securityOf(spec),
+  };
 }

@@ -56,18 +56,22 @@
 
 import { EventEmitter } from 'node:events';
 import { encodeEndOfRib } from './codec/index.js';
-import { systemClock, type TimerHandle } from './clock.js';
+import { systemClock } from './clock.js';
+import { acceptInbound, replaceSession, resolveCollision, type CollisionHost } from './collision.js';
 import { SelectionDeferral, type DeferralPeer } from './deferral.js';
 import { CeaseSubcode } from './errors.js';
 import { UpdateGroups } from './export.js';
-import { judgeImport, routesWithin, type RefusedMap, type RefusedRoute } from './import-judge.js';
+import { judgeImport, routesWithin, type RefusedRoute } from './import-judge.js';
 import { formatIpv4, parseIpv4, prefixFromKey, prefixKey } from './ip.js';
 import { tcpAcceptor, type ListenerHandle } from './listener.js';
+import { hasIpv4Gr, type PeerEntry } from './peer-entry.js';
+import { peerStatusRow, receivedRows, refusedRows, toRibEntry, type PeerStatus, type RibEntry } from './peer-report.js';
 import { AdjRibIn, AttrTable, LocRib, Route, localSource, type BestChange, type LocalSpeaker, type PeerPolicy, type RouteSource, type UpdateGroup } from './rib/index.js';
-import { classifyNotification, INITIAL_RETENTION, lingersInPlace, retentionTransition, type DownNotification, type RetentionEvent, type RetentionState } from './retention.js';
-import { collisionWinner } from './negotiation.js';
-import { Session, type SessionConfig, type SessionDownReason, type SessionState } from './session.js';
-import { normalizeSpec, policyOf, sameSpec, securityOf, sourceAddress, validatePeerSpec, type LoggerLike, type NormalSpec, type PeerSpec, type SpeakerConfig } from './speaker-config.js';
+import { classifyNotification, INITIAL_RETENTION, lingersInPlace, retentionTransition, type RetentionEvent, type RetentionState } from './retention.js';
+import { answerRefresh, cancelRefresh } from './route-refresh.js';
+import { Session, type SessionConfig } from './session.js';
+import type { OriginatedRoute, SpeakerEvents } from './speaker-events.js';
+import { normalizeSpec, policyOf, sameSpec, securityOf, sessionConfigFor, sourceAddress, validatePeerSpec, type LoggerLike, type NormalSpec, type PeerSpec, type SpeakerConfig, type SpeakerSettings } from './speaker-config.js';
 import { tcpTransport, type Connection } from './transport.js';
 import { Afi, Safi, type PathAttributes, type Prefix } from './types.js';
 
@@ -75,97 +79,17 @@ export type { NextHopMode } from './rib/index.js';
 export type { ImportJudge, RefusedRoute } from './import-judge.js';
 export { tcpAcceptor, type Acceptor, type ListenerHandle } from './listener.js';
 export type { GracefulRestartOptions, LoggerLike, PeerSpec, SpeakerConfig } from './speaker-config.js';
+export type { PeerStatus, RibEntry } from './peer-report.js';
+export type { OriginatedRoute, SpeakerEvents } from './speaker-events.js';
 
 const silentLogger: LoggerLike = { debug() {}, info() {}, warn() {}, error() {} };
 
-export interface OriginatedRoute {
-  prefix: Prefix;
-  /** ORIGIN, NEXT_HOP, MED, LOCAL_PREF, COMMUNITIES as the operator set them; AS_PATH is built per peer. */
-  attrs: PathAttributes;
-}
-
-/** A Loc-RIB route for people and tests. */
-export interface RibEntry {
-  prefix: Prefix;
-  attrs: PathAttributes;
-  /** The peer it came from, or null when we originate it. */
-  from: string | null;
-  stale: boolean;
-}
-
-export interface SpeakerEvents {
-  state: [{ peer: string; from: SessionState; to: SessionState; reason?: string }];
-  /** What one peer sent (after RFC 7606 handling), before import policy. */
-  update: [{ peer: string; announced: Array<{ prefix: Prefix; attrs: PathAttributes }>; withdrawn: Prefix[] }];
-  endOfRib: [{ peer: string }];
-  notification: [{ peer: string; direction: 'sent' | 'received'; code: number; subcode: number; data: Uint8Array; reason: string }];
-  /** Loc-RIB best routes that changed, in one batch per handled message or operation. */
-  bestChanged: [ReadonlyArray<{ prefix: Prefix; best: RibEntry | null }>];
-  /** Route selection is no longer deferred (immediately unless restarting, RFC 4724 §4.1). */
-  ready: [];
-  /** The import judge refused a route: a new announcement, or a held route judged again (`rejudge`). */
-  refused: [{ peer: string; prefix: Prefix; reason: string }];
-}
-
-interface PeerEntry {
-  spec: NormalSpec;
-  session: Session;
-  /** A second session on an inbound connection that collided with the current one, until §6.8 decides. */
-  challenger: Session | null;
-  /** The session came from a collision and is passive: replace it with a normal one when it goes down. */
-  promoted: boolean;
-  policy: PeerPolicy;
-  /** Our side as this peer's export sees it (next hop self is `local.address`). */
-  local: LocalSpeaker;
-  ribIn: AdjRibIn;
-  /** The update group this peer is a member of: peers with identical export share one Adj-RIB-Out. */
-  group: UpdateGroup<PeerEntry>;
-  /** What happens to its routes when the session ends, comes back, or the peer is removed (./retention.ts). */
-  retention: RetentionState;
-  /** The retention timer (restart, stale-path or linger time: `retention` says which). */
-  retentionTimer: TimerHandle | null;
-  /** The NOTIFICATION that ends the current session, if one was sent or received (RFC 4724 §4.2). */
-  notification: DownNotification;
-  /** The peer sent End-of-RIB on the current session. */
-  endOfRib: boolean;
-  /** Sessions established so far (the R bit goes only on the first when restarting). */
-  sessions: number;
-  /** Being removed by setPeers: its routes are removePeer's business (linger), not the session's 'down'. */
-  removing: boolean;
-  /** The current session reached Established and has not gone down since. */
-  up: boolean;
-  /** Adj-RIB-In routes the import judge refused (prefix key → the route and the reason); never in the Loc-RIB. */
-  refused: RefusedMap;
-  /** clock.now() when a ROUTE-REFRESH was last answered; the answer scheduled for the end of the interval. */
-  refreshAnsweredAt: number | null;
-  refreshTimer: TimerHandle | null;
-  /** Why the listener could not take this peer's TCP-MD5 key or GTSM: its inbound connections are refused. */
-  securityRefusal: string | null;
-}
-
-export interface PeerStatus {
-  address: string;
-  port: number;
-  peerAs: number;
-  state: SessionState;
-  since: number;
-  routesReceived: number;
-  routesAccepted: number;
-  routesAdvertised: number;
-  staleRoutes: number;
-  lastError?: string;
-  /** Why the session last failed, as a value (format it with ./down-reason.ts). */
-  lastReason?: SessionDownReason;
-}
-
-const DEFAULT_HELPER_RESTART_TIME = 120;
 export const DEFAULT_MAX_PREFIXES = 500_000;
 export const DEFAULT_PREFIX_LIMIT_RESTART_MS = 60_000;
 export const DEFAULT_ROUTE_REFRESH_INTERVAL_MS = 5000;
 
 export class Speaker extends EventEmitter<SpeakerEvents> {
-  private readonly config: Required<Omit<SpeakerConfig, 'listen' | 'clusterId' | 'gracefulRestart' | 'importJudge' | 'maxSendQueueBytes' | 'minHoldTime'>> &
-    Pick<SpeakerConfig, 'listen' | 'clusterId' | 'gracefulRestart' | 'importJudge' | 'maxSendQueueBytes' | 'minHoldTime'>;
+  private readonly config: SpeakerSettings;
   private readonly peers = new Map<string, PeerEntry>();
   private readonly table = new AttrTable();
   private readonly locRib = new LocRib(this.table);
@@ -183,6 +107,8 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
   private readonly lingering = new Set<PeerEntry>();
   /** Peers whose routes linger in place because they de-configured us (`lingersInPlace`). */
   private lingeringInPlaceCount = 0;
+  /** What ./collision.ts needs of this speaker. */
+  private readonly collisions: CollisionHost;
 
   constructor(config: SpeakerConfig) {
     super();
@@ -209,6 +135,16 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
       current: (entry) => this.peers.get(entry.spec.address) === entry,
       deferring: () => this.deferral.active,
     });
+    this.collisions = {
+      routerId: this.config.routerId,
+      logger: this.config.logger,
+      newSession: (entry, passive) => {
+        const session = new Session(this.sessionConfig(entry, passive));
+        this.wire(entry, session);
+        return session;
+      },
+      onEstablished: (entry) => this.onEstablished(entry),
+    };
   }
 
   /** Starts the listener (if any) and, when restarting, the selection deferral timer. */
@@ -271,45 +207,17 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
    */
   peerStatus(options: { routeDetail?: boolean } = {}): PeerStatus[] {
     const detail = options.routeDetail ?? true;
-    return [...this.peers.values()].map((entry) => {
-      const stats = entry.session.stats;
-      let stale = 0;
-      let accepted = 0;
-      if (detail) for (const route of entry.ribIn.routes()) {
-        if (route.stale) stale++;
-        if (this.locRib.candidates(route.key).some((c) => c.source.address === entry.policy.address)) accepted++;
-      }
-      return {
-        address: entry.spec.address,
-        port: entry.spec.port,
-        peerAs: entry.spec.peerAs,
-        state: entry.session.state,
-        since: stats.stateSince,
-        routesReceived: entry.ribIn.size,
-        routesAccepted: accepted,
-        routesAdvertised: entry.session.established ? entry.group.advertisedCount(entry) : 0,
-        staleRoutes: stale,
-        ...(stats.lastError ? { lastError: stats.lastError } : {}),
-        ...(stats.lastReason ? { lastReason: stats.lastReason } : {}),
-      };
-    });
+    return [...this.peers.values()].map((entry) => peerStatusRow(entry, this.locRib, detail));
   }
 
   /** Routes received from one peer (its Adj-RIB-In, before import policy). */
   receivedRoutes(address: string): RibEntry[] {
-    const entry = this.peers.get(address);
-    return entry ? [...entry.ribIn.routes()].map((r) => ({ prefix: r.prefix, attrs: r.attrs, from: address, stale: r.stale })) : [];
+    return receivedRows(this.peers.get(address), address);
   }
 
   /** Routes the import judge refused, per peer, as held in the peers' Adj-RIBs-In. */
   refusedRoutes(): RefusedRoute[] {
-    const out: RefusedRoute[] = [];
-    for (const entry of this.peers.values()) {
-      for (const { route, reason } of entry.refused.values()) {
-        out.push({ prefix: route.prefix, attrs: route.attrs, from: entry.spec.address, reason, stale: route.stale });
-      }
-    }
-    return out;
+    return refusedRows(this.peers.values());
   }
 
   /**
@@ -338,7 +246,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
 
   /** The Loc-RIB's best routes. */
   bestRoutes(): RibEntry[] {
-    return [...this.locRib.bestRoutes()].map((r) => this.toEntry(r));
+    return [...this.locRib.bestRoutes()].map((r) => toRibEntry(r));
   }
 
   /** Number of prefixes in the Loc-RIB. */
@@ -349,7 +257,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
   /** Best route for one prefix. */
   best(prefix: Prefix): RibEntry | null {
     const route = this.locRib.best(prefixKey(prefix));
-    return route ? this.toEntry(route) : null;
+    return route ? toRibEntry(route) : null;
   }
 
   /** Distinct attribute sets held (interning at work: far fewer than routes). */
@@ -379,38 +287,8 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
 
   // ---- peers and sessions -----------------------------------------------------------------------------
 
-  private toEntry(route: Route): RibEntry {
-    return { prefix: route.prefix, attrs: route.attrs, from: route.source.local ? null : formatIpv4(route.source.address), stale: route.stale };
-  }
-
-  private sessionConfig(entry: { spec: NormalSpec; sessions: number }, passive: boolean): SessionConfig {
-    const spec = entry.spec;
-    const gr = this.config.gracefulRestart;
-    const source = sourceAddress(spec, this.config.listen);
-    return {
-      localAs: spec.localAs ?? this.config.localAs,
-      peerAs: spec.peerAs,
-      routerId: this.config.routerId,
-      peerAddress: spec.address,
-      port: spec.port,
-      passive,
-      holdTime: spec.holdTime ?? this.config.holdTime,
-      connectRetryMs: this.config.connectRetryMs,
-      ...(this.config.maxSendQueueBytes !== undefined ? { maxSendQueueBytes: this.config.maxSendQueueBytes } : {}),
-      ...(this.config.minHoldTime !== undefined ? { minHoldTime: this.config.minHoldTime } : {}),
-      clock: this.config.clock,
-      transport: this.config.transport,
-      // The session puts `peer` in every log line itself.
-      logger: this.config.logger,
-      // RFC 4724 §3: as a restarting speaker, IPv4 unicast with the F bit (routes stay in the kernel while
-      // we restart) and the R bit on the first session after our start; otherwise a helper.
-      gracefulRestart: gr
-        ? { restartTime: spec.restartTime ?? gr.restartTime, forwardingState: true, restarting: gr.restarting === true && this.deferral.active }
-        : { restartTime: spec.restartTime ?? DEFAULT_HELPER_RESTART_TIME, helperOnly: true },
-      ...(spec.keepaliveTime !== undefined ? { keepaliveTime: spec.keepaliveTime } : {}),
-      ...(source !== undefined ? { localAddress: source } : {}),
-      ...securityOf(spec),
-    };
+  private sessionConfig(entry: { spec: NormalSpec }, passive: boolean): SessionConfig {
+    return sessionConfigFor(this.config, entry.spec, passive, this.deferral.active);
   }
 
   /** This speaker as one peer sees it: our AS toward it (localAs) and our address on its connection. */
@@ -522,9 +400,9 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
       if (!current()) return;
       if (e.to === 'Established') this.onEstablished(entry);
       this.emit('state', { peer, from: e.from, to: e.to, ...(e.reason ? { reason: e.reason } : {}) });
-      if (entry.promoted && (e.to === 'Idle' || e.to === 'Active') && !this.stopped && !entry.removing) this.replaceSession(entry);
+      if (entry.promoted && (e.to === 'Idle' || e.to === 'Active') && !this.stopped && !entry.removing) replaceSession(this.collisions, entry);
     });
-    session.on('open', () => this.resolveCollision(entry));
+    session.on('open', () => resolveCollision(this.collisions, entry));
     session.on('update', (e) => {
       if (!current()) return;
       this.emit('update', { peer, announced: e.announced, withdrawn: e.withdrawn });
@@ -590,35 +468,17 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     }
   }
 
-  /**
-   * RFC 2918 §4: a ROUTE-REFRESH is answered with the whole Adj-RIB-Out — at most once per interval per
-   * peer. One asked for sooner is answered at the end of the interval, and any more asked for meanwhile
-   * ride on that answer: a peer sending ROUTE-REFRESH in a loop gets the table once per interval, not
-   * once per request.
-   */
+  /** A ROUTE-REFRESH from the peer, paced (./route-refresh.ts): its whole Adj-RIB-Out goes again. */
   private answerRefresh(entry: PeerEntry): void {
-    if (entry.refreshTimer !== null) return; // an answer is already scheduled: this one is coalesced into it
-    const now = this.config.clock.now();
-    const due = entry.refreshAnsweredAt === null ? now : entry.refreshAnsweredAt + this.config.routeRefreshIntervalMs;
-    const answer = (): void => {
-      entry.refreshAnsweredAt = this.config.clock.now();
+    const context = { clock: this.config.clock, intervalMs: this.config.routeRefreshIntervalMs, logger: this.config.logger, peer: entry.spec.address };
+    answerRefresh(entry, context, () => {
       entry.group.reset(entry, 'refresh');
       this.exports.markDirty(entry.group);
-    };
-    if (due <= now) {
-      answer();
-      return;
-    }
-    this.config.logger.debug({ peer: entry.spec.address, inMs: due - now }, 'ROUTE-REFRESH: answered at the end of the interval');
-    entry.refreshTimer = this.config.clock.setTimeout(() => {
-      entry.refreshTimer = null;
-      if (this.peers.get(entry.spec.address) === entry && entry.session.established) answer();
-    }, due - now);
+    }, () => this.peers.get(entry.spec.address) === entry && entry.session.established);
   }
 
   private cancelRefresh(entry: PeerEntry): void {
-    if (entry.refreshTimer !== null) this.config.clock.clearTimeout(entry.refreshTimer);
-    entry.refreshTimer = null;
+    cancelRefresh(entry, this.config.clock);
   }
 
   /**
@@ -783,7 +643,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     if (this.listenerCount('bestChanged') > 0) {
       this.emit(
         'bestChanged',
-        changes.map((c) => ({ prefix: prefixFromKey(c.key), best: c.best ? this.toEntry(c.best) : null })),
+        changes.map((c) => ({ prefix: prefixFromKey(c.key), best: c.best ? toRibEntry(c.best) : null })),
       );
     }
   }
@@ -811,46 +671,6 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
 
   // ---- connection collisions ------------------------------------------------------------------------------
 
-  /** A session that won a collision was passive; once it ends, go back to a normal (active) one. */
-  private replaceSession(entry: PeerEntry): void {
-    const old = entry.session;
-    old.removeAllListeners();
-    old.stop(CeaseSubcode.ADMINISTRATIVE_RESET);
-    entry.promoted = false;
-    entry.session = new Session(this.sessionConfig(entry, entry.spec.passive));
-    this.wire(entry, entry.session);
-    entry.session.start();
-  }
-
-  /**
-   * RFC 4271 §6.8 connection collision: two connections with the same peer, one we initiated and one it
-   * did. Once a BGP identifier is known (an OPEN arrived on either), keep the connection initiated by the
-   * side with the higher identifier and send Cease / Connection Collision Resolution on the other.
-   */
-  private resolveCollision(entry: PeerEntry): void {
-    const challenger = entry.challenger;
-    if (!challenger) return;
-    const remoteId = challenger.peerBgpId ?? entry.session.peerBgpId;
-    if (remoteId === undefined) return;
-    // The existing connection is ours unless it was accepted too (then the newer inbound one simply loses).
-    const keepInbound = collisionWinner(entry.session.connectionDirection, this.config.routerId, remoteId) === 'challenger';
-    entry.challenger = null;
-    if (keepInbound) {
-      this.config.logger.info({ peer: entry.spec.address }, 'connection collision: keeping the connection the peer opened (its BGP identifier is higher)');
-      const loser = entry.session;
-      entry.session = challenger;
-      entry.promoted = true;
-      loser.collisionDump();
-      loser.removeAllListeners();
-      // The winner may already be Established (its events were ignored while it was the challenger).
-      if (challenger.established) this.onEstablished(entry);
-    } else {
-      this.config.logger.info({ peer: entry.spec.address }, 'connection collision: keeping our connection (our BGP identifier is higher)');
-      challenger.collisionDump();
-      challenger.removeAllListeners();
-    }
-  }
-
   /** An inbound TCP connection: give it to the session of the peer it comes from, or refuse it. */
   private onInbound(conn: Connection): void {
     const remote = conn.remoteAddress.replace(/^::ffff:/, '');
@@ -860,48 +680,10 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
       conn.destroy();
       return;
     }
-    if (entry.securityRefusal !== null) {
-      // Never a session without the password or GTSM the peer is configured with.
-      this.config.logger.warn({ peer: remote, reason: entry.securityRefusal }, 'inbound connection refused: the peer\'s TCP-MD5 or GTSM could not be set on the listener');
-      conn.destroy();
-      return;
-    }
-    if (entry.session.holdingDown) {
-      // DampPeerOscillations / a prefix-limit restart delay: the peer waits as our own reconnect does.
-      this.config.logger.info({ peer: remote, state: entry.session.state }, 'inbound connection refused: waiting after an error before this peer may reconnect');
-      conn.destroy();
-      return;
-    }
-    if (entry.session.acceptConnection(conn)) return;
-    // RFC 4271 §6.8: a collision with an Established session closes the new connection; so does a third
-    // connection while two are being resolved.
-    if (entry.session.established || entry.challenger || !entry.session.enabled) {
-      this.config.logger.info({ peer: remote, state: entry.session.state }, 'inbound connection refused: a session with this peer already exists');
-      conn.destroy();
-      return;
-    }
-    // Our own connection is in OpenSent/OpenConfirm: run the inbound one beside it until an OPEN tells
-    // us the peer's BGP identifier.
-    const challenger = new Session(this.sessionConfig(entry, true));
-    entry.challenger = challenger;
-    this.wire(entry, challenger);
-    challenger.start();
-    if (!challenger.acceptConnection(conn)) {
-      entry.challenger = null;
-      challenger.removeAllListeners();
-      challenger.stop();
-      conn.destroy();
-      return;
-    }
-    this.resolveCollision(entry);
+    acceptInbound(this.collisions, entry, conn, remote);
   }
 
   get routerIdText(): string {
     return formatIpv4(this.config.routerId);
   }
-}
-
-/** The peer's GR capability covers IPv4 unicast (and, with `forwarding`, says forwarding was preserved). */
-function hasIpv4Gr(gr: { families: ReadonlyArray<{ afi: number; safi: number; forwardingState: boolean }> } | undefined, forwarding = false): boolean {
-  return gr?.families.some((f) => f.afi === Afi.IPV4 && f.safi === Safi.UNICAST && (!forwarding || f.forwardingState)) ?? false;
 }

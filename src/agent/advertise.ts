@@ -14,9 +14,7 @@
 // order. A block is ours only when both IPAM records say so — an unconfirmed claim may still lose a race
 // to another node, and advertising it would pull that node's traffic here.
 
-import { formatCommunity, parseCommunity } from '../../bgp/community.js';
-import { formatPrefix, prefixContains, prefixKey, tryParseIpv4Prefix } from '../../bgp/ip.js';
-import type { Prefix } from '../../bgp/types.js';
+import { formatCommunity, parseCommunity, formatPrefix, prefixContains, prefixKey, tryParseIpv4Prefix, type Prefix } from '../../bgp/index.js';
 import type { Resource } from '../resources/index.js';
 
 export interface AdvertiseInput {

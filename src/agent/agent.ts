@@ -24,8 +24,7 @@
 // - Every timer runs on the injected clock (`AgentDeps.clock`); the kernel-route recalculation is
 //   coalesced per turn of the event loop (setImmediate), which is not a timer.
 
-import { systemClock, type Clock } from '../../bgp/clock.js';
-import type { SpeakerConfig } from '../../bgp/speaker.js';
+import { systemClock, type Clock, type SpeakerConfig } from '../../bgp/index.js';
 import type { PolicyEnforcer } from '../policy/enforcer.js';
 import type { Datastore } from '../datastore/types.js';
 import { Ipam } from '../ipam/index.js';

@@ -8,7 +8,7 @@
 
 import { createSocket } from 'node:dgram';
 import { networkInterfaces, type NetworkInterfaceInfo } from 'node:os';
-import { parseIpv4, parsePrefix, prefixContains, tryParseIpv4 } from '../../bgp/ip.js';
+import { parseIpv4, parsePrefix, prefixContains, tryParseIpv4 } from '../../bgp/index.js';
 import { FIRST_FOUND_SKIP, type AutodetectMethod } from './config.js';
 
 export interface InterfaceAddress {

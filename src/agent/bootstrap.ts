@@ -11,7 +11,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { networkInterfaces } from 'node:os';
 import { dirname } from 'node:path';
-import type { Clock } from '../../bgp/clock.js';
+import type { Clock } from '../../bgp/index.js';
 import { AlreadyExistsError, ConflictError, type Datastore } from '../datastore/types.js';
 import { ipipTunnelHandle, type Ipam } from '../ipam/index.js';
 import { applyDefaults, parseSelector, API_VERSION, type Resource } from '../resources/index.js';

@@ -10,7 +10,7 @@
 // throws is reported through onError, never thrown out of the timer that flushes the burst.
 
 import { EventEmitter } from 'node:events';
-import { systemClock, type Clock, type TimerHandle } from '../../bgp/clock.js';
+import { systemClock, type Clock, type TimerHandle } from '../../bgp/index.js';
 import type { Datastore, Watch, WatchEvent } from '../datastore/types.js';
 import type { Kind, Resource } from '../resources/types.js';
 

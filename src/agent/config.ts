@@ -15,7 +15,7 @@
 // tortie.dev/max-prefixes annotation overrides it for its sessions).
 
 import { createHash } from 'node:crypto';
-import { parsePrefix, tryParseIpv4 } from '../../bgp/ip.js';
+import { parsePrefix, tryParseIpv4 } from '../../bgp/index.js';
 import { parseAsNumber } from '../resources/index.js';
 import type { EncapMode } from '../resources/types.js';
 import { DEFAULT_CTL_SOCKET, DEFAULT_HEALTH_PORT } from './types.js';

@@ -6,8 +6,8 @@
 // through an injected `interfaceMtu` reader; `sysfsInterfaceMtu` below is the agent's default.
 
 import { readFileSync } from 'node:fs';
-import { formatPrefix } from '../../bgp/ip.js';
-import type { DataplaneInput } from '../../felix/dataplane.js';
+import { formatPrefix } from '../../bgp/index.js';
+import type { DataplaneInput } from '../../felix/index.js';
 import { affineBlocks } from './advertise.js';
 import type { ResourceCache } from './cache.js';
 import type { RouteRow } from './types.js';

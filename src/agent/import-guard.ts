@@ -32,8 +32,7 @@
 // routes inside it; a changed pool, subnet or service range → everything), so 100k routes are not
 // re-judged on every unrelated event. Pure: no I/O, the agent builds the context from its cache.
 
-import { formatPrefix, maskOf, parsePrefix, prefixContains, prefixKey, tryParseIpv4, tryParseIpv4Prefix } from '../../bgp/ip.js';
-import type { Prefix } from '../../bgp/types.js';
+import { formatPrefix, maskOf, parsePrefix, prefixContains, prefixKey, tryParseIpv4, tryParseIpv4Prefix, type Prefix } from '../../bgp/index.js';
 import { allocationNode } from '../ipam/attributes.js';
 import type { Resource } from '../resources/index.js';
 

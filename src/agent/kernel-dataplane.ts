@@ -2,12 +2,7 @@
 // network namespace, and NetworkPolicy's nftables enforcer (src/policy/enforcer.ts) beside it — or the
 // ones a test injects. What felix is told is ./dataplane-input.ts.
 
-import { FelixDataplane, type DataplaneOptions } from '../../felix/dataplane.js';
-import { Iproute2Kernel } from '../../felix/iproute2.js';
-import { procSysIo } from '../../felix/kernel-settings.js';
-import { Nft } from '../../felix/nft.js';
-import { PolicyDataplane } from '../../felix/policy-dataplane.js';
-import { missingPrograms } from '../../felix/programs.js';
+import { FelixDataplane, type DataplaneOptions, Iproute2Kernel, procSysIo, Nft, PolicyDataplane, missingPrograms } from '../../felix/index.js';
 import { PolicyEnforcer } from '../policy/enforcer.js';
 import type { Logger } from '../log.js';
 import type { AgentConfig } from './config.js';

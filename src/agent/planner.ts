@@ -22,7 +22,7 @@
 // sessions by address, so the plan must also hold at most one peer per address (Calico would configure
 // two BIRD protocols and let them fight).
 
-import { formatIpv4, parseIpv4, tryParseIpv4 } from '../../bgp/ip.js';
+import { formatIpv4, parseIpv4, tryParseIpv4 } from '../../bgp/index.js';
 import { BGP_DEFAULTS, parsePeerIP, parseSelector, type Resource, type Selector } from '../resources/index.js';
 import type { DesiredPeer, PeerType, PeeringPlan, PlannerInput, SecretKeyRef } from './types.js';
 

@@ -3,7 +3,7 @@
 // protection, the crash path (src/fatal.ts) and the signals; the Agent (./agent.ts) in the foreground.
 
 import { hostname } from 'node:os';
-import { systemClock } from '../../bgp/clock.js';
+import { systemClock } from '../../bgp/index.js';
 import type { DatastoreConfig } from '../datastore/config.js';
 import type { Datastore } from '../datastore/types.js';
 import type { Logger } from '../log.js';

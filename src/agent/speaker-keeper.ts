@@ -13,11 +13,7 @@
 // - Felix may delete last run's remote routes only when BGP has re-learned what it will (`onSettled`):
 //   see settleIfDone. Every timer here runs on the injected clock.
 
-import type { Clock, TimerHandle } from '../../bgp/clock.js';
-import { parseIpv4, formatPrefix, parsePrefix, prefixContains } from '../../bgp/ip.js';
-import { Speaker, tcpAcceptor, type Acceptor, type ImportJudge, type OriginatedRoute, type PeerSpec, type RibEntry, type SpeakerConfig } from '../../bgp/speaker.js';
-import { tcpTransport, type Connection, type Transport } from '../../bgp/transport.js';
-import { Origin, type Prefix } from '../../bgp/types.js';
+import { type Clock, type TimerHandle, parseIpv4, formatPrefix, parsePrefix, prefixContains, Speaker, tcpAcceptor, type Acceptor, type ImportJudge, type OriginatedRoute, type PeerSpec, type RibEntry, type SpeakerConfig, tcpTransport, type Connection, type Transport, Origin, type Prefix } from '../../bgp/index.js';
 import type { Resource } from '../resources/index.js';
 import type { Logger } from '../log.js';
 import { affineBlocks, calicoExportFilter, prefixCommunities } from './advertise.js';

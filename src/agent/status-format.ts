@@ -15,9 +15,7 @@
 // typed down reason (`lastReason`, bgp/down-reason.ts), never parsed back out of the free-text lastError;
 // a reason BIRD has no words for is left out of the table (lastError stays in the JSON output).
 
-import { downReasonInfo } from '../../bgp/down-reason.js';
-import type { PeerStatus } from '../../bgp/speaker.js';
-import { tryParseIpv4 } from '../../bgp/ip.js';
+import { downReasonInfo, type PeerStatus, tryParseIpv4 } from '../../bgp/index.js';
 import { boxTable } from '../format/table.js';
 import { PEER_TYPE_LABEL, type AgentStatus, type DesiredPeer, type PeerStatusRow, type RouteRow } from './types.js';
 

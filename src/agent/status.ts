@@ -4,11 +4,8 @@
 // The peer rows themselves are formatted in ./status-format.ts.
 
 import { readFileSync } from 'node:fs';
-import { formatIpv4, formatPrefix } from '../../bgp/ip.js';
-import type { PeerStatus, RefusedRoute, RibEntry } from '../../bgp/speaker.js';
-import { diagnoseTcpSecurity, formatTcpSecurityFindings, parseTcpSecurityCounters, type TcpSecurityCounters } from '../../bgp/tcp-diagnosis.js';
-import { AsPathSegmentType } from '../../bgp/types.js';
-import type { DataplaneStatus } from '../../felix/dataplane.js';
+import { formatIpv4, formatPrefix, type PeerStatus, type RefusedRoute, type RibEntry, diagnoseTcpSecurity, formatTcpSecurityFindings, parseTcpSecurityCounters, type TcpSecurityCounters, AsPathSegmentType } from '../../bgp/index.js';
+import type { DataplaneStatus } from '../../felix/index.js';
 import type { EnforcerStatus } from '../policy/enforcer.js';
 import { notInEffect, BGP_DEFAULTS, type AnyResource } from '../resources/index.js';
 import type { CacheView } from './dataplane-input.js';

@@ -5,7 +5,7 @@
 import type { Resource } from '../resources/types.js';
 import type { ImportRefusal } from './import-guard.js';
 
-import type { DataplaneStatus } from '../../felix/dataplane.js';
+import type { DataplaneStatus } from '../../felix/index.js';
 import type { EnforcerStatus } from '../policy/enforcer.js';
 
 /** Calico's peer types, as `calicoctl node status` names them in its PEER TYPE column. */

@@ -10,10 +10,8 @@
 //
 // Every error names the flag, the value and what would be accepted; the CLI prints it and exits 2.
 
-import { parseCommunity as parseBgpCommunity } from '../../bgp/community.js';
+import { parseCommunity as parseBgpCommunity, parseIpv4, parsePrefix, tryParseIpv4, BGP_PORT, type Prefix } from '../../bgp/index.js';
 import { parseArgs } from 'node:util';
-import { parseIpv4, parsePrefix, tryParseIpv4 } from '../../bgp/ip.js';
-import { BGP_PORT, type Prefix } from '../../bgp/types.js';
 import { UsageError } from './usage-error.js';
 
 export interface PeerOption {

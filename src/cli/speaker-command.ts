@@ -3,11 +3,7 @@
 
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { formatIpv4, formatPrefix, prefixKey } from '../../bgp/ip.js';
-import { notificationReason } from '../../bgp/errors.js';
-import { nativeSocketOptions } from '../../bgp/socket-options.js';
-import { Speaker, type OriginatedRoute } from '../../bgp/speaker.js';
-import { Origin, type PathAttributes } from '../../bgp/types.js';
+import { formatIpv4, formatPrefix, prefixKey, notificationReason, nativeSocketOptions, Speaker, type OriginatedRoute, Origin, type PathAttributes } from '../../bgp/index.js';
 import { createLogger } from '../log.js';
 import { setCrashPath } from '../fatal.js';
 import { parseAnnounce, type AnnounceOption, type PeerOption, type SpeakerOptions } from './speaker-args.js';

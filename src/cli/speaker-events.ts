@@ -6,9 +6,7 @@
 //   {"event":"notification","peer":"127.0.0.2","direction":"sent","code":2,"subcode":2,"reason":"Bad Peer AS"}
 //   {"event":"end-of-rib","peer":"127.0.0.2"}   {"event":"listening","address":"127.0.0.9","port":179}
 
-import { formatLargeCommunities } from '../../bgp/codec/attributes.js';
-import { formatIpv4, formatPrefix } from '../../bgp/ip.js';
-import { AsPathSegmentType, type PathAttributes, type Prefix } from '../../bgp/types.js';
+import { formatLargeCommunities, formatIpv4, formatPrefix, AsPathSegmentType, type PathAttributes, type Prefix } from '../../bgp/index.js';
 
 const ORIGIN_NAMES = ['igp', 'egp', 'incomplete'] as const;
 

@@ -3,7 +3,7 @@
 // Kubernetes Node's annotations, Pods → WorkloadEndpoints, NetworkPolicies, Namespaces. No I/O: the
 // Datastore (kubernetes.ts) and the watch (kube-watch.ts) call these on what the API server answers.
 
-import { workloadInterfaceName } from '../../felix/route-calc.js';
+import { workloadInterfaceName } from '../../felix/index.js';
 import type { EndpointPort, Kind, NetworkPolicySpec, NodeSpec, ObjectMeta, Resource, WorkloadEndpointSpec } from '../resources/types.js';
 import { API_VERSION, FOREIGN_API_VERSIONS } from '../resources/types.js';
 import { NAMESPACE_NAME_LABEL } from '../resources/defaults.js';

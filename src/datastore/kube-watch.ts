@@ -1,7 +1,7 @@
 // One kind's watch on the Kubernetes API (the Datastore's `watch`): a stream from the last resourceVersion
 // seen, re-opened when it ends (backing off up to 5 s), re-listed with a `sync` event on 410 Gone.
 
-import type { Clock, TimerHandle } from '../../bgp/clock.js';
+import type { Clock, TimerHandle } from '../../bgp/index.js';
 import type { Kind, Resource } from '../resources/types.js';
 import { describeCause, type StatusBody } from './kube-errors.js';
 import { convertWatched, podToWorkloadEndpoint, type KubeMeta, type PodLike } from './kube-mapping.js';

@@ -25,7 +25,7 @@
 // errors → Datastore errors), kube-watch.ts (one kind's watch); this file is the Datastore itself, the one
 // place that calls the API server (test/unit/manifests.test.ts reads its calls against the RBAC rules).
 
-import { systemClock, type Clock } from '../../bgp/clock.js';
+import { systemClock, type Clock } from '../../bgp/index.js';
 import { CoreV1Api, CustomObjectsApi, NetworkingV1Api, PatchStrategy, Watch, setHeaderOptions, type V1Pod } from '@kubernetes/client-node';
 import { kubeClient } from './kube-client.js';
 import type { Kind, Resource } from '../resources/types.js';
@@ -77,7 +77,7 @@ export {
 } from './kube-mapping.js';
 export { parseWorkloadEndpointName, workloadEndpointName } from '../resources/workload-names.js';
 /** Calico's host-side interface name for a pod: one definition, felix's. */
-export { workloadInterfaceName } from '../../felix/route-calc.js';
+export { workloadInterfaceName } from '../../felix/index.js';
 
 export interface KubernetesOptions {
   /** Path of a kubeconfig file; default: $KUBECONFIG, ~/.kube/config, or the in-cluster service account. */

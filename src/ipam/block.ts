@@ -7,7 +7,7 @@
 //   unallocated          = the free ordinals, in the order they will be handed out;
 //   attributes[i]        = { handle_id, secondary }, shared by every ordinal of the same handle.
 
-import { formatIpv4, parsePrefix, prefixContains, tryParseIpv4 } from '../../bgp/ip.js';
+import { formatIpv4, parsePrefix, prefixContains, tryParseIpv4 } from '../../bgp/index.js';
 import type { IPAMBlockSpec } from '../resources/types.js';
 
 /** A new block with every address free, affine to `node` (or to no node when null). */

@@ -26,8 +26,7 @@
 // node, namespace, pod, type) to say whose an address was — which decides what to do: what a node that no
 // longer exists left behind, `tortie delete node` releases; what an existing node's pod left, its CNI GC.
 
-import { formatIpv4, parsePrefix, prefixContains, tryParseIpv4 } from '../../bgp/ip.js';
-import type { Prefix } from '../../bgp/types.js';
+import { formatIpv4, parsePrefix, prefixContains, tryParseIpv4, type Prefix } from '../../bgp/index.js';
 import type { Datastore } from '../datastore/types.js';
 import type { IPAMBlockSpec, Resource } from '../resources/types.js';
 import { ATTRIBUTE_KEYS, attributesAt } from './attributes.js';

@@ -9,7 +9,7 @@
 // Claims in flight on one node in one process are shared (claimShared): concurrent assigns wait for the
 // one claim rather than each claiming a block.
 
-import { parsePrefix, prefixContains } from '../../bgp/ip.js';
+import { parsePrefix, prefixContains } from '../../bgp/index.js';
 import { AlreadyExistsError, ConflictError, NotFoundError } from '../datastore/types.js';
 import { affinityName, blockName } from '../resources/ipam-names.js';
 import { API_VERSION } from '../resources/types.js';

@@ -12,7 +12,7 @@
 //   back as Calico's claim does with an affinity that is not confirmed (the block is rewritten first, so a
 //   release still running fails its compare-and-swap, reads again and wins).
 
-import { parseIpv4 } from '../../bgp/ip.js';
+import { parseIpv4 } from '../../bgp/index.js';
 import { NotFoundError } from '../datastore/types.js';
 import { affinityName, blockName } from '../resources/ipam-names.js';
 import type { IPAMBlockSpec } from '../resources/types.js';

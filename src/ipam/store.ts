@@ -2,8 +2,7 @@
 // retry loop, the pools that select a node, the block list, and the IPAMHandle bookkeeping. claim.ts,
 // assign.ts, release.ts and usage.ts are functions over one IpamStore; ipam.ts is the class callers use.
 
-import { systemClock, type Clock } from '../../bgp/clock.js';
-import { parsePrefix, prefixContains } from '../../bgp/ip.js';
+import { systemClock, type Clock, parsePrefix, prefixContains } from '../../bgp/index.js';
 import { AlreadyExistsError, ConflictError, NotFoundError, type Datastore } from '../datastore/types.js';
 // selector.js itself, not the resources index: the index pulls in `yaml`, which the CNI plugin's ADD
 // (this module, in a fresh process per pod) does not need.

@@ -1,6 +1,6 @@
 // The IPAM's vocabulary: options, errors, what a release or a settlement did. No logic.
 
-import type { Clock } from '../../bgp/clock.js';
+import type { Clock } from '../../bgp/index.js';
 import type { Resource } from '../resources/types.js';
 
 export interface IpamUsage {

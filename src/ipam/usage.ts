@@ -1,6 +1,6 @@
 // What is where: a node's blocks, and pools and blocks with their sizes and allocation counts (`tortie ipam show`).
 
-import { parseIpv4 } from '../../bgp/ip.js';
+import { parseIpv4 } from '../../bgp/index.js';
 import * as blocks from './block.js';
 import { blockInPool, type IpamStore } from './store.js';
 import type { IpamUsage, Pool } from './types.js';

@@ -24,7 +24,7 @@
 
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { findProgram, missingPrograms } from '../../felix/programs.js';
+import { findProgram, missingPrograms } from '../../felix/index.js';
 import { formatNodeStatus } from '../agent/status-format.js';
 import { tunnelWarnings, waitConverged } from './converge.js';
 import { buildNetwork, existingNamespaces } from './network.js';

@@ -1,7 +1,6 @@
 // `lab ping`: every workload pings every other (one echo each, at most 8 at a time), as a matrix.
 
-import { findProgram, missingProgramMessage } from '../../felix/programs.js';
-import { runCommand } from '../../felix/command.js';
+import { findProgram, missingProgramMessage, runCommand } from '../../felix/index.js';
 import type { LabState } from './state.js';
 
 export interface PingMatrix {

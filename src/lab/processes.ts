@@ -5,7 +5,7 @@
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
-import { runCommandSync, startDetached } from '../../felix/command.js';
+import { runCommandSync, startDetached } from '../../felix/index.js';
 import { saveState, type LabProcess, type LabState } from './state.js';
 
 const COMMAND_TIMEOUT_MS = 20_000;

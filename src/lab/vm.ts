@@ -22,7 +22,7 @@
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { runCommandSync, startDetached } from '../../felix/command.js';
+import { runCommandSync, startDetached } from '../../felix/index.js';
 import type { LabOptions } from './plan.js';
 
 /** What `tortie lab status|ping|down` may ask the VM. */

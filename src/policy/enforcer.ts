@@ -8,9 +8,8 @@
 // failed write is retried after `retryMs` with a full resync, because after a failure the driver no
 // longer knows what the kernel holds.
 
-import { systemClock, type Clock, type TimerHandle } from '../../bgp/clock.js';
-import type { Logger } from '../../bgp/log.js';
-import type { ApplyStats, PolicyDataplane } from '../../felix/policy-dataplane.js';
+import { systemClock, type Clock, type TimerHandle, type Logger } from '../../bgp/index.js';
+import type { ApplyStats, PolicyDataplane } from '../../felix/index.js';
 import type { Resource } from '../resources/types.js';
 import { renderFilter } from './render.js';
 import { buildWorld, compileEndpoints } from './semantics.js';

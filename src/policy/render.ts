@@ -20,7 +20,7 @@
 // just the sets whose members change and the chains of pods whose set of selecting policies changes.
 
 import { createHash } from 'node:crypto';
-import type { DesiredFilter, FilterChain, FilterSet } from '../../felix/policy-dataplane.js';
+import type { DesiredFilter, FilterChain, FilterSet } from '../../felix/index.js';
 import type { CompiledEndpoint, CompiledPort, CompiledRule, Direction } from './semantics.js';
 
 const PROTOCOL_NUMBER = { TCP: 6, UDP: 17, SCTP: 132 } as const;

@@ -3,7 +3,7 @@
 // carry IPv6 too, so here an address is a bigint with its family, which makes overlap one comparison.
 
 import { isIPv6 } from 'node:net';
-import { tryParseIpv4 } from '../../bgp/ip.js';
+import { tryParseIpv4 } from '../../bgp/index.js';
 
 export type Family = 4 | 6;
 

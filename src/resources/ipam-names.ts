@@ -4,7 +4,7 @@
 //   BlockAffinity node-a, 10.244.1.0/26      → "node-a-10-244-1-0-26"
 //   IPAMHandle    handle id                  → the id itself
 
-import { formatPrefix, parsePrefix } from '../../bgp/ip.js';
+import { formatPrefix, parsePrefix } from '../../bgp/index.js';
 
 /** "10.244.1.0/26" → "10-244-1-0-26". */
 export function blockName(cidr: string): string {

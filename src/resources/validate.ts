@@ -7,8 +7,7 @@
 // smaller than one block is fine only when disabled), and values arrive in Calico's lenient forms (asdot
 // AS numbers, "ip:port", Go durations), which must be read exactly as Calico reads them.
 
-import { parseCommunity } from '../../bgp/community.js';
-import { parsePrefix, tryParseIpv4 } from '../../bgp/ip.js';
+import { parseCommunity, parsePrefix, tryParseIpv4 } from '../../bgp/index.js';
 import { cidrsOverlap, familyBits, formatCidrNetwork, parseAddress, parseCidr, type Cidr } from './cidr.js';
 import { KIND_INFO } from './kinds.js';
 import { show, type Problem } from './problems.js';

@@ -1,0 +1,26 @@
+// What a Speaker (./speaker.ts) tells its owner — the typed events (`SpeakerEvents`) — and the routes it is
+// given to originate. Types only; ./speaker.ts re-exports them.
+
+import type { RibEntry } from './peer-report.js';
+import type { SessionState } from './session.js';
+import type { PathAttributes, Prefix } from './types.js';
+
+export interface OriginatedRoute {
+  prefix: Prefix;
+  /** ORIGIN, NEXT_HOP, MED, LOCAL_PREF, COMMUNITIES as the operator set them; AS_PATH is built per peer. */
+  attrs: PathAttributes;
+}
+
+export interface SpeakerEvents {
+  state: [{ peer: string; from: SessionState; to: SessionState; reason?: string }];
+  /** What one peer sent (after RFC 7606 handling), before import policy. */
+  update: [{ peer: string; announced: Array<{ prefix: Prefix; attrs: PathAttributes }>; withdrawn: Prefix[] }];
+  endOfRib: [{ peer: string }];
+  notification: [{ peer: string; direction: 'sent' | 'received'; code: number; subcode: number; data: Uint8Array; reason: string }];
+  /** Loc-RIB best routes that changed, in one batch per handled message or operation. */
+  bestChanged: [ReadonlyArray<{ prefix: Prefix; best: RibEntry | null }>];
+  /** Route selection is no longer deferred (immediately unless restarting, RFC 4724 §4.1). */
+  ready: [];
+  /** The import judge refused a route: a new announcement, or a held route judged again (`rejudge`). */
+  refused: [{ peer: string; prefix: Prefix; reason: string }];
+}
