@@ -22,7 +22,7 @@
 import { chmod, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { systemClock, type Clock, type TimerHandle } from '../../bgp/clock.js';
+import { systemClock, type Clock, type TimerHandle } from '../../bgp/index.js';
 import { serviceAccountKubeconfig } from '../cni/install.js';
 
 export const DEFAULT_CNI_SERVICE_ACCOUNT = 'tortie-cni';
