@@ -4,7 +4,7 @@
 // judge depends on changed (the Speaker's `rejudge`).
 
 import { prefixContains, prefixKey } from './ip.js';
-import { importRoute, type AdjRibIn, type AttrTable, type LocalSpeaker, type PeerPolicy, type Route } from './rib/index.js';
+import { importVerdict, Route, type AdjRibIn, type AttrTable, type LocalSpeaker, type PeerPolicy } from './rib/index.js';
 import type { PathAttributes, Prefix } from './types.js';
 
 /**
@@ -45,8 +45,10 @@ export function judgeImport(
   judge: ImportJudge | undefined,
   onRefused: (route: Route, reason: string) => void,
 ): Route | null {
-  const route = importRoute(received, peer.policy, peer.local, table);
-  const reason = route === null || judge === undefined ? null : judge(route);
+  const verdict = importVerdict(received, peer.policy, peer.local, table);
+  const route = verdict instanceof Route ? verdict : null;
+  // The peer's own filter refused it, or else the judge (import protection) may.
+  const reason = verdict !== null && !(verdict instanceof Route) ? verdict.refused : route === null || judge === undefined ? null : judge(route);
   if (reason === null) {
     peer.refused.delete(received.key);
     return route;

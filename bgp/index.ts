@@ -13,4 +13,5 @@ export { nativeSocketOptions } from './socket-options.js';
 export { Speaker, tcpAcceptor, type Acceptor, type ImportJudge, type OriginatedRoute, type PeerSpec, type PeerStatus, type RefusedRoute, type RibEntry, type SpeakerConfig } from './speaker.js';
 export { diagnoseTcpSecurity, formatTcpSecurityFindings, parseTcpSecurityCounters, type TcpSecurityCounters } from './tcp-diagnosis.js';
 export { tcpTransport, type Connection, type Transport } from './transport.js';
-export { AsPathSegmentType, BGP_PORT, Origin, type PathAttributes, type Prefix } from './types.js';
+export { Route } from './rib/route.js';
+export { AsPathSegmentType, BGP_PORT, Origin, type AsPathSegment, type PathAttributes, type Prefix } from './types.js';

@@ -28,11 +28,12 @@ export {
   importAttributes,
   importRejection,
   importRoute,
+  importVerdict,
   isThirdPartyNextHop,
   prependAs,
   rewriteForPeer,
 } from './policy.js';
-export type { LocalSpeaker, NextHopMode, PeerPolicy, SharedSubnet } from './policy.js';
+export type { ImportFilterResult, LocalSpeaker, NextHopMode, PeerPolicy, SharedSubnet } from './policy.js';
 export { AdjRibOut } from './adj-rib-out.js';
 export type { AnnounceGroup, PendingUpdates } from './adj-rib-out.js';
 export { UpdateGroup } from './update-group.js';

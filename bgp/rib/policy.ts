@@ -53,6 +53,9 @@ export interface LocalSpeaker {
   readonly address: number;
 }
 
+/** What a peer's import filter says of one route (see PeerPolicy.importFilter). */
+export type ImportFilterResult = Route | null | { readonly refused: string };
+
 /** A peer, as policy sees it. */
 export interface PeerPolicy {
   readonly address: number;
@@ -74,9 +77,16 @@ export interface PeerPolicy {
   readonly sharedSubnet?: SharedSubnet;
   /** How many times our AS may appear in a received AS_PATH (Calico's numAllowedLocalASNumbers). Default 0. */
   readonly allowOwnAs?: number;
-  /** Runs after the RFC import checks; returns the route to keep (possibly with other attributes) or null. */
-  readonly importFilter?: (route: Route) => Route | null;
-  /** Runs before the RFC export rules on the Loc-RIB route; returns the route to export or null. */
+  /**
+   * Runs after the RFC import checks: the route to keep (the same Route, or one with other attributes —
+   * they need not come from the table, importVerdict makes them canonical), null to drop it, or a refusal
+   * with a reason code (the speaker holds and reports it like an import judge's refusal).
+   */
+  readonly importFilter?: (route: Route) => ImportFilterResult;
+  /**
+   * Runs before the RFC export rules on the Loc-RIB route; returns the route to export (its attributes may
+   * be new, not from the table: they are rewritten for the peer and made canonical then) or null.
+   */
   readonly exportFilter?: (route: Route) => Route | null;
 }
 
@@ -157,10 +167,23 @@ export function importAttributes(attrs: PathAttributes, from: RouteSource): Path
  * used. The result is the same Route object when nothing changed (so the Loc-RIB shares the Adj-RIB-In's).
  */
 export function importRoute(route: Route, peer: PeerPolicy, local: LocalSpeaker, table: AttrTable): Route | null {
+  const verdict = importVerdict(route, peer, local, table);
+  return verdict instanceof Route ? verdict : null;
+}
+
+/**
+ * importRoute with the filter's refusal kept: the Route to use, null (dropped by the RFC rules or the
+ * filter), or `{ refused }` with the filter's reason. A Route the filter returns with other attributes
+ * gets the table's canonical set of them.
+ */
+export function importVerdict(route: Route, peer: PeerPolicy, local: LocalSpeaker, table: AttrTable): ImportFilterResult {
   if (importRejection(route.attrs, local, peer.allowOwnAs ?? 0) !== null) return null;
   const attrs = importAttributes(route.attrs, route.source);
   const imported = attrs === route.attrs ? route : new Route(route.key, table.canonical(attrs), route.source, route.stale);
-  return peer.importFilter === undefined ? imported : peer.importFilter(imported);
+  if (peer.importFilter === undefined) return imported;
+  const filtered = peer.importFilter(imported);
+  if (!(filtered instanceof Route) || filtered.attrs === imported.attrs) return filtered;
+  return new Route(filtered.key, table.canonical(filtered.attrs), filtered.source, filtered.stale);
 }
 
 // ---------------------------------------------------------------------------------------------- export

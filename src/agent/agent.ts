@@ -43,7 +43,7 @@ import { PasswordBook } from './passwords.js';
 import { planPeers } from './planner.js';
 import type { SecretSource } from './secrets.js';
 import { AgentServers, type ServeControl, type StartHealth } from './servers.js';
-import { importContextOf, nodeSubnet, SpeakerKeeper, type SpeakerIdentity, type SpeakerLike } from './speaker-keeper.js';
+import { importContextOf, insideSubnetOf, nodeSubnet, SpeakerKeeper, type SpeakerIdentity, type SpeakerLike } from './speaker-keeper.js';
 import { agentReadiness, agentStatus, notInEffectWarnings, packageVersion, TcpDropWatch } from './status.js';
 import type { AgentStatus, PeeringPlan, Readiness, RouteRow } from './types.js';
 
@@ -87,7 +87,7 @@ export interface AgentDeps extends KernelDataplaneDeps {
 
 /** Kinds whose change can change the peering plan (the rest only move originated routes). IPPool is here
  *  because the export filter is derived from the pools. */
-const PEERING_KINDS: ReadonlySet<string> = new Set(['Node', 'BGPConfiguration', 'BGPPeer', 'IPPool']);
+const PEERING_KINDS: ReadonlySet<string> = new Set(['Node', 'BGPConfiguration', 'BGPPeer', 'BGPFilter', 'IPPool']);
 /** Kinds the import protection judges by (./import-guard.ts). */
 const IMPORT_GUARD_KINDS: ReadonlySet<string> = new Set(['Node', 'BGPConfiguration', 'IPPool', 'IPAMBlock', 'BlockAffinity']);
 
@@ -247,7 +247,7 @@ export class Agent {
       blocks: this.blocks,
       dataplane: this.dataplane?.status(),
       policy: this.policy?.status(),
-      warnings: this.warnings,
+      warnings: [...this.warnings, ...this.keeper.filterProblems],
       notInEffect: notInEffectWarnings(this.cache, this.config.nodeName),
     });
   }
@@ -339,7 +339,16 @@ export class Agent {
     if (peeringChanged || this.passwords.empty) await this.resolvePasswords(plan);
     // A peer whose password cannot be read is not started at all: never a session without it.
     const startable = plan.peers.filter((p) => this.passwords.problem(p) === undefined);
-    this.keeper.setPeers(startable, { pools, localAs: plan.localAsNumber, subnet, passwordOf: (p) => this.passwords.passwordOf(p) });
+    const hostInterface = this.ip?.hostInterface ?? null;
+    this.keeper.setPeers(startable, {
+      pools,
+      bgpFilters: cache.list('BGPFilter'),
+      localAs: plan.localAsNumber,
+      subnet,
+      // BGPFilter `interface`: a next hop on the node's own subnet leaves through the host interface.
+      interfaceOf: (address) => (hostInterface !== null && subnet !== undefined && insideSubnetOf(subnet, address) ? hostInterface : undefined),
+      passwordOf: (p) => this.passwords.passwordOf(p),
+    });
     const prefixes = originatedPrefixes({
       nodeName: this.config.nodeName,
       pools,

@@ -25,6 +25,8 @@ export const AGENT_API_CALLS: readonly ApiGrant[] = [
   { verb: 'watch', resource: `bgpconfigurations.${CRD}`, uses: /CACHED_KINDS = \[[^\]]*'BGPConfiguration'/, why: 'the cache' },
   { verb: 'list', resource: `bgppeers.${CRD}`, uses: /CACHED_KINDS = \[[^\]]*'BGPPeer'/, why: 'the cache' },
   { verb: 'watch', resource: `bgppeers.${CRD}`, uses: /CACHED_KINDS = \[[^\]]*'BGPPeer'/, why: 'the cache' },
+  { verb: 'list', resource: `bgpfilters.${CRD}`, uses: /CACHED_KINDS = \[[^\]]*'BGPFilter'/, why: "the cache (a BGPPeer's filters)" },
+  { verb: 'watch', resource: `bgpfilters.${CRD}`, uses: /CACHED_KINDS = \[[^\]]*'BGPFilter'/, why: 'the cache' },
   { verb: 'list', resource: `ippools.${CRD}`, uses: /CACHED_KINDS = \[[^\]]*'IPPool'/, why: 'the cache; the default pool check' },
   { verb: 'watch', resource: `ippools.${CRD}`, uses: /CACHED_KINDS = \[[^\]]*'IPPool'/, why: 'the cache' },
   // RBAC cannot limit create by name (the name is in the body, not the URL): the agent creates only the

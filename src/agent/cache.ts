@@ -14,7 +14,7 @@ import { systemClock, type Clock, type TimerHandle } from '../../bgp/index.js';
 import type { Datastore, Watch, WatchEvent } from '../datastore/types.js';
 import type { Kind, Resource } from '../resources/types.js';
 
-export const CACHED_KINDS = ['Node', 'BGPConfiguration', 'BGPPeer', 'IPPool', 'IPAMBlock', 'BlockAffinity', 'WorkloadEndpoint', 'NetworkPolicy', 'Namespace'] as const;
+export const CACHED_KINDS = ['Node', 'BGPConfiguration', 'BGPPeer', 'BGPFilter', 'IPPool', 'IPAMBlock', 'BlockAffinity', 'WorkloadEndpoint', 'NetworkPolicy', 'Namespace'] as const;
 export type CachedKind = (typeof CACHED_KINDS)[number];
 
 export interface CacheOptions {

@@ -64,6 +64,8 @@ interface Candidate {
   password?: SecretKeyRef;
   /** BGPPeer.spec.ttlSecurity (GTSM hops), when not 0. */
   ttlSecurity?: number;
+  /** BGPPeer.spec.filters: BGPFilter names, in order. */
+  filters?: string[];
   fromResource: string;
 }
 
@@ -222,7 +224,7 @@ function nextHopOf(spec: Resource<'BGPPeer'>['spec']): Pick<Candidate, 'nextHopM
 export const MAX_PREFIXES_ANNOTATION = 'tortie.dev/max-prefixes';
 
 /** The fields every peering made from a BGPPeer carries (Calico's setPeerConfigFieldsFromV3Resource). */
-function sharedFields(cluster: Cluster, peer: Resource<'BGPPeer'>): Pick<Candidate, 'sourceAddress' | 'restartTime' | 'keepaliveTime' | 'nextHopMode' | 'keepOriginalNextHop' | 'fromResource' | 'maxPrefixes' | 'password' | 'ttlSecurity'> {
+function sharedFields(cluster: Cluster, peer: Resource<'BGPPeer'>): Pick<Candidate, 'sourceAddress' | 'restartTime' | 'keepaliveTime' | 'nextHopMode' | 'keepOriginalNextHop' | 'fromResource' | 'maxPrefixes' | 'password' | 'ttlSecurity' | 'filters'> {
   const s = peer.spec;
   const what = `BGPPeer ${peer.metadata.name}`;
   const out: ReturnType<typeof sharedFields> = { sourceAddress: s.sourceAddress ?? 'UseNodeIP', fromResource: peer.metadata.name, ...nextHopOf(s) };
@@ -238,6 +240,7 @@ function sharedFields(cluster: Cluster, peer: Resource<'BGPPeer'>): Pick<Candida
   if (ref !== undefined) out.password = { name: ref.name, key: ref.key };
   // Calico: ttlSecurity 0 is off; N → BIRD's `ttl security on; multihop N`.
   if (s.ttlSecurity !== undefined && s.ttlSecurity > 0) out.ttlSecurity = s.ttlSecurity;
+  if (s.filters !== undefined && s.filters.length > 0) out.filters = [...s.filters];
   return out;
 }
 
@@ -443,6 +446,7 @@ function finish(type: 'Global' | 'Node', c: Candidate, self: NodeView, ourIp: st
   if (c.sourceAddress === 'UseNodeIP') peer.sourceAddress = ourIp;
   if (c.password !== undefined) peer.password = c.password;
   if (c.ttlSecurity !== undefined) peer.ttlSecurity = c.ttlSecurity;
+  if (c.filters !== undefined) peer.filters = c.filters;
   return peer;
 }
 

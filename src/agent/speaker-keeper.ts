@@ -13,7 +13,8 @@
 // - Felix may delete last run's remote routes only when BGP has re-learned what it will (`onSettled`):
 //   see settleIfDone. Every timer here runs on the injected clock.
 
-import { type Clock, type TimerHandle, parseIpv4, formatPrefix, parsePrefix, prefixContains, Speaker, tcpAcceptor, type Acceptor, type ImportJudge, type OriginatedRoute, type PeerSpec, type RibEntry, type SpeakerConfig, tcpTransport, type Connection, type Transport, Origin, type Prefix } from '../../bgp/index.js';
+import { type Clock, type TimerHandle, parseIpv4, formatPrefix, parsePrefix, prefixContains, Speaker, tcpAcceptor, type Acceptor, type ImportJudge, type OriginatedRoute, type PeerSpec, type RibEntry, type SpeakerConfig, tcpTransport, type Connection, type Transport, Origin, Route, type PathAttributes, type Prefix } from '../../bgp/index.js';
+import { compilePeerFilter, missingFilters, type FilterRoute } from './bgp-filter.js';
 import type { Resource } from '../resources/index.js';
 import type { Logger } from '../log.js';
 import { affineBlocks, calicoExportFilter, prefixCommunities } from './advertise.js';
@@ -75,7 +76,7 @@ class ConnectionTracker {
  * BGPPeer gives that). iBGP peers and eBGP peers outside the subnet do not use it, so they do not get it:
  * a change of prefix length then restarts only the sessions it matters to.
  */
-function toPeerSpec(peer: DesiredPeer, exportFilter: PeerSpec['exportFilter'], nodeAs: number, subnet: string | undefined, password?: string): PeerSpec {
+function toPeerSpec(peer: DesiredPeer, hooks: PeerHooks, nodeAs: number, subnet: string | undefined, password?: string): PeerSpec {
   return {
     // TCP-MD5 (BGPPeer password / nodeMeshPassword), resolved from its Secret.
     ...(password !== undefined ? { password } : {}),
@@ -96,7 +97,9 @@ function toPeerSpec(peer: DesiredPeer, exportFilter: PeerSpec['exportFilter'], n
     ...(peer.keepaliveTime !== undefined ? { keepaliveTime: peer.keepaliveTime } : {}),
     // BGPPeer annotation tortie.dev/max-prefixes (RFC 4486 Cease past it); else TORTIE_BGP_MAX_PREFIXES.
     ...(peer.maxPrefixes !== undefined ? { maxPrefixes: peer.maxPrefixes } : {}),
-    ...(exportFilter !== undefined ? { exportFilter } : {}),
+    ...(hooks.exportFilter !== undefined ? { exportFilter: hooks.exportFilter } : {}),
+    // BGPPeer filters: the import side of its BGPFilters.
+    ...(hooks.importFilter !== undefined ? { importFilter: hooks.importFilter } : {}),
     ...(subnet !== undefined && peer.asNumber !== peer.localAsNumber && insideSubnet(subnet, peer.address) ? { subnet } : {}),
   };
 }
@@ -107,6 +110,74 @@ function insideSubnet(subnet: string, address: string): boolean {
   } catch {
     return false;
   }
+}
+
+/** Whether `address` (uint32) is inside `subnet` ("198.18.0.11/24"); false when the subnet does not parse. */
+export function insideSubnetOf(subnet: string, address: number): boolean {
+  try {
+    return prefixContains(parsePrefix(subnet), address);
+  } catch {
+    return false;
+  }
+}
+
+/** The hooks a peer's BGPFilters make (./bgp-filter.ts), on top of Calico's default export rules. */
+interface PeerHooks {
+  importFilter?: PeerSpec['importFilter'];
+  exportFilter: PeerSpec['exportFilter'];
+}
+
+/**
+ * A peer's BGPFilters as Speaker hooks. Import: a Reject is held as refused with the rule that refused it
+ * (`node routes` shows it), an Accept keeps the route with the rule's operations applied, no match keeps it
+ * unchanged. Export: a Reject is not sent, an Accept is sent (with its operations) even where Calico's
+ * default rules would not, no match leaves the decision to those default rules — as Calico's BIRD config
+ * calls the filter functions before calico_export_to_bgp_peers().
+ */
+function filterHooks(
+  names: readonly string[],
+  filters: ReadonlyArray<Resource<'BGPFilter'>>,
+  ebgp: boolean,
+  defaultExport: NonNullable<PeerSpec['exportFilter']>,
+  interfaceOf: (address: number) => string | undefined,
+): PeerHooks {
+  const view = (route: Route): FilterRoute => {
+    const iface = route.attrs.nextHop !== undefined && !route.source.local ? interfaceOf(route.attrs.nextHop) : undefined;
+    return { addr: route.prefix.addr, len: route.prefix.len, attrs: route.attrs, learned: route.source.local !== true, ...(iface !== undefined ? { iface } : {}) };
+  };
+  // An Accept with operations gives new attributes; the same input set gives the same output object, so the
+  // Speaker's export cache (keyed by attribute identity) still rewrites each distinct set once.
+  const rewritten = new WeakMap<object, Map<string, Route['attrs']>>();
+  const withAttrs = (route: Route, rule: string, attrs: PathAttributes): Route => {
+    if (attrs === route.attrs) return route;
+    let byRule = rewritten.get(route.attrs);
+    if (byRule === undefined) rewritten.set(route.attrs, (byRule = new Map()));
+    let out = byRule.get(rule);
+    if (out === undefined) byRule.set(rule, (out = Object.freeze({ ...attrs }) as Route['attrs']));
+    return new Route(route.key, out, route.source, route.stale);
+  };
+  const importFn = compilePeerFilter(names, filters, 'import', ebgp);
+  const exportFn = compilePeerFilter(names, filters, 'export', ebgp);
+  const hooks: PeerHooks = {
+    exportFilter:
+      exportFn === undefined
+        ? defaultExport
+        : (route) => {
+            const decision = exportFn(view(route));
+            if (decision.action === 'reject') return null;
+            if (decision.action === 'accept') return withAttrs(route, decision.rule, decision.attrs);
+            return defaultExport(route);
+          },
+  };
+  if (importFn !== undefined) {
+    hooks.importFilter = (route) => {
+      const decision = importFn(view(route));
+      if (decision.action === 'reject') return { refused: `filter ${decision.rule.replace(/^BGPFilter /, '')}` };
+      if (decision.action === 'accept') return withAttrs(route, decision.rule, decision.attrs);
+      return route;
+    };
+  }
+  return hooks;
 }
 
 /**
@@ -190,6 +261,8 @@ export class SpeakerKeeper {
   /** (peer, reason) pairs already logged at info by this Speaker: later refusals of the pair go to debug. */
   private readonly refusalsLogged = new Set<string>();
   private exportFilterCache: { key: string; filter: PeerSpec['exportFilter'] } | null = null;
+  /** Per peer (by name): its BGPFilter hooks and what they were made from (see hooksFor). */
+  private readonly hooksCache = new Map<string, { key: string; defaultExport: PeerSpec['exportFilter']; hooks: PeerHooks }>();
   /** What the import judge judges by (null until the agent's first pass sets it; see rejudge). */
   importContext: ImportContext | null = null;
   /** Import protection (./import-guard.ts) is the Speaker's import judge, always on. */
@@ -229,9 +302,41 @@ export class SpeakerKeeper {
   }
 
   /** The plan's peers (those whose password could be read) as the Speaker's peer set. */
-  setPeers(peers: readonly DesiredPeer[], context: { pools: Array<Resource<'IPPool'>>; localAs: number; subnet: string | undefined; passwordOf: (peer: DesiredPeer) => string | undefined }): void {
+  setPeers(
+    peers: readonly DesiredPeer[],
+    context: {
+      pools: Array<Resource<'IPPool'>>;
+      bgpFilters?: ReadonlyArray<Resource<'BGPFilter'>>;
+      localAs: number;
+      subnet: string | undefined;
+      interfaceOf?: (address: number) => string | undefined;
+      passwordOf: (peer: DesiredPeer) => string | undefined;
+    },
+  ): void {
     const filter = this.exportFilterFor(context.pools);
-    this.speakerNow?.setPeers(peers.map((p) => toPeerSpec(p, filter, context.localAs, context.subnet, context.passwordOf(p))));
+    const hooksFor = (p: DesiredPeer): PeerHooks => this.hooksFor(p, filter, context.bgpFilters ?? [], context.interfaceOf ?? (() => undefined));
+    this.speakerNow?.setPeers(peers.map((p) => toPeerSpec(p, hooksFor(p), context.localAs, context.subnet, context.passwordOf(p))));
+    this.filterProblems = peers.flatMap((p) => missingFilters(p.filters ?? [], context.bgpFilters ?? []).map((name) => `BGPPeer ${p.fromResource ?? p.name}: spec.filters names BGPFilter ${name}, which does not exist; the peer's other filters apply`));
+  }
+
+  /** Problems with the peers' BGPFilters (a filter named but missing), for `node status`. */
+  filterProblems: string[] = [];
+
+  /**
+   * A peer's hooks, the same function objects while what shapes them is the same (the Speaker restarts a
+   * peer whose hooks changed): its filters' names and specs, eBGP or not, and the default export filter.
+   */
+  private hooksFor(peer: DesiredPeer, defaultExport: PeerSpec['exportFilter'], filters: ReadonlyArray<Resource<'BGPFilter'>>, interfaceOf: (address: number) => string | undefined): PeerHooks {
+    const names = peer.filters ?? [];
+    if (names.length === 0 || defaultExport === undefined) return { exportFilter: defaultExport };
+    const ebgp = peer.asNumber !== peer.localAsNumber;
+    const used = names.map((name) => filters.find((f) => f.metadata.name === name)?.spec ?? null);
+    const key = JSON.stringify([names, used, ebgp]);
+    const cached = this.hooksCache.get(peer.name);
+    if (cached !== undefined && cached.key === key && cached.defaultExport === defaultExport) return cached.hooks;
+    const hooks = filterHooks(names, filters, ebgp, defaultExport, interfaceOf);
+    this.hooksCache.set(peer.name, { key, defaultExport, hooks });
+    return hooks;
   }
 
   /** Our prefixes, next hop our address; BGPConfiguration prefixAdvertisements: Calico's apply_communities(). */
@@ -437,12 +542,13 @@ export class SpeakerKeeper {
     this.options.metrics.observeImportRefused(event.peer, event.reason);
     const pair = `${event.peer}|${event.reason}`;
     const fields = { peer: event.peer, prefix: formatPrefix(event.prefix), reason: event.reason };
+    const by = event.reason.startsWith('filter ') ? 'BGPFilter' : 'import protection';
     if (this.refusalsLogged.has(pair)) {
-      this.options.log.debug(fields, 'import protection: route refused');
+      this.options.log.debug(fields, `${by}: route refused`);
       return;
     }
     this.refusalsLogged.add(pair);
-    this.options.log.info(fields, 'import protection: route refused (further refusals of this peer for this reason are logged at debug)');
+    this.options.log.info(fields, `${by}: route refused (further refusals of this peer for this reason are logged at debug)`);
   }
 
   /** On every session state change: only what the metrics need, not the whole status (no per-route scan). */

@@ -11,7 +11,7 @@ import { notInEffect, BGP_DEFAULTS, type AnyResource } from '../resources/index.
 import type { CacheView } from './dataplane-input.js';
 import { isImportRefusal } from './import-guard.js';
 import { peerRow } from './status-format.js';
-import type { AgentStatus, DesiredPeer, PeeringPlan, Readiness, RouteRow } from './types.js';
+import type { AgentStatus, DesiredPeer, FilterRefusal, PeeringPlan, Readiness, RouteRow } from './types.js';
 
 export interface StatusSources {
   node: string;
@@ -120,11 +120,15 @@ function asPathOf(entry: RibEntry): Array<number | number[]> {
 }
 
 /** A route import protection refused, as a `node routes` row (best: false, with the reason). */
+function isFilterRefusal(reason: string): reason is FilterRefusal {
+  return reason.startsWith('filter ');
+}
+
 export function refusedRow(entry: RefusedRoute): RouteRow {
   return {
     ...routeRow({ prefix: entry.prefix, attrs: entry.attrs, from: entry.from, stale: entry.stale }),
     best: false,
-    ...(isImportRefusal(entry.reason) ? { refused: entry.reason } : {}),
+    ...(isImportRefusal(entry.reason) || isFilterRefusal(entry.reason) ? { refused: entry.reason } : {}),
   };
 }
 

@@ -17,6 +17,9 @@ export const PEER_TYPE_LABEL: Readonly<Record<PeerType, string>> = {
 };
 
 /** One BGP session this node should have. The planner's output; equal inputs give equal outputs. */
+/** A BGPFilter rule refused an imported route: `filter <name> importV4[<i>]`. */
+export type FilterRefusal = `filter ${string}`;
+
 export interface DesiredPeer {
   /** Calico's protocol names: Mesh_<ip with _>, Global_<ip>, Node_<ip> (dots and colons as underscores). */
   name: string;
@@ -47,6 +50,8 @@ export interface DesiredPeer {
   password?: SecretKeyRef;
   /** GTSM (RFC 5082): BGPPeer ttlSecurity hops. */
   ttlSecurity?: number;
+  /** BGPPeer spec.filters: the BGPFilters applied to this session, in order. */
+  filters?: string[];
 }
 
 /** Calico's secretKeyRef: a key of a Secret in the agent's namespace (or, with etcd, of a mounted one). */
@@ -143,7 +148,7 @@ export interface RouteRow {
   /** Whether the route is programmed in the kernel (false with TORTIE_DATAPLANE=none). */
   inKernel: boolean;
   /** Import protection refused this route (it is held, never best): why (./import-guard.ts IMPORT_REFUSALS). */
-  refused?: ImportRefusal;
+  refused?: ImportRefusal | FilterRefusal;
 }
 
 /**

@@ -31,6 +31,13 @@ const COLUMNS: { readonly [K in Kind]: ReadonlyArray<Column<K>> } = {
     { header: 'DISABLEBGPEXPORT', wide: true, value: (r) => text(r.spec.disableBGPExport ?? false) },
     { header: 'SELECTOR', value: (r) => text(r.spec.nodeSelector) },
   ],
+  BGPFilter: [
+    { header: 'NAME', value: (r) => r.metadata.name },
+    { header: 'EXPORTV4', value: (r) => text(r.spec.exportV4?.length ?? 0) },
+    { header: 'IMPORTV4', value: (r) => text(r.spec.importV4?.length ?? 0) },
+    { header: 'EXPORTV6', wide: true, value: (r) => text(r.spec.exportV6?.length ?? 0) },
+    { header: 'IMPORTV6', wide: true, value: (r) => text(r.spec.importV6?.length ?? 0) },
+  ],
   BGPConfiguration: [
     { header: 'NAME', value: (r) => r.metadata.name },
     { header: 'LOGSEVERITY', value: (r) => text(r.spec.logSeverityScreen) },

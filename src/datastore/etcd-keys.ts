@@ -100,6 +100,7 @@ const LAYOUTS: AnyLayout = {
   IPPool: v3Layout('IPPool', 'ippools'),
   BGPConfiguration: v3Layout('BGPConfiguration', 'bgpconfigurations'),
   BGPPeer: v3Layout('BGPPeer', 'bgppeers'),
+  BGPFilter: v3Layout('BGPFilter', 'bgpfilters'),
   Node: v3Layout('Node', 'nodes'),
   WorkloadEndpoint: v3Layout('WorkloadEndpoint', 'workloadendpoints', true),
   NetworkPolicy: v3Layout('NetworkPolicy', 'kubernetesnetworkpolicies', true),

@@ -1,5 +1,5 @@
 // Where each Calico v3 kind lives in the Kubernetes API, and the pure conversions both ways: custom objects
-// of crd.projectcalico.org/v1 (IPPool, BGPConfiguration, BGPPeer, IPAMBlock, BlockAffinity, IPAMHandle), the
+// of crd.projectcalico.org/v1 (IPPool, BGPConfiguration, BGPPeer, BGPFilter, IPAMBlock, BlockAffinity, IPAMHandle), the
 // Kubernetes Node's annotations, Pods → WorkloadEndpoints, NetworkPolicies, Namespaces. No I/O: the
 // Datastore (kubernetes.ts) and the watch (kube-watch.ts) call these on what the API server answers.
 
@@ -18,7 +18,7 @@ const NODE_LABELS_ANNOTATION = 'projectcalico.org/labels';
 const NODE_ANNOTATIONS_ANNOTATION = 'projectcalico.org/annotations';
 
 export type Spec = Record<string, unknown>;
-type CrdKind = 'IPPool' | 'BGPConfiguration' | 'BGPPeer' | 'IPAMBlock' | 'BlockAffinity' | 'IPAMHandle';
+type CrdKind = 'IPPool' | 'BGPConfiguration' | 'BGPPeer' | 'BGPFilter' | 'IPAMBlock' | 'BlockAffinity' | 'IPAMHandle';
 
 export interface CrdMapping {
   plural: string;
@@ -40,6 +40,7 @@ const CRD_KINDS: Readonly<Record<CrdKind, CrdMapping>> = {
   IPPool: { plural: 'ippools', objectName: (n) => n, toCrdSpec: same, fromCrdSpec: same },
   BGPConfiguration: { plural: 'bgpconfigurations', objectName: (n) => n, toCrdSpec: same, fromCrdSpec: same },
   BGPPeer: { plural: 'bgppeers', objectName: (n) => n, toCrdSpec: same, fromCrdSpec: same },
+  BGPFilter: { plural: 'bgpfilters', objectName: (n) => n, toCrdSpec: same, fromCrdSpec: same },
   IPAMBlock: { plural: 'ipamblocks', objectName: cidrToName, toCrdSpec: same, fromCrdSpec: same },
   BlockAffinity: {
     plural: 'blockaffinities',

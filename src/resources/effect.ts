@@ -24,7 +24,13 @@ export const NOT_IN_EFFECT: readonly NotInEffect[] = [
   { kind: 'BGPConfiguration', path: 'spec.programClusterRoutes', reason: 'not implemented yet: felix programs the routes to other nodes’ blocks whatever its value' },
   { kind: 'BGPPeer', path: 'spec.reachableBy', reason: 'not implemented yet: no static route to the peer through that gateway is added' },
   { kind: 'BGPPeer', path: 'spec.localWorkloadSelector', reason: 'not implemented yet: no session with local workloads is made' },
-  { kind: 'BGPPeer', path: 'spec.filters', reason: 'BGPFilter is not implemented yet: the peer gets no filter beyond Calico’s default export rules' },
+  { kind: 'BGPFilter', path: 'spec.importV6', reason: 'tortie’s BGP carries IPv4 unicast only: the IPv6 rules have no route to act on' },
+  { kind: 'BGPFilter', path: 'spec.exportV6', reason: 'tortie’s BGP carries IPv4 unicast only: the IPv6 rules have no route to act on' },
+  // Inside the rule lists (a list of objects is one field for the schema walk; these name one field of every item).
+  ...(['importV4', 'exportV4'] as const).flatMap((list) => [
+    { kind: 'BGPFilter' as const, path: `spec.${list}[].priority`, reason: 'no route here carries a kernel priority (felix programs one metric): a rule matching on it matches nothing' },
+    { kind: 'BGPFilter' as const, path: `spec.${list}[].operations[].setPriority`, reason: 'felix programs every BGP route with one metric: the priority set here is not used' },
+  ]),
   { kind: 'Node', path: 'spec.orchRefs', reason: 'informational: tortie matches a Node to its Kubernetes node by name' },
   { kind: 'Node', path: 'spec.bgp.ipv6Address', reason: 'IPv6 BGP is not implemented yet: no IPv6 session is planned and no IPv6 block is advertised' },
   { kind: 'Node', path: 'spec.ipv4VXLANTunnelAddr', reason: 'VXLAN is not implemented yet: no vxlan.calico device and no VXLAN route is programmed' },
@@ -40,18 +46,25 @@ function isSet(value: unknown): boolean {
   return true;
 }
 
-function valueAt(resource: AnyResource, path: string): unknown {
-  let value: unknown = resource;
+/** Every value at `path`; a part ending in `[]` steps into each item of that list. */
+function valuesAt(resource: AnyResource, path: string): unknown[] {
+  let values: unknown[] = [resource];
   for (const part of path.split('.')) {
-    if (typeof value !== 'object' || value === null) return undefined;
-    value = (value as Record<string, unknown>)[part];
+    const list = part.endsWith('[]');
+    const name = list ? part.slice(0, -2) : part;
+    values = values.flatMap((value) => {
+      if (typeof value !== 'object' || value === null) return [];
+      const next = (value as Record<string, unknown>)[name];
+      if (!list) return [next];
+      return Array.isArray(next) ? next : [];
+    });
   }
-  return value;
+  return values;
 }
 
 /** The not-in-effect fields `resource` sets, each as `Kind/name: spec.x is stored but not in effect: why`. */
 export function notInEffect(resource: AnyResource): string[] {
-  return NOT_IN_EFFECT.filter((row) => row.kind === resource.kind && isSet(valueAt(resource, row.path))).map(
+  return NOT_IN_EFFECT.filter((row) => row.kind === resource.kind && valuesAt(resource, row.path).some(isSet)).map(
     (row) => `${resource.kind}/${resource.metadata.name}: ${row.path} is stored but not in effect in tortie: ${row.reason}`,
   );
 }

@@ -16,6 +16,7 @@ export const KIND_INFO: Readonly<Record<Kind, KindInfo>> = {
   IPPool: { kind: 'IPPool', plural: 'ippools', aliases: ['pool', 'pools', 'ipp', 'ipps'], namespaced: false },
   BGPConfiguration: { kind: 'BGPConfiguration', plural: 'bgpconfigurations', aliases: ['bgpconfig', 'bgpconfigs'], namespaced: false },
   BGPPeer: { kind: 'BGPPeer', plural: 'bgppeers', aliases: ['bgpp', 'bgpps'], namespaced: false },
+  BGPFilter: { kind: 'BGPFilter', plural: 'bgpfilters', aliases: [], namespaced: false },
   Node: { kind: 'Node', plural: 'nodes', aliases: ['no'], namespaced: false },
   WorkloadEndpoint: { kind: 'WorkloadEndpoint', plural: 'workloadendpoints', aliases: ['wep', 'weps'], namespaced: true },
   IPAMBlock: { kind: 'IPAMBlock', plural: 'ipamblocks', aliases: [], namespaced: false },

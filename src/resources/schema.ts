@@ -41,6 +41,22 @@ const labelSelector: Shape = obj({
 const policyPeers: Shape = { type: 'array', items: obj({ podSelector: labelSelector, namespaceSelector: labelSelector, ipBlock: obj({ cidr: str, except: strings }) }) };
 const policyPorts: Shape = { type: 'array', items: obj({ protocol: oneOf('TCP', 'UDP', 'SCTP'), port: { type: 'intOrString' }, endPort: int }) };
 
+/** One BGPFilter rule (the same fields in the V4 and V6 lists). */
+const filterRule: Shape = obj({
+  cidr: str,
+  matchOperator: oneOf('Equal', 'NotEqual', 'In', 'NotIn'),
+  prefixLength: obj({ min: int, max: int }),
+  source: oneOf('RemotePeers'),
+  interface: str,
+  peerType: oneOf('eBGP', 'iBGP'),
+  communities: obj({ values: strings }),
+  asPathPrefix: { type: 'array', items: asn },
+  priority: int,
+  action: oneOf('Accept', 'Reject'),
+  operations: { type: 'array', items: obj({ addCommunity: obj({ value: str }), prependASPath: obj({ prefix: { type: 'array', items: asn } }), setPriority: obj({ value: int }) }) },
+});
+const filterRules: Shape = { type: 'array', items: filterRule };
+
 export const SPEC_SHAPES: Readonly<Record<Kind, Shape>> = {
   IPPool: obj({
     cidr: str,
@@ -91,6 +107,7 @@ export const SPEC_SHAPES: Readonly<Record<Kind, Shape>> = {
     reachableBy: str,
     localWorkloadSelector: str,
   }),
+  BGPFilter: obj({ exportV4: filterRules, importV4: filterRules, exportV6: filterRules, importV6: filterRules }),
   Node: obj({
     bgp: obj({ ipv4Address: str, asNumber: asn, ipv4IPIPTunnelAddr: str, routeReflectorClusterID: str, ipv6Address: str }),
     orchRefs: { type: 'array', items: obj({ nodeName: str, orchestrator: str }) },

@@ -105,6 +105,38 @@ export interface NodeSpec {
   addresses?: Array<{ address: string; type?: string }>;
 }
 
+/** Calico's BGPFilter rule (`exportV4`/`importV4`, and the V6 lists): match criteria ANDed, then a terminal action. */
+export interface BGPFilterRule {
+  /** With matchOperator: the route's prefix compared against this CIDR. */
+  cidr?: string;
+  matchOperator?: 'Equal' | 'NotEqual' | 'In' | 'NotIn';
+  /** Narrows an `In` match to prefix lengths min..max (defaults: the cidr's length .. 32 / 128). */
+  prefixLength?: { min?: number; max?: number };
+  /** RemotePeers: only routes learned from BGP peers (export rules), not the ones this node originates. */
+  source?: 'RemotePeers';
+  /** Only routes whose outgoing interface matches (a name, `*` wildcards). */
+  interface?: string;
+  /** Only for peers of this type (same AS = iBGP). */
+  peerType?: 'eBGP' | 'iBGP';
+  /** Only routes carrying this community (exactly one value, standard `aa:nn` or large `aa:bb:cc`). */
+  communities?: { values: string[] };
+  /** Only routes whose AS_PATH begins with these AS numbers. */
+  asPathPrefix?: number[];
+  /** Only routes with this kernel priority (metric). */
+  priority?: number;
+  action: 'Accept' | 'Reject';
+  /** Changes made to an accepted route, in order (each entry sets exactly one field). */
+  operations?: Array<{ addCommunity?: { value: string }; prependASPath?: { prefix: number[] }; setPriority?: { value: number } }>;
+}
+
+/** Calico's BGPFilter: ordered rules per direction and family, referenced by name from BGPPeer.spec.filters. */
+export interface BGPFilterSpec {
+  exportV4?: BGPFilterRule[];
+  importV4?: BGPFilterRule[];
+  exportV6?: BGPFilterRule[];
+  importV6?: BGPFilterRule[];
+}
+
 /** A container port of the workload (Calico's WEP `ports`): what a NetworkPolicy's named port resolves to. */
 export interface EndpointPort {
   name: string;
@@ -208,6 +240,7 @@ export interface ResourceSpecs {
   IPPool: IPPoolSpec;
   BGPConfiguration: BGPConfigurationSpec;
   BGPPeer: BGPPeerSpec;
+  BGPFilter: BGPFilterSpec;
   Node: NodeSpec;
   WorkloadEndpoint: WorkloadEndpointSpec;
   IPAMBlock: IPAMBlockSpec;
@@ -219,7 +252,7 @@ export interface ResourceSpecs {
 
 export type Kind = keyof ResourceSpecs;
 
-export const KINDS: readonly Kind[] = ['IPPool', 'BGPConfiguration', 'BGPPeer', 'Node', 'WorkloadEndpoint', 'IPAMBlock', 'BlockAffinity', 'IPAMHandle', 'NetworkPolicy', 'Namespace'];
+export const KINDS: readonly Kind[] = ['IPPool', 'BGPConfiguration', 'BGPPeer', 'BGPFilter', 'Node', 'WorkloadEndpoint', 'IPAMBlock', 'BlockAffinity', 'IPAMHandle', 'NetworkPolicy', 'Namespace'];
 
 /** The apiVersion of each kind that is not Calico's own (projectcalico.org/v3). */
 export const FOREIGN_API_VERSIONS = { NetworkPolicy: 'networking.k8s.io/v1', Namespace: 'v1' } as const;

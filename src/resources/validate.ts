@@ -13,7 +13,7 @@ import { KIND_INFO } from './kinds.js';
 import { show, type Problem } from './problems.js';
 import { checkShape, SPEC_SHAPES } from './schema.js';
 import { parseSelector, SelectorSyntaxError } from './selector.js';
-import { apiVersionOf, type AnyResource, type Kind, type LabelSelector, type NetworkPolicyPeer, type NetworkPolicyPort, type Resource } from './types.js';
+import { apiVersionOf, type AnyResource, type BGPFilterRule, type Kind, type LabelSelector, type NetworkPolicyPeer, type NetworkPolicyPort, type Resource } from './types.js';
 
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
@@ -27,6 +27,85 @@ const LINK_LOCAL = [parseCidr('169.254.0.0/16')!, parseCidr('fe80::/10')!];
 const BLOCK_SIZE_RANGE = { 4: [20, 32], 6: [116, 128] } as const;
 
 type Check<K extends Kind> = (r: Resource<K>, p: Problem[]) => void;
+
+/** Calico's validator: a BGPFilter rule's interface is a name of 1..15 such characters, `*` a wildcard. */
+const FILTER_INTERFACE = /^[a-zA-Z0-9_.*-]{1,15}$/;
+const MAX_PRIORITY = 2147483646;
+
+function checkCommunityText(p: Problem[], path: string, value: unknown): void {
+  if (typeof value === 'string' && parseCommunity(value) !== null) return;
+  p.push({ path, value, message: `${show(value)} is not a community (standard "65001:100", each part 0..65535, or large "65001:100:200", each part 0..4294967295)` });
+}
+
+/**
+ * One BGPFilter rule, with the rules of Calico's CRD (XValidation) and validator: cidr and matchOperator
+ * together, prefixLength only with a cidr and inside the family, operations only on Accept, exactly one
+ * community to match, exactly one field per operation.
+ */
+function checkFilterRule(p: Problem[], path: string, rule: BGPFilterRule, family: 4 | 6): void {
+  const bits = family === 4 ? 32 : 128;
+  const hasCidr = typeof rule.cidr === 'string' && rule.cidr !== '';
+  const hasOperator = typeof rule.matchOperator === 'string' && (rule.matchOperator as string) !== '';
+  let cidrLen: number | null = null;
+  if (hasCidr) {
+    const cidr = parseCidr(rule.cidr!);
+    if (cidr === null || cidr.family !== family) {
+      p.push({ path: `${path}.cidr`, value: rule.cidr, message: `${show(rule.cidr)} is not an IPv${family} CIDR (like ${family === 4 ? '10.244.0.0/16' : 'fd00:10:244::/48'})` });
+    } else {
+      cidrLen = cidr.len;
+    }
+  }
+  if (hasCidr !== hasOperator) {
+    const missing = hasCidr ? 'matchOperator' : 'cidr';
+    p.push({ path: `${path}.${missing}`, value: hasCidr ? rule.matchOperator : rule.cidr, message: `cidr and matchOperator must both be set or both be empty (${missing} is missing)` });
+  }
+  if (rule.prefixLength !== undefined) {
+    if (!hasCidr) p.push({ path: `${path}.prefixLength`, value: rule.prefixLength, message: 'cidr is required when prefixLength is set' });
+    for (const end of ['min', 'max'] as const) {
+      const n = rule.prefixLength[end];
+      if (n !== undefined && (n < 0 || n > bits)) p.push({ path: `${path}.prefixLength.${end}`, value: n, message: `${n} is not a prefix length in 0..${bits}` });
+    }
+    // As Calico renders it: min is raised to the cidr's own length, max capped at the family's.
+    const min = Math.max(rule.prefixLength.min ?? 0, cidrLen ?? 0);
+    const max = rule.prefixLength.max ?? bits;
+    if (min > max) p.push({ path: `${path}.prefixLength`, value: rule.prefixLength, message: `min ${min} is greater than max ${max}: the rule could match nothing` });
+  }
+  if (typeof rule.interface === 'string' && !FILTER_INTERFACE.test(rule.interface)) {
+    p.push({ path: `${path}.interface`, value: rule.interface, message: `${show(rule.interface)} is not an interface name (1..15 of letters, digits, "_", ".", "-", and "*" as a wildcard)` });
+  }
+  if (rule.communities !== undefined) {
+    const values = rule.communities.values ?? [];
+    if (values.length !== 1) p.push({ path: `${path}.communities.values`, value: values, message: `needs exactly one community (Calico matches one value per rule); it has ${values.length}` });
+    values.forEach((v, i) => checkCommunityText(p, `${path}.communities.values[${i}]`, v));
+  }
+  (rule.asPathPrefix ?? []).forEach((asn, i) => checkAsNumber(p, `${path}.asPathPrefix[${i}]`, asn));
+  if (typeof rule.priority === 'number' && (rule.priority < 1 || rule.priority > MAX_PRIORITY)) {
+    p.push({ path: `${path}.priority`, value: rule.priority, message: `${rule.priority} is not a priority in 1..${MAX_PRIORITY}` });
+  }
+  if (rule.action === undefined) p.push({ path: `${path}.action`, value: undefined, message: 'action is required: Accept or Reject' });
+  const operations = rule.operations ?? [];
+  if (operations.length > 0 && rule.action !== 'Accept') {
+    p.push({ path: `${path}.operations`, value: operations, message: `operations may only be used with action Accept (the action is ${show(rule.action)})` });
+  }
+  if (operations.length > 10) p.push({ path: `${path}.operations`, value: operations.length, message: `has ${operations.length} operations; at most 10` });
+  operations.forEach((op, i) => {
+    const at = `${path}.operations[${i}]`;
+    const set = Object.keys(op).filter((k) => (op as Record<string, unknown>)[k] !== undefined);
+    if (set.length !== 1) {
+      p.push({ path: at, value: op, message: `sets ${set.length === 0 ? 'no field' : set.join(' and ')}: each operation sets exactly one of addCommunity, prependASPath, setPriority` });
+    }
+    if (op.addCommunity !== undefined) checkCommunityText(p, `${at}.addCommunity.value`, op.addCommunity.value);
+    if (op.prependASPath !== undefined) {
+      const prefix = op.prependASPath.prefix ?? [];
+      if (prefix.length < 1 || prefix.length > 10) p.push({ path: `${at}.prependASPath.prefix`, value: prefix, message: `has ${prefix.length} AS numbers; 1..10 are allowed` });
+      prefix.forEach((asn, j) => checkAsNumber(p, `${at}.prependASPath.prefix[${j}]`, asn));
+    }
+    if (op.setPriority !== undefined) {
+      const v = op.setPriority.value;
+      if (typeof v !== 'number' || v < 1 || v > MAX_PRIORITY) p.push({ path: `${at}.setPriority.value`, value: v, message: `${show(v)} is not a priority in 1..${MAX_PRIORITY}` });
+    }
+  });
+}
 
 function nameProblem(path: string, value: string): Problem | null {
   if (value.length <= 253 && DNS_SUBDOMAIN.test(value)) return null;
@@ -276,6 +355,11 @@ const VALIDATORS: { [K in Kind]: Check<K> } = {
       p.push({ path: 'spec.ttlSecurity', value: s.ttlSecurity, message: `${s.ttlSecurity} is not a hop count in 0..255 (0 = off)` });
     }
     (s.filters ?? []).forEach((f, i) => checkName(p, `spec.filters[${i}]`, f));
+  },
+  BGPFilter: (r, p) => {
+    const s = r.spec;
+    for (const list of ['exportV4', 'importV4'] as const) (s[list] ?? []).forEach((rule, i) => checkFilterRule(p, `spec.${list}[${i}]`, rule, 4));
+    for (const list of ['exportV6', 'importV6'] as const) (s[list] ?? []).forEach((rule, i) => checkFilterRule(p, `spec.${list}[${i}]`, rule, 6));
   },
   Node: (r, p) => {
     const bgp = r.spec.bgp;

@@ -140,6 +140,7 @@ const CRD_PLURALS: Readonly<Record<string, string>> = {
   ippools: 'IPPool',
   bgpconfigurations: 'BGPConfiguration',
   bgppeers: 'BGPPeer',
+  bgpfilters: 'BGPFilter',
   ipamblocks: 'IPAMBlock',
   blockaffinities: 'BlockAffinity',
   ipamhandles: 'IPAMHandle',

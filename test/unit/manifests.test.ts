@@ -60,7 +60,7 @@ const PENDING = {
 };
 
 const CRD_GROUP = 'crd.projectcalico.org';
-type CrdKind = 'IPPool' | 'BGPConfiguration' | 'BGPPeer' | 'IPAMBlock' | 'BlockAffinity' | 'IPAMHandle';
+type CrdKind = 'IPPool' | 'BGPConfiguration' | 'BGPPeer' | 'BGPFilter' | 'IPAMBlock' | 'BlockAffinity' | 'IPAMHandle';
 
 const CRDS = KUBE.filter((d) => d.kind === 'CustomResourceDefinition');
 function crdSchema(kind: Kind): Schema {
@@ -271,11 +271,23 @@ describe('the CRDs', () => {
       { node: 'node-a', peerIP: '198.18.0.1:179', asNumber: 65001, localASNumber: 64513, nextHopMode: 'Self', sourceAddress: 'UseNodeIP', maxRestartTime: '2m0s', keepaliveTime: '30s', numAllowedLocalASNumbers: 1, password: { secretKeyRef: { name: 'bgp-secrets', key: 'office' } }, filters: ['office-filter'], ttlSecurity: 1, reachableBy: '198.18.0.254', localWorkloadSelector: "app == 'bgp'", reversePeering: 'Manual' },
       { nodeSelector: 'all()', peerSelector: "route-reflector == 'true'", keepOriginalNextHop: true },
     ],
+    // The walk above follows the first item of each list: one specimen per operation kind.
+    BGPFilter: (['addCommunity', 'prependASPath', 'setPriority'] as const).map((first) => {
+      const operations = { addCommunity: { value: '65000:300:400' }, prependASPath: { prefix: [64999] }, setPriority: { value: 256 } };
+      const ordered = [{ [first]: operations[first] }, ...Object.entries(operations).filter(([k]) => k !== first).map(([k, v]) => ({ [k]: v }))];
+      const rule = (cidr: string, prefixLength: { min: number; max: number }) => ({
+        cidr, matchOperator: 'In', prefixLength, source: 'RemotePeers', interface: 'eth*', peerType: 'eBGP', communities: { values: ['65000:42'] },
+        asPathPrefix: [65000], priority: 512, action: 'Accept', operations: ordered,
+      });
+      const v4 = rule('10.244.0.0/16', { min: 24, max: 28 });
+      const v6 = rule('fd00:10:244::/48', { min: 64, max: 122 });
+      return { exportV4: [v4], importV4: [v4], exportV6: [v6], importV6: [v6] };
+    }),
     IPAMBlock: [{ cidr: '10.244.1.0/30', affinity: 'host:node-a', strictAffinity: false, allocations: [0, null, null, null], unallocated: [1, 2, 3], attributes: [{ handle_id: 'k8s-pod-network.abc', secondary: { node: 'node-a' } }], deleted: false, sequenceNumber: 3 }],
     BlockAffinity: [{ state: 'confirmed', node: 'node-a', cidr: '10.244.1.0/26', deleted: false }],
     IPAMHandle: [{ handleID: 'k8s-pod-network.abc', block: { '10.244.1.0/26': 1 }, deleted: false }],
   };
-  const NAMES: Record<CrdKind, string> = { IPPool: 'pool-a', BGPConfiguration: 'default', BGPPeer: 'peer-a', IPAMBlock: '10-244-1-0-30', BlockAffinity: 'node-a-10-244-1-0-26', IPAMHandle: 'k8s-pod-network.abc' };
+  const NAMES: Record<CrdKind, string> = { IPPool: 'pool-a', BGPConfiguration: 'default', BGPPeer: 'peer-a', BGPFilter: 'office-filter', IPAMBlock: '10-244-1-0-30', BlockAffinity: 'node-a-10-244-1-0-26', IPAMHandle: 'k8s-pod-network.abc' };
 
   /** Every place in a spec: its path (spec.a[0].b, spec.block["x"]), the shape there, and the specimen's value. */
   function places(shape: Shape, value: unknown, path: string[]): Array<{ path: string[]; shape: Shape }> {
@@ -426,7 +438,7 @@ describe('the CRDs', () => {
     const written: AnyResource[] = [];
     for (const kind of CRD_KINDS) written.push(...((await ds.list(kind)).items as AnyResource[]));
     const kinds = new Set(written.map((r) => r.kind));
-    expect([...kinds].sort()).toEqual([...CRD_KINDS].filter((k) => k !== 'BGPPeer').sort());
+    expect([...kinds].sort()).toEqual([...CRD_KINDS].filter((k) => k !== 'BGPPeer' && k !== 'BGPFilter').sort());
     for (const r of written) expect(crdProblems(r), `${r.kind} ${r.metadata.name}`).toEqual([]);
     // Released and borrowed state too: a block with a freed address, its affinity through a refused release
     // (the block still holds addresses: BlockInUseError, the affinity kept).
@@ -652,11 +664,11 @@ describe('RBAC, per ServiceAccount', () => {
     expect(AGENT_API_CALLS.find((g) => g.resource === 'serviceaccounts/token')?.resourceNames).toEqual([findOne(KUBE, 'ServiceAccount', 'tortie-cni').metadata?.name]);
   });
 
-  it('the agent reads configuration and never writes it (BGPPeer, BGPConfiguration: list and watch only)', () => {
+  it('the agent reads configuration and never writes it (BGPPeer, BGPConfiguration, BGPFilter: list and watch only)', () => {
     const granted = grantsFor(KUBE, { name: 'tortie-node', namespace });
-    const config = granted.filter((g) => /bgppeers|bgpconfigurations/.test(g));
+    const config = granted.filter((g) => /bgppeers|bgpconfigurations|bgpfilters/.test(g));
     expect(config.map((g) => g.split(' ')[0]).every((v) => v === 'get' || v === 'list' || v === 'watch')).toBe(true);
-    expect(config.length).toBe(4);
+    expect(config.length).toBe(6);
     expect(granted.filter((g) => g.includes('ippools')).map((g) => g.split(' ')[0]).sort()).toEqual(['create', 'list', 'watch']);
     expect(granted.filter((g) => g.startsWith('patch pods') || g.startsWith('update pods'))).toEqual([]);
   });

@@ -6,6 +6,7 @@ import { KINDS, resolveKind, resourceKey, type Kind } from '../../../src/resourc
 const NAMES: Array<[string, Kind]> = [
   ['ippool', 'IPPool'], ['ippools', 'IPPool'], ['IPPool', 'IPPool'], ['pool', 'IPPool'], ['pools', 'IPPool'],
   ['bgppeer', 'BGPPeer'], ['BGPPeers', 'BGPPeer'],
+  ['bgpfilter', 'BGPFilter'], ['bgpfilters', 'BGPFilter'], ['BGPFilter', 'BGPFilter'],
   ['bgpconfig', 'BGPConfiguration'], ['bgpconfiguration', 'BGPConfiguration'], ['bgpconfigurations', 'BGPConfiguration'],
   ['node', 'Node'], ['nodes', 'Node'], ['Node', 'Node'],
   ['workloadendpoint', 'WorkloadEndpoint'], ['workloadendpoints', 'WorkloadEndpoint'], ['wep', 'WorkloadEndpoint'], ['weps', 'WorkloadEndpoint'],

@@ -11,6 +11,7 @@ import {
   exportScope,
   importRejection,
   importRoute,
+  importVerdict,
   isThirdPartyNextHop,
   prependAs,
 } from '../../../bgp/rib/policy.js';
@@ -316,5 +317,19 @@ describe('import', () => {
     expect(importRoute(route(SOURCES.nonClient!, { med: 2 }), peer, LOCAL, new AttrTable())).not.toBeNull();
     expect(importRoute(route(SOURCES.nonClient!, { nextHop: LOCAL.address }), peer, LOCAL, new AttrTable())).toBeNull();
     expect(seen).toHaveLength(2);
+  });
+
+  it('keeps an import filter\'s refusal and its reason, and makes attributes it changed canonical', () => {
+    const table = new AttrTable();
+    const peer = peerOf(SOURCES.nonClient!, {
+      importFilter: (x) => (x.attrs.med === 1 ? { refused: 'filter f importV4[0]' } : new Route(x.key, { ...x.attrs, communities: [7] } as Route['attrs'], x.source, x.stale)),
+    });
+    expect(importVerdict(route(SOURCES.nonClient!, { med: 1 }), peer, LOCAL, table)).toEqual({ refused: 'filter f importV4[0]' });
+    expect(importRoute(route(SOURCES.nonClient!, { med: 1 }), peer, LOCAL, table)).toBeNull();
+    const a = importVerdict(route(SOURCES.nonClient!, { med: 2 }), peer, LOCAL, table) as Route;
+    expect(a.attrs.communities).toEqual([7]);
+    // A canonical set of the table: interning it adopts that object, and equal attributes then find it.
+    expect(table.intern(a.attrs)).toBe(a.attrs);
+    expect((importVerdict(route(SOURCES.nonClient!, { med: 2 }), peer, LOCAL, table) as Route).attrs).toBe(a.attrs);
   });
 });
