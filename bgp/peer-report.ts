@@ -5,7 +5,7 @@
 import type { RefusedRoute } from './import-judge.js';
 import { formatIpv4 } from './ip.js';
 import type { PeerEntry } from './peer-entry.js';
-import type { LocRib, Route } from './rib/index.js';
+import { sourceId, type LocRib, type Route } from './rib/index.js';
 import type { SessionDownReason, SessionState } from './session.js';
 import type { PathAttributes, Prefix } from './types.js';
 
@@ -44,7 +44,7 @@ export function peerStatusRow(entry: PeerEntry, locRib: LocRib, detail: boolean)
   let accepted = 0;
   if (detail) for (const route of entry.ribIn.routes()) {
     if (route.stale) stale++;
-    if (locRib.candidates(route.key).some((c) => c.source.address === entry.policy.address)) accepted++;
+    if (locRib.candidates(route.key).some((c) => sourceId(c.source) === sourceId(entry.policy))) accepted++;
   }
   return {
     address: entry.spec.address,

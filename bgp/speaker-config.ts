@@ -120,6 +120,14 @@ export function normalizeSpec(spec: PeerSpec): NormalSpec {
   return { ...spec, port: spec.port ?? BGP_PORT, passive: spec.passive ?? false };
 }
 
+/**
+ * What the Speaker keys a peer by: its address and port. Two peers on one address with different ports (two
+ * BGP speakers on one host, as Calico allows) are two sessions.
+ */
+export function endpointOf(spec: { address: string; port?: number }): string {
+  return `${spec.address}:${spec.port ?? BGP_PORT}`;
+}
+
 const SPEC_FIELDS = ['address', 'port', 'peerAs', 'passive', 'holdTime', 'keepaliveTime', 'localAddress', 'rrClient', 'nextHop', 'subnet', 'allowOwnAs', 'localAs', 'restartTime', 'importFilter', 'exportFilter', 'maxPrefixes', 'password', 'ttlSecurity'] as const;
 
 /** The TCP-MD5 key and GTSM hops of a peer, for the transport and the listener; undefined when neither. */
@@ -162,6 +170,7 @@ export function policyOf(spec: NormalSpec, speakerAs: number): PeerPolicy {
   const shared = ebgp ? sharedSubnetOf(spec, address) : undefined;
   return {
     address,
+    port: spec.port,
     asn: spec.peerAs,
     ebgp,
     rrClient: !ebgp && spec.rrClient === true,

@@ -11,16 +11,17 @@ export interface OriginatedRoute {
   attrs: PathAttributes;
 }
 
+/** Events name the peer by its address; `port` (always set by the Speaker) tells two peers on one address apart. */
 export interface SpeakerEvents {
-  state: [{ peer: string; from: SessionState; to: SessionState; reason?: string }];
+  state: [{ peer: string; port?: number; from: SessionState; to: SessionState; reason?: string }];
   /** What one peer sent (after RFC 7606 handling), before import policy. */
-  update: [{ peer: string; announced: Array<{ prefix: Prefix; attrs: PathAttributes }>; withdrawn: Prefix[] }];
-  endOfRib: [{ peer: string }];
-  notification: [{ peer: string; direction: 'sent' | 'received'; code: number; subcode: number; data: Uint8Array; reason: string }];
+  update: [{ peer: string; port?: number; announced: Array<{ prefix: Prefix; attrs: PathAttributes }>; withdrawn: Prefix[] }];
+  endOfRib: [{ peer: string; port?: number }];
+  notification: [{ peer: string; port?: number; direction: 'sent' | 'received'; code: number; subcode: number; data: Uint8Array; reason: string }];
   /** Loc-RIB best routes that changed, in one batch per handled message or operation. */
   bestChanged: [ReadonlyArray<{ prefix: Prefix; best: RibEntry | null }>];
   /** Route selection is no longer deferred (immediately unless restarting, RFC 4724 §4.1). */
   ready: [];
   /** The import judge refused a route: a new announcement, or a held route judged again (`rejudge`). */
-  refused: [{ peer: string; prefix: Prefix; reason: string }];
+  refused: [{ peer: string; port?: number; prefix: Prefix; reason: string }];
 }

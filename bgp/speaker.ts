@@ -39,6 +39,14 @@
 //   refuse a route after the RFC import rules, giving a reason code. A refused route stays in the peer's
 //   Adj-RIB-In, marked with its reason (`refusedRoutes()`, the 'refused' event), and never enters the Loc-RIB;
 //   `rejudge()` asks the judge again (all routes, or those inside some prefixes) when what it judges by changed.
+// - Peers are keyed by address and port (`endpointOf`): two peers on one address with different ports are two
+//   sessions, and their routes two sources (./rib/route.ts `sourceId`). An inbound connection comes from an
+//   ephemeral port, so it says only its address: it goes to the *inbound peer* of that address, the one with
+//   the lowest port (a single peer on an address is its inbound peer, as before). That peer's TCP-MD5 key
+//   and GTSM are the ones on the listener. Another peer on the same address is reached by the connections
+//   we open (its own password on them); its router must not connect to us itself (BIRD `passive`, FRR
+//   `neighbor … passive`), or its connection lands on the inbound peer — as BIRD does with two protocols to
+//   one address: it takes the first.
 // - A connection collision (RFC 4271 §6.8) runs the inbound connection in a second session until an
 //   OPEN gives the peer's BGP identifier; the connection opened by the higher identifier survives.
 // - Limits across messages: a peer's Adj-RIB-In holds at most `maxPrefixes` prefixes (what it sent, before
@@ -66,12 +74,12 @@ import { formatIpv4, parseIpv4, prefixFromKey, prefixKey } from './ip.js';
 import { tcpAcceptor, type ListenerHandle } from './listener.js';
 import { hasIpv4Gr, type PeerEntry } from './peer-entry.js';
 import { peerStatusRow, receivedRows, refusedRows, toRibEntry, type PeerStatus, type RibEntry } from './peer-report.js';
-import { AdjRibIn, AttrTable, LocRib, Route, localSource, type BestChange, type LocalSpeaker, type PeerPolicy, type RouteSource, type UpdateGroup } from './rib/index.js';
+import { AdjRibIn, AttrTable, LocRib, Route, localSource, sourceId, type BestChange, type LocalSpeaker, type PeerPolicy, type RouteSource, type UpdateGroup } from './rib/index.js';
 import { classifyNotification, INITIAL_RETENTION, lingersInPlace, retentionTransition, type RetentionEvent, type RetentionState } from './retention.js';
 import { answerRefresh, cancelRefresh } from './route-refresh.js';
 import { Session, type SessionConfig } from './session.js';
 import type { OriginatedRoute, SpeakerEvents } from './speaker-events.js';
-import { normalizeSpec, policyOf, sameSpec, securityOf, sessionConfigFor, sourceAddress, validatePeerSpec, type LoggerLike, type NormalSpec, type PeerSpec, type SpeakerConfig, type SpeakerSettings } from './speaker-config.js';
+import { endpointOf, normalizeSpec, policyOf, sameSpec, securityOf, sessionConfigFor, sourceAddress, validatePeerSpec, type LoggerLike, type NormalSpec, type PeerSpec, type SpeakerConfig, type SpeakerSettings } from './speaker-config.js';
 import { tcpTransport, type Connection } from './transport.js';
 import { Afi, Safi, type PathAttributes, type Prefix } from './types.js';
 
@@ -132,7 +140,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     this.deferral = new SelectionDeferral(config.gracefulRestart, this.config.clock, () => this.deferralPeers(), (reason) => this.endDeferral(reason));
     this.exports = new UpdateGroups<PeerEntry>(this.table, this.config.logger, {
       members: () => this.peers.values(),
-      current: (entry) => this.peers.get(entry.spec.address) === entry,
+      current: (entry) => this.peers.get(endpointOf(entry.spec)) === entry,
       deferring: () => this.deferral.active,
     });
     this.collisions = {
@@ -152,7 +160,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     const listen = this.config.listen;
     if (listen) {
       this.closeListener = await this.config.acceptor(listen.address, listen.port, (conn) => this.onInbound(conn));
-      for (const entry of this.peers.values()) this.installSecurity(entry);
+      for (const entry of this.peers.values()) this.installSecurity(entry.spec.address);
     }
     if (!this.deferral.start()) this.emit('ready');
   }
@@ -162,9 +170,9 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     if (this.stopped) return;
     // Refuse a bad spec before anything changes (the error names the peer, the field and the value).
     for (const spec of specs) validatePeerSpec(spec);
-    const desired = new Map(specs.map((s) => [s.address, normalizeSpec(s)]));
-    for (const [address, entry] of this.peers) {
-      const want = desired.get(address);
+    const desired = new Map(specs.map((s) => [endpointOf(s), normalizeSpec(s)]));
+    for (const [endpoint, entry] of this.peers) {
+      const want = desired.get(endpoint);
       if (!want) {
         this.removePeer(entry, CeaseSubcode.PEER_DECONFIGURED);
       } else if (!sameSpec(entry.spec, want)) {
@@ -195,9 +203,22 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     this.propagate(changes);
   }
 
-  /** Asks a peer to send its routes again (RFC 2918). False when it is not Established or did not offer it. */
-  refresh(address: string): boolean {
-    return this.peers.get(address)?.session.sendRouteRefresh() ?? false;
+  /**
+   * Asks a peer to send its routes again (RFC 2918). False when it is not Established or did not offer it.
+   * Without a port: the inbound peer of that address (the only one, unless several share it).
+   */
+  refresh(address: string, port?: number): boolean {
+    return this.peerAt(address, port)?.session.sendRouteRefresh() ?? false;
+  }
+
+  /** The peer at address:port; without a port, the inbound peer of the address (the lowest port there). */
+  private peerAt(address: string, port?: number): PeerEntry | undefined {
+    if (port !== undefined) return this.peers.get(endpointOf({ address, port }));
+    let found: PeerEntry | undefined;
+    for (const entry of this.peers.values()) {
+      if (entry.spec.address === address && (found === undefined || entry.spec.port < found.spec.port)) found = entry;
+    }
+    return found;
   }
 
   /**
@@ -210,9 +231,9 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     return [...this.peers.values()].map((entry) => peerStatusRow(entry, this.locRib, detail));
   }
 
-  /** Routes received from one peer (its Adj-RIB-In, before import policy). */
-  receivedRoutes(address: string): RibEntry[] {
-    return receivedRows(this.peers.get(address), address);
+  /** Routes received from one peer (its Adj-RIB-In, before import policy); without a port as `refresh`. */
+  receivedRoutes(address: string, port?: number): RibEntry[] {
+    return receivedRows(this.peerAt(address, port), address);
   }
 
   /** Routes the import judge refused, per peer, as held in the peers' Adj-RIBs-In. */
@@ -297,7 +318,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
   }
 
   private sourceOf(policy: PeerPolicy, routerId: number): RouteSource {
-    return Object.freeze({ address: policy.address, routerId, asn: policy.asn, ebgp: policy.ebgp, rrClient: policy.rrClient });
+    return Object.freeze({ address: policy.address, ...(policy.port !== undefined ? { port: policy.port } : {}), routerId, asn: policy.asn, ebgp: policy.ebgp, rrClient: policy.rrClient });
   }
 
   private addPeer(spec: NormalSpec): void {
@@ -326,16 +347,20 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
       refreshTimer: null,
       securityRefusal: null,
     };
-    this.peers.set(spec.address, entry);
-    this.installSecurity(entry);
+    this.peers.set(endpointOf(spec), entry);
+    this.installSecurity(spec.address);
     // What this peer should have: every best route its group exports, except its own — routes still
     // lingering from its previous configuration are its own too.
     const own: number[] = [];
+    const id = sourceId(policy);
     for (const old of this.lingering) {
-      if (old.spec.address !== spec.address) continue;
-      for (const route of old.ribIn.routes()) if (this.locRib.best(route.key)?.source.address === policy.address) own.push(route.key);
+      if (sourceId(old.policy) !== id) continue;
+      for (const route of old.ribIn.routes()) {
+        const best = this.locRib.best(route.key);
+        if (best !== undefined && sourceId(best.source) === id) own.push(route.key);
+      }
     }
-    entry.group.add(entry, policy.address, own);
+    entry.group.add(entry, id, own);
     this.wire(entry, entry.session);
     entry.session.start();
   }
@@ -346,11 +371,25 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
    * the transport). Where that fails — no native part, a kernel without TCP_MD5SIG — the peer's inbound
    * connections are refused and its status says why: never a session without the password.
    */
-  private installSecurity(entry: PeerEntry): void {
+  private installSecurity(address: string): void {
+    // Only the inbound peer of an address (see the top of this file) has its key on the listener.
+    const entry = this.peerAt(address);
+    if (entry === undefined) return;
     const options = securityOf(entry.spec);
     entry.securityRefusal = null;
-    if (options === undefined || this.config.listen === null || this.closeListener === null) return;
+    if (this.config.listen === null || this.closeListener === null) return;
     const set = this.closeListener.setPeerSecurity;
+    if (options === undefined) {
+      // Another peer on this address (a higher port) may have been the inbound one and left its key there.
+      if (set !== undefined && [...this.peers.values()].some((p) => p !== entry && p.spec.address === address && securityOf(p.spec) !== undefined)) {
+        try {
+          set(address, undefined);
+        } catch (error) {
+          this.config.logger.warn({ peer: address, error: error instanceof Error ? error.message : String(error) }, 'could not remove a TCP-MD5 key from the listener');
+        }
+      }
+      return;
+    }
     try {
       if (!set) throw new Error('this listener cannot set TCP-MD5 or GTSM');
       set(entry.spec.address, options);
@@ -367,7 +406,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     this.cancelRefresh(entry);
     entry.challenger?.stop(subcode);
     entry.session.stop(subcode);
-    this.peers.delete(entry.spec.address);
+    this.peers.delete(endpointOf(entry.spec));
     if (securityOf(entry.spec) !== undefined && !this.stopped) {
       try {
         this.closeListener?.setPeerSecurity?.(entry.spec.address, undefined);
@@ -375,6 +414,8 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
         this.config.logger.warn({ peer: entry.spec.address, error: error instanceof Error ? error.message : String(error) }, 'could not remove the peer\'s TCP-MD5 key from the listener');
       }
     }
+    // A peer left on this address may now be its inbound peer: its key goes on the listener.
+    if (!this.stopped) this.installSecurity(entry.spec.address);
     this.exports.leave(entry);
     // Make-before-break (./retention.ts): what another peer already offers is handed over now.
     const covered = this.config.deconfiguredLingerMs > 0 && entry.ribIn.size > 0 ? this.coveredElsewhere(entry) : [];
@@ -388,7 +429,9 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
   /** Routes a session's events into the routing core while it is the peer's current session. */
   private wire(entry: PeerEntry, session: Session): void {
     const peer = entry.spec.address;
-    const current = (): boolean => this.peers.get(peer) === entry && entry.session === session;
+    const port = entry.spec.port;
+    const endpoint = endpointOf(entry.spec);
+    const current = (): boolean => this.peers.get(endpoint) === entry && entry.session === session;
     session.on('state', (e) => {
       // A collision challenger whose connection died before any OPEN: forget it, or it would refuse every
       // later inbound connection and could even win a later collision while dead.
@@ -399,18 +442,18 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
       }
       if (!current()) return;
       if (e.to === 'Established') this.onEstablished(entry);
-      this.emit('state', { peer, from: e.from, to: e.to, ...(e.reason ? { reason: e.reason } : {}) });
+      this.emit('state', { peer, port, from: e.from, to: e.to, ...(e.reason ? { reason: e.reason } : {}) });
       if (entry.promoted && (e.to === 'Idle' || e.to === 'Active') && !this.stopped && !entry.removing) replaceSession(this.collisions, entry);
     });
     session.on('open', () => resolveCollision(this.collisions, entry));
     session.on('update', (e) => {
       if (!current()) return;
-      this.emit('update', { peer, announced: e.announced, withdrawn: e.withdrawn });
+      this.emit('update', { peer, port, announced: e.announced, withdrawn: e.withdrawn });
       this.onUpdate(entry, e.message);
     });
     session.on('endOfRib', (e) => {
       if (!current()) return;
-      this.emit('endOfRib', { peer });
+      this.emit('endOfRib', { peer, port });
       // RFC 4724 §2: End-of-RIB is per address family; only IPv4 unicast's ends our stale IPv4 routes.
       if (e.afi === Afi.IPV4 && e.safi === Safi.UNICAST) this.onEndOfRib(entry);
     });
@@ -428,12 +471,12 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
       this.answerRefresh(entry);
     });
     session.on('notification', (e) => {
-      if (this.peers.get(peer) !== entry) return;
+      if (this.peers.get(endpoint) !== entry) return;
       // RFC 4724 §4.2: a session ended by a NOTIFICATION, sent or received, is not a graceful restart
       // (tortie does not offer RFC 8538's N bit).
       if (entry.session === session) entry.notification = classifyNotification(e, entry.policy.ebgp);
       // A challenger's NOTIFICATIONs (its collision dump) are shown too: they went over the wire.
-      if (entry.session === session || entry.challenger === session) this.emit('notification', { peer, ...e });
+      if (entry.session === session || entry.challenger === session) this.emit('notification', { peer, port, ...e });
     });
   }
 
@@ -450,11 +493,15 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     if (localAddress !== undefined && localAddress !== entry.local.address) {
       // Routes kept through its graceful restart may still be best: they stay exceptions in the new group.
       const own: number[] = [];
-      for (const route of entry.ribIn.routes()) if (this.locRib.best(route.key)?.source.address === entry.policy.address) own.push(route.key);
+      const id = sourceId(entry.policy);
+      for (const route of entry.ribIn.routes()) {
+        const best = this.locRib.best(route.key);
+        if (best !== undefined && sourceId(best.source) === id) own.push(route.key);
+      }
       this.exports.leave(entry);
       entry.local = this.localFor(entry.spec, localAddress);
       entry.group = this.groupFor(entry.policy, entry.local);
-      entry.group.add(entry, entry.policy.address, own);
+      entry.group.add(entry, id, own);
     }
     // RFC 4724 §4.2: stale routes stay only if the peer is back with the F bit for IPv4 unicast.
     this.retain(entry, { type: 'established', forwardingPreserved: hasIpv4Gr(negotiated.gracefulRestart, true) });
@@ -474,7 +521,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     answerRefresh(entry, context, () => {
       entry.group.reset(entry, 'refresh');
       this.exports.markDirty(entry.group);
-    }, () => this.peers.get(entry.spec.address) === entry && entry.session.established);
+    }, () => this.peers.get(endpointOf(entry.spec)) === entry && entry.session.established);
   }
 
   private cancelRefresh(entry: PeerEntry): void {
@@ -519,12 +566,12 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
 
   /** The RFC import rules, then the import judge (./import-judge.ts); null = not in the Loc-RIB. */
   private judge(entry: PeerEntry, received: Route): Route | null {
-    return judgeImport(entry, received, this.table, this.config.importJudge, (route, reason) => this.emit('refused', { peer: entry.spec.address, prefix: route.prefix, reason }));
+    return judgeImport(entry, received, this.table, this.config.importJudge, (route, reason) => this.emit('refused', { peer: entry.spec.address, port: entry.spec.port, prefix: route.prefix, reason }));
   }
 
   private replaceLingering(by: PeerEntry, key: number, changes: BestChange[]): void {
     for (const old of this.lingering) {
-      if (old.spec.address === by.spec.address || old.ribIn.withdraw([key]).length === 0) continue;
+      if (sourceId(old.policy) === sourceId(by.policy) || old.ribIn.withdraw([key]).length === 0) continue;
       old.refused.delete(key);
       const change = this.locRib.set(old.ribIn.source, key, null);
       if (change) changes.push(change);
@@ -543,7 +590,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     // RFC 4724 §4.2: End-of-RIB from a restarted peer removes what it did not send again.
     this.retain(entry, { type: 'endOfRib' });
     // The same peer, added back after a reconfiguration, has now sent everything it has.
-    for (const old of [...this.lingering]) if (old.spec.address === entry.spec.address) this.retain(old, { type: 'endOfRib' });
+    for (const old of [...this.lingering]) if (sourceId(old.policy) === sourceId(entry.policy)) this.retain(old, { type: 'endOfRib' });
     this.deferral.check();
   }
 
@@ -587,7 +634,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
           break;
         }
         case 'sweepStale': {
-          if (this.peers.get(peer) !== entry) break;
+          if (this.peers.get(endpointOf(entry.spec)) !== entry) break;
           const removed = entry.ribIn.sweepStale();
           if (removed.length > 0) this.config.logger.info({ peer, routes: removed.length, reason }, 'stale routes removed');
           this.withdrawFromLocRib(entry, removed);
@@ -602,7 +649,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
         case 'endLinger': {
           // Except where the peer was added back and its new session announced the prefix again (the
           // Loc-RIB candidate, keyed by address, is then the new session's).
-          const current = this.peers.get(peer);
+          const current = this.peers.get(endpointOf(entry.spec));
           const keys = entry.ribIn.clear().filter((key) => current?.ribIn.get(key) === undefined);
           if (keys.length > 0) this.config.logger.info({ peer, routes: keys.length, reason }, 'routes of a removed peer withdrawn after the linger');
           this.withdrawFromLocRib(entry, keys);
@@ -621,7 +668,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
   private coveredElsewhere(entry: PeerEntry): number[] {
     const covered: number[] = [];
     for (const route of entry.ribIn.routes()) {
-      if (this.locRib.candidates(route.key).some((c) => c.source.address !== entry.policy.address)) covered.push(route.key);
+      if (this.locRib.candidates(route.key).some((c) => sourceId(c.source) !== sourceId(entry.policy))) covered.push(route.key);
     }
     return covered;
   }
@@ -674,7 +721,8 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
   /** An inbound TCP connection: give it to the session of the peer it comes from, or refuse it. */
   private onInbound(conn: Connection): void {
     const remote = conn.remoteAddress.replace(/^::ffff:/, '');
-    const entry = this.peers.get(remote);
+    // From an ephemeral port: the inbound peer of the address (see the top of this file).
+    const entry = this.peerAt(remote);
     if (!entry || this.stopped) {
       this.config.logger.info({ remote, localAddress: conn.localAddress }, 'connection from an address that is not a configured peer: closed');
       conn.destroy();

@@ -73,6 +73,11 @@ export interface CalcInput {
   bgpRoutes: CalcBgpRoute[];
   /** False when tunl0 cannot carry traffic (no IPIP in the kernel): tunnel routes are skipped. */
   tunnelUsable: boolean;
+  /**
+   * BGPPeer reachableBy (Calico: a static `<peer>/32 via <gateway>`, in BIRD and so the kernel): each peer
+   * address with the gateway it is reached through. Absent: none.
+   */
+  peerRoutes?: ReadonlyArray<{ address: string; gateway: string }>;
 }
 
 export interface CalcResult {
@@ -133,6 +138,8 @@ export function calculateRoutes(input: CalcInput): CalcResult {
 
   const remote = remoteRoutes(input, node, hostInterface, pools, warnings);
   for (const route of remote) candidates.push(route);
+
+  for (const route of peerRoutes(input.peerRoutes ?? [], hostInterface, warnings)) candidates.push(route);
 
   const { routes, conflicts } = resolveByClass(candidates);
   for (const c of conflicts) {
@@ -255,6 +262,36 @@ function workloadRoutes(workloads: readonly CalcWorkload[], warnings: Warnings):
     });
   }
   return routes;
+}
+
+/**
+ * BGPPeer reachableBy: `<peer>/32 via <gateway> dev <host interface> onlink`, class 'peer' (it beats a route
+ * to the peer learned over BGP, as Calico's static route beats BIRD's BGP routes). One per peer address;
+ * two peerings on one address (different ports) naming different gateways: the lower gateway, with a warning.
+ */
+function peerRoutes(peers: ReadonlyArray<{ address: string; gateway: string }>, hostInterface: string | null, warnings: Warnings): DesiredRoute[] {
+  const byAddress = new Map<number, number>();
+  for (const { address, gateway } of peers) {
+    const addr = tryParseIpv4(address);
+    const via = tryParseIpv4(gateway);
+    if (addr === null || via === null) {
+      warnings.add(`BGP peer ${address}: reachableBy "${gateway}" (or the peer address) is not an IPv4 address: no static route to the peer`);
+      continue;
+    }
+    const had = byAddress.get(addr);
+    if (had !== undefined && had !== via) {
+      warnings.add(`BGP peer ${address}: reachableBy ${formatIpv4(had)} and ${gateway} both asked for; ${formatIpv4(Math.min(had, via))} is used`);
+    }
+    byAddress.set(addr, had === undefined ? via : Math.min(had, via));
+  }
+  if (byAddress.size === 0) return [];
+  if (hostInterface === null) {
+    warnings.add(`no host interface: the static routes to BGP peers (reachableBy) are not programmed`);
+    return [];
+  }
+  return [...byAddress]
+    .sort((a, b) => a[0] - b[0])
+    .map(([addr, via]) => ({ dst: `${formatIpv4(addr)}/32`, type: 'unicast' as const, via: formatIpv4(via), dev: hostInterface, onlink: true, proto: FELIX_ROUTE_PROTOCOL, class: 'peer' as const }));
 }
 
 function parseWorkloadIp(text: string): number | null {

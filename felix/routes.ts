@@ -19,7 +19,7 @@ import type { Prefix } from '../bgp/types.js';
 /** The routing protocol number felix writes on every route it owns (Calico's RTPROT for felix). */
 export const FELIX_ROUTE_PROTOCOL = 80;
 
-export type RouteClass = 'workload' | 'direct' | 'tunnel' | 'bgp' | 'blackhole';
+export type RouteClass = 'workload' | 'direct' | 'tunnel' | 'peer' | 'bgp' | 'blackhole';
 
 interface RouteClassRow {
   /** Lower wins when two routes want the same prefix. */
@@ -47,13 +47,18 @@ export const ROUTE_CLASSES: Readonly<Record<RouteClass, RouteClassRow>> = {
     meaning: 'a remote block encapsulated in IPIP, via the remote node on tunl0',
     example: '10.244.140.64/26 via 192.168.31.202 dev tunl0 proto 80 onlink',
   },
-  bgp: {
+  peer: {
     rank: 3,
+    meaning: 'a BGP peer\'s address through the gateway its BGPPeer names (reachableBy): beats a route to it learned over BGP',
+    example: '10.225.0.4 via 10.224.0.1 dev eth0 proto 80 onlink',
+  },
+  bgp: {
+    rank: 4,
     meaning: 'a BGP route outside every IPPool (an office router, a top-of-rack switch), via its next hop',
     example: '172.16.0.0/16 via 192.168.31.1 dev eth0 proto 80 onlink',
   },
   blackhole: {
-    rank: 4,
+    rank: 5,
     meaning: 'a block affine to this node: addresses in it without a workload are dropped here',
     example: 'blackhole 10.244.196.128/26 proto 80',
   },

@@ -3,7 +3,7 @@
 
 export { AttrTable, attributesHash, attributesKey, sameAttributes } from './attrs.js';
 export type { Attrs } from './attrs.js';
-export { Route, localSource } from './route.js';
+export { Route, localSource, sourceId } from './route.js';
 export type { RouteSource } from './route.js';
 export { AdjRibIn } from './adj-rib-in.js';
 export type { RibInUpdate } from './adj-rib-in.js';

@@ -8,7 +8,7 @@
 // Why this is hard: memory and speed at 100k prefixes. A prefix with one candidate (the common case: every
 // remote block is learned from exactly one node) stores the Route itself, no array and no comparison; only
 // prefixes with several candidates hold an array, with the best kept at index 0. Candidates are told apart
-// by `source.address`, so a peer that reconnects with a new source object replaces its old route instead of
+// by `source.address` and `source.port` (./route.ts `sourceId`), so a peer that reconnects with a new source object replaces its old route instead of
 // adding a second candidate.
 //
 // Each stored candidate holds one reference on its attribute set: usually the Adj-RIB-In's own set (an
@@ -58,7 +58,7 @@ export class LocRib {
       return changeOf(key, null, route);
     }
     if (slot instanceof Route) {
-      if (slot.source.address === source.address) {
+      if (slot.source.address === source.address && slot.source.port === source.port) {
         // Fast path: the only candidate is replaced or removed.
         if (route === null) this.slots.delete(key);
         else this.slots.set(key, route);
@@ -69,7 +69,7 @@ export class LocRib {
       return this.reselect(key, [slot, route], slot);
     }
     const previous = slot[0] ?? null;
-    const index = slot.findIndex((candidate) => candidate.source.address === source.address);
+    const index = slot.findIndex((candidate) => candidate.source.address === source.address && candidate.source.port === source.port);
     if (index < 0) {
       if (route === null) return null;
       slot.push(route);

@@ -59,6 +59,8 @@ export type ImportFilterResult = Route | null | { readonly refused: string };
 /** A peer, as policy sees it. */
 export interface PeerPolicy {
   readonly address: number;
+  /** The peer's TCP port (`RouteSource.port`): two peers on one address are two senders. */
+  readonly port?: number;
   readonly asn: number;
   readonly ebgp: boolean;
   /** A route-reflector client of ours (RFC 4456 §6). Ignored for eBGP peers. */
@@ -194,7 +196,7 @@ export function importVerdict(route: Route, peer: PeerPolicy, local: LocalSpeake
  * non-clients, from non-clients to clients; eBGP-learned and local routes to everyone).
  */
 export function exportScope(from: RouteSource, to: PeerPolicy): 'none' | 'plain' | 'reflected' {
-  if (!from.local && from.address === to.address) return 'none'; // never back to the peer it came from
+  if (!from.local && from.address === to.address && from.port === to.port) return 'none'; // never back to the peer it came from
   if (to.ebgp || from.local || from.ebgp) return 'plain';
   if (from.rrClient) return 'reflected'; // RFC 4456 §6 (a): client → clients and non-clients
   if (to.rrClient && !to.ebgp) return 'reflected'; // RFC 4456 §6 (b): non-client → clients only
@@ -317,7 +319,7 @@ export class PeerExport {
   /** Same answer as `exportAttributes(route, peer, local)`, as a canonical set of the table. */
   attributes(route: Route): PathAttributes | null {
     // Never back to the peer it came from (RFC 4271 §9.2, RFC 4456 §6): decided before any allocation.
-    if (route.source.address === this.peer.address && !route.source.local) return null;
+    if (route.source.address === this.peer.address && route.source.port === this.peer.port && !route.source.local) return null;
     const filtered = this.peer.exportFilter === undefined ? route : this.peer.exportFilter(route);
     if (filtered === null) return null;
     // Who may receive it depends on (source, peer) only: a 'none' needs no cache entry per attribute set.

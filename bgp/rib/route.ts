@@ -12,6 +12,11 @@ import type { Attrs } from './attrs.js';
 export interface RouteSource {
   /** The peer's IPv4 address as uint32 (for local routes: our own address). Candidates are keyed on it. */
   readonly address: number;
+  /**
+   * The peer's TCP port, where the speaker knows it: with `address`, what tells two peers on one address
+   * apart (two sessions to one router on different ports). Absent for local routes.
+   */
+  readonly port?: number;
   /** The peer's BGP identifier from its OPEN (for local routes: our router id). */
   readonly routerId: number;
   /** The peer's AS (for local routes: our AS). */
@@ -39,6 +44,14 @@ export class Route {
   get prefix(): Prefix {
     return prefixFromKey(this.key);
   }
+}
+
+/**
+ * The number a source is told apart by (Loc-RIB candidates, update-group members, "not back to the sender"):
+ * its address, and its port when it has one (address + port × 2^32, exact in a double).
+ */
+export function sourceId(source: { readonly address: number; readonly port?: number }): number {
+  return source.port === undefined ? source.address : source.address + source.port * 0x1_0000_0000;
 }
 
 /** The source of locally originated routes. */

@@ -34,6 +34,7 @@ import type { AdjRibOut, PendingUpdates } from './adj-rib-out.js';
 import type { Attrs } from './attrs.js';
 import type { BestChange } from './loc-rib.js';
 import type { PeerExport } from './policy.js';
+import { sourceId } from './route.js';
 
 export type MemberMode = 'fresh' | 'refresh' | 'sync';
 
@@ -102,7 +103,8 @@ export class UpdateGroup<M> {
 
   /**
    * Adds a member that has nothing yet (mode 'fresh'). `ownKeys`: prefixes whose best route comes from it
-   * now (routes kept through its graceful restart); only those the group exports are kept.
+   * now (routes kept through its graceful restart); only those the group exports are kept. `address`: the
+   * `sourceId` of the member's routes (its address, and port).
    */
   add(member: M, address: number, ownKeys: Iterable<number> = []): void {
     const own = new Set<number>();
@@ -142,8 +144,8 @@ export class UpdateGroup<M> {
       const desired = best === null ? null : this.exporter.attributes(best);
       this.out.setDesired(change.key, desired);
       const previous = change.previous;
-      const before = previous === null || previous.source.local ? undefined : this.byAddress.get(previous.source.address);
-      const after = best === null || desired === null || best.source.local ? undefined : this.byAddress.get(best.source.address);
+      const before = previous === null || previous.source.local ? undefined : this.byAddress.get(sourceId(previous.source));
+      const after = best === null || desired === null || best.source.local ? undefined : this.byAddress.get(sourceId(best.source));
       if (before !== undefined && before !== after && before.own.delete(change.key) && !before.touched.has(change.key)) {
         before.touched.set(change.key, true);
       }

@@ -421,6 +421,7 @@ export class Agent {
         node: ip,
         cache,
         bgpRoutes: this.keeper.rows(),
+        peers: this.plan?.peers ?? [],
         bgpPortGuard: this.config.bgpPortGuard,
         ...(this.config.ipipMtu !== undefined ? { ipipMtu: this.config.ipipMtu } : {}),
         interfaceMtu: this.deps.interfaceMtu ?? sysfsInterfaceMtu,

@@ -92,6 +92,16 @@ export function selectAddress(method: AutodetectMethod, addresses: readonly Inte
   return found ? { ...found, method: describe(method) } : null;
 }
 
+/**
+ * BGPConfiguration ignoredInterfaces (Calico: excluded from BIRD's `protocol direct`, whose pattern is
+ * `-"<name>", …, -"cali*", -"kube-ipvs*", "*"`): interface name patterns as BIRD reads them, `*` any run of
+ * characters and `?` one, the whole name matched. Returns whether `iface` is ignored.
+ */
+export function ignoredInterfaceMatcher(patterns: readonly string[]): (iface: string) => boolean {
+  const res = patterns.map((p) => new RegExp(`^${p.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`));
+  return (iface) => res.some((re) => re.test(iface));
+}
+
 /** The prefix length of the interface holding `address`, or null when no interface has it. */
 export function prefixLengthOf(address: string, addresses: readonly InterfaceAddress[]): number | null {
   return addresses.find((a) => a.address === address)?.prefixLength ?? null;

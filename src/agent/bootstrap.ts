@@ -16,7 +16,7 @@ import { AlreadyExistsError, ConflictError, type Datastore } from '../datastore/
 import { ipipTunnelHandle, type Ipam } from '../ipam/index.js';
 import { applyDefaults, parseSelector, API_VERSION, type Resource } from '../resources/index.js';
 import type { Logger } from '../log.js';
-import { autodetectIpv4, interfaceAddresses, prefixLengthOf, type InterfaceAddress } from './autodetect.js';
+import { autodetectIpv4, ignoredInterfaceMatcher, interfaceAddresses, prefixLengthOf, type InterfaceAddress } from './autodetect.js';
 import type { AgentConfig } from './config.js';
 import { errorText } from './error-text.js';
 
@@ -81,16 +81,24 @@ export async function bootstrap(ctx: BootstrapContext): Promise<NodeAddress> {
 }
 
 async function findAddress(ctx: BootstrapContext): Promise<NodeAddress> {
-  const interfaces = ctx.interfaces ?? (() => interfaceAddresses(networkInterfaces()));
+  // BGPConfiguration ignoredInterfaces: never the node's address nor felix's host interface (the interfaces
+  // whose connected routes Calico's BIRD ignores).
+  const ignoredPatterns = (await ctx.ds.get('BGPConfiguration', 'default'))?.spec.ignoredInterfaces ?? [];
+  const ignored = ignoredInterfaceMatcher(ignoredPatterns);
+  const all = ctx.interfaces ?? (() => interfaceAddresses(networkInterfaces()));
+  const interfaces = () => all().filter((i) => !ignored(i.iface));
   const ip = ctx.config.ip;
   if (ip.mode === 'fixed') {
     const holder = interfaces().find((i) => i.address === ip.address);
     const hostInterface = holder?.iface ?? null;
-    if (holder === undefined) {
+    const ignoredHolder = holder === undefined ? all().find((i) => i.address === ip.address) : undefined;
+    if (ignoredHolder !== undefined) {
+      ctx.warnings.add(`IP=${ip.address} is on ${ignoredHolder.iface}, which BGPConfiguration default ignoredInterfaces (${ignoredPatterns.join(', ')}) excludes: routes to other nodes (direct and BGP) have no interface to leave through and are not programmed`);
+    } else if (holder === undefined) {
       ctx.warnings.add(`IP=${ip.address}: no interface holds this address, so routes to other nodes (direct and BGP) have no interface to leave through and are not programmed`);
     }
     if (ip.prefixLength !== undefined) return { address: ip.address, prefixLength: ip.prefixLength, hostInterface };
-    const len = prefixLengthOf(ip.address, interfaces());
+    const len = prefixLengthOf(ip.address, all());
     if (len !== null) return { address: ip.address, prefixLength: len, hostInterface };
     ctx.warnings.add(`IP=${ip.address}: no interface holds this address, so its prefix length is unknown; using /32 (set IP=${ip.address}/<len> for CrossSubnet to work)`);
     return { address: ip.address, prefixLength: 32, hostInterface };

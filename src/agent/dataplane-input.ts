@@ -22,6 +22,8 @@ export interface DataplaneSources {
   cache: CacheView;
   /** The BGP routes (Loc-RIB rows); only routes learned from a peer, with a next hop, are used. */
   bgpRoutes: ReadonlyArray<Pick<RouteRow, 'prefix' | 'nextHop' | 'from'>>;
+  /** The planned peers: those with reachableBy get a static route to their address (Calico). */
+  peers?: ReadonlyArray<{ address: string; reachableBy?: string }>;
   /** TORTIE_BGP_PORT_GUARD (false: no guard table). */
   bgpPortGuard: boolean;
   /** FELIX_IPINIPMTU. */
@@ -60,6 +62,7 @@ export function dataplaneInput(sources: DataplaneSources): DataplaneInput {
     localBlocks: affineBlocks({ nodeName: name, blocks: cache.list('IPAMBlock'), affinities: cache.list('BlockAffinity') }).map(formatPrefix),
     workloads,
     bgpRoutes,
+    ...peerRoutesOf(sources.peers ?? []),
     // No pod speaks BGP as its node (felix/bgp-guard.ts); TORTIE_BGP_PORT_GUARD=false turns it off.
     bgpGuard: sources.bgpPortGuard
       ? { nodeAddresses: cache.list('Node').flatMap((n) => (n.spec.bgp?.ipv4Address !== undefined ? [n.spec.bgp.ipv4Address] : [])) }
@@ -70,6 +73,12 @@ export function dataplaneInput(sources: DataplaneSources): DataplaneInput {
       ...(hostMtu !== undefined ? { hostMtu } : {}),
     },
   };
+}
+
+/** BGPPeer reachableBy → felix's static routes to peers; nothing when no peer has one. */
+function peerRoutesOf(peers: ReadonlyArray<{ address: string; reachableBy?: string }>): Pick<DataplaneInput, 'peerRoutes'> {
+  const peerRoutes = peers.flatMap((p) => (p.reachableBy !== undefined ? [{ address: p.address, gateway: p.reachableBy }] : []));
+  return peerRoutes.length > 0 ? { peerRoutes } : {};
 }
 
 /** An interface's MTU from sysfs (`ip netns exec` mounts the namespace's own /sys); undefined when unreadable. */

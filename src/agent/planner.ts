@@ -19,8 +19,9 @@
 // Why this is hard: every node computes its half of each session alone, and the halves must agree —
 // exactly one side passive for a mesh pair, both sides seeing each other as iBGP client/reflector the
 // same way — from the same datastore snapshot, without ever talking to each other. The Speaker keys
-// sessions by address, so the plan must also hold at most one peer per address (Calico would configure
-// two BIRD protocols and let them fight).
+// sessions by address and port, so the plan holds at most one peer per address and port (Calico would
+// configure two BIRD protocols and let them fight); two peerings to one address on different ports are two
+// sessions, as in Calico (`Global_10_192_0_1_port_150` and `..._port_166`).
 
 import { formatIpv4, parseIpv4, tryParseIpv4 } from '../../bgp/index.js';
 import { BGP_DEFAULTS, parsePeerIP, parseSelector, type Resource, type Selector } from '../resources/index.js';
@@ -64,6 +65,8 @@ interface Candidate {
   password?: SecretKeyRef;
   /** BGPPeer.spec.ttlSecurity (GTSM hops), when not 0. */
   ttlSecurity?: number;
+  /** BGPPeer.spec.reachableBy, an IPv4 gateway. */
+  reachableBy?: string;
   /** BGPPeer.spec.filters: BGPFilter names, in order. */
   filters?: string[];
   fromResource: string;
@@ -224,7 +227,7 @@ function nextHopOf(spec: Resource<'BGPPeer'>['spec']): Pick<Candidate, 'nextHopM
 export const MAX_PREFIXES_ANNOTATION = 'tortie.dev/max-prefixes';
 
 /** The fields every peering made from a BGPPeer carries (Calico's setPeerConfigFieldsFromV3Resource). */
-function sharedFields(cluster: Cluster, peer: Resource<'BGPPeer'>): Pick<Candidate, 'sourceAddress' | 'restartTime' | 'keepaliveTime' | 'nextHopMode' | 'keepOriginalNextHop' | 'fromResource' | 'maxPrefixes' | 'password' | 'ttlSecurity' | 'filters'> {
+function sharedFields(cluster: Cluster, peer: Resource<'BGPPeer'>): Pick<Candidate, 'sourceAddress' | 'restartTime' | 'keepaliveTime' | 'nextHopMode' | 'keepOriginalNextHop' | 'fromResource' | 'maxPrefixes' | 'password' | 'ttlSecurity' | 'reachableBy' | 'filters'> {
   const s = peer.spec;
   const what = `BGPPeer ${peer.metadata.name}`;
   const out: ReturnType<typeof sharedFields> = { sourceAddress: s.sourceAddress ?? 'UseNodeIP', fromResource: peer.metadata.name, ...nextHopOf(s) };
@@ -240,6 +243,12 @@ function sharedFields(cluster: Cluster, peer: Resource<'BGPPeer'>): Pick<Candida
   if (ref !== undefined) out.password = { name: ref.name, key: ref.key };
   // Calico: ttlSecurity 0 is off; N → BIRD's `ttl security on; multihop N`.
   if (s.ttlSecurity !== undefined && s.ttlSecurity > 0) out.ttlSecurity = s.ttlSecurity;
+  // Calico: a static route `<peer>/32 via <reachableBy>` for every peering the BGPPeer makes (reverse ones too).
+  if (s.reachableBy) {
+    const gateway = tryParseIpv4(s.reachableBy);
+    if (gateway !== null) out.reachableBy = formatIpv4(gateway);
+    else cluster.warnings.add(`${what}: spec.reachableBy "${s.reachableBy}" is not an IPv4 address (tortie peers over IPv4 only); no static route to the peer`);
+  }
   if (s.filters !== undefined && s.filters.length > 0) out.filters = [...s.filters];
   return out;
 }
@@ -446,11 +455,12 @@ function finish(type: 'Global' | 'Node', c: Candidate, self: NodeView, ourIp: st
   if (c.sourceAddress === 'UseNodeIP') peer.sourceAddress = ourIp;
   if (c.password !== undefined) peer.password = c.password;
   if (c.ttlSecurity !== undefined) peer.ttlSecurity = c.ttlSecurity;
+  if (c.reachableBy !== undefined) peer.reachableBy = c.reachableBy;
   if (c.filters !== undefined) peer.filters = c.filters;
   return peer;
 }
 
-/** Precedence when two peerings share an address (the Speaker holds one session per address). */
+/** Precedence when two peerings share an address and port (the Speaker holds one session per address and port). */
 const TYPE_PRECEDENCE: Readonly<Record<PeerType, number>> = { Global: 0, Node: 1, Mesh: 2 };
 
 /**
@@ -494,16 +504,17 @@ export function planPeers(input: PlannerInput): PeeringPlan {
 
   const all: DesiredPeer[] = [...[...emitter.emitted.values()].map((e) => finish(e.type, e.candidate, self, ourIp)), ...meshPeers(cluster, self, ourIp)];
   all.sort((a, b) => TYPE_PRECEDENCE[a.type] - TYPE_PRECEDENCE[b.type] || addressOrder(a.address, b.address) || a.port - b.port);
-  const byAddress = new Map<string, DesiredPeer>();
+  const byEndpoint = new Map<string, DesiredPeer>();
   for (const p of all) {
-    const kept = byAddress.get(p.address);
+    const endpoint = `${p.address}:${p.port}`;
+    const kept = byEndpoint.get(endpoint);
     if (kept === undefined) {
-      byAddress.set(p.address, p);
+      byEndpoint.set(endpoint, p);
       continue;
     }
-    warnings.add(`${p.name}${p.fromResource ? ` (BGPPeer ${p.fromResource})` : ''} is dropped: ${kept.name}${kept.fromResource ? ` (BGPPeer ${kept.fromResource})` : ''} already peers with ${p.address}, and a node has one session per address`);
+    warnings.add(`${p.name}${p.fromResource ? ` (BGPPeer ${p.fromResource})` : ''} is dropped: ${kept.name}${kept.fromResource ? ` (BGPPeer ${kept.fromResource})` : ''} already peers with ${endpoint}, and a node has one session per address and port`);
   }
-  const peers = [...byAddress.values()].sort((a, b) => addressOrder(a.address, b.address) || a.port - b.port);
+  const peers = [...byEndpoint.values()].sort((a, b) => addressOrder(a.address, b.address) || a.port - b.port);
 
   const plan: PeeringPlan = {
     routerId: ourIp,

@@ -252,9 +252,9 @@ export class SpeakerKeeper {
   private identityNow: SpeakerIdentity | null = null;
   /** The previous Speaker's best routes while a graceful swap is under way (see header). */
   private retained: RibEntry[] | null = null;
-  /** Peers seen Established since the current Speaker started (readiness). */
+  /** Peers seen Established since the current Speaker started (readiness), by `endpoint`. */
   private readonly everEstablished = new Set<string>();
-  /** Peers whose End-of-RIB this Speaker received (felix keeps last run's routes until every peer's is in). */
+  /** Peers whose End-of-RIB this Speaker received (felix keeps last run's routes until every peer's is in), by `endpoint`. */
   private readonly endOfRibFrom = new Set<string>();
   private speakerReady = false;
   private settleTimer: TimerHandle | null = null;
@@ -386,8 +386,8 @@ export class SpeakerKeeper {
     const peers = this.speakerNow.peerStatus();
     if (peers.length === 0) return { ready: true };
     const up = peers.filter((p) => p.state === 'Established');
-    for (const p of up) this.everEstablished.add(p.address);
-    const allSeen = peers.every((p) => this.everEstablished.has(p.address));
+    for (const p of up) this.everEstablished.add(endpoint(p.address, p.port));
+    const allSeen = peers.every((p) => seen(this.everEstablished, p.address, p.port));
     if (!allSeen && up.length < peers.length) {
       const down = peers.filter((p) => p.state !== 'Established').map((p) => `${p.address} (${p.state})`);
       return { ready: false, reason: `BGP not established with ${down.join(', ')}` };
@@ -475,7 +475,7 @@ export class SpeakerKeeper {
     // The Speaker calls these from inside its sessions: a throw here must not reach them (`contained`).
     speaker.on('state', (event) =>
       contained('a BGP session state change', () => {
-        if (event.to === 'Established') this.everEstablished.add(event.peer);
+        if (event.to === 'Established') this.everEstablished.add(endpoint(event.peer, event.port));
         log.info({ peer: event.peer, from: event.from, to: event.to, ...(event.reason ? { reason: event.reason } : {}) }, 'BGP session state');
         this.observeSessions();
       }),
@@ -491,7 +491,7 @@ export class SpeakerKeeper {
     );
     speaker.on('endOfRib', (event) =>
       contained('an End-of-RIB', () => {
-        this.endOfRibFrom.add(event.peer);
+        this.endOfRibFrom.add(endpoint(event.peer, event.port));
         this.settleIfDone();
       }),
     );
@@ -532,7 +532,7 @@ export class SpeakerKeeper {
    */
   private settleIfDone(): void {
     if (!this.options.settleWatched() || !this.speakerReady) return;
-    if (!this.options.plannedPeers().every((p) => this.endOfRibFrom.has(p.address))) return;
+    if (!this.options.plannedPeers().every((p) => seen(this.endOfRibFrom, p.address, p.port))) return;
     if (this.settleTimer !== null) this.options.clock.clearTimeout(this.settleTimer);
     this.settleTimer = null;
     this.options.onSettled();
@@ -563,4 +563,14 @@ export class SpeakerKeeper {
 /** A real timer must not keep the process alive by itself (a fake clock's handle has no unref). */
 function unref(handle: TimerHandle): void {
   (handle as { unref?: () => void }).unref?.();
+}
+
+/** A peer as the readiness sets hold it: address and port (two peers may share an address), or the address alone when an event had no port. */
+function endpoint(address: string, port: number | undefined): string {
+  return port === undefined ? address : `${address}:${port}`;
+}
+
+/** Whether the peer at address:port is in `set` (or its address, recorded from an event without a port). */
+function seen(set: ReadonlySet<string>, address: string, port: number): boolean {
+  return set.has(`${address}:${port}`) || set.has(address);
 }

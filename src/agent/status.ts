@@ -46,10 +46,11 @@ export interface StatusSources {
 
 export function agentStatus(s: StatusSources): AgentStatus {
   const plan = s.plan;
-  const byAddress = new Map((plan?.peers ?? []).map((p) => [p.address, p]));
+  // Two planned peers may share an address (different ports): matched by address and port.
+  const byEndpoint = new Map((plan?.peers ?? []).map((p) => [`${p.address}:${p.port}`, p]));
   const { now, kernelFindings: kernel } = s;
   const peers = s.peers.map((peer) => {
-    const desired = byAddress.get(peer.address);
+    const desired = byEndpoint.get(`${peer.address}:${peer.port}`);
     const signed = desired?.password !== undefined || desired?.ttlSecurity !== undefined;
     return peerRow({ peer, ...(desired ? { desired } : {}), now, ...(signed && kernel.length > 0 ? { kernel } : {}) });
   });

@@ -50,6 +50,8 @@ export interface DesiredPeer {
   password?: SecretKeyRef;
   /** GTSM (RFC 5082): BGPPeer ttlSecurity hops. */
   ttlSecurity?: number;
+  /** BGPPeer reachableBy: the gateway felix routes this peer's address through (a static /32, as Calico). */
+  reachableBy?: string;
   /** BGPPeer spec.filters: the BGPFilters applied to this session, in order. */
   filters?: string[];
 }

@@ -305,7 +305,7 @@ class Invocation {
     for (const pool of pools) {
       try {
         const [ip] = await this.datastoreStep(`assigning an address to ${handle}`, () =>
-          ipam.assign(node, handle, { use: 'Workload', attributes, pools: listed, ...(pool !== undefined ? { pool } : {}) }),
+          ipam.assign(node, handle, { use: 'Workload', attributes, pools: listed, ...(pool !== undefined ? { pool } : {}), ...(id.pod ? { namespace: id.pod.namespace } : {}) }),
         );
         if (ip !== undefined) return ip;
       } catch (err) {

@@ -40,11 +40,15 @@ export async function assign(store: IpamStore, node: string, handleId: string, o
   const held = heldBy(listed, handleId);
   if (held.length >= count) return held.slice(0, count);
   const got = [...held];
-  const pools = await store.poolsFor(node, options.pool, use, options.pools);
-  if (pools.length === 0) {
+  const forNode = await store.poolsFor(node, options.pool, use, options.pools);
+  if (forNode.length === 0) {
     throw new IpamExhaustedError(
       `no enabled IPPool${options.pool ? ` "${options.pool}"` : ''} selects node "${node}" for ${use} addresses (check the pools' nodeSelector, disabled and allowedUses fields)`,
     );
+  }
+  const pools = await store.forNamespace(forNode, options.pool, options.namespace);
+  if (pools.length === 0) {
+    throw new IpamExhaustedError(`no enabled IPPool selects node "${node}" and namespace "${options.namespace ?? ''}" for ${use} addresses (pools ${forNode.map((p) => p.metadata.name).join(', ')}: check their namespaceSelector)`);
   }
   const inPools = (b: Block): boolean => pools.some((p) => blockInPool(b.spec.cidr, p));
   const secondary = assignmentAttributes(node, handleId, options.attributes);

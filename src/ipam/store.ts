@@ -86,6 +86,19 @@ export class IpamStore {
     );
   }
 
+  /**
+   * IPPool namespaceSelector, as Calico's IPAM: a pool with one serves only pods whose Namespace's labels
+   * match (against no labels when there is no namespace, or no Namespace resource of that name); a pool the
+   * request names is used whatever its selector. The Namespace (Kubernetes API, or the Namespace resources
+   * stored in etcd) is read only when a candidate pool has a selector. Blocks are claimed ahead
+   * (claimBlock) without it: a block serves whichever namespaces its pool selects.
+   */
+  async forNamespace(pools: Pool[], poolName: string | undefined, namespace: string | undefined): Promise<Pool[]> {
+    if (poolName !== undefined || !pools.some((p) => (p.spec.namespaceSelector ?? '') !== '')) return pools;
+    const labels = namespace === undefined ? {} : ((await this.ds.get('Namespace', namespace))?.metadata.labels ?? {});
+    return pools.filter((p) => parseSelector(p.spec.namespaceSelector || 'all()').matches(labels));
+  }
+
   async allBlocks(): Promise<Block[]> {
     return (await this.ds.list('IPAMBlock')).items.filter((b) => !b.spec.deleted);
   }

@@ -94,4 +94,9 @@ export interface AssignOptions {
   attributes?: Readonly<Record<string, string>>;
   /** The IPPools as the caller listed them (saves a read; see poolsFor). */
   pools?: PoolList;
+  /**
+   * The pod's namespace (its name), for IPPool namespaceSelector: a pool with one is used only when the
+   * Namespace's labels match. Without it (tunnel addresses) a selector is matched against no labels (Calico).
+   */
+  namespace?: string;
 }

@@ -19,11 +19,18 @@ export const NOT_IN_EFFECT: readonly NotInEffect[] = [
   { kind: 'BGPConfiguration', path: 'spec.serviceClusterIPs', reason: 'service IP advertisement is not implemented yet: no route is advertised for it' },
   { kind: 'BGPConfiguration', path: 'spec.serviceExternalIPs', reason: 'service IP advertisement is not implemented yet: no route is advertised for it' },
   { kind: 'BGPConfiguration', path: 'spec.serviceLoadBalancerIPs', reason: 'service IP advertisement is not implemented yet: no route is advertised for it' },
-  { kind: 'BGPConfiguration', path: 'spec.ignoredInterfaces', reason: 'IP autodetection and felix do not read it yet: every interface is considered' },
-  { kind: 'IPPool', path: 'spec.namespaceSelector', reason: 'not implemented yet: every namespace may take addresses from this pool' },
-  { kind: 'BGPConfiguration', path: 'spec.programClusterRoutes', reason: 'not implemented yet: felix programs the routes to other nodes’ blocks whatever its value' },
-  { kind: 'BGPPeer', path: 'spec.reachableBy', reason: 'not implemented yet: no static route to the peer through that gateway is added' },
-  { kind: 'BGPPeer', path: 'spec.localWorkloadSelector', reason: 'not implemented yet: no session with local workloads is made' },
+  {
+    kind: 'BGPConfiguration',
+    path: 'spec.programClusterRoutes',
+    reason:
+      'it chooses which routes to other nodes’ blocks Calico’s BIRD programs, the rest being left to felix (FelixConfiguration.programClusterRoutes, a kind tortie does not have); tortie has one route agent, felix, which programs all of them (proto 80) whatever its value — what a consistent pair of Calico settings gives',
+  },
+  {
+    kind: 'BGPPeer',
+    path: 'spec.localWorkloadSelector',
+    reason:
+      'BGP with local workloads is not implemented: no Local_Workload session is planned (it needs the local WorkloadEndpoints matched by the selector, a passive session per workload address, and BGPConfiguration localWorkloadPeeringIPV4 answered on the workloads’ interfaces)',
+  },
   { kind: 'BGPFilter', path: 'spec.importV6', reason: 'tortie’s BGP carries IPv4 unicast only: the IPv6 rules have no route to act on' },
   { kind: 'BGPFilter', path: 'spec.exportV6', reason: 'tortie’s BGP carries IPv4 unicast only: the IPv6 rules have no route to act on' },
   // Inside the rule lists (a list of objects is one field for the schema walk; these name one field of every item).

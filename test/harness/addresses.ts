@@ -35,6 +35,7 @@ export const ADDRESS_BLOCKS: Readonly<Record<number, string>> = {
   41: 'test/bench/routing-rr.ts',
   42: 'test/bench/routing-nodes.ts',
   43: 'test/integration/kubernetes-agent-rbac.test.ts',
+  49: 'test/integration/peer-ports.test.ts',
   60: 'test/bench/agent-convergence.ts',
   61: 'test/bench/felix-routes.ts', // no loopback use: its underlay 198.18.61.0/24, inside its own namespaces
   66: 'test/integration/felix-nat.test.ts', // no loopback use: its underlay 198.18.66.0/24, inside its own namespaces

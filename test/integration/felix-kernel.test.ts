@@ -9,6 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Iproute2Kernel, parseRouteJson } from '../../felix/iproute2.js';
 import { KernelError, normalizeKernelRoute, type KernelEvent, type KernelRoute } from '../../felix/kernel.js';
 import { RouteTable, isOwnedRoute, toKernelRoute, type ApplyResult } from '../../felix/route-table.js';
+import { calculateRoutes } from '../../felix/route-calc.js';
 import type { DesiredRoute } from '../../felix/routes.js';
 import { createNetns, destroyAllNetns, liveNetns, netnsUnavailableReason, runCommand, type Netns } from '../harness/netns.js';
 import { waitFor } from '../harness/wait.js';
@@ -181,6 +182,25 @@ describe.skipIf(unavailable !== null)('felix on the real kernel (network namespa
       expect(await owned(kernel), step.what).toEqual(expectedOwned(step.routes));
       expect((await table(kernel)).filter((r) => !isOwnedRoute(r)), step.what).toEqual(foreign);
     }
+  });
+
+  it('BGPPeer reachableBy: the static route to the peer via its gateway is programmed (proto 80) and removed with the peer', async () => {
+    const ns = await node('reachable');
+    const kernel = kernelIn(ns);
+    const foreign = (await table(kernel)).filter((r) => !isOwnedRoute(r));
+    const rt = new RouteTable(kernel, { resyncMs: 0 });
+    const calc = (peerRoutes: Array<{ address: string; gateway: string }>) =>
+      calculateRoutes({ node: { ip: '192.168.31.201/24', hostInterface: 'eth0' }, pools: [], localBlocks: [], workloads: [], bgpRoutes: [{ prefix: '10.225.0.4/32', nextHop: '192.168.31.77' }], tunnelUsable: false, peerRoutes }).routes;
+    rt.setDesired(calc([{ address: '10.225.0.4', gateway: '192.168.31.1' }]));
+    await rt.apply();
+    // The gateway wins over the /32 learned over BGP (route class peer < bgp), as Calico's static route does.
+    expect(await ns.ip('route', 'show', 'table', 'main', '10.225.0.4/32')).toContain('10.225.0.4 via 192.168.31.1 dev eth0 proto 80 onlink');
+    expect(await ns.ip('route', 'get', '10.225.0.4')).toContain('via 192.168.31.1 dev eth0');
+    // The peer (its reachableBy) goes: the route learned over BGP is what remains; foreign routes untouched.
+    rt.setDesired(calc([]));
+    await rt.apply();
+    expect(await ns.ip('route', 'show', 'table', 'main', '10.225.0.4/32')).toContain('10.225.0.4 via 192.168.31.77 dev eth0 proto 80 onlink');
+    expect((await table(kernel)).filter((r) => !isOwnedRoute(r))).toEqual(foreign);
   });
 
   it('CrossSubnet shapes: a node in this subnet direct on eth0, a node in another subnet via tunl0', async () => {

@@ -304,7 +304,10 @@ function compare(expected: Expected, resources: AnyResource[]): Comparison {
   for (const cidr of outside) deliberate.push(`exported ${cidr} (outside every pool)`);
   const exported = setDifference('exported', expected.exported.filter(inSomePool), originatedPrefixes(advertise));
   if (exported !== null) differences.push(exported);
-  if (expected.staticRoutes.length > 0) differences.push(`static routes -${expected.staticRoutes.join(' -')}`);
+  // Calico's static `<peer>/32 via <reachableBy>` routes: felix's peer routes, from the planned peers.
+  const peerRoutes = plan === null ? [] : plan.peers.flatMap((p) => (p.reachableBy !== undefined ? [`${p.address}/32`] : []));
+  const statics = setDifference('static routes', expected.staticRoutes, peerRoutes);
+  if (statics !== null) differences.push(statics);
 
   return { differences, sessionDifferences, matched: matchedSessions, deliberate };
 }

@@ -216,6 +216,50 @@ describe('Speaker', () => {
     s2.stop();
   });
 
+  it('two peers on one address, different ports: two sessions, two sources; inbound goes to the lowest port', async () => {
+    const net = new MemoryNetwork();
+    const clock = new FakeClock(1_000_000);
+    const a = await node(net, clock, '127.0.0.1', 64512);
+    // Two speakers on 127.0.0.2: one on port 179 (it connects to us), one on 1179 (passive: we connect to it).
+    const low = await node(net, clock, '127.0.0.2', 65001);
+    const high = new Speaker({ routerId: parseIpv4('127.0.0.3'), localAs: 65002, listen: { address: '127.0.0.2', port: 1179 }, clock, transport: net.transport('127.0.0.2'), acceptor: memoryAcceptor(net) });
+    speakers.push(high);
+    await high.start();
+    const highUpdates: Array<SpeakerEvents['update'][0]> = [];
+    high.on('update', (e) => highUpdates.push(e));
+    low.speaker.setPeers([{ address: '127.0.0.1', peerAs: 64512 }]);
+    high.setPeers([{ address: '127.0.0.1', peerAs: 64512, passive: true }]);
+    low.speaker.setOriginated([route('10.1.0.0/24')]);
+    high.setOriginated([route('10.2.0.0/24')]);
+    a.speaker.setOriginated([route('10.244.1.0/26')]);
+    // We wait for the low one (its connection arrives from an ephemeral port) and connect to the high one.
+    a.speaker.setPeers([
+      { address: '127.0.0.2', port: 179, peerAs: 65001, passive: true },
+      { address: '127.0.0.2', port: 1179, peerAs: 65002 },
+    ]);
+    await clock.advanceAsync(200);
+    const rows = a.speaker.peerStatus().map((p) => `${p.address}:${p.port} AS${p.peerAs} ${p.state} ${p.routesReceived}`);
+    expect(rows.sort()).toEqual(['127.0.0.2:1179 AS65002 Established 1', '127.0.0.2:179 AS65001 Established 1']);
+    const ports = a.events.filter((e) => e.kind === 'state' && e.data.to === 'Established').map((e) => (e.kind === 'state' ? e.data.port : 0));
+    expect(ports.sort()).toEqual([1179, 179]);
+    // Both routes are in the Loc-RIB, each from its own session (one address, two sources).
+    expect(a.speaker.bestRoutes().map((r) => `${r.prefix.addr}/${r.prefix.len} from ${r.from}`).filter((r) => !r.includes('null')).length).toBe(2);
+    expect(a.speaker.receivedRoutes('127.0.0.2', 1179).map((r) => r.prefix.len)).toEqual([24]);
+    expect(a.speaker.receivedRoutes('127.0.0.2', 1179)[0]!.prefix.addr).toBe(parseIpv4('10.2.0.0'));
+    expect(a.speaker.receivedRoutes('127.0.0.2')[0]!.prefix.addr).toBe(parseIpv4('10.1.0.0')); // no port: the inbound peer
+    // Not "back to the sender": the route of the one on 179 goes to the one on 1179 (another speaker).
+    const heard = highUpdates.flatMap((u) => u.announced.map((r) => r.prefix.addr));
+    expect(heard).toContain(parseIpv4('10.1.0.0'));
+    expect(heard).toContain(parseIpv4('10.244.1.0'));
+    expect(heard).not.toContain(parseIpv4('10.2.0.0'));
+    // Removing one leaves the other alone; its route goes, the other's stays.
+    a.speaker.setPeers([{ address: '127.0.0.2', port: 179, peerAs: 65001, passive: true }]);
+    await clock.advanceAsync(20_000);
+    expect(a.speaker.peerStatus().map((p) => `${p.port} ${p.state}`)).toEqual(['179 Established']);
+    expect(a.speaker.best(parsePrefix('10.2.0.0/24'))).toBeNull();
+    expect(a.speaker.best(parsePrefix('10.1.0.0/24'))?.from).toBe('127.0.0.2');
+  });
+
   it('closes connections from addresses that are not configured peers', async () => {
     const net = new MemoryNetwork();
     const clock = new FakeClock();

@@ -14,6 +14,27 @@ function makeAgent(env: Record<string, string>, ds = new MemoryDatastore()) {
 }
 
 describe('Agent startup', () => {
+  it('ignoredInterfaces: an ignored interface is never the node address nor felix\'s host interface', async () => {
+    const ds = new MemoryDatastore();
+    await ds.create(res('BGPConfiguration', 'default', { ignoredInterfaces: ['eth*', 'bond?'] }));
+    const interfaces = [
+      { iface: 'lo', address: '127.0.0.1', prefixLength: 8 },
+      { iface: 'eth0', address: '198.18.0.11', prefixLength: 24 },
+      { iface: 'bond0', address: '198.18.2.11', prefixLength: 24 },
+      { iface: 'bond10', address: '198.18.1.11', prefixLength: 24 },
+    ];
+    const { agent } = testAgent({ IP: 'autodetect', AS: '64513', CALICO_IPV4POOL_CIDR: '10.244.0.0/16' }, ds, { interfaces: () => interfaces });
+    await agent.start();
+    // first-found would take eth0; eth* and bond? are ignored, bond10 is not (a pattern matches the whole name).
+    expect((await ds.get('Node', 'node-1'))?.spec.bgp?.ipv4Address).toBe('198.18.1.11/24');
+    expect(agent.status().dataplane.hostInterface).toBe('bond10');
+    // A fixed IP on an ignored interface: no host interface for felix, and the status says why.
+    const fixed = testAgent({ IP: '198.18.0.11', AS: '64513', NODENAME: 'node-2' }, ds, { interfaces: () => interfaces });
+    await fixed.agent.start();
+    expect(fixed.agent.status().dataplane.hostInterface).toBeNull();
+    expect(fixed.agent.status().warnings.join('\n')).toContain('IP=198.18.0.11 is on eth0, which BGPConfiguration default ignoredInterfaces (eth*, bond?) excludes');
+  });
+
   it('registers the node with the interface prefix length, creates the default pool, claims a block, allocates the tunnel address', async () => {
     const { agent, ds, last } = makeAgent({ IP: '198.18.0.11', AS: '64513', CALICO_IPV4POOL_CIDR: '10.244.0.0/16' });
     await agent.start();

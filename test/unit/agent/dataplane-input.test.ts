@@ -81,6 +81,12 @@ describe('dataplaneInput', () => {
     });
   });
 
+  it('planned peers with reachableBy become static routes to their addresses; the others none', () => {
+    const input = dataplaneInput({ ...sources(), peers: [{ address: '10.225.0.4', reachableBy: '198.18.0.1' }, { address: '198.18.0.12' }] });
+    expect(input.peerRoutes).toEqual([{ address: '10.225.0.4', gateway: '198.18.0.1' }]);
+    expect(dataplaneInput({ ...sources(), peers: [{ address: '198.18.0.12' }] }).peerRoutes).toBeUndefined();
+  });
+
   it('reads the host MTU only through the injected reader, for the host interface', () => {
     const asked: string[] = [];
     const input = dataplaneInput(sources({ interfaceMtu: (name) => (asked.push(name), 9000), ipipMtu: 1400 }));

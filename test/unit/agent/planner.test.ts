@@ -248,11 +248,29 @@ describe('drop rules', () => {
     expect(briefs('node-a', nodes, [everyone], [MESH_OFF])).toEqual(['Global_198_18_0_12 Global 198.18.0.12:179 AS64512']);
   });
 
-  it('one session per address: an explicit peer to a mesh neighbour replaces the mesh peer, with a warning', () => {
+  it('one session per address and port: an explicit peer to a mesh neighbour replaces the mesh peer, with a warning', () => {
     const everyone = bgpPeer('all-nodes', { peerSelector: 'all()' });
     const p = plan('node-a', nodes, [everyone]);
     expect(p.peers.map(brief)).toEqual(['Global_198_18_0_12 Global 198.18.0.12:179 AS64512']);
-    expect(p.warnings).toEqual(['Mesh_198_18_0_12 is dropped: Global_198_18_0_12 (BGPPeer all-nodes) already peers with 198.18.0.12, and a node has one session per address']);
+    expect(p.warnings).toEqual(['Mesh_198_18_0_12 is dropped: Global_198_18_0_12 (BGPPeer all-nodes) already peers with 198.18.0.12:179, and a node has one session per address and port']);
+  });
+
+  it('reachableBy: every peering the BGPPeer makes carries the gateway (felix routes the peer through it)', () => {
+    const peers = [bgpPeer('rr-a', { peerIP: '10.225.0.4', asNumber: 65515, reachableBy: '10.224.0.1' }), bgpPeer('bad', { peerIP: '10.225.0.6', asNumber: 65515, reachableBy: 'ffee::1' })];
+    const p = plan('node-a', nodes, peers, [MESH_OFF]);
+    expect(p.peers.map((x) => `${x.address} ${x.reachableBy ?? '-'}`)).toEqual(['10.225.0.4 10.224.0.1', '10.225.0.6 -']);
+    expect(p.warnings).toEqual(['BGPPeer bad: spec.reachableBy "ffee::1" is not an IPv4 address (tortie peers over IPv4 only); no static route to the peer']);
+  });
+
+  it('two BGPPeers to one address on different ports are two sessions, named with their ports', () => {
+    const peers = [bgpPeer('router-a', { peerIP: '198.18.0.50:1790', asNumber: 65001 }), bgpPeer('router-b', { peerIP: '198.18.0.50:1791', asNumber: 65002 }), bgpPeer('router-c', { peerIP: '198.18.0.50', asNumber: 65003 })];
+    const p = plan('node-a', nodes, peers, [MESH_OFF]);
+    expect(p.peers.map(brief)).toEqual(['Global_198_18_0_50 Global 198.18.0.50:179 AS65003', 'Global_198_18_0_50_port_1790 Global 198.18.0.50:1790 AS65001', 'Global_198_18_0_50_port_1791 Global 198.18.0.50:1791 AS65002']);
+    expect(p.warnings).toEqual([]);
+    // A mesh neighbour on its listen port and a BGPPeer to another port on the same node: both.
+    const second = plan('node-a', nodes, [bgpPeer('second-speaker', { peerIP: '198.18.0.12:1179', asNumber: 65010 })]);
+    expect(second.peers.map(brief)).toContain('Global_198_18_0_12_port_1179 Global 198.18.0.12:1179 AS65010 passive');
+    expect(second.peers.map(brief).filter((b) => b.startsWith('Mesh_198_18_0_12 '))).toHaveLength(1);
   });
 });
 

@@ -28,7 +28,8 @@ function keeper(options: { peers?: string[]; settleWatched?: boolean } = {}) {
     },
     warnings,
     contained: (_what, action) => action(),
-    plannedPeers: () => (options.peers ?? []).map((address) => ({ address }) as DesiredPeer),
+    // "address" or "address:port" (two planned peers may share an address).
+    plannedPeers: () => (options.peers ?? []).map((peer) => ({ address: peer.split(':')[0]!, ...(peer.includes(':') ? { port: Number(peer.split(':')[1]) } : {}) }) as DesiredPeer),
     settleWatched: () => options.settleWatched ?? true,
     onSettled: () => events.settled++,
     onRoutesChanged: () => events.routesChanged++,
@@ -75,6 +76,17 @@ describe('SpeakerKeeper', () => {
     expect(events.settled).toBe(1);
     expect(clock.pending).toBe(0);
     clock.advance(GRACEFUL_RESTART.deferralMs);
+    expect(events.settled).toBe(1);
+  });
+
+  it('two planned peers on one address (different ports): BGP settles only after both sent End-of-RIB', async () => {
+    const { k, speakers, events } = keeper({ peers: ['198.18.0.50:1790', '198.18.0.50:1791'] });
+    await k.ensureIdentity(IDENTITY);
+    const speaker = speakers[0]!;
+    speaker.emit('ready');
+    speaker.emit('endOfRib', { peer: '198.18.0.50', port: 1790 });
+    expect(events.settled).toBe(0);
+    speaker.emit('endOfRib', { peer: '198.18.0.50', port: 1791 });
     expect(events.settled).toBe(1);
   });
 

@@ -273,6 +273,23 @@ describe('ADD', () => {
     expect(String(c.json?.msg)).toMatch(/ipam\.ipv4_pools\[0\]: no IPPool is named or has the CIDR "nope" \(pools: big 10\.2\.0\.0\/24, tiny 10\.1\.0\.0\/32\)/);
   });
 
+  it('IPPool namespaceSelector: a pod gets an address from a pool whose selector its Namespace labels match', async () => {
+    const h = await harness([pool('prod', '10.1.0.0/24', { namespaceSelector: "env == 'prod'" }), pool('other', '10.2.0.0/24', { namespaceSelector: "env != 'prod'" })]);
+    await h.mem.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop', labels: { env: 'prod' } }, spec: {} });
+    const shop = await h.run('ADD', {}, { CNI_CONTAINERID: 'c1', CNI_ARGS: 'K8S_POD_NAMESPACE=shop;K8S_POD_NAME=cart-0' });
+    expect(shop.json?.ips).toEqual([{ address: '10.1.0.0/32', interface: 1 }]);
+    const plain = await h.run('ADD', {}, { CNI_CONTAINERID: 'c2', CNI_ARGS: 'K8S_POD_NAMESPACE=default;K8S_POD_NAME=web-0' });
+    expect(plain.json?.ips).toEqual([{ address: '10.2.0.0/32', interface: 1 }]);
+  });
+
+  it('IPPool assignmentMode Manual: only a network configuration that names the pool (ipam.ipv4_pools) gets addresses from it', async () => {
+    const h = await harness([pool('manual', '10.1.0.0/24', { assignmentMode: 'Manual' }), pool('auto', '10.2.0.0/24')]);
+    const plain = await h.run('ADD', {}, { CNI_CONTAINERID: 'c1' });
+    expect(plain.json?.ips).toEqual([{ address: '10.2.0.0/32', interface: 1 }]);
+    const named = await h.run('ADD', { ipam: { type: 'tortie-ipam', ipv4_pools: ['manual'] } }, { CNI_CONTAINERID: 'c2', CNI_ARGS: 'K8S_POD_NAMESPACE=default;K8S_POD_NAME=web-2' });
+    expect(named.json?.ips).toEqual([{ address: '10.1.0.0/32', interface: 1 }]);
+  });
+
   it('chooses the MTU: config first, else host default-route MTU minus the encapsulation of enabled pools', async () => {
     const cases: Array<{ pools: Array<Resource<'IPPool'>>; host: { dev: string; mtu: number } | null; config?: number; mtu: number }> = [
       { pools: [pool('p', '10.244.0.0/24', { ipipMode: 'Never' })], host: { dev: 'eth0', mtu: 9000 }, mtu: 9000 },

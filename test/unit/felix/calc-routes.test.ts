@@ -35,11 +35,11 @@ describe('routeKey', () => {
 describe('route classes', () => {
   it('settle conflicts as the issue says: workload < tunnel/direct < blackhole', () => {
     const order = (Object.keys(ROUTE_CLASSES) as RouteClass[]).sort(compareRouteClass);
-    expect(order).toEqual(['workload', 'direct', 'tunnel', 'bgp', 'blackhole']);
+    expect(order).toEqual(['workload', 'direct', 'tunnel', 'peer', 'bgp', 'blackhole']);
     expect(compareRouteClass('workload', 'tunnel')).toBeLessThan(0);
     expect(compareRouteClass('direct', 'blackhole')).toBeLessThan(0);
     expect(compareRouteClass('blackhole', 'tunnel')).toBeGreaterThan(0);
-    expect(new Set(Object.values(ROUTE_CLASSES).map((c) => c.rank)).size).toBe(5);
+    expect(new Set(Object.values(ROUTE_CLASSES).map((c) => c.rank)).size).toBe(6);
   });
 
   it('knows its names', () => {

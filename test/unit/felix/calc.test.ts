@@ -285,6 +285,27 @@ describe('calculateRoutes: vxlan and broken pools', () => {
   });
 });
 
+describe('calculateRoutes: static routes to BGP peers (reachableBy)', () => {
+  it('reachableBy: the peer\'s /32 via the gateway on the host interface, winning over the same /32 learned over BGP', () => {
+    const result = calculateRoutes(
+      input({
+        peerRoutes: [{ address: '10.225.0.5', gateway: '192.168.31.1' }, { address: '10.225.0.4', gateway: '192.168.31.1' }],
+        bgpRoutes: [{ prefix: '10.225.0.4/32', nextHop: '192.168.31.7' }],
+      }),
+    );
+    expect(shown(result.routes)).toEqual(['10.225.0.4 via 192.168.31.1 dev eth0 proto 80 onlink', '10.225.0.5 via 192.168.31.1 dev eth0 proto 80 onlink']);
+    expect(result.routes.map((r) => r.class)).toEqual(['peer', 'peer']);
+    expect(result.warnings).toEqual([expect.stringMatching(/^10\.225\.0\.4\/32 is wanted by more than one source: kept peer .*dropped bgp/)]);
+  });
+
+  it('a gateway that is not IPv4, or no host interface: no static route, and why', () => {
+    expect(calculateRoutes(input({ peerRoutes: [{ address: '10.225.0.4', gateway: 'fe80::1' }] })).warnings).toEqual(['BGP peer 10.225.0.4: reachableBy "fe80::1" (or the peer address) is not an IPv4 address: no static route to the peer']);
+    const noIf = calculateRoutes(input({ node: { ip: '192.168.31.201/24', hostInterface: '' }, peerRoutes: [{ address: '10.225.0.4', gateway: '192.168.31.1' }] }));
+    expect(noIf.routes).toEqual([]);
+    expect(noIf.warnings).toContain('no host interface: the static routes to BGP peers (reachableBy) are not programmed');
+  });
+});
+
 describe('calculateRoutes: BGP routes outside every pool', () => {
   it('goes via the next hop on the host interface, class bgp', () => {
     const result = calculateRoutes(input({ bgpRoutes: [{ prefix: '172.16.0.0/16', nextHop: '192.168.31.1' }] }));
@@ -370,7 +391,7 @@ describe('calculateRoutes: conflicts for one prefix', () => {
     expect(shown(result.routes)).toEqual(['10.244.7.0/26 via 192.168.40.7 dev tunl0 proto 80 onlink']);
     expect(result.warnings).toHaveLength(1);
     expect(result.warnings[0]).toMatch(/^10\.244\.7\.0\/26 is wanted by more than one source: kept tunnel .* dropped blackhole "blackhole 10\.244\.7\.0\/26 proto 80"/);
-    expect(result.warnings[0]).toMatch(/workload < direct < tunnel < bgp < blackhole/);
+    expect(result.warnings[0]).toMatch(/workload < direct < tunnel < peer < bgp < blackhole/);
   });
 
   it('a local workload beats a remote /32 for its address', () => {

@@ -120,6 +120,25 @@ describe('Ipam.claimBlock', () => {
 });
 
 describe('Ipam.assign and release', () => {
+  it('namespaceSelector: a pool serves only pods whose Namespace labels match; a named pool whatever its selector', async () => {
+    const { ds, ipam } = await setup(pool('prod', '10.1.0.0/24', { namespaceSelector: "env == 'prod'" }), pool('rest', '10.2.0.0/24', { namespaceSelector: "env != 'prod'" }));
+    await ds.create(node('a', {}));
+    await ds.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop', labels: { env: 'prod' } }, spec: {} });
+    await ds.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'dev', labels: { env: 'test' } }, spec: {} });
+    expect(await ipam.assign('a', 'h-shop', { namespace: 'shop' })).toEqual(['10.1.0.0']);
+    expect(await ipam.assign('a', 'h-dev', { namespace: 'dev' })).toEqual(['10.2.0.0']);
+    // No Namespace resource of that name: matched against no labels (env != 'prod' holds for them).
+    expect(await ipam.assign('a', 'h-gone', { namespace: 'gone' })).toEqual(['10.2.0.1']);
+    // A request naming a pool uses it whatever its selector (Calico's requested pools).
+    expect(await ipam.assign('a', 'h-named', { namespace: 'dev', pool: 'prod' })).toEqual(['10.1.0.1']);
+    // A label change moves the next pod.
+    await ds.update({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'dev', labels: { env: 'prod' } }, spec: {} });
+    expect(await ipam.assign('a', 'h-dev-2', { namespace: 'dev' })).toEqual(['10.1.0.2']);
+    const onlyProd = await setup(pool('prod', '10.1.0.0/24', { namespaceSelector: "env == 'prod'" }));
+    await onlyProd.ds.create(node('a', {}));
+    await expect(onlyProd.ipam.assign('a', 'h', { namespace: 'dev' })).rejects.toThrow(/no enabled IPPool selects node "a" and namespace "dev" for Workload addresses \(pools prod: check their namespaceSelector\)/);
+  });
+
   it('assigns from the node\'s block, claiming one when needed; a retried handle gets the same address', async () => {
     const { ds, ipam } = await setup(pool('p', '10.244.0.0/24'));
     const [ip] = await ipam.assign('node-a', 'pod-1');

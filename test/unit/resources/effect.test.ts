@@ -36,6 +36,7 @@ const EFFECT_TESTS: Readonly<Record<string, EffectTest>> = {
   'IPPool.spec.disabled': { file: IPAM, title: 'uses only enabled pools whose nodeSelector matches the Node labels' },
   'IPPool.spec.disableBGPExport': { file: ADVERTISE, title: 'a disableBGPExport pool refuses even what an overlapping enabled pool would accept' },
   'IPPool.spec.nodeSelector': { file: IPAM, title: 'uses only enabled pools whose nodeSelector matches the Node labels' },
+  'IPPool.spec.namespaceSelector': { file: 'test/unit/cni/plugin.test.ts', title: 'IPPool namespaceSelector: a pod gets an address from a pool whose selector its Namespace labels match' },
   'IPPool.spec.assignmentMode': { file: IPAM, title: 'assignmentMode Manual: a pool only a request naming it uses' },
   'IPPool.spec.allowedUses': { file: IPAM, title: 'honours allowedUses: a Tunnel-only pool gives tunnel addresses and never pod addresses' },
 
@@ -46,6 +47,7 @@ const EFFECT_TESTS: Readonly<Record<string, EffectTest>> = {
   'BGPConfiguration.spec.bindMode': { file: PLANNER, title: 'bindMode NodeIP binds to the node IP; listenPort comes from node.<name>, then default' },
   'BGPConfiguration.spec.nodeMeshPassword': { file: 'test/unit/agent/agent-passwords.test.ts', title: 'gives each peer its password; a changed Secret re-keys only the peers that use it' },
   'BGPConfiguration.spec.nodeMeshMaxRestartTime': { file: PLANNER, title: 'carries the mesh settings: source address, local AS, no next-hop change, nodeMeshMaxRestartTime' },
+  'BGPConfiguration.spec.ignoredInterfaces': { file: 'test/unit/agent/agent.test.ts', title: 'ignoredInterfaces: an ignored interface is never the node address nor felix' },
   'BGPConfiguration.spec.communities': { file: 'test/unit/agent/agent.test.ts', title: 'prefixAdvertisements put their communities on the originated blocks' },
   'BGPConfiguration.spec.prefixAdvertisements': { file: ADVERTISE, title: 'a block inside the cidr gets every named and inline community' },
 
@@ -63,6 +65,7 @@ const EFFECT_TESTS: Readonly<Record<string, EffectTest>> = {
   'BGPPeer.spec.numAllowedLocalASNumbers': { file: PLANNER, title: 'durations become seconds; numAllowedLocalASNumbers and localASNumber are carried' },
   'BGPPeer.spec.password': { file: 'test/unit/agent/agent-passwords.test.ts', title: 'gives each peer its password; a changed Secret re-keys only the peers that use it' },
   'BGPPeer.spec.reversePeering': { file: PLANNER, title: 'reversePeering: Manual — the reflector does not peer back by itself' },
+  'BGPPeer.spec.reachableBy': { file: 'test/unit/felix/dataplane-peer-routes.test.ts', title: 'programs the peer route as its own and removes it when the peer goes' },
   'BGPPeer.spec.filters': { file: 'test/integration/bgp-filter.test.ts', title: 'import: rejected routes are held as refused with the rule that refused them; accepted ones are best' },
   'BGPFilter.spec.importV4': { file: 'test/integration/bgp-filter.test.ts', title: 'import: rejected routes are held as refused with the rule that refused them; accepted ones are best' },
   'BGPFilter.spec.exportV4': { file: 'test/integration/bgp-filter.test.ts', title: 'export: FRR’s filter rejects the pool blocks and passes on what its Accept rules match; BIRD gets Calico’s default' },
