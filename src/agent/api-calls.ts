@@ -21,6 +21,7 @@ export const CNI_SERVICE_ACCOUNT = 'tortie-cni';
 
 export const AGENT_API_CALLS: readonly ApiGrant[] = [
   // Configuration: read-only. The cache (src/agent/cache.ts) lists and watches every CACHED_KINDS kind.
+  { verb: 'get', resource: `bgpconfigurations.${CRD}`, uses: /ds\.get\('BGPConfiguration', 'default'\)/, why: 'startup: ignoredInterfaces before autodetection' },
   { verb: 'list', resource: `bgpconfigurations.${CRD}`, uses: /CACHED_KINDS = \[[^\]]*'BGPConfiguration'/, why: 'the cache' },
   { verb: 'watch', resource: `bgpconfigurations.${CRD}`, uses: /CACHED_KINDS = \[[^\]]*'BGPConfiguration'/, why: 'the cache' },
   { verb: 'list', resource: `bgppeers.${CRD}`, uses: /CACHED_KINDS = \[[^\]]*'BGPPeer'/, why: 'the cache' },

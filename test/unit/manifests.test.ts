@@ -664,11 +664,11 @@ describe('RBAC, per ServiceAccount', () => {
     expect(AGENT_API_CALLS.find((g) => g.resource === 'serviceaccounts/token')?.resourceNames).toEqual([findOne(KUBE, 'ServiceAccount', 'tortie-cni').metadata?.name]);
   });
 
-  it('the agent reads configuration and never writes it (BGPPeer, BGPConfiguration, BGPFilter: list and watch only)', () => {
+  it('the agent reads configuration and never writes it (BGPPeer, BGPConfiguration, BGPFilter: get, list and watch at most)', () => {
     const granted = grantsFor(KUBE, { name: 'tortie-node', namespace });
     const config = granted.filter((g) => /bgppeers|bgpconfigurations|bgpfilters/.test(g));
     expect(config.map((g) => g.split(' ')[0]).every((v) => v === 'get' || v === 'list' || v === 'watch')).toBe(true);
-    expect(config.length).toBe(6);
+    expect(config.length).toBe(7);
     expect(granted.filter((g) => g.includes('ippools')).map((g) => g.split(' ')[0]).sort()).toEqual(['create', 'list', 'watch']);
     expect(granted.filter((g) => g.startsWith('patch pods') || g.startsWith('update pods'))).toEqual([]);
   });
