@@ -140,7 +140,14 @@ export async function runNode(env: NodeJS.ProcessEnv, options: { logger?: Logger
     await ds.close().catch(() => undefined);
     return 1;
   }
+  // The CNI plugin's own token (TORTIE_CNI_KUBECONFIG, kubernetes datastore), refreshed before it expires.
+  const { startCniToken } = await import('./cni-token.js');
+  const cniToken = await startCniToken(dsConfig, env, (level, message, fields) => log[level](fields ?? {}, message)).catch((error: unknown) => {
+    log.error({ err: errorText(error) }, 'CNI plugin token: not managed');
+    return null;
+  });
   const graceful = await stopped;
+  cniToken?.stop();
   await agent.stop({ graceful });
   await ds.close().catch(() => undefined);
   log.info('stopped');

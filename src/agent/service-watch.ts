@@ -42,11 +42,6 @@ export interface ServiceApi {
 export const SERVICES_PATH = '/api/v1/services';
 export const ENDPOINT_SLICES_PATH = '/apis/discovery.k8s.io/v1/endpointslices';
 
-/** The Kubernetes API calls this watch makes, as RBAC grants (manifests/tortie.yaml grants exactly these). */
-export const SERVICE_API_CALLS: ReadonlyArray<{ verb: string; resource: string }> = ['list', 'watch'].flatMap((verb) => [
-  { verb, resource: 'services' },
-  { verb, resource: 'endpointslices.discovery.k8s.io' },
-]);
 
 /** The API of the kubeconfig's cluster (`kubeconfig` undefined: the client's defaults), a deadline per request. */
 export function kubeServiceApi(kubeconfig: string | undefined, timeoutMs: number): ServiceApi {

@@ -244,7 +244,9 @@ export async function openPodApi(conf: Pick<NetConf, 'kubeconfig'>, timeoutMs: n
     },
     async patch(namespace, name, patch) {
       try {
-        await core.patchNamespacedPod({ namespace, name, body: patch }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch));
+        // Through the status subresource, as Calico's plugin does: its ServiceAccount may patch pods/status
+        // (annotations included) but not the Pods themselves (manifests/tortie.yaml, ClusterRole tortie-cni).
+        await core.patchNamespacedPodStatus({ namespace, name, body: patch }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch));
       } catch (err) {
         throw describeError(err, `patching Pod ${namespace}/${name}`);
       }

@@ -38,6 +38,8 @@ environment:
   CNI_CONF_NAME        the network configuration file name        (default 10-tortie.conflist)
   CNI_MTU              the pods' MTU                              (default: chosen per pod)
   TORTIE_CNI_LIB_DIR   copy the package and Node here first       (default: use them in place)
+  TORTIE_CNI_SERVICE_ACCOUNT  in a pod, kubernetes datastore: the plugin's kubeconfig gets a bound token
+                       of this ServiceAccount (TokenRequest) instead of the pod's own token
   DATASTORE_TYPE, ETCD_ENDPOINTS, ETCD_CA_CERT_FILE, ETCD_CERT_FILE, ETCD_KEY_FILE, KUBECONFIG:
                        the datastore, as for 'tortie node run'
 `;
@@ -96,7 +98,8 @@ export function serviceAccountKubeconfig(server: string, caData: string, token: 
     '- name: local',
     '  cluster:',
     `    server: ${JSON.stringify(server)}`,
-    `    certificate-authority-data: ${JSON.stringify(caData)}`,
+    // A plain-http server (tests' fake API server) has no certificate to check; client-node then wants this said.
+    caData === '' && server.startsWith('http:') ? '    insecure-skip-tls-verify: true' : `    certificate-authority-data: ${JSON.stringify(caData)}`,
     'users:',
     '- name: tortie-cni',
     '  user:',
@@ -124,6 +127,11 @@ export interface InstallIo {
   nodePath: string;
   /** This package's root (where package.json is). */
   packageRoot: string;
+  /**
+   * A bound token of ServiceAccount `name` in this pod's namespace (TokenRequest, with this pod's own
+   * credentials). Absent (tests): TORTIE_CNI_SERVICE_ACCOUNT is refused.
+   */
+  requestToken?(name: string, expirationSeconds: number): Promise<string>;
 }
 
 export const realInstallIo = (): InstallIo => ({
@@ -155,6 +163,13 @@ export const realInstallIo = (): InstallIo => ({
   },
   nodePath: process.execPath,
   packageRoot: join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..'),
+  async requestToken(name, expirationSeconds) {
+    const { kubeTokenRequester } = await import('../datastore/kube-token.js');
+    // This pod's namespace: POD_NAMESPACE, else its service account's.
+    const namespace = process.env.POD_NAMESPACE?.trim() || (await readFile(`${SERVICE_ACCOUNT_DIR}/namespace`, 'utf8')).trim();
+    const request = await kubeTokenRequester(undefined, 10_000, namespace, name);
+    return (await request(expirationSeconds)).token;
+  },
 });
 
 function setting(env: Readonly<Record<string, string | undefined>>, name: string): string | undefined {
@@ -225,11 +240,26 @@ export async function installCni(env: Readonly<Record<string, string | undefined
       if (host === undefined) {
         throw new InstallError('DATASTORE_TYPE is kubernetes but KUBECONFIG is not set and this is not a pod (no KUBERNETES_SERVICE_HOST): set KUBECONFIG to a kubeconfig file the plugin may use');
       }
-      const token = (await readOrRefuse(io, `${SERVICE_ACCOUNT_DIR}/token`, 'the service account token')).toString('utf8').trim();
       const ca = (await readOrRefuse(io, `${SERVICE_ACCOUNT_DIR}/ca.crt`, 'the service account CA')).toString('base64');
       const server = host.includes(':') ? `https://[${host}]:${port}` : `https://${host}:${port}`;
-      await io.writeFileAtomic(to, serviceAccountKubeconfig(server, ca, token), 0o600);
-      done.push(`wrote ${to} for ${server} from the pod's service account`);
+      // TORTIE_CNI_SERVICE_ACCOUNT: the plugin's own ServiceAccount (least privilege), a bound token the
+      // agent then refreshes (TORTIE_CNI_KUBECONFIG, src/agent/cni-token.ts). Unset: this pod's own token.
+      const account = setting(env, 'TORTIE_CNI_SERVICE_ACCOUNT');
+      if (account !== undefined) {
+        if (!io.requestToken) throw new InstallError('TORTIE_CNI_SERVICE_ACCOUNT is set but no TokenRequest client is available');
+        let token: string;
+        try {
+          token = await io.requestToken(account, 3600);
+        } catch (err) {
+          throw new InstallError(`TORTIE_CNI_SERVICE_ACCOUNT=${account}: ${err instanceof Error ? err.message : String(err)}`);
+        }
+        await io.writeFileAtomic(to, serviceAccountKubeconfig(server, ca, token), 0o600);
+        done.push(`wrote ${to} for ${server} with a token of ServiceAccount ${account}`);
+      } else {
+        const token = (await readOrRefuse(io, `${SERVICE_ACCOUNT_DIR}/token`, 'the service account token')).toString('utf8').trim();
+        await io.writeFileAtomic(to, serviceAccountKubeconfig(server, ca, token), 0o600);
+        done.push(`wrote ${to} for ${server} from the pod's service account`);
+      }
     }
     entry.kubeconfig = to;
   }

@@ -36,7 +36,7 @@ import { datastoreTimeoutEnv, labDir, labTimeouts, readState, saveState, statePa
 
 export { tunnelWarnings } from './converge.js';
 export { missingNamespaces } from './network.js';
-export { cniConfig, killAgent, nodeStatus, runCni, startAgent } from './nodes.js';
+export { cniConfig, killAgent, labSecretsDir, nodeStatus, runCni, startAgent } from './nodes.js';
 export { formatPingMatrix, labPing, type PingMatrix } from './ping.js';
 export { officeRouterRoutes } from './router.js';
 export { DEFAULT_LAB_ROOT, labDir, labTimeouts, readState, type LabIo, type LabProcess, type LabState, type LabTimeouts } from './state.js';

@@ -36,6 +36,11 @@ export async function startAgents(state: LabState, step: (text: string) => void)
   step(`agents running: ${state.plan.nodes.map((n) => `${n.name} ${n.ip}`).join(', ')}`);
 }
 
+/** Where the lab's agents find BGP passwords: <lab dir>/bgp-secrets/<secret name>/<key>, as a Secret volume. */
+export function labSecretsDir(state: LabState): string {
+  return join(state.dir, 'bgp-secrets');
+}
+
 /** Starts (or restarts) one node's agent; its old process entry is replaced. */
 export function startAgent(state: LabState, name: string): LabProcess {
   const node = state.plan.nodes.find((n) => n.name === name);
@@ -52,6 +57,8 @@ export function startAgent(state: LabState, name: string): LabProcess {
     TORTIE_DATAPLANE: 'kernel',
     CALICO_NETWORKING_BACKEND: state.plan.options.backend ?? 'bird',
     TORTIE_CTL_SOCKET: agentSocket(state, name),
+    // BGP passwords on etcd: mounted-Secret files, DIR/<secret name>/<key> (src/agent/secrets.ts).
+    TORTIE_BGP_SECRETS_DIR: labSecretsDir(state),
     TORTIE_LOG_LEVEL: process.env.TORTIE_LOG_LEVEL ?? 'info',
     ...datastoreTimeoutEnv(true),
   };

@@ -34,6 +34,7 @@ export const ADDRESS_BLOCKS: Readonly<Record<number, string>> = {
   40: 'test/bench/routing-receive.ts',
   41: 'test/bench/routing-rr.ts',
   42: 'test/bench/routing-nodes.ts',
+  43: 'test/integration/kubernetes-agent-rbac.test.ts',
   47: 'test/integration/service-advertisement.test.ts',
   49: 'test/integration/peer-ports.test.ts',
   // Its reflectors on 127.0.50.x; its 1,000 clients need more than a /24, so block 50 also owns

@@ -1,7 +1,7 @@
 // A fake Kubernetes API server for testing the kubernetes datastore backend with the real
 // @kubernetes/client-node client. It serves only what the backend calls, but serves it honestly:
 // - cluster-scoped Calico CRD objects under /apis/crd.projectcalico.org/v1/<plural>[/<name>],
-//   core Nodes (/api/v1/nodes), Pods (/api/v1/pods, /api/v1/namespaces/<ns>/pods[/<name>]), Namespaces
+//   core Nodes (/api/v1/nodes), Secrets (/api/v1/namespaces/<ns>/secrets[/<name>]), Pods (/api/v1/pods, /api/v1/namespaces/<ns>/pods[/<name>]), Namespaces
 //   (/api/v1/namespaces[/<name>]) and NetworkPolicies (/apis/networking.k8s.io/v1/networkpolicies,
 //   /apis/networking.k8s.io/v1/namespaces/<ns>/networkpolicies[/<name>]), Services (/api/v1/services,
 //   /api/v1/namespaces/<ns>/services[/<name>]) and EndpointSlices (/apis/discovery.k8s.io/v1/endpointslices,
@@ -20,8 +20,18 @@
 //   as kube-apiserver does. The history window is configurable and `compact()` drops it all, so tests can
 //   force 410 Gone; `dropWatches()` closes every open watch stream (cleanly or by destroying the socket).
 //
-// Every request is recorded as an RBAC-style call (verb + resource), so tests can compare what the backend
-// does with the RBAC rules it declares.
+// Every request is recorded as an RBAC-style call (verb + resource, and who made it), so tests can compare
+// what the backend does with the RBAC rules it declares.
+//
+// Authentication and RBAC, as kube-apiserver does them for ServiceAccounts: the token of the kubeconfig
+// this server writes (`fake-token`) is an administrator, allowed everything. TokenRequest
+// (POST /api/v1/namespaces/<ns>/serviceaccounts/<sa>/token) mints a bound token for a ServiceAccount
+// declared with `serviceAccount()`, with status.expirationTimestamp = now + spec.expirationSeconds (at
+// least 600 s, as the API server requires); a request with that token acts as
+// system:serviceaccount:<ns>:<sa> until it expires (then 401), and is allowed only what `setGrants()`
+// gave that ServiceAccount (403 Forbidden otherwise; `grantsFromManifests()` reads them from Roles,
+// ClusterRoles and their bindings). An unknown token is 401. PATCH of pods/<name>/status takes a merge
+// patch of metadata and status (the spec is kept), as the status subresource does.
 //
 // Why this is hard: watch semantics. A real API server's watch cache replays exactly the events after N,
 // in order, once, and refuses (410) when it can no longer do so; a fake that silently replays "whatever it
@@ -49,6 +59,43 @@ export interface ApiCall {
   resource: string;
   /** The HTTP status answered (200 for a watch stream, even one that then reports 410). */
   status?: number;
+  /** Who: `admin` (the kubeconfig's fake-token) or `system:serviceaccount:<ns>:<name>`. */
+  user?: string;
+}
+
+/** One RBAC permission: `verb` on `resource` (`pods`, `pods/status`, `<plural>.<group>`), optionally limited. */
+export interface Grant {
+  verb: string;
+  resource: string;
+  /** Only in this namespace (a Role); absent: every namespace and cluster-scoped objects (a ClusterRole). */
+  namespace?: string;
+  resourceNames?: string[];
+}
+
+type RbacRule = { apiGroups?: string[]; resources?: string[]; verbs?: string[]; resourceNames?: string[] };
+type RbacDoc = { kind?: string; metadata?: { name?: string; namespace?: string }; rules?: RbacRule[]; roleRef?: { kind?: string; name?: string }; subjects?: Array<{ kind?: string; name?: string; namespace?: string }> };
+
+/** `system:serviceaccount:<ns>:<name>` → what its RoleBindings and ClusterRoleBindings in `docs` grant. */
+export function grantsFromManifests(docs: readonly RbacDoc[]): Map<string, Grant[]> {
+  const out = new Map<string, Grant[]>();
+  for (const binding of docs.filter((d) => d.kind === 'RoleBinding' || d.kind === 'ClusterRoleBinding')) {
+    const role = docs.find((d) => d.kind === binding.roleRef?.kind && d.metadata?.name === binding.roleRef?.name && (d.kind === 'ClusterRole' || d.metadata?.namespace === binding.metadata?.namespace));
+    if (!role) throw new Error(`${binding.kind} ${binding.metadata?.name ?? ''}: no ${binding.roleRef?.kind ?? ''} ${binding.roleRef?.name ?? ''}`);
+    const namespace = binding.kind === 'RoleBinding' ? binding.metadata?.namespace : undefined;
+    const grants = (role.rules ?? []).flatMap((r) =>
+      (r.apiGroups ?? []).flatMap((g) =>
+        (r.resources ?? []).flatMap((res) =>
+          (r.verbs ?? []).map((verb): Grant => ({ verb, resource: g === '' ? res : `${res.split('/')[0]!}.${g}${res.includes('/') ? `/${res.split('/')[1]!}` : ''}`, ...(namespace ? { namespace } : {}), ...(r.resourceNames ? { resourceNames: r.resourceNames } : {}) })),
+        ),
+      ),
+    );
+    for (const s of binding.subjects ?? []) {
+      if (s.kind !== 'ServiceAccount') continue;
+      const user = `system:serviceaccount:${s.namespace ?? binding.metadata?.namespace ?? ''}:${s.name ?? ''}`;
+      out.set(user, [...(out.get(user) ?? []), ...grants]);
+    }
+  }
+  return out;
 }
 
 export interface FakeApiServer {
@@ -76,13 +123,21 @@ export interface FakeApiServer {
   object(path: CollectionPath, name: string, namespace?: string): KubeObject | undefined;
   /** Delete an object directly; returns whether it existed. */
   remove(path: CollectionPath, name: string, namespace?: string): boolean;
+  /** Declares a ServiceAccount (TokenRequest answers 404 for any other). */
+  serviceAccount(namespace: string, name: string): void;
+  /** What each user (`system:serviceaccount:<ns>:<name>`) may do; replaces earlier grants. */
+  setGrants(grants: Map<string, Grant[]>): void;
+  /** Mints a token as TokenRequest would (not recorded as a call). */
+  issueToken(namespace: string, name: string, expirationSeconds?: number): { token: string; expiresAt: number };
+  /** A kubeconfig file for this server with `token` as its credential. */
+  kubeconfigWithToken(token: string): Promise<string>;
   stop(): Promise<void>;
 }
 
 /** Which collection: a Calico CRD plural, or the core `nodes` / `pods`. */
 export type CollectionPath = { crd: string } | { core: CoreCollection };
 
-type CoreCollection = 'nodes' | 'pods' | 'namespaces' | 'networkpolicies' | 'services' | 'endpointslices';
+type CoreCollection = 'nodes' | 'pods' | 'namespaces' | 'networkpolicies' | 'services' | 'endpointslices' | 'secrets';
 
 const CRD_GROUP = 'crd.projectcalico.org';
 const CRD_PLURALS: Readonly<Record<string, string>> = {
@@ -96,6 +151,7 @@ const CRD_PLURALS: Readonly<Record<string, string>> = {
 };
 const CORE: Readonly<Record<CoreCollection, { kind: string; namespaced: boolean; group?: string }>> = {
   nodes: { kind: 'Node', namespaced: false },
+  secrets: { kind: 'Secret', namespaced: true },
   pods: { kind: 'Pod', namespaced: true },
   namespaces: { kind: 'Namespace', namespaced: false },
   networkpolicies: { kind: 'NetworkPolicy', namespaced: true, group: 'networking.k8s.io' },
@@ -168,6 +224,9 @@ function route(pathname: string): Target | null {
         return { collection: collectionOf({ core }), namespace: parts[3], ...(parts[5] ? { name: parts[5] } : {}) };
       }
     }
+    if (parts[2] === 'namespaces' && parts[3] && parts[4] === 'secrets' && parts.length <= 6) {
+      return { collection: collectionOf({ core: 'secrets' }), namespace: parts[3], ...(parts[5] ? { name: parts[5] } : {}) };
+    }
     if (parts[2] === 'namespaces' && parts.length <= 4) return { collection: collectionOf({ core: 'namespaces' }), ...(parts[3] ? { name: parts[3] } : {}) };
   }
   if (parts[0] === 'apis' && parts[1] === 'discovery.k8s.io' && parts[2] === 'v1') {
@@ -231,7 +290,14 @@ async function readBody(req: IncomingMessage): Promise<unknown> {
   }
 }
 
-export async function startFakeApiServer(options: { historyWindow?: number } = {}): Promise<FakeApiServer> {
+/** The smallest expirationSeconds kube-apiserver accepts in a TokenRequest. */
+const MIN_TOKEN_SECONDS = 600;
+
+export async function startFakeApiServer(options: { historyWindow?: number; now?: () => number } = {}): Promise<FakeApiServer> {
+  const now = options.now ?? Date.now;
+  const serviceAccounts = new Set<string>();
+  const tokens = new Map<string, { user: string; expiresAt: number }>();
+  let grants = new Map<string, Grant[]>();
   const objects = new Map<string, KubeObject>();
   let history: HistoryEvent[] = [];
   let window = options.historyWindow ?? 1000;
@@ -455,17 +521,96 @@ export async function startFakeApiServer(options: { historyWindow?: number } = {
     res.on('close', () => watches.delete(w));
   }
 
+  function issueToken(namespace: string, name: string, expirationSeconds = 3600): { token: string; expiresAt: number } {
+    const token = `sa-${randomUUID()}`;
+    const expiresAt = Math.floor(now() / 1000) * 1000 + Math.max(MIN_TOKEN_SECONDS, expirationSeconds) * 1000;
+    tokens.set(token, { user: `system:serviceaccount:${namespace}:${name}`, expiresAt });
+    return { token, expiresAt };
+  }
+
+  /** Who sent `req`: admin (fake-token), a ServiceAccount (a token this server minted), or 401. */
+  function authenticate(req: IncomingMessage): string {
+    const header = req.headers.authorization ?? '';
+    const token = header.startsWith('Bearer ') ? header.slice(7).trim() : '';
+    if (token === 'fake-token') return 'admin';
+    const known = tokens.get(token);
+    if (!known || known.expiresAt <= now()) throw new HttpStatus(401, 'Unauthorized', 'Unauthorized');
+    return known.user;
+  }
+
+  /** RBAC: 403 unless one of the user's grants covers verb, resource, namespace and name. */
+  function authorize(user: string, verb: string, resource: string, namespace: string | undefined, name: string | undefined): void {
+    if (user === 'admin') return;
+    const allowed = (grants.get(user) ?? []).some(
+      (g) =>
+        g.verb === verb &&
+        g.resource === resource &&
+        (g.namespace === undefined || g.namespace === namespace) &&
+        (g.resourceNames === undefined || (name !== undefined && g.resourceNames.includes(name))),
+    );
+    if (allowed) return;
+    const [plural, ...group] = resource.split('/')[0]!.split('.');
+    const sub = resource.includes('/') ? `/${resource.split('/')[1]!}` : '';
+    throw new HttpStatus(
+      403,
+      'Forbidden',
+      `${resource}${name ? ` "${name}"` : ''} is forbidden: User "${user}" cannot ${verb} resource "${plural!}${sub}" in API group "${group.join('.')}"${namespace ? ` in the namespace "${namespace}"` : ' at the cluster scope'}`,
+    );
+  }
+
+  async function tokenRequest(namespace: string, name: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (!serviceAccounts.has(`${namespace}/${name}`)) throw new HttpStatus(404, 'NotFound', `serviceaccounts "${name}" not found`, { name, kind: 'serviceaccounts' });
+    const body = (await readBody(req)) as { spec?: { expirationSeconds?: number } } | undefined;
+    const asked = body?.spec?.expirationSeconds ?? 3600;
+    if (!Number.isInteger(asked) || asked < MIN_TOKEN_SECONDS) {
+      throw new HttpStatus(422, 'Invalid', `TokenRequest.authentication.k8s.io "${name}" is invalid: spec.expirationSeconds: Invalid value: ${String(asked)}: may not specify a duration less than 10 minutes`);
+    }
+    const issued = issueToken(namespace, name, asked);
+    sendJson(res, 201, {
+      apiVersion: 'authentication.k8s.io/v1',
+      kind: 'TokenRequest',
+      metadata: { name, namespace, creationTimestamp: new Date(now()).toISOString().replace(/\.\d+Z$/, 'Z') },
+      spec: { audiences: [], expirationSeconds: asked },
+      status: { token: issued.token, expirationTimestamp: new Date(issued.expiresAt).toISOString().replace(/\.\d+Z$/, 'Z') },
+    });
+  }
+
+  /** PATCH pods/<name>/status: a merge patch whose spec part is ignored (the status subresource keeps the spec). */
+  function patchPodStatus(namespace: string, name: string, contentType: string | undefined, body: unknown): KubeObject {
+    const { spec: _ignored, ...rest } = (body ?? {}) as Record<string, unknown>;
+    return patch({ collection: collectionOf({ core: 'pods' }), namespace }, name, contentType, rest);
+  }
+
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://127.0.0.1');
-    const target = route(url.pathname);
     const method = req.method ?? 'GET';
+    const user = authenticate(req);
+    const parts = url.pathname.split('/').filter((p) => p !== '').map(decodeURIComponent);
+    // Subresources: /api/v1/namespaces/<ns>/serviceaccounts/<sa>/token and /api/v1/namespaces/<ns>/pods/<name>/status.
+    if (parts.length === 7 && parts[0] === 'api' && parts[1] === 'v1' && parts[2] === 'namespaces') {
+      const [, , , namespace, plural, name, sub] = parts as [string, string, string, string, string, string, string];
+      const resource = `${plural}/${sub}`;
+      const verb = method === 'POST' ? 'create' : method === 'PATCH' ? 'patch' : method.toLowerCase();
+      const call: ApiCall = { verb, resource, user };
+      calls.push(call);
+      res.on('finish', () => (call.status = res.statusCode));
+      authorize(user, verb, resource, namespace, name);
+      if (resource === 'serviceaccounts/token' && method === 'POST') return tokenRequest(namespace, name, req, res);
+      if (resource === 'pods/status' && method === 'PATCH') {
+        sendJson(res, 200, patchPodStatus(namespace, name, req.headers['content-type'], await readBody(req)));
+        return;
+      }
+      throw new HttpStatus(405, 'MethodNotAllowed', `${method} is not supported on ${url.pathname} by this fake API server`);
+    }
+    const target = route(url.pathname);
     if (!target) throw new HttpStatus(404, 'NotFound', `the server could not find the requested resource (${method} ${url.pathname})`);
     const { collection } = target;
     const verbOf: Record<string, string> = { GET: target.name ? 'get' : url.searchParams.get('watch') === 'true' ? 'watch' : 'list', POST: 'create', PUT: 'update', DELETE: 'delete', PATCH: 'patch' };
-    const call: ApiCall = { verb: verbOf[method] ?? method.toLowerCase(), resource: collection.resource };
+    const call: ApiCall = { verb: verbOf[method] ?? method.toLowerCase(), resource: collection.resource, user };
     calls.push(call);
     res.on('finish', () => (call.status = res.statusCode));
     if (url.searchParams.get('watch') === 'true') call.status = 200;
+    authorize(user, call.verb, collection.resource, target.namespace, target.name);
 
     if (method === 'GET' && !target.name) {
       if (url.searchParams.get('watch') === 'true') {
@@ -533,8 +678,7 @@ export async function startFakeApiServer(options: { historyWindow?: number } = {
   const url = `http://127.0.0.1:${port}`;
   const dir = await mkdtemp(join(tmpdir(), 'tortie-fake-apiserver-'));
   const kubeconfigPath = join(dir, 'kubeconfig');
-  await writeFile(
-    kubeconfigPath,
+  const kubeconfigText = (token: string): string =>
     [
       'apiVersion: v1',
       'kind: Config',
@@ -547,7 +691,7 @@ export async function startFakeApiServer(options: { historyWindow?: number } = {
       'users:',
       '- name: tortie',
       '  user:',
-      '    token: fake-token',
+      `    token: ${token}`,
       'contexts:',
       '- name: fake',
       '  context:',
@@ -555,8 +699,9 @@ export async function startFakeApiServer(options: { historyWindow?: number } = {
       '    user: tortie',
       'current-context: fake',
       '',
-    ].join('\n'),
-  );
+    ].join('\n');
+  await writeFile(kubeconfigPath, kubeconfigText('fake-token'));
+  let kubeconfigs = 0;
 
   return {
     url,
@@ -613,6 +758,19 @@ export async function startFakeApiServer(options: { historyWindow?: number } = {
       if (!objects.has(storeKey(collection.resource, ns, name))) return false;
       remove({ collection, ...(ns !== undefined ? { namespace: ns } : {}) }, name, undefined);
       return true;
+    },
+    serviceAccount(namespace: string, name: string) {
+      serviceAccounts.add(`${namespace}/${name}`);
+    },
+    setGrants(value: Map<string, Grant[]>) {
+      grants = new Map(value);
+    },
+    issueToken,
+    async kubeconfigWithToken(token: string) {
+      kubeconfigs += 1;
+      const path = join(dir, `kubeconfig-${kubeconfigs}`);
+      await writeFile(path, kubeconfigText(token));
+      return path;
     },
     async stop() {
       for (const w of watches) w.res.end();

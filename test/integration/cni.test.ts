@@ -14,7 +14,8 @@
 // and the lab's mode (TORTIE_CNI_HOST_NETNS, the plugin outside the node's namespace).
 
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createServer, type Server, connect } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -29,7 +30,10 @@ import { Ipam } from '../../src/ipam/index.js';
 import { API_VERSION } from '../../src/resources/types.js';
 import { requireBinary } from '../harness/binaries.js';
 import { requireEtcd, startEtcd, type EtcdInstance } from '../harness/etcd.js';
-import { startFakeApiServer } from '../harness/fake-apiserver.js';
+import { grantsFromManifests, startFakeApiServer } from '../harness/fake-apiserver.js';
+import { loadKubeDocuments, MANIFEST_DIR } from '../harness/manifests.js';
+import { CniTokenRefresher, kubeTokenRequester } from '../../src/agent/cni-token.js';
+import { CNI_API_CALLS } from '../../src/cni/api-calls.js';
 import { createNetns, destroyAllNetns, netnsUnavailableReason, runCommand, type Netns } from '../harness/netns.js';
 import { makeTempDir, removeTempDir, startProcess, stopAll, waitFor, type ManagedProcess } from '../harness/process.js';
 
@@ -396,15 +400,26 @@ describe.skipIf(unavailable !== null || !haveEtcd || !built)('tortie CNI plugin,
     await expectNothingFor(p.containerId, hostIf);
   }, 60_000);
 
-  it('kubernetes datastore: ADD annotates the Pod (containerID, podIP, podIPs), DEL removes the addresses', async () => {
+  it("kubernetes datastore, as ServiceAccount tortie-cni with only its ClusterRole (the agent's token refresher wrote the kubeconfig): ADD annotates the Pod (containerID, podIP, podIPs), DEL removes the addresses", async () => {
     const api = await startFakeApiServer();
     const kube = await openKubernetes({ kubeconfig: api.kubeconfigPath, timeoutMs: 5_000 });
+    const tokenDir = mkdtempSync(join(tmpdir(), 'tortie-cni-kube-'));
+    let refresher: CniTokenRefresher | undefined;
     try {
+      // RBAC as manifests/tortie.yaml says; the plugin's kubeconfig is the one the agent keeps.
+      api.serviceAccount('tortie-system', 'tortie-node');
+      api.serviceAccount('tortie-system', 'tortie-cni');
+      api.setGrants(grantsFromManifests(loadKubeDocuments(join(MANIFEST_DIR, 'tortie.yaml'))));
+      const agentKubeconfig = await api.kubeconfigWithToken(api.issueToken('tortie-system', 'tortie-node').token);
+      const cniKubeconfig = join(tokenDir, 'tortie-kubeconfig');
+      refresher = new CniTokenRefresher({ kubeconfigPath: cniKubeconfig, server: api.url, caData: '', request: await kubeTokenRequester(agentKubeconfig, 5_000, 'tortie-system', 'tortie-cni') });
+      await refresher.start();
+      expect(refresher.written).toBe(1);
       await kube.create({ apiVersion: API_VERSION, kind: 'IPPool', metadata: { name: 'kube-pods' }, spec: { cidr: '10.71.0.0/16', blockSize: 26, ipipMode: 'Never', nodeSelector: 'all()' } });
       api.put({ core: 'nodes' }, { metadata: { name: NODE } });
       const p = await newPod();
       api.put({ core: 'pods' }, { metadata: { name: p.pod.name, namespace: 'default', annotations: { keep: 'me' } }, spec: { nodeName: NODE } });
-      const kubeConfig = { cniVersion: '1.0.0', name: NETWORK, type: 'tortie', datastore_type: 'kubernetes', kubeconfig: api.kubeconfigPath, nodename: NODE, ipam: { type: 'tortie-ipam' } };
+      const kubeConfig = { cniVersion: '1.0.0', name: NETWORK, type: 'tortie', datastore_type: 'kubernetes', kubeconfig: cniKubeconfig, nodename: NODE, ipam: { type: 'tortie-ipam' } };
       const base = { containerId: p.containerId, netns: p.netns, pod: p.pod, hostNetns: `/var/run/netns/${host.name}`, config: kubeConfig, executable: [wrapper] };
       const add = await runCniPlugin({ ...base, command: 'ADD' });
       expect(add.exitCode, `${add.stdout} ${add.stderr}`).toBe(0);
@@ -418,13 +433,22 @@ describe.skipIf(unavailable !== null || !haveEtcd || !built)('tortie CNI plugin,
         'cni.projectcalico.org/podIPs': `${address}/32`,
       });
       expect(await kube.get('IPAMHandle', `${NETWORK}.${p.containerId}`)).not.toBeNull();
-      expect(api.calls.some((c) => c.verb === 'patch' && c.resource === 'pods')).toBe(true);
       const del = await runCniPlugin({ ...base, command: 'DEL' });
       expect(del.exitCode, `${del.stdout} ${del.stderr}`).toBe(0);
       expect(annotations()).toEqual({ keep: 'me', 'cni.projectcalico.org/containerID': p.containerId });
       expect(await kube.get('IPAMHandle', `${NETWORK}.${p.containerId}`)).toBeNull();
       expect((await hostLinks()).map((l) => l.ifname)).not.toContain(workloadInterfaceName('default', p.pod.name));
+      // Every call the plugin made was its own ServiceAccount's, none refused, each one its role grants
+      // (src/cni/api-calls.ts), the Pod written only through pods/status.
+      const byCni = api.calls.filter((c) => c.user === 'system:serviceaccount:tortie-system:tortie-cni');
+      expect(byCni.filter((c) => c.status === 401 || c.status === 403)).toEqual([]);
+      const declared = new Set(CNI_API_CALLS.map((g) => `${g.verb} ${g.resource}`));
+      expect([...new Set(byCni.map((c) => `${c.verb} ${c.resource}`))].filter((c) => !declared.has(c))).toEqual([]);
+      expect(byCni.some((c) => c.verb === 'patch' && c.resource === 'pods/status' && c.status === 200)).toBe(true);
+      expect(byCni.some((c) => c.resource === 'pods' && c.verb === 'patch')).toBe(false);
     } finally {
+      refresher?.stop();
+      rmSync(tokenDir, { recursive: true, force: true });
       await kube.close();
       await api.stop();
     }

@@ -8,7 +8,10 @@
 //   tortie itself writes (its IPAM's blocks, affinities and handles; the default pool) accepted;
 // - the examples: valid v3 resources, accepted by the CRDs once converted as the backend converts them,
 //   and doing what they say (the peering planner run on them: reflectors, clients, a global peer);
-// - RBAC: the ClusterRole grants exactly KUBERNETES_API_CALLS, no more and no less;
+// - RBAC, per ServiceAccount: tortie-node (the agent) is granted exactly src/agent/api-calls.ts and
+//   tortie-cni (the CNI plugin) exactly src/cni/api-calls.ts — a call not granted fails, a grant no code
+//   uses fails: every client-node call found in a component's sources must be declared for it, and every
+//   declared grant must find the code that needs it (its `uses`) in that component's sources;
 // - the DaemonSets: the environment, resolved as the kubelet would, is accepted by the agent's and the
 //   datastore's own parsers; probes hit paths the health server answers; host paths; the etcd secret 0400;
 // - every command the manifests run (entrypoint, args, init container, preStop) exists in the built CLI;
@@ -19,7 +22,8 @@
 // checked to be still missing, so the test fails the day it lands, telling to remove the entry.
 
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import * as k8s from '@kubernetes/client-node';
 import { dirname, join, posix, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -29,7 +33,8 @@ import type { AgentMetrics } from '../../src/agent/metrics.js';
 import { planPeers } from '../../src/agent/planner.js';
 import { configFromEnv } from '../../src/datastore/config.js';
 import { KUBERNETES_API_CALLS, mergeNodeAnnotations, nodeToResource, resourceToCrd } from '../../src/datastore/kubernetes.js';
-import { ENDPOINT_SLICES_PATH, SERVICE_API_CALLS, SERVICES_PATH } from '../../src/agent/service-watch.js';
+import { AGENT_API_CALLS, type ApiGrant } from '../../src/agent/api-calls.js';
+import { CNI_API_CALLS } from '../../src/cni/api-calls.js';
 import { MemoryDatastore } from '../../src/datastore/memory.js';
 import { BlockInUseError, Ipam } from '../../src/ipam/index.js';
 import { applyDefaults, KIND_INFO, parseDocuments, ResourceError, toResource, validateAgainst, validateResource, type AnyResource, type Kind, type Resource } from '../../src/resources/index.js';
@@ -525,6 +530,7 @@ const CORE_CALLS: Readonly<Record<string, string>> = {
   listNode: 'list nodes',
   patchNode: 'patch nodes',
   listServiceForAllNamespaces: 'list services',
+  createNamespacedServiceAccountToken: 'create serviceaccounts/token',
 };
 const CLIENT_METHODS = new Set(
   [k8s.CoreV1Api, k8s.CustomObjectsApi].flatMap((api) => Object.getOwnPropertyNames(api.prototype)).filter((n) => n !== 'constructor' && !n.endsWith('WithHttpInfo')),
@@ -555,83 +561,160 @@ function clientCalls(files: string[]): { grants: string[]; unknown: string[] } {
   return { grants: [...grants].sort(), unknown: [...unknown].sort() };
 }
 
-/** The CNI plugin's own calls (src/cni/, through the kubeconfig install-cni writes from tortie-node's token). */
-const CNI_CALLS = clientCalls(sourcesUnder(join(ROOT, 'src/cni')));
+type Rule = { apiGroups: string[]; resources: string[]; verbs: string[]; resourceNames?: string[]; nonResourceURLs?: string[] };
 
-describe('RBAC', () => {
-  const role = findOne(KUBE, 'ClusterRole');
-  const rules = role.rules as Array<{ apiGroups: string[]; resources: string[]; verbs: string[]; resourceNames?: string[]; nonResourceURLs?: string[] }>;
-  const granted = rules.flatMap((r) => r.apiGroups.flatMap((g) => r.resources.flatMap((res) => r.verbs.map((v) => `${v} ${g === '' ? res : `${res}.${g}`}`))));
+/** `verb resource` (+ ` @ns` for a Role's, + ` [names]` when limited) for every rule of one role. */
+function grantsOf(role: KubeDoc, namespace?: string): string[] {
+  return (role.rules as Rule[]).flatMap((r) =>
+    r.apiGroups.flatMap((g) =>
+      r.resources.flatMap((res) => {
+        const [plural, sub] = res.split('/');
+        const resource = g === '' ? res : `${plural!}.${g}${sub ? `/${sub}` : ''}`;
+        return r.verbs.map((v) => `${v} ${resource}${namespace ? ` @${namespace}` : ''}${r.resourceNames ? ` [${[...r.resourceNames].sort().join(',')}]` : ''}`);
+      }),
+    ),
+  );
+}
 
-  it('the ClusterRole grants exactly the calls tortie makes — the kubernetes backend (KUBERNETES_API_CALLS) and the CNI plugin: none missing, none extra', () => {
-    expect(CNI_CALLS.unknown).toEqual([]);
-    const needed = [...new Set([...[...KUBERNETES_API_CALLS, ...SERVICE_API_CALLS].map((c) => `${c.verb} ${c.resource}`), ...CNI_CALLS.grants])].sort();
-    expect(needed.length).toBeGreaterThan(10);
-    expect([...new Set(granted)].sort()).toEqual(needed);
-    expect(granted.length, 'a grant listed twice').toBe(new Set(granted).size);
+/** Everything `docs` grant ServiceAccount `sa`: its ClusterRoles (through ClusterRoleBindings) and Roles (RoleBindings). */
+function grantsFor(docs: KubeDoc[], sa: { name: string; namespace: string }): string[] {
+  const bound = (b: KubeDoc): boolean => ((b.subjects as Array<{ kind: string; name: string; namespace?: string }> | undefined) ?? []).some((s) => s.kind === 'ServiceAccount' && s.name === sa.name && s.namespace === sa.namespace);
+  const out: string[] = [];
+  for (const b of docs.filter((d) => (d.kind === 'ClusterRoleBinding' || d.kind === 'RoleBinding') && bound(d))) {
+    const ref = b.roleRef as { kind: string; name: string };
+    const namespace = b.kind === 'RoleBinding' ? b.metadata?.namespace : undefined;
+    const role = findOne(docs.filter((d) => d.kind !== 'Role' || d.metadata?.namespace === namespace), ref.kind, ref.name);
+    out.push(...grantsOf(role, namespace));
+  }
+  return out.sort();
+}
+
+/** A component's declared calls in the same form, the namespaced ones in `namespace`. */
+function declared(calls: readonly ApiGrant[], namespace: string): string[] {
+  return calls.map((c) => `${c.verb} ${c.resource}${c.namespaced ? ` @${namespace}` : ''}${c.resourceNames ? ` [${[...c.resourceNames].sort().join(',')}]` : ''}`).sort();
+}
+
+/**
+ * The sources of each component: its own folder, the IPAM both use (the Ipam class and what it runs — not
+ * `tortie ipam`'s check, teardown and usage), and for the agent the TokenRequest client
+ * (src/datastore/kube-token.ts; install-cni, which also uses it, runs as the agent's ServiceAccount).
+ */
+const IPAM_RUNTIME = ['ipam', 'store', 'claim', 'assign', 'release'].map((m) => join(ROOT, 'src/ipam', `${m}.ts`));
+const COMPONENTS = [
+  {
+    sa: 'tortie-node',
+    calls: AGENT_API_CALLS,
+    files: [...sourcesUnder(join(ROOT, 'src/agent')), ...IPAM_RUNTIME, join(ROOT, 'src/datastore/kube-token.ts')],
+    own: [...sourcesUnder(join(ROOT, 'src/agent')), join(ROOT, 'src/datastore/kube-token.ts')],
+  },
+  { sa: 'tortie-cni', calls: CNI_API_CALLS, files: [...sourcesUnder(join(ROOT, 'src/cni')), ...IPAM_RUNTIME], own: sourcesUnder(join(ROOT, 'src/cni')) },
+] as const;
+
+describe('RBAC, per ServiceAccount', () => {
+  const ds = findOne(KUBE, 'DaemonSet');
+  const namespace = ds.metadata!.namespace!;
+
+  for (const c of COMPONENTS) {
+    describe(`${c.sa}`, () => {
+      const granted = grantsFor(KUBE, { name: c.sa, namespace });
+      const text = c.files.map((f) => readFileSync(f, 'utf8')).join('\n');
+
+      it('its roles grant exactly the calls its code declares: none missing, none extra, none twice', () => {
+        expect(granted.length).toBeGreaterThan(5);
+        expect(granted).toEqual(declared(c.calls, namespace));
+        expect(granted.length, 'a grant listed twice').toBe(new Set(granted).size);
+      });
+
+      it('every client-node call in its own sources is declared (a call not granted fails)', () => {
+        const scanned = clientCalls([...c.own]);
+        expect(scanned.unknown.filter((u) => !/a Watch/.test(u))).toEqual([]);
+        const mine = new Set(c.calls.map((g) => `${g.verb} ${g.resource}`));
+        expect(scanned.grants.length).toBeGreaterThanOrEqual(2);
+        expect(scanned.grants.filter((g) => !mine.has(g))).toEqual([]);
+      });
+
+      it('every declared grant is used: its code is found in the sources (a grant no code uses fails)', () => {
+        expect(c.calls.filter((g) => !g.uses.test(text)).map((g) => `${g.verb} ${g.resource}: ${String(g.uses)}`)).toEqual([]);
+      });
+
+      it('no wildcard, no non-resource URLs', () => {
+        expect(granted.filter((g) => g.includes('*'))).toEqual([]);
+        const rules = KUBE.filter((d) => d.kind === 'ClusterRole' || d.kind === 'Role').flatMap((r) => r.rules as Rule[]);
+        expect(rules.filter((r) => r.nonResourceURLs)).toEqual([]);
+      });
+    });
+  }
+
+  it('the scan and the `uses` patterns can fail: a call or a grant that is not there is found missing', () => {
+    const agent = COMPONENTS[0];
+    const text = agent.files.map((f) => readFileSync(f, 'utf8')).join('\n');
+    expect(/ds\.delete\('IPPool'/.test(text), 'the agent never deletes a pool').toBe(false);
+    const dir = mkdtempSync(join(tmpdir(), 'tortie-rbac-scan-'));
+    try {
+      writeFileSync(join(dir, 'x.ts'), 'await core.patchNamespacedPod({ name, namespace, body });\nawait core.deleteNamespacedPod({});\n');
+      expect(clientCalls([join(dir, 'x.ts')])).toEqual({ grants: ['patch pods'], unknown: [`${relative(ROOT, join(dir, 'x.ts'))}: deleteNamespacedPod`] });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
-  it("KUBERNETES_API_CALLS declares every core call src/datastore/kubernetes.ts makes (the scan finds them)", () => {
-    const backend = clientCalls([join(ROOT, 'src/datastore/kubernetes.ts')]);
-    const declared = new Set(KUBERNETES_API_CALLS.map((c) => `${c.verb} ${c.resource}`));
+  it("the agent's Secrets and token rights are a Role in its own namespace, never cluster-wide", () => {
+    const granted = grantsFor(KUBE, { name: 'tortie-node', namespace });
+    expect(granted.filter((g) => /secrets|serviceaccounts/.test(g) && !g.includes(` @${namespace}`))).toEqual([]);
+    expect(granted).toContain(`create serviceaccounts/token @${namespace} [tortie-cni]`);
+    expect(AGENT_API_CALLS.find((g) => g.resource === 'serviceaccounts/token')?.resourceNames).toEqual([findOne(KUBE, 'ServiceAccount', 'tortie-cni').metadata?.name]);
+  });
+
+  it('the agent reads configuration and never writes it (BGPPeer, BGPConfiguration, BGPFilter: get, list and watch at most)', () => {
+    const granted = grantsFor(KUBE, { name: 'tortie-node', namespace });
+    const config = granted.filter((g) => /bgppeers|bgpconfigurations|bgpfilters/.test(g));
+    expect(config.map((g) => g.split(' ')[0]).every((v) => v === 'get' || v === 'list' || v === 'watch')).toBe(true);
+    expect(config.length).toBe(7);
+    expect(granted.filter((g) => g.includes('ippools')).map((g) => g.split(' ')[0]).sort()).toEqual(['create', 'list', 'watch']);
+    expect(granted.filter((g) => g.startsWith('patch pods') || g.startsWith('update pods'))).toEqual([]);
+  });
+
+  it('the CNI plugin writes Pods only through pods/status, and has no Secrets, Nodes writes or watches', () => {
+    const granted = grantsFor(KUBE, { name: 'tortie-cni', namespace });
+    expect(granted).toContain('patch pods/status');
+    expect(granted.filter((g) => g === 'patch pods' || g.includes('secrets') || g.includes('serviceaccounts') || /^(patch|update) nodes/.test(g) || g.startsWith('watch '))).toEqual([]);
+  });
+
+  it("the CNI ServiceAccount mounts no token anywhere; the DaemonSet runs as the agent's", () => {
+    expect(findOne(KUBE, 'ServiceAccount', 'tortie-cni').automountServiceAccountToken).toBe(false);
+    expect(podSpecOf(ds).serviceAccountName).toBe('tortie-node');
+    expect(findOne(KUBE, 'Namespace').metadata?.name).toBe(namespace);
+    for (const sa of KUBE.filter((d) => d.kind === 'ServiceAccount')) expect(sa.metadata?.namespace).toBe(namespace);
+  });
+
+  it('the agent keeps the CNI kubeconfig that install-cni writes (same path, same ServiceAccount)', () => {
+    const agentEnv = resolveEnv(podSpecOf(ds).containers.find((c) => c.name === 'tortie-node')!, KUBE, { 'spec.nodeName': 'n', 'metadata.namespace': namespace });
+    const install = resolveEnv(podSpecOf(ds).initContainers!.find((c) => c.name === 'install-cni')!, KUBE, { 'spec.nodeName': 'n', 'metadata.namespace': namespace });
+    expect(agentEnv.TORTIE_CNI_KUBECONFIG).toBe(`${install.CNI_NET_DIR}/tortie-kubeconfig`);
+    expect(agentEnv.TORTIE_CNI_SERVICE_ACCOUNT).toBe('tortie-cni');
+    expect(install.TORTIE_CNI_SERVICE_ACCOUNT).toBe('tortie-cni');
+    const mounts = podSpecOf(ds).containers.find((c) => c.name === 'tortie-node')!.volumeMounts ?? [];
+    expect(mounts.map((m) => m.mountPath)).toContain(install.CNI_NET_DIR);
+  });
+
+  it("KUBERNETES_API_CALLS declares every core call src/datastore/kubernetes.ts makes, and each component's datastore grants are among them", () => {
+    // The backend: kubernetes.ts and its kube-* modules (not kube-token.ts, the agent's TokenRequest client).
+    const backendFiles = readdirSync(join(ROOT, 'src/datastore')).filter((f) => f === 'kubernetes.ts' || (f.startsWith('kube-') && f !== 'kube-token.ts'));
+    expect(backendFiles).toContain('kubernetes.ts');
+    const backend = clientCalls(backendFiles.map((f) => join(ROOT, 'src/datastore', f)));
+    const possible = new Set(KUBERNETES_API_CALLS.map((c) => `${c.verb} ${c.resource}`));
     expect(backend.grants.length).toBeGreaterThanOrEqual(5);
-    expect(backend.grants.filter((g) => !declared.has(g))).toEqual([]);
+    expect(backend.grants.filter((g) => !possible.has(g))).toEqual([]);
     // Its custom-object calls are not in CORE_CALLS: KUBERNETES_API_CALLS and test/integration/kubernetes.test.ts cover them.
     expect(backend.unknown.every((u) => /CustomObject/.test(u) || /a Watch/.test(u))).toBe(true);
+    const direct = /^(secrets|serviceaccounts\/token|pods\/status|services|endpointslices\.discovery\.k8s\.io)$|^(get pods)$/;
+    for (const c of COMPONENTS) {
+      expect(c.calls.filter((g) => !direct.test(g.resource) && !direct.test(`${g.verb} ${g.resource}`) && !possible.has(`${g.verb} ${g.resource}`))).toEqual([]);
+    }
   });
+});
 
-  it('service advertisement: SERVICE_API_CALLS declares what src/agent/service-watch.ts calls (list and watch of Services and EndpointSlices)', () => {
-    const file = join(ROOT, 'src/agent/service-watch.ts');
-    const text = readFileSync(file, 'utf8');
-    const declared = SERVICE_API_CALLS.map((c) => `${c.verb} ${c.resource}`).sort();
-    expect(declared).toEqual(['list endpointslices.discovery.k8s.io', 'list services', 'watch endpointslices.discovery.k8s.io', 'watch services']);
-    expect(clientCalls([file]).grants).toEqual(['list services']);
-    expect(clientCalls([file]).unknown).toEqual(['src/agent/service-watch.ts: a Watch']);
-    expect(text).toMatch(/discovery\.listEndpointSliceForAllNamespaces\(/);
-    // The Watch streams exactly these two collections.
-    expect([SERVICES_PATH, ENDPOINT_SLICES_PATH]).toEqual(['/api/v1/services', '/apis/discovery.k8s.io/v1/endpointslices']);
-  });
-
-  it('the CNI plugin patches Pods (its calls are found)', () => {
-    expect(existsSync(join(ROOT, 'src/cni'))).toBe(true);
-    expect(CNI_CALLS.grants).toContain('get pods');
-    expect(CNI_CALLS.grants.some((g) => g.startsWith('patch pods'))).toBe(true);
-  });
-
-  it('BGP passwords: a Role in the agent\'s own namespace grants exactly what src/agent/secrets.ts calls (get and watch secrets)', () => {
-    const agent = clientCalls([join(ROOT, 'src/agent/secrets.ts')]);
-    // Its one Watch is on /api/v1/namespaces/{ns}/secrets: watch secrets.
-    expect(agent.unknown).toEqual(['src/agent/secrets.ts: a Watch']);
-    expect(readFileSync(join(ROOT, 'src/agent/secrets.ts'), 'utf8')).toMatch(/\/api\/v1\/namespaces\/\$\{[^}]+\}\/secrets/);
-    const needed = [...agent.grants, 'watch secrets'].sort();
-    const secretRole = findOne(KUBE, 'Role');
-    const ds = findOne(KUBE, 'DaemonSet');
-    expect(secretRole.metadata?.namespace).toBe(ds.metadata?.namespace);
-    const roleRules = secretRole.rules as Array<{ apiGroups: string[]; resources: string[]; verbs: string[] }>;
-    expect(roleRules.flatMap((r) => r.resources.flatMap((res) => r.verbs.map((v) => `${v} ${res}`))).sort()).toEqual(needed);
-    expect(granted.filter((g) => g.includes('secrets')), 'secrets are never granted cluster-wide').toEqual([]);
-    const binding = findOne(KUBE, 'RoleBinding');
-    expect(binding.metadata?.namespace).toBe(ds.metadata?.namespace);
-    expect(binding.roleRef).toEqual({ apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: secretRole.metadata?.name });
-    expect(binding.subjects).toEqual([{ kind: 'ServiceAccount', name: podSpecOf(ds).serviceAccountName, namespace: ds.metadata?.namespace }]);
-  });
-
-  it('no wildcard, no resourceNames, no non-resource URLs', () => {
-    expect(granted.filter((g) => g.includes('*'))).toEqual([]);
-    expect(rules.filter((r) => r.resourceNames || r.nonResourceURLs)).toEqual([]);
-  });
-
-  it("binds the role to the DaemonSet's ServiceAccount, in the DaemonSet's namespace", () => {
-    const binding = findOne(KUBE, 'ClusterRoleBinding');
-    const ds = findOne(KUBE, 'DaemonSet');
-    const sa = findOne(KUBE, 'ServiceAccount');
-    expect(binding.roleRef).toEqual({ apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: role.metadata?.name });
-    expect(binding.subjects).toEqual([{ kind: 'ServiceAccount', name: sa.metadata?.name, namespace: sa.metadata?.namespace }]);
-    expect(podSpecOf(ds).serviceAccountName).toBe(sa.metadata?.name);
-    expect(ds.metadata?.namespace).toBe(sa.metadata?.namespace);
-    expect(findOne(KUBE, 'Namespace').metadata?.name).toBe(ds.metadata?.namespace);
-  });
-
+describe('RBAC, the etcd variant', () => {
   it('the etcd variant has no RBAC and mounts no token', () => {
     expect(ETCD.filter((d) => ['ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding', 'CustomResourceDefinition'].includes(d.kind ?? ''))).toEqual([]);
     expect(findOne(ETCD, 'ServiceAccount').automountServiceAccountToken).toBe(false);
@@ -653,7 +736,7 @@ function agentOf(pod: PodSpec): Container {
 }
 
 /** The sources that read the agent's and the datastore's variables (src/agent/config.ts, src/datastore/config.ts). */
-const ENV_READERS = ['src/agent/config.ts', 'src/datastore/config.ts', 'src/agent/secrets.ts'].map((f) => readFileSync(join(ROOT, f), 'utf8')).join('\n');
+const ENV_READERS = ['src/agent/config.ts', 'src/datastore/config.ts', 'src/agent/secrets.ts', 'src/agent/cni-token.ts'].map((f) => readFileSync(join(ROOT, f), 'utf8')).join('\n');
 
 describe.each(VARIANTS)('the DaemonSet of $file', ({ docs, datastore }) => {
   const ds = findOne(docs, 'DaemonSet', 'tortie-node');

@@ -88,6 +88,36 @@ describe('tortie cni install', () => {
     expect(text).toContain('current-context: tortie-cni-context');
   });
 
+  it("kubernetes in a pod with TORTIE_CNI_SERVICE_ACCOUNT: the kubeconfig carries a token of that account (TokenRequest), not the pod's", async () => {
+    const { io, bin, net } = fixture();
+    const asked: Array<[string, number]> = [];
+    const pod: InstallIo = {
+      ...io,
+      readFile: async (path) => {
+        if (path === '/var/run/secrets/kubernetes.io/serviceaccount/ca.crt') return Buffer.from('CA');
+        if (path === '/var/run/secrets/kubernetes.io/serviceaccount/token') return Buffer.from('the-pods-own-token');
+        return io.readFile(path);
+      },
+      requestToken: async (name, seconds) => {
+        asked.push([name, seconds]);
+        return 'bound-cni-token';
+      },
+    };
+    const env = { CNI_BIN_DIR: bin, CNI_NET_DIR: net, DATASTORE_TYPE: 'kubernetes', KUBERNETES_SERVICE_HOST: '10.96.0.1', KUBERNETES_SERVICE_PORT: '443' };
+    const done = await installCni({ ...env, TORTIE_CNI_SERVICE_ACCOUNT: 'tortie-cni' }, pod);
+    expect(asked).toEqual([['tortie-cni', 3600]]);
+    expect(done).toContain(`wrote ${net}/tortie-kubeconfig for https://10.96.0.1:443 with a token of ServiceAccount tortie-cni`);
+    const kubeconfig = readFileSync(join(net, 'tortie-kubeconfig'), 'utf8');
+    expect(kubeconfig).toContain('token: "bound-cni-token"');
+    expect(kubeconfig).not.toContain('the-pods-own-token');
+    expect(statSync(join(net, 'tortie-kubeconfig')).mode & 0o777).toBe(0o600);
+    // A refused TokenRequest stops the install, naming the account.
+    await expect(installCni({ ...env, TORTIE_CNI_SERVICE_ACCOUNT: 'tortie-cni' }, { ...pod, requestToken: () => Promise.reject(new Error('HTTP 403')) })).rejects.toThrow(/TORTIE_CNI_SERVICE_ACCOUNT=tortie-cni: HTTP 403/);
+    // Without it: the pod's own token, as before.
+    await installCni(env, pod);
+    expect(readFileSync(join(net, 'tortie-kubeconfig'), 'utf8')).toContain('token: "the-pods-own-token"');
+  });
+
   it('TORTIE_CNI_LIB_DIR: copies package and Node, and points the wrapper at the copies', async () => {
     const { io, bin, net, root } = fixture();
     const lib = join(root, 'lib', 'tortie');
