@@ -1,7 +1,8 @@
 // Calico's BGPConfiguration fields seen from the office router, end to end in a lab (namespaces, real etcd,
 // agents, a BIRD 2 office router peering with every node): `communities` + `prefixAdvertisements` — the
 // router's `show route all` shows the standard and the large community on every node's block, and they go
-// when the configuration no longer names them. The configuration is changed on the lab's etcd while the lab
+// when the configuration no longer names them; `serviceClusterIPs` + `serviceExternalIPs` — the router
+// learns both ranges from every node, and they are withdrawn when removed. The configuration is changed on the lab's etcd while the lab
 // runs, as a user would with `tortie apply`. The lab is taken down (and checked gone) even when a test fails.
 
 import { existsSync, mkdtempSync, rmSync, chmodSync } from 'node:fs';
@@ -93,5 +94,31 @@ describe.skipIf(unavailable !== null)('lab: Calico BGPConfiguration fields at th
       },
       { timeoutMs: 30_000, intervalMs: 250, what: 'the communities gone from every block at the office router' },
     );
+  }, 240_000);
+
+  it('serviceClusterIPs and serviceExternalIPs: the BIRD office router learns both ranges from every node; removed, they are withdrawn', async () => {
+    const state = await up({ name: labName('s'), nodes: 2, officeRouter: 'bird' });
+    const ranges = ['10.96.0.0/12', '203.0.113.0/24'];
+    const nodeIps = state.plan.nodes.map((n) => n.ip);
+    await changeConfig(state, (spec) => ({ ...spec, serviceClusterIPs: [{ cidr: ranges[0] }], serviceExternalIPs: [{ cidr: ranges[1] }] }));
+    const paths = await waitFor(
+      async () => {
+        const found = (await routerPaths(state)).filter((p) => ranges.includes(p.prefix));
+        // Each node's path has that node as next hop (the router's CLI does not name the peer of every path).
+        const complete = ranges.every((range) => nodeIps.every((ip) => found.some((p) => p.prefix === range && p.nextHop === ip)));
+        return complete ? found : undefined;
+      },
+      { timeoutMs: 30_000, intervalMs: 250, what: `${ranges.join(' and ')} at the office router from every node (${nodeIps.join(', ')})` },
+    ).catch(async (error: unknown) => {
+      const status = await nodeStatus(state, state.plan.nodes[0]!.name);
+      throw new Error(`${(error as Error).message}\nrouter: ${JSON.stringify(await routerPaths(state))}\nnode-1 warnings: ${JSON.stringify(status?.warnings)}`);
+    });
+    for (const range of ranges) expect(new Set(paths.filter((p) => p.prefix === range).map((p) => p.nextHop)), range).toEqual(new Set(nodeIps));
+    await changeConfig(state, ({ serviceClusterIPs: _c, serviceExternalIPs: _e, ...spec }) => spec);
+    await waitFor(async () => ((await routerPaths(state)).some((p) => ranges.includes(p.prefix)) ? undefined : true), {
+      timeoutMs: 30_000,
+      intervalMs: 250,
+      what: 'the service ranges withdrawn from the office router',
+    });
   }, 240_000);
 });
