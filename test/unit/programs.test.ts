@@ -36,6 +36,7 @@ const TEST_PROGRAMS: Readonly<Record<string, { debian: string; base?: boolean; s
   cat: { debian: 'coreutils', base: true },
   env: { debian: 'coreutils', base: true },
   yes: { debian: 'coreutils', base: true },
+  timeout: { debian: 'coreutils', base: true },
 };
 
 /** Packages scripts/install-deps.sh installs: its `want=(...)` list, and bird2 which it unpacks. */
