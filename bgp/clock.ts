@@ -73,7 +73,10 @@ export class FakeClock implements Clock {
     for (let fired = 0; ; fired++) {
       const timer = this.next();
       if (!timer || timer.due > target) break;
-      if (fired >= maxFires) throw new Error(`FakeClock.advance(${ms}): more than ${maxFires} timers fired; a timer re-arms itself at 0 ms?`);
+      if (fired >= maxFires)
+        throw new Error(
+          `FakeClock.advance(${ms}): more than ${maxFires} timers fired; a timer re-arms itself at 0 ms?`,
+        );
       this.fire(timer);
     }
     this.current = target;

@@ -45,7 +45,10 @@ export function resolveCollision(host: CollisionHost, entry: PeerEntry): void {
   const keepInbound = collisionWinner(entry.session.connectionDirection, host.routerId, remoteId) === 'challenger';
   entry.challenger = null;
   if (keepInbound) {
-    host.logger.info({ peer: entry.spec.address }, 'connection collision: keeping the connection the peer opened (its BGP identifier is higher)');
+    host.logger.info(
+      { peer: entry.spec.address },
+      'connection collision: keeping the connection the peer opened (its BGP identifier is higher)',
+    );
     const loser = entry.session;
     entry.session = challenger;
     entry.promoted = true;
@@ -54,7 +57,10 @@ export function resolveCollision(host: CollisionHost, entry: PeerEntry): void {
     // The winner may already be Established (its events were ignored while it was the challenger).
     if (challenger.established) host.onEstablished(entry);
   } else {
-    host.logger.info({ peer: entry.spec.address }, 'connection collision: keeping our connection (our BGP identifier is higher)');
+    host.logger.info(
+      { peer: entry.spec.address },
+      'connection collision: keeping our connection (our BGP identifier is higher)',
+    );
     challenger.collisionDump();
     challenger.removeAllListeners();
   }
@@ -64,13 +70,19 @@ export function resolveCollision(host: CollisionHost, entry: PeerEntry): void {
 export function acceptInbound(host: CollisionHost, entry: PeerEntry, conn: Connection, remote: string): void {
   if (entry.securityRefusal !== null) {
     // Never a session without the password or GTSM the peer is configured with.
-    host.logger.warn({ peer: remote, reason: entry.securityRefusal }, 'inbound connection refused: the peer\'s TCP-MD5 or GTSM could not be set on the listener');
+    host.logger.warn(
+      { peer: remote, reason: entry.securityRefusal },
+      "inbound connection refused: the peer's TCP-MD5 or GTSM could not be set on the listener",
+    );
     conn.destroy();
     return;
   }
   if (entry.session.holdingDown) {
     // DampPeerOscillations / a prefix-limit restart delay: the peer waits as our own reconnect does.
-    host.logger.info({ peer: remote, state: entry.session.state }, 'inbound connection refused: waiting after an error before this peer may reconnect');
+    host.logger.info(
+      { peer: remote, state: entry.session.state },
+      'inbound connection refused: waiting after an error before this peer may reconnect',
+    );
     conn.destroy();
     return;
   }
@@ -78,7 +90,10 @@ export function acceptInbound(host: CollisionHost, entry: PeerEntry, conn: Conne
   // RFC 4271 §6.8: a collision with an Established session closes the new connection; so does a third
   // connection while two are being resolved.
   if (entry.session.established || entry.challenger || !entry.session.enabled) {
-    host.logger.info({ peer: remote, state: entry.session.state }, 'inbound connection refused: a session with this peer already exists');
+    host.logger.info(
+      { peer: remote, state: entry.session.state },
+      'inbound connection refused: a session with this peer already exists',
+    );
     conn.destroy();
     return;
   }

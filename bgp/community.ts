@@ -2,7 +2,9 @@
 // large `65001:100:200` (RFC 8092: three u32s). One parser for the speaker's command line, resource
 // validation and the agent's BGPConfiguration.communities, so all three accept and refuse the same text.
 
-export type Community = { readonly kind: 'standard'; readonly value: number } | { readonly kind: 'large'; readonly value: readonly [number, number, number] };
+export type Community =
+  | { readonly kind: 'standard'; readonly value: number }
+  | { readonly kind: 'large'; readonly value: readonly [number, number, number] };
 
 const U16 = 0xffff;
 const U32 = 0xffffffff;
@@ -30,5 +32,7 @@ export function parseCommunity(text: string): Community | null {
 }
 
 export function formatCommunity(community: Community): string {
-  return community.kind === 'standard' ? `${Math.floor(community.value / 65536)}:${community.value % 65536}` : community.value.join(':');
+  return community.kind === 'standard'
+    ? `${Math.floor(community.value / 65536)}:${community.value % 65536}`
+    : community.value.join(':');
 }

@@ -55,7 +55,10 @@ export class SelectionDeferral {
       this.peerWaitTimer = null;
       this.check();
     }, gr.peerWaitMs ?? 1000);
-    this.deferralTimer = this.clock.setTimeout(() => this.end('selection deferral timer expired'), gr.deferralMs ?? gr.restartTime * 1000);
+    this.deferralTimer = this.clock.setTimeout(
+      () => this.end('selection deferral timer expired'),
+      gr.deferralMs ?? gr.restartTime * 1000,
+    );
     return true;
   }
 

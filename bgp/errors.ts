@@ -38,7 +38,12 @@ export const UpdateSubcode = {
 } as const;
 
 /** RFC 6608 subcodes for FSM errors. */
-export const FsmSubcode = { UNSPECIFIED: 0, UNEXPECTED_IN_OPENSENT: 1, UNEXPECTED_IN_OPENCONFIRM: 2, UNEXPECTED_IN_ESTABLISHED: 3 } as const;
+export const FsmSubcode = {
+  UNSPECIFIED: 0,
+  UNEXPECTED_IN_OPENSENT: 1,
+  UNEXPECTED_IN_OPENCONFIRM: 2,
+  UNEXPECTED_IN_ESTABLISHED: 3,
+} as const;
 
 /** RFC 4486 Cease subcodes (+ RFC 8538 Hard Reset). */
 export const CeaseSubcode = {

@@ -8,7 +8,16 @@
 
 import { encodeUpdates, encodeWithdrawals } from './codec/index.js';
 import { formatIpv4, formatPrefix } from './ip.js';
-import { AdjRibOut, PeerExport, UpdateGroup, type AttrTable, type BestChange, type LocalSpeaker, type PeerPolicy, type Route } from './rib/index.js';
+import {
+  AdjRibOut,
+  PeerExport,
+  UpdateGroup,
+  type AttrTable,
+  type BestChange,
+  type LocalSpeaker,
+  type PeerPolicy,
+  type Route,
+} from './rib/index.js';
 import type { Logger, Session } from './session.js';
 import { Afi, Safi, type CodecContext, type PathAttributes, type Prefix } from './types.js';
 
@@ -59,7 +68,10 @@ export class UpdateGroups<M extends ExportMember> {
       filterId = this.filterIds.get(filter) ?? this.nextFilterId++;
       this.filterIds.set(filter, filterId);
     }
-    const onLink = policy.sharedSubnet === undefined ? '-' : `${formatPrefix(policy.sharedSubnet.prefix)}>${formatIpv4(policy.sharedSubnet.peerAddress)}`;
+    const onLink =
+      policy.sharedSubnet === undefined
+        ? '-'
+        : `${formatPrefix(policy.sharedSubnet.prefix)}>${formatIpv4(policy.sharedSubnet.peerAddress)}`;
     const key = `${local.asn}|${policy.asn}|${policy.ebgp}|${policy.rrClient}|${policy.nextHop ?? 'auto'}|${local.address}|${filterId}|${onLink}`;
     const existing = this.groups.get(key);
     if (existing !== undefined) return existing;
@@ -124,7 +136,10 @@ export class UpdateGroups<M extends ExportMember> {
     } catch (error) {
       const members = [...this.hooks.members()].filter((member) => member.group === group);
       const message = error instanceof Error ? error.message : String(error);
-      this.logger.error({ peers: members.map((member) => member.spec.address), error: message }, 'BGP export failed: resetting the sessions of its update group');
+      this.logger.error(
+        { peers: members.map((member) => member.spec.address), error: message },
+        'BGP export failed: resetting the sessions of its update group',
+      );
       for (const member of members) member.session.abort(`export failed: ${message}`);
     }
   }
@@ -134,12 +149,22 @@ export class UpdateGroups<M extends ExportMember> {
    * ORIGINATOR_ID, CLUSTER_LIST, AS4_PATH) cannot be sent: it is left out for this peer and said in the log.
    * An exception here would run out of a setImmediate and take the whole process down with it.
    */
-  private encodeOrSkip(attrs: PathAttributes, prefixes: readonly Prefix[], ctx: CodecContext, session: Session): Uint8Array[] {
+  private encodeOrSkip(
+    attrs: PathAttributes,
+    prefixes: readonly Prefix[],
+    ctx: CodecContext,
+    session: Session,
+  ): Uint8Array[] {
     try {
       return encodeUpdates(attrs, prefixes, ctx);
     } catch (error) {
       this.logger.error(
-        { peer: session.negotiated ? formatIpv4(session.negotiated.peerBgpId) : undefined, prefixes: prefixes.length, first: prefixes[0] ? formatPrefix(prefixes[0]) : undefined, err: (error as Error).message },
+        {
+          peer: session.negotiated ? formatIpv4(session.negotiated.peerBgpId) : undefined,
+          prefixes: prefixes.length,
+          first: prefixes[0] ? formatPrefix(prefixes[0]) : undefined,
+          err: (error as Error).message,
+        },
         'routes not advertised: their path attributes do not fit a BGP UPDATE',
       );
       return [];
@@ -153,8 +178,17 @@ export class UpdateGroups<M extends ExportMember> {
   flush(group: UpdateGroup<M>): void {
     if (this.hooks.deferring()) return;
     // RFC 4760 §8 / RFC 4271: IPv4 unicast routes only to a peer that negotiated that family.
-    const plan = group.flush((member) => member.session.established && this.hooks.current(member) && carriesIpv4(member.session));
-    const encoded = new Map<string, { withdraw?: Uint8Array[]; announce: Array<Uint8Array[] | undefined>; whole?: { bytes: Uint8Array; updates: number } }>();
+    const plan = group.flush(
+      (member) => member.session.established && this.hooks.current(member) && carriesIpv4(member.session),
+    );
+    const encoded = new Map<
+      string,
+      {
+        withdraw?: Uint8Array[];
+        announce: Array<Uint8Array[] | undefined>;
+        whole?: { bytes: Uint8Array; updates: number };
+      }
+    >();
     const batchParts = plan.batch.announce.length;
     for (const send of plan.sends) {
       const session = send.member.session;
@@ -168,9 +202,14 @@ export class UpdateGroups<M extends ExportMember> {
       // A member that gets the whole batch and nothing of its own (every in-sync member without exceptions
       // in it) is sent one buffer, made once per codec context and shared by all of them: the same bytes
       // as the messages one by one, without a copy per member.
-      const whole = send.withdraw.length === 0 && send.announce.length === 0 && send.shared.length === batchParts && (send.sharedWithdraw || plan.batch.withdraw.length === 0);
+      const whole =
+        send.withdraw.length === 0 &&
+        send.announce.length === 0 &&
+        send.shared.length === batchParts &&
+        (send.sharedWithdraw || plan.batch.withdraw.length === 0);
       if (whole && shared.whole !== undefined) {
-        if (shared.whole.updates > 0 && !session.sendUpdates([shared.whole.bytes], shared.whole.updates)) group.reset(send.member, 'fresh');
+        if (shared.whole.updates > 0 && !session.sendUpdates([shared.whole.bytes], shared.whole.updates))
+          group.reset(send.member, 'fresh');
         continue;
       }
       const messages: Uint8Array[] = [];

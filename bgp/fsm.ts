@@ -80,7 +80,13 @@ export type FsmEvent =
   | { readonly type: 'RouteRefreshMsgErr'; readonly error: BgpError } // RFC 7313 §5
   /** A resource limit was passed (RFC 4486: Cease 1 Maximum Number of Prefixes Reached, 8 Out of Resources):
    *  Cease with this subcode and data, then no reconnect (and no inbound) for at least `restartMs`. */
-  | { readonly type: 'LimitExceeded'; readonly subcode: number; readonly data: Uint8Array; readonly reason: string; readonly restartMs?: number }
+  | {
+      readonly type: 'LimitExceeded';
+      readonly subcode: number;
+      readonly data: Uint8Array;
+      readonly reason: string;
+      readonly restartMs?: number;
+    }
   /** Not in the RFC: handling an event of this session failed unexpectedly (a bug, not the peer's error).
    *  The session is reset with the NOTIFICATION in `error` (Cease unless the failure names another). */
   | { readonly type: 'InternalError'; readonly error: BgpError };
@@ -92,7 +98,13 @@ export type FsmAction =
   | { readonly type: 'close' }
   | { readonly type: 'sendOpen' }
   | { readonly type: 'sendKeepalive' }
-  | { readonly type: 'sendNotification'; readonly code: number; readonly subcode: number; readonly data: Uint8Array; readonly reason: string }
+  | {
+      readonly type: 'sendNotification';
+      readonly code: number;
+      readonly subcode: number;
+      readonly data: Uint8Array;
+      readonly reason: string;
+    }
   | { readonly type: 'startTimer'; readonly name: TimerName; readonly ms: number }
   | { readonly type: 'stopTimer'; readonly name: TimerName }
   /** The OPEN exchange fixed these (seconds; 0 = no hold timer, no keepalives). */
@@ -155,7 +167,16 @@ export interface Transition {
   readonly reason: string;
 }
 
-export const INITIAL_STATE: FsmState = { name: 'Idle', attempts: 0, passive: false, holdTime: 0, keepaliveTime: 0, errors: 0, holdingDown: false, stable: false };
+export const INITIAL_STATE: FsmState = {
+  name: 'Idle',
+  attempts: 0,
+  passive: false,
+  holdTime: 0,
+  keepaliveTime: 0,
+  errors: 0,
+  holdingDown: false,
+  stable: false,
+};
 
 export const DEFAULT_OPEN_HOLD_MS = 240_000;
 export const DEFAULT_BACKOFF_INITIAL_MS = 1_000;
@@ -167,7 +188,11 @@ export function isAcceptableHoldTime(seconds: number): boolean {
 }
 
 /** RFC 4271 §4.2: the smaller of ours and theirs; keepalive = hold/3 unless configured lower (§10). */
-export function negotiateHoldTime(ours: number, theirs: number, keepaliveTime?: number): { holdTime: number; keepaliveTime: number } {
+export function negotiateHoldTime(
+  ours: number,
+  theirs: number,
+  keepaliveTime?: number,
+): { holdTime: number; keepaliveTime: number } {
   const holdTime = Math.min(ours, theirs);
   if (holdTime === 0) return { holdTime: 0, keepaliveTime: 0 };
   const third = Math.max(1, Math.floor(holdTime / 3));
@@ -197,7 +222,9 @@ export function errorWaitMs(errors: number, config: FsmConfig): number {
 export function refuseHoldTime(peerHoldTime: number, config: FsmConfig): string | undefined {
   if (!isAcceptableHoldTime(peerHoldTime)) return `peer hold time ${peerHoldTime} s is not acceptable (0 or 3..65535)`;
   if (peerHoldTime === 0) {
-    return config.holdTime === 0 ? undefined : `peer hold time 0 (no keepalives, a dead peer is never noticed) refused: ours is ${config.holdTime} s; set our hold time to 0 to allow it`;
+    return config.holdTime === 0
+      ? undefined
+      : `peer hold time 0 (no keepalives, a dead peer is never noticed) refused: ours is ${config.holdTime} s; set our hold time to 0 to allow it`;
   }
   const min = config.minHoldTime ?? 3;
   return peerHoldTime < min ? `peer hold time ${peerHoldTime} s is below the minimum accepted, ${min} s` : undefined;
@@ -234,7 +261,16 @@ function dropAndRetry(
   const ms = Math.max(backoffMs(state.attempts, config), damp, options.minWaitMs ?? 0);
   const holdingDown = (notified && damp > 0) || (options.minWaitMs ?? 0) > 0;
   return {
-    next: { ...state, name: 'Idle', attempts: state.attempts + 1, holdTime: 0, keepaliveTime: 0, errors: error ? state.errors + 1 : state.errors, holdingDown, stable: false },
+    next: {
+      ...state,
+      name: 'Idle',
+      attempts: state.attempts + 1,
+      holdTime: 0,
+      keepaliveTime: 0,
+      errors: error ? state.errors + 1 : state.errors,
+      holdingDown,
+      stable: false,
+    },
     actions: [
       ...before,
       ...stopAll,
@@ -247,9 +283,23 @@ function dropAndRetry(
 }
 
 /** Drop the connection and stay in Idle without a restart (ManualStop, collision dump). */
-function dropAndStay(state: FsmState, reason: string, before: readonly FsmAction[], hadSession: boolean, resetAttempts: boolean): Transition {
+function dropAndStay(
+  state: FsmState,
+  reason: string,
+  before: readonly FsmAction[],
+  hadSession: boolean,
+  resetAttempts: boolean,
+): Transition {
   return {
-    next: { ...state, name: 'Idle', attempts: resetAttempts ? 0 : state.attempts + 1, holdTime: 0, keepaliveTime: 0, holdingDown: false, stable: false },
+    next: {
+      ...state,
+      name: 'Idle',
+      attempts: resetAttempts ? 0 : state.attempts + 1,
+      holdTime: 0,
+      keepaliveTime: 0,
+      holdingDown: false,
+      stable: false,
+    },
     actions: [...before, ...stopAll, { type: 'close' }, ...(hadSession ? [{ type: 'down', reason } as const] : [])],
     reason,
   };
@@ -272,19 +322,42 @@ const DELIBERATE_CEASES: ReadonlySet<number> = new Set([
   CeaseSubcode.CONNECTION_COLLISION_RESOLUTION,
 ]);
 
-function notificationReceived(state: FsmState, event: Extract<FsmEvent, { type: 'NotifMsg' }>, config: FsmConfig): Transition {
-  const deliberate = event.code === ErrorCode.CEASE && event.subcode !== undefined && DELIBERATE_CEASES.has(event.subcode);
+function notificationReceived(
+  state: FsmState,
+  event: Extract<FsmEvent, { type: 'NotifMsg' }>,
+  config: FsmConfig,
+): Transition {
+  const deliberate =
+    event.code === ErrorCode.CEASE && event.subcode !== undefined && DELIBERATE_CEASES.has(event.subcode);
   // A deliberate Cease is no error even on a young session: reconfiguration (Cease 6/6 from a peer whose
   // settings changed) must be followed by a quick reconnect, not a 5 s wait.
-  return dropAndRetry(state, config, event.reason ?? 'NOTIFICATION received', [], true, deliberate ? {} : { error: 'notification' });
+  return dropAndRetry(
+    state,
+    config,
+    event.reason ?? 'NOTIFICATION received',
+    [],
+    true,
+    deliberate ? {} : { error: 'notification' },
+  );
 }
 
 /** RFC 4486: a resource limit passed — Cease with its subcode and data, then at least `restartMs` down. */
-function limitExceeded(state: FsmState, event: Extract<FsmEvent, { type: 'LimitExceeded' }>, config: FsmConfig): Transition {
-  return dropAndRetry(state, config, event.reason, [notification(ErrorCode.CEASE, event.subcode, event.reason, event.data)], true, {
-    error: 'notification',
-    ...(event.restartMs !== undefined ? { minWaitMs: event.restartMs } : {}),
-  });
+function limitExceeded(
+  state: FsmState,
+  event: Extract<FsmEvent, { type: 'LimitExceeded' }>,
+  config: FsmConfig,
+): Transition {
+  return dropAndRetry(
+    state,
+    config,
+    event.reason,
+    [notification(ErrorCode.CEASE, event.subcode, event.reason, event.data)],
+    true,
+    {
+      error: 'notification',
+      ...(event.restartMs !== undefined ? { minWaitMs: event.restartMs } : {}),
+    },
+  );
 }
 
 /** RFC 6608: the FSM Error subcode names the state the unexpected message arrived in. */
@@ -305,7 +378,9 @@ const MESSAGE_EVENTS: ReadonlySet<FsmEvent['type']> = new Set([
 
 /** "In response to any other event" (§8.2.2, OpenSent/OpenConfirm/Established): FSM Error, Idle. */
 function fsmError(state: FsmState, event: FsmEvent, config: FsmConfig): Transition {
-  const subcode = MESSAGE_EVENTS.has(event.type) ? (UNEXPECTED_SUBCODE[state.name] ?? FsmSubcode.UNSPECIFIED) : FsmSubcode.UNSPECIFIED;
+  const subcode = MESSAGE_EVENTS.has(event.type)
+    ? (UNEXPECTED_SUBCODE[state.name] ?? FsmSubcode.UNSPECIFIED)
+    : FsmSubcode.UNSPECIFIED;
   const reason = `FSM error: ${event.type} in ${state.name}`;
   return dropAndRetry(state, config, reason, [notification(ErrorCode.FSM, subcode, reason)]);
 }
@@ -336,24 +411,37 @@ function idle(state: FsmState, event: FsmEvent, config: FsmConfig): Transition {
     case 'ManualStart':
     case 'ManualStart_with_PassiveTcpEstablishment':
     case 'AutomaticStart': {
-      const passive = event.type === 'AutomaticStart' ? state.passive : event.type === 'ManualStart_with_PassiveTcpEstablishment';
+      const passive =
+        event.type === 'AutomaticStart' ? state.passive : event.type === 'ManualStart_with_PassiveTcpEstablishment';
       const attempts = event.type === 'AutomaticStart' ? state.attempts : 0;
       // A ManualStart (the owner re-enabled the peer) forgets earlier errors; the backoff's expiry keeps them.
       const errors = event.type === 'AutomaticStart' ? state.errors : 0;
       if (passive) {
         // RFC 4271 §8.2.2 Idle, Event 4: listen for the peer in Active. We start no ConnectRetryTimer:
         // a passive peer never connects, so there is nothing for it to retry.
-        return { next: { ...state, name: 'Active', passive, attempts, errors, holdingDown: false }, actions: [{ type: 'stopTimer', name: 'IdleHold' }], reason: `${event.type}: passive, waiting for the peer to connect` };
+        return {
+          next: { ...state, name: 'Active', passive, attempts, errors, holdingDown: false },
+          actions: [{ type: 'stopTimer', name: 'IdleHold' }],
+          reason: `${event.type}: passive, waiting for the peer to connect`,
+        };
       }
       // RFC 4271 §8.2.2 Idle, Event 1/3: start the ConnectRetryTimer, initiate a TCP connection, Connect.
       return {
         next: { ...state, name: 'Connect', passive, attempts, errors, holdingDown: false },
-        actions: [{ type: 'stopTimer', name: 'IdleHold' }, { type: 'startTimer', name: 'ConnectRetry', ms: config.connectRetryMs }, { type: 'connect' }],
+        actions: [
+          { type: 'stopTimer', name: 'IdleHold' },
+          { type: 'startTimer', name: 'ConnectRetry', ms: config.connectRetryMs },
+          { type: 'connect' },
+        ],
         reason: `${event.type}: connecting`,
       };
     }
     case 'ManualStop':
-      return { next: { ...state, attempts: 0, errors: 0, holdingDown: false }, actions: stopAll, reason: event.reason ?? 'ManualStop' };
+      return {
+        next: { ...state, attempts: 0, errors: 0, holdingDown: false },
+        actions: stopAll,
+        reason: event.reason ?? 'ManualStop',
+      };
     case 'TcpConnectionConfirmed':
       // RFC 4271 §8.2.2 Idle: connections are refused while Idle.
       return stay(state, 'connection refused in Idle', [{ type: 'close' }]);
@@ -383,7 +471,11 @@ function connecting(state: FsmState, event: FsmEvent, config: FsmConfig): Transi
         reason: 'ConnectRetry timer expired: connecting again',
       };
     case 'TcpConnectionConfirmed':
-      return { next: { ...state, name: 'OpenSent' }, actions: openSentTimers(config), reason: 'TCP connection established, OPEN sent' };
+      return {
+        next: { ...state, name: 'OpenSent' },
+        actions: openSentTimers(config),
+        reason: 'TCP connection established, OPEN sent',
+      };
     case 'InternalError':
       return stay(state, `internal error in ${state.name} (no BGP connection to reset): ${event.error.detail}`);
     case 'TcpConnectionFails':
@@ -403,16 +495,32 @@ function openSent(state: FsmState, event: FsmEvent, config: FsmConfig): Transiti
     case 'TcpConnectionConfirmed': // a second connection: collisions are the speaker's (§6.8)
       return stay(state, `${event.type} ignored in OpenSent`);
     case 'ManualStop':
-      return dropAndStay(state, event.reason ?? 'ManualStop', [notification(ErrorCode.CEASE, event.subcode ?? CeaseSubcode.ADMINISTRATIVE_SHUTDOWN, event.reason ?? 'administrative shutdown')], true, true);
+      return dropAndStay(
+        state,
+        event.reason ?? 'ManualStop',
+        [
+          notification(
+            ErrorCode.CEASE,
+            event.subcode ?? CeaseSubcode.ADMINISTRATIVE_SHUTDOWN,
+            event.reason ?? 'administrative shutdown',
+          ),
+        ],
+        true,
+        true,
+      );
     case 'HoldTimer_Expires':
-      return dropAndRetry(state, config, 'hold timer expired in OpenSent', [notification(ErrorCode.HOLD_TIMER_EXPIRED, 0, 'no OPEN before the hold timer expired')]);
+      return dropAndRetry(state, config, 'hold timer expired in OpenSent', [
+        notification(ErrorCode.HOLD_TIMER_EXPIRED, 0, 'no OPEN before the hold timer expired'),
+      ]);
     case 'TcpConnectionFails':
       return dropAndRetry(state, config, event.reason ?? 'TCP connection closed in OpenSent');
     case 'BGPOpen': {
       // RFC 4271 §4.2: a hold time of 1 or 2 seconds is refused; §6.2: an implementation MAY refuse others.
       const refused = refuseHoldTime(event.peerHoldTime, config);
       if (refused !== undefined) {
-        return dropAndRetry(state, config, refused, [notification(ErrorCode.OPEN_MESSAGE, OpenSubcode.UNACCEPTABLE_HOLD_TIME, refused)]);
+        return dropAndRetry(state, config, refused, [
+          notification(ErrorCode.OPEN_MESSAGE, OpenSubcode.UNACCEPTABLE_HOLD_TIME, refused),
+        ]);
       }
       const { holdTime, keepaliveTime } = negotiateHoldTime(config.holdTime, event.peerHoldTime, config.keepaliveTime);
       // §8.2.2 OpenSent, Event 19: stop ConnectRetry, send KEEPALIVE, set hold + keepalive timers (not if 0).
@@ -425,7 +533,12 @@ function openSent(state: FsmState, event: FsmEvent, config: FsmConfig): Transiti
           : [{ type: 'stopTimer', name: 'Hold' }];
       return {
         next: { ...state, name: 'OpenConfirm', holdTime, keepaliveTime },
-        actions: [{ type: 'stopTimer', name: 'ConnectRetry' }, { type: 'negotiated', holdTime, keepaliveTime }, { type: 'sendKeepalive' }, ...timers],
+        actions: [
+          { type: 'stopTimer', name: 'ConnectRetry' },
+          { type: 'negotiated', holdTime, keepaliveTime },
+          { type: 'sendKeepalive' },
+          ...timers,
+        ],
         reason: `OPEN received, hold time ${holdTime} s`,
       };
     }
@@ -435,7 +548,19 @@ function openSent(state: FsmState, event: FsmEvent, config: FsmConfig): Transiti
       // §8.2.2 OpenSent, Events 21/22: NOTIFICATION with the error code, Idle.
       return dropAndRetry(state, config, event.error.message, [fromError(event.error)]);
     case 'OpenCollisionDump':
-      return dropAndStay(state, 'connection collision', [notification(ErrorCode.CEASE, CeaseSubcode.CONNECTION_COLLISION_RESOLUTION, 'connection collision resolution')], true, false);
+      return dropAndStay(
+        state,
+        'connection collision',
+        [
+          notification(
+            ErrorCode.CEASE,
+            CeaseSubcode.CONNECTION_COLLISION_RESOLUTION,
+            'connection collision resolution',
+          ),
+        ],
+        true,
+        false,
+      );
     case 'NotifMsg':
       return notificationReceived(state, event, config);
     case 'LimitExceeded':
@@ -453,9 +578,23 @@ function openConfirm(state: FsmState, event: FsmEvent, config: FsmConfig): Trans
     case 'TcpConnectionConfirmed':
       return stay(state, `${event.type} ignored in OpenConfirm`);
     case 'ManualStop':
-      return dropAndStay(state, event.reason ?? 'ManualStop', [notification(ErrorCode.CEASE, event.subcode ?? CeaseSubcode.ADMINISTRATIVE_SHUTDOWN, event.reason ?? 'administrative shutdown')], true, true);
+      return dropAndStay(
+        state,
+        event.reason ?? 'ManualStop',
+        [
+          notification(
+            ErrorCode.CEASE,
+            event.subcode ?? CeaseSubcode.ADMINISTRATIVE_SHUTDOWN,
+            event.reason ?? 'administrative shutdown',
+          ),
+        ],
+        true,
+        true,
+      );
     case 'HoldTimer_Expires':
-      return dropAndRetry(state, config, 'hold timer expired in OpenConfirm', [notification(ErrorCode.HOLD_TIMER_EXPIRED, 0, 'no KEEPALIVE before the hold timer expired')]);
+      return dropAndRetry(state, config, 'hold timer expired in OpenConfirm', [
+        notification(ErrorCode.HOLD_TIMER_EXPIRED, 0, 'no KEEPALIVE before the hold timer expired'),
+      ]);
     case 'KeepaliveTimer_Expires':
       // §8.2.2 OpenConfirm, Event 11: send KEEPALIVE, restart the KeepaliveTimer.
       return stay(state, 'keepalive timer', keepalive(state));
@@ -468,14 +607,30 @@ function openConfirm(state: FsmState, event: FsmEvent, config: FsmConfig): Trans
     case 'BGPOpenMsgErr':
       return dropAndRetry(state, config, event.error.message, [fromError(event.error)]);
     case 'OpenCollisionDump':
-      return dropAndStay(state, 'connection collision', [notification(ErrorCode.CEASE, CeaseSubcode.CONNECTION_COLLISION_RESOLUTION, 'connection collision resolution')], true, false);
+      return dropAndStay(
+        state,
+        'connection collision',
+        [
+          notification(
+            ErrorCode.CEASE,
+            CeaseSubcode.CONNECTION_COLLISION_RESOLUTION,
+            'connection collision resolution',
+          ),
+        ],
+        true,
+        false,
+      );
     case 'LimitExceeded':
       return limitExceeded(state, event, config);
     case 'KeepAliveMsg':
       // §8.2.2 OpenConfirm, Event 26: restart the HoldTimer, Established.
       return {
         next: { ...state, name: 'Established', stable: false },
-        actions: [...restartHold(state), { type: 'startTimer', name: 'Stable', ms: config.stableMs ?? DEFAULT_STABLE_MS }, { type: 'established' }],
+        actions: [
+          ...restartHold(state),
+          { type: 'startTimer', name: 'Stable', ms: config.stableMs ?? DEFAULT_STABLE_MS },
+          { type: 'established' },
+        ],
         reason: 'KEEPALIVE received: established',
       };
     default:
@@ -491,16 +646,37 @@ function established(state: FsmState, event: FsmEvent, config: FsmConfig): Trans
     case 'TcpConnectionConfirmed':
       return stay(state, `${event.type} ignored in Established`);
     case 'ManualStop':
-      return dropAndStay(state, event.reason ?? 'ManualStop', [notification(ErrorCode.CEASE, event.subcode ?? CeaseSubcode.ADMINISTRATIVE_SHUTDOWN, event.reason ?? 'administrative shutdown')], true, true);
+      return dropAndStay(
+        state,
+        event.reason ?? 'ManualStop',
+        [
+          notification(
+            ErrorCode.CEASE,
+            event.subcode ?? CeaseSubcode.ADMINISTRATIVE_SHUTDOWN,
+            event.reason ?? 'administrative shutdown',
+          ),
+        ],
+        true,
+        true,
+      );
     case 'HoldTimer_Expires':
-      return dropAndRetry(state, config, 'hold timer expired', [notification(ErrorCode.HOLD_TIMER_EXPIRED, 0, 'no KEEPALIVE or UPDATE within the hold time')]);
+      return dropAndRetry(state, config, 'hold timer expired', [
+        notification(ErrorCode.HOLD_TIMER_EXPIRED, 0, 'no KEEPALIVE or UPDATE within the hold time'),
+      ]);
     case 'KeepaliveTimer_Expires':
       return stay(state, 'keepalive timer', keepalive(state)); // §8.2.2 Established, Event 11
     case 'StableTimer_Expires':
       return stay({ ...state, attempts: 0, errors: 0, stable: true }, 'session stable: backoff reset');
     case 'TcpConnectionFails':
       // Lost before the session was stable: part of an oscillation (DampPeerOscillations).
-      return dropAndRetry(state, config, event.reason ?? 'TCP connection closed', [], true, state.stable ? {} : { error: 'unstable' });
+      return dropAndRetry(
+        state,
+        config,
+        event.reason ?? 'TCP connection closed',
+        [],
+        true,
+        state.stable ? {} : { error: 'unstable' },
+      );
     case 'NotifMsg':
       // §8.2.2 Established, Events 24/25: release resources, Idle.
       return notificationReceived(state, event, config);
@@ -519,7 +695,19 @@ function established(state: FsmState, event: FsmEvent, config: FsmConfig): Trans
       // §8.2.2 Established, Events 21/22/28: NOTIFICATION with the error, release, Idle.
       return dropAndRetry(state, config, event.error.message, [fromError(event.error)]);
     case 'OpenCollisionDump':
-      return dropAndStay(state, 'connection collision', [notification(ErrorCode.CEASE, CeaseSubcode.CONNECTION_COLLISION_RESOLUTION, 'connection collision resolution')], true, false);
+      return dropAndStay(
+        state,
+        'connection collision',
+        [
+          notification(
+            ErrorCode.CEASE,
+            CeaseSubcode.CONNECTION_COLLISION_RESOLUTION,
+            'connection collision resolution',
+          ),
+        ],
+        true,
+        false,
+      );
     case 'LimitExceeded':
       return limitExceeded(state, event, config);
     default:
@@ -538,6 +726,7 @@ const STATE_HANDLERS: Readonly<Record<BgpState, (s: FsmState, e: FsmEvent, c: Fs
 
 /** RFC 4271 §8: the one place that decides what an event means in a state. Pure. */
 export function transition(state: FsmState, event: FsmEvent, config: FsmConfig): Transition {
-  if (event.type === 'StableTimer_Expires' && state.name !== 'Established') return stay(state, 'stale Stable timer ignored');
+  if (event.type === 'StableTimer_Expires' && state.name !== 'Established')
+    return stay(state, 'stale Stable timer ignored');
   return STATE_HANDLERS[state.name](state, event, config);
 }

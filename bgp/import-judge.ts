@@ -4,7 +4,14 @@
 // judge depends on changed (the Speaker's `rejudge`).
 
 import { prefixContains, prefixKey } from './ip.js';
-import { importVerdict, Route, type AdjRibIn, type AttrTable, type LocalSpeaker, type PeerPolicy } from './rib/index.js';
+import {
+  importVerdict,
+  Route,
+  type AdjRibIn,
+  type AttrTable,
+  type LocalSpeaker,
+  type PeerPolicy,
+} from './rib/index.js';
 import type { PathAttributes, Prefix } from './types.js';
 
 /**
@@ -48,7 +55,12 @@ export function judgeImport(
   const verdict = importVerdict(received, peer.policy, peer.local, table);
   const route = verdict instanceof Route ? verdict : null;
   // The peer's own filter refused it, or else the judge (import protection) may.
-  const reason = verdict !== null && !(verdict instanceof Route) ? verdict.refused : route === null || judge === undefined ? null : judge(route);
+  const reason =
+    verdict !== null && !(verdict instanceof Route)
+      ? verdict.refused
+      : route === null || judge === undefined
+        ? null
+        : judge(route);
   if (reason === null) {
     if (peer.refused.size > 0) peer.refused.delete(received.key); // no Map hash per route when nothing is refused
     return route;

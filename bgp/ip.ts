@@ -77,5 +77,5 @@ export function prefixFromKey(key: number): Prefix {
 
 /** True when `addr` lies inside `prefix`. */
 export function prefixContains(prefix: Prefix, addr: number): boolean {
-  return ((addr & maskOf(prefix.len)) >>> 0) === prefix.addr;
+  return (addr & maskOf(prefix.len)) >>> 0 === prefix.addr;
 }

@@ -16,7 +16,11 @@ export type ListenerHandle = (() => Promise<void>) & {
 };
 
 /** Listens on address:port and hands every inbound connection to `onConnection`; resolves to a handle. */
-export type Acceptor = (address: string, port: number, onConnection: (conn: Connection) => void) => Promise<ListenerHandle>;
+export type Acceptor = (
+  address: string,
+  port: number,
+  onConnection: (conn: Connection) => void,
+) => Promise<ListenerHandle>;
 
 /** The file descriptor under a node:net socket or server (Linux; -1 when there is none). */
 function fdOf(handleOwner: unknown): number {

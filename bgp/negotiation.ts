@@ -8,7 +8,17 @@
 
 import { BgpError, ErrorCode, OpenSubcode } from './errors.js';
 import { formatIpv4 } from './ip.js';
-import { Afi, AS_TRANS, BGP_VERSION, CapabilityCode, MessageType, Safi, type Capability, type CodecContext, type OpenMessage } from './types.js';
+import {
+  Afi,
+  AS_TRANS,
+  BGP_VERSION,
+  CapabilityCode,
+  MessageType,
+  Safi,
+  type Capability,
+  type CodecContext,
+  type OpenMessage,
+} from './types.js';
 
 export interface GracefulRestartConfig {
   /** Restart time advertised, seconds 0..4095 (RFC 4724 §3). */
@@ -56,14 +66,20 @@ export function ourCapabilities(localAs: number, gr: GracefulRestartConfig | und
       code: CapabilityCode.GRACEFUL_RESTART,
       restarting: gr.restarting ?? false,
       restartTime: gr.restartTime,
-      families: gr.helperOnly ? [] : [{ afi: Afi.IPV4, safi: Safi.UNICAST, forwardingState: gr.forwardingState ?? false }],
+      families: gr.helperOnly
+        ? []
+        : [{ afi: Afi.IPV4, safi: Safi.UNICAST, forwardingState: gr.forwardingState ?? false }],
     });
   }
   return caps;
 }
 
 /** The OPEN we send. RFC 6793 §4.1: an AS above 65535 goes in the 2-octet field as AS_TRANS. */
-export function buildOpen(local: { localAs: number; routerId: number }, holdTime: number, capabilities: readonly Capability[]): OpenMessage {
+export function buildOpen(
+  local: { localAs: number; routerId: number },
+  holdTime: number,
+  capabilities: readonly Capability[],
+): OpenMessage {
   return {
     type: MessageType.OPEN,
     version: BGP_VERSION,
@@ -76,10 +92,15 @@ export function buildOpen(local: { localAs: number; routerId: number }, holdTime
 
 /** `capabilities` with the graceful restart capability's R bit set to `restarting` (RFC 4724 §3). */
 export function withRestartingBit(capabilities: readonly Capability[], restarting: boolean): Capability[] {
-  return capabilities.map((c) => (c.code === CapabilityCode.GRACEFUL_RESTART && 'restartTime' in c ? { ...c, restarting } : c));
+  return capabilities.map((c) =>
+    c.code === CapabilityCode.GRACEFUL_RESTART && 'restartTime' in c ? { ...c, restarting } : c,
+  );
 }
 
-export function capabilityWith<C extends number>(caps: readonly Capability[], code: C): Extract<Capability, { code: C }> | undefined {
+export function capabilityWith<C extends number>(
+  caps: readonly Capability[],
+  code: C,
+): Extract<Capability, { code: C }> | undefined {
   return caps.find((c) => c.code === code && !('unknown' in c)) as Extract<Capability, { code: C }> | undefined;
 }
 
@@ -88,9 +109,17 @@ export function capabilityWith<C extends number>(caps: readonly Capability[], co
  * the 4-octet AS capability when present) must be the configured one; the BGP identifier must differ from
  * ours on iBGP (RFC 6286 §2.2); the hold time must be 0 or ≥ 3. Returns the error to send, or undefined.
  */
-export function checkOpen(open: OpenMessage, local: { localAs: number; peerAs: number; routerId: number }): BgpError | undefined {
+export function checkOpen(
+  open: OpenMessage,
+  local: { localAs: number; peerAs: number; routerId: number },
+): BgpError | undefined {
   if (open.version !== BGP_VERSION) {
-    return new BgpError(ErrorCode.OPEN_MESSAGE, OpenSubcode.UNSUPPORTED_VERSION, `version ${open.version}, only ${BGP_VERSION} is supported`, Uint8Array.of(0, BGP_VERSION));
+    return new BgpError(
+      ErrorCode.OPEN_MESSAGE,
+      OpenSubcode.UNSUPPORTED_VERSION,
+      `version ${open.version}, only ${BGP_VERSION} is supported`,
+      Uint8Array.of(0, BGP_VERSION),
+    );
   }
   const four = capabilityWith(open.capabilities, CapabilityCode.FOUR_OCTET_AS);
   const peerAs = four ? four.asn : open.myAs;
@@ -107,11 +136,17 @@ export function checkOpen(open: OpenMessage, local: { localAs: number; peerAs: n
     return new BgpError(
       ErrorCode.OPEN_MESSAGE,
       OpenSubcode.BAD_BGP_IDENTIFIER,
-      open.bgpId === 0 ? 'BGP identifier 0.0.0.0 is not valid (RFC 6286)' : `peer BGP identifier ${formatIpv4(open.bgpId)} equals ours on an iBGP session (RFC 6286 §2.2)`,
+      open.bgpId === 0
+        ? 'BGP identifier 0.0.0.0 is not valid (RFC 6286)'
+        : `peer BGP identifier ${formatIpv4(open.bgpId)} equals ours on an iBGP session (RFC 6286 §2.2)`,
     );
   }
   if (open.holdTime === 1 || open.holdTime === 2) {
-    return new BgpError(ErrorCode.OPEN_MESSAGE, OpenSubcode.UNACCEPTABLE_HOLD_TIME, `hold time ${open.holdTime} s is not 0 or 3..65535 (RFC 4271 §4.2)`);
+    return new BgpError(
+      ErrorCode.OPEN_MESSAGE,
+      OpenSubcode.UNACCEPTABLE_HOLD_TIME,
+      `hold time ${open.holdTime} s is not 0 or 3..65535 (RFC 4271 §4.2)`,
+    );
   }
   return undefined;
 }
@@ -119,7 +154,10 @@ export function checkOpen(open: OpenMessage, local: { localAs: number; peerAs: n
 /** RFC 4760 §8 / RFC 5492: a speaker that sends no multiprotocol capability speaks IPv4 unicast only. */
 function familiesOf(caps: readonly Capability[]): Array<{ afi: number; safi: number }> {
   const list = caps
-    .filter((c): c is Extract<Capability, { code: typeof CapabilityCode.MULTIPROTOCOL }> => c.code === CapabilityCode.MULTIPROTOCOL && 'afi' in c)
+    .filter(
+      (c): c is Extract<Capability, { code: typeof CapabilityCode.MULTIPROTOCOL }> =>
+        c.code === CapabilityCode.MULTIPROTOCOL && 'afi' in c,
+    )
     .map((c) => ({ afi: c.afi, safi: c.safi }));
   return list.length > 0 ? list : [{ afi: Afi.IPV4, safi: Safi.UNICAST }];
 }
@@ -143,7 +181,8 @@ export function negotiateCapabilities(
     keepaliveTime: hold.keepaliveTime,
     fourOctetAs,
     routeRefresh: has(theirs, CapabilityCode.ROUTE_REFRESH) || has(theirs, CapabilityCode.ENHANCED_ROUTE_REFRESH),
-    enhancedRouteRefresh: has(ours, CapabilityCode.ENHANCED_ROUTE_REFRESH) && has(theirs, CapabilityCode.ENHANCED_ROUTE_REFRESH),
+    enhancedRouteRefresh:
+      has(ours, CapabilityCode.ENHANCED_ROUTE_REFRESH) && has(theirs, CapabilityCode.ENHANCED_ROUTE_REFRESH),
     ...(gracefulRestart ? { gracefulRestart } : {}),
     families,
     peerAs: local.peerAs,
@@ -171,6 +210,10 @@ export function collisionSurvivor(localBgpId: number, remoteBgpId: number): 'out
  * the peer's identifier is the higher; an existing connection that was accepted too (inbound) keeps its
  * place, and the newer inbound one simply loses. Equal identifiers (possible on eBGP only) keep the existing one.
  */
-export function collisionWinner(existing: 'inbound' | 'outbound' | undefined, localBgpId: number, remoteBgpId: number): 'existing' | 'challenger' {
+export function collisionWinner(
+  existing: 'inbound' | 'outbound' | undefined,
+  localBgpId: number,
+  remoteBgpId: number,
+): 'existing' | 'challenger' {
   return existing === 'outbound' && localBgpId >>> 0 < remoteBgpId >>> 0 ? 'challenger' : 'existing';
 }

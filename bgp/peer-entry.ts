@@ -49,6 +49,12 @@ export interface PeerEntry {
 }
 
 /** The peer's GR capability covers IPv4 unicast (and, with `forwarding`, says forwarding was preserved). */
-export function hasIpv4Gr(gr: { families: ReadonlyArray<{ afi: number; safi: number; forwardingState: boolean }> } | undefined, forwarding = false): boolean {
-  return gr?.families.some((f) => f.afi === Afi.IPV4 && f.safi === Safi.UNICAST && (!forwarding || f.forwardingState)) ?? false;
+export function hasIpv4Gr(
+  gr: { families: ReadonlyArray<{ afi: number; safi: number; forwardingState: boolean }> } | undefined,
+  forwarding = false,
+): boolean {
+  return (
+    gr?.families.some((f) => f.afi === Afi.IPV4 && f.safi === Safi.UNICAST && (!forwarding || f.forwardingState)) ??
+    false
+  );
 }

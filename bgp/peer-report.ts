@@ -34,7 +34,12 @@ export interface PeerStatus {
 }
 
 export function toRibEntry(route: Route): RibEntry {
-  return { prefix: route.prefix, attrs: route.attrs, from: route.source.local ? null : formatIpv4(route.source.address), stale: route.stale };
+  return {
+    prefix: route.prefix,
+    attrs: route.attrs,
+    from: route.source.local ? null : formatIpv4(route.source.address),
+    stale: route.stale,
+  };
 }
 
 /** One peer's status row; without `detail`, `routesAccepted` and `staleRoutes` are 0 (no walk over its routes). */
@@ -42,10 +47,11 @@ export function peerStatusRow(entry: PeerEntry, locRib: LocRib, detail: boolean)
   const stats = entry.session.stats;
   let stale = 0;
   let accepted = 0;
-  if (detail) for (const route of entry.ribIn.routes()) {
-    if (route.stale) stale++;
-    if (locRib.candidates(route.key).some((c) => sourceId(c.source) === sourceId(entry.policy))) accepted++;
-  }
+  if (detail)
+    for (const route of entry.ribIn.routes()) {
+      if (route.stale) stale++;
+      if (locRib.candidates(route.key).some((c) => sourceId(c.source) === sourceId(entry.policy))) accepted++;
+    }
   return {
     address: entry.spec.address,
     port: entry.spec.port,
@@ -63,7 +69,9 @@ export function peerStatusRow(entry: PeerEntry, locRib: LocRib, detail: boolean)
 
 /** Routes received from one peer (its Adj-RIB-In, before import policy). */
 export function receivedRows(entry: PeerEntry | undefined, address: string): RibEntry[] {
-  return entry ? [...entry.ribIn.routes()].map((r) => ({ prefix: r.prefix, attrs: r.attrs, from: address, stale: r.stale })) : [];
+  return entry
+    ? [...entry.ribIn.routes()].map((r) => ({ prefix: r.prefix, attrs: r.attrs, from: address, stale: r.stale }))
+    : [];
 }
 
 /** Routes the import judge refused, per peer, as held in the peers' Adj-RIBs-In. */

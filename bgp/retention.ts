@@ -47,7 +47,13 @@ export type RetentionEvent =
    * capability if it covers IPv4 unicast, else null. `held`: routes in its Adj-RIB-In; `uncovered`: those
    * no other peer (nor we) offers.
    */
-  | { readonly type: 'sessionDown'; readonly notification: DownNotification; readonly peerRestartTime: number | null; readonly held: number; readonly uncovered: number }
+  | {
+      readonly type: 'sessionDown';
+      readonly notification: DownNotification;
+      readonly peerRestartTime: number | null;
+      readonly held: number;
+      readonly uncovered: number;
+    }
   /** A new session reached Established; `forwardingPreserved`: its OPEN has the F bit for IPv4 unicast. */
   | { readonly type: 'established'; readonly forwardingPreserved: boolean }
   /** End-of-RIB for IPv4 unicast from the peer at this address (for a removed one: the re-added peer's). */
@@ -95,8 +101,16 @@ const GONE: RetentionState = { name: 'gone' };
  * received from an iBGP peer is the make-before-break case; from an eBGP peer it is not (routers send it
  * when they shut down, and their routes' next hop is the router itself).
  */
-export function classifyNotification(n: { direction: 'sent' | 'received'; code: number; subcode: number }, ebgp: boolean): DownNotification {
-  return !ebgp && n.direction === 'received' && n.code === ErrorCode.CEASE && n.subcode === CeaseSubcode.PEER_DECONFIGURED ? 'deconfiguredUs' : 'other';
+export function classifyNotification(
+  n: { direction: 'sent' | 'received'; code: number; subcode: number },
+  ebgp: boolean,
+): DownNotification {
+  return !ebgp &&
+    n.direction === 'received' &&
+    n.code === ErrorCode.CEASE &&
+    n.subcode === CeaseSubcode.PEER_DECONFIGURED
+    ? 'deconfiguredUs'
+    : 'other';
 }
 
 /** RFC 4724 §4.2: routes are kept through a session's end only without a NOTIFICATION and with the peer's GR for IPv4 unicast. */
@@ -110,7 +124,11 @@ export function lingersInPlace(state: RetentionState): boolean {
 }
 
 /** The one transition function. Events that mean nothing in a state return no actions. */
-export function retentionTransition(state: RetentionState, event: RetentionEvent, config: RetentionConfig): RetentionTransition {
+export function retentionTransition(
+  state: RetentionState,
+  event: RetentionEvent,
+  config: RetentionConfig,
+): RetentionTransition {
   if (state.name === 'gone') return { next: state, actions: [], reason: 'removed' };
   switch (event.type) {
     case 'sessionDown':
@@ -126,8 +144,13 @@ export function retentionTransition(state: RetentionState, event: RetentionEvent
   }
 }
 
-function onSessionDown(state: RetentionState, event: Extract<RetentionEvent, { type: 'sessionDown' }>, config: RetentionConfig): RetentionTransition {
-  if (state.name === 'lingering' && state.reason === 'removed') return { next: state, actions: [], reason: 'removed: its session no longer decides' };
+function onSessionDown(
+  state: RetentionState,
+  event: Extract<RetentionEvent, { type: 'sessionDown' }>,
+  config: RetentionConfig,
+): RetentionTransition {
+  if (state.name === 'lingering' && state.reason === 'removed')
+    return { next: state, actions: [], reason: 'removed: its session no longer decides' };
   // RFC 4724 §4.2: "the Receiving Speaker MUST retain the routes received from the Restarting Speaker ...
   // mark them as stale" and start the restart timer with the peer's Restart Time. A restart time of 0 is
   // kept as given: the routes go when that timer fires (at once, on the next turn of the event loop).
@@ -136,15 +159,25 @@ function onSessionDown(state: RetentionState, event: Extract<RetentionEvent, { t
     return {
       next: { name: 'grStale', restartTime },
       actions: [{ type: 'markStale' }, CLEAR, { type: 'startTimer', timer: 'restart', ms: restartTime * 1000 }],
-      reason: 'graceful restart: keeping the peer\'s routes as stale',
+      reason: "graceful restart: keeping the peer's routes as stale",
     };
   }
   // tortie's make-before-break (header): an iBGP peer that de-configured us keeps what no one else offers.
   if (event.notification === 'deconfiguredUs' && config.lingerMs > 0 && event.held > 0) {
-    if (event.uncovered === 0) return { next: LIVE, actions: [CLEAR, { type: 'handOver' }], reason: 'peer de-configured us: every route is offered by another peer' };
+    if (event.uncovered === 0)
+      return {
+        next: LIVE,
+        actions: [CLEAR, { type: 'handOver' }],
+        reason: 'peer de-configured us: every route is offered by another peer',
+      };
     return {
       next: { name: 'lingering', reason: 'deconfiguredUs' },
-      actions: [{ type: 'handOver' }, { type: 'markStale' }, CLEAR, { type: 'startTimer', timer: 'linger', ms: config.lingerMs }],
+      actions: [
+        { type: 'handOver' },
+        { type: 'markStale' },
+        CLEAR,
+        { type: 'startTimer', timer: 'linger', ms: config.lingerMs },
+      ],
       reason: 'peer de-configured us: keeping its routes (stale) until another peer offers them',
     };
   }
@@ -152,7 +185,11 @@ function onSessionDown(state: RetentionState, event: Extract<RetentionEvent, { t
   return { next: LIVE, actions: [CLEAR, { type: 'withdrawAll' }], reason: 'session down: routes withdrawn' };
 }
 
-function onEstablished(state: RetentionState, event: Extract<RetentionEvent, { type: 'established' }>, config: RetentionConfig): RetentionTransition {
+function onEstablished(
+  state: RetentionState,
+  event: Extract<RetentionEvent, { type: 'established' }>,
+  config: RetentionConfig,
+): RetentionTransition {
   switch (state.name) {
     case 'live':
     case 'gone':
@@ -160,15 +197,29 @@ function onEstablished(state: RetentionState, event: Extract<RetentionEvent, { t
     case 'lingering':
       // Back after it de-configured us (its side re-added us): no graceful-restart rule applies; the linger
       // timer keeps running and its End-of-RIB sweeps what it did not send again.
-      if (state.reason === 'deconfiguredUs') return { next: { name: 'awaitingEndOfRib', timer: 'linger' }, actions: [], reason: 'back after de-configuring us' };
+      if (state.reason === 'deconfiguredUs')
+        return {
+          next: { name: 'awaitingEndOfRib', timer: 'linger' },
+          actions: [],
+          reason: 'back after de-configuring us',
+        };
       return { next: state, actions: [], reason: 'removed' };
     case 'grStale':
     case 'awaitingEndOfRib':
       // RFC 4724 §4.2: "If the Forwarding State bit is not set for an address family ... the Receiving
       // Speaker MUST immediately remove all the stale routes"; otherwise they wait for End-of-RIB (§4.2),
       // bounded by our stale-path time.
-      if (!event.forwardingPreserved) return { next: LIVE, actions: [CLEAR, { type: 'sweepStale' }], reason: 'the peer came back without preserving forwarding state' };
-      return { next: { name: 'awaitingEndOfRib', timer: 'stalePath' }, actions: [CLEAR, { type: 'startTimer', timer: 'stalePath', ms: config.stalePathMs }], reason: 'the peer is back: stale routes wait for End-of-RIB' };
+      if (!event.forwardingPreserved)
+        return {
+          next: LIVE,
+          actions: [CLEAR, { type: 'sweepStale' }],
+          reason: 'the peer came back without preserving forwarding state',
+        };
+      return {
+        next: { name: 'awaitingEndOfRib', timer: 'stalePath' },
+        actions: [CLEAR, { type: 'startTimer', timer: 'stalePath', ms: config.stalePathMs }],
+        reason: 'the peer is back: stale routes wait for End-of-RIB',
+      };
   }
 }
 
@@ -179,7 +230,8 @@ function onEndOfRib(state: RetentionState): RetentionTransition {
     case 'lingering':
       // The same peer, added back, has sent everything it has: what lingers from its previous
       // configuration and was not sent again goes now, not at the end of the linger.
-      if (state.reason === 'removed') return { next: GONE, actions: [CLEAR, { type: 'endLinger' }], reason: 'the re-added peer sent End-of-RIB' };
+      if (state.reason === 'removed')
+        return { next: GONE, actions: [CLEAR, { type: 'endLinger' }], reason: 'the re-added peer sent End-of-RIB' };
       return { next: LIVE, actions: [CLEAR, { type: 'sweepStale' }], reason: 'End-of-RIB received' };
     default:
       // RFC 4724 §4.2: End-of-RIB from the restarted peer removes the stale routes it did not send again.
@@ -187,14 +239,24 @@ function onEndOfRib(state: RetentionState): RetentionTransition {
   }
 }
 
-function onRemoved(state: RetentionState, event: Extract<RetentionEvent, { type: 'removed' }>, config: RetentionConfig): RetentionTransition {
-  if (state.name === 'lingering' && state.reason === 'removed') return { next: state, actions: [], reason: 'already removed' };
+function onRemoved(
+  state: RetentionState,
+  event: Extract<RetentionEvent, { type: 'removed' }>,
+  config: RetentionConfig,
+): RetentionTransition {
+  if (state.name === 'lingering' && state.reason === 'removed')
+    return { next: state, actions: [], reason: 'already removed' };
   // Make-before-break: where another peer already offers the prefix, hand over now; keep the rest (stale)
   // until a replacement had time to arrive.
   if (config.lingerMs > 0 && event.held > 0 && event.uncovered > 0) {
     return {
       next: { name: 'lingering', reason: 'removed' },
-      actions: [CLEAR, { type: 'handOver' }, { type: 'markStale' }, { type: 'startTimer', timer: 'linger', ms: config.lingerMs }],
+      actions: [
+        CLEAR,
+        { type: 'handOver' },
+        { type: 'markStale' },
+        { type: 'startTimer', timer: 'linger', ms: config.lingerMs },
+      ],
       reason: 'removed: its routes linger until a replacement arrives',
     };
   }
@@ -211,10 +273,20 @@ function onTimer(state: RetentionState): RetentionTransition {
       return { next: LIVE, actions: [{ type: 'sweepStale' }], reason: `restart time of ${state.restartTime} s passed` };
     case 'awaitingEndOfRib':
       // RFC 4724 §4.2 leaves the wait for End-of-RIB to "a configurable timer" (our stale-path time).
-      if (state.timer === 'stalePath') return { next: LIVE, actions: [{ type: 'sweepStale' }], reason: 'no End-of-RIB within the stale-path time' };
-      return { next: LIVE, actions: [{ type: 'sweepStale' }], reason: 'it de-configured us and no replacement came within the linger' };
+      if (state.timer === 'stalePath')
+        return { next: LIVE, actions: [{ type: 'sweepStale' }], reason: 'no End-of-RIB within the stale-path time' };
+      return {
+        next: LIVE,
+        actions: [{ type: 'sweepStale' }],
+        reason: 'it de-configured us and no replacement came within the linger',
+      };
     case 'lingering':
-      if (state.reason === 'removed') return { next: GONE, actions: [{ type: 'endLinger' }], reason: 'the linger of a removed peer is over' };
-      return { next: LIVE, actions: [{ type: 'sweepStale' }], reason: 'it de-configured us and no replacement came within the linger' };
+      if (state.reason === 'removed')
+        return { next: GONE, actions: [{ type: 'endLinger' }], reason: 'the linger of a removed peer is over' };
+      return {
+        next: LIVE,
+        actions: [{ type: 'sweepStale' }],
+        reason: 'it de-configured us and no replacement came within the linger',
+      };
   }
 }

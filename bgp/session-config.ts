@@ -77,24 +77,33 @@ function isUint(value: number, max: number): boolean {
 /** Refuses a config that cannot work, naming the field, the value and what is accepted. */
 export function validateSessionConfig(config: SessionConfig): void {
   const problems: string[] = [];
-  if (!isUint(config.localAs, 0xffffffff) || config.localAs === 0) problems.push(`localAs ${config.localAs} is not an AS number (1..4294967295)`);
-  if (!isUint(config.peerAs, 0xffffffff) || config.peerAs === 0) problems.push(`peerAs ${config.peerAs} is not an AS number (1..4294967295)`);
-  if (!isUint(config.routerId, 0xffffffff) || config.routerId === 0) problems.push(`routerId ${config.routerId} is not a non-zero uint32 (RFC 6286)`);
+  if (!isUint(config.localAs, 0xffffffff) || config.localAs === 0)
+    problems.push(`localAs ${config.localAs} is not an AS number (1..4294967295)`);
+  if (!isUint(config.peerAs, 0xffffffff) || config.peerAs === 0)
+    problems.push(`peerAs ${config.peerAs} is not an AS number (1..4294967295)`);
+  if (!isUint(config.routerId, 0xffffffff) || config.routerId === 0)
+    problems.push(`routerId ${config.routerId} is not a non-zero uint32 (RFC 6286)`);
   const hold = config.holdTime ?? DEFAULT_HOLD_TIME;
-  if (!isUint(hold, 65535) || hold === 1 || hold === 2) problems.push(`holdTime ${hold} is not 0 or 3..65535 seconds (RFC 4271 §4.2)`);
+  if (!isUint(hold, 65535) || hold === 1 || hold === 2)
+    problems.push(`holdTime ${hold} is not 0 or 3..65535 seconds (RFC 4271 §4.2)`);
   if (config.keepaliveTime !== undefined && (!isUint(config.keepaliveTime, 21845) || config.keepaliveTime === 0)) {
     problems.push(`keepaliveTime ${config.keepaliveTime} is not 1..21845 seconds`);
   }
-  if (config.connectRetryMs !== undefined && !(config.connectRetryMs > 0)) problems.push(`connectRetryMs ${config.connectRetryMs} is not a positive number of milliseconds`);
-  if (config.port !== undefined && (!isUint(config.port, 65535) || config.port === 0)) problems.push(`port ${config.port} is not 1..65535`);
-  if (config.minHoldTime !== undefined && (!isUint(config.minHoldTime, 65535) || config.minHoldTime < 3)) problems.push(`minHoldTime ${config.minHoldTime} is not 3..65535 seconds`);
-  if (config.maxSendQueueBytes !== undefined && !(config.maxSendQueueBytes >= 64 * 1024)) problems.push(`maxSendQueueBytes ${config.maxSendQueueBytes} is below 65536 (one full write)`);
+  if (config.connectRetryMs !== undefined && !(config.connectRetryMs > 0))
+    problems.push(`connectRetryMs ${config.connectRetryMs} is not a positive number of milliseconds`);
+  if (config.port !== undefined && (!isUint(config.port, 65535) || config.port === 0))
+    problems.push(`port ${config.port} is not 1..65535`);
+  if (config.minHoldTime !== undefined && (!isUint(config.minHoldTime, 65535) || config.minHoldTime < 3))
+    problems.push(`minHoldTime ${config.minHoldTime} is not 3..65535 seconds`);
+  if (config.maxSendQueueBytes !== undefined && !(config.maxSendQueueBytes >= 64 * 1024))
+    problems.push(`maxSendQueueBytes ${config.maxSendQueueBytes} is below 65536 (one full write)`);
   for (const field of ['errorWaitInitialMs', 'errorWaitMaxMs'] as const) {
     const value = config[field];
     if (value !== undefined && !(value >= 0)) problems.push(`${field} ${value} is not a number of milliseconds ≥ 0`);
   }
   const gr = config.gracefulRestart;
-  if (gr && !isUint(gr.restartTime, 4095)) problems.push(`gracefulRestart.restartTime ${gr.restartTime} is not 0..4095 seconds (RFC 4724 §3)`);
+  if (gr && !isUint(gr.restartTime, 4095))
+    problems.push(`gracefulRestart.restartTime ${gr.restartTime} is not 0..4095 seconds (RFC 4724 §3)`);
   if (problems.length > 0) throw new Error(`BGP session to ${config.peerAddress}: ${problems.join('; ')}`);
 }
 

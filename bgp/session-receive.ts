@@ -22,7 +22,9 @@ export function errorText(error: unknown): string {
 }
 
 /** A decode error's NOTIFICATION code → the FSM event it is (RFC 4271 §8.1.5, RFC 7313 §5). */
-export const ERROR_EVENTS: Readonly<Record<number, 'BGPHeaderErr' | 'BGPOpenMsgErr' | 'UpdateMsgErr' | 'RouteRefreshMsgErr'>> = {
+export const ERROR_EVENTS: Readonly<
+  Record<number, 'BGPHeaderErr' | 'BGPOpenMsgErr' | 'UpdateMsgErr' | 'RouteRefreshMsgErr'>
+> = {
   [ErrorCode.MESSAGE_HEADER]: 'BGPHeaderErr',
   [ErrorCode.OPEN_MESSAGE]: 'BGPOpenMsgErr',
   [ErrorCode.UPDATE_MESSAGE]: 'UpdateMsgErr',
@@ -38,7 +40,10 @@ export type ReadUpdate =
 export function readUpdate(result: DecodeResult, update: UpdateMessage, log: Logger, peer: string): ReadUpdate {
   if (result.treatAsWithdraw) {
     // RFC 7606 §2: treat-as-withdraw keeps the session up; say why.
-    log.warn({ peer, reason: result.treatAsWithdraw, prefixes: update.withdrawn.length }, 'BGP UPDATE treated as withdraw (RFC 7606)');
+    log.warn(
+      { peer, reason: result.treatAsWithdraw, prefixes: update.withdrawn.length },
+      'BGP UPDATE treated as withdraw (RFC 7606)',
+    );
   }
   if (result.discarded && result.discarded.length > 0) {
     log.warn({ peer, discarded: result.discarded }, 'BGP attributes discarded (RFC 7606)');
@@ -49,6 +54,7 @@ export function readUpdate(result: DecodeResult, update: UpdateMessage, log: Log
   }
   const routes = ipv4UnicastRoutes(update);
   const announced: ReceivedRoute[] = [];
-  for (const group of routes.announced) for (const prefix of group.nlri) announced.push({ prefix, attrs: group.attributes });
+  for (const group of routes.announced)
+    for (const prefix of group.nlri) announced.push({ prefix, attrs: group.attributes });
   return { kind: 'routes', announced, withdrawn: routes.withdrawn, message: update };
 }

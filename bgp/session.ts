@@ -51,22 +51,70 @@ import { DeadlineTimers } from './deadline-timers.js';
 import { decodeMessage, encodeMessage, KEEPALIVE, MessageFramer, type DecodeResult } from './codec/index.js';
 import { describeDownReason, type SessionDownReason } from './down-reason.js';
 import { BgpError, CeaseSubcode, ErrorCode, isBgpError, notificationReason } from './errors.js';
-import { backoffMs, INITIAL_STATE, TIMER_EVENTS, TIMER_NAMES, transition, type BgpState, type FsmAction, type FsmConfig, type FsmEvent, type FsmState, type TimerName } from './fsm.js';
+import {
+  backoffMs,
+  INITIAL_STATE,
+  TIMER_EVENTS,
+  TIMER_NAMES,
+  transition,
+  type BgpState,
+  type FsmAction,
+  type FsmConfig,
+  type FsmEvent,
+  type FsmState,
+  type TimerName,
+} from './fsm.js';
 import { parseIpv4 } from './ip.js';
-import { buildOpen, checkOpen, negotiateCapabilities, ourCapabilities, withRestartingBit, type NegotiatedSession } from './negotiation.js';
+import {
+  buildOpen,
+  checkOpen,
+  negotiateCapabilities,
+  ourCapabilities,
+  withRestartingBit,
+  type NegotiatedSession,
+} from './negotiation.js';
 import { SendQueue } from './send-queue.js';
 import { DECODE_FAILURE_CODES, ERROR_EVENTS, errorText, readUpdate } from './session-receive.js';
 import type { SessionEvents, SessionStats } from './session-events.js';
-import { DEFAULT_MAX_SEND_QUEUE_BYTES, fsmConfigOf, silentLogger, validateSessionConfig, type Logger, type SessionConfig } from './session-config.js';
+import {
+  DEFAULT_MAX_SEND_QUEUE_BYTES,
+  fsmConfigOf,
+  silentLogger,
+  validateSessionConfig,
+  type Logger,
+  type SessionConfig,
+} from './session-config.js';
 import type { Connection } from './transport.js';
 import { TransportError } from './transport.js';
-import { Afi, BGP_PORT, MessageType, RouteRefreshSubtype, Safi, type BgpMessage, type Capability, type CodecContext, type OpenMessage } from './types.js';
+import {
+  Afi,
+  BGP_PORT,
+  MessageType,
+  RouteRefreshSubtype,
+  Safi,
+  type BgpMessage,
+  type Capability,
+  type CodecContext,
+  type OpenMessage,
+} from './types.js';
 
 export type { GracefulRestartConfig, GracefulRestartCapability, NegotiatedSession } from './negotiation.js';
-export { DEFAULT_ERROR_WAIT_INITIAL_MS, DEFAULT_ERROR_WAIT_MAX_MS, DEFAULT_MAX_SEND_QUEUE_BYTES, validateSessionConfig } from './session-config.js';
+export {
+  DEFAULT_ERROR_WAIT_INITIAL_MS,
+  DEFAULT_ERROR_WAIT_MAX_MS,
+  DEFAULT_MAX_SEND_QUEUE_BYTES,
+  validateSessionConfig,
+} from './session-config.js';
 export type { Logger, SessionConfig } from './session-config.js';
 export type { SessionDownReason } from './down-reason.js';
-export type { NotificationEvent, ReceivedRoute, SessionEvents, SessionState, SessionStats, StateChange } from './session-events.js';
+export type {
+  NotificationEvent,
+  ReceivedRoute,
+  SessionEvents,
+  SessionState,
+  SessionStats,
+  StateChange,
+} from './session-events.js';
 
 export class Session extends EventEmitter<SessionEvents> {
   readonly config: SessionConfig;
@@ -111,9 +159,20 @@ export class Session extends EventEmitter<SessionEvents> {
     this.clock = config.clock ?? systemClock;
     this.log = config.logger ?? silentLogger;
     this.fsmConfig = fsmConfigOf(config);
-    this.timers = new DeadlineTimers(this.clock, (name) => this.guard(`the ${name} timer`, () => this.dispatch({ type: TIMER_EVENTS[name] } as FsmEvent)));
+    this.timers = new DeadlineTimers(this.clock, (name) =>
+      this.guard(`the ${name} timer`, () => this.dispatch({ type: TIMER_EVENTS[name] } as FsmEvent)),
+    );
     this.ourCapabilities = ourCapabilities(config.localAs, config.gracefulRestart);
-    this.stats = { messagesIn: 0, messagesOut: 0, updatesIn: 0, updatesOut: 0, notificationsIn: 0, notificationsOut: 0, establishedCount: 0, stateSince: this.clock.now() };
+    this.stats = {
+      messagesIn: 0,
+      messagesOut: 0,
+      updatesIn: 0,
+      updatesOut: 0,
+      notificationsIn: 0,
+      notificationsOut: 0,
+      establishedCount: 0,
+      stateSince: this.clock.now(),
+    };
   }
 
   // ---- public API ---------------------------------------------------------------------------------------
@@ -186,14 +245,17 @@ export class Session extends EventEmitter<SessionEvents> {
 
   start(): void {
     this.adminUp = true;
-    this.guard('start', () => this.dispatch({ type: this.config.passive ? 'ManualStart_with_PassiveTcpEstablishment' : 'ManualStart' }));
+    this.guard('start', () =>
+      this.dispatch({ type: this.config.passive ? 'ManualStart_with_PassiveTcpEstablishment' : 'ManualStart' }),
+    );
   }
 
   /** ManualStop. A number is a Cease subcode (RFC 4486: 2 Administrative Shutdown, 3 Peer De-configured…). */
   stop(reason: string | number = 'administrative shutdown'): void {
     this.adminUp = false;
     this.guard('stop', () => {
-      if (typeof reason === 'number') this.dispatch({ type: 'ManualStop', reason: notificationReason(ErrorCode.CEASE, reason), subcode: reason });
+      if (typeof reason === 'number')
+        this.dispatch({ type: 'ManualStop', reason: notificationReason(ErrorCode.CEASE, reason), subcode: reason });
       else this.dispatch({ type: 'ManualStop', reason });
     });
   }
@@ -216,7 +278,10 @@ export class Session extends EventEmitter<SessionEvents> {
     if (this.fsm.name !== 'Connect' && this.fsm.name !== 'Active') return false;
     this.abortConnect();
     this.attach(conn, 'inbound');
-    this.log.info({ peer: this.config.peerAddress, remote: `${conn.remoteAddress}:${conn.remotePort}` }, 'BGP inbound connection accepted');
+    this.log.info(
+      { peer: this.config.peerAddress, remote: `${conn.remoteAddress}:${conn.remotePort}` },
+      'BGP inbound connection accepted',
+    );
     this.guard('accept', () => this.dispatch({ type: 'TcpConnectionConfirmed' }));
     return true;
   }
@@ -250,7 +315,15 @@ export class Session extends EventEmitter<SessionEvents> {
    * Prefixes Reached: AFI, SAFI, the limit), then Idle, no reconnect nor inbound for at least `restartMs`.
    */
   limitExceeded(subcode: number, data: Uint8Array, reason: string, restartMs?: number): void {
-    this.guard('limit', () => this.dispatch({ type: 'LimitExceeded', subcode, data, reason, ...(restartMs !== undefined ? { restartMs } : {}) }));
+    this.guard('limit', () =>
+      this.dispatch({
+        type: 'LimitExceeded',
+        subcode,
+        data,
+        reason,
+        ...(restartMs !== undefined ? { restartMs } : {}),
+      }),
+    );
   }
 
   /**
@@ -264,7 +337,15 @@ export class Session extends EventEmitter<SessionEvents> {
       (this.emit as (e: K, ...a: SessionEvents[K]) => boolean)(event, ...args);
     } catch (error) {
       const message = errorText(error);
-      this.log.error({ peer: this.config.peerAddress, event, error: message, stack: error instanceof Error ? error.stack : undefined }, 'BGP session event handler threw');
+      this.log.error(
+        {
+          peer: this.config.peerAddress,
+          event,
+          error: message,
+          stack: error instanceof Error ? error.stack : undefined,
+        },
+        'BGP session event handler threw',
+      );
       this.internalError(`the '${event}' handler threw: ${message}`);
     }
   }
@@ -285,7 +366,13 @@ export class Session extends EventEmitter<SessionEvents> {
     const message = errorText(error);
     try {
       this.log.error(
-        { peer: this.config.peerAddress, state: this.fsm.name, where, error: message, stack: error instanceof Error ? error.stack : undefined },
+        {
+          peer: this.config.peerAddress,
+          state: this.fsm.name,
+          where,
+          error: message,
+          stack: error instanceof Error ? error.stack : undefined,
+        },
         'BGP session internal error: resetting the session',
       );
       // The dispatch loop that threw is gone: what it had queued belonged to the broken run.
@@ -294,7 +381,8 @@ export class Session extends EventEmitter<SessionEvents> {
       // A transition that threw halfway may already be in Idle with its close, 'down' or backoff timer not
       // done; the InternalError above is then ignored (no connection in the FSM's view): finish the reset.
       const idleLike = this.fsm.name === 'Idle' || this.fsm.name === 'Connect' || this.fsm.name === 'Active';
-      if (!this.dispatching && idleLike && (this.conn !== undefined || this.downOwed)) this.hardReset(`internal error while handling ${where}: ${message}`);
+      if (!this.dispatching && idleLike && (this.conn !== undefined || this.downOwed))
+        this.hardReset(`internal error while handling ${where}: ${message}`);
     } catch (second) {
       this.hardReset(`internal error while handling ${where}: ${message}; resetting failed too: ${errorText(second)}`);
     }
@@ -309,7 +397,10 @@ export class Session extends EventEmitter<SessionEvents> {
   /** The last resort when even the FSM failed: drop the connection and timers, Idle, retry after the backoff. */
   private hardReset(reason: string): void {
     try {
-      this.log.error({ peer: this.config.peerAddress, state: this.fsm.name, reason }, 'BGP session reset without a NOTIFICATION');
+      this.log.error(
+        { peer: this.config.peerAddress, state: this.fsm.name, reason },
+        'BGP session reset without a NOTIFICATION',
+      );
       this.queue.length = 0;
       for (const name of TIMER_NAMES) this.timers.stop(name);
       this.abortConnect();
@@ -318,7 +409,12 @@ export class Session extends EventEmitter<SessionEvents> {
       if (conn) {
         try {
           // Cease / Unspecific, if the connection still takes it, so the peer hears why.
-          conn.write(encodeMessage({ type: MessageType.NOTIFICATION, code: ErrorCode.CEASE, subcode: 0, data: new Uint8Array(0) }, { fourOctetAs: false }));
+          conn.write(
+            encodeMessage(
+              { type: MessageType.NOTIFICATION, code: ErrorCode.CEASE, subcode: 0, data: new Uint8Array(0) },
+              { fourOctetAs: false },
+            ),
+          );
           conn.close();
         } catch {
           conn.destroy();
@@ -337,7 +433,10 @@ export class Session extends EventEmitter<SessionEvents> {
         this.notify('state', { from, to: 'Idle', reason });
       }
     } catch (error) {
-      this.log.error({ peer: this.config.peerAddress, reason, error: errorText(error) }, 'BGP session could not be reset');
+      this.log.error(
+        { peer: this.config.peerAddress, reason, error: errorText(error) },
+        'BGP session could not be reset',
+      );
     }
   }
 
@@ -362,7 +461,8 @@ export class Session extends EventEmitter<SessionEvents> {
     const from = this.fsm.name;
     const t = transition(this.fsm, event, this.fsmConfig);
     this.fsm = t.next;
-    if (t.next.name === 'OpenSent' || t.next.name === 'OpenConfirm' || t.next.name === 'Established') this.downOwed = true;
+    if (t.next.name === 'OpenSent' || t.next.name === 'OpenConfirm' || t.next.name === 'Established')
+      this.downOwed = true;
     for (const action of t.actions) this.perform(action);
     if (t.next.name !== from) {
       this.stats.stateSince = this.clock.now();
@@ -390,11 +490,26 @@ export class Session extends EventEmitter<SessionEvents> {
         return;
       case 'sendNotification': {
         if (!this.conn) return;
-        this.enqueue(encodeMessage({ type: MessageType.NOTIFICATION, code: action.code, subcode: action.subcode, data: action.data }, { fourOctetAs: false }), true);
+        this.enqueue(
+          encodeMessage(
+            { type: MessageType.NOTIFICATION, code: action.code, subcode: action.subcode, data: action.data },
+            { fourOctetAs: false },
+          ),
+          true,
+        );
         this.stats.notificationsOut++;
         this.noteError({ kind: 'notificationSent', code: action.code, subcode: action.subcode, detail: action.reason });
-        this.log.warn({ peer: this.config.peerAddress, code: action.code, subcode: action.subcode, reason: action.reason }, 'BGP NOTIFICATION sent');
-        this.notify('notification', { direction: 'sent', code: action.code, subcode: action.subcode, data: action.data, reason: action.reason });
+        this.log.warn(
+          { peer: this.config.peerAddress, code: action.code, subcode: action.subcode, reason: action.reason },
+          'BGP NOTIFICATION sent',
+        );
+        this.notify('notification', {
+          direction: 'sent',
+          code: action.code,
+          subcode: action.subcode,
+          data: action.data,
+          reason: action.reason,
+        });
         return;
       }
       case 'startTimer':
@@ -405,7 +520,10 @@ export class Session extends EventEmitter<SessionEvents> {
         return;
       case 'negotiated':
         if (this.peerOpen) {
-          this.negotiatedSession = negotiateCapabilities(this.ourCapabilities, this.peerOpen, this.config, { holdTime: action.holdTime, keepaliveTime: action.keepaliveTime });
+          this.negotiatedSession = negotiateCapabilities(this.ourCapabilities, this.peerOpen, this.config, {
+            holdTime: action.holdTime,
+            keepaliveTime: action.keepaliveTime,
+          });
         }
         return;
       case 'established':
@@ -425,12 +543,18 @@ export class Session extends EventEmitter<SessionEvents> {
         // RFC 7313 §5: an unknown subtype is ignored (and logged). BoRR/EoRR (1, 2) mark the peer's own
         // re-advertisement under Enhanced Route Refresh, which we do not offer: they ask us for nothing.
         if (m.subtype !== RouteRefreshSubtype.REQUEST) {
-          this.log.info({ peer: this.config.peerAddress, subtype: m.subtype }, 'BGP ROUTE-REFRESH with a subtype other than 0 (request): ignored');
+          this.log.info(
+            { peer: this.config.peerAddress, subtype: m.subtype },
+            'BGP ROUTE-REFRESH with a subtype other than 0 (request): ignored',
+          );
           return;
         }
         // RFC 2918 §4: a ROUTE-REFRESH for a family we did not advertise is ignored.
         if (!this.negotiatedSession?.families.some((f) => f.afi === m.afi && f.safi === m.safi)) {
-          this.log.info({ peer: this.config.peerAddress, afi: m.afi, safi: m.safi }, 'BGP ROUTE-REFRESH for a family not negotiated: ignored');
+          this.log.info(
+            { peer: this.config.peerAddress, afi: m.afi, safi: m.safi },
+            'BGP ROUTE-REFRESH for a family not negotiated: ignored',
+          );
           return;
         }
         this.notify('routeRefresh', { afi: m.afi, safi: m.safi, subtype: m.subtype });
@@ -470,7 +594,11 @@ export class Session extends EventEmitter<SessionEvents> {
           if (abort.signal.aborted || this.connectAbort !== abort) return;
           this.connectAbort = undefined;
           const message = errorText(error);
-          this.noteError({ kind: 'transport', message, ...(error instanceof TransportError ? { errno: error.code } : {}) });
+          this.noteError({
+            kind: 'transport',
+            message,
+            ...(error instanceof TransportError ? { errno: error.code } : {}),
+          });
           this.log.info({ peer: this.config.peerAddress, error: message }, 'BGP connect failed');
           this.dispatch({ type: 'TcpConnectionFails', reason: message });
         }),
@@ -511,7 +639,11 @@ export class Session extends EventEmitter<SessionEvents> {
       if (generation !== this.generation) return;
       this.detach();
       const down: SessionDownReason = lastError
-        ? { kind: 'transport', message: lastError.message, ...(lastError instanceof TransportError ? { errno: lastError.code } : {}) }
+        ? {
+            kind: 'transport',
+            message: lastError.message,
+            ...(lastError instanceof TransportError ? { errno: lastError.code } : {}),
+          }
         : { kind: 'peerClosed' };
       this.noteError(down);
       const reason = describeDownReason(down);
@@ -551,12 +683,17 @@ export class Session extends EventEmitter<SessionEvents> {
    */
   private overflow(queued: number, max: number): void {
     const reason = `send queue over ${max} bytes (${queued} queued): the peer does not read`;
-    this.log.warn({ peer: this.config.peerAddress, queuedBytes: queued, maxSendQueueBytes: max }, 'BGP send queue full: resetting the session');
+    this.log.warn(
+      { peer: this.config.peerAddress, queuedBytes: queued, maxSendQueueBytes: max },
+      'BGP send queue full: resetting the session',
+    );
     this.dispatch({ type: 'LimitExceeded', subcode: CeaseSubcode.OUT_OF_RESOURCES, data: new Uint8Array(0), reason });
   }
 
   private sendOpen(): void {
-    this.enqueue(encodeMessage(buildOpen(this.config, this.fsmConfig.holdTime, this.ourCapabilities), { fourOctetAs: false }));
+    this.enqueue(
+      encodeMessage(buildOpen(this.config, this.fsmConfig.holdTime, this.ourCapabilities), { fourOctetAs: false }),
+    );
   }
 
   // ---- reading ---------------------------------------------------------------------------------------------
@@ -581,11 +718,21 @@ export class Session extends EventEmitter<SessionEvents> {
           // A decoder bug, not a NOTIFICATION the codec chose: answer with the message's error code and
           // subcode 0 (Unspecific, RFC 4271 §4.5), and keep the bytes in the log for the bug report.
           const code = DECODE_FAILURE_CODES[frame[18]!] ?? ErrorCode.MESSAGE_HEADER;
-          this.log.error({ peer: this.config.peerAddress, hex: Buffer.from(frame).toString('hex') }, 'BGP message the decoder failed on');
-          this.contain('a received message', error, code === 0 ? undefined : new BgpError(code, 0, `decoding failed: ${errorText(error)}`));
+          this.log.error(
+            { peer: this.config.peerAddress, hex: Buffer.from(frame).toString('hex') },
+            'BGP message the decoder failed on',
+          );
+          this.contain(
+            'a received message',
+            error,
+            code === 0 ? undefined : new BgpError(code, 0, `decoding failed: ${errorText(error)}`),
+          );
           return;
         }
-        this.log.warn({ peer: this.config.peerAddress, code: error.code, subcode: error.subcode, detail: error.detail }, 'BGP message refused');
+        this.log.warn(
+          { peer: this.config.peerAddress, code: error.code, subcode: error.subcode, detail: error.detail },
+          'BGP message refused',
+        );
         this.dispatch({ type: ERROR_EVENTS[error.code] ?? 'BGPHeaderErr', error });
         continue;
       }
@@ -617,8 +764,17 @@ export class Session extends EventEmitter<SessionEvents> {
           this.stats.notificationsIn++;
           this.noteError({ kind: 'notificationReceived', code: message.code, subcode: message.subcode });
           const reason = this.stats.lastError!;
-          this.log.warn({ peer: this.config.peerAddress, code: message.code, subcode: message.subcode }, 'BGP NOTIFICATION received');
-          this.notify('notification', { direction: 'received', code: message.code, subcode: message.subcode, data: message.data, reason });
+          this.log.warn(
+            { peer: this.config.peerAddress, code: message.code, subcode: message.subcode },
+            'BGP NOTIFICATION received',
+          );
+          this.notify('notification', {
+            direction: 'received',
+            code: message.code,
+            subcode: message.subcode,
+            data: message.data,
+            reason,
+          });
           this.dispatch({ type: 'NotifMsg', reason, code: message.code, subcode: message.subcode });
           return;
         }
@@ -642,7 +798,12 @@ export class Session extends EventEmitter<SessionEvents> {
     if (result?.message.type !== MessageType.UPDATE) return;
     const received = readUpdate(result, result.message, this.log, this.config.peerAddress);
     if (received.kind === 'endOfRib') this.notify('endOfRib', { afi: received.afi, safi: received.safi });
-    else if (received.announced.length > 0 || received.withdrawn.length > 0) this.notify('update', { announced: received.announced, withdrawn: received.withdrawn, message: received.message });
+    else if (received.announced.length > 0 || received.withdrawn.length > 0)
+      this.notify('update', {
+        announced: received.announced,
+        withdrawn: received.withdrawn,
+        message: received.message,
+      });
   }
 
   private sessionDown(reason: string): void {

@@ -60,26 +60,43 @@ function candidates(): string[] {
   if (override !== undefined && override !== '') return [override];
   const here = dirname(fileURLToPath(import.meta.url));
   const built = fileURLToPath(new URL('./native/tcp-sockopt.node', import.meta.url));
-  return basename(dirname(here)) === 'dist' ? [built] : [built, join(here, '..', 'dist', 'bgp', 'native', 'tcp-sockopt.node')];
+  return basename(dirname(here)) === 'dist'
+    ? [built]
+    : [built, join(here, '..', 'dist', 'bgp', 'native', 'tcp-sockopt.node')];
 }
 
 function load(): { addon: NativeAddon | null; status: NativeStatus } {
   if (loaded) return loaded;
   if (process.platform !== 'linux') {
-    loaded = { addon: null, status: { available: false, reason: `TCP-MD5 and GTSM need Linux (this is ${process.platform})` } };
+    loaded = {
+      addon: null,
+      status: { available: false, reason: `TCP-MD5 and GTSM need Linux (this is ${process.platform})` },
+    };
     return loaded;
   }
   const paths = candidates();
   const path = paths.find((p) => existsSync(p));
   if (path === undefined) {
-    loaded = { addon: null, status: { available: false, reason: `the native part is not built (looked for ${paths.join(', ')}; run npm run build with a C compiler)` } };
+    loaded = {
+      addon: null,
+      status: {
+        available: false,
+        reason: `the native part is not built (looked for ${paths.join(', ')}; run npm run build with a C compiler)`,
+      },
+    };
     return loaded;
   }
   try {
     const addon = createRequire(import.meta.url)(path) as NativeAddon;
     loaded = { addon, status: { available: true, path } };
   } catch (error) {
-    loaded = { addon: null, status: { available: false, reason: `the native part at ${path} does not load: ${error instanceof Error ? error.message : String(error)}` } };
+    loaded = {
+      addon: null,
+      status: {
+        available: false,
+        reason: `the native part at ${path} does not load: ${error instanceof Error ? error.message : String(error)}`,
+      },
+    };
   }
   return loaded;
 }
@@ -103,7 +120,8 @@ const ERRNO_NAMES = new Map<number, string>(Object.entries(osConstants.errno).ma
 
 function addon(what: string): NativeAddon {
   const { addon: native, status } = load();
-  if (!native || !status.available) throw new SocketOptionError('ENOTSUP', `${what}: ${status.available ? 'unavailable' : status.reason}`);
+  if (!native || !status.available)
+    throw new SocketOptionError('ENOTSUP', `${what}: ${status.available ? 'unavailable' : status.reason}`);
   return native;
 }
 
@@ -120,7 +138,8 @@ function call<T>(what: string, fn: () => T): T {
 function ipv4Bytes(address: string): number[] {
   const parts = address.replace(/^::ffff:/, '').split('.');
   const bytes = parts.map((p) => (/^\d{1,3}$/.test(p) ? Number(p) : NaN));
-  if (bytes.length !== 4 || bytes.some((b) => !(b >= 0 && b <= 255))) throw new SocketOptionError('EINVAL', `TCP-MD5: ${JSON.stringify(address)} is not an IPv4 address`);
+  if (bytes.length !== 4 || bytes.some((b) => !(b >= 0 && b <= 255)))
+    throw new SocketOptionError('EINVAL', `TCP-MD5: ${JSON.stringify(address)} is not an IPv4 address`);
   return bytes;
 }
 
@@ -130,7 +149,11 @@ function ipv4Bytes(address: string): number[] {
  * address. Pure.
  */
 export function encodeTcpMd5sig(address: string, key: Uint8Array, littleEndian = endianness() === 'LE'): Buffer {
-  if (key.length > TCP_MD5_MAX_KEY_BYTES) throw new SocketOptionError('EINVAL', `TCP-MD5: a key is at most ${TCP_MD5_MAX_KEY_BYTES} bytes (this one is ${key.length})`);
+  if (key.length > TCP_MD5_MAX_KEY_BYTES)
+    throw new SocketOptionError(
+      'EINVAL',
+      `TCP-MD5: a key is at most ${TCP_MD5_MAX_KEY_BYTES} bytes (this one is ${key.length})`,
+    );
   const buf = Buffer.alloc(TCP_MD5SIG_SIZE);
   if (littleEndian) {
     buf.writeUInt16LE(AF_INET, 0);
@@ -154,7 +177,8 @@ function int32(value: number): Buffer {
 
 /** Checks a GTSM hop count (Calico's ttlSecurity): 1..255 hops. */
 export function minTtlFor(hops: number): number {
-  if (!Number.isInteger(hops) || hops < 1 || hops > 255) throw new SocketOptionError('EINVAL', `ttlSecurity: ${hops} is not a hop count from 1 to 255`);
+  if (!Number.isInteger(hops) || hops < 1 || hops > 255)
+    throw new SocketOptionError('EINVAL', `ttlSecurity: ${hops} is not a hop count from 1 to 255`);
   // RFC 5082 §3 with Calico's meaning of the number: the hops (edges) between the peers, 1 = directly
   // connected. A peer N edges away sends 255 and we receive 255 − (N − 1): minimum TTL 256 − N, what BIRD
   // sets for Calico's `ttl security on; multihop N`. (255 − N would let one more router in between.)

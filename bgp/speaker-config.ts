@@ -128,7 +128,26 @@ export function endpointOf(spec: { address: string; port?: number }): string {
   return `${spec.address}:${spec.port ?? BGP_PORT}`;
 }
 
-const SPEC_FIELDS = ['address', 'port', 'peerAs', 'passive', 'holdTime', 'keepaliveTime', 'localAddress', 'rrClient', 'nextHop', 'subnet', 'allowOwnAs', 'localAs', 'restartTime', 'importFilter', 'exportFilter', 'maxPrefixes', 'password', 'ttlSecurity'] as const;
+const SPEC_FIELDS = [
+  'address',
+  'port',
+  'peerAs',
+  'passive',
+  'holdTime',
+  'keepaliveTime',
+  'localAddress',
+  'rrClient',
+  'nextHop',
+  'subnet',
+  'allowOwnAs',
+  'localAs',
+  'restartTime',
+  'importFilter',
+  'exportFilter',
+  'maxPrefixes',
+  'password',
+  'ttlSecurity',
+] as const;
 
 /** The TCP-MD5 key and GTSM hops of a peer, for the transport and the listener; undefined when neither. */
 export function securityOf(spec: PeerSpec): SecureSocketOptions | undefined {
@@ -143,10 +162,14 @@ export function securityOf(spec: PeerSpec): SecureSocketOptions | undefined {
 export function checkSecurity(spec: PeerSpec): void {
   if (spec.password !== undefined) {
     const bytes = Buffer.byteLength(spec.password, 'utf8');
-    if (bytes < 1 || bytes > TCP_MD5_MAX_KEY_BYTES) throw new Error(`peer ${spec.address}: a password must be 1 to ${TCP_MD5_MAX_KEY_BYTES} bytes (TCP-MD5), this one is ${bytes}`);
+    if (bytes < 1 || bytes > TCP_MD5_MAX_KEY_BYTES)
+      throw new Error(
+        `peer ${spec.address}: a password must be 1 to ${TCP_MD5_MAX_KEY_BYTES} bytes (TCP-MD5), this one is ${bytes}`,
+      );
   }
   const hops = spec.ttlSecurity;
-  if (hops !== undefined && (!Number.isInteger(hops) || hops < 1 || hops > 255)) throw new Error(`peer ${spec.address}: ttlSecurity must be a hop count from 1 to 255, not ${hops}`);
+  if (hops !== undefined && (!Number.isInteger(hops) || hops < 1 || hops > 255))
+    throw new Error(`peer ${spec.address}: ttlSecurity must be a hop count from 1 to 255, not ${hops}`);
 }
 
 export function sameSpec(a: NormalSpec, b: NormalSpec): boolean {
@@ -156,7 +179,10 @@ export function sameSpec(a: NormalSpec, b: NormalSpec): boolean {
 /** Refuses a bad spec before anything changes (the error names the peer, the field and the value). */
 export function validatePeerSpec(spec: PeerSpec): void {
   parseIpv4(spec.address, 'peer address');
-  if (spec.maxPrefixes !== undefined && !(Number.isInteger(spec.maxPrefixes) && spec.maxPrefixes >= 1 && spec.maxPrefixes <= 0xffffffff)) {
+  if (
+    spec.maxPrefixes !== undefined &&
+    !(Number.isInteger(spec.maxPrefixes) && spec.maxPrefixes >= 1 && spec.maxPrefixes <= 0xffffffff)
+  ) {
     throw new Error(`peer ${spec.address} maxPrefixes ${spec.maxPrefixes} is not a whole number 1..4294967295`);
   }
   if (spec.subnet !== undefined) parsePrefix(spec.subnet, { what: `peer ${spec.address} subnet` });
@@ -204,13 +230,20 @@ export function sourceAddress(spec: PeerSpec, listen: SpeakerConfig['listen']): 
 }
 
 /** The SpeakerConfig with its defaults filled in (the Speaker's `config`). */
-export type SpeakerSettings = Required<Omit<SpeakerConfig, 'listen' | 'clusterId' | 'gracefulRestart' | 'importJudge' | 'maxSendQueueBytes' | 'minHoldTime'>> &
+export type SpeakerSettings = Required<
+  Omit<SpeakerConfig, 'listen' | 'clusterId' | 'gracefulRestart' | 'importJudge' | 'maxSendQueueBytes' | 'minHoldTime'>
+> &
   Pick<SpeakerConfig, 'listen' | 'clusterId' | 'gracefulRestart' | 'importJudge' | 'maxSendQueueBytes' | 'minHoldTime'>;
 
 const DEFAULT_HELPER_RESTART_TIME = 120;
 
 /** One peer's SessionConfig; `restarting`: our selection deferral is still on (RFC 4724 §4.1). */
-export function sessionConfigFor(config: SpeakerSettings, spec: NormalSpec, passive: boolean, restarting: boolean): SessionConfig {
+export function sessionConfigFor(
+  config: SpeakerSettings,
+  spec: NormalSpec,
+  passive: boolean,
+  restarting: boolean,
+): SessionConfig {
   const gr = config.gracefulRestart;
   const source = sourceAddress(spec, config.listen);
   return {
@@ -231,7 +264,11 @@ export function sessionConfigFor(config: SpeakerSettings, spec: NormalSpec, pass
     // RFC 4724 §3: as a restarting speaker, IPv4 unicast with the F bit (routes stay in the kernel while
     // we restart) and the R bit on the first session after our start; otherwise a helper.
     gracefulRestart: gr
-      ? { restartTime: spec.restartTime ?? gr.restartTime, forwardingState: true, restarting: gr.restarting === true && restarting }
+      ? {
+          restartTime: spec.restartTime ?? gr.restartTime,
+          forwardingState: true,
+          restarting: gr.restarting === true && restarting,
+        }
       : { restartTime: spec.restartTime ?? DEFAULT_HELPER_RESTART_TIME, helperOnly: true },
     ...(spec.keepaliveTime !== undefined ? { keepaliveTime: spec.keepaliveTime } : {}),
     ...(source !== undefined ? { localAddress: source } : {}),

@@ -15,9 +15,21 @@ export interface OriginatedRoute {
 export interface SpeakerEvents {
   state: [{ peer: string; port?: number; from: SessionState; to: SessionState; reason?: string }];
   /** What one peer sent (after RFC 7606 handling), before import policy. */
-  update: [{ peer: string; port?: number; announced: Array<{ prefix: Prefix; attrs: PathAttributes }>; withdrawn: Prefix[] }];
+  update: [
+    { peer: string; port?: number; announced: Array<{ prefix: Prefix; attrs: PathAttributes }>; withdrawn: Prefix[] },
+  ];
   endOfRib: [{ peer: string; port?: number }];
-  notification: [{ peer: string; port?: number; direction: 'sent' | 'received'; code: number; subcode: number; data: Uint8Array; reason: string }];
+  notification: [
+    {
+      peer: string;
+      port?: number;
+      direction: 'sent' | 'received';
+      code: number;
+      subcode: number;
+      data: Uint8Array;
+      reason: string;
+    },
+  ];
   /** Loc-RIB best routes that changed, in one batch per handled message or operation. */
   bestChanged: [ReadonlyArray<{ prefix: Prefix; best: RibEntry | null }>];
   /** Route selection is no longer deferred (immediately unless restarting, RFC 4724 §4.1). */

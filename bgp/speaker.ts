@@ -74,12 +74,45 @@ import { formatIpv4, parseIpv4, prefixFromKey, prefixKey } from './ip.js';
 import { tcpAcceptor, type ListenerHandle } from './listener.js';
 import { hasIpv4Gr, type PeerEntry } from './peer-entry.js';
 import { peerStatusRow, receivedRows, refusedRows, toRibEntry, type PeerStatus, type RibEntry } from './peer-report.js';
-import { AdjRibIn, AttrTable, LocRib, Route, localSource, sourceId, type BestChange, type LocalSpeaker, type PeerPolicy, type RouteSource, type UpdateGroup } from './rib/index.js';
-import { classifyNotification, INITIAL_RETENTION, lingersInPlace, retentionTransition, type RetentionEvent, type RetentionState } from './retention.js';
+import {
+  AdjRibIn,
+  AttrTable,
+  LocRib,
+  Route,
+  localSource,
+  sourceId,
+  type BestChange,
+  type LocalSpeaker,
+  type PeerPolicy,
+  type RouteSource,
+  type UpdateGroup,
+} from './rib/index.js';
+import {
+  classifyNotification,
+  INITIAL_RETENTION,
+  lingersInPlace,
+  retentionTransition,
+  type RetentionEvent,
+  type RetentionState,
+} from './retention.js';
 import { answerRefresh, cancelRefresh } from './route-refresh.js';
 import { Session, type SessionConfig } from './session.js';
 import type { OriginatedRoute, SpeakerEvents } from './speaker-events.js';
-import { endpointOf, normalizeSpec, policyOf, sameSpec, securityOf, sessionConfigFor, sourceAddress, validatePeerSpec, type LoggerLike, type NormalSpec, type PeerSpec, type SpeakerConfig, type SpeakerSettings } from './speaker-config.js';
+import {
+  endpointOf,
+  normalizeSpec,
+  policyOf,
+  sameSpec,
+  securityOf,
+  sessionConfigFor,
+  sourceAddress,
+  validatePeerSpec,
+  type LoggerLike,
+  type NormalSpec,
+  type PeerSpec,
+  type SpeakerConfig,
+  type SpeakerSettings,
+} from './speaker-config.js';
 import { tcpTransport, type Connection } from './transport.js';
 import { Afi, Safi, type PathAttributes, type Prefix } from './types.js';
 
@@ -134,10 +167,21 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
       logger: silentLogger,
       ...config,
     };
-    const address = config.listen && config.listen.address !== '0.0.0.0' ? parseIpv4(config.listen.address) : config.routerId;
-    this.local = { asn: config.localAs, routerId: config.routerId, address, ...(config.clusterId !== undefined ? { clusterId: config.clusterId } : {}) };
+    const address =
+      config.listen && config.listen.address !== '0.0.0.0' ? parseIpv4(config.listen.address) : config.routerId;
+    this.local = {
+      asn: config.localAs,
+      routerId: config.routerId,
+      address,
+      ...(config.clusterId !== undefined ? { clusterId: config.clusterId } : {}),
+    };
     this.localSource = localSource(this.local);
-    this.deferral = new SelectionDeferral(config.gracefulRestart, this.config.clock, () => this.deferralPeers(), (reason) => this.endDeferral(reason));
+    this.deferral = new SelectionDeferral(
+      config.gracefulRestart,
+      this.config.clock,
+      () => this.deferralPeers(),
+      (reason) => this.endDeferral(reason),
+    );
     this.exports = new UpdateGroups<PeerEntry>(this.table, this.config.logger, {
       members: () => this.peers.values(),
       current: (entry) => this.peers.get(endpointOf(entry.spec)) === entry,
@@ -187,7 +231,8 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
   /** Replaces the set of originated routes; peers are sent the difference. */
   setOriginated(routes: readonly OriginatedRoute[]): void {
     const next = new Map<number, PathAttributes>();
-    for (const r of routes) next.set(prefixKey(r.prefix), this.table.canonical({ ...r.attrs, asPath: r.attrs.asPath ?? [] }));
+    for (const r of routes)
+      next.set(prefixKey(r.prefix), this.table.canonical({ ...r.attrs, asPath: r.attrs.asPath ?? [] }));
     const changes: BestChange[] = [];
     for (const [key, attrs] of next) {
       if (this.originated.get(key) === attrs) continue;
@@ -318,7 +363,14 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
   }
 
   private sourceOf(policy: PeerPolicy, routerId: number): RouteSource {
-    return Object.freeze({ address: policy.address, ...(policy.port !== undefined ? { port: policy.port } : {}), routerId, asn: policy.asn, ebgp: policy.ebgp, rrClient: policy.rrClient });
+    return Object.freeze({
+      address: policy.address,
+      ...(policy.port !== undefined ? { port: policy.port } : {}),
+      routerId,
+      asn: policy.asn,
+      ebgp: policy.ebgp,
+      rrClient: policy.rrClient,
+    });
   }
 
   private addPeer(spec: NormalSpec): void {
@@ -343,7 +395,8 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
       removing: false,
       up: false,
       refused: new Map(),
-      reportRefused: (route, reason) => this.emit('refused', { peer: spec.address, port: spec.port, prefix: route.prefix, reason }),
+      reportRefused: (route, reason) =>
+        this.emit('refused', { peer: spec.address, port: spec.port, prefix: route.prefix, reason }),
       refreshAnsweredAt: null,
       refreshTimer: null,
       securityRefusal: null,
@@ -382,11 +435,19 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     const set = this.closeListener.setPeerSecurity;
     if (options === undefined) {
       // Another peer on this address (a higher port) may have been the inbound one and left its key there.
-      if (set !== undefined && [...this.peers.values()].some((p) => p !== entry && p.spec.address === address && securityOf(p.spec) !== undefined)) {
+      if (
+        set !== undefined &&
+        [...this.peers.values()].some(
+          (p) => p !== entry && p.spec.address === address && securityOf(p.spec) !== undefined,
+        )
+      ) {
         try {
           set(address, undefined);
         } catch (error) {
-          this.config.logger.warn({ peer: address, error: error instanceof Error ? error.message : String(error) }, 'could not remove a TCP-MD5 key from the listener');
+          this.config.logger.warn(
+            { peer: address, error: error instanceof Error ? error.message : String(error) },
+            'could not remove a TCP-MD5 key from the listener',
+          );
         }
       }
       return;
@@ -398,7 +459,10 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
       const reason = error instanceof Error ? error.message : String(error);
       entry.securityRefusal = reason;
       entry.session.noteError({ kind: 'inboundRefused', detail: reason });
-      this.config.logger.error({ peer: entry.spec.address, reason }, 'TCP-MD5/GTSM cannot be set on the listener: inbound connections from this peer are refused');
+      this.config.logger.error(
+        { peer: entry.spec.address, reason },
+        'TCP-MD5/GTSM cannot be set on the listener: inbound connections from this peer are refused',
+      );
     }
   }
 
@@ -412,7 +476,10 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
       try {
         this.closeListener?.setPeerSecurity?.(entry.spec.address, undefined);
       } catch (error) {
-        this.config.logger.warn({ peer: entry.spec.address, error: error instanceof Error ? error.message : String(error) }, 'could not remove the peer\'s TCP-MD5 key from the listener');
+        this.config.logger.warn(
+          { peer: entry.spec.address, error: error instanceof Error ? error.message : String(error) },
+          "could not remove the peer's TCP-MD5 key from the listener",
+        );
       }
     }
     // A peer left on this address may now be its inbound peer: its key goes on the listener.
@@ -420,7 +487,11 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     this.exports.leave(entry);
     // Make-before-break (./retention.ts): what another peer already offers is handed over now.
     const covered = this.config.deconfiguredLingerMs > 0 && entry.ribIn.size > 0 ? this.coveredElsewhere(entry) : [];
-    this.retain(entry, { type: 'removed', held: entry.ribIn.size, uncovered: entry.ribIn.size - covered.length }, covered);
+    this.retain(
+      entry,
+      { type: 'removed', held: entry.ribIn.size, uncovered: entry.ribIn.size - covered.length },
+      covered,
+    );
   }
 
   private groupFor(policy: PeerPolicy, local: LocalSpeaker): UpdateGroup<PeerEntry> {
@@ -444,7 +515,8 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
       if (!current()) return;
       if (e.to === 'Established') this.onEstablished(entry);
       this.emit('state', { peer, port, from: e.from, to: e.to, ...(e.reason ? { reason: e.reason } : {}) });
-      if (entry.promoted && (e.to === 'Idle' || e.to === 'Active') && !this.stopped && !entry.removing) replaceSession(this.collisions, entry);
+      if (entry.promoted && (e.to === 'Idle' || e.to === 'Active') && !this.stopped && !entry.removing)
+        replaceSession(this.collisions, entry);
     });
     session.on('open', () => resolveCollision(this.collisions, entry));
     session.on('update', (e) => {
@@ -518,11 +590,21 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
 
   /** A ROUTE-REFRESH from the peer, paced (./route-refresh.ts): its whole Adj-RIB-Out goes again. */
   private answerRefresh(entry: PeerEntry): void {
-    const context = { clock: this.config.clock, intervalMs: this.config.routeRefreshIntervalMs, logger: this.config.logger, peer: entry.spec.address };
-    answerRefresh(entry, context, () => {
-      entry.group.reset(entry, 'refresh');
-      this.exports.markDirty(entry.group);
-    }, () => this.peers.get(endpointOf(entry.spec)) === entry && entry.session.established);
+    const context = {
+      clock: this.config.clock,
+      intervalMs: this.config.routeRefreshIntervalMs,
+      logger: this.config.logger,
+      peer: entry.spec.address,
+    };
+    answerRefresh(
+      entry,
+      context,
+      () => {
+        entry.group.reset(entry, 'refresh');
+        this.exports.markDirty(entry.group);
+      },
+      () => this.peers.get(endpointOf(entry.spec)) === entry && entry.session.established,
+    );
   }
 
   private cancelRefresh(entry: PeerEntry): void {
@@ -543,8 +625,16 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     data[2] = Safi.UNICAST;
     new DataView(data.buffer).setUint32(3, limit);
     const restartMs = this.config.prefixLimitRestartMs;
-    this.config.logger.warn({ peer: entry.spec.address, prefixes: count, maxPrefixes: limit, restartMs }, 'peer sent more prefixes than allowed: session reset, reconnect after the restart delay');
-    entry.session.limitExceeded(CeaseSubcode.MAX_PREFIXES, data, `${count} prefixes received, more than the limit of ${limit} (IPv4 unicast)`, restartMs);
+    this.config.logger.warn(
+      { peer: entry.spec.address, prefixes: count, maxPrefixes: limit, restartMs },
+      'peer sent more prefixes than allowed: session reset, reconnect after the restart delay',
+    );
+    entry.session.limitExceeded(
+      CeaseSubcode.MAX_PREFIXES,
+      data,
+      `${count} prefixes received, more than the limit of ${limit} (IPv4 unicast)`,
+      restartMs,
+    );
     return true;
   }
 
@@ -560,7 +650,8 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
       if (change) changes.push(change);
       // Make-before-break: a live peer now offers this prefix, so a removed peer's lingering copy has
       // done its job and goes (else the stale copy could stay best for the rest of the linger).
-      if (route !== null && (this.lingering.size > 0 || this.lingeringInPlaceCount > 0)) this.replaceLingering(entry, key, changes);
+      if (route !== null && (this.lingering.size > 0 || this.lingeringInPlaceCount > 0))
+        this.replaceLingering(entry, key, changes);
     }
     this.propagate(changes);
   }
@@ -579,7 +670,13 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     }
     // Peers that de-configured us: only their stale copy goes (a fresh one, after they came back, stays).
     for (const old of this.peers.values()) {
-      if (!lingersInPlace(old.retention) || old === by || old.ribIn.get(key)?.stale !== true || old.ribIn.withdraw([key]).length === 0) continue;
+      if (
+        !lingersInPlace(old.retention) ||
+        old === by ||
+        old.ribIn.get(key)?.stale !== true ||
+        old.ribIn.withdraw([key]).length === 0
+      )
+        continue;
       old.refused.delete(key);
       const change = this.locRib.set(old.ribIn.source, key, null);
       if (change) changes.push(change);
@@ -591,7 +688,8 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     // RFC 4724 §4.2: End-of-RIB from a restarted peer removes what it did not send again.
     this.retain(entry, { type: 'endOfRib' });
     // The same peer, added back after a reconfiguration, has now sent everything it has.
-    for (const old of [...this.lingering]) if (sourceId(old.policy) === sourceId(entry.policy)) this.retain(old, { type: 'endOfRib' });
+    for (const old of [...this.lingering])
+      if (sourceId(old.policy) === sourceId(entry.policy)) this.retain(old, { type: 'endOfRib' });
     this.deferral.check();
   }
 
@@ -600,9 +698,22 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     const notification = entry.notification;
     entry.notification = 'none';
     const gr = entry.session.negotiated?.gracefulRestart;
-    const covered = notification === 'deconfiguredUs' && this.config.deconfiguredLingerMs > 0 && entry.ribIn.size > 0 ? this.coveredElsewhere(entry) : [];
+    const covered =
+      notification === 'deconfiguredUs' && this.config.deconfiguredLingerMs > 0 && entry.ribIn.size > 0
+        ? this.coveredElsewhere(entry)
+        : [];
     const held = entry.ribIn.size;
-    this.retain(entry, { type: 'sessionDown', notification, peerRestartTime: gr !== undefined && hasIpv4Gr(gr) ? gr.restartTime : null, held, uncovered: held - covered.length }, covered);
+    this.retain(
+      entry,
+      {
+        type: 'sessionDown',
+        notification,
+        peerRestartTime: gr !== undefined && hasIpv4Gr(gr) ? gr.restartTime : null,
+        held,
+        uncovered: held - covered.length,
+      },
+      covered,
+    );
   }
 
   /**
@@ -611,7 +722,10 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
    */
   private retain(entry: PeerEntry, event: RetentionEvent, covered: readonly number[] = []): void {
     const before = entry.retention;
-    const { next, actions, reason } = retentionTransition(before, event, { stalePathMs: this.config.stalePathMs, lingerMs: this.config.deconfiguredLingerMs });
+    const { next, actions, reason } = retentionTransition(before, event, {
+      stalePathMs: this.config.stalePathMs,
+      lingerMs: this.config.deconfiguredLingerMs,
+    });
     entry.retention = next;
     if (lingersInPlace(before) !== lingersInPlace(next)) this.lingeringInPlaceCount += lingersInPlace(next) ? 1 : -1;
     const removedLinger = (state: RetentionState): boolean => state.name === 'lingering' && state.reason === 'removed';
@@ -631,13 +745,25 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
         case 'markStale': {
           const routes = entry.ribIn.markStale();
           if (removedLinger(next)) this.lingering.add(entry);
-          else this.config.logger.info({ peer, routes, state: next.name, ...(next.name === 'grStale' ? { restartTime: next.restartTime } : { lingerMs: this.config.deconfiguredLingerMs }) }, reason);
+          else
+            this.config.logger.info(
+              {
+                peer,
+                routes,
+                state: next.name,
+                ...(next.name === 'grStale'
+                  ? { restartTime: next.restartTime }
+                  : { lingerMs: this.config.deconfiguredLingerMs }),
+              },
+              reason,
+            );
           break;
         }
         case 'sweepStale': {
           if (this.peers.get(endpointOf(entry.spec)) !== entry) break;
           const removed = entry.ribIn.sweepStale();
-          if (removed.length > 0) this.config.logger.info({ peer, routes: removed.length, reason }, 'stale routes removed');
+          if (removed.length > 0)
+            this.config.logger.info({ peer, routes: removed.length, reason }, 'stale routes removed');
           this.withdrawFromLocRib(entry, removed);
           break;
         }
@@ -652,7 +778,11 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
           // Loc-RIB candidate, keyed by address, is then the new session's).
           const current = this.peers.get(endpointOf(entry.spec));
           const keys = entry.ribIn.clear().filter((key) => current?.ribIn.get(key) === undefined);
-          if (keys.length > 0) this.config.logger.info({ peer, routes: keys.length, reason }, 'routes of a removed peer withdrawn after the linger');
+          if (keys.length > 0)
+            this.config.logger.info(
+              { peer, routes: keys.length, reason },
+              'routes of a removed peer withdrawn after the linger',
+            );
           this.withdrawFromLocRib(entry, keys);
           break;
         }
@@ -669,7 +799,8 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
   private coveredElsewhere(entry: PeerEntry): number[] {
     const covered: number[] = [];
     for (const route of entry.ribIn.routes()) {
-      if (this.locRib.candidates(route.key).some((c) => sourceId(c.source) !== sourceId(entry.policy))) covered.push(route.key);
+      if (this.locRib.candidates(route.key).some((c) => sourceId(c.source) !== sourceId(entry.policy)))
+        covered.push(route.key);
     }
     return covered;
   }
@@ -713,7 +844,8 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
       entry.challenger?.setRestarting(false);
     }
     this.exports.flushAll();
-    for (const entry of this.peers.values()) if (entry.session.established) entry.session.sendUpdates([encodeEndOfRib()]);
+    for (const entry of this.peers.values())
+      if (entry.session.established) entry.session.sendUpdates([encodeEndOfRib()]);
     this.emit('ready');
   }
 
@@ -725,7 +857,10 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     // From an ephemeral port: the inbound peer of the address (see the top of this file).
     const entry = this.peerAt(remote);
     if (!entry || this.stopped) {
-      this.config.logger.info({ remote, localAddress: conn.localAddress }, 'connection from an address that is not a configured peer: closed');
+      this.config.logger.info(
+        { remote, localAddress: conn.localAddress },
+        'connection from an address that is not a configured peer: closed',
+      );
       conn.destroy();
       return;
     }

@@ -96,7 +96,10 @@ function connectError(options: ConnectOptions, code: string): TransportError {
     code === 'EADDRNOTAVAIL' && options.localAddress
       ? ` (local address ${options.localAddress} is not assigned to any interface of this host; set it to one that is, or leave it unset)`
       : '';
-  return new TransportError(code, `connect to ${options.remoteAddress}:${options.remotePort}${from}: ${describeErrno(code)} (${code})${hint}`);
+  return new TransportError(
+    code,
+    `connect to ${options.remoteAddress}:${options.remotePort}${from}: ${describeErrno(code)} (${code})${hint}`,
+  );
 }
 
 // ---- TCP ---------------------------------------------------------------------------------------------------
@@ -119,11 +122,19 @@ class TcpConnection extends EventEmitter<ConnectionEvents> implements Connection
     this.localPort = socket.localPort ?? 0;
     this.remoteAddress = socket.remoteAddress ?? '';
     this.remotePort = socket.remotePort ?? 0;
-    socket.on('data', (chunk: Buffer) => this.emit('data', new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength)));
+    socket.on('data', (chunk: Buffer) =>
+      this.emit('data', new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength)),
+    );
     socket.on('drain', () => this.emit('drain'));
     socket.on('error', (err: NodeJS.ErrnoException) => {
       const code = err.code ?? 'EIO';
-      this.emit('error', new TransportError(code, `connection ${this.localAddress}:${this.localPort} ↔ ${this.remoteAddress}:${this.remotePort}: ${describeErrno(code)} (${code})`));
+      this.emit(
+        'error',
+        new TransportError(
+          code,
+          `connection ${this.localAddress}:${this.localPort} ↔ ${this.remoteAddress}:${this.remotePort}: ${describeErrno(code)} (${code})`,
+        ),
+      );
     });
     socket.on('close', (hadError) => {
       this.isClosed = true;
@@ -186,7 +197,12 @@ export const tcpTransport: Transport = {
         } catch (error) {
           const code = error instanceof SocketOptionError ? error.code : 'EIO';
           const from = options.localAddress ? ` from ${options.localAddress}` : '';
-          reject(new TransportError(code, `connect to ${options.remoteAddress}:${options.remotePort}${from}: ${error instanceof Error ? error.message : String(error)}`));
+          reject(
+            new TransportError(
+              code,
+              `connect to ${options.remoteAddress}:${options.remotePort}${from}: ${error instanceof Error ? error.message : String(error)}`,
+            ),
+          );
           return;
         }
         socket = new net.Socket({ fd, readable: true, writable: true });
@@ -318,7 +334,10 @@ class MemoryConnection extends EventEmitter<ConnectionEvents> implements Connect
 }
 
 /** Two connected in-memory ends: [a, b]. What a writes, b receives (asynchronously, in order). */
-export function memoryPair(a: Endpoint = { address: '127.0.0.1', port: 40000 }, b: Endpoint = { address: '127.0.0.2', port: 179 }): [Connection, Connection] {
+export function memoryPair(
+  a: Endpoint = { address: '127.0.0.1', port: 40000 },
+  b: Endpoint = { address: '127.0.0.2', port: 179 },
+): [Connection, Connection] {
   const left = new MemoryConnection(a, b);
   const right = new MemoryConnection(b, a);
   left.peer = right;

@@ -91,12 +91,19 @@ export function bgpGuardTableFor(input: GuardInput): GuardResult {
   }
   const workloads = covering(pools).map(formatPrefix);
   if (workloads.length === 0 || nodes.size === 0) return { table: null, warnings };
-  const chain = (hook: 'forward' | 'input') => ({ name: hook, type: 'filter' as const, hook, priority: GUARD_PRIORITY, policy: 'accept' as const, rules: [GUARD_RULE] });
+  const chain = (hook: 'forward' | 'input') => ({
+    name: hook,
+    type: 'filter' as const,
+    hook,
+    priority: GUARD_PRIORITY,
+    policy: 'accept' as const,
+    rules: [GUARD_RULE],
+  });
   return {
     table: {
       family: BGP_GUARD_TABLE.family,
       name: BGP_GUARD_TABLE.name,
-      comment: 'tortie felix: no pod reaches a node\'s BGP port (only tortie writes this table)',
+      comment: "tortie felix: no pod reaches a node's BGP port (only tortie writes this table)",
       sets: [
         { name: GUARD_WORKLOADS_SET, type: 'ipv4_addr', flags: ['interval'], elements: workloads },
         { name: GUARD_NODES_SET, type: 'ipv4_addr', flags: ['interval'], elements: [...nodes].sort() },

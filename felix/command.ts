@@ -92,7 +92,9 @@ const DEFAULT_MAX_OUTPUT = 256 * 1024 * 1024;
 
 /** The command line as people read it in messages (arguments with spaces quoted). */
 export function commandLine(command: string, args: readonly string[]): string {
-  return [command, ...args].map((word) => (word === '' || /[\s"'\\]/.test(word) ? JSON.stringify(word) : word)).join(' ');
+  return [command, ...args]
+    .map((word) => (word === '' || /[\s"'\\]/.test(word) ? JSON.stringify(word) : word))
+    .join(' ');
 }
 
 /** `<line> failed (exit 2): <stderr>` (stderr trimmed to 300 characters), for a run that did not exit 0. */
@@ -106,14 +108,18 @@ export function failureMessage(line: string, result: CommandResult): string {
 
 /** Spawns the command now, stdin open (`stdin: 'ignore'` gives it /dev/null instead: no input then). */
 export function startCommand(spec: CommandSpec & { stdin?: 'pipe' | 'ignore' }): RunningCommand {
-  if (!(spec.timeoutMs > 0)) throw new Error(`command timeoutMs is ${spec.timeoutMs}; expected a number of milliseconds > 0`);
+  if (!(spec.timeoutMs > 0))
+    throw new Error(`command timeoutMs is ${spec.timeoutMs}; expected a number of milliseconds > 0`);
   const makeError = spec.makeError ?? ((message: string) => new Error(message));
   const maxOutput = spec.maxOutputBytes ?? DEFAULT_MAX_OUTPUT;
   const line = commandLine(spec.command, spec.args);
   let fd = spec.stdout === 'scratch' ? openScratchFile() : null;
   let child: ChildProcess;
   try {
-    child = spawn(spec.command, [...spec.args], { stdio: [spec.stdin ?? 'pipe', fd ?? 'pipe', 'pipe'], ...(spec.env !== undefined ? { env: spec.env } : {}) });
+    child = spawn(spec.command, [...spec.args], {
+      stdio: [spec.stdin ?? 'pipe', fd ?? 'pipe', 'pipe'],
+      ...(spec.env !== undefined ? { env: spec.env } : {}),
+    });
   } catch (error) {
     if (fd !== null) closeSync(fd);
     throw error;
@@ -152,7 +158,11 @@ export function startCommand(spec: CommandSpec & { stdin?: 'pipe' | 'ignore' }):
   };
 
   /** Collects one output stream, up to maxOutput bytes; more kills the child. */
-  const collect = (stream: NodeJS.ReadableStream | null, name: 'stdout' | 'stderr', onChunk?: (b: Buffer) => void): Buffer[] => {
+  const collect = (
+    stream: NodeJS.ReadableStream | null,
+    name: 'stdout' | 'stderr',
+    onChunk?: (b: Buffer) => void,
+  ): Buffer[] => {
     const chunks: Buffer[] = [];
     let bytes = 0;
     stream?.on('data', (b: Buffer) => {
@@ -243,7 +253,8 @@ export function runCommand(spec: CommandSpec & { stdin?: string | Iterable<strin
  * output bound and wording of failures to run. Only for code that is synchronous all through.
  */
 export function runCommandSync(spec: Omit<CommandSpec, 'stdout' | 'onStderr'> & { stdin?: string }): CommandResult {
-  if (!(spec.timeoutMs > 0)) throw new Error(`command timeoutMs is ${spec.timeoutMs}; expected a number of milliseconds > 0`);
+  if (!(spec.timeoutMs > 0))
+    throw new Error(`command timeoutMs is ${spec.timeoutMs}; expected a number of milliseconds > 0`);
   const makeError = spec.makeError ?? ((message: string) => new Error(message));
   const maxOutput = spec.maxOutputBytes ?? DEFAULT_MAX_OUTPUT;
   const line = commandLine(spec.command, spec.args);
@@ -259,7 +270,9 @@ export function runCommandSync(spec: Omit<CommandSpec, 'stdout' | 'onStderr'> & 
   if (error !== undefined) {
     if (error.code === 'ETIMEDOUT') throw makeError(`${line} took longer than ${spec.timeoutMs} ms and was killed`);
     if (error.code === 'ENOBUFS') throw makeError(`${line} printed more than ${maxOutput} bytes and was killed`);
-    throw makeError(`cannot run "${spec.command}": ${isMissingProgramError(error) ? missingProgramMessage(spec.command) : error.message}`);
+    throw makeError(
+      `cannot run "${spec.command}": ${isMissingProgramError(error) ? missingProgramMessage(spec.command) : error.message}`,
+    );
   }
   return { code: result.status, signal: result.signal, stdout: result.stdout, stderr: result.stderr.toString('utf8') };
 }
@@ -269,8 +282,16 @@ export function runCommandSync(spec: Omit<CommandSpec, 'stdout' | 'onStderr'> & 
  * /dev/null, stdout and stderr appended to `logFd`, not waited for. Returns its PID (the caller records
  * it and stops it by that PID); throws when it could not be started.
  */
-export function startDetached(command: string, args: readonly string[], options: { logFd: number; env?: NodeJS.ProcessEnv }): number {
-  const child = spawn(command, [...args], { detached: true, stdio: ['ignore', options.logFd, options.logFd], env: options.env ?? process.env });
+export function startDetached(
+  command: string,
+  args: readonly string[],
+  options: { logFd: number; env?: NodeJS.ProcessEnv },
+): number {
+  const child = spawn(command, [...args], {
+    detached: true,
+    stdio: ['ignore', options.logFd, options.logFd],
+    env: options.env ?? process.env,
+  });
   if (child.pid === undefined) throw new Error(`could not start ${commandLine(command, args)}`);
   child.on('error', () => undefined); // a failed exec after the PID was given: the daemon's log and its absence say it
   child.unref();

@@ -98,8 +98,19 @@ export interface DataplaneInput extends Omit<CalcInput, 'tunnelUsable' | 'vxlan'
 
 export interface DataplaneStatus {
   /** tunl0: not needed (no IPIP pool), or its last status (supported, or why not). */
-  tunl0: { needed: false } | ({ needed: true } & ({ supported: true; standIn: boolean; mtu: number; addresses: readonly string[] } | { supported: false; reason: string }));
-  routes: { desired: number; programmed: number; waitingForInterface: number; foreignConflicts: number; retained: number };
+  tunl0:
+    | { needed: false }
+    | ({ needed: true } & (
+        | { supported: true; standIn: boolean; mtu: number; addresses: readonly string[] }
+        | { supported: false; reason: string }
+      ));
+  routes: {
+    desired: number;
+    programmed: number;
+    waitingForInterface: number;
+    foreignConflicts: number;
+    retained: number;
+  };
   /** Owned routes nobody wants are kept until BGP settles (restart safety). */
   retainingUnwanted: boolean;
   /** At least one apply succeeded: the kernel matches (readiness). */
@@ -141,7 +152,11 @@ export class FelixDataplane {
   private readonly guard: NftTableKeeper | null;
   private natMonitor: NftMonitor | null = null;
   private natMonitorLost: string | null = null;
-  private natPools: { natPools: string[]; allPools: string[]; warnings: string[] } = { natPools: [], allPools: [], warnings: [] };
+  private natPools: { natPools: string[]; allPools: string[]; warnings: string[] } = {
+    natPools: [],
+    allPools: [],
+    warnings: [],
+  };
   private readonly sysctl: SysctlIo | null;
   private settingsWarnings: string[] = [];
   private settingsCheckedAt: number | null = null;
@@ -171,24 +186,30 @@ export class FelixDataplane {
     });
     // Routes via a gateway are the ones BGP re-learns after a restart (see the header).
     this.table.retainUnwanted((route) => route.gateway !== undefined);
-    this.nat = options.nft === undefined ? null : new NftTableKeeper({
-      nft: options.nft,
-      family: NAT_TABLE.family,
-      name: NAT_TABLE.name,
-      log: this.log,
-      resyncMs: this.resyncMs,
-      ...(options.retryMs !== undefined ? { retryMs: options.retryMs } : {}),
-      ...(options.clock !== undefined ? { clock: options.clock } : {}),
-    });
-    this.guard = options.nft === undefined ? null : new NftTableKeeper({
-      nft: options.nft,
-      family: BGP_GUARD_TABLE.family,
-      name: BGP_GUARD_TABLE.name,
-      log: this.log,
-      resyncMs: this.resyncMs,
-      ...(options.retryMs !== undefined ? { retryMs: options.retryMs } : {}),
-      ...(options.clock !== undefined ? { clock: options.clock } : {}),
-    });
+    this.nat =
+      options.nft === undefined
+        ? null
+        : new NftTableKeeper({
+            nft: options.nft,
+            family: NAT_TABLE.family,
+            name: NAT_TABLE.name,
+            log: this.log,
+            resyncMs: this.resyncMs,
+            ...(options.retryMs !== undefined ? { retryMs: options.retryMs } : {}),
+            ...(options.clock !== undefined ? { clock: options.clock } : {}),
+          });
+    this.guard =
+      options.nft === undefined
+        ? null
+        : new NftTableKeeper({
+            nft: options.nft,
+            family: BGP_GUARD_TABLE.family,
+            name: BGP_GUARD_TABLE.name,
+            log: this.log,
+            resyncMs: this.resyncMs,
+            ...(options.retryMs !== undefined ? { retryMs: options.retryMs } : {}),
+            ...(options.clock !== undefined ? { clock: options.clock } : {}),
+          });
     this.sysctl = options.sysctl ?? null;
     this.vxlanKeeper = options.vxlan === undefined ? null : new VxlanKeeper(options.vxlan.run, this.log);
     const { netns, standIn, ip } = options.tunl0 ?? {};
@@ -213,14 +234,17 @@ export class FelixDataplane {
     let lastRepair = now();
     // The tunl0 repair rides on a coarse interval; with an injected clock the tests call `repairTunl0()`.
     if (this.clock === undefined) {
-      this.tunl0Timer = setInterval(() => {
-        if (now() - lastRepair < this.resyncMs) return;
-        lastRepair = now();
-        if (this.tunnelNeeded) void this.ensureTunl0();
-        void this.repairVxlan();
-        void this.checkKernelSettings();
-        this.watchNat();
-      }, Math.min(this.resyncMs, 10_000));
+      this.tunl0Timer = setInterval(
+        () => {
+          if (now() - lastRepair < this.resyncMs) return;
+          lastRepair = now();
+          if (this.tunnelNeeded) void this.ensureTunl0();
+          void this.repairVxlan();
+          void this.checkKernelSettings();
+          this.watchNat();
+        },
+        Math.min(this.resyncMs, 10_000),
+      );
       this.tunl0Timer.unref?.();
     }
   }
@@ -230,7 +254,12 @@ export class FelixDataplane {
     if (this.stopped) return;
     this.input = input;
     const needed = input.pools.some((p) => p.ipipMode !== 'Never' && (p.vxlanMode ?? 'Never') === 'Never');
-    const key = JSON.stringify([needed, input.tunnel.address ?? null, input.tunnel.mtu ?? null, input.tunnel.hostMtu ?? null]);
+    const key = JSON.stringify([
+      needed,
+      input.tunnel.address ?? null,
+      input.tunnel.mtu ?? null,
+      input.tunnel.hostMtu ?? null,
+    ]);
     const tunnelChanged = key !== this.tunnelKey;
     this.tunnelKey = key;
     this.tunnelNeeded = needed;
@@ -304,7 +333,8 @@ export class FelixDataplane {
 
   /** Checks `table ip tortie-nat` now and writes it if it differs (tests; also done on every resync). */
   settleNat(): Promise<NftSyncResult> {
-    if (this.nat === null) return Promise.reject(new Error('natOutgoing is not managed by this dataplane (no nft given)'));
+    if (this.nat === null)
+      return Promise.reject(new Error('natOutgoing is not managed by this dataplane (no nft given)'));
     return this.nat.sync();
   }
 
@@ -316,12 +346,14 @@ export class FelixDataplane {
     if (this.sysctl === null || this.input === null || this.stopped) return Promise.resolve(this.settingsWarnings);
     if (this.settingsRunning !== null) return this.settingsRunning;
     const sysctl = this.sysctl;
-    const run = ensureKernelSettings(sysctl, { hostInterface: this.input.node.hostInterface }, this.log).then((warnings) => {
-      this.settingsWarnings = warnings;
-      this.settingsCheckedAt = this.clock?.now() ?? Date.now();
-      this.logOnce(warnings, 'kernel settings');
-      return warnings;
-    });
+    const run = ensureKernelSettings(sysctl, { hostInterface: this.input.node.hostInterface }, this.log).then(
+      (warnings) => {
+        this.settingsWarnings = warnings;
+        this.settingsCheckedAt = this.clock?.now() ?? Date.now();
+        this.logOnce(warnings, 'kernel settings');
+        return warnings;
+      },
+    );
     this.settingsRunning = run;
     void run.finally(() => (this.settingsRunning = null));
     return run;
@@ -336,18 +368,31 @@ export class FelixDataplane {
     let tunl0: DataplaneStatus['tunl0'];
     if (!this.tunnelNeeded) tunl0 = { needed: false };
     else if (t === undefined) tunl0 = { needed: true, supported: false, reason: 'tunl0 has not been checked yet' };
-    else if (t.supported) tunl0 = { needed: true, supported: true, standIn: t.standIn, mtu: t.device.mtu, addresses: t.device.addresses };
+    else if (t.supported)
+      tunl0 = { needed: true, supported: true, standIn: t.standIn, mtu: t.device.mtu, addresses: t.device.addresses };
     else tunl0 = { needed: true, supported: false, reason: t.reason };
     const last = this.last;
     const warnings = [...this.calcWarnings];
-    if (tunl0.needed && !tunl0.supported && t !== undefined) warnings.push(`${tunl0.reason}: routes through tunl0 are not programmed`);
+    if (tunl0.needed && !tunl0.supported && t !== undefined)
+      warnings.push(`${tunl0.reason}: routes through tunl0 are not programmed`);
     for (const c of last?.foreignConflicts ?? []) {
-      warnings.push(`${c.dst}: a route felix does not own holds this destination (proto ${c.foreign.protocol ?? '?'}${c.foreign.dev ? ` dev ${c.foreign.dev}` : ''}); ours is not written`);
+      warnings.push(
+        `${c.dst}: a route felix does not own holds this destination (proto ${c.foreign.protocol ?? '?'}${c.foreign.dev ? ` dev ${c.foreign.dev}` : ''}); ours is not written`,
+      );
     }
-    const natStatus: NftTableStatus = this.nat?.status() ?? { inSync: false, checks: 0, writes: 0, lastCheckAt: null, lastWriteAt: null, lastDifference: null };
+    const natStatus: NftTableStatus = this.nat?.status() ?? {
+      inSync: false,
+      checks: 0,
+      writes: 0,
+      lastCheckAt: null,
+      lastWriteAt: null,
+      lastDifference: null,
+    };
     warnings.push(...this.natPools.warnings);
     if (natStatus.lastError !== undefined && this.natPools.natPools.length > 0) {
-      warnings.push(`natOutgoing: table ${NAT_TABLE.family} ${NAT_TABLE.name} could not be programmed (${natStatus.lastError}): pods in ${this.natPools.natPools.join(', ')} cannot reach addresses outside the pools`);
+      warnings.push(
+        `natOutgoing: table ${NAT_TABLE.family} ${NAT_TABLE.name} could not be programmed (${natStatus.lastError}): pods in ${this.natPools.natPools.join(', ')} cannot reach addresses outside the pools`,
+      );
     }
     warnings.push(...this.settingsWarnings);
     const vxlan = this.vxlanKeeper?.status() ?? null;
@@ -369,7 +414,13 @@ export class FelixDataplane {
       inSync: this.lastApplyAt !== null,
       lastApplyAt: this.lastApplyAt === null ? null : new Date(this.lastApplyAt).toISOString(),
       ...(this.lastError !== undefined ? { lastError: this.lastError } : {}),
-      nat: { table: `${NAT_TABLE.family} ${NAT_TABLE.name}`, managed: this.nat !== null, natPools: this.natPools.natPools, allPools: this.natPools.allPools, ...natStatus },
+      nat: {
+        table: `${NAT_TABLE.family} ${NAT_TABLE.name}`,
+        managed: this.nat !== null,
+        natPools: this.natPools.natPools,
+        allPools: this.natPools.allPools,
+        ...natStatus,
+      },
       kernelSettings: {
         checkedAt: this.settingsCheckedAt === null ? null : new Date(this.settingsCheckedAt).toISOString(),
         warnings: this.settingsWarnings,
@@ -403,7 +454,16 @@ export class FelixDataplane {
     const result = calculateRoutes({
       ...others,
       tunnelUsable: this.tunl0?.supported === true,
-      ...(vxlan !== undefined ? { vxlan: { remoteBlocks: vxlan.remoteBlocks, nodes: vxlan.nodes, usable: this.vxlanUsable(), ...(this.vxlanChecked ? { programmed: new Set(this.vxlanKeeper?.status().programmedVteps ?? []) } : {}) } } : {}),
+      ...(vxlan !== undefined
+        ? {
+            vxlan: {
+              remoteBlocks: vxlan.remoteBlocks,
+              nodes: vxlan.nodes,
+              usable: this.vxlanUsable(),
+              ...(this.vxlanChecked ? { programmed: new Set(this.vxlanKeeper?.status().programmedVteps ?? []) } : {}),
+            },
+          }
+        : {}),
     });
     this.logOnce(result.warnings, 'route calculation');
     this.calcWarnings = result.warnings;
@@ -412,14 +472,17 @@ export class FelixDataplane {
     this.logOnce(nat.warnings, 'natOutgoing');
     this.natPools = { natPools: nat.natPools, allPools: nat.allPools, warnings: nat.warnings };
     this.nat?.setDesired(nat.table);
-    const guard = input.bgpGuard ? bgpGuardTableFor({ pools: input.pools, nodeAddresses: input.bgpGuard.nodeAddresses }) : { table: null, warnings: [] };
+    const guard = input.bgpGuard
+      ? bgpGuardTableFor({ pools: input.pools, nodeAddresses: input.bgpGuard.nodeAddresses })
+      : { table: null, warnings: [] };
     this.logOnce(guard.warnings, 'BGP port guard');
     this.guard?.setDesired(guard.table);
   }
 
   /** Checks `table ip tortie-bgp-guard` now and writes it if it differs (tests; also done on every resync). */
   settleBgpGuard(): Promise<NftSyncResult> {
-    if (this.guard === null) return Promise.reject(new Error('the BGP port guard is not managed by this dataplane (no nft given)'));
+    if (this.guard === null)
+      return Promise.reject(new Error('the BGP port guard is not managed by this dataplane (no nft given)'));
     return this.guard.sync();
   }
 
@@ -436,7 +499,11 @@ export class FelixDataplane {
       (reason) => {
         this.natMonitor = null;
         if (this.stopped) return;
-        if (reason !== this.natMonitorLost) this.log.warn({ reason }, `nft monitor lost: changes to table ${NAT_TABLE.family} ${NAT_TABLE.name} are repaired on the next resync`);
+        if (reason !== this.natMonitorLost)
+          this.log.warn(
+            { reason },
+            `nft monitor lost: changes to table ${NAT_TABLE.family} ${NAT_TABLE.name} are repaired on the next resync`,
+          );
         this.natMonitorLost = reason;
       },
     );
@@ -472,7 +539,10 @@ export class FelixDataplane {
     this.lastApplyAt = this.clock?.now() ?? Date.now();
     this.lastError = undefined;
     if (result.kernelWrites > 0) {
-      this.log.info({ added: result.added.length, deleted: result.deleted.length, fullResync: result.fullResync }, 'kernel routes programmed');
+      this.log.info(
+        { added: result.added.length, deleted: result.deleted.length, fullResync: result.fullResync },
+        'kernel routes programmed',
+      );
     }
     this.options.onApplied?.(result);
   }

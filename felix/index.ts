@@ -9,7 +9,13 @@ export { FelixDataplane, type DataplaneInput, type DataplaneOptions, type Datapl
 export { Iproute2Kernel } from './iproute2.js';
 export { procSysIo } from './kernel-settings.js';
 export { Nft } from './nft.js';
-export { PolicyDataplane, type ApplyStats, type DesiredFilter, type FilterChain, type FilterSet } from './policy-dataplane.js';
+export {
+  PolicyDataplane,
+  type ApplyStats,
+  type DesiredFilter,
+  type FilterChain,
+  type FilterSet,
+} from './policy-dataplane.js';
 export { findProgram, missingProgramMessage, missingPrograms } from './programs.js';
 export { workloadInterfaceName } from './route-calc.js';
 export { vxlanRunner } from './vxlan.js';

@@ -26,7 +26,12 @@ export function ipCommand(options: IpCommandOptions = {}): IpCommand {
   const command = options.ipPath ?? 'ip';
   const timeoutMs = options.timeoutMs ?? 5000;
   return async (args) => {
-    const result = await runCommand({ command, args: [...prefix, ...args], timeoutMs, maxOutputBytes: 16 * 1024 * 1024 });
+    const result = await runCommand({
+      command,
+      args: [...prefix, ...args],
+      timeoutMs,
+      maxOutputBytes: 16 * 1024 * 1024,
+    });
     // A signal other than the runner's own kill (which rejects) counts as a failed run: status 128 + n is
     // what a shell would say; any non-zero code sends ipip's callers to their error table.
     return { code: result.code ?? 128, stdout: result.stdout.toString('utf8'), stderr: result.stderr };

@@ -75,7 +75,16 @@ export interface Iproute2Options {
 
 /** Route types `ip` prints before the destination (rtnetlink RTN_* names). */
 const ROUTE_TYPE_WORDS = new Set([
-  'unicast', 'local', 'broadcast', 'anycast', 'multicast', 'blackhole', 'unreachable', 'prohibit', 'throw', 'nat',
+  'unicast',
+  'local',
+  'broadcast',
+  'anycast',
+  'multicast',
+  'blackhole',
+  'unreachable',
+  'prohibit',
+  'throw',
+  'nat',
 ]);
 
 /**
@@ -128,7 +137,8 @@ export class Iproute2Kernel implements Kernel {
     const args = ['-4', '-json', '-batch', '-'];
     const result = await this.run(args, `${READ_LINES.join('\n')}\n`, 'scratch');
     const what = `${this.line(args)} (${READ_LINES.join('; ')})`;
-    if (result.code !== 0) throw new KernelError(`reading the routes and links${this.where()}: ${failureMessage(what, result)}`);
+    if (result.code !== 0)
+      throw new KernelError(`reading the routes and links${this.where()}: ${failureMessage(what, result)}`);
     return parseReadAll(result.stdout, what);
   }
 
@@ -189,7 +199,11 @@ export class Iproute2Kernel implements Kernel {
         const readFailed = batchFailures(stderr).filter((f) => f.line < FENCE_LINE);
         if (readFailed.length > 0) {
           const first = readFailed[0] as { line: number; error: string };
-          refuse(new KernelError(`reading the routes and links${this.where()}: ${what}: "${READ_LINES[first.line - 1]}" failed: ${first.error}`));
+          refuse(
+            new KernelError(
+              `reading the routes and links${this.where()}: ${what}: "${READ_LINES[first.line - 1]}" failed: ${first.error}`,
+            ),
+          );
           return;
         }
         try {
@@ -201,7 +215,8 @@ export class Iproute2Kernel implements Kernel {
       // The process ended, or could not run, before the fence: the read failed. Out of time before the
       // fence: this ip may not fail it as iproute2 6.1 does — no more sessions with it.
       running.exited.then(
-        (result) => refuse(new KernelError(`reading the routes and links${this.where()}: ${failureMessage(what, result)}`)),
+        (result) =>
+          refuse(new KernelError(`reading the routes and links${this.where()}: ${failureMessage(what, result)}`)),
         (error: unknown) => {
           if (running.timedOut && !fenceSeen) fenceless.add(this.ip);
           refuse(error as Error);
@@ -228,7 +243,10 @@ export class Iproute2Kernel implements Kernel {
         const ended = failures.some((f) => f.line === endLine);
         const failed = failures
           .filter((f) => f.line > FENCE_LINE && f.line < endLine)
-          .map((f) => ({ command: batchLine(batch, f.line - FENCE_LINE) ?? `line ${f.line - FENCE_LINE}`, error: f.error }));
+          .map((f) => ({
+            command: batchLine(batch, f.line - FENCE_LINE) ?? `line ${f.line - FENCE_LINE}`,
+            error: f.error,
+          }));
         // Exit 1 with no failure but the two fences' is success; a signal or another status is not.
         if (ended && failed.length === 0 && (result.code === 0 || result.code === 1)) return;
         if (ended || result.signal !== null) throw batchError(batch, failed, result, this.where());
@@ -243,11 +261,19 @@ export class Iproute2Kernel implements Kernel {
     // The lines are made while `ip` runs, and written in chunks as they are made: ip runs the first routes
     // while the last lines are still being made. They are not kept (10,000 strings alive until ip exits): a
     // failing one is made again from its number.
-    const result = await startCommand({ command: this.ip, args: [...this.prefix, '-force', '-batch', '-'], timeoutMs: this.timeoutMs, makeError: kernelError }).end(
-      batchText(batch),
-    );
+    const result = await startCommand({
+      command: this.ip,
+      args: [...this.prefix, '-force', '-batch', '-'],
+      timeoutMs: this.timeoutMs,
+      makeError: kernelError,
+    }).end(batchText(batch));
     if (result.code === 0) return;
-    throw batchError(batch, parseBatchErrors(result.stderr, (n) => batchLine(batch, n)), result, this.where());
+    throw batchError(
+      batch,
+      parseBatchErrors(result.stderr, (n) => batchLine(batch, n)),
+      result,
+      this.where(),
+    );
   }
 
   watch(onChange: (event: KernelEvent) => void): { stop(): void } {
@@ -312,12 +338,19 @@ export class Iproute2Kernel implements Kernel {
 }
 
 /** The KernelError of a batch that did not go through: how many lines failed, the first, all of them. */
-function batchError(batch: KernelBatch, failed: Array<{ command: string; error: string }>, result: CommandResult, where: string): KernelError {
+function batchError(
+  batch: KernelBatch,
+  failed: Array<{ command: string; error: string }>,
+  result: CommandResult,
+  where: string,
+): KernelError {
   const first = failed[0];
   return new KernelError(
     `ip -batch: ${failed.length || 'some'} of ${batch.del.length + batch.add.length} route commands failed` +
       where +
-      (first ? ` (first: "${first.command}": ${first.error})` : `: ${result.stderr.trim().slice(0, 300) || `exit ${result.code ?? result.signal}`}`),
+      (first
+        ? ` (first: "${first.command}": ${first.error})`
+        : `: ${result.stderr.trim().slice(0, 300) || `exit ${result.code ?? result.signal}`}`),
     failed,
   );
 }
@@ -326,14 +359,25 @@ function batchError(batch: KernelBatch, failed: Array<{ command: string; error: 
  * The KernelError of a batch ip stopped part-way (BATCH_END never failed): what ip said last (it names the
  * value it could not parse, not the line), and the lines that failed before.
  */
-function stoppedError(batch: KernelBatch, failed: Array<{ command: string; error: string }>, result: CommandResult, where: string): KernelError {
+function stoppedError(
+  batch: KernelBatch,
+  failed: Array<{ command: string; error: string }>,
+  result: CommandResult,
+  where: string,
+): KernelError {
   const count = batch.del.length + batch.add.length;
   const lines = result.stderr.split('\n');
   let lastFailure = -1;
   lines.forEach((line, i) => {
     if (/^Command failed -:\d+$/.test(line.trim())) lastFailure = i;
   });
-  const said = lines.slice(lastFailure + 1).map((l) => l.trim()).filter((l) => l !== '').join('; ').slice(0, 300) || 'nothing on stderr';
+  const said =
+    lines
+      .slice(lastFailure + 1)
+      .map((l) => l.trim())
+      .filter((l) => l !== '')
+      .join('; ')
+      .slice(0, 300) || 'nothing on stderr';
   const first = failed[0];
   return new KernelError(
     `ip -batch stopped before the end of its ${count} route commands${where} (its end-of-batch line, ${count + 1}, never ran; ` +
@@ -371,7 +415,8 @@ export function parseReadAll(bytes: Uint8Array, what = 'ip route save + link sho
     linkNames.push(link.ifname);
     if (typeof link.ifindex === 'number') names.set(link.ifindex, link.ifname);
   }
-  if (linkNames.length === 0) throw new KernelError(`${what}: the interface list names no interface (not even lo): ${last.slice(0, 120)}`);
+  if (linkNames.length === 0)
+    throw new KernelError(`${what}: the interface list names no interface (not even lo): ${last.slice(0, 120)}`);
   try {
     return { routes: decodeRouteDump(bytes, frame, names), links: linkNames };
   } catch (e) {
@@ -429,7 +474,10 @@ export function batchLine(batch: KernelBatch, n: number): string | undefined {
 export function* batchText(batch: KernelBatch, lines?: string[]): Generator<string> {
   let chunk = '';
   let inChunk = 0;
-  for (const [verb, routes] of [['del', batch.del], ['replace', batch.add]] as const) {
+  for (const [verb, routes] of [
+    ['del', batch.del],
+    ['replace', batch.add],
+  ] as const) {
     for (const route of routes) {
       const line = routeCommand(verb, route);
       lines?.push(line);

@@ -133,7 +133,10 @@ export const KERNEL_SETTINGS: readonly SettingRule[] = [
 /** Interfaces listed in one warning before "(and N more)". */
 const LISTED = 5;
 
-const SCOPE_WORDS: Record<Exclude<Scope, 'node'>, string> = { host: 'on the host interface', workload: 'on workload interface' };
+const SCOPE_WORDS: Record<Exclude<Scope, 'node'>, string> = {
+  host: 'on the host interface',
+  workload: 'on workload interface',
+};
 
 function sysctlKey(iface: string, file: string): string {
   // sysctl's dotted form cannot hold an interface name with a dot (eth0.100): use the slash form then.
@@ -163,7 +166,9 @@ export function checkKernelSettings(values: SysctlValues, input: KernelSettingsI
   const workloads = interfaces.filter((i) => i.startsWith('cali'));
   const hosts = [input.hostInterface, 'tunl0'].filter((i) => i !== '' && interfaces.includes(i));
   if (input.hostInterface !== '' && !interfaces.includes(input.hostInterface) && Object.keys(values).length > 0) {
-    warnings.push(`host interface ${input.hostInterface}: /proc/sys/net/ipv4/conf/${input.hostInterface} does not exist in this network namespace; its forwarding and rp_filter are not checked`);
+    warnings.push(
+      `host interface ${input.hostInterface}: /proc/sys/net/ipv4/conf/${input.hostInterface} does not exist in this network namespace; its forwarding and rp_filter are not checked`,
+    );
   }
   const num = (path: string): number | undefined => {
     const text = values[path];
@@ -180,9 +185,15 @@ export function checkKernelSettings(values: SysctlValues, input: KernelSettingsI
       }
       if (rule.ok(value)) continue;
       if (rule.felixSets !== undefined) {
-        writes.push({ path: rule.file, value: rule.felixSets, reason: `net.ipv4.${rule.file} was ${value}: ${rule.consequence}` });
+        writes.push({
+          path: rule.file,
+          value: rule.felixSets,
+          reason: `net.ipv4.${rule.file} was ${value}: ${rule.consequence}`,
+        });
       } else {
-        warnings.push(`net.ipv4.${rule.file} is ${value}, wanted ${rule.wanted}: ${rule.consequence} (fix: sysctl -w net.ipv4.${rule.file}=${rule.fixValue})`);
+        warnings.push(
+          `net.ipv4.${rule.file} is ${value}, wanted ${rule.wanted}: ${rule.consequence} (fix: sysctl -w net.ipv4.${rule.file}=${rule.fixValue})`,
+        );
       }
       continue;
     }
@@ -199,9 +210,19 @@ export function checkKernelSettings(values: SysctlValues, input: KernelSettingsI
     }
     for (const [effective, names] of [...bad.entries()].sort((a, b) => a[0] - b[0])) {
       const where = rule.scope === 'workload' && names.length > 1 ? 'on workload interfaces' : SCOPE_WORDS[rule.scope];
-      const combined = rule.effective === maxWithAll ? ' (the larger of conf/all and the interface\'s own)' : rule.effective === orWithAll ? ' (conf/all or the interface\'s own)' : '';
-      const fix = names.slice(0, LISTED).map((n) => sysctlKey(n, rule.file) + `=${rule.fixValue}`).join(' ');
-      warnings.push(`${rule.file} is ${effective}${combined} ${where} ${listed(names)}, wanted ${rule.wanted}: ${rule.consequence} (fix: sysctl -w ${fix})`);
+      const combined =
+        rule.effective === maxWithAll
+          ? " (the larger of conf/all and the interface's own)"
+          : rule.effective === orWithAll
+            ? " (conf/all or the interface's own)"
+            : '';
+      const fix = names
+        .slice(0, LISTED)
+        .map((n) => sysctlKey(n, rule.file) + `=${rule.fixValue}`)
+        .join(' ');
+      warnings.push(
+        `${rule.file} is ${effective}${combined} ${where} ${listed(names)}, wanted ${rule.wanted}: ${rule.consequence} (fix: sysctl -w ${fix})`,
+      );
     }
   }
   return { warnings, writes };
@@ -224,7 +245,8 @@ export interface ProcSysOptions {
   timeoutMs?: number;
 }
 
-const READ_SCRIPT = 'cd /proc/sys/net/ipv4 && exec grep -H . ip_forward conf/*/forwarding conf/*/rp_filter conf/*/proxy_arp';
+const READ_SCRIPT =
+  'cd /proc/sys/net/ipv4 && exec grep -H . ip_forward conf/*/forwarding conf/*/rp_filter conf/*/proxy_arp';
 const WRITE_SCRIPT = 'printf "%s\\n" "$2" > "/proc/sys/net/ipv4/$1"';
 
 /** Parses `grep -H .` output ("conf/eth0/rp_filter:2" per line). */
@@ -247,9 +269,18 @@ export function procSysIo(options: ProcSysOptions = {}): SysctlIo {
       : ['sh', ['-c', script, 'sh', ...args]];
   const where = options.netns !== undefined ? ` in netns ${options.netns}` : '';
   // One bounded process per read or write (command.ts); `what` starts every error it makes.
-  const run = async (script: string, args: string[], what: string): Promise<{ code: number | null; stdout: string; stderr: string }> => {
+  const run = async (
+    script: string,
+    args: string[],
+    what: string,
+  ): Promise<{ code: number | null; stdout: string; stderr: string }> => {
     const [command, list] = argv(script, args);
-    const result = await runCommand({ command, args: list, timeoutMs, makeError: (message) => new Error(`${what}: ${message}`) });
+    const result = await runCommand({
+      command,
+      args: list,
+      timeoutMs,
+      makeError: (message) => new Error(`${what}: ${message}`),
+    });
     return { code: result.code, stdout: result.stdout.toString('utf8'), stderr: result.stderr };
   };
   return {
@@ -263,9 +294,13 @@ export function procSysIo(options: ProcSysOptions = {}): SysctlIo {
       return values;
     },
     async write(path, value) {
-      if (!/^[A-Za-z0-9_./-]+$/.test(path) || path.includes('..')) throw new Error(`refusing to write /proc/sys/net/ipv4/${path}: not a plain sysctl path`);
+      if (!/^[A-Za-z0-9_./-]+$/.test(path) || path.includes('..'))
+        throw new Error(`refusing to write /proc/sys/net/ipv4/${path}: not a plain sysctl path`);
       const result = await run(WRITE_SCRIPT, [path, value], `writing ${value} to /proc/sys/net/ipv4/${path}${where}`);
-      if (result.code !== 0) throw new Error(`writing ${value} to /proc/sys/net/ipv4/${path} failed (exit ${result.code}): ${result.stderr.trim()}`);
+      if (result.code !== 0)
+        throw new Error(
+          `writing ${value} to /proc/sys/net/ipv4/${path} failed (exit ${result.code}): ${result.stderr.trim()}`,
+        );
     },
   };
 }
@@ -277,7 +312,11 @@ export type KernelSettingsLog = Pick<Logger, 'info' | 'warn'>;
  * Reads, writes what felix sets itself (logging each write), reads again after a write, and returns the
  * warnings. Never throws: a failure to read or write is itself a warning.
  */
-export async function ensureKernelSettings(io: SysctlIo, input: KernelSettingsInput, log: KernelSettingsLog): Promise<string[]> {
+export async function ensureKernelSettings(
+  io: SysctlIo,
+  input: KernelSettingsInput,
+  log: KernelSettingsLog,
+): Promise<string[]> {
   let values: Record<string, string>;
   try {
     values = await io.read();
@@ -290,7 +329,10 @@ export async function ensureKernelSettings(io: SysctlIo, input: KernelSettingsIn
   for (const w of result.writes) {
     try {
       await io.write(w.path, w.value);
-      log.info({ sysctl: `net.ipv4.${w.path.replace(/\//g, '.')}`, value: w.value }, `${w.reason}; felix set it to ${w.value}`);
+      log.info(
+        { sysctl: `net.ipv4.${w.path.replace(/\//g, '.')}`, value: w.value },
+        `${w.reason}; felix set it to ${w.value}`,
+      );
     } catch (error) {
       failed.push(`${w.reason}, and felix could not set it to ${w.value}: ${(error as Error).message}`);
     }
@@ -301,6 +343,8 @@ export async function ensureKernelSettings(io: SysctlIo, input: KernelSettingsIn
     failed.push(`kernel settings could not be read again after writing: ${(error as Error).message}`);
   }
   // A write that did not take (read back unchanged) shows up again as a write: report it.
-  for (const w of result.writes) if (!failed.some((f) => f.startsWith(w.reason))) failed.push(`${w.reason}; felix wrote ${w.value} but it reads back unchanged`);
+  for (const w of result.writes)
+    if (!failed.some((f) => f.startsWith(w.reason)))
+      failed.push(`${w.reason}; felix wrote ${w.value} but it reads back unchanged`);
   return [...failed, ...result.warnings];
 }

@@ -38,7 +38,10 @@ export function spawnMonitor(command: string, args: readonly string[]): MonitorC
       for (const child of live) signalGroup(child, 'SIGTERM');
     });
   }
-  const child = spawn('sh', ['-c', TIE_SCRIPT, 'sh', command, ...args], { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+  const child = spawn('sh', ['-c', TIE_SCRIPT, 'sh', command, ...args], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+    detached: true,
+  });
   live.add(child);
   child.once('close', () => live.delete(child));
   child.stdin.on('error', () => undefined);

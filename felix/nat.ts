@@ -83,7 +83,9 @@ export function natTableFor(pools: readonly NatPool[]): NatResult {
   for (const pool of pools) {
     if (pool.cidr.includes(':')) {
       if (pool.natOutgoing === true && pool.disabled !== true) {
-        warnings.push(`IPPool ${pool.cidr}: natOutgoing is not done for IPv6 pools (tortie programs IPv4 only); its pods' traffic leaves with their own addresses`);
+        warnings.push(
+          `IPPool ${pool.cidr}: natOutgoing is not done for IPv6 pools (tortie programs IPv4 only); its pods' traffic leaves with their own addresses`,
+        );
       }
       continue;
     }
@@ -91,7 +93,9 @@ export function natTableFor(pools: readonly NatPool[]): NatResult {
     try {
       prefix = parsePrefix(pool.cidr, { what: 'IPPool cidr' });
     } catch (error) {
-      warnings.push(`${(error as Error).message}: the pool is left out of natOutgoing (neither masqueraded from nor treated as a pod destination)`);
+      warnings.push(
+        `${(error as Error).message}: the pool is left out of natOutgoing (neither masqueraded from nor treated as a pod destination)`,
+      );
       continue;
     }
     all.push(prefix);
@@ -108,7 +112,16 @@ export function natTableFor(pools: readonly NatPool[]): NatResult {
       { name: NAT_SET, type: 'ipv4_addr', flags: ['interval'], elements: natPools },
       { name: ALL_POOLS_SET, type: 'ipv4_addr', flags: ['interval'], elements: allPools },
     ],
-    chains: [{ name: NAT_CHAIN, type: 'nat', hook: 'postrouting', priority: SRCNAT_PRIORITY, policy: 'accept', rules: [MASQUERADE_RULE] }],
+    chains: [
+      {
+        name: NAT_CHAIN,
+        type: 'nat',
+        hook: 'postrouting',
+        priority: SRCNAT_PRIORITY,
+        policy: 'accept',
+        rules: [MASQUERADE_RULE],
+      },
+    ],
   };
   return { table, natPools, allPools, warnings };
 }

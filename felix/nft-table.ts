@@ -74,24 +74,39 @@ export interface NftTableSpec {
 /** What is compared: no handles, no ordering nft is free to change. */
 export interface CanonicalTable {
   sets: Record<string, { type: string; flags: string[]; elements: string[] }>;
-  chains: Record<string, { type: string | null; hook: string | null; prio: number | null; policy: string | null; rules: Array<{ expr: string; comment: string | null }> }>;
+  chains: Record<
+    string,
+    {
+      type: string | null;
+      hook: string | null;
+      prio: number | null;
+      policy: string | null;
+      rules: Array<{ expr: string; comment: string | null }>;
+    }
+  >;
 }
 
 const NAME = /^[A-Za-z][A-Za-z0-9_-]*$/;
 
 function checkName(what: string, name: string): void {
-  if (!NAME.test(name)) throw new Error(`${what} name "${name}" is not an nft identifier (a letter, then letters, digits, _ or -)`);
+  if (!NAME.test(name))
+    throw new Error(`${what} name "${name}" is not an nft identifier (a letter, then letters, digits, _ or -)`);
 }
 
 function quote(text: string): string {
-  if (/["\\\n]/.test(text)) throw new Error(`comment "${text}" contains a quote, backslash or newline (nft comments cannot)`);
+  if (/["\\\n]/.test(text))
+    throw new Error(`comment "${text}" contains a quote, backslash or newline (nft comments cannot)`);
   return `"${text}"`;
 }
 
 /** The script that replaces the whole table in one transaction (creating it if absent). */
 export function renderTableScript(spec: NftTableSpec): string {
   checkName('table', spec.name);
-  const lines = [`add table ${spec.family} ${spec.name}`, `delete table ${spec.family} ${spec.name}`, `table ${spec.family} ${spec.name} {`];
+  const lines = [
+    `add table ${spec.family} ${spec.name}`,
+    `delete table ${spec.family} ${spec.name}`,
+    `table ${spec.family} ${spec.name} {`,
+  ];
   if (spec.comment !== undefined) lines.push(`  comment ${quote(spec.comment)}`);
   for (const set of spec.sets) {
     checkName('set', set.name);
@@ -103,7 +118,10 @@ export function renderTableScript(spec: NftTableSpec): string {
   }
   for (const chain of spec.chains) {
     checkName('chain', chain.name);
-    lines.push(`  chain ${chain.name} {`, `    type ${chain.type} hook ${chain.hook} priority ${chain.priority}; policy ${chain.policy};`);
+    lines.push(
+      `  chain ${chain.name} {`,
+      `    type ${chain.type} hook ${chain.hook} priority ${chain.priority}; policy ${chain.policy};`,
+    );
     for (const rule of chain.rules) lines.push(`    ${rule.text}`);
     lines.push('  }');
   }
@@ -128,7 +146,10 @@ function splitPrefix(text: string): [number, number] | null {
 
 function sortedElements(elements: readonly string[]): string[] {
   const keyed = elements.map((e) => ({ e, p: splitPrefix(e) }));
-  keyed.sort((a, b) => (a.p?.[0] ?? 0) - (b.p?.[0] ?? 0) || (a.p?.[1] ?? 0) - (b.p?.[1] ?? 0) || (a.e < b.e ? -1 : a.e > b.e ? 1 : 0));
+  keyed.sort(
+    (a, b) =>
+      (a.p?.[0] ?? 0) - (b.p?.[0] ?? 0) || (a.p?.[1] ?? 0) - (b.p?.[1] ?? 0) || (a.e < b.e ? -1 : a.e > b.e ? 1 : 0),
+  );
   return keyed.map((k) => (k.p === null ? k.e : `${formatIpv4(k.p[0])}/${k.p[1]}`));
 }
 
@@ -157,7 +178,8 @@ export function stableJson(value: unknown): string {
 
 export function canonicalSpec(spec: NftTableSpec): CanonicalTable {
   const out: CanonicalTable = { sets: {}, chains: {} };
-  for (const set of spec.sets) out.sets[set.name] = { type: set.type, flags: [...set.flags].sort(), elements: sortedElements(set.elements) };
+  for (const set of spec.sets)
+    out.sets[set.name] = { type: set.type, flags: [...set.flags].sort(), elements: sortedElements(set.elements) };
   for (const chain of spec.chains) {
     out.chains[chain.name] = {
       type: chain.type,
@@ -210,14 +232,16 @@ export function tableDifference(wanted: CanonicalTable | null, actual: Canonical
   for (const [name, set] of Object.entries(wanted.sets)) {
     const got = actual.sets[name];
     if (got === undefined) return `set ${name} is missing`;
-    if (got.type !== set.type || stableJson(got.flags) !== stableJson(set.flags)) return `set ${name} has type ${got.type} flags [${got.flags.join(', ')}], wanted ${set.type} flags [${set.flags.join(', ')}]`;
+    if (got.type !== set.type || stableJson(got.flags) !== stableJson(set.flags))
+      return `set ${name} has type ${got.type} flags [${got.flags.join(', ')}], wanted ${set.type} flags [${set.flags.join(', ')}]`;
     const missing = set.elements.filter((e) => !got.elements.includes(e));
     const extra = got.elements.filter((e) => !set.elements.includes(e));
     if (missing.length > 0 || extra.length > 0) {
       return `set ${name}: ${[missing.length > 0 ? `lacks ${missing.join(', ')}` : '', extra.length > 0 ? `has extra ${extra.join(', ')}` : ''].filter(Boolean).join('; ')}`;
     }
   }
-  for (const name of Object.keys(actual.sets)) if (wanted.sets[name] === undefined) return `set ${name} is not ours to have`;
+  for (const name of Object.keys(actual.sets))
+    if (wanted.sets[name] === undefined) return `set ${name} is not ours to have`;
   for (const [name, chain] of Object.entries(wanted.chains)) {
     const got = actual.chains[name];
     if (got === undefined) return `chain ${name} is missing`;
@@ -229,11 +253,13 @@ export function tableDifference(wanted: CanonicalTable | null, actual: Canonical
       const w = chain.rules[i];
       const g = got.rules[i];
       if (w === undefined) return `chain ${name} has ${got.rules.length} rules, wanted ${chain.rules.length}`;
-      if (g === undefined) return `chain ${name} has ${got.rules.length} rules, wanted ${chain.rules.length} (rule ${i + 1} is missing)`;
+      if (g === undefined)
+        return `chain ${name} has ${got.rules.length} rules, wanted ${chain.rules.length} (rule ${i + 1} is missing)`;
       if (w.expr !== g.expr || w.comment !== g.comment) return `rule ${i + 1} of chain ${name} differs`;
     }
   }
-  for (const name of Object.keys(actual.chains)) if (wanted.chains[name] === undefined) return `chain ${name} is not ours to have`;
+  for (const name of Object.keys(actual.chains))
+    if (wanted.chains[name] === undefined) return `chain ${name} is not ours to have`;
   return null;
 }
 
@@ -314,7 +340,9 @@ export class NftTableKeeper {
   /** The table's desired content (null: the table should not exist). A change is synced at once when started. */
   setDesired(spec: NftTableSpec | null): void {
     if (spec !== null && (spec.family !== this.options.family || spec.name !== this.options.name)) {
-      throw new Error(`this keeper owns table ${this.options.family} ${this.options.name}, not ${spec.family} ${spec.name}`);
+      throw new Error(
+        `this keeper owns table ${this.options.family} ${this.options.name}, not ${spec.family} ${spec.name}`,
+      );
     }
     const key = stableJson(spec);
     if (key === this.desiredKey) return;
@@ -400,7 +428,12 @@ export class NftTableKeeper {
       const listed = await nft.listTable(family, name);
       const actual = listed === null ? null : canonicalListing(listed, name);
       let difference = tableDifference(wanted, actual);
-      if (difference !== null && this.asWritten !== null && this.asWritten.key === key && tableDifference(this.asWritten.table, actual) === null) {
+      if (
+        difference !== null &&
+        this.asWritten !== null &&
+        this.asWritten.key === key &&
+        tableDifference(this.asWritten.table, actual) === null
+      ) {
         difference = null;
       }
       if (difference === null) {
@@ -412,14 +445,18 @@ export class NftTableKeeper {
       this.writes++;
       this.lastWriteAt = this.clock.now();
       this.lastDifference = difference;
-      log.info({ table: `${family} ${name}`, difference }, spec === null ? 'nftables table removed' : 'nftables table written');
+      log.info(
+        { table: `${family} ${name}`, difference },
+        spec === null ? 'nftables table removed' : 'nftables table written',
+      );
       if (spec !== null && wanted !== null) await this.readBack(key, wanted);
       this.lastError = undefined;
       this.inSync = key === this.desiredKey;
       return { wrote: true, difference };
     } catch (error) {
       const message = (error as Error).message;
-      if (message !== this.lastError) log.warn({ table: `${family} ${name}`, err: message }, 'programming the nftables table failed; retrying');
+      if (message !== this.lastError)
+        log.warn({ table: `${family} ${name}`, err: message }, 'programming the nftables table failed; retrying');
       this.lastError = message;
       this.inSync = false;
       throw error;
@@ -437,7 +474,10 @@ export class NftTableKeeper {
       return;
     }
     if (this.asWritten?.key !== key) {
-      log.info({ table: `${family} ${name}`, difference }, 'nft lists the table differently from how tortie describes it; that form is accepted as written');
+      log.info(
+        { table: `${family} ${name}`, difference },
+        'nft lists the table differently from how tortie describes it; that form is accepted as written',
+      );
     }
     this.asWritten = { key, table: actual };
   }

@@ -92,9 +92,14 @@ export function parseMonitorLine(line: string): NftEvent | null {
     return { action: action ?? 'unknown', kind: kind ?? 'unknown', family: null, table: null, raw };
   }
   const table = kind === 'table' ? obj.name : obj.table;
-  return { action, kind, family: typeof obj.family === 'string' ? obj.family : null, table: typeof table === 'string' ? table : null, raw };
+  return {
+    action,
+    kind,
+    family: typeof obj.family === 'string' ? obj.family : null,
+    table: typeof table === 'string' ? table : null,
+    raw,
+  };
 }
-
 
 interface RunResult {
   code: number | null;
@@ -228,7 +233,11 @@ export class Nft {
       stderr = (stderr + b.toString('utf8')).slice(-500);
     });
     child.on('error', (e) => lost(`nft monitor could not run ("${command}"): ${e.message}`));
-    child.on('close', (code, signal) => lost(`nft monitor${this.where()} ended (${signal ?? `exit ${code}`})${stderr.trim() ? `: ${stderr.trim()}` : ''}`));
+    child.on('close', (code, signal) =>
+      lost(
+        `nft monitor${this.where()} ended (${signal ?? `exit ${code}`})${stderr.trim() ? `: ${stderr.trim()}` : ''}`,
+      ),
+    );
     return {
       stop: () => {
         stopped = true;

@@ -74,8 +74,14 @@ function ipNumber(text: string): number {
 const PROTOCOL_NUMBERS: Readonly<Record<string, number>> = { tcp: 6, udp: 17, sctp: 132 };
 
 function setCanonical(set: FilterSet): string {
-  if (set.kind === 'addresses') return `a:${mergeRanges(set.ranges).map(([a, b]) => `${a}-${b}`).join(',')}`;
-  return `p:${[...set.entries].map((e) => `${e.ip}.${e.protocol}.${e.port}`).sort().join(',')}`;
+  if (set.kind === 'addresses')
+    return `a:${mergeRanges(set.ranges)
+      .map(([a, b]) => `${a}-${b}`)
+      .join(',')}`;
+  return `p:${[...set.entries]
+    .map((e) => `${e.ip}.${e.protocol}.${e.port}`)
+    .sort()
+    .join(',')}`;
 }
 
 function mergeRanges(ranges: Iterable<readonly [number, number]>): Array<[number, number]> {
@@ -89,7 +95,10 @@ function mergeRanges(ranges: Iterable<readonly [number, number]>): Array<[number
 }
 
 export function chainHash(chain: FilterChain): string {
-  return createHash('sha1').update(`${chain.hook ?? ''}\n${chain.rules.join('\n')}`).digest('hex').slice(0, 12);
+  return createHash('sha1')
+    .update(`${chain.hook ?? ''}\n${chain.rules.join('\n')}`)
+    .digest('hex')
+    .slice(0, 12);
 }
 
 function chainCanonical(chain: FilterChain): string {
@@ -151,11 +160,14 @@ export function canonicalFromKernel(json: unknown[]): Canonical {
 }
 
 function setDeclaration(set: FilterSet): string {
-  return set.kind === 'addresses' ? '{ type ipv4_addr; flags interval; }' : '{ type ipv4_addr . inet_proto . inet_service; }';
+  return set.kind === 'addresses'
+    ? '{ type ipv4_addr; flags interval; }'
+    : '{ type ipv4_addr . inet_proto . inet_service; }';
 }
 
 function setElements(set: FilterSet): string[] {
-  if (set.kind === 'addresses') return mergeRanges(set.ranges).map(([a, b]) => (a === b ? ipText(a) : `${ipText(a)}-${ipText(b)}`));
+  if (set.kind === 'addresses')
+    return mergeRanges(set.ranges).map(([a, b]) => (a === b ? ipText(a) : `${ipText(a)}-${ipText(b)}`));
   return set.entries.map((e) => `${ipText(e.ip)} . ${e.protocol} . ${e.port}`);
 }
 
@@ -163,7 +175,11 @@ function setElements(set: FilterSet): string[] {
 const ELEMENTS_PER_LINE = 500;
 
 /** The nft script turning `current` into `desired` (pure). Empty when nothing differs. */
-export function diffScript(desired: DesiredFilter, current: Canonical | null, table = FILTER_TABLE): { script: string; stats: ApplyStats } {
+export function diffScript(
+  desired: DesiredFilter,
+  current: Canonical | null,
+  table = FILTER_TABLE,
+): { script: string; stats: ApplyStats } {
   const want = canonicalOf(desired);
   const have: Canonical = current ?? { sets: new Map(), chains: new Map() };
   const t = `inet ${table}`;
@@ -174,7 +190,8 @@ export function diffScript(desired: DesiredFilter, current: Canonical | null, ta
     stats.setsWritten++;
     lines.push(`add set ${t} ${name} ${setDeclaration(set)}`, `flush set ${t} ${name}`);
     const elements = setElements(set);
-    for (let i = 0; i < elements.length; i += ELEMENTS_PER_LINE) lines.push(`add element ${t} ${name} { ${elements.slice(i, i + ELEMENTS_PER_LINE).join(', ')} }`);
+    for (let i = 0; i < elements.length; i += ELEMENTS_PER_LINE)
+      lines.push(`add element ${t} ${name} { ${elements.slice(i, i + ELEMENTS_PER_LINE).join(', ')} }`);
   }
   // Every changed chain exists and is empty before any rule is added: rules jump to each other's chains.
   const changed = [...desired.chains].filter(([name]) => have.chains.get(name) !== want.chains.get(name));
@@ -224,7 +241,8 @@ export class PolicyDataplane {
 
   /** Removes tortie's table (the agent stopping with enforcement off). */
   async removeTable(): Promise<void> {
-    if ((await this.nft.listTable('inet', this.table)) !== null) await this.nft.apply(`delete table inet ${this.table}\n`);
+    if ((await this.nft.listTable('inet', this.table)) !== null)
+      await this.nft.apply(`delete table inet ${this.table}\n`);
     this.applied = null;
   }
 

@@ -54,7 +54,10 @@ function executable(path: string): boolean {
 }
 
 /** The absolute path of `name` (a path already, or looked up on `path`, default $PATH), or null when missing. */
-export function findProgram(name: string, path: string = process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'): string | null {
+export function findProgram(
+  name: string,
+  path: string = process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
+): string | null {
   if (name.includes('/')) return executable(name) ? name : null;
   for (const dir of path.split(delimiter)) {
     if (dir !== '' && executable(join(dir, name))) return join(dir, name);
@@ -67,7 +70,9 @@ export function missingProgramMessage(program: string): string {
   const name = program.slice(program.lastIndexOf('/') + 1);
   const entry = Object.hasOwn(PROGRAMS, name) ? PROGRAMS[name] : undefined;
   const where = program.includes('/') ? ` at ${program}` : '';
-  return entry === undefined ? `${name} is not installed${where}` : `${name} is not installed${where} (Debian: ${entry.debian})`;
+  return entry === undefined
+    ? `${name} is not installed${where}`
+    : `${name} is not installed${where} (Debian: ${entry.debian})`;
 }
 
 /** The message for each of `programs` that cannot be found, in order; empty when all are there. */
@@ -83,7 +88,10 @@ export function isMissingProgramError(error: unknown): boolean {
 // What a launcher prints when the program it was to start is missing: `ip netns exec` (`exec of "ping"
 // failed: No such file or directory`, exit 255) and util-linux's `nsenter` (`nsenter: failed to execute
 // ping: No such file or directory`, exit 127).
-const LAUNCHER_MISSING = [/exec of "([^"]+)" failed: No such file or directory/, /nsenter: failed to execute (\S+): No such file or directory/];
+const LAUNCHER_MISSING = [
+  /exec of "([^"]+)" failed: No such file or directory/,
+  /nsenter: failed to execute (\S+): No such file or directory/,
+];
 
 /** When `stderr` says a launcher could not find the program it was to start: that program's message, else null. */
 export function missingProgramInStderr(stderr: string): string | null {

@@ -39,7 +39,15 @@
 import { createHash } from 'node:crypto';
 import { formatIpv4, formatPrefix, parsePrefix, prefixContains, prefixKey, tryParseIpv4 } from '../bgp/ip.js';
 import type { Prefix } from '../bgp/types.js';
-import { IPIP_DEVICE, IPIP_MODES, isIpipMode, subnetOf, subnetRelation, type IpipMode, type NodeSubnet } from '../ipip/encap.js';
+import {
+  IPIP_DEVICE,
+  IPIP_MODES,
+  isIpipMode,
+  subnetOf,
+  subnetRelation,
+  type IpipMode,
+  type NodeSubnet,
+} from '../ipip/encap.js';
 import { describeRoute, FELIX_ROUTE_PROTOCOL, resolveByClass, ROUTE_CLASSES, type DesiredRoute } from './routes.js';
 import { VXLAN_DEVICE } from './vxlan.js';
 
@@ -164,7 +172,8 @@ export function calculateRoutes(input: CalcInput): CalcResult {
   const standIns: DesiredRoute[] = [];
   const remote = remoteRoutes(input, node, hostInterface, pools, warnings, standIns);
   for (const route of remote) candidates.push(route);
-  const fromAffinities = input.vxlan !== undefined && node !== null ? vxlanRoutes(input.vxlan, node, hostInterface, pools, warnings) : [];
+  const fromAffinities =
+    input.vxlan !== undefined && node !== null ? vxlanRoutes(input.vxlan, node, hostInterface, pools, warnings) : [];
   for (const route of fromAffinities) candidates.push(route);
   const covered = new Set(fromAffinities.map((r) => r.dst));
   for (const route of standIns) if (!covered.has(route.dst)) candidates.push(route);
@@ -199,7 +208,9 @@ function parseNode(ip: string, warnings: Warnings): NodeSubnet | null {
     return null;
   }
   if (!ip.includes('/')) {
-    warnings.add(`node.ip "${ip}" has no prefix length; taken as /32 (set IP to the address with its length, like ${ip}/24)`);
+    warnings.add(
+      `node.ip "${ip}" has no prefix length; taken as /32 (set IP to the address with its length, like ${ip}/24)`,
+    );
   }
   return node;
 }
@@ -207,7 +218,9 @@ function parseNode(ip: string, warnings: Warnings): NodeSubnet | null {
 function checkHostInterface(name: string, warnings: Warnings): string | null {
   const problem = interfaceNameProblem(name);
   if (problem === null) return name;
-  warnings.add(`node.hostInterface "${name}" ${problem}: direct and BGP routes are not programmed until it names the interface holding the node address`);
+  warnings.add(
+    `node.hostInterface "${name}" ${problem}: direct and BGP routes are not programmed until it names the interface holding the node address`,
+  );
   return null;
 }
 
@@ -233,7 +246,9 @@ function parsePools(pools: readonly CalcPool[], warnings: Warnings): ParsedPool[
         continue;
       }
       if (!isIpipMode(vxlan)) {
-        warnings.add(`IPPool ${pool.cidr} has vxlanMode "${String(vxlan)}", not one of ${Object.keys(IPIP_MODES).join(', ')}: remote blocks in it are left alone`);
+        warnings.add(
+          `IPPool ${pool.cidr} has vxlanMode "${String(vxlan)}", not one of ${Object.keys(IPIP_MODES).join(', ')}: remote blocks in it are left alone`,
+        );
         parsed.push({ cidr: pool.cidr, prefix, handling: { kind: 'leave-alone' } });
         continue;
       }
@@ -276,7 +291,9 @@ function sortedPrefixes(texts: readonly string[], what: string, warnings: Warnin
 }
 
 function workloadRoutes(workloads: readonly CalcWorkload[], warnings: Warnings): DesiredRoute[] {
-  const sorted = [...workloads].sort((a, b) => compareText(a.namespace, b.namespace) || compareText(a.pod, b.pod) || compareText(a.ip, b.ip));
+  const sorted = [...workloads].sort(
+    (a, b) => compareText(a.namespace, b.namespace) || compareText(a.pod, b.pod) || compareText(a.ip, b.ip),
+  );
   const routes: DesiredRoute[] = [];
   for (const w of sorted) {
     const who = `workload ${w.namespace}/${w.pod}`;
@@ -308,18 +325,26 @@ function workloadRoutes(workloads: readonly CalcWorkload[], warnings: Warnings):
  * to the peer learned over BGP, as Calico's static route beats BIRD's BGP routes). One per peer address;
  * two peerings on one address (different ports) naming different gateways: the lower gateway, with a warning.
  */
-function peerRoutes(peers: ReadonlyArray<{ address: string; gateway: string }>, hostInterface: string | null, warnings: Warnings): DesiredRoute[] {
+function peerRoutes(
+  peers: ReadonlyArray<{ address: string; gateway: string }>,
+  hostInterface: string | null,
+  warnings: Warnings,
+): DesiredRoute[] {
   const byAddress = new Map<number, number>();
   for (const { address, gateway } of peers) {
     const addr = tryParseIpv4(address);
     const via = tryParseIpv4(gateway);
     if (addr === null || via === null) {
-      warnings.add(`BGP peer ${address}: reachableBy "${gateway}" (or the peer address) is not an IPv4 address: no static route to the peer`);
+      warnings.add(
+        `BGP peer ${address}: reachableBy "${gateway}" (or the peer address) is not an IPv4 address: no static route to the peer`,
+      );
       continue;
     }
     const had = byAddress.get(addr);
     if (had !== undefined && had !== via) {
-      warnings.add(`BGP peer ${address}: reachableBy ${formatIpv4(had)} and ${gateway} both asked for; ${formatIpv4(Math.min(had, via))} is used`);
+      warnings.add(
+        `BGP peer ${address}: reachableBy ${formatIpv4(had)} and ${gateway} both asked for; ${formatIpv4(Math.min(had, via))} is used`,
+      );
     }
     byAddress.set(addr, had === undefined ? via : Math.min(had, via));
   }
@@ -330,7 +355,15 @@ function peerRoutes(peers: ReadonlyArray<{ address: string; gateway: string }>, 
   }
   return [...byAddress]
     .sort((a, b) => a[0] - b[0])
-    .map(([addr, via]) => ({ dst: `${formatIpv4(addr)}/32`, type: 'unicast' as const, via: formatIpv4(via), dev: hostInterface, onlink: true, proto: FELIX_ROUTE_PROTOCOL, class: 'peer' as const }));
+    .map(([addr, via]) => ({
+      dst: `${formatIpv4(addr)}/32`,
+      type: 'unicast' as const,
+      via: formatIpv4(via),
+      dev: hostInterface,
+      onlink: true,
+      proto: FELIX_ROUTE_PROTOCOL,
+      class: 'peer' as const,
+    }));
 }
 
 function parseWorkloadIp(text: string): number | null {
@@ -364,13 +397,17 @@ function remoteRoutes(
     // Our own originated routes come back from the Loc-RIB with our address (or no address) as next hop.
     if (nextHop === node.addr || nextHop === 0) continue;
     if (prefixContains({ addr: 0x7f000000, len: 8 }, nextHop)) {
-      warnings.add(`BGP route ${dst}: next hop ${via} is a loopback address (127.0.0.0/8), the kernel cannot route via it: not programmed`);
+      warnings.add(
+        `BGP route ${dst}: next hop ${via} is a loopback address (127.0.0.0/8), the kernel cannot route via it: not programmed`,
+      );
       continue;
     }
     const pool = poolFor(pools, prefix);
     if (pool === undefined) {
       if (prefix.len === 0) {
-        warnings.add(`BGP route 0.0.0.0/0 via ${via} is not programmed: it would replace this host's own default route`);
+        warnings.add(
+          `BGP route 0.0.0.0/0 via ${via} is not programmed: it would replace this host's own default route`,
+        );
         continue;
       }
       if (node.useful && prefix.len === node.subnet.len && prefix.addr === node.subnet.addr) {
@@ -384,13 +421,31 @@ function remoteRoutes(
         skippedForHostInterface.push(`${dst} via ${via}`);
         continue;
       }
-      if (subnetRelation(node, nextHop) === 'other') offLinkNextHops.set(nextHop, (offLinkNextHops.get(nextHop) ?? 0) + 1);
-      routes.push({ dst, type: 'unicast', via, dev: hostInterface, onlink: true, proto: FELIX_ROUTE_PROTOCOL, class: 'bgp' });
+      if (subnetRelation(node, nextHop) === 'other')
+        offLinkNextHops.set(nextHop, (offLinkNextHops.get(nextHop) ?? 0) + 1);
+      routes.push({
+        dst,
+        type: 'unicast',
+        via,
+        dev: hostInterface,
+        onlink: true,
+        proto: FELIX_ROUTE_PROTOCOL,
+        class: 'bgp',
+      });
       continue;
     }
     // VXLAN pools' routes come from block affinities (vxlanRoutes); BGP's only stands in until they exist.
     if (pool.handling.kind === 'vxlan') {
-      if (hostInterface !== null) standIns.push({ dst, type: 'unicast', via, dev: hostInterface, onlink: true, proto: FELIX_ROUTE_PROTOCOL, class: 'direct' });
+      if (hostInterface !== null)
+        standIns.push({
+          dst,
+          type: 'unicast',
+          via,
+          dev: hostInterface,
+          onlink: true,
+          proto: FELIX_ROUTE_PROTOCOL,
+          class: 'direct',
+        });
       continue;
     }
     if (pool.handling.kind !== 'ipip') continue;
@@ -402,13 +457,29 @@ function remoteRoutes(
         skippedForTunnel.push(`${dst} via ${via}`);
         continue;
       }
-      routes.push({ dst, type: 'unicast', via, dev: IPIP_DEVICE, onlink: true, proto: FELIX_ROUTE_PROTOCOL, class: 'tunnel' });
+      routes.push({
+        dst,
+        type: 'unicast',
+        via,
+        dev: IPIP_DEVICE,
+        onlink: true,
+        proto: FELIX_ROUTE_PROTOCOL,
+        class: 'tunnel',
+      });
     } else {
       if (hostInterface === null) {
         skippedForHostInterface.push(`${dst} via ${via}`);
         continue;
       }
-      routes.push({ dst, type: 'unicast', via, dev: hostInterface, onlink: true, proto: FELIX_ROUTE_PROTOCOL, class: 'direct' });
+      routes.push({
+        dst,
+        type: 'unicast',
+        via,
+        dev: hostInterface,
+        onlink: true,
+        proto: FELIX_ROUTE_PROTOCOL,
+        class: 'direct',
+      });
     }
   }
 
@@ -445,7 +516,13 @@ function remoteRoutes(
  * Remote blocks of VXLAN pools, from IPAM block affinities: `via <its VTEP> dev vxlan.calico onlink`, or
  * for CrossSubnet within our subnet `via <node> dev <host-if> onlink` (Calico felix's VXLAN route classes).
  */
-function vxlanRoutes(vxlan: CalcVxlan, node: NodeSubnet, hostInterface: string | null, pools: readonly ParsedPool[], warnings: Warnings): DesiredRoute[] {
+function vxlanRoutes(
+  vxlan: CalcVxlan,
+  node: NodeSubnet,
+  hostInterface: string | null,
+  pools: readonly ParsedPool[],
+  warnings: Warnings,
+): DesiredRoute[] {
   const routes: DesiredRoute[] = [];
   const nodes = new Map(vxlan.nodes.map((n) => [n.name, n]));
   const noVtep: string[] = [];
@@ -478,7 +555,15 @@ function vxlanRoutes(vxlan: CalcVxlan, node: NodeSubnet, hostInterface: string |
         skippedForHostInterface.push(`${dst} via ${formatIpv4(nodeIp)}`);
         continue;
       }
-      routes.push({ dst, type: 'unicast', via: formatIpv4(nodeIp), dev: hostInterface, onlink: true, proto: FELIX_ROUTE_PROTOCOL, class: 'direct' });
+      routes.push({
+        dst,
+        type: 'unicast',
+        via: formatIpv4(nodeIp),
+        dev: hostInterface,
+        onlink: true,
+        proto: FELIX_ROUTE_PROTOCOL,
+        class: 'direct',
+      });
       continue;
     }
     const vtep = tryParseIpv4((remote.tunnelAddress ?? '').split('/')[0] ?? '');
@@ -490,20 +575,41 @@ function vxlanRoutes(vxlan: CalcVxlan, node: NodeSubnet, hostInterface: string |
       notUsable.push(`${dst} via ${formatIpv4(vtep)}`);
       continue;
     }
-    routes.push({ dst, type: 'unicast', via: formatIpv4(vtep), dev: VXLAN_DEVICE, onlink: true, proto: FELIX_ROUTE_PROTOCOL, class: 'vxlan' });
+    routes.push({
+      dst,
+      type: 'unicast',
+      via: formatIpv4(vtep),
+      dev: VXLAN_DEVICE,
+      onlink: true,
+      proto: FELIX_ROUTE_PROTOCOL,
+      class: 'vxlan',
+    });
   }
-  if (noAddress.length > 0) warnings.add(`${noAddress.length} VXLAN block(s) belong to nodes without a known IPv4 address: not programmed: ${listSome(noAddress)}`);
+  if (noAddress.length > 0)
+    warnings.add(
+      `${noAddress.length} VXLAN block(s) belong to nodes without a known IPv4 address: not programmed: ${listSome(noAddress)}`,
+    );
   if (noVtep.length > 0) {
-    warnings.add(`${noVtep.length} VXLAN block(s) belong to nodes without a VTEP yet (Node.spec.ipv4VXLANTunnelAddr / vxlanTunnelMACAddr): not programmed: ${listSome(noVtep)}`);
+    warnings.add(
+      `${noVtep.length} VXLAN block(s) belong to nodes without a VTEP yet (Node.spec.ipv4VXLANTunnelAddr / vxlanTunnelMACAddr): not programmed: ${listSome(noVtep)}`,
+    );
   }
-  if (notUsable.length > 0) warnings.add(`${VXLAN_DEVICE} is not usable yet: ${notUsable.length} route(s) that need it are not programmed: ${listSome(notUsable)}`);
+  if (notUsable.length > 0)
+    warnings.add(
+      `${VXLAN_DEVICE} is not usable yet: ${notUsable.length} route(s) that need it are not programmed: ${listSome(notUsable)}`,
+    );
   if (skippedForHostInterface.length > 0) {
-    warnings.add(`${skippedForHostInterface.length} VXLAN CrossSubnet route(s) via the host interface are not programmed because node.hostInterface is unusable: ${listSome(skippedForHostInterface)}`);
+    warnings.add(
+      `${skippedForHostInterface.length} VXLAN CrossSubnet route(s) via the host interface are not programmed because node.hostInterface is unusable: ${listSome(skippedForHostInterface)}`,
+    );
   }
   return routes;
 }
 
-function parseBgpRoutes(routes: readonly CalcBgpRoute[], warnings: Warnings): Array<{ prefix: Prefix; nextHop: number }> {
+function parseBgpRoutes(
+  routes: readonly CalcBgpRoute[],
+  warnings: Warnings,
+): Array<{ prefix: Prefix; nextHop: number }> {
   const out: Array<{ prefix: Prefix; nextHop: number }> = [];
   for (const r of routes) {
     let prefix: Prefix;
@@ -515,7 +621,9 @@ function parseBgpRoutes(routes: readonly CalcBgpRoute[], warnings: Warnings): Ar
     }
     const nextHop = tryParseIpv4(r.nextHop);
     if (nextHop === null) {
-      warnings.add(`BGP route ${r.prefix}: next hop "${r.nextHop}" is not a dotted-quad IPv4 address (like 192.168.31.202): not programmed`);
+      warnings.add(
+        `BGP route ${r.prefix}: next hop "${r.nextHop}" is not a dotted-quad IPv4 address (like 192.168.31.202): not programmed`,
+      );
       continue;
     }
     out.push({ prefix, nextHop });

@@ -21,13 +21,25 @@
 // interface is younger than the grace period (the CNI added it before felix heard of the workload). And a
 // desired route through an interface that does not exist yet waits for its link event.
 
-import { canonicalDst, FELIX_PROTOCOL, normalizeKernelRoute, protocolNumber, sameNormalizedRoute, type KernelBatch, type KernelRoute } from './kernel.js';
+import {
+  canonicalDst,
+  FELIX_PROTOCOL,
+  normalizeKernelRoute,
+  protocolNumber,
+  sameNormalizedRoute,
+  type KernelBatch,
+  type KernelRoute,
+} from './kernel.js';
 import { resolveByClassMap, routeKey, sameRoute, type DesiredRoute, type RouteConflict } from './routes.js';
 
 /** A route felix may delete or replace: protocol 80, or on a cali* interface. */
 export function isOwnedRoute(route: KernelRoute): boolean {
   // "80" first: every normalized owned route spells it so (the resync asks this of every kernel route).
-  return route.protocol === FELIX_PROTOCOL_TEXT || protocolNumber(route.protocol) === FELIX_PROTOCOL || (route.dev?.startsWith('cali') ?? false);
+  return (
+    route.protocol === FELIX_PROTOCOL_TEXT ||
+    protocolNumber(route.protocol) === FELIX_PROTOCOL ||
+    (route.dev?.startsWith('cali') ?? false)
+  );
 }
 
 const FELIX_PROTOCOL_TEXT = String(FELIX_PROTOCOL);
@@ -57,7 +69,9 @@ export function kernelForm(route: DesiredRoute, dst: string): KernelRoute {
   };
   if (route.via !== undefined) out.gateway = route.via;
   if (route.dev !== undefined) out.dev = route.dev;
-  return Number.isSafeInteger(route.proto) && route.proto >= 0 && route.type !== undefined ? out : normalizeKernelRoute(out);
+  return Number.isSafeInteger(route.proto) && route.proto >= 0 && route.type !== undefined
+    ? out
+    : normalizeKernelRoute(out);
 }
 
 /**
@@ -107,7 +121,9 @@ export function copyDesired(routes: readonly DesiredRoute[]): DesiredRoute[] {
     const via = route.via;
     if (via !== undefined && via !== goodVia) {
       if (!isIpv4Address(via)) {
-        throw new Error(`desired route ${dst}: gateway (via) "${via}" is not an IPv4 address (like 192.168.31.1: four numbers 0-255, no leading zeros)`);
+        throw new Error(
+          `desired route ${dst}: gateway (via) "${via}" is not an IPv4 address (like 192.168.31.1: four numbers 0-255, no leading zeros)`,
+        );
       }
       goodVia = via;
     }
@@ -128,7 +144,11 @@ export interface SettledDesired {
  * route did not change: the usual case is the whole set again with a few routes different), and, when
  * `dirty` is given, every destination whose kernel form changed or that is no longer desired added to it.
  */
-export function settleDesired(before: SettledDesired, copies: readonly DesiredRoute[], dirty: Set<string> | null): SettledDesired {
+export function settleDesired(
+  before: SettledDesired,
+  copies: readonly DesiredRoute[],
+  dirty: Set<string> | null,
+): SettledDesired {
   const { byDst: desired, conflicts } = resolveByClassMap(copies);
   const desiredKernel = new Map<string, KernelRoute>();
   const first = before.desired.size === 0; // nothing to compare with (the first set: 10,000 new routes)
@@ -178,7 +198,12 @@ export interface DestinationNote {
  * kernel lacks it), and the returned note says why some were not made (null: nothing to say, the usual
  * case — no object is made for the 10,000 destinations of a resync that are as desired).
  */
-export function diffDestination(want: KernelRoute | undefined, have: readonly KernelRoute[] = NO_ROUTES, context: DiffContext, batch: KernelBatch): DestinationNote | null {
+export function diffDestination(
+  want: KernelRoute | undefined,
+  have: readonly KernelRoute[] = NO_ROUTES,
+  context: DiffContext,
+  batch: KernelBatch,
+): DestinationNote | null {
   if (want === undefined) {
     let note: DestinationNote | null = null;
     for (const route of have) {
@@ -233,7 +258,11 @@ export function groupByDst(routes: readonly KernelRoute[]): Map<string, KernelRo
 }
 
 /** Updates `view` (destination → routes) to the kernel after `del` and `add` were written. */
-export function recordWritten(view: Map<string, KernelRoute[]>, del: readonly KernelRoute[], add: readonly KernelRoute[]): void {
+export function recordWritten(
+  view: Map<string, KernelRoute[]>,
+  del: readonly KernelRoute[],
+  add: readonly KernelRoute[],
+): void {
   for (const route of del) {
     const list = view.get(route.dst);
     if (list === undefined) continue;

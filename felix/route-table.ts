@@ -20,8 +20,24 @@
 // (`retainUnwanted`); a workload's cali* interface may not exist yet (the route waits for its link event)
 // or be brand new with a route the CNI added (kept for `graceMs`); our writes come back as events.
 
-import { sameNormalizedRoute, type Kernel, type KernelBatch, type KernelEvent, type KernelRoute, type KernelSnapshot } from './kernel.js';
-import { copyDesired, desiredDst, diffDestination, isOwnedRoute, settleDesired, DestinationNotes, type DiffContext, type SettledDesired } from './route-diff.js';
+import {
+  sameNormalizedRoute,
+  type Kernel,
+  type KernelBatch,
+  type KernelEvent,
+  type KernelRoute,
+  type KernelSnapshot,
+} from './kernel.js';
+import {
+  copyDesired,
+  desiredDst,
+  diffDestination,
+  isOwnedRoute,
+  settleDesired,
+  DestinationNotes,
+  type DiffContext,
+  type SettledDesired,
+} from './route-diff.js';
 import { KernelView } from './kernel-view.js';
 import { RouteEchoes } from './route-echoes.js';
 import type { DesiredRoute, RouteConflict } from './routes.js';
@@ -127,7 +143,12 @@ export class RouteTable {
     this.retryMs = options.retryMs ?? 2_000;
     this.clock = options.clock ?? realClock;
     this.dataplane = new KernelView(this.graceMs);
-    for (const [name, value] of Object.entries({ resyncMs: this.resyncMs, graceMs: this.graceMs, debounceMs: this.debounceMs, retryMs: this.retryMs })) {
+    for (const [name, value] of Object.entries({
+      resyncMs: this.resyncMs,
+      graceMs: this.graceMs,
+      debounceMs: this.debounceMs,
+      retryMs: this.retryMs,
+    })) {
       if (!Number.isFinite(value) || value < 0) {
         throw new Error(`RouteTable option ${name} is ${value}; expected a finite number of milliseconds >= 0`);
       }
@@ -290,7 +311,12 @@ export class RouteTable {
   }
 
   /** A full read taken as the view of the kernel; the writes every destination then needs. */
-  private async diffAll(read: Promise<KernelSnapshot>, session: Session | null, now: number, dirty: ReadonlySet<string>): Promise<KernelBatch> {
+  private async diffAll(
+    read: Promise<KernelSnapshot>,
+    session: Session | null,
+    now: number,
+    dirty: ReadonlySet<string>,
+  ): Promise<KernelBatch> {
     const snapshot = await read;
     try {
       this.dataplane.take(snapshot, this.lastFullResync === -Infinity ? -Infinity : now);
@@ -358,7 +384,12 @@ export class RouteTable {
 
   private diffContext(now: number): DiffContext {
     const view = this.dataplane;
-    return { now, hasLink: (dev) => view.links.has(dev), graceUntil: (dev) => view.graceUntil(dev), retain: this.retainWhich };
+    return {
+      now,
+      hasLink: (dev) => view.links.has(dev),
+      graceUntil: (dev) => view.graceUntil(dev),
+      retain: this.retainWhich,
+    };
   }
 
   /** One destination's writes (route-diff.ts diffDestination) added to `batch`; its bookkeeping updated. */

@@ -34,7 +34,7 @@ interface RouteClassRow {
 export const ROUTE_CLASSES: Readonly<Record<RouteClass, RouteClassRow>> = {
   workload: {
     rank: 0,
-    meaning: 'a local workload\'s address on its cali* interface',
+    meaning: "a local workload's address on its cali* interface",
     example: '10.244.196.129 dev calie8e9a5cf531 proto 80 scope link',
   },
   direct: {
@@ -49,12 +49,14 @@ export const ROUTE_CLASSES: Readonly<Record<RouteClass, RouteClassRow>> = {
   },
   peer: {
     rank: 3,
-    meaning: 'a BGP peer\'s address through the gateway its BGPPeer names (reachableBy): beats a route to it learned over BGP',
+    meaning:
+      "a BGP peer's address through the gateway its BGPPeer names (reachableBy): beats a route to it learned over BGP",
     example: '10.225.0.4 via 10.224.0.1 dev eth0 proto 80 onlink',
   },
   vxlan: {
     rank: 4,
-    meaning: 'a remote block encapsulated in VXLAN, via the remote node\'s tunnel address on vxlan.calico (from IPAM block affinities, not BGP)',
+    meaning:
+      "a remote block encapsulated in VXLAN, via the remote node's tunnel address on vxlan.calico (from IPAM block affinities, not BGP)",
     example: '10.244.140.64/26 via 10.244.140.64 dev vxlan.calico proto 80 onlink',
   },
   bgp: {
@@ -138,13 +140,19 @@ export interface RouteConflict {
  * caller's order) wins, so callers sort candidates to make the result deterministic. Identical
  * duplicates are folded silently; anything else that lost is reported as a conflict.
  */
-export function resolveByClass(candidates: readonly DesiredRoute[]): { routes: DesiredRoute[]; conflicts: RouteConflict[] } {
+export function resolveByClass(candidates: readonly DesiredRoute[]): {
+  routes: DesiredRoute[];
+  conflicts: RouteConflict[];
+} {
   const { byDst, conflicts } = resolveByClassMap(candidates);
   return { routes: [...byDst.values()], conflicts };
 }
 
 /** `resolveByClass`, the winners keyed by destination (in the order `routes` would have them). */
-export function resolveByClassMap(candidates: readonly DesiredRoute[]): { byDst: Map<string, DesiredRoute>; conflicts: RouteConflict[] } {
+export function resolveByClassMap(candidates: readonly DesiredRoute[]): {
+  byDst: Map<string, DesiredRoute>;
+  conflicts: RouteConflict[];
+} {
   // Most prefixes have one candidate: it is kept alone; a list is made only for a prefix that has more.
   const byDst = new Map<string, DesiredRoute>();
   let more: Map<string, DesiredRoute[]> | undefined;

@@ -55,11 +55,28 @@ const RTA_NAMES: readonly (string | undefined)[] = (() => {
 
 /** rtm_type → the name ip prints (ip/rtm_map.c rtnl_rtntype_n2a); others print as their number. */
 export const ROUTE_TYPE_NAMES: readonly string[] = [
-  'none', 'unicast', 'local', 'broadcast', 'anycast', 'multicast', 'blackhole', 'unreachable', 'prohibit', 'throw', 'nat', 'xresolve',
+  'none',
+  'unicast',
+  'local',
+  'broadcast',
+  'anycast',
+  'multicast',
+  'blackhole',
+  'unreachable',
+  'prohibit',
+  'throw',
+  'nat',
+  'xresolve',
 ];
 
 /** rtm_scope → the name ip prints (lib/rt_names.c, /etc/iproute2/rt_scopes); others print as their number. */
-export const ROUTE_SCOPE_NAMES: Readonly<Record<number, string>> = { 0: 'global', 200: 'site', 253: 'link', 254: 'host', 255: 'nowhere' };
+export const ROUTE_SCOPE_NAMES: Readonly<Record<number, string>> = {
+  0: 'global',
+  200: 'site',
+  253: 'link',
+  254: 'host',
+  255: 'nowhere',
+};
 
 /**
  * rtm_flags bits → the names ip prints in `flags`, in ip's order (ip/iproute.c print_rt_flags; RTNH_F_* and
@@ -105,11 +122,15 @@ export interface RouteDumpFrame {
  */
 export function frameRouteDump(bytes: Uint8Array): RouteDumpFrame {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (bytes.length < 4) throw new RouteDumpError(`route dump: ${bytes.length} bytes, too short for the ${hex(ROUTE_DUMP_MAGIC)} magic`);
+  if (bytes.length < 4)
+    throw new RouteDumpError(`route dump: ${bytes.length} bytes, too short for the ${hex(ROUTE_DUMP_MAGIC)} magic`);
   let littleEndian: boolean;
   if (view.getUint32(0, true) === ROUTE_DUMP_MAGIC) littleEndian = true;
   else if (view.getUint32(0, false) === ROUTE_DUMP_MAGIC) littleEndian = false;
-  else throw new RouteDumpError(`route dump: starts with ${hex(view.getUint32(0, false))}, not the ip route save magic ${hex(ROUTE_DUMP_MAGIC)}`);
+  else
+    throw new RouteDumpError(
+      `route dump: starts with ${hex(view.getUint32(0, false))}, not the ip route save magic ${hex(ROUTE_DUMP_MAGIC)}`,
+    );
   let at = 4;
   let count = 0;
   while (bytes.length - at >= 6 && view.getUint16(at + 4, littleEndian) === RTM_NEWROUTE) {
@@ -130,7 +151,11 @@ export function frameRouteDump(bytes: Uint8Array): RouteDumpFrame {
  * (`normalizeKernelRoute(r) === r`). `linkName` gives an interface's name from its index; unknown indexes
  * are named `if<index>` as ip names them.
  */
-export function decodeRouteDump(bytes: Uint8Array, frame: RouteDumpFrame, linkName: ReadonlyMap<number, string>): KernelRoute[] {
+export function decodeRouteDump(
+  bytes: Uint8Array,
+  frame: RouteDumpFrame,
+  linkName: ReadonlyMap<number, string>,
+): KernelRoute[] {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const le = frame.littleEndian;
   const routes: KernelRoute[] = [];
@@ -167,7 +192,9 @@ export function decodeRouteDump(bytes: Uint8Array, frame: RouteDumpFrame, linkNa
       const attrLength = view.getUint16(a, le);
       const attrType = view.getUint16(a + 2, le);
       if (attrLength < RTA_HEADER || a + attrLength > messageEnd) {
-        throw new RouteDumpError(`route dump: attribute at offset ${a} (message at ${at}) says ${attrLength} bytes; ${messageEnd - a} left in its message`);
+        throw new RouteDumpError(
+          `route dump: attribute at offset ${a} (message at ${at}) says ${attrLength} bytes; ${messageEnd - a} left in its message`,
+        );
       }
       const payload = attrLength - RTA_HEADER;
       const p = a + RTA_HEADER;
@@ -194,10 +221,14 @@ export function decodeRouteDump(bytes: Uint8Array, frame: RouteDumpFrame, linkNa
       );
     }
     if (inet && dstLen > 32) {
-      throw new RouteDumpError(`route dump: route message at offset ${at}: prefix length ${dstLen} (rtm_dst_len); an IPv4 route's is 0 to 32`);
+      throw new RouteDumpError(
+        `route dump: route message at offset ${at}: prefix length ${dstLen} (rtm_dst_len); an IPv4 route's is 0 to 32`,
+      );
     }
     if (inet && dstLen > 0 && dst < 0) {
-      throw new RouteDumpError(`route dump: route message at offset ${at}: prefix length ${dstLen} but no destination (RTA_DST); only a /0 route has none`);
+      throw new RouteDumpError(
+        `route dump: route message at offset ${at}: prefix length ${dstLen} but no destination (RTA_DST); only a /0 route has none`,
+      );
     }
     if (tableAttr >= 0) table = tableAttr; // ip's rtm_get_table: RTA_TABLE over rtm_table
     at = next;

@@ -115,12 +115,24 @@ export function desiredVxlan(input: VxlanInput): { desired: VxlanDesired; warnin
   const address = bareIp(input.local.tunnelAddress);
   const mac = normalMac(input.local.mac);
   let device: VxlanDeviceSpec | null = null;
-  if (local === null) warnings.push(`${VXLAN_DEVICE}: this node's address "${input.local.nodeIp}" is not an IPv4 address: no VXLAN device`);
+  if (local === null)
+    warnings.push(
+      `${VXLAN_DEVICE}: this node's address "${input.local.nodeIp}" is not an IPv4 address: no VXLAN device`,
+    );
   else if (address === null || mac === null) {
-    warnings.push(`${VXLAN_DEVICE}: this node has no VXLAN tunnel address and MAC yet (Node.spec.ipv4VXLANTunnelAddr, vxlanTunnelMACAddr): no VXLAN device`);
+    warnings.push(
+      `${VXLAN_DEVICE}: this node has no VXLAN tunnel address and MAC yet (Node.spec.ipv4VXLANTunnelAddr, vxlanTunnelMACAddr): no VXLAN device`,
+    );
   } else {
     const mtu = vxlanMtu(input);
-    device = { vni: VXLAN_VNI, port: VXLAN_PORT, local, mac, address: `${address}/32`, ...(mtu !== undefined ? { mtu } : {}) };
+    device = {
+      vni: VXLAN_VNI,
+      port: VXLAN_PORT,
+      local,
+      mac,
+      address: `${address}/32`,
+      ...(mtu !== undefined ? { mtu } : {}),
+    };
   }
   const sorted = [...input.remotes].sort((a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : 0));
   for (const vtep of sorted) {
@@ -128,7 +140,9 @@ export function desiredVxlan(input: VxlanInput): { desired: VxlanDesired; warnin
     const dst = bareIp(vtep.nodeIp);
     const vmac = normalMac(vtep.mac);
     if (ip === null || dst === null || vmac === null) {
-      warnings.push(`node ${vtep.node}: VTEP tunnel address "${vtep.tunnelAddress}", MAC "${vtep.mac}", node address "${vtep.nodeIp}" — not all valid: no VXLAN entries for it`);
+      warnings.push(
+        `node ${vtep.node}: VTEP tunnel address "${vtep.tunnelAddress}", MAC "${vtep.mac}", node address "${vtep.nodeIp}" — not all valid: no VXLAN entries for it`,
+      );
       continue;
     }
     if (neighbours.has(ip) || fdb.has(vmac)) {
@@ -146,10 +160,16 @@ export function vxlanInputFor(input: {
   node: { ip: string };
   pools: ReadonlyArray<{ cidr: string; ipipMode: string; vxlanMode?: string }>;
   tunnel: { hostMtu?: number };
-  vxlan?: { local: { tunnelAddress?: string; mac?: string }; nodes: ReadonlyArray<{ name: string; ip: string; tunnelAddress?: string; mac?: string }>; mtu?: number };
+  vxlan?: {
+    local: { tunnelAddress?: string; mac?: string };
+    nodes: ReadonlyArray<{ name: string; ip: string; tunnelAddress?: string; mac?: string }>;
+    mtu?: number;
+  };
 }): VxlanInput {
   // A pool with both encapsulations on is left alone (route-calc.ts warns): it does not ask for the device.
-  const needed = input.pools.some((p) => !p.cidr.includes(':') && (p.vxlanMode ?? 'Never') !== 'Never' && p.ipipMode === 'Never');
+  const needed = input.pools.some(
+    (p) => !p.cidr.includes(':') && (p.vxlanMode ?? 'Never') !== 'Never' && p.ipipMode === 'Never',
+  );
   const nodeIp = input.node.ip.split('/')[0] ?? '';
   // Not needed: nothing but "no device" matters, so other nodes' changes do not make this input differ.
   if (!needed || input.vxlan === undefined) return { needed: false, local: { nodeIp }, remotes: [] };
@@ -163,7 +183,11 @@ export function vxlanInputFor(input: {
   }
   return {
     needed: true,
-    local: { nodeIp, ...(v.local.tunnelAddress !== undefined ? { tunnelAddress: v.local.tunnelAddress } : {}), ...(v.local.mac !== undefined ? { mac: v.local.mac } : {}) },
+    local: {
+      nodeIp,
+      ...(v.local.tunnelAddress !== undefined ? { tunnelAddress: v.local.tunnelAddress } : {}),
+      ...(v.local.mac !== undefined ? { mac: v.local.mac } : {}),
+    },
     remotes,
     ...(v.mtu !== undefined ? { mtu: v.mtu } : {}),
     ...(input.tunnel.hostMtu !== undefined ? { hostMtu: input.tunnel.hostMtu } : {}),
@@ -246,7 +270,14 @@ export function parseNeighbours(stdout: string): ObservedNeighbour[] {
     const state = Array.isArray(n.state) ? (n.state as string[]) : [];
     // ip prints a protocol by name when it has one (`static`), else its number (`80`).
     const protocol = typeof n.protocol === 'string' ? protocolNumber(n.protocol) : null;
-    return [{ ip, mac: typeof n.lladdr === 'string' ? n.lladdr.toLowerCase() : null, permanent: state.includes('PERMANENT'), protocol }];
+    return [
+      {
+        ip,
+        mac: typeof n.lladdr === 'string' ? n.lladdr.toLowerCase() : null,
+        permanent: state.includes('PERMANENT'),
+        protocol,
+      },
+    ];
   });
 }
 
@@ -254,16 +285,16 @@ export function parseNeighbours(stdout: string): ObservedNeighbour[] {
 export function parseFdb(stdout: string): ObservedFdb[] {
   return jsonArray(stdout, `bridge -j fdb show dev ${VXLAN_DEVICE}`).flatMap((f) => {
     if (typeof f.mac !== 'string') return [];
-    return [{ mac: f.mac.toLowerCase(), dst: typeof f.dst === 'string' ? f.dst : null, permanent: f.state === 'permanent' }];
+    return [
+      { mac: f.mac.toLowerCase(), dst: typeof f.dst === 'string' ? f.dst : null, permanent: f.state === 'permanent' },
+    ];
   });
 }
 
 // ---------------------------------------------------------------------------------------------------
 // The plan: steps as `ip` / `bridge` batch lines
 
-export type VxlanStep =
-  | { tool: 'ip'; line: string; what: string }
-  | { tool: 'bridge'; line: string; what: string };
+export type VxlanStep = { tool: 'ip'; line: string; what: string } | { tool: 'bridge'; line: string; what: string };
 
 export interface VxlanPlan {
   steps: VxlanStep[];
@@ -280,14 +311,20 @@ export function ownNeighbour(n: ObservedNeighbour): boolean {
  * The steps that turn `observed` into `desired`; nothing when they agree. `knownMacs`: FDB MACs this
  * process wanted before (ours even when their neighbour entry is gone).
  */
-export function planVxlan(observed: VxlanObserved, desired: VxlanDesired, knownMacs: ReadonlySet<string> = new Set()): VxlanPlan {
+export function planVxlan(
+  observed: VxlanObserved,
+  desired: VxlanDesired,
+  knownMacs: ReadonlySet<string> = new Set(),
+): VxlanPlan {
   const steps: VxlanStep[] = [];
   const conflicts: string[] = [];
   const dev = VXLAN_DEVICE;
   const have = observed.device;
   const want = desired.device;
   if (have !== null && have.kind !== 'vxlan') {
-    conflicts.push(`a ${have.kind} device named ${dev} exists: it is not a VXLAN device, so it is left alone and no VXLAN entries are programmed`);
+    conflicts.push(
+      `a ${have.kind} device named ${dev} exists: it is not a VXLAN device, so it is left alone and no VXLAN entries are programmed`,
+    );
     return { steps, conflicts };
   }
   if (want === null) {
@@ -295,8 +332,15 @@ export function planVxlan(observed: VxlanObserved, desired: VxlanDesired, knownM
     return { steps, conflicts };
   }
   let fresh = have === null;
-  if (have !== null && (have.vni !== want.vni || have.port !== want.port || have.local !== want.local || have.learning !== false)) {
-    steps.push({ tool: 'ip', line: `link del ${dev}`, what: `re-create ${dev}: VNI ${String(have.vni)}, port ${String(have.port)}, local ${String(have.local)}, learning ${String(have.learning)} differ` });
+  if (
+    have !== null &&
+    (have.vni !== want.vni || have.port !== want.port || have.local !== want.local || have.learning !== false)
+  ) {
+    steps.push({
+      tool: 'ip',
+      line: `link del ${dev}`,
+      what: `re-create ${dev}: VNI ${String(have.vni)}, port ${String(have.port)}, local ${String(have.local)}, learning ${String(have.learning)} differ`,
+    });
     fresh = true;
   }
   const mtu = want.mtu !== undefined ? ` mtu ${want.mtu}` : '';
@@ -307,13 +351,22 @@ export function planVxlan(observed: VxlanObserved, desired: VxlanDesired, knownM
       what: `create ${dev}`,
     });
   } else if (have !== null) {
-    if (have.mac !== want.mac) steps.push({ tool: 'ip', line: `link set dev ${dev} address ${want.mac}`, what: `MAC ${have.mac} → ${want.mac}` });
-    if (want.mtu !== undefined && have.mtu !== want.mtu) steps.push({ tool: 'ip', line: `link set dev ${dev} mtu ${want.mtu}`, what: `MTU ${have.mtu} → ${want.mtu}` });
+    if (have.mac !== want.mac)
+      steps.push({
+        tool: 'ip',
+        line: `link set dev ${dev} address ${want.mac}`,
+        what: `MAC ${have.mac} → ${want.mac}`,
+      });
+    if (want.mtu !== undefined && have.mtu !== want.mtu)
+      steps.push({ tool: 'ip', line: `link set dev ${dev} mtu ${want.mtu}`, what: `MTU ${have.mtu} → ${want.mtu}` });
   }
   if (fresh || !have!.up) steps.push({ tool: 'ip', line: `link set dev ${dev} up`, what: `${dev} up` });
   const addresses = fresh ? [] : have!.addresses;
-  for (const a of addresses) if (a !== want.address) steps.push({ tool: 'ip', line: `addr del ${a} dev ${dev}`, what: `remove stray address ${a}` });
-  if (!addresses.includes(want.address)) steps.push({ tool: 'ip', line: `addr add ${want.address} dev ${dev}`, what: `address ${want.address}` });
+  for (const a of addresses)
+    if (a !== want.address)
+      steps.push({ tool: 'ip', line: `addr del ${a} dev ${dev}`, what: `remove stray address ${a}` });
+  if (!addresses.includes(want.address))
+    steps.push({ tool: 'ip', line: `addr add ${want.address} dev ${dev}`, what: `address ${want.address}` });
 
   // Neighbours: tunnel address → MAC, permanent, protocol 80.
   const neighbours = fresh ? [] : observed.neighbours;
@@ -324,10 +377,14 @@ export function planVxlan(observed: VxlanObserved, desired: VxlanDesired, knownM
     const wanted = desired.neighbours.get(n.ip);
     if (ownNeighbour(n)) {
       if (n.mac !== null) ownedMacs.add(n.mac);
-      if (wanted === undefined) steps.push({ tool: 'ip', line: `neigh del ${n.ip} dev ${dev}`, what: `neighbour ${n.ip} no longer wanted` });
+      if (wanted === undefined)
+        steps.push({ tool: 'ip', line: `neigh del ${n.ip} dev ${dev}`, what: `neighbour ${n.ip} no longer wanted` });
       else if (n.mac !== wanted) steps.push(neighStep(n.ip, wanted));
     } else if (wanted !== undefined) {
-      if (n.permanent) conflicts.push(`neighbour ${n.ip} on ${dev} is a permanent entry felix does not own (protocol ${n.protocol ?? 'none'}, MAC ${n.mac ?? 'none'}): ours (MAC ${wanted}) is not written`);
+      if (n.permanent)
+        conflicts.push(
+          `neighbour ${n.ip} on ${dev} is a permanent entry felix does not own (protocol ${n.protocol ?? 'none'}, MAC ${n.mac ?? 'none'}): ours (MAC ${wanted}) is not written`,
+        );
       else steps.push(neighStep(n.ip, wanted));
     }
   }
@@ -342,7 +399,11 @@ export function planVxlan(observed: VxlanObserved, desired: VxlanDesired, knownM
       fdbSeen.add(f.mac);
       if (f.dst !== wanted || !f.permanent) steps.push(fdbStep(f.mac, wanted));
     } else if (ownedMacs.has(f.mac) && f.dst !== null) {
-      steps.push({ tool: 'bridge', line: `fdb del ${f.mac} dev ${dev} dst ${f.dst} self`, what: `FDB ${f.mac} no longer wanted` });
+      steps.push({
+        tool: 'bridge',
+        line: `fdb del ${f.mac} dev ${dev} dst ${f.dst} self`,
+        what: `FDB ${f.mac} no longer wanted`,
+      });
     }
   }
   for (const [mac, dst] of desired.fdb) if (!fdbSeen.has(mac)) steps.push(fdbStep(mac, dst));
@@ -350,25 +411,42 @@ export function planVxlan(observed: VxlanObserved, desired: VxlanDesired, knownM
 }
 
 function neighStep(ip: string, mac: string): VxlanStep {
-  return { tool: 'ip', line: `neigh replace ${ip} lladdr ${mac} dev ${VXLAN_DEVICE} nud permanent protocol ${FELIX_ROUTE_PROTOCOL}`, what: `neighbour ${ip} → ${mac}` };
+  return {
+    tool: 'ip',
+    line: `neigh replace ${ip} lladdr ${mac} dev ${VXLAN_DEVICE} nud permanent protocol ${FELIX_ROUTE_PROTOCOL}`,
+    what: `neighbour ${ip} → ${mac}`,
+  };
 }
 
 function fdbStep(mac: string, dst: string): VxlanStep {
-  return { tool: 'bridge', line: `fdb replace ${mac} dev ${VXLAN_DEVICE} dst ${dst} self permanent`, what: `FDB ${mac} → ${dst}` };
+  return {
+    tool: 'bridge',
+    line: `fdb replace ${mac} dev ${VXLAN_DEVICE} dst ${dst} self permanent`,
+    what: `FDB ${mac} → ${dst}`,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------------
 // The keeper: the I/O
 
 /** Runs `tool args` with `stdin` (the batch lines); resolves with the exit code and output. */
-export type VxlanRunner = (tool: 'ip' | 'bridge', args: readonly string[], stdin?: string) => Promise<{ code: number | null; stdout: string; stderr: string }>;
+export type VxlanRunner = (
+  tool: 'ip' | 'bridge',
+  args: readonly string[],
+  stdin?: string,
+) => Promise<{ code: number | null; stdout: string; stderr: string }>;
 
 /** The real `ip` / `bridge` through felix's one process runner (command.ts), bounded in time. */
 export function vxlanRunner(options: { netns?: string; timeoutMs?: number } = {}): VxlanRunner {
   const prefix = options.netns !== undefined ? ['-n', options.netns] : [];
   return async (tool, args, stdin) => {
     const argv = [...prefix, ...args];
-    const result = await runCommand({ command: tool, args: argv, timeoutMs: options.timeoutMs ?? 5000, ...(stdin !== undefined ? { stdin } : {}) });
+    const result = await runCommand({
+      command: tool,
+      args: argv,
+      timeoutMs: options.timeoutMs ?? 5000,
+      ...(stdin !== undefined ? { stdin } : {}),
+    });
     return { code: result.code, stdout: result.stdout.toString('utf8'), stderr: result.stderr };
   };
 }
@@ -397,7 +475,16 @@ export interface VxlanLog {
 
 export class VxlanKeeper {
   private input: VxlanInput | null = null;
-  private current: VxlanStatus = { needed: false, device: null, remoteVteps: 0, programmedVteps: [], usable: false, writes: 0, conflicts: [], warnings: [] };
+  private current: VxlanStatus = {
+    needed: false,
+    device: null,
+    remoteVteps: 0,
+    programmedVteps: [],
+    usable: false,
+    writes: 0,
+    conflicts: [],
+    warnings: [],
+  };
   private running: Promise<VxlanStatus> | null = null;
   private again = false;
   /** FDB MACs wanted at some point by this process: still ours to remove after their neighbour is gone. */
@@ -440,7 +527,16 @@ export class VxlanKeeper {
     try {
       let observed = await this.observe();
       if (!input.needed && observed.device === null) {
-        this.current = { ...this.current, needed: false, device: null, remoteVteps: 0, programmedVteps: [], usable: false, conflicts: [], warnings };
+        this.current = {
+          ...this.current,
+          needed: false,
+          device: null,
+          remoteVteps: 0,
+          programmedVteps: [],
+          usable: false,
+          conflicts: [],
+          warnings,
+        };
         delete this.current.lastError;
         return this.current;
       }
@@ -454,23 +550,36 @@ export class VxlanKeeper {
         observed = await this.observe();
       }
       const left = planVxlan(observed, desired, this.knownMacs);
-      for (const mac of this.knownMacs) if (!desired.fdb.has(mac) && !observed.fdb.some((f) => f.mac === mac)) this.knownMacs.delete(mac);
-      if (left.steps.length > 0 && lastError === undefined) lastError = `still different after writing: ${left.steps.map((s) => s.what).join(', ')}`;
+      for (const mac of this.knownMacs)
+        if (!desired.fdb.has(mac) && !observed.fdb.some((f) => f.mac === mac)) this.knownMacs.delete(mac);
+      if (left.steps.length > 0 && lastError === undefined)
+        lastError = `still different after writing: ${left.steps.map((s) => s.what).join(', ')}`;
       const device = observed.device;
       const programmed = [...desired.neighbours]
         .filter(([ip, mac]) => {
           const n = observed.neighbours.find((o) => o.ip === ip);
           const f = observed.fdb.find((o) => o.mac === mac);
-          return n !== undefined && ownNeighbour(n) && n.mac === mac && f !== undefined && f.dst === desired.fdb.get(mac);
+          return (
+            n !== undefined && ownNeighbour(n) && n.mac === mac && f !== undefined && f.dst === desired.fdb.get(mac)
+          );
         })
         .map(([ip]) => ip);
       const remoteVteps = programmed.length;
       const want = desired.device;
       const usable =
-        want !== null && device !== null && device.kind === 'vxlan' && device.up && device.addresses.includes(want.address) && device.local === want.local && device.vni === want.vni;
+        want !== null &&
+        device !== null &&
+        device.kind === 'vxlan' &&
+        device.up &&
+        device.addresses.includes(want.address) &&
+        device.local === want.local &&
+        device.vni === want.vni;
       this.current = {
         needed: input.needed,
-        device: device === null || want === null ? null : { mtu: device.mtu, mac: device.mac, address: device.addresses[0] ?? null, up: device.up },
+        device:
+          device === null || want === null
+            ? null
+            : { mtu: device.mtu, mac: device.mac, address: device.addresses[0] ?? null, up: device.up },
         remoteVteps,
         programmedVteps: programmed,
         usable,
@@ -479,7 +588,8 @@ export class VxlanKeeper {
         warnings,
         ...(lastError !== undefined ? { lastError } : {}),
       };
-      if (lastError !== undefined) this.log.warn({ err: lastError }, `${VXLAN_DEVICE}: programming failed; retrying on the next change or resync`);
+      if (lastError !== undefined)
+        this.log.warn({ err: lastError }, `${VXLAN_DEVICE}: programming failed; retrying on the next change or resync`);
     } catch (error) {
       this.current = { ...this.current, usable: false, warnings, lastError: (error as Error).message };
       this.log.warn({ err: (error as Error).message }, `${VXLAN_DEVICE}: could not read or program the VXLAN device`);
@@ -491,11 +601,21 @@ export class VxlanKeeper {
     const link = await this.run('ip', ['-d', '-j', 'addr', 'show', 'dev', VXLAN_DEVICE]);
     if (link.code !== 0) {
       if (/does not exist|Cannot find device/i.test(link.stderr)) return { device: null, neighbours: [], fdb: [] };
-      throw new Error(failureMessage(commandLine('ip', ['-d', '-j', 'addr', 'show', 'dev', VXLAN_DEVICE]), { code: link.code, signal: null, stdout: Buffer.from(link.stdout), stderr: link.stderr }));
+      throw new Error(
+        failureMessage(commandLine('ip', ['-d', '-j', 'addr', 'show', 'dev', VXLAN_DEVICE]), {
+          code: link.code,
+          signal: null,
+          stdout: Buffer.from(link.stdout),
+          stderr: link.stderr,
+        }),
+      );
     }
     const device = parseVxlanLink(link.stdout);
     if (device === null || device.kind !== 'vxlan') return { device, neighbours: [], fdb: [] };
-    const [neigh, fdb] = await Promise.all([this.run('ip', ['-j', 'neigh', 'show', 'dev', VXLAN_DEVICE]), this.run('bridge', ['-j', 'fdb', 'show', 'dev', VXLAN_DEVICE])]);
+    const [neigh, fdb] = await Promise.all([
+      this.run('ip', ['-j', 'neigh', 'show', 'dev', VXLAN_DEVICE]),
+      this.run('bridge', ['-j', 'fdb', 'show', 'dev', VXLAN_DEVICE]),
+    ]);
     if (neigh.code !== 0) throw new Error(`ip -j neigh show dev ${VXLAN_DEVICE} failed: ${neigh.stderr.trim()}`);
     if (fdb.code !== 0) throw new Error(`bridge -j fdb show dev ${VXLAN_DEVICE} failed: ${fdb.stderr.trim()}`);
     return { device, neighbours: parseNeighbours(neigh.stdout), fdb: parseFdb(fdb.stdout) };

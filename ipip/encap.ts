@@ -33,7 +33,7 @@ export const IPIP_MODES: Readonly<Record<IpipMode, IpipModeRow>> = {
   Never: { meaning: 'never encapsulate: remote blocks go via the host interface', decide: () => 'direct' },
   Always: { meaning: 'always encapsulate: remote blocks go via tunl0', decide: () => 'tunnel' },
   CrossSubnet: {
-    meaning: 'encapsulate only towards nodes outside this node\'s subnet',
+    meaning: "encapsulate only towards nodes outside this node's subnet",
     // `unknown` (a /32 or /0 local address) tunnels: see the header comment for why.
     decide: (relation) => (relation === 'same' ? 'direct' : 'tunnel'),
   },

@@ -150,10 +150,14 @@ export function normalizeTunnelAddress(address: string): string {
   const len = slash < 0 ? '32' : address.slice(slash + 1);
   const ip = tryParseIpv4(ipText);
   if (ip === null) {
-    throw new Error(`tunnel address "${address}" is not an IPv4 address (expected a.b.c.d or a.b.c.d/32, like 10.244.1.1)`);
+    throw new Error(
+      `tunnel address "${address}" is not an IPv4 address (expected a.b.c.d or a.b.c.d/32, like 10.244.1.1)`,
+    );
   }
   if (len !== '32') {
-    throw new Error(`tunnel address "${address}" has prefix length /${len}; tunl0 carries a single /32 (like ${formatIpv4(ip)}/32)`);
+    throw new Error(
+      `tunnel address "${address}" has prefix length /${len}; tunl0 carries a single /32 (like ${formatIpv4(ip)}/32)`,
+    );
   }
   return `${formatIpv4(ip)}/32`;
 }
@@ -170,7 +174,9 @@ export function tunl0Mtu(options: { mtu?: number; hostMtu?: number }): number | 
 
 function checkMtu(value: number, what: string): number {
   if (!Number.isInteger(value) || value < MIN_IPV4_MTU || value > MAX_MTU) {
-    throw new Error(`${what} = ${value} is not an MTU: expected a whole number ${MIN_IPV4_MTU}..${MAX_MTU} (like 1480)`);
+    throw new Error(
+      `${what} = ${value} is not an MTU: expected a whole number ${MIN_IPV4_MTU}..${MAX_MTU} (like 1480)`,
+    );
   }
   return value;
 }
@@ -201,10 +207,16 @@ export function parseTunl0Json(stdout: string): ObservedTunl0 | null {
   try {
     parsed = JSON.parse(stdout);
   } catch {
-    throw new Tunl0Error(`"ip -details -json addr show dev ${TUNL0}" printed something that is not JSON: ${stdout.slice(0, 200)}`, 'other');
+    throw new Tunl0Error(
+      `"ip -details -json addr show dev ${TUNL0}" printed something that is not JSON: ${stdout.slice(0, 200)}`,
+      'other',
+    );
   }
   if (!Array.isArray(parsed)) {
-    throw new Tunl0Error(`"ip -details -json addr show dev ${TUNL0}" printed ${typeof parsed}, expected a JSON array of links`, 'other');
+    throw new Tunl0Error(
+      `"ip -details -json addr show dev ${TUNL0}" printed ${typeof parsed}, expected a JSON array of links`,
+      'other',
+    );
   }
   const link = parsed.find((entry): entry is Record<string, unknown> => isRecord(entry) && entry.ifname === TUNL0);
   if (link === undefined) return null;
@@ -238,7 +250,9 @@ export type Tunl0Step =
 type StepOf<Op extends Tunl0Step['op']> = Extract<Tunl0Step, { op: Op }>;
 
 /** One row per step: the `ip` arguments that perform it and how to say it to people. */
-const STEPS: { readonly [Op in Tunl0Step['op']]: { args(step: StepOf<Op>): string[]; describe(step: StepOf<Op>): string } } = {
+const STEPS: {
+  readonly [Op in Tunl0Step['op']]: { args(step: StepOf<Op>): string[]; describe(step: StepOf<Op>): string };
+} = {
   'del-address': {
     args: (s) => ['addr', 'del', s.address, 'dev', TUNL0],
     describe: (s) => `removed address ${s.address}`,
@@ -343,7 +357,10 @@ const CREATE_ARGS = ['link', 'add', TUNL0, 'type', 'ipip'];
  */
 export async function ensureTunl0(options: Tunl0Options, deps: Tunl0Deps): Promise<Tunl0Status> {
   const desired: Tunl0Desired = {
-    address: options.address === undefined || options.address === null ? options.address : normalizeTunnelAddress(options.address),
+    address:
+      options.address === undefined || options.address === null
+        ? options.address
+        : normalizeTunnelAddress(options.address),
     mtu: tunl0Mtu(options),
   };
   const ip = deps.ip;

@@ -58,7 +58,8 @@ export function createFatalHandler(options: FatalHandlerOptions = {}): (error: u
     const { message, stack } = describe(error);
     if (crashing) {
       // A second error while shutting down: do not wait for a shutdown that may be what is failing.
-      if (path) path.log.fatal({ err: message, origin }, 'another unhandled error while shutting down after one; exiting now');
+      if (path)
+        path.log.fatal({ err: message, origin }, 'another unhandled error while shutting down after one; exiting now');
       else write(`tortie: another unhandled error while shutting down (${origin}): ${message}\n`);
       exit(FATAL_EXIT_STATUS);
       return;
@@ -69,14 +70,19 @@ export function createFatalHandler(options: FatalHandlerOptions = {}): (error: u
       exit(FATAL_EXIT_STATUS);
       return;
     }
-    path.log.fatal({ err: message, stack, origin }, 'unhandled error: shutting down without Cease (peers keep our routes), kernel routes kept');
+    path.log.fatal(
+      { err: message, stack, origin },
+      'unhandled error: shutting down without Cease (peers keep our routes), kernel routes kept',
+    );
     const timer = setTimeout(() => {
       path.log.fatal({ timeoutMs }, 'shutdown after an unhandled error did not finish in time; exiting now');
       exit(FATAL_EXIT_STATUS);
     }, timeoutMs);
     void Promise.resolve()
       .then(() => path.shutdown())
-      .catch((failure: unknown) => path.log.fatal({ err: describe(failure).message }, 'shutdown after an unhandled error failed'))
+      .catch((failure: unknown) =>
+        path.log.fatal({ err: describe(failure).message }, 'shutdown after an unhandled error failed'),
+      )
       .finally(() => {
         clearTimeout(timer);
         exit(FATAL_EXIT_STATUS);

@@ -10,7 +10,9 @@ const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
 export function levelFromEnv(env: NodeJS.ProcessEnv = process.env): string {
   const wanted = (env.TORTIE_LOG_LEVEL ?? 'info').toLowerCase();
   if (!LEVELS.includes(wanted)) {
-    process.stderr.write(`tortie: TORTIE_LOG_LEVEL="${env.TORTIE_LOG_LEVEL}" is not one of ${LEVELS.join(', ')}; using info\n`);
+    process.stderr.write(
+      `tortie: TORTIE_LOG_LEVEL="${env.TORTIE_LOG_LEVEL}" is not one of ${LEVELS.join(', ')}; using info\n`,
+    );
     return 'info';
   }
   return wanted;

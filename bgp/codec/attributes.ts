@@ -84,13 +84,19 @@ export interface AttributeSpec {
 
 function exactLength(name: string, r: Reader, lengths: readonly number[]): void {
   if (!lengths.includes(r.remaining)) {
-    throw new AttributeMalformed(`${name} length is ${r.remaining}, expected ${lengths.join(' or ')}`, UpdateSubcode.ATTRIBUTE_LENGTH_ERROR);
+    throw new AttributeMalformed(
+      `${name} length is ${r.remaining}, expected ${lengths.join(' or ')}`,
+      UpdateSubcode.ATTRIBUTE_LENGTH_ERROR,
+    );
   }
 }
 
 function multipleOf4(name: string, r: Reader): void {
   if (r.remaining === 0 || r.remaining % 4 !== 0) {
-    throw new AttributeMalformed(`${name} length is ${r.remaining}, expected a non-zero multiple of 4`, UpdateSubcode.ATTRIBUTE_LENGTH_ERROR);
+    throw new AttributeMalformed(
+      `${name} length is ${r.remaining}, expected a non-zero multiple of 4`,
+      UpdateSubcode.ATTRIBUTE_LENGTH_ERROR,
+    );
   }
 }
 
@@ -126,13 +132,25 @@ export function formatLargeCommunities(flat: readonly number[]): string[] {
 export function decodeAsPath(r: Reader, asSize: 2 | 4, name: string): AsPathSegment[] {
   const segments: AsPathSegment[] = [];
   while (r.remaining > 0) {
-    if (r.remaining < 2) throw new AttributeMalformed(`${name}: 1 byte left after the last segment, a segment header needs 2`, UpdateSubcode.MALFORMED_AS_PATH);
+    if (r.remaining < 2)
+      throw new AttributeMalformed(
+        `${name}: 1 byte left after the last segment, a segment header needs 2`,
+        UpdateSubcode.MALFORMED_AS_PATH,
+      );
     const type = r.u8();
     const count = r.u8();
-    if (type < 1 || type > 4) throw new AttributeMalformed(`${name}: segment type ${type}, expected 1..4 (AS_SET, AS_SEQUENCE, confed)`, UpdateSubcode.MALFORMED_AS_PATH);
-    if (count === 0) throw new AttributeMalformed(`${name}: segment of type ${type} with length 0`, UpdateSubcode.MALFORMED_AS_PATH);
+    if (type < 1 || type > 4)
+      throw new AttributeMalformed(
+        `${name}: segment type ${type}, expected 1..4 (AS_SET, AS_SEQUENCE, confed)`,
+        UpdateSubcode.MALFORMED_AS_PATH,
+      );
+    if (count === 0)
+      throw new AttributeMalformed(`${name}: segment of type ${type} with length 0`, UpdateSubcode.MALFORMED_AS_PATH);
     if (r.remaining < count * asSize) {
-      throw new AttributeMalformed(`${name}: segment of ${count} ASNs needs ${count * asSize} bytes, ${r.remaining} left`, UpdateSubcode.MALFORMED_AS_PATH);
+      throw new AttributeMalformed(
+        `${name}: segment of ${count} ASNs needs ${count * asSize} bytes, ${r.remaining} left`,
+        UpdateSubcode.MALFORMED_AS_PATH,
+      );
     }
     const asns: number[] = new Array<number>(count);
     for (let i = 0; i < count; i++) {
@@ -164,12 +182,14 @@ function hasBigAsn(segments: readonly AsPathSegment[] | undefined): boolean {
   return segments !== undefined && segments.some((s) => s.asns.some((a) => a > 0xffff));
 }
 
-const isConfed = (s: AsPathSegment): boolean => s.type === AsPathSegmentType.AS_CONFED_SEQUENCE || s.type === AsPathSegmentType.AS_CONFED_SET;
+const isConfed = (s: AsPathSegment): boolean =>
+  s.type === AsPathSegmentType.AS_CONFED_SEQUENCE || s.type === AsPathSegmentType.AS_CONFED_SET;
 
 /** RFC 6793 §4.2.3 path length: an AS_SET counts 1, confederation segments count 0. */
 function countAsns(segments: readonly AsPathSegment[]): number {
   let n = 0;
-  for (const s of segments) n += s.type === AsPathSegmentType.AS_SEQUENCE ? s.asns.length : s.type === AsPathSegmentType.AS_SET ? 1 : 0;
+  for (const s of segments)
+    n += s.type === AsPathSegmentType.AS_SEQUENCE ? s.asns.length : s.type === AsPathSegmentType.AS_SET ? 1 : 0;
   return n;
 }
 
@@ -178,7 +198,10 @@ function countAsns(segments: readonly AsPathSegment[]): number {
  * count(AS4_PATH)) ASNs of AS_PATH (with any confederation segments met on the way) and appends AS4_PATH.
  * If AS4_PATH is longer than AS_PATH, AS4_PATH is ignored.
  */
-export function reconstructAsPath(asPath: readonly AsPathSegment[], as4Path: readonly AsPathSegment[]): AsPathSegment[] | null {
+export function reconstructAsPath(
+  asPath: readonly AsPathSegment[],
+  as4Path: readonly AsPathSegment[],
+): AsPathSegment[] | null {
   const n2 = countAsns(asPath);
   const n4 = countAsns(as4Path);
   if (n4 > n2) return null;
@@ -204,7 +227,13 @@ export function reconstructAsPath(asPath: readonly AsPathSegment[], as4Path: rea
   const last = head[head.length - 1];
   const first = tail[0];
   const sequence = AsPathSegmentType.AS_SEQUENCE;
-  if (last && first && last.type === sequence && first.type === sequence && last.asns.length + first.asns.length <= 255) {
+  if (
+    last &&
+    first &&
+    last.type === sequence &&
+    first.type === sequence &&
+    last.asns.length + first.asns.length <= 255
+  ) {
     head[head.length - 1] = { type: sequence, asns: [...last.asns, ...first.asns] };
     tail.shift();
   }
@@ -217,7 +246,8 @@ export function mergeAs4(st: AttrDecodeState): void {
   if (st.ctx.fourOctetAs) return;
   // RFC 6793 §4.2.3: if AGGREGATOR's AS is not AS_TRANS, AS4_AGGREGATOR and AS4_PATH are ignored.
   if (attrs.aggregator && attrs.aggregator.asn !== AS_TRANS) {
-    if (as4Aggregator || as4Path) st.notes.push('AS4_PATH/AS4_AGGREGATOR: ignored, AGGREGATOR AS is not AS_TRANS (RFC 6793 §4.2.3)');
+    if (as4Aggregator || as4Path)
+      st.notes.push('AS4_PATH/AS4_AGGREGATOR: ignored, AGGREGATOR AS is not AS_TRANS (RFC 6793 §4.2.3)');
     return;
   }
   if (attrs.aggregator && as4Aggregator) attrs.aggregator = as4Aggregator;
@@ -242,14 +272,22 @@ function decodeAggregator(r: Reader, asSize: 2 | 4, name: string): Aggregator {
 const isIpv4Unicast = (afi: number, safi: number): boolean => afi === Afi.IPV4 && safi === Safi.UNICAST;
 
 function decodeMpReach(r: Reader): MpReach {
-  if (r.remaining < 5) throw new AttributeMalformed(`MP_REACH_NLRI length is ${r.remaining}, at least 5 expected`, UpdateSubcode.ATTRIBUTE_LENGTH_ERROR);
+  if (r.remaining < 5)
+    throw new AttributeMalformed(
+      `MP_REACH_NLRI length is ${r.remaining}, at least 5 expected`,
+      UpdateSubcode.ATTRIBUTE_LENGTH_ERROR,
+    );
   const afi = r.u16();
   const safi = r.u8();
   const nhLen = r.u8();
-  if (r.remaining < nhLen + 1) throw new AttributeMalformed(`MP_REACH_NLRI next hop length ${nhLen} overruns the attribute (${r.remaining} bytes left)`);
+  if (r.remaining < nhLen + 1)
+    throw new AttributeMalformed(
+      `MP_REACH_NLRI next hop length ${nhLen} overruns the attribute (${r.remaining} bytes left)`,
+    );
   // RFC 7606 §7.11: a next hop length inconsistent with the AFI is malformed. tortie does not negotiate
   // RFC 8950 extended next hop, so IPv4 unicast needs a 4-byte next hop.
-  if (isIpv4Unicast(afi, safi) && nhLen !== 4) throw new AttributeMalformed(`MP_REACH_NLRI next hop length ${nhLen} for IPv4 unicast, expected 4`);
+  if (isIpv4Unicast(afi, safi) && nhLen !== 4)
+    throw new AttributeMalformed(`MP_REACH_NLRI next hop length ${nhLen} for IPv4 unicast, expected 4`);
   const nextHop = r.bytes(nhLen);
   r.u8(); // RFC 4760 §3: Reserved (formerly SNPA count), ignored.
   if (!isIpv4Unicast(afi, safi)) return { afi, safi, nextHop, nlri: [], raw: r.bytes(r.remaining) };
@@ -260,7 +298,11 @@ function decodeMpReach(r: Reader): MpReach {
 }
 
 function decodeMpUnreach(r: Reader): MpUnreach {
-  if (r.remaining < 3) throw new AttributeMalformed(`MP_UNREACH_NLRI length is ${r.remaining}, at least 3 expected`, UpdateSubcode.ATTRIBUTE_LENGTH_ERROR);
+  if (r.remaining < 3)
+    throw new AttributeMalformed(
+      `MP_UNREACH_NLRI length is ${r.remaining}, at least 3 expected`,
+      UpdateSubcode.ATTRIBUTE_LENGTH_ERROR,
+    );
   const afi = r.u16();
   const safi = r.u8();
   if (!isIpv4Unicast(afi, safi)) return { afi, safi, withdrawn: [], raw: r.bytes(r.remaining) };
@@ -304,7 +346,10 @@ export const ATTRIBUTE_TABLE: readonly AttributeSpec[] = [
       else encodePrefixes(w, m.nlri);
       return true;
     },
-    format: (a) => (a.mpReach ? `mp-reach ${a.mpReach.afi}/${a.mpReach.safi} nh=${hex(a.mpReach.nextHop)} (${a.mpReach.nlri.length} prefixes)` : null),
+    format: (a) =>
+      a.mpReach
+        ? `mp-reach ${a.mpReach.afi}/${a.mpReach.safi} nh=${hex(a.mpReach.nextHop)} (${a.mpReach.nlri.length} prefixes)`
+        : null,
   },
   {
     code: AttrType.MP_UNREACH_NLRI,
@@ -324,7 +369,10 @@ export const ATTRIBUTE_TABLE: readonly AttributeSpec[] = [
       else encodePrefixes(w, m.withdrawn);
       return true;
     },
-    format: (a) => (a.mpUnreach ? `mp-unreach ${a.mpUnreach.afi}/${a.mpUnreach.safi} (${a.mpUnreach.withdrawn.length} prefixes)` : null),
+    format: (a) =>
+      a.mpUnreach
+        ? `mp-unreach ${a.mpUnreach.afi}/${a.mpUnreach.safi} (${a.mpUnreach.withdrawn.length} prefixes)`
+        : null,
   },
   {
     code: AttrType.ORIGIN,
@@ -336,7 +384,11 @@ export const ATTRIBUTE_TABLE: readonly AttributeSpec[] = [
     decode(r, st) {
       exactLength('ORIGIN', r, [1]);
       const v = r.u8();
-      if (v > 2) throw new AttributeMalformed(`ORIGIN value ${v}, expected 0 (IGP), 1 (EGP) or 2 (INCOMPLETE)`, UpdateSubcode.INVALID_ORIGIN);
+      if (v > 2)
+        throw new AttributeMalformed(
+          `ORIGIN value ${v}, expected 0 (IGP), 1 (EGP) or 2 (INCOMPLETE)`,
+          UpdateSubcode.INVALID_ORIGIN,
+        );
       st.attrs.origin = v as Origin;
     },
     encode(a, _ctx, w) {
@@ -468,7 +520,8 @@ export const ATTRIBUTE_TABLE: readonly AttributeSpec[] = [
       for (const c of a.communities) w.u32(c);
       return true;
     },
-    format: (a) => (a.communities ? `communities ${a.communities.map((c) => `${c >>> 16}:${c & 0xffff}`).join(' ')}` : null),
+    format: (a) =>
+      a.communities ? `communities ${a.communities.map((c) => `${c >>> 16}:${c & 0xffff}`).join(' ')}` : null,
   },
   {
     code: AttrType.LARGE_COMMUNITY,
@@ -480,7 +533,10 @@ export const ATTRIBUTE_TABLE: readonly AttributeSpec[] = [
     rule: 'RFC 8092 §5',
     decode(r, st) {
       if (r.remaining === 0 || r.remaining % 12 !== 0) {
-        throw new AttributeMalformed(`LARGE_COMMUNITY length is ${r.remaining}, expected a non-zero multiple of 12`, UpdateSubcode.ATTRIBUTE_LENGTH_ERROR);
+        throw new AttributeMalformed(
+          `LARGE_COMMUNITY length is ${r.remaining}, expected a non-zero multiple of 12`,
+          UpdateSubcode.ATTRIBUTE_LENGTH_ERROR,
+        );
       }
       st.attrs.largeCommunities = uniqueLargeCommunities(u32List(r));
     },
@@ -489,7 +545,8 @@ export const ATTRIBUTE_TABLE: readonly AttributeSpec[] = [
       for (const c of a.largeCommunities) w.u32(c);
       return true;
     },
-    format: (a) => (a.largeCommunities ? `large-communities ${formatLargeCommunities(a.largeCommunities).join(' ')}` : null),
+    format: (a) =>
+      a.largeCommunities ? `large-communities ${formatLargeCommunities(a.largeCommunities).join(' ')}` : null,
   },
   {
     code: AttrType.ORIGINATOR_ID,
@@ -549,7 +606,11 @@ export const ATTRIBUTE_TABLE: readonly AttributeSpec[] = [
     encode(a, ctx, w) {
       if (ctx.fourOctetAs || !a.asPath || !hasBigAsn(a.asPath)) return false;
       // RFC 6793 §4.2.2: AS4_PATH carries the path without confederation segments.
-      encodeAsPath(a.asPath.filter((s) => !isConfed(s)), 4, w);
+      encodeAsPath(
+        a.asPath.filter((s) => !isConfed(s)),
+        4,
+        w,
+      );
       return true;
     },
     format: () => null,
@@ -593,8 +654,14 @@ export function expectedFlags(spec: AttributeSpec): number {
 function writeAttribute(w: Writer, flags: number, type: number, value: Uint8Array): void {
   if (value.length > 0xffff) throw new Error(`attribute ${type} value is ${value.length} bytes, at most 65535 fit`);
   // RFC 4271 §4.3: Extended Length when the value does not fit one length byte.
-  if (value.length > 255) w.u8((flags | AttrFlag.EXTENDED_LENGTH) & 0xff).u8(type).u16(value.length);
-  else w.u8(flags & ~AttrFlag.EXTENDED_LENGTH & 0xff).u8(type).u8(value.length);
+  if (value.length > 255)
+    w.u8((flags | AttrFlag.EXTENDED_LENGTH) & 0xff)
+      .u8(type)
+      .u16(value.length);
+  else
+    w.u8(flags & ~AttrFlag.EXTENDED_LENGTH & 0xff)
+      .u8(type)
+      .u8(value.length);
   w.bytes(value);
 }
 
@@ -621,7 +688,7 @@ export function formatAttributes(attrs: PathAttributes): string[] {
     const line = spec.format(attrs);
     if (line !== null) lines.push(line);
   }
-  for (const u of attrs.unknown ?? []) lines.push(`attribute ${u.type} flags 0x${u.flags.toString(16)} (${u.value.length} bytes)`);
+  for (const u of attrs.unknown ?? [])
+    lines.push(`attribute ${u.type} flags 0x${u.flags.toString(16)} (${u.value.length} bytes)`);
   return lines;
 }
-

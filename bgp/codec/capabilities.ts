@@ -92,7 +92,10 @@ const CAPABILITY_TABLE: readonly CapabilitySpec[] = [
     encode(cap, w) {
       const c = cap as GracefulRestart;
       w.u16((c.restarting ? 0x8000 : 0) | (c.notification ? 0x4000 : 0) | (c.restartTime & 0x0fff));
-      for (const f of c.families) w.u16(f.afi).u8(f.safi).u8(f.forwardingState ? 0x80 : 0);
+      for (const f of c.families)
+        w.u16(f.afi)
+          .u8(f.safi)
+          .u8(f.forwardingState ? 0x80 : 0);
     },
     format(cap) {
       const c = cap as GracefulRestart;
@@ -138,7 +141,11 @@ function isUnknown(cap: Capability): cap is Extract<Capability, { unknown: true 
  */
 export function decodeCapabilities(r: Reader, out: Capability[]): void {
   const overrun = (need: number, have: number) =>
-    new BgpError(ErrorCode.OPEN_MESSAGE, 0, `capability list overruns its optional parameter (needed ${need}, ${have} left)`);
+    new BgpError(
+      ErrorCode.OPEN_MESSAGE,
+      0,
+      `capability list overruns its optional parameter (needed ${need}, ${have} left)`,
+    );
   const list = r.sub(r.remaining, overrun);
   while (list.remaining > 0) {
     const code = list.u8();
@@ -153,7 +160,8 @@ export function decodeCapabilities(r: Reader, out: Capability[]): void {
 /** Encodes one capability as code, length, value (RFC 5492 §4). */
 export function encodeCapability(cap: Capability, w: Writer): void {
   if (isUnknown(cap)) {
-    if (cap.value.length > 255) throw new Error(`capability ${cap.code}: value is ${cap.value.length} bytes, at most 255 fit`);
+    if (cap.value.length > 255)
+      throw new Error(`capability ${cap.code}: value is ${cap.value.length} bytes, at most 255 fit`);
     w.u8(cap.code).u8(cap.value.length).bytes(cap.value);
     return;
   }
@@ -171,4 +179,3 @@ export function formatCapability(cap: Capability): string {
   if (isUnknown(cap)) return `unknown capability ${cap.code} (${cap.value.length} bytes)`;
   return BY_CODE.get(cap.code)?.format(cap) ?? `capability ${cap.code}`;
 }
-

@@ -7,7 +7,14 @@ import { encodeMessage } from './message.js';
 export { MessageFramer } from './framer.js';
 export type { DecodeResult } from './rfc7606.js';
 export { decodeMessage, encodeMessage, messageTypeName } from './message.js';
-export { encodeUpdates, encodeWithdrawals, encodeEndOfRib, ipv4UnicastRoutes, isEndOfRib, mpReachNextHop } from './update.js';
+export {
+  encodeUpdates,
+  encodeWithdrawals,
+  encodeEndOfRib,
+  ipv4UnicastRoutes,
+  isEndOfRib,
+  mpReachNextHop,
+} from './update.js';
 export type { AnnouncedGroup, Ipv4UnicastRoutes, UpdateRoutesInput } from './update.js';
 export { formatCapability } from './capabilities.js';
 export { formatAttributes, formatAsPath } from './attributes.js';

@@ -3,7 +3,17 @@
 // may skip the framer) and hands the body to the decoder.
 
 import { BgpError, ErrorCode, HeaderSubcode, RouteRefreshSubcode } from '../errors.js';
-import { HEADER_LENGTH, MessageType, RouteRefreshSubtype, type BgpMessage, type CodecContext, type OpenMessage, type NotificationMessage, type RouteRefreshMessage, type UpdateMessage } from '../types.js';
+import {
+  HEADER_LENGTH,
+  MessageType,
+  RouteRefreshSubtype,
+  type BgpMessage,
+  type CodecContext,
+  type OpenMessage,
+  type NotificationMessage,
+  type RouteRefreshMessage,
+  type UpdateMessage,
+} from '../types.js';
 import { checkHeader } from './framer.js';
 import { decodeNotification, encodeNotification } from './notification.js';
 import { decodeOpen, encodeOpen } from './open.js';
@@ -66,11 +76,21 @@ const MESSAGE_TABLE: readonly MessageSpec[] = [
         const subtype = end - start >= 3 ? buf[start + 2]! : -1;
         const detail = `ROUTE-REFRESH body is ${end - start} bytes, expected 4`;
         if (subtype === RouteRefreshSubtype.BORR || subtype === RouteRefreshSubtype.EORR) {
-          throw new BgpError(ErrorCode.ROUTE_REFRESH, RouteRefreshSubcode.INVALID_MESSAGE_LENGTH, detail, buf.subarray(start - HEADER_LENGTH, end));
+          throw new BgpError(
+            ErrorCode.ROUTE_REFRESH,
+            RouteRefreshSubcode.INVALID_MESSAGE_LENGTH,
+            detail,
+            buf.subarray(start - HEADER_LENGTH, end),
+          );
         }
         throw badLength(end - start + HEADER_LENGTH, detail);
       }
-      const message: RouteRefreshMessage = { type: MessageType.ROUTE_REFRESH, afi: (buf[start]! << 8) | buf[start + 1]!, subtype: buf[start + 2]!, safi: buf[start + 3]! };
+      const message: RouteRefreshMessage = {
+        type: MessageType.ROUTE_REFRESH,
+        afi: (buf[start]! << 8) | buf[start + 1]!,
+        subtype: buf[start + 2]!,
+        safi: buf[start + 3]!,
+      };
       return { message };
     },
     encode(msg, _ctx, w) {
@@ -84,19 +104,31 @@ const SPEC_BY_TYPE = new Map<number, MessageSpec>(MESSAGE_TABLE.map((s) => [s.ty
 
 function badLength(length: number, detail: string): BgpError {
   // RFC 4271 §6.1: Bad Message Length, data is the erroneous Length field.
-  return new BgpError(ErrorCode.MESSAGE_HEADER, HeaderSubcode.BAD_MESSAGE_LENGTH, detail, new Uint8Array([length >>> 8, length & 0xff]));
+  return new BgpError(
+    ErrorCode.MESSAGE_HEADER,
+    HeaderSubcode.BAD_MESSAGE_LENGTH,
+    detail,
+    new Uint8Array([length >>> 8, length & 0xff]),
+  );
 }
 
 /** Decodes one whole message (header included). Throws only BgpError. */
 export function decodeMessage(bytes: Uint8Array, ctx: CodecContext): DecodeResult {
-  if (bytes.length < HEADER_LENGTH) throw badLength(bytes.length, `message is ${bytes.length} bytes, shorter than the ${HEADER_LENGTH}-byte header`);
+  if (bytes.length < HEADER_LENGTH)
+    throw badLength(bytes.length, `message is ${bytes.length} bytes, shorter than the ${HEADER_LENGTH}-byte header`);
   const length = checkHeader(bytes, 0);
-  if (length !== bytes.length) throw badLength(length, `Length field says ${length} but the message is ${bytes.length} bytes`);
+  if (length !== bytes.length)
+    throw badLength(length, `Length field says ${length} but the message is ${bytes.length} bytes`);
   const type = bytes[18]!;
   const spec = SPEC_BY_TYPE.get(type);
   if (!spec) {
     // RFC 4271 §6.1: Bad Message Type, data is the type byte.
-    throw new BgpError(ErrorCode.MESSAGE_HEADER, HeaderSubcode.BAD_MESSAGE_TYPE, `message type ${type}, expected 1..5`, new Uint8Array([type]));
+    throw new BgpError(
+      ErrorCode.MESSAGE_HEADER,
+      HeaderSubcode.BAD_MESSAGE_TYPE,
+      `message type ${type}, expected 1..5`,
+      new Uint8Array([type]),
+    );
   }
   if (length < spec.minLength || (spec.exactLength !== undefined && length !== spec.exactLength)) {
     const want = spec.exactLength !== undefined ? `exactly ${spec.exactLength}` : `at least ${spec.minLength}`;

@@ -24,7 +24,8 @@ export function decodePrefixesInto(buf: Uint8Array, start: number, end: number, 
     const len = buf[p]!;
     if (len > 32) return { reason: `prefix length ${len} at byte ${p - start} is over 32` };
     const n = (len + 7) >> 3;
-    if (p + 1 + n > end) return { reason: `prefix /${len} at byte ${p - start} needs ${n} address byte(s), ${end - p - 1} left` };
+    if (p + 1 + n > end)
+      return { reason: `prefix /${len} at byte ${p - start} needs ${n} address byte(s), ${end - p - 1} left` };
     let addr = 0;
     switch (n) {
       case 4:

@@ -7,7 +7,12 @@ import type { Writer } from './writer.js';
 
 /** Decodes the body `buf[start, end)`; the dispatcher has checked the 21-byte minimum (RFC 4271 §6.1). */
 export function decodeNotification(buf: Uint8Array, start: number, end: number): NotificationMessage {
-  return { type: MessageType.NOTIFICATION, code: buf[start]!, subcode: buf[start + 1]!, data: buf.slice(start + 2, end) };
+  return {
+    type: MessageType.NOTIFICATION,
+    code: buf[start]!,
+    subcode: buf[start + 1]!,
+    data: buf.slice(start + 2, end),
+  };
 }
 
 /** Data longer than a NOTIFICATION can hold is cut (MAX_NOTIFICATION_DATA), so encoding never fails. */

@@ -21,21 +21,37 @@ function unspecific(detail: string): BgpError {
 
 /** Decodes the body of an OPEN, `buf[start, end)`. The dispatcher has checked the 29-byte minimum. */
 export function decodeOpen(buf: Uint8Array, start: number, end: number): OpenMessage {
-  const r = new Reader(buf, start, end, (need, have) => unspecific(`optional parameters overrun the message (needed ${need}, ${have} left)`));
+  const r = new Reader(buf, start, end, (need, have) =>
+    unspecific(`optional parameters overrun the message (needed ${need}, ${have} left)`),
+  );
   const version = r.u8();
   if (version !== BGP_VERSION) {
     // RFC 4271 §6.2: data is the largest locally supported version, as 2 octets.
-    throw new BgpError(ErrorCode.OPEN_MESSAGE, OpenSubcode.UNSUPPORTED_VERSION, `version ${version}, only ${BGP_VERSION} is supported`, new Uint8Array([0, BGP_VERSION]));
+    throw new BgpError(
+      ErrorCode.OPEN_MESSAGE,
+      OpenSubcode.UNSUPPORTED_VERSION,
+      `version ${version}, only ${BGP_VERSION} is supported`,
+      new Uint8Array([0, BGP_VERSION]),
+    );
   }
   const myAs = r.u16();
   const holdTime = r.u16();
   // RFC 4271 §6.2: hold time must be 0 or at least 3 seconds.
   if (holdTime === 1 || holdTime === 2) {
-    throw new BgpError(ErrorCode.OPEN_MESSAGE, OpenSubcode.UNACCEPTABLE_HOLD_TIME, `hold time ${holdTime}s, expected 0 or 3..65535`);
+    throw new BgpError(
+      ErrorCode.OPEN_MESSAGE,
+      OpenSubcode.UNACCEPTABLE_HOLD_TIME,
+      `hold time ${holdTime}s, expected 0 or 3..65535`,
+    );
   }
   const bgpId = r.u32();
   // RFC 6286 §2.2 / RFC 4271 §6.2: a BGP identifier of 0 is not valid.
-  if (bgpId === 0) throw new BgpError(ErrorCode.OPEN_MESSAGE, OpenSubcode.BAD_BGP_IDENTIFIER, 'BGP identifier 0.0.0.0, expected a non-zero identifier');
+  if (bgpId === 0)
+    throw new BgpError(
+      ErrorCode.OPEN_MESSAGE,
+      OpenSubcode.BAD_BGP_IDENTIFIER,
+      'BGP identifier 0.0.0.0, expected a non-zero identifier',
+    );
 
   let optLen = r.u8();
   let extended = false;
@@ -45,14 +61,19 @@ export function decodeOpen(buf: Uint8Array, start: number, end: number): OpenMes
     optLen = r.u16();
     extended = true;
   }
-  if (optLen !== r.remaining) throw unspecific(`Optional Parameters Length ${optLen}, but ${r.remaining} byte(s) follow`);
+  if (optLen !== r.remaining)
+    throw unspecific(`Optional Parameters Length ${optLen}, but ${r.remaining} byte(s) follow`);
   const capabilities: Capability[] = [];
   while (r.remaining > 0) {
     const type = r.u8();
     const len = extended ? r.u16() : r.u8();
     const value = r.sub(len);
     if (type !== CAPABILITIES_PARAMETER) {
-      throw new BgpError(ErrorCode.OPEN_MESSAGE, OpenSubcode.UNSUPPORTED_OPTIONAL_PARAMETER, `optional parameter type ${type}, only 2 (Capabilities) is supported`);
+      throw new BgpError(
+        ErrorCode.OPEN_MESSAGE,
+        OpenSubcode.UNSUPPORTED_OPTIONAL_PARAMETER,
+        `optional parameter type ${type}, only 2 (Capabilities) is supported`,
+      );
     }
     decodeCapabilities(value, capabilities);
   }
@@ -60,7 +81,8 @@ export function decodeOpen(buf: Uint8Array, start: number, end: number): OpenMes
 }
 
 export function encodeOpen(msg: OpenMessage, w: Writer): void {
-  if (msg.myAs > 0xffff) throw new Error(`OPEN myAs ${msg.myAs} does not fit 2 octets; send AS_TRANS (23456) and the 4-octet AS capability`);
+  if (msg.myAs > 0xffff)
+    throw new Error(`OPEN myAs ${msg.myAs} does not fit 2 octets; send AS_TRANS (23456) and the 4-octet AS capability`);
   w.u8(msg.version).u16(msg.myAs).u16(msg.holdTime).u32(msg.bgpId);
   if (msg.capabilities.length === 0) {
     w.u8(0);
@@ -71,9 +93,17 @@ export function encodeOpen(msg: OpenMessage, w: Writer): void {
   const bytes = caps.toBytes();
   if (bytes.length + 2 <= 255) {
     // RFC 5492 §4: all capabilities in one Capabilities optional parameter.
-    w.u8(bytes.length + 2).u8(CAPABILITIES_PARAMETER).u8(bytes.length).bytes(bytes);
+    w.u8(bytes.length + 2)
+      .u8(CAPABILITIES_PARAMETER)
+      .u8(bytes.length)
+      .bytes(bytes);
   } else {
     // RFC 9072 §2: extended optional parameters.
-    w.u8(EXTENDED_MARKER).u8(EXTENDED_MARKER).u16(bytes.length + 3).u8(CAPABILITIES_PARAMETER).u16(bytes.length).bytes(bytes);
+    w.u8(EXTENDED_MARKER)
+      .u8(EXTENDED_MARKER)
+      .u16(bytes.length + 3)
+      .u8(CAPABILITIES_PARAMETER)
+      .u16(bytes.length)
+      .bytes(bytes);
   }
 }

@@ -11,7 +11,15 @@
 
 import { BgpError, ErrorCode, UpdateSubcode } from '../errors.js';
 import { formatIpv4 } from '../ip.js';
-import { Afi, MessageType, Safi, type BgpMessage, type CodecContext, type Prefix, type UpdateMessage } from '../types.js';
+import {
+  Afi,
+  MessageType,
+  Safi,
+  type BgpMessage,
+  type CodecContext,
+  type Prefix,
+  type UpdateMessage,
+} from '../types.js';
 import type { MutableAttributes, Rfc7606Action } from './attributes.js';
 
 /** One thing wrong with an UPDATE, and what RFC 7606 says to do about it. */
@@ -57,19 +65,42 @@ export function checkSemantics(u: ParsedUpdate, ctx: CodecContext, problems: Pro
     if (a.asPath === undefined) missing.push('AS_PATH');
     if (u.nlri.length > 0 && a.nextHop === undefined) missing.push('NEXT_HOP');
     if (missing.length > 0) {
-      problems.push({ action: 'withdraw', what: missing.join(', '), reason: `missing well-known mandatory attribute(s) ${missing.join(', ')}`, rule: 'RFC 7606 §3 (d)' });
+      problems.push({
+        action: 'withdraw',
+        what: missing.join(', '),
+        reason: `missing well-known mandatory attribute(s) ${missing.join(', ')}`,
+        rule: 'RFC 7606 §3 (d)',
+      });
     }
   }
   // RFC 4271 §6.3 / RFC 7606 §7.3: a NEXT_HOP that is not a valid host address → treat-as-withdraw.
   if (u.nlri.length > 0 && a.nextHop !== undefined) {
     const nh = a.nextHop;
-    const bad = nh === 0 ? 'is 0.0.0.0' : nh === 0xffffffff ? 'is the broadcast address' : nh >= 0xe0000000 && nh < 0xf0000000 ? 'is multicast (224.0.0.0/4)' : null;
-    if (bad) problems.push({ action: 'withdraw', what: 'NEXT_HOP', reason: `NEXT_HOP ${formatIpv4(nh)} ${bad}, expected a unicast host address`, rule: 'RFC 7606 §7.3' });
+    const bad =
+      nh === 0
+        ? 'is 0.0.0.0'
+        : nh === 0xffffffff
+          ? 'is the broadcast address'
+          : nh >= 0xe0000000 && nh < 0xf0000000
+            ? 'is multicast (224.0.0.0/4)'
+            : null;
+    if (bad)
+      problems.push({
+        action: 'withdraw',
+        what: 'NEXT_HOP',
+        reason: `NEXT_HOP ${formatIpv4(nh)} ${bad}, expected a unicast host address`,
+        rule: 'RFC 7606 §7.3',
+      });
   }
   // RFC 7606 §7.5: LOCAL_PREF from an external neighbour is disregarded.
   if (ctx.ebgp && a.localPref !== undefined) {
     delete a.localPref;
-    problems.push({ action: 'discard', what: 'LOCAL_PREF', reason: 'LOCAL_PREF received from an eBGP peer is disregarded', rule: 'RFC 7606 §7.5' });
+    problems.push({
+      action: 'discard',
+      what: 'LOCAL_PREF',
+      reason: 'LOCAL_PREF received from an eBGP peer is disregarded',
+      rule: 'RFC 7606 §7.5',
+    });
   }
 }
 
@@ -93,14 +124,28 @@ const describe = (p: Problem): string => `${p.what}: ${p.reason} (${p.rule})`;
 export function resolveUpdate(u: ParsedUpdate, problems: readonly Problem[], notes: readonly string[]): DecodeResult {
   const reset = problems.find((p) => p.action === 'reset');
   if (reset) {
-    throw new BgpError(ErrorCode.UPDATE_MESSAGE, reset.subcode ?? UpdateSubcode.MALFORMED_ATTRIBUTE_LIST, describe(reset), reset.data);
+    throw new BgpError(
+      ErrorCode.UPDATE_MESSAGE,
+      reset.subcode ?? UpdateSubcode.MALFORMED_ATTRIBUTE_LIST,
+      describe(reset),
+      reset.data,
+    );
   }
   const discarded = [...problems.filter((p) => p.action === 'discard').map(describe), ...notes];
   const withdraws = problems.filter((p) => p.action === 'withdraw');
   if (withdraws.length > 0) {
     const message: UpdateMessage = { type: MessageType.UPDATE, withdrawn: allPrefixes(u), attributes: {}, nlri: [] };
-    return { message, treatAsWithdraw: withdraws.map(describe).join('; '), ...(discarded.length > 0 ? { discarded } : {}) };
+    return {
+      message,
+      treatAsWithdraw: withdraws.map(describe).join('; '),
+      ...(discarded.length > 0 ? { discarded } : {}),
+    };
   }
-  const message: UpdateMessage = { type: MessageType.UPDATE, withdrawn: u.withdrawn, attributes: u.attrs, nlri: u.nlri };
+  const message: UpdateMessage = {
+    type: MessageType.UPDATE,
+    withdrawn: u.withdrawn,
+    attributes: u.attrs,
+    nlri: u.nlri,
+  };
   return discarded.length > 0 ? { message, discarded } : { message };
 }

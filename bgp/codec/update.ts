@@ -7,8 +7,27 @@
 // checked first and precisely; attribute errors are collected, not thrown; rfc7606.ts decides.
 
 import { BgpError, ErrorCode, UpdateSubcode } from '../errors.js';
-import { Afi, AttrFlag, HEADER_LENGTH, MAX_MESSAGE_LENGTH, Safi, type CodecContext, type MpReach, type PathAttributes, type Prefix, type UnknownAttribute, type UpdateMessage } from '../types.js';
-import { AttributeMalformed, attributeSpec, encodeAttributes, expectedFlags, mergeAs4, type AttrDecodeState } from './attributes.js';
+import {
+  Afi,
+  AttrFlag,
+  HEADER_LENGTH,
+  MAX_MESSAGE_LENGTH,
+  Safi,
+  type CodecContext,
+  type MpReach,
+  type PathAttributes,
+  type Prefix,
+  type UnknownAttribute,
+  type UpdateMessage,
+} from '../types.js';
+import {
+  AttributeMalformed,
+  attributeSpec,
+  encodeAttributes,
+  expectedFlags,
+  mergeAs4,
+  type AttrDecodeState,
+} from './attributes.js';
 import { decodePrefixesInto, encodePrefixes, prefixWireLength } from './nlri.js';
 import { Reader } from './reader.js';
 import { checkSemantics, resolveUpdate, type DecodeResult, type ParsedUpdate, type Problem } from './rfc7606.js';
@@ -29,7 +48,11 @@ function invalidNetworkField(field: string, reason: string): BgpError {
   return new BgpError(ErrorCode.UPDATE_MESSAGE, UpdateSubcode.INVALID_NETWORK_FIELD, `${field}: ${reason}`);
 }
 
-const attributeOverrun = (need: number, have: number): Error => new AttributeMalformed(`value too short: needed ${need} more byte(s), ${have} left`, UpdateSubcode.ATTRIBUTE_LENGTH_ERROR);
+const attributeOverrun = (need: number, have: number): Error =>
+  new AttributeMalformed(
+    `value too short: needed ${need} more byte(s), ${have} left`,
+    UpdateSubcode.ATTRIBUTE_LENGTH_ERROR,
+  );
 
 /**
  * Attribute types seen in the UPDATE being decoded: one scratch table for every call (decoding is
@@ -52,14 +75,18 @@ export function decodeUpdate(buf: Uint8Array, start: number, end: number, ctx: C
   // (The 23-byte minimum itself was checked by the message dispatcher, RFC 4271 §6.1.)
   const withdrawnLen = (buf[start]! << 8) | buf[start + 1]!;
   if (2 + withdrawnLen + 2 > bodyLen) {
-    throw malformedAttributeList(`Withdrawn Routes Length ${withdrawnLen} leaves no room for Total Attribute Length in a ${bodyLen}-byte body`);
+    throw malformedAttributeList(
+      `Withdrawn Routes Length ${withdrawnLen} leaves no room for Total Attribute Length in a ${bodyLen}-byte body`,
+    );
   }
   const wEnd = start + 2 + withdrawnLen;
   const attrLen = (buf[wEnd]! << 8) | buf[wEnd + 1]!;
   const aStart = wEnd + 2;
   const aEnd = aStart + attrLen;
   if (aEnd > end) {
-    throw malformedAttributeList(`Total Attribute Length ${attrLen} overruns the message (${end - aStart} bytes left after withdrawn routes)`);
+    throw malformedAttributeList(
+      `Total Attribute Length ${attrLen} overruns the message (${end - aStart} bytes left after withdrawn routes)`,
+    );
   }
 
   const withdrawn: Prefix[] = [];
@@ -79,7 +106,12 @@ export function decodeUpdate(buf: Uint8Array, start: number, end: number, ctx: C
     if (left < headerLen) {
       // RFC 7606 §4: too few bytes for an attribute header → treat-as-withdraw; the Total Attribute Length
       // still locates the NLRI.
-      problems.push({ action: 'withdraw', what: 'attribute list', reason: `${left} byte(s) left, an attribute header needs ${headerLen}`, rule: 'RFC 7606 §4' });
+      problems.push({
+        action: 'withdraw',
+        what: 'attribute list',
+        reason: `${left} byte(s) left, an attribute header needs ${headerLen}`,
+        rule: 'RFC 7606 §4',
+      });
       break;
     }
     const type = buf[p + 1]!;
@@ -88,7 +120,12 @@ export function decodeUpdate(buf: Uint8Array, start: number, end: number, ctx: C
     const vEnd = vStart + len;
     if (vEnd > aEnd) {
       // RFC 7606 §4: an attribute whose length overruns the Total Attribute Length → treat-as-withdraw.
-      problems.push({ action: 'withdraw', what: attributeSpec(type)?.name ?? `attribute ${type}`, reason: `length ${len} overruns the attribute field by ${vEnd - aEnd} byte(s)`, rule: 'RFC 7606 §4' });
+      problems.push({
+        action: 'withdraw',
+        what: attributeSpec(type)?.name ?? `attribute ${type}`,
+        reason: `length ${len} overruns the attribute field by ${vEnd - aEnd} byte(s)`,
+        rule: 'RFC 7606 §4',
+      });
       break;
     }
     const attrStart = p;
@@ -98,9 +135,20 @@ export function decodeUpdate(buf: Uint8Array, start: number, end: number, ctx: C
     if (seen[type]) {
       // RFC 7606 §3 (g): MP_REACH/MP_UNREACH twice → Malformed Attribute List; others: keep the first.
       if (type === MP_REACH || type === MP_UNREACH) {
-        problems.push({ action: 'reset', what: name, reason: 'appears more than once', rule: 'RFC 7606 §3 (g)', subcode: UpdateSubcode.MALFORMED_ATTRIBUTE_LIST });
+        problems.push({
+          action: 'reset',
+          what: name,
+          reason: 'appears more than once',
+          rule: 'RFC 7606 §3 (g)',
+          subcode: UpdateSubcode.MALFORMED_ATTRIBUTE_LIST,
+        });
       } else {
-        problems.push({ action: 'discard', what: name, reason: 'repeated occurrence discarded, the first is kept', rule: 'RFC 7606 §3 (g)' });
+        problems.push({
+          action: 'discard',
+          what: name,
+          reason: 'repeated occurrence discarded, the first is kept',
+          rule: 'RFC 7606 §3 (g)',
+        });
       }
       continue;
     }
@@ -140,7 +188,14 @@ export function decodeUpdate(buf: Uint8Array, start: number, end: number, ctx: C
       spec.decode(new Reader(buf, vStart, vEnd, attributeOverrun), st);
     } catch (e) {
       if (!(e instanceof AttributeMalformed)) throw e;
-      problems.push({ action: spec.onMalformed, what: name, reason: e.reason, rule: spec.rule, subcode: e.subcode, data: buf.subarray(attrStart, vEnd) });
+      problems.push({
+        action: spec.onMalformed,
+        what: name,
+        reason: e.reason,
+        rule: spec.rule,
+        subcode: e.subcode,
+        data: buf.subarray(attrStart, vEnd),
+      });
     }
   }
   if (unknown !== undefined) st.attrs.unknown = unknown;
@@ -197,7 +252,10 @@ export function encodeUpdates(attrs: PathAttributes, nlri: readonly Prefix[], ct
   if (nlri.length === 0) return [];
   const attrBytes = encodeAttributes(attrs, ctx);
   const budget = MAX_MESSAGE_LENGTH - EMPTY_UPDATE - attrBytes.length;
-  if (budget < 5) throw new Error(`path attributes take ${attrBytes.length} bytes; no room left for a prefix in a ${MAX_MESSAGE_LENGTH}-byte UPDATE`);
+  if (budget < 5)
+    throw new Error(
+      `path attributes take ${attrBytes.length} bytes; no room left for a prefix in a ${MAX_MESSAGE_LENGTH}-byte UPDATE`,
+    );
   const w = new Writer(MAX_MESSAGE_LENGTH);
   return packPrefixes(nlri, budget).map((run) => {
     w.reset();
@@ -259,7 +317,8 @@ export interface Ipv4UnicastRoutes {
   readonly announced: AnnouncedGroup[];
 }
 
-const isIpv4UnicastFamily = (f: { afi: number; safi: number }): boolean => f.afi === Afi.IPV4 && f.safi === Safi.UNICAST;
+const isIpv4UnicastFamily = (f: { afi: number; safi: number }): boolean =>
+  f.afi === Afi.IPV4 && f.safi === Safi.UNICAST;
 
 /** RFC 4760 §3: the next hop of an IPv4 unicast MP_REACH_NLRI as uint32, or undefined when it is not 4 bytes. */
 export function mpReachNextHop(mp: MpReach): number | undefined {

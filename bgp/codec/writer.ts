@@ -89,7 +89,9 @@ export class Writer {
   endMessage(start: number): Uint8Array {
     const len = this.pos - start;
     if (len > MAX_MESSAGE_LENGTH) {
-      throw new Error(`encoded message is ${len} bytes; a BGP message may be at most ${MAX_MESSAGE_LENGTH} (RFC 4271 §4.1)`);
+      throw new Error(
+        `encoded message is ${len} bytes; a BGP message may be at most ${MAX_MESSAGE_LENGTH} (RFC 4271 §4.1)`,
+      );
     }
     this.buf[start + 16] = len >>> 8;
     this.buf[start + 17] = len & 0xff;

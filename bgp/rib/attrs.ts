@@ -179,7 +179,12 @@ export function sameAttributes(a: PathAttributes, b: PathAttributes): boolean {
     for (let i = 0; i < ua.length; i++) {
       const x = ua[i]!;
       const y = ub[i]!;
-      if (x.flags !== y.flags || x.type !== y.type || !sameNumbers(x.value as unknown as number[], y.value as unknown as number[])) return false;
+      if (
+        x.flags !== y.flags ||
+        x.type !== y.type ||
+        !sameNumbers(x.value as unknown as number[], y.value as unknown as number[])
+      )
+        return false;
     }
   }
   return true;
@@ -190,7 +195,9 @@ function canonicalCopy(attrs: PathAttributes, entry: Entry): Attrs {
   const out: { -readonly [K in keyof PathAttributes]: PathAttributes[K] } = {};
   if (attrs.origin !== undefined) out.origin = attrs.origin;
   if (attrs.asPath !== undefined) {
-    out.asPath = Object.freeze(attrs.asPath.map((s) => Object.freeze({ type: s.type, asns: Object.freeze([...s.asns]) })));
+    out.asPath = Object.freeze(
+      attrs.asPath.map((s) => Object.freeze({ type: s.type, asns: Object.freeze([...s.asns]) })),
+    );
   }
   if (attrs.nextHop !== undefined) out.nextHop = attrs.nextHop;
   if (attrs.med !== undefined) out.med = attrs.med;
@@ -203,7 +210,9 @@ function canonicalCopy(attrs: PathAttributes, entry: Entry): Attrs {
   if (attrs.clusterList !== undefined) out.clusterList = Object.freeze([...attrs.clusterList]);
   if (attrs.unknown !== undefined && attrs.unknown.length > 0) {
     out.unknown = Object.freeze(
-      attrs.unknown.map((u): UnknownAttribute => Object.freeze({ flags: u.flags, type: u.type, value: Uint8Array.from(u.value) })),
+      attrs.unknown.map((u): UnknownAttribute =>
+        Object.freeze({ flags: u.flags, type: u.type, value: Uint8Array.from(u.value) }),
+      ),
     );
   }
   Object.defineProperty(out, ENTRY, { value: entry });
@@ -251,7 +260,12 @@ export class AttrTable {
    * a frozen copy.
    */
   internOwned(attrs: PathAttributes): Attrs {
-    if (attrs.mpReach !== undefined || attrs.mpUnreach !== undefined || entryOf(attrs, this) !== undefined || Object.isFrozen(attrs)) {
+    if (
+      attrs.mpReach !== undefined ||
+      attrs.mpUnreach !== undefined ||
+      entryOf(attrs, this) !== undefined ||
+      Object.isFrozen(attrs)
+    ) {
       return this.intern(attrs);
     }
     const hash = attributesHash(attrs);
@@ -275,7 +289,12 @@ export class AttrTable {
     if (out.clusterList !== undefined) Object.freeze(out.clusterList);
     if (out.unknown !== undefined) {
       if (out.unknown.length === 0) delete out.unknown;
-      else out.unknown = Object.freeze(out.unknown.map((u): UnknownAttribute => Object.freeze({ flags: u.flags, type: u.type, value: Uint8Array.from(u.value) })));
+      else
+        out.unknown = Object.freeze(
+          out.unknown.map((u): UnknownAttribute =>
+            Object.freeze({ flags: u.flags, type: u.type, value: Uint8Array.from(u.value) }),
+          ),
+        );
     }
     Object.defineProperty(out, ENTRY, { value: entry });
     const canonical = Object.freeze(out) as Attrs;
@@ -302,7 +321,9 @@ export class AttrTable {
   retain(attrs: Attrs, count = 1): void {
     const entry = entryOf(attrs, this);
     if (entry === undefined || !entry.live) {
-      throw new Error(`AttrTable.retain: attribute set "${attributesKey(attrs)}" is not in the table (intern it first)`);
+      throw new Error(
+        `AttrTable.retain: attribute set "${attributesKey(attrs)}" is not in the table (intern it first)`,
+      );
     }
     entry.refs += count;
   }
@@ -311,11 +332,15 @@ export class AttrTable {
   release(attrs: Attrs, count = 1): void {
     const entry = entryOf(attrs, this);
     if (entry === undefined || !entry.live) {
-      throw new Error(`AttrTable.release: attribute set "${attributesKey(attrs)}" is not in the table (released too often?)`);
+      throw new Error(
+        `AttrTable.release: attribute set "${attributesKey(attrs)}" is not in the table (released too often?)`,
+      );
     }
     entry.refs -= count;
     if (entry.refs < 0) {
-      throw new Error(`AttrTable.release: attribute set "${attributesKey(attrs)}" released ${-entry.refs} more time(s) than retained`);
+      throw new Error(
+        `AttrTable.release: attribute set "${attributesKey(attrs)}" released ${-entry.refs} more time(s) than retained`,
+      );
     }
     if (entry.refs === 0) {
       entry.live = false;

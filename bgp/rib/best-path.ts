@@ -55,7 +55,8 @@ export function neighbourAs(route: Route): number {
   const segments = route.attrs.asPath;
   if (segments === undefined) return LOCAL_NEIGHBOUR_AS;
   for (const segment of segments) {
-    if (segment.type === AsPathSegmentType.AS_CONFED_SEQUENCE || segment.type === AsPathSegmentType.AS_CONFED_SET) continue;
+    if (segment.type === AsPathSegmentType.AS_CONFED_SEQUENCE || segment.type === AsPathSegmentType.AS_CONFED_SET)
+      continue;
     if (segment.type === AsPathSegmentType.AS_SEQUENCE && segment.asns.length > 0) return segment.asns[0] as number;
     return LOCAL_NEIGHBOUR_AS;
   }

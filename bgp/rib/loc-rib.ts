@@ -69,7 +69,9 @@ export class LocRib {
       return this.reselect(key, [slot, route], slot);
     }
     const previous = slot[0] ?? null;
-    const index = slot.findIndex((candidate) => candidate.source.address === source.address && candidate.source.port === source.port);
+    const index = slot.findIndex(
+      (candidate) => candidate.source.address === source.address && candidate.source.port === source.port,
+    );
     if (index < 0) {
       if (route === null) return null;
       slot.push(route);

@@ -103,7 +103,12 @@ export interface SharedSubnet {
  * it is on that subnet, and it is not the peer's own address.
  */
 export function isThirdPartyNextHop(nextHop: number | undefined, shared: SharedSubnet | undefined): boolean {
-  return nextHop !== undefined && shared !== undefined && nextHop !== shared.peerAddress && prefixContains(shared.prefix, nextHop);
+  return (
+    nextHop !== undefined &&
+    shared !== undefined &&
+    nextHop !== shared.peerAddress &&
+    prefixContains(shared.prefix, nextHop)
+  );
 }
 
 /** RFC 1997 well-known communities. */
@@ -159,7 +164,8 @@ export function importRejection(attrs: PathAttributes, local: LocalSpeaker, allo
  */
 export function importAttributes(attrs: PathAttributes, from: RouteSource): PathAttributes {
   if (!from.ebgp) return attrs;
-  if (attrs.localPref === undefined && attrs.originatorId === undefined && attrs.clusterList === undefined) return attrs;
+  if (attrs.localPref === undefined && attrs.originatorId === undefined && attrs.clusterList === undefined)
+    return attrs;
   const { localPref: _lp, originatorId: _oid, clusterList: _cl, ...kept } = attrs;
   return kept;
 }
@@ -178,10 +184,16 @@ export function importRoute(route: Route, peer: PeerPolicy, local: LocalSpeaker,
  * filter), or `{ refused }` with the filter's reason. A Route the filter returns with other attributes
  * gets the table's canonical set of them.
  */
-export function importVerdict(route: Route, peer: PeerPolicy, local: LocalSpeaker, table: AttrTable): ImportFilterResult {
+export function importVerdict(
+  route: Route,
+  peer: PeerPolicy,
+  local: LocalSpeaker,
+  table: AttrTable,
+): ImportFilterResult {
   if (importRejection(route.attrs, local, peer.allowOwnAs ?? 0) !== null) return null;
   const attrs = importAttributes(route.attrs, route.source);
-  const imported = attrs === route.attrs ? route : new Route(route.key, table.canonical(attrs), route.source, route.stale);
+  const imported =
+    attrs === route.attrs ? route : new Route(route.key, table.canonical(attrs), route.source, route.stale);
   if (peer.importFilter === undefined) return imported;
   const filtered = peer.importFilter(imported);
   if (!(filtered instanceof Route) || filtered.attrs === imported.attrs) return filtered;
@@ -242,14 +254,23 @@ export function exportAttributes(route: Route, to: PeerPolicy, local: LocalSpeak
 }
 
 /** The RFC part of `exportAttributes`, without the filter: a function of (attributes, source, peer). */
-export function rewriteForPeer(attrs: PathAttributes, from: RouteSource, to: PeerPolicy, local: LocalSpeaker): PathAttributes | null {
+export function rewriteForPeer(
+  attrs: PathAttributes,
+  from: RouteSource,
+  to: PeerPolicy,
+  local: LocalSpeaker,
+): PathAttributes | null {
   const scope = exportScope(from, to);
   if (scope === 'none') return null;
   // RFC 1997: NO_ADVERTISE goes to no peer; NO_EXPORT and NO_EXPORT_SUBCONFED stay inside the AS.
   const communities = attrs.communities;
   if (communities !== undefined) {
     if (communities.includes(WellKnownCommunity.NO_ADVERTISE)) return null;
-    if (to.ebgp && (communities.includes(WellKnownCommunity.NO_EXPORT) || communities.includes(WellKnownCommunity.NO_EXPORT_SUBCONFED))) {
+    if (
+      to.ebgp &&
+      (communities.includes(WellKnownCommunity.NO_EXPORT) ||
+        communities.includes(WellKnownCommunity.NO_EXPORT_SUBCONFED))
+    ) {
       return null;
     }
   }
@@ -265,7 +286,8 @@ export function rewriteForPeer(attrs: PathAttributes, from: RouteSource, to: Pee
     // set on a route we originate.
     const keep =
       mode === 'keep' ||
-      (mode === 'auto' && ((from.local === true && attrs.nextHop !== undefined) || isThirdPartyNextHop(attrs.nextHop, to.sharedSubnet)));
+      (mode === 'auto' &&
+        ((from.local === true && attrs.nextHop !== undefined) || isThirdPartyNextHop(attrs.nextHop, to.sharedSubnet)));
     out.nextHop = keep ? (attrs.nextHop ?? local.address) : local.address;
     // RFC 4271 §5.1.4: a MED received from a neighbouring AS is not passed to other ASes; ours may be.
     if (from.local && attrs.med !== undefined) out.med = attrs.med;
@@ -308,7 +330,10 @@ export function rewriteForPeer(attrs: PathAttributes, from: RouteSource, to: Pee
  */
 export class PeerExport {
   /** attrs → the answer for one source (the common case), or a Map when several sources share the set. */
-  private readonly cache = new WeakMap<object, { source: RouteSource; result: PathAttributes | null } | Map<RouteSource, PathAttributes | null>>();
+  private readonly cache = new WeakMap<
+    object,
+    { source: RouteSource; result: PathAttributes | null } | Map<RouteSource, PathAttributes | null>
+  >();
 
   constructor(
     readonly peer: PeerPolicy,
@@ -319,7 +344,8 @@ export class PeerExport {
   /** Same answer as `exportAttributes(route, peer, local)`, as a canonical set of the table. */
   attributes(route: Route): PathAttributes | null {
     // Never back to the peer it came from (RFC 4271 §9.2, RFC 4456 §6): decided before any allocation.
-    if (route.source.address === this.peer.address && route.source.port === this.peer.port && !route.source.local) return null;
+    if (route.source.address === this.peer.address && route.source.port === this.peer.port && !route.source.local)
+      return null;
     const filtered = this.peer.exportFilter === undefined ? route : this.peer.exportFilter(route);
     if (filtered === null) return null;
     // Who may receive it depends on (source, peer) only: a 'none' needs no cache entry per attribute set.
@@ -337,7 +363,14 @@ export class PeerExport {
     const result = rewritten === null ? null : this.table.canonical(rewritten);
     if (entry === undefined) this.cache.set(filtered.attrs, { source: filtered.source, result });
     else if (entry instanceof Map) entry.set(filtered.source, result);
-    else this.cache.set(filtered.attrs, new Map([[entry.source, entry.result], [filtered.source, result]]));
+    else
+      this.cache.set(
+        filtered.attrs,
+        new Map([
+          [entry.source, entry.result],
+          [filtered.source, result],
+        ]),
+      );
     return result;
   }
 }

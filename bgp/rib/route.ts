@@ -56,5 +56,12 @@ export function sourceId(source: { readonly address: number; readonly port?: num
 
 /** The source of locally originated routes. */
 export function localSource(local: { address: number; routerId: number; asn: number }): RouteSource {
-  return Object.freeze({ address: local.address, routerId: local.routerId, asn: local.asn, ebgp: false, rrClient: false, local: true });
+  return Object.freeze({
+    address: local.address,
+    routerId: local.routerId,
+    asn: local.asn,
+    ebgp: false,
+    rrClient: false,
+    local: true,
+  });
 }

@@ -144,9 +144,16 @@ export class UpdateGroup<M> {
       const desired = best === null ? null : this.exporter.attributes(best);
       this.out.setDesired(change.key, desired);
       const previous = change.previous;
-      const before = previous === null || previous.source.local ? undefined : this.byAddress.get(sourceId(previous.source));
-      const after = best === null || desired === null || best.source.local ? undefined : this.byAddress.get(sourceId(best.source));
-      if (before !== undefined && before !== after && before.own.delete(change.key) && !before.touched.has(change.key)) {
+      const before =
+        previous === null || previous.source.local ? undefined : this.byAddress.get(sourceId(previous.source));
+      const after =
+        best === null || desired === null || best.source.local ? undefined : this.byAddress.get(sourceId(best.source));
+      if (
+        before !== undefined &&
+        before !== after &&
+        before.own.delete(change.key) &&
+        !before.touched.has(change.key)
+      ) {
         before.touched.set(change.key, true);
       }
       if (after !== undefined && !after.own.has(change.key)) {
@@ -188,15 +195,24 @@ export class UpdateGroup<M> {
       }
       // Prefixes where this member may differ from the group: exceptions that moved, and exceptions in the batch.
       // (No Set for a member without any: with 1,000 members most flushes concern few of them.)
-      let concerns: Set<number> | undefined = state.touched.size > 0 ? new Set<number>(state.touched.keys()) : undefined;
+      let concerns: Set<number> | undefined =
+        state.touched.size > 0 ? new Set<number>(state.touched.keys()) : undefined;
       if (state.own.size <= batchSize) {
         for (const key of state.own) if (this.out.isPending(key)) (concerns ??= new Set<number>()).add(key);
       } else {
-        for (const g of keyed.announce) for (const key of g.keys) if (state.own.has(key)) (concerns ??= new Set<number>()).add(key);
+        for (const g of keyed.announce)
+          for (const key of g.keys) if (state.own.has(key)) (concerns ??= new Set<number>()).add(key);
         for (const key of keyed.withdraw) if (state.own.has(key)) (concerns ??= new Set<number>()).add(key);
       }
       if (concerns === undefined && state.mode === 'sync') {
-        if (batchSize > 0) sends.push({ member: state.member, withdraw: [], sharedWithdraw: keyed.withdraw.length > 0, shared: allShared, announce: [] });
+        if (batchSize > 0)
+          sends.push({
+            member: state.member,
+            withdraw: [],
+            sharedWithdraw: keyed.withdraw.length > 0,
+            shared: allShared,
+            announce: [],
+          });
         continue;
       }
       concerns ??= new Set<number>();

@@ -14,7 +14,15 @@
 // order. A block is ours only when both IPAM records say so — an unconfirmed claim may still lose a race
 // to another node, and advertising it would pull that node's traffic here.
 
-import { formatCommunity, parseCommunity, formatPrefix, prefixContains, prefixKey, tryParseIpv4Prefix, type Prefix } from '../../bgp/index.js';
+import {
+  formatCommunity,
+  parseCommunity,
+  formatPrefix,
+  prefixContains,
+  prefixKey,
+  tryParseIpv4Prefix,
+  type Prefix,
+} from '../../bgp/index.js';
 import type { Resource } from '../resources/index.js';
 
 export interface AdvertiseInput {
@@ -24,7 +32,6 @@ export interface AdvertiseInput {
   affinities: Resource<'BlockAffinity'>[];
   workloads: Resource<'WorkloadEndpoint'>[];
 }
-
 
 /** `inner` lies inside `outer` (BIRD's `net ~ outer`): equal or more specific. */
 function within(inner: Prefix, outer: Prefix): boolean {
@@ -53,7 +60,10 @@ function poolViews(pools: readonly Resource<'IPPool'>[]): PoolView[] {
  * Then what this node originates itself (`originated`: its blocks and service routes, Calico's static
  * routes) and routes inside `serviceRanges` (a route reflector's service ranges, ./service-routes.ts) pass.
  */
-export function calicoExportFilter(pools: Resource<'IPPool'>[], serviceRanges: readonly string[] = []): (prefix: { addr: number; len: number }, originated?: boolean) => boolean {
+export function calicoExportFilter(
+  pools: Resource<'IPPool'>[],
+  serviceRanges: readonly string[] = [],
+): (prefix: { addr: number; len: number }, originated?: boolean) => boolean {
   const views = poolViews(pools);
   const refused = views.filter((p) => !p.exported).map((p) => p.prefix);
   const accepted = views.filter((p) => p.exported).map((p) => p.prefix);
@@ -61,7 +71,8 @@ export function calicoExportFilter(pools: Resource<'IPPool'>[], serviceRanges: r
     const range = tryParseIpv4Prefix(text);
     if (range !== null) accepted.push(range);
   }
-  return (prefix, originated = false) => !refused.some((pool) => within(prefix, pool)) && (originated || accepted.some((pool) => within(prefix, pool)));
+  return (prefix, originated = false) =>
+    !refused.some((pool) => within(prefix, pool)) && (originated || accepted.some((pool) => within(prefix, pool)));
 }
 
 /** The blocks affine to this node: block affinity "host:<node>" and a confirmed, not deleted BlockAffinity. */
@@ -119,7 +130,10 @@ export interface PrefixCommunities {
  * each named (`spec.communities`) or inline value is added, once. Only the BGPConfiguration named
  * `default` counts (validation refuses the fields elsewhere). IPv6 cidrs are skipped (IPv4 sessions only).
  */
-export function prefixCommunities(prefix: Prefix, bgpConfigurations: readonly Resource<'BGPConfiguration'>[]): PrefixCommunities {
+export function prefixCommunities(
+  prefix: Prefix,
+  bgpConfigurations: readonly Resource<'BGPConfiguration'>[],
+): PrefixCommunities {
   const config = bgpConfigurations.find((c) => c.metadata.name === 'default');
   const advertisements = config?.spec.prefixAdvertisements ?? [];
   if (advertisements.length === 0) return {};

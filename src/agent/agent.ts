@@ -47,7 +47,14 @@ import { ServiceWatch, type ServiceApi } from './service-watch.js';
 import { planPeers } from './planner.js';
 import type { SecretSource } from './secrets.js';
 import { AgentServers, type ServeControl, type StartHealth } from './servers.js';
-import { importContextOf, insideSubnetOf, nodeSubnet, SpeakerKeeper, type SpeakerIdentity, type SpeakerLike } from './speaker-keeper.js';
+import {
+  importContextOf,
+  insideSubnetOf,
+  nodeSubnet,
+  SpeakerKeeper,
+  type SpeakerIdentity,
+  type SpeakerLike,
+} from './speaker-keeper.js';
 import { agentReadiness, agentStatus, notInEffectWarnings, packageVersion, TcpDropWatch } from './status.js';
 import type { AgentStatus, PeeringPlan, Readiness, RouteRow } from './types.js';
 
@@ -98,7 +105,13 @@ export interface AgentDeps extends KernelDataplaneDeps {
  *  because the export filter is derived from the pools. */
 const PEERING_KINDS: ReadonlySet<string> = new Set(['Node', 'BGPConfiguration', 'BGPPeer', 'BGPFilter', 'IPPool']);
 /** Kinds the import protection judges by (./import-guard.ts). */
-const IMPORT_GUARD_KINDS: ReadonlySet<string> = new Set(['Node', 'BGPConfiguration', 'IPPool', 'IPAMBlock', 'BlockAffinity']);
+const IMPORT_GUARD_KINDS: ReadonlySet<string> = new Set([
+  'Node',
+  'BGPConfiguration',
+  'IPPool',
+  'IPAMBlock',
+  'BlockAffinity',
+]);
 
 export class Agent {
   private readonly ds: Datastore;
@@ -148,12 +161,24 @@ export class Agent {
     this.metrics = deps.metrics ?? new AgentMetrics();
     this.clock = deps.clock ?? systemClock;
     this.ipam = new Ipam(this.ds);
-    this.vxlanTunnel = new VxlanTunnelKeeper({ ds: this.ds, ipam: this.ipam, nodeName: config.nodeName, log: this.log, deviceReady: (address, mac) => this.vxlanDeviceReady(address, mac) });
+    this.vxlanTunnel = new VxlanTunnelKeeper({
+      ds: this.ds,
+      ipam: this.ipam,
+      nodeName: config.nodeName,
+      log: this.log,
+      deviceReady: (address, mac) => this.vxlanDeviceReady(address, mac),
+    });
     this.startedAt = this.clock.now();
     this.logLevelFromEnv = config.logLevel !== undefined;
     this.passwords = new PasswordBook(deps.secrets ?? null, this.log);
     this.drops = new TcpDropWatch(deps.readNetstat);
-    this.servers = new AgentServers({ config, log: this.log, metrics: this.metrics, serveControl: deps.serveControl, startHealth: deps.startHealth });
+    this.servers = new AgentServers({
+      config,
+      log: this.log,
+      metrics: this.metrics,
+      serveControl: deps.serveControl,
+      startHealth: deps.startHealth,
+    });
     this.keeper = new SpeakerKeeper({
       log: this.log,
       clock: this.clock,
@@ -204,7 +229,10 @@ export class Agent {
       this.stopSecretWatch = this.deps.secrets?.watch(() => void this.refreshPasswords()) ?? null;
       this.startDataplane();
       await this.replanNow();
-      await this.servers.start({ status: () => this.status(), routes: () => this.routes(), stop: (graceful) => this.onStopRequest(graceful) }, { readiness: () => this.readiness(), liveness: () => !this.stopping });
+      await this.servers.start(
+        { status: () => this.status(), routes: () => this.routes(), stop: (graceful) => this.onStopRequest(graceful) },
+        { readiness: () => this.readiness(), liveness: () => !this.stopping },
+      );
       this.started = true;
       this.log.info({ node: this.config.nodeName }, 'tortie node agent started');
     } catch (error) {
@@ -265,9 +293,18 @@ export class Agent {
       blocks: this.blocks,
       dataplane: this.dataplane?.status(),
       policy: this.policy?.status(),
-      warnings: [...this.warnings, ...this.keeper.filterProblems, ...(this.vxlanTunnel.warning() !== null ? [this.vxlanTunnel.warning()!] : [])],
+      warnings: [
+        ...this.warnings,
+        ...this.keeper.filterProblems,
+        ...(this.vxlanTunnel.warning() !== null ? [this.vxlanTunnel.warning()!] : []),
+      ],
       notInEffect: notInEffectWarnings(this.cache, this.config.nodeName),
-      ...(this.config.networkingBackend === 'vxlan' ? { summary: 'tortie is running (CALICO_NETWORKING_BACKEND=vxlan: no BGP speaker, routes from IPAM block affinities and VXLAN).' } : {}),
+      ...(this.config.networkingBackend === 'vxlan'
+        ? {
+            summary:
+              'tortie is running (CALICO_NETWORKING_BACKEND=vxlan: no BGP speaker, routes from IPAM block affinities and VXLAN).',
+          }
+        : {}),
     });
   }
 
@@ -285,7 +322,8 @@ export class Agent {
   /** Calico's BIRD readiness, then felix's (./status.ts). */
   readiness(): Readiness {
     // CALICO_NETWORKING_BACKEND=vxlan: no BGP to wait for, only felix.
-    const bgp = this.config.networkingBackend === 'vxlan' && this.started ? { ready: true } : this.keeper.readiness(this.started);
+    const bgp =
+      this.config.networkingBackend === 'vxlan' && this.started ? { ready: true } : this.keeper.readiness(this.started);
     return bgp.ready ? agentReadiness(bgp, this.dataplane?.status()) : bgp;
   }
 
@@ -315,17 +353,22 @@ export class Agent {
   private onStopRequest(graceful: boolean): void {
     this.log.info({ graceful }, 'stop requested on the control socket');
     if (this.deps.onStopRequest) this.contained('a stop request', () => this.deps.onStopRequest!(graceful));
-    else void this.stop({ graceful }).catch((error: unknown) => this.log.error({ err: errorText(error) }, 'stopping failed'));
+    else
+      void this.stop({ graceful }).catch((error: unknown) =>
+        this.log.error({ err: errorText(error) }, 'stopping failed'),
+      );
   }
 
   // ---- the replan loop ----------------------------------------------------------------------------------
 
   private scheduleReplan(): void {
     this.lastChangeAt ??= this.clock.now();
-    this.replanning = this.replanning.then(() => this.replanNow()).catch((e: unknown) => {
-      this.lastError = errorText(e);
-      this.log.error({ err: errorText(e) }, 'reconfiguration failed');
-    });
+    this.replanning = this.replanning
+      .then(() => this.replanNow())
+      .catch((e: unknown) => {
+        this.lastError = errorText(e);
+        this.log.error({ err: errorText(e) }, 'reconfiguration failed');
+      });
   }
 
   /** One pass: plan from the cache, reconcile the Speaker's identity, peers and originated routes, felix, policy. */
@@ -336,15 +379,22 @@ export class Agent {
     this.lastChangeAt = null;
     // Peers are re-planned only when a kind that shapes them changed (see header).
     const peeringChanged = this.plan === null || [...this.changedKinds].some((k) => PEERING_KINDS.has(k));
-    const guardChanged = this.keeper.importContext === null || [...this.changedKinds].some((k) => IMPORT_GUARD_KINDS.has(k));
+    const guardChanged =
+      this.keeper.importContext === null || [...this.changedKinds].some((k) => IMPORT_GUARD_KINDS.has(k));
     this.changedKinds.clear();
     if (this.config.networkingBackend === 'vxlan') return this.replanWithoutBgp(cache, changeAt);
     let plan = this.plan;
     if (plan === null || peeringChanged) {
       const bgpConfigurations = cache.list('BGPConfiguration');
-      plan = planPeers({ nodeName: this.config.nodeName, nodes: cache.list('Node'), bgpConfigurations, bgpPeers: cache.list('BGPPeer') });
+      plan = planPeers({
+        nodeName: this.config.nodeName,
+        nodes: cache.list('Node'),
+        bgpConfigurations,
+        bgpPeers: cache.list('BGPPeer'),
+      });
       this.applyLogLevel(bgpConfigurations);
-      for (const w of plan.warnings) if (!this.plan?.warnings.includes(w)) this.log.warn({ warning: w }, 'peering plan');
+      for (const w of plan.warnings)
+        if (!this.plan?.warnings.includes(w)) this.log.warn({ warning: w }, 'peering plan');
     }
     const identity: SpeakerIdentity = {
       // CALICO_ROUTER_ID (hash or an address) over the node's IPv4 address, as calico-node does.
@@ -363,9 +413,18 @@ export class Agent {
     }
     this.plan = plan;
     const pools = cache.list('IPPool');
-    const subnet = nodeSubnet(cache.list('Node').find((n) => n.metadata.name === this.config.nodeName), this.ip);
+    const subnet = nodeSubnet(
+      cache.list('Node').find((n) => n.metadata.name === this.config.nodeName),
+      this.ip,
+    );
     const previousContext = this.keeper.importContext;
-    if (guardChanged) this.keeper.importContext = importContextOf(cache, this.config.nodeName, subnet ?? (this.ip ? `${this.ip.address}/${this.ip.prefixLength}` : undefined), this.deps.controlPlane ?? []);
+    if (guardChanged)
+      this.keeper.importContext = importContextOf(
+        cache,
+        this.config.nodeName,
+        subnet ?? (this.ip ? `${this.ip.address}/${this.ip.prefixLength}` : undefined),
+        this.deps.controlPlane ?? [],
+      );
     if (peeringChanged || this.passwords.empty) await this.resolvePasswords(plan);
     // A peer whose password cannot be read is not started at all: never a session without it.
     const startable = plan.peers.filter((p) => this.passwords.problem(p) === undefined);
@@ -379,7 +438,8 @@ export class Agent {
       localAs: plan.localAsNumber,
       subnet,
       // BGPFilter `interface`: a next hop on the node's own subnet leaves through the host interface.
-      interfaceOf: (address) => (hostInterface !== null && subnet !== undefined && insideSubnetOf(subnet, address) ? hostInterface : undefined),
+      interfaceOf: (address) =>
+        hostInterface !== null && subnet !== undefined && insideSubnetOf(subnet, address) ? hostInterface : undefined,
       passwordOf: (p) => this.passwords.passwordOf(p),
     });
     const prefixes = originatedPrefixes({
@@ -396,7 +456,10 @@ export class Agent {
     this.updateDataplane();
     this.updatePolicy();
     this.ensureTunnelAddressLive();
-    this.vxlanTunnel.poke(cache.list('Node').find((n) => n.metadata.name === this.config.nodeName), pools);
+    this.vxlanTunnel.poke(
+      cache.list('Node').find((n) => n.metadata.name === this.config.nodeName),
+      pools,
+    );
     this.metrics.observeWatchLag(cache.lagSeconds());
     if (changeAt !== null) this.metrics.observeConvergence(Math.max(0, this.clock.now() - changeAt) / 1000);
   }
@@ -408,7 +471,13 @@ export class Agent {
   private serviceRoutes(bgpConfigurations: Array<Resource<'BGPConfiguration'>>): string[] {
     const node = this.cache?.list('Node').find((n) => n.metadata.name === this.config.nodeName);
     const api = this.deps.serviceApi ?? null;
-    const first = serviceRoutes({ nodeName: this.config.nodeName, nodeLabels: node?.metadata.labels ?? {}, bgpConfigurations, services: [], endpointSlices: [] });
+    const first = serviceRoutes({
+      nodeName: this.config.nodeName,
+      nodeLabels: node?.metadata.labels ?? {},
+      bgpConfigurations,
+      services: [],
+      endpointSlices: [],
+    });
     if (first.configured && api !== null && this.serviceWatch === null && !this.stopping) {
       this.serviceWatch = new ServiceWatch(api, {
         clock: this.clock,
@@ -417,7 +486,8 @@ export class Agent {
             this.changedKinds.add('Service');
             this.scheduleReplan();
           }),
-        onError: (message) => this.log.warn({ err: message }, 'service advertisement: Kubernetes watch failed; retrying'),
+        onError: (message) =>
+          this.log.warn({ err: message }, 'service advertisement: Kubernetes watch failed; retrying'),
       });
       this.serviceWatch.start();
     } else if (!first.configured && this.serviceWatch !== null) {
@@ -426,24 +496,41 @@ export class Agent {
     }
     for (const w of [...this.warnings]) if (w.startsWith('service advertisement: ')) this.warnings.delete(w);
     if (first.configured && api === null) {
-      this.warnings.add('service advertisement: per-Service /32 routes (externalTrafficPolicy Local, single-address entries) are not in effect: no Kubernetes API to read Services from (etcd datastore without KUBECONFIG); only the service CIDRs are advertised');
+      this.warnings.add(
+        'service advertisement: per-Service /32 routes (externalTrafficPolicy Local, single-address entries) are not in effect: no Kubernetes API to read Services from (etcd datastore without KUBECONFIG); only the service CIDRs are advertised',
+      );
     }
     const watchError = this.serviceWatch?.lastError;
     if (watchError !== undefined) this.warnings.add(`service advertisement: ${watchError}`);
     if (this.serviceWatch === null) return first.prefixes;
     const snapshot = this.serviceWatch.snapshot();
-    return serviceRoutes({ nodeName: this.config.nodeName, nodeLabels: node?.metadata.labels ?? {}, bgpConfigurations, services: snapshot.services, endpointSlices: snapshot.endpointSlices }).prefixes;
+    return serviceRoutes({
+      nodeName: this.config.nodeName,
+      nodeLabels: node?.metadata.labels ?? {},
+      bgpConfigurations,
+      services: snapshot.services,
+      endpointSlices: snapshot.endpointSlices,
+    }).prefixes;
   }
 
   /** CALICO_NETWORKING_BACKEND=vxlan: no BGP speaker at all; felix's routes come from the datastore alone (exact at once). */
   private replanWithoutBgp(cache: ResourceCache, changeAt: number | null): void {
     const pools = cache.list('IPPool');
-    this.blocks = originatedPrefixes({ nodeName: this.config.nodeName, pools, blocks: cache.list('IPAMBlock'), affinities: cache.list('BlockAffinity'), workloads: cache.list('WorkloadEndpoint') });
+    this.blocks = originatedPrefixes({
+      nodeName: this.config.nodeName,
+      pools,
+      blocks: cache.list('IPAMBlock'),
+      affinities: cache.list('BlockAffinity'),
+      workloads: cache.list('WorkloadEndpoint'),
+    });
     this.updateDataplane();
     this.dataplane?.bgpSettled();
     this.updatePolicy();
     this.ensureTunnelAddressLive();
-    this.vxlanTunnel.poke(cache.list('Node').find((n) => n.metadata.name === this.config.nodeName), pools);
+    this.vxlanTunnel.poke(
+      cache.list('Node').find((n) => n.metadata.name === this.config.nodeName),
+      pools,
+    );
     if (changeAt !== null) this.metrics.observeConvergence(Math.max(0, this.clock.now() - changeAt) / 1000);
   }
 
@@ -470,13 +557,20 @@ export class Agent {
     if (ipipPoolsFor(cache.list('IPPool'), node.metadata.labels ?? {}).length === 0) return;
     this.tunnelAddressRunning = true;
     void ensureTunnelAddress(this.bootstrapContext())
-      .catch((error: unknown) => this.log.warn({ err: errorText(error) }, 'could not allocate the IPIP tunnel address; trying again on the next change'))
+      .catch((error: unknown) =>
+        this.log.warn(
+          { err: errorText(error) },
+          'could not allocate the IPIP tunnel address; trying again on the next change',
+        ),
+      )
       .finally(() => (this.tunnelAddressRunning = false));
   }
 
   private applyLogLevel(configs: ReadonlyArray<Resource<'BGPConfiguration'>>): void {
     if (this.logLevelFromEnv) return;
-    const severity = configs.find((c) => c.metadata.name === `node.${this.config.nodeName}`)?.spec.logSeverityScreen ?? configs.find((c) => c.metadata.name === 'default')?.spec.logSeverityScreen;
+    const severity =
+      configs.find((c) => c.metadata.name === `node.${this.config.nodeName}`)?.spec.logSeverityScreen ??
+      configs.find((c) => c.metadata.name === 'default')?.spec.logSeverityScreen;
     const level = levelOfSeverity(severity);
     if (this.log.level !== level) {
       this.log.info({ level }, 'log level from BGPConfiguration logSeverityScreen');
@@ -515,7 +609,12 @@ export class Agent {
   private updatePolicy(): void {
     const cache = this.cache;
     if (this.policy === null || cache === null || this.stopping) return;
-    this.policy.update({ policies: cache.list('NetworkPolicy'), namespaces: cache.list('Namespace'), workloadEndpoints: cache.list('WorkloadEndpoint'), nodes: cache.list('Node') });
+    this.policy.update({
+      policies: cache.list('NetworkPolicy'),
+      namespaces: cache.list('Namespace'),
+      workloadEndpoints: cache.list('WorkloadEndpoint'),
+      nodes: cache.list('Node'),
+    });
   }
 
   /** Loc-RIB changes arrive per UPDATE: one recalculation per turn of the event loop is plenty. */

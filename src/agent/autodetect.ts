@@ -62,7 +62,11 @@ function describe(method: AutodetectMethod): string {
  * The address `method` picks from `addresses` (can-reach needs `reachLocal`, the local address the kernel
  * would use toward the target). Null when nothing matches.
  */
-export function selectAddress(method: AutodetectMethod, addresses: readonly InterfaceAddress[], reachLocal?: string): DetectedAddress | null {
+export function selectAddress(
+  method: AutodetectMethod,
+  addresses: readonly InterfaceAddress[],
+  reachLocal?: string,
+): DetectedAddress | null {
   let found: InterfaceAddress | undefined;
   switch (method.kind) {
     case 'first-found':
@@ -98,7 +102,15 @@ export function selectAddress(method: AutodetectMethod, addresses: readonly Inte
  * characters and `?` one, the whole name matched. Returns whether `iface` is ignored.
  */
 export function ignoredInterfaceMatcher(patterns: readonly string[]): (iface: string) => boolean {
-  const res = patterns.map((p) => new RegExp(`^${p.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`));
+  const res = patterns.map(
+    (p) =>
+      new RegExp(
+        `^${p
+          .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+          .replace(/\*/g, '.*')
+          .replace(/\?/g, '.')}$`,
+      ),
+  );
   return (iface) => res.some((re) => re.test(iface));
 }
 
@@ -138,10 +150,16 @@ export interface AutodetectDeps {
 /** Runs `method` against this machine; rejects naming the method and the addresses seen when none fits. */
 export async function autodetectIpv4(method: AutodetectMethod, deps: AutodetectDeps = {}): Promise<DetectedAddress> {
   const addresses = (deps.interfaces ?? (() => interfaceAddresses(networkInterfaces())))();
-  const reachLocal = method.kind === 'can-reach' ? await (deps.localAddressToward ?? localAddressToward)(method.address) : undefined;
+  const reachLocal =
+    method.kind === 'can-reach' ? await (deps.localAddressToward ?? localAddressToward)(method.address) : undefined;
   const found = selectAddress(method, addresses, reachLocal);
   if (found) return found;
   const seen = addresses.map((a) => `${a.iface} ${a.address}/${a.prefixLength}`).join(', ') || 'none';
-  const extra = reachLocal !== undefined ? ` (the route toward ${method.kind === 'can-reach' ? method.address : ''} leaves from ${reachLocal}, which no interface holds)` : '';
-  throw new Error(`IP_AUTODETECTION_METHOD=${describe(method)} found no IPv4 address${extra}; addresses seen: ${seen}; set IP=<address/len> or another method`);
+  const extra =
+    reachLocal !== undefined
+      ? ` (the route toward ${method.kind === 'can-reach' ? method.address : ''} leaves from ${reachLocal}, which no interface holds)`
+      : '';
+  throw new Error(
+    `IP_AUTODETECTION_METHOD=${describe(method)} found no IPv4 address${extra}; addresses seen: ${seen}; set IP=<address/len> or another method`,
+  );
 }

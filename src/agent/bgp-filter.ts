@@ -55,7 +55,10 @@ interface CompiledRule {
 
 /** BIRD's string match (`ifname ~ "eth*"`): `*` any run of characters, `?` one character. */
 function globMatcher(pattern: string): (text: string) => boolean {
-  const source = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  const source = pattern
+    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+    .replace(/\*/g, '.*')
+    .replace(/\?/g, '.');
   const re = new RegExp(`^${source}$`);
   return (text) => re.test(text);
 }
@@ -67,11 +70,13 @@ function cidrMatcher(rule: BGPFilterRule): ((route: FilterRoute) => boolean) | n
   const net = Number(cidr.network) >>> 0;
   const min = Math.max(cidr.len, rule.prefixLength?.min ?? 0);
   const max = Math.min(32, rule.prefixLength?.max ?? 32);
-  const inside = (r: FilterRoute): boolean => r.len >= cidr.len && ((r.addr & maskOf(cidr.len)) >>> 0) === net;
+  const inside = (r: FilterRoute): boolean => r.len >= cidr.len && (r.addr & maskOf(cidr.len)) >>> 0 === net;
   const equal = (r: FilterRoute): boolean => r.len === cidr.len && r.addr >>> 0 === net;
   // With a prefixLength the set is `cidr{min,max}`: inside the cidr, length in min..max.
-  const inSet = rule.prefixLength === undefined ? inside : (r: FilterRoute) => inside(r) && r.len >= min && r.len <= max;
-  const equalSet = rule.prefixLength === undefined ? equal : (r: FilterRoute) => equal(r) && r.len >= min && r.len <= max;
+  const inSet =
+    rule.prefixLength === undefined ? inside : (r: FilterRoute) => inside(r) && r.len >= min && r.len <= max;
+  const equalSet =
+    rule.prefixLength === undefined ? equal : (r: FilterRoute) => equal(r) && r.len >= min && r.len <= max;
   switch (rule.matchOperator) {
     case 'Equal':
       return equalSet;
@@ -91,7 +96,8 @@ function communityMatcher(text: string): (attrs: PathAttributes) => boolean {
   const [a, b, c] = community.value;
   return (attrs) => {
     const large = attrs.largeCommunities ?? [];
-    for (let i = 0; i + 2 < large.length; i += 3) if (large[i] === a && large[i + 1] === b && large[i + 2] === c) return true;
+    for (let i = 0; i + 2 < large.length; i += 3)
+      if (large[i] === a && large[i + 1] === b && large[i + 2] === c) return true;
     return false;
   };
 }
@@ -185,7 +191,9 @@ export function compilePeerFilter(
   const list = direction === 'import' ? 'importV4' : 'exportV4';
   const peerType = ebgp ? 'eBGP' : 'iBGP';
   const rules = names.flatMap((name) =>
-    (byName.get(name)?.spec[list] ?? []).map((rule, i) => compileRule(`BGPFilter ${name} ${list}[${i}]`, rule)).filter((rule) => rule.peerType === undefined || rule.peerType === peerType),
+    (byName.get(name)?.spec[list] ?? [])
+      .map((rule, i) => compileRule(`BGPFilter ${name} ${list}[${i}]`, rule))
+      .filter((rule) => rule.peerType === undefined || rule.peerType === peerType),
   );
   if (rules.length === 0) return undefined;
   return (route) => {

@@ -16,7 +16,13 @@ import { AlreadyExistsError, ConflictError, type Datastore } from '../datastore/
 import { ipipTunnelHandle, type Ipam } from '../ipam/index.js';
 import { applyDefaults, parseSelector, API_VERSION, type Resource } from '../resources/index.js';
 import type { Logger } from '../log.js';
-import { autodetectIpv4, ignoredInterfaceMatcher, interfaceAddresses, prefixLengthOf, type InterfaceAddress } from './autodetect.js';
+import {
+  autodetectIpv4,
+  ignoredInterfaceMatcher,
+  interfaceAddresses,
+  prefixLengthOf,
+  type InterfaceAddress,
+} from './autodetect.js';
 import type { AgentConfig } from './config.js';
 import { errorText } from './error-text.js';
 
@@ -69,9 +75,17 @@ export interface BootstrapContext {
 
 /** The startup sequence up to (not including) the cache: see the header. Resolves to the node's address. */
 export async function bootstrap(ctx: BootstrapContext): Promise<NodeAddress> {
-  await waitForDatastore(() => ctx.ds.list('BGPConfiguration'), { wait: ctx.config.waitForDatastore, clock: ctx.clock, log: ctx.log, stopped: ctx.stopped });
+  await waitForDatastore(() => ctx.ds.list('BGPConfiguration'), {
+    wait: ctx.config.waitForDatastore,
+    clock: ctx.clock,
+    log: ctx.log,
+    stopped: ctx.stopped,
+  });
   const ip = await findAddress(ctx);
-  ctx.log.info({ node: ctx.config.nodeName, ip: `${ip.address}/${ip.prefixLength}`, iface: ip.hostInterface }, 'node address');
+  ctx.log.info(
+    { node: ctx.config.nodeName, ip: `${ip.address}/${ip.prefixLength}`, iface: ip.hostInterface },
+    'node address',
+  );
   await registerNode(ctx, ip);
   await writeNodename(ctx);
   await ensureDefaultPool(ctx);
@@ -93,14 +107,20 @@ async function findAddress(ctx: BootstrapContext): Promise<NodeAddress> {
     const hostInterface = holder?.iface ?? null;
     const ignoredHolder = holder === undefined ? all().find((i) => i.address === ip.address) : undefined;
     if (ignoredHolder !== undefined) {
-      ctx.warnings.add(`IP=${ip.address} is on ${ignoredHolder.iface}, which BGPConfiguration default ignoredInterfaces (${ignoredPatterns.join(', ')}) excludes: routes to other nodes (direct and BGP) have no interface to leave through and are not programmed`);
+      ctx.warnings.add(
+        `IP=${ip.address} is on ${ignoredHolder.iface}, which BGPConfiguration default ignoredInterfaces (${ignoredPatterns.join(', ')}) excludes: routes to other nodes (direct and BGP) have no interface to leave through and are not programmed`,
+      );
     } else if (holder === undefined) {
-      ctx.warnings.add(`IP=${ip.address}: no interface holds this address, so routes to other nodes (direct and BGP) have no interface to leave through and are not programmed`);
+      ctx.warnings.add(
+        `IP=${ip.address}: no interface holds this address, so routes to other nodes (direct and BGP) have no interface to leave through and are not programmed`,
+      );
     }
     if (ip.prefixLength !== undefined) return { address: ip.address, prefixLength: ip.prefixLength, hostInterface };
     const len = prefixLengthOf(ip.address, all());
     if (len !== null) return { address: ip.address, prefixLength: len, hostInterface };
-    ctx.warnings.add(`IP=${ip.address}: no interface holds this address, so its prefix length is unknown; using /32 (set IP=${ip.address}/<len> for CrossSubnet to work)`);
+    ctx.warnings.add(
+      `IP=${ip.address}: no interface holds this address, so its prefix length is unknown; using /32 (set IP=${ip.address}/<len> for CrossSubnet to work)`,
+    );
     return { address: ip.address, prefixLength: 32, hostInterface };
   }
   const found = await autodetectIpv4(ip.method, {
@@ -124,12 +144,18 @@ async function registerNode(ctx: BootstrapContext, ip: NodeAddress): Promise<voi
           apiVersion: API_VERSION,
           kind: 'Node',
           metadata: { name },
-          spec: { bgp: { ipv4Address: address, ...(config.asNumber !== undefined ? { asNumber: config.asNumber } : {}) } },
+          spec: {
+            bgp: { ipv4Address: address, ...(config.asNumber !== undefined ? { asNumber: config.asNumber } : {}) },
+          },
         });
         ctx.log.info({ node: name, ipv4Address: address }, 'registered the node');
         return;
       }
-      const bgp = { ...(node.spec.bgp ?? {}), ipv4Address: address, ...(config.asNumber !== undefined ? { asNumber: config.asNumber } : {}) };
+      const bgp = {
+        ...(node.spec.bgp ?? {}),
+        ipv4Address: address,
+        ...(config.asNumber !== undefined ? { asNumber: config.asNumber } : {}),
+      };
       if (node.spec.bgp?.ipv4Address === bgp.ipv4Address && node.spec.bgp?.asNumber === bgp.asNumber) return;
       await ds.update({ ...node, spec: { ...node.spec, bgp } });
       ctx.log.info({ node: name, ipv4Address: address }, 'updated the node');
@@ -164,7 +190,14 @@ async function ensureDefaultPool(ctx: BootstrapContext): Promise<void> {
         apiVersion: API_VERSION,
         kind: 'IPPool',
         metadata: { name: pool.name },
-        spec: { cidr: pool.cidr, blockSize: pool.blockSize, ipipMode: pool.ipipMode, vxlanMode: pool.vxlanMode, natOutgoing: pool.natOutgoing, nodeSelector: 'all()' },
+        spec: {
+          cidr: pool.cidr,
+          blockSize: pool.blockSize,
+          ipipMode: pool.ipipMode,
+          vxlanMode: pool.vxlanMode,
+          natOutgoing: pool.natOutgoing,
+          nodeSelector: 'all()',
+        },
       }),
     );
     ctx.log.info({ pool: pool.name, cidr: pool.cidr }, 'created the default IP pool');
@@ -198,10 +231,15 @@ async function claimBlock(ctx: BootstrapContext): Promise<void> {
 async function settleReleases(ctx: BootstrapContext, node: string): Promise<void> {
   try {
     for (const settled of await ctx.ipam.settlePendingDeletion(node)) {
-      ctx.log.info({ block: settled.cidr, outcome: settled.outcome }, 'settled a release of our block that had stopped half-way (affinity pendingDeletion)');
+      ctx.log.info(
+        { block: settled.cidr, outcome: settled.outcome },
+        'settled a release of our block that had stopped half-way (affinity pendingDeletion)',
+      );
     }
   } catch (error) {
-    ctx.warnings.add(`a block release left half-done (affinity pendingDeletion) could not be settled: ${errorText(error)}`);
+    ctx.warnings.add(
+      `a block release left half-done (affinity pendingDeletion) could not be settled: ${errorText(error)}`,
+    );
     ctx.log.warn({ err: errorText(error) }, 'could not settle a pendingDeletion block affinity');
   }
 }
@@ -210,7 +248,9 @@ async function settleReleases(ctx: BootstrapContext, node: string): Promise<void
  * An enabled IPIP pool selecting us → an address for tunl0 from it, stored in Node.spec.bgp.ipv4IPIPTunnelAddr.
  * Never rejects: a failure is a warning (the agent also runs this unawaited when a pool switches to IPIP).
  */
-export async function ensureTunnelAddress(ctx: Pick<BootstrapContext, 'ds' | 'ipam' | 'config' | 'log' | 'warnings'>): Promise<void> {
+export async function ensureTunnelAddress(
+  ctx: Pick<BootstrapContext, 'ds' | 'ipam' | 'config' | 'log' | 'warnings'>,
+): Promise<void> {
   const { ds, warnings } = ctx;
   const name = ctx.config.nodeName;
   // Every datastore call inside the try: this also runs unawaited from a replan (the agent's ensureTunnelAddressLive).
@@ -218,13 +258,19 @@ export async function ensureTunnelAddress(ctx: Pick<BootstrapContext, 'ds' | 'ip
     const node = await ds.get('Node', name);
     const pools = ipipPoolsFor((await ds.list('IPPool')).items, node?.metadata.labels ?? {});
     if (pools.length === 0 || !node) return clearTunnelWarning(warnings);
-    const [address] = await ctx.ipam.assign(name, ipipTunnelHandle(name), { pool: pools[0]!.metadata.name, use: 'Tunnel' });
+    const [address] = await ctx.ipam.assign(name, ipipTunnelHandle(name), {
+      pool: pools[0]!.metadata.name,
+      use: 'Tunnel',
+    });
     if (address === undefined || node.spec.bgp?.ipv4IPIPTunnelAddr === address) return clearTunnelWarning(warnings);
     for (let attempt = 0; attempt < 10; attempt++) {
       const current = await ds.get('Node', name);
       if (!current) return;
       try {
-        await ds.update({ ...current, spec: { ...current.spec, bgp: { ...(current.spec.bgp ?? {}), ipv4IPIPTunnelAddr: address } } });
+        await ds.update({
+          ...current,
+          spec: { ...current.spec, bgp: { ...(current.spec.bgp ?? {}), ipv4IPIPTunnelAddr: address } },
+        });
         ctx.log.info({ address }, 'IPIP tunnel address allocated');
         return clearTunnelWarning(warnings);
       } catch (error) {
@@ -234,7 +280,10 @@ export async function ensureTunnelAddress(ctx: Pick<BootstrapContext, 'ds' | 'ip
   } catch (error) {
     clearTunnelWarning(warnings);
     warnings.add(`no IPIP tunnel address: ${errorText(error)}`);
-    ctx.log.warn({ err: errorText(error) }, 'could not allocate the IPIP tunnel address; trying again on the next change');
+    ctx.log.warn(
+      { err: errorText(error) },
+      'could not allocate the IPIP tunnel address; trying again on the next change',
+    );
   }
 }
 
@@ -243,7 +292,10 @@ function clearTunnelWarning(warnings: Set<string>): void {
 }
 
 /** Enabled IPv4 IPIP pools that give this node (its labels) a tunnel address. */
-export function ipipPoolsFor(pools: Array<Resource<'IPPool'>>, labels: Record<string, string>): Array<Resource<'IPPool'>> {
+export function ipipPoolsFor(
+  pools: Array<Resource<'IPPool'>>,
+  labels: Record<string, string>,
+): Array<Resource<'IPPool'>> {
   return pools.filter(
     (p) =>
       !p.spec.disabled &&

@@ -14,7 +14,18 @@ import { systemClock, type Clock, type TimerHandle } from '../../bgp/index.js';
 import type { Datastore, Watch, WatchEvent } from '../datastore/types.js';
 import type { Kind, Resource } from '../resources/types.js';
 
-export const CACHED_KINDS = ['Node', 'BGPConfiguration', 'BGPPeer', 'BGPFilter', 'IPPool', 'IPAMBlock', 'BlockAffinity', 'WorkloadEndpoint', 'NetworkPolicy', 'Namespace'] as const;
+export const CACHED_KINDS = [
+  'Node',
+  'BGPConfiguration',
+  'BGPPeer',
+  'BGPFilter',
+  'IPPool',
+  'IPAMBlock',
+  'BlockAffinity',
+  'WorkloadEndpoint',
+  'NetworkPolicy',
+  'Namespace',
+] as const;
 export type CachedKind = (typeof CACHED_KINDS)[number];
 
 export interface CacheOptions {
@@ -66,7 +77,15 @@ export class ResourceCache extends EventEmitter<CacheEvents> {
     this.clock = options.clock ?? systemClock;
     this.coalesceMs = options.coalesceMs ?? 20;
     this.backoff = options.backoffMs ?? { initial: 100, max: 5000 };
-    for (const kind of CACHED_KINDS) this.kinds.set(kind, { items: new Map(), watch: null, generation: 0, staleSince: null, failures: 0, retry: null });
+    for (const kind of CACHED_KINDS)
+      this.kinds.set(kind, {
+        items: new Map(),
+        watch: null,
+        generation: 0,
+        staleSince: null,
+        failures: 0,
+        retry: null,
+      });
   }
 
   /** Lists every kind and starts the watches. Rejects (DatastoreUnavailableError...) if a list fails. */
@@ -79,13 +98,15 @@ export class ResourceCache extends EventEmitter<CacheEvents> {
   }
 
   get<K extends CachedKind>(kind: K, name: string, namespace?: string): Resource<K> | undefined {
-    return this.state(kind).items.get(namespace !== undefined ? `${namespace}/${name}` : name) as Resource<K> | undefined;
+    return this.state(kind).items.get(namespace !== undefined ? `${namespace}/${name}` : name) as
+      Resource<K> | undefined;
   }
 
   /** Seconds since the cache was last known current (0 when every watch is healthy). */
   lagSeconds(): number {
     let oldest: number | null = null;
-    for (const s of this.kinds.values()) if (s.staleSince !== null && (oldest === null || s.staleSince < oldest)) oldest = s.staleSince;
+    for (const s of this.kinds.values())
+      if (s.staleSince !== null && (oldest === null || s.staleSince < oldest)) oldest = s.staleSince;
     return oldest === null ? 0 : (this.clock.now() - oldest) / 1000;
   }
 
@@ -134,7 +155,12 @@ export class ResourceCache extends EventEmitter<CacheEvents> {
         this.onEvent(kind, event as WatchEvent<Kind>);
       } catch (error) {
         // An event we cannot apply (a resource without metadata...): the kind is no longer trusted; re-list it.
-        this.onWatchError(kind, new Error(`a ${event.type} event could not be applied: ${error instanceof Error ? error.message : String(error)}`));
+        this.onWatchError(
+          kind,
+          new Error(
+            `a ${event.type} event could not be applied: ${error instanceof Error ? error.message : String(error)}`,
+          ),
+        );
       }
     });
     this.markChanged(kind);
@@ -193,7 +219,12 @@ export class ResourceCache extends EventEmitter<CacheEvents> {
       } catch (error) {
         // A listener's own failure; the cache is fine. Reported, never thrown out of the timer.
         const [first] = kinds;
-        this.options.onError?.(first!, new Error(`a listener of the cache's changes failed: ${error instanceof Error ? error.message : String(error)}`));
+        this.options.onError?.(
+          first!,
+          new Error(
+            `a listener of the cache's changes failed: ${error instanceof Error ? error.message : String(error)}`,
+          ),
+        );
       }
     }, this.coalesceMs);
   }

@@ -128,7 +128,10 @@ export class CniTokenRefresher {
     try {
       const issued = await this.options.request(this.seconds);
       if (this.stopped) return;
-      await (this.options.writeFileAtomic ?? writePrivateFileAtomic)(this.options.kubeconfigPath, serviceAccountKubeconfig(this.options.server, this.options.caData, issued.token));
+      await (this.options.writeFileAtomic ?? writePrivateFileAtomic)(
+        this.options.kubeconfigPath,
+        serviceAccountKubeconfig(this.options.server, this.options.caData, issued.token),
+      );
       this.current = issued;
       this.written += 1;
       this.failures = 0;
@@ -137,9 +140,22 @@ export class CniTokenRefresher {
       // asked) by our clock means the clocks disagree: then the lifetime we asked for is the measure.
       const granted = issued.expiresAt - issuedAt;
       const skewed = granted <= 0 || granted > this.seconds * 1000 * 2;
-      if (skewed) this.options.log?.('warn', "CNI plugin token: its expiry does not fit this host's clock; refreshing by the lifetime asked for", { expires: new Date(issued.expiresAt).toISOString() });
-      const delay = refreshDelay(this.clock.now(), issuedAt, skewed ? issuedAt + this.seconds * 1000 : issued.expiresAt);
-      this.options.log?.('info', 'CNI plugin token written', { kubeconfig: this.options.kubeconfigPath, expires: new Date(issued.expiresAt).toISOString(), refreshInMs: delay });
+      if (skewed)
+        this.options.log?.(
+          'warn',
+          "CNI plugin token: its expiry does not fit this host's clock; refreshing by the lifetime asked for",
+          { expires: new Date(issued.expiresAt).toISOString() },
+        );
+      const delay = refreshDelay(
+        this.clock.now(),
+        issuedAt,
+        skewed ? issuedAt + this.seconds * 1000 : issued.expiresAt,
+      );
+      this.options.log?.('info', 'CNI plugin token written', {
+        kubeconfig: this.options.kubeconfigPath,
+        expires: new Date(issued.expiresAt).toISOString(),
+        refreshInMs: delay,
+      });
       this.schedule(delay);
     } catch (err) {
       if (this.stopped) return;
@@ -147,12 +163,16 @@ export class CniTokenRefresher {
       this.lastError = err instanceof Error ? err.message : String(err);
       const delay = retryDelay(this.failures);
       const expired = this.current !== null && this.current.expiresAt <= this.clock.now();
-      this.options.log?.('warn', `CNI plugin token: the TokenRequest or the write failed; retrying${expired ? ' (the plugin\'s current token has expired: pod networking fails until this succeeds)' : ''}`, {
-        kubeconfig: this.options.kubeconfigPath,
-        error: this.lastError,
-        attempt: this.failures,
-        retryInMs: delay,
-      });
+      this.options.log?.(
+        'warn',
+        `CNI plugin token: the TokenRequest or the write failed; retrying${expired ? " (the plugin's current token has expired: pod networking fails until this succeeds)" : ''}`,
+        {
+          kubeconfig: this.options.kubeconfigPath,
+          error: this.lastError,
+          attempt: this.failures,
+          retryInMs: delay,
+        },
+      );
       this.schedule(delay);
     }
   }
@@ -174,10 +194,16 @@ export async function startCniToken(
   if (datastore.datastoreType !== 'kubernetes' || kubeconfigPath === '') return null;
   const seconds = Number(env.TORTIE_CNI_TOKEN_SECONDS ?? DEFAULT_TOKEN_SECONDS);
   if (!Number.isInteger(seconds) || seconds < MIN_TOKEN_SECONDS) {
-    throw new Error(`TORTIE_CNI_TOKEN_SECONDS="${env.TORTIE_CNI_TOKEN_SECONDS ?? ''}" is not a whole number of seconds of at least ${MIN_TOKEN_SECONDS}`);
+    throw new Error(
+      `TORTIE_CNI_TOKEN_SECONDS="${env.TORTIE_CNI_TOKEN_SECONDS ?? ''}" is not a whole number of seconds of at least ${MIN_TOKEN_SECONDS}`,
+    );
   }
   const serviceAccount = (env.TORTIE_CNI_SERVICE_ACCOUNT ?? '').trim() || DEFAULT_CNI_SERVICE_ACCOUNT;
-  const [{ agentNamespace }, { kubeClient }, { readFile }] = await Promise.all([import('./secrets.js'), import('../datastore/kube-client.js'), import('node:fs/promises')]);
+  const [{ agentNamespace }, { kubeClient }, { readFile }] = await Promise.all([
+    import('./secrets.js'),
+    import('../datastore/kube-client.js'),
+    import('node:fs/promises'),
+  ]);
   const namespace = await agentNamespace(env);
   const cluster = kubeClient(datastore.kubeconfig, datastore.timeoutMs).kc.getCurrentCluster()!;
   const caData = cluster.caData ?? (cluster.caFile ? (await readFile(cluster.caFile)).toString('base64') : '');

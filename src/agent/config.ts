@@ -22,7 +22,11 @@ import { DEFAULT_CTL_SOCKET, DEFAULT_HEALTH_PORT } from './types.js';
 
 export class AgentConfigError extends Error {
   constructor(readonly problems: string[]) {
-    super(problems.length === 1 ? problems[0] : `${problems.length} problems in the environment:\n  ${problems.join('\n  ')}`);
+    super(
+      problems.length === 1
+        ? problems[0]
+        : `${problems.length} problems in the environment:\n  ${problems.join('\n  ')}`,
+    );
     this.name = 'AgentConfigError';
   }
 }
@@ -88,12 +92,34 @@ export interface AgentConfig {
 }
 
 /** Calico's defaults for the pool calico-node creates at first start. */
-export const DEFAULT_POOL = { name: 'default-ipv4-ippool', cidr: '192.168.0.0/16', blockSize: 26, ipipMode: 'Always', natOutgoing: true } as const;
+export const DEFAULT_POOL = {
+  name: 'default-ipv4-ippool',
+  cidr: '192.168.0.0/16',
+  blockSize: 26,
+  ipipMode: 'Always',
+  natOutgoing: true,
+} as const;
 
 /** Interface names first-found never picks (Calico's list: container, tunnel and loopback devices). */
-export const FIRST_FOUND_SKIP = ['^docker.*', '^cbr.*', '^dummy.*', '^virbr.*', '^lxcbr.*', '^veth.*', '^lo$', '^br-.*', '^cali.*', '^tunl.*', '^flannel.*', '^kube-ipvs.*', '^cni.*', '^vxlan\\.calico.*'];
+export const FIRST_FOUND_SKIP = [
+  '^docker.*',
+  '^cbr.*',
+  '^dummy.*',
+  '^virbr.*',
+  '^lxcbr.*',
+  '^veth.*',
+  '^lo$',
+  '^br-.*',
+  '^cali.*',
+  '^tunl.*',
+  '^flannel.*',
+  '^kube-ipvs.*',
+  '^cni.*',
+  '^vxlan\\.calico.*',
+];
 
-const AUTODETECT_HELP = 'first-found, interface=<regex,...>, skip-interface=<regex,...>, cidr=<cidr,...>, can-reach=<IPv4 address>';
+const AUTODETECT_HELP =
+  'first-found, interface=<regex,...>, skip-interface=<regex,...>, cidr=<cidr,...>, can-reach=<IPv4 address>';
 
 /** CALICO_IPV4POOL_IPIP spellings Calico accepts → the pool's ipipMode. */
 const IPIP_MODES: Readonly<Record<string, EncapMode>> = {
@@ -152,7 +178,11 @@ function parseRegexList(name: string, raw: string, list: string, problems: strin
 }
 
 /** IP_AUTODETECTION_METHOD → a method, or a problem naming the valid ones. */
-export function parseAutodetectMethod(raw: string | undefined, problems: string[], name = 'IP_AUTODETECTION_METHOD'): AutodetectMethod {
+export function parseAutodetectMethod(
+  raw: string | undefined,
+  problems: string[],
+  name = 'IP_AUTODETECTION_METHOD',
+): AutodetectMethod {
   const text = (raw ?? '').trim();
   if (text === '' || text === 'first-found') return { kind: 'first-found' };
   const eq = text.indexOf('=');
@@ -183,7 +213,9 @@ export function parseAutodetectMethod(raw: string | undefined, problems: string[
     case 'can-reach':
       if (eq < 0) break;
       if (tryParseIpv4(arg) === null) {
-        problems.push(`${name}="${raw}": "${arg}" is not a dotted-quad IPv4 address (can-reach takes an address, like can-reach=198.18.0.1)`);
+        problems.push(
+          `${name}="${raw}": "${arg}" is not a dotted-quad IPv4 address (can-reach takes an address, like can-reach=198.18.0.1)`,
+        );
       }
       return { kind: 'can-reach', address: arg };
   }
@@ -199,7 +231,9 @@ function parseIp(env: Env, problems: string[]): IpSetting {
   const slash = text.indexOf('/');
   const addressText = slash < 0 ? text : text.slice(0, slash);
   if (tryParseIpv4(addressText) === null) {
-    problems.push(`IP="${raw}" is not "autodetect" or an IPv4 address with optional prefix length (like 198.18.0.11/24)`);
+    problems.push(
+      `IP="${raw}" is not "autodetect" or an IPv4 address with optional prefix length (like 198.18.0.11/24)`,
+    );
     return { mode: 'autodetect', method };
   }
   if (slash < 0) return { mode: 'fixed', address: addressText };
@@ -236,19 +270,35 @@ function parseDefaultPool(env: Env, problems: string[]): DefaultPoolConfig | nul
   }
   const blockSize = parseInteger(env, 'CALICO_IPV4POOL_BLOCK_SIZE', 20, 32, problems) ?? DEFAULT_POOL.blockSize;
   const poolLen = Number(cidr.split('/')[1]);
-  if (blockSize < poolLen) problems.push(`CALICO_IPV4POOL_BLOCK_SIZE="${blockSize}" is shorter than the pool's prefix length /${poolLen} (CALICO_IPV4POOL_CIDR=${cidr})`);
+  if (blockSize < poolLen)
+    problems.push(
+      `CALICO_IPV4POOL_BLOCK_SIZE="${blockSize}" is shorter than the pool's prefix length /${poolLen} (CALICO_IPV4POOL_CIDR=${cidr})`,
+    );
   const ipipMode = parseEncapMode(env, 'CALICO_IPV4POOL_IPIP', problems);
   const vxlanMode = parseEncapMode(env, 'CALICO_IPV4POOL_VXLAN', problems) ?? 'Never';
   // As calico-node: IPIP Always is the default only when VXLAN is not asked for; both on is refused.
   if (ipipMode !== undefined && ipipMode !== 'Never' && vxlanMode !== 'Never') {
-    problems.push(`CALICO_IPV4POOL_IPIP="${env.CALICO_IPV4POOL_IPIP}" and CALICO_IPV4POOL_VXLAN="${env.CALICO_IPV4POOL_VXLAN}" cannot both be enabled: set one of them to Never`);
+    problems.push(
+      `CALICO_IPV4POOL_IPIP="${env.CALICO_IPV4POOL_IPIP}" and CALICO_IPV4POOL_VXLAN="${env.CALICO_IPV4POOL_VXLAN}" cannot both be enabled: set one of them to Never`,
+    );
   }
   const natOutgoing = parseBool(env, 'CALICO_IPV4POOL_NAT_OUTGOING', DEFAULT_POOL.natOutgoing, problems);
-  return { name: DEFAULT_POOL.name, cidr, blockSize, ipipMode: ipipMode ?? (vxlanMode === 'Never' ? DEFAULT_POOL.ipipMode : 'Never'), vxlanMode, natOutgoing };
+  return {
+    name: DEFAULT_POOL.name,
+    cidr,
+    blockSize,
+    ipipMode: ipipMode ?? (vxlanMode === 'Never' ? DEFAULT_POOL.ipipMode : 'Never'),
+    vxlanMode,
+    natOutgoing,
+  };
 }
 
 /** CALICO_IPV4POOL_IPIP / CALICO_IPV4POOL_VXLAN: a pool encapsulation mode, undefined when unset. */
-function parseEncapMode(env: Env, name: 'CALICO_IPV4POOL_IPIP' | 'CALICO_IPV4POOL_VXLAN', problems: string[]): EncapMode | undefined {
+function parseEncapMode(
+  env: Env,
+  name: 'CALICO_IPV4POOL_IPIP' | 'CALICO_IPV4POOL_VXLAN',
+  problems: string[],
+): EncapMode | undefined {
   const raw = env[name];
   if (raw === undefined || raw.trim() === '') return undefined;
   const mode = IPIP_MODES[raw.trim().toLowerCase()];
@@ -287,14 +337,17 @@ export function parseAgentConfig(env: Env, hostname: string): AgentConfig {
   const nodeName = (env.NODENAME ?? '').trim() || hostname.trim();
   if (nodeName === '') problems.push('NODENAME is empty and the hostname is empty: set NODENAME');
   else if (!/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(nodeName)) {
-    problems.push(`NODENAME="${nodeName}" is not a valid node name (lower-case letters, digits, "-" and ".", starting and ending with a letter or digit)`);
+    problems.push(
+      `NODENAME="${nodeName}" is not a valid node name (lower-case letters, digits, "-" and ".", starting and ending with a letter or digit)`,
+    );
   }
   const ip = parseIp(env, problems);
   let asNumber: number | undefined;
   const asRaw = env.AS;
   if (asRaw !== undefined && asRaw.trim() !== '') {
     const parsed = parseAsNumber(asRaw.trim());
-    if (parsed === null || parsed < 1 || parsed > 4294967295) problems.push(`AS="${asRaw}" is not an AS number (1..4294967295, or dotted like 1.10)`);
+    if (parsed === null || parsed < 1 || parsed > 4294967295)
+      problems.push(`AS="${asRaw}" is not an AS number (1..4294967295, or dotted like 1.10)`);
     else asNumber = parsed;
   }
   const waitForDatastore = parseBool(env, 'WAIT_FOR_DATASTORE', false, problems);
@@ -318,7 +371,10 @@ export function parseAgentConfig(env: Env, hostname: string): AgentConfig {
   if (routerIdRaw === 'hash') routerId = 'hash';
   else if (routerIdRaw !== '') {
     const address = tryParseIpv4(routerIdRaw);
-    if (address === null || address === 0) problems.push(`CALICO_ROUTER_ID="${routerIdRaw}" is neither "hash" nor a non-zero IPv4 address (a BGP identifier, RFC 6286)`);
+    if (address === null || address === 0)
+      problems.push(
+        `CALICO_ROUTER_ID="${routerIdRaw}" is neither "hash" nor a non-zero IPv4 address (a BGP identifier, RFC 6286)`,
+      );
     else routerId = routerIdRaw;
   }
   const maxPrefixes = parseInteger(env, 'TORTIE_BGP_MAX_PREFIXES', 1, 4294967295, problems);

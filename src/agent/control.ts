@@ -45,7 +45,11 @@ export interface ControlLimits {
   maxConnections: number;
 }
 
-export const CONTROL_LIMITS: Readonly<ControlLimits> = { requestTimeoutMs: 5000, answerTimeoutMs: 30_000, maxConnections: 32 };
+export const CONTROL_LIMITS: Readonly<ControlLimits> = {
+  requestTimeoutMs: 5000,
+  answerTimeoutMs: 30_000,
+  maxConnections: 32,
+};
 
 export interface ControlOptions {
   /** Where a failure inside the server is reported (default: nowhere). */
@@ -65,11 +69,14 @@ const MAX_SOCKET_PATH_BYTES = 107;
 let temporaryCount = 0;
 
 /** The commands the agent answers, one entry each. */
-const COMMANDS: Readonly<Record<ControlRequest['command'], (provider: ControlProvider, request: ControlRequest) => Promise<ControlResponse>>> = {
+const COMMANDS: Readonly<
+  Record<ControlRequest['command'], (provider: ControlProvider, request: ControlRequest) => Promise<ControlResponse>>
+> = {
   status: async (provider) => ({ ok: true, status: await provider.status() }),
   routes: async (provider) => ({ ok: true, routes: await provider.routes() }),
   stop: async (provider, request) => {
-    if (provider.stop === undefined) return { ok: false, error: 'this agent cannot be stopped over its control socket' };
+    if (provider.stop === undefined)
+      return { ok: false, error: 'this agent cannot be stopped over its control socket' };
     const graceful = request.command === 'stop' && request.graceful;
     // After this answer is on its way: the stop closes the control socket too.
     setImmediate(() => {
@@ -89,7 +96,9 @@ export function parseControlRequest(line: string): ControlRequest {
   try {
     value = JSON.parse(line);
   } catch {
-    throw new Error(`request ${JSON.stringify(line.slice(0, 80))} is not JSON; send {"command":"status"} or {"command":"routes"}`);
+    throw new Error(
+      `request ${JSON.stringify(line.slice(0, 80))} is not JSON; send {"command":"status"} or {"command":"routes"}`,
+    );
   }
   const command = typeof value === 'object' && value !== null ? (value as { command?: unknown }).command : undefined;
   if (typeof command !== 'string' || !Object.hasOwn(COMMANDS, command)) {
@@ -121,7 +130,12 @@ function encodeAnswer(response: ControlResponse): string {
   }
 }
 
-function handleConnection(socket: net.Socket, provider: ControlProvider, limits: ControlLimits, log: ControlOptions['log']): void {
+function handleConnection(
+  socket: net.Socket,
+  provider: ControlProvider,
+  limits: ControlLimits,
+  log: ControlOptions['log'],
+): void {
   let buffered = '';
   let done = false;
   socket.setEncoding('utf8');
@@ -141,7 +155,10 @@ function handleConnection(socket: net.Socket, provider: ControlProvider, limits:
     socket.setTimeout(limits.answerTimeoutMs, () => socket.destroy());
     if (newline < 0 || newline > MAX_REQUEST_BYTES) {
       buffered = '';
-      reply({ ok: false, error: `request longer than ${MAX_REQUEST_BYTES} bytes; send one JSON line like {"command":"status"}` });
+      reply({
+        ok: false,
+        error: `request longer than ${MAX_REQUEST_BYTES} bytes; send one JSON line like {"command":"status"}`,
+      });
       return;
     }
     const line = buffered.slice(0, newline);
@@ -149,7 +166,10 @@ function handleConnection(socket: net.Socket, provider: ControlProvider, limits:
     answer(line, provider)
       .then(reply)
       .catch((error: unknown) => {
-        log?.warn({ err: error instanceof Error ? error.message : String(error) }, 'control socket: answering a request failed');
+        log?.warn(
+          { err: error instanceof Error ? error.message : String(error) },
+          'control socket: answering a request failed',
+        );
         socket.destroy();
       });
   });
@@ -165,7 +185,9 @@ async function inspectExisting(path: string): Promise<'absent' | 'live' | 'stale
     throw error;
   }
   if (!stats.isSocket()) {
-    throw new Error(`control socket path ${path} exists and is not a socket; remove it or set TORTIE_CTL_SOCKET to another path`);
+    throw new Error(
+      `control socket path ${path} exists and is not a socket; remove it or set TORTIE_CTL_SOCKET to another path`,
+    );
   }
   return new Promise((resolve) => {
     const probe = net.createConnection(path);
@@ -175,7 +197,9 @@ async function inspectExisting(path: string): Promise<'absent' | 'live' | 'stale
     };
     probe.setTimeout(PROBE_TIMEOUT_MS, () => finish('live')); // something holds it but is slow: do not clobber it
     probe.once('connect', () => finish('live'));
-    probe.once('error', (error: NodeJS.ErrnoException) => finish(error.code === 'ECONNREFUSED' || error.code === 'ENOENT' ? 'stale' : 'live'));
+    probe.once('error', (error: NodeJS.ErrnoException) =>
+      finish(error.code === 'ECONNREFUSED' || error.code === 'ENOENT' ? 'stale' : 'live'),
+    );
   });
 }
 
@@ -183,7 +207,11 @@ async function inspectExisting(path: string): Promise<'absent' | 'live' | 'stale
  * Serves the control protocol on a Unix socket at `path` (mode 0600; parent directory created 0755).
  * Replaces a stale socket left by a dead agent; refuses when another agent answers on it.
  */
-export async function serveControl(path: string, provider: ControlProvider, options: ControlOptions = {}): Promise<ControlServer> {
+export async function serveControl(
+  path: string,
+  provider: ControlProvider,
+  options: ControlOptions = {},
+): Promise<ControlServer> {
   const limits: ControlLimits = { ...CONTROL_LIMITS, ...options.limits };
   try {
     await mkdir(dirname(path), { recursive: true, mode: 0o755 });
@@ -199,13 +227,17 @@ export async function serveControl(path: string, provider: ControlProvider, opti
     } catch {
       // Best effort: the refusal below stands without the details.
     }
-    throw new Error(`another tortie agent is already answering on ${path}${who}; stop it first, or set TORTIE_CTL_SOCKET to another path`);
+    throw new Error(
+      `another tortie agent is already answering on ${path}${who}; stop it first, or set TORTIE_CTL_SOCKET to another path`,
+    );
   }
   if (existing === 'stale') await unlink(path).catch(() => undefined);
 
   const temporary = join(dirname(path), `.${basename(path)}.${process.pid}.${temporaryCount++}`);
   if (Buffer.byteLength(temporary) > MAX_SOCKET_PATH_BYTES) {
-    throw new Error(`control socket path ${path} is too long: a Unix socket path may have ${MAX_SOCKET_PATH_BYTES} bytes and tortie binds it under a temporary name ${Buffer.byteLength(temporary) - Buffer.byteLength(path)} bytes longer; choose a shorter TORTIE_CTL_SOCKET`);
+    throw new Error(
+      `control socket path ${path} is too long: a Unix socket path may have ${MAX_SOCKET_PATH_BYTES} bytes and tortie binds it under a temporary name ${Buffer.byteLength(temporary) - Buffer.byteLength(path)} bytes longer; choose a shorter TORTIE_CTL_SOCKET`,
+    );
   }
   // In the order they came: over the cap the oldest gives way (see header).
   const connections = new Set<net.Socket>();
@@ -238,7 +270,9 @@ export async function serveControl(path: string, provider: ControlProvider, opti
   } catch (error) {
     if (server.listening) await new Promise<void>((resolve) => server.close(() => resolve()));
     await unlink(temporary).catch(() => undefined);
-    throw new Error(`cannot create the control socket ${path}: ${error instanceof Error ? error.message : String(error)}`);
+    throw new Error(
+      `cannot create the control socket ${path}: ${error instanceof Error ? error.message : String(error)}`,
+    );
   }
 
   let closed: Promise<void> | null = null;
@@ -272,9 +306,12 @@ export class ControlError extends Error {
 /** What each connect failure means to a person running `tortie node status`. */
 const CONNECT_ERRORS: Readonly<Record<string, (path: string) => string>> = {
   ENOENT: (path) => `no tortie agent is running (no socket at ${path})`,
-  ECONNREFUSED: (path) => `no tortie agent is running (socket ${path} exists but nothing accepts connections on it; it was left by an agent that exited)`,
-  EACCES: (path) => `permission denied on the agent's socket ${path}: tortie node status needs root (the socket is mode 0600)`,
-  EPERM: (path) => `permission denied on the agent's socket ${path}: tortie node status needs root (the socket is mode 0600)`,
+  ECONNREFUSED: (path) =>
+    `no tortie agent is running (socket ${path} exists but nothing accepts connections on it; it was left by an agent that exited)`,
+  EACCES: (path) =>
+    `permission denied on the agent's socket ${path}: tortie node status needs root (the socket is mode 0600)`,
+  EPERM: (path) =>
+    `permission denied on the agent's socket ${path}: tortie node status needs root (the socket is mode 0600)`,
   ENOTDIR: (path) => `no tortie agent is running (${path} is not a usable socket path)`,
 };
 
@@ -282,7 +319,11 @@ const CONNECT_ERRORS: Readonly<Record<string, (path: string) => string>> = {
 export function connectError(path: string, error: NodeJS.ErrnoException): ControlError {
   const code = error.code ?? 'UNKNOWN';
   const describe = CONNECT_ERRORS[code];
-  return new ControlError(path, code, describe ? describe(path) : `cannot reach the tortie agent on ${path}: ${error.message}`);
+  return new ControlError(
+    path,
+    code,
+    describe ? describe(path) : `cannot reach the tortie agent on ${path}: ${error.message}`,
+  );
 }
 
 function parseResponse(path: string, line: string): ControlResponse {
@@ -290,16 +331,28 @@ function parseResponse(path: string, line: string): ControlResponse {
   try {
     value = JSON.parse(line);
   } catch {
-    throw new ControlError(path, 'EPROTO', `the process on ${path} answered something that is not JSON: ${JSON.stringify(line.slice(0, 80))}`);
+    throw new ControlError(
+      path,
+      'EPROTO',
+      `the process on ${path} answered something that is not JSON: ${JSON.stringify(line.slice(0, 80))}`,
+    );
   }
   if (typeof value !== 'object' || value === null || typeof (value as { ok?: unknown }).ok !== 'boolean') {
-    throw new ControlError(path, 'EPROTO', `the process on ${path} answered without an "ok" field: ${JSON.stringify(line.slice(0, 80))}`);
+    throw new ControlError(
+      path,
+      'EPROTO',
+      `the process on ${path} answered without an "ok" field: ${JSON.stringify(line.slice(0, 80))}`,
+    );
   }
   return value as ControlResponse;
 }
 
 /** Sends one request to the agent on `path` and resolves with its answer; rejects with a ControlError. */
-export function queryControl(path: string, request: ControlRequest, timeoutMs = DEFAULT_QUERY_TIMEOUT_MS): Promise<ControlResponse> {
+export function queryControl(
+  path: string,
+  request: ControlRequest,
+  timeoutMs = DEFAULT_QUERY_TIMEOUT_MS,
+): Promise<ControlResponse> {
   return new Promise((resolve, reject) => {
     const socket = net.createConnection(path);
     const chunks: Buffer[] = [];
@@ -314,14 +367,27 @@ export function queryControl(path: string, request: ControlRequest, timeoutMs = 
       else reject(outcome.error);
     };
     const timer = setTimeout(
-      () => finish({ error: new ControlError(path, 'ETIMEDOUT', `the tortie agent on ${path} did not answer within ${timeoutMs} ms`) }),
+      () =>
+        finish({
+          error: new ControlError(
+            path,
+            'ETIMEDOUT',
+            `the tortie agent on ${path} did not answer within ${timeoutMs} ms`,
+          ),
+        }),
       timeoutMs,
     );
     const complete = () => {
       const text = Buffer.concat(chunks).toString('utf8');
       const newline = text.indexOf('\n');
       if (newline < 0) {
-        finish({ error: new ControlError(path, 'EPROTO', `the tortie agent on ${path} closed the connection without a complete answer`) });
+        finish({
+          error: new ControlError(
+            path,
+            'EPROTO',
+            `the tortie agent on ${path} closed the connection without a complete answer`,
+          ),
+        });
         return;
       }
       try {
@@ -334,7 +400,13 @@ export function queryControl(path: string, request: ControlRequest, timeoutMs = 
     socket.on('data', (chunk: Buffer) => {
       size += chunk.length;
       if (size > MAX_RESPONSE_BYTES) {
-        finish({ error: new ControlError(path, 'EMSGSIZE', `the answer from ${path} is larger than ${MAX_RESPONSE_BYTES} bytes`) });
+        finish({
+          error: new ControlError(
+            path,
+            'EMSGSIZE',
+            `the answer from ${path} is larger than ${MAX_RESPONSE_BYTES} bytes`,
+          ),
+        });
         return;
       }
       chunks.push(chunk);

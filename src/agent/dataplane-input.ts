@@ -43,7 +43,13 @@ export function dataplaneInput(sources: DataplaneSources): DataplaneInput {
   const pools = cache
     .list('IPPool')
     .filter((p) => !p.spec.cidr.includes(':'))
-    .map((p) => ({ cidr: p.spec.cidr, ipipMode: p.spec.ipipMode ?? 'Never', vxlanMode: p.spec.vxlanMode ?? 'Never', disabled: p.spec.disabled ?? false, natOutgoing: p.spec.natOutgoing ?? false }));
+    .map((p) => ({
+      cidr: p.spec.cidr,
+      ipipMode: p.spec.ipipMode ?? 'Never',
+      vxlanMode: p.spec.vxlanMode ?? 'Never',
+      disabled: p.spec.disabled ?? false,
+      natOutgoing: p.spec.natOutgoing ?? false,
+    }));
   const workloads: DataplaneInput['workloads'] = [];
   for (const wep of cache.list('WorkloadEndpoint')) {
     if (wep.spec.node !== name) continue;
@@ -64,19 +70,29 @@ export function dataplaneInput(sources: DataplaneSources): DataplaneInput {
     const prefix = tryParseIpv4Prefix(text);
     return prefix !== null && services.some((range) => prefix.len >= range.len && prefixContains(range, prefix.addr));
   };
-  for (const row of sources.bgpRoutes) if (row.from !== 'local' && row.nextHop !== null && !isService(row.prefix)) bgpRoutes.push({ prefix: row.prefix, nextHop: row.nextHop });
+  for (const row of sources.bgpRoutes)
+    if (row.from !== 'local' && row.nextHop !== null && !isService(row.prefix))
+      bgpRoutes.push({ prefix: row.prefix, nextHop: row.nextHop });
   const tunnelAddress = cache.list('Node').find((n) => n.metadata.name === name)?.spec.bgp?.ipv4IPIPTunnelAddr;
   const hostMtu = node.hostInterface !== null ? sources.interfaceMtu(node.hostInterface) : undefined;
   return {
     node: { ip: `${node.address}/${node.prefixLength}`, hostInterface: node.hostInterface ?? '' },
     pools,
-    localBlocks: affineBlocks({ nodeName: name, blocks: cache.list('IPAMBlock'), affinities: cache.list('BlockAffinity') }).map(formatPrefix),
+    localBlocks: affineBlocks({
+      nodeName: name,
+      blocks: cache.list('IPAMBlock'),
+      affinities: cache.list('BlockAffinity'),
+    }).map(formatPrefix),
     workloads,
     bgpRoutes,
     ...peerRoutesOf(sources.peers ?? []),
     // No pod speaks BGP as its node (felix/bgp-guard.ts); TORTIE_BGP_PORT_GUARD=false turns it off.
     bgpGuard: sources.bgpPortGuard
-      ? { nodeAddresses: cache.list('Node').flatMap((n) => (n.spec.bgp?.ipv4Address !== undefined ? [n.spec.bgp.ipv4Address] : [])) }
+      ? {
+          nodeAddresses: cache
+            .list('Node')
+            .flatMap((n) => (n.spec.bgp?.ipv4Address !== undefined ? [n.spec.bgp.ipv4Address] : [])),
+        }
       : null,
     tunnel: {
       ...(tunnelAddress !== undefined ? { address: tunnelAddress } : {}),
@@ -88,8 +104,12 @@ export function dataplaneInput(sources: DataplaneSources): DataplaneInput {
 }
 
 /** BGPPeer reachableBy → felix's static routes to peers; nothing when no peer has one. */
-function peerRoutesOf(peers: ReadonlyArray<{ address: string; reachableBy?: string }>): Pick<DataplaneInput, 'peerRoutes'> {
-  const peerRoutes = peers.flatMap((p) => (p.reachableBy !== undefined ? [{ address: p.address, gateway: p.reachableBy }] : []));
+function peerRoutesOf(
+  peers: ReadonlyArray<{ address: string; reachableBy?: string }>,
+): Pick<DataplaneInput, 'peerRoutes'> {
+  const peerRoutes = peers.flatMap((p) =>
+    p.reachableBy !== undefined ? [{ address: p.address, gateway: p.reachableBy }] : [],
+  );
   return peerRoutes.length > 0 ? { peerRoutes } : {};
 }
 

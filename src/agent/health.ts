@@ -47,7 +47,12 @@ const CLIENT_ERROR_STATUS: Readonly<Record<string, string>> = {
   ERR_HTTP_REQUEST_TIMEOUT: '408 Request Timeout',
 };
 
-export const HEALTH_LIMITS: Readonly<HealthLimits> = { requestTimeoutMs: 5000, checkIntervalMs: 1000, maxConnections: 64, replyTimeoutMs: 10_000 };
+export const HEALTH_LIMITS: Readonly<HealthLimits> = {
+  requestTimeoutMs: 5000,
+  checkIntervalMs: 1000,
+  maxConnections: 64,
+  replyTimeoutMs: 10_000,
+};
 
 export interface HealthOptions {
   port: number;
@@ -90,7 +95,9 @@ function failure(what: string, error: unknown): Reply {
 const ROUTES: Readonly<Record<string, (options: HealthOptions) => Promise<Reply>>> = {
   '/liveness': async (options) => {
     try {
-      return options.liveness() ? { status: 200, body: 'live\n' } : { status: 503, body: 'not live: the agent loop has stopped\n' };
+      return options.liveness()
+        ? { status: 200, body: 'live\n' }
+        : { status: 503, body: 'not live: the agent loop has stopped\n' };
     } catch (error) {
       return failure('liveness', error);
     }
@@ -98,7 +105,9 @@ const ROUTES: Readonly<Record<string, (options: HealthOptions) => Promise<Reply>
   '/readiness': async (options) => {
     try {
       const { ready, reason, notes } = options.readiness();
-      return ready ? { status: 200, body: `ready\n${(notes ?? []).map((n) => `note: ${n}\n`).join('')}` } : { status: 503, body: `not ready: ${reason ?? 'no reason given'}\n` };
+      return ready
+        ? { status: 200, body: `ready\n${(notes ?? []).map((n) => `note: ${n}\n`).join('')}` }
+        : { status: 503, body: `not ready: ${reason ?? 'no reason given'}\n` };
     } catch (error) {
       return failure('readiness', error);
     }
@@ -134,20 +143,34 @@ function shown(path: string): string {
 }
 
 /** Decides the answer to one request (method + target), without touching a socket. */
-export async function healthReply(method: string, url: string, options: HealthOptions): Promise<Reply & { allow?: string }> {
+export async function healthReply(
+  method: string,
+  url: string,
+  options: HealthOptions,
+): Promise<Reply & { allow?: string }> {
   const path = healthPath(url);
-  if (path === null) return { status: 400, body: `bad request target ${JSON.stringify(shown(url))}: send a path such as /liveness\n` };
+  if (path === null)
+    return { status: 400, body: `bad request target ${JSON.stringify(shown(url))}: send a path such as /liveness\n` };
   const handler = Object.hasOwn(ROUTES, path) ? ROUTES[path] : undefined;
   if (!handler) return { status: 404, body: `not found: ${shown(path)} (try ${Object.keys(ROUTES).join(', ')})\n` };
-  if (method !== 'GET' && method !== 'HEAD') return { status: 405, body: `method ${shown(method)} not allowed on ${path}; use GET\n`, allow: 'GET, HEAD' };
+  if (method !== 'GET' && method !== 'HEAD')
+    return { status: 405, body: `method ${shown(method)} not allowed on ${path}; use GET\n`, allow: 'GET, HEAD' };
   return handler(options);
 }
 
 /** healthReply, bounded in time: a check that hangs answers 503 instead of holding the connection. */
-function boundedReply(method: string, url: string, options: HealthOptions, timeoutMs: number): Promise<Reply & { allow?: string }> {
+function boundedReply(
+  method: string,
+  url: string,
+  options: HealthOptions,
+  timeoutMs: number,
+): Promise<Reply & { allow?: string }> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const late = new Promise<Reply>((resolve) => {
-    timer = setTimeout(() => resolve({ status: 503, body: `the agent did not answer within ${timeoutMs} ms\n` }), timeoutMs);
+    timer = setTimeout(
+      () => resolve({ status: 503, body: `the agent did not answer within ${timeoutMs} ms\n` }),
+      timeoutMs,
+    );
   });
   return Promise.race([healthReply(method, url, options), late]).finally(() => clearTimeout(timer));
 }
@@ -180,7 +203,10 @@ export async function startHealthServer(options: HealthOptions): Promise<HealthS
       boundedReply(request.method ?? 'GET', request.url ?? '/', options, limits.replyTimeoutMs)
         .then((reply) => send(request, response, reply))
         .catch((error: unknown) => {
-          options.log?.error({ err: messageOf(error), method: request.method, path: shown(request.url ?? '') }, 'health server: a request failed');
+          options.log?.error(
+            { err: messageOf(error), method: request.method, path: shown(request.url ?? '') },
+            'health server: a request failed',
+          );
           if (response.headersSent) response.destroy();
           else send(request, response, { status: 500, body: `internal error: ${messageOf(error)}\n` });
         })
@@ -203,7 +229,9 @@ export async function startHealthServer(options: HealthOptions): Promise<HealthS
       socket.destroy();
       return;
     }
-    socket.end(`HTTP/1.1 ${CLIENT_ERROR_STATUS[error.code ?? ''] ?? '400 Bad Request'}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`);
+    socket.end(
+      `HTTP/1.1 ${CLIENT_ERROR_STATUS[error.code ?? ''] ?? '400 Bad Request'}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`,
+    );
     socket.on('data', () => undefined);
     socket.resume();
     const linger = setTimeout(() => socket.destroy(), LINGER_MS);
@@ -225,7 +253,11 @@ export async function startHealthServer(options: HealthOptions): Promise<HealthS
   const host = options.host ?? '127.0.0.1';
   await new Promise<void>((resolve, reject) => {
     server.once('error', (error: NodeJS.ErrnoException) =>
-      reject(new Error(`cannot serve health checks on ${host}:${options.port}: ${error.message}${error.code === 'EADDRINUSE' ? ' (another process has the port; set a different health port)' : ''}`)),
+      reject(
+        new Error(
+          `cannot serve health checks on ${host}:${options.port}: ${error.message}${error.code === 'EADDRINUSE' ? ' (another process has the port; set a different health port)' : ''}`,
+        ),
+      ),
     );
     server.listen({ host, port: options.port }, () => resolve());
   });

@@ -34,7 +34,16 @@
 // routes inside it; a changed pool, subnet or service range → everything), so 100k routes are not
 // re-judged on every unrelated event. Pure: no I/O, the agent builds the context from its cache.
 
-import { formatPrefix, maskOf, parsePrefix, prefixContains, prefixKey, tryParseIpv4, tryParseIpv4Prefix, type Prefix } from '../../bgp/index.js';
+import {
+  formatPrefix,
+  maskOf,
+  parsePrefix,
+  prefixContains,
+  prefixKey,
+  tryParseIpv4,
+  tryParseIpv4Prefix,
+  type Prefix,
+} from '../../bgp/index.js';
 import { allocationNode } from '../ipam/attributes.js';
 import type { Resource } from '../resources/index.js';
 
@@ -48,7 +57,8 @@ export const IMPORT_REFUSALS = {
   multicast: 'inside 224.0.0.0/4 (multicast)',
   'service-range': 'inside a service CIDR of the BGPConfiguration',
   'own-block': "one of this node's own IPAM blocks",
-  'longer-than-block': "inside an IP pool and longer than its blockSize (not a borrowed address of the node that announces it)",
+  'longer-than-block':
+    'inside an IP pool and longer than its blockSize (not a borrowed address of the node that announces it)',
   'unowned-block': 'a pool block no node has an affinity for',
   'next-hop-not-owner': 'a pool block whose next hop is not the address of the node its affinity names',
 } as const;
@@ -152,7 +162,9 @@ export function judgeImport(route: JudgedRoute, kind: PeerKind, ctx: ImportConte
   const blockPrefix = { addr: (prefix.addr & maskOf(pool.blockSize)) >>> 0, len: pool.blockSize };
   const block = ctx.blocks.get(prefixKey(blockPrefix));
   if (prefix.len > pool.blockSize) {
-    return prefix.len === 32 && borrowedByAnnouncer(block, prefix.addr, route.nextHop, kind, ctx) ? null : 'longer-than-block';
+    return prefix.len === 32 && borrowedByAnnouncer(block, prefix.addr, route.nextHop, kind, ctx)
+      ? null
+      : 'longer-than-block';
   }
   if (block?.owner === ctx.nodeName) return 'own-block';
   if (kind === 'external') return null;
@@ -165,7 +177,13 @@ export function judgeImport(route: JudgedRoute, kind: PeerKind, ctx: ImportConte
  * The address is allocated in `block` to a node other than the block's owner and other than this node,
  * and that node announces it: its address is the next hop (node peers), or any next hop (external routers).
  */
-function borrowedByAnnouncer(block: BlockView | undefined, address: number, nextHop: number | undefined, kind: PeerKind, ctx: ImportContext): boolean {
+function borrowedByAnnouncer(
+  block: BlockView | undefined,
+  address: number,
+  nextHop: number | undefined,
+  kind: PeerKind,
+  ctx: ImportContext,
+): boolean {
   const holder = block?.borrowed.get(address);
   if (holder === undefined || holder === ctx.nodeName) return false;
   return kind === 'external' || (nextHop !== undefined && ctx.nodeAddresses.get(holder) === nextHop);
@@ -187,7 +205,6 @@ export interface ImportContextInput {
   /** This node is a route reflector: routes inside service ranges are taken (see the header). */
   reflector?: boolean;
 }
-
 
 /** "198.18.0.11/24" or "198.18.0.11" → the address as uint32; null when unreadable. */
 function hostAddress(text: string | undefined): number | null {
@@ -228,10 +245,16 @@ export function buildImportContext(input: ImportContextInput): ImportContext {
     if (view === undefined) blocks.set(key, { prefix, owner: affinity.spec.node, borrowed: new Map() });
     else if (view.owner === null) blocks.set(key, { ...view, owner: affinity.spec.node });
   }
-  const controlPlane = [...new Set(input.controlPlane.map((a) => tryParseIpv4(a)).filter((a): a is number => a !== null))].sort((a, b) => a - b);
+  const controlPlane = [
+    ...new Set(input.controlPlane.map((a) => tryParseIpv4(a)).filter((a): a is number => a !== null)),
+  ].sort((a, b) => a - b);
   const serviceRanges: Prefix[] = [];
   const config = input.bgpConfigurations.find((c) => c.metadata.name === 'default');
-  for (const entry of [...(config?.spec.serviceClusterIPs ?? []), ...(config?.spec.serviceExternalIPs ?? []), ...(config?.spec.serviceLoadBalancerIPs ?? [])]) {
+  for (const entry of [
+    ...(config?.spec.serviceClusterIPs ?? []),
+    ...(config?.spec.serviceExternalIPs ?? []),
+    ...(config?.spec.serviceLoadBalancerIPs ?? []),
+  ]) {
     const prefix = tryParseIpv4Prefix(entry.cidr);
     if (prefix !== null && input.reflector !== true) serviceRanges.push(prefix);
   }
@@ -243,7 +266,18 @@ export function buildImportContext(input: ImportContextInput): ImportContext {
     controlPlane,
     serviceRanges.map(formatPrefix).sort(),
   ]);
-  return { nodeName: input.nodeName, subnet, ownBlocks, pools, blocks, nodeAddresses, nodePeers: new Set(nodeAddresses.values()), controlPlane, serviceRanges, globalKey };
+  return {
+    nodeName: input.nodeName,
+    subnet,
+    ownBlocks,
+    pools,
+    blocks,
+    nodeAddresses,
+    nodePeers: new Set(nodeAddresses.values()),
+    controlPlane,
+    serviceRanges,
+    globalKey,
+  };
 }
 
 /** The kind of the peer at `address` (see the header). */
@@ -255,7 +289,9 @@ export function peerKindOf(address: number, ctx: ImportContext): PeerKind {
 function blockDigest(block: BlockView | undefined, ctx: ImportContext): string {
   if (block === undefined) return '';
   const owner = block.owner === null ? '-' : `${block.owner}@${ctx.nodeAddresses.get(block.owner) ?? '?'}`;
-  const borrowed = [...block.borrowed].sort((a, b) => a[0] - b[0]).map(([address, node]) => `${address}:${node}@${ctx.nodeAddresses.get(node) ?? '?'}`);
+  const borrowed = [...block.borrowed]
+    .sort((a, b) => a[0] - b[0])
+    .map(([address, node]) => `${address}:${node}@${ctx.nodeAddresses.get(node) ?? '?'}`);
   return `${owner}|${borrowed.join(',')}`;
 }
 
@@ -265,7 +301,11 @@ function blockDigest(block: BlockView | undefined, ctx: ImportContext): string {
  * `peers` are the addresses of the current BGP peers: one that became or stopped being a node's address
  * changes the kind of its routes, so everything is judged again.
  */
-export function importContextChanges(previous: ImportContext | null, next: ImportContext, peers: readonly number[]): 'all' | Prefix[] {
+export function importContextChanges(
+  previous: ImportContext | null,
+  next: ImportContext,
+  peers: readonly number[],
+): 'all' | Prefix[] {
   if (previous === null || previous.globalKey !== next.globalKey) return 'all';
   for (const peer of peers) if (previous.nodePeers.has(peer) !== next.nodePeers.has(peer)) return 'all';
   // Nodes whose address changed (or that came or went): blocks that name them judge differently.
@@ -280,7 +320,8 @@ export function importContextChanges(previous: ImportContext | null, next: Impor
   const changed: Prefix[] = [];
   for (const [key, block] of next.blocks) {
     const old = previous.blocks.get(key);
-    if (old === block ? moved.size > 0 && names(block) : blockDigest(old, previous) !== blockDigest(block, next)) changed.push(block.prefix);
+    if (old === block ? moved.size > 0 && names(block) : blockDigest(old, previous) !== blockDigest(block, next))
+      changed.push(block.prefix);
   }
   for (const [key, block] of previous.blocks) if (!next.blocks.has(key)) changed.push(block.prefix);
   return changed;

@@ -2,7 +2,16 @@
 // network namespace, and NetworkPolicy's nftables enforcer (src/policy/enforcer.ts) beside it — or the
 // ones a test injects. What felix is told is ./dataplane-input.ts.
 
-import { FelixDataplane, type DataplaneOptions, Iproute2Kernel, procSysIo, Nft, PolicyDataplane, missingPrograms, vxlanRunner } from '../../felix/index.js';
+import {
+  FelixDataplane,
+  type DataplaneOptions,
+  Iproute2Kernel,
+  procSysIo,
+  Nft,
+  PolicyDataplane,
+  missingPrograms,
+  vxlanRunner,
+} from '../../felix/index.js';
 import { PolicyEnforcer } from '../policy/enforcer.js';
 import type { Logger } from '../log.js';
 import type { AgentConfig } from './config.js';
@@ -34,16 +43,33 @@ export function startKernelDataplane(
   };
   // A missing program is named with its package once at startup (felix's own errors say it again per run).
   if (!deps.createDataplane) {
-    for (const problem of missingPrograms(['ip', 'bridge', 'nft', 'sh'])) log.error({ problem }, `felix cannot program the kernel: ${problem}`);
+    for (const problem of missingPrograms(['ip', 'bridge', 'nft', 'sh']))
+      log.error({ problem }, `felix cannot program the kernel: ${problem}`);
   }
   const dataplane = deps.createDataplane
     ? deps.createDataplane(options)
-    : new FelixDataplane({ ...options, kernel: new Iproute2Kernel(), reconnect: () => new Iproute2Kernel(), nft: new Nft(), sysctl: procSysIo(), vxlan: { run: vxlanRunner() } });
+    : new FelixDataplane({
+        ...options,
+        kernel: new Iproute2Kernel(),
+        reconnect: () => new Iproute2Kernel(),
+        nft: new Nft(),
+        sysctl: procSysIo(),
+        vxlan: { run: vxlanRunner() },
+      });
   dataplane.start();
-  const policyDataplane = deps.createPolicyDataplane ? deps.createPolicyDataplane() : deps.createDataplane ? null : new PolicyDataplane(new Nft());
+  const policyDataplane = deps.createPolicyDataplane
+    ? deps.createPolicyDataplane()
+    : deps.createDataplane
+      ? null
+      : new PolicyDataplane(new Nft());
   const policy =
     policyDataplane !== null
-      ? new PolicyEnforcer({ dataplane: policyDataplane, node: config.nodeName, log: log.child({ component: 'policy' }), resyncMs: config.routeRefreshMs })
+      ? new PolicyEnforcer({
+          dataplane: policyDataplane,
+          node: config.nodeName,
+          log: log.child({ component: 'policy' }),
+          resyncMs: config.routeRefreshMs,
+        })
       : null;
   return { dataplane, policy };
 }

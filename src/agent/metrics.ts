@@ -19,7 +19,9 @@ import type { PeerStatusRow } from './types.js';
 const BGP_STATES = ['Idle', 'Connect', 'Active', 'OpenSent', 'OpenConfirm', 'Established'] as const;
 
 /** 1 ms to 10 s: a mesh of a few nodes converges in milliseconds, a large reflector cluster in seconds. */
-export const CONVERGENCE_BUCKETS: readonly number[] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+export const CONVERGENCE_BUCKETS: readonly number[] = [
+  0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+];
 
 export interface AgentMetricsOptions {
   /** Include prom-client's default process metrics (CPU, memory, event loop, GC). Default true. */
@@ -39,7 +41,12 @@ export class AgentMetrics {
 
   constructor(options: AgentMetricsOptions = {}) {
     const registers = [this.registry];
-    this.sessions = new Gauge({ name: 'tortie_bgp_sessions', help: 'BGP sessions by BGP FSM state.', labelNames: ['state'], registers });
+    this.sessions = new Gauge({
+      name: 'tortie_bgp_sessions',
+      help: 'BGP sessions by BGP FSM state.',
+      labelNames: ['state'],
+      registers,
+    });
     this.routesReceived = new Gauge({
       name: 'tortie_bgp_routes_received',
       help: 'Routes received from a BGP peer (its Adj-RIB-In, before import policy).',
@@ -74,7 +81,9 @@ export class AgentMetrics {
   }
 
   /** Sets the per-state session counts and every peer's route gauges from a full status snapshot. */
-  observeSessions(rows: ReadonlyArray<Pick<PeerStatusRow, 'address' | 'bgpState' | 'routesReceived' | 'routesAdvertised'>>): void {
+  observeSessions(
+    rows: ReadonlyArray<Pick<PeerStatusRow, 'address' | 'bgpState' | 'routesReceived' | 'routesAdvertised'>>,
+  ): void {
     const counts = new Map<string, number>(BGP_STATES.map((s) => [s, 0]));
     for (const row of rows) counts.set(row.bgpState, (counts.get(row.bgpState) ?? 0) + 1);
     for (const [state, count] of counts) this.sessions.set({ state }, count);

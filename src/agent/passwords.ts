@@ -57,12 +57,19 @@ export class PasswordBook {
         next.set(id, { error: errorText(error) });
       }
     }
-    const changed = next.size !== this.passwords.size || [...next].some(([id, got]) => JSON.stringify(got) !== JSON.stringify(this.passwords.get(id)));
+    const changed =
+      next.size !== this.passwords.size ||
+      [...next].some(([id, got]) => JSON.stringify(got) !== JSON.stringify(this.passwords.get(id)));
     if (changed) {
       for (const [id, got] of next) {
         const before = this.passwords.get(id);
-        if ('error' in got && (!before || !('error' in before) || before.error !== got.error)) this.log.warn({ secret: id, reason: got.error }, 'BGP password unavailable: the sessions that use it are not started');
-        else if ('value' in got && before !== undefined) this.log.info({ secret: id }, 'BGP password changed: re-keying the sessions that use it');
+        if ('error' in got && (!before || !('error' in before) || before.error !== got.error))
+          this.log.warn(
+            { secret: id, reason: got.error },
+            'BGP password unavailable: the sessions that use it are not started',
+          );
+        else if ('value' in got && before !== undefined)
+          this.log.info({ secret: id }, 'BGP password changed: re-keying the sessions that use it');
       }
     }
     this.passwords = next;

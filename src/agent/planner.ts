@@ -73,7 +73,16 @@ interface Candidate {
 }
 
 /** Go's time.ParseDuration units, as Kubernetes' metav1.Duration (BGPPeer.keepaliveTime...) are written. */
-const DURATION_UNITS: Readonly<Record<string, number>> = { ns: 1e-9, us: 1e-6, 'µs': 1e-6, 'μs': 1e-6, ms: 1e-3, s: 1, m: 60, h: 3600 };
+const DURATION_UNITS: Readonly<Record<string, number>> = {
+  ns: 1e-9,
+  us: 1e-6,
+  µs: 1e-6,
+  μs: 1e-6,
+  ms: 1e-3,
+  s: 1,
+  m: 60,
+  h: 3600,
+};
 
 /** "1m30s" → 90. Seconds rounded as Calico rounds them (math.Round of Duration.Seconds()); null if not a duration. */
 export function durationSeconds(text: string): number | null {
@@ -153,10 +162,15 @@ class Cluster {
     this.meshEnabled = global?.nodeToNodeMeshEnabled ?? BGP_DEFAULTS.nodeToNodeMeshEnabled;
     // Calico reads bindMode from the `default` BGPConfiguration only.
     this.bindNodeIp = global?.bindMode === 'NodeIP';
-    this.meshRestartTime = global?.nodeMeshMaxRestartTime === undefined ? undefined : this.seconds('BGPConfiguration default', 'spec.nodeMeshMaxRestartTime', global.nodeMeshMaxRestartTime);
+    this.meshRestartTime =
+      global?.nodeMeshMaxRestartTime === undefined
+        ? undefined
+        : this.seconds('BGPConfiguration default', 'spec.nodeMeshMaxRestartTime', global.nodeMeshMaxRestartTime);
     const meshRef = global?.nodeMeshPassword?.secretKeyRef;
     this.meshPassword = meshRef !== undefined ? { name: meshRef.name, key: meshRef.key } : undefined;
-    const sorted = [...input.nodes].sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0));
+    const sorted = [...input.nodes].sort((a, b) =>
+      a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0,
+    );
     this.nodes = sorted.map((n) => this.view(n, configs.get(`node.${n.metadata.name}`)));
   }
 
@@ -167,7 +181,9 @@ class Cluster {
       const text = bgp.ipv4Address.split('/')[0] ?? '';
       const value = tryParseIpv4(text);
       if (value === null) {
-        this.warnings.add(`Node ${node.metadata.name}: spec.bgp.ipv4Address "${bgp.ipv4Address}" is not an IPv4 address (like 198.18.0.11/24); it gets no BGP peers`);
+        this.warnings.add(
+          `Node ${node.metadata.name}: spec.bgp.ipv4Address "${bgp.ipv4Address}" is not an IPv4 address (like 198.18.0.11/24); it gets no BGP peers`,
+        );
       } else {
         ip = formatIpv4(value);
       }
@@ -198,7 +214,9 @@ class Cluster {
       try {
         this.selectors.set(key, parseSelector(text));
       } catch (err) {
-        this.warnings.add(`${resource}: ${field} ${JSON.stringify(text)} does not parse (${(err as Error).message.split('\n')[0]}); the BGPPeer is ignored`);
+        this.warnings.add(
+          `${resource}: ${field} ${JSON.stringify(text)} does not parse (${(err as Error).message.split('\n')[0]}); the BGPPeer is ignored`,
+        );
         this.selectors.set(key, null);
       }
     }
@@ -227,17 +245,40 @@ function nextHopOf(spec: Resource<'BGPPeer'>['spec']): Pick<Candidate, 'nextHopM
 export const MAX_PREFIXES_ANNOTATION = 'tortie.dev/max-prefixes';
 
 /** The fields every peering made from a BGPPeer carries (Calico's setPeerConfigFieldsFromV3Resource). */
-function sharedFields(cluster: Cluster, peer: Resource<'BGPPeer'>): Pick<Candidate, 'sourceAddress' | 'restartTime' | 'keepaliveTime' | 'nextHopMode' | 'keepOriginalNextHop' | 'fromResource' | 'maxPrefixes' | 'password' | 'ttlSecurity' | 'reachableBy' | 'filters'> {
+function sharedFields(
+  cluster: Cluster,
+  peer: Resource<'BGPPeer'>,
+): Pick<
+  Candidate,
+  | 'sourceAddress'
+  | 'restartTime'
+  | 'keepaliveTime'
+  | 'nextHopMode'
+  | 'keepOriginalNextHop'
+  | 'fromResource'
+  | 'maxPrefixes'
+  | 'password'
+  | 'ttlSecurity'
+  | 'reachableBy'
+  | 'filters'
+> {
   const s = peer.spec;
   const what = `BGPPeer ${peer.metadata.name}`;
-  const out: ReturnType<typeof sharedFields> = { sourceAddress: s.sourceAddress ?? 'UseNodeIP', fromResource: peer.metadata.name, ...nextHopOf(s) };
+  const out: ReturnType<typeof sharedFields> = {
+    sourceAddress: s.sourceAddress ?? 'UseNodeIP',
+    fromResource: peer.metadata.name,
+    ...nextHopOf(s),
+  };
   if (s.maxRestartTime !== undefined) out.restartTime = cluster.seconds(what, 'spec.maxRestartTime', s.maxRestartTime);
   if (s.keepaliveTime !== undefined) out.keepaliveTime = cluster.seconds(what, 'spec.keepaliveTime', s.keepaliveTime);
   const limit = peer.metadata.annotations?.[MAX_PREFIXES_ANNOTATION];
   if (limit !== undefined) {
     const text = limit.trim();
     if (/^[0-9]+$/.test(text) && Number(text) >= 1 && Number(text) <= 4294967295) out.maxPrefixes = Number(text);
-    else cluster.warnings.add(`${what}: annotation ${MAX_PREFIXES_ANNOTATION}="${limit}" is not a whole number 1..4294967295; the default limit applies`);
+    else
+      cluster.warnings.add(
+        `${what}: annotation ${MAX_PREFIXES_ANNOTATION}="${limit}" is not a whole number 1..4294967295; the default limit applies`,
+      );
   }
   const ref = s.password?.secretKeyRef;
   if (ref !== undefined) out.password = { name: ref.name, key: ref.key };
@@ -247,7 +288,10 @@ function sharedFields(cluster: Cluster, peer: Resource<'BGPPeer'>): Pick<Candida
   if (s.reachableBy) {
     const gateway = tryParseIpv4(s.reachableBy);
     if (gateway !== null) out.reachableBy = formatIpv4(gateway);
-    else cluster.warnings.add(`${what}: spec.reachableBy "${s.reachableBy}" is not an IPv4 address (tortie peers over IPv4 only); no static route to the peer`);
+    else
+      cluster.warnings.add(
+        `${what}: spec.reachableBy "${s.reachableBy}" is not an IPv4 address (tortie peers over IPv4 only); no static route to the peer`,
+      );
   }
   if (s.filters !== undefined && s.filters.length > 0) out.filters = [...s.filters];
   return out;
@@ -256,7 +300,9 @@ function sharedFields(cluster: Cluster, peer: Resource<'BGPPeer'>): Pick<Candida
 /** A node as the remote end of a peering made from a BGPPeer (Calico's nodeAsBGPPeers). */
 function nodeCandidate(cluster: Cluster, node: NodeView, peer: Resource<'BGPPeer'>): Candidate | null {
   if (node.ip === null) {
-    cluster.warnings.add(`Node ${node.name} has no spec.bgp.ipv4Address; BGPPeer ${peer.metadata.name} cannot peer with it`);
+    cluster.warnings.add(
+      `Node ${node.name} has no spec.bgp.ipv4Address; BGPPeer ${peer.metadata.name} cannot peer with it`,
+    );
     return null;
   }
   return {
@@ -278,7 +324,9 @@ function peerIpCandidate(cluster: Cluster, peer: Resource<'BGPPeer'>): Candidate
   const what = `BGPPeer ${peer.metadata.name}`;
   const parsed = parsePeerIP(s.peerIP ?? '');
   if (parsed === null) {
-    cluster.warnings.add(`${what}: spec.peerIP "${s.peerIP ?? ''}" is not an IPv4 address or ip:port (like 198.18.0.1 or 198.18.0.1:1179); ignored`);
+    cluster.warnings.add(
+      `${what}: spec.peerIP "${s.peerIP ?? ''}" is not an IPv4 address or ip:port (like 198.18.0.1 or 198.18.0.1:1179); ignored`,
+    );
     return null;
   }
   const value = tryParseIpv4(parsed.address);
@@ -290,7 +338,9 @@ function peerIpCandidate(cluster: Cluster, peer: Resource<'BGPPeer'>): Candidate
   const atAddress = cluster.nodesAt(address);
   const asNumber = s.asNumber ?? atAddress[0]?.asNumber;
   if (asNumber === undefined) {
-    cluster.warnings.add(`${what}: spec.asNumber is not set and ${address} is not a node's address; set the peer's AS number (like 64513); ignored`);
+    cluster.warnings.add(
+      `${what}: spec.asNumber is not set and ${address} is not a node's address; set the peer's AS number (like 64513); ignored`,
+    );
     return null;
   }
   // Without a port, a peer that is one of our nodes (same IP and AS) is reached on its listenPort.
@@ -328,7 +378,9 @@ class Emitter {
       const global = this.emitted.get(`Global|${id}`);
       if (global !== undefined) {
         if (explicit) {
-          this.warnings.add(`BGPPeer ${candidate.fromResource}: the node-specific peering to ${id} is dropped; global BGPPeer ${global.candidate.fromResource} already peers with it`);
+          this.warnings.add(
+            `BGPPeer ${candidate.fromResource}: the node-specific peering to ${id} is dropped; global BGPPeer ${global.candidate.fromResource} already peers with it`,
+          );
         }
         return;
       }
@@ -380,11 +432,17 @@ function meshPeers(cluster: Cluster, self: NodeView, ourIp: string): DesiredPeer
 }
 
 /** Which nodes a BGPPeer's local end is, and whether it is global. */
-function localEnd(cluster: Cluster, peer: Resource<'BGPPeer'>): { global: boolean; nodes: (self: NodeView) => boolean; all: () => NodeView[] } | null {
+function localEnd(
+  cluster: Cluster,
+  peer: Resource<'BGPPeer'>,
+): { global: boolean; nodes: (self: NodeView) => boolean; all: () => NodeView[] } | null {
   const s = peer.spec;
   const what = `BGPPeer ${peer.metadata.name}`;
   if (s.nodeSelector) {
-    if (s.node) cluster.warnings.add(`${what}: both spec.node "${s.node}" and spec.nodeSelector are set; the nodeSelector is used (set one of them)`);
+    if (s.node)
+      cluster.warnings.add(
+        `${what}: both spec.node "${s.node}" and spec.nodeSelector are set; the nodeSelector is used (set one of them)`,
+      );
     const sel = cluster.selector(what, 'spec.nodeSelector', s.nodeSelector);
     if (sel === null) return null;
     return { global: false, nodes: (n) => sel.matches(n.labels), all: () => cluster.matching(sel) };
@@ -400,12 +458,16 @@ function forwardCandidates(cluster: Cluster, peer: Resource<'BGPPeer'>, ourIp: s
   const s = peer.spec;
   const what = `BGPPeer ${peer.metadata.name}`;
   if (s.peerSelector) {
-    if (s.peerIP) cluster.warnings.add(`${what}: both spec.peerIP and spec.peerSelector are set; the peerSelector is used (set one of them)`);
+    if (s.peerIP)
+      cluster.warnings.add(
+        `${what}: both spec.peerIP and spec.peerSelector are set; the peerSelector is used (set one of them)`,
+      );
     const sel = cluster.selector(what, 'spec.peerSelector', s.peerSelector);
     if (sel === null) return [];
     const selected = cluster.matching(sel);
     // Matching only ourselves is normal (a lone reflector selected by its own peering); matching nothing is not.
-    if (selected.length === 0) cluster.warnings.add(`${what}: spec.peerSelector ${JSON.stringify(s.peerSelector)} matches no node`);
+    if (selected.length === 0)
+      cluster.warnings.add(`${what}: spec.peerSelector ${JSON.stringify(s.peerSelector)} matches no node`);
     return selected.filter((n) => n.ip !== ourIp).flatMap((n) => nodeCandidate(cluster, n, peer) ?? []);
   }
   if (!s.peerIP) {
@@ -472,15 +534,21 @@ export function planPeers(input: PlannerInput): PeeringPlan {
   const cluster = new Cluster(input, warnings);
   const self = cluster.nodes.find((n) => n.name === input.nodeName);
   if (self === undefined) {
-    throw new Error(`planPeers: nodeName "${input.nodeName}" is not among the ${cluster.nodes.length} Node resources; register the Node before planning its peers`);
+    throw new Error(
+      `planPeers: nodeName "${input.nodeName}" is not among the ${cluster.nodes.length} Node resources; register the Node before planning its peers`,
+    );
   }
   if (self.ip === null) {
-    throw new Error(`planPeers: Node ${self.name} has no usable spec.bgp.ipv4Address (expected an IPv4 address with prefix length, like 198.18.0.11/24); it is the router id and the source of every session`);
+    throw new Error(
+      `planPeers: Node ${self.name} has no usable spec.bgp.ipv4Address (expected an IPv4 address with prefix length, like 198.18.0.11/24); it is the router id and the source of every session`,
+    );
   }
   const ourIp = self.ip;
 
   const emitter = new Emitter(ourIp, warnings);
-  const bgpPeers = [...input.bgpPeers].sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0));
+  const bgpPeers = [...input.bgpPeers].sort((a, b) =>
+    a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0,
+  );
   // Global BGPPeers first, then those for this node, so a node-specific duplicate of a global one is dropped.
   for (const globalPass of [true, false]) {
     for (const peer of bgpPeers) {
@@ -502,8 +570,14 @@ export function planPeers(input: PlannerInput): PeeringPlan {
     }
   }
 
-  const all: DesiredPeer[] = [...[...emitter.emitted.values()].map((e) => finish(e.type, e.candidate, self, ourIp)), ...meshPeers(cluster, self, ourIp)];
-  all.sort((a, b) => TYPE_PRECEDENCE[a.type] - TYPE_PRECEDENCE[b.type] || addressOrder(a.address, b.address) || a.port - b.port);
+  const all: DesiredPeer[] = [
+    ...[...emitter.emitted.values()].map((e) => finish(e.type, e.candidate, self, ourIp)),
+    ...meshPeers(cluster, self, ourIp),
+  ];
+  all.sort(
+    (a, b) =>
+      TYPE_PRECEDENCE[a.type] - TYPE_PRECEDENCE[b.type] || addressOrder(a.address, b.address) || a.port - b.port,
+  );
   const byEndpoint = new Map<string, DesiredPeer>();
   for (const p of all) {
     const endpoint = `${p.address}:${p.port}`;
@@ -512,7 +586,9 @@ export function planPeers(input: PlannerInput): PeeringPlan {
       byEndpoint.set(endpoint, p);
       continue;
     }
-    warnings.add(`${p.name}${p.fromResource ? ` (BGPPeer ${p.fromResource})` : ''} is dropped: ${kept.name}${kept.fromResource ? ` (BGPPeer ${kept.fromResource})` : ''} already peers with ${endpoint}, and a node has one session per address and port`);
+    warnings.add(
+      `${p.name}${p.fromResource ? ` (BGPPeer ${p.fromResource})` : ''} is dropped: ${kept.name}${kept.fromResource ? ` (BGPPeer ${kept.fromResource})` : ''} already peers with ${endpoint}, and a node has one session per address and port`,
+    );
   }
   const peers = [...byEndpoint.values()].sort((a, b) => addressOrder(a.address, b.address) || a.port - b.port);
 

@@ -49,7 +49,10 @@ async function controlPlaneAddresses(config: DatastoreConfig, env: NodeJS.Proces
     try {
       for (const found of await lookup(host, { all: true, family: 4 })) out.add(found.address);
     } catch (error) {
-      log.warn({ host, err: errorText(error) }, 'import protection: a control-plane host name does not resolve; routes to it are not guarded');
+      log.warn(
+        { host, err: errorText(error) },
+        'import protection: a control-plane host name does not resolve; routes to it are not guarded',
+      );
     }
   }
   return [...out];
@@ -66,7 +69,10 @@ async function serviceApiFor(config: DatastoreConfig, log: Logger): Promise<Serv
     const { kubeServiceApi } = await import('./service-watch.js');
     return kubeServiceApi(config.kubeconfig, config.timeoutMs);
   } catch (error) {
-    log.warn({ err: errorText(error) }, 'service advertisement: no Kubernetes API for Services; only the service CIDRs are advertised');
+    log.warn(
+      { err: errorText(error) },
+      'service advertisement: no Kubernetes API for Services; only the service CIDRs are advertised',
+    );
     return null;
   }
 }
@@ -75,7 +81,10 @@ async function serviceApiFor(config: DatastoreConfig, log: Logger): Promise<Serv
  * `tortie node run`: configuration from `env`, the datastore, the agent in the foreground until SIGTERM or
  * SIGINT. Resolves to the exit status: 0 after a clean stop, 1 when configuration or startup fails.
  */
-export async function runNode(env: NodeJS.ProcessEnv, options: { logger?: Logger; signals?: boolean } = {}): Promise<number> {
+export async function runNode(
+  env: NodeJS.ProcessEnv,
+  options: { logger?: Logger; signals?: boolean } = {},
+): Promise<number> {
   const { createLogger } = await import('../log.js');
   let config: AgentConfig;
   try {
@@ -103,7 +112,11 @@ export async function runNode(env: NodeJS.ProcessEnv, options: { logger?: Logger
     where = describeDatastore(dsConfig);
     // WAIT_FOR_DATASTORE: keep trying to open it too (the agent's own wait, ./bootstrap.ts).
     const opening = dsConfig;
-    ds = await waitForDatastore(() => openDatastore(opening), { wait: config.waitForDatastore, clock: systemClock, log });
+    ds = await waitForDatastore(() => openDatastore(opening), {
+      wait: config.waitForDatastore,
+      clock: systemClock,
+      log,
+    });
   } catch (error) {
     const message = errorText(error);
     process.stderr.write(`tortie node run: ${message.includes(where) ? '' : `${where}: `}${message}\n`);
@@ -113,7 +126,14 @@ export async function runNode(env: NodeJS.ProcessEnv, options: { logger?: Logger
   const stopped = new Promise<boolean>((resolve) => (stopSignal = resolve));
   const controlPlane = await controlPlaneAddresses(dsConfig, env, log);
   const serviceApi = await serviceApiFor(dsConfig, log);
-  const agent = new Agent(config, { datastore: ds, logger: log, secrets, onStopRequest: (graceful) => stopSignal(graceful), controlPlane, serviceApi });
+  const agent = new Agent(config, {
+    datastore: ds,
+    logger: log,
+    secrets,
+    onStopRequest: (graceful) => stopSignal(graceful),
+    controlPlane,
+    serviceApi,
+  });
   // A fatal error (an unhandled rejection or exception, src/fatal.ts): the graceful stop, not SIGTERM's
   // Cease — peers keep our routes and the kernel keeps its routes until the agent is back.
   if (options.signals !== false) {
@@ -142,7 +162,9 @@ export async function runNode(env: NodeJS.ProcessEnv, options: { logger?: Logger
   }
   // The CNI plugin's own token (TORTIE_CNI_KUBECONFIG, kubernetes datastore), refreshed before it expires.
   const { startCniToken } = await import('./cni-token.js');
-  const cniToken = await startCniToken(dsConfig, env, (level, message, fields) => log[level](fields ?? {}, message)).catch((error: unknown) => {
+  const cniToken = await startCniToken(dsConfig, env, (level, message, fields) =>
+    log[level](fields ?? {}, message),
+  ).catch((error: unknown) => {
     log.error({ err: errorText(error) }, 'CNI plugin token: not managed');
     return null;
   });

@@ -41,14 +41,17 @@ export function fileSecretSource(dir: string, pollMs = 5000): SecretSource {
   return {
     where: `files under ${dir}`,
     async read(ref) {
-      if (!safeSegment(ref.name) || !safeSegment(ref.key)) throw new Error(`${refText(ref)}: not a valid Secret name and key`);
+      if (!safeSegment(ref.name) || !safeSegment(ref.key))
+        throw new Error(`${refText(ref)}: not a valid Secret name and key`);
       const path = join(dir, ref.name, ref.key);
       let value: string;
       try {
         value = await readFile(path, 'utf8');
       } catch (error) {
         const code = (error as NodeJS.ErrnoException).code ?? 'error';
-        throw new Error(`${refText(ref)}: cannot read ${path} (${code}); with etcd, mount the Secret at ${join(dir, ref.name)}`);
+        throw new Error(
+          `${refText(ref)}: cannot read ${path} (${code}); with etcd, mount the Secret at ${join(dir, ref.name)}`,
+        );
       }
       if (value === '') throw new Error(`${refText(ref)}: ${path} is empty`);
       return value;
@@ -66,7 +69,11 @@ export interface SecretApi {
   /** GET /api/v1/namespaces/{namespace}/secrets/{name}: the Secret's `data` (base64 values). */
   getSecretData(namespace: string, name: string): Promise<Record<string, string> | undefined>;
   /** WATCH /api/v1/namespaces/{namespace}/secrets: calls onEvent per event, onDone when the stream ends. */
-  watchSecrets(namespace: string, onEvent: (name: string) => void, onDone: (error: unknown) => void): Promise<{ abort(): void }>;
+  watchSecrets(
+    namespace: string,
+    onEvent: (name: string) => void,
+    onDone: (error: unknown) => void,
+  ): Promise<{ abort(): void }>;
 }
 
 /** Kubernetes datastore: Secrets in the agent's own namespace, read with get and followed with watch. */
@@ -78,11 +85,15 @@ export function kubeSecretSource(api: SecretApi, namespace: string, retryMs = 20
       try {
         data = await api.getSecretData(namespace, ref.name);
       } catch (error) {
-        const status = (error as { code?: unknown; statusCode?: unknown }).code ?? (error as { statusCode?: unknown }).statusCode;
-        throw new Error(`${refText(ref)}: cannot read the Secret in namespace ${namespace}${status !== undefined ? ` (HTTP ${String(status)})` : ''}`);
+        const status =
+          (error as { code?: unknown; statusCode?: unknown }).code ?? (error as { statusCode?: unknown }).statusCode;
+        throw new Error(
+          `${refText(ref)}: cannot read the Secret in namespace ${namespace}${status !== undefined ? ` (HTTP ${String(status)})` : ''}`,
+        );
       }
       const encoded = data?.[ref.key];
-      if (encoded === undefined) throw new Error(`${refText(ref)}: the Secret in namespace ${namespace} has no key ${ref.key}`);
+      if (encoded === undefined)
+        throw new Error(`${refText(ref)}: the Secret in namespace ${namespace} has no key ${ref.key}`);
       const value = Buffer.from(encoded, 'base64').toString('utf8');
       if (value === '') throw new Error(`${refText(ref)}: the value is empty`);
       return value;
@@ -94,14 +105,18 @@ export function kubeSecretSource(api: SecretApi, namespace: string, retryMs = 20
       const open = (): void => {
         if (stopped) return;
         api
-          .watchSecrets(namespace, () => onChange(), () => {
-            // The stream ended (server timeout, error): anything may have changed meanwhile.
-            current = null;
-            if (stopped) return;
-            onChange();
-            timer = setTimeout(open, retryMs);
-            timer.unref?.();
-          })
+          .watchSecrets(
+            namespace,
+            () => onChange(),
+            () => {
+              // The stream ended (server timeout, error): anything may have changed meanwhile.
+              current = null;
+              if (stopped) return;
+              onChange();
+              timer = setTimeout(open, retryMs);
+              timer.unref?.();
+            },
+          )
           .then(
             (handle) => {
               if (stopped) handle.abort();
@@ -141,7 +156,10 @@ export async function agentNamespace(env: NodeJS.ProcessEnv): Promise<string> {
 
 /** The real SecretApi: client-node's CoreV1Api (get) and Watch, with the datastore's kubeconfig. */
 export async function kubeSecretApi(kubeconfig: string | undefined, timeoutMs: number): Promise<SecretApi> {
-  const [{ CoreV1Api, Watch }, { kubeClient }] = await Promise.all([import('@kubernetes/client-node'), import('../datastore/kube-client.js')]);
+  const [{ CoreV1Api, Watch }, { kubeClient }] = await Promise.all([
+    import('@kubernetes/client-node'),
+    import('../datastore/kube-client.js'),
+  ]);
   const { kc, configuration } = kubeClient(kubeconfig, timeoutMs);
   const core = new CoreV1Api(configuration);
   const watcher = new Watch(kc);
@@ -154,7 +172,8 @@ export async function kubeSecretApi(kubeconfig: string | undefined, timeoutMs: n
       const controller = await watcher.watch(
         `/api/v1/namespaces/${encodeURIComponent(namespace)}/secrets`,
         {},
-        (_type: string, obj: unknown) => onEvent((obj as { metadata?: { name?: string } } | null)?.metadata?.name ?? ''),
+        (_type: string, obj: unknown) =>
+          onEvent((obj as { metadata?: { name?: string } } | null)?.metadata?.name ?? ''),
         onDone,
       );
       return { abort: () => controller.abort() };
@@ -163,7 +182,11 @@ export async function kubeSecretApi(kubeconfig: string | undefined, timeoutMs: n
 }
 
 /** The source for this datastore: Secrets through the API (kubernetes), mounted Secret files (etcd). */
-export async function secretSourceFor(datastore: { datastoreType: string; kubeconfig?: string; timeoutMs: number }, env: NodeJS.ProcessEnv): Promise<SecretSource> {
-  if (datastore.datastoreType === 'kubernetes') return kubeSecretSource(await kubeSecretApi(datastore.kubeconfig, datastore.timeoutMs), await agentNamespace(env));
+export async function secretSourceFor(
+  datastore: { datastoreType: string; kubeconfig?: string; timeoutMs: number },
+  env: NodeJS.ProcessEnv,
+): Promise<SecretSource> {
+  if (datastore.datastoreType === 'kubernetes')
+    return kubeSecretSource(await kubeSecretApi(datastore.kubeconfig, datastore.timeoutMs), await agentNamespace(env));
   return fileSecretSource(env.TORTIE_BGP_SECRETS_DIR || DEFAULT_SECRETS_DIR);
 }

@@ -14,8 +14,18 @@ export interface ControlAnswers {
   stop(graceful: boolean): void;
 }
 
-export type ServeControl = (path: string, provider: ControlAnswers, options?: { log?: Logger }) => Promise<{ close(): Promise<void> }>;
-export type StartHealth = (options: { port: number; readiness(): Readiness; liveness(): boolean; metrics: AgentMetrics; log?: Logger }) => Promise<{ port: number; close(): Promise<void> }>;
+export type ServeControl = (
+  path: string,
+  provider: ControlAnswers,
+  options?: { log?: Logger },
+) => Promise<{ close(): Promise<void> }>;
+export type StartHealth = (options: {
+  port: number;
+  readiness(): Readiness;
+  liveness(): boolean;
+  metrics: AgentMetrics;
+  log?: Logger;
+}) => Promise<{ port: number; close(): Promise<void> }>;
 
 export interface ServerOptions {
   config: Pick<AgentConfig, 'ctlSocket' | 'healthPort'>;
@@ -36,9 +46,13 @@ export class AgentServers {
   /** Starts both; one that started stays open for close() when the other fails. */
   async start(answers: ControlAnswers, probes: { readiness(): Readiness; liveness(): boolean }): Promise<void> {
     const { config, log } = this.options;
-    const serve = this.options.serveControl === undefined ? (await import('./control.js')).serveControl : this.options.serveControl;
+    const serve =
+      this.options.serveControl === undefined ? (await import('./control.js')).serveControl : this.options.serveControl;
     if (serve) this.control = await serve(config.ctlSocket, answers, { log: log.child({ component: 'control' }) });
-    const startHealth = this.options.startHealth === undefined ? (await import('./health.js')).startHealthServer : this.options.startHealth;
+    const startHealth =
+      this.options.startHealth === undefined
+        ? (await import('./health.js')).startHealthServer
+        : this.options.startHealth;
     if (startHealth && config.healthPort !== 0) {
       this.health = await startHealth({
         port: config.healthPort,

@@ -26,7 +26,14 @@
 //
 // Only IPv4 is advertised (tortie's sessions are IPv4): IPv6 CIDRs and addresses are skipped.
 
-import { formatPrefix, prefixContains, prefixKey, tryParseIpv4, tryParseIpv4Prefix, type Prefix } from '../../bgp/index.js';
+import {
+  formatPrefix,
+  prefixContains,
+  prefixKey,
+  tryParseIpv4,
+  tryParseIpv4Prefix,
+  type Prefix,
+} from '../../bgp/index.js';
 import type { Resource } from '../resources/index.js';
 
 /** The Kubernetes label Calico honours: a node with it set to "true" advertises no service route. */
@@ -94,7 +101,11 @@ function cidrs(list: ReadonlyArray<{ cidr: string }> | undefined): Prefix[] {
 /** The service CIDRs of the BGPConfiguration named `default` (Calico reads only that one), IPv4 only. */
 export function serviceRanges(bgpConfigurations: ReadonlyArray<Resource<'BGPConfiguration'>>): Ranges {
   const spec = bgpConfigurations.find((c) => c.metadata.name === 'default')?.spec;
-  return { cluster: cidrs(spec?.serviceClusterIPs), external: cidrs(spec?.serviceExternalIPs), loadBalancer: cidrs(spec?.serviceLoadBalancerIPs) };
+  return {
+    cluster: cidrs(spec?.serviceClusterIPs),
+    external: cidrs(spec?.serviceExternalIPs),
+    loadBalancer: cidrs(spec?.serviceLoadBalancerIPs),
+  };
 }
 
 /** Every configured service CIDR: learned routes inside one are never programmed into the kernel. */
@@ -107,7 +118,10 @@ export function serviceKernelRejects(bgpConfigurations: ReadonlyArray<Resource<'
  * The ranges inside which a route reflector exports routes learned from peers (its clients' service
  * routes); empty for any other node, which exports only the service routes it originates.
  */
-export function serviceExportRanges(bgpConfigurations: ReadonlyArray<Resource<'BGPConfiguration'>>, isRouteReflector: boolean): string[] {
+export function serviceExportRanges(
+  bgpConfigurations: ReadonlyArray<Resource<'BGPConfiguration'>>,
+  isRouteReflector: boolean,
+): string[] {
   return isRouteReflector ? serviceKernelRejects(bgpConfigurations).map(formatPrefix) : [];
 }
 
@@ -144,7 +158,12 @@ function serviceKey(namespace: string | undefined, name: string | undefined): st
 }
 
 /** Calico's advertiseThisService for this node (see the header). */
-function advertiseThisService(svc: ServiceObject, slices: readonly EndpointSliceObject[], nodeName: string, ranges: Ranges): boolean {
+function advertiseThisService(
+  svc: ServiceObject,
+  slices: readonly EndpointSliceObject[],
+  nodeName: string,
+  ranges: Ranges,
+): boolean {
   const spec = svc.spec ?? {};
   const type = spec.type ?? 'ClusterIP';
   if (type !== 'ClusterIP' && type !== 'NodePort' && type !== 'LoadBalancer') return false;
@@ -198,8 +217,13 @@ function sorted(prefixes: Iterable<Prefix>): string[] {
 export function serviceRoutes(input: ServiceRoutesInput): ServiceRoutes {
   const ranges = serviceRanges(input.bgpConfigurations);
   const configured = ranges.cluster.length + ranges.external.length + ranges.loadBalancer.length > 0;
-  if (!configured || input.nodeLabels[EXCLUDE_FROM_LOAD_BALANCERS_LABEL] === 'true') return { prefixes: [], perService: [], configured };
-  const global = [...ranges.cluster, ...ranges.external.filter((p) => p.len < 32), ...ranges.loadBalancer.filter((p) => p.len < 32)];
+  if (!configured || input.nodeLabels[EXCLUDE_FROM_LOAD_BALANCERS_LABEL] === 'true')
+    return { prefixes: [], perService: [], configured };
+  const global = [
+    ...ranges.cluster,
+    ...ranges.external.filter((p) => p.len < 32),
+    ...ranges.loadBalancer.filter((p) => p.len < 32),
+  ];
   const hosts: Prefix[] = [];
   if (input.services !== null) {
     const slicesOf = new Map<string, EndpointSliceObject[]>();

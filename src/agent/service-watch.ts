@@ -36,12 +36,16 @@ export interface ServiceApi {
   listServices(page: { limit: number; _continue?: string }): Promise<ListPage<ServiceObject>>;
   listEndpointSlices(page: { limit: number; _continue?: string }): Promise<ListPage<EndpointSliceObject>>;
   /** A watch stream on `path` from `resourceVersion`: one call of onLine per event, onDone when it ends. */
-  watch(path: string, resourceVersion: string, onLine: (type: string, obj: unknown) => void, onDone: (err: unknown) => void): Promise<AbortController>;
+  watch(
+    path: string,
+    resourceVersion: string,
+    onLine: (type: string, obj: unknown) => void,
+    onDone: (err: unknown) => void,
+  ): Promise<AbortController>;
 }
 
 export const SERVICES_PATH = '/api/v1/services';
 export const ENDPOINT_SLICES_PATH = '/apis/discovery.k8s.io/v1/endpointslices';
-
 
 /** The API of the kubeconfig's cluster (`kubeconfig` undefined: the client's defaults), a deadline per request. */
 export function kubeServiceApi(kubeconfig: string | undefined, timeoutMs: number): ServiceApi {
@@ -57,10 +61,19 @@ export function kubeServiceApi(kubeconfig: string | undefined, timeoutMs: number
     },
     listEndpointSlices: async (page) => {
       const r = await discovery.listEndpointSliceForAllNamespaces(page);
-      return { items: r.items as EndpointSliceObject[], revision: r.metadata?.resourceVersion, next: r.metadata?._continue };
+      return {
+        items: r.items as EndpointSliceObject[],
+        revision: r.metadata?.resourceVersion,
+        next: r.metadata?._continue,
+      };
     },
     watch: (path, resourceVersion, onLine, onDone) =>
-      watcher.watch(path, { allowWatchBookmarks: false, ...(resourceVersion !== '' ? { resourceVersion } : {}) }, onLine, onDone),
+      watcher.watch(
+        path,
+        { allowWatchBookmarks: false, ...(resourceVersion !== '' ? { resourceVersion } : {}) },
+        onLine,
+        onDone,
+      ),
   };
 }
 
@@ -68,7 +81,8 @@ function describeError(err: unknown): string {
   if (!(err instanceof Error)) return String(err);
   const code = (err as { code?: unknown }).code;
   if (err.name === 'AbortError' || err.name === 'TimeoutError') return 'no answer in time';
-  if (typeof code === 'number') return `the API server answered ${code}${err.message ? `: ${err.message.split('\n')[0]}` : ''}`;
+  if (typeof code === 'number')
+    return `the API server answered ${code}${err.message ? `: ${err.message.split('\n')[0]}` : ''}`;
   return typeof code === 'string' ? `${code}: ${err.message}` : err.message;
 }
 
@@ -157,7 +171,8 @@ class Collection<T extends KubeItem> {
         (err) => {
           if (!current()) return;
           this.controller = undefined;
-          if (err) this.o.onError(this.o.what, `watch of ${this.o.what} on ${this.o.api.server}: ${describeError(err)}`);
+          if (err)
+            this.o.onError(this.o.what, `watch of ${this.o.what} on ${this.o.api.server}: ${describeError(err)}`);
           else this.delayMs = this.o.retryMs; // the server ended the stream: re-open from where we are
           this.retry(() => this.open());
         },
@@ -182,7 +197,10 @@ class Collection<T extends KubeItem> {
         void this.relist();
         return;
       }
-      this.o.onError(this.o.what, `watch of ${this.o.what} on ${this.o.api.server}: ${status.message ?? JSON.stringify(obj)}`);
+      this.o.onError(
+        this.o.what,
+        `watch of ${this.o.what} on ${this.o.api.server}: ${status.message ?? JSON.stringify(obj)}`,
+      );
       this.retry(() => this.open());
       return;
     }
@@ -248,8 +266,20 @@ export class ServiceWatch {
       this.errors.delete(what);
       options.onChange();
     };
-    this.services = new Collection<ServiceObject>({ ...shared, what: 'services', path: SERVICES_PATH, list: (page) => api.listServices(page), onChange: changed('services') });
-    this.slices = new Collection<EndpointSliceObject>({ ...shared, what: 'endpointslices', path: ENDPOINT_SLICES_PATH, list: (page) => api.listEndpointSlices(page), onChange: changed('endpointslices') });
+    this.services = new Collection<ServiceObject>({
+      ...shared,
+      what: 'services',
+      path: SERVICES_PATH,
+      list: (page) => api.listServices(page),
+      onChange: changed('services'),
+    });
+    this.slices = new Collection<EndpointSliceObject>({
+      ...shared,
+      what: 'endpointslices',
+      path: ENDPOINT_SLICES_PATH,
+      list: (page) => api.listEndpointSlices(page),
+      onChange: changed('endpointslices'),
+    });
   }
 
   start(): void {

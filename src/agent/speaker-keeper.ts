@@ -13,20 +13,51 @@
 // - Felix may delete last run's remote routes only when BGP has re-learned what it will (`onSettled`):
 //   see settleIfDone. Every timer here runs on the injected clock.
 
-import { type Clock, type TimerHandle, parseIpv4, formatPrefix, parsePrefix, prefixContains, Speaker, tcpAcceptor, type Acceptor, type ImportJudge, type OriginatedRoute, type PeerSpec, type RibEntry, type SpeakerConfig, tcpTransport, type Connection, type Transport, Origin, Route, type PathAttributes, type Prefix } from '../../bgp/index.js';
+import {
+  type Clock,
+  type TimerHandle,
+  parseIpv4,
+  formatPrefix,
+  parsePrefix,
+  prefixContains,
+  Speaker,
+  tcpAcceptor,
+  type Acceptor,
+  type ImportJudge,
+  type OriginatedRoute,
+  type PeerSpec,
+  type RibEntry,
+  type SpeakerConfig,
+  tcpTransport,
+  type Connection,
+  type Transport,
+  Origin,
+  Route,
+  type PathAttributes,
+  type Prefix,
+} from '../../bgp/index.js';
 import { compilePeerFilter, missingFilters, type FilterRoute } from './bgp-filter.js';
 import type { Resource } from '../resources/index.js';
 import type { Logger } from '../log.js';
 import { affineBlocks, calicoExportFilter, prefixCommunities } from './advertise.js';
 import type { CacheView } from './dataplane-input.js';
-import { buildImportContext, importContextChanges, judgeImport, peerKindOf, type ImportContext } from './import-guard.js';
+import {
+  buildImportContext,
+  importContextChanges,
+  judgeImport,
+  peerKindOf,
+  type ImportContext,
+} from './import-guard.js';
 import type { AgentMetrics } from './metrics.js';
 import { errorText } from './error-text.js';
 import { refusedRow, routeRow } from './status.js';
 import type { DesiredPeer, PeeringPlan, Readiness, RouteRow } from './types.js';
 
 /** The part of Speaker the agent uses (tests pass a fake). */
-export type SpeakerLike = Pick<Speaker, 'start' | 'stop' | 'setPeers' | 'setOriginated' | 'peerStatus' | 'bestRoutes' | 'on'> &
+export type SpeakerLike = Pick<
+  Speaker,
+  'start' | 'stop' | 'setPeers' | 'setOriginated' | 'peerStatus' | 'bestRoutes' | 'on'
+> &
   Partial<Pick<Speaker, 'refusedRoutes' | 'rejudge'>>;
 
 /** Graceful restart we advertise: restart time (RFC 4724 §3) and how long we defer selection after a start. */
@@ -41,7 +72,13 @@ export interface SpeakerIdentity {
 }
 
 function sameIdentity(a: SpeakerIdentity, b: SpeakerIdentity): boolean {
-  return a.routerId === b.routerId && a.localAs === b.localAs && a.listenAddress === b.listenAddress && a.listenPort === b.listenPort && a.clusterId === b.clusterId;
+  return (
+    a.routerId === b.routerId &&
+    a.localAs === b.localAs &&
+    a.listenAddress === b.listenAddress &&
+    a.listenPort === b.listenPort &&
+    a.clusterId === b.clusterId
+  );
 }
 
 /** Every connection the Speaker opens or accepts, so a graceful restart can drop them without NOTIFICATION. */
@@ -52,7 +89,8 @@ class ConnectionTracker {
 
   constructor(inner: Transport = tcpTransport, innerAcceptor: Acceptor = tcpAcceptor) {
     this.transport = { connect: async (options) => this.track(await inner.connect(options)) };
-    this.acceptor = (address, port, onConnection) => innerAcceptor(address, port, (conn) => onConnection(this.track(conn)));
+    this.acceptor = (address, port, onConnection) =>
+      innerAcceptor(address, port, (conn) => onConnection(this.track(conn)));
   }
 
   private track(conn: Connection): Connection {
@@ -76,7 +114,13 @@ class ConnectionTracker {
  * BGPPeer gives that). iBGP peers and eBGP peers outside the subnet do not use it, so they do not get it:
  * a change of prefix length then restarts only the sessions it matters to.
  */
-function toPeerSpec(peer: DesiredPeer, hooks: PeerHooks, nodeAs: number, subnet: string | undefined, password?: string): PeerSpec {
+function toPeerSpec(
+  peer: DesiredPeer,
+  hooks: PeerHooks,
+  nodeAs: number,
+  subnet: string | undefined,
+  password?: string,
+): PeerSpec {
   return {
     // TCP-MD5 (BGPPeer password / nodeMeshPassword), resolved from its Secret.
     ...(password !== undefined ? { password } : {}),
@@ -100,7 +144,9 @@ function toPeerSpec(peer: DesiredPeer, hooks: PeerHooks, nodeAs: number, subnet:
     ...(hooks.exportFilter !== undefined ? { exportFilter: hooks.exportFilter } : {}),
     // BGPPeer filters: the import side of its BGPFilters.
     ...(hooks.importFilter !== undefined ? { importFilter: hooks.importFilter } : {}),
-    ...(subnet !== undefined && peer.asNumber !== peer.localAsNumber && insideSubnet(subnet, peer.address) ? { subnet } : {}),
+    ...(subnet !== undefined && peer.asNumber !== peer.localAsNumber && insideSubnet(subnet, peer.address)
+      ? { subnet }
+      : {}),
   };
 }
 
@@ -142,8 +188,15 @@ function filterHooks(
   interfaceOf: (address: number) => string | undefined,
 ): PeerHooks {
   const view = (route: Route): FilterRoute => {
-    const iface = route.attrs.nextHop !== undefined && !route.source.local ? interfaceOf(route.attrs.nextHop) : undefined;
-    return { addr: route.prefix.addr, len: route.prefix.len, attrs: route.attrs, learned: route.source.local !== true, ...(iface !== undefined ? { iface } : {}) };
+    const iface =
+      route.attrs.nextHop !== undefined && !route.source.local ? interfaceOf(route.attrs.nextHop) : undefined;
+    return {
+      addr: route.prefix.addr,
+      len: route.prefix.len,
+      attrs: route.attrs,
+      learned: route.source.local !== true,
+      ...(iface !== undefined ? { iface } : {}),
+    };
   };
   // An Accept with operations gives new attributes; the same input set gives the same output object, so the
   // Speaker's export cache (keyed by attribute identity) still rewrites each distinct set once.
@@ -185,7 +238,10 @@ function filterHooks(
  * it ("198.19.1.11/24"); else the address the agent found, with its interface's prefix length, when the
  * Node names that address without one. Undefined when neither says (no third-party next hops then).
  */
-export function nodeSubnet(node: Resource<'Node'> | undefined, found: { address: string; prefixLength: number } | null): string | undefined {
+export function nodeSubnet(
+  node: Resource<'Node'> | undefined,
+  found: { address: string; prefixLength: number } | null,
+): string | undefined {
   const text = node?.spec.bgp?.ipv4Address;
   if (text !== undefined && text.includes('/')) {
     try {
@@ -203,7 +259,12 @@ export function nodeSubnet(node: Resource<'Node'> | undefined, found: { address:
  * Import protection's context (./import-guard.ts) from the cache: `subnet` is this node's (nodeSubnet, else
  * its address and prefix length).
  */
-export function importContextOf(cache: CacheView, nodeName: string, subnet: string | undefined, controlPlane: readonly string[]): ImportContext {
+export function importContextOf(
+  cache: CacheView,
+  nodeName: string,
+  subnet: string | undefined,
+  controlPlane: readonly string[],
+): ImportContext {
   const blocks = cache.list('IPAMBlock');
   const affinities = cache.list('BlockAffinity');
   return buildImportContext({
@@ -216,7 +277,8 @@ export function importContextOf(cache: CacheView, nodeName: string, subnet: stri
     nodes: cache.list('Node'),
     bgpConfigurations: cache.list('BGPConfiguration'),
     controlPlane,
-    reflector: (cache.list('Node').find((n) => n.metadata.name === nodeName)?.spec.bgp?.routeReflectorClusterID ?? '') !== '',
+    reflector:
+      (cache.list('Node').find((n) => n.metadata.name === nodeName)?.spec.bgp?.routeReflectorClusterID ?? '') !== '',
   });
 }
 
@@ -263,14 +325,21 @@ export class SpeakerKeeper {
   private readonly refusalsLogged = new Set<string>();
   private exportFilterCache: { key: string; filter: PeerSpec['exportFilter'] } | null = null;
   /** Per peer (by name): its BGPFilter hooks and what they were made from (see hooksFor). */
-  private readonly hooksCache = new Map<string, { key: string; defaultExport: PeerSpec['exportFilter']; hooks: PeerHooks }>();
+  private readonly hooksCache = new Map<
+    string,
+    { key: string; defaultExport: PeerSpec['exportFilter']; hooks: PeerHooks }
+  >();
   /** What the import judge judges by (null until the agent's first pass sets it; see rejudge). */
   importContext: ImportContext | null = null;
   /** Import protection (./import-guard.ts) is the Speaker's import judge, always on. */
   private readonly importJudge: ImportJudge = (route) => {
     const context = this.importContext;
     if (context === null) return null;
-    return judgeImport({ prefix: route.prefix, nextHop: route.attrs.nextHop }, peerKindOf(route.source.address, context), context);
+    return judgeImport(
+      { prefix: route.prefix, nextHop: route.attrs.nextHop },
+      peerKindOf(route.source.address, context),
+      context,
+    );
   };
   /** Consecutive failures to start a BGP speaker, and the timer of the next try (1 s, 2 s, … 30 s). */
   private failures = 0;
@@ -319,9 +388,17 @@ export class SpeakerKeeper {
     },
   ): void {
     const filter = this.exportFilterFor(context.pools, context.serviceRanges ?? []);
-    const hooksFor = (p: DesiredPeer): PeerHooks => this.hooksFor(p, filter, context.bgpFilters ?? [], context.interfaceOf ?? (() => undefined));
-    this.speakerNow?.setPeers(peers.map((p) => toPeerSpec(p, hooksFor(p), context.localAs, context.subnet, context.passwordOf(p))));
-    this.filterProblems = peers.flatMap((p) => missingFilters(p.filters ?? [], context.bgpFilters ?? []).map((name) => `BGPPeer ${p.fromResource ?? p.name}: spec.filters names BGPFilter ${name}, which does not exist; the peer's other filters apply`));
+    const hooksFor = (p: DesiredPeer): PeerHooks =>
+      this.hooksFor(p, filter, context.bgpFilters ?? [], context.interfaceOf ?? (() => undefined));
+    this.speakerNow?.setPeers(
+      peers.map((p) => toPeerSpec(p, hooksFor(p), context.localAs, context.subnet, context.passwordOf(p))),
+    );
+    this.filterProblems = peers.flatMap((p) =>
+      missingFilters(p.filters ?? [], context.bgpFilters ?? []).map(
+        (name) =>
+          `BGPPeer ${p.fromResource ?? p.name}: spec.filters names BGPFilter ${name}, which does not exist; the peer's other filters apply`,
+      ),
+    );
   }
 
   /** Problems with the peers' BGPFilters (a filter named but missing), for `node status`. */
@@ -331,7 +408,12 @@ export class SpeakerKeeper {
    * A peer's hooks, the same function objects while what shapes them is the same (the Speaker restarts a
    * peer whose hooks changed): its filters' names and specs, eBGP or not, and the default export filter.
    */
-  private hooksFor(peer: DesiredPeer, defaultExport: PeerSpec['exportFilter'], filters: ReadonlyArray<Resource<'BGPFilter'>>, interfaceOf: (address: number) => string | undefined): PeerHooks {
+  private hooksFor(
+    peer: DesiredPeer,
+    defaultExport: PeerSpec['exportFilter'],
+    filters: ReadonlyArray<Resource<'BGPFilter'>>,
+    interfaceOf: (address: number) => string | undefined,
+  ): PeerHooks {
     const names = peer.filters ?? [];
     if (names.length === 0 || defaultExport === undefined) return { exportFilter: defaultExport };
     const ebgp = peer.asNumber !== peer.localAsNumber;
@@ -345,12 +427,19 @@ export class SpeakerKeeper {
   }
 
   /** Our prefixes, next hop our address; BGPConfiguration prefixAdvertisements: Calico's apply_communities(). */
-  setOriginated(prefixes: readonly string[], nextHopAddress: string, bgpConfigurations: Array<Resource<'BGPConfiguration'>>): void {
+  setOriginated(
+    prefixes: readonly string[],
+    nextHopAddress: string,
+    bgpConfigurations: Array<Resource<'BGPConfiguration'>>,
+  ): void {
     const nextHop = parseIpv4(nextHopAddress);
     this.speakerNow?.setOriginated(
       prefixes.map((cidr): OriginatedRoute => {
         const prefix = parsePrefix(cidr);
-        return { prefix, attrs: { origin: Origin.IGP, nextHop, asPath: [], ...prefixCommunities(prefix, bgpConfigurations) } };
+        return {
+          prefix,
+          attrs: { origin: Origin.IGP, nextHop, asPath: [], ...prefixCommunities(prefix, bgpConfigurations) },
+        };
       }),
     );
   }
@@ -360,11 +449,18 @@ export class SpeakerKeeper {
     const speaker = this.speakerNow;
     const next = this.importContext;
     if (speaker?.rejudge === undefined || next === null || next === previous) return;
-    const changes = importContextChanges(previous, next, plan.peers.map((p) => parseIpv4(p.address)));
+    const changes = importContextChanges(
+      previous,
+      next,
+      plan.peers.map((p) => parseIpv4(p.address)),
+    );
     if (changes !== 'all' && changes.length === 0) return;
     const changed = speaker.rejudge(changes === 'all' ? undefined : changes);
     if (changed > 0) {
-      this.options.log.info({ routes: changed, scope: changes === 'all' ? 'all' : `${changes.length} block(s)` }, 'import protection: routes judged again after a change in the cluster');
+      this.options.log.info(
+        { routes: changed, scope: changes === 'all' ? 'all' : `${changes.length} block(s)` },
+        'import protection: routes judged again after a change in the cluster',
+      );
       this.options.onRoutesChanged();
     }
   }
@@ -411,7 +507,9 @@ export class SpeakerKeeper {
     this.options.log.info('stopping gracefully: BGP connections closed without NOTIFICATION, peers keep our routes');
     this.speakerNow = null;
     this.tracker?.dropAll();
-    await speaker.stop().catch((e: unknown) => this.options.log.warn({ err: errorText(e) }, 'stopping the BGP speaker'));
+    await speaker
+      .stop()
+      .catch((e: unknown) => this.options.log.warn({ err: errorText(e) }, 'stopping the BGP speaker'));
   }
 
   /** No more retries and no settle deadline (the agent is stopping). */
@@ -426,7 +524,10 @@ export class SpeakerKeeper {
   async stop(): Promise<void> {
     const speaker = this.speakerNow;
     this.speakerNow = null;
-    if (speaker) await speaker.stop().catch((e: unknown) => this.options.log.warn({ err: errorText(e) }, 'stopping the BGP speaker'));
+    if (speaker)
+      await speaker
+        .stop()
+        .catch((e: unknown) => this.options.log.warn({ err: errorText(e) }, 'stopping the BGP speaker'));
   }
 
   private retryLater(): void {
@@ -446,11 +547,20 @@ export class SpeakerKeeper {
    * disableBGPExport pool refuses them; the service routes we originate come and go with endpoints without
    * touching the filter, so that never restarts a session.
    */
-  private exportFilterFor(pools: Array<Resource<'IPPool'>>, serviceRanges: readonly string[]): PeerSpec['exportFilter'] {
-    const key = JSON.stringify([pools.map((p) => [p.metadata.name, p.spec.cidr, p.spec.disabled ?? false, p.spec.disableBGPExport ?? false]).sort(), serviceRanges]);
+  private exportFilterFor(
+    pools: Array<Resource<'IPPool'>>,
+    serviceRanges: readonly string[],
+  ): PeerSpec['exportFilter'] {
+    const key = JSON.stringify([
+      pools
+        .map((p) => [p.metadata.name, p.spec.cidr, p.spec.disabled ?? false, p.spec.disableBGPExport ?? false])
+        .sort(),
+      serviceRanges,
+    ]);
     if (this.exportFilterCache?.key === key) return this.exportFilterCache.filter;
     const allowed = calicoExportFilter(pools, serviceRanges);
-    const filter: PeerSpec['exportFilter'] = (route) => (allowed(route.prefix, route.source.local === true) ? route : null);
+    const filter: PeerSpec['exportFilter'] = (route) =>
+      allowed(route.prefix, route.source.local === true) ? route : null;
     this.exportFilterCache = { key, filter };
     return filter;
   }
@@ -472,7 +582,11 @@ export class SpeakerKeeper {
       localAs: identity.localAs,
       listen: { address: identity.listenAddress, port: identity.listenPort },
       ...(identity.clusterId !== null ? { clusterId: parseIpv4(identity.clusterId, 'routeReflectorClusterID') } : {}),
-      gracefulRestart: { restartTime: GRACEFUL_RESTART.restartTime, restarting: true, deferralMs: GRACEFUL_RESTART.deferralMs },
+      gracefulRestart: {
+        restartTime: GRACEFUL_RESTART.restartTime,
+        restarting: true,
+        deferralMs: GRACEFUL_RESTART.deferralMs,
+      },
       connectRetryMs: this.options.connectRetryMs ?? 2000,
       ...(this.options.maxPrefixes !== undefined ? { maxPrefixes: this.options.maxPrefixes } : {}),
       clock: this.options.clock,
@@ -486,7 +600,10 @@ export class SpeakerKeeper {
     speaker.on('state', (event) =>
       contained('a BGP session state change', () => {
         if (event.to === 'Established') this.everEstablished.add(endpoint(event.peer, event.port));
-        log.info({ peer: event.peer, from: event.from, to: event.to, ...(event.reason ? { reason: event.reason } : {}) }, 'BGP session state');
+        log.info(
+          { peer: event.peer, from: event.from, to: event.to, ...(event.reason ? { reason: event.reason } : {}) },
+          'BGP session state',
+        );
         this.observeSessions();
       }),
     );
@@ -558,14 +675,22 @@ export class SpeakerKeeper {
       return;
     }
     this.refusalsLogged.add(pair);
-    this.options.log.info(fields, `${by}: route refused (further refusals of this peer for this reason are logged at debug)`);
+    this.options.log.info(
+      fields,
+      `${by}: route refused (further refusals of this peer for this reason are logged at debug)`,
+    );
   }
 
   /** On every session state change: only what the metrics need, not the whole status (no per-route scan). */
   private observeSessions(): void {
     const peers = this.speakerNow?.peerStatus({ routeDetail: false }) ?? [];
     this.options.metrics.observeSessions(
-      peers.map((p) => ({ address: p.address, bgpState: p.state, routesReceived: p.routesReceived, routesAdvertised: p.routesAdvertised })),
+      peers.map((p) => ({
+        address: p.address,
+        bgpState: p.state,
+        routesReceived: p.routesReceived,
+        routesAdvertised: p.routesAdvertised,
+      })),
     );
   }
 }

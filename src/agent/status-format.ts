@@ -41,7 +41,8 @@ const two = (n: number) => String(n).padStart(2, '0');
 export function formatSince(since: number, now: number, utcOffsetMinutes?: number): string {
   const offset = utcOffsetMinutes ?? -new Date(since).getTimezoneOffset();
   const local = new Date(since + offset * 60_000);
-  if (now - since < NEAR_MS) return `${two(local.getUTCHours())}:${two(local.getUTCMinutes())}:${two(local.getUTCSeconds())}`;
+  if (now - since < NEAR_MS)
+    return `${two(local.getUTCHours())}:${two(local.getUTCMinutes())}:${two(local.getUTCSeconds())}`;
   return `${local.getUTCFullYear()}-${two(local.getUTCMonth() + 1)}-${two(local.getUTCDate())}`;
 }
 
@@ -90,7 +91,10 @@ const PEER_HEADERS = ['PEER ADDRESS', 'PEER TYPE', 'STATE', 'SINCE', 'INFO'];
 function peerSection(family: 'IPv4' | 'IPv6', peers: readonly PeerStatusRow[]): string {
   const title = `${family} BGP status\n`;
   if (peers.length === 0) return `${title}No ${family} peers found.\n\n`;
-  return `${title}${boxTable(PEER_HEADERS, peers.map((p) => [p.address, p.type, p.state, p.since, p.info]))}\n`;
+  return `${title}${boxTable(
+    PEER_HEADERS,
+    peers.map((p) => [p.address, p.type, p.state, p.since, p.info]),
+  )}\n`;
 }
 
 /** `tortie node status` in calicoctl's layout; peers are listed in the order given. After calicoctl's part:
@@ -98,8 +102,12 @@ function peerSection(family: 'IPv4' | 'IPv6', peers: readonly PeerStatusRow[]): 
  *  when there are any. */
 export function formatNodeStatus(status: AgentStatus): string {
   const v6 = (p: PeerStatusRow) => p.address.includes(':');
-  const calico = `${status.summary}\n\n${peerSection('IPv4', status.peers.filter((p) => !v6(p)))}${peerSection('IPv6', status.peers.filter(v6))}`;
-  const warnings = status.warnings.length > 0 ? `Warnings:\n${status.warnings.map((w) => `  - ${w}\n`).join('')}\n` : '';
+  const calico = `${status.summary}\n\n${peerSection(
+    'IPv4',
+    status.peers.filter((p) => !v6(p)),
+  )}${peerSection('IPv6', status.peers.filter(v6))}`;
+  const warnings =
+    status.warnings.length > 0 ? `Warnings:\n${status.warnings.map((w) => `  - ${w}\n`).join('')}\n` : '';
   return `${calico}${dataplaneLine(status.dataplane)}${policyLine(status.policy)}${warnings}`;
 }
 
@@ -109,7 +117,11 @@ function policyLine(policy: AgentStatus['policy']): string {
   const { policies, endpoints, isolatedIngress, isolatedEgress } = policy.summary;
   const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
   const isolated = `${plural(endpoints, 'local workload')}, ${isolatedIngress} isolated for ingress, ${isolatedEgress} for egress`;
-  const table = policy.inSync ? 'in nftables (table inet tortie-filter)' : policy.lastError ? 'NOT in nftables yet (retrying, see Warnings)' : 'being written to nftables';
+  const table = policy.inSync
+    ? 'in nftables (table inet tortie-filter)'
+    : policy.lastError
+      ? 'NOT in nftables yet (retrying, see Warnings)'
+      : 'being written to nftables';
   return `Network policy: ${policies} NetworkPolic${policies === 1 ? 'y' : 'ies'}; ${isolated}; ${table}
 
 `;
@@ -121,11 +133,21 @@ function dataplaneLine(dataplane: AgentStatus['dataplane'] | undefined): string 
   const parts = [`${routes.programmed} of ${routes.desired} routes in the kernel`];
   if (routes.waitingForInterface > 0) parts.push(`${routes.waitingForInterface} waiting for their interface`);
   if (routes.retained > 0) parts.push(`${routes.retained} kept until BGP settles`);
-  if (tunl0.needed) parts.push(tunl0.supported ? `tunl0 up, MTU ${tunl0.mtu}${tunl0.standIn ? ' (stand-in device, no encapsulation)' : ''}` : `tunl0 unavailable`);
+  if (tunl0.needed)
+    parts.push(
+      tunl0.supported
+        ? `tunl0 up, MTU ${tunl0.mtu}${tunl0.standIn ? ' (stand-in device, no encapsulation)' : ''}`
+        : `tunl0 unavailable`,
+    );
   const vxlan = dataplane.vxlan;
   if (vxlan?.needed) {
-    const vtep = vxlan.device !== null ? `VTEP ${vxlan.device.address ?? 'without address'} (MAC ${vxlan.device.mac}) on vxlan.calico, MTU ${vxlan.device.mtu}` : 'vxlan.calico not set up';
-    parts.push(`${vtep}${vxlan.usable ? '' : ' (not usable yet, see Warnings)'}, ${vxlan.remoteVteps} remote VTEP${vxlan.remoteVteps === 1 ? '' : 's'} programmed`);
+    const vtep =
+      vxlan.device !== null
+        ? `VTEP ${vxlan.device.address ?? 'without address'} (MAC ${vxlan.device.mac}) on vxlan.calico, MTU ${vxlan.device.mtu}`
+        : 'vxlan.calico not set up';
+    parts.push(
+      `${vtep}${vxlan.usable ? '' : ' (not usable yet, see Warnings)'}, ${vxlan.remoteVteps} remote VTEP${vxlan.remoteVteps === 1 ? '' : 's'} programmed`,
+    );
   }
   return `Dataplane (kernel, host interface ${dataplane.hostInterface ?? 'unknown'}): ${parts.join(', ')}\n\n`;
 }
@@ -158,7 +180,9 @@ const ROUTE_HEADERS = ['PREFIX', 'NEXT HOP', 'AS PATH', 'FROM', 'BEST', 'IN KERN
  */
 export function formatRoutes(rows: readonly RouteRow[]): string {
   if (rows.length === 0) return 'No routes.\n';
-  const sorted = [...rows].sort((a, b) => comparePrefixes(a.prefix, b.prefix) || Number(b.best) - Number(a.best) || a.from.localeCompare(b.from));
+  const sorted = [...rows].sort(
+    (a, b) => comparePrefixes(a.prefix, b.prefix) || Number(b.best) - Number(a.best) || a.from.localeCompare(b.from),
+  );
   return boxTable(
     ROUTE_HEADERS,
     sorted.map((r) => [

@@ -4,7 +4,18 @@
 // The peer rows themselves are formatted in ./status-format.ts.
 
 import { readFileSync } from 'node:fs';
-import { formatIpv4, formatPrefix, type PeerStatus, type RefusedRoute, type RibEntry, diagnoseTcpSecurity, formatTcpSecurityFindings, parseTcpSecurityCounters, type TcpSecurityCounters, AsPathSegmentType } from '../../bgp/index.js';
+import {
+  formatIpv4,
+  formatPrefix,
+  type PeerStatus,
+  type RefusedRoute,
+  type RibEntry,
+  diagnoseTcpSecurity,
+  formatTcpSecurityFindings,
+  parseTcpSecurityCounters,
+  type TcpSecurityCounters,
+  AsPathSegmentType,
+} from '../../bgp/index.js';
 import type { DataplaneStatus } from '../../felix/index.js';
 import type { EnforcerStatus } from '../policy/enforcer.js';
 import { notInEffect, BGP_DEFAULTS, type AnyResource } from '../resources/index.js';
@@ -60,7 +71,24 @@ export function agentStatus(s: StatusSources): AgentStatus {
   for (const desired of plan?.peers ?? []) {
     const problem = s.passwordProblem(desired);
     if (problem === undefined) continue;
-    peers.push(peerRow({ peer: { address: desired.address, port: desired.port, peerAs: desired.asNumber, state: 'Idle', since: s.startedAt, routesReceived: 0, routesAccepted: 0, routesAdvertised: 0, staleRoutes: 0, lastError: `not started: ${problem}` }, desired, now }));
+    peers.push(
+      peerRow({
+        peer: {
+          address: desired.address,
+          port: desired.port,
+          peerAs: desired.asNumber,
+          state: 'Idle',
+          since: s.startedAt,
+          routesReceived: 0,
+          routesAccepted: 0,
+          routesAdvertised: 0,
+          staleRoutes: 0,
+          lastError: `not started: ${problem}`,
+        },
+        desired,
+        now,
+      }),
+    );
   }
   const readiness = s.readiness;
   const cacheError = s.cache && !s.cache.connected ? s.cache.lastError : undefined;
@@ -78,20 +106,24 @@ export function agentStatus(s: StatusSources): AgentStatus {
     datastore: {
       type: s.datastoreType,
       connected: s.cache?.connected ?? false,
-      ...(cacheError ?? s.lastError ? { lastError: cacheError ?? s.lastError } : {}),
+      ...((cacheError ?? s.lastError) ? { lastError: cacheError ?? s.lastError } : {}),
     },
     ready: readiness.ready,
     ...(readiness.reason !== undefined ? { notReadyReason: readiness.reason } : {}),
     peers,
     blocks: [...s.blocks],
-    dataplane: dataplane ? { mode: 'kernel', hostInterface: s.hostInterface, ...dataplane } : { mode: 'none', hostInterface: s.hostInterface },
+    dataplane: dataplane
+      ? { mode: 'kernel', hostInterface: s.hostInterface, ...dataplane }
+      : { mode: 'none', hostInterface: s.hostInterface },
     ...(policy !== undefined ? { policy } : {}),
     warnings: [
       ...s.warnings,
       ...s.notInEffect,
       ...(plan?.warnings ?? []),
       ...(dataplane?.warnings ?? []),
-      ...(policy?.lastError ? [`network policy: writing nftables table inet tortie-filter failed, retrying: ${policy.lastError}`] : []),
+      ...(policy?.lastError
+        ? [`network policy: writing nftables table inet tortie-filter failed, retrying: ${policy.lastError}`]
+        : []),
     ],
   };
 }
@@ -99,9 +131,14 @@ export function agentStatus(s: StatusSources): AgentStatus {
 /** BGP's readiness (SpeakerKeeper.readiness), then felix's own: the kernel has been programmed once (Calico: "in sync"). */
 export function agentReadiness(bgp: Readiness, dataplane: DataplaneStatus | undefined): Readiness {
   if (!bgp.ready || !dataplane) return bgp;
-  if (!dataplane.inSync) return { ready: false, reason: `the kernel routes are not programmed yet${dataplane.lastError ? ` (${dataplane.lastError})` : ''}` };
+  if (!dataplane.inSync)
+    return {
+      ready: false,
+      reason: `the kernel routes are not programmed yet${dataplane.lastError ? ` (${dataplane.lastError})` : ''}`,
+    };
   const notes: string[] = [];
-  if (dataplane.tunl0.needed && !dataplane.tunl0.supported) notes.push(`${dataplane.tunl0.reason}: routes through tunl0 are not programmed`);
+  if (dataplane.tunl0.needed && !dataplane.tunl0.supported)
+    notes.push(`${dataplane.tunl0.reason}: routes through tunl0 are not programmed`);
   return notes.length > 0 ? { ready: true, notes } : { ready: true };
 }
 
@@ -116,7 +153,8 @@ export function notInEffectWarnings(cache: CacheView | null, nodeName: string): 
 function asPathOf(entry: RibEntry): Array<number | number[]> {
   const out: Array<number | number[]> = [];
   for (const segment of entry.attrs.asPath ?? []) {
-    if (segment.type === AsPathSegmentType.AS_SEQUENCE || segment.type === AsPathSegmentType.AS_CONFED_SEQUENCE) out.push(...segment.asns);
+    if (segment.type === AsPathSegmentType.AS_SEQUENCE || segment.type === AsPathSegmentType.AS_CONFED_SEQUENCE)
+      out.push(...segment.asns);
     else out.push([...segment.asns]);
   }
   return out;
@@ -185,7 +223,9 @@ let cachedVersion: string | undefined;
 export function packageVersion(): string {
   if (cachedVersion !== undefined) return cachedVersion;
   try {
-    const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version?: string };
+    const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
+      version?: string;
+    };
     cachedVersion = pkg.version ?? 'unknown';
   } catch {
     cachedVersion = 'unknown';

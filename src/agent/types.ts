@@ -110,7 +110,9 @@ export interface AgentStatus {
   /** Blocks originated by this node. */
   blocks: string[];
   /** The kernel dataplane (felix): `none` with TORTIE_DATAPLANE=none. */
-  dataplane: ({ mode: 'kernel'; hostInterface: string | null } & DataplaneStatus) | { mode: 'none'; hostInterface: string | null };
+  dataplane:
+    | ({ mode: 'kernel'; hostInterface: string | null } & DataplaneStatus)
+    | { mode: 'none'; hostInterface: string | null };
   /** NetworkPolicy enforcement (nftables table inet tortie-filter); absent with TORTIE_DATAPLANE=none. */
   policy?: EnforcerStatus;
   /** Messages worth a look (planner warnings, IPIP unavailable, ...). */

@@ -32,7 +32,10 @@ import { addressOf, affineNode } from '../ipam/block.js';
 import { parseSelector, type NodeSpec, type Resource } from '../resources/index.js';
 
 /** Enabled IPv4 pools with vxlanMode not Never that select a node with these labels and allow tunnel addresses. */
-export function vxlanPoolsFor(pools: ReadonlyArray<Resource<'IPPool'>>, labels: Readonly<Record<string, string>>): Array<Resource<'IPPool'>> {
+export function vxlanPoolsFor(
+  pools: ReadonlyArray<Resource<'IPPool'>>,
+  labels: Readonly<Record<string, string>>,
+): Array<Resource<'IPPool'>> {
   return pools.filter(
     (p) =>
       !p.spec.disabled &&
@@ -67,7 +70,11 @@ function inPools(address: string, pools: ReadonlyArray<Resource<'IPPool'>>): boo
  * Whether the Node's VTEP fields disagree with the pools: an address wanted and missing (or outside every
  * VXLAN pool, or without a MAC), or an address recorded that no VXLAN pool wants any more.
  */
-export function vxlanTunnelNeedsWork(spec: NodeSpec, pools: ReadonlyArray<Resource<'IPPool'>>, labels: Readonly<Record<string, string>>): boolean {
+export function vxlanTunnelNeedsWork(
+  spec: NodeSpec,
+  pools: ReadonlyArray<Resource<'IPPool'>>,
+  labels: Readonly<Record<string, string>>,
+): boolean {
   const wanted = vxlanPoolsFor(pools, labels);
   const address = spec.ipv4VXLANTunnelAddr;
   if (wanted.length === 0) return address !== undefined || spec.vxlanTunnelMACAddr !== undefined;
@@ -84,14 +91,18 @@ export interface VxlanTunnelDeps {
 }
 
 /** What the node's VTEP is after a reconcile: none (no VXLAN pool selects it), or its address and MAC. */
-export type VxlanTunnelOutcome = { kind: 'none'; released: string[] } | { kind: 'vtep'; address: string; mac: string; published: boolean };
+export type VxlanTunnelOutcome =
+  { kind: 'none'; released: string[] } | { kind: 'vtep'; address: string; mac: string; published: boolean };
 
 /**
  * Makes Node.spec.ipv4VXLANTunnelAddr / vxlanTunnelMACAddr right for the pools now in the datastore.
  * `sweep` also releases the handle when the Node records nothing (a crash between assign and the Node
  * update leaves an address held): done once at start, not on every change.
  */
-export async function reconcileVxlanTunnel(deps: VxlanTunnelDeps, options: { sweep?: boolean } = {}): Promise<VxlanTunnelOutcome> {
+export async function reconcileVxlanTunnel(
+  deps: VxlanTunnelDeps,
+  options: { sweep?: boolean } = {},
+): Promise<VxlanTunnelOutcome> {
   const { ds, ipam, nodeName: name, log } = deps;
   const handle = vxlanTunnelHandle(name);
   const node = await ds.get('Node', name);
@@ -118,7 +129,10 @@ export async function reconcileVxlanTunnel(deps: VxlanTunnelDeps, options: { swe
   if (address === undefined) throw new Error(`IPAM gave no address for handle ${handle}`);
   const mac = isUnicastMac(node.spec.vxlanTunnelMACAddr) ? node.spec.vxlanTunnelMACAddr : vxlanMacFor(name);
   // A MAC already recorded stays (a restart); a new one waits for the device (see the header).
-  const publish = node.spec.vxlanTunnelMACAddr === mac || deps.deviceReady === undefined || (node.spec.ipv4VXLANTunnelAddr === address && deps.deviceReady(address, mac));
+  const publish =
+    node.spec.vxlanTunnelMACAddr === mac ||
+    deps.deviceReady === undefined ||
+    (node.spec.ipv4VXLANTunnelAddr === address && deps.deviceReady(address, mac));
   const wantMac = publish ? mac : undefined;
   if (node.spec.ipv4VXLANTunnelAddr !== address || node.spec.vxlanTunnelMACAddr !== wantMac) {
     await updateNode(ds, name, (spec) => {
@@ -126,7 +140,12 @@ export async function reconcileVxlanTunnel(deps: VxlanTunnelDeps, options: { swe
       if (wantMac !== undefined) spec.vxlanTunnelMACAddr = wantMac;
       else delete spec.vxlanTunnelMACAddr;
     });
-    log.info({ address, mac, published: publish }, publish ? 'VXLAN tunnel endpoint recorded' : 'VXLAN tunnel address allocated; its MAC is published once vxlan.calico is up');
+    log.info(
+      { address, mac, published: publish },
+      publish
+        ? 'VXLAN tunnel endpoint recorded'
+        : 'VXLAN tunnel address allocated; its MAC is published once vxlan.calico is up',
+    );
   }
   return { kind: 'vtep', address, mac, published: publish };
 }
@@ -145,7 +164,9 @@ async function updateNode(ds: Datastore, name: string, change: (spec: NodeSpec) 
       if (!(error instanceof ConflictError)) throw error;
     }
   }
-  throw new Error(`Node "${name}": could not write its VXLAN tunnel endpoint after 10 attempts (others kept writing it)`);
+  throw new Error(
+    `Node "${name}": could not write its VXLAN tunnel endpoint after 10 attempts (others kept writing it)`,
+  );
 }
 
 /** The agent's handle on its VTEP: once at start (with a sweep), then whenever the cache disagrees. Never throws. */
@@ -155,7 +176,11 @@ export class VxlanTunnelKeeper {
   private waitTimer: ReturnType<typeof setTimeout> | null = null;
   private stopped = false;
 
-  constructor(private readonly deps: VxlanTunnelDeps & { log: VxlanTunnelDeps['log'] & { warn(fields: Record<string, unknown>, message: string): void } }) {}
+  constructor(
+    private readonly deps: VxlanTunnelDeps & {
+      log: VxlanTunnelDeps['log'] & { warn(fields: Record<string, unknown>, message: string): void };
+    },
+  ) {}
 
   /** Why the VTEP could not be made right on the last try, for `node status`; null when it is right. */
   warning(): string | null {
@@ -171,7 +196,10 @@ export class VxlanTunnelKeeper {
       },
       (error: unknown) => {
         this.problem = `no VXLAN tunnel address: ${error instanceof Error ? error.message : String(error)}`;
-        this.deps.log.warn({ err: this.problem }, 'could not make the VXLAN tunnel endpoint right; trying again on the next change');
+        this.deps.log.warn(
+          { err: this.problem },
+          'could not make the VXLAN tunnel endpoint right; trying again on the next change',
+        );
       },
     );
     this.running = run.finally(() => (this.running = null));
@@ -216,7 +244,12 @@ export function vxlanDataplaneInput(
   nodes: ReadonlyArray<Resource<'Node'>>,
   blocks: ReadonlyArray<Resource<'IPAMBlock'>>,
   mtu: number | undefined,
-): { local: { tunnelAddress?: string; mac?: string }; nodes: Array<{ name: string; ip: string; tunnelAddress?: string; mac?: string }>; remoteBlocks: Array<{ cidr: string; node: string }>; mtu?: number } {
+): {
+  local: { tunnelAddress?: string; mac?: string };
+  nodes: Array<{ name: string; ip: string; tunnelAddress?: string; mac?: string }>;
+  remoteBlocks: Array<{ cidr: string; node: string }>;
+  mtu?: number;
+} {
   const own = nodes.find((n) => n.metadata.name === nodeName);
   const others = nodes
     .filter((n) => n.metadata.name !== nodeName && n.spec.bgp?.ipv4Address !== undefined)
@@ -234,12 +267,23 @@ export function vxlanDataplaneInput(
     for (let ordinal = 0; ordinal < b.spec.allocations.length; ordinal++) {
       const holder = allocationNode(b.spec, ordinal);
       // Tunnel addresses (a `type` attribute) are reached through their node's device, not routed.
-      if (holder === null || holder === owner || holder === nodeName || attributesAt(b.spec, ordinal)?.[ATTRIBUTE_KEYS.type] !== undefined) continue;
+      if (
+        holder === null ||
+        holder === owner ||
+        holder === nodeName ||
+        attributesAt(b.spec, ordinal)?.[ATTRIBUTE_KEYS.type] !== undefined
+      )
+        continue;
       remoteBlocks.push({ cidr: `${addressOf(b.spec, ordinal)}/32`, node: holder });
     }
   }
   // Our MAC: as recorded, or (not published yet: see reconcileVxlanTunnel) the one that will be.
-  const ownMac = own?.spec.ipv4VXLANTunnelAddr === undefined ? undefined : isUnicastMac(own.spec.vxlanTunnelMACAddr) ? own.spec.vxlanTunnelMACAddr : vxlanMacFor(nodeName);
+  const ownMac =
+    own?.spec.ipv4VXLANTunnelAddr === undefined
+      ? undefined
+      : isUnicastMac(own.spec.vxlanTunnelMACAddr)
+        ? own.spec.vxlanTunnelMACAddr
+        : vxlanMacFor(nodeName);
   return {
     local: {
       ...(own?.spec.ipv4VXLANTunnelAddr !== undefined ? { tunnelAddress: own.spec.ipv4VXLANTunnelAddr } : {}),

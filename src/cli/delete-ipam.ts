@@ -57,14 +57,20 @@ export function nodeBgpConfigName(node: string): string {
 }
 
 /** What of the stored BGP configuration is `node`'s own (pure). */
-export function planNodeBgp(node: string, peers: ReadonlyArray<Resource<'BGPPeer'>>, configs: ReadonlyArray<Resource<'BGPConfiguration'>>): NodeBgpPlan {
+export function planNodeBgp(
+  node: string,
+  peers: ReadonlyArray<Resource<'BGPPeer'>>,
+  configs: ReadonlyArray<Resource<'BGPConfiguration'>>,
+): NodeBgpPlan {
   return {
     peers: peers.filter((p) => p.spec.node === node).sort((a, b) => a.metadata.name.localeCompare(b.metadata.name)),
     config: configs.find((c) => c.metadata.name === nodeBgpConfigName(node)) ?? null,
   };
 }
 
-async function readBgp(ds: Datastore): Promise<{ peers: Array<Resource<'BGPPeer'>>; configs: Array<Resource<'BGPConfiguration'>> }> {
+async function readBgp(
+  ds: Datastore,
+): Promise<{ peers: Array<Resource<'BGPPeer'>>; configs: Array<Resource<'BGPConfiguration'>> }> {
   const [peers, configs] = await Promise.all([ds.list('BGPPeer'), ds.list('BGPConfiguration')]);
   return { peers: peers.items, configs: configs.items };
 }
@@ -143,16 +149,33 @@ export interface NodeDeletion {
  * a Node was deleted and the lines saying what was done; a failure once past the checks (writing may
  * have begun) is a NodeDeletionError saying what was and was not done.
  */
-export async function deleteNode(ds: Datastore, name: string, options: TeardownOptions = {}): Promise<{ deleted: boolean; text: string }> {
+export async function deleteNode(
+  ds: Datastore,
+  name: string,
+  options: TeardownOptions = {},
+): Promise<{ deleted: boolean; text: string }> {
   const node = await ds.get('Node', name);
   const refusal = nodeDeleteRefusal(ds.type, name, node !== null);
   if (refusal !== null) throw new Error(refusal);
   const bgpState = await readBgp(ds);
   const bgp = planNodeBgp(name, bgpState.peers, bgpState.configs);
-  const done: NodeDeletion = { node: name, nodeExisted: node !== null, ipam: null, endpoints: [], peers: [], config: null };
+  const done: NodeDeletion = {
+    node: name,
+    nodeExisted: node !== null,
+    ipam: null,
+    endpoints: [],
+    peers: [],
+    config: null,
+  };
   // The steps not taken yet, as said to people when one fails.
   const endpointsStep = ds.type !== 'kubernetes' ? ['its WorkloadEndpoints'] : [];
-  const todo = ['its IPAM state', ...endpointsStep, ...bgp.peers.map((p) => `BGPPeer ${p.metadata.name}`), ...(bgp.config !== null ? [`BGPConfiguration ${bgp.config.metadata.name}`] : []), ...(node !== null ? ['the Node itself'] : [])];
+  const todo = [
+    'its IPAM state',
+    ...endpointsStep,
+    ...bgp.peers.map((p) => `BGPPeer ${p.metadata.name}`),
+    ...(bgp.config !== null ? [`BGPConfiguration ${bgp.config.metadata.name}`] : []),
+    ...(node !== null ? ['the Node itself'] : []),
+  ];
   const step = async <T>(label: string, what: string, action: () => Promise<T>): Promise<T> => {
     let result: T;
     try {
@@ -170,7 +193,10 @@ export async function deleteNode(ds: Datastore, name: string, options: TeardownO
     todo.splice(todo.indexOf('its WorkloadEndpoints'), 1, ...labels);
     for (const w of done.ipam.workloads) {
       const key = endpointKey(w);
-      const remove = (): Promise<boolean> => deleteIfThere(() => ds.delete('WorkloadEndpoint', w.metadata.name, { namespace: w.metadata.namespace ?? 'default' }));
+      const remove = (): Promise<boolean> =>
+        deleteIfThere(() =>
+          ds.delete('WorkloadEndpoint', w.metadata.name, { namespace: w.metadata.namespace ?? 'default' }),
+        );
       if (await step(`WorkloadEndpoint ${key}`, `deleting WorkloadEndpoint ${key}`, remove)) done.endpoints.push(key);
     }
   }
@@ -181,10 +207,14 @@ export async function deleteNode(ds: Datastore, name: string, options: TeardownO
   if (bgp.config !== null) {
     const label = `BGPConfiguration ${bgp.config.metadata.name}`;
     const config = bgp.config.metadata.name;
-    if (await step(label, `deleting ${label}`, () => deleteIfThere(() => ds.delete('BGPConfiguration', config)))) done.config = config;
+    if (await step(label, `deleting ${label}`, () => deleteIfThere(() => ds.delete('BGPConfiguration', config))))
+      done.config = config;
   }
   let deleted = false;
-  if (node !== null) deleted = await step('the Node itself', 'deleting the Node itself', () => deleteIfThere(() => ds.delete('Node', name)));
+  if (node !== null)
+    deleted = await step('the Node itself', 'deleting the Node itself', () =>
+      deleteIfThere(() => ds.delete('Node', name)),
+    );
   return { deleted, text: formatNodeDeletion(done) };
 }
 
@@ -228,9 +258,14 @@ async function deleteOwnPeer(ds: Datastore, node: string, peer: Resource<'BGPPee
 function partialMessage(done: NodeDeletion, what: string, err: unknown, left: string[]): string {
   const reason = err instanceof Error ? err.message : String(err);
   const did: string[] = [];
-  const hadIpam = done.ipam !== null && done.ipam.released.length + done.ipam.blocks.length + done.ipam.handles.length > 0;
-  if (done.ipam !== null) did.push(hadIpam ? 'released its IPAM state (listed above)' : 'released its IPAM state (it had none)');
-  else did.push('possibly part of its IPAM state: the blocks released before the failure (each with one compare-and-swap, none left half-done)');
+  const hadIpam =
+    done.ipam !== null && done.ipam.released.length + done.ipam.blocks.length + done.ipam.handles.length > 0;
+  if (done.ipam !== null)
+    did.push(hadIpam ? 'released its IPAM state (listed above)' : 'released its IPAM state (it had none)');
+  else
+    did.push(
+      'possibly part of its IPAM state: the blocks released before the failure (each with one compare-and-swap, none left half-done)',
+    );
   for (const e of done.endpoints) did.push(`deleted WorkloadEndpoint ${e}`);
   for (const p of done.peers) did.push(`deleted BGPPeer ${p.metadata.name}`);
   if (done.config !== null) did.push(`deleted BGPConfiguration ${done.config}`);
@@ -259,7 +294,9 @@ function reasonText(a: ReleasedAddress): string {
 }
 
 function addressLines(released: ReleasedAddress[]): string[] {
-  return [...released].sort((a, b) => ipOrder(a.ip, b.ip)).map((a) => `  released ${a.ip} (${a.handle ?? 'no handle'}): ${reasonText(a)}`);
+  return [...released]
+    .sort((a, b) => ipOrder(a.ip, b.ip))
+    .map((a) => `  released ${a.ip} (${a.handle ?? 'no handle'}): ${reasonText(a)}`);
 }
 
 function ipOrder(a: string, b: string): number {
@@ -279,21 +316,28 @@ export function formatNodeDeletion(d: NodeDeletion): string {
       case 'unaffined': {
         const kept = report!.kept.filter((k) => k.cidr === block.cidr);
         const who = kept.map((k) => `${k.ip} (${k.holder})`).join(', ');
-        lines.push(`  block ${block.cidr}: affinity released; the block stays for ${block.remaining} address(es) still in use${who ? `: ${who}` : ''}`);
+        lines.push(
+          `  block ${block.cidr}: affinity released; the block stays for ${block.remaining} address(es) still in use${who ? `: ${who}` : ''}`,
+        );
         break;
       }
       case 'no-block':
-        if (block.affinity !== null) lines.push(`  affinity to ${block.cidr} (${block.affinity}, no such block): deleted`);
+        if (block.affinity !== null)
+          lines.push(`  affinity to ${block.cidr} (${block.affinity}, no such block): deleted`);
         break;
       case 'not-affine':
-        if (block.affinity !== null) lines.push(`  affinity to ${block.cidr} (${block.affinity}, the block is ${block.owner === null ? 'no node' : `node ${block.owner}`}'s): deleted`);
+        if (block.affinity !== null)
+          lines.push(
+            `  affinity to ${block.cidr} (${block.affinity}, the block is ${block.owner === null ? 'no node' : `node ${block.owner}`}'s): deleted`,
+          );
         break;
     }
   }
   for (const handle of report?.handles ?? []) lines.push(`  IPAMHandle ${handle}: held nothing, deleted`);
   for (const endpoint of d.endpoints) lines.push(`  WorkloadEndpoint ${endpoint}: deleted`);
   const ipamSaid = lines.length > 0;
-  for (const peer of d.peers) lines.push(`  BGPPeer ${peer.metadata.name} (${peerText(peer)}, this node's only): deleted`);
+  for (const peer of d.peers)
+    lines.push(`  BGPPeer ${peer.metadata.name} (${peerText(peer)}, this node's only): deleted`);
   if (d.config !== null) lines.push(`  BGPConfiguration ${d.config} (this node's own BGP settings): deleted`);
   if (report !== null && report.reclaimed.length > 0) {
     lines.push(
@@ -303,7 +347,10 @@ export function formatNodeDeletion(d: NodeDeletion): string {
   }
   if (lines.length === 0) return '';
   const bgpSaid = d.peers.length > 0 || d.config !== null;
-  const what = [...(ipamSaid || !bgpSaid ? ['released its IPAM state'] : []), ...(bgpSaid ? ['deleted its own BGP configuration'] : [])].join(' and ');
+  const what = [
+    ...(ipamSaid || !bgpSaid ? ['released its IPAM state'] : []),
+    ...(bgpSaid ? ['deleted its own BGP configuration'] : []),
+  ].join(' and ');
   const head = d.nodeExisted ? `Node "${d.node}": ${what}` : `Node "${d.node}" was already gone; ${what}`;
   return `${head}\n${lines.join('\n')}\n`;
 }
@@ -320,13 +367,22 @@ export function formatPoolDeletion(report: PoolDeletionReport): string {
   const lines = addressLines(report.released).map((line) => {
     const cleared = report.tunnelsCleared.find((t) => line.startsWith(`  released ${t.ip} `));
     const field = cleared?.kind === 'vxlan' ? 'ipv4VXLANTunnelAddr' : 'ipv4IPIPTunnelAddr';
-    return cleared ? `${line}; Node ${cleared.node}'s ${field} cleared, so its agent takes one from another ${cleared.kind === 'vxlan' ? 'VXLAN' : 'IPIP'} pool` : line;
+    return cleared
+      ? `${line}; Node ${cleared.node}'s ${field} cleared, so its agent takes one from another ${cleared.kind === 'vxlan' ? 'VXLAN' : 'IPIP'} pool`
+      : line;
   });
   for (const block of [...report.blocks].sort((a, b) => ipOrder(a.cidr, b.cidr))) {
     const owner = block.node === null ? '' : ` (node ${block.node})`;
-    if (block.outcome === 'deleted') lines.push(`  block ${block.cidr}${owner}: empty, deleted${block.node === null ? '' : ' with its affinity'}`);
-    else if (block.outcome === 'kept') lines.push(`  block ${block.cidr}${owner}: kept without affinity, ${block.remaining} address(es) still allocated`);
-    else if (block.affinity !== null) lines.push(`  affinity of node ${block.node ?? '?'} to ${block.cidr} (${block.affinity}, no such block): deleted`);
+    if (block.outcome === 'deleted')
+      lines.push(`  block ${block.cidr}${owner}: empty, deleted${block.node === null ? '' : ' with its affinity'}`);
+    else if (block.outcome === 'kept')
+      lines.push(
+        `  block ${block.cidr}${owner}: kept without affinity, ${block.remaining} address(es) still allocated`,
+      );
+    else if (block.affinity !== null)
+      lines.push(
+        `  affinity of node ${block.node ?? '?'} to ${block.cidr} (${block.affinity}, no such block): deleted`,
+      );
   }
   if (lines.length === 0) return '';
   return `IPPool "${report.pool}" (${report.cidr}): ${report.disabled ? 'disabled, then ' : ''}its IPAM state released\n${lines.join('\n')}\n`;

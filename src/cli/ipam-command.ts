@@ -53,7 +53,11 @@ blocks and affinities of nodes that no longer exist, half-done claims and releas
   -c, --config FILE    datastore configuration (as for tortie get)
 `;
 
-function parseFlags<T extends Record<string, { type: 'boolean' | 'string'; short?: string }>>(sub: string, rest: string[], options: T) {
+function parseFlags<T extends Record<string, { type: 'boolean' | 'string'; short?: string }>>(
+  sub: string,
+  rest: string[],
+  options: T,
+) {
   try {
     return parseArgs({ args: rest, strict: true, allowPositionals: false, options }).values;
   } catch (error) {
@@ -88,11 +92,24 @@ export function parseIpamCommand(argv: string[]): IpamArgs {
       ...(values.config !== undefined ? { config: values.config } : {}),
     };
   }
-  if (sub !== 'show') throw new UsageError(`ipam: unknown subcommand ${JSON.stringify(sub ?? '')}; use "ipam show" or "ipam check"\n\n${IPAM_USAGE}`);
-  const values = parseFlags('show', rest, { 'show-blocks': { type: 'boolean' }, output: { type: 'string', short: 'o' }, config: { type: 'string', short: 'c' } });
+  if (sub !== 'show')
+    throw new UsageError(
+      `ipam: unknown subcommand ${JSON.stringify(sub ?? '')}; use "ipam show" or "ipam check"\n\n${IPAM_USAGE}`,
+    );
+  const values = parseFlags('show', rest, {
+    'show-blocks': { type: 'boolean' },
+    output: { type: 'string', short: 'o' },
+    config: { type: 'string', short: 'c' },
+  });
   const output = values.output ?? 'table';
-  if (output !== 'table' && output !== 'json') throw new UsageError(`ipam show: -o "${output}" is not an output format; use table or json`);
-  return { sub: 'show', showBlocks: values['show-blocks'] === true, output, ...(values.config !== undefined ? { config: values.config } : {}) };
+  if (output !== 'table' && output !== 'json')
+    throw new UsageError(`ipam show: -o "${output}" is not an output format; use table or json`);
+  return {
+    sub: 'show',
+    showBlocks: values['show-blocks'] === true,
+    output,
+    ...(values.config !== undefined ? { config: values.config } : {}),
+  };
 }
 
 /** "5 (8%)": a count and its share of `total`, rounded to a whole percent. */
@@ -116,8 +133,12 @@ function byAddress(a: string, b: string): number {
 export function formatIpamUsage(usage: IpamUsageView, showBlocks: boolean): string {
   const pools = [...usage.pools].sort((a, b) => byAddress(a.cidr, b.cidr));
   const blocks = [...usage.blocks].sort((a, b) => byAddress(a.cidr, b.cidr));
-  const headers = showBlocks ? ['GROUPING', 'CIDR', 'NODE', 'IPS TOTAL', 'IPS IN USE', 'IPS FREE'] : ['GROUPING', 'CIDR', 'IPS TOTAL', 'IPS IN USE', 'IPS FREE'];
-  const align: Align[] = showBlocks ? ['left', 'left', 'left', 'right', 'left', 'left'] : ['left', 'left', 'right', 'left', 'left'];
+  const headers = showBlocks
+    ? ['GROUPING', 'CIDR', 'NODE', 'IPS TOTAL', 'IPS IN USE', 'IPS FREE']
+    : ['GROUPING', 'CIDR', 'IPS TOTAL', 'IPS IN USE', 'IPS FREE'];
+  const align: Align[] = showBlocks
+    ? ['left', 'left', 'left', 'right', 'left', 'left']
+    : ['left', 'left', 'right', 'left', 'left'];
   const row = (grouping: string, cidr: string, node: string | undefined, size: number, allocated: number) => [
     grouping,
     cidr,
@@ -130,12 +151,14 @@ export function formatIpamUsage(usage: IpamUsageView, showBlocks: boolean): stri
   for (const pool of pools) {
     rows.push(row('IP Pool', pool.cidr, undefined, pool.size, pool.allocated));
     if (!showBlocks) continue;
-    for (const block of blocks.filter((b) => b.pool === pool.name)) rows.push(row('Block', block.cidr, block.node ?? '(none)', block.size, block.allocated));
+    for (const block of blocks.filter((b) => b.pool === pool.name))
+      rows.push(row('Block', block.cidr, block.node ?? '(none)', block.size, block.allocated));
   }
   if (showBlocks) {
     // Blocks whose pool is gone (deleted while IPs were still in use) are shown too, never hidden.
     const known = new Set(pools.map((p) => p.name));
-    for (const block of blocks.filter((b) => !known.has(b.pool))) rows.push(row('Block (no pool)', block.cidr, block.node ?? '(none)', block.size, block.allocated));
+    for (const block of blocks.filter((b) => !known.has(b.pool)))
+      rows.push(row('Block (no pool)', block.cidr, block.node ?? '(none)', block.size, block.allocated));
   }
   if (pools.length === 0 && rows.length === 0) return 'No IP pools; create one with "tortie apply -f pool.yaml"\n';
   return boxTable(headers, rows, align);
@@ -160,7 +183,10 @@ export async function runIpamShow(args: IpamShowArgs, ctx: IpamContext): Promise
 }
 
 /** The text report of `ipam check`: calicoctl's "Found N ..." lines, then the problems as a boxed table. */
-export function formatIpamCheck(report: IpamCheckReport, options: { showAllIps: boolean; showProblemIps: boolean }): string {
+export function formatIpamCheck(
+  report: IpamCheckReport,
+  options: { showAllIps: boolean; showProblemIps: boolean },
+): string {
   const c = report.counts;
   const lines: string[] = ['Checking IPAM for inconsistencies...', ''];
   lines.push(`Found ${c.activePools} active IP pools (${c.pools - c.activePools} disabled).`);
@@ -178,7 +204,14 @@ export function formatIpamCheck(report: IpamCheckReport, options: { showAllIps: 
       a.ip,
       a.block ?? '(none)',
       a.handle ?? '',
-      [a.node ? `node=${a.node}` : '', a.pod ? `pod=${a.namespace ?? 'default'}/${a.pod}` : '', a.type ? `type=${a.type}` : '', a.borrowed ? 'borrowed' : ''].filter(Boolean).join(' '),
+      [
+        a.node ? `node=${a.node}` : '',
+        a.pod ? `pod=${a.namespace ?? 'default'}/${a.pod}` : '',
+        a.type ? `type=${a.type}` : '',
+        a.borrowed ? 'borrowed' : '',
+      ]
+        .filter(Boolean)
+        .join(' '),
       a.owners.join(', ') || '(nobody)',
     ]);
     out += `\nAll IPs (${rows.length}):\n`;
@@ -187,14 +220,21 @@ export function formatIpamCheck(report: IpamCheckReport, options: { showAllIps: 
   const shown = report.findings.filter((f) => options.showProblemIps || !FINDINGS[f.kind].perAddress);
   const hidden = report.findings.length - shown.length;
   if (shown.length > 0) {
-    const rows = shown.map((f, i) => [String(i + 1), FINDINGS[f.kind].title, f.object, f.address ?? f.handle ?? '', f.detail]);
+    const rows = shown.map((f, i) => [
+      String(i + 1),
+      FINDINGS[f.kind].title,
+      f.object,
+      f.address ?? f.handle ?? '',
+      f.detail,
+    ]);
     out += `\n${boxTable(['#', 'PROBLEM', 'OBJECT', 'ADDRESS/HANDLE', 'DETAIL'], rows, ['right'])}`;
     // The advice once per distinct text, with the rows it is for (a gone node's leftovers share one).
     const advice = new Map<string, number[]>();
     shown.forEach((f, i) => advice.set(f.action, [...(advice.get(f.action) ?? []), i + 1]));
     out += `What to do:\n${[...advice].map(([action, rowsOf]) => `  ${rowsOf.join(', ')}: ${action}\n`).join('')}`;
   }
-  if (hidden > 0) out += `\n${hidden} problem IP(s) not listed: run with --show-problem-ips to list them, and what to do about each.\n`;
+  if (hidden > 0)
+    out += `\n${hidden} problem IP(s) not listed: run with --show-problem-ips to list them, and what to do about each.\n`;
   out += `\nCheck complete; found ${report.findings.length} problems.\n`;
   return out;
 }
@@ -229,7 +269,10 @@ export async function runIpamCheck(args: IpamCheckArgs, ctx: IpamCheckContext): 
     try {
       await ctx.writeFile(args.outputFile, ipamCheckJson(report, ctx.now()));
     } catch (error) {
-      throw new Error(`ipam check: could not write the report to -o "${args.outputFile}": ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+      throw new Error(
+        `ipam check: could not write the report to -o "${args.outputFile}": ${error instanceof Error ? error.message : String(error)}`,
+        { cause: error },
+      );
     }
     ctx.out(`Report written to ${args.outputFile}.\n`);
   }

@@ -37,7 +37,17 @@ it stops: at down, or by itself after 4 hours (VM_TIMEOUT=seconds changes that).
 is slow: up takes minutes (TORTIE_LAB_SLOWDOWN, default 10 there, stretches the lab's deadlines).
 `;
 
-const STRING_OPTIONS = ['nodes', 'mode', 'subnets', 'office-router', 'ipip', 'vxlan', 'backend', 'workloads', 'name'] as const;
+const STRING_OPTIONS = [
+  'nodes',
+  'mode',
+  'subnets',
+  'office-router',
+  'ipip',
+  'vxlan',
+  'backend',
+  'workloads',
+  'name',
+] as const;
 
 function oneOf<T extends string>(option: string, value: string | undefined, allowed: readonly T[], fallback: T): T {
   if (value === undefined) return fallback;
@@ -56,7 +66,12 @@ function integer(option: string, value: string | undefined, fallback: number): n
 export function parseLabOptions(args: string[]): LabOptions {
   let values: Partial<Record<(typeof STRING_OPTIONS)[number], string>>;
   try {
-    ({ values } = parseArgs({ args, options: Object.fromEntries(STRING_OPTIONS.map((o) => [o, { type: 'string' as const }])), strict: true, allowPositionals: false }));
+    ({ values } = parseArgs({
+      args,
+      options: Object.fromEntries(STRING_OPTIONS.map((o) => [o, { type: 'string' as const }])),
+      strict: true,
+      allowPositionals: false,
+    }));
   } catch (error) {
     throw new LabOptionError((error as Error).message);
   }
@@ -82,7 +97,9 @@ export async function runLabCommand(args: string[]): Promise<number> {
   const inVm = given.includes('--vm');
   const rest = given.filter((a) => a !== '--vm');
   if (inVm && sub !== 'up') {
-    process.stderr.write(`tortie lab ${sub}: --vm is an option of up only; ${sub} finds a lab running in a VM by its --name\n`);
+    process.stderr.write(
+      `tortie lab ${sub}: --vm is an option of up only; ${sub} finds a lab running in a VM by its --name\n`,
+    );
     return 2;
   }
   if (sub === 'vm-guest') return runVmGuest(rest);
@@ -116,13 +133,19 @@ export async function runLabCommand(args: string[]): Promise<number> {
   const vmState = vm.readVmState(lab.labDir(options.name));
   try {
     if (sub === 'up' && inVm) return await upInVm(options, lab.labDir(options.name), io);
-    if (sub === 'up' && vmState !== null) throw new Error(`a lab named "${options.name}" runs in a VM already: 'tortie lab down --name ${options.name}' first`);
+    if (sub === 'up' && vmState !== null)
+      throw new Error(
+        `a lab named "${options.name}" runs in a VM already: 'tortie lab down --name ${options.name}' first`,
+      );
     if (vmState !== null && (sub === 'status' || sub === 'ping' || sub === 'down')) {
       if (sub === 'down') {
         await vm.labDownInVm(vmState, lab.labDir(options.name), io);
         return 0;
       }
-      if (sub === 'status') process.stdout.write(`lab "${vmState.name}" runs in a VM (pid ${vmState.pid}, up ${vm.vmAge(vmState)}, stops by itself ${Math.round(vmState.lifetimeS / 60)} min after its start)\n`);
+      if (sub === 'status')
+        process.stdout.write(
+          `lab "${vmState.name}" runs in a VM (pid ${vmState.pid}, up ${vm.vmAge(vmState)}, stops by itself ${Math.round(vmState.lifetimeS / 60)} min after its start)\n`,
+        );
       const answer = await vm.askVm(vmState, sub);
       process.stdout.write(answer.output);
       return answer.exitCode;
@@ -143,7 +166,9 @@ export async function runLabCommand(args: string[]): Promise<number> {
         process.stdout.write(`\n${await lab.labStatus(state)}`);
         const matrix = await lab.labPing(state);
         process.stdout.write(`Ping matrix (every workload to every workload):\n${lab.formatPingMatrix(matrix)}`);
-        process.stdout.write(`\nNext: tortie lab status | tortie lab ping | tortie lab down${options.name === LAB_DEFAULTS.name ? '' : ` --name ${options.name}`}\n`);
+        process.stdout.write(
+          `\nNext: tortie lab status | tortie lab ping | tortie lab down${options.name === LAB_DEFAULTS.name ? '' : ` --name ${options.name}`}\n`,
+        );
         return matrix.failures.length === 0 ? 0 : 1;
       }
       case 'status': {
@@ -172,8 +197,13 @@ export async function runLabCommand(args: string[]): Promise<number> {
 }
 
 /** `tortie lab up --vm`: starts the VM with the lab inside and prints what `up` prints, from inside. */
-async function upInVm(options: LabOptions, labDirectory: string, io: { progress(line: string): void }): Promise<number> {
-  if (process.getuid?.() !== 0) throw new Error('tortie lab up --vm needs root (QEMU and its Debian packages are installed when missing)');
+async function upInVm(
+  options: LabOptions,
+  labDirectory: string,
+  io: { progress(line: string): void },
+): Promise<number> {
+  if (process.getuid?.() !== 0)
+    throw new Error('tortie lab up --vm needs root (QEMU and its Debian packages are installed when missing)');
   const vm = await import('../lab/vm.js');
   const { mkdirSync } = await import('node:fs');
   mkdirSync(labDirectory, { recursive: true, mode: 0o755 });
@@ -181,7 +211,9 @@ async function upInVm(options: LabOptions, labDirectory: string, io: { progress(
   process.stdout.write(`\n${result.output}`);
   const named = options.name === LAB_DEFAULTS.name ? '' : ` --name ${options.name}`;
   if (result.ok) {
-    process.stdout.write(`\nThe lab runs inside a VM (Debian's kernel), in the background. From here:\n  tortie lab status${named}    tortie lab ping${named}    tortie lab down${named} (powers the VM off)\n`);
+    process.stdout.write(
+      `\nThe lab runs inside a VM (Debian's kernel), in the background. From here:\n  tortie lab status${named}    tortie lab ping${named}    tortie lab down${named} (powers the VM off)\n`,
+    );
   } else {
     process.stdout.write(`\n'tortie lab down${named}' removes what is left (logs: ${labDirectory})\n`);
   }
@@ -204,7 +236,10 @@ async function runVmGuest(args: string[]): Promise<number> {
   let state: Awaited<ReturnType<typeof lab.labUp>> | null = null;
   const statusAndMatrix = async (): Promise<{ output: string; exitCode: number }> => {
     const matrix = await lab.labPing(state!);
-    return { output: `${await lab.labStatus(state!)}Ping matrix (every workload to every workload):\n${lab.formatPingMatrix(matrix)}`, exitCode: matrix.failures.length === 0 ? 0 : 1 };
+    return {
+      output: `${await lab.labStatus(state!)}Ping matrix (every workload to every workload):\n${lab.formatPingMatrix(matrix)}`,
+      exitCode: matrix.failures.length === 0 ? 0 : 1,
+    };
   };
   return vm.serveGuest(share, {
     up: async (progress) => {

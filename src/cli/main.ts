@@ -38,7 +38,9 @@ async function main(argv: string[]): Promise<number> {
   }
   if (command === 'version' || command === '--version') {
     const { readFile } = await import('node:fs/promises');
-    const pkg = JSON.parse(await readFile(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+    const pkg = JSON.parse(await readFile(new URL('../../../package.json', import.meta.url), 'utf8')) as {
+      version: string;
+    };
     process.stdout.write(`tortie ${pkg.version}\n`);
     return 0;
   }
@@ -59,7 +61,13 @@ async function main(argv: string[]): Promise<number> {
     const { runSpeaker } = await import('./speaker-command.js');
     return runSpeaker(options);
   }
-  if (command === 'apply' || command === 'create' || command === 'replace' || command === 'delete' || command === 'get') {
+  if (
+    command === 'apply' ||
+    command === 'create' ||
+    command === 'replace' ||
+    command === 'delete' ||
+    command === 'get'
+  ) {
     const args = sub === undefined ? [] : [sub, ...rest];
     const { RESOURCES_USAGE, parseResourceArgs, runResourceCommand } = await import('./resources-command.js');
     if (args.includes('--help') || args.includes('-h')) {
@@ -94,7 +102,10 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     const parsed = parsePolicyArgs(args);
-    return runPolicyExplain(parsed, { out: (text) => process.stdout.write(text), openDatastore: () => openConfiguredDatastore(parsed.config) });
+    return runPolicyExplain(parsed, {
+      out: (text) => process.stdout.write(text),
+      openDatastore: () => openConfiguredDatastore(parsed.config),
+    });
   }
   if (command === 'ipam') {
     const args = sub === undefined ? [] : [sub, ...rest];

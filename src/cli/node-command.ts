@@ -37,7 +37,10 @@ export async function runNodeCommand(args: string[], env: NodeJS.ProcessEnv): Pr
         process.stdout.write(NODE_USAGE);
         return 0;
       }
-      if (rest.length > 0) throw new UsageError(`tortie node run takes no arguments (got "${rest.join(' ')}"); it is configured by environment variables\n\n${NODE_USAGE}`);
+      if (rest.length > 0)
+        throw new UsageError(
+          `tortie node run takes no arguments (got "${rest.join(' ')}"); it is configured by environment variables\n\n${NODE_USAGE}`,
+        );
       // The etcd client's TLS sets SNI to an IP address; Node's DEP0123 warning about it says nothing useful.
       process.noDeprecation = true;
       const { runNode } = await import('../agent/run-node.js');

@@ -49,16 +49,24 @@ function parseNodeQueryArgs(command: string, argv: string[]): NodeQueryArgs {
       args: argv,
       strict: true,
       allowPositionals: false,
-      options: { output: { type: 'string', short: 'o' }, timeout: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+      options: {
+        output: { type: 'string', short: 'o' },
+        timeout: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
     }));
   } catch (error) {
     throw new FlagError(`node ${command}: ${error instanceof Error ? error.message : String(error)}`);
   }
   const output = values.output ?? 'table';
-  if (output !== 'table' && output !== 'json') throw new FlagError(`node ${command}: -o "${output}" is not an output format; use table or json`);
+  if (output !== 'table' && output !== 'json')
+    throw new FlagError(`node ${command}: -o "${output}" is not an output format; use table or json`);
   const timeoutText = values.timeout ?? '2000';
   const timeoutMs = Number(timeoutText);
-  if (!/^[1-9][0-9]{0,6}$/.test(timeoutText)) throw new FlagError(`node ${command}: --timeout "${timeoutText}" is not a whole number of milliseconds from 1 to 9999999`);
+  if (!/^[1-9][0-9]{0,6}$/.test(timeoutText))
+    throw new FlagError(
+      `node ${command}: --timeout "${timeoutText}" is not a whole number of milliseconds from 1 to 9999999`,
+    );
   return { output, timeoutMs, help: values.help === true };
 }
 
@@ -93,7 +101,8 @@ async function runQuery(
   try {
     response = await (io.query ?? queryControl)(path, request, args.timeoutMs);
   } catch (error) {
-    const message = error instanceof ControlError ? error.message : `cannot reach the tortie agent on ${path}: ${String(error)}`;
+    const message =
+      error instanceof ControlError ? error.message : `cannot reach the tortie agent on ${path}: ${String(error)}`;
     io.err(`tortie: ${message}\n`);
     return 1;
   }
@@ -111,7 +120,11 @@ async function runQuery(
 }
 
 /** `tortie node status [-o table|json]` (argv after "status"). */
-export function runNodeStatus(argv: string[], env: Record<string, string | undefined> = process.env, io: CommandIo = processIo): Promise<number> {
+export function runNodeStatus(
+  argv: string[],
+  env: Record<string, string | undefined> = process.env,
+  io: CommandIo = processIo,
+): Promise<number> {
   return runQuery('status', argv, env, io, (response, output) => {
     if (!('status' in response)) return null;
     return output === 'json' ? `${JSON.stringify(response.status, null, 2)}\n` : formatNodeStatus(response.status);
@@ -119,7 +132,11 @@ export function runNodeStatus(argv: string[], env: Record<string, string | undef
 }
 
 /** `tortie node routes [-o table|json]` (argv after "routes"). */
-export function runNodeRoutes(argv: string[], env: Record<string, string | undefined> = process.env, io: CommandIo = processIo): Promise<number> {
+export function runNodeRoutes(
+  argv: string[],
+  env: Record<string, string | undefined> = process.env,
+  io: CommandIo = processIo,
+): Promise<number> {
   return runQuery('routes', argv, env, io, (response, output) => {
     if (!('routes' in response)) return null;
     return output === 'json' ? `${JSON.stringify(response.routes, null, 2)}\n` : formatRoutes(response.routes);
@@ -136,10 +153,19 @@ stay either way. Exit 0 when the agent has stopped (or was not running), 1 other
 `;
 
 /** `tortie node stop [--graceful] [--timeout MS]` (argv after "stop"). */
-export async function runNodeStop(argv: string[], env: Record<string, string | undefined> = process.env, io: CommandIo = processIo): Promise<number> {
+export async function runNodeStop(
+  argv: string[],
+  env: Record<string, string | undefined> = process.env,
+  io: CommandIo = processIo,
+): Promise<number> {
   let values;
   try {
-    ({ values } = parseArgs({ args: argv, strict: true, allowPositionals: false, options: { graceful: { type: 'boolean' }, timeout: { type: 'string' }, help: { type: 'boolean', short: 'h' } } }));
+    ({ values } = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: { graceful: { type: 'boolean' }, timeout: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    }));
   } catch (error) {
     io.err(`tortie: node stop: ${(error as Error).message}\n\n${NODE_STOP_USAGE}`);
     return 2;
@@ -178,7 +204,9 @@ export async function runNodeStop(argv: string[], env: Record<string, string | u
     try {
       await query(path, { command: 'status' }, 1000);
     } catch {
-      io.out(`the tortie agent on ${path} has stopped${graceful ? ' gracefully: peers keep its routes while it restarts' : ''}\n`);
+      io.out(
+        `the tortie agent on ${path} has stopped${graceful ? ' gracefully: peers keep its routes while it restarts' : ''}\n`,
+      );
       return 0;
     }
     await new Promise((resolve) => setTimeout(resolve, 100));

@@ -37,24 +37,36 @@ const PROTOCOLS: readonly PolicyProtocol[] = ['TCP', 'UDP', 'SCTP'];
 
 function parsePod(flag: string, text: string): { namespace: string; pod: string } {
   const m = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?)\/([a-z0-9]([-a-z0-9.]*[a-z0-9])?)$/.exec(text);
-  if (!m) throw new UsageError(`policy explain: ${flag} ${JSON.stringify(text)} is not <namespace>/<pod> (like prod/web-0)`);
+  if (!m)
+    throw new UsageError(`policy explain: ${flag} ${JSON.stringify(text)} is not <namespace>/<pod> (like prod/web-0)`);
   return { namespace: m[1]!, pod: m[3]! };
 }
 
 /** `tortie policy ...` arguments (after "policy"). Throws UsageError naming the bad flag and value. */
 export function parsePolicyArgs(argv: string[]): ExplainArgs {
   const [sub, ...rest] = argv;
-  if (sub !== 'explain') throw new UsageError(`policy: unknown subcommand ${JSON.stringify(sub ?? '')}; use "policy explain"\n\n${POLICY_USAGE}`);
+  if (sub !== 'explain')
+    throw new UsageError(
+      `policy: unknown subcommand ${JSON.stringify(sub ?? '')}; use "policy explain"\n\n${POLICY_USAGE}`,
+    );
   let values;
   try {
     ({ values } = parseArgs({
       args: rest,
       strict: true,
       allowPositionals: false,
-      options: { from: { type: 'string' }, to: { type: 'string' }, port: { type: 'string' }, output: { type: 'string', short: 'o' }, config: { type: 'string', short: 'c' } },
+      options: {
+        from: { type: 'string' },
+        to: { type: 'string' },
+        port: { type: 'string' },
+        output: { type: 'string', short: 'o' },
+        config: { type: 'string', short: 'c' },
+      },
     }));
   } catch (error) {
-    throw new UsageError(`policy explain: ${error instanceof Error ? error.message : String(error)}\n\n${POLICY_USAGE}`);
+    throw new UsageError(
+      `policy explain: ${error instanceof Error ? error.message : String(error)}\n\n${POLICY_USAGE}`,
+    );
   }
   for (const flag of ['from', 'to', 'port'] as const) {
     if (values[flag] === undefined) throw new UsageError(`policy explain: --${flag} is required\n\n${POLICY_USAGE}`);
@@ -66,10 +78,13 @@ export function parsePolicyArgs(argv: string[]): ExplainArgs {
   const port = pm ? Number(pm[1]) : NaN;
   const protocol = (pm?.[2] ?? 'TCP').toUpperCase() as PolicyProtocol;
   if (!pm || port < 1 || port > 65535 || !PROTOCOLS.includes(protocol)) {
-    throw new UsageError(`policy explain: --port ${JSON.stringify(values.port)} is not <port>[/protocol] with a port in 1..65535 and protocol TCP, UDP or SCTP (like 8080/TCP)`);
+    throw new UsageError(
+      `policy explain: --port ${JSON.stringify(values.port)} is not <port>[/protocol] with a port in 1..65535 and protocol TCP, UDP or SCTP (like 8080/TCP)`,
+    );
   }
   const output = values.output ?? 'text';
-  if (output !== 'text' && output !== 'json') throw new UsageError(`policy explain: -o ${JSON.stringify(output)} is not an output format; use text or json`);
+  if (output !== 'text' && output !== 'json')
+    throw new UsageError(`policy explain: -o ${JSON.stringify(output)} is not an output format; use text or json`);
   return { from, to, port, protocol, output, ...(values.config !== undefined ? { config: values.config } : {}) };
 }
 
@@ -96,11 +111,24 @@ export async function runPolicyExplain(args: ExplainArgs, io: PolicyIo): Promise
   const { buildWorld, decide } = await import('../policy/semantics.js');
   const ds = await io.openDatastore();
   try {
-    const [policies, namespaces, workloadEndpoints, nodes] = await Promise.all([ds.list('NetworkPolicy'), ds.list('Namespace'), ds.list('WorkloadEndpoint'), ds.list('Node')]);
-    const world = buildWorld({ policies: policies.items, namespaces: namespaces.items, workloadEndpoints: workloadEndpoints.items, nodes: nodes.items });
+    const [policies, namespaces, workloadEndpoints, nodes] = await Promise.all([
+      ds.list('NetworkPolicy'),
+      ds.list('Namespace'),
+      ds.list('WorkloadEndpoint'),
+      ds.list('Node'),
+    ]);
+    const world = buildWorld({
+      policies: policies.items,
+      namespaces: namespaces.items,
+      workloadEndpoints: workloadEndpoints.items,
+      nodes: nodes.items,
+    });
     const find = (p: { namespace: string; pod: string }, flag: string) => {
       const ep = world.endpoints.find((e) => e.namespace === p.namespace && e.pod === p.pod);
-      if (!ep) throw new Error(`${flag} ${p.namespace}/${p.pod}: no such pod (no WorkloadEndpoint in namespace ${JSON.stringify(p.namespace)} for pod ${JSON.stringify(p.pod)})`);
+      if (!ep)
+        throw new Error(
+          `${flag} ${p.namespace}/${p.pod}: no such pod (no WorkloadEndpoint in namespace ${JSON.stringify(p.namespace)} for pod ${JSON.stringify(p.pod)})`,
+        );
       return ep;
     };
     const to = find(args.to, '--to');

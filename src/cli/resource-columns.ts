@@ -8,7 +8,6 @@ import { columnTable } from '../format/table.js';
 
 export type OutputFormat = 'table' | 'wide' | 'yaml' | 'json';
 
-
 interface Column<K extends Kind> {
   header: string;
   /** Only with -o wide. */
@@ -45,12 +44,22 @@ const COLUMNS: { readonly [K in Kind]: ReadonlyArray<Column<K>> } = {
     { header: 'ASNUMBER', value: (r) => text(r.spec.asNumber) },
     { header: 'LISTENPORT', wide: true, value: (r) => text(r.spec.listenPort) },
     { header: 'BINDMODE', wide: true, value: (r) => text(r.spec.bindMode) },
-    { header: 'SERVICECLUSTERIPS', wide: true, value: (r) => (r.spec.serviceClusterIPs ?? []).map((c) => c.cidr).join(',') },
+    {
+      header: 'SERVICECLUSTERIPS',
+      wide: true,
+      value: (r) => (r.spec.serviceClusterIPs ?? []).map((c) => c.cidr).join(','),
+    },
   ],
   BGPPeer: [
     { header: 'NAME', value: (r) => r.metadata.name },
-    { header: 'PEERIP', value: (r) => r.spec.peerIP ?? (r.spec.peerSelector !== undefined ? `(${r.spec.peerSelector})` : '') },
-    { header: 'NODE', value: (r) => r.spec.node ?? (r.spec.nodeSelector !== undefined ? `(${r.spec.nodeSelector})` : '(global)') },
+    {
+      header: 'PEERIP',
+      value: (r) => r.spec.peerIP ?? (r.spec.peerSelector !== undefined ? `(${r.spec.peerSelector})` : ''),
+    },
+    {
+      header: 'NODE',
+      value: (r) => r.spec.node ?? (r.spec.nodeSelector !== undefined ? `(${r.spec.nodeSelector})` : '(global)'),
+    },
     { header: 'ASN', value: (r) => text(r.spec.asNumber) },
     { header: 'NEXTHOPMODE', wide: true, value: (r) => text(r.spec.nextHopMode) },
     { header: 'SOURCEADDRESS', wide: true, value: (r) => text(r.spec.sourceAddress) },
@@ -79,7 +88,10 @@ const COLUMNS: { readonly [K in Kind]: ReadonlyArray<Column<K>> } = {
     { header: 'NAME', value: (r) => r.metadata.name },
     { header: 'CIDR', value: (r) => r.spec.cidr },
     { header: 'AFFINITY', value: (r) => text(r.spec.affinity) },
-    { header: 'IN USE', value: (r) => `${r.spec.allocations.filter((a) => a !== null).length}/${r.spec.allocations.length}` },
+    {
+      header: 'IN USE',
+      value: (r) => `${r.spec.allocations.filter((a) => a !== null).length}/${r.spec.allocations.length}`,
+    },
     { header: 'STRICTAFFINITY', wide: true, value: (r) => text(r.spec.strictAffinity ?? false) },
     { header: 'SEQUENCENUMBER', wide: true, value: (r) => text(r.spec.sequenceNumber) },
   ],
@@ -92,12 +104,23 @@ const COLUMNS: { readonly [K in Kind]: ReadonlyArray<Column<K>> } = {
   IPAMHandle: [
     { header: 'NAME', value: (r) => r.metadata.name },
     { header: 'HANDLEID', value: (r) => r.spec.handleID },
-    { header: 'BLOCKS', value: (r) => Object.entries(r.spec.block).map(([cidr, n]) => `${cidr}=${n}`).join(',') },
+    {
+      header: 'BLOCKS',
+      value: (r) =>
+        Object.entries(r.spec.block)
+          .map(([cidr, n]) => `${cidr}=${n}`)
+          .join(','),
+    },
   ],
   NetworkPolicy: [
     { header: 'NAMESPACE', value: (r) => text(r.metadata.namespace) },
     { header: 'NAME', value: (r) => r.metadata.name },
-    { header: 'POD-SELECTOR', value: (r) => labels(r.spec.podSelector?.matchLabels) || (r.spec.podSelector?.matchExpressions?.length ? '(expressions)' : '<none>') },
+    {
+      header: 'POD-SELECTOR',
+      value: (r) =>
+        labels(r.spec.podSelector?.matchLabels) ||
+        (r.spec.podSelector?.matchExpressions?.length ? '(expressions)' : '<none>'),
+    },
     { header: 'POLICYTYPES', wide: true, value: (r) => (r.spec.policyTypes ?? []).join(',') },
   ],
   Namespace: [
@@ -107,9 +130,10 @@ const COLUMNS: { readonly [K in Kind]: ReadonlyArray<Column<K>> } = {
 };
 
 function labels(map: Record<string, string> | undefined): string {
-  return Object.entries(map ?? {}).map(([k, v]) => `${k}=${v}`).join(',');
+  return Object.entries(map ?? {})
+    .map(([k, v]) => `${k}=${v}`)
+    .join(',');
 }
-
 
 function sortResources(items: AnyResource[]): AnyResource[] {
   return [...items].sort((a, b) => resourceKey(a).localeCompare(resourceKey(b)));
@@ -119,14 +143,28 @@ function sortResources(items: AnyResource[]): AnyResource[] {
  * `get` output. `single` is the object asked for by name (printed as itself in yaml/json); otherwise a
  * List of `items` at `revision` (calicoctl's `IPPoolList` form, which apply reads back).
  */
-export function formatResources<K extends Kind>(kind: K, items: Array<Resource<K>>, output: OutputFormat, options: { single?: boolean; revision?: string } = {}): string {
+export function formatResources<K extends Kind>(
+  kind: K,
+  items: Array<Resource<K>>,
+  output: OutputFormat,
+  options: { single?: boolean; revision?: string } = {},
+): string {
   const sorted = sortResources(items as AnyResource[]) as Array<Resource<K>>;
   if (output === 'yaml' || output === 'json') {
-    const value = options.single === true && sorted.length === 1
-      ? sorted[0]
-      : { apiVersion: API_VERSION, kind: `${kind}List`, metadata: options.revision !== undefined ? { resourceVersion: options.revision } : {}, items: sorted };
+    const value =
+      options.single === true && sorted.length === 1
+        ? sorted[0]
+        : {
+            apiVersion: API_VERSION,
+            kind: `${kind}List`,
+            metadata: options.revision !== undefined ? { resourceVersion: options.revision } : {},
+            items: sorted,
+          };
     return output === 'json' ? `${JSON.stringify(value, null, 2)}\n` : toYaml(value);
   }
   const columns = (COLUMNS[kind] as ReadonlyArray<Column<K>>).filter((c) => output === 'wide' || c.wide !== true);
-  return columnTable(columns.map((c) => c.header), sorted.map((r) => columns.map((c) => c.value(r))));
+  return columnTable(
+    columns.map((c) => c.header),
+    sorted.map((r) => columns.map((c) => c.value(r))),
+  );
 }

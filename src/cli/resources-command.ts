@@ -30,7 +30,13 @@ import { type AnyResource, type Kind, type Resource } from '../resources/types.j
 import { AlreadyExistsError, ConflictError, NotFoundError, type Datastore } from '../datastore/types.js';
 import type { TeardownOptions } from '../ipam/teardown.js';
 import { formatResources, type OutputFormat } from './resource-columns.js';
-import { deleteIpPool, deleteNode, deleteRefusals as refusalsOf, NodeDeletionError, nodesWithStateLeft } from './delete-ipam.js';
+import {
+  deleteIpPool,
+  deleteNode,
+  deleteRefusals as refusalsOf,
+  NodeDeletionError,
+  nodesWithStateLeft,
+} from './delete-ipam.js';
 
 export type WriteVerb = 'apply' | 'create' | 'replace' | 'delete';
 export type { OutputFormat } from './resource-columns.js';
@@ -40,7 +46,15 @@ const OUTPUT_FORMATS: readonly OutputFormat[] = ['table', 'wide', 'yaml', 'json'
 export type ResourceArgs =
   | { command: 'write'; verb: WriteVerb; file: string; config?: string }
   | { command: 'delete-named'; kind: Kind; names: string[]; namespace: string; config?: string }
-  | { command: 'get'; kind: Kind; name?: string; output: OutputFormat; namespace: string; allNamespaces: boolean; config?: string };
+  | {
+      command: 'get';
+      kind: Kind;
+      name?: string;
+      output: OutputFormat;
+      namespace: string;
+      allNamespaces: boolean;
+      config?: string;
+    };
 
 /** What the commands need from the outside world; main.ts gives the real ones, tests fakes. */
 export interface CommandContext {
@@ -144,14 +158,17 @@ export function parseResourceArgs(verb: WriteVerb | 'get', argv: string[]): Reso
   if (values.output !== undefined) throw new UsageError(`${verb}: -o is only for get`);
   if (values['all-namespaces'] === true) throw new UsageError(`${verb}: -A is only for get`);
   if (values.filename !== undefined) {
-    if (positionals.length > 0) throw new UsageError(`${verb}: give either -f FILE or KIND NAME, not both (found "${positionals.join(' ')}")`);
+    if (positionals.length > 0)
+      throw new UsageError(`${verb}: give either -f FILE or KIND NAME, not both (found "${positionals.join(' ')}")`);
     return { command: 'write', verb, file: values.filename, ...config };
   }
   if (verb === 'delete' && positionals.length >= 2) {
     const [kindText, ...names] = positionals as [string, ...string[]];
     return { command: 'delete-named', kind: kindArg(kindText), names, namespace, ...config };
   }
-  throw new UsageError(`${verb}: -f FILE is required${verb === 'delete' ? ' (or KIND NAME...)' : ''}\n\n${RESOURCES_USAGE}`);
+  throw new UsageError(
+    `${verb}: -f FILE is required${verb === 'delete' ? ' (or KIND NAME...)' : ''}\n\n${RESOURCES_USAGE}`,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -251,28 +268,45 @@ export function planWrite(verb: WriteVerb, input: InputResource[], stored: Store
   for (const { index, resource } of input) {
     const key = resourceKey(resource);
     const current = stored.byKey.get(key) ?? null;
-    const fail = (path: string, value: unknown, message: string) => errors.push(problemFor(resource, index, { path, value, message }));
+    const fail = (path: string, value: unknown, message: string) =>
+      errors.push(problemFor(resource, index, { path, value, message }));
     const before = errors.length;
     if (IPAM_KINDS.includes(resource.kind)) {
       // Deleting an allocation block by hand frees addresses pods still use: the next claim hands them out again.
-      fail('kind', resource.kind, `${resource.kind} is IPAM state kept by tortie's IPAM; it is read with "tortie get" and "tortie ipam show", not ${verb === 'delete' ? 'deleted' : 'written'} by hand`);
+      fail(
+        'kind',
+        resource.kind,
+        `${resource.kind} is IPAM state kept by tortie's IPAM; it is read with "tortie get" and "tortie ipam show", not ${verb === 'delete' ? 'deleted' : 'written'} by hand`,
+      );
     }
     const earlier = seen.get(key);
-    if (earlier !== undefined) fail('metadata.name', resource.metadata.name, `${key} is also document ${earlier}; give each resource once`);
+    if (earlier !== undefined)
+      fail('metadata.name', resource.metadata.name, `${key} is also document ${earlier}; give each resource once`);
     seen.set(key, index);
-    if (verb === 'create' && current !== null) fail('metadata.name', resource.metadata.name, `${key} already exists; use apply or replace to change it`);
-    const leftover = verb === 'delete' && resource.kind === 'Node' && stored.leftoverNodes?.has(resource.metadata.name) === true;
-    if ((verb === 'replace' || verb === 'delete') && current === null && !leftover) fail('metadata.name', resource.metadata.name, `resource does not exist: ${describeKey(resource)}`);
+    if (verb === 'create' && current !== null)
+      fail('metadata.name', resource.metadata.name, `${key} already exists; use apply or replace to change it`);
+    const leftover =
+      verb === 'delete' && resource.kind === 'Node' && stored.leftoverNodes?.has(resource.metadata.name) === true;
+    if ((verb === 'replace' || verb === 'delete') && current === null && !leftover)
+      fail('metadata.name', resource.metadata.name, `resource does not exist: ${describeKey(resource)}`);
     const refusal = verb === 'delete' ? stored.deleteRefusals?.get(key) : undefined;
     if (refusal !== undefined) fail('metadata.name', resource.metadata.name, refusal);
     if (verb === 'create' && resource.metadata.resourceVersion !== undefined) {
-      fail('metadata.resourceVersion', resource.metadata.resourceVersion, 'must not be set when creating; remove it, or use apply');
+      fail(
+        'metadata.resourceVersion',
+        resource.metadata.resourceVersion,
+        'must not be set when creating; remove it, or use apply',
+      );
     }
     if (verb !== 'delete' && resource.kind === 'IPPool') {
       // The stored pool of the same name is passed too: validateAgainst refuses a changed cidr/blockSize.
       // Stored pools that other documents replace are not; the pools of earlier documents are.
-      const others = [...stored.ipPools.filter((p) => resourceKey(p) === key || !inputKeys.has(resourceKey(p))), ...acceptedPools];
-      for (const problem of validateAgainst(resource, { ipPools: others })) errors.push(problemFor(resource, index, problem));
+      const others = [
+        ...stored.ipPools.filter((p) => resourceKey(p) === key || !inputKeys.has(resourceKey(p))),
+        ...acceptedPools,
+      ];
+      for (const problem of validateAgainst(resource, { ipPools: others }))
+        errors.push(problemFor(resource, index, problem));
       acceptedPools.push(resource);
     }
     if (errors.length > before) continue;
@@ -311,14 +345,22 @@ function namespaceOf(r: AnyResource): { namespace?: string } {
  * Deletes one resource; a Node or an IPPool with its IPAM state. `deleted`: whether a resource was deleted
  * (a Node already gone had only IPAM state); `text`: what was released, line by line.
  */
-async function deleteOne(ds: Datastore, target: AnyResource, teardown: TeardownOptions | undefined): Promise<{ deleted: boolean; text: string }> {
+async function deleteOne(
+  ds: Datastore,
+  target: AnyResource,
+  teardown: TeardownOptions | undefined,
+): Promise<{ deleted: boolean; text: string }> {
   if (target.kind === 'Node') return deleteNode(ds, target.metadata.name, teardown);
   if (target.kind === 'IPPool') return { deleted: true, text: await deleteIpPool(ds, target.metadata.name, teardown) };
   await ds.delete(target.kind, target.metadata.name, namespaceOf(target));
   return { deleted: true, text: '' };
 }
 
-async function applyOne(ds: Datastore, op: WriteOp, teardown?: TeardownOptions): Promise<{ deleted: boolean; text: string }> {
+async function applyOne(
+  ds: Datastore,
+  op: WriteOp,
+  teardown?: TeardownOptions,
+): Promise<{ deleted: boolean; text: string }> {
   if (op.action === 'delete') return deleteOne(ds, op.resource, teardown);
   await writeOne(ds, op);
   return { deleted: false, text: '' };
@@ -336,18 +378,28 @@ async function writeOne(ds: Datastore, op: Exclude<WriteOp, { action: 'delete' }
       const lostRace = error instanceof ConflictError || (action === 'create' && error instanceof AlreadyExistsError);
       const retry = op.action === 'create' ? false : op.retry;
       if (!lostRace || !retry || attempt >= APPLY_ATTEMPTS) {
-        if (lostRace && retry) throw new Error(`${(error as Error).message} (still changing after ${APPLY_ATTEMPTS} attempts; try again)`);
+        if (lostRace && retry)
+          throw new Error(`${(error as Error).message} (still changing after ${APPLY_ATTEMPTS} attempts; try again)`);
         throw error;
       }
       // Someone else wrote between our read and our write: read again and retry on the new revision.
-      const current = (await ds.get(resource.kind, resource.metadata.name, resource.metadata.namespace)) as AnyResource | null;
+      const current = (await ds.get(
+        resource.kind,
+        resource.metadata.name,
+        resource.metadata.namespace,
+      )) as AnyResource | null;
       action = current === null ? 'create' : 'update';
       resource = withStoredMeta(op.resource, current, false);
     }
   }
 }
 
-const PAST: Readonly<Record<WriteVerb, string>> = { apply: 'applied', create: 'created', replace: 'replaced', delete: 'deleted' };
+const PAST: Readonly<Record<WriteVerb, string>> = {
+  apply: 'applied',
+  create: 'created',
+  replace: 'replaced',
+  delete: 'deleted',
+};
 
 /** calicoctl's summary: `Successfully applied 3 'IPPool' resource(s)`, or without the kind when mixed. */
 export function summary(verb: WriteVerb, resources: AnyResource[]): string {
@@ -360,12 +412,24 @@ async function storedStateFor(ds: Datastore, input: InputResource[], verb: Write
   const byKey = new Map<string, AnyResource | null>();
   for (const { resource } of input) {
     const key = resourceKey(resource);
-    if (!byKey.has(key)) byKey.set(key, (await ds.get(resource.kind, resource.metadata.name, resource.metadata.namespace)) as AnyResource | null);
+    if (!byKey.has(key))
+      byKey.set(
+        key,
+        (await ds.get(resource.kind, resource.metadata.name, resource.metadata.namespace)) as AnyResource | null,
+      );
   }
   const needPools = verb !== 'delete' && input.some(({ resource }) => resource.kind === 'IPPool');
   const ipPools = needPools ? (await ds.list('IPPool')).items : [];
   if (verb !== 'delete') return { byKey, ipPools };
-  return { byKey, ipPools, ...(await deletePreconditions(ds, input.map(({ resource }) => resource), byKey)) };
+  return {
+    byKey,
+    ipPools,
+    ...(await deletePreconditions(
+      ds,
+      input.map(({ resource }) => resource),
+      byKey,
+    )),
+  };
 }
 
 /** For deletions: Nodes that are gone but left state, and the refusals (Kubernetes Nodes, pools in use). */
@@ -379,7 +443,10 @@ async function deletePreconditions(
   if (nodes.length === 0 && pools.length === 0) return {};
   const gone = nodes.filter((n) => (stored.get(resourceKey(n)) ?? null) === null).map((n) => n.metadata.name);
   const leftoverNodes = await nodesWithStateLeft(ds, gone);
-  const deleteRefusals = await refusalsOf(ds, [...nodes, ...pools].flatMap((t) => stored.get(resourceKey(t)) ?? []));
+  const deleteRefusals = await refusalsOf(
+    ds,
+    [...nodes, ...pools].flatMap((t) => stored.get(resourceKey(t)) ?? []),
+  );
   return { leftoverNodes, deleteRefusals };
 }
 
@@ -406,7 +473,10 @@ async function runWrite(ds: Datastore, verb: WriteVerb, input: InputResource[], 
       const reason = error instanceof Error ? error.message : String(error);
       if (error instanceof NodeDeletionError && error.text !== '') ctx.out(error.text);
       const partly = op.action === 'delete' ? poolPartlyDeleted(op.resource) : '';
-      const done = written === 0 && partly === '' && !(error instanceof NodeDeletionError) ? 'nothing was written' : `${written} of ${ops.length} resource(s) were ${PAST[verb]} before it`;
+      const done =
+        written === 0 && partly === '' && !(error instanceof NodeDeletionError)
+          ? 'nothing was written'
+          : `${written} of ${ops.length} resource(s) were ${PAST[verb]} before it`;
       throw new Error(`document ${op.index} (${labelOf(op.resource)}): ${reason}; ${done}${partly}`, { cause: error });
     }
     written++;
@@ -419,18 +489,31 @@ async function runWrite(ds: Datastore, verb: WriteVerb, input: InputResource[], 
   return 0;
 }
 
-async function runDeleteNamed(ds: Datastore, args: Extract<ResourceArgs, { command: 'delete-named' }>, ctx: CommandContext): Promise<number> {
+async function runDeleteNamed(
+  ds: Datastore,
+  args: Extract<ResourceArgs, { command: 'delete-named' }>,
+  ctx: CommandContext,
+): Promise<number> {
   if (IPAM_KINDS.includes(args.kind)) {
     // Deleting an allocation block by hand frees addresses pods still use: the next claim hands them out again.
-    throw new Error(`${args.kind} is IPAM state kept by tortie's IPAM; it is read with "tortie get" and "tortie ipam show", not deleted by hand; nothing was deleted`);
+    throw new Error(
+      `${args.kind} is IPAM state kept by tortie's IPAM; it is read with "tortie get" and "tortie ipam show", not deleted by hand; nothing was deleted`,
+    );
   }
   const namespace = isNamespaced(args.kind) ? { namespace: args.namespace } : {};
   const targets = args.names.map((name) => ({ kind: args.kind, metadata: { name, ...namespace } }) as AnyResource);
   const stored = new Map<string, AnyResource | null>();
-  for (const target of targets) stored.set(resourceKey(target), (await ds.get(target.kind, target.metadata.name, target.metadata.namespace)) as AnyResource | null);
+  for (const target of targets)
+    stored.set(
+      resourceKey(target),
+      (await ds.get(target.kind, target.metadata.name, target.metadata.namespace)) as AnyResource | null,
+    );
   const { leftoverNodes, deleteRefusals } = await deletePreconditions(ds, targets, stored);
-  const missing = targets.filter((t) => stored.get(resourceKey(t)) === null && !(t.kind === 'Node' && leftoverNodes?.has(t.metadata.name) === true));
-  if (missing.length > 0) throw new Error(`resource does not exist: ${missing.map(describeKey).join(', ')}; nothing was deleted`);
+  const missing = targets.filter(
+    (t) => stored.get(resourceKey(t)) === null && !(t.kind === 'Node' && leftoverNodes?.has(t.metadata.name) === true),
+  );
+  if (missing.length > 0)
+    throw new Error(`resource does not exist: ${missing.map(describeKey).join(', ')}; nothing was deleted`);
   const refused = targets.flatMap((t) => deleteRefusals?.get(resourceKey(t)) ?? []);
   if (refused.length > 0) throw new Error(`${refused.join('\n')}; nothing was deleted`);
   let deleted = 0;
@@ -442,9 +525,16 @@ async function runDeleteNamed(ds: Datastore, args: Extract<ResourceArgs, { comma
       if (result.deleted) done.push(target);
     } catch (error) {
       if (error instanceof NodeDeletionError && error.text !== '') ctx.out(error.text);
-      const what = error instanceof NotFoundError ? `resource does not exist: ${describeKey(target)}` : error instanceof Error ? error.message : String(error);
+      const what =
+        error instanceof NotFoundError
+          ? `resource does not exist: ${describeKey(target)}`
+          : error instanceof Error
+            ? error.message
+            : String(error);
       const partly = error instanceof NotFoundError ? '' : poolPartlyDeleted(target);
-      throw new Error(`${what}; ${deleted} of ${targets.length} resource(s) were deleted before it${partly}`, { cause: error });
+      throw new Error(`${what}; ${deleted} of ${targets.length} resource(s) were deleted before it${partly}`, {
+        cause: error,
+      });
     }
     deleted++;
   }
@@ -452,12 +542,18 @@ async function runDeleteNamed(ds: Datastore, args: Extract<ResourceArgs, { comma
   return 0;
 }
 
-async function runGet(ds: Datastore, args: Extract<ResourceArgs, { command: 'get' }>, ctx: CommandContext): Promise<number> {
+async function runGet(
+  ds: Datastore,
+  args: Extract<ResourceArgs, { command: 'get' }>,
+  ctx: CommandContext,
+): Promise<number> {
   const namespaced = isNamespaced(args.kind);
   if (args.name !== undefined) {
     const found = await ds.get(args.kind, args.name, namespaced ? args.namespace : undefined);
     if (found === null) {
-      throw new Error(`resource does not exist: ${describeKey({ kind: args.kind, metadata: { name: args.name, ...(namespaced ? { namespace: args.namespace } : {}) } } as AnyResource)}`);
+      throw new Error(
+        `resource does not exist: ${describeKey({ kind: args.kind, metadata: { name: args.name, ...(namespaced ? { namespace: args.namespace } : {}) } } as AnyResource)}`,
+      );
     }
     ctx.out(formatResources(args.kind, [found], args.output, { single: true }));
     return 0;
@@ -476,7 +572,10 @@ export async function runResourceCommand(args: ResourceArgs, ctx: CommandContext
     try {
       textIn = await ctx.readInput(args.file);
     } catch (error) {
-      const code = typeof error === 'object' && error !== null && 'code' in error ? String((error as { code: unknown }).code) : String(error);
+      const code =
+        typeof error === 'object' && error !== null && 'code' in error
+          ? String((error as { code: unknown }).code)
+          : String(error);
       throw new Error(`-f ${args.file}: cannot read it (${code})`, { cause: error });
     }
     input = readResources(textIn, source, args.verb);

@@ -10,7 +10,14 @@
 //
 // Every error names the flag, the value and what would be accepted; the CLI prints it and exits 2.
 
-import { parseCommunity as parseBgpCommunity, parseIpv4, parsePrefix, tryParseIpv4, BGP_PORT, type Prefix } from '../../bgp/index.js';
+import {
+  parseCommunity as parseBgpCommunity,
+  parseIpv4,
+  parsePrefix,
+  tryParseIpv4,
+  BGP_PORT,
+  type Prefix,
+} from '../../bgp/index.js';
 import { parseArgs } from 'node:util';
 import { UsageError } from './usage-error.js';
 
@@ -117,7 +124,8 @@ export function parseAsn(text: string, flag: string): number {
   if (dot) {
     const high = Number(dot[1]);
     const low = Number(dot[2]);
-    if (high > 65535 || low > 65535) throw new UsageError(`${flag}: AS "${text}" in asdot form needs both halves ≤ 65535`);
+    if (high > 65535 || low > 65535)
+      throw new UsageError(`${flag}: AS "${text}" in asdot form needs both halves ≤ 65535`);
     value = high * 65536 + low;
   } else if (/^\d+$/.test(text)) {
     value = Number(text);
@@ -138,7 +146,8 @@ function parseUint(text: string, flag: string, min: number, max: number): number
 /** RFC 4271 §4.2: hold time 0 or at least 3 seconds. */
 function parseHoldTime(text: string, flag: string): number {
   const value = parseUint(text, flag, 0, 65535);
-  if (value === 1 || value === 2) throw new UsageError(`${flag}: hold time ${value} is not allowed (RFC 4271 §4.2: 0 or 3..65535)`);
+  if (value === 1 || value === 2)
+    throw new UsageError(`${flag}: hold time ${value} is not allowed (RFC 4271 §4.2: 0 or 3..65535)`);
   return value;
 }
 
@@ -151,7 +160,10 @@ function parseAddress(text: string, flag: string): string {
 function parseHostPort(text: string, flag: string): { address: string; port: number } {
   const colon = text.lastIndexOf(':');
   if (colon < 0) return { address: parseAddress(text, flag), port: BGP_PORT };
-  return { address: parseAddress(text.slice(0, colon), flag), port: parseUint(text.slice(colon + 1), `${flag} port`, 1, 65535) };
+  return {
+    address: parseAddress(text.slice(0, colon), flag),
+    port: parseUint(text.slice(colon + 1), `${flag} port`, 1, 65535),
+  };
 }
 
 /** Splits "head,k=v,flag" into the head and its key/value options, refusing duplicates. */
@@ -174,7 +186,21 @@ function valueOf(options: Map<string, string | true>, key: string, flag: string)
   return value;
 }
 
-const PEER_KEYS = ['as', 'port', 'passive', 'hold', 'keepalive', 'local', 'rr-client', 'next-hop', 'subnet', 'allow-own-as', 'max-prefixes', 'password-file', 'ttl-security'];
+const PEER_KEYS = [
+  'as',
+  'port',
+  'passive',
+  'hold',
+  'keepalive',
+  'local',
+  'rr-client',
+  'next-hop',
+  'subnet',
+  'allow-own-as',
+  'max-prefixes',
+  'password-file',
+  'ttl-security',
+];
 const NEXT_HOP_MODES = ['auto', 'self', 'keep'] as const;
 
 export function parsePeer(text: string): PeerOption {
@@ -182,12 +208,17 @@ export function parsePeer(text: string): PeerOption {
   const { head, options } = splitOptions(text, flag);
   for (const key of options.keys()) {
     // A password on the command line would be in every `ps` and shell history: only from a file.
-    if (key === 'password') throw new UsageError(`${flag} ${head}: a password is never taken on the command line (other users see it in ps); put it in a file and give password-file=PATH`);
-    if (!PEER_KEYS.includes(key)) throw new UsageError(`${flag} ${text}: unknown option "${key}" (accepted: ${PEER_KEYS.join(', ')})`);
+    if (key === 'password')
+      throw new UsageError(
+        `${flag} ${head}: a password is never taken on the command line (other users see it in ps); put it in a file and give password-file=PATH`,
+      );
+    if (!PEER_KEYS.includes(key))
+      throw new UsageError(`${flag} ${text}: unknown option "${key}" (accepted: ${PEER_KEYS.join(', ')})`);
   }
   const address = parseAddress(head, flag);
   const asText = valueOf(options, 'as', flag);
-  if (asText === undefined) throw new UsageError(`${flag} ${text}: the peer's AS is missing (add as=ASN, e.g. ${head},as=65001)`);
+  if (asText === undefined)
+    throw new UsageError(`${flag} ${text}: the peer's AS is missing (add as=ASN, e.g. ${head},as=65001)`);
   const passive = options.get('passive');
   if (passive !== undefined && passive !== true) throw new UsageError(`${flag} ${text}: "passive" takes no value`);
   const rrClient = options.get('rr-client');
@@ -218,14 +249,17 @@ export function parsePeer(text: string): PeerOption {
   if (subnet !== undefined) {
     const match = /^([^/]+)\/(\d{1,2})$/.exec(subnet);
     if (match === null || tryParseIpv4(match[1]!) === null || Number(match[2]) > 32) {
-      throw new UsageError(`${flag} ${head} subnet: "${subnet}" is not an IPv4 address with prefix length (like 198.19.1.11/24)`);
+      throw new UsageError(
+        `${flag} ${head} subnet: "${subnet}" is not an IPv4 address with prefix length (like 198.19.1.11/24)`,
+      );
     }
     peer.subnet = subnet;
   }
   const allowOwnAs = valueOf(options, 'allow-own-as', flag);
   if (allowOwnAs !== undefined) peer.allowOwnAs = parseUint(allowOwnAs, `${flag} ${head} allow-own-as`, 0, 10);
   const maxPrefixes = valueOf(options, 'max-prefixes', flag);
-  if (maxPrefixes !== undefined) peer.maxPrefixes = parseUint(maxPrefixes, `${flag} ${head} max-prefixes`, 1, 4294967295);
+  if (maxPrefixes !== undefined)
+    peer.maxPrefixes = parseUint(maxPrefixes, `${flag} ${head} max-prefixes`, 1, 4294967295);
   const passwordFile = valueOf(options, 'password-file', flag);
   if (passwordFile !== undefined) {
     if (passwordFile === '') throw new UsageError(`${flag} ${head} password-file: the path is empty`);
@@ -250,7 +284,8 @@ function parseCommunity(text: string, flag: string): number {
 /** "65001:100:200" → [65001, 100, 200], RFC 8092 (each part 0..4294967295). */
 function parseLargeCommunity(text: string, flag: string): number[] {
   const parsed = parseBgpCommunity(text);
-  if (parsed === null || parsed.kind !== 'large') throw new UsageError(`${flag}: large community "${text}" is not GLOBAL:LOCAL1:LOCAL2 with each part 0..4294967295`);
+  if (parsed === null || parsed.kind !== 'large')
+    throw new UsageError(`${flag}: large community "${text}" is not GLOBAL:LOCAL1:LOCAL2 with each part 0..4294967295`);
   return [...parsed.value];
 }
 
@@ -258,7 +293,8 @@ export function parseAnnounce(text: string): AnnounceOption {
   const flag = '--announce';
   const { head, options } = splitOptions(text, flag);
   for (const key of options.keys()) {
-    if (!ANNOUNCE_KEYS.includes(key)) throw new UsageError(`${flag} ${text}: unknown option "${key}" (accepted: ${ANNOUNCE_KEYS.join(', ')})`);
+    if (!ANNOUNCE_KEYS.includes(key))
+      throw new UsageError(`${flag} ${text}: unknown option "${key}" (accepted: ${ANNOUNCE_KEYS.join(', ')})`);
   }
   let prefix: Prefix;
   try {
@@ -280,9 +316,11 @@ export function parseAnnounce(text: string): AnnounceOption {
   const localPref = valueOf(options, 'local-pref', flag);
   if (localPref !== undefined) route.localPref = parseUint(localPref, `${flag} ${head} local-pref`, 0, 4294967295);
   const community = valueOf(options, 'community', flag);
-  if (community !== undefined) route.communities = community.split('+').map((c) => parseCommunity(c, `${flag} ${head}`));
+  if (community !== undefined)
+    route.communities = community.split('+').map((c) => parseCommunity(c, `${flag} ${head}`));
   const large = valueOf(options, 'large-community', flag);
-  if (large !== undefined) route.largeCommunities = large.split('+').flatMap((c) => parseLargeCommunity(c, `${flag} ${head}`));
+  if (large !== undefined)
+    route.largeCommunities = large.split('+').flatMap((c) => parseLargeCommunity(c, `${flag} ${head}`));
   return route;
 }
 
@@ -291,7 +329,9 @@ function parseClusterId(text: string): number {
   const asAddress = tryParseIpv4(text);
   if (asAddress !== null && asAddress !== 0) return asAddress;
   if (/^[1-9]\d*$/.test(text) && Number(text) <= 4294967295) return Number(text);
-  throw new UsageError(`--cluster-id: "${text}" is not a non-zero IPv4-style id (like 244.0.0.1) or a number 1..4294967295`);
+  throw new UsageError(
+    `--cluster-id: "${text}" is not a non-zero IPv4-style id (like 244.0.0.1) or a number 1..4294967295`,
+  );
 }
 
 export function parseSpeakerArgs(argv: readonly string[]): SpeakerOptions {
@@ -330,10 +370,12 @@ export function parseSpeakerArgs(argv: readonly string[]): SpeakerOptions {
   const routerIdText = values['router-id'];
   if (routerIdText === undefined) throw new UsageError('--router-id is required (the BGP identifier, like 127.0.0.9)');
   const routerId = tryParseIpv4(routerIdText);
-  if (routerId === null || routerId === 0) throw new UsageError(`--router-id: "${routerIdText}" is not a non-zero IPv4 address (RFC 6286)`);
+  if (routerId === null || routerId === 0)
+    throw new UsageError(`--router-id: "${routerIdText}" is not a non-zero IPv4 address (RFC 6286)`);
   if (values.as === undefined) throw new UsageError('--as is required (the local AS number, like 64512)');
   const asn = parseAsn(values.as, '--as');
-  if (values.listen !== undefined && values['no-listen']) throw new UsageError('--listen and --no-listen cannot both be given');
+  if (values.listen !== undefined && values['no-listen'])
+    throw new UsageError('--listen and --no-listen cannot both be given');
   const listen = values['no-listen'] ? null : parseHostPort(values.listen ?? routerIdText, '--listen');
 
   const peers = (values.peer ?? []).map(parsePeer);
@@ -350,15 +392,20 @@ export function parseSpeakerArgs(argv: readonly string[]): SpeakerOptions {
     peers,
     announce,
     holdTime: values.hold === undefined ? 90 : parseHoldTime(values.hold, '--hold'),
-    connectRetrySeconds: values['connect-retry'] === undefined ? 5 : parseUint(values['connect-retry'], '--connect-retry', 1, 3600),
+    connectRetrySeconds:
+      values['connect-retry'] === undefined ? 5 : parseUint(values['connect-retry'], '--connect-retry', 1, 3600),
     json: values.json ?? false,
     stdin: values.stdin ?? false,
     ...(values['cluster-id'] !== undefined ? { clusterId: parseClusterId(values['cluster-id']) } : {}),
     ...(values['graceful-restart'] !== undefined
       ? { gracefulRestart: parseUint(values['graceful-restart'], '--graceful-restart', 1, 4095) }
       : {}),
-    ...(values['max-prefixes'] !== undefined ? { maxPrefixes: parseUint(values['max-prefixes'], '--max-prefixes', 1, 4294967295) } : {}),
-    ...(values['prefix-restart'] !== undefined ? { prefixRestartSeconds: parseUint(values['prefix-restart'], '--prefix-restart', 1, 86400) } : {}),
+    ...(values['max-prefixes'] !== undefined
+      ? { maxPrefixes: parseUint(values['max-prefixes'], '--max-prefixes', 1, 4294967295) }
+      : {}),
+    ...(values['prefix-restart'] !== undefined
+      ? { prefixRestartSeconds: parseUint(values['prefix-restart'], '--prefix-restart', 1, 86400) }
+      : {}),
     ...(values['min-hold'] !== undefined ? { minHoldTime: parseUint(values['min-hold'], '--min-hold', 3, 65535) } : {}),
     ...(values['send-queue-max'] !== undefined
       ? { maxSendQueueBytes: parseUint(values['send-queue-max'], '--send-queue-max', 65536, 2 ** 40) }

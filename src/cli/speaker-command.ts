@@ -3,7 +3,17 @@
 
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { formatIpv4, formatPrefix, prefixKey, notificationReason, nativeSocketOptions, Speaker, type OriginatedRoute, Origin, type PathAttributes } from '../../bgp/index.js';
+import {
+  formatIpv4,
+  formatPrefix,
+  prefixKey,
+  notificationReason,
+  nativeSocketOptions,
+  Speaker,
+  type OriginatedRoute,
+  Origin,
+  type PathAttributes,
+} from '../../bgp/index.js';
 import { createLogger } from '../log.js';
 import { setCrashPath } from '../fatal.js';
 import { parseAnnounce, type AnnounceOption, type PeerOption, type SpeakerOptions } from './speaker-args.js';
@@ -30,7 +40,9 @@ export function readPasswordFile(peer: PeerOption): string | undefined {
   try {
     text = readFileSync(peer.passwordFile, 'utf8');
   } catch (error) {
-    throw new UsageError(`--peer ${peer.address} password-file: cannot read ${peer.passwordFile} (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
+    throw new UsageError(
+      `--peer ${peer.address} password-file: cannot read ${peer.passwordFile} (${(error as NodeJS.ErrnoException).code ?? String(error)})`,
+    );
   }
   const password = text.replace(/\r?\n$/, '');
   if (password === '') throw new UsageError(`--peer ${peer.address} password-file: ${peer.passwordFile} is empty`);
@@ -63,14 +75,20 @@ export async function runSpeaker(options: SpeakerOptions): Promise<number> {
     holdTime: options.holdTime,
     connectRetryMs: options.connectRetrySeconds * 1000,
     ...(options.clusterId !== undefined ? { clusterId: options.clusterId } : {}),
-    ...(options.gracefulRestart !== undefined ? { gracefulRestart: { restartTime: options.gracefulRestart, restarting: true } } : {}),
+    ...(options.gracefulRestart !== undefined
+      ? { gracefulRestart: { restartTime: options.gracefulRestart, restarting: true } }
+      : {}),
     ...(options.maxPrefixes !== undefined ? { maxPrefixes: options.maxPrefixes } : {}),
-    ...(options.prefixRestartSeconds !== undefined ? { prefixLimitRestartMs: options.prefixRestartSeconds * 1000 } : {}),
+    ...(options.prefixRestartSeconds !== undefined
+      ? { prefixLimitRestartMs: options.prefixRestartSeconds * 1000 }
+      : {}),
     ...(options.minHoldTime !== undefined ? { minHoldTime: options.minHoldTime } : {}),
     ...(options.maxSendQueueBytes !== undefined ? { maxSendQueueBytes: options.maxSendQueueBytes } : {}),
     logger,
   });
-  speaker.on('state', (e) => emit({ event: 'state', peer: e.peer, from: e.from, to: e.to, ...(e.reason ? { reason: e.reason } : {}) }));
+  speaker.on('state', (e) =>
+    emit({ event: 'state', peer: e.peer, from: e.from, to: e.to, ...(e.reason ? { reason: e.reason } : {}) }),
+  );
   speaker.on('update', (e) =>
     emit({
       event: 'update',
@@ -148,17 +166,24 @@ export async function runSpeaker(options: SpeakerOptions): Promise<number> {
         } else if (verb === 'rib') {
           emit({
             event: 'rib',
-            routes: speaker.bestRoutes().map((r) => ({ ...routeToJson(r.prefix, r.attrs), from: r.from ?? 'local', ...(r.stale ? { stale: true } : {}) })),
+            routes: speaker.bestRoutes().map((r) => ({
+              ...routeToJson(r.prefix, r.attrs),
+              from: r.from ?? 'local',
+              ...(r.stale ? { stale: true } : {}),
+            })),
           });
           return;
         } else if (verb === 'refresh') {
-          if (!speaker.refresh(argument)) throw new UsageError(`refresh ${argument}: no Established peer ${argument} that supports ROUTE-REFRESH`);
+          if (!speaker.refresh(argument))
+            throw new UsageError(`refresh ${argument}: no Established peer ${argument} that supports ROUTE-REFRESH`);
           return;
         } else if (verb === 'withdraw') {
           const route = parseAnnounce(argument);
           if (!originated.delete(prefixKey(route.prefix))) throw new UsageError(`withdraw ${argument}: not announced`);
         } else {
-          throw new UsageError(`unknown command "${verb}" (accepted: announce PREFIX[,...], withdraw PREFIX, rib, refresh PEER)`);
+          throw new UsageError(
+            `unknown command "${verb}" (accepted: announce PREFIX[,...], withdraw PREFIX, rib, refresh PEER)`,
+          );
         }
         speaker.setOriginated([...originated.values()]);
       } catch (error) {

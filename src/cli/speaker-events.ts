@@ -6,7 +6,14 @@
 //   {"event":"notification","peer":"127.0.0.2","direction":"sent","code":2,"subcode":2,"reason":"Bad Peer AS"}
 //   {"event":"end-of-rib","peer":"127.0.0.2"}   {"event":"listening","address":"127.0.0.9","port":179}
 
-import { formatLargeCommunities, formatIpv4, formatPrefix, AsPathSegmentType, type PathAttributes, type Prefix } from '../../bgp/index.js';
+import {
+  formatLargeCommunities,
+  formatIpv4,
+  formatPrefix,
+  AsPathSegmentType,
+  type PathAttributes,
+  type Prefix,
+} from '../../bgp/index.js';
 
 const ORIGIN_NAMES = ['igp', 'egp', 'incomplete'] as const;
 
@@ -30,7 +37,8 @@ export interface RouteJson {
 export function routeToJson(prefix: Prefix, attrs: PathAttributes): RouteJson {
   const asPath: Array<number | number[]> = [];
   for (const segment of attrs.asPath ?? []) {
-    if (segment.type === AsPathSegmentType.AS_SEQUENCE || segment.type === AsPathSegmentType.AS_CONFED_SEQUENCE) asPath.push(...segment.asns);
+    if (segment.type === AsPathSegmentType.AS_SEQUENCE || segment.type === AsPathSegmentType.AS_CONFED_SEQUENCE)
+      asPath.push(...segment.asns);
     else asPath.push([...segment.asns]);
   }
   const json: RouteJson = { prefix: formatPrefix(prefix), asPath };
@@ -38,7 +46,8 @@ export function routeToJson(prefix: Prefix, attrs: PathAttributes): RouteJson {
   if (attrs.origin !== undefined) json.origin = ORIGIN_NAMES[attrs.origin];
   if (attrs.med !== undefined) json.med = attrs.med;
   if (attrs.localPref !== undefined) json.localPref = attrs.localPref;
-  if (attrs.communities?.length) json.communities = attrs.communities.map((c) => `${Math.floor(c / 65536)}:${c % 65536}`);
+  if (attrs.communities?.length)
+    json.communities = attrs.communities.map((c) => `${Math.floor(c / 65536)}:${c % 65536}`);
   if (attrs.largeCommunities?.length) json.largeCommunities = formatLargeCommunities(attrs.largeCommunities);
   if (attrs.atomicAggregate) json.atomicAggregate = true;
   if (attrs.aggregator) json.aggregator = { asn: attrs.aggregator.asn, address: formatIpv4(attrs.aggregator.address) };
@@ -51,7 +60,16 @@ export type SpeakerEventJson =
   | { event: 'listening'; address: string; port: number }
   | { event: 'state'; peer: string; from: string; to: string; reason?: string }
   | { event: 'update'; peer: string; announce: RouteJson[]; withdraw: string[] }
-  | { event: 'notification'; peer: string; direction: 'sent' | 'received'; code: number; subcode: number; reason: string; detail?: string; data?: string }
+  | {
+      event: 'notification';
+      peer: string;
+      direction: 'sent' | 'received';
+      code: number;
+      subcode: number;
+      reason: string;
+      detail?: string;
+      data?: string;
+    }
   | { event: 'end-of-rib'; peer: string }
   | { event: 'rib'; routes: Array<RouteJson & { from: string; stale?: true }> }
   | { event: 'error'; peer?: string; message: string };
@@ -80,7 +98,10 @@ export function formatEventLine(event: SpeakerEventJson, now: Date = new Date())
     case 'rib':
       return [
         `${time} Loc-RIB: ${event.routes.length} routes`,
-        ...event.routes.map((r) => `  ${r.prefix} via ${r.nextHop ?? '-'} path [${r.asPath.join(' ')}] from ${r.from}${r.stale ? ' (stale)' : ''}`),
+        ...event.routes.map(
+          (r) =>
+            `  ${r.prefix} via ${r.nextHop ?? '-'} path [${r.asPath.join(' ')}] from ${r.from}${r.stale ? ' (stale)' : ''}`,
+        ),
       ].join('\n');
     case 'error':
       return `${time} ${event.peer ?? ''} error: ${event.message}`.replace('  ', ' ');

@@ -59,7 +59,14 @@ export function spawnCommand(timeoutMs = COMMAND_TIMEOUT_MS): RunCommand {
     const [command, ...args] = argv;
     if (command === undefined) throw new Error('empty command');
     const makeError = (message: string): CniError => new CniError('dataplane', message);
-    const result = await runCommand({ command, args, stdin: stdin ?? '', timeoutMs, maxOutputBytes: 16 * 1024 * 1024, makeError });
+    const result = await runCommand({
+      command,
+      args,
+      stdin: stdin ?? '',
+      timeoutMs,
+      maxOutputBytes: 16 * 1024 * 1024,
+      makeError,
+    });
     // nsenter that cannot find `ip`/`sysctl` is not the command failing: say which program is missing.
     const missing = result.code !== 0 ? missingProgramInStderr(result.stderr) : null;
     if (missing !== null) throw makeError(`cannot run ${command}: ${missing}`);
@@ -144,13 +151,19 @@ export function isNoDevice(stderr: string): boolean {
 
 /** True when nsenter could not open the namespace path (it is gone). */
 export function isNoNamespace(stderr: string): boolean {
-  return /nsenter: cannot open .*No such file or directory/.test(stderr) || /reassociate to namespace .*(Invalid argument|No such file)/.test(stderr);
+  return (
+    /nsenter: cannot open .*No such file or directory/.test(stderr) ||
+    /reassociate to namespace .*(Invalid argument|No such file)/.test(stderr)
+  );
 }
 
 /** A value that goes into a batch line: iproute2 splits batch lines on white space and quotes. */
 function checkBatchWord(value: string, what: string): void {
   if (/[\s"'\\#]/.test(value) || value === '') {
-    throw new CniError('invalidEnvironment', `${what}: "${value}" contains white space, quotes or "#", which iproute2's batch mode cannot take`);
+    throw new CniError(
+      'invalidEnvironment',
+      `${what}: "${value}" contains white space, quotes or "#", which iproute2's batch mode cannot take`,
+    );
   }
 }
 
@@ -162,7 +175,8 @@ function jsonArrays(stdout: string): Array<Array<Record<string, unknown>>> {
     if (t === '') continue;
     try {
       const parsed: unknown = JSON.parse(t);
-      if (Array.isArray(parsed)) out.push(parsed.filter((x): x is Record<string, unknown> => typeof x === 'object' && x !== null));
+      if (Array.isArray(parsed))
+        out.push(parsed.filter((x): x is Record<string, unknown> => typeof x === 'object' && x !== null));
     } catch {
       // not JSON: ignored (ip prints nothing else on stdout with -json)
     }
@@ -223,17 +237,27 @@ export class PodNetwork {
     }
     if (hostResult.code !== 0) {
       await this.removeHostVeth(plan.hostIf).catch(() => undefined);
-      throw new CniError('dataplane', `creating ${plan.hostIf} / ${plan.podIf}${this.where()} failed: ${await batchFailure(hostResult.stderr, host)}`);
+      throw new CniError(
+        'dataplane',
+        `creating ${plan.hostIf} / ${plan.podIf}${this.where()} failed: ${await batchFailure(hostResult.stderr, host)}`,
+      );
     }
     try {
       // The host end's sysctls and the pod side are independent: two processes at once (with a host
       // namespace the sysctls are an `nsenter … sysctl` process too). Both finish before any rollback.
       const pod = podSetupLines(plan);
-      const [sysctls, podRun] = await Promise.allSettled([this.writeSysctls(hostSysctls(plan.hostIf)), this.run(this.podIp(plan.netns, ['-batch', '-']), pod.join('\n') + '\n')]);
+      const [sysctls, podRun] = await Promise.allSettled([
+        this.writeSysctls(hostSysctls(plan.hostIf)),
+        this.run(this.podIp(plan.netns, ['-batch', '-']), pod.join('\n') + '\n'),
+      ]);
       if (sysctls.status === 'rejected') throw sysctls.reason;
       if (podRun.status === 'rejected') throw podRun.reason;
       const podResult = podRun.value;
-      if (podResult.code !== 0) throw new CniError('dataplane', `configuring ${plan.podIf} in ${plan.netns} failed: ${await batchFailure(podResult.stderr, pod)}`);
+      if (podResult.code !== 0)
+        throw new CniError(
+          'dataplane',
+          `configuring ${plan.podIf} in ${plan.netns} failed: ${await batchFailure(podResult.stderr, pod)}`,
+        );
     } catch (err) {
       await this.removeHostVeth(plan.hostIf).catch(() => undefined);
       throw err;
@@ -245,13 +269,24 @@ export class PodNetwork {
       try {
         await Promise.all(entries.map((e) => this.writeProcSys(e.path, e.value)));
       } catch (err) {
-        throw new CniError('dataplane', `writing ${entries.map((e) => `${e.path}=${e.value}`).join(', ')} failed: ${err instanceof Error ? err.message : String(err)}`);
+        throw new CniError(
+          'dataplane',
+          `writing ${entries.map((e) => `${e.path}=${e.value}`).join(', ')} failed: ${err instanceof Error ? err.message : String(err)}`,
+        );
       }
       return;
     }
-    const argv = ['nsenter', `--net=${this.hostNetns}`, 'sysctl', '-q', '-w', ...entries.map((e) => `${sysctlKey(e.path)}=${e.value}`)];
+    const argv = [
+      'nsenter',
+      `--net=${this.hostNetns}`,
+      'sysctl',
+      '-q',
+      '-w',
+      ...entries.map((e) => `${sysctlKey(e.path)}=${e.value}`),
+    ];
     const result = await this.run(argv);
-    if (result.code !== 0) throw new CniError('dataplane', `${argv.join(' ')} failed: ${result.stderr.trim() || `exit ${result.code}`}`);
+    if (result.code !== 0)
+      throw new CniError('dataplane', `${argv.join(' ')} failed: ${result.stderr.trim() || `exit ${result.code}`}`);
   }
 
   /** Deletes the host end (and so the pair). Resolves when it is gone, also when it was not there. */
@@ -275,23 +310,33 @@ export class PodNetwork {
   /** CHECK: the host end is up with the /32 route, the pod end has the address and both routes. */
   async check(plan: Omit<VethPlan, 'mtu' | 'podMac'>): Promise<CheckProblems> {
     const problems: CheckProblems = [];
-    const host = await this.run(this.hostIp(['-json', '-batch', '-']), `link show dev ${plan.hostIf}\nroute show ${plan.address}/32\n`);
+    const host = await this.run(
+      this.hostIp(['-json', '-batch', '-']),
+      `link show dev ${plan.hostIf}\nroute show ${plan.address}/32\n`,
+    );
     const [links = [], routes = []] = jsonArrays(host.stdout);
     const link = links.find((l) => l.ifname === plan.hostIf);
     if (!link) problems.push(`host interface ${plan.hostIf} does not exist${this.where()}`);
-    else if (!(Array.isArray(link.flags) && link.flags.includes('UP'))) problems.push(`host interface ${plan.hostIf} is not up`);
+    else if (!(Array.isArray(link.flags) && link.flags.includes('UP')))
+      problems.push(`host interface ${plan.hostIf} is not up`);
     if (link && !routes.some((r) => r.dev === plan.hostIf && r.scope === 'link')) {
       problems.push(`no route ${plan.address}/32 dev ${plan.hostIf} scope link${this.where()}`);
     }
-    const pod = await this.run(this.podIp(plan.netns, ['-json', '-batch', '-']), `addr show dev ${plan.podIf}\nroute show default\nroute show ${POD_GATEWAY}\n`);
+    const pod = await this.run(
+      this.podIp(plan.netns, ['-json', '-batch', '-']),
+      `addr show dev ${plan.podIf}\nroute show default\nroute show ${POD_GATEWAY}\n`,
+    );
     if (isNoNamespace(pod.stderr)) return [...problems, `the network namespace ${plan.netns} does not exist`];
     const [addrs = [], defaults = [], gateways = []] = jsonArrays(pod.stdout);
     const podLink = addrs.find((l) => l.ifname === plan.podIf);
     if (!podLink) return [...problems, `interface ${plan.podIf} does not exist in ${plan.netns}`];
     const infos = Array.isArray(podLink.addr_info) ? (podLink.addr_info as Array<Record<string, unknown>>) : [];
-    if (!infos.some((a) => a.local === plan.address && a.prefixlen === 32)) problems.push(`${plan.podIf} in ${plan.netns} does not have ${plan.address}/32`);
-    if (!gateways.some((r) => r.dev === plan.podIf && r.scope === 'link')) problems.push(`no route ${POD_GATEWAY} dev ${plan.podIf} scope link in ${plan.netns}`);
-    if (!defaults.some((r) => r.gateway === POD_GATEWAY && r.dev === plan.podIf)) problems.push(`no default route via ${POD_GATEWAY} dev ${plan.podIf} in ${plan.netns}`);
+    if (!infos.some((a) => a.local === plan.address && a.prefixlen === 32))
+      problems.push(`${plan.podIf} in ${plan.netns} does not have ${plan.address}/32`);
+    if (!gateways.some((r) => r.dev === plan.podIf && r.scope === 'link'))
+      problems.push(`no route ${POD_GATEWAY} dev ${plan.podIf} scope link in ${plan.netns}`);
+    if (!defaults.some((r) => r.gateway === POD_GATEWAY && r.dev === plan.podIf))
+      problems.push(`no default route via ${POD_GATEWAY} dev ${plan.podIf} in ${plan.netns}`);
     return problems;
   }
 

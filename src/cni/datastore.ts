@@ -48,16 +48,29 @@ export interface CniDatastoreOptions {
 }
 
 /** Opens the configured datastore; every call on it is bounded (src/datastore/index.ts). */
-export async function openConfiguredDatastore(conf: NetConf, timeoutMs?: number, options: CniDatastoreOptions = {}): Promise<Datastore> {
-  const [{ openDatastore }, { configFromEnv, ConfigError }] = await Promise.all([import('../datastore/index.js'), import('../datastore/config.js')]);
+export async function openConfiguredDatastore(
+  conf: NetConf,
+  timeoutMs?: number,
+  options: CniDatastoreOptions = {},
+): Promise<Datastore> {
+  const [{ openDatastore }, { configFromEnv, ConfigError }] = await Promise.all([
+    import('../datastore/index.js'),
+    import('../datastore/config.js'),
+  ]);
   let config;
   try {
-    config = configFromEnv({ ...datastoreEnv(conf), ...(timeoutMs !== undefined ? { TORTIE_DATASTORE_TIMEOUT_MS: String(timeoutMs) } : {}) });
+    config = configFromEnv({
+      ...datastoreEnv(conf),
+      ...(timeoutMs !== undefined ? { TORTIE_DATASTORE_TIMEOUT_MS: String(timeoutMs) } : {}),
+    });
   } catch (err) {
     if (err instanceof ConfigError) throw new CniError('invalidConfig', renameVariables(err.message));
     throw err;
   }
-  return openDatastore(config, { etcdTransport: options.etcdTransport ?? 'http', ...(options.onTransportFallback ? { onTransportFallback: options.onTransportFallback } : {}) });
+  return openDatastore(config, {
+    etcdTransport: options.etcdTransport ?? 'http',
+    ...(options.onTransportFallback ? { onTransportFallback: options.onTransportFallback } : {}),
+  });
 }
 
 /** A datastore failure → the CNI error the runtime should see. */

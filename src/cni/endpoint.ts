@@ -18,7 +18,9 @@ import { CniError, type NetConf } from './spec.js';
 
 /** The WorkloadEndpoint of this attachment: `<node>-k8s-<pod>-<ifname>`, or `<node>-cni-<container id>-<ifname>` without a pod. */
 function endpointName(id: WorkloadIdentity): string {
-  return id.pod ? workloadEndpointName(id.node, id.pod.name, id.ifname, 'k8s') : workloadEndpointName(id.node, id.containerId, id.ifname, 'cni');
+  return id.pod
+    ? workloadEndpointName(id.node, id.pod.name, id.ifname, 'k8s')
+    : workloadEndpointName(id.node, id.containerId, id.ifname, 'cni');
 }
 
 /** What ADD made, to be recorded. */
@@ -96,7 +98,15 @@ export class WorkloadEndpointRecorder implements EndpointRecorder {
       const current = await this.ds.get('WorkloadEndpoint', name, namespace);
       try {
         if (current === null) await this.ds.create(wanted);
-        else await this.ds.update({ ...wanted, metadata: { ...current.metadata, ...wanted.metadata, resourceVersion: current.metadata.resourceVersion ?? '' } });
+        else
+          await this.ds.update({
+            ...wanted,
+            metadata: {
+              ...current.metadata,
+              ...wanted.metadata,
+              resourceVersion: current.metadata.resourceVersion ?? '',
+            },
+          });
         return;
       } catch (err) {
         const raced = err instanceof ConflictError || err instanceof NotFoundError || err instanceof AlreadyExistsError;
@@ -126,7 +136,10 @@ export class WorkloadEndpointRecorder implements EndpointRecorder {
   async find(id: WorkloadIdentity): Promise<RecordedEndpoint | null> {
     const current = await this.ds.get('WorkloadEndpoint', endpointName(id), workloadNamespace(id));
     if (current === null) return null;
-    return { ...(current.spec.containerID !== undefined ? { containerId: current.spec.containerID } : {}), ipNetworks: current.spec.ipNetworks };
+    return {
+      ...(current.spec.containerID !== undefined ? { containerId: current.spec.containerID } : {}),
+      ipNetworks: current.spec.ipNetworks,
+    };
   }
 }
 
@@ -153,7 +166,10 @@ export function podAnnotationsPatch(attachment: Attachment): { metadata: { annot
 }
 
 /** The merge patch DEL applies when the Pod's containerID annotation is still `containerId`; null otherwise. */
-export function podAnnotationsRemoval(annotations: Record<string, string>, containerId: string): { metadata: { annotations: Record<string, null> } } | null {
+export function podAnnotationsRemoval(
+  annotations: Record<string, string>,
+  containerId: string,
+): { metadata: { annotations: Record<string, null> } } | null {
   if (annotations[POD_ANNOTATIONS.containerID] !== containerId) return null;
   if (!(POD_ANNOTATIONS.podIP in annotations) && !(POD_ANNOTATIONS.podIPs in annotations)) return null;
   return { metadata: { annotations: { [POD_ANNOTATIONS.podIP]: null, [POD_ANNOTATIONS.podIPs]: null } } };
@@ -169,7 +185,10 @@ export interface PodApi {
 
 function requirePod(id: WorkloadIdentity): { namespace: string; name: string } {
   if (!id.pod) {
-    throw new CniError('invalidEnvironment', 'CNI_ARGS: datastore_type "kubernetes" needs K8S_POD_NAMESPACE and K8S_POD_NAME (the Pod to annotate); the runtime sets them for Kubernetes pods');
+    throw new CniError(
+      'invalidEnvironment',
+      'CNI_ARGS: datastore_type "kubernetes" needs K8S_POD_NAMESPACE and K8S_POD_NAME (the Pod to annotate); the runtime sets them for Kubernetes pods',
+    );
   }
   return id.pod;
 }
@@ -182,7 +201,11 @@ export class PodAnnotationRecorder implements EndpointRecorder {
     try {
       await this.pods.patch(pod.namespace, pod.name, podAnnotationsPatch(attachment));
     } catch (err) {
-      if (err instanceof NotFoundError) throw new CniError('datastore', `Pod ${pod.namespace}/${pod.name} does not exist in the Kubernetes API; cannot record its address`);
+      if (err instanceof NotFoundError)
+        throw new CniError(
+          'datastore',
+          `Pod ${pod.namespace}/${pod.name} does not exist in the Kubernetes API; cannot record its address`,
+        );
       throw err;
     }
   }
@@ -206,7 +229,10 @@ export class PodAnnotationRecorder implements EndpointRecorder {
     const ips = annotations?.[POD_ANNOTATIONS.podIPs] ?? annotations?.[POD_ANNOTATIONS.podIP];
     if (annotations === null || ips === undefined || ips === '') return null;
     const containerId = annotations[POD_ANNOTATIONS.containerID];
-    return { ...(containerId !== undefined ? { containerId } : {}), ipNetworks: ips.split(',').filter((s) => s !== '') };
+    return {
+      ...(containerId !== undefined ? { containerId } : {}),
+      ipNetworks: ips.split(',').filter((s) => s !== ''),
+    };
   }
 }
 
@@ -215,7 +241,10 @@ export class PodAnnotationRecorder implements EndpointRecorder {
  * kube-client.ts: the kubeconfig, a deadline on every request). Loaded only for kubernetes.
  */
 export async function openPodApi(conf: Pick<NetConf, 'kubeconfig'>, timeoutMs: number): Promise<PodApi> {
-  const [k8s, { KubeconfigError, kubeClient }] = await Promise.all([import('@kubernetes/client-node'), import('../datastore/kube-client.js')]);
+  const [k8s, { KubeconfigError, kubeClient }] = await Promise.all([
+    import('@kubernetes/client-node'),
+    import('../datastore/kube-client.js'),
+  ]);
   let client;
   try {
     client = kubeClient(conf.kubeconfig, timeoutMs);
@@ -225,7 +254,8 @@ export async function openPodApi(conf: Pick<NetConf, 'kubeconfig'>, timeoutMs: n
   }
   const { configuration, server } = client;
   const core = new k8s.CoreV1Api(configuration);
-  const notFound = (err: unknown): boolean => typeof err === 'object' && err !== null && (err as { code?: unknown }).code === 404;
+  const notFound = (err: unknown): boolean =>
+    typeof err === 'object' && err !== null && (err as { code?: unknown }).code === 404;
   const describeError = (err: unknown, what: string): Error => {
     if (notFound(err)) return new NotFoundError(`${what}: not found`);
     const body = typeof err === 'object' && err !== null ? (err as { body?: unknown }).body : undefined;
@@ -246,7 +276,10 @@ export async function openPodApi(conf: Pick<NetConf, 'kubeconfig'>, timeoutMs: n
       try {
         // Through the status subresource, as Calico's plugin does: its ServiceAccount may patch pods/status
         // (annotations included) but not the Pods themselves (manifests/tortie.yaml, ClusterRole tortie-cni).
-        await core.patchNamespacedPodStatus({ namespace, name, body: patch }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch));
+        await core.patchNamespacedPodStatus(
+          { namespace, name, body: patch },
+          k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+        );
       } catch (err) {
         throw describeError(err, `patching Pod ${namespace}/${name}`);
       }

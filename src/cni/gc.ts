@@ -75,11 +75,18 @@ function proofKey(containerId: string, ip: string): string {
  * the WorkloadEndpoints as listed (any node's; none on the kubernetes datastore, see the header). Blocks
  * marked deleted are skipped.
  */
-export function planGc(blocks: readonly Block[], node: string, network: string, valid: ReadonlySet<string>, endpoints: readonly Workload[] = []): GcPlan {
+export function planGc(
+  blocks: readonly Block[],
+  node: string,
+  network: string,
+  valid: ReadonlySet<string>,
+  endpoints: readonly Workload[] = [],
+): GcPlan {
   const prefix = `${network}.`;
   const stale = endpoints.filter((w) => w.spec.node === node && !!w.spec.containerID && !valid.has(w.spec.containerID));
   const proofs = new Map<string, Workload>();
-  for (const w of stale) for (const n of w.spec.ipNetworks ?? []) proofs.set(proofKey(w.spec.containerID!, n.split('/')[0] ?? ''), w);
+  for (const w of stale)
+    for (const n of w.spec.ipNetworks ?? []) proofs.set(proofKey(w.spec.containerID!, n.split('/')[0] ?? ''), w);
   const plan: GcPlan = { release: [], proven: [], unattributed: [], otherNodes: [], endpoints: stale };
   for (const block of blocks) {
     if (block.spec.deleted === true) continue;
@@ -99,7 +106,13 @@ export function planGc(blocks: readonly Block[], node: string, network: string, 
       else {
         refs.push(owner === null ? { ordinal, handle } : { ordinal, handle, node });
         ips.push(ip);
-        if (proof) plan.proven.push({ handle, ip, cidr: block.spec.cidr, endpoint: `${proof.metadata.namespace ?? 'default'}/${proof.metadata.name}` });
+        if (proof)
+          plan.proven.push({
+            handle,
+            ip,
+            cidr: block.spec.cidr,
+            endpoint: `${proof.metadata.namespace ?? 'default'}/${proof.metadata.name}`,
+          });
       }
     });
     if (refs.length > 0) plan.release.push({ block, refs, ips });

@@ -46,7 +46,11 @@ async function tryCreate(path: string): Promise<boolean> {
  * Runs `work` holding the lock file `path`. Resolves to its result and whether the lock was held
  * (false: the wait timed out, or the lock's folder could not be made, and `work` ran without it).
  */
-export async function withHostLock<T>(path: string, work: () => Promise<T>, options: HostLockOptions = {}): Promise<{ result: T; locked: boolean }> {
+export async function withHostLock<T>(
+  path: string,
+  work: () => Promise<T>,
+  options: HostLockOptions = {},
+): Promise<{ result: T; locked: boolean }> {
   const timeoutMs = options.timeoutMs ?? 30_000;
   const alive = options.alive ?? pidAlive;
   const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));

@@ -93,12 +93,20 @@ export function defaultPluginCommand(): string[] {
 }
 
 /** The environment a runtime gives the plugin for `invocation` (pure). */
-export function pluginEnv(invocation: CniInvocation, base: Readonly<Record<string, string | undefined>> = process.env): Record<string, string> {
-  const env: Record<string, string> = { PATH: base.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', CNI_COMMAND: invocation.command, CNI_PATH: '/opt/cni/bin' };
+export function pluginEnv(
+  invocation: CniInvocation,
+  base: Readonly<Record<string, string | undefined>> = process.env,
+): Record<string, string> {
+  const env: Record<string, string> = {
+    PATH: base.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+    CNI_COMMAND: invocation.command,
+    CNI_PATH: '/opt/cni/bin',
+  };
   if (invocation.containerId !== undefined) env.CNI_CONTAINERID = invocation.containerId;
   if (invocation.netns !== undefined) env.CNI_NETNS = invocation.netns;
   env.CNI_IFNAME = invocation.ifname ?? 'eth0';
-  if (invocation.pod) env.CNI_ARGS = `IgnoreUnknown=1;K8S_POD_NAMESPACE=${invocation.pod.namespace};K8S_POD_NAME=${invocation.pod.name}`;
+  if (invocation.pod)
+    env.CNI_ARGS = `IgnoreUnknown=1;K8S_POD_NAMESPACE=${invocation.pod.namespace};K8S_POD_NAME=${invocation.pod.name}`;
   if (invocation.hostNetns !== undefined) env.TORTIE_CNI_HOST_NETNS = invocation.hostNetns;
   return { ...env, ...(invocation.env ?? {}) };
 }
@@ -110,11 +118,20 @@ export function runCniPlugin(invocation: CniInvocation): Promise<CniOutcome> {
   const started = performance.now();
   // Through the one runner (felix/command.ts): output bounded, killed by PID after timeoutMs. A plugin killed
   // for its time is an outcome (exit null, as a runtime sees it), not a failure to run.
-  const running = startCommand({ command: command!, args, timeoutMs, env: pluginEnv(invocation), maxOutputBytes: 16 * 1024 * 1024, makeError: (m) => new Error(`cannot run the CNI plugin: ${m}`) });
-  const ended = running.end(invocation.rawStdin ?? JSON.stringify(invocation.config)).catch((error: unknown): CommandResult => {
-    if (!running.timedOut) throw error;
-    return { code: null, signal: 'SIGKILL', stdout: running.stdoutSoFar(), stderr: (error as Error).message };
+  const running = startCommand({
+    command: command!,
+    args,
+    timeoutMs,
+    env: pluginEnv(invocation),
+    maxOutputBytes: 16 * 1024 * 1024,
+    makeError: (m) => new Error(`cannot run the CNI plugin: ${m}`),
   });
+  const ended = running
+    .end(invocation.rawStdin ?? JSON.stringify(invocation.config))
+    .catch((error: unknown): CommandResult => {
+      if (!running.timedOut) throw error;
+      return { code: null, signal: 'SIGKILL', stdout: running.stdoutSoFar(), stderr: (error as Error).message };
+    });
   return ended.then((result) => {
     const stdout = result.stdout.toString('utf8');
     let json: Record<string, unknown> | undefined;
@@ -141,19 +158,36 @@ export class CniPluginError extends Error {
 }
 
 /** ADD a pod's network and return its address and interfaces; rejects with CniPluginError on refusal. */
-export async function addPodNetwork(invocation: Omit<CniInvocation, 'command'>): Promise<{ address: string; hostInterface: string; podInterface: string; mac: string; result: Record<string, unknown> }> {
+export async function addPodNetwork(invocation: Omit<CniInvocation, 'command'>): Promise<{
+  address: string;
+  hostInterface: string;
+  podInterface: string;
+  mac: string;
+  result: Record<string, unknown>;
+}> {
   const outcome = await runCniPlugin({ ...invocation, command: 'ADD' });
   const result = outcome.json;
   if (outcome.exitCode !== 0 || !result) {
-    throw new CniPluginError(typeof result?.code === 'number' ? result.code : undefined, `CNI ADD failed (exit ${outcome.exitCode}): ${String(result?.msg ?? (outcome.stdout.trim() || outcome.stderr.trim()))}`, outcome);
+    throw new CniPluginError(
+      typeof result?.code === 'number' ? result.code : undefined,
+      `CNI ADD failed (exit ${outcome.exitCode}): ${String(result?.msg ?? (outcome.stdout.trim() || outcome.stderr.trim()))}`,
+      outcome,
+    );
   }
   const interfaces = (result.interfaces ?? []) as Array<{ name: string; mac?: string; sandbox?: string }>;
   const ips = (result.ips ?? []) as Array<{ address: string; interface?: number }>;
   const ip = ips[ips.length - 1];
   const pod = ip?.interface !== undefined ? interfaces[ip.interface] : undefined;
   const host = interfaces.find((i) => i.sandbox === undefined && i.name.startsWith('cali'));
-  if (!ip || !pod || !host) throw new CniPluginError(undefined, `CNI ADD returned an unexpected result: ${outcome.stdout.trim()}`, outcome);
-  return { address: ip.address.split('/')[0]!, hostInterface: host.name, podInterface: pod.name, mac: pod.mac ?? '', result };
+  if (!ip || !pod || !host)
+    throw new CniPluginError(undefined, `CNI ADD returned an unexpected result: ${outcome.stdout.trim()}`, outcome);
+  return {
+    address: ip.address.split('/')[0]!,
+    hostInterface: host.name,
+    podInterface: pod.name,
+    mac: pod.mac ?? '',
+    result,
+  };
 }
 
 /** DEL a pod's network; rejects with CniPluginError on refusal. */
@@ -161,6 +195,10 @@ export async function deletePodNetwork(invocation: Omit<CniInvocation, 'command'
   const outcome = await runCniPlugin({ ...invocation, command: 'DEL' });
   if (outcome.exitCode !== 0) {
     const code = outcome.json?.code;
-    throw new CniPluginError(typeof code === 'number' ? code : undefined, `CNI DEL failed (exit ${outcome.exitCode}): ${String(outcome.json?.msg ?? outcome.stdout.trim())}`, outcome);
+    throw new CniPluginError(
+      typeof code === 'number' ? code : undefined,
+      `CNI DEL failed (exit ${outcome.exitCode}): ${String(outcome.json?.msg ?? outcome.stdout.trim())}`,
+      outcome,
+    );
   }
 }

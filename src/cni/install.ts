@@ -99,7 +99,9 @@ export function serviceAccountKubeconfig(server: string, caData: string, token: 
     '  cluster:',
     `    server: ${JSON.stringify(server)}`,
     // A plain-http server (tests' fake API server) has no certificate to check; client-node then wants this said.
-    caData === '' && server.startsWith('http:') ? '    insecure-skip-tls-verify: true' : `    certificate-authority-data: ${JSON.stringify(caData)}`,
+    caData === '' && server.startsWith('http:')
+      ? '    insecure-skip-tls-verify: true'
+      : `    certificate-authority-data: ${JSON.stringify(caData)}`,
     'users:',
     '- name: tortie-cni',
     '  user:',
@@ -148,7 +150,8 @@ export const realInstallIo = (): InstallIo => ({
     const old = `${to}.old-${process.pid}`;
     await rm(next, { recursive: true, force: true });
     await mkdir(next, { recursive: true });
-    for (const entry of entries) await cp(join(fromDir, entry), join(next, entry), { recursive: true, dereference: true });
+    for (const entry of entries)
+      await cp(join(fromDir, entry), join(next, entry), { recursive: true, dereference: true });
     await rename(to, old).catch((e: unknown) => {
       if ((e as { code?: unknown }).code !== 'ENOENT') throw e;
     });
@@ -166,7 +169,8 @@ export const realInstallIo = (): InstallIo => ({
   async requestToken(name, expirationSeconds) {
     const { kubeTokenRequester } = await import('../datastore/kube-token.js');
     // This pod's namespace: POD_NAMESPACE, else its service account's.
-    const namespace = process.env.POD_NAMESPACE?.trim() || (await readFile(`${SERVICE_ACCOUNT_DIR}/namespace`, 'utf8')).trim();
+    const namespace =
+      process.env.POD_NAMESPACE?.trim() || (await readFile(`${SERVICE_ACCOUNT_DIR}/namespace`, 'utf8')).trim();
     const request = await kubeTokenRequester(undefined, 10_000, namespace, name);
     return (await request(expirationSeconds)).token;
   },
@@ -183,12 +187,18 @@ export async function installCni(env: Readonly<Record<string, string | undefined
   const binDir = setting(env, 'CNI_BIN_DIR') ?? DEFAULTS.binDir;
   const netDir = setting(env, 'CNI_NET_DIR') ?? DEFAULTS.netDir;
   const confName = setting(env, 'CNI_CONF_NAME') ?? DEFAULTS.confName;
-  if (!/^[\w.-]+\.conflist$/.test(confName)) throw new InstallError(`CNI_CONF_NAME: "${confName}" is not a file name ending in .conflist (like 10-tortie.conflist)`);
+  if (!/^[\w.-]+\.conflist$/.test(confName))
+    throw new InstallError(
+      `CNI_CONF_NAME: "${confName}" is not a file name ending in .conflist (like 10-tortie.conflist)`,
+    );
   const mtuText = setting(env, 'CNI_MTU');
   let mtu: number | undefined;
   if (mtuText !== undefined) {
     mtu = Number(mtuText);
-    if (!Number.isInteger(mtu) || mtu < 68 || mtu > 65535) throw new InstallError(`CNI_MTU: "${mtuText}" is not an MTU; use an integer 68..65535, or leave it unset to have the plugin choose`);
+    if (!Number.isInteger(mtu) || mtu < 68 || mtu > 65535)
+      throw new InstallError(
+        `CNI_MTU: "${mtuText}" is not an MTU; use an integer 68..65535, or leave it unset to have the plugin choose`,
+      );
   }
   const datastore = await datastoreFromEnv(env);
 
@@ -238,7 +248,9 @@ export async function installCni(env: Readonly<Record<string, string | undefined
       const host = setting(env, 'KUBERNETES_SERVICE_HOST');
       const port = setting(env, 'KUBERNETES_SERVICE_PORT') ?? '443';
       if (host === undefined) {
-        throw new InstallError('DATASTORE_TYPE is kubernetes but KUBECONFIG is not set and this is not a pod (no KUBERNETES_SERVICE_HOST): set KUBECONFIG to a kubeconfig file the plugin may use');
+        throw new InstallError(
+          'DATASTORE_TYPE is kubernetes but KUBECONFIG is not set and this is not a pod (no KUBERNETES_SERVICE_HOST): set KUBECONFIG to a kubeconfig file the plugin may use',
+        );
       }
       const ca = (await readOrRefuse(io, `${SERVICE_ACCOUNT_DIR}/ca.crt`, 'the service account CA')).toString('base64');
       const server = host.includes(':') ? `https://[${host}]:${port}` : `https://${host}:${port}`;
@@ -246,17 +258,22 @@ export async function installCni(env: Readonly<Record<string, string | undefined
       // agent then refreshes (TORTIE_CNI_KUBECONFIG, src/agent/cni-token.ts). Unset: this pod's own token.
       const account = setting(env, 'TORTIE_CNI_SERVICE_ACCOUNT');
       if (account !== undefined) {
-        if (!io.requestToken) throw new InstallError('TORTIE_CNI_SERVICE_ACCOUNT is set but no TokenRequest client is available');
+        if (!io.requestToken)
+          throw new InstallError('TORTIE_CNI_SERVICE_ACCOUNT is set but no TokenRequest client is available');
         let token: string;
         try {
           token = await io.requestToken(account, 3600);
         } catch (err) {
-          throw new InstallError(`TORTIE_CNI_SERVICE_ACCOUNT=${account}: ${err instanceof Error ? err.message : String(err)}`);
+          throw new InstallError(
+            `TORTIE_CNI_SERVICE_ACCOUNT=${account}: ${err instanceof Error ? err.message : String(err)}`,
+          );
         }
         await io.writeFileAtomic(to, serviceAccountKubeconfig(server, ca, token), 0o600);
         done.push(`wrote ${to} for ${server} with a token of ServiceAccount ${account}`);
       } else {
-        const token = (await readOrRefuse(io, `${SERVICE_ACCOUNT_DIR}/token`, 'the service account token')).toString('utf8').trim();
+        const token = (await readOrRefuse(io, `${SERVICE_ACCOUNT_DIR}/token`, 'the service account token'))
+          .toString('utf8')
+          .trim();
         await io.writeFileAtomic(to, serviceAccountKubeconfig(server, ca, token), 0o600);
         done.push(`wrote ${to} for ${server} from the pod's service account`);
       }
@@ -292,7 +309,11 @@ async function readOrRefuse(io: InstallIo, path: string, what: string): Promise<
 }
 
 /** `tortie cni <sub>`; returns the exit code (0 done, 1 refused or failed, 2 usage). */
-export async function runCniCommand(args: string[], env: NodeJS.ProcessEnv, out: (text: string) => void = (t) => process.stdout.write(t)): Promise<number> {
+export async function runCniCommand(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  out: (text: string) => void = (t) => process.stdout.write(t),
+): Promise<number> {
   const [sub, ...rest] = args;
   if (sub === undefined || sub === '--help' || sub === '-h' || rest.includes('--help') || rest.includes('-h')) {
     out(INSTALL_USAGE);

@@ -31,11 +31,22 @@ const ETCD_TRANSPORT_NAMES: readonly EtcdTransportName[] = ['http', 'grpc'];
 /** A JSON-lines logger at `level` and above, to `file` (appended) or stderr. */
 export function createCniLog(level: LogLevel, file: string | undefined, write?: (line: string) => void): CniLog {
   const threshold = LOG_LEVELS.indexOf(level);
-  const sink = write ?? (file !== undefined ? (line: string) => appendFileSync(file, line) : (line: string) => process.stderr.write(line));
+  const sink =
+    write ??
+    (file !== undefined ? (line: string) => appendFileSync(file, line) : (line: string) => process.stderr.write(line));
   const at = (lineLevel: LogLevel) => (fields: object, message?: string) => {
     if (LOG_LEVELS.indexOf(lineLevel) < threshold) return;
     try {
-      sink(JSON.stringify({ time: new Date().toISOString(), level: lineLevel, plugin: 'tortie', pid: process.pid, msg: message, ...fields }) + '\n');
+      sink(
+        JSON.stringify({
+          time: new Date().toISOString(),
+          level: lineLevel,
+          plugin: 'tortie',
+          pid: process.pid,
+          msg: message,
+          ...fields,
+        }) + '\n',
+      );
     } catch {
       // a log file that cannot be written must not fail the pod's network setup
     }
@@ -57,7 +68,10 @@ export function etcdTransportFromEnv(env: Readonly<Record<string, string | undef
   const raw = env.TORTIE_CNI_ETCD_TRANSPORT;
   if (raw === undefined || raw === '') return 'http';
   if ((ETCD_TRANSPORT_NAMES as readonly string[]).includes(raw)) return raw as EtcdTransportName;
-  throw new CniError('invalidEnvironment', `TORTIE_CNI_ETCD_TRANSPORT: "${raw}" is not a transport; use ${ETCD_TRANSPORT_NAMES.join(' or ')}`);
+  throw new CniError(
+    'invalidEnvironment',
+    `TORTIE_CNI_ETCD_TRANSPORT: "${raw}" is not a transport; use ${ETCD_TRANSPORT_NAMES.join(' or ')}`,
+  );
 }
 
 function timeoutFromEnv(env: NodeJS.ProcessEnv): number | undefined {
@@ -68,7 +82,8 @@ function timeoutFromEnv(env: NodeJS.ProcessEnv): number | undefined {
 /** The real I/O of one invocation. */
 export function processIo(env: NodeJS.ProcessEnv): PluginIo {
   const run = spawnCommand();
-  const hostNetns = env.TORTIE_CNI_HOST_NETNS !== undefined && env.TORTIE_CNI_HOST_NETNS !== '' ? env.TORTIE_CNI_HOST_NETNS : undefined;
+  const hostNetns =
+    env.TORTIE_CNI_HOST_NETNS !== undefined && env.TORTIE_CNI_HOST_NETNS !== '' ? env.TORTIE_CNI_HOST_NETNS : undefined;
   const timeoutMs = timeoutFromEnv(env);
   return {
     env,
@@ -79,15 +94,17 @@ export function processIo(env: NodeJS.ProcessEnv): PluginIo {
       }),
     async openRecorder(conf, ds) {
       const endpoint = await import('./endpoint.js');
-      if (conf.datastoreType === 'kubernetes') return new endpoint.PodAnnotationRecorder(await endpoint.openPodApi(conf, timeoutMs ?? 5000));
+      if (conf.datastoreType === 'kubernetes')
+        return new endpoint.PodAnnotationRecorder(await endpoint.openPodApi(conf, timeoutMs ?? 5000));
       return new endpoint.WorkloadEndpointRecorder(ds);
     },
     network: () => new PodNetwork({ run, ...(hostNetns !== undefined ? { hostNetns } : {}) }),
     readFile: (path) => readFile(path, 'utf8'),
-    pathExists: (path) => access(path).then(
-      () => true,
-      () => false,
-    ),
+    pathExists: (path) =>
+      access(path).then(
+        () => true,
+        () => false,
+      ),
     hostname: () => hostname(),
     randomBytes: (n) => randomBytes(n),
     now: () => performance.now(),

@@ -95,14 +95,21 @@ export async function runPlugin(stdin: string, io: PluginIo): Promise<PluginOutp
     log = io.logFor(conf);
     const row = CNI_VERSIONS[conf.cniVersion]!;
     if (!COMMANDS[env.command].inVersion(row)) {
-      throw new CniError('incompatibleVersion', `${env.command} is not part of CNI ${conf.cniVersion}; it needs cniVersion ${env.command === 'CHECK' ? '0.4.0' : '1.1.0'} or later`);
+      throw new CniError(
+        'incompatibleVersion',
+        `${env.command} is not part of CNI ${conf.cniVersion}; it needs cniVersion ${env.command === 'CHECK' ? '0.4.0' : '1.1.0'} or later`,
+      );
     }
     const started = io.now();
     const out = await COMMAND_HANDLERS[env.command](new Invocation(conf, env, io, log));
     log.info({ containerId: env.containerId, ms: Math.round(io.now() - started) }, `${env.command} done`);
     return { exitCode: 0, stdout: out === undefined ? '' : JSON.stringify(out) + '\n' };
   } catch (err) {
-    const error = err instanceof CniError ? err : (datastoreError(err, 'datastore') ?? new CniError('internal', err instanceof Error ? err.message : String(err)));
+    const error =
+      err instanceof CniError
+        ? err
+        : (datastoreError(err, 'datastore') ??
+          new CniError('internal', err instanceof Error ? err.message : String(err)));
     const version = conf?.cniVersion ?? supportedOr(parseVersionField(stdin));
     log.error({ code: error.code, command: io.env.CNI_COMMAND, containerId: io.env.CNI_CONTAINERID }, error.message);
     return { exitCode: 1, stdout: JSON.stringify(formatError(version, error)) + '\n' };
@@ -168,7 +175,9 @@ class Invocation {
    */
   private datastore(): Promise<Datastore> {
     if (!this.opening) {
-      this.opening = this.timed('datastore', () => this.datastoreStep(`opening the ${this.conf.datastoreType} datastore`, () => this.io.openDatastore(this.conf)));
+      this.opening = this.timed('datastore', () =>
+        this.datastoreStep(`opening the ${this.conf.datastoreType} datastore`, () => this.io.openDatastore(this.conf)),
+      );
       this.opening.catch(() => undefined);
     }
     return this.opening;
@@ -184,7 +193,9 @@ class Invocation {
   /** The IPPools, listed on first call (a read: callers may start it early; the rejection reaches whoever awaits). */
   private pools(): Promise<Array<Resource<'IPPool'>>> {
     if (!this.poolList) {
-      this.poolList = this.datastore().then((ds) => this.datastoreStep('listing IPPools', () => ds.list('IPPool'))).then((l) => l.items);
+      this.poolList = this.datastore()
+        .then((ds) => this.datastoreStep('listing IPPools', () => ds.list('IPPool')))
+        .then((l) => l.items);
       this.poolList.catch(() => undefined);
     }
     return this.poolList;
@@ -206,7 +217,8 @@ class Invocation {
       if (name !== '') return name;
     } catch (err) {
       const code = (err as { code?: unknown }).code;
-      if (code !== 'ENOENT') this.log.warn({}, `cannot read ${file} (${String(code ?? err)}); using the hostname as the node name`);
+      if (code !== 'ENOENT')
+        this.log.warn({}, `cannot read ${file} (${String(code ?? err)}); using the hostname as the node name`);
     }
     return this.io.hostname();
   }
@@ -238,10 +250,16 @@ class Invocation {
   private async addOnce(): Promise<Record<string, unknown>> {
     const netns = this.env.netns!;
     if (!(await this.io.pathExists(netns))) {
-      throw new CniError('unknownContainer', `CNI_NETNS: the network namespace ${netns} does not exist (is the container still running?)`);
+      throw new CniError(
+        'unknownContainer',
+        `CNI_NETNS: the network namespace ${netns} does not exist (is the container still running?)`,
+      );
     }
     if (this.conf.datastoreType === 'kubernetes' && !this.env.pod) {
-      throw new CniError('invalidEnvironment', 'CNI_ARGS: datastore_type "kubernetes" needs K8S_POD_NAMESPACE and K8S_POD_NAME (the Pod to annotate); the runtime sets them for Kubernetes pods');
+      throw new CniError(
+        'invalidEnvironment',
+        'CNI_ARGS: datastore_type "kubernetes" needs K8S_POD_NAMESPACE and K8S_POD_NAME (the Pod to annotate); the runtime sets them for Kubernetes pods',
+      );
     }
     const network = this.io.network(this.conf);
     // The host MTU needs an `ip` process: started now, it runs while the datastore client loads. The
@@ -254,7 +272,9 @@ class Invocation {
     // claim a block. Keyed by node, so the lab's nodes (one host) do not wait for each other. The pools are
     // listed once, inside the lock, beside IPAM's first read; the MTU uses the same list.
     const lockFile = join(dirname(this.conf.nodenameFile ?? DEFAULT_NODENAME_FILE), `ipam-${id.node}.lock`);
-    const { result: address, locked } = await this.timed('ipam', () => withHostLock(lockFile, () => this.assign(ipam, id)));
+    const { result: address, locked } = await this.timed('ipam', () =>
+      withHostLock(lockFile, () => this.assign(ipam, id)),
+    );
     if (!locked) this.log.warn({}, `assigned without the host IPAM lock ${lockFile} (timed out or not writable)`);
     const hostIf = hostVethName(id);
     const plan: VethPlan = { hostIf, podIf: id.ifname, netns, address, mtu: 0, podMac: podMac(this.io.randomBytes(6)) };
@@ -265,14 +285,18 @@ class Invocation {
       vethMade = true;
       const record = await recorder;
       await this.timed('record', () =>
-        this.datastoreStep(`recording the workload ${id.pod ? `${id.pod.namespace}/${id.pod.name}` : id.containerId}`, () =>
-          record.record({ id, hostIf, mac: plan.podMac, ipNetworks: [`${address}/32`], network: this.conf.name }),
+        this.datastoreStep(
+          `recording the workload ${id.pod ? `${id.pod.namespace}/${id.pod.name}` : id.containerId}`,
+          () => record.record({ id, hostIf, mac: plan.podMac, ipNetworks: [`${address}/32`], network: this.conf.name }),
         ),
       );
     } catch (err) {
       // Leave nothing behind: the veth (if made), then the address.
-      if (vethMade) await network.removeHostVeth(hostIf).catch((e: unknown) => this.log.error({}, `rollback: ${String(e)}`));
-      await ipam.releaseByHandle(this.handle()).catch((e: unknown) => this.log.error({}, `rollback: releasing ${this.handle()} failed: ${String(e)}`));
+      if (vethMade)
+        await network.removeHostVeth(hostIf).catch((e: unknown) => this.log.error({}, `rollback: ${String(e)}`));
+      await ipam
+        .releaseByHandle(this.handle())
+        .catch((e: unknown) => this.log.error({}, `rollback: releasing ${this.handle()} failed: ${String(e)}`));
       throw err;
     }
     const ours: CniResult = {
@@ -305,7 +329,13 @@ class Invocation {
     for (const pool of pools) {
       try {
         const [ip] = await this.datastoreStep(`assigning an address to ${handle}`, () =>
-          ipam.assign(node, handle, { use: 'Workload', attributes, pools: listed, ...(pool !== undefined ? { pool } : {}), ...(id.pod ? { namespace: id.pod.namespace } : {}) }),
+          ipam.assign(node, handle, {
+            use: 'Workload',
+            attributes,
+            pools: listed,
+            ...(pool !== undefined ? { pool } : {}),
+            ...(id.pod ? { namespace: id.pod.namespace } : {}),
+          }),
         );
         if (ip !== undefined) return ip;
       } catch (err) {
@@ -322,7 +352,10 @@ class Invocation {
     return this.conf.ipv4Pools.map((entry, i) => {
       const pool = pools.find((p) => p.metadata.name === entry || p.spec.cidr === entry);
       if (!pool) {
-        throw new CniError('invalidConfig', `ipam.ipv4_pools[${i}]: no IPPool is named or has the CIDR "${entry}" (pools: ${pools.map((p) => `${p.metadata.name} ${p.spec.cidr}`).join(', ') || 'none'})`);
+        throw new CniError(
+          'invalidConfig',
+          `ipam.ipv4_pools[${i}]: no IPPool is named or has the CIDR "${entry}" (pools: ${pools.map((p) => `${p.metadata.name} ${p.spec.cidr}`).join(', ') || 'none'})`,
+        );
       }
       return pool.metadata.name;
     });
@@ -333,7 +366,10 @@ class Invocation {
    * interface the host's default route leaves by (1500 without one), minus 50 when an enabled pool uses
    * VXLAN, else minus 20 when one uses IP-in-IP — the pod's packets may have to fit in a tunnel.
    */
-  private async chooseMtu(poolList: Promise<Array<Resource<'IPPool'>>>, hostMtu: Promise<{ mtu: number } | null>): Promise<number> {
+  private async chooseMtu(
+    poolList: Promise<Array<Resource<'IPPool'>>>,
+    hostMtu: Promise<{ mtu: number } | null>,
+  ): Promise<number> {
     const [host, pools] = await Promise.all([hostMtu, poolList]);
     const enabled = pools.filter((p) => !p.spec.disabled);
     const vxlan = enabled.some((p) => (p.spec.vxlanMode ?? 'Never') !== 'Never');
@@ -354,13 +390,16 @@ class Invocation {
       const recorder = this.recorder();
       const ipamModule = loadIpam();
       ipamModule.catch(() => undefined);
-      if (this.env.netns !== undefined) await this.timed('dataplane', () => network.removePodInterface(this.env.netns!, this.env.ifname!));
+      if (this.env.netns !== undefined)
+        await this.timed('dataplane', () => network.removePodInterface(this.env.netns!, this.env.ifname!));
       const id = await this.identity();
       const ds = await this.datastore();
       const record = await recorder;
       await this.timed('record', () => this.datastoreStep('removing the workload record', () => record.remove(id)));
       const { Ipam } = await ipamModule;
-      await this.timed('ipam', () => this.datastoreStep(`releasing ${this.handle()}`, () => new Ipam(ds).releaseByHandle(this.handle())));
+      await this.timed('ipam', () =>
+        this.datastoreStep(`releasing ${this.handle()}`, () => new Ipam(ds).releaseByHandle(this.handle())),
+      );
     } finally {
       await this.close();
       this.log.debug(this.timings, 'DEL timings (ms)');
@@ -371,10 +410,16 @@ class Invocation {
 
   async check(): Promise<void> {
     try {
-      if (!this.conf.prevResult) throw new CniError('invalidConfig', 'CHECK needs prevResult (the result of the ADD) in the network configuration');
+      if (!this.conf.prevResult)
+        throw new CniError(
+          'invalidConfig',
+          'CHECK needs prevResult (the result of the ADD) in the network configuration',
+        );
       const id = await this.identity();
       const ds = await this.datastore();
-      const held = await this.datastoreStep(`reading the addresses of ${this.handle()}`, () => addressesOfHandle(ds, this.handle()));
+      const held = await this.datastoreStep(`reading the addresses of ${this.handle()}`, () =>
+        addressesOfHandle(ds, this.handle()),
+      );
       const address = held[0];
       if (address === undefined) throw new CniError('checkFailed', `no address is assigned to ${this.handle()}`);
       const problems: string[] = [];
@@ -382,13 +427,19 @@ class Invocation {
         problems.push(`prevResult does not list ${address}/32, the address assigned to ${this.handle()}`);
       }
       const hostIf = hostVethName(id);
-      problems.push(...(await this.io.network(this.conf).check({ hostIf, podIf: id.ifname, netns: this.env.netns!, address })));
+      problems.push(
+        ...(await this.io.network(this.conf).check({ hostIf, podIf: id.ifname, netns: this.env.netns!, address })),
+      );
       const recorder = await this.io.openRecorder(this.conf, ds);
       const recorded = await this.datastoreStep('reading the workload record', () => recorder.find(id));
       if (recorded === null) problems.push('the workload is not recorded in the datastore');
       else {
-        if (recorded.containerId !== undefined && recorded.containerId !== id.containerId) problems.push(`the workload record belongs to container ${recorded.containerId}`);
-        if (!recorded.ipNetworks.includes(`${address}/32`)) problems.push(`the workload record lists ${recorded.ipNetworks.join(', ') || 'no address'}, not ${address}/32`);
+        if (recorded.containerId !== undefined && recorded.containerId !== id.containerId)
+          problems.push(`the workload record belongs to container ${recorded.containerId}`);
+        if (!recorded.ipNetworks.includes(`${address}/32`))
+          problems.push(
+            `the workload record lists ${recorded.ipNetworks.join(', ') || 'no address'}, not ${address}/32`,
+          );
       }
       if (problems.length > 0) throw new CniError('checkFailed', problems.join('; '));
     } finally {
@@ -408,8 +459,14 @@ class Invocation {
       } catch (err) {
         throw new CniError('notAvailable', err instanceof Error ? err.message : String(err));
       }
-      const usable = pools.filter((p) => !p.spec.disabled && (p.spec.allowedUses === undefined || p.spec.allowedUses.includes('Workload')));
-      if (usable.length === 0) throw new CniError('notAvailable', 'no enabled IPPool for workloads: pods cannot get addresses until one exists (the agent creates one at first start unless NO_DEFAULT_POOLS is set)');
+      const usable = pools.filter(
+        (p) => !p.spec.disabled && (p.spec.allowedUses === undefined || p.spec.allowedUses.includes('Workload')),
+      );
+      if (usable.length === 0)
+        throw new CniError(
+          'notAvailable',
+          'no enabled IPPool for workloads: pods cannot get addresses until one exists (the agent creates one at first start unless NO_DEFAULT_POOLS is set)',
+        );
     } finally {
       await this.close();
     }
@@ -433,24 +490,38 @@ class Invocation {
       const noEndpoints: Array<Resource<'WorkloadEndpoint'>> = [];
       const [listed, endpoints] = await Promise.all([
         this.datastoreStep('listing IPAM blocks', () => ds.list('IPAMBlock')).then((l) => l.items),
-        ds.type === 'kubernetes' ? noEndpoints : this.datastoreStep('listing WorkloadEndpoints', () => ds.list('WorkloadEndpoint')).then((l) => l.items),
+        ds.type === 'kubernetes'
+          ? noEndpoints
+          : this.datastoreStep('listing WorkloadEndpoints', () => ds.list('WorkloadEndpoint')).then((l) => l.items),
       ]);
       const plan = planGc(listed, node, this.conf.name, valid, endpoints);
       if (plan.unattributed.length > 0) {
-        this.log.warn({
-          node,
-          kept: plan.unattributed.length,
-        }, `GC kept ${plan.unattributed.length} address(es) of network "${this.conf.name}" whose allocation has no "node" attribute (assigned before tortie recorded who an address is for) and that no WorkloadEndpoint of this node and the same container names, so they cannot be told apart from other nodes' pods: ${listKept(plan.unattributed)}; they stay allocated until a DEL of their container, or \`tortie delete node\` of their node, releases them`);
+        this.log.warn(
+          {
+            node,
+            kept: plan.unattributed.length,
+          },
+          `GC kept ${plan.unattributed.length} address(es) of network "${this.conf.name}" whose allocation has no "node" attribute (assigned before tortie recorded who an address is for) and that no WorkloadEndpoint of this node and the same container names, so they cannot be told apart from other nodes' pods: ${listKept(plan.unattributed)}; they stay allocated until a DEL of their container, or \`tortie delete node\` of their node, releases them`,
+        );
       }
-      if (plan.otherNodes.length > 0) this.log.debug({}, `GC left ${plan.otherNodes.length} address(es) assigned on other nodes alone: ${listKept(plan.otherNodes)}`);
+      if (plan.otherNodes.length > 0)
+        this.log.debug(
+          {},
+          `GC left ${plan.otherNodes.length} address(es) assigned on other nodes alone: ${listKept(plan.otherNodes)}`,
+        );
       const proven = new Map(plan.proven.map((p) => [`${p.handle} ${p.ip}`, p.endpoint]));
       const { Ipam } = await loadIpam();
       const ipam = new Ipam(ds);
       for (const { block, refs, ips } of plan.release) {
-        const freed = await this.datastoreStep(`releasing ${ips.join(', ')} in block ${block.spec.cidr}`, () => ipam.releaseAllocations(block.spec.cidr, refs, block));
+        const freed = await this.datastoreStep(`releasing ${ips.join(', ')} in block ${block.spec.cidr}`, () =>
+          ipam.releaseAllocations(block.spec.cidr, refs, block),
+        );
         for (const f of freed) {
           const endpoint = proven.get(`${f.handle} ${f.ip}`);
-          const why = endpoint === undefined ? '' : ` (no "node" attribute; WorkloadEndpoint ${endpoint} of this node and the same container named it)`;
+          const why =
+            endpoint === undefined
+              ? ''
+              : ` (no "node" attribute; WorkloadEndpoint ${endpoint} of this node and the same container named it)`;
           this.log.info({ node }, `GC released ${f.ip} of ${f.handle ?? '(no handle)'}${why}`);
         }
       }
@@ -458,7 +529,10 @@ class Invocation {
       const recorder = await this.io.openRecorder(this.conf, ds);
       for (const wep of plan.endpoints) {
         const containerId = wep.spec.containerID!;
-        const pod = wep.spec.orchestrator === 'k8s' && wep.spec.pod ? { namespace: wep.metadata.namespace ?? 'default', name: wep.spec.pod } : undefined;
+        const pod =
+          wep.spec.orchestrator === 'k8s' && wep.spec.pod
+            ? { namespace: wep.metadata.namespace ?? 'default', name: wep.spec.pod }
+            : undefined;
         await this.datastoreStep(`removing WorkloadEndpoint ${wep.metadata.name}`, () =>
           recorder.remove({ node, containerId, ifname: wep.spec.endpoint ?? 'eth0', ...(pod ? { pod } : {}) }),
         );

@@ -127,7 +127,10 @@ export function parseCniArgs(text: string): Record<string, string> {
     if (part === '') continue;
     const eq = part.indexOf('=');
     if (eq <= 0) {
-      throw new CniError('invalidEnvironment', `CNI_ARGS: "${part}" is not KEY=VALUE (expected like K8S_POD_NAMESPACE=default;K8S_POD_NAME=web-0)`);
+      throw new CniError(
+        'invalidEnvironment',
+        `CNI_ARGS: "${part}" is not KEY=VALUE (expected like K8S_POD_NAMESPACE=default;K8S_POD_NAME=web-0)`,
+      );
     }
     out[part.slice(0, eq)] = part.slice(eq + 1);
   }
@@ -137,8 +140,12 @@ export function parseCniArgs(text: string): Record<string, string> {
 /** The CNI_* variables, checked for `command`. Every refusal is code 4 and names the variable. */
 export function parseEnv(env: Readonly<Record<string, string | undefined>>): CniEnv {
   const rawCommand = env.CNI_COMMAND ?? '';
-  if (!Object.hasOwn(COMMANDS, rawCommand)) { // not `in`: "toString" or "__proto__" are in every object
-    throw new CniError('invalidEnvironment', `CNI_COMMAND: "${rawCommand}" is not a CNI command; expected one of ${Object.keys(COMMANDS).join(', ')}`);
+  if (!Object.hasOwn(COMMANDS, rawCommand)) {
+    // not `in`: "toString" or "__proto__" are in every object
+    throw new CniError(
+      'invalidEnvironment',
+      `CNI_COMMAND: "${rawCommand}" is not a CNI command; expected one of ${Object.keys(COMMANDS).join(', ')}`,
+    );
   }
   const command = rawCommand as CniCommand;
   const value = (name: string): string | undefined => {
@@ -158,13 +165,20 @@ export function parseEnv(env: Readonly<Record<string, string | undefined>>): Cni
   const containerId = value('CNI_CONTAINERID');
   if (containerId !== undefined) {
     if (!CONTAINER_ID.test(containerId)) {
-      throw new CniError('invalidEnvironment', `CNI_CONTAINERID: "${containerId}" is not a container id (letters, digits, "_", "." and "-", starting with a letter or digit)`);
+      throw new CniError(
+        'invalidEnvironment',
+        `CNI_CONTAINERID: "${containerId}" is not a container id (letters, digits, "_", "." and "-", starting with a letter or digit)`,
+      );
     }
     out.containerId = containerId;
   }
   const netns = value('CNI_NETNS');
   if (netns !== undefined) {
-    if (!netns.startsWith('/')) throw new CniError('invalidEnvironment', `CNI_NETNS: "${netns}" is not an absolute path (like /var/run/netns/NAME or /proc/PID/ns/net)`);
+    if (!netns.startsWith('/'))
+      throw new CniError(
+        'invalidEnvironment',
+        `CNI_NETNS: "${netns}" is not an absolute path (like /var/run/netns/NAME or /proc/PID/ns/net)`,
+      );
     out.netns = netns;
   }
   const ifname = value('CNI_IFNAME');
@@ -177,7 +191,10 @@ export function parseEnv(env: Readonly<Record<string, string | undefined>>): Cni
   const name = out.args.K8S_POD_NAME;
   if ((namespace === undefined || namespace === '') !== (name === undefined || name === '')) {
     const [given, missing] = namespace ? ['K8S_POD_NAMESPACE', 'K8S_POD_NAME'] : ['K8S_POD_NAME', 'K8S_POD_NAMESPACE'];
-    throw new CniError('invalidEnvironment', `CNI_ARGS: ${given} is set but ${missing} is not; a Kubernetes pod needs both`);
+    throw new CniError(
+      'invalidEnvironment',
+      `CNI_ARGS: ${given} is set but ${missing} is not; a Kubernetes pod needs both`,
+    );
   }
   if (namespace && name) out.pod = { namespace, name };
   return out;
@@ -246,7 +263,12 @@ export function formatResult(cniVersion: string, result: CniResult): Record<stri
 
 /** The spec's error JSON. */
 export function formatError(cniVersion: string, error: CniError): Record<string, unknown> {
-  return { cniVersion, code: error.code, msg: error.message, ...(error.details !== undefined ? { details: error.details } : {}) };
+  return {
+    cniVersion,
+    code: error.code,
+    msg: error.message,
+    ...(error.details !== undefined ? { details: error.details } : {}),
+  };
 }
 
 /** VERSION's answer. */
@@ -260,7 +282,8 @@ export function parseResult(value: unknown, where: string): CniResult {
   const list = (key: string): Array<Record<string, unknown>> => {
     const v = object[key];
     if (v === undefined || v === null) return [];
-    if (!Array.isArray(v)) throw new CniError('invalidConfig', `${where}.${key}: expected a list, found ${describe(v)}`);
+    if (!Array.isArray(v))
+      throw new CniError('invalidConfig', `${where}.${key}: expected a list, found ${describe(v)}`);
     return v.map((item, i) => asObject(item, `${where}.${key}[${i}]`, 'invalidConfig'));
   };
   const str = (o: Record<string, unknown>, key: string, at: string, required: boolean): string | undefined => {
@@ -269,7 +292,8 @@ export function parseResult(value: unknown, where: string): CniResult {
       if (required) throw new CniError('invalidConfig', `${at}.${key} is required`);
       return undefined;
     }
-    if (typeof v !== 'string') throw new CniError('invalidConfig', `${at}.${key}: expected a string, found ${describe(v)}`);
+    if (typeof v !== 'string')
+      throw new CniError('invalidConfig', `${at}.${key}: expected a string, found ${describe(v)}`);
     return v;
   };
   const result = emptyResult();
@@ -298,7 +322,8 @@ export function parseResult(value: unknown, where: string): CniResult {
     if (gw !== undefined && gw !== '') route.gw = gw;
     result.routes.push(route);
   });
-  if (object.dns !== undefined && object.dns !== null) result.dns = asObject(object.dns, `${where}.dns`, 'invalidConfig');
+  if (object.dns !== undefined && object.dns !== null)
+    result.dns = asObject(object.dns, `${where}.dns`, 'invalidConfig');
   return result;
 }
 
@@ -314,7 +339,10 @@ export function mergeResults(previous: CniResult | undefined, ours: CniResult): 
   for (const route of ours.routes) if (!routes.some((r) => r.dst === route.dst)) routes.push(route);
   return {
     interfaces: [...previous.interfaces, ...ours.interfaces],
-    ips: [...previous.ips, ...ours.ips.map((ip) => (ip.interface !== undefined ? { ...ip, interface: ip.interface + offset } : ip))],
+    ips: [
+      ...previous.ips,
+      ...ours.ips.map((ip) => (ip.interface !== undefined ? { ...ip, interface: ip.interface + offset } : ip)),
+    ],
     routes,
     dns: Object.keys(ours.dns).length > 0 ? ours.dns : previous.dns,
   };
@@ -374,7 +402,11 @@ function asObject(value: unknown, where: string, kind: CniErrorKind): Record<str
 }
 
 function text(value: unknown, where: string, example: string): string {
-  if (typeof value !== 'string' || value.trim() === '') throw new CniError('invalidConfig', `${where}: expected a non-empty string (like ${example}), found ${describe(value)}`);
+  if (typeof value !== 'string' || value.trim() === '')
+    throw new CniError(
+      'invalidConfig',
+      `${where}: expected a non-empty string (like ${example}), found ${describe(value)}`,
+    );
   return value.trim();
 }
 
@@ -389,7 +421,11 @@ const FIELDS: readonly Field[] = [
   {
     key: 'datastore_type',
     read: (v, c, w) => {
-      if (v !== 'etcdv3' && v !== 'kubernetes') throw new CniError('invalidConfig', `${w}: ${JSON.stringify(v)} is not a datastore type; use "etcdv3" or "kubernetes"`);
+      if (v !== 'etcdv3' && v !== 'kubernetes')
+        throw new CniError(
+          'invalidConfig',
+          `${w}: ${JSON.stringify(v)} is not a datastore type; use "etcdv3" or "kubernetes"`,
+        );
       c.datastoreType = v;
     },
   },
@@ -405,7 +441,11 @@ const FIELDS: readonly Field[] = [
       const o = asObject(v, w, 'invalidConfig');
       for (const [k, value] of Object.entries(o)) {
         if (k === 'kubeconfig') c.kubeconfig = text(value, `${w}.kubeconfig`, '"/etc/cni/net.d/tortie-kubeconfig"');
-        else throw new CniError('unsupportedField', `${w}.${k} is not supported by tortie; set the API server and credentials in a kubeconfig file (${w}.kubeconfig)`);
+        else
+          throw new CniError(
+            'unsupportedField',
+            `${w}.${k} is not supported by tortie; set the API server and credentials in a kubeconfig file (${w}.kubeconfig)`,
+          );
       }
     },
   },
@@ -416,7 +456,10 @@ const FIELDS: readonly Field[] = [
     read: (v, c, w) => {
       if (v === 0) return; // Calico's "unset"
       if (typeof v !== 'number' || !Number.isInteger(v) || v < 68 || v > 65535) {
-        throw new CniError('invalidConfig', `${w}: ${JSON.stringify(v)} is not an MTU; use an integer 68..65535, or leave it out to have tortie choose`);
+        throw new CniError(
+          'invalidConfig',
+          `${w}: ${JSON.stringify(v)} is not an MTU; use an integer 68..65535, or leave it out to have tortie choose`,
+        );
       }
       c.mtu = v;
     },
@@ -427,7 +470,10 @@ const FIELDS: readonly Field[] = [
     read: (v, c, w) => {
       const level = typeof v === 'string' ? v.toLowerCase().replace(/^warn$/, 'warning') : v;
       if (!(LOG_LEVELS as readonly unknown[]).includes(level)) {
-        throw new CniError('invalidConfig', `${w}: ${JSON.stringify(v)} is not a log level; use ${LOG_LEVELS.join(', ')}`);
+        throw new CniError(
+          'invalidConfig',
+          `${w}: ${JSON.stringify(v)} is not a log level; use ${LOG_LEVELS.join(', ')}`,
+        );
       }
       c.logLevel = level as LogLevel;
     },
@@ -470,25 +516,46 @@ function readIpam(value: unknown, conf: NetConf, where: string): void {
     const at = `${where}.${key}`;
     if (key === 'type') {
       if (v !== 'tortie-ipam' && v !== 'calico-ipam') {
-        throw new CniError('unsupportedField', `${at}: ${JSON.stringify(v)} is not supported; tortie assigns addresses from its own block IPAM: use "tortie-ipam" (or Calico's "calico-ipam")`);
+        throw new CniError(
+          'unsupportedField',
+          `${at}: ${JSON.stringify(v)} is not supported; tortie assigns addresses from its own block IPAM: use "tortie-ipam" (or Calico's "calico-ipam")`,
+        );
       }
     } else if (key === 'ipv4_pools') {
       if (!Array.isArray(v) || v.some((p) => typeof p !== 'string' || p.trim() === '')) {
-        throw new CniError('invalidConfig', `${at}: expected a list of IPPool names or CIDRs (like ["default-ipv4-ippool"]), found ${describe(v)}`);
+        throw new CniError(
+          'invalidConfig',
+          `${at}: expected a list of IPPool names or CIDRs (like ["default-ipv4-ippool"]), found ${describe(v)}`,
+        );
       }
       conf.ipv4Pools = (v as string[]).map((p) => p.trim());
     } else if (key === 'assign_ipv4') {
-      if (v !== 'true' && v !== true) throw new CniError('unsupportedField', `${at}: ${JSON.stringify(v)}: tortie always assigns an IPv4 address; remove the field or set "true"`);
+      if (v !== 'true' && v !== true)
+        throw new CniError(
+          'unsupportedField',
+          `${at}: ${JSON.stringify(v)}: tortie always assigns an IPv4 address; remove the field or set "true"`,
+        );
     } else if (key === 'assign_ipv6') {
-      if (v !== 'false' && v !== false) throw new CniError('unsupportedField', `${at}: ${JSON.stringify(v)}: tortie does not assign IPv6 addresses; remove the field or set "false"`);
+      if (v !== 'false' && v !== false)
+        throw new CniError(
+          'unsupportedField',
+          `${at}: ${JSON.stringify(v)}: tortie does not assign IPv6 addresses; remove the field or set "false"`,
+        );
     } else {
-      throw new CniError('unsupportedField', `${at} is not supported; the ipam section accepts type, ipv4_pools, assign_ipv4, assign_ipv6`);
+      throw new CniError(
+        'unsupportedField',
+        `${at} is not supported; the ipam section accepts type, ipv4_pools, assign_ipv4, assign_ipv6`,
+      );
     }
   }
 }
 
 function readAttachments(value: unknown, conf: NetConf, where: string): void {
-  if (!Array.isArray(value)) throw new CniError('invalidConfig', `${where}: expected a list of {"containerID", "ifname"}, found ${describe(value)}`);
+  if (!Array.isArray(value))
+    throw new CniError(
+      'invalidConfig',
+      `${where}: expected a list of {"containerID", "ifname"}, found ${describe(value)}`,
+    );
   conf.validAttachments = value.map((item, i) => {
     const o = asObject(item, `${where}[${i}]`, 'invalidConfig');
     const containerId = text(o.containerID, `${where}[${i}].containerID`, '"3f69…"');
@@ -513,25 +580,47 @@ export function parseVersionField(text: string): string | undefined {
  * does not support → 2; a bad value → 7. Each names the key, the value and what would be accepted.
  */
 export function parseNetConf(stdin: string): NetConf {
-  if (stdin.trim() === '') throw new CniError('decode', 'no network configuration on stdin: the runtime must pass the plugin configuration as JSON');
+  if (stdin.trim() === '')
+    throw new CniError(
+      'decode',
+      'no network configuration on stdin: the runtime must pass the plugin configuration as JSON',
+    );
   let doc: unknown;
   try {
     doc = JSON.parse(stdin);
   } catch (err) {
-    throw new CniError('decode', `the network configuration on stdin is not JSON: ${err instanceof Error ? err.message : String(err)}`);
+    throw new CniError(
+      'decode',
+      `the network configuration on stdin is not JSON: ${err instanceof Error ? err.message : String(err)}`,
+    );
   }
   const o = asObject(doc, 'network configuration', 'decode');
   const version = o.cniVersion;
-  if (version === undefined) throw new CniError('invalidConfig', `cniVersion is required; tortie supports ${SUPPORTED_VERSIONS.join(', ')}`);
-  if (typeof version !== 'string') throw new CniError('invalidConfig', `cniVersion: expected a string like "1.0.0", found ${describe(version)}`);
+  if (version === undefined)
+    throw new CniError('invalidConfig', `cniVersion is required; tortie supports ${SUPPORTED_VERSIONS.join(', ')}`);
+  if (typeof version !== 'string')
+    throw new CniError('invalidConfig', `cniVersion: expected a string like "1.0.0", found ${describe(version)}`);
   if (!Object.hasOwn(CNI_VERSIONS, version)) {
-    throw new CniError('incompatibleVersion', `cniVersion "${version}" is not supported; tortie supports ${SUPPORTED_VERSIONS.join(', ')}`);
+    throw new CniError(
+      'incompatibleVersion',
+      `cniVersion "${version}" is not supported; tortie supports ${SUPPORTED_VERSIONS.join(', ')}`,
+    );
   }
   const name = o.name;
   if (typeof name !== 'string' || !NETWORK_NAME.test(name)) {
-    throw new CniError('invalidConfig', `name: ${describe(name)} is not a network name (letters, digits, "_", "." and "-", like "k8s-pod-network")`);
+    throw new CniError(
+      'invalidConfig',
+      `name: ${describe(name)} is not a network name (letters, digits, "_", "." and "-", like "k8s-pod-network")`,
+    );
   }
-  const conf: NetConf = { cniVersion: version, name, type: 'tortie', datastoreType: 'etcdv3', ipv4Pools: [], logLevel: 'warning' };
+  const conf: NetConf = {
+    cniVersion: version,
+    name,
+    type: 'tortie',
+    datastoreType: 'etcdv3',
+    ipv4Pools: [],
+    logLevel: 'warning',
+  };
   const byKey = new Map(FIELDS.map((f) => [f.key, f]));
   for (const [key, value] of Object.entries(o)) {
     const field = byKey.get(key);
@@ -541,10 +630,19 @@ export function parseNetConf(stdin: string): NetConf {
     }
     const instead = UNSUPPORTED[key];
     if (instead !== undefined) throw new CniError('unsupportedField', `${key} is not supported by tortie; ${instead}`);
-    throw new CniError('unsupportedField', `${key} is not a tortie network configuration field; accepted: ${FIELDS.map((f) => f.key).join(', ')}`);
+    throw new CniError(
+      'unsupportedField',
+      `${key} is not a tortie network configuration field; accepted: ${FIELDS.map((f) => f.key).join(', ')}`,
+    );
   }
-  if (conf.datastoreType === 'kubernetes' && (conf.etcdEndpoints ?? conf.etcdCaCertFile ?? conf.etcdCertFile ?? conf.etcdKeyFile) !== undefined) {
-    throw new CniError('invalidConfig', 'datastore_type is "kubernetes" but etcd_* fields are set; remove them, or set datastore_type "etcdv3"');
+  if (
+    conf.datastoreType === 'kubernetes' &&
+    (conf.etcdEndpoints ?? conf.etcdCaCertFile ?? conf.etcdCertFile ?? conf.etcdKeyFile) !== undefined
+  ) {
+    throw new CniError(
+      'invalidConfig',
+      'datastore_type is "kubernetes" but etcd_* fields are set; remove them, or set datastore_type "etcdv3"',
+    );
   }
   return conf;
 }

@@ -86,23 +86,32 @@ const UNSUPPORTED_CALICO_FIELDS: Readonly<Record<string, string>> = {
 };
 
 function parseDatastoreType(value: unknown, where: string): DatastoreType {
-  if (typeof value === 'string' && (DATASTORE_TYPES as readonly string[]).includes(value)) return value as DatastoreType;
-  throw new ConfigError(`${where}: ${JSON.stringify(value)} is not a datastore type; use ${DATASTORE_TYPES.join(' or ')}`);
+  if (typeof value === 'string' && (DATASTORE_TYPES as readonly string[]).includes(value))
+    return value as DatastoreType;
+  throw new ConfigError(
+    `${where}: ${JSON.stringify(value)} is not a datastore type; use ${DATASTORE_TYPES.join(' or ')}`,
+  );
 }
 
 /** A comma-separated string (as ETCD_ENDPOINTS and calicoctl's spec.etcdEndpoints) or a YAML list. */
 function parseEndpoints(value: unknown, where: string): string[] {
   const parts = Array.isArray(value) ? value : typeof value === 'string' ? value.split(',') : null;
-  if (parts === null) throw new ConfigError(`${where}: ${JSON.stringify(value)} is not a list of URLs; write http://HOST:PORT[,http://HOST:PORT...]`);
+  if (parts === null)
+    throw new ConfigError(
+      `${where}: ${JSON.stringify(value)} is not a list of URLs; write http://HOST:PORT[,http://HOST:PORT...]`,
+    );
   const endpoints = parts.map((part) => (typeof part === 'string' ? part.trim() : part)).filter((part) => part !== '');
-  if (endpoints.length === 0) throw new ConfigError(`${where}: no endpoint given; write http://HOST:PORT[,http://HOST:PORT...]`);
+  if (endpoints.length === 0)
+    throw new ConfigError(`${where}: no endpoint given; write http://HOST:PORT[,http://HOST:PORT...]`);
   return endpoints.map((endpoint) => parseEndpoint(endpoint, where));
 }
 
 function parseEndpoint(endpoint: unknown, where: string): string {
   const shown = JSON.stringify(endpoint);
-  if (typeof endpoint !== 'string') throw new ConfigError(`${where}: ${shown} is not a URL; write http://HOST:PORT or https://HOST:PORT`);
-  if (/^[\w.-]+:\d+$/.test(endpoint)) throw new ConfigError(`${where}: ${shown} has no scheme; write http://${endpoint} (or https://${endpoint})`);
+  if (typeof endpoint !== 'string')
+    throw new ConfigError(`${where}: ${shown} is not a URL; write http://HOST:PORT or https://HOST:PORT`);
+  if (/^[\w.-]+:\d+$/.test(endpoint))
+    throw new ConfigError(`${where}: ${shown} has no scheme; write http://${endpoint} (or https://${endpoint})`);
   let url: URL;
   try {
     url = new URL(endpoint);
@@ -110,9 +119,12 @@ function parseEndpoint(endpoint: unknown, where: string): string {
     throw new ConfigError(`${where}: ${shown} is not a URL; write http://HOST:PORT or https://HOST:PORT`);
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new ConfigError(`${where}: ${shown} has scheme "${url.protocol.replace(/:$/, '')}"; use http://HOST:PORT or https://HOST:PORT`);
+    throw new ConfigError(
+      `${where}: ${shown} has scheme "${url.protocol.replace(/:$/, '')}"; use http://HOST:PORT or https://HOST:PORT`,
+    );
   }
-  if (url.port === '') throw new ConfigError(`${where}: ${shown} has no port; write ${url.protocol}//${url.hostname}:2379`);
+  if (url.port === '')
+    throw new ConfigError(`${where}: ${shown} has no port; write ${url.protocol}//${url.hostname}:2379`);
   if (url.pathname !== '/' || url.search !== '' || url.hash !== '') {
     throw new ConfigError(`${where}: ${shown} has a path; write only ${url.protocol}//${url.host}`);
   }
@@ -131,7 +143,11 @@ function parseTimeout(value: unknown, where: string): number {
 }
 
 /** Fill defaults and check settings that only make sense together. */
-function finish(partial: Partial<Omit<DatastoreConfig, 'source'>>, source: string, names: Record<Field, string>): DatastoreConfig {
+function finish(
+  partial: Partial<Omit<DatastoreConfig, 'source'>>,
+  source: string,
+  names: Record<Field, string>,
+): DatastoreConfig {
   const config: DatastoreConfig = {
     datastoreType: partial.datastoreType ?? 'etcdv3',
     etcdEndpoints: partial.etcdEndpoints ?? [DEFAULT_ETCD_ENDPOINT],
@@ -142,7 +158,10 @@ function finish(partial: Partial<Omit<DatastoreConfig, 'source'>>, source: strin
     if (partial[field] !== undefined) config[field] = partial[field];
   }
   if ((config.etcdCertFile === undefined) !== (config.etcdKeyFile === undefined)) {
-    const [given, missing] = config.etcdCertFile === undefined ? ['etcdKeyFile', 'etcdCertFile'] as const : ['etcdCertFile', 'etcdKeyFile'] as const;
+    const [given, missing] =
+      config.etcdCertFile === undefined
+        ? (['etcdKeyFile', 'etcdCertFile'] as const)
+        : (['etcdCertFile', 'etcdKeyFile'] as const);
     throw new ConfigError(`${names[given]} is set but ${names[missing]} is not; a client certificate needs both`);
   }
   const tls = config.etcdCACertFile ?? config.etcdCertFile;
@@ -150,7 +169,9 @@ function finish(partial: Partial<Omit<DatastoreConfig, 'source'>>, source: strin
     const plain = config.etcdEndpoints.find((endpoint) => endpoint.startsWith('http:'));
     if (plain !== undefined) {
       const which = config.etcdCACertFile !== undefined ? names.etcdCACertFile : names.etcdCertFile;
-      throw new ConfigError(`${names.etcdEndpoints}: "${plain}" is plain http but ${which} is set; use https://${plain.slice('http://'.length)}`);
+      throw new ConfigError(
+        `${names.etcdEndpoints}: "${plain}" is plain http but ${which} is set; use https://${plain.slice('http://'.length)}`,
+      );
     }
   }
   FIELD_NAMES.set(config, names);
@@ -181,24 +202,38 @@ export function configFromFile(text: string, path: string): DatastoreConfig {
   try {
     doc = parseYaml(text);
   } catch (error) {
-    throw new ConfigError(`${path}: not valid YAML: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`);
+    throw new ConfigError(
+      `${path}: not valid YAML: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`,
+    );
   }
-  if (doc === null || doc === undefined) throw new ConfigError(`${path}: the file is empty; set at least datastoreType`);
-  if (typeof doc !== 'object' || Array.isArray(doc)) throw new ConfigError(`${path}: expected a mapping of settings, found ${Array.isArray(doc) ? 'a list' : JSON.stringify(doc)}`);
+  if (doc === null || doc === undefined)
+    throw new ConfigError(`${path}: the file is empty; set at least datastoreType`);
+  if (typeof doc !== 'object' || Array.isArray(doc))
+    throw new ConfigError(
+      `${path}: expected a mapping of settings, found ${Array.isArray(doc) ? 'a list' : JSON.stringify(doc)}`,
+    );
   const top = doc as Record<string, unknown>;
   let body = top;
   let prefix = '';
   if ('kind' in top || 'apiVersion' in top) {
     if (top.kind !== 'CalicoAPIConfig') {
-      throw new ConfigError(`${path}: kind ${JSON.stringify(top.kind)} is not a datastore configuration; use kind: CalicoAPIConfig (apiVersion: projectcalico.org/v3), or tortie's flat form without kind`);
+      throw new ConfigError(
+        `${path}: kind ${JSON.stringify(top.kind)} is not a datastore configuration; use kind: CalicoAPIConfig (apiVersion: projectcalico.org/v3), or tortie's flat form without kind`,
+      );
     }
     if (top.apiVersion !== 'projectcalico.org/v3') {
-      throw new ConfigError(`${path}: apiVersion ${JSON.stringify(top.apiVersion)} is not supported for CalicoAPIConfig; use projectcalico.org/v3`);
+      throw new ConfigError(
+        `${path}: apiVersion ${JSON.stringify(top.apiVersion)} is not supported for CalicoAPIConfig; use projectcalico.org/v3`,
+      );
     }
     const extra = Object.keys(top).filter((key) => !['apiVersion', 'kind', 'metadata', 'spec'].includes(key));
-    if (extra.length > 0) throw new ConfigError(`${path}: unknown field ${extra.join(', ')}; a CalicoAPIConfig has apiVersion, kind, metadata, spec`);
+    if (extra.length > 0)
+      throw new ConfigError(
+        `${path}: unknown field ${extra.join(', ')}; a CalicoAPIConfig has apiVersion, kind, metadata, spec`,
+      );
     const spec = top.spec ?? {};
-    if (typeof spec !== 'object' || spec === null || Array.isArray(spec)) throw new ConfigError(`${path}: spec must be a mapping of settings, found ${JSON.stringify(spec)}`);
+    if (typeof spec !== 'object' || spec === null || Array.isArray(spec))
+      throw new ConfigError(`${path}: spec must be a mapping of settings, found ${JSON.stringify(spec)}`);
     body = spec as Record<string, unknown>;
     prefix = 'spec.';
   }
@@ -215,7 +250,10 @@ export function configFromFile(text: string, path: string): DatastoreConfig {
     if (value === null || value === '') continue;
     partial[setting.field] = setting.parse(value, where);
   }
-  const names = Object.fromEntries(SETTINGS.map((s) => [s.field, `${path}: ${prefix}${s.key}`])) as Record<Field, string>;
+  const names = Object.fromEntries(SETTINGS.map((s) => [s.field, `${path}: ${prefix}${s.key}`])) as Record<
+    Field,
+    string
+  >;
   return finish(partial as Partial<DatastoreConfig>, path, names);
 }
 

@@ -30,7 +30,20 @@
 import { readFile } from 'node:fs/promises';
 import type { Agent as HttpAgent, ClientRequest, IncomingMessage, RequestOptions } from 'node:http';
 import type { Socket } from 'node:net';
-import { EtcdStore, type EtcdTransport, type KeyValue, type RangeRequest, type RangeResponse, type RequestOp, type TxnRequest, type TxnResponse, type WatchCreateRequest, type WatchHandlers, type WatchResponse, type WatchStreamHandle } from './etcd-store.js';
+import {
+  EtcdStore,
+  type EtcdTransport,
+  type KeyValue,
+  type RangeRequest,
+  type RangeResponse,
+  type RequestOp,
+  type TxnRequest,
+  type TxnResponse,
+  type WatchCreateRequest,
+  type WatchHandlers,
+  type WatchResponse,
+  type WatchStreamHandle,
+} from './etcd-store.js';
 import { DatastoreError, type Datastore } from './types.js';
 
 export interface EtcdGatewayOptions {
@@ -82,26 +95,30 @@ const b64 = (bytes: Buffer): string => bytes.toString('base64');
 type Json = Record<string, unknown>;
 
 function object(value: unknown, what: string): Json {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new EtcdGatewayAnswerError(`${what} is not a JSON object: ${JSON.stringify(value)?.slice(0, 200)}`);
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw new EtcdGatewayAnswerError(`${what} is not a JSON object: ${JSON.stringify(value)?.slice(0, 200)}`);
   return value as Json;
 }
 
 function list(value: unknown, what: string): unknown[] {
   if (value === undefined) return [];
-  if (!Array.isArray(value)) throw new EtcdGatewayAnswerError(`${what} is not a list: ${JSON.stringify(value).slice(0, 200)}`);
+  if (!Array.isArray(value))
+    throw new EtcdGatewayAnswerError(`${what} is not a list: ${JSON.stringify(value).slice(0, 200)}`);
   return value;
 }
 
 /** An int64 field: a decimal string (absent means 0). */
 function int64(value: unknown, what: string): string {
   if (value === undefined) return '0';
-  if ((typeof value === 'string' && /^-?\d+$/.test(value)) || (typeof value === 'number' && Number.isInteger(value))) return String(value);
+  if ((typeof value === 'string' && /^-?\d+$/.test(value)) || (typeof value === 'number' && Number.isInteger(value)))
+    return String(value);
   throw new EtcdGatewayAnswerError(`${what} is not an integer: ${JSON.stringify(value)}`);
 }
 
 function bytes(value: unknown, what: string): Buffer {
   if (value === undefined) return Buffer.alloc(0);
-  if (typeof value !== 'string') throw new EtcdGatewayAnswerError(`${what} is not base64 text: ${JSON.stringify(value).slice(0, 200)}`);
+  if (typeof value !== 'string')
+    throw new EtcdGatewayAnswerError(`${what} is not base64 text: ${JSON.stringify(value).slice(0, 200)}`);
   return Buffer.from(value, 'base64');
 }
 
@@ -130,7 +147,9 @@ export function encodeTxn(request: TxnRequest): Json {
       key: b64(c.key),
       target: TARGETS[c.target],
       result: RESULTS[c.result],
-      ...(c.target === 'Create' ? { create_revision: String(c.create_revision) } : { mod_revision: String(c.mod_revision) }),
+      ...(c.target === 'Create'
+        ? { create_revision: String(c.create_revision) }
+        : { mod_revision: String(c.mod_revision) }),
     })),
     success: request.success.map(encodeOp),
     failure: request.failure.map(encodeOp),
@@ -139,7 +158,12 @@ export function encodeTxn(request: TxnRequest): Json {
 
 export function encodeWatchCreate(request: WatchCreateRequest): Json {
   return {
-    create_request: { key: b64(request.key), range_end: b64(request.range_end), prev_kv: request.prev_kv, start_revision: String(request.start_revision) },
+    create_request: {
+      key: b64(request.key),
+      range_end: b64(request.range_end),
+      prev_kv: request.prev_kv,
+      start_revision: String(request.start_revision),
+    },
   };
 }
 
@@ -165,17 +189,32 @@ export function decodeRange(value: unknown): RangeResponse {
 
 export function decodeTxn(value: unknown): TxnResponse {
   const body = object(value, 'txn response');
-  if (body.succeeded !== undefined && typeof body.succeeded !== 'boolean') throw new EtcdGatewayAnswerError(`succeeded is not a boolean: ${JSON.stringify(body.succeeded)}`);
+  if (body.succeeded !== undefined && typeof body.succeeded !== 'boolean')
+    throw new EtcdGatewayAnswerError(`succeeded is not a boolean: ${JSON.stringify(body.succeeded)}`);
   return {
     revision: headerRevision(body),
     succeeded: body.succeeded === true,
     responses: list(body.responses, 'responses').map((raw, i) => {
       const op = object(raw, `responses[${i}]`);
-      const range = op.response_range === undefined ? undefined : object(op.response_range, `responses[${i}].response_range`);
-      const del = op.response_delete_range === undefined ? undefined : object(op.response_delete_range, `responses[${i}].response_delete_range`);
+      const range =
+        op.response_range === undefined ? undefined : object(op.response_range, `responses[${i}].response_range`);
+      const del =
+        op.response_delete_range === undefined
+          ? undefined
+          : object(op.response_delete_range, `responses[${i}].response_delete_range`);
       return {
-        ...(range ? { response_range: { kvs: list(range.kvs, 'kvs').map((kv, j) => decodeKv(kv, `responses[${i}].kvs[${j}]`)) } } : {}),
-        ...(del ? { response_delete_range: { prev_kvs: list(del.prev_kvs, 'prev_kvs').map((kv, j) => decodeKv(kv, `responses[${i}].prev_kvs[${j}]`)) } } : {}),
+        ...(range
+          ? {
+              response_range: { kvs: list(range.kvs, 'kvs').map((kv, j) => decodeKv(kv, `responses[${i}].kvs[${j}]`)) },
+            }
+          : {}),
+        ...(del
+          ? {
+              response_delete_range: {
+                prev_kvs: list(del.prev_kvs, 'prev_kvs').map((kv, j) => decodeKv(kv, `responses[${i}].prev_kvs[${j}]`)),
+              },
+            }
+          : {}),
       };
     }),
   };
@@ -190,7 +229,8 @@ export function decodeWatchResponse(value: unknown): WatchResponse {
     compact_revision: int64(body.compact_revision, 'compact_revision'),
     events: list(body.events, 'events').map((raw, i) => {
       const event = object(raw, `events[${i}]`);
-      if (event.type !== undefined && event.type !== 'PUT' && event.type !== 'DELETE') throw new EtcdGatewayAnswerError(`events[${i}].type ${JSON.stringify(event.type)} is not PUT or DELETE`);
+      if (event.type !== undefined && event.type !== 'PUT' && event.type !== 'DELETE')
+        throw new EtcdGatewayAnswerError(`events[${i}].type ${JSON.stringify(event.type)} is not PUT or DELETE`);
       return {
         type: event.type === 'DELETE' ? ('Delete' as const) : ('Put' as const),
         kv: decodeKv(event.kv, `events[${i}].kv`),
@@ -209,9 +249,23 @@ export function gatewayError(httpStatus: number, text: string): EtcdGatewayError
   } catch {
     parsed = undefined;
   }
-  const code = typeof parsed?.code === 'number' ? parsed.code : typeof parsed?.grpc_code === 'number' ? parsed.grpc_code : undefined;
-  const message = typeof parsed?.message === 'string' && parsed.message !== '' ? parsed.message : typeof parsed?.error === 'string' ? parsed.error : text.trim().slice(0, 300) || `HTTP ${httpStatus}`;
-  return new EtcdGatewayError(code !== undefined ? `${message} (gRPC code ${code}, HTTP ${httpStatus})` : `HTTP ${httpStatus}: ${message}`, code, httpStatus);
+  const code =
+    typeof parsed?.code === 'number'
+      ? parsed.code
+      : typeof parsed?.grpc_code === 'number'
+        ? parsed.grpc_code
+        : undefined;
+  const message =
+    typeof parsed?.message === 'string' && parsed.message !== ''
+      ? parsed.message
+      : typeof parsed?.error === 'string'
+        ? parsed.error
+        : text.trim().slice(0, 300) || `HTTP ${httpStatus}`;
+  return new EtcdGatewayError(
+    code !== undefined ? `${message} (gRPC code ${code}, HTTP ${httpStatus})` : `HTTP ${httpStatus}: ${message}`,
+    code,
+    httpStatus,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -282,26 +336,42 @@ export class GatewayTransport implements EtcdTransport {
       };
       const fail = (err: Error): void => {
         if (!settle()) return;
-        reject(connected ? new MaybeSentError(`${endpoint}: ${err.message}`, req.reusedSocket) : new NotConnectedError(`${endpoint}: ${err.message}`));
+        reject(
+          connected
+            ? new MaybeSentError(`${endpoint}: ${err.message}`, req.reusedSocket)
+            : new NotConnectedError(`${endpoint}: ${err.message}`),
+        );
       };
-      const req = this.client.request(new URL(path, endpoint), { method: 'POST', agent: this.client.agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('error', fail);
-        res.on('end', () => {
-          if (!settle()) return;
-          const text = Buffer.concat(chunks).toString('utf8');
-          if (res.statusCode !== 200) {
-            reject(gatewayError(res.statusCode ?? 0, text));
-            return;
-          }
-          try {
-            resolve(JSON.parse(text));
-          } catch {
-            reject(new EtcdGatewayAnswerError(`${endpoint}${path} answered with something that is not JSON: ${text.slice(0, 200)}`));
-          }
-        });
-      });
+      const req = this.client.request(
+        new URL(path, endpoint),
+        {
+          method: 'POST',
+          agent: this.client.agent,
+          headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (chunk: Buffer) => chunks.push(chunk));
+          res.on('error', fail);
+          res.on('end', () => {
+            if (!settle()) return;
+            const text = Buffer.concat(chunks).toString('utf8');
+            if (res.statusCode !== 200) {
+              reject(gatewayError(res.statusCode ?? 0, text));
+              return;
+            }
+            try {
+              resolve(JSON.parse(text));
+            } catch {
+              reject(
+                new EtcdGatewayAnswerError(
+                  `${endpoint}${path} answered with something that is not JSON: ${text.slice(0, 200)}`,
+                ),
+              );
+            }
+          });
+        },
+      );
       const connectMs = Math.max(1, connectBy - Date.now());
       const connectTimer = setTimeout(() => {
         if (!connected) req.destroy(new Error(`no connection within ${connectMs} ms`));
@@ -384,42 +454,50 @@ export class GatewayTransport implements EtcdTransport {
       queueMicrotask(() => handlers.onBroken(err));
     };
     const body = JSON.stringify(encodeWatchCreate(request));
-    const req = this.client.request(new URL('/v3/watch', endpoint), { method: 'POST', agent: this.client.agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
-      clearTimeout(timer);
-      if (res.statusCode !== 200) {
-        const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('end', () => finish(gatewayError(res.statusCode ?? 0, Buffer.concat(chunks).toString('utf8'))));
-        res.on('error', finish);
-        return;
-      }
-      let pending = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => {
-        pending += chunk;
-        for (let newline = pending.indexOf('\n'); newline >= 0 && !done; newline = pending.indexOf('\n')) {
-          const line = pending.slice(0, newline).trim();
-          pending = pending.slice(newline + 1);
-          if (line === '') continue;
-          let message: Json;
-          let response: WatchResponse;
-          try {
-            message = object(JSON.parse(line), 'watch message');
-            if (message.error !== undefined) {
-              finish(gatewayError(res.statusCode ?? 200, JSON.stringify(message.error)));
+    const req = this.client.request(
+      new URL('/v3/watch', endpoint),
+      {
+        method: 'POST',
+        agent: this.client.agent,
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+      },
+      (res) => {
+        clearTimeout(timer);
+        if (res.statusCode !== 200) {
+          const chunks: Buffer[] = [];
+          res.on('data', (chunk: Buffer) => chunks.push(chunk));
+          res.on('end', () => finish(gatewayError(res.statusCode ?? 0, Buffer.concat(chunks).toString('utf8'))));
+          res.on('error', finish);
+          return;
+        }
+        let pending = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          pending += chunk;
+          for (let newline = pending.indexOf('\n'); newline >= 0 && !done; newline = pending.indexOf('\n')) {
+            const line = pending.slice(0, newline).trim();
+            pending = pending.slice(newline + 1);
+            if (line === '') continue;
+            let message: Json;
+            let response: WatchResponse;
+            try {
+              message = object(JSON.parse(line), 'watch message');
+              if (message.error !== undefined) {
+                finish(gatewayError(res.statusCode ?? 200, JSON.stringify(message.error)));
+                return;
+              }
+              response = decodeWatchResponse(message.result);
+            } catch (err) {
+              finish(err);
               return;
             }
-            response = decodeWatchResponse(message.result);
-          } catch (err) {
-            finish(err);
-            return;
+            handlers.onResponse(response);
           }
-          handlers.onResponse(response);
-        }
-      });
-      res.on('error', finish);
-      res.on('end', () => finish(new Error('watch stream ended')));
-    });
+        });
+        res.on('error', finish);
+        res.on('end', () => finish(new Error('watch stream ended')));
+      },
+    );
     // Until the stream answers, the unary deadline applies; after that the stream has none (as with gRPC).
     const timer = setTimeout(() => finish(new Error(`watch: no answer within ${this.timeoutMs} ms`)), this.timeoutMs);
     req.on('error', finish);
@@ -466,15 +544,30 @@ export function gatewayCannotServe(err: unknown): boolean {
  * EtcdGatewayUnusableError when etcd answers but its gateway cannot serve the read (gatewayCannotServe).
  */
 export async function openEtcdGateway(options: EtcdGatewayOptions): Promise<Datastore> {
-  if (options.endpoints.length === 0) throw new Error('etcd endpoints: none given (expected e.g. ["http://127.0.0.1:2379"])');
+  if (options.endpoints.length === 0)
+    throw new Error('etcd endpoints: none given (expected e.g. ["http://127.0.0.1:2379"])');
   const schemes = new Set(options.endpoints.map((e) => new URL(e).protocol));
-  if (schemes.size > 1) throw new Error(`etcd endpoints ${options.endpoints.join(', ')}: mix http and https; use one scheme for all`);
+  if (schemes.size > 1)
+    throw new Error(`etcd endpoints ${options.endpoints.join(', ')}: mix http and https; use one scheme for all`);
   const timeoutMs = options.timeoutMs ?? 5000;
   let client: GatewayClient;
   if (schemes.has('https:')) {
     const https = await import('node:https');
-    const [ca, cert, key] = await Promise.all([options.caFile, options.certFile, options.keyFile].map((file) => (file !== undefined ? readFile(file) : undefined)));
-    client = { request: https.request, agent: new https.Agent({ keepAlive: true, ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}) }), connectEvent: 'secureConnect' };
+    const [ca, cert, key] = await Promise.all(
+      [options.caFile, options.certFile, options.keyFile].map((file) =>
+        file !== undefined ? readFile(file) : undefined,
+      ),
+    );
+    client = {
+      request: https.request,
+      agent: new https.Agent({
+        keepAlive: true,
+        ...(ca ? { ca } : {}),
+        ...(cert ? { cert } : {}),
+        ...(key ? { key } : {}),
+      }),
+      connectEvent: 'secureConnect',
+    };
   } else {
     const http = await import('node:http');
     client = { request: http.request, agent: new http.Agent({ keepAlive: true }), connectEvent: 'connect' };
@@ -486,7 +579,9 @@ export async function openEtcdGateway(options: EtcdGatewayOptions): Promise<Data
   } catch (err) {
     transport.close();
     if (gatewayCannotServe(err)) {
-      throw new EtcdGatewayUnusableError(`etcd at ${options.endpoints.join(', ')} answered, but its HTTP/JSON gateway cannot serve this client: ${(err as EtcdGatewayError).message}`);
+      throw new EtcdGatewayUnusableError(
+        `etcd at ${options.endpoints.join(', ')} answered, but its HTTP/JSON gateway cannot serve this client: ${(err as EtcdGatewayError).message}`,
+      );
     }
     throw ds.unavailable('connection check', err);
   }

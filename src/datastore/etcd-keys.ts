@@ -47,7 +47,8 @@ function v3Layout<K extends Kind>(kind: K, plural: string, namespaced = false): 
     prefix: (namespace) => (namespaced && namespace !== undefined ? `${root}${namespace}/` : root),
     key: (at) => {
       if (namespaced) {
-        if (!at.namespace) throw new Error(`${kind} "${at.name}": metadata.namespace is required (it is a namespaced kind)`);
+        if (!at.namespace)
+          throw new Error(`${kind} "${at.name}": metadata.namespace is required (it is a namespaced kind)`);
         return `${root}${at.namespace}/${at.name}`;
       }
       return `${root}${at.name}`;
@@ -55,7 +56,8 @@ function v3Layout<K extends Kind>(kind: K, plural: string, namespaced = false): 
     locate: (key) => {
       if (!key.startsWith(root)) return null;
       const parts = key.slice(root.length).split('/');
-      if (namespaced) return parts.length === 2 && parts[0] && parts[1] ? { namespace: parts[0], name: parts[1] } : null;
+      if (namespaced)
+        return parts.length === 2 && parts[0] && parts[1] ? { namespace: parts[0], name: parts[1] } : null;
       return parts.length === 1 && parts[0] ? { name: parts[0] } : null;
     },
     encode: (resource) => {
@@ -68,7 +70,11 @@ function v3Layout<K extends Kind>(kind: K, plural: string, namespaced = false): 
       return {
         apiVersion: apiVersionOf(kind),
         kind,
-        metadata: { ...(object.metadata ?? {}), name: at.name, ...(at.namespace !== undefined ? { namespace: at.namespace } : {}) },
+        metadata: {
+          ...(object.metadata ?? {}),
+          name: at.name,
+          ...(at.namespace !== undefined ? { namespace: at.namespace } : {}),
+        },
         spec: (object.spec ?? {}) as ResourceSpecs[K],
       } as Resource<K>;
     },
@@ -135,7 +141,8 @@ const LAYOUTS: AnyLayout = {
       const affinity = b.affinity ?? (b.hostAffinity ? `host:${b.hostAffinity}` : null);
       for (const field of ['allocations', 'unallocated', 'attributes'] as const) {
         const v = b[field] as unknown;
-        if (v !== undefined && v !== null && !Array.isArray(v)) throw new Error(`IPAM block ${at.name}: ${field} is ${JSON.stringify(v).slice(0, 80)}, not a list`);
+        if (v !== undefined && v !== null && !Array.isArray(v))
+          throw new Error(`IPAM block ${at.name}: ${field} is ${JSON.stringify(v).slice(0, 80)}, not a list`);
       }
       return {
         apiVersion: API_VERSION,
@@ -146,7 +153,10 @@ const LAYOUTS: AnyLayout = {
           affinity,
           allocations: b.allocations ?? [],
           unallocated: b.unallocated ?? [],
-          attributes: (b.attributes ?? []).map((a) => ({ handle_id: a?.handle_id ?? null, secondary: a?.secondary ?? null })),
+          attributes: (b.attributes ?? []).map((a) => ({
+            handle_id: a?.handle_id ?? null,
+            secondary: a?.secondary ?? null,
+          })),
           deleted: b.deleted ?? false,
           sequenceNumber: b.sequenceNumber ?? 0,
         },
@@ -173,7 +183,12 @@ const LAYOUTS: AnyLayout = {
       const v = value as { state?: 'pending' | 'confirmed' | 'pendingDeletion'; deleted?: boolean };
       const { node, cidr } = parseAffinityName(at.name);
       // Calico's oldest affinities have no state: they were written confirmed.
-      return { apiVersion: API_VERSION, kind: 'BlockAffinity', metadata: ipamMeta(at.name), spec: { state: v.state ?? 'confirmed', node, cidr, deleted: v.deleted ?? false } };
+      return {
+        apiVersion: API_VERSION,
+        kind: 'BlockAffinity',
+        metadata: ipamMeta(at.name),
+        spec: { state: v.state ?? 'confirmed', node, cidr, deleted: v.deleted ?? false },
+      };
     },
   },
   IPAMHandle: {
@@ -186,7 +201,12 @@ const LAYOUTS: AnyLayout = {
     encode: (r) => ({ block: r.spec.block, deleted: r.spec.deleted ?? false }),
     decode: (at, value) => {
       const v = value as { block?: Record<string, number>; deleted?: boolean };
-      return { apiVersion: API_VERSION, kind: 'IPAMHandle', metadata: ipamMeta(at.name), spec: { handleID: at.name, block: v.block ?? {}, deleted: v.deleted ?? false } };
+      return {
+        apiVersion: API_VERSION,
+        kind: 'IPAMHandle',
+        metadata: ipamMeta(at.name),
+        spec: { handleID: at.name, block: v.block ?? {}, deleted: v.deleted ?? false },
+      };
     },
   },
 };
@@ -204,7 +224,8 @@ export function etcdPrefixOf(kind: Kind, namespace?: string): string {
 /** The layout of `kind`; throws naming the kinds etcd stores when it is not one of them. */
 export function layoutOf<K extends Kind>(kind: K): KindLayout<K> {
   const layout = LAYOUTS[kind] as KindLayout<K> | undefined;
-  if (!layout) throw new Error(`kind "${String(kind)}" is not stored in etcd (known: ${Object.keys(LAYOUTS).join(', ')})`);
+  if (!layout)
+    throw new Error(`kind "${String(kind)}" is not stored in etcd (known: ${Object.keys(LAYOUTS).join(', ')})`);
   return layout;
 }
 

@@ -137,7 +137,9 @@ export class EtcdStore implements Datastore {
       // etcd answered and said no (permissions, a request too large...): trying again will not help, so it
       // is not "unavailable" (WAIT_FOR_DATASTORE would retry it for an hour).
       if (this.transport.isRefusal(err)) {
-        throw new DatastoreError(`etcd at ${this.endpoints.join(', ')}: ${what} refused: ${err instanceof Error ? err.message : String(err)}`);
+        throw new DatastoreError(
+          `etcd at ${this.endpoints.join(', ')}: ${what} refused: ${err instanceof Error ? err.message : String(err)}`,
+        );
       }
       throw this.unavailable(what, err);
     }
@@ -145,7 +147,9 @@ export class EtcdStore implements Datastore {
 
   unavailable(what: string, err: unknown): DatastoreUnavailableError {
     const cause = err instanceof Error ? err.message : String(err);
-    return new DatastoreUnavailableError(`etcd at ${this.endpoints.join(', ')}: ${what} failed within ${this.transport.timeoutMs} ms: ${cause}`);
+    return new DatastoreUnavailableError(
+      `etcd at ${this.endpoints.join(', ')}: ${what} failed within ${this.transport.timeoutMs} ms: ${cause}`,
+    );
   }
 
   decodeKv<K extends Kind>(kind: K, kv: KeyValue): Resource<K> | null {
@@ -156,10 +160,14 @@ export class EtcdStore implements Datastore {
     try {
       value = JSON.parse(kv.value.toString());
     } catch (err) {
-      throw new Error(`etcd key ${kv.key.toString()} (${kind}) does not hold JSON: ${err instanceof Error ? err.message : String(err)}`);
+      throw new Error(
+        `etcd key ${kv.key.toString()} (${kind}) does not hold JSON: ${err instanceof Error ? err.message : String(err)}`,
+      );
     }
     if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-      throw new Error(`etcd key ${kv.key.toString()} (${kind}) holds ${value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value}, not a JSON object`);
+      throw new Error(
+        `etcd key ${kv.key.toString()} (${kind}) holds ${value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value}, not a JSON object`,
+      );
     }
     const resource = layout.decode(at, value);
     resource.metadata.resourceVersion = String(kv.mod_revision);
@@ -168,7 +176,9 @@ export class EtcdStore implements Datastore {
 
   /** Checks that etcd answers (one keys-only read of at most one key under /calico/). */
   async check(): Promise<void> {
-    await this.call('connection check', () => this.transport.range({ key: Buffer.from('/calico/'), limit: 1, keys_only: true }));
+    await this.call('connection check', () =>
+      this.transport.range({ key: Buffer.from('/calico/'), limit: 1, keys_only: true }),
+    );
   }
 
   async get<K extends Kind>(kind: K, name: string, namespace?: string): Promise<Resource<K> | null> {
@@ -180,7 +190,9 @@ export class EtcdStore implements Datastore {
 
   async list<K extends Kind>(kind: K, options: { namespace?: string } = {}): Promise<ListResult<K>> {
     const prefix = layoutOf(kind).prefix(options.namespace);
-    const response = await this.call(`list ${prefix}`, () => this.transport.range({ key: Buffer.from(prefix), range_end: prefixEnd(prefix) }));
+    const response = await this.call(`list ${prefix}`, () =>
+      this.transport.range({ key: Buffer.from(prefix), range_end: prefixEnd(prefix) }),
+    );
     const items: Array<Resource<K>> = [];
     const problems: string[] = [];
     for (const kv of response.kvs) {
@@ -197,7 +209,10 @@ export class EtcdStore implements Datastore {
 
   private where<K extends Kind>(resource: Resource<K>): { layout: KindLayout<K>; at: Located; key: Buffer } {
     const layout = layoutOf(resource.kind);
-    const at: Located = { name: resource.metadata.name, ...(resource.metadata.namespace !== undefined ? { namespace: resource.metadata.namespace } : {}) };
+    const at: Located = {
+      name: resource.metadata.name,
+      ...(resource.metadata.namespace !== undefined ? { namespace: resource.metadata.namespace } : {}),
+    };
     return { layout, at, key: Buffer.from(layout.key(at)) };
   }
 
@@ -218,7 +233,10 @@ export class EtcdStore implements Datastore {
         failure: [],
       }),
     );
-    if (!response.succeeded) throw new AlreadyExistsError(`${describeKey(at, resource.kind)} already exists (use update/replace to change it)`);
+    if (!response.succeeded)
+      throw new AlreadyExistsError(
+        `${describeKey(at, resource.kind)} already exists (use update/replace to change it)`,
+      );
     stored.metadata.resourceVersion = response.revision;
     return stored;
   }
@@ -241,7 +259,11 @@ export class EtcdStore implements Datastore {
       ? { key, target: 'Mod', result: 'Equal', mod_revision: expected }
       : { key, target: 'Create', result: 'Greater', create_revision: 0 };
     const response = await this.call(`update ${key.toString()}`, () =>
-      this.transport.txn({ compare: [compare], success: [{ request_put: { key, value } }], failure: [{ request_range: { key } }] }),
+      this.transport.txn({
+        compare: [compare],
+        success: [{ request_put: { key, value } }],
+        failure: [{ request_range: { key } }],
+      }),
     );
     if (!response.succeeded) {
       const current = response.responses[0]?.response_range?.kvs[0];
@@ -254,7 +276,11 @@ export class EtcdStore implements Datastore {
     return stored;
   }
 
-  async delete<K extends Kind>(kind: K, name: string, options: { namespace?: string; revision?: string } = {}): Promise<Resource<K>> {
+  async delete<K extends Kind>(
+    kind: K,
+    name: string,
+    options: { namespace?: string; revision?: string } = {},
+  ): Promise<Resource<K>> {
     const layout = layoutOf(kind);
     const at: Located = { name, ...(options.namespace !== undefined ? { namespace: options.namespace } : {}) };
     const key = Buffer.from(layout.key(at));
@@ -271,7 +297,9 @@ export class EtcdStore implements Datastore {
     if (!response.succeeded) {
       const current = response.responses[0]?.response_range?.kvs[0];
       if (!current) throw new NotFoundError(`${describeKey(at, kind)} does not exist`);
-      throw new ConflictError(`${describeKey(at, kind)} was changed by someone else: revision ${options.revision} is not the current ${current.mod_revision}; nothing was deleted`);
+      throw new ConflictError(
+        `${describeKey(at, kind)} was changed by someone else: revision ${options.revision} is not the current ${current.mod_revision}; nothing was deleted`,
+      );
     }
     const previous = response.responses[0]?.response_delete_range?.prev_kvs[0];
     const deleted = previous ? this.decodeKv(kind, previous) : null;
@@ -280,7 +308,9 @@ export class EtcdStore implements Datastore {
   }
 
   watch<K extends Kind>(kind: K, fromRevision: string, onEvent: (event: WatchEvent<K>) => void): Watch {
-    const watch = new EtcdWatch<K>(this, kind, fromRevision, onEvent, () => this.watches.delete(watch as unknown as EtcdWatch<Kind>));
+    const watch = new EtcdWatch<K>(this, kind, fromRevision, onEvent, () =>
+      this.watches.delete(watch as unknown as EtcdWatch<Kind>),
+    );
     this.watches.add(watch as unknown as EtcdWatch<Kind>);
     watch.open();
     return watch;
@@ -335,7 +365,8 @@ class EtcdWatch<K extends Kind> implements Watch {
       this.onEvent(event);
     } catch (err) {
       // A throwing handler must not kill the stream; report it as an error event once.
-      if (event.type !== 'error') this.emit({ type: 'error', error: err instanceof Error ? err : new Error(String(err)) });
+      if (event.type !== 'error')
+        this.emit({ type: 'error', error: err instanceof Error ? err : new Error(String(err)) });
     }
   }
 
@@ -348,11 +379,18 @@ class EtcdWatch<K extends Kind> implements Watch {
   open(): void {
     if (this.stopped) return;
     if (this.nextRevision < 0) {
-      const error = new Error(`watch ${this.kind}: fromRevision "${this.nextRevisionText}" is not a revision (expected a decimal number from list() or a resource's resourceVersion)`);
+      const error = new Error(
+        `watch ${this.kind}: fromRevision "${this.nextRevisionText}" is not a revision (expected a decimal number from list() or a resource's resourceVersion)`,
+      );
       queueMicrotask(() => this.emit({ type: 'error', error }));
       return;
     }
-    const request: WatchCreateRequest = { key: Buffer.from(this.prefix), range_end: prefixEnd(this.prefix), prev_kv: true, start_revision: this.nextRevision };
+    const request: WatchCreateRequest = {
+      key: Buffer.from(this.prefix),
+      range_end: prefixEnd(this.prefix),
+      prev_kv: true,
+      start_revision: this.nextRevision,
+    };
     // Handlers compare against this.stream: a stream that was replaced or closed is ignored.
     const stream: WatchStreamHandle = this.ds.transport.watch(request, {
       onResponse: (response) => this.onResponse(stream, response),
@@ -373,7 +411,13 @@ class EtcdWatch<K extends Kind> implements Watch {
       if (stream !== this.stream) return;
       this.closeStream();
       this.unreadable++;
-      if (this.unreadable === 1) this.emit({ type: 'error', error: new DatastoreError(`etcd at ${this.ds.endpoints.join(', ')}: watch ${this.prefix}: cannot read a response (${err instanceof Error ? err.message : String(err)}); re-opening the watch`) });
+      if (this.unreadable === 1)
+        this.emit({
+          type: 'error',
+          error: new DatastoreError(
+            `etcd at ${this.ds.endpoints.join(', ')}: watch ${this.prefix}: cannot read a response (${err instanceof Error ? err.message : String(err)}); re-opening the watch`,
+          ),
+        });
       this.failures = Math.max(this.failures, this.unreadable - 1);
       this.retryLater(() => this.open());
     }
@@ -402,7 +446,12 @@ class EtcdWatch<K extends Kind> implements Watch {
       try {
         this.deliver(event.type, event.kv, event.prev_kv);
       } catch (err) {
-        this.emit({ type: 'error', error: new Error(`etcd at ${this.ds.endpoints.join(', ')}: cannot decode ${event.kv.key.toString()}: ${err instanceof Error ? err.message : String(err)}`) });
+        this.emit({
+          type: 'error',
+          error: new Error(
+            `etcd at ${this.ds.endpoints.join(', ')}: cannot decode ${event.kv.key.toString()}: ${err instanceof Error ? err.message : String(err)}`,
+          ),
+        });
       }
     }
   }
@@ -414,7 +463,9 @@ class EtcdWatch<K extends Kind> implements Watch {
       const at = layout.locate(kv.key.toString());
       if (!at) return;
       const resource = previous && previous.value.length > 0 ? this.ds.decodeKv(this.kind, previous) : null;
-      const gone = resource ?? ({ apiVersion: API_VERSION, kind: this.kind, metadata: { ...at }, spec: {} } as unknown as Resource<K>);
+      const gone =
+        resource ??
+        ({ apiVersion: API_VERSION, kind: this.kind, metadata: { ...at }, spec: {} } as unknown as Resource<K>);
       gone.metadata.resourceVersion = revision;
       this.emit({ type: 'deleted', resource: gone, revision });
       return;
@@ -450,7 +501,11 @@ class EtcdWatch<K extends Kind> implements Watch {
       this.emit({ type: 'sync', items: listed.items, revision: listed.revision });
       this.open();
     } catch (err) {
-      if (this.failures === 0) this.emit({ type: 'error', error: this.ds.unavailable(`re-list of ${this.prefix} after compaction at ${compactRevision}`, err) });
+      if (this.failures === 0)
+        this.emit({
+          type: 'error',
+          error: this.ds.unavailable(`re-list of ${this.prefix} after compaction at ${compactRevision}`, err),
+        });
       this.retryLater(() => void this.resync(compactRevision));
     }
   }

@@ -36,7 +36,17 @@ import {
   type IOptions,
   type IWatchResponse,
 } from 'etcd3';
-import { EtcdStore, type EtcdTransport, type RangeRequest, type RangeResponse, type TxnRequest, type TxnResponse, type WatchCreateRequest, type WatchHandlers, type WatchStreamHandle } from './etcd-store.js';
+import {
+  EtcdStore,
+  type EtcdTransport,
+  type RangeRequest,
+  type RangeResponse,
+  type TxnRequest,
+  type TxnResponse,
+  type WatchCreateRequest,
+  type WatchHandlers,
+  type WatchStreamHandle,
+} from './etcd-store.js';
 import type { Datastore } from './types.js';
 
 export { etcdKeyOf, etcdPrefixOf } from './etcd-keys.js';
@@ -69,7 +79,8 @@ function passThroughPolicy(): NonNullable<NonNullable<IOptions['faultHandling']>
   return {
     onSuccess: noEvent,
     onFailure: noEvent,
-    execute: async <T>(fn: (context: { signal: AbortSignal }) => PromiseLike<T> | T) => fn({ signal: new AbortController().signal }),
+    execute: async <T>(fn: (context: { signal: AbortSignal }) => PromiseLike<T> | T) =>
+      fn({ signal: new AbortController().signal }),
   } as unknown as NonNullable<NonNullable<IOptions['faultHandling']>['global']>;
 }
 
@@ -145,7 +156,8 @@ class GrpcTransport implements EtcdTransport {
  * DatastoreUnavailableError naming the endpoints when it does not.
  */
 export async function openEtcd(options: EtcdOptions): Promise<Datastore> {
-  if (options.endpoints.length === 0) throw new Error('etcd endpoints: none given (expected e.g. ["http://127.0.0.1:2379"])');
+  if (options.endpoints.length === 0)
+    throw new Error('etcd endpoints: none given (expected e.g. ["http://127.0.0.1:2379"])');
   const timeoutMs = options.timeoutMs ?? 5000;
   const credentials = options.caFile
     ? {

@@ -16,7 +16,15 @@ import { access, readFile } from 'node:fs/promises';
 import { constants as fsConstants } from 'node:fs';
 import type { Datastore } from './types.js';
 import { DatastoreUnavailableError } from './types.js';
-import { ConfigError, DEFAULT_CONFIG_PATH, configFromEnv, configFromFile, filesNamed, type DatastoreConfig, type DatastoreType } from './config.js';
+import {
+  ConfigError,
+  DEFAULT_CONFIG_PATH,
+  configFromEnv,
+  configFromFile,
+  filesNamed,
+  type DatastoreConfig,
+  type DatastoreType,
+} from './config.js';
 
 export { ConfigError, DEFAULT_CONFIG_PATH, type DatastoreConfig, type DatastoreType } from './config.js';
 
@@ -29,14 +37,20 @@ export interface LoadOptions {
 }
 
 function errorCode(error: unknown): string {
-  return typeof error === 'object' && error !== null && 'code' in error ? String((error as { code: unknown }).code) : String(error);
+  return typeof error === 'object' && error !== null && 'code' in error
+    ? String((error as { code: unknown }).code)
+    : String(error);
 }
 
 /**
  * The datastore configuration: `configPath` (from --config) when given, else /etc/tortie/tortie.cfg when it
  * exists, else the environment. Files the configuration names (certificates, kubeconfig) must be readable.
  */
-export async function loadDatastoreConfig(env: NodeJS.ProcessEnv, configPath?: string, options: LoadOptions = {}): Promise<DatastoreConfig> {
+export async function loadDatastoreConfig(
+  env: NodeJS.ProcessEnv,
+  configPath?: string,
+  options: LoadOptions = {},
+): Promise<DatastoreConfig> {
   const read = options.readFile ?? ((path: string) => readFile(path, 'utf8'));
   const checkReadable = options.checkReadable ?? ((path: string) => access(path, fsConstants.R_OK));
   let config: DatastoreConfig;
@@ -54,7 +68,10 @@ export async function loadDatastoreConfig(env: NodeJS.ProcessEnv, configPath?: s
     try {
       text = await read(defaultPath);
     } catch (error) {
-      if (errorCode(error) !== 'ENOENT') throw new ConfigError(`${defaultPath}: cannot read it (${errorCode(error)}); fix its permissions or pass --config FILE`);
+      if (errorCode(error) !== 'ENOENT')
+        throw new ConfigError(
+          `${defaultPath}: cannot read it (${errorCode(error)}); fix its permissions or pass --config FILE`,
+        );
     }
     config = text === undefined ? configFromEnv(env) : configFromFile(text, defaultPath);
   }
@@ -86,32 +103,36 @@ export interface OpenOptions {
 export type EtcdTransportName = 'grpc' | 'http';
 
 /** One row per backend: how to open it from a configuration. */
-const BACKENDS: Readonly<Record<DatastoreType, (config: DatastoreConfig, options: OpenOptions) => Promise<Datastore>>> = {
-  etcdv3: async (config, options) => {
-    const etcdOptions = {
-      endpoints: config.etcdEndpoints,
-      ...(config.etcdCACertFile !== undefined ? { caFile: config.etcdCACertFile } : {}),
-      ...(config.etcdCertFile !== undefined ? { certFile: config.etcdCertFile } : {}),
-      ...(config.etcdKeyFile !== undefined ? { keyFile: config.etcdKeyFile } : {}),
-      timeoutMs: config.timeoutMs,
-    };
-    if (options.etcdTransport === 'http') {
-      const { EtcdGatewayUnusableError, openEtcdGateway } = await import('./etcd-gateway.js');
-      try {
-        return await openEtcdGateway(etcdOptions);
-      } catch (err) {
-        if (!(err instanceof EtcdGatewayUnusableError)) throw err;
-        options.onTransportFallback?.(`${err.message}; using gRPC`);
+const BACKENDS: Readonly<Record<DatastoreType, (config: DatastoreConfig, options: OpenOptions) => Promise<Datastore>>> =
+  {
+    etcdv3: async (config, options) => {
+      const etcdOptions = {
+        endpoints: config.etcdEndpoints,
+        ...(config.etcdCACertFile !== undefined ? { caFile: config.etcdCACertFile } : {}),
+        ...(config.etcdCertFile !== undefined ? { certFile: config.etcdCertFile } : {}),
+        ...(config.etcdKeyFile !== undefined ? { keyFile: config.etcdKeyFile } : {}),
+        timeoutMs: config.timeoutMs,
+      };
+      if (options.etcdTransport === 'http') {
+        const { EtcdGatewayUnusableError, openEtcdGateway } = await import('./etcd-gateway.js');
+        try {
+          return await openEtcdGateway(etcdOptions);
+        } catch (err) {
+          if (!(err instanceof EtcdGatewayUnusableError)) throw err;
+          options.onTransportFallback?.(`${err.message}; using gRPC`);
+        }
       }
-    }
-    const { openEtcd } = await import('./etcd.js');
-    return openEtcd(etcdOptions);
-  },
-  kubernetes: async (config) => {
-    const { openKubernetes } = await import('./kubernetes.js');
-    return openKubernetes({ ...(config.kubeconfig !== undefined ? { kubeconfig: config.kubeconfig } : {}), timeoutMs: config.timeoutMs });
-  },
-};
+      const { openEtcd } = await import('./etcd.js');
+      return openEtcd(etcdOptions);
+    },
+    kubernetes: async (config) => {
+      const { openKubernetes } = await import('./kubernetes.js');
+      return openKubernetes({
+        ...(config.kubeconfig !== undefined ? { kubeconfig: config.kubeconfig } : {}),
+        timeoutMs: config.timeoutMs,
+      });
+    },
+  };
 
 /** The grace added to the backend's own timeout before this layer gives up on a call. */
 const GUARD_GRACE_MS = 2000;
@@ -148,6 +169,10 @@ export async function openDatastore(config: DatastoreConfig, options: OpenOption
   const where = describeDatastore(config);
   // A gateway that cannot serve costs one quick answer before gRPC connects: still one connection's time.
   const limit = config.timeoutMs + GUARD_GRACE_MS;
-  const ds = await withDeadline(BACKENDS[config.datastoreType](config, options), limit, () => `${where}: could not connect within ${limit} ms`);
+  const ds = await withDeadline(
+    BACKENDS[config.datastoreType](config, options),
+    limit,
+    () => `${where}: could not connect within ${limit} ms`,
+  );
   return boundCalls(ds, limit, where);
 }

@@ -29,12 +29,17 @@ export function kubeClient(kubeconfig: string | undefined, timeoutMs: number): K
     else kc.loadFromDefault();
   } catch (err) {
     const code = (err as { code?: unknown } | null)?.code;
-    const cause = err instanceof Error ? (typeof code === 'string' ? `${code}: ${err.message}` : err.message) : String(err);
-    throw new KubeconfigError(`cannot load the kubeconfig ${kubeconfig ?? '(default: $KUBECONFIG or ~/.kube/config)'}: ${cause}`);
+    const cause =
+      err instanceof Error ? (typeof code === 'string' ? `${code}: ${err.message}` : err.message) : String(err);
+    throw new KubeconfigError(
+      `cannot load the kubeconfig ${kubeconfig ?? '(default: $KUBECONFIG or ~/.kube/config)'}: ${cause}`,
+    );
   }
   const cluster = kc.getCurrentCluster();
   if (!cluster) {
-    throw new KubeconfigError(`the kubeconfig ${kubeconfig ?? '(default)'} has no current cluster: set current-context to a context naming a cluster`);
+    throw new KubeconfigError(
+      `the kubeconfig ${kubeconfig ?? '(default)'} has no current cluster: set current-context to a context naming a cluster`,
+    );
   }
   const configuration = createConfiguration({
     baseServer: new ServerConfiguration(cluster.server, {}),

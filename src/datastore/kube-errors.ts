@@ -3,7 +3,13 @@
 // DatastoreUnavailableError naming the server and the deadline, anything else as DatastoreError.
 
 import { ApiException } from '@kubernetes/client-node';
-import { AlreadyExistsError, ConflictError, DatastoreError, DatastoreUnavailableError, NotFoundError } from './types.js';
+import {
+  AlreadyExistsError,
+  ConflictError,
+  DatastoreError,
+  DatastoreUnavailableError,
+  NotFoundError,
+} from './types.js';
 
 export interface StatusBody {
   code?: number;
@@ -24,27 +30,56 @@ function statusOf(err: ApiException<unknown>): StatusBody {
 }
 
 /** One row per HTTP status the backend maps; the first match wins. */
-const STATUS_ERRORS: ReadonlyArray<{ code: number; reason?: string; make(what: string, status: StatusBody, server: string): Error }> = [
+const STATUS_ERRORS: ReadonlyArray<{
+  code: number;
+  reason?: string;
+  make(what: string, status: StatusBody, server: string): Error;
+}> = [
   { code: 404, make: (what) => new NotFoundError(`${what} not found`) },
   { code: 409, reason: 'AlreadyExists', make: (what) => new AlreadyExistsError(`${what} already exists`) },
   {
     code: 409,
-    make: (what, s) => new ConflictError(`${what} was changed by someone else (the resourceVersion given is not the current one); nothing was written${s.message ? `: ${s.message}` : ''}`),
+    make: (what, s) =>
+      new ConflictError(
+        `${what} was changed by someone else (the resourceVersion given is not the current one); nothing was written${s.message ? `: ${s.message}` : ''}`,
+      ),
   },
-  { code: 401, make: (what, s, server) => new DatastoreError(`${what}: the Kubernetes API server ${server} refused the credentials (401 Unauthorized)${s.message ? `: ${s.message}` : ''}`) },
-  { code: 403, make: (what, s, server) => new DatastoreError(`${what}: forbidden by ${server} — check the RBAC rules for tortie (403)${s.message ? `: ${s.message}` : ''}`) },
-  { code: 422, make: (what, s) => new DatastoreError(`${what} was refused by the Kubernetes API server as invalid: ${s.message ?? 'no message'}`) },
+  {
+    code: 401,
+    make: (what, s, server) =>
+      new DatastoreError(
+        `${what}: the Kubernetes API server ${server} refused the credentials (401 Unauthorized)${s.message ? `: ${s.message}` : ''}`,
+      ),
+  },
+  {
+    code: 403,
+    make: (what, s, server) =>
+      new DatastoreError(
+        `${what}: forbidden by ${server} — check the RBAC rules for tortie (403)${s.message ? `: ${s.message}` : ''}`,
+      ),
+  },
+  {
+    code: 422,
+    make: (what, s) =>
+      new DatastoreError(`${what} was refused by the Kubernetes API server as invalid: ${s.message ?? 'no message'}`),
+  },
 ];
 
 function isApiException(err: unknown): err is ApiException<unknown> {
-  return err instanceof ApiException || (typeof err === 'object' && err !== null && typeof (err as { code?: unknown }).code === 'number' && 'body' in err);
+  return (
+    err instanceof ApiException ||
+    (typeof err === 'object' && err !== null && typeof (err as { code?: unknown }).code === 'number' && 'body' in err)
+  );
 }
 
 /** A failure to talk to the server at all (refused, reset, DNS, deadline), as opposed to a bug or a refusal. */
 function isTransportError(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
   const code = (err as { code?: unknown }).code;
-  return ['FetchError', 'AbortError', 'TimeoutError'].includes(err.name) || (typeof code === 'string' && /^E[A-Z_]+$/.test(code));
+  return (
+    ['FetchError', 'AbortError', 'TimeoutError'].includes(err.name) ||
+    (typeof code === 'string' && /^E[A-Z_]+$/.test(code))
+  );
 }
 
 export function describeCause(err: unknown): string {
@@ -59,10 +94,16 @@ export function translateApiError(err: unknown, what: string, server: string, ti
   if (err instanceof DatastoreError) return err;
   if (isApiException(err)) {
     const status = statusOf(err);
-    const row = STATUS_ERRORS.find((r) => r.code === err.code && (r.reason === undefined || r.reason === status.reason));
+    const row = STATUS_ERRORS.find(
+      (r) => r.code === err.code && (r.reason === undefined || r.reason === status.reason),
+    );
     if (row) return row.make(what, status, server);
-    return new DatastoreError(`${what}: the Kubernetes API server ${server} answered ${err.code}${status.message ? `: ${status.message}` : ''}`);
+    return new DatastoreError(
+      `${what}: the Kubernetes API server ${server} answered ${err.code}${status.message ? `: ${status.message}` : ''}`,
+    );
   }
   if (!isTransportError(err)) return new DatastoreError(`${what}: ${describeCause(err)}`);
-  return new DatastoreUnavailableError(`cannot reach the Kubernetes API server at ${server} (deadline ${timeoutMs} ms) for ${what}: ${describeCause(err)}`);
+  return new DatastoreUnavailableError(
+    `cannot reach the Kubernetes API server at ${server} (deadline ${timeoutMs} ms) for ${what}: ${describeCause(err)}`,
+  );
 }

@@ -4,7 +4,15 @@
 // Datastore (kubernetes.ts) and the watch (kube-watch.ts) call these on what the API server answers.
 
 import { workloadInterfaceName } from '../../felix/index.js';
-import type { EndpointPort, Kind, NetworkPolicySpec, NodeSpec, ObjectMeta, Resource, WorkloadEndpointSpec } from '../resources/types.js';
+import type {
+  EndpointPort,
+  Kind,
+  NetworkPolicySpec,
+  NodeSpec,
+  ObjectMeta,
+  Resource,
+  WorkloadEndpointSpec,
+} from '../resources/types.js';
 import { API_VERSION, FOREIGN_API_VERSIONS } from '../resources/types.js';
 import { NAMESPACE_NAME_LABEL } from '../resources/defaults.js';
 import { workloadEndpointName } from '../resources/workload-names.js';
@@ -71,7 +79,10 @@ export function objectNameFor(kind: Kind, name: string): string {
  */
 export const KUBERNETES_API_CALLS: ReadonlyArray<{ verb: string; resource: string }> = [
   ...Object.values(CRD_KINDS).flatMap((m) =>
-    ['get', 'list', 'watch', 'create', 'update', 'delete'].map((verb) => ({ verb, resource: `${m.plural}.${CRD_GROUP}` })),
+    ['get', 'list', 'watch', 'create', 'update', 'delete'].map((verb) => ({
+      verb,
+      resource: `${m.plural}.${CRD_GROUP}`,
+    })),
   ),
   ...['get', 'list', 'watch', 'patch'].map((verb) => ({ verb, resource: 'nodes' })),
   ...['get', 'list', 'watch'].map((verb) => ({ verb, resource: 'pods' })),
@@ -149,11 +160,15 @@ export function crdToResource<K extends Kind>(kind: K, obj: CrdObject): Resource
   const metadata = baseMeta(obj.metadata);
   delete metadata.namespace;
   const stored = parseJsonMap(obj.metadata.annotations?.[METADATA_ANNOTATION]) as
-    | { labels?: Record<string, string>; annotations?: Record<string, string> }
-    | undefined;
+    { labels?: Record<string, string>; annotations?: Record<string, string> } | undefined;
   if (stored && nonEmpty(stored.labels)) metadata.labels = stored.labels;
   if (stored && nonEmpty(stored.annotations)) metadata.annotations = stored.annotations;
-  return { apiVersion: API_VERSION, kind, metadata, spec: mapping.fromCrdSpec(obj.spec ?? {}) } as unknown as Resource<K>;
+  return {
+    apiVersion: API_VERSION,
+    kind,
+    metadata,
+    spec: mapping.fromCrdSpec(obj.spec ?? {}),
+  } as unknown as Resource<K>;
 }
 
 /** One row per BGP field kept as a Node annotation (Calico's names). */
@@ -164,13 +179,20 @@ const NODE_BGP_ANNOTATIONS: ReadonlyArray<{
 }> = [
   { field: 'ipv4Address', annotation: 'projectcalico.org/IPv4Address', parse: (t) => t },
   { field: 'ipv4IPIPTunnelAddr', annotation: 'projectcalico.org/IPv4IPIPTunnelAddr', parse: (t) => t },
-  { field: 'asNumber', annotation: 'projectcalico.org/ASNumber', parse: (t) => (/^\d+$/.test(t) ? Number(t) : undefined) },
+  {
+    field: 'asNumber',
+    annotation: 'projectcalico.org/ASNumber',
+    parse: (t) => (/^\d+$/.test(t) ? Number(t) : undefined),
+  },
   { field: 'routeReflectorClusterID', annotation: 'projectcalico.org/RouteReflectorClusterID', parse: (t) => t },
   { field: 'ipv6Address', annotation: 'projectcalico.org/IPv6Address', parse: (t) => t },
 ];
 
 /** Node spec fields outside `bgp` kept as annotations, Calico's names (its VXLAN tunnel endpoint). */
-const NODE_SPEC_ANNOTATIONS: ReadonlyArray<{ field: 'ipv4VXLANTunnelAddr' | 'vxlanTunnelMACAddr'; annotation: string }> = [
+const NODE_SPEC_ANNOTATIONS: ReadonlyArray<{
+  field: 'ipv4VXLANTunnelAddr' | 'vxlanTunnelMACAddr';
+  annotation: string;
+}> = [
   { field: 'ipv4VXLANTunnelAddr', annotation: 'projectcalico.org/IPv4VXLANTunnelAddr' },
   { field: 'vxlanTunnelMACAddr', annotation: 'projectcalico.org/VXLANTunnelMACAddr' },
 ];
@@ -220,23 +242,28 @@ export function mergeNodeAnnotations<N extends KubeNodeLike>(current: N, resourc
     else annotations[row.annotation] = value;
   }
   const k8sLabels = next.metadata.labels ?? {};
-  const calicoLabels = Object.fromEntries(Object.entries(resource.metadata.labels ?? {}).filter(([k]) => k8sLabels[k] === undefined));
+  const calicoLabels = Object.fromEntries(
+    Object.entries(resource.metadata.labels ?? {}).filter(([k]) => k8sLabels[k] === undefined),
+  );
   if (nonEmpty(calicoLabels)) annotations[NODE_LABELS_ANNOTATION] = JSON.stringify(calicoLabels);
   else delete annotations[NODE_LABELS_ANNOTATION];
-  if (nonEmpty(resource.metadata.annotations)) annotations[NODE_ANNOTATIONS_ANNOTATION] = JSON.stringify(resource.metadata.annotations);
+  if (nonEmpty(resource.metadata.annotations))
+    annotations[NODE_ANNOTATIONS_ANNOTATION] = JSON.stringify(resource.metadata.annotations);
   else delete annotations[NODE_ANNOTATIONS_ANNOTATION];
   next.metadata.annotations = annotations;
   return next as N;
 }
 
 /** A JSON merge patch (RFC 7386) turning annotations `from` into `to`: changed keys set, removed keys null. */
-export function annotationPatch(from: Record<string, string>, to: Record<string, string>): Record<string, string | null> {
+export function annotationPatch(
+  from: Record<string, string>,
+  to: Record<string, string>,
+): Record<string, string | null> {
   const patch: Record<string, string | null> = {};
   for (const [k, v] of Object.entries(to)) if (from[k] !== v) patch[k] = v;
   for (const k of Object.keys(from)) if (!(k in to)) patch[k] = null;
   return patch;
 }
-
 
 export interface PodLike {
   metadata?: KubeMeta;
@@ -261,7 +288,9 @@ export function podAddresses(pod: PodLike): string[] {
     .map((text) => text.trim().split('/')[0] ?? '')
     .filter((ip) => ip !== '');
   if (annotated.length > 0) return annotated;
-  const ips = (pod.status?.podIPs ?? []).map((p) => p.ip).filter((ip): ip is string => typeof ip === 'string' && ip !== '');
+  const ips = (pod.status?.podIPs ?? [])
+    .map((p) => p.ip)
+    .filter((ip): ip is string => typeof ip === 'string' && ip !== '');
   if (ips.length === 0 && pod.status?.podIP) ips.push(pod.status.podIP);
   return ips;
 }
@@ -330,7 +359,8 @@ export function networkPolicyToResource(obj: NetworkPolicyLike): Resource<'Netwo
   // Through JSON: client-node's model objects carry undefined fields; the spec's own names are the API's.
   const spec = JSON.parse(JSON.stringify(obj.spec ?? {})) as NetworkPolicySpec;
   spec.podSelector ??= {};
-  if (spec.policyTypes === undefined || spec.policyTypes.length === 0) spec.policyTypes = (spec.egress ?? []).length > 0 ? ['Ingress', 'Egress'] : ['Ingress'];
+  if (spec.policyTypes === undefined || spec.policyTypes.length === 0)
+    spec.policyTypes = (spec.egress ?? []).length > 0 ? ['Ingress', 'Egress'] : ['Ingress'];
   return { apiVersion: FOREIGN_API_VERSIONS.NetworkPolicy, kind: 'NetworkPolicy', metadata, spec };
 }
 
@@ -352,7 +382,6 @@ export function collectionPath(kind: Kind): string {
   if (kind === 'WorkloadEndpoint') return '/api/v1/pods';
   throw new DatastoreError(`kind "${kind}" is not kept by the kubernetes datastore`);
 }
-
 
 /** The v3 resource(s) a raw watched object stands for; null when it has none (a Pod without an IP). */
 export function convertWatched(kind: Kind, obj: unknown): Resource | null {

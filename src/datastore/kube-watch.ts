@@ -16,7 +16,12 @@ export interface WatchSource {
   readonly clock: Clock;
   /** First delay before re-opening a failed stream. */
   readonly retryMs: number;
-  openStream(kind: Kind, resourceVersion: string, onLine: (type: string, obj: unknown) => void, onDone: (err: unknown) => void): Promise<AbortController>;
+  openStream(
+    kind: Kind,
+    resourceVersion: string,
+    onLine: (type: string, obj: unknown) => void,
+    onDone: (err: unknown) => void,
+  ): Promise<AbortController>;
   list(kind: Kind): Promise<ListResult<Kind>>;
   fail(err: unknown, what: string): Error;
 }
@@ -55,7 +60,13 @@ export class KindWatch {
     try {
       this.onEvent(event);
     } catch (err) {
-      if (event.type !== 'error') this.emit({ type: 'error', error: new DatastoreError(`watch of ${this.kind} on ${this.ds.server}: a ${event.type} event could not be handled: ${describeCause(err)}`) });
+      if (event.type !== 'error')
+        this.emit({
+          type: 'error',
+          error: new DatastoreError(
+            `watch of ${this.kind} on ${this.ds.server}: a ${event.type} event could not be handled: ${describeCause(err)}`,
+          ),
+        });
     }
   }
 
@@ -72,7 +83,12 @@ export class KindWatch {
           try {
             this.onLine(type, obj);
           } catch (err) {
-            this.emit({ type: 'error', error: new DatastoreError(`watch of ${this.kind} on ${this.ds.server}: cannot read a ${type} event: ${describeCause(err)}`) });
+            this.emit({
+              type: 'error',
+              error: new DatastoreError(
+                `watch of ${this.kind} on ${this.ds.server}: cannot read a ${type} event: ${describeCause(err)}`,
+              ),
+            });
           }
         },
         (err) => {
@@ -103,7 +119,12 @@ export class KindWatch {
         void this.relist();
         return;
       }
-      this.emit({ type: 'error', error: new DatastoreError(`watch of ${this.kind} on ${this.ds.server}: ${status.message ?? JSON.stringify(obj)}`) });
+      this.emit({
+        type: 'error',
+        error: new DatastoreError(
+          `watch of ${this.kind} on ${this.ds.server}: ${status.message ?? JSON.stringify(obj)}`,
+        ),
+      });
       this.retry(() => this.start());
       return;
     }
@@ -115,7 +136,12 @@ export class KindWatch {
     try {
       resource = convertWatched(this.kind, obj);
     } catch (err) {
-      this.emit({ type: 'error', error: new DatastoreError(`watch of ${this.kind} on ${this.ds.server}: cannot read ${meta?.name ?? 'an object'}: ${describeCause(err)}`) });
+      this.emit({
+        type: 'error',
+        error: new DatastoreError(
+          `watch of ${this.kind} on ${this.ds.server}: cannot read ${meta?.name ?? 'an object'}: ${describeCause(err)}`,
+        ),
+      });
       return;
     }
     if (type === 'ADDED' && resource) this.emit({ type: 'added', resource, revision });

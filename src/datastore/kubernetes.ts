@@ -26,7 +26,15 @@
 // place that calls the API server (test/unit/manifests.test.ts reads its calls against the RBAC rules).
 
 import { systemClock, type Clock } from '../../bgp/index.js';
-import { CoreV1Api, CustomObjectsApi, NetworkingV1Api, PatchStrategy, Watch, setHeaderOptions, type V1Pod } from '@kubernetes/client-node';
+import {
+  CoreV1Api,
+  CustomObjectsApi,
+  NetworkingV1Api,
+  PatchStrategy,
+  Watch,
+  setHeaderOptions,
+  type V1Pod,
+} from '@kubernetes/client-node';
 import { kubeClient } from './kube-client.js';
 import type { Kind, Resource } from '../resources/types.js';
 import { parseWorkloadEndpointName } from '../resources/workload-names.js';
@@ -111,7 +119,10 @@ const MAX_LIST_PAGES = 10_000;
  * `continue` at the first page's resourceVersion, which is the revision of the whole list.
  */
 async function listAllPages<T>(
-  fetchPage: (page: { limit: number; _continue?: string }) => Promise<{ items: T[]; revision: string | undefined; next: string | undefined }>,
+  fetchPage: (page: {
+    limit: number;
+    _continue?: string;
+  }) => Promise<{ items: T[]; revision: string | undefined; next: string | undefined }>,
 ): Promise<{ items: T[]; revision: string }> {
   const items: T[] = [];
   let revision: string | undefined;
@@ -160,17 +171,29 @@ class KubernetesDatastore implements Datastore {
   private async getOrThrow<K extends Kind>(kind: K, name: string, namespace?: string): Promise<Resource<K>> {
     const mapping = crdMapping(kind);
     if (mapping) {
-      const obj = (await this.custom.getClusterCustomObject({ group: CRD_GROUP, version: CRD_VERSION, plural: mapping.plural, name: mapping.objectName(name) })) as CrdObject;
+      const obj = (await this.custom.getClusterCustomObject({
+        group: CRD_GROUP,
+        version: CRD_VERSION,
+        plural: mapping.plural,
+        name: mapping.objectName(name),
+      })) as CrdObject;
       return crdToResource(kind, obj);
     }
     if (kind === 'Node') return nodeToResource(await this.core.readNode({ name })) as Resource<K>;
     if (kind === 'Namespace') return namespaceToResource(await this.core.readNamespace({ name })) as Resource<K>;
     if (kind === 'NetworkPolicy') {
-      return networkPolicyToResource(await this.networking.readNamespacedNetworkPolicy({ name, namespace: namespace ?? 'default' })) as Resource<K>;
+      return networkPolicyToResource(
+        await this.networking.readNamespacedNetworkPolicy({ name, namespace: namespace ?? 'default' }),
+      ) as Resource<K>;
     }
     if (kind === 'WorkloadEndpoint') {
-      if (!namespace) throw new DatastoreError(`WorkloadEndpoint "${name}": a namespace is required (WorkloadEndpoints are namespaced, like their Pods)`);
-      const notFound = new NotFoundError(`${describe(kind, name, namespace)} not found (no Pod with an IP has that endpoint name)`);
+      if (!namespace)
+        throw new DatastoreError(
+          `WorkloadEndpoint "${name}": a namespace is required (WorkloadEndpoints are namespaced, like their Pods)`,
+        );
+      const notFound = new NotFoundError(
+        `${describe(kind, name, namespace)} not found (no Pod with an IP has that endpoint name)`,
+      );
       const ids = parseWorkloadEndpointName(name);
       if (!ids) throw notFound;
       const wep = podToWorkloadEndpoint(await this.core.readNamespacedPod({ name: ids.pod, namespace }));
@@ -185,7 +208,12 @@ class KubernetesDatastore implements Datastore {
       const mapping = crdMapping(kind);
       if (mapping) {
         const list = await listAllPages(async (page) => {
-          const r = (await this.custom.listClusterCustomObject({ group: CRD_GROUP, version: CRD_VERSION, plural: mapping.plural, ...page })) as ListResponse<CrdObject>;
+          const r = (await this.custom.listClusterCustomObject({
+            group: CRD_GROUP,
+            version: CRD_VERSION,
+            plural: mapping.plural,
+            ...page,
+          })) as ListResponse<CrdObject>;
           return { items: r.items ?? [], revision: r.metadata?.resourceVersion, next: r.metadata?.continue };
         });
         return { items: list.items.map((o) => crdToResource(kind, o)), revision: list.revision };
@@ -215,10 +243,14 @@ class KubernetesDatastore implements Datastore {
       }
       if (kind === 'WorkloadEndpoint') {
         const list = await listAllPages(async (page) => {
-          const r = options.namespace ? await this.core.listNamespacedPod({ namespace: options.namespace, ...page }) : await this.core.listPodForAllNamespaces(page);
+          const r = options.namespace
+            ? await this.core.listNamespacedPod({ namespace: options.namespace, ...page })
+            : await this.core.listPodForAllNamespaces(page);
           return { items: r.items, revision: r.metadata?.resourceVersion, next: r.metadata?._continue };
         });
-        const items = list.items.map((p: V1Pod) => podToWorkloadEndpoint(p)).filter((w): w is Resource<'WorkloadEndpoint'> => w !== null);
+        const items = list.items
+          .map((p: V1Pod) => podToWorkloadEndpoint(p))
+          .filter((w): w is Resource<'WorkloadEndpoint'> => w !== null);
         return { items: items as Array<Resource<K>>, revision: list.revision };
       }
     } catch (err) {
@@ -234,7 +266,12 @@ class KubernetesDatastore implements Datastore {
       const body = resourceToCrd(resource as Resource);
       delete body.metadata.resourceVersion;
       try {
-        const obj = (await this.custom.createClusterCustomObject({ group: CRD_GROUP, version: CRD_VERSION, plural: mapping.plural, body })) as CrdObject;
+        const obj = (await this.custom.createClusterCustomObject({
+          group: CRD_GROUP,
+          version: CRD_VERSION,
+          plural: mapping.plural,
+          body,
+        })) as CrdObject;
         return crdToResource(resource.kind, obj);
       } catch (err) {
         throw this.fail(err, what);
@@ -243,7 +280,10 @@ class KubernetesDatastore implements Datastore {
     if (resource.kind === 'Node') {
       // The Calico Node exists exactly when the Kubernetes Node does: creating one is "already exists" or impossible.
       const existing = await this.get('Node', resource.metadata.name);
-      if (existing) throw new AlreadyExistsError(`${what} already exists (it is the Kubernetes Node; update it to set its BGP data)`);
+      if (existing)
+        throw new AlreadyExistsError(
+          `${what} already exists (it is the Kubernetes Node; update it to set its BGP data)`,
+        );
       throw new UnsupportedOperationError(
         `cannot create ${what}: on the kubernetes datastore a Node is the Kubernetes Node registered by its kubelet, and there is no Node "${resource.metadata.name}" in the cluster`,
       );
@@ -262,7 +302,8 @@ class KubernetesDatastore implements Datastore {
         if (mapping) {
           const body = resourceToCrd(resource as Resource);
           // Custom objects refuse an update without resourceVersion: read the current one when none was given.
-          body.metadata.resourceVersion = wanted ?? (await this.getOrThrow(resource.kind, resource.metadata.name)).metadata.resourceVersion;
+          body.metadata.resourceVersion =
+            wanted ?? (await this.getOrThrow(resource.kind, resource.metadata.name)).metadata.resourceVersion;
           const obj = (await this.custom.replaceClusterCustomObject({
             group: CRD_GROUP,
             version: CRD_VERSION,
@@ -282,7 +323,10 @@ class KubernetesDatastore implements Datastore {
             annotations: annotationPatch(current.metadata?.annotations ?? {}, next.metadata?.annotations ?? {}),
           },
         };
-        const patched = await this.core.patchNode({ name: resource.metadata.name, body }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+        const patched = await this.core.patchNode(
+          { name: resource.metadata.name, body },
+          setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+        );
         return nodeToResource(patched) as Resource<K>;
       } catch (err) {
         const mapped = this.fail(err, what);
@@ -294,12 +338,18 @@ class KubernetesDatastore implements Datastore {
     }
   }
 
-  async delete<K extends Kind>(kind: K, name: string, options: { namespace?: string; revision?: string } = {}): Promise<Resource<K>> {
+  async delete<K extends Kind>(
+    kind: K,
+    name: string,
+    options: { namespace?: string; revision?: string } = {},
+  ): Promise<Resource<K>> {
     const what = describe(kind, name, options.namespace);
     const mapping = crdMapping(kind);
     if (!mapping) {
       if (kind === 'Node') {
-        throw new UnsupportedOperationError(`cannot delete ${what}: on the kubernetes datastore a Node is the Kubernetes Node; remove it with kubectl delete node`);
+        throw new UnsupportedOperationError(
+          `cannot delete ${what}: on the kubernetes datastore a Node is the Kubernetes Node; remove it with kubectl delete node`,
+        );
       }
       throw this.readOnly(kind, 'delete', what);
     }
@@ -330,7 +380,12 @@ class KubernetesDatastore implements Datastore {
   }
 
   /** Opens a raw watch stream (client-node's Watch) on the collection that backs `kind`. */
-  openStream(kind: Kind, resourceVersion: string, onLine: (type: string, obj: unknown) => void, onDone: (err: unknown) => void): Promise<AbortController> {
+  openStream(
+    kind: Kind,
+    resourceVersion: string,
+    onLine: (type: string, obj: unknown) => void,
+    onDone: (err: unknown) => void,
+  ): Promise<AbortController> {
     const query: Record<string, string | boolean> = { allowWatchBookmarks: false };
     if (resourceVersion !== '') query.resourceVersion = resourceVersion;
     return this.watcher.watch(collectionPath(kind), query, onLine, onDone);
@@ -347,7 +402,9 @@ class KubernetesDatastore implements Datastore {
 
   private readOnly(kind: Kind, op: string, what: string): Error {
     if (kind === 'NetworkPolicy' || kind === 'Namespace') {
-      return new UnsupportedOperationError(`cannot ${op} ${what}: on the kubernetes datastore ${kind}s are the Kubernetes objects themselves; use kubectl ${op === 'delete' ? 'delete' : 'apply'}`);
+      return new UnsupportedOperationError(
+        `cannot ${op} ${what}: on the kubernetes datastore ${kind}s are the Kubernetes objects themselves; use kubectl ${op === 'delete' ? 'delete' : 'apply'}`,
+      );
     }
     if (kind === 'WorkloadEndpoint') {
       return new UnsupportedOperationError(
@@ -383,7 +440,9 @@ export async function openKubernetes(options: KubernetesOptions = {}): Promise<D
     await ds.list('IPPool');
   } catch (err) {
     if (err instanceof NotFoundError) {
-      throw new DatastoreError(`the Kubernetes API server ${server} does not serve ippools.${CRD_GROUP}/${CRD_VERSION}: install the CRDs (kubectl apply -f manifests/tortie.yaml, or Calico's)`);
+      throw new DatastoreError(
+        `the Kubernetes API server ${server} does not serve ippools.${CRD_GROUP}/${CRD_VERSION}: install the CRDs (kubectl apply -f manifests/tortie.yaml, or Calico's)`,
+      );
     }
     throw err;
   }

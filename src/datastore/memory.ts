@@ -14,7 +14,15 @@
 import { randomUUID } from 'node:crypto';
 import { KIND_INFO } from '../resources/kinds.js';
 import type { Kind, Resource } from '../resources/types.js';
-import { AlreadyExistsError, ConflictError, NotFoundError, type Datastore, type ListResult, type Watch, type WatchEvent } from './types.js';
+import {
+  AlreadyExistsError,
+  ConflictError,
+  NotFoundError,
+  type Datastore,
+  type ListResult,
+  type Watch,
+  type WatchEvent,
+} from './types.js';
 
 export interface MemoryDatastoreOptions {
   /** How many changes to keep for watches from an old revision (default 1000). */
@@ -96,7 +104,9 @@ export class MemoryDatastore implements Datastore {
     if (!current) throw new NotFoundError(`${key} does not exist (use create)`);
     const expected = resource.metadata.resourceVersion;
     if (expected !== undefined && expected !== current.metadata.resourceVersion) {
-      throw new ConflictError(`${key} was changed by someone else: revision ${expected} is not the current ${current.metadata.resourceVersion}; get it again and retry`);
+      throw new ConflictError(
+        `${key} was changed by someone else: revision ${expected} is not the current ${current.metadata.resourceVersion}; get it again and retry`,
+      );
     }
     const stored = structuredClone(resource);
     stored.metadata.uid = current.metadata.uid;
@@ -104,12 +114,18 @@ export class MemoryDatastore implements Datastore {
     return this.write(key, stored, 'modified');
   }
 
-  async delete<K extends Kind>(kind: K, name: string, options: { namespace?: string; revision?: string } = {}): Promise<Resource<K>> {
+  async delete<K extends Kind>(
+    kind: K,
+    name: string,
+    options: { namespace?: string; revision?: string } = {},
+  ): Promise<Resource<K>> {
     const key = objectKey(kind, name, options.namespace);
     const current = this.objects.get(key);
     if (!current) throw new NotFoundError(`${key} does not exist`);
     if (options.revision !== undefined && options.revision !== current.metadata.resourceVersion) {
-      throw new ConflictError(`${key} was changed by someone else: revision ${options.revision} is not the current ${current.metadata.resourceVersion}; nothing was deleted`);
+      throw new ConflictError(
+        `${key} was changed by someone else: revision ${options.revision} is not the current ${current.metadata.resourceVersion}; nothing was deleted`,
+      );
     }
     this.objects.delete(key);
     this.revision++;
@@ -122,7 +138,12 @@ export class MemoryDatastore implements Datastore {
     const watcher: Watcher = { kind, onEvent: onEvent as (event: WatchEvent<Kind>) => void, stopped: false };
     const from = /^[0-9]+$/.test(fromRevision) ? Number(fromRevision) : NaN;
     if (Number.isNaN(from)) {
-      this.deliver(watcher, { type: 'error', error: new Error(`memory datastore: watch revision ${JSON.stringify(fromRevision)} is not a revision (a non-negative integer)`) });
+      this.deliver(watcher, {
+        type: 'error',
+        error: new Error(
+          `memory datastore: watch revision ${JSON.stringify(fromRevision)} is not a revision (a non-negative integer)`,
+        ),
+      });
     } else if (from < this.compactedThrough) {
       // History no longer reaches back to `from`: re-list, as after etcd compaction.
       this.deliver(watcher, { type: 'sync', items: this.itemsOf(kind, undefined), revision: String(this.revision) });

@@ -42,7 +42,11 @@ export interface Datastore {
   create<K extends Kind>(resource: Resource<K>): Promise<Resource<K>>;
   /** Compare-and-swap on metadata.resourceVersion when it is set; unconditional when it is not. */
   update<K extends Kind>(resource: Resource<K>): Promise<Resource<K>>;
-  delete<K extends Kind>(kind: K, name: string, options?: { namespace?: string; revision?: string }): Promise<Resource<K>>;
+  delete<K extends Kind>(
+    kind: K,
+    name: string,
+    options?: { namespace?: string; revision?: string },
+  ): Promise<Resource<K>>;
   watch<K extends Kind>(kind: K, fromRevision: string, onEvent: (event: WatchEvent<K>) => void): Watch;
   close(): Promise<void>;
 }

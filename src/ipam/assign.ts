@@ -18,7 +18,9 @@ import { IpamExhaustedError, type AssignOptions, type Block } from './types.js';
 /** Addresses already held by `handleId`, in block then ordinal order. */
 function heldBy(all: Block[], handleId: string): string[] {
   const out: string[] = [];
-  for (const block of all) for (const ordinal of blocks.ordinalsOfHandle(block.spec, handleId)) out.push(blocks.addressOf(block.spec, ordinal));
+  for (const block of all)
+    for (const ordinal of blocks.ordinalsOfHandle(block.spec, handleId))
+      out.push(blocks.addressOf(block.spec, ordinal));
   return out;
 }
 
@@ -32,7 +34,12 @@ function heldBy(all: Block[], handleId: string): string[] {
  * compare-and-swap is on the revision listed); only a lost race or a claim lists them again. A handle
  * that held nothing is created without reading it first (creating is itself the check).
  */
-export async function assign(store: IpamStore, node: string, handleId: string, options: AssignOptions = {}): Promise<string[]> {
+export async function assign(
+  store: IpamStore,
+  node: string,
+  handleId: string,
+  options: AssignOptions = {},
+): Promise<string[]> {
   const use = options.use ?? 'Workload';
   const count = options.count ?? 1;
   if (!Number.isInteger(count) || count < 1) throw new Error(`assign count ${count} is not a positive integer`);
@@ -48,7 +55,9 @@ export async function assign(store: IpamStore, node: string, handleId: string, o
   }
   const pools = await store.forNamespace(forNode, options.pool, options.namespace);
   if (pools.length === 0) {
-    throw new IpamExhaustedError(`no enabled IPPool selects node "${node}" and namespace "${options.namespace ?? ''}" for ${use} addresses (pools ${forNode.map((p) => p.metadata.name).join(', ')}: check their namespaceSelector)`);
+    throw new IpamExhaustedError(
+      `no enabled IPPool selects node "${node}" and namespace "${options.namespace ?? ''}" for ${use} addresses (pools ${forNode.map((p) => p.metadata.name).join(', ')}: check their namespaceSelector)`,
+    );
   }
   const inPools = (b: Block): boolean => pools.some((p) => blockInPool(b.spec.cidr, p));
   const secondary = assignmentAttributes(node, handleId, options.attributes);
@@ -59,7 +68,9 @@ export async function assign(store: IpamStore, node: string, handleId: string, o
     const all: Block[] = listed ?? (await store.allBlocks());
     listed = undefined;
     const own = all.filter((b) => inPools(b) && blocks.affineNode(b.spec) === node && blocks.freeCount(b.spec) > 0);
-    const others = borrowing ? all.filter((b) => inPools(b) && blocks.affineNode(b.spec) !== node && blocks.freeCount(b.spec) > 0) : [];
+    const others = borrowing
+      ? all.filter((b) => inPools(b) && blocks.affineNode(b.spec) !== node && blocks.freeCount(b.spec) > 0)
+      : [];
     const candidate = own[0] ?? others[0];
     if (!candidate) {
       if (!borrowing) {
@@ -69,19 +80,27 @@ export async function assign(store: IpamStore, node: string, handleId: string, o
           continue;
         } catch (err) {
           if (!(err instanceof IpamExhaustedError)) throw err;
-          if (store.strictAffinity) throw new IpamExhaustedError(`node "${node}": ${err.message}; strictAffinity forbids borrowing from other nodes' blocks`);
+          if (store.strictAffinity)
+            throw new IpamExhaustedError(
+              `node "${node}": ${err.message}; strictAffinity forbids borrowing from other nodes' blocks`,
+            );
           borrowing = true;
           listed = all; // the claim wrote no block: the same list serves the borrowing round (a stale one only fails its CAS)
           continue;
         }
       }
-      throw new IpamExhaustedError(`node "${node}": no free address in pool(s) ${pools.map((p) => `${p.metadata.name} (${p.spec.cidr})`).join(', ')} (${got.length} of ${count} assigned)`);
+      throw new IpamExhaustedError(
+        `node "${node}": no free address in pool(s) ${pools.map((p) => `${p.metadata.name} (${p.spec.cidr})`).join(', ')} (${got.length} of ${count} assigned)`,
+      );
     }
     const taken = await takeFrom(store, candidate, count - got.length, handleId, secondary, got.length === 0);
     got.push(...taken);
     if (taken.length === 0) await store.sleep(Math.floor(store.random() * Math.min(50, 2 + round * 2)));
   }
-  if (got.length < count) throw new Error(`node "${node}": assign for handle "${handleId}" did not finish after ${MAX_ATTEMPTS} rounds (${claims} blocks claimed)`);
+  if (got.length < count)
+    throw new Error(
+      `node "${node}": assign for handle "${handleId}" did not finish after ${MAX_ATTEMPTS} rounds (${claims} blocks claimed)`,
+    );
   return got;
 }
 
@@ -90,7 +109,14 @@ export async function assign(store: IpamStore, node: string, handleId: string, o
  * `handleIsNew`: the handle held nothing when the blocks were read, so its IPAMHandle is created without
  * a read first (an IPAMHandle left over from before makes that creation fail, and then it is read).
  */
-async function takeFrom(store: IpamStore, block: Block, count: number, handleId: string, secondary: Record<string, string>, handleIsNew: boolean): Promise<string[]> {
+async function takeFrom(
+  store: IpamStore,
+  block: Block,
+  count: number,
+  handleId: string,
+  secondary: Record<string, string>,
+  handleIsNew: boolean,
+): Promise<string[]> {
   const { block: next, ordinals } = blocks.allocate(block.spec, count, handleId, secondary);
   if (ordinals.length === 0) return [];
   try {

@@ -50,7 +50,11 @@ export function tunnelAttributeType(handle: string): string | null {
  * The attributes one assignment records: `extra` (a pod's namespace, pod and timestamp), `type` for a
  * tunnel handle, and always `node` — the node the address is assigned for, which no caller can override.
  */
-export function assignmentAttributes(node: string, handle: string, extra: Readonly<Record<string, string>> = {}): Record<string, string> {
+export function assignmentAttributes(
+  node: string,
+  handle: string,
+  extra: Readonly<Record<string, string>> = {},
+): Record<string, string> {
   const type = tunnelAttributeType(handle);
   return { ...extra, ...(type !== null ? { [ATTRIBUTE_KEYS.type]: type } : {}), [ATTRIBUTE_KEYS.node]: node };
 }

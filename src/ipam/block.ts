@@ -83,7 +83,9 @@ export function allocate(
   const next = structuredClone(block);
   const ordinals = next.unallocated.splice(0, Math.max(0, count));
   if (ordinals.length === 0) return { block: next, ordinals };
-  const same = next.attributes.findIndex((a) => a.handle_id === handleId && JSON.stringify(a.secondary ?? null) === JSON.stringify(secondary));
+  const same = next.attributes.findIndex(
+    (a) => a.handle_id === handleId && JSON.stringify(a.secondary ?? null) === JSON.stringify(secondary),
+  );
   const attrIndex = same >= 0 ? same : next.attributes.push({ handle_id: handleId, secondary }) - 1;
   for (const ordinal of ordinals) next.allocations[ordinal] = attrIndex;
   next.sequenceNumber = (next.sequenceNumber ?? 0) + 1;
@@ -95,7 +97,10 @@ export function allocate(
  * dropped and the rest renumbered, as Calico does, so a block does not grow forever. Returns the new
  * block and, per handle, how many addresses were freed.
  */
-export function release(block: IPAMBlockSpec, ordinals: readonly number[]): { block: IPAMBlockSpec; freed: number[]; byHandle: Map<string, number> } {
+export function release(
+  block: IPAMBlockSpec,
+  ordinals: readonly number[],
+): { block: IPAMBlockSpec; freed: number[]; byHandle: Map<string, number> } {
   const next = structuredClone(block);
   const freed: number[] = [];
   const byHandle = new Map<string, number>();

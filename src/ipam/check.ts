@@ -52,12 +52,21 @@ export interface IpamCheckSnapshot extends IpamObjects {
 }
 
 export async function readIpamObjects(ds: Datastore): Promise<IpamObjects> {
-  const [blocks, affinities, handles] = await Promise.all([ds.list('IPAMBlock'), ds.list('BlockAffinity'), ds.list('IPAMHandle')]);
+  const [blocks, affinities, handles] = await Promise.all([
+    ds.list('IPAMBlock'),
+    ds.list('BlockAffinity'),
+    ds.list('IPAMHandle'),
+  ]);
   return { blocks: blocks.items, affinities: affinities.items, handles: handles.items };
 }
 
 export async function readCheckSnapshot(ds: Datastore): Promise<IpamCheckSnapshot> {
-  const [objects, pools, nodes, workloads] = await Promise.all([readIpamObjects(ds), ds.list('IPPool'), ds.list('Node'), ds.list('WorkloadEndpoint')]);
+  const [objects, pools, nodes, workloads] = await Promise.all([
+    readIpamObjects(ds),
+    ds.list('IPPool'),
+    ds.list('Node'),
+    ds.list('WorkloadEndpoint'),
+  ]);
   return { ...objects, pools: pools.items, nodes: nodes.items, workloads: workloads.items };
 }
 
@@ -66,21 +75,89 @@ export async function readCheckSnapshot(ds: Datastore): Promise<IpamCheckSnapsho
  * object (always listed), and the summary line of the text report (calicoctl's wording where it has one).
  */
 export const FINDINGS = {
-  'leaked-address': { scope: 'cluster', perAddress: true, title: 'leaked', summary: 'IPs that are allocated in IPAM but not in use by a workload or node (leaked)' },
-  'outside-pools': { scope: 'cluster', perAddress: true, title: 'not in a pool', summary: 'in-use IPs that are not in any active IP pool' },
-  'not-allocated': { scope: 'cluster', perAddress: true, title: 'not allocated', summary: 'in-use IPs that are in an active IP pool but have no IPAM allocation' },
-  'multiple-owners': { scope: 'cluster', perAddress: true, title: 'two owners', summary: 'in-use IPs with more than one owner' },
-  'node-gone': { scope: 'cluster', perAddress: false, title: 'node gone', summary: 'IPAM blocks affine to nodes that no longer exist' },
-  'block-outside-pools': { scope: 'cluster', perAddress: false, title: 'block in no pool', summary: 'IPAM blocks in no IP pool' },
+  'leaked-address': {
+    scope: 'cluster',
+    perAddress: true,
+    title: 'leaked',
+    summary: 'IPs that are allocated in IPAM but not in use by a workload or node (leaked)',
+  },
+  'outside-pools': {
+    scope: 'cluster',
+    perAddress: true,
+    title: 'not in a pool',
+    summary: 'in-use IPs that are not in any active IP pool',
+  },
+  'not-allocated': {
+    scope: 'cluster',
+    perAddress: true,
+    title: 'not allocated',
+    summary: 'in-use IPs that are in an active IP pool but have no IPAM allocation',
+  },
+  'multiple-owners': {
+    scope: 'cluster',
+    perAddress: true,
+    title: 'two owners',
+    summary: 'in-use IPs with more than one owner',
+  },
+  'node-gone': {
+    scope: 'cluster',
+    perAddress: false,
+    title: 'node gone',
+    summary: 'IPAM blocks affine to nodes that no longer exist',
+  },
+  'block-outside-pools': {
+    scope: 'cluster',
+    perAddress: false,
+    title: 'block in no pool',
+    summary: 'IPAM blocks in no IP pool',
+  },
   'invalid-block': { scope: 'structure', perAddress: false, title: 'invalid block', summary: 'invalid IPAM blocks' },
-  'affinity-missing': { scope: 'structure', perAddress: false, title: 'no affinity', summary: 'blocks affine to a node without its BlockAffinity' },
-  'affinity-not-confirmed': { scope: 'structure', perAddress: false, title: 'affinity not confirmed', summary: 'blocks whose BlockAffinity is pending or pendingDeletion (not advertised)' },
-  'affinity-without-block': { scope: 'structure', perAddress: false, title: 'affinity without block', summary: 'BlockAffinities without their block' },
-  'affinity-mismatch': { scope: 'structure', perAddress: false, title: 'affinity of another node', summary: 'BlockAffinities whose block is affine to another node (or none)' },
-  'handle-missing': { scope: 'structure', perAddress: false, title: 'no handle', summary: 'handles mentioned in blocks with no matching IPAMHandle' },
-  'handle-count': { scope: 'structure', perAddress: false, title: 'handle miscounts', summary: 'IPAMHandles whose counts differ from what the blocks hold' },
-  'handle-leaked': { scope: 'structure', perAddress: false, title: 'leaked handle', summary: 'IPAMHandles with no matching IPs' },
-} as const satisfies Record<string, { scope: 'structure' | 'cluster'; perAddress: boolean; title: string; summary: string }>;
+  'affinity-missing': {
+    scope: 'structure',
+    perAddress: false,
+    title: 'no affinity',
+    summary: 'blocks affine to a node without its BlockAffinity',
+  },
+  'affinity-not-confirmed': {
+    scope: 'structure',
+    perAddress: false,
+    title: 'affinity not confirmed',
+    summary: 'blocks whose BlockAffinity is pending or pendingDeletion (not advertised)',
+  },
+  'affinity-without-block': {
+    scope: 'structure',
+    perAddress: false,
+    title: 'affinity without block',
+    summary: 'BlockAffinities without their block',
+  },
+  'affinity-mismatch': {
+    scope: 'structure',
+    perAddress: false,
+    title: 'affinity of another node',
+    summary: 'BlockAffinities whose block is affine to another node (or none)',
+  },
+  'handle-missing': {
+    scope: 'structure',
+    perAddress: false,
+    title: 'no handle',
+    summary: 'handles mentioned in blocks with no matching IPAMHandle',
+  },
+  'handle-count': {
+    scope: 'structure',
+    perAddress: false,
+    title: 'handle miscounts',
+    summary: 'IPAMHandles whose counts differ from what the blocks hold',
+  },
+  'handle-leaked': {
+    scope: 'structure',
+    perAddress: false,
+    title: 'leaked handle',
+    summary: 'IPAMHandles with no matching IPs',
+  },
+} as const satisfies Record<
+  string,
+  { scope: 'structure' | 'cluster'; perAddress: boolean; title: string; summary: string }
+>;
 
 export type FindingKind = keyof typeof FINDINGS;
 export const FINDING_KINDS = Object.keys(FINDINGS) as FindingKind[];
@@ -162,7 +239,10 @@ function blockDefects(spec: IPAMBlockSpec): string[] {
     if (attr === null) return;
     used.add(attr);
     const attribute = spec.attributes[attr];
-    if (attribute === undefined) out.push(`ordinal ${ordinal} points at attribute ${attr}, which does not exist (${spec.attributes.length} attributes)`);
+    if (attribute === undefined)
+      out.push(
+        `ordinal ${ordinal} points at attribute ${attr}, which does not exist (${spec.attributes.length} attributes)`,
+      );
     else if (!attribute.handle_id) out.push(`ordinal ${ordinal} points at attribute ${attr}, which names no handle`);
   });
   spec.attributes.forEach((_, i) => {
@@ -170,9 +250,11 @@ function blockDefects(spec: IPAMBlockSpec): string[] {
   });
   const seen = new Set<number>();
   for (const ordinal of spec.unallocated) {
-    if (!Number.isInteger(ordinal) || ordinal < 0 || ordinal >= size) out.push(`ordinal ${ordinal} in unallocated is outside the block (0..${size - 1})`);
+    if (!Number.isInteger(ordinal) || ordinal < 0 || ordinal >= size)
+      out.push(`ordinal ${ordinal} in unallocated is outside the block (0..${size - 1})`);
     else if (seen.has(ordinal)) out.push(`ordinal ${ordinal} appears more than once in unallocated`);
-    else if (spec.allocations[ordinal] !== null && spec.allocations[ordinal] !== undefined) out.push(`ordinal ${ordinal} is allocated but listed in unallocated`);
+    else if (spec.allocations[ordinal] !== null && spec.allocations[ordinal] !== undefined)
+      out.push(`ordinal ${ordinal} is allocated but listed in unallocated`);
     seen.add(ordinal);
   }
   const free = spec.allocations.flatMap((a, i) => (a === null && !seen.has(i) ? [i] : []));
@@ -184,14 +266,21 @@ function blockDefects(spec: IPAMBlockSpec): string[] {
 export function structureFindings(state: IpamObjects, existingNodes?: ReadonlySet<string>): Finding[] {
   const findings: Finding[] = [];
   const gone = (node: string): boolean => existingNodes !== undefined && !existingNodes.has(node);
-  const deleteNode = (node: string): string => `node ${node} no longer exists: \`tortie delete node ${node}\` releases what it left`;
+  const deleteNode = (node: string): string =>
+    `node ${node} no longer exists: \`tortie delete node ${node}\` releases what it left`;
   const counted = new Map<string, Map<string, number>>();
   for (const block of state.blocks) {
     if (block.spec.deleted === true) continue;
     const { cidr } = block.spec;
     const object = `IPAMBlock ${cidr}`;
     for (const defect of blockDefects(block.spec)) {
-      findings.push({ kind: 'invalid-block', object, detail: defect, action: 'the block was written by hand or by a broken writer; IPAM may hand out its addresses twice or never: fix or re-create it while no node assigns from it' });
+      findings.push({
+        kind: 'invalid-block',
+        object,
+        detail: defect,
+        action:
+          'the block was written by hand or by a broken writer; IPAM may hand out its addresses twice or never: fix or re-create it while no node assigns from it',
+      });
     }
     block.spec.allocations.forEach((attr) => {
       const handle = attr === null ? undefined : block.spec.attributes[attr]?.handle_id;
@@ -208,7 +297,9 @@ export function structureFindings(state: IpamObjects, existingNodes?: ReadonlySe
         kind: 'affinity-missing',
         object,
         detail: `affine to ${node} but there is no BlockAffinity ${affinityName(node, cidr)}: the block is used but never advertised`,
-        action: gone(node) ? deleteNode(node) : `a claim or release of ${node} stopped half-way; \`tortie delete node ${node}\` gives the block up when the node is retired, else restart its agent and run again`,
+        action: gone(node)
+          ? deleteNode(node)
+          : `a claim or release of ${node} stopped half-way; \`tortie delete node ${node}\` gives the block up when the node is retired, else restart its agent and run again`,
       });
     } else if (affinity.spec.state !== 'confirmed') {
       const pending = affinity.spec.state === 'pending';
@@ -246,7 +337,9 @@ export function structureFindings(state: IpamObjects, existingNodes?: ReadonlySe
         kind: 'affinity-mismatch',
         object,
         detail: `(${st}) names node ${node}, but block ${cidr} is affine to ${owner ?? 'no node'}`,
-        action: gone(node) ? deleteNode(node) : `a release by ${node} stopped half-way: ${node}'s agent removes it at startup (restart it); the block belongs to ${owner ?? 'no node'}`,
+        action: gone(node)
+          ? deleteNode(node)
+          : `a release by ${node} stopped half-way: ${node}'s agent removes it at startup (restart it); the block belongs to ${owner ?? 'no node'}`,
       });
     }
   }
@@ -264,7 +357,8 @@ export function structureFindings(state: IpamObjects, existingNodes?: ReadonlySe
         object: `handle ${handle}`,
         handle,
         detail: `holds ${plural(total, 'address', 'addresses')} (${[...perBlock.keys()].join(', ')}) but there is no IPAMHandle`,
-        action: 'a write stopped between the block and the handle; the blocks decide what is free, so nothing is handed out twice: releasing the handle frees its addresses',
+        action:
+          'a write stopped between the block and the handle; the blocks decide what is free, so nothing is handed out twice: releasing the handle frees its addresses',
       });
       continue;
     }
@@ -276,12 +370,14 @@ export function structureFindings(state: IpamObjects, existingNodes?: ReadonlySe
         object: `IPAMHandle ${record.metadata.name}`,
         handle,
         detail: `counts ${JSON.stringify(have)}, the blocks hold ${JSON.stringify(want)}`,
-        action: 'a write stopped between the block and the handle; the blocks decide what is free, so releasing the handle still frees what they hold',
+        action:
+          'a write stopped between the block and the handle; the blocks decide what is free, so releasing the handle still frees what they hold',
       });
     }
   }
   for (const record of state.handles) {
-    if (record.spec.deleted === true || counted.has(record.spec.handleID) || counted.has(record.metadata.name)) continue;
+    if (record.spec.deleted === true || counted.has(record.spec.handleID) || counted.has(record.metadata.name))
+      continue;
     const tunnelOf = tunnelHandleNode(record.spec.handleID);
     findings.push({
       kind: 'handle-leaked',
@@ -308,11 +404,20 @@ function addressOf(prefix: Prefix, ordinal: number): string {
 }
 
 /** What to do with an address no workload or node holds, from what its allocation says about itself. */
-function leakAdvice(record: AddressRecord, blockNode: string | null, nodes: ReadonlySet<string>, tunnelAddr: ReadonlyMap<string, string | undefined>): { detail: string; action: string } {
+function leakAdvice(
+  record: AddressRecord,
+  blockNode: string | null,
+  nodes: ReadonlySet<string>,
+  tunnelAddr: ReadonlyMap<string, string | undefined>,
+): { detail: string; action: string } {
   const tunnelOf = tunnelHandleNode(record.handle);
   const runAgain = 'run again';
   if (tunnelOf !== null) {
-    if (!nodes.has(tunnelOf)) return { detail: `tunnel address of node ${tunnelOf}, which no longer exists`, action: `\`tortie delete node ${tunnelOf}\` releases what it left` };
+    if (!nodes.has(tunnelOf))
+      return {
+        detail: `tunnel address of node ${tunnelOf}, which no longer exists`,
+        action: `\`tortie delete node ${tunnelOf}\` releases what it left`,
+      };
     const recorded = tunnelAddr.get(tunnelOf);
     return {
       detail: `tunnel address of node ${tunnelOf}, whose Node records ${recorded === undefined ? 'no tunnel address' : `tunnel address ${recorded}`}`,
@@ -322,15 +427,24 @@ function leakAdvice(record: AddressRecord, blockNode: string | null, nodes: Read
   const pod = record.pod !== undefined ? `pod ${record.namespace ?? 'default'}/${record.pod}` : null;
   if (record.node !== undefined) {
     const who = `assigned on node ${record.node}${pod ? ` for ${pod}` : ''}${record.timestamp ? ` at ${record.timestamp}` : ''}`;
-    if (!nodes.has(record.node)) return { detail: `${who}; node ${record.node} no longer exists`, action: `\`tortie delete node ${record.node}\` releases what it left` };
+    if (!nodes.has(record.node))
+      return {
+        detail: `${who}; node ${record.node} no longer exists`,
+        action: `\`tortie delete node ${record.node}\` releases what it left`,
+      };
     return {
       detail: `${who}; no workload endpoint holds it`,
       action: `a pod being created has its address before its endpoint: ${runAgain}; if it stays, the pod is gone without its CNI DEL: the CNI GC on ${record.node} releases it (or \`tortie delete node ${record.node}\` when the node is retired)`,
     };
   }
-  if (blockNode !== null && !nodes.has(blockNode)) return { detail: `no attributes say whose it is; its block is affine to node ${blockNode}, which no longer exists`, action: `\`tortie delete node ${blockNode}\` releases what it left` };
+  if (blockNode !== null && !nodes.has(blockNode))
+    return {
+      detail: `no attributes say whose it is; its block is affine to node ${blockNode}, which no longer exists`,
+      action: `\`tortie delete node ${blockNode}\` releases what it left`,
+    };
   return {
-    detail: 'written without attributes (before tortie recorded them): nothing says whose it is, and no workload endpoint holds it',
+    detail:
+      'written without attributes (before tortie recorded them): nothing says whose it is, and no workload endpoint holds it',
     action: `${runAgain}; if it stays, \`tortie delete node\` of the node it was assigned on releases it when that node is retired (nothing releases it sooner)`,
   };
 }
@@ -339,7 +453,12 @@ function leakAdvice(record: AddressRecord, blockNode: string | null, nodes: Read
 export function checkIpam(snapshot: IpamCheckSnapshot): IpamCheckReport {
   const nodes = new Set(snapshot.nodes.map((n) => n.metadata.name));
   const findings = structureFindings(snapshot, nodes);
-  const tunnelAddr = new Map(snapshot.nodes.map((n) => [n.metadata.name, n.spec.bgp?.ipv4IPIPTunnelAddr === undefined ? undefined : bareIp(n.spec.bgp.ipv4IPIPTunnelAddr)]));
+  const tunnelAddr = new Map(
+    snapshot.nodes.map((n) => [
+      n.metadata.name,
+      n.spec.bgp?.ipv4IPIPTunnelAddr === undefined ? undefined : bareIp(n.spec.bgp.ipv4IPIPTunnelAddr),
+    ]),
+  );
   const allPools = snapshot.pools.flatMap((p) => {
     const prefix = tryPrefix(p.spec.cidr);
     return prefix === null ? [] : [{ pool: p, prefix }];
@@ -408,7 +527,14 @@ export function checkIpam(snapshot: IpamCheckSnapshot): IpamCheckReport {
     for (const record of list) {
       if (record.inUse) continue;
       const { detail, action } = leakAdvice(record, blockOwner.get(`${ip}#${record.block}`) ?? null, nodes, tunnelAddr);
-      findings.push({ kind: 'leaked-address', object: `IPAMBlock ${record.block}`, address: ip, ...(record.handle ? { handle: record.handle } : {}), detail, action });
+      findings.push({
+        kind: 'leaked-address',
+        object: `IPAMBlock ${record.block}`,
+        address: ip,
+        ...(record.handle ? { handle: record.handle } : {}),
+        detail,
+        action,
+      });
     }
   }
   for (const [ip, list] of owners) {
@@ -426,9 +552,17 @@ export function checkIpam(snapshot: IpamCheckSnapshot): IpamCheckReport {
     const inActive = addr !== null && activePools.some((p) => prefixContains(p.prefix, addr));
     for (const o of list) {
       const isNode = o.name.startsWith('Node(');
-      const redo = isNode ? `restart the agent on ${o.node} after clearing its Node's ipv4IPIPTunnelAddr, so it assigns one from IPAM` : 're-create the pod so it gets an address from IPAM';
+      const redo = isNode
+        ? `restart the agent on ${o.node} after clearing its Node's ipv4IPIPTunnelAddr, so it assigns one from IPAM`
+        : 're-create the pod so it gets an address from IPAM';
       if (inActive) {
-        findings.push({ kind: 'not-allocated', object: o.name, address: ip, detail: 'uses an address in an active IP pool that IPAM has not allocated: IPAM may hand it to another pod', action: redo });
+        findings.push({
+          kind: 'not-allocated',
+          object: o.name,
+          address: ip,
+          detail: 'uses an address in an active IP pool that IPAM has not allocated: IPAM may hand it to another pod',
+          action: redo,
+        });
       } else {
         const disabled = addr !== null && allPools.some((p) => prefixContains(p.prefix, addr));
         findings.push({
@@ -460,18 +594,27 @@ export function checkIpam(snapshot: IpamCheckSnapshot): IpamCheckReport {
         kind: 'block-outside-pools',
         object: `IPAMBlock ${block.spec.cidr}`,
         detail: `lies in no IP pool (its pool was deleted?), ${plural(held, 'address', 'addresses')} allocated: its pods are not advertised`,
-        action: held > 0 ? 'create an IPPool that covers it, or re-create the pods using it so they get addresses from another pool' : 'create an IPPool that covers it, or give the block up (`tortie delete node` of its node)',
+        action:
+          held > 0
+            ? 'create an IPPool that covers it, or re-create the pods using it so they get addresses from another pool'
+            : 'create an IPPool that covers it, or give the block up (`tortie delete node` of its node)',
       });
     }
   }
 
   const order = new Map(FINDING_KINDS.map((k, i) => [k, i]));
   const ipKey = (ip?: string): number => (ip === undefined ? -1 : (tryParseIpv4(ip) ?? -1));
-  findings.sort((a, b) => (order.get(a.kind) ?? 0) - (order.get(b.kind) ?? 0) || ipKey(a.address) - ipKey(b.address) || a.object.localeCompare(b.object));
+  findings.sort(
+    (a, b) =>
+      (order.get(a.kind) ?? 0) - (order.get(b.kind) ?? 0) ||
+      ipKey(a.address) - ipKey(b.address) ||
+      a.object.localeCompare(b.object),
+  );
 
   const addresses: AddressRecord[] = [...records.values()].flat();
   for (const [ip, list] of owners) {
-    if (!records.has(ip)) addresses.push({ ip, block: null, handle: null, borrowed: false, owners: list.map((o) => o.name), inUse: true });
+    if (!records.has(ip))
+      addresses.push({ ip, block: null, handle: null, borrowed: false, owners: list.map((o) => o.name), inUse: true });
   }
   addresses.sort((a, b) => ipKey(a.ip) - ipKey(b.ip));
   return {

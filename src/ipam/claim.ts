@@ -24,14 +24,18 @@ import { IpamExhaustedError, type IpUse } from './types.js';
  * claimBlock calls it too.
  */
 export async function settlePending(store: IpamStore, node: string): Promise<void> {
-  const affinities = (await store.ds.list('BlockAffinity')).items.filter((a) => a.spec.node === node && a.spec.state === 'pending');
+  const affinities = (await store.ds.list('BlockAffinity')).items.filter(
+    (a) => a.spec.node === node && a.spec.state === 'pending',
+  );
   for (const affinity of affinities) {
     const block = await store.ds.get('IPAMBlock', blockName(affinity.spec.cidr));
     try {
       if (block && blocks.affineNode(block.spec) === node) {
         await store.ds.update({ ...affinity, spec: { ...affinity.spec, state: 'confirmed' } });
       } else {
-        await store.ds.delete('BlockAffinity', affinity.metadata.name, { revision: affinity.metadata.resourceVersion ?? '' });
+        await store.ds.delete('BlockAffinity', affinity.metadata.name, {
+          revision: affinity.metadata.resourceVersion ?? '',
+        });
       }
     } catch (err) {
       if (!(err instanceof ConflictError) && !(err instanceof NotFoundError)) throw err;
@@ -43,7 +47,11 @@ export async function settlePending(store: IpamStore, node: string): Promise<voi
  * Claims the first free block of the first enabled pool whose nodeSelector matches `node`, and returns
  * its CIDR. Rejects with IpamExhaustedError when every candidate block is taken.
  */
-export async function claimBlock(store: IpamStore, node: string, options: { pool?: string; use?: IpUse } = {}): Promise<string> {
+export async function claimBlock(
+  store: IpamStore,
+  node: string,
+  options: { pool?: string; use?: IpUse } = {},
+): Promise<string> {
   await settlePending(store, node);
   const use = options.use ?? 'Workload';
   const pools = await store.poolsFor(node, options.pool, use);
@@ -68,7 +76,9 @@ export async function claimBlock(store: IpamStore, node: string, options: { pool
       taken.add(cidr);
     }
   }
-  throw new IpamExhaustedError(`node "${node}": no free block left in pool(s) ${pools.map((p) => `${p.metadata.name} (${p.spec.cidr})`).join(', ')}`);
+  throw new IpamExhaustedError(
+    `node "${node}": no free block left in pool(s) ${pools.map((p) => `${p.metadata.name} (${p.spec.cidr})`).join(', ')}`,
+  );
 }
 
 /** claimBlock, but concurrent callers for the same node and pool wait for the one claim in flight. */
@@ -76,7 +86,9 @@ export function claimShared(store: IpamStore, node: string, pool: string | undef
   const key = `${node}\u0000${pool ?? ''}\u0000${use}`;
   const running = store.claiming.get(key);
   if (running) return running;
-  const claim = claimBlock(store, node, { ...(pool !== undefined ? { pool } : {}), use }).finally(() => store.claiming.delete(key));
+  const claim = claimBlock(store, node, { ...(pool !== undefined ? { pool } : {}), use }).finally(() =>
+    store.claiming.delete(key),
+  );
   store.claiming.set(key, claim);
   return claim;
 }
@@ -90,7 +102,12 @@ export function claimShared(store: IpamStore, node: string, pool: string | undef
 async function tryClaim(store: IpamStore, node: string, cidr: string): Promise<boolean> {
   const name = affinityName(node, cidr);
   try {
-    await store.ds.create({ apiVersion: API_VERSION, kind: 'BlockAffinity', metadata: { name }, spec: { state: 'pending', node, cidr } });
+    await store.ds.create({
+      apiVersion: API_VERSION,
+      kind: 'BlockAffinity',
+      metadata: { name },
+      spec: { state: 'pending', node, cidr },
+    });
   } catch (err) {
     if (!(err instanceof AlreadyExistsError)) throw err;
     const existing = await store.ds.get('BlockAffinity', name);
@@ -103,7 +120,10 @@ async function tryClaim(store: IpamStore, node: string, cidr: string): Promise<b
     // Someone else created it: whose it is, is decided below.
   }
   return store.retrying(`confirm affinity ${name}`, async () => {
-    const [current, block] = await Promise.all([store.ds.get('BlockAffinity', name), store.ds.get('IPAMBlock', blockName(cidr))]);
+    const [current, block] = await Promise.all([
+      store.ds.get('BlockAffinity', name),
+      store.ds.get('IPAMBlock', blockName(cidr)),
+    ]);
     if (!block || blocks.affineNode(block.spec) !== node) {
       // Another node won the block (or it is gone): our affinity must go (never leave it to look like ours).
       // A pendingDeletion one belongs to whoever is releasing; they delete it.
@@ -112,7 +132,12 @@ async function tryClaim(store: IpamStore, node: string, cidr: string): Promise<b
     }
     if (current?.spec.state === 'pendingDeletion') return false;
     if (!current) {
-      await store.ds.create({ apiVersion: API_VERSION, kind: 'BlockAffinity', metadata: { name }, spec: { state: 'confirmed', node, cidr } });
+      await store.ds.create({
+        apiVersion: API_VERSION,
+        kind: 'BlockAffinity',
+        metadata: { name },
+        spec: { state: 'confirmed', node, cidr },
+      });
     } else if (current.spec.state !== 'confirmed') {
       try {
         await store.ds.update({ ...current, spec: { ...current.spec, state: 'confirmed' } });

@@ -31,4 +31,13 @@ export {
   type PendingDeletionSettlement,
   type PoolList,
 } from './types.js';
-export { affinityName, blockName, cidrOfBlockName, ipipTunnelHandle, parseAffinityName, tunnelHandleNode, TUNNEL_HANDLE_PREFIXES, vxlanTunnelHandle } from '../resources/ipam-names.js';
+export {
+  affinityName,
+  blockName,
+  cidrOfBlockName,
+  ipipTunnelHandle,
+  parseAffinityName,
+  tunnelHandleNode,
+  TUNNEL_HANDLE_PREFIXES,
+  vxlanTunnelHandle,
+} from '../resources/ipam-names.js';

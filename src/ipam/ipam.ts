@@ -5,9 +5,27 @@
 import type { Datastore } from '../datastore/types.js';
 import { assign } from './assign.js';
 import { claimBlock, settlePending } from './claim.js';
-import { release, releaseAffinity, releaseAllocations, releaseBlock, releaseByHandle, releaseStrayAffinity, settlePendingDeletion } from './release.js';
+import {
+  release,
+  releaseAffinity,
+  releaseAllocations,
+  releaseBlock,
+  releaseByHandle,
+  releaseStrayAffinity,
+  settlePendingDeletion,
+} from './release.js';
 import { IpamStore } from './store.js';
-import type { AffinityRelease, AllocationRef, AssignOptions, Block, FreedAddress, IpamOptions, IpamUsage, IpUse, PendingDeletionSettlement } from './types.js';
+import type {
+  AffinityRelease,
+  AllocationRef,
+  AssignOptions,
+  Block,
+  FreedAddress,
+  IpamOptions,
+  IpamUsage,
+  IpUse,
+  PendingDeletionSettlement,
+} from './types.js';
 import { blocksOf, usage } from './usage.js';
 
 export class Ipam {
@@ -63,7 +81,11 @@ export class Ipam {
   }
 
   /** Gives up `node`'s affinity to block `cidr` (Calico's releaseBlockAffinity; release.ts). */
-  releaseAffinity(node: string, cidr: string, options: { requireEmpty?: boolean; free?: readonly AllocationRef[] } = {}): Promise<AffinityRelease> {
+  releaseAffinity(
+    node: string,
+    cidr: string,
+    options: { requireEmpty?: boolean; free?: readonly AllocationRef[] } = {},
+  ): Promise<AffinityRelease> {
     return releaseAffinity(this.store, node, cidr, options);
   }
 

@@ -19,7 +19,14 @@ import type { IPAMBlockSpec } from '../resources/types.js';
 import { allocationNode } from './attributes.js';
 import * as blocks from './block.js';
 import { blockResource, type IpamStore } from './store.js';
-import { BlockInUseError, type AffinityRelease, type AllocationRef, type Block, type FreedAddress, type PendingDeletionSettlement } from './types.js';
+import {
+  BlockInUseError,
+  type AffinityRelease,
+  type AllocationRef,
+  type Block,
+  type FreedAddress,
+  type PendingDeletionSettlement,
+} from './types.js';
 
 /** The ordinals of `refs` that the same handle (and, when the ref names one, the same node) still holds in `block`. */
 function stillHeld(block: IPAMBlockSpec, refs: readonly AllocationRef[]): number[] {
@@ -37,16 +44,25 @@ function stillHeld(block: IPAMBlockSpec, refs: readonly AllocationRef[]): number
  * its pods (or tunnel) use it and would be unreachable unadvertised.
  */
 export async function settlePendingDeletion(store: IpamStore, node: string): Promise<PendingDeletionSettlement[]> {
-  const stuck = (await store.ds.list('BlockAffinity')).items.filter((a) => a.spec.node === node && a.spec.state === 'pendingDeletion');
+  const stuck = (await store.ds.list('BlockAffinity')).items.filter(
+    (a) => a.spec.node === node && a.spec.state === 'pendingDeletion',
+  );
   const out: PendingDeletionSettlement[] = [];
   for (const affinity of stuck) out.push(await settleOnePendingDeletion(store, node, affinity.spec.cidr));
   return out;
 }
 
-async function settleOnePendingDeletion(store: IpamStore, node: string, cidr: string): Promise<PendingDeletionSettlement> {
+async function settleOnePendingDeletion(
+  store: IpamStore,
+  node: string,
+  cidr: string,
+): Promise<PendingDeletionSettlement> {
   const name = affinityName(node, cidr);
   const decided = await store.retrying(`settle BlockAffinity ${name} (pendingDeletion)`, async () => {
-    const [affinity, block] = await Promise.all([store.ds.get('BlockAffinity', name), store.ds.get('IPAMBlock', blockName(cidr))]);
+    const [affinity, block] = await Promise.all([
+      store.ds.get('BlockAffinity', name),
+      store.ds.get('IPAMBlock', blockName(cidr)),
+    ]);
     if (!affinity || affinity.spec.state !== 'pendingDeletion') return { outcome: 'settled-elsewhere', cidr } as const;
     const owner = block ? blocks.affineNode(block.spec) : null;
     try {
@@ -58,7 +74,12 @@ async function settleOnePendingDeletion(store: IpamStore, node: string, cidr: st
       if (allocated === 0) return { outcome: 'empty', cidr } as const;
       // Calico's confirmation of an affinity that is not confirmed: a new revision of the block first, so a
       // release that read it before fails its compare-and-swap and decides again; then the affinity.
-      await store.ds.update(blockResource({ ...block.spec, sequenceNumber: (block.spec.sequenceNumber ?? 0) + 1 }, block.metadata.resourceVersion));
+      await store.ds.update(
+        blockResource(
+          { ...block.spec, sequenceNumber: (block.spec.sequenceNumber ?? 0) + 1 },
+          block.metadata.resourceVersion,
+        ),
+      );
       const confirmed = await store.ds.update({ ...affinity, spec: { ...affinity.spec, state: 'confirmed' } });
       const after = await store.ds.get('IPAMBlock', blockName(cidr));
       if (after && blocks.affineNode(after.spec) === node) return { outcome: 'confirmed', cidr, allocated } as const;
@@ -88,11 +109,16 @@ async function settleOnePendingDeletion(store: IpamStore, node: string, cidr: st
  * Frees ordinals chosen by `pick` in every block where it picks some; returns the addresses freed. The
  * blocks are listed once, and each block's first compare-and-swap is on the revision listed.
  */
-async function releaseWhere(store: IpamStore, pick: (block: IPAMBlockSpec) => number[], options: { adjustHandles?: boolean } = {}): Promise<string[]> {
+async function releaseWhere(
+  store: IpamStore,
+  pick: (block: IPAMBlockSpec) => number[],
+  options: { adjustHandles?: boolean } = {},
+): Promise<string[]> {
   const freed: string[] = [];
   for (const start of await store.allBlocks()) {
     if (pick(start.spec).length === 0) continue;
-    for (const address of await releaseInBlock(store, start.spec.cidr, pick, { read: start, ...options })) freed.push(address.ip);
+    for (const address of await releaseInBlock(store, start.spec.cidr, pick, { read: start, ...options }))
+      freed.push(address.ip);
   }
   return freed;
 }
@@ -103,8 +129,16 @@ async function releaseWhere(store: IpamStore, pick: (block: IPAMBlockSpec) => nu
  * block stays, even when empty (as Calico). [] when it is gone. `read`: the block as the caller read
  * it, for the first attempt when `pick` chooses something in it (else, and after a conflict, it is read).
  */
-async function releaseInBlock(store: IpamStore, cidr: string, pick: (block: IPAMBlockSpec) => number[], options: { read?: Block; adjustHandles?: boolean } = {}): Promise<FreedAddress[]> {
-  let known = options.read !== undefined && options.read.spec.cidr === cidr && pick(options.read.spec).length > 0 ? options.read : undefined;
+async function releaseInBlock(
+  store: IpamStore,
+  cidr: string,
+  pick: (block: IPAMBlockSpec) => number[],
+  options: { read?: Block; adjustHandles?: boolean } = {},
+): Promise<FreedAddress[]> {
+  let known =
+    options.read !== undefined && options.read.spec.cidr === cidr && pick(options.read.spec).length > 0
+      ? options.read
+      : undefined;
   const written = await store.retrying(`release in block ${cidr}`, async () => {
     const block = known ?? (await store.ds.get('IPAMBlock', blockName(cidr)));
     known = undefined;
@@ -118,10 +152,14 @@ async function releaseInBlock(store: IpamStore, cidr: string, pick: (block: IPAM
         throw err;
       }
     }
-    const freed = result.freed.map((ordinal) => ({ ip: blocks.addressOf(block.spec, ordinal), handle: blocks.handleAt(block.spec, ordinal) ?? null }));
+    const freed = result.freed.map((ordinal) => ({
+      ip: blocks.addressOf(block.spec, ordinal),
+      handle: blocks.handleAt(block.spec, ordinal) ?? null,
+    }));
     return { freed, byHandle: result.byHandle };
   });
-  if (options.adjustHandles !== false) for (const [handle, n] of written.byHandle) await store.adjustHandle(handle, cidr, -n);
+  if (options.adjustHandles !== false)
+    for (const [handle, n] of written.byHandle) await store.adjustHandle(handle, cidr, -n);
   return written.freed;
 }
 
@@ -130,7 +168,12 @@ async function releaseInBlock(store: IpamStore, cidr: string, pick: (block: IPAM
  * names one) still holds it — an address freed and taken again by someone else meanwhile is left alone.
  * One compare-and-swap; `read`: the block as the caller read it (the first attempt's revision).
  */
-export async function releaseAllocations(store: IpamStore, cidr: string, refs: readonly AllocationRef[], read?: Block): Promise<FreedAddress[]> {
+export async function releaseAllocations(
+  store: IpamStore,
+  cidr: string,
+  refs: readonly AllocationRef[],
+  read?: Block,
+): Promise<FreedAddress[]> {
   if (refs.length === 0) return [];
   return releaseInBlock(store, cidr, (block) => stillHeld(block, refs), read !== undefined ? { read } : {});
 }
@@ -153,7 +196,9 @@ export async function releaseByHandle(store: IpamStore, handleId: string): Promi
 /** Frees these addresses (those not allocated are ignored). The block stays, even when empty (as Calico). */
 export async function release(store: IpamStore, ips: string[]): Promise<void> {
   for (const ip of ips) parseIpv4(ip, 'address to release');
-  await releaseWhere(store, (b) => ips.map((ip) => blocks.ordinalOf(b, ip)).filter((o): o is number => o !== null && b.allocations[o] !== null));
+  await releaseWhere(store, (b) =>
+    ips.map((ip) => blocks.ordinalOf(b, ip)).filter((o): o is number => o !== null && b.allocations[o] !== null),
+  );
 }
 
 /**
@@ -174,7 +219,10 @@ export async function releaseBlock(store: IpamStore, cidr: string): Promise<void
     const current = await store.ds.get('IPAMBlock', name);
     if (!current) return true;
     const inUse = blocks.allocatedCount(current.spec);
-    if (inUse > 0) throw new BlockInUseError(`block ${cidr} still has ${inUse} address(es) allocated; release them first (releaseByHandle / release)`);
+    if (inUse > 0)
+      throw new BlockInUseError(
+        `block ${cidr} still has ${inUse} address(es) allocated; release them first (releaseByHandle / release)`,
+      );
     try {
       await store.ds.delete('IPAMBlock', name, { revision: current.metadata.resourceVersion ?? '' });
     } catch (err) {
@@ -192,11 +240,19 @@ export async function releaseBlock(store: IpamStore, cidr: string): Promise<void
  * deleted. With requireEmpty, a block that holds anything else is refused (BlockInUseError) and keeps its
  * affinity, confirmed. A conflict (someone wrote the block meanwhile) means: read again, decide again.
  */
-export async function releaseAffinity(store: IpamStore, node: string, cidr: string, options: { requireEmpty?: boolean; free?: readonly AllocationRef[] } = {}): Promise<AffinityRelease> {
+export async function releaseAffinity(
+  store: IpamStore,
+  node: string,
+  cidr: string,
+  options: { requireEmpty?: boolean; free?: readonly AllocationRef[] } = {},
+): Promise<AffinityRelease> {
   const name = blockName(cidr);
   const affinityKey = affinityName(node, cidr);
   const step = await store.retrying(`release the affinity of node "${node}" to block ${cidr}`, async () => {
-    const [block, affinity] = await Promise.all([store.ds.get('IPAMBlock', name), store.ds.get('BlockAffinity', affinityKey)]);
+    const [block, affinity] = await Promise.all([
+      store.ds.get('IPAMBlock', name),
+      store.ds.get('BlockAffinity', affinityKey),
+    ]);
     if (!block || blocks.affineNode(block.spec) !== node) {
       if (affinity) await store.deleteIfUnchanged(affinity);
       const state = affinity?.spec.state ?? null;
@@ -208,8 +264,11 @@ export async function releaseAffinity(store: IpamStore, node: string, cidr: stri
     const remaining = blocks.allocatedCount(result.block);
     if (options.requireEmpty === true && remaining > 0) {
       // An address arrived first (or was there): the node keeps the block, and keeps advertising it.
-      if (affinity?.spec.state === 'pendingDeletion') await store.ds.update({ ...affinity, spec: { ...affinity.spec, state: 'confirmed' } });
-      throw new BlockInUseError(`block ${cidr} still has ${remaining} address(es) allocated; release them first (releaseByHandle / release)`);
+      if (affinity?.spec.state === 'pendingDeletion')
+        await store.ds.update({ ...affinity, spec: { ...affinity.spec, state: 'confirmed' } });
+      throw new BlockInUseError(
+        `block ${cidr} still has ${remaining} address(es) allocated; release them first (releaseByHandle / release)`,
+      );
     }
     if (affinity && affinity.spec.state !== 'pendingDeletion') {
       await store.ds.update({ ...affinity, spec: { ...affinity.spec, state: 'pendingDeletion' } });
@@ -225,7 +284,10 @@ export async function releaseAffinity(store: IpamStore, node: string, cidr: stri
       if (err instanceof NotFoundError) return undefined; // deleted meanwhile: read again
       throw err;
     }
-    const freed = result.freed.map((ordinal) => ({ ip: blocks.addressOf(block.spec, ordinal), handle: blocks.handleAt(block.spec, ordinal) ?? null }));
+    const freed = result.freed.map((ordinal) => ({
+      ip: blocks.addressOf(block.spec, ordinal),
+      handle: blocks.handleAt(block.spec, ordinal) ?? null,
+    }));
     return { outcome: remaining === 0 ? 'deleted' : 'unaffined', freed, byHandle: result.byHandle, remaining } as const;
   });
   if (step.outcome === 'no-block' || step.outcome === 'not-affine') return step;
@@ -241,15 +303,24 @@ export async function releaseAffinity(store: IpamStore, node: string, cidr: stri
  * claim that stopped half-way, or lost). Null, touching nothing, when the block is the node's after all
  * (a claim finished meanwhile: that is not a stray any more).
  */
-export async function releaseStrayAffinity(store: IpamStore, node: string, cidr: string): Promise<AffinityRelease | null> {
+export async function releaseStrayAffinity(
+  store: IpamStore,
+  node: string,
+  cidr: string,
+): Promise<AffinityRelease | null> {
   const name = affinityName(node, cidr);
   return store.retrying(`delete BlockAffinity ${name}`, async () => {
-    const [affinity, block] = await Promise.all([store.ds.get('BlockAffinity', name), store.ds.get('IPAMBlock', blockName(cidr))]);
+    const [affinity, block] = await Promise.all([
+      store.ds.get('BlockAffinity', name),
+      store.ds.get('IPAMBlock', blockName(cidr)),
+    ]);
     const owner = block ? blocks.affineNode(block.spec) : null;
     if (block && owner === node) return null;
     if (affinity) await store.deleteIfUnchanged(affinity);
     const state = affinity?.spec.state ?? null;
-    return block ? ({ outcome: 'not-affine', cidr, affinity: state, owner } as const) : ({ outcome: 'no-block', cidr, affinity: state } as const);
+    return block
+      ? ({ outcome: 'not-affine', cidr, affinity: state, owner } as const)
+      : ({ outcome: 'no-block', cidr, affinity: state } as const);
   });
 }
 
@@ -261,7 +332,10 @@ export async function releaseStrayAffinity(store: IpamStore, node: string, cidr:
 async function dropAffinity(store: IpamStore, node: string, cidr: string): Promise<void> {
   const name = affinityName(node, cidr);
   await store.retrying(`delete BlockAffinity ${name}`, async () => {
-    const [affinity, block] = await Promise.all([store.ds.get('BlockAffinity', name), store.ds.get('IPAMBlock', blockName(cidr))]);
+    const [affinity, block] = await Promise.all([
+      store.ds.get('BlockAffinity', name),
+      store.ds.get('IPAMBlock', blockName(cidr)),
+    ]);
     if (!affinity) return true;
     if (block && blocks.affineNode(block.spec) === node && affinity.spec.state !== 'pendingDeletion') return true;
     await store.deleteIfUnchanged(affinity);

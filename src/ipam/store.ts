@@ -16,7 +16,12 @@ export const MAX_ATTEMPTS = 400;
 const DEFAULT_BLOCK_SIZE = 26;
 
 export function blockResource(spec: IPAMBlockSpec, revision?: string): Block {
-  return { apiVersion: API_VERSION, kind: 'IPAMBlock', metadata: { name: blockName(spec.cidr), ...(revision ? { resourceVersion: revision } : {}) }, spec };
+  return {
+    apiVersion: API_VERSION,
+    kind: 'IPAMBlock',
+    metadata: { name: blockName(spec.cidr), ...(revision ? { resourceVersion: revision } : {}) },
+    spec,
+  };
 }
 
 export function poolBlockSize(pool: Pool): number {
@@ -69,11 +74,21 @@ export class IpamStore {
    * uses), optionally only the one named. `listed`: the IPPools as the caller already listed them (pools
    * are only read here, never written, so a list read a moment ago serves as well as a new one).
    */
-  async poolsFor(node: string, poolName: string | undefined, use: IpUse = 'Workload', listed?: PoolList): Promise<Pool[]> {
-    const [all, nodeResource] = await Promise.all([listed ?? this.ds.list('IPPool').then((l) => l.items), this.ds.get('Node', node)]);
+  async poolsFor(
+    node: string,
+    poolName: string | undefined,
+    use: IpUse = 'Workload',
+    listed?: PoolList,
+  ): Promise<Pool[]> {
+    const [all, nodeResource] = await Promise.all([
+      listed ?? this.ds.list('IPPool').then((l) => l.items),
+      this.ds.get('Node', node),
+    ]);
     const labels = nodeResource?.metadata.labels ?? {};
     if (poolName !== undefined && !all.some((p) => p.metadata.name === poolName)) {
-      throw new Error(`pool "${poolName}" does not exist (pools: ${all.map((p) => p.metadata.name).join(', ') || 'none'})`);
+      throw new Error(
+        `pool "${poolName}" does not exist (pools: ${all.map((p) => p.metadata.name).join(', ') || 'none'})`,
+      );
     }
     return all.filter(
       (p) =>
@@ -106,7 +121,9 @@ export class IpamStore {
   /** Deletes `resource` if it is unchanged since read (compare-and-swap); gone already is fine. */
   async deleteIfUnchanged(resource: Resource<'BlockAffinity'> | Resource<'IPAMHandle'>): Promise<void> {
     try {
-      await this.ds.delete(resource.kind, resource.metadata.name, { revision: resource.metadata.resourceVersion ?? '' });
+      await this.ds.delete(resource.kind, resource.metadata.name, {
+        revision: resource.metadata.resourceVersion ?? '',
+      });
     } catch (err) {
       if (!(err instanceof NotFoundError)) throw err;
     }
@@ -116,10 +133,20 @@ export class IpamStore {
    * Adds `delta` to the handle's count for `cidr`; deletes the handle when nothing is left. `createFirst`
    * (delta > 0, the handle is probably new): try creating it before reading; AlreadyExists means read it.
    */
-  async adjustHandle(handleId: string, cidr: string, delta: number, options: { createFirst?: boolean } = {}): Promise<void> {
+  async adjustHandle(
+    handleId: string,
+    cidr: string,
+    delta: number,
+    options: { createFirst?: boolean } = {},
+  ): Promise<void> {
     if (options.createFirst === true && delta > 0) {
       try {
-        await this.ds.create({ apiVersion: API_VERSION, kind: 'IPAMHandle', metadata: { name: handleId }, spec: { handleID: handleId, block: { [cidr]: delta } } });
+        await this.ds.create({
+          apiVersion: API_VERSION,
+          kind: 'IPAMHandle',
+          metadata: { name: handleId },
+          spec: { handleID: handleId, block: { [cidr]: delta } },
+        });
         return;
       } catch (err) {
         if (!(err instanceof AlreadyExistsError)) throw err;
@@ -129,7 +156,12 @@ export class IpamStore {
       const current = await this.ds.get('IPAMHandle', handleId);
       if (!current) {
         if (delta <= 0) return true;
-        await this.ds.create({ apiVersion: API_VERSION, kind: 'IPAMHandle', metadata: { name: handleId }, spec: { handleID: handleId, block: { [cidr]: delta } } });
+        await this.ds.create({
+          apiVersion: API_VERSION,
+          kind: 'IPAMHandle',
+          metadata: { name: handleId },
+          spec: { handleID: handleId, block: { [cidr]: delta } },
+        });
         return true;
       }
       const counts = { ...current.spec.block };

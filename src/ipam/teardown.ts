@@ -39,7 +39,15 @@ import { ConflictError, NotFoundError, type Datastore } from '../datastore/types
 import type { IPAMBlockSpec, Resource } from '../resources/types.js';
 import { ATTRIBUTE_KEYS, allocationNode, attributesAt } from './attributes.js';
 import * as blocks from './block.js';
-import { BlockInUseError, blockInPool, Ipam, type AffinityRelease, type AllocationRef, type FreedAddress, type IpamOptions } from './index.js';
+import {
+  BlockInUseError,
+  blockInPool,
+  Ipam,
+  type AffinityRelease,
+  type AllocationRef,
+  type FreedAddress,
+  type IpamOptions,
+} from './index.js';
 import { TUNNEL_HANDLE_PREFIXES, tunnelHandleNode } from '../resources/ipam-names.js';
 
 type Block = Resource<'IPAMBlock'>;
@@ -54,7 +62,12 @@ export interface IpamSnapshot {
 }
 
 export async function readSnapshot(ds: Datastore): Promise<IpamSnapshot> {
-  const [b, a, w, n] = await Promise.all([ds.list('IPAMBlock'), ds.list('BlockAffinity'), ds.list('WorkloadEndpoint'), ds.list('Node')]);
+  const [b, a, w, n] = await Promise.all([
+    ds.list('IPAMBlock'),
+    ds.list('BlockAffinity'),
+    ds.list('WorkloadEndpoint'),
+    ds.list('Node'),
+  ]);
   return { blocks: b.items.filter((x) => !x.spec.deleted), affinities: a.items, workloads: w.items, nodes: n.items };
 }
 
@@ -93,7 +106,12 @@ function allocationsOf(block: Block): Allocation[] {
   const out: Allocation[] = [];
   block.spec.allocations.forEach((attr, ordinal) => {
     if (attr === null) return;
-    out.push({ cidr: block.spec.cidr, ordinal, ip: blocks.addressOf(block.spec, ordinal), handle: blocks.handleAt(block.spec, ordinal) ?? null });
+    out.push({
+      cidr: block.spec.cidr,
+      ordinal,
+      ip: blocks.addressOf(block.spec, ordinal),
+      handle: blocks.handleAt(block.spec, ordinal) ?? null,
+    });
   });
   return out;
 }
@@ -115,7 +133,12 @@ function endpointName(w: Workload): string {
  * and has not recorded its endpoint yet (a CNI ADD assigns first and records a moment later), so it is
  * never taken for leaked however long that takes.
  */
-function holderOf(a: Allocation, byAddress: Map<string, Workload>, nodes: ReadonlySet<string>, block: IPAMBlockSpec): string | null {
+function holderOf(
+  a: Allocation,
+  byAddress: Map<string, Workload>,
+  nodes: ReadonlySet<string>,
+  block: IPAMBlockSpec,
+): string | null {
   const w = byAddress.get(a.ip);
   if (w) return `workload ${endpointName(w)} on node ${w.spec.node}`;
   const tunnelOf = tunnelHandleNode(a.handle);
@@ -149,32 +172,51 @@ export interface HostPlan {
  * What taking `node` out of IPAM releases and keeps (see the header). `confirmedLeaks`: allocation keys
  * that were already leaked-looking a grace period ago; only those are released as leaked.
  */
-export function planHostRelease(node: string, snapshot: IpamSnapshot, confirmedLeaks: ReadonlySet<string> = new Set()): HostPlan {
+export function planHostRelease(
+  node: string,
+  snapshot: IpamSnapshot,
+  confirmedLeaks: ReadonlySet<string> = new Set(),
+): HostPlan {
   const byAddress = workloadsByAddress(snapshot.workloads);
   const otherNodes = new Set(snapshot.nodes.map((n) => n.metadata.name).filter((n) => n !== node));
-  const plan: HostPlan = { node, release: [], suspects: [], keep: [], blocks: [], strays: [], workloads: snapshot.workloads.filter((w) => w.spec.node === node) };
+  const plan: HostPlan = {
+    node,
+    release: [],
+    suspects: [],
+    keep: [],
+    blocks: [],
+    strays: [],
+    workloads: snapshot.workloads.filter((w) => w.spec.node === node),
+  };
   for (const block of snapshot.blocks) {
     const ours = blocks.affineNode(block.spec) === node;
     if (ours) plan.blocks.push(block.spec.cidr);
     for (const a of allocationsOf(block)) {
       const w = byAddress.get(a.ip);
       if (tunnelHandleNode(a.handle) === node) plan.release.push({ ...a, reason: { why: 'tunnel', node } });
-      else if (w?.spec.node === node) plan.release.push({ ...a, reason: { why: 'workload', endpoint: endpointName(w), node } });
+      else if (w?.spec.node === node)
+        plan.release.push({ ...a, reason: { why: 'workload', endpoint: endpointName(w), node } });
       else if (!ours) {
         // Borrowed by the node in another's block, and no endpoint (of any node) holds it: leaked, after the grace period.
-        if (w !== undefined || tunnelHandleNode(a.handle) !== null || allocationNode(block.spec, a.ordinal) !== node) continue;
+        if (w !== undefined || tunnelHandleNode(a.handle) !== null || allocationNode(block.spec, a.ordinal) !== node)
+          continue;
         const reason: ReleaseReason = { why: 'borrowed', node, owner: blocks.affineNode(block.spec) };
         (confirmedLeaks.has(allocationKey(a)) ? plan.release : plan.suspects).push({ ...a, reason });
       } else {
         const holder = holderOf(a, byAddress, otherNodes, block.spec);
         if (holder !== null) plan.keep.push({ ...a, holder });
-        else (confirmedLeaks.has(allocationKey(a)) ? plan.release : plan.suspects).push({ ...a, reason: { why: 'leaked' } });
+        else
+          (confirmedLeaks.has(allocationKey(a)) ? plan.release : plan.suspects).push({
+            ...a,
+            reason: { why: 'leaked' },
+          });
       }
     }
   }
   const owned = new Set(plan.blocks);
   for (const affinity of snapshot.affinities) {
-    if (affinity.spec.node === node && !owned.has(affinity.spec.cidr)) plan.strays.push({ cidr: affinity.spec.cidr, state: affinity.spec.state });
+    if (affinity.spec.node === node && !owned.has(affinity.spec.cidr))
+      plan.strays.push({ cidr: affinity.spec.cidr, state: affinity.spec.state });
   }
   return plan;
 }
@@ -194,9 +236,21 @@ export interface PoolPlan {
 }
 
 /** What deleting `pool` releases, and what stops it (see the header). */
-export function planPoolRelease(pool: Resource<'IPPool'>, snapshot: IpamSnapshot, confirmedLeaks: ReadonlySet<string> = new Set()): PoolPlan {
+export function planPoolRelease(
+  pool: Resource<'IPPool'>,
+  snapshot: IpamSnapshot,
+  confirmedLeaks: ReadonlySet<string> = new Set(),
+): PoolPlan {
   const byAddress = workloadsByAddress(snapshot.workloads);
-  const plan: PoolPlan = { pool: pool.metadata.name, cidr: pool.spec.cidr, blocks: [], inUse: [], release: [], suspects: [], strays: [] };
+  const plan: PoolPlan = {
+    pool: pool.metadata.name,
+    cidr: pool.spec.cidr,
+    blocks: [],
+    inUse: [],
+    release: [],
+    suspects: [],
+    strays: [],
+  };
   const existing = new Set<string>();
   for (const block of snapshot.blocks) {
     if (!blockInPool(block.spec.cidr, pool)) continue;
@@ -207,11 +261,13 @@ export function planPoolRelease(pool: Resource<'IPPool'>, snapshot: IpamSnapshot
       const tunnelOf = tunnelHandleNode(a.handle);
       if (w) plan.inUse.push({ ...a, holder: `workload ${endpointName(w)} on node ${w.spec.node}` });
       else if (tunnelOf !== null) plan.release.push({ ...a, reason: { why: 'tunnel', node: tunnelOf } });
-      else (confirmedLeaks.has(allocationKey(a)) ? plan.release : plan.suspects).push({ ...a, reason: { why: 'leaked' } });
+      else
+        (confirmedLeaks.has(allocationKey(a)) ? plan.release : plan.suspects).push({ ...a, reason: { why: 'leaked' } });
     }
   }
   for (const affinity of snapshot.affinities) {
-    if (!existing.has(affinity.spec.cidr) && blockInPool(affinity.spec.cidr, pool)) plan.strays.push({ node: affinity.spec.node, cidr: affinity.spec.cidr, state: affinity.spec.state });
+    if (!existing.has(affinity.spec.cidr) && blockInPool(affinity.spec.cidr, pool))
+      plan.strays.push({ node: affinity.spec.node, cidr: affinity.spec.cidr, state: affinity.spec.state });
   }
   return plan;
 }
@@ -227,7 +283,11 @@ export interface TeardownOptions {
 export const DEFAULT_LEAK_GRACE_MS = 2000;
 
 /** The plan again after the grace period, when the first one had suspects; else the first one. */
-async function withGrace<P extends { suspects: PlannedRelease[] }>(ds: Datastore, options: TeardownOptions, plan: (s: IpamSnapshot, confirmed?: ReadonlySet<string>) => P): Promise<{ plan: P; snapshot: IpamSnapshot }> {
+async function withGrace<P extends { suspects: PlannedRelease[] }>(
+  ds: Datastore,
+  options: TeardownOptions,
+  plan: (s: IpamSnapshot, confirmed?: ReadonlySet<string>) => P,
+): Promise<{ plan: P; snapshot: IpamSnapshot }> {
   const first = await readSnapshot(ds);
   const firstPlan = plan(first);
   if (firstPlan.suspects.length === 0) return { plan: firstPlan, snapshot: first };
@@ -246,14 +306,20 @@ export interface ReleasedAddress extends FreedAddress {
 function refsByBlock(releases: PlannedRelease[]): Map<string, AllocationRef[]> {
   const out = new Map<string, AllocationRef[]>();
   for (const r of releases) {
-    const ref: AllocationRef = r.reason.why === 'borrowed' ? { ordinal: r.ordinal, handle: r.handle, node: r.reason.node } : { ordinal: r.ordinal, handle: r.handle };
+    const ref: AllocationRef =
+      r.reason.why === 'borrowed'
+        ? { ordinal: r.ordinal, handle: r.handle, node: r.reason.node }
+        : { ordinal: r.ordinal, handle: r.handle };
     out.set(r.cidr, [...(out.get(r.cidr) ?? []), ref]);
   }
   return out;
 }
 
 function withReasons(freed: FreedAddress[], planned: PlannedRelease[]): ReleasedAddress[] {
-  return freed.map((f) => ({ ...f, reason: planned.find((p) => p.ip === f.ip && p.handle === f.handle)?.reason ?? { why: 'leaked' } }));
+  return freed.map((f) => ({
+    ...f,
+    reason: planned.find((p) => p.ip === f.ip && p.handle === f.handle)?.reason ?? { why: 'leaked' },
+  }));
 }
 
 export interface HostReleaseReport {
@@ -273,11 +339,17 @@ export interface HostReleaseReport {
 
 /** True when the plan has nothing to do: the node has no IPAM state. */
 export function hostPlanIsEmpty(plan: HostPlan): boolean {
-  return plan.release.length + plan.suspects.length + plan.blocks.length + plan.strays.length + plan.workloads.length === 0;
+  return (
+    plan.release.length + plan.suspects.length + plan.blocks.length + plan.strays.length + plan.workloads.length === 0
+  );
 }
 
 /** Takes `node` out of IPAM (see the header); the Node resource itself is the caller's. */
-export async function releaseHost(ds: Datastore, node: string, options: TeardownOptions = {}): Promise<HostReleaseReport> {
+export async function releaseHost(
+  ds: Datastore,
+  node: string,
+  options: TeardownOptions = {},
+): Promise<HostReleaseReport> {
   const ipam = new Ipam(ds, options.ipam);
   const { plan } = await withGrace(ds, options, (s, confirmed) => planHostRelease(node, s, confirmed));
   const byBlock = refsByBlock(plan.release);
@@ -286,10 +358,12 @@ export async function releaseHost(ds: Datastore, node: string, options: Teardown
   for (const cidr of plan.blocks) {
     const outcome = await ipam.releaseAffinity(node, cidr, { free: byBlock.get(cidr) ?? [] });
     outcomes.push(outcome);
-    if (outcome.outcome === 'deleted' || outcome.outcome === 'unaffined') released.push(...withReasons(outcome.freed, plan.release));
+    if (outcome.outcome === 'deleted' || outcome.outcome === 'unaffined')
+      released.push(...withReasons(outcome.freed, plan.release));
     byBlock.delete(cidr);
   }
-  for (const [cidr, refs] of byBlock) released.push(...withReasons(await ipam.releaseAllocations(cidr, refs), plan.release));
+  for (const [cidr, refs] of byBlock)
+    released.push(...withReasons(await ipam.releaseAllocations(cidr, refs), plan.release));
   for (const stray of plan.strays) {
     const outcome = await ipam.releaseStrayAffinity(node, stray.cidr);
     if (outcome !== null) outcomes.push(outcome);
@@ -313,7 +387,14 @@ export async function releaseHost(ds: Datastore, node: string, options: Teardown
   const nodes = new Set(after.nodes.map((n) => n.metadata.name));
   const kept = after.blocks
     .filter((b) => unaffined.has(b.spec.cidr))
-    .flatMap((b) => allocationsOf(b).map((a) => ({ ...a, holder: holderOf(a, byAddress, nodes, b.spec) ?? 'no workload yet (allocated while this ran, or leaked too recently to tell)' })));
+    .flatMap((b) =>
+      allocationsOf(b).map((a) => ({
+        ...a,
+        holder:
+          holderOf(a, byAddress, nodes, b.spec) ??
+          'no workload yet (allocated while this ran, or leaked too recently to tell)',
+      })),
+    );
   const reclaimed = after.affinities.filter((a) => a.spec.node === node).map((a) => a.spec.cidr);
   return { node, released, blocks: outcomes, kept, workloads: plan.workloads, handles, reclaimed };
 }
@@ -332,7 +413,9 @@ export class PoolInUseError extends Error {
 const LISTED = 10;
 
 function poolInUseMessage(plan: PoolPlan, detail: string): string {
-  const shown = plan.inUse.slice(0, LISTED).map((a) => `${a.ip} (${a.holder.replace(/^workload /, '')}, block ${a.cidr})`);
+  const shown = plan.inUse
+    .slice(0, LISTED)
+    .map((a) => `${a.ip} (${a.holder.replace(/^workload /, '')}, block ${a.cidr})`);
   const more = plan.inUse.length > LISTED ? ` and ${plan.inUse.length - LISTED} more` : '';
   return (
     `IPPool "${plan.pool}" (${plan.cidr}) still has ${plan.inUse.length} address(es) of workloads: ${shown.join(', ')}${more}; ` +
@@ -381,7 +464,11 @@ export interface PoolDeletionReport {
  * tunnel and leaked addresses in it; refuses with PoolInUseError while workloads hold addresses in it.
  * A refusal after the pool was disabled (a pod got an address meanwhile) enables it again.
  */
-export async function deletePool(ds: Datastore, name: string, options: TeardownOptions = {}): Promise<PoolDeletionReport> {
+export async function deletePool(
+  ds: Datastore,
+  name: string,
+  options: TeardownOptions = {},
+): Promise<PoolDeletionReport> {
   const original = await ds.get('IPPool', name);
   if (!original) throw new NotFoundError(`IPPool "${name}" does not exist`);
   const refusal = await poolDeletionRefusal(ds, original);
@@ -391,8 +478,14 @@ export async function deletePool(ds: Datastore, name: string, options: TeardownO
   if (disabling) pool = await ds.update({ ...original, spec: { ...original.spec, disabled: true } });
   const restore = async (plan: PoolPlan, why: string): Promise<never> => {
     // Put the pool back as it was (only if nobody changed it since we disabled it).
-    if (disabling) await ds.update({ ...pool, spec: { ...pool.spec, disabled: original.spec.disabled ?? false } }).catch(() => undefined);
-    throw new PoolInUseError(plan, `; ${why}, so the pool was left as it was (${disabling ? 'enabled again' : 'still disabled'}) and nothing was deleted`);
+    if (disabling)
+      await ds
+        .update({ ...pool, spec: { ...pool.spec, disabled: original.spec.disabled ?? false } })
+        .catch(() => undefined);
+    throw new PoolInUseError(
+      plan,
+      `; ${why}, so the pool was left as it was (${disabling ? 'enabled again' : 'still disabled'}) and nothing was deleted`,
+    );
   };
   const { plan } = await withGrace(ds, options, (s, confirmed) => planPoolRelease(pool, s, confirmed));
   if (plan.inUse.length > 0) await restore(plan, 'they got their addresses while the pool was being deleted');
@@ -405,7 +498,8 @@ export async function deletePool(ds: Datastore, name: string, options: TeardownO
     if (block.node !== null) {
       const outcome = await ipam.releaseAffinity(block.node, block.cidr, { free: refs });
       outcomes.push(poolBlockOutcome(block.node, outcome));
-      if (outcome.outcome === 'deleted' || outcome.outcome === 'unaffined') released.push(...withReasons(outcome.freed, plan.release));
+      if (outcome.outcome === 'deleted' || outcome.outcome === 'unaffined')
+        released.push(...withReasons(outcome.freed, plan.release));
       continue;
     }
     released.push(...withReasons(await ipam.releaseAllocations(block.cidr, refs), plan.release));
@@ -413,7 +507,14 @@ export async function deletePool(ds: Datastore, name: string, options: TeardownO
       await ipam.releaseBlock(block.cidr);
       outcomes.push({ cidr: block.cidr, node: null, outcome: 'deleted', remaining: 0, affinity: null });
     } catch (err) {
-      if (err instanceof BlockInUseError) outcomes.push({ cidr: block.cidr, node: null, outcome: 'kept', remaining: Number(/has (\d+)/.exec(err.message)?.[1] ?? 0), affinity: null });
+      if (err instanceof BlockInUseError)
+        outcomes.push({
+          cidr: block.cidr,
+          node: null,
+          outcome: 'kept',
+          remaining: Number(/has (\d+)/.exec(err.message)?.[1] ?? 0),
+          affinity: null,
+        });
       else if (!(err instanceof NotFoundError)) throw err;
     }
   }
@@ -425,27 +526,47 @@ export async function deletePool(ds: Datastore, name: string, options: TeardownO
   for (const r of released) {
     if (r.reason.why !== 'tunnel') continue;
     // IPIP's Node.spec.bgp.ipv4IPIPTunnelAddr, VXLAN's Node.spec.ipv4VXLANTunnelAddr: the agent assigns a new one.
-    const field = r.handle?.startsWith(TUNNEL_HANDLE_PREFIXES[0]) ? 'ipip' : r.handle?.startsWith(TUNNEL_HANDLE_PREFIXES[1]) ? 'vxlan' : null;
-    if (field !== null && (await clearTunnelAddress(ds, r.reason.node, r.ip, field))) tunnelsCleared.push({ node: r.reason.node, ip: r.ip, ...(field === 'vxlan' ? { kind: 'vxlan' as const } : {}) });
+    const field = r.handle?.startsWith(TUNNEL_HANDLE_PREFIXES[0])
+      ? 'ipip'
+      : r.handle?.startsWith(TUNNEL_HANDLE_PREFIXES[1])
+        ? 'vxlan'
+        : null;
+    if (field !== null && (await clearTunnelAddress(ds, r.reason.node, r.ip, field)))
+      tunnelsCleared.push({ node: r.reason.node, ip: r.ip, ...(field === 'vxlan' ? { kind: 'vxlan' as const } : {}) });
   }
   // Anything allocated in the pool now came while we worked (an assign that read the pool before it was
   // disabled): refuse rather than delete the pool under it.
   const late = planPoolRelease(pool, await readSnapshot(ds));
-  const newcomers = [...late.release, ...late.suspects].map((a) => ({ ...a, holder: `handle ${a.handle ?? '(none)'}, no workload yet` }));
+  const newcomers = [...late.release, ...late.suspects].map((a) => ({
+    ...a,
+    holder: `handle ${a.handle ?? '(none)'}, no workload yet`,
+  }));
   if (late.inUse.length + newcomers.length > 0) {
-    await restore({ ...late, inUse: [...late.inUse, ...newcomers] }, 'they got their addresses while the pool was being deleted');
+    await restore(
+      { ...late, inUse: [...late.inUse, ...newcomers] },
+      'they got their addresses while the pool was being deleted',
+    );
   }
   try {
     await ds.delete('IPPool', name, { revision: pool.metadata.resourceVersion ?? '' });
   } catch (err) {
-    if (err instanceof ConflictError) throw new Error(`IPPool "${name}" was changed by someone else while it was being deleted (its IPAM state is released and it is disabled); run the delete again`, { cause: err });
+    if (err instanceof ConflictError)
+      throw new Error(
+        `IPPool "${name}" was changed by someone else while it was being deleted (its IPAM state is released and it is disabled); run the delete again`,
+        { cause: err },
+      );
     throw err;
   }
   return { pool: name, cidr: original.spec.cidr, disabled: disabling, released, blocks: outcomes, tunnelsCleared };
 }
 
 /** Clears Node `node`'s IPIP (ipv4IPIPTunnelAddr) or VXLAN (ipv4VXLANTunnelAddr) tunnel address when it is still `ip`; true when cleared. Bounded retries. */
-async function clearTunnelAddress(ds: Datastore, node: string, ip: string, field: 'ipip' | 'vxlan' = 'ipip'): Promise<boolean> {
+async function clearTunnelAddress(
+  ds: Datastore,
+  node: string,
+  ip: string,
+  field: 'ipip' | 'vxlan' = 'ipip',
+): Promise<boolean> {
   for (let attempt = 0; attempt < 10; attempt++) {
     const current = await ds.get('Node', node);
     const address = field === 'ipip' ? current?.spec.bgp?.ipv4IPIPTunnelAddr : current?.spec.ipv4VXLANTunnelAddr;
@@ -465,5 +586,7 @@ async function clearTunnelAddress(ds: Datastore, node: string, ip: string, field
       if (!(err instanceof ConflictError)) throw err;
     }
   }
-  throw new Error(`Node "${node}": could not clear ipv4IPIPTunnelAddr ${ip} after 10 attempts (others kept writing it)`);
+  throw new Error(
+    `Node "${node}": could not clear ipv4IPIPTunnelAddr ${ip} after 10 attempts (others kept writing it)`,
+  );
 }

@@ -74,7 +74,6 @@ export type PendingDeletionSettlement =
   /** Someone else finished the release, or undid it, meanwhile: nothing was written. */
   | { outcome: 'settled-elsewhere'; cidr: string };
 
-
 export type Block = Resource<'IPAMBlock'>;
 export type Pool = Resource<'IPPool'>;
 /** IPPools a caller already listed (or is listing). */

@@ -18,7 +18,13 @@ export async function usage(store: IpamStore): Promise<IpamUsage> {
   const [pools, all] = await Promise.all([store.ds.list('IPPool'), store.allBlocks()]);
   const poolOf = (cidr: string): Pool | undefined => pools.items.find((p) => blockInPool(cidr, p));
   const blockRows = all
-    .map((b) => ({ cidr: b.spec.cidr, node: blocks.affineNode(b.spec), size: blocks.blockSize(b.spec), allocated: blocks.allocatedCount(b.spec), pool: poolOf(b.spec.cidr)?.metadata.name ?? '' }))
+    .map((b) => ({
+      cidr: b.spec.cidr,
+      node: blocks.affineNode(b.spec),
+      size: blocks.blockSize(b.spec),
+      allocated: blocks.allocatedCount(b.spec),
+      pool: poolOf(b.spec.cidr)?.metadata.name ?? '',
+    }))
     .sort((a, b) => parseIpv4(a.cidr.split('/')[0] ?? '') - parseIpv4(b.cidr.split('/')[0] ?? ''));
   return {
     pools: pools.items.map((p) => {

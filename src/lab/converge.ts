@@ -21,17 +21,20 @@ async function missingRoutes(state: LabState): Promise<string[]> {
       continue;
     }
     const down = status.peers.filter((p) => p.bgpState !== 'Established');
-    if (down.length > 0) missing.push(`${node.name}: BGP with ${down.map((p) => `${p.address} (${p.bgpState})`).join(', ')}`);
+    if (down.length > 0)
+      missing.push(`${node.name}: BGP with ${down.map((p) => `${p.address} (${p.bgpState})`).join(', ')}`);
     const have = new Set(kernelDestinations(node.ns));
     const want: string[] = [];
     // A kernel without IPIP cannot hold routes through tunl0: felix says so (tunnelWarnings), the lab does not wait for them.
     const noTunnel = tunl0Unusable(status) !== null;
     for (const [other, otherStatus] of statuses) {
       const peer = state.plan.nodes.find((n) => n.name === other)!;
-      if (other !== node.name && !(noTunnel && needsTunnel(state.plan, node, peer))) want.push(...(otherStatus?.blocks ?? []));
+      if (other !== node.name && !(noTunnel && needsTunnel(state.plan, node, peer)))
+        want.push(...(otherStatus?.blocks ?? []));
     }
     want.push(...status.blocks);
-    for (const w of state.plan.workloads) if (w.node === node.name && state.workloadIps[w.pod]) want.push(`${state.workloadIps[w.pod]}/32`);
+    for (const w of state.plan.workloads)
+      if (w.node === node.name && state.workloadIps[w.pod]) want.push(`${state.workloadIps[w.pod]}/32`);
     const absent = want.filter((dst) => !have.has(dst));
     if (absent.length > 0) missing.push(`${node.name}: no kernel route for ${absent.join(', ')}`);
   }
@@ -58,8 +61,12 @@ export async function tunnelWarnings(state: LabState): Promise<string[]> {
     const status = await nodeStatus(state, node.name);
     const reason = status === null ? null : tunl0Unusable(status);
     if (reason === null) continue;
-    const cut = state.plan.nodes.filter((other) => other !== node && needsTunnel(state.plan, node, other)).map((o) => o.name);
-    lines.push(`warning: ${node.name}: ${reason} — so its pods do not reach pods on ${cut.join(', ')} (ipipMode ${state.plan.options.ipipMode})`);
+    const cut = state.plan.nodes
+      .filter((other) => other !== node && needsTunnel(state.plan, node, other))
+      .map((o) => o.name);
+    lines.push(
+      `warning: ${node.name}: ${reason} — so its pods do not reach pods on ${cut.join(', ')} (ipipMode ${state.plan.options.ipipMode})`,
+    );
   }
   return lines;
 }

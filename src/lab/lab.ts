@@ -32,14 +32,33 @@ import { addWorkloads, agentSocket, nodeStatus, startAgents } from './nodes.js';
 import { planLab, LAB_DEFAULTS, type LabOptions, type LabPlan } from './plan.js';
 import { freePort, run, spawnDetached, stopProcess, tcpOpen, waitUntil } from './processes.js';
 import { BIRD2, BIRD2_CLIENT, officeRouterRoutes, startRouter } from './router.js';
-import { datastoreTimeoutEnv, labDir, labTimeouts, readState, saveState, statePath, type LabIo, type LabProcess, type LabState } from './state.js';
+import {
+  datastoreTimeoutEnv,
+  labDir,
+  labTimeouts,
+  readState,
+  saveState,
+  statePath,
+  type LabIo,
+  type LabProcess,
+  type LabState,
+} from './state.js';
 
 export { tunnelWarnings } from './converge.js';
 export { missingNamespaces } from './network.js';
 export { cniConfig, killAgent, labSecretsDir, nodeStatus, runCni, startAgent } from './nodes.js';
 export { formatPingMatrix, labPing, type PingMatrix } from './ping.js';
 export { officeRouterRoutes } from './router.js';
-export { DEFAULT_LAB_ROOT, labDir, labTimeouts, readState, type LabIo, type LabProcess, type LabState, type LabTimeouts } from './state.js';
+export {
+  DEFAULT_LAB_ROOT,
+  labDir,
+  labTimeouts,
+  readState,
+  type LabIo,
+  type LabProcess,
+  type LabState,
+  type LabTimeouts,
+} from './state.js';
 
 const ETCD_BINARY = '/usr/bin/etcd';
 
@@ -54,31 +73,50 @@ export function labPrograms(plan: LabPlan): string[] {
 }
 
 function checkPrerequisites(plan: LabPlan, io: LabIo): void {
-  if (process.getuid?.() !== 0) throw new Error('tortie lab needs root (network namespaces, veth pairs, routes): run it with sudo');
+  if (process.getuid?.() !== 0)
+    throw new Error('tortie lab needs root (network namespaces, veth pairs, routes): run it with sudo');
   if (findProgram(ETCD_BINARY) === null && findProgram('apt-get') !== null) {
     io.progress(`etcd is not installed: installing the Debian package etcd-server (apt-get install -y etcd-server)`);
-    const result = run('apt-get', ['install', '-y', '--no-install-recommends', 'etcd-server'], { timeoutMs: 600_000, env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
-    if (result.code !== 0 || !existsSync(ETCD_BINARY)) throw new Error(`could not install etcd-server: ${result.stderr.trim().split('\n').slice(-3).join(' ')}`);
+    const result = run('apt-get', ['install', '-y', '--no-install-recommends', 'etcd-server'], {
+      timeoutMs: 600_000,
+      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+    });
+    if (result.code !== 0 || !existsSync(ETCD_BINARY))
+      throw new Error(`could not install etcd-server: ${result.stderr.trim().split('\n').slice(-3).join(' ')}`);
   }
   // Everything the lab will run, checked before anything is made: one message naming each missing program
   // and its package, not a half-built lab (or a ping matrix of FAILs when only `ping` is missing).
   const missing = missingPrograms(labPrograms(plan));
-  if (missing.length > 0) throw new Error(`tortie lab cannot start: ${missing.join('; ')} — run scripts/install-deps.sh as root (it installs them all)`);
+  if (missing.length > 0)
+    throw new Error(
+      `tortie lab cannot start: ${missing.join('; ')} — run scripts/install-deps.sh as root (it installs them all)`,
+    );
   const taken = existingNamespaces().filter((ns) => plan.namespaces.includes(ns));
-  if (taken.length > 0) throw new Error(`network namespaces ${taken.join(', ')} exist already: is a lab named "${plan.options.name}" up? Run 'tortie lab down --name ${plan.options.name}' first`);
+  if (taken.length > 0)
+    throw new Error(
+      `network namespaces ${taken.join(', ')} exist already: is a lab named "${plan.options.name}" up? Run 'tortie lab down --name ${plan.options.name}' first`,
+    );
 }
 
-export async function labUp(options: LabOptions, io: LabIo, command: string[] = [process.execPath, process.argv[1] ?? '']): Promise<LabState> {
+export async function labUp(
+  options: LabOptions,
+  io: LabIo,
+  command: string[] = [process.execPath, process.argv[1] ?? ''],
+): Promise<LabState> {
   const plan = planLab(options);
   labTimeouts(); // a bad TORTIE_LAB_SLOWDOWN is refused before anything is made
   const dir = labDir(options.name);
-  if (readState(dir) !== null) throw new Error(`a lab named "${options.name}" is up already (${statePath(dir)}): 'tortie lab down --name ${options.name}' first`);
+  if (readState(dir) !== null)
+    throw new Error(
+      `a lab named "${options.name}" is up already (${statePath(dir)}): 'tortie lab down --name ${options.name}' first`,
+    );
   checkPrerequisites(plan, io);
   mkdirSync(dir, { recursive: true, mode: 0o755 });
   const state: LabState = { plan, dir, etcdPort: 0, processes: [], workloadIps: {}, command };
   saveState(state);
   const started = Date.now();
-  const step = (text: string): void => io.progress(`[${((Date.now() - started) / 1000).toFixed(1).padStart(5)} s] ${text}`);
+  const step = (text: string): void =>
+    io.progress(`[${((Date.now() - started) / 1000).toFixed(1).padStart(5)} s] ${text}`);
   try {
     await startEtcd(state, step);
     buildNetwork(state, step);
@@ -89,7 +127,10 @@ export async function labUp(options: LabOptions, io: LabIo, command: string[] = 
     await waitConverged(state, step);
     const tunnel = await tunnelWarnings(state);
     for (const warning of tunnel) step(warning);
-    if (tunnel.length > 0) step(`a kernel with IPIP: the same lab in a VM booting Debian's kernel — tortie lab down${options.name === LAB_DEFAULTS.name ? '' : ` --name ${options.name}`}, then tortie lab up --vm with the same options`);
+    if (tunnel.length > 0)
+      step(
+        `a kernel with IPIP: the same lab in a VM booting Debian's kernel — tortie lab down${options.name === LAB_DEFAULTS.name ? '' : ` --name ${options.name}`}, then tortie lab up --vm with the same options`,
+      );
     step(`lab "${options.name}" is up: ${plan.nodes.length} nodes, ${plan.workloads.length} workloads`);
     return state;
   } catch (error) {
@@ -105,13 +146,29 @@ async function startEtcd(state: LabState, step: (text: string) => void): Promise
   state.etcdPort = client;
   const data = join(state.dir, 'etcd-data');
   spawnDetached(state, 'etcd', data, ETCD_BINARY, [
-    '--name', 'lab', '--data-dir', data,
-    '--listen-client-urls', `http://127.0.0.1:${client}`, '--advertise-client-urls', `http://127.0.0.1:${client}`,
-    '--listen-peer-urls', `http://127.0.0.1:${peer}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${peer}`,
-    '--initial-cluster', `lab=http://127.0.0.1:${peer}`,
+    '--name',
+    'lab',
+    '--data-dir',
+    data,
+    '--listen-client-urls',
+    `http://127.0.0.1:${client}`,
+    '--advertise-client-urls',
+    `http://127.0.0.1:${client}`,
+    '--listen-peer-urls',
+    `http://127.0.0.1:${peer}`,
+    '--initial-advertise-peer-urls',
+    `http://127.0.0.1:${peer}`,
+    '--initial-cluster',
+    `lab=http://127.0.0.1:${peer}`,
   ]);
   const socket = join(state.dir, 'etcd.sock');
-  spawnDetached(state, 'relay-host', socket, state.command[0]!, [...state.command.slice(1), 'lab', 'relay', `unix:${socket}`, `tcp:127.0.0.1:${client}`]);
+  spawnDetached(state, 'relay-host', socket, state.command[0]!, [
+    ...state.command.slice(1),
+    'lab',
+    'relay',
+    `unix:${socket}`,
+    `tcp:127.0.0.1:${client}`,
+  ]);
   await waitUntil(
     () => tcpOpen(client),
     () => `etcd on 127.0.0.1:${client} (log: ${join(state.dir, 'etcd.log')})`,
@@ -123,13 +180,24 @@ async function startEtcd(state: LabState, step: (text: string) => void): Promise
 async function storeResources(state: LabState, step: (text: string) => void): Promise<void> {
   const { loadDatastoreConfig, openDatastore } = await import('../datastore/index.js');
   const { applyDefaults, toResource, validateResource, API_VERSION } = await import('../resources/index.js');
-  const ds = await openDatastore(await loadDatastoreConfig({ DATASTORE_TYPE: 'etcdv3', ETCD_ENDPOINTS: `http://127.0.0.1:${state.etcdPort}`, ...datastoreTimeoutEnv() }));
+  const ds = await openDatastore(
+    await loadDatastoreConfig({
+      DATASTORE_TYPE: 'etcdv3',
+      ETCD_ENDPOINTS: `http://127.0.0.1:${state.etcdPort}`,
+      ...datastoreTimeoutEnv(),
+    }),
+  );
   try {
     // All checked before any is stored: a plan the validator refuses is a bug here, named with the field.
-    const resources = state.plan.resources.map((raw, i) => applyDefaults(toResource({ apiVersion: API_VERSION, ...raw }, i)));
+    const resources = state.plan.resources.map((raw, i) =>
+      applyDefaults(toResource({ apiVersion: API_VERSION, ...raw }, i)),
+    );
     for (const resource of resources) {
       const problems = validateResource(resource);
-      if (problems.length > 0) throw new Error(`lab ${resource.kind} ${resource.metadata.name}: ${problems.map((p) => `${p.path}: ${p.message}`).join('; ')}`);
+      if (problems.length > 0)
+        throw new Error(
+          `lab ${resource.kind} ${resource.metadata.name}: ${problems.map((p) => `${p.path}: ${p.message}`).join('; ')}`,
+        );
     }
     for (const resource of resources) await ds.create(resource);
   } finally {
@@ -145,15 +213,21 @@ export async function labStatus(state: LabState): Promise<string> {
   for (const node of state.plan.nodes) {
     parts.push(`==== ${node.name} (${node.ns}, ${node.ip}) ====`);
     const status = await nodeStatus(state, node.name);
-    parts.push(status ? formatNodeStatus(status).trimEnd() : `the agent does not answer on ${agentSocket(state, node.name)}`);
-    const routes = run('ip', ['-n', node.ns, '-4', 'route', 'show', 'table', 'main']).stdout
-      .split('\n')
+    parts.push(
+      status ? formatNodeStatus(status).trimEnd() : `the agent does not answer on ${agentSocket(state, node.name)}`,
+    );
+    const routes = run('ip', ['-n', node.ns, '-4', 'route', 'show', 'table', 'main'])
+      .stdout.split('\n')
       .filter((line) => line.includes('proto 80') || line.includes(' dev cali'));
     parts.push('Routes programmed by felix:', ...routes.map((r) => `  ${r}`), '');
   }
   const router = state.plan.router;
   if (router !== null && router.kind !== 'plain') {
-    parts.push(`==== office router (${router.kind === 'bird' ? 'BIRD 2' : 'FRR'}, ${router.ns}, AS ${router.asNumber}) ====`, officeRouterRoutes(state).trimEnd(), '');
+    parts.push(
+      `==== office router (${router.kind === 'bird' ? 'BIRD 2' : 'FRR'}, ${router.ns}, AS ${router.asNumber}) ====`,
+      officeRouterRoutes(state).trimEnd(),
+      '',
+    );
   }
   return `${parts.join('\n')}\n`;
 }
@@ -164,15 +238,24 @@ export async function labDown(name: string, io: LabIo): Promise<void> {
   const state = readState(dir);
   const processes = state?.processes ?? [];
   // Agents first (they stop their BGP sessions cleanly), then routers, relays, etcd last.
-  const order = (p: LabProcess): number => (p.role.startsWith('agent-') ? 0 : p.role.startsWith('office-router') ? 1 : p.role.startsWith('relay-') ? 2 : 3);
+  const order = (p: LabProcess): number =>
+    p.role.startsWith('agent-') ? 0 : p.role.startsWith('office-router') ? 1 : p.role.startsWith('relay-') ? 2 : 3;
   const sorted = [...processes].sort((a, b) => order(a) - order(b));
-  for (const rank of [0, 1, 2, 3]) await Promise.all(sorted.filter((p) => order(p) === rank).map((p) => stopProcess(p)));
+  for (const rank of [0, 1, 2, 3])
+    await Promise.all(sorted.filter((p) => order(p) === rank).map((p) => stopProcess(p)));
   const prefix = `${name}-`;
-  const namespaces = new Set([...(state?.plan.namespaces ?? []), ...existingNamespaces().filter((ns) => ns.startsWith(prefix))]);
+  const namespaces = new Set([
+    ...(state?.plan.namespaces ?? []),
+    ...existingNamespaces().filter((ns) => ns.startsWith(prefix)),
+  ]);
   let removed = 0;
   for (const ns of [...namespaces].reverse()) {
     if (run('ip', ['netns', 'del', ns]).code === 0) removed++;
   }
   rmSync(dir, { recursive: true, force: true });
-  io.progress(state === null && removed === 0 ? `lab "${name}": nothing to remove` : `lab "${name}" removed: ${processes.length} processes stopped, ${removed} namespaces deleted`);
+  io.progress(
+    state === null && removed === 0
+      ? `lab "${name}": nothing to remove`
+      : `lab "${name}" removed: ${processes.length} processes stopped, ${removed} namespaces deleted`,
+  );
 }

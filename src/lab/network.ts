@@ -51,7 +51,9 @@ export function buildNetwork(state: LabState, step: (text: string) => void): voi
     // A node routes for its pods (felix checks it too).
     sysctlIn(node.ns, 'net.ipv4.ip_forward', '1');
   }
-  step(`network: ${plan.lans.length} subnet(s) ${plan.lans.map((l) => l.cidr).join(', ')}, ${plan.nodes.length} node namespaces${plan.router ? `, router ${plan.router.ns}` : ''}`);
+  step(
+    `network: ${plan.lans.length} subnet(s) ${plan.lans.map((l) => l.cidr).join(', ')}, ${plan.nodes.length} node namespaces${plan.router ? `, router ${plan.router.ns}` : ''}`,
+  );
 }
 
 /** The destinations in a namespace's main table, each as a CIDR (a host route as /32). */

@@ -7,7 +7,14 @@ import { queryControl } from '../agent/control.js';
 import type { AgentStatus } from '../agent/types.js';
 import type { LabWorkload } from './plan.js';
 import { alive, logTail, run, spawnDetached, stopProcess, waitUntil } from './processes.js';
-import { datastoreTimeoutEnv, labTimeouts, NODE_ETCD_PORT, saveState, type LabProcess, type LabState } from './state.js';
+import {
+  datastoreTimeoutEnv,
+  labTimeouts,
+  NODE_ETCD_PORT,
+  saveState,
+  type LabProcess,
+  type LabState,
+} from './state.js';
 
 export function agentSocket(state: LabState, node: string): string {
   return join(state.dir, node, 'tortie.ctl');
@@ -16,7 +23,16 @@ export function agentSocket(state: LabState, node: string): string {
 export async function startAgents(state: LabState, step: (text: string) => void): Promise<void> {
   for (const node of state.plan.nodes) {
     const socket = join(state.dir, 'etcd.sock');
-    spawnDetached(state, `relay-${node.name}`, socket, 'ip', ['netns', 'exec', node.ns, ...state.command, 'lab', 'relay', `tcp:127.0.0.1:${NODE_ETCD_PORT}`, `unix:${socket}`]);
+    spawnDetached(state, `relay-${node.name}`, socket, 'ip', [
+      'netns',
+      'exec',
+      node.ns,
+      ...state.command,
+      'lab',
+      'relay',
+      `tcp:127.0.0.1:${NODE_ETCD_PORT}`,
+      `unix:${socket}`,
+    ]);
   }
   for (const node of state.plan.nodes) startAgent(state, node.name);
   for (const node of state.plan.nodes) {
@@ -44,7 +60,10 @@ export function labSecretsDir(state: LabState): string {
 /** Starts (or restarts) one node's agent; its old process entry is replaced. */
 export function startAgent(state: LabState, name: string): LabProcess {
   const node = state.plan.nodes.find((n) => n.name === name);
-  if (!node) throw new Error(`no node "${name}" in lab "${state.plan.options.name}" (nodes: ${state.plan.nodes.map((n) => n.name).join(', ')})`);
+  if (!node)
+    throw new Error(
+      `no node "${name}" in lab "${state.plan.options.name}" (nodes: ${state.plan.nodes.map((n) => n.name).join(', ')})`,
+    );
   mkdirSync(join(state.dir, name), { recursive: true });
   state.processes = state.processes.filter((p) => p.role !== `agent-${name}`);
   const env = {
@@ -62,7 +81,14 @@ export function startAgent(state: LabState, name: string): LabProcess {
     TORTIE_LOG_LEVEL: process.env.TORTIE_LOG_LEVEL ?? 'info',
     ...datastoreTimeoutEnv(true),
   };
-  return spawnDetached(state, `agent-${name}`, agentSocket(state, name), 'ip', ['netns', 'exec', node.ns, ...state.command, 'node', 'run'], env);
+  return spawnDetached(
+    state,
+    `agent-${name}`,
+    agentSocket(state, name),
+    'ip',
+    ['netns', 'exec', node.ns, ...state.command, 'node', 'run'],
+    env,
+  );
 }
 
 export async function nodeStatus(state: LabState, name: string): Promise<AgentStatus | null> {
@@ -89,7 +115,11 @@ export function cniConfig(node: string): Record<string, unknown> {
 }
 
 /** Runs the CNI plugin in the node's namespace exactly as a container runtime does: env + config on stdin. */
-export function runCni(state: LabState, workload: LabWorkload, command: 'ADD' | 'DEL' | 'CHECK'): Record<string, unknown> {
+export function runCni(
+  state: LabState,
+  workload: LabWorkload,
+  command: 'ADD' | 'DEL' | 'CHECK',
+): Record<string, unknown> {
   const node = state.plan.nodes.find((n) => n.name === workload.node)!;
   const env = {
     PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
@@ -101,14 +131,23 @@ export function runCni(state: LabState, workload: LabWorkload, command: 'ADD' | 
     CNI_PATH: '/opt/cni/bin',
     ...datastoreTimeoutEnv(),
   };
-  const result = run('ip', ['netns', 'exec', node.ns, ...state.command], { env, input: JSON.stringify(cniConfig(workload.node)), timeoutMs: labTimeouts().cniMs });
+  const result = run('ip', ['netns', 'exec', node.ns, ...state.command], {
+    env,
+    input: JSON.stringify(cniConfig(workload.node)),
+    timeoutMs: labTimeouts().cniMs,
+  });
   let answer: Record<string, unknown> = {};
   try {
     answer = result.stdout.trim() === '' ? {} : (JSON.parse(result.stdout) as Record<string, unknown>);
   } catch {
-    throw new Error(`the CNI plugin's ${command} for ${workload.pod} printed no JSON (exit ${result.code}): ${result.stdout.slice(0, 200)} ${result.stderr.slice(0, 200)}`);
+    throw new Error(
+      `the CNI plugin's ${command} for ${workload.pod} printed no JSON (exit ${result.code}): ${result.stdout.slice(0, 200)} ${result.stderr.slice(0, 200)}`,
+    );
   }
-  if (result.code !== 0) throw new Error(`the CNI plugin's ${command} for ${workload.pod} failed (exit ${result.code}): ${String(answer.msg ?? '')} ${String(answer.details ?? '')} ${result.stderr.trim()}`);
+  if (result.code !== 0)
+    throw new Error(
+      `the CNI plugin's ${command} for ${workload.pod} failed (exit ${result.code}): ${String(answer.msg ?? '')} ${String(answer.details ?? '')} ${result.stderr.trim()}`,
+    );
   return answer;
 }
 
@@ -117,11 +156,14 @@ export async function addWorkloads(state: LabState, step: (text: string) => void
     const answer = runCni(state, workload, 'ADD');
     const ips = answer.ips as Array<{ address?: string }> | undefined;
     const address = ips?.[0]?.address?.split('/')[0];
-    if (address === undefined) throw new Error(`the CNI plugin's ADD for ${workload.pod} gave no address: ${JSON.stringify(answer)}`);
+    if (address === undefined)
+      throw new Error(`the CNI plugin's ADD for ${workload.pod} gave no address: ${JSON.stringify(answer)}`);
     state.workloadIps[workload.pod] = address;
     saveState(state);
   }
-  step(`workloads (CNI ADD): ${state.plan.workloads.map((w) => `${w.pod}@${w.node} ${state.workloadIps[w.pod]}`).join(', ')}`);
+  step(
+    `workloads (CNI ADD): ${state.plan.workloads.map((w) => `${w.pod}@${w.node} ${state.workloadIps[w.pod]}`).join(', ')}`,
+  );
 }
 
 /** Kills one node's agent with SIGKILL (a crash), for restart experiments. */

@@ -18,7 +18,12 @@ export async function labPing(state: LabState): Promise<PingMatrix> {
   // `ip netns exec NS ping` without ping exits like a ping that got no answer: look first, and say so.
   if (findProgram('ping') === null) {
     const error = missingProgramMessage('ping');
-    return { pods: workloads.map((w) => w.pod), ok: workloads.map((_, i) => workloads.map((__, j) => i === j)), failures: [error], error };
+    return {
+      pods: workloads.map((w) => w.pod),
+      ok: workloads.map((_, i) => workloads.map((__, j) => i === j)),
+      failures: [error],
+      error,
+    };
   }
   const ok = workloads.map(() => workloads.map(() => true));
   const jobs: Array<[number, number]> = [];
@@ -41,7 +46,11 @@ export async function labPing(state: LabState): Promise<PingMatrix> {
 }
 
 function pingOnce(ns: string, ip: string): Promise<boolean> {
-  return runCommand({ command: 'ip', args: ['netns', 'exec', ns, 'ping', '-n', '-q', '-c', '1', '-W', '1', ip], timeoutMs: 5000 }).then(
+  return runCommand({
+    command: 'ip',
+    args: ['netns', 'exec', ns, 'ping', '-n', '-q', '-c', '1', '-W', '1', ip],
+    timeoutMs: 5000,
+  }).then(
     (result) => result.code === 0,
     () => false,
   );
@@ -51,8 +60,15 @@ export function formatPingMatrix(matrix: PingMatrix): string {
   const width = Math.max(6, ...matrix.pods.map((p) => p.length));
   const header = `${'from \\ to'.padEnd(width)} ${matrix.pods.map((p) => p.padStart(width)).join(' ')}`;
   const total = matrix.pods.length * (matrix.pods.length - 1);
-  if (matrix.error !== undefined) return `${header}\nnot measured: ${matrix.error}; the ${total} pairs were not tried\n`;
-  const rows = matrix.pods.map((from, i) => `${from.padEnd(width)} ${matrix.pods.map((_, j) => (i === j ? '-' : matrix.ok[i]![j] ? 'ok' : 'FAIL').padStart(width)).join(' ')}`);
-  const summary = matrix.failures.length === 0 ? `all ${total} pairs reach each other` : `${matrix.failures.length} of ${total} pairs FAILED: ${matrix.failures.join(', ')}`;
+  if (matrix.error !== undefined)
+    return `${header}\nnot measured: ${matrix.error}; the ${total} pairs were not tried\n`;
+  const rows = matrix.pods.map(
+    (from, i) =>
+      `${from.padEnd(width)} ${matrix.pods.map((_, j) => (i === j ? '-' : matrix.ok[i]![j] ? 'ok' : 'FAIL').padStart(width)).join(' ')}`,
+  );
+  const summary =
+    matrix.failures.length === 0
+      ? `all ${total} pairs reach each other`
+      : `${matrix.failures.length} of ${total} pairs FAILED: ${matrix.failures.join(', ')}`;
   return `${header}\n${rows.join('\n')}\n${summary}\n`;
 }

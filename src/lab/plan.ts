@@ -109,7 +109,11 @@ export interface LabPlan {
   workloads: LabWorkload[];
   router: LabRouter | null;
   /** projectcalico.org/v3 objects to store before the agents start. */
-  resources: Array<{ kind: string; metadata: { name: string; labels?: Record<string, string> }; spec: Record<string, unknown> }>;
+  resources: Array<{
+    kind: string;
+    metadata: { name: string; labels?: Record<string, string> };
+    spec: Record<string, unknown>;
+  }>;
   /** Every namespace, in creation order (removed in reverse). */
   namespaces: string[];
 }
@@ -121,25 +125,38 @@ const NAME = /^[a-z][a-z0-9]{0,5}$/;
 /** Checks the options; every refusal names the option, the value and what is accepted. */
 export function validateLabOptions(options: LabOptions): void {
   const problems: string[] = [];
-  if (!NAME.test(options.name)) problems.push(`--name "${options.name}": 1 to 6 lower-case letters or digits, starting with a letter (namespace and interface names are built from it)`);
-  if (!Number.isInteger(options.nodes) || options.nodes < 2 || options.nodes > 20) problems.push(`--nodes ${options.nodes}: a lab has 2 to 20 nodes`);
+  if (!NAME.test(options.name))
+    problems.push(
+      `--name "${options.name}": 1 to 6 lower-case letters or digits, starting with a letter (namespace and interface names are built from it)`,
+    );
+  if (!Number.isInteger(options.nodes) || options.nodes < 2 || options.nodes > 20)
+    problems.push(`--nodes ${options.nodes}: a lab has 2 to 20 nodes`);
   if (!Number.isInteger(options.workloadsPerNode) || options.workloadsPerNode < 1 || options.workloadsPerNode > 8) {
     problems.push(`--workloads ${options.workloadsPerNode}: 1 to 8 workloads per node`);
   }
   if (options.ipipMode !== 'Never' && options.vxlanMode !== 'Never') {
-    problems.push(`--ipip ${options.ipipMode} with --vxlan ${options.vxlanMode}: a pool uses one encapsulation (Calico refuses ipipMode and vxlanMode both on); set one to Never`);
+    problems.push(
+      `--ipip ${options.ipipMode} with --vxlan ${options.vxlanMode}: a pool uses one encapsulation (Calico refuses ipipMode and vxlanMode both on); set one to Never`,
+    );
   }
   if (options.backend === 'vxlan' && (options.vxlanMode === 'Never' || options.officeRouter !== 'none')) {
-    problems.push(`--backend vxlan (no BGP at all) needs --vxlan Always or CrossSubnet and --office-router none (got --vxlan ${options.vxlanMode}, --office-router ${options.officeRouter})`);
+    problems.push(
+      `--backend vxlan (no BGP at all) needs --vxlan Always or CrossSubnet and --office-router none (got --vxlan ${options.vxlanMode}, --office-router ${options.officeRouter})`,
+    );
   }
   if (options.subnets === 2) {
     if (options.officeRouter === 'none' && options.ipipMode === 'Never' && options.vxlanMode === 'Never') {
-      problems.push('--subnets 2 with --office-router none needs --ipip or --vxlan Always or CrossSubnet: without BGP on the router, a node reaches pods on the other subnet only through a tunnel (or add --office-router bird|frr)');
+      problems.push(
+        '--subnets 2 with --office-router none needs --ipip or --vxlan Always or CrossSubnet: without BGP on the router, a node reaches pods on the other subnet only through a tunnel (or add --office-router bird|frr)',
+      );
     }
     if (options.officeRouter !== 'none' && options.mode === 'rr') {
-      problems.push('--subnets 2 with an office router and --mode rr: a reflector would give nodes next hops on the other subnet, unreachable without encapsulation; with two subnets and an office router every node peers with the router');
+      problems.push(
+        '--subnets 2 with an office router and --mode rr: a reflector would give nodes next hops on the other subnet, unreachable without encapsulation; with two subnets and an office router every node peers with the router',
+      );
     }
-    if (options.nodes < 4) problems.push(`--subnets 2 with --nodes ${options.nodes}: two subnets need at least 4 nodes (two on each)`);
+    if (options.nodes < 4)
+      problems.push(`--subnets 2 with --nodes ${options.nodes}: two subnets need at least 4 nodes (two on each)`);
   }
   if (problems.length > 0) throw new LabOptionError(problems.join('\n'));
 }
@@ -157,7 +174,9 @@ export function planLab(options: LabOptions): LabPlan {
   const nodes: LabNode[] = [];
   for (let i = 1; i <= options.nodes; i++) {
     const subnet = Math.min(options.subnets, Math.ceil(i / perSubnet));
-    const staticRoutes = plainRouter ? lans.filter((l) => l.subnet !== subnet).map((l) => `${l.cidr} via 198.19.${subnet}.1`) : [];
+    const staticRoutes = plainRouter
+      ? lans.filter((l) => l.subnet !== subnet).map((l) => `${l.cidr} via 198.19.${subnet}.1`)
+      : [];
     nodes.push({
       staticRoutes,
       name: `node-${i}`,
@@ -174,7 +193,13 @@ export function planLab(options: LabOptions): LabPlan {
     for (let w = 0; w < options.workloadsPerNode; w++) {
       const letter = String.fromCharCode(97 + w);
       const index = node.name.slice('node-'.length);
-      workloads.push({ node: node.name, ns: `${name}-w${index}${letter}`, namespace: 'lab', pod: `pod-${index}${letter}`, containerId: `${name}-${index}${letter}` });
+      workloads.push({
+        node: node.name,
+        ns: `${name}-w${index}${letter}`,
+        namespace: 'lab',
+        pod: `pod-${index}${letter}`,
+        containerId: `${name}-${index}${letter}`,
+      });
     }
   }
   const routerKind = options.officeRouter === 'none' ? (options.subnets === 2 ? 'plain' : null) : options.officeRouter;
@@ -185,7 +210,13 @@ export function planLab(options: LabOptions): LabPlan {
           kind: routerKind,
           ns: `${name}-rtr`,
           asNumber: OFFICE_AS,
-          legs: lans.map((lan) => ({ subnet: lan.subnet, device: `eth${lan.subnet}`, lanPort: `r${lan.subnet}`, ip: lan.gateway, prefixLength: 24 })),
+          legs: lans.map((lan) => ({
+            subnet: lan.subnet,
+            device: `eth${lan.subnet}`,
+            lanPort: `r${lan.subnet}`,
+            ip: lan.gateway,
+            prefixLength: 24,
+          })),
           forwards: options.subnets === 2,
         };
 
@@ -193,12 +224,23 @@ export function planLab(options: LabOptions): LabPlan {
     {
       kind: 'IPPool',
       metadata: { name: 'lab-pool' },
-      spec: { cidr: options.poolCidr, blockSize: 26, ipipMode: options.ipipMode, vxlanMode: options.vxlanMode, natOutgoing: false, nodeSelector: 'all()' },
+      spec: {
+        cidr: options.poolCidr,
+        blockSize: 26,
+        ipipMode: options.ipipMode,
+        vxlanMode: options.vxlanMode,
+        natOutgoing: false,
+        nodeSelector: 'all()',
+      },
     },
     {
       kind: 'BGPConfiguration',
       metadata: { name: 'default' },
-      spec: { asNumber: LAB_AS, nodeToNodeMeshEnabled: options.mode === 'mesh' && (options.subnets === 1 || plainRouter), logSeverityScreen: 'Info' },
+      spec: {
+        asNumber: LAB_AS,
+        nodeToNodeMeshEnabled: options.mode === 'mesh' && (options.subnets === 1 || plainRouter),
+        logSeverityScreen: 'Info',
+      },
     },
   ];
   for (const node of nodes) {
@@ -207,11 +249,20 @@ export function planLab(options: LabOptions): LabPlan {
     resources.push({
       kind: 'Node',
       metadata: { name: node.name, labels },
-      spec: { bgp: { ipv4Address: `${node.ip}/${node.prefixLength}`, ...(node.routeReflector ? { routeReflectorClusterID: CLUSTER_ID } : {}) } },
+      spec: {
+        bgp: {
+          ipv4Address: `${node.ip}/${node.prefixLength}`,
+          ...(node.routeReflector ? { routeReflectorClusterID: CLUSTER_ID } : {}),
+        },
+      },
     });
   }
   if (reflectors > 0) {
-    resources.push({ kind: 'BGPPeer', metadata: { name: 'peer-with-route-reflectors' }, spec: { nodeSelector: 'all()', peerSelector: "route-reflector == 'true'" } });
+    resources.push({
+      kind: 'BGPPeer',
+      metadata: { name: 'peer-with-route-reflectors' },
+      spec: { nodeSelector: 'all()', peerSelector: "route-reflector == 'true'" },
+    });
   }
   if (router !== null && router.kind !== 'plain') {
     for (const leg of router.legs) {
@@ -219,14 +270,21 @@ export function planLab(options: LabOptions): LabPlan {
         kind: 'BGPPeer',
         metadata: { name: options.subnets === 1 ? 'office-router' : `office-router-subnet-${leg.subnet}` },
         spec: {
-          ...(options.subnets === 1 ? {} : { nodeSelector: `lab-subnet == '${leg.subnet}'`, numAllowedLocalASNumbers: 1 }),
+          ...(options.subnets === 1
+            ? {}
+            : { nodeSelector: `lab-subnet == '${leg.subnet}'`, numAllowedLocalASNumbers: 1 }),
           peerIP: leg.ip,
           asNumber: router.asNumber,
         },
       });
     }
   }
-  const namespaces = [...lans.map((l) => l.ns), ...(router ? [router.ns] : []), ...nodes.map((n) => n.ns), ...workloads.map((w) => w.ns)];
+  const namespaces = [
+    ...lans.map((l) => l.ns),
+    ...(router ? [router.ns] : []),
+    ...nodes.map((n) => n.ns),
+    ...workloads.map((w) => w.ns),
+  ];
   return { options, lans, nodes, workloads, router, resources, namespaces };
 }
 

@@ -17,19 +17,36 @@ export interface RunResult {
 }
 
 /** One setup command through the one runner (felix/command.ts); a failure to run is exit 127 with the reason. */
-export function run(command: string, args: readonly string[], options: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): RunResult {
+export function run(
+  command: string,
+  args: readonly string[],
+  options: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+): RunResult {
   try {
     const stdin = options.input !== undefined ? { stdin: options.input } : {};
-    const result = runCommandSync({ command, args, ...stdin, env: options.env ?? process.env, timeoutMs: options.timeoutMs ?? COMMAND_TIMEOUT_MS });
+    const result = runCommandSync({
+      command,
+      args,
+      ...stdin,
+      env: options.env ?? process.env,
+      timeoutMs: options.timeoutMs ?? COMMAND_TIMEOUT_MS,
+    });
     return { code: result.code ?? 128, stdout: result.stdout.toString('utf8'), stderr: result.stderr };
   } catch (error) {
     return { code: 127, stdout: '', stderr: (error as Error).message };
   }
 }
 
-export function must(command: string, args: readonly string[], options: { input?: string; env?: NodeJS.ProcessEnv } = {}): string {
+export function must(
+  command: string,
+  args: readonly string[],
+  options: { input?: string; env?: NodeJS.ProcessEnv } = {},
+): string {
   const result = run(command, args, options);
-  if (result.code !== 0) throw new Error(`${command} ${args.join(' ')} failed (exit ${result.code}): ${result.stderr.trim() || result.stdout.trim()}`);
+  if (result.code !== 0)
+    throw new Error(
+      `${command} ${args.join(' ')} failed (exit ${result.code}): ${result.stderr.trim() || result.stdout.trim()}`,
+    );
   return result.stdout;
 }
 
@@ -39,7 +56,9 @@ export async function freePort(): Promise<number> {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => {
       const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+      server.close(() =>
+        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
+      );
     });
   });
 }
@@ -47,7 +66,12 @@ export async function freePort(): Promise<number> {
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Polls `probe` every `everyMs` until it returns a value that is not false/undefined; throws with `what()` at the deadline. */
-export async function waitUntil<T>(probe: () => Promise<T | undefined | false> | T | undefined | false, what: () => string, timeoutMs: number, everyMs = 100): Promise<T> {
+export async function waitUntil<T>(
+  probe: () => Promise<T | undefined | false> | T | undefined | false,
+  what: () => string,
+  timeoutMs: number,
+  everyMs = 100,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (let i = 0; i < 100_000; i++) {
     const value = await probe();
@@ -69,7 +93,14 @@ export function tcpOpen(port: number): Promise<boolean> {
   });
 }
 
-export function spawnDetached(state: LabState, role: string, marker: string, command: string, args: string[], env: NodeJS.ProcessEnv = process.env): LabProcess {
+export function spawnDetached(
+  state: LabState,
+  role: string,
+  marker: string,
+  command: string,
+  args: string[],
+  env: NodeJS.ProcessEnv = process.env,
+): LabProcess {
   const log = join(state.dir, `${role}.log`);
   const fd = openSync(log, 'a');
   try {
@@ -91,7 +122,12 @@ export function spawnDetached(state: LabState, role: string, marker: string, com
 /** What a log says went wrong, for an error message: its last error line (else its last line), and where it is. */
 export function logTail(path: string): string {
   try {
-    const lines = readFileSync(path, 'utf8').trim().split('\n').slice(-30).map((l) => l.trim()).filter((l) => l !== '');
+    const lines = readFileSync(path, 'utf8')
+      .trim()
+      .split('\n')
+      .slice(-30)
+      .map((l) => l.trim())
+      .filter((l) => l !== '');
     const error = [...lines].reverse().find((l) => /error|refus|cannot|failed/i.test(l));
     return `${error ?? lines[lines.length - 1] ?? '(empty log)'} (log: ${path})`;
   } catch {

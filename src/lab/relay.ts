@@ -18,7 +18,8 @@ export type Endpoint = { kind: 'tcp'; host: string; port: number } | { kind: 'un
 export function parseEndpoint(text: string): Endpoint {
   if (text.startsWith('unix:')) {
     const path = text.slice('unix:'.length);
-    if (!path.startsWith('/')) throw new Error(`relay endpoint "${text}": a unix socket needs an absolute path (unix:/path/to.sock)`);
+    if (!path.startsWith('/'))
+      throw new Error(`relay endpoint "${text}": a unix socket needs an absolute path (unix:/path/to.sock)`);
     return { kind: 'unix', path };
   }
   const match = /^tcp:(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})$/.exec(text);
@@ -41,7 +42,11 @@ export interface Relay {
 }
 
 /** Listens on `from` and pipes every connection to a new connection to `to`. */
-export async function startRelay(from: Endpoint, to: Endpoint, options: { maxConnections?: number } = {}): Promise<Relay> {
+export async function startRelay(
+  from: Endpoint,
+  to: Endpoint,
+  options: { maxConnections?: number } = {},
+): Promise<Relay> {
   const open = new Set<net.Socket>();
   const server = net.createServer((inbound) => {
     const outbound = connectTo(to);
@@ -61,7 +66,9 @@ export async function startRelay(from: Endpoint, to: Endpoint, options: { maxCon
   server.maxConnections = options.maxConnections ?? 256;
   if (from.kind === 'unix') rmSync(from.path, { force: true });
   await new Promise<void>((resolve, reject) => {
-    server.once('error', (error: NodeJS.ErrnoException) => reject(new Error(`relay: cannot listen on ${formatEndpoint(from)}: ${error.code ?? error.message}`)));
+    server.once('error', (error: NodeJS.ErrnoException) =>
+      reject(new Error(`relay: cannot listen on ${formatEndpoint(from)}: ${error.code ?? error.message}`)),
+    );
     if (from.kind === 'unix') server.listen(from.path, resolve);
     else server.listen(from.port, from.host, resolve);
   });

@@ -7,7 +7,9 @@ import { LAB_AS, type LabPlan } from './plan.js';
 import { must, run, spawnDetached } from './processes.js';
 import type { LabState } from './state.js';
 
-export const BIRD2 = process.env.TORTIE_BIRD2_ROOT ? `${process.env.TORTIE_BIRD2_ROOT}/usr/sbin/bird` : '/opt/tortie/bird2/usr/sbin/bird';
+export const BIRD2 = process.env.TORTIE_BIRD2_ROOT
+  ? `${process.env.TORTIE_BIRD2_ROOT}/usr/sbin/bird`
+  : '/opt/tortie/bird2/usr/sbin/bird';
 export const BIRD2_CLIENT = BIRD2.replace(/bird$/, 'birdc');
 
 export function birdConfig(plan: LabPlan): string {
@@ -33,7 +35,12 @@ export function birdConfig(plan: LabPlan): string {
 /** FRR's configuration for the office router: one eBGP neighbor per node. */
 export function frrConfig(plan: LabPlan): string {
   const router = plan.router!;
-  const lines = [`frr defaults traditional`, `router bgp ${router.asNumber}`, ` bgp router-id ${router.legs[0]!.ip}`, ' no bgp ebgp-requires-policy'];
+  const lines = [
+    `frr defaults traditional`,
+    `router bgp ${router.asNumber}`,
+    ` bgp router-id ${router.legs[0]!.ip}`,
+    ' no bgp ebgp-requires-policy',
+  ];
   for (const node of plan.nodes) lines.push(` neighbor ${node.ip} remote-as ${LAB_AS}`);
   return `${lines.join('\n')}\n`;
 }
@@ -49,7 +56,17 @@ export function startRouter(state: LabState, step: (text: string) => void): void
     const config = join(state.dir, 'bird.conf');
     const socket = join(state.dir, 'bird.ctl');
     writeFileSync(config, birdConfig(state.plan));
-    spawnDetached(state, 'office-router', config, 'ip', ['netns', 'exec', router.ns, BIRD2, '-f', '-c', config, '-s', socket]);
+    spawnDetached(state, 'office-router', config, 'ip', [
+      'netns',
+      'exec',
+      router.ns,
+      BIRD2,
+      '-f',
+      '-c',
+      config,
+      '-s',
+      socket,
+    ]);
     step(`office router: BIRD 2 in ${router.ns}, AS ${router.asNumber} (birdc -s ${socket} show route)`);
     return;
   }
@@ -61,16 +78,46 @@ export function startRouter(state: LabState, step: (text: string) => void): void
     // zebra installs bgpd's routes in the router namespace's kernel (forwarding between the subnets). It
     // has no "skip run-as": it runs as FRR's own user, so its directory is that user's.
     must('chown', ['frr:frr', vty]);
-    spawnDetached(state, 'office-router-zebra', vty, 'ip', ['netns', 'exec', router.ns, '/usr/lib/frr/zebra', '-P', '0', '-f', config, '-i', join(vty, 'zebra.pid'), '--vty_socket', vty, '-z', join(vty, 'zserv.api')]);
+    spawnDetached(state, 'office-router-zebra', vty, 'ip', [
+      'netns',
+      'exec',
+      router.ns,
+      '/usr/lib/frr/zebra',
+      '-P',
+      '0',
+      '-f',
+      config,
+      '-i',
+      join(vty, 'zebra.pid'),
+      '--vty_socket',
+      vty,
+      '-z',
+      join(vty, 'zserv.api'),
+    ]);
     const zserv = join(vty, 'zserv.api');
-    for (let i = 0; i < 100 && !existsSync(zserv); i++) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50); // 50 ms, blocking
+    for (let i = 0; i < 100 && !existsSync(zserv); i++)
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50); // 50 ms, blocking
   }
   // -S: no user switching (we are root in a namespace); -P 0: no vty TCP port.
   spawnDetached(state, 'office-router', config, 'ip', [
-    'netns', 'exec', router.ns, '/usr/lib/frr/bgpd', '-S', '-P', '0', '-f', config, '-i', join(vty, 'bgpd.pid'), '--vty_socket', vty,
+    'netns',
+    'exec',
+    router.ns,
+    '/usr/lib/frr/bgpd',
+    '-S',
+    '-P',
+    '0',
+    '-f',
+    config,
+    '-i',
+    join(vty, 'bgpd.pid'),
+    '--vty_socket',
+    vty,
     ...(router.forwards ? ['-z', join(vty, 'zserv.api')] : ['-Z']),
   ]);
-  step(`office router: FRR in ${router.ns}, AS ${router.asNumber} (vtysh --vty_socket ${vty} -c 'show bgp ipv4 unicast')`);
+  step(
+    `office router: FRR in ${router.ns}, AS ${router.asNumber} (vtysh --vty_socket ${vty} -c 'show bgp ipv4 unicast')`,
+  );
 }
 
 /** The office router's own view of the routes (`birdc show route` / `vtysh -c 'show bgp ipv4 unicast'`). */

@@ -31,9 +31,17 @@ export function labTimeouts(env: NodeJS.ProcessEnv = process.env): LabTimeouts {
   const raw = env.TORTIE_LAB_SLOWDOWN;
   const factor = raw === undefined || raw === '' ? 1 : Number(raw);
   if (!Number.isInteger(factor) || factor < 1 || factor > 50) {
-    throw new Error(`TORTIE_LAB_SLOWDOWN="${raw}": a whole number 1..50 that multiplies every deadline of the lab (like 6 in a software-emulated VM); unset = 1`);
+    throw new Error(
+      `TORTIE_LAB_SLOWDOWN="${raw}": a whole number 1..50 that multiplies every deadline of the lab (like 6 in a software-emulated VM); unset = 1`,
+    );
   }
-  return { etcdMs: 20_000 * factor, agentMs: 30_000 * factor, convergeMs: 60_000 * factor, cniMs: 30_000 * factor, datastoreMs: factor === 1 ? undefined : 5000 * factor };
+  return {
+    etcdMs: 20_000 * factor,
+    agentMs: 30_000 * factor,
+    convergeMs: 60_000 * factor,
+    cniMs: 30_000 * factor,
+    datastoreMs: factor === 1 ? undefined : 5000 * factor,
+  };
 }
 
 /**

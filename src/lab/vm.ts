@@ -19,7 +19,18 @@
 // so neither side ever reads half of one; every wait is bounded; and `down` works when the VM hangs or
 // is gone (it stops the runner's process group, checked to still be ours, and removes the directory).
 
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runCommandSync, startDetached } from '../../felix/index.js';
@@ -72,7 +83,12 @@ export const VM_SLOWDOWN = 10;
 // ---- the shared directory: messages as whole files ---------------------------------------------------------
 
 export function sharePaths(share: string): { progress: string; up: string; requests: string; responses: string } {
-  return { progress: join(share, 'progress.log'), up: join(share, 'up.json'), requests: join(share, 'requests'), responses: join(share, 'responses') };
+  return {
+    progress: join(share, 'progress.log'),
+    up: join(share, 'up.json'),
+    requests: join(share, 'requests'),
+    responses: join(share, 'responses'),
+  };
 }
 
 /** Writes JSON under a temporary name and renames it: a reader sees all of it or nothing. */
@@ -129,8 +145,24 @@ export function findVmRunner(from = fileURLToPath(import.meta.url)): string | nu
 /** The `tortie lab up` arguments that make `options` (what the guest is told). */
 export function labArgs(options: LabOptions): string[] {
   return [
-    '--name', options.name, '--nodes', String(options.nodes), '--mode', options.mode, '--subnets', String(options.subnets),
-    '--office-router', options.officeRouter, '--ipip', options.ipipMode, '--vxlan', options.vxlanMode, '--backend', options.backend, '--workloads', String(options.workloadsPerNode),
+    '--name',
+    options.name,
+    '--nodes',
+    String(options.nodes),
+    '--mode',
+    options.mode,
+    '--subnets',
+    String(options.subnets),
+    '--office-router',
+    options.officeRouter,
+    '--ipip',
+    options.ipipMode,
+    '--vxlan',
+    options.vxlanMode,
+    '--backend',
+    options.backend,
+    '--workloads',
+    String(options.workloadsPerNode),
   ];
 }
 
@@ -163,16 +195,29 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
  * Starts the VM with the lab inside, prints its progress, and resolves when the lab is up (or failed, or
  * the VM ended). The VM keeps running in the background.
  */
-export async function labUpInVm(options: LabOptions, labDirectory: string, cli: string, io: VmUpIo, env: NodeJS.ProcessEnv = process.env): Promise<VmUpResult> {
+export async function labUpInVm(
+  options: LabOptions,
+  labDirectory: string,
+  cli: string,
+  io: VmUpIo,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<VmUpResult> {
   const runner = findVmRunner();
   if (runner === null) {
-    throw new Error('--vm needs scripts/vm/run from a checkout of tortie (git clone; the npm package does not carry it)');
+    throw new Error(
+      '--vm needs scripts/vm/run from a checkout of tortie (git clone; the npm package does not carry it)',
+    );
   }
   if (existsSync(join(labDirectory, VM_STATE_FILE)) || existsSync(join(labDirectory, 'state.json'))) {
-    throw new Error(`a lab named "${options.name}" is up already (${labDirectory}): 'tortie lab down --name ${options.name}' first`);
+    throw new Error(
+      `a lab named "${options.name}" is up already (${labDirectory}): 'tortie lab down --name ${options.name}' first`,
+    );
   }
   const lifetime = env.VM_TIMEOUT === undefined ? DEFAULT_VM_LIFETIME_S : Number(env.VM_TIMEOUT);
-  if (!Number.isInteger(lifetime) || lifetime < 60) throw new Error(`VM_TIMEOUT="${env.VM_TIMEOUT}": the VM's lifetime in whole seconds, at least 60 (default ${DEFAULT_VM_LIFETIME_S})`);
+  if (!Number.isInteger(lifetime) || lifetime < 60)
+    throw new Error(
+      `VM_TIMEOUT="${env.VM_TIMEOUT}": the VM's lifetime in whole seconds, at least 60 (default ${DEFAULT_VM_LIFETIME_S})`,
+    );
   ensureEtcd(io);
   const share = join(labDirectory, 'vm');
   const paths = sharePaths(share);
@@ -181,7 +226,9 @@ export async function labUpInVm(options: LabOptions, labDirectory: string, cli: 
   writeFileSync(paths.progress, '');
   const consoleLog = join(labDirectory, 'vm-console.log');
   const root = resolve(dirname(runner), '..', '..');
-  const command = [process.execPath, cli, 'lab', 'vm-guest', '--share', share, ...labArgs(options)].map(shellQuote).join(' ');
+  const command = [process.execPath, cli, 'lab', 'vm-guest', '--share', share, ...labArgs(options)]
+    .map(shellQuote)
+    .join(' ');
   const fd = openSync(consoleLog, 'a');
   let pid: number;
   try {
@@ -198,7 +245,17 @@ export async function labUpInVm(options: LabOptions, labDirectory: string, cli: 
   } finally {
     closeSync(fd);
   }
-  const state: VmLabState = { kind: 'vm', name: options.name, options, pid, marker: share, share, console: consoleLog, startedAt: new Date().toISOString(), lifetimeS: lifetime };
+  const state: VmLabState = {
+    kind: 'vm',
+    name: options.name,
+    options,
+    pid,
+    marker: share,
+    share,
+    console: consoleLog,
+    startedAt: new Date().toISOString(),
+    lifetimeS: lifetime,
+  };
   writeMessage(join(labDirectory, VM_STATE_FILE), state);
   io.progress(`VM starting (scripts/vm/run, pid ${pid}; console: ${consoleLog}); the lab inside reports below`);
 
@@ -211,9 +268,14 @@ export async function labUpInVm(options: LabOptions, labDirectory: string, cli: 
     if (up !== null) return up;
     if (!vmRunning(state)) {
       showNewLines(paths.progress, shown, io);
-      return { ok: false, exitCode: 1, output: `the VM ended before the lab was up; its console:\n${tail(consoleLog, 30)}` };
+      return {
+        ok: false,
+        exitCode: 1,
+        output: `the VM ended before the lab was up; its console:\n${tail(consoleLog, 30)}`,
+      };
     }
-    if (Date.now() > deadline) return { ok: false, exitCode: 1, output: `the lab was not up within the VM's lifetime (${lifetime} s)` };
+    if (Date.now() > deadline)
+      return { ok: false, exitCode: 1, output: `the lab was not up within the VM's lifetime (${lifetime} s)` };
     await sleep(300);
   }
 }
@@ -221,10 +283,17 @@ export async function labUpInVm(options: LabOptions, labDirectory: string, cli: 
 /** The VM runs this machine's etcd: install it here when missing (inside, there is no network to do it). */
 function ensureEtcd(io: VmUpIo): void {
   if (existsSync('/usr/bin/etcd')) return;
-  io.progress('etcd is not installed: installing the Debian package etcd-server (the VM runs this machine\'s)');
+  io.progress("etcd is not installed: installing the Debian package etcd-server (the VM runs this machine's)");
   const fail = (why: string): Error => new Error(`could not install etcd-server: ${why}`);
-  const result = runCommandSync({ command: 'apt-get', args: ['install', '-y', '--no-install-recommends', 'etcd-server'], timeoutMs: 600_000, env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }, makeError: fail });
-  if (result.code !== 0 || !existsSync('/usr/bin/etcd')) throw fail(result.stderr.trim().split('\n').slice(-3).join(' '));
+  const result = runCommandSync({
+    command: 'apt-get',
+    args: ['install', '-y', '--no-install-recommends', 'etcd-server'],
+    timeoutMs: 600_000,
+    env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+    makeError: fail,
+  });
+  if (result.code !== 0 || !existsSync('/usr/bin/etcd'))
+    throw fail(result.stderr.trim().split('\n').slice(-3).join(' '));
 }
 
 function showNewLines(path: string, from: number, io: VmUpIo): number {
@@ -254,7 +323,12 @@ function shellQuote(word: string): string {
 
 /** Asks the lab in the VM; resolves with what it answered, or an explanation when it does not answer in time. */
 export async function askVm(state: VmLabState, command: VmRequestCommand, timeoutMs = 300_000): Promise<VmResponse> {
-  if (!vmRunning(state)) return { id: '', exitCode: 1, output: `the VM of lab "${state.name}" is not running (it stops after ${state.lifetimeS} s; console: ${state.console}); 'tortie lab down --name ${state.name}' cleans up\n` };
+  if (!vmRunning(state))
+    return {
+      id: '',
+      exitCode: 1,
+      output: `the VM of lab "${state.name}" is not running (it stops after ${state.lifetimeS} s; console: ${state.console}); 'tortie lab down --name ${state.name}' cleans up\n`,
+    };
   const id = `${Date.now()}-${process.pid}-${Math.floor(Math.random() * 1e6)}`;
   const paths = sharePaths(state.share);
   writeMessage(join(paths.requests, `${id}.json`), { id, command } satisfies VmRequest);
@@ -270,11 +344,20 @@ export async function askVm(state: VmLabState, command: VmRequestCommand, timeou
     await sleep(200);
   }
   rmSync(join(paths.requests, `${id}.json`), { force: true });
-  return { id, exitCode: 1, output: `the lab in the VM did not answer "${command}" within ${Math.round(timeoutMs / 1000)} s${vmRunning(state) ? '' : ' (the VM has ended)'}\n` };
+  return {
+    id,
+    exitCode: 1,
+    output: `the lab in the VM did not answer "${command}" within ${Math.round(timeoutMs / 1000)} s${vmRunning(state) ? '' : ' (the VM has ended)'}\n`,
+  };
 }
 
 /** Takes the lab in the VM down, stops the VM (its process group) if it does not end by itself, removes the lab directory. */
-export async function labDownInVm(state: VmLabState, labDirectory: string, io: VmUpIo, timing: { answerMs?: number; powerOffMs?: number } = {}): Promise<void> {
+export async function labDownInVm(
+  state: VmLabState,
+  labDirectory: string,
+  io: VmUpIo,
+  timing: { answerMs?: number; powerOffMs?: number } = {},
+): Promise<void> {
   if (vmRunning(state)) {
     const answer = await askVm(state, 'down', timing.answerMs ?? 120_000);
     io.progress(answer.output.trimEnd());
@@ -314,7 +397,11 @@ export interface GuestHandlers {
  * Inside the VM: brings the lab up (progress into the share), then answers requests until `down`.
  * Returns when the lab is down (the VM then powers off), or at once when `up` failed.
  */
-export async function serveGuest(share: string, handlers: GuestHandlers, options: { pollMs?: number } = {}): Promise<number> {
+export async function serveGuest(
+  share: string,
+  handlers: GuestHandlers,
+  options: { pollMs?: number } = {},
+): Promise<number> {
   const paths = sharePaths(share);
   const progress = (line: string): void => {
     writeFileSync(paths.progress, `${line}\n`, { flag: 'a' });

@@ -63,7 +63,13 @@ export class PolicyEnforcer {
   private timer: TimerHandle | null = null;
   private stopped = false;
   private readonly timers: EnforcerTimers;
-  private readonly state: EnforcerStatus = { summary: null, writes: 0, lastStats: null, lastError: null, inSync: false };
+  private readonly state: EnforcerStatus = {
+    summary: null,
+    writes: 0,
+    lastStats: null,
+    lastError: null,
+    inSync: false,
+  };
 
   constructor(private readonly options: EnforcerOptions) {
     this.timers = options.timers ?? REAL_TIMERS;
@@ -121,7 +127,8 @@ export class PolicyEnforcer {
     };
     const desired = renderFilter(compiled);
     try {
-      const stats = kind === 'resync' ? await this.options.dataplane.resync(desired) : await this.options.dataplane.apply(desired);
+      const stats =
+        kind === 'resync' ? await this.options.dataplane.resync(desired) : await this.options.dataplane.apply(desired);
       this.state.writes++;
       this.state.lastStats = stats;
       this.state.lastError = null;
@@ -132,7 +139,10 @@ export class PolicyEnforcer {
       const message = error instanceof Error ? error.message : String(error);
       this.state.lastError = message;
       this.state.inSync = false;
-      this.options.log.warn({ err: message, kind }, 'writing the network policy filter failed; retrying with a full resync');
+      this.options.log.warn(
+        { err: message, kind },
+        'writing the network policy filter failed; retrying with a full resync',
+      );
       this.schedule('resync', this.options.retryMs ?? 1000);
     }
   }

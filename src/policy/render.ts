@@ -80,7 +80,10 @@ export function renderFilter(endpoints: CompiledEndpoint[]): DesiredFilter {
       for (const rule of rules) {
         if (rule.peers !== null) sets.set(peerSetName(rule), { kind: 'addresses', ranges: rule.peers });
         if (rule.namedTargets.length > 0) {
-          sets.set(namedSetName(rule), { kind: 'addressPorts', entries: rule.namedTargets.map((t) => ({ ip: t.ip, protocol: PROTOCOL_NUMBER[t.protocol], port: t.port })) });
+          sets.set(namedSetName(rule), {
+            kind: 'addressPorts',
+            entries: rule.namedTargets.map((t) => ({ ip: t.ip, protocol: PROTOCOL_NUMBER[t.protocol], port: t.port })),
+          });
         }
         lines.push(...ruleLines(rule, direction));
       }
@@ -89,8 +92,12 @@ export function renderFilter(endpoints: CompiledEndpoint[]): DesiredFilter {
       dispatch[direction].push(`"${ifname}" : jump ${chain}`);
     }
   }
-  const vmap = (key: string, entries: string[]): string[] => (entries.length === 0 ? [] : [`${key} vmap { ${entries.join(', ')} }`]);
-  chains.set('forward', { hook: 'forward', rules: ['ct state established,related accept', 'iifname "cali*" jump from-wl', 'oifname "cali*" jump to-wl'] });
+  const vmap = (key: string, entries: string[]): string[] =>
+    entries.length === 0 ? [] : [`${key} vmap { ${entries.join(', ')} }`];
+  chains.set('forward', {
+    hook: 'forward',
+    rules: ['ct state established,related accept', 'iifname "cali*" jump from-wl', 'oifname "cali*" jump to-wl'],
+  });
   chains.set('from-wl', { rules: vmap('iifname', dispatch.egress) });
   chains.set('to-wl', { rules: vmap('oifname', dispatch.ingress) });
   return { sets, chains };

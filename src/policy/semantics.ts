@@ -22,7 +22,14 @@
 // while a peer whose selector matches no pod matches nothing. And named ports resolve against the
 // destination, so an egress rule's meaning depends on which pod is on the other end.
 
-import type { EndpointPort, LabelSelector, NetworkPolicyPeer, NetworkPolicyPort, PolicyProtocol, Resource } from '../resources/types.js';
+import type {
+  EndpointPort,
+  LabelSelector,
+  NetworkPolicyPeer,
+  NetworkPolicyPort,
+  PolicyProtocol,
+  Resource,
+} from '../resources/types.js';
 import { NAMESPACE_NAME_LABEL } from '../resources/defaults.js';
 import { ipv4Range, mergeRanges, rangeContains, subtractRanges, type Range } from './ranges.js';
 
@@ -58,7 +65,8 @@ export function buildWorld(input: {
   nodes: Array<Resource<'Node'>>;
 }): PolicyWorld {
   const namespaceLabels = new Map<string, Record<string, string>>();
-  for (const ns of input.namespaces) namespaceLabels.set(ns.metadata.name, { ...(ns.metadata.labels ?? {}), [NAMESPACE_NAME_LABEL]: ns.metadata.name });
+  for (const ns of input.namespaces)
+    namespaceLabels.set(ns.metadata.name, { ...(ns.metadata.labels ?? {}), [NAMESPACE_NAME_LABEL]: ns.metadata.name });
   const endpoints = input.workloadEndpoints.map((w): PolicyEndpoint => ({
     namespace: w.metadata.namespace ?? 'default',
     pod: w.spec.pod ?? w.metadata.name,
@@ -70,7 +78,9 @@ export function buildWorld(input: {
   }));
   const nodeAddresses = new Map<string, string[]>();
   for (const n of input.nodes) {
-    const addresses = [n.spec.bgp?.ipv4Address, n.spec.bgp?.ipv4IPIPTunnelAddr].filter((a): a is string => typeof a === 'string').map((a) => a.split('/')[0]!);
+    const addresses = [n.spec.bgp?.ipv4Address, n.spec.bgp?.ipv4IPIPTunnelAddr]
+      .filter((a): a is string => typeof a === 'string')
+      .map((a) => a.split('/')[0]!);
     nodeAddresses.set(n.metadata.name, addresses);
   }
   const policies = [...input.policies].sort((a, b) => policyName(a).localeCompare(policyName(b)));
@@ -93,10 +103,13 @@ export function labelSelectorMatches(selector: LabelSelector | undefined, labels
     const has = Object.hasOwn(labels, e.key);
     const values = e.values ?? [];
     const ok =
-      e.operator === 'In' ? has && values.includes(labels[e.key]!)
-      : e.operator === 'NotIn' ? !has || !values.includes(labels[e.key]!)
-      : e.operator === 'Exists' ? has
-      : !has;
+      e.operator === 'In'
+        ? has && values.includes(labels[e.key]!)
+        : e.operator === 'NotIn'
+          ? !has || !values.includes(labels[e.key]!)
+          : e.operator === 'Exists'
+            ? has
+            : !has;
     if (!ok) return false;
   }
   return true;
@@ -104,7 +117,10 @@ export function labelSelectorMatches(selector: LabelSelector | undefined, labels
 
 /** [iso] Does `policy` select `ep`? Only pods of its own namespace. */
 export function policySelects(policy: Resource<'NetworkPolicy'>, ep: PolicyEndpoint): boolean {
-  return ep.namespace === (policy.metadata.namespace ?? 'default') && labelSelectorMatches(policy.spec.podSelector, ep.labels);
+  return (
+    ep.namespace === (policy.metadata.namespace ?? 'default') &&
+    labelSelectorMatches(policy.spec.podSelector, ep.labels)
+  );
 }
 
 function hasType(policy: Resource<'NetworkPolicy'>, direction: Direction): boolean {
@@ -112,7 +128,11 @@ function hasType(policy: Resource<'NetworkPolicy'>, direction: Direction): boole
 }
 
 /** Policies that isolate `ep` for `direction` ([iso]), sorted by namespace/name. */
-export function isolatingPolicies(world: PolicyWorld, ep: PolicyEndpoint, direction: Direction): Array<Resource<'NetworkPolicy'>> {
+export function isolatingPolicies(
+  world: PolicyWorld,
+  ep: PolicyEndpoint,
+  direction: Direction,
+): Array<Resource<'NetworkPolicy'>> {
   return world.policies.filter((p) => hasType(p, direction) && policySelects(p, ep));
 }
 
@@ -130,7 +150,10 @@ export function rulesOf(policy: Resource<'NetworkPolicy'>, direction: Direction)
 export function ipBlockRanges(block: { cidr: string; except?: string[] }): Range[] {
   const range = ipv4Range(block.cidr);
   if (range === null) return [];
-  return subtractRanges(range, (block.except ?? []).map(ipv4Range).filter((r): r is Range => r !== null));
+  return subtractRanges(
+    range,
+    (block.except ?? []).map(ipv4Range).filter((r): r is Range => r !== null),
+  );
 }
 
 function ipValue(ip: string): number | null {
@@ -138,7 +161,12 @@ function ipValue(ip: string): number | null {
 }
 
 /** [peer] Does one from/to entry of a policy in `policyNamespace` match a pod? */
-export function peerMatchesEndpoint(world: PolicyWorld, peer: NetworkPolicyPeer, policyNamespace: string, ep: PolicyEndpoint): boolean {
+export function peerMatchesEndpoint(
+  world: PolicyWorld,
+  peer: NetworkPolicyPeer,
+  policyNamespace: string,
+  ep: PolicyEndpoint,
+): boolean {
   if (peer.ipBlock !== undefined) {
     const ranges = ipBlockRanges(peer.ipBlock);
     return ep.ips.some((ip) => {
@@ -147,7 +175,9 @@ export function peerMatchesEndpoint(world: PolicyWorld, peer: NetworkPolicyPeer,
     });
   }
   const namespaceOk =
-    peer.namespaceSelector !== undefined ? labelSelectorMatches(peer.namespaceSelector, namespaceLabelsOf(world, ep.namespace)) : ep.namespace === policyNamespace;
+    peer.namespaceSelector !== undefined
+      ? labelSelectorMatches(peer.namespaceSelector, namespaceLabelsOf(world, ep.namespace))
+      : ep.namespace === policyNamespace;
   return namespaceOk && (peer.podSelector === undefined || labelSelectorMatches(peer.podSelector, ep.labels));
 }
 
@@ -159,7 +189,12 @@ export function peerMatchesAddress(peer: NetworkPolicyPeer, ip: string): boolean
 }
 
 /** [port] Does a rule's port list admit (protocol, port) toward `target` (whose named ports resolve)? */
-export function portsMatch(ports: NetworkPolicyPort[] | undefined, protocol: PolicyProtocol, port: number, target: PolicyEndpoint | null): boolean {
+export function portsMatch(
+  ports: NetworkPolicyPort[] | undefined,
+  protocol: PolicyProtocol,
+  port: number,
+  target: PolicyEndpoint | null,
+): boolean {
   if (ports === undefined || ports.length === 0) return true;
   return ports.some((p) => {
     if ((p.protocol ?? 'TCP') !== protocol) return false;
@@ -203,34 +238,84 @@ function describePeer(source: Source): string {
 }
 
 /** [both] Is a new connection from `from` to pod `to` on port/protocol allowed, and by what? */
-export function decide(world: PolicyWorld, from: Source, to: PolicyEndpoint, port: number, protocol: PolicyProtocol): Decision {
+export function decide(
+  world: PolicyWorld,
+  from: Source,
+  to: PolicyEndpoint,
+  port: number,
+  protocol: PolicyProtocol,
+): Decision {
   // A bare address that is a pod's is that pod.
-  const source: Source = 'ip' in from ? (endpointByIp(world, from.ip) !== undefined ? { endpoint: endpointByIp(world, from.ip)! } : from) : from;
+  const source: Source =
+    'ip' in from
+      ? endpointByIp(world, from.ip) !== undefined
+        ? { endpoint: endpointByIp(world, from.ip)! }
+        : from
+      : from;
   const egress = decideEgress(world, source, to, port, protocol);
   const ingress = decideIngress(world, source, to, port, protocol);
   return { allowed: egress.allowed && ingress.allowed, egress, ingress };
 }
 
-function decideEgress(world: PolicyWorld, source: Source, to: PolicyEndpoint, port: number, protocol: PolicyProtocol): SideDecision {
+function decideEgress(
+  world: PolicyWorld,
+  source: Source,
+  to: PolicyEndpoint,
+  port: number,
+  protocol: PolicyProtocol,
+): SideDecision {
   const base = { direction: 'egress' as const };
-  if (!('endpoint' in source)) return { ...base, allowed: true, isolatedBy: [], reason: `the source ${source.ip} is not a pod: no egress policy applies to it` };
+  if (!('endpoint' in source))
+    return {
+      ...base,
+      allowed: true,
+      isolatedBy: [],
+      reason: `the source ${source.ip} is not a pod: no egress policy applies to it`,
+    };
   const isolating = isolatingPolicies(world, source.endpoint, 'egress');
   const names = isolating.map(policyName);
-  if (isolating.length === 0) return { ...base, allowed: true, isolatedBy: [], reason: `${describePeer(source)} is not isolated for egress (no policy with Egress in policyTypes selects it)` };
+  if (isolating.length === 0)
+    return {
+      ...base,
+      allowed: true,
+      isolatedBy: [],
+      reason: `${describePeer(source)} is not isolated for egress (no policy with Egress in policyTypes selects it)`,
+    };
   for (const policy of isolating) {
     const rules = rulesOf(policy, 'egress');
     for (let i = 0; i < rules.length; i++) {
       const rule = rules[i]!;
-      const peerOk = rule.peers === undefined || rule.peers.length === 0 || rule.peers.some((p) => peerMatchesEndpoint(world, p, policy.metadata.namespace ?? 'default', to));
+      const peerOk =
+        rule.peers === undefined ||
+        rule.peers.length === 0 ||
+        rule.peers.some((p) => peerMatchesEndpoint(world, p, policy.metadata.namespace ?? 'default', to));
       if (peerOk && portsMatch(rule.ports, protocol, port, to)) {
-        return { ...base, allowed: true, isolatedBy: names, policy: policyName(policy), rule: i, reason: `allowed by ${policyName(policy)} egress rule ${i}` };
+        return {
+          ...base,
+          allowed: true,
+          isolatedBy: names,
+          policy: policyName(policy),
+          rule: i,
+          reason: `allowed by ${policyName(policy)} egress rule ${i}`,
+        };
       }
     }
   }
-  return { ...base, allowed: false, isolatedBy: names, reason: `${describePeer(source)} is isolated for egress by ${names.join(', ')} and no egress rule allows ${to.namespace}/${to.pod} port ${port}/${protocol}` };
+  return {
+    ...base,
+    allowed: false,
+    isolatedBy: names,
+    reason: `${describePeer(source)} is isolated for egress by ${names.join(', ')} and no egress rule allows ${to.namespace}/${to.pod} port ${port}/${protocol}`,
+  };
 }
 
-function decideIngress(world: PolicyWorld, source: Source, to: PolicyEndpoint, port: number, protocol: PolicyProtocol): SideDecision {
+function decideIngress(
+  world: PolicyWorld,
+  source: Source,
+  to: PolicyEndpoint,
+  port: number,
+  protocol: PolicyProtocol,
+): SideDecision {
   const base = { direction: 'ingress' as const };
   const isolating = isolatingPolicies(world, to, 'ingress');
   const names = isolating.map(policyName);
@@ -238,9 +323,20 @@ function decideIngress(world: PolicyWorld, source: Source, to: PolicyEndpoint, p
   // [node] the node's own traffic (kubelet probes) always reaches its pods.
   const nodeIps = world.nodeAddresses.get(to.node) ?? [];
   if (!('endpoint' in source) && sourceIps.some((ip) => nodeIps.includes(ip))) {
-    return { ...base, allowed: true, isolatedBy: names, reason: `${source.ip} is the address of ${to.node}, the pod's own node: always allowed` };
+    return {
+      ...base,
+      allowed: true,
+      isolatedBy: names,
+      reason: `${source.ip} is the address of ${to.node}, the pod's own node: always allowed`,
+    };
   }
-  if (isolating.length === 0) return { ...base, allowed: true, isolatedBy: [], reason: `${to.namespace}/${to.pod} is not isolated for ingress (no policy with Ingress in policyTypes selects it)` };
+  if (isolating.length === 0)
+    return {
+      ...base,
+      allowed: true,
+      isolatedBy: [],
+      reason: `${to.namespace}/${to.pod} is not isolated for ingress (no policy with Ingress in policyTypes selects it)`,
+    };
   for (const policy of isolating) {
     const rules = rulesOf(policy, 'ingress');
     for (let i = 0; i < rules.length; i++) {
@@ -249,13 +345,27 @@ function decideIngress(world: PolicyWorld, source: Source, to: PolicyEndpoint, p
       const peerOk =
         rule.peers === undefined ||
         rule.peers.length === 0 ||
-        rule.peers.some((p) => ('endpoint' in source ? peerMatchesEndpoint(world, p, ns, source.endpoint) : peerMatchesAddress(p, source.ip)));
+        rule.peers.some((p) =>
+          'endpoint' in source ? peerMatchesEndpoint(world, p, ns, source.endpoint) : peerMatchesAddress(p, source.ip),
+        );
       if (peerOk && portsMatch(rule.ports, protocol, port, to)) {
-        return { ...base, allowed: true, isolatedBy: names, policy: policyName(policy), rule: i, reason: `allowed by ${policyName(policy)} ingress rule ${i}` };
+        return {
+          ...base,
+          allowed: true,
+          isolatedBy: names,
+          policy: policyName(policy),
+          rule: i,
+          reason: `allowed by ${policyName(policy)} ingress rule ${i}`,
+        };
       }
     }
   }
-  return { ...base, allowed: false, isolatedBy: names, reason: `${to.namespace}/${to.pod} is isolated for ingress by ${names.join(', ')} and no ingress rule allows ${describePeer(source)} on port ${port}/${protocol}` };
+  return {
+    ...base,
+    allowed: false,
+    isolatedBy: names,
+    reason: `${to.namespace}/${to.pod} is isolated for ingress by ${names.join(', ')} and no ingress rule allows ${describePeer(source)} on port ${port}/${protocol}`,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -293,7 +403,11 @@ export interface CompiledEndpoint {
 }
 
 /** Peer ranges of one rule: every matched pod's addresses plus every ipBlock (minus excepts). */
-export function rulePeerRanges(world: PolicyWorld, policy: Resource<'NetworkPolicy'>, peers: NetworkPolicyPeer[] | undefined): Range[] | null {
+export function rulePeerRanges(
+  world: PolicyWorld,
+  policy: Resource<'NetworkPolicy'>,
+  peers: NetworkPolicyPeer[] | undefined,
+): Range[] | null {
   if (peers === undefined || peers.length === 0) return null;
   const ns = policy.metadata.namespace ?? 'default';
   const ranges: Range[] = [];
@@ -317,7 +431,13 @@ export function rulePeerRanges(world: PolicyWorld, policy: Resource<'NetworkPoli
 export function compileEndpoints(world: PolicyWorld, node?: string): CompiledEndpoint[] {
   const peerCache = new Map<string, Range[] | null>();
   const namedCache = new Map<string, CompiledRule['namedTargets']>();
-  const compileRule = (policy: Resource<'NetworkPolicy'>, direction: Direction, index: number, rule: PolicyRule, ep: PolicyEndpoint): CompiledRule => {
+  const compileRule = (
+    policy: Resource<'NetworkPolicy'>,
+    direction: Direction,
+    index: number,
+    rule: PolicyRule,
+    ep: PolicyEndpoint,
+  ): CompiledRule => {
     const id = `${policyName(policy)}/${direction}/${index}`;
     if (!peerCache.has(id)) peerCache.set(id, rulePeerRanges(world, policy, rule.peers));
     const specs = rule.ports ?? [];
@@ -344,19 +464,28 @@ export function compileEndpoints(world: PolicyWorld, node?: string): CompiledEnd
   const side = (ep: PolicyEndpoint, direction: Direction): CompiledRule[] | null => {
     const isolating = isolatingPolicies(world, ep, direction);
     if (isolating.length === 0) return null;
-    return isolating.flatMap((policy) => rulesOf(policy, direction).map((rule, i) => compileRule(policy, direction, i, rule, ep)));
+    return isolating.flatMap((policy) =>
+      rulesOf(policy, direction).map((rule, i) => compileRule(policy, direction, i, rule, ep)),
+    );
   };
   return world.endpoints
     .filter((ep) => node === undefined || ep.node === node)
     .map((endpoint) => ({ endpoint, ingress: side(endpoint, 'ingress'), egress: side(endpoint, 'egress') }));
 }
 
-function egressNamedTargets(world: PolicyWorld, policy: Resource<'NetworkPolicy'>, rule: PolicyRule): CompiledRule['namedTargets'] {
+function egressNamedTargets(
+  world: PolicyWorld,
+  policy: Resource<'NetworkPolicy'>,
+  rule: PolicyRule,
+): CompiledRule['namedTargets'] {
   const ns = policy.metadata.namespace ?? 'default';
   const out: CompiledRule['namedTargets'] = [];
   const seen = new Set<string>();
   for (const ep of world.endpoints) {
-    const peerOk = rule.peers === undefined || rule.peers.length === 0 || rule.peers.some((p) => peerMatchesEndpoint(world, p, ns, ep));
+    const peerOk =
+      rule.peers === undefined ||
+      rule.peers.length === 0 ||
+      rule.peers.some((p) => peerMatchesEndpoint(world, p, ns, ep));
     if (!peerOk) continue;
     for (const p of rule.ports ?? []) {
       if (typeof p.port !== 'string') continue;

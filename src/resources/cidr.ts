@@ -69,7 +69,7 @@ export function formatAddress(family: Family, addr: bigint): string {
   // Compress the longest run of zero hextets (RFC 5952 §4.2).
   let best = -1;
   let bestLen = 1;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     let j = i;
     while (j < 8 && hextets[j] === '0') j++;
     if (j - i > bestLen) {

@@ -6,7 +6,12 @@ import { parseCidr } from './cidr.js';
 import type { AnyResource, Kind, Resource } from './types.js';
 
 /** Calico's documented defaults for the global BGP configuration. */
-export const BGP_DEFAULTS = { nodeToNodeMeshEnabled: true, asNumber: 64512, listenPort: 179, logSeverityScreen: 'Info' } as const;
+export const BGP_DEFAULTS = {
+  nodeToNodeMeshEnabled: true,
+  asNumber: 64512,
+  listenPort: 179,
+  logSeverityScreen: 'Info',
+} as const;
 /** Block size when an IPPool does not say: /26 for IPv4, /122 for IPv6. */
 export const DEFAULT_BLOCK_SIZE = { 4: 26, 6: 122 } as const;
 
@@ -43,8 +48,10 @@ const DEFAULTERS: { [K in Kind]?: Defaulter<K> } = {
   NetworkPolicy: (r) => {
     r.metadata.namespace ??= 'default';
     const s = r.spec;
-    if (s.policyTypes === undefined || s.policyTypes.length === 0) s.policyTypes = s.egress !== undefined && s.egress.length > 0 ? ['Ingress', 'Egress'] : ['Ingress'];
-    for (const rule of [...(s.ingress ?? []), ...(s.egress ?? [])]) for (const port of rule.ports ?? []) port.protocol ??= 'TCP';
+    if (s.policyTypes === undefined || s.policyTypes.length === 0)
+      s.policyTypes = s.egress !== undefined && s.egress.length > 0 ? ['Ingress', 'Egress'] : ['Ingress'];
+    for (const rule of [...(s.ingress ?? []), ...(s.egress ?? [])])
+      for (const port of rule.ports ?? []) port.protocol ??= 'TCP';
   },
   // The API server labels every namespace with its own name (kubernetes.io/metadata.name, since 1.21),
   // so a namespaceSelector can pick one namespace by name.

@@ -28,16 +28,45 @@ export const NOT_IN_EFFECT: readonly NotInEffect[] = [
     reason:
       'BGP with local workloads is not implemented: no Local_Workload session is planned (it needs the local WorkloadEndpoints matched by the selector, a passive session per workload address, and BGPConfiguration localWorkloadPeeringIPV4 answered on the workloads’ interfaces)',
   },
-  { kind: 'BGPFilter', path: 'spec.importV6', reason: 'tortie’s BGP carries IPv4 unicast only: the IPv6 rules have no route to act on' },
-  { kind: 'BGPFilter', path: 'spec.exportV6', reason: 'tortie’s BGP carries IPv4 unicast only: the IPv6 rules have no route to act on' },
+  {
+    kind: 'BGPFilter',
+    path: 'spec.importV6',
+    reason: 'tortie’s BGP carries IPv4 unicast only: the IPv6 rules have no route to act on',
+  },
+  {
+    kind: 'BGPFilter',
+    path: 'spec.exportV6',
+    reason: 'tortie’s BGP carries IPv4 unicast only: the IPv6 rules have no route to act on',
+  },
   // Inside the rule lists (a list of objects is one field for the schema walk; these name one field of every item).
   ...(['importV4', 'exportV4'] as const).flatMap((list) => [
-    { kind: 'BGPFilter' as const, path: `spec.${list}[].priority`, reason: 'no route here carries a kernel priority (felix programs one metric): a rule matching on it matches nothing' },
-    { kind: 'BGPFilter' as const, path: `spec.${list}[].operations[].setPriority`, reason: 'felix programs every BGP route with one metric: the priority set here is not used' },
+    {
+      kind: 'BGPFilter' as const,
+      path: `spec.${list}[].priority`,
+      reason:
+        'no route here carries a kernel priority (felix programs one metric): a rule matching on it matches nothing',
+    },
+    {
+      kind: 'BGPFilter' as const,
+      path: `spec.${list}[].operations[].setPriority`,
+      reason: 'felix programs every BGP route with one metric: the priority set here is not used',
+    },
   ]),
-  { kind: 'Node', path: 'spec.orchRefs', reason: 'informational: tortie matches a Node to its Kubernetes node by name' },
-  { kind: 'Node', path: 'spec.bgp.ipv6Address', reason: 'IPv6 BGP is not implemented yet: no IPv6 session is planned and no IPv6 block is advertised' },
-  { kind: 'Node', path: 'spec.addresses', reason: 'informational: tortie takes the node address from spec.bgp.ipv4Address (IP autodetection fills it)' },
+  {
+    kind: 'Node',
+    path: 'spec.orchRefs',
+    reason: 'informational: tortie matches a Node to its Kubernetes node by name',
+  },
+  {
+    kind: 'Node',
+    path: 'spec.bgp.ipv6Address',
+    reason: 'IPv6 BGP is not implemented yet: no IPv6 session is planned and no IPv6 block is advertised',
+  },
+  {
+    kind: 'Node',
+    path: 'spec.addresses',
+    reason: 'informational: tortie takes the node address from spec.bgp.ipv4Address (IP autodetection fills it)',
+  },
 ];
 
 /** A field counts as set when present and not an empty list, map or string. */
@@ -67,6 +96,7 @@ function valuesAt(resource: AnyResource, path: string): unknown[] {
 /** The not-in-effect fields `resource` sets, each as `Kind/name: spec.x is stored but not in effect: why`. */
 export function notInEffect(resource: AnyResource): string[] {
   return NOT_IN_EFFECT.filter((row) => row.kind === resource.kind && valuesAt(resource, row.path).some(isSet)).map(
-    (row) => `${resource.kind}/${resource.metadata.name}: ${row.path} is stored but not in effect in tortie: ${row.reason}`,
+    (row) =>
+      `${resource.kind}/${resource.metadata.name}: ${row.path} is stored but not in effect in tortie: ${row.reason}`,
   );
 }

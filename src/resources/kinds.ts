@@ -14,16 +14,31 @@ export interface KindInfo {
 
 export const KIND_INFO: Readonly<Record<Kind, KindInfo>> = {
   IPPool: { kind: 'IPPool', plural: 'ippools', aliases: ['pool', 'pools', 'ipp', 'ipps'], namespaced: false },
-  BGPConfiguration: { kind: 'BGPConfiguration', plural: 'bgpconfigurations', aliases: ['bgpconfig', 'bgpconfigs'], namespaced: false },
+  BGPConfiguration: {
+    kind: 'BGPConfiguration',
+    plural: 'bgpconfigurations',
+    aliases: ['bgpconfig', 'bgpconfigs'],
+    namespaced: false,
+  },
   BGPPeer: { kind: 'BGPPeer', plural: 'bgppeers', aliases: ['bgpp', 'bgpps'], namespaced: false },
   BGPFilter: { kind: 'BGPFilter', plural: 'bgpfilters', aliases: [], namespaced: false },
   Node: { kind: 'Node', plural: 'nodes', aliases: ['no'], namespaced: false },
-  WorkloadEndpoint: { kind: 'WorkloadEndpoint', plural: 'workloadendpoints', aliases: ['wep', 'weps'], namespaced: true },
+  WorkloadEndpoint: {
+    kind: 'WorkloadEndpoint',
+    plural: 'workloadendpoints',
+    aliases: ['wep', 'weps'],
+    namespaced: true,
+  },
   IPAMBlock: { kind: 'IPAMBlock', plural: 'ipamblocks', aliases: [], namespaced: false },
   BlockAffinity: { kind: 'BlockAffinity', plural: 'blockaffinities', aliases: [], namespaced: false },
   IPAMHandle: { kind: 'IPAMHandle', plural: 'ipamhandles', aliases: [], namespaced: false },
   // Kubernetes kinds (networking.k8s.io/v1 NetworkPolicy, v1 Namespace), kubectl's short names.
-  NetworkPolicy: { kind: 'NetworkPolicy', plural: 'networkpolicies', aliases: ['netpol', 'netpols', 'knp'], namespaced: true },
+  NetworkPolicy: {
+    kind: 'NetworkPolicy',
+    plural: 'networkpolicies',
+    aliases: ['netpol', 'netpols', 'knp'],
+    namespaced: true,
+  },
   Namespace: { kind: 'Namespace', plural: 'namespaces', aliases: ['ns'], namespaced: false },
 };
 
@@ -38,7 +53,9 @@ const BY_NAME: ReadonlyMap<string, Kind> = new Map(
 export function resolveKind(text: string): Kind {
   const kind = BY_NAME.get(text.trim().toLowerCase());
   if (kind !== undefined) return kind;
-  const accepted = KINDS.map((k) => [k.toLowerCase(), KIND_INFO[k].plural, ...KIND_INFO[k].aliases].join('|')).join(', ');
+  const accepted = KINDS.map((k) => [k.toLowerCase(), KIND_INFO[k].plural, ...KIND_INFO[k].aliases].join('|')).join(
+    ', ',
+  );
   throw new Error(`resource kind ${JSON.stringify(text)} is not known; accepted (case-insensitive): ${accepted}`);
 }
 

@@ -33,12 +33,15 @@ export function parseDocuments(text: string, source: string): unknown[] {
       const offset = error.pos[0];
       const line = offset >= 0 ? text.slice(0, offset).split('\n').length : undefined;
       const reason = error.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
-      throw new Error(`${source}: document ${i + 1}${line === undefined ? '' : `, line ${line}`}: YAML syntax error: ${reason}`);
+      throw new Error(
+        `${source}: document ${i + 1}${line === undefined ? '' : `, line ${line}`}: YAML syntax error: ${reason}`,
+      );
     }
     // YAML 1.1 scalars, as Calico's Go decoder reads them (./yaml11.ts): an unquoted, untagged `yes` is true.
     visit(doc, {
       Scalar(_, node) {
-        if (node.type === Scalar.PLAIN && node.tag === undefined && typeof node.source === 'string') node.value = resolvePlainScalar(node.source);
+        if (node.type === Scalar.PLAIN && node.tag === undefined && typeof node.source === 'string')
+          node.value = resolvePlainScalar(node.source);
       },
     });
     let value: unknown;
@@ -58,7 +61,12 @@ export function parseDocuments(text: string, source: string): unknown[] {
 
 const METADATA_STRINGS: Shape = {
   type: 'object',
-  fields: { name: { type: 'string' }, namespace: { type: 'string' }, labels: { type: 'map', values: { type: 'string' } }, annotations: { type: 'map', values: { type: 'string' } } },
+  fields: {
+    name: { type: 'string' },
+    namespace: { type: 'string' },
+    labels: { type: 'map', values: { type: 'string' } },
+    annotations: { type: 'map', values: { type: 'string' } },
+  },
 };
 
 /**
@@ -76,7 +84,12 @@ function calicoctlDocument(doc: unknown): unknown {
 }
 
 function flattenList(value: unknown): unknown[] {
-  if (isPlainObject(value) && typeof value.kind === 'string' && value.kind.endsWith('List') && Array.isArray(value.items)) {
+  if (
+    isPlainObject(value) &&
+    typeof value.kind === 'string' &&
+    value.kind.endsWith('List') &&
+    Array.isArray(value.items)
+  ) {
     return value.items;
   }
   return [value];
@@ -87,7 +100,16 @@ const TOP_LEVEL = ['apiVersion', 'kind', 'metadata', 'spec'];
 const TOP_LEVEL_DROPPED = ['status'];
 const METADATA = ['name', 'namespace', 'labels', 'annotations', 'resourceVersion', 'uid', 'creationTimestamp'];
 /** Kubernetes ObjectMeta bookkeeping found in exported YAML: accepted and dropped. */
-const METADATA_DROPPED = ['generation', 'managedFields', 'selfLink', 'finalizers', 'ownerReferences', 'deletionTimestamp', 'deletionGracePeriodSeconds', 'generateName'];
+const METADATA_DROPPED = [
+  'generation',
+  'managedFields',
+  'selfLink',
+  'finalizers',
+  'ownerReferences',
+  'deletionTimestamp',
+  'deletionGracePeriodSeconds',
+  'generateName',
+];
 
 /**
  * Turns one parsed document into a typed resource, or throws ResourceError listing every problem found.
@@ -97,7 +119,17 @@ const METADATA_DROPPED = ['generation', 'managedFields', 'selfLink', 'finalizers
 export function toResource(doc: unknown, index: number): AnyResource {
   const number = index + 1;
   if (!isPlainObject(doc)) {
-    throw new ResourceError('document', [{ path: '', value: doc, message: `expected a map with apiVersion, kind, metadata and spec, found ${show(doc)}` }], number);
+    throw new ResourceError(
+      'document',
+      [
+        {
+          path: '',
+          value: doc,
+          message: `expected a map with apiVersion, kind, metadata and spec, found ${show(doc)}`,
+        },
+      ],
+      number,
+    );
   }
   const problems: Problem[] = [];
   const kind = kindOf(doc.kind);
@@ -107,20 +139,43 @@ export function toResource(doc: unknown, index: number): AnyResource {
 
   const apiVersion = kind === null ? API_VERSION : apiVersionOf(kind);
   if (doc.apiVersion !== apiVersion) {
-    const why = kind === null || apiVersion === API_VERSION ? 'the only API version tortie reads' : `the API version of ${kind}`;
-    problems.push({ path: 'apiVersion', value: doc.apiVersion, message: `${show(doc.apiVersion)} is not ${apiVersion} (${why})` });
+    const why =
+      kind === null || apiVersion === API_VERSION ? 'the only API version tortie reads' : `the API version of ${kind}`;
+    problems.push({
+      path: 'apiVersion',
+      value: doc.apiVersion,
+      message: `${show(doc.apiVersion)} is not ${apiVersion} (${why})`,
+    });
   }
   if (kind === null) {
-    problems.push({ path: 'kind', value: doc.kind, message: `${show(doc.kind)} is not a known kind (accepted: ${KINDS.join(', ')})` });
+    problems.push({
+      path: 'kind',
+      value: doc.kind,
+      message: `${show(doc.kind)} is not a known kind (accepted: ${KINDS.join(', ')})`,
+    });
   }
   for (const key of Object.keys(doc)) {
     if (!TOP_LEVEL.includes(key) && !TOP_LEVEL_DROPPED.includes(key)) {
-      problems.push({ path: key, value: doc[key], message: `unknown top-level field "${key}" (known: ${TOP_LEVEL.join(', ')})` });
+      problems.push({
+        path: key,
+        value: doc[key],
+        message: `unknown top-level field "${key}" (known: ${TOP_LEVEL.join(', ')})`,
+      });
     }
   }
   const metadata = meta === null ? null : readMetadata(meta, problems);
-  if (meta === null) problems.push({ path: 'metadata', value: doc.metadata, message: `is required: a map with at least a name, found ${show(doc.metadata)}` });
-  else if (name === '') problems.push({ path: 'metadata.name', value: meta.name, message: `${show(meta.name)} is not a name: metadata.name is required (a non-empty string)` });
+  if (meta === null)
+    problems.push({
+      path: 'metadata',
+      value: doc.metadata,
+      message: `is required: a map with at least a name, found ${show(doc.metadata)}`,
+    });
+  else if (name === '')
+    problems.push({
+      path: 'metadata.name',
+      value: meta.name,
+      message: `${show(meta.name)} is not a name: metadata.name is required (a non-empty string)`,
+    });
 
   const spec = kind === null ? undefined : checkShape(doc.spec ?? {}, SPEC_SHAPES[kind], 'spec', problems);
   if (problems.length > 0 || kind === null || metadata === null) throw new ResourceError(label, problems, number);
@@ -133,7 +188,11 @@ function readMetadata(meta: Record<string, unknown>, problems: Problem[]): Objec
     const path = `metadata.${key}`;
     if (METADATA_DROPPED.includes(key) || value === null || value === undefined) continue;
     if (!METADATA.includes(key)) {
-      problems.push({ path, value, message: `unknown field "${key}" (known fields of metadata: ${METADATA.join(', ')})` });
+      problems.push({
+        path,
+        value,
+        message: `unknown field "${key}" (known fields of metadata: ${METADATA.join(', ')})`,
+      });
     } else if (key === 'labels' || key === 'annotations') {
       out[key] = checkShape(value, { type: 'map', values: { type: 'string' } }, path, problems);
     } else if (key === 'name') {

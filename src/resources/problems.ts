@@ -11,7 +11,8 @@ export interface Problem {
 
 /** `spec.x: message`, or just the message when it already starts by naming a field (cross-field rules). */
 export function formatProblem(problem: Problem): string {
-  const namesField = /^(spec|metadata|apiVersion|kind)\b/.test(problem.message) || problem.message.startsWith(problem.path);
+  const namesField =
+    /^(spec|metadata|apiVersion|kind)\b/.test(problem.message) || problem.message.startsWith(problem.path);
   if (problem.path === '' || namesField) return problem.message;
   return `${problem.path}: ${problem.message}`;
 }

@@ -36,10 +36,23 @@ const encap = oneOf('Never', 'Always', 'CrossSubnet');
 /** metav1.LabelSelector. */
 const labelSelector: Shape = obj({
   matchLabels: { type: 'map', values: str },
-  matchExpressions: { type: 'array', items: obj({ key: str, operator: oneOf('In', 'NotIn', 'Exists', 'DoesNotExist'), values: strings }) },
+  matchExpressions: {
+    type: 'array',
+    items: obj({ key: str, operator: oneOf('In', 'NotIn', 'Exists', 'DoesNotExist'), values: strings }),
+  },
 });
-const policyPeers: Shape = { type: 'array', items: obj({ podSelector: labelSelector, namespaceSelector: labelSelector, ipBlock: obj({ cidr: str, except: strings }) }) };
-const policyPorts: Shape = { type: 'array', items: obj({ protocol: oneOf('TCP', 'UDP', 'SCTP'), port: { type: 'intOrString' }, endPort: int }) };
+const policyPeers: Shape = {
+  type: 'array',
+  items: obj({
+    podSelector: labelSelector,
+    namespaceSelector: labelSelector,
+    ipBlock: obj({ cidr: str, except: strings }),
+  }),
+};
+const policyPorts: Shape = {
+  type: 'array',
+  items: obj({ protocol: oneOf('TCP', 'UDP', 'SCTP'), port: { type: 'intOrString' }, endPort: int }),
+};
 
 /** One BGPFilter rule (the same fields in the V4 and V6 lists). */
 const filterRule: Shape = obj({
@@ -53,7 +66,14 @@ const filterRule: Shape = obj({
   asPathPrefix: { type: 'array', items: asn },
   priority: int,
   action: oneOf('Accept', 'Reject'),
-  operations: { type: 'array', items: obj({ addCommunity: obj({ value: str }), prependASPath: obj({ prefix: { type: 'array', items: asn } }), setPriority: obj({ value: int }) }) },
+  operations: {
+    type: 'array',
+    items: obj({
+      addCommunity: obj({ value: str }),
+      prependASPath: obj({ prefix: { type: 'array', items: asn } }),
+      setPriority: obj({ value: int }),
+    }),
+  },
 });
 const filterRules: Shape = { type: 'array', items: filterRule };
 
@@ -109,7 +129,13 @@ export const SPEC_SHAPES: Readonly<Record<Kind, Shape>> = {
   }),
   BGPFilter: obj({ exportV4: filterRules, importV4: filterRules, exportV6: filterRules, importV6: filterRules }),
   Node: obj({
-    bgp: obj({ ipv4Address: str, asNumber: asn, ipv4IPIPTunnelAddr: str, routeReflectorClusterID: str, ipv6Address: str }),
+    bgp: obj({
+      ipv4Address: str,
+      asNumber: asn,
+      ipv4IPIPTunnelAddr: str,
+      routeReflectorClusterID: str,
+      ipv6Address: str,
+    }),
     orchRefs: { type: 'array', items: obj({ nodeName: str, orchestrator: str }) },
     ipv4VXLANTunnelAddr: str,
     vxlanTunnelMACAddr: str,
@@ -134,7 +160,10 @@ export const SPEC_SHAPES: Readonly<Record<Kind, Shape>> = {
     strictAffinity: bool,
     allocations: { type: 'array', items: { type: 'nullableInteger' } },
     unallocated: { type: 'array', items: int },
-    attributes: { type: 'array', items: obj({ handle_id: { type: 'nullableString' }, secondary: { type: 'nullableMap', values: str } }) },
+    attributes: {
+      type: 'array',
+      items: obj({ handle_id: { type: 'nullableString' }, secondary: { type: 'nullableMap', values: str } }),
+    },
     deleted: bool,
     sequenceNumber: int,
   }),
@@ -185,10 +214,17 @@ export function calicoctlStrings(value: unknown, shape: Shape): unknown {
       return Array.isArray(value) ? value.map((item) => calicoctlStrings(item, shape.items)) : value;
     case 'map':
     case 'nullableMap':
-      return isPlainObject(value) ? Object.fromEntries(Object.entries(value).map(([k, v]) => [k, calicoctlStrings(v, shape.values)])) : value;
+      return isPlainObject(value)
+        ? Object.fromEntries(Object.entries(value).map(([k, v]) => [k, calicoctlStrings(v, shape.values)]))
+        : value;
     case 'object':
       if (!isPlainObject(value)) return value;
-      return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, Object.hasOwn(shape.fields, k) ? calicoctlStrings(v, shape.fields[k]!) : v]));
+      return Object.fromEntries(
+        Object.entries(value).map(([k, v]) => [
+          k,
+          Object.hasOwn(shape.fields, k) ? calicoctlStrings(v, shape.fields[k]!) : v,
+        ]),
+      );
     default:
       return value;
   }
@@ -219,7 +255,9 @@ export function checkShape(value: unknown, shape: Shape, path: string, problems:
       return wrong('an AS number (like 64512 or asdot "1.10")');
     }
     case 'enum':
-      return typeof value === 'string' && shape.values.includes(value) ? value : wrong(`one of ${shape.values.join(', ')}`);
+      return typeof value === 'string' && shape.values.includes(value)
+        ? value
+        : wrong(`one of ${shape.values.join(', ')}`);
     case 'array':
       if (!Array.isArray(value)) return wrong('a list');
       return value.map((item, i) => checkShape(item, shape.items, `${path}[${i}]`, problems));
@@ -227,14 +265,20 @@ export function checkShape(value: unknown, shape: Shape, path: string, problems:
     case 'nullableMap': {
       if (shape.type === 'nullableMap' && value === null) return value;
       if (!isPlainObject(value)) return wrong('a map');
-      return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, checkShape(v, shape.values, `${path}.${k}`, problems)]));
+      return Object.fromEntries(
+        Object.entries(value).map(([k, v]) => [k, checkShape(v, shape.values, `${path}.${k}`, problems)]),
+      );
     }
     case 'object': {
       if (!isPlainObject(value)) return wrong('a map of fields');
       const out: Record<string, unknown> = {};
       const unknown = Object.keys(value).filter((k) => !Object.hasOwn(shape.fields, k));
       for (const key of unknown) {
-        problems.push({ path: `${path}.${key}`, value: value[key], message: `unknown field "${key}" (known fields of ${path}: ${Object.keys(shape.fields).join(', ')})` });
+        problems.push({
+          path: `${path}.${key}`,
+          value: value[key],
+          message: `unknown field "${key}" (known fields of ${path}: ${Object.keys(shape.fields).join(', ')})`,
+        });
       }
       for (const [key, fieldShape] of Object.entries(shape.fields)) {
         const field = value[key];

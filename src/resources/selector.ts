@@ -22,7 +22,9 @@ export class SelectorSyntaxError extends Error {
     position: number,
     reason: string,
   ) {
-    super(`selector ${JSON.stringify(selector)}: ${reason} at position ${position}\n  ${selector}\n  ${' '.repeat(position)}^`);
+    super(
+      `selector ${JSON.stringify(selector)}: ${reason} at position ${position}\n  ${selector}\n  ${' '.repeat(position)}^`,
+    );
     this.name = 'SelectorSyntaxError';
     this.position = position;
   }
@@ -81,7 +83,11 @@ function tokenize(text: string): Token[] {
 }
 
 /** Operators after a label: words (possibly two) and how each compares a label value with its operand. */
-const LABEL_OPERATORS: ReadonlyArray<{ words: string[]; operand: 'string' | 'set'; test: (value: string | undefined, operand: string[]) => boolean }> = [
+const LABEL_OPERATORS: ReadonlyArray<{
+  words: string[];
+  operand: 'string' | 'set';
+  test: (value: string | undefined, operand: string[]) => boolean;
+}> = [
   { words: ['not', 'in'], operand: 'set', test: (v, set) => v === undefined || !set.includes(v) },
   { words: ['in'], operand: 'set', test: (v, set) => v !== undefined && set.includes(v) },
   { words: ['contains'], operand: 'string', test: (v, [s]) => v !== undefined && v.includes(s!) },
@@ -184,10 +190,17 @@ class Parser {
     }
     const operator =
       op.kind === 'label'
-        ? LABEL_OPERATORS.find((o) => o.words.every((w, i) => (i === 0 ? op.value === w : this.peek(i - 1).kind === 'label' && this.peek(i - 1).value === w)))
+        ? LABEL_OPERATORS.find((o) =>
+            o.words.every((w, i) =>
+              i === 0 ? op.value === w : this.peek(i - 1).kind === 'label' && this.peek(i - 1).value === w,
+            ),
+          )
         : undefined;
     if (operator === undefined) {
-      this.fail(op, `expected an operator after label ${JSON.stringify(key)} (==, !=, in, not in, contains, starts with, ends with), found ${describe(op)}`);
+      this.fail(
+        op,
+        `expected an operator after label ${JSON.stringify(key)} (==, !=, in, not in, contains, starts with, ends with), found ${describe(op)}`,
+      );
     }
     for (let i = 1; i < operator.words.length; i++) this.next();
     const operand = operator.operand === 'string' ? [this.expect('string', 'a quoted value').value] : this.parseSet();

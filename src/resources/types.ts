@@ -126,7 +126,11 @@ export interface BGPFilterRule {
   priority?: number;
   action: 'Accept' | 'Reject';
   /** Changes made to an accepted route, in order (each entry sets exactly one field). */
-  operations?: Array<{ addCommunity?: { value: string }; prependASPath?: { prefix: number[] }; setPriority?: { value: number } }>;
+  operations?: Array<{
+    addCommunity?: { value: string };
+    prependASPath?: { prefix: number[] };
+    setPriority?: { value: number };
+  }>;
 }
 
 /** Calico's BGPFilter: ordered rules per direction and family, referenced by name from BGPPeer.spec.filters. */
@@ -252,7 +256,19 @@ export interface ResourceSpecs {
 
 export type Kind = keyof ResourceSpecs;
 
-export const KINDS: readonly Kind[] = ['IPPool', 'BGPConfiguration', 'BGPPeer', 'BGPFilter', 'Node', 'WorkloadEndpoint', 'IPAMBlock', 'BlockAffinity', 'IPAMHandle', 'NetworkPolicy', 'Namespace'];
+export const KINDS: readonly Kind[] = [
+  'IPPool',
+  'BGPConfiguration',
+  'BGPPeer',
+  'BGPFilter',
+  'Node',
+  'WorkloadEndpoint',
+  'IPAMBlock',
+  'BlockAffinity',
+  'IPAMHandle',
+  'NetworkPolicy',
+  'Namespace',
+];
 
 /** The apiVersion of each kind that is not Calico's own (projectcalico.org/v3). */
 export const FOREIGN_API_VERSIONS = { NetworkPolicy: 'networking.k8s.io/v1', Namespace: 'v1' } as const;

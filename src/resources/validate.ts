@@ -13,7 +13,16 @@ import { KIND_INFO } from './kinds.js';
 import { show, type Problem } from './problems.js';
 import { checkShape, SPEC_SHAPES } from './schema.js';
 import { parseSelector, SelectorSyntaxError } from './selector.js';
-import { apiVersionOf, type AnyResource, type BGPFilterRule, type Kind, type LabelSelector, type NetworkPolicyPeer, type NetworkPolicyPort, type Resource } from './types.js';
+import {
+  apiVersionOf,
+  type AnyResource,
+  type BGPFilterRule,
+  type Kind,
+  type LabelSelector,
+  type NetworkPolicyPeer,
+  type NetworkPolicyPort,
+  type Resource,
+} from './types.js';
 
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
@@ -34,7 +43,11 @@ const MAX_PRIORITY = 2147483646;
 
 function checkCommunityText(p: Problem[], path: string, value: unknown): void {
   if (typeof value === 'string' && parseCommunity(value) !== null) return;
-  p.push({ path, value, message: `${show(value)} is not a community (standard "65001:100", each part 0..65535, or large "65001:100:200", each part 0..4294967295)` });
+  p.push({
+    path,
+    value,
+    message: `${show(value)} is not a community (standard "65001:100", each part 0..65535, or large "65001:100:200", each part 0..4294967295)`,
+  });
 }
 
 /**
@@ -50,66 +63,126 @@ function checkFilterRule(p: Problem[], path: string, rule: BGPFilterRule, family
   if (hasCidr) {
     const cidr = parseCidr(rule.cidr!);
     if (cidr === null || cidr.family !== family) {
-      p.push({ path: `${path}.cidr`, value: rule.cidr, message: `${show(rule.cidr)} is not an IPv${family} CIDR (like ${family === 4 ? '10.244.0.0/16' : 'fd00:10:244::/48'})` });
+      p.push({
+        path: `${path}.cidr`,
+        value: rule.cidr,
+        message: `${show(rule.cidr)} is not an IPv${family} CIDR (like ${family === 4 ? '10.244.0.0/16' : 'fd00:10:244::/48'})`,
+      });
     } else {
       cidrLen = cidr.len;
     }
   }
   if (hasCidr !== hasOperator) {
     const missing = hasCidr ? 'matchOperator' : 'cidr';
-    p.push({ path: `${path}.${missing}`, value: hasCidr ? rule.matchOperator : rule.cidr, message: `cidr and matchOperator must both be set or both be empty (${missing} is missing)` });
+    p.push({
+      path: `${path}.${missing}`,
+      value: hasCidr ? rule.matchOperator : rule.cidr,
+      message: `cidr and matchOperator must both be set or both be empty (${missing} is missing)`,
+    });
   }
   if (rule.prefixLength !== undefined) {
-    if (!hasCidr) p.push({ path: `${path}.prefixLength`, value: rule.prefixLength, message: 'cidr is required when prefixLength is set' });
+    if (!hasCidr)
+      p.push({
+        path: `${path}.prefixLength`,
+        value: rule.prefixLength,
+        message: 'cidr is required when prefixLength is set',
+      });
     for (const end of ['min', 'max'] as const) {
       const n = rule.prefixLength[end];
-      if (n !== undefined && (n < 0 || n > bits)) p.push({ path: `${path}.prefixLength.${end}`, value: n, message: `${n} is not a prefix length in 0..${bits}` });
+      if (n !== undefined && (n < 0 || n > bits))
+        p.push({ path: `${path}.prefixLength.${end}`, value: n, message: `${n} is not a prefix length in 0..${bits}` });
     }
     // As Calico renders it: min is raised to the cidr's own length, max capped at the family's.
     const min = Math.max(rule.prefixLength.min ?? 0, cidrLen ?? 0);
     const max = rule.prefixLength.max ?? bits;
-    if (min > max) p.push({ path: `${path}.prefixLength`, value: rule.prefixLength, message: `min ${min} is greater than max ${max}: the rule could match nothing` });
+    if (min > max)
+      p.push({
+        path: `${path}.prefixLength`,
+        value: rule.prefixLength,
+        message: `min ${min} is greater than max ${max}: the rule could match nothing`,
+      });
   }
   if (typeof rule.interface === 'string' && !FILTER_INTERFACE.test(rule.interface)) {
-    p.push({ path: `${path}.interface`, value: rule.interface, message: `${show(rule.interface)} is not an interface name (1..15 of letters, digits, "_", ".", "-", and "*" as a wildcard)` });
+    p.push({
+      path: `${path}.interface`,
+      value: rule.interface,
+      message: `${show(rule.interface)} is not an interface name (1..15 of letters, digits, "_", ".", "-", and "*" as a wildcard)`,
+    });
   }
   if (rule.communities !== undefined) {
     const values = rule.communities.values ?? [];
-    if (values.length !== 1) p.push({ path: `${path}.communities.values`, value: values, message: `needs exactly one community (Calico matches one value per rule); it has ${values.length}` });
+    if (values.length !== 1)
+      p.push({
+        path: `${path}.communities.values`,
+        value: values,
+        message: `needs exactly one community (Calico matches one value per rule); it has ${values.length}`,
+      });
     values.forEach((v, i) => checkCommunityText(p, `${path}.communities.values[${i}]`, v));
   }
   (rule.asPathPrefix ?? []).forEach((asn, i) => checkAsNumber(p, `${path}.asPathPrefix[${i}]`, asn));
   if (typeof rule.priority === 'number' && (rule.priority < 1 || rule.priority > MAX_PRIORITY)) {
-    p.push({ path: `${path}.priority`, value: rule.priority, message: `${rule.priority} is not a priority in 1..${MAX_PRIORITY}` });
+    p.push({
+      path: `${path}.priority`,
+      value: rule.priority,
+      message: `${rule.priority} is not a priority in 1..${MAX_PRIORITY}`,
+    });
   }
-  if (rule.action === undefined) p.push({ path: `${path}.action`, value: undefined, message: 'action is required: Accept or Reject' });
+  if (rule.action === undefined)
+    p.push({ path: `${path}.action`, value: undefined, message: 'action is required: Accept or Reject' });
   const operations = rule.operations ?? [];
   if (operations.length > 0 && rule.action !== 'Accept') {
-    p.push({ path: `${path}.operations`, value: operations, message: `operations may only be used with action Accept (the action is ${show(rule.action)})` });
+    p.push({
+      path: `${path}.operations`,
+      value: operations,
+      message: `operations may only be used with action Accept (the action is ${show(rule.action)})`,
+    });
   }
-  if (operations.length > 10) p.push({ path: `${path}.operations`, value: operations.length, message: `has ${operations.length} operations; at most 10` });
+  if (operations.length > 10)
+    p.push({
+      path: `${path}.operations`,
+      value: operations.length,
+      message: `has ${operations.length} operations; at most 10`,
+    });
   operations.forEach((op, i) => {
     const at = `${path}.operations[${i}]`;
     const set = Object.keys(op).filter((k) => (op as Record<string, unknown>)[k] !== undefined);
     if (set.length !== 1) {
-      p.push({ path: at, value: op, message: `sets ${set.length === 0 ? 'no field' : set.join(' and ')}: each operation sets exactly one of addCommunity, prependASPath, setPriority` });
+      p.push({
+        path: at,
+        value: op,
+        message: `sets ${set.length === 0 ? 'no field' : set.join(' and ')}: each operation sets exactly one of addCommunity, prependASPath, setPriority`,
+      });
     }
     if (op.addCommunity !== undefined) checkCommunityText(p, `${at}.addCommunity.value`, op.addCommunity.value);
     if (op.prependASPath !== undefined) {
       const prefix = op.prependASPath.prefix ?? [];
-      if (prefix.length < 1 || prefix.length > 10) p.push({ path: `${at}.prependASPath.prefix`, value: prefix, message: `has ${prefix.length} AS numbers; 1..10 are allowed` });
+      if (prefix.length < 1 || prefix.length > 10)
+        p.push({
+          path: `${at}.prependASPath.prefix`,
+          value: prefix,
+          message: `has ${prefix.length} AS numbers; 1..10 are allowed`,
+        });
       prefix.forEach((asn, j) => checkAsNumber(p, `${at}.prependASPath.prefix[${j}]`, asn));
     }
     if (op.setPriority !== undefined) {
       const v = op.setPriority.value;
-      if (typeof v !== 'number' || v < 1 || v > MAX_PRIORITY) p.push({ path: `${at}.setPriority.value`, value: v, message: `${show(v)} is not a priority in 1..${MAX_PRIORITY}` });
+      if (typeof v !== 'number' || v < 1 || v > MAX_PRIORITY)
+        p.push({
+          path: `${at}.setPriority.value`,
+          value: v,
+          message: `${show(v)} is not a priority in 1..${MAX_PRIORITY}`,
+        });
     }
   });
 }
 
 function nameProblem(path: string, value: string): Problem | null {
   if (value.length <= 253 && DNS_SUBDOMAIN.test(value)) return null;
-  return { path, value, message: `${show(value)} is not a valid name (lowercase letters, digits, "-" and ".", starting and ending with a letter or digit, at most 253 characters)` };
+  return {
+    path,
+    value,
+    message: `${show(value)} is not a valid name (lowercase letters, digits, "-" and ".", starting and ending with a letter or digit, at most 253 characters)`,
+  };
 }
 
 function checkName(p: Problem[], path: string, value: string | undefined): void {
@@ -124,21 +197,36 @@ function checkSelector(p: Problem[], path: string, text: string | undefined): vo
     parseSelector(text);
   } catch (error) {
     if (!(error instanceof SelectorSyntaxError)) throw error;
-    p.push({ path, value: text, message: `${show(text)} is not a valid selector: ${error.message.replace(/^selector "(?:[^"\\]|\\.)*": /, '')}` });
+    p.push({
+      path,
+      value: text,
+      message: `${show(text)} is not a valid selector: ${error.message.replace(/^selector "(?:[^"\\]|\\.)*": /, '')}`,
+    });
   }
 }
 
 function checkAsNumber(p: Problem[], path: string, value: number | undefined): void {
   if (value === undefined || typeof value !== 'number') return;
-  if (!Number.isInteger(value) || value < 1 || value > MAX_AS) p.push({ path, value, message: `${show(value)} is not an AS number in ${AS_RANGE} (asdot like "1.10" is accepted too)` });
+  if (!Number.isInteger(value) || value < 1 || value > MAX_AS)
+    p.push({
+      path,
+      value,
+      message: `${show(value)} is not an AS number in ${AS_RANGE} (asdot like "1.10" is accepted too)`,
+    });
 }
 
 function checkDuration(p: Problem[], path: string, value: string | undefined): void {
   if (value === undefined || typeof value !== 'string') return;
-  if (!DURATION.test(value)) p.push({ path, value, message: `${show(value)} is not a duration (like "120s", "1m30s" or "500ms")` });
+  if (!DURATION.test(value))
+    p.push({ path, value, message: `${show(value)} is not a duration (like "120s", "1m30s" or "500ms")` });
 }
 
-function checkCidr(p: Problem[], path: string, value: string | undefined, options: { strict?: boolean } = {}): Cidr | null {
+function checkCidr(
+  p: Problem[],
+  path: string,
+  value: string | undefined,
+  options: { strict?: boolean } = {},
+): Cidr | null {
   if (value === undefined || typeof value !== 'string') return null;
   const cidr = parseCidr(value);
   if (cidr === null) {
@@ -188,12 +276,21 @@ function checkLabelKey(p: Problem[], path: string, key: string): void {
   const prefix = slash < 0 ? undefined : key.slice(0, slash);
   const name = slash < 0 ? key : key.slice(slash + 1);
   if ((prefix !== undefined && (prefix.length > 253 || !DNS_SUBDOMAIN.test(prefix))) || !LABEL_NAME.test(name)) {
-    p.push({ path, value: key, message: `${show(key)} is not a label key (an optional DNS prefix and "/", then 1..63 letters, digits, "-", "_" or ".", starting and ending with a letter or digit)` });
+    p.push({
+      path,
+      value: key,
+      message: `${show(key)} is not a label key (an optional DNS prefix and "/", then 1..63 letters, digits, "-", "_" or ".", starting and ending with a letter or digit)`,
+    });
   }
 }
 
 function checkLabelValue(p: Problem[], path: string, value: string): void {
-  if (!LABEL_VALUE.test(value)) p.push({ path, value, message: `${show(value)} is not a label value (empty, or 1..63 letters, digits, "-", "_" or ".", starting and ending with a letter or digit)` });
+  if (!LABEL_VALUE.test(value))
+    p.push({
+      path,
+      value,
+      message: `${show(value)} is not a label value (empty, or 1..63 letters, digits, "-", "_" or ".", starting and ending with a letter or digit)`,
+    });
 }
 
 /** metav1.LabelSelector rules: In/NotIn need values, Exists/DoesNotExist take none; keys and values well formed. */
@@ -209,10 +306,18 @@ function checkLabelSelector(p: Problem[], path: string, selector: LabelSelector 
     if (!required(p, `${at}.operator`, e.operator, 'In, NotIn, Exists or DoesNotExist')) return;
     const values = e.values ?? [];
     if ((e.operator === 'In' || e.operator === 'NotIn') && values.length === 0) {
-      p.push({ path: `${at}.values`, value: e.values, message: `${at}.values must be non-empty when the operator is ${e.operator} (like values: [frontend])` });
+      p.push({
+        path: `${at}.values`,
+        value: e.values,
+        message: `${at}.values must be non-empty when the operator is ${e.operator} (like values: [frontend])`,
+      });
     }
     if ((e.operator === 'Exists' || e.operator === 'DoesNotExist') && values.length > 0) {
-      p.push({ path: `${at}.values`, value: e.values, message: `${at}.values must be empty when the operator is ${e.operator} (found ${show(e.values)})` });
+      p.push({
+        path: `${at}.values`,
+        value: e.values,
+        message: `${at}.values must be empty when the operator is ${e.operator} (found ${show(e.values)})`,
+      });
     }
     values.forEach((v, j) => checkLabelValue(p, `${at}.values[${j}]`, v));
   });
@@ -221,10 +326,18 @@ function checkLabelSelector(p: Problem[], path: string, selector: LabelSelector 
 function checkPolicyPeer(p: Problem[], path: string, peer: NetworkPolicyPeer): void {
   const hasSelector = peer.podSelector !== undefined || peer.namespaceSelector !== undefined;
   if (peer.ipBlock === undefined && !hasSelector) {
-    p.push({ path, value: peer, message: `${path} is empty: set podSelector, namespaceSelector (both = AND) or ipBlock` });
+    p.push({
+      path,
+      value: peer,
+      message: `${path} is empty: set podSelector, namespaceSelector (both = AND) or ipBlock`,
+    });
   }
   if (peer.ipBlock !== undefined && hasSelector) {
-    p.push({ path: `${path}.ipBlock`, value: peer.ipBlock, message: `${path}.ipBlock cannot be combined with podSelector or namespaceSelector in one entry; write them as two entries (entries are ORed)` });
+    p.push({
+      path: `${path}.ipBlock`,
+      value: peer.ipBlock,
+      message: `${path}.ipBlock cannot be combined with podSelector or namespaceSelector in one entry; write them as two entries (entries are ORed)`,
+    });
   }
   checkLabelSelector(p, `${path}.podSelector`, peer.podSelector);
   checkLabelSelector(p, `${path}.namespaceSelector`, peer.namespaceSelector);
@@ -237,22 +350,43 @@ function checkPolicyPeer(p: Problem[], path: string, peer: NetworkPolicyPeer): v
     if (cidr === null || except === null) return;
     // Kubernetes: every except must be strictly inside cidr.
     const inside = except.family === cidr.family && except.len > cidr.len && cidrsOverlap(except, cidr);
-    if (!inside) p.push({ path: at, value: text, message: `${show(text)} is not strictly inside ipBlock.cidr ${peer.ipBlock!.cidr} (an except must be a smaller range within it)` });
+    if (!inside)
+      p.push({
+        path: at,
+        value: text,
+        message: `${show(text)} is not strictly inside ipBlock.cidr ${peer.ipBlock!.cidr} (an except must be a smaller range within it)`,
+      });
   });
 }
 
 function checkPolicyPort(p: Problem[], path: string, port: NetworkPolicyPort): void {
   if (typeof port.port === 'number' && (port.port < 1 || port.port > 65535)) {
-    p.push({ path: `${path}.port`, value: port.port, message: `${port.port} is not a port in 1..65535 (or a container port name like "http")` });
+    p.push({
+      path: `${path}.port`,
+      value: port.port,
+      message: `${port.port} is not a port in 1..65535 (or a container port name like "http")`,
+    });
   }
   if (typeof port.port === 'string' && !PORT_NAME.test(port.port)) {
-    p.push({ path: `${path}.port`, value: port.port, message: `${show(port.port)} is not a port name (1..15 lowercase letters, digits and "-", with at least one letter) or a number` });
+    p.push({
+      path: `${path}.port`,
+      value: port.port,
+      message: `${show(port.port)} is not a port name (1..15 lowercase letters, digits and "-", with at least one letter) or a number`,
+    });
   }
   if (port.endPort === undefined) return;
   if (typeof port.port !== 'number') {
-    p.push({ path: `${path}.endPort`, value: port.endPort, message: `${path}.endPort needs a numeric ${path}.port (found ${show(port.port)}): a range is port..endPort` });
+    p.push({
+      path: `${path}.endPort`,
+      value: port.endPort,
+      message: `${path}.endPort needs a numeric ${path}.port (found ${show(port.port)}): a range is port..endPort`,
+    });
   } else if (port.endPort < port.port || port.endPort > 65535) {
-    p.push({ path: `${path}.endPort`, value: port.endPort, message: `${port.endPort} is not a port in ${port.port}..65535 (endPort must be at least port ${port.port})` });
+    p.push({
+      path: `${path}.endPort`,
+      value: port.endPort,
+      message: `${port.endPort} is not a port in ${port.port}..65535 (endPort must be at least port ${port.port})`,
+    });
   }
 }
 
@@ -263,47 +397,94 @@ const VALIDATORS: { [K in Kind]: Check<K> } = {
     const cidr = checkCidr(p, 'spec.cidr', s.cidr, { strict: true });
     checkSelector(p, 'spec.nodeSelector', s.nodeSelector);
     if (typeof s.nodeSelector === 'string' && s.nodeSelector.includes('global(')) {
-      p.push({ path: 'spec.nodeSelector', value: s.nodeSelector, message: `${show(s.nodeSelector)}: global() is not valid in an IPPool nodeSelector (use all() or label expressions)` });
+      p.push({
+        path: 'spec.nodeSelector',
+        value: s.nodeSelector,
+        message: `${show(s.nodeSelector)}: global() is not valid in an IPPool nodeSelector (use all() or label expressions)`,
+      });
     }
     const ipip = s.ipipMode ?? 'Never';
     const vxlan = s.vxlanMode ?? 'Never';
     if (ipip !== 'Never' && vxlan !== 'Never') {
-      p.push({ path: 'spec.vxlanMode', value: vxlan, message: `spec.ipipMode and spec.vxlanMode cannot both be enabled (ipipMode ${ipip}, vxlanMode ${vxlan}); set one of them to Never` });
+      p.push({
+        path: 'spec.vxlanMode',
+        value: vxlan,
+        message: `spec.ipipMode and spec.vxlanMode cannot both be enabled (ipipMode ${ipip}, vxlanMode ${vxlan}); set one of them to Never`,
+      });
     }
     if (cidr === null) return;
     const family = cidr.family;
     const [min, max] = BLOCK_SIZE_RANGE[family];
     const blockSize = s.blockSize ?? (family === 4 ? 26 : 122);
     if (typeof blockSize === 'number' && (blockSize < min || blockSize > max)) {
-      p.push({ path: 'spec.blockSize', value: blockSize, message: `${blockSize} is not in ${min}..${max} (IPv${family})` });
+      p.push({
+        path: 'spec.blockSize',
+        value: blockSize,
+        message: `${blockSize} is not in ${min}..${max} (IPv${family})`,
+      });
     } else if (cidr.len > blockSize && s.disabled !== true) {
-      p.push({ path: 'spec.cidr', value: s.cidr, message: `${s.cidr} is smaller than one block (blockSize ${blockSize}): the prefix length must be at most ${blockSize}, or the pool disabled` });
+      p.push({
+        path: 'spec.cidr',
+        value: s.cidr,
+        message: `${s.cidr} is smaller than one block (blockSize ${blockSize}): the prefix length must be at most ${blockSize}, or the pool disabled`,
+      });
     }
     if (family === 6 && ipip !== 'Never') {
-      p.push({ path: 'spec.ipipMode', value: ipip, message: `${ipip}: IPIP is not supported on IPv6 pools (use Never)` });
+      p.push({
+        path: 'spec.ipipMode',
+        value: ipip,
+        message: `${ipip}: IPIP is not supported on IPv6 pools (use Never)`,
+      });
     }
     const linkLocal = LINK_LOCAL.find((ll) => cidrsOverlap(ll, cidr));
-    if (linkLocal) p.push({ path: 'spec.cidr', value: s.cidr, message: `${s.cidr} overlaps the link-local range ${formatCidrNetwork(linkLocal)}, which cannot be a pool` });
+    if (linkLocal)
+      p.push({
+        path: 'spec.cidr',
+        value: s.cidr,
+        message: `${s.cidr} overlaps the link-local range ${formatCidrNetwork(linkLocal)}, which cannot be a pool`,
+      });
   },
   BGPConfiguration: (r, p) => {
     const s = r.spec;
     const name = r.metadata.name;
     const isDefault = name === 'default';
     if (!isDefault && !(name.startsWith('node.') && nameProblem('', name.slice(5)) === null)) {
-      p.push({ path: 'metadata.name', value: name, message: `${show(name)} is not a BGPConfiguration name (accepted: default, or node.<node name>)` });
+      p.push({
+        path: 'metadata.name',
+        value: name,
+        message: `${show(name)} is not a BGPConfiguration name (accepted: default, or node.<node name>)`,
+      });
     }
     checkAsNumber(p, 'spec.asNumber', s.asNumber);
     if (typeof s.listenPort === 'number' && (s.listenPort < 1 || s.listenPort > 65535)) {
       p.push({ path: 'spec.listenPort', value: s.listenPort, message: `${s.listenPort} is not a port in 1..65535` });
     }
-    if (typeof s.logSeverityScreen === 'string' && s.logSeverityScreen !== '' && !LOG_SEVERITIES.some((l) => l.toLowerCase() === s.logSeverityScreen!.toLowerCase())) {
-      p.push({ path: 'spec.logSeverityScreen', value: s.logSeverityScreen, message: `${show(s.logSeverityScreen)} is not a log severity (accepted: ${LOG_SEVERITIES.join(', ')})` });
+    if (
+      typeof s.logSeverityScreen === 'string' &&
+      s.logSeverityScreen !== '' &&
+      !LOG_SEVERITIES.some((l) => l.toLowerCase() === s.logSeverityScreen!.toLowerCase())
+    ) {
+      p.push({
+        path: 'spec.logSeverityScreen',
+        value: s.logSeverityScreen,
+        message: `${show(s.logSeverityScreen)} is not a log severity (accepted: ${LOG_SEVERITIES.join(', ')})`,
+      });
     }
     checkDuration(p, 'spec.nodeMeshMaxRestartTime', s.nodeMeshMaxRestartTime);
     for (const field of ['nodeMeshPassword', 'nodeMeshMaxRestartTime'] as const) {
       if (s[field] === undefined) continue;
-      if (s.nodeToNodeMeshEnabled === false) p.push({ path: `spec.${field}`, value: s[field], message: `spec.${field} cannot be set when spec.nodeToNodeMeshEnabled is false` });
-      if (!isDefault) p.push({ path: `spec.${field}`, value: s[field], message: `spec.${field} can only be set in the BGPConfiguration named default` });
+      if (s.nodeToNodeMeshEnabled === false)
+        p.push({
+          path: `spec.${field}`,
+          value: s[field],
+          message: `spec.${field} cannot be set when spec.nodeToNodeMeshEnabled is false`,
+        });
+      if (!isDefault)
+        p.push({
+          path: `spec.${field}`,
+          value: s[field],
+          message: `spec.${field} can only be set in the BGPConfiguration named default`,
+        });
     }
     for (const field of ['serviceClusterIPs', 'serviceExternalIPs', 'serviceLoadBalancerIPs'] as const) {
       (s[field] ?? []).forEach((entry, i) => checkCidr(p, `spec.${field}[${i}].cidr`, entry.cidr));
@@ -313,14 +494,22 @@ const VALIDATORS: { [K in Kind]: Check<K> } = {
       communityNames.add(c.name);
       checkName(p, `spec.communities[${i}].name`, c.name);
       if (typeof c.value === 'string' && parseCommunity(c.value) === null) {
-        p.push({ path: `spec.communities[${i}].value`, value: c.value, message: `${show(c.value)} is not a community (like "64512:100" with both parts 0..65535, or large "64512:100:200" with each part 0..4294967295)` });
+        p.push({
+          path: `spec.communities[${i}].value`,
+          value: c.value,
+          message: `${show(c.value)} is not a community (like "64512:100" with both parts 0..65535, or large "64512:100:200" with each part 0..4294967295)`,
+        });
       }
     });
     (s.prefixAdvertisements ?? []).forEach((a, i) => {
       checkCidr(p, `spec.prefixAdvertisements[${i}].cidr`, a.cidr);
       (a.communities ?? []).forEach((c, j) => {
         if (!communityNames.has(c) && parseCommunity(c) === null) {
-          p.push({ path: `spec.prefixAdvertisements[${i}].communities[${j}]`, value: c, message: `${show(c)} is neither a community value nor the name of one in spec.communities` });
+          p.push({
+            path: `spec.prefixAdvertisements[${i}].communities[${j}]`,
+            value: c,
+            message: `${show(c)} is neither a community value nor the name of one in spec.communities`,
+          });
         }
       });
     });
@@ -330,73 +519,154 @@ const VALIDATORS: { [K in Kind]: Check<K> } = {
     checkName(p, 'spec.node', s.node);
     checkSelector(p, 'spec.nodeSelector', s.nodeSelector);
     checkSelector(p, 'spec.peerSelector', s.peerSelector);
-    if (s.node && s.nodeSelector) p.push({ path: 'spec.nodeSelector', value: s.nodeSelector, message: `spec.node and spec.nodeSelector cannot both be set (node ${show(s.node)}, nodeSelector ${show(s.nodeSelector)}); keep one` });
-    if (s.peerIP && s.peerSelector) p.push({ path: 'spec.peerSelector', value: s.peerSelector, message: `spec.peerIP and spec.peerSelector cannot both be set (peerIP ${show(s.peerIP)}, peerSelector ${show(s.peerSelector)}); keep one` });
-    if (!s.peerIP && !s.peerSelector) p.push({ path: 'spec.peerIP', value: s.peerIP, message: 'spec.peerIP or spec.peerSelector is required (like peerIP: 198.18.0.1 or peerSelector: route-reflector == \'true\')' });
+    if (s.node && s.nodeSelector)
+      p.push({
+        path: 'spec.nodeSelector',
+        value: s.nodeSelector,
+        message: `spec.node and spec.nodeSelector cannot both be set (node ${show(s.node)}, nodeSelector ${show(s.nodeSelector)}); keep one`,
+      });
+    if (s.peerIP && s.peerSelector)
+      p.push({
+        path: 'spec.peerSelector',
+        value: s.peerSelector,
+        message: `spec.peerIP and spec.peerSelector cannot both be set (peerIP ${show(s.peerIP)}, peerSelector ${show(s.peerSelector)}); keep one`,
+      });
+    if (!s.peerIP && !s.peerSelector)
+      p.push({
+        path: 'spec.peerIP',
+        value: s.peerIP,
+        message:
+          "spec.peerIP or spec.peerSelector is required (like peerIP: 198.18.0.1 or peerSelector: route-reflector == 'true')",
+      });
     if (s.peerSelector && s.asNumber !== undefined && s.asNumber !== 0) {
-      p.push({ path: 'spec.asNumber', value: s.asNumber, message: 'spec.asNumber must be empty when spec.peerSelector is set (the selected nodes\' own AS numbers are used)' });
+      p.push({
+        path: 'spec.asNumber',
+        value: s.asNumber,
+        message:
+          "spec.asNumber must be empty when spec.peerSelector is set (the selected nodes' own AS numbers are used)",
+      });
     }
     if (typeof s.peerIP === 'string' && s.peerIP !== '') {
-      if (parsePeerIP(s.peerIP) === null) p.push({ path: 'spec.peerIP', value: s.peerIP, message: `${show(s.peerIP)} is not an IP address or ip:port (like 198.18.0.1, 198.18.0.1:1179 or [2001:db8::1]:179)` });
+      if (parsePeerIP(s.peerIP) === null)
+        p.push({
+          path: 'spec.peerIP',
+          value: s.peerIP,
+          message: `${show(s.peerIP)} is not an IP address or ip:port (like 198.18.0.1, 198.18.0.1:1179 or [2001:db8::1]:179)`,
+        });
       // No asNumber with a peerIP: the AS of the Calico node at that address, as Calico does (the planner
       // warns, in node status, when the address is no node's).
     }
     checkAsNumber(p, 'spec.asNumber', s.asNumber);
     checkAsNumber(p, 'spec.localASNumber', s.localASNumber);
     if (s.keepOriginalNextHop === true && s.nextHopMode !== undefined) {
-      p.push({ path: 'spec.keepOriginalNextHop', value: true, message: 'spec.keepOriginalNextHop and spec.nextHopMode cannot both be set; keepOriginalNextHop is deprecated, use nextHopMode: Keep' });
+      p.push({
+        path: 'spec.keepOriginalNextHop',
+        value: true,
+        message:
+          'spec.keepOriginalNextHop and spec.nextHopMode cannot both be set; keepOriginalNextHop is deprecated, use nextHopMode: Keep',
+      });
     }
     checkDuration(p, 'spec.maxRestartTime', s.maxRestartTime);
     checkDuration(p, 'spec.keepaliveTime', s.keepaliveTime);
-    if (typeof s.numAllowedLocalASNumbers === 'number' && (s.numAllowedLocalASNumbers < 0 || s.numAllowedLocalASNumbers > 10)) {
-      p.push({ path: 'spec.numAllowedLocalASNumbers', value: s.numAllowedLocalASNumbers, message: `${s.numAllowedLocalASNumbers} is not in 0..10` });
+    if (
+      typeof s.numAllowedLocalASNumbers === 'number' &&
+      (s.numAllowedLocalASNumbers < 0 || s.numAllowedLocalASNumbers > 10)
+    ) {
+      p.push({
+        path: 'spec.numAllowedLocalASNumbers',
+        value: s.numAllowedLocalASNumbers,
+        message: `${s.numAllowedLocalASNumbers} is not in 0..10`,
+      });
     }
-    if (typeof s.ttlSecurity === 'number' && (!Number.isInteger(s.ttlSecurity) || s.ttlSecurity < 0 || s.ttlSecurity > 255)) {
-      p.push({ path: 'spec.ttlSecurity', value: s.ttlSecurity, message: `${s.ttlSecurity} is not a hop count in 0..255 (0 = off)` });
+    if (
+      typeof s.ttlSecurity === 'number' &&
+      (!Number.isInteger(s.ttlSecurity) || s.ttlSecurity < 0 || s.ttlSecurity > 255)
+    ) {
+      p.push({
+        path: 'spec.ttlSecurity',
+        value: s.ttlSecurity,
+        message: `${s.ttlSecurity} is not a hop count in 0..255 (0 = off)`,
+      });
     }
     (s.filters ?? []).forEach((f, i) => checkName(p, `spec.filters[${i}]`, f));
   },
   BGPFilter: (r, p) => {
     const s = r.spec;
-    for (const list of ['exportV4', 'importV4'] as const) (s[list] ?? []).forEach((rule, i) => checkFilterRule(p, `spec.${list}[${i}]`, rule, 4));
-    for (const list of ['exportV6', 'importV6'] as const) (s[list] ?? []).forEach((rule, i) => checkFilterRule(p, `spec.${list}[${i}]`, rule, 6));
+    for (const list of ['exportV4', 'importV4'] as const)
+      (s[list] ?? []).forEach((rule, i) => checkFilterRule(p, `spec.${list}[${i}]`, rule, 4));
+    for (const list of ['exportV6', 'importV6'] as const)
+      (s[list] ?? []).forEach((rule, i) => checkFilterRule(p, `spec.${list}[${i}]`, rule, 6));
   },
   Node: (r, p) => {
     const bgp = r.spec.bgp;
     if (bgp === undefined) return;
-    if (Object.keys(bgp).length === 0) p.push({ path: 'spec.bgp', value: bgp, message: 'spec.bgp should not be empty (remove it, or set ipv4Address)' });
+    if (Object.keys(bgp).length === 0)
+      p.push({ path: 'spec.bgp', value: bgp, message: 'spec.bgp should not be empty (remove it, or set ipv4Address)' });
     const addr = bgp.ipv4Address;
     if (typeof addr === 'string') {
       if (!addr.includes('/') && tryParseIpv4(addr) !== null) {
-        p.push({ path: 'spec.bgp.ipv4Address', value: addr, message: `${show(addr)} has no prefix length: write it with the node's subnet, like ${addr}/24 (CrossSubnet needs it to tell which nodes share a subnet)` });
+        p.push({
+          path: 'spec.bgp.ipv4Address',
+          value: addr,
+          message: `${show(addr)} has no prefix length: write it with the node's subnet, like ${addr}/24 (CrossSubnet needs it to tell which nodes share a subnet)`,
+        });
       } else {
         try {
           parsePrefix(addr);
         } catch {
-          p.push({ path: 'spec.bgp.ipv4Address', value: addr, message: `${show(addr)} is not an IPv4 address with prefix length (like 198.18.0.11/24)` });
+          p.push({
+            path: 'spec.bgp.ipv4Address',
+            value: addr,
+            message: `${show(addr)} is not an IPv4 address with prefix length (like 198.18.0.11/24)`,
+          });
         }
       }
     }
     checkAsNumber(p, 'spec.bgp.asNumber', bgp.asNumber);
     checkIpv4(p, 'spec.bgp.ipv4IPIPTunnelAddr', bgp.ipv4IPIPTunnelAddr, 'an IPv4 address (like 10.244.1.0)');
-    checkIpv4(p, 'spec.bgp.routeReflectorClusterID', bgp.routeReflectorClusterID, 'a cluster ID in IPv4 form (like 244.0.0.1)');
+    checkIpv4(
+      p,
+      'spec.bgp.routeReflectorClusterID',
+      bgp.routeReflectorClusterID,
+      'a cluster ID in IPv4 form (like 244.0.0.1)',
+    );
     const v6 = bgp.ipv6Address;
     if (typeof v6 === 'string' && parseCidr(v6)?.family !== 6) {
-      p.push({ path: 'spec.bgp.ipv6Address', value: v6, message: `${show(v6)} is not an IPv6 address with prefix length (like fd80:24e2:f998:72d6::1/120)` });
+      p.push({
+        path: 'spec.bgp.ipv6Address',
+        value: v6,
+        message: `${show(v6)} is not an IPv6 address with prefix length (like fd80:24e2:f998:72d6::1/120)`,
+      });
     }
   },
   WorkloadEndpoint: (r, p) => {
     const s = r.spec;
     if (required(p, 'spec.node', s.node, 'the node the workload runs on')) checkName(p, 'spec.node', s.node);
-    if (required(p, 'spec.interfaceName', s.interfaceName, 'like cali0123456789a') && typeof s.interfaceName === 'string' && !/^[^\s/:]{1,15}$/.test(s.interfaceName)) {
-      p.push({ path: 'spec.interfaceName', value: s.interfaceName, message: `${show(s.interfaceName)} is not a Linux interface name (1..15 characters, no spaces, "/" or ":")` });
+    if (
+      required(p, 'spec.interfaceName', s.interfaceName, 'like cali0123456789a') &&
+      typeof s.interfaceName === 'string' &&
+      !/^[^\s/:]{1,15}$/.test(s.interfaceName)
+    ) {
+      p.push({
+        path: 'spec.interfaceName',
+        value: s.interfaceName,
+        message: `${show(s.interfaceName)} is not a Linux interface name (1..15 characters, no spaces, "/" or ":")`,
+      });
     }
     if (s.ipNetworks === undefined || s.ipNetworks.length === 0) {
-      p.push({ path: 'spec.ipNetworks', value: s.ipNetworks, message: 'spec.ipNetworks is required: the workload\'s addresses as CIDRs (like ["10.244.1.5/32"])' });
+      p.push({
+        path: 'spec.ipNetworks',
+        value: s.ipNetworks,
+        message: 'spec.ipNetworks is required: the workload\'s addresses as CIDRs (like ["10.244.1.5/32"])',
+      });
     }
     (s.ipNetworks ?? []).forEach((net, i) => checkCidr(p, `spec.ipNetworks[${i}]`, net));
     if (typeof s.mac === 'string' && !/^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$/.test(s.mac)) {
-      p.push({ path: 'spec.mac', value: s.mac, message: `${show(s.mac)} is not a MAC address (like ee:ee:ee:ee:ee:ee)` });
+      p.push({
+        path: 'spec.mac',
+        value: s.mac,
+        message: `${show(s.mac)} is not a MAC address (like ee:ee:ee:ee:ee:ee)`,
+      });
     }
   },
   IPAMBlock: (r, p) => {
@@ -404,19 +674,37 @@ const VALIDATORS: { [K in Kind]: Check<K> } = {
     if (!required(p, 'spec.cidr', s.cidr, 'like 10.244.1.0/26')) return;
     const cidr = checkCidr(p, 'spec.cidr', s.cidr, { strict: true });
     if (typeof s.affinity === 'string' && !/^(host|virtual):.+$/.test(s.affinity)) {
-      p.push({ path: 'spec.affinity', value: s.affinity, message: `${show(s.affinity)} is not an affinity (like "host:node-1", or null)` });
+      p.push({
+        path: 'spec.affinity',
+        value: s.affinity,
+        message: `${show(s.affinity)} is not an affinity (like "host:node-1", or null)`,
+      });
     }
     if (cidr === null || !Array.isArray(s.allocations)) return;
     const size = 2 ** (familyBits(cidr.family) - cidr.len);
     if (cidr.family === 4 && s.allocations.length !== size) {
-      p.push({ path: 'spec.allocations', value: s.allocations.length, message: `has ${s.allocations.length} entries; a /${cidr.len} block needs exactly ${size}` });
+      p.push({
+        path: 'spec.allocations',
+        value: s.allocations.length,
+        message: `has ${s.allocations.length} entries; a /${cidr.len} block needs exactly ${size}`,
+      });
     }
     (s.unallocated ?? []).forEach((ordinal, i) => {
-      if (typeof ordinal === 'number' && (ordinal < 0 || ordinal >= size)) p.push({ path: `spec.unallocated[${i}]`, value: ordinal, message: `${ordinal} is not an ordinal in 0..${size - 1}` });
+      if (typeof ordinal === 'number' && (ordinal < 0 || ordinal >= size))
+        p.push({
+          path: `spec.unallocated[${i}]`,
+          value: ordinal,
+          message: `${ordinal} is not an ordinal in 0..${size - 1}`,
+        });
     });
     const attributes = Array.isArray(s.attributes) ? s.attributes.length : 0;
     s.allocations.forEach((a, i) => {
-      if (typeof a === 'number' && (a < 0 || a >= attributes)) p.push({ path: `spec.allocations[${i}]`, value: a, message: `${a} does not index spec.attributes (0..${attributes - 1})` });
+      if (typeof a === 'number' && (a < 0 || a >= attributes))
+        p.push({
+          path: `spec.allocations[${i}]`,
+          value: a,
+          message: `${a} does not index spec.attributes (0..${attributes - 1})`,
+        });
     });
   },
   BlockAffinity: (r, p) => {
@@ -430,19 +718,39 @@ const VALIDATORS: { [K in Kind]: Check<K> } = {
     required(p, 'spec.handleID', s.handleID, 'like k8s-pod-network.<container id>');
     if (s.block !== undefined && typeof s.block === 'object') {
       for (const [block, count] of Object.entries(s.block)) {
-        if (parseCidr(block) === null) p.push({ path: `spec.block.${block}`, value: block, message: `${show(block)} is not a block CIDR (like 10.244.1.0/26)` });
-        if (typeof count === 'number' && count < 0) p.push({ path: `spec.block.${block}`, value: count, message: `${count} is not a count of addresses (0 or more)` });
+        if (parseCidr(block) === null)
+          p.push({
+            path: `spec.block.${block}`,
+            value: block,
+            message: `${show(block)} is not a block CIDR (like 10.244.1.0/26)`,
+          });
+        if (typeof count === 'number' && count < 0)
+          p.push({
+            path: `spec.block.${block}`,
+            value: count,
+            message: `${count} is not a count of addresses (0 or more)`,
+          });
       }
     }
   },
   NetworkPolicy: (r, p) => {
     const s = r.spec;
     if (s.podSelector === undefined) {
-      p.push({ path: 'spec.podSelector', value: undefined, message: 'spec.podSelector is required (the pods the policy applies to; podSelector: {} selects every pod in the namespace)' });
+      p.push({
+        path: 'spec.podSelector',
+        value: undefined,
+        message:
+          'spec.podSelector is required (the pods the policy applies to; podSelector: {} selects every pod in the namespace)',
+      });
     }
     checkLabelSelector(p, 'spec.podSelector', s.podSelector);
     const types = s.policyTypes ?? [];
-    if (new Set(types).size !== types.length) p.push({ path: 'spec.policyTypes', value: types, message: `${show(types)} names a type twice (accepted: Ingress, Egress, each at most once)` });
+    if (new Set(types).size !== types.length)
+      p.push({
+        path: 'spec.policyTypes',
+        value: types,
+        message: `${show(types)} names a type twice (accepted: Ingress, Egress, each at most once)`,
+      });
     (s.ingress ?? []).forEach((rule, i) => {
       (rule.from ?? []).forEach((peer, j) => checkPolicyPeer(p, `spec.ingress[${i}].from[${j}]`, peer));
       (rule.ports ?? []).forEach((port, j) => checkPolicyPort(p, `spec.ingress[${i}].ports[${j}]`, port));
@@ -454,7 +762,12 @@ const VALIDATORS: { [K in Kind]: Check<K> } = {
   },
   Namespace: (r, p) => {
     const name = r.metadata.name;
-    if (!(name.length <= 63 && DNS_LABEL.test(name))) p.push({ path: 'metadata.name', value: name, message: `${show(name)} is not a namespace name (lowercase letters, digits and "-", at most 63 characters)` });
+    if (!(name.length <= 63 && DNS_LABEL.test(name)))
+      p.push({
+        path: 'metadata.name',
+        value: name,
+        message: `${show(name)} is not a namespace name (lowercase letters, digits and "-", at most 63 characters)`,
+      });
     for (const [key, value] of Object.entries(r.metadata.labels ?? {})) {
       checkLabelKey(p, 'metadata.labels', key);
       checkLabelValue(p, `metadata.labels.${key}`, value);
@@ -467,20 +780,30 @@ export function validateResource(r: AnyResource): Problem[] {
   const p: Problem[] = [];
   const info = KIND_INFO[r.kind];
   const apiVersion = info === undefined ? undefined : apiVersionOf(r.kind);
-  if (apiVersion !== undefined && r.apiVersion !== apiVersion) p.push({ path: 'apiVersion', value: r.apiVersion, message: `${show(r.apiVersion)} is not ${apiVersion}` });
+  if (apiVersion !== undefined && r.apiVersion !== apiVersion)
+    p.push({ path: 'apiVersion', value: r.apiVersion, message: `${show(r.apiVersion)} is not ${apiVersion}` });
   if (info === undefined) {
     p.push({ path: 'kind', value: r.kind, message: `${show(r.kind)} is not a known kind` });
     return p;
   }
   const name = r.metadata?.name;
-  if (typeof name !== 'string' || name === '') p.push({ path: 'metadata.name', value: name, message: `${show(name)} is not a name: metadata.name is required` });
+  if (typeof name !== 'string' || name === '')
+    p.push({ path: 'metadata.name', value: name, message: `${show(name)} is not a name: metadata.name is required` });
   else if (r.kind !== 'BGPConfiguration') checkName(p, 'metadata.name', name);
   const namespace = r.metadata?.namespace;
   if (info.namespaced && namespace !== undefined && !(namespace.length <= 63 && DNS_LABEL.test(namespace))) {
-    p.push({ path: 'metadata.namespace', value: namespace, message: `${show(namespace)} is not a namespace name (lowercase letters, digits and "-", at most 63 characters)` });
+    p.push({
+      path: 'metadata.namespace',
+      value: namespace,
+      message: `${show(namespace)} is not a namespace name (lowercase letters, digits and "-", at most 63 characters)`,
+    });
   }
   if (!info.namespaced && namespace !== undefined) {
-    p.push({ path: 'metadata.namespace', value: namespace, message: `${r.kind} is not namespaced: remove metadata.namespace (${show(namespace)})` });
+    p.push({
+      path: 'metadata.namespace',
+      value: namespace,
+      message: `${r.kind} is not namespaced: remove metadata.namespace (${show(namespace)})`,
+    });
   }
   const before = p.length;
   checkShape(r.spec, SPEC_SHAPES[r.kind], 'spec', p);
@@ -501,15 +824,31 @@ export function validateAgainst(r: AnyResource, existing: { ipPools: Array<Resou
     if (other.metadata.name === r.metadata.name) {
       // Calico refuses to change a pool's cidr or blockSize: allocated blocks would be orphaned.
       if (formatCidrNetwork(otherCidr) !== formatCidrNetwork(cidr)) {
-        p.push({ path: 'spec.cidr', value: r.spec.cidr, message: `${r.spec.cidr}: the cidr of IPPool ${show(other.metadata.name)} cannot be changed (it is ${other.spec.cidr}); create a new pool and migrate` });
+        p.push({
+          path: 'spec.cidr',
+          value: r.spec.cidr,
+          message: `${r.spec.cidr}: the cidr of IPPool ${show(other.metadata.name)} cannot be changed (it is ${other.spec.cidr}); create a new pool and migrate`,
+        });
       }
-      if (other.spec.blockSize !== undefined && r.spec.blockSize !== undefined && other.spec.blockSize !== r.spec.blockSize) {
-        p.push({ path: 'spec.blockSize', value: r.spec.blockSize, message: `${r.spec.blockSize}: the blockSize of IPPool ${show(other.metadata.name)} cannot be changed (it is ${other.spec.blockSize})` });
+      if (
+        other.spec.blockSize !== undefined &&
+        r.spec.blockSize !== undefined &&
+        other.spec.blockSize !== r.spec.blockSize
+      ) {
+        p.push({
+          path: 'spec.blockSize',
+          value: r.spec.blockSize,
+          message: `${r.spec.blockSize}: the blockSize of IPPool ${show(other.metadata.name)} cannot be changed (it is ${other.spec.blockSize})`,
+        });
       }
       continue;
     }
     if (cidrsOverlap(cidr, otherCidr)) {
-      p.push({ path: 'spec.cidr', value: r.spec.cidr, message: `${r.spec.cidr} overlaps IPPool ${show(other.metadata.name)} (${other.spec.cidr})` });
+      p.push({
+        path: 'spec.cidr',
+        value: r.spec.cidr,
+        message: `${r.spec.cidr} overlaps IPPool ${show(other.metadata.name)} (${other.spec.cidr})`,
+      });
     }
   }
   return p;

@@ -9,7 +9,12 @@
 // A "-" inside a part is doubled, so the parts can be read back: a single "-" separates parts.
 
 /** Calico's WorkloadEndpoint name: the parts joined by "-", each part's own dashes doubled. */
-export function workloadEndpointName(node: string, workload: string, endpoint = 'eth0', orchestrator: 'k8s' | 'cni' = 'k8s'): string {
+export function workloadEndpointName(
+  node: string,
+  workload: string,
+  endpoint = 'eth0',
+  orchestrator: 'k8s' | 'cni' = 'k8s',
+): string {
   return [node, orchestrator, workload, endpoint].map((part) => part.replace(/-/g, '--')).join('-');
 }
 

@@ -39,7 +39,14 @@ import { addressBlock } from '../harness/addresses.js';
 import { requireEtcd, startEtcd, type EtcdInstance } from '../harness/etcd.js';
 import type { Bench, BenchRow } from './bench.js';
 import { profilerWindow } from './routing-profile.js';
-import { spread, summarizeClaims, summaryRows, type ClaimTimeline, type ScenarioSummary, type Spread } from './agent-stats.js';
+import {
+  spread,
+  summarizeClaims,
+  summaryRows,
+  type ClaimTimeline,
+  type ScenarioSummary,
+  type Spread,
+} from './agent-stats.js';
 
 export interface Scenario {
   label: string;
@@ -84,7 +91,8 @@ class AgentProbe {
   onAffinity(event: WatchEvent<'BlockAffinity'>): void {
     if (event.type !== 'added' && event.type !== 'modified') return;
     const spec = event.resource.spec;
-    if (spec.node === this.node && spec.state === 'confirmed' && !this.confirmedAt.has(spec.cidr)) this.confirmedAt.set(spec.cidr, performance.now());
+    if (spec.node === this.node && spec.state === 'confirmed' && !this.confirmedAt.has(spec.cidr))
+      this.confirmedAt.set(spec.cidr, performance.now());
   }
 
   /** A real TCP Speaker whose Loc-RIB changes are timestamped. */
@@ -124,7 +132,11 @@ class ProbedDatastore implements Datastore {
   update<K extends Kind>(resource: Resource<K>): Promise<Resource<K>> {
     return this.inner.update(resource);
   }
-  delete<K extends Kind>(kind: K, name: string, options?: { namespace?: string; revision?: string }): Promise<Resource<K>> {
+  delete<K extends Kind>(
+    kind: K,
+    name: string,
+    options?: { namespace?: string; revision?: string },
+  ): Promise<Resource<K>> {
     return this.inner.delete(kind, name, options);
   }
   watch<K extends Kind>(kind: K, fromRevision: string, onEvent: (event: WatchEvent<K>) => void): Watch {
@@ -148,7 +160,12 @@ interface Node {
 }
 
 function resource(kind: AnyResource['kind'], name: string, spec: object, labels?: Record<string, string>): AnyResource {
-  return applyDefaults({ apiVersion: API_VERSION, kind, metadata: { name, ...(labels ? { labels } : {}) }, spec } as AnyResource);
+  return applyDefaults({
+    apiVersion: API_VERSION,
+    kind,
+    metadata: { name, ...(labels ? { labels } : {}) },
+    spec,
+  } as AnyResource);
 }
 
 /** Resolves once a 5 ms timer twice fires less than 3 ms late: the agents' replans of the last claim are done. */
@@ -211,10 +228,30 @@ async function runScenario(s: Scenario, log: (line: string) => void, profile?: s
       return ds;
     };
     const admin = await open();
-    await admin.create(resource('IPPool', POOL.name, { cidr: POOL.cidr, blockSize: POOL.blockSize, ipipMode: 'Never', natOutgoing: true, nodeSelector: 'all()' }));
-    await admin.create(resource('BGPConfiguration', 'default', { bindMode: 'NodeIP', nodeToNodeMeshEnabled: s.reflectors === 0, asNumber: AS, logSeverityScreen: 'Error' }));
+    await admin.create(
+      resource('IPPool', POOL.name, {
+        cidr: POOL.cidr,
+        blockSize: POOL.blockSize,
+        ipipMode: 'Never',
+        natOutgoing: true,
+        nodeSelector: 'all()',
+      }),
+    );
+    await admin.create(
+      resource('BGPConfiguration', 'default', {
+        bindMode: 'NodeIP',
+        nodeToNodeMeshEnabled: s.reflectors === 0,
+        asNumber: AS,
+        logSeverityScreen: 'Error',
+      }),
+    );
     if (s.reflectors > 0) {
-      await admin.create(resource('BGPPeer', 'peer-with-route-reflectors', { nodeSelector: 'all()', peerSelector: "route-reflector == 'true'" }));
+      await admin.create(
+        resource('BGPPeer', 'peer-with-route-reflectors', {
+          nodeSelector: 'all()',
+          peerSelector: "route-reflector == 'true'",
+        }),
+      );
     }
     // Nodes and their first block before any agent starts: the agents then only confirm them (no claim race,
     // no Speaker swap for a cluster id that arrives late).
@@ -235,7 +272,14 @@ async function runScenario(s: Scenario, log: (line: string) => void, profile?: s
     for (let i = 0; i < nodes.length; i += START_BATCH) {
       await Promise.all(
         nodes.slice(i, i + START_BATCH).map(async (node) => {
-          const env = { NODENAME: node.name, IP: `${node.ip}/24`, TORTIE_DATAPLANE: 'none', NO_DEFAULT_POOLS: 'true', TORTIE_HEALTH_PORT: '0', TORTIE_LOG_LEVEL: 'error' };
+          const env = {
+            NODENAME: node.name,
+            IP: `${node.ip}/24`,
+            TORTIE_DATAPLANE: 'none',
+            NO_DEFAULT_POOLS: 'true',
+            TORTIE_HEALTH_PORT: '0',
+            TORTIE_LOG_LEVEL: 'error',
+          };
           const ds = new ProbedDatastore(shared ?? (await open()), node.probe);
           const agent = new Agent(parseAgentConfig(env, node.name), {
             datastore: ds,
@@ -251,14 +295,23 @@ async function runScenario(s: Scenario, log: (line: string) => void, profile?: s
         }),
       );
     }
-    log(`${s.label}: ${nodes.length} agents started in ${((performance.now() - started) / 1000).toFixed(1)} s (${s.clients === 'shared' ? 'one shared etcd client' : 'one etcd client per agent'})`);
+    log(
+      `${s.label}: ${nodes.length} agents started in ${((performance.now() - started) / 1000).toFixed(1)} s (${s.clients === 'shared' ? 'one shared etcd client' : 'one etcd client per agent'})`,
+    );
     const setupDone = await waitUntil(() => nodes.every((n) => nodeConverged(n, initial)), SETUP_BOUND_MS, 50);
     setupMs = performance.now() - started;
     converged = nodes.filter((n) => nodeConverged(n, initial)).length;
     if (!setupDone) {
-      return { summary: null, setupMs, converged, error: `only ${converged} of ${nodes.length} agents had every session Established and every block within ${SETUP_BOUND_MS / 1000} s` };
+      return {
+        summary: null,
+        setupMs,
+        converged,
+        error: `only ${converged} of ${nodes.length} agents had every session Established and every block within ${SETUP_BOUND_MS / 1000} s`,
+      };
     }
-    log(`${s.label}: every session Established, ${initial.length} blocks in every Loc-RIB after ${(setupMs / 1000).toFixed(1)} s`);
+    log(
+      `${s.label}: every session Established, ${initial.length} blocks in every Loc-RIB after ${(setupMs / 1000).toFixed(1)} s`,
+    );
 
     const claimer = new Ipam(await open());
     const timelines: ClaimTimeline[] = [];
@@ -275,7 +328,11 @@ async function runScenario(s: Scenario, log: (line: string) => void, profile?: s
       const t0 = performance.now();
       const cidr = await claimer.claimBlock(owner.name);
       const written = performance.now() - t0;
-      await waitUntil(() => others.every((n) => n.probe.bestAt.has(cidr)), Math.max(0, t0 + CLAIM_BOUND_MS - performance.now()), 1);
+      await waitUntil(
+        () => others.every((n) => n.probe.bestAt.has(cidr)),
+        Math.max(0, t0 + CLAIM_BOUND_MS - performance.now()),
+        1,
+      );
       const rel = (t: number | undefined): number | undefined => (t === undefined ? undefined : t - t0);
       timelines.push({
         node: owner.name,
@@ -292,10 +349,18 @@ async function runScenario(s: Scenario, log: (line: string) => void, profile?: s
     if (profile !== undefined) log(`${s.label}: CPU profile of the claims written to ${profile}`);
     const summary = summarizeClaims(`${s.label}${s.clients === 'shared' ? ', shared etcd client' : ''}`, timelines);
     const load = loadavg()[0]!.toFixed(1);
-    if (summary.total) log(`${s.label}: ${summary.complete}/${summary.claims} claims, p50 ${summary.total.p50.toFixed(1)} ms, p99 ${summary.total.p99.toFixed(1)} ms, max ${summary.total.max.toFixed(1)} ms (load average ${load} on this machine)`);
+    if (summary.total)
+      log(
+        `${s.label}: ${summary.complete}/${summary.claims} claims, p50 ${summary.total.p50.toFixed(1)} ms, p99 ${summary.total.p99.toFixed(1)} ms, max ${summary.total.max.toFixed(1)} ms (load average ${load} on this machine)`,
+      );
     return { summary, setupMs, converged, busy: busy.length > 0 ? spread(busy) : null };
   } catch (error) {
-    return { summary: null, setupMs: setupMs || performance.now() - started, converged, error: error instanceof Error ? error.message : String(error) };
+    return {
+      summary: null,
+      setupMs: setupMs || performance.now() - started,
+      converged,
+      error: error instanceof Error ? error.message : String(error),
+    };
   } finally {
     const stopping = nodes.map((n) => n.agent?.stop().catch(() => undefined));
     await Promise.race([Promise.all(stopping), sleep(20_000)]);
@@ -314,7 +379,10 @@ export function selectScenarios(spec: string | undefined, all: readonly Scenario
   return spec.split(',').map((part) => {
     const text = part.trim();
     const found = /^\d+$/.test(text) ? all[Number(text)] : all.find((s) => s.label === text);
-    if (!found) throw new Error(`AGENT_BENCH_SCENARIOS: no scenario "${text}"; known: ${all.map((s, i) => `${i} "${s.label}"`).join(', ')}`);
+    if (!found)
+      throw new Error(
+        `AGENT_BENCH_SCENARIOS: no scenario "${text}"; known: ${all.map((s, i) => `${i} "${s.label}"`).join(', ')}`,
+      );
     return found;
   });
 }
@@ -328,16 +396,29 @@ export const agentConvergenceBench: Bench = {
     }
     const rows: BenchRow[] = [];
     const clients = process.env.AGENT_BENCH_CLIENTS;
-    if (clients !== undefined && clients !== 'per-agent' && clients !== 'shared') throw new Error(`AGENT_BENCH_CLIENTS="${clients}": expected per-agent or shared`);
+    if (clients !== undefined && clients !== 'per-agent' && clients !== 'shared')
+      throw new Error(`AGENT_BENCH_CLIENTS="${clients}": expected per-agent or shared`);
     for (const selected of selectScenarios(process.env.AGENT_BENCH_SCENARIOS)) {
       const scenario: Scenario = clients !== undefined ? { ...selected, clients } : selected;
-      const profile = process.env.AGENT_BENCH_PROFILE ? `${process.env.AGENT_BENCH_PROFILE}.${SCENARIOS.indexOf(selected)}.cpuprofile` : undefined;
+      const profile = process.env.AGENT_BENCH_PROFILE
+        ? `${process.env.AGENT_BENCH_PROFILE}.${SCENARIOS.indexOf(selected)}.cpuprofile`
+        : undefined;
       const result = await runScenario(scenario, (line) => console.log(line), profile);
       if (result.error) console.warn(`agent-convergence ${scenario.label}: ${result.error}`);
-      rows.push({ name: `${scenario.label}: setup (agents up, every block everywhere)`, value: result.setupMs, unit: 'ms', vs: `${result.converged}/${scenario.agents} agents converged` });
+      rows.push({
+        name: `${scenario.label}: setup (agents up, every block everywhere)`,
+        value: result.setupMs,
+        unit: 'ms',
+        vs: `${result.converged}/${scenario.agents} agents converged`,
+      });
       if (result.summary) rows.push(...summaryRows(result.summary, TARGET_P99_MS));
       if (result.busy) {
-        rows.push({ name: `${scenario.label}: this thread busy per claim (all agents' work), p50 (p99)`, value: result.busy.p50, unit: 'ms', vs: `p99 ${result.busy.p99.toFixed(1)} ms` });
+        rows.push({
+          name: `${scenario.label}: this thread busy per claim (all agents' work), p50 (p99)`,
+          value: result.busy.p50,
+          unit: 'ms',
+          vs: `p99 ${result.busy.p99.toFixed(1)} ms`,
+        });
       }
     }
     return rows;

@@ -33,7 +33,7 @@ const timeline = (over: Partial<ClaimTimeline> = {}): ClaimTimeline => ({
 });
 
 describe('claimPhases', () => {
-  it('splits the path at the owner\'s watch event and its own Loc-RIB; the total is the last arrival', () => {
+  it("splits the path at the owner's watch event and its own Loc-RIB; the total is the last arrival", () => {
     expect(claimPhases(timeline())).toEqual({ total: 31, watch: 5, replan: 22, bgp: 4, missing: 0 });
   });
   it('has no total (and no BGP phase) when an agent never got the route', () => {

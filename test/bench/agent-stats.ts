@@ -58,8 +58,15 @@ export function claimPhases(t: ClaimTimeline): ClaimPhases {
   const missing = t.others.filter((x) => x === undefined).length;
   const arrived = t.others.filter((x): x is number => x !== undefined);
   const last = missing === 0 && arrived.length > 0 ? Math.max(...arrived) : undefined;
-  const diff = (a: number | undefined, b: number | undefined): number | undefined => (a !== undefined && b !== undefined ? a - b : undefined);
-  return { total: last, watch: t.ownerEvent, replan: diff(t.originated, t.ownerEvent), bgp: diff(last, t.originated), missing };
+  const diff = (a: number | undefined, b: number | undefined): number | undefined =>
+    a !== undefined && b !== undefined ? a - b : undefined;
+  return {
+    total: last,
+    watch: t.ownerEvent,
+    replan: diff(t.originated, t.ownerEvent),
+    bgp: diff(last, t.originated),
+    missing,
+  };
 }
 
 export interface ScenarioSummary {
@@ -103,16 +110,27 @@ export function summaryRows(s: ScenarioSummary, budgetMs: number): BenchRow[] {
   const rows: BenchRow[] = [];
   if (s.total) {
     rows.push({ name: `${s.label}: claim → every other Loc-RIB, p50`, value: s.total.p50, unit: 'ms' });
-    rows.push({ name: `${s.label}: claim → every other Loc-RIB, p99`, value: s.total.p99, unit: 'ms', vs: `${(s.total.p99 / budgetMs).toFixed(2)}× of ${budgetMs} ms target` });
+    rows.push({
+      name: `${s.label}: claim → every other Loc-RIB, p99`,
+      value: s.total.p99,
+      unit: 'ms',
+      vs: `${(s.total.p99 / budgetMs).toFixed(2)}× of ${budgetMs} ms target`,
+    });
     rows.push({ name: `${s.label}: claim → every other Loc-RIB, max`, value: s.total.max, unit: 'ms' });
   }
   const phase = (name: string, x: Spread | null): void => {
-    if (x) rows.push({ name: `${s.label}: ${name}, p50 (p99)`, value: x.p50, unit: 'ms', vs: `p99 ${x.p99.toFixed(1)} ms` });
+    if (x)
+      rows.push({ name: `${s.label}: ${name}, p50 (p99)`, value: x.p50, unit: 'ms', vs: `p99 ${x.p99.toFixed(1)} ms` });
   };
   phase('claimBlock writes', s.written);
   phase('claim → owner watch event', s.watch);
   phase('owner event → owner Loc-RIB', s.replan);
   phase('owner Loc-RIB → last other', s.bgp);
-  rows.push({ name: `${s.label}: claims reaching every agent`, value: s.complete, unit: 'claims', vs: `of ${s.claims}` });
+  rows.push({
+    name: `${s.label}: claims reaching every agent`,
+    value: s.complete,
+    unit: 'claims',
+    vs: `of ${s.claims}`,
+  });
   return rows;
 }

@@ -32,7 +32,10 @@ export interface Timing {
  * Calls `fn` repeatedly: a few warm-up calls, then until `maxMs` has passed (at most 2000 ms, so every
  * measurement is bounded) or `maxIterations` calls were made.
  */
-export function time(fn: () => unknown, options: { maxMs?: number; maxIterations?: number; warmup?: number } = {}): Timing {
+export function time(
+  fn: () => unknown,
+  options: { maxMs?: number; maxIterations?: number; warmup?: number } = {},
+): Timing {
   const maxMs = Math.min(options.maxMs ?? 1000, 2000);
   const maxIterations = options.maxIterations ?? 1_000_000;
   for (let i = 0; i < (options.warmup ?? 3); i++) fn();

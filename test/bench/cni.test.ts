@@ -14,7 +14,7 @@ describe('bench cni', () => {
     expect(percentile([], 50)).toBeNaN();
   });
 
-  it('reads the ADD steps from the plugin\'s debug line, ignoring other lines and pid', () => {
+  it("reads the ADD steps from the plugin's debug line, ignoring other lines and pid", () => {
     const stderr = [
       '{"level":"info","msg":"ADD done","ms":400}',
       '{"time":"2026-11-22T16:24:08.250Z","level":"debug","plugin":"tortie","pid":9404,"msg":"ADD timings (ms)","datastore":301.4,"ipam":44.9,"dataplane":14.3}',
@@ -23,7 +23,7 @@ describe('bench cni', () => {
     expect(stepTimings('nothing here')).toEqual({});
   });
 
-  it('counts etcd\'s calls by method from its /metrics, over every code and service', () => {
+  it("counts etcd's calls by method from its /metrics, over every code and service", () => {
     const metrics = [
       '# HELP grpc_server_handled_total Total number of RPCs completed on the server, regardless of success or failure.',
       '# TYPE grpc_server_handled_total counter',
@@ -38,7 +38,9 @@ describe('bench cni', () => {
   });
 
   it('counts processes by PID: nsenter and what it execs are one, concurrent ones stay apart', () => {
-    const log = ['101 nsenter', '101 ip', '102 nsenter', '103 nsenter', '103 ip', '102 sysctl', '104 ip', ''].join('\n');
+    const log = ['101 nsenter', '101 ip', '102 nsenter', '103 nsenter', '103 ip', '102 sysctl', '104 ip', ''].join(
+      '\n',
+    );
     expect(processesOf(log)).toEqual(['nsenter → ip', 'nsenter → sysctl', 'nsenter → ip', 'ip']);
     expect(processesOf('')).toEqual([]);
   });

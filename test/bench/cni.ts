@@ -68,7 +68,9 @@ export function stepTimings(stderr: string): Record<string, number> {
     if (!line.includes('timings (ms)')) continue;
     try {
       const parsed = JSON.parse(line) as Record<string, unknown>;
-      return Object.fromEntries(Object.entries(parsed).filter((e): e is [string, number] => typeof e[1] === 'number' && e[0] !== 'pid'));
+      return Object.fromEntries(
+        Object.entries(parsed).filter((e): e is [string, number] => typeof e[1] === 'number' && e[0] !== 'pid'),
+      );
     } catch {
       return {};
     }
@@ -109,8 +111,12 @@ async function countProcesses(add: CniInvocation, del: CniInvocation): Promise<{
     const out: { ADD: string[]; DEL: string[] } = { ADD: [], DEL: [] };
     for (const invocation of [add, del]) {
       rmSync(log, { force: true });
-      const result = await runCniPlugin({ ...invocation, env: { ...invocation.env, PATH: `${dir}:${process.env.PATH ?? ''}` } });
-      if (result.exitCode !== 0) throw new Error(`${invocation.command} with counting wrappers failed: ${result.stdout.trim()}`);
+      const result = await runCniPlugin({
+        ...invocation,
+        env: { ...invocation.env, PATH: `${dir}:${process.env.PATH ?? ''}` },
+      });
+      if (result.exitCode !== 0)
+        throw new Error(`${invocation.command} with counting wrappers failed: ${result.stdout.trim()}`);
       out[invocation.command as 'ADD' | 'DEL'] = processesOf(existsSync(log) ? readFileSync(log, 'utf8') : '');
     }
     return out;
@@ -133,7 +139,8 @@ export function processesOf(log: string): string[] {
 function unavailableReason(): string | null {
   const netns = netnsUnavailableReason();
   if (netns !== null) return netns;
-  if (findBinary('/usr/bin/etcd') === null && findBinary('etcd') === null) return 'etcd is not installed (package etcd-server)';
+  if (findBinary('/usr/bin/etcd') === null && findBinary('etcd') === null)
+    return 'etcd is not installed (package etcd-server)';
   if (findBinary('nsenter') === null) return 'nsenter is not installed (package util-linux)';
   if (!existsSync(MAIN_JS)) return `${MAIN_JS} is missing (npm run build)`;
   return null;
@@ -158,14 +165,28 @@ export const cniBench: Bench = {
     const ds = await openEtcd({ endpoints: [etcd.endpoint] });
     const pods: Netns[] = [];
     try {
-      await ds.create({ apiVersion: API_VERSION, kind: 'IPPool', metadata: { name: 'bench-pods' }, spec: { cidr: '10.80.0.0/16', blockSize: 26, ipipMode: 'Always', nodeSelector: 'all()' } });
+      await ds.create({
+        apiVersion: API_VERSION,
+        kind: 'IPPool',
+        metadata: { name: 'bench-pods' },
+        spec: { cidr: '10.80.0.0/16', blockSize: 26, ipipMode: 'Always', nodeSelector: 'all()' },
+      });
       const node = await createNetns('cnibenchnode');
       await node.addVeth('eth0', 'eth0-peer');
       await node.ip('addr', 'add', '198.19.209.11/24', 'dev', 'eth0');
       await node.ip('route', 'add', 'default', 'via', '198.19.209.1', 'dev', 'eth0', 'onlink');
       for (let i = 0; i <= PODS; i++) pods.push(await createNetns(`cnibench${i}`));
 
-      const config = { cniVersion: '1.0.0', name: 'k8s-pod-network', type: 'tortie', datastore_type: 'etcdv3', etcd_endpoints: etcd.endpoint, nodename: 'bench-node', log_level: 'debug', ipam: { type: 'tortie-ipam' } };
+      const config = {
+        cniVersion: '1.0.0',
+        name: 'k8s-pod-network',
+        type: 'tortie',
+        datastore_type: 'etcdv3',
+        etcd_endpoints: etcd.endpoint,
+        nodename: 'bench-node',
+        log_level: 'debug',
+        ipam: { type: 'tortie-ipam' },
+      };
       const invocation = (i: number, command: CniInvocation['command']): CniInvocation => ({
         command,
         containerId: `bench${process.pid}c${i}`,
@@ -176,7 +197,10 @@ export const cniBench: Bench = {
         timeoutMs: CALL_TIMEOUT_MS,
       });
       const must = (out: CniOutcome, what: string): CniOutcome => {
-        if (out.exitCode !== 0) throw new Error(`${what} failed (exit ${out.exitCode}): ${out.stdout.trim()} ${out.stderr.trim().slice(-500)}`);
+        if (out.exitCode !== 0)
+          throw new Error(
+            `${what} failed (exit ${out.exitCode}): ${out.stdout.trim()} ${out.stderr.trim().slice(-500)}`,
+          );
         return out;
       };
 
@@ -185,7 +209,9 @@ export const cniBench: Bench = {
       const version: number[] = [];
       for (let i = 0; i < BASELINE_RUNS; i++) {
         bare.push(await timeProcess(process.execPath, ['-e', '0'], { PATH: process.env.PATH ?? '' }));
-        version.push(await timeProcess(process.execPath, [MAIN_JS], { PATH: process.env.PATH ?? '', CNI_COMMAND: 'VERSION' }));
+        version.push(
+          await timeProcess(process.execPath, [MAIN_JS], { PATH: process.env.PATH ?? '', CNI_COMMAND: 'VERSION' }),
+        );
       }
 
       const adds: number[] = [];
@@ -204,17 +230,26 @@ export const cniBench: Bench = {
         for (const [step, ms] of Object.entries(stepTimings(out.stderr))) (steps.DEL![step] ??= []).push(ms);
       }
       const callsAfterDels = await etcdCallsNow(etcd.endpoint);
-      const perCall = (from: Record<string, number>, to: Record<string, number>, method: string): number => ((to[method] ?? 0) - (from[method] ?? 0)) / PODS;
+      const perCall = (from: Record<string, number>, to: Record<string, number>, method: string): number =>
+        ((to[method] ?? 0) - (from[method] ?? 0)) / PODS;
 
       // The processes of one ADD and one DEL, through wrappers on PATH that log their arguments.
       const spawned = await countProcesses(invocation(PODS, 'ADD'), invocation(PODS, 'DEL'));
 
       // What eager imports would cost: the same ADD with the other backends' modules preloaded.
-      const preload = ['src/datastore/kubernetes.js', 'src/log.js', 'src/resources/index.js'].map((m) => pathToFileURL(join(process.cwd(), 'dist', m)).href);
+      const preload = ['src/datastore/kubernetes.js', 'src/log.js', 'src/resources/index.js'].map(
+        (m) => pathToFileURL(join(process.cwd(), 'dist', m)).href,
+      );
       const eager: number[] = [];
       for (let i = 0; i < EAGER_RUNS; i++) {
         const inv = invocation(i, 'ADD');
-        const out = must(await runCniPlugin({ ...inv, executable: [process.execPath, ...preload.flatMap((u) => ['--import', u]), MAIN_JS] }), `eager ADD of pod ${i}`);
+        const out = must(
+          await runCniPlugin({
+            ...inv,
+            executable: [process.execPath, ...preload.flatMap((u) => ['--import', u]), MAIN_JS],
+          }),
+          `eager ADD of pod ${i}`,
+        );
         eager.push(out.ms);
         must(await runCniPlugin(invocation(i, 'DEL')), `DEL after eager ADD of pod ${i}`);
       }
@@ -222,7 +257,12 @@ export const cniBench: Bench = {
       const grpc: number[] = [];
       for (let i = 0; i < GRPC_RUNS; i++) {
         const inv = invocation(i, 'ADD');
-        grpc.push(must(await runCniPlugin({ ...inv, env: { ...inv.env, TORTIE_CNI_ETCD_TRANSPORT: 'grpc' } }), `gRPC ADD of pod ${i}`).ms);
+        grpc.push(
+          must(
+            await runCniPlugin({ ...inv, env: { ...inv.env, TORTIE_CNI_ETCD_TRANSPORT: 'grpc' } }),
+            `gRPC ADD of pod ${i}`,
+          ).ms,
+        );
         must(await runCniPlugin(invocation(i, 'DEL')), `DEL after gRPC ADD of pod ${i}`);
       }
 
@@ -232,23 +272,57 @@ export const cniBench: Bench = {
         ...rowsOf('ADD', adds, { vs: vsBare(percentile(adds, 50)) }),
         ...rowsOf('DEL', dels, { vs: vsBare(percentile(dels, 50)) }),
         ...rowsOf('node -e 0 (start-up alone)', bare),
-        ...rowsOf('VERSION (start-up + plugin modules, no datastore)', version, { vs: vsBare(percentile(version, 50)) }),
+        ...rowsOf('VERSION (start-up + plugin modules, no datastore)', version, {
+          vs: vsBare(percentile(version, 50)),
+        }),
       ];
       for (const [command, byStep] of Object.entries(steps)) {
         for (const [step, values] of Object.entries(byStep)) {
-          rows.push({ name: `${command} step "${step}" p50 (inside the plugin)`, value: percentile(values, 50), unit: 'ms' });
+          rows.push({
+            name: `${command} step "${step}" p50 (inside the plugin)`,
+            value: percentile(values, 50),
+            unit: 'ms',
+          });
         }
       }
       const eagerP50 = percentile(eager, 50);
-      rows.push({ name: `ADD with eager imports (kubernetes client, pino, yaml preloaded) p50 (${eager.length} calls)`, value: eagerP50, unit: 'ms', vs: `+${(eagerP50 - percentile(adds, 50)).toFixed(0)} ms vs lazy` });
+      rows.push({
+        name: `ADD with eager imports (kubernetes client, pino, yaml preloaded) p50 (${eager.length} calls)`,
+        value: eagerP50,
+        unit: 'ms',
+        vs: `+${(eagerP50 - percentile(adds, 50)).toFixed(0)} ms vs lazy`,
+      });
       const grpcP50 = percentile(grpc, 50);
-      rows.push({ name: `ADD over gRPC (TORTIE_CNI_ETCD_TRANSPORT=grpc) p50 (${grpc.length} calls)`, value: grpcP50, unit: 'ms', vs: `+${(grpcP50 - percentile(adds, 50)).toFixed(0)} ms vs the JSON gateway` });
+      rows.push({
+        name: `ADD over gRPC (TORTIE_CNI_ETCD_TRANSPORT=grpc) p50 (${grpc.length} calls)`,
+        value: grpcP50,
+        unit: 'ms',
+        vs: `+${(grpcP50 - percentile(adds, 50)).toFixed(0)} ms vs the JSON gateway`,
+      });
       for (const method of ['Range', 'Txn']) {
-        rows.push({ name: `etcd ${method} calls per ADD (mean of ${PODS})`, value: perCall(callsBefore, callsAfterAdds, method), unit: 'calls' });
-        rows.push({ name: `etcd ${method} calls per DEL (mean of ${PODS})`, value: perCall(callsAfterAdds, callsAfterDels, method), unit: 'calls' });
+        rows.push({
+          name: `etcd ${method} calls per ADD (mean of ${PODS})`,
+          value: perCall(callsBefore, callsAfterAdds, method),
+          unit: 'calls',
+        });
+        rows.push({
+          name: `etcd ${method} calls per DEL (mean of ${PODS})`,
+          value: perCall(callsAfterAdds, callsAfterDels, method),
+          unit: 'calls',
+        });
       }
-      rows.push({ name: 'processes started by one ADD (ip, nsenter, sysctl)', value: spawned.ADD.length, unit: 'processes', vs: spawned.ADD.join(' | ') });
-      rows.push({ name: 'processes started by one DEL', value: spawned.DEL.length, unit: 'processes', vs: spawned.DEL.join(' | ') });
+      rows.push({
+        name: 'processes started by one ADD (ip, nsenter, sysctl)',
+        value: spawned.ADD.length,
+        unit: 'processes',
+        vs: spawned.ADD.join(' | '),
+      });
+      rows.push({
+        name: 'processes started by one DEL',
+        value: spawned.DEL.length,
+        unit: 'processes',
+        vs: spawned.DEL.join(' | '),
+      });
       return rows;
     } finally {
       await ds.close().catch(() => undefined);

@@ -17,7 +17,11 @@ describe('felix-routes: the floor rows', () => {
     const rows = felixRows([100, 100, 100], [round(30, 14), round(26, 12), round(28, 20)]);
     const json = rows.find((r) => r.name.startsWith('no-op resync floor: one ip -4 -json route show'));
     const save = rows.find((r) => r.name.startsWith("no-op resync floor: tortie's read"));
-    expect(json).toMatchObject({ value: 28, unit: 'ms', name: 'no-op resync floor: one ip -4 -json route show of 10k, median of 3' });
+    expect(json).toMatchObject({
+      value: 28,
+      unit: 'ms',
+      name: 'no-op resync floor: one ip -4 -json route show of 10k, median of 3',
+    });
     expect(json?.vs).toMatch(/^best 26\.0 ms;/);
     expect(save).toMatchObject({ value: 14 });
     expect(save?.vs).toMatch(/^best 12\.0 ms;/);

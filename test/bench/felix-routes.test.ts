@@ -3,7 +3,20 @@
 import { describe, expect, it } from 'vitest';
 import { parsePrefix, prefixContains, tryParseIpv4 } from '../../bgp/ip.js';
 import { interfaceNameProblem } from '../../felix/route-calc.js';
-import { benchRoutes, felixRows, median, MIX, replaceLines, ROUNDS, roundsFrom, ROUTE_COUNT, underlay, withOneMoved, type TortieRound, type Window } from './felix-routes.js';
+import {
+  benchRoutes,
+  felixRows,
+  median,
+  MIX,
+  replaceLines,
+  ROUNDS,
+  roundsFrom,
+  ROUTE_COUNT,
+  underlay,
+  withOneMoved,
+  type TortieRound,
+  type Window,
+} from './felix-routes.js';
 
 describe('felix-routes: the routes', () => {
   const { routes, interfaces } = benchRoutes();
@@ -19,10 +32,11 @@ describe('felix-routes: the routes', () => {
     for (const r of routes) expect(r.proto).toBe(80);
   });
 
-  it('have felix\'s shapes: blackhole /26, /32 scope link on its own cali*, /26 via a node onlink on eth0', () => {
+  it("have felix's shapes: blackhole /26, /32 scope link on its own cali*, /26 via a node onlink on eth0", () => {
     const local = routes.filter((r) => r.class === 'blackhole').map((r) => parsePrefix(r.dst, { strict: true }));
     for (const r of routes) {
-      if (r.class === 'blackhole') expect([r.type, r.dst.endsWith('/26'), r.dev, r.via]).toEqual(['blackhole', true, undefined, undefined]);
+      if (r.class === 'blackhole')
+        expect([r.type, r.dst.endsWith('/26'), r.dev, r.via]).toEqual(['blackhole', true, undefined, undefined]);
       if (r.class === 'workload') {
         expect([r.type, r.dst.endsWith('/32'), r.scope, r.via]).toEqual(['unicast', true, 'link', undefined]);
         expect(interfaceNameProblem(r.dev ?? '')).toBeNull();
@@ -39,18 +53,22 @@ describe('felix-routes: the routes', () => {
     expect(new Set(routes.filter((r) => r.class === 'direct').map((r) => r.via)).size).toBe(MIX.nodes);
   });
 
-  it('underlay addresses come from this file\'s block, never its own node (.1) for a remote one', () => {
+  it("underlay addresses come from this file's block, never its own node (.1) for a remote one", () => {
     expect(underlay(1)).toBe('198.18.61.1');
     expect(() => underlay(255)).toThrow(/1\.\.254/);
     expect(routes.some((r) => r.via === underlay(1))).toBe(false);
   });
 
-  it('the baseline lines are tortie\'s own spelling of each route', () => {
+  it("the baseline lines are tortie's own spelling of each route", () => {
     const lines = replaceLines(routes);
     expect(lines).toHaveLength(ROUTE_COUNT);
     expect(lines[0]).toBe('route replace blackhole 10.64.0.0/26 proto 80 table main');
-    expect(lines[MIX.blackholes]).toMatch(/^route replace 10\.64\.0\.1\/32 dev cali[0-9a-f]{11} scope link proto 80 table main$/);
-    expect(lines.at(-1)).toMatch(/^route replace 10\.\d+\.\d+\.\d+\/26 via 198\.18\.61\.\d+ dev eth0 proto 80 table main onlink$/);
+    expect(lines[MIX.blackholes]).toMatch(
+      /^route replace 10\.64\.0\.1\/32 dev cali[0-9a-f]{11} scope link proto 80 table main$/,
+    );
+    expect(lines.at(-1)).toMatch(
+      /^route replace 10\.\d+\.\d+\.\d+\/26 via 198\.18\.61\.\d+ dev eth0 proto 80 table main onlink$/,
+    );
   });
 
   it('the incremental change moves exactly one remote block to another node', () => {
@@ -58,12 +76,25 @@ describe('felix-routes: the routes', () => {
     const changed = moved.filter((r, i) => r !== routes[i]);
     expect(changed).toHaveLength(1);
     expect(changed[0]).toMatchObject({ dst, via: '198.18.61.253', class: 'direct' });
-    expect(() => withOneMoved(routes.filter((r) => r.class !== 'direct'), underlay(253))).toThrow(/no remote/);
+    expect(() =>
+      withOneMoved(
+        routes.filter((r) => r.class !== 'direct'),
+        underlay(253),
+      ),
+    ).toThrow(/no remote/);
   });
 });
 
 describe('felix-routes: the rows', () => {
-  const w = (ms: number, readMs: number, writeMs: number, writes: number, events = -1): Window => ({ ms, readMs, writeMs, cpuMs: 12, writes, events, fullResync: true });
+  const w = (ms: number, readMs: number, writeMs: number, writes: number, events = -1): Window => ({
+    ms,
+    readMs,
+    writeMs,
+    cpuMs: 12,
+    writes,
+    events,
+    fullResync: true,
+  });
   const round = (program: number, resync: number, incremental: number, resyncWrites = 0): TortieRound => ({
     program: w(program, 5, program - 20, 10_000),
     resync: w(resync, resync - 10, 0, resyncWrites, resyncWrites),
@@ -73,7 +104,8 @@ describe('felix-routes: the rows', () => {
   it('FELIX_BENCH_ROUNDS: default 3, 1..20, anything else refused naming the value', () => {
     expect([roundsFrom(undefined), roundsFrom(''), roundsFrom('7')]).toEqual([ROUNDS, ROUNDS, 7]);
     expect(ROUNDS).toBe(3);
-    for (const bad of ['0', '21', '2.5', 'many']) expect(() => roundsFrom(bad)).toThrow(new RegExp(`FELIX_BENCH_ROUNDS="${bad}"`));
+    for (const bad of ['0', '21', '2.5', 'many'])
+      expect(() => roundsFrom(bad)).toThrow(new RegExp(`FELIX_BENCH_ROUNDS="${bad}"`));
   });
 
   it('median of odd and even counts', () => {
@@ -82,16 +114,28 @@ describe('felix-routes: the rows', () => {
     expect(median([])).toBeNaN();
   });
 
-  it('ratios best to best and median to median; the worst round\'s writes; the cold round apart', () => {
-    const rows = felixRows([100, 120, 110], [round(130, 40, 20), round(150, 60, 30), round(125, 50, 25, 2)], round(200, 0, 0));
+  it("ratios best to best and median to median; the worst round's writes; the cold round apart", () => {
+    const rows = felixRows(
+      [100, 120, 110],
+      [round(130, 40, 20), round(150, 60, 30), round(125, 50, 25, 2)],
+      round(200, 0, 0),
+    );
     const byName = new Map(rows.map((r) => [r.name, r]));
     expect(rows.length).toBeGreaterThan(6);
     expect(byName.get('10k routes: ip -batch (baseline), best of 3')?.value).toBe(100);
-    expect(byName.get('10k routes: tortie RouteTable, best of 3')).toMatchObject({ value: 125, vs: '1.25× ip -batch (target ≤ 1.2×)' });
-    expect(byName.get('10k routes: tortie RouteTable, median of 3')?.vs).toMatch(/^1\.18× ip -batch median; reads 5\.0 \+ ip -batch 110\.0 \+ JS 15\.0 ms, Node CPU 12\.0 ms$/);
+    expect(byName.get('10k routes: tortie RouteTable, best of 3')).toMatchObject({
+      value: 125,
+      vs: '1.25× ip -batch (target ≤ 1.2×)',
+    });
+    expect(byName.get('10k routes: tortie RouteTable, median of 3')?.vs).toMatch(
+      /^1\.18× ip -batch median; reads 5\.0 \+ ip -batch 110\.0 \+ JS 15\.0 ms, Node CPU 12\.0 ms$/,
+    );
     expect(byName.get('10k routes: tortie, first in this process (cold JIT)')?.value).toBe(200);
     expect(byName.get('no-op resync of 10k (full re-read), median of 3')).toMatchObject({ value: 50 });
-    expect(byName.get('no-op resync: kernel writes (max over rounds)')).toMatchObject({ value: 2, vs: '2 route changes seen by ip monitor (target 0)' });
+    expect(byName.get('no-op resync: kernel writes (max over rounds)')).toMatchObject({
+      value: 2,
+      vs: '2 route changes seen by ip monitor (target 0)',
+    });
     expect(byName.get('1 route moved among 10k, median of 3')?.value).toBe(25);
     expect(() => felixRows([], [])).toThrow(/no rounds/);
   });

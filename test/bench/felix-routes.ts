@@ -71,7 +71,8 @@ export const ROUNDS = 3;
 export function roundsFrom(text: string | undefined): number {
   if (text === undefined || text.trim() === '') return ROUNDS;
   const n = Number(text);
-  if (!Number.isInteger(n) || n < 1 || n > 20) throw new Error(`FELIX_BENCH_ROUNDS="${text}": expected a whole number of rounds 1..20`);
+  if (!Number.isInteger(n) || n < 1 || n > 20)
+    throw new Error(`FELIX_BENCH_ROUNDS="${text}": expected a whole number of rounds 1..20`);
   return n;
 }
 /** Target from issue #6: tortie's first programming ≤ 1.2× `ip -batch`. */
@@ -98,17 +99,28 @@ function dotted(n: number): string {
 }
 
 /** The bench's desired routes, and the cali* interfaces they need. Pure. */
-export function benchRoutes(mix: RouteMix = MIX, nodeAddress: (i: number) => string = (i) => underlay(i + 2)): { routes: DesiredRoute[]; interfaces: string[] } {
+export function benchRoutes(
+  mix: RouteMix = MIX,
+  nodeAddress: (i: number) => string = (i) => underlay(i + 2),
+): { routes: DesiredRoute[]; interfaces: string[] } {
   const blockPrefix = (i: number): string => `${dotted((BLOCK_BASE + i * 64) >>> 0)}/26`;
   const routes: DesiredRoute[] = [];
   const interfaces: string[] = [];
-  for (let i = 0; i < mix.blackholes; i++) routes.push({ dst: blockPrefix(i), type: 'blackhole', proto: FELIX_ROUTE_PROTOCOL, class: 'blackhole' });
+  for (let i = 0; i < mix.blackholes; i++)
+    routes.push({ dst: blockPrefix(i), type: 'blackhole', proto: FELIX_ROUTE_PROTOCOL, class: 'blackhole' });
   // Workloads fill the local blocks from the first, skipping each block's network address.
   for (let i = 0; i < mix.workloads; i++) {
     const dev = workloadInterfaceName('bench', `pod-${i}`);
     interfaces.push(dev);
     const addr = (BLOCK_BASE + Math.floor(i / 63) * 64 + 1 + (i % 63)) >>> 0;
-    routes.push({ dst: `${dotted(addr)}/32`, type: 'unicast', dev, scope: 'link', proto: FELIX_ROUTE_PROTOCOL, class: 'workload' });
+    routes.push({
+      dst: `${dotted(addr)}/32`,
+      type: 'unicast',
+      dev,
+      scope: 'link',
+      proto: FELIX_ROUTE_PROTOCOL,
+      class: 'workload',
+    });
   }
   for (let i = 0; i < mix.remotes; i++) {
     routes.push({
@@ -130,7 +142,10 @@ export function replaceLines(routes: readonly DesiredRoute[]): string[] {
 }
 
 /** The same routes with one remote block moved to another node (the incremental change). */
-export function withOneMoved(routes: readonly DesiredRoute[], newVia: string): { routes: DesiredRoute[]; moved: string } {
+export function withOneMoved(
+  routes: readonly DesiredRoute[],
+  newVia: string,
+): { routes: DesiredRoute[]; moved: string } {
   const at = routes.findIndex((r) => r.class === 'direct');
   if (at < 0) throw new Error('withOneMoved: the routes hold no remote (direct) route to move');
   const next = [...routes];
@@ -143,7 +158,9 @@ export function median(values: readonly number[]): number {
   if (values.length === 0) return NaN;
   const sorted = [...values].sort((a, b) => a - b);
   const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+  return sorted.length % 2 === 1
+    ? (sorted[mid] as number)
+    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
 }
 
 /** A clock the bench moves by hand (no timers fire: the table is never `start()`ed). */
@@ -165,10 +182,18 @@ class ManualClock implements RouteTableClock {
 async function nodeNamespace(interfaces: readonly string[]): Promise<Netns> {
   const ns = await createNetns('felixbench');
   try {
-    const lines = ['link add eth0 type veth peer name eth0-peer', 'link set eth0 up', 'link set eth0-peer up', `addr add ${underlay(1)}/24 dev eth0`];
-    interfaces.forEach((dev, i) => lines.push(`link add ${dev} type veth peer name wl${i}`, `link set ${dev} up`, `link set wl${i} up`));
+    const lines = [
+      'link add eth0 type veth peer name eth0-peer',
+      'link set eth0 up',
+      'link set eth0-peer up',
+      `addr add ${underlay(1)}/24 dev eth0`,
+    ];
+    interfaces.forEach((dev, i) =>
+      lines.push(`link add ${dev} type veth peer name wl${i}`, `link set ${dev} up`, `link set wl${i} up`),
+    );
     const result = await runCommand('ip', ['-n', ns.name, '-batch', '-'], `${lines.join('\n')}\n`, KERNEL_TIMEOUT_MS);
-    if (result.code !== 0) throw new Error(`setting up ${ns.name}: ip -batch failed: ${result.stderr.trim().slice(0, 300)}`);
+    if (result.code !== 0)
+      throw new Error(`setting up ${ns.name}: ip -batch failed: ${result.stderr.trim().slice(0, 300)}`);
     return ns;
   } catch (e) {
     await ns.destroy().catch(() => undefined);
@@ -183,9 +208,11 @@ async function baselineRound(lines: readonly string[], interfaces: readonly stri
     const t0 = performance.now();
     const result = await runCommand('ip', ['-n', ns.name, '-batch', '-'], `${lines.join('\n')}\n`, KERNEL_TIMEOUT_MS);
     const ms = performance.now() - t0;
-    if (result.code !== 0) throw new Error(`baseline ip -batch in ${ns.name} failed: ${result.stderr.trim().slice(0, 300)}`);
+    if (result.code !== 0)
+      throw new Error(`baseline ip -batch in ${ns.name} failed: ${result.stderr.trim().slice(0, 300)}`);
     const count = (await ns.routes()).length;
-    if (count < lines.length) throw new Error(`baseline: ${count} routes in ${ns.name} after ip -batch of ${lines.length}`);
+    if (count < lines.length)
+      throw new Error(`baseline: ${count} routes in ${ns.name} after ip -batch of ${lines.length}`);
     return ms;
   } finally {
     await ns.destroy().catch(() => undefined);
@@ -199,7 +226,10 @@ class RouteEventCounter {
   private readonly handle: { stop(): void };
   lost: string | null = null;
 
-  constructor(kernel: Iproute2Kernel, private readonly probeDst: string) {
+  constructor(
+    kernel: Iproute2Kernel,
+    private readonly probeDst: string,
+  ) {
     this.handle = kernel.watch((e: KernelEvent) => {
       if (e.kind === 'lost') this.lost = e.reason;
       else if (e.kind === 'route' && e.dst === this.probeDst) this.probeSeen ||= !e.deleted;
@@ -220,7 +250,10 @@ class RouteEventCounter {
       const next = performance.now() + 100;
       while (!this.probeSeen && this.lost === null && performance.now() < next) await sleep(5);
     }
-    if (!this.probeSeen) throw new Error(`ip monitor in ${ns.name} did not report the probe route within ${boundMs} ms${this.lost ? ` (${this.lost})` : ''}`);
+    if (!this.probeSeen)
+      throw new Error(
+        `ip monitor in ${ns.name} did not report the probe route within ${boundMs} ms${this.lost ? ` (${this.lost})` : ''}`,
+      );
     this.events = 0; // the probe's own deletions
   }
 
@@ -285,7 +318,10 @@ class TimedKernel implements Kernel {
     });
   }
   readThenWrite(): { read: Promise<KernelSnapshot>; write(batch: KernelBatch): Promise<void> } {
-    const session = this.inner.readThenWrite?.() ?? { read: this.inner.readAll(), write: (batch: KernelBatch) => this.inner.apply(batch) };
+    const session = this.inner.readThenWrite?.() ?? {
+      read: this.inner.readAll(),
+      write: (batch: KernelBatch) => this.inner.apply(batch),
+    };
     return {
       read: this.read(() => session.read),
       write: (batch) => this.timedWrite(() => session.write(batch)),
@@ -332,15 +368,28 @@ export interface Floors {
 /** Spawn to exit of `ip -n NS args` (stdin given), stdout into a scratch file as the reconciler reads. */
 async function timedRead(ns: Netns, args: readonly string[], stdin?: string): Promise<number> {
   const t0 = performance.now();
-  const result = await runBounded({ command: 'ip', args: ['-n', ns.name, ...args], ...(stdin !== undefined ? { stdin } : {}), stdout: 'scratch', timeoutMs: KERNEL_TIMEOUT_MS });
+  const result = await runBounded({
+    command: 'ip',
+    args: ['-n', ns.name, ...args],
+    ...(stdin !== undefined ? { stdin } : {}),
+    stdout: 'scratch',
+    timeoutMs: KERNEL_TIMEOUT_MS,
+  });
   const ms = performance.now() - t0;
   if (result.code !== 0) throw new Error(failureMessage(`ip -n ${ns.name} ${args.join(' ')}`, result));
-  if (result.stdout.length < ROUTE_COUNT * 20) throw new Error(`ip -n ${ns.name} ${args.join(' ')} printed ${result.stdout.length} bytes: not ${ROUTE_COUNT} routes`);
+  if (result.stdout.length < ROUTE_COUNT * 20)
+    throw new Error(
+      `ip -n ${ns.name} ${args.join(' ')} printed ${result.stdout.length} bytes: not ${ROUTE_COUNT} routes`,
+    );
   return ms;
 }
 
 /** (2)–(4) in one fresh namespace. `profile`: CPU profiles of the programming and resync windows. */
-async function tortieRound(routes: readonly DesiredRoute[], interfaces: readonly string[], profile?: string): Promise<TortieRound> {
+async function tortieRound(
+  routes: readonly DesiredRoute[],
+  interfaces: readonly string[],
+  profile?: string,
+): Promise<TortieRound> {
   const ns = await nodeNamespace(interfaces);
   const iproute2 = new Iproute2Kernel({ netns: ns.name, timeoutMs: KERNEL_TIMEOUT_MS });
   const kernel = new TimedKernel(iproute2);
@@ -360,11 +409,23 @@ async function tortieRound(routes: readonly DesiredRoute[], interfaces: readonly
       const cpu = process.cpuUsage(cpu0);
       await window?.stop();
       const cpuMs = (cpu.user + cpu.system) / 1000;
-      return { ms, readMs: kernel.readMs, writeMs: kernel.writeMs, cpuMs, writes: result.kernelWrites, fullResync: result.fullResync, events: await events() };
+      return {
+        ms,
+        readMs: kernel.readMs,
+        writeMs: kernel.writeMs,
+        cpuMs,
+        writes: result.kernelWrites,
+        fullResync: result.fullResync,
+        events: await events(),
+      };
     };
 
     // (2) The empty table gets all 10,000.
-    const program = await measure('program', () => table.setDesired(routes), async () => -1);
+    const program = await measure(
+      'program',
+      () => table.setDesired(routes),
+      async () => -1,
+    );
     const count = (await ns.routes()).length;
     if (count < routes.length) throw new Error(`tortie: ${count} routes in ${ns.name} after applying ${routes.length}`);
 
@@ -379,7 +440,10 @@ async function tortieRound(routes: readonly DesiredRoute[], interfaces: readonly
     // (3) Nothing changed; the clock says a full resync is due.
     clock.advance(RESYNC_MS);
     const resync = await measure('resync', () => undefined, settled);
-    if (!resync.fullResync) throw new Error('the resync apply did not re-read the kernel (fullResync false): the bench would measure nothing');
+    if (!resync.fullResync)
+      throw new Error(
+        'the resync apply did not re-read the kernel (fullResync false): the bench would measure nothing',
+      );
 
     // (4) One block moves to another node: the whole desired set again, one route different.
     const { routes: moved } = withOneMoved(routes, underlay(253));
@@ -410,7 +474,8 @@ export const felixRoutesBench: Bench = {
       return [];
     }
     const { routes, interfaces } = benchRoutes();
-    if (routes.length !== ROUTE_COUNT) throw new Error(`felix-routes: the mix makes ${routes.length} routes, expected ${ROUTE_COUNT}`);
+    if (routes.length !== ROUTE_COUNT)
+      throw new Error(`felix-routes: the mix makes ${routes.length} routes, expected ${ROUTE_COUNT}`);
     const lines = replaceLines(routes);
     const profile = process.env.FELIX_BENCH_PROFILE || undefined;
 
@@ -433,10 +498,15 @@ export const felixRoutesBench: Bench = {
       console.log(
         `felix-routes round ${round + 1}: ip -batch ${fmt(baseline.at(-1) as number)} ms; tortie ${describeWindow(t.program)}; ` +
           `no-op resync ${describeWindow(t.resync)}; 1 route moved ${describeWindow(t.incremental)}` +
-          (t.floors ? `; floors: ip -json route show ${fmt(t.floors.jsonShowMs)} ms, ip route save + link show ${fmt(t.floors.saveAndLinksMs)} ms` : ''),
+          (t.floors
+            ? `; floors: ip -json route show ${fmt(t.floors.jsonShowMs)} ms, ip route save + link show ${fmt(t.floors.saveAndLinksMs)} ms`
+            : ''),
       );
     }
-    if (profile) console.log(`felix-routes: CPU profiles of round 1 written to ${profile}.{program,resync,incremental}.cpuprofile`);
+    if (profile)
+      console.log(
+        `felix-routes: CPU profiles of round 1 written to ${profile}.{program,resync,incremental}.cpuprofile`,
+      );
     return felixRows(baseline, tortie, cold);
   },
 };
@@ -458,8 +528,18 @@ export function felixRows(baseline: readonly number[], rounds: readonly TortieRo
   const breakdown = (w: Window): string =>
     `reads ${fmt(w.readMs)} + ip -batch ${fmt(w.writeMs)} + JS ${fmt(w.ms - w.readMs - w.writeMs)} ms, Node CPU ${fmt(w.cpuMs)} ms`;
   const rows: BenchRow[] = [
-    { name: `10k routes: ip -batch (baseline), best of ${n}`, value: best(baseline), unit: 'ms', vs: `median ${fmt(median(baseline))} ms` },
-    { name: `10k routes: tortie RouteTable, best of ${n}`, value: best(program), unit: 'ms', vs: `${(best(program) / best(baseline)).toFixed(2)}× ip -batch (target ≤ ${TARGET_RATIO}×)` },
+    {
+      name: `10k routes: ip -batch (baseline), best of ${n}`,
+      value: best(baseline),
+      unit: 'ms',
+      vs: `median ${fmt(median(baseline))} ms`,
+    },
+    {
+      name: `10k routes: tortie RouteTable, best of ${n}`,
+      value: best(program),
+      unit: 'ms',
+      vs: `${(best(program) / best(baseline)).toFixed(2)}× ip -batch (target ≤ ${TARGET_RATIO}×)`,
+    },
     {
       name: `10k routes: tortie RouteTable, median of ${n}`,
       value: median(program),
@@ -467,15 +547,19 @@ export function felixRows(baseline: readonly number[], rounds: readonly TortieRo
       vs: `${(median(program) / median(baseline)).toFixed(2)}× ip -batch median; ${breakdown(medianOf((r) => r.program))}`,
     },
   ];
-  if (cold) rows.push({ name: '10k routes: tortie, first in this process (cold JIT)', value: cold.program.ms, unit: 'ms', vs: `${(cold.program.ms / median(baseline)).toFixed(2)}× ip -batch median` });
-  rows.push(
-    {
-      name: `no-op resync of 10k (full re-read), median of ${n}`,
-      value: median(resync),
+  if (cold)
+    rows.push({
+      name: '10k routes: tortie, first in this process (cold JIT)',
+      value: cold.program.ms,
       unit: 'ms',
-      vs: `best ${fmt(best(resync))} ms (target ≤ ${TARGET_RESYNC_MS} ms); ${breakdown(medianOf((r) => r.resync))}`,
-    },
-  );
+      vs: `${(cold.program.ms / median(baseline)).toFixed(2)}× ip -batch median`,
+    });
+  rows.push({
+    name: `no-op resync of 10k (full re-read), median of ${n}`,
+    value: median(resync),
+    unit: 'ms',
+    vs: `best ${fmt(best(resync))} ms (target ≤ ${TARGET_RESYNC_MS} ms); ${breakdown(medianOf((r) => r.resync))}`,
+  });
   const floors = rounds.map((r) => r.floors).filter((f): f is Floors => f !== undefined);
   if (floors.length > 0) {
     rows.push(
@@ -500,7 +584,12 @@ export function felixRows(baseline: readonly number[], rounds: readonly TortieRo
       unit: 'writes',
       vs: `${max(rounds.map((r) => r.resync.events))} route changes seen by ip monitor (target 0)`,
     },
-    { name: `1 route moved among 10k, median of ${n}`, value: median(incremental), unit: 'ms', vs: `best ${fmt(best(incremental))} ms; ${breakdown(medianOf((r) => r.incremental))}` },
+    {
+      name: `1 route moved among 10k, median of ${n}`,
+      value: median(incremental),
+      unit: 'ms',
+      vs: `best ${fmt(best(incremental))} ms; ${breakdown(medianOf((r) => r.incremental))}`,
+    },
     {
       name: '1 route moved: kernel writes (max over rounds)',
       value: max(rounds.map((r) => r.incremental.writes)),

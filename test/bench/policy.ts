@@ -18,12 +18,25 @@ import type { Bench, BenchRow } from './bench.js';
 const NAMESPACES = 10;
 const APPS = 50;
 
-function weps(count: number, labelOf: (i: number) => string = (i) => `app-${i % APPS}`): Array<Resource<'WorkloadEndpoint'>> {
+function weps(
+  count: number,
+  labelOf: (i: number) => string = (i) => `app-${i % APPS}`,
+): Array<Resource<'WorkloadEndpoint'>> {
   return Array.from({ length: count }, (_, i) => ({
     apiVersion: 'projectcalico.org/v3' as const,
     kind: 'WorkloadEndpoint' as const,
-    metadata: { name: `node-0-k8s-pod-${i}-eth0`, namespace: `ns-${i % NAMESPACES}`, labels: { app: labelOf(i), tier: i % 3 === 0 ? 'front' : 'back' } },
-    spec: { node: 'node-0', pod: `pod-${i}`, interfaceName: `calib${i.toString(16).padStart(10, '0')}`, ipNetworks: [`10.244.${Math.floor(i / 250)}.${i % 250}/32`], ports: [{ name: 'http', port: 8080 }] },
+    metadata: {
+      name: `node-0-k8s-pod-${i}-eth0`,
+      namespace: `ns-${i % NAMESPACES}`,
+      labels: { app: labelOf(i), tier: i % 3 === 0 ? 'front' : 'back' },
+    },
+    spec: {
+      node: 'node-0',
+      pod: `pod-${i}`,
+      interfaceName: `calib${i.toString(16).padStart(10, '0')}`,
+      ipNetworks: [`10.244.${Math.floor(i / 250)}.${i % 250}/32`],
+      ports: [{ name: 'http', port: 8080 }],
+    },
   }));
 }
 
@@ -33,19 +46,53 @@ function policies(count: number): Array<Resource<'NetworkPolicy'>> {
       podSelector: { matchLabels: { app: `app-${k % APPS}` } },
       policyTypes: k % 4 === 0 ? ['Ingress', 'Egress'] : ['Ingress'],
       ingress: [
-        { from: [{ podSelector: { matchLabels: { app: `app-${(k + 1) % APPS}` } } }, { namespaceSelector: { matchLabels: { team: `t${k % 5}` } }, podSelector: { matchLabels: { tier: 'front' } } }], ports: [{ port: 8080 }, { port: 'http' }] },
-        { from: [{ ipBlock: { cidr: '192.168.0.0/16', except: [`192.168.${k % 256}.0/24`] } }], ports: [{ protocol: 'UDP', port: 5000, endPort: 5100 }] },
+        {
+          from: [
+            { podSelector: { matchLabels: { app: `app-${(k + 1) % APPS}` } } },
+            {
+              namespaceSelector: { matchLabels: { team: `t${k % 5}` } },
+              podSelector: { matchLabels: { tier: 'front' } },
+            },
+          ],
+          ports: [{ port: 8080 }, { port: 'http' }],
+        },
+        {
+          from: [{ ipBlock: { cidr: '192.168.0.0/16', except: [`192.168.${k % 256}.0/24`] } }],
+          ports: [{ protocol: 'UDP', port: 5000, endPort: 5100 }],
+        },
       ],
-      ...(k % 4 === 0 ? { egress: [{ ports: [{ protocol: 'UDP' as const, port: 53 }] }, { to: [{ podSelector: {} }], ports: [{ port: 'http' }] }] } : {}),
+      ...(k % 4 === 0
+        ? {
+            egress: [
+              { ports: [{ protocol: 'UDP' as const, port: 53 }] },
+              { to: [{ podSelector: {} }], ports: [{ port: 'http' }] },
+            ],
+          }
+        : {}),
     };
-    return { apiVersion: 'networking.k8s.io/v1' as const, kind: 'NetworkPolicy' as const, metadata: { name: `p${k}`, namespace: `ns-${k % NAMESPACES}` }, spec };
+    return {
+      apiVersion: 'networking.k8s.io/v1' as const,
+      kind: 'NetworkPolicy' as const,
+      metadata: { name: `p${k}`, namespace: `ns-${k % NAMESPACES}` },
+      spec,
+    };
   });
 }
 
-const NAMESPACE_RESOURCES: Array<Resource<'Namespace'>> = Array.from({ length: NAMESPACES }, (_, n) => ({ apiVersion: 'v1' as const, kind: 'Namespace' as const, metadata: { name: `ns-${n}`, labels: { team: `t${n % 5}` } }, spec: {} }));
+const NAMESPACE_RESOURCES: Array<Resource<'Namespace'>> = Array.from({ length: NAMESPACES }, (_, n) => ({
+  apiVersion: 'v1' as const,
+  kind: 'Namespace' as const,
+  metadata: { name: `ns-${n}`, labels: { team: `t${n % 5}` } },
+  spec: {},
+}));
 
 function render(pods: number, policyCount: number, labelOf?: (i: number) => string): DesiredFilter {
-  const world = buildWorld({ policies: policies(policyCount), namespaces: NAMESPACE_RESOURCES, workloadEndpoints: weps(pods, labelOf), nodes: [] });
+  const world = buildWorld({
+    policies: policies(policyCount),
+    namespaces: NAMESPACE_RESOURCES,
+    workloadEndpoints: weps(pods, labelOf),
+    nodes: [],
+  });
   return renderFilter(compileEndpoints(world, 'node-0'));
 }
 
@@ -80,18 +127,36 @@ export const policyBench: Bench = {
     rows.push({ name: 'policy: compile + render, 1,000 pods, 200 policies', value: renderMs, unit: 'ms' });
     const full = render(1000, 200);
     const { rules, elements } = size(full);
-    rows.push({ name: 'policy: nft rules for 1,000 pods, 200 policies', value: rules, unit: 'rules', vs: `${full.chains.size} chains, ${full.sets.size} sets, ${elements} set elements` });
+    rows.push({
+      name: 'policy: nft rules for 1,000 pods, 200 policies',
+      value: rules,
+      unit: 'rules',
+      vs: `${full.chains.size} chains, ${full.sets.size} sets, ${elements} set elements`,
+    });
     for (const pods of [250, 500]) {
       const s = size(render(pods, 200));
-      rows.push({ name: `policy: nft rules for ${pods} pods, 200 policies`, value: s.rules, unit: 'rules', vs: `${s.elements} set elements` });
+      rows.push({
+        name: `policy: nft rules for ${pods} pods, 200 policies`,
+        value: s.rules,
+        unit: 'rules',
+        vs: `${s.elements} set elements`,
+      });
     }
     const ns = await createNetns('policybench');
     try {
       const dp = new PolicyDataplane(new Nft({ netns: ns.name, timeoutMs: 120_000 }));
       const t0 = performance.now();
       await dp.apply(full);
-      rows.push({ name: 'policy: first apply (nft -f, empty table), 1,000 pods, 200 policies', value: performance.now() - t0, unit: 'ms' });
-      rows.push({ name: 'policy: no-op apply (nothing changed)', value: await best(3, () => dp.apply(full)), unit: 'ms' });
+      rows.push({
+        name: 'policy: first apply (nft -f, empty table), 1,000 pods, 200 policies',
+        value: performance.now() - t0,
+        unit: 'ms',
+      });
+      rows.push({
+        name: 'policy: no-op apply (nothing changed)',
+        value: await best(3, () => dp.apply(full)),
+        unit: 'ms',
+      });
       // One pod's label changes (pod-7: app-7 → app-8), back and forth: compile, render, diff, nft.
       let flip = false;
       let lines = 0;
@@ -100,8 +165,17 @@ export const policyBench: Bench = {
         const next = render(1000, 200, (i) => (i === 7 && flip ? 'app-8' : `app-${i % APPS}`));
         lines = (await dp.apply(next)).scriptLines;
       });
-      rows.push({ name: 'policy: one label change end to end (compile + render + diff + nft)', value: changeMs, unit: 'ms', vs: `${lines}-line nft script` });
-      rows.push({ name: 'policy: full resync (nft -j list + compare)', value: await best(3, () => dp.resync(full)), unit: 'ms' });
+      rows.push({
+        name: 'policy: one label change end to end (compile + render + diff + nft)',
+        value: changeMs,
+        unit: 'ms',
+        vs: `${lines}-line nft script`,
+      });
+      rows.push({
+        name: 'policy: full resync (nft -j list + compare)',
+        value: await best(3, () => dp.resync(full)),
+        unit: 'ms',
+      });
     } finally {
       await ns.destroy();
     }

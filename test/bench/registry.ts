@@ -10,4 +10,14 @@ import { routingNodesBench } from './routing-nodes.js';
 import { routingReceiveBench } from './routing-receive.js';
 import { routingRrBench } from './routing-rr.js';
 
-export const BENCHES: readonly Bench[] = [codecBench, routingReceiveBench, routingRrBench, routingNodesBench, routingClientsBench, agentConvergenceBench, felixRoutesBench, cniBench, policyBench];
+export const BENCHES: readonly Bench[] = [
+  codecBench,
+  routingReceiveBench,
+  routingRrBench,
+  routingNodesBench,
+  routingClientsBench,
+  agentConvergenceBench,
+  felixRoutesBench,
+  cniBench,
+  policyBench,
+];

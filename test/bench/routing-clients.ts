@@ -41,7 +41,12 @@ export function clientAddress(i: number): string {
 }
 const CLIENT_ADDRESSES = Array.from({ length: CLIENTS }, (_, i) => clientAddress(i));
 type Kind = 'tortie-process' | 'tortie-worker' | PeerKind;
-const REFLECTOR: Readonly<Record<string, string>> = { 'tortie-process': block.host(10), 'tortie-worker': block.host(11), bird2: block.host(12), frr: block.host(13) };
+const REFLECTOR: Readonly<Record<string, string>> = {
+  'tortie-process': block.host(10),
+  'tortie-worker': block.host(11),
+  bird2: block.host(12),
+  frr: block.host(13),
+};
 
 /** The route number (0..TOTAL-1) of a /26 at `addr`, or -1 when it is not one of the bench's. */
 function routeIndex(addr: number, len: number): number {
@@ -58,7 +63,8 @@ export function walkPrefixes(buf: Uint8Array, at: number, end: number, each: (in
   while (at < end) {
     const len = buf[at]!;
     const bytes = (len + 7) >> 3;
-    if (len > 32 || at + 1 + bytes > end) throw new Error(`prefix length ${len} at ${at} overruns the field (ends at ${end})`);
+    if (len > 32 || at + 1 + bytes > end)
+      throw new Error(`prefix length ${len} at ${at} overruns the field (ends at ${end})`);
     let addr = 0;
     for (let k = 0; k < 4; k++) addr = addr * 256 + (k < bytes ? buf[at + 1 + k]! : 0);
     const index = routeIndex(addr, len);
@@ -100,7 +106,10 @@ class CheapClient {
     private readonly reflector: string,
     private readonly waiting: () => Waiting | undefined,
   ) {
-    this.blocks = Array.from({ length: ROUTES_PER_CLIENT }, (_, j) => ({ addr: (BLOCK_BASE + (index * ROUTES_PER_CLIENT + j) * 64) >>> 0, len: 26 }));
+    this.blocks = Array.from({ length: ROUTES_PER_CLIENT }, (_, j) => ({
+      addr: (BLOCK_BASE + (index * ROUTES_PER_CLIENT + j) * 64) >>> 0,
+      len: 26,
+    }));
   }
 
   get received(): number {
@@ -115,7 +124,8 @@ class CheapClient {
     socket.setNoDelay(true);
     // A connection not up within 10 s (a SYN lost to a full accept queue, an OPEN never answered) is retried.
     const retry = setTimeout(() => {
-      if (this.socket === socket && !this.established) socket.destroy(new Error(`not Established within 10 s (${this.lastEvent ?? 'no event'})`));
+      if (this.socket === socket && !this.established)
+        socket.destroy(new Error(`not Established within 10 s (${this.lastEvent ?? 'no event'})`));
     }, 10_000).unref();
     socket.on('connect', () => {
       this.lastEvent = 'connected, OPEN sent';
@@ -165,7 +175,12 @@ class CheapClient {
   }
 
   announce(): void {
-    const attrs: PathAttributes = { origin: 0, asPath: [], nextHop: (0xc6120000 + this.index + 1) >>> 0, localPref: 100 };
+    const attrs: PathAttributes = {
+      origin: 0,
+      asPath: [],
+      nextHop: (0xc6120000 + this.index + 1) >>> 0,
+      localPref: 100,
+    };
     for (const m of encodeUpdates(attrs, this.blocks, CTX)) this.socket?.write(m);
   }
 
@@ -298,11 +313,21 @@ export async function clientsThrough(kind: Kind): Promise<ClientsResult> {
       clients[i]!.connect();
       if (i % 100 === 99) await new Promise((r) => setTimeout(r, 20)); // not 1,000 SYNs in one burst
     }
-    await waitFor(() => clients.every((c) => c.established), { timeoutMs: SETUP_MS, intervalMs: 100, what: `all ${CLIENTS} clients Established with the ${kind} reflector` }).catch((e: Error) => {
+    await waitFor(() => clients.every((c) => c.established), {
+      timeoutMs: SETUP_MS,
+      intervalMs: 100,
+      what: `all ${CLIENTS} clients Established with the ${kind} reflector`,
+    }).catch((e: Error) => {
       const down = clients.filter((c) => !c.established);
-      throw new Error(`${e.message}: ${down.length} are not (first: ${down[0]?.address}, ${down[0]?.lastEvent ?? 'no event'})`);
+      throw new Error(
+        `${e.message}: ${down.length} are not (first: ${down[0]?.address}, ${down[0]?.lastEvent ?? 'no event'})`,
+      );
     });
-    await waitFor(() => reflector.allUp(), { timeoutMs: 30_000, intervalMs: 250, what: `${kind} reflector ${address}: all ${CLIENTS} clients Established` });
+    await waitFor(() => reflector.allUp(), {
+      timeoutMs: 30_000,
+      intervalMs: 250,
+      what: `${kind} reflector ${address}: all ${CLIENTS} clients Established`,
+    });
     const cpu = () => cpuMsOf(reflector.pid);
     const cpu0 = cpu();
     const fill = await phase('fill', clients, () => {
@@ -332,7 +357,8 @@ export function clientsRows(results: ReadonlyMap<string, ClientsResult>): BenchR
   const what = `RR ${CLIENTS} clients × ${ROUTES_PER_CLIENT} /26`;
   const own = results.get('tortie-process');
   const rows: BenchRow[] = [];
-  const flap = (r: ClientsResult) => (r.withdrawn !== undefined && r.back !== undefined ? r.withdrawn + r.back : undefined);
+  const flap = (r: ClientsResult) =>
+    r.withdrawn !== undefined && r.back !== undefined ? r.withdrawn + r.back : undefined;
   const vs = (kind: string, mine: number | undefined, theirs: (r: ClientsResult) => number | undefined) =>
     [...results]
       .filter(([k]) => k !== kind && !k.startsWith('tortie'))
@@ -344,7 +370,12 @@ export function clientsRows(results: ReadonlyMap<string, ClientsResult>): BenchR
       name: `${what}, all hold all: ${kind}`,
       value: r.fill ?? LIMIT_MS,
       unit: 'ms',
-      vs: r.fill === undefined ? `> ${LIMIT_MS / 1000} s limit (${r.held}/${CLIENTS * (TOTAL - ROUTES_PER_CLIENT)})` : tortie ? vs(kind, r.fill, (p) => p.fill) : undefined,
+      vs:
+        r.fill === undefined
+          ? `> ${LIMIT_MS / 1000} s limit (${r.held}/${CLIENTS * (TOTAL - ROUTES_PER_CLIENT)})`
+          : tortie
+            ? vs(kind, r.fill, (p) => p.fill)
+            : undefined,
     });
     rows.push({
       name: `${what}, one client flaps (withdraw ${r.withdrawn?.toFixed(0) ?? '—'} + re-announce ${r.back?.toFixed(0) ?? '—'} ms): ${kind}`,
@@ -357,7 +388,10 @@ export function clientsRows(results: ReadonlyMap<string, ClientsResult>): BenchR
         name: `${what}, reflector CPU during all-hold-all (flap ${r.flapCpuMs ?? '—'} ms): ${kind}`,
         value: r.fillCpuMs,
         unit: 'ms',
-        vs: kind !== 'tortie-process' && own?.fillCpuMs !== undefined && r.fillCpuMs > 0 ? `tortie-process/${kind} ${(own.fillCpuMs / r.fillCpuMs).toFixed(2)}×` : undefined,
+        vs:
+          kind !== 'tortie-process' && own?.fillCpuMs !== undefined && r.fillCpuMs > 0
+            ? `tortie-process/${kind} ${(own.fillCpuMs / r.fillCpuMs).toFixed(2)}×`
+            : undefined,
       });
     }
     if (r.rss !== undefined) {
@@ -365,7 +399,10 @@ export function clientsRows(results: ReadonlyMap<string, ClientsResult>): BenchR
         name: `${what}, reflector RSS: ${kind}`,
         value: Math.round((r.rss / (1024 * 1024)) * 10) / 10,
         unit: 'MiB',
-        vs: kind !== 'tortie-process' && own?.rss !== undefined ? `tortie-process/${kind} ${(own.rss / r.rss).toFixed(2)}×` : undefined,
+        vs:
+          kind !== 'tortie-process' && own?.rss !== undefined
+            ? `tortie-process/${kind} ${(own.rss / r.rss).toFixed(2)}×`
+            : undefined,
       });
     }
   }
@@ -376,7 +413,11 @@ export const routingClientsBench: Bench = {
   name: 'routing-clients',
   async run(): Promise<BenchRow[]> {
     const results = new Map<string, ClientsResult>();
-    const kinds: Kind[] = ['tortie-process', 'tortie-worker', ...(['bird2', 'frr'] as const).filter((k) => requirePeers(k))];
+    const kinds: Kind[] = [
+      'tortie-process',
+      'tortie-worker',
+      ...(['bird2', 'frr'] as const).filter((k) => requirePeers(k)),
+    ];
     for (const kind of kinds) results.set(kind, await clientsThrough(kind));
     return clientsRows(results);
   },

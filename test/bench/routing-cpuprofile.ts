@@ -49,8 +49,10 @@ export function selfTimes(profile: CpuProfile, by: (frame: ProfileNode['callFram
     .sort((a, b) => b.ms - a.ms);
 }
 
-export const byFunction = (f: ProfileNode['callFrame']): string => `${f.functionName || '(anonymous)'} ${location(f)}`.trim();
-export const byFile = (f: ProfileNode['callFrame']): string => location(f).replace(/:\d+$/, '') || `(${f.functionName || 'native'})`;
+export const byFunction = (f: ProfileNode['callFrame']): string =>
+  `${f.functionName || '(anonymous)'} ${location(f)}`.trim();
+export const byFile = (f: ProfileNode['callFrame']): string =>
+  location(f).replace(/:\d+$/, '') || `(${f.functionName || 'native'})`;
 
 function main(): void {
   const args = process.argv.slice(2);
@@ -62,9 +64,11 @@ function main(): void {
     const total = profile.timeDeltas.reduce((a, b) => a + b, 0) / 1000;
     console.log(`\n${file}: ${total.toFixed(0)} ms sampled`);
     console.log('  self time by function:');
-    for (const t of selfTimes(profile, byFunction).slice(0, top)) console.log(`  ${t.percent.toFixed(1).padStart(5)}%  ${t.ms.toFixed(0).padStart(6)} ms  ${t.name}`);
+    for (const t of selfTimes(profile, byFunction).slice(0, top))
+      console.log(`  ${t.percent.toFixed(1).padStart(5)}%  ${t.ms.toFixed(0).padStart(6)} ms  ${t.name}`);
     console.log('  self time by file:');
-    for (const t of selfTimes(profile, byFile).slice(0, 12)) console.log(`  ${t.percent.toFixed(1).padStart(5)}%  ${t.ms.toFixed(0).padStart(6)} ms  ${t.name}`);
+    for (const t of selfTimes(profile, byFile).slice(0, 12))
+      console.log(`  ${t.percent.toFixed(1).padStart(5)}%  ${t.ms.toFixed(0).padStart(6)} ms  ${t.name}`);
   }
 }
 

@@ -57,9 +57,20 @@ export function birdOriginConfig(o: BirdOriginOptions): string {
     'protocol static t_routes { ipv4; disabled;',
   ];
   for (let i = 0; i < o.routes; i++) {
-    lines.push(o.distinct ? `  route ${blockText(base, i)} blackhole { bgp_med = ${i + 1}; };` : `  route ${blockText(base, i)} blackhole;`);
+    lines.push(
+      o.distinct
+        ? `  route ${blockText(base, i)} blackhole { bgp_med = ${i + 1}; };`
+        : `  route ${blockText(base, i)} blackhole;`,
+    );
   }
-  lines.push('}', 'filter t_export {', '  if proto = "t_nexthops" then reject;', `  bgp_next_hop = ${BENCH_NEXT_HOP};`, '  accept;', '}');
+  lines.push(
+    '}',
+    'filter t_export {',
+    '  if proto = "t_nexthops" then reject;',
+    `  bgp_next_hop = ${BENCH_NEXT_HOP};`,
+    '  accept;',
+    '}',
+  );
   o.neighbors.forEach((n, i) => {
     lines.push(
       `protocol bgp t_n${i + 1} {`,
@@ -119,20 +130,31 @@ export async function startBirdOrigin(o: BirdOriginOptions): Promise<BirdOrigin>
 }
 
 /** Waits until every listed neighbor of a BIRD origin is Established. */
-export async function waitOriginEstablished(origin: BirdOrigin, neighbors: readonly string[], timeoutMs = 20_000): Promise<void> {
+export async function waitOriginEstablished(
+  origin: BirdOrigin,
+  neighbors: readonly string[],
+  timeoutMs = 20_000,
+): Promise<void> {
   await waitFor(
     async () => {
       const up = new Set((await origin.sessions()).filter((s) => s.state === 'Established').map((s) => s.neighbor));
       return neighbors.every((n) => up.has(n));
     },
-    { timeoutMs, intervalMs: 50, what: `bird2 origin ${origin.address} sessions to ${neighbors.join(', ')} Established` },
+    {
+      timeoutMs,
+      intervalMs: 50,
+      what: `bird2 origin ${origin.address} sessions to ${neighbors.join(', ')} Established`,
+    },
   );
 }
 
 /** Parses BIRD's `show route ... count`: "100000 of 100000 routes for 100000 networks in table master4". */
 export function parseBirdCount(text: string): number {
   const m = /(\d+) of \d+ routes/.exec(text);
-  if (!m) throw new Error(`bird "show route count" answer not understood (expected "N of M routes ..."): ${text.slice(0, 200)}`);
+  if (!m)
+    throw new Error(
+      `bird "show route count" answer not understood (expected "N of M routes ..."): ${text.slice(0, 200)}`,
+    );
   return Number(m[1]);
 }
 
@@ -145,12 +167,17 @@ export function parseFrrPfxRcd(json: string, neighbor: string): number {
 /** Parses `gobgp global rib summary -a ipv4`: "Table ipv4-unicast\nDestination: 100000, Path: 100000". */
 export function parseGobgpSummary(text: string): number {
   const m = /Destination:\s*(\d+)/.exec(text);
-  if (!m) throw new Error(`gobgp "global rib summary" answer not understood (expected "Destination: N"): ${text.slice(0, 200)}`);
+  if (!m)
+    throw new Error(
+      `gobgp "global rib summary" answer not understood (expected "Destination: N"): ${text.slice(0, 200)}`,
+    );
   return Number(m[1]);
 }
 
 /** How to count routes learned from `neighbor` in a harness daemon, one table entry per kind. */
-const COUNTERS: Readonly<Partial<Record<PeerKind, (peer: PeerDaemon, neighbor: string, protocol: string) => Promise<number>>>> = {
+const COUNTERS: Readonly<
+  Partial<Record<PeerKind, (peer: PeerDaemon, neighbor: string, protocol: string) => Promise<number>>>
+> = {
   bird2: async (peer, _n, protocol) => parseBirdCount(await peer.cli(`show route protocol ${protocol} count`)),
   frr: async (peer, neighbor) => parseFrrPfxRcd(await peer.cli('show bgp ipv4 unicast summary json'), neighbor),
   gobgp: async (peer) => parseGobgpSummary(await peer.cli('global rib summary -a ipv4')),
@@ -162,7 +189,8 @@ const COUNTERS: Readonly<Partial<Record<PeerKind, (peer: PeerDaemon, neighbor: s
  */
 export function routeCounter(peer: PeerDaemon, neighbor: string, protocol = 't_n1'): () => Promise<number> {
   const counter = COUNTERS[peer.kind];
-  if (!counter) throw new Error(`no route counter for peer kind "${peer.kind}"; known: ${Object.keys(COUNTERS).join(', ')}`);
+  if (!counter)
+    throw new Error(`no route counter for peer kind "${peer.kind}"; known: ${Object.keys(COUNTERS).join(', ')}`);
   return () => counter(peer, neighbor, protocol);
 }
 
@@ -174,7 +202,12 @@ export interface Reached {
 }
 
 /** Polls `count` (one call at a time) until it reaches `target` or `limitMs` passes since `t0`. */
-export async function timeUntil(count: () => Promise<number>, target: number, t0: number, limitMs: number): Promise<Reached> {
+export async function timeUntil(
+  count: () => Promise<number>,
+  target: number,
+  t0: number,
+  limitMs: number,
+): Promise<Reached> {
   let last = 0;
   const maxPolls = Math.ceil(limitMs / POLL_MS) + 1;
   for (let i = 0; i < maxPolls && performance.now() - t0 < limitMs; i++) {

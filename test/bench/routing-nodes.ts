@@ -31,7 +31,12 @@ const BLOCK_BASE = 0x0a640000;
 
 const block = addressBlock('test/bench/routing-nodes.ts');
 const NODE_ADDRESSES = Array.from({ length: NODES }, (_, i) => block.host(i + 1));
-const REFLECTOR: Readonly<Record<string, string>> = { tortie: block.host(250), bird2: block.host(251), frr: block.host(252), gobgp: block.host(253) };
+const REFLECTOR: Readonly<Record<string, string>> = {
+  tortie: block.host(250),
+  bird2: block.host(251),
+  frr: block.host(252),
+  gobgp: block.host(253),
+};
 
 /** One simulated node: a Session, its own blocks, and the set of other nodes' blocks it has received. */
 class SimNode {
@@ -47,7 +52,10 @@ class SimNode {
     reflector: string,
     private readonly onComplete: () => void,
   ) {
-    this.blocks = Array.from({ length: BLOCKS_PER_NODE }, (_, j) => ({ addr: (BLOCK_BASE + (index * BLOCKS_PER_NODE + j) * 64) >>> 0, len: 26 }));
+    this.blocks = Array.from({ length: BLOCKS_PER_NODE }, (_, j) => ({
+      addr: (BLOCK_BASE + (index * BLOCKS_PER_NODE + j) * 64) >>> 0,
+      len: 26,
+    }));
     this.own = new Set(this.blocks.map(prefixKey));
     this.session = new Session({
       localAs: BENCH_AS,
@@ -79,7 +87,12 @@ class SimNode {
 
   /** This node's 50 blocks in one UPDATE, next hop 198.18.<i/256>.<i%256> (never 127.x: FRR/GoBGP refuse it). */
   announce(): boolean {
-    const attrs: PathAttributes = { origin: 0, asPath: [], nextHop: (0xc6120000 + this.index + 1) >>> 0, localPref: 100 };
+    const attrs: PathAttributes = {
+      origin: 0,
+      asPath: [],
+      nextHop: (0xc6120000 + this.index + 1) >>> 0,
+      localPref: 100,
+    };
     return this.session.sendUpdates(encodeUpdates(attrs, this.blocks, this.session.codecContext));
   }
 }
@@ -91,7 +104,13 @@ interface Reflector {
 
 /** tortie in a worker thread (see routing-reflector.ts). */
 export async function startTortieReflectorWorker(address: string, clients: readonly string[]): Promise<Reflector> {
-  const data: ReflectorWorkerData & { role: string } = { role: 'tortie-reflector', address, clusterId: CLUSTER_ID, asn: BENCH_AS, clients: [...clients] };
+  const data: ReflectorWorkerData & { role: string } = {
+    role: 'tortie-reflector',
+    address,
+    clusterId: CLUSTER_ID,
+    asn: BENCH_AS,
+    clients: [...clients],
+  };
   const worker = new Worker(new URL('./routing-reflector.js', import.meta.url), { workerData: data });
   let up = 0;
   let stopped: () => void = () => {};
@@ -135,7 +154,10 @@ async function startPeerReflector(kind: PeerKind, address: string, clients: read
 /** One run through `kind`: ms from the announcements until every node holds all 10 000 blocks. */
 export async function nodesThrough(kind: 'tortie' | PeerKind, limitMs = LIMIT_MS): Promise<Reached> {
   const address = REFLECTOR[kind]!;
-  const reflector = kind === 'tortie' ? await startTortieReflectorWorker(address, NODE_ADDRESSES) : await startPeerReflector(kind, address, NODE_ADDRESSES);
+  const reflector =
+    kind === 'tortie'
+      ? await startTortieReflectorWorker(address, NODE_ADDRESSES)
+      : await startPeerReflector(kind, address, NODE_ADDRESSES);
   let completed = 0;
   let allDone: (ms: number) => void = () => {};
   let t0 = 0;
@@ -147,8 +169,16 @@ export async function nodesThrough(kind: 'tortie' | PeerKind, limitMs = LIMIT_MS
   );
   try {
     for (const n of nodes) n.session.start();
-    await waitFor(() => nodes.every((n) => n.session.established), { timeoutMs: 30_000, intervalMs: 50, what: `all ${NODES} nodes Established with the ${kind} reflector` });
-    await waitFor(() => reflector.allUp(), { timeoutMs: 20_000, intervalMs: 100, what: `${kind} reflector ${address}: all ${NODES} clients Established` });
+    await waitFor(() => nodes.every((n) => n.session.established), {
+      timeoutMs: 30_000,
+      intervalMs: 50,
+      what: `all ${NODES} nodes Established with the ${kind} reflector`,
+    });
+    await waitFor(() => reflector.allUp(), {
+      timeoutMs: 20_000,
+      intervalMs: 100,
+      what: `${kind} reflector ${address}: all ${NODES} clients Established`,
+    });
     const finished = new Promise<number | undefined>((resolve) => {
       allDone = resolve;
       setTimeout(() => resolve(undefined), limitMs).unref();
@@ -173,6 +203,12 @@ export const routingNodesBench: Bench = {
     const peers = new Map<string, Reached>();
     for (const kind of REAL_REFLECTORS.filter((k) => requirePeers(k))) peers.set(kind, await nodesThrough(kind));
     // `last` counts received blocks summed over nodes: what "all" would be is NODES × 9 950.
-    return comparisonRows(`${NODES} nodes × ${BLOCKS_PER_NODE} /26 through one RR`, NODES * (TOTAL - BLOCKS_PER_NODE), tortie, peers, LIMIT_MS);
+    return comparisonRows(
+      `${NODES} nodes × ${BLOCKS_PER_NODE} /26 through one RR`,
+      NODES * (TOTAL - BLOCKS_PER_NODE),
+      tortie,
+      peers,
+      LIMIT_MS,
+    );
   },
 };

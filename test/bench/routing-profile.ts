@@ -26,9 +26,12 @@ export const PROFILE_SCENARIOS: Readonly<Record<string, (window?: TimedWindow) =
   'receive-distinct': async (w) => `receive 100k distinct: ${JSON.stringify(await receiveIntoTortie(true, w))}`,
   rr: async (w) => `RR fan-out 100k: ${JSON.stringify(await fanOut('tortie', w))}`,
   'rr-distinct': async (w) => `RR fan-out 100k distinct: ${JSON.stringify(await fanOut('tortie', w, true))}`,
-  'rr-process': async () => `RR fan-out 100k, tortie bgp speaker process: ${JSON.stringify(await fanOut('tortie-process'))}`,
-  'rr-process-distinct': async () => `RR fan-out 100k distinct, tortie bgp speaker process: ${JSON.stringify(await fanOut('tortie-process', undefined, true))}`,
-  clients: async () => `1,000 clients, tortie bgp speaker process: ${JSON.stringify(await clientsThrough('tortie-process'))}`,
+  'rr-process': async () =>
+    `RR fan-out 100k, tortie bgp speaker process: ${JSON.stringify(await fanOut('tortie-process'))}`,
+  'rr-process-distinct': async () =>
+    `RR fan-out 100k distinct, tortie bgp speaker process: ${JSON.stringify(await fanOut('tortie-process', undefined, true))}`,
+  clients: async () =>
+    `1,000 clients, tortie bgp speaker process: ${JSON.stringify(await clientsThrough('tortie-process'))}`,
   nodes: async () => `200 nodes: ${JSON.stringify(await nodesThrough('tortie'))}`,
 };
 

@@ -14,7 +14,14 @@ import { parseIpv4 } from '../../bgp/ip.js';
 import { Speaker } from '../../bgp/speaker.js';
 import { addressBlock, requirePeers, startPeer, waitFor, type PeerKind } from '../harness/index.js';
 import type { Bench, BenchRow } from './bench.js';
-import { BENCH_AS, routeCounter, startBirdOrigin, timeUntil, waitOriginEstablished, type Reached } from './routing-daemons.js';
+import {
+  BENCH_AS,
+  routeCounter,
+  startBirdOrigin,
+  timeUntil,
+  waitOriginEstablished,
+  type Reached,
+} from './routing-daemons.js';
 
 export const RECEIVE_ROUTES = 100_000;
 const LIMIT_MS = 60_000;
@@ -55,16 +62,30 @@ export interface TortieReceive {
 }
 
 /** tortie as the receiver: a Speaker on `address`, the origin connects to it. */
-export async function receiveIntoTortie(distinct: boolean, window?: TimedWindow, address = RECEIVER.tortie, origin = ORIGIN): Promise<TortieReceive> {
+export async function receiveIntoTortie(
+  distinct: boolean,
+  window?: TimedWindow,
+  address = RECEIVER.tortie,
+  origin = ORIGIN,
+): Promise<TortieReceive> {
   const gc = fullGc();
   const speaker = new Speaker({ routerId: parseIpv4(address), localAs: BENCH_AS, listen: { address, port: 179 } });
   await speaker.start();
   speaker.setPeers([{ address: origin, peerAs: BENCH_AS, passive: true }]);
-  const bird = await startBirdOrigin({ address: origin, routerId: origin, neighbors: [{ address }], routes: RECEIVE_ROUTES, distinct });
+  const bird = await startBirdOrigin({
+    address: origin,
+    routerId: origin,
+    neighbors: [{ address }],
+    routes: RECEIVE_ROUTES,
+    distinct,
+  });
   let timer: NodeJS.Timeout | undefined;
   try {
     await waitOriginEstablished(bird, [address]);
-    await waitFor(() => speaker.peerStatus()[0]?.state === 'Established', { timeoutMs: 10_000, what: `tortie ${address} session to ${origin} Established` });
+    await waitFor(() => speaker.peerStatus()[0]?.state === 'Established', {
+      timeoutMs: 10_000,
+      what: `tortie ${address} session to ${origin} Established`,
+    });
     gc();
     const heapBefore = process.memoryUsage().heapUsed;
     await window?.start();
@@ -96,9 +117,20 @@ export async function receiveIntoTortie(distinct: boolean, window?: TimedWindow,
 /** A real daemon as the receiver, polled through its CLI. */
 export async function receiveIntoPeer(kind: PeerKind, distinct: boolean): Promise<Reached> {
   const address = RECEIVER[kind];
-  const peer = await startPeer(kind, { address, as: BENCH_AS, routerId: address, neighbors: [{ address: ORIGIN, as: BENCH_AS, passive: true }] });
+  const peer = await startPeer(kind, {
+    address,
+    as: BENCH_AS,
+    routerId: address,
+    neighbors: [{ address: ORIGIN, as: BENCH_AS, passive: true }],
+  });
   try {
-    const bird = await startBirdOrigin({ address: ORIGIN, routerId: ORIGIN, neighbors: [{ address }], routes: RECEIVE_ROUTES, distinct });
+    const bird = await startBirdOrigin({
+      address: ORIGIN,
+      routerId: ORIGIN,
+      neighbors: [{ address }],
+      routes: RECEIVE_ROUTES,
+      distinct,
+    });
     try {
       await waitOriginEstablished(bird, [address]);
       const count = routeCounter(peer, ORIGIN);
@@ -121,9 +153,16 @@ export function ratio(tortieMs: number | undefined, peerMs: number | undefined, 
 }
 
 /** Rows for one scenario: tortie's time with its ratio to every peer, then every peer's time. */
-export function comparisonRows(what: string, total: number, tortie: Reached, peers: ReadonlyMap<string, Reached>, limitMs: number): BenchRow[] {
+export function comparisonRows(
+  what: string,
+  total: number,
+  tortie: Reached,
+  peers: ReadonlyMap<string, Reached>,
+  limitMs: number,
+): BenchRow[] {
   const value = (r: Reached) => r.ms ?? limitMs;
-  const late = (r: Reached) => (r.ms === undefined ? `> ${limitMs / 1000} s limit (${r.last}/${total} routes)` : undefined);
+  const late = (r: Reached) =>
+    r.ms === undefined ? `> ${limitMs / 1000} s limit (${r.last}/${total} routes)` : undefined;
   const rows: BenchRow[] = [
     {
       name: `${what}: tortie`,
@@ -133,7 +172,12 @@ export function comparisonRows(what: string, total: number, tortie: Reached, pee
     },
   ];
   for (const [kind, r] of peers) {
-    rows.push({ name: `${what}: ${kind}`, value: value(r), unit: 'ms', vs: late(r) ?? `tortie/${kind} ${ratio(tortie.ms, r.ms, limitMs)}` });
+    rows.push({
+      name: `${what}: ${kind}`,
+      value: value(r),
+      unit: 'ms',
+      vs: late(r) ?? `tortie/${kind} ${ratio(tortie.ms, r.ms, limitMs)}`,
+    });
   }
   return rows;
 }
@@ -143,7 +187,8 @@ export const routingReceiveBench: Bench = {
   async run(): Promise<BenchRow[]> {
     const rows: BenchRow[] = [];
     const kinds = REAL_RECEIVERS.filter((k) => requirePeers(k));
-    if (!requirePeers('bird2')) return [{ name: 'routing-receive skipped: BIRD 2 (the origin) is not installed', value: 0, unit: '' }];
+    if (!requirePeers('bird2'))
+      return [{ name: 'routing-receive skipped: BIRD 2 (the origin) is not installed', value: 0, unit: '' }];
     for (const distinct of [false, true]) {
       const shape = distinct ? 'distinct, 1 NLRI/UPDATE' : 'packed, ~800 NLRI/UPDATE';
       const tortie = await receiveIntoTortie(distinct);

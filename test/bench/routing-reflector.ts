@@ -21,7 +21,12 @@ export type ReflectorMessage = { type: 'ready' } | { type: 'up'; count: number }
 
 async function runReflector(data: ReflectorWorkerData): Promise<void> {
   const port = parentPort!;
-  const speaker = new Speaker({ routerId: parseIpv4(data.address), localAs: data.asn, listen: { address: data.address, port: 179 }, clusterId: parseIpv4(data.clusterId) });
+  const speaker = new Speaker({
+    routerId: parseIpv4(data.address),
+    localAs: data.asn,
+    listen: { address: data.address, port: 179 },
+    clusterId: parseIpv4(data.clusterId),
+  });
   await speaker.start();
   let up = 0;
   speaker.on('state', (e) => {

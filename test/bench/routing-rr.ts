@@ -13,9 +13,24 @@
 import { performance } from 'node:perf_hooks';
 import { parseIpv4 } from '../../bgp/ip.js';
 import { Speaker } from '../../bgp/speaker.js';
-import { addressBlock, requirePeers, startPeer, waitFor, waitForSession, type PeerDaemon, type PeerKind } from '../harness/index.js';
+import {
+  addressBlock,
+  requirePeers,
+  startPeer,
+  waitFor,
+  waitForSession,
+  type PeerDaemon,
+  type PeerKind,
+} from '../harness/index.js';
 import type { Bench, BenchRow } from './bench.js';
-import { BENCH_AS, routeCounter, startBirdOrigin, timeUntil, waitOriginEstablished, type Reached } from './routing-daemons.js';
+import {
+  BENCH_AS,
+  routeCounter,
+  startBirdOrigin,
+  timeUntil,
+  waitOriginEstablished,
+  type Reached,
+} from './routing-daemons.js';
 import { comparisonRows, type TimedWindow } from './routing-receive.js';
 import { cpuMsOf, rssOf, startTortieProcessReflector } from './routing-speaker-process.js';
 
@@ -45,7 +60,12 @@ interface Reflector {
 }
 
 async function startTortieReflector(address: string): Promise<Reflector> {
-  const speaker = new Speaker({ routerId: parseIpv4(address), localAs: BENCH_AS, listen: { address, port: 179 }, clusterId: parseIpv4(CLUSTER_ID) });
+  const speaker = new Speaker({
+    routerId: parseIpv4(address),
+    localAs: BENCH_AS,
+    listen: { address, port: 179 },
+    clusterId: parseIpv4(CLUSTER_ID),
+  });
   await speaker.start();
   speaker.setPeers(CLIENTS.map((c) => ({ address: c, peerAs: BENCH_AS, rrClient: true, passive: true })));
   return {
@@ -83,25 +103,48 @@ export async function fanOut(kind: ReflectorKind, window?: TimedWindow, distinct
   const reflector = await startReflector(kind, address);
   const receivers: PeerDaemon[] = [];
   try {
-    const origin = await startBirdOrigin({ address: CLIENTS[0]!, routerId: CLIENTS[0]!, neighbors: [{ address }], routes: RR_ROUTES, distinct });
+    const origin = await startBirdOrigin({
+      address: CLIENTS[0]!,
+      routerId: CLIENTS[0]!,
+      neighbors: [{ address }],
+      routes: RR_ROUTES,
+      distinct,
+    });
     try {
       for (const client of CLIENTS.slice(1)) {
-        receivers.push(await startPeer('bird2', { address: client, as: BENCH_AS, routerId: client, neighbors: [{ address, as: BENCH_AS }] }));
+        receivers.push(
+          await startPeer('bird2', {
+            address: client,
+            as: BENCH_AS,
+            routerId: client,
+            neighbors: [{ address, as: BENCH_AS }],
+          }),
+        );
       }
       await waitOriginEstablished(origin, [address]);
       await Promise.all(receivers.map((r) => waitForSession(r, address)));
-      await waitFor(() => reflector.allUp(), { timeoutMs: 20_000, intervalMs: 50, what: `${kind} reflector ${address}: all ${CLIENTS.length} clients Established` });
+      await waitFor(() => reflector.allUp(), {
+        timeoutMs: 20_000,
+        intervalMs: 50,
+        what: `${kind} reflector ${address}: all ${CLIENTS.length} clients Established`,
+      });
       await window?.start();
       const cpu0 = cpuMsOf(reflector.pid);
       const t0 = performance.now();
       await origin.enableRoutes();
-      const each = await Promise.all(receivers.map((r) => timeUntil(routeCounter(r, address), RR_ROUTES, t0, LIMIT_MS)));
+      const each = await Promise.all(
+        receivers.map((r) => timeUntil(routeCounter(r, address), RR_ROUTES, t0, LIMIT_MS)),
+      );
       await window?.stop();
       const rss = rssOf(reflector.pid);
       const cpu1 = cpuMsOf(reflector.pid);
       const cpuMs = cpu0 !== undefined && cpu1 !== undefined ? cpu1 - cpu0 : undefined;
       const late = each.find((r) => r.ms === undefined);
-      return { ...(late ?? { ms: Math.max(...each.map((r) => r.ms!)), last: RR_ROUTES }), ...(rss !== undefined ? { rss } : {}), ...(cpuMs !== undefined ? { cpuMs } : {}) };
+      return {
+        ...(late ?? { ms: Math.max(...each.map((r) => r.ms!)), last: RR_ROUTES }),
+        ...(rss !== undefined ? { rss } : {}),
+        ...(cpuMs !== undefined ? { cpuMs } : {}),
+      };
     } finally {
       await origin.stop();
     }
@@ -114,17 +157,22 @@ export async function fanOut(kind: ReflectorKind, window?: TimedWindow, distinct
 export const routingRrBench: Bench = {
   name: 'routing-rr',
   async run(): Promise<BenchRow[]> {
-    if (!requirePeers('bird2')) return [{ name: 'routing-rr skipped: BIRD 2 (the clients) is not installed', value: 0, unit: '' }];
+    if (!requirePeers('bird2'))
+      return [{ name: 'routing-rr skipped: BIRD 2 (the clients) is not installed', value: 0, unit: '' }];
     const rows: BenchRow[] = [];
     for (const distinct of [false, true]) {
       const shape = distinct ? 'distinct attributes' : 'packed';
       const tortie = await fanOut('tortie', undefined, distinct);
       const own = await fanOut('tortie-process', undefined, distinct);
       const peers = new Map<string, FanOut>();
-      for (const kind of REAL_REFLECTORS.filter((k) => requirePeers(k))) peers.set(kind, await fanOut(kind, undefined, distinct));
+      for (const kind of REAL_REFLECTORS.filter((k) => requirePeers(k)))
+        peers.set(kind, await fanOut(kind, undefined, distinct));
       const what = `RR fan-out 100k /26 ${shape} to 3 BIRD 2 clients`;
       rows.push(...comparisonRows(what, RR_ROUTES, tortie, peers, LIMIT_MS));
-      rows.push({ ...comparisonRows(what, RR_ROUTES, own, peers, LIMIT_MS)[0]!, name: `${what}: tortie bgp speaker process` });
+      rows.push({
+        ...comparisonRows(what, RR_ROUTES, own, peers, LIMIT_MS)[0]!,
+        name: `${what}: tortie bgp speaker process`,
+      });
       rows.push(...rssRows(what, new Map([['tortie-process', own], ...peers])));
     }
     return rows;
@@ -142,12 +190,23 @@ export function rssRows(what: string, peers: ReadonlyMap<string, { rss?: number;
   const rows: BenchRow[] = [];
   for (const [kind, r] of peers) {
     if (r.cpuMs !== undefined) {
-      const vs = kind !== 'tortie-process' && ownCpu !== undefined && r.cpuMs > 0 ? `tortie-process/${kind} ${(ownCpu / r.cpuMs).toFixed(2)}×` : undefined;
+      const vs =
+        kind !== 'tortie-process' && ownCpu !== undefined && r.cpuMs > 0
+          ? `tortie-process/${kind} ${(ownCpu / r.cpuMs).toFixed(2)}×`
+          : undefined;
       rows.push({ name: `${what}: reflector CPU ${kind}`, value: r.cpuMs, unit: 'ms', ...(vs ? { vs } : {}) });
     }
     if (r.rss === undefined) continue;
-    const vs = kind !== 'tortie-process' && own !== undefined ? `tortie-process/${kind} ${(own / r.rss).toFixed(2)}×` : undefined;
-    rows.push({ name: `${what}: RSS ${kind}`, value: Math.round(mb(r.rss) * 10) / 10, unit: 'MiB', ...(vs ? { vs } : {}) });
+    const vs =
+      kind !== 'tortie-process' && own !== undefined
+        ? `tortie-process/${kind} ${(own / r.rss).toFixed(2)}×`
+        : undefined;
+    rows.push({
+      name: `${what}: RSS ${kind}`,
+      value: Math.round(mb(r.rss) * 10) / 10,
+      unit: 'MiB',
+      ...(vs ? { vs } : {}),
+    });
   }
   return rows;
 }

@@ -59,11 +59,38 @@ export function establishedFromEvents(log: string): number {
   return up;
 }
 
-export async function startTortieProcessReflector(address: string, clusterId: string, clients: readonly string[]): Promise<ProcessReflector> {
-  const args = [CLI, 'bgp', 'speaker', '--json', '--router-id', address, '--as', String(BENCH_AS), '--listen', `${address}:179`, '--cluster-id', clusterId];
+export async function startTortieProcessReflector(
+  address: string,
+  clusterId: string,
+  clients: readonly string[],
+): Promise<ProcessReflector> {
+  const args = [
+    CLI,
+    'bgp',
+    'speaker',
+    '--json',
+    '--router-id',
+    address,
+    '--as',
+    String(BENCH_AS),
+    '--listen',
+    `${address}:179`,
+    '--cluster-id',
+    clusterId,
+  ];
   for (const c of clients) args.push('--peer', `${c},as=${BENCH_AS},passive,rr-client`);
-  const proc = startProcess({ name: 'tortie-speaker', command: process.execPath, args, dir: makeTempDir('tortie-speaker-'), env: { TORTIE_LOG_LEVEL: 'warn' } });
-  await waitFor(() => proc.log().includes('"event":"listening"') || !proc.isRunning(), { timeoutMs: 20_000, intervalMs: 50, what: `tortie bgp speaker on ${address} listening` });
+  const proc = startProcess({
+    name: 'tortie-speaker',
+    command: process.execPath,
+    args,
+    dir: makeTempDir('tortie-speaker-'),
+    env: { TORTIE_LOG_LEVEL: 'warn' },
+  });
+  await waitFor(() => proc.log().includes('"event":"listening"') || !proc.isRunning(), {
+    timeoutMs: 20_000,
+    intervalMs: 50,
+    what: `tortie bgp speaker on ${address} listening`,
+  });
   if (!proc.isRunning()) throw new Error(`tortie bgp speaker on ${address} exited:\n${proc.log().slice(-3000)}`);
   return {
     pid: proc.pid,

@@ -7,12 +7,17 @@ import { comparisonRows, ratio } from './routing-receive.js';
 
 describe('route counters', () => {
   it('reads BIRD 2 "show route protocol X count"', () => {
-    expect(parseBirdCount('BIRD 2.0.12 ready.\n100000 of 100000 routes for 100000 networks in table master4\n')).toBe(100000);
+    expect(parseBirdCount('BIRD 2.0.12 ready.\n100000 of 100000 routes for 100000 networks in table master4\n')).toBe(
+      100000,
+    );
     expect(parseBirdCount('0 of 0 routes for 0 networks in table master4')).toBe(0);
     expect(() => parseBirdCount('syntax error')).toThrow(/expected "N of M routes/);
   });
   it('reads FRR pfxRcd of one neighbor, 0 when it is not listed', () => {
-    const json = JSON.stringify({ routerId: '127.0.40.13', peers: { '127.0.40.1': { pfxRcd: 4242, state: 'Established' } } });
+    const json = JSON.stringify({
+      routerId: '127.0.40.13',
+      peers: { '127.0.40.1': { pfxRcd: 4242, state: 'Established' } },
+    });
     expect(parseFrrPfxRcd(json, '127.0.40.1')).toBe(4242);
     expect(parseFrrPfxRcd(json, '127.0.40.2')).toBe(0);
     expect(parseFrrPfxRcd('{}', '127.0.40.1')).toBe(0);
@@ -29,8 +34,20 @@ describe('origin BIRD config', () => {
     expect(blockText(0x0a000000, 5)).toBe('10.0.1.64/26');
   });
   it('puts every route in a disabled static protocol; distinct gives each its own MED', () => {
-    const packed = birdOriginConfig({ address: '127.0.40.1', routerId: '127.0.40.1', neighbors: [{ address: '127.0.40.11' }], routes: 3, distinct: false });
-    const distinct = birdOriginConfig({ address: '127.0.40.1', routerId: '127.0.40.1', neighbors: [{ address: '127.0.40.11', passive: true }], routes: 3, distinct: true });
+    const packed = birdOriginConfig({
+      address: '127.0.40.1',
+      routerId: '127.0.40.1',
+      neighbors: [{ address: '127.0.40.11' }],
+      routes: 3,
+      distinct: false,
+    });
+    const distinct = birdOriginConfig({
+      address: '127.0.40.1',
+      routerId: '127.0.40.1',
+      neighbors: [{ address: '127.0.40.11', passive: true }],
+      routes: 3,
+      distinct: true,
+    });
     expect(packed).toMatch(/protocol static t_routes \{ ipv4; disabled;/);
     expect(packed.match(/^ {2}route 10\.0\.\d+\.\d+\/26 blackhole;$/gm)).toHaveLength(3);
     expect(packed).not.toMatch(/bgp_med/);
@@ -45,7 +62,16 @@ describe('comparison rows', () => {
     expect(ratio(100, 400, 30_000)).toBe('0.25×');
     expect(ratio(3000, undefined, 30_000)).toBe('< 0.10×');
     expect(ratio(undefined, 10, 30_000)).toBe('tortie did not finish');
-    const rows = comparisonRows('x', 10, { ms: 200, last: 10 }, new Map([['bird2', { ms: 100, last: 10 }], ['gobgp', { ms: undefined, last: 4 }]]), 30_000);
+    const rows = comparisonRows(
+      'x',
+      10,
+      { ms: 200, last: 10 },
+      new Map([
+        ['bird2', { ms: 100, last: 10 }],
+        ['gobgp', { ms: undefined, last: 4 }],
+      ]),
+      30_000,
+    );
     expect(rows.map((r) => [r.name, r.value, r.vs])).toEqual([
       ['x: tortie', 200, 'bird2 2.00×, gobgp < 0.01×'],
       ['x: bird2', 100, 'tortie/bird2 2.00×'],
@@ -56,7 +82,11 @@ describe('comparison rows', () => {
 
 describe('cpu profile summary', () => {
   it('adds self time per function and sorts by it', () => {
-    const frame = (functionName: string) => ({ functionName, url: 'file:///work/main/dist/bgp/rib/adj-rib-out.js', lineNumber: 9 });
+    const frame = (functionName: string) => ({
+      functionName,
+      url: 'file:///work/main/dist/bgp/rib/adj-rib-out.js',
+      lineNumber: 9,
+    });
     const profile: CpuProfile = {
       nodes: [
         { id: 1, callFrame: frame('(root)') },
@@ -85,7 +115,7 @@ describe('routing-clients and the speaker process (pure parts)', () => {
     expect(clientAddress(0)).toBe('127.50.0.1');
     expect(clientAddress(999)).toBe('127.50.3.250');
   });
-  it('counts Established sessions from the speaker\'s --json state events', async () => {
+  it("counts Established sessions from the speaker's --json state events", async () => {
     const { establishedFromEvents } = await import('./routing-speaker-process.js');
     const log = [
       '{"event":"listening","address":"127.0.41.14","port":179}',

@@ -29,7 +29,8 @@ export function selectBenches(argv: readonly string[], benches: readonly Bench[]
   if (wanted.length === 0) return [...benches];
   const known = benches.map((b) => b.name);
   const missing = wanted.filter((n) => !known.includes(n));
-  if (missing.length > 0) throw new Error(`no bench named ${missing.map((m) => `"${m}"`).join(', ')}; known: ${known.join(', ')}`);
+  if (missing.length > 0)
+    throw new Error(`no bench named ${missing.map((m) => `"${m}"`).join(', ')}; known: ${known.join(', ')}`);
   return benches.filter((b) => wanted.includes(b.name));
 }
 
@@ -39,9 +40,19 @@ function formatValue(v: number): string {
 }
 
 export function formatTable(rows: BenchResults['rows']): string {
-  const cells = [['bench', 'name', 'value', 'unit', 'vs'], ...rows.map((r) => [r.bench, r.name, formatValue(r.value), r.unit, r.vs ?? ''])];
+  const cells = [
+    ['bench', 'name', 'value', 'unit', 'vs'],
+    ...rows.map((r) => [r.bench, r.name, formatValue(r.value), r.unit, r.vs ?? '']),
+  ];
   const widths = cells[0]!.map((_, c) => Math.max(...cells.map((row) => row[c]!.length)));
-  return cells.map((row) => row.map((cell, c) => (c === 2 ? cell.padStart(widths[c]!) : cell.padEnd(widths[c]!))).join('  ').trimEnd()).join('\n');
+  return cells
+    .map((row) =>
+      row
+        .map((cell, c) => (c === 2 ? cell.padStart(widths[c]!) : cell.padEnd(widths[c]!)))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }
 
 async function main(): Promise<void> {

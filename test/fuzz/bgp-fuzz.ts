@@ -26,7 +26,20 @@ import { parseIpv4 } from '../../bgp/ip.js';
 import type { Logger } from '../../bgp/session.js';
 import { Speaker, type Acceptor } from '../../bgp/speaker.js';
 import type { Connection, ConnectionEvents, Transport } from '../../bgp/transport.js';
-import { baseAttrs, baseOpen, frame, generatedSeeds, HEADER, KEEPALIVE_BYTES, loadCaptures, loadExabgpVectors, mutate, openWithAs, writeUpdate, type Seed } from './bgp-messages.js';
+import {
+  baseAttrs,
+  baseOpen,
+  frame,
+  generatedSeeds,
+  HEADER,
+  KEEPALIVE_BYTES,
+  loadCaptures,
+  loadExabgpVectors,
+  mutate,
+  openWithAs,
+  writeUpdate,
+  type Seed,
+} from './bgp-messages.js';
 import { Rng, toHex } from './random.js';
 
 const SPEAKER_ADDR = '10.0.0.1';
@@ -124,15 +137,21 @@ export function expectationFor(bytes: Uint8Array, state: 'OpenSent' | 'OpenConfi
   if (length < 19 || length > 4096) return { exact: { code: 1, subcode: 2, data: lengthHex }, mustReset: true };
   if (length > bytes.length) return { incomplete: true, mustReset: false };
   const type = bytes[18]!;
-  if (type < 1 || type > 5) return { exact: { code: 1, subcode: 3, data: toHex(bytes.subarray(18, 19)) }, mustReset: true };
+  if (type < 1 || type > 5)
+    return { exact: { code: 1, subcode: 3, data: toHex(bytes.subarray(18, 19)) }, mustReset: true };
   const body = length - HEADER;
-  if (length < MIN_LENGTH[type]! || (type === 4 && length !== 19)) return { exact: { code: 1, subcode: 2, data: lengthHex }, mustReset: true };
+  if (length < MIN_LENGTH[type]! || (type === 4 && length !== 19))
+    return { exact: { code: 1, subcode: 2, data: lengthHex }, mustReset: true };
   const fsmSubcode = state === 'OpenSent' ? 1 : state === 'OpenConfirm' ? 2 : 3;
   if (type === 5 && body !== 4) {
     const subtype = body >= 3 ? bytes[HEADER + 2]! : -1;
     if (subtype !== 1 && subtype !== 2) return { exact: { code: 1, subcode: 2, data: lengthHex }, mustReset: true };
     // RFC 7313 §5 in Established; before that any ROUTE-REFRESH event is an FSM error (RFC 4271 §8.2.2).
-    if (state === 'Established') return { exact: { code: 7, subcode: 1, data: toHex(bytes.subarray(0, Math.min(length, MAX_NOTIFICATION_DATA))) }, mustReset: true };
+    if (state === 'Established')
+      return {
+        exact: { code: 7, subcode: 1, data: toHex(bytes.subarray(0, Math.min(length, MAX_NOTIFICATION_DATA))) },
+        mustReset: true,
+      };
     return { exact: { code: 5, subcode: fsmSubcode }, mustReset: true };
   }
   if (type === 3) return { silent: true, mustReset: true };
@@ -145,7 +164,14 @@ export function expectationFor(bytes: Uint8Array, state: 'OpenSent' | 'OpenConfi
     if (type === 1) return { allowed: [[2, ANY], [5, [2]], CEASE], mustReset: true };
     return { exact: { code: 5, subcode: 2 }, mustReset: true };
   }
-  if (type === 1) return { allowed: [[2, ANY], [5, [3]]], mustReset: true };
+  if (type === 1)
+    return {
+      allowed: [
+        [2, ANY],
+        [5, [3]],
+      ],
+      mustReset: true,
+    };
   if (type === 2) return { allowed: [[3, ANY], CEASE], mustReset: false };
   if (type === 4) return { mustReset: false, mustStay: true };
   return { allowed: [CEASE], mustReset: false }; // a ROUTE-REFRESH request
@@ -170,7 +196,8 @@ function tallyLogger(t: LogTally): Logger {
     },
     error: (obj, msg) => {
       const m = msg ?? '';
-      if (/internal error|handler threw|decoder failed|export failed|without a NOTIFICATION|could not be reset/.test(m)) t.internal.push({ msg: m, obj });
+      if (/internal error|handler threw|decoder failed|export failed|without a NOTIFICATION|could not be reset/.test(m))
+        t.internal.push({ msg: m, obj });
     },
   };
 }
@@ -180,7 +207,8 @@ function written(wire: Wire): Uint8Array[] {
   const framer = new MessageFramer();
   const out: Uint8Array[] = [];
   for (const c of wire.chunks) for (const m of framer.push(c)) out.push(m);
-  if (framer.buffered !== 0) throw new Error(`the speaker wrote ${framer.buffered} byte(s) that do not make a whole message`);
+  if (framer.buffered !== 0)
+    throw new Error(`the speaker wrote ${framer.buffered} byte(s) that do not make a whole message`);
   return out;
 }
 
@@ -205,12 +233,22 @@ export async function fuzzBgp(options: BgpFuzzOptions): Promise<BgpFuzzReport> {
     return async () => {};
   };
   const refusing: Transport = { connect: () => Promise.reject(new Error('the fuzzed speaker only accepts')) };
-  const speaker = new Speaker({ routerId: parseIpv4(SPEAKER_ADDR), localAs: 64999, listen: { address: SPEAKER_ADDR, port: 179 }, clock, transport: refusing, acceptor, logger: tallyLogger(tally) });
+  const speaker = new Speaker({
+    routerId: parseIpv4(SPEAKER_ADDR),
+    localAs: 64999,
+    listen: { address: SPEAKER_ADDR, port: 179 },
+    clock,
+    transport: refusing,
+    acceptor,
+    logger: tallyLogger(tally),
+  });
   const states = new Map<string, string>();
   speaker.on('state', (e) => states.set(e.peer, e.to));
   await speaker.start();
   speaker.setPeers([F, C, K].map((p) => ({ address: p.address, peerAs: p.asn, passive: true })));
-  speaker.setOriginated([{ prefix: { addr: parseIpv4('10.244.0.0'), len: 26 }, attrs: { origin: 0, nextHop: parseIpv4('198.18.0.1') } }]);
+  speaker.setOriginated([
+    { prefix: { addr: parseIpv4('10.244.0.0'), len: 26 }, attrs: { origin: 0, nextHop: parseIpv4('198.18.0.1') } },
+  ]);
 
   const outcomes: Record<string, number> = {};
   const count = (key: string): void => {
@@ -220,9 +258,22 @@ export async function fuzzBgp(options: BgpFuzzOptions): Promise<BgpFuzzReport> {
   let escapes = 0;
   let index = 0;
   const NO_BYTES: Uint8Array = new Uint8Array(0);
-  let current: { peer: string; state: string; bytes: Uint8Array; seedName: string } = { peer: '-', state: '-', bytes: NO_BYTES, seedName: '' };
+  let current: { peer: string; state: string; bytes: Uint8Array; seedName: string } = {
+    peer: '-',
+    state: '-',
+    bytes: NO_BYTES,
+    seedName: '',
+  };
   const violate = (reason: string): void => {
-    violations.push({ seed: options.seed, index, peer: current.peer, state: current.state, reason, hex: toHex(current.bytes), seedName: current.seedName });
+    violations.push({
+      seed: options.seed,
+      index,
+      peer: current.peer,
+      state: current.state,
+      reason,
+      hex: toHex(current.bytes),
+      seedName: current.seedName,
+    });
   };
   const onUncaught = (error: unknown): void => {
     escapes++;
@@ -254,15 +305,28 @@ export async function fuzzBgp(options: BgpFuzzOptions): Promise<BgpFuzzReport> {
       wire.emit('data', bytes);
     } catch (error) {
       escapes++;
-      violate(`exception out of the session: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+      violate(
+        `exception out of the session: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
+      );
     }
   };
 
   // K: up, with two routes.
   const k = connect(K, baseOpen(K.asn, K.id, true));
   keeper.wire = k;
-  send(k, frame(2, writeUpdate({ withdrawn: new Uint8Array(0), attrs: baseAttrs(true, K.asn), nlri: Uint8Array.of(24, 10, 4, 1, 24, 10, 4, 2) })));
-  if (states.get(K.address) !== 'Established') throw new Error(`fuzz setup: the keeper peer is ${states.get(K.address)}, not Established`);
+  send(
+    k,
+    frame(
+      2,
+      writeUpdate({
+        withdrawn: new Uint8Array(0),
+        attrs: baseAttrs(true, K.asn),
+        nlri: Uint8Array.of(24, 10, 4, 1, 24, 10, 4, 2),
+      }),
+    ),
+  );
+  if (states.get(K.address) !== 'Established')
+    throw new Error(`fuzz setup: the keeper peer is ${states.get(K.address)}, not Established`);
 
   const seeds: Seed[] = [...loadCaptures(), ...loadExabgpVectors(), ...generatedSeeds(rng, F.asn)];
   const openSeeds = seeds.filter((s) => s.kind === 'open').map((s) => ({ ...s, bytes: openWithAs(s.bytes, C.asn) }));
@@ -272,7 +336,13 @@ export async function fuzzBgp(options: BgpFuzzOptions): Promise<BgpFuzzReport> {
   let fFour = true;
 
   /** Checks what happened on `wire` after `bytes` arrived in `state`; counts the outcome. */
-  const judge = (wire: Wire, peer: string, state: 'OpenSent' | 'OpenConfirm' | 'Established', expectation: Expectation, before: { withdraw: number; discard: number }): boolean => {
+  const judge = (
+    wire: Wire,
+    peer: string,
+    state: 'OpenSent' | 'OpenConfirm' | 'Established',
+    expectation: Expectation,
+    before: { withdraw: number; discard: number },
+  ): boolean => {
     const reset = wire.closed;
     if (!reset) {
       if (expectation.mustReset) violate(`the session stayed up; expected ${describe(expectation)}`);
@@ -291,13 +361,16 @@ export async function fuzzBgp(options: BgpFuzzOptions): Promise<BgpFuzzReport> {
     }
     const notifications = messages.filter((m) => m[18] === 3);
     if (expectation.silent) {
-      if (notifications.length > 0) violate(`answered a NOTIFICATION with NOTIFICATION ${notifications[0]![19]}/${notifications[0]![20]}`);
+      if (notifications.length > 0)
+        violate(`answered a NOTIFICATION with NOTIFICATION ${notifications[0]![19]}/${notifications[0]![20]}`);
       count('peer NOTIFICATION (session ends, not answered)');
       return true;
     }
     const last = messages[messages.length - 1];
     if (notifications.length !== 1 || last === undefined || last[18] !== 3) {
-      violate(`a reset must end with exactly one NOTIFICATION; the speaker wrote types ${messages.map((m) => m[18]).join(',')}`);
+      violate(
+        `a reset must end with exactly one NOTIFICATION; the speaker wrote types ${messages.map((m) => m[18]).join(',')}`,
+      );
       return true;
     }
     const code = last[19]!;
@@ -306,14 +379,22 @@ export async function fuzzBgp(options: BgpFuzzOptions): Promise<BgpFuzzReport> {
     count(`NOTIFICATION ${code}/${subcode}`);
     if (expectation.mustStay) violate(`a valid message reset the session with ${code}/${subcode}`);
     if (last.length > 4096) violate(`NOTIFICATION of ${last.length} bytes`);
-    if (subcode !== 0 && (NAMED_SUBCODES[code] === undefined || subcode > NAMED_SUBCODES[code]!)) violate(`NOTIFICATION ${code}/${subcode} has no name in RFC 4271 / 4486 / 7313`);
+    if (subcode !== 0 && (NAMED_SUBCODES[code] === undefined || subcode > NAMED_SUBCODES[code]!))
+      violate(`NOTIFICATION ${code}/${subcode} has no name in RFC 4271 / 4486 / 7313`);
     const ex = expectation.exact;
     if (ex) {
       if (code !== ex.code || subcode !== ex.subcode || (ex.data !== undefined && data !== ex.data)) {
-        violate(`NOTIFICATION ${code}/${subcode} data ${data.slice(0, 40)}; RFC asks for ${ex.code}/${ex.subcode}${ex.data !== undefined ? ` data ${ex.data.slice(0, 40)}` : ''}`);
+        violate(
+          `NOTIFICATION ${code}/${subcode} data ${data.slice(0, 40)}; RFC asks for ${ex.code}/${ex.subcode}${ex.data !== undefined ? ` data ${ex.data.slice(0, 40)}` : ''}`,
+        );
       }
-    } else if (expectation.allowed && !expectation.allowed.some(([c, subs]) => c === code && (subs === ANY || subs.includes(subcode)))) {
-      violate(`NOTIFICATION ${code}/${subcode} for a ${describeType(current.bytes)} in ${state}; allowed: ${describe(expectation)}`);
+    } else if (
+      expectation.allowed &&
+      !expectation.allowed.some(([c, subs]) => c === code && (subs === ANY || subs.includes(subcode)))
+    ) {
+      violate(
+        `NOTIFICATION ${code}/${subcode} for a ${describeType(current.bytes)} in ${state}; allowed: ${describe(expectation)}`,
+      );
     }
     return true;
   };
@@ -353,7 +434,10 @@ export async function fuzzBgp(options: BgpFuzzOptions): Promise<BgpFuzzReport> {
         clock.advance(rng.range(0, 29_000));
         if (fBefore && fBefore.closed) {
           const m = written(fBefore).filter((x) => x[18] === 3);
-          if (m.length !== 1 || m[0]![19] !== 4) violate(`F reset while time passed without Hold Timer Expired: ${m.map((x) => `${x[19]}/${x[20]}`).join(',')}`);
+          if (m.length !== 1 || m[0]![19] !== 4)
+            violate(
+              `F reset while time passed without Hold Timer Expired: ${m.map((x) => `${x[19]}/${x[20]}`).join(',')}`,
+            );
           else count('NOTIFICATION 4/0 (hold timer)');
         }
         checkKeeper();
@@ -387,7 +471,12 @@ export async function fuzzBgp(options: BgpFuzzOptions): Promise<BgpFuzzReport> {
       fFour = seed.fourOctetAs;
       state = roll < 14 ? 'OpenSent' : 'OpenConfirm';
       f = connect(F, state === 'OpenConfirm' ? baseOpen(F.asn, F.id, fFour) : undefined, false);
-    } else if (!f || f.closed || states.get(F.address) !== 'Established' || (seed.fourOctetAs !== fFour && rng.chance(0.2))) {
+    } else if (
+      !f ||
+      f.closed ||
+      states.get(F.address) !== 'Established' ||
+      (seed.fourOctetAs !== fFour && rng.chance(0.2))
+    ) {
       if (f && !f.closed) f.hangUp();
       fFour = seed.fourOctetAs;
       f = connect(F, baseOpen(F.asn, F.id, fFour));
@@ -410,13 +499,19 @@ export async function fuzzBgp(options: BgpFuzzOptions): Promise<BgpFuzzReport> {
     } else {
       send(f, bytes);
     }
-    if (tally.internal.length > internalBefore) violate(`contained internal error: ${tally.internal[tally.internal.length - 1]!.msg} ${JSON.stringify(tally.internal[tally.internal.length - 1]!.obj).slice(0, 400)}`);
+    if (tally.internal.length > internalBefore)
+      violate(
+        `contained internal error: ${tally.internal[tally.internal.length - 1]!.msg} ${JSON.stringify(tally.internal[tally.internal.length - 1]!.obj).slice(0, 400)}`,
+      );
     judge(f, 'F', state, ex, before);
     if (ex.incomplete && !f.closed) f.hangUp(); // resynchronise: the rest of that message never comes
   }
   await new Promise<void>((resolve) => setImmediate(resolve));
   checkKeeper();
-  if (tally.internal.length > 0 && violations.length === 0) violate(`contained internal error: ${tally.internal[0]!.msg} ${JSON.stringify(tally.internal[0]!.obj).slice(0, 400)}`);
+  if (tally.internal.length > 0 && violations.length === 0)
+    violate(
+      `contained internal error: ${tally.internal[0]!.msg} ${JSON.stringify(tally.internal[0]!.obj).slice(0, 400)}`,
+    );
   const ms = performance.now() - started;
   const cpu = process.cpuUsage(cpuStarted);
   const cpuMs = (cpu.user + cpu.system) / 1000;
@@ -425,11 +520,22 @@ export async function fuzzBgp(options: BgpFuzzOptions): Promise<BgpFuzzReport> {
   await new Promise<void>((resolve) => setImmediate(resolve));
   process.off('uncaughtException', onUncaught);
   process.off('unhandledRejection', onUncaught);
-  return { seed: options.seed, messages: index, ms, cpuMs, perSecond: Math.round((index / ms) * 1000), perCpuSecond: Math.round((index / cpuMs) * 1000), outcomes, escapes, violations };
+  return {
+    seed: options.seed,
+    messages: index,
+    ms,
+    cpuMs,
+    perSecond: Math.round((index / ms) * 1000),
+    perCpuSecond: Math.round((index / cpuMs) * 1000),
+    outcomes,
+    escapes,
+    violations,
+  };
 }
 
 function describe(e: Expectation): string {
-  if (e.exact) return `${e.exact.code}/${e.exact.subcode}${e.exact.data !== undefined ? ` data ${e.exact.data.slice(0, 40)}` : ''}`;
+  if (e.exact)
+    return `${e.exact.code}/${e.exact.subcode}${e.exact.data !== undefined ? ` data ${e.exact.data.slice(0, 40)}` : ''}`;
   if (e.allowed) return e.allowed.map(([c, s]) => `${c}/${s === ANY ? 'x' : s.join('|')}`).join(' or ');
   return 'no NOTIFICATION';
 }

@@ -27,7 +27,10 @@ export interface Seed {
 }
 
 /** Lengths at and around the boundaries a BGP parser has (one byte, two bytes, a prefix, 4096). */
-export const BOUNDARY_LENGTHS = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 15, 16, 17, 18, 19, 20, 24, 31, 32, 33, 63, 64, 65, 127, 128, 129, 253, 254, 255, 256, 257, 511, 512, 1023, 1024, 2047, 2048, 4000, 4050, 4073, 4074, 4075, 4076, 4077];
+export const BOUNDARY_LENGTHS = [
+  0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 15, 16, 17, 18, 19, 20, 24, 31, 32, 33, 63, 64, 65, 127, 128, 129, 253,
+  254, 255, 256, 257, 511, 512, 1023, 1024, 2047, 2048, 4000, 4050, 4073, 4074, 4075, 4076, 4077,
+];
 /** Total message lengths worth hitting exactly. */
 export const TOTAL_LENGTHS = [19, 20, 21, 22, 23, 24, 28, 29, 30, 31, 32, 33, 4093, 4094, 4095, 4096];
 
@@ -121,7 +124,13 @@ export function writeAttr(a: Attr): Uint8Array {
 
 export function writeUpdate(m: UpdateModel): Uint8Array {
   const attrs = concat(m.attrs.map(writeAttr));
-  return concat([u16(Math.max(0, m.withdrawn.length + (m.withdrawnLenDelta ?? 0))), m.withdrawn, u16(Math.max(0, attrs.length + (m.attrLenDelta ?? 0))), attrs, m.nlri]);
+  return concat([
+    u16(Math.max(0, m.withdrawn.length + (m.withdrawnLenDelta ?? 0))),
+    m.withdrawn,
+    u16(Math.max(0, attrs.length + (m.attrLenDelta ?? 0))),
+    attrs,
+    m.nlri,
+  ]);
 }
 
 // ---- OPEN model ----------------------------------------------------------------------------------------------
@@ -180,7 +189,7 @@ export function parseOpen(body: Uint8Array): OpenModel | null {
       continue;
     }
     const caps: Cap[] = [];
-    for (let c = 0; c < value.length; ) {
+    for (let c = 0; c < value.length;) {
       if (c + 2 > value.length) return null;
       const code = value[c]!;
       const clen = value[c + 1]!;
@@ -195,7 +204,9 @@ export function parseOpen(body: Uint8Array): OpenModel | null {
 
 export function writeOpen(m: OpenModel): Uint8Array {
   const params = m.params.map((p) => {
-    const value = p.raw ?? concat(p.caps.map((c) => concat([u8(c.code), u8(Math.max(0, c.value.length + (c.lenDelta ?? 0))), c.value])));
+    const value =
+      p.raw ??
+      concat(p.caps.map((c) => concat([u8(c.code), u8(Math.max(0, c.value.length + (c.lenDelta ?? 0))), c.value])));
     const len = Math.max(0, value.length + (p.lenDelta ?? 0));
     return concat([u8(p.type), m.extended ? u16(len) : u8(len), value]);
   });
@@ -230,7 +241,12 @@ interface CaptureIndexRow {
 /** The golden captures: real messages from real daemons. */
 export function loadCaptures(dir = CAPTURES_DIR): Seed[] {
   const index = JSON.parse(readFileSync(`${dir}/index.json`, 'utf8')) as CaptureIndexRow[];
-  const seeds = index.map((row) => ({ name: `capture ${row.file}`, kind: row.type, fourOctetAs: row.fourOctetAs, bytes: fromHex(readFileSync(`${dir}/${row.file}`, 'utf8')) }));
+  const seeds = index.map((row) => ({
+    name: `capture ${row.file}`,
+    kind: row.type,
+    fourOctetAs: row.fourOctetAs,
+    bytes: fromHex(readFileSync(`${dir}/${row.file}`, 'utf8')),
+  }));
   if (seeds.length === 0) throw new Error(`no captures in ${dir}/index.json`);
   return seeds;
 }
@@ -317,17 +333,47 @@ export function generatedSeeds(rng: Rng, peerAs: number): Seed[] {
       const attrs = baseAttrs(four, peerAs).filter((a) => a.type !== type);
       attrs.push({ flags: attrFlags(type, rng), type, value: attrValue(type, four, rng) });
       const nlri = concat([prefixBytes(10, 66, type, 24), prefixBytes(10, 67, type, 26)]);
-      seeds.push({ name: `generated UPDATE with attribute ${type}${four ? '' : ' (2-octet AS)'}`, kind: 'update', fourOctetAs: four, bytes: frame(2, writeUpdate({ withdrawn: prefixBytes(10, 68, type, 24), attrs, nlri })) });
+      seeds.push({
+        name: `generated UPDATE with attribute ${type}${four ? '' : ' (2-octet AS)'}`,
+        kind: 'update',
+        fourOctetAs: four,
+        bytes: frame(2, writeUpdate({ withdrawn: prefixBytes(10, 68, type, 24), attrs, nlri })),
+      });
     }
   }
   for (let code = 0; code < 256; code++) {
     const caps = baseCaps(peerAs).filter((c) => c.code !== code);
     caps.push({ code, value: capValue(code, peerAs, rng) });
-    seeds.push({ name: `generated OPEN with capability ${code}`, kind: 'open', fourOctetAs: true, bytes: frame(1, writeOpen({ version: 4, myAs: peerAs > 0xffff ? 23456 : peerAs, hold: 90, bgpId: 0x0a000000 + code + 2, params: [{ type: 2, caps }], extended: false })) });
+    seeds.push({
+      name: `generated OPEN with capability ${code}`,
+      kind: 'open',
+      fourOctetAs: true,
+      bytes: frame(
+        1,
+        writeOpen({
+          version: 4,
+          myAs: peerAs > 0xffff ? 23456 : peerAs,
+          hold: 90,
+          bgpId: 0x0a000000 + code + 2,
+          params: [{ type: 2, caps }],
+          extended: false,
+        }),
+      ),
+    });
   }
   seeds.push({ name: 'KEEPALIVE', kind: 'keepalive', fourOctetAs: true, bytes: frame(4, new Uint8Array(0)) });
-  seeds.push({ name: 'ROUTE-REFRESH', kind: 'route-refresh', fourOctetAs: true, bytes: frame(5, Uint8Array.of(0, 1, 0, 1)) });
-  seeds.push({ name: 'NOTIFICATION Cease', kind: 'notification', fourOctetAs: true, bytes: frame(3, Uint8Array.of(6, 2)) });
+  seeds.push({
+    name: 'ROUTE-REFRESH',
+    kind: 'route-refresh',
+    fourOctetAs: true,
+    bytes: frame(5, Uint8Array.of(0, 1, 0, 1)),
+  });
+  seeds.push({
+    name: 'NOTIFICATION Cease',
+    kind: 'notification',
+    fourOctetAs: true,
+    bytes: frame(3, Uint8Array.of(6, 2)),
+  });
   seeds.push({ name: 'End-of-RIB', kind: 'update', fourOctetAs: true, bytes: frame(2, Uint8Array.of(0, 0, 0, 0)) });
   return seeds;
 }
@@ -369,7 +415,17 @@ function capValue(code: number, peerAs: number, rng: Rng): Uint8Array {
 
 /** The OPEN a well-behaved peer sends (4-octet AS or not). */
 export function baseOpen(peerAs: number, bgpId: number, four: boolean, hold = 90): Uint8Array {
-  return frame(1, writeOpen({ version: 4, myAs: peerAs > 0xffff ? 23456 : peerAs, hold, bgpId, params: [{ type: 2, caps: baseCaps(peerAs, four) }], extended: false }));
+  return frame(
+    1,
+    writeOpen({
+      version: 4,
+      myAs: peerAs > 0xffff ? 23456 : peerAs,
+      hold,
+      bgpId,
+      params: [{ type: 2, caps: baseCaps(peerAs, four) }],
+      extended: false,
+    }),
+  );
 }
 
 export const KEEPALIVE_BYTES = frame(4, new Uint8Array(0));
@@ -406,7 +462,9 @@ function mutateAttr(rng: Rng, a: Attr): void {
       a.flags = rng.int(256);
       break;
     case 2:
-      a.type = rng.chance(0.5) ? rng.pick([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 14, 15, 16, 17, 18, 32, 255]) : rng.int(256);
+      a.type = rng.chance(0.5)
+        ? rng.pick([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 14, 15, 16, 17, 18, 32, 255])
+        : rng.int(256);
       break;
     case 3:
       a.value = resize(rng, a.value, boundaryLength(rng, a.value.length));
@@ -438,7 +496,11 @@ function mutateUpdateModel(rng: Rng, m: UpdateModel, four: boolean): void {
         break;
       case 3: {
         const type = rng.int(256);
-        m.attrs.splice(rng.int(m.attrs.length + 1), 0, { flags: attrFlags(type, rng), type, value: rng.chance(0.5) ? attrValue(type, four, rng) : rng.bytes(boundaryLength(rng, 4)) });
+        m.attrs.splice(rng.int(m.attrs.length + 1), 0, {
+          flags: attrFlags(type, rng),
+          type,
+          value: rng.chance(0.5) ? attrValue(type, four, rng) : rng.bytes(boundaryLength(rng, 4)),
+        });
         break;
       }
       case 4:
@@ -529,7 +591,8 @@ function mutateOpenModel(rng: Rng, m: OpenModel): void {
         // RFC 9072: an OPEN up to 4096 bytes, capabilities spread over parameters.
         m.extended = true;
         const target = rng.pick([300, 1000, 4000, 4090, 4096]);
-        while (HEADER + writeOpen(m).length + 260 < target) m.params.push({ type: 2, caps: [{ code: rng.pick([73, 200, 5, 69]), value: rng.bytes(250) }] });
+        while (HEADER + writeOpen(m).length + 260 < target)
+          m.params.push({ type: 2, caps: [{ code: rng.pick([73, 200, 5, 69]), value: rng.bytes(250) }] });
       }
     }
   }
@@ -586,9 +649,14 @@ function mutateHeader(rng: Rng, bytes: Uint8Array): Uint8Array {
 /** Special shapes for the small message types: NOTIFICATION data, ROUTE-REFRESH bodies, KEEPALIVE bodies. */
 function mutateSmall(rng: Rng, seed: Seed): Uint8Array {
   const len = rng.chance(0.3) ? rng.pick(TOTAL_LENGTHS) - HEADER : boundaryLength(rng, 4) % (MAX - HEADER + 1);
-  if (seed.kind === 'notification') return frame(3, concat([u8(rng.int(9)), u8(rng.int(12)), rng.bytes(Math.max(0, len - 2))]));
+  if (seed.kind === 'notification')
+    return frame(3, concat([u8(rng.int(9)), u8(rng.int(12)), rng.bytes(Math.max(0, len - 2))]));
   if (seed.kind === 'route-refresh') {
-    const body = resize(rng, Uint8Array.of(0, rng.pick([1, 2, 25]), rng.pick([0, 1, 2, 3, 255]), rng.pick([1, 2, 128])), rng.chance(0.5) ? 4 : len);
+    const body = resize(
+      rng,
+      Uint8Array.of(0, rng.pick([1, 2, 25]), rng.pick([0, 1, 2, 3, 255]), rng.pick([1, 2, 128])),
+      rng.chance(0.5) ? 4 : len,
+    );
     return frame(5, body);
   }
   return frame(4, rng.bytes(rng.chance(0.7) ? 0 : len));

@@ -9,10 +9,21 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { healthReply, type HealthOptions } from '../../src/agent/health.js';
 import { parseControlRequest } from '../../src/agent/control.js';
 import { CniError, parseCniArgs, parseEnv, parseNetConf, parseResult } from '../../src/cni/spec.js';
-import { decodeRange, decodeTxn, decodeWatchResponse, EtcdGatewayAnswerError } from '../../src/datastore/etcd-gateway.js';
+import {
+  decodeRange,
+  decodeTxn,
+  decodeWatchResponse,
+  EtcdGatewayAnswerError,
+} from '../../src/datastore/etcd-gateway.js';
 import { layoutOf } from '../../src/datastore/etcd-keys.js';
 import { EtcdStore, type EtcdTransport } from '../../src/datastore/etcd-store.js';
-import { crdToResource, namespaceToResource, networkPolicyToResource, nodeToResource, podToWorkloadEndpoint } from '../../src/datastore/kubernetes.js';
+import {
+  crdToResource,
+  namespaceToResource,
+  networkPolicyToResource,
+  nodeToResource,
+  podToWorkloadEndpoint,
+} from '../../src/datastore/kubernetes.js';
 import { DatastoreError } from '../../src/datastore/types.js';
 import { parseDocuments, ResourceError, toResource, validateResource } from '../../src/resources/index.js';
 import { KINDS } from '../../src/resources/types.js';
@@ -47,7 +58,14 @@ interface Target<I> {
 
 /** Errors that mean "an unchecked shape was reached": never acceptable out of a parser. */
 function isUntyped(error: unknown): boolean {
-  return error instanceof TypeError || error instanceof RangeError || error instanceof ReferenceError || error instanceof SyntaxError || error instanceof EvalError || !(error instanceof Error);
+  return (
+    error instanceof TypeError ||
+    error instanceof RangeError ||
+    error instanceof ReferenceError ||
+    error instanceof SyntaxError ||
+    error instanceof EvalError ||
+    !(error instanceof Error)
+  );
 }
 
 /** A plain `Error` (documented by the function), not one of the untyped built-ins. */
@@ -97,7 +115,101 @@ const STRINGS = [
   '64512',
   '4294967296',
 ];
-const KEYS = ['apiVersion', 'kind', 'metadata', 'spec', 'name', 'namespace', 'labels', 'annotations', 'items', 'cidr', 'blockSize', 'ipipMode', 'vxlanMode', 'natOutgoing', 'disabled', 'nodeSelector', 'peerIP', 'asNumber', 'peerSelector', 'node', 'bgp', 'ipv4Address', 'ipv6Address', 'orchRefs', 'ipNetworks', 'profiles', 'interfaceName', 'ports', 'selector', 'ingress', 'egress', 'action', 'protocol', 'status', 'resourceVersion', 'creationTimestamp', '__proto__', 'constructor', 'password', 'secretKeyRef', 'key', 'allocations', 'unallocated', 'attributes', 'affinity', 'handle_id', 'strictAffinity', 'cniVersion', 'type', 'ipam', 'ipv4_pools', 'mtu', 'etcd_endpoints', 'datastore_type', 'log_level', 'prevResult', 'ips', 'address', 'interface', 'interfaces', 'routes', 'dst', 'gw', 'command', 'graceful', 'kv', 'value', 'mod_revision', 'create_revision', 'header', 'revision', 'events', 'prev_kv', 'kvs', 'succeeded', 'responses', 'created', 'canceled', 'compact_revision', 'containers', 'podIP', 'podIPs', 'ip', 'nodeName', 'phase', 'podSelector', 'policyTypes', 'from', 'to', 'port', 'endPort', 'ipBlock', 'except'];
+const KEYS = [
+  'apiVersion',
+  'kind',
+  'metadata',
+  'spec',
+  'name',
+  'namespace',
+  'labels',
+  'annotations',
+  'items',
+  'cidr',
+  'blockSize',
+  'ipipMode',
+  'vxlanMode',
+  'natOutgoing',
+  'disabled',
+  'nodeSelector',
+  'peerIP',
+  'asNumber',
+  'peerSelector',
+  'node',
+  'bgp',
+  'ipv4Address',
+  'ipv6Address',
+  'orchRefs',
+  'ipNetworks',
+  'profiles',
+  'interfaceName',
+  'ports',
+  'selector',
+  'ingress',
+  'egress',
+  'action',
+  'protocol',
+  'status',
+  'resourceVersion',
+  'creationTimestamp',
+  '__proto__',
+  'constructor',
+  'password',
+  'secretKeyRef',
+  'key',
+  'allocations',
+  'unallocated',
+  'attributes',
+  'affinity',
+  'handle_id',
+  'strictAffinity',
+  'cniVersion',
+  'type',
+  'ipam',
+  'ipv4_pools',
+  'mtu',
+  'etcd_endpoints',
+  'datastore_type',
+  'log_level',
+  'prevResult',
+  'ips',
+  'address',
+  'interface',
+  'interfaces',
+  'routes',
+  'dst',
+  'gw',
+  'command',
+  'graceful',
+  'kv',
+  'value',
+  'mod_revision',
+  'create_revision',
+  'header',
+  'revision',
+  'events',
+  'prev_kv',
+  'kvs',
+  'succeeded',
+  'responses',
+  'created',
+  'canceled',
+  'compact_revision',
+  'containers',
+  'podIP',
+  'podIPs',
+  'ip',
+  'nodeName',
+  'phase',
+  'podSelector',
+  'policyTypes',
+  'from',
+  'to',
+  'port',
+  'endPort',
+  'ipBlock',
+  'except',
+];
 
 export function randomValue(rng: Rng, depth = 0): unknown {
   const roll = rng.int(depth > 3 ? 7 : 10);
@@ -107,12 +219,29 @@ export function randomValue(rng: Rng, depth = 0): unknown {
     case 1:
       return rng.chance(0.5);
     case 2:
-      return rng.pick([0, -1, 1, 1.5, 26, 32, 64512, 65535, 4294967295, 4294967296, Number.MAX_SAFE_INTEGER, -0, 1e308, 2 ** 53 + 1]);
+      return rng.pick([
+        0,
+        -1,
+        1,
+        1.5,
+        26,
+        32,
+        64512,
+        65535,
+        4294967295,
+        4294967296,
+        Number.MAX_SAFE_INTEGER,
+        -0,
+        1e308,
+        2 ** 53 + 1,
+      ]);
     case 3:
     case 4:
       return rng.pick(STRINGS);
     case 5:
-      return rng.chance(0.5) ? String.fromCharCode(...Array.from(rng.bytes(rng.int(12)), (b) => 32 + (b % 95))) : `${rng.int(256)}.${rng.int(256)}.${rng.int(256)}.${rng.int(256)}/${rng.int(40)}`;
+      return rng.chance(0.5)
+        ? String.fromCharCode(...Array.from(rng.bytes(rng.int(12)), (b) => 32 + (b % 95)))
+        : `${rng.int(256)}.${rng.int(256)}.${rng.int(256)}.${rng.int(256)}/${rng.int(40)}`;
     case 6:
       return undefined;
     case 7: {
@@ -123,7 +252,13 @@ export function randomValue(rng: Rng, depth = 0): unknown {
       const o: Record<string, unknown> = {};
       for (let i = 0, n = rng.int(5); i < n; i++) {
         const key = rng.pick(KEYS);
-        if (key === '__proto__') Object.defineProperty(o, key, { value: randomValue(rng, depth + 1), enumerable: true, writable: true, configurable: true });
+        if (key === '__proto__')
+          Object.defineProperty(o, key, {
+            value: randomValue(rng, depth + 1),
+            enumerable: true,
+            writable: true,
+            configurable: true,
+          });
         else o[key] = randomValue(rng, depth + 1);
       }
       return o;
@@ -150,7 +285,8 @@ export function mutateValue(rng: Rng, value: unknown): unknown {
     const op = rng.int(3);
     if (parent === null) {
       if (op === 0) root = randomValue(rng);
-      else if (typeof root === 'object' && root !== null && !Array.isArray(root)) (root as Record<string, unknown>)[rng.pick(KEYS)] = randomValue(rng);
+      else if (typeof root === 'object' && root !== null && !Array.isArray(root))
+        (root as Record<string, unknown>)[rng.pick(KEYS)] = randomValue(rng);
       continue;
     }
     const p = parent as Record<string | number, unknown>;
@@ -158,7 +294,8 @@ export function mutateValue(rng: Rng, value: unknown): unknown {
     else if (op === 1) {
       if (Array.isArray(parent)) parent.splice(Number(key), 1);
       else delete p[key];
-    } else if (typeof cur === 'object' && cur !== null && !Array.isArray(cur)) (cur as Record<string, unknown>)[rng.pick(KEYS)] = randomValue(rng);
+    } else if (typeof cur === 'object' && cur !== null && !Array.isArray(cur))
+      (cur as Record<string, unknown>)[rng.pick(KEYS)] = randomValue(rng);
     else p[key] = rng.pick([[], {}, [cur], { value: cur }, String(cur), Number(cur)]);
   }
   return root;
@@ -189,7 +326,8 @@ export function mutateTyped(rng: Rng, value: unknown): unknown {
     const op = rng.int(4);
     if (op === 0 && !Array.isArray(parent) && !REQUIRED.has(String(key))) delete p[key];
     else if (op === 0 && Array.isArray(parent)) (parent as unknown[]).splice(Number(key), 1);
-    else if (op === 1 && typeof cur === 'object' && cur !== null && !Array.isArray(cur)) (cur as Record<string, unknown>)[`fuzzUnknown${rng.int(9)}`] = rng.pick(STRINGS);
+    else if (op === 1 && typeof cur === 'object' && cur !== null && !Array.isArray(cur))
+      (cur as Record<string, unknown>)[`fuzzUnknown${rng.int(9)}`] = rng.pick(STRINGS);
     else if (op === 1 && Array.isArray(cur)) cur.push(structuredClone(cur[0] ?? rng.pick(STRINGS)));
     else if (typeof cur === 'string') p[key] = rng.chance(0.5) ? rng.pick(STRINGS) : mutateText(rng, cur);
     else if (typeof cur === 'number') p[key] = rng.pick([0, -1, 1, 26, 33, 65535, 4294967296, 1.5, -0.5]);
@@ -203,7 +341,32 @@ export function mutateText(rng: Rng, text: string): string {
   let out = text;
   for (let n = 1 + rng.int(3); n > 0; n--) {
     const at = rng.int(out.length + 1);
-    const piece = rng.pick([':', '-', ' ', '\n', '"', "'", '{', '}', '[', ']', '&a', '*a', '!!binary', '!!str', '<<: *a', '? ', '#', '\t', '%YAML 1.1\n', '---\n', '...\n', '|', '>', rng.pick(STRINGS)]);
+    const piece = rng.pick([
+      ':',
+      '-',
+      ' ',
+      '\n',
+      '"',
+      "'",
+      '{',
+      '}',
+      '[',
+      ']',
+      '&a',
+      '*a',
+      '!!binary',
+      '!!str',
+      '<<: *a',
+      '? ',
+      '#',
+      '\t',
+      '%YAML 1.1\n',
+      '---\n',
+      '...\n',
+      '|',
+      '>',
+      rng.pick(STRINGS),
+    ]);
     switch (rng.int(3)) {
       case 0:
         out = out.slice(0, at) + piece + out.slice(at);
@@ -242,9 +405,30 @@ function resourceDocs(texts: readonly string[]): unknown[] {
   return docs;
 }
 
-const CNI_CONF = { cniVersion: '1.0.0', name: 'k8s-pod-network', type: 'tortie', ipam: { type: 'tortie', ipv4_pools: ['default-ipv4-ippool'] }, mtu: 1480, datastore_type: 'etcdv3', etcd_endpoints: 'http://127.0.0.1:2379', log_level: 'info' };
-const CNI_RESULT = { cniVersion: '1.0.0', interfaces: [{ name: 'cali0123456789a', mac: 'ee:ee:ee:ee:ee:ee' }], ips: [{ address: '10.244.1.5/32', interface: 0 }], routes: [{ dst: '0.0.0.0/0' }] };
-const CNI_ENV = { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'abc123', CNI_NETNS: '/var/run/netns/x', CNI_IFNAME: 'eth0', CNI_ARGS: 'K8S_POD_NAMESPACE=default;K8S_POD_NAME=web-0', CNI_PATH: '/opt/cni/bin' };
+const CNI_CONF = {
+  cniVersion: '1.0.0',
+  name: 'k8s-pod-network',
+  type: 'tortie',
+  ipam: { type: 'tortie', ipv4_pools: ['default-ipv4-ippool'] },
+  mtu: 1480,
+  datastore_type: 'etcdv3',
+  etcd_endpoints: 'http://127.0.0.1:2379',
+  log_level: 'info',
+};
+const CNI_RESULT = {
+  cniVersion: '1.0.0',
+  interfaces: [{ name: 'cali0123456789a', mac: 'ee:ee:ee:ee:ee:ee' }],
+  ips: [{ address: '10.244.1.5/32', interface: 0 }],
+  routes: [{ dst: '0.0.0.0/0' }],
+};
+const CNI_ENV = {
+  CNI_COMMAND: 'ADD',
+  CNI_CONTAINERID: 'abc123',
+  CNI_NETNS: '/var/run/netns/x',
+  CNI_IFNAME: 'eth0',
+  CNI_ARGS: 'K8S_POD_NAMESPACE=default;K8S_POD_NAME=web-0',
+  CNI_PATH: '/opt/cni/bin',
+};
 
 const HEALTH: HealthOptions = {
   port: 0,
@@ -261,7 +445,12 @@ function targets(): Array<Target<never>> {
   const texts = resourceTexts();
   const docs = resourceDocs(texts);
   const ipPool = docs.find((d) => (d as { kind?: string }).kind === 'IPPool');
-  const etcd = new EtcdStore({ endpoints: ['fuzz'], timeoutMs: 1, isRefusal: () => false, close: () => {} } as unknown as EtcdTransport);
+  const etcd = new EtcdStore({
+    endpoints: ['fuzz'],
+    timeoutMs: 1,
+    isRefusal: () => false,
+    close: () => {},
+  } as unknown as EtcdTransport);
   const etcdValues = new Map<string, unknown>();
   for (const doc of docs) {
     try {
@@ -271,18 +460,41 @@ function targets(): Array<Target<never>> {
       // a fixture that is not a resource
     }
   }
-  etcdValues.set('IPAMBlock', { cidr: '10.244.1.0/26', affinity: 'host:n1', allocations: [0, null, 1], unallocated: [3, 4], attributes: [{ handle_id: 'k8s-pod-network.abc', secondary: { node: 'n1' } }, { handle_id: 'ipip-tunnel-addr-n1' }], sequenceNumber: 0, sequenceNumberForAllocation: { '0': 0 }, deleted: false });
+  etcdValues.set('IPAMBlock', {
+    cidr: '10.244.1.0/26',
+    affinity: 'host:n1',
+    allocations: [0, null, 1],
+    unallocated: [3, 4],
+    attributes: [{ handle_id: 'k8s-pod-network.abc', secondary: { node: 'n1' } }, { handle_id: 'ipip-tunnel-addr-n1' }],
+    sequenceNumber: 0,
+    sequenceNumberForAllocation: { '0': 0 },
+    deleted: false,
+  });
   etcdValues.set('BlockAffinity', { state: 'confirmed', deleted: 'false' });
   etcdValues.set('IPAMHandle', { handleID: 'k8s-pod-network.abc', block: { '10.244.1.0/26': 1 }, deleted: false });
   const dumpSeeds = [
-    routeDump([routeMessage({ dstLen: 26, dst: '10.244.1.0', type: 6, protocol: 80 }), routeMessage({ dstLen: 26, dst: '10.244.2.0', gateway: '198.18.0.2', oif: 3, protocol: 80, flags: 4 })]),
-    routeDump([routeMessage({ dstLen: 0, gateway: '198.18.0.1', oif: 2 }), routeMessage({ dstLen: 32, dst: '10.244.1.5', oif: 7, scope: 253 })], false),
+    routeDump([
+      routeMessage({ dstLen: 26, dst: '10.244.1.0', type: 6, protocol: 80 }),
+      routeMessage({ dstLen: 26, dst: '10.244.2.0', gateway: '198.18.0.2', oif: 3, protocol: 80, flags: 4 }),
+    ]),
+    routeDump(
+      [
+        routeMessage({ dstLen: 0, gateway: '198.18.0.1', oif: 2 }),
+        routeMessage({ dstLen: 32, dst: '10.244.1.5', oif: 7, scope: 253 }),
+      ],
+      false,
+    ),
   ];
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- each target has its own input type
   const list: Array<Target<any>> = [
     {
       name: 'resources: YAML/JSON text → parse + validate',
-      input: (rng: Rng) => (rng.chance(0.8) ? mutateText(rng, rng.pick(texts)) : rng.chance(0.5) ? (JSON.stringify(mutateValue(rng, rng.pick(docs))) ?? '') : String.fromCharCode(...Array.from(rng.bytes(rng.int(200))))),
+      input: (rng: Rng) =>
+        rng.chance(0.8)
+          ? mutateText(rng, rng.pick(texts))
+          : rng.chance(0.5)
+            ? (JSON.stringify(mutateValue(rng, rng.pick(docs))) ?? '')
+            : String.fromCharCode(...Array.from(rng.bytes(rng.int(200)))),
       run: (text: string) => {
         for (const [i, doc] of parseDocuments(text, 'fuzz.yaml').entries()) {
           try {
@@ -302,7 +514,12 @@ function targets(): Array<Target<never>> {
     },
     {
       name: 'CNI network configuration (stdin)',
-      input: (rng: Rng) => (rng.chance(0.7) ? (JSON.stringify(mutateValue(rng, CNI_CONF)) ?? '') : rng.chance(0.5) ? mutateText(rng, JSON.stringify(CNI_CONF)) : (JSON.stringify(randomValue(rng)) ?? '')),
+      input: (rng: Rng) =>
+        rng.chance(0.7)
+          ? (JSON.stringify(mutateValue(rng, CNI_CONF)) ?? '')
+          : rng.chance(0.5)
+            ? mutateText(rng, JSON.stringify(CNI_CONF))
+            : (JSON.stringify(randomValue(rng)) ?? ''),
       run: (text: string) => parseNetConf(text),
       typed: (e) => e instanceof CniError,
     },
@@ -318,7 +535,11 @@ function targets(): Array<Target<never>> {
         const env: Record<string, string | undefined> = { ...CNI_ENV };
         for (let n = 1 + rng.int(3); n > 0; n--) {
           const key = rng.pick(Object.keys(CNI_ENV));
-          env[key] = rng.chance(0.2) ? undefined : rng.chance(0.5) ? mutateText(rng, env[key] ?? '') : String(randomValue(rng));
+          env[key] = rng.chance(0.2)
+            ? undefined
+            : rng.chance(0.5)
+              ? mutateText(rng, env[key] ?? '')
+              : String(randomValue(rng));
         }
         return env;
       },
@@ -331,7 +552,12 @@ function targets(): Array<Target<never>> {
     {
       name: 'control socket request line',
       input: (rng: Rng) =>
-        rng.chance(0.5) ? (JSON.stringify(mutateValue(rng, { command: rng.pick(['status', 'routes', 'stop']), graceful: true })) ?? '') : rng.chance(0.5) ? mutateText(rng, '{"command":"status"}') : (JSON.stringify(randomValue(rng)) ?? ''),
+        rng.chance(0.5)
+          ? (JSON.stringify(mutateValue(rng, { command: rng.pick(['status', 'routes', 'stop']), graceful: true })) ??
+            '')
+          : rng.chance(0.5)
+            ? mutateText(rng, '{"command":"status"}')
+            : (JSON.stringify(randomValue(rng)) ?? ''),
       run: (line: string) => parseControlRequest(line),
       typed: plainError,
     },
@@ -339,7 +565,12 @@ function targets(): Array<Target<never>> {
       name: 'health HTTP method + path',
       input: (rng: Rng) => ({
         method: rng.pick(['GET', 'HEAD', 'POST', 'DELETE', '', 'get', 'OPTIONS']),
-        url: rng.chance(0.6) ? mutateText(rng, rng.pick(['/liveness', '/readiness', '/metrics', '/readiness?x=1', '//metrics', '/%2e%2e/metrics'])) : String.fromCharCode(...Array.from(rng.bytes(rng.int(40)), (b) => 32 + (b % 95))),
+        url: rng.chance(0.6)
+          ? mutateText(
+              rng,
+              rng.pick(['/liveness', '/readiness', '/metrics', '/readiness?x=1', '//metrics', '/%2e%2e/metrics']),
+            )
+          : String.fromCharCode(...Array.from(rng.bytes(rng.int(40)), (b) => 32 + (b % 95))),
       }),
       run: (i: { method: string; url: string }) => healthReply(i.method, i.url, HEALTH),
       typed: () => false,
@@ -347,12 +578,22 @@ function targets(): Array<Target<never>> {
     {
       name: 'etcd gateway watch/range/txn answers',
       input: (rng: Rng) => {
-        const kv = { key: b64('/calico/resources/v3/projectcalico.org/ippools/p1'), value: b64(JSON.stringify(ipPool ?? {})), mod_revision: '7', create_revision: '5' };
+        const kv = {
+          key: b64('/calico/resources/v3/projectcalico.org/ippools/p1'),
+          value: b64(JSON.stringify(ipPool ?? {})),
+          mod_revision: '7',
+          create_revision: '5',
+        };
         const watch = { header: { revision: '9' }, created: false, events: [{ type: 'PUT', kv, prev_kv: kv }] };
-        const seed = rng.pick([watch, { header: { revision: '9' }, kvs: [kv] }, { header: { revision: '9' }, succeeded: true, responses: [{ response_range: { kvs: [kv] } }] }]);
+        const seed = rng.pick([
+          watch,
+          { header: { revision: '9' }, kvs: [kv] },
+          { header: { revision: '9' }, succeeded: true, responses: [{ response_range: { kvs: [kv] } }] },
+        ]);
         return { which: rng.int(3), value: rng.chance(0.85) ? mutateValue(rng, seed) : randomValue(rng) };
       },
-      run: (i: { which: number; value: unknown }) => (i.which === 0 ? decodeWatchResponse(i.value) : i.which === 1 ? decodeRange(i.value) : decodeTxn(i.value)),
+      run: (i: { which: number; value: unknown }) =>
+        i.which === 0 ? decodeWatchResponse(i.value) : i.which === 1 ? decodeRange(i.value) : decodeTxn(i.value),
       typed: (e) => e instanceof EtcdGatewayAnswerError || e instanceof DatastoreError,
     },
     {
@@ -360,23 +601,66 @@ function targets(): Array<Target<never>> {
       input: (rng: Rng) => {
         const kind = rng.pick(KINDS);
         const seed = etcdValues.get(kind) ?? etcdValues.get('IPPool');
-        const text = rng.chance(0.7) ? JSON.stringify(mutateTyped(rng, seed)) : rng.chance(0.5) ? mutateText(rng, JSON.stringify(seed)) : (JSON.stringify(randomValue(rng)) ?? '');
+        const text = rng.chance(0.7)
+          ? JSON.stringify(mutateTyped(rng, seed))
+          : rng.chance(0.5)
+            ? mutateText(rng, JSON.stringify(seed))
+            : (JSON.stringify(randomValue(rng)) ?? '');
         return { kind, text };
       },
       run: (i: { kind: (typeof KINDS)[number]; text: string }) => {
         const layout = layoutOf(i.kind);
-        const key = layout.key(i.kind === 'IPAMBlock' ? { name: '10-244-1-0-26' } : i.kind === 'BlockAffinity' ? { name: 'n1-10-244-1-0-26' } : { name: 'fuzz', namespace: 'default' });
-        etcd.decodeKv(i.kind, { key: Buffer.from(key), value: Buffer.from(i.text), mod_revision: '7', create_revision: '5' });
+        const key = layout.key(
+          i.kind === 'IPAMBlock'
+            ? { name: '10-244-1-0-26' }
+            : i.kind === 'BlockAffinity'
+              ? { name: 'n1-10-244-1-0-26' }
+              : { name: 'fuzz', namespace: 'default' },
+        );
+        etcd.decodeKv(i.kind, {
+          key: Buffer.from(key),
+          value: Buffer.from(i.text),
+          mod_revision: '7',
+          create_revision: '5',
+        });
       },
       typed: (e) => e instanceof ResourceError || e instanceof DatastoreError || plainError(e),
     },
     {
       name: 'Kubernetes watch objects → resources',
       input: (rng: Rng) => {
-        const node = { metadata: { name: 'n1', resourceVersion: '5', labels: { a: 'b' }, annotations: { 'projectcalico.org/IPv4Address': '198.18.0.1/24', 'projectcalico.org/ASNumber': '64512' } } };
-        const pod = { metadata: { name: 'web-0', namespace: 'default', labels: { app: 'web' } }, spec: { nodeName: 'n1', containers: [{ ports: [{ name: 'http', containerPort: 80, protocol: 'TCP' }] }] }, status: { podIP: '10.244.1.5', podIPs: [{ ip: '10.244.1.5' }], phase: 'Running' } };
-        const crd = { apiVersion: 'crd.projectcalico.org/v1', kind: 'IPPool', metadata: { name: 'p1', annotations: { 'projectcalico.org/metadata': '{"labels":{"a":"b"}}' } }, spec: { cidr: '10.244.0.0/16', blockSize: 26, ipipMode: 'Always' } };
-        const np = { metadata: { name: 'np', namespace: 'default' }, spec: { podSelector: { matchLabels: { app: 'web' } }, ingress: [{ from: [{ ipBlock: { cidr: '10.0.0.0/8', except: ['10.1.0.0/16'] } }], ports: [{ port: 80, protocol: 'TCP' }] }], policyTypes: ['Ingress'] } };
+        const node = {
+          metadata: {
+            name: 'n1',
+            resourceVersion: '5',
+            labels: { a: 'b' },
+            annotations: { 'projectcalico.org/IPv4Address': '198.18.0.1/24', 'projectcalico.org/ASNumber': '64512' },
+          },
+        };
+        const pod = {
+          metadata: { name: 'web-0', namespace: 'default', labels: { app: 'web' } },
+          spec: { nodeName: 'n1', containers: [{ ports: [{ name: 'http', containerPort: 80, protocol: 'TCP' }] }] },
+          status: { podIP: '10.244.1.5', podIPs: [{ ip: '10.244.1.5' }], phase: 'Running' },
+        };
+        const crd = {
+          apiVersion: 'crd.projectcalico.org/v1',
+          kind: 'IPPool',
+          metadata: { name: 'p1', annotations: { 'projectcalico.org/metadata': '{"labels":{"a":"b"}}' } },
+          spec: { cidr: '10.244.0.0/16', blockSize: 26, ipipMode: 'Always' },
+        };
+        const np = {
+          metadata: { name: 'np', namespace: 'default' },
+          spec: {
+            podSelector: { matchLabels: { app: 'web' } },
+            ingress: [
+              {
+                from: [{ ipBlock: { cidr: '10.0.0.0/8', except: ['10.1.0.0/16'] } }],
+                ports: [{ port: 80, protocol: 'TCP' }],
+              },
+            ],
+            policyTypes: ['Ingress'],
+          },
+        };
         const which = rng.int(5);
         const seed = [node, pod, crd, np, { metadata: { name: 'default', labels: { a: 'b' } } }][which];
         return { which, kind: rng.pick(KINDS), value: mutateTyped(rng, seed) };
@@ -385,7 +669,13 @@ function targets(): Array<Target<never>> {
         const v = i.value as never;
         if (i.which === 0) return nodeToResource(v);
         if (i.which === 1) return podToWorkloadEndpoint(v);
-        if (i.which === 2) return crdToResource(i.kind === 'Node' || i.kind === 'WorkloadEndpoint' || i.kind === 'NetworkPolicy' || i.kind === 'Namespace' ? 'IPPool' : i.kind, v);
+        if (i.which === 2)
+          return crdToResource(
+            i.kind === 'Node' || i.kind === 'WorkloadEndpoint' || i.kind === 'NetworkPolicy' || i.kind === 'Namespace'
+              ? 'IPPool'
+              : i.kind,
+            v,
+          );
         if (i.which === 3) return networkPolicyToResource(v);
         return namespaceToResource(v);
       },
@@ -447,7 +737,11 @@ export async function fuzzParsers(options: { count: number; seed: number; only?:
           } catch (second) {
             stack = second instanceof Error ? (second.stack ?? '') : '';
           }
-          violations.push({ index, reason: `${error instanceof Error ? error.constructor.name : typeof error}: ${error instanceof Error ? error.message : String(error)}\n${stack.split('\n').slice(1, 6).join('\n')}`, input });
+          violations.push({
+            index,
+            reason: `${error instanceof Error ? error.constructor.name : typeof error}: ${error instanceof Error ? error.message : String(error)}\n${stack.split('\n').slice(1, 6).join('\n')}`,
+            input,
+          });
           if (violations.length >= 5) break;
         }
       } finally {
@@ -455,7 +749,14 @@ export async function fuzzParsers(options: { count: number; seed: number; only?:
       }
     }
     const ms = performance.now() - started;
-    reports.push({ name: target.name, inputs: options.count, ms, perSecond: Math.round((options.count / Math.max(1, ms)) * 1000), typedErrors, violations });
+    reports.push({
+      name: target.name,
+      inputs: options.count,
+      ms,
+      perSecond: Math.round((options.count / Math.max(1, ms)) * 1000),
+      typedErrors,
+      violations,
+    });
   }
   return reports;
 }

@@ -36,16 +36,22 @@ if (values.only !== 'parsers') {
   console.log(formatOutcomes(report.outcomes).join('\n'));
   for (const v of report.violations.slice(0, 5)) {
     failed = true;
-    console.log(`VIOLATION (seed ${v.seed}, message #${v.index}, peer ${v.peer} in ${v.state}, from ${v.seedName}): ${v.reason}\n  hex ${v.hex}`);
+    console.log(
+      `VIOLATION (seed ${v.seed}, message #${v.index}, peer ${v.peer} in ${v.state}, from ${v.seedName}): ${v.reason}\n  hex ${v.hex}`,
+    );
   }
 }
 if (values.only !== 'bgp') {
   const reports = await fuzzParsers({ count: perParser, seed });
   for (const r of reports) {
-    console.log(`${r.name.padEnd(40)} ${String(r.inputs).padStart(8)} inputs  ${String(r.perSecond).padStart(8)}/s  ${r.typedErrors} typed errors  ${r.violations.length} violations`);
+    console.log(
+      `${r.name.padEnd(40)} ${String(r.inputs).padStart(8)} inputs  ${String(r.perSecond).padStart(8)}/s  ${r.typedErrors} typed errors  ${r.violations.length} violations`,
+    );
     for (const v of r.violations.slice(0, 3)) {
       failed = true;
-      console.log(`VIOLATION (seed ${seed}, ${r.name} input #${v.index}): ${v.reason}\n  input ${String(JSON.stringify(v.input) ?? v.input).slice(0, 2000)}`);
+      console.log(
+        `VIOLATION (seed ${seed}, ${r.name} input #${v.index}): ${v.reason}\n  input ${String(JSON.stringify(v.input) ?? v.input).slice(0, 2000)}`,
+      );
     }
   }
 }

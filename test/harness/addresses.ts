@@ -66,7 +66,9 @@ function normalizeOwner(path: string): string {
  * `__filename` work, as do the dist/ .js equivalents).
  */
 export function addressBlock(owner: string): AddressBlock {
-  const wanted = normalizeOwner(owner).replace(/^file:\/\//, '').replace(/\.js$/, '.ts');
+  const wanted = normalizeOwner(owner)
+    .replace(/^file:\/\//, '')
+    .replace(/\.js$/, '.ts');
   for (const [blockText, file] of Object.entries(ADDRESS_BLOCKS)) {
     if (wanted === file || wanted.endsWith(`/${file}`)) return makeBlock(Number(blockText), file);
   }

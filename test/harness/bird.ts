@@ -33,7 +33,17 @@ export type BirdKind = 'bird1' | 'bird2';
 
 /** Where BIRD 1.6 and BIRD 2 configs differ. */
 const DIALECT: Readonly<
-  Record<BirdKind, { listen: (address: string, port: number) => string; channelOpen: string; channelClose: string; staticChannel: string; localLine: (address: string, port: number, as: number) => string; bindLine: string }>
+  Record<
+    BirdKind,
+    {
+      listen: (address: string, port: number) => string;
+      channelOpen: string;
+      channelClose: string;
+      staticChannel: string;
+      localLine: (address: string, port: number, as: number) => string;
+      bindLine: string;
+    }
+  >
 > = {
   bird1: {
     listen: (address, port) => `listen bgp address ${address} port ${port};`,
@@ -130,7 +140,11 @@ export function parseBirdProtocols(text: string): PeerSessionInfo[] {
   const flush = () => {
     if (current?.isBgp && current.neighbor) {
       const state = BIRD_STATES[(current.state ?? 'idle').toLowerCase()] ?? 'Idle';
-      sessions.push({ neighbor: current.neighbor, state, ...(current.lastError ? { lastError: current.lastError } : {}) });
+      sessions.push({
+        neighbor: current.neighbor,
+        state,
+        ...(current.lastError ? { lastError: current.lastError } : {}),
+      });
     }
   };
   for (const line of text.split('\n')) {
@@ -154,7 +168,10 @@ export function parseBirdProtocols(text: string): PeerSessionInfo[] {
 }
 
 /** Parses `show route all`, keeping BGP routes only. `neighborOf` maps protocol name → neighbor address. Pure. */
-export function parseBirdRoutes(text: string, neighborOf: (protocol: string) => string | undefined = () => undefined): PeerRoute[] {
+export function parseBirdRoutes(
+  text: string,
+  neighborOf: (protocol: string) => string | undefined = () => undefined,
+): PeerRoute[] {
   const routes: PeerRoute[] = [];
   let prefix: string | undefined;
   let current: { route: Partial<PeerRoute> & { prefix: string; best: boolean }; isBgp: boolean } | undefined;
@@ -185,7 +202,11 @@ export function parseBirdRoutes(text: string, neighborOf: (protocol: string) => 
   return routes;
 }
 
-function applyBirdAttribute(current: { route: Record<string, unknown>; isBgp: boolean }, key: string, value: string): void {
+function applyBirdAttribute(
+  current: { route: Record<string, unknown>; isBgp: boolean },
+  key: string,
+  value: string,
+): void {
   const r = current.route;
   switch (key) {
     case 'Type':
@@ -241,7 +262,8 @@ export async function startBird(kind: BirdKind, options: PeerOptions): Promise<P
       writeConfig();
       const args = ['-f', '-c', configPath, '-s', socket, '-P', join(dir, 'bird.pid')];
       // `ip netns exec` execs the daemon itself: the PID stopped by the harness is still BIRD's.
-      if (options.netns !== undefined) return { command: 'ip', args: ['netns', 'exec', options.netns, bin.daemon(), ...args] };
+      if (options.netns !== undefined)
+        return { command: 'ip', args: ['netns', 'exec', options.netns, bin.daemon(), ...args] };
       return { command: bin.daemon(), args };
     },
     ready: () => unixSocketAnswers(socket, '0001 '),

@@ -35,12 +35,23 @@ export interface CaptureEntry {
 }
 
 /** BGP message type code → index.json name (RFC 4271 §4.1, RFC 2918 §3). */
-const TYPE_NAMES: Readonly<Record<number, CaptureType>> = { 1: 'open', 2: 'update', 3: 'notification', 4: 'keepalive', 5: 'route-refresh' };
+const TYPE_NAMES: Readonly<Record<number, CaptureType>> = {
+  1: 'open',
+  2: 'update',
+  3: 'notification',
+  4: 'keepalive',
+  5: 'route-refresh',
+};
 
 const CAPTURED: readonly CapturedPeer[] = ['bird1', 'bird2', 'frr', 'gobgp'];
 
 /** Who sits on the other end for each captured kind (a different implementation, passive). */
-const PARTNER: Readonly<Record<CapturedPeer, PeerKind>> = { bird1: 'gobgp', bird2: 'gobgp', frr: 'gobgp', gobgp: 'bird2' };
+const PARTNER: Readonly<Record<CapturedPeer, PeerKind>> = {
+  bird1: 'gobgp',
+  bird2: 'gobgp',
+  frr: 'gobgp',
+  gobgp: 'bird2',
+};
 
 interface Scenario {
   readonly name: 'ibgp' | 'ebgp' | 'bad-peer-as';
@@ -134,9 +145,12 @@ export function describeMessage(bytes: Buffer): string {
   const withdrawn = readPrefixes(bytes, 21, 21 + withdrawnLength);
   const attrsStart = 23 + withdrawnLength;
   const attrsLength = bytes.readUInt16BE(21 + withdrawnLength);
-  const attrs = attributeTypes(bytes, attrsStart, attrsStart + attrsLength).map((t) => ATTRIBUTE_NAMES[t] ?? `type ${t}`);
+  const attrs = attributeTypes(bytes, attrsStart, attrsStart + attrsLength).map(
+    (t) => ATTRIBUTE_NAMES[t] ?? `type ${t}`,
+  );
   const nlri = readPrefixes(bytes, attrsStart + attrsLength, bytes.length);
-  if (withdrawn.length === 0 && attrs.length === 0 && nlri.length === 0) return 'UPDATE End-of-RIB for IPv4 unicast (RFC 4724 §2: empty UPDATE)';
+  if (withdrawn.length === 0 && attrs.length === 0 && nlri.length === 0)
+    return 'UPDATE End-of-RIB for IPv4 unicast (RFC 4724 §2: empty UPDATE)';
   const parts: string[] = [];
   if (withdrawn.length > 0) parts.push(`withdraws ${withdrawn.join(' ')}`);
   if (nlri.length > 0) parts.push(`announces ${nlri.join(' ')}`);
@@ -150,7 +164,11 @@ interface ScenarioResult {
   readonly partnerKind: PeerKind;
 }
 
-async function runScenario(kind: CapturedPeer, scenario: Scenario, base: (n: number) => string): Promise<ScenarioResult> {
+async function runScenario(
+  kind: CapturedPeer,
+  scenario: Scenario,
+  base: (n: number) => string,
+): Promise<ScenarioResult> {
   const capturedAddress = base(1);
   const partnerAddress = base(2);
   const relayAddress = base(3);
@@ -173,7 +191,10 @@ async function runScenario(kind: CapturedPeer, scenario: Scenario, base: (n: num
     });
     const fromCaptured = (type: number) => relay.messages.some((m) => m.direction === 'a-to-b' && m.type === type);
     if (scenario.name === 'bad-peer-as') {
-      await waitFor(() => fromCaptured(3), { timeoutMs: 15_000, what: `${kind} to send a NOTIFICATION for the wrong peer AS` });
+      await waitFor(() => fromCaptured(3), {
+        timeoutMs: 15_000,
+        what: `${kind} to send a NOTIFICATION for the wrong peer AS`,
+      });
     } else {
       const prefix = `10.${scenario.name === 'ibgp' ? 71 : 72}.${CAPTURED.indexOf(kind)}.0/24`;
       await waitForSession(captured, relayAddress);
@@ -182,7 +203,10 @@ async function runScenario(kind: CapturedPeer, scenario: Scenario, base: (n: num
       await captured.withdraw(prefix);
       await waitForNoRoute(partner, prefix);
       await captured.stop();
-      await waitFor(() => fromCaptured(3), { timeoutMs: 5000, what: `${kind} to send a Cease NOTIFICATION on shutdown` }).catch((err: Error) => {
+      await waitFor(() => fromCaptured(3), {
+        timeoutMs: 5000,
+        what: `${kind} to send a Cease NOTIFICATION on shutdown`,
+      }).catch((err: Error) => {
         console.warn(`capture: ${err.message}`);
       });
     }
@@ -191,12 +215,14 @@ async function runScenario(kind: CapturedPeer, scenario: Scenario, base: (n: num
     await partner?.stop().catch(() => undefined);
     await relay.close();
   }
-  const firstOpen = (direction: 'a-to-b' | 'b-to-a') => relay.messages.find((m) => m.direction === direction && m.type === 1);
+  const firstOpen = (direction: 'a-to-b' | 'b-to-a') =>
+    relay.messages.find((m) => m.direction === direction && m.type === 1);
   const openA = firstOpen('a-to-b');
   const openB = firstOpen('b-to-a');
   return {
     messages: relay.messages.filter((m) => m.direction === 'a-to-b'),
-    fourOctetAs: openA !== undefined && openB !== undefined && openHasFourOctetAs(openA.bytes) && openHasFourOctetAs(openB.bytes),
+    fourOctetAs:
+      openA !== undefined && openB !== undefined && openHasFourOctetAs(openA.bytes) && openHasFourOctetAs(openB.bytes),
     partnerKind,
   };
 }
@@ -208,20 +234,23 @@ function parseArgs(argv: readonly string[]): { out: string; only: CapturedPeer[]
     if (argv[i] === '--out') out = argv[++i] ?? out;
     else if (argv[i] === '--only') {
       only = (argv[++i] ?? '').split(',').filter((k): k is CapturedPeer => (CAPTURED as readonly string[]).includes(k));
-    } else throw new Error(`capture: unknown argument "${argv[i]}" (accepted: --out DIR, --only ${CAPTURED.join(',')})`);
+    } else
+      throw new Error(`capture: unknown argument "${argv[i]}" (accepted: --out DIR, --only ${CAPTURED.join(',')})`);
   }
   return { out, only };
 }
 
 export async function captureAll(argv: readonly string[]): Promise<CaptureEntry[]> {
   const { out, only } = parseArgs(argv);
-  if (!requirePeers(...only, ...only.map((k) => PARTNER[k]))) throw new Error('capture: a daemon is missing (see warnings above)');
+  if (!requirePeers(...only, ...only.map((k) => PARTNER[k])))
+    throw new Error('capture: a daemon is missing (see warnings above)');
   const block = addressBlock('test/harness/capture.ts');
   mkdirSync(out, { recursive: true });
   const entries: CaptureEntry[] = [];
   let slot = 0;
   for (const kind of only) {
-    for (const file of readdirSync(out)) if (file.startsWith(`${kind}-`) && file.endsWith('.hex')) rmSync(join(out, file));
+    for (const file of readdirSync(out))
+      if (file.startsWith(`${kind}-`) && file.endsWith('.hex')) rmSync(join(out, file));
     for (const scenario of SCENARIOS) {
       const first = slot * 4;
       slot++;
@@ -235,7 +264,14 @@ export async function captureAll(argv: readonly string[]): Promise<CaptureEntry[
         const file = `${kind}-${scenario.name}-${String(++seq).padStart(2, '0')}-${type}.hex`;
         writeFileSync(join(out, file), message.bytes.toString('hex') + '\n');
         const session = `${kind} AS ${scenario.capturedAs} → ${result.partnerKind} AS ${scenario.partnerAs} (${scenario.name}${scenario.name === 'bad-peer-as' ? `: ${kind} expected AS ${scenario.configuredPartnerAs}` : ''})`;
-        entries.push({ file, peer: kind, direction: 'from-peer', type, fourOctetAs: result.fourOctetAs, description: `${session}: ${describeMessage(message.bytes)}` });
+        entries.push({
+          file,
+          peer: kind,
+          direction: 'from-peer',
+          type,
+          fourOctetAs: result.fourOctetAs,
+          description: `${session}: ${describeMessage(message.bytes)}`,
+        });
       }
       console.info(`capture: ${kind} ${scenario.name}: ${result.messages.length} messages from ${kind}`);
     }
@@ -244,7 +280,9 @@ export async function captureAll(argv: readonly string[]): Promise<CaptureEntry[
   const indexPath = join(out, 'index.json');
   let previous: CaptureEntry[] = [];
   try {
-    previous = (JSON.parse((await import('node:fs')).readFileSync(indexPath, 'utf8')) as CaptureEntry[]).filter((e) => !only.includes(e.peer));
+    previous = (JSON.parse((await import('node:fs')).readFileSync(indexPath, 'utf8')) as CaptureEntry[]).filter(
+      (e) => !only.includes(e.peer),
+    );
   } catch {
     previous = [];
   }

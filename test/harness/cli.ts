@@ -16,10 +16,17 @@ export interface CliRun {
   ms: number;
 }
 
-export function runTortie(env: Record<string, string>, args: string[], options: { stdin?: string; timeoutMs?: number } = {}): Promise<CliRun> {
+export function runTortie(
+  env: Record<string, string>,
+  args: string[],
+  options: { stdin?: string; timeoutMs?: number } = {},
+): Promise<CliRun> {
   const started = Date.now();
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BUILT_CLI, ...args], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BUILT_CLI, ...args], {
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));

@@ -51,20 +51,35 @@ export class DaemonHandle {
     for (const file of this.spec.staleFiles ?? []) rmSync(file, { force: true });
     const launch = this.spec.prepare();
     const started = Date.now();
-    const proc = startProcess({ name: this.spec.name, command: launch.command, args: launch.args, dir: this.spec.dir, env: launch.env });
+    const proc = startProcess({
+      name: this.spec.name,
+      command: launch.command,
+      args: launch.args,
+      dir: this.spec.dir,
+      env: launch.env,
+    });
     this.process = proc;
     try {
       await waitFor(
         async () => {
-          if (!proc.isRunning()) throw new WaitAborted(`${this.spec.name} exited before it was ready (exit ${await Promise.race([proc.exited, Promise.resolve('?')])})`);
+          if (!proc.isRunning())
+            throw new WaitAborted(
+              `${this.spec.name} exited before it was ready (exit ${await Promise.race([proc.exited, Promise.resolve('?')])})`,
+            );
           return this.spec.ready();
         },
-        { timeoutMs: this.spec.readyTimeoutMs ?? 15_000, intervalMs: 20, what: `${this.spec.name} to answer on its control interface` },
+        {
+          timeoutMs: this.spec.readyTimeoutMs ?? 15_000,
+          intervalMs: 20,
+          what: `${this.spec.name} to answer on its control interface`,
+        },
       );
     } catch (err) {
       await proc.stop(1000).catch(() => undefined);
       console.warn(`${this.spec.name} did not start; log ${proc.logPath}:\n${proc.log().slice(-3000)}`);
-      throw new Error(`${(err as Error).message}\n--- ${this.spec.name} log (${proc.logPath}) ---\n${proc.log().slice(-3000)}`);
+      throw new Error(
+        `${(err as Error).message}\n--- ${this.spec.name} log (${proc.logPath}) ---\n${proc.log().slice(-3000)}`,
+      );
     }
     this.lastStartupMs = Date.now() - started;
   }

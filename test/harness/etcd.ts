@@ -29,7 +29,10 @@ export interface EtcdInstance {
 
 /** True when etcd is installed; in CI a missing etcd throws (see binaries.ts). */
 export function requireEtcd(): boolean {
-  return requireBinary(findBinary(ETCD_BINARY) !== null ? ETCD_BINARY : 'etcd', 'an etcd datastore test (package etcd-server)');
+  return requireBinary(
+    findBinary(ETCD_BINARY) !== null ? ETCD_BINARY : 'etcd',
+    'an etcd datastore test (package etcd-server)',
+  );
 }
 
 /** A port on 127.0.0.1 that was free a moment ago. */
@@ -60,15 +63,60 @@ export function makeTestCertificates(dir: string): EtcdTlsFiles {
   const openssl = (...args: string[]): void => {
     execFileSync('openssl', args, { stdio: 'pipe', timeout: 10_000 });
   };
-  openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
-    '-subj', '/CN=tortie test CA', '-keyout', file('ca.key'), '-out', file('ca.pem'));
-  const extensions = { server: ['subjectAltName=IP:127.0.0.1', 'extendedKeyUsage=serverAuth'], client: ['extendedKeyUsage=clientAuth'] };
+  openssl(
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-days',
+    '1',
+    '-subj',
+    '/CN=tortie test CA',
+    '-keyout',
+    file('ca.key'),
+    '-out',
+    file('ca.pem'),
+  );
+  const extensions = {
+    server: ['subjectAltName=IP:127.0.0.1', 'extendedKeyUsage=serverAuth'],
+    client: ['extendedKeyUsage=clientAuth'],
+  };
   for (const [name, lines] of Object.entries(extensions)) {
     writeFileSync(file(`${name}.ext`), `${lines.join('\n')}\n`);
-    openssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-subj', `/CN=tortie ${name}`,
-      '-keyout', file(`${name}.key`), '-out', file(`${name}.csr`));
-    openssl('x509', '-req', '-in', file(`${name}.csr`), '-CA', file('ca.pem'), '-CAkey', file('ca.key'), '-CAcreateserial',
-      '-days', '1', '-extfile', file(`${name}.ext`), '-out', file(`${name}.pem`));
+    openssl(
+      'req',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-subj',
+      `/CN=tortie ${name}`,
+      '-keyout',
+      file(`${name}.key`),
+      '-out',
+      file(`${name}.csr`),
+    );
+    openssl(
+      'x509',
+      '-req',
+      '-in',
+      file(`${name}.csr`),
+      '-CA',
+      file('ca.pem'),
+      '-CAkey',
+      file('ca.key'),
+      '-CAcreateserial',
+      '-days',
+      '1',
+      '-extfile',
+      file(`${name}.ext`),
+      '-out',
+      file(`${name}.pem`),
+    );
   }
   return {
     caFile: file('ca.pem'),
@@ -83,7 +131,12 @@ function healthyTls(endpoint: string, tls: EtcdTlsFiles): Promise<boolean> {
   return new Promise((resolve) => {
     const request = httpsGet(
       `${endpoint}/health`,
-      { ca: readFileSync(tls.caFile), cert: readFileSync(tls.clientCertFile), key: readFileSync(tls.clientKeyFile), timeout: 1000 },
+      {
+        ca: readFileSync(tls.caFile),
+        cert: readFileSync(tls.clientCertFile),
+        key: readFileSync(tls.clientKeyFile),
+        timeout: 1000,
+      },
       (response) => {
         let body = '';
         response.on('data', (chunk: Buffer) => (body += chunk.toString()));
@@ -110,17 +163,37 @@ function etcdArgs(dir: string, clientPort: number, peerPort: number, tls: EtcdTl
   const client = `${tls ? 'https' : 'http'}://127.0.0.1:${clientPort}`;
   const peer = `http://127.0.0.1:${peerPort}`;
   return [
-    '--name', 'default',
-    '--data-dir', `${dir}/data`,
-    '--listen-client-urls', client,
-    '--advertise-client-urls', client,
-    '--listen-peer-urls', peer,
-    '--initial-advertise-peer-urls', peer,
-    '--initial-cluster', `default=${peer}`,
-    '--initial-cluster-state', 'new',
-    '--log-level', 'warn',
-    '--logger', 'zap',
-    ...(tls ? ['--cert-file', tls.serverCertFile, '--key-file', tls.serverKeyFile, '--trusted-ca-file', tls.caFile, '--client-cert-auth'] : []),
+    '--name',
+    'default',
+    '--data-dir',
+    `${dir}/data`,
+    '--listen-client-urls',
+    client,
+    '--advertise-client-urls',
+    client,
+    '--listen-peer-urls',
+    peer,
+    '--initial-advertise-peer-urls',
+    peer,
+    '--initial-cluster',
+    `default=${peer}`,
+    '--initial-cluster-state',
+    'new',
+    '--log-level',
+    'warn',
+    '--logger',
+    'zap',
+    ...(tls
+      ? [
+          '--cert-file',
+          tls.serverCertFile,
+          '--key-file',
+          tls.serverKeyFile,
+          '--trusted-ca-file',
+          tls.caFile,
+          '--client-cert-auth',
+        ]
+      : []),
   ];
 }
 
@@ -144,7 +217,12 @@ export async function startEtcd(options: { tls?: boolean } = {}): Promise<EtcdIn
   let endpoint = '';
 
   async function launch(): Promise<void> {
-    proc = startProcess({ name: 'etcd', command: binary as string, args: etcdArgs(dir, clientPort, peerPort, tls), dir });
+    proc = startProcess({
+      name: 'etcd',
+      command: binary as string,
+      args: etcdArgs(dir, clientPort, peerPort, tls),
+      dir,
+    });
     const started = proc;
     await waitFor(
       async () => {

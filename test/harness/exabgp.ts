@@ -197,7 +197,9 @@ export async function startExabgp(options: PeerOptions): Promise<PeerDaemon> {
     sessions: async () => {
       const seen = read().sessions;
       // Neighbors ExaBGP has not reported on yet are Idle.
-      return options.neighbors.map((n) => seen.find((s) => s.neighbor === n.address) ?? { neighbor: n.address, state: 'Idle' as const });
+      return options.neighbors.map(
+        (n) => seen.find((s) => s.neighbor === n.address) ?? { neighbor: n.address, state: 'Idle' as const },
+      );
     },
     announce: async (prefix, nextHop) => {
       announced.set(prefix, nextHop);

@@ -48,7 +48,14 @@ import { join } from 'node:path';
 export type KubeObject = {
   apiVersion?: string;
   kind?: string;
-  metadata: { name: string; namespace?: string; resourceVersion?: string; uid?: string; creationTimestamp?: string; [key: string]: unknown };
+  metadata: {
+    name: string;
+    namespace?: string;
+    resourceVersion?: string;
+    uid?: string;
+    creationTimestamp?: string;
+    [key: string]: unknown;
+  };
   [key: string]: unknown;
 };
 
@@ -73,19 +80,38 @@ export interface Grant {
 }
 
 type RbacRule = { apiGroups?: string[]; resources?: string[]; verbs?: string[]; resourceNames?: string[] };
-type RbacDoc = { kind?: string; metadata?: { name?: string; namespace?: string }; rules?: RbacRule[]; roleRef?: { kind?: string; name?: string }; subjects?: Array<{ kind?: string; name?: string; namespace?: string }> };
+type RbacDoc = {
+  kind?: string;
+  metadata?: { name?: string; namespace?: string };
+  rules?: RbacRule[];
+  roleRef?: { kind?: string; name?: string };
+  subjects?: Array<{ kind?: string; name?: string; namespace?: string }>;
+};
 
 /** `system:serviceaccount:<ns>:<name>` → what its RoleBindings and ClusterRoleBindings in `docs` grant. */
 export function grantsFromManifests(docs: readonly RbacDoc[]): Map<string, Grant[]> {
   const out = new Map<string, Grant[]>();
   for (const binding of docs.filter((d) => d.kind === 'RoleBinding' || d.kind === 'ClusterRoleBinding')) {
-    const role = docs.find((d) => d.kind === binding.roleRef?.kind && d.metadata?.name === binding.roleRef?.name && (d.kind === 'ClusterRole' || d.metadata?.namespace === binding.metadata?.namespace));
-    if (!role) throw new Error(`${binding.kind} ${binding.metadata?.name ?? ''}: no ${binding.roleRef?.kind ?? ''} ${binding.roleRef?.name ?? ''}`);
+    const role = docs.find(
+      (d) =>
+        d.kind === binding.roleRef?.kind &&
+        d.metadata?.name === binding.roleRef?.name &&
+        (d.kind === 'ClusterRole' || d.metadata?.namespace === binding.metadata?.namespace),
+    );
+    if (!role)
+      throw new Error(
+        `${binding.kind} ${binding.metadata?.name ?? ''}: no ${binding.roleRef?.kind ?? ''} ${binding.roleRef?.name ?? ''}`,
+      );
     const namespace = binding.kind === 'RoleBinding' ? binding.metadata?.namespace : undefined;
     const grants = (role.rules ?? []).flatMap((r) =>
       (r.apiGroups ?? []).flatMap((g) =>
         (r.resources ?? []).flatMap((res) =>
-          (r.verbs ?? []).map((verb): Grant => ({ verb, resource: g === '' ? res : `${res.split('/')[0]!}.${g}${res.includes('/') ? `/${res.split('/')[1]!}` : ''}`, ...(namespace ? { namespace } : {}), ...(r.resourceNames ? { resourceNames: r.resourceNames } : {}) })),
+          (r.verbs ?? []).map((verb): Grant => ({
+            verb,
+            resource: g === '' ? res : `${res.split('/')[0]!}.${g}${res.includes('/') ? `/${res.split('/')[1]!}` : ''}`,
+            ...(namespace ? { namespace } : {}),
+            ...(r.resourceNames ? { resourceNames: r.resourceNames } : {}),
+          })),
         ),
       ),
     );
@@ -201,22 +227,40 @@ interface OpenWatch {
 function collectionOf(path: CollectionPath): Collection {
   if ('crd' in path) {
     const kind = CRD_PLURALS[path.crd];
-    if (!kind) throw new Error(`fake-apiserver: CRD plural "${path.crd}" is not one of ${Object.keys(CRD_PLURALS).join(', ')}`);
+    if (!kind)
+      throw new Error(`fake-apiserver: CRD plural "${path.crd}" is not one of ${Object.keys(CRD_PLURALS).join(', ')}`);
     return { resource: `${path.crd}.${CRD_GROUP}`, apiVersion: `${CRD_GROUP}/v1`, kind, namespaced: false, crd: true };
   }
   const core = CORE[path.core];
   const resource = core.group ? `${path.core}.${core.group}` : path.core;
-  return { resource, apiVersion: core.group ? `${core.group}/v1` : 'v1', kind: core.kind, namespaced: core.namespaced, crd: false };
+  return {
+    resource,
+    apiVersion: core.group ? `${core.group}/v1` : 'v1',
+    kind: core.kind,
+    namespaced: core.namespaced,
+    crd: false,
+  };
 }
 
 /** Parses a request path into the collection, namespace and name it addresses; null when not served. */
 function route(pathname: string): Target | null {
-  const parts = pathname.split('/').filter((p) => p !== '').map(decodeURIComponent);
-  if (parts[0] === 'apis' && parts[1] === CRD_GROUP && parts[2] === 'v1' && parts[3] && CRD_PLURALS[parts[3]] && parts.length <= 5) {
+  const parts = pathname
+    .split('/')
+    .filter((p) => p !== '')
+    .map(decodeURIComponent);
+  if (
+    parts[0] === 'apis' &&
+    parts[1] === CRD_GROUP &&
+    parts[2] === 'v1' &&
+    parts[3] &&
+    CRD_PLURALS[parts[3]] &&
+    parts.length <= 5
+  ) {
     return { collection: collectionOf({ crd: parts[3] }), ...(parts[4] ? { name: parts[4] } : {}) };
   }
   if (parts[0] === 'api' && parts[1] === 'v1') {
-    if (parts[2] === 'nodes' && parts.length <= 4) return { collection: collectionOf({ core: 'nodes' }), ...(parts[3] ? { name: parts[3] } : {}) };
+    if (parts[2] === 'nodes' && parts.length <= 4)
+      return { collection: collectionOf({ core: 'nodes' }), ...(parts[3] ? { name: parts[3] } : {}) };
     if (parts[2] === 'pods' && parts.length === 3) return { collection: collectionOf({ core: 'pods' }) };
     if (parts[2] === 'services' && parts.length === 3) return { collection: collectionOf({ core: 'services' }) };
     for (const core of ['pods', 'services'] as const) {
@@ -225,27 +269,56 @@ function route(pathname: string): Target | null {
       }
     }
     if (parts[2] === 'namespaces' && parts[3] && parts[4] === 'secrets' && parts.length <= 6) {
-      return { collection: collectionOf({ core: 'secrets' }), namespace: parts[3], ...(parts[5] ? { name: parts[5] } : {}) };
+      return {
+        collection: collectionOf({ core: 'secrets' }),
+        namespace: parts[3],
+        ...(parts[5] ? { name: parts[5] } : {}),
+      };
     }
-    if (parts[2] === 'namespaces' && parts.length <= 4) return { collection: collectionOf({ core: 'namespaces' }), ...(parts[3] ? { name: parts[3] } : {}) };
+    if (parts[2] === 'namespaces' && parts.length <= 4)
+      return { collection: collectionOf({ core: 'namespaces' }), ...(parts[3] ? { name: parts[3] } : {}) };
   }
   if (parts[0] === 'apis' && parts[1] === 'discovery.k8s.io' && parts[2] === 'v1') {
-    if (parts[3] === 'endpointslices' && parts.length === 4) return { collection: collectionOf({ core: 'endpointslices' }) };
+    if (parts[3] === 'endpointslices' && parts.length === 4)
+      return { collection: collectionOf({ core: 'endpointslices' }) };
     if (parts[3] === 'namespaces' && parts[4] && parts[5] === 'endpointslices' && parts.length <= 7) {
-      return { collection: collectionOf({ core: 'endpointslices' }), namespace: parts[4], ...(parts[6] ? { name: parts[6] } : {}) };
+      return {
+        collection: collectionOf({ core: 'endpointslices' }),
+        namespace: parts[4],
+        ...(parts[6] ? { name: parts[6] } : {}),
+      };
     }
   }
   if (parts[0] === 'apis' && parts[1] === 'networking.k8s.io' && parts[2] === 'v1') {
-    if (parts[3] === 'networkpolicies' && parts.length === 4) return { collection: collectionOf({ core: 'networkpolicies' }) };
+    if (parts[3] === 'networkpolicies' && parts.length === 4)
+      return { collection: collectionOf({ core: 'networkpolicies' }) };
     if (parts[3] === 'namespaces' && parts[4] && parts[5] === 'networkpolicies' && parts.length <= 7) {
-      return { collection: collectionOf({ core: 'networkpolicies' }), namespace: parts[4], ...(parts[6] ? { name: parts[6] } : {}) };
+      return {
+        collection: collectionOf({ core: 'networkpolicies' }),
+        namespace: parts[4],
+        ...(parts[6] ? { name: parts[6] } : {}),
+      };
     }
   }
   return null;
 }
 
-function statusBody(code: number, reason: string, message: string, details?: Record<string, unknown>): Record<string, unknown> {
-  return { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, ...(details ? { details } : {}), code };
+function statusBody(
+  code: number,
+  reason: string,
+  message: string,
+  details?: Record<string, unknown>,
+): Record<string, unknown> {
+  return {
+    kind: 'Status',
+    apiVersion: 'v1',
+    metadata: {},
+    status: 'Failure',
+    message,
+    reason,
+    ...(details ? { details } : {}),
+    code,
+  };
 }
 
 class HttpStatus extends Error {
@@ -270,7 +343,10 @@ function clone<T>(value: T): T {
 /** RFC 7386 §2: objects merge key by key, null removes a key, anything else replaces. */
 function mergePatch(target: unknown, patch: unknown): unknown {
   if (patch === null || typeof patch !== 'object' || Array.isArray(patch)) return patch;
-  const out: Record<string, unknown> = target !== null && typeof target === 'object' && !Array.isArray(target) ? { ...(target as Record<string, unknown>) } : {};
+  const out: Record<string, unknown> =
+    target !== null && typeof target === 'object' && !Array.isArray(target)
+      ? { ...(target as Record<string, unknown>) }
+      : {};
   for (const [k, v] of Object.entries(patch as Record<string, unknown>)) {
     if (v === null) delete out[k];
     else out[k] = mergePatch(out[k], v);
@@ -293,7 +369,9 @@ async function readBody(req: IncomingMessage): Promise<unknown> {
 /** The smallest expirationSeconds kube-apiserver accepts in a TokenRequest. */
 const MIN_TOKEN_SECONDS = 600;
 
-export async function startFakeApiServer(options: { historyWindow?: number; now?: () => number } = {}): Promise<FakeApiServer> {
+export async function startFakeApiServer(
+  options: { historyWindow?: number; now?: () => number } = {},
+): Promise<FakeApiServer> {
   const now = options.now ?? Date.now;
   const serviceAccounts = new Set<string>();
   const tokens = new Map<string, { user: string; expiresAt: number }>();
@@ -318,7 +396,9 @@ export async function startFakeApiServer(options: { historyWindow?: number; now?
   }
 
   function matches(target: Target, resource: string, namespace: string | undefined): boolean {
-    return target.collection.resource === resource && (target.namespace === undefined || target.namespace === namespace);
+    return (
+      target.collection.resource === resource && (target.namespace === undefined || target.namespace === namespace)
+    );
   }
 
   function record(type: HistoryEvent['type'], collection: Collection, object: KubeObject): void {
@@ -327,7 +407,8 @@ export async function startFakeApiServer(options: { historyWindow?: number; now?
     history.push(event);
     trim();
     for (const w of watches) {
-      if (matches(w.target, event.resource, event.namespace)) w.res.write(`${JSON.stringify({ type, object: event.object })}\n`);
+      if (matches(w.target, event.resource, event.namespace))
+        w.res.write(`${JSON.stringify({ type, object: event.object })}\n`);
     }
   }
 
@@ -338,7 +419,8 @@ export async function startFakeApiServer(options: { historyWindow?: number; now?
     rv += 1;
     stored.metadata.resourceVersion = String(rv);
     stored.metadata.uid = previous?.metadata.uid ?? randomUUID();
-    stored.metadata.creationTimestamp = previous?.metadata.creationTimestamp ?? new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+    stored.metadata.creationTimestamp =
+      previous?.metadata.creationTimestamp ?? new Date().toISOString().replace(/\.\d+Z$/, 'Z');
     return stored;
   }
 
@@ -362,7 +444,11 @@ export async function startFakeApiServer(options: { historyWindow?: number; now?
 
   function checkName(collection: Collection, name: unknown): string {
     if (typeof name !== 'string' || name === '') {
-      throw new HttpStatus(422, 'Invalid', `${collection.kind} "" is invalid: metadata.name: Required value: name or generateName is required`);
+      throw new HttpStatus(
+        422,
+        'Invalid',
+        `${collection.kind} "" is invalid: metadata.name: Required value: name or generateName is required`,
+      );
     }
     if (name.length > 253 || !NAME_RE.test(name)) {
       throw new HttpStatus(
@@ -377,9 +463,17 @@ export async function startFakeApiServer(options: { historyWindow?: number; now?
   function listObjects(target: Target): KubeObject[] {
     const out: KubeObject[] = [];
     for (const [key, obj] of objects) {
-      if (key.startsWith(`${target.collection.resource}|`) && (target.namespace === undefined || obj.metadata.namespace === target.namespace)) out.push(clone(obj));
+      if (
+        key.startsWith(`${target.collection.resource}|`) &&
+        (target.namespace === undefined || obj.metadata.namespace === target.namespace)
+      )
+        out.push(clone(obj));
     }
-    return out.sort((a, b) => storeKey('', a.metadata.namespace, a.metadata.name).localeCompare(storeKey('', b.metadata.namespace, b.metadata.name)));
+    return out.sort((a, b) =>
+      storeKey('', a.metadata.namespace, a.metadata.name).localeCompare(
+        storeKey('', b.metadata.namespace, b.metadata.name),
+      ),
+    );
   }
 
   /**
@@ -394,7 +488,12 @@ export async function startFakeApiServer(options: { historyWindow?: number; now?
     if (token) {
       const [id, at] = token.split(':');
       const found = snapshots.get(id ?? '');
-      if (!found || found.resource !== collection.resource) throw new HttpStatus(410, 'Expired', 'The provided continue parameter is too old to display a consistent list result.');
+      if (!found || found.resource !== collection.resource)
+        throw new HttpStatus(
+          410,
+          'Expired',
+          'The provided continue parameter is too old to display a consistent list result.',
+        );
       snapshot = found;
       offset = Number(at);
     } else {
@@ -417,11 +516,15 @@ export async function startFakeApiServer(options: { historyWindow?: number; now?
   function create(target: Target, body: KubeObject): KubeObject {
     const { collection } = target;
     const name = checkName(collection, body?.metadata?.name);
-    const namespace = collection.namespaced ? target.namespace ?? body.metadata.namespace : undefined;
-    if (collection.namespaced && !namespace) throw new HttpStatus(400, 'BadRequest', `${collection.kind} "${name}": a namespace is required`);
+    const namespace = collection.namespaced ? (target.namespace ?? body.metadata.namespace) : undefined;
+    if (collection.namespaced && !namespace)
+      throw new HttpStatus(400, 'BadRequest', `${collection.kind} "${name}": a namespace is required`);
     const key = storeKey(collection.resource, namespace, name);
     if (objects.has(key)) {
-      throw new HttpStatus(409, 'AlreadyExists', `${collection.resource} "${name}" already exists`, { name, kind: collection.resource.split('.')[0] });
+      throw new HttpStatus(409, 'AlreadyExists', `${collection.resource} "${name}" already exists`, {
+        name,
+        kind: collection.resource.split('.')[0],
+      });
     }
     const input = clone(body);
     delete input.metadata.resourceVersion;
@@ -435,7 +538,11 @@ export async function startFakeApiServer(options: { historyWindow?: number; now?
   function replace(target: Target, name: string, body: KubeObject): KubeObject {
     const { collection } = target;
     if (body?.metadata?.name !== name) {
-      throw new HttpStatus(400, 'BadRequest', `the name of the object (${String(body?.metadata?.name)}) does not match the name on the URL (${name})`);
+      throw new HttpStatus(
+        400,
+        'BadRequest',
+        `the name of the object (${String(body?.metadata?.name)}) does not match the name on the URL (${name})`,
+      );
     }
     const key = storeKey(collection.resource, target.namespace, name);
     const current = objects.get(key);
@@ -444,7 +551,11 @@ export async function startFakeApiServer(options: { historyWindow?: number; now?
     if (wanted === undefined || wanted === '') {
       // Custom resources refuse unconditional update; core Nodes and Pods allow it.
       if (collection.crd) {
-        throw new HttpStatus(422, 'Invalid', `${collection.kind}.${CRD_GROUP} "${name}" is invalid: metadata.resourceVersion: Invalid value: 0x0: must be specified for an update`);
+        throw new HttpStatus(
+          422,
+          'Invalid',
+          `${collection.kind}.${CRD_GROUP} "${name}" is invalid: metadata.resourceVersion: Invalid value: 0x0: must be specified for an update`,
+        );
       }
     } else if (wanted !== current.metadata.resourceVersion) {
       throw conflict(collection, name);
@@ -461,13 +572,18 @@ export async function startFakeApiServer(options: { historyWindow?: number; now?
   function patch(target: Target, name: string, contentType: string | undefined, body: unknown): KubeObject {
     const { collection } = target;
     if ((contentType ?? '').split(';')[0]?.trim() !== 'application/merge-patch+json') {
-      throw new HttpStatus(415, 'UnsupportedMediaType', `the body of the request was in an unknown format - accepted media types by this fake include: application/merge-patch+json (got ${String(contentType)})`);
+      throw new HttpStatus(
+        415,
+        'UnsupportedMediaType',
+        `the body of the request was in an unknown format - accepted media types by this fake include: application/merge-patch+json (got ${String(contentType)})`,
+      );
     }
     const key = storeKey(collection.resource, target.namespace, name);
     const current = objects.get(key);
     if (!current) throw notFound(collection, name);
     const merged = mergePatch(clone(current), body) as KubeObject;
-    if (merged?.metadata?.name !== name) throw new HttpStatus(400, 'BadRequest', `a patch may not change metadata.name (${name})`);
+    if (merged?.metadata?.name !== name)
+      throw new HttpStatus(400, 'BadRequest', `a patch may not change metadata.name (${name})`);
     if (merged.metadata.resourceVersion !== current.metadata.resourceVersion) throw conflict(collection, name);
     const stored = stamp(collection, merged, current);
     objects.set(key, stored);
@@ -480,12 +596,20 @@ export async function startFakeApiServer(options: { historyWindow?: number; now?
     const key = storeKey(collection.resource, target.namespace, name);
     const current = objects.get(key);
     if (!current) throw notFound(collection, name);
-    const preconditions = (body as { preconditions?: { resourceVersion?: string; uid?: string } } | undefined)?.preconditions;
-    if (preconditions?.resourceVersion !== undefined && preconditions.resourceVersion !== current.metadata.resourceVersion) {
+    const preconditions = (body as { preconditions?: { resourceVersion?: string; uid?: string } } | undefined)
+      ?.preconditions;
+    if (
+      preconditions?.resourceVersion !== undefined &&
+      preconditions.resourceVersion !== current.metadata.resourceVersion
+    ) {
       throw conflict(collection, name);
     }
     if (preconditions?.uid !== undefined && preconditions.uid !== current.metadata.uid) {
-      throw new HttpStatus(409, 'Conflict', `Precondition failed: UID in precondition: ${preconditions.uid}, UID in object meta: ${String(current.metadata.uid)}`);
+      throw new HttpStatus(
+        409,
+        'Conflict',
+        `Precondition failed: UID in precondition: ${preconditions.uid}, UID in object meta: ${String(current.metadata.uid)}`,
+      );
     }
     objects.delete(key);
     rv += 1;
@@ -539,7 +663,13 @@ export async function startFakeApiServer(options: { historyWindow?: number; now?
   }
 
   /** RBAC: 403 unless one of the user's grants covers verb, resource, namespace and name. */
-  function authorize(user: string, verb: string, resource: string, namespace: string | undefined, name: string | undefined): void {
+  function authorize(
+    user: string,
+    verb: string,
+    resource: string,
+    namespace: string | undefined,
+    name: string | undefined,
+  ): void {
     if (user === 'admin') return;
     const allowed = (grants.get(user) ?? []).some(
       (g) =>
@@ -558,12 +688,22 @@ export async function startFakeApiServer(options: { historyWindow?: number; now?
     );
   }
 
-  async function tokenRequest(namespace: string, name: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
-    if (!serviceAccounts.has(`${namespace}/${name}`)) throw new HttpStatus(404, 'NotFound', `serviceaccounts "${name}" not found`, { name, kind: 'serviceaccounts' });
+  async function tokenRequest(
+    namespace: string,
+    name: string,
+    req: IncomingMessage,
+    res: ServerResponse,
+  ): Promise<void> {
+    if (!serviceAccounts.has(`${namespace}/${name}`))
+      throw new HttpStatus(404, 'NotFound', `serviceaccounts "${name}" not found`, { name, kind: 'serviceaccounts' });
     const body = (await readBody(req)) as { spec?: { expirationSeconds?: number } } | undefined;
     const asked = body?.spec?.expirationSeconds ?? 3600;
     if (!Number.isInteger(asked) || asked < MIN_TOKEN_SECONDS) {
-      throw new HttpStatus(422, 'Invalid', `TokenRequest.authentication.k8s.io "${name}" is invalid: spec.expirationSeconds: Invalid value: ${String(asked)}: may not specify a duration less than 10 minutes`);
+      throw new HttpStatus(
+        422,
+        'Invalid',
+        `TokenRequest.authentication.k8s.io "${name}" is invalid: spec.expirationSeconds: Invalid value: ${String(asked)}: may not specify a duration less than 10 minutes`,
+      );
     }
     const issued = issueToken(namespace, name, asked);
     sendJson(res, 201, {
@@ -571,7 +711,10 @@ export async function startFakeApiServer(options: { historyWindow?: number; now?
       kind: 'TokenRequest',
       metadata: { name, namespace, creationTimestamp: new Date(now()).toISOString().replace(/\.\d+Z$/, 'Z') },
       spec: { audiences: [], expirationSeconds: asked },
-      status: { token: issued.token, expirationTimestamp: new Date(issued.expiresAt).toISOString().replace(/\.\d+Z$/, 'Z') },
+      status: {
+        token: issued.token,
+        expirationTimestamp: new Date(issued.expiresAt).toISOString().replace(/\.\d+Z$/, 'Z'),
+      },
     });
   }
 
@@ -585,7 +728,10 @@ export async function startFakeApiServer(options: { historyWindow?: number; now?
     const url = new URL(req.url ?? '/', 'http://127.0.0.1');
     const method = req.method ?? 'GET';
     const user = authenticate(req);
-    const parts = url.pathname.split('/').filter((p) => p !== '').map(decodeURIComponent);
+    const parts = url.pathname
+      .split('/')
+      .filter((p) => p !== '')
+      .map(decodeURIComponent);
     // Subresources: /api/v1/namespaces/<ns>/serviceaccounts/<sa>/token and /api/v1/namespaces/<ns>/pods/<name>/status.
     if (parts.length === 7 && parts[0] === 'api' && parts[1] === 'v1' && parts[2] === 'namespaces') {
       const [, , , namespace, plural, name, sub] = parts as [string, string, string, string, string, string, string];
@@ -600,12 +746,27 @@ export async function startFakeApiServer(options: { historyWindow?: number; now?
         sendJson(res, 200, patchPodStatus(namespace, name, req.headers['content-type'], await readBody(req)));
         return;
       }
-      throw new HttpStatus(405, 'MethodNotAllowed', `${method} is not supported on ${url.pathname} by this fake API server`);
+      throw new HttpStatus(
+        405,
+        'MethodNotAllowed',
+        `${method} is not supported on ${url.pathname} by this fake API server`,
+      );
     }
     const target = route(url.pathname);
-    if (!target) throw new HttpStatus(404, 'NotFound', `the server could not find the requested resource (${method} ${url.pathname})`);
+    if (!target)
+      throw new HttpStatus(
+        404,
+        'NotFound',
+        `the server could not find the requested resource (${method} ${url.pathname})`,
+      );
     const { collection } = target;
-    const verbOf: Record<string, string> = { GET: target.name ? 'get' : url.searchParams.get('watch') === 'true' ? 'watch' : 'list', POST: 'create', PUT: 'update', DELETE: 'delete', PATCH: 'patch' };
+    const verbOf: Record<string, string> = {
+      GET: target.name ? 'get' : url.searchParams.get('watch') === 'true' ? 'watch' : 'list',
+      POST: 'create',
+      PUT: 'update',
+      DELETE: 'delete',
+      PATCH: 'patch',
+    };
     const call: ApiCall = { verb: verbOf[method] ?? method.toLowerCase(), resource: collection.resource, user };
     calls.push(call);
     res.on('finish', () => (call.status = res.statusCode));
@@ -642,7 +803,11 @@ export async function startFakeApiServer(options: { historyWindow?: number; now?
       sendJson(res, 200, patch(target, target.name, req.headers['content-type'], await readBody(req)));
       return;
     }
-    throw new HttpStatus(405, 'MethodNotAllowed', `${method} is not supported on ${url.pathname} by this fake API server`);
+    throw new HttpStatus(
+      405,
+      'MethodNotAllowed',
+      `${method} is not supported on ${url.pathname} by this fake API server`,
+    );
   }
 
   function sendJson(res: ServerResponse, code: number, body: unknown): void {
@@ -657,7 +822,8 @@ export async function startFakeApiServer(options: { historyWindow?: number; now?
         res.destroy();
         return;
       }
-      if (err instanceof HttpStatus) sendJson(res, err.code, statusBody(err.code, err.reason, err.message, err.details));
+      if (err instanceof HttpStatus)
+        sendJson(res, err.code, statusBody(err.code, err.reason, err.message, err.details));
       else sendJson(res, 500, statusBody(500, 'InternalError', err instanceof Error ? err.message : String(err)));
     });
   });
@@ -736,7 +902,7 @@ export async function startFakeApiServer(options: { historyWindow?: number; now?
     revision: () => rv,
     put(path: CollectionPath, object: KubeObject) {
       const collection = collectionOf(path);
-      const namespace = collection.namespaced ? object.metadata.namespace ?? 'default' : undefined;
+      const namespace = collection.namespaced ? (object.metadata.namespace ?? 'default') : undefined;
       const name = checkName(collection, object.metadata.name);
       const key = storeKey(collection.resource, namespace, name);
       const previous = objects.get(key);
@@ -749,12 +915,14 @@ export async function startFakeApiServer(options: { historyWindow?: number; now?
     },
     object(path: CollectionPath, name: string, namespace?: string) {
       const collection = collectionOf(path);
-      const obj = objects.get(storeKey(collection.resource, collection.namespaced ? namespace ?? 'default' : undefined, name));
+      const obj = objects.get(
+        storeKey(collection.resource, collection.namespaced ? (namespace ?? 'default') : undefined, name),
+      );
       return obj ? clone(obj) : undefined;
     },
     remove(path: CollectionPath, name: string, namespace?: string) {
       const collection = collectionOf(path);
-      const ns = collection.namespaced ? namespace ?? 'default' : undefined;
+      const ns = collection.namespaced ? (namespace ?? 'default') : undefined;
       if (!objects.has(storeKey(collection.resource, ns, name))) return false;
       remove({ collection, ...(ns !== undefined ? { namespace: ns } : {}) }, name, undefined);
       return true;

@@ -45,7 +45,12 @@ export function frrConfig(options: PeerOptions, announced: AnnounceTable): strin
   for (const [prefix, { nextHop, seq }] of announced) lines.push(...exportEntry(prefix, nextHop, seq));
   lines.push('route-map T-EXPORT permit 65000', 'exit', 'route-map T-IMPORT permit 10', 'exit', '!');
   lines.push(`router bgp ${options.as}`, ` bgp router-id ${options.routerId ?? options.address}`);
-  lines.push(' no bgp ebgp-requires-policy', ' no bgp network import-check', ' bgp log-neighbor-changes', ' coalesce-time 10');
+  lines.push(
+    ' no bgp ebgp-requires-policy',
+    ' no bgp network import-check',
+    ' bgp log-neighbor-changes',
+    ' coalesce-time 10',
+  );
   if (options.clusterId) lines.push(` bgp cluster-id ${options.clusterId}`);
   const anyGr = options.neighbors.map((n) => gracefulRestartOf(options, n)).find((gr) => gr !== undefined);
   if (anyGr) lines.push(' bgp graceful-restart', ` bgp graceful-restart restart-time ${anyGr.restartTime}`);
@@ -54,17 +59,26 @@ export function frrConfig(options: PeerOptions, announced: AnnounceTable): strin
     lines.push(` neighbor ${n.address} remote-as ${n.as}`, ` neighbor ${n.address} update-source ${options.address}`);
     if (n.port !== undefined && n.port !== 179) lines.push(` neighbor ${n.address} port ${n.port}`);
     if (n.ttlSecurity !== undefined) lines.push(` neighbor ${n.address} ttl-security hops ${n.ttlSecurity}`);
-    else if (ebgp) lines.push(n.multihop ? ` neighbor ${n.address} ebgp-multihop 255` : ` neighbor ${n.address} disable-connected-check`);
+    else if (ebgp)
+      lines.push(
+        n.multihop ? ` neighbor ${n.address} ebgp-multihop 255` : ` neighbor ${n.address} disable-connected-check`,
+      );
     if (n.password !== undefined) lines.push(` neighbor ${n.address} password ${n.password}`);
     if (n.passive) lines.push(` neighbor ${n.address} passive`);
-    if (n.holdTime !== undefined) lines.push(` neighbor ${n.address} timers ${Math.floor(n.holdTime / 3)} ${n.holdTime}`);
+    if (n.holdTime !== undefined)
+      lines.push(` neighbor ${n.address} timers ${Math.floor(n.holdTime / 3)} ${n.holdTime}`);
     lines.push(` neighbor ${n.address} timers connect 1`, ` neighbor ${n.address} advertisement-interval 0`);
-    if (gracefulRestartOf(options, n) === undefined && anyGr) lines.push(` neighbor ${n.address} graceful-restart-disable`);
+    if (gracefulRestartOf(options, n) === undefined && anyGr)
+      lines.push(` neighbor ${n.address} graceful-restart-disable`);
   }
   lines.push(' address-family ipv4 unicast');
   for (const prefix of announced.keys()) lines.push(`  network ${prefix}`);
   for (const n of options.neighbors) {
-    lines.push(`  neighbor ${n.address} activate`, `  neighbor ${n.address} route-map T-IMPORT in`, `  neighbor ${n.address} route-map T-EXPORT out`);
+    lines.push(
+      `  neighbor ${n.address} activate`,
+      `  neighbor ${n.address} route-map T-IMPORT in`,
+      `  neighbor ${n.address} route-map T-EXPORT out`,
+    );
     if (n.rrClient) lines.push(`  neighbor ${n.address} route-reflector-client`);
   }
   lines.push(' exit-address-family', 'exit', '!');
@@ -123,7 +137,8 @@ export function parseFrrPrefixDetail(json: string): PeerRoute[] {
   return data.paths
     .filter((p) => p.peer?.peerId && p.peer.peerId !== '0.0.0.0' && /^\d+\.\d+\.\d+\.\d+$/.test(p.peer.peerId))
     .map((p) => {
-      const asPath = p.aspath?.segments?.flatMap((s) => s.list ?? []) ?? (p.aspath?.string?.match(/\d+/g) ?? []).map(Number);
+      const asPath =
+        p.aspath?.segments?.flatMap((s) => s.list ?? []) ?? (p.aspath?.string?.match(/\d+/g) ?? []).map(Number);
       const origin = p.origin?.toLowerCase();
       return {
         prefix,
@@ -164,7 +179,8 @@ export async function startFrr(options: PeerOptions): Promise<PeerDaemon> {
       return { command: bin.daemon(), args };
     },
     ready: async () =>
-      (await unixSocketAnswers(join(dir, 'bgpd.vty'))) && (await vtysh(['show bgp summary json']).catch(() => '')).includes('"as":'),
+      (await unixSocketAnswers(join(dir, 'bgpd.vty'))) &&
+      (await vtysh(['show bgp summary json']).catch(() => '')).includes('"as":'),
   });
   function vtysh(commands: string[]): Promise<string> {
     return runCli(bin.cli(), ['--vty_socket', dir, '-d', 'bgpd', ...commands.flatMap((c) => ['-c', c])]);
@@ -195,7 +211,12 @@ export async function startFrr(options: PeerOptions): Promise<PeerDaemon> {
       seqOf.set(prefix, seq);
       announced.set(prefix, { nextHop, seq });
       // The route-map entry first, so the route goes out with its next hop from the first UPDATE.
-      await configure([...exportEntry(prefix, nextHop, seq), `router bgp ${options.as}`, 'address-family ipv4 unicast', `network ${prefix}`]);
+      await configure([
+        ...exportEntry(prefix, nextHop, seq),
+        `router bgp ${options.as}`,
+        'address-family ipv4 unicast',
+        `network ${prefix}`,
+      ]);
     },
     withdraw: async (prefix) => {
       if (!announced.delete(prefix)) return;

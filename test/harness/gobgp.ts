@@ -11,7 +11,15 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PEER_BINARIES } from './binaries.js';
 import { DaemonHandle, daemonDir, tcpAnswers } from './daemon.js';
-import { gracefulRestartOf, runCli, type PeerDaemon, type PeerOptions, type PeerRoute, type PeerSessionInfo, type SessionState } from './peer.js';
+import {
+  gracefulRestartOf,
+  runCli,
+  type PeerDaemon,
+  type PeerOptions,
+  type PeerRoute,
+  type PeerSessionInfo,
+  type SessionState,
+} from './peer.js';
 
 export const GOBGP_API_PORT = 50051;
 
@@ -27,18 +35,28 @@ export function gobgpConfig(options: PeerOptions): string {
   ];
   for (const n of options.neighbors) {
     const gr = gracefulRestartOf(options, n);
-    lines.push('[[neighbors]]', '  [neighbors.config]', `    neighbor-address = "${n.address}"`, `    peer-as = ${n.as}`);
+    lines.push(
+      '[[neighbors]]',
+      '  [neighbors.config]',
+      `    neighbor-address = "${n.address}"`,
+      `    peer-as = ${n.as}`,
+    );
     lines.push('  [neighbors.transport.config]', `    local-address = "${options.address}"`);
     if (n.passive) lines.push('    passive-mode = true');
     if (n.port !== undefined) lines.push(`    remote-port = ${n.port}`);
     lines.push('  [neighbors.timers.config]', '    connect-retry = 1', '    idle-hold-time-after-reset = 1');
-    if (n.holdTime !== undefined) lines.push(`    hold-time = ${n.holdTime}`, `    keepalive-interval = ${Math.max(1, Math.floor(n.holdTime / 3))}`);
+    if (n.holdTime !== undefined)
+      lines.push(
+        `    hold-time = ${n.holdTime}`,
+        `    keepalive-interval = ${Math.max(1, Math.floor(n.holdTime / 3))}`,
+      );
     if (n.multihop) lines.push('  [neighbors.ebgp-multihop.config]', '    enabled = true', '    multihop-ttl = 255');
     if (n.rrClient) {
       lines.push('  [neighbors.route-reflector.config]', '    route-reflector-client = true');
       lines.push(`    route-reflector-cluster-id = "${options.clusterId ?? routerId}"`);
     }
-    if (gr) lines.push('  [neighbors.graceful-restart.config]', '    enabled = true', `    restart-time = ${gr.restartTime}`);
+    if (gr)
+      lines.push('  [neighbors.graceful-restart.config]', '    enabled = true', `    restart-time = ${gr.restartTime}`);
     lines.push('  [[neighbors.afi-safis]]', '    [neighbors.afi-safis.config]', '      afi-safi-name = "ipv4-unicast"');
     if (gr) lines.push('    [neighbors.afi-safis.mp-graceful-restart.config]', '      enabled = true');
   }
@@ -63,7 +81,10 @@ const GOBGP_STATES: Readonly<Record<string, SessionState>> = {
 
 /** Parses `gobgp neighbor -j`. Pure. */
 export function parseGobgpNeighbors(json: string): PeerSessionInfo[] {
-  const data = JSON.parse(json) as { conf?: { neighbor_address?: string }; state?: { session_state?: number | string; neighbor_address?: string } }[];
+  const data = JSON.parse(json) as {
+    conf?: { neighbor_address?: string };
+    state?: { session_state?: number | string; neighbor_address?: string };
+  }[];
   return data.map((n) => ({
     neighbor: n.conf?.neighbor_address ?? n.state?.neighbor_address ?? '',
     state: GOBGP_STATES[String(n.state?.session_state ?? 1).toUpperCase()] ?? 'Idle',
@@ -93,13 +114,21 @@ const GOBGP_ATTRS: Readonly<Record<number, (a: GobgpAttr, r: Record<string, unkn
 
 /** Parses `gobgp global rib -a ipv4 -j`, keeping paths learned from neighbors. Pure. */
 export function parseGobgpRib(json: string): PeerRoute[] {
-  const data = JSON.parse(json) as Record<string, { nlri?: { prefix?: string }; best?: boolean; attrs?: GobgpAttr[]; 'neighbor-ip'?: string }[]>;
+  const data = JSON.parse(json) as Record<
+    string,
+    { nlri?: { prefix?: string }; best?: boolean; attrs?: GobgpAttr[]; 'neighbor-ip'?: string }[]
+  >;
   const routes: PeerRoute[] = [];
   for (const [prefix, paths] of Object.entries(data)) {
     for (const path of paths) {
       const from = path['neighbor-ip'];
       if (!from || from === '<nil>' || from === '0.0.0.0') continue;
-      const r: Record<string, unknown> = { prefix: path.nlri?.prefix ?? prefix, asPath: [], best: path.best === true, fromPeer: from };
+      const r: Record<string, unknown> = {
+        prefix: path.nlri?.prefix ?? prefix,
+        asPath: [],
+        best: path.best === true,
+        fromPeer: from,
+      };
       for (const attr of path.attrs ?? []) GOBGP_ATTRS[attr.type]?.(attr, r);
       routes.push({ nextHop: '', ...r } as unknown as PeerRoute);
     }
@@ -151,10 +180,25 @@ export async function startGobgp(options: PeerOptions): Promise<PeerDaemon> {
       writeFileSync(configPath, gobgpConfig(options));
       return {
         command: bin.daemon(),
-        args: ['-f', configPath, '-t', 'toml', '--pprof-disable', '--api-hosts', `${options.address}:${GOBGP_API_PORT}`, '-l', 'info'],
+        args: [
+          '-f',
+          configPath,
+          '-t',
+          'toml',
+          '--pprof-disable',
+          '--api-hosts',
+          `${options.address}:${GOBGP_API_PORT}`,
+          '-l',
+          'info',
+        ],
       };
     },
-    ready: async () => (await tcpAnswers(options.address, GOBGP_API_PORT)) && (await gobgp(['global', '-j']).then(() => true, () => false)),
+    ready: async () =>
+      (await tcpAnswers(options.address, GOBGP_API_PORT)) &&
+      (await gobgp(['global', '-j']).then(
+        () => true,
+        () => false,
+      )),
   });
   const start = async () => {
     await handle.start();

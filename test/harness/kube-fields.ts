@@ -78,7 +78,8 @@ function check(value: unknown, type: string, format: string, path: string, out: 
       else if ((format === 'int32' || format === 'int64') && !Number.isInteger(value)) wrong('an integer');
       return;
     case 'IntOrString':
-      if (!(typeof value === 'string' || (typeof value === 'number' && Number.isInteger(value)))) wrong('an integer or a string');
+      if (!(typeof value === 'string' || (typeof value === 'number' && Number.isInteger(value))))
+        wrong('an integer or a string');
       return;
     case 'any':
       return;

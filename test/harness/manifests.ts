@@ -17,7 +17,12 @@ import { parseAllDocuments } from 'yaml';
 export const ROOT = resolve(import.meta.dirname, '../..').replace(/\/dist$/, '');
 export const MANIFEST_DIR = join(ROOT, 'manifests');
 
-export type KubeDoc = { apiVersion?: string; kind?: string; metadata?: { name?: string; namespace?: string; [k: string]: unknown }; [k: string]: unknown };
+export type KubeDoc = {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: { name?: string; namespace?: string; [k: string]: unknown };
+  [k: string]: unknown;
+};
 
 /** Every document of a Kubernetes manifest, parsed as YAML 1.1; a syntax error or warning throws naming file and document. */
 export function loadKubeDocuments(path: string): KubeDoc[] {
@@ -97,20 +102,31 @@ export function podSpecOf(daemonSet: KubeDoc): PodSpec {
 }
 
 /** The environment a container gets: name → value. `fields` gives fieldRef values (spec.nodeName → ...). */
-export function resolveEnv(container: Container, configMaps: KubeDoc[], fields: Record<string, string>): Record<string, string> {
+export function resolveEnv(
+  container: Container,
+  configMaps: KubeDoc[],
+  fields: Record<string, string>,
+): Record<string, string> {
   const env: Record<string, string> = {};
   for (const v of container.env ?? []) {
     if (v.value !== undefined) env[v.name] = v.value;
     else if (v.valueFrom?.fieldRef) {
       const value = fields[v.valueFrom.fieldRef.fieldPath];
-      if (value === undefined) throw new Error(`${container.name}: ${v.name} refers to field ${v.valueFrom.fieldRef.fieldPath}, which the test did not give`);
+      if (value === undefined)
+        throw new Error(
+          `${container.name}: ${v.name} refers to field ${v.valueFrom.fieldRef.fieldPath}, which the test did not give`,
+        );
       env[v.name] = value;
     } else if (v.valueFrom?.configMapKeyRef) {
       const ref = v.valueFrom.configMapKeyRef;
       const map = configMaps.find((c) => c.metadata?.name === ref.name);
       const data = (map?.data ?? {}) as Record<string, unknown>;
-      if (!map) throw new Error(`${container.name}: ${v.name} refers to ConfigMap "${ref.name}", which is not in the manifest`);
-      if (typeof data[ref.key] !== 'string') throw new Error(`${container.name}: ${v.name} refers to key "${ref.key}" of ConfigMap "${ref.name}", which has no such key`);
+      if (!map)
+        throw new Error(`${container.name}: ${v.name} refers to ConfigMap "${ref.name}", which is not in the manifest`);
+      if (typeof data[ref.key] !== 'string')
+        throw new Error(
+          `${container.name}: ${v.name} refers to key "${ref.key}" of ConfigMap "${ref.name}", which has no such key`,
+        );
       env[v.name] = data[ref.key] as string;
     } else {
       throw new Error(`${container.name}: ${v.name} has neither value nor a valueFrom this test resolves`);
@@ -149,7 +165,8 @@ export function parseDockerfile(text: string): DockerInstruction[] {
     const instruction: DockerInstruction = { op, text: rest };
     if (rest.startsWith('[')) {
       const parsed: unknown = JSON.parse(rest);
-      if (!Array.isArray(parsed) || !parsed.every((s) => typeof s === 'string')) throw new Error(`Dockerfile: ${op} ${rest}: not a JSON list of strings`);
+      if (!Array.isArray(parsed) || !parsed.every((s) => typeof s === 'string'))
+        throw new Error(`Dockerfile: ${op} ${rest}: not a JSON list of strings`);
       instruction.json = parsed as string[];
     }
     out.push(instruction);

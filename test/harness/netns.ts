@@ -50,7 +50,12 @@ let counter = 0;
 let hooked = false;
 
 /** Runs a command with a time limit; never rejects except when it cannot be started. */
-export function runCommand(command: string, args: readonly string[], stdin?: string, timeoutMs = COMMAND_TIMEOUT_MS): Promise<CommandResult> {
+export function runCommand(
+  command: string,
+  args: readonly string[],
+  stdin?: string,
+  timeoutMs = COMMAND_TIMEOUT_MS,
+): Promise<CommandResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, [...args], { stdio: ['pipe', 'pipe', 'pipe'] });
     const out: Buffer[] = [];

@@ -48,7 +48,12 @@ const KEYWORDS = new Set([
   'format',
 ]);
 /** Formats that add nothing for the types they are allowed on here. */
-const FORMATS: Readonly<Record<string, SchemaType>> = { int32: 'integer', int64: 'integer', double: 'number', float: 'number' };
+const FORMATS: Readonly<Record<string, SchemaType>> = {
+  int32: 'integer',
+  int64: 'integer',
+  double: 'number',
+  float: 'number',
+};
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -91,19 +96,29 @@ export function structuralProblems(schema: unknown, path = 'openAPIV3Schema', at
   const out: string[] = [];
   if (!isObject(schema)) return [`${path}: a schema must be a map, found ${typeOf(schema)}`];
   for (const keyword of Object.keys(schema)) {
-    if (!KEYWORDS.has(keyword)) out.push(`${path}: keyword "${keyword}" is not implemented by test/harness/openapi-schema.ts (it would go unchecked)`);
+    if (!KEYWORDS.has(keyword))
+      out.push(
+        `${path}: keyword "${keyword}" is not implemented by test/harness/openapi-schema.ts (it would go unchecked)`,
+      );
   }
   const type = schema.type;
   if (!(TYPES as readonly unknown[]).includes(type)) {
-    out.push(`${path}: type ${JSON.stringify(type)} is required and must be one of ${TYPES.join(', ')} (structural schema)`);
+    out.push(
+      `${path}: type ${JSON.stringify(type)} is required and must be one of ${TYPES.join(', ')} (structural schema)`,
+    );
     return out;
   }
-  if (schema.format !== undefined && FORMATS[String(schema.format)] !== type) out.push(`${path}: format ${JSON.stringify(schema.format)} does not fit type ${String(type)}`);
-  if (schema.nullable !== undefined && typeof schema.nullable !== 'boolean') out.push(`${path}: nullable must be true or false`);
-  if (schema.description !== undefined && typeof schema.description !== 'string') out.push(`${path}: description must be a string`);
+  if (schema.format !== undefined && FORMATS[String(schema.format)] !== type)
+    out.push(`${path}: format ${JSON.stringify(schema.format)} does not fit type ${String(type)}`);
+  if (schema.nullable !== undefined && typeof schema.nullable !== 'boolean')
+    out.push(`${path}: nullable must be true or false`);
+  if (schema.description !== undefined && typeof schema.description !== 'string')
+    out.push(`${path}: description must be a string`);
   const has = (k: string): boolean => schema[k] !== undefined;
   const only = (types: SchemaType[], keywords: string[]): void => {
-    for (const k of keywords) if (has(k) && !types.includes(type as SchemaType)) out.push(`${path}: ${k} is for ${types.join('/')} only, not ${String(type)}`);
+    for (const k of keywords)
+      if (has(k) && !types.includes(type as SchemaType))
+        out.push(`${path}: ${k} is for ${types.join('/')} only, not ${String(type)}`);
   };
   only(['object'], ['properties', 'required', 'additionalProperties']);
   only(['array'], ['items', 'minItems', 'maxItems']);
@@ -112,10 +127,14 @@ export function structuralProblems(schema: unknown, path = 'openAPIV3Schema', at
   for (const k of ['minimum', 'maximum', 'minLength', 'maxLength', 'minItems', 'maxItems']) {
     if (has(k) && typeof schema[k] !== 'number') out.push(`${path}: ${k} must be a number`);
   }
-  if (typeof schema.minimum === 'number' && typeof schema.maximum === 'number' && schema.minimum > schema.maximum) out.push(`${path}: minimum > maximum`);
+  if (typeof schema.minimum === 'number' && typeof schema.maximum === 'number' && schema.minimum > schema.maximum)
+    out.push(`${path}: minimum > maximum`);
   if (has('enum')) {
     if (!Array.isArray(schema.enum) || schema.enum.length === 0) out.push(`${path}: enum must be a non-empty list`);
-    else for (const v of schema.enum) if (!matchesType(v, type as SchemaType)) out.push(`${path}: enum value ${JSON.stringify(v)} is not of type ${String(type)}`);
+    else
+      for (const v of schema.enum)
+        if (!matchesType(v, type as SchemaType))
+          out.push(`${path}: enum value ${JSON.stringify(v)} is not of type ${String(type)}`);
   }
   if (has('pattern')) {
     const pattern = schema.pattern;
@@ -127,14 +146,19 @@ export function structuralProblems(schema: unknown, path = 'openAPIV3Schema', at
         out.push(`${path}: pattern ${JSON.stringify(pattern)} does not compile: ${(error as Error).message}`);
       }
       // Kubernetes runs patterns with Go's RE2: no lookaround, no back-references.
-      if (/\(\?[=!<]|\\[1-9]/.test(pattern)) out.push(`${path}: pattern ${JSON.stringify(pattern)} uses lookaround or a back-reference, which Go's RE2 cannot run`);
+      if (/\(\?[=!<]|\\[1-9]/.test(pattern))
+        out.push(
+          `${path}: pattern ${JSON.stringify(pattern)} uses lookaround or a back-reference, which Go's RE2 cannot run`,
+        );
     }
   }
   if (type === 'array' && !has('items')) out.push(`${path}: an array needs items (structural schema)`);
   if (has('items')) out.push(...structuralProblems(schema.items, `${path}.items`, false));
-  if (has('properties') && has('additionalProperties')) out.push(`${path}: properties and additionalProperties cannot both be set (structural schema)`);
+  if (has('properties') && has('additionalProperties'))
+    out.push(`${path}: properties and additionalProperties cannot both be set (structural schema)`);
   if (has('additionalProperties')) {
-    if (!isObject(schema.additionalProperties)) out.push(`${path}: additionalProperties must be a schema (false is not allowed in a CRD)`);
+    if (!isObject(schema.additionalProperties))
+      out.push(`${path}: additionalProperties must be a schema (false is not allowed in a CRD)`);
     else out.push(...structuralProblems(schema.additionalProperties, `${path}.additionalProperties`, false));
   }
   if (has('properties')) {
@@ -143,8 +167,14 @@ export function structuralProblems(schema: unknown, path = 'openAPIV3Schema', at
       for (const [name, sub] of Object.entries(schema.properties)) {
         if (atRoot && name === 'metadata') {
           // The API server owns metadata; a CRD may only say it is an object.
-          if (!isObject(sub) || sub.type !== 'object' || Object.keys(sub).some((k) => k !== 'type' && k !== 'description')) {
-            out.push(`${path}.properties.metadata: must be just {type: object} (only name restrictions are allowed, and none are used here)`);
+          if (
+            !isObject(sub) ||
+            sub.type !== 'object' ||
+            Object.keys(sub).some((k) => k !== 'type' && k !== 'description')
+          ) {
+            out.push(
+              `${path}.properties.metadata: must be just {type: object} (only name restrictions are allowed, and none are used here)`,
+            );
           }
           continue;
         }
@@ -153,10 +183,12 @@ export function structuralProblems(schema: unknown, path = 'openAPIV3Schema', at
     }
   }
   if (has('required')) {
-    if (!Array.isArray(schema.required) || !schema.required.every((r) => typeof r === 'string')) out.push(`${path}: required must be a list of field names`);
+    if (!Array.isArray(schema.required) || !schema.required.every((r) => typeof r === 'string'))
+      out.push(`${path}: required must be a list of field names`);
     else {
       const props = isObject(schema.properties) ? schema.properties : {};
-      for (const r of schema.required as string[]) if (!Object.hasOwn(props, r)) out.push(`${path}: required field "${r}" is not in properties`);
+      for (const r of schema.required as string[])
+        if (!Object.hasOwn(props, r)) out.push(`${path}: required field "${r}" is not in properties`);
     }
   }
   return out;
@@ -177,20 +209,28 @@ export function validate(value: unknown, schema: Schema, path = '', atRoot = tru
     problem(`${JSON.stringify(value)} is ${typeOf(value)}, expected ${type}`);
     return out;
   }
-  if (Array.isArray(schema.enum) && !schema.enum.includes(value)) problem(`${JSON.stringify(value)} is not one of ${schema.enum.map((v) => JSON.stringify(v)).join(', ')}`);
+  if (Array.isArray(schema.enum) && !schema.enum.includes(value))
+    problem(`${JSON.stringify(value)} is not one of ${schema.enum.map((v) => JSON.stringify(v)).join(', ')}`);
   if (typeof value === 'number') {
-    if (typeof schema.minimum === 'number' && value < schema.minimum) problem(`${value} is less than the minimum ${schema.minimum}`);
-    if (typeof schema.maximum === 'number' && value > schema.maximum) problem(`${value} is more than the maximum ${schema.maximum}`);
+    if (typeof schema.minimum === 'number' && value < schema.minimum)
+      problem(`${value} is less than the minimum ${schema.minimum}`);
+    if (typeof schema.maximum === 'number' && value > schema.maximum)
+      problem(`${value} is more than the maximum ${schema.maximum}`);
   }
   if (typeof value === 'string') {
     const length = [...value].length;
-    if (typeof schema.minLength === 'number' && length < schema.minLength) problem(`"${value}" is shorter than ${schema.minLength}`);
-    if (typeof schema.maxLength === 'number' && length > schema.maxLength) problem(`"${value}" is longer than ${schema.maxLength}`);
-    if (typeof schema.pattern === 'string' && !new RegExp(schema.pattern, 'u').test(value)) problem(`"${value}" does not match ${schema.pattern}`);
+    if (typeof schema.minLength === 'number' && length < schema.minLength)
+      problem(`"${value}" is shorter than ${schema.minLength}`);
+    if (typeof schema.maxLength === 'number' && length > schema.maxLength)
+      problem(`"${value}" is longer than ${schema.maxLength}`);
+    if (typeof schema.pattern === 'string' && !new RegExp(schema.pattern, 'u').test(value))
+      problem(`"${value}" does not match ${schema.pattern}`);
   }
   if (Array.isArray(value)) {
-    if (typeof schema.minItems === 'number' && value.length < schema.minItems) problem(`has ${value.length} items, fewer than ${schema.minItems}`);
-    if (typeof schema.maxItems === 'number' && value.length > schema.maxItems) problem(`has ${value.length} items, more than ${schema.maxItems}`);
+    if (typeof schema.minItems === 'number' && value.length < schema.minItems)
+      problem(`has ${value.length} items, fewer than ${schema.minItems}`);
+    if (typeof schema.maxItems === 'number' && value.length > schema.maxItems)
+      problem(`has ${value.length} items, more than ${schema.maxItems}`);
     value.forEach((item, i) => out.push(...validate(item, schema.items as Schema, `${path}[${i}]`, false)));
   }
   if (isObject(value)) {
@@ -204,7 +244,10 @@ export function validate(value: unknown, schema: Schema, path = '', atRoot = tru
       if (atRoot && key === 'metadata') continue;
       const sub = properties?.[key] ?? additional;
       if (sub === undefined) {
-        out.push({ path: at, message: `unknown field "${key}"${properties ? ` (known: ${Object.keys(properties).join(', ')})` : ''}` });
+        out.push({
+          path: at,
+          message: `unknown field "${key}"${properties ? ` (known: ${Object.keys(properties).join(', ')})` : ''}`,
+        });
         continue;
       }
       if (field === undefined) continue;

@@ -43,19 +43,36 @@ describe('BIRD parsers', () => {
     const routes = parseBirdRoutes(text, (p) => (p === 't_n3' ? '127.0.10.63' : undefined));
     expect(routes.length).toBeGreaterThan(0);
     const fromGobgp = routes.find((r) => r.prefix === '10.150.3.0/24');
-    expect(fromGobgp).toMatchObject({ nextHop: '198.18.50.4', med: 50, communities: ['65000:100', '65000:200'], best: true, fromPeer: '127.0.10.63' });
+    expect(fromGobgp).toMatchObject({
+      nextHop: '198.18.50.4',
+      med: 50,
+      communities: ['65000:100', '65000:200'],
+      best: true,
+      fromPeer: '127.0.10.63',
+    });
   });
 
   it('parses show protocols all into one session per BGP protocol with its state', () => {
     const bird2 = parseBirdProtocols(fixture('bird2-show-protocols-all.txt'));
     expect(bird2.length).toBe(5);
-    expect(bird2.filter((s) => s.state === 'Established').map((s) => s.neighbor)).toEqual(['127.0.10.61', '127.0.10.62', '127.0.10.63', '127.0.10.64']);
+    expect(bird2.filter((s) => s.state === 'Established').map((s) => s.neighbor)).toEqual([
+      '127.0.10.61',
+      '127.0.10.62',
+      '127.0.10.63',
+      '127.0.10.64',
+    ]);
     expect(bird2.find((s) => s.neighbor === '127.0.10.69')?.state).toBe('Active');
-    expect(parseBirdProtocols(fixture('bird1-show-protocols-all.txt'))).toEqual([{ neighbor: '127.0.10.60', state: 'Established' }]);
+    expect(parseBirdProtocols(fixture('bird1-show-protocols-all.txt'))).toEqual([
+      { neighbor: '127.0.10.60', state: 'Established' },
+    ]);
   });
 
   it('writes the dialect differences: listen address for 1.6, local port + strict bind for 2', () => {
-    const options = { address: '127.0.10.1', as: 64512, neighbors: [{ address: '127.0.10.2', as: 65001, passive: true }] };
+    const options = {
+      address: '127.0.10.1',
+      as: 64512,
+      neighbors: [{ address: '127.0.10.2', as: 65001, passive: true }],
+    };
     const routes = new Map([['10.1.0.0/24', '198.18.0.1']]);
     const one = birdConfig('bird1', options, routes);
     const two = birdConfig('bird2', options, routes);
@@ -78,13 +95,23 @@ describe('FRR parsers', () => {
     expect(fromBird1).toEqual([]);
   });
 
-  it('parses neighbors, ignoring FRR\'s startup note as an error', () => {
-    expect(parseFrrNeighbors(fixture('frr-show-bgp-neighbors.json'))).toEqual([{ neighbor: '127.0.10.60', state: 'Established' }]);
+  it("parses neighbors, ignoring FRR's startup note as an error", () => {
+    expect(parseFrrNeighbors(fixture('frr-show-bgp-neighbors.json'))).toEqual([
+      { neighbor: '127.0.10.60', state: 'Established' },
+    ]);
   });
 
   it('config: eBGP on loopback needs disable-connected-check; RFC 8212 policy off; next hop per prefix', () => {
-    const text = frrConfig({ address: '127.0.10.1', as: 64512, neighbors: [{ address: '127.0.10.2', as: 65001 }] }, new Map([['10.1.0.0/24', { nextHop: '198.18.0.1', seq: 10 }]]));
-    for (const line of ['no bgp ebgp-requires-policy', 'neighbor 127.0.10.2 disable-connected-check', ' set ip next-hop 198.18.0.1', '  network 10.1.0.0/24']) {
+    const text = frrConfig(
+      { address: '127.0.10.1', as: 64512, neighbors: [{ address: '127.0.10.2', as: 65001 }] },
+      new Map([['10.1.0.0/24', { nextHop: '198.18.0.1', seq: 10 }]]),
+    );
+    for (const line of [
+      'no bgp ebgp-requires-policy',
+      'neighbor 127.0.10.2 disable-connected-check',
+      ' set ip next-hop 198.18.0.1',
+      '  network 10.1.0.0/24',
+    ]) {
       expect(text).toContain(line);
     }
   });
@@ -94,15 +121,30 @@ describe('GoBGP parsers', () => {
   it('parses global rib JSON, keeping learned paths only', () => {
     const routes = parseGobgpRib(fixture('gobgp-global-rib.json'));
     expect(routes.map((r) => r.prefix).sort()).toEqual(['10.150.1.0/24', '10.150.2.0/24']);
-    expect(routes.find((r) => r.prefix === '10.150.1.0/24')).toMatchObject({ nextHop: '198.18.50.2', originatorId: '10.60.0.2', clusterList: ['10.255.0.1'], localPref: 100, med: 0, best: true, fromPeer: '127.0.10.60' });
+    expect(routes.find((r) => r.prefix === '10.150.1.0/24')).toMatchObject({
+      nextHop: '198.18.50.2',
+      originatorId: '10.60.0.2',
+      clusterList: ['10.255.0.1'],
+      localPref: 100,
+      med: 0,
+      best: true,
+      fromPeer: '127.0.10.60',
+    });
   });
 
   it('parses neighbor JSON states', () => {
-    expect(parseGobgpNeighbors(fixture('gobgp-neighbor.json'))).toEqual([{ neighbor: '127.0.10.60', state: 'Established' }]);
+    expect(parseGobgpNeighbors(fixture('gobgp-neighbor.json'))).toEqual([
+      { neighbor: '127.0.10.60', state: 'Established' },
+    ]);
   });
 
   it('config: API and listen address are per instance', () => {
-    const text = gobgpConfig({ address: '127.0.10.1', as: 64512, neighbors: [{ address: '127.0.10.2', as: 64512, passive: true, rrClient: true }], clusterId: '10.255.0.1' });
+    const text = gobgpConfig({
+      address: '127.0.10.1',
+      as: 64512,
+      neighbors: [{ address: '127.0.10.2', as: 64512, passive: true, rrClient: true }],
+      clusterId: '10.255.0.1',
+    });
     expect(text).toContain('local-address-list = ["127.0.10.1"]');
     expect(text).toContain('passive-mode = true');
     expect(text).toContain('route-reflector-cluster-id = "10.255.0.1"');
@@ -118,10 +160,24 @@ describe('ExaBGP replay', () => {
 
   it('drops a route whose AS path holds our own AS, and forgets routes when the session goes down', () => {
     const update = (asPath: number[]) =>
-      JSON.stringify({ type: 'update', neighbor: { address: { peer: '127.0.0.9' }, message: { update: { attribute: { 'as-path': asPath }, announce: { 'ipv4 unicast': { '198.18.0.1': [{ nlri: '10.9.0.0/24' }] } } } } } });
+      JSON.stringify({
+        type: 'update',
+        neighbor: {
+          address: { peer: '127.0.0.9' },
+          message: {
+            update: {
+              attribute: { 'as-path': asPath },
+              announce: { 'ipv4 unicast': { '198.18.0.1': [{ nlri: '10.9.0.0/24' }] } },
+            },
+          },
+        },
+      });
     expect(replayExabgp(update([65001]), 64512).routes).toHaveLength(1);
     expect(replayExabgp(update([65001, 64512]), 64512).routes).toHaveLength(0);
-    const down = JSON.stringify({ type: 'state', neighbor: { address: { peer: '127.0.0.9' }, state: 'down', reason: 'peer reset' } });
+    const down = JSON.stringify({
+      type: 'state',
+      neighbor: { address: { peer: '127.0.0.9' }, state: 'down', reason: 'peer reset' },
+    });
     const after = replayExabgp(`${update([65001])}\n${down}\n`, 64512);
     expect(after.routes).toHaveLength(0);
     expect(after.sessions).toEqual([{ neighbor: '127.0.0.9', state: 'Idle', lastError: 'peer reset' }]);
@@ -151,7 +207,10 @@ describe('golden captures and the relay splitter', () => {
       const types = new Set(index.filter((e) => e.peer === peer).map((e) => e.type));
       expect([...types].sort(), peer).toEqual(['keepalive', 'notification', 'open', 'update']);
       expect(index.filter((e) => e.peer === peer && e.type === 'update').length, peer).toBeGreaterThanOrEqual(2);
-      expect(index.some((e) => e.peer === peer && e.type === 'notification' && e.description.includes('code 2 subcode 2')), peer).toBe(true);
+      expect(
+        index.some((e) => e.peer === peer && e.type === 'notification' && e.description.includes('code 2 subcode 2')),
+        peer,
+      ).toBe(true);
     }
   });
 
@@ -159,7 +218,10 @@ describe('golden captures and the relay splitter', () => {
     const codes = { open: 1, update: 2, notification: 3, keepalive: 4, 'route-refresh': 5 } as const;
     for (const entry of index) {
       const bytes = Buffer.from(readFileSync(join(capturesDir, entry.file), 'utf8').trim(), 'hex');
-      expect(bytes.subarray(0, 16).every((b) => b === 0xff), entry.file).toBe(true);
+      expect(
+        bytes.subarray(0, 16).every((b) => b === 0xff),
+        entry.file,
+      ).toBe(true);
       expect(bytes.readUInt16BE(16), entry.file).toBe(bytes.length);
       expect(bytes[18], entry.file).toBe(codes[entry.type]);
       if (entry.type === 'open') expect(openHasFourOctetAs(bytes), entry.file).toBe(entry.fourOctetAs);

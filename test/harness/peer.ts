@@ -124,7 +124,11 @@ export function runCli(command: string, args: readonly string[], timeoutMs = 10_
   return new Promise((resolve, reject) => {
     execFile(command, [...args], { timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
       if (err) {
-        reject(new Error(`${command} ${args.join(' ')} failed: ${err.message.trim()} ${String(stderr).trim()} ${String(stdout).trim()}`.trim()));
+        reject(
+          new Error(
+            `${command} ${args.join(' ')} failed: ${err.message.trim()} ${String(stderr).trim()} ${String(stdout).trim()}`.trim(),
+          ),
+        );
       } else {
         resolve(String(stdout));
       }
@@ -149,7 +153,9 @@ export async function waitForSession(
       { timeoutMs, intervalMs: 100, what: `${peer.kind} ${peer.address} session to ${neighbor} ${state}` },
     );
   } catch (err) {
-    throw new Error(`${(err as Error).message}; session now: ${JSON.stringify(last)}; daemon log tail:\n${peer.log().slice(-1500)}`);
+    throw new Error(
+      `${(err as Error).message}; session now: ${JSON.stringify(last)}; daemon log tail:\n${peer.log().slice(-1500)}`,
+    );
   }
 }
 

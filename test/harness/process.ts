@@ -138,7 +138,9 @@ export async function stopAll(): Promise<void> {
   for (const dir of [...tempDirs]) removeTempDir(dir);
   const failed = results.filter((r) => r.status === 'rejected');
   if (failed.length > 0) {
-    throw new Error(`stopAll: ${failed.length} process(es) did not stop: ${failed.map((f) => String((f as PromiseRejectedResult).reason)).join('; ')}`);
+    throw new Error(
+      `stopAll: ${failed.length} process(es) did not stop: ${failed.map((f) => String((f as PromiseRejectedResult).reason)).join('; ')}`,
+    );
   }
 }
 

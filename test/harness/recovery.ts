@@ -38,7 +38,8 @@ interface RecoveryLaunch {
 const dropLines = (config: string, dropRoutes: readonly string[], line: (prefix: string) => string): string => {
   let out = config;
   for (const prefix of dropRoutes) {
-    if (!out.includes(line(prefix))) throw new Error(`recovery: "${line(prefix).trim()}" is not in the daemon's config (announced: ${prefix}?)`);
+    if (!out.includes(line(prefix)))
+      throw new Error(`recovery: "${line(prefix).trim()}" is not in the daemon's config (announced: ${prefix}?)`);
     out = out.split(line(prefix)).join('');
   }
   return out;
@@ -59,14 +60,34 @@ const LAUNCHES: Readonly<Partial<Record<PeerDaemon['kind'], RecoveryLaunch>>> = 
   frr: {
     configFile: 'bgpd.conf',
     editConfig: (config, drop) => {
-      if (!config.includes(' bgp graceful-restart\n')) throw new Error('recovery: the FRR config has no "bgp graceful-restart" (start the peer with gracefulRestart)');
-      const withF = config.replace(' bgp graceful-restart\n', ' bgp graceful-restart\n bgp graceful-restart preserve-fw-state\n');
+      if (!config.includes(' bgp graceful-restart\n'))
+        throw new Error('recovery: the FRR config has no "bgp graceful-restart" (start the peer with gracefulRestart)');
+      const withF = config.replace(
+        ' bgp graceful-restart\n',
+        ' bgp graceful-restart\n bgp graceful-restart preserve-fw-state\n',
+      );
       return dropLines(withF, drop, (prefix) => `  network ${prefix}\n`);
     },
     staleFiles: ['bgpd.pid', 'bgpd.vty'],
-    args: (dir, configPath, address) => ['-Z', '-S', '-l', address, '-p', '179', '-f', configPath, '-i', join(dir, 'bgpd.pid'), '--vty_socket', dir, '-P', '0'],
+    args: (dir, configPath, address) => [
+      '-Z',
+      '-S',
+      '-l',
+      address,
+      '-p',
+      '179',
+      '-f',
+      configPath,
+      '-i',
+      join(dir, 'bgpd.pid'),
+      '--vty_socket',
+      dir,
+      '-P',
+      '0',
+    ],
     ready: async (peer) =>
-      (await unixSocketAnswers(join(peer.dir, 'bgpd.vty'))) && (await peer.cli('show bgp summary json').catch(() => '')).includes('"as":'),
+      (await unixSocketAnswers(join(peer.dir, 'bgpd.vty'))) &&
+      (await peer.cli('show bgp summary json').catch(() => '')).includes('"as":'),
   },
 };
 
@@ -74,23 +95,40 @@ const LAUNCHES: Readonly<Partial<Record<PeerDaemon['kind'], RecoveryLaunch>>> = 
  * Starts `peer` (already stopped by kill9()) again as a graceful restart with forwarding state kept, and
  * resolves once its control socket answers. The caller stops the returned process.
  */
-export async function restartPreservingForwarding(peer: PeerDaemon, options: RecoveryOptions = {}): Promise<ManagedProcess> {
+export async function restartPreservingForwarding(
+  peer: PeerDaemon,
+  options: RecoveryOptions = {},
+): Promise<ManagedProcess> {
   const launch = LAUNCHES[peer.kind];
-  if (!launch) throw new Error(`recovery: peer kind "${peer.kind}" is not supported (accepted: ${Object.keys(LAUNCHES).join(', ')})`);
-  if (peer.pid() !== undefined) throw new Error(`recovery: ${peer.kind} ${peer.address} is still running (PID ${peer.pid()}); kill9() it first`);
+  if (!launch)
+    throw new Error(
+      `recovery: peer kind "${peer.kind}" is not supported (accepted: ${Object.keys(LAUNCHES).join(', ')})`,
+    );
+  if (peer.pid() !== undefined)
+    throw new Error(`recovery: ${peer.kind} ${peer.address} is still running (PID ${peer.pid()}); kill9() it first`);
   const written = readFileSync(join(peer.dir, launch.configFile), 'utf8');
   const configPath = join(peer.dir, `recovery-${launch.configFile}`);
   writeFileSync(configPath, launch.editConfig(written, options.dropRoutes ?? []));
   for (const file of launch.staleFiles) rmSync(join(peer.dir, file), { force: true });
   const command = PEER_BINARIES[peer.kind].daemon();
-  const proc = startProcess({ name: `${peer.kind}-recovery`, command, args: launch.args(peer.dir, configPath, peer.address), dir: peer.dir });
+  const proc = startProcess({
+    name: `${peer.kind}-recovery`,
+    command,
+    args: launch.args(peer.dir, configPath, peer.address),
+    dir: peer.dir,
+  });
   try {
     await waitFor(
       async () => {
-        if (!proc.isRunning()) throw new WaitAborted(`${peer.kind} (recovery start) exited: ${proc.log().slice(-1500)}`);
+        if (!proc.isRunning())
+          throw new WaitAborted(`${peer.kind} (recovery start) exited: ${proc.log().slice(-1500)}`);
         return launch.ready(peer);
       },
-      { timeoutMs: 15_000, intervalMs: 20, what: `${peer.kind} ${peer.address} (recovery start) to answer on its control socket` },
+      {
+        timeoutMs: 15_000,
+        intervalMs: 20,
+        what: `${peer.kind} ${peer.address} (recovery start) to answer on its control socket`,
+      },
     );
   } catch (err) {
     await proc.stop(1000).catch(() => undefined);

@@ -2,6 +2,16 @@
 
 import { API_VERSION, applyDefaults, type AnyResource } from '../../src/resources/index.js';
 
-export function calicoResource(kind: AnyResource['kind'], name: string, spec: object, labels?: Record<string, string>): AnyResource {
-  return applyDefaults({ apiVersion: API_VERSION, kind, metadata: { name, ...(labels ? { labels } : {}) }, spec } as AnyResource);
+export function calicoResource(
+  kind: AnyResource['kind'],
+  name: string,
+  spec: object,
+  labels?: Record<string, string>,
+): AnyResource {
+  return applyDefaults({
+    apiVersion: API_VERSION,
+    kind,
+    metadata: { name, ...(labels ? { labels } : {}) },
+    spec,
+  } as AnyResource);
 }

@@ -28,9 +28,14 @@ export class UdpListener {
       s.on('message', (m, r) => { process.stdout.write(m.toString() + ' ' + r.address + '\\n'); s.send(r.address, r.port, r.address); });
       s.bind(${port}, ${JSON.stringify(address)}, () => process.stdout.write('ready\\n'));
       setTimeout(() => process.exit(0), 120000);`;
-    this.child = spawn('ip', ['netns', 'exec', netns, process.execPath, '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = spawn('ip', ['netns', 'exec', netns, process.execPath, '-e', script], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     this.ready = new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`UDP listener on ${address}:${port} in ${netns} did not start in 10 s`)), 10_000);
+      const timer = setTimeout(
+        () => reject(new Error(`UDP listener on ${address}:${port} in ${netns} did not start in 10 s`)),
+        10_000,
+      );
       this.child.stdout?.on('data', (b: Buffer) => {
         this.buffer += b.toString();
         const lines = this.buffer.split('\n');
@@ -53,7 +58,11 @@ export class UdpListener {
   /** The source address of the datagram tagged `tag`, or null if none arrived within `ms`. */
   async sourceOf(tag: string, ms = 3_000): Promise<string | null> {
     try {
-      const line = await waitFor(() => this.seen.find((l) => l.startsWith(`${tag} `)), { what: `datagram ${tag}`, timeoutMs: ms, intervalMs: 20 });
+      const line = await waitFor(() => this.seen.find((l) => l.startsWith(`${tag} `)), {
+        what: `datagram ${tag}`,
+        timeoutMs: ms,
+        intervalMs: 20,
+      });
       return line.slice(tag.length + 1);
     } catch {
       return null; // none arrived within `ms`: that is the answer the caller asserts on (a path that is blocked)
@@ -68,7 +77,11 @@ export class UdpListener {
 let tags = 0;
 
 /** Sends one tagged datagram from inside `netns`; the answer is the source the listener saw, or null (1.5 s). */
-export async function udpSend(netns: string, to: string, port: number): Promise<{ tag: string; answer: string | null }> {
+export async function udpSend(
+  netns: string,
+  to: string,
+  port: number,
+): Promise<{ tag: string; answer: string | null }> {
   const tag = `t${process.pid}-${++tags}`;
   const script = `
     const s = require('node:dgram').createSocket('udp4');

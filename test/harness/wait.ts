@@ -19,7 +19,10 @@ export interface WaitOptions {
  * time (default 10 s) and therefore in count; on timeout throws naming `what` and the last value or
  * error seen, which is usually the whole diagnosis. A probe that throws WaitAborted ends the wait at once.
  */
-export async function waitFor<T>(probe: () => T | Promise<T>, options: WaitOptions = {}): Promise<Exclude<T, undefined | null | false>> {
+export async function waitFor<T>(
+  probe: () => T | Promise<T>,
+  options: WaitOptions = {},
+): Promise<Exclude<T, undefined | null | false>> {
   const timeoutMs = options.timeoutMs ?? 10_000;
   const intervalMs = options.intervalMs ?? 50;
   const deadline = Date.now() + timeoutMs;
@@ -28,7 +31,8 @@ export async function waitFor<T>(probe: () => T | Promise<T>, options: WaitOptio
   for (let attempt = 0; attempt < Math.ceil(timeoutMs / Math.max(intervalMs, 1)) + 2; attempt++) {
     try {
       const value = await probe();
-      if (value !== undefined && value !== null && value !== false) return value as Exclude<T, undefined | null | false>;
+      if (value !== undefined && value !== null && value !== false)
+        return value as Exclude<T, undefined | null | false>;
       last = value;
       lastError = undefined;
     } catch (err) {

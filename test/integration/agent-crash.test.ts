@@ -37,13 +37,33 @@ const MESSAGE_TYPE = { OPEN: 1, UPDATE: 2, NOTIFICATION: 3, KEEPALIVE: 4 } as co
 
 /** One BGP message: marker, length, type, body (RFC 4271 §4.1). */
 function message(type: number, body: number[]): Buffer {
-  return Buffer.from([...Array<number>(16).fill(0xff), (19 + body.length) >> 8, (19 + body.length) & 0xff, type, ...body]);
+  return Buffer.from([
+    ...Array<number>(16).fill(0xff),
+    (19 + body.length) >> 8,
+    (19 + body.length) & 0xff,
+    type,
+    ...body,
+  ]);
 }
 
 /** OPEN: version 4, AS, hold 90 s, BGP id 198.18.36.2; capabilities multiprotocol IPv4 unicast and 4-octet AS. */
 function openMessage(as: number): Buffer {
   const capabilities = [1, 4, 0, 1, 0, 1, 65, 4, (as >>> 24) & 0xff, (as >>> 16) & 0xff, (as >>> 8) & 0xff, as & 0xff];
-  return message(MESSAGE_TYPE.OPEN, [4, as >> 8, as & 0xff, 0, 90, 198, 18, 36, 2, capabilities.length + 2, 2, capabilities.length, ...capabilities]);
+  return message(MESSAGE_TYPE.OPEN, [
+    4,
+    as >> 8,
+    as & 0xff,
+    0,
+    90,
+    198,
+    18,
+    36,
+    2,
+    capabilities.length + 2,
+    2,
+    capabilities.length,
+    ...capabilities,
+  ]);
 }
 
 interface PeerConnection {
@@ -75,8 +95,11 @@ function startRawPeer(): Promise<{ server: Server; connections: PeerConnection[]
     socket.on('data', (chunk: Buffer) => {
       for (const bytes of splitter.push(chunk)) {
         const type = bytes[18]!;
-        connection.received.push(type === MESSAGE_TYPE.NOTIFICATION ? { type, code: bytes[19]!, subcode: bytes[20]! } : { type });
-        if (type === MESSAGE_TYPE.OPEN) socket.write(Buffer.concat([openMessage(PEER.as), message(MESSAGE_TYPE.KEEPALIVE, [])]));
+        connection.received.push(
+          type === MESSAGE_TYPE.NOTIFICATION ? { type, code: bytes[19]!, subcode: bytes[20]! } : { type },
+        );
+        if (type === MESSAGE_TYPE.OPEN)
+          socket.write(Buffer.concat([openMessage(PEER.as), message(MESSAGE_TYPE.KEEPALIVE, [])]));
       }
     });
   });
@@ -101,7 +124,6 @@ interface AgentRun {
   log: () => string;
   exit: Promise<number | null>;
 }
-
 
 /** SIGKILL by PID (no Cease: the raw peer's record stays as the next test expects), waiting for each exit. */
 async function killAll(children: ChildProcess[]): Promise<void> {
@@ -129,7 +151,13 @@ describe.skipIf(!haveEtcd)('tortie node run after an unhandled error', () => {
     writeFileSync(preload, PRELOAD);
     etcd = await startEtcd();
     ds = await openEtcd({ endpoints: [etcd.endpoint], timeoutMs: 5000 });
-    await ds.create(calicoResource('BGPConfiguration', 'default', { bindMode: 'NodeIP', nodeToNodeMeshEnabled: false, asNumber: 64512 }));
+    await ds.create(
+      calicoResource('BGPConfiguration', 'default', {
+        bindMode: 'NodeIP',
+        nodeToNodeMeshEnabled: false,
+        asNumber: 64512,
+      }),
+    );
     await ds.create(calicoResource('BGPPeer', 'raw-peer', { peerIP: PEER.address, asNumber: PEER.as }));
     peer = await startRawPeer();
   }, 60_000);
@@ -148,7 +176,11 @@ describe.skipIf(!haveEtcd)('tortie node run after an unhandled error', () => {
   }, 60_000);
 
   /** Starts the agent and waits until its session with the raw peer is Established. */
-  async function startAgent(run: string, crashKind: string, healthPort = 0): Promise<AgentRun & { connection: PeerConnection }> {
+  async function startAgent(
+    run: string,
+    crashKind: string,
+    healthPort = 0,
+  ): Promise<AgentRun & { connection: PeerConnection }> {
     const socket = join(dir, `${run}.ctl`);
     const env = {
       PATH: process.env.PATH ?? '/usr/bin:/bin',
@@ -165,7 +197,10 @@ describe.skipIf(!haveEtcd)('tortie node run after an unhandled error', () => {
       CRASH_KIND: crashKind,
     };
     const before = peer.connections.length;
-    const child = spawn(process.execPath, ['--import', pathToFileURL(preload).href, BUILT_CLI, 'node', 'run'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', pathToFileURL(preload).href, BUILT_CLI, 'node', 'run'], {
+      env,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     children.push(child);
     let log = '';
     child.stderr!.on('data', (d: Buffer) => (log += d.toString()));
@@ -174,7 +209,11 @@ describe.skipIf(!haveEtcd)('tortie node run after an unhandled error', () => {
       await waitFor(
         async () => {
           const answer = await queryControl(socket, { command: 'status' }, 1000).catch(() => null);
-          return answer?.ok && 'status' in answer && answer.status.peers.some((p) => p.address === PEER.address && p.bgpState === 'Established');
+          return (
+            answer?.ok &&
+            'status' in answer &&
+            answer.status.peers.some((p) => p.address === PEER.address && p.bgpState === 'Established')
+          );
         },
         { timeoutMs: 30_000, intervalMs: 100, what: `${run}: the session with the raw peer Established` },
       );
@@ -191,18 +230,29 @@ describe.skipIf(!haveEtcd)('tortie node run after an unhandled error', () => {
       const agent = await startAgent(`crash-${kind}`, kind);
       const receivedBefore = agent.connection.received.length;
       process.kill(agent.child.pid!, 'SIGUSR2');
-      const status = await Promise.race([agent.exit, new Promise<'hung'>((resolve) => setTimeout(() => resolve('hung'), 20_000))]);
+      const status = await Promise.race([
+        agent.exit,
+        new Promise<'hung'>((resolve) => setTimeout(() => resolve('hung'), 20_000)),
+      ]);
       expect(status, agent.log().slice(-3000)).toBe(1);
       await agent.connection.closed;
       const after = agent.connection.received.slice(receivedBefore);
-      expect(after.filter((m) => m.type === MESSAGE_TYPE.NOTIFICATION), 'no NOTIFICATION (Cease) may reach the peer').toEqual([]);
+      expect(
+        after.filter((m) => m.type === MESSAGE_TYPE.NOTIFICATION),
+        'no NOTIFICATION (Cease) may reach the peer',
+      ).toEqual([]);
       const fatal = agent
         .log()
         .split('\n')
         .filter((line) => line.startsWith('{'))
         .map((line) => JSON.parse(line) as { level: number; msg: string; err?: string })
         .find((entry) => entry.level === 60);
-      expect(fatal, agent.log().slice(-3000)).toMatchObject({ msg: expect.stringMatching(/unhandled error/), err: expect.stringContaining(`injected by the test: an ${kind === 'rejection' ? 'unhandled rejection' : 'uncaught exception'}`) });
+      expect(fatal, agent.log().slice(-3000)).toMatchObject({
+        msg: expect.stringMatching(/unhandled error/),
+        err: expect.stringContaining(
+          `injected by the test: an ${kind === 'rejection' ? 'unhandled rejection' : 'uncaught exception'}`,
+        ),
+      });
       expect(agent.log()).toMatch(/stopping gracefully: BGP connections closed without NOTIFICATION/);
       expect(existsSync(agent.socket), 'the graceful path removed the control socket').toBe(false);
     }, 60_000);
@@ -221,7 +271,9 @@ describe.skipIf(!haveEtcd)('tortie node run after an unhandled error', () => {
         setTimeout(() => socket.destroy(), 5000);
       });
     expect(await raw('GET // HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')).toBe('HTTP/1.1 404 Not Found');
-    expect(await raw(`GET /liveness HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(1024 * 1024)}\r\n\r\n`)).toMatch(/^HTTP\/1\.1 431/);
+    expect(await raw(`GET /liveness HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(1024 * 1024)}\r\n\r\n`)).toMatch(
+      /^HTTP\/1\.1 431/,
+    );
     const live = await fetch(`http://127.0.0.1:${port}/liveness`);
     expect(live.status).toBe(200);
     expect(agent.child.exitCode).toBeNull();
@@ -234,7 +286,9 @@ describe.skipIf(!haveEtcd)('tortie node run after an unhandled error', () => {
     process.kill(agent.child.pid!, 'SIGTERM');
     expect(await agent.exit).toBe(0);
     await agent.connection.closed;
-    expect(agent.connection.received.filter((m) => m.type === MESSAGE_TYPE.NOTIFICATION)).toEqual([{ type: MESSAGE_TYPE.NOTIFICATION, code: 6, subcode: expect.any(Number) }]);
+    expect(agent.connection.received.filter((m) => m.type === MESSAGE_TYPE.NOTIFICATION)).toEqual([
+      { type: MESSAGE_TYPE.NOTIFICATION, code: 6, subcode: expect.any(Number) },
+    ]);
   }, 60_000);
 });
 
@@ -263,7 +317,18 @@ describe('tortie bgp speaker after an unhandled error', () => {
   });
 
   it('logs it at fatal and exits 1; its sessions close without a NOTIFICATION', async () => {
-    const args = ['bgp', 'speaker', '--router-id', '198.18.36.3', '--as', '64512', '--no-listen', '--peer', `${PEER.address},as=${PEER.as},local=${block.host(3)}`, '--json'];
+    const args = [
+      'bgp',
+      'speaker',
+      '--router-id',
+      '198.18.36.3',
+      '--as',
+      '64512',
+      '--no-listen',
+      '--peer',
+      `${PEER.address},as=${PEER.as},local=${block.host(3)}`,
+      '--json',
+    ];
     const child = spawn(process.execPath, ['--import', pathToFileURL(preload).href, BUILT_CLI, ...args], {
       env: { PATH: process.env.PATH ?? '/usr/bin:/bin', CRASH_KIND: 'rejection' },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -274,11 +339,18 @@ describe('tortie bgp speaker after an unhandled error', () => {
     let events = '';
     child.stdout!.on('data', (d: Buffer) => (events += d.toString()));
     const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-    await waitFor(async () => /"to":"Established"/.test(events), { timeoutMs: 20_000, intervalMs: 50, what: `the speaker's session Established\n${events}\n${log}` });
+    await waitFor(async () => /"to":"Established"/.test(events), {
+      timeoutMs: 20_000,
+      intervalMs: 50,
+      what: `the speaker's session Established\n${events}\n${log}`,
+    });
     const connection = peer.connections.find((c) => !c.isClosed());
     expect(connection).toBeDefined();
     process.kill(child.pid!, 'SIGUSR2');
-    expect(await Promise.race([exit, new Promise<'hung'>((resolve) => setTimeout(() => resolve('hung'), 20_000))]), log).toBe(1);
+    expect(
+      await Promise.race([exit, new Promise<'hung'>((resolve) => setTimeout(() => resolve('hung'), 20_000))]),
+      log,
+    ).toBe(1);
     await connection!.closed;
     expect(connection!.received.filter((m) => m.type === MESSAGE_TYPE.NOTIFICATION)).toEqual([]);
     expect(log).toMatch(/"level":60.*injected by the test: an unhandled rejection/);

@@ -68,14 +68,33 @@ describe.skipIf(!haveEtcd || !havePeers)('BGPFilter with BIRD 2 and FRR as offic
     socket = join(dir, 'node-1.ctl');
     etcd = await startEtcd();
     ds = await openEtcd({ endpoints: [etcd.endpoint], timeoutMs: 5000 });
-    await ds.create(calicoResource('BGPConfiguration', 'default', { bindMode: 'NodeIP', nodeToNodeMeshEnabled: false, asNumber: AGENT.as }));
-    await ds.create(calicoResource('IPPool', 'pods', { cidr: '10.244.0.0/16', blockSize: 26, ipipMode: 'Never', natOutgoing: false, nodeSelector: 'all()' }));
+    await ds.create(
+      calicoResource('BGPConfiguration', 'default', {
+        bindMode: 'NodeIP',
+        nodeToNodeMeshEnabled: false,
+        asNumber: AGENT.as,
+      }),
+    );
+    await ds.create(
+      calicoResource('IPPool', 'pods', {
+        cidr: '10.244.0.0/16',
+        blockSize: 26,
+        ipipMode: 'Never',
+        natOutgoing: false,
+        nodeSelector: 'all()',
+      }),
+    );
     await ds.create(
       calicoResource('BGPFilter', 'office-in', {
         importV4: [
           // Longer than /24 inside 198.51.100.0/24: refused; the /24 itself: kept, marked 65000:7.
           { cidr: '198.51.100.0/24', matchOperator: 'In', prefixLength: { min: 25 }, action: 'Reject' },
-          { cidr: '198.51.100.0/24', matchOperator: 'Equal', action: 'Accept', operations: [{ addCommunity: { value: '65000:7' } }] },
+          {
+            cidr: '198.51.100.0/24',
+            matchOperator: 'Equal',
+            action: 'Accept',
+            operations: [{ addCommunity: { value: '65000:7' } }],
+          },
           { cidr: '192.0.2.0/24', matchOperator: 'In', action: 'Reject' },
         ],
       }),
@@ -85,12 +104,20 @@ describe.skipIf(!haveEtcd || !havePeers)('BGPFilter with BIRD 2 and FRR as offic
         exportV4: [
           { cidr: '10.244.0.0/16', matchOperator: 'In', action: 'Reject' },
           { source: 'RemotePeers', communities: { values: ['65000:7'] }, action: 'Accept' },
-          { cidr: '203.0.113.0/24', matchOperator: 'Equal', source: 'RemotePeers', action: 'Accept', operations: [{ addCommunity: { value: '65000:300:400' } }, { prependASPath: { prefix: [64999] } }] },
+          {
+            cidr: '203.0.113.0/24',
+            matchOperator: 'Equal',
+            source: 'RemotePeers',
+            action: 'Accept',
+            operations: [{ addCommunity: { value: '65000:300:400' } }, { prependASPath: { prefix: [64999] } }],
+          },
         ],
       }),
     );
     await ds.create(calicoResource('BGPPeer', 'bird', { peerIP: BIRD.ip, asNumber: BIRD.as, filters: ['office-in'] }));
-    await ds.create(calicoResource('BGPPeer', 'frr', { peerIP: FRR.ip, asNumber: FRR.as, filters: ['office-in', 'frr-out'] }));
+    await ds.create(
+      calicoResource('BGPPeer', 'frr', { peerIP: FRR.ip, asNumber: FRR.as, filters: ['office-in', 'frr-out'] }),
+    );
     const env = {
       PATH: process.env.PATH ?? '/usr/bin:/bin',
       NODENAME: AGENT.name,
@@ -108,12 +135,19 @@ describe.skipIf(!haveEtcd || !havePeers)('BGPFilter with BIRD 2 and FRR as offic
       log += d.toString();
       if (log.length > 400_000) log = log.slice(-200_000);
     });
-    ownBlock = await waitFor(async () => (await status().catch(() => null))?.blocks[0], { timeoutMs: 30_000, intervalMs: 100, what: 'the agent claiming its block' }).catch(withLog);
+    ownBlock = await waitFor(async () => (await status().catch(() => null))?.blocks[0], {
+      timeoutMs: 30_000,
+      intervalMs: 100,
+      what: 'the agent claiming its block',
+    }).catch(withLog);
     bird = await startPeer('bird2', {
       address: BIRD.ip,
       as: BIRD.as,
       neighbors: [{ address: AGENT.ip, as: AGENT.as }],
-      announce: ['198.51.100.0/24', '198.51.100.128/25', '192.0.2.0/24', '203.0.113.0/24'].map((prefix) => ({ prefix, nextHop: BIRD.ip })),
+      announce: ['198.51.100.0/24', '198.51.100.128/25', '192.0.2.0/24', '203.0.113.0/24'].map((prefix) => ({
+        prefix,
+        nextHop: BIRD.ip,
+      })),
     });
     frr = await startPeer('frr', {
       address: FRR.ip,
@@ -174,7 +208,10 @@ describe.skipIf(!haveEtcd || !havePeers)('BGPFilter with BIRD 2 and FRR as offic
     expect(remarked.asPath).toEqual([AGENT.as, 64999, BIRD.as]);
     // Both routers have heard everything they will: what the filters keep away is not there.
     const frrRoutes = await frr!.routes();
-    expect(frrRoutes.filter((r) => r.prefix.startsWith('10.244.')), 'pool blocks at FRR').toEqual([]);
+    expect(
+      frrRoutes.filter((r) => r.prefix.startsWith('10.244.')),
+      'pool blocks at FRR',
+    ).toEqual([]);
     const birdRoutes = await bird!.routes();
     expect(birdRoutes.map((r) => r.prefix).sort()).toEqual([ownBlock]);
     // The large community reached a daemon that shows it: BIRD re-learns nothing from us, so ask FRR's CLI.

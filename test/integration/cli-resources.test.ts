@@ -31,7 +31,8 @@ interface Run {
 }
 
 /** Runs the built CLI with only the variables given (plus PATH), bounded to 20 s. */
-const tortie = (env: Record<string, string>, args: string[], stdin?: string): Promise<Run> => runTortie(env, args, stdin === undefined ? {} : { stdin });
+const tortie = (env: Record<string, string>, args: string[], stdin?: string): Promise<Run> =>
+  runTortie(env, args, stdin === undefined ? {} : { stdin });
 
 /** What the datastore owns in metadata; left out when comparing what was applied with what is read back. */
 function withoutBookkeeping(r: AnyResource): AnyResource {
@@ -47,7 +48,8 @@ describe.skipIf(!haveEtcd)('tortie resource commands on a real etcd', () => {
 
   beforeAll(async () => {
     // The default config file would win over the environment (as calicoctl); this test sets up its own.
-    if (existsSync('/etc/tortie/tortie.cfg')) throw new Error('/etc/tortie/tortie.cfg exists on this machine; move it away to run this test');
+    if (existsSync('/etc/tortie/tortie.cfg'))
+      throw new Error('/etc/tortie/tortie.cfg exists on this machine; move it away to run this test');
     expect(existsSync(CLI), `${CLI} is missing; run npm run build first`).toBe(true);
     etcd = await startEtcd();
     env = { ETCD_ENDPOINTS: etcd.endpoint, DATASTORE_TYPE: 'etcdv3' };
@@ -90,16 +92,31 @@ describe.skipIf(!haveEtcd)('tortie resource commands on a real etcd', () => {
 
   it('prints get in every output format, and exits 1 for a resource that does not exist', async () => {
     const table = await tortie(env, ['get', 'ippools']);
-    expect(table).toMatchObject({ status: 0, stdout: 'NAME                  CIDR            SELECTOR\ndefault-ipv4-ippool   10.244.0.0/16   all()\n' });
+    expect(table).toMatchObject({
+      status: 0,
+      stdout: 'NAME                  CIDR            SELECTOR\ndefault-ipv4-ippool   10.244.0.0/16   all()\n',
+    });
     const wide = await tortie(env, ['get', 'ippool', '-o', 'wide']);
-    expect(wide.stdout.split('\n')[1]).toMatch(/^default-ipv4-ippool\s+10\.244\.0\.0\/16\s+26\s+Always\s+Never\s+true\s+false\s+false\s+all\(\)$/);
-    const list = parseYaml((await tortie(env, ['get', 'bgppeers', '-o', 'yaml'])).stdout) as { kind: string; items: AnyResource[]; metadata: { resourceVersion: string } };
+    expect(wide.stdout.split('\n')[1]).toMatch(
+      /^default-ipv4-ippool\s+10\.244\.0\.0\/16\s+26\s+Always\s+Never\s+true\s+false\s+false\s+all\(\)$/,
+    );
+    const list = parseYaml((await tortie(env, ['get', 'bgppeers', '-o', 'yaml'])).stdout) as {
+      kind: string;
+      items: AnyResource[];
+      metadata: { resourceVersion: string };
+    };
     expect(list.kind).toBe('BGPPeerList');
     expect(list.items.map((r) => r.metadata.name)).toEqual(['peer-with-route-reflectors']);
     expect(list.metadata.resourceVersion).toMatch(/^\d+$/);
     const json = JSON.parse((await tortie(env, ['get', 'node', 'node-1', '-o', 'json'])).stdout) as AnyResource;
-    expect(json).toMatchObject({ kind: 'Node', metadata: { name: 'node-1', labels: { 'route-reflector': 'true' } }, spec: { bgp: { routeReflectorClusterID: '244.0.0.1' } } });
-    expect((await tortie(env, ['get', 'bgpconfig'])).stdout).toMatch(/^NAME\s+LOGSEVERITY\s+MESHENABLED\s+ASNUMBER\ndefault\s+Info\s+false\s+64512\n$/);
+    expect(json).toMatchObject({
+      kind: 'Node',
+      metadata: { name: 'node-1', labels: { 'route-reflector': 'true' } },
+      spec: { bgp: { routeReflectorClusterID: '244.0.0.1' } },
+    });
+    expect((await tortie(env, ['get', 'bgpconfig'])).stdout).toMatch(
+      /^NAME\s+LOGSEVERITY\s+MESHENABLED\s+ASNUMBER\ndefault\s+Info\s+false\s+64512\n$/,
+    );
     const missing = await tortie(env, ['get', 'ippool', 'p9']);
     expect(missing).toMatchObject({ status: 1, stdout: '' });
     expect(missing.stderr).toBe('tortie: resource does not exist: IPPool(p9)\n');
@@ -115,12 +132,18 @@ describe.skipIf(!haveEtcd)('tortie resource commands on a real etcd', () => {
     const again = await tortie(env, ['create', '-f', '-'], peer);
     expect(again.status).toBe(1);
     expect(again.stderr).toMatch(/already exists; use apply or replace to change it\nnothing was written\n$/);
-    expect((await tortie(env, ['replace', '-f', '-'], peer)).stdout).toBe("Successfully replaced 1 'BGPPeer' resource(s)\n");
-    expect((await tortie(env, ['delete', '-f', '-'], peer)).stdout).toBe("Successfully deleted 1 'BGPPeer' resource(s)\n");
+    expect((await tortie(env, ['replace', '-f', '-'], peer)).stdout).toBe(
+      "Successfully replaced 1 'BGPPeer' resource(s)\n",
+    );
+    expect((await tortie(env, ['delete', '-f', '-'], peer)).stdout).toBe(
+      "Successfully deleted 1 'BGPPeer' resource(s)\n",
+    );
     const gone = await tortie(env, ['replace', '-f', '-'], peer);
     expect(gone.status).toBe(1);
     expect(gone.stderr).toMatch(/resource does not exist: BGPPeer\(/);
-    expect((await tortie(env, ['delete', 'bgppeer', 'peer-with-route-reflectors'])).stdout).toBe("Successfully deleted 1 'BGPPeer' resource(s)\n");
+    expect((await tortie(env, ['delete', 'bgppeer', 'peer-with-route-reflectors'])).stdout).toBe(
+      "Successfully deleted 1 'BGPPeer' resource(s)\n",
+    );
     expect((await tortie(env, ['get', 'bgppeers'])).stdout).toBe('NAME   PEERIP   NODE   ASN\n');
     // Put the seed back as it was: apply is idempotent.
     expect((await tortie(env, ['apply', '-f', `${FIXTURES}/seed.yaml`])).status).toBe(0);
@@ -137,7 +160,15 @@ describe.skipIf(!haveEtcd)('tortie resource commands on a real etcd', () => {
     expect(show.status).toBe(0);
     expect(show.stdout).toMatch(/\| IP Pool\s+\| 10\.244\.0\.0\/16\s+\|\s+65536 \| 5 \(0%\)\s+\| 65531 \(100%\) \|/);
     const blocks = await tortie(env, ['ipam', 'show', '--show-blocks']);
-    const rows = blocks.stdout.split('\n').filter((l) => l.startsWith('| Block')).map((l) => l.split('|').map((c) => c.trim()).slice(1, 6));
+    const rows = blocks.stdout
+      .split('\n')
+      .filter((l) => l.startsWith('| Block'))
+      .map((l) =>
+        l
+          .split('|')
+          .map((c) => c.trim())
+          .slice(1, 6),
+      );
     expect(rows).toEqual(
       [
         ['Block', blockA, 'node-1', '64', '5 (8%)'],
@@ -150,13 +181,18 @@ describe.skipIf(!haveEtcd)('tortie resource commands on a real etcd', () => {
 
   it("reads calicoctl's CalicoAPIConfig with --config, and names a bad setting", async () => {
     const cfg = join(dir, 'calicoctl.cfg');
-    writeFileSync(cfg, `apiVersion: projectcalico.org/v3\nkind: CalicoAPIConfig\nmetadata:\nspec:\n  datastoreType: "etcdv3"\n  etcdEndpoints: "${etcd.endpoint}"\n`);
+    writeFileSync(
+      cfg,
+      `apiVersion: projectcalico.org/v3\nkind: CalicoAPIConfig\nmetadata:\nspec:\n  datastoreType: "etcdv3"\n  etcdEndpoints: "${etcd.endpoint}"\n`,
+    );
     const viaFile = await tortie({}, ['get', 'ippools', '-c', cfg]);
     expect(viaFile.stderr).toBe('');
     expect(viaFile.stdout).toContain('default-ipv4-ippool');
     const badEnv = await tortie({ ETCD_ENDPOINTS: 'etcd:2379' }, ['get', 'ippools']);
     expect(badEnv.status).toBe(1);
-    expect(badEnv.stderr).toBe('tortie: ETCD_ENDPOINTS: "etcd:2379" has no scheme; write http://etcd:2379 (or https://etcd:2379)\n');
+    expect(badEnv.stderr).toBe(
+      'tortie: ETCD_ENDPOINTS: "etcd:2379" has no scheme; write http://etcd:2379 (or https://etcd:2379)\n',
+    );
     const missing = await tortie(env, ['get', 'ippools', '--config', join(dir, 'nope.cfg')]);
     expect(missing.status).toBe(1);
     expect(missing.stderr).toMatch(/--config \S+nope\.cfg: cannot read it \(ENOENT\)/);
@@ -168,7 +204,11 @@ describe.skipIf(!haveEtcd)('tortie resource commands on a real etcd', () => {
     expect(run.status).toBe(1);
     expect(run.stderr).toContain(closed.replace('http://', ''));
     expect(run.ms).toBeLessThan(10_000);
-    const write = await tortie({ ETCD_ENDPOINTS: closed, TORTIE_DATASTORE_TIMEOUT_MS: '2000' }, ['apply', '-f', `${FIXTURES}/ippool.yaml`]);
+    const write = await tortie({ ETCD_ENDPOINTS: closed, TORTIE_DATASTORE_TIMEOUT_MS: '2000' }, [
+      'apply',
+      '-f',
+      `${FIXTURES}/ippool.yaml`,
+    ]);
     expect(write.status).toBe(1);
     expect(write.ms).toBeLessThan(10_000);
   }, 30_000);
@@ -189,16 +229,32 @@ describe.skipIf(!haveEtcd)('tortie with TLS to etcd (client certificates)', () =
 
   it('uses ETCD_CA_CERT_FILE/ETCD_CERT_FILE/ETCD_KEY_FILE, or the same in a CalicoAPIConfig; without a client certificate it fails fast', async () => {
     expect(etcd.endpoint).toMatch(/^https:/);
-    const env = { ETCD_ENDPOINTS: etcd.endpoint, ETCD_CA_CERT_FILE: etcd.tls.caFile, ETCD_CERT_FILE: etcd.tls.clientCertFile, ETCD_KEY_FILE: etcd.tls.clientKeyFile };
+    const env = {
+      ETCD_ENDPOINTS: etcd.endpoint,
+      ETCD_CA_CERT_FILE: etcd.tls.caFile,
+      ETCD_CERT_FILE: etcd.tls.clientCertFile,
+      ETCD_KEY_FILE: etcd.tls.clientKeyFile,
+    };
     const applied = await tortie(env, ['apply', '-f', `${FIXTURES}/ippool.yaml`]);
     expect(applied.stderr).toBe('');
     expect(applied.stdout).toBe("Successfully applied 1 'IPPool' resource(s)\n");
     const cfg = join(dir, 'calicoctl.cfg');
-    const spec = [`etcdEndpoints: "${etcd.endpoint}"`, `etcdCACertFile: ${etcd.tls.caFile}`, `etcdCertFile: ${etcd.tls.clientCertFile}`, `etcdKeyFile: ${etcd.tls.clientKeyFile}`];
-    writeFileSync(cfg, `apiVersion: projectcalico.org/v3\nkind: CalicoAPIConfig\nspec:\n${spec.map((l) => `  ${l}`).join('\n')}\n`);
+    const spec = [
+      `etcdEndpoints: "${etcd.endpoint}"`,
+      `etcdCACertFile: ${etcd.tls.caFile}`,
+      `etcdCertFile: ${etcd.tls.clientCertFile}`,
+      `etcdKeyFile: ${etcd.tls.clientKeyFile}`,
+    ];
+    writeFileSync(
+      cfg,
+      `apiVersion: projectcalico.org/v3\nkind: CalicoAPIConfig\nspec:\n${spec.map((l) => `  ${l}`).join('\n')}\n`,
+    );
     const viaFile = await tortie({}, ['get', 'ippools', '-c', cfg]);
     expect(viaFile.stdout).toContain('default-ipv4-ippool');
-    const noClientCert = await tortie({ ETCD_ENDPOINTS: etcd.endpoint, ETCD_CA_CERT_FILE: etcd.tls.caFile, TORTIE_DATASTORE_TIMEOUT_MS: '2000' }, ['get', 'ippools']);
+    const noClientCert = await tortie(
+      { ETCD_ENDPOINTS: etcd.endpoint, ETCD_CA_CERT_FILE: etcd.tls.caFile, TORTIE_DATASTORE_TIMEOUT_MS: '2000' },
+      ['get', 'ippools'],
+    );
     expect(noClientCert.status).toBe(1);
     expect(noClientCert.stderr).toContain(etcd.endpoint.replace('https://', ''));
     expect(noClientCert.ms).toBeLessThan(10_000);
@@ -218,12 +274,16 @@ describe('tortie resource commands on the Kubernetes datastore (fake API server)
   });
 
   it('applies IPPool, BGPConfiguration and BGPPeer as crd.projectcalico.org objects and reads them back', async () => {
-    const files = ['ippool.yaml', 'bgpconfiguration.yaml', 'bgppeer.yaml'].map((f) => readFileSync(`${FIXTURES}/${f}`, 'utf8'));
+    const files = ['ippool.yaml', 'bgpconfiguration.yaml', 'bgppeer.yaml'].map((f) =>
+      readFileSync(`${FIXTURES}/${f}`, 'utf8'),
+    );
     const input = files.join('---\n');
     const applied = await tortie(env, ['apply', '-f', '-'], input);
     expect(applied.stderr).toBe('');
     expect(applied.stdout).toBe('Successfully applied 3 resource(s)\n');
-    expect(server.object({ crd: 'ippools' }, 'default-ipv4-ippool')).toMatchObject({ spec: { cidr: '10.244.0.0/16', ipipMode: 'Always' } });
+    expect(server.object({ crd: 'ippools' }, 'default-ipv4-ippool')).toMatchObject({
+      spec: { cidr: '10.244.0.0/16', ipipMode: 'Always' },
+    });
     const docs = parseDocuments(input, 'input');
     expect(docs).toHaveLength(3);
     for (const [i, doc] of docs.entries()) {
@@ -235,7 +295,9 @@ describe('tortie resource commands on the Kubernetes datastore (fake API server)
     const bad = await tortie(env, ['apply', '-f', `${FIXTURES}/bad-middle.yaml`]);
     expect(bad.status).toBe(1);
     expect(server.object({ crd: 'ippools' }, 'good-one')).toBeUndefined();
-    expect((await tortie(env, ['delete', 'ippool', 'default-ipv4-ippool'])).stdout).toBe("Successfully deleted 1 'IPPool' resource(s)\n");
+    expect((await tortie(env, ['delete', 'ippool', 'default-ipv4-ippool'])).stdout).toBe(
+      "Successfully deleted 1 'IPPool' resource(s)\n",
+    );
     expect(server.object({ crd: 'ippools' }, 'default-ipv4-ippool')).toBeUndefined();
   });
 });

@@ -49,7 +49,9 @@ describe('tortie CLI', () => {
     // 198.18.0.0/15 is not on any interface of this machine: nothing is sent, the bind just fails.
     const absent = tortie('bgp', 'speaker', '--router-id', '198.18.255.254', '--as', '64512');
     expect(absent.status).toBe(1);
-    expect(absent.stderr).toMatch(/cannot listen for BGP on 198\.18\.255\.254:179: EADDRNOTAVAIL \(no interface on this machine has that address\)/);
+    expect(absent.stderr).toMatch(
+      /cannot listen for BGP on 198\.18\.255\.254:179: EADDRNOTAVAIL \(no interface on this machine has that address\)/,
+    );
   });
 
   it('prints its version', () => {

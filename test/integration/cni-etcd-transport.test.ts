@@ -19,12 +19,24 @@ const MAIN_JS = join(process.cwd(), 'dist', 'src', 'cli', 'main.js');
 const built = existsSync(MAIN_JS);
 if (!built && process.env.CI === 'true') throw new Error(`${MAIN_JS} is missing: run npm run build first`);
 
-const POOL: Resource<'IPPool'> = { apiVersion: API_VERSION, kind: 'IPPool', metadata: { name: 'transport-pods' }, spec: { cidr: '10.71.0.0/16', blockSize: 26, ipipMode: 'Never', nodeSelector: 'all()' } };
+const POOL: Resource<'IPPool'> = {
+  apiVersion: API_VERSION,
+  kind: 'IPPool',
+  metadata: { name: 'transport-pods' },
+  spec: { cidr: '10.71.0.0/16', blockSize: 26, ipipMode: 'Never', nodeSelector: 'all()' },
+};
 
 function status(config: Record<string, unknown>, env: Record<string, string> = {}): Promise<CniOutcome> {
   return runCniPlugin({
     command: 'STATUS',
-    config: { cniVersion: '1.1.0', name: 'k8s-pod-network', type: 'tortie', datastore_type: 'etcdv3', ipam: { type: 'tortie-ipam' }, ...config },
+    config: {
+      cniVersion: '1.1.0',
+      name: 'k8s-pod-network',
+      type: 'tortie',
+      datastore_type: 'etcdv3',
+      ipam: { type: 'tortie-ipam' },
+      ...config,
+    },
     env: { TORTIE_DATASTORE_TIMEOUT_MS: '2000', ...env },
     executable: [process.execPath, MAIN_JS],
     timeoutMs: 30_000,
@@ -35,10 +47,13 @@ function status(config: Record<string, unknown>, env: Record<string, string> = {
 async function http1Proxy(target: string): Promise<{ endpoint: string; close(): Promise<void> }> {
   const upstream = new URL(target);
   const server: Server = createServer((req, res) => {
-    const forward = request({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers }, (answer) => {
-      res.writeHead(answer.statusCode ?? 502, answer.headers);
-      answer.pipe(res);
-    });
+    const forward = request(
+      { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers },
+      (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      },
+    );
     forward.on('error', () => res.destroy());
     req.pipe(forward);
   });
@@ -55,7 +70,7 @@ async function http1Proxy(target: string): Promise<{ endpoint: string; close(): 
   };
 }
 
-describe.skipIf(!requireEtcd() || !built)('the CNI plugin\'s etcd transport', () => {
+describe.skipIf(!requireEtcd() || !built)("the CNI plugin's etcd transport", () => {
   let etcd: EtcdInstance;
   let proxy: Awaited<ReturnType<typeof http1Proxy>>;
 
@@ -93,17 +108,44 @@ describe.skipIf(!requireEtcd() || !built)('the CNI plugin\'s etcd transport', ()
     const tlsEtcd = await startEtcd({ tls: true });
     const dir = makeTempDir('cni-transport');
     try {
-      const ds = await openEtcd({ endpoints: [tlsEtcd.endpoint], caFile: tlsEtcd.tls.caFile, certFile: tlsEtcd.tls.clientCertFile, keyFile: tlsEtcd.tls.clientKeyFile });
+      const ds = await openEtcd({
+        endpoints: [tlsEtcd.endpoint],
+        caFile: tlsEtcd.tls.caFile,
+        certFile: tlsEtcd.tls.clientCertFile,
+        keyFile: tlsEtcd.tls.clientKeyFile,
+      });
       await ds.create(POOL);
       await ds.close();
       const logFile = join(dir, 'cni.log');
-      const config = { etcd_endpoints: tlsEtcd.endpoint, etcd_ca_cert_file: tlsEtcd.tls.caFile, etcd_cert_file: tlsEtcd.tls.clientCertFile, etcd_key_file: tlsEtcd.tls.clientKeyFile, log_level: 'warning', log_file_path: logFile };
+      const config = {
+        etcd_endpoints: tlsEtcd.endpoint,
+        etcd_ca_cert_file: tlsEtcd.tls.caFile,
+        etcd_cert_file: tlsEtcd.tls.clientCertFile,
+        etcd_key_file: tlsEtcd.tls.clientKeyFile,
+        log_level: 'warning',
+        log_file_path: logFile,
+      };
       const out = await status(config);
       expect(out.exitCode, out.stdout + out.stderr).toBe(0);
-      const warnings = readFileSync(logFile, 'utf8').trim().split('\n').map((line) => JSON.parse(line) as { level: string; msg: string });
-      expect(warnings).toEqual([expect.objectContaining({ level: 'warning', msg: expect.stringMatching(new RegExp(`etcd at ${tlsEtcd.endpoint} answered, but its HTTP/JSON gateway cannot serve this client: .*; using gRPC`)) })]);
+      const warnings = readFileSync(logFile, 'utf8')
+        .trim()
+        .split('\n')
+        .map((line) => JSON.parse(line) as { level: string; msg: string });
+      expect(warnings).toEqual([
+        expect.objectContaining({
+          level: 'warning',
+          msg: expect.stringMatching(
+            new RegExp(
+              `etcd at ${tlsEtcd.endpoint} answered, but its HTTP/JSON gateway cannot serve this client: .*; using gRPC`,
+            ),
+          ),
+        }),
+      ]);
       // Asked for gRPC: the same answer, nothing to warn about.
-      const direct = await status({ ...config, log_file_path: join(dir, 'grpc.log') }, { TORTIE_CNI_ETCD_TRANSPORT: 'grpc' });
+      const direct = await status(
+        { ...config, log_file_path: join(dir, 'grpc.log') },
+        { TORTIE_CNI_ETCD_TRANSPORT: 'grpc' },
+      );
       expect(direct.exitCode).toBe(0);
       expect(existsSync(join(dir, 'grpc.log'))).toBe(false);
     } finally {

@@ -49,7 +49,7 @@ const POOL_CIDR = '10.73.0.0/29';
 const NODE_A = 'gc-node-a';
 const NODE_B = 'gc-node-b';
 
-describe.skipIf(unavailable !== null || !haveEtcd || !built)('CNI GC releases only this node\'s stale pods', () => {
+describe.skipIf(unavailable !== null || !haveEtcd || !built)("CNI GC releases only this node's stale pods", () => {
   let etcd: EtcdInstance;
   let ds: Datastore;
   let dir: string;
@@ -59,7 +59,12 @@ describe.skipIf(unavailable !== null || !haveEtcd || !built)('CNI GC releases on
   beforeAll(async () => {
     etcd = await startEtcd();
     ds = await openEtcd({ endpoints: [etcd.endpoint] });
-    await ds.create({ apiVersion: API_VERSION, kind: 'IPPool', metadata: { name: 'gc-pods' }, spec: { cidr: POOL_CIDR, blockSize: 29, ipipMode: 'Always', nodeSelector: 'all()' } });
+    await ds.create({
+      apiVersion: API_VERSION,
+      kind: 'IPPool',
+      metadata: { name: 'gc-pods' },
+      spec: { cidr: POOL_CIDR, blockSize: 29, ipipMode: 'Always', nodeSelector: 'all()' },
+    });
     dir = makeTempDir('cnigc');
     for (const node of [NODE_A, NODE_B]) nodes.set(node, await createNetns(`cnigc${node.slice(-1)}`));
   }, 60_000);
@@ -96,19 +101,34 @@ describe.skipIf(unavailable !== null || !haveEtcd || !built)('CNI GC releases on
   }
 
   function invocation(p: Pod, command: CniInvocation['command']): CniInvocation {
-    return { command, containerId: p.containerId, netns: p.netns, pod: p.pod, hostNetns: `/var/run/netns/${nodes.get(p.node)!.name}`, config: config(p.node), executable: [process.execPath, MAIN_JS], timeoutMs: 30_000 };
+    return {
+      command,
+      containerId: p.containerId,
+      netns: p.netns,
+      pod: p.pod,
+      hostNetns: `/var/run/netns/${nodes.get(p.node)!.name}`,
+      config: config(p.node),
+      executable: [process.execPath, MAIN_JS],
+      timeoutMs: 30_000,
+    };
   }
 
   async function newPod(node: string): Promise<Pod> {
     const n = ++podCounter;
     const ns = await createNetns(`cnigcpod${n}`);
-    return { node, containerId: `gc${process.pid}x${n}`, pod: { namespace: 'default', name: `gc-${n}` }, netns: `/var/run/netns/${ns.name}` };
+    return {
+      node,
+      containerId: `gc${process.pid}x${n}`,
+      pod: { namespace: 'default', name: `gc-${n}` },
+      netns: `/var/run/netns/${ns.name}`,
+    };
   }
 
   function addressOf(out: CniOutcome): string {
     const ips = out.json?.ips as Array<{ address: string }> | undefined;
     const address = ips?.at(-1)?.address;
-    if (out.exitCode !== 0 || !address) throw new Error(`ADD failed (exit ${out.exitCode}): ${out.stdout} ${out.stderr.slice(-500)}`);
+    if (out.exitCode !== 0 || !address)
+      throw new Error(`ADD failed (exit ${out.exitCode}): ${out.stdout} ${out.stderr.slice(-500)}`);
     return address.split('/')[0]!;
   }
 
@@ -120,7 +140,9 @@ describe.skipIf(unavailable !== null || !haveEtcd || !built)('CNI GC releases on
   async function gc(node: string, valid: Pod[]): Promise<CniOutcome> {
     return runCniPlugin({
       command: 'GC',
-      config: config(node, { 'cni.dev/valid-attachments': valid.map((p) => ({ containerID: p.containerId, ifname: 'eth0' })) }),
+      config: config(node, {
+        'cni.dev/valid-attachments': valid.map((p) => ({ containerID: p.containerId, ifname: 'eth0' })),
+      }),
       executable: [process.execPath, MAIN_JS],
       timeoutMs: 30_000,
     });
@@ -144,7 +166,10 @@ describe.skipIf(unavailable !== null || !haveEtcd || !built)('CNI GC releases on
   /** `tortie ARGS` against the test's etcd; its stdout (rejects on a non-zero exit). */
   function tortie(args: string[]): Promise<string> {
     return new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, [MAIN_JS, ...args], { env: { PATH: process.env.PATH ?? '', DATASTORE_TYPE: 'etcdv3', ETCD_ENDPOINTS: etcd.endpoint }, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, [MAIN_JS, ...args], {
+        env: { PATH: process.env.PATH ?? '', DATASTORE_TYPE: 'etcdv3', ETCD_ENDPOINTS: etcd.endpoint },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       let out = '';
       let err = '';
       const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
@@ -162,7 +187,9 @@ describe.skipIf(unavailable !== null || !haveEtcd || !built)('CNI GC releases on
   /** The JSON value etcd holds at `key` (through its JSON gateway: what any client, calicoctl too, reads). */
   async function etcdValue(key: string): Promise<unknown> {
     const body = JSON.stringify({ key: Buffer.from(key).toString('base64') });
-    const answer = (await (await fetch(`${etcd.endpoint}/v3/kv/range`, { method: 'POST', body, signal: AbortSignal.timeout(5000) })).json()) as { kvs?: Array<{ value: string }> };
+    const answer = (await (
+      await fetch(`${etcd.endpoint}/v3/kv/range`, { method: 'POST', body, signal: AbortSignal.timeout(5000) })
+    ).json()) as { kvs?: Array<{ value: string }> };
     const value = answer.kvs?.[0]?.value;
     if (value === undefined) throw new Error(`etcd has no key ${key}`);
     return JSON.parse(Buffer.from(value, 'base64').toString('utf8'));
@@ -171,7 +198,10 @@ describe.skipIf(unavailable !== null || !haveEtcd || !built)('CNI GC releases on
   /** The messages of the plugin's log file on `node` (JSON lines). */
   function logged(node: string): string[] {
     const text = readFileSync(join(dir, `${node}.log`), 'utf8');
-    return text.split('\n').filter((l) => l.trim() !== '').map((l) => String((JSON.parse(l) as { msg?: unknown }).msg));
+    return text
+      .split('\n')
+      .filter((l) => l.trim() !== '')
+      .map((l) => String((JSON.parse(l) as { msg?: unknown }).msg));
   }
 
   /** Rewrites the allocation of `ip` as tortie wrote it before it recorded attributes: no `secondary`. */
@@ -179,11 +209,13 @@ describe.skipIf(unavailable !== null || !haveEtcd || !built)('CNI GC releases on
     const [block] = (await ds.list('IPAMBlock')).items;
     const ordinal = blocks.ordinalOf(block!.spec, ip)!;
     const attr = block!.spec.allocations[ordinal]!;
-    const attributes = block!.spec.attributes.map((a, i) => (i === attr ? { handle_id: a.handle_id ?? null, secondary: null } : a));
+    const attributes = block!.spec.attributes.map((a, i) =>
+      i === attr ? { handle_id: a.handle_id ?? null, secondary: null } : a,
+    );
     await ds.update({ ...block!, spec: { ...block!.spec, attributes } });
   }
 
-  it('GC on node A keeps node B\'s pods in A\'s block, the tunnel address and unattributed allocations nothing proves A\'s; GC on B releases B\'s stale pod there', async () => {
+  it("GC on node A keeps node B's pods in A's block, the tunnel address and unattributed allocations nothing proves A's; GC on B releases B's stale pod there", async () => {
     const ipam = new Ipam(ds);
     const a1 = await add(NODE_A); // claims the pool's only block for A
     const [tunnel] = await ipam.assign(NODE_A, ipipTunnelHandle(NODE_A), { use: 'Tunnel' });
@@ -195,14 +227,29 @@ describe.skipIf(unavailable !== null || !haveEtcd || !built)('CNI GC releases on
     // The premise: one block, A's, holding both nodes' pods.
     const all = (await ds.list('IPAMBlock')).items;
     expect(all.map((b) => [b.spec.cidr, blocks.affineNode(b.spec)])).toEqual([[POOL_CIDR, NODE_A]]);
-    expect((await ds.list('WorkloadEndpoint')).items.filter((w) => w.spec.node === NODE_B).map((w) => w.spec.containerID).sort()).toEqual([b1.containerId, b2.containerId].sort());
+    expect(
+      (await ds.list('WorkloadEndpoint')).items
+        .filter((w) => w.spec.node === NODE_B)
+        .map((w) => w.spec.containerID)
+        .sort(),
+    ).toEqual([b1.containerId, b2.containerId].sort());
     // Who each address is for, as Calico's plugin records it, in the etcd value calicoctl reads.
     const raw = await etcdValue(`/calico/ipam/v2/assignment/ipv4/block/${POOL_CIDR.replace('/', '-')}`);
     const attrs = (raw as { attributes: Array<{ handle_id?: string; secondary?: Record<string, string> }> }).attributes;
-    expect(attrs.find((a) => a.handle_id === handle(b1))?.secondary).toEqual({ namespace: 'default', pod: b1.pod.name, timestamp: expect.stringMatching(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d{1,3})? \+0000 UTC$/), node: NODE_B });
-    expect(attrs.find((a) => a.handle_id === ipipTunnelHandle(NODE_A))?.secondary).toEqual({ type: 'ipipTunnelAddress', node: NODE_A });
+    expect(attrs.find((a) => a.handle_id === handle(b1))?.secondary).toEqual({
+      namespace: 'default',
+      pod: b1.pod.name,
+      timestamp: expect.stringMatching(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d{1,3})? \+0000 UTC$/),
+      node: NODE_B,
+    });
+    expect(attrs.find((a) => a.handle_id === ipipTunnelHandle(NODE_A))?.secondary).toEqual({
+      type: 'ipipTunnelAddress',
+      node: NODE_A,
+    });
     const yaml = await tortie(['get', 'ipamblocks', '-o', 'yaml']);
-    expect(yaml).toMatch(new RegExp(`handle_id: ${handle(b1)}\\n\\s+secondary:\\n(\\s+\\w+: .*\\n)*?\\s+node: ${NODE_B}\\n`));
+    expect(yaml).toMatch(
+      new RegExp(`handle_id: ${handle(b1)}\\n\\s+secondary:\\n(\\s+\\w+: .*\\n)*?\\s+node: ${NODE_B}\\n`),
+    );
     expect(yaml).toContain('type: ipipTunnelAddress');
     await stripAttributes(a3.ip);
     await stripAttributes(a4.ip);
@@ -210,7 +257,8 @@ describe.skipIf(unavailable !== null || !haveEtcd || !built)('CNI GC releases on
     const a4Wep = (await ds.list('WorkloadEndpoint')).items.find((w) => w.spec.containerID === a4.containerId)!;
     await ds.delete('WorkloadEndpoint', a4Wep.metadata.name, { namespace: a4Wep.metadata.namespace ?? 'default' });
 
-    const a3Wep = (await ds.list('WorkloadEndpoint')).items.find((w) => w.spec.containerID === a3.containerId)!.metadata.name;
+    const a3Wep = (await ds.list('WorkloadEndpoint')).items.find((w) => w.spec.containerID === a3.containerId)!.metadata
+      .name;
     const onA = await gc(NODE_A, [a1]);
     expect(onA.exitCode, `${onA.stdout} ${onA.stderr}`).toBe(0);
     let held = await holders();
@@ -233,7 +281,9 @@ describe.skipIf(unavailable !== null || !haveEtcd || !built)('CNI GC releases on
     expect(kept).toHaveLength(1);
     expect(kept[0]).toContain(handle(a4));
     expect(kept[0]).not.toContain(handle(a3));
-    expect(logA).toContain(`GC released ${a3.ip} of ${handle(a3)} (no "node" attribute; WorkloadEndpoint default/${a3Wep} of this node and the same container named it)`);
+    expect(logA).toContain(
+      `GC released ${a3.ip} of ${handle(a3)} (no "node" attribute; WorkloadEndpoint default/${a3Wep} of this node and the same container named it)`,
+    );
 
     const onB = await gc(NODE_B, [b1]);
     expect(onB.exitCode, `${onB.stdout} ${onB.stderr}`).toBe(0);

@@ -44,7 +44,9 @@ const MAIN_JS = join(process.cwd(), 'dist', 'src', 'cli', 'main.js');
 const built = existsSync(MAIN_JS);
 if (!built && process.env.CI === 'true') throw new Error(`${MAIN_JS} is missing: run npm run build first`);
 const LOOPBACK = '/usr/lib/cni/loopback';
-const haveLoopback = unavailable === null && requireBinary(LOOPBACK, 'chaining with the loopback plugin (package containernetworking-plugins)');
+const haveLoopback =
+  unavailable === null &&
+  requireBinary(LOOPBACK, 'chaining with the loopback plugin (package containernetworking-plugins)');
 
 const NODE = 'cni-node-1';
 const NODE_IP = '198.19.208.11';
@@ -66,7 +68,12 @@ describe.skipIf(unavailable !== null || !haveEtcd || !built)('tortie CNI plugin,
   beforeAll(async () => {
     etcd = await startEtcd();
     ds = await openEtcd({ endpoints: [etcd.endpoint] });
-    await ds.create({ apiVersion: API_VERSION, kind: 'IPPool', metadata: { name: 'pods' }, spec: { cidr: POOL_CIDR, blockSize: 26, ipipMode: 'Always', nodeSelector: 'all()' } });
+    await ds.create({
+      apiVersion: API_VERSION,
+      kind: 'IPPool',
+      metadata: { name: 'pods' },
+      spec: { cidr: POOL_CIDR, blockSize: 26, ipipMode: 'Always', nodeSelector: 'all()' },
+    });
     dir = makeTempDir('cni');
 
     // The node: eth0 (MTU 1500) with an underlay address and a default route.
@@ -87,11 +94,24 @@ describe.skipIf(unavailable !== null || !haveEtcd || !built)('tortie CNI plugin,
     });
     await new Promise<void>((resolve) => relayServer.listen(socket, resolve));
     const script = `const net=require('net');net.createServer(c=>{const u=net.connect(${JSON.stringify(socket)});c.pipe(u).pipe(c);c.on('error',()=>u.destroy());u.on('error',()=>c.destroy())}).listen(${port},'127.0.0.1',()=>console.log('relay ready'))`;
-    relay = startProcess({ name: 'etcd-relay', command: 'nsenter', args: [`--net=/var/run/netns/${host.name}`, process.execPath, '-e', script], dir });
-    await waitFor(() => relay.log().includes('relay ready'), { timeoutMs: 10_000, what: 'the etcd relay in the node namespace' });
+    relay = startProcess({
+      name: 'etcd-relay',
+      command: 'nsenter',
+      args: [`--net=/var/run/netns/${host.name}`, process.execPath, '-e', script],
+      dir,
+    });
+    await waitFor(() => relay.log().includes('relay ready'), {
+      timeoutMs: 10_000,
+      what: 'the etcd relay in the node namespace',
+    });
 
     // Install as the DaemonSet's init container would.
-    const env = { PATH: process.env.PATH ?? '', CNI_BIN_DIR: join(dir, 'bin'), CNI_NET_DIR: join(dir, 'net.d'), ETCD_ENDPOINTS: etcd.endpoint };
+    const env = {
+      PATH: process.env.PATH ?? '',
+      CNI_BIN_DIR: join(dir, 'bin'),
+      CNI_NET_DIR: join(dir, 'net.d'),
+      ETCD_ENDPOINTS: etcd.endpoint,
+    };
     const installed = await runInstall(env);
     expect(installed.code, installed.stderr).toBe(0);
     wrapper = join(dir, 'bin', 'tortie');
@@ -129,14 +149,28 @@ describe.skipIf(unavailable !== null || !haveEtcd || !built)('tortie CNI plugin,
 
   /** Executes the installed plugin inside the node's namespace. */
   function call(invocation: Omit<CniInvocation, 'config'> & { config?: Record<string, unknown> }): Promise<CniOutcome> {
-    return runCniPlugin({ config: config(), ...invocation, executable: ['nsenter', `--net=/var/run/netns/${host.name}`, wrapper] });
+    return runCniPlugin({
+      config: config(),
+      ...invocation,
+      executable: ['nsenter', `--net=/var/run/netns/${host.name}`, wrapper],
+    });
   }
 
-  async function newPod(): Promise<{ ns: Netns; netns: string; containerId: string; pod: { namespace: string; name: string } }> {
+  async function newPod(): Promise<{
+    ns: Netns;
+    netns: string;
+    containerId: string;
+    pod: { namespace: string; name: string };
+  }> {
     const n = ++podCounter; // taken before the await: pods are also made concurrently
     const ns = await createNetns(`cnipod${n}`);
     pods.push(ns);
-    return { ns, netns: `/var/run/netns/${ns.name}`, containerId: `c0ffee${process.pid}x${n}`, pod: { namespace: 'default', name: `web-${n}` } };
+    return {
+      ns,
+      netns: `/var/run/netns/${ns.name}`,
+      containerId: `c0ffee${process.pid}x${n}`,
+      pod: { namespace: 'default', name: `web-${n}` },
+    };
   }
 
   async function allocated(): Promise<number> {
@@ -144,7 +178,12 @@ describe.skipIf(unavailable !== null || !haveEtcd || !built)('tortie CNI plugin,
   }
 
   async function hostLinks(): Promise<Array<{ ifname: string; mtu: number; flags: string[]; address: string }>> {
-    return JSON.parse(await host.ip('-json', 'link', 'show')) as Array<{ ifname: string; mtu: number; flags: string[]; address: string }>;
+    return JSON.parse(await host.ip('-json', 'link', 'show')) as Array<{
+      ifname: string;
+      mtu: number;
+      flags: string[];
+      address: string;
+    }>;
   }
 
   function resultAddress(outcome: CniOutcome): string {
@@ -160,13 +199,20 @@ describe.skipIf(unavailable !== null || !haveEtcd || !built)('tortie CNI plugin,
     expect((await hostLinks()).map((l) => l.ifname)).not.toContain(hostIf);
   }
 
-  it('ADD gives the pod an address from the node\'s block, a default route and a host cali* interface', async () => {
+  it("ADD gives the pod an address from the node's block, a default route and a host cali* interface", async () => {
     const p = await newPod();
     const out = await call({ command: 'ADD', containerId: p.containerId, netns: p.netns, pod: p.pod });
     expect(out.exitCode, `${out.stdout} ${out.stderr}`).toBe(0);
     const address = resultAddress(out);
     const hostIf = workloadInterfaceName('default', p.pod.name);
-    expect(out.json).toMatchObject({ cniVersion: '1.0.0', interfaces: [{ name: hostIf, mac: 'ee:ee:ee:ee:ee:ee' }, { name: 'eth0', sandbox: p.netns }], routes: [{ dst: '0.0.0.0/0', gw: '169.254.1.1' }] });
+    expect(out.json).toMatchObject({
+      cniVersion: '1.0.0',
+      interfaces: [
+        { name: hostIf, mac: 'ee:ee:ee:ee:ee:ee' },
+        { name: 'eth0', sandbox: p.netns },
+      ],
+      routes: [{ dst: '0.0.0.0/0', gw: '169.254.1.1' }],
+    });
 
     // From this node's block.
     const blocks = await new Ipam(ds).blocksOf(NODE);
@@ -179,7 +225,11 @@ describe.skipIf(unavailable !== null || !haveEtcd || !built)('tortie CNI plugin,
     expect(ip[3]! - base[3]!).toBeLessThan(2 ** (32 - Number(len)));
 
     // Pod side: eth0 with the /32, the gateway route and the default route.
-    const addrs = JSON.parse(await p.ns.ip('-json', 'addr', 'show', 'dev', 'eth0')) as Array<{ mtu: number; address: string; addr_info: Array<{ local: string; prefixlen: number }> }>;
+    const addrs = JSON.parse(await p.ns.ip('-json', 'addr', 'show', 'dev', 'eth0')) as Array<{
+      mtu: number;
+      address: string;
+      addr_info: Array<{ local: string; prefixlen: number }>;
+    }>;
     expect(addrs[0]?.addr_info).toContainEqual(expect.objectContaining({ local: address, prefixlen: 32 }));
     expect(addrs[0]?.mtu).toBe(1480); // eth0 1500 − 20 (IPIP pool)
     const podRoutes = await p.ns.routes();
@@ -195,8 +245,18 @@ describe.skipIf(unavailable !== null || !haveEtcd || !built)('tortie CNI plugin,
     expect(await host.routes()).toContainEqual(expect.objectContaining({ dst: address, dev: hostIf, scope: 'link' }));
 
     // The WorkloadEndpoint felix reads.
-    const wep = await ds.get('WorkloadEndpoint', `${NODE.replace(/-/g, '--')}-k8s-${p.pod.name.replace(/-/g, '--')}-eth0`, 'default');
-    expect(wep?.spec).toMatchObject({ node: NODE, pod: p.pod.name, containerID: p.containerId, interfaceName: hostIf, ipNetworks: [`${address}/32`] });
+    const wep = await ds.get(
+      'WorkloadEndpoint',
+      `${NODE.replace(/-/g, '--')}-k8s-${p.pod.name.replace(/-/g, '--')}-eth0`,
+      'default',
+    );
+    expect(wep?.spec).toMatchObject({
+      node: NODE,
+      pod: p.pod.name,
+      containerID: p.containerId,
+      interfaceName: hostIf,
+      ipNetworks: [`${address}/32`],
+    });
 
     // The pod reaches the node's address through 169.254.1.1.
     const ping = await p.ns.exec('ping', ['-c', '1', '-W', '3', NODE_IP]).catch((e: unknown) => String(e));
@@ -216,7 +276,12 @@ describe.skipIf(unavailable !== null || !haveEtcd || !built)('tortie CNI plugin,
         node: { ip: `${NODE_IP}/24`, hostInterface: 'eth0' },
         pools: [{ cidr: POOL_CIDR, ipipMode: 'Always' }],
         localBlocks: await new Ipam(ds).blocksOf(NODE),
-        workloads: weps.map((w) => ({ ip: w.spec.ipNetworks[0]!, interfaceName: w.spec.interfaceName, namespace: w.metadata.namespace ?? 'default', pod: w.spec.pod ?? '' })),
+        workloads: weps.map((w) => ({
+          ip: w.spec.ipNetworks[0]!,
+          interfaceName: w.spec.interfaceName,
+          namespace: w.metadata.namespace ?? 'default',
+          pod: w.spec.pod ?? '',
+        })),
         bgpRoutes: [],
         tunnelUsable: false,
       });
@@ -228,7 +293,8 @@ describe.skipIf(unavailable !== null || !haveEtcd || !built)('tortie CNI plugin,
       await table.apply();
       await kernel.close();
     };
-    const route = async (): Promise<Record<string, unknown> | undefined> => (await host.routes()).find((r) => r.dst === address);
+    const route = async (): Promise<Record<string, unknown> | undefined> =>
+      (await host.routes()).find((r) => r.dst === address);
 
     // The plugin's own route (as Calico's plugin adds it) is there at once; felix takes it over (proto 80).
     expect(await route()).toMatchObject({ dev: hostIf, scope: 'link' });
@@ -269,13 +335,17 @@ describe.skipIf(unavailable !== null || !haveEtcd || !built)('tortie CNI plugin,
       for (let i = 0; i < 4 && out.exitCode !== 0 && /"code":11\b/.test(out.stdout); i++) out = await call(invocation);
       return out;
     };
-    const adds = await Promise.all(group.map((p) => retrying({ command: 'ADD', containerId: p.containerId, netns: p.netns, pod: p.pod })));
+    const adds = await Promise.all(
+      group.map((p) => retrying({ command: 'ADD', containerId: p.containerId, netns: p.netns, pod: p.pod })),
+    );
     for (const out of adds) expect(out.exitCode, `${out.stdout} ${out.stderr.slice(-300)}`).toBe(0);
     const addresses = adds.map(resultAddress);
     expect(new Set(addresses).size).toBe(8);
     expect(await allocated()).toBe(before + 8);
     expect(await new Ipam(ds).blocksOf(NODE)).toHaveLength(1);
-    const dels = await Promise.all(group.map((p) => retrying({ command: 'DEL', containerId: p.containerId, netns: p.netns, pod: p.pod })));
+    const dels = await Promise.all(
+      group.map((p) => retrying({ command: 'DEL', containerId: p.containerId, netns: p.netns, pod: p.pod })),
+    );
     for (const out of dels) expect(out.exitCode, out.stdout).toBe(0);
     expect(await allocated()).toBe(before);
   }, 240_000);
@@ -302,11 +372,38 @@ describe.skipIf(unavailable !== null || !haveEtcd || !built)('tortie CNI plugin,
   }, 60_000);
 
   // Refusals: what is wrong, the spec's code, the message, and nothing allocated.
-  const REFUSALS: Array<{ name: string; stdin?: string; config?: Record<string, unknown>; dropNetns?: boolean; code: number; says: RegExp }> = [
-    { name: 'malformed configuration JSON', stdin: '{"cniVersion": "1.0.0", "name": ', code: 6, says: /the network configuration on stdin is not JSON/ },
-    { name: 'an unknown cniVersion', config: { cniVersion: '0.9.9' }, code: 1, says: /cniVersion "0\.9\.9" is not supported; tortie supports 0\.3\.0, 0\.3\.1, 0\.4\.0, 1\.0\.0, 1\.1\.0/ },
-    { name: 'a missing CNI_NETNS', dropNetns: true, code: 4, says: /CNI_NETNS is not set: ADD needs the path of the container's network namespace/ },
-    { name: 'a namespace that does not exist', config: {}, code: 3, says: /the network namespace \/var\/run\/netns\/tortie-cni-nonexistent does not exist/ },
+  const REFUSALS: Array<{
+    name: string;
+    stdin?: string;
+    config?: Record<string, unknown>;
+    dropNetns?: boolean;
+    code: number;
+    says: RegExp;
+  }> = [
+    {
+      name: 'malformed configuration JSON',
+      stdin: '{"cniVersion": "1.0.0", "name": ',
+      code: 6,
+      says: /the network configuration on stdin is not JSON/,
+    },
+    {
+      name: 'an unknown cniVersion',
+      config: { cniVersion: '0.9.9' },
+      code: 1,
+      says: /cniVersion "0\.9\.9" is not supported; tortie supports 0\.3\.0, 0\.3\.1, 0\.4\.0, 1\.0\.0, 1\.1\.0/,
+    },
+    {
+      name: 'a missing CNI_NETNS',
+      dropNetns: true,
+      code: 4,
+      says: /CNI_NETNS is not set: ADD needs the path of the container's network namespace/,
+    },
+    {
+      name: 'a namespace that does not exist',
+      config: {},
+      code: 3,
+      says: /the network namespace \/var\/run\/netns\/tortie-cni-nonexistent does not exist/,
+    },
   ];
   for (const row of REFUSALS) {
     it(`ADD with ${row.name} gets code ${row.code} and a clear message, and allocates nothing`, async () => {
@@ -327,59 +424,130 @@ describe.skipIf(unavailable !== null || !haveEtcd || !built)('tortie CNI plugin,
       expect(out.json?.cniVersion).toMatch(/^\d+\.\d+\.\d+$/);
       expect(await allocated()).toBe(before);
       await expectNothingFor(p.containerId, workloadInterfaceName('default', p.pod.name));
-      expect(JSON.parse(await p.ns.ip('-json', 'link', 'show')).map((l: { ifname: string }) => l.ifname)).toEqual(['lo']);
+      expect(JSON.parse(await p.ns.ip('-json', 'link', 'show')).map((l: { ifname: string }) => l.ifname)).toEqual([
+        'lo',
+      ]);
     }, 60_000);
   }
 
-  it.skipIf(!haveLoopback)('chains after Debian\'s loopback plugin in a conflist, as a runtime runs the chain', async () => {
-    const p = await newPod();
-    const chain = { cniVersion: conflist.cniVersion, name: conflist.name, plugins: [{ type: 'loopback' }, conflist.plugins[0]!] };
-    // ADD: each plugin in order, each given the previous one's result as prevResult.
-    const lo = await runCniPlugin({ command: 'ADD', containerId: p.containerId, netns: p.netns, pod: p.pod, config: { ...chain.plugins[0], name: chain.name, cniVersion: chain.cniVersion }, executable: [LOOPBACK] });
-    expect(lo.exitCode, lo.stdout).toBe(0);
-    const ours = await call({ command: 'ADD', containerId: p.containerId, netns: p.netns, pod: p.pod, config: config({ prevResult: lo.json }) });
-    expect(ours.exitCode, ours.stdout).toBe(0);
-    const result = ours.json as { interfaces: Array<{ name: string }>; ips: Array<{ address: string; interface: number }> };
-    expect(result.interfaces.map((i) => i.name)).toEqual(['lo', workloadInterfaceName('default', p.pod.name), 'eth0']);
-    expect(result.ips.find((ip) => ip.address.startsWith('127.0.0.1'))?.interface).toBe(0);
-    expect(result.ips.find((ip) => ip.address.startsWith('10.70.'))?.interface).toBe(2);
-    const links = JSON.parse(await p.ns.ip('-json', 'link', 'show')) as Array<{ ifname: string; flags: string[] }>;
-    expect(links.find((l) => l.ifname === 'lo')?.flags).toContain('UP');
-    // CHECK with the final result, then DEL in reverse order.
-    const check = await call({ command: 'CHECK', containerId: p.containerId, netns: p.netns, pod: p.pod, config: config({ prevResult: ours.json }) });
-    expect(check.exitCode, check.stdout).toBe(0);
-    const del = await call({ command: 'DEL', containerId: p.containerId, netns: p.netns, pod: p.pod, config: config({ prevResult: ours.json }) });
-    expect(del.exitCode, del.stdout).toBe(0);
-    const loDel = await runCniPlugin({ command: 'DEL', containerId: p.containerId, netns: p.netns, pod: p.pod, config: { ...chain.plugins[0], name: chain.name, cniVersion: chain.cniVersion, prevResult: lo.json }, executable: [LOOPBACK] });
-    expect(loDel.exitCode, loDel.stdout).toBe(0);
-    await expectNothingFor(p.containerId, workloadInterfaceName('default', p.pod.name));
-  }, 60_000);
+  it.skipIf(!haveLoopback)(
+    "chains after Debian's loopback plugin in a conflist, as a runtime runs the chain",
+    async () => {
+      const p = await newPod();
+      const chain = {
+        cniVersion: conflist.cniVersion,
+        name: conflist.name,
+        plugins: [{ type: 'loopback' }, conflist.plugins[0]!],
+      };
+      // ADD: each plugin in order, each given the previous one's result as prevResult.
+      const lo = await runCniPlugin({
+        command: 'ADD',
+        containerId: p.containerId,
+        netns: p.netns,
+        pod: p.pod,
+        config: { ...chain.plugins[0], name: chain.name, cniVersion: chain.cniVersion },
+        executable: [LOOPBACK],
+      });
+      expect(lo.exitCode, lo.stdout).toBe(0);
+      const ours = await call({
+        command: 'ADD',
+        containerId: p.containerId,
+        netns: p.netns,
+        pod: p.pod,
+        config: config({ prevResult: lo.json }),
+      });
+      expect(ours.exitCode, ours.stdout).toBe(0);
+      const result = ours.json as {
+        interfaces: Array<{ name: string }>;
+        ips: Array<{ address: string; interface: number }>;
+      };
+      expect(result.interfaces.map((i) => i.name)).toEqual([
+        'lo',
+        workloadInterfaceName('default', p.pod.name),
+        'eth0',
+      ]);
+      expect(result.ips.find((ip) => ip.address.startsWith('127.0.0.1'))?.interface).toBe(0);
+      expect(result.ips.find((ip) => ip.address.startsWith('10.70.'))?.interface).toBe(2);
+      const links = JSON.parse(await p.ns.ip('-json', 'link', 'show')) as Array<{ ifname: string; flags: string[] }>;
+      expect(links.find((l) => l.ifname === 'lo')?.flags).toContain('UP');
+      // CHECK with the final result, then DEL in reverse order.
+      const check = await call({
+        command: 'CHECK',
+        containerId: p.containerId,
+        netns: p.netns,
+        pod: p.pod,
+        config: config({ prevResult: ours.json }),
+      });
+      expect(check.exitCode, check.stdout).toBe(0);
+      const del = await call({
+        command: 'DEL',
+        containerId: p.containerId,
+        netns: p.netns,
+        pod: p.pod,
+        config: config({ prevResult: ours.json }),
+      });
+      expect(del.exitCode, del.stdout).toBe(0);
+      const loDel = await runCniPlugin({
+        command: 'DEL',
+        containerId: p.containerId,
+        netns: p.netns,
+        pod: p.pod,
+        config: { ...chain.plugins[0], name: chain.name, cniVersion: chain.cniVersion, prevResult: lo.json },
+        executable: [LOOPBACK],
+      });
+      expect(loDel.exitCode, loDel.stdout).toBe(0);
+      await expectNothingFor(p.containerId, workloadInterfaceName('default', p.pod.name));
+    },
+    60_000,
+  );
 
   it('CHECK passes after ADD and names the difference when the pod lost its default route', async () => {
     const p = await newPod();
     const add = await call({ command: 'ADD', containerId: p.containerId, netns: p.netns, pod: p.pod });
     expect(add.exitCode).toBe(0);
-    const ok = await call({ command: 'CHECK', containerId: p.containerId, netns: p.netns, pod: p.pod, config: config({ prevResult: add.json }) });
+    const ok = await call({
+      command: 'CHECK',
+      containerId: p.containerId,
+      netns: p.netns,
+      pod: p.pod,
+      config: config({ prevResult: add.json }),
+    });
     expect(ok.exitCode, ok.stdout).toBe(0);
     await p.ns.ip('route', 'del', 'default');
-    const broken = await call({ command: 'CHECK', containerId: p.containerId, netns: p.netns, pod: p.pod, config: config({ prevResult: add.json }) });
+    const broken = await call({
+      command: 'CHECK',
+      containerId: p.containerId,
+      netns: p.netns,
+      pod: p.pod,
+      config: config({ prevResult: add.json }),
+    });
     expect(broken.json?.code).toBe(103);
-    expect(String(broken.json?.msg)).toMatch(new RegExp(`no default route via 169\\.254\\.1\\.1 dev eth0 in ${p.netns}`));
+    expect(String(broken.json?.msg)).toMatch(
+      new RegExp(`no default route via 169\\.254\\.1\\.1 dev eth0 in ${p.netns}`),
+    );
   }, 60_000);
 
   it('takes CNI_NETNS as /proc/PID/ns/net', async () => {
     const p = await newPod();
     const sleeper = spawn('ip', ['netns', 'exec', p.ns.name, 'sleep', '60'], { stdio: 'ignore' });
     try {
-      const pid = await waitFor(async () => {
-        const found = await runCommand('ip', ['netns', 'pids', p.ns.name]);
-        return found.stdout.trim().split('\n').filter((s) => s !== '')[0];
-      }, { timeoutMs: 5_000, what: 'the sleep inside the pod namespace' });
+      const pid = await waitFor(
+        async () => {
+          const found = await runCommand('ip', ['netns', 'pids', p.ns.name]);
+          return found.stdout
+            .trim()
+            .split('\n')
+            .filter((s) => s !== '')[0];
+        },
+        { timeoutMs: 5_000, what: 'the sleep inside the pod namespace' },
+      );
       const netns = `/proc/${pid}/ns/net`;
       const add = await call({ command: 'ADD', containerId: p.containerId, netns, pod: p.pod });
       expect(add.exitCode, add.stdout).toBe(0);
       expect((add.json?.interfaces as Array<{ sandbox?: string }>)[1]?.sandbox).toBe(netns);
-      const addrs = JSON.parse(await p.ns.ip('-json', 'addr', 'show', 'dev', 'eth0')) as Array<{ addr_info: Array<{ local: string }> }>;
+      const addrs = JSON.parse(await p.ns.ip('-json', 'addr', 'show', 'dev', 'eth0')) as Array<{
+        addr_info: Array<{ local: string }>;
+      }>;
       expect(addrs[0]?.addr_info.map((a) => a.local)).toContain(resultAddress(add));
       expect((await call({ command: 'DEL', containerId: p.containerId, netns, pod: p.pod })).exitCode).toBe(0);
     } finally {
@@ -387,9 +555,15 @@ describe.skipIf(unavailable !== null || !haveEtcd || !built)('tortie CNI plugin,
     }
   }, 60_000);
 
-  it('the lab\'s mode: the plugin outside the node namespace (TORTIE_CNI_HOST_NETNS), through runCniPlugin', async () => {
+  it("the lab's mode: the plugin outside the node namespace (TORTIE_CNI_HOST_NETNS), through runCniPlugin", async () => {
     const p = await newPod();
-    const base = { containerId: p.containerId, netns: p.netns, pod: p.pod, hostNetns: `/var/run/netns/${host.name}`, config: config() };
+    const base = {
+      containerId: p.containerId,
+      netns: p.netns,
+      pod: p.pod,
+      hostNetns: `/var/run/netns/${host.name}`,
+      config: config(),
+    };
     const add = await runCniPlugin({ ...base, command: 'ADD', executable: [wrapper] });
     expect(add.exitCode, `${add.stdout} ${add.stderr}`).toBe(0);
     const hostIf = workloadInterfaceName('default', p.pod.name);
@@ -412,20 +586,50 @@ describe.skipIf(unavailable !== null || !haveEtcd || !built)('tortie CNI plugin,
       api.setGrants(grantsFromManifests(loadKubeDocuments(join(MANIFEST_DIR, 'tortie.yaml'))));
       const agentKubeconfig = await api.kubeconfigWithToken(api.issueToken('tortie-system', 'tortie-node').token);
       const cniKubeconfig = join(tokenDir, 'tortie-kubeconfig');
-      refresher = new CniTokenRefresher({ kubeconfigPath: cniKubeconfig, server: api.url, caData: '', request: await kubeTokenRequester(agentKubeconfig, 5_000, 'tortie-system', 'tortie-cni') });
+      refresher = new CniTokenRefresher({
+        kubeconfigPath: cniKubeconfig,
+        server: api.url,
+        caData: '',
+        request: await kubeTokenRequester(agentKubeconfig, 5_000, 'tortie-system', 'tortie-cni'),
+      });
       await refresher.start();
       expect(refresher.written).toBe(1);
-      await kube.create({ apiVersion: API_VERSION, kind: 'IPPool', metadata: { name: 'kube-pods' }, spec: { cidr: '10.71.0.0/16', blockSize: 26, ipipMode: 'Never', nodeSelector: 'all()' } });
+      await kube.create({
+        apiVersion: API_VERSION,
+        kind: 'IPPool',
+        metadata: { name: 'kube-pods' },
+        spec: { cidr: '10.71.0.0/16', blockSize: 26, ipipMode: 'Never', nodeSelector: 'all()' },
+      });
       api.put({ core: 'nodes' }, { metadata: { name: NODE } });
       const p = await newPod();
-      api.put({ core: 'pods' }, { metadata: { name: p.pod.name, namespace: 'default', annotations: { keep: 'me' } }, spec: { nodeName: NODE } });
-      const kubeConfig = { cniVersion: '1.0.0', name: NETWORK, type: 'tortie', datastore_type: 'kubernetes', kubeconfig: cniKubeconfig, nodename: NODE, ipam: { type: 'tortie-ipam' } };
-      const base = { containerId: p.containerId, netns: p.netns, pod: p.pod, hostNetns: `/var/run/netns/${host.name}`, config: kubeConfig, executable: [wrapper] };
+      api.put(
+        { core: 'pods' },
+        { metadata: { name: p.pod.name, namespace: 'default', annotations: { keep: 'me' } }, spec: { nodeName: NODE } },
+      );
+      const kubeConfig = {
+        cniVersion: '1.0.0',
+        name: NETWORK,
+        type: 'tortie',
+        datastore_type: 'kubernetes',
+        kubeconfig: cniKubeconfig,
+        nodename: NODE,
+        ipam: { type: 'tortie-ipam' },
+      };
+      const base = {
+        containerId: p.containerId,
+        netns: p.netns,
+        pod: p.pod,
+        hostNetns: `/var/run/netns/${host.name}`,
+        config: kubeConfig,
+        executable: [wrapper],
+      };
       const add = await runCniPlugin({ ...base, command: 'ADD' });
       expect(add.exitCode, `${add.stdout} ${add.stderr}`).toBe(0);
       const address = resultAddress(add);
       expect(address.startsWith('10.71.')).toBe(true);
-      const annotations = (): unknown => (api.object({ core: 'pods' }, p.pod.name, 'default')?.metadata as { annotations?: Record<string, string> }).annotations;
+      const annotations = (): unknown =>
+        (api.object({ core: 'pods' }, p.pod.name, 'default')?.metadata as { annotations?: Record<string, string> })
+          .annotations;
       expect(annotations()).toEqual({
         keep: 'me',
         'cni.projectcalico.org/containerID': p.containerId,
@@ -456,7 +660,10 @@ describe.skipIf(unavailable !== null || !haveEtcd || !built)('tortie CNI plugin,
 
   it('VERSION lists the spec versions; STATUS says ready', async () => {
     const version = await call({ command: 'VERSION', rawStdin: '{"cniVersion":"1.0.0"}' });
-    expect(version.json).toEqual({ cniVersion: '1.1.0', supportedVersions: ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'] });
+    expect(version.json).toEqual({
+      cniVersion: '1.1.0',
+      supportedVersions: ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'],
+    });
     const status = await call({ command: 'STATUS', config: config({ cniVersion: '1.1.0' }) });
     expect(status.exitCode, status.stdout).toBe(0);
   }, 60_000);

@@ -19,7 +19,14 @@ import { EtcdGatewayUnusableError, GatewayTransport, openEtcdGateway } from '../
 import { EtcdStore } from '../../src/datastore/etcd-store.js';
 import { openDatastore } from '../../src/datastore/index.js';
 import { configFromEnv } from '../../src/datastore/config.js';
-import { AlreadyExistsError, ConflictError, DatastoreError, DatastoreUnavailableError, type Datastore, type WatchEvent } from '../../src/datastore/types.js';
+import {
+  AlreadyExistsError,
+  ConflictError,
+  DatastoreError,
+  DatastoreUnavailableError,
+  type Datastore,
+  type WatchEvent,
+} from '../../src/datastore/types.js';
 import { API_VERSION, type Kind, type Resource } from '../../src/resources/types.js';
 import { datastoreContract } from '../unit/datastore/contract.js';
 import { ETCD_BINARY, freePort, requireEtcd, startEtcd, type EtcdInstance } from '../harness/etcd.js';
@@ -27,13 +34,22 @@ import { findBinary } from '../harness/binaries.js';
 import { makeTempDir, removeTempDir, startProcess, waitFor } from '../harness/process.js';
 
 function pool(name: string, cidr: string): Resource<'IPPool'> {
-  return { apiVersion: API_VERSION, kind: 'IPPool', metadata: { name }, spec: { cidr, blockSize: 26, ipipMode: 'Never', natOutgoing: true, nodeSelector: 'all()' } };
+  return {
+    apiVersion: API_VERSION,
+    kind: 'IPPool',
+    metadata: { name },
+    spec: { cidr, blockSize: 26, ipipMode: 'Never', natOutgoing: true, nodeSelector: 'all()' },
+  };
 }
 
 function peer(name: string, n: number): Resource<'BGPPeer'> {
-  return { apiVersion: API_VERSION, kind: 'BGPPeer', metadata: { name }, spec: { peerIP: `198.18.3.${n}`, asNumber: 65000 + n } };
+  return {
+    apiVersion: API_VERSION,
+    kind: 'BGPPeer',
+    metadata: { name },
+    spec: { peerIP: `198.18.3.${n}`, asNumber: 65000 + n },
+  };
 }
-
 
 /** A port that was free a moment ago and is closed now: nothing listens there. */
 async function deadEndpoint(): Promise<string> {
@@ -64,35 +80,67 @@ describe.skipIf(!requireEtcd())('etcd datastore over the HTTP/JSON gateway (real
     return { ds, cleanup: () => ds.close() };
   });
 
-  it('writes the keys and values the gRPC client writes, and each reads the other\'s with the same revision', async () => {
+  it("writes the keys and values the gRPC client writes, and each reads the other's with the same revision", async () => {
     const block: Resource<'IPAMBlock'> = {
-      apiVersion: API_VERSION, kind: 'IPAMBlock', metadata: { name: '10-245-1-0-26' },
-      spec: { cidr: '10.245.1.0/26', affinity: 'host:node-g', allocations: [0, ...Array<null>(63).fill(null)], unallocated: Array.from({ length: 63 }, (_, i) => i + 1), attributes: [{ handle_id: 'k8s-pod-network.g1', secondary: null }], sequenceNumber: 1 },
+      apiVersion: API_VERSION,
+      kind: 'IPAMBlock',
+      metadata: { name: '10-245-1-0-26' },
+      spec: {
+        cidr: '10.245.1.0/26',
+        affinity: 'host:node-g',
+        allocations: [0, ...Array<null>(63).fill(null)],
+        unallocated: Array.from({ length: 63 }, (_, i) => i + 1),
+        attributes: [{ handle_id: 'k8s-pod-network.g1', secondary: null }],
+        sequenceNumber: 1,
+      },
     };
     const wep: Resource<'WorkloadEndpoint'> = {
-      apiVersion: API_VERSION, kind: 'WorkloadEndpoint', metadata: { name: 'node--g-k8s-web-eth0', namespace: 'gw' },
-      spec: { node: 'node-g', orchestrator: 'k8s', pod: 'web', endpoint: 'eth0', interfaceName: 'cali0123456789a', ipNetworks: ['10.245.1.0/32'] },
+      apiVersion: API_VERSION,
+      kind: 'WorkloadEndpoint',
+      metadata: { name: 'node--g-k8s-web-eth0', namespace: 'gw' },
+      spec: {
+        node: 'node-g',
+        orchestrator: 'k8s',
+        pod: 'web',
+        endpoint: 'eth0',
+        interfaceName: 'cali0123456789a',
+        ipNetworks: ['10.245.1.0/32'],
+      },
     };
     const written = [
       await gateway.create(pool('gw-pool', '10.245.0.0/16')),
       await gateway.create(block),
-      await gateway.create({ apiVersion: API_VERSION, kind: 'BlockAffinity', metadata: { name: 'node-g-10-245-1-0-26' }, spec: { state: 'confirmed', node: 'node-g', cidr: '10.245.1.0/26' } }),
-      await gateway.create({ apiVersion: API_VERSION, kind: 'IPAMHandle', metadata: { name: 'k8s-pod-network.g1' }, spec: { handleID: 'k8s-pod-network.g1', block: { '10.245.1.0/26': 1 } } }),
+      await gateway.create({
+        apiVersion: API_VERSION,
+        kind: 'BlockAffinity',
+        metadata: { name: 'node-g-10-245-1-0-26' },
+        spec: { state: 'confirmed', node: 'node-g', cidr: '10.245.1.0/26' },
+      }),
+      await gateway.create({
+        apiVersion: API_VERSION,
+        kind: 'IPAMHandle',
+        metadata: { name: 'k8s-pod-network.g1' },
+        spec: { handleID: 'k8s-pod-network.g1', block: { '10.245.1.0/26': 1 } },
+      }),
       await gateway.create(wep),
     ];
     const keys = Object.keys(await raw.getAll().prefix('/calico/').strings());
-    expect(keys).toEqual(expect.arrayContaining([
-      '/calico/ipam/v2/assignment/ipv4/block/10.245.1.0-26',
-      '/calico/ipam/v2/handle/k8s-pod-network.g1',
-      '/calico/ipam/v2/host/node-g/ipv4/block/10.245.1.0-26',
-      '/calico/resources/v3/projectcalico.org/ippools/gw-pool',
-      '/calico/resources/v3/projectcalico.org/workloadendpoints/gw/node--g-k8s-web-eth0',
-    ]));
+    expect(keys).toEqual(
+      expect.arrayContaining([
+        '/calico/ipam/v2/assignment/ipv4/block/10.245.1.0-26',
+        '/calico/ipam/v2/handle/k8s-pod-network.g1',
+        '/calico/ipam/v2/host/node-g/ipv4/block/10.245.1.0-26',
+        '/calico/resources/v3/projectcalico.org/ippools/gw-pool',
+        '/calico/resources/v3/projectcalico.org/workloadendpoints/gw/node--g-k8s-web-eth0',
+      ]),
+    );
     for (const resource of written) {
       const viaGrpc = await grpc.get(resource.kind as Kind, resource.metadata.name, resource.metadata.namespace);
       const viaGateway = await gateway.get(resource.kind as Kind, resource.metadata.name, resource.metadata.namespace);
       // Read back (defaults filled in by decoding) the same over both, at the revision the create returned.
-      expect(viaGrpc?.metadata.resourceVersion, `${resource.kind} ${resource.metadata.name}`).toBe(resource.metadata.resourceVersion);
+      expect(viaGrpc?.metadata.resourceVersion, `${resource.kind} ${resource.metadata.name}`).toBe(
+        resource.metadata.resourceVersion,
+      );
       expect(viaGrpc?.spec).toMatchObject(resource.spec as unknown as Record<string, unknown>);
       expect(viaGateway).toEqual(viaGrpc);
     }
@@ -100,7 +148,10 @@ describe.skipIf(!requireEtcd())('etcd datastore over the HTTP/JSON gateway (real
     const [byGateway, byGrpc] = [await gateway.list('IPAMBlock'), await grpc.list('IPAMBlock')];
     expect(byGateway.items).toEqual(byGrpc.items);
     // And the other way: what the gRPC client wrote, the gateway reads (a value with a non-ASCII byte).
-    const peerByGrpc = await grpc.create({ ...peer('gw-from-grpc', 1), metadata: { name: 'gw-from-grpc', annotations: { note: 'café ☕' } } });
+    const peerByGrpc = await grpc.create({
+      ...peer('gw-from-grpc', 1),
+      metadata: { name: 'gw-from-grpc', annotations: { note: 'café ☕' } },
+    });
     expect(await gateway.get('BGPPeer', 'gw-from-grpc')).toEqual(peerByGrpc);
   });
 
@@ -109,8 +160,12 @@ describe.skipIf(!requireEtcd())('etcd datastore over the HTTP/JSON gateway (real
     await expect(gateway.create(pool('gw-cas', '10.246.0.0/24'))).rejects.toBeInstanceOf(AlreadyExistsError);
     const updated = await gateway.update({ ...created, spec: { ...created.spec, natOutgoing: false } });
     expect(Number(updated.metadata.resourceVersion)).toBeGreaterThan(Number(created.metadata.resourceVersion));
-    await expect(grpc.update({ ...created, spec: { ...created.spec, disabled: true } })).rejects.toBeInstanceOf(ConflictError);
-    await expect(gateway.delete('IPPool', 'gw-cas', { revision: created.metadata.resourceVersion ?? '' })).rejects.toBeInstanceOf(ConflictError);
+    await expect(grpc.update({ ...created, spec: { ...created.spec, disabled: true } })).rejects.toBeInstanceOf(
+      ConflictError,
+    );
+    await expect(
+      gateway.delete('IPPool', 'gw-cas', { revision: created.metadata.resourceVersion ?? '' }),
+    ).rejects.toBeInstanceOf(ConflictError);
     const now = await grpc.get('IPPool', 'gw-cas');
     expect(now?.spec.natOutgoing).toBe(false);
     expect(now?.spec.disabled).toBeUndefined();
@@ -121,11 +176,19 @@ describe.skipIf(!requireEtcd())('etcd datastore over the HTTP/JSON gateway (real
   });
 
   it('tells a refusal from etcd (a request too large) apart from etcd being unreachable', async () => {
-    const huge: Resource<'BGPPeer'> = { ...peer('gw-huge', 2), metadata: { name: 'gw-huge', annotations: { blob: 'x'.repeat(2 * 1024 * 1024) } } };
-    const error = await gateway.create(huge).then(() => null, (e: unknown) => e);
+    const huge: Resource<'BGPPeer'> = {
+      ...peer('gw-huge', 2),
+      metadata: { name: 'gw-huge', annotations: { blob: 'x'.repeat(2 * 1024 * 1024) } },
+    };
+    const error = await gateway.create(huge).then(
+      () => null,
+      (e: unknown) => e,
+    );
     expect(error).toBeInstanceOf(DatastoreError);
     expect(error).not.toBeInstanceOf(DatastoreUnavailableError);
-    expect((error as Error).message).toMatch(/create \/calico\/resources\/v3\/projectcalico\.org\/bgppeers\/gw-huge refused: /);
+    expect((error as Error).message).toMatch(
+      /create \/calico\/resources\/v3\/projectcalico\.org\/bgppeers\/gw-huge refused: /,
+    );
     expect(await grpc.get('BGPPeer', 'gw-huge')).toBeNull();
   });
 
@@ -160,9 +223,18 @@ describe.skipIf(!requireEtcd())('etcd datastore over the HTTP/JSON gateway (real
   it('a write that reached a member which never answered is not sent to the next one; the next call starts there', async () => {
     const silent = await silentMember('http');
     // The transport on its own, so that the first call is a write that starts at the silent member.
-    const store = new EtcdStore(new GatewayTransport({ request: httpRequest, agent: new HttpAgent({ keepAlive: true }), connectEvent: 'connect' }, [silent.endpoint, etcd.endpoint], 1500));
+    const store = new EtcdStore(
+      new GatewayTransport(
+        { request: httpRequest, agent: new HttpAgent({ keepAlive: true }), connectEvent: 'connect' },
+        [silent.endpoint, etcd.endpoint],
+        1500,
+      ),
+    );
     try {
-      const error = await store.create(peer('gw-once', 5)).then(() => null, (e: unknown) => e);
+      const error = await store.create(peer('gw-once', 5)).then(
+        () => null,
+        (e: unknown) => e,
+      );
       expect(error).toBeInstanceOf(DatastoreUnavailableError);
       expect(await grpc.get('BGPPeer', 'gw-once')).toBeNull();
       const created = await store.create(peer('gw-once', 5));
@@ -178,26 +250,48 @@ describe.skipIf(!requireEtcd())('etcd datastore over the HTTP/JSON gateway (real
     const start = await gateway.list('BGPPeer');
     const events: Array<WatchEvent<'BGPPeer'>> = [];
     const watch = gateway.watch('BGPPeer', start.revision, (e) => events.push(e));
-    const names = (): string[] => events.flatMap((e) => (e.type === 'added' && e.resource.metadata.name.startsWith('gw-r') ? [e.resource.metadata.name] : []));
+    const names = (): string[] =>
+      events.flatMap((e) =>
+        e.type === 'added' && e.resource.metadata.name.startsWith('gw-r') ? [e.resource.metadata.name] : [],
+      );
     try {
       await gateway.create(peer('gw-r1', 11));
       await waitFor(() => names().length === 1, { timeoutMs: 5000, what: 'the first event' });
       await etcd.kill9();
       await etcd.restart();
       for (let n = 2; n <= 5; n++) {
-        await waitFor(async () => gateway.create(peer(`gw-r${n}`, 10 + n)).then(() => true, (e: unknown) => e instanceof AlreadyExistsError), { timeoutMs: 10_000, what: `create gw-r${n}` });
+        await waitFor(
+          async () =>
+            gateway.create(peer(`gw-r${n}`, 10 + n)).then(
+              () => true,
+              (e: unknown) => e instanceof AlreadyExistsError,
+            ),
+          { timeoutMs: 10_000, what: `create gw-r${n}` },
+        );
       }
       await waitFor(() => names().length >= 5, { timeoutMs: 15_000, what: 'five added events' });
       await new Promise((r) => setTimeout(r, 300)); // a duplicate would arrive now
       expect(names()).toEqual(['gw-r1', 'gw-r2', 'gw-r3', 'gw-r4', 'gw-r5']);
-      expect(events.some((e) => e.type === 'error' && e.error instanceof DatastoreUnavailableError && e.error.message.includes(etcd.endpoint))).toBe(true);
+      expect(
+        events.some(
+          (e) =>
+            e.type === 'error' &&
+            e.error instanceof DatastoreUnavailableError &&
+            e.error.message.includes(etcd.endpoint),
+        ),
+      ).toBe(true);
     } finally {
       watch.stop();
     }
   }, 60_000);
 
   it('a watch from a compacted revision re-lists and sends sync, then continues; deletes arrive as deleted', async () => {
-    const node = (name: string): Resource<'Node'> => ({ apiVersion: API_VERSION, kind: 'Node', metadata: { name }, spec: { bgp: { ipv4Address: '198.18.3.1/24' } } });
+    const node = (name: string): Resource<'Node'> => ({
+      apiVersion: API_VERSION,
+      kind: 'Node',
+      metadata: { name },
+      spec: { bgp: { ipv4Address: '198.18.3.1/24' } },
+    });
     const first = await gateway.create(node('gw-n1'));
     await gateway.create(node('gw-n2'));
     await gateway.delete('Node', 'gw-n1');
@@ -206,14 +300,24 @@ describe.skipIf(!requireEtcd())('etcd datastore over the HTTP/JSON gateway (real
     const events: Array<WatchEvent<'Node'>> = [];
     const watch = gateway.watch('Node', first.metadata.resourceVersion ?? '1', (e) => events.push(e));
     try {
-      const sync = await waitFor(() => events.find((e) => e.type === 'sync'), { timeoutMs: 5000, what: 'a sync event' });
-      expect(sync.type === 'sync' && sync.items.map((n) => n.metadata.name).filter((n) => n.startsWith('gw-'))).toEqual(['gw-n2']);
+      const sync = await waitFor(() => events.find((e) => e.type === 'sync'), {
+        timeoutMs: 5000,
+        what: 'a sync event',
+      });
+      expect(sync.type === 'sync' && sync.items.map((n) => n.metadata.name).filter((n) => n.startsWith('gw-'))).toEqual(
+        ['gw-n2'],
+      );
       await gateway.create(node('gw-n3'));
       await gateway.delete('Node', 'gw-n2');
-      const deleted = await waitFor(() => events.find((e) => e.type === 'deleted'), { timeoutMs: 5000, what: 'gw-n2 deleted' });
+      const deleted = await waitFor(() => events.find((e) => e.type === 'deleted'), {
+        timeoutMs: 5000,
+        what: 'gw-n2 deleted',
+      });
       expect(deleted.type === 'deleted' && deleted.resource.metadata.name).toBe('gw-n2');
       expect(deleted.type === 'deleted' && deleted.resource.spec.bgp?.ipv4Address).toBe('198.18.3.1/24');
-      expect(events.filter((e) => e.type === 'added').map((e) => (e.type === 'added' ? e.resource.metadata.name : ''))).toEqual(['gw-n3']);
+      expect(
+        events.filter((e) => e.type === 'added').map((e) => (e.type === 'added' ? e.resource.metadata.name : '')),
+      ).toEqual(['gw-n3']);
       expect(events.filter((e) => e.type === 'sync')).toHaveLength(1);
     } finally {
       watch.stop();
@@ -225,7 +329,10 @@ describe('etcd datastore over the gateway: unreachable endpoint', () => {
   it('rejects with DatastoreUnavailableError naming the endpoints, within the timeout', async () => {
     const endpoints = [await deadEndpoint(), await deadEndpoint()];
     const started = Date.now();
-    const error = await openEtcdGateway({ endpoints, timeoutMs: 1500 }).then(() => null, (e: unknown) => e);
+    const error = await openEtcdGateway({ endpoints, timeoutMs: 1500 }).then(
+      () => null,
+      (e: unknown) => e,
+    );
     expect(error).toBeInstanceOf(DatastoreUnavailableError);
     expect(error).not.toBeInstanceOf(EtcdGatewayUnusableError);
     for (const endpoint of endpoints) expect((error as Error).message).toContain(endpoint);
@@ -238,16 +345,70 @@ describe('etcd datastore over the gateway: unreachable endpoint', () => {
  * one (extendedKeyUsage serverAuth,clientAuth), as kubeadm's are: what etcd 3.4's gateway needs to dial
  * its own gRPC server. The harness's startEtcd({ tls: true }) makes a server-only certificate.
  */
-async function startEtcdWithDualUseCertificate(): Promise<{ endpoint: string; caFile: string; certFile: string; keyFile: string; stop(): Promise<void> }> {
+async function startEtcdWithDualUseCertificate(): Promise<{
+  endpoint: string;
+  caFile: string;
+  certFile: string;
+  keyFile: string;
+  stop(): Promise<void>;
+}> {
   const dir = makeTempDir('etcd-gw-tls');
   const file = (name: string): string => join(dir, name);
   const openssl = (...args: string[]): void => void execFileSync('openssl', args, { stdio: 'pipe', timeout: 10_000 });
-  openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=tortie gateway test CA', '-keyout', file('ca.key'), '-out', file('ca.pem'));
-  const usages = { server: ['subjectAltName=IP:127.0.0.1', 'extendedKeyUsage=serverAuth,clientAuth'], client: ['extendedKeyUsage=clientAuth'] };
+  openssl(
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-days',
+    '1',
+    '-subj',
+    '/CN=tortie gateway test CA',
+    '-keyout',
+    file('ca.key'),
+    '-out',
+    file('ca.pem'),
+  );
+  const usages = {
+    server: ['subjectAltName=IP:127.0.0.1', 'extendedKeyUsage=serverAuth,clientAuth'],
+    client: ['extendedKeyUsage=clientAuth'],
+  };
   for (const [name, lines] of Object.entries(usages)) {
     writeFileSync(file(`${name}.ext`), `${lines.join('\n')}\n`);
-    openssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-subj', `/CN=tortie ${name}`, '-keyout', file(`${name}.key`), '-out', file(`${name}.csr`));
-    openssl('x509', '-req', '-in', file(`${name}.csr`), '-CA', file('ca.pem'), '-CAkey', file('ca.key'), '-CAcreateserial', '-days', '1', '-extfile', file(`${name}.ext`), '-out', file(`${name}.pem`));
+    openssl(
+      'req',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-subj',
+      `/CN=tortie ${name}`,
+      '-keyout',
+      file(`${name}.key`),
+      '-out',
+      file(`${name}.csr`),
+    );
+    openssl(
+      'x509',
+      '-req',
+      '-in',
+      file(`${name}.csr`),
+      '-CA',
+      file('ca.pem'),
+      '-CAkey',
+      file('ca.key'),
+      '-CAcreateserial',
+      '-days',
+      '1',
+      '-extfile',
+      file(`${name}.ext`),
+      '-out',
+      file(`${name}.pem`),
+    );
   }
   const [clientPort, peerPort] = [await freePort(), await freePort()];
   const endpoint = `https://127.0.0.1:${clientPort}`;
@@ -256,9 +417,33 @@ async function startEtcdWithDualUseCertificate(): Promise<{ endpoint: string; ca
     name: 'etcd-gw-tls',
     command: findBinary(ETCD_BINARY) ?? 'etcd',
     dir,
-    args: ['--name', 'default', '--data-dir', file('data'), '--listen-client-urls', endpoint, '--advertise-client-urls', endpoint, '--listen-peer-urls', peerUrl,
-      '--initial-advertise-peer-urls', peerUrl, '--initial-cluster', `default=${peerUrl}`, '--log-level', 'warn', '--logger', 'zap',
-      '--cert-file', file('server.pem'), '--key-file', file('server.key'), '--trusted-ca-file', file('ca.pem'), '--client-cert-auth'],
+    args: [
+      '--name',
+      'default',
+      '--data-dir',
+      file('data'),
+      '--listen-client-urls',
+      endpoint,
+      '--advertise-client-urls',
+      endpoint,
+      '--listen-peer-urls',
+      peerUrl,
+      '--initial-advertise-peer-urls',
+      peerUrl,
+      '--initial-cluster',
+      `default=${peerUrl}`,
+      '--log-level',
+      'warn',
+      '--logger',
+      'zap',
+      '--cert-file',
+      file('server.pem'),
+      '--key-file',
+      file('server.key'),
+      '--trusted-ca-file',
+      file('ca.pem'),
+      '--client-cert-auth',
+    ],
   });
   const stop = async (): Promise<void> => {
     await proc.stop();
@@ -266,10 +451,16 @@ async function startEtcdWithDualUseCertificate(): Promise<{ endpoint: string; ca
   };
   const tls = { caFile: file('ca.pem'), certFile: file('client.pem'), keyFile: file('client.key') };
   try {
-    await waitFor(async () => {
-      if (!proc.isRunning()) throw new Error(`etcd exited early; log:\n${proc.log().slice(-2000)}`);
-      return openEtcdGateway({ endpoints: [endpoint], ...tls, timeoutMs: 1000 }).then((ds) => ds.close().then(() => true), () => false);
-    }, { timeoutMs: 15_000, intervalMs: 100, what: `etcd answering over TLS at ${endpoint}` });
+    await waitFor(
+      async () => {
+        if (!proc.isRunning()) throw new Error(`etcd exited early; log:\n${proc.log().slice(-2000)}`);
+        return openEtcdGateway({ endpoints: [endpoint], ...tls, timeoutMs: 1000 }).then(
+          (ds) => ds.close().then(() => true),
+          () => false,
+        );
+      },
+      { timeoutMs: 15_000, intervalMs: 100, what: `etcd answering over TLS at ${endpoint}` },
+    );
   } catch (err) {
     await stop();
     throw err;
@@ -281,7 +472,13 @@ describe.skipIf(!requireEtcd())('etcd datastore over the gateway with TLS', () =
   it('with a server certificate usable as a client one: works with a client certificate, is refused without one', async () => {
     const etcd = await startEtcdWithDualUseCertificate();
     try {
-      const ds = await openEtcdGateway({ endpoints: [etcd.endpoint], caFile: etcd.caFile, certFile: etcd.certFile, keyFile: etcd.keyFile, timeoutMs: 3000 });
+      const ds = await openEtcdGateway({
+        endpoints: [etcd.endpoint],
+        caFile: etcd.caFile,
+        certFile: etcd.certFile,
+        keyFile: etcd.keyFile,
+        timeoutMs: 3000,
+      });
       try {
         await ds.create(pool('gw-tls', '10.247.0.0/24'));
         expect((await ds.get('IPPool', 'gw-tls'))?.spec.cidr).toBe('10.247.0.0/24');
@@ -293,10 +490,23 @@ describe.skipIf(!requireEtcd())('etcd datastore over the gateway with TLS', () =
         const bad = await silentMember('https', garbage);
         try {
           // The transport on its own, so that the first call is a write that starts at the bad member.
-          const agent = new HttpsAgent({ keepAlive: true, ca: readFileSync(etcd.caFile), cert: readFileSync(etcd.certFile), key: readFileSync(etcd.keyFile) });
-          const failover = new EtcdStore(new GatewayTransport({ request: httpsRequest, agent, connectEvent: 'secureConnect' }, [bad.endpoint, etcd.endpoint], 3000));
+          const agent = new HttpsAgent({
+            keepAlive: true,
+            ca: readFileSync(etcd.caFile),
+            cert: readFileSync(etcd.certFile),
+            key: readFileSync(etcd.keyFile),
+          });
+          const failover = new EtcdStore(
+            new GatewayTransport(
+              { request: httpsRequest, agent, connectEvent: 'secureConnect' },
+              [bad.endpoint, etcd.endpoint],
+              3000,
+            ),
+          );
           try {
-            await failover.create(pool(`gw-tls-${garbage ? 'garbage' : 'silent'}`, garbage ? '10.247.2.0/24' : '10.247.1.0/24'));
+            await failover.create(
+              pool(`gw-tls-${garbage ? 'garbage' : 'silent'}`, garbage ? '10.247.2.0/24' : '10.247.1.0/24'),
+            );
           } finally {
             await failover.close();
           }
@@ -305,13 +515,27 @@ describe.skipIf(!requireEtcd())('etcd datastore over the gateway with TLS', () =
           await bad.close();
         }
       }
-      const writer = await openEtcdGateway({ endpoints: [etcd.endpoint], caFile: etcd.caFile, certFile: etcd.certFile, keyFile: etcd.keyFile, timeoutMs: 3000 });
+      const writer = await openEtcdGateway({
+        endpoints: [etcd.endpoint],
+        caFile: etcd.caFile,
+        certFile: etcd.certFile,
+        keyFile: etcd.keyFile,
+        timeoutMs: 3000,
+      });
       try {
-        expect((await writer.list('IPPool')).items.map((p) => p.metadata.name).filter((n) => n.startsWith('gw-tls-')).sort()).toEqual(['gw-tls-garbage', 'gw-tls-silent']);
+        expect(
+          (await writer.list('IPPool')).items
+            .map((p) => p.metadata.name)
+            .filter((n) => n.startsWith('gw-tls-'))
+            .sort(),
+        ).toEqual(['gw-tls-garbage', 'gw-tls-silent']);
       } finally {
         await writer.close();
       }
-      const refused = await openEtcdGateway({ endpoints: [etcd.endpoint], caFile: etcd.caFile, timeoutMs: 2000 }).then(() => null, (e: unknown) => e);
+      const refused = await openEtcdGateway({ endpoints: [etcd.endpoint], caFile: etcd.caFile, timeoutMs: 2000 }).then(
+        () => null,
+        (e: unknown) => e,
+      );
       expect(refused).toBeInstanceOf(DatastoreUnavailableError);
       expect((refused as Error).message).toContain(etcd.endpoint);
     } finally {
@@ -323,13 +547,25 @@ describe.skipIf(!requireEtcd())('etcd datastore over the gateway with TLS', () =
     const etcd = await startEtcd({ tls: true });
     try {
       const tls = { caFile: etcd.tls.caFile, certFile: etcd.tls.clientCertFile, keyFile: etcd.tls.clientKeyFile };
-      const unusable = await openEtcdGateway({ endpoints: [etcd.endpoint], ...tls, timeoutMs: 3000 }).then(() => null, (e: unknown) => e);
+      const unusable = await openEtcdGateway({ endpoints: [etcd.endpoint], ...tls, timeoutMs: 3000 }).then(
+        () => null,
+        (e: unknown) => e,
+      );
       expect(unusable).toBeInstanceOf(EtcdGatewayUnusableError);
       expect((unusable as Error).message).toContain(etcd.endpoint);
 
-      const config = configFromEnv({ ETCD_ENDPOINTS: etcd.endpoint, ETCD_CA_CERT_FILE: tls.caFile, ETCD_CERT_FILE: tls.certFile, ETCD_KEY_FILE: tls.keyFile, TORTIE_DATASTORE_TIMEOUT_MS: '3000' });
+      const config = configFromEnv({
+        ETCD_ENDPOINTS: etcd.endpoint,
+        ETCD_CA_CERT_FILE: tls.caFile,
+        ETCD_CERT_FILE: tls.certFile,
+        ETCD_KEY_FILE: tls.keyFile,
+        TORTIE_DATASTORE_TIMEOUT_MS: '3000',
+      });
       const reasons: string[] = [];
-      const ds = await openDatastore(config, { etcdTransport: 'http', onTransportFallback: (reason) => reasons.push(reason) });
+      const ds = await openDatastore(config, {
+        etcdTransport: 'http',
+        onTransportFallback: (reason) => reasons.push(reason),
+      });
       try {
         await ds.create(pool('gw-fallback', '10.248.0.0/24'));
         expect((await ds.get('IPPool', 'gw-fallback'))?.spec.cidr).toBe('10.248.0.0/24');
@@ -341,7 +577,10 @@ describe.skipIf(!requireEtcd())('etcd datastore over the gateway with TLS', () =
 
       // Asked for gRPC, nothing falls back and nothing is said.
       const quiet: string[] = [];
-      const direct = await openDatastore(config, { etcdTransport: 'grpc', onTransportFallback: (reason) => quiet.push(reason) });
+      const direct = await openDatastore(config, {
+        etcdTransport: 'grpc',
+        onTransportFallback: (reason) => quiet.push(reason),
+      });
       await direct.close();
       expect(quiet).toEqual([]);
     } finally {

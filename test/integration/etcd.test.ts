@@ -5,13 +5,25 @@ import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Etcd3 } from 'etcd3';
 import { openEtcd } from '../../src/datastore/etcd.js';
-import { AlreadyExistsError, ConflictError, DatastoreUnavailableError, NotFoundError, type Datastore, type WatchEvent } from '../../src/datastore/types.js';
+import {
+  AlreadyExistsError,
+  ConflictError,
+  DatastoreUnavailableError,
+  NotFoundError,
+  type Datastore,
+  type WatchEvent,
+} from '../../src/datastore/types.js';
 import type { Kind, Resource } from '../../src/resources/types.js';
 import { requireEtcd, startEtcd, type EtcdInstance } from '../harness/etcd.js';
 import { waitFor } from '../harness/process.js';
 
 function pool(name: string, cidr: string): Resource<'IPPool'> {
-  return { apiVersion: 'projectcalico.org/v3', kind: 'IPPool', metadata: { name }, spec: { cidr, blockSize: 26, ipipMode: 'Never', natOutgoing: true, nodeSelector: 'all()' } };
+  return {
+    apiVersion: 'projectcalico.org/v3',
+    kind: 'IPPool',
+    metadata: { name },
+    spec: { cidr, blockSize: 26, ipipMode: 'Never', natOutgoing: true, nodeSelector: 'all()' },
+  };
 }
 
 describe.skipIf(!requireEtcd())('etcd datastore (real etcd)', () => {
@@ -33,15 +45,36 @@ describe.skipIf(!requireEtcd())('etcd datastore (real etcd)', () => {
   it('stores resources and IPAM objects under Calico keys with Calico JSON', async () => {
     await ds.create(pool('default-ipv4-ippool', '10.244.0.0/16'));
     await ds.create({
-      apiVersion: 'projectcalico.org/v3', kind: 'WorkloadEndpoint', metadata: { name: 'node--a-k8s-pod1-eth0', namespace: 'prod' },
+      apiVersion: 'projectcalico.org/v3',
+      kind: 'WorkloadEndpoint',
+      metadata: { name: 'node--a-k8s-pod1-eth0', namespace: 'prod' },
       spec: { node: 'node-a', interfaceName: 'cali0123456789a', ipNetworks: ['10.244.1.5/32'] },
     });
     await ds.create({
-      apiVersion: 'projectcalico.org/v3', kind: 'IPAMBlock', metadata: { name: '10-244-1-0-26' },
-      spec: { cidr: '10.244.1.0/26', affinity: 'host:node-a', allocations: [0, ...Array<null>(63).fill(null)], unallocated: Array.from({ length: 63 }, (_, i) => i + 1), attributes: [{ handle_id: 'k8s-pod-network.abc', secondary: { node: 'node-a' } }], sequenceNumber: 1 },
+      apiVersion: 'projectcalico.org/v3',
+      kind: 'IPAMBlock',
+      metadata: { name: '10-244-1-0-26' },
+      spec: {
+        cidr: '10.244.1.0/26',
+        affinity: 'host:node-a',
+        allocations: [0, ...Array<null>(63).fill(null)],
+        unallocated: Array.from({ length: 63 }, (_, i) => i + 1),
+        attributes: [{ handle_id: 'k8s-pod-network.abc', secondary: { node: 'node-a' } }],
+        sequenceNumber: 1,
+      },
     });
-    await ds.create({ apiVersion: 'projectcalico.org/v3', kind: 'BlockAffinity', metadata: { name: 'node-a-10-244-1-0-26' }, spec: { state: 'confirmed', node: 'node-a', cidr: '10.244.1.0/26' } });
-    await ds.create({ apiVersion: 'projectcalico.org/v3', kind: 'IPAMHandle', metadata: { name: 'k8s-pod-network.abc' }, spec: { handleID: 'k8s-pod-network.abc', block: { '10.244.1.0/26': 1 } } });
+    await ds.create({
+      apiVersion: 'projectcalico.org/v3',
+      kind: 'BlockAffinity',
+      metadata: { name: 'node-a-10-244-1-0-26' },
+      spec: { state: 'confirmed', node: 'node-a', cidr: '10.244.1.0/26' },
+    });
+    await ds.create({
+      apiVersion: 'projectcalico.org/v3',
+      kind: 'IPAMHandle',
+      metadata: { name: 'k8s-pod-network.abc' },
+      spec: { handleID: 'k8s-pod-network.abc', block: { '10.244.1.0/26': 1 } },
+    });
 
     const all = await raw.getAll().prefix('/calico/').strings();
     const keys = Object.keys(all).sort();
@@ -52,18 +85,38 @@ describe.skipIf(!requireEtcd())('etcd datastore (real etcd)', () => {
       '/calico/resources/v3/projectcalico.org/ippools/default-ipv4-ippool',
       '/calico/resources/v3/projectcalico.org/workloadendpoints/prod/node--a-k8s-pod1-eth0',
     ]);
-    const poolJson = JSON.parse(all['/calico/resources/v3/projectcalico.org/ippools/default-ipv4-ippool'] ?? '{}') as Resource<'IPPool'>;
+    const poolJson = JSON.parse(
+      all['/calico/resources/v3/projectcalico.org/ippools/default-ipv4-ippool'] ?? '{}',
+    ) as Resource<'IPPool'>;
     expect(poolJson.kind).toBe('IPPool');
     expect(poolJson.apiVersion).toBe('projectcalico.org/v3');
     expect(poolJson.metadata.resourceVersion).toBeUndefined(); // the revision is the key's, as Calico does
     expect(poolJson.metadata.uid).toMatch(/^[0-9a-f-]{36}$/);
     expect(poolJson.spec.cidr).toBe('10.244.0.0/16');
-    const block = JSON.parse(all['/calico/ipam/v2/assignment/ipv4/block/10.244.1.0-26'] ?? '{}') as Record<string, unknown>;
-    expect(Object.keys(block).sort()).toEqual(['affinity', 'allocations', 'attributes', 'cidr', 'deleted', 'sequenceNumber', 'sequenceNumberForAllocation', 'unallocated']);
+    const block = JSON.parse(all['/calico/ipam/v2/assignment/ipv4/block/10.244.1.0-26'] ?? '{}') as Record<
+      string,
+      unknown
+    >;
+    expect(Object.keys(block).sort()).toEqual([
+      'affinity',
+      'allocations',
+      'attributes',
+      'cidr',
+      'deleted',
+      'sequenceNumber',
+      'sequenceNumberForAllocation',
+      'unallocated',
+    ]);
     expect(block.affinity).toBe('host:node-a');
     expect(block.attributes).toEqual([{ handle_id: 'k8s-pod-network.abc', secondary: { node: 'node-a' } }]);
-    expect(JSON.parse(all['/calico/ipam/v2/host/node-a/ipv4/block/10.244.1.0-26'] ?? '{}')).toEqual({ state: 'confirmed', deleted: false });
-    expect(JSON.parse(all['/calico/ipam/v2/handle/k8s-pod-network.abc'] ?? '{}')).toEqual({ block: { '10.244.1.0/26': 1 }, deleted: false });
+    expect(JSON.parse(all['/calico/ipam/v2/host/node-a/ipv4/block/10.244.1.0-26'] ?? '{}')).toEqual({
+      state: 'confirmed',
+      deleted: false,
+    });
+    expect(JSON.parse(all['/calico/ipam/v2/handle/k8s-pod-network.abc'] ?? '{}')).toEqual({
+      block: { '10.244.1.0/26': 1 },
+      deleted: false,
+    });
 
     // And the other way: what Calico wrote, tortie reads (revision = mod_revision).
     await raw.put('/calico/ipam/v2/host/node-b/ipv4/block/10.244.2.0-26').value('{"state":"pending","deleted":false}');
@@ -72,9 +125,16 @@ describe.skipIf(!requireEtcd())('etcd datastore (real etcd)', () => {
     const rawKv = await raw.get('/calico/ipam/v2/host/node-b/ipv4/block/10.244.2.0-26').exec();
     expect(affinity?.metadata.resourceVersion).toBe(String(rawKv.kvs[0]?.mod_revision));
     await raw.put('/calico/resources/v3/projectcalico.org/bgppeers/broken').value('{not json');
-    await expect(ds.get('BGPPeer', 'broken')).rejects.toThrow('etcd key /calico/resources/v3/projectcalico.org/bgppeers/broken (BGPPeer) does not hold JSON');
+    await expect(ds.get('BGPPeer', 'broken')).rejects.toThrow(
+      'etcd key /calico/resources/v3/projectcalico.org/bgppeers/broken (BGPPeer) does not hold JSON',
+    );
     // A list leaves the unreadable one out and names it, instead of failing the whole kind.
-    await ds.create({ apiVersion: 'projectcalico.org/v3', kind: 'BGPPeer', metadata: { name: 'fine' }, spec: { peerIP: '198.18.9.9', asNumber: 65009 } });
+    await ds.create({
+      apiVersion: 'projectcalico.org/v3',
+      kind: 'BGPPeer',
+      metadata: { name: 'fine' },
+      spec: { peerIP: '198.18.9.9', asNumber: 65009 },
+    });
     const listed = await ds.list('BGPPeer');
     expect(listed.items.map((p) => p.metadata.name)).toContain('fine');
     expect(listed.problems).toEqual([expect.stringContaining('bgppeers/broken (BGPPeer) does not hold JSON')]);
@@ -89,8 +149,12 @@ describe.skipIf(!requireEtcd())('etcd datastore (real etcd)', () => {
     await expect(ds.create(pool('cas', '10.99.0.0/24'))).rejects.toBeInstanceOf(AlreadyExistsError);
     const updated = await ds.update({ ...created, spec: { ...created.spec, natOutgoing: false } });
     expect(Number(updated.metadata.resourceVersion)).toBeGreaterThan(Number(created.metadata.resourceVersion));
-    await expect(ds.update({ ...created, spec: { ...created.spec, disabled: true } })).rejects.toBeInstanceOf(ConflictError);
-    await expect(ds.delete('IPPool', 'cas', { revision: created.metadata.resourceVersion ?? '' })).rejects.toThrow(/changed by someone else/);
+    await expect(ds.update({ ...created, spec: { ...created.spec, disabled: true } })).rejects.toBeInstanceOf(
+      ConflictError,
+    );
+    await expect(ds.delete('IPPool', 'cas', { revision: created.metadata.resourceVersion ?? '' })).rejects.toThrow(
+      /changed by someone else/,
+    );
     const now = await ds.get('IPPool', 'cas');
     expect(now?.spec.natOutgoing).toBe(false);
     expect(now?.spec.disabled).toBeUndefined();
@@ -105,8 +169,14 @@ describe.skipIf(!requireEtcd())('etcd datastore (real etcd)', () => {
     const start = await ds.list('BGPPeer');
     const events: Array<WatchEvent<'BGPPeer'>> = [];
     const watch = ds.watch('BGPPeer', start.revision, (e) => events.push(e));
-    const peer = (n: number): Resource<'BGPPeer'> => ({ apiVersion: 'projectcalico.org/v3', kind: 'BGPPeer', metadata: { name: `p${n}` }, spec: { peerIP: `198.18.0.${n}`, asNumber: 65000 + n } });
-    const names = (): string[] => events.filter((e) => e.type === 'added').map((e) => (e.type === 'added' ? e.resource.metadata.name : ''));
+    const peer = (n: number): Resource<'BGPPeer'> => ({
+      apiVersion: 'projectcalico.org/v3',
+      kind: 'BGPPeer',
+      metadata: { name: `p${n}` },
+      spec: { peerIP: `198.18.0.${n}`, asNumber: 65000 + n },
+    });
+    const names = (): string[] =>
+      events.filter((e) => e.type === 'added').map((e) => (e.type === 'added' ? e.resource.metadata.name : ''));
     try {
       await ds.create(peer(1));
       await waitFor(() => names().length === 1, { timeoutMs: 5000, what: 'the first event' });
@@ -114,30 +184,51 @@ describe.skipIf(!requireEtcd())('etcd datastore (real etcd)', () => {
       await etcd.restart();
       // Written while the watch is still reconnecting.
       for (let n = 2; n <= 6; n++) {
-        await waitFor(async () => (await ds.create(peer(n)).then(() => true, (e: unknown) => (e instanceof AlreadyExistsError ? true : false))), { timeoutMs: 10_000, what: `create p${n}` });
+        await waitFor(
+          async () =>
+            await ds.create(peer(n)).then(
+              () => true,
+              (e: unknown) => (e instanceof AlreadyExistsError ? true : false),
+            ),
+          { timeoutMs: 10_000, what: `create p${n}` },
+        );
       }
       await waitFor(() => names().length >= 6, { timeoutMs: 15_000, what: 'six added events' });
       await new Promise((r) => setTimeout(r, 300)); // a duplicate would arrive now
       expect(names()).toEqual(['p1', 'p2', 'p3', 'p4', 'p5', 'p6']);
-      expect(events.some((e) => e.type === 'error' && /etcd at http:\/\/127\.0\.0\.1:\d+/.test(e.error.message))).toBe(true);
+      expect(events.some((e) => e.type === 'error' && /etcd at http:\/\/127\.0\.0\.1:\d+/.test(e.error.message))).toBe(
+        true,
+      );
     } finally {
       watch.stop();
     }
   }, 60_000);
 
   it('tells a refusal from etcd (a request too large) apart from etcd being unreachable', async () => {
-    const huge: Resource<'BGPPeer'> = { apiVersion: 'projectcalico.org/v3', kind: 'BGPPeer', metadata: { name: 'huge', annotations: { blob: 'x'.repeat(2 * 1024 * 1024) } }, spec: { peerIP: '198.18.9.1', asNumber: 65009 } };
+    const huge: Resource<'BGPPeer'> = {
+      apiVersion: 'projectcalico.org/v3',
+      kind: 'BGPPeer',
+      metadata: { name: 'huge', annotations: { blob: 'x'.repeat(2 * 1024 * 1024) } },
+      spec: { peerIP: '198.18.9.1', asNumber: 65009 },
+    };
     const error = await ds.create(huge).then(
       () => null,
       (e: unknown) => e,
     );
     expect(error).toBeInstanceOf(Error);
     expect(error).not.toBeInstanceOf(DatastoreUnavailableError);
-    expect((error as Error).message).toMatch(/create \/calico\/resources\/v3\/projectcalico\.org\/bgppeers\/huge refused: .*(too large|larger than max)/);
+    expect((error as Error).message).toMatch(
+      /create \/calico\/resources\/v3\/projectcalico\.org\/bgppeers\/huge refused: .*(too large|larger than max)/,
+    );
   });
 
   it('a watch delivers every event of a multi-key revision (one delete of several keys)', async () => {
-    const peer = (n: number): Resource<'BGPPeer'> => ({ apiVersion: 'projectcalico.org/v3', kind: 'BGPPeer', metadata: { name: `multi${n}` }, spec: { peerIP: `198.18.1.${n}`, asNumber: 65000 + n } });
+    const peer = (n: number): Resource<'BGPPeer'> => ({
+      apiVersion: 'projectcalico.org/v3',
+      kind: 'BGPPeer',
+      metadata: { name: `multi${n}` },
+      spec: { peerIP: `198.18.1.${n}`, asNumber: 65000 + n },
+    });
     for (let n = 1; n <= 3; n++) await ds.create(peer(n));
     const start = await ds.list('BGPPeer');
     const events: Array<WatchEvent<'BGPPeer'>> = [];
@@ -145,7 +236,8 @@ describe.skipIf(!requireEtcd())('etcd datastore (real etcd)', () => {
     try {
       // One etcd revision, three deleted keys (what `etcdctl del --prefix` or a transaction does).
       await raw.delete().prefix('/calico/resources/v3/projectcalico.org/bgppeers/multi');
-      const deleted = () => events.filter((e) => e.type === 'deleted').map((e) => (e.type === 'deleted' ? e.resource.metadata.name : ''));
+      const deleted = () =>
+        events.filter((e) => e.type === 'deleted').map((e) => (e.type === 'deleted' ? e.resource.metadata.name : ''));
       await waitFor(() => deleted().length >= 3, { timeoutMs: 5000, what: 'three deleted events' });
       expect(deleted().sort()).toEqual(['multi1', 'multi2', 'multi3']);
     } finally {
@@ -154,7 +246,12 @@ describe.skipIf(!requireEtcd())('etcd datastore (real etcd)', () => {
   });
 
   it('a watch from a compacted revision re-lists and sends sync, then continues', async () => {
-    const node = (name: string): Resource<'Node'> => ({ apiVersion: 'projectcalico.org/v3', kind: 'Node', metadata: { name }, spec: { bgp: { ipv4Address: '198.18.0.1/24' } } });
+    const node = (name: string): Resource<'Node'> => ({
+      apiVersion: 'projectcalico.org/v3',
+      kind: 'Node',
+      metadata: { name },
+      spec: { bgp: { ipv4Address: '198.18.0.1/24' } },
+    });
     const first = await ds.create(node('n1'));
     await ds.create(node('n2'));
     await ds.delete('Node', 'n1');
@@ -163,7 +260,10 @@ describe.skipIf(!requireEtcd())('etcd datastore (real etcd)', () => {
     const events: Array<WatchEvent<Kind>> = [];
     const watch = ds.watch('Node', first.metadata.resourceVersion ?? '1', (e) => events.push(e as WatchEvent<Kind>));
     try {
-      const sync = await waitFor(() => events.find((e) => e.type === 'sync'), { timeoutMs: 5000, what: 'a sync event' });
+      const sync = await waitFor(() => events.find((e) => e.type === 'sync'), {
+        timeoutMs: 5000,
+        what: 'a sync event',
+      });
       expect(sync.type === 'sync' && sync.items.map((n) => n.metadata.name)).toEqual(['n2']);
       await ds.create(node('n3'));
       const added = await waitFor(() => events.find((e) => e.type === 'added'), { timeoutMs: 5000, what: 'n3 added' });
@@ -186,7 +286,10 @@ describe('etcd datastore: unreachable endpoint', () => {
     });
     const endpoint = `http://127.0.0.1:${port}`;
     const started = Date.now();
-    const error = await openEtcd({ endpoints: [endpoint], timeoutMs: 1500 }).then(() => null, (e: unknown) => e);
+    const error = await openEtcd({ endpoints: [endpoint], timeoutMs: 1500 }).then(
+      () => null,
+      (e: unknown) => e,
+    );
     expect(error).toBeInstanceOf(DatastoreUnavailableError);
     expect((error as Error).message).toContain(endpoint);
     expect(Date.now() - started).toBeLessThan(4000);
@@ -198,14 +301,23 @@ describe.skipIf(!requireEtcd())('etcd datastore over TLS (client certificates)',
     const etcd = await startEtcd({ tls: true });
     try {
       expect(etcd.endpoint).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
-      const ds = await openEtcd({ endpoints: [etcd.endpoint], caFile: etcd.tls.caFile, certFile: etcd.tls.clientCertFile, keyFile: etcd.tls.clientKeyFile, timeoutMs: 3000 });
+      const ds = await openEtcd({
+        endpoints: [etcd.endpoint],
+        caFile: etcd.tls.caFile,
+        certFile: etcd.tls.clientCertFile,
+        keyFile: etcd.tls.clientKeyFile,
+        timeoutMs: 3000,
+      });
       try {
         await ds.create(pool('tls', '10.98.0.0/24'));
         expect((await ds.get('IPPool', 'tls'))?.spec.cidr).toBe('10.98.0.0/24');
       } finally {
         await ds.close();
       }
-      const refused = await openEtcd({ endpoints: [etcd.endpoint], caFile: etcd.tls.caFile, timeoutMs: 2000 }).then(() => null, (e: unknown) => e);
+      const refused = await openEtcd({ endpoints: [etcd.endpoint], caFile: etcd.tls.caFile, timeoutMs: 2000 }).then(
+        () => null,
+        (e: unknown) => e,
+      );
       expect(refused).toBeInstanceOf(DatastoreUnavailableError);
       expect((refused as Error).message).toContain(etcd.endpoint);
     } finally {

@@ -30,7 +30,12 @@ const POD = `10.${BLOCK}.0.5`;
 /** A TCP listener in a namespace that logs "from <address>" per connection. */
 function listen(ns: Netns, address: string, ports: number[], dir: string): ManagedProcess {
   const script = `const net=require('net');for(const p of ${JSON.stringify(ports)})net.createServer(s=>{console.log('from '+s.remoteAddress+' to '+p);s.end()}).listen(p,${JSON.stringify(address)},()=>console.log('listening '+p));`;
-  return startProcess({ name: `listen-${ns.name}`, command: 'ip', args: ['netns', 'exec', ns.name, process.execPath, '-e', script], dir });
+  return startProcess({
+    name: `listen-${ns.name}`,
+    command: 'ip',
+    args: ['netns', 'exec', ns.name, process.execPath, '-e', script],
+    dir,
+  });
 }
 
 /** A TCP connect from a namespace, bounded at 1.5 s: "connected" or the error code. */
@@ -60,9 +65,27 @@ describe.skipIf(unavailable !== null)('felix BGP port guard (table ip tortie-bgp
     await nodeB.ip('link', 'set', 'eth0', 'up');
     // The pod, plumbed as the CNI plugin does.
     const cali = 'cali37000000005';
-    await nodeA.ip('link', 'add', cali, 'address', 'ee:ee:ee:ee:ee:ee', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', pod.name);
+    await nodeA.ip(
+      'link',
+      'add',
+      cali,
+      'address',
+      'ee:ee:ee:ee:ee:ee',
+      'type',
+      'veth',
+      'peer',
+      'name',
+      'eth0',
+      'netns',
+      pod.name,
+    );
     await nodeA.ip('link', 'set', cali, 'up');
-    await nodeA.exec('sysctl', ['-q', '-w', `net.ipv4.conf.${cali}.proxy_arp=1`, `net.ipv4.neigh.${cali}.proxy_delay=0`]);
+    await nodeA.exec('sysctl', [
+      '-q',
+      '-w',
+      `net.ipv4.conf.${cali}.proxy_arp=1`,
+      `net.ipv4.neigh.${cali}.proxy_delay=0`,
+    ]);
     await pod.ip('link', 'set', 'eth0', 'up');
     await pod.ip('addr', 'add', `${POD}/32`, 'dev', 'eth0');
     await pod.ip('route', 'add', '169.254.1.1', 'dev', 'eth0', 'scope', 'link');
@@ -71,7 +94,9 @@ describe.skipIf(unavailable !== null)('felix BGP port guard (table ip tortie-bgp
 
     atB = listen(nodeB, B, [179, 180], dir);
     const atA = listen(nodeA, A, [179], dir);
-    await waitFor(() => atB.log().includes('listening 180') && atA.log().includes('listening 179'), { what: 'the listeners' });
+    await waitFor(() => atB.log().includes('listening 180') && atA.log().includes('listening 179'), {
+      what: 'the listeners',
+    });
 
     dataplane = new FelixDataplane({
       kernel: new Iproute2Kernel({ netns: nodeA.name }),
@@ -114,7 +139,7 @@ describe.skipIf(unavailable !== null)('felix BGP port guard (table ip tortie-bgp
     expect(text.match(/ip saddr @workloads ip daddr @nodes tcp dport 179 drop/g)).toHaveLength(2);
   });
 
-  it('the pod reaches node B on another port (masqueraded as A), but neither node\'s port 179', async () => {
+  it("the pod reaches node B on another port (masqueraded as A), but neither node's port 179", async () => {
     expect(await connect(pod, B, 180)).toBe('connected');
     await waitFor(() => atB.log().includes(`from ${A} to 180`), { what: 'the control connection at B' });
     expect(await connect(pod, B, 179)).toBe('timeout');
@@ -122,7 +147,7 @@ describe.skipIf(unavailable !== null)('felix BGP port guard (table ip tortie-bgp
     expect(atB.log()).not.toContain('to 179');
   });
 
-  it('node-to-node: A reaches B\'s port 179', async () => {
+  it("node-to-node: A reaches B's port 179", async () => {
     expect(await connect(nodeA, B, 179)).toBe('connected');
     await waitFor(() => atB.log().includes(`from ${A} to 179`), { what: 'the node connection at B' });
   });
@@ -131,9 +156,13 @@ describe.skipIf(unavailable !== null)('felix BGP port guard (table ip tortie-bgp
     const before = atB.log().split(`from ${A} to 179`).length;
     dataplane.update({ ...input, bgpGuard: null });
     await dataplane.settleBgpGuard();
-    expect((await runCommand('ip', ['netns', 'exec', nodeA.name, 'nft', 'list', 'table', 'ip', 'tortie-bgp-guard'])).code).not.toBe(0);
+    expect(
+      (await runCommand('ip', ['netns', 'exec', nodeA.name, 'nft', 'list', 'table', 'ip', 'tortie-bgp-guard'])).code,
+    ).not.toBe(0);
     expect(await connect(pod, B, 179)).toBe('connected');
-    await waitFor(() => atB.log().split(`from ${A} to 179`).length > before, { what: 'the pod\'s connection at B, from A\'s address' });
+    await waitFor(() => atB.log().split(`from ${A} to 179`).length > before, {
+      what: "the pod's connection at B, from A's address",
+    });
     dataplane.update(input);
     await dataplane.settleBgpGuard();
     expect(await connect(pod, B, 179)).toBe('timeout');

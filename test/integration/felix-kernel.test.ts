@@ -11,7 +11,14 @@ import { KernelError, normalizeKernelRoute, type KernelEvent, type KernelRoute }
 import { RouteTable, isOwnedRoute, toKernelRoute, type ApplyResult } from '../../felix/route-table.js';
 import { calculateRoutes } from '../../felix/route-calc.js';
 import type { DesiredRoute } from '../../felix/routes.js';
-import { createNetns, destroyAllNetns, liveNetns, netnsUnavailableReason, runCommand, type Netns } from '../harness/netns.js';
+import {
+  createNetns,
+  destroyAllNetns,
+  liveNetns,
+  netnsUnavailableReason,
+  runCommand,
+  type Netns,
+} from '../harness/netns.js';
 import { waitFor } from '../harness/wait.js';
 
 const unavailable = netnsUnavailableReason();
@@ -20,9 +27,22 @@ if (unavailable && process.env.CI === 'true') throw new Error(`felix kernel test
 const CALI = 'calie8e9a5cf531';
 const CALI2 = 'cali0123456789a';
 const blackhole = (dst: string): DesiredRoute => ({ dst, type: 'blackhole', proto: 80, class: 'blackhole' });
-const workload = (ip: string, dev = CALI): DesiredRoute => ({ dst: `${ip}/32`, type: 'unicast', dev, scope: 'link', proto: 80, class: 'workload' });
+const workload = (ip: string, dev = CALI): DesiredRoute => ({
+  dst: `${ip}/32`,
+  type: 'unicast',
+  dev,
+  scope: 'link',
+  proto: 80,
+  class: 'workload',
+});
 const remote = (dst: string, via: string, dev = 'eth0'): DesiredRoute => ({
-  dst, type: 'unicast', via, dev, onlink: true, proto: 80, class: dev === 'tunl0' ? 'tunnel' : 'direct',
+  dst,
+  type: 'unicast',
+  via,
+  dev,
+  onlink: true,
+  proto: 80,
+  class: dev === 'tunl0' ? 'tunnel' : 'direct',
 });
 
 /** Routes someone else put there: each must survive every resync. */
@@ -143,18 +163,26 @@ describe.skipIf(unavailable !== null)('felix on the real kernel (network namespa
     await ns.ip('link', 'set', 'wl-down', 'down'); // its cali end: linkdown
     for (const args of DUMP_SHAPES) await ns.ip(...args);
     const lines: string[] = [];
-    for (let i = 0; i < 2_000; i++) lines.push(`route add 10.${100 + (i >> 8)}.${i & 255}.0/26 via 192.168.31.202 dev eth0 proto 80 onlink`);
+    for (let i = 0; i < 2_000; i++)
+      lines.push(`route add 10.${100 + (i >> 8)}.${i & 255}.0/26 via 192.168.31.202 dev eth0 proto 80 onlink`);
     const added = await runCommand('ip', ['-n', ns.name, '-batch', '-'], `${lines.join('\n')}\n`, 30_000);
     expect(added.stderr).toBe('');
     const snapshot = await kernelIn(ns).readAll();
-    const shown = await runCommand('ip', ['-n', ns.name, '-4', '-json', 'route', 'show', 'table', 'main'], undefined, 30_000);
+    const shown = await runCommand(
+      'ip',
+      ['-n', ns.name, '-4', '-json', 'route', 'show', 'table', 'main'],
+      undefined,
+      30_000,
+    );
     const viaJson = parseRouteJson(shown.stdout).map(normalizeKernelRoute);
     const key = (r: KernelRoute): string => JSON.stringify(r, Object.keys(r).sort());
     expect(snapshot.routes.length).toBeGreaterThan(2_000 + DUMP_SHAPES.length);
     expect(snapshot.routes.map(key).sort()).toEqual(viaJson.map(key).sort());
     for (const r of snapshot.routes) expect(normalizeKernelRoute(r)).toBe(r);
     expect(snapshot.routes.some((r) => r.dst === '10.77.0.0/16')).toBe(false); // table 100
-    const links = JSON.parse((await runCommand('ip', ['-n', ns.name, '-json', 'link', 'show'])).stdout) as Array<{ ifname: string }>;
+    const links = JSON.parse((await runCommand('ip', ['-n', ns.name, '-json', 'link', 'show'])).stdout) as Array<{
+      ifname: string;
+    }>;
     expect(snapshot.links).toEqual(links.map((l) => l.ifname));
     expect(await kernelIn(ns).listRoutes()).toEqual(snapshot.routes);
   });
@@ -173,14 +201,20 @@ describe.skipIf(unavailable !== null)('felix on the real kernel (network namespa
       { what: 'block released', routes: BASE.filter((r) => r.dst !== '10.244.1.0/26') },
       { what: 'remote node added', routes: [...BASE, remote('10.244.4.0/26', '192.168.31.203')] },
       { what: 'remote node removed', routes: BASE.filter((r) => r.dst !== '10.244.2.0/26') },
-      { what: 'remote node moves to tunl0', routes: [...BASE.filter((r) => r.dst !== '10.244.2.0/26'), remote('10.244.2.0/26', '192.168.31.202', 'tunl0')] },
+      {
+        what: 'remote node moves to tunl0',
+        routes: [...BASE.filter((r) => r.dst !== '10.244.2.0/26'), remote('10.244.2.0/26', '192.168.31.202', 'tunl0')],
+      },
     ];
     for (const step of steps) {
       rt.setDesired(step.routes);
       const result = await rt.apply();
       expect(result.fullResync, step.what).toBe(true);
       expect(await owned(kernel), step.what).toEqual(expectedOwned(step.routes));
-      expect((await table(kernel)).filter((r) => !isOwnedRoute(r)), step.what).toEqual(foreign);
+      expect(
+        (await table(kernel)).filter((r) => !isOwnedRoute(r)),
+        step.what,
+      ).toEqual(foreign);
     }
   });
 
@@ -190,16 +224,28 @@ describe.skipIf(unavailable !== null)('felix on the real kernel (network namespa
     const foreign = (await table(kernel)).filter((r) => !isOwnedRoute(r));
     const rt = new RouteTable(kernel, { resyncMs: 0 });
     const calc = (peerRoutes: Array<{ address: string; gateway: string }>) =>
-      calculateRoutes({ node: { ip: '192.168.31.201/24', hostInterface: 'eth0' }, pools: [], localBlocks: [], workloads: [], bgpRoutes: [{ prefix: '10.225.0.4/32', nextHop: '192.168.31.77' }], tunnelUsable: false, peerRoutes }).routes;
+      calculateRoutes({
+        node: { ip: '192.168.31.201/24', hostInterface: 'eth0' },
+        pools: [],
+        localBlocks: [],
+        workloads: [],
+        bgpRoutes: [{ prefix: '10.225.0.4/32', nextHop: '192.168.31.77' }],
+        tunnelUsable: false,
+        peerRoutes,
+      }).routes;
     rt.setDesired(calc([{ address: '10.225.0.4', gateway: '192.168.31.1' }]));
     await rt.apply();
     // The gateway wins over the /32 learned over BGP (route class peer < bgp), as Calico's static route does.
-    expect(await ns.ip('route', 'show', 'table', 'main', '10.225.0.4/32')).toContain('10.225.0.4 via 192.168.31.1 dev eth0 proto 80 onlink');
+    expect(await ns.ip('route', 'show', 'table', 'main', '10.225.0.4/32')).toContain(
+      '10.225.0.4 via 192.168.31.1 dev eth0 proto 80 onlink',
+    );
     expect(await ns.ip('route', 'get', '10.225.0.4')).toContain('via 192.168.31.1 dev eth0');
     // The peer (its reachableBy) goes: the route learned over BGP is what remains; foreign routes untouched.
     rt.setDesired(calc([]));
     await rt.apply();
-    expect(await ns.ip('route', 'show', 'table', 'main', '10.225.0.4/32')).toContain('10.225.0.4 via 192.168.31.77 dev eth0 proto 80 onlink');
+    expect(await ns.ip('route', 'show', 'table', 'main', '10.225.0.4/32')).toContain(
+      '10.225.0.4 via 192.168.31.77 dev eth0 proto 80 onlink',
+    );
     expect((await table(kernel)).filter((r) => !isOwnedRoute(r))).toEqual(foreign);
   });
 
@@ -218,7 +264,11 @@ describe.skipIf(unavailable !== null)('felix on the real kernel (network namespa
     const kernel = kernelIn(ns);
     const results: ApplyResult[] = [];
     const errors: Error[] = [];
-    const rt = new RouteTable(kernel, { debounceMs: 5, onApplied: (r) => results.push(r), onError: (e) => errors.push(e) });
+    const rt = new RouteTable(kernel, {
+      debounceMs: 5,
+      onApplied: (r) => results.push(r),
+      onError: (e) => errors.push(e),
+    });
     tables.push(rt);
     rt.setDesired(BASE);
     rt.start();
@@ -226,7 +276,9 @@ describe.skipIf(unavailable !== null)('felix on the real kernel (network namespa
     await new Promise((r) => setTimeout(r, 300)); // ip monitor has no "subscribed" signal
     await ns.ip('route', 'del', '10.244.2.0/26');
     await ns.ip('route', 'add', '10.6.0.0/16', 'via', '192.168.31.1', 'proto', 'static');
-    await eventually('10.244.2.0/26 back in the kernel', async () => (await owned(kernel)).some((r) => r.dst === '10.244.2.0/26'));
+    await eventually('10.244.2.0/26 back in the kernel', async () =>
+      (await owned(kernel)).some((r) => r.dst === '10.244.2.0/26'),
+    );
     expect(await owned(kernel)).toEqual(expectedOwned(BASE));
     expect((await table(kernel)).some((r) => r.dst === '10.6.0.0/16')).toBe(true);
     expect(results.some((r) => !r.fullResync && r.added.some((a) => a.dst === '10.244.2.0/26'))).toBe(true);
@@ -245,7 +297,9 @@ describe.skipIf(unavailable !== null)('felix on the real kernel (network namespa
     rt.start();
     await new Promise((r) => setTimeout(r, 300)); // ip monitor has no "subscribed" signal
     await ns.addVeth('calilate0000001', 'wl-late');
-    await eventually('10.244.1.9/32 in the kernel', async () => (await owned(kernel)).some((r) => r.dst === '10.244.1.9/32'));
+    await eventually('10.244.1.9/32 in the kernel', async () =>
+      (await owned(kernel)).some((r) => r.dst === '10.244.1.9/32'),
+    );
     expect(await owned(kernel)).toEqual(expectedOwned([...BASE, late]));
   });
 
@@ -262,7 +316,9 @@ describe.skipIf(unavailable !== null)('felix on the real kernel (network namespa
     const second = new RouteTable(kernelIn(ns));
     second.setDesired(BASE);
     const result = await second.apply();
-    await eventually('a route event for 10.250.0.0/16', async () => events.some((e) => e.kind === 'route' && e.dst === '10.250.0.0/16'));
+    await eventually('a route event for 10.250.0.0/16', async () =>
+      events.some((e) => e.kind === 'route' && e.dst === '10.250.0.0/16'),
+    );
     watch.stop();
     expect(result.fullResync).toBe(true);
     expect(result.kernelWrites).toBe(0);
@@ -302,7 +358,9 @@ describe.skipIf(unavailable !== null)('felix on the real kernel (network namespa
       (e: unknown) => e,
     );
     expect(error).toBeInstanceOf(KernelError);
-    expect((error as Error).message).toMatch(/ip -batch stopped before the end of its 3 route commands in netns .*: Error: inet address is expected rather than "fe80::1"/);
+    expect((error as Error).message).toMatch(
+      /ip -batch stopped before the end of its 3 route commands in netns .*: Error: inet address is expected rather than "fe80::1"/,
+    );
     // ip ran the line before and stopped: the line after never reached the kernel.
     expect((await owned(kernelIn(ns))).map((r) => r.dst)).toEqual(['10.244.8.0/26']);
     // And a whole batch through the same kind of session is still success.

@@ -45,7 +45,20 @@ interface Pod {
 /** Plumbing as src/cni/dataplane.ts does it: veth, /32, gateway 169.254.1.1 with a permanent neighbour. */
 async function addPod(node: Netns, tag: string, ip: string, cali: string): Promise<Pod> {
   const ns = await createNetns(tag);
-  await node.ip('link', 'add', cali, 'address', 'ee:ee:ee:ee:ee:ee', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns.name);
+  await node.ip(
+    'link',
+    'add',
+    cali,
+    'address',
+    'ee:ee:ee:ee:ee:ee',
+    'type',
+    'veth',
+    'peer',
+    'name',
+    'eth0',
+    'netns',
+    ns.name,
+  );
   await node.ip('link', 'set', cali, 'up');
   await node.exec('sysctl', ['-q', '-w', `net.ipv4.conf.${cali}.proxy_arp=1`, `net.ipv4.neigh.${cali}.proxy_delay=0`]);
   await ns.ip('link', 'set', 'eth0', 'up');
@@ -63,7 +76,12 @@ function send(from: Pod, to: string): Promise<{ tag: string; answer: string | nu
 
 function recordingLog(): { lines: Array<{ msg: string; fields: Record<string, unknown> }>; logger: pino.Logger } {
   const lines: Array<{ msg: string; fields: Record<string, unknown> }> = [];
-  const stream = { write: (s: string) => { const o = JSON.parse(s) as Record<string, unknown>; lines.push({ msg: String(o.msg), fields: o }); } };
+  const stream = {
+    write: (s: string) => {
+      const o = JSON.parse(s) as Record<string, unknown>;
+      lines.push({ msg: String(o.msg), fields: o });
+    },
+  };
   return { lines, logger: pino({ level: 'info' }, stream) };
 }
 
@@ -171,9 +189,16 @@ describe.skipIf(unavailable !== null)('felix natOutgoing in network namespaces',
   it('programs table ip tortie-nat with the NAT pools and all pools', async () => {
     const text = await nftRules(node);
     expect(text).toMatch(/set nat-pools \{[^}]*elements = \{ 10\.66\.0\.0\/16 \}/s);
-    expect(text).toMatch(/set all-pools \{[^}]*elements = \{ 10\.66\.0\.0\/16, 10\.67\.0\.0\/16,\s*10\.68\.0\.0\/16, 10\.69\.0\.0\/16 \}/s);
+    expect(text).toMatch(
+      /set all-pools \{[^}]*elements = \{ 10\.66\.0\.0\/16, 10\.67\.0\.0\/16,\s*10\.68\.0\.0\/16, 10\.69\.0\.0\/16 \}/s,
+    );
     expect(text).toMatch(/ip saddr @nat-pools ip daddr != @all-pools masquerade comment "tortie natOutgoing"/);
-    expect(dataplane.status().nat).toMatchObject({ managed: true, inSync: true, natPools: ['10.66.0.0/16'], writes: 1 });
+    expect(dataplane.status().nat).toMatchObject({
+      managed: true,
+      inSync: true,
+      natPools: ['10.66.0.0/16'],
+      writes: 1,
+    });
   });
 
   it('a pod in a natOutgoing pool reaches the outside with the node address as source, and gets the answer', async () => {
@@ -211,10 +236,15 @@ describe.skipIf(unavailable !== null)('felix natOutgoing in network namespaces',
     await dataplane.settleNat(); // the monitor may have been first: either way, one write repaired it
     const repairMs = Number(process.hrtime.bigint() - t1) / 1e6;
     expect(await nftRules(node)).toMatch(/masquerade/);
-    expect(dataplane.status().nat).toMatchObject({ writes: before + 1, lastDifference: expect.stringMatching(/rule 1 is missing/) });
+    expect(dataplane.status().nat).toMatchObject({
+      writes: before + 1,
+      lastDifference: expect.stringMatching(/rule 1 is missing/),
+    });
     const { tag } = await send(podNat, OUTSIDE_IP);
     expect(await outsideListener.sourceOf(tag)).toBe(NODE_IP);
-    process.stdout.write(`felix-nat: no-op check ${noopMs.toFixed(1)} ms (nft -j list + compare, mean of ${rounds}); repair (list + write + read back, or waiting for the monitor's) ${repairMs.toFixed(1)} ms\n`);
+    process.stdout.write(
+      `felix-nat: no-op check ${noopMs.toFixed(1)} ms (nft -j list + compare, mean of ${rounds}); repair (list + write + read back, or waiting for the monitor's) ${repairMs.toFixed(1)} ms\n`,
+    );
   });
 
   it('a rule or the table deleted by hand comes back by itself at once (nft monitor), long before the resync', async () => {
@@ -233,14 +263,25 @@ describe.skipIf(unavailable !== null)('felix natOutgoing in network namespaces',
     // Our own writes are monitor events too: they lead to checks, never to another write.
     await new Promise((r) => setTimeout(r, 500));
     expect(dataplane.status().nat.writes).toBe(writes + 2);
-    process.stdout.write(`felix-nat: deleted by hand → back in the kernel after ${ruleMs} ms (rule), ${tableMs} ms (table), resync ${RESYNC_MS} ms\n`);
+    process.stdout.write(
+      `felix-nat: deleted by hand → back in the kernel after ${ruleMs} ms (rule), ${tableMs} ms (table), resync ${RESYNC_MS} ms\n`,
+    );
   });
 
   it('without a monitor, the periodic resync brings a deleted rule back', async () => {
     const other = await createNetns('natresync');
     const nft = new Nft({ netns: other.name });
-    const plain = { apply: (s: string) => nft.apply(s), listTable: (f: 'ip' | 'inet', n: string) => nft.listTable(f, n) }; // no monitor()
-    const dp = new FelixDataplane({ kernel: new Iproute2Kernel({ netns: other.name }), nft: plain, log: pino({ level: 'silent' }), resyncMs: 1_000, tunl0: { netns: other.name } });
+    const plain = {
+      apply: (s: string) => nft.apply(s),
+      listTable: (f: 'ip' | 'inet', n: string) => nft.listTable(f, n),
+    }; // no monitor()
+    const dp = new FelixDataplane({
+      kernel: new Iproute2Kernel({ netns: other.name }),
+      nft: plain,
+      log: pino({ level: 'silent' }),
+      resyncMs: 1_000,
+      tunl0: { netns: other.name },
+    });
     try {
       dp.update({ ...input, localBlocks: [], workloads: [], bgpRoutes: [] });
       dp.start();
@@ -262,7 +303,11 @@ describe.skipIf(unavailable !== null)('felix natOutgoing in network namespaces',
       await dataplane.checkKernelSettings();
       await dataplane.checkKernelSettings();
       const warnings = dataplane.status().warnings.filter((w) => w.startsWith('rp_filter is 1'));
-      expect(warnings).toEqual([expect.stringMatching(/on the host interface eth0, wanted 0 or 2 \(loose\).*fix: sysctl -w net\.ipv4\.conf\.eth0\.rp_filter=2/)]);
+      expect(warnings).toEqual([
+        expect.stringMatching(
+          /on the host interface eth0, wanted 0 or 2 \(loose\).*fix: sysctl -w net\.ipv4\.conf\.eth0\.rp_filter=2/,
+        ),
+      ]);
       expect(log.lines.filter((l) => l.fields.warning === warnings[0]).length).toBe(1);
     } finally {
       await node.exec('sysctl', ['-q', '-w', 'net.ipv4.conf.eth0.rp_filter=0']);

@@ -55,7 +55,12 @@ describe.skipIf(unavailable !== null)('felix/nft in a network namespace', () => 
     const nft = new Nft({ netns: ns.name });
     await nft.apply(TABLE);
     const before = await nft.listTable('ip', 'nfttest');
-    const script = ['flush table ip nfttest', 'add rule ip nfttest post ip saddr 10.1.0.0/16 masquerade', 'add rule ip nfttest nochain accept', ''].join('\n');
+    const script = [
+      'flush table ip nfttest',
+      'add rule ip nfttest post ip saddr 10.1.0.0/16 masquerade',
+      'add rule ip nfttest nochain accept',
+      '',
+    ].join('\n');
     const err = await nft.apply(script).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(NftError);
     const { lines, problems } = err as NftError;
@@ -80,7 +85,10 @@ describe.skipIf(unavailable !== null)('felix/nft in a network namespace', () => 
     await nft.apply(TABLE);
     const events: NftEvent[] = [];
     const lost: string[] = [];
-    const monitor = nft.monitor((e) => events.push(e), (r) => lost.push(r));
+    const monitor = nft.monitor(
+      (e) => events.push(e),
+      (r) => lost.push(r),
+    );
     try {
       // The monitor has subscribed once it sees a change: poke until the first event (bounded).
       let probes = 0;
@@ -94,8 +102,14 @@ describe.skipIf(unavailable !== null)('felix/nft in a network namespace', () => 
       );
       events.length = 0;
       await ns.exec('nft', ['flush', 'chain', 'ip', 'nfttest', 'post']);
-      await waitFor(() => events.some((e) => e.kind === 'rule'), { what: 'a rule event after the flush', timeoutMs: 5_000, intervalMs: 20 });
-      expect(events).toContainEqual(expect.objectContaining({ action: 'delete', kind: 'rule', family: 'ip', table: 'nfttest' }));
+      await waitFor(() => events.some((e) => e.kind === 'rule'), {
+        what: 'a rule event after the flush',
+        timeoutMs: 5_000,
+        intervalMs: 20,
+      });
+      expect(events).toContainEqual(
+        expect.objectContaining({ action: 'delete', kind: 'rule', family: 'ip', table: 'nfttest' }),
+      );
     } finally {
       monitor.stop();
     }

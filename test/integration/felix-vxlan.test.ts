@@ -39,8 +39,10 @@ interface Fdb {
 
 describe.skipIf(unavailable !== null)('VxlanKeeper on the real kernel', () => {
   let ns: Netns;
-  const neigh = async (): Promise<Neigh[]> => JSON.parse(await ns.ip('-j', 'neigh', 'show', 'dev', 'vxlan.calico')) as Neigh[];
-  const fdb = async (): Promise<Fdb[]> => JSON.parse(await ns.exec('bridge', ['-j', 'fdb', 'show', 'dev', 'vxlan.calico'])) as Fdb[];
+  const neigh = async (): Promise<Neigh[]> =>
+    JSON.parse(await ns.ip('-j', 'neigh', 'show', 'dev', 'vxlan.calico')) as Neigh[];
+  const fdb = async (): Promise<Fdb[]> =>
+    JSON.parse(await ns.exec('bridge', ['-j', 'fdb', 'show', 'dev', 'vxlan.calico'])) as Fdb[];
   const keeper = (): VxlanKeeper => {
     const k = new VxlanKeeper(vxlanRunner({ netns: ns.name }), quiet);
     k.update(INPUT);
@@ -60,15 +62,30 @@ describe.skipIf(unavailable !== null)('VxlanKeeper on the real kernel', () => {
     const status = await keeper().ensure();
     expect(status).toMatchObject({ usable: true, remoteVteps: 2, writes: 7, conflicts: [] });
     expect(status.lastError).toBeUndefined();
-    const [dev] = JSON.parse(await ns.ip('-d', '-j', 'addr', 'show', 'dev', 'vxlan.calico')) as Array<{ mtu: number; address: string; flags: string[]; linkinfo: { info_kind: string; info_data: Record<string, unknown> }; addr_info: Array<{ family: string; local: string }> }>;
-    expect(dev).toMatchObject({ mtu: 1450, address: '66:00:00:00:00:01', linkinfo: { info_kind: 'vxlan', info_data: { id: 4096, port: 4789, local: '198.18.240.1', learning: false } } });
+    const [dev] = JSON.parse(await ns.ip('-d', '-j', 'addr', 'show', 'dev', 'vxlan.calico')) as Array<{
+      mtu: number;
+      address: string;
+      flags: string[];
+      linkinfo: { info_kind: string; info_data: Record<string, unknown> };
+      addr_info: Array<{ family: string; local: string }>;
+    }>;
+    expect(dev).toMatchObject({
+      mtu: 1450,
+      address: '66:00:00:00:00:01',
+      linkinfo: { info_kind: 'vxlan', info_data: { id: 4096, port: 4789, local: '198.18.240.1', learning: false } },
+    });
     expect(dev!.flags).toContain('UP');
     expect(dev!.addr_info.filter((a) => a.family === 'inet').map((a) => a.local)).toEqual(['10.240.0.1']);
     expect((await neigh()).map((n) => [n.dst, n.lladdr, n.state, n.protocol]).sort()).toEqual([
       ['10.240.1.0', '66:00:00:00:00:02', ['PERMANENT'], '80'],
       ['10.240.2.0', '66:00:00:00:00:03', ['PERMANENT'], '80'],
     ]);
-    expect((await fdb()).filter((f) => f.dst !== undefined).map((f) => [f.mac, f.dst, f.state]).sort()).toEqual([
+    expect(
+      (await fdb())
+        .filter((f) => f.dst !== undefined)
+        .map((f) => [f.mac, f.dst, f.state])
+        .sort(),
+    ).toEqual([
       ['66:00:00:00:00:02', '198.18.240.2', 'permanent'],
       ['66:00:00:00:00:03', '198.18.241.3', 'permanent'],
     ]);
@@ -82,25 +99,67 @@ describe.skipIf(unavailable !== null)('VxlanKeeper on the real kernel', () => {
     await ns.ip('link', 'set', 'dev', 'vxlan.calico', 'mtu', '1400');
     // Someone else's: a permanent neighbour (protocol static) and the all-zero flood entry on vxlan.calico,
     // and a permanent neighbour on eth0.
-    await ns.ip('neigh', 'add', '10.240.9.9', 'lladdr', '66:00:00:00:00:99', 'dev', 'vxlan.calico', 'nud', 'permanent', 'protocol', 'static');
-    await ns.exec('bridge', ['fdb', 'append', '00:00:00:00:00:00', 'dev', 'vxlan.calico', 'dst', '198.18.240.99', 'self', 'permanent']);
+    await ns.ip(
+      'neigh',
+      'add',
+      '10.240.9.9',
+      'lladdr',
+      '66:00:00:00:00:99',
+      'dev',
+      'vxlan.calico',
+      'nud',
+      'permanent',
+      'protocol',
+      'static',
+    );
+    await ns.exec('bridge', [
+      'fdb',
+      'append',
+      '00:00:00:00:00:00',
+      'dev',
+      'vxlan.calico',
+      'dst',
+      '198.18.240.99',
+      'self',
+      'permanent',
+    ]);
     await ns.ip('neigh', 'add', '198.18.240.77', 'lladdr', '66:00:00:00:00:77', 'dev', 'eth0', 'nud', 'permanent');
     const status = await keeper().ensure();
     expect(status).toMatchObject({ usable: true, remoteVteps: 2, writes: 3, conflicts: [] });
     const [dev] = JSON.parse(await ns.ip('-j', 'link', 'show', 'dev', 'vxlan.calico')) as Array<{ mtu: number }>;
     expect(dev!.mtu).toBe(1450);
     expect((await neigh()).map((n) => n.dst).sort()).toEqual(['10.240.1.0', '10.240.2.0', '10.240.9.9']);
-    expect((await fdb()).filter((f) => f.dst !== undefined).map((f) => f.mac).sort()).toEqual(['00:00:00:00:00:00', '66:00:00:00:00:02', '66:00:00:00:00:03']);
+    expect(
+      (await fdb())
+        .filter((f) => f.dst !== undefined)
+        .map((f) => f.mac)
+        .sort(),
+    ).toEqual(['00:00:00:00:00:00', '66:00:00:00:00:02', '66:00:00:00:00:03']);
     expect(await ns.ip('neigh', 'show', 'dev', 'eth0')).toContain('198.18.240.77 lladdr 66:00:00:00:00:77 PERMANENT');
 
     // A foreign permanent entry now holds a VTEP we want: reported, left as it is.
-    await ns.ip('neigh', 'replace', '10.240.2.0', 'lladdr', '66:00:00:00:00:33', 'dev', 'vxlan.calico', 'nud', 'permanent', 'protocol', 'static');
+    await ns.ip(
+      'neigh',
+      'replace',
+      '10.240.2.0',
+      'lladdr',
+      '66:00:00:00:00:33',
+      'dev',
+      'vxlan.calico',
+      'nud',
+      'permanent',
+      'protocol',
+      'static',
+    );
     const conflicted = await keeper().ensure();
     expect(conflicted.conflicts).toEqual([
       'neighbour 10.240.2.0 on vxlan.calico is a permanent entry felix does not own (protocol 4, MAC 66:00:00:00:00:33): ours (MAC 66:00:00:00:00:03) is not written',
     ]);
     expect(conflicted.remoteVteps).toBe(1);
-    expect((await neigh()).find((n) => n.dst === '10.240.2.0')).toMatchObject({ lladdr: '66:00:00:00:00:33', protocol: 'static' });
+    expect((await neigh()).find((n) => n.dst === '10.240.2.0')).toMatchObject({
+      lladdr: '66:00:00:00:00:33',
+      protocol: 'static',
+    });
     await ns.ip('neigh', 'del', '10.240.2.0', 'dev', 'vxlan.calico');
   });
 
@@ -111,7 +170,12 @@ describe.skipIf(unavailable !== null)('VxlanKeeper on the real kernel', () => {
     const status = await k.ensure();
     expect(status).toMatchObject({ usable: true, remoteVteps: 1 });
     expect((await neigh()).map((n) => n.dst).sort()).toEqual(['10.240.1.0', '10.240.9.9']);
-    expect((await fdb()).filter((f) => f.dst !== undefined).map((f) => f.mac).sort()).toEqual(['00:00:00:00:00:00', '66:00:00:00:00:02']);
+    expect(
+      (await fdb())
+        .filter((f) => f.dst !== undefined)
+        .map((f) => f.mac)
+        .sort(),
+    ).toEqual(['00:00:00:00:00:00', '66:00:00:00:00:02']);
     k.update({ ...INPUT, needed: false });
     const off = await k.ensure();
     expect(off).toMatchObject({ needed: false, device: null, usable: false });

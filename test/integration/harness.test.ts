@@ -58,7 +58,12 @@ async function startPair(c: PairCase): Promise<[PeerDaemon, PeerDaemon]> {
   const [a, b] = await Promise.all([
     startPeer(c.a, { address: addrA, as: asA, routerId: `10.0.${c.net}.1`, neighbors: [{ address: addrB, as: asB }] }),
     // B is passive so only one TCP connection exists (collision handling is not what this tests).
-    startPeer(c.b, { address: addrB, as: asB, routerId: `10.0.${c.net}.2`, neighbors: [{ address: addrA, as: asA, passive: true }] }),
+    startPeer(c.b, {
+      address: addrB,
+      as: asB,
+      routerId: `10.0.${c.net}.2`,
+      neighbors: [{ address: addrA, as: asA, passive: true }],
+    }),
   ]);
   startupTimes.push(`${c.a} ${a.startupMs} ms`, `${c.b} ${b.startupMs} ms`);
   return [a, b];
@@ -72,7 +77,12 @@ describe.each(PAIRS)('$a <-> $b (ebgp: $ebgp)', (c) => {
       const [a, b] = await startPair(c);
       await Promise.all([waitForSession(a, b.address), waitForSession(b, a.address)]).catch(async (err: Error) => {
         // Both sides' view, so a failure here can be diagnosed from the test output alone.
-        const views = await Promise.all([a, b].map(async (p) => `--- ${p.kind} ${p.address}: ${JSON.stringify(await p.sessions().catch(() => []))}\n${p.log().slice(-2000)}`));
+        const views = await Promise.all(
+          [a, b].map(
+            async (p) =>
+              `--- ${p.kind} ${p.address}: ${JSON.stringify(await p.sessions().catch(() => []))}\n${p.log().slice(-2000)}`,
+          ),
+        );
         throw new Error(`${err.message.split('\n')[0]}\n${views.join('\n')}`);
       });
 
@@ -126,9 +136,19 @@ describe('restart, crash and graceful restart', () => {
       const bird = block.host(30);
       const gobgp = block.host(31);
       const [b, g] = await Promise.all([
-        startPeer('bird2', { address: bird, as: 64512, gracefulRestart: true, neighbors: [{ address: gobgp, as: 64512 }] }),
+        startPeer('bird2', {
+          address: bird,
+          as: 64512,
+          gracefulRestart: true,
+          neighbors: [{ address: gobgp, as: 64512 }],
+        }),
         // GoBGP passive: as the active side it waits about 5 s before its first connect.
-        startPeer('gobgp', { address: gobgp, as: 64512, gracefulRestart: { restartTime: 30 }, neighbors: [{ address: bird, as: 64512, passive: true }] }),
+        startPeer('gobgp', {
+          address: gobgp,
+          as: 64512,
+          gracefulRestart: { restartTime: 30 },
+          neighbors: [{ address: bird, as: 64512, passive: true }],
+        }),
       ]);
       await waitForSession(b, gobgp);
       await g.announce('10.120.0.0/24', '198.18.20.1');
@@ -166,14 +186,25 @@ describe('route reflection attributes are parsed (RFC 4456)', () => {
       const client = (kind: PeerKind, address: string, id: string) =>
         startPeer(kind, { address, as: 64512, routerId: id, neighbors: [{ address: rr, as: 64512, passive: true }] });
       const [reflector, frr, bird1, gobgp] = await Promise.all([
-        startPeer('bird2', { address: rr, as: 64512, routerId: '10.40.0.1', clusterId: '10.255.0.1', neighbors: clients.map((address) => ({ address, as: 64512, rrClient: true })) }),
+        startPeer('bird2', {
+          address: rr,
+          as: 64512,
+          routerId: '10.40.0.1',
+          clusterId: '10.255.0.1',
+          neighbors: clients.map((address) => ({ address, as: 64512, rrClient: true })),
+        }),
         client('frr', frrAddr, '10.40.0.2'),
         client('bird1', bird1Addr, '10.40.0.3'),
         client('gobgp', gobgpAddr, '10.40.0.4'),
       ]);
       await Promise.all(clients.map((c) => waitForSession(reflector, c)));
       const rrSessions = await reflector.sessions();
-      expect(rrSessions.filter((s) => s.state === 'Established').map((s) => s.neighbor).sort()).toEqual([...clients].sort());
+      expect(
+        rrSessions
+          .filter((s) => s.state === 'Established')
+          .map((s) => s.neighbor)
+          .sort(),
+      ).toEqual([...clients].sort());
 
       await frr.announce('10.140.1.0/24', '198.18.40.2');
       await bird1.announce('10.140.2.0/24', '198.18.40.3');
@@ -184,7 +215,12 @@ describe('route reflection attributes are parsed (RFC 4456)', () => {
         expect(route).toMatchObject({ nextHop: '198.18.40.2', asPath: [], localPref: 100, fromPeer: rr, ...reflected });
       }
       const onFrr = await waitForRoute(frr, '10.140.2.0/24');
-      expect(onFrr).toMatchObject({ nextHop: '198.18.40.3', originatorId: '10.40.0.3', clusterList: ['10.255.0.1'], fromPeer: rr });
+      expect(onFrr).toMatchObject({
+        nextHop: '198.18.40.3',
+        originatorId: '10.40.0.3',
+        clusterList: ['10.255.0.1'],
+        fromPeer: rr,
+      });
       await Promise.all([reflector, frr, bird1, gobgp].map((p) => p.stop()));
     },
     60_000,
@@ -200,13 +236,23 @@ describe('a wrong remote AS is refused and reported', () => {
       const birdAddr = block.host(51);
       const [f, b] = await Promise.all([
         startPeer('frr', { address: frrAddr, as: 64512, neighbors: [{ address: birdAddr, as: 65099 }] }),
-        startPeer('bird2', { address: birdAddr, as: 65001, neighbors: [{ address: frrAddr, as: 64512, passive: true }] }),
+        startPeer('bird2', {
+          address: birdAddr,
+          as: 65001,
+          neighbors: [{ address: frrAddr, as: 64512, passive: true }],
+        }),
       ]);
       const refused = await waitForSession(b, frrAddr, 'Idle').then(() =>
-        waitFor(async () => (await b.sessions()).find((s) => s.lastError !== undefined), { timeoutMs: 15_000, what: 'bird2 lastError' }),
+        waitFor(async () => (await b.sessions()).find((s) => s.lastError !== undefined), {
+          timeoutMs: 15_000,
+          what: 'bird2 lastError',
+        }),
       );
       expect(refused.lastError).toMatch(/bad peer as/i);
-      const frrView = await waitFor(async () => (await f.sessions()).find((s) => s.lastError !== undefined), { timeoutMs: 15_000, what: 'frr lastError' });
+      const frrView = await waitFor(async () => (await f.sessions()).find((s) => s.lastError !== undefined), {
+        timeoutMs: 15_000,
+        what: 'frr lastError',
+      });
       expect(frrView.state).not.toBe('Established');
       expect(frrView.lastError).toMatch(/bad peer as|open message error/i);
       await Promise.all([f.stop(), b.stop()]);

@@ -51,19 +51,31 @@ describe.skipIf(!requirePeers('bird2'))('interop: communities with BIRD 2', () =
           as: BIRD_AS,
           neighbors: [{ address: relayIp, as: TORTIE_AS }],
           announce: [{ prefix: '10.31.2.0/24', nextHop: '198.18.31.2' }],
-          birdExportStatements: ['if net = 10.31.2.0/24 then { bgp_large_community.add((65001, 7, 4000000000)); bgp_community.add((65001, 42)); }'],
+          birdExportStatements: [
+            'if net = 10.31.2.0/24 then { bgp_large_community.add((65001, 7, 4000000000)); bgp_community.add((65001, 42)); }',
+          ],
         }),
       );
       const speaker = track(
         SpeakerProcess.start([
-          '--router-id', tortieIp, '--as', String(TORTIE_AS), '--listen', `${tortieIp}:179`,
-          '--peer', `${birdIp},as=${BIRD_AS},passive`,
-          '--announce', '10.244.31.0/26,nexthop=198.18.31.9,community=64512:100,large-community=64512:100:200+4200000000:1:2',
+          '--router-id',
+          tortieIp,
+          '--as',
+          String(TORTIE_AS),
+          '--listen',
+          `${tortieIp}:179`,
+          '--peer',
+          `${birdIp},as=${BIRD_AS},passive`,
+          '--announce',
+          '10.244.31.0/26,nexthop=198.18.31.9,community=64512:100,large-community=64512:100:200+4200000000:1:2',
         ]),
       );
 
       // BIRD → tortie: decoded by tortie (its JSON events) ...
-      const event = await speaker.waitForEvent((e) => isUpdate(e) && e.announce.some((r) => r.prefix === '10.31.2.0/24'), { what: 'the BIRD route', timeoutMs: 30_000 });
+      const event = await speaker.waitForEvent(
+        (e) => isUpdate(e) && e.announce.some((r) => r.prefix === '10.31.2.0/24'),
+        { what: 'the BIRD route', timeoutMs: 30_000 },
+      );
       const route = isUpdate(event) ? event.announce.find((r) => r.prefix === '10.31.2.0/24') : undefined;
       expect(route?.largeCommunities).toEqual(['65001:7:4000000000']);
       expect(route?.communities).toEqual(['65001:42']);

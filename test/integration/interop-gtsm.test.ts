@@ -8,7 +8,12 @@
 
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { nativeSocketOptions } from '../../bgp/socket-options.js';
-import { diagnoseTcpSecurity, formatTcpSecurityFindings, parseTcpSecurityCounters, type TcpSecurityCounters } from '../../bgp/tcp-diagnosis.js';
+import {
+  diagnoseTcpSecurity,
+  formatTcpSecurityFindings,
+  parseTcpSecurityCounters,
+  type TcpSecurityCounters,
+} from '../../bgp/tcp-diagnosis.js';
 import { requirePeers } from '../harness/binaries.js';
 import { startPeer, waitForSession, type PeerDaemon } from '../harness/index.js';
 import { createNetns, destroyAllNetns, netnsUnavailableReason, type Netns } from '../harness/netns.js';
@@ -42,10 +47,34 @@ async function counters(ns: Netns): Promise<TcpSecurityCounters> {
   return parseTcpSecurityCounters(await ns.exec('cat', ['/proc/net/netstat']));
 }
 
-async function session(tortieNs: Netns, birdNs: Netns, tortieIp: string, birdIp: string, hops: number): Promise<{ speaker: SpeakerProcess; bird: PeerDaemon }> {
-  const bird = await startPeer('bird2', { address: birdIp, as: BIRD_AS, netns: birdNs.name, neighbors: [{ address: tortieIp, as: TORTIE_AS, ttlSecurity: hops }] });
+async function session(
+  tortieNs: Netns,
+  birdNs: Netns,
+  tortieIp: string,
+  birdIp: string,
+  hops: number,
+): Promise<{ speaker: SpeakerProcess; bird: PeerDaemon }> {
+  const bird = await startPeer('bird2', {
+    address: birdIp,
+    as: BIRD_AS,
+    netns: birdNs.name,
+    neighbors: [{ address: tortieIp, as: TORTIE_AS, ttlSecurity: hops }],
+  });
   running.push(bird);
-  const speaker = SpeakerProcess.start(['--router-id', tortieIp, '--as', String(TORTIE_AS), '--connect-retry', '1', '--peer', `${birdIp},as=${BIRD_AS},ttl-security=${hops}`], {}, { netns: tortieNs.name });
+  const speaker = SpeakerProcess.start(
+    [
+      '--router-id',
+      tortieIp,
+      '--as',
+      String(TORTIE_AS),
+      '--connect-retry',
+      '1',
+      '--peer',
+      `${birdIp},as=${BIRD_AS},ttl-security=${hops}`,
+    ],
+    {},
+    { netns: tortieNs.name },
+  );
   running.push(speaker);
   return { speaker, bird };
 }
@@ -59,7 +88,10 @@ describe.skipIf(skip !== null)('GTSM interop with BIRD 2 (ttl security on)', () 
     const b = await createNetns('gtsm-b');
     await link(t, 'eth0', '198.18.36.1/30', b, 'eth1', '198.18.36.2/30');
     const { speaker, bird } = await session(t, b, '198.18.36.1', '198.18.36.2', 1);
-    await speaker.waitForEvent(isState('198.18.36.2', 'Established'), { timeoutMs: 20_000, what: 'Established with BIRD 2 (GTSM, direct)' });
+    await speaker.waitForEvent(isState('198.18.36.2', 'Established'), {
+      timeoutMs: 20_000,
+      what: 'Established with BIRD 2 (GTSM, direct)',
+    });
     await waitForSession(bird, '198.18.36.1');
   });
 
@@ -76,20 +108,28 @@ describe.skipIf(skip !== null)('GTSM interop with BIRD 2 (ttl security on)', () 
 
     // Two hops allowed: the router's hop is inside the budget.
     const two = await session(t, b, '198.18.36.5', '198.18.36.10', 2);
-    await two.speaker.waitForEvent(isState('198.18.36.10', 'Established'), { timeoutMs: 20_000, what: 'Established through the router with ttlSecurity 2' });
+    await two.speaker.waitForEvent(isState('198.18.36.10', 'Established'), {
+      timeoutMs: 20_000,
+      what: 'Established through the router with ttlSecurity 2',
+    });
     for (const p of running.splice(0).reverse()) await p.stop();
 
     // One hop allowed: everything from the other side arrives with TTL 254 and is dropped.
     const before = await counters(t);
     const one = await session(t, b, '198.18.36.5', '198.18.36.10', 1);
-    const grown = await waitFor(async () => {
-      const now = await counters(t);
-      return (now.TCPMinTTLDrop ?? 0) > (before.TCPMinTTLDrop ?? 0) ? now : undefined;
-    }, { timeoutMs: 15_000, what: 'TCPMinTTLDrop to go up in tortie\'s namespace' });
+    const grown = await waitFor(
+      async () => {
+        const now = await counters(t);
+        return (now.TCPMinTTLDrop ?? 0) > (before.TCPMinTTLDrop ?? 0) ? now : undefined;
+      },
+      { timeoutMs: 15_000, what: "TCPMinTTLDrop to go up in tortie's namespace" },
+    );
     await new Promise((resolve) => setTimeout(resolve, 3000));
     expect(one.speaker.events.filter((e) => e.event === 'state' && e.to === 'Established')).toEqual([]);
     expect((await one.bird.sessions()).find((s) => s.neighbor === '198.18.36.5')?.state).not.toBe('Established');
-    expect(formatTcpSecurityFindings(diagnoseTcpSecurity(before, grown)).some((line) => line.startsWith('GTSM drop'))).toBe(true);
+    expect(
+      formatTcpSecurityFindings(diagnoseTcpSecurity(before, grown)).some((line) => line.startsWith('GTSM drop')),
+    ).toBe(true);
   });
 });
 

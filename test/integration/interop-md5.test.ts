@@ -13,7 +13,13 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { diagnoseTcpSecurity, formatTcpSecurityFindings, parseTcpSecurityCounters, type TcpSecurityCounter, type TcpSecurityCounters } from '../../bgp/tcp-diagnosis.js';
+import {
+  diagnoseTcpSecurity,
+  formatTcpSecurityFindings,
+  parseTcpSecurityCounters,
+  type TcpSecurityCounter,
+  type TcpSecurityCounters,
+} from '../../bgp/tcp-diagnosis.js';
 import { nativeSocketOptions } from '../../bgp/socket-options.js';
 import { addressBlock } from '../harness/addresses.js';
 import { requireBinary, requirePeers } from '../harness/binaries.js';
@@ -43,14 +49,33 @@ function passwordFile(dir: string, password: string): string {
  *  `segments()` reads it back. */
 async function capture(dir: string, a: string, b: string) {
   const pcap = join(dir, 'session.pcap');
-  const proc = startProcess({ name: 'tcpdump', command: 'tcpdump', args: ['-i', 'lo', '-nn', '--immediate-mode', '-U', '-Z', 'root', '-w', pcap, `host ${a} and host ${b} and tcp port 179`], dir });
+  const proc = startProcess({
+    name: 'tcpdump',
+    command: 'tcpdump',
+    args: [
+      '-i',
+      'lo',
+      '-nn',
+      '--immediate-mode',
+      '-U',
+      '-Z',
+      'root',
+      '-w',
+      pcap,
+      `host ${a} and host ${b} and tcp port 179`,
+    ],
+    dir,
+  });
   await waitFor(() => proc.log().includes('listening on'), { timeoutMs: 10_000, what: 'tcpdump listening' });
   return {
     stop: () => proc.stop(),
     log: () => proc.log(),
     /** One line per TCP segment, as `tcpdump -v -M PASSWORD` prints it (options include "md5 valid"). */
     segments(password: string): string[] {
-      const text = execFileSync('tcpdump', ['-r', pcap, '-nn', '-v', '-M', password], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+      const text = execFileSync('tcpdump', ['-r', pcap, '-nn', '-v', '-M', password], {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'ignore'],
+      });
       return text.split('\n').filter((line) => / > .*Flags \[/.test(line));
     },
   };
@@ -90,15 +115,27 @@ describe.skipIf(skipAll)('TCP-MD5 interop', () => {
         );
         const speaker = track(
           SpeakerProcess.start([
-            '--router-id', tortie, '--as', String(TORTIE_AS), '--connect-retry', '1',
-            '--peer', `${peerIp},as=${PEER_AS},password-file=${passwordFile(dir, PASSWORD)}${tortieConnects ? '' : ',passive'}`,
-            '--announce', `10.${100 + n}.0.0/26,nexthop=198.18.0.9`,
+            '--router-id',
+            tortie,
+            '--as',
+            String(TORTIE_AS),
+            '--connect-retry',
+            '1',
+            '--peer',
+            `${peerIp},as=${PEER_AS},password-file=${passwordFile(dir, PASSWORD)}${tortieConnects ? '' : ',passive'}`,
+            '--announce',
+            `10.${100 + n}.0.0/26,nexthop=198.18.0.9`,
           ]),
         );
-        await speaker.waitForEvent(isState(peerIp, 'Established'), { timeoutMs: 20_000, what: `Established with ${kind}` });
+        await speaker.waitForEvent(isState(peerIp, 'Established'), {
+          timeoutMs: 20_000,
+          what: `Established with ${kind}`,
+        });
         await waitForSession(peer, tortie);
         expect((await waitForRoute(peer, `10.${100 + n}.0.0/26`)).nextHop).toBe('198.18.0.9');
-        await speaker.waitForEvent((e) => isUpdate(e) && e.announce.some((r) => r.prefix === `10.${100 + n}.1.0/26`), { what: `the route from ${kind}` });
+        await speaker.waitForEvent((e) => isUpdate(e) && e.announce.some((r) => r.prefix === `10.${100 + n}.1.0/26`), {
+          what: `the route from ${kind}`,
+        });
         expect(await speaker.stop()).toBe(0);
         await dump.stop();
 
@@ -113,10 +150,32 @@ describe.skipIf(skipAll)('TCP-MD5 interop', () => {
       });
     }
 
-    const failures: ReadonlyArray<{ name: string; ours?: string; theirs?: string; counter: TcpSecurityCounter; words: RegExp }> = [
-      { name: 'a wrong password', ours: 'not-the-password', theirs: PASSWORD, counter: 'TCPMD5Failure', words: /^wrong password/ },
-      { name: 'a password on their side only', theirs: PASSWORD, counter: 'TCPMD5Unexpected', words: /^peer signs but we have no key/ },
-      { name: 'a password on our side only', ours: PASSWORD, counter: 'TCPMD5NotFound', words: /^we sign, peer does not/ },
+    const failures: ReadonlyArray<{
+      name: string;
+      ours?: string;
+      theirs?: string;
+      counter: TcpSecurityCounter;
+      words: RegExp;
+    }> = [
+      {
+        name: 'a wrong password',
+        ours: 'not-the-password',
+        theirs: PASSWORD,
+        counter: 'TCPMD5Failure',
+        words: /^wrong password/,
+      },
+      {
+        name: 'a password on their side only',
+        theirs: PASSWORD,
+        counter: 'TCPMD5Unexpected',
+        words: /^peer signs but we have no key/,
+      },
+      {
+        name: 'a password on our side only',
+        ours: PASSWORD,
+        counter: 'TCPMD5NotFound',
+        words: /^we sign, peer does not/,
+      },
     ];
     for (const failure of failures) {
       it(`${kind}: ${failure.name}: never Established; the kernel counts ${failure.counter}`, async (ctx) => {
@@ -128,26 +187,38 @@ describe.skipIf(skipAll)('TCP-MD5 interop', () => {
           await startPeer(kind, {
             address: peerIp,
             as: PEER_AS,
-            neighbors: [{ address: tortie, as: TORTIE_AS, ...(failure.theirs !== undefined ? { password: failure.theirs } : {}) }],
+            neighbors: [
+              { address: tortie, as: TORTIE_AS, ...(failure.theirs !== undefined ? { password: failure.theirs } : {}) },
+            ],
           }),
         );
         // tortie only listens: the segments that arrive are the peer's, so the counter names its side.
         const speaker = track(
           SpeakerProcess.start([
-            '--router-id', tortie, '--as', String(TORTIE_AS),
-            '--peer', `${peerIp},as=${PEER_AS},passive${failure.ours !== undefined ? `,password-file=${passwordFile(dir, failure.ours)}` : ''}`,
+            '--router-id',
+            tortie,
+            '--as',
+            String(TORTIE_AS),
+            '--peer',
+            `${peerIp},as=${PEER_AS},passive${failure.ours !== undefined ? `,password-file=${passwordFile(dir, failure.ours)}` : ''}`,
           ]),
         );
-        const grown = await waitFor(() => ((counters()[failure.counter] ?? 0) > (before[failure.counter] ?? 0) ? counters() : undefined), {
-          timeoutMs: 15_000,
-          what: `${failure.counter} to go up`,
-        });
+        const grown = await waitFor(
+          () => ((counters()[failure.counter] ?? 0) > (before[failure.counter] ?? 0) ? counters() : undefined),
+          {
+            timeoutMs: 15_000,
+            what: `${failure.counter} to go up`,
+          },
+        );
         // Retransmitted SYNs keep arriving for a few seconds: still nothing may get through.
         await new Promise((resolve) => setTimeout(resolve, 3000));
         expect(speaker.events.filter((e) => e.event === 'state' && e.to === 'Established')).toEqual([]);
         expect((await peer.sessions()).find((s) => s.neighbor === tortie)?.state).not.toBe('Established');
         const words = formatTcpSecurityFindings(diagnoseTcpSecurity(before, grown));
-        expect(words.some((line) => failure.words.test(line)), words.join('\n')).toBe(true);
+        expect(
+          words.some((line) => failure.words.test(line)),
+          words.join('\n'),
+        ).toBe(true);
       });
     }
   }
@@ -160,17 +231,39 @@ describe('a password where the native part cannot load: refused loudly, never un
     if (!requirePeers('bird2')) return ctx.skip();
     const { tortie, peer: peerIp } = addresses();
     const dir = makeTempDir('md5');
-    const peer = track(await startPeer('bird2', { address: peerIp, as: PEER_AS, neighbors: [{ address: tortie, as: TORTIE_AS }] }));
+    const peer = track(
+      await startPeer('bird2', { address: peerIp, as: PEER_AS, neighbors: [{ address: tortie, as: TORTIE_AS }] }),
+    );
     const speaker = track(
       SpeakerProcess.start(
-        ['--router-id', tortie, '--as', String(TORTIE_AS), '--connect-retry', '1', '--peer', `${peerIp},as=${PEER_AS},password-file=${passwordFile(dir, PASSWORD)}`],
+        [
+          '--router-id',
+          tortie,
+          '--as',
+          String(TORTIE_AS),
+          '--connect-retry',
+          '1',
+          '--peer',
+          `${peerIp},as=${PEER_AS},password-file=${passwordFile(dir, PASSWORD)}`,
+        ],
         { TORTIE_NATIVE_ADDON: join(dir, 'no-such-addon.node') },
       ),
     );
     const error = await speaker.waitForEvent((e) => e.event === 'error', { what: 'the refusal at start' });
-    expect(error).toMatchObject({ message: expect.stringMatching(new RegExp(`peer ${peerIp.replace(/\./g, '\\.')}: TCP-MD5/GTSM cannot be set here, so this peer is never connected: the native part is not built`)) });
+    expect(error).toMatchObject({
+      message: expect.stringMatching(
+        new RegExp(
+          `peer ${peerIp.replace(/\./g, '\\.')}: TCP-MD5/GTSM cannot be set here, so this peer is never connected: the native part is not built`,
+        ),
+      ),
+    });
     // BIRD keeps connecting (unsigned) and tortie keeps trying (refused before the SYN): nothing gets up.
-    await waitFor(() => /inbound connection refused: the peer's TCP-MD5 or GTSM could not be set/.test(speaker.stderr.join('')) || undefined, { timeoutMs: 15_000, what: 'an inbound connection refused' });
+    await waitFor(
+      () =>
+        /inbound connection refused: the peer's TCP-MD5 or GTSM could not be set/.test(speaker.stderr.join('')) ||
+        undefined,
+      { timeoutMs: 15_000, what: 'an inbound connection refused' },
+    );
     await new Promise((resolve) => setTimeout(resolve, 3000));
     expect(speaker.events.filter((e) => e.event === 'state' && e.to === 'Established')).toEqual([]);
     expect((await peer.sessions()).find((s) => s.neighbor === tortie)?.state).not.toBe('Established');

@@ -30,7 +30,6 @@ const PEER_AS = 65001;
 const SAMPLE_INTERVAL_MS = 50;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-
 /** One look at tortie's Loc-RIB: where its answer sits in tortie's event stream, and what it held. */
 interface RibSample {
   readonly index: number;
@@ -44,7 +43,10 @@ class RibSampler {
   private running = true;
   private readonly loop: Promise<void>;
 
-  constructor(private readonly speaker: SpeakerProcess, maxSamples = 800) {
+  constructor(
+    private readonly speaker: SpeakerProcess,
+    maxSamples = 800,
+  ) {
     this.loop = this.run(maxSamples);
   }
 
@@ -52,7 +54,11 @@ class RibSampler {
     for (let n = 0; n < maxSamples && this.running; n++) {
       const from = this.speaker.events.length;
       this.speaker.send('rib');
-      const answer = (await this.speaker.waitForEvent((e): e is RibEvent => e.event === 'rib', { from, timeoutMs: 3000, what: 'a rib answer' })) as RibEvent;
+      const answer = (await this.speaker.waitForEvent((e): e is RibEvent => e.event === 'rib', {
+        from,
+        timeoutMs: 3000,
+        what: 'a rib answer',
+      })) as RibEvent;
       this.samples.push({ index: this.speaker.events.indexOf(answer, from), at: Date.now(), routes: answer.routes });
       await sleep(SAMPLE_INTERVAL_MS);
     }
@@ -85,11 +91,17 @@ async function peerView(peer: PeerDaemon, tortieIp: string): Promise<Omit<PeerSa
     const entries = Object.entries(table.routes ?? {})
       .map(([prefix, paths]) => ({ prefix, paths: paths.filter((p) => p.peerId === tortieIp) }))
       .filter((e) => e.paths.length > 0);
-    return { prefixes: entries.map((e) => e.prefix).sort(), staleMarked: entries.some((e) => e.paths.some((p) => p.stale === true)) };
+    return {
+      prefixes: entries.map((e) => e.prefix).sort(),
+      staleMarked: entries.some((e) => e.paths.some((p) => p.stale === true)),
+    };
   }
   const [routes, protocols] = await Promise.all([peer.routes(), peer.cli('show protocols all')]);
   return {
-    prefixes: routes.filter((r) => r.fromPeer === tortieIp).map((r) => r.prefix).sort(),
+    prefixes: routes
+      .filter((r) => r.fromPeer === tortieIp)
+      .map((r) => r.prefix)
+      .sort(),
     staleMarked: protocols.includes('Neighbor graceful restart active'),
   };
 }
@@ -121,11 +133,18 @@ const routeIn = (sample: RibSample, prefix: string) => sample.routes.find((r) =>
 /** Index in the speaker's event stream of the first event from `from` matching `match`. */
 function indexOf(speaker: SpeakerProcess, match: (e: SpeakerEventJson) => boolean, from: number): number {
   const found = speaker.events.findIndex((e, i) => i >= from && match(e));
-  if (found < 0) throw new Error(`no such event after index ${from}; events:\n${speaker.events.slice(from).map((e) => JSON.stringify(e)).join('\n')}`);
+  if (found < 0)
+    throw new Error(
+      `no such event after index ${from}; events:\n${speaker.events
+        .slice(from)
+        .map((e) => JSON.stringify(e))
+        .join('\n')}`,
+    );
   return found;
 }
 
-const isDownFromEstablished = (peer: string) => (e: SpeakerEventJson) => e.event === 'state' && e.peer === peer && e.from === 'Established';
+const isDownFromEstablished = (peer: string) => (e: SpeakerEventJson) =>
+  e.event === 'state' && e.peer === peer && e.from === 'Established';
 const isEndOfRib = (peer: string) => (e: SpeakerEventJson) => e.event === 'end-of-rib' && e.peer === peer;
 
 describe('graceful restart (RFC 4724) against real peers', () => {
@@ -145,9 +164,23 @@ describe('graceful restart (RFC 4724) against real peers', () => {
       }),
     );
     const speaker = track(
-      SpeakerProcess.start(['--router-id', tortieIp, '--as', String(TORTIE_AS), '--connect-retry', '1', '--hold', '9', '--peer', `${peerIp},as=${PEER_AS},passive`], {
-        TORTIE_LOG_LEVEL: 'info',
-      }),
+      SpeakerProcess.start(
+        [
+          '--router-id',
+          tortieIp,
+          '--as',
+          String(TORTIE_AS),
+          '--connect-retry',
+          '1',
+          '--hold',
+          '9',
+          '--peer',
+          `${peerIp},as=${PEER_AS},passive`,
+        ],
+        {
+          TORTIE_LOG_LEVEL: 'info',
+        },
+      ),
     );
     await speaker.waitForEvent(isEndOfRib(peerIp), { what: `End-of-RIB from ${kind}` });
     await waitFor(
@@ -183,14 +216,25 @@ describe('graceful restart (RFC 4724) against real peers', () => {
       await sleep(300);
       const mark = speaker.events.length;
       await peer.kill9();
-      await speaker.waitForEvent(isDownFromEstablished(peerIp), { from: mark, what: `the session to ${kind} going down` });
+      await speaker.waitForEvent(isDownFromEstablished(peerIp), {
+        from: mark,
+        what: `the session to ${kind} going down`,
+      });
       await sleep(500);
       // Back as a graceful restart, no longer originating `dropped`.
       track(await restartPreservingForwarding(peer, { dropRoutes: [dropped] }));
       const down = indexOf(speaker, isDownFromEstablished(peerIp), mark);
-      await speaker.waitForEvent(isState(peerIp, 'Established'), { from: down, timeoutMs: 15_000, what: `${kind} back` });
+      await speaker.waitForEvent(isState(peerIp, 'Established'), {
+        from: down,
+        timeoutMs: 15_000,
+        what: `${kind} back`,
+      });
       const up = indexOf(speaker, isState(peerIp, 'Established'), down);
-      await speaker.waitForEvent(isEndOfRib(peerIp), { from: up, timeoutMs: 15_000, what: `End-of-RIB from the restarted ${kind}` });
+      await speaker.waitForEvent(isEndOfRib(peerIp), {
+        from: up,
+        timeoutMs: 15_000,
+        what: `End-of-RIB from the restarted ${kind}`,
+      });
       const eor = indexOf(speaker, isEndOfRib(peerIp), up);
       await sleep(400);
       const samples = await sampler.stop();
@@ -202,15 +246,21 @@ describe('graceful restart (RFC 4724) against real peers', () => {
       for (const phase of [before, away, after]) expect(phase.length).toBeGreaterThan(0);
 
       // In EVERY sample: both kept routes, from the peer.
-      for (const s of samples) for (const prefix of kept) expect(routeIn(s, prefix)?.from, `${prefix} in sample ${s.index}`).toBe(peerIp);
+      for (const s of samples)
+        for (const prefix of kept) expect(routeIn(s, prefix)?.from, `${prefix} in sample ${s.index}`).toBe(peerIp);
       // Fresh before the kill; stale while the peer is away (RFC 4724 §4.2).
-      for (const s of before) for (const prefix of [...kept, dropped]) expect(routeIn(s, prefix)?.stale).toBeUndefined();
-      for (const s of away) for (const prefix of [...kept, dropped]) expect(routeIn(s, prefix)?.stale, `${prefix} stale in sample ${s.index}`).toBe(true);
+      for (const s of before)
+        for (const prefix of [...kept, dropped]) expect(routeIn(s, prefix)?.stale).toBeUndefined();
+      for (const s of away)
+        for (const prefix of [...kept, dropped])
+          expect(routeIn(s, prefix)?.stale, `${prefix} stale in sample ${s.index}`).toBe(true);
       // The route it no longer announces stays (stale) until End-of-RIB, and is gone from End-of-RIB on.
-      for (const s of untilEor) expect(routeIn(s, dropped)?.stale, `${dropped} kept until End-of-RIB (sample ${s.index})`).toBe(true);
+      for (const s of untilEor)
+        expect(routeIn(s, dropped)?.stale, `${dropped} kept until End-of-RIB (sample ${s.index})`).toBe(true);
       for (const s of after) {
         expect(routeIn(s, dropped), `${dropped} gone after End-of-RIB (sample ${s.index})`).toBeUndefined();
-        for (const prefix of kept) expect(routeIn(s, prefix)?.stale, `${prefix} fresh after End-of-RIB`).toBeUndefined();
+        for (const prefix of kept)
+          expect(routeIn(s, prefix)?.stale, `${prefix} fresh after End-of-RIB`).toBeUndefined();
       }
       // No withdrawal on the wire took it away: the End-of-RIB sweep did.
       const updates = speaker.events.slice(up).filter((e) => e.event === 'update');
@@ -237,7 +287,11 @@ describe('graceful restart (RFC 4724) against real peers', () => {
     await peer.restart();
     await speaker.waitForEvent(isState(peerIp, 'Established'), { from: down, timeoutMs: 15_000, what: 'bird2 back' });
     const up = indexOf(speaker, isState(peerIp, 'Established'), down);
-    await speaker.waitForEvent(isEndOfRib(peerIp), { from: up, timeoutMs: 15_000, what: 'End-of-RIB from the restarted bird2' });
+    await speaker.waitForEvent(isEndOfRib(peerIp), {
+      from: up,
+      timeoutMs: 15_000,
+      what: 'End-of-RIB from the restarted bird2',
+    });
     await sleep(300);
     const samples = await sampler.stop();
 
@@ -271,7 +325,10 @@ describe('graceful restart (RFC 4724) against real peers', () => {
       const mark = speaker.events.length;
       await peer.kill9();
       const killedAt = Date.now();
-      await speaker.waitForEvent(isDownFromEstablished(peerIp), { from: mark, what: `the session to ${kind} going down` });
+      await speaker.waitForEvent(isDownFromEstablished(peerIp), {
+        from: mark,
+        what: `the session to ${kind} going down`,
+      });
       const down = indexOf(speaker, isDownFromEstablished(peerIp), mark);
       await waitFor(() => sampler.samples.some((s) => s.index > down && routeIn(s, prefixes[0]!) === undefined), {
         timeoutMs: 10_000,
@@ -283,11 +340,14 @@ describe('graceful restart (RFC 4724) against real peers', () => {
       const gone = samples.find((s) => s.index > down && routeIn(s, prefixes[0]!) === undefined)!;
       const held = samples.filter((s) => s.index > down && s.at < gone.at);
       expect(held.length).toBeGreaterThan(0);
-      for (const s of held) for (const prefix of prefixes) expect(routeIn(s, prefix)?.stale, `${prefix} stale at +${s.at - killedAt} ms`).toBe(true);
+      for (const s of held)
+        for (const prefix of prefixes)
+          expect(routeIn(s, prefix)?.stale, `${prefix} stale at +${s.at - killedAt} ms`).toBe(true);
       // RFC 4724 §4.2: deleted when the restart time the peer advertised (5 s) passes, not before.
       expect(gone.at - killedAt).toBeGreaterThanOrEqual(4800);
       expect(gone.at - killedAt).toBeLessThan(7000);
-      for (const s of samples.filter((x) => x.at >= gone.at)) for (const prefix of prefixes) expect(routeIn(s, prefix)).toBeUndefined();
+      for (const s of samples.filter((x) => x.at >= gone.at))
+        for (const prefix of prefixes) expect(routeIn(s, prefix)).toBeUndefined();
       expect(speaker.stderr.join('')).toContain('restart time of 5 s passed');
     }, 40_000);
   }
@@ -296,7 +356,12 @@ describe('graceful restart (RFC 4724) against real peers', () => {
   // How each peer ends the session on purpose. BIRD: stop() (SIGTERM) sends Cease. FRR 8.4 with graceful
   // restart on sends NO NOTIFICATION on SIGTERM (its bgpd expects to come back; see the test after this
   // one), so the clean end there is `neighbor X shutdown`: Cease / Administrative Shutdown.
-  const cleanStops: Array<{ kind: PeerKind; host: number; how: string; stop: (peer: PeerDaemon, tortieIp: string) => Promise<unknown> }> = [
+  const cleanStops: Array<{
+    kind: PeerKind;
+    host: number;
+    how: string;
+    stop: (peer: PeerDaemon, tortieIp: string) => Promise<unknown>;
+  }> = [
     { kind: 'bird2', host: 51, how: 'stop() (SIGTERM)', stop: (peer) => peer.stop() },
     { kind: 'bird1', host: 56, how: 'stop() (SIGTERM)', stop: (peer) => peer.stop() },
     {
@@ -304,7 +369,18 @@ describe('graceful restart (RFC 4724) against real peers', () => {
       host: 61,
       how: '"neighbor shutdown"',
       stop: (peer, tortieIp) =>
-        runCli(PEER_BINARIES.frr.cli(), ['--vty_socket', peer.dir, '-d', 'bgpd', '-c', 'configure terminal', '-c', `router bgp ${PEER_AS}`, '-c', `neighbor ${tortieIp} shutdown`]),
+        runCli(PEER_BINARIES.frr.cli(), [
+          '--vty_socket',
+          peer.dir,
+          '-d',
+          'bgpd',
+          '-c',
+          'configure terminal',
+          '-c',
+          `router bgp ${PEER_AS}`,
+          '-c',
+          `neighbor ${tortieIp} shutdown`,
+        ]),
     },
   ];
   for (const { kind, host, how, stop } of cleanStops) {
@@ -318,7 +394,10 @@ describe('graceful restart (RFC 4724) against real peers', () => {
       await sleep(200);
       const mark = speaker.events.length;
       await stop(peer, tortieIp);
-      await speaker.waitForEvent(isDownFromEstablished(peerIp), { from: mark, what: `the session to ${kind} going down` });
+      await speaker.waitForEvent(isDownFromEstablished(peerIp), {
+        from: mark,
+        what: `the session to ${kind} going down`,
+      });
       const down = indexOf(speaker, isDownFromEstablished(peerIp), mark);
       await sleep(400);
       const samples = await sampler.stop();
@@ -328,7 +407,8 @@ describe('graceful restart (RFC 4724) against real peers', () => {
       const afterDown = samples.filter((s) => s.index > down);
       expect(afterDown.length).toBeGreaterThan(0);
       // The very first sample after the session went down has none of them: no stale phase at all.
-      for (const s of afterDown) for (const prefix of prefixes) expect(routeIn(s, prefix), `${prefix} after Cease`).toBeUndefined();
+      for (const s of afterDown)
+        for (const prefix of prefixes) expect(routeIn(s, prefix), `${prefix} after Cease`).toBeUndefined();
       expect(samples.some((s) => s.routes.some((r) => r.stale === true))).toBe(false);
     }, 40_000);
   }
@@ -351,7 +431,8 @@ describe('graceful restart (RFC 4724) against real peers', () => {
     expect(speaker.events.slice(mark).filter((e) => e.event === 'notification')).toEqual([]);
     const afterDown = samples.filter((s) => s.index > down);
     expect(afterDown.length).toBeGreaterThan(0);
-    for (const s of afterDown) for (const prefix of prefixes) expect(routeIn(s, prefix)?.stale, `${prefix} kept stale`).toBe(true);
+    for (const s of afterDown)
+      for (const prefix of prefixes) expect(routeIn(s, prefix)?.stale, `${prefix} kept stale`).toBe(true);
   }, 40_000);
 
   // ---- 4 and 5. restarting side: tortie is killed and started again -----------------------------------------
@@ -368,10 +449,23 @@ describe('graceful restart (RFC 4724) against real peers', () => {
         neighbors: [{ address: tortieIp, as: TORTIE_AS, holdTime: 9 }],
       }),
     );
-    const flags = ['--router-id', tortieIp, '--as', String(TORTIE_AS), '--connect-retry', '1', '--hold', '9', '--peer', `${peerIp},as=${PEER_AS}`];
+    const flags = [
+      '--router-id',
+      tortieIp,
+      '--as',
+      String(TORTIE_AS),
+      '--connect-retry',
+      '1',
+      '--hold',
+      '9',
+      '--peer',
+      `${peerIp},as=${PEER_AS}`,
+    ];
     if (graceful) flags.push('--graceful-restart=30');
     flags.push('--announce', `${keep},nexthop=198.18.0.9`);
-    const first = track(SpeakerProcess.start([...flags, '--announce', `${drop},nexthop=198.18.0.9`], { TORTIE_LOG_LEVEL: 'info' }));
+    const first = track(
+      SpeakerProcess.start([...flags, '--announce', `${drop},nexthop=198.18.0.9`], { TORTIE_LOG_LEVEL: 'info' }),
+    );
     await first.waitForEvent(isState(peerIp, 'Established'), { what: `Established with ${kind}` });
     await waitForRoute(peer, keep, (r) => r.nextHop === '198.18.0.9');
     await waitForRoute(peer, drop, (r) => r.nextHop === '198.18.0.9');
@@ -396,15 +490,24 @@ describe('graceful restart (RFC 4724) against real peers', () => {
         what: `${kind} to see tortie gone`,
       });
       await sleep(700);
-      const awayText = kind === 'frr' ? await peer.cli(`show bgp neighbors ${tortieIp}`) : await peer.cli('show protocols all');
+      const awayText =
+        kind === 'frr' ? await peer.cli(`show bgp neighbors ${tortieIp}`) : await peer.cli('show protocols all');
       const restartedAt = Date.now();
       // The new tortie does not announce `drop` any more.
       const second = track(SpeakerProcess.start(flags, { TORTIE_LOG_LEVEL: 'info' }));
-      await second.waitForEvent(isState(peerIp, 'Established'), { timeoutMs: 15_000, what: `the new tortie Established with ${kind}` });
-      await waitFor(async () => !(await peerView(peer, tortieIp)).prefixes.includes(drop), { timeoutMs: 15_000, intervalMs: 50, what: `${kind} to drop ${drop}` });
+      await second.waitForEvent(isState(peerIp, 'Established'), {
+        timeoutMs: 15_000,
+        what: `the new tortie Established with ${kind}`,
+      });
+      await waitFor(async () => !(await peerView(peer, tortieIp)).prefixes.includes(drop), {
+        timeoutMs: 15_000,
+        intervalMs: 50,
+        what: `${kind} to drop ${drop}`,
+      });
       await sleep(500);
       const samples = await sampler.stop();
-      const backText = kind === 'frr' ? await peer.cli(`show bgp neighbors ${tortieIp}`) : await peer.cli('show protocols all');
+      const backText =
+        kind === 'frr' ? await peer.cli(`show bgp neighbors ${tortieIp}`) : await peer.cli('show protocols all');
 
       // How many samples fit depends on the machine's load (tests never fail on timing): what matters is
       // that some were taken before, during (`away`, below) and after the restart.
@@ -428,7 +531,9 @@ describe('graceful restart (RFC 4724) against real peers', () => {
       }
       if (kind === 'bird2') {
         // The new tortie's OPEN, as BIRD read it: R bit (Restart recovery) and F bit for IPv4 (AF preserved).
-        expect(backText).toMatch(/Neighbor capabilities[\s\S]*Graceful restart\s+Restart time: 30\s+Restart recovery\s+AF supported: ipv4\s+AF preserved: ipv4/);
+        expect(backText).toMatch(
+          /Neighbor capabilities[\s\S]*Graceful restart\s+Restart time: 30\s+Restart recovery\s+AF supported: ipv4\s+AF preserved: ipv4/,
+        );
       }
       expect(second.stderr.join('')).toContain('End-of-RIB received from every peer');
     }, 40_000);
@@ -445,7 +550,11 @@ describe('graceful restart (RFC 4724) against real peers', () => {
       const killedAt = Date.now();
       first.kill9();
       await first.wait();
-      await waitFor(async () => (await peerView(peer, tortieIp)).prefixes.length === 0, { timeoutMs: 5000, intervalMs: 50, what: `${kind} to drop ${keep} and ${drop}` });
+      await waitFor(async () => (await peerView(peer, tortieIp)).prefixes.length === 0, {
+        timeoutMs: 5000,
+        intervalMs: 50,
+        what: `${kind} to drop ${keep} and ${drop}`,
+      });
       expect(Date.now() - killedAt).toBeLessThan(3000);
       const view = await peerView(peer, tortieIp);
       expect(view).toEqual({ prefixes: [], staleMarked: false });

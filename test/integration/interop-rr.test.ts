@@ -26,17 +26,31 @@ import {
   type PeerDaemon,
   type PeerKind,
 } from '../harness/index.js';
-import { isState, isUpdate, type RibRoute, SpeakerProcess, stopAfterEachTest, type UpdateEvent } from './speaker-process.js';
+import {
+  isState,
+  isUpdate,
+  type RibRoute,
+  SpeakerProcess,
+  stopAfterEachTest,
+  type UpdateEvent,
+} from './speaker-process.js';
 
 const AS = 64512;
 const block = addressBlock(import.meta.url);
 const B = block.block;
 
-
-
 /** Polls tortie's Loc-RIB until `match` finds a route, bounded. */
-async function waitForRibRoute(speaker: SpeakerProcess, match: (r: RibRoute) => boolean, what: string, timeoutMs = 15_000): Promise<RibRoute> {
-  return waitFor(async () => (await speaker.rib()).find(match), { timeoutMs, intervalMs: 200, what: `tortie Loc-RIB: ${what}` });
+async function waitForRibRoute(
+  speaker: SpeakerProcess,
+  match: (r: RibRoute) => boolean,
+  what: string,
+  timeoutMs = 15_000,
+): Promise<RibRoute> {
+  return waitFor(async () => (await speaker.rib()).find(match), {
+    timeoutMs,
+    intervalMs: 200,
+    what: `tortie Loc-RIB: ${what}`,
+  });
 }
 
 describe('interop: route reflection', () => {
@@ -75,12 +89,21 @@ describe('interop: route reflection', () => {
     const ownPrefix = `10.244.${B}.0/26`;
     const speaker = track(
       SpeakerProcess.start([
-        '--router-id', tortieIp, '--as', String(AS), '--connect-retry', '1', '--cluster-id', clusterId,
+        '--router-id',
+        tortieIp,
+        '--as',
+        String(AS),
+        '--connect-retry',
+        '1',
+        '--cluster-id',
+        clusterId,
         ...clients.flatMap((c) => ['--peer', `${c.address},as=${AS},rr-client`]),
-        '--announce', `${ownPrefix},nexthop=198.18.${B}.1`,
+        '--announce',
+        `${ownPrefix},nexthop=198.18.${B}.1`,
       ]),
     );
-    for (const c of clients) await speaker.waitForEvent(isState(c.address, 'Established'), { what: `Established with ${c.kind}` });
+    for (const c of clients)
+      await speaker.waitForEvent(isState(c.address, 'Established'), { what: `Established with ${c.kind}` });
 
     // Every client sees every other client's route, reflected: RFC 4456 §8 ORIGINATOR_ID = the originating
     // client's BGP identifier, CLUSTER_LIST = [our cluster id]; the next hop is the originator's (§10: a
@@ -90,14 +113,34 @@ describe('interop: route reflection', () => {
       for (const o of clients) {
         if (o === c) continue;
         const route = await waitForRoute(daemon, o.prefix);
-        expect({ at: c.kind, prefix: route.prefix, nextHop: route.nextHop, asPath: route.asPath, originatorId: route.originatorId, clusterList: route.clusterList, fromPeer: route.fromPeer })
-          .toEqual({ at: c.kind, prefix: o.prefix, nextHop: o.nextHop, asPath: [], originatorId: o.routerId, clusterList: [clusterId], fromPeer: tortieIp });
+        expect({
+          at: c.kind,
+          prefix: route.prefix,
+          nextHop: route.nextHop,
+          asPath: route.asPath,
+          originatorId: route.originatorId,
+          clusterList: route.clusterList,
+          fromPeer: route.fromPeer,
+        }).toEqual({
+          at: c.kind,
+          prefix: o.prefix,
+          nextHop: o.nextHop,
+          asPath: [],
+          originatorId: o.routerId,
+          clusterList: [clusterId],
+          fromPeer: tortieIp,
+        });
         if (route.localPref !== undefined) expect(route.localPref).toBe(100);
       }
       // tortie's own route is originated, not reflected: no ORIGINATOR_ID, no CLUSTER_LIST.
       const own = await waitForRoute(daemon, ownPrefix);
-      expect({ at: c.kind, nextHop: own.nextHop, asPath: own.asPath, originatorId: own.originatorId, clusters: own.clusterList ?? [] })
-        .toEqual({ at: c.kind, nextHop: `198.18.${B}.1`, asPath: [], originatorId: undefined, clusters: [] });
+      expect({
+        at: c.kind,
+        nextHop: own.nextHop,
+        asPath: own.asPath,
+        originatorId: own.originatorId,
+        clusters: own.clusterList ?? [],
+      }).toEqual({ at: c.kind, nextHop: `198.18.${B}.1`, asPath: [], originatorId: undefined, clusters: [] });
       // A client never gets its own route back.
       expect((await daemon.routes()).filter((r) => r.prefix === c.prefix)).toEqual([]);
     }
@@ -152,12 +195,21 @@ describe('interop: route reflection', () => {
       );
       const speaker = track(
         SpeakerProcess.start([
-          '--router-id', tortieIp, '--as', String(AS), '--connect-retry', '1',
-          '--peer', `${rrIp},as=${AS}`,
-          '--announce', `${ownPrefix},nexthop=198.18.${B}.${tortieHost}`,
+          '--router-id',
+          tortieIp,
+          '--as',
+          String(AS),
+          '--connect-retry',
+          '1',
+          '--peer',
+          `${rrIp},as=${AS}`,
+          '--announce',
+          `${ownPrefix},nexthop=198.18.${B}.${tortieHost}`,
         ]),
       );
-      await speaker.waitForEvent(isState(rrIp, 'Established'), { what: `Established with the ${reflector.kind} reflector` });
+      await speaker.waitForEvent(isState(rrIp, 'Established'), {
+        what: `Established with the ${reflector.kind} reflector`,
+      });
       await waitForSession(rr, otherIp);
 
       // tortie's Loc-RIB: the other client's route, reflected by the real reflector.
@@ -174,7 +226,12 @@ describe('interop: route reflection', () => {
 
       // The other client sees tortie's route with tortie's identifier as ORIGINATOR_ID.
       const atOther = await waitForRoute(other, ownPrefix);
-      expect({ nextHop: atOther.nextHop, asPath: atOther.asPath, originatorId: atOther.originatorId, clusterList: atOther.clusterList }).toEqual({
+      expect({
+        nextHop: atOther.nextHop,
+        asPath: atOther.asPath,
+        originatorId: atOther.originatorId,
+        clusterList: atOther.clusterList,
+      }).toEqual({
         nextHop: `198.18.${B}.${tortieHost}`,
         asPath: [],
         originatorId: tortieIp,
@@ -235,9 +292,16 @@ describe('interop: route reflection', () => {
     await waitForRoute(rr, controlPrefix, (r) => r.fromPeer === controlIp);
     const speaker = track(
       SpeakerProcess.start([
-        '--router-id', tortieIp, '--as', String(AS), '--connect-retry', '1',
-        '--peer', `${rrIp},as=${AS}`,
-        '--announce', `${ownPrefix},nexthop=198.18.${B}.31`,
+        '--router-id',
+        tortieIp,
+        '--as',
+        String(AS),
+        '--connect-retry',
+        '1',
+        '--peer',
+        `${rrIp},as=${AS}`,
+        '--announce',
+        `${ownPrefix},nexthop=198.18.${B}.31`,
       ]),
     );
     await speaker.waitForEvent(isState(rrIp, 'Established'), { what: 'Established with the BIRD 2 reflector' });
@@ -249,7 +313,10 @@ describe('interop: route reflection', () => {
     const sent = await speaker.waitForEvent((e) => isUpdate(e) && e.announce.some((r) => r.prefix === loopedPrefix), {
       what: `the reflector's UPDATE for ${loopedPrefix}`,
     });
-    expect((sent as UpdateEvent).announce.find((r) => r.prefix === loopedPrefix)).toMatchObject({ originatorId: tortieIp, clusterList: [clusterId] });
+    expect((sent as UpdateEvent).announce.find((r) => r.prefix === loopedPrefix)).toMatchObject({
+      originatorId: tortieIp,
+      clusterList: [clusterId],
+    });
     await waitForSession(twin, rrIp);
     // Give the routing core time to (wrongly) install it, then check the Loc-RIB has no trace of it.
     await new Promise((resolve) => setTimeout(resolve, 1500));
@@ -278,20 +345,33 @@ describe('interop: route reflection', () => {
     );
     const speaker = track(
       SpeakerProcess.start([
-        '--router-id', tortieIp, '--as', String(AS), '--connect-retry', '1',
-        '--peer', `${frrIp},as=${AS}`,
-        '--announce', `${ownPrefix},nexthop=198.18.${B}.41`,
+        '--router-id',
+        tortieIp,
+        '--as',
+        String(AS),
+        '--connect-retry',
+        '1',
+        '--peer',
+        `${frrIp},as=${AS}`,
+        '--announce',
+        `${ownPrefix},nexthop=198.18.${B}.41`,
       ]),
     );
     await speaker.waitForEvent(isState(frrIp, 'Established'), { what: 'Established with FRR' });
-    const back = await speaker.waitForEvent((e) => isUpdate(e) && e.peer === frrIp && e.announce.some((r) => r.prefix === ownPrefix), {
-      what: `FRR reflecting ${ownPrefix} back`,
+    const back = await speaker.waitForEvent(
+      (e) => isUpdate(e) && e.peer === frrIp && e.announce.some((r) => r.prefix === ownPrefix),
+      {
+        what: `FRR reflecting ${ownPrefix} back`,
+      },
+    );
+    expect((back as UpdateEvent).announce.find((r) => r.prefix === ownPrefix)).toMatchObject({
+      originatorId: tortieIp,
+      clusterList: [clusterId],
     });
-    expect((back as UpdateEvent).announce.find((r) => r.prefix === ownPrefix)).toMatchObject({ originatorId: tortieIp, clusterList: [clusterId] });
     const rib = await speaker.rib();
-    expect(rib.filter((r) => r.prefix === ownPrefix).map((r) => ({ from: r.from, originatorId: r.originatorId }))).toEqual([
-      { from: 'local', originatorId: undefined },
-    ]);
+    expect(
+      rib.filter((r) => r.prefix === ownPrefix).map((r) => ({ from: r.from, originatorId: r.originatorId })),
+    ).toEqual([{ from: 'local', originatorId: undefined }]);
 
     // Withdraw the local route. Poll the Loc-RIB until FRR has withdrawn its copy: the looped route must
     // not show up in any of the answers.
@@ -342,7 +422,18 @@ describe('interop: route reflection', () => {
     );
     await waitForRoute(rr, clientPrefix, (r) => r.fromPeer === clientIp);
     const speaker = track(
-      SpeakerProcess.start(['--router-id', tortieIp, '--as', String(AS), '--connect-retry', '1', '--cluster-id', clusterId, '--peer', `${rrIp},as=${AS}`]),
+      SpeakerProcess.start([
+        '--router-id',
+        tortieIp,
+        '--as',
+        String(AS),
+        '--connect-retry',
+        '1',
+        '--cluster-id',
+        clusterId,
+        '--peer',
+        `${rrIp},as=${AS}`,
+      ]),
     );
     await speaker.waitForEvent(isState(rrIp, 'Established'), { what: 'Established with BIRD 2' });
     const control = await waitForRibRoute(speaker, (r) => r.prefix === rrPrefix, rrPrefix);

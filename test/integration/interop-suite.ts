@@ -9,13 +9,20 @@
 import { expect, it } from 'vitest';
 import { addressBlock } from '../harness/addresses.js';
 import { requirePeers } from '../harness/binaries.js';
-import { startPeer, waitFor, waitForNoRoute, waitForRoute, waitForSession, type PeerDaemon, type PeerKind } from '../harness/index.js';
+import {
+  startPeer,
+  waitFor,
+  waitForNoRoute,
+  waitForRoute,
+  waitForSession,
+  type PeerDaemon,
+  type PeerKind,
+} from '../harness/index.js';
 import { isState, isUpdate, SpeakerProcess, stopAfterEachTest, type UpdateEvent } from './speaker-process.js';
 import type { SpeakerEventJson } from '../../src/cli/speaker-events.js';
 
 const TORTIE_AS = 64512;
 const OFFICE_AS = 65001;
-
 
 function announced(speaker: SpeakerProcess, prefix: string): UpdateEvent['announce'][number] | undefined {
   for (let i = speaker.events.length - 1; i >= 0; i--) {
@@ -55,9 +62,18 @@ export function interopSuite(kind: PeerKind, owner: string): void {
       );
       const speaker = track(
         SpeakerProcess.start([
-          '--router-id', tortieIp, '--as', String(TORTIE_AS), '--connect-retry', '1', '--hold', '3',
-          '--peer', `${peerIp},as=${peerAs}`,
-          '--announce', `10.244.${third}.0/26,nexthop=198.18.0.9`,
+          '--router-id',
+          tortieIp,
+          '--as',
+          String(TORTIE_AS),
+          '--connect-retry',
+          '1',
+          '--hold',
+          '3',
+          '--peer',
+          `${peerIp},as=${peerAs}`,
+          '--announce',
+          `10.244.${third}.0/26,nexthop=198.18.0.9`,
         ]),
       );
 
@@ -73,7 +89,9 @@ export function interopSuite(kind: PeerKind, owner: string): void {
       // What the peer sent, as tortie's events show it.
       const peerPath = mode === 'iBGP' ? [] : [OFFICE_AS];
       for (const prefix of [`10.${third}.2.0/26`, `10.${third}.3.0/26`]) {
-        await speaker.waitForEvent((e) => isUpdate(e) && e.announce.some((r) => r.prefix === prefix), { what: `update for ${prefix}` });
+        await speaker.waitForEvent((e) => isUpdate(e) && e.announce.some((r) => r.prefix === prefix), {
+          what: `update for ${prefix}`,
+        });
         const route = announced(speaker, prefix);
         expect(route?.nextHop).toBe('198.18.0.2');
         expect(route?.asPath).toEqual(peerPath);
@@ -91,7 +109,10 @@ export function interopSuite(kind: PeerKind, owner: string): void {
       // Withdrawals, both ways.
       const mark = speaker.events.length;
       await peer.withdraw(`10.${third}.3.0/26`);
-      await speaker.waitForEvent((e) => isUpdate(e) && e.withdraw.includes(`10.${third}.3.0/26`), { from: mark, what: 'the withdrawal' });
+      await speaker.waitForEvent((e) => isUpdate(e) && e.withdraw.includes(`10.${third}.3.0/26`), {
+        from: mark,
+        what: 'the withdrawal',
+      });
       speaker.send(`withdraw 10.244.${third}.0/26`);
       await waitForNoRoute(peer, `10.244.${third}.0/26`);
       speaker.send(`announce 10.244.${third}.64/26,nexthop=198.18.0.9`);
@@ -114,14 +135,28 @@ export function interopSuite(kind: PeerKind, owner: string): void {
     const peerIp = block.host(22);
     track(await startPeer(kind, { address: peerIp, as: TORTIE_AS, neighbors: [{ address: tortieIp, as: TORTIE_AS }] }));
     const speaker = track(
-      SpeakerProcess.start(['--router-id', tortieIp, '--as', String(TORTIE_AS), '--connect-retry', '1', '--peer', `${peerIp},as=65099`]),
+      SpeakerProcess.start([
+        '--router-id',
+        tortieIp,
+        '--as',
+        String(TORTIE_AS),
+        '--connect-retry',
+        '1',
+        '--peer',
+        `${peerIp},as=65099`,
+      ]),
     );
-    const isBadPeerAs = (e: SpeakerEventJson) => e.event === 'notification' && e.direction === 'sent' && e.code === 2 && e.subcode === 2;
+    const isBadPeerAs = (e: SpeakerEventJson) =>
+      e.event === 'notification' && e.direction === 'sent' && e.code === 2 && e.subcode === 2;
     const first = await speaker.waitForEvent(isBadPeerAs, { what: 'NOTIFICATION 2/2 sent' });
     expect(first).toMatchObject({ peer: peerIp, reason: 'Bad Peer AS' });
     // It retries: a second attempt ends the same way.
     const index = speaker.events.indexOf(first);
-    await speaker.waitForEvent(isBadPeerAs, { from: index + 1, timeoutMs: 20_000, what: 'a second NOTIFICATION 2/2 after the retry' });
+    await speaker.waitForEvent(isBadPeerAs, {
+      from: index + 1,
+      timeoutMs: 20_000,
+      what: 'a second NOTIFICATION 2/2 after the retry',
+    });
     expect(speaker.events.some((e) => e.event === 'state' && e.peer === peerIp && e.to === 'Established')).toBe(false);
   });
 
@@ -131,7 +166,16 @@ export function interopSuite(kind: PeerKind, owner: string): void {
     const peerIp = block.host(32);
     track(await startPeer(kind, { address: peerIp, as: OFFICE_AS, neighbors: [{ address: tortieIp, as: 65099 }] }));
     const speaker = track(
-      SpeakerProcess.start(['--router-id', tortieIp, '--as', String(TORTIE_AS), '--connect-retry', '1', '--peer', `${peerIp},as=${OFFICE_AS}`]),
+      SpeakerProcess.start([
+        '--router-id',
+        tortieIp,
+        '--as',
+        String(TORTIE_AS),
+        '--connect-retry',
+        '1',
+        '--peer',
+        `${peerIp},as=${OFFICE_AS}`,
+      ]),
     );
     const received = await speaker.waitForEvent(
       (e) => e.event === 'notification' && e.direction === 'received' && e.code === 2,

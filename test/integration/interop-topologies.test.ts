@@ -22,15 +22,21 @@ import { Speaker, type PeerSpec } from '../../bgp/speaker.js';
 import { Origin } from '../../bgp/types.js';
 import { addressBlock } from '../harness/addresses.js';
 import { requirePeers } from '../harness/binaries.js';
-import { startPeer, waitFor, waitForRoute, waitForSession, type NeighborOptions, type PeerDaemon, type PeerKind } from '../harness/index.js';
+import {
+  startPeer,
+  waitFor,
+  waitForRoute,
+  waitForSession,
+  type NeighborOptions,
+  type PeerDaemon,
+  type PeerKind,
+} from '../harness/index.js';
 import { isState, isUpdate, SpeakerProcess, stopAfterEachTest } from './speaker-process.js';
 
 const AS = 64512;
 const OFFICE_AS = 65001;
 const block = addressBlock(import.meta.url);
 const B = block.block;
-
-
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -40,7 +46,12 @@ describe('interop: topologies', () => {
   it('4-way iBGP full mesh with BIRD 2, FRR and GoBGP: every route from its originator only, nothing re-advertised', async (ctx) => {
     // Outside CI a missing daemon is a visible skip; in CI requirePeers throws (a failure).
     if (!requirePeers('bird2', 'frr', 'gobgp')) return ctx.skip();
-    const tortie = { kind: 'tortie' as const, address: block.host(1), prefix: `10.244.${B}.0/26`, nextHop: `198.18.${B}.1` };
+    const tortie = {
+      kind: 'tortie' as const,
+      address: block.host(1),
+      prefix: `10.244.${B}.0/26`,
+      nextHop: `198.18.${B}.1`,
+    };
     const daemonKinds: PeerKind[] = ['bird2', 'frr', 'gobgp'];
     const members = daemonKinds.map((kind, i) => ({
       kind,
@@ -57,17 +68,38 @@ describe('interop: topologies', () => {
     for (const [i, m] of members.entries()) {
       const neighbors: NeighborOptions[] = all
         .filter((o) => o !== m)
-        .map((o) => ({ address: o.address, as: AS, passive: o === tortie || members.indexOf(o as (typeof members)[number]) < i || m.kind === 'gobgp' }));
-      daemons.set(m.address, track(await startPeer(m.kind, { address: m.address, as: AS, neighbors, announce: [{ prefix: m.prefix, nextHop: m.nextHop }] })));
+        .map((o) => ({
+          address: o.address,
+          as: AS,
+          passive: o === tortie || members.indexOf(o as (typeof members)[number]) < i || m.kind === 'gobgp',
+        }));
+      daemons.set(
+        m.address,
+        track(
+          await startPeer(m.kind, {
+            address: m.address,
+            as: AS,
+            neighbors,
+            announce: [{ prefix: m.prefix, nextHop: m.nextHop }],
+          }),
+        ),
+      );
     }
     const speaker = track(
       SpeakerProcess.start([
-        '--router-id', tortie.address, '--as', String(AS), '--connect-retry', '1',
+        '--router-id',
+        tortie.address,
+        '--as',
+        String(AS),
+        '--connect-retry',
+        '1',
         ...members.flatMap((m) => ['--peer', `${m.address},as=${AS}`]),
-        '--announce', `${tortie.prefix},nexthop=${tortie.nextHop}`,
+        '--announce',
+        `${tortie.prefix},nexthop=${tortie.nextHop}`,
       ]),
     );
-    for (const m of members) await speaker.waitForEvent(isState(m.address, 'Established'), { what: `Established with ${m.kind}` });
+    for (const m of members)
+      await speaker.waitForEvent(isState(m.address, 'Established'), { what: `Established with ${m.kind}` });
     for (const m of members) {
       for (const o of members) if (o !== m) await waitForSession(daemons.get(m.address)!, o.address);
     }
@@ -76,10 +108,13 @@ describe('interop: topologies', () => {
     for (const m of members) {
       for (const o of all) if (o !== m) await waitForRoute(daemons.get(m.address)!, o.prefix);
     }
-    await waitFor(async () => {
-      const prefixes = new Set((await speaker.rib()).map((r) => r.prefix));
-      return members.every((m) => prefixes.has(m.prefix)) || undefined;
-    }, { timeoutMs: 10_000, intervalMs: 200, what: "every member's prefix in tortie's Loc-RIB" });
+    await waitFor(
+      async () => {
+        const prefixes = new Set((await speaker.rib()).map((r) => r.prefix));
+        return members.every((m) => prefixes.has(m.prefix)) || undefined;
+      },
+      { timeoutMs: 10_000, intervalMs: 200, what: "every member's prefix in tortie's Loc-RIB" },
+    );
     // ...then time for a wrong re-advertisement to show up, and count the paths.
     await sleep(2000);
     for (const m of members) {
@@ -88,11 +123,19 @@ describe('interop: topologies', () => {
         if (o === m) continue;
         // RFC 4271 §9.2: a route learned from an internal peer is not advertised to other internal peers,
         // so the one path is the originator's, unchanged: empty AS_PATH, its next hop, no reflection attributes.
-        const paths = routes.filter((r) => r.prefix === o.prefix).map((r) => ({
-          fromPeer: r.fromPeer, nextHop: r.nextHop, asPath: r.asPath, originatorId: r.originatorId, clusters: r.clusterList ?? [],
-        }));
+        const paths = routes
+          .filter((r) => r.prefix === o.prefix)
+          .map((r) => ({
+            fromPeer: r.fromPeer,
+            nextHop: r.nextHop,
+            asPath: r.asPath,
+            originatorId: r.originatorId,
+            clusters: r.clusterList ?? [],
+          }));
         expect({ at: m.kind, of: o.kind, paths }).toEqual({
-          at: m.kind, of: o.kind, paths: [{ fromPeer: o.address, nextHop: o.nextHop, asPath: [], originatorId: undefined, clusters: [] }],
+          at: m.kind,
+          of: o.kind,
+          paths: [{ fromPeer: o.address, nextHop: o.nextHop, asPath: [], originatorId: undefined, clusters: [] }],
         });
       }
       // And nothing else: no prefix that nobody announced, none of its own coming back.
@@ -110,9 +153,18 @@ describe('interop: topologies', () => {
       });
     }
     const rib = await speaker.rib();
-    expect(rib.map((r) => ({ prefix: r.prefix, from: r.from, nextHop: r.nextHop, localPref: r.localPref })).sort((a, b) => a.prefix.localeCompare(b.prefix))).toEqual(
+    expect(
+      rib
+        .map((r) => ({ prefix: r.prefix, from: r.from, nextHop: r.nextHop, localPref: r.localPref }))
+        .sort((a, b) => a.prefix.localeCompare(b.prefix)),
+    ).toEqual(
       all
-        .map((o) => ({ prefix: o.prefix, from: o === tortie ? 'local' : o.address, nextHop: o.nextHop, localPref: o === tortie ? undefined : 100 }))
+        .map((o) => ({
+          prefix: o.prefix,
+          from: o === tortie ? 'local' : o.address,
+          nextHop: o.nextHop,
+          localPref: o === tortie ? undefined : 100,
+        }))
         .sort((a, b) => a.prefix.localeCompare(b.prefix)),
     );
   });
@@ -159,10 +211,17 @@ describe('interop: topologies', () => {
       );
       const speaker = track(
         SpeakerProcess.start([
-          '--router-id', tortieIp, '--as', String(AS), '--connect-retry', '1',
+          '--router-id',
+          tortieIp,
+          '--as',
+          String(AS),
+          '--connect-retry',
+          '1',
           ...nodes.flatMap((n) => ['--peer', `${n.address},as=${AS}`]),
-          '--peer', `${officeIp},as=${OFFICE_AS},next-hop=keep`,
-          '--announce', `${tortiePrefix},nexthop=${tortieNextHop}`,
+          '--peer',
+          `${officeIp},as=${OFFICE_AS},next-hop=keep`,
+          '--announce',
+          `${tortiePrefix},nexthop=${tortieNextHop}`,
         ]),
       );
       for (const peer of [...nodes.map((n) => n.address), officeIp]) {
@@ -174,15 +233,34 @@ describe('interop: topologies', () => {
       const expected = [...nodes, { kind: 'tortie', address: tortieIp, prefix: tortiePrefix, nextHop: tortieNextHop }];
       for (const e of expected) {
         const route = await waitForRoute(router, e.prefix);
-        expect({ of: e.kind, nextHop: route.nextHop, asPath: route.asPath, fromPeer: route.fromPeer, originatorId: route.originatorId, clusters: route.clusterList ?? [] })
-          .toEqual({ of: e.kind, nextHop: e.nextHop, asPath: [AS], fromPeer: tortieIp, originatorId: undefined, clusters: [] });
+        expect({
+          of: e.kind,
+          nextHop: route.nextHop,
+          asPath: route.asPath,
+          fromPeer: route.fromPeer,
+          originatorId: route.originatorId,
+          clusters: route.clusterList ?? [],
+        }).toEqual({
+          of: e.kind,
+          nextHop: e.nextHop,
+          asPath: [AS],
+          fromPeer: tortieIp,
+          originatorId: undefined,
+          clusters: [],
+        });
       }
 
       // The office's route reaches every node: LOCAL_PREF 100 (RFC 4271 §5.1.5, added toward iBGP),
       // AS_PATH [65001], next hop unchanged (§5.1.3: not modified toward internal peers).
       for (const n of nodes) {
         const route = await waitForRoute(nodeDaemons.get(n.address)!, officePrefix);
-        expect({ at: n.kind, nextHop: route.nextHop, asPath: route.asPath, localPref: route.localPref, fromPeer: route.fromPeer }).toEqual({
+        expect({
+          at: n.kind,
+          nextHop: route.nextHop,
+          asPath: route.asPath,
+          localPref: route.localPref,
+          fromPeer: route.fromPeer,
+        }).toEqual({
           at: n.kind,
           nextHop: officeNextHop,
           asPath: [OFFICE_AS],
@@ -203,11 +281,15 @@ describe('interop: topologies', () => {
     });
   }
 
-  it('third-party next hops: eBGP routers on node-1\'s subnet (BIRD 2, FRR) get node-2\'s block with node-2 as next hop, others node-1', async (ctx) => {
+  it("third-party next hops: eBGP routers on node-1's subnet (BIRD 2, FRR) get node-2's block with node-2 as next hop, others node-1", async (ctx) => {
     if (!requirePeers('bird2', 'frr')) return ctx.skip();
     // node-1, node-2 and the routers "bird" and "frr" are on 127.0.B.32/27; node-3 and the router "far" are not.
     const subnet = `${block.host(41)}/27`;
-    const nodes = [41, 42, 70].map((h, i) => ({ name: `node-${i + 1}`, address: block.host(h), prefix: `10.244.${B}.${i * 64}/26` }));
+    const nodes = [41, 42, 70].map((h, i) => ({
+      name: `node-${i + 1}`,
+      address: block.host(h),
+      prefix: `10.244.${B}.${i * 64}/26`,
+    }));
     const [node1, node2, node3] = nodes as [(typeof nodes)[number], (typeof nodes)[number], (typeof nodes)[number]];
     const routers = [
       { name: 'bird', kind: 'bird2' as const, address: block.host(45), onSubnet: true },
@@ -216,7 +298,13 @@ describe('interop: topologies', () => {
     ];
     const daemons = new Map<string, PeerDaemon>();
     for (const r of routers) {
-      const daemon = track(await startPeer(r.kind, { address: r.address, as: OFFICE_AS, neighbors: [{ address: node1.address, as: AS, passive: true }] }));
+      const daemon = track(
+        await startPeer(r.kind, {
+          address: r.address,
+          as: OFFICE_AS,
+          neighbors: [{ address: node1.address, as: AS, passive: true }],
+        }),
+      );
       // FRR refuses 127.x next hops as martian (harness README); these are the nodes' own addresses here.
       if (r.kind === 'frr') await daemon.cli(`configure terminal\nrouter bgp ${OFFICE_AS}\nbgp allow-martian-nexthop`);
       daemons.set(r.name, daemon);
@@ -224,10 +312,19 @@ describe('interop: topologies', () => {
     // Each node originates its block with its own address as next hop, as the agent does.
     const speakers = new Map<string, Speaker>();
     const startNode = async (node: (typeof nodes)[number], peers: PeerSpec[]): Promise<Speaker> => {
-      const speaker = track(new Speaker({ routerId: parseIpv4(node.address), localAs: AS, listen: { address: node.address, port: 179 }, connectRetryMs: 1000 }));
+      const speaker = track(
+        new Speaker({
+          routerId: parseIpv4(node.address),
+          localAs: AS,
+          listen: { address: node.address, port: 179 },
+          connectRetryMs: 1000,
+        }),
+      );
       await speaker.start();
       speaker.setPeers(peers);
-      speaker.setOriginated([{ prefix: parsePrefix(node.prefix), attrs: { origin: Origin.IGP, nextHop: parseIpv4(node.address) } }]);
+      speaker.setOriginated([
+        { prefix: parsePrefix(node.prefix), attrs: { origin: Origin.IGP, nextHop: parseIpv4(node.address) } },
+      ]);
       speakers.set(node.name, speaker);
       return speaker;
     };
@@ -243,7 +340,9 @@ describe('interop: topologies', () => {
       intervalMs: 100,
       what: 'node-1 Established with node-2, node-3 and the three routers',
     }).catch((err: Error) => {
-      throw new Error(`${err.message}: ${JSON.stringify(speaker1.peerStatus().map((p) => [p.address, p.state, p.lastError]))}`);
+      throw new Error(
+        `${err.message}: ${JSON.stringify(speaker1.peerStatus().map((p) => [p.address, p.state, p.lastError]))}`,
+      );
     });
 
     // What each router's own CLI shows for the three blocks: one path each, from node-1, AS_PATH [64512].
@@ -255,26 +354,46 @@ describe('interop: topologies', () => {
       await sleep(500); // time for a wrong second path or a changed next hop to show up
       const seen = (await daemon.routes())
         .filter((route) => nodes.some((n) => n.prefix === route.prefix))
-        .map((route) => ({ prefix: route.prefix, nextHop: route.nextHop, asPath: route.asPath, fromPeer: route.fromPeer }))
+        .map((route) => ({
+          prefix: route.prefix,
+          nextHop: route.nextHop,
+          asPath: route.asPath,
+          fromPeer: route.fromPeer,
+        }))
         .sort((a, b) => a.prefix.localeCompare(b.prefix));
       expect({ router: r.name, seen }).toEqual({
         router: r.name,
         seen: nodes
-          .map((node) => ({ prefix: node.prefix, nextHop: expectedNextHop(r, node), asPath: [AS], fromPeer: node1.address }))
+          .map((node) => ({
+            prefix: node.prefix,
+            nextHop: expectedNextHop(r, node),
+            asPath: [AS],
+            fromPeer: node1.address,
+          }))
           .sort((a, b) => a.prefix.localeCompare(b.prefix)),
       });
     }
     // The cases that differ from "our address to eBGP" are really there (the expectation is not all node-1).
-    expect(routers.filter((r) => r.onSubnet).map((r) => expectedNextHop(r, node2))).toEqual([node2.address, node2.address]);
+    expect(routers.filter((r) => r.onSubnet).map((r) => expectedNextHop(r, node2))).toEqual([
+      node2.address,
+      node2.address,
+    ]);
 
     // node-2's next hop leaves the subnet: the routers on it get node-1's address from then on.
-    speakers.get('node-2')!.setOriginated([{ prefix: parsePrefix(node2.prefix), attrs: { origin: Origin.IGP, nextHop: parseIpv4(`198.18.${B}.42`) } }]);
+    speakers
+      .get('node-2')!
+      .setOriginated([
+        { prefix: parsePrefix(node2.prefix), attrs: { origin: Origin.IGP, nextHop: parseIpv4(`198.18.${B}.42`) } },
+      ]);
     for (const r of routers) {
-      const route = await waitForRoute(daemons.get(r.name)!, node2.prefix, (x) => x.nextHop === node1.address).catch(async (err: Error) => {
-        throw new Error(`${r.name}: ${err.message}; it shows ${JSON.stringify((await daemons.get(r.name)!.routes()).filter((x) => x.prefix === node2.prefix))}`);
-      });
+      const route = await waitForRoute(daemons.get(r.name)!, node2.prefix, (x) => x.nextHop === node1.address).catch(
+        async (err: Error) => {
+          throw new Error(
+            `${r.name}: ${err.message}; it shows ${JSON.stringify((await daemons.get(r.name)!.routes()).filter((x) => x.prefix === node2.prefix))}`,
+          );
+        },
+      );
       expect(route.asPath).toEqual([AS]);
     }
   });
 });
-

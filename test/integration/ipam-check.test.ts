@@ -32,7 +32,8 @@ describe.skipIf(!haveEtcd)('tortie ipam check on a real etcd', () => {
   let dir: string;
 
   beforeAll(async () => {
-    if (existsSync('/etc/tortie/tortie.cfg')) throw new Error('/etc/tortie/tortie.cfg exists on this machine; move it away to run this test');
+    if (existsSync('/etc/tortie/tortie.cfg'))
+      throw new Error('/etc/tortie/tortie.cfg exists on this machine; move it away to run this test');
     expect(existsSync(CLI), `${CLI} is missing; run npm run build first`).toBe(true);
     etcd = await startEtcd();
     env = { ETCD_ENDPOINTS: etcd.endpoint, DATASTORE_TYPE: 'etcdv3' };
@@ -47,14 +48,31 @@ describe.skipIf(!haveEtcd)('tortie ipam check on a real etcd', () => {
   });
 
   it('a clean cluster (assign and release through Ipam) exits 0; a leaked allocation and an orphan affinity exit 1', async () => {
-    await ds.create({ apiVersion: API_VERSION, kind: 'IPPool', metadata: { name: 'pool-a' }, spec: { cidr: '10.244.0.0/24', blockSize: 26, nodeSelector: 'all()' } });
+    await ds.create({
+      apiVersion: API_VERSION,
+      kind: 'IPPool',
+      metadata: { name: 'pool-a' },
+      spec: { cidr: '10.244.0.0/24', blockSize: 26, nodeSelector: 'all()' },
+    });
     const ipam = new Ipam(ds);
     for (const name of ['node-1', 'node-2']) {
       const [tunnel] = await ipam.assign(name, ipipTunnelHandle(name), { use: 'Tunnel' });
-      await ds.create({ apiVersion: API_VERSION, kind: 'Node', metadata: { name }, spec: { bgp: { ipv4Address: '198.18.0.1/24', ipv4IPIPTunnelAddr: tunnel! } } });
+      await ds.create({
+        apiVersion: API_VERSION,
+        kind: 'Node',
+        metadata: { name },
+        spec: { bgp: { ipv4Address: '198.18.0.1/24', ipv4IPIPTunnelAddr: tunnel! } },
+      });
     }
-    const [web] = await ipam.assign('node-1', 'k8s-pod-network.web', { attributes: { namespace: 'default', pod: 'web' } });
-    await ds.create({ apiVersion: API_VERSION, kind: 'WorkloadEndpoint', metadata: { name: 'node-1-k8s-web-eth0', namespace: 'default' }, spec: { node: 'node-1', pod: 'web', interfaceName: 'cali0', ipNetworks: [`${web!}/32`] } });
+    const [web] = await ipam.assign('node-1', 'k8s-pod-network.web', {
+      attributes: { namespace: 'default', pod: 'web' },
+    });
+    await ds.create({
+      apiVersion: API_VERSION,
+      kind: 'WorkloadEndpoint',
+      metadata: { name: 'node-1-k8s-web-eth0', namespace: 'default' },
+      spec: { node: 'node-1', pod: 'web', interfaceName: 'cali0', ipNetworks: [`${web!}/32`] },
+    });
     await ipam.assign('node-2', 'k8s-pod-network.gone', { attributes: { namespace: 'default', pod: 'gone' } });
     await ipam.releaseByHandle('k8s-pod-network.gone');
 
@@ -68,26 +86,67 @@ describe.skipIf(!haveEtcd)('tortie ipam check on a real etcd', () => {
     // Broken on purpose, written straight into etcd: an allocation with no endpoint (a CNI DEL that never
     // came) in node-2's block, and an affinity of a node that does not exist for a block that does not.
     const block = (await ds.get('IPAMBlock', '10-244-0-64-26'))!;
-    const leaked = allocate(block.spec, 1, 'k8s-pod-network.lost', { node: 'node-2', namespace: 'default', pod: 'lost' });
+    const leaked = allocate(block.spec, 1, 'k8s-pod-network.lost', {
+      node: 'node-2',
+      namespace: 'default',
+      pod: 'lost',
+    });
     await ds.update({ ...block, spec: leaked.block });
-    await ds.create({ apiVersion: API_VERSION, kind: 'IPAMHandle', metadata: { name: 'k8s-pod-network.lost' }, spec: { handleID: 'k8s-pod-network.lost', block: { '10.244.0.64/26': 1 } } });
-    await ds.create({ apiVersion: API_VERSION, kind: 'BlockAffinity', metadata: { name: 'node-9-10-244-0-192-26' }, spec: { state: 'confirmed', node: 'node-9', cidr: '10.244.0.192/26' } });
+    await ds.create({
+      apiVersion: API_VERSION,
+      kind: 'IPAMHandle',
+      metadata: { name: 'k8s-pod-network.lost' },
+      spec: { handleID: 'k8s-pod-network.lost', block: { '10.244.0.64/26': 1 } },
+    });
+    await ds.create({
+      apiVersion: API_VERSION,
+      kind: 'BlockAffinity',
+      metadata: { name: 'node-9-10-244-0-192-26' },
+      spec: { state: 'confirmed', node: 'node-9', cidr: '10.244.0.192/26' },
+    });
     const lostIp = `10.244.0.${64 + leaked.ordinals[0]!}`;
 
     const report = join(dir, 'report.json');
     const broken = await tortie(env, ['ipam', 'check', '--show-problem-ips', '-o', report]);
     expect(broken.stderr).toBe('');
     expect(broken.status).toBe(1);
-    expect(broken.stdout).toContain('Found 1 IPs that are allocated in IPAM but not in use by a workload or node (leaked).');
+    expect(broken.stdout).toContain(
+      'Found 1 IPs that are allocated in IPAM but not in use by a workload or node (leaked).',
+    );
     expect(broken.stdout).toContain('Found 1 BlockAffinities without their block.');
     expect(broken.stdout).toContain('Check complete; found 2 problems.');
-    const rows = broken.stdout.split('\n').filter((l) => /^\| +\d+ \|/.test(l)).map((l) => l.split('|').map((c) => c.trim()).slice(1, -1));
+    const rows = broken.stdout
+      .split('\n')
+      .filter((l) => /^\| +\d+ \|/.test(l))
+      .map((l) =>
+        l
+          .split('|')
+          .map((c) => c.trim())
+          .slice(1, -1),
+      );
     expect(rows).toEqual([
-      ['1', 'leaked', 'IPAMBlock 10.244.0.64/26', lostIp, 'assigned on node node-2 for pod default/lost; no workload endpoint holds it'],
-      ['2', 'affinity without block', 'BlockAffinity node-9-10-244-0-192-26', '', '(confirmed) names node node-9 and block 10.244.0.192/26, which does not exist'],
+      [
+        '1',
+        'leaked',
+        'IPAMBlock 10.244.0.64/26',
+        lostIp,
+        'assigned on node node-2 for pod default/lost; no workload endpoint holds it',
+      ],
+      [
+        '2',
+        'affinity without block',
+        'BlockAffinity node-9-10-244-0-192-26',
+        '',
+        '(confirmed) names node node-9 and block 10.244.0.192/26, which does not exist',
+      ],
     ]);
-    expect(broken.stdout).toContain('\n  2: node node-9 no longer exists: `tortie delete node node-9` releases what it left\n');
-    const json = JSON.parse(readFileSync(report, 'utf8')) as { problems: number; findings: Array<{ kind: string; address?: string; object: string }> };
+    expect(broken.stdout).toContain(
+      '\n  2: node node-9 no longer exists: `tortie delete node node-9` releases what it left\n',
+    );
+    const json = JSON.parse(readFileSync(report, 'utf8')) as {
+      problems: number;
+      findings: Array<{ kind: string; address?: string; object: string }>;
+    };
     expect(json.problems).toBe(2);
     expect(json.findings.map((f) => [f.kind, f.address ?? f.object])).toEqual([
       ['leaked-address', lostIp],
@@ -117,16 +176,32 @@ describe('ipam check on the kubernetes datastore (fake API server): Pods are the
     const ds = await openKubernetes({ kubeconfig: api.kubeconfigPath, timeoutMs: 5000 });
     try {
       api.put({ core: 'nodes' }, { metadata: { name: 'node-1', labels: { 'kubernetes.io/hostname': 'node-1' } } });
-      await ds.create({ apiVersion: API_VERSION, kind: 'IPPool', metadata: { name: 'pool' }, spec: { cidr: '10.244.0.0/24', blockSize: 26, nodeSelector: 'all()' } });
-      const [ip] = await new Ipam(ds).assign('node-1', 'k8s-pod-network.c1', { attributes: { namespace: 'default', pod: 'web' } });
-      api.put({ core: 'pods' }, { metadata: { name: 'web', namespace: 'default' }, spec: { nodeName: 'node-1' }, status: { phase: 'Running', podIP: ip! } });
+      await ds.create({
+        apiVersion: API_VERSION,
+        kind: 'IPPool',
+        metadata: { name: 'pool' },
+        spec: { cidr: '10.244.0.0/24', blockSize: 26, nodeSelector: 'all()' },
+      });
+      const [ip] = await new Ipam(ds).assign('node-1', 'k8s-pod-network.c1', {
+        attributes: { namespace: 'default', pod: 'web' },
+      });
+      api.put(
+        { core: 'pods' },
+        {
+          metadata: { name: 'web', namespace: 'default' },
+          spec: { nodeName: 'node-1' },
+          status: { phase: 'Running', podIP: ip! },
+        },
+      );
       const clean = checkIpam(await readCheckSnapshot(ds));
       expect(clean.findings).toEqual([]);
       expect(clean.addresses.map((a) => [a.ip, a.owners])).toEqual([[ip, ['Workload(default/node--1-k8s-web-eth0)']]]);
 
       expect(api.remove({ core: 'pods' }, 'web', 'default')).toBe(true);
       const after = checkIpam(await readCheckSnapshot(ds));
-      expect(after.findings.map((f) => [f.kind, f.address, f.detail])).toEqual([['leaked-address', ip, 'assigned on node node-1 for pod default/web; no workload endpoint holds it']]);
+      expect(after.findings.map((f) => [f.kind, f.address, f.detail])).toEqual([
+        ['leaked-address', ip, 'assigned on node node-1 for pod default/web; no workload endpoint holds it'],
+      ]);
     } finally {
       await ds.close().catch(() => undefined);
       await api.stop();

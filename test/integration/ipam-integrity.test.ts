@@ -53,14 +53,20 @@ interface Backend {
   reset(ds: Datastore): Promise<void>;
 }
 
-const wepName = (node: string, pod: string): string => [node, 'k8s', pod, 'eth0'].map((p) => p.replace(/-/g, '--')).join('-');
+const wepName = (node: string, pod: string): string =>
+  [node, 'k8s', pod, 'eth0'].map((p) => p.replace(/-/g, '--')).join('-');
 
 function etcdBackend(etcd: () => EtcdInstance): Backend {
   return {
     type: 'etcdv3',
     open: () => openEtcd({ endpoints: [etcd().endpoint], timeoutMs: 30_000 }),
     addNode: async (ds, name) => {
-      await ds.create({ apiVersion: API_VERSION, kind: 'Node', metadata: { name }, spec: { bgp: { ipv4Address: '198.18.0.1/24' } } });
+      await ds.create({
+        apiVersion: API_VERSION,
+        kind: 'Node',
+        metadata: { name },
+        spec: { bgp: { ipv4Address: '198.18.0.1/24' } },
+      });
     },
     removeKubeNode: () => {
       throw new Error('etcd has no kubelet-registered Nodes');
@@ -70,12 +76,35 @@ function etcdBackend(etcd: () => EtcdInstance): Backend {
         apiVersion: API_VERSION,
         kind: 'WorkloadEndpoint',
         metadata: { name: wepName(w.node, w.pod), namespace: w.namespace },
-        spec: { node: w.node, orchestrator: 'k8s', pod: w.pod, endpoint: 'eth0', interfaceName: 'cali0123456789a', ipNetworks: [`${w.ip}/32`] },
+        spec: {
+          node: w.node,
+          orchestrator: 'k8s',
+          pod: w.pod,
+          endpoint: 'eth0',
+          interfaceName: 'cali0123456789a',
+          ipNetworks: [`${w.ip}/32`],
+        },
       });
     },
     reset: async (ds) => {
-      for (const kind of ['IPAMBlock', 'BlockAffinity', 'IPAMHandle', 'IPPool', 'WorkloadEndpoint', 'Node', 'BGPPeer', 'BGPConfiguration'] as Kind[]) {
-        for (const r of (await ds.list(kind)).items) await ds.delete(kind, r.metadata.name, r.metadata.namespace !== undefined ? { namespace: r.metadata.namespace } : {}).catch(() => undefined);
+      for (const kind of [
+        'IPAMBlock',
+        'BlockAffinity',
+        'IPAMHandle',
+        'IPPool',
+        'WorkloadEndpoint',
+        'Node',
+        'BGPPeer',
+        'BGPConfiguration',
+      ] as Kind[]) {
+        for (const r of (await ds.list(kind)).items)
+          await ds
+            .delete(
+              kind,
+              r.metadata.name,
+              r.metadata.namespace !== undefined ? { namespace: r.metadata.namespace } : {},
+            )
+            .catch(() => undefined);
       }
     },
   };
@@ -96,11 +125,25 @@ function kubernetesBackend(api: () => FakeApiServer): Backend {
       nodes.delete(name);
     },
     addWorkload: async (_ds, w) => {
-      api().put({ core: 'pods' }, { metadata: { name: w.pod, namespace: w.namespace }, spec: { nodeName: w.node, containers: [{}] }, status: { phase: 'Running', podIP: w.ip } });
+      api().put(
+        { core: 'pods' },
+        {
+          metadata: { name: w.pod, namespace: w.namespace },
+          spec: { nodeName: w.node, containers: [{}] },
+          status: { phase: 'Running', podIP: w.ip },
+        },
+      );
       pods.add(`${w.namespace}/${w.pod}`);
     },
     reset: async (ds) => {
-      for (const kind of ['IPAMBlock', 'BlockAffinity', 'IPAMHandle', 'IPPool', 'BGPPeer', 'BGPConfiguration'] as Kind[]) {
+      for (const kind of [
+        'IPAMBlock',
+        'BlockAffinity',
+        'IPAMHandle',
+        'IPPool',
+        'BGPPeer',
+        'BGPConfiguration',
+      ] as Kind[]) {
         for (const r of (await ds.list(kind)).items) await ds.delete(kind, r.metadata.name).catch(() => undefined);
       }
       for (const name of nodes) api().remove({ core: 'nodes' }, name);
@@ -115,14 +158,26 @@ function kubernetesBackend(api: () => FakeApiServer): Backend {
 }
 
 /** `tortie <verb> ...` in this process, on a fresh client of the backend (the command closes it), optionally wrapped. */
-async function tortie(backend: Backend, verb: 'delete' | 'apply', ...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+async function tortie(
+  backend: Backend,
+  verb: 'delete' | 'apply',
+  ...argv: string[]
+): Promise<{ code: number; out: string; err: string }> {
   return tortieOn(async () => backend.open(), verb, ...argv);
 }
 
-async function tortieOn(open: () => Promise<Datastore>, verb: 'delete' | 'apply', ...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+async function tortieOn(
+  open: () => Promise<Datastore>,
+  verb: 'delete' | 'apply',
+  ...argv: string[]
+): Promise<{ code: number; out: string; err: string }> {
   let out = '';
   try {
-    const code = await runResourceCommand(parseResourceArgs(verb, argv), { out: (t) => (out += t), readInput: async () => '', openDatastore: open });
+    const code = await runResourceCommand(parseResourceArgs(verb, argv), {
+      out: (t) => (out += t),
+      readInput: async () => '',
+      openDatastore: open,
+    });
     return { code, out, err: '' };
   } catch (error) {
     return { code: 1, out, err: error instanceof Error ? error.message : String(error) };
@@ -130,7 +185,12 @@ async function tortieOn(open: () => Promise<Datastore>, verb: 'delete' | 'apply'
 }
 
 function pool(name: string, cidr: string, extra: Partial<Resource<'IPPool'>['spec']> = {}): Resource<'IPPool'> {
-  return { apiVersion: API_VERSION, kind: 'IPPool', metadata: { name }, spec: { cidr, blockSize: 26, ipipMode: 'Always', natOutgoing: true, nodeSelector: 'all()', ...extra } };
+  return {
+    apiVersion: API_VERSION,
+    kind: 'IPPool',
+    metadata: { name },
+    spec: { cidr, blockSize: 26, ipipMode: 'Always', natOutgoing: true, nodeSelector: 'all()', ...extra },
+  };
 }
 
 /** The stored IPAM state in a form easy to compare: blocks with affinity and holders, affinities, handles. */
@@ -164,7 +224,10 @@ function inCidr(ip: string, cidr: string): boolean {
  * The same datastore with the first call matching `match` held until release() (so a test can force one
  * interleaving of two clients against the real server). `reached` resolves when that call arrives.
  */
-function pauseBefore(ds: Datastore, match: (op: 'update' | 'delete' | 'create', kind: Kind) => boolean): { ds: Datastore; reached: Promise<void>; release(): void } {
+function pauseBefore(
+  ds: Datastore,
+  match: (op: 'update' | 'delete' | 'create', kind: Kind) => boolean,
+): { ds: Datastore; reached: Promise<void>; release(): void } {
   let arrive!: () => void;
   let go!: () => void;
   const reached = new Promise<void>((resolve) => (arrive = resolve));
@@ -207,13 +270,23 @@ async function createBgp(ds: Datastore): Promise<void> {
     ['office', { peerIP: '198.18.0.60', asNumber: 65002 }],
     ['by-label', { nodeSelector: "kubernetes.io/hostname == 'node-1'", peerIP: '198.18.0.61', asNumber: 65002 }],
   ];
-  for (const [name, spec] of peers) await ds.create({ apiVersion: API_VERSION, kind: 'BGPPeer', metadata: { name }, spec });
-  for (const name of ['default', 'node.node-1', 'node.node-2']) await ds.create({ apiVersion: API_VERSION, kind: 'BGPConfiguration', metadata: { name }, spec: { asNumber: 64512 } });
+  for (const [name, spec] of peers)
+    await ds.create({ apiVersion: API_VERSION, kind: 'BGPPeer', metadata: { name }, spec });
+  for (const name of ['default', 'node.node-1', 'node.node-2'])
+    await ds.create({
+      apiVersion: API_VERSION,
+      kind: 'BGPConfiguration',
+      metadata: { name },
+      spec: { asNumber: 64512 },
+    });
 }
 
 async function bgpNames(ds: Datastore): Promise<string[]> {
   const [peers, configs] = await Promise.all([ds.list('BGPPeer'), ds.list('BGPConfiguration')]);
-  return [...peers.items.map((p) => `BGPPeer ${p.metadata.name}`), ...configs.items.map((c) => `BGPConfiguration ${c.metadata.name}`)].sort();
+  return [
+    ...peers.items.map((p) => `BGPPeer ${p.metadata.name}`),
+    ...configs.items.map((c) => `BGPConfiguration ${c.metadata.name}`),
+  ].sort();
 }
 
 /** Every call of `ds` passed on unchanged (a base for wrappers that change one). */
@@ -233,10 +306,18 @@ function forward(ds: Datastore): Datastore {
 /** Blocks the agent of `node` would advertise (a confirmed affinity and the block's affinity agree). */
 async function advertised(ds: Datastore, node: string): Promise<string[]> {
   const state = await readIpamState(ds);
-  return affineBlocks({ nodeName: node, blocks: state.blocks, affinities: state.affinities }).map((p) => `${[24, 16, 8, 0].map((s) => (p.addr >>> s) & 255).join('.')}/${p.len}`);
+  return affineBlocks({ nodeName: node, blocks: state.blocks, affinities: state.affinities }).map(
+    (p) => `${[24, 16, 8, 0].map((s) => (p.addr >>> s) & 255).join('.')}/${p.len}`,
+  );
 }
 
-function suite(name: string, makeBackend: () => Backend, start: () => Promise<void>, stop: () => Promise<void>, skip: boolean): void {
+function suite(
+  name: string,
+  makeBackend: () => Backend,
+  start: () => Promise<void>,
+  stop: () => Promise<void>,
+  skip: boolean,
+): void {
   describe.skipIf(skip)(`IPAM integrity on ${name}`, () => {
     let backend: Backend;
     let ds: Datastore;
@@ -264,7 +345,10 @@ function suite(name: string, makeBackend: () => Backend, start: () => Promise<vo
       const ipam = new Ipam(ds);
       const [tunnel] = await ipam.assign('node-1', 'ipip-tunnel-addr-node-1', { use: 'Tunnel' });
       const node1 = (await ds.get('Node', 'node-1'))!;
-      await ds.update({ ...node1, spec: { ...node1.spec, bgp: { ...(node1.spec.bgp ?? {}), ipv4IPIPTunnelAddr: tunnel! } } });
+      await ds.update({
+        ...node1,
+        spec: { ...node1.spec, bgp: { ...(node1.spec.bgp ?? {}), ipv4IPIPTunnelAddr: tunnel! } },
+      });
       const [web] = await ipam.assign('node-1', 'k8s-pod-network.c-web');
       const [leaked] = await ipam.assign('node-1', 'k8s-pod-network.c-gone');
       const emptyBlock = await ipam.claimBlock('node-1');
@@ -273,7 +357,12 @@ function suite(name: string, makeBackend: () => Backend, start: () => Promise<vo
       expect(emptyBlock).toBe('10.244.0.64/26');
       expect([tunnel, web, leaked, borrowed].every((ip) => ip !== undefined && inCidr(ip, '10.244.0.0/26'))).toBe(true);
       // A claim that stopped half-way long ago: a pending affinity with no block.
-      await ds.create({ apiVersion: API_VERSION, kind: 'BlockAffinity', metadata: { name: 'node-1-10-244-0-128-26' }, spec: { state: 'pending', node: 'node-1', cidr: '10.244.0.128/26' } });
+      await ds.create({
+        apiVersion: API_VERSION,
+        kind: 'BlockAffinity',
+        metadata: { name: 'node-1-10-244-0-128-26' },
+        spec: { state: 'pending', node: 'node-1', cidr: '10.244.0.128/26' },
+      });
       await backend.addWorkload(ds, { namespace: 'default', pod: 'web', node: 'node-1', ip: web! });
       await backend.addWorkload(ds, { namespace: 'default', pod: 'api', node: 'node-2', ip: borrowed! });
 
@@ -298,10 +387,13 @@ function suite(name: string, makeBackend: () => Backend, start: () => Promise<vo
       expect(ipamProblems(await readIpamState(ds))).toEqual([]);
       expect(await ds.get('Node', 'node-1')).toBeNull();
       if (backend.type === 'etcdv3') {
-        expect((await ds.list('WorkloadEndpoint')).items.map((w) => `${w.metadata.namespace}/${w.metadata.name}`)).toEqual([`default/${wepName('node-2', 'api')}`]);
+        expect(
+          (await ds.list('WorkloadEndpoint')).items.map((w) => `${w.metadata.namespace}/${w.metadata.name}`),
+        ).toEqual([`default/${wepName('node-2', 'api')}`]);
       }
       // What was released is said, address by address and block by block.
-      for (const text of [tunnel!, web!, leaked!, '10.244.0.64/26', '10.244.0.0/26', '10.244.0.128/26']) expect(run.out).toContain(text);
+      for (const text of [tunnel!, web!, leaked!, '10.244.0.64/26', '10.244.0.0/26', '10.244.0.128/26'])
+        expect(run.out).toContain(text);
       // The freed block is claimable again, and node-2's pod keeps its address.
       expect(await new Ipam(ds).claimBlock('node-3')).toBe('10.244.0.64/26');
       expect((await summary(ds)).blocks).toContain(`10.244.0.0/26 no-affinity [${borrowed}=k8s-pod-network.c-api]`);
@@ -322,7 +414,9 @@ function suite(name: string, makeBackend: () => Backend, start: () => Promise<vo
       const run = await tortie(backend, 'delete', 'node', 'node-2');
       expect(run.err).toBe('');
       expect(run.code).toBe(0);
-      expect(run.out).toContain(`  released ${gone} (k8s-pod-network.c-gone): leaked: node node-2 borrowed it from node node-1's block; no workload holds it\n`);
+      expect(run.out).toContain(
+        `  released ${gone} (k8s-pod-network.c-gone): leaked: node node-2 borrowed it from node node-1's block; no workload holds it\n`,
+      );
       expect(run.out).toContain(`  released ${api} (k8s-pod-network.c-api): workload default/api on node node-2\n`);
       expect(await summary(ds)).toEqual({
         blocks: [`10.244.0.0/26 host:node-1 [${own}=k8s-pod-network.c-own]`],
@@ -342,7 +436,9 @@ function suite(name: string, makeBackend: () => Backend, start: () => Promise<vo
       const before = await bgpNames(ds);
       if (backend.type === 'kubernetes') {
         // Refused while the Kubernetes Node exists: its BGP configuration is not touched either.
-        expect((await tortie(backend, 'delete', 'node', 'node-1')).err).toMatch(/kubectl delete node node-1.*delete its own BGPPeers and BGPConfiguration; nothing was deleted$/);
+        expect((await tortie(backend, 'delete', 'node', 'node-1')).err).toMatch(
+          /kubectl delete node node-1.*delete its own BGPPeers and BGPConfiguration; nothing was deleted$/,
+        );
         expect(await bgpNames(ds)).toEqual(before);
         backend.removeKubeNode('node-1');
       }
@@ -357,10 +453,18 @@ function suite(name: string, makeBackend: () => Backend, start: () => Promise<vo
           "  BGPConfiguration node.node-1 (this node's own BGP settings): deleted",
         ].join('\n'),
       );
-      expect(await bgpNames(ds)).toEqual(['BGPConfiguration default', 'BGPConfiguration node.node-2', 'BGPPeer by-label', 'BGPPeer office', 'BGPPeer rack-2-tor']);
+      expect(await bgpNames(ds)).toEqual([
+        'BGPConfiguration default',
+        'BGPConfiguration node.node-2',
+        'BGPPeer by-label',
+        'BGPPeer office',
+        'BGPPeer rack-2-tor',
+      ]);
       expect(ipamProblems(await readIpamState(ds))).toEqual([]);
       // Nothing of node-1 is left: deleting it again is "does not exist".
-      expect((await tortie(backend, 'delete', 'node', 'node-1')).err).toMatch(/^resource does not exist: Node\(node-1\); nothing was deleted$/);
+      expect((await tortie(backend, 'delete', 'node', 'node-1')).err).toMatch(
+        /^resource does not exist: Node\(node-1\); nothing was deleted$/,
+      );
     }, 60_000);
 
     it('delete node failing half-way (the datastore refuses one write) says what was done and what not; the same command again finishes', async () => {
@@ -383,19 +487,33 @@ function suite(name: string, makeBackend: () => Backend, start: () => Promise<vo
       };
       const first = await tortieOn(broken, 'delete', 'node', 'node-1');
       expect(first.code).toBe(1);
-      expect(first.err).toContain('Node "node-1": deleting BGPPeer rack-1-tor failed: datastore unreachable (test). Done before it: released its IPAM state (listed above), deleted BGPPeer rack-1-rr. ');
-      expect(first.err).toContain(`Not done: BGPPeer rack-1-tor, BGPConfiguration node.node-1${backend.type === 'kubernetes' ? '' : ', the Node itself'}. Run "tortie delete node node-1" again to do the rest`);
+      expect(first.err).toContain(
+        'Node "node-1": deleting BGPPeer rack-1-tor failed: datastore unreachable (test). Done before it: released its IPAM state (listed above), deleted BGPPeer rack-1-rr. ',
+      );
+      expect(first.err).toContain(
+        `Not done: BGPPeer rack-1-tor, BGPConfiguration node.node-1${backend.type === 'kubernetes' ? '' : ', the Node itself'}. Run "tortie delete node node-1" again to do the rest`,
+      );
       expect(first.out).toMatch(/released 10\.244\.0\.\d+ \(ipip-tunnel-addr-node-1\): tunnel address of node node-1/);
       expect(first.out).toContain("  BGPPeer rack-1-rr (peers route-reflector == 'true', this node's only): deleted\n");
-      expect(await bgpNames(ds)).toEqual(expect.arrayContaining(['BGPPeer rack-1-tor', 'BGPConfiguration node.node-1']));
+      expect(await bgpNames(ds)).toEqual(
+        expect.arrayContaining(['BGPPeer rack-1-tor', 'BGPConfiguration node.node-1']),
+      );
       expect(await bgpNames(ds)).not.toContain('BGPPeer rack-1-rr');
       expect((await summary(ds)).blocks).toEqual([]);
       // Again, with the datastore working: only what was left is done.
       const second = await tortie(backend, 'delete', 'node', 'node-1');
       expect(second.err).toBe('');
       expect(second.out).not.toMatch(/released|rack-1-rr/);
-      expect(second.out).toContain("  BGPPeer rack-1-tor (peer 198.18.0.50 AS 65001, this node's only): deleted\n  BGPConfiguration node.node-1 (this node's own BGP settings): deleted\n");
-      expect(await bgpNames(ds)).toEqual(['BGPConfiguration default', 'BGPConfiguration node.node-2', 'BGPPeer by-label', 'BGPPeer office', 'BGPPeer rack-2-tor']);
+      expect(second.out).toContain(
+        "  BGPPeer rack-1-tor (peer 198.18.0.50 AS 65001, this node's only): deleted\n  BGPConfiguration node.node-1 (this node's own BGP settings): deleted\n",
+      );
+      expect(await bgpNames(ds)).toEqual([
+        'BGPConfiguration default',
+        'BGPConfiguration node.node-2',
+        'BGPPeer by-label',
+        'BGPPeer office',
+        'BGPPeer rack-2-tor',
+      ]);
       expect(await ds.get('Node', 'node-1')).toBeNull();
       expect(ipamProblems(await readIpamState(ds))).toEqual([]);
     }, 60_000);
@@ -426,7 +544,10 @@ function suite(name: string, makeBackend: () => Backend, start: () => Promise<vo
       await ipam.claimBlock('node-1');
       const [tunnel] = await ipam.assign('node-2', 'ipip-tunnel-addr-node-2', { use: 'Tunnel' });
       const node2 = (await ds.get('Node', 'node-2'))!;
-      await ds.update({ ...node2, spec: { ...node2.spec, bgp: { ...(node2.spec.bgp ?? {}), ipv4IPIPTunnelAddr: tunnel! } } });
+      await ds.update({
+        ...node2,
+        spec: { ...node2.spec, bgp: { ...(node2.spec.bgp ?? {}), ipv4IPIPTunnelAddr: tunnel! } },
+      });
       const [leaked] = await ipam.assign('node-2', 'k8s-pod-network.c-gone');
       expect((await summary(ds)).blocks).toHaveLength(2);
 
@@ -473,20 +594,30 @@ function suite(name: string, makeBackend: () => Backend, start: () => Promise<vo
       const released = new Set(report.released.map((r) => `${r.ip}=${r.handle}`));
       // Every address the CNI got is still its pod's, or the report says it was released (it looked leaked).
       const lost = assigned.filter(({ ip, handle }) => held.get(ip) !== handle && !released.has(`${ip}=${handle}`));
-      expect(lost, 'addresses the CNI got that are neither its pod\'s nor reported released').toEqual([]);
+      expect(lost, "addresses the CNI got that are neither its pod's nor reported released").toEqual([]);
       expect(during).toBeGreaterThan(0);
       // The running pods' and the tunnel's addresses were released with the node.
       expect(report.released.filter((r) => r.reason.why === 'workload')).toHaveLength(3);
       expect(report.released.filter((r) => r.reason.why === 'tunnel')).toHaveLength(1);
-      expect(report.released.filter((r) => r.reason.why === 'leaked').map((r) => r.handle)).toContain('k8s-pod-network.gone');
+      expect(report.released.filter((r) => r.reason.why === 'leaked').map((r) => r.handle)).toContain(
+        'k8s-pod-network.gone',
+      );
       // Those assigned during the grace period looked leaked only once: kept, and their block with them.
       const unaffined = new Set(state.blocks.filter((b) => b.spec.affinity === null).map((b) => b.spec.cidr));
       const keptByReport = new Set(report.kept.map((k) => `${k.ip}=${k.handle}`));
       const keptUnreported = assigned.filter(({ ip, handle }) => {
         const block = state.blocks.find((b) => inCidr(ip, b.spec.cidr));
-        return held.get(ip) === handle && block !== undefined && unaffined.has(block.spec.cidr) && !keptByReport.has(`${ip}=${handle}`);
+        return (
+          held.get(ip) === handle &&
+          block !== undefined &&
+          unaffined.has(block.spec.cidr) &&
+          !keptByReport.has(`${ip}=${handle}`)
+        );
       });
-      expect(keptUnreported, 'addresses kept in a block without affinity that the report does not list as kept').toEqual([]);
+      expect(
+        keptUnreported,
+        'addresses kept in a block without affinity that the report does not list as kept',
+      ).toEqual([]);
       for (const k of report.kept) expect(held.get(k.ip)).toBe(k.handle);
       // A pod assigned after the release finished gets a block the node claims again, and it is advertised.
       const late = assigned.at(-1)!;
@@ -545,7 +676,12 @@ function suite(name: string, makeBackend: () => Backend, start: () => Promise<vo
         const own = await new Ipam(ds).blocksOf(node);
         const cidr = own[0] ?? (await new Ipam(ds).claimBlock(node));
         const [releaseResult, assigned, claimed] = await Promise.all([
-          jitter().then(() => new Ipam(clients[0]!).releaseBlock(cidr).then(() => 'released' as const, (e: unknown) => e as Error)),
+          jitter().then(() =>
+            new Ipam(clients[0]!).releaseBlock(cidr).then(
+              () => 'released' as const,
+              (e: unknown) => e as Error,
+            ),
+          ),
           jitter().then(() => new Ipam(clients[1]!).assign(node, `pod-${round}`)),
           jitter().then(() => new Ipam(clients[2]!).claimBlock(node)),
         ]);
@@ -556,7 +692,9 @@ function suite(name: string, makeBackend: () => Backend, start: () => Promise<vo
         }
         const state = await readIpamState(ds);
         expect(ipamProblems(state), `round ${round}`).toEqual([]);
-        expect(allocatedAddresses(state).get(assigned[0]!), `round ${round}: pod-${round}'s address`).toBe(`pod-${round}`);
+        expect(allocatedAddresses(state).get(assigned[0]!), `round ${round}: pod-${round}'s address`).toBe(
+          `pod-${round}`,
+        );
         expect(await advertised(ds, node)).toContain(claimed);
         // Back to one empty block for the next round.
         await new Ipam(ds).releaseByHandle(`pod-${round}`);
@@ -577,14 +715,23 @@ function suite(name: string, makeBackend: () => Backend, start: () => Promise<vo
       const [inUse, unaffined] = ['10.244.0.0/26', '10.245.0.0/26'];
       expect([inCidr(web!, inUse), empty, inCidr(api!, unaffined)]).toEqual([true, '10.244.0.64/26', true]);
       // Three releases (delete ippool / delete node), each the real code killed at one write, on its own client.
-      const die = async (cidr: string, at: (op: 'create' | 'update' | 'delete', kind: Kind) => boolean): Promise<void> => {
-        await expect(new Ipam(killedAt(clients[1]!, at)).releaseAffinity('crashed', cidr)).rejects.toThrow(/killed before/);
+      const die = async (
+        cidr: string,
+        at: (op: 'create' | 'update' | 'delete', kind: Kind) => boolean,
+      ): Promise<void> => {
+        await expect(new Ipam(killedAt(clients[1]!, at)).releaseAffinity('crashed', cidr)).rejects.toThrow(
+          /killed before/,
+        );
       };
       const blockWrite = (op: string, kind: Kind): boolean => kind === 'IPAMBlock' && op !== 'create';
       await die(inUse, blockWrite); // affinity pendingDeletion, block still the node's, with the pod's address
       await die(empty, blockWrite); // the same with an empty block
       await die(unaffined, (op, kind) => op === 'delete' && kind === 'BlockAffinity'); // got past the block (kept, no affinity)
-      expect((await summary(ds)).affinities).toEqual([`crashed ${inUse} pendingDeletion`, `crashed ${empty} pendingDeletion`, `crashed ${unaffined} pendingDeletion`]);
+      expect((await summary(ds)).affinities).toEqual([
+        `crashed ${inUse} pendingDeletion`,
+        `crashed ${empty} pendingDeletion`,
+        `crashed ${unaffined} pendingDeletion`,
+      ]);
       expect(await advertised(ds, 'crashed')).toEqual([]); // the pod's block went dark with the crash
       const held = allocatedAddresses(await readIpamState(ds));
 
@@ -592,7 +739,14 @@ function suite(name: string, makeBackend: () => Backend, start: () => Promise<vo
       const dir = mkdtempSync(join(tmpdir(), 'tortie-ipam-followup-'));
       const speakers: FakeSpeaker[] = [];
       const agentDs = await backend.open();
-      const env = { NODENAME: 'crashed', IP: '198.18.0.11/24', TORTIE_DATAPLANE: 'none', TORTIE_HEALTH_PORT: '0', TORTIE_CTL_SOCKET: join(dir, 'ctl.sock'), NO_DEFAULT_POOLS: 'true' };
+      const env = {
+        NODENAME: 'crashed',
+        IP: '198.18.0.11/24',
+        TORTIE_DATAPLANE: 'none',
+        TORTIE_HEALTH_PORT: '0',
+        TORTIE_CTL_SOCKET: join(dir, 'ctl.sock'),
+        NO_DEFAULT_POOLS: 'true',
+      };
       const agent = new Agent(parseAgentConfig(env, 'unused'), {
         datastore: agentDs,
         logger: pino({ level: 'silent' }),
@@ -608,7 +762,9 @@ function suite(name: string, makeBackend: () => Backend, start: () => Promise<vo
       });
       try {
         await agent.start();
-        const originated = (speakers.at(-1)?.originated ?? []).map((r) => `${[24, 16, 8, 0].map((b) => (r.prefix.addr >>> b) & 255).join('.')}/${r.prefix.len}`);
+        const originated = (speakers.at(-1)?.originated ?? []).map(
+          (r) => `${[24, 16, 8, 0].map((b) => (r.prefix.addr >>> b) & 255).join('.')}/${r.prefix.len}`,
+        );
         expect(originated).toEqual([inUse]);
         expect(agent.status().warnings).toEqual([]);
       } finally {
@@ -617,7 +773,10 @@ function suite(name: string, makeBackend: () => Backend, start: () => Promise<vo
         rmSync(dir, { recursive: true, force: true });
       }
       expect(await summary(ds)).toEqual({
-        blocks: [`${inUse} host:crashed [${web}=k8s-pod-network.c-web]`, `${unaffined} no-affinity [${api}=k8s-pod-network.c-api]`],
+        blocks: [
+          `${inUse} host:crashed [${web}=k8s-pod-network.c-web]`,
+          `${unaffined} no-affinity [${api}=k8s-pod-network.c-api]`,
+        ],
         affinities: [`crashed ${inUse} confirmed`],
         handles: [`k8s-pod-network.c-api {"${unaffined}":1}`, `k8s-pod-network.c-web {"${inUse}":1}`],
       });

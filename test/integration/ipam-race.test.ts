@@ -24,7 +24,12 @@ describe.skipIf(!requireEtcd())('IPAM races on real etcd', () => {
     // A generous per-call deadline: this test is about correctness under contention, and on a loaded
     // machine 200 concurrent transactions can queue for more than the default 5 s.
     for (let i = 0; i < NODES; i++) clients.push(await openEtcd({ endpoints: [etcd.endpoint], timeoutMs: 30_000 }));
-    await clients[0]?.create({ apiVersion: API_VERSION, kind: 'IPPool', metadata: { name: 'pool' }, spec: { cidr: '10.244.0.0/16', blockSize: 26, nodeSelector: 'all()' } });
+    await clients[0]?.create({
+      apiVersion: API_VERSION,
+      kind: 'IPPool',
+      metadata: { name: 'pool' },
+      spec: { cidr: '10.244.0.0/16', blockSize: 26, nodeSelector: 'all()' },
+    });
   });
   afterAll(async () => {
     for (const ds of clients) await ds.close();
@@ -40,7 +45,8 @@ describe.skipIf(!requireEtcd())('IPAM races on real etcd', () => {
 
   const nodeName = (i: number): string => `node-${String(i).padStart(2, '0')}`;
   const ipamOf = (i: number): Ipam => new Ipam(clients[i] as Datastore);
-  const consistent = async (): Promise<void> => expect(ipamProblems(await readIpamState(clients[0] as Datastore))).toEqual([]);
+  const consistent = async (): Promise<void> =>
+    expect(ipamProblems(await readIpamState(clients[0] as Datastore))).toEqual([]);
 
   it(`${NODES} nodes claiming at once get ${NODES} distinct blocks, each with one confirmed affinity`, async () => {
     expect(clients).toHaveLength(NODES);
@@ -61,7 +67,8 @@ describe.skipIf(!requireEtcd())('IPAM races on real etcd', () => {
     const jobs: Array<Promise<string[]>> = [];
     // 60 on node-00 through 60 separate clients (processes on one node racing on one block),
     // 140 spread over the other nodes, each through its node's own client.
-    for (let k = 0; k < 60; k++) jobs.push(new Ipam(clients[k % NODES] as Datastore).assign(nodeName(0), `pod-00-${k}`));
+    for (let k = 0; k < 60; k++)
+      jobs.push(new Ipam(clients[k % NODES] as Datastore).assign(nodeName(0), `pod-00-${k}`));
     for (let k = 0; k < 140; k++) {
       const i = 1 + (k % (NODES - 1));
       jobs.push(ipamOf(i).assign(nodeName(i), `pod-${i}-${k}`));
@@ -75,7 +82,10 @@ describe.skipIf(!requireEtcd())('IPAM races on real etcd', () => {
     const stored = (await ds.list('IPAMBlock')).items;
     const allocated = stored.reduce((sum, b) => sum + b.spec.allocations.filter((a) => a !== null).length, 0);
     expect(allocated).toBe(200);
-    for (const b of stored) expect(b.spec.allocations.filter((a) => a !== null).length + b.spec.unallocated.length).toBe(b.spec.allocations.length);
+    for (const b of stored)
+      expect(b.spec.allocations.filter((a) => a !== null).length + b.spec.unallocated.length).toBe(
+        b.spec.allocations.length,
+      );
     const handles = (await ds.list('IPAMHandle')).items;
     expect(handles).toHaveLength(200);
     expect(handles.reduce((sum, h) => sum + Object.values(h.spec.block).reduce((a, b) => a + b, 0), 0)).toBe(200);
@@ -89,12 +99,16 @@ describe.skipIf(!requireEtcd())('IPAM races on real etcd', () => {
   it('releasing everything at once frees every address exactly once', async () => {
     const ds = clients[0] as Datastore;
     // 200 addresses, 10 per node (one node after another on each node's client, the nodes in parallel).
-    await Promise.all(Array.from({ length: NODES }, async (_, i) => {
-      for (let k = 0; k < 10; k++) await ipamOf(i).assign(nodeName(i), `pod-${i}-${k}`);
-    }));
+    await Promise.all(
+      Array.from({ length: NODES }, async (_, i) => {
+        for (let k = 0; k < 10; k++) await ipamOf(i).assign(nodeName(i), `pod-${i}-${k}`);
+      }),
+    );
     const handles = (await ds.list('IPAMHandle')).items.map((h) => h.metadata.name);
     expect(handles).toHaveLength(200);
-    const freed = await Promise.all(handles.map((h, k) => new Ipam(clients[k % NODES] as Datastore).releaseByHandle(h)));
+    const freed = await Promise.all(
+      handles.map((h, k) => new Ipam(clients[k % NODES] as Datastore).releaseByHandle(h)),
+    );
     expect(freed.flat()).toHaveLength(200);
     expect(new Set(freed.flat()).size).toBe(200);
     const stored = (await ds.list('IPAMBlock')).items;
@@ -107,7 +121,11 @@ describe.skipIf(!requireEtcd())('IPAM races on real etcd', () => {
     const node = 'node-busy';
     // Five other nodes already hold a block each: none of them may be taken or disturbed.
     const theirs = await Promise.all(Array.from({ length: 5 }, (_, i) => ipamOf(i).claimBlock(nodeName(i))));
-    const ips = (await Promise.all(Array.from({ length: 150 }, (_, k) => new Ipam(clients[k % NODES] as Datastore).assign(node, `busy-${k}`)))).flat();
+    const ips = (
+      await Promise.all(
+        Array.from({ length: 150 }, (_, k) => new Ipam(clients[k % NODES] as Datastore).assign(node, `busy-${k}`)),
+      )
+    ).flat();
     expect(new Set(ips).size).toBe(150);
     const ds = clients[0] as Datastore;
     const mine = (await ds.list('IPAMBlock')).items.filter((b) => b.spec.affinity === `host:${node}`);
@@ -118,7 +136,9 @@ describe.skipIf(!requireEtcd())('IPAM races on real etcd', () => {
     expect(affinities.every((a) => a.spec.state === 'confirmed')).toBe(true);
     // No other node's block was touched by node-busy's claims (every other block still has its owner's affinity).
     const others = (await ds.list('BlockAffinity')).items.filter((a) => a.spec.node !== node);
-    expect(others.map((a) => `${a.spec.node} ${a.spec.cidr} ${a.spec.state}`).sort()).toEqual(theirs.map((cidr, i) => `${nodeName(i)} ${cidr} confirmed`).sort());
+    expect(others.map((a) => `${a.spec.node} ${a.spec.cidr} ${a.spec.state}`).sort()).toEqual(
+      theirs.map((cidr, i) => `${nodeName(i)} ${cidr} confirmed`).sort(),
+    );
     const owners = new Map((await ds.list('IPAMBlock')).items.map((b) => [b.spec.cidr, b.spec.affinity]));
     theirs.forEach((cidr, i) => expect(owners.get(cidr)).toBe(`host:${nodeName(i)}`));
     await consistent();

@@ -11,7 +11,14 @@ import { existsSync, readFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { ipCommand } from '../../felix/ip-command.js';
-import { Tunl0Error, checkIpip, ensureTunl0, ipipSupported, type Tunl0Deps, type Tunl0Options } from '../../ipip/tunl0.js';
+import {
+  Tunl0Error,
+  checkIpip,
+  ensureTunl0,
+  ipipSupported,
+  type Tunl0Deps,
+  type Tunl0Options,
+} from '../../ipip/tunl0.js';
 import { createNetns, destroyAllNetns, netnsUnavailableReason, type Netns } from '../harness/netns.js';
 
 const unavailable = netnsUnavailableReason();
@@ -73,24 +80,29 @@ describe.skipIf(unavailable !== null)('tunl0 in a network namespace', () => {
   });
   afterAll(() => destroyAllNetns());
 
-  it.skipIf(hasIpip !== false)('reports this kernel (no IPIP) as unsupported, clearly, every time, and leaves no device', async () => {
-    ns = await createNetns('tunl0none');
-    const options: Tunl0Options = { netns: ns.name, address: '10.244.1.1', hostMtu: 1500 };
-    const first = await ensureTunl0(options, ipIn(ns.name));
-    const second = await ensureTunl0(options, ipIn(ns.name));
-    for (const status of [first, second]) {
-      expect(status.supported).toBe(false);
-      if (status.supported) continue;
-      expect(status.reason).toContain(`the kernel has no IPIP support in netns ${ns.name}`);
-      expect(status.reason).toMatch(/"ip link add tunl0 type ipip" answered "(Error: Unknown device type\.|RTNETLINK answers: Operation not supported)"/);
-    }
-    const check = await checkIpip(ns.name, ipIn(ns.name));
-    expect(check.supported).toBe(false);
-    expect(!check.supported && check.reason).toMatch(/no IPIP support/);
-    expect(await ipipSupported(ns.name, ipIn(ns.name))).toBe(false);
-    const links = JSON.parse(await ns.ip('-json', 'link', 'show')) as Array<{ ifname: string }>;
-    expect(links.map((l) => l.ifname)).toEqual(['lo']);
-  });
+  it.skipIf(hasIpip !== false)(
+    'reports this kernel (no IPIP) as unsupported, clearly, every time, and leaves no device',
+    async () => {
+      ns = await createNetns('tunl0none');
+      const options: Tunl0Options = { netns: ns.name, address: '10.244.1.1', hostMtu: 1500 };
+      const first = await ensureTunl0(options, ipIn(ns.name));
+      const second = await ensureTunl0(options, ipIn(ns.name));
+      for (const status of [first, second]) {
+        expect(status.supported).toBe(false);
+        if (status.supported) continue;
+        expect(status.reason).toContain(`the kernel has no IPIP support in netns ${ns.name}`);
+        expect(status.reason).toMatch(
+          /"ip link add tunl0 type ipip" answered "(Error: Unknown device type\.|RTNETLINK answers: Operation not supported)"/,
+        );
+      }
+      const check = await checkIpip(ns.name, ipIn(ns.name));
+      expect(check.supported).toBe(false);
+      expect(!check.supported && check.reason).toMatch(/no IPIP support/);
+      expect(await ipipSupported(ns.name, ipIn(ns.name))).toBe(false);
+      const links = JSON.parse(await ns.ip('-json', 'link', 'show')) as Array<{ ifname: string }>;
+      expect(links.map((l) => l.ifname)).toEqual(['lo']);
+    },
+  );
 
   it.skipIf(hasIpip !== true)('creates and repairs the real tunl0 on a kernel with IPIP', async () => {
     ns = await createNetns('tunl0real');
@@ -112,7 +124,9 @@ describe.skipIf(unavailable !== null)('tunl0 in a network namespace', () => {
       const before = await readTunl0(ns);
       const status = await ensureTunl0({ netns: ns.name, address: '10.244.1.1', hostMtu: 1500 }, ipIn(ns.name));
       expect(status.supported).toBe(false);
-      expect(!status.supported && status.reason).toMatch(new RegExp(`tunl0 in netns ${ns.name} exists but is a "(dummy|veth)" device, not an IPIP tunnel`));
+      expect(!status.supported && status.reason).toMatch(
+        new RegExp(`tunl0 in netns ${ns.name} exists but is a "(dummy|veth)" device, not an IPIP tunnel`),
+      );
       expect(await readTunl0(ns)).toEqual(before);
       // A stand-in does not make the kernel able to encapsulate.
       if (hasIpip === false) expect(await ipipSupported(ns.name, ipIn(ns.name))).toBe(false);
@@ -153,7 +167,10 @@ describe.skipIf(unavailable !== null)('tunl0 in a network namespace', () => {
       ns = await createNetns('tunl0addr');
       await ns.addStandInTunl0();
       await ensureTunl0({ netns: ns.name, address: '10.244.1.1/32', standIn: 'manage' }, ipIn(ns.name));
-      const moved = await ensureTunl0({ netns: ns.name, address: '10.244.1.65', mtu: 1440, hostMtu: 9000, standIn: 'manage' }, ipIn(ns.name));
+      const moved = await ensureTunl0(
+        { netns: ns.name, address: '10.244.1.65', mtu: 1440, hostMtu: 9000, standIn: 'manage' },
+        ipIn(ns.name),
+      );
       expect(moved.supported && moved.repaired).toEqual([
         'removed address 10.244.1.1/32',
         'MTU 1500 → 1440',
@@ -172,6 +189,8 @@ describe.skipIf(unavailable !== null)('tunl0 in a network namespace', () => {
     const missing = `tortie-test-${process.pid}-missing`;
     const attempt = ensureTunl0({ netns: missing }, ipIn(missing));
     await expect(attempt).rejects.toBeInstanceOf(Tunl0Error);
-    await expect(attempt).rejects.toThrow(new RegExp(`in netns ${missing} failed .*the network namespace does not exist`));
+    await expect(attempt).rejects.toThrow(
+      new RegExp(`in netns ${missing} failed .*the network namespace does not exist`),
+    );
   });
 });

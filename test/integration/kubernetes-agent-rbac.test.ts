@@ -29,7 +29,11 @@ const CNI = `system:serviceaccount:${NS}:tortie-cni`;
 const block = addressBlock(import.meta.url);
 const NODE_IP = block.host(1);
 const OFFICE_IP = block.host(9);
-const unavailable = existsSync(CLI) ? (process.getuid?.() === 0 ? null : 'needs root (BGP port 179)') : `${CLI} is not built (npm run build)`;
+const unavailable = existsSync(CLI)
+  ? process.getuid?.() === 0
+    ? null
+    : 'needs root (BGP port 179)'
+  : `${CLI} is not built (npm run build)`;
 if (unavailable && process.env.CI === 'true') throw new Error(`kubernetes agent RBAC test cannot run: ${unavailable}`);
 
 describe.skipIf(unavailable !== null)('the agent as ServiceAccount tortie-node, with only its roles', () => {
@@ -56,10 +60,30 @@ describe.skipIf(unavailable !== null)('the agent as ServiceAccount tortie-node, 
     api.serviceAccount(NS, 'tortie-cni');
     api.setGrants(grantsFromManifests(loadKubeDocuments(join(MANIFEST_DIR, 'tortie.yaml'))));
     // What the cluster has before the first agent: its Node (the kubelet's), a Secret, a BGPPeer using it.
-    api.put({ core: 'nodes' }, { apiVersion: 'v1', kind: 'Node', metadata: { name: 'node-a', labels: { 'kubernetes.io/hostname': 'node-a' } } });
-    api.put({ core: 'secrets' }, { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'office', namespace: NS }, data: { pw: Buffer.from('office-pw-1').toString('base64') } });
-    api.put({ crd: 'bgpconfigurations' }, { metadata: { name: 'default' }, spec: { bindMode: 'NodeIP', asNumber: 64512 } });
-    api.put({ crd: 'bgppeers' }, { metadata: { name: 'office' }, spec: { peerIP: OFFICE_IP, asNumber: 65001, password: { secretKeyRef: { name: 'office', key: 'pw' } } } });
+    api.put(
+      { core: 'nodes' },
+      { apiVersion: 'v1', kind: 'Node', metadata: { name: 'node-a', labels: { 'kubernetes.io/hostname': 'node-a' } } },
+    );
+    api.put(
+      { core: 'secrets' },
+      {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: 'office', namespace: NS },
+        data: { pw: Buffer.from('office-pw-1').toString('base64') },
+      },
+    );
+    api.put(
+      { crd: 'bgpconfigurations' },
+      { metadata: { name: 'default' }, spec: { bindMode: 'NodeIP', asNumber: 64512 } },
+    );
+    api.put(
+      { crd: 'bgppeers' },
+      {
+        metadata: { name: 'office' },
+        spec: { peerIP: OFFICE_IP, asNumber: 65001, password: { secretKeyRef: { name: 'office', key: 'pw' } } },
+      },
+    );
     const kubeconfig = await api.kubeconfigWithToken(api.issueToken(NS, 'tortie-node', 24 * 3600).token);
     const env = {
       PATH: process.env.PATH ?? '/usr/bin:/bin',
@@ -84,11 +108,22 @@ describe.skipIf(unavailable !== null)('the agent as ServiceAccount tortie-node, 
     await waitFor(
       async () => {
         const s = await status();
-        return s !== null && s.blocks.length > 0 && s.peers.some((p) => p.address === OFFICE_IP && !/not started/.test(p.info)) && existsSync(cniKubeconfig());
+        return (
+          s !== null &&
+          s.blocks.length > 0 &&
+          s.peers.some((p) => p.address === OFFICE_IP && !/not started/.test(p.info)) &&
+          existsSync(cniKubeconfig())
+        );
       },
-      { timeoutMs: 40_000, intervalMs: 200, what: 'the agent up: a block, the office peer started (its password read), the CNI kubeconfig written' },
+      {
+        timeoutMs: 40_000,
+        intervalMs: 200,
+        what: 'the agent up: a block, the office peer started (its password read), the CNI kubeconfig written',
+      },
     ).catch((error: unknown) => {
-      throw new Error(`${(error as Error).message}\n${log.slice(-4000)}\n${JSON.stringify(api.calls.filter((c) => (c.status ?? 0) >= 400))}`);
+      throw new Error(
+        `${(error as Error).message}\n${log.slice(-4000)}\n${JSON.stringify(api.calls.filter((c) => (c.status ?? 0) >= 400))}`,
+      );
     });
   }, 60_000);
 
@@ -106,7 +141,15 @@ describe.skipIf(unavailable !== null)('the agent as ServiceAccount tortie-node, 
     const made = [...new Set(mine.map((c) => `${c.verb} ${c.resource}`))].sort();
     expect(made.filter((c) => !declared.has(c))).toEqual([]);
     // The first agent's writes, each through its role: the default pool, IPAM, its Node, the CNI token.
-    for (const needed of ['create ippools.crd.projectcalico.org', 'create blockaffinities.crd.projectcalico.org', 'create ipamblocks.crd.projectcalico.org', 'create ipamhandles.crd.projectcalico.org', 'patch nodes', 'get secrets', 'create serviceaccounts/token']) {
+    for (const needed of [
+      'create ippools.crd.projectcalico.org',
+      'create blockaffinities.crd.projectcalico.org',
+      'create ipamblocks.crd.projectcalico.org',
+      'create ipamhandles.crd.projectcalico.org',
+      'patch nodes',
+      'get secrets',
+      'create serviceaccounts/token',
+    ]) {
       expect(made).toContain(needed);
     }
     expect(api.object({ crd: 'ippools' }, 'default-ipv4-ippool')).toBeDefined();

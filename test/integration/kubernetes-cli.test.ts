@@ -27,10 +27,19 @@ interface Run {
 function tortie(env: Record<string, string>, args: string[]): Promise<Run> {
   const started = Date.now();
   return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env }, timeout: 20_000 }, (err, stdout, stderr) => {
-      const status = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : -1) : 0;
-      resolve({ status, stdout, stderr, ms: Date.now() - started });
-    });
+    execFile(
+      process.execPath,
+      [CLI, ...args],
+      { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env }, timeout: 20_000 },
+      (err, stdout, stderr) => {
+        const status = err
+          ? typeof (err as { code?: unknown }).code === 'number'
+            ? (err as { code: number }).code
+            : -1
+          : 0;
+        resolve({ status, stdout, stderr, ms: Date.now() - started });
+      },
+    );
   });
 }
 
@@ -79,9 +88,17 @@ describe('tortie resource commands on the kubernetes datastore', () => {
       'projectcalico.org/RouteReflectorClusterID': '244.0.0.1',
       'projectcalico.org/labels': '{"route-reflector":"true"}',
     });
-    expect(api.object({ crd: 'ippools' }, 'default-ipv4-ippool')?.spec).toMatchObject({ cidr: '10.244.0.0/16', blockSize: 26, ipipMode: 'Always', natOutgoing: true });
+    expect(api.object({ crd: 'ippools' }, 'default-ipv4-ippool')?.spec).toMatchObject({
+      cidr: '10.244.0.0/16',
+      blockSize: 26,
+      ipipMode: 'Always',
+      natOutgoing: true,
+    });
     // Applying again is an update of each, not an error.
-    expect(await tortie(env, ['apply', '-f', SEED])).toMatchObject({ status: 0, stdout: 'Successfully applied 4 resource(s)\n' });
+    expect(await tortie(env, ['apply', '-f', SEED])).toMatchObject({
+      status: 0,
+      stdout: 'Successfully applied 4 resource(s)\n',
+    });
   });
 
   it('an unreachable API server: exit 1 within a few seconds, naming the server', async () => {

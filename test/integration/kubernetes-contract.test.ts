@@ -44,24 +44,30 @@ function withPods(ds: Datastore, api: FakeApiServer): Datastore {
       if (resource.kind !== 'WorkloadEndpoint') return ds.create(resource);
       const wep = resource as unknown as Wep;
       const namespace = wep.metadata.namespace ?? 'default';
-      if (api.object({ core: 'pods' }, wep.metadata.name, namespace)) throw new AlreadyExistsError(`Pod ${namespace}/${wep.metadata.name} exists`);
-      api.put({ core: 'pods' }, {
-        metadata: { name: wep.metadata.name, namespace, labels: wep.metadata.labels ?? {} },
-        spec: { nodeName: wep.spec.node },
-        status: { phase: 'Running', podIP: (wep.spec.ipNetworks[0] ?? '').replace(/\/\d+$/, '') },
-      });
+      if (api.object({ core: 'pods' }, wep.metadata.name, namespace))
+        throw new AlreadyExistsError(`Pod ${namespace}/${wep.metadata.name} exists`);
+      api.put(
+        { core: 'pods' },
+        {
+          metadata: { name: wep.metadata.name, namespace, labels: wep.metadata.labels ?? {} },
+          spec: { nodeName: wep.spec.node },
+          status: { phase: 'Running', podIP: (wep.spec.ipNetworks[0] ?? '').replace(/\/\d+$/, '') },
+        },
+      );
       return byPodName((await findPod(wep.metadata.name, namespace))!) as unknown as Resource<K>;
     },
     update: (resource) => ds.update(resource),
     async delete<K extends Kind>(kind: K, name: string, options?: { namespace?: string; revision?: string }) {
       if (kind !== 'WorkloadEndpoint') return ds.delete(kind, name, options);
       const existing = await findPod(name, options?.namespace);
-      if (!existing || !api.remove({ core: 'pods' }, name, options?.namespace)) throw new NotFoundError(`Pod ${options?.namespace}/${name} not found`);
+      if (!existing || !api.remove({ core: 'pods' }, name, options?.namespace))
+        throw new NotFoundError(`Pod ${options?.namespace}/${name} not found`);
       return byPodName(existing) as unknown as Resource<K>;
     },
     watch<K extends Kind>(kind: K, fromRevision: string, onEvent: (event: WatchEvent<K>) => void) {
       return ds.watch(kind, fromRevision, (e) => {
-        if (e.type === 'added' || e.type === 'modified' || e.type === 'deleted') onEvent({ ...e, resource: byPodName(e.resource) });
+        if (e.type === 'added' || e.type === 'modified' || e.type === 'deleted')
+          onEvent({ ...e, resource: byPodName(e.resource) });
         else if (e.type === 'sync') onEvent({ ...e, items: e.items.map(byPodName) });
         else onEvent(e);
       });

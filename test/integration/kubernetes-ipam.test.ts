@@ -19,10 +19,18 @@ describe('IPAM over the kubernetes datastore', () => {
   beforeAll(async () => {
     api = await startFakeApiServer();
     for (let i = 0; i < NODES; i++) {
-      api.put({ core: 'nodes' }, { metadata: { name: nodeName(i), labels: { 'kubernetes.io/hostname': nodeName(i) } } });
+      api.put(
+        { core: 'nodes' },
+        { metadata: { name: nodeName(i), labels: { 'kubernetes.io/hostname': nodeName(i) } } },
+      );
       clients.push(await openKubernetes({ kubeconfig: api.kubeconfigPath, timeoutMs: 5000 }));
     }
-    await clients[0]!.create({ apiVersion: API_VERSION, kind: 'IPPool', metadata: { name: 'pool' }, spec: { cidr: '10.244.0.0/16', blockSize: 26, nodeSelector: 'all()' } });
+    await clients[0]!.create({
+      apiVersion: API_VERSION,
+      kind: 'IPPool',
+      metadata: { name: 'pool' },
+      spec: { cidr: '10.244.0.0/16', blockSize: 26, nodeSelector: 'all()' },
+    });
   });
   afterAll(async () => {
     for (const ds of clients) await ds.close();
@@ -36,12 +44,19 @@ describe('IPAM over the kubernetes datastore', () => {
     for (const [i, cidr] of claimed.entries()) {
       const name = cidr.replace(/[./]/g, '-');
       expect(api.object({ crd: 'ipamblocks' }, name)?.spec).toMatchObject({ cidr, affinity: `host:${nodeName(i)}` });
-      expect(api.object({ crd: 'blockaffinities' }, `${nodeName(i)}-${name}`)?.spec).toEqual({ state: 'confirmed', node: nodeName(i), cidr, deleted: 'false' });
+      expect(api.object({ crd: 'blockaffinities' }, `${nodeName(i)}-${name}`)?.spec).toEqual({
+        state: 'confirmed',
+        node: nodeName(i),
+        cidr,
+        deleted: 'false',
+      });
     }
   }, 60_000);
 
   it('60 addresses assigned at once on one node through separate clients: no duplicates, none lost', async () => {
-    const results = await Promise.all(Array.from({ length: 60 }, (_, k) => new Ipam(clients[k % NODES]!).assign(nodeName(0), `pod-${k}`)));
+    const results = await Promise.all(
+      Array.from({ length: 60 }, (_, k) => new Ipam(clients[k % NODES]!).assign(nodeName(0), `pod-${k}`)),
+    );
     const ips = results.flat();
     expect(ips).toHaveLength(60);
     expect(new Set(ips).size).toBe(60);
@@ -54,7 +69,9 @@ describe('IPAM over the kubernetes datastore', () => {
   }, 120_000);
 
   it('releasing every handle at once frees every address exactly once and deletes the handles', async () => {
-    const released = await Promise.all(Array.from({ length: 60 }, (_, k) => new Ipam(clients[k % NODES]!).releaseByHandle(`pod-${k}`)));
+    const released = await Promise.all(
+      Array.from({ length: 60 }, (_, k) => new Ipam(clients[k % NODES]!).releaseByHandle(`pod-${k}`)),
+    );
     expect(released.flat()).toHaveLength(60);
     expect(new Set(released.flat()).size).toBe(60);
     const stored = (await clients[0]!.list('IPAMBlock')).items;

@@ -8,7 +8,12 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { KUBERNETES_API_CALLS, LIST_PAGE_SIZE, UnsupportedOperationError, openKubernetes } from '../../src/datastore/kubernetes.js';
+import {
+  KUBERNETES_API_CALLS,
+  LIST_PAGE_SIZE,
+  UnsupportedOperationError,
+  openKubernetes,
+} from '../../src/datastore/kubernetes.js';
 import {
   AlreadyExistsError,
   ConflictError,
@@ -23,7 +28,12 @@ import { startFakeApiServer, type FakeApiServer } from '../harness/fake-apiserve
 import { waitFor } from '../harness/wait.js';
 
 function pool(name: string, cidr: string, extra: Partial<Resource<'IPPool'>['spec']> = {}): Resource<'IPPool'> {
-  return { apiVersion: 'projectcalico.org/v3', kind: 'IPPool', metadata: { name }, spec: { cidr, blockSize: 26, ...extra } };
+  return {
+    apiVersion: 'projectcalico.org/v3',
+    kind: 'IPPool',
+    metadata: { name },
+    spec: { cidr, blockSize: 26, ...extra },
+  };
 }
 
 /** Polls the assertion `check` every 10 ms for at most `ms` (the harness's waitFor); the timeout names its last failure. */
@@ -39,7 +49,13 @@ function collect<K extends Kind>(ds: Datastore, kind: K, from: string): { events
 }
 
 function names(events: Array<WatchEvent<Kind>>): string[] {
-  return events.map((e) => (e.type === 'sync' ? `sync:${e.items.map((i) => i.metadata.name).join(',')}` : e.type === 'error' ? 'error' : `${e.type}:${e.resource.metadata.name}`));
+  return events.map((e) =>
+    e.type === 'sync'
+      ? `sync:${e.items.map((i) => i.metadata.name).join(',')}`
+      : e.type === 'error'
+        ? 'error'
+        : `${e.type}:${e.resource.metadata.name}`,
+  );
 }
 
 let api: FakeApiServer;
@@ -63,7 +79,10 @@ afterEach(async () => {
 
 describe('custom objects (IPPool, BGPPeer, IPAM)', () => {
   it('creates, reads back identically, lists at a revision, and refuses a second create', async () => {
-    const created = await ds.create({ ...pool('p1', '10.244.0.0/16', { ipipMode: 'Always', natOutgoing: true }), metadata: { name: 'p1', labels: { tier: 'gold' } } });
+    const created = await ds.create({
+      ...pool('p1', '10.244.0.0/16', { ipipMode: 'Always', natOutgoing: true }),
+      metadata: { name: 'p1', labels: { tier: 'gold' } },
+    });
     expect(created.metadata.resourceVersion).toMatch(/^\d+$/);
     const got = await ds.get('IPPool', 'p1');
     expect(got).toEqual(created);
@@ -83,7 +102,9 @@ describe('custom objects (IPPool, BGPPeer, IPAM)', () => {
     expect(raw?.kind).toBe('IPPool');
     expect(raw?.spec).toEqual({ cidr: '10.246.0.0/16', blockSize: 26 });
     expect(raw?.metadata.labels).toBeUndefined();
-    expect((raw?.metadata.annotations as Record<string, string>)['projectcalico.org/metadata']).toBe('{"labels":{"a":"b"}}');
+    expect((raw?.metadata.annotations as Record<string, string>)['projectcalico.org/metadata']).toBe(
+      '{"labels":{"a":"b"}}',
+    );
   });
 
   it('names IPAM objects as Calico does: blocks 10-244-1-0-26, handles in lower case', async () => {
@@ -91,18 +112,41 @@ describe('custom objects (IPPool, BGPPeer, IPAM)', () => {
       apiVersion: 'projectcalico.org/v3',
       kind: 'IPAMBlock',
       metadata: { name: '10.244.1.0-26' },
-      spec: { cidr: '10.244.1.0/26', affinity: 'host:node-1', allocations: new Array<null>(64).fill(null), unallocated: [...Array(64).keys()], attributes: [] },
+      spec: {
+        cidr: '10.244.1.0/26',
+        affinity: 'host:node-1',
+        allocations: new Array<null>(64).fill(null),
+        unallocated: [...Array(64).keys()],
+        attributes: [],
+      },
     };
     const created = await ds.create(block);
     expect(created.metadata.name).toBe('10-244-1-0-26');
     expect(api.object({ crd: 'ipamblocks' }, '10-244-1-0-26')?.spec).toEqual(block.spec);
     // Any spelling of the CIDR finds the same object.
-    expect((await ds.get('IPAMBlock', '10.244.1.0/26'))?.metadata.resourceVersion).toBe(created.metadata.resourceVersion);
-    const handle = await ds.create({ apiVersion: 'projectcalico.org/v3', kind: 'IPAMHandle', metadata: { name: 'ipip-tunnel-addr-Node1' }, spec: { handleID: 'ipip-tunnel-addr-Node1', block: { '10.244.1.0/26': 1 } } });
+    expect((await ds.get('IPAMBlock', '10.244.1.0/26'))?.metadata.resourceVersion).toBe(
+      created.metadata.resourceVersion,
+    );
+    const handle = await ds.create({
+      apiVersion: 'projectcalico.org/v3',
+      kind: 'IPAMHandle',
+      metadata: { name: 'ipip-tunnel-addr-Node1' },
+      spec: { handleID: 'ipip-tunnel-addr-Node1', block: { '10.244.1.0/26': 1 } },
+    });
     expect(handle.metadata.name).toBe('ipip-tunnel-addr-node1');
     expect(handle.spec.handleID).toBe('ipip-tunnel-addr-Node1');
-    const affinity = await ds.create({ apiVersion: 'projectcalico.org/v3', kind: 'BlockAffinity', metadata: { name: 'node-1-10-244-1-0-26' }, spec: { state: 'pending', node: 'node-1', cidr: '10.244.1.0/26' } });
-    expect(api.object({ crd: 'blockaffinities' }, 'node-1-10-244-1-0-26')?.spec).toEqual({ state: 'pending', node: 'node-1', cidr: '10.244.1.0/26', deleted: 'false' });
+    const affinity = await ds.create({
+      apiVersion: 'projectcalico.org/v3',
+      kind: 'BlockAffinity',
+      metadata: { name: 'node-1-10-244-1-0-26' },
+      spec: { state: 'pending', node: 'node-1', cidr: '10.244.1.0/26' },
+    });
+    expect(api.object({ crd: 'blockaffinities' }, 'node-1-10-244-1-0-26')?.spec).toEqual({
+      state: 'pending',
+      node: 'node-1',
+      cidr: '10.244.1.0/26',
+      deleted: 'false',
+    });
     expect(affinity.spec).toEqual({ state: 'pending', node: 'node-1', cidr: '10.244.1.0/26' });
     await ds.delete('IPAMBlock', '10-244-1-0-26');
     await ds.delete('IPAMHandle', 'ipip-tunnel-addr-Node1');
@@ -125,14 +169,18 @@ describe('custom objects (IPPool, BGPPeer, IPAM)', () => {
   it('update and delete of a missing object are NotFoundError; get is null', async () => {
     expect(await ds.get('IPPool', 'nope')).toBeNull();
     await expect(ds.update(pool('nope', '10.1.0.0/16'))).rejects.toBeInstanceOf(NotFoundError);
-    await expect(ds.update({ ...pool('nope', '10.1.0.0/16'), metadata: { name: 'nope', resourceVersion: '3' } })).rejects.toBeInstanceOf(NotFoundError);
+    await expect(
+      ds.update({ ...pool('nope', '10.1.0.0/16'), metadata: { name: 'nope', resourceVersion: '3' } }),
+    ).rejects.toBeInstanceOf(NotFoundError);
     await expect(ds.delete('IPPool', 'nope')).rejects.toThrow(/IPPool "nope" not found/);
   });
 
   it('delete with a stale revision is ConflictError and keeps the object; with the current one deletes', async () => {
     const v1 = await ds.create(pool('p4', '10.248.0.0/16'));
     const v2 = await ds.update({ ...v1, spec: { ...v1.spec, natOutgoing: true } });
-    await expect(ds.delete('IPPool', 'p4', { revision: v1.metadata.resourceVersion! })).rejects.toBeInstanceOf(ConflictError);
+    await expect(ds.delete('IPPool', 'p4', { revision: v1.metadata.resourceVersion! })).rejects.toBeInstanceOf(
+      ConflictError,
+    );
     expect(await ds.get('IPPool', 'p4')).not.toBeNull();
     const deleted = await ds.delete('IPPool', 'p4', { revision: v2.metadata.resourceVersion! });
     expect(deleted.spec.cidr).toBe('10.248.0.0/16');
@@ -141,12 +189,15 @@ describe('custom objects (IPPool, BGPPeer, IPAM)', () => {
 
   it('reads a large collection in pages of LIST_PAGE_SIZE, all at one revision', async () => {
     const count = LIST_PAGE_SIZE * 2 + 3;
-    for (let i = 0; i < count; i++) api.put({ crd: 'ipamhandles' }, { metadata: { name: `bulk-${i}` }, spec: { handleID: `bulk-${i}`, block: {} } });
+    for (let i = 0; i < count; i++)
+      api.put({ crd: 'ipamhandles' }, { metadata: { name: `bulk-${i}` }, spec: { handleID: `bulk-${i}`, block: {} } });
     const revision = String(api.revision());
     const before = api.calls.length;
     const list = await ds.list('IPAMHandle');
     const pages = api.calls.slice(before);
-    expect(pages.map((c) => `${c.verb} ${c.resource} ${c.status}`)).toEqual(Array<string>(3).fill('list ipamhandles.crd.projectcalico.org 200'));
+    expect(pages.map((c) => `${c.verb} ${c.resource} ${c.status}`)).toEqual(
+      Array<string>(3).fill('list ipamhandles.crd.projectcalico.org 200'),
+    );
     expect(list.items).toHaveLength(count);
     expect(new Set(list.items.map((h) => h.metadata.name)).size).toBe(count);
     expect(list.revision).toBe(revision);
@@ -193,7 +244,8 @@ describe('watch', () => {
     servers.push(small);
     const ds2 = await openKubernetes({ kubeconfig: small.kubeconfigPath, timeoutMs: 2000, watchRetryMs: 20 });
     const from = (await ds2.list('IPPool')).revision;
-    for (const [i, cidr] of ['10.30.0.0/16', '10.31.0.0/16', '10.32.0.0/16'].entries()) await ds2.create(pool(`h${i}`, cidr));
+    for (const [i, cidr] of ['10.30.0.0/16', '10.31.0.0/16', '10.32.0.0/16'].entries())
+      await ds2.create(pool(`h${i}`, cidr));
     const w = collect(ds2, 'IPPool', from);
     await eventually(() => expect(names(w.events)).toEqual(['sync:h0,h1,h2']));
     w.stop();
@@ -211,7 +263,9 @@ describe('watch', () => {
       await ds.create(pool('d2', '10.41.0.0/16'));
       await eventually(() => expect(api.openWatches()).toBe(1));
       await ds.create(pool('d3', '10.42.0.0/16'));
-      await eventually(() => expect(names(w.events).filter((n) => n !== 'error')).toEqual(['added:d1', 'added:d2', 'added:d3']));
+      await eventually(() =>
+        expect(names(w.events).filter((n) => n !== 'error')).toEqual(['added:d1', 'added:d2', 'added:d3']),
+      );
       w.stop();
       await eventually(() => expect(api.openWatches()).toBe(0));
     });
@@ -270,7 +324,16 @@ describe('watch retry timing (fake clock)', () => {
 
 describe('Node: the Kubernetes Node and its projectcalico.org annotations', () => {
   beforeAll(() => {
-    api.put({ core: 'nodes' }, { metadata: { name: 'node-1', labels: { 'kubernetes.io/hostname': 'node-1' }, annotations: { 'kubeadm.alpha.kubernetes.io/cri-socket': '/run/containerd/containerd.sock' } } });
+    api.put(
+      { core: 'nodes' },
+      {
+        metadata: {
+          name: 'node-1',
+          labels: { 'kubernetes.io/hostname': 'node-1' },
+          annotations: { 'kubeadm.alpha.kubernetes.io/cri-socket': '/run/containerd/containerd.sock' },
+        },
+      },
+    );
   });
 
   it('round-trips BGP data through the annotations and keeps Kubernetes labels and annotations', async () => {
@@ -279,9 +342,21 @@ describe('Node: the Kubernetes Node and its projectcalico.org annotations', () =
     const updated = await ds.update({
       ...node!,
       metadata: { ...node!.metadata, labels: { ...node!.metadata.labels, 'route-reflector': 'true' } },
-      spec: { bgp: { ipv4Address: '198.18.0.11/24', asNumber: 64512, ipv4IPIPTunnelAddr: '10.244.1.1', routeReflectorClusterID: '244.0.0.1' } },
+      spec: {
+        bgp: {
+          ipv4Address: '198.18.0.11/24',
+          asNumber: 64512,
+          ipv4IPIPTunnelAddr: '10.244.1.1',
+          routeReflectorClusterID: '244.0.0.1',
+        },
+      },
     });
-    expect(updated.spec.bgp).toEqual({ ipv4Address: '198.18.0.11/24', asNumber: 64512, ipv4IPIPTunnelAddr: '10.244.1.1', routeReflectorClusterID: '244.0.0.1' });
+    expect(updated.spec.bgp).toEqual({
+      ipv4Address: '198.18.0.11/24',
+      asNumber: 64512,
+      ipv4IPIPTunnelAddr: '10.244.1.1',
+      routeReflectorClusterID: '244.0.0.1',
+    });
     expect(updated.metadata.labels).toEqual({ 'kubernetes.io/hostname': 'node-1', 'route-reflector': 'true' });
     const raw = api.object({ core: 'nodes' }, 'node-1')!;
     expect(raw.metadata.annotations).toEqual({
@@ -295,29 +370,55 @@ describe('Node: the Kubernetes Node and its projectcalico.org annotations', () =
     expect(raw.metadata.labels).toEqual({ 'kubernetes.io/hostname': 'node-1' });
     expect(await ds.get('Node', 'node-1')).toEqual(updated);
     // A stale resourceVersion: conflict, nothing written.
-    await expect(ds.update({ ...updated, metadata: { ...updated.metadata, resourceVersion: node!.metadata.resourceVersion! }, spec: {} })).rejects.toBeInstanceOf(ConflictError);
+    await expect(
+      ds.update({
+        ...updated,
+        metadata: { ...updated.metadata, resourceVersion: node!.metadata.resourceVersion! },
+        spec: {},
+      }),
+    ).rejects.toBeInstanceOf(ConflictError);
     expect((await ds.get('Node', 'node-1'))?.spec.bgp?.asNumber).toBe(64512);
     // Clearing the BGP spec removes the annotations.
     const cleared = await ds.update({ ...updated, spec: {} });
     expect(cleared.spec).toEqual({});
-    expect(Object.keys(api.object({ core: 'nodes' }, 'node-1')!.metadata.annotations as object).filter((k) => k.startsWith('projectcalico.org/'))).toEqual(['projectcalico.org/labels']);
+    expect(
+      Object.keys(api.object({ core: 'nodes' }, 'node-1')!.metadata.annotations as object).filter((k) =>
+        k.startsWith('projectcalico.org/'),
+      ),
+    ).toEqual(['projectcalico.org/labels']);
   });
 
   it('writes only annotations: fields of the Node the client model does not know survive an update', async () => {
-    api.put({ core: 'nodes' }, { metadata: { name: 'node-future', labels: { a: 'b' } }, spec: { futureField: 'keep' }, status: { futureStatus: { x: 1 } } });
+    api.put(
+      { core: 'nodes' },
+      {
+        metadata: { name: 'node-future', labels: { a: 'b' } },
+        spec: { futureField: 'keep' },
+        status: { futureStatus: { x: 1 } },
+      },
+    );
     const node = (await ds.get('Node', 'node-future'))!;
     await ds.update({ ...node, spec: { bgp: { ipv4Address: '198.18.0.20/24' } } });
     const raw = api.object({ core: 'nodes' }, 'node-future')!;
     expect(raw.spec).toEqual({ futureField: 'keep' });
     expect(raw.status).toEqual({ futureStatus: { x: 1 } });
     expect(raw.metadata.labels).toEqual({ a: 'b' });
-    expect((raw.metadata.annotations as Record<string, string>)['projectcalico.org/IPv4Address']).toBe('198.18.0.20/24');
+    expect((raw.metadata.annotations as Record<string, string>)['projectcalico.org/IPv4Address']).toBe(
+      '198.18.0.20/24',
+    );
   });
 
   it('create of an existing Node is AlreadyExists; of a missing one, and delete, are refused with a reason', async () => {
-    const node: Resource<'Node'> = { apiVersion: 'projectcalico.org/v3', kind: 'Node', metadata: { name: 'node-1' }, spec: {} };
+    const node: Resource<'Node'> = {
+      apiVersion: 'projectcalico.org/v3',
+      kind: 'Node',
+      metadata: { name: 'node-1' },
+      spec: {},
+    };
     await expect(ds.create(node)).rejects.toBeInstanceOf(AlreadyExistsError);
-    await expect(ds.create({ ...node, metadata: { name: 'ghost' } })).rejects.toThrow(/registered by its kubelet.*"ghost"/);
+    await expect(ds.create({ ...node, metadata: { name: 'ghost' } })).rejects.toThrow(
+      /registered by its kubelet.*"ghost"/,
+    );
     await expect(ds.delete('Node', 'node-1')).rejects.toBeInstanceOf(UnsupportedOperationError);
     await expect(ds.update({ ...node, metadata: { name: 'ghost' } })).rejects.toBeInstanceOf(NotFoundError);
   });
@@ -326,30 +427,58 @@ describe('Node: the Kubernetes Node and its projectcalico.org annotations', () =
     const w = collect(ds, 'Node', (await ds.list('Node')).revision);
     const node = (await ds.get('Node', 'node-1'))!;
     await ds.update({ ...node, spec: { bgp: { ipv4Address: '198.18.0.12/24' } } });
-    await eventually(() => expect(w.events.map((e) => e.type === 'modified' && e.resource.spec.bgp?.ipv4Address)).toEqual(['198.18.0.12/24']));
+    await eventually(() =>
+      expect(w.events.map((e) => e.type === 'modified' && e.resource.spec.bgp?.ipv4Address)).toEqual([
+        '198.18.0.12/24',
+      ]),
+    );
     w.stop();
   });
 });
 
 describe('WorkloadEndpoints from Pods (read-only)', () => {
   beforeAll(() => {
-    api.put({ core: 'pods' }, {
-      metadata: { name: 'nginx', namespace: 'default', labels: { app: 'web' } },
-      spec: { nodeName: 'node-1', serviceAccountName: 'default' },
-      status: { phase: 'Running', podIP: '10.244.1.5', podIPs: [{ ip: '10.244.1.5' }] },
-    });
-    api.put({ core: 'pods' }, {
-      metadata: { name: 'coredns-5d78c9869d-abcde', namespace: 'kube-system' },
-      spec: { nodeName: 'node-2' },
-      status: { phase: 'Running', podIP: '10.244.2.7' },
-    });
-    api.put({ core: 'pods' }, { metadata: { name: 'kube-proxy-x', namespace: 'kube-system' }, spec: { nodeName: 'node-2', hostNetwork: true }, status: { phase: 'Running', podIP: '198.18.0.12' } });
-    api.put({ core: 'pods' }, { metadata: { name: 'pending', namespace: 'default' }, spec: {}, status: { phase: 'Pending' } });
+    api.put(
+      { core: 'pods' },
+      {
+        metadata: { name: 'nginx', namespace: 'default', labels: { app: 'web' } },
+        spec: { nodeName: 'node-1', serviceAccountName: 'default' },
+        status: { phase: 'Running', podIP: '10.244.1.5', podIPs: [{ ip: '10.244.1.5' }] },
+      },
+    );
+    api.put(
+      { core: 'pods' },
+      {
+        metadata: { name: 'coredns-5d78c9869d-abcde', namespace: 'kube-system' },
+        spec: { nodeName: 'node-2' },
+        status: { phase: 'Running', podIP: '10.244.2.7' },
+      },
+    );
+    api.put(
+      { core: 'pods' },
+      {
+        metadata: { name: 'kube-proxy-x', namespace: 'kube-system' },
+        spec: { nodeName: 'node-2', hostNetwork: true },
+        status: { phase: 'Running', podIP: '198.18.0.12' },
+      },
+    );
+    api.put(
+      { core: 'pods' },
+      { metadata: { name: 'pending', namespace: 'default' }, spec: {}, status: { phase: 'Pending' } },
+    );
   });
 
   it('lists one endpoint per Pod with an IP, with Calico interface names (sha1 computed outside)', async () => {
     const all = await ds.list('WorkloadEndpoint');
-    expect(all.items.map((w) => [w.metadata.namespace, w.metadata.name, w.spec.interfaceName, w.spec.ipNetworks, w.spec.node])).toEqual([
+    expect(
+      all.items.map((w) => [
+        w.metadata.namespace,
+        w.metadata.name,
+        w.spec.interfaceName,
+        w.spec.ipNetworks,
+        w.spec.node,
+      ]),
+    ).toEqual([
       ['default', 'node--1-k8s-nginx-eth0', 'calic440f455693', ['10.244.1.5/32'], 'node-1'],
       ['kube-system', 'node--2-k8s-coredns--5d78c9869d--abcde-eth0', 'cali4d5f75c480c', ['10.244.2.7/32'], 'node-2'],
     ]);
@@ -364,15 +493,29 @@ describe('WorkloadEndpoints from Pods (read-only)', () => {
     const wep = (await ds.list('WorkloadEndpoint', { namespace: 'default' })).items[0]!;
     await expect(ds.create(wep)).rejects.toThrow(/derived from Pods and are read-only/);
     await expect(ds.update(wep)).rejects.toBeInstanceOf(UnsupportedOperationError);
-    await expect(ds.delete('WorkloadEndpoint', wep.metadata.name, { namespace: 'default' })).rejects.toBeInstanceOf(UnsupportedOperationError);
+    await expect(ds.delete('WorkloadEndpoint', wep.metadata.name, { namespace: 'default' })).rejects.toBeInstanceOf(
+      UnsupportedOperationError,
+    );
   });
 
   it('watch: a Pod getting its IP makes its endpoint appear (modified: the Pod existed), deleting the Pod removes it', async () => {
     const w = collect(ds, 'WorkloadEndpoint', (await ds.list('WorkloadEndpoint')).revision);
-    api.put({ core: 'pods' }, { metadata: { name: 'late', namespace: 'default' }, spec: { nodeName: 'node-1' }, status: { phase: 'Pending' } });
-    api.put({ core: 'pods' }, { metadata: { name: 'late', namespace: 'default' }, spec: { nodeName: 'node-1' }, status: { phase: 'Running', podIP: '10.244.1.9' } });
+    api.put(
+      { core: 'pods' },
+      { metadata: { name: 'late', namespace: 'default' }, spec: { nodeName: 'node-1' }, status: { phase: 'Pending' } },
+    );
+    api.put(
+      { core: 'pods' },
+      {
+        metadata: { name: 'late', namespace: 'default' },
+        spec: { nodeName: 'node-1' },
+        status: { phase: 'Running', podIP: '10.244.1.9' },
+      },
+    );
     api.remove({ core: 'pods' }, 'late', 'default');
-    await eventually(() => expect(names(w.events)).toEqual(['modified:node--1-k8s-late-eth0', 'deleted:node--1-k8s-late-eth0']));
+    await eventually(() =>
+      expect(names(w.events)).toEqual(['modified:node--1-k8s-late-eth0', 'deleted:node--1-k8s-late-eth0']),
+    );
     const added = w.events[0] as { resource: Resource<'WorkloadEndpoint'> };
     expect(added.resource.spec.ipNetworks).toEqual(['10.244.1.9/32']);
     w.stop();
@@ -428,7 +571,16 @@ describe('API calls (for RBAC)', () => {
     const made = new Set(api.calls.map((c) => `${c.verb} ${c.resource}`));
     expect([...made].filter((c) => !declared.has(c))).toEqual([]);
     // And the suite exercised the verbs that matter for each backing collection.
-    for (const needed of ['create ippools.crd.projectcalico.org', 'update ippools.crd.projectcalico.org', 'delete ippools.crd.projectcalico.org', 'watch ippools.crd.projectcalico.org', 'patch nodes', 'watch pods', 'list pods', 'get pods']) {
+    for (const needed of [
+      'create ippools.crd.projectcalico.org',
+      'update ippools.crd.projectcalico.org',
+      'delete ippools.crd.projectcalico.org',
+      'watch ippools.crd.projectcalico.org',
+      'patch nodes',
+      'watch pods',
+      'list pods',
+      'get pods',
+    ]) {
       expect(made).toContain(needed);
     }
   });

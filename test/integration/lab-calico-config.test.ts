@@ -19,7 +19,10 @@ import { waitFor } from '../harness/wait.js';
 
 const CLI = resolve('dist/src/cli/main.js');
 const BIRD2 = `${process.env.TORTIE_BIRD2_ROOT ?? '/opt/tortie/bird2'}/usr/sbin/bird`;
-const unavailable = netnsUnavailableReason() ?? (existsSync(CLI) ? null : `${CLI} is not built (npm run build)`) ?? (existsSync('/usr/bin/etcd') ? null : 'etcd-server is not installed');
+const unavailable =
+  netnsUnavailableReason() ??
+  (existsSync(CLI) ? null : `${CLI} is not built (npm run build)`) ??
+  (existsSync('/usr/bin/etcd') ? null : 'etcd-server is not installed');
 if (unavailable && process.env.CI === 'true') throw new Error(`lab tests cannot run: ${unavailable}`);
 
 const root = mkdtempSync(join(tmpdir(), 'tortie-lab-config-'));
@@ -50,13 +53,22 @@ async function up(options: Partial<LabOptions> & { name: string }): Promise<LabS
 
 /** The office router's BGP paths (`birdc show route all`, parsed by the harness). */
 async function routerPaths(state: LabState): Promise<PeerRoute[]> {
-  const out = await runCommand(BIRD2.replace(/bird$/, 'birdc'), ['-s', join(state.dir, 'bird.ctl'), 'show', 'route', 'all']);
+  const out = await runCommand(BIRD2.replace(/bird$/, 'birdc'), [
+    '-s',
+    join(state.dir, 'bird.ctl'),
+    'show',
+    'route',
+    'all',
+  ]);
   expect(out.code, out.stderr).toBe(0);
   return parseBirdRoutes(out.stdout);
 }
 
 /** Rewrites the lab's default BGPConfiguration with `change` applied to its spec. */
-async function changeConfig(state: LabState, change: (spec: Record<string, unknown>) => Record<string, unknown>): Promise<void> {
+async function changeConfig(
+  state: LabState,
+  change: (spec: Record<string, unknown>) => Record<string, unknown>,
+): Promise<void> {
   const ds = await openEtcd({ endpoints: [`http://127.0.0.1:${state.etcdPort}`], timeoutMs: 10_000 });
   try {
     const current = await ds.get('BGPConfiguration', 'default');
@@ -70,7 +82,9 @@ async function changeConfig(state: LabState, change: (spec: Record<string, unkno
 describe.skipIf(unavailable !== null)('lab: Calico BGPConfiguration fields at the office router', () => {
   it('communities and prefixAdvertisements: every block at the BIRD office router carries the standard and the large community; removed, they go', async () => {
     const state = await up({ name: labName('c'), nodes: 2, officeRouter: 'bird' });
-    const blocks = (await Promise.all(state.plan.nodes.map((n) => nodeStatus(state, n.name)))).flatMap((s) => s?.blocks ?? []);
+    const blocks = (await Promise.all(state.plan.nodes.map((n) => nodeStatus(state, n.name)))).flatMap(
+      (s) => s?.blocks ?? [],
+    );
     expect(blocks).toHaveLength(2);
     await changeConfig(state, (spec) => ({
       ...spec,
@@ -80,7 +94,9 @@ describe.skipIf(unavailable !== null)('lab: Calico BGPConfiguration fields at th
     const marked = await waitFor(
       async () => {
         const paths = (await routerPaths(state)).filter((p) => blocks.includes(p.prefix));
-        const done = paths.length >= blocks.length && paths.every((p) => p.communities?.includes('65001:100') && p.largeCommunities?.includes('65001:200:300'));
+        const done =
+          paths.length >= blocks.length &&
+          paths.every((p) => p.communities?.includes('65001:100') && p.largeCommunities?.includes('65001:200:300'));
         return done ? paths : undefined;
       },
       { timeoutMs: 30_000, intervalMs: 250, what: 'every block at the office router with 65001:100 and 65001:200:300' },
@@ -90,7 +106,10 @@ describe.skipIf(unavailable !== null)('lab: Calico BGPConfiguration fields at th
     await waitFor(
       async () => {
         const paths = (await routerPaths(state)).filter((p) => blocks.includes(p.prefix));
-        return paths.length >= blocks.length && paths.every((p) => (p.communities ?? []).length === 0 && (p.largeCommunities ?? []).length === 0) ? true : undefined;
+        return paths.length >= blocks.length &&
+          paths.every((p) => (p.communities ?? []).length === 0 && (p.largeCommunities ?? []).length === 0)
+          ? true
+          : undefined;
       },
       { timeoutMs: 30_000, intervalMs: 250, what: 'the communities gone from every block at the office router' },
     );
@@ -100,20 +119,33 @@ describe.skipIf(unavailable !== null)('lab: Calico BGPConfiguration fields at th
     const state = await up({ name: labName('s'), nodes: 2, officeRouter: 'bird' });
     const ranges = ['10.96.0.0/12', '203.0.113.0/24'];
     const nodeIps = state.plan.nodes.map((n) => n.ip);
-    await changeConfig(state, (spec) => ({ ...spec, serviceClusterIPs: [{ cidr: ranges[0] }], serviceExternalIPs: [{ cidr: ranges[1] }] }));
+    await changeConfig(state, (spec) => ({
+      ...spec,
+      serviceClusterIPs: [{ cidr: ranges[0] }],
+      serviceExternalIPs: [{ cidr: ranges[1] }],
+    }));
     const paths = await waitFor(
       async () => {
         const found = (await routerPaths(state)).filter((p) => ranges.includes(p.prefix));
         // Each node's path has that node as next hop (the router's CLI does not name the peer of every path).
-        const complete = ranges.every((range) => nodeIps.every((ip) => found.some((p) => p.prefix === range && p.nextHop === ip)));
+        const complete = ranges.every((range) =>
+          nodeIps.every((ip) => found.some((p) => p.prefix === range && p.nextHop === ip)),
+        );
         return complete ? found : undefined;
       },
-      { timeoutMs: 30_000, intervalMs: 250, what: `${ranges.join(' and ')} at the office router from every node (${nodeIps.join(', ')})` },
+      {
+        timeoutMs: 30_000,
+        intervalMs: 250,
+        what: `${ranges.join(' and ')} at the office router from every node (${nodeIps.join(', ')})`,
+      },
     ).catch(async (error: unknown) => {
       const status = await nodeStatus(state, state.plan.nodes[0]!.name);
-      throw new Error(`${(error as Error).message}\nrouter: ${JSON.stringify(await routerPaths(state))}\nnode-1 warnings: ${JSON.stringify(status?.warnings)}`);
+      throw new Error(
+        `${(error as Error).message}\nrouter: ${JSON.stringify(await routerPaths(state))}\nnode-1 warnings: ${JSON.stringify(status?.warnings)}`,
+      );
     });
-    for (const range of ranges) expect(new Set(paths.filter((p) => p.prefix === range).map((p) => p.nextHop)), range).toEqual(new Set(nodeIps));
+    for (const range of ranges)
+      expect(new Set(paths.filter((p) => p.prefix === range).map((p) => p.nextHop)), range).toEqual(new Set(nodeIps));
     await changeConfig(state, ({ serviceClusterIPs: _c, serviceExternalIPs: _e, ...spec }) => spec);
     await waitFor(async () => ((await routerPaths(state)).some((p) => ranges.includes(p.prefix)) ? undefined : true), {
       timeoutMs: 30_000,

@@ -21,7 +21,10 @@ import { UdpListener, udpSend } from '../harness/udp-probe.js';
 import { waitFor } from '../harness/wait.js';
 
 const CLI = resolve('dist/src/cli/main.js');
-const unavailable = netnsUnavailableReason() ?? (existsSync(CLI) ? null : `${CLI} is not built (npm run build)`) ?? (existsSync('/usr/bin/etcd') ? null : 'etcd-server is not installed');
+const unavailable =
+  netnsUnavailableReason() ??
+  (existsSync(CLI) ? null : `${CLI} is not built (npm run build)`) ??
+  (existsSync('/usr/bin/etcd') ? null : 'etcd-server is not installed');
 if (unavailable && process.env.CI === 'true') throw new Error(`lab natOutgoing test cannot run: ${unavailable}`);
 
 const OUTSIDE_IP = '198.19.1.254';
@@ -59,11 +62,15 @@ describe.skipIf(unavailable !== null)('natOutgoing in the lab', () => {
 
   async function natTables(): Promise<boolean[]> {
     return Promise.all(
-      state.plan.nodes.map(async (n) => (await runCommand('ip', ['netns', 'exec', n.ns, 'nft', 'list', 'table', 'ip', 'tortie-nat'])).code === 0),
+      state.plan.nodes.map(
+        async (n) =>
+          (await runCommand('ip', ['netns', 'exec', n.ns, 'nft', 'list', 'table', 'ip', 'tortie-nat'])).code === 0,
+      ),
     );
   }
 
-  const nodeIpOf = (workload: number): string => state.plan.nodes.find((n) => n.name === state.plan.workloads[workload]!.node)!.ip;
+  const nodeIpOf = (workload: number): string =>
+    state.plan.nodes.find((n) => n.name === state.plan.workloads[workload]!.node)!.ip;
 
   beforeAll(async () => {
     process.env.TORTIE_LAB_ROOT = root;
@@ -72,7 +79,20 @@ describe.skipIf(unavailable !== null)('natOutgoing in the lab', () => {
     // The outside: a host on the lab's LAN, in no pool, with no route to the pods.
     outside = await createNetns('labout');
     const lan = state.plan.lans[0]!.ns;
-    await runCommand('ip', ['-n', lan, 'link', 'add', 'o-out', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', outside.name]);
+    await runCommand('ip', [
+      '-n',
+      lan,
+      'link',
+      'add',
+      'o-out',
+      'type',
+      'veth',
+      'peer',
+      'name',
+      'eth0',
+      'netns',
+      outside.name,
+    ]);
     await runCommand('ip', ['-n', lan, 'link', 'set', 'o-out', 'master', 'br0', 'up']);
     await outside.ip('addr', 'add', `${OUTSIDE_IP}/24`, 'dev', 'eth0');
     await outside.ip('link', 'set', 'eth0', 'up');
@@ -116,7 +136,11 @@ describe.skipIf(unavailable !== null)('natOutgoing in the lab', () => {
     }
     for (const node of state.plan.nodes) {
       const status = await nodeStatus(state, node.name);
-      expect(status?.dataplane).toMatchObject({ mode: 'kernel', nat: { managed: true, inSync: true, natPools: [LAB_DEFAULTS.poolCidr] }, kernelSettings: { warnings: [] } });
+      expect(status?.dataplane).toMatchObject({
+        mode: 'kernel',
+        nat: { managed: true, inSync: true, natPools: [LAB_DEFAULTS.poolCidr] },
+        kernelSettings: { warnings: [] },
+      });
     }
   });
 

@@ -17,12 +17,17 @@ import { LAB_DEFAULTS } from '../../src/lab/plan.js';
 import { createNetns, destroyAllNetns, netnsUnavailableReason, runCommand } from '../harness/netns.js';
 
 const CLI = resolve('dist/src/cli/main.js');
-let unavailable = netnsUnavailableReason() ?? (existsSync(CLI) ? null : `${CLI} is not built (npm run build)`) ?? (existsSync('/usr/bin/etcd') ? null : 'etcd-server is not installed');
+let unavailable =
+  netnsUnavailableReason() ??
+  (existsSync(CLI) ? null : `${CLI} is not built (npm run build)`) ??
+  (existsSync('/usr/bin/etcd') ? null : 'etcd-server is not installed');
 if (unavailable === null) {
   const probe = await createNetns('noipip');
   const support = await checkIpip(probe.name, { ip: ipCommand({ netns: probe.name }) });
   await destroyAllNetns();
-  if (support.supported) unavailable = 'this kernel has IPIP: the no-IPIP path cannot be reached here (npm run test:kernel checks the real tunnel)';
+  if (support.supported)
+    unavailable =
+      'this kernel has IPIP: the no-IPIP path cannot be reached here (npm run test:kernel checks the real tunnel)';
 }
 if (unavailable !== null) console.warn(`SKIPPING lab-no-ipip: ${unavailable}`);
 
@@ -42,13 +47,21 @@ afterAll(async () => {
 describe.skipIf(unavailable !== null)('lab --ipip Always on a kernel without IPIP', () => {
   let state: LabState;
 
-  it('comes up, warning per node that its pods cannot reach the other node\'s, with felix\'s reason', async () => {
-    state = await labUp({ ...LAB_DEFAULTS, name, nodes: 2, ipipMode: 'Always', workloadsPerNode: 2 }, { progress: (l) => progress.push(l) }, [process.execPath, CLI]);
+  it("comes up, warning per node that its pods cannot reach the other node's, with felix's reason", async () => {
+    state = await labUp(
+      { ...LAB_DEFAULTS, name, nodes: 2, ipipMode: 'Always', workloadsPerNode: 2 },
+      { progress: (l) => progress.push(l) },
+      [process.execPath, CLI],
+    );
     const warnings = progress.filter((l) => l.includes('warning:'));
     expect(warnings).toHaveLength(2);
-    expect(warnings[0]).toMatch(/warning: node-1: the kernel has no IPIP support.*so its pods do not reach pods on node-2 \(ipipMode Always\)/);
+    expect(warnings[0]).toMatch(
+      /warning: node-1: the kernel has no IPIP support.*so its pods do not reach pods on node-2 \(ipipMode Always\)/,
+    );
     expect(warnings[1]).toMatch(/warning: node-2: .*no IPIP support.*pods on node-1/);
-    expect(progress.join('\n')).toContain(`tortie lab down --name ${name}, then tortie lab up --vm with the same options`);
+    expect(progress.join('\n')).toContain(
+      `tortie lab down --name ${name}, then tortie lab up --vm with the same options`,
+    );
   }, 120_000);
 
   it('status: tunl0 unavailable and why, on every node', async () => {
@@ -71,7 +84,9 @@ describe.skipIf(unavailable !== null)('lab --ipip Always on a kernel without IPI
       const block = (await nodeStatus(state, node.name))!.blocks[0]!;
       expect(routes).toContain(`blackhole ${block} proto 80`);
       for (const w of state.plan.workloads.filter((x) => x.node === node.name)) {
-        expect(routes).toMatch(new RegExp(`^${state.workloadIps[w.pod]!.replace(/\./g, '\\.')} dev cali[0-9a-f]{11} .*scope link`, 'm'));
+        expect(routes).toMatch(
+          new RegExp(`^${state.workloadIps[w.pod]!.replace(/\./g, '\\.')} dev cali[0-9a-f]{11} .*scope link`, 'm'),
+        );
       }
       expect(routes).not.toContain('tunl0');
       const other = state.plan.nodes.find((n) => n !== node)!;

@@ -12,19 +12,36 @@ const BUILT = resolve('dist/felix/monitor-child.js');
 
 /** PIDs of `sleep <marker>` processes (the marker makes them ours). */
 function sleepers(marker: string): string[] {
-  return spawnSync('pgrep', ['-f', `^sleep ${marker}$`], { encoding: 'utf8' }).stdout.split('\n').filter((l) => l !== '');
+  return spawnSync('pgrep', ['-f', `^sleep ${marker}$`], { encoding: 'utf8' })
+    .stdout.split('\n')
+    .filter((l) => l !== '');
 }
 
 async function gone(marker: string): Promise<boolean> {
-  return waitFor(() => sleepers(marker).length === 0, { what: `no sleep ${marker} left`, timeoutMs: 5_000, intervalMs: 50 });
+  return waitFor(() => sleepers(marker).length === 0, {
+    what: `no sleep ${marker} left`,
+    timeoutMs: 5_000,
+    intervalMs: 50,
+  });
 }
 
 describe('spawnMonitor', () => {
   it.skipIf(!existsSync(BUILT))('the monitor ends when its parent is killed with SIGKILL', async () => {
     const marker = `${300 + (process.pid % 1000)}.25`;
-    const parent = spawn(process.execPath, ['-e', `import(${JSON.stringify(BUILT)}).then((m) => { m.spawnMonitor('sleep', [${JSON.stringify(marker)}]); console.log('up'); setInterval(() => {}, 1000); })`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const parent = spawn(
+      process.execPath,
+      [
+        '-e',
+        `import(${JSON.stringify(BUILT)}).then((m) => { m.spawnMonitor('sleep', [${JSON.stringify(marker)}]); console.log('up'); setInterval(() => {}, 1000); })`,
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
     await new Promise<void>((r) => parent.stdout!.once('data', () => r()));
-    await waitFor(() => sleepers(marker).length > 0, { what: `sleep ${marker} running`, timeoutMs: 2_000, intervalMs: 20 });
+    await waitFor(() => sleepers(marker).length > 0, {
+      what: `sleep ${marker} running`,
+      timeoutMs: 2_000,
+      intervalMs: 20,
+    });
     expect(sleepers(marker)).toHaveLength(1);
     parent.kill('SIGKILL');
     expect(await gone(marker)).toBe(true);
@@ -33,7 +50,11 @@ describe('spawnMonitor', () => {
   it('stopMonitor ends it; a monitor that exits by itself closes', async () => {
     const marker = `${300 + (process.pid % 1000)}.5`;
     const child = spawnMonitor('sleep', [marker]);
-    await waitFor(() => sleepers(marker).length > 0, { what: `sleep ${marker} running`, timeoutMs: 2_000, intervalMs: 20 });
+    await waitFor(() => sleepers(marker).length > 0, {
+      what: `sleep ${marker} running`,
+      timeoutMs: 2_000,
+      intervalMs: 20,
+    });
     expect(sleepers(marker)).toHaveLength(1);
     const closed = new Promise((r) => child.once('close', r));
     stopMonitor(child);

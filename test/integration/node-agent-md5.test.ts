@@ -49,8 +49,6 @@ async function status(agent: AgentProcess): Promise<AgentStatus> {
   return answer.status;
 }
 
-
-
 describe.skipIf(!ready)('tortie node run: BGPPeer password from a mounted Secret, BIRD 2 office router', () => {
   let etcd: EtcdInstance;
   let ds: Datastore;
@@ -59,7 +57,11 @@ describe.skipIf(!ready)('tortie node run: BGPPeer password from a mounted Secret
   const agents: AgentProcess[] = [];
 
   const startBird = async (password: string) => {
-    bird = await startPeer('bird2', { address: OFFICE.address, as: OFFICE.as, neighbors: NODES.map((n) => ({ address: n.ip, as: 64512, password })) });
+    bird = await startPeer('bird2', {
+      address: OFFICE.address,
+      as: OFFICE.as,
+      neighbors: NODES.map((n) => ({ address: n.ip, as: 64512, password })),
+    });
   };
   const putSecret = (value: string) => {
     for (const a of agents) {
@@ -73,8 +75,20 @@ describe.skipIf(!ready)('tortie node run: BGPPeer password from a mounted Secret
     dir = mkdtempSync(join(tmpdir(), 'tortie-node-md5-'));
     etcd = await startEtcd();
     ds = await openEtcd({ endpoints: [etcd.endpoint], timeoutMs: 5000 });
-    await ds.create(calicoResource('BGPConfiguration', 'default', { bindMode: 'NodeIP', nodeToNodeMeshEnabled: true, asNumber: 64512 }));
-    await ds.create(calicoResource('BGPPeer', 'office-router', { peerIP: OFFICE.address, asNumber: OFFICE.as, password: { secretKeyRef: { name: 'office', key: 'pw' } } }));
+    await ds.create(
+      calicoResource('BGPConfiguration', 'default', {
+        bindMode: 'NodeIP',
+        nodeToNodeMeshEnabled: true,
+        asNumber: 64512,
+      }),
+    );
+    await ds.create(
+      calicoResource('BGPPeer', 'office-router', {
+        peerIP: OFFICE.address,
+        asNumber: OFFICE.as,
+        password: { secretKeyRef: { name: 'office', key: 'pw' } },
+      }),
+    );
     for (const node of NODES) {
       const secrets = join(dir, `${node.name}-secrets`);
       const socket = join(dir, `${node.name}.ctl`);
@@ -114,9 +128,12 @@ describe.skipIf(!ready)('tortie node run: BGPPeer password from a mounted Secret
 
   const peerOf = (s: AgentStatus, address: string) => s.peers.find((p) => p.address === address);
 
-  it('the office sessions come up signed with the Secret\'s password; the mesh without one', async () => {
+  it("the office sessions come up signed with the Secret's password; the mesh without one", async () => {
     await waitFor(
-      async () => (await Promise.all(agents.map(status))).every((s) => s.peers.length === 2 && s.peers.every((p) => p.bgpState === 'Established')),
+      async () =>
+        (await Promise.all(agents.map(status))).every(
+          (s) => s.peers.length === 2 && s.peers.every((p) => p.bgpState === 'Established'),
+        ),
       { timeoutMs: 40_000, intervalMs: 200, what: 'mesh and office sessions Established on both agents' },
     ).catch((error: unknown) => {
       throw new Error(`${(error as Error).message}\n${diagnose()}`);
@@ -130,9 +147,19 @@ describe.skipIf(!ready)('tortie node run: BGPPeer password from a mounted Secret
     const down = await waitFor(
       async () => {
         const all = await Promise.all(agents.map(status));
-        return all.every((s) => peerOf(s, OFFICE.address)?.bgpState !== 'Established' && /wrong password/.test(peerOf(s, OFFICE.address)?.info ?? '')) ? all : undefined;
+        return all.every(
+          (s) =>
+            peerOf(s, OFFICE.address)?.bgpState !== 'Established' &&
+            /wrong password/.test(peerOf(s, OFFICE.address)?.info ?? ''),
+        )
+          ? all
+          : undefined;
       },
-      { timeoutMs: 40_000, intervalMs: 200, what: 'the office sessions re-keyed (down, BIRD has the old password) and INFO saying "wrong password"' },
+      {
+        timeoutMs: 40_000,
+        intervalMs: 200,
+        what: 'the office sessions re-keyed (down, BIRD has the old password) and INFO saying "wrong password"',
+      },
     ).catch((error: unknown) => {
       throw new Error(`${(error as Error).message}\n${diagnose()}`);
     });
@@ -144,7 +171,8 @@ describe.skipIf(!ready)('tortie node run: BGPPeer password from a mounted Secret
     await bird!.stop();
     await startBird('office-secret-2');
     await waitFor(
-      async () => (await Promise.all(agents.map(status))).every((s) => peerOf(s, OFFICE.address)?.bgpState === 'Established'),
+      async () =>
+        (await Promise.all(agents.map(status))).every((s) => peerOf(s, OFFICE.address)?.bgpState === 'Established'),
       { timeoutMs: 40_000, intervalMs: 200, what: 'the office sessions back with the new password' },
     );
     const after = await Promise.all(agents.map(status));

@@ -28,22 +28,35 @@ describe('two peers on one address, different ports', () => {
   it('two BIRD 2 on one address: two sessions, routes from both and to both; removing one leaves the other', async (ctx) => {
     if (!requirePeers('bird2')) return ctx.skip();
     const low = await startPeer('bird2', {
-      address: ROUTERS, port: 1790, as: 65001, routerId: '10.49.0.1',
+      address: ROUTERS,
+      port: 1790,
+      as: 65001,
+      routerId: '10.49.0.1',
       neighbors: [{ address: TORTIE, as: TORTIE_AS }],
       announce: [{ prefix: '10.49.1.0/24', nextHop: '198.18.49.1' }],
     });
     running.push(low);
     const high = await startPeer('bird2', {
-      address: ROUTERS, port: 1791, as: 65002, routerId: '10.49.0.2',
+      address: ROUTERS,
+      port: 1791,
+      as: 65002,
+      routerId: '10.49.0.2',
       neighbors: [{ address: TORTIE, as: TORTIE_AS, passive: true }],
       announce: [{ prefix: '10.49.2.0/24', nextHop: '198.18.49.2' }],
     });
     running.push(high);
 
-    const speaker = new Speaker({ routerId: parseIpv4(TORTIE), localAs: TORTIE_AS, listen: { address: TORTIE, port: 179 }, connectRetryMs: 1000 });
+    const speaker = new Speaker({
+      routerId: parseIpv4(TORTIE),
+      localAs: TORTIE_AS,
+      listen: { address: TORTIE, port: 179 },
+      connectRetryMs: 1000,
+    });
     running.push(speaker);
     await speaker.start();
-    speaker.setOriginated([{ prefix: parsePrefix('10.244.49.0/26'), attrs: { origin: Origin.IGP, nextHop: parseIpv4('198.18.49.9') } }]);
+    speaker.setOriginated([
+      { prefix: parsePrefix('10.244.49.0/26'), attrs: { origin: Origin.IGP, nextHop: parseIpv4('198.18.49.9') } },
+    ]);
     // Passive toward the one on 1790: its session can only be its own connection, matched by address.
     speaker.setPeers([
       { address: ROUTERS, port: 1790, peerAs: 65001, passive: true },
@@ -52,7 +65,10 @@ describe('two peers on one address, different ports', () => {
 
     const rows = await waitFor(
       () => {
-        const r = speaker.peerStatus().map((p) => `${p.address}:${p.port} AS${p.peerAs} ${p.state}`).sort();
+        const r = speaker
+          .peerStatus()
+          .map((p) => `${p.address}:${p.port} AS${p.peerAs} ${p.state}`)
+          .sort();
         return r.every((row) => row.endsWith('Established')) && r.length === 2 ? r : null;
       },
       { what: 'both sessions Established', timeoutMs: 20_000 },
@@ -62,7 +78,10 @@ describe('two peers on one address, different ports', () => {
     await waitForSession(high, TORTIE);
 
     // Each BIRD gets our block and the other's route through us (eBGP: our AS first, then the other's).
-    for (const [bird, other, otherAs] of [[low, '10.49.2.0/24', 65002], [high, '10.49.1.0/24', 65001]] as const) {
+    for (const [bird, other, otherAs] of [
+      [low, '10.49.2.0/24', 65002],
+      [high, '10.49.1.0/24', 65001],
+    ] as const) {
       expect((await waitForRoute(bird, '10.244.49.0/26')).asPath).toEqual([TORTIE_AS]);
       expect((await waitForRoute(bird, other)).asPath).toEqual([TORTIE_AS, otherAs]);
     }
@@ -77,7 +96,9 @@ describe('two peers on one address, different ports', () => {
     });
     speaker.setPeers([{ address: ROUTERS, port: 1790, peerAs: 65001, passive: true }]);
     await waitForNoRoute(low, '10.49.2.0/24', 20_000);
-    await waitFor(async () => (await high.sessions()).find((s) => s.neighbor === TORTIE)?.state !== 'Established', { what: 'the BIRD on 1791 sees its session end' });
+    await waitFor(async () => (await high.sessions()).find((s) => s.neighbor === TORTIE)?.state !== 'Established', {
+      what: 'the BIRD on 1791 sees its session end',
+    });
     expect(downs).toEqual([`${ROUTERS}:1791`]);
     expect((await low.sessions()).find((s) => s.neighbor === TORTIE)?.state).toBe('Established');
     expect(speaker.peerStatus().map((p) => `${p.port} ${p.state}`)).toEqual(['1790 Established']);

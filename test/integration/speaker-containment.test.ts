@@ -56,7 +56,12 @@ class RawPeer {
 
   open(): void {
     const caps = [{ code: 1 as const, afi: 1, safi: 1 }, { code: 2 as const }, { code: 65 as const, asn: RAW_AS }];
-    this.send(encodeMessage({ type: 1, version: 4, myAs: RAW_AS, holdTime: 90, bgpId: parseIpv4(RAW), capabilities: caps }, { fourOctetAs: false }));
+    this.send(
+      encodeMessage(
+        { type: 1, version: 4, myAs: RAW_AS, holdTime: 90, bgpId: parseIpv4(RAW), capabilities: caps },
+        { fourOctetAs: false },
+      ),
+    );
     this.send(encodeMessage({ type: 4 }, { fourOctetAs: false }));
   }
 
@@ -79,58 +84,89 @@ function message(type: number, body: Uint8Array): Uint8Array {
   return out;
 }
 
-describe.skipIf(!requirePeers('bird1'))('tortie bgp speaker: a malformed message resets one session, never the process', () => {
-  const track = stopAfterEachTest();
+describe.skipIf(!requirePeers('bird1'))(
+  'tortie bgp speaker: a malformed message resets one session, never the process',
+  () => {
+    const track = stopAfterEachTest();
 
-  it('a 4096-byte ROUTE-REFRESH: NOTIFICATION 1/2 (and 7/1 for a BoRR), the process keeps running, the BIRD session stays Established', async () => {
-    const bird = track(
-      await startPeer('bird1', {
-        address: BIRD,
-        as: BIRD_AS,
-        neighbors: [{ address: TORTIE, as: TORTIE_AS }],
-        announce: [{ prefix: '10.99.1.0/24', nextHop: '198.18.0.9' }],
-      }),
-    );
-    const speaker = track(
-      SpeakerProcess.start(['--router-id', TORTIE, '--as', String(TORTIE_AS), '--connect-retry', '1', '--hold', '9', '--peer', `${RAW},as=${RAW_AS},passive`, '--peer', `${BIRD},as=${BIRD_AS},passive`], {
-        TORTIE_LOG_LEVEL: 'info',
-      }),
-    );
-    await speaker.waitForEvent(isState(BIRD, 'Established'), { what: 'the BIRD session Established', timeoutMs: 20_000 });
+    it('a 4096-byte ROUTE-REFRESH: NOTIFICATION 1/2 (and 7/1 for a BoRR), the process keeps running, the BIRD session stays Established', async () => {
+      const bird = track(
+        await startPeer('bird1', {
+          address: BIRD,
+          as: BIRD_AS,
+          neighbors: [{ address: TORTIE, as: TORTIE_AS }],
+          announce: [{ prefix: '10.99.1.0/24', nextHop: '198.18.0.9' }],
+        }),
+      );
+      const speaker = track(
+        SpeakerProcess.start(
+          [
+            '--router-id',
+            TORTIE,
+            '--as',
+            String(TORTIE_AS),
+            '--connect-retry',
+            '1',
+            '--hold',
+            '9',
+            '--peer',
+            `${RAW},as=${RAW_AS},passive`,
+            '--peer',
+            `${BIRD},as=${BIRD_AS},passive`,
+          ],
+          {
+            TORTIE_LOG_LEVEL: 'info',
+          },
+        ),
+      );
+      await speaker.waitForEvent(isState(BIRD, 'Established'), {
+        what: 'the BIRD session Established',
+        timeoutMs: 20_000,
+      });
 
-    for (const subtype of [0, 1]) {
-      const raw = await RawPeer.connect();
-      const from = speaker.events.length;
-      raw.open();
-      await speaker.waitForEvent(isState(RAW, 'Established'), { from, what: 'the raw peer Established' });
-      const mark = speaker.events.length;
-      const body = new Uint8Array(4096 - 19);
-      body.set([0, 1, subtype, 1]);
-      const rr = message(5, body);
-      expect(rr.length).toBe(4096);
-      raw.send(rr);
-      await raw.closed;
+      for (const subtype of [0, 1]) {
+        const raw = await RawPeer.connect();
+        const from = speaker.events.length;
+        raw.open();
+        await speaker.waitForEvent(isState(RAW, 'Established'), { from, what: 'the raw peer Established' });
+        const mark = speaker.events.length;
+        const body = new Uint8Array(4096 - 19);
+        body.set([0, 1, subtype, 1]);
+        const rr = message(5, body);
+        expect(rr.length).toBe(4096);
+        raw.send(rr);
+        await raw.closed;
 
-      // The bad peer got the NOTIFICATION the RFC names, and nothing longer than 4096 bytes.
-      const notifications = raw.notifications();
-      if (subtype === 0) {
-        expect(notifications.map((n) => [n.code, n.subcode, Buffer.from(n.data).toString('hex')])).toEqual([[1, 2, '1000']]);
-      } else {
-        expect(notifications.map((n) => [n.code, n.subcode, n.data.length])).toEqual([[7, 1, 4096 - 21]]);
-        expect(raw.raw.find((m) => m[18] === 3)?.length).toBe(4096);
+        // The bad peer got the NOTIFICATION the RFC names, and nothing longer than 4096 bytes.
+        const notifications = raw.notifications();
+        if (subtype === 0) {
+          expect(notifications.map((n) => [n.code, n.subcode, Buffer.from(n.data).toString('hex')])).toEqual([
+            [1, 2, '1000'],
+          ]);
+        } else {
+          expect(notifications.map((n) => [n.code, n.subcode, n.data.length])).toEqual([[7, 1, 4096 - 21]]);
+          expect(raw.raw.find((m) => m[18] === 3)?.length).toBe(4096);
+        }
+        await speaker.waitForEvent((e) => e.event === 'notification' && e.peer === RAW && e.direction === 'sent', {
+          from: mark,
+          what: 'the NOTIFICATION event',
+        });
+        raw.stop();
+
+        // The process is alive and answers; BIRD's session never moved and its route is still there.
+        const rib = await speaker.rib();
+        expect(rib.some((r) => r.prefix === '10.99.1.0/24' && r.from === BIRD)).toBe(true);
+        expect(speaker.events.slice(mark).filter((e) => e.event === 'state' && e.peer === BIRD)).toEqual([]);
+        await waitForSession(bird, TORTIE, 'Established');
+        // After a NOTIFICATION the peer may come back only once the error wait is over (5 s, DampPeerOscillations):
+        // the session goes Active again then.
+        await speaker.waitForEvent((e) => e.event === 'state' && e.peer === RAW && e.to === 'Active', {
+          from: mark,
+          timeoutMs: 20_000,
+          what: 'the raw peer Active again after the error wait',
+        });
       }
-      await speaker.waitForEvent((e) => e.event === 'notification' && e.peer === RAW && e.direction === 'sent', { from: mark, what: 'the NOTIFICATION event' });
-      raw.stop();
-
-      // The process is alive and answers; BIRD's session never moved and its route is still there.
-      const rib = await speaker.rib();
-      expect(rib.some((r) => r.prefix === '10.99.1.0/24' && r.from === BIRD)).toBe(true);
-      expect(speaker.events.slice(mark).filter((e) => e.event === 'state' && e.peer === BIRD)).toEqual([]);
-      await waitForSession(bird, TORTIE, 'Established');
-      // After a NOTIFICATION the peer may come back only once the error wait is over (5 s, DampPeerOscillations):
-      // the session goes Active again then.
-      await speaker.waitForEvent((e) => e.event === 'state' && e.peer === RAW && e.to === 'Active', { from: mark, timeoutMs: 20_000, what: 'the raw peer Active again after the error wait' });
-    }
-    expect(speaker.stderr.join('')).not.toMatch(/Error: encoded message is \d+ bytes/);
-  });
-});
+      expect(speaker.stderr.join('')).not.toMatch(/Error: encoded message is \d+ bytes/);
+    });
+  },
+);

@@ -56,7 +56,10 @@ export class SpeakerProcess {
   static start(args: string[], env: NodeJS.ProcessEnv = {}, options: { netns?: string } = {}): SpeakerProcess {
     const argv = [CLI, 'bgp', 'speaker', '--json', '--stdin', ...args];
     // In a network namespace: `ip netns exec` execs node itself, so the PID stopped later is the speaker's.
-    const [command, commandArgs] = options.netns !== undefined ? ['ip', ['netns', 'exec', options.netns, process.execPath, ...argv]] : [process.execPath, argv];
+    const [command, commandArgs] =
+      options.netns !== undefined
+        ? ['ip', ['netns', 'exec', options.netns, process.execPath, ...argv]]
+        : [process.execPath, argv];
     const child = spawn(command, commandArgs, {
       env: { ...process.env, TORTIE_LOG_LEVEL: process.env.TORTIE_LOG_LEVEL ?? 'warn', ...env },
       stdio: ['pipe', 'pipe', 'pipe'],
@@ -77,7 +80,10 @@ export class SpeakerProcess {
     match: (event: SpeakerEventJson) => event is E,
     options?: { timeoutMs?: number; from?: number; what?: string },
   ): Promise<E>;
-  async waitForEvent(match: (event: SpeakerEventJson) => boolean, options?: { timeoutMs?: number; from?: number; what?: string }): Promise<SpeakerEventJson>;
+  async waitForEvent(
+    match: (event: SpeakerEventJson) => boolean,
+    options?: { timeoutMs?: number; from?: number; what?: string },
+  ): Promise<SpeakerEventJson>;
   async waitForEvent(
     match: (event: SpeakerEventJson) => boolean,
     options: { timeoutMs?: number; from?: number; what?: string } = {},
@@ -97,7 +103,10 @@ export class SpeakerProcess {
     throw new Error(
       `speaker: no ${options.what ?? 'matching event'} within ${options.timeoutMs ?? 15_000} ms` +
         (this.exitCode !== null ? ` (it exited with ${this.exitCode})` : '') +
-        `\nlast events:\n${this.events.slice(-15).map((e) => JSON.stringify(e)).join('\n')}\nstderr:\n${this.stderr.join('').slice(-3000)}`,
+        `\nlast events:\n${this.events
+          .slice(-15)
+          .map((e) => JSON.stringify(e))
+          .join('\n')}\nstderr:\n${this.stderr.join('').slice(-3000)}`,
     );
   }
 
@@ -115,7 +124,11 @@ export class SpeakerProcess {
   async rib(timeoutMs = 5000): Promise<RibRoute[]> {
     const mark = this.events.length;
     this.send('rib');
-    const event = await this.waitForEvent((e): e is Extract<SpeakerEventJson, { event: 'rib' }> => e.event === 'rib', { from: mark, timeoutMs, what: 'rib' });
+    const event = await this.waitForEvent((e): e is Extract<SpeakerEventJson, { event: 'rib' }> => e.event === 'rib', {
+      from: mark,
+      timeoutMs,
+      what: 'rib',
+    });
     return event.routes;
   }
 
@@ -128,7 +141,8 @@ export class SpeakerProcess {
   }
 }
 
-export const isState = (peer: string, to: string) => (e: SpeakerEventJson) => e.event === 'state' && e.peer === peer && e.to === to;
+export const isState = (peer: string, to: string) => (e: SpeakerEventJson) =>
+  e.event === 'state' && e.peer === peer && e.to === to;
 
 /**
  * For a describe block whose tests start daemons and speakers: returns `track(thing)`, and stops every

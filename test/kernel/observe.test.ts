@@ -4,7 +4,15 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { counterDelta, describeRoute, largestEchoPayload, parseLink, parsePing, parseRoutes, remotePath } from './observe.js';
+import {
+  counterDelta,
+  describeRoute,
+  largestEchoPayload,
+  parseLink,
+  parsePing,
+  parseRoutes,
+  remotePath,
+} from './observe.js';
 
 const fixture = (name: string): string => readFileSync(join(import.meta.dirname, 'fixtures', name), 'utf8');
 
@@ -43,7 +51,9 @@ describe('parseLink: ip -s -d -j addr show dev tunl0', () => {
 
   it('counterDelta subtracts per direction', () => {
     const before = parseLink(fixture('tunl0-addr.json'), 'tunl0');
-    expect(counterDelta(before, { ...before, rxPackets: before.rxPackets + 6, txPackets: before.txPackets + 2 })).toEqual({ rx: 6, tx: 2 });
+    expect(
+      counterDelta(before, { ...before, rxPackets: before.rxPackets + 6, txPackets: before.txPackets + 2 }),
+    ).toEqual({ rx: 6, tx: 2 });
     expect(counterDelta(before, before)).toEqual({ rx: 0, tx: 0 });
   });
 });
@@ -73,7 +83,14 @@ describe('parseRoutes / remotePath: ip -4 -j route show', () => {
 
 describe('parsePing', () => {
   it('a ping that passed: every reply, no losses', () => {
-    expect(parsePing(fixture('ping-ok.txt'))).toEqual({ transmitted: 3, received: 3, replies: [1, 2, 3], lostBeforeLast: [], longestGap: 0, tooBig: [] });
+    expect(parsePing(fixture('ping-ok.txt'))).toEqual({
+      transmitted: 3,
+      received: 3,
+      replies: [1, 2, 3],
+      lostBeforeLast: [],
+      longestGap: 0,
+      tooBig: [],
+    });
   });
 
   it('a continuous ping stopped with SIGINT: losses come from the sequence numbers', () => {
@@ -90,7 +107,10 @@ describe('parsePing', () => {
   it('an echo too big for tunl0 with DF set: "Frag needed" from the node, then "message too long", no reply', () => {
     const ping = parsePing(fixture('ping-too-big.txt'));
     expect(ping).toMatchObject({ transmitted: 2, received: 0, replies: [] });
-    expect(ping.tooBig).toEqual(['From 198.18.0.1 icmp_seq=1 Frag needed and DF set (mtu = 1480)', 'ping: local error: message too long, mtu=1480']);
+    expect(ping.tooBig).toEqual([
+      'From 198.18.0.1 icmp_seq=1 Frag needed and DF set (mtu = 1480)',
+      'ping: local error: message too long, mtu=1480',
+    ]);
   });
 
   it('the largest echo that fits 1480 passes; sizes are MTU − 28', () => {
@@ -100,7 +120,8 @@ describe('parsePing', () => {
   });
 
   it('duplicates count once; nothing printed reads as nothing received', () => {
-    const dup = '64 bytes from 10.0.0.1: icmp_seq=1 ttl=64 time=1 ms\n64 bytes from 10.0.0.1: icmp_seq=1 ttl=64 time=1 ms (DUP!)\n';
+    const dup =
+      '64 bytes from 10.0.0.1: icmp_seq=1 ttl=64 time=1 ms\n64 bytes from 10.0.0.1: icmp_seq=1 ttl=64 time=1 ms (DUP!)\n';
     expect(parsePing(dup).replies).toEqual([1]);
     expect(parsePing('')).toEqual({ replies: [], lostBeforeLast: [], longestGap: 0, tooBig: [] });
   });

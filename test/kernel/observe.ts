@@ -25,12 +25,22 @@ export interface LinkObservation {
 }
 
 function record(value: unknown): Record<string, unknown> | null {
-  return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : null;
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+    ? (value as Record<string, unknown>)
+    : null;
 }
 
-function count(stats: Record<string, unknown> | null, direction: 'rx' | 'tx', field: 'packets' | 'bytes', dev: string): number {
+function count(
+  stats: Record<string, unknown> | null,
+  direction: 'rx' | 'tx',
+  field: 'packets' | 'bytes',
+  dev: string,
+): number {
   const value = record(stats?.[direction])?.[field];
-  if (typeof value !== 'number') throw new Error(`${dev}: "ip -s" printed no ${direction} ${field} counter (stats64.${direction}.${field}); was -s given?`);
+  if (typeof value !== 'number')
+    throw new Error(
+      `${dev}: "ip -s" printed no ${direction} ${field} counter (stats64.${direction}.${field}); was -s given?`,
+    );
   return value;
 }
 
@@ -117,7 +127,14 @@ export function remotePath(routes: readonly RouteShape[], block: string, nodeIp:
 
 export function describeRoute(route: RouteShape | undefined): string {
   if (!route) return '(no route)';
-  return [route.type === 'unicast' ? '' : route.type, route.dst, route.gateway ? `via ${route.gateway}` : '', route.dev ? `dev ${route.dev}` : '', route.protocol ? `proto ${route.protocol}` : '', route.onlink ? 'onlink' : '']
+  return [
+    route.type === 'unicast' ? '' : route.type,
+    route.dst,
+    route.gateway ? `via ${route.gateway}` : '',
+    route.dev ? `dev ${route.dev}` : '',
+    route.protocol ? `proto ${route.protocol}` : '',
+    route.onlink ? 'onlink' : '',
+  ]
     .filter((p) => p !== '')
     .join(' ');
 }
@@ -177,7 +194,14 @@ export function parsePing(output: string): PingObservation {
     gap++;
     longestGap = Math.max(longestGap, gap);
   }
-  return { ...(transmitted !== undefined ? { transmitted } : {}), ...(received !== undefined ? { received } : {}), replies, lostBeforeLast, longestGap, tooBig };
+  return {
+    ...(transmitted !== undefined ? { transmitted } : {}),
+    ...(received !== undefined ? { received } : {}),
+    replies,
+    lostBeforeLast,
+    longestGap,
+    tooBig,
+  };
 }
 
 /**

@@ -23,7 +23,15 @@ import { affineBlocks, originatedPrefixes } from '../../src/agent/advertise.js';
 import { planPeers } from '../../src/agent/planner.js';
 import { serviceRoutes, type EndpointSliceObject, type ServiceObject } from '../../src/agent/service-routes.js';
 import type { DesiredPeer, PeeringPlan } from '../../src/agent/types.js';
-import { applyDefaults, parseDocuments, ResourceError, toResource, validateResource, type AnyResource, type Resource } from '../../src/resources/index.js';
+import {
+  applyDefaults,
+  parseDocuments,
+  ResourceError,
+  toResource,
+  validateResource,
+  type AnyResource,
+  type Resource,
+} from '../../src/resources/index.js';
 import type { Expected, ExpectedSession } from '../fixtures/calico-confd/extract.js';
 
 const DIR = join(process.cwd(), 'test/fixtures/calico-confd');
@@ -36,7 +44,8 @@ const NODE = 'kube-master';
 const DELIBERATE_DIFFERENCES: ReadonlyArray<{ field: keyof Session; reason: string }> = [
   {
     field: 'thirdPartyNextHop',
-    reason: 'README "tortie bgp speaker": eBGP peers on the node\'s own subnet get other nodes\' next hops unchanged (RFC 4271 §5.1.3 (2)); Calico\'s sessions are all multihop (nextHopMode: Self gives Calico\'s behaviour)',
+    reason:
+      "README \"tortie bgp speaker\": eBGP peers on the node's own subnet get other nodes' next hops unchanged (RFC 4271 §5.1.3 (2)); Calico's sessions are all multihop (nextHopMode: Self gives Calico's behaviour)",
   },
 ];
 
@@ -85,9 +94,22 @@ function ipamDocuments(): unknown[] {
       apiVersion: 'projectcalico.org/v3',
       kind: 'IPAMBlock',
       metadata: { name },
-      spec: { cidr: a.cidr, affinity: `host:${NODE}`, strictAffinity: false, allocations: new Array(size).fill(null), unallocated: [...Array(size).keys()], attributes: [], deleted: false },
+      spec: {
+        cidr: a.cidr,
+        affinity: `host:${NODE}`,
+        strictAffinity: false,
+        allocations: new Array(size).fill(null),
+        unallocated: [...Array(size).keys()],
+        attributes: [],
+        deleted: false,
+      },
     });
-    docs.push({ apiVersion: 'projectcalico.org/v3', kind: 'BlockAffinity', metadata: { name: `${NODE}-${name}` }, spec: { state: a.state, node: NODE, cidr: a.cidr, deleted: false } });
+    docs.push({
+      apiVersion: 'projectcalico.org/v3',
+      kind: 'BlockAffinity',
+      metadata: { name: `${NODE}-${name}` },
+      spec: { state: a.state, node: NODE, cidr: a.cidr, deleted: false },
+    });
   }
   return docs;
 }
@@ -100,7 +122,11 @@ interface Loaded {
 
 /** A case's documents: a step (…/step2) is a delta applied on top of its base case, as confd's driver does. */
 function caseDocuments(name: string): Array<{ doc: unknown; source: string }> {
-  const read = (c: string): Array<{ doc: unknown; source: string }> => parseDocuments(readFileSync(join(DIR, c, 'input.yaml'), 'utf8'), `${c}/input.yaml`).map((doc) => ({ doc, source: c }));
+  const read = (c: string): Array<{ doc: unknown; source: string }> =>
+    parseDocuments(readFileSync(join(DIR, c, 'input.yaml'), 'utf8'), `${c}/input.yaml`).map((doc) => ({
+      doc,
+      source: c,
+    }));
   const step = /^(.+)\/step\d+$/.exec(name);
   if (step === null) return read(name);
   const out = read(step[1]!);
@@ -170,7 +196,8 @@ function ofKind<K extends AnyResource['kind']>(resources: AnyResource[], kind: K
 
 /** A field of DesiredPeer another change may add (passwords, GTSM): read by name, so the test follows it. */
 function fieldLike(peer: DesiredPeer, pattern: RegExp): unknown {
-  for (const [key, value] of Object.entries(peer)) if (pattern.test(key) && value !== undefined && value !== null && value !== false && value !== '') return value;
+  for (const [key, value] of Object.entries(peer))
+    if (pattern.test(key) && value !== undefined && value !== null && value !== false && value !== '') return value;
   return undefined;
 }
 
@@ -203,7 +230,8 @@ function tortieSession(peer: DesiredPeer, plan: PeeringPlan, nodeSubnet: string 
     sourceAddress: peer.sourceAddress ?? null,
     allowLocalAs: peer.allowOwnAs,
     bgpFilters: false,
-    thirdPartyNextHop: nodeSubnet !== undefined && peer.asNumber !== peer.localAsNumber && insideSubnet(nodeSubnet, peer.address),
+    thirdPartyNextHop:
+      nodeSubnet !== undefined && peer.asNumber !== peer.localAsNumber && insideSubnet(nodeSubnet, peer.address),
   };
 }
 
@@ -256,7 +284,9 @@ interface Comparison {
  */
 function kubernetesObjects(name: string): { services: ServiceObject[]; endpointSlices: EndpointSliceObject[] } {
   const path = join(DIR, name.replace(/\/step\d+$/, ''), 'kubectl-input.yaml');
-  const docs = existsSync(path) ? (parseDocuments(readFileSync(path, 'utf8'), path) as Array<{ kind?: string; status?: unknown }>) : [];
+  const docs = existsSync(path)
+    ? (parseDocuments(readFileSync(path, 'utf8'), path) as Array<{ kind?: string; status?: unknown }>)
+    : [];
   const services = docs.filter((d) => d.kind === 'Service').map(({ status: _dropped, ...svc }) => svc as ServiceObject);
   return { services, endpointSlices: docs.filter((d) => d.kind === 'EndpointSlice') as EndpointSliceObject[] };
 }
@@ -270,14 +300,26 @@ function compare(expected: Expected, resources: AnyResource[], kube: ReturnType<
   const nodes = ofKind(resources, 'Node');
   let plan: PeeringPlan | null = null;
   try {
-    plan = planPeers({ nodeName: NODE, nodes, bgpConfigurations: ofKind(resources, 'BGPConfiguration'), bgpPeers: ofKind(resources, 'BGPPeer') });
+    plan = planPeers({
+      nodeName: NODE,
+      nodes,
+      bgpConfigurations: ofKind(resources, 'BGPConfiguration'),
+      bgpPeers: ofKind(resources, 'BGPPeer'),
+    });
   } catch (err) {
     differences.push(`planner: ${(err as Error).message.split(' (')[0]}`);
   }
   if (plan !== null) {
     const subnet = nodes.find((n) => n.metadata.name === NODE)?.spec.bgp?.ipv4Address;
-    const ours = new Map(plan.peers.map((p) => [`${p.address}:${p.port}`, tortieSession(p, plan!, subnet?.includes('/') ? subnet : undefined)]));
-    const theirs = new Map(expected.sessions.map((s) => [`${s.neighbor}:${s.port}`, { ...s, thirdPartyNextHop: false } as Session]));
+    const ours = new Map(
+      plan.peers.map((p) => [
+        `${p.address}:${p.port}`,
+        tortieSession(p, plan!, subnet?.includes('/') ? subnet : undefined),
+      ]),
+    );
+    const theirs = new Map(
+      expected.sessions.map((s) => [`${s.neighbor}:${s.port}`, { ...s, thirdPartyNextHop: false } as Session]),
+    );
     for (const [key, calico] of theirs) {
       const tortie = ours.get(key);
       if (tortie === undefined) {
@@ -308,20 +350,36 @@ function compare(expected: Expected, resources: AnyResource[], kube: ReturnType<
     workloads: ofKind(resources, 'WorkloadEndpoint'),
   };
   const node = ofKind(resources, 'Node').find((n) => n.metadata.name === NODE);
-  const services = serviceRoutes({ nodeName: NODE, nodeLabels: node?.metadata.labels ?? {}, bgpConfigurations: ofKind(resources, 'BGPConfiguration'), ...kube }).prefixes;
-  const blackholes = setDifference('blackholes', expected.blackholes, [...affineBlocks(advertise).filter(needsBlackhole).map(formatPrefix), ...services]);
+  const services = serviceRoutes({
+    nodeName: NODE,
+    nodeLabels: node?.metadata.labels ?? {},
+    bgpConfigurations: ofKind(resources, 'BGPConfiguration'),
+    ...kube,
+  }).prefixes;
+  const blackholes = setDifference('blackholes', expected.blackholes, [
+    ...affineBlocks(advertise).filter(needsBlackhole).map(formatPrefix),
+    ...services,
+  ]);
   if (blackholes !== null) differences.push(blackholes);
   // Deliberate (README "Differences from Calico"): a block outside every IPPool is not advertised. Calico's
   // calico_aggr() accepts every affine block, in a pool or not (a pool deleted while its blocks remain).
   const pools = advertise.pools.flatMap((p) => (p.spec.cidr.includes('.') ? [parsePrefix(p.spec.cidr)] : []));
-  const inSomePool = (cidr: string): boolean => pools.some((pool) => { const b = parsePrefix(cidr); return b.len >= pool.len && prefixContains(pool, b.addr); });
+  const inSomePool = (cidr: string): boolean =>
+    pools.some((pool) => {
+      const b = parsePrefix(cidr);
+      return b.len >= pool.len && prefixContains(pool, b.addr);
+    });
   const advertised = (cidr: string): boolean => inSomePool(cidr) || services.includes(cidr);
   const outside = expected.exported.filter((cidr) => !advertised(cidr));
   for (const cidr of outside) deliberate.push(`exported ${cidr} (outside every pool)`);
-  const exported = setDifference('exported', expected.exported.filter(advertised), [...originatedPrefixes(advertise), ...services]);
+  const exported = setDifference('exported', expected.exported.filter(advertised), [
+    ...originatedPrefixes(advertise),
+    ...services,
+  ]);
   if (exported !== null) differences.push(exported);
   // Calico's static `<peer>/32 via <reachableBy>` routes: felix's peer routes, from the planned peers.
-  const peerRoutes = plan === null ? [] : plan.peers.flatMap((p) => (p.reachableBy !== undefined ? [`${p.address}/32`] : []));
+  const peerRoutes =
+    plan === null ? [] : plan.peers.flatMap((p) => (p.reachableBy !== undefined ? [`${p.address}/32`] : []));
   const statics = setDifference('static routes', expected.staticRoutes, peerRoutes);
   if (statics !== null) differences.push(statics);
 
@@ -335,11 +393,20 @@ function parts(c: Comparison): Pick<CaseResult, 'sessionsSame' | 'advertisingSam
 function runCase(name: string): CaseResult {
   const expected = JSON.parse(readFileSync(join(DIR, name, 'expected.json'), 'utf8')) as Expected;
   const calicoSessions = expected.sessions.length;
-  const summary = (c: Comparison): string => (c.differences.length === 0 ? 'same' : `differs: ${c.differences.join('; ')}`);
+  const summary = (c: Comparison): string =>
+    c.differences.length === 0 ? 'same' : `differs: ${c.differences.join('; ')}`;
   const loaded = load(name, false);
   if (loaded.refused.length === 0) {
     const c = compare(expected, loaded.resources, kubernetesObjects(name));
-    return { name, status: summary(c), calicoSessions, matchedSessions: c.matched, matchedWithoutRefused: c.matched, deliberate: c.deliberate, ...parts(c) };
+    return {
+      name,
+      status: summary(c),
+      calicoSessions,
+      matchedSessions: c.matched,
+      matchedWithoutRefused: c.matched,
+      deliberate: c.deliberate,
+      ...parts(c),
+    };
   }
   const c = compare(expected, load(name, true).resources, kubernetesObjects(name));
   return {
@@ -374,7 +441,10 @@ describe("Calico's confd golden corpus (test/fixtures/calico-confd)", () => {
     const committed = JSON.parse(readFileSync(statusPath, 'utf8')) as Record<string, string>;
     const changes: string[] = [];
     for (const name of new Set([...Object.keys(committed), ...Object.keys(found)])) {
-      if (committed[name] !== found[name]) changes.push(`${name}\n    status.json: ${committed[name] ?? '(absent)'}\n    this run:    ${found[name] ?? '(absent)'}`);
+      if (committed[name] !== found[name])
+        changes.push(
+          `${name}\n    status.json: ${committed[name] ?? '(absent)'}\n    this run:    ${found[name] ?? '(absent)'}`,
+        );
     }
     const same = results.filter((r) => r.status === 'same').length;
     const refused = results.filter((r) => r.status.startsWith('refused')).length;

@@ -32,22 +32,57 @@ import { healthReply } from '../../src/agent/health.js';
 import type { AgentMetrics } from '../../src/agent/metrics.js';
 import { planPeers } from '../../src/agent/planner.js';
 import { configFromEnv } from '../../src/datastore/config.js';
-import { KUBERNETES_API_CALLS, mergeNodeAnnotations, nodeToResource, resourceToCrd } from '../../src/datastore/kubernetes.js';
+import {
+  KUBERNETES_API_CALLS,
+  mergeNodeAnnotations,
+  nodeToResource,
+  resourceToCrd,
+} from '../../src/datastore/kubernetes.js';
 import { AGENT_API_CALLS, type ApiGrant } from '../../src/agent/api-calls.js';
 import { CNI_API_CALLS } from '../../src/cni/api-calls.js';
 import { MemoryDatastore } from '../../src/datastore/memory.js';
 import { BlockInUseError, Ipam } from '../../src/ipam/index.js';
-import { applyDefaults, KIND_INFO, parseDocuments, ResourceError, toResource, validateAgainst, validateResource, type AnyResource, type Kind, type Resource } from '../../src/resources/index.js';
+import {
+  applyDefaults,
+  KIND_INFO,
+  parseDocuments,
+  ResourceError,
+  toResource,
+  validateAgainst,
+  validateResource,
+  type AnyResource,
+  type Kind,
+  type Resource,
+} from '../../src/resources/index.js';
 import { SPEC_SHAPES, type Shape } from '../../src/resources/schema.js';
 import { kubeFieldProblems } from '../harness/kube-fields.js';
-import { findOne, loadKubeDocuments, MANIFEST_DIR, parseDockerfile, podSpecOf, resolveEnv, ROOT, type Container, type KubeDoc, type PodSpec } from '../harness/manifests.js';
+import {
+  findOne,
+  loadKubeDocuments,
+  MANIFEST_DIR,
+  parseDockerfile,
+  podSpecOf,
+  resolveEnv,
+  ROOT,
+  type Container,
+  type KubeDoc,
+  type PodSpec,
+} from '../harness/manifests.js';
 import { structuralProblems, validate, type Schema } from '../harness/openapi-schema.js';
 
-const PKG = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string; bin: Record<string, string>; dependencies: Record<string, string> };
+const PKG = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
+  version: string;
+  bin: Record<string, string>;
+  dependencies: Record<string, string>;
+};
 const CLI = join(ROOT, 'dist/src/cli/main.js');
 const EXAMPLES_DIR = join(MANIFEST_DIR, 'examples');
-const TOP_FILES = readdirSync(MANIFEST_DIR).filter((f) => f.endsWith('.yaml')).sort();
-const EXAMPLE_FILES = readdirSync(EXAMPLES_DIR).filter((f) => f.endsWith('.yaml')).sort();
+const TOP_FILES = readdirSync(MANIFEST_DIR)
+  .filter((f) => f.endsWith('.yaml'))
+  .sort();
+const EXAMPLE_FILES = readdirSync(EXAMPLES_DIR)
+  .filter((f) => f.endsWith('.yaml'))
+  .sort();
 const KUBE = loadKubeDocuments(join(MANIFEST_DIR, 'tortie.yaml'));
 const ETCD = loadKubeDocuments(join(MANIFEST_DIR, 'tortie-etcd.yaml'));
 const DOCKERFILE = parseDockerfile(readFileSync(join(ROOT, 'Dockerfile'), 'utf8'));
@@ -98,15 +133,32 @@ function tortieProblems(doc: unknown): string[] {
 
 describe('the schema validator and the field checker (test/harness) can fail', () => {
   it('refuses schemas Kubernetes would refuse or that use keywords it does not implement', () => {
-    expect(structuralProblems({ type: 'object', properties: { a: { type: 'string', format: 'date-time' } } })).toHaveLength(1);
+    expect(
+      structuralProblems({ type: 'object', properties: { a: { type: 'string', format: 'date-time' } } }),
+    ).toHaveLength(1);
     expect(structuralProblems({ type: 'object', properties: { a: { oneOf: [] } } })).not.toEqual([]);
     expect(structuralProblems({ type: 'object', additionalProperties: false })).not.toEqual([]);
-    expect(structuralProblems({ type: 'object', properties: { a: { type: 'string' } }, additionalProperties: { type: 'string' } })).not.toEqual([]);
+    expect(
+      structuralProblems({
+        type: 'object',
+        properties: { a: { type: 'string' } },
+        additionalProperties: { type: 'string' },
+      }),
+    ).not.toEqual([]);
     expect(structuralProblems({ type: 'array' })).not.toEqual([]);
     expect(structuralProblems({ type: 'string', pattern: '^(?!x)' })).not.toEqual([]);
-    expect(structuralProblems({ type: 'object', required: ['b'], properties: { a: { type: 'string' } } })).not.toEqual([]);
-    expect(structuralProblems({ type: 'object', properties: { metadata: { type: 'object', properties: { labels: { type: 'object' } } } } })).not.toEqual([]);
-    expect(structuralProblems({ type: 'object', properties: { a: { type: 'integer', minimum: 1, maximum: 9 } } })).toEqual([]);
+    expect(structuralProblems({ type: 'object', required: ['b'], properties: { a: { type: 'string' } } })).not.toEqual(
+      [],
+    );
+    expect(
+      structuralProblems({
+        type: 'object',
+        properties: { metadata: { type: 'object', properties: { labels: { type: 'object' } } } },
+      }),
+    ).not.toEqual([]);
+    expect(
+      structuralProblems({ type: 'object', properties: { a: { type: 'integer', minimum: 1, maximum: 9 } } }),
+    ).toEqual([]);
   });
 
   it('validate: each keyword refuses what it should, naming the field', () => {
@@ -142,10 +194,16 @@ describe('the schema validator and the field checker (test/harness) can fail', (
       spec: { selector: {}, template: { spec: { containers: [{ name: 'c', image: 'i' }], ...podSpec } } },
     });
     expect(kubeFieldProblems(ds({ hostNetwork: true, priorityClassName: 'p' }))).toEqual([]);
-    expect(kubeFieldProblems(ds({ priorityClass: 'p' }))[0]).toMatch(/spec\.template\.spec\.priorityClass: unknown field/);
+    expect(kubeFieldProblems(ds({ priorityClass: 'p' }))[0]).toMatch(
+      /spec\.template\.spec\.priorityClass: unknown field/,
+    );
     expect(kubeFieldProblems(ds({ hostNetwork: 'true' }))[0]).toMatch(/hostNetwork: "true" is not true or false/);
-    expect(kubeFieldProblems(ds({ containers: [{ name: 'c', image: 'i', env: [{ name: 'A', value: true }] }] }))[0]).toMatch(/env\[0\]\.value/);
-    expect(kubeFieldProblems(ds({ volumes: [{ name: 'v', secret: { defaultMode: '0400' } }] }))[0]).toMatch(/defaultMode/);
+    expect(
+      kubeFieldProblems(ds({ containers: [{ name: 'c', image: 'i', env: [{ name: 'A', value: true }] }] }))[0],
+    ).toMatch(/env\[0\]\.value/);
+    expect(kubeFieldProblems(ds({ volumes: [{ name: 'v', secret: { defaultMode: '0400' } }] }))[0]).toMatch(
+      /defaultMode/,
+    );
     expect(kubeFieldProblems({ apiVersion: 'v1', kind: 'Pod' })[0]).toMatch(/not a kind/);
   });
 });
@@ -158,22 +216,28 @@ describe('every manifest parses', () => {
     expect(EXAMPLE_FILES.length).toBeGreaterThanOrEqual(3);
   });
 
-  it.each(TOP_FILES)('%s: every document is a named Kubernetes object, once, with only known fields of the right type', (file) => {
-    const docs = loadKubeDocuments(join(MANIFEST_DIR, file));
-    expect(docs.length).toBeGreaterThanOrEqual(4);
-    const keys = docs.map((d) => `${d.kind}/${d.metadata?.namespace ?? ''}/${d.metadata?.name ?? ''}`);
-    expect(new Set(keys).size).toBe(keys.length);
-    for (const doc of docs) {
-      expect(doc.metadata?.name, `${doc.kind} without a name`).toMatch(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/);
-      expect(kubeFieldProblems(doc), `${doc.kind} ${doc.metadata?.name}`).toEqual([]);
-    }
-  });
+  it.each(TOP_FILES)(
+    '%s: every document is a named Kubernetes object, once, with only known fields of the right type',
+    (file) => {
+      const docs = loadKubeDocuments(join(MANIFEST_DIR, file));
+      expect(docs.length).toBeGreaterThanOrEqual(4);
+      const keys = docs.map((d) => `${d.kind}/${d.metadata?.namespace ?? ''}/${d.metadata?.name ?? ''}`);
+      expect(new Set(keys).size).toBe(keys.length);
+      for (const doc of docs) {
+        expect(doc.metadata?.name, `${doc.kind} without a name`).toMatch(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/);
+        expect(kubeFieldProblems(doc), `${doc.kind} ${doc.metadata?.name}`).toEqual([]);
+      }
+    },
+  );
 
-  it.each(EXAMPLE_FILES)('examples/%s: projectcalico.org/v3 documents that tortie parses, defaults and validates', (file) => {
-    const docs = parseDocuments(readFileSync(join(EXAMPLES_DIR, file), 'utf8'), file);
-    expect(docs.length).toBeGreaterThan(0);
-    for (const doc of docs) expect(tortieProblems(doc), `${file}`).toEqual([]);
-  });
+  it.each(EXAMPLE_FILES)(
+    'examples/%s: projectcalico.org/v3 documents that tortie parses, defaults and validates',
+    (file) => {
+      const docs = parseDocuments(readFileSync(join(EXAMPLES_DIR, file), 'utf8'), file);
+      expect(docs.length).toBeGreaterThan(0);
+      for (const doc of docs) expect(tortieProblems(doc), `${file}`).toEqual([]);
+    },
+  );
 });
 
 // ---------------------------------------------------------------------------------------------------------
@@ -188,10 +252,19 @@ describe('the CRDs', () => {
 
   it.each(CRD_KINDS)('%s: cluster-scoped, v1 served and stored, with a structural schema', (kind) => {
     const crd = CRDS.find((c) => (c.spec as { names: { kind: string } }).names.kind === kind)!;
-    const spec = crd.spec as { group: string; scope: string; names: Record<string, string>; versions: Array<{ name: string; served: boolean; storage: boolean }> };
+    const spec = crd.spec as {
+      group: string;
+      scope: string;
+      names: Record<string, string>;
+      versions: Array<{ name: string; served: boolean; storage: boolean }>;
+    };
     const plural = KIND_INFO[kind].plural;
     expect(crd.metadata?.name).toBe(`${plural}.${CRD_GROUP}`);
-    expect(spec).toMatchObject({ group: CRD_GROUP, scope: 'Cluster', names: { kind, plural, singular: kind.toLowerCase(), listKind: `${kind}List` } });
+    expect(spec).toMatchObject({
+      group: CRD_GROUP,
+      scope: 'Cluster',
+      names: { kind, plural, singular: kind.toLowerCase(), listKind: `${kind}List` },
+    });
     expect(spec.versions.map((v) => [v.name, v.served, v.storage])).toEqual([['v1', true, true]]);
     expect(structuralProblems(crdSchema(kind))).toEqual([]);
   });
@@ -204,10 +277,17 @@ describe('the CRDs', () => {
   /** Where the schema differs from the type table, one line each. [] when equal. */
   function shapeMismatches(kind: Kind, shape: Shape, schema: Schema | undefined, path: string): string[] {
     const stored = STORED_AS[`${kind}.${path}`];
-    if (stored) return schema?.type === stored.type && JSON.stringify(schema?.enum) === JSON.stringify(stored.enum) ? [] : [`${path}: expected ${JSON.stringify(stored)}`];
+    if (stored)
+      return schema?.type === stored.type && JSON.stringify(schema?.enum) === JSON.stringify(stored.enum)
+        ? []
+        : [`${path}: expected ${JSON.stringify(stored)}`];
     if (!schema) return [`${path}: missing from the CRD`];
     const expect = (type: string, nullable = false): string[] =>
-      schema.type === type && (schema.nullable === true) === nullable ? [] : [`${path}: CRD has ${String(schema.type)}${schema.nullable ? ' (nullable)' : ''}, src/resources/schema.ts has ${shape.type}`];
+      schema.type === type && (schema.nullable === true) === nullable
+        ? []
+        : [
+            `${path}: CRD has ${String(schema.type)}${schema.nullable ? ' (nullable)' : ''}, src/resources/schema.ts has ${shape.type}`,
+          ];
     switch (shape.type) {
       case 'string':
         return expect('string');
@@ -221,18 +301,37 @@ describe('the CRDs', () => {
       case 'boolean':
         return expect('boolean');
       case 'intOrString': // a Kubernetes IntOrString (NetworkPolicy ports; no CRD kind has one today)
-        return schema['x-kubernetes-int-or-string'] === true ? [] : [`${path}: CRD lacks x-kubernetes-int-or-string, src/resources/schema.ts has intOrString`];
+        return schema['x-kubernetes-int-or-string'] === true
+          ? []
+          : [`${path}: CRD lacks x-kubernetes-int-or-string, src/resources/schema.ts has intOrString`];
       case 'enum':
-        return [...expect('string'), ...(JSON.stringify([...((schema.enum as string[]) ?? [])].sort()) === JSON.stringify([...shape.values].sort()) ? [] : [`${path}: enum ${JSON.stringify(schema.enum)} ≠ ${JSON.stringify(shape.values)}`])];
+        return [
+          ...expect('string'),
+          ...(JSON.stringify([...((schema.enum as string[]) ?? [])].sort()) === JSON.stringify([...shape.values].sort())
+            ? []
+            : [`${path}: enum ${JSON.stringify(schema.enum)} ≠ ${JSON.stringify(shape.values)}`]),
+        ];
       case 'array':
-        return [...expect('array'), ...shapeMismatches(kind, shape.items, schema.items as Schema | undefined, `${path}[]`)];
+        return [
+          ...expect('array'),
+          ...shapeMismatches(kind, shape.items, schema.items as Schema | undefined, `${path}[]`),
+        ];
       case 'map':
       case 'nullableMap':
-        return [...expect('object', shape.type === 'nullableMap'), ...shapeMismatches(kind, shape.values, schema.additionalProperties as Schema | undefined, `${path}{}`)];
+        return [
+          ...expect('object', shape.type === 'nullableMap'),
+          ...shapeMismatches(kind, shape.values, schema.additionalProperties as Schema | undefined, `${path}{}`),
+        ];
       case 'object': {
         const props = (schema.properties ?? {}) as Record<string, Schema>;
-        const extra = Object.keys(props).filter((k) => !Object.hasOwn(shape.fields, k)).map((k) => `${path}.${k}: in the CRD, not in src/resources/schema.ts`);
-        return [...expect('object'), ...extra, ...Object.entries(shape.fields).flatMap(([k, s]) => shapeMismatches(kind, s, props[k], `${path}.${k}`))];
+        const extra = Object.keys(props)
+          .filter((k) => !Object.hasOwn(shape.fields, k))
+          .map((k) => `${path}.${k}: in the CRD, not in src/resources/schema.ts`);
+        return [
+          ...expect('object'),
+          ...extra,
+          ...Object.entries(shape.fields).flatMap(([k, s]) => shapeMismatches(kind, s, props[k], `${path}.${k}`)),
+        ];
       }
     }
   }
@@ -242,13 +341,34 @@ describe('the CRDs', () => {
   });
 
   it('the stored-as exceptions are what the backend really writes', () => {
-    const crd = resourceToCrd(v3('BlockAffinity', 'node-a-10-244-1-0-26', { state: 'confirmed', node: 'node-a', cidr: '10.244.1.0/26', deleted: false }));
+    const crd = resourceToCrd(
+      v3('BlockAffinity', 'node-a-10-244-1-0-26', {
+        state: 'confirmed',
+        node: 'node-a',
+        cidr: '10.244.1.0/26',
+        deleted: false,
+      }),
+    );
     expect(crd.spec?.deleted).toBe('false');
   });
 
   /** Valid specs that together set every field of every CRD kind (checked below). */
   const SPECIMENS: Record<CrdKind, Array<Record<string, unknown>>> = {
-    IPPool: [{ cidr: '10.244.0.0/16', blockSize: 26, ipipMode: 'CrossSubnet', vxlanMode: 'Never', natOutgoing: true, disabled: false, disableBGPExport: false, nodeSelector: 'all()', allowedUses: ['Workload', 'Tunnel', 'LoadBalancer'], assignmentMode: 'Manual', namespaceSelector: "team == 'a'" }],
+    IPPool: [
+      {
+        cidr: '10.244.0.0/16',
+        blockSize: 26,
+        ipipMode: 'CrossSubnet',
+        vxlanMode: 'Never',
+        natOutgoing: true,
+        disabled: false,
+        disableBGPExport: false,
+        nodeSelector: 'all()',
+        allowedUses: ['Workload', 'Tunnel', 'LoadBalancer'],
+        assignmentMode: 'Manual',
+        namespaceSelector: "team == 'a'",
+      },
+    ],
     BGPConfiguration: [
       {
         nodeToNodeMeshEnabled: true,
@@ -268,58 +388,125 @@ describe('the CRDs', () => {
       },
     ],
     BGPPeer: [
-      { node: 'node-a', peerIP: '198.18.0.1:179', asNumber: 65001, localASNumber: 64513, nextHopMode: 'Self', sourceAddress: 'UseNodeIP', maxRestartTime: '2m0s', keepaliveTime: '30s', numAllowedLocalASNumbers: 1, password: { secretKeyRef: { name: 'bgp-secrets', key: 'office' } }, filters: ['office-filter'], ttlSecurity: 1, reachableBy: '198.18.0.254', localWorkloadSelector: "app == 'bgp'", reversePeering: 'Manual' },
+      {
+        node: 'node-a',
+        peerIP: '198.18.0.1:179',
+        asNumber: 65001,
+        localASNumber: 64513,
+        nextHopMode: 'Self',
+        sourceAddress: 'UseNodeIP',
+        maxRestartTime: '2m0s',
+        keepaliveTime: '30s',
+        numAllowedLocalASNumbers: 1,
+        password: { secretKeyRef: { name: 'bgp-secrets', key: 'office' } },
+        filters: ['office-filter'],
+        ttlSecurity: 1,
+        reachableBy: '198.18.0.254',
+        localWorkloadSelector: "app == 'bgp'",
+        reversePeering: 'Manual',
+      },
       { nodeSelector: 'all()', peerSelector: "route-reflector == 'true'", keepOriginalNextHop: true },
     ],
     // The walk above follows the first item of each list: one specimen per operation kind.
     BGPFilter: (['addCommunity', 'prependASPath', 'setPriority'] as const).map((first) => {
-      const operations = { addCommunity: { value: '65000:300:400' }, prependASPath: { prefix: [64999] }, setPriority: { value: 256 } };
-      const ordered = [{ [first]: operations[first] }, ...Object.entries(operations).filter(([k]) => k !== first).map(([k, v]) => ({ [k]: v }))];
+      const operations = {
+        addCommunity: { value: '65000:300:400' },
+        prependASPath: { prefix: [64999] },
+        setPriority: { value: 256 },
+      };
+      const ordered = [
+        { [first]: operations[first] },
+        ...Object.entries(operations)
+          .filter(([k]) => k !== first)
+          .map(([k, v]) => ({ [k]: v })),
+      ];
       const rule = (cidr: string, prefixLength: { min: number; max: number }) => ({
-        cidr, matchOperator: 'In', prefixLength, source: 'RemotePeers', interface: 'eth*', peerType: 'eBGP', communities: { values: ['65000:42'] },
-        asPathPrefix: [65000], priority: 512, action: 'Accept', operations: ordered,
+        cidr,
+        matchOperator: 'In',
+        prefixLength,
+        source: 'RemotePeers',
+        interface: 'eth*',
+        peerType: 'eBGP',
+        communities: { values: ['65000:42'] },
+        asPathPrefix: [65000],
+        priority: 512,
+        action: 'Accept',
+        operations: ordered,
       });
       const v4 = rule('10.244.0.0/16', { min: 24, max: 28 });
       const v6 = rule('fd00:10:244::/48', { min: 64, max: 122 });
       return { exportV4: [v4], importV4: [v4], exportV6: [v6], importV6: [v6] };
     }),
-    IPAMBlock: [{ cidr: '10.244.1.0/30', affinity: 'host:node-a', strictAffinity: false, allocations: [0, null, null, null], unallocated: [1, 2, 3], attributes: [{ handle_id: 'k8s-pod-network.abc', secondary: { node: 'node-a' } }], deleted: false, sequenceNumber: 3 }],
+    IPAMBlock: [
+      {
+        cidr: '10.244.1.0/30',
+        affinity: 'host:node-a',
+        strictAffinity: false,
+        allocations: [0, null, null, null],
+        unallocated: [1, 2, 3],
+        attributes: [{ handle_id: 'k8s-pod-network.abc', secondary: { node: 'node-a' } }],
+        deleted: false,
+        sequenceNumber: 3,
+      },
+    ],
     BlockAffinity: [{ state: 'confirmed', node: 'node-a', cidr: '10.244.1.0/26', deleted: false }],
     IPAMHandle: [{ handleID: 'k8s-pod-network.abc', block: { '10.244.1.0/26': 1 }, deleted: false }],
   };
-  const NAMES: Record<CrdKind, string> = { IPPool: 'pool-a', BGPConfiguration: 'default', BGPPeer: 'peer-a', BGPFilter: 'office-filter', IPAMBlock: '10-244-1-0-30', BlockAffinity: 'node-a-10-244-1-0-26', IPAMHandle: 'k8s-pod-network.abc' };
+  const NAMES: Record<CrdKind, string> = {
+    IPPool: 'pool-a',
+    BGPConfiguration: 'default',
+    BGPPeer: 'peer-a',
+    BGPFilter: 'office-filter',
+    IPAMBlock: '10-244-1-0-30',
+    BlockAffinity: 'node-a-10-244-1-0-26',
+    IPAMHandle: 'k8s-pod-network.abc',
+  };
 
   /** Every place in a spec: its path (spec.a[0].b, spec.block["x"]), the shape there, and the specimen's value. */
   function places(shape: Shape, value: unknown, path: string[]): Array<{ path: string[]; shape: Shape }> {
     const here = [{ path, shape }];
     if (value === undefined || value === null) return here;
-    if (shape.type === 'object') return [...here, ...Object.entries(shape.fields).flatMap(([k, s]) => places(s, (value as Record<string, unknown>)[k], [...path, k]))];
+    if (shape.type === 'object')
+      return [
+        ...here,
+        ...Object.entries(shape.fields).flatMap(([k, s]) =>
+          places(s, (value as Record<string, unknown>)[k], [...path, k]),
+        ),
+      ];
     if (shape.type === 'array') return [...here, ...places(shape.items, (value as unknown[])[0], [...path, '0'])];
     if (shape.type === 'map' || shape.type === 'nullableMap') {
       const [key] = Object.keys(value as object);
-      return key === undefined ? here : [...here, ...places(shape.values, (value as Record<string, unknown>)[key], [...path, key])];
+      return key === undefined
+        ? here
+        : [...here, ...places(shape.values, (value as Record<string, unknown>)[key], [...path, key])];
     }
     return here;
   }
   const typeOnlyPath = (path: string[]): string => path.map((p) => (/^\d+$/.test(p) ? '[]' : p)).join('.');
   function allShapePaths(shape: Shape, path: string[]): string[] {
     const here = [typeOnlyPath(path)];
-    if (shape.type === 'object') return [...here, ...Object.entries(shape.fields).flatMap(([k, s]) => allShapePaths(s, [...path, k]))];
+    if (shape.type === 'object')
+      return [...here, ...Object.entries(shape.fields).flatMap(([k, s]) => allShapePaths(s, [...path, k]))];
     if (shape.type === 'array') return [...here, ...allShapePaths(shape.items, [...path, '0'])];
     return here; // map values: keys are data, covered through the specimens
   }
 
-  it.each(CRD_KINDS)('%s: the specimens set every field, are valid for tortie, and the CRD accepts them as the backend stores them', (kind) => {
-    const specimens = SPECIMENS[kind];
-    const covered = new Set(specimens.flatMap((s) => places(SPEC_SHAPES[kind], s, []).map((p) => typeOnlyPath(p.path))));
-    const wanted = allShapePaths(SPEC_SHAPES[kind], []).filter((p) => p !== '');
-    expect(wanted.filter((p) => !covered.has(p))).toEqual([]);
-    for (const spec of specimens) {
-      const doc = v3(kind, NAMES[kind], spec);
-      expect(tortieProblems(doc)).toEqual([]);
-      expect(crdProblems(applyDefaults(toResource(doc, 0)))).toEqual([]);
-    }
-  });
+  it.each(CRD_KINDS)(
+    '%s: the specimens set every field, are valid for tortie, and the CRD accepts them as the backend stores them',
+    (kind) => {
+      const specimens = SPECIMENS[kind];
+      const covered = new Set(
+        specimens.flatMap((s) => places(SPEC_SHAPES[kind], s, []).map((p) => typeOnlyPath(p.path))),
+      );
+      const wanted = allShapePaths(SPEC_SHAPES[kind], []).filter((p) => p !== '');
+      expect(wanted.filter((p) => !covered.has(p))).toEqual([]);
+      for (const spec of specimens) {
+        const doc = v3(kind, NAMES[kind], spec);
+        expect(tortieProblems(doc)).toEqual([]);
+        expect(crdProblems(applyDefaults(toResource(doc, 0)))).toEqual([]);
+      }
+    },
+  );
 
   /** A value of the wrong JSON type for a shape. */
   const WRONG: Record<Shape['type'], unknown> = {
@@ -345,13 +532,30 @@ describe('the CRDs', () => {
     return copy;
   }
   const schemaPath = (path: string[]): string =>
-    path.reduce((acc, p) => (/^\d+$/.test(p) ? `${acc}[${p}]` : /^[A-Za-z_][A-Za-z0-9_]*$/.test(p) ? `${acc}.${p}` : `${acc}[${JSON.stringify(p)}]`), 'spec');
+    path.reduce(
+      (acc, p) =>
+        /^\d+$/.test(p)
+          ? `${acc}[${p}]`
+          : /^[A-Za-z_][A-Za-z0-9_]*$/.test(p)
+            ? `${acc}.${p}`
+            : `${acc}[${JSON.stringify(p)}]`,
+      'spec',
+    );
 
   const MUTATIONS = CRD_KINDS.flatMap((kind) =>
     SPECIMENS[kind].flatMap((spec, n) =>
       places(SPEC_SHAPES[kind], spec, [])
-        .filter((p) => p.path.length > 0 && spec !== undefined && !STORED_AS[`${kind}.${['spec', ...p.path].join('.')}`])
-        .map((p) => ({ kind, n, spec, path: p.path, wrong: WRONG[p.shape.type], label: `${kind} ${schemaPath(p.path)} = ${JSON.stringify(WRONG[p.shape.type])}` })),
+        .filter(
+          (p) => p.path.length > 0 && spec !== undefined && !STORED_AS[`${kind}.${['spec', ...p.path].join('.')}`],
+        )
+        .map((p) => ({
+          kind,
+          n,
+          spec,
+          path: p.path,
+          wrong: WRONG[p.shape.type],
+          label: `${kind} ${schemaPath(p.path)} = ${JSON.stringify(WRONG[p.shape.type])}`,
+        })),
     ),
   );
 
@@ -359,12 +563,18 @@ describe('the CRDs', () => {
     expect(MUTATIONS.length).toBeGreaterThan(60);
   });
 
-  it.each(MUTATIONS.map((m) => [m.label, m] as const))('%s: refused by tortie and by the CRD, at that field', (_label, m) => {
-    const spec = withValue(m.spec, m.path, m.wrong);
-    expect(tortieProblems(v3(m.kind, NAMES[m.kind], spec)).length).toBeGreaterThan(0);
-    const problems = validate({ apiVersion: `${CRD_GROUP}/v1`, kind: m.kind, metadata: { name: NAMES[m.kind] }, spec }, crdSchema(m.kind));
-    expect(problems.map((p) => p.path)).toContain(schemaPath(m.path));
-  });
+  it.each(MUTATIONS.map((m) => [m.label, m] as const))(
+    '%s: refused by tortie and by the CRD, at that field',
+    (_label, m) => {
+      const spec = withValue(m.spec, m.path, m.wrong);
+      expect(tortieProblems(v3(m.kind, NAMES[m.kind], spec)).length).toBeGreaterThan(0);
+      const problems = validate(
+        { apiVersion: `${CRD_GROUP}/v1`, kind: m.kind, metadata: { name: NAMES[m.kind] }, spec },
+        crdSchema(m.kind),
+      );
+      expect(problems.map((p) => p.path)).toContain(schemaPath(m.path));
+    },
+  );
 
   /** Errors of meaning that a schema can express: both tortie and the CRD refuse them. */
   const INVALID: Array<{ kind: CrdKind; change: Record<string, unknown>; remove?: string; path: string }> = [
@@ -378,8 +588,16 @@ describe('the CRDs', () => {
     { kind: 'BGPConfiguration', change: { asNumber: 0 }, path: 'spec.asNumber' },
     { kind: 'BGPConfiguration', change: { listenPort: 70000 }, path: 'spec.listenPort' },
     { kind: 'BGPConfiguration', change: { nodeMeshMaxRestartTime: '2 minutes' }, path: 'spec.nodeMeshMaxRestartTime' },
-    { kind: 'BGPConfiguration', change: { communities: [{ name: 'office', value: '65001' }] }, path: 'spec.communities[0].value' },
-    { kind: 'BGPConfiguration', change: { serviceClusterIPs: [{ cidr: '10.96.0.0' }] }, path: 'spec.serviceClusterIPs[0].cidr' },
+    {
+      kind: 'BGPConfiguration',
+      change: { communities: [{ name: 'office', value: '65001' }] },
+      path: 'spec.communities[0].value',
+    },
+    {
+      kind: 'BGPConfiguration',
+      change: { serviceClusterIPs: [{ cidr: '10.96.0.0' }] },
+      path: 'spec.serviceClusterIPs[0].cidr',
+    },
     { kind: 'BGPConfiguration', change: { bindMode: 'nodeip' }, path: 'spec.bindMode' },
     { kind: 'BGPPeer', change: { peerIP: 'router.example' }, path: 'spec.peerIP' },
     { kind: 'BGPPeer', change: { asNumber: 4294967296 }, path: 'spec.asNumber' },
@@ -397,30 +615,47 @@ describe('the CRDs', () => {
     { kind: 'IPAMHandle', change: {}, remove: 'handleID', path: 'spec.handleID' },
   ];
 
-  it.each(INVALID.map((c) => [`${c.kind} ${c.path} ${c.remove ? 'missing' : JSON.stringify(Object.values(c.change)[0])}`, c] as const))('%s: refused by tortie and by the CRD', (_label, c) => {
+  it.each(
+    INVALID.map(
+      (c) => [`${c.kind} ${c.path} ${c.remove ? 'missing' : JSON.stringify(Object.values(c.change)[0])}`, c] as const,
+    ),
+  )('%s: refused by tortie and by the CRD', (_label, c) => {
     const spec: Record<string, unknown> = { ...SPECIMENS[c.kind][0]!, ...c.change };
     if (c.remove) delete spec[c.remove];
     expect(tortieProblems(v3(c.kind, NAMES[c.kind], spec)).length).toBeGreaterThan(0);
-    const problems = validate({ apiVersion: `${CRD_GROUP}/v1`, kind: c.kind, metadata: { name: NAMES[c.kind] }, spec }, crdSchema(c.kind));
+    const problems = validate(
+      { apiVersion: `${CRD_GROUP}/v1`, kind: c.kind, metadata: { name: NAMES[c.kind] }, spec },
+      crdSchema(c.kind),
+    );
     expect(problems.map((p) => p.path)).toContain(c.path);
   });
 
   /** Fields the CRD requires although tortie's validator does not: only tortie's IPAM writes them, always. */
-  const REQUIRED_BY_IPAM = ['IPAMBlock.allocations', 'IPAMBlock.unallocated', 'IPAMBlock.attributes', 'IPAMHandle.block'];
+  const REQUIRED_BY_IPAM = [
+    'IPAMBlock.allocations',
+    'IPAMBlock.unallocated',
+    'IPAMBlock.attributes',
+    'IPAMHandle.block',
+  ];
 
-  it.each(CRD_KINDS)('%s: every field the CRD requires is required by tortie too (or always written by its IPAM)', (kind) => {
-    const required = (specSchema(kind).required as string[] | undefined) ?? [];
-    for (const field of required) {
-      if (REQUIRED_BY_IPAM.includes(`${kind}.${field}`)) continue;
-      const spec = { ...SPECIMENS[kind][0]! };
-      delete spec[field];
-      expect(tortieProblems(v3(kind, NAMES[kind], spec)), `${kind}.spec.${field} missing`).not.toEqual([]);
-    }
-  });
+  it.each(CRD_KINDS)(
+    '%s: every field the CRD requires is required by tortie too (or always written by its IPAM)',
+    (kind) => {
+      const required = (specSchema(kind).required as string[] | undefined) ?? [];
+      for (const field of required) {
+        if (REQUIRED_BY_IPAM.includes(`${kind}.${field}`)) continue;
+        const spec = { ...SPECIMENS[kind][0]! };
+        delete spec[field];
+        expect(tortieProblems(v3(kind, NAMES[kind], spec)), `${kind}.spec.${field} missing`).not.toEqual([]);
+      }
+    },
+  );
 
   it('what tortie writes is accepted: the default pool, and the IPAM state of claims, assignments and releases', async () => {
     const ds = new MemoryDatastore();
-    const pool = applyDefaults(v3('IPPool', 'default-ipv4-ippool', { cidr: '10.244.0.0/16', ipipMode: 'Always', natOutgoing: true }));
+    const pool = applyDefaults(
+      v3('IPPool', 'default-ipv4-ippool', { cidr: '10.244.0.0/16', ipipMode: 'Always', natOutgoing: true }),
+    );
     await ds.create(pool);
     await ds.create(applyDefaults(v3('BGPConfiguration', 'default', {})));
     const ipam = new Ipam(ds);
@@ -454,22 +689,29 @@ describe('the CRDs', () => {
 
 describe('the examples', () => {
   function load(file: string): AnyResource[] {
-    return parseDocuments(readFileSync(join(EXAMPLES_DIR, file), 'utf8'), file).map((doc, i) => applyDefaults(toResource(doc, i)));
+    return parseDocuments(readFileSync(join(EXAMPLES_DIR, file), 'utf8'), file).map((doc, i) =>
+      applyDefaults(toResource(doc, i)),
+    );
   }
   const ALL = EXAMPLE_FILES.flatMap((f) => load(f).map((r) => ({ file: f, r })));
 
-  it.each(ALL.map(({ file, r }) => [`${file}: ${r.kind} ${r.metadata.name}`, r] as const))('%s: accepted by its CRD as the kubernetes backend stores it (Node: as Node annotations)', (_label, r) => {
-    if (r.kind === 'Node') {
-      // No CRD: the Kubernetes Node carries it. Apply = merge its BGP data and Calico labels into the annotations.
-      const k8sNode = { metadata: { name: r.metadata.name, labels: { 'kubernetes.io/hostname': r.metadata.name }, annotations: {} } };
-      const back = nodeToResource(mergeNodeAnnotations(k8sNode, r));
-      expect(back.spec).toEqual(r.spec);
-      expect(back.metadata.labels).toMatchObject(r.metadata.labels ?? {});
-      return;
-    }
-    expect(CRD_KINDS).toContain(r.kind);
-    expect(crdProblems(r)).toEqual([]);
-  });
+  it.each(ALL.map(({ file, r }) => [`${file}: ${r.kind} ${r.metadata.name}`, r] as const))(
+    '%s: accepted by its CRD as the kubernetes backend stores it (Node: as Node annotations)',
+    (_label, r) => {
+      if (r.kind === 'Node') {
+        // No CRD: the Kubernetes Node carries it. Apply = merge its BGP data and Calico labels into the annotations.
+        const k8sNode = {
+          metadata: { name: r.metadata.name, labels: { 'kubernetes.io/hostname': r.metadata.name }, annotations: {} },
+        };
+        const back = nodeToResource(mergeNodeAnnotations(k8sNode, r));
+        expect(back.spec).toEqual(r.spec);
+        expect(back.metadata.labels).toMatchObject(r.metadata.labels ?? {});
+        return;
+      }
+      expect(CRD_KINDS).toContain(r.kind);
+      expect(crdProblems(r)).toEqual([]);
+    },
+  );
 
   it('no two example pools overlap', () => {
     const pools = ALL.map((a) => a.r).filter((r): r is Resource<'IPPool'> => r.kind === 'IPPool');
@@ -478,18 +720,40 @@ describe('the examples', () => {
   });
 
   it('route reflectors: the mesh off, a reflector Node, every node peering with the reflectors', () => {
-    const [node, peer, config] = load('route-reflectors.yaml') as [Resource<'Node'>, Resource<'BGPPeer'>, Resource<'BGPConfiguration'>];
-    expect(config).toMatchObject({ kind: 'BGPConfiguration', metadata: { name: 'default' }, spec: { nodeToNodeMeshEnabled: false } });
-    expect(node).toMatchObject({ kind: 'Node', metadata: { labels: { 'route-reflector': 'true' } }, spec: { bgp: { routeReflectorClusterID: expect.any(String) } } });
-    expect(peer).toMatchObject({ kind: 'BGPPeer', spec: { nodeSelector: 'all()', peerSelector: "route-reflector == 'true'" } });
+    const [node, peer, config] = load('route-reflectors.yaml') as [
+      Resource<'Node'>,
+      Resource<'BGPPeer'>,
+      Resource<'BGPConfiguration'>,
+    ];
+    expect(config).toMatchObject({
+      kind: 'BGPConfiguration',
+      metadata: { name: 'default' },
+      spec: { nodeToNodeMeshEnabled: false },
+    });
+    expect(node).toMatchObject({
+      kind: 'Node',
+      metadata: { labels: { 'route-reflector': 'true' } },
+      spec: { bgp: { routeReflectorClusterID: expect.any(String) } },
+    });
+    expect(peer).toMatchObject({
+      kind: 'BGPPeer',
+      spec: { nodeSelector: 'all()', peerSelector: "route-reflector == 'true'" },
+    });
     // What the agents make of it: clients peer with the reflector only; the reflector with every client.
-    const clients = ['198.18.0.12/24', '198.18.0.13/24'].map((ip, i) => v3('Node', `node-${i + 2}`, { bgp: { ipv4Address: ip } }));
+    const clients = ['198.18.0.12/24', '198.18.0.13/24'].map((ip, i) =>
+      v3('Node', `node-${i + 2}`, { bgp: { ipv4Address: ip } }),
+    );
     const input = { nodes: [node, ...clients], bgpConfigurations: [config], bgpPeers: [peer] };
     const client = planPeers({ ...input, nodeName: 'node-2' });
-    expect(client.peers.map((p) => [p.address, p.rrClient])).toEqual([[node.spec.bgp!.ipv4Address!.split('/')[0], false]]);
+    expect(client.peers.map((p) => [p.address, p.rrClient])).toEqual([
+      [node.spec.bgp!.ipv4Address!.split('/')[0], false],
+    ]);
     const reflector = planPeers({ ...input, nodeName: node.metadata.name });
     expect(reflector.clusterId).toBe(node.spec.bgp!.routeReflectorClusterID);
-    expect(reflector.peers.map((p) => [p.address, p.rrClient]).sort()).toEqual([['198.18.0.12', true], ['198.18.0.13', true]]);
+    expect(reflector.peers.map((p) => [p.address, p.rrClient]).sort()).toEqual([
+      ['198.18.0.12', true],
+      ['198.18.0.13', true],
+    ]);
   });
 
   it('office router: a global eBGP peer (AS 65001) of every node', () => {
@@ -497,10 +761,14 @@ describe('the examples', () => {
     expect(peer.spec).toMatchObject({ asNumber: 65001, peerIP: expect.any(String) });
     expect(peer.spec.node).toBeUndefined();
     expect(peer.spec.nodeSelector).toBeUndefined();
-    const nodes = ['198.18.0.11/24', '198.18.0.12/24'].map((ip, i) => v3('Node', `node-${i + 1}`, { bgp: { ipv4Address: ip } }));
+    const nodes = ['198.18.0.11/24', '198.18.0.12/24'].map((ip, i) =>
+      v3('Node', `node-${i + 1}`, { bgp: { ipv4Address: ip } }),
+    );
     for (const n of nodes) {
       const plan = planPeers({ nodeName: n.metadata.name, nodes, bgpConfigurations: [], bgpPeers: [peer] });
-      expect(plan.peers.filter((p) => p.type === 'Global').map((p) => [p.address, p.asNumber])).toEqual([[peer.spec.peerIP, 65001]]);
+      expect(plan.peers.filter((p) => p.type === 'Global').map((p) => [p.address, p.asNumber])).toEqual([
+        [peer.spec.peerIP, 65001],
+      ]);
     }
   });
 
@@ -533,7 +801,9 @@ const CORE_CALLS: Readonly<Record<string, string>> = {
   createNamespacedServiceAccountToken: 'create serviceaccounts/token',
 };
 const CLIENT_METHODS = new Set(
-  [k8s.CoreV1Api, k8s.CustomObjectsApi].flatMap((api) => Object.getOwnPropertyNames(api.prototype)).filter((n) => n !== 'constructor' && !n.endsWith('WithHttpInfo')),
+  [k8s.CoreV1Api, k8s.CustomObjectsApi]
+    .flatMap((api) => Object.getOwnPropertyNames(api.prototype))
+    .filter((n) => n !== 'constructor' && !n.endsWith('WithHttpInfo')),
 );
 
 function sourcesUnder(dir: string): string[] {
@@ -561,7 +831,13 @@ function clientCalls(files: string[]): { grants: string[]; unknown: string[] } {
   return { grants: [...grants].sort(), unknown: [...unknown].sort() };
 }
 
-type Rule = { apiGroups: string[]; resources: string[]; verbs: string[]; resourceNames?: string[]; nonResourceURLs?: string[] };
+type Rule = {
+  apiGroups: string[];
+  resources: string[];
+  verbs: string[];
+  resourceNames?: string[];
+  nonResourceURLs?: string[];
+};
 
 /** `verb resource` (+ ` @ns` for a Role's, + ` [names]` when limited) for every rule of one role. */
 function grantsOf(role: KubeDoc, namespace?: string): string[] {
@@ -570,7 +846,10 @@ function grantsOf(role: KubeDoc, namespace?: string): string[] {
       r.resources.flatMap((res) => {
         const [plural, sub] = res.split('/');
         const resource = g === '' ? res : `${plural!}.${g}${sub ? `/${sub}` : ''}`;
-        return r.verbs.map((v) => `${v} ${resource}${namespace ? ` @${namespace}` : ''}${r.resourceNames ? ` [${[...r.resourceNames].sort().join(',')}]` : ''}`);
+        return r.verbs.map(
+          (v) =>
+            `${v} ${resource}${namespace ? ` @${namespace}` : ''}${r.resourceNames ? ` [${[...r.resourceNames].sort().join(',')}]` : ''}`,
+        );
       }),
     ),
   );
@@ -578,12 +857,19 @@ function grantsOf(role: KubeDoc, namespace?: string): string[] {
 
 /** Everything `docs` grant ServiceAccount `sa`: its ClusterRoles (through ClusterRoleBindings) and Roles (RoleBindings). */
 function grantsFor(docs: KubeDoc[], sa: { name: string; namespace: string }): string[] {
-  const bound = (b: KubeDoc): boolean => ((b.subjects as Array<{ kind: string; name: string; namespace?: string }> | undefined) ?? []).some((s) => s.kind === 'ServiceAccount' && s.name === sa.name && s.namespace === sa.namespace);
+  const bound = (b: KubeDoc): boolean =>
+    ((b.subjects as Array<{ kind: string; name: string; namespace?: string }> | undefined) ?? []).some(
+      (s) => s.kind === 'ServiceAccount' && s.name === sa.name && s.namespace === sa.namespace,
+    );
   const out: string[] = [];
   for (const b of docs.filter((d) => (d.kind === 'ClusterRoleBinding' || d.kind === 'RoleBinding') && bound(d))) {
     const ref = b.roleRef as { kind: string; name: string };
     const namespace = b.kind === 'RoleBinding' ? b.metadata?.namespace : undefined;
-    const role = findOne(docs.filter((d) => d.kind !== 'Role' || d.metadata?.namespace === namespace), ref.kind, ref.name);
+    const role = findOne(
+      docs.filter((d) => d.kind !== 'Role' || d.metadata?.namespace === namespace),
+      ref.kind,
+      ref.name,
+    );
     out.push(...grantsOf(role, namespace));
   }
   return out.sort();
@@ -591,7 +877,12 @@ function grantsFor(docs: KubeDoc[], sa: { name: string; namespace: string }): st
 
 /** A component's declared calls in the same form, the namespaced ones in `namespace`. */
 function declared(calls: readonly ApiGrant[], namespace: string): string[] {
-  return calls.map((c) => `${c.verb} ${c.resource}${c.namespaced ? ` @${namespace}` : ''}${c.resourceNames ? ` [${[...c.resourceNames].sort().join(',')}]` : ''}`).sort();
+  return calls
+    .map(
+      (c) =>
+        `${c.verb} ${c.resource}${c.namespaced ? ` @${namespace}` : ''}${c.resourceNames ? ` [${[...c.resourceNames].sort().join(',')}]` : ''}`,
+    )
+    .sort();
 }
 
 /**
@@ -607,7 +898,12 @@ const COMPONENTS = [
     files: [...sourcesUnder(join(ROOT, 'src/agent')), ...IPAM_RUNTIME, join(ROOT, 'src/datastore/kube-token.ts')],
     own: [...sourcesUnder(join(ROOT, 'src/agent')), join(ROOT, 'src/datastore/kube-token.ts')],
   },
-  { sa: 'tortie-cni', calls: CNI_API_CALLS, files: [...sourcesUnder(join(ROOT, 'src/cni')), ...IPAM_RUNTIME], own: sourcesUnder(join(ROOT, 'src/cni')) },
+  {
+    sa: 'tortie-cni',
+    calls: CNI_API_CALLS,
+    files: [...sourcesUnder(join(ROOT, 'src/cni')), ...IPAM_RUNTIME],
+    own: sourcesUnder(join(ROOT, 'src/cni')),
+  },
 ] as const;
 
 describe('RBAC, per ServiceAccount', () => {
@@ -634,12 +930,16 @@ describe('RBAC, per ServiceAccount', () => {
       });
 
       it('every declared grant is used: its code is found in the sources (a grant no code uses fails)', () => {
-        expect(c.calls.filter((g) => !g.uses.test(text)).map((g) => `${g.verb} ${g.resource}: ${String(g.uses)}`)).toEqual([]);
+        expect(
+          c.calls.filter((g) => !g.uses.test(text)).map((g) => `${g.verb} ${g.resource}: ${String(g.uses)}`),
+        ).toEqual([]);
       });
 
       it('no wildcard, no non-resource URLs', () => {
         expect(granted.filter((g) => g.includes('*'))).toEqual([]);
-        const rules = KUBE.filter((d) => d.kind === 'ClusterRole' || d.kind === 'Role').flatMap((r) => r.rules as Rule[]);
+        const rules = KUBE.filter((d) => d.kind === 'ClusterRole' || d.kind === 'Role').flatMap(
+          (r) => r.rules as Rule[],
+        );
         expect(rules.filter((r) => r.nonResourceURLs)).toEqual([]);
       });
     });
@@ -651,8 +951,14 @@ describe('RBAC, per ServiceAccount', () => {
     expect(/ds\.delete\('IPPool'/.test(text), 'the agent never deletes a pool').toBe(false);
     const dir = mkdtempSync(join(tmpdir(), 'tortie-rbac-scan-'));
     try {
-      writeFileSync(join(dir, 'x.ts'), 'await core.patchNamespacedPod({ name, namespace, body });\nawait core.deleteNamespacedPod({});\n');
-      expect(clientCalls([join(dir, 'x.ts')])).toEqual({ grants: ['patch pods'], unknown: [`${relative(ROOT, join(dir, 'x.ts'))}: deleteNamespacedPod`] });
+      writeFileSync(
+        join(dir, 'x.ts'),
+        'await core.patchNamespacedPod({ name, namespace, body });\nawait core.deleteNamespacedPod({});\n',
+      );
+      expect(clientCalls([join(dir, 'x.ts')])).toEqual({
+        grants: ['patch pods'],
+        unknown: [`${relative(ROOT, join(dir, 'x.ts'))}: deleteNamespacedPod`],
+      });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -662,7 +968,9 @@ describe('RBAC, per ServiceAccount', () => {
     const granted = grantsFor(KUBE, { name: 'tortie-node', namespace });
     expect(granted.filter((g) => /secrets|serviceaccounts/.test(g) && !g.includes(` @${namespace}`))).toEqual([]);
     expect(granted).toContain(`create serviceaccounts/token @${namespace} [tortie-cni]`);
-    expect(AGENT_API_CALLS.find((g) => g.resource === 'serviceaccounts/token')?.resourceNames).toEqual([findOne(KUBE, 'ServiceAccount', 'tortie-cni').metadata?.name]);
+    expect(AGENT_API_CALLS.find((g) => g.resource === 'serviceaccounts/token')?.resourceNames).toEqual([
+      findOne(KUBE, 'ServiceAccount', 'tortie-cni').metadata?.name,
+    ]);
   });
 
   it('the agent reads configuration and never writes it (BGPPeer, BGPConfiguration, BGPFilter: get, list and watch at most)', () => {
@@ -670,14 +978,28 @@ describe('RBAC, per ServiceAccount', () => {
     const config = granted.filter((g) => /bgppeers|bgpconfigurations|bgpfilters/.test(g));
     expect(config.map((g) => g.split(' ')[0]).every((v) => v === 'get' || v === 'list' || v === 'watch')).toBe(true);
     expect(config.length).toBe(7);
-    expect(granted.filter((g) => g.includes('ippools')).map((g) => g.split(' ')[0]).sort()).toEqual(['create', 'list', 'watch']);
+    expect(
+      granted
+        .filter((g) => g.includes('ippools'))
+        .map((g) => g.split(' ')[0])
+        .sort(),
+    ).toEqual(['create', 'list', 'watch']);
     expect(granted.filter((g) => g.startsWith('patch pods') || g.startsWith('update pods'))).toEqual([]);
   });
 
   it('the CNI plugin writes Pods only through pods/status, and has no Secrets, Nodes writes or watches', () => {
     const granted = grantsFor(KUBE, { name: 'tortie-cni', namespace });
     expect(granted).toContain('patch pods/status');
-    expect(granted.filter((g) => g === 'patch pods' || g.includes('secrets') || g.includes('serviceaccounts') || /^(patch|update) nodes/.test(g) || g.startsWith('watch '))).toEqual([]);
+    expect(
+      granted.filter(
+        (g) =>
+          g === 'patch pods' ||
+          g.includes('secrets') ||
+          g.includes('serviceaccounts') ||
+          /^(patch|update) nodes/.test(g) ||
+          g.startsWith('watch '),
+      ),
+    ).toEqual([]);
   });
 
   it("the CNI ServiceAccount mounts no token anywhere; the DaemonSet runs as the agent's", () => {
@@ -688,8 +1010,16 @@ describe('RBAC, per ServiceAccount', () => {
   });
 
   it('the agent keeps the CNI kubeconfig that install-cni writes (same path, same ServiceAccount)', () => {
-    const agentEnv = resolveEnv(podSpecOf(ds).containers.find((c) => c.name === 'tortie-node')!, KUBE, { 'spec.nodeName': 'n', 'metadata.namespace': namespace });
-    const install = resolveEnv(podSpecOf(ds).initContainers!.find((c) => c.name === 'install-cni')!, KUBE, { 'spec.nodeName': 'n', 'metadata.namespace': namespace });
+    const agentEnv = resolveEnv(
+      podSpecOf(ds).containers.find((c) => c.name === 'tortie-node')!,
+      KUBE,
+      { 'spec.nodeName': 'n', 'metadata.namespace': namespace },
+    );
+    const install = resolveEnv(
+      podSpecOf(ds).initContainers!.find((c) => c.name === 'install-cni')!,
+      KUBE,
+      { 'spec.nodeName': 'n', 'metadata.namespace': namespace },
+    );
     expect(agentEnv.TORTIE_CNI_KUBECONFIG).toBe(`${install.CNI_NET_DIR}/tortie-kubeconfig`);
     expect(agentEnv.TORTIE_CNI_SERVICE_ACCOUNT).toBe('tortie-cni');
     expect(install.TORTIE_CNI_SERVICE_ACCOUNT).toBe('tortie-cni');
@@ -699,7 +1029,9 @@ describe('RBAC, per ServiceAccount', () => {
 
   it("KUBERNETES_API_CALLS declares every core call src/datastore/kubernetes.ts makes, and each component's datastore grants are among them", () => {
     // The backend: kubernetes.ts and its kube-* modules (not kube-token.ts, the agent's TokenRequest client).
-    const backendFiles = readdirSync(join(ROOT, 'src/datastore')).filter((f) => f === 'kubernetes.ts' || (f.startsWith('kube-') && f !== 'kube-token.ts'));
+    const backendFiles = readdirSync(join(ROOT, 'src/datastore')).filter(
+      (f) => f === 'kubernetes.ts' || (f.startsWith('kube-') && f !== 'kube-token.ts'),
+    );
     expect(backendFiles).toContain('kubernetes.ts');
     const backend = clientCalls(backendFiles.map((f) => join(ROOT, 'src/datastore', f)));
     const possible = new Set(KUBERNETES_API_CALLS.map((c) => `${c.verb} ${c.resource}`));
@@ -707,16 +1039,28 @@ describe('RBAC, per ServiceAccount', () => {
     expect(backend.grants.filter((g) => !possible.has(g))).toEqual([]);
     // Its custom-object calls are not in CORE_CALLS: KUBERNETES_API_CALLS and test/integration/kubernetes.test.ts cover them.
     expect(backend.unknown.every((u) => /CustomObject/.test(u) || /a Watch/.test(u))).toBe(true);
-    const direct = /^(secrets|serviceaccounts\/token|pods\/status|services|endpointslices\.discovery\.k8s\.io)$|^(get pods)$/;
+    const direct =
+      /^(secrets|serviceaccounts\/token|pods\/status|services|endpointslices\.discovery\.k8s\.io)$|^(get pods)$/;
     for (const c of COMPONENTS) {
-      expect(c.calls.filter((g) => !direct.test(g.resource) && !direct.test(`${g.verb} ${g.resource}`) && !possible.has(`${g.verb} ${g.resource}`))).toEqual([]);
+      expect(
+        c.calls.filter(
+          (g) =>
+            !direct.test(g.resource) &&
+            !direct.test(`${g.verb} ${g.resource}`) &&
+            !possible.has(`${g.verb} ${g.resource}`),
+        ),
+      ).toEqual([]);
     }
   });
 });
 
 describe('RBAC, the etcd variant', () => {
   it('the etcd variant has no RBAC and mounts no token', () => {
-    expect(ETCD.filter((d) => ['ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding', 'CustomResourceDefinition'].includes(d.kind ?? ''))).toEqual([]);
+    expect(
+      ETCD.filter((d) =>
+        ['ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding', 'CustomResourceDefinition'].includes(d.kind ?? ''),
+      ),
+    ).toEqual([]);
     expect(findOne(ETCD, 'ServiceAccount').automountServiceAccountToken).toBe(false);
     expect(podSpecOf(findOne(ETCD, 'DaemonSet')).automountServiceAccountToken).not.toBe(true);
   });
@@ -736,7 +1080,9 @@ function agentOf(pod: PodSpec): Container {
 }
 
 /** The sources that read the agent's and the datastore's variables (src/agent/config.ts, src/datastore/config.ts). */
-const ENV_READERS = ['src/agent/config.ts', 'src/datastore/config.ts', 'src/agent/secrets.ts', 'src/agent/cni-token.ts'].map((f) => readFileSync(join(ROOT, f), 'utf8')).join('\n');
+const ENV_READERS = ['src/agent/config.ts', 'src/datastore/config.ts', 'src/agent/secrets.ts', 'src/agent/cni-token.ts']
+  .map((f) => readFileSync(join(ROOT, f), 'utf8'))
+  .join('\n');
 
 describe.each(VARIANTS)('the DaemonSet of $file', ({ docs, datastore }) => {
   const ds = findOne(docs, 'DaemonSet', 'tortie-node');
@@ -756,11 +1102,21 @@ describe.each(VARIANTS)('the DaemonSet of $file', ({ docs, datastore }) => {
     expect(Object.keys(selector).length).toBeGreaterThan(0);
   });
 
-  it("sets NODENAME from spec.nodeName, and only variables tortie reads", () => {
+  it('sets NODENAME from spec.nodeName, and only variables tortie reads', () => {
     expect(agent.env?.find((v) => v.name === 'NODENAME')?.valueFrom?.fieldRef?.fieldPath).toBe('spec.nodeName');
     const unknown = Object.keys(env).filter((name) => !new RegExp(`\\b${name}\\b`).test(ENV_READERS));
     expect(unknown).toEqual([]);
-    expect(Object.keys(env)).toEqual(expect.arrayContaining(['NODENAME', 'IP', 'DATASTORE_TYPE', 'CALICO_IPV4POOL_CIDR', 'CALICO_IPV4POOL_IPIP', 'FELIX_IPINIPMTU', 'TORTIE_DATAPLANE']));
+    expect(Object.keys(env)).toEqual(
+      expect.arrayContaining([
+        'NODENAME',
+        'IP',
+        'DATASTORE_TYPE',
+        'CALICO_IPV4POOL_CIDR',
+        'CALICO_IPV4POOL_IPIP',
+        'FELIX_IPINIPMTU',
+        'TORTIE_DATAPLANE',
+      ]),
+    );
   });
 
   it("the environment, resolved as the kubelet does, is accepted by the agent's parser (except what is PENDING)", () => {
@@ -774,12 +1130,29 @@ describe.each(VARIANTS)('the DaemonSet of $file', ({ docs, datastore }) => {
     const unexpected = problems.filter((p) => !pendingNames.some((name) => p.startsWith(`${name}=`)));
     expect(unexpected).toEqual([]);
     for (const name of pendingNames) {
-      expect(problems.some((p) => p.startsWith(`${name}=`)), `${name}=${env[name]} is accepted now (${PENDING.env[name]}): remove it from PENDING.env`).toBe(true);
+      expect(
+        problems.some((p) => p.startsWith(`${name}=`)),
+        `${name}=${env[name]} is accepted now (${PENDING.env[name]}): remove it from PENDING.env`,
+      ).toBe(true);
     }
-    const config = parseAgentConfig({ ...env, ...Object.fromEntries(pendingNames.map((n) => [n, 'none'])) }, 'host-name');
+    const config = parseAgentConfig(
+      { ...env, ...Object.fromEntries(pendingNames.map((n) => [n, 'none'])) },
+      'host-name',
+    );
     const map = (findOne(docs, 'ConfigMap', 'tortie-config').data ?? {}) as Record<string, string>;
-    expect(config).toMatchObject({ nodeName: 'node-a', ip: { mode: 'autodetect', method: { kind: 'first-found' } }, waitForDatastore: true, ctlSocket: '/var/run/tortie/tortie.ctl', healthPort: 9099 });
-    expect(config.defaultPool).toMatchObject({ cidr: map.ipv4_pool_cidr, blockSize: Number(map.ipv4_pool_block_size), ipipMode: map.ipv4_pool_ipip, natOutgoing: map.ipv4_pool_nat_outgoing === 'true' });
+    expect(config).toMatchObject({
+      nodeName: 'node-a',
+      ip: { mode: 'autodetect', method: { kind: 'first-found' } },
+      waitForDatastore: true,
+      ctlSocket: '/var/run/tortie/tortie.ctl',
+      healthPort: 9099,
+    });
+    expect(config.defaultPool).toMatchObject({
+      cidr: map.ipv4_pool_cidr,
+      blockSize: Number(map.ipv4_pool_block_size),
+      ipipMode: map.ipv4_pool_ipip,
+      natOutgoing: map.ipv4_pool_nat_outgoing === 'true',
+    });
   });
 
   it(`the datastore settings are accepted by the datastore's parser: ${datastore}`, () => {
@@ -787,7 +1160,9 @@ describe.each(VARIANTS)('the DaemonSet of $file', ({ docs, datastore }) => {
     expect(config.datastoreType).toBe(datastore);
     if (datastore === 'etcdv3') {
       expect(config.etcdEndpoints.every((e) => e.startsWith('https://'))).toBe(true);
-      expect([config.etcdCACertFile, config.etcdCertFile, config.etcdKeyFile].every((f) => typeof f === 'string')).toBe(true);
+      expect([config.etcdCACertFile, config.etcdCertFile, config.etcdKeyFile].every((f) => typeof f === 'string')).toBe(
+        true,
+      );
     } else {
       // In the cluster: the client's defaults find the ServiceAccount token; no kubeconfig.
       expect(config.kubeconfig).toBeUndefined();
@@ -836,22 +1211,37 @@ describe.each(VARIANTS)('the DaemonSet of $file', ({ docs, datastore }) => {
       const mount = init!.volumeMounts?.find((m) => m.mountPath === dir);
       expect(volumes.get(mount!.name)?.hostPath?.path, name).toBe(dir);
     }
-    expect(initEnv).toMatchObject({ CNI_BIN_DIR: '/opt/cni/bin', CNI_NET_DIR: '/etc/cni/net.d', CNI_CONF_NAME: '10-tortie.conflist' });
-    const readers = [join(ROOT, 'src/datastore/config.ts'), ...sourcesUnder(join(ROOT, 'src/cni'))].map((f) => readFileSync(f, 'utf8')).join('\n');
+    expect(initEnv).toMatchObject({
+      CNI_BIN_DIR: '/opt/cni/bin',
+      CNI_NET_DIR: '/etc/cni/net.d',
+      CNI_CONF_NAME: '10-tortie.conflist',
+    });
+    const readers = [join(ROOT, 'src/datastore/config.ts'), ...sourcesUnder(join(ROOT, 'src/cni'))]
+      .map((f) => readFileSync(f, 'utf8'))
+      .join('\n');
     expect(Object.keys(initEnv).filter((name) => !new RegExp(`\\b${name}\\b`).test(readers))).toEqual([]);
-    const datastoreVars = Object.keys(env).filter((n) => n === 'DATASTORE_TYPE' || n.startsWith('ETCD_') || n === 'KUBECONFIG');
-    expect(Object.fromEntries(datastoreVars.map((n) => [n, initEnv[n]]))).toEqual(Object.fromEntries(datastoreVars.map((n) => [n, env[n]])));
+    const datastoreVars = Object.keys(env).filter(
+      (n) => n === 'DATASTORE_TYPE' || n.startsWith('ETCD_') || n === 'KUBECONFIG',
+    );
+    expect(Object.fromEntries(datastoreVars.map((n) => [n, initEnv[n]]))).toEqual(
+      Object.fromEntries(datastoreVars.map((n) => [n, env[n]])),
+    );
   });
 
   it(`every container runs the image of this version (${PKG.version})`, () => {
-    for (const c of [...(pod.initContainers ?? []), ...pod.containers]) expect(c.image).toMatch(new RegExp(`(^|/)tortie:${PKG.version.replace(/\./g, '\\.')}$`));
+    for (const c of [...(pod.initContainers ?? []), ...pod.containers])
+      expect(c.image).toMatch(new RegExp(`(^|/)tortie:${PKG.version.replace(/\./g, '\\.')}$`));
   });
 });
 
 describe('the etcd DaemonSet: TLS files from a Secret, mounted 0400', () => {
   const pod = podSpecOf(findOne(ETCD, 'DaemonSet'));
   const agent = agentOf(pod);
-  const env = resolveEnv(agent, ETCD.filter((d) => d.kind === 'ConfigMap'), { 'spec.nodeName': 'node-a', 'metadata.namespace': 'tortie-system' });
+  const env = resolveEnv(
+    agent,
+    ETCD.filter((d) => d.kind === 'ConfigMap'),
+    { 'spec.nodeName': 'node-a', 'metadata.namespace': 'tortie-system' },
+  );
   const secretVolume = (pod.volumes ?? []).find((v) => v.secret !== undefined);
 
   it('the secret volume is read-only to root (defaultMode 0400, as kubectl reads the YAML)', () => {
@@ -861,7 +1251,9 @@ describe('the etcd DaemonSet: TLS files from a Secret, mounted 0400', () => {
   it('ETCD_CA_CERT_FILE, ETCD_CERT_FILE, ETCD_KEY_FILE are the keys etcd-ca, etcd-cert, etcd-key of that Secret, where it is mounted', () => {
     const mount = agent.volumeMounts?.find((m) => m.name === secretVolume?.name);
     expect(mount?.readOnly).toBe(true);
-    expect([env.ETCD_CA_CERT_FILE, env.ETCD_CERT_FILE, env.ETCD_KEY_FILE]).toEqual(['etcd-ca', 'etcd-cert', 'etcd-key'].map((k) => posix.join(mount!.mountPath, k)));
+    expect([env.ETCD_CA_CERT_FILE, env.ETCD_CERT_FILE, env.ETCD_KEY_FILE]).toEqual(
+      ['etcd-ca', 'etcd-cert', 'etcd-key'].map((k) => posix.join(mount!.mountPath, k)),
+    );
     // The header tells how to make the Secret with exactly these keys.
     const header = readFileSync(join(MANIFEST_DIR, 'tortie-etcd.yaml'), 'utf8');
     for (const key of ['etcd-ca', 'etcd-cert', 'etcd-key']) expect(header).toContain(`--from-file=${key}=`);
@@ -886,7 +1278,10 @@ function manifestCommands(): Array<[string, string[]]> {
   for (const { file, docs } of VARIANTS) {
     const pod = podSpecOf(findOne(docs, 'DaemonSet'));
     for (const c of [...(pod.initContainers ?? []), ...pod.containers]) {
-      out.push([`${file} ${c.name}`, [...(c.command ?? ENTRYPOINT), ...(c.command ? (c.args ?? []) : (c.args ?? CMD))]]);
+      out.push([
+        `${file} ${c.name}`,
+        [...(c.command ?? ENTRYPOINT), ...(c.command ? (c.args ?? []) : (c.args ?? CMD))],
+      ]);
       const hook = c.lifecycle?.preStop?.exec?.command;
       if (hook) out.push([`${file} ${c.name} preStop`, hook]);
     }
@@ -920,14 +1315,22 @@ describe('every command the manifests run exists in the built CLI', () => {
 describe('the Dockerfile', () => {
   const workdir = dockerfile('WORKDIR')[0]?.text ?? '';
   const copies = dockerfile('COPY').map((c) => c.text.split(/\s+/));
-  const copiedDist = copies.map((parts) => parts[0]!).filter((src) => src.startsWith('dist/')).map((src) => src.replace(/\/$/, ''));
-  const runs = dockerfile('RUN').map((r) => r.text).join('\n');
+  const copiedDist = copies
+    .map((parts) => parts[0]!)
+    .filter((src) => src.startsWith('dist/'))
+    .map((src) => src.replace(/\/$/, ''));
+  const runs = dockerfile('RUN')
+    .map((r) => r.text)
+    .join('\n');
 
-  it('the native part (TCP-MD5/GTSM) is compiled in a build stage for the image\'s architecture and copied over dist/bgp', () => {
+  it("the native part (TCP-MD5/GTSM) is compiled in a build stage for the image's architecture and copied over dist/bgp", () => {
     const stages = DOCKERFILE.filter((i) => i.op === 'FROM').map((f) => f.text);
     expect(stages).toEqual([expect.stringMatching(/^\S+ AS native$/), expect.stringMatching(/^\S+$/)]);
     expect(stages[0]!.split(' ')[0]).toBe(stages[1]);
-    const build = DOCKERFILE.slice(0, DOCKERFILE.indexOf(FINAL_STAGE[0]!)).filter((i) => i.op === 'RUN').map((r) => r.text).join('\n');
+    const build = DOCKERFILE.slice(0, DOCKERFILE.indexOf(FINAL_STAGE[0]!))
+      .filter((i) => i.op === 'RUN')
+      .map((r) => r.text)
+      .join('\n');
     expect(build).toMatch(/apt-get install[^\n]*\bgcc\b/);
     expect(build).toContain('TORTIE_NATIVE_REQUIRED=1 bash scripts/build-native.sh');
     const from = copies.findIndex((parts) => parts[0] === '--from=native');
@@ -938,7 +1341,9 @@ describe('the Dockerfile', () => {
   it('Node 24 slim (one exact release, by tag or tag@digest), iproute2 and nftables, production dependencies from the lockfile', () => {
     // FROM ${NODE_IMAGE}: the ARG's default is the base of both stages (a build may override it with --build-arg).
     const args = new Map(DOCKERFILE.filter((i) => i.op === 'ARG').map((a) => a.text.split('=', 2) as [string, string]));
-    const from = dockerfile('FROM').map((f) => f.text.replace(/^\$\{(\w+)\}$/, (_all, name: string) => args.get(name) ?? `(no ARG ${name})`));
+    const from = dockerfile('FROM').map((f) =>
+      f.text.replace(/^\$\{(\w+)\}$/, (_all, name: string) => args.get(name) ?? `(no ARG ${name})`),
+    );
     expect(from).toEqual([expect.stringMatching(/^node:24\.\d+\.\d+-[a-z]+-slim(@sha256:[0-9a-f]{64})?$/)]);
     expect(runs).toMatch(/apt-get install[^\n]*\biproute2\b/);
     expect(runs).toMatch(/apt-get install[^\n]*\bnftables\b/);
@@ -979,12 +1384,17 @@ describe('the Dockerfile', () => {
       ].map((m) => m[1]!);
       for (const s of specifiers) {
         if (s.startsWith('.')) queue.push(join(dirname(file), s));
-        else if (!s.startsWith('node:')) packages.add(s.startsWith('@') ? s.split('/').slice(0, 2).join('/') : s.split('/')[0]!);
+        else if (!s.startsWith('node:'))
+          packages.add(s.startsWith('@') ? s.split('/').slice(0, 2).join('/') : s.split('/')[0]!);
       }
       // Files read at run time next to the code (main.js reads ../../../package.json for `version`).
       for (const m of text.matchAll(/new URL\(\s*['"]([^'"]+)['"]\s*,\s*import\.meta\.url\s*\)/g)) {
         const target = relative(ROOT, join(dirname(file), m[1]!));
-        const copied = copies.some((parts) => parts.slice(0, -1).some((src) => target === src.replace(/\/$/, '') || target.startsWith(src.replace(/\/$/, '/'))));
+        const copied = copies.some((parts) =>
+          parts
+            .slice(0, -1)
+            .some((src) => target === src.replace(/\/$/, '') || target.startsWith(src.replace(/\/$/, '/'))),
+        );
         expect(copied, `${rel} reads ${target} at run time, which the Dockerfile does not copy`).toBe(true);
       }
     }

@@ -12,7 +12,13 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { PROGRAMS, findProgram, missingProgramInStderr, missingProgramMessage, missingPrograms } from '../../felix/programs.js';
+import {
+  PROGRAMS,
+  findProgram,
+  missingProgramInStderr,
+  missingProgramMessage,
+  missingPrograms,
+} from '../../felix/programs.js';
 import { PEER_BINARIES, PEER_KINDS } from '../harness/binaries.js';
 import { ETCD_BINARY } from '../harness/etcd.js';
 
@@ -91,7 +97,18 @@ const STARTS: readonly RegExp[] = [
 const PROGRAM_WORD = /^(?:\/[\w./+-]+|[a-z][a-z0-9._+-]*)$/;
 
 /** Subcommands and names that the `run(`/`command:` patterns also see and that are not programs. */
-const NOT_PROGRAMS = new Set(['status', 'stop', 'routes', 'apply', 'create', 'delete', 'replace', 'get', 'write', 'delete-named']);
+const NOT_PROGRAMS = new Set([
+  'status',
+  'stop',
+  'routes',
+  'apply',
+  'create',
+  'delete',
+  'replace',
+  'get',
+  'write',
+  'delete-named',
+]);
 
 function scanPrograms(): Map<string, Set<string>> {
   const found = new Map<string, Set<string>>();
@@ -133,20 +150,46 @@ describe('every program the code and the tests start is installed by scripts/ins
 
   it('the scan finds the programs it must (a scan that finds nothing checks nothing)', () => {
     expect(found.size).toBeGreaterThanOrEqual(20);
-    for (const program of ['ip', 'nft', 'sysctl', 'ping', 'sh', 'nsenter', 'etcd', 'bird', 'bgpd', 'vtysh', 'gobgpd', 'exabgp', 'openssl', 'python3']) {
+    for (const program of [
+      'ip',
+      'nft',
+      'sysctl',
+      'ping',
+      'sh',
+      'nsenter',
+      'etcd',
+      'bird',
+      'bgpd',
+      'vtysh',
+      'gobgpd',
+      'exabgp',
+      'openssl',
+      'python3',
+    ]) {
       expect(found.has(program), `the scan should find "${program}"`).toBe(true);
     }
   });
 
   it('each found program is in felix/programs.ts or this test’s table, with its Debian package', () => {
-    const unknown = [...found].filter(([program]) => entryOf(program) === undefined).map(([program, files]) => `${program} (started in ${[...files].join(', ')})`);
-    expect(unknown, 'add each to felix/programs.ts (tortie runs it) or TEST_PROGRAMS here (only tests do), and its package to scripts/install-deps.sh').toEqual([]);
+    const unknown = [...found]
+      .filter(([program]) => entryOf(program) === undefined)
+      .map(([program, files]) => `${program} (started in ${[...files].join(', ')})`);
+    expect(
+      unknown,
+      'add each to felix/programs.ts (tortie runs it) or TEST_PROGRAMS here (only tests do), and its package to scripts/install-deps.sh',
+    ).toEqual([]);
   });
 
   it('the package of each found program is in install-deps.sh’s want list, or is Debian base system', () => {
     const notInstalled = [...found]
       .map(([program]) => [program, entryOf(program)] as const)
-      .filter(([, entry]) => entry !== undefined && entry.base !== true && !installedByOwnScript(entry) && !installed.has(packageName(entry.debian)))
+      .filter(
+        ([, entry]) =>
+          entry !== undefined &&
+          entry.base !== true &&
+          !installedByOwnScript(entry) &&
+          !installed.has(packageName(entry.debian)),
+      )
       .map(([program, entry]) => `${program} (Debian: ${entry!.debian})`);
     expect(notInstalled, 'scripts/install-deps.sh must install these').toEqual([]);
   });
@@ -155,7 +198,12 @@ describe('every program the code and the tests start is installed by scripts/ins
     const without = new Set([...installed].filter((p) => p !== 'iputils-ping'));
     const notInstalled = [...found].filter(([program]) => {
       const entry = entryOf(program);
-      return entry !== undefined && entry.base !== true && !installedByOwnScript(entry) && !without.has(packageName(entry.debian));
+      return (
+        entry !== undefined &&
+        entry.base !== true &&
+        !installedByOwnScript(entry) &&
+        !without.has(packageName(entry.debian))
+      );
     });
     expect(notInstalled.map(([program]) => program)).toEqual(['ping']);
   });
@@ -169,13 +217,20 @@ describe('a missing program is named with its package', () => {
   });
 
   it('missingPrograms looks each up on the PATH given', () => {
-    expect(missingPrograms(['ping', 'ip'], '/nonexistent')).toEqual(['ping is not installed (Debian: iputils-ping)', 'ip is not installed (Debian: iproute2)']);
+    expect(missingPrograms(['ping', 'ip'], '/nonexistent')).toEqual([
+      'ping is not installed (Debian: iputils-ping)',
+      'ip is not installed (Debian: iproute2)',
+    ]);
     expect(findProgram('sh', '/nonexistent:/bin:/usr/bin')).not.toBeNull();
   });
 
   it('reads what `ip netns exec` and nsenter print for a missing program', () => {
-    expect(missingProgramInStderr('exec of "ping" failed: No such file or directory\n')).toBe('ping is not installed (Debian: iputils-ping)');
-    expect(missingProgramInStderr('nsenter: failed to execute sysctl: No such file or directory\n')).toBe('sysctl is not installed (Debian: procps)');
+    expect(missingProgramInStderr('exec of "ping" failed: No such file or directory\n')).toBe(
+      'ping is not installed (Debian: iputils-ping)',
+    );
+    expect(missingProgramInStderr('nsenter: failed to execute sysctl: No such file or directory\n')).toBe(
+      'sysctl is not installed (Debian: procps)',
+    );
     expect(missingProgramInStderr('RTNETLINK answers: File exists\n')).toBeNull();
   });
 });

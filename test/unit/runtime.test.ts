@@ -24,7 +24,10 @@ interface Lockfile {
   packages: Record<string, LockEntry>;
 }
 
-const PKG = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { engines: { node: string }; devDependencies: Record<string, string> };
+const PKG = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
+  engines: { node: string };
+  devDependencies: Record<string, string>;
+};
 const LOCK = JSON.parse(readFileSync(join(ROOT, 'package-lock.json'), 'utf8')) as Lockfile;
 const RUNTIME_SCRIPT = readFileSync(join(ROOT, 'scripts/node-runtime.sh'), 'utf8');
 const NODE_VERSION = /^NODE_VERSION=(\d+\.\d+\.\d+)$/m.exec(RUNTIME_SCRIPT)?.[1] ?? '(none in scripts/node-runtime.sh)';
@@ -54,18 +57,28 @@ function missingOptionals(lock: Lockfile): string[] {
 }
 
 describe('the Node.js runtime', () => {
-  it.skipIf(!process.env.TORTIE_EXPECT_NODE_MAJOR)(`the tests run on Node ${process.env.TORTIE_EXPECT_NODE_MAJOR ?? '(TORTIE_EXPECT_NODE_MAJOR unset)'}`, () => {
-    expect(process.versions.node.split('.')[0], `process.execPath ${process.execPath} is Node ${process.versions.node}`).toBe(process.env.TORTIE_EXPECT_NODE_MAJOR);
-    // Child processes the tests start as `node` (the CNI plugin's #!/usr/bin/env node) find the same one.
-    const child = spawnSync('node', ['-p', 'process.versions.node'], { encoding: 'utf8' });
-    expect(child.stdout.trim().split('.')[0]).toBe(process.env.TORTIE_EXPECT_NODE_MAJOR);
-  });
+  it.skipIf(!process.env.TORTIE_EXPECT_NODE_MAJOR)(
+    `the tests run on Node ${process.env.TORTIE_EXPECT_NODE_MAJOR ?? '(TORTIE_EXPECT_NODE_MAJOR unset)'}`,
+    () => {
+      expect(
+        process.versions.node.split('.')[0],
+        `process.execPath ${process.execPath} is Node ${process.versions.node}`,
+      ).toBe(process.env.TORTIE_EXPECT_NODE_MAJOR);
+      // Child processes the tests start as `node` (the CNI plugin's #!/usr/bin/env node) find the same one.
+      const child = spawnSync('node', ['-p', 'process.versions.node'], { encoding: 'utf8' });
+      expect(child.stdout.trim().split('.')[0]).toBe(process.env.TORTIE_EXPECT_NODE_MAJOR);
+    },
+  );
 
   it(`one release everywhere: scripts/node-runtime.sh ${NODE_VERSION}, the Dockerfile's base, engines, @types/node`, () => {
     expect(NODE_VERSION).toMatch(/^24\.\d+\.\d+$/);
     const dockerfile = parseDockerfile(readFileSync(join(ROOT, 'Dockerfile'), 'utf8'));
-    const image = dockerfile.find((i) => i.op === 'ARG' && i.text.startsWith('NODE_IMAGE='))?.text.slice('NODE_IMAGE='.length);
-    expect(image).toMatch(new RegExp(`^node:${NODE_VERSION.replaceAll('.', '\\.')}-[a-z]+-slim(@sha256:[0-9a-f]{64})?$`));
+    const image = dockerfile
+      .find((i) => i.op === 'ARG' && i.text.startsWith('NODE_IMAGE='))
+      ?.text.slice('NODE_IMAGE='.length);
+    expect(image).toMatch(
+      new RegExp(`^node:${NODE_VERSION.replaceAll('.', '\\.')}-[a-z]+-slim(@sha256:[0-9a-f]{64})?$`),
+    );
     expect(PKG.engines.node).toBe(`>=${NODE_MAJOR}`);
     expect(PKG.devDependencies['@types/node']).toMatch(new RegExp(`^\\^${NODE_MAJOR}\\.`));
     expect(LOCK.packages['node_modules/@types/node']?.version).toMatch(new RegExp(`^${NODE_MAJOR}\\.`));
@@ -85,7 +98,9 @@ describe('package-lock.json', () => {
   it('a lockfile without them is caught (the check above can fail)', () => {
     const broken: Lockfile = structuredClone(LOCK);
     delete broken.packages['node_modules/@rollup/rollup-win32-x64-msvc'];
-    expect(missingOptionals(broken)).toEqual([expect.stringMatching(/^node_modules\/rollup -> @rollup\/rollup-win32-x64-msvc@/)]);
+    expect(missingOptionals(broken)).toEqual([
+      expect.stringMatching(/^node_modules\/rollup -> @rollup\/rollup-win32-x64-msvc@/),
+    ]);
   });
 
   it('npm ci --dry-run accepts it with package.json, offline', () => {
@@ -94,7 +109,11 @@ describe('package-lock.json', () => {
       copyFileSync(join(ROOT, 'package.json'), join(dir, 'package.json'));
       copyFileSync(join(ROOT, 'package-lock.json'), join(dir, 'package-lock.json'));
       // An empty cache and --offline: the check reads the two files only, so it passes or fails the same anywhere.
-      const run = spawnSync('npm', ['ci', '--dry-run', '--ignore-scripts', '--offline', '--no-audit', '--no-fund', '--cache', join(dir, 'cache')], { cwd: dir, encoding: 'utf8', timeout: 60_000 });
+      const run = spawnSync(
+        'npm',
+        ['ci', '--dry-run', '--ignore-scripts', '--offline', '--no-audit', '--no-fund', '--cache', join(dir, 'cache')],
+        { cwd: dir, encoding: 'utf8', timeout: 60_000 },
+      );
       expect(run.error).toBeUndefined();
       expect(run.status, `npm ci --dry-run:\n${run.stderr}`).toBe(0);
     } finally {

@@ -51,7 +51,19 @@ class ScriptedPeer {
     this.conn.write(bytes);
   }
   open(asn = 65002, id = '2.2.2.2'): void {
-    this.send(encodeMessage({ type: 1, version: 4, myAs: asn, holdTime: 90, bgpId: parseIpv4(id), capabilities: [{ code: 1, afi: 1, safi: 1 }, { code: 2 }, { code: 65, asn }] }, { fourOctetAs: false }));
+    this.send(
+      encodeMessage(
+        {
+          type: 1,
+          version: 4,
+          myAs: asn,
+          holdTime: 90,
+          bgpId: parseIpv4(id),
+          capabilities: [{ code: 1, afi: 1, safi: 1 }, { code: 2 }, { code: 65, asn }],
+        },
+        { fourOctetAs: false },
+      ),
+    );
     this.send(encodeMessage({ type: 4 }, { fourOctetAs: false }));
   }
   notifications(): NotificationMessage[] {
@@ -60,10 +72,22 @@ class ScriptedPeer {
 }
 
 /** A passive tortie Session with one scripted peer connected and Established. */
-async function established(options: { connWrite?: (real: (b: Uint8Array) => boolean) => (b: Uint8Array) => boolean } = {}) {
+async function established(
+  options: { connWrite?: (real: (b: Uint8Array) => boolean) => (b: Uint8Array) => boolean } = {},
+) {
   const clock = new FakeClock(1_000_000);
   const lines: LogLine[] = [];
-  const session = new Session({ localAs: 65001, peerAs: 65002, routerId: parseIpv4('1.1.1.1'), peerAddress: PEER, passive: true, jitter: 0, clock, transport: refusing, logger: recordingLogger(lines) });
+  const session = new Session({
+    localAs: 65001,
+    peerAs: 65002,
+    routerId: parseIpv4('1.1.1.1'),
+    peerAddress: PEER,
+    passive: true,
+    jitter: 0,
+    clock,
+    transport: refusing,
+    logger: recordingLogger(lines),
+  });
   const notes: NotificationEvent[] = [];
   session.on('notification', (e) => notes.push(e));
   session.start();
@@ -124,12 +148,22 @@ describe('containment: an unexpected exception resets only that session', () => 
     session.on('update', () => {
       throw new TypeError('import bug');
     });
-    const [update] = encodeUpdates({ origin: 0, asPath: [{ type: 2, asns: [65002] }], nextHop: parseIpv4('198.18.0.2') }, [parsePrefix('10.9.0.0/24')], { fourOctetAs: true, ebgp: true });
+    const [update] = encodeUpdates(
+      { origin: 0, asPath: [{ type: 2, asns: [65002] }], nextHop: parseIpv4('198.18.0.2') },
+      [parsePrefix('10.9.0.0/24')],
+      { fourOctetAs: true, ebgp: true },
+    );
     peer.send(update!);
     await clock.advanceAsync(0);
     expect(peer.notifications().map((n) => [n.code, n.subcode])).toEqual([[6, 0]]);
     expect(session.state).toBe('Idle');
-    expect(lines).toContainEqual(expect.objectContaining({ level: 'error', msg: 'BGP session event handler threw', obj: expect.objectContaining({ peer: PEER, event: 'update', error: 'import bug' }) }));
+    expect(lines).toContainEqual(
+      expect.objectContaining({
+        level: 'error',
+        msg: 'BGP session event handler threw',
+        obj: expect.objectContaining({ peer: PEER, event: 'update', error: 'import bug' }),
+      }),
+    );
     expect(session.stats.lastError).toMatch(/'update' handler threw: import bug/);
     // After the backoff, a new connection is taken again.
     await clock.advanceAsync(2_000);
@@ -158,8 +192,17 @@ describe('containment: an unexpected exception resets only that session', () => 
     await clock.advanceAsync(0);
     expect(session.state).toBe('Idle');
     expect(downs).toHaveLength(1);
-    expect(lines.map((l) => l.msg)).toEqual(expect.arrayContaining(['BGP session internal error: resetting the session', 'BGP session reset without a NOTIFICATION']));
-    expect(lines.find((l) => l.msg === 'BGP session internal error: resetting the session')?.obj).toMatchObject({ peer: PEER, where: 'a write', error: 'socket bug' });
+    expect(lines.map((l) => l.msg)).toEqual(
+      expect.arrayContaining([
+        'BGP session internal error: resetting the session',
+        'BGP session reset without a NOTIFICATION',
+      ]),
+    );
+    expect(lines.find((l) => l.msg === 'BGP session internal error: resetting the session')?.obj).toMatchObject({
+      peer: PEER,
+      where: 'a write',
+      error: 'socket bug',
+    });
     // It retries after the backoff like any failed session.
     await clock.advanceAsync(60_000);
     expect(session.state).toBe('Active');
@@ -188,7 +231,15 @@ describe('containment in the Speaker: one peer’s import bug does not touch ano
       return async () => close();
     };
     const lines: LogLine[] = [];
-    const speaker = new Speaker({ routerId: parseIpv4('1.1.1.1'), localAs: 65001, listen: { address: TORTIE, port: 179 }, clock, transport: refusing, acceptor, logger: recordingLogger(lines) });
+    const speaker = new Speaker({
+      routerId: parseIpv4('1.1.1.1'),
+      localAs: 65001,
+      listen: { address: TORTIE, port: 179 },
+      clock,
+      transport: refusing,
+      acceptor,
+      logger: recordingLogger(lines),
+    });
     await speaker.start();
     const bad = '127.0.0.3';
     speaker.setPeers([
@@ -210,15 +261,34 @@ describe('containment in the Speaker: one peer’s import bug does not touch ano
     const state = (address: string) => speaker.peerStatus().find((p) => p.address === address)?.state;
     expect([state(PEER), state(bad)]).toEqual(['Established', 'Established']);
     const ctx = { fourOctetAs: true, ebgp: true };
-    good.send(encodeUpdates({ origin: 0, asPath: [{ type: 2, asns: [65002] }], nextHop: parseIpv4('198.18.0.2') }, [parsePrefix('10.2.0.0/24')], ctx)[0]!);
-    evil.send(encodeUpdates({ origin: 0, asPath: [{ type: 2, asns: [65003] }], nextHop: parseIpv4('198.18.0.3') }, [parsePrefix('10.3.0.0/24')], ctx)[0]!);
+    good.send(
+      encodeUpdates(
+        { origin: 0, asPath: [{ type: 2, asns: [65002] }], nextHop: parseIpv4('198.18.0.2') },
+        [parsePrefix('10.2.0.0/24')],
+        ctx,
+      )[0]!,
+    );
+    evil.send(
+      encodeUpdates(
+        { origin: 0, asPath: [{ type: 2, asns: [65003] }], nextHop: parseIpv4('198.18.0.3') },
+        [parsePrefix('10.3.0.0/24')],
+        ctx,
+      )[0]!,
+    );
     await clock.advanceAsync(0);
     expect(evil.notifications().map((n) => [n.code, n.subcode])).toEqual([[6, 0]]);
     expect(good.notifications()).toEqual([]);
     expect(state(PEER)).toBe('Established');
     expect(state(bad)).toBe('Idle');
-    expect(speaker.bestRoutes().map((r) => `${r.from} ${r.prefix.addr >>> 24}.${(r.prefix.addr >>> 16) & 255}`)).toEqual([`${PEER} 10.2`]);
-    expect(lines).toContainEqual(expect.objectContaining({ msg: 'BGP session event handler threw', obj: expect.objectContaining({ peer: bad, error: 'filter bug' }) }));
+    expect(
+      speaker.bestRoutes().map((r) => `${r.from} ${r.prefix.addr >>> 24}.${(r.prefix.addr >>> 16) & 255}`),
+    ).toEqual([`${PEER} 10.2`]);
+    expect(lines).toContainEqual(
+      expect.objectContaining({
+        msg: 'BGP session event handler threw',
+        obj: expect.objectContaining({ peer: bad, error: 'filter bug' }),
+      }),
+    );
     await speaker.stop();
   });
 });
@@ -262,7 +332,10 @@ describe('containment: an exception in the middle of a transition', () => {
     await clock.advanceAsync(0);
     expect(session.state).toBe('Idle');
     expect(downs).toHaveLength(1);
-    expect(lines.find((l) => l.msg === 'BGP session internal error: resetting the session')?.obj).toMatchObject({ peer: PEER, error: 'close bug' });
+    expect(lines.find((l) => l.msg === 'BGP session internal error: resetting the session')?.obj).toMatchObject({
+      peer: PEER,
+      error: 'close bug',
+    });
     await clock.advanceAsync(2_000); // the backoff passes
     const [ours, theirs] = memoryPair({ address: TORTIE, port: 179 }, { address: PEER, port: 40009 });
     new ScriptedPeer(theirs).open();

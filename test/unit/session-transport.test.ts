@@ -58,7 +58,9 @@ describe('MemoryNetwork', () => {
   it('connects to a listener and refuses with ECONNREFUSED naming the address otherwise', async () => {
     const net = new MemoryNetwork();
     const accepted: string[] = [];
-    net.listen('127.0.0.2', 179, (conn) => accepted.push(`${conn.remoteAddress}→${conn.localAddress}:${conn.localPort}`));
+    net.listen('127.0.0.2', 179, (conn) =>
+      accepted.push(`${conn.remoteAddress}→${conn.localAddress}:${conn.localPort}`),
+    );
     const conn = await net.transport('127.0.0.1').connect({ remoteAddress: '127.0.0.2', remotePort: 179 });
     expect(conn.remotePort).toBe(179);
     expect(accepted).toEqual(['127.0.0.1→127.0.0.2:179']);

@@ -3,14 +3,26 @@
 import { EventEmitter } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import { FakeClock } from '../../bgp/clock.js';
-import { decodeMessage, encodeEndOfRib, encodeUpdates, encodeWithdrawals, MessageFramer } from '../../bgp/codec/index.js';
+import {
+  decodeMessage,
+  encodeEndOfRib,
+  encodeUpdates,
+  encodeWithdrawals,
+  MessageFramer,
+} from '../../bgp/codec/index.js';
 import { BgpError, isBgpError } from '../../bgp/errors.js';
 import { encodeMessage } from '../../bgp/codec/index.js';
 import { parseIpv4, parsePrefix, prefixKey } from '../../bgp/ip.js';
 import { checkOpen, collisionSurvivor } from '../../bgp/negotiation.js';
 import type { AdjRibIn } from '../../bgp/rib/index.js';
 import { Session, type NotificationEvent, type SessionConfig, type StateChange } from '../../bgp/session.js';
-import { MemoryNetwork, memoryPair, type Connection, type ConnectionEvents, type Transport } from '../../bgp/transport.js';
+import {
+  MemoryNetwork,
+  memoryPair,
+  type Connection,
+  type ConnectionEvents,
+  type Transport,
+} from '../../bgp/transport.js';
 import type { BgpMessage, OpenMessage, PathAttributes } from '../../bgp/types.js';
 import { sessionRib, type SessionRibHooks } from './helpers/session-rib.js';
 
@@ -33,7 +45,11 @@ interface Lab {
 }
 
 /** A actively connects to B (passive, listening on B_ADDR:179). */
-function lab(aOver: Partial<SessionConfig> = {}, bOver: Partial<SessionConfig> = {}, ribHooks: SessionRibHooks = {}): Lab {
+function lab(
+  aOver: Partial<SessionConfig> = {},
+  bOver: Partial<SessionConfig> = {},
+  ribHooks: SessionRibHooks = {},
+): Lab {
   const clock = new FakeClock(1_000_000);
   const net = new MemoryNetwork();
   const inbound: Connection[] = [];
@@ -48,7 +64,17 @@ function lab(aOver: Partial<SessionConfig> = {}, bOver: Partial<SessionConfig> =
       return conn;
     },
   };
-  const a = new Session({ localAs: 65001, peerAs: 65002, routerId: parseIpv4('1.1.1.1'), peerAddress: B_ADDR, holdTime: 30, jitter: 0, clock, transport: counting, ...aOver });
+  const a = new Session({
+    localAs: 65001,
+    peerAs: 65002,
+    routerId: parseIpv4('1.1.1.1'),
+    peerAddress: B_ADDR,
+    holdTime: 30,
+    jitter: 0,
+    clock,
+    transport: counting,
+    ...aOver,
+  });
   const b = new Session({
     localAs: 65002,
     peerAs: 65001,
@@ -64,12 +90,21 @@ function lab(aOver: Partial<SessionConfig> = {}, bOver: Partial<SessionConfig> =
     inbound.push(conn);
     if (!b.acceptConnection(conn)) conn.destroy();
   });
-  const events = { a: [] as StateChange[], b: [] as StateChange[], aNotes: [] as NotificationEvent[], bNotes: [] as NotificationEvent[] };
+  const events = {
+    a: [] as StateChange[],
+    b: [] as StateChange[],
+    aNotes: [] as NotificationEvent[],
+    bNotes: [] as NotificationEvent[],
+  };
   a.on('state', (e) => events.a.push(e));
   b.on('state', (e) => events.b.push(e));
   a.on('notification', (e) => events.aNotes.push(e));
   b.on('notification', (e) => events.bNotes.push(e));
-  const rib = sessionRib(b, { address: parseIpv4(A_ADDR), routerId: parseIpv4('1.1.1.1'), asn: 65001, ebgp: true, rrClient: false }, ribHooks);
+  const rib = sessionRib(
+    b,
+    { address: parseIpv4(A_ADDR), routerId: parseIpv4('1.1.1.1'), asn: 65001, ebgp: true, rrClient: false },
+    ribHooks,
+  );
   return { clock, net, a, b, inbound, outbound, connects, events, rib };
 }
 
@@ -86,7 +121,15 @@ const prefixes = ['10.244.1.0/26', '10.244.1.64/26', '10.244.2.0/26'].map((p) =>
 
 /** Hand-built UPDATE bytes (header + body), independent of the production encoder. */
 function rawUpdate(withdrawn: number[], pathAttrs: number[], nlri: number[]): Uint8Array {
-  const body = [withdrawn.length >> 8, withdrawn.length & 255, ...withdrawn, pathAttrs.length >> 8, pathAttrs.length & 255, ...pathAttrs, ...nlri];
+  const body = [
+    withdrawn.length >> 8,
+    withdrawn.length & 255,
+    ...withdrawn,
+    pathAttrs.length >> 8,
+    pathAttrs.length & 255,
+    ...pathAttrs,
+    ...nlri,
+  ];
   const len = 19 + body.length;
   return Uint8Array.from([...new Array<number>(16).fill(0xff), len >> 8, len & 255, 2, ...body]);
 }
@@ -109,11 +152,21 @@ describe('Session: OPEN exchange and keepalives', () => {
     expect(opens).toEqual([parseIpv4('1.1.1.1')]);
     expect(l.b.peerBgpId).toBe(parseIpv4('1.1.1.1'));
     for (const s of [l.a, l.b]) {
-      expect(s.negotiated).toMatchObject({ holdTime: 30, keepaliveTime: 10, fourOctetAs: true, routeRefresh: true, ebgp: true, families: [{ afi: 1, safi: 1 }] });
+      expect(s.negotiated).toMatchObject({
+        holdTime: 30,
+        keepaliveTime: 10,
+        fourOctetAs: true,
+        routeRefresh: true,
+        ebgp: true,
+        families: [{ afi: 1, safi: 1 }],
+      });
       expect(s.codecContext).toEqual({ fourOctetAs: true, ebgp: true });
       expect(s.stats.establishedSince).toBe(1_000_000);
     }
-    expect(l.b.negotiated?.gracefulRestart).toMatchObject({ restartTime: 120, families: [{ afi: 1, safi: 1, forwardingState: true }] });
+    expect(l.b.negotiated?.gracefulRestart).toMatchObject({
+      restartTime: 120,
+      families: [{ afi: 1, safi: 1, forwardingState: true }],
+    });
     expect(l.a.negotiated?.gracefulRestart).toBeUndefined();
     expect(l.a.localAddress).toBe(A_ADDR);
   });
@@ -173,7 +226,15 @@ describe('Session: OPEN exchange and keepalives', () => {
     const net = new MemoryNetwork();
     const received: Uint8Array[] = [];
     net.listen(B_ADDR, 179, (conn) => conn.on('data', (c) => received.push(c)));
-    const a = new Session({ localAs: 65001, peerAs: 65002, routerId: 1, peerAddress: B_ADDR, jitter: 0, clock, transport: net.transport(A_ADDR) });
+    const a = new Session({
+      localAs: 65001,
+      peerAs: 65002,
+      routerId: 1,
+      peerAddress: B_ADDR,
+      jitter: 0,
+      clock,
+      transport: net.transport(A_ADDR),
+    });
     a.start();
     await clock.advanceAsync(0);
     expect(a.state).toBe('OpenSent');
@@ -198,7 +259,10 @@ describe('Session: UPDATEs and the Adj-RIB-In', () => {
     await l.clock.advanceAsync(0);
     expect(seen).toEqual(['+3 -0', 'eor 1/1']);
     expect(l.rib.size).toBe(3);
-    expect(l.rib.get(prefixKey(prefixes[0]!))?.attrs).toMatchObject({ nextHop: parseIpv4('198.18.0.1'), asPath: [{ type: 2, asns: [65001] }] });
+    expect(l.rib.get(prefixKey(prefixes[0]!))?.attrs).toMatchObject({
+      nextHop: parseIpv4('198.18.0.1'),
+      asPath: [{ type: 2, asns: [65001] }],
+    });
     l.a.sendUpdates(encodeWithdrawals([prefixes[1]!, parsePrefix('10.9.9.0/24')], l.a.codecContext));
     await l.clock.advanceAsync(0);
     expect(seen[2]).toBe('+0 -1'); // only prefixes that were there
@@ -209,7 +273,12 @@ describe('Session: UPDATEs and the Adj-RIB-In', () => {
 
   it('a throwing event handler is logged and resets only that session (Cease), which then comes back', async () => {
     const errors: string[] = [];
-    const logger = { debug: () => {}, info: () => {}, warn: () => {}, error: (_o: object, m?: string) => void errors.push(m ?? '') };
+    const logger = {
+      debug: () => {},
+      info: () => {},
+      warn: () => {},
+      error: (_o: object, m?: string) => void errors.push(m ?? ''),
+    };
     const l = lab({}, { logger });
     await up(l);
     let throwing = true;
@@ -235,7 +304,11 @@ describe('Session: UPDATEs and the Adj-RIB-In', () => {
     const l = lab();
     await up(l);
     // NLRI with prefix length 33 (RFC 4271 §6.3 / RFC 7606 §5.3: session reset).
-    const bad = rawUpdate([], [0x40, 1, 1, 0, 0x40, 2, 6, 2, 1, 0xfd, 0xe9, 0, 0, 0x40, 3, 4, 198, 18, 0, 1], [33, 10, 0, 0, 0, 0]);
+    const bad = rawUpdate(
+      [],
+      [0x40, 1, 1, 0, 0x40, 2, 6, 2, 1, 0xfd, 0xe9, 0, 0, 0x40, 3, 4, 198, 18, 0, 1],
+      [33, 10, 0, 0, 0, 0],
+    );
     let expected: BgpError | undefined;
     try {
       decodeMessage(bad, l.b.codecContext);
@@ -246,15 +319,24 @@ describe('Session: UPDATEs and the Adj-RIB-In', () => {
     expect(expected!.code).toBe(3);
     l.a.sendUpdates([bad]);
     await l.clock.advanceAsync(0);
-    expect(l.events.bNotes).toEqual([expect.objectContaining({ direction: 'sent', code: expected!.code, subcode: expected!.subcode })]);
-    expect(l.events.aNotes).toEqual([expect.objectContaining({ direction: 'received', code: expected!.code, subcode: expected!.subcode })]);
+    expect(l.events.bNotes).toEqual([
+      expect.objectContaining({ direction: 'sent', code: expected!.code, subcode: expected!.subcode }),
+    ]);
+    expect(l.events.aNotes).toEqual([
+      expect.objectContaining({ direction: 'received', code: expected!.code, subcode: expected!.subcode }),
+    ]);
     expect(l.b.state).toBe('Idle');
     expect(l.a.state).toBe('Idle');
   });
 
   it('treat-as-withdraw (RFC 7606): the prefixes go, the session stays up', async () => {
     const warnings: string[] = [];
-    const logger = { debug: () => {}, info: () => {}, warn: (_o: object, m?: string) => void warnings.push(m ?? ''), error: () => {} };
+    const logger = {
+      debug: () => {},
+      info: () => {},
+      warn: (_o: object, m?: string) => void warnings.push(m ?? ''),
+      error: () => {},
+    };
     const l = lab({}, { logger });
     await up(l);
     l.a.sendUpdates(encodeUpdates(attrs, prefixes.slice(0, 1), l.a.codecContext));
@@ -262,7 +344,13 @@ describe('Session: UPDATEs and the Adj-RIB-In', () => {
     expect(l.rib.size).toBe(1);
     // ORIGIN 7 is invalid: RFC 7606 §7.1 treat-as-withdraw.
     const p = prefixes[0]!;
-    l.a.sendUpdates([rawUpdate([], [0x40, 1, 1, 7, 0x40, 2, 6, 2, 1, 0xfd, 0xe9, 0, 0, 0x40, 3, 4, 198, 18, 0, 1], [26, 10, 244, 1, 0])]);
+    l.a.sendUpdates([
+      rawUpdate(
+        [],
+        [0x40, 1, 1, 7, 0x40, 2, 6, 2, 1, 0xfd, 0xe9, 0, 0, 0x40, 3, 4, 198, 18, 0, 1],
+        [26, 10, 244, 1, 0],
+      ),
+    ]);
     await l.clock.advanceAsync(0);
     expect(p.len).toBe(26);
     expect(l.rib.size).toBe(0);
@@ -285,7 +373,7 @@ describe('Session: UPDATEs and the Adj-RIB-In', () => {
     }
   });
 
-  it('several UPDATEs back to back in one buffer (an update group\'s shared batch): each arrives, each is counted', async () => {
+  it("several UPDATEs back to back in one buffer (an update group's shared batch): each arrives, each is counted", async () => {
     const l = lab();
     await up(l);
     const parts = prefixes.flatMap((p) => encodeUpdates(attrs, [p], l.a.codecContext)); // one UPDATE each
@@ -336,8 +424,12 @@ describe('Session: OPEN checks, stop, collisions, backoff', () => {
     l.b.start();
     l.a.start();
     await l.clock.advanceAsync(0);
-    expect(l.events.bNotes).toEqual([expect.objectContaining({ direction: 'sent', code: 2, subcode: 2, data: Uint8Array.of(0xfd, 0xe9) })]);
-    expect(l.events.aNotes).toEqual([expect.objectContaining({ direction: 'received', code: 2, subcode: 2, data: Uint8Array.of(0xfd, 0xe9) })]);
+    expect(l.events.bNotes).toEqual([
+      expect.objectContaining({ direction: 'sent', code: 2, subcode: 2, data: Uint8Array.of(0xfd, 0xe9) }),
+    ]);
+    expect(l.events.aNotes).toEqual([
+      expect.objectContaining({ direction: 'received', code: 2, subcode: 2, data: Uint8Array.of(0xfd, 0xe9) }),
+    ]);
     expect(l.a.state).toBe('Idle');
     expect(l.a.stats.lastError).toContain('Bad Peer AS');
     expect(l.connects).toEqual([1_000_000]);
@@ -350,7 +442,7 @@ describe('Session: OPEN checks, stop, collisions, backoff', () => {
     expect(l.connects).toEqual([1_000_000, 1_005_000, 1_015_000, 1_035_000, 1_065_000, 1_095_000, 1_125_000]);
   });
 
-  it('after a NOTIFICATION the peer\'s own connections are refused until the error wait ends', async () => {
+  it("after a NOTIFICATION the peer's own connections are refused until the error wait ends", async () => {
     const l = lab({}, { peerAs: 65009 });
     l.b.start();
     l.a.start();
@@ -367,14 +459,29 @@ describe('Session: OPEN checks, stop, collisions, backoff', () => {
   });
 
   it('checkOpen: 4-octet AS capability, iBGP identifier, hold time', () => {
-    const open = (over: Partial<OpenMessage>): OpenMessage => ({ type: 1, version: 4, myAs: 23456, holdTime: 90, bgpId: 5, capabilities: [{ code: 65, asn: 4200000001 }], ...over });
+    const open = (over: Partial<OpenMessage>): OpenMessage => ({
+      type: 1,
+      version: 4,
+      myAs: 23456,
+      holdTime: 90,
+      bgpId: 5,
+      capabilities: [{ code: 65, asn: 4200000001 }],
+      ...over,
+    });
     expect(checkOpen(open({}), { localAs: 65000, peerAs: 4200000001, routerId: 1 })).toBeUndefined();
     const badAs = checkOpen(open({}), { localAs: 65000, peerAs: 4200000002, routerId: 1 });
     expect(badAs).toMatchObject({ code: 2, subcode: 2, data: Uint8Array.of(0x5b, 0xa0) });
     expect(badAs?.message).toContain('4200000001');
-    expect(checkOpen(open({ myAs: 65000, capabilities: [], bgpId: 1 }), { localAs: 65000, peerAs: 65000, routerId: 1 })).toMatchObject({ code: 2, subcode: 3 });
-    expect(checkOpen(open({ myAs: 65001, capabilities: [], bgpId: 1 }), { localAs: 65000, peerAs: 65001, routerId: 1 })).toBeUndefined(); // eBGP: may equal
-    expect(checkOpen(open({ holdTime: 2 }), { localAs: 65000, peerAs: 4200000001, routerId: 1 })).toMatchObject({ code: 2, subcode: 6 });
+    expect(
+      checkOpen(open({ myAs: 65000, capabilities: [], bgpId: 1 }), { localAs: 65000, peerAs: 65000, routerId: 1 }),
+    ).toMatchObject({ code: 2, subcode: 3 });
+    expect(
+      checkOpen(open({ myAs: 65001, capabilities: [], bgpId: 1 }), { localAs: 65000, peerAs: 65001, routerId: 1 }),
+    ).toBeUndefined(); // eBGP: may equal
+    expect(checkOpen(open({ holdTime: 2 }), { localAs: 65000, peerAs: 4200000001, routerId: 1 })).toMatchObject({
+      code: 2,
+      subcode: 6,
+    });
   });
 
   it('iBGP with our own BGP identifier: Bad BGP Identifier', async () => {
@@ -465,10 +572,21 @@ describe('Session: OPEN checks, stop, collisions, backoff', () => {
     const hanging: Transport = {
       connect: (o) => {
         attempts.push({ at: clock.now(), signal: o.signal });
-        return new Promise((_resolve, reject) => o.signal?.addEventListener('abort', () => reject(new Error('aborted'))));
+        return new Promise((_resolve, reject) =>
+          o.signal?.addEventListener('abort', () => reject(new Error('aborted'))),
+        );
       },
     };
-    const a = new Session({ localAs: 65001, peerAs: 65002, routerId: 1, peerAddress: B_ADDR, connectRetryMs: 5000, jitter: 0, clock, transport: hanging });
+    const a = new Session({
+      localAs: 65001,
+      peerAs: 65002,
+      routerId: 1,
+      peerAddress: B_ADDR,
+      connectRetryMs: 5000,
+      jitter: 0,
+      clock,
+      transport: hanging,
+    });
     a.start();
     await clock.advanceAsync(10_000);
     expect(attempts.map((x) => x.at)).toEqual([0, 5000, 10000]);
@@ -484,7 +602,15 @@ describe('Session: OPEN checks, stop, collisions, backoff', () => {
     l.a.start();
     await l.clock.advanceAsync(0);
     expect(l.a.state).toBe('Idle');
-    const fixed = new Session({ localAs: 65002, peerAs: 65001, routerId: parseIpv4('2.2.2.2'), peerAddress: A_ADDR, jitter: 0, clock: l.clock, transport: l.net.transport(B_ADDR) });
+    const fixed = new Session({
+      localAs: 65002,
+      peerAs: 65001,
+      routerId: parseIpv4('2.2.2.2'),
+      peerAddress: A_ADDR,
+      jitter: 0,
+      clock: l.clock,
+      transport: l.net.transport(B_ADDR),
+    });
     const [toA, toFixed] = memoryPair({ address: B_ADDR, port: 50000 }, { address: A_ADDR, port: 179 });
     fixed.start();
     expect(l.a.acceptConnection(toFixed)).toBe(true);
@@ -525,15 +651,28 @@ describe('Session: OPEN checks, stop, collisions, backoff', () => {
     await up(l);
     const [, extra] = memoryPair();
     expect(l.b.acceptConnection(extra)).toBe(false);
-    const stopped = new Session({ localAs: 1, peerAs: 2, routerId: 1, peerAddress: A_ADDR, clock: l.clock, transport: l.net.transport() });
+    const stopped = new Session({
+      localAs: 1,
+      peerAs: 2,
+      routerId: 1,
+      peerAddress: A_ADDR,
+      clock: l.clock,
+      transport: l.net.transport(),
+    });
     expect(stopped.acceptConnection(extra)).toBe(false);
   });
 
   it('names the field, value and accepted range in config errors', () => {
     const t = new MemoryNetwork().transport();
-    expect(() => new Session({ localAs: 65001, peerAs: 65002, routerId: 1, peerAddress: B_ADDR, holdTime: 2, transport: t })).toThrow(/holdTime 2 is not 0 or 3\.\.65535/);
-    expect(() => new Session({ localAs: 65001, peerAs: 65002, routerId: 0, peerAddress: B_ADDR, transport: t })).toThrow(/routerId 0/);
-    expect(() => new Session({ localAs: 65001, peerAs: 65002, routerId: 1, peerAddress: '10.0.0', transport: t })).toThrow(/peerAddress "10.0.0"/);
+    expect(
+      () => new Session({ localAs: 65001, peerAs: 65002, routerId: 1, peerAddress: B_ADDR, holdTime: 2, transport: t }),
+    ).toThrow(/holdTime 2 is not 0 or 3\.\.65535/);
+    expect(
+      () => new Session({ localAs: 65001, peerAs: 65002, routerId: 0, peerAddress: B_ADDR, transport: t }),
+    ).toThrow(/routerId 0/);
+    expect(
+      () => new Session({ localAs: 65001, peerAs: 65002, routerId: 1, peerAddress: '10.0.0', transport: t }),
+    ).toThrow(/peerAddress "10.0.0"/);
   });
 });
 
@@ -566,13 +705,29 @@ describe('Session: a peer that stops reading', () => {
     const clock = new FakeClock(1_000_000);
     const conn = new UnreadConnection();
     const max = 1024 * 1024;
-    const a = new Session({ localAs: 65001, peerAs: 65002, routerId: parseIpv4('1.1.1.1'), peerAddress: B_ADDR, jitter: 0, clock, maxSendQueueBytes: max, transport: { connect: async () => conn } });
+    const a = new Session({
+      localAs: 65001,
+      peerAs: 65002,
+      routerId: parseIpv4('1.1.1.1'),
+      peerAddress: B_ADDR,
+      jitter: 0,
+      clock,
+      maxSendQueueBytes: max,
+      transport: { connect: async () => conn },
+    });
     const notes: NotificationEvent[] = [];
     a.on('notification', (e) => notes.push(e));
     a.start();
     await clock.advanceAsync(0);
     // The peer's OPEN and KEEPALIVE (it sends; it just never reads what we send).
-    const open: OpenMessage = { type: 1, version: 4, myAs: 65002, holdTime: 90, bgpId: parseIpv4('2.2.2.2'), capabilities: [{ code: 1, afi: 1, safi: 1 }, { code: 2 }, { code: 65, asn: 65002 }] };
+    const open: OpenMessage = {
+      type: 1,
+      version: 4,
+      myAs: 65002,
+      holdTime: 90,
+      bgpId: parseIpv4('2.2.2.2'),
+      capabilities: [{ code: 1, afi: 1, safi: 1 }, { code: 2 }, { code: 65, asn: 65002 }],
+    };
     conn.emit('data', encodeMessage(open, { fourOctetAs: false }));
     conn.emit('data', encodeMessage({ type: 4 }, { fourOctetAs: false }));
     await clock.advanceAsync(0);

@@ -1,7 +1,13 @@
 // struct tcp_md5sig as Linux reads it (include/uapi/linux/tcp.h), built byte by byte here rather than
 // with the production encoder; the GTSM hop count; and the TcpExt counters → words for node status.
 import { describe, expect, it } from 'vitest';
-import { encodeTcpMd5sig, minTtlFor, nativeSocketOptions, setTcpMd5, TCP_MD5SIG_SIZE } from '../../bgp/socket-options.js';
+import {
+  encodeTcpMd5sig,
+  minTtlFor,
+  nativeSocketOptions,
+  setTcpMd5,
+  TCP_MD5SIG_SIZE,
+} from '../../bgp/socket-options.js';
 import { diagnoseTcpSecurity, formatTcpSecurityFindings, parseTcpSecurityCounters } from '../../bgp/tcp-diagnosis.js';
 
 function expectedMd5sig(littleEndian: boolean, address: number[], key: string): number[] {
@@ -19,12 +25,16 @@ describe('struct tcp_md5sig', () => {
   it('is 216 bytes: family, address, key length and key where Linux reads them (both byte orders)', () => {
     expect(TCP_MD5SIG_SIZE).toBe(216);
     for (const le of [true, false]) {
-      expect([...encodeTcpMd5sig('198.18.0.2', Buffer.from('s3cret'), le)]).toEqual(expectedMd5sig(le, [198, 18, 0, 2], 's3cret'));
+      expect([...encodeTcpMd5sig('198.18.0.2', Buffer.from('s3cret'), le)]).toEqual(
+        expectedMd5sig(le, [198, 18, 0, 2], 's3cret'),
+      );
     }
   });
 
   it('an empty key (deleting the peer key) has key length 0; an IPv4-mapped address is its IPv4 address', () => {
-    expect([...encodeTcpMd5sig('::ffff:127.0.0.2', new Uint8Array(), true)]).toEqual(expectedMd5sig(true, [127, 0, 0, 2], ''));
+    expect([...encodeTcpMd5sig('::ffff:127.0.0.2', new Uint8Array(), true)]).toEqual(
+      expectedMd5sig(true, [127, 0, 0, 2], ''),
+    );
   });
 
   it('refuses a key over 80 bytes and an address that is not IPv4, naming them', () => {
@@ -46,8 +56,12 @@ describe('GTSM', () => {
 describe('the native part', () => {
   it('errors carry the errno name (a closed descriptor: EBADF), or say why it is unavailable', () => {
     const status = nativeSocketOptions();
-    if (status.available) expect(() => setTcpMd5(1_000_000, '127.0.0.2', Buffer.from('k'))).toThrow(expect.objectContaining({ code: 'EBADF' }));
-    else expect(() => setTcpMd5(3, '127.0.0.2', Buffer.from('k'))).toThrow(expect.objectContaining({ code: 'ENOTSUP' }));
+    if (status.available)
+      expect(() => setTcpMd5(1_000_000, '127.0.0.2', Buffer.from('k'))).toThrow(
+        expect.objectContaining({ code: 'EBADF' }),
+      );
+    else
+      expect(() => setTcpMd5(3, '127.0.0.2', Buffer.from('k'))).toThrow(expect.objectContaining({ code: 'ENOTSUP' }));
   });
 });
 
@@ -58,18 +72,27 @@ const NETSTAT = (md5: [number, number, number], minTtl: number) =>
 
 describe('TcpExt counters → node status words', () => {
   it('reads the four counters from TcpExt only', () => {
-    expect(parseTcpSecurityCounters(NETSTAT([1, 2, 3], 4))).toEqual({ TCPMD5NotFound: 1, TCPMD5Unexpected: 2, TCPMD5Failure: 3, TCPMinTTLDrop: 4 });
+    expect(parseTcpSecurityCounters(NETSTAT([1, 2, 3], 4))).toEqual({
+      TCPMD5NotFound: 1,
+      TCPMD5Unexpected: 2,
+      TCPMD5Failure: 3,
+      TCPMinTTLDrop: 4,
+    });
     expect(parseTcpSecurityCounters('TcpExt: A B\nTcpExt: 1 2\n')).toEqual({});
   });
 
   it('names each case that grew, wrong password first', () => {
     const before = parseTcpSecurityCounters(NETSTAT([1, 2, 3], 4));
     expect(diagnoseTcpSecurity(before, before)).toEqual([]);
-    const words = formatTcpSecurityFindings(diagnoseTcpSecurity(before, parseTcpSecurityCounters(NETSTAT([5, 2, 4], 6))));
+    const words = formatTcpSecurityFindings(
+      diagnoseTcpSecurity(before, parseTcpSecurityCounters(NETSTAT([5, 2, 4], 6))),
+    );
     expect(words).toHaveLength(3);
     expect(words[0]).toMatch(/^wrong password: .* \(TCPMD5Failure \+1\)$/);
     expect(words[1]).toMatch(/^we sign, peer does not: .* \(TCPMD5NotFound \+4\)$/);
     expect(words[2]).toMatch(/^GTSM drop: .* \(TCPMinTTLDrop \+2\)$/);
-    expect(formatTcpSecurityFindings(diagnoseTcpSecurity({}, { TCPMD5Unexpected: 1 }))[0]).toMatch(/^peer signs but we have no key/);
+    expect(formatTcpSecurityFindings(diagnoseTcpSecurity({}, { TCPMD5Unexpected: 1 }))[0]).toMatch(
+      /^peer signs but we have no key/,
+    );
   });
 });

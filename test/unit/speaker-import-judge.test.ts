@@ -41,7 +41,14 @@ async function lab(judge: ImportJudge) {
   const refusedEvents: Array<{ peer: string; prefix: string; reason: string }> = [];
   speaker.on('refused', (e) => refusedEvents.push({ peer: e.peer, prefix: formatPrefix(e.prefix), reason: e.reason }));
   const peer = (address: string) => {
-    const session = new Session({ localAs: 64512, peerAs: 64512, routerId: parseIpv4(address), peerAddress: TORTIE, clock, transport: net.transport(address) });
+    const session = new Session({
+      localAs: 64512,
+      peerAs: 64512,
+      routerId: parseIpv4(address),
+      peerAddress: TORTIE,
+      clock,
+      transport: net.transport(address),
+    });
     const table = new Map<string, PathAttributes>();
     session.on('update', (e) => {
       for (const w of e.withdrawn) table.delete(formatPrefix(w));
@@ -62,10 +69,24 @@ async function lab(judge: ImportJudge) {
   await settle();
   expect(a.session.established && b.session.established).toBe(true);
   const announce = (prefixes: string[], nextHop: string) =>
-    a.session.send({ type: 2, withdrawn: [], attributes: { origin: Origin.IGP, asPath: [], nextHop: parseIpv4(nextHop), localPref: 100 }, nlri: prefixes.map((p) => parsePrefix(p)) });
-  const withdraw = (prefixes: string[]) => a.session.send({ type: 2, withdrawn: prefixes.map((p) => parsePrefix(p)), attributes: {}, nlri: [] });
-  const best = () => speaker.bestRoutes().map((r) => formatPrefix(r.prefix)).sort();
-  const refused = () => speaker.refusedRoutes().map((r) => `${formatPrefix(r.prefix)} ${r.from} ${r.reason}`).sort();
+    a.session.send({
+      type: 2,
+      withdrawn: [],
+      attributes: { origin: Origin.IGP, asPath: [], nextHop: parseIpv4(nextHop), localPref: 100 },
+      nlri: prefixes.map((p) => parsePrefix(p)),
+    });
+  const withdraw = (prefixes: string[]) =>
+    a.session.send({ type: 2, withdrawn: prefixes.map((p) => parsePrefix(p)), attributes: {}, nlri: [] });
+  const best = () =>
+    speaker
+      .bestRoutes()
+      .map((r) => formatPrefix(r.prefix))
+      .sort();
+  const refused = () =>
+    speaker
+      .refusedRoutes()
+      .map((r) => `${formatPrefix(r.prefix)} ${r.from} ${r.reason}`)
+      .sort();
   return { speaker, a, b, settle, announce, withdraw, best, refused, refusedEvents };
 }
 
@@ -86,7 +107,10 @@ describe('Speaker import judge', () => {
     l.withdraw(['0.0.0.0/1']);
     await l.settle();
     expect(l.refused()).toEqual(['128.0.0.0/1 127.0.0.11 default-route']);
-    expect(l.speaker.peerStatus().find((p) => p.address === l.a.address)).toMatchObject({ routesReceived: 2, routesAccepted: 1 });
+    expect(l.speaker.peerStatus().find((p) => p.address === l.a.address)).toMatchObject({
+      routesReceived: 2,
+      routesAccepted: 1,
+    });
   });
 
   it('rejudge moves routes in and out of the Loc-RIB and to and from other peers, only inside the given prefixes', async () => {

@@ -64,7 +64,11 @@ async function lab(config: Partial<SpeakerConfig> = {}) {
   const settle = (ms = 200) => clock.advanceAsync(ms);
 
   /** A raw peer that connects to tortie (tortie's side is passive for it). */
-  function peer(address: string, asn: number, options: { gracefulRestart?: GracefulRestartConfig; tortieAs?: number } = {}): Peer {
+  function peer(
+    address: string,
+    asn: number,
+    options: { gracefulRestart?: GracefulRestartConfig; tortieAs?: number } = {},
+  ): Peer {
     const conns: Connection[] = [];
     const session = new Session({
       localAs: asn,
@@ -87,7 +91,12 @@ async function lab(config: Partial<SpeakerConfig> = {}) {
   }
 
   function announce(p: Peer, prefix: string, attrs: PathAttributes): void {
-    p.session.send({ type: 2, withdrawn: [], attributes: { origin: Origin.IGP, ...attrs }, nlri: [parsePrefix(prefix)] });
+    p.session.send({
+      type: 2,
+      withdrawn: [],
+      attributes: { origin: Origin.IGP, ...attrs },
+      nlri: [parsePrefix(prefix)],
+    });
   }
   function withdraw(p: Peer, prefix: string): void {
     p.session.send({ type: 2, withdrawn: [parsePrefix(prefix)], attributes: {}, nlri: [] });
@@ -95,7 +104,12 @@ async function lab(config: Partial<SpeakerConfig> = {}) {
   return { net, clock, speaker, settle, peer, announce, withdraw };
 }
 
-const specOf = (p: Peer, asn: number, extra: Partial<PeerSpec> = {}): PeerSpec => ({ address: p.address, peerAs: asn, passive: true, ...extra });
+const specOf = (p: Peer, asn: number, extra: Partial<PeerSpec> = {}): PeerSpec => ({
+  address: p.address,
+  peerAs: asn,
+  passive: true,
+  ...extra,
+});
 const nh = (text: string) => parseIpv4(text);
 const prefixOf = (text: string): Prefix => parsePrefix(text);
 
@@ -156,9 +170,25 @@ describe('Speaker: route reflection (RFC 4456)', () => {
 
   it('never installs or reflects a route carrying our router id as ORIGINATOR_ID or our cluster id (RFC 4456 §8)', async () => {
     const { speaker, c1, c2, n1, announce, settle } = await reflector();
-    announce(c1, '10.9.1.0/24', { asPath: [], nextHop: nh('198.18.0.11'), localPref: 100, originatorId: parseIpv4(TORTIE) });
-    announce(c1, '10.9.2.0/24', { asPath: [], nextHop: nh('198.18.0.11'), localPref: 100, originatorId: nh('198.51.100.1'), clusterList: [nh('1.1.1.1'), CLUSTER] });
-    announce(c1, '10.9.3.0/24', { asPath: [], nextHop: nh('198.18.0.11'), localPref: 100, clusterList: [nh('1.1.1.1')] });
+    announce(c1, '10.9.1.0/24', {
+      asPath: [],
+      nextHop: nh('198.18.0.11'),
+      localPref: 100,
+      originatorId: parseIpv4(TORTIE),
+    });
+    announce(c1, '10.9.2.0/24', {
+      asPath: [],
+      nextHop: nh('198.18.0.11'),
+      localPref: 100,
+      originatorId: nh('198.51.100.1'),
+      clusterList: [nh('1.1.1.1'), CLUSTER],
+    });
+    announce(c1, '10.9.3.0/24', {
+      asPath: [],
+      nextHop: nh('198.18.0.11'),
+      localPref: 100,
+      clusterList: [nh('1.1.1.1')],
+    });
     await settle();
     expect(speaker.best(prefixOf('10.9.1.0/24'))).toBeNull();
     expect(speaker.best(prefixOf('10.9.2.0/24'))).toBeNull();
@@ -192,11 +222,12 @@ describe('Speaker: update groups (peers with identical export share one Adj-RIB-
   }
   const block = (i: number, j: number) => `10.${100 + i}.${j}.0/26`;
 
-  it('sends every client the others\' routes and never its own, and moves a prefix to its new owner', async () => {
+  it("sends every client the others' routes and never its own, and moves a prefix to its new owner", async () => {
     const { cs, announce, withdraw, settle, speaker } = await clients(4);
     expect(cs.length).toBe(4);
     cs.forEach((c, i) => {
-      for (let j = 0; j < 3; j++) announce(c, block(i, j), { asPath: [], nextHop: nh(`198.18.0.${11 + i}`), localPref: 100 });
+      for (let j = 0; j < 3; j++)
+        announce(c, block(i, j), { asPath: [], nextHop: nh(`198.18.0.${11 + i}`), localPref: 100 });
     });
     await settle();
     cs.forEach((c, i) => {
@@ -248,7 +279,8 @@ describe('Speaker: update groups (peers with identical export share one Adj-RIB-
     const { cs, announce, settle } = await clients(4);
     const [c0, c1, c2, c3] = cs as [Peer, Peer, Peer, Peer];
     // Two attribute sets in one batch: the shared buffer holds several UPDATEs back to back.
-    for (let j = 0; j < 6; j++) announce(c0, block(0, j), { asPath: [], nextHop: nh('198.18.0.11'), localPref: j % 2 === 0 ? 100 : 90 });
+    for (let j = 0; j < 6; j++)
+      announce(c0, block(0, j), { asPath: [], nextHop: nh('198.18.0.11'), localPref: j % 2 === 0 ? 100 : 90 });
     await settle();
     const want = Array.from({ length: 6 }, (_, j) => block(0, j)).sort();
     for (const c of [c1, c2, c3]) {
@@ -268,7 +300,8 @@ describe('Speaker: update groups (peers with identical export share one Adj-RIB-
   });
 
   it('keeps peers whose export filter differs in separate groups', async () => {
-    const onlyFirst = (route: import('../../bgp/rib/index.js').Route) => (route.prefix.addr === parsePrefix(block(0, 0)).addr ? route : null);
+    const onlyFirst = (route: import('../../bgp/rib/index.js').Route) =>
+      route.prefix.addr === parsePrefix(block(0, 0)).addr ? route : null;
     const { cs, announce, settle } = await clients(3, (i) => (i === 2 ? { exportFilter: onlyFirst } : {}));
     const [c0, c1, c2] = cs as [Peer, Peer, Peer];
     for (let j = 0; j < 2; j++) announce(c0, block(0, j), { asPath: [], nextHop: nh('198.18.0.11'), localPref: 100 });
@@ -312,7 +345,9 @@ describe('Speaker: iBGP and eBGP rules', () => {
   it('speaks to one peer with its own local AS (localAs): OPEN, AS_PATH prepend, loop check; and its own restart time', async () => {
     const l = await lab();
     const e1 = l.peer('127.0.0.31', 65001, { tortieAs: 65100 });
-    l.speaker.setOriginated([{ prefix: prefixOf('10.244.9.0/26'), attrs: { origin: Origin.IGP, nextHop: nh('198.18.0.1') } }]);
+    l.speaker.setOriginated([
+      { prefix: prefixOf('10.244.9.0/26'), attrs: { origin: Origin.IGP, nextHop: nh('198.18.0.1') } },
+    ]);
     l.speaker.setPeers([specOf(e1, 65001, { localAs: 65100, restartTime: 77 })]);
     e1.session.start();
     await l.settle();
@@ -381,7 +416,7 @@ describe('Speaker: graceful restart (RFC 4724)', () => {
     p.session.stop();
   }
 
-  it('keeps a crashed GR peer\'s routes (stale, still exported) until it is back and sends End-of-RIB', async () => {
+  it("keeps a crashed GR peer's routes (stale, still exported) until it is back and sends End-of-RIB", async () => {
     const l = await withGrPeer();
     const watcherUpdates = l.watcher.updates;
     crash(l.a);
@@ -417,7 +452,9 @@ describe('Speaker: graceful restart (RFC 4724)', () => {
     const l = await withGrPeer();
     crash(l.a);
     await l.settle(1000);
-    const back = l.peer('127.0.0.11', 64512, { gracefulRestart: { restartTime: 30, forwardingState: false, restarting: true } });
+    const back = l.peer('127.0.0.11', 64512, {
+      gracefulRestart: { restartTime: 30, forwardingState: false, restarting: true },
+    });
     back.session.start();
     await l.settle();
     expect(l.speaker.best(prefixOf('10.6.1.0/24'))).toBeNull();
@@ -432,7 +469,9 @@ describe('Speaker: graceful restart (RFC 4724)', () => {
     const l = await lab({ gracefulRestart: { restartTime: 60, restarting: true } });
     const a = l.peer('127.0.0.11', 64512, { gracefulRestart: GR });
     const b = l.peer('127.0.0.12', 64512, { gracefulRestart: GR });
-    l.speaker.setOriginated([{ prefix: prefixOf('10.244.9.0/26'), attrs: { origin: Origin.IGP, nextHop: nh('198.18.0.1') } }]);
+    l.speaker.setOriginated([
+      { prefix: prefixOf('10.244.9.0/26'), attrs: { origin: Origin.IGP, nextHop: nh('198.18.0.1') } },
+    ]);
     l.speaker.setPeers([specOf(a, 64512), specOf(b, 64512)]);
     a.session.start();
     b.session.start();
@@ -458,7 +497,9 @@ describe('Speaker: graceful restart (RFC 4724)', () => {
     const a = l.peer('127.0.0.11', 64512, { gracefulRestart: GR });
     const absent = l.peer('127.0.0.12', 64512, { gracefulRestart: GR }); // configured, never started
     void absent;
-    l.speaker.setOriginated([{ prefix: prefixOf('10.244.9.0/26'), attrs: { origin: Origin.IGP, nextHop: nh('198.18.0.1') } }]);
+    l.speaker.setOriginated([
+      { prefix: prefixOf('10.244.9.0/26'), attrs: { origin: Origin.IGP, nextHop: nh('198.18.0.1') } },
+    ]);
     l.speaker.setPeers([specOf(a, 64512), { address: '127.0.0.12', peerAs: 64512 }]);
     a.session.start();
     await l.settle(100);
@@ -514,7 +555,9 @@ describe('Speaker: graceful restart (RFC 4724)', () => {
   it('as a restarting speaker, stops waiting when the selection deferral timer fires', async () => {
     const l = await lab({ gracefulRestart: { restartTime: 60, restarting: true, deferralMs: 5000 } });
     const a = l.peer('127.0.0.11', 64512, { gracefulRestart: GR });
-    l.speaker.setOriginated([{ prefix: prefixOf('10.244.9.0/26'), attrs: { origin: Origin.IGP, nextHop: nh('198.18.0.1') } }]);
+    l.speaker.setOriginated([
+      { prefix: prefixOf('10.244.9.0/26'), attrs: { origin: Origin.IGP, nextHop: nh('198.18.0.1') } },
+    ]);
     l.speaker.setPeers([specOf(a, 64512)]);
     a.session.start();
     await l.settle(4000);
@@ -525,7 +568,7 @@ describe('Speaker: graceful restart (RFC 4724)', () => {
 });
 
 describe('Speaker: make-before-break on reconfiguration', () => {
-  it('keeps a removed peer\'s routes (stale, still exported) for the linger, so a replacement path arrives first', async () => {
+  it("keeps a removed peer's routes (stale, still exported) for the linger, so a replacement path arrives first", async () => {
     const l = await lab();
     const mesh = l.peer('127.0.0.12', 64512); // the node-to-node mesh session, about to be removed
     const reflector = l.peer('127.0.0.11', 64512); // the route reflector that takes over
@@ -544,7 +587,13 @@ describe('Speaker: make-before-break on reconfiguration', () => {
     expect(watcher.updates).toBe(updatesBefore);
     // The reflector's copy arrives and replaces the lingering one at once (it would lose on CLUSTER_LIST
     // length otherwise), with no gap downstream.
-    l.announce(reflector, '10.244.3.0/26', { asPath: [], nextHop: nh('198.18.0.12'), localPref: 100, originatorId: nh('127.0.0.12'), clusterList: [CLUSTER + 1] });
+    l.announce(reflector, '10.244.3.0/26', {
+      asPath: [],
+      nextHop: nh('198.18.0.12'),
+      localPref: 100,
+      originatorId: nh('127.0.0.12'),
+      clusterList: [CLUSTER + 1],
+    });
     await l.settle(100);
     expect(l.speaker.best(prefixOf('10.244.3.0/26'))).toMatchObject({ from: '127.0.0.11', stale: false });
     await l.settle(10_000);
@@ -561,7 +610,13 @@ describe('Speaker: make-before-break on reconfiguration', () => {
     reflector.session.start();
     await l.settle();
     l.announce(mesh, '10.244.3.0/26', { asPath: [], nextHop: nh('198.18.0.12'), localPref: 100 });
-    l.announce(reflector, '10.244.3.0/26', { asPath: [], nextHop: nh('198.18.0.12'), localPref: 100, originatorId: nh('127.0.0.12'), clusterList: [CLUSTER + 1] });
+    l.announce(reflector, '10.244.3.0/26', {
+      asPath: [],
+      nextHop: nh('198.18.0.12'),
+      localPref: 100,
+      originatorId: nh('127.0.0.12'),
+      clusterList: [CLUSTER + 1],
+    });
     await l.settle();
     expect(l.speaker.best(prefixOf('10.244.3.0/26'))?.from).toBe('127.0.0.12'); // the direct path wins while both exist
     l.speaker.setPeers([specOf(reflector, 64512)]);
@@ -587,7 +642,13 @@ describe('Speaker: make-before-break on reconfiguration', () => {
     expect(l.speaker.best(prefixOf('10.244.3.0/26'))).toMatchObject({ from: '127.0.0.12', stale: true });
     expect(watcher.updates).toBe(updatesBefore); // nothing withdrawn downstream
     // The reflector's copy of one prefix replaces the stale one at once; the other waits for its own.
-    l.announce(reflector, '10.244.3.0/26', { asPath: [], nextHop: nh('198.18.0.12'), localPref: 100, originatorId: nh('127.0.0.12'), clusterList: [CLUSTER + 1] });
+    l.announce(reflector, '10.244.3.0/26', {
+      asPath: [],
+      nextHop: nh('198.18.0.12'),
+      localPref: 100,
+      originatorId: nh('127.0.0.12'),
+      clusterList: [CLUSTER + 1],
+    });
     await l.settle(100);
     expect(l.speaker.best(prefixOf('10.244.3.0/26'))).toMatchObject({ from: '127.0.0.11', stale: false });
     expect(l.speaker.best(prefixOf('10.244.3.64/26'))).toMatchObject({ from: '127.0.0.12', stale: true });
@@ -731,7 +792,9 @@ describe('Speaker: ROUTE-REFRESH (RFC 2918)', () => {
   it('answers at most once per interval (5 s): requests in between are coalesced into one answer at its end', async () => {
     const l = await lab();
     const a = l.peer('127.0.0.11', 65001);
-    l.speaker.setOriginated([{ prefix: prefixOf('10.244.1.0/26'), attrs: { origin: Origin.IGP, nextHop: nh('198.18.0.1') } }]);
+    l.speaker.setOriginated([
+      { prefix: prefixOf('10.244.1.0/26'), attrs: { origin: Origin.IGP, nextHop: nh('198.18.0.1') } },
+    ]);
     l.speaker.setPeers([specOf(a, 65001)]);
     a.session.start();
     await l.settle();
@@ -768,7 +831,8 @@ describe('Speaker: maximum prefixes per peer (RFC 4486 Cease subcode 1)', () => 
     l.speaker.setPeers([specOf(a, 65001, { maxPrefixes: 3 })]);
     a.session.start();
     await l.settle();
-    for (const p of ['10.1.1.0/24', '10.1.2.0/24', '10.1.3.0/24']) l.announce(a, p, { asPath: seq(65001), nextHop: nh('198.18.0.11') });
+    for (const p of ['10.1.1.0/24', '10.1.2.0/24', '10.1.3.0/24'])
+      l.announce(a, p, { asPath: seq(65001), nextHop: nh('198.18.0.11') });
     await l.settle();
     expect(l.speaker.bestRoutes()).toHaveLength(3); // at the limit: fine
     expect(notes).toEqual([]);
@@ -855,7 +919,13 @@ describe('Speaker: third-party next hops toward eBGP peers one IP hop away (RFC 
     await l.settle();
 
     const ours = '127.0.0.1';
-    const nextHops = (p: Peer) => Object.fromEntries([...p.table].map(([prefix, attrs]) => [prefix, attrs.nextHop === undefined ? undefined : formatIpv4(attrs.nextHop)]));
+    const nextHops = (p: Peer) =>
+      Object.fromEntries(
+        [...p.table].map(([prefix, attrs]) => [
+          prefix,
+          attrs.nextHop === undefined ? undefined : formatIpv4(attrs.nextHop),
+        ]),
+      );
     expect(nextHops(r1)).toEqual({
       '10.244.2.0/26': '127.0.0.2',
       '10.244.3.0/26': ours,
@@ -870,12 +940,22 @@ describe('Speaker: third-party next hops toward eBGP peers one IP hop away (RFC 
       '192.0.2.0/24': '127.0.0.41',
       '198.51.100.0/24': '127.0.0.31',
     });
-    const allOurs = { '10.244.2.0/26': ours, '10.244.3.0/26': ours, '10.244.4.0/26': ours, '192.0.2.0/24': ours, '198.51.100.0/24': ours };
+    const allOurs = {
+      '10.244.2.0/26': ours,
+      '10.244.3.0/26': ours,
+      '10.244.4.0/26': ours,
+      '192.0.2.0/24': ours,
+      '198.51.100.0/24': ours,
+    };
     expect(nextHops(far)).toEqual(allOurs); // beyond the subnet: not one hop away
     expect(nextHops(self)).toEqual(allOurs); // next-hop self
     expect(nextHops(plain)).toEqual(allOurs); // no subnet given
     // The other AS's router gets the iBGP routes the same way (its own routes never go back to it).
-    expect(nextHops(other)).toEqual({ '10.244.2.0/26': '127.0.0.2', '10.244.3.0/26': ours, '10.244.4.0/26': '127.0.0.31' });
+    expect(nextHops(other)).toEqual({
+      '10.244.2.0/26': '127.0.0.2',
+      '10.244.3.0/26': ours,
+      '10.244.4.0/26': '127.0.0.31',
+    });
     // iBGP peers get eBGP routes with their next hop unchanged (RFC 4271 §5.1.3 (1)), subnet or not, and
     // nothing of each other's (iBGP split horizon, as ever).
     expect(nextHops(node3)).toEqual({ '192.0.2.0/24': '127.0.0.41', '198.51.100.0/24': '127.0.0.31' });
@@ -925,7 +1005,9 @@ describe('Speaker: third-party next hops toward eBGP peers one IP hop away (RFC 
     expect(() => l.speaker.setPeers([specOf(r1, 65001, { subnet: '127.0.0.1' })])).toThrow(
       'peer 127.0.0.31 subnet "127.0.0.1" has no prefix length (expected a.b.c.d/len, like 10.244.1.0/26)',
     );
-    expect(() => l.speaker.setPeers([specOf(r1, 65001, { subnet: '127.0.0.1/33' })])).toThrow(/peer 127\.0\.0\.31 subnet "127\.0\.0\.1\/33": prefix length "33" is not 0\.\.32/);
+    expect(() => l.speaker.setPeers([specOf(r1, 65001, { subnet: '127.0.0.1/33' })])).toThrow(
+      /peer 127\.0\.0\.31 subnet "127\.0\.0\.1\/33": prefix length "33" is not 0\.\.32/,
+    );
     expect(l.speaker.peerStatus().map((p) => p.address)).toEqual(['127.0.0.31']);
   });
 });

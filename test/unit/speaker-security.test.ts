@@ -24,7 +24,12 @@ function acceptor(net: MemoryNetwork, rec: Recorder | null): Acceptor {
   return async (address, port, onConnection) => {
     const close = net.listen(address, port, onConnection);
     const handle = async () => close();
-    return rec ? Object.assign(handle, { setPeerSecurity: (peer: string, options: SecureSocketOptions | undefined) => void rec.keys.push([peer, options]) }) : handle;
+    return rec
+      ? Object.assign(handle, {
+          setPeerSecurity: (peer: string, options: SecureSocketOptions | undefined) =>
+            void rec.keys.push([peer, options]),
+        })
+      : handle;
   };
 }
 
@@ -32,7 +37,13 @@ function recordingTransport(inner: Transport, rec: Recorder): Transport {
   return { connect: (options) => (rec.connects.push(options), inner.connect(options)) };
 }
 
-async function speaker(net: MemoryNetwork, clock: FakeClock, address: string, asn: number, rec: Recorder | null): Promise<Speaker> {
+async function speaker(
+  net: MemoryNetwork,
+  clock: FakeClock,
+  address: string,
+  asn: number,
+  rec: Recorder | null,
+): Promise<Speaker> {
   const s = new Speaker({
     routerId: parseIpv4(address),
     localAs: asn,
@@ -66,7 +77,10 @@ describe('Speaker: TCP-MD5 keys', () => {
     await clock.advanceAsync(100);
     expect([state(a, '127.0.0.2'), state(a, '127.0.0.3')]).toEqual(['Established', 'Established']);
     expect(rec.keys.map(([peer, o]) => [peer, text(o?.md5Key)])).toEqual([['127.0.0.2', 'office-1']]);
-    expect(rec.connects.map((o) => [o.remoteAddress, text(o.md5Key)])).toEqual([['127.0.0.2', 'office-1'], ['127.0.0.3', undefined]]);
+    expect(rec.connects.map((o) => [o.remoteAddress, text(o.md5Key)])).toEqual([
+      ['127.0.0.2', 'office-1'],
+      ['127.0.0.3', undefined],
+    ]);
 
     const plainSince = a.peerStatus().find((p) => p.address === '127.0.0.3')!.since;
     const states: string[] = [];
@@ -75,15 +89,21 @@ describe('Speaker: TCP-MD5 keys', () => {
     a.setPeers([{ ...signed, password: 'office-2' }, plain]);
     await clock.advanceAsync(2000);
     // The old key is removed from the listener, the new one installed; only that peer reconnects.
-    expect(rec.keys.slice(1).map(([peer, o]) => [peer, text(o?.md5Key)])).toEqual([['127.0.0.2', undefined], ['127.0.0.2', 'office-2']]);
-    expect(rec.connects.slice(2).map((o) => [o.remoteAddress, text(o.md5Key)])).toContainEqual(['127.0.0.2', 'office-2']);
+    expect(rec.keys.slice(1).map(([peer, o]) => [peer, text(o?.md5Key)])).toEqual([
+      ['127.0.0.2', undefined],
+      ['127.0.0.2', 'office-2'],
+    ]);
+    expect(rec.connects.slice(2).map((o) => [o.remoteAddress, text(o.md5Key)])).toContainEqual([
+      '127.0.0.2',
+      'office-2',
+    ]);
     expect(rec.connects.slice(2).some((o) => o.remoteAddress === '127.0.0.3')).toBe(false);
     expect(states.every((s) => s.startsWith('127.0.0.2 '))).toBe(true);
     expect(state(a, '127.0.0.2')).toBe('Established');
     expect(a.peerStatus().find((p) => p.address === '127.0.0.3')!.since).toBe(plainSince);
   });
 
-  it('a listener that cannot take the key: that peer\'s inbound connections are refused, and its status says why', async () => {
+  it("a listener that cannot take the key: that peer's inbound connections are refused, and its status says why", async () => {
     const net = new MemoryNetwork();
     const clock = new FakeClock(1_000_000);
     const a = await speaker(net, clock, '127.0.0.1', 64512, null);
@@ -101,8 +121,12 @@ describe('Speaker: TCP-MD5 keys', () => {
     const net = new MemoryNetwork();
     const a = await speaker(net, new FakeClock(1_000_000), '127.0.0.1', 64512, null);
     const long = 'x'.repeat(81);
-    expect(() => a.setPeers([{ address: '127.0.0.2', peerAs: 65001, password: long }])).toThrow(/peer 127\.0\.0\.2: a password must be 1 to 80 bytes \(TCP-MD5\), this one is 81/);
+    expect(() => a.setPeers([{ address: '127.0.0.2', peerAs: 65001, password: long }])).toThrow(
+      /peer 127\.0\.0\.2: a password must be 1 to 80 bytes \(TCP-MD5\), this one is 81/,
+    );
     expect(() => a.setPeers([{ address: '127.0.0.2', peerAs: 65001, password: long }])).not.toThrow(new RegExp(long));
-    expect(() => a.setPeers([{ address: '127.0.0.2', peerAs: 65001, ttlSecurity: 0 }])).toThrow(/ttlSecurity must be a hop count from 1 to 255, not 0/);
+    expect(() => a.setPeers([{ address: '127.0.0.2', peerAs: 65001, ttlSecurity: 0 }])).toThrow(
+      /ttlSecurity must be a hop count from 1 to 255, not 0/,
+    );
   });
 });

@@ -50,7 +50,10 @@ async function node(net: MemoryNetwork, clock: FakeClock, address: string, asn: 
   return { speaker, events, address };
 }
 
-const route = (prefix: string, attrs: PathAttributes = {}) => ({ prefix: parsePrefix(prefix), attrs: { origin: Origin.IGP, nextHop: parseIpv4('198.18.0.1'), ...attrs } });
+const route = (prefix: string, attrs: PathAttributes = {}) => ({
+  prefix: parsePrefix(prefix),
+  attrs: { origin: Origin.IGP, nextHop: parseIpv4('198.18.0.1'), ...attrs },
+});
 
 function updates(n: Node) {
   return n.events.filter((e): e is Extract<Event, { kind: 'update' }> => e.kind === 'update').map((e) => e.data);
@@ -115,7 +118,9 @@ describe('Speaker', () => {
     expect(announced).toEqual(expect.arrayContaining([parsePrefix('10.0.2.0/24'), parsePrefix('10.0.4.0/24')]));
     expect(announced).toHaveLength(2);
     expect(withdrawn).toEqual([parsePrefix('10.0.3.0/24')]);
-    expect(after.flatMap((u) => u.announced).find((r) => r.prefix.addr === parsePrefix('10.0.2.0/24').addr)?.attrs.med).toBe(7);
+    expect(
+      after.flatMap((u) => u.announced).find((r) => r.prefix.addr === parsePrefix('10.0.2.0/24').addr)?.attrs.med,
+    ).toBe(7);
 
     // Setting the same set again sends nothing.
     const settled = updates(b).length;
@@ -136,7 +141,11 @@ describe('Speaker', () => {
     await clock.advanceAsync(20_000);
     expect(established(a, b.address) && established(b, a.address)).toBe(true);
     const again = b.events.slice(mark);
-    expect(again.some((e) => e.kind === 'notification' && e.data.direction === 'sent' && e.data.code === 6 && e.data.subcode === 6)).toBe(true);
+    expect(
+      again.some(
+        (e) => e.kind === 'notification' && e.data.direction === 'sent' && e.data.code === 6 && e.data.subcode === 6,
+      ),
+    ).toBe(true);
     const prefixes = again.flatMap((e) => (e.kind === 'update' ? e.data.announced.map((r) => r.prefix) : []));
     expect(prefixes).toEqual([parsePrefix('10.0.1.0/24'), parsePrefix('10.0.2.0/24')]);
     expect(again.some((e) => e.kind === 'endOfRib')).toBe(true);
@@ -161,7 +170,12 @@ describe('Speaker', () => {
     await clock.advanceAsync(100);
     const changes = a.events.slice(mark);
     expect(changes.filter((e) => e.kind === 'state' && e.data.peer === b.address)).toEqual([]);
-    expect(c.events.some((e) => e.kind === 'notification' && e.data.direction === 'received' && e.data.code === 6 && e.data.subcode === 3)).toBe(true);
+    expect(
+      c.events.some(
+        (e) =>
+          e.kind === 'notification' && e.data.direction === 'received' && e.data.code === 6 && e.data.subcode === 3,
+      ),
+    ).toBe(true);
     expect(a.speaker.peerStatus().map((p) => p.address)).toEqual([b.address]);
   });
 
@@ -172,7 +186,15 @@ describe('Speaker', () => {
     const clock = new FakeClock(1_000_000);
     const a = await node(net, clock, localAddress, 64512);
     const remote = (passive: boolean) =>
-      new Session({ localAs: 65001, peerAs: 64512, routerId: parseIpv4('127.0.0.2'), peerAddress: localAddress, passive, clock, transport: net.transport('127.0.0.2') });
+      new Session({
+        localAs: 65001,
+        peerAs: 64512,
+        routerId: parseIpv4('127.0.0.2'),
+        peerAddress: localAddress,
+        passive,
+        clock,
+        transport: net.transport('127.0.0.2'),
+      });
     const s1 = remote(true);
     const s2 = remote(false);
     const seen: Record<string, Array<{ direction: string; code: number; subcode: number }>> = { s1: [], s2: [] };
@@ -222,7 +244,14 @@ describe('Speaker', () => {
     const a = await node(net, clock, '127.0.0.1', 64512);
     // Two speakers on 127.0.0.2: one on port 179 (it connects to us), one on 1179 (passive: we connect to it).
     const low = await node(net, clock, '127.0.0.2', 65001);
-    const high = new Speaker({ routerId: parseIpv4('127.0.0.3'), localAs: 65002, listen: { address: '127.0.0.2', port: 1179 }, clock, transport: net.transport('127.0.0.2'), acceptor: memoryAcceptor(net) });
+    const high = new Speaker({
+      routerId: parseIpv4('127.0.0.3'),
+      localAs: 65002,
+      listen: { address: '127.0.0.2', port: 1179 },
+      clock,
+      transport: net.transport('127.0.0.2'),
+      acceptor: memoryAcceptor(net),
+    });
     speakers.push(high);
     await high.start();
     const highUpdates: Array<SpeakerEvents['update'][0]> = [];
@@ -238,12 +267,21 @@ describe('Speaker', () => {
       { address: '127.0.0.2', port: 1179, peerAs: 65002 },
     ]);
     await clock.advanceAsync(200);
-    const rows = a.speaker.peerStatus().map((p) => `${p.address}:${p.port} AS${p.peerAs} ${p.state} ${p.routesReceived}`);
+    const rows = a.speaker
+      .peerStatus()
+      .map((p) => `${p.address}:${p.port} AS${p.peerAs} ${p.state} ${p.routesReceived}`);
     expect(rows.sort()).toEqual(['127.0.0.2:1179 AS65002 Established 1', '127.0.0.2:179 AS65001 Established 1']);
-    const ports = a.events.filter((e) => e.kind === 'state' && e.data.to === 'Established').map((e) => (e.kind === 'state' ? e.data.port : 0));
+    const ports = a.events
+      .filter((e) => e.kind === 'state' && e.data.to === 'Established')
+      .map((e) => (e.kind === 'state' ? e.data.port : 0));
     expect(ports.sort()).toEqual([1179, 179]);
     // Both routes are in the Loc-RIB, each from its own session (one address, two sources).
-    expect(a.speaker.bestRoutes().map((r) => `${r.prefix.addr}/${r.prefix.len} from ${r.from}`).filter((r) => !r.includes('null')).length).toBe(2);
+    expect(
+      a.speaker
+        .bestRoutes()
+        .map((r) => `${r.prefix.addr}/${r.prefix.len} from ${r.from}`)
+        .filter((r) => !r.includes('null')).length,
+    ).toBe(2);
     expect(a.speaker.receivedRoutes('127.0.0.2', 1179).map((r) => r.prefix.len)).toEqual([24]);
     expect(a.speaker.receivedRoutes('127.0.0.2', 1179)[0]!.prefix.addr).toBe(parseIpv4('10.2.0.0'));
     expect(a.speaker.receivedRoutes('127.0.0.2')[0]!.prefix.addr).toBe(parseIpv4('10.1.0.0')); // no port: the inbound peer

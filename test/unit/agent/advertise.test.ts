@@ -3,7 +3,12 @@
 
 import { describe, expect, it } from 'vitest';
 import { parsePrefix } from '../../../bgp/ip.js';
-import { calicoExportFilter, originatedPrefixes, prefixCommunities, type AdvertiseInput } from '../../../src/agent/advertise.js';
+import {
+  calicoExportFilter,
+  originatedPrefixes,
+  prefixCommunities,
+  type AdvertiseInput,
+} from '../../../src/agent/advertise.js';
 import type { BlockAffinitySpec, IPPoolSpec, Resource } from '../../../src/resources/index.js';
 
 const API = 'projectcalico.org/v3' as const;
@@ -21,12 +26,27 @@ function block(cidr: string, affinity: string | null, deleted = false): Resource
   };
 }
 
-function affinity(node: string, cidr: string, state: BlockAffinitySpec['state'] = 'confirmed', deleted = false): Resource<'BlockAffinity'> {
-  return { apiVersion: API, kind: 'BlockAffinity', metadata: { name: `${node}-${cidr.replace(/[./]/g, '-')}` }, spec: { node, cidr, state, ...(deleted ? { deleted } : {}) } };
+function affinity(
+  node: string,
+  cidr: string,
+  state: BlockAffinitySpec['state'] = 'confirmed',
+  deleted = false,
+): Resource<'BlockAffinity'> {
+  return {
+    apiVersion: API,
+    kind: 'BlockAffinity',
+    metadata: { name: `${node}-${cidr.replace(/[./]/g, '-')}` },
+    spec: { node, cidr, state, ...(deleted ? { deleted } : {}) },
+  };
 }
 
 function workload(name: string, node: string, ipNetworks: string[]): Resource<'WorkloadEndpoint'> {
-  return { apiVersion: API, kind: 'WorkloadEndpoint', metadata: { name, namespace: 'default' }, spec: { node, interfaceName: `cali${name}`, ipNetworks } };
+  return {
+    apiVersion: API,
+    kind: 'WorkloadEndpoint',
+    metadata: { name, namespace: 'default' },
+    spec: { node, interfaceName: `cali${name}`, ipNetworks },
+  };
 }
 
 const POOLS = [
@@ -42,19 +62,73 @@ function input(parts: Partial<AdvertiseInput>): AdvertiseInput {
 
 describe('originatedPrefixes: blocks', () => {
   const cases: Array<[string, Partial<AdvertiseInput>, string[]]> = [
-    ['a confirmed block affine to us, in an enabled pool', { blocks: [block('10.244.1.0/26', 'host:node-a')], affinities: [affinity('node-a', '10.244.1.0/26')] }, ['10.244.1.0/26']],
-    ['a pending affinity is not yet ours', { blocks: [block('10.244.1.0/26', 'host:node-a')], affinities: [affinity('node-a', '10.244.1.0/26', 'pending')] }, []],
-    ['an affinity being deleted is no longer ours', { blocks: [block('10.244.1.0/26', 'host:node-a')], affinities: [affinity('node-a', '10.244.1.0/26', 'pendingDeletion')] }, []],
-    ['a deleted affinity', { blocks: [block('10.244.1.0/26', 'host:node-a')], affinities: [affinity('node-a', '10.244.1.0/26', 'confirmed', true)] }, []],
+    [
+      'a confirmed block affine to us, in an enabled pool',
+      { blocks: [block('10.244.1.0/26', 'host:node-a')], affinities: [affinity('node-a', '10.244.1.0/26')] },
+      ['10.244.1.0/26'],
+    ],
+    [
+      'a pending affinity is not yet ours',
+      { blocks: [block('10.244.1.0/26', 'host:node-a')], affinities: [affinity('node-a', '10.244.1.0/26', 'pending')] },
+      [],
+    ],
+    [
+      'an affinity being deleted is no longer ours',
+      {
+        blocks: [block('10.244.1.0/26', 'host:node-a')],
+        affinities: [affinity('node-a', '10.244.1.0/26', 'pendingDeletion')],
+      },
+      [],
+    ],
+    [
+      'a deleted affinity',
+      {
+        blocks: [block('10.244.1.0/26', 'host:node-a')],
+        affinities: [affinity('node-a', '10.244.1.0/26', 'confirmed', true)],
+      },
+      [],
+    ],
     ['no affinity document at all', { blocks: [block('10.244.1.0/26', 'host:node-a')] }, []],
-    ['the block says another host', { blocks: [block('10.244.1.0/26', 'host:node-b')], affinities: [affinity('node-a', '10.244.1.0/26')] }, []],
-    ['the block has no affinity', { blocks: [block('10.244.1.0/26', null)], affinities: [affinity('node-a', '10.244.1.0/26')] }, []],
-    ['the affinity is another node\'s', { blocks: [block('10.244.1.0/26', 'host:node-a')], affinities: [affinity('node-b', '10.244.1.0/26')] }, []],
-    ['a deleted block', { blocks: [block('10.244.1.0/26', 'host:node-a', true)], affinities: [affinity('node-a', '10.244.1.0/26')] }, []],
-    ['a block of a disableBGPExport pool', { blocks: [block('10.245.1.0/26', 'host:node-a')], affinities: [affinity('node-a', '10.245.1.0/26')] }, []],
-    ['a block of a disabled pool', { blocks: [block('10.246.1.0/26', 'host:node-a')], affinities: [affinity('node-a', '10.246.1.0/26')] }, []],
-    ['a block of no pool (pool deleted)', { blocks: [block('10.99.1.0/26', 'host:node-a')], affinities: [affinity('node-a', '10.99.1.0/26')] }, []],
-    ['an IPv6 block is not advertised over IPv4 BGP', { blocks: [block('fd00:10:244::/122', 'host:node-a')], affinities: [affinity('node-a', 'fd00:10:244::/122')] }, []],
+    [
+      'the block says another host',
+      { blocks: [block('10.244.1.0/26', 'host:node-b')], affinities: [affinity('node-a', '10.244.1.0/26')] },
+      [],
+    ],
+    [
+      'the block has no affinity',
+      { blocks: [block('10.244.1.0/26', null)], affinities: [affinity('node-a', '10.244.1.0/26')] },
+      [],
+    ],
+    [
+      "the affinity is another node's",
+      { blocks: [block('10.244.1.0/26', 'host:node-a')], affinities: [affinity('node-b', '10.244.1.0/26')] },
+      [],
+    ],
+    [
+      'a deleted block',
+      { blocks: [block('10.244.1.0/26', 'host:node-a', true)], affinities: [affinity('node-a', '10.244.1.0/26')] },
+      [],
+    ],
+    [
+      'a block of a disableBGPExport pool',
+      { blocks: [block('10.245.1.0/26', 'host:node-a')], affinities: [affinity('node-a', '10.245.1.0/26')] },
+      [],
+    ],
+    [
+      'a block of a disabled pool',
+      { blocks: [block('10.246.1.0/26', 'host:node-a')], affinities: [affinity('node-a', '10.246.1.0/26')] },
+      [],
+    ],
+    [
+      'a block of no pool (pool deleted)',
+      { blocks: [block('10.99.1.0/26', 'host:node-a')], affinities: [affinity('node-a', '10.99.1.0/26')] },
+      [],
+    ],
+    [
+      'an IPv6 block is not advertised over IPv4 BGP',
+      { blocks: [block('fd00:10:244::/122', 'host:node-a')], affinities: [affinity('node-a', 'fd00:10:244::/122')] },
+      [],
+    ],
   ];
 
   it.each(cases)('%s', (_what, parts, expected) => {
@@ -79,19 +153,50 @@ describe('originatedPrefixes: blocks', () => {
 });
 
 describe('originatedPrefixes: workload /32s', () => {
-  const ours = { blocks: [block('10.244.1.0/26', 'host:node-a'), block('10.244.2.0/26', 'host:node-b')], affinities: [affinity('node-a', '10.244.1.0/26'), affinity('node-b', '10.244.2.0/26')] };
+  const ours = {
+    blocks: [block('10.244.1.0/26', 'host:node-a'), block('10.244.2.0/26', 'host:node-b')],
+    affinities: [affinity('node-a', '10.244.1.0/26'), affinity('node-b', '10.244.2.0/26')],
+  };
 
   const cases: Array<[string, AdvertiseInput['workloads'], string[]]> = [
-    ['inside our own block: suppressed (the block covers it)', [workload('w1', 'node-a', ['10.244.1.5/32'])], ['10.244.1.0/26']],
-    ['borrowed from another node\'s block: advertised', [workload('w1', 'node-a', ['10.244.2.7/32'])], ['10.244.1.0/26', '10.244.2.7/32']],
-    ['in an exported pool with no block of ours: advertised', [workload('w1', 'node-a', ['10.244.200.1/32'])], ['10.244.1.0/26', '10.244.200.1/32']],
-    ['written without a prefix length: still a /32', [workload('w1', 'node-a', ['10.244.2.8'])], ['10.244.1.0/26', '10.244.2.8/32']],
-    ['another node\'s workload: not ours to advertise', [workload('w1', 'node-b', ['10.244.2.7/32'])], ['10.244.1.0/26']],
+    [
+      'inside our own block: suppressed (the block covers it)',
+      [workload('w1', 'node-a', ['10.244.1.5/32'])],
+      ['10.244.1.0/26'],
+    ],
+    [
+      "borrowed from another node's block: advertised",
+      [workload('w1', 'node-a', ['10.244.2.7/32'])],
+      ['10.244.1.0/26', '10.244.2.7/32'],
+    ],
+    [
+      'in an exported pool with no block of ours: advertised',
+      [workload('w1', 'node-a', ['10.244.200.1/32'])],
+      ['10.244.1.0/26', '10.244.200.1/32'],
+    ],
+    [
+      'written without a prefix length: still a /32',
+      [workload('w1', 'node-a', ['10.244.2.8'])],
+      ['10.244.1.0/26', '10.244.2.8/32'],
+    ],
+    [
+      "another node's workload: not ours to advertise",
+      [workload('w1', 'node-b', ['10.244.2.7/32'])],
+      ['10.244.1.0/26'],
+    ],
     ['in a disableBGPExport pool: not advertised', [workload('w1', 'node-a', ['10.245.3.3/32'])], ['10.244.1.0/26']],
     ['in a disabled pool: not advertised', [workload('w1', 'node-a', ['10.246.3.3/32'])], ['10.244.1.0/26']],
     ['outside every pool: not advertised', [workload('w1', 'node-a', ['192.0.2.9/32'])], ['10.244.1.0/26']],
-    ['IPv6 addresses are left out', [workload('w1', 'node-a', ['fd00:10:244::5/128', '10.244.2.9/32'])], ['10.244.1.0/26', '10.244.2.9/32']],
-    ['two workloads with the same address: once', [workload('w1', 'node-a', ['10.244.2.7/32']), workload('w2', 'node-a', ['10.244.2.7/32'])], ['10.244.1.0/26', '10.244.2.7/32']],
+    [
+      'IPv6 addresses are left out',
+      [workload('w1', 'node-a', ['fd00:10:244::5/128', '10.244.2.9/32'])],
+      ['10.244.1.0/26', '10.244.2.9/32'],
+    ],
+    [
+      'two workloads with the same address: once',
+      [workload('w1', 'node-a', ['10.244.2.7/32']), workload('w2', 'node-a', ['10.244.2.7/32'])],
+      ['10.244.1.0/26', '10.244.2.7/32'],
+    ],
   ];
 
   it.each(cases)('%s', (_what, workloads, expected) => {
@@ -104,7 +209,13 @@ describe('originatedPrefixes: workload /32s', () => {
   });
 
   it('a /32 inside a block of ours that is not yet confirmed is advertised (nothing covers it yet)', () => {
-    const out = originatedPrefixes(input({ blocks: [block('10.244.1.0/26', 'host:node-a')], affinities: [affinity('node-a', '10.244.1.0/26', 'pending')], workloads: [workload('w1', 'node-a', ['10.244.1.5/32'])] }));
+    const out = originatedPrefixes(
+      input({
+        blocks: [block('10.244.1.0/26', 'host:node-a')],
+        affinities: [affinity('node-a', '10.244.1.0/26', 'pending')],
+        workloads: [workload('w1', 'node-a', ['10.244.1.5/32'])],
+      }),
+    );
     expect(out).toEqual(['10.244.1.5/32']);
   });
 });
@@ -132,7 +243,10 @@ describe('calicoExportFilter', () => {
   });
 
   it('a disableBGPExport pool refuses even what an overlapping enabled pool would accept (reject rules come first)', () => {
-    const filter = calicoExportFilter([pool('wide', '10.0.0.0/8'), pool('quiet', '10.245.0.0/16', { disableBGPExport: true })]);
+    const filter = calicoExportFilter([
+      pool('wide', '10.0.0.0/8'),
+      pool('quiet', '10.245.0.0/16', { disableBGPExport: true }),
+    ]);
     expect(filter(parsePrefix('10.245.1.0/26'))).toBe(false);
     expect(filter(parsePrefix('10.1.0.0/26'))).toBe(true);
   });
@@ -177,8 +291,23 @@ describe('prefixCommunities (BGPConfiguration prefixAdvertisements, Calico’s a
 
   it('several matching advertisements add in order, each value once; only the default BGPConfiguration counts', () => {
     const config = calicoCase();
-    const twice: Resource<'BGPConfiguration'> = { ...config, spec: { ...config.spec, prefixAdvertisements: [...config.spec.prefixAdvertisements!, { cidr: '192.168.221.0/24', communities: ['100:6532', '1:2'] }] } };
-    expect(prefixCommunities(parsePrefix('192.168.221.64/26'), [twice]).communities).toEqual([100 * 65536 + 6532, 5663 * 65536 + 12, 65538]);
-    expect(prefixCommunities(parsePrefix('192.168.221.64/26'), [{ ...config, metadata: { name: 'node.kube-master' } }])).toEqual({});
+    const twice: Resource<'BGPConfiguration'> = {
+      ...config,
+      spec: {
+        ...config.spec,
+        prefixAdvertisements: [
+          ...config.spec.prefixAdvertisements!,
+          { cidr: '192.168.221.0/24', communities: ['100:6532', '1:2'] },
+        ],
+      },
+    };
+    expect(prefixCommunities(parsePrefix('192.168.221.64/26'), [twice]).communities).toEqual([
+      100 * 65536 + 6532,
+      5663 * 65536 + 12,
+      65538,
+    ]);
+    expect(
+      prefixCommunities(parsePrefix('192.168.221.64/26'), [{ ...config, metadata: { name: 'node.kube-master' } }]),
+    ).toEqual({});
   });
 });

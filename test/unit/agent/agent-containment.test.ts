@@ -36,11 +36,27 @@ afterEach(() => {
   process.off('uncaughtException', onEscape);
 });
 
-function makeAgent(env: Record<string, string>, ds: MemoryDatastore, extra: { dataplane?: DataplaneLike; metrics?: AgentMetrics } = {}) {
+function makeAgent(
+  env: Record<string, string>,
+  ds: MemoryDatastore,
+  extra: { dataplane?: DataplaneLike; metrics?: AgentMetrics } = {},
+) {
   const lines: Array<Record<string, unknown>> = [];
-  const logger = pino({ level: 'warn' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+  const logger = pino(
+    { level: 'warn' },
+    { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) },
+  );
   const speakers: FakeSpeaker[] = [];
-  const config = parseAgentConfig({ NODENAME: 'node-1', TORTIE_DATAPLANE: extra.dataplane ? 'kernel' : 'none', TORTIE_HEALTH_PORT: '0', IP: '198.18.0.11/24', ...env }, 'unused');
+  const config = parseAgentConfig(
+    {
+      NODENAME: 'node-1',
+      TORTIE_DATAPLANE: extra.dataplane ? 'kernel' : 'none',
+      TORTIE_HEALTH_PORT: '0',
+      IP: '198.18.0.11/24',
+      ...env,
+    },
+    'unused',
+  );
   const agent = new Agent(config, {
     datastore: ds,
     logger,
@@ -73,14 +89,26 @@ describe('the live IPIP tunnel address', () => {
     ds.failNodeReads = true;
     const pool = (await ds.get('IPPool', 'pool'))!;
     await ds.update({ ...pool, spec: { ...pool.spec, ipipMode: 'Always' } });
-    await until(() => agent.status().warnings.some((w) => w.startsWith('no IPIP tunnel address: ') && w.includes('unavailable')), 'the warning');
+    await until(
+      () => agent.status().warnings.some((w) => w.startsWith('no IPIP tunnel address: ') && w.includes('unavailable')),
+      'the warning',
+    );
     expect(escaped).toEqual([]);
 
     // The datastore is back; the next change (any kind) tries again, and the warning goes.
     ds.failNodeReads = false;
     await ds.create(res('IPPool', 'other', { cidr: '10.10.0.0/16', ipipMode: 'Never' }));
-    expect(await waitFor(async () => (await ds.get('Node', 'node-1'))?.spec.bgp?.ipv4IPIPTunnelAddr, { what: 'the tunnel address on Node node-1', timeoutMs: 5_000, intervalMs: 5 })).toMatch(/^10\.9\.0\.\d+$/);
-    await until(() => !agent.status().warnings.some((w) => w.startsWith('no IPIP tunnel address: ')), 'the warning to go');
+    expect(
+      await waitFor(async () => (await ds.get('Node', 'node-1'))?.spec.bgp?.ipv4IPIPTunnelAddr, {
+        what: 'the tunnel address on Node node-1',
+        timeoutMs: 5_000,
+        intervalMs: 5,
+      }),
+    ).toMatch(/^10\.9\.0\.\d+$/);
+    await until(
+      () => !agent.status().warnings.some((w) => w.startsWith('no IPIP tunnel address: ')),
+      'the warning to go',
+    );
     expect(escaped).toEqual([]);
   });
 });
@@ -96,7 +124,8 @@ function fakeDataplane() {
       state.updates++;
     },
     bgpSettled: () => undefined,
-    status: () => ({ inSync: true, tunl0: { needed: false, supported: true } }) as unknown as ReturnType<DataplaneLike['status']>,
+    status: () =>
+      ({ inSync: true, tunl0: { needed: false, supported: true } }) as unknown as ReturnType<DataplaneLike['status']>,
     programmed: () => false,
   };
   return { dataplane, state };
@@ -126,7 +155,9 @@ describe('work started by Speaker events', () => {
     };
     const { agent, lines, speaker } = makeAgent({}, new MemoryDatastore(), { metrics });
     await agent.start();
-    expect(() => speaker().emit('state', { peer: '198.18.0.12', from: 'Active', to: 'Established' } as never)).not.toThrow();
+    expect(() =>
+      speaker().emit('state', { peer: '198.18.0.12', from: 'Active', to: 'Established' } as never),
+    ).not.toThrow();
     expect(lines.some((l) => String(l.err).includes('gauge exploded'))).toBe(true);
     expect(escaped).toEqual([]);
   });

@@ -47,13 +47,25 @@ class RecordingDataplane extends FelixDataplane {
   }
 }
 
-function makeAgent(options: { env?: Record<string, string>; ds?: MemoryDatastore; kernel?: MemoryKernel; ipip?: boolean } = {}) {
+function makeAgent(
+  options: { env?: Record<string, string>; ds?: MemoryDatastore; kernel?: MemoryKernel; ipip?: boolean } = {},
+) {
   const ds = options.ds ?? new MemoryDatastore();
   const kernel = options.kernel ?? new MemoryKernel({ links: ['lo', 'eth0'] });
   const ip = fakeIp({ ipip: options.ipip ?? false });
   const speakers: FakeSpeaker[] = [];
   const dataplanes: RecordingDataplane[] = [];
-  const config = parseAgentConfig({ NODENAME: 'node-1', IP: '198.18.0.11/24', TORTIE_DATAPLANE: 'kernel', TORTIE_HEALTH_PORT: '0', NO_DEFAULT_POOLS: 'true', ...options.env }, 'unused');
+  const config = parseAgentConfig(
+    {
+      NODENAME: 'node-1',
+      IP: '198.18.0.11/24',
+      TORTIE_DATAPLANE: 'kernel',
+      TORTIE_HEALTH_PORT: '0',
+      NO_DEFAULT_POOLS: 'true',
+      ...options.env,
+    },
+    'unused',
+  );
   const agent = new Agent(config, {
     datastore: ds,
     logger: pino({ level: process.env.DBG ? 'debug' : 'silent' }),
@@ -75,11 +87,24 @@ function makeAgent(options: { env?: Record<string, string>; ds?: MemoryDatastore
     version: 'test',
   });
   running.push(agent);
-  return { agent, ds, kernel, ip, speakers, last: () => speakers[speakers.length - 1]!, dataplane: () => dataplanes[dataplanes.length - 1]! };
+  return {
+    agent,
+    ds,
+    kernel,
+    ip,
+    speakers,
+    last: () => speakers[speakers.length - 1]!,
+    dataplane: () => dataplanes[dataplanes.length - 1]!,
+  };
 }
 
 function bgpRoute(prefix: string, nextHop: string): RibEntry {
-  return { prefix: parsePrefix(prefix), attrs: { nextHop: parseIpv4(nextHop), asPath: [] }, from: nextHop, stale: false };
+  return {
+    prefix: parsePrefix(prefix),
+    attrs: { nextHop: parseIpv4(nextHop), asPath: [] },
+    from: nextHop,
+    stale: false,
+  };
 }
 
 const FOREIGN: KernelRoute[] = [
@@ -99,7 +124,19 @@ describe('Agent with the kernel dataplane', () => {
     const block = agent.status().blocks[0]!;
     expect(block).toBe('10.244.0.0/26');
     await ds.create(
-      res('WorkloadEndpoint', 'node--1-k8s-web--1-eth0', { node: 'node-1', orchestrator: 'k8s', pod: 'web-1', endpoint: 'eth0', interfaceName: cali, ipNetworks: ['10.244.0.5/32'] }, 'default'),
+      res(
+        'WorkloadEndpoint',
+        'node--1-k8s-web--1-eth0',
+        {
+          node: 'node-1',
+          orchestrator: 'k8s',
+          pod: 'web-1',
+          endpoint: 'eth0',
+          interfaceName: cali,
+          ipNetworks: ['10.244.0.5/32'],
+        },
+        'default',
+      ),
     );
     last().best = [bgpRoute('10.244.0.64/26', '198.18.0.12'), bgpRoute('172.16.0.0/16', '198.18.0.50')];
     last().emit('update', { peer: '198.18.0.12', announced: [], withdrawn: [] });
@@ -109,7 +146,7 @@ describe('Agent with the kernel dataplane', () => {
       '172.16.0.0/16 via 198.18.0.50 dev eth0 proto 80 onlink',
       'blackhole 10.244.0.0/26 proto 80',
     ];
-    await until(() => want.every((w) => table(kernel).includes(w)), "the routes in the kernel").catch((e: Error) => {
+    await until(() => want.every((w) => table(kernel).includes(w)), 'the routes in the kernel').catch((e: Error) => {
       throw new Error(`${e.message}: ${JSON.stringify(table(kernel))}`);
     });
     // Nothing else of ours, and the foreign routes untouched.
@@ -117,7 +154,13 @@ describe('Agent with the kernel dataplane', () => {
     for (const f of FOREIGN) expect(kernel.snapshot()).toContainEqual(normalizeKernelRoute(f));
     await until(() => agent.routes().find((r) => r.prefix === '10.244.0.64/26')?.inKernel, 'IN KERNEL yes');
     const status = agent.status();
-    expect(status.dataplane).toMatchObject({ mode: 'kernel', hostInterface: 'eth0', tunl0: { needed: false }, routes: { desired: 4, programmed: 4 }, inSync: true });
+    expect(status.dataplane).toMatchObject({
+      mode: 'kernel',
+      hostInterface: 'eth0',
+      tunl0: { needed: false },
+      routes: { desired: 4, programmed: 4 },
+      inSync: true,
+    });
     expect(agent.readiness()).toEqual({ ready: true });
     // The workload goes: its route goes (the grace period is for new cali* interfaces only).
     await ds.delete('WorkloadEndpoint', 'node--1-k8s-web--1-eth0', { namespace: 'default' });
@@ -128,8 +171,24 @@ describe('Agent with the kernel dataplane', () => {
     const ds = new MemoryDatastore();
     await ds.create(res('IPPool', 'pool', { cidr: '10.244.0.0/16', ipipMode: 'Never' }));
     const previous: KernelRoute[] = [
-      { dst: '10.244.0.64/26', gateway: '198.18.0.12', dev: 'eth0', protocol: '80', scope: 'global', type: 'unicast', flags: ['onlink'] },
-      { dst: '10.244.0.128/26', gateway: '198.18.0.13', dev: 'eth0', protocol: '80', scope: 'global', type: 'unicast', flags: ['onlink'] },
+      {
+        dst: '10.244.0.64/26',
+        gateway: '198.18.0.12',
+        dev: 'eth0',
+        protocol: '80',
+        scope: 'global',
+        type: 'unicast',
+        flags: ['onlink'],
+      },
+      {
+        dst: '10.244.0.128/26',
+        gateway: '198.18.0.13',
+        dev: 'eth0',
+        protocol: '80',
+        scope: 'global',
+        type: 'unicast',
+        flags: ['onlink'],
+      },
     ];
     const kernel = new MemoryKernel({ links: ['lo', 'eth0'], routes: [...FOREIGN, ...previous] });
     const { agent, last, dataplane } = makeAgent({ ds, kernel });
@@ -144,7 +203,10 @@ describe('Agent with the kernel dataplane', () => {
     last().best = [bgpRoute('10.244.0.64/26', '198.18.0.12')];
     last().emit('update', { peer: '198.18.0.12', announced: [], withdrawn: [] });
     // Proof that the update was handled: felix was given the re-learned route, and applied it.
-    await until(() => dataplane().inputs.some((i) => i.bgpRoutes.some((r) => r.prefix === '10.244.0.64/26')), 'the re-learned route given to felix');
+    await until(
+      () => dataplane().inputs.some((i) => i.bgpRoutes.some((r) => r.prefix === '10.244.0.64/26')),
+      'the re-learned route given to felix',
+    );
     await dataplane().settle();
     expect(kernel.writes).toBe(writesBefore); // the re-learned route was already right: no write
     last().emit('ready');
@@ -153,12 +215,28 @@ describe('Agent with the kernel dataplane', () => {
     for (const f of FOREIGN) expect(kernel.snapshot()).toContainEqual(normalizeKernelRoute(f));
   });
 
-  it('restart with peers: last run\'s routes stay after the Speaker is ready until every peer has sent End-of-RIB', async () => {
+  it("restart with peers: last run's routes stay after the Speaker is ready until every peer has sent End-of-RIB", async () => {
     const ds = new MemoryDatastore();
     await ds.create(res('IPPool', 'pool', { cidr: '10.244.0.0/16', ipipMode: 'Never' }));
     await ds.create(res('Node', 'node-2', { bgp: { ipv4Address: '198.18.0.12/24' } }));
-    const previous: KernelRoute = { dst: '10.244.0.64/26', gateway: '198.18.0.12', dev: 'eth0', protocol: '80', scope: 'global', type: 'unicast', flags: ['onlink'] };
-    const stale: KernelRoute = { dst: '10.244.0.128/26', gateway: '198.18.0.13', dev: 'eth0', protocol: '80', scope: 'global', type: 'unicast', flags: ['onlink'] };
+    const previous: KernelRoute = {
+      dst: '10.244.0.64/26',
+      gateway: '198.18.0.12',
+      dev: 'eth0',
+      protocol: '80',
+      scope: 'global',
+      type: 'unicast',
+      flags: ['onlink'],
+    };
+    const stale: KernelRoute = {
+      dst: '10.244.0.128/26',
+      gateway: '198.18.0.13',
+      dev: 'eth0',
+      protocol: '80',
+      scope: 'global',
+      type: 'unicast',
+      flags: ['onlink'],
+    };
     const kernel = new MemoryKernel({ links: ['lo', 'eth0'], routes: [previous, stale] });
     const { agent, last, dataplane } = makeAgent({ ds, kernel });
     await agent.start();
@@ -187,7 +265,10 @@ describe('Agent with the kernel dataplane', () => {
     await agent.start();
     last().best = [bgpRoute('10.244.0.64/26', '198.18.0.12')];
     last().emit('update', { peer: '198.18.0.12', announced: [], withdrawn: [] });
-    await until(() => agent.status().dataplane.mode === 'kernel' && (agent.status().dataplane as { inSync: boolean }).inSync, 'the first apply');
+    await until(
+      () => agent.status().dataplane.mode === 'kernel' && (agent.status().dataplane as { inSync: boolean }).inSync,
+      'the first apply',
+    );
     await until(() => table(kernel).includes('blackhole 10.244.0.0/26 proto 80'), 'the blackhole');
     expect(table(kernel).some((r) => r.includes('tunl0'))).toBe(false);
     const status = agent.status();
@@ -208,8 +289,16 @@ describe('Agent with the kernel dataplane', () => {
     expect(tunnelAddress).toMatch(/^10\.244\.0\.\d+$/);
     last().best = [bgpRoute('10.244.0.64/26', '198.18.0.12')];
     last().emit('update', { peer: '198.18.0.12', announced: [], withdrawn: [] });
-    await until(() => table(kernel).includes('10.244.0.64/26 via 198.18.0.12 dev tunl0 proto 80 onlink'), 'the tunnel route');
-    expect(ip.devices.get('tunl0')).toMatchObject({ kind: 'ipip', mtu: 1480, up: true, addresses: [`${tunnelAddress}/32`] });
+    await until(
+      () => table(kernel).includes('10.244.0.64/26 via 198.18.0.12 dev tunl0 proto 80 onlink'),
+      'the tunnel route',
+    );
+    expect(ip.devices.get('tunl0')).toMatchObject({
+      kind: 'ipip',
+      mtu: 1480,
+      up: true,
+      addresses: [`${tunnelAddress}/32`],
+    });
     expect(agent.status().dataplane).toMatchObject({ tunl0: { needed: true, supported: true, mtu: 1480 } });
   });
 
@@ -222,12 +311,22 @@ describe('Agent with the kernel dataplane', () => {
     expect((await ds.get('Node', 'node-1'))?.spec.bgp?.ipv4IPIPTunnelAddr).toBeUndefined();
     last().best = [bgpRoute('10.244.0.64/26', '198.18.0.12')];
     last().emit('update', { peer: '198.18.0.12', announced: [], withdrawn: [] });
-    await until(() => table(kernel).includes('10.244.0.64/26 via 198.18.0.12 dev eth0 proto 80 onlink'), 'the direct route');
+    await until(
+      () => table(kernel).includes('10.244.0.64/26 via 198.18.0.12 dev eth0 proto 80 onlink'),
+      'the direct route',
+    );
     const pool = (await ds.get('IPPool', 'pool'))!;
     await ds.update({ ...pool, spec: { ...pool.spec, ipipMode: 'Always' } });
-    await until(() => table(kernel).includes('10.244.0.64/26 via 198.18.0.12 dev tunl0 proto 80 onlink'), 'the route via tunl0');
+    await until(
+      () => table(kernel).includes('10.244.0.64/26 via 198.18.0.12 dev tunl0 proto 80 onlink'),
+      'the route via tunl0',
+    );
     expect(table(kernel).some((r) => r.startsWith('10.244.0.64/26 via 198.18.0.12 dev eth0'))).toBe(false);
-    const tunnelAddress = await waitFor(async () => (await ds.get('Node', 'node-1'))?.spec.bgp?.ipv4IPIPTunnelAddr, { what: 'the tunnel address on Node node-1', timeoutMs: 5_000, intervalMs: 5 });
+    const tunnelAddress = await waitFor(async () => (await ds.get('Node', 'node-1'))?.spec.bgp?.ipv4IPIPTunnelAddr, {
+      what: 'the tunnel address on Node node-1',
+      timeoutMs: 5_000,
+      intervalMs: 5,
+    });
     expect(tunnelAddress).toMatch(/^10\.244\.0\.\d+$/);
   });
 });

@@ -24,7 +24,15 @@ async function started() {
   expect(judge).toBeTypeOf('function');
   /** The judge's verdict on `prefix` via `nextHop`, announced by the peer at `from`. */
   const verdict = (prefix: string, nextHop: string, from = NODE_2) =>
-    judge(new Route(prefixKey(parsePrefix(prefix)), { nextHop: parseIpv4(nextHop), asPath: [] } as unknown as Attrs, { address: parseIpv4(from), routerId: 1, asn: 64512, ebgp: false, rrClient: false }));
+    judge(
+      new Route(prefixKey(parsePrefix(prefix)), { nextHop: parseIpv4(nextHop), asPath: [] } as unknown as Attrs, {
+        address: parseIpv4(from),
+        routerId: 1,
+        asn: 64512,
+        ebgp: false,
+        rrClient: false,
+      }),
+    );
   return { ds, agent, speaker, metrics, verdict };
 }
 
@@ -39,24 +47,58 @@ describe('Agent import protection', () => {
     expect(verdict('10.244.0.64/26', NODE_2)).toBe('unowned-block');
     expect(verdict('10.244.0.64/26', '198.18.0.1', '198.18.0.1')).toBeNull(); // an external router: exempt
     const before = speaker.rejudged.length;
-    await ds.create(res('BlockAffinity', 'node-2-10-244-0-64-26', { state: 'confirmed', node: 'node-2', cidr: '10.244.0.64/26' }));
-    const scope = await until(() => speaker.rejudged.length > before && speaker.rejudged[speaker.rejudged.length - 1], 'a rejudge after the affinity');
+    await ds.create(
+      res('BlockAffinity', 'node-2-10-244-0-64-26', { state: 'confirmed', node: 'node-2', cidr: '10.244.0.64/26' }),
+    );
+    const scope = await until(
+      () => speaker.rejudged.length > before && speaker.rejudged[speaker.rejudged.length - 1],
+      'a rejudge after the affinity',
+    );
     expect(scope.map(formatPrefix)).toEqual(['10.244.0.64/26']);
     expect(verdict('10.244.0.64/26', NODE_2)).toBeNull();
     expect(verdict('10.244.0.64/26', '198.18.0.13')).toBe('next-hop-not-owner');
     // A workload change is not something the judge looks at: the pass it causes (a borrowed address now
     // originated) re-judges nothing.
     const count = speaker.rejudged.length;
-    await ds.create(res('WorkloadEndpoint', 'node-1-k8s-web-eth0', { node: 'node-1', pod: 'web', interfaceName: 'cali0', ipNetworks: ['10.244.0.70/32'] }, 'default'));
-    await until(() => speaker.originated.some((r) => formatPrefix(r.prefix) === '10.244.0.70/32'), 'the pass after the workload change');
+    await ds.create(
+      res(
+        'WorkloadEndpoint',
+        'node-1-k8s-web-eth0',
+        { node: 'node-1', pod: 'web', interfaceName: 'cali0', ipNetworks: ['10.244.0.70/32'] },
+        'default',
+      ),
+    );
+    await until(
+      () => speaker.originated.some((r) => formatPrefix(r.prefix) === '10.244.0.70/32'),
+      'the pass after the workload change',
+    );
     expect(speaker.rejudged.length).toBe(count);
   });
 
   it('lists refused routes with their reason (table and JSON) and counts refusals per peer and reason', async () => {
     const { agent, speaker, metrics } = await started();
-    speaker.refused = [{ prefix: parsePrefix('10.244.0.0/26'), attrs: { nextHop: parseIpv4(NODE_2), asPath: [] }, from: NODE_2, reason: 'own-block', stale: false }];
+    speaker.refused = [
+      {
+        prefix: parsePrefix('10.244.0.0/26'),
+        attrs: { nextHop: parseIpv4(NODE_2), asPath: [] },
+        from: NODE_2,
+        reason: 'own-block',
+        stale: false,
+      },
+    ];
     const rows = agent.routes();
-    expect(rows).toEqual([{ prefix: '10.244.0.0/26', nextHop: NODE_2, asPath: [], from: NODE_2, best: false, stale: false, inKernel: false, refused: 'own-block' }]);
+    expect(rows).toEqual([
+      {
+        prefix: '10.244.0.0/26',
+        nextHop: NODE_2,
+        asPath: [],
+        from: NODE_2,
+        best: false,
+        stale: false,
+        inKernel: false,
+        refused: 'own-block',
+      },
+    ]);
     expect(formatRoutes(rows)).toMatch(/10\.244\.0\.0\/26 .*refused: own-block/);
     speaker.emit('refused', { peer: NODE_2, prefix: parsePrefix('10.244.0.0/26'), reason: 'own-block' });
     speaker.emit('refused', { peer: NODE_2, prefix: parsePrefix('0.0.0.0/1'), reason: 'default-route' });

@@ -30,12 +30,17 @@ function secretsDir(): { dir: string; put(name: string, key: string, value: stri
   };
 }
 
-const NETSTAT = (failures: number) => `TcpExt: TCPMD5NotFound TCPMD5Unexpected TCPMD5Failure TCPMinTTLDrop\nTcpExt: 0 0 ${failures} 0\n`;
+const NETSTAT = (failures: number) =>
+  `TcpExt: TCPMD5NotFound TCPMD5Unexpected TCPMD5Failure TCPMinTTLDrop\nTcpExt: 0 0 ${failures} 0\n`;
 
 async function start(dir: string, ds: MemoryDatastore, netstat: { text: string }) {
   const logs: string[] = [];
   const sink = new Writable({ write: (chunk: Buffer, _enc, done) => (logs.push(chunk.toString()), done()) });
-  const { agent, speakers } = testAgent({ IP: '198.18.0.11/24' }, ds, { logger: pino({ level: 'debug' }, sink), secrets: fileSecretSource(dir, 10), readNetstat: () => netstat.text });
+  const { agent, speakers } = testAgent({ IP: '198.18.0.11/24' }, ds, {
+    logger: pino({ level: 'debug' }, sink),
+    secrets: fileSecretSource(dir, 10),
+    readNetstat: () => netstat.text,
+  });
   await agent.start();
   return { agent, logs, speaker: () => speakers[speakers.length - 1]! };
 }
@@ -44,8 +49,16 @@ async function cluster(): Promise<MemoryDatastore> {
   const ds = new MemoryDatastore();
   await ds.create(res('IPPool', 'pool', { cidr: '10.244.0.0/16', ipipMode: 'Never' }));
   await ds.create(res('Node', 'node-2', { bgp: { ipv4Address: '198.18.0.12/24' } }));
-  await ds.create(res('BGPConfiguration', 'default', { nodeMeshPassword: { secretKeyRef: { name: 'mesh', key: 'password' } } }));
-  await ds.create(res('BGPPeer', 'office', { peerIP: '198.18.0.1', asNumber: 65001, password: { secretKeyRef: { name: 'office-router', key: 'pw' } } }));
+  await ds.create(
+    res('BGPConfiguration', 'default', { nodeMeshPassword: { secretKeyRef: { name: 'mesh', key: 'password' } } }),
+  );
+  await ds.create(
+    res('BGPPeer', 'office', {
+      peerIP: '198.18.0.1',
+      asNumber: 65001,
+      password: { secretKeyRef: { name: 'office-router', key: 'pw' } },
+    }),
+  );
   return ds;
 }
 
@@ -56,7 +69,10 @@ describe('Agent: BGP passwords from Secrets (etcd: mounted Secret files)', () =>
     s.put('office-router', 'pw', 'office-secret-1');
     const { speaker, logs, agent } = await start(s.dir, await cluster(), { text: NETSTAT(0) });
     const byAddress = () => new Map(speaker().peers.map((p) => [p.address, p]));
-    await until(() => byAddress().get('198.18.0.1')?.password === 'office-secret-1', 'the office peer with its password');
+    await until(
+      () => byAddress().get('198.18.0.1')?.password === 'office-secret-1',
+      'the office peer with its password',
+    );
     expect(byAddress().get('198.18.0.12')?.password).toBe('mesh-secret-1');
     const meshBefore = byAddress().get('198.18.0.12');
 
@@ -66,7 +82,8 @@ describe('Agent: BGP passwords from Secrets (etcd: mounted Secret files)', () =>
     expect(byAddress().get('198.18.0.12')).toEqual(meshBefore);
 
     const everything = logs.join('') + JSON.stringify(agent.status());
-    for (const value of ['mesh-secret-1', 'office-secret-1', 'office-secret-2']) expect(everything).not.toContain(value);
+    for (const value of ['mesh-secret-1', 'office-secret-1', 'office-secret-2'])
+      expect(everything).not.toContain(value);
     expect(logs.join('')).toContain('re-keying');
   });
 
@@ -78,10 +95,15 @@ describe('Agent: BGP passwords from Secrets (etcd: mounted Secret files)', () =>
     expect(speaker().peers.map((p) => p.address)).not.toContain('198.18.0.1');
     const row = agent.status().peers.find((p) => p.address === '198.18.0.1');
     expect(row?.bgpState).toBe('Idle');
-    expect(row?.lastError).toMatch(/not started: Secret office-router key pw: cannot read .*office-router\/pw \(ENOENT\)/);
+    expect(row?.lastError).toMatch(
+      /not started: Secret office-router key pw: cannot read .*office-router\/pw \(ENOENT\)/,
+    );
     // Mounting it later starts the peer.
     s.put('office-router', 'pw', 'office-secret-1');
-    await until(() => speaker().peers.some((p) => p.address === '198.18.0.1' && p.password === 'office-secret-1'), 'the office peer once its Secret exists');
+    await until(
+      () => speaker().peers.some((p) => p.address === '198.18.0.1' && p.password === 'office-secret-1'),
+      'the office peer once its Secret exists',
+    );
   });
 
   it('INFO of a signed peer that is not up says what the kernel counted (wrong password)', async () => {
@@ -93,7 +115,9 @@ describe('Agent: BGP passwords from Secrets (etcd: mounted Secret files)', () =>
     await until(() => speaker().peers.some((p) => p.address === '198.18.0.1'), 'the office peer');
     expect(agent.status().peers.find((p) => p.address === '198.18.0.1')?.info).toBe('Active');
     netstat.text = NETSTAT(8);
-    expect(agent.status().peers.find((p) => p.address === '198.18.0.1')?.info).toMatch(/^Active; kernel: wrong password: .*\(TCPMD5Failure \+3\)$/);
+    expect(agent.status().peers.find((p) => p.address === '198.18.0.1')?.info).toMatch(
+      /^Active; kernel: wrong password: .*\(TCPMD5Failure \+3\)$/,
+    );
     speaker().states.set('198.18.0.1', 'Established');
     expect(agent.status().peers.find((p) => p.address === '198.18.0.1')?.info).toBe('Established');
   });
@@ -120,11 +144,15 @@ describe('Kubernetes Secret source', () => {
     const { api } = fakeApi({ office: { pw: Buffer.from('s3cret').toString('base64') } });
     const source = kubeSecretSource(api, 'tortie-system');
     expect(await source.read({ name: 'office', key: 'pw' })).toBe('s3cret');
-    await expect(source.read({ name: 'office', key: 'other' })).rejects.toThrow(/Secret office key other: the Secret in namespace tortie-system has no key other/);
-    await expect(source.read({ name: 'nope', key: 'pw' })).rejects.toThrow(/Secret nope key pw: cannot read the Secret in namespace tortie-system \(HTTP 404\)/);
+    await expect(source.read({ name: 'office', key: 'other' })).rejects.toThrow(
+      /Secret office key other: the Secret in namespace tortie-system has no key other/,
+    );
+    await expect(source.read({ name: 'nope', key: 'pw' })).rejects.toThrow(
+      /Secret nope key pw: cannot read the Secret in namespace tortie-system \(HTTP 404\)/,
+    );
   });
 
-  it('a watch event on the namespace\'s Secrets calls back (the agent then re-reads and compares)', async () => {
+  it("a watch event on the namespace's Secrets calls back (the agent then re-reads and compares)", async () => {
     const { api, emit } = fakeApi({});
     const seen: number[] = [];
     const stop = kubeSecretSource(api, 'tortie-system').watch(() => seen.push(1));
@@ -135,6 +163,8 @@ describe('Kubernetes Secret source', () => {
   });
 
   it('the file source refuses names that would leave its directory', async () => {
-    await expect(fileSecretSource('/etc/tortie/bgp-secrets').read({ name: '..', key: 'passwd' })).rejects.toThrow(/not a valid Secret name and key/);
+    await expect(fileSecretSource('/etc/tortie/bgp-secrets').read({ name: '..', key: 'passwd' })).rejects.toThrow(
+      /not a valid Secret name and key/,
+    );
   });
 });

@@ -6,7 +6,12 @@
 import { describe, expect, it } from 'vitest';
 import { formatPrefix } from '../../../bgp/ip.js';
 import type { EndpointSliceObject, ServiceObject } from '../../../src/agent/service-routes.js';
-import { ENDPOINT_SLICES_PATH, SERVICES_PATH, type ListPage, type ServiceApi } from '../../../src/agent/service-watch.js';
+import {
+  ENDPOINT_SLICES_PATH,
+  SERVICES_PATH,
+  type ListPage,
+  type ServiceApi,
+} from '../../../src/agent/service-watch.js';
 import { MemoryDatastore } from '../../../src/datastore/memory.js';
 import { res, testAgent, until } from '../helpers/agent-fixtures.js';
 
@@ -35,7 +40,11 @@ class MemoryServiceApi implements ServiceApi {
 
   private list<T extends Item>(path: string): Promise<ListPage<T>> {
     this.lists++;
-    return Promise.resolve({ items: [...this.store.get(path)!.values()] as T[], revision: String(this.rv), next: undefined });
+    return Promise.resolve({
+      items: [...this.store.get(path)!.values()] as T[],
+      revision: String(this.rv),
+      next: undefined,
+    });
   }
 
   listServices = () => this.list<ServiceObject>(SERVICES_PATH);
@@ -45,7 +54,9 @@ class MemoryServiceApi implements ServiceApi {
     const controller = new AbortController();
     if (this.goneNext > 0) {
       this.goneNext--;
-      queueMicrotask(() => onLine('ERROR', { kind: 'Status', code: 410, reason: 'Expired', message: 'too old resource version' }));
+      queueMicrotask(() =>
+        onLine('ERROR', { kind: 'Status', code: 410, reason: 'Expired', message: 'too old resource version' }),
+      );
       return Promise.resolve(controller);
     }
     const w = { path, onLine };
@@ -61,18 +72,29 @@ class MemoryServiceApi implements ServiceApi {
 
   /** Every open stream reports 410 Gone (the server forgot the versions they watch from). */
   expireWatches(): void {
-    for (const w of [...this.watchers]) w.onLine('ERROR', { kind: 'Status', code: 410, reason: 'Expired', message: 'too old resource version' });
+    for (const w of [...this.watchers])
+      w.onLine('ERROR', { kind: 'Status', code: 410, reason: 'Expired', message: 'too old resource version' });
   }
 }
 
 const SERVICE: ServiceObject = {
   metadata: { name: 'web', namespace: 'shop' },
-  spec: { type: 'LoadBalancer', clusterIP: '10.96.0.10', clusterIPs: ['10.96.0.10'], ipFamilies: ['IPv4'], externalTrafficPolicy: 'Local' },
+  spec: {
+    type: 'LoadBalancer',
+    clusterIP: '10.96.0.10',
+    clusterIPs: ['10.96.0.10'],
+    ipFamilies: ['IPv4'],
+    externalTrafficPolicy: 'Local',
+  },
   status: { loadBalancer: { ingress: [{ ip: '192.0.2.5' }] } },
 };
 
 function slice(nodeName: string): EndpointSliceObject {
-  return { metadata: { name: 'web-1', namespace: 'shop', labels: { 'kubernetes.io/service-name': 'web' } }, addressType: 'IPv4', endpoints: [{ addresses: ['10.244.0.5'], nodeName, conditions: { ready: true } }] };
+  return {
+    metadata: { name: 'web-1', namespace: 'shop', labels: { 'kubernetes.io/service-name': 'web' } },
+    addressType: 'IPv4',
+    endpoints: [{ addresses: ['10.244.0.5'], nodeName, conditions: { ready: true } }],
+  };
 }
 
 async function withPool(): Promise<MemoryDatastore> {
@@ -91,11 +113,19 @@ describe('Agent: service IP advertisement', () => {
     const originated = (): string[] => last().originated.map((r) => formatPrefix(r.prefix));
     expect(originated()).toEqual(['10.9.0.0/26']);
     expect(api.lists).toBe(0); // no service CIDR yet: Services are not even listed
-    await ds.create(res('BGPConfiguration', 'default', { serviceClusterIPs: [{ cidr: '10.96.0.0/12' }], serviceLoadBalancerIPs: [{ cidr: '192.0.2.0/24' }] }));
+    await ds.create(
+      res('BGPConfiguration', 'default', {
+        serviceClusterIPs: [{ cidr: '10.96.0.0/12' }],
+        serviceLoadBalancerIPs: [{ cidr: '192.0.2.0/24' }],
+      }),
+    );
     await until(() => originated().includes('192.0.2.5/32'), 'the LoadBalancer IP /32 originated');
     expect(originated()).toEqual(['10.9.0.0/26', '10.96.0.0/12', '10.96.0.10/32', '192.0.2.0/24', '192.0.2.5/32']);
     api.put(ENDPOINT_SLICES_PATH, slice('node-2'));
-    await until(() => !originated().includes('10.96.0.10/32') && originated(), 'the /32s withdrawn when the endpoint leaves');
+    await until(
+      () => !originated().includes('10.96.0.10/32') && originated(),
+      'the /32s withdrawn when the endpoint leaves',
+    );
     expect(originated()).toEqual(['10.9.0.0/26', '10.96.0.0/12', '192.0.2.0/24']);
     expect(agent.status().warnings.filter((w) => w.startsWith('service advertisement'))).toEqual([]);
   });
@@ -113,7 +143,10 @@ describe('Agent: service IP advertisement', () => {
     api.goneNext = 2;
     api.expireWatches();
     api.put(ENDPOINT_SLICES_PATH, slice('node-1')); // made while nobody watches: only a list can show it
-    await until(() => last().originated.some((r) => formatPrefix(r.prefix) === '10.96.0.10/32'), 'the /32 after the re-list');
+    await until(
+      () => last().originated.some((r) => formatPrefix(r.prefix) === '10.96.0.10/32'),
+      'the /32 after the re-list',
+    );
     expect(api.lists).toBeGreaterThanOrEqual(4);
   });
 

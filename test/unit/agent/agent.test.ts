@@ -14,7 +14,7 @@ function makeAgent(env: Record<string, string>, ds = new MemoryDatastore()) {
 }
 
 describe('Agent startup', () => {
-  it('ignoredInterfaces: an ignored interface is never the node address nor felix\'s host interface', async () => {
+  it("ignoredInterfaces: an ignored interface is never the node address nor felix's host interface", async () => {
     const ds = new MemoryDatastore();
     await ds.create(res('BGPConfiguration', 'default', { ignoredInterfaces: ['eth*', 'bond?'] }));
     const interfaces = [
@@ -23,16 +23,22 @@ describe('Agent startup', () => {
       { iface: 'bond0', address: '198.18.2.11', prefixLength: 24 },
       { iface: 'bond10', address: '198.18.1.11', prefixLength: 24 },
     ];
-    const { agent } = testAgent({ IP: 'autodetect', AS: '64513', CALICO_IPV4POOL_CIDR: '10.244.0.0/16' }, ds, { interfaces: () => interfaces });
+    const { agent } = testAgent({ IP: 'autodetect', AS: '64513', CALICO_IPV4POOL_CIDR: '10.244.0.0/16' }, ds, {
+      interfaces: () => interfaces,
+    });
     await agent.start();
     // first-found would take eth0; eth* and bond? are ignored, bond10 is not (a pattern matches the whole name).
     expect((await ds.get('Node', 'node-1'))?.spec.bgp?.ipv4Address).toBe('198.18.1.11/24');
     expect(agent.status().dataplane.hostInterface).toBe('bond10');
     // A fixed IP on an ignored interface: no host interface for felix, and the status says why.
-    const fixed = testAgent({ IP: '198.18.0.11', AS: '64513', NODENAME: 'node-2' }, ds, { interfaces: () => interfaces });
+    const fixed = testAgent({ IP: '198.18.0.11', AS: '64513', NODENAME: 'node-2' }, ds, {
+      interfaces: () => interfaces,
+    });
     await fixed.agent.start();
     expect(fixed.agent.status().dataplane.hostInterface).toBeNull();
-    expect(fixed.agent.status().warnings.join('\n')).toContain('IP=198.18.0.11 is on eth0, which BGPConfiguration default ignoredInterfaces (eth*, bond?) excludes');
+    expect(fixed.agent.status().warnings.join('\n')).toContain(
+      'IP=198.18.0.11 is on eth0, which BGPConfiguration default ignoredInterfaces (eth*, bond?) excludes',
+    );
   });
 
   it('registers the node with the interface prefix length, creates the default pool, claims a block, allocates the tunnel address', async () => {
@@ -42,15 +48,30 @@ describe('Agent startup', () => {
     expect(node?.spec.bgp?.ipv4Address).toBe('198.18.0.11/24');
     expect(node?.spec.bgp?.asNumber).toBe(64513);
     const pools = (await ds.list('IPPool')).items;
-    expect(pools.map((p) => [p.metadata.name, p.spec.cidr, p.spec.ipipMode, p.spec.natOutgoing, p.spec.blockSize])).toEqual([['default-ipv4-ippool', '10.244.0.0/16', 'Always', true, 26]]);
+    expect(
+      pools.map((p) => [p.metadata.name, p.spec.cidr, p.spec.ipipMode, p.spec.natOutgoing, p.spec.blockSize]),
+    ).toEqual([['default-ipv4-ippool', '10.244.0.0/16', 'Always', true, 26]]);
     expect(node?.spec.bgp?.ipv4IPIPTunnelAddr).toMatch(/^10\.244\.0\.\d+$/);
     const speaker = last();
     expect(speaker.started).toBe(true);
-    expect(speaker.config).toMatchObject({ routerId: parseIpv4('198.18.0.11'), localAs: 64513, listen: { address: '0.0.0.0', port: 179 } });
+    expect(speaker.config).toMatchObject({
+      routerId: parseIpv4('198.18.0.11'),
+      localAs: 64513,
+      listen: { address: '0.0.0.0', port: 179 },
+    });
     expect(speaker.config.gracefulRestart).toMatchObject({ restartTime: 120, restarting: true });
-    expect(speaker.originated.map((r) => [`${formatIpv4(r.prefix.addr)}/${r.prefix.len}`, formatIpv4(r.attrs.nextHop!)])).toEqual([['10.244.0.0/26', '198.18.0.11']]);
+    expect(
+      speaker.originated.map((r) => [`${formatIpv4(r.prefix.addr)}/${r.prefix.len}`, formatIpv4(r.attrs.nextHop!)]),
+    ).toEqual([['10.244.0.0/26', '198.18.0.11']]);
     const status = agent.status();
-    expect(status).toMatchObject({ node: 'node-1', ipv4Address: '198.18.0.11/24', asNumber: 64513, routerId: '198.18.0.11', blocks: ['10.244.0.0/26'], version: 'test' });
+    expect(status).toMatchObject({
+      node: 'node-1',
+      ipv4Address: '198.18.0.11/24',
+      asNumber: 64513,
+      routerId: '198.18.0.11',
+      blocks: ['10.244.0.0/26'],
+      version: 'test',
+    });
     expect(status.warnings).toEqual([]);
   });
 
@@ -58,8 +79,18 @@ describe('Agent startup', () => {
     const ds = new MemoryDatastore();
     await ds.create(res('IPPool', 'mine', { cidr: '10.9.0.0/16', ipipMode: 'Never' }));
     // The previous run wrote the block and a pending affinity, then died before confirming it.
-    await ds.create(res('BlockAffinity', 'node-1-10-9-0-0-26', { state: 'pending', node: 'node-1', cidr: '10.9.0.0/26' }));
-    await ds.create(res('IPAMBlock', '10-9-0-0-26', { cidr: '10.9.0.0/26', affinity: 'host:node-1', allocations: Array<null>(64).fill(null), unallocated: Array.from({ length: 64 }, (_, i) => i), attributes: [] }));
+    await ds.create(
+      res('BlockAffinity', 'node-1-10-9-0-0-26', { state: 'pending', node: 'node-1', cidr: '10.9.0.0/26' }),
+    );
+    await ds.create(
+      res('IPAMBlock', '10-9-0-0-26', {
+        cidr: '10.9.0.0/26',
+        affinity: 'host:node-1',
+        allocations: Array<null>(64).fill(null),
+        unallocated: Array.from({ length: 64 }, (_, i) => i),
+        attributes: [],
+      }),
+    );
     const { agent, last } = makeAgent({ IP: '198.18.0.11/24' }, ds);
     await agent.start();
     expect((await ds.get('BlockAffinity', 'node-1-10-9-0-0-26'))?.spec.state).toBe('confirmed');
@@ -81,7 +112,9 @@ describe('Agent startup', () => {
     }
     const { agent, last } = makeAgent({ IP: '198.18.0.11/24' }, ds);
     await agent.start();
-    expect((await ds.list('BlockAffinity')).items.map((a) => `${a.spec.cidr} ${a.spec.state}`)).toEqual(['10.9.0.0/26 confirmed']);
+    expect((await ds.list('BlockAffinity')).items.map((a) => `${a.spec.cidr} ${a.spec.state}`)).toEqual([
+      '10.9.0.0/26 confirmed',
+    ]);
     expect((await ds.list('IPAMBlock')).items.map((b) => b.spec.cidr)).toEqual(['10.9.0.0/26']);
     expect(last().originated.map((r) => `${formatIpv4(r.prefix.addr)}/${r.prefix.len}`)).toEqual(['10.9.0.0/26']);
     expect(agent.status().warnings).toEqual([]);
@@ -103,7 +136,9 @@ describe('Agent startup', () => {
     const bare = makeAgent({ NODENAME: 'node-2', IP: '198.18.0.12/24', NO_DEFAULT_POOLS: 'true' });
     await bare.agent.start();
     expect((await bare.ds.list('IPPool')).items).toEqual([]);
-    expect(bare.agent.status().warnings.join('\n')).toMatch(/no IPAM block for this node: no enabled IPPool selects node "node-2"/);
+    expect(bare.agent.status().warnings.join('\n')).toMatch(
+      /no IPAM block for this node: no enabled IPPool selects node "node-2"/,
+    );
   });
 
   it('an address no interface holds gets /32 and a warning', async () => {
@@ -136,7 +171,9 @@ describe('Agent reconfiguration', () => {
       await ds.create(res('IPPool', 'other', { cidr: '10.77.0.0/16' }));
       // Proof that the change was handled: the replan makes a new attempt (as does the retry timer); each is on 1790.
       await until(() => speakers.length > attempts, 'a speaker attempt after the change');
-      expect(speakers.slice(attempts).map((s) => s.config.listen?.port)).toEqual(speakers.slice(attempts).map(() => 1790));
+      expect(speakers.slice(attempts).map((s) => s.config.listen?.port)).toEqual(
+        speakers.slice(attempts).map(() => 1790),
+      );
       expect(speakers.filter((s) => s.started).map((s) => s.config.listen?.port)).toEqual([179]);
       // The port frees up: the retry (1 s) starts the speaker on 1790 and the warning goes.
       FakeSpeaker.busyPorts.delete(1790);
@@ -148,30 +185,51 @@ describe('Agent reconfiguration', () => {
   });
 
   it('a new node becomes a mesh peer; replans keep the same export filter object; the filter follows the pools', async () => {
-    const { agent, ds, last } = makeAgent({ IP: '198.18.0.11/24', CALICO_IPV4POOL_CIDR: '10.244.0.0/16', CALICO_IPV4POOL_IPIP: 'Never' });
+    const { agent, ds, last } = makeAgent({
+      IP: '198.18.0.11/24',
+      CALICO_IPV4POOL_CIDR: '10.244.0.0/16',
+      CALICO_IPV4POOL_IPIP: 'Never',
+    });
     await agent.start();
     expect(last().peers).toEqual([]);
     await ds.create(res('Node', 'node-2', { bgp: { ipv4Address: '198.18.0.12/24' } }));
     const peers = await until(() => last().peers.length === 1 && last().peers, 'a mesh peer');
     // Calico's template: `passive on` toward a node with a higher IP (it connects to us).
-    expect(peers[0]).toMatchObject({ address: '198.18.0.12', peerAs: 64512, passive: true, rrClient: false, nextHop: 'auto', allowOwnAs: 0 });
+    expect(peers[0]).toMatchObject({
+      address: '198.18.0.12',
+      peerAs: 64512,
+      passive: true,
+      rrClient: false,
+      nextHop: 'auto',
+      allowOwnAs: 0,
+    });
     const filter = peers[0]!.exportFilter!;
     expect(filter).toBeTypeOf('function');
     await ds.create(res('Node', 'node-3', { bgp: { ipv4Address: '198.18.0.10/24' } }));
     const three = await until(() => last().peers.length === 2 && last().peers, 'two mesh peers');
     expect(three.every((p) => p.exportFilter === filter)).toBe(true);
     expect(three.find((p) => p.address === '198.18.0.10')?.passive).toBe(false);
-    const route = (cidr: string) => ({ prefix: parsePrefix(cidr), source: { local: false } }) as Parameters<typeof filter>[0];
+    const route = (cidr: string) =>
+      ({ prefix: parsePrefix(cidr), source: { local: false } }) as Parameters<typeof filter>[0];
     expect(filter(route('10.244.1.0/26'))).not.toBeNull();
     expect(filter(route('0.0.0.0/0'))).toBeNull();
-    expect(agent.status().peers.map((p) => [p.address, p.type, p.name]).sort()).toEqual([
+    expect(
+      agent
+        .status()
+        .peers.map((p) => [p.address, p.type, p.name])
+        .sort(),
+    ).toEqual([
       ['198.18.0.10', 'node-to-node mesh', 'Mesh_198_18_0_10'],
       ['198.18.0.12', 'node-to-node mesh', 'Mesh_198_18_0_12'],
     ]);
   });
 
   it('a block released elsewhere is withdrawn from what the node originates', async () => {
-    const { agent, ds, last } = makeAgent({ IP: '198.18.0.11/24', CALICO_IPV4POOL_CIDR: '10.244.0.0/16', CALICO_IPV4POOL_IPIP: 'Never' });
+    const { agent, ds, last } = makeAgent({
+      IP: '198.18.0.11/24',
+      CALICO_IPV4POOL_CIDR: '10.244.0.0/16',
+      CALICO_IPV4POOL_IPIP: 'Never',
+    });
     await agent.start();
     expect(last().originated).toHaveLength(1);
     const { Ipam } = await import('../../../src/ipam/index.js');
@@ -181,19 +239,53 @@ describe('Agent reconfiguration', () => {
   });
 
   it('a cluster id swaps the Speaker gracefully: old routes stay (stale) until the new one is ready', async () => {
-    const { agent, ds, speakers, last } = makeAgent({ IP: '198.18.0.11/24', CALICO_IPV4POOL_CIDR: '10.244.0.0/16', CALICO_IPV4POOL_IPIP: 'Never' });
+    const { agent, ds, speakers, last } = makeAgent({
+      IP: '198.18.0.11/24',
+      CALICO_IPV4POOL_CIDR: '10.244.0.0/16',
+      CALICO_IPV4POOL_IPIP: 'Never',
+    });
     await agent.start();
     const first = last();
-    first.best = [{ prefix: parsePrefix('10.244.3.0/26'), attrs: { nextHop: parseIpv4('198.18.0.13'), asPath: [] }, from: '198.18.0.13', stale: false }];
-    expect(agent.routes()).toEqual([{ prefix: '10.244.3.0/26', nextHop: '198.18.0.13', asPath: [], from: '198.18.0.13', best: true, stale: false, inKernel: false }]);
+    first.best = [
+      {
+        prefix: parsePrefix('10.244.3.0/26'),
+        attrs: { nextHop: parseIpv4('198.18.0.13'), asPath: [] },
+        from: '198.18.0.13',
+        stale: false,
+      },
+    ];
+    expect(agent.routes()).toEqual([
+      {
+        prefix: '10.244.3.0/26',
+        nextHop: '198.18.0.13',
+        asPath: [],
+        from: '198.18.0.13',
+        best: true,
+        stale: false,
+        inKernel: false,
+      },
+    ]);
     const node = (await ds.get('Node', 'node-1'))!;
-    await ds.update({ ...node, spec: { ...node.spec, bgp: { ...node.spec.bgp, routeReflectorClusterID: '244.0.0.1' } } });
+    await ds.update({
+      ...node,
+      spec: { ...node.spec, bgp: { ...node.spec.bgp, routeReflectorClusterID: '244.0.0.1' } },
+    });
     await until(() => speakers.length === 2, 'a second speaker');
     expect(first.stopped).toBe(true);
     const second = last();
     expect(second.config.clusterId).toBe(parseIpv4('244.0.0.1'));
     expect(agent.status().clusterId).toBe('244.0.0.1');
-    expect(agent.routes()).toEqual([{ prefix: '10.244.3.0/26', nextHop: '198.18.0.13', asPath: [], from: '198.18.0.13', best: true, stale: true, inKernel: false }]);
+    expect(agent.routes()).toEqual([
+      {
+        prefix: '10.244.3.0/26',
+        nextHop: '198.18.0.13',
+        asPath: [],
+        from: '198.18.0.13',
+        best: true,
+        stale: true,
+        inKernel: false,
+      },
+    ]);
     second.emit('ready');
     expect(agent.routes()).toEqual([]);
     // Changing something that is not the identity does not recreate the Speaker.
@@ -219,8 +311,12 @@ describe('Agent peers: the node subnet for third-party next hops', () => {
 });
 
 describe('Agent peers: prefix limits', () => {
-  it('TORTIE_BGP_MAX_PREFIXES is the speaker default; a BGPPeer annotation tortie.dev/max-prefixes sets its sessions\' limit', async () => {
-    const { agent, ds, last } = makeAgent({ IP: '198.18.0.11/24', NO_DEFAULT_POOLS: 'true', TORTIE_BGP_MAX_PREFIXES: '20000' });
+  it("TORTIE_BGP_MAX_PREFIXES is the speaker default; a BGPPeer annotation tortie.dev/max-prefixes sets its sessions' limit", async () => {
+    const { agent, ds, last } = makeAgent({
+      IP: '198.18.0.11/24',
+      NO_DEFAULT_POOLS: 'true',
+      TORTIE_BGP_MAX_PREFIXES: '20000',
+    });
     await agent.start();
     expect(last().config.maxPrefixes).toBe(20_000);
     const limited = res('BGPPeer', 'tor', { peerIP: '198.18.0.1', asNumber: 65001 });
@@ -263,8 +359,16 @@ describe('Agent: BGPConfiguration fields that shape what is sent and logged', ()
     const { agent, last } = makeAgent({ IP: '198.18.0.11/24' }, ds);
     await agent.start();
     expect(last().originated[0]?.attrs.communities).toBeUndefined();
-    await ds.create(res('BGPConfiguration', 'default', { communities: [{ name: 'site', value: '65001:7' }], prefixAdvertisements: [{ cidr: '10.9.0.0/16', communities: ['site', '65001:1:2'] }] }));
-    await until(() => last().originated[0]?.attrs.communities?.[0] === 65001 * 65536 + 7, 'communities on the originated block');
+    await ds.create(
+      res('BGPConfiguration', 'default', {
+        communities: [{ name: 'site', value: '65001:7' }],
+        prefixAdvertisements: [{ cidr: '10.9.0.0/16', communities: ['site', '65001:1:2'] }],
+      }),
+    );
+    await until(
+      () => last().originated[0]?.attrs.communities?.[0] === 65001 * 65536 + 7,
+      'communities on the originated block',
+    );
     expect(last().originated[0]?.attrs.largeCommunities).toEqual([65001, 1, 2]);
   });
 
@@ -284,6 +388,10 @@ describe('Agent: BGPConfiguration fields that shape what is sent and logged', ()
     await ds.create(res('BGPPeer', 'workloads', { localWorkloadSelector: "app == 'bgp'", asNumber: 65000 }));
     const { agent } = makeAgent({ IP: '198.18.0.11/24' }, ds);
     await agent.start();
-    expect(agent.status().warnings).toContainEqual(expect.stringMatching(/^BGPPeer\/workloads: spec\.localWorkloadSelector is stored but not in effect in tortie: \S/));
+    expect(agent.status().warnings).toContainEqual(
+      expect.stringMatching(
+        /^BGPPeer\/workloads: spec\.localWorkloadSelector is stored but not in effect in tortie: \S/,
+      ),
+    );
   });
 });

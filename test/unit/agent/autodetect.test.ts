@@ -2,7 +2,13 @@
 // prefix length kept from the interface.
 
 import { describe, expect, it } from 'vitest';
-import { autodetectIpv4, interfaceAddresses, prefixLengthOf, selectAddress, type InterfaceAddress } from '../../../src/agent/autodetect.js';
+import {
+  autodetectIpv4,
+  interfaceAddresses,
+  prefixLengthOf,
+  selectAddress,
+  type InterfaceAddress,
+} from '../../../src/agent/autodetect.js';
 import { FIRST_FOUND_SKIP, parseAutodetectMethod } from '../../../src/agent/config.js';
 
 const MACHINE: InterfaceAddress[] = [
@@ -26,7 +32,12 @@ function method(text: string) {
 describe('selectAddress', () => {
   it('first-found skips Calico, Docker, tunnel and loopback interfaces and keeps the prefix length', () => {
     expect(FIRST_FOUND_SKIP.length).toBeGreaterThan(0);
-    expect(selectAddress(method('first-found'), MACHINE)).toEqual({ iface: 'eth0', address: '198.18.0.11', prefixLength: 24, method: 'first-found' });
+    expect(selectAddress(method('first-found'), MACHINE)).toEqual({
+      iface: 'eth0',
+      address: '198.18.0.11',
+      prefixLength: 24,
+      method: 'first-found',
+    });
   });
 
   it('first-found never picks a 127/8 or 169.254/16 address on an ordinary interface', () => {
@@ -45,16 +56,27 @@ describe('selectAddress', () => {
   });
 
   it('skip-interface= skips the patterns given (and only those)', () => {
-    expect(selectAddress(method('skip-interface=docker.*,cali.*,tunl.*,br-.*,vxlan.*,eth0'), MACHINE)?.address).toBe('198.19.5.7');
+    expect(selectAddress(method('skip-interface=docker.*,cali.*,tunl.*,br-.*,vxlan.*,eth0'), MACHINE)?.address).toBe(
+      '198.19.5.7',
+    );
   });
 
   it('cidr= takes the first address inside the first matching CIDR, with its own prefix length', () => {
-    expect(selectAddress(method('cidr=198.19.0.0/16'), MACHINE)).toMatchObject({ address: '198.19.5.7', prefixLength: 20 });
-    expect(selectAddress(method('cidr=192.0.2.0/24,198.18.0.0/24'), MACHINE)).toMatchObject({ address: '198.18.0.11', prefixLength: 24 });
+    expect(selectAddress(method('cidr=198.19.0.0/16'), MACHINE)).toMatchObject({
+      address: '198.19.5.7',
+      prefixLength: 20,
+    });
+    expect(selectAddress(method('cidr=192.0.2.0/24,198.18.0.0/24'), MACHINE)).toMatchObject({
+      address: '198.18.0.11',
+      prefixLength: 24,
+    });
   });
 
   it('can-reach= takes the interface holding the local address of the route', () => {
-    expect(selectAddress(method('can-reach=198.19.8.8'), MACHINE, '198.19.5.7')).toMatchObject({ iface: 'eth1', prefixLength: 20 });
+    expect(selectAddress(method('can-reach=198.19.8.8'), MACHINE, '198.19.5.7')).toMatchObject({
+      iface: 'eth1',
+      prefixLength: 20,
+    });
     expect(selectAddress(method('can-reach=198.19.8.8'), MACHINE, '203.0.113.9')).toBeNull();
   });
 });
@@ -63,8 +85,23 @@ describe('interfaceAddresses / prefixLengthOf', () => {
   it('reads os.networkInterfaces() shapes, IPv4 only, with the length from cidr', () => {
     const list = interfaceAddresses({
       eth0: [
-        { address: '198.18.0.11', netmask: '255.255.255.0', family: 'IPv4', mac: '00:00:00:00:00:01', internal: false, cidr: '198.18.0.11/24' },
-        { address: 'fe80::1', netmask: 'ffff:ffff:ffff:ffff::', family: 'IPv6', mac: '00:00:00:00:00:01', internal: false, cidr: 'fe80::1/64', scopeid: 2 },
+        {
+          address: '198.18.0.11',
+          netmask: '255.255.255.0',
+          family: 'IPv4',
+          mac: '00:00:00:00:00:01',
+          internal: false,
+          cidr: '198.18.0.11/24',
+        },
+        {
+          address: 'fe80::1',
+          netmask: 'ffff:ffff:ffff:ffff::',
+          family: 'IPv6',
+          mac: '00:00:00:00:00:01',
+          internal: false,
+          cidr: 'fe80::1/64',
+          scopeid: 2,
+        },
       ],
     });
     expect(list).toEqual([{ iface: 'eth0', address: '198.18.0.11', prefixLength: 24 }]);
@@ -84,7 +121,12 @@ describe('autodetectIpv4', () => {
       },
     });
     expect(asked).toEqual(['198.19.8.8']);
-    expect(found).toMatchObject({ iface: 'eth1', address: '198.19.5.7', prefixLength: 20, method: 'can-reach=198.19.8.8' });
+    expect(found).toMatchObject({
+      iface: 'eth1',
+      address: '198.19.5.7',
+      prefixLength: 20,
+      method: 'can-reach=198.19.8.8',
+    });
   });
 
   it('fails naming the method and the addresses it saw', async () => {

@@ -8,13 +8,24 @@ import { AsPathSegmentType, type PathAttributes } from '../../../bgp/types.js';
 import { compilePeerFilter, missingFilters, type FilterRoute } from '../../../src/agent/bgp-filter.js';
 import type { BGPFilterSpec, Resource } from '../../../src/resources/types.js';
 
-const filter = (name: string, spec: BGPFilterSpec): Resource<'BGPFilter'> => ({ apiVersion: 'projectcalico.org/v3', kind: 'BGPFilter', metadata: { name }, spec });
+const filter = (name: string, spec: BGPFilterSpec): Resource<'BGPFilter'> => ({
+  apiVersion: 'projectcalico.org/v3',
+  kind: 'BGPFilter',
+  metadata: { name },
+  spec,
+});
 const seq = (...asns: number[]) => [{ type: AsPathSegmentType.AS_SEQUENCE, asns }];
 function route(prefix: string, attrs: PathAttributes = {}, extra: Partial<FilterRoute> = {}): FilterRoute {
   const [addr, len] = prefix.split('/');
   return { addr: parseIpv4(addr!), len: Number(len), attrs: { asPath: seq(65000), ...attrs }, learned: true, ...extra };
 }
-const decide = (filters: Resource<'BGPFilter'>[], direction: 'import' | 'export', r: FilterRoute, ebgp = true, names = filters.map((f) => f.metadata.name)) => {
+const decide = (
+  filters: Resource<'BGPFilter'>[],
+  direction: 'import' | 'export',
+  r: FilterRoute,
+  ebgp = true,
+  names = filters.map((f) => f.metadata.name),
+) => {
   const fn = compilePeerFilter(names, filters, direction, ebgp);
   if (fn === undefined) throw new Error('no filter compiled');
   return fn(r);
@@ -23,7 +34,9 @@ const action = (...args: Parameters<typeof decide>) => decide(...args).action;
 
 describe('BGPFilter evaluation', () => {
   it('cidr with each matchOperator, as BIRD reads net = / != / ~ / !~', () => {
-    const f = (matchOperator: 'Equal' | 'NotEqual' | 'In' | 'NotIn') => [filter('f', { importV4: [{ cidr: '10.244.0.0/16', matchOperator, action: 'Reject' }] })];
+    const f = (matchOperator: 'Equal' | 'NotEqual' | 'In' | 'NotIn') => [
+      filter('f', { importV4: [{ cidr: '10.244.0.0/16', matchOperator, action: 'Reject' }] }),
+    ];
     expect(action(f('Equal'), 'import', route('10.244.0.0/16'))).toBe('reject');
     expect(action(f('Equal'), 'import', route('10.244.1.0/26'))).toBe('none');
     expect(action(f('NotEqual'), 'import', route('10.244.1.0/26'))).toBe('reject');
@@ -35,7 +48,9 @@ describe('BGPFilter evaluation', () => {
   });
 
   it('prefixLength narrows In to cidr{min,max}; min is raised to the cidr length, max capped at 32', () => {
-    const f = (prefixLength: { min?: number; max?: number }) => [filter('f', { importV4: [{ cidr: '10.244.0.0/16', matchOperator: 'In', prefixLength, action: 'Reject' }] })];
+    const f = (prefixLength: { min?: number; max?: number }) => [
+      filter('f', { importV4: [{ cidr: '10.244.0.0/16', matchOperator: 'In', prefixLength, action: 'Reject' }] }),
+    ];
     expect(action(f({ min: 24, max: 28 }), 'import', route('10.244.1.0/24'))).toBe('reject');
     expect(action(f({ min: 24, max: 28 }), 'import', route('10.244.1.0/26'))).toBe('reject');
     expect(action(f({ min: 24, max: 28 }), 'import', route('10.244.1.0/29'))).toBe('none');
@@ -50,15 +65,27 @@ describe('BGPFilter evaluation', () => {
     expect(action([a, b], 'import', route('10.244.1.0/26'))).toBe('accept');
     expect(action([a, b], 'import', route('10.244.2.0/26'))).toBe('reject');
     expect(action([a, b], 'import', route('10.244.1.0/26'), true, ['b', 'a'])).toBe('reject');
-    expect(decide([a, b], 'import', route('10.244.2.0/26'))).toEqual({ action: 'reject', rule: 'BGPFilter b importV4[0]' });
+    expect(decide([a, b], 'import', route('10.244.2.0/26'))).toEqual({
+      action: 'reject',
+      rule: 'BGPFilter b importV4[0]',
+    });
   });
 
   it('peerType: an iBGP rule is skipped on an eBGP session and the other way round', () => {
-    const f = [filter('f', { importV4: [{ peerType: 'iBGP', action: 'Reject' }, { peerType: 'eBGP', action: 'Accept' }] })];
+    const f = [
+      filter('f', {
+        importV4: [
+          { peerType: 'iBGP', action: 'Reject' },
+          { peerType: 'eBGP', action: 'Accept' },
+        ],
+      }),
+    ];
     expect(action(f, 'import', route('10.244.1.0/26'), false)).toBe('reject');
     expect(action(f, 'import', route('10.244.1.0/26'), true)).toBe('accept');
     // Only iBGP rules and an eBGP peer: nothing to evaluate at all.
-    expect(compilePeerFilter(['g'], [filter('g', { importV4: [{ peerType: 'iBGP', action: 'Reject' }] })], 'import', true)).toBeUndefined();
+    expect(
+      compilePeerFilter(['g'], [filter('g', { importV4: [{ peerType: 'iBGP', action: 'Reject' }] })], 'import', true),
+    ).toBeUndefined();
   });
 
   it('source RemotePeers matches learned routes only, never the blocks this node originates', () => {
@@ -81,7 +108,9 @@ describe('BGPFilter evaluation', () => {
     expect(action(std, 'import', route('10.244.1.0/26', { communities: [65000 * 65536 + 100] }))).toBe('reject');
     expect(action(std, 'import', route('10.244.1.0/26', { communities: [65000 * 65536 + 101] }))).toBe('none');
     const large = [filter('f', { importV4: [{ communities: { values: ['65000:100:999'] }, action: 'Reject' }] })];
-    expect(action(large, 'import', route('10.244.1.0/26', { largeCommunities: [1, 2, 3, 65000, 100, 999] }))).toBe('reject');
+    expect(action(large, 'import', route('10.244.1.0/26', { largeCommunities: [1, 2, 3, 65000, 100, 999] }))).toBe(
+      'reject',
+    );
     expect(action(large, 'import', route('10.244.1.0/26', { largeCommunities: [100, 999, 65000] }))).toBe('none');
   });
 
@@ -99,7 +128,13 @@ describe('BGPFilter evaluation', () => {
   });
 
   it('every criterion of a rule must hold', () => {
-    const f = [filter('f', { importV4: [{ cidr: '10.244.0.0/16', matchOperator: 'In', communities: { values: ['65000:100'] }, action: 'Reject' }] })];
+    const f = [
+      filter('f', {
+        importV4: [
+          { cidr: '10.244.0.0/16', matchOperator: 'In', communities: { values: ['65000:100'] }, action: 'Reject' },
+        ],
+      }),
+    ];
     expect(action(f, 'import', route('10.244.1.0/26', { communities: [65000 * 65536 + 100] }))).toBe('reject');
     expect(action(f, 'import', route('10.244.1.0/26'))).toBe('none');
     expect(action(f, 'import', route('10.245.1.0/26', { communities: [65000 * 65536 + 100] }))).toBe('none');
@@ -111,7 +146,13 @@ describe('BGPFilter evaluation', () => {
         exportV4: [
           {
             action: 'Accept',
-            operations: [{ addCommunity: { value: '65000:200' } }, { addCommunity: { value: '65000:200' } }, { addCommunity: { value: '65000:300:400' } }, { prependASPath: { prefix: [65001, 65002] } }, { setPriority: { value: 256 } }],
+            operations: [
+              { addCommunity: { value: '65000:200' } },
+              { addCommunity: { value: '65000:200' } },
+              { addCommunity: { value: '65000:300:400' } },
+              { prependASPath: { prefix: [65001, 65002] } },
+              { setPriority: { value: 256 } },
+            ],
           },
         ],
       }),
@@ -120,7 +161,11 @@ describe('BGPFilter evaluation', () => {
     expect(out).toEqual({
       action: 'accept',
       rule: 'BGPFilter f exportV4[0]',
-      attrs: { communities: [1, 65000 * 65536 + 200], largeCommunities: [65000, 300, 400], asPath: seq(65001, 65002, 65000) },
+      attrs: {
+        communities: [1, 65000 * 65536 + 200],
+        largeCommunities: [65000, 300, 400],
+        asPath: seq(65001, 65002, 65000),
+      },
     });
   });
 
@@ -128,8 +173,15 @@ describe('BGPFilter evaluation', () => {
     const f = [filter('f', { exportV4: [{ action: 'Accept', operations: [{ prependASPath: { prefix: [65001] } }] }] })];
     const empty = decide(f, 'export', route('10.244.1.0/26', { asPath: [] }, { learned: false }));
     expect(empty.action === 'accept' && empty.attrs.asPath).toEqual(seq(65001));
-    const set = decide(f, 'export', route('10.244.1.0/26', { asPath: [{ type: AsPathSegmentType.AS_SET, asns: [1, 2] }] }));
-    expect(set.action === 'accept' && set.attrs.asPath).toEqual([...seq(65001), { type: AsPathSegmentType.AS_SET, asns: [1, 2] }]);
+    const set = decide(
+      f,
+      'export',
+      route('10.244.1.0/26', { asPath: [{ type: AsPathSegmentType.AS_SET, asns: [1, 2] }] }),
+    );
+    expect(set.action === 'accept' && set.attrs.asPath).toEqual([
+      ...seq(65001),
+      { type: AsPathSegmentType.AS_SET, asns: [1, 2] },
+    ]);
   });
 
   it('only the IPv4 lists apply, and a direction without rules compiles to nothing', () => {

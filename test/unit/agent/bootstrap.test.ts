@@ -56,7 +56,9 @@ describe('waitForDatastore', () => {
   it('without WAIT_FOR_DATASTORE: one try, its error, no timer', async () => {
     const clock = new FakeClock();
     const ds = flaky(1);
-    await expect(waitForDatastore(ds.attempt, { wait: false, clock, log: recordingLog().log })).rejects.toThrow('unavailable (1)');
+    await expect(waitForDatastore(ds.attempt, { wait: false, clock, log: recordingLog().log })).rejects.toThrow(
+      'unavailable (1)',
+    );
     expect(ds.calls()).toBe(1);
     expect(clock.pending).toBe(0);
   });
@@ -65,7 +67,9 @@ describe('waitForDatastore', () => {
     const clock = new FakeClock();
     const ds = flaky(Infinity);
     let failure: unknown;
-    const waiting = waitForDatastore(ds.attempt, { wait: true, clock, log: recordingLog().log }).catch((error: unknown) => (failure = error));
+    const waiting = waitForDatastore(ds.attempt, { wait: true, clock, log: recordingLog().log }).catch(
+      (error: unknown) => (failure = error),
+    );
     for (let i = 0; i < WAIT_ATTEMPTS + 5 && failure === undefined; i++) await clock.advanceAsync(1000);
     await waiting;
     expect((failure as Error).message).toBe(`unavailable (${WAIT_ATTEMPTS})`);
@@ -78,7 +82,12 @@ describe('waitForDatastore', () => {
     const ds = flaky(Infinity);
     let stopped = false;
     let failure: unknown;
-    const waiting = waitForDatastore(ds.attempt, { wait: true, clock, log: recordingLog().log, stopped: () => stopped }).catch((error: unknown) => (failure = error));
+    const waiting = waitForDatastore(ds.attempt, {
+      wait: true,
+      clock,
+      log: recordingLog().log,
+      stopped: () => stopped,
+    }).catch((error: unknown) => (failure = error));
     await clock.advanceAsync(1000);
     expect(ds.calls()).toBe(2);
     stopped = true;

@@ -102,7 +102,12 @@ describe('ResourceCache', () => {
     const clock = new FakeClock();
     const faulty = new FaultyDatastore();
     const errors: string[] = [];
-    const cache = new ResourceCache(faulty.ds, { clock, coalesceMs: 5, backoffMs: { initial: 100, max: 1000 }, onError: (kind, e) => errors.push(`${kind}: ${e.message}`) });
+    const cache = new ResourceCache(faulty.ds, {
+      clock,
+      coalesceMs: 5,
+      backoffMs: { initial: 100, max: 1000 },
+      onError: (kind, e) => errors.push(`${kind}: ${e.message}`),
+    });
     await cache.start();
     await faulty.inner.create(node('node-1', '198.18.0.11/24'));
     await advance(clock, 5);
@@ -129,7 +134,12 @@ describe('ResourceCache', () => {
     expect(faulty.lists).toBe(listsBefore + 3);
     expect(cache.connected).toBe(true);
     expect(cache.lagSeconds()).toBe(0);
-    expect(cache.list('Node').map((n) => n.metadata.name).sort()).toEqual(['node-1', 'node-2']);
+    expect(
+      cache
+        .list('Node')
+        .map((n) => n.metadata.name)
+        .sort(),
+    ).toEqual(['node-1', 'node-2']);
     expect(errors).toHaveLength(3);
     // And the new watch is live.
     await faulty.inner.create(node('node-3', '198.18.0.13/24'));

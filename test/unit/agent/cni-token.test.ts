@@ -13,7 +13,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { FakeClock } from '../../../bgp/clock.js';
-import { CniTokenRefresher, kubeTokenRequester, refreshDelay, retryDelay, writePrivateFileAtomic } from '../../../src/agent/cni-token.js';
+import {
+  CniTokenRefresher,
+  kubeTokenRequester,
+  refreshDelay,
+  retryDelay,
+  writePrivateFileAtomic,
+} from '../../../src/agent/cni-token.js';
 import { openPodApi } from '../../../src/cni/endpoint.js';
 import { grantsFromManifests, startFakeApiServer, type FakeApiServer } from '../../harness/fake-apiserver.js';
 import { loadKubeDocuments, MANIFEST_DIR } from '../../harness/manifests.js';
@@ -28,7 +34,9 @@ describe('refresh arithmetic (pure)', () => {
     expect(refreshDelay(5 * HOUR, 0, HOUR)).toBe(0);
   });
   it('retries 1 s, 2 s, 4 s ... up to 60 s', () => {
-    expect([1, 2, 3, 4, 5, 6, 7, 8, 20].map(retryDelay)).toEqual([1000, 2000, 4000, 8000, 16000, 32000, 60000, 60000, 60000]);
+    expect([1, 2, 3, 4, 5, 6, 7, 8, 20].map(retryDelay)).toEqual([
+      1000, 2000, 4000, 8000, 16000, 32000, 60000, 60000, 60000,
+    ]);
   });
 });
 
@@ -80,7 +88,13 @@ describe('CniTokenRefresher against the fake API server (fake time)', () => {
 
   async function start(): Promise<{ path: string; refresher: CniTokenRefresher }> {
     const path = join(dir, 'tortie-kubeconfig');
-    refresher = new CniTokenRefresher({ kubeconfigPath: path, server: api.url, caData: '', request: await kubeTokenRequester(agentKubeconfig, 2000, NS, 'tortie-cni'), clock });
+    refresher = new CniTokenRefresher({
+      kubeconfigPath: path,
+      server: api.url,
+      caData: '',
+      request: await kubeTokenRequester(agentKubeconfig, 2000, NS, 'tortie-cni'),
+      clock,
+    });
     await refresher.start();
     return { path, refresher };
   }
@@ -92,14 +106,21 @@ describe('CniTokenRefresher against the fake API server (fake time)', () => {
     try {
       readPod = (await pods.annotations('default', 'p1')) !== null;
     } catch (err) {
-      readPod = Number(/HTTP-Code: (\d+)|"code":(\d+)/.exec(String((err as Error).message))?.slice(1).find(Boolean) ?? -1);
+      readPod = Number(
+        /HTTP-Code: (\d+)|"code":(\d+)/
+          .exec(String((err as Error).message))
+          ?.slice(1)
+          .find(Boolean) ?? -1,
+      );
     }
     const { default: http } = await import('node:http');
     const listNodes = await new Promise<number>((resolve, reject) => {
-      http.get(`${api.url}/api/v1/nodes`, { headers: { authorization: `Bearer ${tokenIn(path)}` } }, (res) => {
-        res.resume();
-        resolve(res.statusCode ?? 0);
-      }).on('error', reject);
+      http
+        .get(`${api.url}/api/v1/nodes`, { headers: { authorization: `Bearer ${tokenIn(path)}` } }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        })
+        .on('error', reject);
     });
     return { readPod, listNodes };
   }
@@ -114,7 +135,9 @@ describe('CniTokenRefresher against the fake API server (fake time)', () => {
     const byCni = api.calls.filter((c) => c.user === `system:serviceaccount:${NS}:tortie-cni`);
     expect(byCni.map((c) => `${c.verb} ${c.resource} ${c.status}`)).toEqual(['get pods 200', 'list nodes 403']);
     // The request was made with the agent's own rights and allowed by its Role.
-    expect(api.calls.filter((c) => c.resource === 'serviceaccounts/token').map((c) => [c.user, c.status])).toEqual([[`system:serviceaccount:${NS}:tortie-node`, 201]]);
+    expect(api.calls.filter((c) => c.resource === 'serviceaccounts/token').map((c) => [c.user, c.status])).toEqual([
+      [`system:serviceaccount:${NS}:tortie-node`, 201],
+    ]);
   });
 
   it('asks for the next token at 80 % of the lifetime, not before; the old token works until it expires', async () => {
@@ -148,10 +171,19 @@ describe('CniTokenRefresher against the fake API server (fake time)', () => {
     clock.advance(0.8 * HOUR);
     await vi.waitFor(() => expect(r.lastError).not.toBeNull(), { timeout: 5000 });
     // Attempts at +0, +1 s, +3 s, +7 s (1, 2, 4 s apart): nothing between.
-    for (const [wait, failuresAfter] of [[999, 1], [1, 2], [1999, 2], [1, 3], [3999, 3], [1, 4]] as const) {
+    for (const [wait, failuresAfter] of [
+      [999, 1],
+      [1, 2],
+      [1999, 2],
+      [1, 3],
+      [3999, 3],
+      [1, 4],
+    ] as const) {
       clock.advance(wait);
       await new Promise((resolve) => setTimeout(resolve, 30));
-      await vi.waitFor(() => expect((r as unknown as { failures: number }).failures).toBe(failuresAfter), { timeout: 5000 });
+      await vi.waitFor(() => expect((r as unknown as { failures: number }).failures).toBe(failuresAfter), {
+        timeout: 5000,
+      });
     }
     expect(tokenIn(path)).toBe(first);
     api.setDown(false);
@@ -165,9 +197,19 @@ describe('CniTokenRefresher against the fake API server (fake time)', () => {
     const path = join(dir, 'tortie-kubeconfig');
     let n = 0;
     // The API server's clock is two hours behind ours: its expiry is already past by our clock.
-    const request = async (seconds: number) => ({ token: `t${++n}`, expiresAt: clock.now() - 2 * HOUR + seconds * 1000 });
+    const request = async (seconds: number) => ({
+      token: `t${++n}`,
+      expiresAt: clock.now() - 2 * HOUR + seconds * 1000,
+    });
     const warnings: string[] = [];
-    refresher = new CniTokenRefresher({ kubeconfigPath: path, server: api.url, caData: '', request, clock, log: (level, message) => level === 'warn' && warnings.push(message) });
+    refresher = new CniTokenRefresher({
+      kubeconfigPath: path,
+      server: api.url,
+      caData: '',
+      request,
+      clock,
+      log: (level, message) => level === 'warn' && warnings.push(message),
+    });
     await refresher.start();
     expect(tokenIn(path)).toBe('t1');
     expect(warnings.join()).toMatch(/does not fit this host's clock/);
@@ -190,6 +232,8 @@ describe('CniTokenRefresher against the fake API server (fake time)', () => {
     const request = await kubeTokenRequester(agentKubeconfig, 2000, NS, 'other');
     await expect(request(3600)).rejects.toThrow(/ServiceAccount tortie-system\/other .*\(HTTP 403\)/);
     // With an administrator's kubeconfig it exists: the refusal is RBAC's, not a missing account.
-    await expect((await kubeTokenRequester(api.kubeconfigPath, 2000, NS, 'other'))(3600)).resolves.toMatchObject({ token: expect.any(String) });
+    await expect((await kubeTokenRequester(api.kubeconfigPath, 2000, NS, 'other'))(3600)).resolves.toMatchObject({
+      token: expect.any(String),
+    });
   });
 });

@@ -1,7 +1,14 @@
 // parseAgentConfig: Calico's variable names and defaults, and refusals that name the variable and value.
 
 import { describe, expect, it } from 'vitest';
-import { AgentConfigError, DEFAULT_POOL, levelOfSeverity, parseAgentConfig, parseAutodetectMethod, routerIdFor } from '../../../src/agent/config.js';
+import {
+  AgentConfigError,
+  DEFAULT_POOL,
+  levelOfSeverity,
+  parseAgentConfig,
+  parseAutodetectMethod,
+  routerIdFor,
+} from '../../../src/agent/config.js';
 import { DEFAULT_CTL_SOCKET, DEFAULT_HEALTH_PORT } from '../../../src/agent/types.js';
 
 const BASE = { TORTIE_DATAPLANE: 'none' };
@@ -23,7 +30,14 @@ describe('parseAgentConfig', () => {
       nodeName: 'host-a',
       ip: { mode: 'autodetect', method: { kind: 'first-found' } },
       waitForDatastore: false,
-      defaultPool: { name: DEFAULT_POOL.name, cidr: '192.168.0.0/16', blockSize: 26, ipipMode: 'Always', vxlanMode: 'Never', natOutgoing: true },
+      defaultPool: {
+        name: DEFAULT_POOL.name,
+        cidr: '192.168.0.0/16',
+        blockSize: 26,
+        ipipMode: 'Always',
+        vxlanMode: 'Never',
+        natOutgoing: true,
+      },
       dataplane: 'kernel',
       routeRefreshMs: 90_000,
       tunl0StandIn: 'refuse',
@@ -60,7 +74,14 @@ describe('parseAgentConfig', () => {
       ip: { mode: 'fixed', address: '198.18.0.11', prefixLength: 24 },
       asNumber: 64513,
       waitForDatastore: true,
-      defaultPool: { name: DEFAULT_POOL.name, cidr: '10.244.0.0/16', blockSize: 28, ipipMode: 'CrossSubnet', vxlanMode: 'Never', natOutgoing: false },
+      defaultPool: {
+        name: DEFAULT_POOL.name,
+        cidr: '10.244.0.0/16',
+        blockSize: 28,
+        ipipMode: 'CrossSubnet',
+        vxlanMode: 'Never',
+        natOutgoing: false,
+      },
       dataplane: 'none',
       routeRefreshMs: 30_000,
       tunl0StandIn: 'manage',
@@ -76,7 +97,9 @@ describe('parseAgentConfig', () => {
   it('TORTIE_BGP_MAX_PREFIXES: the default prefix limit per BGP peer, a whole number 1..4294967295', () => {
     expect(parseAgentConfig({ ...BASE, TORTIE_BGP_MAX_PREFIXES: '20000' }, 'h').maxPrefixes).toBe(20_000);
     expect(parseAgentConfig(BASE, 'h').maxPrefixes).toBeUndefined();
-    expect(() => parseAgentConfig({ ...BASE, TORTIE_BGP_MAX_PREFIXES: '0' }, 'h')).toThrow('TORTIE_BGP_MAX_PREFIXES="0" is not an integer 1..4294967295');
+    expect(() => parseAgentConfig({ ...BASE, TORTIE_BGP_MAX_PREFIXES: '0' }, 'h')).toThrow(
+      'TORTIE_BGP_MAX_PREFIXES="0" is not an integer 1..4294967295',
+    );
   });
 
   it('an address without /len is kept for the interface lookup; NO_DEFAULT_POOLS drops the pool; AS dotted', () => {
@@ -95,18 +118,32 @@ describe('parseAgentConfig', () => {
       ['off', 'Never'],
     ];
     expect(cases.length).toBeGreaterThan(0);
-    for (const [value, mode] of cases) expect(parseAgentConfig({ ...BASE, CALICO_IPV4POOL_IPIP: value }, 'h').defaultPool?.ipipMode).toBe(mode);
+    for (const [value, mode] of cases)
+      expect(parseAgentConfig({ ...BASE, CALICO_IPV4POOL_IPIP: value }, 'h').defaultPool?.ipipMode).toBe(mode);
   });
 
   it('CALICO_IPV4POOL_VXLAN: the default pool uses VXLAN (IPIP then defaults to Never); both on is refused naming both', () => {
-    expect(parseAgentConfig({ ...BASE, CALICO_IPV4POOL_VXLAN: 'Always' }, 'h').defaultPool).toMatchObject({ ipipMode: 'Never', vxlanMode: 'Always' });
-    expect(parseAgentConfig({ ...BASE, CALICO_IPV4POOL_VXLAN: 'cross-subnet', CALICO_IPV4POOL_IPIP: 'Never' }, 'h').defaultPool).toMatchObject({ ipipMode: 'Never', vxlanMode: 'CrossSubnet' });
-    expect(parseAgentConfig({ ...BASE, CALICO_IPV4POOL_VXLAN: 'Never' }, 'h').defaultPool).toMatchObject({ ipipMode: 'Always', vxlanMode: 'Never' });
-    expect(() => parseAgentConfig({ ...BASE, CALICO_IPV4POOL_VXLAN: 'Always', CALICO_IPV4POOL_IPIP: 'Always' }, 'h')).toThrow(
-      /CALICO_IPV4POOL_IPIP="Always" and CALICO_IPV4POOL_VXLAN="Always" cannot both be enabled/,
+    expect(parseAgentConfig({ ...BASE, CALICO_IPV4POOL_VXLAN: 'Always' }, 'h').defaultPool).toMatchObject({
+      ipipMode: 'Never',
+      vxlanMode: 'Always',
+    });
+    expect(
+      parseAgentConfig({ ...BASE, CALICO_IPV4POOL_VXLAN: 'cross-subnet', CALICO_IPV4POOL_IPIP: 'Never' }, 'h')
+        .defaultPool,
+    ).toMatchObject({ ipipMode: 'Never', vxlanMode: 'CrossSubnet' });
+    expect(parseAgentConfig({ ...BASE, CALICO_IPV4POOL_VXLAN: 'Never' }, 'h').defaultPool).toMatchObject({
+      ipipMode: 'Always',
+      vxlanMode: 'Never',
+    });
+    expect(() =>
+      parseAgentConfig({ ...BASE, CALICO_IPV4POOL_VXLAN: 'Always', CALICO_IPV4POOL_IPIP: 'Always' }, 'h'),
+    ).toThrow(/CALICO_IPV4POOL_IPIP="Always" and CALICO_IPV4POOL_VXLAN="Always" cannot both be enabled/);
+    expect(() => parseAgentConfig({ ...BASE, CALICO_IPV4POOL_VXLAN: 'sometimes' }, 'h')).toThrow(
+      /CALICO_IPV4POOL_VXLAN="sometimes" is not one of/,
     );
-    expect(() => parseAgentConfig({ ...BASE, CALICO_IPV4POOL_VXLAN: 'sometimes' }, 'h')).toThrow(/CALICO_IPV4POOL_VXLAN="sometimes" is not one of/);
-    expect(() => parseAgentConfig({ ...BASE, CALICO_NETWORKING_BACKEND: 'flannel' }, 'h')).toThrow(/CALICO_NETWORKING_BACKEND="flannel" is not one of bird, vxlan/);
+    expect(() => parseAgentConfig({ ...BASE, CALICO_NETWORKING_BACKEND: 'flannel' }, 'h')).toThrow(
+      /CALICO_NETWORKING_BACKEND="flannel" is not one of bird, vxlan/,
+    );
     const config = parseAgentConfig({ ...BASE, CALICO_NETWORKING_BACKEND: 'vxlan', FELIX_VXLANMTU: '1400' }, 'h');
     expect(config.networkingBackend).toBe('vxlan');
     expect(config.vxlanMtu).toBe(1400);
@@ -117,10 +154,16 @@ describe('parseAgentConfig', () => {
       [{ IP: '300.1.1.1' }, /IP="300.1.1.1".*IPv4 address/],
       [{ IP: '10.0.0.1/40' }, /IP="10.0.0.1\/40".*0\.\.32/],
       [{ AS: 'sixty' }, /AS="sixty"/],
-      [{ CALICO_IPV4POOL_IPIP: 'sometimes' }, /CALICO_IPV4POOL_IPIP="sometimes" is not one of Always, CrossSubnet, cross-subnet, Never, off/],
+      [
+        { CALICO_IPV4POOL_IPIP: 'sometimes' },
+        /CALICO_IPV4POOL_IPIP="sometimes" is not one of Always, CrossSubnet, cross-subnet, Never, off/,
+      ],
       [{ CALICO_IPV4POOL_CIDR: '10.244.0.1/16' }, /CALICO_IPV4POOL_CIDR "10.244.0.1\/16" has host bits set/],
       [{ CALICO_IPV4POOL_BLOCK_SIZE: '19' }, /CALICO_IPV4POOL_BLOCK_SIZE="19" is not an integer 20\.\.32/],
-      [{ CALICO_IPV4POOL_CIDR: '10.244.0.0/24', CALICO_IPV4POOL_BLOCK_SIZE: '22' }, /shorter than the pool's prefix length \/24/],
+      [
+        { CALICO_IPV4POOL_CIDR: '10.244.0.0/24', CALICO_IPV4POOL_BLOCK_SIZE: '22' },
+        /shorter than the pool's prefix length \/24/,
+      ],
       [{ WAIT_FOR_DATASTORE: 'maybe' }, /WAIT_FOR_DATASTORE="maybe" is not a boolean/],
       [{ FELIX_ROUTEREFRESHINTERVAL: '0' }, /FELIX_ROUTEREFRESHINTERVAL="0" is not an integer 1\.\.86400/],
       [{ TORTIE_TUNL0_STANDIN: 'yes' }, /TORTIE_TUNL0_STANDIN="yes" is not one of manage, refuse/],
@@ -128,7 +171,10 @@ describe('parseAgentConfig', () => {
       [{ TORTIE_HEALTH_PORT: '70000' }, /TORTIE_HEALTH_PORT="70000" is not an integer 0\.\.65535/],
       [{ TORTIE_LOG_LEVEL: 'loud' }, /TORTIE_LOG_LEVEL="loud" is not one of trace/],
       [{ NODENAME: 'Node_1' }, /NODENAME="Node_1" is not a valid node name/],
-      [{ IP_AUTODETECTION_METHOD: 'magic' }, /IP_AUTODETECTION_METHOD="magic" is not a valid method; valid methods: first-found, interface=/],
+      [
+        { IP_AUTODETECTION_METHOD: 'magic' },
+        /IP_AUTODETECTION_METHOD="magic" is not a valid method; valid methods: first-found, interface=/,
+      ],
     ];
     expect(cases.length).toBeGreaterThan(0);
     for (const [env, pattern] of cases) {
@@ -152,8 +198,14 @@ describe('parseAutodetectMethod', () => {
     const iface = parseAutodetectMethod('interface=eth.*,ens[0-9]+', problems);
     expect(iface.kind === 'interface' && iface.patterns.map((p) => p.source)).toEqual(['eth.*', 'ens[0-9]+']);
     expect(parseAutodetectMethod('skip-interface=docker.*', problems).kind).toBe('skip-interface');
-    expect(parseAutodetectMethod('cidr=10.0.0.0/8, 198.18.0.0/15', problems)).toEqual({ kind: 'cidr', cidrs: ['10.0.0.0/8', '198.18.0.0/15'] });
-    expect(parseAutodetectMethod('can-reach=198.18.0.1', problems)).toEqual({ kind: 'can-reach', address: '198.18.0.1' });
+    expect(parseAutodetectMethod('cidr=10.0.0.0/8, 198.18.0.0/15', problems)).toEqual({
+      kind: 'cidr',
+      cidrs: ['10.0.0.0/8', '198.18.0.0/15'],
+    });
+    expect(parseAutodetectMethod('can-reach=198.18.0.1', problems)).toEqual({
+      kind: 'can-reach',
+      address: '198.18.0.1',
+    });
     expect(problems).toEqual([]);
   });
 
@@ -199,6 +251,8 @@ describe('CALICO_ROUTER_ID', () => {
   it('is read from the environment, and anything else is refused naming the value', () => {
     expect(parseAgentConfig({ NODENAME: 'n', CALICO_ROUTER_ID: 'hash' }, 'x').routerId).toBe('hash');
     expect(parseAgentConfig({ NODENAME: 'n', CALICO_ROUTER_ID: '192.168.1.1' }, 'x').routerId).toBe('192.168.1.1');
-    expect(() => parseAgentConfig({ NODENAME: 'n', CALICO_ROUTER_ID: 'fnv' }, 'x')).toThrow(/CALICO_ROUTER_ID="fnv" is neither "hash" nor a non-zero IPv4 address/);
+    expect(() => parseAgentConfig({ NODENAME: 'n', CALICO_ROUTER_ID: 'fnv' }, 'x')).toThrow(
+      /CALICO_ROUTER_ID="fnv" is neither "hash" nor a non-zero IPv4 address/,
+    );
   });
 });

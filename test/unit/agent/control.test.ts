@@ -12,7 +12,15 @@ import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ControlError, connectError, parseControlRequest, queryControl, serveControl, type ControlProvider, type ControlServer } from '../../../src/agent/control.js';
+import {
+  ControlError,
+  connectError,
+  parseControlRequest,
+  queryControl,
+  serveControl,
+  type ControlProvider,
+  type ControlServer,
+} from '../../../src/agent/control.js';
 import type { AgentStatus, RouteRow } from '../../../src/agent/types.js';
 
 const STATUS: AgentStatus = {
@@ -33,7 +41,9 @@ const STATUS: AgentStatus = {
   warnings: [],
 };
 
-const ROUTES: RouteRow[] = [{ prefix: '10.244.1.0/26', nextHop: null, asPath: [], from: 'local', best: true, stale: false, inKernel: true }];
+const ROUTES: RouteRow[] = [
+  { prefix: '10.244.1.0/26', nextHop: null, asPath: [], from: 'local', best: true, stale: false, inKernel: true },
+];
 const provider = { status: () => STATUS, routes: () => ROUTES };
 
 let dir: string;
@@ -107,9 +117,18 @@ describe('serveControl', () => {
   it('answers an unknown command, non-JSON and an over-long request with ok:false naming what is accepted', async () => {
     const path = join(dir, 'tortie.ctl');
     await serve(path);
-    expect(JSON.parse(await raw(path, '{"command":"reboot"}\n'))).toEqual({ ok: false, error: 'command "reboot" is not one of status, routes, stop' });
-    expect(JSON.parse(await raw(path, 'status\n'))).toEqual({ ok: false, error: 'request "status" is not JSON; send {"command":"status"} or {"command":"routes"}' });
-    expect(JSON.parse(await raw(path, 'x'.repeat(5000)))).toEqual({ ok: false, error: 'request longer than 4096 bytes; send one JSON line like {"command":"status"}' });
+    expect(JSON.parse(await raw(path, '{"command":"reboot"}\n'))).toEqual({
+      ok: false,
+      error: 'command "reboot" is not one of status, routes, stop',
+    });
+    expect(JSON.parse(await raw(path, 'status\n'))).toEqual({
+      ok: false,
+      error: 'request "status" is not JSON; send {"command":"status"} or {"command":"routes"}',
+    });
+    expect(JSON.parse(await raw(path, 'x'.repeat(5000)))).toEqual({
+      ok: false,
+      error: 'request longer than 4096 bytes; send one JSON line like {"command":"status"}',
+    });
   });
 
   it('answers ok:false when the agent throws, and awaits a provider that returns promises', async () => {
@@ -128,7 +147,14 @@ describe('serveControl', () => {
     const path = join(dir, 'tortie.ctl');
     // A socket file nobody listens on: a child binds it and is killed before it can clean up.
     const { spawnSync } = await import('node:child_process');
-    const child = spawnSync(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(path)}, () => process.kill(process.pid, 'SIGKILL'))`], { timeout: 10_000 });
+    const child = spawnSync(
+      process.execPath,
+      [
+        '-e',
+        `require('net').createServer().listen(${JSON.stringify(path)}, () => process.kill(process.pid, 'SIGKILL'))`,
+      ],
+      { timeout: 10_000 },
+    );
     expect(child.signal).toBe('SIGKILL');
     expect((await stat(path)).isSocket()).toBe(true);
     await expect(queryControl(path, { command: 'status' })).rejects.toMatchObject({ code: 'ECONNREFUSED' });
@@ -147,16 +173,20 @@ describe('serveControl', () => {
 
   it('refuses a path too long for a Unix socket, saying why', async () => {
     const path = join(dir, 'x'.repeat(100));
-    await expect(serveControl(path, provider)).rejects.toThrow(/^control socket path .* is too long: a Unix socket path may have 107 bytes .* choose a shorter TORTIE_CTL_SOCKET$/);
+    await expect(serveControl(path, provider)).rejects.toThrow(
+      /^control socket path .* is too long: a Unix socket path may have 107 bytes .* choose a shorter TORTIE_CTL_SOCKET$/,
+    );
   });
 
   it('refuses a path that is a regular file', async () => {
     const path = join(dir, 'tortie.ctl');
     await writeFile(path, 'not a socket');
-    await expect(serveControl(path, provider)).rejects.toThrow(`control socket path ${path} exists and is not a socket; remove it or set TORTIE_CTL_SOCKET to another path`);
+    await expect(serveControl(path, provider)).rejects.toThrow(
+      `control socket path ${path} exists and is not a socket; remove it or set TORTIE_CTL_SOCKET to another path`,
+    );
   });
 
-  it('removes its socket on close, but not a newer agent\'s socket at the same path', async () => {
+  it("removes its socket on close, but not a newer agent's socket at the same path", async () => {
     const path = join(dir, 'tortie.ctl');
     const first = await serveControl(path, provider);
     await first.close();
@@ -188,16 +218,25 @@ describe('queryControl errors', () => {
     const started = Date.now();
     const error = await queryControl(path, { command: 'status' }, 150).catch((e: unknown) => e);
     expect(Date.now() - started).toBeLessThan(2000);
-    expect(error).toMatchObject({ code: 'ETIMEDOUT', message: `the tortie agent on ${path} did not answer within 150 ms` });
+    expect(error).toMatchObject({
+      code: 'ETIMEDOUT',
+      message: `the tortie agent on ${path} did not answer within 150 ms`,
+    });
   });
 
   it('reports an answer that is not JSON, and a close without an answer', async () => {
     const path = join(dir, 'odd.ctl');
     let reply = 'hello\n';
     await fakeServer(path, (socket) => socket.end(reply));
-    await expect(queryControl(path, { command: 'status' })).rejects.toMatchObject({ code: 'EPROTO', message: `the process on ${path} answered something that is not JSON: "hello"` });
+    await expect(queryControl(path, { command: 'status' })).rejects.toMatchObject({
+      code: 'EPROTO',
+      message: `the process on ${path} answered something that is not JSON: "hello"`,
+    });
     reply = '';
-    await expect(queryControl(path, { command: 'status' })).rejects.toMatchObject({ code: 'EPROTO', message: `the tortie agent on ${path} closed the connection without a complete answer` });
+    await expect(queryControl(path, { command: 'status' })).rejects.toMatchObject({
+      code: 'EPROTO',
+      message: `the tortie agent on ${path} closed the connection without a complete answer`,
+    });
   });
 });
 
@@ -210,15 +249,29 @@ describe('permissions and connect errors', () => {
     await chmod(dir, 0o755); // mkdtemp makes 0700; let the other user reach the socket itself
     const { spawnSync } = await import('node:child_process');
     const script = `require('net').createConnection(${JSON.stringify(path)}).on('error', (e) => { console.log(e.code); process.exit(0) }).on('connect', () => { console.log('CONNECTED'); process.exit(0) })`;
-    const child = spawnSync(process.execPath, ['-e', script], { uid: 65534, gid: 65534, timeout: 10_000, encoding: 'utf8' });
+    const child = spawnSync(process.execPath, ['-e', script], {
+      uid: 65534,
+      gid: 65534,
+      timeout: 10_000,
+      encoding: 'utf8',
+    });
     expect(child.stdout.trim()).toBe('EACCES');
   });
 
   const cases: Array<[string, string]> = [
     ['ENOENT', 'no tortie agent is running (no socket at /run/x.ctl)'],
-    ['ECONNREFUSED', 'no tortie agent is running (socket /run/x.ctl exists but nothing accepts connections on it; it was left by an agent that exited)'],
-    ['EACCES', "permission denied on the agent's socket /run/x.ctl: tortie node status needs root (the socket is mode 0600)"],
-    ['EPERM', "permission denied on the agent's socket /run/x.ctl: tortie node status needs root (the socket is mode 0600)"],
+    [
+      'ECONNREFUSED',
+      'no tortie agent is running (socket /run/x.ctl exists but nothing accepts connections on it; it was left by an agent that exited)',
+    ],
+    [
+      'EACCES',
+      "permission denied on the agent's socket /run/x.ctl: tortie node status needs root (the socket is mode 0600)",
+    ],
+    [
+      'EPERM',
+      "permission denied on the agent's socket /run/x.ctl: tortie node status needs root (the socket is mode 0600)",
+    ],
     ['EMFILE', 'cannot reach the tortie agent on /run/x.ctl: connect EMFILE'],
   ];
   it.each(cases)('%s → %s', (code, message) => {
@@ -244,19 +297,27 @@ describe('parseControlRequest', () => {
   it('accepts exactly the documented commands', () => {
     expect(parseControlRequest('{"command":"status"}')).toEqual({ command: 'status' });
     expect(parseControlRequest('{"command":"routes","extra":1}')).toEqual({ command: 'routes' });
-    expect(() => parseControlRequest('{"command":"toString"}')).toThrow('command "toString" is not one of status, routes, stop');
+    expect(() => parseControlRequest('{"command":"toString"}')).toThrow(
+      'command "toString" is not one of status, routes, stop',
+    );
     expect(() => parseControlRequest('{}')).toThrow('command null is not one of status, routes, stop');
     expect(() => parseControlRequest('[1]')).toThrow('command null is not one of status, routes, stop');
     expect(parseControlRequest('{"command":"stop"}')).toEqual({ command: 'stop', graceful: false });
     expect(parseControlRequest('{"command":"stop","graceful":true}')).toEqual({ command: 'stop', graceful: true });
-    expect(() => parseControlRequest('{"command":"stop","graceful":"yes"}')).toThrow('"graceful" is "yes"; send true or false');
+    expect(() => parseControlRequest('{"command":"stop","graceful":"yes"}')).toThrow(
+      '"graceful" is "yes"; send true or false',
+    );
   });
 });
 
 // ---- hostile or broken clients (issue #15): an error answer or a close, never a throw; good requests still served ----
 
 /** Like raw(), but never rejects: what came back, and whether the server closed (vs. our own bound). */
-function exchange(path: string, bytes: string | Buffer, waitMs = 3000): Promise<{ text: string; closedByServer: boolean }> {
+function exchange(
+  path: string,
+  bytes: string | Buffer,
+  waitMs = 3000,
+): Promise<{ text: string; closedByServer: boolean }> {
   return new Promise((resolve) => {
     const socket = net.createConnection(path, () => socket.write(bytes));
     let text = '';
@@ -315,7 +376,10 @@ describe('serveControl against hostile clients', () => {
     for (const bytes of ['x'.repeat(1024 * 1024), `{"command":"${'s'.repeat(1024 * 1024)}"}\n`]) {
       const { text, closedByServer } = await exchange(path, bytes);
       expect(closedByServer).toBe(true);
-      expect(JSON.parse(text.split('\n')[0]!)).toEqual({ ok: false, error: 'request longer than 4096 bytes; send one JSON line like {"command":"status"}' });
+      expect(JSON.parse(text.split('\n')[0]!)).toEqual({
+        ok: false,
+        error: 'request longer than 4096 bytes; send one JSON line like {"command":"status"}',
+      });
     }
     await expectServing(path);
   });
@@ -345,7 +409,12 @@ describe('serveControl against hostile clients', () => {
     const path = join(dir, 'tortie.ctl');
     await serve(path);
     const outcomes = await Promise.all(
-      Array.from({ length: 100 }, () => queryControl(path, { command: 'status' }, 5000).then((a) => (a.ok ? 'answered' : 'refused'), (e: ControlError) => e.code)),
+      Array.from({ length: 100 }, () =>
+        queryControl(path, { command: 'status' }, 5000).then(
+          (a) => (a.ok ? 'answered' : 'refused'),
+          (e: ControlError) => e.code,
+        ),
+      ),
     );
     expect(outcomes.length).toBe(100);
     for (const outcome of outcomes) expect(['answered', 'EPROTO', 'ECONNRESET', 'EPIPE']).toContain(outcome);
@@ -363,15 +432,27 @@ describe('serveControl against hostile clients', () => {
       },
     });
     const answer = await queryControl(path, { command: 'status' });
-    expect(answer).toMatchObject({ ok: false, error: expect.stringMatching(/^the answer could not be encoded: .*BigInt/) });
-    expect(await queryControl(path, { command: 'stop', graceful: false })).toEqual({ ok: true, stopping: { graceful: false } });
+    expect(answer).toMatchObject({
+      ok: false,
+      error: expect.stringMatching(/^the answer could not be encoded: .*BigInt/),
+    });
+    expect(await queryControl(path, { command: 'stop', graceful: false })).toEqual({
+      ok: true,
+      stopping: { graceful: false },
+    });
     await new Promise((resolve) => setImmediate(resolve));
     expect(await queryControl(path, { command: 'routes' })).toEqual({ ok: true, routes: ROUTES });
   });
 
   it('closes the connection when the agent does not answer within the bound', async () => {
     const path = join(dir, 'tortie.ctl');
-    servers.push(await serveControl(path, { status: () => new Promise<AgentStatus>(() => undefined), routes: () => ROUTES }, { limits: { answerTimeoutMs: 200 } }));
+    servers.push(
+      await serveControl(
+        path,
+        { status: () => new Promise<AgentStatus>(() => undefined), routes: () => ROUTES },
+        { limits: { answerTimeoutMs: 200 } },
+      ),
+    );
     const { closedByServer } = await exchange(path, '{"command":"status"}\n', 3000);
     expect(closedByServer).toBe(true);
     expect(await queryControl(path, { command: 'routes' })).toEqual({ ok: true, routes: ROUTES });
@@ -380,7 +461,16 @@ describe('serveControl against hostile clients', () => {
 
 describe('parseControlRequest on any line (property)', () => {
   it('returns one of the documented requests or throws an Error with a message, for any text or JSON', () => {
-    const line = fc.oneof(fc.string({ maxLength: 300 }), fc.json({ maxDepth: 4 }), fc.record({ command: fc.oneof(fc.string(), fc.constantFrom('status', 'routes', 'stop', '__proto__', 'constructor')), graceful: fc.anything() }).map((v) => JSON.stringify(v) ?? ''));
+    const line = fc.oneof(
+      fc.string({ maxLength: 300 }),
+      fc.json({ maxDepth: 4 }),
+      fc
+        .record({
+          command: fc.oneof(fc.string(), fc.constantFrom('status', 'routes', 'stop', '__proto__', 'constructor')),
+          graceful: fc.anything(),
+        })
+        .map((v) => JSON.stringify(v) ?? ''),
+    );
     fc.assert(
       fc.property(line, (text) => {
         let request: unknown;

@@ -17,15 +17,34 @@ function node(name: string, bgp: { ipv4Address?: string; ipv4IPIPTunnelAddr?: st
 }
 
 function block(cidr: string, nodeName: string): Resource<'IPAMBlock'> {
-  return { apiVersion: API, kind: 'IPAMBlock', metadata: { name: cidr.replace(/[./]/g, '-') }, spec: { cidr, affinity: `host:${nodeName}`, allocations: [], unallocated: [], attributes: [] } };
+  return {
+    apiVersion: API,
+    kind: 'IPAMBlock',
+    metadata: { name: cidr.replace(/[./]/g, '-') },
+    spec: { cidr, affinity: `host:${nodeName}`, allocations: [], unallocated: [], attributes: [] },
+  };
 }
 
 function affinity(nodeName: string, cidr: string): Resource<'BlockAffinity'> {
-  return { apiVersion: API, kind: 'BlockAffinity', metadata: { name: `${nodeName}-${cidr.replace(/[./]/g, '-')}` }, spec: { node: nodeName, cidr, state: 'confirmed' } };
+  return {
+    apiVersion: API,
+    kind: 'BlockAffinity',
+    metadata: { name: `${nodeName}-${cidr.replace(/[./]/g, '-')}` },
+    spec: { node: nodeName, cidr, state: 'confirmed' },
+  };
 }
 
-function wep(name: string, spec: Partial<Resource<'WorkloadEndpoint'>['spec']> & { node: string; ipNetworks: string[] }, namespace?: string): Resource<'WorkloadEndpoint'> {
-  return { apiVersion: API, kind: 'WorkloadEndpoint', metadata: { name, ...(namespace !== undefined ? { namespace } : {}) }, spec } as Resource<'WorkloadEndpoint'>;
+function wep(
+  name: string,
+  spec: Partial<Resource<'WorkloadEndpoint'>['spec']> & { node: string; ipNetworks: string[] },
+  namespace?: string,
+): Resource<'WorkloadEndpoint'> {
+  return {
+    apiVersion: API,
+    kind: 'WorkloadEndpoint',
+    metadata: { name, ...(namespace !== undefined ? { namespace } : {}) },
+    spec,
+  } as Resource<'WorkloadEndpoint'>;
 }
 
 /** A cache view over fixed lists (an absent kind is empty). */
@@ -34,12 +53,29 @@ function view(lists: Partial<{ [K in CachedKind]: Array<Resource<K>> }>): CacheV
 }
 
 const CLUSTER = view({
-  IPPool: [pool('ipip', '10.244.0.0/16', { ipipMode: 'CrossSubnet', natOutgoing: true }), pool('v6', 'fd00:10:244::/48', { blockSize: 122 }), pool('off', '10.246.0.0/16', { disabled: true, vxlanMode: 'Always' })],
-  Node: [node('node-1', { ipv4Address: '198.18.0.11/24', ipv4IPIPTunnelAddr: '10.244.0.1' }), node('node-2', { ipv4Address: '198.18.0.12/24' }), node('node-3', {})],
+  IPPool: [
+    pool('ipip', '10.244.0.0/16', { ipipMode: 'CrossSubnet', natOutgoing: true }),
+    pool('v6', 'fd00:10:244::/48', { blockSize: 122 }),
+    pool('off', '10.246.0.0/16', { disabled: true, vxlanMode: 'Always' }),
+  ],
+  Node: [
+    node('node-1', { ipv4Address: '198.18.0.11/24', ipv4IPIPTunnelAddr: '10.244.0.1' }),
+    node('node-2', { ipv4Address: '198.18.0.12/24' }),
+    node('node-3', {}),
+  ],
   IPAMBlock: [block('10.244.0.0/26', 'node-1'), block('10.244.0.64/26', 'node-2')],
   BlockAffinity: [affinity('node-1', '10.244.0.0/26'), affinity('node-2', '10.244.0.64/26')],
   WorkloadEndpoint: [
-    wep('web', { node: 'node-1', pod: 'web-1', interfaceName: 'cali1234567890a', ipNetworks: ['10.244.0.5/32', 'fd00:10:244::5/128'] }, 'shop'),
+    wep(
+      'web',
+      {
+        node: 'node-1',
+        pod: 'web-1',
+        interfaceName: 'cali1234567890a',
+        ipNetworks: ['10.244.0.5/32', 'fd00:10:244::5/128'],
+      },
+      'shop',
+    ),
     wep('bare', { node: 'node-1', workload: 'job', ipNetworks: ['10.244.0.6/32'] }),
     wep('elsewhere', { node: 'node-2', pod: 'db', ipNetworks: ['10.244.0.70/32'] }, 'shop'),
   ],
@@ -79,12 +115,19 @@ describe('dataplaneInput', () => {
       bgpGuard: { nodeAddresses: ['198.18.0.11/24', '198.18.0.12/24'] },
       tunnel: { address: '10.244.0.1', hostMtu: 1450 },
       // VXLAN: the other nodes with an address, the blocks affine to them (no VTEPs in this cluster).
-      vxlan: { local: {}, nodes: [{ name: 'node-2', ip: '198.18.0.12/24' }], remoteBlocks: [{ cidr: '10.244.0.64/26', node: 'node-2' }] },
+      vxlan: {
+        local: {},
+        nodes: [{ name: 'node-2', ip: '198.18.0.12/24' }],
+        remoteBlocks: [{ cidr: '10.244.0.64/26', node: 'node-2' }],
+      },
     });
   });
 
   it('planned peers with reachableBy become static routes to their addresses; the others none', () => {
-    const input = dataplaneInput({ ...sources(), peers: [{ address: '10.225.0.4', reachableBy: '198.18.0.1' }, { address: '198.18.0.12' }] });
+    const input = dataplaneInput({
+      ...sources(),
+      peers: [{ address: '10.225.0.4', reachableBy: '198.18.0.1' }, { address: '198.18.0.12' }],
+    });
     expect(input.peerRoutes).toEqual([{ address: '10.225.0.4', gateway: '198.18.0.1' }]);
     expect(dataplaneInput({ ...sources(), peers: [{ address: '198.18.0.12' }] }).peerRoutes).toBeUndefined();
   });
@@ -97,13 +140,24 @@ describe('dataplaneInput', () => {
   });
 
   it('no host interface: none named, no MTU asked for', () => {
-    const input = dataplaneInput(sources({ node: { address: '203.0.113.5', prefixLength: 32, hostInterface: null }, interfaceMtu: () => expect.unreachable('no interface to read') }));
+    const input = dataplaneInput(
+      sources({
+        node: { address: '203.0.113.5', prefixLength: 32, hostInterface: null },
+        interfaceMtu: () => expect.unreachable('no interface to read'),
+      }),
+    );
     expect(input.node).toEqual({ ip: '203.0.113.5/32', hostInterface: '' });
     expect(input.tunnel).toEqual({ address: '10.244.0.1' });
   });
 
   it('TORTIE_BGP_PORT_GUARD=false: no guard table; a node without a tunnel address: none', () => {
-    const input = dataplaneInput(sources({ bgpPortGuard: false, nodeName: 'node-2', node: { address: '198.18.0.12', prefixLength: 24, hostInterface: 'eth0' } }));
+    const input = dataplaneInput(
+      sources({
+        bgpPortGuard: false,
+        nodeName: 'node-2',
+        node: { address: '198.18.0.12', prefixLength: 24, hostInterface: 'eth0' },
+      }),
+    );
     expect(input.bgpGuard).toBeNull();
     expect(input.tunnel).toEqual({ hostMtu: 1450 });
     expect(input.localBlocks).toEqual(['10.244.0.64/26']);

@@ -8,7 +8,13 @@ import { afterEach, describe, expect, it } from 'vitest';
 import http from 'node:http';
 import net from 'node:net';
 import fc from 'fast-check';
-import { healthPath, healthReply, startHealthServer, type HealthLimits, type HealthServer } from '../../../src/agent/health.js';
+import {
+  healthPath,
+  healthReply,
+  startHealthServer,
+  type HealthLimits,
+  type HealthServer,
+} from '../../../src/agent/health.js';
 import { AgentMetrics } from '../../../src/agent/metrics.js';
 
 interface Answer {
@@ -37,7 +43,11 @@ afterEach(async () => {
   server = null;
 });
 
-function start(state: { live: boolean; ready: boolean; reason?: string }, metrics = new AgentMetrics({ processMetrics: false }), limits?: Partial<HealthLimits>) {
+function start(
+  state: { live: boolean; ready: boolean; reason?: string },
+  metrics = new AgentMetrics({ processMetrics: false }),
+  limits?: Partial<HealthLimits>,
+) {
   return startHealthServer({
     port: 0,
     liveness: () => state.live,
@@ -61,7 +71,10 @@ describe('startHealthServer', () => {
     state.ready = true;
     expect(await request(server.port, '/readiness')).toMatchObject({ status: 200, body: 'ready\n' });
     state.live = false;
-    expect(await request(server.port, '/liveness')).toMatchObject({ status: 503, body: 'not live: the agent loop has stopped\n' });
+    expect(await request(server.port, '/liveness')).toMatchObject({
+      status: 503,
+      body: 'not live: the agent loop has stopped\n',
+    });
   });
 
   it('serves the metrics text with the Prometheus content type', async () => {
@@ -78,7 +91,10 @@ describe('startHealthServer', () => {
   it('ignores a query string, answers 404 for other paths and 405 for other methods', async () => {
     server = await start({ live: true, ready: true });
     expect(await request(server.port, '/readiness?verbose=1')).toMatchObject({ status: 200, body: 'ready\n' });
-    expect(await request(server.port, '/')).toMatchObject({ status: 404, body: 'not found: / (try /liveness, /readiness, /metrics)\n' });
+    expect(await request(server.port, '/')).toMatchObject({
+      status: 404,
+      body: 'not found: / (try /liveness, /readiness, /metrics)\n',
+    });
     expect(await request(server.port, '/healthz')).toMatchObject({ status: 404 });
     const post = await request(server.port, '/readiness', 'POST');
     expect(post).toMatchObject({ status: 405, body: 'method POST not allowed on /readiness; use GET\n' });
@@ -102,13 +118,21 @@ describe('startHealthServer', () => {
       readiness: () => ({ ready: true }),
       metrics: new AgentMetrics({ processMetrics: false }),
     });
-    expect(await request(server.port, '/liveness')).toMatchObject({ status: 503, body: 'liveness check failed: watchdog state unreadable\n' });
+    expect(await request(server.port, '/liveness')).toMatchObject({
+      status: 503,
+      body: 'liveness check failed: watchdog state unreadable\n',
+    });
   });
 
   it('fails to start on a port in use, naming host and port', async () => {
     server = await start({ live: true, ready: true });
     const port = server.port;
-    const second = startHealthServer({ port, liveness: () => true, readiness: () => ({ ready: true }), metrics: new AgentMetrics({ processMetrics: false }) });
+    const second = startHealthServer({
+      port,
+      liveness: () => true,
+      readiness: () => ({ ready: true }),
+      metrics: new AgentMetrics({ processMetrics: false }),
+    });
     await expect(second.then((s) => s.close())).rejects.toThrow(
       new RegExp(`^cannot serve health checks on 127\\.0\\.0\\.1:${port}: .*EADDRINUSE.*another process has the port`),
     );
@@ -118,10 +142,12 @@ describe('startHealthServer', () => {
     server = await start({ live: true, ready: true });
     const agent = new http.Agent({ keepAlive: true });
     await new Promise<void>((resolve, reject) => {
-      http.get({ host: '127.0.0.1', port: server!.port, path: '/liveness', agent }, (res) => {
-        res.resume();
-        res.on('end', () => resolve());
-      }).on('error', reject);
+      http
+        .get({ host: '127.0.0.1', port: server!.port, path: '/liveness', agent }, (res) => {
+          res.resume();
+          res.on('end', () => resolve());
+        })
+        .on('error', reject);
     });
     const started = Date.now();
     await server.close();
@@ -137,7 +163,11 @@ describe('startHealthServer', () => {
  * Sends raw bytes and collects what the server answers until it closes (or `waitMs` passes: then the
  * connection is destroyed and `closedByServer` is false). Write errors (the server closed first) are ignored.
  */
-function rawExchange(port: number, bytes: string | Buffer, waitMs = 4000): Promise<{ text: string; status: number | null; closedByServer: boolean }> {
+function rawExchange(
+  port: number,
+  bytes: string | Buffer,
+  waitMs = 4000,
+): Promise<{ text: string; status: number | null; closedByServer: boolean }> {
   return new Promise((resolve) => {
     const socket = net.createConnection({ host: '127.0.0.1', port });
     let text = '';
@@ -176,8 +206,25 @@ describe('startHealthServer against hostile clients', () => {
     server = await start({ live: true, ready: true });
     expect((await rawExchange(server.port, GET('http://x/liveness'))).status).toBe(200);
     expect((await rawExchange(server.port, GET('http://x/'))).status).toBe(404);
-    expect((await rawExchange(server.port, 'CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: 127.0.0.1:22\r\n\r\n')).status).toBe(405);
-    const absurd = ['///liveness', '//x/liveness', '*', 'http://', 'http://[::1', 'http:liveness', '%zz', '/%00%ff', '/liveness/../liveness', `/${'a'.repeat(8000)}`, '/a?b#c', 'liveness', '?', '#'];
+    expect((await rawExchange(server.port, 'CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: 127.0.0.1:22\r\n\r\n')).status).toBe(
+      405,
+    );
+    const absurd = [
+      '///liveness',
+      '//x/liveness',
+      '*',
+      'http://',
+      'http://[::1',
+      'http:liveness',
+      '%zz',
+      '/%00%ff',
+      '/liveness/../liveness',
+      `/${'a'.repeat(8000)}`,
+      '/a?b#c',
+      'liveness',
+      '?',
+      '#',
+    ];
     expect(absurd.length).toBeGreaterThan(0);
     for (const target of absurd) {
       const answer = await rawExchange(server.port, GET(target));
@@ -211,7 +258,10 @@ describe('startHealthServer against hostile clients', () => {
     slow.write('GET /liveness HTTP/1.1\r\n');
     // One header line every 50 ms, never the empty line that ends them.
     const drip = setInterval(() => slow.write(`X-${Math.random().toString(36).slice(2)}: y\r\n`), 50);
-    const outcome = await Promise.race([closed.then(() => 'closed'), new Promise((resolve) => setTimeout(() => resolve('still open'), 5000))]);
+    const outcome = await Promise.race([
+      closed.then(() => 'closed'),
+      new Promise((resolve) => setTimeout(() => resolve('still open'), 5000)),
+    ]);
     clearInterval(drip);
     slow.destroy();
     expect(outcome).toBe('closed');
@@ -245,18 +295,30 @@ describe('startHealthServer /metrics when rendering fails', () => {
   function withMetrics(render: () => Promise<string>, limits?: { replyTimeoutMs: number }) {
     const metrics = new AgentMetrics({ processMetrics: false });
     metrics.render = render;
-    return startHealthServer({ port: 0, liveness: () => true, readiness: () => ({ ready: true }), metrics, ...(limits ? { limits } : {}) });
+    return startHealthServer({
+      port: 0,
+      liveness: () => true,
+      readiness: () => ({ ready: true }),
+      metrics,
+      ...(limits ? { limits } : {}),
+    });
   }
 
   it('answers 500 when render() rejects or throws, and keeps serving', async () => {
     server = await withMetrics(() => Promise.reject(new Error('registry collect failed')));
-    expect(await request(server.port, '/metrics')).toMatchObject({ status: 500, body: 'metrics unavailable: registry collect failed\n' });
+    expect(await request(server.port, '/metrics')).toMatchObject({
+      status: 500,
+      body: 'metrics unavailable: registry collect failed\n',
+    });
     await expectLive(server.port);
     await server.close();
     server = await withMetrics(() => {
       throw new Error('collector threw');
     });
-    expect(await request(server.port, '/metrics')).toMatchObject({ status: 500, body: 'metrics unavailable: collector threw\n' });
+    expect(await request(server.port, '/metrics')).toMatchObject({
+      status: 500,
+      body: 'metrics unavailable: collector threw\n',
+    });
     await expectLive(server.port);
   });
 
@@ -285,10 +347,18 @@ describe('healthPath', () => {
 
 describe('healthReply on any request target (property)', () => {
   it('never rejects, and answers a 4xx for every target that is not one of its paths', async () => {
-    const options = { port: 0, liveness: () => true, readiness: () => ({ ready: true }), metrics: new AgentMetrics({ processMetrics: false }) };
+    const options = {
+      port: 0,
+      liveness: () => true,
+      readiness: () => ({ ready: true }),
+      metrics: new AgentMetrics({ processMetrics: false }),
+    };
     const target = fc.oneof(
       fc.string({ maxLength: 200 }),
-      fc.string({ unit: fc.constantFrom('/', '?', '#', ':', '%', '.', 'h', 't', 'p', 's', '[', ']', '@', 'x'), maxLength: 40 }),
+      fc.string({
+        unit: fc.constantFrom('/', '?', '#', ':', '%', '.', 'h', 't', 'p', 's', '[', ']', '@', 'x'),
+        maxLength: 40,
+      }),
       fc.webUrl({ withQueryParameters: true, withFragments: true }),
     );
     await fc.assert(

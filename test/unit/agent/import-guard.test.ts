@@ -22,13 +22,22 @@ import { API_VERSION, type Resource } from '../../../src/resources/types.js';
 // by a confirmed BlockAffinity only (its block document not seen yet); 10.244.4.0/26 belongs to nobody.
 // A second pool 10.250.0.0/16 has /28 blocks. etcd is at 203.0.113.10; services 10.96.0.0/12.
 
-function resource<K extends 'IPPool' | 'Node' | 'IPAMBlock' | 'BlockAffinity' | 'BGPConfiguration'>(kind: K, name: string, spec: Resource<K>['spec']): Resource<K> {
+function resource<K extends 'IPPool' | 'Node' | 'IPAMBlock' | 'BlockAffinity' | 'BGPConfiguration'>(
+  kind: K,
+  name: string,
+  spec: Resource<K>['spec'],
+): Resource<K> {
   return { apiVersion: API_VERSION, kind, metadata: { name }, spec } as Resource<K>;
 }
 
-function block(cidr: string, owner: string | null, allocations: Array<[count: number, node: string]> = []): Resource<'IPAMBlock'> {
+function block(
+  cidr: string,
+  owner: string | null,
+  allocations: Array<[count: number, node: string]> = [],
+): Resource<'IPAMBlock'> {
   let spec = newBlock(cidr, owner);
-  for (const [count, node] of allocations) spec = allocate(spec, count, `k8s-pod-network.${node}-${count}`, { node }).block;
+  for (const [count, node] of allocations)
+    spec = allocate(spec, count, `k8s-pod-network.${node}-${count}`, { node }).block;
   return resource('IPAMBlock', cidr.replace(/[./]/g, '-'), spec);
 }
 
@@ -37,22 +46,36 @@ function input(overrides: Partial<ImportContextInput> = {}): ImportContextInput 
     nodeName: 'me',
     subnet: '198.19.1.11/24',
     ownBlocks: [parsePrefix('10.244.1.0/26')],
-    pools: [resource('IPPool', 'default', { cidr: '10.244.0.0/16', blockSize: 26 }), resource('IPPool', 'small', { cidr: '10.250.0.0/16', blockSize: 28 })],
+    pools: [
+      resource('IPPool', 'default', { cidr: '10.244.0.0/16', blockSize: 26 }),
+      resource('IPPool', 'small', { cidr: '10.250.0.0/16', blockSize: 28 }),
+    ],
     blocks: [
       block('10.244.1.0/26', 'me', [[3, 'me']]),
       // ordinals 0..4 node-b, 5 node-c (borrowed), 6 node-b
-      block('10.244.2.0/26', 'node-b', [[5, 'node-b'], [1, 'node-c'], [1, 'node-b']]),
+      block('10.244.2.0/26', 'node-b', [
+        [5, 'node-b'],
+        [1, 'node-c'],
+        [1, 'node-b'],
+      ]),
       block('10.244.4.0/26', null, [[1, 'node-b']]),
       block('10.250.0.16/28', 'node-b'),
     ],
-    affinities: [resource('BlockAffinity', 'node-c-10-244-3-0-26', { state: 'confirmed', node: 'node-c', cidr: '10.244.3.0/26' })],
+    affinities: [
+      resource('BlockAffinity', 'node-c-10-244-3-0-26', { state: 'confirmed', node: 'node-c', cidr: '10.244.3.0/26' }),
+    ],
     nodes: [
       resource('Node', 'me', { bgp: { ipv4Address: '198.19.1.11/24' } }),
       resource('Node', 'node-b', { bgp: { ipv4Address: '198.19.1.12/24' } }),
       resource('Node', 'node-c', { bgp: { ipv4Address: '198.19.1.13' } }),
       resource('Node', 'rr', { bgp: { ipv4Address: '198.19.1.2/24', routeReflectorClusterID: '244.0.0.1' } }),
     ],
-    bgpConfigurations: [resource('BGPConfiguration', 'default', { serviceClusterIPs: [{ cidr: '10.96.0.0/12' }], serviceExternalIPs: [{ cidr: '192.0.2.0/26' }] })],
+    bgpConfigurations: [
+      resource('BGPConfiguration', 'default', {
+        serviceClusterIPs: [{ cidr: '10.96.0.0/12' }],
+        serviceExternalIPs: [{ cidr: '192.0.2.0/26' }],
+      }),
+    ],
     controlPlane: ['203.0.113.10', 'etcd.example'],
     ...overrides,
   };
@@ -123,17 +146,35 @@ const RULES: ReadonlyArray<[rule: string, cases: Case[]]> = [
     'longer-than-block: inside a pool and longer than its blockSize, except a borrowed /32 of its announcer',
     [
       ['10.244.2.32/27', NODE_B, 'node', 'longer-than-block', "a /27 in node-b's block, even with node-b's next hop"],
-      ['10.244.2.6/32', NODE_B, 'node', 'longer-than-block', "node-b's own address in node-b's block: the block covers it"],
+      [
+        '10.244.2.6/32',
+        NODE_B,
+        'node',
+        'longer-than-block',
+        "node-b's own address in node-b's block: the block covers it",
+      ],
       ['10.244.2.9/32', NODE_B, 'node', 'longer-than-block', 'a free address'],
-      ['10.244.2.5/32', NODE_C, 'node', null, 'borrowed by node-c, announced with node-c as next hop (mesh or reflected)'],
+      [
+        '10.244.2.5/32',
+        NODE_C,
+        'node',
+        null,
+        'borrowed by node-c, announced with node-c as next hop (mesh or reflected)',
+      ],
       ['10.244.2.5/32', NODE_B, 'node', 'longer-than-block', "borrowed by node-c, but node-b's next hop"],
-      ['10.244.2.5/32', ROUTER, 'external', null, "borrowed by node-c, from an external router (its own next hop)"],
+      ['10.244.2.5/32', ROUTER, 'external', null, 'borrowed by node-c, from an external router (its own next hop)'],
       ['10.244.1.1/32', NODE_B, 'node', 'longer-than-block', 'an address of our own block, ours'],
       ['10.244.1.8/29', ROUTER, 'external', 'longer-than-block', 'a piece of our block from the router'],
-      ['10.244.4.0/32', NODE_B, 'node', null, "node-b's pod in a block without affinity (every address there is borrowed)"],
+      [
+        '10.244.4.0/32',
+        NODE_B,
+        'node',
+        null,
+        "node-b's pod in a block without affinity (every address there is borrowed)",
+      ],
       ['10.244.4.0/32', NODE_C, 'node', 'longer-than-block', 'the same address with the wrong next hop'],
       ['10.250.0.16/28', NODE_B, 'node', null, 'a /28 block of the small pool, owner next hop'],
-      ['10.250.0.16/29', NODE_B, 'node', 'longer-than-block', 'longer than that pool\'s blockSize'],
+      ['10.250.0.16/29', NODE_B, 'node', 'longer-than-block', "longer than that pool's blockSize"],
       ['10.244.0.0/16', ROUTER, 'external', null, 'the pool itself (shorter than a block)'],
       ['10.244.0.0/24', NODE_B, 'node', null, 'an aggregate shorter than a block'],
     ],
@@ -142,7 +183,7 @@ const RULES: ReadonlyArray<[rule: string, cases: Case[]]> = [
     'unowned-block and next-hop-not-owner: from node peers only',
     [
       ['10.244.2.0/26', NODE_B, 'node', null, "node-b's block with node-b's next hop (mesh)"],
-      ['10.244.2.0/26', NODE_B, 'node', null, 'the same through a reflector: the owner\'s next hop unchanged'],
+      ['10.244.2.0/26', NODE_B, 'node', null, "the same through a reflector: the owner's next hop unchanged"],
       ['10.244.2.0/26', NODE_C, 'node', 'next-hop-not-owner', "node-b's block with node-c's next hop"],
       ['10.244.2.0/26', ROUTER, 'external', null, "node-b's block from a top-of-rack router with its own next hop"],
       ['10.244.3.0/26', NODE_C, 'node', null, "node-c's block known from its BlockAffinity only"],
@@ -176,8 +217,10 @@ describe('judgeImport: one table per rule', () => {
     });
   }
 
-  it('a route without a next hop is never its owner\'s block', () => {
-    expect(judgeImport({ prefix: parsePrefix('10.244.2.0/26'), nextHop: undefined }, 'node', ctx)).toBe('next-hop-not-owner');
+  it("a route without a next hop is never its owner's block", () => {
+    expect(judgeImport({ prefix: parsePrefix('10.244.2.0/26'), nextHop: undefined }, 'node', ctx)).toBe(
+      'next-hop-not-owner',
+    );
   });
 
   it('peers at a node address are node peers (mesh, reflectors); any other address is an external router', () => {
@@ -189,7 +232,9 @@ describe('judgeImport: one table per rule', () => {
   it('host names and IPv6 among the control-plane addresses are left out; no service ranges without a BGPConfiguration', () => {
     const bare = buildImportContext(input({ bgpConfigurations: [], controlPlane: ['etcd', '::1', '203.0.113.10'] }));
     expect(bare.controlPlane).toEqual([parseIpv4('203.0.113.10')]);
-    expect(judgeImport({ prefix: parsePrefix('10.96.0.10/32'), nextHop: parseIpv4(ROUTER) }, 'external', bare)).toBeNull();
+    expect(
+      judgeImport({ prefix: parsePrefix('10.96.0.10/32'), nextHop: parseIpv4(ROUTER) }, 'external', bare),
+    ).toBeNull();
   });
 
   it('formats a reason with what it means', () => {
@@ -200,32 +245,59 @@ describe('judgeImport: one table per rule', () => {
 describe('importContextChanges: which routes a change makes judge again', () => {
   const before = buildImportContext(input());
   const peers = [parseIpv4(NODE_B), parseIpv4(ROUTER)];
-  const blocksOf = (changes: 'all' | Array<{ addr: number; len: number }>) => (changes === 'all' ? 'all' : changes.map(formatPrefix).sort());
+  const blocksOf = (changes: 'all' | Array<{ addr: number; len: number }>) =>
+    changes === 'all' ? 'all' : changes.map(formatPrefix).sort();
 
   it('nothing changed: nothing', () => {
     expect(blocksOf(importContextChanges(before, buildImportContext(input()), peers))).toEqual([]);
   });
 
   it('an affinity that arrives: that block only', () => {
-    const after = buildImportContext(input({ affinities: [...input().affinities, resource('BlockAffinity', 'node-b-10-244-5-0-26', { state: 'confirmed', node: 'node-b', cidr: '10.244.5.0/26' })] }));
+    const after = buildImportContext(
+      input({
+        affinities: [
+          ...input().affinities,
+          resource('BlockAffinity', 'node-b-10-244-5-0-26', {
+            state: 'confirmed',
+            node: 'node-b',
+            cidr: '10.244.5.0/26',
+          }),
+        ],
+      }),
+    );
     expect(blocksOf(importContextChanges(before, after, peers))).toEqual(['10.244.5.0/26']);
     expect(judgeImport({ prefix: parsePrefix('10.244.5.0/26'), nextHop: parseIpv4(NODE_B) }, 'node', after)).toBeNull();
   });
 
-  it("a node that moves: the blocks it owns and the ones it borrowed from", () => {
-    const nodes = input().nodes.map((n) => (n.metadata.name === 'node-c' ? resource('Node', 'node-c', { bgp: { ipv4Address: '198.19.1.23/24' } }) : n));
-    expect(blocksOf(importContextChanges(before, buildImportContext(input({ nodes })), peers))).toEqual(['10.244.2.0/26', '10.244.3.0/26']);
+  it('a node that moves: the blocks it owns and the ones it borrowed from', () => {
+    const nodes = input().nodes.map((n) =>
+      n.metadata.name === 'node-c' ? resource('Node', 'node-c', { bgp: { ipv4Address: '198.19.1.23/24' } }) : n,
+    );
+    expect(blocksOf(importContextChanges(before, buildImportContext(input({ nodes })), peers))).toEqual([
+      '10.244.2.0/26',
+      '10.244.3.0/26',
+    ]);
   });
 
   it('the same block documents (the cache keeps unchanged objects): a moved node is still seen, one changed block alone', () => {
     const same = input();
     const first = buildImportContext(same);
-    const nodes = same.nodes.map((n) => (n.metadata.name === 'node-b' ? resource('Node', 'node-b', { bgp: { ipv4Address: '198.19.1.22/24' } }) : n));
+    const nodes = same.nodes.map((n) =>
+      n.metadata.name === 'node-b' ? resource('Node', 'node-b', { bgp: { ipv4Address: '198.19.1.22/24' } }) : n,
+    );
     // (node-b is not among the peers here: were it, its routes would change kind and everything would go again.)
-    expect(blocksOf(importContextChanges(first, buildImportContext({ ...same, nodes }), [parseIpv4(ROUTER)]))).toEqual(['10.244.2.0/26', '10.244.4.0/26', '10.250.0.16/28']);
+    expect(blocksOf(importContextChanges(first, buildImportContext({ ...same, nodes }), [parseIpv4(ROUTER)]))).toEqual([
+      '10.244.2.0/26',
+      '10.244.4.0/26',
+      '10.250.0.16/28',
+    ]);
     expect(importContextChanges(first, buildImportContext({ ...same, nodes }), peers)).toBe('all');
-    const blocks = same.blocks.map((b) => (b.spec.cidr === '10.244.4.0/26' ? block('10.244.4.0/26', null, [[2, 'node-b']]) : b));
-    expect(blocksOf(importContextChanges(first, buildImportContext({ ...same, blocks }), peers))).toEqual(['10.244.4.0/26']);
+    const blocks = same.blocks.map((b) =>
+      b.spec.cidr === '10.244.4.0/26' ? block('10.244.4.0/26', null, [[2, 'node-b']]) : b,
+    );
+    expect(blocksOf(importContextChanges(first, buildImportContext({ ...same, blocks }), peers))).toEqual([
+      '10.244.4.0/26',
+    ]);
     expect(blocksOf(importContextChanges(first, buildImportContext(same), peers))).toEqual([]);
   });
 
@@ -237,15 +309,21 @@ describe('importContextChanges: which routes a change makes judge again', () => 
     expect(importContextChanges(before, buildImportContext(input({ ownBlocks: [] })), peers)).toBe('all');
   });
 
-  it('a peer whose address becomes a node\'s: everything (its routes change kind); a new node elsewhere: nothing', () => {
+  it("a peer whose address becomes a node's: everything (its routes change kind); a new node elsewhere: nothing", () => {
     const router = resource('Node', 'router-node', { bgp: { ipv4Address: `${ROUTER}/24` } });
-    expect(importContextChanges(before, buildImportContext(input({ nodes: [...input().nodes, router] })), peers)).toBe('all');
+    expect(importContextChanges(before, buildImportContext(input({ nodes: [...input().nodes, router] })), peers)).toBe(
+      'all',
+    );
     const other = resource('Node', 'node-d', { bgp: { ipv4Address: '198.19.1.14/24' } });
-    expect(blocksOf(importContextChanges(before, buildImportContext(input({ nodes: [...input().nodes, other] })), peers))).toEqual([]);
+    expect(
+      blocksOf(importContextChanges(before, buildImportContext(input({ nodes: [...input().nodes, other] })), peers)),
+    ).toEqual([]);
   });
 
   it('a block that goes away: that block', () => {
     const blocks = input().blocks.filter((b) => b.spec.cidr !== '10.250.0.16/28');
-    expect(blocksOf(importContextChanges(before, buildImportContext(input({ blocks })), peers))).toEqual(['10.250.0.16/28']);
+    expect(blocksOf(importContextChanges(before, buildImportContext(input({ blocks })), peers))).toEqual([
+      '10.250.0.16/28',
+    ]);
   });
 });

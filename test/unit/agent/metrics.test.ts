@@ -5,7 +5,12 @@
 import { describe, expect, it } from 'vitest';
 import { AgentMetrics, CONVERGENCE_BUCKETS } from '../../../src/agent/metrics.js';
 
-const peer = (address: string, bgpState: string, routesReceived: number, routesAdvertised: number) => ({ address, bgpState, routesReceived, routesAdvertised });
+const peer = (address: string, bgpState: string, routesReceived: number, routesAdvertised: number) => ({
+  address,
+  bgpState,
+  routesReceived,
+  routesAdvertised,
+});
 
 /** The value of one series line ("name{labels} value"), or undefined when the line is absent. */
 function sample(text: string, series: string): number | undefined {
@@ -16,7 +21,11 @@ function sample(text: string, series: string): number | undefined {
 describe('AgentMetrics', () => {
   it('exports session counts per BGP state, zeros included', async () => {
     const metrics = new AgentMetrics({ processMetrics: false });
-    metrics.observeSessions([peer('10.0.0.2', 'Established', 4, 1), peer('10.0.0.3', 'Established', 0, 1), peer('10.0.0.4', 'Active', 0, 0)]);
+    metrics.observeSessions([
+      peer('10.0.0.2', 'Established', 4, 1),
+      peer('10.0.0.3', 'Established', 0, 1),
+      peer('10.0.0.4', 'Active', 0, 0),
+    ]);
     const text = await metrics.render();
     expect(text).toContain('# TYPE tortie_bgp_sessions gauge');
     const expected: Array<[string, number]> = [

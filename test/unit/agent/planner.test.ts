@@ -9,7 +9,11 @@ import type { BGPConfigurationSpec, BGPPeerSpec, NodeSpec, Resource } from '../.
 
 const API = 'projectcalico.org/v3' as const;
 
-function node(name: string, ip: string | null, opts: { labels?: Record<string, string>; as?: number; rr?: string } = {}): Resource<'Node'> {
+function node(
+  name: string,
+  ip: string | null,
+  opts: { labels?: Record<string, string>; as?: number; rr?: string } = {},
+): Resource<'Node'> {
   const bgp: NonNullable<NodeSpec['bgp']> = {};
   if (ip !== null) bgp.ipv4Address = ip.includes('/') ? ip : `${ip}/24`;
   if (opts.as !== undefined) bgp.asNumber = opts.as;
@@ -27,9 +31,17 @@ function bgpPeer(name: string, spec: BGPPeerSpec): Resource<'BGPPeer'> {
 }
 
 const MESH_OFF = config('default', { nodeToNodeMeshEnabled: false, asNumber: 64512 });
-const RR_PEERING = bgpPeer('peer-with-route-reflectors', { nodeSelector: 'all()', peerSelector: "route-reflector == 'true'" });
+const RR_PEERING = bgpPeer('peer-with-route-reflectors', {
+  nodeSelector: 'all()',
+  peerSelector: "route-reflector == 'true'",
+});
 
-function plan(nodeName: string, nodes: Resource<'Node'>[], bgpPeers: Resource<'BGPPeer'>[] = [], bgpConfigurations: Resource<'BGPConfiguration'>[] = []): PeeringPlan {
+function plan(
+  nodeName: string,
+  nodes: Resource<'Node'>[],
+  bgpPeers: Resource<'BGPPeer'>[] = [],
+  bgpConfigurations: Resource<'BGPConfiguration'>[] = [],
+): PeeringPlan {
   const input: PlannerInput = { nodeName, nodes, bgpPeers, bgpConfigurations };
   return planPeers(input);
 }
@@ -40,7 +52,12 @@ function brief(p: DesiredPeer): string {
   return `${p.name} ${p.type} ${p.address}:${p.port} AS${p.asNumber}${flags ? ` ${flags}` : ''}`;
 }
 
-function briefs(nodeName: string, nodes: Resource<'Node'>[], peers: Resource<'BGPPeer'>[] = [], configs: Resource<'BGPConfiguration'>[] = []): string[] {
+function briefs(
+  nodeName: string,
+  nodes: Resource<'Node'>[],
+  peers: Resource<'BGPPeer'>[] = [],
+  configs: Resource<'BGPConfiguration'>[] = [],
+): string[] {
   return plan(nodeName, nodes, peers, configs).peers.map(brief);
 }
 
@@ -48,8 +65,17 @@ describe('full node-to-node mesh (Calico default)', () => {
   const nodes = [node('node-a', '198.18.0.11'), node('node-b', '198.18.0.12'), node('node-c', '198.18.0.13')];
 
   it.each([
-    ['node-a', ['Mesh_198_18_0_12 Mesh 198.18.0.12:179 AS64512 passive', 'Mesh_198_18_0_13 Mesh 198.18.0.13:179 AS64512 passive']],
-    ['node-b', ['Mesh_198_18_0_11 Mesh 198.18.0.11:179 AS64512', 'Mesh_198_18_0_13 Mesh 198.18.0.13:179 AS64512 passive']],
+    [
+      'node-a',
+      [
+        'Mesh_198_18_0_12 Mesh 198.18.0.12:179 AS64512 passive',
+        'Mesh_198_18_0_13 Mesh 198.18.0.13:179 AS64512 passive',
+      ],
+    ],
+    [
+      'node-b',
+      ['Mesh_198_18_0_11 Mesh 198.18.0.11:179 AS64512', 'Mesh_198_18_0_13 Mesh 198.18.0.13:179 AS64512 passive'],
+    ],
     ['node-c', ['Mesh_198_18_0_11 Mesh 198.18.0.11:179 AS64512', 'Mesh_198_18_0_12 Mesh 198.18.0.12:179 AS64512']],
   ])('%s peers with the two others; the node with the higher IP is passive', (name, expected) => {
     expect(expected.length).toBeGreaterThan(0);
@@ -108,8 +134,13 @@ describe('full node-to-node mesh (Calico default)', () => {
     expect(p.warnings).toEqual(['Node node-x has no spec.bgp.ipv4Address; it is left out of the node-to-node mesh']);
   });
 
-  it('uses each peer node\'s own AS and listen port (node.<name> BGPConfiguration)', () => {
-    const p = plan('node-a', [nodes[0]!, node('node-b', '198.18.0.12', { as: 64600 })], [], [config('node.node-b', { listenPort: 1179 })]);
+  it("uses each peer node's own AS and listen port (node.<name> BGPConfiguration)", () => {
+    const p = plan(
+      'node-a',
+      [nodes[0]!, node('node-b', '198.18.0.12', { as: 64600 })],
+      [],
+      [config('node.node-b', { listenPort: 1179 })],
+    );
     expect(p.peers.map(brief)).toEqual(['Mesh_198_18_0_12 Mesh 198.18.0.12:1179 AS64600 passive']);
   });
 
@@ -129,7 +160,13 @@ describe('mesh off, route reflectors chosen by label', () => {
     ['node-a', ['Node_198_18_0_21 Node 198.18.0.21:179 AS64512']],
     ['node-b', ['Node_198_18_0_21 Node 198.18.0.21:179 AS64512']],
     // The reflector peers back with every node the BGPPeer's nodeSelector picks (Calico's reverse peering).
-    ['rr-1', ['Node_198_18_0_11 Node 198.18.0.11:179 AS64512 rr-client', 'Node_198_18_0_12 Node 198.18.0.12:179 AS64512 rr-client']],
+    [
+      'rr-1',
+      [
+        'Node_198_18_0_11 Node 198.18.0.11:179 AS64512 rr-client',
+        'Node_198_18_0_12 Node 198.18.0.12:179 AS64512 rr-client',
+      ],
+    ],
   ])('%s', (name, expected) => {
     expect(expected.length).toBeGreaterThan(0);
     expect(briefs(name, nodes, [RR_PEERING], [MESH_OFF])).toEqual(expected);
@@ -139,20 +176,34 @@ describe('mesh off, route reflectors chosen by label', () => {
     const manual = { ...RR_PEERING, spec: { ...RR_PEERING.spec, reversePeering: 'Manual' as const } };
     expect(briefs('rr-1', nodes, [manual], [MESH_OFF])).toEqual([]);
     expect(briefs('node-a', nodes, [manual], [MESH_OFF])).toEqual(['Node_198_18_0_21 Node 198.18.0.21:179 AS64512']);
-    const back = bgpPeer('rr-to-clients', { nodeSelector: "route-reflector == 'true'", peerSelector: '!has(route-reflector)' });
-    expect(briefs('rr-1', nodes, [manual, back], [MESH_OFF])).toEqual(['Node_198_18_0_11 Node 198.18.0.11:179 AS64512 rr-client', 'Node_198_18_0_12 Node 198.18.0.12:179 AS64512 rr-client']);
+    const back = bgpPeer('rr-to-clients', {
+      nodeSelector: "route-reflector == 'true'",
+      peerSelector: '!has(route-reflector)',
+    });
+    expect(briefs('rr-1', nodes, [manual, back], [MESH_OFF])).toEqual([
+      'Node_198_18_0_11 Node 198.18.0.11:179 AS64512 rr-client',
+      'Node_198_18_0_12 Node 198.18.0.12:179 AS64512 rr-client',
+    ]);
   });
 
   it('the reflector plan carries its cluster id and the BGPPeer it came from', () => {
     const p = plan('rr-1', nodes, [RR_PEERING], [MESH_OFF]);
     expect(p.clusterId).toBe('244.0.0.1');
-    expect(p.peers.every((x) => x.fromResource === 'peer-with-route-reflectors' && x.sourceAddress === '198.18.0.21')).toBe(true);
+    expect(
+      p.peers.every((x) => x.fromResource === 'peer-with-route-reflectors' && x.sourceAddress === '198.18.0.21'),
+    ).toBe(true);
     expect(p.warnings).toEqual([]);
   });
 
   it('with the mesh still on (migration), clients keep meshing with each other but nobody meshes with the reflector', () => {
-    expect(briefs('node-a', nodes, [RR_PEERING])).toEqual(['Mesh_198_18_0_12 Mesh 198.18.0.12:179 AS64512 passive', 'Node_198_18_0_21 Node 198.18.0.21:179 AS64512']);
-    expect(briefs('rr-1', nodes, [RR_PEERING])).toEqual(['Node_198_18_0_11 Node 198.18.0.11:179 AS64512 rr-client', 'Node_198_18_0_12 Node 198.18.0.12:179 AS64512 rr-client']);
+    expect(briefs('node-a', nodes, [RR_PEERING])).toEqual([
+      'Mesh_198_18_0_12 Mesh 198.18.0.12:179 AS64512 passive',
+      'Node_198_18_0_21 Node 198.18.0.21:179 AS64512',
+    ]);
+    expect(briefs('rr-1', nodes, [RR_PEERING])).toEqual([
+      'Node_198_18_0_11 Node 198.18.0.11:179 AS64512 rr-client',
+      'Node_198_18_0_12 Node 198.18.0.12:179 AS64512 rr-client',
+    ]);
   });
 });
 
@@ -167,8 +218,22 @@ describe('two route reflectors sharing a cluster id', () => {
 
   it.each([
     ['node-a', ['Node_198_18_0_21 Node 198.18.0.21:179 AS64512', 'Node_198_18_0_22 Node 198.18.0.22:179 AS64512']],
-    ['rr-1', ['Node_198_18_0_11 Node 198.18.0.11:179 AS64512 rr-client', 'Node_198_18_0_12 Node 198.18.0.12:179 AS64512 rr-client', 'Node_198_18_0_22 Node 198.18.0.22:179 AS64512']],
-    ['rr-2', ['Node_198_18_0_11 Node 198.18.0.11:179 AS64512 rr-client', 'Node_198_18_0_12 Node 198.18.0.12:179 AS64512 rr-client', 'Node_198_18_0_21 Node 198.18.0.21:179 AS64512']],
+    [
+      'rr-1',
+      [
+        'Node_198_18_0_11 Node 198.18.0.11:179 AS64512 rr-client',
+        'Node_198_18_0_12 Node 198.18.0.12:179 AS64512 rr-client',
+        'Node_198_18_0_22 Node 198.18.0.22:179 AS64512',
+      ],
+    ],
+    [
+      'rr-2',
+      [
+        'Node_198_18_0_11 Node 198.18.0.11:179 AS64512 rr-client',
+        'Node_198_18_0_12 Node 198.18.0.12:179 AS64512 rr-client',
+        'Node_198_18_0_21 Node 198.18.0.21:179 AS64512',
+      ],
+    ],
   ])('%s: clients of both, plain iBGP between the reflectors', (name, expected) => {
     expect(expected.length).toBeGreaterThan(0);
     expect(briefs(name, nodes, [RR_PEERING], [MESH_OFF])).toEqual(expected);
@@ -190,31 +255,60 @@ describe('two route reflectors sharing a cluster id', () => {
 });
 
 describe('office router as a global eBGP peer', () => {
-  const nodes = [node('node-a', '198.18.0.11'), node('node-b', '198.18.0.12'), node('rr-1', '198.18.0.21', { rr: '244.0.0.1' })];
+  const nodes = [
+    node('node-a', '198.18.0.11'),
+    node('node-b', '198.18.0.12'),
+    node('rr-1', '198.18.0.21', { rr: '244.0.0.1' }),
+  ];
   const office = bgpPeer('office-router', { peerIP: '198.18.0.50', asNumber: 65001 });
 
   it.each(['node-a', 'node-b', 'rr-1'])('%s peers with it as Global, active, never an RR client', (name) => {
     const p = plan(name, nodes, [office], [MESH_OFF]);
     expect(p.peers).toHaveLength(1);
-    expect(p.peers[0]).toMatchObject({ name: 'Global_198_18_0_50', type: 'Global', address: '198.18.0.50', port: 179, asNumber: 65001, localAsNumber: 64512, passive: false, rrClient: false, fromResource: 'office-router' });
+    expect(p.peers[0]).toMatchObject({
+      name: 'Global_198_18_0_50',
+      type: 'Global',
+      address: '198.18.0.50',
+      port: 179,
+      asNumber: 65001,
+      localAsNumber: 64512,
+      passive: false,
+      rrClient: false,
+      fromResource: 'office-router',
+    });
   });
 
   it('an explicit port is kept and named as Calico names it', () => {
-    const p = plan('node-a', nodes, [bgpPeer('office-router', { peerIP: '198.18.0.50:1179', asNumber: 65001 })], [MESH_OFF]);
+    const p = plan(
+      'node-a',
+      nodes,
+      [bgpPeer('office-router', { peerIP: '198.18.0.50:1179', asNumber: 65001 })],
+      [MESH_OFF],
+    );
     expect(p.peers.map(brief)).toEqual(['Global_198_18_0_50_port_1179 Global 198.18.0.50:1179 AS65001']);
   });
 
   it('a global peerIP that is another node follows the passive rule, and that node peers back with everyone', () => {
     const toNodeB = bgpPeer('everyone-to-b', { peerIP: '198.18.0.12', asNumber: 64512 });
-    expect(briefs('node-a', nodes, [toNodeB], [MESH_OFF])).toEqual(['Global_198_18_0_12 Global 198.18.0.12:179 AS64512 passive']);
-    expect(briefs('node-b', nodes, [toNodeB], [MESH_OFF])).toEqual(['Node_198_18_0_11 Node 198.18.0.11:179 AS64512', 'Node_198_18_0_21 Node 198.18.0.21:179 AS64512']);
+    expect(briefs('node-a', nodes, [toNodeB], [MESH_OFF])).toEqual([
+      'Global_198_18_0_12 Global 198.18.0.12:179 AS64512 passive',
+    ]);
+    expect(briefs('node-b', nodes, [toNodeB], [MESH_OFF])).toEqual([
+      'Node_198_18_0_11 Node 198.18.0.11:179 AS64512',
+      'Node_198_18_0_21 Node 198.18.0.21:179 AS64512',
+    ]);
     // On the reflector, node-b (same AS, no cluster id) is a client.
-    expect(briefs('rr-1', nodes, [toNodeB], [MESH_OFF])).toEqual(['Global_198_18_0_12 Global 198.18.0.12:179 AS64512 rr-client']);
+    expect(briefs('rr-1', nodes, [toNodeB], [MESH_OFF])).toEqual([
+      'Global_198_18_0_12 Global 198.18.0.12:179 AS64512 rr-client',
+    ]);
   });
 });
 
 describe('node-specific top-of-rack peer', () => {
-  const nodes = [node('node-a', '198.18.0.11', { labels: { rack: 'a' } }), node('node-b', '198.18.0.12', { labels: { rack: 'b' } })];
+  const nodes = [
+    node('node-a', '198.18.0.11', { labels: { rack: 'a' } }),
+    node('node-b', '198.18.0.12', { labels: { rack: 'b' } }),
+  ];
 
   it.each([
     ['nodeSelector', bgpPeer('rack-a-tor', { nodeSelector: "rack == 'a'", peerIP: '198.18.1.1', asNumber: 65010 })],
@@ -226,7 +320,10 @@ describe('node-specific top-of-rack peer', () => {
 
   it('the ToR session sits beside the mesh', () => {
     const tor = bgpPeer('rack-a-tor', { nodeSelector: "rack == 'a'", peerIP: '198.18.1.1', asNumber: 65010 });
-    expect(briefs('node-a', nodes, [tor])).toEqual(['Mesh_198_18_0_12 Mesh 198.18.0.12:179 AS64512 passive', 'Node_198_18_1_1 Node 198.18.1.1:179 AS65010']);
+    expect(briefs('node-a', nodes, [tor])).toEqual([
+      'Mesh_198_18_0_12 Mesh 198.18.0.12:179 AS64512 passive',
+      'Node_198_18_1_1 Node 198.18.1.1:179 AS65010',
+    ]);
   });
 });
 
@@ -238,34 +335,56 @@ describe('drop rules', () => {
     const specific = bgpPeer('rack-a', { nodeSelector: "rack == 'a'", peerIP: '198.18.1.1', asNumber: 65010 });
     const p = plan('node-a', nodes, [specific, global], [MESH_OFF]);
     expect(p.peers.map(brief)).toEqual(['Global_198_18_1_1 Global 198.18.1.1:179 AS65001']);
-    expect(p.warnings).toEqual(['BGPPeer rack-a: the node-specific peering to 198.18.1.1:179 is dropped; global BGPPeer office already peers with it']);
+    expect(p.warnings).toEqual([
+      'BGPPeer rack-a: the node-specific peering to 198.18.1.1:179 is dropped; global BGPPeer office already peers with it',
+    ]);
   });
 
   it('a peer with our own IP is skipped', () => {
     const self = bgpPeer('to-a', { peerIP: '198.18.0.11', asNumber: 65001 });
     expect(briefs('node-a', nodes, [self], [MESH_OFF])).toEqual([]);
     const everyone = bgpPeer('all-nodes', { peerSelector: 'all()' });
-    expect(briefs('node-a', nodes, [everyone], [MESH_OFF])).toEqual(['Global_198_18_0_12 Global 198.18.0.12:179 AS64512']);
+    expect(briefs('node-a', nodes, [everyone], [MESH_OFF])).toEqual([
+      'Global_198_18_0_12 Global 198.18.0.12:179 AS64512',
+    ]);
   });
 
   it('one session per address and port: an explicit peer to a mesh neighbour replaces the mesh peer, with a warning', () => {
     const everyone = bgpPeer('all-nodes', { peerSelector: 'all()' });
     const p = plan('node-a', nodes, [everyone]);
     expect(p.peers.map(brief)).toEqual(['Global_198_18_0_12 Global 198.18.0.12:179 AS64512']);
-    expect(p.warnings).toEqual(['Mesh_198_18_0_12 is dropped: Global_198_18_0_12 (BGPPeer all-nodes) already peers with 198.18.0.12:179, and a node has one session per address and port']);
+    expect(p.warnings).toEqual([
+      'Mesh_198_18_0_12 is dropped: Global_198_18_0_12 (BGPPeer all-nodes) already peers with 198.18.0.12:179, and a node has one session per address and port',
+    ]);
   });
 
   it('reachableBy: every peering the BGPPeer makes carries the gateway (felix routes the peer through it)', () => {
-    const peers = [bgpPeer('rr-a', { peerIP: '10.225.0.4', asNumber: 65515, reachableBy: '10.224.0.1' }), bgpPeer('bad', { peerIP: '10.225.0.6', asNumber: 65515, reachableBy: 'ffee::1' })];
+    const peers = [
+      bgpPeer('rr-a', { peerIP: '10.225.0.4', asNumber: 65515, reachableBy: '10.224.0.1' }),
+      bgpPeer('bad', { peerIP: '10.225.0.6', asNumber: 65515, reachableBy: 'ffee::1' }),
+    ];
     const p = plan('node-a', nodes, peers, [MESH_OFF]);
-    expect(p.peers.map((x) => `${x.address} ${x.reachableBy ?? '-'}`)).toEqual(['10.225.0.4 10.224.0.1', '10.225.0.6 -']);
-    expect(p.warnings).toEqual(['BGPPeer bad: spec.reachableBy "ffee::1" is not an IPv4 address (tortie peers over IPv4 only); no static route to the peer']);
+    expect(p.peers.map((x) => `${x.address} ${x.reachableBy ?? '-'}`)).toEqual([
+      '10.225.0.4 10.224.0.1',
+      '10.225.0.6 -',
+    ]);
+    expect(p.warnings).toEqual([
+      'BGPPeer bad: spec.reachableBy "ffee::1" is not an IPv4 address (tortie peers over IPv4 only); no static route to the peer',
+    ]);
   });
 
   it('two BGPPeers to one address on different ports are two sessions, named with their ports', () => {
-    const peers = [bgpPeer('router-a', { peerIP: '198.18.0.50:1790', asNumber: 65001 }), bgpPeer('router-b', { peerIP: '198.18.0.50:1791', asNumber: 65002 }), bgpPeer('router-c', { peerIP: '198.18.0.50', asNumber: 65003 })];
+    const peers = [
+      bgpPeer('router-a', { peerIP: '198.18.0.50:1790', asNumber: 65001 }),
+      bgpPeer('router-b', { peerIP: '198.18.0.50:1791', asNumber: 65002 }),
+      bgpPeer('router-c', { peerIP: '198.18.0.50', asNumber: 65003 }),
+    ];
     const p = plan('node-a', nodes, peers, [MESH_OFF]);
-    expect(p.peers.map(brief)).toEqual(['Global_198_18_0_50 Global 198.18.0.50:179 AS65003', 'Global_198_18_0_50_port_1790 Global 198.18.0.50:1790 AS65001', 'Global_198_18_0_50_port_1791 Global 198.18.0.50:1791 AS65002']);
+    expect(p.peers.map(brief)).toEqual([
+      'Global_198_18_0_50 Global 198.18.0.50:179 AS65003',
+      'Global_198_18_0_50_port_1790 Global 198.18.0.50:1790 AS65001',
+      'Global_198_18_0_50_port_1791 Global 198.18.0.50:1791 AS65002',
+    ]);
     expect(p.warnings).toEqual([]);
     // A mesh neighbour on its listen port and a BGPPeer to another port on the same node: both.
     const second = plan('node-a', nodes, [bgpPeer('second-speaker', { peerIP: '198.18.0.12:1179', asNumber: 65010 })]);
@@ -276,8 +395,18 @@ describe('drop rules', () => {
 
 describe('AS number precedence', () => {
   it.each([
-    ['Node.spec.bgp.asNumber wins', { as: 65100 }, [config('default', { asNumber: 65300 }), config('node.node-a', { asNumber: 65200 })], 65100],
-    ['then BGPConfiguration node.<name>', {}, [config('default', { asNumber: 65300 }), config('node.node-a', { asNumber: 65200 })], 65200],
+    [
+      'Node.spec.bgp.asNumber wins',
+      { as: 65100 },
+      [config('default', { asNumber: 65300 }), config('node.node-a', { asNumber: 65200 })],
+      65100,
+    ],
+    [
+      'then BGPConfiguration node.<name>',
+      {},
+      [config('default', { asNumber: 65300 }), config('node.node-a', { asNumber: 65200 })],
+      65200,
+    ],
     ['then BGPConfiguration default', {}, [config('default', { asNumber: 65300 })], 65300],
     ['then 64512', {}, [], 64512],
   ] as const)('%s', (_what, opts, configs, expected) => {
@@ -309,11 +438,16 @@ describe('BGPPeer options', () => {
   });
 
   it('durations become seconds; numAllowedLocalASNumbers and localASNumber are carried', () => {
-    const p = peerOf({ keepaliveTime: '20s', maxRestartTime: '1m30s', numAllowedLocalASNumbers: 2, localASNumber: 65050 });
+    const p = peerOf({
+      keepaliveTime: '20s',
+      maxRestartTime: '1m30s',
+      numAllowedLocalASNumbers: 2,
+      localASNumber: 65050,
+    });
     expect(p).toMatchObject({ keepaliveTime: 20, restartTime: 90, allowOwnAs: 2, localAsNumber: 65050 });
   });
 
-  it('the annotation tortie.dev/max-prefixes is the peer\'s prefix limit; a bad value is a warning', () => {
+  it("the annotation tortie.dev/max-prefixes is the peer's prefix limit; a bad value is a warning", () => {
     const annotated = (value: string) => {
       const peer = bgpPeer('x', { peerIP: '198.18.1.1', asNumber: 65001 });
       peer.metadata.annotations = { 'tortie.dev/max-prefixes': value };
@@ -323,7 +457,9 @@ describe('BGPPeer options', () => {
     expect(peerOf({}).maxPrefixes).toBeUndefined();
     const bad = annotated('lots');
     expect(bad.peers[0]?.maxPrefixes).toBeUndefined();
-    expect(bad.warnings).toEqual(['BGPPeer x: annotation tortie.dev/max-prefixes="lots" is not a whole number 1..4294967295; the default limit applies']);
+    expect(bad.warnings).toEqual([
+      'BGPPeer x: annotation tortie.dev/max-prefixes="lots" is not a whole number 1..4294967295; the default limit applies',
+    ]);
   });
 
   it('localASNumber decides iBGP/eBGP for the RR-client rule', () => {
@@ -338,29 +474,53 @@ describe('BGPPeer options', () => {
   });
 
   it('bindMode NodeIP binds to the node IP; listenPort comes from node.<name>, then default', () => {
-    const configs = [config('default', { bindMode: 'NodeIP', listenPort: 1790 }), config('node.node-a', { listenPort: 1179 })];
+    const configs = [
+      config('default', { bindMode: 'NodeIP', listenPort: 1790 }),
+      config('node.node-a', { listenPort: 1179 }),
+    ];
     const a = plan('node-a', nodes, [], configs);
     expect(a.bindAddress).toBe('198.18.0.11');
     expect(a.listenPort).toBe(1179);
     expect(plan('rr-1', nodes, [], configs).listenPort).toBe(1790);
   });
 
-  it('a peerIP without a port to one of our nodes uses that node\'s listen port', () => {
-    const p = plan('node-a', nodes, [bgpPeer('to-rr', { peerIP: '198.18.0.21', asNumber: 64512 })], [MESH_OFF, config('node.rr-1', { listenPort: 1179 })]);
+  it("a peerIP without a port to one of our nodes uses that node's listen port", () => {
+    const p = plan(
+      'node-a',
+      nodes,
+      [bgpPeer('to-rr', { peerIP: '198.18.0.21', asNumber: 64512 })],
+      [MESH_OFF, config('node.rr-1', { listenPort: 1179 })],
+    );
     expect(p.peers.map(brief)).toEqual(['Global_198_18_0_21_port_1179 Global 198.18.0.21:1179 AS64512 passive']);
   });
 });
 
 describe('warnings and determinism', () => {
-  const nodes = [node('node-a', '198.18.0.11', { labels: { rack: 'a' } }), node('node-b', '198.18.0.12'), node('node-c', null, { labels: { rr: 'x' } })];
+  const nodes = [
+    node('node-a', '198.18.0.11', { labels: { rack: 'a' } }),
+    node('node-b', '198.18.0.12'),
+    node('node-c', null, { labels: { rr: 'x' } }),
+  ];
 
   it.each([
-    [bgpPeer('p', { peerSelector: "rack == 'z'" }), "BGPPeer p: spec.peerSelector \"rack == 'z'\" matches no node"],
-    [bgpPeer('p', { peerSelector: "rr == 'x'" }), 'Node node-c has no spec.bgp.ipv4Address; BGPPeer p cannot peer with it'],
-    [bgpPeer('p', { node: 'node-b', nodeSelector: "rack == 'a'", peerIP: '198.18.1.1', asNumber: 65001 }), 'BGPPeer p: both spec.node "node-b" and spec.nodeSelector are set; the nodeSelector is used (set one of them)'],
+    [bgpPeer('p', { peerSelector: "rack == 'z'" }), 'BGPPeer p: spec.peerSelector "rack == \'z\'" matches no node'],
+    [
+      bgpPeer('p', { peerSelector: "rr == 'x'" }),
+      'Node node-c has no spec.bgp.ipv4Address; BGPPeer p cannot peer with it',
+    ],
+    [
+      bgpPeer('p', { node: 'node-b', nodeSelector: "rack == 'a'", peerIP: '198.18.1.1', asNumber: 65001 }),
+      'BGPPeer p: both spec.node "node-b" and spec.nodeSelector are set; the nodeSelector is used (set one of them)',
+    ],
     [bgpPeer('p', { peerSelector: 'rack ==' }), 'BGPPeer p: spec.peerSelector "rack ==" does not parse'],
-    [bgpPeer('p', { peerIP: '198.18.1.1', asNumber: 65001, keepaliveTime: 'soon' }), 'BGPPeer p: spec.keepaliveTime "soon" is not a duration (like 120s, 1m30s or 2h); ignored'],
-    [bgpPeer('p', { peerIP: '198.18.1.1' }), 'BGPPeer p: spec.asNumber is not set and 198.18.1.1 is not a node\'s address'],
+    [
+      bgpPeer('p', { peerIP: '198.18.1.1', asNumber: 65001, keepaliveTime: 'soon' }),
+      'BGPPeer p: spec.keepaliveTime "soon" is not a duration (like 120s, 1m30s or 2h); ignored',
+    ],
+    [
+      bgpPeer('p', { peerIP: '198.18.1.1' }),
+      "BGPPeer p: spec.asNumber is not set and 198.18.1.1 is not a node's address",
+    ],
     [bgpPeer('p', { peerIP: '2001:db8::1', asNumber: 65001 }), 'BGPPeer p: spec.peerIP "2001:db8::1" is IPv6'],
   ])('%#: warns', (peer, message) => {
     const warnings = plan('node-a', nodes, [peer], [MESH_OFF]).warnings;
@@ -370,11 +530,20 @@ describe('warnings and determinism', () => {
 
   it('the output does not depend on input order, and is sorted by address as numbers', () => {
     const many = [node('n9', '10.0.0.9'), node('n10', '10.0.0.10'), node('n2', '10.0.0.2'), node('self', '10.0.0.1')];
-    const peers = [bgpPeer('b', { peerIP: '10.0.1.1', asNumber: 65001 }), bgpPeer('a', { peerIP: '10.0.0.200', asNumber: 65002 })];
+    const peers = [
+      bgpPeer('b', { peerIP: '10.0.1.1', asNumber: 65001 }),
+      bgpPeer('a', { peerIP: '10.0.0.200', asNumber: 65002 }),
+    ];
     const forward = plan('self', many, peers);
     const reversed = plan('self', [...many].reverse(), [...peers].reverse());
     expect(reversed).toEqual(forward);
-    expect(forward.peers.map((p) => p.address)).toEqual(['10.0.0.2', '10.0.0.9', '10.0.0.10', '10.0.0.200', '10.0.1.1']);
+    expect(forward.peers.map((p) => p.address)).toEqual([
+      '10.0.0.2',
+      '10.0.0.9',
+      '10.0.0.10',
+      '10.0.0.200',
+      '10.0.1.1',
+    ]);
   });
 
   it('refuses to plan for a node that is missing or has no IPv4 address, naming it', () => {
@@ -404,15 +573,55 @@ describe('both ends agree, in every topology above', () => {
   const rrLabels = { 'route-reflector': 'true' };
   const topologies: Array<[string, Resource<'Node'>[], Resource<'BGPPeer'>[], Resource<'BGPConfiguration'>[]]> = [
     ['full mesh', [node('a', '198.18.0.11'), node('b', '198.18.0.12'), node('c', '198.18.0.13')], [], []],
-    ['one reflector', [node('a', '198.18.0.11'), node('b', '198.18.0.12'), node('rr', '198.18.0.21', { labels: rrLabels, rr: '244.0.0.1' })], [RR_PEERING], [MESH_OFF]],
-    ['migration: reflector added, mesh still on', [node('a', '198.18.0.11'), node('b', '198.18.0.12'), node('rr', '198.18.0.21', { labels: rrLabels, rr: '244.0.0.1' })], [RR_PEERING], []],
-    ['migration: labelled, no cluster id yet', [node('a', '198.18.0.11'), node('b', '198.18.0.12'), node('rr', '198.18.0.21', { labels: rrLabels })], [RR_PEERING], []],
-    ['two reflectors, one cluster', [node('a', '198.18.0.11'), node('b', '198.18.0.12'), node('rr1', '198.18.0.21', { labels: rrLabels, rr: '244.0.0.1' }), node('rr2', '198.18.0.22', { labels: rrLabels, rr: '244.0.0.1' })], [RR_PEERING], [MESH_OFF]],
-    ['mixed AS mesh', [node('a', '198.18.0.11', { as: 65001 }), node('b', '198.18.0.12', { as: 65002 }), node('c', '198.18.0.13')], [], []],
+    [
+      'one reflector',
+      [
+        node('a', '198.18.0.11'),
+        node('b', '198.18.0.12'),
+        node('rr', '198.18.0.21', { labels: rrLabels, rr: '244.0.0.1' }),
+      ],
+      [RR_PEERING],
+      [MESH_OFF],
+    ],
+    [
+      'migration: reflector added, mesh still on',
+      [
+        node('a', '198.18.0.11'),
+        node('b', '198.18.0.12'),
+        node('rr', '198.18.0.21', { labels: rrLabels, rr: '244.0.0.1' }),
+      ],
+      [RR_PEERING],
+      [],
+    ],
+    [
+      'migration: labelled, no cluster id yet',
+      [node('a', '198.18.0.11'), node('b', '198.18.0.12'), node('rr', '198.18.0.21', { labels: rrLabels })],
+      [RR_PEERING],
+      [],
+    ],
+    [
+      'two reflectors, one cluster',
+      [
+        node('a', '198.18.0.11'),
+        node('b', '198.18.0.12'),
+        node('rr1', '198.18.0.21', { labels: rrLabels, rr: '244.0.0.1' }),
+        node('rr2', '198.18.0.22', { labels: rrLabels, rr: '244.0.0.1' }),
+      ],
+      [RR_PEERING],
+      [MESH_OFF],
+    ],
+    [
+      'mixed AS mesh',
+      [node('a', '198.18.0.11', { as: 65001 }), node('b', '198.18.0.12', { as: 65002 }), node('c', '198.18.0.13')],
+      [],
+      [],
+    ],
   ];
 
   it.each(topologies)('%s', (_name, nodes, peers, configs) => {
-    const plans = new Map(nodes.map((n) => [n.spec.bgp!.ipv4Address!.split('/')[0]!, plan(n.metadata.name, nodes, peers, configs)]));
+    const plans = new Map(
+      nodes.map((n) => [n.spec.bgp!.ipv4Address!.split('/')[0]!, plan(n.metadata.name, nodes, peers, configs)]),
+    );
     let sessions = 0;
     for (const [ip, p] of plans) {
       for (const peer of p.peers) {

@@ -5,12 +5,23 @@
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { FakeClock } from '../../../bgp/clock.js';
-import { GRACEFUL_RESTART, SpeakerKeeper, type SpeakerIdentity, type SpeakerLike } from '../../../src/agent/speaker-keeper.js';
+import {
+  GRACEFUL_RESTART,
+  SpeakerKeeper,
+  type SpeakerIdentity,
+  type SpeakerLike,
+} from '../../../src/agent/speaker-keeper.js';
 import { AgentMetrics } from '../../../src/agent/metrics.js';
 import type { DesiredPeer } from '../../../src/agent/types.js';
 import { FakeSpeaker } from '../helpers/fake-speaker.js';
 
-const IDENTITY: SpeakerIdentity = { routerId: '198.18.0.11', localAs: 64512, listenAddress: '0.0.0.0', listenPort: 1791, clusterId: null };
+const IDENTITY: SpeakerIdentity = {
+  routerId: '198.18.0.11',
+  localAs: 64512,
+  listenAddress: '0.0.0.0',
+  listenPort: 1791,
+  clusterId: null,
+};
 
 function keeper(options: { peers?: string[]; settleWatched?: boolean } = {}) {
   const clock = new FakeClock();
@@ -29,7 +40,14 @@ function keeper(options: { peers?: string[]; settleWatched?: boolean } = {}) {
     warnings,
     contained: (_what, action) => action(),
     // "address" or "address:port" (two planned peers may share an address).
-    plannedPeers: () => (options.peers ?? []).map((peer) => ({ address: peer.split(':')[0]!, ...(peer.includes(':') ? { port: Number(peer.split(':')[1]) } : {}) }) as DesiredPeer),
+    plannedPeers: () =>
+      (options.peers ?? []).map(
+        (peer) =>
+          ({
+            address: peer.split(':')[0]!,
+            ...(peer.includes(':') ? { port: Number(peer.split(':')[1]) } : {}),
+          }) as DesiredPeer,
+      ),
     settleWatched: () => options.settleWatched ?? true,
     onSettled: () => events.settled++,
     onRoutesChanged: () => events.routesChanged++,

@@ -27,8 +27,29 @@ const STATUS: AgentStatus = {
   ready: true,
   peers: [
     peerRow({
-      peer: { address: '172.17.8.102', port: 179, peerAs: 64512, state: 'Established', since: SINCE, routesReceived: 2, routesAccepted: 2, routesAdvertised: 1, staleRoutes: 0 },
-      desired: { name: 'Mesh_172_17_8_102', address: '172.17.8.102', port: 179, asNumber: 64512, type: 'Mesh', localAsNumber: 64512, rrClient: false, passive: false, nextHopMode: 'Auto', allowOwnAs: 0 },
+      peer: {
+        address: '172.17.8.102',
+        port: 179,
+        peerAs: 64512,
+        state: 'Established',
+        since: SINCE,
+        routesReceived: 2,
+        routesAccepted: 2,
+        routesAdvertised: 1,
+        staleRoutes: 0,
+      },
+      desired: {
+        name: 'Mesh_172_17_8_102',
+        address: '172.17.8.102',
+        port: 179,
+        asNumber: 64512,
+        type: 'Mesh',
+        localAsNumber: 64512,
+        rrClient: false,
+        passive: false,
+        nextHopMode: 'Auto',
+        allowOwnAs: 0,
+      },
       now: SINCE + 5000,
       utcOffsetMinutes: 0,
     }),
@@ -39,7 +60,15 @@ const STATUS: AgentStatus = {
 };
 
 const ROUTES: RouteRow[] = [
-  { prefix: '10.244.2.0/26', nextHop: '172.17.8.102', asPath: [], from: '172.17.8.102', best: true, stale: false, inKernel: true },
+  {
+    prefix: '10.244.2.0/26',
+    nextHop: '172.17.8.102',
+    asPath: [],
+    from: '172.17.8.102',
+    best: true,
+    stale: false,
+    inKernel: true,
+  },
   { prefix: '10.244.1.0/26', nextHop: null, asPath: [], from: 'local', best: true, stale: false, inKernel: true },
 ];
 
@@ -87,12 +116,21 @@ describe('tortie node status', () => {
   });
 
   it('prints the AgentStatus as JSON with -o json, per-peer counters, last error and uptime included', async () => {
-    const withError = { ...STATUS, peers: [{ ...STATUS.peers[0]!, lastError: 'received NOTIFICATION Cease / Administrative Reset' }] };
+    const withError = {
+      ...STATUS,
+      peers: [{ ...STATUS.peers[0]!, lastError: 'received NOTIFICATION Cease / Administrative Reset' }],
+    };
     server = await serveControl(socket, { status: () => withError, routes: () => ROUTES });
     expect(await runNodeStatus(['-o', 'json'], env(), io)).toBe(0);
     const printed = JSON.parse(out) as AgentStatus;
     expect(printed).toEqual(withError);
-    expect(printed.peers[0]).toMatchObject({ routesReceived: 2, routesAccepted: 2, routesAdvertised: 1, uptimeMs: 5000, lastError: 'received NOTIFICATION Cease / Administrative Reset' });
+    expect(printed.peers[0]).toMatchObject({
+      routesReceived: 2,
+      routesAccepted: 2,
+      routesAdvertised: 1,
+      uptimeMs: 5000,
+      lastError: 'received NOTIFICATION Cease / Administrative Reset',
+    });
     expect(out.endsWith('}\n')).toBe(true);
   });
 
@@ -102,7 +140,7 @@ describe('tortie node status', () => {
     expect(err).toBe(`tortie: no tortie agent is running (no socket at ${socket})\n`);
   });
 
-  it('exits 1 with the agent\'s reason when it refuses', async () => {
+  it("exits 1 with the agent's reason when it refuses", async () => {
     server = await serveControl(socket, {
       status: () => {
         throw new Error('still starting: datastore not synced');
@@ -117,7 +155,10 @@ describe('tortie node status', () => {
     [['-o', 'wide'], 'tortie: node status: -o "wide" is not an output format; use table or json\n'],
     [['--verbose'], "tortie: node status: Unknown option '--verbose'"],
     [['extra'], 'tortie: node status: Unexpected argument'],
-    [['--timeout', '0'], 'tortie: node status: --timeout "0" is not a whole number of milliseconds from 1 to 9999999\n'],
+    [
+      ['--timeout', '0'],
+      'tortie: node status: --timeout "0" is not a whole number of milliseconds from 1 to 9999999\n',
+    ],
   ];
   it.each(badFlags)('%j exits 2 naming the flag', async (argv, message) => {
     expect(badFlags.length).toBeGreaterThan(0);

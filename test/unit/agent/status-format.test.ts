@@ -3,7 +3,13 @@
 
 import { describe, expect, it } from 'vitest';
 import { boxTable } from '../../../src/format/table.js';
-import { formatAsPath, formatNodeStatus, formatRoutes, formatSince, peerRow } from '../../../src/agent/status-format.js';
+import {
+  formatAsPath,
+  formatNodeStatus,
+  formatRoutes,
+  formatSince,
+  peerRow,
+} from '../../../src/agent/status-format.js';
 import type { AgentStatus, DesiredPeer, PeerStatusRow, RouteRow } from '../../../src/agent/types.js';
 import { describeDownReason, downReasonInfo, type SessionDownReason } from '../../../bgp/down-reason.js';
 import type { PeerStatus } from '../../../bgp/speaker.js';
@@ -27,10 +33,19 @@ function desired(address: string, type: DesiredPeer['type']): DesiredPeer {
 }
 
 /** Typed down reasons as the session records them, each with the lastError text it gives. */
-const REFUSED = (to: string): SessionDownReason => ({ kind: 'transport', errno: 'ECONNREFUSED', message: `connect to ${to}:179: Connection refused (ECONNREFUSED)` });
+const REFUSED = (to: string): SessionDownReason => ({
+  kind: 'transport',
+  errno: 'ECONNREFUSED',
+  message: `connect to ${to}:179: Connection refused (ECONNREFUSED)`,
+});
 const BAD_PEER_AS: SessionDownReason = { kind: 'notificationReceived', code: 2, subcode: 2 };
 
-function session(address: string, state: PeerStatus['state'], since: number, lastReason?: SessionDownReason): PeerStatus {
+function session(
+  address: string,
+  state: PeerStatus['state'],
+  since: number,
+  lastReason?: SessionDownReason,
+): PeerStatus {
   return {
     address,
     port: 179,
@@ -65,8 +80,19 @@ function status(peers: PeerStatusRow[]): AgentStatus {
   };
 }
 
-const row = (address: string, type: DesiredPeer['type'], state: PeerStatus['state'], lastReason?: SessionDownReason, since = T0) =>
-  peerRow({ peer: session(address, state, since, lastReason), desired: desired(address, type), now: T0 + 60_000, utcOffsetMinutes: 0 });
+const row = (
+  address: string,
+  type: DesiredPeer['type'],
+  state: PeerStatus['state'],
+  lastReason?: SessionDownReason,
+  since = T0,
+) =>
+  peerRow({
+    peer: session(address, state, since, lastReason),
+    desired: desired(address, type),
+    now: T0 + 60_000,
+    utcOffsetMinutes: 0,
+  });
 
 describe('formatNodeStatus', () => {
   it('prints calicoctl\'s "no peers" layout', () => {
@@ -100,7 +126,10 @@ describe('formatNodeStatus', () => {
   });
 
   it('prints node-specific route reflectors (the column widths follow the longest cell)', () => {
-    const peers = [row('10.175.22.54', 'Node', 'Established', undefined, Date.UTC(2026, 10, 22, 5, 21, 15)), row('10.175.22.47', 'Node', 'Established', undefined, Date.UTC(2026, 10, 22, 5, 22, 38))];
+    const peers = [
+      row('10.175.22.54', 'Node', 'Established', undefined, Date.UTC(2026, 10, 22, 5, 21, 15)),
+      row('10.175.22.47', 'Node', 'Established', undefined, Date.UTC(2026, 10, 22, 5, 22, 38)),
+    ];
     expect(peers.length).toBe(2);
     expect(formatNodeStatus(status(peers))).toBe(
       'tortie is running.\n' +
@@ -150,19 +179,50 @@ describe('formatNodeStatus', () => {
 
   it('adds one line on NetworkPolicy after the BGP tables: counts, and whether nftables holds it', () => {
     const summary = { policies: 3, endpoints: 4, isolatedIngress: 2, isolatedEgress: 1 };
-    const inSync = formatNodeStatus({ ...status([]), policy: { summary, writes: 5, lastStats: null, lastError: null, inSync: true } });
-    expect(inSync).toContain('Network policy: 3 NetworkPolicies; 4 local workloads, 2 isolated for ingress, 1 for egress; in nftables (table inet tortie-filter)\n');
-    const one = formatNodeStatus({ ...status([]), policy: { summary: { ...summary, policies: 1, endpoints: 1 }, writes: 1, lastStats: null, lastError: null, inSync: true } });
+    const inSync = formatNodeStatus({
+      ...status([]),
+      policy: { summary, writes: 5, lastStats: null, lastError: null, inSync: true },
+    });
+    expect(inSync).toContain(
+      'Network policy: 3 NetworkPolicies; 4 local workloads, 2 isolated for ingress, 1 for egress; in nftables (table inet tortie-filter)\n',
+    );
+    const one = formatNodeStatus({
+      ...status([]),
+      policy: {
+        summary: { ...summary, policies: 1, endpoints: 1 },
+        writes: 1,
+        lastStats: null,
+        lastError: null,
+        inSync: true,
+      },
+    });
     expect(one).toContain('Network policy: 1 NetworkPolicy; 1 local workload,');
-    const failing = formatNodeStatus({ ...status([]), policy: { summary, writes: 0, lastStats: null, lastError: 'nft: Operation not permitted', inSync: false } });
+    const failing = formatNodeStatus({
+      ...status([]),
+      policy: { summary, writes: 0, lastStats: null, lastError: 'nft: Operation not permitted', inSync: false },
+    });
     expect(failing).toContain('NOT in nftables yet (retrying, see Warnings)');
     // Before the first compile, and without an enforcer (TORTIE_DATAPLANE=none): no line.
-    expect(formatNodeStatus({ ...status([]), policy: { summary: null, writes: 0, lastStats: null, lastError: null, inSync: false } })).not.toContain('Network policy');
+    expect(
+      formatNodeStatus({
+        ...status([]),
+        policy: { summary: null, writes: 0, lastStats: null, lastError: null, inSync: false },
+      }),
+    ).not.toContain('Network policy');
     expect(formatNodeStatus(status([]))).not.toContain('Network policy');
   });
 
   it('the dataplane line shows the VTEP and the number of remote VTEPs programmed', () => {
-    const vxlan = { needed: true, device: { mtu: 1450, mac: '66:00:00:00:00:01', address: '10.244.0.1/32', up: true }, remoteVteps: 3, programmedVteps: ['10.244.1.0', '10.244.2.0', '10.244.3.0'], usable: true, writes: 5, conflicts: [], warnings: [] };
+    const vxlan = {
+      needed: true,
+      device: { mtu: 1450, mac: '66:00:00:00:00:01', address: '10.244.0.1/32', up: true },
+      remoteVteps: 3,
+      programmedVteps: ['10.244.1.0', '10.244.2.0', '10.244.3.0'],
+      usable: true,
+      writes: 5,
+      conflicts: [],
+      warnings: [],
+    };
     const dataplane = {
       mode: 'kernel' as const,
       hostInterface: 'eth0',
@@ -171,7 +231,18 @@ describe('formatNodeStatus', () => {
       retainingUnwanted: false,
       inSync: true,
       lastApplyAt: null,
-      nat: { table: 'ip tortie-nat', managed: false, natPools: [], allPools: [], inSync: false, checks: 0, writes: 0, lastCheckAt: null, lastWriteAt: null, lastDifference: null },
+      nat: {
+        table: 'ip tortie-nat',
+        managed: false,
+        natPools: [],
+        allPools: [],
+        inSync: false,
+        checks: 0,
+        writes: 0,
+        lastCheckAt: null,
+        lastWriteAt: null,
+        lastDifference: null,
+      },
       kernelSettings: { checkedAt: null, warnings: [] },
       warnings: [],
       vxlan,
@@ -179,19 +250,29 @@ describe('formatNodeStatus', () => {
     expect(formatNodeStatus({ ...status([]), dataplane })).toContain(
       'Dataplane (kernel, host interface eth0): 4 of 4 routes in the kernel, VTEP 10.244.0.1/32 (MAC 66:00:00:00:00:01) on vxlan.calico, MTU 1450, 3 remote VTEPs programmed\n',
     );
-    const notYet = formatNodeStatus({ ...status([]), dataplane: { ...dataplane, vxlan: { ...vxlan, device: null, usable: false, remoteVteps: 0 } } });
+    const notYet = formatNodeStatus({
+      ...status([]),
+      dataplane: { ...dataplane, vxlan: { ...vxlan, device: null, usable: false, remoteVteps: 0 } },
+    });
     expect(notYet).toContain('vxlan.calico not set up (not usable yet, see Warnings), 0 remote VTEPs programmed');
     expect(formatNodeStatus({ ...status([]), dataplane: { ...dataplane, vxlan: null } })).not.toContain('VTEP');
   });
 
   it('uses the summary line it is given (the first line of the output)', () => {
-    expect(formatNodeStatus({ ...status([]), summary: 'tortie is running (not ready).' }).split('\n')[0]).toBe('tortie is running (not ready).');
+    expect(formatNodeStatus({ ...status([]), summary: 'tortie is running (not ready).' }).split('\n')[0]).toBe(
+      'tortie is running (not ready).',
+    );
   });
 });
 
 describe('peerRow', () => {
   it('maps an Established session to up / Established with its counters and uptime', () => {
-    const r = peerRow({ peer: session('172.17.8.102', 'Established', T0), desired: desired('172.17.8.102', 'Mesh'), now: T0 + 90_000, utcOffsetMinutes: 0 });
+    const r = peerRow({
+      peer: session('172.17.8.102', 'Established', T0),
+      desired: desired('172.17.8.102', 'Mesh'),
+      now: T0 + 90_000,
+      utcOffsetMinutes: 0,
+    });
     expect(r).toEqual({
       address: '172.17.8.102',
       type: 'node-to-node mesh',
@@ -211,36 +292,85 @@ describe('peerRow', () => {
   const notUp: Array<[PeerStatus['state'], SessionDownReason | undefined, string | undefined, string]> = [
     ['Idle', undefined, undefined, 'Idle'],
     ['Connect', undefined, undefined, 'Connect'],
-    ['Active', REFUSED('10.0.0.2'), 'connect to 10.0.0.2:179: Connection refused (ECONNREFUSED)', 'Active Socket: Connection refused'],
     [
       'Active',
-      { kind: 'transport', errno: 'ECONNRESET', message: 'connection 10.0.0.1:40000 ↔ 10.0.0.2:179: Connection reset by peer (ECONNRESET)' },
+      REFUSED('10.0.0.2'),
+      'connect to 10.0.0.2:179: Connection refused (ECONNREFUSED)',
+      'Active Socket: Connection refused',
+    ],
+    [
+      'Active',
+      {
+        kind: 'transport',
+        errno: 'ECONNRESET',
+        message: 'connection 10.0.0.1:40000 ↔ 10.0.0.2:179: Connection reset by peer (ECONNRESET)',
+      },
       'connection 10.0.0.1:40000 ↔ 10.0.0.2:179: Connection reset by peer (ECONNRESET)',
       'Active Socket: Connection reset by peer',
     ],
-    ['Connect', { kind: 'transport', errno: 'EHOSTUNREACH', message: 'connect to 10.0.0.2:179: No route to host (EHOSTUNREACH)' }, 'connect to 10.0.0.2:179: No route to host (EHOSTUNREACH)', 'Connect Socket: No route to host'],
+    [
+      'Connect',
+      { kind: 'transport', errno: 'EHOSTUNREACH', message: 'connect to 10.0.0.2:179: No route to host (EHOSTUNREACH)' },
+      'connect to 10.0.0.2:179: No route to host (EHOSTUNREACH)',
+      'Connect Socket: No route to host',
+    ],
     ['Active', { kind: 'peerClosed' }, 'connection closed by the peer', 'Active Socket: Connection closed'],
-    ['Idle', { kind: 'notificationReceived', code: 6, subcode: 2 }, 'received NOTIFICATION Cease / Administrative Shutdown', 'Idle Received: Administrative Shutdown'],
-    ['Idle', { kind: 'notificationReceived', code: 4, subcode: 0 }, 'received NOTIFICATION Hold Timer Expired', 'Idle Received: Hold Timer Expired'],
-    ['Idle', { kind: 'notificationSent', code: 2, subcode: 2, detail: 'peer said AS 64513, expected 64512' }, 'sent NOTIFICATION OPEN Message Error / Bad Peer AS: peer said AS 64513, expected 64512', 'Idle BGP Error: Bad Peer AS'],
     [
       'Idle',
-      { kind: 'notificationSent', code: 6, subcode: 1, detail: '5 prefixes received, more than the limit of 3 (IPv4 unicast)' },
+      { kind: 'notificationReceived', code: 6, subcode: 2 },
+      'received NOTIFICATION Cease / Administrative Shutdown',
+      'Idle Received: Administrative Shutdown',
+    ],
+    [
+      'Idle',
+      { kind: 'notificationReceived', code: 4, subcode: 0 },
+      'received NOTIFICATION Hold Timer Expired',
+      'Idle Received: Hold Timer Expired',
+    ],
+    [
+      'Idle',
+      { kind: 'notificationSent', code: 2, subcode: 2, detail: 'peer said AS 64513, expected 64512' },
+      'sent NOTIFICATION OPEN Message Error / Bad Peer AS: peer said AS 64513, expected 64512',
+      'Idle BGP Error: Bad Peer AS',
+    ],
+    [
+      'Idle',
+      {
+        kind: 'notificationSent',
+        code: 6,
+        subcode: 1,
+        detail: '5 prefixes received, more than the limit of 3 (IPv4 unicast)',
+      },
       'sent NOTIFICATION Cease / Maximum Number of Prefixes Reached: 5 prefixes received, more than the limit of 3 (IPv4 unicast)',
       'Idle BGP Error: Maximum Number of Prefixes Reached',
     ],
     [
       'Idle',
-      { kind: 'notificationSent', code: 6, subcode: 8, detail: 'send queue over 33554432 bytes (33600000 queued): the peer does not read' },
+      {
+        kind: 'notificationSent',
+        code: 6,
+        subcode: 8,
+        detail: 'send queue over 33554432 bytes (33600000 queued): the peer does not read',
+      },
       'sent NOTIFICATION Cease / Out of Resources: send queue over 33554432 bytes (33600000 queued): the peer does not read',
       'Idle BGP Error: Out of Resources',
     ],
-    ['OpenSent', { kind: 'internalError', detail: 'something only a log would say' }, 'something only a log would say', 'OpenSent'],
+    [
+      'OpenSent',
+      { kind: 'internalError', detail: 'something only a log would say' },
+      'something only a log would say',
+      'OpenSent',
+    ],
     ['OpenConfirm', undefined, undefined, 'OpenConfirm'],
   ];
   it.each(notUp)('%s with last reason %j → start / lastError %j / %s', (state, reason, lastError, info) => {
     expect(notUp.length).toBeGreaterThan(0);
-    const r = peerRow({ peer: session('10.0.0.2', state, T0, reason), desired: desired('10.0.0.2', 'Global'), now: T0, utcOffsetMinutes: 0 });
+    const r = peerRow({
+      peer: session('10.0.0.2', state, T0, reason),
+      desired: desired('10.0.0.2', 'Global'),
+      now: T0,
+      utcOffsetMinutes: 0,
+    });
     expect(r.state).toBe('start');
     expect(r.info).toBe(info);
     expect(r.bgpState).toBe(state);
@@ -249,7 +379,12 @@ describe('peerRow', () => {
   });
 
   it('shows no error suffix once Established, but keeps the last error for the JSON output', () => {
-    const r = peerRow({ peer: session('10.0.0.2', 'Established', T0, REFUSED('10.0.0.2')), desired: desired('10.0.0.2', 'Node'), now: T0, utcOffsetMinutes: 0 });
+    const r = peerRow({
+      peer: session('10.0.0.2', 'Established', T0, REFUSED('10.0.0.2')),
+      desired: desired('10.0.0.2', 'Node'),
+      now: T0,
+      utcOffsetMinutes: 0,
+    });
     expect(r.info).toBe('Established');
     expect(r.type).toBe('node specific');
     expect(r.lastError).toMatch(/ECONNREFUSED/);
@@ -286,17 +421,49 @@ describe('downReasonInfo', () => {
 
 describe('boxTable', () => {
   it('centres headers with the odd space on the right and pads cells left-aligned', () => {
-    expect(boxTable(['AB', 'C'], [['x', 'long cell']])).toBe('+----+-----------+\n' + '| AB |     C     |\n' + '+----+-----------+\n' + '| x  | long cell |\n' + '+----+-----------+\n');
-    expect(boxTable(['ABCD'], [['12345']])).toBe('+-------+\n' + '| ABCD  |\n' + '+-------+\n' + '| 12345 |\n' + '+-------+\n');
+    expect(boxTable(['AB', 'C'], [['x', 'long cell']])).toBe(
+      '+----+-----------+\n' +
+        '| AB |     C     |\n' +
+        '+----+-----------+\n' +
+        '| x  | long cell |\n' +
+        '+----+-----------+\n',
+    );
+    expect(boxTable(['ABCD'], [['12345']])).toBe(
+      '+-------+\n' + '| ABCD  |\n' + '+-------+\n' + '| 12345 |\n' + '+-------+\n',
+    );
   });
 });
 
 describe('formatRoutes', () => {
   const routes: RouteRow[] = [
-    { prefix: '10.244.10.0/26', nextHop: '198.18.0.1', asPath: [64513, [64600, 64601]], from: '10.0.0.1', best: true, stale: false, inKernel: false },
-    { prefix: '10.244.2.0/26', nextHop: '172.17.8.103', asPath: [], from: '172.17.8.103', best: false, stale: true, inKernel: false },
+    {
+      prefix: '10.244.10.0/26',
+      nextHop: '198.18.0.1',
+      asPath: [64513, [64600, 64601]],
+      from: '10.0.0.1',
+      best: true,
+      stale: false,
+      inKernel: false,
+    },
+    {
+      prefix: '10.244.2.0/26',
+      nextHop: '172.17.8.103',
+      asPath: [],
+      from: '172.17.8.103',
+      best: false,
+      stale: true,
+      inKernel: false,
+    },
     { prefix: '10.244.1.0/26', nextHop: null, asPath: [], from: 'local', best: true, stale: false, inKernel: true },
-    { prefix: '10.244.2.0/26', nextHop: '172.17.8.102', asPath: [], from: '172.17.8.102', best: true, stale: false, inKernel: true },
+    {
+      prefix: '10.244.2.0/26',
+      nextHop: '172.17.8.102',
+      asPath: [],
+      from: '172.17.8.102',
+      best: true,
+      stale: false,
+      inKernel: true,
+    },
   ];
 
   it('prints a table ordered by prefix address, the best route of a prefix first', () => {

@@ -4,7 +4,14 @@
 // the Node annotations projectcalico.org/IPv4VXLANTunnelAddr and VXLANTunnelMACAddr).
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isUnicastMac, reconcileVxlanTunnel, vxlanDataplaneInput, vxlanMacFor, vxlanPoolsFor, vxlanTunnelNeedsWork } from '../../../src/agent/vxlan-tunnel.js';
+import {
+  isUnicastMac,
+  reconcileVxlanTunnel,
+  vxlanDataplaneInput,
+  vxlanMacFor,
+  vxlanPoolsFor,
+  vxlanTunnelNeedsWork,
+} from '../../../src/agent/vxlan-tunnel.js';
 import { allocate, newBlock } from '../../../src/ipam/block.js';
 import { openKubernetes } from '../../../src/datastore/kubernetes.js';
 import { MemoryDatastore } from '../../../src/datastore/memory.js';
@@ -38,7 +45,8 @@ describe('vxlanPoolsFor / vxlanTunnelNeedsWork / vxlanMacFor (pure)', () => {
       [{}, { rack: 'r2' }, false],
     ];
     expect(cases.length).toBeGreaterThan(0);
-    for (const [spec, labels, want] of cases) expect(vxlanTunnelNeedsWork(spec, pools, labels), JSON.stringify([spec, labels])).toBe(want);
+    for (const [spec, labels, want] of cases)
+      expect(vxlanTunnelNeedsWork(spec, pools, labels), JSON.stringify([spec, labels])).toBe(want);
   });
   it('derives a stable, locally administered unicast MAC per node', () => {
     expect(vxlanMacFor('node-a')).toBe(vxlanMacFor('node-a'));
@@ -58,9 +66,17 @@ describe('vxlanDataplaneInput (pure)', () => {
     apiVersion: API_VERSION,
     kind: 'Node',
     metadata: { name },
-    spec: { bgp: { ipv4Address: ip }, ...(vtep ? { ipv4VXLANTunnelAddr: vtep, vxlanTunnelMACAddr: vxlanMacFor(name) } : {}) },
+    spec: {
+      bgp: { ipv4Address: ip },
+      ...(vtep ? { ipv4VXLANTunnelAddr: vtep, vxlanTunnelMACAddr: vxlanMacFor(name) } : {}),
+    },
   });
-  const blockRes = (spec: ReturnType<typeof newBlock>): Resource<'IPAMBlock'> => ({ apiVersion: API_VERSION, kind: 'IPAMBlock', metadata: { name: spec.cidr.replace(/[./]/g, '-') }, spec });
+  const blockRes = (spec: ReturnType<typeof newBlock>): Resource<'IPAMBlock'> => ({
+    apiVersion: API_VERSION,
+    kind: 'IPAMBlock',
+    metadata: { name: spec.cidr.replace(/[./]/g, '-') },
+    spec,
+  });
 
   it('our VTEP, the other nodes, their blocks, and addresses borrowed by another node as /32s toward it', () => {
     // node-2's block: its own pod (.1), node-3's borrowed pod (.2), node-3's tunnel address (.3, not routed).
@@ -72,7 +88,16 @@ describe('vxlanDataplaneInput (pure)', () => {
     let b1 = newBlock('10.244.0.0/26', 'node-1');
     b1 = allocate(b1, 1, 'k8s-pod-network.c', { node: 'node-2' }).block;
     b1 = allocate(b1, 1, 'k8s-pod-network.d', { node: 'node-1' }).block;
-    const got = vxlanDataplaneInput('node-1', [nodeRes('node-1', '198.18.0.1/24', '10.244.0.5'), nodeRes('node-2', '198.18.0.2/24', '10.244.1.5'), nodeRes('node-3', '198.18.1.3/24')], [blockRes(b1), blockRes(b2)], 1400);
+    const got = vxlanDataplaneInput(
+      'node-1',
+      [
+        nodeRes('node-1', '198.18.0.1/24', '10.244.0.5'),
+        nodeRes('node-2', '198.18.0.2/24', '10.244.1.5'),
+        nodeRes('node-3', '198.18.1.3/24'),
+      ],
+      [blockRes(b1), blockRes(b2)],
+      1400,
+    );
     expect(got).toEqual({
       local: { tunnelAddress: '10.244.0.5', mac: vxlanMacFor('node-1') },
       nodes: [
@@ -104,14 +129,30 @@ BACKENDS.push({
   name: 'memory',
   open: async () => {
     const ds = new MemoryDatastore();
-    await ds.create({ apiVersion: API_VERSION, kind: 'Node', metadata: { name: 'node-a', labels: { rack: 'r1' } }, spec: { bgp: { ipv4Address: '198.18.0.1/24' } } });
+    await ds.create({
+      apiVersion: API_VERSION,
+      kind: 'Node',
+      metadata: { name: 'node-a', labels: { rack: 'r1' } },
+      spec: { bgp: { ipv4Address: '198.18.0.1/24' } },
+    });
     return { ds, close: () => ds.close() };
   },
 });
 BACKENDS.push({
   name: 'kubernetes',
   open: async () => {
-    api.put({ core: 'nodes' }, { apiVersion: 'v1', kind: 'Node', metadata: { name: 'node-a', labels: { rack: 'r1' }, annotations: { 'projectcalico.org/IPv4Address': '198.18.0.1/24' } } });
+    api.put(
+      { core: 'nodes' },
+      {
+        apiVersion: 'v1',
+        kind: 'Node',
+        metadata: {
+          name: 'node-a',
+          labels: { rack: 'r1' },
+          annotations: { 'projectcalico.org/IPv4Address': '198.18.0.1/24' },
+        },
+      },
+    );
     const ds = await openKubernetes({ kubeconfig: api.kubeconfigPath, timeoutMs: 2000 });
     return { ds, close: () => ds.close() };
   },
@@ -152,21 +193,33 @@ describe.each(BACKENDS)('reconcileVxlanTunnel on the $name datastore', ({ name: 
       expect(await reconcileVxlanTunnel(deps)).toEqual({ kind: 'none', released: [] });
       await ds.create(pool(`vx-${backend}`, '10.2.0.0/16', { vxlanMode: 'Always' }));
       const first = await reconcileVxlanTunnel(deps);
-      expect(first).toEqual({ kind: 'vtep', address: expect.stringMatching(/^10\.2\.\d+\.\d+$/), mac: vxlanMacFor('node-a'), published: true });
+      expect(first).toEqual({
+        kind: 'vtep',
+        address: expect.stringMatching(/^10\.2\.\d+\.\d+$/),
+        mac: vxlanMacFor('node-a'),
+        published: true,
+      });
       const node = await ds.get('Node', 'node-a');
       expect(node?.spec.ipv4VXLANTunnelAddr).toBe(first.kind === 'vtep' ? first.address : '');
       expect(node?.spec.vxlanTunnelMACAddr).toBe(vxlanMacFor('node-a'));
       expect(node?.spec.bgp?.ipv4Address).toBe('198.18.0.1/24');
       if (backend === 'kubernetes') {
         // Stored the way Calico stores it: annotations on the Kubernetes Node.
-        const annotations = (api.object({ core: 'nodes' }, 'node-a')?.metadata as { annotations?: Record<string, string> }).annotations ?? {};
+        const annotations =
+          (api.object({ core: 'nodes' }, 'node-a')?.metadata as { annotations?: Record<string, string> }).annotations ??
+          {};
         expect(annotations['projectcalico.org/IPv4VXLANTunnelAddr']).toBe(node?.spec.ipv4VXLANTunnelAddr);
         expect(annotations['projectcalico.org/VXLANTunnelMACAddr']).toBe(vxlanMacFor('node-a'));
       }
       // The allocation carries Calico's attributes.
       const blocks = (await ds.list('IPAMBlock')).items;
       const attrs = blocks.flatMap((b) => b.spec.attributes);
-      expect(attrs).toContainEqual(expect.objectContaining({ handle_id: 'vxlan-tunnel-addr-node-a', secondary: expect.objectContaining({ node: 'node-a', type: 'vxlanTunnelAddress' }) }));
+      expect(attrs).toContainEqual(
+        expect.objectContaining({
+          handle_id: 'vxlan-tunnel-addr-node-a',
+          secondary: expect.objectContaining({ node: 'node-a', type: 'vxlanTunnelAddress' }),
+        }),
+      );
       // A second run (a restart) changes nothing; a MAC someone chose is kept.
       expect(await reconcileVxlanTunnel(deps)).toEqual(first);
       const current = (await ds.get('Node', 'node-a'))!;

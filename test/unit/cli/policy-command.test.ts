@@ -42,26 +42,44 @@ spec: {node: node-1, pod: web, interfaceName: cali1111111111c, ipNetworks: [10.2
 
 async function store(): Promise<MemoryDatastore> {
   const ds = new MemoryDatastore();
-  for (const [i, doc] of parseDocuments(YAML, 'test.yaml').entries()) await ds.create(applyDefaults(toResource(doc, i)) as AnyResource);
+  for (const [i, doc] of parseDocuments(YAML, 'test.yaml').entries())
+    await ds.create(applyDefaults(toResource(doc, i)) as AnyResource);
   return ds;
 }
 
 async function explain(argv: string[]): Promise<{ code: number; text: string }> {
   const ds = await store();
   let text = '';
-  const code = await runPolicyExplain(parsePolicyArgs(['explain', ...argv]), { out: (t) => (text += t), openDatastore: async () => ds });
+  const code = await runPolicyExplain(parsePolicyArgs(['explain', ...argv]), {
+    out: (t) => (text += t),
+    openDatastore: async () => ds,
+  });
   return { code, text };
 }
 
 describe('policy explain arguments', () => {
   it('reads pods, addresses, ports with and without protocol', () => {
-    expect(parsePolicyArgs(['explain', '--from', 'prod/web', '--to', 'prod/db', '--port', '5432'])).toEqual({ from: { namespace: 'prod', pod: 'web' }, to: { namespace: 'prod', pod: 'db' }, port: 5432, protocol: 'TCP', output: 'text' });
-    expect(parsePolicyArgs(['explain', '--from', '10.0.0.1', '--to', 'prod/db', '--port', '53/udp', '-o', 'json']).from).toEqual({ ip: '10.0.0.1' });
+    expect(parsePolicyArgs(['explain', '--from', 'prod/web', '--to', 'prod/db', '--port', '5432'])).toEqual({
+      from: { namespace: 'prod', pod: 'web' },
+      to: { namespace: 'prod', pod: 'db' },
+      port: 5432,
+      protocol: 'TCP',
+      output: 'text',
+    });
+    expect(
+      parsePolicyArgs(['explain', '--from', '10.0.0.1', '--to', 'prod/db', '--port', '53/udp', '-o', 'json']).from,
+    ).toEqual({ ip: '10.0.0.1' });
   });
   it.each([
     [['explain', '--to', 'prod/db', '--port', '80'], 'policy explain: --from is required'],
-    [['explain', '--from', 'web', '--to', 'prod/db', '--port', '80'], 'policy explain: --from "web" is not <namespace>/<pod> (like prod/web-0)'],
-    [['explain', '--from', 'prod/web', '--to', 'prod/db', '--port', '80/ICMP'], 'policy explain: --port "80/ICMP" is not <port>[/protocol] with a port in 1..65535 and protocol TCP, UDP or SCTP (like 8080/TCP)'],
+    [
+      ['explain', '--from', 'web', '--to', 'prod/db', '--port', '80'],
+      'policy explain: --from "web" is not <namespace>/<pod> (like prod/web-0)',
+    ],
+    [
+      ['explain', '--from', 'prod/web', '--to', 'prod/db', '--port', '80/ICMP'],
+      'policy explain: --port "80/ICMP" is not <port>[/protocol] with a port in 1..65535 and protocol TCP, UDP or SCTP (like 8080/TCP)',
+    ],
     [['explain', '--from', 'prod/web', '--to', 'prod/db', '--port', '0'], 'policy explain: --port "0" is not'],
     [['check'], 'policy: unknown subcommand "check"; use "policy explain"'],
   ])('%j refused', (argv, message) => {
@@ -83,7 +101,9 @@ describe('policy explain', () => {
     const other = await explain(['--from', 'dev/web', '--to', 'prod/db', '--port', '5432']);
     expect(other.code).toBe(3);
     expect(other.text).toContain('DENIED');
-    expect(other.text).toContain('prod/db is isolated for ingress by prod/db-from-web and no ingress rule allows dev/web on port 5432/TCP');
+    expect(other.text).toContain(
+      'prod/db is isolated for ingress by prod/db-from-web and no ingress rule allows dev/web on port 5432/TCP',
+    );
     expect((await explain(['--from', 'prod/web', '--to', 'prod/db', '--port', '80'])).code).toBe(3);
   });
   it('an address that is a pod is that pod; json output', async () => {
@@ -92,7 +112,9 @@ describe('policy explain', () => {
     expect(JSON.parse(text)).toMatchObject({ allowed: true, ingress: { policy: 'prod/db-from-web', rule: 0 } });
   });
   it('an unknown pod is named', async () => {
-    await expect(explain(['--from', 'prod/web', '--to', 'prod/nope', '--port', '80'])).rejects.toThrow('--to prod/nope: no such pod (no WorkloadEndpoint in namespace "prod" for pod "nope")');
+    await expect(explain(['--from', 'prod/web', '--to', 'prod/nope', '--port', '80'])).rejects.toThrow(
+      '--to prod/nope: no such pod (no WorkloadEndpoint in namespace "prod" for pod "nope")',
+    );
   });
   it('formatExplain shows the deny side', () => {
     const text = formatExplain(parsePolicyArgs(['explain', '--from', '1.2.3.4', '--to', 'a/b', '--port', '1']), {
@@ -100,6 +122,8 @@ describe('policy explain', () => {
       egress: { direction: 'egress', allowed: true, isolatedBy: [], reason: 'r1' },
       ingress: { direction: 'ingress', allowed: false, isolatedBy: ['a/p'], reason: 'r2' },
     });
-    expect(text).toBe('1.2.3.4 -> a/b 1/TCP: DENIED\n  egress (source): allowed\n    r1\n  ingress (destination): denied\n    r2\n    isolated by: a/p\n');
+    expect(text).toBe(
+      '1.2.3.4 -> a/b 1/TCP: DENIED\n  egress (source): allowed\n    r1\n  ingress (destination): denied\n    r2\n    isolated by: a/p\n',
+    );
   });
 });

@@ -11,7 +11,11 @@ import { Ipam } from '../../../src/ipam/index.js';
 describe('parseIpamArgs', () => {
   it('reads show, --show-blocks, -o and -c', () => {
     expect(parseIpamArgs(['show'])).toEqual({ showBlocks: false, output: 'table' });
-    expect(parseIpamArgs(['show', '--show-blocks', '-o', 'json', '-c', '/x.cfg'])).toEqual({ showBlocks: true, output: 'json', config: '/x.cfg' });
+    expect(parseIpamArgs(['show', '--show-blocks', '-o', 'json', '-c', '/x.cfg'])).toEqual({
+      showBlocks: true,
+      output: 'json',
+      config: '/x.cfg',
+    });
   });
 
   const refusals: Array<[string[], RegExp]> = [
@@ -69,18 +73,34 @@ describe('formatIpamUsage', () => {
   });
 
   it('says there are no pools instead of an empty box', () => {
-    expect(formatIpamUsage({ pools: [], blocks: [] }, true)).toBe('No IP pools; create one with "tortie apply -f pool.yaml"\n');
+    expect(formatIpamUsage({ pools: [], blocks: [] }, true)).toBe(
+      'No IP pools; create one with "tortie apply -f pool.yaml"\n',
+    );
   });
 
   it('centres headers and aligns cells as told', () => {
-    expect(boxTable(['AB', 'C'], [['x', '10'], ['long', '7']], ['left', 'right'])).toBe('+------+----+\n|  AB  | C  |\n+------+----+\n| x    | 10 |\n| long |  7 |\n+------+----+\n');
+    expect(
+      boxTable(
+        ['AB', 'C'],
+        [
+          ['x', '10'],
+          ['long', '7'],
+        ],
+        ['left', 'right'],
+      ),
+    ).toBe('+------+----+\n|  AB  | C  |\n+------+----+\n| x    | 10 |\n| long |  7 |\n+------+----+\n');
   });
 });
 
 describe('runIpamShow with the real Ipam', () => {
   it('shows blocks claimed by two nodes and the IPs assigned in them', async () => {
     const ds = new MemoryDatastore();
-    await ds.create({ apiVersion: 'projectcalico.org/v3', kind: 'IPPool', metadata: { name: 'pool-a' }, spec: { cidr: '10.244.0.0/24', blockSize: 26, nodeSelector: 'all()' } });
+    await ds.create({
+      apiVersion: 'projectcalico.org/v3',
+      kind: 'IPPool',
+      metadata: { name: 'pool-a' },
+      spec: { cidr: '10.244.0.0/24', blockSize: 26, nodeSelector: 'all()' },
+    });
     const ipam = new Ipam(ds);
     await ipam.claimBlock('node-1');
     await ipam.claimBlock('node-2');
@@ -91,7 +111,14 @@ describe('runIpamShow with the real Ipam', () => {
     const rows = out.split('\n').filter((l) => l.startsWith('| Block') || l.startsWith('| IP Pool'));
     expect(rows).toHaveLength(3);
     expect(rows[0]).toMatch(/^\| IP Pool\s+\| 10\.244\.0\.0\/24\s+\|\s+\|\s+256 \| 3 \(1%\)\s+\| 253 \(99%\)\s+\|$/);
-    expect(rows.slice(1).map((r) => r.split('|').map((c) => c.trim()).slice(1, 6))).toEqual([
+    expect(
+      rows.slice(1).map((r) =>
+        r
+          .split('|')
+          .map((c) => c.trim())
+          .slice(1, 6),
+      ),
+    ).toEqual([
       ['Block', '10.244.0.0/26', 'node-1', '64', '3 (5%)'],
       ['Block', '10.244.0.64/26', 'node-2', '64', '0 (0%)'],
     ]);

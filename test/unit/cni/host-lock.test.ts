@@ -44,7 +44,12 @@ describe('withHostLock', () => {
     const path = join(dir, 'held.lock');
     writeFileSync(path, '1');
     let slept = 0;
-    const run = await withHostLock(path, async () => 'anyway', { timeoutMs: 100, alive: () => true, sleep: async (ms) => void (slept += ms), random: () => 0 });
+    const run = await withHostLock(path, async () => 'anyway', {
+      timeoutMs: 100,
+      alive: () => true,
+      sleep: async (ms) => void (slept += ms),
+      random: () => 0,
+    });
     expect(run).toEqual({ result: 'anyway', locked: false });
     expect(slept).toBeGreaterThan(100);
     expect(existsSync(path)).toBe(true);

@@ -2,11 +2,28 @@
 // kubeconfigs, the package copy, and refusals naming the variable — on the real file system in a
 // temporary directory (no root needed).
 
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, mkdirSync, existsSync, readdirSync } from 'node:fs';
+import {
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  mkdirSync,
+  existsSync,
+  readdirSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { conflistFor, installCni, realInstallIo, runCniCommand, serviceAccountKubeconfig, wrapperScript, type InstallIo } from '../../../src/cni/install.js';
+import {
+  conflistFor,
+  installCni,
+  realInstallIo,
+  runCniCommand,
+  serviceAccountKubeconfig,
+  wrapperScript,
+  type InstallIo,
+} from '../../../src/cni/install.js';
 import { parseNetConf } from '../../../src/cni/spec.js';
 
 const dirs: string[] = [];
@@ -30,27 +47,53 @@ function fixture(): { root: string; io: InstallIo; bin: string; net: string } {
   writeFileSync(join(pkg, 'dist', 'src', 'cli', 'main.js'), '// main');
   writeFileSync(join(pkg, 'node_modules', 'dep', 'index.js'), '// dep');
   writeFileSync(join(pkg, 'node'), '#!/bin/sh\n');
-  return { root, io: { ...realInstallIo(), packageRoot: pkg, nodePath: join(pkg, 'node') }, bin: join(root, 'bin'), net: join(root, 'net.d') };
+  return {
+    root,
+    io: { ...realInstallIo(), packageRoot: pkg, nodePath: join(pkg, 'node') },
+    bin: join(root, 'bin'),
+    net: join(root, 'net.d'),
+  };
 }
 
 describe('tortie cni install', () => {
   it('writes the wrapper and a conflist the plugin itself accepts (etcd, defaults)', async () => {
     const { io, bin, net, root } = fixture();
-    const done = await installCni({ CNI_BIN_DIR: bin, CNI_NET_DIR: net, ETCD_ENDPOINTS: 'http://127.0.0.1:2379,http://127.0.0.2:2379' }, io);
+    const done = await installCni(
+      { CNI_BIN_DIR: bin, CNI_NET_DIR: net, ETCD_ENDPOINTS: 'http://127.0.0.1:2379,http://127.0.0.2:2379' },
+      io,
+    );
     expect(done).toEqual([`wrote ${bin}/tortie`, `wrote ${net}/10-tortie.conflist`]);
     const wrapper = readFileSync(join(bin, 'tortie'), 'utf8');
     expect(wrapper).toBe(wrapperScript(join(root, 'pkg', 'node'), join(root, 'pkg', 'dist', 'src', 'cli', 'main.js')));
     expect(statSync(join(bin, 'tortie')).mode & 0o777).toBe(0o755);
-    const conflist = JSON.parse(readFileSync(join(net, '10-tortie.conflist'), 'utf8')) as { name: string; cniVersion: string; plugins: Array<Record<string, unknown>> };
+    const conflist = JSON.parse(readFileSync(join(net, '10-tortie.conflist'), 'utf8')) as {
+      name: string;
+      cniVersion: string;
+      plugins: Array<Record<string, unknown>>;
+    };
     expect(conflist).toEqual({
       name: 'k8s-pod-network',
       cniVersion: '1.0.0',
       cniVersions: ['1.0.0', '1.1.0'],
-      plugins: [{ type: 'tortie', log_level: 'info', datastore_type: 'etcdv3', etcd_endpoints: 'http://127.0.0.1:2379,http://127.0.0.2:2379', ipam: { type: 'tortie-ipam' } }],
+      plugins: [
+        {
+          type: 'tortie',
+          log_level: 'info',
+          datastore_type: 'etcdv3',
+          etcd_endpoints: 'http://127.0.0.1:2379,http://127.0.0.2:2379',
+          ipam: { type: 'tortie-ipam' },
+        },
+      ],
     });
     // What a runtime would pass: the plugin entry with name and cniVersion copied in.
-    const entry = parseNetConf(JSON.stringify({ ...conflist.plugins[0], name: conflist.name, cniVersion: conflist.cniVersion }));
-    expect(entry).toMatchObject({ datastoreType: 'etcdv3', etcdEndpoints: 'http://127.0.0.1:2379,http://127.0.0.2:2379', logLevel: 'info' });
+    const entry = parseNetConf(
+      JSON.stringify({ ...conflist.plugins[0], name: conflist.name, cniVersion: conflist.cniVersion }),
+    );
+    expect(entry).toMatchObject({
+      datastoreType: 'etcdv3',
+      etcdEndpoints: 'http://127.0.0.1:2379,http://127.0.0.2:2379',
+      logLevel: 'info',
+    });
     expect(readdirSync(bin)).toEqual(['tortie']); // no temporary files left
   });
 
@@ -59,13 +102,26 @@ describe('tortie cni install', () => {
     for (const f of ['ca.pem', 'cert.pem', 'key.pem']) writeFileSync(join(root, f), `PEM ${f}`);
     await installCni(
       {
-        CNI_BIN_DIR: bin, CNI_NET_DIR: net, CNI_CONF_NAME: '05-pods.conflist', CNI_MTU: '1440', ETCD_ENDPOINTS: 'https://10.0.0.1:2379',
-        ETCD_CA_CERT_FILE: join(root, 'ca.pem'), ETCD_CERT_FILE: join(root, 'cert.pem'), ETCD_KEY_FILE: join(root, 'key.pem'),
+        CNI_BIN_DIR: bin,
+        CNI_NET_DIR: net,
+        CNI_CONF_NAME: '05-pods.conflist',
+        CNI_MTU: '1440',
+        ETCD_ENDPOINTS: 'https://10.0.0.1:2379',
+        ETCD_CA_CERT_FILE: join(root, 'ca.pem'),
+        ETCD_CERT_FILE: join(root, 'cert.pem'),
+        ETCD_KEY_FILE: join(root, 'key.pem'),
       },
       io,
     );
-    const plugin = (JSON.parse(readFileSync(join(net, '05-pods.conflist'), 'utf8')) as { plugins: Array<Record<string, unknown>> }).plugins[0];
-    expect(plugin).toMatchObject({ etcd_ca_cert_file: join(net, 'tortie-tls', 'etcd-ca'), etcd_cert_file: join(net, 'tortie-tls', 'etcd-cert'), etcd_key_file: join(net, 'tortie-tls', 'etcd-key'), mtu: 1440 });
+    const plugin = (
+      JSON.parse(readFileSync(join(net, '05-pods.conflist'), 'utf8')) as { plugins: Array<Record<string, unknown>> }
+    ).plugins[0];
+    expect(plugin).toMatchObject({
+      etcd_ca_cert_file: join(net, 'tortie-tls', 'etcd-ca'),
+      etcd_cert_file: join(net, 'tortie-tls', 'etcd-cert'),
+      etcd_key_file: join(net, 'tortie-tls', 'etcd-key'),
+      mtu: 1440,
+    });
     expect(readFileSync(join(net, 'tortie-tls', 'etcd-key'), 'utf8')).toBe('PEM key.pem');
     expect(statSync(join(net, 'tortie-tls', 'etcd-key')).mode & 0o777).toBe(0o600);
   });
@@ -73,8 +129,13 @@ describe('tortie cni install', () => {
   it('kubernetes: copies KUBECONFIG for the plugin', async () => {
     const { io, bin, net, root } = fixture();
     writeFileSync(join(root, 'kc'), 'apiVersion: v1\nkind: Config\n');
-    await installCni({ CNI_BIN_DIR: bin, CNI_NET_DIR: net, DATASTORE_TYPE: 'kubernetes', KUBECONFIG: join(root, 'kc') }, io);
-    const plugin = (JSON.parse(readFileSync(join(net, '10-tortie.conflist'), 'utf8')) as { plugins: Array<Record<string, unknown>> }).plugins[0];
+    await installCni(
+      { CNI_BIN_DIR: bin, CNI_NET_DIR: net, DATASTORE_TYPE: 'kubernetes', KUBECONFIG: join(root, 'kc') },
+      io,
+    );
+    const plugin = (
+      JSON.parse(readFileSync(join(net, '10-tortie.conflist'), 'utf8')) as { plugins: Array<Record<string, unknown>> }
+    ).plugins[0];
     expect(plugin).toMatchObject({ datastore_type: 'kubernetes', kubeconfig: join(net, 'tortie-kubeconfig') });
     expect(plugin?.etcd_endpoints).toBeUndefined();
     expect(readFileSync(join(net, 'tortie-kubeconfig'), 'utf8')).toBe('apiVersion: v1\nkind: Config\n');
@@ -103,16 +164,29 @@ describe('tortie cni install', () => {
         return 'bound-cni-token';
       },
     };
-    const env = { CNI_BIN_DIR: bin, CNI_NET_DIR: net, DATASTORE_TYPE: 'kubernetes', KUBERNETES_SERVICE_HOST: '10.96.0.1', KUBERNETES_SERVICE_PORT: '443' };
+    const env = {
+      CNI_BIN_DIR: bin,
+      CNI_NET_DIR: net,
+      DATASTORE_TYPE: 'kubernetes',
+      KUBERNETES_SERVICE_HOST: '10.96.0.1',
+      KUBERNETES_SERVICE_PORT: '443',
+    };
     const done = await installCni({ ...env, TORTIE_CNI_SERVICE_ACCOUNT: 'tortie-cni' }, pod);
     expect(asked).toEqual([['tortie-cni', 3600]]);
-    expect(done).toContain(`wrote ${net}/tortie-kubeconfig for https://10.96.0.1:443 with a token of ServiceAccount tortie-cni`);
+    expect(done).toContain(
+      `wrote ${net}/tortie-kubeconfig for https://10.96.0.1:443 with a token of ServiceAccount tortie-cni`,
+    );
     const kubeconfig = readFileSync(join(net, 'tortie-kubeconfig'), 'utf8');
     expect(kubeconfig).toContain('token: "bound-cni-token"');
     expect(kubeconfig).not.toContain('the-pods-own-token');
     expect(statSync(join(net, 'tortie-kubeconfig')).mode & 0o777).toBe(0o600);
     // A refused TokenRequest stops the install, naming the account.
-    await expect(installCni({ ...env, TORTIE_CNI_SERVICE_ACCOUNT: 'tortie-cni' }, { ...pod, requestToken: () => Promise.reject(new Error('HTTP 403')) })).rejects.toThrow(/TORTIE_CNI_SERVICE_ACCOUNT=tortie-cni: HTTP 403/);
+    await expect(
+      installCni(
+        { ...env, TORTIE_CNI_SERVICE_ACCOUNT: 'tortie-cni' },
+        { ...pod, requestToken: () => Promise.reject(new Error('HTTP 403')) },
+      ),
+    ).rejects.toThrow(/TORTIE_CNI_SERVICE_ACCOUNT=tortie-cni: HTTP 403/);
     // Without it: the pod's own token, as before.
     await installCni(env, pod);
     expect(readFileSync(join(net, 'tortie-kubeconfig'), 'utf8')).toContain('token: "the-pods-own-token"');
@@ -124,7 +198,9 @@ describe('tortie cni install', () => {
     await installCni({ CNI_BIN_DIR: bin, CNI_NET_DIR: net, TORTIE_CNI_LIB_DIR: lib }, io);
     expect(existsSync(join(lib, 'node_modules', 'dep', 'index.js'))).toBe(true);
     expect(statSync(join(lib, 'node')).mode & 0o777).toBe(0o755);
-    expect(readFileSync(join(bin, 'tortie'), 'utf8')).toContain(`exec '${join(lib, 'node')}' '${join(lib, 'dist', 'src', 'cli', 'main.js')}' "$@"`);
+    expect(readFileSync(join(bin, 'tortie'), 'utf8')).toContain(
+      `exec '${join(lib, 'node')}' '${join(lib, 'dist', 'src', 'cli', 'main.js')}' "$@"`,
+    );
     // Again: the old copy is replaced, nothing is left beside it.
     await installCni({ CNI_BIN_DIR: bin, CNI_NET_DIR: net, TORTIE_CNI_LIB_DIR: lib }, io);
     expect(readdirSync(join(root, 'lib'))).toEqual(['tortie']);
@@ -132,10 +208,16 @@ describe('tortie cni install', () => {
 
   const REFUSALS: Array<{ env: Record<string, string>; says: RegExp }> = [
     { env: { CNI_MTU: 'big' }, says: /CNI_MTU: "big" is not an MTU/ },
-    { env: { CNI_CONF_NAME: '10-tortie.conf' }, says: /CNI_CONF_NAME: "10-tortie\.conf" is not a file name ending in \.conflist/ },
+    {
+      env: { CNI_CONF_NAME: '10-tortie.conf' },
+      says: /CNI_CONF_NAME: "10-tortie\.conf" is not a file name ending in \.conflist/,
+    },
     { env: { ETCD_ENDPOINTS: 'etcd:2379' }, says: /ETCD_ENDPOINTS: "etcd:2379" has no scheme/ },
     { env: { DATASTORE_TYPE: 'kubernetes' }, says: /KUBECONFIG is not set and this is not a pod/ },
-    { env: { ETCD_ENDPOINTS: 'https://10.0.0.1:2379', ETCD_CA_CERT_FILE: '/nonexistent/ca.pem' }, says: /ETCD_CA_CERT_FILE: \/nonexistent\/ca\.pem cannot be read \(ENOENT\)/ },
+    {
+      env: { ETCD_ENDPOINTS: 'https://10.0.0.1:2379', ETCD_CA_CERT_FILE: '/nonexistent/ca.pem' },
+      says: /ETCD_CA_CERT_FILE: \/nonexistent\/ca\.pem cannot be read \(ENOENT\)/,
+    },
   ];
   for (const row of REFUSALS) {
     it(`refuses ${JSON.stringify(row.env)}`, async () => {
@@ -153,6 +235,9 @@ describe('tortie cni install', () => {
   });
 
   it('builds the conflist purely', () => {
-    expect(conflistFor({ datastore_type: 'etcdv3' })).toMatchObject({ name: 'k8s-pod-network', plugins: [{ type: 'tortie', ipam: { type: 'tortie-ipam' } }] });
+    expect(conflistFor({ datastore_type: 'etcdv3' })).toMatchObject({
+      name: 'k8s-pod-network',
+      plugins: [{ type: 'tortie', ipam: { type: 'tortie-ipam' } }],
+    });
   });
 });

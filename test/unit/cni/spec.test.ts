@@ -71,8 +71,10 @@ describe('network configuration', () => {
     });
   });
 
-  it('takes Calico\'s kubernetes.kubeconfig spelling, and defaults to etcdv3, warning level, auto MTU', () => {
-    const c = parseNetConf(conf({ datastore_type: 'kubernetes', kubernetes: { kubeconfig: '/etc/cni/net.d/k' }, mtu: 0 }));
+  it("takes Calico's kubernetes.kubeconfig spelling, and defaults to etcdv3, warning level, auto MTU", () => {
+    const c = parseNetConf(
+      conf({ datastore_type: 'kubernetes', kubernetes: { kubeconfig: '/etc/cni/net.d/k' }, mtu: 0 }),
+    );
     expect(c.kubeconfig).toBe('/etc/cni/net.d/k');
     expect(c.mtu).toBeUndefined();
     const d = parseNetConf(conf());
@@ -85,27 +87,75 @@ describe('network configuration', () => {
     { stdin: '', code: 6, says: /no network configuration on stdin/ },
     { stdin: '{"cniVersion": "1.0.0",', code: 6, says: /not JSON/ },
     { stdin: '[1,2]', code: 6, says: /expected a JSON object, found a list/ },
-    { stdin: JSON.stringify({ name: 'n', type: 'tortie' }), code: 7, says: /cniVersion is required; tortie supports 0\.3\.0, 0\.3\.1, 0\.4\.0, 1\.0\.0, 1\.1\.0/ },
+    {
+      stdin: JSON.stringify({ name: 'n', type: 'tortie' }),
+      code: 7,
+      says: /cniVersion is required; tortie supports 0\.3\.0, 0\.3\.1, 0\.4\.0, 1\.0\.0, 1\.1\.0/,
+    },
     { stdin: conf({ cniVersion: 1 }), code: 7, says: /cniVersion: expected a string/ },
     { stdin: conf({ cniVersion: '0.2.0' }), code: 1, says: /cniVersion "0\.2\.0" is not supported/ },
     { stdin: conf({ cniVersion: '9.9.9' }), code: 1, says: /"9\.9\.9".*supports 0\.3\.0/ },
     { stdin: conf({ name: 'bad name' }), code: 7, says: /name: string "bad name" is not a network name/ },
-    { stdin: conf({ datastore_type: 'consul' }), code: 7, says: /datastore_type: "consul" is not a datastore type; use "etcdv3" or "kubernetes"/ },
+    {
+      stdin: conf({ datastore_type: 'consul' }),
+      code: 7,
+      says: /datastore_type: "consul" is not a datastore type; use "etcdv3" or "kubernetes"/,
+    },
     { stdin: conf({ mtu: 70000 }), code: 7, says: /mtu: 70000 is not an MTU; use an integer 68\.\.65535/ },
     { stdin: conf({ mtu: '__CNI_MTU__' }), code: 7, says: /mtu: "__CNI_MTU__" is not an MTU/ },
-    { stdin: conf({ etcd_endpoints: 42 }), code: 7, says: /etcd_endpoints: expected a non-empty string .* found number 42/ },
-    { stdin: conf({ log_level: 'loud' }), code: 7, says: /log_level: "loud" is not a log level; use debug, info, warning, error/ },
-    { stdin: conf({ etcd_endpoint: 'x' }), code: 2, says: /etcd_endpoint is not a tortie network configuration field; accepted: .*etcd_endpoints/ },
-    { stdin: conf({ etcd_cert: 'PEM' }), code: 2, says: /etcd_cert is not supported by tortie; put the certificate in a file and set etcd_cert_file/ },
+    {
+      stdin: conf({ etcd_endpoints: 42 }),
+      code: 7,
+      says: /etcd_endpoints: expected a non-empty string .* found number 42/,
+    },
+    {
+      stdin: conf({ log_level: 'loud' }),
+      code: 7,
+      says: /log_level: "loud" is not a log level; use debug, info, warning, error/,
+    },
+    {
+      stdin: conf({ etcd_endpoint: 'x' }),
+      code: 2,
+      says: /etcd_endpoint is not a tortie network configuration field; accepted: .*etcd_endpoints/,
+    },
+    {
+      stdin: conf({ etcd_cert: 'PEM' }),
+      code: 2,
+      says: /etcd_cert is not supported by tortie; put the certificate in a file and set etcd_cert_file/,
+    },
     { stdin: conf({ container_settings: {} }), code: 2, says: /container_settings is not supported/ },
-    { stdin: conf({ kubernetes: { k8s_api_root: 'https://x' } }), code: 2, says: /kubernetes\.k8s_api_root is not supported by tortie; set the API server .* in a kubeconfig/ },
-    { stdin: conf({ ipam: { type: 'host-local' } }), code: 2, says: /ipam\.type: "host-local" is not supported; .*"tortie-ipam"/ },
-    { stdin: conf({ ipam: { type: 'tortie-ipam', subnet: '10.0.0.0/8' } }), code: 2, says: /ipam\.subnet is not supported; the ipam section accepts type, ipv4_pools/ },
+    {
+      stdin: conf({ kubernetes: { k8s_api_root: 'https://x' } }),
+      code: 2,
+      says: /kubernetes\.k8s_api_root is not supported by tortie; set the API server .* in a kubeconfig/,
+    },
+    {
+      stdin: conf({ ipam: { type: 'host-local' } }),
+      code: 2,
+      says: /ipam\.type: "host-local" is not supported; .*"tortie-ipam"/,
+    },
+    {
+      stdin: conf({ ipam: { type: 'tortie-ipam', subnet: '10.0.0.0/8' } }),
+      code: 2,
+      says: /ipam\.subnet is not supported; the ipam section accepts type, ipv4_pools/,
+    },
     { stdin: conf({ ipam: { assign_ipv6: 'true' } }), code: 2, says: /does not assign IPv6/ },
-    { stdin: conf({ ipam: { ipv4_pools: 'p1' } }), code: 7, says: /ipam\.ipv4_pools: expected a list of IPPool names or CIDRs/ },
-    { stdin: conf({ datastore_type: 'kubernetes', etcd_endpoints: 'http://127.0.0.1:2379' }), code: 7, says: /"kubernetes" but etcd_\* fields are set/ },
+    {
+      stdin: conf({ ipam: { ipv4_pools: 'p1' } }),
+      code: 7,
+      says: /ipam\.ipv4_pools: expected a list of IPPool names or CIDRs/,
+    },
+    {
+      stdin: conf({ datastore_type: 'kubernetes', etcd_endpoints: 'http://127.0.0.1:2379' }),
+      code: 7,
+      says: /"kubernetes" but etcd_\* fields are set/,
+    },
     { stdin: conf({ prevResult: { ips: 'x' } }), code: 7, says: /prevResult\.ips: expected a list/ },
-    { stdin: conf({ prevResult: { ips: [{ interface: 0 }] } }), code: 7, says: /prevResult\.ips\[0\]\.address is required/ },
+    {
+      stdin: conf({ prevResult: { ips: [{ interface: 0 }] } }),
+      code: 7,
+      says: /prevResult\.ips\[0\]\.address is required/,
+    },
   ];
 
   it('has refusal rows', () => expect(REFUSALS.length).toBeGreaterThan(20));
@@ -120,15 +170,30 @@ describe('network configuration', () => {
 
   it('reads prevResult of every version into one shape', () => {
     const old = parseResult(
-      { cniVersion: '0.3.1', interfaces: [{ name: 'lo', mac: '00:00:00:00:00:00', sandbox: '/var/run/netns/x' }], ips: [{ version: '4', address: '127.0.0.1/8', interface: 0 }], dns: {} },
+      {
+        cniVersion: '0.3.1',
+        interfaces: [{ name: 'lo', mac: '00:00:00:00:00:00', sandbox: '/var/run/netns/x' }],
+        ips: [{ version: '4', address: '127.0.0.1/8', interface: 0 }],
+        dns: {},
+      },
       'prevResult',
     );
-    expect(old).toEqual({ interfaces: [{ name: 'lo', mac: '00:00:00:00:00:00', sandbox: '/var/run/netns/x' }], ips: [{ address: '127.0.0.1/8', interface: 0 }], routes: [], dns: {} });
+    expect(old).toEqual({
+      interfaces: [{ name: 'lo', mac: '00:00:00:00:00:00', sandbox: '/var/run/netns/x' }],
+      ips: [{ address: '127.0.0.1/8', interface: 0 }],
+      routes: [],
+      dns: {},
+    });
   });
 
   it('reads GC attachments under both spellings', () => {
-    expect(parseNetConf(conf({ cniVersion: '1.1.0', 'cni.dev/valid-attachments': [{ containerID: 'a', ifname: 'eth0' }] })).validAttachments).toEqual([{ containerId: 'a', ifname: 'eth0' }]);
-    expect(parseNetConf(conf({ cniVersion: '1.1.0', 'cni.dev/attachments': [{ containerID: 'b' }] })).validAttachments).toEqual([{ containerId: 'b' }]);
+    expect(
+      parseNetConf(conf({ cniVersion: '1.1.0', 'cni.dev/valid-attachments': [{ containerID: 'a', ifname: 'eth0' }] }))
+        .validAttachments,
+    ).toEqual([{ containerId: 'a', ifname: 'eth0' }]);
+    expect(
+      parseNetConf(conf({ cniVersion: '1.1.0', 'cni.dev/attachments': [{ containerID: 'b' }] })).validAttachments,
+    ).toEqual([{ containerId: 'b' }]);
     expect(refusal(() => parseNetConf(conf({ 'cni.dev/valid-attachments': {} }))).code).toBe(7);
   });
 
@@ -143,19 +208,30 @@ describe('environment', () => {
   const ADD = { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'abc123', CNI_NETNS: '/var/run/netns/p', CNI_IFNAME: 'eth0' };
 
   it('reads ADD with a Kubernetes pod', () => {
-    const env = parseEnv({ ...ADD, CNI_ARGS: 'IgnoreUnknown=1;K8S_POD_NAMESPACE=kube-system;K8S_POD_NAME=coredns-1;K8S_POD_INFRA_CONTAINER_ID=abc123' });
+    const env = parseEnv({
+      ...ADD,
+      CNI_ARGS:
+        'IgnoreUnknown=1;K8S_POD_NAMESPACE=kube-system;K8S_POD_NAME=coredns-1;K8S_POD_INFRA_CONTAINER_ID=abc123',
+    });
     expect(env).toEqual({
       command: 'ADD',
       containerId: 'abc123',
       netns: '/var/run/netns/p',
       ifname: 'eth0',
-      args: { IgnoreUnknown: '1', K8S_POD_NAMESPACE: 'kube-system', K8S_POD_NAME: 'coredns-1', K8S_POD_INFRA_CONTAINER_ID: 'abc123' },
+      args: {
+        IgnoreUnknown: '1',
+        K8S_POD_NAMESPACE: 'kube-system',
+        K8S_POD_NAME: 'coredns-1',
+        K8S_POD_INFRA_CONTAINER_ID: 'abc123',
+      },
       pod: { namespace: 'kube-system', name: 'coredns-1' },
     });
   });
 
   it('lets DEL go without CNI_NETNS, and VERSION without anything', () => {
-    expect(parseEnv({ CNI_COMMAND: 'DEL', CNI_CONTAINERID: 'abc', CNI_IFNAME: 'eth0', CNI_NETNS: '' }).netns).toBeUndefined();
+    expect(
+      parseEnv({ CNI_COMMAND: 'DEL', CNI_CONTAINERID: 'abc', CNI_IFNAME: 'eth0', CNI_NETNS: '' }).netns,
+    ).toBeUndefined();
     expect(parseEnv({ CNI_COMMAND: 'VERSION' }).command).toBe('VERSION');
     expect(parseEnv({ CNI_COMMAND: 'GC' }).command).toBe('GC');
   });
@@ -163,14 +239,20 @@ describe('environment', () => {
   const REFUSALS: Array<{ env: Record<string, string>; says: RegExp }> = [
     { env: {}, says: /CNI_COMMAND: "" is not a CNI command; expected one of ADD, DEL, CHECK, VERSION, STATUS, GC/ },
     { env: { ...ADD, CNI_COMMAND: 'add' }, says: /CNI_COMMAND: "add"/ },
-    { env: { ...ADD, CNI_NETNS: '' }, says: /CNI_NETNS is not set: ADD needs the path of the container's network namespace/ },
+    {
+      env: { ...ADD, CNI_NETNS: '' },
+      says: /CNI_NETNS is not set: ADD needs the path of the container's network namespace/,
+    },
     { env: { ...ADD, CNI_CONTAINERID: '' }, says: /CNI_CONTAINERID is not set/ },
     { env: { ...ADD, CNI_IFNAME: '' }, says: /CNI_IFNAME is not set/ },
     { env: { ...ADD, CNI_COMMAND: 'CHECK', CNI_NETNS: '' }, says: /CNI_NETNS is not set: CHECK/ },
     { env: { ...ADD, CNI_CONTAINERID: '-abc' }, says: /CNI_CONTAINERID: "-abc" is not a container id/ },
     { env: { ...ADD, CNI_CONTAINERID: 'a/b' }, says: /"a\/b" is not a container id/ },
     { env: { ...ADD, CNI_NETNS: 'netns-1' }, says: /CNI_NETNS: "netns-1" is not an absolute path/ },
-    { env: { ...ADD, CNI_IFNAME: 'averyveryverylongname' }, says: /CNI_IFNAME: "averyveryverylongname" is 21 bytes long/ },
+    {
+      env: { ...ADD, CNI_IFNAME: 'averyveryverylongname' },
+      says: /CNI_IFNAME: "averyveryverylongname" is 21 bytes long/,
+    },
     { env: { ...ADD, CNI_IFNAME: 'eth:0' }, says: /CNI_IFNAME: "eth:0" contains/ },
     { env: { ...ADD, CNI_ARGS: 'K8S_POD_NAME' }, says: /CNI_ARGS: "K8S_POD_NAME" is not KEY=VALUE/ },
     { env: { ...ADD, CNI_ARGS: 'K8S_POD_NAME=web' }, says: /K8S_POD_NAME is set but K8S_POD_NAMESPACE is not/ },
@@ -192,7 +274,10 @@ describe('environment', () => {
 
 describe('results', () => {
   const ours: CniResult = {
-    interfaces: [{ name: 'cali0123456789a', mac: 'ee:ee:ee:ee:ee:ee' }, { name: 'eth0', mac: '02:00:00:00:00:01', sandbox: '/var/run/netns/p', mtu: 1480 }],
+    interfaces: [
+      { name: 'cali0123456789a', mac: 'ee:ee:ee:ee:ee:ee' },
+      { name: 'eth0', mac: '02:00:00:00:00:01', sandbox: '/var/run/netns/p', mtu: 1480 },
+    ],
     ips: [{ address: '10.244.1.5/32', interface: 1 }],
     routes: [{ dst: '0.0.0.0/0', gw: '169.254.1.1' }],
     dns: {},
@@ -210,25 +295,55 @@ describe('results', () => {
     const v100 = formatResult('1.0.0', ours);
     expect(v100).toEqual({
       cniVersion: '1.0.0',
-      interfaces: [{ name: 'cali0123456789a', mac: 'ee:ee:ee:ee:ee:ee' }, { name: 'eth0', mac: '02:00:00:00:00:01', sandbox: '/var/run/netns/p' }],
+      interfaces: [
+        { name: 'cali0123456789a', mac: 'ee:ee:ee:ee:ee:ee' },
+        { name: 'eth0', mac: '02:00:00:00:00:01', sandbox: '/var/run/netns/p' },
+      ],
       ips: [{ address: '10.244.1.5/32', interface: 1 }],
       routes: [{ dst: '0.0.0.0/0', gw: '169.254.1.1' }],
       dns: {},
     });
-    expect((formatResult('1.1.0', ours) as { interfaces: unknown[] }).interfaces[1]).toEqual({ name: 'eth0', mac: '02:00:00:00:00:01', mtu: 1480, sandbox: '/var/run/netns/p' });
+    expect((formatResult('1.1.0', ours) as { interfaces: unknown[] }).interfaces[1]).toEqual({
+      name: 'eth0',
+      mac: '02:00:00:00:00:01',
+      mtu: 1480,
+      sandbox: '/var/run/netns/p',
+    });
   });
 
   it('appends to a chained prevResult, shifting our interface indexes', () => {
-    const loopback = parseResult({ interfaces: [{ name: 'lo', mac: '00:00:00:00:00:00', sandbox: '/var/run/netns/p' }], ips: [{ address: '127.0.0.1/8', interface: 0 }, { address: '::1/128', interface: 0 }], dns: {} }, 'prevResult');
+    const loopback = parseResult(
+      {
+        interfaces: [{ name: 'lo', mac: '00:00:00:00:00:00', sandbox: '/var/run/netns/p' }],
+        ips: [
+          { address: '127.0.0.1/8', interface: 0 },
+          { address: '::1/128', interface: 0 },
+        ],
+        dns: {},
+      },
+      'prevResult',
+    );
     const merged = mergeResults(loopback, ours);
     expect(merged.interfaces.map((i) => i.name)).toEqual(['lo', 'cali0123456789a', 'eth0']);
-    expect(merged.ips).toEqual([{ address: '127.0.0.1/8', interface: 0 }, { address: '::1/128', interface: 0 }, { address: '10.244.1.5/32', interface: 2 }]);
+    expect(merged.ips).toEqual([
+      { address: '127.0.0.1/8', interface: 0 },
+      { address: '::1/128', interface: 0 },
+      { address: '10.244.1.5/32', interface: 2 },
+    ]);
     expect(mergeResults(undefined, ours)).toBe(ours);
   });
 
   it('writes the error and version JSON of the spec', () => {
-    expect(formatError('0.4.0', new CniError('tryAgainLater', 'etcd is down', 'ECONNREFUSED'))).toEqual({ cniVersion: '0.4.0', code: 11, msg: 'etcd is down', details: 'ECONNREFUSED' });
-    expect(formatVersionInfo()).toEqual({ cniVersion: '1.1.0', supportedVersions: ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'] });
+    expect(formatError('0.4.0', new CniError('tryAgainLater', 'etcd is down', 'ECONNREFUSED'))).toEqual({
+      cniVersion: '0.4.0',
+      code: 11,
+      msg: 'etcd is down',
+      details: 'ECONNREFUSED',
+    });
+    expect(formatVersionInfo()).toEqual({
+      cniVersion: '1.1.0',
+      supportedVersions: ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'],
+    });
   });
 
   it('numbers errors as the spec does (1-11, 50) and ours from 100', () => {
@@ -239,7 +354,20 @@ describe('results', () => {
     expect(ERRORS.invalidConfig.code).toBe(7);
     expect(ERRORS.tryAgainLater.code).toBe(11);
     for (const [kind, { code }] of Object.entries(ERRORS)) {
-      if (!['incompatibleVersion', 'unsupportedField', 'unknownContainer', 'invalidEnvironment', 'io', 'decode', 'invalidConfig', 'tryAgainLater', 'notAvailable'].includes(kind)) expect(code).toBeGreaterThanOrEqual(100);
+      if (
+        ![
+          'incompatibleVersion',
+          'unsupportedField',
+          'unknownContainer',
+          'invalidEnvironment',
+          'io',
+          'decode',
+          'invalidConfig',
+          'tryAgainLater',
+          'notAvailable',
+        ].includes(kind)
+      )
+        expect(code).toBeGreaterThanOrEqual(100);
     }
   });
 });
@@ -251,8 +379,12 @@ describe('names', () => {
   });
 
   it('names the host veth as felix does for pods, by container id otherwise', () => {
-    expect(hostVethName({ containerId: 'x', pod: { namespace: 'default', name: 'web-0' } })).toBe(workloadInterfaceName('default', 'web-0'));
-    expect(hostVethName({ containerId: 'x', pod: { namespace: 'default', name: 'web-0' } })).toMatch(/^cali[0-9a-f]{11}$/);
+    expect(hostVethName({ containerId: 'x', pod: { namespace: 'default', name: 'web-0' } })).toBe(
+      workloadInterfaceName('default', 'web-0'),
+    );
+    expect(hostVethName({ containerId: 'x', pod: { namespace: 'default', name: 'web-0' } })).toMatch(
+      /^cali[0-9a-f]{11}$/,
+    );
     expect(hostVethName({ containerId: '3f6940ab5ab43bc5225' })).toBe('cali3f6940ab5ab');
   });
 

@@ -13,7 +13,10 @@ const NEXT_HOP = attr(0x40, 3, ip('198.18.0.1'));
 const GOOD = cat(ORIGIN, AS_PATH, NEXT_HOP);
 const NLRI = cat(prefix('10.244.1.0/26'), prefix('10.244.2.0/26'));
 const WITHDRAWN = prefix('10.9.0.0/16');
-const NLRI_PREFIXES: Prefix[] = [{ addr: 0x0af40100, len: 26 }, { addr: 0x0af40200, len: 26 }];
+const NLRI_PREFIXES: Prefix[] = [
+  { addr: 0x0af40100, len: 26 },
+  { addr: 0x0af40200, len: 26 },
+];
 const WITHDRAWN_PREFIXES: Prefix[] = [{ addr: 0x0a090000, len: 16 }];
 
 function expectReset(bytes: Uint8Array, code: number, subcode: number, data = '', ctx: CodecContext = CTX4): string {
@@ -23,7 +26,12 @@ function expectReset(bytes: Uint8Array, code: number, subcode: number, data = ''
 }
 
 /** Asserts treat-as-withdraw: every prefix of the UPDATE withdrawn, nothing announced. */
-function expectWithdraw(bytes: Uint8Array, reason: RegExp, prefixes: Prefix[] = [...WITHDRAWN_PREFIXES, ...NLRI_PREFIXES], ctx: CodecContext = CTX4): void {
+function expectWithdraw(
+  bytes: Uint8Array,
+  reason: RegExp,
+  prefixes: Prefix[] = [...WITHDRAWN_PREFIXES, ...NLRI_PREFIXES],
+  ctx: CodecContext = CTX4,
+): void {
   const r = decodeMessage(bytes, ctx);
   expect(r.treatAsWithdraw).toMatch(reason);
   expect(r.message).toEqual({ type: 2, withdrawn: prefixes, attributes: {}, nlri: [] });
@@ -54,7 +62,8 @@ describe('message header errors (RFC 4271 §6.1)', () => {
     expectReset(message(0, '00'), 1, 3, '00');
   });
   it('KEEPALIVE with a body → Bad Message Length', () => expectReset(message(4, '00'), 1, 2, '0014'));
-  it('OPEN shorter than 29 → Bad Message Length', () => expectReset(message(1, '04', u16(1), u16(90), ip('1.1.1.1')), 1, 2, '001c'));
+  it('OPEN shorter than 29 → Bad Message Length', () =>
+    expectReset(message(1, '04', u16(1), u16(90), ip('1.1.1.1')), 1, 2, '001c'));
   it('UPDATE shorter than 23 → Bad Message Length', () => expectReset(message(2, '0000'), 1, 2, '0015'));
   it('NOTIFICATION shorter than 21 → Bad Message Length', () => expectReset(message(3, '06'), 1, 2, '0014'));
   it('ROUTE-REFRESH (subtype 0) with a body other than 4 bytes → Bad Message Length with the Length field as data (RFC 4271 §6.1)', () => {
@@ -78,8 +87,10 @@ describe('message header errors (RFC 4271 §6.1)', () => {
 });
 
 describe('OPEN errors (RFC 4271 §6.2)', () => {
-  const open = (version: string, hold: number, id: string, opt: string) => message(1, version, u16(65001), u16(hold), ip(id), opt);
-  it('version other than 4 → Unsupported Version Number, data 0004', () => expectReset(open('03', 90, '1.1.1.1', '00'), 2, 1, '0004'));
+  const open = (version: string, hold: number, id: string, opt: string) =>
+    message(1, version, u16(65001), u16(hold), ip(id), opt);
+  it('version other than 4 → Unsupported Version Number, data 0004', () =>
+    expectReset(open('03', 90, '1.1.1.1', '00'), 2, 1, '0004'));
   it('hold time 1 or 2 → Unacceptable Hold Time; 0 and 3 are fine', () => {
     expectReset(open('04', 1, '1.1.1.1', '00'), 2, 6);
     expectReset(open('04', 2, '1.1.1.1', '00'), 2, 6);
@@ -87,13 +98,16 @@ describe('OPEN errors (RFC 4271 §6.2)', () => {
     expect(decodeMessage(open('04', 3, '1.1.1.1', '00'), CTX4).message).toMatchObject({ holdTime: 3 });
   });
   it('BGP identifier 0 → Bad BGP Identifier', () => expectReset(open('04', 90, '0.0.0.0', '00'), 2, 3));
-  it('optional parameter other than Capabilities → Unsupported Optional Parameter', () => expectReset(open('04', 90, '1.1.1.1', '04 01 02 00 00'), 2, 4));
+  it('optional parameter other than Capabilities → Unsupported Optional Parameter', () =>
+    expectReset(open('04', 90, '1.1.1.1', '04 01 02 00 00'), 2, 4));
   it('Optional Parameters Length inconsistent with the message → OPEN Message Error / Unspecific', () => {
     expectReset(open('04', 90, '1.1.1.1', '05 02 02 02 00'), 2, 0);
     expectReset(open('04', 90, '1.1.1.1', '04 02 02 02 00 00'), 2, 0);
   });
-  it('a parameter overrunning the parameters field → Unspecific', () => expectReset(open('04', 90, '1.1.1.1', '04 02 05 02 00'), 2, 0));
-  it('a capability overrunning its parameter → Unspecific', () => expectReset(open('04', 90, '1.1.1.1', '04 02 02 41 04'), 2, 0));
+  it('a parameter overrunning the parameters field → Unspecific', () =>
+    expectReset(open('04', 90, '1.1.1.1', '04 02 05 02 00'), 2, 0));
+  it('a capability overrunning its parameter → Unspecific', () =>
+    expectReset(open('04', 90, '1.1.1.1', '04 02 02 41 04'), 2, 0));
   it('a known capability with a wrong length → Unspecific', () => {
     expectReset(open('04', 90, '1.1.1.1', '07 02 05 01 03 0001 00'), 2, 0);
     expectReset(open('04', 90, '1.1.1.1', '05 02 03 02 01 00'), 2, 0);
@@ -155,7 +169,10 @@ describe('UPDATE session resets', () => {
 
 describe('UPDATE treat-as-withdraw (RFC 7606)', () => {
   it('an attribute overrunning the attribute field (§4): NLRI still found through the Total Attribute Length', () => {
-    expectWithdraw(update(WITHDRAWN, cat(GOOD, '40 05 08 00000064'), NLRI), /LOCAL_PREF: length 8 overruns.*RFC 7606 §4/);
+    expectWithdraw(
+      update(WITHDRAWN, cat(GOOD, '40 05 08 00000064'), NLRI),
+      /LOCAL_PREF: length 8 overruns.*RFC 7606 §4/,
+    );
   });
   it('fewer than 3 bytes left for an attribute header (§4)', () => {
     expectWithdraw(update(WITHDRAWN, cat(GOOD, '40 01'), NLRI), /RFC 7606 §4/);
@@ -171,10 +188,16 @@ describe('UPDATE treat-as-withdraw (RFC 7606)', () => {
     }
   });
   it('an AS_PATH with 2-octet ASNs on a 4-octet session is malformed (§7.2)', () => {
-    expectWithdraw(update(WITHDRAWN, cat(ORIGIN, attr(0x40, 2, '02 03', u16(1), u16(2), u16(3)), NEXT_HOP), NLRI), /AS_PATH/);
+    expectWithdraw(
+      update(WITHDRAWN, cat(ORIGIN, attr(0x40, 2, '02 03', u16(1), u16(2), u16(3)), NEXT_HOP), NLRI),
+      /AS_PATH/,
+    );
   });
   it('NEXT_HOP with a bad length (§7.3)', () => {
-    expectWithdraw(update(WITHDRAWN, cat(ORIGIN, AS_PATH, attr(0x40, 3, 'c612000100')), NLRI), /NEXT_HOP length is 5.*§7\.3/);
+    expectWithdraw(
+      update(WITHDRAWN, cat(ORIGIN, AS_PATH, attr(0x40, 3, 'c612000100')), NLRI),
+      /NEXT_HOP length is 5.*§7\.3/,
+    );
   });
   it('NEXT_HOP 0.0.0.0, multicast or broadcast (§7.3, RFC 4271 §6.3)', () => {
     for (const nh of ['0.0.0.0', '224.0.0.5', '239.1.1.1', '255.255.255.255']) {
@@ -192,12 +215,25 @@ describe('UPDATE treat-as-withdraw (RFC 7606)', () => {
     expectWithdraw(update(WITHDRAWN, cat(GOOD, attr(0xc0, 8, '')), NLRI), /COMMUNITIES.*§7\.8/);
   });
   it('LARGE_COMMUNITY of a length that is zero or not a multiple of 12 (RFC 8092 §5: treat-as-withdraw)', () => {
-    expectWithdraw(update(WITHDRAWN, cat(GOOD, attr(0xc0, 32, u32(65001), u32(1))), NLRI), /LARGE_COMMUNITY.*RFC 8092 §5/);
+    expectWithdraw(
+      update(WITHDRAWN, cat(GOOD, attr(0xc0, 32, u32(65001), u32(1))), NLRI),
+      /LARGE_COMMUNITY.*RFC 8092 §5/,
+    );
     expectWithdraw(update(WITHDRAWN, cat(GOOD, attr(0xc0, 32, '')), NLRI), /LARGE_COMMUNITY.*RFC 8092 §5/);
-    expectWithdraw(update(WITHDRAWN, cat(GOOD, attr(0xc0, 32, u32(65001), u32(1), u32(2), u32(3))), NLRI), /LARGE_COMMUNITY.*RFC 8092 §5/);
+    expectWithdraw(
+      update(WITHDRAWN, cat(GOOD, attr(0xc0, 32, u32(65001), u32(1), u32(2), u32(3))), NLRI),
+      /LARGE_COMMUNITY.*RFC 8092 §5/,
+    );
   });
   it('LARGE_COMMUNITY repeated values are removed silently (RFC 8092 §2)', () => {
-    const r = decodeMessage(update(WITHDRAWN, cat(GOOD, attr(0xc0, 32, u32(65001), u32(1), u32(2), u32(7), u32(8), u32(9), u32(65001), u32(1), u32(2))), NLRI), CTX4);
+    const r = decodeMessage(
+      update(
+        WITHDRAWN,
+        cat(GOOD, attr(0xc0, 32, u32(65001), u32(1), u32(2), u32(7), u32(8), u32(9), u32(65001), u32(1), u32(2))),
+        NLRI,
+      ),
+      CTX4,
+    );
     expect(r.treatAsWithdraw).toBeUndefined();
     expect(r.message.type === 2 ? r.message.attributes.largeCommunities : undefined).toEqual([65001, 1, 2, 7, 8, 9]);
   });
@@ -219,15 +255,24 @@ describe('UPDATE treat-as-withdraw (RFC 7606)', () => {
     const unreach = attr(0x80, 15, '0001 01', prefix('10.244.6.0/26'));
     expect(decodeMessage(update('', cat(reach, ORIGIN, AS_PATH), ''), CTX4).treatAsWithdraw).toBeUndefined();
     expectWithdraw(update(WITHDRAWN, cat(reach, unreach, AS_PATH), NLRI), /ORIGIN/, [
-      ...WITHDRAWN_PREFIXES, ...NLRI_PREFIXES, { addr: 0x0af40500, len: 26 }, { addr: 0x0af40600, len: 26 },
+      ...WITHDRAWN_PREFIXES,
+      ...NLRI_PREFIXES,
+      { addr: 0x0af40500, len: 26 },
+      { addr: 0x0af40600, len: 26 },
     ]);
   });
   it('Optional/Transitive flags in conflict on a known attribute (§3 c)', () => {
-    expectWithdraw(update(WITHDRAWN, cat(attr(0x80, 1, '00'), AS_PATH, NEXT_HOP), NLRI), /ORIGIN: flags 0x80.*§3 \(c\)/);
+    expectWithdraw(
+      update(WITHDRAWN, cat(attr(0x80, 1, '00'), AS_PATH, NEXT_HOP), NLRI),
+      /ORIGIN: flags 0x80.*§3 \(c\)/,
+    );
     expectWithdraw(update(WITHDRAWN, cat(GOOD, attr(0xc0, 4, u32(1))), NLRI), /MULTI_EXIT_DISC: flags/);
   });
   it('the Partial and Extended Length bits do not make a flags error', () => {
-    const r = decodeMessage(update('', cat(attr(0x60, 1, '00'), attr(0x50, 2, '02 01', u32(65001)), NEXT_HOP), NLRI), CTX4);
+    const r = decodeMessage(
+      update('', cat(attr(0x60, 1, '00'), attr(0x50, 2, '02 01', u32(65001)), NEXT_HOP), NLRI),
+      CTX4,
+    );
     expect(r.treatAsWithdraw).toBeUndefined();
     expect(r.message).toMatchObject({ attributes: { origin: 0, asPath: [{ type: 2, asns: [65001] }] } });
   });
@@ -243,27 +288,46 @@ describe('UPDATE attribute-discard (RFC 7606)', () => {
     expectDiscard(update('', cat(GOOD, attr(0xc0, 6, '')), NLRI), /ATOMIC_AGGREGATE: flags/);
   });
   it('AGGREGATOR of the wrong length for the session, or with AS 0 (§7.7, RFC 7607)', () => {
-    expect(expectDiscard(update('', cat(GOOD, attr(0xc0, 7, u16(65001), ip('10.0.0.1'))), NLRI), /AGGREGATOR length is 6.*§7\.7/).aggregator).toBeUndefined();
+    expect(
+      expectDiscard(
+        update('', cat(GOOD, attr(0xc0, 7, u16(65001), ip('10.0.0.1'))), NLRI),
+        /AGGREGATOR length is 6.*§7\.7/,
+      ).aggregator,
+    ).toBeUndefined();
     expectDiscard(update('', cat(GOOD, attr(0xc0, 7, u32(0), ip('10.0.0.1'))), NLRI), /AGGREGATOR: AS 0/);
   });
   it('LOCAL_PREF from an eBGP peer is disregarded (§7.5)', () => {
     const bytes = update('', cat(GOOD, attr(0x40, 5, u32(300))), NLRI);
-    expect(expectDiscard(bytes, /LOCAL_PREF.*eBGP.*§7\.5/, { fourOctetAs: true, ebgp: true }).localPref).toBeUndefined();
-    expect(decodeMessage(bytes, { fourOctetAs: true, ebgp: false }).message).toMatchObject({ attributes: { localPref: 300 } });
+    expect(
+      expectDiscard(bytes, /LOCAL_PREF.*eBGP.*§7\.5/, { fourOctetAs: true, ebgp: true }).localPref,
+    ).toBeUndefined();
+    expect(decodeMessage(bytes, { fourOctetAs: true, ebgp: false }).message).toMatchObject({
+      attributes: { localPref: 300 },
+    });
   });
   it('a repeated attribute: the first is kept, the rest discarded (§3 g)', () => {
-    const a = expectDiscard(update('', cat(GOOD, attr(0x80, 4, u32(5)), attr(0x80, 4, u32(7))), NLRI), /MULTI_EXIT_DISC: repeated.*§3 \(g\)/);
+    const a = expectDiscard(
+      update('', cat(GOOD, attr(0x80, 4, u32(5)), attr(0x80, 4, u32(7))), NLRI),
+      /MULTI_EXIT_DISC: repeated.*§3 \(g\)/,
+    );
     expect(a.med).toBe(5);
   });
   it('a malformed AS4_PATH on a 2-octet session is discarded and AS_PATH used (RFC 6793 §6)', () => {
-    const bytes = update('', cat(ORIGIN, attr(0x40, 2, '02 01', u16(65001)), NEXT_HOP, attr(0xc0, 17, '02 02', u32(1))), NLRI);
+    const bytes = update(
+      '',
+      cat(ORIGIN, attr(0x40, 2, '02 01', u16(65001)), NEXT_HOP, attr(0xc0, 17, '02 02', u32(1))),
+      NLRI,
+    );
     const a = expectDiscard(bytes, /AS4_PATH.*RFC 6793 §6/, CTX2);
     expect(a.asPath).toEqual([{ type: 2, asns: [65001] }]);
   });
 });
 
 describe('decodeMessage throws nothing but BgpError on truncations of valid messages', () => {
-  const samples = [update(WITHDRAWN, cat(GOOD, attr(0xc0, 8, u32(1))), NLRI), message(1, '04', u16(1), u16(90), ip('1.1.1.1'), '08 02 06 41 04', u32(1))];
+  const samples = [
+    update(WITHDRAWN, cat(GOOD, attr(0xc0, 8, u32(1))), NLRI),
+    message(1, '04', u16(1), u16(90), ip('1.1.1.1'), '08 02 06 41 04', u32(1)),
+  ];
   it('has samples', () => expect(samples.length).toBeGreaterThan(0));
   it('every truncation (with a consistent header) gives a BgpError or a result', () => {
     for (const full of samples) {

@@ -23,7 +23,14 @@ const DIR = process.env.TORTIE_CAPTURES_DIR
   ? new URL(`file://${process.env.TORTIE_CAPTURES_DIR.replace(/\/?$/, '/')}`)
   : new URL('../../fixtures/captures/', import.meta.url);
 const INDEX = new URL('index.json', DIR);
-const TYPE_NUMBERS: Record<string, number> = { open: 1, update: 2, notification: 3, keepalive: 4, 'route-refresh': 5, routerefresh: 5 };
+const TYPE_NUMBERS: Record<string, number> = {
+  open: 1,
+  update: 2,
+  notification: 3,
+  keepalive: 4,
+  'route-refresh': 5,
+  routerefresh: 5,
+};
 
 /** The four peers the captures must cover, recognised loosely from the `peer` field. */
 const PEERS: Record<string, (normalized: string) => boolean> = {
@@ -45,7 +52,10 @@ const captures = loadIndex();
 /** We set Partial on unknown optional transitive attributes we pass on (RFC 4271 §5); ignore it in comparisons. */
 function withoutPartialBit(m: BgpMessage): BgpMessage {
   if (m.type !== 2 || !m.attributes.unknown) return m;
-  return { ...m, attributes: { ...m.attributes, unknown: m.attributes.unknown.map((u) => ({ ...u, flags: u.flags & ~0x20 })) } };
+  return {
+    ...m,
+    attributes: { ...m.attributes, unknown: m.attributes.unknown.map((u) => ({ ...u, flags: u.flags & ~0x20 })) },
+  };
 }
 
 describe('golden captures from real peers', () => {
@@ -55,7 +65,9 @@ describe('golden captures from real peers', () => {
   });
 
   it('covers BIRD 1.6, BIRD 2, FRR and GoBGP, and OPEN, UPDATE, KEEPALIVE and NOTIFICATION', () => {
-    const peers = Object.entries(PEERS).filter(([, match]) => captures.some((c) => match(normalize(c.peer)))).map(([name]) => name);
+    const peers = Object.entries(PEERS)
+      .filter(([, match]) => captures.some((c) => match(normalize(c.peer))))
+      .map(([name]) => name);
     expect(peers).toEqual(Object.keys(PEERS));
     const types = new Set(captures.map((c) => c.type.toLowerCase()));
     for (const t of ['open', 'update', 'keepalive', 'notification']) expect(types, `no ${t} capture`).toContain(t);
@@ -76,7 +88,9 @@ describe('golden captures from real peers', () => {
       const again = encodeMessage(decoded.message, ctx);
       if (toHex(again) !== toHex(original)) {
         // Different capability packing or attribute order/flags: the value must still be the same.
-        expect(c.type.toLowerCase(), 'KEEPALIVE and NOTIFICATION must re-encode byte for byte').not.toMatch(/^(keepalive|notification)$/);
+        expect(c.type.toLowerCase(), 'KEEPALIVE and NOTIFICATION must re-encode byte for byte').not.toMatch(
+          /^(keepalive|notification)$/,
+        );
         expect(withoutPartialBit(decodeMessage(again, ctx).message)).toEqual(withoutPartialBit(decoded.message));
       }
     });

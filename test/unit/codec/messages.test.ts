@@ -43,6 +43,8 @@ describe('RFC-shaped examples', () => {
 
   it('refuses to encode a message over 4096 bytes with a plain Error', () => {
     const nlri = Array.from({ length: 1000 }, (_, i) => ({ addr: (0x0a000000 + i * 64) >>> 0, len: 26 }));
-    expect(() => encodeMessage({ type: 2, withdrawn: [], attributes: {}, nlri }, { fourOctetAs: true })).toThrow(/at most 4096/);
+    expect(() => encodeMessage({ type: 2, withdrawn: [], attributes: {}, nlri }, { fourOctetAs: true })).toThrow(
+      /at most 4096/,
+    );
   });
 });

@@ -5,7 +5,14 @@ import { describe, expect, it } from 'vitest';
 import { MessageFramer, decodeMessage, encodeMessage, notificationFor } from '../../../bgp/codec/index.js';
 import { BgpError } from '../../../bgp/errors.js';
 import { maskOf } from '../../../bgp/ip.js';
-import type { AsPathSegment, BgpMessage, Capability, CodecContext, PathAttributes, Prefix } from '../../../bgp/types.js';
+import type {
+  AsPathSegment,
+  BgpMessage,
+  Capability,
+  CodecContext,
+  PathAttributes,
+  Prefix,
+} from '../../../bgp/types.js';
 import { MARKER, cat, u16, u8 } from '../helpers/bytes.js';
 import { CTX2, CTX4 } from './examples.js';
 
@@ -18,13 +25,18 @@ const prefixArb: fc.Arbitrary<Prefix> = fc
 const prefixes = (max: number) => fc.array(prefixArb, { maxLength: max });
 
 const asnArb = (ctx: CodecContext) =>
-  ctx.fourOctetAs ? fc.integer({ min: 1, max: 0xffffffff }) : fc.oneof(fc.integer({ min: 1, max: 0xffff }), fc.integer({ min: 0x10000, max: 0xffffffff }));
+  ctx.fourOctetAs
+    ? fc.integer({ min: 1, max: 0xffffffff })
+    : fc.oneof(fc.integer({ min: 1, max: 0xffff }), fc.integer({ min: 0x10000, max: 0xffffffff }));
 
 function asPathArb(ctx: CodecContext): fc.Arbitrary<AsPathSegment[]> {
   // On a 2-octet session confederation segments are not carried by AS4_PATH (RFC 6793 §4.2.2), so the
   // round trip holds for AS_SET / AS_SEQUENCE paths only.
   const types = ctx.fourOctetAs ? [1, 2, 3, 4] : [1, 2];
-  const seg = fc.record({ type: fc.constantFrom(...types), asns: fc.array(asnArb(ctx), { minLength: 1, maxLength: 8 }) });
+  const seg = fc.record({
+    type: fc.constantFrom(...types),
+    asns: fc.array(asnArb(ctx), { minLength: 1, maxLength: 8 }),
+  });
   return fc.array(seg, { maxLength: 4 }) as fc.Arbitrary<AsPathSegment[]>;
 }
 
@@ -42,12 +54,28 @@ const ipv4Hop = fc.integer({ min: 1, max: 0xdfffffff }); // unicast: not 0, mult
 
 function attrsArb(ctx: CodecContext): fc.Arbitrary<PathAttributes> {
   const mpReach = fc.oneof(
-    fc.record({ afi: fc.constant(1), safi: fc.constant(1), nextHop: fc.uint8Array({ minLength: 4, maxLength: 4 }), nlri: prefixes(20) }),
-    fc.record({ afi: fc.constant(2), safi: fc.constant(1), nextHop: fc.uint8Array({ minLength: 16, maxLength: 16 }), nlri: fc.constant([]), raw: fc.uint8Array({ maxLength: 40 }) }),
+    fc.record({
+      afi: fc.constant(1),
+      safi: fc.constant(1),
+      nextHop: fc.uint8Array({ minLength: 4, maxLength: 4 }),
+      nlri: prefixes(20),
+    }),
+    fc.record({
+      afi: fc.constant(2),
+      safi: fc.constant(1),
+      nextHop: fc.uint8Array({ minLength: 16, maxLength: 16 }),
+      nlri: fc.constant([]),
+      raw: fc.uint8Array({ maxLength: 40 }),
+    }),
   );
   const mpUnreach = fc.oneof(
     fc.record({ afi: fc.constant(1), safi: fc.constant(1), withdrawn: prefixes(20) }),
-    fc.record({ afi: fc.constant(2), safi: fc.constant(1), withdrawn: fc.constant([]), raw: fc.uint8Array({ maxLength: 40 }) }),
+    fc.record({
+      afi: fc.constant(2),
+      safi: fc.constant(1),
+      withdrawn: fc.constant([]),
+      raw: fc.uint8Array({ maxLength: 40 }),
+    }),
   );
   const aggregatorAsn = ctx.fourOctetAs ? asnArb(ctx) : fc.integer({ min: 0x10000, max: 0xffffffff });
   return fc.record(
@@ -61,7 +89,9 @@ function attrsArb(ctx: CodecContext): fc.Arbitrary<PathAttributes> {
       aggregator: fc.record({ asn: aggregatorAsn, address: u32 }),
       communities: fc.array(u32, { minLength: 1, maxLength: 10 }),
       // Flat triples, distinct (a receiver removes repeats, RFC 8092 §2, so only distinct ones round-trip).
-      largeCommunities: fc.uniqueArray(fc.tuple(u32, u32, u32), { minLength: 1, maxLength: 5, selector: (t) => t.join(':') }).map((ts) => ts.flat()),
+      largeCommunities: fc
+        .uniqueArray(fc.tuple(u32, u32, u32), { minLength: 1, maxLength: 5, selector: (t) => t.join(':') })
+        .map((ts) => ts.flat()),
       originatorId: u32,
       clusterList: fc.array(u32, { minLength: 1, maxLength: 5 }),
       mpReach,
@@ -74,13 +104,27 @@ function attrsArb(ctx: CodecContext): fc.Arbitrary<PathAttributes> {
 
 function updateArb(ctx: CodecContext): fc.Arbitrary<BgpMessage> {
   return fc.oneof(
-    fc.record({ type: fc.constant(2 as const), withdrawn: prefixes(50), attributes: attrsArb(ctx), nlri: prefixes(100) }),
-    fc.record({ type: fc.constant(2 as const), withdrawn: prefixes(200), attributes: fc.constant({}), nlri: fc.constant([]) }),
+    fc.record({
+      type: fc.constant(2 as const),
+      withdrawn: prefixes(50),
+      attributes: attrsArb(ctx),
+      nlri: prefixes(100),
+    }),
+    fc.record({
+      type: fc.constant(2 as const),
+      withdrawn: prefixes(200),
+      attributes: fc.constant({}),
+      nlri: fc.constant([]),
+    }),
   );
 }
 
 const capabilityArb: fc.Arbitrary<Capability> = fc.oneof(
-  fc.record({ code: fc.constant(1 as const), afi: fc.integer({ min: 0, max: 0xffff }), safi: fc.integer({ min: 0, max: 255 }) }),
+  fc.record({
+    code: fc.constant(1 as const),
+    afi: fc.integer({ min: 0, max: 0xffff }),
+    safi: fc.integer({ min: 0, max: 255 }),
+  }),
   fc.constant({ code: 2 as const }),
   fc.constant({ code: 70 as const }),
   fc.record({ code: fc.constant(65 as const), asn: u32 }),
@@ -90,11 +134,22 @@ const capabilityArb: fc.Arbitrary<Capability> = fc.oneof(
       restarting: fc.boolean(),
       notification: fc.constant(true),
       restartTime: fc.integer({ min: 0, max: 4095 }),
-      families: fc.array(fc.record({ afi: fc.integer({ min: 0, max: 0xffff }), safi: fc.integer({ min: 0, max: 255 }), forwardingState: fc.boolean() }), { maxLength: 4 }),
+      families: fc.array(
+        fc.record({
+          afi: fc.integer({ min: 0, max: 0xffff }),
+          safi: fc.integer({ min: 0, max: 255 }),
+          forwardingState: fc.boolean(),
+        }),
+        { maxLength: 4 },
+      ),
     },
     { requiredKeys: ['code', 'restarting', 'restartTime', 'families'] },
   ),
-  fc.record({ code: fc.constantFrom(5, 6, 9, 69, 71, 73, 128, 255), value: fc.uint8Array({ maxLength: 20 }), unknown: fc.constant(true as const) }),
+  fc.record({
+    code: fc.constantFrom(5, 6, 9, 69, 71, 73, 128, 255),
+    value: fc.uint8Array({ maxLength: 20 }),
+    unknown: fc.constant(true as const),
+  }),
 );
 
 const openArb: fc.Arbitrary<BgpMessage> = fc.record({
@@ -107,9 +162,19 @@ const openArb: fc.Arbitrary<BgpMessage> = fc.record({
 });
 
 const otherArb: fc.Arbitrary<BgpMessage> = fc.oneof(
-  fc.record({ type: fc.constant(3 as const), code: fc.integer({ min: 0, max: 255 }), subcode: fc.integer({ min: 0, max: 255 }), data: fc.uint8Array({ maxLength: 100 }) }),
+  fc.record({
+    type: fc.constant(3 as const),
+    code: fc.integer({ min: 0, max: 255 }),
+    subcode: fc.integer({ min: 0, max: 255 }),
+    data: fc.uint8Array({ maxLength: 100 }),
+  }),
   fc.constant({ type: 4 as const }),
-  fc.record({ type: fc.constant(5 as const), afi: fc.integer({ min: 0, max: 0xffff }), subtype: fc.integer({ min: 0, max: 255 }), safi: fc.integer({ min: 0, max: 255 }) }),
+  fc.record({
+    type: fc.constant(5 as const),
+    afi: fc.integer({ min: 0, max: 0xffff }),
+    subtype: fc.integer({ min: 0, max: 255 }),
+    safi: fc.integer({ min: 0, max: 255 }),
+  }),
 );
 
 const messageArb = (ctx: CodecContext) => fc.oneof(updateArb(ctx), openArb, otherArb);
@@ -133,7 +198,10 @@ function onlyBgpErrors(bytes: Uint8Array, ctx: CodecContext): void {
 }
 
 describe('round trip: decode(encode(m)) equals m', () => {
-  for (const [name, ctx] of [['4-octet AS session', CTX4], ['2-octet AS session', CTX2]] as const) {
+  for (const [name, ctx] of [
+    ['4-octet AS session', CTX4],
+    ['2-octet AS session', CTX2],
+  ] as const) {
     it(`every message type, ${name}`, () => {
       let encoded = 0;
       fc.assert(
@@ -152,13 +220,21 @@ describe('round trip: decode(encode(m)) equals m', () => {
 
 describe('robustness: only BgpError ever escapes', () => {
   it('random bytes', () => {
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 300 }), (b) => onlyBgpErrors(b, CTX4)), { numRuns: RUNS });
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 300 }), (b) => onlyBgpErrors(b, CTX4)),
+      { numRuns: RUNS },
+    );
   });
   it('random bodies behind a valid header of every type', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 0, max: 7 }), fc.uint8Array({ maxLength: 300 }), fc.boolean(), (type, body, four) => {
-        onlyBgpErrors(cat(MARKER, u16(19 + body.length), u8(type), body), four ? CTX4 : CTX2);
-      }),
+      fc.property(
+        fc.integer({ min: 0, max: 7 }),
+        fc.uint8Array({ maxLength: 300 }),
+        fc.boolean(),
+        (type, body, four) => {
+          onlyBgpErrors(cat(MARKER, u16(19 + body.length), u8(type), body), four ? CTX4 : CTX2);
+        },
+      ),
       { numRuns: RUNS * 3 },
     );
   });
@@ -208,15 +284,24 @@ describe('bodies up to 4096: every refusal is a NOTIFICATION that can be sent', 
       if (e.code === 1 && e.subcode === 2) expect(e.data.length).toBe(2);
     }
   }
-  const bodyLength = fc.oneof(fc.integer({ min: 0, max: 4077 }), fc.constantFrom(0, 1, 2, 3, 4, 5, 9, 10, 4073, 4074, 4075, 4076, 4077));
+  const bodyLength = fc.oneof(
+    fc.integer({ min: 0, max: 4077 }),
+    fc.constantFrom(0, 1, 2, 3, 4, 5, 9, 10, 4073, 4074, 4075, 4076, 4077),
+  );
   it('random bodies of any length up to the limit, every type, both sessions', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 0, max: 7 }), bodyLength, fc.integer(), fc.boolean(), (type, length, seed, four) => {
-        const body = new Uint8Array(length);
-        for (let i = 0, x = seed | 1; i < length; i++) body[i] = x = (Math.imul(x, 1103515245) + 12345) >>> 8;
-        if (type === 5 && length >= 3) body[2] = seed & 3; // ROUTE-REFRESH subtypes 0..3 (RFC 7313 BoRR/EoRR are 1, 2)
-        refusalFits(cat(MARKER, u16(19 + length), u8(type), body), four ? CTX4 : CTX2);
-      }),
+      fc.property(
+        fc.integer({ min: 0, max: 7 }),
+        bodyLength,
+        fc.integer(),
+        fc.boolean(),
+        (type, length, seed, four) => {
+          const body = new Uint8Array(length);
+          for (let i = 0, x = seed | 1; i < length; i++) body[i] = x = (Math.imul(x, 1103515245) + 12345) >>> 8;
+          if (type === 5 && length >= 3) body[2] = seed & 3; // ROUTE-REFRESH subtypes 0..3 (RFC 7313 BoRR/EoRR are 1, 2)
+          refusalFits(cat(MARKER, u16(19 + length), u8(type), body), four ? CTX4 : CTX2);
+        },
+      ),
       { numRuns: RUNS },
     );
   });
@@ -241,21 +326,25 @@ describe('bodies up to 4096: every refusal is a NOTIFICATION that can be sent', 
 describe('framing generated streams', () => {
   it('any chunking of a stream of generated messages yields the same messages', () => {
     fc.assert(
-      fc.property(fc.array(messageArb(CTX4), { minLength: 1, maxLength: 6 }), fc.array(fc.integer({ min: 1, max: 700 }), { minLength: 1, maxLength: 20 }), (msgs, sizes) => {
-        const encoded = msgs.map((m) => tryEncode(m, CTX4)).filter((b): b is Uint8Array => b !== null);
-        fc.pre(encoded.length > 0);
-        const stream = cat(...encoded);
-        const f = new MessageFramer();
-        const out: Uint8Array[] = [];
-        let at = 0;
-        for (let i = 0; at < stream.length; i++) {
-          const size = sizes[i % sizes.length]!;
-          out.push(...f.push(stream.slice(at, at + size)));
-          at += size;
-        }
-        expect(out).toEqual(encoded);
-        expect(f.buffered).toBe(0);
-      }),
+      fc.property(
+        fc.array(messageArb(CTX4), { minLength: 1, maxLength: 6 }),
+        fc.array(fc.integer({ min: 1, max: 700 }), { minLength: 1, maxLength: 20 }),
+        (msgs, sizes) => {
+          const encoded = msgs.map((m) => tryEncode(m, CTX4)).filter((b): b is Uint8Array => b !== null);
+          fc.pre(encoded.length > 0);
+          const stream = cat(...encoded);
+          const f = new MessageFramer();
+          const out: Uint8Array[] = [];
+          let at = 0;
+          for (let i = 0; at < stream.length; i++) {
+            const size = sizes[i % sizes.length]!;
+            out.push(...f.push(stream.slice(at, at + size)));
+            at += size;
+          }
+          expect(out).toEqual(encoded);
+          expect(f.buffered).toBe(0);
+        },
+      ),
       { numRuns: 100 },
     );
   });

@@ -7,7 +7,12 @@ import type { MpReach, PathAttributes } from '../../../bgp/types.js';
 
 const P = parsePrefix;
 const base: PathAttributes = { origin: 0, asPath: [{ type: 2, asns: [65001] }], nextHop: parseIpv4('198.18.0.1') };
-const v4 = (nextHop: number[], nlri: string[]): MpReach => ({ afi: 1, safi: 1, nextHop: Uint8Array.from(nextHop), nlri: nlri.map((p) => P(p)) });
+const v4 = (nextHop: number[], nlri: string[]): MpReach => ({
+  afi: 1,
+  safi: 1,
+  nextHop: Uint8Array.from(nextHop),
+  nlri: nlri.map((p) => P(p)),
+});
 
 describe('mpReachNextHop', () => {
   const cases: Array<[string, MpReach, number | undefined]> = [
@@ -22,10 +27,14 @@ describe('mpReachNextHop', () => {
 });
 
 describe('ipv4UnicastRoutes', () => {
-  it('withdrawn routes, then MP_UNREACH; the NLRI with the UPDATE\'s attributes, then MP_REACH with its next hop', () => {
+  it("withdrawn routes, then MP_UNREACH; the NLRI with the UPDATE's attributes, then MP_REACH with its next hop", () => {
     const update = {
       withdrawn: [P('10.0.1.0/24')],
-      attributes: { ...base, mpReach: v4([198, 18, 0, 9], ['10.0.3.0/24']), mpUnreach: { afi: 1, safi: 1, withdrawn: [P('10.0.2.0/24')] } },
+      attributes: {
+        ...base,
+        mpReach: v4([198, 18, 0, 9], ['10.0.3.0/24']),
+        mpUnreach: { afi: 1, safi: 1, withdrawn: [P('10.0.2.0/24')] },
+      },
       nlri: [P('10.0.4.0/24')],
     };
     const routes = ipv4UnicastRoutes(update);
@@ -41,7 +50,11 @@ describe('ipv4UnicastRoutes', () => {
   it('leaves other families out', () => {
     const routes = ipv4UnicastRoutes({
       withdrawn: [],
-      attributes: { ...base, mpReach: { afi: 2, safi: 1, nextHop: new Uint8Array(16), nlri: [], raw: Uint8Array.of(0) }, mpUnreach: { afi: 2, safi: 1, withdrawn: [], raw: Uint8Array.of(0) } },
+      attributes: {
+        ...base,
+        mpReach: { afi: 2, safi: 1, nextHop: new Uint8Array(16), nlri: [], raw: Uint8Array.of(0) },
+        mpUnreach: { afi: 2, safi: 1, withdrawn: [], raw: Uint8Array.of(0) },
+      },
       nlri: [],
     });
     expect(routes).toEqual({ withdrawn: [], announced: [] });

@@ -10,7 +10,13 @@
 
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { API_VERSION, type Kind, type Resource } from '../../../src/resources/types.js';
-import { AlreadyExistsError, ConflictError, NotFoundError, type Datastore, type WatchEvent } from '../../../src/datastore/types.js';
+import {
+  AlreadyExistsError,
+  ConflictError,
+  NotFoundError,
+  type Datastore,
+  type WatchEvent,
+} from '../../../src/datastore/types.js';
 import { waitFor as poll } from '../../harness/wait.js';
 
 export interface OpenedDatastore {
@@ -34,11 +40,29 @@ function octet(): number {
 }
 
 export function pool(name: string, cidr: string, extra: Partial<Resource<'IPPool'>['spec']> = {}): Resource<'IPPool'> {
-  return { apiVersion: API_VERSION, kind: 'IPPool', metadata: { name }, spec: { cidr, blockSize: 26, ipipMode: 'Always', vxlanMode: 'Never', natOutgoing: true, nodeSelector: 'all()', ...extra } };
+  return {
+    apiVersion: API_VERSION,
+    kind: 'IPPool',
+    metadata: { name },
+    spec: {
+      cidr,
+      blockSize: 26,
+      ipipMode: 'Always',
+      vxlanMode: 'Never',
+      natOutgoing: true,
+      nodeSelector: 'all()',
+      ...extra,
+    },
+  };
 }
 
 export function peer(name: string, peerIP: string): Resource<'BGPPeer'> {
-  return { apiVersion: API_VERSION, kind: 'BGPPeer', metadata: { name }, spec: { peerIP, asNumber: 64513, nodeSelector: 'all()' } };
+  return {
+    apiVersion: API_VERSION,
+    kind: 'BGPPeer',
+    metadata: { name },
+    spec: { peerIP, asNumber: 64513, nodeSelector: 'all()' },
+  };
 }
 
 export function workloadEndpoint(namespace: string, name: string, ip: string): Resource<'WorkloadEndpoint'> {
@@ -46,12 +70,21 @@ export function workloadEndpoint(namespace: string, name: string, ip: string): R
     apiVersion: API_VERSION,
     kind: 'WorkloadEndpoint',
     metadata: { name, namespace, labels: { app: 'web' } },
-    spec: { node: 'node-1', orchestrator: 'k8s', pod: name, endpoint: 'eth0', interfaceName: 'cali0123456789a', ipNetworks: [`${ip}/32`] },
+    spec: {
+      node: 'node-1',
+      orchestrator: 'k8s',
+      pod: name,
+      endpoint: 'eth0',
+      interfaceName: 'cali0123456789a',
+      ipNetworks: [`${ip}/32`],
+    },
   };
 }
 
 /** Collects the events of one watch that concern `names` (other tests may share the store). */
-function collector<K extends Kind>(names: string[]): { events: Array<WatchEvent<K>>; onEvent: (e: WatchEvent<K>) => void } {
+function collector<K extends Kind>(
+  names: string[],
+): { events: Array<WatchEvent<K>>; onEvent: (e: WatchEvent<K>) => void } {
   const events: Array<WatchEvent<K>> = [];
   return {
     events,
@@ -62,7 +95,9 @@ function collector<K extends Kind>(names: string[]): { events: Array<WatchEvent<
 }
 
 function summary<K extends Kind>(events: Array<WatchEvent<K>>): string[] {
-  return events.map((e) => (e.type === 'sync' || e.type === 'error' ? e.type : `${e.type} ${e.resource.metadata.name}`));
+  return events.map((e) =>
+    e.type === 'sync' || e.type === 'error' ? e.type : `${e.type} ${e.resource.metadata.name}`,
+  );
 }
 
 export function datastoreContract(name: string, open: () => Promise<OpenedDatastore>): void {
@@ -165,7 +200,9 @@ export function datastoreContract(name: string, open: () => Promise<OpenedDatast
     it('delete with a stale revision rejects with ConflictError and deletes nothing; with the current one it deletes', async () => {
       const created = await ds.create(pool(`p-${id}`, '10.10.0.0/16'));
       const updated = await ds.update({ ...created, spec: { ...created.spec, natOutgoing: false } });
-      await expect(ds.delete('IPPool', `p-${id}`, { revision: created.metadata.resourceVersion! })).rejects.toBeInstanceOf(ConflictError);
+      await expect(
+        ds.delete('IPPool', `p-${id}`, { revision: created.metadata.resourceVersion! }),
+      ).rejects.toBeInstanceOf(ConflictError);
       expect(await ds.get('IPPool', `p-${id}`)).not.toBeNull();
       const deleted = await ds.delete('IPPool', `p-${id}`, { revision: updated.metadata.resourceVersion! });
       expect(deleted.metadata.name).toBe(`p-${id}`);
@@ -177,7 +214,9 @@ export function datastoreContract(name: string, open: () => Promise<OpenedDatast
       const [nsA, nsB] = [`ns-a-${id}`, `ns-b-${id}`];
       await ds.create(workloadEndpoint(nsA, `pod-${id}`, '10.244.1.5'));
       await ds.create(workloadEndpoint(nsB, `pod-${id}`, '10.244.1.6'));
-      await expect(ds.create(workloadEndpoint(nsA, `pod-${id}`, '10.244.1.7'))).rejects.toBeInstanceOf(AlreadyExistsError);
+      await expect(ds.create(workloadEndpoint(nsA, `pod-${id}`, '10.244.1.7'))).rejects.toBeInstanceOf(
+        AlreadyExistsError,
+      );
       expect((await ds.get('WorkloadEndpoint', `pod-${id}`, nsA))?.spec.ipNetworks).toEqual(['10.244.1.5/32']);
       expect((await ds.get('WorkloadEndpoint', `pod-${id}`, nsB))?.spec.ipNetworks).toEqual(['10.244.1.6/32']);
       expect((await ds.get('WorkloadEndpoint', `pod-${id}`, nsA))?.metadata.namespace).toBe(nsA);
@@ -233,11 +272,19 @@ export function datastoreContract(name: string, open: () => Promise<OpenedDatast
         await waitFor('4 IPPool events', () => seen.events.length >= 4);
         await ds.delete('IPPool', names[1]!); // a sentinel: once it arrives, nothing earlier is still on its way
         await waitFor('5 IPPool events', () => seen.events.length >= 5);
-        expect(summary(seen.events)).toEqual([`added ${names[0]}`, `modified ${names[0]}`, `added ${names[1]}`, `deleted ${names[0]}`, `deleted ${names[1]}`]);
+        expect(summary(seen.events)).toEqual([
+          `added ${names[0]}`,
+          `modified ${names[0]}`,
+          `added ${names[1]}`,
+          `deleted ${names[0]}`,
+          `deleted ${names[1]}`,
+        ]);
         const modified = seen.events[1]!;
         expect(modified.type === 'modified' && modified.resource.spec.natOutgoing).toBe(false);
         expect(modified.type === 'modified' && modified.revision).toBe(a2.metadata.resourceVersion);
-        expect(seen.events.every((e) => e.type !== 'error' && e.type !== 'sync' && e.resource.kind === 'IPPool')).toBe(true);
+        expect(seen.events.every((e) => e.type !== 'error' && e.type !== 'sync' && e.resource.kind === 'IPPool')).toBe(
+          true,
+        );
       } finally {
         watch.stop();
       }
@@ -287,7 +334,9 @@ export function datastoreContract(name: string, open: () => Promise<OpenedDatast
         await ds.delete('WorkloadEndpoint', names[0]!, { namespace: `ns-${id}` });
         await waitFor('2 WorkloadEndpoint events', () => seen.events.length >= 2);
         expect(summary(seen.events)).toEqual([`added ${names[0]}`, `deleted ${names[0]}`]);
-        expect(seen.events.map((e) => (e.type === 'added' || e.type === 'deleted' ? e.resource.metadata.namespace : null))).toEqual([`ns-${id}`, `ns-${id}`]);
+        expect(
+          seen.events.map((e) => (e.type === 'added' || e.type === 'deleted' ? e.resource.metadata.namespace : null)),
+        ).toEqual([`ns-${id}`, `ns-${id}`]);
       } finally {
         watch.stop();
       }

@@ -6,7 +6,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeClock, settle } from '../../../bgp/clock.js';
 import { ResourceCache } from '../../../src/agent/cache.js';
-import { EtcdStore, type EtcdTransport, type WatchHandlers, type WatchResponse } from '../../../src/datastore/etcd-store.js';
+import {
+  EtcdStore,
+  type EtcdTransport,
+  type WatchHandlers,
+  type WatchResponse,
+} from '../../../src/datastore/etcd-store.js';
 import { openKubernetes } from '../../../src/datastore/kubernetes.js';
 import { MemoryDatastore } from '../../../src/datastore/memory.js';
 import type { Datastore, WatchEvent } from '../../../src/datastore/types.js';
@@ -36,7 +41,13 @@ function scriptedTransport() {
   return { transport, streams };
 }
 
-const ok = (events: WatchResponse['events']): WatchResponse => ({ created: false, canceled: false, cancel_reason: '', compact_revision: '0', events });
+const ok = (events: WatchResponse['events']): WatchResponse => ({
+  created: false,
+  canceled: false,
+  cancel_reason: '',
+  compact_revision: '0',
+  events,
+});
 const kv = (name: string, revision: number, value: string) => ({
   key: Buffer.from(`/calico/resources/v3/projectcalico.org/ippools/${name}`),
   value: Buffer.from(value),
@@ -99,7 +110,9 @@ describe('etcd watch', () => {
         throw new Error('consumer bug');
       }
     });
-    expect(() => streams[0]!.onResponse(ok([{ type: 'Put', kv: kv('p1', 11, poolJson('p1', '10.9.0.0/16')) }]))).not.toThrow();
+    expect(() =>
+      streams[0]!.onResponse(ok([{ type: 'Put', kv: kv('p1', 11, poolJson('p1', '10.9.0.0/16')) }])),
+    ).not.toThrow();
     streams[0]!.onResponse(ok([{ type: 'Put', kv: kv('p2', 12, poolJson('p2', '10.10.0.0/16')) }]));
     expect(seen).toEqual(['added', 'error', 'added']);
     watch.stop();
@@ -129,7 +142,11 @@ describe('kubernetes watch', () => {
         throw new Error('consumer bug');
       }
     });
-    await waitFor(() => api.openWatches() > 0, { what: 'the watch open at the API server', timeoutMs: 5_000, intervalMs: 10 });
+    await waitFor(() => api.openWatches() > 0, {
+      what: 'the watch open at the API server',
+      timeoutMs: 5_000,
+      intervalMs: 10,
+    });
     await ds.create(pool('p1', '10.9.0.0/16'));
     await waitFor(() => seen.length >= 2, { what: 'two watch events', timeoutMs: 5_000, intervalMs: 10 });
     expect(seen.slice(0, 2)).toEqual(['added', 'error']);
@@ -170,7 +187,12 @@ describe('the agent cache', () => {
     const clock = new FakeClock();
     const p = pushable();
     const errors: string[] = [];
-    const cache = new ResourceCache(p.ds, { clock, coalesceMs: 5, backoffMs: { initial: 100, max: 1000 }, onError: (kind, e) => errors.push(`${kind}: ${e.message}`) });
+    const cache = new ResourceCache(p.ds, {
+      clock,
+      coalesceMs: 5,
+      backoffMs: { initial: 100, max: 1000 },
+      onError: (kind, e) => errors.push(`${kind}: ${e.message}`),
+    });
     await cache.start();
     const before = p.lists();
     await p.inner.create(pool('p1', '10.9.0.0/16'));
@@ -186,11 +208,15 @@ describe('the agent cache', () => {
     cache.stop();
   });
 
-  it('a listener of changed that throws does not throw out of the cache\'s timer, and later bursts still come', async () => {
+  it("a listener of changed that throws does not throw out of the cache's timer, and later bursts still come", async () => {
     const clock = new FakeClock();
     const p = pushable();
     const errors: string[] = [];
-    const cache = new ResourceCache(p.ds, { clock, coalesceMs: 5, onError: (kind, e) => errors.push(`${kind}: ${e.message}`) });
+    const cache = new ResourceCache(p.ds, {
+      clock,
+      coalesceMs: 5,
+      onError: (kind, e) => errors.push(`${kind}: ${e.message}`),
+    });
     let calls = 0;
     cache.on('changed', () => {
       calls++;

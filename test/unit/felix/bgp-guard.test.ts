@@ -18,13 +18,17 @@ describe('bgpGuardTableFor', () => {
       ['forward', 'forward', 'filter', -10, 'accept', [GUARD_RULE]],
       ['input', 'input', 'filter', -10, 'accept', [GUARD_RULE]],
     ]);
-    expect(GUARD_RULE.text).toBe('ip saddr @workloads ip daddr @nodes tcp dport 179 drop comment "tortie: no pod speaks BGP as its node"');
+    expect(GUARD_RULE.text).toBe(
+      'ip saddr @workloads ip daddr @nodes tcp dport 179 drop comment "tortie: no pod speaks BGP as its node"',
+    );
   });
 
   it('no pool or no node address: no table; a bad address is reported and left out', () => {
     expect(bgpGuardTableFor({ pools: [], nodeAddresses: ['198.18.0.11/24'] }).table).toBeNull();
     expect(bgpGuardTableFor({ pools: [{ cidr: '10.0.0.0/8' }], nodeAddresses: [] }).table).toBeNull();
-    expect(bgpGuardTableFor({ pools: [{ cidr: '10.0.0.0/8' }], nodeAddresses: ['fe80::1'] }).warnings[0]).toMatch(/"fe80::1" is not IPv4/);
+    expect(bgpGuardTableFor({ pools: [{ cidr: '10.0.0.0/8' }], nodeAddresses: ['fe80::1'] }).warnings[0]).toMatch(
+      /"fe80::1" is not IPv4/,
+    );
   });
 
   it('TORTIE_BGP_PORT_GUARD: on by default, false turns it off, nonsense is refused', () => {

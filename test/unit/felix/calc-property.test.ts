@@ -9,20 +9,46 @@ import { routeKey } from '../../../felix/routes.js';
 const MODES: Array<CalcPool['ipipMode']> = ['Never', 'Always', 'CrossSubnet'];
 
 // Addresses drawn from small ranges so that collisions (same block local and remote, same IP twice) happen.
-const block = fc.tuple(fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: 3 })).map(([a, b]) => `10.${244 + a}.${b}.0/26`);
-const podIp = fc.tuple(fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: 3 }), fc.integer({ min: 1, max: 6 })).map(([a, b, c]) => `10.${244 + a}.${b}.${c}`);
-const nodeIp = fc.tuple(fc.integer({ min: 30, max: 32 }), fc.integer({ min: 1, max: 4 })).map(([s, h]) => `192.168.${s}.${h}`);
+const block = fc
+  .tuple(fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: 3 }))
+  .map(([a, b]) => `10.${244 + a}.${b}.0/26`);
+const podIp = fc
+  .tuple(fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: 3 }), fc.integer({ min: 1, max: 6 }))
+  .map(([a, b, c]) => `10.${244 + a}.${b}.${c}`);
+const nodeIp = fc
+  .tuple(fc.integer({ min: 30, max: 32 }), fc.integer({ min: 1, max: 4 }))
+  .map(([s, h]) => `192.168.${s}.${h}`);
 const outside = fc.integer({ min: 16, max: 18 }).map((b) => `172.${b}.0.0/16`);
 
 const cluster: fc.Arbitrary<CalcInput> = fc.record({
-  node: fc.record({ ip: fc.tuple(nodeIp, fc.constantFrom(24, 16, 32)).map(([ip, len]) => `${ip}/${len}`), hostInterface: fc.constant('eth0') }),
+  node: fc.record({
+    ip: fc.tuple(nodeIp, fc.constantFrom(24, 16, 32)).map(([ip, len]) => `${ip}/${len}`),
+    hostInterface: fc.constant('eth0'),
+  }),
   pools: fc.uniqueArray(
-    fc.record({ cidr: fc.integer({ min: 0, max: 3 }).map((a) => `10.${244 + a}.0.0/16`), ipipMode: fc.constantFrom(...MODES), vxlanMode: fc.constantFrom<CalcPool['ipipMode']>('Never', 'Never', 'Always') }),
+    fc.record({
+      cidr: fc.integer({ min: 0, max: 3 }).map((a) => `10.${244 + a}.0.0/16`),
+      ipipMode: fc.constantFrom(...MODES),
+      vxlanMode: fc.constantFrom<CalcPool['ipipMode']>('Never', 'Never', 'Always'),
+    }),
     { selector: (p) => p.cidr, maxLength: 4 },
   ),
   localBlocks: fc.array(block, { maxLength: 4 }),
-  workloads: fc.array(fc.record({ ip: podIp, namespace: fc.constantFrom('a', 'b'), pod: fc.constantFrom('p', 'q', 'r') }), { maxLength: 6 }),
-  bgpRoutes: fc.array(fc.record({ prefix: fc.oneof(block, podIp.map((ip) => `${ip}/32`), outside), nextHop: nodeIp }), { maxLength: 10 }),
+  workloads: fc.array(
+    fc.record({ ip: podIp, namespace: fc.constantFrom('a', 'b'), pod: fc.constantFrom('p', 'q', 'r') }),
+    { maxLength: 6 },
+  ),
+  bgpRoutes: fc.array(
+    fc.record({
+      prefix: fc.oneof(
+        block,
+        podIp.map((ip) => `${ip}/32`),
+        outside,
+      ),
+      nextHop: nodeIp,
+    }),
+    { maxLength: 10 },
+  ),
   tunnelUsable: fc.boolean(),
 });
 

@@ -27,7 +27,9 @@ describe('routeKey', () => {
   });
 
   it('refuses junk, naming it and the accepted forms', () => {
-    expect(() => routeKey('fe80::1')).toThrow(/route destination "fe80::1" is not an IPv4 address, a CIDR .* or "default"/);
+    expect(() => routeKey('fe80::1')).toThrow(
+      /route destination "fe80::1" is not an IPv4 address, a CIDR .* or "default"/,
+    );
     expect(() => routeKey('10.0.0.0/40')).toThrow(/route destination "10.0.0.0\/40": prefix length "40" is not 0..32/);
   });
 });
@@ -49,9 +51,24 @@ describe('route classes', () => {
 });
 
 const blackhole: DesiredRoute = { dst: '10.244.7.0/26', type: 'blackhole', proto: 80, class: 'blackhole' };
-const tunnel: DesiredRoute = { dst: '10.244.7.0/26', type: 'unicast', via: '192.168.40.7', dev: 'tunl0', onlink: true, proto: 80, class: 'tunnel' };
+const tunnel: DesiredRoute = {
+  dst: '10.244.7.0/26',
+  type: 'unicast',
+  via: '192.168.40.7',
+  dev: 'tunl0',
+  onlink: true,
+  proto: 80,
+  class: 'tunnel',
+};
 const direct: DesiredRoute = { ...tunnel, dev: 'eth0', class: 'direct' };
-const workload: DesiredRoute = { dst: '10.244.7.5/32', type: 'unicast', dev: 'calic440f455693', scope: 'link', proto: 80, class: 'workload' };
+const workload: DesiredRoute = {
+  dst: '10.244.7.5/32',
+  type: 'unicast',
+  dev: 'calic440f455693',
+  scope: 'link',
+  proto: 80,
+  class: 'workload',
+};
 
 describe('describeRoute', () => {
   it('prints routes as ip route does', () => {
@@ -81,7 +98,16 @@ describe('resolveByClass', () => {
   });
 
   it('sameRoute tells any field apart', () => {
-    const changes: Array<Partial<DesiredRoute>> = [{ dst: '10.244.8.0/26' }, { dev: 'eth1' }, { via: '192.168.40.9' }, { onlink: false }, { scope: 'link' }, { proto: 3 }, { class: 'direct' }, { type: 'blackhole' }];
+    const changes: Array<Partial<DesiredRoute>> = [
+      { dst: '10.244.8.0/26' },
+      { dev: 'eth1' },
+      { via: '192.168.40.9' },
+      { onlink: false },
+      { scope: 'link' },
+      { proto: 3 },
+      { class: 'direct' },
+      { type: 'blackhole' },
+    ];
     expect(changes.length).toBeGreaterThan(0);
     for (const change of changes) expect(sameRoute(tunnel, { ...tunnel, ...change })).toBe(false);
   });

@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { calculateRoutes, interfaceNameProblem, workloadInterfaceName, type CalcInput, type CalcPool } from '../../../felix/route-calc.js';
+import {
+  calculateRoutes,
+  interfaceNameProblem,
+  workloadInterfaceName,
+  type CalcInput,
+  type CalcPool,
+} from '../../../felix/route-calc.js';
 import { describeRoute, FELIX_ROUTE_PROTOCOL, type DesiredRoute } from '../../../felix/routes.js';
 
 // The node of the issue's examples: 192.168.31.201/24 on eth0, block 10.244.196.128/26.
@@ -42,7 +48,7 @@ describe('workloadInterfaceName', () => {
 });
 
 describe('calculateRoutes: local blocks and workloads', () => {
-  it('produces the issue\'s blackhole and workload routes, proto 80', () => {
+  it("produces the issue's blackhole and workload routes, proto 80", () => {
     const result = calculateRoutes(
       input({
         localBlocks: ['10.244.196.128/26'],
@@ -70,9 +76,18 @@ describe('calculateRoutes: local blocks and workloads', () => {
   });
 
   it('a /32 block gets no blackhole (as Calico renders it): its one address is a workload route or nothing', () => {
-    const result = calculateRoutes(input({ localBlocks: ['10.244.196.128/26', '10.2.0.1/32'], workloads: [{ ip: '10.2.0.1', namespace: 'default', pod: 'a' }] }));
-    expect(shown(result.routes).filter((r) => r.startsWith('blackhole'))).toEqual(['blackhole 10.244.196.128/26 proto 80']);
-    expect(shown(result.routes).some((r) => /^10\.2\.0\.1 dev cali[0-9a-f]{11} proto 80 scope link$/.test(r))).toBe(true);
+    const result = calculateRoutes(
+      input({
+        localBlocks: ['10.244.196.128/26', '10.2.0.1/32'],
+        workloads: [{ ip: '10.2.0.1', namespace: 'default', pod: 'a' }],
+      }),
+    );
+    expect(shown(result.routes).filter((r) => r.startsWith('blackhole'))).toEqual([
+      'blackhole 10.244.196.128/26 proto 80',
+    ]);
+    expect(shown(result.routes).some((r) => /^10\.2\.0\.1 dev cali[0-9a-f]{11} proto 80 scope link$/.test(r))).toBe(
+      true,
+    );
   });
 
   it('keeps blackholes for blocks of vxlan, disabled or deleted pools (they do not depend on encapsulation)', () => {
@@ -104,10 +119,16 @@ describe('calculateRoutes: local blocks and workloads', () => {
     );
     expect(result.routes).toEqual([]);
     expect(result.warnings).toHaveLength(4);
-    expect(result.warnings.join('\n')).toContain('local block "10.244.196.129/26" has host bits set (did you mean 10.244.196.128/26?)');
+    expect(result.warnings.join('\n')).toContain(
+      'local block "10.244.196.129/26" has host bits set (did you mean 10.244.196.128/26?)',
+    );
     expect(result.warnings.join('\n')).toContain('"ten" is not a dotted-quad');
-    expect(result.warnings.join('\n')).toContain('workload ns/p1: ip "10.244.196.129/24" is not an IPv4 address or a /32');
-    expect(result.warnings.join('\n')).toContain('workload ns/p2: interfaceName "a-very-long-interface-name" is 26 bytes long');
+    expect(result.warnings.join('\n')).toContain(
+      'workload ns/p1: ip "10.244.196.129/24" is not an IPv4 address or a /32',
+    );
+    expect(result.warnings.join('\n')).toContain(
+      'workload ns/p2: interfaceName "a-very-long-interface-name" is 26 bytes long',
+    );
   });
 });
 
@@ -131,7 +152,10 @@ describe('calculateRoutes: remote blocks by ipipMode', () => {
 
   it.each(REMOTE_CASES)('%s, next hop %s → %s', (mode, nextHop, expected, cls) => {
     const result = calculateRoutes(
-      input({ pools: [{ cidr: '10.244.0.0/16', ipipMode: mode }], bgpRoutes: [{ prefix: '10.244.140.64/26', nextHop }] }),
+      input({
+        pools: [{ cidr: '10.244.0.0/16', ipipMode: mode }],
+        bgpRoutes: [{ prefix: '10.244.140.64/26', nextHop }],
+      }),
     );
     expect(shown(result.routes)).toEqual([expected]);
     expect(result.routes[0]?.class).toBe(cls);
@@ -158,15 +182,20 @@ describe('calculateRoutes: remote blocks by ipipMode', () => {
     ]);
   });
 
-  it('routes a disabled pool\'s remote blocks as usual (disabled only stops new assignments)', () => {
+  it("routes a disabled pool's remote blocks as usual (disabled only stops new assignments)", () => {
     const result = calculateRoutes(
-      input({ pools: [{ cidr: '10.244.0.0/16', ipipMode: 'Never', disabled: true }], bgpRoutes: [{ prefix: '10.244.140.64/26', nextHop: NODE_2_SAME_SUBNET }] }),
+      input({
+        pools: [{ cidr: '10.244.0.0/16', ipipMode: 'Never', disabled: true }],
+        bgpRoutes: [{ prefix: '10.244.140.64/26', nextHop: NODE_2_SAME_SUBNET }],
+      }),
     );
     expect(shown(result.routes)).toEqual(['10.244.140.64/26 via 192.168.31.202 dev eth0 proto 80 onlink']);
   });
 
   it('a /32 BGP route for a borrowed address inside a pool follows the pool too', () => {
-    const result = calculateRoutes(input({ bgpRoutes: [{ prefix: '10.244.196.140/32', nextHop: NODE_3_OTHER_SUBNET }] }));
+    const result = calculateRoutes(
+      input({ bgpRoutes: [{ prefix: '10.244.196.140/32', nextHop: NODE_3_OTHER_SUBNET }] }),
+    );
     expect(shown(result.routes)).toEqual(['10.244.196.140 via 192.168.40.7 dev tunl0 proto 80 onlink']);
   });
 
@@ -211,7 +240,12 @@ describe('calculateRoutes: the /32 node address trap', () => {
   });
 
   it('warns even before any remote block exists, and about a missing length', () => {
-    const result = calculateRoutes(input({ node: { ip: '192.168.31.201', hostInterface: 'eth0' }, pools: [{ cidr: '10.244.0.0/16', ipipMode: 'CrossSubnet' }] }));
+    const result = calculateRoutes(
+      input({
+        node: { ip: '192.168.31.201', hostInterface: 'eth0' },
+        pools: [{ cidr: '10.244.0.0/16', ipipMode: 'CrossSubnet' }],
+      }),
+    );
     expect(result.warnings).toHaveLength(2);
     expect(result.warnings[0]).toMatch(/node\.ip "192\.168\.31\.201" has no prefix length; taken as \/32/);
     expect(result.warnings[1]).toMatch(/all 0 remote route\(s\)/);
@@ -219,7 +253,11 @@ describe('calculateRoutes: the /32 node address trap', () => {
 
   it('says nothing for a /32 node when no pool is CrossSubnet', () => {
     const result = calculateRoutes(
-      input({ node: { ip: '192.168.31.201/32', hostInterface: 'eth0' }, pools: [{ cidr: '10.244.0.0/16', ipipMode: 'Never' }], bgpRoutes: [{ prefix: '10.244.7.0/26', nextHop: NODE_2_SAME_SUBNET }] }),
+      input({
+        node: { ip: '192.168.31.201/32', hostInterface: 'eth0' },
+        pools: [{ cidr: '10.244.0.0/16', ipipMode: 'Never' }],
+        bgpRoutes: [{ prefix: '10.244.7.0/26', nextHop: NODE_2_SAME_SUBNET }],
+      }),
     );
     expect(shown(result.routes)).toEqual(['10.244.7.0/26 via 192.168.31.202 dev eth0 proto 80 onlink']);
     expect(result.warnings).toEqual([]);
@@ -228,7 +266,10 @@ describe('calculateRoutes: the /32 node address trap', () => {
 
 describe('calculateRoutes: tunl0 unusable', () => {
   it('skips tunnel routes with one warning listing them, keeps everything else', () => {
-    const bgpRoutes = Array.from({ length: 7 }, (_, i) => ({ prefix: `10.244.${i}.0/26`, nextHop: NODE_3_OTHER_SUBNET }));
+    const bgpRoutes = Array.from({ length: 7 }, (_, i) => ({
+      prefix: `10.244.${i}.0/26`,
+      nextHop: NODE_3_OTHER_SUBNET,
+    }));
     bgpRoutes.push({ prefix: '10.244.140.64/26', nextHop: NODE_2_SAME_SUBNET });
     const result = calculateRoutes(
       input({
@@ -245,7 +286,9 @@ describe('calculateRoutes: tunl0 unusable', () => {
       '10.244.196.130 dev calic440f455693 proto 80 scope link',
     ]);
     expect(result.warnings).toHaveLength(1);
-    expect(result.warnings[0]).toMatch(/^tunl0 is not usable .*: 7 route\(s\) that need it are not programmed: 10\.244\.0\.0\/26 via 192\.168\.40\.7, /);
+    expect(result.warnings[0]).toMatch(
+      /^tunl0 is not usable .*: 7 route\(s\) that need it are not programmed: 10\.244\.0\.0\/26 via 192\.168\.40\.7, /,
+    );
     expect(result.warnings[0]).toMatch(/\(and 2 more\)$/);
   });
 });
@@ -258,12 +301,28 @@ describe('calculateRoutes: vxlan and broken pools', () => {
     ];
     const pools: CalcPool[] = [{ cidr: '10.244.0.0/16', ipipMode: 'Never', vxlanMode: 'Always' }];
     const standing = calculateRoutes(input({ pools, bgpRoutes }));
-    expect(shown(standing.routes)).toEqual(['10.244.7.0/26 via 192.168.40.7 dev eth0 proto 80 onlink', '10.244.140.64/26 via 192.168.31.202 dev eth0 proto 80 onlink']);
+    expect(shown(standing.routes)).toEqual([
+      '10.244.7.0/26 via 192.168.40.7 dev eth0 proto 80 onlink',
+      '10.244.140.64/26 via 192.168.31.202 dev eth0 proto 80 onlink',
+    ]);
     expect(standing.warnings).toEqual([]);
     // n3's VTEP is there: its block goes through vxlan.calico; n2 has none yet, its BGP route stays.
-    const vxlan = { usable: true, remoteBlocks: [{ cidr: '10.244.7.0/26', node: 'n3' }, { cidr: '10.244.140.64/26', node: 'n2' }], nodes: [{ name: 'n3', ip: '192.168.40.7/24', tunnelAddress: '10.244.7.1', mac: '66:00:00:00:00:03' }, { name: 'n2', ip: '192.168.31.202/24' }] };
+    const vxlan = {
+      usable: true,
+      remoteBlocks: [
+        { cidr: '10.244.7.0/26', node: 'n3' },
+        { cidr: '10.244.140.64/26', node: 'n2' },
+      ],
+      nodes: [
+        { name: 'n3', ip: '192.168.40.7/24', tunnelAddress: '10.244.7.1', mac: '66:00:00:00:00:03' },
+        { name: 'n2', ip: '192.168.31.202/24' },
+      ],
+    };
     const moving = calculateRoutes(input({ pools, bgpRoutes, vxlan }));
-    expect(shown(moving.routes)).toEqual(['10.244.7.0/26 via 10.244.7.1 dev vxlan.calico proto 80 onlink', '10.244.140.64/26 via 192.168.31.202 dev eth0 proto 80 onlink']);
+    expect(shown(moving.routes)).toEqual([
+      '10.244.7.0/26 via 10.244.7.1 dev vxlan.calico proto 80 onlink',
+      '10.244.140.64/26 via 192.168.31.202 dev eth0 proto 80 onlink',
+    ]);
   });
 
   it('a pool with both ipipMode and vxlanMode on is left alone, the warning names both fields', () => {
@@ -271,7 +330,11 @@ describe('calculateRoutes: vxlan and broken pools', () => {
       input({
         pools: [{ cidr: '10.244.0.0/16', ipipMode: 'Always', vxlanMode: 'Always' }],
         bgpRoutes: [{ prefix: '10.244.140.64/26', nextHop: NODE_2_SAME_SUBNET }],
-        vxlan: { usable: true, remoteBlocks: [{ cidr: '10.244.140.64/26', node: 'n2' }], nodes: [{ name: 'n2', ip: '192.168.31.202/24', tunnelAddress: '10.244.140.65', mac: '66:00:00:00:00:02' }] },
+        vxlan: {
+          usable: true,
+          remoteBlocks: [{ cidr: '10.244.140.64/26', node: 'n2' }],
+          nodes: [{ name: 'n2', ip: '192.168.31.202/24', tunnelAddress: '10.244.140.65', mac: '66:00:00:00:00:02' }],
+        },
       }),
     );
     expect(result.routes).toEqual([]);
@@ -299,23 +362,40 @@ describe('calculateRoutes: vxlan and broken pools', () => {
 });
 
 describe('calculateRoutes: static routes to BGP peers (reachableBy)', () => {
-  it('reachableBy: the peer\'s /32 via the gateway on the host interface, winning over the same /32 learned over BGP', () => {
+  it("reachableBy: the peer's /32 via the gateway on the host interface, winning over the same /32 learned over BGP", () => {
     const result = calculateRoutes(
       input({
-        peerRoutes: [{ address: '10.225.0.5', gateway: '192.168.31.1' }, { address: '10.225.0.4', gateway: '192.168.31.1' }],
+        peerRoutes: [
+          { address: '10.225.0.5', gateway: '192.168.31.1' },
+          { address: '10.225.0.4', gateway: '192.168.31.1' },
+        ],
         bgpRoutes: [{ prefix: '10.225.0.4/32', nextHop: '192.168.31.7' }],
       }),
     );
-    expect(shown(result.routes)).toEqual(['10.225.0.4 via 192.168.31.1 dev eth0 proto 80 onlink', '10.225.0.5 via 192.168.31.1 dev eth0 proto 80 onlink']);
+    expect(shown(result.routes)).toEqual([
+      '10.225.0.4 via 192.168.31.1 dev eth0 proto 80 onlink',
+      '10.225.0.5 via 192.168.31.1 dev eth0 proto 80 onlink',
+    ]);
     expect(result.routes.map((r) => r.class)).toEqual(['peer', 'peer']);
-    expect(result.warnings).toEqual([expect.stringMatching(/^10\.225\.0\.4\/32 is wanted by more than one source: kept peer .*dropped bgp/)]);
+    expect(result.warnings).toEqual([
+      expect.stringMatching(/^10\.225\.0\.4\/32 is wanted by more than one source: kept peer .*dropped bgp/),
+    ]);
   });
 
   it('a gateway that is not IPv4, or no host interface: no static route, and why', () => {
-    expect(calculateRoutes(input({ peerRoutes: [{ address: '10.225.0.4', gateway: 'fe80::1' }] })).warnings).toEqual(['BGP peer 10.225.0.4: reachableBy "fe80::1" (or the peer address) is not an IPv4 address: no static route to the peer']);
-    const noIf = calculateRoutes(input({ node: { ip: '192.168.31.201/24', hostInterface: '' }, peerRoutes: [{ address: '10.225.0.4', gateway: '192.168.31.1' }] }));
+    expect(calculateRoutes(input({ peerRoutes: [{ address: '10.225.0.4', gateway: 'fe80::1' }] })).warnings).toEqual([
+      'BGP peer 10.225.0.4: reachableBy "fe80::1" (or the peer address) is not an IPv4 address: no static route to the peer',
+    ]);
+    const noIf = calculateRoutes(
+      input({
+        node: { ip: '192.168.31.201/24', hostInterface: '' },
+        peerRoutes: [{ address: '10.225.0.4', gateway: '192.168.31.1' }],
+      }),
+    );
     expect(noIf.routes).toEqual([]);
-    expect(noIf.warnings).toContain('no host interface: the static routes to BGP peers (reachableBy) are not programmed');
+    expect(noIf.warnings).toContain(
+      'no host interface: the static routes to BGP peers (reachableBy) are not programmed',
+    );
   });
 });
 
@@ -323,7 +403,15 @@ describe('calculateRoutes: BGP routes outside every pool', () => {
   it('goes via the next hop on the host interface, class bgp', () => {
     const result = calculateRoutes(input({ bgpRoutes: [{ prefix: '172.16.0.0/16', nextHop: '192.168.31.1' }] }));
     expect(result.routes).toEqual([
-      { dst: '172.16.0.0/16', type: 'unicast', via: '192.168.31.1', dev: 'eth0', onlink: true, proto: 80, class: 'bgp' },
+      {
+        dst: '172.16.0.0/16',
+        type: 'unicast',
+        via: '192.168.31.1',
+        dev: 'eth0',
+        onlink: true,
+        proto: 80,
+        class: 'bgp',
+      },
     ]);
     expect(result.warnings).toEqual([]);
   });
@@ -344,14 +432,22 @@ describe('calculateRoutes: BGP routes outside every pool', () => {
     );
     expect(result.routes).toHaveLength(2);
     expect(result.warnings).toEqual([
-      'BGP next hop 10.9.9.9 (2 route(s) outside every pool) is outside this node\'s subnet 192.168.31.0/24: programmed onlink on eth0, so it must be reachable on that link',
+      "BGP next hop 10.9.9.9 (2 route(s) outside every pool) is outside this node's subnet 192.168.31.0/24: programmed onlink on eth0, so it must be reachable on that link",
     ]);
   });
 
   // [prefix, next hop, warning pattern or null for a silent skip]
   const REFUSED: Array<[string, string, RegExp | null]> = [
-    ['0.0.0.0/0', '192.168.31.1', /BGP route 0\.0\.0\.0\/0 via 192\.168\.31\.1 is not programmed: it would replace this host's own default route/],
-    ['192.168.31.0/24', '192.168.31.1', /BGP route 192\.168\.31\.0\/24 via 192\.168\.31\.1 is not programmed: it is this node's own subnet/],
+    [
+      '0.0.0.0/0',
+      '192.168.31.1',
+      /BGP route 0\.0\.0\.0\/0 via 192\.168\.31\.1 is not programmed: it would replace this host's own default route/,
+    ],
+    [
+      '192.168.31.0/24',
+      '192.168.31.1',
+      /BGP route 192\.168\.31\.0\/24 via 192\.168\.31\.1 is not programmed: it is this node's own subnet/,
+    ],
     ['172.16.0.0/16', '127.0.0.2', /next hop 127\.0\.0\.2 is a loopback address/],
     ['172.16.0.0/16', 'router-1', /next hop "router-1" is not a dotted-quad/],
     ['172.16.0.0', '192.168.31.1', /BGP route prefix "172\.16\.0\.0" has no prefix length/],
@@ -389,7 +485,11 @@ describe('calculateRoutes: BGP routes outside every pool', () => {
 
   it('a malformed node address programs no remote routes, keeps local ones, and says why', () => {
     const result = calculateRoutes(
-      input({ node: { ip: 'node-1', hostInterface: 'eth0' }, localBlocks: ['10.244.196.128/26'], bgpRoutes: [{ prefix: '10.244.7.0/26', nextHop: NODE_3_OTHER_SUBNET }] }),
+      input({
+        node: { ip: 'node-1', hostInterface: 'eth0' },
+        localBlocks: ['10.244.196.128/26'],
+        bgpRoutes: [{ prefix: '10.244.7.0/26', nextHop: NODE_3_OTHER_SUBNET }],
+      }),
     );
     expect(shown(result.routes)).toEqual(['blackhole 10.244.196.128/26 proto 80']);
     expect(result.warnings).toEqual([
@@ -399,17 +499,24 @@ describe('calculateRoutes: BGP routes outside every pool', () => {
 });
 
 describe('calculateRoutes: conflicts for one prefix', () => {
-  it('a remote route beats this node\'s blackhole for the same block (the block is moving), reported', () => {
-    const result = calculateRoutes(input({ localBlocks: ['10.244.7.0/26'], bgpRoutes: [{ prefix: '10.244.7.0/26', nextHop: NODE_3_OTHER_SUBNET }] }));
+  it("a remote route beats this node's blackhole for the same block (the block is moving), reported", () => {
+    const result = calculateRoutes(
+      input({ localBlocks: ['10.244.7.0/26'], bgpRoutes: [{ prefix: '10.244.7.0/26', nextHop: NODE_3_OTHER_SUBNET }] }),
+    );
     expect(shown(result.routes)).toEqual(['10.244.7.0/26 via 192.168.40.7 dev tunl0 proto 80 onlink']);
     expect(result.warnings).toHaveLength(1);
-    expect(result.warnings[0]).toMatch(/^10\.244\.7\.0\/26 is wanted by more than one source: kept tunnel .* dropped blackhole "blackhole 10\.244\.7\.0\/26 proto 80"/);
+    expect(result.warnings[0]).toMatch(
+      /^10\.244\.7\.0\/26 is wanted by more than one source: kept tunnel .* dropped blackhole "blackhole 10\.244\.7\.0\/26 proto 80"/,
+    );
     expect(result.warnings[0]).toMatch(/workload < direct < tunnel < peer < vxlan < bgp < blackhole/);
   });
 
   it('a local workload beats a remote /32 for its address', () => {
     const result = calculateRoutes(
-      input({ workloads: [{ ip: '10.244.7.5', namespace: 'default', pod: 'nginx' }], bgpRoutes: [{ prefix: '10.244.7.5/32', nextHop: NODE_3_OTHER_SUBNET }] }),
+      input({
+        workloads: [{ ip: '10.244.7.5', namespace: 'default', pod: 'nginx' }],
+        bgpRoutes: [{ prefix: '10.244.7.5/32', nextHop: NODE_3_OTHER_SUBNET }],
+      }),
     );
     expect(shown(result.routes)).toEqual(['10.244.7.5 dev calic440f455693 proto 80 scope link']);
     expect(result.warnings[0]).toMatch(/kept workload/);
@@ -441,9 +548,16 @@ describe('calculateRoutes: invariants', () => {
       { cidr: '10.252.0.1/16', ipipMode: 'Always' },
     ],
     localBlocks: ['10.244.196.128/26', '10.244.196.192/26', 'bad'],
-    workloads: Array.from({ length: 20 }, (_, i) => ({ ip: `10.244.196.${129 + i}`, namespace: 'ns', pod: `pod-${i}` })),
+    workloads: Array.from({ length: 20 }, (_, i) => ({
+      ip: `10.244.196.${129 + i}`,
+      namespace: 'ns',
+      pod: `pod-${i}`,
+    })),
     bgpRoutes: [
-      ...Array.from({ length: 30 }, (_, i) => ({ prefix: `10.244.${i}.0/26`, nextHop: i % 2 === 0 ? NODE_2_SAME_SUBNET : NODE_3_OTHER_SUBNET })),
+      ...Array.from({ length: 30 }, (_, i) => ({
+        prefix: `10.244.${i}.0/26`,
+        nextHop: i % 2 === 0 ? NODE_2_SAME_SUBNET : NODE_3_OTHER_SUBNET,
+      })),
       { prefix: '10.250.1.0/26', nextHop: NODE_2_SAME_SUBNET },
       { prefix: '172.16.0.0/12', nextHop: '192.168.31.1' },
     ],
@@ -476,7 +590,11 @@ describe('calculateRoutes: invariants', () => {
     expect(calculateRoutes(big).warnings.length).toBeGreaterThanOrEqual(4);
     const reversed: CalcInput = {
       ...big,
-      vxlan: { ...big.vxlan!, remoteBlocks: [...big.vxlan!.remoteBlocks].reverse(), nodes: [...big.vxlan!.nodes].reverse() },
+      vxlan: {
+        ...big.vxlan!,
+        remoteBlocks: [...big.vxlan!.remoteBlocks].reverse(),
+        nodes: [...big.vxlan!.nodes].reverse(),
+      },
       pools: [...big.pools].reverse(),
       localBlocks: [...big.localBlocks].reverse(),
       workloads: [...big.workloads].reverse(),
@@ -499,10 +617,28 @@ const VX_NODES = [
   { name: 'n3', ip: '192.168.40.7/24', tunnelAddress: '10.244.7.1', mac: '66:00:00:00:00:03' },
 ];
 const VXLAN_CASES: Array<[string, CalcPool['ipipMode'], string, string, DesiredRoute['class']]> = [
-  ['Always, same subnet', 'Always', 'n2', '10.244.140.64/26 via 10.244.140.64 dev vxlan.calico proto 80 onlink', 'vxlan'],
+  [
+    'Always, same subnet',
+    'Always',
+    'n2',
+    '10.244.140.64/26 via 10.244.140.64 dev vxlan.calico proto 80 onlink',
+    'vxlan',
+  ],
   ['Always, other subnet', 'Always', 'n3', '10.244.7.0/26 via 10.244.7.1 dev vxlan.calico proto 80 onlink', 'vxlan'],
-  ['CrossSubnet, same subnet: direct', 'CrossSubnet', 'n2', '10.244.140.64/26 via 192.168.31.202 dev eth0 proto 80 onlink', 'direct'],
-  ['CrossSubnet, other subnet', 'CrossSubnet', 'n3', '10.244.7.0/26 via 10.244.7.1 dev vxlan.calico proto 80 onlink', 'vxlan'],
+  [
+    'CrossSubnet, same subnet: direct',
+    'CrossSubnet',
+    'n2',
+    '10.244.140.64/26 via 192.168.31.202 dev eth0 proto 80 onlink',
+    'direct',
+  ],
+  [
+    'CrossSubnet, other subnet',
+    'CrossSubnet',
+    'n3',
+    '10.244.7.0/26 via 10.244.7.1 dev vxlan.calico proto 80 onlink',
+    'vxlan',
+  ],
 ];
 
 describe('calculateRoutes: VXLAN pools (routes from block affinities and VTEPs)', () => {
@@ -530,15 +666,24 @@ describe('calculateRoutes: VXLAN pools (routes from block affinities and VTEPs)'
         vxlan: { usable: true, remoteBlocks: [{ cidr: '10.244.196.130/32', node: 'n3' }], nodes: VX_NODES },
       }),
     );
-    expect(shown(result.routes)).toEqual(['blackhole 10.244.196.128/26 proto 80', '10.244.196.130 via 10.244.7.1 dev vxlan.calico proto 80 onlink']);
+    expect(shown(result.routes)).toEqual([
+      'blackhole 10.244.196.128/26 proto 80',
+      '10.244.196.130 via 10.244.7.1 dev vxlan.calico proto 80 onlink',
+    ]);
   });
 
   it('a VTEP whose neighbour and FDB entries are not in the kernel yet carries no route (the BGP stand-in stays)', () => {
     const pools: CalcPool[] = [{ cidr: '10.244.0.0/16', ipipMode: 'Never', vxlanMode: 'Always' }];
     const vxlan = { usable: true, remoteBlocks: [{ cidr: '10.244.7.0/26', node: 'n3' }], nodes: VX_NODES };
     const bgpRoutes = [{ prefix: '10.244.7.0/26', nextHop: NODE_3_OTHER_SUBNET }];
-    expect(shown(calculateRoutes(input({ pools, bgpRoutes, vxlan: { ...vxlan, programmed: new Set<string>() } })).routes)).toEqual(['10.244.7.0/26 via 192.168.40.7 dev eth0 proto 80 onlink']);
-    expect(shown(calculateRoutes(input({ pools, bgpRoutes, vxlan: { ...vxlan, programmed: new Set(['10.244.7.1']) } })).routes)).toEqual(['10.244.7.0/26 via 10.244.7.1 dev vxlan.calico proto 80 onlink']);
+    expect(
+      shown(calculateRoutes(input({ pools, bgpRoutes, vxlan: { ...vxlan, programmed: new Set<string>() } })).routes),
+    ).toEqual(['10.244.7.0/26 via 192.168.40.7 dev eth0 proto 80 onlink']);
+    expect(
+      shown(
+        calculateRoutes(input({ pools, bgpRoutes, vxlan: { ...vxlan, programmed: new Set(['10.244.7.1']) } })).routes,
+      ),
+    ).toEqual(['10.244.7.0/26 via 10.244.7.1 dev vxlan.calico proto 80 onlink']);
   });
 
   it('a node without a VTEP, an unusable vxlan.calico, a node without address: no route, one warning each', () => {
@@ -564,7 +709,7 @@ describe('calculateRoutes: VXLAN pools (routes from block affinities and VTEPs)'
     ]);
   });
 
-  it('blocks outside VXLAN pools and this node\'s own blocks get no VXLAN route; the local blackhole stays', () => {
+  it("blocks outside VXLAN pools and this node's own blocks get no VXLAN route; the local blackhole stays", () => {
     const result = calculateRoutes(
       input({
         pools: [
@@ -578,7 +723,10 @@ describe('calculateRoutes: VXLAN pools (routes from block affinities and VTEPs)'
             { cidr: '10.245.1.0/26', node: 'n3' },
             { cidr: '10.244.196.128/26', node: 'me' },
           ],
-          nodes: [...VX_NODES, { name: 'me', ip: '192.168.31.201/24', tunnelAddress: '10.244.196.129', mac: '66:00:00:00:00:01' }],
+          nodes: [
+            ...VX_NODES,
+            { name: 'me', ip: '192.168.31.201/24', tunnelAddress: '10.244.196.129', mac: '66:00:00:00:00:01' },
+          ],
         },
       }),
     );

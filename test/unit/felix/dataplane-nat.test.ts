@@ -49,7 +49,12 @@ class FakeProcSys implements SysctlIo {
   }
 }
 
-function recordingLog(): { lines: Array<{ level: string; msg: string; fields: Record<string, unknown> }>; info: (f: Record<string, unknown>, m: string) => void; warn: (f: Record<string, unknown>, m: string) => void; error: (f: Record<string, unknown>, m: string) => void } {
+function recordingLog(): {
+  lines: Array<{ level: string; msg: string; fields: Record<string, unknown> }>;
+  info: (f: Record<string, unknown>, m: string) => void;
+  warn: (f: Record<string, unknown>, m: string) => void;
+  error: (f: Record<string, unknown>, m: string) => void;
+} {
   const lines: Array<{ level: string; msg: string; fields: Record<string, unknown> }> = [];
   return {
     lines,
@@ -76,7 +81,10 @@ const NAT_POOL = { cidr: '10.244.0.0/16', ipipMode: 'Never' as const, natOutgoin
 const PLAIN_POOL = { cidr: '10.96.0.0/16', ipipMode: 'Never' as const };
 const HEALTHY = { ip_forward: '1', 'conf/all/rp_filter': '0', 'conf/eth0/rp_filter': '2', 'conf/eth0/forwarding': '1' };
 
-function make(options: { nft?: FakeNft; sysctl?: FakeProcSys } = {}): { dp: FelixDataplane; log: ReturnType<typeof recordingLog> } {
+function make(options: { nft?: FakeNft; sysctl?: FakeProcSys } = {}): {
+  dp: FelixDataplane;
+  log: ReturnType<typeof recordingLog>;
+} {
   const log = recordingLog();
   const dp = new FelixDataplane({
     kernel: new MemoryKernel({ links: ['lo', 'eth0'] }),
@@ -98,7 +106,12 @@ describe('FelixDataplane: natOutgoing', () => {
     await flush();
     expect(nft.table).toMatch(/set nat-pools \{[^}]*elements = \{ 10\.244\.0\.0\/16 \}/s);
     expect(nft.table).toMatch(/set all-pools \{[^}]*elements = \{ 10\.96\.0\.0\/16, 10\.244\.0\.0\/16 \}/s);
-    expect(dp.status().nat).toMatchObject({ table: 'ip tortie-nat', managed: true, natPools: ['10.244.0.0/16'], allPools: ['10.96.0.0/16', '10.244.0.0/16'] });
+    expect(dp.status().nat).toMatchObject({
+      table: 'ip tortie-nat',
+      managed: true,
+      natPools: ['10.244.0.0/16'],
+      allPools: ['10.96.0.0/16', '10.244.0.0/16'],
+    });
     dp.update(input([NAT_POOL, { ...PLAIN_POOL, natOutgoing: true }]));
     await flush();
     expect(nft.table).toMatch(/set nat-pools \{[^}]*elements = \{ 10\.96\.0\.0\/16, 10\.244\.0\.0\/16 \}/s);
@@ -125,7 +138,13 @@ describe('FelixDataplane: natOutgoing', () => {
     await flush();
     expect(nft.lists).toBeGreaterThan(lists);
     const after = nft.lists;
-    nft.onEvent?.({ action: 'unknown', kind: 'unknown', family: null, table: null, raw: 'W: Received event for an unknown set.' });
+    nft.onEvent?.({
+      action: 'unknown',
+      kind: 'unknown',
+      family: null,
+      table: null,
+      raw: 'W: Received event for an unknown set.',
+    });
     await flush();
     expect(nft.lists).toBeGreaterThan(after);
     await dp.stop();
@@ -138,7 +157,11 @@ describe('FelixDataplane: natOutgoing', () => {
     dp.update(input([NAT_POOL]));
     dp.start();
     await flush();
-    expect(dp.status().warnings).toContainEqual(expect.stringMatching(/^natOutgoing: table ip tortie-nat could not be programmed \(nft refused .*\): pods in 10\.244\.0\.0\/16 cannot reach addresses outside the pools$/));
+    expect(dp.status().warnings).toContainEqual(
+      expect.stringMatching(
+        /^natOutgoing: table ip tortie-nat could not be programmed \(nft refused .*\): pods in 10\.244\.0\.0\/16 cannot reach addresses outside the pools$/,
+      ),
+    );
     expect(dp.status().nat.inSync).toBe(false);
     await dp.stop();
   });
@@ -149,7 +172,9 @@ describe('FelixDataplane: natOutgoing', () => {
     dp.update(input([NAT_POOL, { cidr: 'fd00::/48', ipipMode: 'Never', natOutgoing: true }]));
     dp.start();
     await flush();
-    expect(dp.status().warnings).toContainEqual(expect.stringMatching(/^IPPool fd00::\/48: natOutgoing is not done for IPv6 pools/));
+    expect(dp.status().warnings).toContainEqual(
+      expect.stringMatching(/^IPPool fd00::\/48: natOutgoing is not done for IPv6 pools/),
+    );
     await dp.stop();
   });
 

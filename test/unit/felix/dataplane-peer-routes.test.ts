@@ -25,7 +25,7 @@ const input = (peerRoutes?: DataplaneInput['peerRoutes']): DataplaneInput => ({
 const quiet = { info() {}, warn() {}, error() {} };
 
 describe('FelixDataplane: static routes to BGP peers (reachableBy)', () => {
-  it('programs the peer route as its own and removes it when the peer goes; others\' routes stay', async () => {
+  it("programs the peer route as its own and removes it when the peer goes; others' routes stay", async () => {
     const kernel = new MemoryKernel({ links: ['lo', 'eth0'] });
     kernel.insert({ dst: '10.9.0.0/24', gateway: '198.18.0.1', dev: 'eth0', protocol: 'static' });
     const dp = new FelixDataplane({ kernel, log: quiet, debounceMs: 1, retryMs: 60_000 });
@@ -33,11 +33,22 @@ describe('FelixDataplane: static routes to BGP peers (reachableBy)', () => {
     dp.start();
     dp.bgpSettled();
     await flush();
-    const shown = async () => (await kernel.listRoutes()).map((r) => `${r.dst} via ${r.gateway} dev ${r.dev} proto ${r.protocol}${r.flags?.includes('onlink') ? ' onlink' : ''}`).sort();
-    expect(await shown()).toEqual(['10.225.0.4/32 via 198.18.0.1 dev eth0 proto 80 onlink', '10.9.0.0/24 via 198.18.0.1 dev eth0 proto 4']);
+    const shown = async () =>
+      (await kernel.listRoutes())
+        .map(
+          (r) =>
+            `${r.dst} via ${r.gateway} dev ${r.dev} proto ${r.protocol}${r.flags?.includes('onlink') ? ' onlink' : ''}`,
+        )
+        .sort();
+    expect(await shown()).toEqual([
+      '10.225.0.4/32 via 198.18.0.1 dev eth0 proto 80 onlink',
+      '10.9.0.0/24 via 198.18.0.1 dev eth0 proto 4',
+    ]);
     // The BGPPeer (or its reachableBy) is gone: felix removes what it owns, nothing else.
     dp.update(input());
-    const left = await waitFor(async () => ((await shown()).length === 1 ? shown() : null), { what: 'the peer route removed' });
+    const left = await waitFor(async () => ((await shown()).length === 1 ? shown() : null), {
+      what: 'the peer route removed',
+    });
     expect(left).toEqual(['10.9.0.0/24 via 198.18.0.1 dev eth0 proto 4']);
     await dp.stop();
   });

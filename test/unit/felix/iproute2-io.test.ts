@@ -22,17 +22,38 @@ const dstOf = (i: number): string => `10.${64 + (i >> 10)}.${(i >> 2) & 255}.${(
 
 /** `n` routes as `ip route save` writes them, via eth0 (interface index 3). */
 function routesDump(n: number): Buffer {
-  return routeDump(Array.from({ length: n }, (_, i) => routeMessage({ dstLen: 26, dst: dstOf(i), gateway: '198.18.61.2', oif: 3, protocol: 80, flags: 0x4 })));
+  return routeDump(
+    Array.from({ length: n }, (_, i) =>
+      routeMessage({ dstLen: 26, dst: dstOf(i), gateway: '198.18.61.2', oif: 3, protocol: 80, flags: 0x4 }),
+    ),
+  );
 }
 
 /** What the read must give for them (written out here, not through the decoder). */
 function expectedRoutes(n: number): KernelRoute[] {
-  return Array.from({ length: n }, (_, i) => ({ type: 'unicast', dst: `${dstOf(i)}/26`, protocol: '80', scope: 'global', flags: ['onlink'], gateway: '198.18.61.2', dev: 'eth0' }));
+  return Array.from({ length: n }, (_, i) => ({
+    type: 'unicast',
+    dst: `${dstOf(i)}/26`,
+    protocol: '80',
+    scope: 'global',
+    flags: ['onlink'],
+    gateway: '198.18.61.2',
+    dev: 'eth0',
+  }));
 }
 
 function batch(del: number, add: number): KernelBatch {
-  const route = (i: number): KernelRoute => ({ type: 'blackhole', dst: `10.${64 + (i >> 10)}.${(i >> 2) & 255}.${(i & 3) * 64}/26`, protocol: '80', scope: 'global', flags: [] });
-  return { del: Array.from({ length: del }, (_, i) => route(i)), add: Array.from({ length: add }, (_, i) => route(del + i)) };
+  const route = (i: number): KernelRoute => ({
+    type: 'blackhole',
+    dst: `10.${64 + (i >> 10)}.${(i >> 2) & 255}.${(i & 3) * 64}/26`,
+    protocol: '80',
+    scope: 'global',
+    flags: [],
+  });
+  return {
+    del: Array.from({ length: del }, (_, i) => route(i)),
+    add: Array.from({ length: add }, (_, i) => route(del + i)),
+  };
 }
 
 function expectedLines(b: KernelBatch): string[] {
@@ -82,7 +103,13 @@ beforeAll(() => {
   writeFileSync(join(dir, 'ip-nofence'), readFileSync(ipPath, 'utf8').replace(/\*\) echo "Object[^\n]*/, '*) ;;'));
   chmodSync(join(dir, 'ip-nofence'), 0o755);
   writeFileSync(join(dir, 'routes.bin'), routesDump(ROUTES));
-  writeFileSync(join(dir, 'links.json'), JSON.stringify([{ ifindex: 1, ifname: 'lo' }, { ifindex: 3, ifname: 'eth0' }]));
+  writeFileSync(
+    join(dir, 'links.json'),
+    JSON.stringify([
+      { ifindex: 1, ifname: 'lo' },
+      { ifindex: 3, ifname: 'eth0' },
+    ]),
+  );
 });
 
 afterAll(() => {
@@ -132,12 +159,14 @@ describe('Iproute2Kernel.readThenWrite: one process reads, then writes', () => {
       const b = batch(2, 500);
       await session.write(b);
       expect(readFileSync(join(dir, 'batch.txt'), 'utf8')).toBe(`${expectedLines(b).join('\n')}\n`);
-      expect(readFileSync(join(dir, 'stdin.txt'), 'utf8')).toBe(`route save table main\nlink show\ntortie-read-done\n${expectedLines(b).join('\n')}\ntortie-batch-done\n`);
+      expect(readFileSync(join(dir, 'stdin.txt'), 'utf8')).toBe(
+        `route save table main\nlink show\ntortie-read-done\n${expectedLines(b).join('\n')}\ntortie-batch-done\n`,
+      );
     });
     expect(readdirSync(scratch)).toEqual([]);
   });
 
-  it('a failing line is named by its number in the batch (the read\'s lines before it do not count)', async () => {
+  it("a failing line is named by its number in the batch (the read's lines before it do not count)", async () => {
     const session = new Iproute2Kernel({ ipPath }).readThenWrite();
     await session.read;
     const b = batch(1, 10);
@@ -145,7 +174,9 @@ describe('Iproute2Kernel.readThenWrite: one process reads, then writes', () => {
     b.add[4] = bad;
     const error = await session.write(b).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(KernelError);
-    expect((error as KernelError).lines).toEqual([{ command: routeCommand('replace', bad), error: 'Error: bad route' }]);
+    expect((error as KernelError).lines).toEqual([
+      { command: routeCommand('replace', bad), error: 'Error: bad route' },
+    ]);
     expect((error as KernelError).message).toMatch(/^ip -batch: 1 of 11 route commands failed/);
   });
 
@@ -171,8 +202,12 @@ describe('Iproute2Kernel.readThenWrite: one process reads, then writes', () => {
     b.add[6] = { ...(b.add[6] as KernelRoute), dev: 'ABORT0' };
     const error = await session.write(b).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(KernelError);
-    expect((error as KernelError).lines).toEqual([{ command: routeCommand('replace', b.add[1] as KernelRoute), error: 'Error: bad route' }]);
-    expect((error as Error).message).toMatch(/stopped before the end of its 10 route commands .*inet address is expected.*; before that 1 failed \(first: "route replace .*BAD0.*": Error: bad route\)/);
+    expect((error as KernelError).lines).toEqual([
+      { command: routeCommand('replace', b.add[1] as KernelRoute), error: 'Error: bad route' },
+    ]);
+    expect((error as Error).message).toMatch(
+      /stopped before the end of its 10 route commands .*inet address is expected.*; before that 1 failed \(first: "route replace .*BAD0.*": Error: bad route\)/,
+    );
   });
 
   it('an empty batch ends the process, having written nothing', async () => {
@@ -184,7 +219,9 @@ describe('Iproute2Kernel.readThenWrite: one process reads, then writes', () => {
 
   it('an ip that ends before its read is whole: the read rejects with its stderr, and so does write', async () => {
     const session = new Iproute2Kernel({ ipPath, netns: 'gone' }).readThenWrite();
-    await expect(session.read).rejects.toThrow(/reading the routes and links in netns gone: .* failed \(exit 1\): Cannot open network namespace "gone"/);
+    await expect(session.read).rejects.toThrow(
+      /reading the routes and links in netns gone: .* failed \(exit 1\): Cannot open network namespace "gone"/,
+    );
     await expect(session.write({ del: [], add: [] })).rejects.toThrow(KernelError);
   });
 
@@ -214,7 +251,11 @@ describe('Iproute2Kernel.readThenWrite: one process reads, then writes', () => {
     const pid = Number(readFileSync(join(dir, 'batch.pid'), 'utf8').trim() || 0);
     expect(pid).toBeGreaterThan(0);
     await kernel.close();
-    await waitFor(() => !existsSync(`/proc/${pid}`) || readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z '), { what: `batch process ${pid} gone`, timeoutMs: 2_000, intervalMs: 20 });
+    await waitFor(() => !existsSync(`/proc/${pid}`) || readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z '), {
+      what: `batch process ${pid} gone`,
+      timeoutMs: 2_000,
+      intervalMs: 20,
+    });
   });
 });
 
@@ -231,7 +272,9 @@ describe('Iproute2Kernel batches', () => {
     b.add[600] = bad;
     const error = await new Iproute2Kernel({ ipPath }).apply(b).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(KernelError);
-    expect((error as KernelError).lines).toEqual([{ command: routeCommand('replace', bad), error: 'Error: bad route' }]);
+    expect((error as KernelError).lines).toEqual([
+      { command: routeCommand('replace', bad), error: 'Error: bad route' },
+    ]);
   });
 
   it('a batch ip stops part-way is an error (its exit status says so)', async () => {
@@ -242,7 +285,13 @@ describe('Iproute2Kernel batches', () => {
   });
 
   it('batchText: chunks of at most 256 lines whose concatenation is the batch; every line recorded', () => {
-    for (const [del, add] of [[0, 1], [3, 253], [0, 256], [0, 257], [100, 1000]] as const) {
+    for (const [del, add] of [
+      [0, 1],
+      [3, 253],
+      [0, 256],
+      [0, 257],
+      [100, 1000],
+    ] as const) {
       const b = batch(del, add);
       const lines: string[] = [];
       const chunks = [...batchText(b, lines)];

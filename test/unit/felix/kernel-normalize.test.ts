@@ -4,7 +4,13 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { formatPrefix, maskOf } from '../../../bgp/ip.js';
-import { canonicalDst, normalizeDst, normalizeKernelRoute, protocolNumber, type KernelRoute } from '../../../felix/kernel.js';
+import {
+  canonicalDst,
+  normalizeDst,
+  normalizeKernelRoute,
+  protocolNumber,
+  type KernelRoute,
+} from '../../../felix/kernel.js';
 import { routeKey } from '../../../felix/routes.js';
 
 /** normalizeDst as it was before the hand-written parser (a regex): the reference. */
@@ -35,8 +41,14 @@ const hasLeadingZero = (dst: string): boolean => /(^|[./])0\d/.test(dst);
 
 // Strings near the valid shapes (so the fuzz hits the edges: 255/256, /32 /33, leading zeros, a missing
 // octet, junk after the length), plus arbitrary text.
-const octetText = fc.oneof(fc.integer({ min: 0, max: 300 }).map(String), fc.constantFrom('00', '01', '007', '1000', '', 'x', '-1'));
-const lenText = fc.oneof(fc.integer({ min: 0, max: 40 }).map(String), fc.constantFrom('00', '07', '032', '', 'a', '1/2'));
+const octetText = fc.oneof(
+  fc.integer({ min: 0, max: 300 }).map(String),
+  fc.constantFrom('00', '01', '007', '1000', '', 'x', '-1'),
+);
+const lenText = fc.oneof(
+  fc.integer({ min: 0, max: 40 }).map(String),
+  fc.constantFrom('00', '07', '032', '', 'a', '1/2'),
+);
 const nearDst = fc.oneof(
   fc.tuple(octetText, octetText, octetText, octetText).map((o) => o.join('.')),
   fc.tuple(octetText, octetText, octetText, octetText, lenText).map(([a, b, c, d, l]) => `${a}.${b}.${c}.${d}/${l}`),
@@ -46,7 +58,10 @@ const nearDst = fc.oneof(
 );
 const validDst = fc
   .tuple(fc.integer({ min: 0, max: 0xffffffff }), fc.option(fc.integer({ min: 0, max: 32 })))
-  .map(([addr, len]) => `${[addr >>> 24, (addr >>> 16) & 255, (addr >>> 8) & 255, addr & 255].join('.')}${len === null ? '' : `/${len}`}`);
+  .map(
+    ([addr, len]) =>
+      `${[addr >>> 24, (addr >>> 16) & 255, (addr >>> 8) & 255, addr & 255].join('.')}${len === null ? '' : `/${len}`}`,
+  );
 
 describe('canonicalDst', () => {
   it('examples', () => {
@@ -69,7 +84,7 @@ describe('canonicalDst', () => {
     for (const [input, want] of cases) expect(canonicalDst(input), input).toBe(want);
   });
 
-  it('gives routeKey\'s answer for every valid destination, and the very same string when already canonical', () => {
+  it("gives routeKey's answer for every valid destination, and the very same string when already canonical", () => {
     fc.assert(
       fc.property(validDst, (dst) => {
         const want = routeKey(dst);
@@ -142,6 +157,13 @@ describe('normalizeKernelRoute', () => {
     const out = normalizeKernelRoute(raw);
     expect(out).not.toBe(raw);
     expect(raw).toEqual(before);
-    expect(out).toEqual({ type: 'unicast', dst: '10.244.1.5/32', dev: 'calie8e9a5cf531', protocol: '3', scope: 'global', flags: [] });
+    expect(out).toEqual({
+      type: 'unicast',
+      dst: '10.244.1.5/32',
+      dev: 'calie8e9a5cf531',
+      protocol: '3',
+      scope: 'global',
+      flags: [],
+    });
   });
 });

@@ -6,7 +6,14 @@ import { describe, expect, it } from 'vitest';
 import { MASQUERADE_RULE, natTableFor, type NatPool } from '../../../felix/nat.js';
 import { renderTableScript } from '../../../felix/nft-table.js';
 
-const cases: Array<{ name: string; pools: NatPool[]; nat: string[]; all: string[]; table: boolean; warnings?: RegExp[] }> = [
+const cases: Array<{
+  name: string;
+  pools: NatPool[];
+  nat: string[];
+  all: string[];
+  table: boolean;
+  warnings?: RegExp[];
+}> = [
   { name: 'no pools: no table', pools: [], nat: [], all: [], table: false },
   {
     name: 'one natOutgoing pool',
@@ -24,7 +31,10 @@ const cases: Array<{ name: string; pools: NatPool[]; nat: string[]; all: string[
   },
   {
     name: 'a disabled natOutgoing pool is not masqueraded from, but stays a pod destination',
-    pools: [{ cidr: '10.244.0.0/16', natOutgoing: true }, { cidr: '10.96.0.0/20', natOutgoing: true, disabled: true }],
+    pools: [
+      { cidr: '10.244.0.0/16', natOutgoing: true },
+      { cidr: '10.96.0.0/20', natOutgoing: true, disabled: true },
+    ],
     nat: ['10.244.0.0/16'],
     all: ['10.96.0.0/20', '10.244.0.0/16'],
     table: true,
@@ -49,7 +59,11 @@ const cases: Array<{ name: string; pools: NatPool[]; nat: string[]; all: string[
   },
   {
     name: 'a pool inside another is folded into it (nft refuses overlapping intervals)',
-    pools: [{ cidr: '10.244.0.0/16', natOutgoing: true }, { cidr: '10.244.8.0/24', natOutgoing: true }, { cidr: '10.244.0.0/16' }],
+    pools: [
+      { cidr: '10.244.0.0/16', natOutgoing: true },
+      { cidr: '10.244.8.0/24', natOutgoing: true },
+      { cidr: '10.244.0.0/16' },
+    ],
     nat: ['10.244.0.0/16'],
     all: ['10.244.0.0/16'],
     table: true,
@@ -70,7 +84,10 @@ const cases: Array<{ name: string; pools: NatPool[]; nat: string[]; all: string[
   },
   {
     name: 'a CIDR that does not parse is reported and left out',
-    pools: [{ cidr: '10.244.0.0/33', natOutgoing: true }, { cidr: '10.245.0.0/16', natOutgoing: true }],
+    pools: [
+      { cidr: '10.244.0.0/33', natOutgoing: true },
+      { cidr: '10.245.0.0/16', natOutgoing: true },
+    ],
     nat: ['10.245.0.0/16'],
     all: ['10.245.0.0/16'],
     table: true,
@@ -94,7 +111,10 @@ describe('natTableFor', () => {
       expect(result.allPools).toEqual(c.all);
       expect(result.table !== null).toBe(c.table);
       if (result.table !== null) {
-        expect(result.table.sets.map((s) => [s.name, [...s.elements]])).toEqual([['nat-pools', c.nat], ['all-pools', c.all]]);
+        expect(result.table.sets.map((s) => [s.name, [...s.elements]])).toEqual([
+          ['nat-pools', c.nat],
+          ['all-pools', c.all],
+        ]);
         expect(result.table.chains[0]?.rules).toEqual([MASQUERADE_RULE]);
       }
       expect(result.warnings.length).toBe(c.warnings?.length ?? 0);

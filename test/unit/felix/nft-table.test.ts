@@ -27,22 +27,72 @@ const SPEC_FOR_CAPTURE: NftTableSpec = {
   family: 'ip',
   name: 'tortie-nat',
   sets: [
-    { name: 'nat-pools', type: 'ipv4_addr', flags: ['interval'], elements: ['10.9.9.9/32', '10.0.0.128/25', '10.0.0.0/25'] },
+    {
+      name: 'nat-pools',
+      type: 'ipv4_addr',
+      flags: ['interval'],
+      elements: ['10.9.9.9/32', '10.0.0.128/25', '10.0.0.0/25'],
+    },
     { name: 'all-pools', type: 'ipv4_addr', flags: ['interval'], elements: [] },
   ],
-  chains: [{ name: 'postrouting', type: 'nat', hook: 'postrouting', priority: 100, policy: 'accept', rules: [MASQUERADE_RULE] }],
+  chains: [
+    {
+      name: 'postrouting',
+      type: 'nat',
+      hook: 'postrouting',
+      priority: 100,
+      policy: 'accept',
+      rules: [MASQUERADE_RULE],
+    },
+  ],
 };
 
 /** What nft would list for `spec` (the shapes of CAPTURED), with fresh handles. */
 function listingOf(spec: NftTableSpec, handle = 1): unknown[] {
-  const out: unknown[] = [{ metainfo: { json_schema_version: 1 } }, { table: { family: spec.family, name: spec.name, handle } }];
+  const out: unknown[] = [
+    { metainfo: { json_schema_version: 1 } },
+    { table: { family: spec.family, name: spec.name, handle } },
+  ];
   for (const s of spec.sets) {
-    const elem = s.elements.map((e) => (e.endsWith('/32') ? e.slice(0, -3) : { prefix: { addr: e.split('/')[0], len: Number(e.split('/')[1]) } }));
-    out.push({ set: { family: spec.family, name: s.name, table: spec.name, type: s.type, handle: handle + 1, flags: [...s.flags], ...(elem.length > 0 ? { elem } : {}) } });
+    const elem = s.elements.map((e) =>
+      e.endsWith('/32') ? e.slice(0, -3) : { prefix: { addr: e.split('/')[0], len: Number(e.split('/')[1]) } },
+    );
+    out.push({
+      set: {
+        family: spec.family,
+        name: s.name,
+        table: spec.name,
+        type: s.type,
+        handle: handle + 1,
+        flags: [...s.flags],
+        ...(elem.length > 0 ? { elem } : {}),
+      },
+    });
   }
   for (const c of spec.chains) {
-    out.push({ chain: { family: spec.family, table: spec.name, name: c.name, handle: handle + 2, type: c.type, hook: c.hook, prio: c.priority, policy: c.policy } });
-    for (const r of c.rules) out.push({ rule: { family: spec.family, table: spec.name, chain: c.name, handle: handle + 3, ...(r.comment ? { comment: r.comment } : {}), expr: r.expr } });
+    out.push({
+      chain: {
+        family: spec.family,
+        table: spec.name,
+        name: c.name,
+        handle: handle + 2,
+        type: c.type,
+        hook: c.hook,
+        prio: c.priority,
+        policy: c.policy,
+      },
+    });
+    for (const r of c.rules)
+      out.push({
+        rule: {
+          family: spec.family,
+          table: spec.name,
+          chain: c.name,
+          handle: handle + 3,
+          ...(r.comment ? { comment: r.comment } : {}),
+          expr: r.expr,
+        },
+      });
   }
   return out;
 }
@@ -50,11 +100,19 @@ function listingOf(spec: NftTableSpec, handle = 1): unknown[] {
 describe('canonical forms', () => {
   it('a real nft listing equals the spec that wrote it (bare /32, prio number, no elem key on an empty set)', () => {
     expect(tableDifference(canonicalSpec(SPEC_FOR_CAPTURE), canonicalListing(CAPTURED, 'tortie-nat'))).toBeNull();
-    expect(canonicalListing(CAPTURED, 'tortie-nat').sets['nat-pools']?.elements).toEqual(['10.0.0.0/25', '10.0.0.128/25', '10.9.9.9/32']);
+    expect(canonicalListing(CAPTURED, 'tortie-nat').sets['nat-pools']?.elements).toEqual([
+      '10.0.0.0/25',
+      '10.0.0.128/25',
+      '10.9.9.9/32',
+    ]);
   });
 
   it('ignores objects of other tables in a listing', () => {
-    const other = [...CAPTURED, { rule: { family: 'ip', table: 'other', chain: 'postrouting', expr: [] } }, { set: { table: 'other', name: 'x', type: 'ipv4_addr' } }];
+    const other = [
+      ...CAPTURED,
+      { rule: { family: 'ip', table: 'other', chain: 'postrouting', expr: [] } },
+      { set: { table: 'other', name: 'x', type: 'ipv4_addr' } },
+    ];
     expect(canonicalListing(other, 'tortie-nat')).toEqual(canonicalListing(CAPTURED, 'tortie-nat'));
   });
 
@@ -66,27 +124,79 @@ describe('canonical forms', () => {
 
 describe('tableDifference', () => {
   const wanted = canonicalSpec(SPEC_FOR_CAPTURE);
-  const mutate = (f: (list: Array<Record<string, Record<string, unknown>>>) => void): ReturnType<typeof canonicalListing> => {
+  const mutate = (
+    f: (list: Array<Record<string, Record<string, unknown>>>) => void,
+  ): ReturnType<typeof canonicalListing> => {
     const list = structuredClone(CAPTURED) as Array<Record<string, Record<string, unknown>>>;
     f(list);
     return canonicalListing(list, 'tortie-nat');
   };
-  const cases: Array<{ name: string; actual: () => ReturnType<typeof canonicalListing> | null; want: RegExp | null; wanted?: ReturnType<typeof canonicalSpec> | null }> = [
+  const cases: Array<{
+    name: string;
+    actual: () => ReturnType<typeof canonicalListing> | null;
+    want: RegExp | null;
+    wanted?: ReturnType<typeof canonicalSpec> | null;
+  }> = [
     { name: 'equal', actual: () => canonicalListing(CAPTURED, 'tortie-nat'), want: null },
     { name: 'table missing', actual: () => null, want: /the table is missing/ },
-    { name: 'nothing wanted, table there', wanted: null, actual: () => canonicalListing(CAPTURED, 'tortie-nat'), want: /nothing is wanted/ },
+    {
+      name: 'nothing wanted, table there',
+      wanted: null,
+      actual: () => canonicalListing(CAPTURED, 'tortie-nat'),
+      want: /nothing is wanted/,
+    },
     { name: 'nothing wanted, nothing there', wanted: null, actual: () => null, want: null },
-    { name: 'rule deleted by hand', actual: () => mutate((l) => l.splice(5, 1)), want: /chain postrouting has 0 rules, wanted 1 \(rule 1 is missing\)/ },
-    { name: 'a rule added by hand', actual: () => mutate((l) => l.push(structuredClone(l[5]!))), want: /chain postrouting has 2 rules, wanted 1/ },
-    { name: 'rule changed', actual: () => mutate((l) => ((l[5]!.rule!.expr as unknown[])[2] = { accept: null })), want: /rule 1 of chain postrouting differs/ },
-    { name: 'rule comment changed', actual: () => mutate((l) => (l[5]!.rule!.comment = 'x')), want: /rule 1 of chain postrouting differs/ },
-    { name: 'element removed', actual: () => mutate((l) => (l[2]!.set!.elem as unknown[]).pop()), want: /set nat-pools: lacks 10\.9\.9\.9\/32/ },
-    { name: 'element added', actual: () => mutate((l) => (l[3]!.set!.elem = ['8.8.8.8'])), want: /set all-pools: has extra 8\.8\.8\.8\/32/ },
+    {
+      name: 'rule deleted by hand',
+      actual: () => mutate((l) => l.splice(5, 1)),
+      want: /chain postrouting has 0 rules, wanted 1 \(rule 1 is missing\)/,
+    },
+    {
+      name: 'a rule added by hand',
+      actual: () => mutate((l) => l.push(structuredClone(l[5]!))),
+      want: /chain postrouting has 2 rules, wanted 1/,
+    },
+    {
+      name: 'rule changed',
+      actual: () => mutate((l) => ((l[5]!.rule!.expr as unknown[])[2] = { accept: null })),
+      want: /rule 1 of chain postrouting differs/,
+    },
+    {
+      name: 'rule comment changed',
+      actual: () => mutate((l) => (l[5]!.rule!.comment = 'x')),
+      want: /rule 1 of chain postrouting differs/,
+    },
+    {
+      name: 'element removed',
+      actual: () => mutate((l) => (l[2]!.set!.elem as unknown[]).pop()),
+      want: /set nat-pools: lacks 10\.9\.9\.9\/32/,
+    },
+    {
+      name: 'element added',
+      actual: () => mutate((l) => (l[3]!.set!.elem = ['8.8.8.8'])),
+      want: /set all-pools: has extra 8\.8\.8\.8\/32/,
+    },
     { name: 'set deleted', actual: () => mutate((l) => l.splice(3, 1)), want: /set all-pools is missing/ },
-    { name: 'a foreign set in our table', actual: () => mutate((l) => l.push({ set: { table: 'tortie-nat', name: 'mine', type: 'ipv4_addr' } })), want: /set mine is not ours to have/ },
-    { name: 'chain policy changed', actual: () => mutate((l) => (l[4]!.chain!.policy = 'drop')), want: /chain postrouting is type nat hook postrouting priority 100 policy drop/ },
-    { name: 'chain deleted (and its rule)', actual: () => mutate((l) => l.splice(4, 2)), want: /chain postrouting is missing/ },
-    { name: 'a foreign chain in our table', actual: () => mutate((l) => l.push({ chain: { table: 'tortie-nat', name: 'extra' } })), want: /chain extra is not ours to have/ },
+    {
+      name: 'a foreign set in our table',
+      actual: () => mutate((l) => l.push({ set: { table: 'tortie-nat', name: 'mine', type: 'ipv4_addr' } })),
+      want: /set mine is not ours to have/,
+    },
+    {
+      name: 'chain policy changed',
+      actual: () => mutate((l) => (l[4]!.chain!.policy = 'drop')),
+      want: /chain postrouting is type nat hook postrouting priority 100 policy drop/,
+    },
+    {
+      name: 'chain deleted (and its rule)',
+      actual: () => mutate((l) => l.splice(4, 2)),
+      want: /chain postrouting is missing/,
+    },
+    {
+      name: 'a foreign chain in our table',
+      actual: () => mutate((l) => l.push({ chain: { table: 'tortie-nat', name: 'extra' } })),
+      want: /chain extra is not ours to have/,
+    },
   ];
   for (const c of cases) {
     it(c.name, () => {
@@ -178,7 +288,12 @@ describe('NftTableKeeper', () => {
     expect(await keeper.sync()).toEqual({ wrote: true, difference: 'the table is missing' });
     for (let i = 0; i < 5; i++) expect(await keeper.sync()).toEqual({ wrote: false, difference: null });
     expect(nft.applied.length).toBe(1);
-    expect(keeper.status()).toMatchObject({ inSync: true, writes: 1, checks: 6, lastDifference: 'the table is missing' });
+    expect(keeper.status()).toMatchObject({
+      inSync: true,
+      writes: 1,
+      checks: 6,
+      lastDifference: 'the table is missing',
+    });
   });
 
   it('adopts an equal table left by an earlier run without writing', async () => {
@@ -255,7 +370,11 @@ describe('NftTableKeeper', () => {
     keeper.setDesired(specA);
     keeper.start();
     await flush();
-    expect(keeper.status()).toMatchObject({ inSync: false, writes: 0, lastError: expect.stringMatching(/nft refused/) });
+    expect(keeper.status()).toMatchObject({
+      inSync: false,
+      writes: 0,
+      lastError: expect.stringMatching(/nft refused/),
+    });
     await clock.advance(1_000);
     expect(keeper.status()).toMatchObject({ inSync: true, writes: 1 });
     expect(keeper.status().lastError).toBeUndefined();

@@ -6,7 +6,15 @@ import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Nft, NftError, describeProblem, isNoSuchTable, parseMonitorLine, parseNftErrors, parseNftJson } from '../../../felix/nft.js';
+import {
+  Nft,
+  NftError,
+  describeProblem,
+  isNoSuchTable,
+  parseMonitorLine,
+  parseNftErrors,
+  parseNftJson,
+} from '../../../felix/nft.js';
 
 const SCRIPT = [
   'table ip t {',
@@ -17,10 +25,15 @@ const SCRIPT = [
 ].join('\n');
 
 describe('parseNftErrors', () => {
-  const cases: Array<{ name: string; stderr: string; want: Array<{ line: number | null; column: number | null; message: string; text: string }> }> = [
+  const cases: Array<{
+    name: string;
+    stderr: string;
+    want: Array<{ line: number | null; column: number | null; message: string; text: string }>;
+  }> = [
     {
       name: 'a located parse error, with the echoed line and caret line skipped',
-      stderr: '/dev/stdin:4:17-21: Error: No symbol type information\nadd rule ip t c bogus thing\n                ^^^^^\n',
+      stderr:
+        '/dev/stdin:4:17-21: Error: No symbol type information\nadd rule ip t c bogus thing\n                ^^^^^\n',
       want: [{ line: 4, column: 17, message: 'No symbol type information', text: 'add rule ip t c bogus thing' }],
     },
     {
@@ -35,7 +48,12 @@ describe('parseNftErrors', () => {
         '/dev/stdin:5:1-28: Error: Could not process rule: No such file or directory\nadd rule ip t nochain accept\n^^^^^^^^^^^^^^^^^^^^^^^^^^^^\n',
       want: [
         { line: 4, column: 17, message: 'No symbol type information', text: 'add rule ip t c bogus thing' },
-        { line: 5, column: 1, message: 'Could not process rule: No such file or directory', text: 'add rule ip t nochain accept' },
+        {
+          line: 5,
+          column: 1,
+          message: 'Could not process rule: No such file or directory',
+          text: 'add rule ip t nochain accept',
+        },
       ],
     },
     {
@@ -46,7 +64,14 @@ describe('parseNftErrors', () => {
     {
       name: 'stderr with no "Error:" is kept as one unlocated problem',
       stderr: 'Cannot open network namespace "nope": No such file or directory\n',
-      want: [{ line: null, column: null, message: 'Cannot open network namespace "nope": No such file or directory', text: '' }],
+      want: [
+        {
+          line: null,
+          column: null,
+          message: 'Cannot open network namespace "nope": No such file or directory',
+          text: '',
+        },
+      ],
     },
     {
       name: 'a line number past the script gives empty text, not a crash',
@@ -82,8 +107,12 @@ describe('isNoSuchTable', () => {
 
 describe('parseNftJson', () => {
   it('returns the nftables array as printed', () => {
-    const out = '{"nftables": [{"metainfo": {"json_schema_version": 1}}, {"table": {"family": "ip", "name": "t", "handle": 1}}]}';
-    expect(parseNftJson(out)).toEqual([{ metainfo: { json_schema_version: 1 } }, { table: { family: 'ip', name: 't', handle: 1 } }]);
+    const out =
+      '{"nftables": [{"metainfo": {"json_schema_version": 1}}, {"table": {"family": "ip", "name": "t", "handle": 1}}]}';
+    expect(parseNftJson(out)).toEqual([
+      { metainfo: { json_schema_version: 1 } },
+      { table: { family: 'ip', name: 't', handle: 1 } },
+    ]);
   });
   it('refuses text that is not JSON, or JSON without the array', () => {
     expect(() => parseNftJson('table ip t {')).toThrow(NftError);
@@ -106,7 +135,8 @@ describe('Nft with a fake nft binary', () => {
         `echo "$@" > ${dir}/argv`,
         `cat > ${dir}/stdin`,
         'case "$1 $3 $5" in',
-        '  "-f  ") if grep -q bogus ' + `${dir}/stdin; then echo "/dev/stdin:2:1-5: Error: syntax error" >&2; exit 1; fi; exit 0;;`,
+        '  "-f  ") if grep -q bogus ' +
+          `${dir}/stdin; then echo "/dev/stdin:2:1-5: Error: syntax error" >&2; exit 1; fi; exit 0;;`,
         '  "-j table missing") echo "Error: No such file or directory" >&2; exit 1;;',
         '  "-j table broken") echo "Error: Operation not permitted" >&2; exit 1;;',
         '  "-j table t") echo \'{"nftables": [{"table": {"family": "ip", "name": "t"}}]}\'; exit 0;;',
@@ -158,12 +188,30 @@ describe('Nft with a fake nft binary', () => {
 
 describe('parseMonitorLine', () => {
   // Lines as `nft -j monitor` (1.0.6) printed them here.
-  const cases: Array<{ line: string; want: { action: string; kind: string; family: string | null; table: string | null } | null }> = [
-    { line: '{"add": {"table": {"family": "ip", "name": "tortie-nat", "handle": 1}}}', want: { action: 'add', kind: 'table', family: 'ip', table: 'tortie-nat' } },
-    { line: '{"delete": {"rule": {"family": "ip", "table": "tortie-nat", "chain": "postrouting", "handle": 4, "expr": [{"masquerade": null}]}}}', want: { action: 'delete', kind: 'rule', family: 'ip', table: 'tortie-nat' } },
-    { line: '{"add": {"element": {"family": "inet", "table": "tortie-filter", "name": "s", "elem": {"set": ["10.9.9.9"]}}}}', want: { action: 'add', kind: 'element', family: 'inet', table: 'tortie-filter' } },
-    { line: '{"delete": {"set": {"family": "ip", "name": "nat-pools", "table": "tortie-nat", "type": "invalid", "handle": 2}}}', want: { action: 'delete', kind: 'set', family: 'ip', table: 'tortie-nat' } },
-    { line: 'W: Received event for an unknown set.', want: { action: 'unknown', kind: 'unknown', family: null, table: null } },
+  const cases: Array<{
+    line: string;
+    want: { action: string; kind: string; family: string | null; table: string | null } | null;
+  }> = [
+    {
+      line: '{"add": {"table": {"family": "ip", "name": "tortie-nat", "handle": 1}}}',
+      want: { action: 'add', kind: 'table', family: 'ip', table: 'tortie-nat' },
+    },
+    {
+      line: '{"delete": {"rule": {"family": "ip", "table": "tortie-nat", "chain": "postrouting", "handle": 4, "expr": [{"masquerade": null}]}}}',
+      want: { action: 'delete', kind: 'rule', family: 'ip', table: 'tortie-nat' },
+    },
+    {
+      line: '{"add": {"element": {"family": "inet", "table": "tortie-filter", "name": "s", "elem": {"set": ["10.9.9.9"]}}}}',
+      want: { action: 'add', kind: 'element', family: 'inet', table: 'tortie-filter' },
+    },
+    {
+      line: '{"delete": {"set": {"family": "ip", "name": "nat-pools", "table": "tortie-nat", "type": "invalid", "handle": 2}}}',
+      want: { action: 'delete', kind: 'set', family: 'ip', table: 'tortie-nat' },
+    },
+    {
+      line: 'W: Received event for an unknown set.',
+      want: { action: 'unknown', kind: 'unknown', family: null, table: null },
+    },
     { line: '{"add": 3}', want: { action: 'add', kind: 'unknown', family: null, table: null } },
     { line: '   ', want: null },
   ];

@@ -20,15 +20,45 @@ import type { DesiredRoute } from '../../../felix/routes.js';
 
 const NOW = 100_000;
 const DST = '10.244.2.0/26';
-const tunnel: DesiredRoute = { dst: DST, type: 'unicast', via: '192.168.31.202', dev: 'tunl0', onlink: true, proto: 80, class: 'tunnel' };
+const tunnel: DesiredRoute = {
+  dst: DST,
+  type: 'unicast',
+  via: '192.168.31.202',
+  dev: 'tunl0',
+  onlink: true,
+  proto: 80,
+  class: 'tunnel',
+};
 const WANT = toKernelRoute(tunnel);
-const vxlanRoute: DesiredRoute = { dst: DST, type: 'unicast', via: '10.244.2.1', dev: 'vxlan.calico', onlink: true, proto: 80, class: 'tunnel' };
+const vxlanRoute: DesiredRoute = {
+  dst: DST,
+  type: 'unicast',
+  via: '10.244.2.1',
+  dev: 'vxlan.calico',
+  onlink: true,
+  proto: 80,
+  class: 'tunnel',
+};
 
 const owned = (extra: Partial<KernelRoute> = {}): KernelRoute => ({ ...WANT, ...extra });
 const foreignRoute = (protocol: string, extra: Partial<KernelRoute> = {}): KernelRoute => ({
-  dst: DST, type: 'unicast', gateway: '192.168.31.1', dev: 'eth0', protocol, scope: 'global', flags: [], ...extra,
+  dst: DST,
+  type: 'unicast',
+  gateway: '192.168.31.1',
+  dev: 'eth0',
+  protocol,
+  scope: 'global',
+  flags: [],
+  ...extra,
 });
-const onCali = (dev: string): KernelRoute => ({ dst: DST, type: 'unicast', dev, protocol: 'boot', scope: 'link', flags: [] });
+const onCali = (dev: string): KernelRoute => ({
+  dst: DST,
+  type: 'unicast',
+  dev,
+  protocol: 'boot',
+  scope: 'link',
+  flags: [],
+});
 
 function context(over: Partial<DiffContext> = {}): DiffContext {
   return {
@@ -51,7 +81,12 @@ function diffOne(want: KernelRoute | undefined, have: KernelRoute[], over: Parti
   const batch = { del: [] as KernelRoute[], add: [] as KernelRoute[] };
   const { retained, ...note } = diffDestination(want, have, context(over), batch) ?? {};
   expect(batch.add.length).toBeLessThanOrEqual(1);
-  return { del: batch.del, ...(batch.add[0] !== undefined ? { add: batch.add[0] } : {}), ...note, retained: retained === true };
+  return {
+    del: batch.del,
+    ...(batch.add[0] !== undefined ? { add: batch.add[0] } : {}),
+    ...note,
+    retained: retained === true,
+  };
 }
 
 interface Row {
@@ -65,20 +100,84 @@ interface Row {
 const ROWS: Row[] = [
   { name: 'desired, kernel empty: added', want: WANT, have: [], expect: { del: [], add: WANT } },
   { name: 'desired, kernel has it: nothing', want: WANT, have: [owned()], expect: { del: [] } },
-  { name: 'desired, kernel has it spelled with protocol 80 as a number string: nothing', want: WANT, have: [owned({ protocol: '80' })], expect: { del: [] } },
-  { name: 'desired, ours differs (other gateway): replaced', want: WANT, have: [owned({ gateway: '192.168.31.9' })], expect: { del: [], add: WANT } },
-  { name: 'desired, ours at metric 100 too: that one deleted, ours added', want: WANT, have: [owned({ metric: 100 })], expect: { del: [owned({ metric: 100 })], add: WANT } },
-  { name: 'desired, foreign route (bird) holds it: not written', want: WANT, have: [foreignRoute('bird')], expect: { del: [], foreign: foreignRoute('bird') } },
-  { name: 'desired, foreign route (static) and ours: not written, ours not deleted', want: WANT, have: [foreignRoute('static'), owned()], expect: { del: [], foreign: foreignRoute('static') } },
-  { name: 'desired, foreign route at another metric: ours added beside it', want: WANT, have: [foreignRoute('dhcp', { metric: 100 })], expect: { del: [], add: WANT } },
-  { name: 'desired, its interface missing: waits', want: WANT, have: [], context: { hasLink: () => false }, expect: { del: [], waitingFor: 'tunl0' } },
-  { name: 'desired through a VXLAN device (onlink): written like any other', want: toKernelRoute(vxlanRoute), have: [], context: { hasLink: () => true }, expect: { del: [], add: toKernelRoute(vxlanRoute) } },
+  {
+    name: 'desired, kernel has it spelled with protocol 80 as a number string: nothing',
+    want: WANT,
+    have: [owned({ protocol: '80' })],
+    expect: { del: [] },
+  },
+  {
+    name: 'desired, ours differs (other gateway): replaced',
+    want: WANT,
+    have: [owned({ gateway: '192.168.31.9' })],
+    expect: { del: [], add: WANT },
+  },
+  {
+    name: 'desired, ours at metric 100 too: that one deleted, ours added',
+    want: WANT,
+    have: [owned({ metric: 100 })],
+    expect: { del: [owned({ metric: 100 })], add: WANT },
+  },
+  {
+    name: 'desired, foreign route (bird) holds it: not written',
+    want: WANT,
+    have: [foreignRoute('bird')],
+    expect: { del: [], foreign: foreignRoute('bird') },
+  },
+  {
+    name: 'desired, foreign route (static) and ours: not written, ours not deleted',
+    want: WANT,
+    have: [foreignRoute('static'), owned()],
+    expect: { del: [], foreign: foreignRoute('static') },
+  },
+  {
+    name: 'desired, foreign route at another metric: ours added beside it',
+    want: WANT,
+    have: [foreignRoute('dhcp', { metric: 100 })],
+    expect: { del: [], add: WANT },
+  },
+  {
+    name: 'desired, its interface missing: waits',
+    want: WANT,
+    have: [],
+    context: { hasLink: () => false },
+    expect: { del: [], waitingFor: 'tunl0' },
+  },
+  {
+    name: 'desired through a VXLAN device (onlink): written like any other',
+    want: toKernelRoute(vxlanRoute),
+    have: [],
+    context: { hasLink: () => true },
+    expect: { del: [], add: toKernelRoute(vxlanRoute) },
+  },
   { name: 'unwanted, ours: deleted', want: undefined, have: [owned()], expect: { del: [owned()] } },
   { name: 'unwanted, foreign: left alone', want: undefined, have: [foreignRoute('kernel')], expect: { del: [] } },
-  { name: 'unwanted, on a cali* interface (any protocol): ours, deleted', want: undefined, have: [onCali('caliold')], expect: { del: [onCali('caliold')] } },
-  { name: 'unwanted, on a new cali* interface: held for its grace', want: undefined, have: [onCali('calinew')], expect: { del: [], held: { dev: 'calinew', untilMs: NOW + 5_000 } } },
-  { name: 'unwanted, retained (restart): kept', want: undefined, have: [owned()], context: { retain: (r) => r.gateway !== undefined }, expect: { del: [], retained: true } },
-  { name: 'unwanted, retain refuses it: deleted', want: undefined, have: [owned()], context: { retain: () => false }, expect: { del: [owned()], retained: false } },
+  {
+    name: 'unwanted, on a cali* interface (any protocol): ours, deleted',
+    want: undefined,
+    have: [onCali('caliold')],
+    expect: { del: [onCali('caliold')] },
+  },
+  {
+    name: 'unwanted, on a new cali* interface: held for its grace',
+    want: undefined,
+    have: [onCali('calinew')],
+    expect: { del: [], held: { dev: 'calinew', untilMs: NOW + 5_000 } },
+  },
+  {
+    name: 'unwanted, retained (restart): kept',
+    want: undefined,
+    have: [owned()],
+    context: { retain: (r) => r.gateway !== undefined },
+    expect: { del: [], retained: true },
+  },
+  {
+    name: 'unwanted, retain refuses it: deleted',
+    want: undefined,
+    have: [owned()],
+    context: { retain: () => false },
+    expect: { del: [owned()], retained: false },
+  },
   { name: 'unwanted, nothing there: nothing', want: undefined, have: [], expect: { del: [] } },
 ];
 
@@ -106,9 +205,17 @@ describe('settleDesired: the desired set against the one before', () => {
 
   it.each([
     { name: 'the same set: nothing dirty, kernel forms reused', next: [tunnel, blackhole], dirty: [] as string[] },
-    { name: 'a route changed: its destination dirty', next: [{ ...tunnel, via: '192.168.31.203' }, blackhole], dirty: [DST] },
+    {
+      name: 'a route changed: its destination dirty',
+      next: [{ ...tunnel, via: '192.168.31.203' }, blackhole],
+      dirty: [DST],
+    },
     { name: 'a route gone: its destination dirty', next: [blackhole], dirty: [DST] },
-    { name: 'a route new: its destination dirty', next: [tunnel, blackhole, { ...blackhole, dst: '10.244.1.64/26' }], dirty: ['10.244.1.64/26'] },
+    {
+      name: 'a route new: its destination dirty',
+      next: [tunnel, blackhole, { ...blackhole, dst: '10.244.1.64/26' }],
+      dirty: ['10.244.1.64/26'],
+    },
   ])('$name', ({ next, dirty }) => {
     const marked = new Set<string>();
     const settled = settleDesired(first, copyDesired(next), marked);
@@ -124,7 +231,9 @@ describe('settleDesired: the desired set against the one before', () => {
   });
 
   it('copyDesired refuses a gateway that is not an IPv4 address, naming it', () => {
-    expect(() => copyDesired([{ ...tunnel, via: '192.168.031.1' }])).toThrow(/gateway \(via\) "192.168.031.1" is not an IPv4 address/);
+    expect(() => copyDesired([{ ...tunnel, via: '192.168.031.1' }])).toThrow(
+      /gateway \(via\) "192.168.031.1" is not an IPv4 address/,
+    );
     expect(copyDesired([{ ...tunnel, dst: '10.244.2.5/26' }])[0]?.dst).toBe(DST);
   });
 });
@@ -142,10 +251,21 @@ describe('recordWritten: the view of the kernel after a batch', () => {
 
 describe('RouteEchoes: events of our own writes', () => {
   it.each([
-    { name: 'our addition comes back: an echo, once', events: [[DST, false, NOW + 10], [DST, false, NOW + 20]] as const, echo: [true, false] },
+    {
+      name: 'our addition comes back: an echo, once',
+      events: [
+        [DST, false, NOW + 10],
+        [DST, false, NOW + 20],
+      ] as const,
+      echo: [true, false],
+    },
     { name: 'our deletion comes back: an echo', events: [['10.244.9.0/26', true, NOW + 10]] as const, echo: [true] },
     { name: 'the other kind for the same prefix: not ours', events: [[DST, true, NOW + 10]] as const, echo: [false] },
-    { name: 'after the echo window: not ours', events: [[DST, false, NOW + ECHO_WINDOW_MS + 1]] as const, echo: [false] },
+    {
+      name: 'after the echo window: not ours',
+      events: [[DST, false, NOW + ECHO_WINDOW_MS + 1]] as const,
+      echo: [false],
+    },
     { name: 'another prefix: not ours', events: [['10.244.3.0/26', false, NOW]] as const, echo: [false] },
   ])('$name', ({ events, echo }) => {
     const echoes = new RouteEchoes();

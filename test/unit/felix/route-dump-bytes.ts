@@ -29,7 +29,8 @@ const RTM_NEWROUTE = 24;
 
 function ipv4(text: string): Buffer {
   const parts = text.split('.').map(Number);
-  if (parts.length !== 4 || parts.some((p) => !Number.isInteger(p) || p < 0 || p > 255)) throw new Error(`test encoder: "${text}" is not a dotted IPv4 address`);
+  if (parts.length !== 4 || parts.some((p) => !Number.isInteger(p) || p < 0 || p > 255))
+    throw new Error(`test encoder: "${text}" is not a dotted IPv4 address`);
   return Buffer.from(parts);
 }
 

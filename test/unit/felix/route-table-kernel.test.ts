@@ -41,11 +41,25 @@ describe('normalization', () => {
 
   it('the plain and the -details spellings of one route are the same route', () => {
     const plain = { dst: '10.244.1.5', dev: 'calie8e9a5cf531', protocol: '80', scope: 'link', flags: [] };
-    const detailed = { type: 'unicast', dst: '10.244.1.5/32', dev: 'calie8e9a5cf531', protocol: '80', scope: 'link', flags: [] };
+    const detailed = {
+      type: 'unicast',
+      dst: '10.244.1.5/32',
+      dev: 'calie8e9a5cf531',
+      protocol: '80',
+      scope: 'link',
+      flags: [],
+    };
     expect(sameKernelRoute(plain, detailed)).toBe(true);
     expect(sameKernelRoute({ ...plain, dev: 'cali0000000000a' }, detailed)).toBe(false);
-    expect(sameKernelRoute({ dst: '10.1.0.0/16', gateway: '10.0.0.1', flags: ['onlink'] }, { dst: '10.1.0.0/16', gateway: '10.0.0.1' })).toBe(false);
-    expect(normalizeKernelRoute({ dst: '10.2.0.0/16', dev: 'eth0', flags: ['linkdown', 'onlink'] }).flags).toEqual(['onlink']);
+    expect(
+      sameKernelRoute(
+        { dst: '10.1.0.0/16', gateway: '10.0.0.1', flags: ['onlink'] },
+        { dst: '10.1.0.0/16', gateway: '10.0.0.1' },
+      ),
+    ).toBe(false);
+    expect(normalizeKernelRoute({ dst: '10.2.0.0/16', dev: 'eth0', flags: ['linkdown', 'onlink'] }).flags).toEqual([
+      'onlink',
+    ]);
   });
 
   it('ownership: proto 80 anywhere, anything on cali*; nothing else', () => {
@@ -61,17 +75,32 @@ describe('iproute2 text', () => {
   it('batch lines for each route shape', () => {
     const lines = [
       toKernelRoute({ dst: '10.244.1.0/26', type: 'blackhole', proto: 80, class: 'blackhole' }),
-      toKernelRoute({ dst: '10.244.1.5/32', type: 'unicast', dev: 'calie8e9a5cf531', scope: 'link', proto: 80, class: 'workload' }),
-      toKernelRoute({ dst: '10.244.2.0/26', type: 'unicast', via: '192.168.31.202', dev: 'tunl0', onlink: true, proto: 80, class: 'tunnel' }),
+      toKernelRoute({
+        dst: '10.244.1.5/32',
+        type: 'unicast',
+        dev: 'calie8e9a5cf531',
+        scope: 'link',
+        proto: 80,
+        class: 'workload',
+      }),
+      toKernelRoute({
+        dst: '10.244.2.0/26',
+        type: 'unicast',
+        via: '192.168.31.202',
+        dev: 'tunl0',
+        onlink: true,
+        proto: 80,
+        class: 'tunnel',
+      }),
     ].map((r) => routeCommand('replace', r));
     expect(lines).toEqual([
       'route replace blackhole 10.244.1.0/26 proto 80 table main',
       'route replace 10.244.1.5/32 dev calie8e9a5cf531 scope link proto 80 table main',
       'route replace 10.244.2.0/26 via 192.168.31.202 dev tunl0 proto 80 table main onlink',
     ]);
-    expect(routeCommand('del', { dst: '10.244.1.0/26', type: 'blackhole', protocol: '80', scope: 'global', flags: [] })).toBe(
-      'route del blackhole 10.244.1.0/26 proto 80 table main',
-    );
+    expect(
+      routeCommand('del', { dst: '10.244.1.0/26', type: 'blackhole', protocol: '80', scope: 'global', flags: [] }),
+    ).toBe('route del blackhole 10.244.1.0/26 proto 80 table main');
   });
 
   it('parses ip -json route output (captured)', () => {
@@ -87,8 +116,13 @@ describe('iproute2 text', () => {
   });
 
   it('finds the failing lines of a -force batch (captured stderr)', () => {
-    const lines = ['route replace 10.1.0.0/16 dev tunl0', 'route replace blackhole 10.2.0.0/16', 'route del 10.99.0.0/26'];
-    const stderr = 'Cannot find device "tunl0"\nCommand failed -:1\nRTNETLINK answers: No such process\nCommand failed -:3\n';
+    const lines = [
+      'route replace 10.1.0.0/16 dev tunl0',
+      'route replace blackhole 10.2.0.0/16',
+      'route del 10.99.0.0/26',
+    ];
+    const stderr =
+      'Cannot find device "tunl0"\nCommand failed -:1\nRTNETLINK answers: No such process\nCommand failed -:3\n';
     expect(parseBatchErrors(stderr, lines)).toEqual([
       { command: lines[0], error: 'Cannot find device "tunl0"' },
       { command: lines[2], error: 'RTNETLINK answers: No such process' },
@@ -100,11 +134,20 @@ describe('iproute2 text', () => {
       ['blackhole 10.1.0.0/26 proto 80 ', { kind: 'route', dst: '10.1.0.0/26', deleted: false }],
       ['Deleted blackhole 10.1.0.0/26 proto 80 ', { kind: 'route', dst: '10.1.0.0/26', deleted: true }],
       ['10.244.1.5 dev calia proto 80 scope link ', { kind: 'route', dst: '10.244.1.5/32', deleted: false }],
-      ['192.168.31.0/24 dev eth0 proto kernel scope link src 192.168.31.201 linkdown ', { kind: 'route', dst: '192.168.31.0/24', deleted: false }],
+      [
+        '192.168.31.0/24 dev eth0 proto kernel scope link src 192.168.31.201 linkdown ',
+        { kind: 'route', dst: '192.168.31.0/24', deleted: false },
+      ],
       ['local 192.168.31.201 dev eth0 table local proto kernel scope host src 192.168.31.201 ', null],
       ['Deleted local 192.168.31.201 dev eth0 table local proto kernel scope host src 192.168.31.201 ', null],
-      ['2: calia@NONE: <BROADCAST,MULTICAST> mtu 1500 qdisc noop state DOWN group default \\    link/ether 5e:f2:36:21:30:2c brd ff:ff:ff:ff:ff:ff', { kind: 'link', name: 'calia', deleted: false }],
-      ['Deleted 3: eth0@NONE: <BROADCAST,MULTICAST> mtu 1500 qdisc noop state DOWN group default', { kind: 'link', name: 'eth0', deleted: true }],
+      [
+        '2: calia@NONE: <BROADCAST,MULTICAST> mtu 1500 qdisc noop state DOWN group default \\    link/ether 5e:f2:36:21:30:2c brd ff:ff:ff:ff:ff:ff',
+        { kind: 'link', name: 'calia', deleted: false },
+      ],
+      [
+        'Deleted 3: eth0@NONE: <BROADCAST,MULTICAST> mtu 1500 qdisc noop state DOWN group default',
+        { kind: 'link', name: 'eth0', deleted: true },
+      ],
       ['fe80::/64 dev eth0 proto kernel metric 256 pref medium', null],
       ['', null],
     ];
@@ -116,7 +159,10 @@ describe('iproute2 text', () => {
 describe('MemoryKernel', () => {
   it('replace overwrites whatever holds dst+metric; del needs a match; dev must exist', async () => {
     const kernel = new MemoryKernel({ links: ['eth0'] });
-    await kernel.apply({ del: [], add: [{ dst: '10.1.0.0/16', gateway: '10.0.0.1', dev: 'eth0', protocol: 'static' }] });
+    await kernel.apply({
+      del: [],
+      add: [{ dst: '10.1.0.0/16', gateway: '10.0.0.1', dev: 'eth0', protocol: 'static' }],
+    });
     await kernel.apply({ del: [], add: [{ dst: '10.1.0.0/16', type: 'blackhole', protocol: '80' }] });
     expect(kernel.snapshot()).toHaveLength(1);
     expect(kernel.snapshot()[0]?.type).toBe('blackhole');

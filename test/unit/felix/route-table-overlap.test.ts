@@ -14,7 +14,14 @@ import type { DesiredRoute } from '../../../felix/routes.js';
 
 const CALI = 'calie8e9a5cf531';
 const blackhole = (dst: string): DesiredRoute => ({ dst, type: 'blackhole', proto: 80, class: 'blackhole' });
-const workload = (ip: string): DesiredRoute => ({ dst: `${ip}/32`, type: 'unicast', dev: CALI, scope: 'link', proto: 80, class: 'workload' });
+const workload = (ip: string): DesiredRoute => ({
+  dst: `${ip}/32`,
+  type: 'unicast',
+  dev: CALI,
+  scope: 'link',
+  proto: 80,
+  class: 'workload',
+});
 const WANTED: DesiredRoute[] = [blackhole('10.244.1.0/26'), blackhole('10.244.2.0/26'), workload('10.244.1.5')];
 
 /** A MemoryKernel with read-then-write sessions; every call is logged in order. */
@@ -118,7 +125,9 @@ describe('RouteTable: reading, preparing and writing overlap', () => {
 
   it('setDesired refuses a bad destination at once, naming it; what it keeps is settled on demand', () => {
     const table = new RouteTable(kernel(), { clock: new FakeClock() });
-    expect(() => table.setDesired([blackhole('10.244.4.0/27'), blackhole('10.300.0.0/26')])).toThrow(/10\.300\.0\.0\/26/);
+    expect(() => table.setDesired([blackhole('10.244.4.0/27'), blackhole('10.300.0.0/26')])).toThrow(
+      /10\.300\.0\.0\/26/,
+    );
     table.setDesired([blackhole('10.244.4.0/26'), { ...blackhole('10.244.4.0/26'), dst: '10.244.4.7/26' }]);
     expect(table.desiredRoutes().map((r) => r.dst)).toEqual(['10.244.4.0/26']);
     expect(table.programmed('10.244.4.0/26')).toBe(false);
@@ -131,6 +140,11 @@ describe('RouteTable: reading, preparing and writing overlap', () => {
     table.setDesired(routes);
     (routes[0] as DesiredRoute).dst = '10.99.0.0/26';
     await table.apply();
-    expect(table.desiredRoutes().map((r) => r.dst).sort()).toEqual(['10.244.1.0/26', '10.244.1.5/32', '10.244.2.0/26']);
+    expect(
+      table
+        .desiredRoutes()
+        .map((r) => r.dst)
+        .sort(),
+    ).toEqual(['10.244.1.0/26', '10.244.1.5/32', '10.244.2.0/26']);
   });
 });

@@ -11,9 +11,22 @@ import type { Kernel, KernelRoute } from '../../../felix/kernel.js';
 
 const CALI = 'calie8e9a5cf531';
 const blackhole = (dst: string): DesiredRoute => ({ dst, type: 'blackhole', proto: 80, class: 'blackhole' });
-const workload = (ip: string, dev = CALI): DesiredRoute => ({ dst: `${ip}/32`, type: 'unicast', dev, scope: 'link', proto: 80, class: 'workload' });
+const workload = (ip: string, dev = CALI): DesiredRoute => ({
+  dst: `${ip}/32`,
+  type: 'unicast',
+  dev,
+  scope: 'link',
+  proto: 80,
+  class: 'workload',
+});
 const remote = (dst: string, via: string, dev = 'eth0'): DesiredRoute => ({
-  dst, type: 'unicast', via, dev, onlink: true, proto: 80, class: dev === 'tunl0' ? 'tunnel' : 'direct',
+  dst,
+  type: 'unicast',
+  via,
+  dev,
+  onlink: true,
+  proto: 80,
+  class: dev === 'tunl0' ? 'tunnel' : 'direct',
 });
 
 const FOREIGN: KernelRoute[] = [
@@ -111,7 +124,12 @@ describe('RouteTable: ownership and the first apply', () => {
     const table = new RouteTable(kernel, { clock: new FakeClock() });
     // A /32 without its length and a block with host bits set: the same routes as their canonical spellings.
     table.setDesired([{ ...workload('10.244.1.5'), dst: '10.244.1.5' }, blackhole('10.244.4.7/26')]);
-    expect(table.desiredRoutes().map((r) => r.dst).sort()).toEqual(['10.244.1.5/32', '10.244.4.0/26']);
+    expect(
+      table
+        .desiredRoutes()
+        .map((r) => r.dst)
+        .sort(),
+    ).toEqual(['10.244.1.5/32', '10.244.4.0/26']);
     await table.apply();
     expect(table.programmed('10.244.1.5')).toBe(true);
     expect(table.programmed('10.244.4.0/26')).toBe(true);
@@ -125,7 +143,9 @@ describe('RouteTable: ownership and the first apply', () => {
     const table = new RouteTable(newKernel(), { clock: new FakeClock() });
     for (const via of ['fe80::1', '192.168.31.256', '192.168.031.1', '192.168.31.1/32', 'default', '']) {
       expect(() => table.setDesired([remote('10.244.2.0/26', via)]), via).toThrow(
-        new RegExp(`route 10\\.244\\.2\\.0/26: gateway \\(via\\) "${via.replace(/\./g, '\\.')}" is not an IPv4 address`),
+        new RegExp(
+          `route 10\\.244\\.2\\.0/26: gateway \\(via\\) "${via.replace(/\./g, '\\.')}" is not an IPv4 address`,
+        ),
       );
     }
     table.setDesired([remote('10.244.2.0/26', '192.168.31.1')]);
@@ -152,8 +172,14 @@ describe('RouteTable: ownership and the first apply', () => {
       expect((await table.apply()).kernelWrites, field).toBe(0);
       table.setDesired([...others.map((r) => ({ ...r })), changed]);
       const result = await table.apply();
-      expect(result.added.map((r) => r.dst), field).toEqual([base.dst]);
-      expect(kernel.snapshot().filter((r) => r.dst === base.dst), field).toEqual([toKernelRoute(changed)]);
+      expect(
+        result.added.map((r) => r.dst),
+        field,
+      ).toEqual([base.dst]);
+      expect(
+        kernel.snapshot().filter((r) => r.dst === base.dst),
+        field,
+      ).toEqual([toKernelRoute(changed)]);
     }
   });
 
@@ -169,7 +195,12 @@ describe('RouteTable: ownership and the first apply', () => {
       return realApply(batch);
     };
     // 10.244.2.0/26 moves from direct to tunl0; the blackhole goes; a new block comes.
-    table.setDesired([workload('10.244.1.5'), remote('10.244.2.0/26', '192.168.31.202', 'tunl0'), remote('10.244.3.0/26', '192.168.32.9', 'tunl0'), blackhole('10.244.4.0/26')]);
+    table.setDesired([
+      workload('10.244.1.5'),
+      remote('10.244.2.0/26', '192.168.31.202', 'tunl0'),
+      remote('10.244.3.0/26', '192.168.32.9', 'tunl0'),
+      blackhole('10.244.4.0/26'),
+    ]);
     const result = await table.apply();
     expect(batches).toEqual([{ del: ['10.244.1.0/26'], add: ['10.244.2.0/26', '10.244.4.0/26'] }]);
     expect(result.kernelWrites).toBe(3);
@@ -196,7 +227,12 @@ describe('RouteTable: ownership and the first apply', () => {
     const result = await table.apply();
     expect(result.classConflicts).toHaveLength(1);
     expect(result.classConflicts[0]?.winner.class).toBe('direct');
-    expect(kernel.snapshot().filter((r) => r.dst === '10.244.2.0/26').map((r) => r.type)).toEqual(['unicast']);
+    expect(
+      kernel
+        .snapshot()
+        .filter((r) => r.dst === '10.244.2.0/26')
+        .map((r) => r.type),
+    ).toEqual(['unicast']);
   });
 });
 
@@ -432,7 +468,9 @@ describe('RouteTable: running (events, timers)', () => {
     // Drift without an event: the watcher missed it.
     const stopWatch = kernel.watch(() => undefined);
     stopWatch.stop();
-    (kernel as unknown as { routes: KernelRoute[] }).routes = kernel.snapshot().filter((r) => r.dst !== '10.244.1.0/26');
+    (kernel as unknown as { routes: KernelRoute[] }).routes = kernel
+      .snapshot()
+      .filter((r) => r.dst !== '10.244.1.0/26');
     await clock.advanceAsync(89_000);
     expect(kernel.snapshot().some((r) => r.dst === '10.244.1.0/26')).toBe(false);
     await clock.advanceAsync(1_100);

@@ -6,7 +6,14 @@
 import { describe, expect, it } from 'vitest';
 import { parseReadAll, parseRouteJson } from '../../../felix/iproute2.js';
 import { KernelError, normalizeKernelRoute, type KernelRoute } from '../../../felix/kernel.js';
-import { decodeRouteDump, frameRouteDump, ROUTE_FLAG_NAMES, ROUTE_SCOPE_NAMES, ROUTE_TYPE_NAMES, RouteDumpError } from '../../../felix/rtnetlink.js';
+import {
+  decodeRouteDump,
+  frameRouteDump,
+  ROUTE_FLAG_NAMES,
+  ROUTE_SCOPE_NAMES,
+  ROUTE_TYPE_NAMES,
+  RouteDumpError,
+} from '../../../felix/rtnetlink.js';
 import { routeDump, routeMessage, type RouteMessageSpec } from './route-dump-bytes.js';
 
 // `ip -n NS -4 route save table main | xxd -p`, iproute2 6.1, Linux 6.1 (x86-64: little-endian). The table:
@@ -40,14 +47,27 @@ const GOLDEN_HEX = [
 ].join('');
 
 /** `ip -n NS -json route show table main` of the same table, a moment later. */
-const GOLDEN_JSON = '[{"dst":"default","gateway":"198.18.61.254","dev":"eth0","metric":100,"flags":[]},{"dst":"10.9.0.0/16","gateway":"198.18.61.1","dev":"eth0","protocol":"bird","flags":[]},{"type":"blackhole","dst":"10.244.1.0/26","protocol":"80","flags":[]},{"dst":"10.244.1.5","dev":"calie8e9a5cf531","protocol":"80","scope":"link","flags":["linkdown"]},{"dst":"10.244.1.9","dev":"caliDOWN0000000","protocol":"80","scope":"link","flags":["linkdown"]},{"dst":"10.244.2.0/26","gateway":"198.18.61.202","dev":"eth0","protocol":"80","flags":["onlink"]},{"type":"unreachable","dst":"10.250.0.0/16","flags":[]},{"type":"prohibit","dst":"10.251.0.0/16","protocol":"250","flags":[]},{"dst":"10.252.0.0/16","gateway":"198.18.61.3","dev":"eth0","flags":[],"metrics":[{"mtu":1400}]},{"dst":"10.253.0.0/16","flags":[],"nexthops":[{"gateway":"198.18.61.4","dev":"eth0","weight":1,"flags":[]},{"gateway":"198.18.61.5","dev":"eth0","weight":1,"flags":[]}]},{"dst":"10.254.0.0/16","dev":"eth0","protocol":"static","scope":"link","prefsrc":"198.18.61.1","flags":[]},{"dst":"198.18.61.0/24","dev":"eth0","protocol":"kernel","scope":"link","prefsrc":"198.18.61.1","flags":[]}]';
+const GOLDEN_JSON =
+  '[{"dst":"default","gateway":"198.18.61.254","dev":"eth0","metric":100,"flags":[]},{"dst":"10.9.0.0/16","gateway":"198.18.61.1","dev":"eth0","protocol":"bird","flags":[]},{"type":"blackhole","dst":"10.244.1.0/26","protocol":"80","flags":[]},{"dst":"10.244.1.5","dev":"calie8e9a5cf531","protocol":"80","scope":"link","flags":["linkdown"]},{"dst":"10.244.1.9","dev":"caliDOWN0000000","protocol":"80","scope":"link","flags":["linkdown"]},{"dst":"10.244.2.0/26","gateway":"198.18.61.202","dev":"eth0","protocol":"80","flags":["onlink"]},{"type":"unreachable","dst":"10.250.0.0/16","flags":[]},{"type":"prohibit","dst":"10.251.0.0/16","protocol":"250","flags":[]},{"dst":"10.252.0.0/16","gateway":"198.18.61.3","dev":"eth0","flags":[],"metrics":[{"mtu":1400}]},{"dst":"10.253.0.0/16","flags":[],"nexthops":[{"gateway":"198.18.61.4","dev":"eth0","weight":1,"flags":[]},{"gateway":"198.18.61.5","dev":"eth0","weight":1,"flags":[]}]},{"dst":"10.254.0.0/16","dev":"eth0","protocol":"static","scope":"link","prefsrc":"198.18.61.1","flags":[]},{"dst":"198.18.61.0/24","dev":"eth0","protocol":"kernel","scope":"link","prefsrc":"198.18.61.1","flags":[]}]';
 
 /** The namespace's interfaces (`ip -json link show`: ifindex → ifname). */
 const GOLDEN_LINKS = new Map<number, string>([
-  [1, 'lo'], [2, 'eth0-peer'], [3, 'eth0'], [4, 'wl0'], [5, 'calie8e9a5cf531'], [6, 'wl1'], [7, 'caliDOWN0000000'],
+  [1, 'lo'],
+  [2, 'eth0-peer'],
+  [3, 'eth0'],
+  [4, 'wl0'],
+  [5, 'calie8e9a5cf531'],
+  [6, 'wl1'],
+  [7, 'caliDOWN0000000'],
 ]);
 
-const route = (fields: Partial<KernelRoute> & { dst: string }): KernelRoute => ({ type: 'unicast', protocol: '3', scope: 'global', flags: [], ...fields });
+const route = (fields: Partial<KernelRoute> & { dst: string }): KernelRoute => ({
+  type: 'unicast',
+  protocol: '3',
+  scope: 'global',
+  flags: [],
+  ...fields,
+});
 
 const GOLDEN_ROUTES: KernelRoute[] = [
   route({ dst: '0.0.0.0/0', gateway: '198.18.61.254', dev: 'eth0', metric: 100 }),
@@ -93,30 +113,65 @@ describe('decodeRouteDump: golden bytes from iproute2 6.1', () => {
 });
 
 describe('decodeRouteDump: messages from the test encoder', () => {
-  const one = (spec: RouteMessageSpec, le = true): KernelRoute[] => decode(routeDump([routeMessage(spec, le)], le), new Map([[3, 'eth0'], [9, 'cali0123456789a']]));
+  const one = (spec: RouteMessageSpec, le = true): KernelRoute[] =>
+    decode(
+      routeDump([routeMessage(spec, le)], le),
+      new Map([
+        [3, 'eth0'],
+        [9, 'cali0123456789a'],
+      ]),
+    );
 
   it('every field, in both byte orders', () => {
     for (const le of [true, false]) {
-      expect(one({ dstLen: 26, dst: '10.1.2.64', gateway: '198.18.61.7', oif: 3, protocol: 80, flags: 0x4, metric: 20, prefsrc: '198.18.61.1' }, le)).toEqual([
-        { type: 'unicast', dst: '10.1.2.64/26', protocol: '80', scope: 'global', flags: ['onlink'], gateway: '198.18.61.7', dev: 'eth0', prefsrc: '198.18.61.1', metric: 20 },
+      expect(
+        one(
+          {
+            dstLen: 26,
+            dst: '10.1.2.64',
+            gateway: '198.18.61.7',
+            oif: 3,
+            protocol: 80,
+            flags: 0x4,
+            metric: 20,
+            prefsrc: '198.18.61.1',
+          },
+          le,
+        ),
+      ).toEqual([
+        {
+          type: 'unicast',
+          dst: '10.1.2.64/26',
+          protocol: '80',
+          scope: 'global',
+          flags: ['onlink'],
+          gateway: '198.18.61.7',
+          dev: 'eth0',
+          prefsrc: '198.18.61.1',
+          metric: 20,
+        },
       ]);
       expect(one({ dstLen: 32, dst: '10.1.2.3', oif: 9, protocol: 80, scope: 253 }, le)).toEqual([
         { type: 'unicast', dst: '10.1.2.3/32', protocol: '80', scope: 'link', flags: [], dev: 'cali0123456789a' },
       ]);
-      expect(one({ dstLen: 0, type: 6 }, le)).toEqual([{ type: 'blackhole', dst: '0.0.0.0/0', protocol: '3', scope: 'global', flags: [] }]);
+      expect(one({ dstLen: 0, type: 6 }, le)).toEqual([
+        { type: 'blackhole', dst: '0.0.0.0/0', protocol: '3', scope: 'global', flags: [] },
+      ]);
     }
   });
 
   it('type and scope names as ip prints them, numbers for the rest', () => {
     ROUTE_TYPE_NAMES.forEach((name, type) => expect(one({ dstLen: 8, dst: '10.0.0.0', type })[0]?.type).toBe(name));
     expect(one({ dstLen: 8, dst: '10.0.0.0', type: 77 })[0]?.type).toBe('77');
-    for (const [scope, name] of Object.entries(ROUTE_SCOPE_NAMES)) expect(one({ dstLen: 8, dst: '10.0.0.0', scope: Number(scope) })[0]?.scope).toBe(name);
+    for (const [scope, name] of Object.entries(ROUTE_SCOPE_NAMES))
+      expect(one({ dstLen: 8, dst: '10.0.0.0', scope: Number(scope) })[0]?.scope).toBe(name);
     expect(one({ dstLen: 8, dst: '10.0.0.0', scope: 100 })[0]?.scope).toBe('100');
   });
 
-  it('flags: ip\'s names sorted, linkdown left out (as the normal form has it), unprinted bits ignored', () => {
+  it("flags: ip's names sorted, linkdown left out (as the normal form has it), unprinted bits ignored", () => {
     expect(ROUTE_FLAG_NAMES.length).toBe(11);
-    for (const [bit, name] of ROUTE_FLAG_NAMES) expect(one({ dstLen: 8, dst: '10.0.0.0', flags: bit })[0]?.flags).toEqual(name === 'linkdown' ? [] : [name]);
+    for (const [bit, name] of ROUTE_FLAG_NAMES)
+      expect(one({ dstLen: 8, dst: '10.0.0.0', flags: bit })[0]?.flags).toEqual(name === 'linkdown' ? [] : [name]);
     expect(one({ dstLen: 8, dst: '10.0.0.0', flags: 0x4 | 0x1 | 0x10 | 0x200 })[0]?.flags).toEqual(['dead', 'onlink']);
   });
 
@@ -130,8 +185,13 @@ describe('decodeRouteDump: messages from the test encoder', () => {
     expect(one({ dstLen: 8, dst: '10.0.0.0', family: 10 })).toEqual([]);
   });
 
-  it('the first of two attributes of one type counts (ip\'s parse_rtattr)', () => {
-    const spec = { dstLen: 8, dst: '10.0.0.0', gateway: '198.18.61.1', extra: [{ type: 5, payload: Buffer.from([198, 18, 61, 99]) }] };
+  it("the first of two attributes of one type counts (ip's parse_rtattr)", () => {
+    const spec = {
+      dstLen: 8,
+      dst: '10.0.0.0',
+      gateway: '198.18.61.1',
+      extra: [{ type: 5, payload: Buffer.from([198, 18, 61, 99]) }],
+    };
     expect(one(spec)[0]?.gateway).toBe('198.18.61.1');
   });
 
@@ -140,7 +200,16 @@ describe('decodeRouteDump: messages from the test encoder', () => {
   });
 
   it('10,000 routes: all of them, each distinct destination once', () => {
-    const messages = Array.from({ length: 10_000 }, (_, i) => routeMessage({ dstLen: 26, dst: `10.${64 + (i >> 10)}.${(i >> 2) & 255}.${(i & 3) * 64}`, gateway: '198.18.61.2', oif: 3, protocol: 80, flags: 0x4 }));
+    const messages = Array.from({ length: 10_000 }, (_, i) =>
+      routeMessage({
+        dstLen: 26,
+        dst: `10.${64 + (i >> 10)}.${(i >> 2) & 255}.${(i & 3) * 64}`,
+        gateway: '198.18.61.2',
+        oif: 3,
+        protocol: 80,
+        flags: 0x4,
+      }),
+    );
     const routes = decode(routeDump(messages), new Map([[3, 'eth0']]));
     expect(routes).toHaveLength(10_000);
     expect(new Set(routes.map((r) => r.dst)).size).toBe(10_000);
@@ -156,7 +225,7 @@ describe('frameRouteDump: the stream and where it ends', () => {
   const dump = routeDump(three);
   const full = decode(dump);
 
-  it('stops where the next command\'s text begins', () => {
+  it("stops where the next command's text begins", () => {
     const text = Buffer.from('[]\n[{"ifindex":3,"ifname":"eth0"}]\n');
     const frame = frameRouteDump(Buffer.concat([dump, text]));
     expect(frame).toEqual({ littleEndian: true, end: dump.length, count: 3 });
@@ -164,7 +233,9 @@ describe('frameRouteDump: the stream and where it ends', () => {
   });
 
   it('refuses a stream without the magic, naming what it found', () => {
-    expect(() => frameRouteDump(Buffer.from('[{"dst":"default"}]'))).toThrow(/starts with 0x5b7b2264, not the ip route save magic 0x45311224/);
+    expect(() => frameRouteDump(Buffer.from('[{"dst":"default"}]'))).toThrow(
+      /starts with 0x5b7b2264, not the ip route save magic 0x45311224/,
+    );
     expect(() => frameRouteDump(Buffer.alloc(2))).toThrow(/2 bytes, too short/);
   });
 
@@ -196,23 +267,42 @@ describe('frameRouteDump: the stream and where it ends', () => {
 
 describe('parseReadAll: the full read (route save, then link show as JSON)', () => {
   const links = '[{"ifindex":1,"ifname":"lo"},{"ifindex":3,"ifname":"eth0"}]';
-  const dump = routeDump([routeMessage({ dstLen: 26, dst: '10.0.0.64', gateway: '198.18.61.2', oif: 3, protocol: 80, flags: 0x4 })]);
+  const dump = routeDump([
+    routeMessage({ dstLen: 26, dst: '10.0.0.64', gateway: '198.18.61.2', oif: 3, protocol: 80, flags: 0x4 }),
+  ]);
 
   it('routes with their interface names, and the interface list', () => {
     const out = parseReadAll(Buffer.concat([dump, Buffer.from(`[]\n${links}\n`)]));
     expect(out.links).toEqual(['lo', 'eth0']);
-    expect(out.routes).toEqual([{ type: 'unicast', dst: '10.0.0.64/26', protocol: '80', scope: 'global', flags: ['onlink'], gateway: '198.18.61.2', dev: 'eth0' }]);
+    expect(out.routes).toEqual([
+      {
+        type: 'unicast',
+        dst: '10.0.0.64/26',
+        protocol: '80',
+        scope: 'global',
+        flags: ['onlink'],
+        gateway: '198.18.61.2',
+        dev: 'eth0',
+      },
+    ]);
   });
 
   it('an empty table', () => {
-    expect(parseReadAll(Buffer.concat([routeDump([]), Buffer.from(`[]\n${links}\n`)]))).toEqual({ routes: [], links: ['lo', 'eth0'] });
+    expect(parseReadAll(Buffer.concat([routeDump([]), Buffer.from(`[]\n${links}\n`)]))).toEqual({
+      routes: [],
+      links: ['lo', 'eth0'],
+    });
   });
 
   it('refuses output that is not the dump and the list, saying what was wrong', () => {
     expect(() => parseReadAll(Buffer.concat([dump]))).toThrow(KernelError);
     expect(() => parseReadAll(Buffer.concat([dump]))).toThrow(/no interface list after the 1 route messages/);
-    expect(() => parseReadAll(Buffer.concat([dump, Buffer.from('[]\n[not json\n')]))).toThrow(/interface list.*not JSON/);
-    expect(() => parseReadAll(Buffer.concat([dump, Buffer.from('[]\nnot json\n')]))).toThrow(/byte 0x6e at offset 67 after the 1 route messages/);
+    expect(() => parseReadAll(Buffer.concat([dump, Buffer.from('[]\n[not json\n')]))).toThrow(
+      /interface list.*not JSON/,
+    );
+    expect(() => parseReadAll(Buffer.concat([dump, Buffer.from('[]\nnot json\n')]))).toThrow(
+      /byte 0x6e at offset 67 after the 1 route messages/,
+    );
     expect(() => parseReadAll(Buffer.concat([dump, Buffer.from('[]\n[]\n')]))).toThrow(/names no interface/);
     expect(() => parseReadAll(Buffer.from('Error: something\n'))).toThrow(/not the ip route save magic/);
   });
@@ -257,15 +347,27 @@ describe('parseReadAll: what follows the route messages is exactly `[]` and the 
     // Only the first message, then the rest of the dump with one header byte changed (no longer RTM_NEWROUTE).
     const changed = Buffer.from(rest);
     changed[4] = 0x19;
-    expect(() => parseReadAll(Buffer.concat([golden.subarray(0, second), changed, tail]))).toThrow(new RegExp(`offset ${second}\\b`));
+    expect(() => parseReadAll(Buffer.concat([golden.subarray(0, second), changed, tail]))).toThrow(
+      new RegExp(`offset ${second}\\b`),
+    );
   });
 
   it('the route save `[]` is optional; anything else before or after the one interface line is refused', () => {
     const dump = routeDump([routeMessage({ dstLen: 8, dst: '10.0.0.0', oif: 3 })]);
     expect(parseReadAll(Buffer.concat([dump, Buffer.from(`${links}\n`)])).routes).toHaveLength(1);
     expect(parseReadAll(Buffer.concat([dump, Buffer.from(`[]\n${links}`)])).links).toEqual(['lo', 'eth0']);
-    for (const text of [`[]\n[]\n${links}\n`, `x[]\n${links}\n`, `\n${links}\n`, `[]\n${links}\n\n`, `[]\n${links}\nmore\n`, `[]\n[{"ifname":"lo",\t"ifindex":1}]\n`, ` ${links}\n`]) {
-      expect(() => parseReadAll(Buffer.concat([dump, Buffer.from(text)])), JSON.stringify(text)).toThrow(new RegExp(`offset ${dump.length + 0}|offset \\d+`));
+    for (const text of [
+      `[]\n[]\n${links}\n`,
+      `x[]\n${links}\n`,
+      `\n${links}\n`,
+      `[]\n${links}\n\n`,
+      `[]\n${links}\nmore\n`,
+      `[]\n[{"ifname":"lo",\t"ifindex":1}]\n`,
+      ` ${links}\n`,
+    ]) {
+      expect(() => parseReadAll(Buffer.concat([dump, Buffer.from(text)])), JSON.stringify(text)).toThrow(
+        new RegExp(`offset ${dump.length + 0}|offset \\d+`),
+      );
     }
   });
 });

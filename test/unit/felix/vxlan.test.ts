@@ -25,7 +25,8 @@ const LINK_JSON =
   '[{"ifindex":4,"ifname":"vxlan.calico","flags":["BROADCAST","MULTICAST","UP","LOWER_UP"],"mtu":1450,"qdisc":"noqueue","operstate":"UNKNOWN","group":"default","txqlen":1000,"link_type":"ether","address":"66:00:00:00:00:01","broadcast":"ff:ff:ff:ff:ff:ff","linkinfo":{"info_kind":"vxlan","info_data":{"id":4096,"local":"198.18.250.1","port_range":{"low":0,"high":0},"port":4789,"learning":false,"ttl":0,"df":"unset","ageing":300,"udp_csum":true}},"addr_info":[{"family":"inet","local":"10.9.0.1","prefixlen":32,"scope":"global","label":"vxlan.calico","valid_life_time":4294967295,"preferred_life_time":4294967295},{"family":"inet6","local":"fe80::6400:ff:fe00:1","prefixlen":64,"scope":"link","tentative":true}]}]';
 const NEIGH_JSON =
   '[{"dst":"10.9.1.0","lladdr":"66:00:00:00:00:02","state":["PERMANENT"],"protocol":"80"},{"dst":"10.9.9.9","state":["FAILED"]},{"dst":"10.9.7.0","lladdr":"66:00:00:00:00:07","state":["PERMANENT"],"protocol":"static"}]';
-const FDB_JSON = '[{"mac":"66:00:00:00:00:02","dst":"198.18.250.2","flags":["self"],"state":"permanent"},{"mac":"00:00:00:00:00:00","dst":"198.18.250.9","flags":["self"],"state":"permanent"}]';
+const FDB_JSON =
+  '[{"mac":"66:00:00:00:00:02","dst":"198.18.250.2","flags":["self"],"state":"permanent"},{"mac":"00:00:00:00:00:00","dst":"198.18.250.9","flags":["self"],"state":"permanent"}]';
 
 const BASE: VxlanInput = {
   needed: true,
@@ -38,7 +39,14 @@ describe('desiredVxlan / vxlanMtu / vxlanInputFor (pure)', () => {
   it('the device as Calico makes it, one neighbour and one FDB entry per remote VTEP', () => {
     const { desired, warnings } = desiredVxlan(BASE);
     expect(warnings).toEqual([]);
-    expect(desired.device).toEqual({ vni: 4096, port: 4789, local: '198.18.250.1', mac: '66:00:00:00:00:01', mtu: 1450, address: '10.9.0.1/32' });
+    expect(desired.device).toEqual({
+      vni: 4096,
+      port: 4789,
+      local: '198.18.250.1',
+      mac: '66:00:00:00:00:01',
+      mtu: 1450,
+      address: '10.9.0.1/32',
+    });
     expect([...desired.neighbours]).toEqual([['10.9.1.0', '66:00:00:00:00:02']]);
     expect([...desired.fdb]).toEqual([['66:00:00:00:00:02', '198.18.250.2']]);
   });
@@ -54,26 +62,66 @@ describe('desiredVxlan / vxlanMtu / vxlanInputFor (pure)', () => {
     expect(noVtep.warnings[0]).toMatch(/no VXLAN tunnel address and MAC yet/);
     const bad = desiredVxlan({
       ...BASE,
-      remotes: [...BASE.remotes, { node: 'n3', nodeIp: '198.18.250.3', tunnelAddress: '10.9.1.0', mac: '66:00:00:00:00:03' }, { node: 'n4', nodeIp: 'x', tunnelAddress: '10.9.4.0', mac: '01:00:00:00:00:04' }],
+      remotes: [
+        ...BASE.remotes,
+        { node: 'n3', nodeIp: '198.18.250.3', tunnelAddress: '10.9.1.0', mac: '66:00:00:00:00:03' },
+        { node: 'n4', nodeIp: 'x', tunnelAddress: '10.9.4.0', mac: '01:00:00:00:00:04' },
+      ],
     });
     expect(bad.desired.neighbours.size).toBe(1);
     expect(bad.warnings).toEqual([
-      'node n3: VTEP 10.9.1.0 / 66:00:00:00:00:03 is already another node\'s: no VXLAN entries for it',
+      "node n3: VTEP 10.9.1.0 / 66:00:00:00:00:03 is already another node's: no VXLAN entries for it",
       'node n4: VTEP tunnel address "10.9.4.0", MAC "01:00:00:00:00:04", node address "x" — not all valid: no VXLAN entries for it',
     ]);
   });
   it('vxlanInputFor: needed only for a valid IPv4 VXLAN pool; our own node is never a remote', () => {
-    const vx = { local: { tunnelAddress: '10.9.0.1', mac: '66:00:00:00:00:01' }, nodes: [{ name: 'me', ip: '198.18.250.1/24', tunnelAddress: '10.9.0.1', mac: '66:00:00:00:00:01' }, { name: 'n2', ip: '198.18.250.2/24', tunnelAddress: '10.9.1.0', mac: '66:00:00:00:00:02' }, { name: 'n3', ip: '198.18.250.3/24' }] };
-    const got = vxlanInputFor({ node: { ip: '198.18.250.1/24' }, pools: [{ cidr: '10.9.0.0/16', ipipMode: 'Never', vxlanMode: 'Always' }], tunnel: { hostMtu: 1500 }, vxlan: vx });
+    const vx = {
+      local: { tunnelAddress: '10.9.0.1', mac: '66:00:00:00:00:01' },
+      nodes: [
+        { name: 'me', ip: '198.18.250.1/24', tunnelAddress: '10.9.0.1', mac: '66:00:00:00:00:01' },
+        { name: 'n2', ip: '198.18.250.2/24', tunnelAddress: '10.9.1.0', mac: '66:00:00:00:00:02' },
+        { name: 'n3', ip: '198.18.250.3/24' },
+      ],
+    };
+    const got = vxlanInputFor({
+      node: { ip: '198.18.250.1/24' },
+      pools: [{ cidr: '10.9.0.0/16', ipipMode: 'Never', vxlanMode: 'Always' }],
+      tunnel: { hostMtu: 1500 },
+      vxlan: vx,
+    });
     expect(got).toEqual(BASE);
-    expect(vxlanInputFor({ node: { ip: '198.18.250.1/24' }, pools: [{ cidr: '10.9.0.0/16', ipipMode: 'Always', vxlanMode: 'Always' }], tunnel: {}, vxlan: vx }).needed).toBe(false);
-    expect(vxlanInputFor({ node: { ip: '198.18.250.1/24' }, pools: [{ cidr: '10.9.0.0/16', ipipMode: 'Always' }], tunnel: {}, vxlan: vx })).toEqual({ needed: false, local: { nodeIp: '198.18.250.1' }, remotes: [] });
+    expect(
+      vxlanInputFor({
+        node: { ip: '198.18.250.1/24' },
+        pools: [{ cidr: '10.9.0.0/16', ipipMode: 'Always', vxlanMode: 'Always' }],
+        tunnel: {},
+        vxlan: vx,
+      }).needed,
+    ).toBe(false);
+    expect(
+      vxlanInputFor({
+        node: { ip: '198.18.250.1/24' },
+        pools: [{ cidr: '10.9.0.0/16', ipipMode: 'Always' }],
+        tunnel: {},
+        vxlan: vx,
+      }),
+    ).toEqual({ needed: false, local: { nodeIp: '198.18.250.1' }, remotes: [] });
   });
 });
 
 describe('parsers (iproute2 6.1 JSON)', () => {
   it('reads the device, its IPv4 address, neighbours with protocol, FDB entries', () => {
-    expect(parseVxlanLink(LINK_JSON)).toEqual({ kind: 'vxlan', vni: 4096, port: 4789, local: '198.18.250.1', learning: false, mtu: 1450, mac: '66:00:00:00:00:01', up: true, addresses: ['10.9.0.1/32'] });
+    expect(parseVxlanLink(LINK_JSON)).toEqual({
+      kind: 'vxlan',
+      vni: 4096,
+      port: 4789,
+      local: '198.18.250.1',
+      learning: false,
+      mtu: 1450,
+      mac: '66:00:00:00:00:01',
+      up: true,
+      addresses: ['10.9.0.1/32'],
+    });
     expect(parseVxlanLink('[]')).toBeNull();
     expect(parseNeighbours(NEIGH_JSON)).toEqual([
       { ip: '10.9.1.0', mac: '66:00:00:00:00:02', permanent: true, protocol: 80 },
@@ -87,7 +135,17 @@ describe('parsers (iproute2 6.1 JSON)', () => {
   });
 });
 
-const GOOD_DEVICE: ObservedVxlanDevice = { kind: 'vxlan', vni: 4096, port: 4789, local: '198.18.250.1', learning: false, mtu: 1450, mac: '66:00:00:00:00:01', up: true, addresses: ['10.9.0.1/32'] };
+const GOOD_DEVICE: ObservedVxlanDevice = {
+  kind: 'vxlan',
+  vni: 4096,
+  port: 4789,
+  local: '198.18.250.1',
+  learning: false,
+  mtu: 1450,
+  mac: '66:00:00:00:00:01',
+  up: true,
+  addresses: ['10.9.0.1/32'],
+};
 const OUR_NEIGH: ObservedNeighbour = { ip: '10.9.1.0', mac: '66:00:00:00:00:02', permanent: true, protocol: 80 };
 const OUR_FDB: ObservedFdb = { mac: '66:00:00:00:00:02', dst: '198.18.250.2', permanent: true };
 const GOOD: VxlanObserved = { device: GOOD_DEVICE, neighbours: [OUR_NEIGH], fdb: [OUR_FDB] };
@@ -109,7 +167,11 @@ const PLAN_CASES: Array<[string, VxlanObserved, VxlanInput, string[], RegExp[]]>
   ],
   [
     'drift: down, MTU, stray address, our neighbour changed, FDB gone',
-    { device: { ...GOOD_DEVICE, up: false, mtu: 1500, addresses: ['10.9.0.1/32', '10.9.0.7/32'] }, neighbours: [{ ...OUR_NEIGH, mac: '66:00:00:00:00:09' }], fdb: [] },
+    {
+      device: { ...GOOD_DEVICE, up: false, mtu: 1500, addresses: ['10.9.0.1/32', '10.9.0.7/32'] },
+      neighbours: [{ ...OUR_NEIGH, mac: '66:00:00:00:00:09' }],
+      fdb: [],
+    },
     BASE,
     [
       'link set dev vxlan.calico mtu 1450',
@@ -124,8 +186,17 @@ const PLAN_CASES: Array<[string, VxlanObserved, VxlanInput, string[], RegExp[]]>
     'a node gone: our neighbour and its FDB entry go; foreign entries stay',
     {
       ...GOOD,
-      neighbours: [OUR_NEIGH, { ip: '10.9.3.0', mac: '66:00:00:00:00:03', permanent: true, protocol: 80 }, { ip: '10.9.7.0', mac: '66:00:00:00:00:07', permanent: true, protocol: 4 }],
-      fdb: [OUR_FDB, { mac: '66:00:00:00:00:03', dst: '198.18.250.3', permanent: true }, { mac: '66:00:00:00:00:07', dst: '198.18.250.7', permanent: true }, { mac: '00:00:00:00:00:00', dst: '198.18.250.9', permanent: true }],
+      neighbours: [
+        OUR_NEIGH,
+        { ip: '10.9.3.0', mac: '66:00:00:00:00:03', permanent: true, protocol: 80 },
+        { ip: '10.9.7.0', mac: '66:00:00:00:00:07', permanent: true, protocol: 4 },
+      ],
+      fdb: [
+        OUR_FDB,
+        { mac: '66:00:00:00:00:03', dst: '198.18.250.3', permanent: true },
+        { mac: '66:00:00:00:00:07', dst: '198.18.250.7', permanent: true },
+        { mac: '00:00:00:00:00:00', dst: '198.18.250.9', permanent: true },
+      ],
     },
     BASE,
     ['neigh del 10.9.3.0 dev vxlan.calico', 'fdb del 66:00:00:00:00:03 dev vxlan.calico dst 198.18.250.3 self'],
@@ -133,10 +204,27 @@ const PLAN_CASES: Array<[string, VxlanObserved, VxlanInput, string[], RegExp[]]>
   ],
   [
     'a kernel-made entry for a VTEP is replaced; a foreign permanent one is a conflict, left alone',
-    { ...GOOD, neighbours: [{ ip: '10.9.1.0', mac: null, permanent: false, protocol: null }, { ip: '10.9.3.0', mac: '66:00:00:00:00:33', permanent: true, protocol: null }] },
-    { ...BASE, remotes: [...BASE.remotes, { node: 'n3', nodeIp: '198.18.250.3', tunnelAddress: '10.9.3.0', mac: '66:00:00:00:00:03' }] },
-    ['neigh replace 10.9.1.0 lladdr 66:00:00:00:00:02 dev vxlan.calico nud permanent protocol 80', 'fdb replace 66:00:00:00:00:03 dev vxlan.calico dst 198.18.250.3 self permanent'],
-    [/neighbour 10.9.3.0 on vxlan.calico is a permanent entry felix does not own \(protocol none, MAC 66:00:00:00:00:33\)/],
+    {
+      ...GOOD,
+      neighbours: [
+        { ip: '10.9.1.0', mac: null, permanent: false, protocol: null },
+        { ip: '10.9.3.0', mac: '66:00:00:00:00:33', permanent: true, protocol: null },
+      ],
+    },
+    {
+      ...BASE,
+      remotes: [
+        ...BASE.remotes,
+        { node: 'n3', nodeIp: '198.18.250.3', tunnelAddress: '10.9.3.0', mac: '66:00:00:00:00:03' },
+      ],
+    },
+    [
+      'neigh replace 10.9.1.0 lladdr 66:00:00:00:00:02 dev vxlan.calico nud permanent protocol 80',
+      'fdb replace 66:00:00:00:00:03 dev vxlan.calico dst 198.18.250.3 self permanent',
+    ],
+    [
+      /neighbour 10.9.3.0 on vxlan.calico is a permanent entry felix does not own \(protocol none, MAC 66:00:00:00:00:33\)/,
+    ],
   ],
   [
     'the node address changed: the device is made again (local cannot change in place)',
@@ -153,15 +241,26 @@ const PLAN_CASES: Array<[string, VxlanObserved, VxlanInput, string[], RegExp[]]>
     [],
   ],
   ['no VXLAN pool any more: our device is deleted', GOOD, { ...BASE, needed: false }, ['link del vxlan.calico'], []],
-  ['a vxlan.calico that is no VXLAN device: refused, never deleted', { device: { ...GOOD_DEVICE, kind: 'veth' }, neighbours: [], fdb: [] }, { ...BASE, needed: false }, [], [/a veth device named vxlan.calico exists/]],
+  [
+    'a vxlan.calico that is no VXLAN device: refused, never deleted',
+    { device: { ...GOOD_DEVICE, kind: 'veth' }, neighbours: [], fdb: [] },
+    { ...BASE, needed: false },
+    [],
+    [/a veth device named vxlan.calico exists/],
+  ],
 ];
 
 describe('planVxlan', () => {
   it('an FDB entry whose neighbour is gone is ours only when this process wanted its MAC before', () => {
-    const stray: VxlanObserved = { ...GOOD, fdb: [OUR_FDB, { mac: '66:00:00:00:00:03', dst: '198.18.250.3', permanent: true }] };
+    const stray: VxlanObserved = {
+      ...GOOD,
+      fdb: [OUR_FDB, { mac: '66:00:00:00:00:03', dst: '198.18.250.3', permanent: true }],
+    };
     const desired = desiredVxlan(BASE).desired;
     expect(planVxlan(stray, desired).steps).toEqual([]);
-    expect(planVxlan(stray, desired, new Set(['66:00:00:00:00:03'])).steps.map((s) => s.line)).toEqual(['fdb del 66:00:00:00:00:03 dev vxlan.calico dst 198.18.250.3 self']);
+    expect(planVxlan(stray, desired, new Set(['66:00:00:00:00:03'])).steps.map((s) => s.line)).toEqual([
+      'fdb del 66:00:00:00:00:03 dev vxlan.calico dst 198.18.250.3 self',
+    ]);
   });
 
   it.each(PLAN_CASES)('%s', (_name, observed, input, lines, conflicts) => {
@@ -182,7 +281,13 @@ describe('VxlanKeeper', () => {
     keeper.update(BASE);
     const status = await keeper.ensure();
     expect(kernel.batches).toHaveLength(2);
-    expect(status).toMatchObject({ needed: true, usable: true, remoteVteps: 1, device: { mtu: 1450, mac: '66:00:00:00:00:01', address: '10.9.0.1/32', up: true }, conflicts: [] });
+    expect(status).toMatchObject({
+      needed: true,
+      usable: true,
+      remoteVteps: 1,
+      device: { mtu: 1450, mac: '66:00:00:00:00:01', address: '10.9.0.1/32', up: true },
+      conflicts: [],
+    });
     expect(status.lastError).toBeUndefined();
     const restarted = new VxlanKeeper(kernel.run, quiet);
     restarted.update(BASE);

@@ -25,11 +25,19 @@ afterEach(async () => {
 
 /** A resource of `kind` with Calico's defaults applied (namespaced when `namespace` is given). */
 export function res(kind: AnyResource['kind'], name: string, spec: object, namespace?: string): AnyResource {
-  return applyDefaults({ apiVersion: API_VERSION, kind, metadata: { name, ...(namespace ? { namespace } : {}) }, spec } as AnyResource);
+  return applyDefaults({
+    apiVersion: API_VERSION,
+    kind,
+    metadata: { name, ...(namespace ? { namespace } : {}) },
+    spec,
+  } as AnyResource);
 }
 
 /** Polls `probe` every 5 ms (for at most 5 s: the harness's waitFor) until it gives a value; throws naming `what`. */
-export function until<T>(probe: () => T | undefined | false, what: string): Promise<Exclude<T, undefined | null | false>> {
+export function until<T>(
+  probe: () => T | undefined | false,
+  what: string,
+): Promise<Exclude<T, undefined | null | false>> {
   return waitFor(probe, { what, timeoutMs: 5_000, intervalMs: 5 });
 }
 
@@ -37,9 +45,16 @@ export function until<T>(probe: () => T | undefined | false, what: string): Prom
  * An Agent for node-1 (IP from `env`, no dataplane, no health server, no control socket) on `ds` with fake
  * Speakers, stopped after the test. `deps` adds to or replaces what it is given (a logger, secrets, metrics).
  */
-export function testAgent(env: Record<string, string>, ds: Datastore = new MemoryDatastore(), deps: Partial<AgentDeps> = {}) {
+export function testAgent(
+  env: Record<string, string>,
+  ds: Datastore = new MemoryDatastore(),
+  deps: Partial<AgentDeps> = {},
+) {
   const speakers: FakeSpeaker[] = [];
-  const config = parseAgentConfig({ NODENAME: 'node-1', TORTIE_DATAPLANE: 'none', TORTIE_HEALTH_PORT: '0', ...env }, 'unused');
+  const config = parseAgentConfig(
+    { NODENAME: 'node-1', TORTIE_DATAPLANE: 'none', TORTIE_HEALTH_PORT: '0', ...env },
+    'unused',
+  );
   const agent = new Agent(config, {
     datastore: ds,
     logger: pino({ level: 'silent' }),

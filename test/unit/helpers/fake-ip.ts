@@ -16,7 +16,12 @@ export interface FakeIp {
   calls: string[];
 }
 
-export function fakeIp(kernel: { ipip: boolean; fallbackTunl0?: boolean; ignoreMtu?: boolean; failNext?: IpResult }): FakeIp {
+export function fakeIp(kernel: {
+  ipip: boolean;
+  fallbackTunl0?: boolean;
+  ignoreMtu?: boolean;
+  failNext?: IpResult;
+}): FakeIp {
   const devices = new Map<string, FakeDevice>();
   const calls: string[] = [];
   const ok = (stdout = ''): IpResult => ({ code: 0, stdout, stderr: '' });
@@ -42,7 +47,11 @@ export function fakeIp(kernel: { ipip: boolean; fallbackTunl0?: boolean; ignoreM
             flags: d.up ? ['NOARP', 'UP', 'LOWER_UP'] : ['NOARP'],
             mtu: d.mtu,
             linkinfo: { info_kind: d.kind },
-            addr_info: d.addresses.map((a) => ({ family: 'inet', local: a.split('/')[0], prefixlen: Number(a.split('/')[1]) })),
+            addr_info: d.addresses.map((a) => ({
+              family: 'inet',
+              local: a.split('/')[0],
+              prefixlen: Number(a.split('/')[1]),
+            })),
           },
         ]),
       );

@@ -3,7 +3,15 @@
 
 import { EventEmitter } from 'node:events';
 import type { Prefix } from '../../../bgp/types.js';
-import type { OriginatedRoute, PeerSpec, PeerStatus, RefusedRoute, RibEntry, SpeakerConfig, SpeakerEvents } from '../../../bgp/speaker.js';
+import type {
+  OriginatedRoute,
+  PeerSpec,
+  PeerStatus,
+  RefusedRoute,
+  RibEntry,
+  SpeakerConfig,
+  SpeakerEvents,
+} from '../../../bgp/speaker.js';
 
 export class FakeSpeaker extends EventEmitter<SpeakerEvents> {
   peers: PeerSpec[] = [];
@@ -22,7 +30,8 @@ export class FakeSpeaker extends EventEmitter<SpeakerEvents> {
   static busyPorts = new Set<number>();
   async start(): Promise<void> {
     const port = this.config.listen?.port;
-    if (port !== undefined && FakeSpeaker.busyPorts.has(port)) throw new Error(`cannot listen for BGP on 0.0.0.0:${port}: EADDRINUSE`);
+    if (port !== undefined && FakeSpeaker.busyPorts.has(port))
+      throw new Error(`cannot listen for BGP on 0.0.0.0:${port}: EADDRINUSE`);
     this.started = true;
   }
   async stop(): Promise<void> {

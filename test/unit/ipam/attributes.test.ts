@@ -5,15 +5,27 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryDatastore } from '../../../src/datastore/memory.js';
 import { ConflictError, type Datastore } from '../../../src/datastore/types.js';
-import { allocationNode, assignmentAttributes, attributesAt, calicoTimestamp, tunnelAttributeType, TUNNEL_ATTRIBUTE_TYPES } from '../../../src/ipam/attributes.js';
+import {
+  allocationNode,
+  assignmentAttributes,
+  attributesAt,
+  calicoTimestamp,
+  tunnelAttributeType,
+  TUNNEL_ATTRIBUTE_TYPES,
+} from '../../../src/ipam/attributes.js';
 import { Ipam } from '../../../src/ipam/index.js';
 import { TUNNEL_HANDLE_PREFIXES } from '../../../src/resources/ipam-names.js';
 import { API_VERSION, type Resource } from '../../../src/resources/types.js';
 
-const POOL: Resource<'IPPool'> = { apiVersion: API_VERSION, kind: 'IPPool', metadata: { name: 'p' }, spec: { cidr: '10.244.0.0/24', blockSize: 26, nodeSelector: 'all()' } };
+const POOL: Resource<'IPPool'> = {
+  apiVersion: API_VERSION,
+  kind: 'IPPool',
+  metadata: { name: 'p' },
+  spec: { cidr: '10.244.0.0/24', blockSize: 26, nodeSelector: 'all()' },
+};
 
 describe('attributes', () => {
-  it('formats timestamps as Go\'s time.Time String() in UTC (Calico\'s plugin)', () => {
+  it("formats timestamps as Go's time.Time String() in UTC (Calico's plugin)", () => {
     expect(calicoTimestamp(new Date(Date.UTC(2026, 10, 22, 10, 4, 5, 120)))).toBe('2026-11-22 10:04:05.12 +0000 UTC');
     expect(calicoTimestamp(new Date(Date.UTC(2026, 0, 2, 3, 4, 5, 7)))).toBe('2026-01-02 03:04:05.007 +0000 UTC');
     expect(calicoTimestamp(new Date(Date.UTC(2026, 0, 2, 3, 4, 5, 0)))).toBe('2026-01-02 03:04:05 +0000 UTC');
@@ -21,31 +33,39 @@ describe('attributes', () => {
     expect(calicoTimestamp(new Date('2026-06-30T23:59:59.999-02:00'))).toBe('2026-07-01 01:59:59.999 +0000 UTC');
   });
 
-  it('has a tunnel type for every tunnel handle prefix, and none for a pod\'s handle', () => {
+  it("has a tunnel type for every tunnel handle prefix, and none for a pod's handle", () => {
     expect(TUNNEL_HANDLE_PREFIXES.length).toBeGreaterThan(0);
-    for (const prefix of TUNNEL_HANDLE_PREFIXES) expect(tunnelAttributeType(`${prefix}node-a`)).toBe(TUNNEL_ATTRIBUTE_TYPES[prefix]);
+    for (const prefix of TUNNEL_HANDLE_PREFIXES)
+      expect(tunnelAttributeType(`${prefix}node-a`)).toBe(TUNNEL_ATTRIBUTE_TYPES[prefix]);
     expect(tunnelAttributeType('ipip-tunnel-addr-node-a')).toBe('ipipTunnelAddress');
     expect(tunnelAttributeType('ipip-tunnel-addr-')).toBeNull();
     expect(tunnelAttributeType('k8s-pod-network.3f69')).toBeNull();
   });
 
   it('always records the node assigned for, which extra attributes cannot override', () => {
-    expect(assignmentAttributes('n1', 'k8s-pod-network.c1', { pod: 'web-0', namespace: 'default', node: 'forged' })).toEqual({ pod: 'web-0', namespace: 'default', node: 'n1' });
+    expect(
+      assignmentAttributes('n1', 'k8s-pod-network.c1', { pod: 'web-0', namespace: 'default', node: 'forged' }),
+    ).toEqual({ pod: 'web-0', namespace: 'default', node: 'n1' });
     expect(assignmentAttributes('n1', 'ipip-tunnel-addr-n1')).toEqual({ type: 'ipipTunnelAddress', node: 'n1' });
   });
 });
 
 describe('Ipam writes attributes', () => {
-  it('records node (and a tunnel\'s type) on every assignment, and the caller\'s pod, namespace and timestamp', async () => {
+  it("records node (and a tunnel's type) on every assignment, and the caller's pod, namespace and timestamp", async () => {
     const ds = new MemoryDatastore();
     await ds.create(POOL);
     const ipam = new Ipam(ds);
-    await ipam.assign('n1', 'k8s-pod-network.c1', { attributes: { namespace: 'default', pod: 'web-0', timestamp: '2026-11-22 10:04:05 +0000 UTC' } });
+    await ipam.assign('n1', 'k8s-pod-network.c1', {
+      attributes: { namespace: 'default', pod: 'web-0', timestamp: '2026-11-22 10:04:05 +0000 UTC' },
+    });
     await ipam.assign('n1', 'ipip-tunnel-addr-n1', { use: 'Tunnel' });
     await ipam.assign('n1', 'plain');
     const block = (await ds.get('IPAMBlock', '10-244-0-0-26'))!.spec;
     expect(block.attributes).toEqual([
-      { handle_id: 'k8s-pod-network.c1', secondary: { namespace: 'default', pod: 'web-0', timestamp: '2026-11-22 10:04:05 +0000 UTC', node: 'n1' } },
+      {
+        handle_id: 'k8s-pod-network.c1',
+        secondary: { namespace: 'default', pod: 'web-0', timestamp: '2026-11-22 10:04:05 +0000 UTC', node: 'n1' },
+      },
       { handle_id: 'ipip-tunnel-addr-n1', secondary: { type: 'ipipTunnelAddress', node: 'n1' } },
       { handle_id: 'plain', secondary: { node: 'n1' } },
     ]);
@@ -53,7 +73,7 @@ describe('Ipam writes attributes', () => {
     expect(attributesAt(block, 3)).toBeNull();
   });
 
-  it('an address borrowed from another node\'s block says the borrower\'s node', async () => {
+  it("an address borrowed from another node's block says the borrower's node", async () => {
     const ds = new MemoryDatastore();
     await ds.create({ ...POOL, spec: { ...POOL.spec, cidr: '10.244.0.0/30', blockSize: 30 } });
     const ipam = new Ipam(ds);
@@ -70,7 +90,9 @@ describe('Ipam writes attributes', () => {
     const ipam = new Ipam(ds);
     await ipam.assign('n1', 'h');
     expect(await ipam.releaseAllocations('10.244.0.0/26', [{ ordinal: 0, handle: 'h', node: 'n2' }])).toEqual([]);
-    expect(await ipam.releaseAllocations('10.244.0.0/26', [{ ordinal: 0, handle: 'h', node: 'n1' }])).toEqual([{ ip: '10.244.0.0', handle: 'h' }]);
+    expect(await ipam.releaseAllocations('10.244.0.0/26', [{ ordinal: 0, handle: 'h', node: 'n1' }])).toEqual([
+      { ip: '10.244.0.0', handle: 'h' },
+    ]);
     expect(await ds.get('IPAMHandle', 'h')).toBeNull();
   });
 });
@@ -127,8 +149,21 @@ describe('round trips', () => {
     c.calls.length = 0;
     c.failNextUpdate.on = true;
     expect(await ipam.assign('n1', 'raced')).toEqual(['10.244.0.1']);
-    expect(c.calls).toEqual(['list IPAMBlock', 'list IPPool', 'get Node', 'update IPAMBlock', 'list IPAMBlock', 'update IPAMBlock', 'create IPAMHandle']);
-    await mem.create({ apiVersion: API_VERSION, kind: 'IPAMHandle', metadata: { name: 'leftover' }, spec: { handleID: 'leftover', block: {} } });
+    expect(c.calls).toEqual([
+      'list IPAMBlock',
+      'list IPPool',
+      'get Node',
+      'update IPAMBlock',
+      'list IPAMBlock',
+      'update IPAMBlock',
+      'create IPAMHandle',
+    ]);
+    await mem.create({
+      apiVersion: API_VERSION,
+      kind: 'IPAMHandle',
+      metadata: { name: 'leftover' },
+      spec: { handleID: 'leftover', block: {} },
+    });
     c.calls.length = 0;
     await ipam.assign('n1', 'leftover');
     expect(c.calls.slice(-3)).toEqual(['create IPAMHandle', 'get IPAMHandle', 'update IPAMHandle']);
@@ -145,7 +180,14 @@ describe('round trips', () => {
     c.calls.length = 0;
     c.failNextUpdate.on = true;
     expect(await ipam.releaseByHandle('second')).toEqual(['10.244.0.1']);
-    expect(c.calls).toEqual(['list IPAMBlock', 'update IPAMBlock', 'get IPAMBlock', 'update IPAMBlock', 'get IPAMHandle', 'delete IPAMHandle']);
+    expect(c.calls).toEqual([
+      'list IPAMBlock',
+      'update IPAMBlock',
+      'get IPAMBlock',
+      'update IPAMBlock',
+      'get IPAMHandle',
+      'delete IPAMHandle',
+    ]);
     // Nothing held: the blocks and the handle are read, nothing written.
     c.calls.length = 0;
     expect(await ipam.releaseByHandle('second')).toEqual([]);

@@ -2,7 +2,13 @@
 
 import { describe, expect, it } from 'vitest';
 import * as blocks from '../../../src/ipam/block.js';
-import { affinityName, blockName, cidrKeyPart, cidrOfBlockName, parseAffinityName } from '../../../src/resources/ipam-names.js';
+import {
+  affinityName,
+  blockName,
+  cidrKeyPart,
+  cidrOfBlockName,
+  parseAffinityName,
+} from '../../../src/resources/ipam-names.js';
 
 describe('IPAM names', () => {
   it('maps block CIDRs to Calico CRD names and back', () => {
@@ -66,6 +72,8 @@ describe('allocation block', () => {
   it('lists the aligned blocks of a pool, lowest first', () => {
     const all = [...blocks.blocksOfPool('10.244.0.0/24', 26)];
     expect(all).toEqual(['10.244.0.0/26', '10.244.0.64/26', '10.244.0.128/26', '10.244.0.192/26']);
-    expect(() => [...blocks.blocksOfPool('10.244.0.0/24', 20)]).toThrow(/blockSize 20 does not fit pool 10.244.0.0\/24 \(expected 24..32\)/);
+    expect(() => [...blocks.blocksOfPool('10.244.0.0/24', 20)]).toThrow(
+      /blockSize 20 does not fit pool 10.244.0.0\/24 \(expected 24..32\)/,
+    );
   });
 });

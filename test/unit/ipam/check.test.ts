@@ -5,7 +5,14 @@
 
 import { afterAll, describe, expect, it } from 'vitest';
 import { MemoryDatastore } from '../../../src/datastore/memory.js';
-import { checkIpam, FINDING_KINDS, readCheckSnapshot, structureFindings, type Finding, type FindingKind } from '../../../src/ipam/check.js';
+import {
+  checkIpam,
+  FINDING_KINDS,
+  readCheckSnapshot,
+  structureFindings,
+  type Finding,
+  type FindingKind,
+} from '../../../src/ipam/check.js';
 import { allocate, newBlock } from '../../../src/ipam/block.js';
 import { Ipam, ipipTunnelHandle, vxlanTunnelHandle } from '../../../src/ipam/index.js';
 import { API_VERSION } from '../../../src/resources/types.js';
@@ -17,7 +24,12 @@ const seen = new Set<FindingKind>();
 /** Two nodes, each with a tunnel address (recorded on its Node) and one pod with its endpoint; all through Ipam. */
 async function cleanCluster(): Promise<{ ds: MemoryDatastore; ipam: Ipam; pods: Record<string, string> }> {
   const ds = new MemoryDatastore();
-  await ds.create({ apiVersion: API_VERSION, kind: 'IPPool', metadata: { name: 'pool-a' }, spec: { cidr: '10.244.0.0/24', blockSize: 26, nodeSelector: 'all()' } });
+  await ds.create({
+    apiVersion: API_VERSION,
+    kind: 'IPPool',
+    metadata: { name: 'pool-a' },
+    spec: { cidr: '10.244.0.0/24', blockSize: 26, nodeSelector: 'all()' },
+  });
   const ipam = new Ipam(ds);
   const pods: Record<string, string> = {};
   for (const name of ['node-1', 'node-2']) {
@@ -42,14 +54,32 @@ describe('checkIpam', () => {
     const { ds } = await cleanCluster();
     const report = checkIpam(await readCheckSnapshot(ds));
     expect(report.findings).toEqual([]);
-    expect(report.counts).toEqual({ pools: 1, activePools: 1, blocks: 2, allocations: 4, nodes: 2, nodeTunnelIps: 2, workloadIps: 2, inUseIps: 4, handles: 4 });
+    expect(report.counts).toEqual({
+      pools: 1,
+      activePools: 1,
+      blocks: 2,
+      allocations: 4,
+      nodes: 2,
+      nodeTunnelIps: 2,
+      workloadIps: 2,
+      inUseIps: 4,
+      handles: 4,
+    });
     expect(report.addresses.map((a) => [a.ip, a.owners])).toEqual([
       ['10.244.0.0', ['Node(node-1)']],
       ['10.244.0.1', ['Workload(default/node-1-k8s-web-1-eth0)']],
       ['10.244.0.64', ['Node(node-2)']],
       ['10.244.0.65', ['Workload(default/node-2-k8s-web-2-eth0)']],
     ]);
-    expect(report.addresses[1]).toMatchObject({ block: '10.244.0.0/26', handle: 'k8s-pod-network.web-1', node: 'node-1', namespace: 'default', pod: 'web-1', borrowed: false, inUse: true });
+    expect(report.addresses[1]).toMatchObject({
+      block: '10.244.0.0/26',
+      handle: 'k8s-pod-network.web-1',
+      node: 'node-1',
+      namespace: 'default',
+      pod: 'web-1',
+      borrowed: false,
+      inUse: true,
+    });
   });
 
   it('a pod whose endpoint is gone leaves a leaked address: its attributes say whose, run again / CNI GC', async () => {
@@ -57,7 +87,12 @@ describe('checkIpam', () => {
     await ds.delete('WorkloadEndpoint', 'node-1-k8s-web-1-eth0', { namespace: 'default' });
     const [f, ...rest] = await findings(ds);
     expect(rest).toEqual([]);
-    expect(f).toMatchObject({ kind: 'leaked-address', object: 'IPAMBlock 10.244.0.0/26', address: pods['web-1'], handle: 'k8s-pod-network.web-1' });
+    expect(f).toMatchObject({
+      kind: 'leaked-address',
+      object: 'IPAMBlock 10.244.0.0/26',
+      address: pods['web-1'],
+      handle: 'k8s-pod-network.web-1',
+    });
     expect(f!.detail).toMatch(/^assigned on node node-1 for pod default\/web-1; no workload endpoint holds it$/);
     expect(f!.action).toMatch(/a pod being created has its address before its endpoint: run again/);
     expect(f!.action).toMatch(/CNI GC on node-1/);
@@ -84,7 +119,12 @@ describe('checkIpam', () => {
     await ds.update({ ...n, spec: { bgp: { ipv4Address: '198.18.0.1/24' } } });
     const [f, ...rest] = await findings(ds);
     expect(rest).toEqual([]);
-    expect(f).toMatchObject({ kind: 'leaked-address', address: '10.244.0.0', handle: 'ipip-tunnel-addr-node-1', detail: 'tunnel address of node node-1, whose Node records no tunnel address' });
+    expect(f).toMatchObject({
+      kind: 'leaked-address',
+      address: '10.244.0.0',
+      handle: 'ipip-tunnel-addr-node-1',
+      detail: 'tunnel address of node node-1, whose Node records no tunnel address',
+    });
     expect(f!.action).toMatch(/run again; if it stays, restart the agent on node-1/);
   });
 
@@ -92,7 +132,10 @@ describe('checkIpam', () => {
     const { ds, ipam } = await cleanCluster();
     const [vtep] = await ipam.assign('node-1', vxlanTunnelHandle('node-1'), { use: 'Tunnel' });
     const n = (await ds.get('Node', 'node-1'))!;
-    const withVtep = await ds.update({ ...n, spec: { ...n.spec, ipv4VXLANTunnelAddr: vtep, vxlanTunnelMACAddr: '66:00:00:00:00:01' } });
+    const withVtep = await ds.update({
+      ...n,
+      spec: { ...n.spec, ipv4VXLANTunnelAddr: vtep, vxlanTunnelMACAddr: '66:00:00:00:00:01' },
+    });
     const report = checkIpam(await readCheckSnapshot(ds));
     expect(report.findings).toEqual([]);
     expect(report.addresses.find((a) => a.ip === vtep)?.owners).toEqual(['Node(node-1)']);
@@ -118,7 +161,12 @@ describe('checkIpam', () => {
 
   it('an address in a disabled pool with no allocation counts as outside every active pool', async () => {
     const { ds } = await cleanCluster();
-    await ds.create({ apiVersion: API_VERSION, kind: 'IPPool', metadata: { name: 'old' }, spec: { cidr: '10.99.0.0/24', disabled: true } });
+    await ds.create({
+      apiVersion: API_VERSION,
+      kind: 'IPPool',
+      metadata: { name: 'old' },
+      spec: { cidr: '10.99.0.0/24', disabled: true },
+    });
     await ds.create(wep('node-2', 'legacy', '10.99.0.4'));
     const [f, ...rest] = await findings(ds);
     expect(rest).toEqual([]);
@@ -131,13 +179,22 @@ describe('checkIpam', () => {
     await ds.create(wep('node-2', 'twin', pods['web-1']!));
     const [f, ...rest] = await findings(ds);
     expect(rest).toEqual([]);
-    expect(f).toMatchObject({ kind: 'multiple-owners', address: pods['web-1'], object: 'Workload(default/node-1-k8s-web-1-eth0), Workload(default/node-2-k8s-twin-eth0)' });
+    expect(f).toMatchObject({
+      kind: 'multiple-owners',
+      address: pods['web-1'],
+      object: 'Workload(default/node-1-k8s-web-1-eth0), Workload(default/node-2-k8s-twin-eth0)',
+    });
   });
 
   it('an orphan affinity of a node that no longer exists, and one of an existing node', async () => {
     const { ds } = await cleanCluster();
     const orphan = (name: string, n: string, state: 'pending' | 'confirmed' | 'pendingDeletion') =>
-      ds.create({ apiVersion: API_VERSION, kind: 'BlockAffinity', metadata: { name }, spec: { state, node: n, cidr: '10.244.0.128/26' } });
+      ds.create({
+        apiVersion: API_VERSION,
+        kind: 'BlockAffinity',
+        metadata: { name },
+        spec: { state, node: n, cidr: '10.244.0.128/26' },
+      });
     await orphan('ghost-10-244-0-128-26', 'ghost', 'confirmed');
     await orphan('node-1-10-244-0-128-26', 'node-1', 'pending');
     const got = await findings(ds);
@@ -172,7 +229,12 @@ describe('checkIpam', () => {
     await ds.delete('IPAMHandle', 'k8s-pod-network.web-1');
     const h2 = (await ds.get('IPAMHandle', 'k8s-pod-network.web-2'))!;
     await ds.update({ ...h2, spec: { ...h2.spec, block: { '10.244.0.64/26': 3 } } });
-    await ds.create({ apiVersion: API_VERSION, kind: 'IPAMHandle', metadata: { name: 'ipip-tunnel-addr-ghost' }, spec: { handleID: 'ipip-tunnel-addr-ghost', block: { '10.244.0.0/26': 1 } } });
+    await ds.create({
+      apiVersion: API_VERSION,
+      kind: 'IPAMHandle',
+      metadata: { name: 'ipip-tunnel-addr-ghost' },
+      spec: { handleID: 'ipip-tunnel-addr-ghost', block: { '10.244.0.0/26': 1 } },
+    });
     const got = await findings(ds);
     expect(got.map((f) => [f.kind, f.handle])).toEqual([
       ['handle-missing', 'k8s-pod-network.web-1'],
@@ -192,7 +254,11 @@ describe('checkIpam', () => {
     spec.attributes.push({ handle_id: 'nobody', secondary: null });
     await ds.update({ ...b, spec });
     const got = (await findings(ds)).filter((f) => f.kind === 'invalid-block');
-    expect(got.map((f) => f.detail)).toEqual(['attribute 2 is not pointed at by any allocation', 'ordinal 0 is allocated but listed in unallocated', 'free ordinal(s) 5 missing from unallocated (never handed out again)']);
+    expect(got.map((f) => f.detail)).toEqual([
+      'attribute 2 is not pointed at by any allocation',
+      'ordinal 0 is allocated but listed in unallocated',
+      'free ordinal(s) 5 missing from unallocated (never handed out again)',
+    ]);
     expect(got.every((f) => f.object === 'IPAMBlock 10.244.0.0/26')).toBe(true);
   });
 
@@ -200,17 +266,35 @@ describe('checkIpam', () => {
     const { ds } = await cleanCluster();
     await ds.delete('IPPool', 'pool-a');
     const got = await findings(ds);
-    expect(got.filter((f) => f.kind === 'block-outside-pools').map((f) => f.object)).toEqual(['IPAMBlock 10.244.0.0/26', 'IPAMBlock 10.244.0.64/26']);
+    expect(got.filter((f) => f.kind === 'block-outside-pools').map((f) => f.object)).toEqual([
+      'IPAMBlock 10.244.0.0/26',
+      'IPAMBlock 10.244.0.64/26',
+    ]);
     expect(got.filter((f) => f.kind !== 'block-outside-pools')).toEqual([]);
   });
 
   it('an address allocated without attributes in a gone node’s block', async () => {
     const ds = new MemoryDatastore();
-    await ds.create({ apiVersion: API_VERSION, kind: 'IPPool', metadata: { name: 'p' }, spec: { cidr: '10.1.0.0/24' } });
+    await ds.create({
+      apiVersion: API_VERSION,
+      kind: 'IPPool',
+      metadata: { name: 'p' },
+      spec: { cidr: '10.1.0.0/24' },
+    });
     const spec = allocate(newBlock('10.1.0.0/26', 'old-node'), 1, 'legacy-handle').block;
     await ds.create({ apiVersion: API_VERSION, kind: 'IPAMBlock', metadata: { name: '10-1-0-0-26' }, spec });
-    await ds.create({ apiVersion: API_VERSION, kind: 'BlockAffinity', metadata: { name: 'old-node-10-1-0-0-26' }, spec: { state: 'confirmed', node: 'old-node', cidr: '10.1.0.0/26' } });
-    await ds.create({ apiVersion: API_VERSION, kind: 'IPAMHandle', metadata: { name: 'legacy-handle' }, spec: { handleID: 'legacy-handle', block: { '10.1.0.0/26': 1 } } });
+    await ds.create({
+      apiVersion: API_VERSION,
+      kind: 'BlockAffinity',
+      metadata: { name: 'old-node-10-1-0-0-26' },
+      spec: { state: 'confirmed', node: 'old-node', cidr: '10.1.0.0/26' },
+    });
+    await ds.create({
+      apiVersion: API_VERSION,
+      kind: 'IPAMHandle',
+      metadata: { name: 'legacy-handle' },
+      spec: { handleID: 'legacy-handle', block: { '10.1.0.0/26': 1 } },
+    });
     const got = await findings(ds);
     expect(got.map((f) => f.kind)).toEqual(['leaked-address', 'node-gone']);
     expect(got[0]!.detail).toMatch(/no attributes say whose it is; its block is affine to node old-node/);
@@ -222,7 +306,9 @@ describe('checkIpam', () => {
     await ds.delete('IPAMHandle', 'k8s-pod-network.web-1');
     const problems = ipamProblems(await readIpamState(ds));
     expect(problems).toEqual(structureFindings(await readIpamState(ds)).map((f) => `${f.object}: ${f.detail}`));
-    expect(problems).toEqual(['handle k8s-pod-network.web-1: holds 1 address (10.244.0.0/26) but there is no IPAMHandle']);
+    expect(problems).toEqual([
+      'handle k8s-pod-network.web-1: holds 1 address (10.244.0.0/26) but there is no IPAMHandle',
+    ]);
   });
 });
 

@@ -4,12 +4,22 @@ import { API_VERSION, type Resource } from '../../../src/resources/types.js';
 
 /** An IPPool with /26 blocks selecting every node, plus `extra`. */
 export function pool(name: string, cidr: string, extra: Partial<Resource<'IPPool'>['spec']> = {}): Resource<'IPPool'> {
-  return { apiVersion: API_VERSION, kind: 'IPPool', metadata: { name }, spec: { cidr, blockSize: 26, nodeSelector: 'all()', ...extra } };
+  return {
+    apiVersion: API_VERSION,
+    kind: 'IPPool',
+    metadata: { name },
+    spec: { cidr, blockSize: 26, nodeSelector: 'all()', ...extra },
+  };
 }
 
 /** A Node on 198.18.0.1/24, with its IPIP tunnel address when given. */
 export function node(name: string, tunnel?: string): Resource<'Node'> {
-  return { apiVersion: API_VERSION, kind: 'Node', metadata: { name }, spec: { bgp: { ipv4Address: '198.18.0.1/24', ...(tunnel ? { ipv4IPIPTunnelAddr: tunnel } : {}) } } };
+  return {
+    apiVersion: API_VERSION,
+    kind: 'Node',
+    metadata: { name },
+    spec: { bgp: { ipv4Address: '198.18.0.1/24', ...(tunnel ? { ipv4IPIPTunnelAddr: tunnel } : {}) } },
+  };
 }
 
 /** The WorkloadEndpoint of pod `default/<pod>` on `nodeName`, holding `ip`. */

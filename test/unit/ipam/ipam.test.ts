@@ -25,10 +25,16 @@ describe('Ipam.claimBlock', () => {
     expect(await ipam.claimBlock('node-a')).toBe('10.244.0.128/26');
     expect(await ipam.blocksOf('node-a')).toEqual(['10.244.0.0/26', '10.244.0.128/26']);
     const affinities = (await ds.list('BlockAffinity')).items.map((a) => `${a.metadata.name} ${a.spec.state}`);
-    expect(affinities.sort()).toEqual(['node-a-10-244-0-0-26 confirmed', 'node-a-10-244-0-128-26 confirmed', 'node-b-10-244-0-64-26 confirmed']);
+    expect(affinities.sort()).toEqual([
+      'node-a-10-244-0-0-26 confirmed',
+      'node-a-10-244-0-128-26 confirmed',
+      'node-b-10-244-0-64-26 confirmed',
+    ]);
     expect((await ds.get('IPAMBlock', '10-244-0-64-26'))?.spec.affinity).toBe('host:node-b');
     await ipam.claimBlock('node-c');
-    await expect(ipam.claimBlock('node-c')).rejects.toThrow(/node "node-c": no free block left in pool\(s\) p \(10.244.0.0\/24\)/);
+    await expect(ipam.claimBlock('node-c')).rejects.toThrow(
+      /node "node-c": no free block left in pool\(s\) p \(10.244.0.0\/24\)/,
+    );
   });
 
   it('an affinity deleted between the confirmation read and its write (a release cleaning up) is read again, not an error', async () => {
@@ -38,7 +44,11 @@ describe('Ipam.claimBlock', () => {
     // The first confirmation write finds its pending affinity gone: deleted just before it.
     const ds = Object.create(memory) as MemoryDatastore;
     ds.update = async (resource) => {
-      if (!struck && resource.kind === 'BlockAffinity' && (resource as Resource<'BlockAffinity'>).spec.state === 'confirmed') {
+      if (
+        !struck &&
+        resource.kind === 'BlockAffinity' &&
+        (resource as Resource<'BlockAffinity'>).spec.state === 'confirmed'
+      ) {
         struck = true;
         await memory.delete('BlockAffinity', resource.metadata.name);
       }
@@ -67,7 +77,9 @@ describe('Ipam.claimBlock', () => {
     const { ipam } = await setup(pool('tunnels', '10.5.0.0/24', { allowedUses: ['Tunnel'] }));
     const [tunnel] = await ipam.assign('n1', 'ipip-tunnel-addr-n1', { use: 'Tunnel' });
     expect(tunnel).toMatch(/^10\.5\.0\.\d+$/);
-    await expect(ipam.assign('n1', 'pod-1')).rejects.toThrow(/no enabled IPPool selects node "n1" for Workload addresses \(check the pools' nodeSelector, disabled and allowedUses fields\)/);
+    await expect(ipam.assign('n1', 'pod-1')).rejects.toThrow(
+      /no enabled IPPool selects node "n1" for Workload addresses \(check the pools' nodeSelector, disabled and allowedUses fields\)/,
+    );
   });
 
   it('uses only enabled pools whose nodeSelector matches the Node labels', async () => {
@@ -81,7 +93,9 @@ describe('Ipam.claimBlock', () => {
     expect(await ipam.claimBlock('a')).toBe('10.2.0.0/26');
     expect(await ipam.claimBlock('b')).toBe('10.3.0.0/26');
     await expect(ipam.claimBlock('a', { pool: 'rest' })).rejects.toThrow(/no enabled IPPool "rest" selects node "a"/);
-    await expect(ipam.claimBlock('a', { pool: 'nope' })).rejects.toThrow(/pool "nope" does not exist \(pools: off, rack1, rest\)/);
+    await expect(ipam.claimBlock('a', { pool: 'nope' })).rejects.toThrow(
+      /pool "nope" does not exist \(pools: off, rack1, rest\)/,
+    );
   });
 
   it('assignmentMode Manual: a pool only a request naming it uses (LoadBalancer-only pools give pods nothing either)', async () => {
@@ -99,16 +113,39 @@ describe('Ipam.claimBlock', () => {
   it('finishes a claim that stopped after the block was written, and drops one that stopped before', async () => {
     const { ds, ipam } = await setup(pool('p', '10.244.0.0/24'));
     // node-a crashed after writing its pending affinity and the block.
-    await ds.create({ apiVersion: API_VERSION, kind: 'BlockAffinity', metadata: { name: 'node-a-10-244-0-0-26' }, spec: { state: 'pending', node: 'node-a', cidr: '10.244.0.0/26' } });
-    await ds.create({ apiVersion: API_VERSION, kind: 'IPAMBlock', metadata: { name: '10-244-0-0-26' }, spec: { cidr: '10.244.0.0/26', affinity: 'host:node-a', allocations: Array<null>(64).fill(null), unallocated: Array.from({ length: 64 }, (_, i) => i), attributes: [] } });
+    await ds.create({
+      apiVersion: API_VERSION,
+      kind: 'BlockAffinity',
+      metadata: { name: 'node-a-10-244-0-0-26' },
+      spec: { state: 'pending', node: 'node-a', cidr: '10.244.0.0/26' },
+    });
+    await ds.create({
+      apiVersion: API_VERSION,
+      kind: 'IPAMBlock',
+      metadata: { name: '10-244-0-0-26' },
+      spec: {
+        cidr: '10.244.0.0/26',
+        affinity: 'host:node-a',
+        allocations: Array<null>(64).fill(null),
+        unallocated: Array.from({ length: 64 }, (_, i) => i),
+        attributes: [],
+      },
+    });
     // node-a also crashed right after a pending affinity for 10.244.0.128/26 (no block).
-    await ds.create({ apiVersion: API_VERSION, kind: 'BlockAffinity', metadata: { name: 'node-a-10-244-0-128-26' }, spec: { state: 'pending', node: 'node-a', cidr: '10.244.0.128/26' } });
+    await ds.create({
+      apiVersion: API_VERSION,
+      kind: 'BlockAffinity',
+      metadata: { name: 'node-a-10-244-0-128-26' },
+      spec: { state: 'pending', node: 'node-a', cidr: '10.244.0.128/26' },
+    });
     // node-b's claim does not care about node-a's pending affinity: the block decides.
     expect(await ipam.claimBlock('node-b')).toBe('10.244.0.64/26');
     expect(await ipam.claimBlock('node-b')).toBe('10.244.0.128/26');
     // node-a comes back: the first is confirmed, the second removed (node-b owns that block).
     expect(await ipam.claimBlock('node-a')).toBe('10.244.0.192/26');
-    const states = Object.fromEntries((await ds.list('BlockAffinity')).items.map((a) => [a.metadata.name, a.spec.state]));
+    const states = Object.fromEntries(
+      (await ds.list('BlockAffinity')).items.map((a) => [a.metadata.name, a.spec.state]),
+    );
     expect(states).toEqual({
       'node-a-10-244-0-0-26': 'confirmed',
       'node-a-10-244-0-192-26': 'confirmed',
@@ -121,10 +158,23 @@ describe('Ipam.claimBlock', () => {
 
 describe('Ipam.assign and release', () => {
   it('namespaceSelector: a pool serves only pods whose Namespace labels match; a named pool whatever its selector', async () => {
-    const { ds, ipam } = await setup(pool('prod', '10.1.0.0/24', { namespaceSelector: "env == 'prod'" }), pool('rest', '10.2.0.0/24', { namespaceSelector: "env != 'prod'" }));
+    const { ds, ipam } = await setup(
+      pool('prod', '10.1.0.0/24', { namespaceSelector: "env == 'prod'" }),
+      pool('rest', '10.2.0.0/24', { namespaceSelector: "env != 'prod'" }),
+    );
     await ds.create(node('a', {}));
-    await ds.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop', labels: { env: 'prod' } }, spec: {} });
-    await ds.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'dev', labels: { env: 'test' } }, spec: {} });
+    await ds.create({
+      apiVersion: 'v1',
+      kind: 'Namespace',
+      metadata: { name: 'shop', labels: { env: 'prod' } },
+      spec: {},
+    });
+    await ds.create({
+      apiVersion: 'v1',
+      kind: 'Namespace',
+      metadata: { name: 'dev', labels: { env: 'test' } },
+      spec: {},
+    });
     expect(await ipam.assign('a', 'h-shop', { namespace: 'shop' })).toEqual(['10.1.0.0']);
     expect(await ipam.assign('a', 'h-dev', { namespace: 'dev' })).toEqual(['10.2.0.0']);
     // No Namespace resource of that name: matched against no labels (env != 'prod' holds for them).
@@ -132,14 +182,21 @@ describe('Ipam.assign and release', () => {
     // A request naming a pool uses it whatever its selector (Calico's requested pools).
     expect(await ipam.assign('a', 'h-named', { namespace: 'dev', pool: 'prod' })).toEqual(['10.1.0.1']);
     // A label change moves the next pod.
-    await ds.update({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'dev', labels: { env: 'prod' } }, spec: {} });
+    await ds.update({
+      apiVersion: 'v1',
+      kind: 'Namespace',
+      metadata: { name: 'dev', labels: { env: 'prod' } },
+      spec: {},
+    });
     expect(await ipam.assign('a', 'h-dev-2', { namespace: 'dev' })).toEqual(['10.1.0.2']);
     const onlyProd = await setup(pool('prod', '10.1.0.0/24', { namespaceSelector: "env == 'prod'" }));
     await onlyProd.ds.create(node('a', {}));
-    await expect(onlyProd.ipam.assign('a', 'h', { namespace: 'dev' })).rejects.toThrow(/no enabled IPPool selects node "a" and namespace "dev" for Workload addresses \(pools prod: check their namespaceSelector\)/);
+    await expect(onlyProd.ipam.assign('a', 'h', { namespace: 'dev' })).rejects.toThrow(
+      /no enabled IPPool selects node "a" and namespace "dev" for Workload addresses \(pools prod: check their namespaceSelector\)/,
+    );
   });
 
-  it('assigns from the node\'s block, claiming one when needed; a retried handle gets the same address', async () => {
+  it("assigns from the node's block, claiming one when needed; a retried handle gets the same address", async () => {
     const { ds, ipam } = await setup(pool('p', '10.244.0.0/24'));
     const [ip] = await ipam.assign('node-a', 'pod-1');
     expect(ip).toBe('10.244.0.0');
@@ -171,12 +228,14 @@ describe('Ipam.assign and release', () => {
     await expect(ipam.release(['not-an-ip'])).rejects.toThrow(/address to release "not-an-ip"/);
   });
 
-  it('borrows from another node\'s block when the pool is exhausted, unless strictAffinity', async () => {
+  it("borrows from another node's block when the pool is exhausted, unless strictAffinity", async () => {
     const { ds, ipam } = await setup(pool('p', '10.244.0.0/29', { blockSize: 30 }));
     await ipam.assign('node-a', 'a1');
     await ipam.assign('node-b', 'b1');
     // Both /30s are claimed; node-c has none.
-    await expect(new Ipam(ds, { strictAffinity: true }).assign('node-c', 'c1')).rejects.toThrow(/strictAffinity forbids borrowing/);
+    await expect(new Ipam(ds, { strictAffinity: true }).assign('node-c', 'c1')).rejects.toThrow(
+      /strictAffinity forbids borrowing/,
+    );
     const [borrowed] = await ipam.assign('node-c', 'c1');
     expect(['10.244.0.1', '10.244.0.5']).toContain(borrowed);
     await ipam.assign('node-c', 'c2', { count: 5 });
@@ -186,7 +245,9 @@ describe('Ipam.assign and release', () => {
   it('releaseBlock removes an empty block and its affinity, and refuses one in use', async () => {
     const { ds, ipam } = await setup(pool('p', '10.244.0.0/24'));
     await ipam.assign('node-a', 'h');
-    await expect(ipam.releaseBlock('10.244.0.0/26')).rejects.toThrow(/block 10.244.0.0\/26 still has 1 address\(es\) allocated/);
+    await expect(ipam.releaseBlock('10.244.0.0/26')).rejects.toThrow(
+      /block 10.244.0.0\/26 still has 1 address\(es\) allocated/,
+    );
     await ipam.releaseByHandle('h');
     await ipam.releaseBlock('10.244.0.0/26');
     expect(await ds.get('IPAMBlock', '10-244-0-0-26')).toBeNull();

@@ -15,7 +15,10 @@ import { API_VERSION, type Kind } from '../../../src/resources/types.js';
 import { allocatedAddresses, ipamProblems, killedAt, readIpamState, type Write } from './invariants.js';
 
 /** `ds` with the first write matching `at` held until release(); `reached` resolves when it arrives. */
-function gated(ds: Datastore, at: (op: Write, kind: Kind) => boolean): { ds: Datastore; reached: Promise<void>; release(): void } {
+function gated(
+  ds: Datastore,
+  at: (op: Write, kind: Kind) => boolean,
+): { ds: Datastore; reached: Promise<void>; release(): void } {
   let arrive!: () => void;
   let go!: () => void;
   const reached = new Promise<void>((resolve) => (arrive = resolve));
@@ -47,7 +50,9 @@ const blockWrite = (op: Write, kind: Kind): boolean => kind === 'IPAMBlock' && o
 
 async function advertised(ds: Datastore, node: string): Promise<string[]> {
   const state = await readIpamState(ds);
-  return affineBlocks({ nodeName: node, blocks: state.blocks, affinities: state.affinities }).map((p) => `${[24, 16, 8, 0].map((s) => (p.addr >>> s) & 255).join('.')}/${p.len}`);
+  return affineBlocks({ nodeName: node, blocks: state.blocks, affinities: state.affinities }).map(
+    (p) => `${[24, 16, 8, 0].map((s) => (p.addr >>> s) & 255).join('.')}/${p.len}`,
+  );
 }
 
 async function affinityStates(ds: Datastore): Promise<string[]> {
@@ -57,7 +62,12 @@ async function affinityStates(ds: Datastore): Promise<string[]> {
 /** A pool of four /26s; node-a owns 10.244.0.0/26 holding its tunnel address and one pod, and an empty 10.244.0.64/26. */
 async function twoBlocks(): Promise<MemoryDatastore> {
   const ds = new MemoryDatastore();
-  await ds.create({ apiVersion: API_VERSION, kind: 'IPPool', metadata: { name: 'p' }, spec: { cidr: '10.244.0.0/24', blockSize: 26, nodeSelector: 'all()' } });
+  await ds.create({
+    apiVersion: API_VERSION,
+    kind: 'IPPool',
+    metadata: { name: 'p' },
+    spec: { cidr: '10.244.0.0/24', blockSize: 26, nodeSelector: 'all()' },
+  });
   const ipam = new Ipam(ds);
   await ipam.assign('node-a', 'ipip-tunnel-addr-node-a', { use: 'Tunnel' });
   await ipam.assign('node-a', 'k8s-pod-network.web');
@@ -72,7 +82,10 @@ describe('Ipam.settlePendingDeletion: releases killed half-way', () => {
     for (const cidr of ['10.244.0.0/26', '10.244.0.64/26']) {
       await expect(new Ipam(killedAt(ds, blockWrite)).releaseAffinity('node-a', cidr)).rejects.toThrow(/killed before/);
     }
-    expect(await affinityStates(ds)).toEqual(['node-a 10.244.0.0/26 pendingDeletion', 'node-a 10.244.0.64/26 pendingDeletion']);
+    expect(await affinityStates(ds)).toEqual([
+      'node-a 10.244.0.0/26 pendingDeletion',
+      'node-a 10.244.0.64/26 pendingDeletion',
+    ]);
     expect(await advertised(ds, 'node-a')).toEqual([]); // what the crash costs: the pod's block is not advertised
     const held = allocatedAddresses(await readIpamState(ds));
     const sequence = (await ds.get('IPAMBlock', '10-244-0-0-26'))?.spec.sequenceNumber ?? 0;
@@ -98,9 +111,14 @@ describe('Ipam.settlePendingDeletion: releases killed half-way', () => {
     const affinityDelete = (op: Write, kind: Kind): boolean => op === 'delete' && kind === 'BlockAffinity';
     // The full block is unaffined (kept for its addresses), the empty one deleted; both die before the affinity delete.
     for (const cidr of ['10.244.0.0/26', '10.244.0.64/26']) {
-      await expect(new Ipam(killedAt(ds, affinityDelete)).releaseAffinity('node-a', cidr)).rejects.toThrow(/killed before delete BlockAffinity/);
+      await expect(new Ipam(killedAt(ds, affinityDelete)).releaseAffinity('node-a', cidr)).rejects.toThrow(
+        /killed before delete BlockAffinity/,
+      );
     }
-    expect(await affinityStates(ds)).toEqual(['node-a 10.244.0.0/26 pendingDeletion', 'node-a 10.244.0.64/26 pendingDeletion']);
+    expect(await affinityStates(ds)).toEqual([
+      'node-a 10.244.0.0/26 pendingDeletion',
+      'node-a 10.244.0.64/26 pendingDeletion',
+    ]);
     const held = allocatedAddresses(await readIpamState(ds));
 
     expect(await new Ipam(ds).settlePendingDeletion('node-a')).toEqual([
@@ -109,7 +127,9 @@ describe('Ipam.settlePendingDeletion: releases killed half-way', () => {
     ]);
     expect(await affinityStates(ds)).toEqual([]);
     // The release got past the block: it is not taken back (the addresses stay, in a block without affinity).
-    expect((await ds.list('IPAMBlock')).items.map((b) => `${b.spec.cidr} ${b.spec.affinity}`)).toEqual(['10.244.0.0/26 null']);
+    expect((await ds.list('IPAMBlock')).items.map((b) => `${b.spec.cidr} ${b.spec.affinity}`)).toEqual([
+      '10.244.0.0/26 null',
+    ]);
     expect(allocatedAddresses(await readIpamState(ds))).toEqual(held);
     expect(ipamProblems(await readIpamState(ds))).toEqual([]);
   });
@@ -120,10 +140,17 @@ describe('Ipam.settlePendingDeletion: releases killed half-way', () => {
     const other = await ipam.claimBlock('node-b');
     await expect(new Ipam(killedAt(ds, blockWrite)).releaseAffinity('node-b', other)).rejects.toThrow(/killed before/);
     // node-a's stale pendingDeletion affinity to node-b's block (a release of node-a's that died after node-b won it).
-    await ds.create({ apiVersion: API_VERSION, kind: 'BlockAffinity', metadata: { name: `node-a-${other.replace(/[./]/g, '-')}` }, spec: { state: 'pendingDeletion', node: 'node-a', cidr: other } });
+    await ds.create({
+      apiVersion: API_VERSION,
+      kind: 'BlockAffinity',
+      metadata: { name: `node-a-${other.replace(/[./]/g, '-')}` },
+      spec: { state: 'pendingDeletion', node: 'node-a', cidr: other },
+    });
     const before = await affinityStates(ds);
 
-    expect(await ipam.settlePendingDeletion('node-a')).toEqual([{ outcome: 'affinity-deleted', cidr: other, owner: 'node-b' }]);
+    expect(await ipam.settlePendingDeletion('node-a')).toEqual([
+      { outcome: 'affinity-deleted', cidr: other, owner: 'node-b' },
+    ]);
     expect(await affinityStates(ds)).toEqual(before.filter((a) => !a.startsWith(`node-a ${other} `)));
     expect(await affinityStates(ds)).toContain(`node-b ${other} pendingDeletion`);
     expect((await ds.get('IPAMBlock', other.replace(/[./]/g, '-')))?.spec.affinity).toBe('host:node-b');
@@ -138,7 +165,9 @@ describe('Ipam.settlePendingDeletion racing a release that is still running', ()
     const gate = gated(ds, blockWrite);
     const releasing = new Ipam(gate.ds).releaseAffinity('node-a', '10.244.0.0/26');
     await gate.reached;
-    expect(await new Ipam(ds).settlePendingDeletion('node-a')).toEqual([{ outcome: 'confirmed', cidr: '10.244.0.0/26', allocated: 2 }]);
+    expect(await new Ipam(ds).settlePendingDeletion('node-a')).toEqual([
+      { outcome: 'confirmed', cidr: '10.244.0.0/26', allocated: 2 },
+    ]);
     gate.release();
     const outcome = await releasing;
     // The release is someone's explicit decision: it still happens, nothing half-done remains.
@@ -150,7 +179,9 @@ describe('Ipam.settlePendingDeletion racing a release that is still running', ()
 
   it('an empty block that gets an address while its release is being finished is confirmed back, not deleted', async () => {
     const ds = await twoBlocks();
-    await expect(new Ipam(killedAt(ds, blockWrite)).releaseAffinity('node-a', '10.244.0.64/26')).rejects.toThrow(/killed before/);
+    await expect(new Ipam(killedAt(ds, blockWrite)).releaseAffinity('node-a', '10.244.0.64/26')).rejects.toThrow(
+      /killed before/,
+    );
     // The settle decides "empty: finish the release" and is held just before it deletes the block.
     const gate = gated(ds, (op, kind) => op === 'delete' && kind === 'IPAMBlock');
     const settling = new Ipam(gate.ds).settlePendingDeletion('node-a');
@@ -158,7 +189,12 @@ describe('Ipam.settlePendingDeletion racing a release that is still running', ()
     // Meanwhile an address is taken in that block (the write an assign makes: one compare-and-swap on it).
     const current = (await ds.get('IPAMBlock', '10-244-0-64-26'))!;
     await ds.update({ ...current, spec: allocate(current.spec, 1, 'k8s-pod-network.late').block });
-    await ds.create({ apiVersion: API_VERSION, kind: 'IPAMHandle', metadata: { name: 'k8s-pod-network.late' }, spec: { handleID: 'k8s-pod-network.late', block: { '10.244.0.64/26': 1 } } });
+    await ds.create({
+      apiVersion: API_VERSION,
+      kind: 'IPAMHandle',
+      metadata: { name: 'k8s-pod-network.late' },
+      spec: { handleID: 'k8s-pod-network.late', block: { '10.244.0.64/26': 1 } },
+    });
     gate.release();
     expect(await settling).toEqual([{ outcome: 'confirmed', cidr: '10.244.0.64/26', allocated: 1 }]);
     expect(allocatedAddresses(await readIpamState(ds)).get('10.244.0.64')).toBe('k8s-pod-network.late');

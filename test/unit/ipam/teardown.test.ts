@@ -29,8 +29,17 @@ function block(cidr: string, owner: string | null, handles: string[]): Resource<
   return { apiVersion: API_VERSION, kind: 'IPAMBlock', metadata: { name: cidr.replace(/[./]/g, '-') }, spec };
 }
 
-function affinity(nodeName: string, cidr: string, state: 'pending' | 'confirmed' | 'pendingDeletion' = 'confirmed'): Resource<'BlockAffinity'> {
-  return { apiVersion: API_VERSION, kind: 'BlockAffinity', metadata: { name: `${nodeName}-${cidr.replace(/[./]/g, '-')}` }, spec: { state, node: nodeName, cidr } };
+function affinity(
+  nodeName: string,
+  cidr: string,
+  state: 'pending' | 'confirmed' | 'pendingDeletion' = 'confirmed',
+): Resource<'BlockAffinity'> {
+  return {
+    apiVersion: API_VERSION,
+    kind: 'BlockAffinity',
+    metadata: { name: `${nodeName}-${cidr.replace(/[./]/g, '-')}` },
+    spec: { state, node: nodeName, cidr },
+  };
 }
 
 /** Everything stored, for "nothing was written" checks. */
@@ -44,20 +53,44 @@ describe('planHostRelease', () => {
   // node-x's block 10.0.0.0/26 and node-y's 10.0.0.64/26; node-z is gone.
   const snapshot: IpamSnapshot = {
     blocks: [
-      block('10.0.0.0/26', 'node-x', ['ipip-tunnel-addr-node-x', 'net.x-pod', 'net.y-borrowed', 'ipip-tunnel-addr-node-y', 'ipip-tunnel-addr-node-z', 'net.gone']),
+      block('10.0.0.0/26', 'node-x', [
+        'ipip-tunnel-addr-node-x',
+        'net.x-pod',
+        'net.y-borrowed',
+        'ipip-tunnel-addr-node-y',
+        'ipip-tunnel-addr-node-z',
+        'net.gone',
+      ]),
       block('10.0.0.64/26', 'node-y', ['net.x-borrowed', 'vxlan-tunnel-addr-node-x', 'net.y-gone']),
     ],
-    affinities: [affinity('node-x', '10.0.0.0/26'), affinity('node-y', '10.0.0.64/26'), affinity('node-x', '10.0.0.128/26', 'pending'), affinity('node-x', '10.0.0.64/26', 'pending')],
-    workloads: [wep('node-x', 'x-pod', '10.0.0.1'), wep('node-y', 'y-borrowed', '10.0.0.2'), wep('node-x', 'x-borrowed', '10.0.0.64')],
+    affinities: [
+      affinity('node-x', '10.0.0.0/26'),
+      affinity('node-y', '10.0.0.64/26'),
+      affinity('node-x', '10.0.0.128/26', 'pending'),
+      affinity('node-x', '10.0.0.64/26', 'pending'),
+    ],
+    workloads: [
+      wep('node-x', 'x-pod', '10.0.0.1'),
+      wep('node-y', 'y-borrowed', '10.0.0.2'),
+      wep('node-x', 'x-borrowed', '10.0.0.64'),
+    ],
     nodes: [node('node-x'), node('node-y')],
   };
   const rows = (list: Array<{ ip: string; handle: string | null }>): string[] => list.map((a) => `${a.ip} ${a.handle}`);
 
   it('releases the node\u2019s tunnel and workload addresses in any block, keeps what other nodes hold, suspects the rest', () => {
     const plan = planHostRelease('node-x', snapshot);
-    expect(rows(plan.release)).toEqual(['10.0.0.0 ipip-tunnel-addr-node-x', '10.0.0.1 net.x-pod', '10.0.0.64 net.x-borrowed', '10.0.0.65 vxlan-tunnel-addr-node-x']);
+    expect(rows(plan.release)).toEqual([
+      '10.0.0.0 ipip-tunnel-addr-node-x',
+      '10.0.0.1 net.x-pod',
+      '10.0.0.64 net.x-borrowed',
+      '10.0.0.65 vxlan-tunnel-addr-node-x',
+    ]);
     expect(plan.release.map((r) => r.reason.why)).toEqual(['tunnel', 'workload', 'workload', 'tunnel']);
-    expect(plan.keep.map((k) => `${k.ip} ${k.holder}`)).toEqual(['10.0.0.2 workload default/y-borrowed on node node-y', '10.0.0.3 tunnel address of node node-y']);
+    expect(plan.keep.map((k) => `${k.ip} ${k.holder}`)).toEqual([
+      '10.0.0.2 workload default/y-borrowed on node node-y',
+      '10.0.0.3 tunnel address of node node-y',
+    ]);
     // A gone node's tunnel address and an address no workload holds: leaked — but only after the grace period.
     expect(rows(plan.suspects)).toEqual(['10.0.0.4 ipip-tunnel-addr-node-z', '10.0.0.5 net.gone']);
     // Another node's block is never the node's to clean: node-y's leaked address stays.
@@ -77,7 +110,9 @@ describe('planHostRelease', () => {
     expect(rows(second.release)).toContain('10.0.0.5 net.gone');
     expect(rows(second.suspects)).toEqual(['10.0.0.4 ipip-tunnel-addr-node-z']);
     // The same address under another handle (freed and taken again in between) is not confirmed.
-    expect(allocationKey({ cidr: '10.0.0.0/26', ordinal: 5, handle: 'net.other' })).not.toBe(allocationKey({ cidr: '10.0.0.0/26', ordinal: 5, handle: 'net.gone' }));
+    expect(allocationKey({ cidr: '10.0.0.0/26', ordinal: 5, handle: 'net.other' })).not.toBe(
+      allocationKey({ cidr: '10.0.0.0/26', ordinal: 5, handle: 'net.gone' }),
+    );
   });
 
   it('keeps an address another existing node assigned (its allocation\u2019s node attribute), even with no workload endpoint yet', () => {
@@ -86,8 +121,15 @@ describe('planHostRelease', () => {
     spec = allocate(spec, 1, 'net.x-gone', { node: 'node-x' }).block;
     spec = allocate(spec, 1, 'net.z-gone', { node: 'node-z' }).block;
     spec = allocate(spec, 1, 'net.unattributed').block;
-    const plan = planHostRelease('node-x', { blocks: [{ apiVersion: API_VERSION, kind: 'IPAMBlock', metadata: { name: '10-0-0-0-26' }, spec }], affinities: [], workloads: [], nodes: [node('node-x'), node('node-y')] });
-    expect(plan.keep.map((k) => `${k.ip} ${k.holder}`)).toEqual(['10.0.0.0 assigned on node node-y for pod default/web-9, no workload yet']);
+    const plan = planHostRelease('node-x', {
+      blocks: [{ apiVersion: API_VERSION, kind: 'IPAMBlock', metadata: { name: '10-0-0-0-26' }, spec }],
+      affinities: [],
+      workloads: [],
+      nodes: [node('node-x'), node('node-y')],
+    });
+    expect(plan.keep.map((k) => `${k.ip} ${k.holder}`)).toEqual([
+      '10.0.0.0 assigned on node node-y for pod default/web-9, no workload yet',
+    ]);
     // The deleted node's own, a gone node's, and one nobody can attribute: leaked-looking, after the grace period.
     expect(rows(plan.suspects)).toEqual(['10.0.0.1 net.x-gone', '10.0.0.2 net.z-gone', '10.0.0.3 net.unattributed']);
   });
@@ -105,7 +147,12 @@ describe('planHostRelease: addresses the node borrowed in other nodes\u2019 bloc
     theirs = allocate(theirs, 1, 'net.x-but-y-holds', { node: 'node-x' }).block; // .68
     let orphan = newBlock('10.0.0.128/26', null);
     orphan = allocate(orphan, 1, 'net.x-in-orphan', { node: 'node-x' }).block; // .128
-    const asBlock = (spec: IPAMBlockSpec): Resource<'IPAMBlock'> => ({ apiVersion: API_VERSION, kind: 'IPAMBlock', metadata: { name: spec.cidr.replace(/[./]/g, '-') }, spec });
+    const asBlock = (spec: IPAMBlockSpec): Resource<'IPAMBlock'> => ({
+      apiVersion: API_VERSION,
+      kind: 'IPAMBlock',
+      metadata: { name: spec.cidr.replace(/[./]/g, '-') },
+      spec,
+    });
     return {
       blocks: [block('10.0.0.0/26', 'node-x', []), asBlock(theirs), asBlock(orphan)],
       affinities: [affinity('node-x', '10.0.0.0/26'), affinity('node-y', '10.0.0.64/26')],
@@ -117,7 +164,11 @@ describe('planHostRelease: addresses the node borrowed in other nodes\u2019 bloc
 
   it('suspects those no endpoint holds, in any block not the node\u2019s; leaves other nodes\u2019, unattributed and held ones alone', () => {
     const plan = planHostRelease('node-x', scene());
-    expect(rows(plan.suspects)).toEqual(['10.0.0.64 net.x-borrowed-gone', '10.0.0.65 net.x-borrowed-running', '10.0.0.128 net.x-in-orphan']);
+    expect(rows(plan.suspects)).toEqual([
+      '10.0.0.64 net.x-borrowed-gone',
+      '10.0.0.65 net.x-borrowed-running',
+      '10.0.0.128 net.x-in-orphan',
+    ]);
     expect(plan.suspects.map((s) => s.reason)).toEqual([
       { why: 'borrowed', node: 'node-x', owner: 'node-y' },
       { why: 'borrowed', node: 'node-x', owner: 'node-y' },
@@ -141,7 +192,12 @@ describe('planHostRelease: addresses the node borrowed in other nodes\u2019 bloc
 
   it('a node gone already that left only such an address still has IPAM state to release', () => {
     const snapshot = scene();
-    const plan = planHostRelease('node-x', { ...snapshot, blocks: snapshot.blocks.slice(1), affinities: [], nodes: [node('node-y')] });
+    const plan = planHostRelease('node-x', {
+      ...snapshot,
+      blocks: snapshot.blocks.slice(1),
+      affinities: [],
+      nodes: [node('node-y')],
+    });
     expect(hostPlanIsEmpty(plan)).toBe(false);
   });
 });
@@ -149,8 +205,15 @@ describe('planHostRelease: addresses the node borrowed in other nodes\u2019 bloc
 describe('planPoolRelease', () => {
   it('refuses for workload addresses, releases tunnel addresses of any node, suspects the rest, finds stray affinities', () => {
     const snapshot: IpamSnapshot = {
-      blocks: [block('10.0.0.0/26', 'node-x', ['ipip-tunnel-addr-node-x', 'net.pod', 'net.gone']), block('10.9.0.0/26', 'node-x', ['net.elsewhere'])],
-      affinities: [affinity('node-x', '10.0.0.0/26'), affinity('node-y', '10.0.0.64/26', 'pending'), affinity('node-x', '10.9.0.0/26')],
+      blocks: [
+        block('10.0.0.0/26', 'node-x', ['ipip-tunnel-addr-node-x', 'net.pod', 'net.gone']),
+        block('10.9.0.0/26', 'node-x', ['net.elsewhere']),
+      ],
+      affinities: [
+        affinity('node-x', '10.0.0.0/26'),
+        affinity('node-y', '10.0.0.64/26', 'pending'),
+        affinity('node-x', '10.9.0.0/26'),
+      ],
       workloads: [wep('node-y', 'pod', '10.0.0.1')],
       nodes: [node('node-x'), node('node-y')],
     };
@@ -180,8 +243,22 @@ describe('Ipam: giving a block up', () => {
     await ipam.assign('node-a', 'theirs');
     const before = (await ds.get('IPAMBlock', '10-244-0-0-26'))!;
     // Ordinal 2 is "theirs": a ref naming another handle (stale plan) must not free it.
-    const outcome = await ipam.releaseAffinity('node-a', '10.244.0.0/26', { free: [{ ordinal: 0, handle: 'mine' }, { ordinal: 1, handle: 'mine' }, { ordinal: 2, handle: 'mine' }] });
-    expect(outcome).toEqual({ outcome: 'unaffined', cidr: '10.244.0.0/26', freed: [{ ip: '10.244.0.0', handle: 'mine' }, { ip: '10.244.0.1', handle: 'mine' }], remaining: 1 });
+    const outcome = await ipam.releaseAffinity('node-a', '10.244.0.0/26', {
+      free: [
+        { ordinal: 0, handle: 'mine' },
+        { ordinal: 1, handle: 'mine' },
+        { ordinal: 2, handle: 'mine' },
+      ],
+    });
+    expect(outcome).toEqual({
+      outcome: 'unaffined',
+      cidr: '10.244.0.0/26',
+      freed: [
+        { ip: '10.244.0.0', handle: 'mine' },
+        { ip: '10.244.0.1', handle: 'mine' },
+      ],
+      remaining: 1,
+    });
     const after = (await ds.get('IPAMBlock', '10-244-0-0-26'))!;
     expect(after.spec.affinity).toBeNull();
     expect(after.spec.sequenceNumber).toBeGreaterThan(before.spec.sequenceNumber ?? 0);
@@ -197,7 +274,11 @@ describe('Ipam: giving a block up', () => {
     await ds.create(pool('p', '10.244.0.0/24'));
     await ds.create(affinity('node-a', '10.244.0.128/26', 'pending'));
     const ipam = new Ipam(ds);
-    expect(await ipam.releaseStrayAffinity('node-a', '10.244.0.128/26')).toEqual({ outcome: 'no-block', cidr: '10.244.0.128/26', affinity: 'pending' });
+    expect(await ipam.releaseStrayAffinity('node-a', '10.244.0.128/26')).toEqual({
+      outcome: 'no-block',
+      cidr: '10.244.0.128/26',
+      affinity: 'pending',
+    });
     expect(await ds.get('BlockAffinity', 'node-a-10-244-0-128-26')).toBeNull();
     const claimed = await ipam.claimBlock('node-a');
     expect(await ipam.releaseStrayAffinity('node-a', claimed)).toBeNull();
@@ -284,7 +365,10 @@ describe('releaseHost', () => {
       },
     });
     expect(waits).toEqual([500]);
-    expect(report.released.map((r) => `${r.ip} ${r.handle} ${r.reason.why}`)).toEqual([`${gone} net.a-gone borrowed`, `${running} net.a-running workload`]);
+    expect(report.released.map((r) => `${r.ip} ${r.handle} ${r.reason.why}`)).toEqual([
+      `${gone} net.a-gone borrowed`,
+      `${running} net.a-running workload`,
+    ]);
     expect(report.released[0]?.reason).toEqual({ why: 'borrowed', node: 'node-a', owner: 'node-b' });
     const held = allocatedAddresses(await readIpamState(ds));
     expect(held.get(gone!)).toBeUndefined();
@@ -312,7 +396,9 @@ describe('releaseHost', () => {
         const result = await ds.list(kind, options as never);
         if (kind === 'IPAMBlock' && ++lists === 2) {
           const now = (await ds.get('IPAMBlock', '10-244-0-0-26'))!;
-          const attributes = now.spec.attributes.map((a) => (a.handle_id === 'net.shared' ? { ...a, secondary: { node: 'node-b' } } : a));
+          const attributes = now.spec.attributes.map((a) =>
+            a.handle_id === 'net.shared' ? { ...a, secondary: { node: 'node-b' } } : a,
+          );
           await ds.update({ ...now, spec: { ...now.spec, attributes } });
         }
         return result;
@@ -326,7 +412,12 @@ describe('releaseHost', () => {
 
   it('deletes an IPAMHandle of the node\u2019s tunnel that holds nothing (left by a crash)', async () => {
     const { ds } = await cluster();
-    await ds.create({ apiVersion: API_VERSION, kind: 'IPAMHandle', metadata: { name: 'ipip-tunnel-addr-node-a' }, spec: { handleID: 'ipip-tunnel-addr-node-a', block: { '10.244.0.0/26': 1 } } });
+    await ds.create({
+      apiVersion: API_VERSION,
+      kind: 'IPAMHandle',
+      metadata: { name: 'ipip-tunnel-addr-node-a' },
+      spec: { handleID: 'ipip-tunnel-addr-node-a', block: { '10.244.0.0/26': 1 } },
+    });
     const report = await releaseHost(ds, 'node-a');
     expect(report.handles).toEqual(['ipip-tunnel-addr-node-a']);
     expect(await ds.get('IPAMHandle', 'ipip-tunnel-addr-node-a')).toBeNull();
@@ -358,7 +449,9 @@ describe('deletePool', () => {
           await ds.create(wep('node-a', 'creating', ip!));
         },
       }),
-    ).rejects.toThrow(/still has 1 address\(es\) of workloads: 10\.244\.0\.0 .*the pool was left as it was \(enabled again\) and nothing was deleted$/);
+    ).rejects.toThrow(
+      /still has 1 address\(es\) of workloads: 10\.244\.0\.0 .*the pool was left as it was \(enabled again\) and nothing was deleted$/,
+    );
     const stored = await ds.get('IPPool', 'p');
     expect(stored?.spec.disabled).toBe(false);
     expect((await ds.list('IPAMBlock')).items).toHaveLength(1);
@@ -369,7 +462,10 @@ describe('deletePool', () => {
     await ds.create(pool('p', '10.244.0.0/24', { vxlanMode: 'Always' }));
     const ipam = new Ipam(ds);
     const [a] = await ipam.assign('node-a', 'vxlan-tunnel-addr-node-a', { use: 'Tunnel', pool: 'p' });
-    await ds.create({ ...node('node-a'), spec: { ...node('node-a').spec, ipv4VXLANTunnelAddr: a, vxlanTunnelMACAddr: '66:00:00:00:00:01' } });
+    await ds.create({
+      ...node('node-a'),
+      spec: { ...node('node-a').spec, ipv4VXLANTunnelAddr: a, vxlanTunnelMACAddr: '66:00:00:00:00:01' },
+    });
     const report = await deletePool(ds, 'p');
     expect(report.released.map((r) => `${r.handle} ${r.reason.why}`)).toEqual(['vxlan-tunnel-addr-node-a tunnel']);
     expect(report.tunnelsCleared).toEqual([{ node: 'node-a', ip: a, kind: 'vxlan' }]);
@@ -389,11 +485,17 @@ describe('deletePool', () => {
     await ds.create(node('node-b', '10.250.0.9')); // node-b's Node already names another address
     const report = await deletePool(ds, 'p');
     expect(report.disabled).toBe(true);
-    expect(report.released.map((r) => `${r.handle} ${r.reason.why}`).sort()).toEqual(['ipip-tunnel-addr-node-a tunnel', 'ipip-tunnel-addr-node-b tunnel']);
+    expect(report.released.map((r) => `${r.handle} ${r.reason.why}`).sort()).toEqual([
+      'ipip-tunnel-addr-node-a tunnel',
+      'ipip-tunnel-addr-node-b tunnel',
+    ]);
     expect(report.tunnelsCleared).toEqual([{ node: 'node-a', ip: a }]);
     expect((await ds.get('Node', 'node-a'))?.spec.bgp?.ipv4IPIPTunnelAddr).toBeUndefined();
     expect((await ds.get('Node', 'node-b'))?.spec.bgp?.ipv4IPIPTunnelAddr).toBe('10.250.0.9');
-    expect(report.blocks.map((b) => `${b.cidr} ${b.node} ${b.outcome}`)).toEqual(['10.244.0.0/26 node-a deleted', '10.244.0.64/26 node-b deleted']);
+    expect(report.blocks.map((b) => `${b.cidr} ${b.node} ${b.outcome}`)).toEqual([
+      '10.244.0.0/26 node-a deleted',
+      '10.244.0.64/26 node-b deleted',
+    ]);
     expect(await ds.get('IPPool', 'p')).toBeNull();
     expect(await ds.get('IPPool', 'other')).not.toBeNull();
     expect(ipamProblems(await readIpamState(ds))).toEqual([]);

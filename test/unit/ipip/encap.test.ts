@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { encapsulationFor, IPIP_MODES, isIpipMode, subnetOf, subnetRelation, type Encapsulation, type IpipMode } from '../../../ipip/encap.js';
+import {
+  encapsulationFor,
+  IPIP_MODES,
+  isIpipMode,
+  subnetOf,
+  subnetRelation,
+  type Encapsulation,
+  type IpipMode,
+} from '../../../ipip/encap.js';
 
 // mode, this node's address with length, the remote node, expected encapsulation, why
 const CASES: Array<[IpipMode, string, string, Encapsulation, string]> = [
@@ -15,9 +23,21 @@ const CASES: Array<[IpipMode, string, string, Encapsulation, string]> = [
   ['CrossSubnet', '10.1.2.3/16', '10.2.0.1', 'tunnel', 'other /16'],
   ['CrossSubnet', '198.18.0.0/31', '198.18.0.1', 'direct', 'a /31 point-to-point link (RFC 3021) is a useful subnet'],
   ['CrossSubnet', '198.18.0.0/31', '198.18.0.2', 'tunnel', 'outside the /31'],
-  ['CrossSubnet', '192.168.31.201/32', '192.168.31.202', 'tunnel', 'a /32 places nobody in my subnet: tunnel, the safe choice'],
+  [
+    'CrossSubnet',
+    '192.168.31.201/32',
+    '192.168.31.202',
+    'tunnel',
+    'a /32 places nobody in my subnet: tunnel, the safe choice',
+  ],
   ['CrossSubnet', '192.168.31.201', '192.168.31.202', 'tunnel', 'no length means /32'],
-  ['CrossSubnet', '192.168.31.201/0', '8.8.8.8', 'tunnel', 'a /0 would make everything "same subnet": treated like /32'],
+  [
+    'CrossSubnet',
+    '192.168.31.201/0',
+    '8.8.8.8',
+    'tunnel',
+    'a /0 would make everything "same subnet": treated like /32',
+  ],
   ['Never', '192.168.31.201/32', '192.168.31.202', 'direct', 'the /32 trap does not touch Never'],
   ['Always', '192.168.31.201/32', '192.168.31.202', 'tunnel', 'nor Always'],
 ];
@@ -39,9 +59,15 @@ describe('encapsulationFor', () => {
   });
 
   it('refuses malformed addresses, naming the value', () => {
-    expect(() => encapsulationFor('CrossSubnet', '192.168.31/24', '192.168.31.202')).toThrow(/node address "192.168.31\/24"/);
-    expect(() => encapsulationFor('CrossSubnet', '192.168.31.201/33', '192.168.31.202')).toThrow(/prefix length "33" is not 0..32/);
-    expect(() => encapsulationFor('CrossSubnet', '192.168.31.201/24', 'node-2')).toThrow(/remote node address "node-2"/);
+    expect(() => encapsulationFor('CrossSubnet', '192.168.31/24', '192.168.31.202')).toThrow(
+      /node address "192.168.31\/24"/,
+    );
+    expect(() => encapsulationFor('CrossSubnet', '192.168.31.201/33', '192.168.31.202')).toThrow(
+      /prefix length "33" is not 0..32/,
+    );
+    expect(() => encapsulationFor('CrossSubnet', '192.168.31.201/24', 'node-2')).toThrow(
+      /remote node address "node-2"/,
+    );
   });
 });
 

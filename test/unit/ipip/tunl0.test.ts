@@ -103,7 +103,12 @@ describe('planTunl0', () => {
   });
 
   it('removes strays first, then MTU, then our address, then up', () => {
-    const drifted: ObservedTunl0 = { kind: 'ipip', mtu: 1500, up: false, addresses: ['10.244.9.9/32', '10.244.1.1/24'] };
+    const drifted: ObservedTunl0 = {
+      kind: 'ipip',
+      mtu: 1500,
+      up: false,
+      addresses: ['10.244.9.9/32', '10.244.1.1/24'],
+    };
     const steps = planTunl0(drifted, { address: '10.244.1.1/32', mtu: 1480 });
     expect(steps).toEqual([
       { op: 'del-address', address: '10.244.9.9/32' },
@@ -141,14 +146,15 @@ describe('planTunl0', () => {
 // ---------------------------------------------------------------------------------------------------
 // A fake `ip`: a table of devices, answering exactly the commands tunl0.ts issues, with ip's own words.
 
-
 describe('ensureTunl0', () => {
   it('reports a kernel without IPIP as unsupported, clearly, without throwing', async () => {
     const fake = fakeIp({ ipip: false });
     const status = await ensureTunl0({ address: '10.244.1.1', hostMtu: 1500 }, { ip: fake.ip });
     expect(status.supported).toBe(false);
     if (status.supported) return;
-    expect(status.reason).toMatch(/kernel has no IPIP support.*Unknown device type.*modprobe ipip.*tunnel routes are skipped/);
+    expect(status.reason).toMatch(
+      /kernel has no IPIP support.*Unknown device type.*modprobe ipip.*tunnel routes are skipped/,
+    );
     expect(fake.calls).toEqual(['-details -json addr show dev tunl0', 'link add tunl0 type ipip']);
   });
 
@@ -168,7 +174,12 @@ describe('ensureTunl0', () => {
     const fake = fakeIp({ ipip: true, fallbackTunl0: true });
     const status = await ensureTunl0({ address: '10.244.1.1/32' }, { ip: fake.ip });
     expect(status.supported && status.created).toBe(false);
-    expect(status.supported && status.device).toEqual({ kind: 'ipip', mtu: 1480, up: true, addresses: ['10.244.1.1/32'] });
+    expect(status.supported && status.device).toEqual({
+      kind: 'ipip',
+      mtu: 1480,
+      up: true,
+      addresses: ['10.244.1.1/32'],
+    });
   });
 
   it('repairs drift on a second call and changes nothing on a third', async () => {
@@ -212,12 +223,16 @@ describe('ensureTunl0', () => {
     });
     const attempt = ensureTunl0({}, { ip: fake.ip });
     await expect(attempt).rejects.toBeInstanceOf(Tunl0Error);
-    await expect(attempt).rejects.toThrow(/"ip -details -json addr show dev tunl0" failed \(exit 1\): Cannot open network namespace.*does not exist/);
+    await expect(attempt).rejects.toThrow(
+      /"ip -details -json addr show dev tunl0" failed \(exit 1\): Cannot open network namespace.*does not exist/,
+    );
   });
 
   it('throws when the kernel does not keep a change (verified by reading back)', async () => {
     const fake = fakeIp({ ipip: true, ignoreMtu: true });
-    await expect(ensureTunl0({ mtu: 1400 }, { ip: fake.ip })).rejects.toThrow(/still differs after repair: MTU 1480 → 1400 still needed/);
+    await expect(ensureTunl0({ mtu: 1400 }, { ip: fake.ip })).rejects.toThrow(
+      /still differs after repair: MTU 1480 → 1400 still needed/,
+    );
   });
 
   it('refuses bad options before touching anything', async () => {
@@ -261,7 +276,10 @@ describe('checkIpip / ipipSupported', () => {
 });
 
 describe('Tunl0Keeper', () => {
-  function recordingLog(): { lines: string[]; log: { info(f: object, m: string): void; warn(f: object, m: string): void } } {
+  function recordingLog(): {
+    lines: string[];
+    log: { info(f: object, m: string): void; warn(f: object, m: string): void };
+  } {
     const lines: string[] = [];
     return {
       lines,
@@ -299,7 +317,10 @@ describe('Tunl0Keeper', () => {
   });
 
   it('logs and rethrows a real failure', async () => {
-    const fake = fakeIp({ ipip: true, failNext: { code: 2, stdout: '', stderr: 'RTNETLINK answers: Operation not permitted\n' } });
+    const fake = fakeIp({
+      ipip: true,
+      failNext: { code: 2, stdout: '', stderr: 'RTNETLINK answers: Operation not permitted\n' },
+    });
     const { lines, log } = recordingLog();
     const keeper = new Tunl0Keeper({}, log, { ip: fake.ip });
     await expect(keeper.ensure()).rejects.toBeInstanceOf(Tunl0Error);

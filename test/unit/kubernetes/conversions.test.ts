@@ -23,7 +23,14 @@ const CRD_FIXTURES: AnyResource[] = [
     apiVersion: 'projectcalico.org/v3',
     kind: 'IPPool',
     metadata: { name: 'default-ipv4-ippool', labels: { tier: 'a' }, annotations: { note: 'x' } },
-    spec: { cidr: '10.244.0.0/16', blockSize: 26, ipipMode: 'Always', vxlanMode: 'Never', natOutgoing: true, nodeSelector: 'all()' },
+    spec: {
+      cidr: '10.244.0.0/16',
+      blockSize: 26,
+      ipipMode: 'Always',
+      vxlanMode: 'Never',
+      natOutgoing: true,
+      nodeSelector: 'all()',
+    },
   },
   {
     apiVersion: 'projectcalico.org/v3',
@@ -41,7 +48,15 @@ const CRD_FIXTURES: AnyResource[] = [
     apiVersion: 'projectcalico.org/v3',
     kind: 'IPAMBlock',
     metadata: { name: '10-244-1-0-26' },
-    spec: { cidr: '10.244.1.0/26', affinity: 'host:node-1', strictAffinity: false, allocations: [0, null], unallocated: [1], attributes: [{ handle_id: 'h1', secondary: null }], deleted: false },
+    spec: {
+      cidr: '10.244.1.0/26',
+      affinity: 'host:node-1',
+      strictAffinity: false,
+      allocations: [0, null],
+      unallocated: [1],
+      attributes: [{ handle_id: 'h1', secondary: null }],
+      deleted: false,
+    },
   },
   {
     apiVersion: 'projectcalico.org/v3',
@@ -77,7 +92,10 @@ describe('custom objects', () => {
 
   it('stores labels and annotations in projectcalico.org/metadata', () => {
     const crd = resourceToCrd(CRD_FIXTURES[0]!);
-    expect(JSON.parse(crd.metadata.annotations?.['projectcalico.org/metadata'] ?? '{}')).toEqual({ labels: { tier: 'a' }, annotations: { note: 'x' } });
+    expect(JSON.parse(crd.metadata.annotations?.['projectcalico.org/metadata'] ?? '{}')).toEqual({
+      labels: { tier: 'a' },
+      annotations: { note: 'x' },
+    });
   });
 
   it("BlockAffinity's deleted is a string in the CRD, a boolean in v3", () => {
@@ -129,7 +147,14 @@ describe('Node annotations', () => {
         },
       },
     });
-    expect(node.spec).toEqual({ bgp: { ipv4Address: '198.18.0.11/24', ipv4IPIPTunnelAddr: '10.244.1.1', asNumber: 64513, routeReflectorClusterID: '244.0.0.1' } });
+    expect(node.spec).toEqual({
+      bgp: {
+        ipv4Address: '198.18.0.11/24',
+        ipv4IPIPTunnelAddr: '10.244.1.1',
+        asNumber: 64513,
+        routeReflectorClusterID: '244.0.0.1',
+      },
+    });
     // A Kubernetes label shadows a Calico label of the same key (Calico does the same).
     expect(node.metadata.labels).toEqual({ 'kubernetes.io/hostname': 'node-1', zone: 'a', 'route-reflector': 'true' });
   });
@@ -138,7 +163,10 @@ describe('Node annotations', () => {
     const withBgp = mergeNodeAnnotations(k8sNode, {
       apiVersion: 'projectcalico.org/v3',
       kind: 'Node',
-      metadata: { name: 'node-1', labels: { 'kubernetes.io/hostname': 'node-1', zone: 'a', 'route-reflector': 'true' } },
+      metadata: {
+        name: 'node-1',
+        labels: { 'kubernetes.io/hostname': 'node-1', zone: 'a', 'route-reflector': 'true' },
+      },
       spec: { bgp: { ipv4Address: '198.18.0.11/24', asNumber: 64512, routeReflectorClusterID: '244.0.0.1' } },
     });
     expect(withBgp.metadata.labels).toEqual(k8sNode.metadata.labels);
@@ -149,17 +177,28 @@ describe('Node annotations', () => {
       'projectcalico.org/RouteReflectorClusterID': '244.0.0.1',
       'projectcalico.org/labels': '{"route-reflector":"true"}',
     });
-    const cleared = mergeNodeAnnotations(withBgp, { apiVersion: 'projectcalico.org/v3', kind: 'Node', metadata: { name: 'node-1' }, spec: {} });
+    const cleared = mergeNodeAnnotations(withBgp, {
+      apiVersion: 'projectcalico.org/v3',
+      kind: 'Node',
+      metadata: { name: 'node-1' },
+      spec: {},
+    });
     expect(cleared.metadata.annotations).toEqual({ 'node.alpha.kubernetes.io/ttl': '0' });
     expect(k8sNode.metadata.annotations).toEqual({ 'node.alpha.kubernetes.io/ttl': '0' }); // input not mutated
   });
 
   it('patches annotations as an RFC 7386 merge patch: changed keys set, removed keys null, unchanged keys absent', () => {
-    expect(annotationPatch({ keep: '1', change: 'a', drop: 'x' }, { keep: '1', change: 'b', add: 'y' })).toEqual({ change: 'b', add: 'y', drop: null });
+    expect(annotationPatch({ keep: '1', change: 'a', drop: 'x' }, { keep: '1', change: 'b', add: 'y' })).toEqual({
+      change: 'b',
+      add: 'y',
+      drop: null,
+    });
   });
 
   it('ignores an ASNumber annotation that is not a number', () => {
-    expect(nodeToResource({ metadata: { name: 'n', annotations: { 'projectcalico.org/ASNumber': 'x' } } }).spec).toEqual({});
+    expect(
+      nodeToResource({ metadata: { name: 'n', annotations: { 'projectcalico.org/ASNumber': 'x' } } }).spec,
+    ).toEqual({});
   });
 });
 
@@ -171,7 +210,9 @@ describe('Pods as WorkloadEndpoints', () => {
   });
 
   it("names the endpoint Calico's way, doubling dashes inside each part", () => {
-    expect(workloadEndpointName('node-1', 'coredns-5d78c9869d-abcde')).toBe('node--1-k8s-coredns--5d78c9869d--abcde-eth0');
+    expect(workloadEndpointName('node-1', 'coredns-5d78c9869d-abcde')).toBe(
+      'node--1-k8s-coredns--5d78c9869d--abcde-eth0',
+    );
   });
 
   const names: Array<[string, string]> = [
@@ -181,10 +222,12 @@ describe('Pods as WorkloadEndpoints', () => {
   ];
   it('has name cases', () => expect(names.length).toBeGreaterThan(0));
   for (const [node, pod] of names) {
-    it(`parses the endpoint name of ${node}/${pod} back`, () => expect(parseWorkloadEndpointName(workloadEndpointName(node, pod))).toEqual({ node, pod }));
+    it(`parses the endpoint name of ${node}/${pod} back`, () =>
+      expect(parseWorkloadEndpointName(workloadEndpointName(node, pod))).toEqual({ node, pod }));
   }
   it('refuses names that are not <node>-k8s-<pod>-eth0', () => {
-    for (const bad of ['nginx', 'node-cni-abc-eth0', 'node-k8s-pod-eth1', 'a-k8s-b-c-eth0']) expect(parseWorkloadEndpointName(bad)).toBeNull();
+    for (const bad of ['nginx', 'node-cni-abc-eth0', 'node-k8s-pod-eth1', 'a-k8s-b-c-eth0'])
+      expect(parseWorkloadEndpointName(bad)).toBeNull();
   });
 
   it('maps podIP, nodeName, namespace, labels and service account', () => {
@@ -200,7 +243,12 @@ describe('Pods as WorkloadEndpoints', () => {
         name: 'node--1-k8s-nginx-eth0',
         namespace: 'default',
         resourceVersion: '40',
-        labels: { app: 'web', 'projectcalico.org/namespace': 'default', 'projectcalico.org/orchestrator': 'k8s', 'projectcalico.org/serviceaccount': 'default' },
+        labels: {
+          app: 'web',
+          'projectcalico.org/namespace': 'default',
+          'projectcalico.org/orchestrator': 'k8s',
+          'projectcalico.org/serviceaccount': 'default',
+        },
       },
       spec: {
         orchestrator: 'k8s',
@@ -216,18 +264,41 @@ describe('Pods as WorkloadEndpoints', () => {
 
   it("takes the CNI plugin's annotations before status (a new pod is routed before the kubelet reports its IP)", () => {
     const base = { metadata: { name: 'p', namespace: 'd' }, spec: { nodeName: 'n' } };
-    const annotated = (annotations: Record<string, string>, status = {}) => podToWorkloadEndpoint({ ...base, metadata: { ...base.metadata, annotations }, status })?.spec.ipNetworks;
-    expect(annotated({ 'cni.projectcalico.org/podIPs': '10.244.1.7/32', 'cni.projectcalico.org/podIP': '10.244.1.9/32' }, { phase: 'Pending' })).toEqual(['10.244.1.7/32']);
+    const annotated = (annotations: Record<string, string>, status = {}) =>
+      podToWorkloadEndpoint({ ...base, metadata: { ...base.metadata, annotations }, status })?.spec.ipNetworks;
+    expect(
+      annotated(
+        { 'cni.projectcalico.org/podIPs': '10.244.1.7/32', 'cni.projectcalico.org/podIP': '10.244.1.9/32' },
+        { phase: 'Pending' },
+      ),
+    ).toEqual(['10.244.1.7/32']);
     expect(annotated({ 'cni.projectcalico.org/podIP': '10.244.1.9/32' })).toEqual(['10.244.1.9/32']);
-    expect(annotated({ 'cni.projectcalico.org/podIPs': '10.244.1.7/32, fd00::7/128' })).toEqual(['10.244.1.7/32', 'fd00::7/128']);
+    expect(annotated({ 'cni.projectcalico.org/podIPs': '10.244.1.7/32, fd00::7/128' })).toEqual([
+      '10.244.1.7/32',
+      'fd00::7/128',
+    ]);
     expect(annotated({}, { podIP: '10.244.1.5' })).toEqual(['10.244.1.5/32']);
   });
 
   const without: Array<[string, Parameters<typeof podToWorkloadEndpoint>[0]]> = [
     ['not scheduled', { metadata: { name: 'p', namespace: 'd' }, spec: {}, status: { podIP: '10.0.0.1' } }],
     ['no IP yet', { metadata: { name: 'p', namespace: 'd' }, spec: { nodeName: 'n' }, status: { phase: 'Pending' } }],
-    ['host network', { metadata: { name: 'p', namespace: 'd' }, spec: { nodeName: 'n', hostNetwork: true }, status: { podIP: '198.18.0.1' } }],
-    ['finished', { metadata: { name: 'p', namespace: 'd' }, spec: { nodeName: 'n' }, status: { podIP: '10.0.0.1', phase: 'Succeeded' } }],
+    [
+      'host network',
+      {
+        metadata: { name: 'p', namespace: 'd' },
+        spec: { nodeName: 'n', hostNetwork: true },
+        status: { podIP: '198.18.0.1' },
+      },
+    ],
+    [
+      'finished',
+      {
+        metadata: { name: 'p', namespace: 'd' },
+        spec: { nodeName: 'n' },
+        status: { podIP: '10.0.0.1', phase: 'Succeeded' },
+      },
+    ],
   ];
   it('has cases without an endpoint', () => expect(without.length).toBeGreaterThan(0));
   for (const [why, pod] of without) {
@@ -245,7 +316,11 @@ describe('KUBERNETES_API_CALLS', () => {
         .sort(),
     );
     for (const readOnly of ['pods', 'namespaces', 'networkpolicies.networking.k8s.io']) {
-      expect(KUBERNETES_API_CALLS.filter((c) => c.resource === readOnly).map((c) => c.verb).sort()).toEqual(['get', 'list', 'watch']);
+      expect(
+        KUBERNETES_API_CALLS.filter((c) => c.resource === readOnly)
+          .map((c) => c.verb)
+          .sort(),
+      ).toEqual(['get', 'list', 'watch']);
     }
   });
 });
@@ -261,22 +336,38 @@ describe('NetworkPolicy, Namespace and named ports from the Kubernetes API', () 
       apiVersion: 'networking.k8s.io/v1',
       kind: 'NetworkPolicy',
       metadata: { name: 'db', namespace: 'prod', resourceVersion: '7' },
-      spec: { podSelector: { matchLabels: { role: 'db' } }, egress: [{ ports: [{ protocol: 'UDP', port: 53 }] }], policyTypes: ['Ingress', 'Egress'] },
+      spec: {
+        podSelector: { matchLabels: { role: 'db' } },
+        egress: [{ ports: [{ protocol: 'UDP', port: 53 }] }],
+        policyTypes: ['Ingress', 'Egress'],
+      },
     });
   });
 
   it('a Namespace carries its labels and kubernetes.io/metadata.name', async () => {
     const { namespaceToResource } = await import('../../../src/datastore/kubernetes.js');
-    expect(namespaceToResource({ metadata: { name: 'prod', labels: { team: 'a' } } }).metadata.labels).toEqual({ team: 'a', 'kubernetes.io/metadata.name': 'prod' });
+    expect(namespaceToResource({ metadata: { name: 'prod', labels: { team: 'a' } } }).metadata.labels).toEqual({
+      team: 'a',
+      'kubernetes.io/metadata.name': 'prod',
+    });
   });
 
   it("a Pod's named container ports become the WorkloadEndpoint's ports (unnamed ones are left out)", async () => {
     const { podToWorkloadEndpoint } = await import('../../../src/datastore/kubernetes.js');
     const wep = podToWorkloadEndpoint({
       metadata: { name: 'web', namespace: 'prod' },
-      spec: { nodeName: 'node-1', containers: [{ ports: [{ name: 'http', containerPort: 8080 }, { containerPort: 9000 }] }, { ports: [{ name: 'dns', containerPort: 53, protocol: 'UDP' }] }] },
+      spec: {
+        nodeName: 'node-1',
+        containers: [
+          { ports: [{ name: 'http', containerPort: 8080 }, { containerPort: 9000 }] },
+          { ports: [{ name: 'dns', containerPort: 53, protocol: 'UDP' }] },
+        ],
+      },
       status: { podIP: '10.244.1.5', phase: 'Running' },
     });
-    expect(wep?.spec.ports).toEqual([{ name: 'http', protocol: 'TCP', port: 8080 }, { name: 'dns', protocol: 'UDP', port: 53 }]);
+    expect(wep?.spec.ports).toEqual([
+      { name: 'http', protocol: 'TCP', port: 8080 },
+      { name: 'dns', protocol: 'UDP', port: 53 },
+    ]);
   });
 });

@@ -19,13 +19,28 @@ describe('lab prerequisites', () => {
   });
 
   it('a matrix that could not be measured says why, not FAIL', () => {
-    const text = formatPingMatrix({ pods: ['pod-1a', 'pod-2a'], ok: [[true, false], [false, true]], failures: ['ping is not installed (Debian: iputils-ping)'], error: 'ping is not installed (Debian: iputils-ping)' });
+    const text = formatPingMatrix({
+      pods: ['pod-1a', 'pod-2a'],
+      ok: [
+        [true, false],
+        [false, true],
+      ],
+      failures: ['ping is not installed (Debian: iputils-ping)'],
+      error: 'ping is not installed (Debian: iputils-ping)',
+    });
     expect(text).toContain('not measured: ping is not installed (Debian: iputils-ping)');
     expect(text).not.toContain('FAIL');
   });
 
   it('a measured matrix is unchanged', () => {
-    const text = formatPingMatrix({ pods: ['pod-1a', 'pod-2a'], ok: [[true, true], [true, true]], failures: [] });
+    const text = formatPingMatrix({
+      pods: ['pod-1a', 'pod-2a'],
+      ok: [
+        [true, true],
+        [true, true],
+      ],
+      failures: [],
+    });
     expect(text).toContain('all 2 pairs reach each other');
   });
 
@@ -37,7 +52,9 @@ describe('lab prerequisites', () => {
     try {
       const matrix = await labPing(state);
       expect(matrix.error).toBe('ping is not installed (Debian: iputils-ping)');
-      expect(formatPingMatrix(matrix)).toContain(`not measured: ping is not installed (Debian: iputils-ping); the ${plan.workloads.length * (plan.workloads.length - 1)} pairs were not tried`);
+      expect(formatPingMatrix(matrix)).toContain(
+        `not measured: ping is not installed (Debian: iputils-ping); the ${plan.workloads.length * (plan.workloads.length - 1)} pairs were not tried`,
+      );
     } finally {
       process.env.PATH = path;
     }

@@ -7,7 +7,8 @@ import { LAB_DEFAULTS, needsTunnel, planLab, type LabIpipMode } from '../../../s
 function pairs(ipipMode: LabIpipMode, subnets: 1 | 2): string[] {
   const plan = planLab({ ...LAB_DEFAULTS, nodes: 4, subnets, ipipMode });
   const out: string[] = [];
-  for (const a of plan.nodes) for (const b of plan.nodes) if (a !== b && needsTunnel(plan, a, b)) out.push(`${a.name}>${b.name}`);
+  for (const a of plan.nodes)
+    for (const b of plan.nodes) if (a !== b && needsTunnel(plan, a, b)) out.push(`${a.name}>${b.name}`);
   return out;
 }
 
@@ -21,8 +22,14 @@ describe('needsTunnel', () => {
   it('CrossSubnet: only pairs on different subnets (nodes 1-2 on the first, 3-4 on the second)', () => {
     expect(pairs('CrossSubnet', 1)).toEqual([]);
     expect(pairs('CrossSubnet', 2)).toEqual([
-      'node-1>node-3', 'node-1>node-4', 'node-2>node-3', 'node-2>node-4',
-      'node-3>node-1', 'node-3>node-2', 'node-4>node-1', 'node-4>node-2',
+      'node-1>node-3',
+      'node-1>node-4',
+      'node-2>node-3',
+      'node-2>node-4',
+      'node-3>node-1',
+      'node-3>node-2',
+      'node-4>node-1',
+      'node-4>node-2',
     ]);
   });
 });

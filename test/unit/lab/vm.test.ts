@@ -10,12 +10,25 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseLabOptions } from '../../../src/cli/lab-command.js';
 import { LAB_DEFAULTS, type LabOptions } from '../../../src/lab/plan.js';
-import { askVm, findVmRunner, labArgs, labDownInVm, parseRequest, readMessage, serveGuest, sharePaths, vmRunning, writeMessage, type VmLabState } from '../../../src/lab/vm.js';
+import {
+  askVm,
+  findVmRunner,
+  labArgs,
+  labDownInVm,
+  parseRequest,
+  readMessage,
+  serveGuest,
+  sharePaths,
+  vmRunning,
+  writeMessage,
+  type VmLabState,
+} from '../../../src/lab/vm.js';
 
 const dirs: string[] = [];
 const children: ChildProcess[] = [];
 afterEach(() => {
-  for (const child of children.splice(0)) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  for (const child of children.splice(0))
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 });
 
@@ -36,17 +49,29 @@ function fakeVm(marker: string): ChildProcess {
 }
 
 function vmState(share: string, pid: number): VmLabState {
-  return { kind: 'vm', name: 'tlab', options: LAB_DEFAULTS, pid, marker: share, share, console: '/nonexistent', startedAt: new Date().toISOString(), lifetimeS: 3600 };
+  return {
+    kind: 'vm',
+    name: 'tlab',
+    options: LAB_DEFAULTS,
+    pid,
+    marker: share,
+    share,
+    console: '/nonexistent',
+    startedAt: new Date().toISOString(),
+    lifetimeS: 3600,
+  };
 }
 
 describe('labArgs', () => {
-  it.each<Partial<LabOptions>>([{}, { name: 'x1', nodes: 4, subnets: 2, ipipMode: 'CrossSubnet' }, { mode: 'rr', officeRouter: 'bird', workloadsPerNode: 3, ipipMode: 'Always' }, { nodes: 4, subnets: 2, vxlanMode: 'CrossSubnet', backend: 'vxlan' }])(
-    'parses back to the same lab inside the VM: %o',
-    (change) => {
-      const options = { ...LAB_DEFAULTS, ...change };
-      expect(parseLabOptions(labArgs(options))).toEqual(options);
-    },
-  );
+  it.each<Partial<LabOptions>>([
+    {},
+    { name: 'x1', nodes: 4, subnets: 2, ipipMode: 'CrossSubnet' },
+    { mode: 'rr', officeRouter: 'bird', workloadsPerNode: 3, ipipMode: 'Always' },
+    { nodes: 4, subnets: 2, vxlanMode: 'CrossSubnet', backend: 'vxlan' },
+  ])('parses back to the same lab inside the VM: %o', (change) => {
+    const options = { ...LAB_DEFAULTS, ...change };
+    expect(parseLabOptions(labArgs(options))).toEqual(options);
+  });
 });
 
 describe('messages', () => {
@@ -60,8 +85,18 @@ describe('messages', () => {
   });
 
   it('parseRequest takes status, ping and down with a plain id, and nothing else', () => {
-    expect(parseRequest('{"id":"1700000000000-42-7","command":"status"}')).toEqual({ id: '1700000000000-42-7', command: 'status' });
-    for (const bad of ['', 'nope', '{"id":"1","command":"rm -rf /"}', '{"id":"../x","command":"ping"}', '{"command":"down"}', '[]']) {
+    expect(parseRequest('{"id":"1700000000000-42-7","command":"status"}')).toEqual({
+      id: '1700000000000-42-7',
+      command: 'status',
+    });
+    for (const bad of [
+      '',
+      'nope',
+      '{"id":"1","command":"rm -rf /"}',
+      '{"id":"../x","command":"ping"}',
+      '{"command":"down"}',
+      '[]',
+    ]) {
       expect(parseRequest(bad), bad).toBeNull();
     }
   });
@@ -106,7 +141,11 @@ describe('the guest loop and askVm', () => {
   it('a request that is not one is dropped without an answer; the loop goes on', async () => {
     const { share } = tempLab();
     const vm = fakeVm(share);
-    const guest = serveGuest(share, { up: async () => ({ ok: true, output: '', exitCode: 0 }), handle: async (c) => ({ output: c, exitCode: 0 }) }, { pollMs: 20 });
+    const guest = serveGuest(
+      share,
+      { up: async () => ({ ok: true, output: '', exitCode: 0 }), handle: async (c) => ({ output: c, exitCode: 0 }) },
+      { pollMs: 20 },
+    );
     writeFileSync(join(sharePaths(share).requests, '1-bad.json'), '{"id":"1-bad","command":"reboot"}');
     expect(await askVm(vmState(share, vm.pid!), 'down', 5000)).toMatchObject({ output: 'down', exitCode: 0 });
     expect(await guest).toBe(0);
@@ -115,7 +154,10 @@ describe('the guest loop and askVm', () => {
 
   it('when up fails the guest says so in up.json and serves nothing', async () => {
     const { share } = tempLab();
-    const code = await serveGuest(share, { up: async () => ({ ok: false, output: 'lab up failed: no etcd\n', exitCode: 1 }), handle: async () => ({ output: '', exitCode: 0 }) });
+    const code = await serveGuest(share, {
+      up: async () => ({ ok: false, output: 'lab up failed: no etcd\n', exitCode: 1 }),
+      handle: async () => ({ output: '', exitCode: 0 }),
+    });
     expect(code).toBe(1);
     expect(readMessage(sharePaths(share).up)).toMatchObject({ ok: false, output: 'lab up failed: no etcd\n' });
   });

@@ -11,7 +11,12 @@ import type { DesiredFilter } from '../../../felix/policy-dataplane.js';
 const STATS: ApplyStats = { setsWritten: 0, chainsWritten: 1, setsDeleted: 0, chainsDeleted: 0, scriptLines: 3 };
 
 function policy(name: string, spec: NetworkPolicySpec): Resource<'NetworkPolicy'> {
-  return applyDefaults({ apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { name, namespace: 'prod' }, spec });
+  return applyDefaults({
+    apiVersion: 'networking.k8s.io/v1',
+    kind: 'NetworkPolicy',
+    metadata: { name, namespace: 'prod' },
+    spec,
+  });
 }
 
 function wep(pod: string, node: string, ip: string, labels: Record<string, string>): Resource<'WorkloadEndpoint'> {
@@ -23,7 +28,10 @@ function wep(pod: string, node: string, ip: string, labels: Record<string, strin
   };
 }
 
-const DENY_WEB_INGRESS = policy('web-ingress', { podSelector: { matchLabels: { app: 'web' } }, policyTypes: ['Ingress'] });
+const DENY_WEB_INGRESS = policy('web-ingress', {
+  podSelector: { matchLabels: { app: 'web' } },
+  policyTypes: ['Ingress'],
+});
 const DENY_ALL_EGRESS = policy('no-egress', { podSelector: {}, policyTypes: ['Egress'] });
 
 function input(policies: Array<Resource<'NetworkPolicy'>>): PolicyInput {
@@ -41,9 +49,16 @@ function input(policies: Array<Resource<'NetworkPolicy'>>): PolicyInput {
 
 /** A dataplane whose calls wait until the test lets them finish (or fail). */
 function recordingDataplane() {
-  const calls: Array<{ kind: 'apply' | 'resync'; filter: DesiredFilter; finish: () => void; fail: (e: Error) => void }> = [];
+  const calls: Array<{
+    kind: 'apply' | 'resync';
+    filter: DesiredFilter;
+    finish: () => void;
+    fail: (e: Error) => void;
+  }> = [];
   const call = (kind: 'apply' | 'resync') => (filter: DesiredFilter) =>
-    new Promise<ApplyStats>((resolve, reject) => calls.push({ kind, filter, finish: () => resolve(STATS), fail: reject }));
+    new Promise<ApplyStats>((resolve, reject) =>
+      calls.push({ kind, filter, finish: () => resolve(STATS), fail: reject }),
+    );
   return { calls, dataplane: { apply: call('apply'), resync: call('resync') } };
 }
 
@@ -111,7 +126,14 @@ describe('PolicyEnforcer', () => {
   it('a failed write is reported, then retried after retryMs as a full resync', async () => {
     const { calls, dataplane } = recordingDataplane();
     const { timers, fire } = manualTimers();
-    const enforcer = new PolicyEnforcer({ dataplane, node: 'node-1', log: quiet, timers, retryMs: 1234, resyncMs: 90_000 });
+    const enforcer = new PolicyEnforcer({
+      dataplane,
+      node: 'node-1',
+      log: quiet,
+      timers,
+      retryMs: 1234,
+      resyncMs: 90_000,
+    });
     enforcer.update(input([DENY_WEB_INGRESS]));
     await tick();
     calls[0]!.fail(new Error('nft: Operation not permitted'));

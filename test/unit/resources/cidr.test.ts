@@ -20,7 +20,16 @@ describe('parseCidr', () => {
     expect(formatCidrNetwork(cidr!)).toBe(network);
   });
 
-  it.each(['10.244.0.0', '10.244.0.0/33', '10.244.0/16', '10.244.0.0/016', 'fd00::/129', 'fe80::1%eth0/64', 'x/1', '/8'])('refuses %s', (text) => {
+  it.each([
+    '10.244.0.0',
+    '10.244.0.0/33',
+    '10.244.0/16',
+    '10.244.0.0/016',
+    'fd00::/129',
+    'fe80::1%eth0/64',
+    'x/1',
+    '/8',
+  ])('refuses %s', (text) => {
     expect(parseCidr(text)).toBeNull();
   });
 

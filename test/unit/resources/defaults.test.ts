@@ -27,8 +27,25 @@ describe('applyDefaults', () => {
   });
 
   it('keeps what the user set, and treats an empty nodeSelector as unset', () => {
-    const pool: Resource<'IPPool'> = { ...meta('p'), kind: 'IPPool', spec: { cidr: '10.244.0.0/16', blockSize: 28, ipipMode: 'Always', natOutgoing: true, nodeSelector: ' ', allowedUses: [] } };
-    expect(applyDefaults(pool).spec).toMatchObject({ blockSize: 28, ipipMode: 'Always', natOutgoing: true, nodeSelector: 'all()', allowedUses: ['Workload', 'Tunnel'] });
+    const pool: Resource<'IPPool'> = {
+      ...meta('p'),
+      kind: 'IPPool',
+      spec: {
+        cidr: '10.244.0.0/16',
+        blockSize: 28,
+        ipipMode: 'Always',
+        natOutgoing: true,
+        nodeSelector: ' ',
+        allowedUses: [],
+      },
+    };
+    expect(applyDefaults(pool).spec).toMatchObject({
+      blockSize: 28,
+      ipipMode: 'Always',
+      natOutgoing: true,
+      nodeSelector: 'all()',
+      allowedUses: ['Workload', 'Tunnel'],
+    });
   });
 
   it('does not change its argument', () => {
@@ -38,21 +55,42 @@ describe('applyDefaults', () => {
   });
 
   it('fills the default BGPConfiguration with mesh on, AS 64512, port 179', () => {
-    expect(applyDefaults({ ...meta('default'), kind: 'BGPConfiguration', spec: {} }).spec).toEqual({ nodeToNodeMeshEnabled: true, asNumber: 64512, listenPort: 179, logSeverityScreen: 'Info' });
-    expect(applyDefaults({ ...meta('default'), kind: 'BGPConfiguration', spec: { nodeToNodeMeshEnabled: false, asNumber: 65000 } }).spec).toMatchObject({ nodeToNodeMeshEnabled: false, asNumber: 65000 });
+    expect(applyDefaults({ ...meta('default'), kind: 'BGPConfiguration', spec: {} }).spec).toEqual({
+      nodeToNodeMeshEnabled: true,
+      asNumber: 64512,
+      listenPort: 179,
+      logSeverityScreen: 'Info',
+    });
+    expect(
+      applyDefaults({
+        ...meta('default'),
+        kind: 'BGPConfiguration',
+        spec: { nodeToNodeMeshEnabled: false, asNumber: 65000 },
+      }).spec,
+    ).toMatchObject({ nodeToNodeMeshEnabled: false, asNumber: 65000 });
   });
 
   it('leaves node.<name> BGPConfigurations alone (they only override)', () => {
-    expect(applyDefaults({ ...meta('node.node-1'), kind: 'BGPConfiguration', spec: { logSeverityScreen: 'Debug' } }).spec).toEqual({ logSeverityScreen: 'Debug' });
+    expect(
+      applyDefaults({ ...meta('node.node-1'), kind: 'BGPConfiguration', spec: { logSeverityScreen: 'Debug' } }).spec,
+    ).toEqual({ logSeverityScreen: 'Debug' });
   });
 
   it('puts a WorkloadEndpoint without a namespace in default', () => {
-    const wep: Resource<'WorkloadEndpoint'> = { ...meta('w'), kind: 'WorkloadEndpoint', spec: { node: 'n', interfaceName: 'cali1', ipNetworks: ['10.244.1.5/32'] } };
+    const wep: Resource<'WorkloadEndpoint'> = {
+      ...meta('w'),
+      kind: 'WorkloadEndpoint',
+      spec: { node: 'n', interfaceName: 'cali1', ipNetworks: ['10.244.1.5/32'] },
+    };
     expect(applyDefaults(wep).metadata.namespace).toBe('default');
   });
 
   it('adds nothing to a BGPPeer or Node', () => {
-    const peer: Resource<'BGPPeer'> = { ...meta('p'), kind: 'BGPPeer', spec: { peerIP: '198.18.0.1', asNumber: 64513 } };
+    const peer: Resource<'BGPPeer'> = {
+      ...meta('p'),
+      kind: 'BGPPeer',
+      spec: { peerIP: '198.18.0.1', asNumber: 64513 },
+    };
     expect(applyDefaults(peer)).toEqual(peer);
     const node: Resource<'Node'> = { ...meta('n'), kind: 'Node', spec: {} };
     expect(applyDefaults(node)).toEqual(node);

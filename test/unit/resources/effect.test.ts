@@ -31,62 +31,174 @@ const SERVICES = 'test/unit/agent/service-routes.test.ts';
 const EFFECT_TESTS: Readonly<Record<string, EffectTest>> = {
   'IPPool.spec.cidr': { file: IPAM, title: 'claims the first free aligned block and records a confirmed affinity' },
   'IPPool.spec.blockSize': { file: IPAM, title: 'never claims a block that overlaps an existing one of another size' },
-  'IPPool.spec.ipipMode': { file: 'test/unit/agent/agent-dataplane.test.ts', title: 'a pool switched from Never to Always while running' },
+  'IPPool.spec.ipipMode': {
+    file: 'test/unit/agent/agent-dataplane.test.ts',
+    title: 'a pool switched from Never to Always while running',
+  },
   'IPPool.spec.vxlanMode': { file: 'test/unit/felix/calc.test.ts', title: 'CrossSubnet, same subnet: direct' },
-  'IPPool.spec.natOutgoing': { file: 'test/unit/felix/dataplane-nat.test.ts', title: 'programs the table from the pools, rewrites it on a change, removes it when no pool wants NAT' },
+  'IPPool.spec.natOutgoing': {
+    file: 'test/unit/felix/dataplane-nat.test.ts',
+    title: 'programs the table from the pools, rewrites it on a change, removes it when no pool wants NAT',
+  },
   'IPPool.spec.disabled': { file: IPAM, title: 'uses only enabled pools whose nodeSelector matches the Node labels' },
-  'IPPool.spec.disableBGPExport': { file: ADVERTISE, title: 'a disableBGPExport pool refuses even what an overlapping enabled pool would accept' },
-  'IPPool.spec.nodeSelector': { file: IPAM, title: 'uses only enabled pools whose nodeSelector matches the Node labels' },
-  'IPPool.spec.namespaceSelector': { file: 'test/unit/cni/plugin.test.ts', title: 'IPPool namespaceSelector: a pod gets an address from a pool whose selector its Namespace labels match' },
+  'IPPool.spec.disableBGPExport': {
+    file: ADVERTISE,
+    title: 'a disableBGPExport pool refuses even what an overlapping enabled pool would accept',
+  },
+  'IPPool.spec.nodeSelector': {
+    file: IPAM,
+    title: 'uses only enabled pools whose nodeSelector matches the Node labels',
+  },
+  'IPPool.spec.namespaceSelector': {
+    file: 'test/unit/cni/plugin.test.ts',
+    title: 'IPPool namespaceSelector: a pod gets an address from a pool whose selector its Namespace labels match',
+  },
   'IPPool.spec.assignmentMode': { file: IPAM, title: 'assignmentMode Manual: a pool only a request naming it uses' },
-  'IPPool.spec.allowedUses': { file: IPAM, title: 'honours allowedUses: a Tunnel-only pool gives tunnel addresses and never pod addresses' },
+  'IPPool.spec.allowedUses': {
+    file: IPAM,
+    title: 'honours allowedUses: a Tunnel-only pool gives tunnel addresses and never pod addresses',
+  },
 
-  'BGPConfiguration.spec.nodeToNodeMeshEnabled': { file: PLANNER, title: 'has no mesh when nodeToNodeMeshEnabled is false' },
+  'BGPConfiguration.spec.nodeToNodeMeshEnabled': {
+    file: PLANNER,
+    title: 'has no mesh when nodeToNodeMeshEnabled is false',
+  },
   'BGPConfiguration.spec.asNumber': { file: PLANNER, title: 'then BGPConfiguration default' },
-  'BGPConfiguration.spec.listenPort': { file: PLANNER, title: 'bindMode NodeIP binds to the node IP; listenPort comes from node.<name>, then default' },
-  'BGPConfiguration.spec.logSeverityScreen': { file: 'test/unit/agent/agent.test.ts', title: 'logSeverityScreen sets the log level (Trace is trace, not info)' },
-  'BGPConfiguration.spec.bindMode': { file: PLANNER, title: 'bindMode NodeIP binds to the node IP; listenPort comes from node.<name>, then default' },
-  'BGPConfiguration.spec.nodeMeshPassword': { file: 'test/unit/agent/agent-passwords.test.ts', title: 'gives each peer its password; a changed Secret re-keys only the peers that use it' },
-  'BGPConfiguration.spec.nodeMeshMaxRestartTime': { file: PLANNER, title: 'carries the mesh settings: source address, local AS, no next-hop change, nodeMeshMaxRestartTime' },
-  'BGPConfiguration.spec.ignoredInterfaces': { file: 'test/unit/agent/agent.test.ts', title: 'ignoredInterfaces: an ignored interface is never the node address nor felix' },
-  'BGPConfiguration.spec.communities': { file: 'test/unit/agent/agent.test.ts', title: 'prefixAdvertisements put their communities on the originated blocks' },
-  'BGPConfiguration.spec.prefixAdvertisements': { file: ADVERTISE, title: 'a block inside the cidr gets every named and inline community' },
-  'BGPConfiguration.spec.serviceClusterIPs': { file: SERVICES, title: 'serviceClusterIPs and the non-single external and LoadBalancer CIDRs, from every node (IPv6 left out)' },
-  'BGPConfiguration.spec.serviceExternalIPs': { file: SERVICES, title: 'with a ready endpoint on this node: cluster IP, external IPs inside serviceExternalIPs, ingress IPs inside serviceLoadBalancerIPs, as /32s' },
-  'BGPConfiguration.spec.serviceLoadBalancerIPs': { file: SERVICES, title: 'a LoadBalancer ingress IP in a single-address serviceLoadBalancerIPs entry: its /32s from every node, endpoints or not' },
+  'BGPConfiguration.spec.listenPort': {
+    file: PLANNER,
+    title: 'bindMode NodeIP binds to the node IP; listenPort comes from node.<name>, then default',
+  },
+  'BGPConfiguration.spec.logSeverityScreen': {
+    file: 'test/unit/agent/agent.test.ts',
+    title: 'logSeverityScreen sets the log level (Trace is trace, not info)',
+  },
+  'BGPConfiguration.spec.bindMode': {
+    file: PLANNER,
+    title: 'bindMode NodeIP binds to the node IP; listenPort comes from node.<name>, then default',
+  },
+  'BGPConfiguration.spec.nodeMeshPassword': {
+    file: 'test/unit/agent/agent-passwords.test.ts',
+    title: 'gives each peer its password; a changed Secret re-keys only the peers that use it',
+  },
+  'BGPConfiguration.spec.nodeMeshMaxRestartTime': {
+    file: PLANNER,
+    title: 'carries the mesh settings: source address, local AS, no next-hop change, nodeMeshMaxRestartTime',
+  },
+  'BGPConfiguration.spec.ignoredInterfaces': {
+    file: 'test/unit/agent/agent.test.ts',
+    title: 'ignoredInterfaces: an ignored interface is never the node address nor felix',
+  },
+  'BGPConfiguration.spec.communities': {
+    file: 'test/unit/agent/agent.test.ts',
+    title: 'prefixAdvertisements put their communities on the originated blocks',
+  },
+  'BGPConfiguration.spec.prefixAdvertisements': {
+    file: ADVERTISE,
+    title: 'a block inside the cidr gets every named and inline community',
+  },
+  'BGPConfiguration.spec.serviceClusterIPs': {
+    file: SERVICES,
+    title: 'serviceClusterIPs and the non-single external and LoadBalancer CIDRs, from every node (IPv6 left out)',
+  },
+  'BGPConfiguration.spec.serviceExternalIPs': {
+    file: SERVICES,
+    title:
+      'with a ready endpoint on this node: cluster IP, external IPs inside serviceExternalIPs, ingress IPs inside serviceLoadBalancerIPs, as /32s',
+  },
+  'BGPConfiguration.spec.serviceLoadBalancerIPs': {
+    file: SERVICES,
+    title:
+      'a LoadBalancer ingress IP in a single-address serviceLoadBalancerIPs entry: its /32s from every node, endpoints or not',
+  },
 
   'BGPPeer.spec.node': { file: PLANNER, title: 'selected by %s: only node-a peers with the ToR' },
   'BGPPeer.spec.nodeSelector': { file: PLANNER, title: 'selected by %s: only node-a peers with the ToR' },
-  'BGPPeer.spec.peerSelector': { file: PLANNER, title: 'with the mesh still on (migration), clients keep meshing with each other but nobody meshes with the reflector' },
+  'BGPPeer.spec.peerSelector': {
+    file: PLANNER,
+    title:
+      'with the mesh still on (migration), clients keep meshing with each other but nobody meshes with the reflector',
+  },
   'BGPPeer.spec.peerIP': { file: PLANNER, title: 'an explicit port is kept and named as Calico names it' },
   'BGPPeer.spec.asNumber': { file: PLANNER, title: 'peers with it as Global, active, never an RR client' },
   'BGPPeer.spec.localASNumber': { file: PLANNER, title: 'localASNumber decides iBGP/eBGP for the RR-client rule' },
   'BGPPeer.spec.nextHopMode': { file: PLANNER, title: 'next hop %j → %s' },
   'BGPPeer.spec.keepOriginalNextHop': { file: PLANNER, title: 'next hop %j → %s' },
-  'BGPPeer.spec.sourceAddress': { file: PLANNER, title: 'sourceAddress UseNodeIP (default) is our IP; None leaves it to the kernel' },
-  'BGPPeer.spec.maxRestartTime': { file: PLANNER, title: 'durations become seconds; numAllowedLocalASNumbers and localASNumber are carried' },
-  'BGPPeer.spec.keepaliveTime': { file: PLANNER, title: 'durations become seconds; numAllowedLocalASNumbers and localASNumber are carried' },
-  'BGPPeer.spec.numAllowedLocalASNumbers': { file: PLANNER, title: 'durations become seconds; numAllowedLocalASNumbers and localASNumber are carried' },
-  'BGPPeer.spec.password': { file: 'test/unit/agent/agent-passwords.test.ts', title: 'gives each peer its password; a changed Secret re-keys only the peers that use it' },
-  'BGPPeer.spec.reversePeering': { file: PLANNER, title: 'reversePeering: Manual — the reflector does not peer back by itself' },
-  'BGPPeer.spec.reachableBy': { file: 'test/unit/felix/dataplane-peer-routes.test.ts', title: 'programs the peer route as its own and removes it when the peer goes' },
-  'BGPPeer.spec.filters': { file: 'test/integration/bgp-filter.test.ts', title: 'import: rejected routes are held as refused with the rule that refused them; accepted ones are best' },
-  'BGPFilter.spec.importV4': { file: 'test/integration/bgp-filter.test.ts', title: 'import: rejected routes are held as refused with the rule that refused them; accepted ones are best' },
-  'BGPFilter.spec.exportV4': { file: 'test/integration/bgp-filter.test.ts', title: 'export: FRR’s filter rejects the pool blocks and passes on what its Accept rules match; BIRD gets Calico’s default' },
-  'BGPPeer.spec.ttlSecurity': { file: 'test/integration/interop-gtsm.test.ts', title: 'one router in between: Established with ttlSecurity 2; refused with ttlSecurity 1' },
+  'BGPPeer.spec.sourceAddress': {
+    file: PLANNER,
+    title: 'sourceAddress UseNodeIP (default) is our IP; None leaves it to the kernel',
+  },
+  'BGPPeer.spec.maxRestartTime': {
+    file: PLANNER,
+    title: 'durations become seconds; numAllowedLocalASNumbers and localASNumber are carried',
+  },
+  'BGPPeer.spec.keepaliveTime': {
+    file: PLANNER,
+    title: 'durations become seconds; numAllowedLocalASNumbers and localASNumber are carried',
+  },
+  'BGPPeer.spec.numAllowedLocalASNumbers': {
+    file: PLANNER,
+    title: 'durations become seconds; numAllowedLocalASNumbers and localASNumber are carried',
+  },
+  'BGPPeer.spec.password': {
+    file: 'test/unit/agent/agent-passwords.test.ts',
+    title: 'gives each peer its password; a changed Secret re-keys only the peers that use it',
+  },
+  'BGPPeer.spec.reversePeering': {
+    file: PLANNER,
+    title: 'reversePeering: Manual — the reflector does not peer back by itself',
+  },
+  'BGPPeer.spec.reachableBy': {
+    file: 'test/unit/felix/dataplane-peer-routes.test.ts',
+    title: 'programs the peer route as its own and removes it when the peer goes',
+  },
+  'BGPPeer.spec.filters': {
+    file: 'test/integration/bgp-filter.test.ts',
+    title: 'import: rejected routes are held as refused with the rule that refused them; accepted ones are best',
+  },
+  'BGPFilter.spec.importV4': {
+    file: 'test/integration/bgp-filter.test.ts',
+    title: 'import: rejected routes are held as refused with the rule that refused them; accepted ones are best',
+  },
+  'BGPFilter.spec.exportV4': {
+    file: 'test/integration/bgp-filter.test.ts',
+    title:
+      'export: FRR’s filter rejects the pool blocks and passes on what its Accept rules match; BIRD gets Calico’s default',
+  },
+  'BGPPeer.spec.ttlSecurity': {
+    file: 'test/integration/interop-gtsm.test.ts',
+    title: 'one router in between: Established with ttlSecurity 2; refused with ttlSecurity 1',
+  },
 
   'Node.spec.bgp.ipv4Address': { file: PLANNER, title: 'leaves out a node without an IPv4 address, and says so' },
   'Node.spec.bgp.asNumber': { file: PLANNER, title: 'Node.spec.bgp.asNumber wins' },
-  'Node.spec.bgp.ipv4IPIPTunnelAddr': { file: 'test/unit/agent/agent-dataplane.test.ts', title: 'IPIP Always with a working tunl0: tunl0 gets the tunnel address' },
-  'Node.spec.ipv4VXLANTunnelAddr': { file: 'test/unit/felix/vxlan.test.ts', title: 'vxlanInputFor: needed only for a valid IPv4 VXLAN pool; our own node is never a remote' },
-  'Node.spec.vxlanTunnelMACAddr': { file: 'test/unit/felix/vxlan.test.ts', title: 'vxlanInputFor: needed only for a valid IPv4 VXLAN pool; our own node is never a remote' },
-  'Node.spec.bgp.routeReflectorClusterID': { file: PLANNER, title: 'the reflector plan carries its cluster id and the BGPPeer it came from' },
+  'Node.spec.bgp.ipv4IPIPTunnelAddr': {
+    file: 'test/unit/agent/agent-dataplane.test.ts',
+    title: 'IPIP Always with a working tunl0: tunl0 gets the tunnel address',
+  },
+  'Node.spec.ipv4VXLANTunnelAddr': {
+    file: 'test/unit/felix/vxlan.test.ts',
+    title: 'vxlanInputFor: needed only for a valid IPv4 VXLAN pool; our own node is never a remote',
+  },
+  'Node.spec.vxlanTunnelMACAddr': {
+    file: 'test/unit/felix/vxlan.test.ts',
+    title: 'vxlanInputFor: needed only for a valid IPv4 VXLAN pool; our own node is never a remote',
+  },
+  'Node.spec.bgp.routeReflectorClusterID': {
+    file: PLANNER,
+    title: 'the reflector plan carries its cluster id and the BGPPeer it came from',
+  },
 
   // IPAM state, workload endpoints and Kubernetes kinds: written and read by tortie itself, covered whole.
   'WorkloadEndpoint.spec': { file: 'test/unit/felix/calc.test.ts', title: 'workload' },
-  'IPAMBlock.spec': { file: IPAM, title: 'fills a block, then claims the next; releasing the last address keeps the block' },
+  'IPAMBlock.spec': {
+    file: IPAM,
+    title: 'fills a block, then claims the next; releasing the last address keeps the block',
+  },
   'BlockAffinity.spec': { file: IPAM, title: 'claims the first free aligned block and records a confirmed affinity' },
-  'IPAMHandle.spec': { file: IPAM, title: 'fills a block, then claims the next; releasing the last address keeps the block' },
+  'IPAMHandle.spec': {
+    file: IPAM,
+    title: 'fills a block, then claims the next; releasing the last address keeps the block',
+  },
   'NetworkPolicy.spec': { file: 'test/integration/policy-lab.test.ts', title: 'enforces every case both ways' },
   'Namespace.spec': { file: 'test/integration/policy-lab.test.ts', title: 'enforces every case both ways' },
 };
@@ -142,16 +254,27 @@ describe('every field tortie accepts does something, or says it does not', () =>
   });
 
   it('each field has a named effect test or a NOT_IN_EFFECT row', () => {
-    expect(uncovered(SPEC_SHAPES), 'give each a test of its effect (EFFECT_TESTS here) or a row in src/resources/effect.ts').toEqual([]);
+    expect(
+      uncovered(SPEC_SHAPES),
+      'give each a test of its effect (EFFECT_TESTS here) or a row in src/resources/effect.ts',
+    ).toEqual([]);
   });
 
   it('a field added to the schema without either fails the check', () => {
-    const grown = { ...SPEC_SHAPES, IPPool: { type: 'object', fields: { ...(SPEC_SHAPES.IPPool as Extract<Shape, { type: 'object' }>).fields, newField: { type: 'string' } } } } as Record<string, Shape>;
+    const grown = {
+      ...SPEC_SHAPES,
+      IPPool: {
+        type: 'object',
+        fields: { ...(SPEC_SHAPES.IPPool as Extract<Shape, { type: 'object' }>).fields, newField: { type: 'string' } },
+      },
+    } as Record<string, Shape>;
     expect(uncovered(grown)).toEqual(['IPPool.spec.newField']);
   });
 
   it('every named effect test exists, with that title, in that file', () => {
-    const missing = Object.entries(EFFECT_TESTS).filter(([, t]) => !readFileSync(join(ROOT, t.file), 'utf8').includes(t.title)).map(([f, t]) => `${f}: "${t.title}" in ${t.file}`);
+    const missing = Object.entries(EFFECT_TESTS)
+      .filter(([, t]) => !readFileSync(join(ROOT, t.file), 'utf8').includes(t.title))
+      .map(([f, t]) => `${f}: "${t.title}" in ${t.file}`);
     expect(missing).toEqual([]);
   });
 
@@ -164,19 +287,53 @@ describe('every field tortie accepts does something, or says it does not', () =>
         expect(shapeAt(SPEC_SHAPES[row.kind], row.path.replace(/^spec\./, '')), key).not.toBeNull();
         continue;
       }
-      expect([...fields].some((f) => f === key || f.startsWith(`${key}.`) || f.startsWith(`${key}[`)), key).toBe(true);
+      expect(
+        [...fields].some((f) => f === key || f.startsWith(`${key}.`) || f.startsWith(`${key}[`)),
+        key,
+      ).toBe(true);
       expect(Object.hasOwn(EFFECT_TESTS, key), `${key} is both in effect and not`).toBe(false);
     }
   });
 
   it('notInEffect names the set fields only, with the resource', () => {
-    const node = { apiVersion: 'projectcalico.org/v3', kind: 'Node', metadata: { name: 'n' }, spec: { orchRefs: [{ nodeName: 'n', orchestrator: 'k8s' }], addresses: [] } } as unknown as AnyResource;
-    expect(notInEffect(node)).toEqual(['Node/n: spec.orchRefs is stored but not in effect in tortie: informational: tortie matches a Node to its Kubernetes node by name']);
-    const filter = (rule: object) => ({ apiVersion: 'projectcalico.org/v3', kind: 'BGPFilter', metadata: { name: 'f' }, spec: { exportV4: [{ action: 'Accept' }, rule] } }) as unknown as AnyResource;
-    expect(notInEffect(filter({ priority: 5, action: 'Accept' }))).toEqual([expect.stringMatching(/^BGPFilter\/f: spec\.exportV4\[\]\.priority is stored but not in effect in tortie: no route here carries a kernel priority/)]);
-    expect(notInEffect(filter({ action: 'Accept', operations: [{ addCommunity: { value: '65000:1' } }, { setPriority: { value: 5 } }] }))).toEqual([expect.stringMatching(/^BGPFilter\/f: spec\.exportV4\[\]\.operations\[\]\.setPriority is stored/)]);
+    const node = {
+      apiVersion: 'projectcalico.org/v3',
+      kind: 'Node',
+      metadata: { name: 'n' },
+      spec: { orchRefs: [{ nodeName: 'n', orchestrator: 'k8s' }], addresses: [] },
+    } as unknown as AnyResource;
+    expect(notInEffect(node)).toEqual([
+      'Node/n: spec.orchRefs is stored but not in effect in tortie: informational: tortie matches a Node to its Kubernetes node by name',
+    ]);
+    const filter = (rule: object) =>
+      ({
+        apiVersion: 'projectcalico.org/v3',
+        kind: 'BGPFilter',
+        metadata: { name: 'f' },
+        spec: { exportV4: [{ action: 'Accept' }, rule] },
+      }) as unknown as AnyResource;
+    expect(notInEffect(filter({ priority: 5, action: 'Accept' }))).toEqual([
+      expect.stringMatching(
+        /^BGPFilter\/f: spec\.exportV4\[\]\.priority is stored but not in effect in tortie: no route here carries a kernel priority/,
+      ),
+    ]);
+    expect(
+      notInEffect(
+        filter({
+          action: 'Accept',
+          operations: [{ addCommunity: { value: '65000:1' } }, { setPriority: { value: 5 } }],
+        }),
+      ),
+    ).toEqual([expect.stringMatching(/^BGPFilter\/f: spec\.exportV4\[\]\.operations\[\]\.setPriority is stored/)]);
     expect(notInEffect(filter({ cidr: '10.0.0.0/8', matchOperator: 'In', action: 'Reject' }))).toEqual([]);
     const kinds: Kind[] = ['IPPool'];
-    expect(notInEffect({ apiVersion: 'projectcalico.org/v3', kind: kinds[0]!, metadata: { name: 'p' }, spec: { cidr: '10.0.0.0/16' } } as unknown as AnyResource)).toEqual([]);
+    expect(
+      notInEffect({
+        apiVersion: 'projectcalico.org/v3',
+        kind: kinds[0]!,
+        metadata: { name: 'p' },
+        spec: { cidr: '10.0.0.0/16' },
+      } as unknown as AnyResource),
+    ).toEqual([]);
   });
 });

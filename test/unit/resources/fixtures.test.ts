@@ -4,7 +4,15 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { applyDefaults, parseDocuments, ResourceError, toResource, validateAgainst, validateResource, type AnyResource } from '../../../src/resources/index.js';
+import {
+  applyDefaults,
+  parseDocuments,
+  ResourceError,
+  toResource,
+  validateAgainst,
+  validateResource,
+  type AnyResource,
+} from '../../../src/resources/index.js';
 
 const DIR = join(import.meta.dirname, '../../fixtures/resources');
 const GOOD = readdirSync(DIR).filter((f) => f.endsWith('.yaml') && !f.startsWith('bad-'));
@@ -28,10 +36,32 @@ describe('resource fixtures', () => {
 
   it('keeps the seed examples as written and fills Calico defaults', () => {
     const [pool, config, peer, node] = load('seed.yaml');
-    expect(pool).toMatchObject({ kind: 'IPPool', metadata: { name: 'default-ipv4-ippool' }, spec: { cidr: '10.244.0.0/16', blockSize: 26, ipipMode: 'Always', natOutgoing: true, vxlanMode: 'Never', nodeSelector: 'all()' } });
-    expect(config).toMatchObject({ kind: 'BGPConfiguration', metadata: { name: 'default' }, spec: { nodeToNodeMeshEnabled: false, asNumber: 64512, listenPort: 179 } });
-    expect(peer).toMatchObject({ kind: 'BGPPeer', spec: { nodeSelector: 'all()', peerSelector: "route-reflector == 'true'" } });
-    expect(node).toMatchObject({ kind: 'Node', metadata: { labels: { 'route-reflector': 'true' } }, spec: { bgp: { routeReflectorClusterID: '244.0.0.1', ipv4Address: '198.18.0.11/24' } } });
+    expect(pool).toMatchObject({
+      kind: 'IPPool',
+      metadata: { name: 'default-ipv4-ippool' },
+      spec: {
+        cidr: '10.244.0.0/16',
+        blockSize: 26,
+        ipipMode: 'Always',
+        natOutgoing: true,
+        vxlanMode: 'Never',
+        nodeSelector: 'all()',
+      },
+    });
+    expect(config).toMatchObject({
+      kind: 'BGPConfiguration',
+      metadata: { name: 'default' },
+      spec: { nodeToNodeMeshEnabled: false, asNumber: 64512, listenPort: 179 },
+    });
+    expect(peer).toMatchObject({
+      kind: 'BGPPeer',
+      spec: { nodeSelector: 'all()', peerSelector: "route-reflector == 'true'" },
+    });
+    expect(node).toMatchObject({
+      kind: 'Node',
+      metadata: { labels: { 'route-reflector': 'true' } },
+      spec: { bgp: { routeReflectorClusterID: '244.0.0.1', ipv4Address: '198.18.0.11/24' } },
+    });
   });
 
   it('bad-middle.yaml: document 2 is refused, naming its index and field', () => {
@@ -39,7 +69,9 @@ describe('resource fixtures', () => {
     expect(docs).toHaveLength(3);
     const outcomes = docs.map((doc, i) => {
       const problems = validateResource(applyDefaults(toResource(doc, i)));
-      return problems.length === 0 ? null : new ResourceError(`IPPool/${(doc as { metadata: { name: string } }).metadata.name}`, problems, i + 1);
+      return problems.length === 0
+        ? null
+        : new ResourceError(`IPPool/${(doc as { metadata: { name: string } }).metadata.name}`, problems, i + 1);
     });
     expect(outcomes[0]).toBeNull();
     expect(outcomes[2]).toBeNull();

@@ -97,6 +97,8 @@ describe('parseSelector', () => {
   });
 
   it('writes a message a person can read', () => {
-    expect(() => parseSelector("zone == 'a")).toThrow(`selector "zone == 'a": unterminated string (no closing ') at position 8\n  zone == 'a\n          ^`);
+    expect(() => parseSelector("zone == 'a")).toThrow(
+      `selector "zone == 'a": unterminated string (no closing ') at position 8\n  zone == 'a\n          ^`,
+    );
   });
 });

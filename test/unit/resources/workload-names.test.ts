@@ -25,13 +25,26 @@ describe('workloadEndpointName', () => {
 
   // Node and pod names are DNS-1123 names: they never begin or end with "-" (where a doubled dash would be ambiguous).
   it('reads a Kubernetes name back into node and pod', () => {
-    for (const [node, pod] of [['node-1', 'web-0'], ['n', 'p'], ['a--b', 'c---d'], ['ip-10-0-0-1.ec2.internal', 'coredns-5d78c9869d-abcde']] as const) {
+    for (const [node, pod] of [
+      ['node-1', 'web-0'],
+      ['n', 'p'],
+      ['a--b', 'c---d'],
+      ['ip-10-0-0-1.ec2.internal', 'coredns-5d78c9869d-abcde'],
+    ] as const) {
       expect(parseWorkloadEndpointName(workloadEndpointName(node, pod))).toEqual({ node, pod });
     }
   });
 
   it('refuses what is not <node>-k8s-<pod>-eth0', () => {
-    for (const bad of ['', 'nginx', 'node-k8s-eth0', 'node-cni-abc-eth0', 'node-k8s-pod-eth1', 'a-k8s-b-c-eth0', 'node--1-k8s-web--0']) {
+    for (const bad of [
+      '',
+      'nginx',
+      'node-k8s-eth0',
+      'node-cni-abc-eth0',
+      'node-k8s-pod-eth1',
+      'a-k8s-b-c-eth0',
+      'node--1-k8s-web--0',
+    ]) {
       expect(parseWorkloadEndpointName(bad)).toBeNull();
     }
   });

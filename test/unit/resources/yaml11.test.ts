@@ -42,18 +42,23 @@ describe('YAML 1.1 scalars, as Calico decodes them', () => {
   });
 
   it('a boolean field takes yes/no/on/off, an integer field octal', () => {
-    const text = 'apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {name: p}\nspec:\n  cidr: 10.1.0.0/16\n  natOutgoing: yes\n  disabled: off\n  blockSize: 032\n';
+    const text =
+      'apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {name: p}\nspec:\n  cidr: 10.1.0.0/16\n  natOutgoing: yes\n  disabled: off\n  blockSize: 032\n';
     const pool = toResource(parseDocuments(text, 'test.yaml')[0], 0);
     expect(pool.spec).toMatchObject({ natOutgoing: true, disabled: false, blockSize: 26 });
   });
 
   it('a quoted "yes" where a boolean is expected is still refused, naming field and value', () => {
-    const text = 'apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {name: p}\nspec:\n  cidr: 10.1.0.0/16\n  natOutgoing: "yes"\n';
-    expect(() => toResource(parseDocuments(text, 'test.yaml')[0], 0)).toThrow(/spec\.natOutgoing.*"yes" is not true or false/s);
+    const text =
+      'apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {name: p}\nspec:\n  cidr: 10.1.0.0/16\n  natOutgoing: "yes"\n';
+    expect(() => toResource(parseDocuments(text, 'test.yaml')[0], 0)).toThrow(
+      /spec\.natOutgoing.*"yes" is not true or false/s,
+    );
   });
 
   it('an enum field with an on/off word is refused (Calico would see "true")', () => {
-    const text = 'apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {name: p}\nspec:\n  cidr: 10.1.0.0/16\n  ipipMode: on\n';
+    const text =
+      'apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {name: p}\nspec:\n  cidr: 10.1.0.0/16\n  ipipMode: on\n';
     expect(() => toResource(parseDocuments(text, 'test.yaml')[0], 0)).toThrow(/spec\.ipipMode/);
   });
 

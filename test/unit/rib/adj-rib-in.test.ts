@@ -23,7 +23,10 @@ function rib() {
 describe('AdjRibIn', () => {
   it('reports announced, replaced and withdrawn prefixes, and nothing for a repeat', () => {
     const { ribIn } = rib();
-    expect(ribIn.apply(update(['10.244.1.0/26', '10.244.2.0/26']))).toEqual([key('10.244.1.0/26'), key('10.244.2.0/26')]);
+    expect(ribIn.apply(update(['10.244.1.0/26', '10.244.2.0/26']))).toEqual([
+      key('10.244.1.0/26'),
+      key('10.244.2.0/26'),
+    ]);
     expect(ribIn.apply(update(['10.244.1.0/26']))).toEqual([]);
     expect(ribIn.apply(update(['10.244.1.0/26'], attrs({ med: 5 })))).toEqual([key('10.244.1.0/26')]);
     expect(ribIn.get(key('10.244.1.0/26'))?.attrs.med).toBe(5);
@@ -50,15 +53,21 @@ describe('AdjRibIn', () => {
   it('takes IPv4 unicast NLRI and next hop from MP_REACH_NLRI, withdrawals from MP_UNREACH_NLRI', () => {
     const { ribIn } = rib();
     const mp = { afi: 1, safi: 1, nextHop: Uint8Array.of(198, 18, 0, 7), nlri: [P('10.244.5.0/26')] };
-    expect(ribIn.apply({ nlri: [], withdrawn: [], attributes: { ...attrs(), mpReach: mp } })).toEqual([key('10.244.5.0/26')]);
+    expect(ribIn.apply({ nlri: [], withdrawn: [], attributes: { ...attrs(), mpReach: mp } })).toEqual([
+      key('10.244.5.0/26'),
+    ]);
     const route = ribIn.get(key('10.244.5.0/26'));
     expect(route?.attrs.nextHop).toBe(ip('198.18.0.7'));
     expect(route?.attrs).not.toHaveProperty('mpReach');
     const unreach = { afi: 1, safi: 1, withdrawn: [P('10.244.5.0/26')] };
-    expect(ribIn.apply({ nlri: [], withdrawn: [], attributes: { mpUnreach: unreach } })).toEqual([key('10.244.5.0/26')]);
+    expect(ribIn.apply({ nlri: [], withdrawn: [], attributes: { mpUnreach: unreach } })).toEqual([
+      key('10.244.5.0/26'),
+    ]);
     // The same prefix in both NLRI fields (different next hops) is reported once; the MP_REACH one wins.
     const both = { afi: 1, safi: 1, nextHop: Uint8Array.of(198, 18, 0, 8), nlri: [P('10.244.7.0/26')] };
-    expect(ribIn.apply({ nlri: [P('10.244.7.0/26')], withdrawn: [], attributes: { ...attrs(), mpReach: both } })).toEqual([key('10.244.7.0/26')]);
+    expect(
+      ribIn.apply({ nlri: [P('10.244.7.0/26')], withdrawn: [], attributes: { ...attrs(), mpReach: both } }),
+    ).toEqual([key('10.244.7.0/26')]);
     expect(ribIn.get(key('10.244.7.0/26'))?.attrs.nextHop).toBe(ip('198.18.0.8'));
     // Other families are not ours to keep.
     const v6 = { afi: 2, safi: 1, nextHop: new Uint8Array(16), nlri: [P('10.244.6.0/26')] };

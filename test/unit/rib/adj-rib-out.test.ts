@@ -43,7 +43,10 @@ describe('AdjRibOut', () => {
     expect(out.advertisedSize).toBe(3);
     out.setDesired(P('10.0.1.0/24'), null);
     out.setDesired(P('10.0.3.0/24'), A);
-    expect(show(out.pending())).toEqual({ announce: [{ med: 1, prefixes: ['10.0.3.0/24'] }], withdraw: ['10.0.1.0/24'] });
+    expect(show(out.pending())).toEqual({
+      announce: [{ med: 1, prefixes: ['10.0.3.0/24'] }],
+      withdraw: ['10.0.1.0/24'],
+    });
   });
 
   it('sends nothing for a change that is undone before sending, or for an unknown withdrawal', () => {
@@ -97,7 +100,11 @@ describe('AdjRibOut', () => {
   it('converges to desired and balances references for any sequence of operations (fast-check)', () => {
     const prefixes = ['10.0.1.0/24', '10.0.2.0/24', '10.0.3.0/24'].map(P);
     const op = fc.oneof(
-      fc.record({ kind: fc.constant('set' as const), at: fc.integer({ min: 0, max: 2 }), med: fc.constantFrom(null, 1, 2, 3) }),
+      fc.record({
+        kind: fc.constant('set' as const),
+        at: fc.integer({ min: 0, max: 2 }),
+        med: fc.constantFrom(null, 1, 2, 3),
+      }),
       fc.record({ kind: fc.constantFrom('take' as const, 'send' as const, 'reset' as const) }),
     );
     fc.assert(

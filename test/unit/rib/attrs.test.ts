@@ -92,7 +92,9 @@ describe('AttrTable', () => {
   it('copies unknown attribute bytes so the receive buffer is not pinned', () => {
     const table = new AttrTable();
     const bytes = Uint8Array.of(9, 9);
-    const a = table.intern(attrs({ unknown: [{ flags: AttrFlag.OPTIONAL | AttrFlag.TRANSITIVE, type: 99, value: bytes }] }));
+    const a = table.intern(
+      attrs({ unknown: [{ flags: AttrFlag.OPTIONAL | AttrFlag.TRANSITIVE, type: 99, value: bytes }] }),
+    );
     expect(a.unknown?.[0]?.value).not.toBe(bytes);
     expect([...(a.unknown?.[0]?.value ?? [])]).toEqual([9, 9]);
   });
@@ -100,13 +102,30 @@ describe('AttrTable', () => {
   it('adopts an owned object as the canonical set (frozen in place), and finds it for an equal set built later', () => {
     const table = new AttrTable();
     const bytes = Uint8Array.of(7);
-    const owned: PathAttributes = attrs({ asPath: [seq(65001)], communities: [5], unknown: [{ flags: AttrFlag.OPTIONAL | AttrFlag.TRANSITIVE, type: 99, value: bytes }] });
+    const owned: PathAttributes = attrs({
+      asPath: [seq(65001)],
+      communities: [5],
+      unknown: [{ flags: AttrFlag.OPTIONAL | AttrFlag.TRANSITIVE, type: 99, value: bytes }],
+    });
     const a = table.internOwned(owned);
     expect(a).toBe(owned);
-    expect(Object.isFrozen(a) && Object.isFrozen(a.asPath) && Object.isFrozen(a.asPath?.[0]?.asns) && Object.isFrozen(a.communities)).toBe(true);
+    expect(
+      Object.isFrozen(a) &&
+        Object.isFrozen(a.asPath) &&
+        Object.isFrozen(a.asPath?.[0]?.asns) &&
+        Object.isFrozen(a.communities),
+    ).toBe(true);
     expect(a.unknown?.[0]?.value).not.toBe(bytes);
     expect({ ...a }).toEqual(a); // the table's bookkeeping is invisible to spread and equality
-    expect(table.internOwned(attrs({ asPath: [seq(65001)], communities: [5], unknown: [{ flags: AttrFlag.OPTIONAL | AttrFlag.TRANSITIVE, type: 99, value: Uint8Array.of(7) }] }))).toBe(a);
+    expect(
+      table.internOwned(
+        attrs({
+          asPath: [seq(65001)],
+          communities: [5],
+          unknown: [{ flags: AttrFlag.OPTIONAL | AttrFlag.TRANSITIVE, type: 99, value: Uint8Array.of(7) }],
+        }),
+      ),
+    ).toBe(a);
     expect(table.refCount(a)).toBe(2);
     // A spread copy of a canonical set is not mistaken for it.
     const copy = { ...a, med: 9 };
@@ -117,7 +136,10 @@ describe('AttrTable', () => {
   });
 
   it('hash and equality agree with the canonical key (fast-check)', () => {
-    const segment = fc.record({ type: fc.constantFrom(1, 2), asns: fc.array(fc.constantFrom(1, 2, 65001, 4_200_000_000), { maxLength: 3 }) });
+    const segment = fc.record({
+      type: fc.constantFrom(1, 2),
+      asns: fc.array(fc.constantFrom(1, 2, 65001, 4_200_000_000), { maxLength: 3 }),
+    });
     const set = fc.record(
       {
         origin: fc.constantFrom(0, 1, 2),
@@ -131,7 +153,11 @@ describe('AttrTable', () => {
         originatorId: fc.constantFrom(1, 2),
         clusterList: fc.array(fc.constantFrom(1, 2), { maxLength: 2 }),
         unknown: fc.array(
-          fc.record({ flags: fc.constantFrom(0xc0, 0xe0), type: fc.constantFrom(99, 100), value: fc.uint8Array({ maxLength: 2 }) }),
+          fc.record({
+            flags: fc.constantFrom(0xc0, 0xe0),
+            type: fc.constantFrom(99, 100),
+            value: fc.uint8Array({ maxLength: 2 }),
+          }),
           { maxLength: 1 },
         ),
       },
@@ -155,6 +181,8 @@ describe('AttrTable', () => {
     expect(runs).toBe(2000);
     // Equal sets built apart: same hash, same interned object.
     const table = new AttrTable();
-    expect(table.intern(attrs({ asPath: [seq(1, 2)], med: 3 }))).toBe(table.intern(attrs({ med: 3, asPath: [seq(1, 2)] })));
+    expect(table.intern(attrs({ asPath: [seq(1, 2)], med: 3 }))).toBe(
+      table.intern(attrs({ med: 3, asPath: [seq(1, 2)] })),
+    );
   });
 });

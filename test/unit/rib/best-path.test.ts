@@ -50,7 +50,9 @@ const CASES: StepCase[] = [
   {
     name: 'confederation segments count 0',
     step: 'as-path',
-    better: route(source('10.0.0.9'), { asPath: [{ type: AsPathSegmentType.AS_CONFED_SEQUENCE, asns: [1, 2, 3] }, seq(65001)] }),
+    better: route(source('10.0.0.9'), {
+      asPath: [{ type: AsPathSegmentType.AS_CONFED_SEQUENCE, asns: [1, 2, 3] }, seq(65001)],
+    }),
     worse: route(source('10.0.0.1'), { asPath: [seq(65001, 65002)] }),
   },
   {
@@ -152,7 +154,9 @@ function naiveReduce(routes: readonly Route[]): Route {
 function rfcElimination(candidates: readonly Route[]): Route | undefined {
   const firstAs = (r: Route): number => {
     const s = r.attrs.asPath?.[0];
-    return s !== undefined && s.type === AsPathSegmentType.AS_SEQUENCE && s.asns.length > 0 ? (s.asns[0] as number) : -1;
+    return s !== undefined && s.type === AsPathSegmentType.AS_SEQUENCE && s.asns.length > 0
+      ? (s.asns[0] as number)
+      : -1;
   };
   const keepMin = (rs: Route[], f: (r: Route) => number): Route[] => {
     const m = Math.min(...rs.map(f));
@@ -187,7 +191,10 @@ describe('selection is independent of arrival order', () => {
   });
 
   it('all orders of 4 and 6 candidates agree', () => {
-    const six = [...medCycle(), route(source('10.0.0.6', { ebgp: true, asn: 65001 }), { asPath: [seq(65001)], med: 7 })];
+    const six = [
+      ...medCycle(),
+      route(source('10.0.0.6', { ebgp: true, asn: 65001 }), { asPath: [seq(65001)], med: 7 }),
+    ];
     for (const candidates of [six.slice(0, 4), six]) {
       const expected = rfcElimination(candidates);
       const orders = permutations(candidates);

@@ -82,7 +82,8 @@ describe('LocRib', () => {
     const { locRib, table } = setup();
     const a = source('10.0.0.1');
     const b = source('10.0.0.2');
-    const r = (from: RouteSource, k: number, lp: number) => new Route(k, table.canonical(attrs({ localPref: lp })), from);
+    const r = (from: RouteSource, k: number, lp: number) =>
+      new Route(k, table.canonical(attrs({ localPref: lp })), from);
     locRib.set(a, key('10.0.1.0/24'), r(a, key('10.0.1.0/24'), 200));
     locRib.set(b, key('10.0.1.0/24'), r(b, key('10.0.1.0/24'), 100));
     locRib.set(a, key('10.0.2.0/24'), r(a, key('10.0.2.0/24'), 50));

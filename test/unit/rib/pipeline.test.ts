@@ -33,7 +33,13 @@ function speaker() {
     source('10.0.0.3', { ebgp: true, asn: 65001 }),
   ].map((s) => {
     const policy: PeerPolicy = { address: s.address, asn: s.asn, ebgp: s.ebgp, rrClient: s.rrClient };
-    return { source: s, policy, ribIn: new AdjRibIn(s, table), ribOut: new AdjRibOut(table), exporter: new PeerExport(policy, LOCAL, table) };
+    return {
+      source: s,
+      policy,
+      ribIn: new AdjRibIn(s, table),
+      ribOut: new AdjRibOut(table),
+      exporter: new PeerExport(policy, LOCAL, table),
+    };
   });
   const propagate = (key: number) => {
     const best = locRib.best(key) ?? null;
@@ -80,21 +86,56 @@ describe('RIB pipeline: a route reflector with two clients and an eBGP peer', ()
     const [a, b, e] = peers as [Peer, Peer, Peer];
     originate('10.244.0.0/26');
     // a learned its blocks from its own neighbour AS 65099.
-    receive(a, { nlri: ['10.244.1.0/26', '10.244.2.0/26'], attributes: attrs({ asPath: [seq(65099)], nextHop: ip('10.0.0.1') }) });
+    receive(a, {
+      nlri: ['10.244.1.0/26', '10.244.2.0/26'],
+      attributes: attrs({ asPath: [seq(65099)], nextHop: ip('10.0.0.1') }),
+    });
 
     expect(sent(a)).toEqual({
-      announce: [{ prefixes: ['10.244.0.0/26'], nextHop: '10.0.0.100', asPath: [], originatorId: undefined, clusterList: undefined }],
+      announce: [
+        {
+          prefixes: ['10.244.0.0/26'],
+          nextHop: '10.0.0.100',
+          asPath: [],
+          originatorId: undefined,
+          clusterList: undefined,
+        },
+      ],
       withdraw: [],
     });
     // Client b gets a's blocks reflected (next hop kept, RFC 4456 §8 attributes) and ours.
     expect(sent(b).announce).toEqual([
-      { prefixes: ['10.244.0.0/26'], nextHop: '10.0.0.100', asPath: [], originatorId: undefined, clusterList: undefined },
-      { prefixes: ['10.244.1.0/26', '10.244.2.0/26'], nextHop: '10.0.0.1', asPath: [65099], originatorId: '10.0.0.1', clusterList: ['10.0.0.100'] },
+      {
+        prefixes: ['10.244.0.0/26'],
+        nextHop: '10.0.0.100',
+        asPath: [],
+        originatorId: undefined,
+        clusterList: undefined,
+      },
+      {
+        prefixes: ['10.244.1.0/26', '10.244.2.0/26'],
+        nextHop: '10.0.0.1',
+        asPath: [65099],
+        originatorId: '10.0.0.1',
+        clusterList: ['10.0.0.100'],
+      },
     ]);
     // eBGP: our AS prepended, next hop ours, no reflection attributes.
     expect(sent(e).announce).toEqual([
-      { prefixes: ['10.244.0.0/26'], nextHop: '10.0.0.100', asPath: [LOCAL_AS], originatorId: undefined, clusterList: undefined },
-      { prefixes: ['10.244.1.0/26', '10.244.2.0/26'], nextHop: '10.0.0.100', asPath: [LOCAL_AS, 65099], originatorId: undefined, clusterList: undefined },
+      {
+        prefixes: ['10.244.0.0/26'],
+        nextHop: '10.0.0.100',
+        asPath: [LOCAL_AS],
+        originatorId: undefined,
+        clusterList: undefined,
+      },
+      {
+        prefixes: ['10.244.1.0/26', '10.244.2.0/26'],
+        nextHop: '10.0.0.100',
+        asPath: [LOCAL_AS, 65099],
+        originatorId: undefined,
+        clusterList: undefined,
+      },
     ]);
 
     // The eBGP peer announces a block we also learned from a, same path length, another neighbour AS (so
@@ -102,7 +143,13 @@ describe('RIB pipeline: a route reflector with two clients and an eBGP peer', ()
     receive(e, { nlri: ['10.244.1.0/26'], attributes: attrs({ asPath: [seq(65001)], nextHop: ip('192.0.2.1') }) });
     expect(locRib.best(parsePrefix('10.244.1.0/26').addr * 64 + 26)?.source).toBe(e.source);
     expect(sent(a).announce).toEqual([
-      { prefixes: ['10.244.1.0/26'], nextHop: '192.0.2.1', asPath: [65001], originatorId: undefined, clusterList: undefined },
+      {
+        prefixes: ['10.244.1.0/26'],
+        nextHop: '192.0.2.1',
+        asPath: [65001],
+        originatorId: undefined,
+        clusterList: undefined,
+      },
     ]);
     // Not back to e, which now has nothing better to be told: a withdrawal of what it was sent before.
     expect(sent(e)).toEqual({ announce: [], withdraw: ['10.244.1.0/26'] });
@@ -114,7 +161,10 @@ describe('RIB pipeline: a route reflector with two clients and an eBGP peer', ()
     expect(sent(a)).toEqual({ announce: [], withdraw: [] });
 
     // A loop: e sends a route with our AS in its path; it is not used.
-    receive(e, { nlri: ['10.244.9.0/26'], attributes: attrs({ asPath: [seq(65001, LOCAL_AS)], nextHop: ip('192.0.2.1') }) });
+    receive(e, {
+      nlri: ['10.244.9.0/26'],
+      attributes: attrs({ asPath: [seq(65001, LOCAL_AS)], nextHop: ip('192.0.2.1') }),
+    });
     expect(locRib.best(parsePrefix('10.244.9.0/26').addr * 64 + 26)).toBeUndefined();
 
     // Tear down everything: every reference is given back.

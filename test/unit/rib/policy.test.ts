@@ -22,7 +22,12 @@ import type { RouteSource } from '../../../bgp/rib/route.js';
 import { AsPathSegmentType, AttrFlag, Origin } from '../../../bgp/types.js';
 import { LOCAL_AS, ip, route, seq, source } from './fixtures.js';
 
-const LOCAL: LocalSpeaker = { asn: LOCAL_AS, routerId: ip('10.0.0.100'), address: ip('10.0.0.100'), clusterId: ip('1.0.0.1') };
+const LOCAL: LocalSpeaker = {
+  asn: LOCAL_AS,
+  routerId: ip('10.0.0.100'),
+  address: ip('10.0.0.100'),
+  clusterId: ip('1.0.0.1'),
+};
 
 const SOURCES: Record<string, RouteSource> = {
   client: source('10.0.0.1', { rrClient: true }),
@@ -126,7 +131,12 @@ describe('export attribute rewriting', () => {
 
   it('eBGP: a locally originated route gets a path of our AS alone and keeps the MED we set', () => {
     const r = route(SOURCES.local!, { asPath: [], nextHop: LOCAL.address, med: 3 });
-    expect(exportAttributes(r, PEERS.ebgp!, LOCAL)).toEqual({ origin: Origin.IGP, asPath: [seq(LOCAL_AS)], nextHop: LOCAL.address, med: 3 });
+    expect(exportAttributes(r, PEERS.ebgp!, LOCAL)).toEqual({
+      origin: Origin.IGP,
+      asPath: [seq(LOCAL_AS)],
+      nextHop: LOCAL.address,
+      med: 3,
+    });
   });
 
   it('eBGP with nextHop keep leaves the next hop alone', () => {
@@ -136,7 +146,13 @@ describe('export attribute rewriting', () => {
 
   it('iBGP: LOCAL_PREF is always present (default 100), AS_PATH and MED unchanged', () => {
     const fromEbgp = exportAttributes(learned(SOURCES.ebgp!), PEERS.nonClient!, LOCAL);
-    expect(fromEbgp).toEqual({ origin: Origin.IGP, asPath: [seq(65001)], nextHop: ip('198.18.0.9'), med: 7, localPref: 100 });
+    expect(fromEbgp).toEqual({
+      origin: Origin.IGP,
+      asPath: [seq(65001)],
+      nextHop: ip('198.18.0.9'),
+      med: 7,
+      localPref: 100,
+    });
     const reflected = exportAttributes(learned(SOURCES.client!), PEERS.nonClient!, LOCAL);
     expect(reflected?.localPref).toBe(150);
   });
@@ -200,7 +216,11 @@ describe('export attribute rewriting', () => {
 describe('third-party NEXT_HOP toward an eBGP peer one IP hop away (RFC 4271 §5.1.3 (2))', () => {
   // We are 10.0.0.100 on 10.0.0.0/25; the external peer 10.0.0.13 is on it too (PEERS.ebgp).
   const SHARED: SharedSubnet = { prefix: parsePrefix('10.0.0.0/25'), peerAddress: ip('10.0.0.13') };
-  const onLink = (overrides: Partial<PeerPolicy> = {}): PeerPolicy => ({ ...PEERS.ebgp!, sharedSubnet: SHARED, ...overrides });
+  const onLink = (overrides: Partial<PeerPolicy> = {}): PeerPolicy => ({
+    ...PEERS.ebgp!,
+    sharedSubnet: SHARED,
+    ...overrides,
+  });
 
   it.each([
     // [what, source, route NEXT_HOP, peer's next-hop mode, NEXT_HOP the peer gets]
@@ -235,7 +255,9 @@ describe('third-party NEXT_HOP toward an eBGP peer one IP hop away (RFC 4271 §5
     for (const nextHop of ['10.0.0.2', '198.18.0.9']) {
       const r = route(SOURCES.ebgp!, { asPath: [seq(65001)], nextHop: ip(nextHop) });
       const peer = PEERS.nonClient!;
-      expect(exportAttributes(r, { ...peer, sharedSubnet: { ...SHARED, peerAddress: peer.address } }, LOCAL)).toEqual(exportAttributes(r, peer, LOCAL));
+      expect(exportAttributes(r, { ...peer, sharedSubnet: { ...SHARED, peerAddress: peer.address } }, LOCAL)).toEqual(
+        exportAttributes(r, peer, LOCAL),
+      );
     }
   });
 
@@ -275,7 +297,12 @@ describe('PeerExport cache', () => {
 describe('import', () => {
   it.each([
     ['our AS in the AS_PATH', { asPath: [seq(65001, LOCAL_AS)] }, 0, /AS_PATH contains our AS 64512 1 time/],
-    ['our AS twice with one allowed', { asPath: [seq(LOCAL_AS, 65001, LOCAL_AS)] }, 1, /2 time\(s\), more than the 1 allowed/],
+    [
+      'our AS twice with one allowed',
+      { asPath: [seq(LOCAL_AS, 65001, LOCAL_AS)] },
+      1,
+      /2 time\(s\), more than the 1 allowed/,
+    ],
     ['our router id as ORIGINATOR_ID (RFC 4456 §8)', { originatorId: LOCAL.routerId }, 0, /ORIGINATOR_ID/],
     ['our cluster id in the CLUSTER_LIST (RFC 4456 §8)', { clusterList: [7, LOCAL.clusterId!] }, 0, /CLUSTER_LIST/],
     ['our own address as NEXT_HOP', { nextHop: LOCAL.address }, 0, /NEXT_HOP/],
@@ -319,12 +346,17 @@ describe('import', () => {
     expect(seen).toHaveLength(2);
   });
 
-  it('keeps an import filter\'s refusal and its reason, and makes attributes it changed canonical', () => {
+  it("keeps an import filter's refusal and its reason, and makes attributes it changed canonical", () => {
     const table = new AttrTable();
     const peer = peerOf(SOURCES.nonClient!, {
-      importFilter: (x) => (x.attrs.med === 1 ? { refused: 'filter f importV4[0]' } : new Route(x.key, { ...x.attrs, communities: [7] } as Route['attrs'], x.source, x.stale)),
+      importFilter: (x) =>
+        x.attrs.med === 1
+          ? { refused: 'filter f importV4[0]' }
+          : new Route(x.key, { ...x.attrs, communities: [7] } as Route['attrs'], x.source, x.stale),
     });
-    expect(importVerdict(route(SOURCES.nonClient!, { med: 1 }), peer, LOCAL, table)).toEqual({ refused: 'filter f importV4[0]' });
+    expect(importVerdict(route(SOURCES.nonClient!, { med: 1 }), peer, LOCAL, table)).toEqual({
+      refused: 'filter f importV4[0]',
+    });
     expect(importRoute(route(SOURCES.nonClient!, { med: 1 }), peer, LOCAL, table)).toBeNull();
     const a = importVerdict(route(SOURCES.nonClient!, { med: 2 }), peer, LOCAL, table) as Route;
     expect(a.attrs.communities).toEqual([7]);

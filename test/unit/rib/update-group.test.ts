@@ -87,11 +87,14 @@ function deliver(plan: GroupFlush<string>, held: Map<string, Held>): { redundant
 }
 
 describe('UpdateGroup', () => {
-  it('shares one batch, keeps each member\'s own routes from it, and re-cuts only the part that held them', () => {
+  it("shares one batch, keeps each member's own routes from it, and re-cuts only the part that held them", () => {
     const { group, setBest, expected, show } = setup();
     const held = new Map<string, Held>(MEMBERS.map((m) => [m, new Map()]));
     for (const m of MEMBERS) group.add(m, ip(m));
-    deliver(group.flush(() => true), held); // empty tables
+    deliver(
+      group.flush(() => true),
+      held,
+    ); // empty tables
     setBest(PREFIXES[0], '10.0.0.1');
     setBest(PREFIXES[1], 'other');
     const plan = group.flush(() => true);
@@ -113,16 +116,25 @@ describe('UpdateGroup', () => {
     const held = new Map<string, Held>(MEMBERS.map((m) => [m, new Map()]));
     for (const m of MEMBERS) group.add(m, ip(m));
     setBest(PREFIXES[0], 'other', 5);
-    deliver(group.flush(() => true), held);
+    deliver(
+      group.flush(() => true),
+      held,
+    );
     expect(held.get('10.0.0.2')!.size).toBe(1);
     // Same exported attributes would not move the group; a new source does (originator id differs).
     setBest(PREFIXES[0], '10.0.0.2', 5);
-    let result = deliver(group.flush(() => true), held);
+    let result = deliver(
+      group.flush(() => true),
+      held,
+    );
     expect(result.redundant).toBe(0);
     expect(held.get('10.0.0.2')!.size).toBe(0);
     for (const m of MEMBERS) expect(show(held.get(m)!)).toEqual(expected(m));
     setBest(PREFIXES[0], 'local');
-    result = deliver(group.flush(() => true), held);
+    result = deliver(
+      group.flush(() => true),
+      held,
+    );
     expect(result.redundant).toBe(0);
     for (const m of MEMBERS) expect(show(held.get(m)!)).toEqual(expected(m));
     expect(held.get('10.0.0.2')!.size).toBe(1);
@@ -133,7 +145,10 @@ describe('UpdateGroup', () => {
     const held = new Map<string, Held>(MEMBERS.map((m) => [m, new Map()]));
     group.add('10.0.0.1', ip('10.0.0.1'));
     for (const p of PREFIXES) setBest(p, 'other');
-    deliver(group.flush((m) => m === '10.0.0.1'), held);
+    deliver(
+      group.flush((m) => m === '10.0.0.1'),
+      held,
+    );
     expect(held.get('10.0.0.1')!.size).toBe(PREFIXES.length);
     group.add('10.0.0.2', ip('10.0.0.2'));
     expect(group.modeOf('10.0.0.2')).toBe('fresh');
@@ -183,7 +198,9 @@ describe('UpdateGroup', () => {
           refreshing.clear();
           for (const m of MEMBERS) {
             if (m === down) continue;
-            expect(show(held.get(m)!), `member ${m} after flush (held before: ${before.get(m)?.size})`).toEqual(expected(m));
+            expect(show(held.get(m)!), `member ${m} after flush (held before: ${before.get(m)?.size})`).toEqual(
+              expected(m),
+            );
           }
         };
         for (const o of ops) {
