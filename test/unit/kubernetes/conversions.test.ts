@@ -310,7 +310,7 @@ describe('KUBERNETES_API_CALLS', () => {
   it('lists every CRD plural and the core resources, with read-only Pods, NetworkPolicies and Namespaces', () => {
     const resources = new Set(KUBERNETES_API_CALLS.map((c) => c.resource));
     expect([...resources].sort()).toEqual(
-      ['bgpconfigurations', 'bgppeers', 'blockaffinities', 'ipamblocks', 'ipamhandles', 'ippools']
+      ['bgpconfigurations', 'bgpfilters', 'bgppeers', 'blockaffinities', 'ipamblocks', 'ipamhandles', 'ippools']
         .map((p) => `${p}.crd.projectcalico.org`)
         .concat(['nodes', 'pods', 'namespaces', 'networkpolicies.networking.k8s.io'])
         .sort(),
