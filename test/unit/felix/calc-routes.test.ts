@@ -41,7 +41,7 @@ describe('route classes', () => {
     expect(compareRouteClass('workload', 'tunnel')).toBeLessThan(0);
     expect(compareRouteClass('direct', 'blackhole')).toBeLessThan(0);
     expect(compareRouteClass('blackhole', 'tunnel')).toBeGreaterThan(0);
-    expect(new Set(Object.values(ROUTE_CLASSES).map((c) => c.rank)).size).toBe(6);
+    expect(new Set(Object.values(ROUTE_CLASSES).map((c) => c.rank)).size).toBe(7);
   });
 
   it('knows its names', () => {
