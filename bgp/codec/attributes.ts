@@ -37,6 +37,7 @@ import {
   type PathAttributes,
   type Prefix,
 } from '../types.js';
+import { decodeMpReach6, decodeMpUnreach6, encodePrefixes6, isIpv6Unicast } from './mp-ipv6.js';
 import { decodePrefixesInto, encodePrefixes } from './nlri.js';
 import { Reader } from './reader.js';
 import { Writer } from './writer.js';
@@ -271,6 +272,12 @@ function decodeAggregator(r: Reader, asSize: 2 | 4, name: string): Aggregator {
 
 const isIpv4Unicast = (afi: number, safi: number): boolean => afi === Afi.IPV4 && safi === Safi.UNICAST;
 
+/** IPv6 unicast (./mp-ipv6.ts) says why an MP attribute is malformed as a string. */
+function orMalformed<T>(result: T | string): T {
+  if (typeof result === 'string') throw new AttributeMalformed(result);
+  return result;
+}
+
 function decodeMpReach(r: Reader): MpReach {
   if (r.remaining < 5)
     throw new AttributeMalformed(
@@ -288,6 +295,7 @@ function decodeMpReach(r: Reader): MpReach {
   // RFC 8950 extended next hop, so IPv4 unicast needs a 4-byte next hop.
   if (isIpv4Unicast(afi, safi) && nhLen !== 4)
     throw new AttributeMalformed(`MP_REACH_NLRI next hop length ${nhLen} for IPv4 unicast, expected 4`);
+  if (isIpv6Unicast({ afi, safi })) return orMalformed(decodeMpReach6(r, afi, safi, nhLen));
   const nextHop = r.bytes(nhLen);
   r.u8(); // RFC 4760 §3: Reserved (formerly SNPA count), ignored.
   if (!isIpv4Unicast(afi, safi)) return { afi, safi, nextHop, nlri: [], raw: r.bytes(r.remaining) };
@@ -305,6 +313,7 @@ function decodeMpUnreach(r: Reader): MpUnreach {
     );
   const afi = r.u16();
   const safi = r.u8();
+  if (isIpv6Unicast({ afi, safi })) return orMalformed(decodeMpUnreach6(r, afi, safi));
   if (!isIpv4Unicast(afi, safi)) return { afi, safi, withdrawn: [], raw: r.bytes(r.remaining) };
   const withdrawn: Prefix[] = [];
   const err = decodePrefixesInto(r.buf, r.offset, r.limit, withdrawn);
@@ -343,12 +352,13 @@ export const ATTRIBUTE_TABLE: readonly AttributeSpec[] = [
       if (!m) return false;
       w.u16(m.afi).u8(m.safi).u8(m.nextHop.length).bytes(m.nextHop).u8(0);
       if (m.raw) w.bytes(m.raw);
+      else if (m.nlri6) encodePrefixes6(w, m.nlri6);
       else encodePrefixes(w, m.nlri);
       return true;
     },
     format: (a) =>
       a.mpReach
-        ? `mp-reach ${a.mpReach.afi}/${a.mpReach.safi} nh=${hex(a.mpReach.nextHop)} (${a.mpReach.nlri.length} prefixes)`
+        ? `mp-reach ${a.mpReach.afi}/${a.mpReach.safi} nh=${hex(a.mpReach.nextHop)} (${a.mpReach.nlri6?.length ?? a.mpReach.nlri.length} prefixes)`
         : null,
   },
   {
@@ -366,12 +376,13 @@ export const ATTRIBUTE_TABLE: readonly AttributeSpec[] = [
       if (!m) return false;
       w.u16(m.afi).u8(m.safi);
       if (m.raw) w.bytes(m.raw);
+      else if (m.withdrawn6) encodePrefixes6(w, m.withdrawn6);
       else encodePrefixes(w, m.withdrawn);
       return true;
     },
     format: (a) =>
       a.mpUnreach
-        ? `mp-unreach ${a.mpUnreach.afi}/${a.mpUnreach.safi} (${a.mpUnreach.withdrawn.length} prefixes)`
+        ? `mp-unreach ${a.mpUnreach.afi}/${a.mpUnreach.safi} (${a.mpUnreach.withdrawn6?.length ?? a.mpUnreach.withdrawn.length} prefixes)`
         : null,
   },
   {
