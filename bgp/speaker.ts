@@ -63,17 +63,30 @@
 // nothing may be copied per route per peer more than once.
 
 import { EventEmitter } from 'node:events';
-import { encodeEndOfRib } from './codec/index.js';
 import { systemClock } from './clock.js';
 import { acceptInbound, replaceSession, resolveCollision, type CollisionHost } from './collision.js';
 import { SelectionDeferral, type DeferralPeer } from './deferral.js';
 import { CeaseSubcode } from './errors.js';
-import { UpdateGroups } from './export.js';
+import { endOfRibComplete } from './end-of-rib.js';
+import { UpdateGroups, endOfRibs } from './export.js';
 import { judgeImport, routesWithin, type RefusedRoute } from './import-judge.js';
 import { formatIpv4, parseIpv4, prefixFromKey, prefixKey } from './ip.js';
+import { parseIpv6, type RibKey } from './ip6.js';
+import { originatedAttrs } from './originate.js';
+import { ribKeyOf } from './rib/prefix6.js';
 import { tcpAcceptor, type ListenerHandle } from './listener.js';
 import { hasIpv4Gr, type PeerEntry } from './peer-entry.js';
-import { peerStatusRow, receivedRows, refusedRows, toRibEntry, type PeerStatus, type RibEntry } from './peer-report.js';
+import {
+  isIpv4Route,
+  peerStatusRow,
+  receivedRows,
+  refusedRows,
+  toRibEntry,
+  toRibEntry6,
+  type PeerStatus,
+  type RibEntry,
+  type RibEntry6,
+} from './peer-report.js';
 import {
   AdjRibIn,
   AttrTable,
@@ -97,7 +110,7 @@ import {
 } from './retention.js';
 import { answerRefresh, cancelRefresh } from './route-refresh.js';
 import { Session, type SessionConfig } from './session.js';
-import type { OriginatedRoute, SpeakerEvents } from './speaker-events.js';
+import type { OriginatedRoute, OriginatedRoute6, SpeakerEvents } from './speaker-events.js';
 import {
   endpointOf,
   normalizeSpec,
@@ -121,7 +134,7 @@ export type { ImportJudge, RefusedRoute } from './import-judge.js';
 export { tcpAcceptor, type Acceptor, type ListenerHandle } from './listener.js';
 export type { GracefulRestartOptions, LoggerLike, PeerSpec, SpeakerConfig } from './speaker-config.js';
 export type { PeerStatus, RibEntry } from './peer-report.js';
-export type { OriginatedRoute, SpeakerEvents } from './speaker-events.js';
+export type { OriginatedRoute, OriginatedRoute6, SpeakerEvents } from './speaker-events.js';
 
 const silentLogger: LoggerLike = { debug() {}, info() {}, warn() {}, error() {} };
 
@@ -137,7 +150,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
   private readonly local: LocalSpeaker;
   private readonly localSource: RouteSource;
   /** Originated routes: prefix key → the canonical attribute set offered to the Loc-RIB. */
-  private originated = new Map<number, PathAttributes>();
+  private originated = new Map<RibKey, PathAttributes>();
   private closeListener: ListenerHandle | null = null;
   private stopped = false;
   /** RFC 4724 §4.1 when restarting: nothing is sent until peers' End-of-RIB (./deferral.ts). */
@@ -174,6 +187,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
       routerId: config.routerId,
       address,
       ...(config.clusterId !== undefined ? { clusterId: config.clusterId } : {}),
+      ...(config.address6 !== undefined ? { address6: parseIpv6(config.address6, 'address6') } : {}),
     };
     this.localSource = localSource(this.local);
     this.deferral = new SelectionDeferral(
@@ -229,10 +243,9 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
   }
 
   /** Replaces the set of originated routes; peers are sent the difference. */
-  setOriginated(routes: readonly OriginatedRoute[]): void {
-    const next = new Map<number, PathAttributes>();
-    for (const r of routes)
-      next.set(prefixKey(r.prefix), this.table.canonical({ ...r.attrs, asPath: r.attrs.asPath ?? [] }));
+  setOriginated(routes: ReadonlyArray<OriginatedRoute | OriginatedRoute6>): void {
+    const next = new Map<RibKey, PathAttributes>();
+    for (const r of routes) next.set(ribKeyOf(r.prefix), this.table.canonical(originatedAttrs(r, this.local)));
     const changes: BestChange[] = [];
     for (const [key, attrs] of next) {
       if (this.originated.get(key) === attrs) continue;
@@ -312,7 +325,12 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
 
   /** The Loc-RIB's best routes. */
   bestRoutes(): RibEntry[] {
-    return [...this.locRib.bestRoutes()].map((r) => toRibEntry(r));
+    return [...this.locRib.bestRoutes()].filter(isIpv4Route).map((r) => toRibEntry(r));
+  }
+
+  /** The Loc-RIB's best IPv6 unicast routes (RFC 2545). */
+  bestRoutes6(): RibEntry6[] {
+    return [...this.locRib.bestRoutes()].filter((r) => !isIpv4Route(r)).map((r) => toRibEntry6(r));
   }
 
   /** Number of prefixes in the Loc-RIB. */
@@ -405,7 +423,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     this.installSecurity(spec.address);
     // What this peer should have: every best route its group exports, except its own — routes still
     // lingering from its previous configuration are its own too.
-    const own: number[] = [];
+    const own: RibKey[] = [];
     const id = sourceId(policy);
     for (const old of this.lingering) {
       if (sourceId(old.policy) !== id) continue;
@@ -527,8 +545,8 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     session.on('endOfRib', (e) => {
       if (!current()) return;
       this.emit('endOfRib', { peer, port });
-      // RFC 4724 §2: End-of-RIB is per address family; only IPv4 unicast's ends our stale IPv4 routes.
-      if (e.afi === Afi.IPV4 && e.safi === Safi.UNICAST) this.onEndOfRib(entry);
+      // RFC 4724 §2: End-of-RIB is per address family; stale routes go once every negotiated family's came.
+      if (endOfRibComplete(entry, entry.sessions, session.negotiated, e)) this.onEndOfRib(entry);
     });
     session.on('down', () => {
       if (!current() || entry.removing) return;
@@ -565,7 +583,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     const localAddress = session.localAddress !== undefined ? parseIpv4(session.localAddress) : undefined;
     if (localAddress !== undefined && localAddress !== entry.local.address) {
       // Routes kept through its graceful restart may still be best: they stay exceptions in the new group.
-      const own: number[] = [];
+      const own: RibKey[] = [];
       const id = sourceId(entry.policy);
       for (const route of entry.ribIn.routes()) {
         const best = this.locRib.best(route.key);
@@ -582,7 +600,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     entry.group.reset(entry, 'fresh');
     if (!this.deferral.active) {
       this.exports.flush(entry.group);
-      session.sendUpdates([encodeEndOfRib()]);
+      session.sendUpdates(endOfRibs(entry.session));
     } else {
       this.deferral.check();
     }
@@ -661,7 +679,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     return judgeImport(entry, received, this.table, this.config.importJudge, entry.reportRefused);
   }
 
-  private replaceLingering(by: PeerEntry, key: number, changes: BestChange[]): void {
+  private replaceLingering(by: PeerEntry, key: RibKey, changes: BestChange[]): void {
     for (const old of this.lingering) {
       if (sourceId(old.policy) === sourceId(by.policy) || old.ribIn.withdraw([key]).length === 0) continue;
       old.refused.delete(key);
@@ -720,7 +738,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
    * Feeds one event to the peer's retention state machine (./retention.ts) and carries out the actions it
    * returns, in order. `covered`: the keys another peer offers (for `handOver`).
    */
-  private retain(entry: PeerEntry, event: RetentionEvent, covered: readonly number[] = []): void {
+  private retain(entry: PeerEntry, event: RetentionEvent, covered: readonly RibKey[] = []): void {
     const before = entry.retention;
     const { next, actions, reason } = retentionTransition(before, event, {
       stalePathMs: this.config.stalePathMs,
@@ -796,8 +814,8 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
   }
 
   /** Keys of `entry`'s routes that another peer (or we) also offer. */
-  private coveredElsewhere(entry: PeerEntry): number[] {
-    const covered: number[] = [];
+  private coveredElsewhere(entry: PeerEntry): RibKey[] {
+    const covered: RibKey[] = [];
     for (const route of entry.ribIn.routes()) {
       if (this.locRib.candidates(route.key).some((c) => sourceId(c.source) !== sourceId(entry.policy)))
         covered.push(route.key);
@@ -805,7 +823,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     return covered;
   }
 
-  private withdrawFromLocRib(entry: PeerEntry, keys: readonly number[]): void {
+  private withdrawFromLocRib(entry: PeerEntry, keys: readonly RibKey[]): void {
     const changes: BestChange[] = [];
     for (const key of keys) {
       entry.refused.delete(key);
@@ -819,12 +837,19 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
   private propagate(changes: readonly BestChange[]): void {
     if (changes.length === 0) return;
     this.exports.apply(changes);
-    if (this.listenerCount('bestChanged') > 0) {
+    const v6 = changes.filter((c) => typeof c.key === 'string');
+    const v4 = v6.length === 0 ? changes : changes.filter((c) => typeof c.key === 'number');
+    if (v4.length > 0 && this.listenerCount('bestChanged') > 0) {
       this.emit(
         'bestChanged',
-        changes.map((c) => ({ prefix: prefixFromKey(c.key), best: c.best ? toRibEntry(c.best) : null })),
+        v4.map((c) => ({ prefix: prefixFromKey(c.key as number), best: c.best ? toRibEntry(c.best) : null })),
       );
     }
+    if (v6.length > 0 && this.listenerCount('bestChanged6') > 0)
+      this.emit(
+        'bestChanged6',
+        v6.map((c) => ({ prefix: c.key as string, best: c.best ? toRibEntry6(c.best) : null })),
+      );
   }
 
   // ---- graceful restart: the restarting side ------------------------------------------------------------
@@ -845,7 +870,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     }
     this.exports.flushAll();
     for (const entry of this.peers.values())
-      if (entry.session.established) entry.session.sendUpdates([encodeEndOfRib()]);
+      if (entry.session.established) entry.session.sendUpdates(endOfRibs(entry.session));
     this.emit('ready');
   }
 

@@ -28,12 +28,11 @@
 //
 // Imports only the rib's own modules; pure (no sockets, no timers).
 
-import { prefixFromKey } from '../ip.js';
-import type { Prefix } from '../types.js';
 import type { AdjRibOut, PendingUpdates } from './adj-rib-out.js';
 import type { Attrs } from './attrs.js';
 import type { BestChange } from './loc-rib.js';
 import type { PeerExport } from './policy.js';
+import { compareRibKeys, ribPrefix, type RibKey, type RibPrefix } from './prefix6.js';
 import { sourceId } from './route.js';
 
 export type MemberMode = 'fresh' | 'refresh' | 'sync';
@@ -42,7 +41,7 @@ export type MemberMode = 'fresh' | 'refresh' | 'sync';
 export interface MemberSend<M> {
   readonly member: M;
   /** Withdrawals only this member gets (sent before any announcement). */
-  readonly withdraw: readonly Prefix[];
+  readonly withdraw: readonly RibPrefix[];
   /** The batch's withdrawals go to this member as encoded for the group. */
   readonly sharedWithdraw: boolean;
   /** Indexes into the batch's announcement groups that go to this member as encoded for the group. */
@@ -60,21 +59,21 @@ export interface GroupFlush<M> {
 interface MemberState<M> {
   readonly member: M;
   readonly address: number;
-  own: Set<number>;
+  own: Set<RibKey>;
   /** Prefix → whether it was in `own` at the last flush, for prefixes that entered or left `own` since. */
-  touched: Map<number, boolean>;
+  touched: Map<RibKey, boolean>;
   mode: MemberMode;
 }
 
-const byKey = (a: number, b: number): number => a - b;
+const byKey = compareRibKeys;
 
-function toAnnounce(groups: Map<Attrs, number[]>): PendingUpdates['announce'] {
-  const out: Array<{ attrs: Attrs; prefixes: Prefix[] }> = [];
-  for (const [attrs, keys] of groups) out.push({ attrs, prefixes: keys.sort(byKey).map(prefixFromKey) });
+function toAnnounce(groups: Map<Attrs, RibKey[]>): PendingUpdates['announce'] {
+  const out: Array<{ attrs: Attrs; prefixes: RibPrefix[] }> = [];
+  for (const [attrs, keys] of groups) out.push({ attrs, prefixes: keys.sort(byKey).map(ribPrefix) });
   return out;
 }
 
-function push(groups: Map<Attrs, number[]>, attrs: Attrs, key: number): void {
+function push(groups: Map<Attrs, RibKey[]>, attrs: Attrs, key: RibKey): void {
   const keys = groups.get(attrs);
   if (keys === undefined) groups.set(attrs, [key]);
   else keys.push(key);
@@ -106,8 +105,8 @@ export class UpdateGroup<M> {
    * now (routes kept through its graceful restart); only those the group exports are kept. `address`: the
    * `sourceId` of the member's routes (its address, and port).
    */
-  add(member: M, address: number, ownKeys: Iterable<number> = []): void {
-    const own = new Set<number>();
+  add(member: M, address: number, ownKeys: Iterable<RibKey> = []): void {
+    const own = new Set<RibKey>();
     for (const key of ownKeys) if (this.out.desiredOf(key) !== undefined) own.add(key);
     const state: MemberState<M> = { member, address, own, touched: new Map(), mode: 'fresh' };
     this.members.set(member, state);
@@ -178,8 +177,8 @@ export class UpdateGroup<M> {
     const keyed = this.out.pendingKeys();
     const batchSize = this.out.pendingSize;
     const batch: PendingUpdates = {
-      announce: keyed.announce.map((g) => ({ attrs: g.attrs, prefixes: g.keys.map(prefixFromKey) })),
-      withdraw: keyed.withdraw.map(prefixFromKey),
+      announce: keyed.announce.map((g) => ({ attrs: g.attrs, prefixes: g.keys.map(ribPrefix) })),
+      withdraw: keyed.withdraw.map(ribPrefix),
     };
     let indexOf: Map<Attrs, number> | undefined;
     const allShared = keyed.announce.map((_, i) => i);
@@ -195,14 +194,14 @@ export class UpdateGroup<M> {
       }
       // Prefixes where this member may differ from the group: exceptions that moved, and exceptions in the batch.
       // (No Set for a member without any: with 1,000 members most flushes concern few of them.)
-      let concerns: Set<number> | undefined =
-        state.touched.size > 0 ? new Set<number>(state.touched.keys()) : undefined;
+      let concerns: Set<RibKey> | undefined =
+        state.touched.size > 0 ? new Set<RibKey>(state.touched.keys()) : undefined;
       if (state.own.size <= batchSize) {
-        for (const key of state.own) if (this.out.isPending(key)) (concerns ??= new Set<number>()).add(key);
+        for (const key of state.own) if (this.out.isPending(key)) (concerns ??= new Set<RibKey>()).add(key);
       } else {
         for (const g of keyed.announce)
-          for (const key of g.keys) if (state.own.has(key)) (concerns ??= new Set<number>()).add(key);
-        for (const key of keyed.withdraw) if (state.own.has(key)) (concerns ??= new Set<number>()).add(key);
+          for (const key of g.keys) if (state.own.has(key)) (concerns ??= new Set<RibKey>()).add(key);
+        for (const key of keyed.withdraw) if (state.own.has(key)) (concerns ??= new Set<RibKey>()).add(key);
       }
       if (concerns === undefined && state.mode === 'sync') {
         if (batchSize > 0)
@@ -215,9 +214,9 @@ export class UpdateGroup<M> {
           });
         continue;
       }
-      concerns ??= new Set<number>();
-      const announce = new Map<Attrs, number[]>();
-      const withdraw: number[] = [];
+      concerns ??= new Set<RibKey>();
+      const announce = new Map<Attrs, RibKey[]>();
+      const withdraw: RibKey[] = [];
       const recut = new Set<number>();
       let recutWithdraw = false;
       for (const key of concerns) {
@@ -238,7 +237,7 @@ export class UpdateGroup<M> {
       }
       // Batch parts that carry one of this member's exceptions are re-cut without them.
       for (const index of recut) {
-        const group = keyed.announce[index] as { attrs: Attrs; keys: number[] };
+        const group = keyed.announce[index] as { attrs: Attrs; keys: RibKey[] };
         for (const key of group.keys) if (!concerns.has(key)) push(announce, group.attrs, key);
       }
       if (recutWithdraw) for (const key of keyed.withdraw) if (!concerns.has(key)) withdraw.push(key);
@@ -252,7 +251,7 @@ export class UpdateGroup<M> {
       state.mode = 'sync';
       sends.push({
         member: state.member,
-        withdraw: withdraw.sort(byKey).map(prefixFromKey),
+        withdraw: withdraw.sort(byKey).map(ribPrefix),
         sharedWithdraw: !recutWithdraw && keyed.withdraw.length > 0,
         shared: recut.size === 0 ? allShared : allShared.filter((i) => !recut.has(i)),
         announce: toAnnounce(announce),
@@ -281,7 +280,7 @@ export class UpdateGroup<M> {
 
   /** A fresh member: the whole desired set except its own routes (RFC 4271 §9.2: the whole Adj-RIB-Out). */
   private fullTable(state: MemberState<M>): MemberSend<M> {
-    const announce = new Map<Attrs, number[]>();
+    const announce = new Map<Attrs, RibKey[]>();
     for (const [key, attrs] of this.out.desiredEntries()) if (!state.own.has(key)) push(announce, attrs, key);
     state.touched.clear();
     state.mode = 'sync';
