@@ -16,7 +16,7 @@
 // The results (formatting per version, prevResult, chaining) are in src/cni/result.ts, the network
 // configuration (the FIELDS table) in src/cni/netconf.ts.
 
-import { interfaceNameProblem } from '../../felix/route-calc.js';
+import { interfaceNameProblem } from '../../felix/interface-names.js';
 
 // ---------------------------------------------------------------------------------------------------------
 // Versions and commands

@@ -14,7 +14,7 @@ import {
 import { parseNetConf, parseVersionField } from '../../../src/cni/netconf.js';
 import { handleId, hostVethName, podMac } from '../../../src/cni/names.js';
 import { workloadEndpointName } from '../../../src/resources/workload-names.js';
-import { workloadInterfaceName } from '../../../felix/route-calc.js';
+import { workloadInterfaceName } from '../../../felix/interface-names.js';
 
 /** The CniError `fn` throws (fails the test when it does not throw one). */
 function refusal(fn: () => unknown): CniError {
