@@ -130,6 +130,7 @@ export class Agent {
       config,
       log: this.log,
       metrics: this.metrics,
+      clock: this.clock,
       serveControl: deps.serveControl,
       startHealth: deps.startHealth,
     });
