@@ -61,6 +61,7 @@
 // desired set whatever the interleaving; nothing may go to a peer that is not Established; routes kept
 // through a peer's restart must not be withdrawn and re-announced; and at 100k routes × several peers
 // nothing may be copied per route per peer more than once.
+//
 // The code is in layers, one file per role (./speaker-core.ts lists them); this file is the public API.
 
 import { CeaseSubcode } from './errors.js';
