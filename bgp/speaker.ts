@@ -92,7 +92,7 @@ export type { ImportJudge, RefusedRoute } from './import-judge.js';
 export { tcpAcceptor, type Acceptor, type ListenerHandle } from './listener.js';
 export type { GracefulRestartOptions, LoggerLike, PeerSpec, SpeakerConfig } from './speaker-config.js';
 export type { PeerStatus, RibEntry } from './peer-report.js';
-export type { OriginatedRoute, SpeakerEvents } from './speaker-events.js';
+export type { OriginatedRoute, OriginatedRoute6, SpeakerEvents } from './speaker-events.js';
 export {
   DEFAULT_MAX_PREFIXES,
   DEFAULT_PREFIX_LIMIT_RESTART_MS,
