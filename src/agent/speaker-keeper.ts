@@ -482,7 +482,9 @@ export class SpeakerKeeper {
   }
 
   /** Calico's BIRD readiness: no peers → ready; just started → all Established; afterwards at least one. */
-  readiness(started: boolean): Readiness {
+  readiness(started: boolean, ipv4Disabled = false): Readiness {
+    // IPv4 disabled (no address, no CALICO_ROUTER_ID): no Speaker and no peers, which Calico calls ready.
+    if (started && !this.speakerNow && ipv4Disabled) return { ready: true };
     if (!started || !this.speakerNow) return { ready: false, reason: 'the agent is starting' };
     const peers = this.speakerNow.peerStatus();
     if (peers.length === 0) return { ready: true };
