@@ -61,7 +61,7 @@ describe('Agent: BGPPeer localWorkloadSelector', () => {
     expect(agent.status().peers.map((p) => [p.name, p.type])).toEqual([
       ['Local_Workload_10_244_0_5', 'local workload'],
     ]);
-    await ds.delete('WorkloadEndpoint', 'vr1', 'default');
+    await ds.delete('WorkloadEndpoint', 'vr1', { namespace: 'default' });
     await until(() => last().peers.length === 0, 'the workload session removed');
   });
 });
