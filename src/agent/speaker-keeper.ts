@@ -197,8 +197,9 @@ export class SpeakerKeeper {
   filterProblems: string[] = [];
 
   /**
-   * A peer's hooks, the same function objects while what shapes them is the same (the Speaker restarts a
-   * peer whose hooks changed): its filters' names and specs, eBGP or not, and the default export filter.
+   * A peer's hooks, the same function objects while what shapes them is the same (the Speaker re-applies
+   * changed hooks to the live session: bgp/soft-reconfig.ts): its filters' names and specs, eBGP or not,
+   * and the default export filter.
    */
   private hooksFor(
     peer: DesiredPeer,
@@ -339,7 +340,7 @@ export class SpeakerKeeper {
    * The same function object while the pools and service ranges that shape it are the same (Speaker compares
    * hooks by identity). Routes we originate (blocks, borrowed /32s, service routes) pass unless a
    * disableBGPExport pool refuses them; the service routes we originate come and go with endpoints without
-   * touching the filter, so that never restarts a session.
+   * touching the filter, so that never re-runs export. A new filter is applied without a session reset.
    */
   private exportFilterFor(
     pools: Array<Resource<'IPPool'>>,
