@@ -117,6 +117,8 @@ describe.skipIf(unavailable !== null || !haveEtcd || !havePeers)('peering that f
     await node.ip('route', 'add', 'default', 'via', ROUTER.ip, 'dev', 'eth0');
     await node.ip('link', 'add', WORKLOAD.iface, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', pod.name);
     await node.ip('link', 'set', WORKLOAD.iface, 'up');
+    // Proxy ARP answers only on a forwarding interface (a Calico node forwards).
+    await node.exec('sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
     await node.exec('sysctl', ['-qw', `net.ipv4.conf.${WORKLOAD.iface}.proxy_arp=1`]);
     await node.ip('route', 'add', `${WORKLOAD.ip}/32`, 'dev', WORKLOAD.iface, 'scope', 'link');
     await pod.ip('addr', 'add', `${WORKLOAD.ip}/32`, 'dev', 'eth0');
