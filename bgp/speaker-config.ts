@@ -137,7 +137,8 @@ export function endpointOf(spec: { address: string; port?: number }): string {
   return `${spec.address}:${spec.port ?? BGP_PORT}`;
 }
 
-const SPEC_FIELDS = [
+/** The fields of a spec that make a peer what it is (sameSpec compares them). */
+export const SPEC_FIELDS = [
   'address',
   'port',
   'peerAs',

@@ -4,7 +4,8 @@
 //   Adj-RIB-Out(Q): desired vs advertised ──pending()──▶ packed UPDATEs ──▶ session(Q)
 //
 // - Peers are a desired set (`setPeers`): a peer added starts, a removed one gets Cease/Peer De-configured,
-//   one whose parameters changed restarts with Cease/Other Configuration Change, the rest are left alone.
+//   one whose parameters changed restarts with Cease/Other Configuration Change, the rest are left alone;
+//   one whose import or export policy alone changed keeps its session (./soft-reconfig.ts).
 // - Originated routes (`setOriginated`) enter the Loc-RIB as local candidates, which win over learned ones.
 // - Every peer's Adj-RIB-Out is kept equal to "what it should have" at all times, whether Established or
 //   not; what is sent is only the difference to what it was sent. Peers with identical export (same AS,
@@ -85,6 +86,7 @@ import { Route, type BestChange } from './rib/index.js';
 import type { OriginatedRoute, OriginatedRoute6 } from './speaker-events.js';
 import { endpointOf, normalizeSpec, sameSpec, validatePeerSpec, type PeerSpec } from './speaker-config.js';
 import { SpeakerPeers } from './speaker-peers.js';
+import { softReconfigure, type SoftReconfigHost } from './soft-reconfig.js';
 import type { PathAttributes, Prefix } from './types.js';
 
 export type { NextHopMode } from './rib/index.js';
@@ -100,6 +102,18 @@ export {
 } from './speaker-core.js';
 
 export class Speaker extends SpeakerPeers {
+  /** What ./soft-reconfig.ts needs of this speaker. */
+  private readonly soft: SoftReconfigHost = {
+    localAs: this.config.localAs,
+    table: this.table,
+    locRib: this.locRib,
+    judge: (entry, received) => this.judge(entry, received),
+    propagate: (changes) => this.propagate(changes),
+    groupFor: (policy, local) => this.groupFor(policy, local),
+    leaveGroup: (entry) => this.exports.leave(entry),
+    markDirty: (group) => this.exports.markDirty(group),
+  };
+
   /** Starts the listener (if any) and, when restarting, the selection deferral timer. */
   async start(): Promise<void> {
     const listen = this.config.listen;
@@ -120,7 +134,8 @@ export class Speaker extends SpeakerPeers {
       const want = desired.get(endpoint);
       if (!want) {
         this.removePeer(entry, CeaseSubcode.PEER_DECONFIGURED);
-      } else if (!sameSpec(entry.spec, want)) {
+      } else if (!sameSpec(entry.spec, want) && !softReconfigure(this.soft, entry, want)) {
+        // Only policy hooks changed: applied in place above (./soft-reconfig.ts); anything else resets.
         this.removePeer(entry, CeaseSubcode.OTHER_CONFIGURATION_CHANGE);
         this.addPeer(want);
       }

@@ -135,6 +135,12 @@ export class AdjRibOut {
     this.behind = new Map();
   }
 
+  /** What an in-sync peer was last sent: every prefix it has, with its set. */
+  *advertisedEntries(): Generator<[number, Attrs]> {
+    for (const [key, attrs] of this.desired) if (!this.behind.has(key)) yield [key, attrs];
+    for (const [key, has] of this.behind) if (has !== null) yield [key, has];
+  }
+
   /** Every desired entry, for a full table. */
   desiredEntries(): IterableIterator<[RibKey, Attrs]> {
     return this.desired.entries();

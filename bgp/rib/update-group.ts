@@ -10,7 +10,8 @@
 //   then. In sync, a member lacks exactly the prefixes that were its own at the last flush ("sent"), so
 //   that set is `own` corrected by `touched`, not a second copy.
 // - `mode`: 'fresh' (the peer has nothing: a new session, or it was not Established at a flush), 'refresh'
-//   (RFC 2918 §4: send everything again), 'sync'.
+//   (RFC 2918 §4: send everything again), 'sync', 'adopt' (it came from another group with what it had
+//   there, `view`: its export policy changed on a live session, and it is sent only the difference).
 //
 // Who is grouped is the speaker's business (same AS and eBGP-ness, route-reflector client or not, next-hop
 // mode, local next-hop address and export filter identity; an eBGP peer one IP hop away by its shared
@@ -35,7 +36,7 @@ import type { PeerExport } from './policy.js';
 import { compareRibKeys, ribPrefix, type RibKey, type RibPrefix } from './prefix6.js';
 import { sourceId } from './route.js';
 
-export type MemberMode = 'fresh' | 'refresh' | 'sync';
+export type MemberMode = 'fresh' | 'refresh' | 'sync' | 'adopt';
 
 /** What one member is sent in a flush. */
 export interface MemberSend<M> {
@@ -63,6 +64,8 @@ interface MemberState<M> {
   /** Prefix → whether it was in `own` at the last flush, for prefixes that entered or left `own` since. */
   touched: Map<RibKey, boolean>;
   mode: MemberMode;
+  /** 'adopt': what the member has (from its previous group); it is sent the difference to this group's export. */
+  view?: Map<number, Attrs>;
 }
 
 const byKey = compareRibKeys;
@@ -113,6 +116,31 @@ export class UpdateGroup<M> {
     this.byAddress.set(address, state);
   }
 
+  /**
+   * Adds a member that has `view` already (it leaves another group on a live session: its export policy
+   * changed). The next flush sends it only what differs between `view` and this group's export — no reset.
+   */
+  adopt(member: M, address: number, ownKeys: Iterable<number>, view: Map<number, Attrs>): void {
+    this.add(member, address, ownKeys);
+    const state = this.members.get(member)!;
+    state.mode = 'adopt';
+    state.view = view;
+  }
+
+  /**
+   * What the member has now, as this group sent it (the group view less the prefixes it lacks), or null when
+   * it has nothing yet ('fresh').
+   */
+  viewOf(member: M): Map<number, Attrs> | null {
+    const state = this.members.get(member);
+    if (state === undefined || state.mode === 'fresh') return null;
+    if (state.mode === 'adopt') return new Map(state.view);
+    const view = new Map<number, Attrs>();
+    for (const [key, attrs] of this.out.advertisedEntries())
+      if (!(state.touched.get(key) ?? state.own.has(key))) view.set(key, attrs);
+    return view;
+  }
+
   remove(member: M): void {
     const state = this.members.get(member);
     if (state === undefined) return;
@@ -127,6 +155,7 @@ export class UpdateGroup<M> {
     if (mode === 'fresh') {
       state.touched.clear();
       state.mode = 'fresh';
+      delete state.view;
     } else if (state.mode === 'sync') {
       state.mode = 'refresh';
     }
@@ -165,7 +194,8 @@ export class UpdateGroup<M> {
   /** Something to send to someone (fresh members are flushed when their session comes up). */
   hasPending(): boolean {
     if (this.out.hasPending()) return true;
-    for (const state of this.members.values()) if (state.touched.size > 0 || state.mode === 'refresh') return true;
+    for (const state of this.members.values())
+      if (state.touched.size > 0 || state.mode === 'refresh' || state.mode === 'adopt') return true;
     return false;
   }
 
@@ -190,6 +220,10 @@ export class UpdateGroup<M> {
       }
       if (state.mode === 'fresh') {
         sends.push(this.fullTable(state));
+        continue;
+      }
+      if (state.mode === 'adopt') {
+        sends.push(this.difference(state));
         continue;
       }
       // Prefixes where this member may differ from the group: exceptions that moved, and exceptions in the batch.
@@ -265,6 +299,7 @@ export class UpdateGroup<M> {
   advertisedCount(member: M): number {
     const state = this.members.get(member);
     if (state === undefined || state.mode === 'fresh') return 0;
+    if (state.mode === 'adopt') return state.view?.size ?? 0;
     let count = this.out.advertisedSize;
     for (const key of state.own) if (!state.touched.has(key) && this.out.advertisedOf(key) !== undefined) count--;
     for (const [key, wasOwn] of state.touched) if (wasOwn && this.out.advertisedOf(key) !== undefined) count--;
@@ -276,6 +311,26 @@ export class UpdateGroup<M> {
     this.members.clear();
     this.byAddress.clear();
     this.out.clear();
+  }
+
+  /** An adopted member: what differs between what it has (`view`) and the desired set less its own routes. */
+  private difference(state: MemberState<M>): MemberSend<M> {
+    const view = state.view ?? new Map<number, Attrs>();
+    const announce = new Map<Attrs, number[]>();
+    const withdraw: number[] = [];
+    for (const [key, attrs] of this.out.desiredEntries())
+      if (!state.own.has(key) && view.get(key) !== attrs) push(announce, attrs, key);
+    for (const key of view.keys()) if (state.own.has(key) || this.out.desiredOf(key) === undefined) withdraw.push(key);
+    state.touched.clear();
+    state.mode = 'sync';
+    delete state.view;
+    return {
+      member: state.member,
+      withdraw: withdraw.sort(byKey).map(prefixFromKey),
+      sharedWithdraw: false,
+      shared: [],
+      announce: toAnnounce(announce),
+    };
   }
 
   /** A fresh member: the whole desired set except its own routes (RFC 4271 §9.2: the whole Adj-RIB-Out). */
