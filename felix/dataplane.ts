@@ -44,6 +44,7 @@ import { RouteTable, type ApplyResult, type RouteTableClock } from './route-tabl
 import { ipCommand } from './ip-command.js';
 import { Tunl0Keeper, type Tunl0Deps, type Tunl0Options, type Tunl0Status } from '../ipip/tunl0.js';
 import type { Logger } from '../bgp/log.js';
+import { systemClock, unrefTimer, type TimerHandle } from '../bgp/clock.js';
 
 /** The logger methods the driver uses. */
 export type DataplaneLog = Pick<Logger, 'info' | 'warn' | 'error'>;
@@ -61,6 +62,7 @@ export interface DataplaneOptions {
   graceMs?: number;
   debounceMs?: number;
   retryMs?: number;
+  /** Every timer of the driver, its RouteTable and nft keepers (bgp/clock.ts; default: the system clock). */
   clock?: RouteTableClock;
   /** Called after every apply (metrics, tests). */
   onApplied?: (result: ApplyResult) => void;
@@ -132,14 +134,15 @@ export class FelixDataplane {
   private readonly table: RouteTable;
   private readonly keeper: Tunl0Keeper;
   private readonly log: DataplaneLog;
-  private readonly clock: RouteTableClock | undefined;
+  private readonly clock: RouteTableClock;
   private readonly resyncMs: number;
   private input: DataplaneInput | null = null;
   private tunnelNeeded = false;
   private tunnelKey = '';
   private tunl0: Tunl0Status | undefined;
   private tunl0Running: Promise<void> = Promise.resolve();
-  private tunl0Timer: ReturnType<typeof setInterval> | null = null;
+  /** The periodic repair of tunl0, vxlan.calico, kernel settings and the nft monitor (every resyncMs). */
+  private repairTimer: TimerHandle | null = null;
   private calcWarnings: string[] = [];
   private readonly logged = new Set<string>();
   private last: ApplyResult | null = null;
@@ -166,11 +169,11 @@ export class FelixDataplane {
   /** The keeper has looked at the kernel once since start (before that, vxlan.calico counts as usable). */
   private vxlanChecked = false;
   private vxlanKey = '';
-  private vxlanRetry: ReturnType<typeof setTimeout> | null = null;
+  private vxlanRetry: TimerHandle | null = null;
 
   constructor(private readonly options: DataplaneOptions) {
     this.log = options.log;
-    this.clock = options.clock;
+    this.clock = options.clock ?? systemClock;
     this.resyncMs = options.resyncMs ?? 90_000;
     this.table = new RouteTable(options.kernel, {
       resyncMs: this.resyncMs,
@@ -231,23 +234,21 @@ export class FelixDataplane {
     this.guard?.start();
     this.watchNat();
     if (this.input !== null) void this.checkKernelSettings();
-    const now = (): number => this.clock?.now() ?? Date.now();
-    let lastRepair = now();
-    // The tunl0 repair rides on a coarse interval; with an injected clock the tests call `repairTunl0()`.
-    if (this.clock === undefined) {
-      this.tunl0Timer = setInterval(
-        () => {
-          if (now() - lastRepair < this.resyncMs) return;
-          lastRepair = now();
-          if (this.tunnelNeeded) void this.ensureTunl0();
-          void this.repairVxlan();
-          void this.checkKernelSettings();
-          this.watchNat();
-        },
-        Math.min(this.resyncMs, 10_000),
-      );
-      this.tunl0Timer.unref?.();
-    }
+    this.scheduleRepair();
+  }
+
+  /** Drift (tunl0 set down, a neighbour deleted, a sysctl changed, the nft monitor lost) is repaired every resyncMs. */
+  private scheduleRepair(): void {
+    this.repairTimer = this.clock.setTimeout(() => {
+      this.repairTimer = null;
+      if (this.stopped) return;
+      if (this.tunnelNeeded) void this.ensureTunl0();
+      void this.repairVxlan();
+      void this.checkKernelSettings();
+      this.watchNat();
+      this.scheduleRepair();
+    }, this.resyncMs);
+    unrefTimer(this.repairTimer);
   }
 
   /** The node's current view; routes follow at once (debounced by the reconciler). */
@@ -301,13 +302,13 @@ export class FelixDataplane {
     this.vxlanChecked = true;
     const after = `${this.vxlanUsable()} ${status.programmedVteps.join(',')}`;
     if (after !== before && this.started && !this.stopped) this.recalculate();
-    // A failed write is tried again soon, not only at the next resync (with an injected clock: by the test).
-    if (status.lastError !== undefined && this.clock === undefined && this.vxlanRetry === null && !this.stopped) {
-      this.vxlanRetry = setTimeout(() => {
+    // A failed write is tried again soon (retryMs), not only at the next resync.
+    if (status.lastError !== undefined && this.vxlanRetry === null && !this.stopped) {
+      this.vxlanRetry = this.clock.setTimeout(() => {
         this.vxlanRetry = null;
         void this.repairVxlan();
       }, this.options.retryMs ?? 2000);
-      this.vxlanRetry.unref?.();
+      unrefTimer(this.vxlanRetry);
     }
     return status;
   }
@@ -350,7 +351,7 @@ export class FelixDataplane {
     const run = ensureKernelSettings(sysctl, { hostInterface: this.input.node.hostInterface }, this.log).then(
       (warnings) => {
         this.settingsWarnings = warnings;
-        this.settingsCheckedAt = this.clock?.now() ?? Date.now();
+        this.settingsCheckedAt = this.clock.now();
         this.logOnce(warnings, 'kernel settings');
         return warnings;
       },
@@ -435,8 +436,8 @@ export class FelixDataplane {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    if (this.tunl0Timer !== null) clearInterval(this.tunl0Timer);
-    if (this.vxlanRetry !== null) clearTimeout(this.vxlanRetry);
+    if (this.repairTimer !== null) this.clock.clearTimeout(this.repairTimer);
+    if (this.vxlanRetry !== null) this.clock.clearTimeout(this.vxlanRetry);
     this.table.stop();
     this.nat?.stop();
     this.guard?.stop();
@@ -537,7 +538,7 @@ export class FelixDataplane {
 
   private onApplied(result: ApplyResult): void {
     this.last = result;
-    this.lastApplyAt = this.clock?.now() ?? Date.now();
+    this.lastApplyAt = this.clock.now();
     this.lastError = undefined;
     if (result.kernelWrites > 0) {
       this.log.info(

@@ -512,7 +512,7 @@ export class Agent {
   // ---- the kernel dataplane (felix) and network policy ------------------------------------------------------
 
   private startDataplane(): void {
-    const started = startKernelDataplane(this.config, this.deps, this.log);
+    const started = startKernelDataplane(this.config, this.deps, this.log, this.clock);
     this.dataplane = started?.dataplane ?? null;
     this.policy = started?.policy ?? null;
   }
