@@ -18,7 +18,8 @@
 //   `tunnelUsable`), it is said once in the log and kept in `status().tunl0` for people and readiness,
 //   and every other route is still programmed. tunl0 is only touched when some pool uses IPIP.
 // - A change of tunnel address, MTU or IPIP usage must reach tunl0 before routes rely on it; drift (someone
-//   set tunl0 down) is repaired on every resync (`resyncMs`, 90 s like felix's route refresh).
+//   set tunl0 down) is repaired on every resync (`resyncMs`, 90 s like felix's route refresh). When the
+//   last IPIP pool goes, tunl0's addresses are removed (its tunnel address went back to IPAM), as felix does.
 // - Warnings from the calculation are stable strings: each is logged once when it first appears, and the
 //   current set is kept for status, so a 90 s resync does not repeat them forever.
 // - natOutgoing (nat.ts, pure) lives in its own nftables table `ip tortie-nat`, kept by an NftTableKeeper
@@ -261,8 +262,10 @@ export class FelixDataplane {
       input.tunnel.hostMtu ?? null,
     ]);
     const tunnelChanged = key !== this.tunnelKey;
+    const wasNeeded = this.tunnelNeeded;
     this.tunnelKey = key;
     this.tunnelNeeded = needed;
+    if (wasNeeded && !needed) this.clearTunl0();
     if (needed && tunnelChanged) {
       this.keeper.update({
         address: input.tunnel.address,
@@ -516,6 +519,21 @@ export class FelixDataplane {
       this.logged.add(w);
       this.log.warn({ warning: w }, what);
     }
+  }
+
+  /** The last IPIP pool went (switched to VXLAN or Never): tunl0 keeps no address (ipip/tunl0.ts clear). */
+  private clearTunl0(): void {
+    const run = this.tunl0Running.then(async () => {
+      if (this.stopped || this.tunnelNeeded) return;
+      this.tunl0 = undefined;
+      await this.keeper.clear().catch((error: unknown) => {
+        this.log.warn(
+          { err: (error as Error).message },
+          'tunl0: could not remove its addresses (no IPIP pool any more)',
+        );
+      });
+    });
+    this.tunl0Running = run.catch(() => undefined);
   }
 
   private ensureTunl0(): Promise<void> {
