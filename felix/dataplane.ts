@@ -26,7 +26,8 @@
 //   (nft-table.ts): written only when `nft -j list` differs from the desired content, re-checked on every
 //   resync and at once on an `nft monitor` event about it, so a rule deleted by hand comes back.
 // - VXLAN (vxlan.ts): when a pool uses VXLAN, a VxlanKeeper keeps vxlan.calico, its neighbours and FDB
-//   entries (on every update and resync); routes through it wait until it is usable, like tunl0's. Until
+//   entries (on every update and resync, and at once when `ip monitor neigh` reports a change on the device:
+//   vxlan-watch.ts); routes through it wait until it is usable, like tunl0's. Until
 //   the first check after a start the device is taken as usable: a restart finds vxlan.calico and its
 //   routes in place, and must not swap them for stand-ins and back (a rewrite, and lost packets). The kernel settings routes and NAT need (ip_forward,
 //   forwarding, rp_filter, proxy_arp: kernel-settings.ts) are checked at start and on every resync;
@@ -38,7 +39,14 @@ import { bgpGuardTableFor, BGP_GUARD_TABLE } from './bgp-guard.js';
 import type { NftMonitor } from './nft.js';
 import { NftTableKeeper, type NftLike, type NftSyncResult, type NftTableStatus } from './nft-table.js';
 import { calculateRoutes, type CalcInput, type CalcVxlan } from './route-calc.js';
-import { VxlanKeeper, vxlanInputFor, type VxlanRunner, type VxlanStatus } from './vxlan.js';
+import {
+  VxlanDriftWatch,
+  VxlanKeeper,
+  vxlanInputFor,
+  type VxlanRunner,
+  type VxlanStatus,
+  type VxlanWatch,
+} from './vxlan.js';
 import type { Kernel } from './kernel.js';
 import { RouteTable, type ApplyResult, type RouteTableClock } from './route-table.js';
 import { ipCommand } from './ip-command.js';
@@ -71,8 +79,11 @@ export interface DataplaneOptions {
   nft?: NftLike;
   /** /proc/sys for the kernel settings check (`procSysIo()` in the agent). Absent: not checked. */
   sysctl?: SysctlIo;
-  /** `ip`/`bridge` for vxlan.calico (`vxlanRunner()` in the agent). Absent: VXLAN is not programmed. */
-  vxlan?: { run: VxlanRunner };
+  /**
+   * `ip`/`bridge` for vxlan.calico (`vxlanRunner()` in the agent), and the neighbour/FDB monitor that makes a
+   * change re-checked at once (`vxlanWatch()`; absent: drift waits for the resync). Absent: VXLAN is not programmed.
+   */
+  vxlan?: { run: VxlanRunner; watch?: VxlanWatch };
 }
 
 /** What the agent knows; the driver adds whether tunl0 is usable. */
@@ -167,6 +178,7 @@ export class FelixDataplane {
   private vxlanChecked = false;
   private vxlanKey = '';
   private vxlanRetry: ReturnType<typeof setTimeout> | null = null;
+  private readonly vxlanWatch: VxlanDriftWatch | null;
 
   constructor(private readonly options: DataplaneOptions) {
     this.log = options.log;
@@ -213,6 +225,8 @@ export class FelixDataplane {
           });
     this.sysctl = options.sysctl ?? null;
     this.vxlanKeeper = options.vxlan === undefined ? null : new VxlanKeeper(options.vxlan.run, this.log);
+    const watch = options.vxlan?.watch;
+    this.vxlanWatch = watch === undefined ? null : new VxlanDriftWatch(watch, () => void this.repairVxlan(), this.log);
     const { netns, standIn, ip } = options.tunl0 ?? {};
     this.keeper = new Tunl0Keeper(
       { ...(netns !== undefined ? { netns } : {}), ...(standIn !== undefined ? { standIn } : {}) },
@@ -276,7 +290,7 @@ export class FelixDataplane {
       void this.ensureTunl0();
     }
     if (this.vxlanKeeper !== null) {
-      // Only a change of what vxlan.calico should hold costs a look at the kernel; drift waits for the resync.
+      // Only a change of what vxlan.calico should hold costs a look at the kernel; drift comes from the monitor.
       const vxlanInput = vxlanInputFor(input);
       const key = JSON.stringify(vxlanInput);
       if (key !== this.vxlanKey) {
@@ -301,6 +315,8 @@ export class FelixDataplane {
     const before = `${this.vxlanUsable()} ${this.vxlanChecked ? this.vxlanKeeper.status().programmedVteps.join(',') : '*'}`;
     const status = await this.vxlanKeeper.ensure();
     this.vxlanChecked = true;
+    // Watching starts once VXLAN is in use (and again here after it was lost: this runs on every resync).
+    if (status.needed && this.started) this.vxlanWatch?.ensure();
     const after = `${this.vxlanUsable()} ${status.programmedVteps.join(',')}`;
     if (after !== before && this.started && !this.stopped) this.recalculate();
     // A failed write is tried again soon, not only at the next resync (with an injected clock: by the test).
@@ -439,6 +455,7 @@ export class FelixDataplane {
     this.stopped = true;
     if (this.tunl0Timer !== null) clearInterval(this.tunl0Timer);
     if (this.vxlanRetry !== null) clearTimeout(this.vxlanRetry);
+    this.vxlanWatch?.stop();
     this.table.stop();
     this.nat?.stop();
     this.guard?.stop();

@@ -11,6 +11,7 @@ import {
   PolicyDataplane,
   missingPrograms,
   vxlanRunner,
+  vxlanWatch,
 } from '../../felix/index.js';
 import { PolicyEnforcer } from '../policy/enforcer.js';
 import type { Logger } from '../log.js';
@@ -54,7 +55,7 @@ export function startKernelDataplane(
         reconnect: () => new Iproute2Kernel(),
         nft: new Nft(),
         sysctl: procSysIo(),
-        vxlan: { run: vxlanRunner() },
+        vxlan: { run: vxlanRunner(), watch: vxlanWatch() },
       });
   dataplane.start();
   const policyDataplane = deps.createPolicyDataplane
