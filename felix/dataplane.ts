@@ -179,6 +179,8 @@ export class FelixDataplane {
   private vxlanKey = '';
   private vxlanRetry: ReturnType<typeof setTimeout> | null = null;
   private readonly vxlanWatch: VxlanDriftWatch | null;
+  /** The last input wants vxlan.calico. */
+  private vxlanWanted = false;
 
   constructor(private readonly options: DataplaneOptions) {
     this.log = options.log;
@@ -295,6 +297,7 @@ export class FelixDataplane {
       const key = JSON.stringify(vxlanInput);
       if (key !== this.vxlanKey) {
         this.vxlanKey = key;
+        this.vxlanWanted = vxlanInput.needed;
         this.vxlanKeeper.update(vxlanInput);
         void this.repairVxlan();
       }
@@ -313,6 +316,10 @@ export class FelixDataplane {
   async repairVxlan(): Promise<VxlanStatus | null> {
     if (this.vxlanKeeper === null || this.stopped) return null;
     const before = `${this.vxlanUsable()} ${this.vxlanChecked ? this.vxlanKeeper.status().programmedVteps.join(',') : '*'}`;
+    // Make before break: deleting vxlan.calico takes its routes with it at once, so when it is to go (no
+    // VXLAN pool any more), the routes that replace them (tunl0, direct) are applied first.
+    if (!this.vxlanWanted && this.vxlanKeeper.status().device !== null && this.started)
+      await this.table.apply().catch(() => undefined);
     const status = await this.vxlanKeeper.ensure();
     this.vxlanChecked = true;
     // Watching starts once VXLAN is in use (and again here after it was lost: this runs on every resync).
@@ -541,8 +548,9 @@ export class FelixDataplane {
   /** The last IPIP pool went (switched to VXLAN or Never): tunl0 keeps no address (ipip/tunl0.ts clear). */
   private clearTunl0(): void {
     const run = this.tunl0Running.then(async () => {
+      // this.tunl0 stays as it was: the device stays (up, without address) and still carries IPIP, so a pool
+      // switched back, or a VXLAN block standing in through tunl0 (route-calc.ts), may route through it at once.
       if (this.stopped || this.tunnelNeeded) return;
-      this.tunl0 = undefined;
       await this.keeper.clear().catch((error: unknown) => {
         this.log.warn(
           { err: (error as Error).message },

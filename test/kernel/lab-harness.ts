@@ -59,6 +59,8 @@ export function sh(
       clearTimeout(timer);
       resolve({ code, stdout, stderr, ms: Date.now() - begun });
     });
+    // A program that exits before reading its (empty) stdin must not turn into an EPIPE that kills the checks.
+    child.stdin.on('error', () => undefined);
     child.stdin.end(options.input ?? '');
   });
 }
