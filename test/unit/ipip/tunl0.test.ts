@@ -269,7 +269,7 @@ describe('clearTunl0Addresses (no IPIP pool any more)', () => {
     const lines: string[] = [];
     const keeper = new Tunl0Keeper(
       { address: '10.244.1.1' },
-      { info: (_f, m) => lines.push(m), warn: () => undefined },
+      { info: (_f, m) => lines.push(String(m)), warn: () => undefined },
       {
         ip: fake.ip,
       },
