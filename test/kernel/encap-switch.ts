@@ -123,26 +123,24 @@ async function tunnelFacts(
   f: LabFacts,
   ds: Datastore,
 ): Promise<{ nodes: Map<string, NodeTunnels>; handles: Map<string, number> }> {
-  {
-    const nodes = new Map<string, NodeTunnels>();
-    for (const n of f.state.plan.nodes) {
-      const spec = (await ds.get('Node', n.name))?.spec;
-      nodes.set(n.name, {
-        nodeIp: n.ip,
-        ...(spec?.bgp?.ipv4IPIPTunnelAddr !== undefined ? { ipip: spec.bgp.ipv4IPIPTunnelAddr } : {}),
-        ...(spec?.ipv4VXLANTunnelAddr !== undefined ? { vxlan: spec.ipv4VXLANTunnelAddr } : {}),
-        ...(spec?.vxlanTunnelMACAddr !== undefined ? { mac: spec.vxlanTunnelMACAddr } : {}),
-      });
-    }
-    const handles = new Map<string, number>();
-    for (const block of (await ds.list('IPAMBlock')).items)
-      for (const slot of block.spec.allocations) {
-        const handle = slot === null || slot === undefined ? undefined : block.spec.attributes[slot]?.handle_id;
-        if (typeof handle === 'string' && /^(ipip|vxlan)-tunnel-addr-/.test(handle))
-          handles.set(handle, (handles.get(handle) ?? 0) + 1);
-      }
-    return { nodes, handles };
+  const nodes = new Map<string, NodeTunnels>();
+  for (const n of f.state.plan.nodes) {
+    const spec = (await ds.get('Node', n.name))?.spec;
+    nodes.set(n.name, {
+      nodeIp: n.ip,
+      ...(spec?.bgp?.ipv4IPIPTunnelAddr !== undefined ? { ipip: spec.bgp.ipv4IPIPTunnelAddr } : {}),
+      ...(spec?.ipv4VXLANTunnelAddr !== undefined ? { vxlan: spec.ipv4VXLANTunnelAddr } : {}),
+      ...(spec?.vxlanTunnelMACAddr !== undefined ? { mac: spec.vxlanTunnelMACAddr } : {}),
+    });
   }
+  const handles = new Map<string, number>();
+  for (const block of (await ds.list('IPAMBlock')).items)
+    for (const slot of block.spec.allocations) {
+      const handle = slot === null || slot === undefined ? undefined : block.spec.attributes[slot]?.handle_id;
+      if (typeof handle === 'string' && /^(ipip|vxlan)-tunnel-addr-/.test(handle))
+        handles.set(handle, (handles.get(handle) ?? 0) + 1);
+    }
+  return { nodes, handles };
 }
 
 /** What differs from the step's devices, entries, Node fields and IPAM handles; empty when all agree. */
