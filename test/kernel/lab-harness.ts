@@ -6,10 +6,11 @@
 // things and keeps the report. Everything is bounded in time; TORTIE_LAB_SLOWDOWN stretches deadlines only.
 
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Datastore } from '../../src/datastore/types.js';
 import { labDown, labUp, nodeStatus, type LabState } from '../../src/lab/lab.js';
+import { labDir } from '../../src/lab/state.js';
 import { LAB_DEFAULTS, type LabIpipMode, type LabNode, type LabOptions, type LabWorkload } from '../../src/lab/plan.js';
 import {
   describeRoute,
@@ -411,6 +412,23 @@ export async function applyPool(
 export const suffix = (process.pid % 1296).toString(36);
 export const io = { progress: (line: string) => process.stdout.write(`  lab: ${line}\n`) };
 
+/** The last lines of every log in a lab's directory (agents, etcd), read without a LabState (lab up failed). */
+function labLogTails(name: string, lines = 25): string {
+  const dir = labDir(name);
+  let files: string[] = [];
+  try {
+    files = readdirSync(dir).filter((f) => f.endsWith('.log'));
+  } catch {
+    return `---- no lab directory ${dir} ----`;
+  }
+  return files
+    .map((f) => {
+      const text = readFileSync(`${dir}/${f}`, 'utf8');
+      return `---- ${f}, last ${lines} lines ----\n${text.trimEnd().split('\n').slice(-lines).join('\n')}`;
+    })
+    .join('\n');
+}
+
 export async function withLab(
   options: Partial<LabOptions> & { name: string },
   names: readonly string[],
@@ -422,6 +440,8 @@ export async function withLab(
       state = await labUp({ ...LAB_DEFAULTS, ...options }, io, TORTIE);
     } catch (error) {
       failWithoutRunning(names, `lab up failed: ${(error as Error).message}`);
+      // The VM's files are gone after the run: what the agents said is only here.
+      process.stdout.write(`${labLogTails(options.name)}\n${await diagnostics()}`);
       return;
     }
     const before = results.length;
