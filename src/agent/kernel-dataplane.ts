@@ -11,6 +11,7 @@ import {
   PolicyDataplane,
   missingPrograms,
   vxlanRunner,
+  vxlanWatch,
 } from '../../felix/index.js';
 import type { Clock } from '../../bgp/index.js';
 import { PolicyEnforcer } from '../policy/enforcer.js';
@@ -61,7 +62,7 @@ export function startKernelDataplane(
         reconnect: () => new Iproute2Kernel(),
         nft: new Nft(),
         sysctl: procSysIo(),
-        vxlan: { run: vxlanRunner() },
+        vxlan: { run: vxlanRunner(), watch: vxlanWatch() },
       });
   dataplane.start();
   const policyDataplane = deps.createPolicyDataplane
