@@ -26,7 +26,8 @@
 // node, namespace, pod, type) to say whose an address was — which decides what to do: what a node that no
 // longer exists left behind, `tortie delete node` releases; what an existing node's pod left, its CNI GC.
 
-import { formatIpv4, parsePrefix, prefixContains, tryParseIpv4, type Prefix } from '../../bgp/index.js';
+import { familyBits, formatAddress, parseAddress, parseCidr, type Cidr as Prefix } from '../resources/cidr.js';
+import { addressAt, compareNetText, netContains, parseNet } from './prefix.js';
 import type { Datastore } from '../datastore/types.js';
 import type { IPAMBlockSpec, Resource } from '../resources/types.js';
 import { ATTRIBUTE_KEYS, attributesAt } from './attributes.js';
@@ -219,7 +220,7 @@ const plural = (n: number, one: string, many = `${one}s`): string => `${n} ${n =
 
 function tryPrefix(cidr: string): Prefix | null {
   try {
-    return parsePrefix(cidr);
+    return parseNet(cidr);
   } catch {
     return null;
   }
@@ -227,12 +228,17 @@ function tryPrefix(cidr: string): Prefix | null {
 
 const bareIp = (text: string): string => text.split('/')[0] ?? '';
 
+function canonicalIp(ip: string): string {
+  const parsed = ip.includes(':') ? parseAddress(ip) : null;
+  return parsed === null ? ip : formatAddress(parsed.family, parsed.addr);
+}
+
 /** Why a block is not well-formed (Calico's validateBlock facts), one sentence each. */
 function blockDefects(spec: IPAMBlockSpec): string[] {
   const out: string[] = [];
   const prefix = tryPrefix(spec.cidr);
-  if (prefix === null) return [`cidr "${spec.cidr}" is not an IPv4 prefix like 10.244.1.0/26`];
-  const size = 2 ** (32 - prefix.len);
+  if (prefix === null) return [`cidr "${spec.cidr}" is not a prefix like 10.244.1.0/26 or fd00:10:244::40/122`];
+  const size = 2 ** (familyBits(prefix.family) - prefix.len);
   if (spec.allocations.length !== size) out.push(`${spec.allocations.length} allocation slots, expected ${size}`);
   const used = new Set<number>();
   spec.allocations.forEach((attr, ordinal) => {
@@ -400,7 +406,7 @@ interface Owner {
 }
 
 function addressOf(prefix: Prefix, ordinal: number): string {
-  return formatIpv4((prefix.addr + ordinal) >>> 0);
+  return addressAt(prefix, ordinal);
 }
 
 /** What to do with an address no workload or node holds, from what its allocation says about itself. */
@@ -483,8 +489,8 @@ export function checkIpam(snapshot: IpamCheckSnapshot): IpamCheckReport {
   let workloadIps = 0;
   for (const w of snapshot.workloads) {
     for (const network of w.spec.ipNetworks ?? []) {
-      const ip = bareIp(network);
-      if (ip.includes(':')) continue; // IPv4 IPAM only
+      // IPv6 in its canonical text (RFC 5952), as the blocks' addresses are written.
+      const ip = canonicalIp(bareIp(network));
       use(ip, { name: `Workload(${w.metadata.namespace ?? 'default'}/${w.metadata.name})`, node: w.spec.node });
       workloadIps++;
     }
@@ -548,8 +554,8 @@ export function checkIpam(snapshot: IpamCheckSnapshot): IpamCheckReport {
       });
     }
     if (records.has(ip)) continue;
-    const addr = tryParseIpv4(ip);
-    const inActive = addr !== null && activePools.some((p) => prefixContains(p.prefix, addr));
+    const addr = parseCidr(`${ip}/${ip.includes(':') ? 128 : 32}`);
+    const inActive = addr !== null && activePools.some((p) => netContains(p.prefix, addr));
     for (const o of list) {
       const isNode = o.name.startsWith('Node(');
       const redo = isNode
@@ -564,7 +570,7 @@ export function checkIpam(snapshot: IpamCheckSnapshot): IpamCheckReport {
           action: redo,
         });
       } else {
-        const disabled = addr !== null && allPools.some((p) => prefixContains(p.prefix, addr));
+        const disabled = addr !== null && allPools.some((p) => netContains(p.prefix, addr));
         findings.push({
           kind: 'outside-pools',
           object: o.name,
@@ -589,7 +595,7 @@ export function checkIpam(snapshot: IpamCheckSnapshot): IpamCheckReport {
         action: `\`tortie delete node ${node}\` releases its blocks, affinities and what it left`,
       });
     }
-    if (!allPools.some((p) => p.prefix.len <= prefix.len && prefixContains(p.prefix, prefix.addr))) {
+    if (!allPools.some((p) => netContains(p.prefix, prefix))) {
       findings.push({
         kind: 'block-outside-pools',
         object: `IPAMBlock ${block.spec.cidr}`,
@@ -603,11 +609,12 @@ export function checkIpam(snapshot: IpamCheckSnapshot): IpamCheckReport {
   }
 
   const order = new Map(FINDING_KINDS.map((k, i) => [k, i]));
-  const ipKey = (ip?: string): number => (ip === undefined ? -1 : (tryParseIpv4(ip) ?? -1));
+  const ipOrder = (a?: string, b?: string): number =>
+    a === undefined || b === undefined ? (a === undefined ? (b === undefined ? 0 : -1) : 1) : compareNetText(a, b);
   findings.sort(
     (a, b) =>
       (order.get(a.kind) ?? 0) - (order.get(b.kind) ?? 0) ||
-      ipKey(a.address) - ipKey(b.address) ||
+      ipOrder(a.address, b.address) ||
       a.object.localeCompare(b.object),
   );
 
@@ -616,7 +623,7 @@ export function checkIpam(snapshot: IpamCheckSnapshot): IpamCheckReport {
     if (!records.has(ip))
       addresses.push({ ip, block: null, handle: null, borrowed: false, owners: list.map((o) => o.name), inUse: true });
   }
-  addresses.sort((a, b) => ipKey(a.ip) - ipKey(b.ip));
+  addresses.sort((a, b) => compareNetText(a.ip, b.ip));
   return {
     counts: {
       pools: snapshot.pools.length,
