@@ -11,6 +11,8 @@ import {
   PolicyDataplane,
   missingPrograms,
   vxlanRunner,
+  ipRunner6,
+  procSysWriter,
 } from '../../felix/index.js';
 import { PolicyEnforcer } from '../policy/enforcer.js';
 import type { Logger } from '../log.js';
@@ -55,6 +57,7 @@ export function startKernelDataplane(
         nft: new Nft(),
         sysctl: procSysIo(),
         vxlan: { run: vxlanRunner() },
+        ipv6: { ip: ipRunner6(), writeSysctl: procSysWriter(), nft: new Nft() },
       });
   dataplane.start();
   const policyDataplane = deps.createPolicyDataplane
