@@ -13,7 +13,7 @@
 // reported); a pool vxlanMode on IPv6 is not programmed here (VXLAN v6 is not built yet: reported); and
 // the routes must compare with what `ip -6 -json route` prints (route-table6.ts): canonical RFC 5952 text.
 
-import { createHash } from 'node:crypto';
+import { workloadInterfaceName } from './interface-names.js';
 import { FELIX_ROUTE_PROTOCOL, type DesiredRoute } from './routes.js';
 
 export interface CalcInput6 {
@@ -78,10 +78,6 @@ export function canonicalPrefix6(text: string): string | null {
   const host = (1n << BigInt(128 - len)) - 1n;
   if ((addr & host) !== 0n) return null;
   return `${formatIpv6(addr)}/${len}`;
-}
-
-function workloadInterfaceName(namespace: string, pod: string): string {
-  return `cali${createHash('sha1').update(`${namespace}.${pod}`).digest('hex').slice(0, 11)}`;
 }
 
 export function calculateRoutes6(input: CalcInput6): CalcResult6 {

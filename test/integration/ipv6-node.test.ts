@@ -13,7 +13,7 @@ import { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ipRunner6, Ipv6Dataplane, procSysWriter } from '../../felix/ipv6-dataplane.js';
 import { Nft } from '../../felix/nft.js';
-import { workloadInterfaceName } from '../../felix/route-calc.js';
+import { workloadInterfaceName } from '../../felix/interface-names.js';
 import { dataplaneInput6 } from '../../src/agent/dataplane-input6.js';
 import type { CacheView } from '../../src/agent/dataplane-input.js';
 import { runCniPlugin, type CniOutcome } from '../../src/cni/index.js';

@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { Ipv6Dataplane, nat6Script, parseRoutes6, routeLine6 } from '../../../felix/ipv6-dataplane.js';
 import { calculateRoutes6, canonicalPrefix6, type CalcInput6 } from '../../../felix/route-calc6.js';
-import { workloadInterfaceName } from '../../../felix/route-calc.js';
+import { workloadInterfaceName } from '../../../felix/interface-names.js';
 
 const INPUT: CalcInput6 = {
   hostInterface: 'eth0',
