@@ -3,7 +3,7 @@
 // the host end's IPv6 sysctls. The kernel side: test/integration/ipv6-node.test.ts.
 
 import { describe, expect, it } from 'vitest';
-import { hostSetupLines, podSetupLines, type VethPlan } from '../../../src/cni/dataplane.js';
+import { hostSetupLines, PodNetwork, podSetupLines, type VethPlan } from '../../../src/cni/dataplane.js';
 import { hostSysctls6, macToIpv6LinkLocal, POD_GATEWAY_V6 } from '../../../src/cni/dual-stack.js';
 
 const PLAN: VethPlan = {
@@ -45,5 +45,26 @@ describe('dual-stack pod plumbing', () => {
       '/proc/sys/net/ipv6/conf/cali1/forwarding=1',
       '/proc/sys/net/ipv6/conf/cali1/accept_ra=0',
     ]);
+  });
+
+  it('with IPv6, the host end’s sysctls (DAD off) finish before the pod end comes up (its carrier would start DAD)', async () => {
+    const events: string[] = [];
+    let releaseSysctl: () => void = () => undefined;
+    const network = new PodNetwork({
+      hostNetns: '/var/run/netns/node-1',
+      run: async (argv) => {
+        const what = argv.includes('sysctl') ? 'sysctl' : argv.includes('--net=/var/run/netns/p') ? 'pod' : 'host';
+        events.push(`${what} start`);
+        if (what === 'sysctl') await new Promise<void>((resolve) => (releaseSysctl = resolve));
+        events.push(`${what} end`);
+        return { code: 0, stdout: '', stderr: '' };
+      },
+    });
+    const setup = network.setup(PLAN);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(events).toEqual(['host start', 'host end', 'sysctl start']);
+    releaseSysctl();
+    await setup;
+    expect(events).toEqual(['host start', 'host end', 'sysctl start', 'sysctl end', 'pod start', 'pod end']);
   });
 });
