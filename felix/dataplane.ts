@@ -40,6 +40,8 @@ import type { NftMonitor } from './nft.js';
 import { NftTableKeeper, type NftLike, type NftSyncResult, type NftTableStatus } from './nft-table.js';
 import { calculateRoutes } from './route-calc.js';
 import { type CalcInput, type CalcVxlan } from './calc-types.js';
+import { Ipv6Dataplane, type Ipv6DataplaneOptions } from './ipv6-dataplane.js';
+import type { CalcInput6 } from './route-calc6.js';
 import {
   VxlanDriftWatch,
   VxlanKeeper,
@@ -87,6 +89,8 @@ export interface DataplaneOptions {
    * change re-checked at once (`vxlanWatch()`; absent: drift waits for the resync). Absent: VXLAN is not programmed.
    */
   vxlan?: { run: VxlanRunner; watch?: VxlanWatch };
+  /** IPv6 routes, forwarding and NAT (ipv6-dataplane.ts). Absent: IPv6 is not programmed. */
+  ipv6?: Omit<Ipv6DataplaneOptions, 'log'>;
 }
 
 /** What the agent knows; the driver adds whether tunl0 is usable. */
@@ -101,6 +105,8 @@ export interface DataplaneInput extends Omit<CalcInput, 'tunnelUsable' | 'vxlan'
    * or null: no guard table (TORTIE_BGP_PORT_GUARD=false), one we made is removed.
    */
   bgpGuard?: { nodeAddresses: readonly string[]; localPeers?: readonly string[] } | null;
+  /** IPv6 pools, blocks, workloads and remote blocks (route-calc6.ts). Absent: no IPv6 pool. */
+  ipv6?: CalcInput6;
   tunnel: {
     /** Node.spec.bgp.ipv4IPIPTunnelAddr; undefined = not allocated (yet). */
     address?: string;
@@ -185,6 +191,7 @@ export class FelixDataplane {
   private readonly vxlanWatch: VxlanDriftWatch | null;
   /** The last input wants vxlan.calico. */
   private vxlanWanted = false;
+  private readonly v6: Ipv6Dataplane | null;
 
   constructor(private readonly options: DataplaneOptions) {
     this.log = options.log;
@@ -230,6 +237,7 @@ export class FelixDataplane {
             ...(options.clock !== undefined ? { clock: options.clock } : {}),
           });
     this.sysctl = options.sysctl ?? null;
+    this.v6 = options.ipv6 === undefined ? null : new Ipv6Dataplane({ ...options.ipv6, log: this.log });
     this.vxlanKeeper = options.vxlan === undefined ? null : new VxlanKeeper(options.vxlan.run, this.log);
     const watch = options.vxlan?.watch;
     this.vxlanWatch = watch === undefined ? null : new VxlanDriftWatch(watch, () => void this.repairVxlan(), this.log);
@@ -246,6 +254,7 @@ export class FelixDataplane {
     if (this.started || this.stopped) return;
     this.started = true;
     if (this.input !== null) this.recalculate();
+    if (this.input?.ipv6 !== undefined) void this.v6?.update(this.input.ipv6);
     this.table.start();
     this.nat?.start();
     this.guard?.start();
@@ -262,6 +271,7 @@ export class FelixDataplane {
       if (this.tunnelNeeded) void this.ensureTunl0();
       void this.repairVxlan();
       void this.checkKernelSettings();
+      void this.v6?.resync();
       this.watchNat();
       this.scheduleRepair();
     }, this.resyncMs);
@@ -305,6 +315,7 @@ export class FelixDataplane {
       }
     }
     if (this.started) this.recalculate();
+    if (this.started && input.ipv6 !== undefined) void this.v6?.update(input.ipv6);
     if (this.started && this.settingsCheckedAt === null) void this.checkKernelSettings();
   }
 
@@ -312,6 +323,11 @@ export class FelixDataplane {
   private vxlanUsable(): boolean {
     if (this.vxlanKeeper === null) return false;
     return this.vxlanChecked ? this.vxlanKeeper.status().usable : true;
+  }
+
+  /** The IPv6 side's last reconcile (ipv6-dataplane.ts): resolves when the kernel has the IPv6 routes; null without one. */
+  settleIpv6(): Promise<void> | null {
+    return this.v6?.resync() ?? null;
   }
 
   /** Makes vxlan.calico, its neighbours and FDB entries right now (also on every update and resync). Never throws. */
@@ -423,6 +439,9 @@ export class FelixDataplane {
       );
     }
     warnings.push(...this.settingsWarnings);
+    const v6 = this.v6?.status();
+    if (v6 !== undefined)
+      warnings.push(...v6.warnings, ...(v6.lastError !== null ? [`IPv6 routes: ${v6.lastError}`] : []));
     const vxlan = this.vxlanKeeper?.status() ?? null;
     if (vxlan !== null) {
       warnings.push(...vxlan.warnings, ...vxlan.conflicts);

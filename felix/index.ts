@@ -7,6 +7,8 @@
 export { runCommand, runCommandSync, startDetached } from './command.js';
 export { FelixDataplane, type DataplaneInput, type DataplaneOptions, type DataplaneStatus } from './dataplane.js';
 export { Iproute2Kernel } from './iproute2.js';
+export { Ipv6Dataplane, ipRunner6, procSysWriter, type Ipv6DataplaneOptions } from './ipv6-dataplane.js';
+export { calculateRoutes6, type CalcInput6 } from './route-calc6.js';
 export { procSysIo } from './kernel-settings.js';
 export { Nft } from './nft.js';
 export {

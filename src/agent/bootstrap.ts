@@ -8,6 +8,7 @@
 // The datastore wait is the one loop for both "open the datastore" (runNode) and "it answers" (the
 // agent), one second apart on the injected clock.
 
+import { bootstrapIpv6 } from './node-ipv6.js';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { networkInterfaces } from 'node:os';
 import { dirname } from 'node:path';
@@ -91,6 +92,7 @@ export async function bootstrap(ctx: BootstrapContext): Promise<NodeAddress> {
   await ensureDefaultPool(ctx);
   await claimBlock(ctx);
   await ensureTunnelAddress(ctx);
+  await bootstrapIpv6(ctx);
   return ip;
 }
 
@@ -214,7 +216,7 @@ async function claimBlock(ctx: BootstrapContext): Promise<void> {
     // stayed pending would be used for pods but never advertised.
     await ctx.ipam.settlePending(node);
     await settleReleases(ctx, node);
-    const owned = await ctx.ipam.blocksOf(node);
+    const owned = (await ctx.ipam.blocksOf(node)).filter((cidr) => !cidr.includes(':')); // IPv6: ./node-ipv6.ts
     if (owned.length === 0) {
       const cidr = await ctx.ipam.claimBlock(node);
       ctx.log.info({ block: cidr }, 'claimed an IPAM block');

@@ -14,6 +14,7 @@
 // TORTIE_BGP_MAX_PREFIXES: prefixes any one BGP peer may send (default 500 000; a BGPPeer's
 // tortie.dev/max-prefixes annotation overrides it for its sessions).
 
+import { parseDefaultPool6, parseIp6, type DefaultPool6Config, type Ip6Setting } from './node-ipv6.js';
 import { createHash } from 'node:crypto';
 import { parsePrefix, tryParseIpv4 } from '../../bgp/index.js';
 import { parseAsNumber } from '../resources/index.js';
@@ -67,6 +68,10 @@ export interface AgentConfig {
   waitForDatastore: boolean;
   /** null with NO_DEFAULT_POOLS. */
   defaultPool: DefaultPoolConfig | null;
+  /** IP6 (./node-ipv6.ts); absent: no IPv6 node address (IP6 unset or "none"). */
+  ip6?: Ip6Setting;
+  /** CALICO_IPV6POOL_CIDR's pool (./node-ipv6.ts); absent: none is created (as calico-node when it is unset). */
+  defaultPool6?: DefaultPool6Config;
   dataplane: Dataplane;
   /** FELIX_ROUTEREFRESHINTERVAL in ms (default 90 s): full re-read of the kernel's routes. */
   routeRefreshMs: number;
@@ -352,6 +357,8 @@ export function parseAgentConfig(env: Env, hostname: string): AgentConfig {
   }
   const waitForDatastore = parseBool(env, 'WAIT_FOR_DATASTORE', false, problems);
   const defaultPool = parseDefaultPool(env, problems);
+  const ip6 = parseIp6(env, problems);
+  const defaultPool6 = parseDefaultPool6(env, parseBool(env, 'NO_DEFAULT_POOLS', false, []), problems);
   const dataplane = parseDataplane(env, problems);
   const routeRefreshS = parseInteger(env, 'FELIX_ROUTEREFRESHINTERVAL', 1, 86_400, problems) ?? 90;
   const tunl0StandIn = parseStandIn(env, problems);
@@ -386,6 +393,8 @@ export function parseAgentConfig(env: Env, hostname: string): AgentConfig {
     ...(asNumber !== undefined ? { asNumber } : {}),
     waitForDatastore,
     defaultPool,
+    ...(ip6 !== null ? { ip6 } : {}),
+    ...(defaultPool6 !== null ? { defaultPool6 } : {}),
     dataplane,
     routeRefreshMs: routeRefreshS * 1000,
     tunl0StandIn,

@@ -13,6 +13,7 @@ import { affineBlocks } from './advertise.js';
 import type { ResourceCache } from './cache.js';
 import { serviceKernelRejects } from './service-routes.js';
 import type { RouteRow } from './types.js';
+import { dataplaneInput6 } from './dataplane-input6.js';
 import { vxlanDataplaneInput } from './vxlan-tunnel.js';
 
 /** The part of the cache the agent's pure functions read (tests pass a record of lists). */
@@ -102,7 +103,12 @@ export function dataplaneInput(sources: DataplaneSources): DataplaneInput {
       ...(hostMtu !== undefined ? { hostMtu } : {}),
     },
     vxlan: vxlanDataplaneInput(name, cache.list('Node'), cache.list('IPAMBlock'), sources.vxlanMtu),
+    ...ipv6Of(dataplaneInput6(name, node.hostInterface, cache)),
   };
+}
+
+function ipv6Of(input: DataplaneInput['ipv6'] | null): Pick<DataplaneInput, 'ipv6'> {
+  return input ? { ipv6: input } : {};
 }
 
 /** BGPPeer reachableBy → felix's static routes to peers; nothing when no peer has one. */

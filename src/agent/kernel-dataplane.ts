@@ -12,6 +12,8 @@ import {
   missingPrograms,
   vxlanRunner,
   vxlanWatch,
+  ipRunner6,
+  procSysWriter,
 } from '../../felix/index.js';
 import type { Clock } from '../../bgp/index.js';
 import { PolicyEnforcer } from '../policy/enforcer.js';
@@ -63,6 +65,7 @@ export function startKernelDataplane(
         nft: new Nft(),
         sysctl: procSysIo(),
         vxlan: { run: vxlanRunner(), watch: vxlanWatch() },
+        ipv6: { ip: ipRunner6(), writeSysctl: procSysWriter(), nft: new Nft() },
       });
   dataplane.start();
   const policyDataplane = deps.createPolicyDataplane

@@ -115,7 +115,12 @@ export function parseIpamCommand(argv: string[]): IpamArgs {
 /** "5 (8%)": a count and its share of `total`, rounded to a whole percent. */
 function share(count: number, total: number): string {
   const percent = total === 0 ? 0 : Math.round((100 * count) / total);
-  return `${count} (${percent}%)`;
+  return `${countText(count)} (${percent}%)`;
+}
+
+/** A count; an IPv6 pool's size (past 2^53, a float) in calicoctl's short form: 1.2089e+24. */
+function countText(n: number): string {
+  return n >= 2 ** 53 ? n.toExponential(4) : String(n);
 }
 
 type Align = 'left' | 'right';
@@ -143,7 +148,7 @@ export function formatIpamUsage(usage: IpamUsageView, showBlocks: boolean): stri
     grouping,
     cidr,
     ...(showBlocks ? [node ?? ''] : []),
-    String(size),
+    countText(size),
     share(allocated, size),
     share(size - allocated, size),
   ];

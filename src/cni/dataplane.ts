@@ -30,6 +30,7 @@
 import { writeFile } from 'node:fs/promises';
 import { runCommand } from '../../felix/command.js';
 import { missingProgramInStderr } from '../../felix/programs.js';
+import { hostSetupLines6, hostSysctls6, podSetupLines6 } from './dual-stack.js';
 import { HOST_VETH_MAC } from './names.js';
 import { CniError } from './spec.js';
 
@@ -84,6 +85,8 @@ export interface VethPlan {
   netns: string;
   /** The pod's IPv4 address, without length. */
   address: string;
+  /** The pod's IPv6 address, without length, when it has one (dual stack: ./dual-stack.ts). */
+  address6?: string;
   mtu: number;
   podMac: string;
 }
@@ -98,6 +101,7 @@ export function hostSetupLines(plan: VethPlan): string[] {
     `link add ${hostIf} mtu ${mtu} address ${HOST_VETH_MAC} type veth peer name ${podIf} mtu ${mtu} address ${podMac} netns ${netns}`,
     `link set ${hostIf} up`,
     `route replace ${address}/32 dev ${hostIf} scope link`,
+    ...(plan.address6 !== undefined ? hostSetupLines6(hostIf, plan.address6) : []),
   ];
 }
 
@@ -113,6 +117,7 @@ export function podSetupLines(plan: VethPlan): string[] {
     // proxy ARP, which answers only when the host has a route for 169.254.1.1 (a node without a default
     // route — the lab's, an isolated rack — has none).
     `neigh replace ${POD_GATEWAY} lladdr ${HOST_VETH_MAC} dev ${podIf} nud permanent`,
+    ...(plan.address6 !== undefined ? podSetupLines6(podIf, plan.address6) : []),
   ];
 }
 
@@ -246,8 +251,12 @@ export class PodNetwork {
       // The host end's sysctls and the pod side are independent: two processes at once (with a host
       // namespace the sysctls are an `nsenter … sysctl` process too). Both finish before any rollback.
       const pod = podSetupLines(plan);
+      const sysctlList = [...hostSysctls(plan.hostIf), ...(plan.address6 ? hostSysctls6(plan.hostIf) : [])];
+      // IPv6: the host end's DAD must be off before the pod end comes up (the link gets carrier then, and
+      // the kernel starts DAD on the link-local gateway address): sysctls first (./dual-stack.ts).
+      const sysctlsFirst = plan.address6 !== undefined ? await this.writeSysctls(sysctlList) : undefined;
       const [sysctls, podRun] = await Promise.allSettled([
-        this.writeSysctls(hostSysctls(plan.hostIf)),
+        plan.address6 !== undefined ? Promise.resolve(sysctlsFirst) : this.writeSysctls(sysctlList),
         this.run(this.podIp(plan.netns, ['-batch', '-']), pod.join('\n') + '\n'),
       ]);
       if (sysctls.status === 'rejected') throw sysctls.reason;

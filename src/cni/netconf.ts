@@ -31,6 +31,10 @@ export interface NetConf {
   mtu?: number;
   /** IPPool names or CIDRs to assign from, in order; empty = any pool that selects the node. */
   ipv4Pools: string[];
+  /** ipam.assign_ipv6 "true": an IPv6 address too (./dual-stack.ts); absent: IPv4 only. */
+  assignIpv6?: boolean;
+  /** ipam.ipv6_pools: as ipv4Pools, for the IPv6 address. */
+  ipv6Pools?: string[];
   logLevel: LogLevel;
   logFile?: string;
   prevResult?: CniResult;
@@ -166,14 +170,15 @@ function readIpam(value: unknown, conf: NetConf, where: string): void {
           `${at}: ${JSON.stringify(v)} is not supported; tortie assigns addresses from its own block IPAM: use "tortie-ipam" (or Calico's "calico-ipam")`,
         );
       }
-    } else if (key === 'ipv4_pools') {
+    } else if (key === 'ipv4_pools' || key === 'ipv6_pools') {
       if (!Array.isArray(v) || v.some((p) => typeof p !== 'string' || p.trim() === '')) {
         throw new CniError(
           'invalidConfig',
-          `${at}: expected a list of IPPool names or CIDRs (like ["default-ipv4-ippool"]), found ${describe(v)}`,
+          `${at}: expected a list of IPPool names or CIDRs (like ["default-${key.slice(0, 4)}-ippool"]), found ${describe(v)}`,
         );
       }
-      conf.ipv4Pools = (v as string[]).map((p) => p.trim());
+      if (key === 'ipv4_pools') conf.ipv4Pools = (v as string[]).map((p) => p.trim());
+      else conf.ipv6Pools = (v as string[]).map((p) => p.trim());
     } else if (key === 'assign_ipv4') {
       if (v !== 'true' && v !== true)
         throw new CniError(
@@ -181,15 +186,13 @@ function readIpam(value: unknown, conf: NetConf, where: string): void {
           `${at}: ${JSON.stringify(v)}: tortie always assigns an IPv4 address; remove the field or set "true"`,
         );
     } else if (key === 'assign_ipv6') {
-      if (v !== 'false' && v !== false)
-        throw new CniError(
-          'unsupportedField',
-          `${at}: ${JSON.stringify(v)}: tortie does not assign IPv6 addresses; remove the field or set "false"`,
-        );
+      if (v !== 'false' && v !== false && v !== 'true' && v !== true)
+        throw new CniError('invalidConfig', `${at}: ${JSON.stringify(v)} is not "true" or "false"`);
+      conf.assignIpv6 = v === 'true' || v === true;
     } else {
       throw new CniError(
         'unsupportedField',
-        `${at} is not supported; the ipam section accepts type, ipv4_pools, assign_ipv4, assign_ipv6`,
+        `${at} is not supported; the ipam section accepts type, ipv4_pools, ipv6_pools, assign_ipv4, assign_ipv6`,
       );
     }
   }

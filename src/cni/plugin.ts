@@ -28,6 +28,7 @@ import type { Resource } from '../resources/types.js';
 import { planGc, type KeptAllocation } from './gc.js';
 import { datastoreError } from './datastore.js';
 import type { PodNetwork, VethPlan } from './dataplane.js';
+import { resultParts6 } from './dual-stack.js';
 import { POD_GATEWAY } from './dataplane.js';
 import type { EndpointRecorder } from './endpoint.js';
 import { HOST_VETH_MAC, handleId, hostVethName, podMac, type WorkloadIdentity } from './names.js';
@@ -259,12 +260,33 @@ class Invocation {
     // claim a block. Keyed by node, so the lab's nodes (one host) do not wait for each other. The pools are
     // listed once, inside the lock, beside IPAM's first read; the MTU uses the same list.
     const lockFile = join(dirname(this.conf.nodenameFile ?? DEFAULT_NODENAME_FILE), `ipam-${id.node}.lock`);
-    const { result: address, locked } = await this.timed('ipam', () =>
-      withHostLock(lockFile, () => this.assign(ipam, id)),
+    const { result: assigned, locked } = await this.timed('ipam', () =>
+      withHostLock(lockFile, async () => {
+        const v4 = await this.assign(ipam, id, 4);
+        if (this.conf.assignIpv6 !== true) return { v4, v6: undefined };
+        // Dual stack (./dual-stack.ts): the IPv6 address under the same handle, so DEL frees both; no IPv6
+        // address means no pod: the IPv4 one goes back.
+        try {
+          return { v4, v6: await this.assign(ipam, id, 6) };
+        } catch (err) {
+          await ipam.releaseByHandle(this.handle()).catch(() => undefined);
+          throw err;
+        }
+      }),
     );
+    const address = assigned.v4;
+    const address6 = assigned.v6;
     if (!locked) this.log.warn({}, `assigned without the host IPAM lock ${lockFile} (timed out or not writable)`);
     const hostIf = hostVethName(id);
-    const plan: VethPlan = { hostIf, podIf: id.ifname, netns, address, mtu: 0, podMac: podMac(this.io.randomBytes(6)) };
+    const plan: VethPlan = {
+      hostIf,
+      podIf: id.ifname,
+      netns,
+      address,
+      ...(address6 !== undefined ? { address6 } : {}),
+      mtu: 0,
+      podMac: podMac(this.io.randomBytes(6)),
+    };
     let vethMade = false;
     try {
       plan.mtu = this.conf.mtu ?? (await this.timed('mtu', () => this.chooseMtu(this.pools(), hostMtu)));
@@ -274,7 +296,14 @@ class Invocation {
       await this.timed('record', () =>
         this.datastoreStep(
           `recording the workload ${id.pod ? `${id.pod.namespace}/${id.pod.name}` : id.containerId}`,
-          () => record.record({ id, hostIf, mac: plan.podMac, ipNetworks: [`${address}/32`], network: this.conf.name }),
+          () =>
+            record.record({
+              id,
+              hostIf,
+              mac: plan.podMac,
+              ipNetworks: [`${address}/32`, ...(address6 !== undefined ? [`${address6}/128`] : [])],
+              network: this.conf.name,
+            }),
         ),
       );
     } catch (err) {
@@ -291,8 +320,11 @@ class Invocation {
         { name: hostIf, mac: HOST_VETH_MAC },
         { name: id.ifname, mac: plan.podMac, sandbox: netns, mtu: plan.mtu },
       ],
-      ips: [{ address: `${address}/32`, interface: 1 }],
-      routes: [{ dst: '0.0.0.0/0', gw: POD_GATEWAY }],
+      ips: [{ address: `${address}/32`, interface: 1 }, ...(address6 !== undefined ? [resultParts6(address6).ip] : [])],
+      routes: [
+        { dst: '0.0.0.0/0', gw: POD_GATEWAY },
+        ...(address6 !== undefined ? [resultParts6(address6).route] : []),
+      ],
       dns: {},
     };
     return formatResult(this.conf.cniVersion, mergeResults(this.conf.prevResult, ours));
@@ -302,12 +334,13 @@ class Invocation {
    * One address for this container's handle, from `ipam.ipv4_pools` in order (or any pool), recording
    * who it is for as Calico's plugin does: node (IPAM adds it), the pod's namespace and name, the time.
    */
-  private async assign(ipam: Ipam, id: WorkloadIdentity): Promise<string> {
+  private async assign(ipam: Ipam, id: WorkloadIdentity, family: 4 | 6): Promise<string> {
     const node = id.node;
     const handle = this.handle();
     const listed = this.pools();
     const { IpamExhaustedError } = await loadIpam();
-    const pools = this.conf.ipv4Pools.length > 0 ? await this.poolNames() : [undefined];
+    const entries = family === 4 ? this.conf.ipv4Pools : (this.conf.ipv6Pools ?? []);
+    const pools = entries.length > 0 ? await this.poolNames(entries, family) : [undefined];
     const attributes: Record<string, string> = {
       ...(id.pod ? { [ATTRIBUTE_KEYS.namespace]: id.pod.namespace, [ATTRIBUTE_KEYS.pod]: id.pod.name } : {}),
       [ATTRIBUTE_KEYS.timestamp]: calicoTimestamp(this.io.wallClock()),
@@ -318,6 +351,7 @@ class Invocation {
         const [ip] = await this.datastoreStep(`assigning an address to ${handle}`, () =>
           ipam.assign(node, handle, {
             use: 'Workload',
+            family,
             attributes,
             pools: listed,
             ...(pool !== undefined ? { pool } : {}),
@@ -330,18 +364,21 @@ class Invocation {
         exhausted = err;
       }
     }
-    throw new CniError('noAddress', `no address for ${handle} on node "${node}": ${exhausted?.message ?? 'no pool'}`);
+    throw new CniError(
+      'noAddress',
+      `no ${family === 6 ? 'IPv6 ' : ''}address for ${handle} on node "${node}": ${exhausted?.message ?? 'no pool'}`,
+    );
   }
 
-  /** `ipam.ipv4_pools` entries (names or CIDRs) → pool names; an unknown entry is refused naming it. */
-  private async poolNames(): Promise<string[]> {
+  /** `ipam.ipv4_pools` / `ipv6_pools` entries (names or CIDRs) → pool names; an unknown entry is refused naming it. */
+  private async poolNames(entries: readonly string[], family: 4 | 6): Promise<string[]> {
     const pools = await this.pools();
-    return this.conf.ipv4Pools.map((entry, i) => {
+    return entries.map((entry, i) => {
       const pool = pools.find((p) => p.metadata.name === entry || p.spec.cidr === entry);
       if (!pool) {
         throw new CniError(
           'invalidConfig',
-          `ipam.ipv4_pools[${i}]: no IPPool is named or has the CIDR "${entry}" (pools: ${pools.map((p) => `${p.metadata.name} ${p.spec.cidr}`).join(', ') || 'none'})`,
+          `ipam.ipv${family}_pools[${i}]: no IPPool is named or has the CIDR "${entry}" (pools: ${pools.map((p) => `${p.metadata.name} ${p.spec.cidr}`).join(', ') || 'none'})`,
         );
       }
       return pool.metadata.name;

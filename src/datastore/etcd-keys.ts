@@ -6,7 +6,9 @@
 //   v3 resources  /calico/resources/v3/projectcalico.org/<plural>/<name>   (WorkloadEndpoint: <plural>/<ns>/<name>)
 //                 value: the v3 object as JSON, without metadata.resourceVersion (that is the key's mod_revision)
 //   IPAMBlock     /calico/ipam/v2/assignment/ipv4/block/10.244.1.0-26      value: model.AllocationBlock JSON
+//                 /calico/ipam/v2/assignment/ipv6/block/fd00:10:244::40-122   (IPv6: the CIDR, '/' as '-')
 //   BlockAffinity /calico/ipam/v2/host/<node>/ipv4/block/10.244.1.0-26     value: {"state":…,"deleted":…}
+//                 /calico/ipam/v2/host/<node>/ipv6/block/fd00:10:244::40-122
 //   IPAMHandle    /calico/ipam/v2/handle/<id>                              value: {"block":{…},"deleted":…}
 //   NetworkPolicy /calico/resources/v3/projectcalico.org/kubernetesnetworkpolicies/<ns>/<name>   (tortie's own key)
 //   Namespace     /calico/resources/v3/projectcalico.org/namespaces/<name>                        (tortie's own key)
@@ -17,7 +19,14 @@
 // `state`), so decode accepts more than encode writes.
 
 import { API_VERSION, apiVersionOf, type Kind, type Resource, type ResourceSpecs } from '../resources/types.js';
-import { affinityName, cidrKeyPart, cidrOfBlockName, blockName, parseAffinityName } from '../resources/ipam-names.js';
+import {
+  affinityName,
+  cidrKeyPart,
+  cidrOfBlockName,
+  blockName,
+  ipVersionKeyPart,
+  parseAffinityName,
+} from '../resources/ipam-names.js';
 
 export const V3_ROOT = '/calico/resources/v3/projectcalico.org/';
 const IPAM_ROOT = '/calico/ipam/v2/';
@@ -85,10 +94,12 @@ function ipamMeta(name: string): Resource['metadata'] {
   return { name };
 }
 
-const BLOCK_ROOT = `${IPAM_ROOT}assignment/ipv4/block/`;
+// Blocks of both families: …/assignment/ipv4/block/10.244.1.0-26 and …/assignment/ipv6/block/fd00:10:244::40-122.
+const BLOCK_ROOT = `${IPAM_ROOT}assignment/`;
+const BLOCK_KEY = /^\/calico\/ipam\/v2\/assignment\/ipv[46]\/block\/([^/]+)$/;
 const HANDLE_ROOT = `${IPAM_ROOT}handle/`;
 const AFFINITY_ROOT = `${IPAM_ROOT}host/`;
-const AFFINITY_KEY = /^\/calico\/ipam\/v2\/host\/([^/]+)\/ipv4\/block\/([^/]+)$/;
+const AFFINITY_KEY = /^\/calico\/ipam\/v2\/host\/([^/]+)\/ipv[46]\/block\/([^/]+)$/;
 
 /** Calico's model.AllocationBlock JSON (field names from libcalico-go lib/backend/model/block.go). */
 interface AllocationBlockJson {
@@ -113,11 +124,15 @@ const LAYOUTS: AnyLayout = {
   Namespace: v3Layout('Namespace', 'namespaces'),
   IPAMBlock: {
     prefix: () => BLOCK_ROOT,
-    key: (at) => `${BLOCK_ROOT}${cidrKeyPart(cidrOfBlockName(at.name))}`,
+    key: (at) => {
+      const cidr = cidrOfBlockName(at.name);
+      return `${BLOCK_ROOT}${ipVersionKeyPart(cidr)}/block/${cidrKeyPart(cidr)}`;
+    },
     locate: (key) => {
-      if (!key.startsWith(BLOCK_ROOT)) return null;
+      const match = BLOCK_KEY.exec(key);
+      if (!match?.[1]) return null;
       try {
-        return { name: blockName(cidrOfBlockName(key.slice(BLOCK_ROOT.length))) };
+        return { name: blockName(cidrOfBlockName(match[1])) };
       } catch {
         return null;
       }
@@ -167,7 +182,7 @@ const LAYOUTS: AnyLayout = {
     prefix: () => AFFINITY_ROOT,
     key: (at) => {
       const { node, cidr } = parseAffinityName(at.name);
-      return `${AFFINITY_ROOT}${node}/ipv4/block/${cidrKeyPart(cidr)}`;
+      return `${AFFINITY_ROOT}${node}/${ipVersionKeyPart(cidr)}/block/${cidrKeyPart(cidr)}`;
     },
     locate: (key) => {
       const match = AFFINITY_KEY.exec(key);

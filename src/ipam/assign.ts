@@ -12,6 +12,7 @@ import { ConflictError, NotFoundError } from '../datastore/types.js';
 import { assignmentAttributes } from './attributes.js';
 import * as blocks from './block.js';
 import { claimShared } from './claim.js';
+import { familyOf } from './prefix.js';
 import { blockInPool, blockResource, MAX_ATTEMPTS, type IpamStore } from './store.js';
 import { IpamExhaustedError, type AssignOptions, type Block } from './types.js';
 
@@ -43,14 +44,19 @@ export async function assign(
   const use = options.use ?? 'Workload';
   const count = options.count ?? 1;
   if (!Number.isInteger(count) || count < 1) throw new Error(`assign count ${count} is not a positive integer`);
+  const family = options.family ?? (options.pool === undefined ? 4 : undefined);
   let listed: Block[] | undefined = await store.allBlocks();
-  const held = heldBy(listed, handleId);
+  // A dual-stack pod holds one address of each family under one handle: count only this family's.
+  const held = heldBy(
+    listed.filter((b) => family === undefined || familyOf(b.spec.cidr) === family),
+    handleId,
+  );
   if (held.length >= count) return held.slice(0, count);
   const got = [...held];
-  const forNode = await store.poolsFor(node, options.pool, use, options.pools);
+  const forNode = await store.poolsFor(node, options.pool, use, options.pools, family);
   if (forNode.length === 0) {
     throw new IpamExhaustedError(
-      `no enabled IPPool${options.pool ? ` "${options.pool}"` : ''} selects node "${node}" for ${use} addresses (check the pools' nodeSelector, disabled and allowedUses fields)`,
+      `no enabled IPPool${options.pool ? ` "${options.pool}"` : ''} selects node "${node}" for ${family === 6 ? 'IPv6 ' : ''}${use} addresses (check the pools' nodeSelector, disabled and allowedUses fields)`,
     );
   }
   const pools = await store.forNamespace(forNode, options.pool, options.namespace);
@@ -75,7 +81,7 @@ export async function assign(
     if (!candidate) {
       if (!borrowing) {
         try {
-          await claimShared(store, node, options.pool, use);
+          await claimShared(store, node, options.pool, use, family);
           claims++;
           continue;
         } catch (err) {

@@ -7,13 +7,12 @@
 //   unallocated          = the free ordinals, in the order they will be handed out;
 //   attributes[i]        = { handle_id, secondary }, shared by every ordinal of the same handle.
 
-import { formatIpv4, parsePrefix, prefixContains, tryParseIpv4 } from '../../bgp/index.js';
+import { addressAt, blockAddressCount, blocksOf, ordinalIn, parseNet } from './prefix.js';
 import type { IPAMBlockSpec } from '../resources/types.js';
 
 /** A new block with every address free, affine to `node` (or to no node when null). */
 export function newBlock(cidr: string, node: string | null): IPAMBlockSpec {
-  const { len } = parsePrefix(cidr, { strict: true, what: 'block CIDR' });
-  const size = 2 ** (32 - len);
+  const size = blockAddressCount(parseNet(cidr, 'block CIDR', true));
   return {
     cidr,
     affinity: node === null ? null : `host:${node}`,
@@ -43,15 +42,12 @@ export function freeCount(block: IPAMBlockSpec): number {
 }
 
 export function addressOf(block: IPAMBlockSpec, ordinal: number): string {
-  return formatIpv4(parsePrefix(block.cidr).addr + ordinal);
+  return addressAt(parseNet(block.cidr, 'block CIDR'), ordinal);
 }
 
 /** The ordinal of `ip` in the block, or null when it lies outside. */
 export function ordinalOf(block: IPAMBlockSpec, ip: string): number | null {
-  const addr = tryParseIpv4(ip);
-  const prefix = parsePrefix(block.cidr);
-  if (addr === null || !prefixContains(prefix, addr)) return null;
-  return addr - prefix.addr;
+  return ordinalIn(parseNet(block.cidr, 'block CIDR'), ip);
 }
 
 /** The handle holding `ordinal`; undefined when the address is free (null: allocated with no handle). */
@@ -131,13 +127,7 @@ export function release(
   return { block: next, freed, byHandle };
 }
 
-/** Every aligned block of `blockSize` inside `poolCidr`, lowest first (a generator: a /8 has many). */
-export function* blocksOfPool(poolCidr: string, blockSizeBits: number): Generator<string> {
-  const pool = parsePrefix(poolCidr, { what: 'pool CIDR' });
-  if (blockSizeBits < pool.len || blockSizeBits > 32) {
-    throw new Error(`blockSize ${blockSizeBits} does not fit pool ${poolCidr} (expected ${pool.len}..32)`);
-  }
-  const step = 2 ** (32 - blockSizeBits);
-  const count = 2 ** (blockSizeBits - pool.len);
-  for (let i = 0; i < count; i++) yield `${formatIpv4(pool.addr + i * step)}/${blockSizeBits}`;
+/** Every aligned block of `blockSize` inside `poolCidr`, lowest first (a generator: a /8 has many, an IPv6 pool more). */
+export function blocksOfPool(poolCidr: string, blockSizeBits: number): Generator<string> {
+  return blocksOf(poolCidr, blockSizeBits);
 }

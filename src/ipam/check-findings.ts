@@ -3,7 +3,8 @@
 // the small helpers the structure and cluster checks share to word their sentences. See ./check.ts for the
 // whole check.
 
-import { parsePrefix, type Prefix } from '../../bgp/index.js';
+import type { Cidr as Prefix } from '../resources/cidr.js';
+import { parseNet } from './prefix.js';
 
 /**
  * Every kind of finding: its scope, whether it is about one address (listed with --show-problem-ips) or an
@@ -154,7 +155,7 @@ export const plural = (n: number, one: string, many = `${one}s`): string => `${n
 
 export function tryPrefix(cidr: string): Prefix | null {
   try {
-    return parsePrefix(cidr);
+    return parseNet(cidr);
   } catch {
     return null;
   }

@@ -6,6 +6,7 @@ import type { Datastore } from '../datastore/types.js';
 import type { IPAMBlockSpec, Resource } from '../resources/types.js';
 import { affineNode } from './block.js';
 import { affinityName, tunnelHandleNode } from '../resources/ipam-names.js';
+import { familyBits } from '../resources/cidr.js';
 import { plural, tryPrefix, type Finding } from './check-findings.js';
 
 type Block = Resource<'IPAMBlock'>;
@@ -32,8 +33,8 @@ export async function readIpamObjects(ds: Datastore): Promise<IpamObjects> {
 function blockDefects(spec: IPAMBlockSpec): string[] {
   const out: string[] = [];
   const prefix = tryPrefix(spec.cidr);
-  if (prefix === null) return [`cidr "${spec.cidr}" is not an IPv4 prefix like 10.244.1.0/26`];
-  const size = 2 ** (32 - prefix.len);
+  if (prefix === null) return [`cidr "${spec.cidr}" is not a prefix like 10.244.1.0/26 or fd00:10:244::40/122`];
+  const size = 2 ** (familyBits(prefix.family) - prefix.len);
   if (spec.allocations.length !== size) out.push(`${spec.allocations.length} allocation slots, expected ${size}`);
   const used = new Set<number>();
   spec.allocations.forEach((attr, ordinal) => {

@@ -30,7 +30,8 @@
 // The FINDINGS table and the report's shapes are in ./check-findings.ts, the structure findings in
 // ./check-structure.ts; this file reads the snapshot and adds the cluster findings.
 
-import { formatIpv4, prefixContains, tryParseIpv4, type Prefix } from '../../bgp/index.js';
+import { formatAddress, parseAddress, parseCidr, type Cidr as Prefix } from '../resources/cidr.js';
+import { addressAt, compareNetText, netContains } from './prefix.js';
 import type { Datastore } from '../datastore/types.js';
 import type { Resource } from '../resources/types.js';
 import { ATTRIBUTE_KEYS, attributesAt } from './attributes.js';
@@ -70,7 +71,13 @@ interface Owner {
 }
 
 function addressOf(prefix: Prefix, ordinal: number): string {
-  return formatIpv4((prefix.addr + ordinal) >>> 0);
+  return addressAt(prefix, ordinal);
+}
+
+/** IPv6 in its canonical text (RFC 5952), as the blocks' addresses are written. */
+function canonicalIp(ip: string): string {
+  const parsed = ip.includes(':') ? parseAddress(ip) : null;
+  return parsed === null ? ip : formatAddress(parsed.family, parsed.addr);
 }
 
 /** What to do with an address no workload or node holds, from what its allocation says about itself. */
@@ -153,8 +160,7 @@ export function checkIpam(snapshot: IpamCheckSnapshot): IpamCheckReport {
   let workloadIps = 0;
   for (const w of snapshot.workloads) {
     for (const network of w.spec.ipNetworks ?? []) {
-      const ip = bareIp(network);
-      if (ip.includes(':')) continue; // IPv4 IPAM only
+      const ip = canonicalIp(bareIp(network));
       use(ip, { name: `Workload(${w.metadata.namespace ?? 'default'}/${w.metadata.name})`, node: w.spec.node });
       workloadIps++;
     }
@@ -218,8 +224,8 @@ export function checkIpam(snapshot: IpamCheckSnapshot): IpamCheckReport {
       });
     }
     if (records.has(ip)) continue;
-    const addr = tryParseIpv4(ip);
-    const inActive = addr !== null && activePools.some((p) => prefixContains(p.prefix, addr));
+    const addr = parseCidr(`${ip}/${ip.includes(':') ? 128 : 32}`);
+    const inActive = addr !== null && activePools.some((p) => netContains(p.prefix, addr));
     for (const o of list) {
       const isNode = o.name.startsWith('Node(');
       const redo = isNode
@@ -234,7 +240,7 @@ export function checkIpam(snapshot: IpamCheckSnapshot): IpamCheckReport {
           action: redo,
         });
       } else {
-        const disabled = addr !== null && allPools.some((p) => prefixContains(p.prefix, addr));
+        const disabled = addr !== null && allPools.some((p) => netContains(p.prefix, addr));
         findings.push({
           kind: 'outside-pools',
           object: o.name,
@@ -259,7 +265,7 @@ export function checkIpam(snapshot: IpamCheckSnapshot): IpamCheckReport {
         action: `\`tortie delete node ${node}\` releases its blocks, affinities and what it left`,
       });
     }
-    if (!allPools.some((p) => p.prefix.len <= prefix.len && prefixContains(p.prefix, prefix.addr))) {
+    if (!allPools.some((p) => netContains(p.prefix, prefix))) {
       findings.push({
         kind: 'block-outside-pools',
         object: `IPAMBlock ${block.spec.cidr}`,
@@ -273,11 +279,12 @@ export function checkIpam(snapshot: IpamCheckSnapshot): IpamCheckReport {
   }
 
   const order = new Map(FINDING_KINDS.map((k, i) => [k, i]));
-  const ipKey = (ip?: string): number => (ip === undefined ? -1 : (tryParseIpv4(ip) ?? -1));
+  const ipOrder = (a?: string, b?: string): number =>
+    a === undefined || b === undefined ? (a === undefined ? (b === undefined ? 0 : -1) : 1) : compareNetText(a, b);
   findings.sort(
     (a, b) =>
       (order.get(a.kind) ?? 0) - (order.get(b.kind) ?? 0) ||
-      ipKey(a.address) - ipKey(b.address) ||
+      ipOrder(a.address, b.address) ||
       a.object.localeCompare(b.object),
   );
 
@@ -286,7 +293,7 @@ export function checkIpam(snapshot: IpamCheckSnapshot): IpamCheckReport {
     if (!records.has(ip))
       addresses.push({ ip, block: null, handle: null, borrowed: false, owners: list.map((o) => o.name), inUse: true });
   }
-  addresses.sort((a, b) => ipKey(a.ip) - ipKey(b.ip));
+  addresses.sort((a, b) => compareNetText(a.ip, b.ip));
   return {
     counts: {
       pools: snapshot.pools.length,

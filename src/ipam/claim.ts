@@ -9,11 +9,11 @@
 // Claims in flight on one node in one process are shared (claimShared): concurrent assigns wait for the
 // one claim rather than each claiming a block.
 
-import { parsePrefix, prefixContains } from '../../bgp/index.js';
 import { AlreadyExistsError, ConflictError, NotFoundError } from '../datastore/types.js';
 import { affinityName, blockName } from '../resources/ipam-names.js';
 import { API_VERSION } from '../resources/types.js';
 import * as blocks from './block.js';
+import { netsOverlap, parseNet, type Family } from './prefix.js';
 import { blockResource, poolBlockSize, type IpamStore } from './store.js';
 import { IpamExhaustedError, type IpUse } from './types.js';
 
@@ -50,11 +50,11 @@ export async function settlePending(store: IpamStore, node: string): Promise<voi
 export async function claimBlock(
   store: IpamStore,
   node: string,
-  options: { pool?: string; use?: IpUse } = {},
+  options: { pool?: string; use?: IpUse; family?: Family } = {},
 ): Promise<string> {
   await settlePending(store, node);
   const use = options.use ?? 'Workload';
-  const pools = await store.poolsFor(node, options.pool, use);
+  const pools = await store.poolsFor(node, options.pool, use, undefined, options.family);
   if (pools.length === 0) {
     throw new IpamExhaustedError(
       `no enabled IPPool${options.pool ? ` "${options.pool}"` : ''} selects node "${node}" for ${use} addresses (check the pools' nodeSelector, disabled and allowedUses fields)`,
@@ -64,10 +64,10 @@ export async function claimBlock(
   const taken = new Set(existing.map((b) => b.spec.cidr));
   // A block of another size (the pool was re-created with another blockSize) still owns its addresses:
   // a candidate that overlaps any existing block is taken, or two nodes would hand out the same IPs.
-  const owned = existing.map((b) => parsePrefix(b.spec.cidr));
+  const owned = existing.map((b) => parseNet(b.spec.cidr, 'block CIDR'));
   const overlapsExisting = (cidr: string): boolean => {
-    const candidate = parsePrefix(cidr);
-    return owned.some((o) => prefixContains(o, candidate.addr) || prefixContains(candidate, o.addr));
+    const candidate = parseNet(cidr, 'block CIDR');
+    return owned.some((o) => netsOverlap(o, candidate));
   };
   for (const pool of pools) {
     for (const cidr of blocks.blocksOfPool(pool.spec.cidr, poolBlockSize(pool))) {
@@ -82,13 +82,21 @@ export async function claimBlock(
 }
 
 /** claimBlock, but concurrent callers for the same node and pool wait for the one claim in flight. */
-export function claimShared(store: IpamStore, node: string, pool: string | undefined, use: IpUse): Promise<string> {
-  const key = `${node}\u0000${pool ?? ''}\u0000${use}`;
+export function claimShared(
+  store: IpamStore,
+  node: string,
+  pool: string | undefined,
+  use: IpUse,
+  family?: Family,
+): Promise<string> {
+  const key = `${node}\u0000${pool ?? ''}\u0000${use}\u0000${family ?? ''}`;
   const running = store.claiming.get(key);
   if (running) return running;
-  const claim = claimBlock(store, node, { ...(pool !== undefined ? { pool } : {}), use }).finally(() =>
-    store.claiming.delete(key),
-  );
+  const claim = claimBlock(store, node, {
+    ...(pool !== undefined ? { pool } : {}),
+    use,
+    ...(family !== undefined ? { family } : {}),
+  }).finally(() => store.claiming.delete(key));
   store.claiming.set(key, claim);
   return claim;
 }

@@ -16,6 +16,7 @@
 //   block.ts    one block's allocations (pure); attributes.ts who an address is for; check.ts, teardown.ts
 //   check.ts    `tortie ipam check`: its FINDINGS and report in check-findings.ts, the structure half in
 //               check-structure.ts
+//   prefix.ts   block and pool CIDRs of both families (IPv6 /122 blocks as IPv4 /26 ones)
 // This file is the public API only.
 
 export { Ipam } from './ipam.js';

@@ -45,9 +45,13 @@ export class Ipam {
     return settlePendingDeletion(this.store, node);
   }
 
-  /** Claims a free block for `node` and returns its CIDR, or IpamExhaustedError (claim.ts). */
-  claimBlock(node: string, options: { pool?: string; use?: IpUse } = {}): Promise<string> {
-    return claimBlock(this.store, node, options);
+  /**
+   * Claims a free block for `node` and returns its CIDR, or IpamExhaustedError (claim.ts). `family`: only
+   * pools of that family; absent: IPv4, unless `pool` names one (then its family).
+   */
+  claimBlock(node: string, options: { pool?: string; use?: IpUse; family?: 4 | 6 } = {}): Promise<string> {
+    const family = options.family ?? (options.pool === undefined ? 4 : undefined);
+    return claimBlock(this.store, node, { ...options, ...(family !== undefined ? { family } : {}) });
   }
 
   /** CIDRs of the blocks affine to `node`, lowest address first (usage.ts). */

@@ -12,7 +12,7 @@
 //   back as Calico's claim does with an affinity that is not confirmed (the block is rewritten first, so a
 //   release still running fails its compare-and-swap, reads again and wins).
 
-import { parseIpv4 } from '../../bgp/index.js';
+import { parseAddress } from '../resources/cidr.js';
 import { NotFoundError } from '../datastore/types.js';
 import { affinityName, blockName } from '../resources/ipam-names.js';
 import type { IPAMBlockSpec } from '../resources/types.js';
@@ -195,7 +195,9 @@ export async function releaseByHandle(store: IpamStore, handleId: string): Promi
 
 /** Frees these addresses (those not allocated are ignored). The block stays, even when empty (as Calico). */
 export async function release(store: IpamStore, ips: string[]): Promise<void> {
-  for (const ip of ips) parseIpv4(ip, 'address to release');
+  for (const ip of ips) {
+    if (parseAddress(ip) === null) throw new Error(`address to release "${ip}" is not an IPv4 or IPv6 address`);
+  }
   await releaseWhere(store, (b) =>
     ips.map((ip) => blocks.ordinalOf(b, ip)).filter((o): o is number => o !== null && b.allocations[o] !== null),
   );

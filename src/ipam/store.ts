@@ -2,18 +2,18 @@
 // retry loop, the pools that select a node, the block list, and the IPAMHandle bookkeeping. claim.ts,
 // assign.ts, release.ts and usage.ts are functions over one IpamStore; ipam.ts is the class callers use.
 
-import { systemClock, type Clock, parsePrefix, prefixContains } from '../../bgp/index.js';
+import { systemClock, type Clock } from '../../bgp/index.js';
 import { AlreadyExistsError, ConflictError, NotFoundError, type Datastore } from '../datastore/types.js';
 // selector.js itself, not the resources index: the index pulls in `yaml`, which the CNI plugin's ADD
 // (this module, in a fresh process per pod) does not need.
 import { parseSelector } from '../resources/selector.js';
 import { blockName } from '../resources/ipam-names.js';
 import { API_VERSION, type IPAMBlockSpec, type Resource } from '../resources/types.js';
+import { defaultBlockSize, familyOf, netContains, parseNet, type Family } from './prefix.js';
 import type { Block, IpamOptions, IpUse, Pool, PoolList } from './types.js';
 
 /** Attempts of one compare-and-swap loop before giving up; enough for a few hundred concurrent writers. */
 export const MAX_ATTEMPTS = 400;
-const DEFAULT_BLOCK_SIZE = 26;
 
 export function blockResource(spec: IPAMBlockSpec, revision?: string): Block {
   return {
@@ -25,14 +25,17 @@ export function blockResource(spec: IPAMBlockSpec, revision?: string): Block {
 }
 
 export function poolBlockSize(pool: Pool): number {
-  return pool.spec.blockSize ?? DEFAULT_BLOCK_SIZE;
+  return pool.spec.blockSize ?? defaultBlockSize(pool.spec.cidr);
 }
 
 /** True when block `cidr` lies inside the pool's range. */
 export function blockInPool(cidr: string, pool: Pool): boolean {
-  const block = parsePrefix(cidr);
-  const range = parsePrefix(pool.spec.cidr);
-  return block.len >= range.len && prefixContains(range, block.addr);
+  return netContains(parseNet(pool.spec.cidr, 'IPPool cidr'), parseNet(cidr, 'block CIDR'));
+}
+
+/** True when the pool's CIDR is of `family` (absent: any family). */
+export function poolOfFamily(pool: Pool, family: Family | undefined): boolean {
+  return family === undefined || familyOf(pool.spec.cidr) === family;
 }
 
 export class IpamStore {
@@ -79,6 +82,7 @@ export class IpamStore {
     poolName: string | undefined,
     use: IpUse = 'Workload',
     listed?: PoolList,
+    family?: Family,
   ): Promise<Pool[]> {
     const [all, nodeResource] = await Promise.all([
       listed ?? this.ds.list('IPPool').then((l) => l.items),
@@ -96,6 +100,7 @@ export class IpamStore {
         // assignmentMode Manual: only a request that names the pool gets addresses from it (Calico).
         (poolName !== undefined || p.spec.assignmentMode !== 'Manual') &&
         !p.spec.disabled &&
+        poolOfFamily(p, family) &&
         (p.spec.allowedUses === undefined || p.spec.allowedUses.includes(use)) &&
         parseSelector(p.spec.nodeSelector ?? 'all()').matches(labels),
     );

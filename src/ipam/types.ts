@@ -87,6 +87,11 @@ export interface AssignOptions {
   pool?: string;
   use?: IpUse;
   /**
+   * The address family: 4 or 6. Absent: IPv4 (Calico's default), or, when `pool` names one, that pool's
+   * family. Only pools (and so blocks) of this family are used.
+   */
+  family?: 4 | 6;
+  /**
    * Attributes recorded with the allocation (./attributes.ts), e.g. a pod's namespace, pod and timestamp.
    * `node` is always the node assigned for, and a tunnel handle's `type` is added; neither is taken from here.
    */

@@ -3,6 +3,7 @@
 // carry IPv6 too, so here an address is a bigint with its family, which makes overlap one comparison.
 
 import { isIPv6 } from 'node:net';
+import { IPv6 } from 'ip-num';
 import { tryParseIpv4 } from '../../bgp/index.js';
 
 export type Family = 4 | 6;
@@ -27,7 +28,7 @@ export function parseAddress(text: string): { family: Family; addr: bigint } | n
 }
 
 function ipv6ToBigint(text: string): bigint {
-  // Embedded IPv4 tail ("::ffff:1.2.3.4") becomes two hextets first.
+  // Embedded IPv4 tail ("::ffff:1.2.3.4") becomes two hextets first; ip-num reads the hextet form.
   let body = text;
   const lastColon = body.lastIndexOf(':');
   const tail = body.slice(lastColon + 1);
@@ -35,14 +36,7 @@ function ipv6ToBigint(text: string): bigint {
     const v4 = tryParseIpv4(tail) ?? 0;
     body = `${body.slice(0, lastColon + 1)}${(v4 >>> 16).toString(16)}:${(v4 & 0xffff).toString(16)}`;
   }
-  const [head, rest] = body.split('::') as [string, string | undefined];
-  const headParts = head === '' ? [] : head.split(':');
-  const restParts = rest === undefined || rest === '' ? [] : rest.split(':');
-  const missing = 8 - headParts.length - restParts.length;
-  const parts = [...headParts, ...Array<string>(rest === undefined ? 0 : missing).fill('0'), ...restParts];
-  let value = 0n;
-  for (const part of parts) value = (value << 16n) | BigInt(parseInt(part, 16));
-  return value;
+  return IPv6.fromString(body).getValue();
 }
 
 function maskOf(family: Family, len: number): bigint {

@@ -53,11 +53,6 @@ export const NOT_IN_EFFECT: readonly NotInEffect[] = [
   },
   {
     kind: 'Node',
-    path: 'spec.bgp.ipv6Address',
-    reason: 'IPv6 BGP is not implemented yet: no IPv6 session is planned and no IPv6 block is advertised',
-  },
-  {
-    kind: 'Node',
     path: 'spec.addresses',
     reason: 'informational: tortie takes the node address from spec.bgp.ipv4Address (IP autodetection fills it)',
   },

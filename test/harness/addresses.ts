@@ -32,6 +32,7 @@ export const ADDRESS_BLOCKS: Readonly<Record<number, string>> = {
   39: 'test/integration/speaker-containment.test.ts',
   53: 'test/integration/bgp-filter.test.ts',
   51: 'test/integration/interop-ipv6.test.ts',
+  54: 'test/integration/ipv6-node.test.ts', // no loopback use: underlay 198.18.54.0/24 and fd00:54::/64, in its namespaces
   40: 'test/bench/routing-receive.ts',
   41: 'test/bench/routing-rr.ts',
   42: 'test/bench/routing-nodes.ts',

@@ -106,6 +106,15 @@ describe('dataplaneInput', () => {
         { cidr: '10.246.0.0/16', ipipMode: 'Never', vxlanMode: 'Always', disabled: true, natOutgoing: false },
       ],
       localBlocks: ['10.244.0.0/26'],
+      // The IPv6 pool and address go to felix's IPv6 side (src/agent/dataplane-input6.ts).
+      ipv6: {
+        hostInterface: 'eth0',
+        localBlocks: [],
+        nodes: [{ name: 'node-2' }, { name: 'node-3' }],
+        pools: [{ cidr: 'fd00:10:244::/48', disabled: false, natOutgoing: false, vxlanMode: 'Never' }],
+        remoteBlocks: [],
+        workloads: [{ interfaceName: 'cali1234567890a', ip: 'fd00:10:244::5/128', namespace: 'shop', pod: 'web-1' }],
+      },
       workloads: [
         { ip: '10.244.0.5/32', interfaceName: 'cali1234567890a', namespace: 'shop', pod: 'web-1' },
         { ip: '10.244.0.6/32', namespace: 'default', pod: 'job' },

@@ -770,3 +770,50 @@ describe('Kubernetes: Pod annotations', () => {
     expect(workloadEndpointFor(attachment).spec.interfaceName).toBe(HOST_IF);
   });
 });
+
+describe('dual stack (ipam.assign_ipv6)', () => {
+  it('ADD gives the pod both families: result, veth plan, WorkloadEndpoint ipNetworks, one handle for both', async () => {
+    const h = await harness([
+      pool('p1', '10.244.0.0/24', { ipipMode: 'Never' }),
+      pool('v6', 'fd00:10:244::/120', { blockSize: 122, ipipMode: 'Never' }),
+    ]);
+    const { exitCode, json } = await h.run('ADD', {
+      ipam: { type: 'calico-ipam', assign_ipv4: 'true', assign_ipv6: 'true' },
+    });
+    expect(exitCode).toBe(0);
+    expect(json?.ips).toEqual([
+      { address: '10.244.0.0/32', interface: 1 },
+      { address: 'fd00:10:244::/128', interface: 1 },
+    ]);
+    expect(json?.routes).toEqual([
+      { dst: '0.0.0.0/0', gw: '169.254.1.1' },
+      { dst: '::/0', gw: 'fe80::ecee:eeff:feee:eeee' },
+    ]);
+    expect(h.network.setups[0]).toMatchObject({ address: '10.244.0.0', address6: 'fd00:10:244::' });
+    expect((await h.weps())[0]?.spec.ipNetworks).toEqual(['10.244.0.0/32', 'fd00:10:244::/128']);
+    expect((await h.mem.get('IPAMHandle', 'k8s-pod-network.c0ffee'))?.spec.block).toEqual({
+      '10.244.0.0/26': 1,
+      'fd00:10:244::/122': 1,
+    });
+    // DEL frees both.
+    expect((await h.run('DEL', { ipam: { type: 'calico-ipam', assign_ipv6: 'true' } })).exitCode).toBe(0);
+    expect(await h.usage()).toBe(0);
+  });
+
+  it('ipam.ipv6_pools picks the pool; no IPv6 pool means no pod, and the IPv4 address goes back', async () => {
+    const h = await harness([
+      pool('p1', '10.244.0.0/24'),
+      pool('v6', 'fd00:10:244::/120', { blockSize: 122, ipipMode: 'Never' }),
+      pool('v6b', 'fd00:20:244::/120', { blockSize: 122, ipipMode: 'Never' }),
+    ]);
+    const { json } = await h.run('ADD', {
+      ipam: { type: 'tortie-ipam', assign_ipv6: 'true', ipv6_pools: ['fd00:20:244::/120'] },
+    });
+    expect(json?.ips).toContainEqual({ address: 'fd00:20:244::/128', interface: 1 });
+    const none = await harness([pool('p1', '10.244.0.0/24')]);
+    const out = await none.run('ADD', { ipam: { type: 'tortie-ipam', assign_ipv6: 'true' } });
+    expect(out.json?.code).toBe(100);
+    expect(String(out.json?.msg)).toMatch(/no IPv6 address for k8s-pod-network.c0ffee on node "node-1"/);
+    expect(await none.usage()).toBe(0);
+  });
+});

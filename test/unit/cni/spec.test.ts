@@ -133,7 +133,7 @@ describe('network configuration', () => {
       code: 2,
       says: /ipam\.subnet is not supported; the ipam section accepts type, ipv4_pools/,
     },
-    { stdin: conf({ ipam: { assign_ipv6: 'true' } }), code: 2, says: /does not assign IPv6/ },
+    { stdin: conf({ ipam: { assign_ipv6: 'yes' } }), code: 7, says: /assign_ipv6: "yes" is not "true" or "false"/ },
     {
       stdin: conf({ ipam: { ipv4_pools: 'p1' } }),
       code: 7,

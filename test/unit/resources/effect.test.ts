@@ -29,6 +29,11 @@ const SERVICES = 'test/unit/agent/service-routes.test.ts';
  * key may name a whole subtree (`NetworkPolicy.spec`): state and Kubernetes kinds are covered as a whole.
  */
 const EFFECT_TESTS: Readonly<Record<string, EffectTest>> = {
+  // felix routes other nodes' IPv6 blocks via it (IPv6 BGP sessions from it: the BGP side's work).
+  'Node.spec.bgp.ipv6Address': {
+    file: 'test/unit/agent/dataplane-input6.test.ts',
+    title: "Node.spec.bgp.ipv6Address: other nodes' IPv6 blocks are routed via it",
+  },
   'IPPool.spec.cidr': { file: IPAM, title: 'claims the first free aligned block and records a confirmed affinity' },
   'IPPool.spec.blockSize': { file: IPAM, title: 'never claims a block that overlaps an existing one of another size' },
   'IPPool.spec.ipipMode': {
