@@ -31,7 +31,7 @@ import { chmod, lstat, mkdir, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { DatastoreConfig } from '../datastore/config.js';
 import type { Datastore } from '../datastore/types.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../../bgp/index.js';
 import { AGENT_COMMANDS, cniSocketPath, FORWARDED_ENV, MAX_CNI_REQUEST_BYTES } from '../cni/client.js';
 import type { Network, PluginIo } from '../cni/plugin.js';
 import type { NetConf } from '../cni/spec.js';
@@ -222,6 +222,11 @@ class CniWorker {
       },
       logFor: (c) => main.createCniLog(c?.logLevel ?? 'warning', undefined, (line) => lines.push(line)),
     };
+    // The agent's container may not see the runtime's namespace paths (/proc/PID/ns/net needs hostPID,
+    // /var/run/netns a mount): then the plugin, which does, does the work.
+    const netns = request.env.CNI_NETNS;
+    if (netns !== undefined && netns !== '' && !(await base.pathExists(netns)))
+      return { serve: false, reason: `the agent cannot see CNI_NETNS ${netns}` };
     const node = await plugin.resolveNodeName(conf, io, io.logFor(conf));
     if (node !== this.options.nodeName) return { serve: false, reason: `node "${node}" is not this agent's` };
     return { serve: true, io, conf, log: lines };

@@ -28,7 +28,7 @@ const AGENT_DS: DatastoreConfig = {
   timeoutMs: 5000,
   source: 'environment',
 };
-const ENV = { CNI_COMMAND: 'CHECK', CNI_CONTAINERID: 'c1', CNI_NETNS: '/var/run/netns/none', CNI_IFNAME: 'eth0' };
+const ENV = { CNI_COMMAND: 'CHECK', CNI_CONTAINERID: 'c1', CNI_NETNS: '/proc/self/ns/net', CNI_IFNAME: 'eth0' };
 const conf = (extra: Record<string, unknown> = {}) =>
   JSON.stringify({
     cniVersion: '1.0.0',
@@ -135,7 +135,7 @@ describe('the CNI socket', () => {
     expect(server!.inFlight()).toBe(0);
   });
 
-  it('says "do it yourself" for another node, another datastore, kubernetes, or a configuration it cannot read', async () => {
+  it('says "do it yourself" for another node, another datastore, kubernetes, a configuration it cannot read, a netns it cannot see', async () => {
     await start();
     const cases: Array<[string, RegExp]> = [
       [conf({ nodename: 'n2' }), /node "n2"/],
@@ -147,6 +147,9 @@ describe('the CNI socket', () => {
       const outcome = await ask(ENV, stdin);
       expect(outcome).toMatchObject({ kind: 'fallback', accepted: false, reason: expect.stringMatching(reason) });
     }
+    // A namespace path the agent cannot see (its container without the runtime's mounts).
+    const unseen = await ask({ ...ENV, CNI_NETNS: join(dir, 'no-such-netns') }, conf());
+    expect(unseen).toMatchObject({ kind: 'fallback', reason: expect.stringMatching(/cannot see CNI_NETNS/) });
   });
 
   it('refuses an oversized request and a malformed one without throwing, and drops a silent client', async () => {
