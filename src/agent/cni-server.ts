@@ -5,8 +5,9 @@
 // The work is the plugin's own code (src/cni/plugin.ts runPlugin) on the plugin's environment and stdin:
 // the same checks, the same IPAM (compare-and-swap on the datastore, under the same host lock as plugin
 // processes), the same dataplane and records, the same result JSON and exit code. What differs: the
-// datastore is the agent's (closing it is a no-op), the host's default-route MTU is remembered for
-// MTU_CACHE_MS per host namespace (an `ip` process less per ADD), and the log lines go back to the plugin
+// datastore is the agent's (closing it is a no-op), the host's default-route MTU is remembered per host
+// namespace (refreshed in the background after MTU_CACHE_MS: an `ip` process less per ADD), a
+// TORTIE_CNI_HOST_NETNS that is the agent's own namespace is dropped, and the log lines go back to the plugin
 // (its stderr or `log_file_path`), so a runtime sees what it saw before.
 //
 // The agent does the work only when it is the plugin's own: same datastore (type, endpoints, TLS files) and
@@ -27,7 +28,7 @@
 //   while the agent still worked on its pod would race it.
 
 import net from 'node:net';
-import { chmod, lstat, mkdir, rename, unlink } from 'node:fs/promises';
+import { chmod, lstat, mkdir, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { DatastoreConfig } from '../datastore/config.js';
 import type { Datastore } from '../datastore/types.js';
@@ -176,14 +177,28 @@ class CniWorker {
     return this.modules;
   }
 
-  /** The host's default-route MTU for `hostNetns`, remembered MTU_CACHE_MS (a failed lookup is not). */
+  /**
+   * The host's default-route MTU for `hostNetns`: looked up on first use, then the remembered value is
+   * answered at once and looked up again in the background when older than MTU_CACHE_MS (no `ip` process
+   * on an ADD's path). A failed lookup is forgotten.
+   */
   private cachedMtu(key: string, lookup: () => Promise<{ dev: string; mtu: number } | null>) {
     const hit = this.mtus.get(key);
-    if (hit && this.now() - hit.at < MTU_CACHE_MS) return hit.value;
-    const value = lookup();
-    this.mtus.set(key, { at: this.now(), value });
-    value.catch(() => this.mtus.delete(key));
-    return value;
+    if (hit === undefined) {
+      const value = lookup();
+      this.mtus.set(key, { at: this.now(), value });
+      value.catch(() => this.mtus.delete(key));
+      return value;
+    }
+    if (this.now() - hit.at >= MTU_CACHE_MS) {
+      hit.at = this.now();
+      const fresh = lookup();
+      fresh.then(
+        () => this.mtus.set(key, { at: this.now(), value: fresh }),
+        () => undefined,
+      );
+    }
+    return hit.value;
   }
 
   /** Whether this agent does `request`, and the I/O it does it with. */
@@ -203,14 +218,19 @@ class CniWorker {
     }
     const other = sameDatastore(pluginConfig, this.options.datastoreConfig);
     if (other !== null) return { serve: false, reason: other };
-    const base = main.processIo(request.env);
+    // TORTIE_CNI_HOST_NETNS naming the agent's own namespace (the lab: the agent runs in the node's) is
+    // dropped: the host side then needs no nsenter, and the sysctls are file writes.
+    const env = (await isOwnNetns(request.env.TORTIE_CNI_HOST_NETNS))
+      ? Object.fromEntries(Object.entries(request.env).filter(([k]) => k !== 'TORTIE_CNI_HOST_NETNS'))
+      : request.env;
+    const base = main.processIo(env);
     const lines: string[] = [];
     const io: PluginIo = {
       ...base,
       openDatastore: () => Promise.resolve(borrowed(this.options.datastore)),
       network: (c) => {
         const network = base.network(c);
-        const key = request.env.TORTIE_CNI_HOST_NETNS ?? '';
+        const key = env.TORTIE_CNI_HOST_NETNS ?? '';
         const cached: Network = {
           setup: (p) => network.setup(p),
           removeHostVeth: (i) => network.removeHostVeth(i),
@@ -254,6 +274,17 @@ class CniWorker {
       `the node agent did not finish ${request.env.CNI_COMMAND} in ${ms} ms`,
     );
     return encodeAnswer({ exitCode: 1, stdout: JSON.stringify(spec.formatError(known, error)) + '\n', log: '' });
+  }
+}
+
+/** Whether `path` is this process's own network namespace (same namespace inode). */
+async function isOwnNetns(path: string | undefined): Promise<boolean> {
+  if (path === undefined || path === '') return false;
+  try {
+    const [theirs, ours] = await Promise.all([stat(path), stat('/proc/self/ns/net')]);
+    return theirs.ino === ours.ino && theirs.dev === ours.dev;
+  } catch {
+    return false;
   }
 }
 
