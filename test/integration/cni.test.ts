@@ -728,6 +728,33 @@ describe.skipIf(unavailable !== null || !haveEtcd || !built).each([{ withAgent: 
     }, 60_000);
 
     it.runIf(withAgent)(
+      'with the agent running, the agent does the ADD and DEL (its PID in their log lines)',
+      async () => {
+        const p = await newPod();
+        const logged = config({ log_level: 'info' });
+        const add = await call({
+          command: 'ADD',
+          containerId: p.containerId,
+          netns: p.netns,
+          pod: p.pod,
+          config: logged,
+        });
+        expect(add.exitCode, add.stdout).toBe(0);
+        expect(add.stderr).toContain(`"pid":${agent!.pid},"msg":"ADD done"`);
+        const del = await call({
+          command: 'DEL',
+          containerId: p.containerId,
+          netns: p.netns,
+          pod: p.pod,
+          config: logged,
+        });
+        expect(del.exitCode, del.stdout).toBe(0);
+        expect(del.stderr).toContain(`"pid":${agent!.pid},"msg":"DEL done"`);
+      },
+      60_000,
+    );
+
+    it.runIf(withAgent)(
       'the agent killed (SIGKILL) in the middle of an ADD: the plugin redoes it, gets the same address, nothing leaks',
       async () => {
         const p = await newPod();
