@@ -35,7 +35,7 @@ import type { Datastore } from '../datastore/types.js';
 import type { Logger } from '../../bgp/index.js';
 import { AGENT_COMMANDS, cniSocketPath, FORWARDED_ENV, MAX_CNI_REQUEST_BYTES } from '../cni/client.js';
 import type { Network, PluginIo } from '../cni/plugin.js';
-import type { NetConf } from '../cni/spec.js';
+import type { NetConf } from '../cni/netconf.js';
 import { inspectExisting } from './control.js';
 
 export interface CniRequest {
@@ -153,14 +153,16 @@ type Decision = { serve: true; io: PluginIo; conf: NetConf; log: string[] } | { 
 
 /** The plugin's modules, loaded once on the first request (not at agent start-up). */
 async function pluginModules() {
-  const [plugin, main, spec, datastore, config] = await Promise.all([
+  const [plugin, main, spec, netconf, result, datastore, config] = await Promise.all([
     import('../cni/plugin.js'),
     import('../cni/main.js'),
     import('../cni/spec.js'),
+    import('../cni/netconf.js'),
+    import('../cni/result.js'),
     import('../cni/datastore.js'),
     import('../datastore/config.js'),
   ]);
-  return { plugin, main, spec, datastore, config };
+  return { plugin, main, spec, netconf, result, datastore, config };
 }
 
 class CniWorker {
@@ -203,10 +205,10 @@ class CniWorker {
 
   /** Whether this agent does `request`, and the I/O it does it with. */
   async decide(request: CniRequest): Promise<Decision> {
-    const { plugin, main, spec, datastore, config } = await this.loadModules();
+    const { plugin, main, netconf, datastore, config } = await this.loadModules();
     let conf: NetConf;
     try {
-      conf = spec.parseNetConf(request.stdin);
+      conf = netconf.parseNetConf(request.stdin);
     } catch (error) {
       return { serve: false, reason: `the configuration: ${error instanceof Error ? error.message : String(error)}` };
     }
@@ -266,14 +268,14 @@ class CniWorker {
 
   /** CNI error 11 for a request the agent could not finish in time. */
   async timedOut(request: CniRequest, ms: number): Promise<string> {
-    const { spec } = await this.loadModules();
-    const version = spec.parseVersionField(request.stdin) ?? spec.LATEST_VERSION;
+    const { spec, netconf, result } = await this.loadModules();
+    const version = netconf.parseVersionField(request.stdin) ?? spec.LATEST_VERSION;
     const known = Object.hasOwn(spec.CNI_VERSIONS, version) ? version : spec.LATEST_VERSION;
     const error = new spec.CniError(
       'tryAgainLater',
       `the node agent did not finish ${request.env.CNI_COMMAND} in ${ms} ms`,
     );
-    return encodeAnswer({ exitCode: 1, stdout: JSON.stringify(spec.formatError(known, error)) + '\n', log: '' });
+    return encodeAnswer({ exitCode: 1, stdout: JSON.stringify(result.formatError(known, error)) + '\n', log: '' });
   }
 }
 
