@@ -179,8 +179,11 @@ function handleConnection(
   });
 }
 
-/** What is at `path` now: nothing, a live agent, a stale socket, or something that is not a socket. */
-async function inspectExisting(path: string): Promise<'absent' | 'live' | 'stale'> {
+/** What is at `path` now: nothing, a live agent, a stale socket, or something that is not a socket (also ./cni-server.ts). */
+export async function inspectExisting(
+  path: string,
+  names = { socket: 'control socket', variable: 'TORTIE_CTL_SOCKET' },
+): Promise<'absent' | 'live' | 'stale'> {
   let stats;
   try {
     stats = await lstat(path);
@@ -190,7 +193,7 @@ async function inspectExisting(path: string): Promise<'absent' | 'live' | 'stale
   }
   if (!stats.isSocket()) {
     throw new Error(
-      `control socket path ${path} exists and is not a socket; remove it or set TORTIE_CTL_SOCKET to another path`,
+      `${names.socket} path ${path} exists and is not a socket; remove it or set ${names.variable} to another path`,
     );
   }
   return new Promise((resolve) => {

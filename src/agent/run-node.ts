@@ -168,10 +168,32 @@ export async function runNode(
     log.error({ err: errorText(error) }, 'CNI plugin token: not managed');
     return null;
   });
+  // The CNI plugin's ADD/DEL/CHECK done here (./cni-server.ts); without it the plugin does them itself.
+  const cniServer = await startCniServer(env, config.nodeName, ds, dsConfig, log);
   const graceful = await stopped;
+  await cniServer?.close();
   cniToken?.stop();
   await agent.stop({ graceful });
   await ds.close().catch(() => undefined);
   log.info('stopped');
   return 0;
+}
+
+/** The CNI socket (TORTIE_CNI_SOCKET, `off` for none); a failure is logged and the plugin works alone. */
+async function startCniServer(
+  env: Record<string, string | undefined>,
+  nodeName: string,
+  ds: Datastore,
+  datastoreConfig: DatastoreConfig,
+  log: Logger,
+): Promise<{ close(): Promise<void> } | null> {
+  const { cniSocketPath, serveCni } = await import('./cni-server.js');
+  const path = cniSocketPath(env);
+  if (path === null) return null;
+  return serveCni({ path, nodeName, datastore: ds, datastoreConfig, log: log.child({ component: 'cni' }) }).catch(
+    (error: unknown) => {
+      log.warn({ err: errorText(error) }, 'CNI socket: not served; the plugin does its work itself');
+      return null;
+    },
+  );
 }

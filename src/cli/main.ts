@@ -28,8 +28,9 @@ async function main(argv: string[]): Promise<number> {
   // A container runtime runs the plugin with CNI_COMMAND set and no arguments. Checked first, and the
   // plugin's module loaded on its own: Node's start-up and module loading are part of every pod's ADD.
   if (argv.length === 0 && process.env.CNI_COMMAND !== undefined && process.env.CNI_COMMAND !== '') {
-    const { cniMain } = await import('../cni/main.js');
-    return cniMain();
+    // The thin client first (src/cni/client.ts: the agent does the work when it runs; one small module).
+    const { cniClientMain } = await import('../cni/client.js');
+    return cniClientMain();
   }
   const [command, sub, ...rest] = argv;
   if (command === undefined || command === '--help' || command === '-h' || command === 'help') {

@@ -12,7 +12,9 @@
 //   endpoint.ts   recording the workload: a WorkloadEndpoint (etcd) or Pod annotations (Kubernetes)
 //   datastore.ts  the datastore named by the configuration (the agent's rules and backends)
 //   plugin.ts     ADD, DEL, CHECK, STATUS, GC, VERSION on injected I/O
-//   main.ts       the process: stdin/env → stdout/exit code (src/cli/main.ts hands over to it)
+//   client.ts     what the process runs first (src/cli/main.ts hands over to it): ADD/DEL/CHECK over the
+//                 agent's CNI socket (src/agent/cni-server.ts), else main.ts here
+//   main.ts       the process doing the work itself: stdin/env → stdout/exit code
 //   install.ts    `tortie cni install` (binary wrapper + conflist, like Calico's install-cni)
 //   index.ts      this header, and runCniPlugin(): how the lab (or anything) calls the built plugin
 //
@@ -43,7 +45,10 @@
 // namespace instead of the plugin's own (the lab's nodes are namespaces; etcd stays reachable).
 //
 // Start-up: the runtime starts a new Node process per call, so start-up is part of every pod's latency.
-// src/cli/main.ts hands over before loading anything else, and the plugin imports the datastore backend,
+// src/cli/main.ts hands over before loading anything else, to client.ts (node:net only), which asks the
+// node agent to do ADD/DEL/CHECK (its datastore connection is open, its modules loaded; TORTIE_CNI_SOCKET,
+// default /var/run/tortie/cni.sock) and does the work here when the agent is absent, slow to accept, says
+// it is not its call, or dies mid-call (the retry converges). Doing it here, the plugin imports the datastore backend,
 // IPAM and the Kubernetes client only in the commands that need them. etcd is reached over its HTTP/JSON
 // gateway (src/datastore/etcd-gateway.ts; gRPC's client alone took ~200 ms to load), falling back to gRPC
 // with a warning when the gateway cannot serve; TORTIE_CNI_ETCD_TRANSPORT=grpc forces gRPC.

@@ -114,9 +114,9 @@ export function processIo(env: NodeJS.ProcessEnv): PluginIo {
   };
 }
 
-/** Runs the plugin for this process: stdin and environment in, stdout out. Resolves to the exit code. */
-export async function cniMain(env: NodeJS.ProcessEnv = process.env): Promise<number> {
-  const stdin = await readStdin();
+/** Runs the plugin for this process: stdin (read here unless `given`: ./client.ts read it) and environment in, stdout out. Resolves to the exit code. */
+export async function cniMain(env: NodeJS.ProcessEnv = process.env, given?: string): Promise<number> {
+  const stdin = given ?? (await readStdin());
   const out = await runPlugin(stdin, processIo(env));
   await new Promise<void>((resolve) => process.stdout.write(out.stdout, () => resolve()));
   return out.exitCode;

@@ -195,20 +195,8 @@ class Invocation {
   }
 
   /** The node this plugin runs on: `nodename`, else NODENAME, else the agent's file, else the hostname. */
-  async nodeName(): Promise<string> {
-    if (this.conf.nodename !== undefined) return this.conf.nodename;
-    const fromEnv = this.io.env.NODENAME?.trim();
-    if (fromEnv) return fromEnv;
-    const file = this.conf.nodenameFile ?? DEFAULT_NODENAME_FILE;
-    try {
-      const name = (await this.io.readFile(file)).trim();
-      if (name !== '') return name;
-    } catch (err) {
-      const code = (err as { code?: unknown }).code;
-      if (code !== 'ENOENT')
-        this.log.warn({}, `cannot read ${file} (${String(code ?? err)}); using the hostname as the node name`);
-    }
-    return this.io.hostname();
+  nodeName(): Promise<string> {
+    return resolveNodeName(this.conf, this.io, this.log);
   }
 
   private async identity(): Promise<WorkloadIdentity> {
@@ -572,6 +560,27 @@ class Invocation {
 function listKept(kept: readonly KeptAllocation[]): string {
   const shown = kept.slice(0, 10).map((k) => `${k.handle} ${k.ip}`);
   return kept.length > 10 ? `${shown.join(', ')} and ${kept.length - 10} more` : shown.join(', ');
+}
+
+/** The node a plugin runs on: `nodename`, else NODENAME, else the agent's file, else the hostname. */
+export async function resolveNodeName(
+  conf: NetConf,
+  io: Pick<PluginIo, 'env' | 'readFile' | 'hostname'>,
+  log: Pick<CniLog, 'warn'>,
+): Promise<string> {
+  if (conf.nodename !== undefined) return conf.nodename;
+  const fromEnv = io.env.NODENAME?.trim();
+  if (fromEnv) return fromEnv;
+  const file = conf.nodenameFile ?? DEFAULT_NODENAME_FILE;
+  try {
+    const name = (await io.readFile(file)).trim();
+    if (name !== '') return name;
+  } catch (err) {
+    const code = (err as { code?: unknown }).code;
+    if (code !== 'ENOENT')
+      log.warn({}, `cannot read ${file} (${String(code ?? err)}); using the hostname as the node name`);
+  }
+  return io.hostname();
 }
 
 /** The addresses held by `handle`, read from its IPAMHandle and blocks (no allocation, unlike assign). */

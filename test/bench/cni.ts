@@ -13,6 +13,12 @@
 // pods), and the processes one ADD and one DEL start (`ip`, `nsenter`, `sysctl`, through logging
 // wrappers on PATH, one extra pod).
 //
+// Issue 19: every ADD and DEL is measured twice — with the node agent's CNI socket answering (the agent's
+// CNI server, src/agent/cni-server.ts, served from this process on a gRPC etcd connection as the agent
+// holds one; the plugin is still a new process per call, a thin client) and without it (the socket path
+// absent: the plugin does everything itself, as during an agent restart). "thin client start-up" is Node
+// plus importing src/cni/client.js and nothing else.
+//
 // The node is a namespace (eth0, default route); the plugin runs outside it with TORTIE_CNI_HOST_NETNS
 // (the lab's mode: etcd on 127.0.0.1 stays reachable), which costs one `nsenter … sysctl` process per
 // ADD that a plugin running inside the node's namespace (writing /proc/sys itself) does not pay.
@@ -24,6 +30,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
+import { serveCni } from '../../src/agent/cni-server.js';
 import { runCniPlugin, type CniInvocation, type CniOutcome } from '../../src/cni/index.js';
 import { openEtcd } from '../../src/datastore/etcd.js';
 import { API_VERSION } from '../../src/resources/types.js';
@@ -98,7 +105,11 @@ function timeProcess(command: string, args: string[], env: NodeJS.ProcessEnv): P
  * The processes one ADD and one DEL start, via wrappers for `ip`, `nsenter` and `sysctl` on PATH that log
  * their PID: nsenter execs the command it runs in the same process, so "nsenter → ip" is one process.
  */
-async function countProcesses(add: CniInvocation, del: CniInvocation): Promise<{ ADD: string[]; DEL: string[] }> {
+async function countProcesses(
+  add: CniInvocation,
+  del: CniInvocation,
+  agent = false,
+): Promise<{ ADD: string[]; DEL: string[] }> {
   const dir = join(tmpdir(), `tortie-bench-cni-${process.pid}`);
   const log = join(dir, 'exec.log');
   mkdirSync(dir, { recursive: true });
@@ -109,12 +120,15 @@ async function countProcesses(add: CniInvocation, del: CniInvocation): Promise<{
       writeFileSync(join(dir, name), `#!/bin/sh\necho "$$ ${name}" >> ${log}\nexec ${real} "$@"\n`, { mode: 0o755 });
     }
     const out: { ADD: string[]; DEL: string[] } = { ADD: [], DEL: [] };
+    const path = process.env.PATH ?? '';
     for (const invocation of [add, del]) {
       rmSync(log, { force: true });
+      // The agent's processes are this process's children (its CNI server runs here): its PATH then.
+      if (agent) process.env.PATH = `${dir}:${path}`;
       const result = await runCniPlugin({
         ...invocation,
-        env: { ...invocation.env, PATH: `${dir}:${process.env.PATH ?? ''}` },
-      });
+        env: { ...invocation.env, PATH: `${dir}:${path}` },
+      }).finally(() => (process.env.PATH = path));
       if (result.exitCode !== 0)
         throw new Error(`${invocation.command} with counting wrappers failed: ${result.stdout.trim()}`);
       out[invocation.command as 'ADD' | 'DEL'] = processesOf(existsSync(log) ? readFileSync(log, 'utf8') : '');
@@ -187,6 +201,9 @@ export const cniBench: Bench = {
         log_level: 'debug',
         ipam: { type: 'tortie-ipam' },
       };
+      // Without an agent the socket path is absent (the plugin tries it, then does the work itself).
+      const agentSocket = join(tmpdir(), `tortie-bench-cni-${process.pid}.sock`);
+      let socketEnv: Record<string, string> = { TORTIE_CNI_SOCKET: `${agentSocket}.absent` };
       const invocation = (i: number, command: CniInvocation['command']): CniInvocation => ({
         command,
         containerId: `bench${process.pid}c${i}`,
@@ -194,6 +211,7 @@ export const cniBench: Bench = {
         pod: { namespace: 'bench', name: `pod-${i}` },
         hostNetns: `/var/run/netns/${node.name}`,
         config,
+        env: socketEnv,
         timeoutMs: CALL_TIMEOUT_MS,
       });
       const must = (out: CniOutcome, what: string): CniOutcome => {
@@ -204,37 +222,78 @@ export const cniBench: Bench = {
         return out;
       };
 
-      // Baselines: bare Node, then the plugin without a datastore (VERSION).
+      // Baselines: bare Node, then the plugin without a datastore (VERSION), then the thin client's import.
       const bare: number[] = [];
       const version: number[] = [];
+      const client: number[] = [];
+      const clientUrl = pathToFileURL(join(process.cwd(), 'dist', 'src', 'cni', 'client.js')).href;
       for (let i = 0; i < BASELINE_RUNS; i++) {
         bare.push(await timeProcess(process.execPath, ['-e', '0'], { PATH: process.env.PATH ?? '' }));
         version.push(
           await timeProcess(process.execPath, [MAIN_JS], { PATH: process.env.PATH ?? '', CNI_COMMAND: 'VERSION' }),
         );
+        client.push(
+          await timeProcess(
+            process.execPath,
+            ['--input-type=module', '-e', `await import(${JSON.stringify(clientUrl)})`],
+            {
+              PATH: process.env.PATH ?? '',
+            },
+          ),
+        );
       }
 
-      const adds: number[] = [];
-      const steps: Record<string, Record<string, number[]>> = { ADD: {}, DEL: {} };
-      const callsBefore = await etcdCallsNow(etcd.endpoint);
-      for (let i = 0; i < PODS; i++) {
-        const out = must(await runCniPlugin(invocation(i, 'ADD')), `ADD of pod ${i}`);
-        adds.push(out.ms);
-        for (const [step, ms] of Object.entries(stepTimings(out.stderr))) (steps.ADD![step] ??= []).push(ms);
-      }
-      const callsAfterAdds = await etcdCallsNow(etcd.endpoint);
-      const dels: number[] = [];
-      for (let i = 0; i < PODS; i++) {
-        const out = must(await runCniPlugin(invocation(i, 'DEL')), `DEL of pod ${i}`);
-        dels.push(out.ms);
-        for (const [step, ms] of Object.entries(stepTimings(out.stderr))) (steps.DEL![step] ??= []).push(ms);
-      }
-      const callsAfterDels = await etcdCallsNow(etcd.endpoint);
+      /** 100 ADDs, then 100 DELs: latencies, the plugin's steps, etcd calls per call. */
+      const measure = async (label: string) => {
+        const adds: number[] = [];
+        const steps: Record<string, Record<string, number[]>> = { ADD: {}, DEL: {} };
+        const callsBefore = await etcdCallsNow(etcd.endpoint);
+        for (let i = 0; i < PODS; i++) {
+          const out = must(await runCniPlugin(invocation(i, 'ADD')), `ADD (${label}) of pod ${i}`);
+          adds.push(out.ms);
+          for (const [step, ms] of Object.entries(stepTimings(out.stderr))) (steps.ADD![step] ??= []).push(ms);
+        }
+        const callsAfterAdds = await etcdCallsNow(etcd.endpoint);
+        const dels: number[] = [];
+        for (let i = 0; i < PODS; i++) {
+          const out = must(await runCniPlugin(invocation(i, 'DEL')), `DEL (${label}) of pod ${i}`);
+          dels.push(out.ms);
+          for (const [step, ms] of Object.entries(stepTimings(out.stderr))) (steps.DEL![step] ??= []).push(ms);
+        }
+        const callsAfterDels = await etcdCallsNow(etcd.endpoint);
+        return { adds, dels, steps, callsBefore, callsAfterAdds, callsAfterDels };
+      };
       const perCall = (from: Record<string, number>, to: Record<string, number>, method: string): number =>
         ((to[method] ?? 0) - (from[method] ?? 0)) / PODS;
 
+      const alone = await measure('no agent');
       // The processes of one ADD and one DEL, through wrappers on PATH that log their arguments.
       const spawned = await countProcesses(invocation(PODS, 'ADD'), invocation(PODS, 'DEL'));
+
+      // The same with the agent's CNI socket answering: its server, on its own (gRPC) etcd connection.
+      const agentDs = await openEtcd({ endpoints: [etcd.endpoint] });
+      const server = await serveCni({
+        path: agentSocket,
+        nodeName: 'bench-node',
+        datastore: agentDs,
+        datastoreConfig: { datastoreType: 'etcdv3', etcdEndpoints: [etcd.endpoint], timeoutMs: 5000, source: 'bench' },
+        log: {
+          info: () => undefined,
+          warn: (f: object, m?: string) => console.warn(`bench cni agent: ${m ?? ''} ${JSON.stringify(f)}`),
+        },
+      });
+      let viaAgent: Awaited<ReturnType<typeof measure>>;
+      let spawnedByAgent: { ADD: string[]; DEL: string[] };
+      try {
+        socketEnv = { TORTIE_CNI_SOCKET: agentSocket };
+        viaAgent = await measure('agent');
+        spawnedByAgent = await countProcesses(invocation(PODS, 'ADD'), invocation(PODS, 'DEL'), true);
+      } finally {
+        socketEnv = { TORTIE_CNI_SOCKET: `${agentSocket}.absent` };
+        await server.close();
+        await agentDs.close().catch(() => undefined);
+      }
+      const { adds, dels } = viaAgent;
 
       // What eager imports would cost: the same ADD with the other backends' modules preloaded.
       const preload = ['src/datastore/kubernetes.js', 'src/log.js', 'src/resources/index.js'].map(
@@ -269,60 +328,74 @@ export const cniBench: Bench = {
       const bareP50 = percentile(bare, 50);
       const vsBare = (v: number): string => `${(v / bareP50).toFixed(1)}× node -e 0`;
       const rows: BenchRow[] = [
-        ...rowsOf('ADD', adds, { vs: vsBare(percentile(adds, 50)) }),
-        ...rowsOf('DEL', dels, { vs: vsBare(percentile(dels, 50)) }),
+        ...rowsOf('ADD, agent running', adds, { vs: vsBare(percentile(adds, 50)) }),
+        ...rowsOf('DEL, agent running', dels, { vs: vsBare(percentile(dels, 50)) }),
+        ...rowsOf('ADD, no agent (the plugin alone)', alone.adds, { vs: vsBare(percentile(alone.adds, 50)) }),
+        ...rowsOf('DEL, no agent (the plugin alone)', alone.dels, { vs: vsBare(percentile(alone.dels, 50)) }),
         ...rowsOf('node -e 0 (start-up alone)', bare),
+        ...rowsOf('thin client start-up (node + src/cni/client.js)', client, { vs: vsBare(percentile(client, 50)) }),
         ...rowsOf('VERSION (start-up + plugin modules, no datastore)', version, {
           vs: vsBare(percentile(version, 50)),
         }),
       ];
-      for (const [command, byStep] of Object.entries(steps)) {
-        for (const [step, values] of Object.entries(byStep)) {
-          rows.push({
-            name: `${command} step "${step}" p50 (inside the plugin)`,
-            value: percentile(values, 50),
-            unit: 'ms',
-          });
+      for (const [where, run] of [
+        ['in the agent', viaAgent],
+        ['in the plugin, no agent', alone],
+      ] as const) {
+        for (const [command, byStep] of Object.entries(run.steps)) {
+          for (const [step, values] of Object.entries(byStep)) {
+            rows.push({ name: `${command} step "${step}" p50 (${where})`, value: percentile(values, 50), unit: 'ms' });
+          }
         }
       }
       const eagerP50 = percentile(eager, 50);
       rows.push({
-        name: `ADD with eager imports (kubernetes client, pino, yaml preloaded) p50 (${eager.length} calls)`,
+        name: `ADD with eager imports (kubernetes client, pino, yaml preloaded; no agent) p50 (${eager.length} calls)`,
         value: eagerP50,
         unit: 'ms',
-        vs: `+${(eagerP50 - percentile(adds, 50)).toFixed(0)} ms vs lazy`,
+        vs: `+${(eagerP50 - percentile(alone.adds, 50)).toFixed(0)} ms vs lazy`,
       });
       const grpcP50 = percentile(grpc, 50);
       rows.push({
-        name: `ADD over gRPC (TORTIE_CNI_ETCD_TRANSPORT=grpc) p50 (${grpc.length} calls)`,
+        name: `ADD over gRPC (TORTIE_CNI_ETCD_TRANSPORT=grpc; no agent) p50 (${grpc.length} calls)`,
         value: grpcP50,
         unit: 'ms',
-        vs: `+${(grpcP50 - percentile(adds, 50)).toFixed(0)} ms vs the JSON gateway`,
+        vs: `+${(grpcP50 - percentile(alone.adds, 50)).toFixed(0)} ms vs the JSON gateway`,
       });
-      for (const method of ['Range', 'Txn']) {
+      for (const [where, run] of [
+        ['agent', viaAgent],
+        ['no agent', alone],
+      ] as const) {
+        for (const method of ['Range', 'Txn']) {
+          rows.push({
+            name: `etcd ${method} calls per ADD (${where}; mean of ${PODS})`,
+            value: perCall(run.callsBefore, run.callsAfterAdds, method),
+            unit: 'calls',
+          });
+          rows.push({
+            name: `etcd ${method} calls per DEL (${where}; mean of ${PODS})`,
+            value: perCall(run.callsAfterAdds, run.callsAfterDels, method),
+            unit: 'calls',
+          });
+        }
+      }
+      for (const [where, counted] of [
+        ['agent', spawnedByAgent],
+        ['no agent', spawned],
+      ] as const) {
         rows.push({
-          name: `etcd ${method} calls per ADD (mean of ${PODS})`,
-          value: perCall(callsBefore, callsAfterAdds, method),
-          unit: 'calls',
+          name: `processes started by one ADD (${where}; ip, nsenter, sysctl)`,
+          value: counted.ADD.length,
+          unit: 'processes',
+          vs: counted.ADD.join(' | '),
         });
         rows.push({
-          name: `etcd ${method} calls per DEL (mean of ${PODS})`,
-          value: perCall(callsAfterAdds, callsAfterDels, method),
-          unit: 'calls',
+          name: `processes started by one DEL (${where})`,
+          value: counted.DEL.length,
+          unit: 'processes',
+          vs: counted.DEL.join(' | '),
         });
       }
-      rows.push({
-        name: 'processes started by one ADD (ip, nsenter, sysctl)',
-        value: spawned.ADD.length,
-        unit: 'processes',
-        vs: spawned.ADD.join(' | '),
-      });
-      rows.push({
-        name: 'processes started by one DEL',
-        value: spawned.DEL.length,
-        unit: 'processes',
-        vs: spawned.DEL.join(' | '),
-      });
       return rows;
     } finally {
       await ds.close().catch(() => undefined);

@@ -8,6 +8,8 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { healthReply, type HealthOptions } from '../../src/agent/health.js';
 import { parseControlRequest } from '../../src/agent/control.js';
+import { parseCniRequest } from '../../src/agent/cni-server.js';
+import { encodeCniRequest, parseAgentAnswer } from '../../src/cni/client.js';
 import { CniError, parseCniArgs, parseEnv } from '../../src/cni/spec.js';
 import { parseNetConf } from '../../src/cni/netconf.js';
 import { parseResult } from '../../src/cni/result.js';
@@ -562,6 +564,43 @@ function targets(): Array<Target<never>> {
             : (JSON.stringify(randomValue(rng)) ?? ''),
       run: (line: string) => parseControlRequest(line),
       typed: plainError,
+    },
+    {
+      name: 'CNI socket request line (agent side)',
+      input: (rng: Rng) => {
+        const env = {
+          CNI_COMMAND: rng.pick(['ADD', 'DEL', 'CHECK', 'GC', 'VERSION', '']),
+          CNI_CONTAINERID: 'c1',
+          CNI_NETNS: '/var/run/netns/p1',
+          CNI_IFNAME: 'eth0',
+          CNI_ARGS: 'K8S_POD_NAMESPACE=default;K8S_POD_NAME=web',
+        };
+        const line = encodeCniRequest(env, JSON.stringify(CNI_CONF)).trimEnd();
+        return rng.chance(0.4)
+          ? (JSON.stringify(mutateValue(rng, JSON.parse(line) as unknown)) ?? '')
+          : rng.chance(0.6)
+            ? mutateText(rng, line)
+            : (JSON.stringify(randomValue(rng)) ?? '');
+      },
+      run: (line: string) => parseCniRequest(line),
+      typed: plainError,
+    },
+    {
+      name: 'CNI socket answer line (plugin side)',
+      input: (rng: Rng) => {
+        const line = JSON.stringify({ exitCode: 0, stdout: '{"cniVersion":"1.0.0"}\n', log: '', logFile: '/x' });
+        return rng.chance(0.5)
+          ? (JSON.stringify(mutateValue(rng, JSON.parse(line) as unknown)) ?? '')
+          : rng.chance(0.6)
+            ? mutateText(rng, line)
+            : (JSON.stringify(randomValue(rng)) ?? '');
+      },
+      run: (line: string) => {
+        const answer = parseAgentAnswer(line);
+        if (answer !== null && (!Number.isInteger(answer.exitCode) || typeof answer.stdout !== 'string'))
+          throw new TypeError(`accepted a malformed answer: ${line.slice(0, 80)}`);
+      },
+      typed: () => false,
     },
     {
       name: 'health HTTP method + path',
