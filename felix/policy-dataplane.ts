@@ -94,21 +94,43 @@ function mergeRanges(ranges: Iterable<readonly [number, number]>): Array<[number
   return out;
 }
 
+const hashMemo = new WeakMap<FilterChain, string>();
+
 export function chainHash(chain: FilterChain): string {
-  return createHash('sha1')
-    .update(`${chain.hook ?? ''}\n${chain.rules.join('\n')}`)
-    .digest('hex')
-    .slice(0, 12);
+  let hash = hashMemo.get(chain);
+  if (hash === undefined) {
+    hash = createHash('sha1')
+      .update(`${chain.hook ?? ''}\n${chain.rules.join('\n')}`)
+      .digest('hex')
+      .slice(0, 12);
+    hashMemo.set(chain, hash);
+  }
+  return hash;
 }
 
 function chainCanonical(chain: FilterChain): string {
   return `${chain.hook ?? ''}:${chain.rules.length}:${chainHash(chain)}`;
 }
 
+/**
+ * Canonical strings and chain hashes by object: a caller that hands the same (unchanged) set or chain object
+ * again (src/policy/incremental.ts does) costs a lookup, not a sort or a hash. Objects are never mutated.
+ */
+const canonicalMemo = new WeakMap<object, string>();
+
+function memo(obj: object, compute: () => string): string {
+  let value = canonicalMemo.get(obj);
+  if (value === undefined) {
+    value = compute();
+    canonicalMemo.set(obj, value);
+  }
+  return value;
+}
+
 function canonicalOf(desired: DesiredFilter): Canonical {
   return {
-    sets: new Map([...desired.sets].map(([n, s]) => [n, setCanonical(s)])),
-    chains: new Map([...desired.chains].map(([n, c]) => [n, chainCanonical(c)])),
+    sets: new Map([...desired.sets].map(([n, s]) => [n, memo(s, () => setCanonical(s))])),
+    chains: new Map([...desired.chains].map(([n, c]) => [n, memo(c, () => chainCanonical(c))])),
   };
 }
 

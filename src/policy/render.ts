@@ -64,41 +64,68 @@ function ruleLines(rule: CompiledRule, direction: Direction): string[] {
   return lines;
 }
 
+/** The rules of one isolated pod's chain for one direction: each rule's lines, then drop. */
+export function chainRules(rules: readonly CompiledRule[], direction: Direction): string[] {
+  const lines: string[] = [];
+  for (const rule of rules) lines.push(...ruleLines(rule, direction));
+  lines.push('drop');
+  return lines;
+}
+
+export function chainName(direction: Direction, ifname: string): string {
+  return `${direction === 'ingress' ? 'ing' : 'egr'}-${ifname}`;
+}
+
+/** The sets one rule names (its peers; an egress rule's named ports), by set name. */
+export function ruleSets(rule: CompiledRule): Array<[string, FilterSet]> {
+  const out: Array<[string, FilterSet]> = [];
+  if (rule.peers !== null) out.push([peerSetName(rule), { kind: 'addresses', ranges: rule.peers }]);
+  if (rule.namedTargets.length > 0) {
+    out.push([
+      namedSetName(rule),
+      {
+        kind: 'addressPorts',
+        entries: rule.namedTargets.map((t) => ({ ip: t.ip, protocol: PROTOCOL_NUMBER[t.protocol], port: t.port })),
+      },
+    ]);
+  }
+  return out;
+}
+
+export const FORWARD_CHAIN: FilterChain = {
+  hook: 'forward',
+  rules: ['ct state established,related accept', 'iifname "cali*" jump from-wl', 'oifname "cali*" jump to-wl'],
+};
+
+/** from-wl and to-wl: interface → its chain, for the (sorted) interfaces isolated in each direction. */
+export function dispatchChains(isolated: Record<Direction, readonly string[]>): Array<[string, FilterChain]> {
+  const vmap = (key: string, direction: Direction): string[] =>
+    isolated[direction].length === 0
+      ? []
+      : [`${key} vmap { ${isolated[direction].map((i) => `"${i}" : jump ${chainName(direction, i)}`).join(', ')} }`];
+  return [
+    ['from-wl', { rules: vmap('iifname', 'egress') }],
+    ['to-wl', { rules: vmap('oifname', 'ingress') }],
+  ];
+}
+
 /** The whole desired filter for these (local) pods. */
 export function renderFilter(endpoints: CompiledEndpoint[]): DesiredFilter {
   const sets = new Map<string, FilterSet>();
   const chains = new Map<string, FilterChain>();
-  const dispatch: Record<Direction, string[]> = { ingress: [], egress: [] };
+  const isolated: Record<Direction, string[]> = { ingress: [], egress: [] };
   const sorted = [...endpoints].sort((a, b) => a.endpoint.interfaceName.localeCompare(b.endpoint.interfaceName));
   for (const c of sorted) {
     const ifname = c.endpoint.interfaceName;
     for (const direction of ['ingress', 'egress'] as const) {
       const rules = c[direction];
       if (rules === null) continue;
-      const chain = `${direction === 'ingress' ? 'ing' : 'egr'}-${ifname}`;
-      const lines: string[] = [];
-      for (const rule of rules) {
-        if (rule.peers !== null) sets.set(peerSetName(rule), { kind: 'addresses', ranges: rule.peers });
-        if (rule.namedTargets.length > 0) {
-          sets.set(namedSetName(rule), {
-            kind: 'addressPorts',
-            entries: rule.namedTargets.map((t) => ({ ip: t.ip, protocol: PROTOCOL_NUMBER[t.protocol], port: t.port })),
-          });
-        }
-        lines.push(...ruleLines(rule, direction));
-      }
-      lines.push('drop');
-      chains.set(chain, { rules: lines });
-      dispatch[direction].push(`"${ifname}" : jump ${chain}`);
+      for (const rule of rules) for (const [name, set] of ruleSets(rule)) sets.set(name, set);
+      chains.set(chainName(direction, ifname), { rules: chainRules(rules, direction) });
+      isolated[direction].push(ifname);
     }
   }
-  const vmap = (key: string, entries: string[]): string[] =>
-    entries.length === 0 ? [] : [`${key} vmap { ${entries.join(', ')} }`];
-  chains.set('forward', {
-    hook: 'forward',
-    rules: ['ct state established,related accept', 'iifname "cali*" jump from-wl', 'oifname "cali*" jump to-wl'],
-  });
-  chains.set('from-wl', { rules: vmap('iifname', dispatch.egress) });
-  chains.set('to-wl', { rules: vmap('oifname', dispatch.ingress) });
+  chains.set('forward', FORWARD_CHAIN);
+  for (const [name, chain] of dispatchChains(isolated)) chains.set(name, chain);
   return { sets, chains };
 }

@@ -9,6 +9,7 @@
 import { performance } from 'node:perf_hooks';
 import { Nft } from '../../felix/nft.js';
 import { PolicyDataplane, type DesiredFilter, type NftRunner } from '../../felix/policy-dataplane.js';
+import { IncrementalPolicy, type PolicyInput } from '../../src/policy/incremental.js';
 import { renderFilter } from '../../src/policy/render.js';
 import { buildWorld, compileEndpoints, type PolicyWorld } from '../../src/policy/semantics.js';
 import type { NetworkPolicySpec, Resource } from '../../src/resources/index.js';
@@ -95,7 +96,7 @@ function worldOf(pods: number, policyCount: number, labelOf?: (i: number) => str
   });
 }
 
-function render(pods: number, policyCount: number, labelOf?: (i: number) => string): DesiredFilter {
+export function render(pods: number, policyCount: number, labelOf?: (i: number) => string): DesiredFilter {
   return renderFilter(compileEndpoints(worldOf(pods, policyCount, labelOf), 'node-0'));
 }
 
@@ -143,25 +144,66 @@ function stagesText(s: Stages): string {
   return `compile ${f(s.compile)} + render ${f(s.render)} + diff ${f(s.diff)} + nft ${f(s.nft)} ms; ${s.lines}-line script`;
 }
 
-/** One pass: compile (buildWorld + compileEndpoints), render, apply; each timed. */
-async function pass(dp: PolicyDataplane, nft: TimedNft, world: () => PolicyWorld): Promise<Stages> {
+/** Produces the desired filter: compile (and render, when the compiler does both at once) timed by the caller. */
+type Producer = () => { desired: DesiredFilter; compileMs: number; renderMs: number };
+
+/** The full path: buildWorld + compileEndpoints, then renderFilter. */
+function fullProducer(world: () => PolicyWorld): Producer {
+  return () => {
+    const t0 = performance.now();
+    const compiled = compileEndpoints(world(), 'node-0');
+    const t1 = performance.now();
+    const desired = renderFilter(compiled);
+    return { desired, compileMs: t1 - t0, renderMs: performance.now() - t1 };
+  };
+}
+
+/** The incremental path (the agent's): IncrementalPolicy.update compiles and renders what changed. */
+function incrementalProducer(compiler: IncrementalPolicy, input: () => PolicyInput): Producer {
+  return () => {
+    const next = input();
+    const t0 = performance.now();
+    const { desired } = compiler.update(next);
+    return { desired, compileMs: performance.now() - t0, renderMs: 0 };
+  };
+}
+
+/** One pass: produce the desired filter, apply it; each stage timed. */
+async function pass(dp: PolicyDataplane, nft: TimedNft, produce: Producer): Promise<Stages> {
   nft.reset();
   const t0 = performance.now();
-  const compiled = compileEndpoints(world(), 'node-0');
-  const t1 = performance.now();
-  const desired = renderFilter(compiled);
+  const { desired, compileMs, renderMs } = produce();
   const t2 = performance.now();
   const stats = await dp.apply(desired);
   const t3 = performance.now();
   const nftMs = nft.applyMs + nft.listMs;
   return {
-    compile: t1 - t0,
-    render: t2 - t1,
+    compile: compileMs,
+    render: renderMs,
     diff: t3 - t2 - nftMs,
     nft: nftMs,
     total: t3 - t0,
     lines: stats.scriptLines,
   };
+}
+
+function benchInput(pods: number, policyCount: number): PolicyInput {
+  return {
+    policies: policies(policyCount),
+    namespaces: NAMESPACE_RESOURCES,
+    workloadEndpoints: weps(pods),
+    nodes: [],
+  };
+}
+
+/** The input with pod-7's WorkloadEndpoint replaced by a new object labelled app-8 (or its original back). */
+function flipped(base: PolicyInput, changed: boolean): PolicyInput {
+  if (!changed) return { ...base, workloadEndpoints: [...base.workloadEndpoints] };
+  const w = structuredClone(base.workloadEndpoints[7]!);
+  w.metadata.labels = { ...w.metadata.labels, app: 'app-8' };
+  const workloadEndpoints = [...base.workloadEndpoints];
+  workloadEndpoints[7] = w;
+  return { ...base, workloadEndpoints };
 }
 
 function size(f: DesiredFilter): { rules: number; elements: number } {
@@ -214,41 +256,76 @@ export const policyBench: Bench = {
     try {
       const nft = new TimedNft(new Nft({ netns: ns.name, timeoutMs: 120_000 }));
       // First apply into an empty table, 3 times (the table removed in between): best, with its stages.
-      let first: Stages | null = null;
-      let dp = new PolicyDataplane(nft);
-      for (let i = 0; i < 3; i++) {
-        await dp.removeTable();
-        dp = new PolicyDataplane(nft);
-        const s = await pass(dp, nft, () => worldOf(1000, 200));
-        if (first === null || s.total < first.total) first = s;
-      }
+      const firstApply = async (producer: () => Producer): Promise<{ best: Stages; dp: PolicyDataplane }> => {
+        let bestStages: Stages | null = null;
+        let dp = new PolicyDataplane(nft);
+        for (let i = 0; i < 3; i++) {
+          await dp.removeTable();
+          dp = new PolicyDataplane(nft);
+          const s = await pass(dp, nft, producer());
+          if (bestStages === null || s.total < bestStages.total) bestStages = s;
+        }
+        return { best: bestStages!, dp };
+      };
+      // One pod's label changes (pod-7: app-7 → app-8), back and forth, 3 times: best, with its stages.
+      const labelChange = async (dp: PolicyDataplane, producer: (flip: boolean) => Producer): Promise<Stages> => {
+        let bestStages: Stages | null = null;
+        for (let i = 0; i < 3; i++) {
+          const s = await pass(dp, nft, producer(i % 2 === 0));
+          if (bestStages === null || s.total < bestStages.total) bestStages = s;
+        }
+        return bestStages!;
+      };
+
+      const fullFirst = await firstApply(() => fullProducer(() => worldOf(1000, 200)));
       rows.push({
-        name: 'policy: first apply (compile + render + nft -f into an empty table), 1,000 pods, 200 policies',
-        value: first!.total,
+        name: 'policy: first apply, full compile (compile + render + nft -f into an empty table), 1,000 pods, 200 policies',
+        value: fullFirst.best.total,
         unit: 'ms',
-        vs: stagesText(first!),
+        vs: stagesText(fullFirst.best),
       });
+      const fullChange = await labelChange(fullFirst.dp, (flip) =>
+        fullProducer(() => worldOf(1000, 200, (j) => (j === 7 && flip ? 'app-8' : `app-${j % APPS}`))),
+      );
+      rows.push({
+        name: 'policy: one label change, full recompile (compile + render + diff + nft)',
+        value: fullChange.total,
+        unit: 'ms',
+        vs: stagesText(fullChange),
+      });
+
+      const base = benchInput(1000, 200);
+      const incFirst = await firstApply(() => incrementalProducer(new IncrementalPolicy('node-0'), () => base));
+      rows.push({
+        name: 'policy: first apply, incremental compiler (compile + render + nft -f into an empty table)',
+        value: incFirst.best.total,
+        unit: 'ms',
+        vs: stagesText(incFirst.best),
+      });
+      const compiler = new IncrementalPolicy('node-0');
+      const dp = new PolicyDataplane(nft);
+      await pass(
+        dp,
+        nft,
+        incrementalProducer(compiler, () => base),
+      );
       rows.push({
         name: 'policy: no-op apply (nothing changed)',
-        value: await best(3, () => dp.apply(full)),
+        value: await best(3, () =>
+          pass(
+            dp,
+            nft,
+            incrementalProducer(compiler, () => flipped(base, false)),
+          ),
+        ),
         unit: 'ms',
       });
-      // One pod's label changes (pod-7: app-7 → app-8), back and forth: compile, render, diff, nft.
-      let flip = false;
-      let change: Stages | null = null;
-      for (let i = 0; i < 3; i++) {
-        flip = !flip;
-        const label = flip;
-        const s = await pass(dp, nft, () =>
-          worldOf(1000, 200, (j) => (j === 7 && label ? 'app-8' : `app-${j % APPS}`)),
-        );
-        if (change === null || s.total < change.total) change = s;
-      }
+      const incChange = await labelChange(dp, (flip) => incrementalProducer(compiler, () => flipped(base, flip)));
       rows.push({
-        name: 'policy: one label change end to end (compile + render + diff + nft)',
-        value: change!.total,
+        name: 'policy: one label change, incremental (compile + render + diff + nft)',
+        value: incChange.total,
         unit: 'ms',
-        vs: stagesText(change!),
+        vs: stagesText(incChange),
       });
       rows.push({
         name: 'policy: full resync (nft -j list + compare)',
