@@ -97,7 +97,7 @@ interface LocalState {
   endpoint: PolicyEndpoint;
   rules: Record<Direction, RuleState[] | null>;
   /** Per direction: the rules' ids and shapes the chain was built from, and the chain. */
-  chains: Record<Direction, { signature: string; chain: FilterChain } | null>;
+  chains: Record<Direction, { signature: string; name: string; chain: FilterChain } | null>;
 }
 
 function endpointKey(w: Resource<'WorkloadEndpoint'>): string {
@@ -125,6 +125,8 @@ export class IncrementalPolicy {
   private readonly local = new Map<string, LocalState>();
   /** Shape counter: every rule shape is unique, so a rebuilt policy's rules never look like its old ones. */
   private shapes = 0;
+  /** Chain name → the one object every pod with that chain shares. */
+  private readonly shared = new Map<string, FilterChain>();
   private dispatch: { key: string; chains: Array<[string, FilterChain]> } | null = null;
 
   constructor(private readonly node: string) {}
@@ -204,7 +206,8 @@ export class IncrementalPolicy {
         const signature = rules.map((r) => `${r.id}#${r.shape}`).join(' ');
         if (state.chains[direction]?.signature === signature) continue;
         const compiled = rules.map((r) => this.compiledFor(r, ep));
-        state.chains[direction] = { signature, chain: { rules: chainRules(compiled, direction) } };
+        const lines = chainRules(compiled, direction);
+        state.chains[direction] = { signature, name: chainName(direction, lines), chain: { rules: lines } };
         stats.chainsRebuilt++;
       }
     }
@@ -395,7 +398,7 @@ export class IncrementalPolicy {
   private result(stats: IncrementalStats): IncrementalResult {
     const sets = new Map<string, FilterSet>();
     const chains = new Map<string, FilterChain>();
-    const isolated: Record<Direction, string[]> = { ingress: [], egress: [] };
+    const isolated: Record<Direction, Array<[string, string]>> = { ingress: [], egress: [] };
     const sorted = [...this.local.values()].sort((a, b) =>
       a.endpoint.interfaceName.localeCompare(b.endpoint.interfaceName),
     );
@@ -406,12 +409,15 @@ export class IncrementalPolicy {
         const chain = state.chains[direction];
         if (rules === null || chain === null) continue;
         for (const rule of rules) for (const [name, set] of rule.sets) sets.set(name, set);
-        chains.set(chainName(direction, ifname), chain.chain);
-        isolated[direction].push(ifname);
+        // Pods with the same rules share the chain: keep the first object (the same one every time).
+        if (!this.shared.has(chain.name)) this.shared.set(chain.name, chain.chain);
+        if (!chains.has(chain.name)) chains.set(chain.name, this.shared.get(chain.name)!);
+        isolated[direction].push([ifname, chain.name]);
       }
     }
     chains.set('forward', FORWARD_CHAIN);
-    const key = `${isolated.ingress.join(',')}|${isolated.egress.join(',')}`;
+    for (const name of [...this.shared.keys()]) if (!chains.has(name)) this.shared.delete(name);
+    const key = JSON.stringify(isolated);
     if (this.dispatch?.key !== key) this.dispatch = { key, chains: dispatchChains(isolated) };
     for (const [name, chain] of this.dispatch.chains) chains.set(name, chain);
     return {

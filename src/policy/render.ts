@@ -7,7 +7,8 @@
 //                                  oifname "cali*" jump to-wl               ← a pod receives: its ingress
 //   chain from-wl / to-wl          one verdict map: interface → jump egr-<if> / ing-<if>, only for pods
 //                                  isolated in that direction (the others fall through: allowed)
-//   chain ing-<if> / egr-<if>      one line per rule and protocol: peers set + ports → return; then drop
+//   chain ing-<hash> / egr-<hash>  one line per rule and protocol: peers set + ports → return; then drop;
+//                                  named by its content, so pods with the same rules share one chain
 //   set r<hash>                    a rule's peers: pod addresses and ipBlocks minus excepts (interval set),
 //                                  shared by every pod the policy selects
 //   set n<hash>                    an egress rule's named ports: (address . protocol . port) per peer pod
@@ -17,7 +18,7 @@
 // (not accept) after egress lets the ingress side still be checked.
 //
 // Why this is hard: sets are shared and named by the rule's identity, so a pod's label change rewrites
-// just the sets whose members change and the chains of pods whose set of selecting policies changes.
+// just the sets whose members change and the dispatch entry of the pod (to another shared chain).
 
 import { createHash } from 'node:crypto';
 import type { DesiredFilter, FilterChain, FilterSet } from '../../felix/index.js';
@@ -72,8 +73,12 @@ export function chainRules(rules: readonly CompiledRule[], direction: Direction)
   return lines;
 }
 
-export function chainName(direction: Direction, ifname: string): string {
-  return `${direction === 'ingress' ? 'ing' : 'egr'}-${ifname}`;
+/**
+ * An isolated pod's chain is named by its content: pods with the same rules (the pods of one deployment)
+ * share one chain, so the table grows with the distinct rule lists, not with the pods.
+ */
+export function chainName(direction: Direction, rules: readonly string[]): string {
+  return hashed(direction === 'ingress' ? 'ing-' : 'egr-', rules.join('\n'));
 }
 
 /** The sets one rule names (its peers; an egress rule's named ports), by set name. */
@@ -98,11 +103,13 @@ export const FORWARD_CHAIN: FilterChain = {
 };
 
 /** from-wl and to-wl: interface → its chain, for the (sorted) interfaces isolated in each direction. */
-export function dispatchChains(isolated: Record<Direction, readonly string[]>): Array<[string, FilterChain]> {
+export function dispatchChains(
+  isolated: Record<Direction, ReadonlyArray<readonly [string, string]>>,
+): Array<[string, FilterChain]> {
   const vmap = (key: string, direction: Direction): string[] =>
     isolated[direction].length === 0
       ? []
-      : [`${key} vmap { ${isolated[direction].map((i) => `"${i}" : jump ${chainName(direction, i)}`).join(', ')} }`];
+      : [`${key} vmap { ${isolated[direction].map(([ifname, chain]) => `"${ifname}" : jump ${chain}`).join(', ')} }`];
   return [
     ['from-wl', { rules: vmap('iifname', 'egress') }],
     ['to-wl', { rules: vmap('oifname', 'ingress') }],
@@ -113,7 +120,7 @@ export function dispatchChains(isolated: Record<Direction, readonly string[]>): 
 export function renderFilter(endpoints: CompiledEndpoint[]): DesiredFilter {
   const sets = new Map<string, FilterSet>();
   const chains = new Map<string, FilterChain>();
-  const isolated: Record<Direction, string[]> = { ingress: [], egress: [] };
+  const isolated: Record<Direction, Array<[string, string]>> = { ingress: [], egress: [] };
   const sorted = [...endpoints].sort((a, b) => a.endpoint.interfaceName.localeCompare(b.endpoint.interfaceName));
   for (const c of sorted) {
     const ifname = c.endpoint.interfaceName;
@@ -121,8 +128,10 @@ export function renderFilter(endpoints: CompiledEndpoint[]): DesiredFilter {
       const rules = c[direction];
       if (rules === null) continue;
       for (const rule of rules) for (const [name, set] of ruleSets(rule)) sets.set(name, set);
-      chains.set(chainName(direction, ifname), { rules: chainRules(rules, direction) });
-      isolated[direction].push(ifname);
+      const lines = chainRules(rules, direction);
+      const name = chainName(direction, lines);
+      if (!chains.has(name)) chains.set(name, { rules: lines });
+      isolated[direction].push([ifname, name]);
     }
   }
   chains.set('forward', FORWARD_CHAIN);
