@@ -127,6 +127,8 @@ export class IncrementalPolicy {
   private shapes = 0;
   /** Chain name → the one object every pod with that chain shares. */
   private readonly shared = new Map<string, FilterChain>();
+  /** The local pods sorted by interface (null: re-sort, a local pod came, went or changed). */
+  private sorted: LocalState[] | null = null;
   private dispatch: { key: string; chains: Array<[string, FilterChain]> } | null = null;
 
   constructor(private readonly node: string) {}
@@ -176,20 +178,30 @@ export class IncrementalPolicy {
           for (const key of changedEndpoints) if (this.retest(state, key)) dirtyRules.add(state);
         }
     }
+    const shapesBefore = this.shapes;
     for (const state of dirtyRules) this.rebuildRule(state);
+    const shapesChanged = this.shapes !== shapesBefore || changedPolicies.size > 0;
     stats.rulesRebuilt = dirtyRules.size;
 
     // Local pods: selection, then chains.
     const namespacesWithPolicyChanges = new Set<string>();
     for (const name of changedPolicies) namespacesWithPolicyChanges.add(name.slice(0, name.indexOf('/')));
-    for (const key of [...this.local.keys()]) if (!this.endpoints.has(key)) this.local.delete(key);
+    for (const key of [...this.local.keys()])
+      if (!this.endpoints.has(key)) {
+        this.local.delete(key);
+        this.sorted = null;
+      }
     for (const [key, ep] of this.endpoints) {
       if (ep.node !== this.node) {
-        this.local.delete(key);
+        if (this.local.delete(key)) this.sorted = null;
         continue;
       }
       let state = this.local.get(key);
-      if (state === undefined || changedEndpoints.has(key) || namespacesWithPolicyChanges.has(ep.namespace)) {
+      const rebuilt = state === undefined || changedEndpoints.has(key) || namespacesWithPolicyChanges.has(ep.namespace);
+      // Nothing this pod's chains depend on changed: skip it (the common case for a single pod's change).
+      if (!rebuilt && !shapesChanged) continue;
+      if (state === undefined || rebuilt) {
+        this.sorted = null;
         state = {
           endpoint: ep,
           rules: { ingress: this.select(ep, 'ingress'), egress: this.select(ep, 'egress') },
@@ -399,9 +411,10 @@ export class IncrementalPolicy {
     const sets = new Map<string, FilterSet>();
     const chains = new Map<string, FilterChain>();
     const isolated: Record<Direction, Array<[string, string]>> = { ingress: [], egress: [] };
-    const sorted = [...this.local.values()].sort((a, b) =>
+    this.sorted ??= [...this.local.values()].sort((a, b) =>
       a.endpoint.interfaceName.localeCompare(b.endpoint.interfaceName),
     );
+    const sorted = this.sorted;
     for (const state of sorted) {
       const ifname = state.endpoint.interfaceName;
       for (const direction of DIRECTIONS) {
