@@ -1,8 +1,11 @@
 // Bench `policy`: NetworkPolicy rendered into nftables and applied by the real nft in a network namespace
 // of its own (removed in a `finally`): 1,000 pods on one node (the worst case: every pod has chains
 // here) in 10 namespaces, 200 policies (podSelector/namespaceSelector/ipBlock peers, numeric and named
-// ports). Rows: compile+render time, the first apply, a no-op apply, one pod's label change end to end
-// (compile, render, diff, nft), and how rules and set elements grow with the pod count.
+// ports). Rows: compile+render time, the first apply and one pod's label change end to end — each through
+// the full compile (buildWorld + compileEndpoints + renderFilter) and through the agent's incremental
+// compiler (src/policy/incremental.ts) — with its stages (compile, render, diff: the dataplane's own work,
+// nft: `nft -f` spawn to exit, timed by a wrapping runner), a no-op apply, a full resync, and how rules and
+// set elements grow with the pod count.
 //
 // What the numbers are not: the machine's CPUs are shared, so times are best of 3.
 
