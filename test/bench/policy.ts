@@ -190,7 +190,7 @@ async function pass(dp: PolicyDataplane, nft: TimedNft, produce: Producer): Prom
   };
 }
 
-function benchInput(pods: number, policyCount: number): PolicyInput {
+export function benchInput(pods: number, policyCount: number): PolicyInput {
   return {
     policies: policies(policyCount),
     namespaces: NAMESPACE_RESOURCES,
@@ -200,7 +200,7 @@ function benchInput(pods: number, policyCount: number): PolicyInput {
 }
 
 /** The input with pod-7's WorkloadEndpoint replaced by a new object labelled app-8 (or its original back). */
-function flipped(base: PolicyInput, changed: boolean): PolicyInput {
+export function flipped(base: PolicyInput, changed: boolean): PolicyInput {
   if (!changed) return { ...base, workloadEndpoints: [...base.workloadEndpoints] };
   const w = structuredClone(base.workloadEndpoints[7]!);
   w.metadata.labels = { ...w.metadata.labels, app: 'app-8' };
