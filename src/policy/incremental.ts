@@ -33,6 +33,7 @@ import {
   namedTargetsOn,
   normalizeNamedTargets,
   peerMatchesEndpoint,
+  peersAreHosts,
   policyEndpoint,
   policyName,
   ruleId,
@@ -386,6 +387,7 @@ export class IncrementalPolicy {
       policy: policyName(state.policy),
       index: state.index,
       peers: ranges,
+      ...(peersAreHosts(state.rule) ? { hostsOnly: true } : {}),
       ports: null,
       namedTargets: named,
     };

@@ -391,6 +391,8 @@ export interface CompiledRule {
   index: number;
   /** Peer addresses (sorted, disjoint); null = every peer. */
   peers: Range[] | null;
+  /** Every peer is a pod selector (no ipBlock): the peers are single addresses (a hash set, not intervals). */
+  hostsOnly?: boolean;
   /** Numeric ports; null = every port and protocol; [] = none numeric (only named ones below). */
   ports: CompiledPort[] | null;
   /**
@@ -451,7 +453,16 @@ export function compileEndpoints(world: PolicyWorld, node?: string): CompiledEnd
       namedTargets = namedCache.get(id)!;
     }
     const ports = compilePorts(rule, direction, ep);
-    return { id, policy: policyName(policy), index, peers: peerCache.get(id)!, ports, namedTargets };
+    const hostsOnly = peersAreHosts(rule);
+    return {
+      id,
+      policy: policyName(policy),
+      index,
+      peers: peerCache.get(id)!,
+      ...(hostsOnly ? { hostsOnly } : {}),
+      ports,
+      namedTargets,
+    };
   };
   const side = (ep: PolicyEndpoint, direction: Direction): CompiledRule[] | null => {
     const isolating = isolatingPolicies(world, ep, direction);
@@ -467,6 +478,11 @@ export function compileEndpoints(world: PolicyWorld, node?: string): CompiledEnd
 
 export function ruleId(policy: Resource<'NetworkPolicy'>, direction: Direction, index: number): string {
   return `${policyName(policy)}/${direction}/${index}`;
+}
+
+/** Non-empty peers, none of them an ipBlock: the rule's peer set holds only pod addresses. */
+export function peersAreHosts(rule: PolicyRule): boolean {
+  return rule.peers !== undefined && rule.peers.length > 0 && rule.peers.every((p) => p.ipBlock === undefined);
 }
 
 /** An egress rule with a named port: its (address, protocol, port) targets depend on the peer pods. */

@@ -213,7 +213,8 @@ function size(f: DesiredFilter): { rules: number; elements: number } {
   let rules = 0;
   let elements = 0;
   for (const c of f.chains.values()) rules += c.rules.length;
-  for (const s of f.sets.values()) elements += s.kind === 'addresses' ? s.ranges.length : s.entries.length;
+  for (const s of f.sets.values())
+    elements += s.kind === 'addresses' ? s.ranges.length : s.kind === 'hosts' ? s.addresses.length : s.entries.length;
   return { rules, elements };
 }
 
