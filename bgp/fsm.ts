@@ -1,6 +1,7 @@
 // The BGP finite state machine of RFC 4271 §8 as one pure function: (state, event, config) → (next,
 // actions, reason). No timers, sockets or clocks here: actions are data the session carries out, so every
-// decision is table-tested in test/unit/fsm.test.ts.
+// decision is table-tested in test/unit/fsm.test.ts. Its vocabulary (states, events, actions, timers,
+// config) is ./fsm-types.ts, re-exported here.
 //
 // Why this is hard: the RFC's FSM is written per state as "on event N do a, b, c", with many events that
 // "cannot happen" in a given state but must still be handled (a stale timer, a message a broken peer
@@ -29,158 +30,35 @@
 //   never connects; it starts no ConnectRetryTimer.
 
 import type { BgpError } from './errors.js';
+import {
+  DEFAULT_BACKOFF_INITIAL_MS,
+  DEFAULT_OPEN_HOLD_MS,
+  DEFAULT_STABLE_MS,
+  TIMER_NAMES,
+  type BgpState,
+  type FsmAction,
+  type FsmConfig,
+  type FsmEvent,
+  type FsmState,
+  type Transition,
+} from './fsm-types.js';
 import { CeaseSubcode, ErrorCode, fitNotificationData, FsmSubcode, OpenSubcode } from './errors.js';
 
-export const BgpState = {
-  Idle: 'Idle',
-  Connect: 'Connect',
-  Active: 'Active',
-  OpenSent: 'OpenSent',
-  OpenConfirm: 'OpenConfirm',
-  Established: 'Established',
-} as const;
-export type BgpState = (typeof BgpState)[keyof typeof BgpState];
-
-/** Timers the FSM starts and stops. IdleHold is the reconnect backoff; Stable resets the backoff. */
-export type TimerName = 'ConnectRetry' | 'Hold' | 'Keepalive' | 'IdleHold' | 'Stable';
-export const TIMER_NAMES: readonly TimerName[] = ['ConnectRetry', 'Hold', 'Keepalive', 'IdleHold', 'Stable'];
-
-/** The event a timer's expiry becomes (one table, used by the session). */
-export const TIMER_EVENTS: Readonly<Record<TimerName, FsmEvent['type']>> = {
-  ConnectRetry: 'ConnectRetryTimer_Expires',
-  Hold: 'HoldTimer_Expires',
-  Keepalive: 'KeepaliveTimer_Expires',
-  IdleHold: 'AutomaticStart',
-  Stable: 'StableTimer_Expires',
-};
-
-/** Events, named after RFC 4271 §8.1 where one exists. */
-export type FsmEvent =
-  | { readonly type: 'ManualStart' } // Event 1
-  | { readonly type: 'ManualStart_with_PassiveTcpEstablishment' } // Event 4
-  | { readonly type: 'ManualStop'; readonly reason?: string; readonly subcode?: number } // Event 2 (Cease subcode, default 2)
-  | { readonly type: 'AutomaticStart' } // Event 3 (IdleHold expiry)
-  | { readonly type: 'ConnectRetryTimer_Expires' } // Event 9
-  | { readonly type: 'HoldTimer_Expires' } // Event 10
-  | { readonly type: 'KeepaliveTimer_Expires' } // Event 11
-  | { readonly type: 'StableTimer_Expires' } // not in the RFC: resets the backoff
-  | { readonly type: 'TcpConnectionConfirmed' } // Events 16/17 (outbound acked or inbound accepted)
-  | { readonly type: 'TcpConnectionFails'; readonly reason?: string } // Event 18
-  /** Event 19: an OPEN that the session has already checked (§6.2); carries the peer's hold time (s). */
-  | { readonly type: 'BGPOpen'; readonly peerHoldTime: number }
-  | { readonly type: 'BGPHeaderErr'; readonly error: BgpError } // Event 21
-  | { readonly type: 'BGPOpenMsgErr'; readonly error: BgpError } // Event 22
-  | { readonly type: 'OpenCollisionDump' } // Event 23
-  /** Events 24/25; `code`/`subcode` of the NOTIFICATION received (an administrative Cease is no error). */
-  | { readonly type: 'NotifMsg'; readonly reason?: string; readonly code?: number; readonly subcode?: number }
-  | { readonly type: 'KeepAliveMsg' } // Event 26
-  | { readonly type: 'UpdateMsg' } // Event 27
-  | { readonly type: 'UpdateMsgErr'; readonly error: BgpError } // Event 28
-  | { readonly type: 'RouteRefreshMsg' } // RFC 2918
-  | { readonly type: 'RouteRefreshMsgErr'; readonly error: BgpError } // RFC 7313 §5
-  /** A resource limit was passed (RFC 4486: Cease 1 Maximum Number of Prefixes Reached, 8 Out of Resources):
-   *  Cease with this subcode and data, then no reconnect (and no inbound) for at least `restartMs`. */
-  | {
-      readonly type: 'LimitExceeded';
-      readonly subcode: number;
-      readonly data: Uint8Array;
-      readonly reason: string;
-      readonly restartMs?: number;
-    }
-  /** Not in the RFC: handling an event of this session failed unexpectedly (a bug, not the peer's error).
-   *  The session is reset with the NOTIFICATION in `error` (Cease unless the failure names another). */
-  | { readonly type: 'InternalError'; readonly error: BgpError };
-
-/** What the session must do, in order. */
-export type FsmAction =
-  | { readonly type: 'connect' }
-  /** Flush what is queued (a NOTIFICATION included) and close the connection. */
-  | { readonly type: 'close' }
-  | { readonly type: 'sendOpen' }
-  | { readonly type: 'sendKeepalive' }
-  | {
-      readonly type: 'sendNotification';
-      readonly code: number;
-      readonly subcode: number;
-      readonly data: Uint8Array;
-      readonly reason: string;
-    }
-  | { readonly type: 'startTimer'; readonly name: TimerName; readonly ms: number }
-  | { readonly type: 'stopTimer'; readonly name: TimerName }
-  /** The OPEN exchange fixed these (seconds; 0 = no hold timer, no keepalives). */
-  | { readonly type: 'negotiated'; readonly holdTime: number; readonly keepaliveTime: number }
-  | { readonly type: 'established' }
-  /** The session left OpenSent/OpenConfirm/Established: release routes (Adj-RIB-In) unless graceful. */
-  | { readonly type: 'down'; readonly reason: string }
-  /** The UPDATE / ROUTE-REFRESH of this event is valid here: apply it. */
-  | { readonly type: 'processUpdate' }
-  | { readonly type: 'processRouteRefresh' };
-
-export interface FsmConfig {
-  /** Our configured hold time in seconds: 0 or ≥ 3 (RFC 4271 §4.2). */
-  readonly holdTime: number;
-  /** Configured keepalive interval in seconds; default hold/3 (RFC 4271 §10). Never above hold/3. */
-  readonly keepaliveTime?: number;
-  /** ConnectRetryTimer in ms (RFC 4271 §10 suggests 120 s; tortie's session defaults to 5 s). Caps the backoff. */
-  readonly connectRetryMs: number;
-  /** First backoff step in ms (default 1000). */
-  readonly backoffInitialMs?: number;
-  /** Jitter fraction 0..1 taken off the backoff (RFC 4271 §10 suggests 0.75..1.0 → 0.25). Default 0. */
-  readonly jitter?: number;
-  /** Random source 0..1 for the jitter; injected so tests are exact. Default: no jitter. */
-  readonly random?: () => number;
-  /** How long a session must stay Established before the backoff resets (default 30 s). */
-  readonly stableMs?: number;
-  /** The large hold time used while waiting for the OPEN, §8.2.2 "suggested value 4 minutes". Default 240 s. */
-  readonly openHoldMs?: number;
-  /** DampPeerOscillations: the first wait after a session ended in an error, ms (BIRD/Calico: 5000).
-   *  Absent: errors wait only the ordinary backoff. */
-  readonly errorWaitInitialMs?: number;
-  /** The longest such wait, ms (BIRD/Calico: 30 000). Default: the initial wait. */
-  readonly errorWaitMaxMs?: number;
-  /** The smallest non-zero hold time accepted from a peer, seconds (default 3, RFC 4271 §4.2's floor). */
-  readonly minHoldTime?: number;
-}
-
-export interface FsmState {
-  readonly name: BgpState;
-  /** ConnectRetryCounter: failures since the last stable session; drives the backoff. */
-  readonly attempts: number;
-  /** Started with ManualStart_with_PassiveTcpEstablishment: wait in Active, never connect. */
-  readonly passive: boolean;
-  /** Negotiated hold time (s) once the OPEN is received; restarts the hold timer on KEEPALIVE/UPDATE. */
-  readonly holdTime: number;
-  /** Negotiated keepalive interval (s); 0 when the hold time is 0. */
-  readonly keepaliveTime: number;
-  /** Sessions in a row that ended in an error (DampPeerOscillations); reset by a stable session. */
-  readonly errors: number;
-  /** Waiting in Idle after an error: the peer's own connections are refused too until the wait ends. */
-  readonly holdingDown: boolean;
-  /** Established for `stableMs` already: a plain TCP loss now is not an error. */
-  readonly stable: boolean;
-}
-
-export interface Transition {
-  readonly next: FsmState;
-  readonly actions: readonly FsmAction[];
-  /** Why, for logs and `state` events. */
-  readonly reason: string;
-}
-
-export const INITIAL_STATE: FsmState = {
-  name: 'Idle',
-  attempts: 0,
-  passive: false,
-  holdTime: 0,
-  keepaliveTime: 0,
-  errors: 0,
-  holdingDown: false,
-  stable: false,
-};
-
-export const DEFAULT_OPEN_HOLD_MS = 240_000;
-export const DEFAULT_BACKOFF_INITIAL_MS = 1_000;
-export const DEFAULT_STABLE_MS = 30_000;
+export {
+  BgpState,
+  DEFAULT_BACKOFF_INITIAL_MS,
+  DEFAULT_OPEN_HOLD_MS,
+  DEFAULT_STABLE_MS,
+  INITIAL_STATE,
+  TIMER_EVENTS,
+  TIMER_NAMES,
+  type FsmAction,
+  type FsmConfig,
+  type FsmEvent,
+  type FsmState,
+  type TimerName,
+  type Transition,
+} from './fsm-types.js';
 
 /** RFC 4271 §4.2: the hold time is 0 or at least 3 seconds. */
 export function isAcceptableHoldTime(seconds: number): boolean {
@@ -487,13 +365,24 @@ function connecting(state: FsmState, event: FsmEvent, config: FsmConfig): Transi
   }
 }
 
-function openSent(state: FsmState, event: FsmEvent, config: FsmConfig): Transition {
+/** HoldTimer_Expires (§8.2.2, Event 10) in the states with a connection: the reason, the NOTIFICATION's text. */
+const HOLD_EXPIRED: Partial<Record<BgpState, readonly [reason: string, detail: string]>> = {
+  OpenSent: ['hold timer expired in OpenSent', 'no OPEN before the hold timer expired'],
+  OpenConfirm: ['hold timer expired in OpenConfirm', 'no KEEPALIVE before the hold timer expired'],
+  Established: ['hold timer expired', 'no KEEPALIVE or UPDATE within the hold time'],
+};
+
+/**
+ * The rows OpenSent, OpenConfirm and Established share (§8.2.2 repeats them in each of the three). A state's
+ * own rows come first, in its function, which hands every other event here.
+ */
+function connected(state: FsmState, event: FsmEvent, config: FsmConfig): Transition {
   switch (event.type) {
     case 'ManualStart':
     case 'ManualStart_with_PassiveTcpEstablishment':
     case 'AutomaticStart':
     case 'TcpConnectionConfirmed': // a second connection: collisions are the speaker's (§6.8)
-      return stay(state, `${event.type} ignored in OpenSent`);
+      return stay(state, `${event.type} ignored in ${state.name}`);
     case 'ManualStop':
       return dropAndStay(
         state,
@@ -508,12 +397,43 @@ function openSent(state: FsmState, event: FsmEvent, config: FsmConfig): Transiti
         true,
         true,
       );
-    case 'HoldTimer_Expires':
-      return dropAndRetry(state, config, 'hold timer expired in OpenSent', [
-        notification(ErrorCode.HOLD_TIMER_EXPIRED, 0, 'no OPEN before the hold timer expired'),
-      ]);
+    case 'HoldTimer_Expires': {
+      const [reason, detail] = HOLD_EXPIRED[state.name]!;
+      return dropAndRetry(state, config, reason, [notification(ErrorCode.HOLD_TIMER_EXPIRED, 0, detail)]);
+    }
     case 'TcpConnectionFails':
-      return dropAndRetry(state, config, event.reason ?? 'TCP connection closed in OpenSent');
+      return dropAndRetry(state, config, event.reason ?? `TCP connection closed in ${state.name}`);
+    case 'NotifMsg':
+      // §8.2.2 (Established: Events 24/25): release resources, Idle.
+      return notificationReceived(state, event, config);
+    case 'InternalError':
+    case 'BGPHeaderErr':
+    case 'BGPOpenMsgErr':
+      // §8.2.2, Events 21/22: NOTIFICATION with the error code, Idle.
+      return dropAndRetry(state, config, event.error.message, [fromError(event.error)]);
+    case 'OpenCollisionDump':
+      return dropAndStay(
+        state,
+        'connection collision',
+        [
+          notification(
+            ErrorCode.CEASE,
+            CeaseSubcode.CONNECTION_COLLISION_RESOLUTION,
+            'connection collision resolution',
+          ),
+        ],
+        true,
+        false,
+      );
+    case 'LimitExceeded':
+      return limitExceeded(state, event, config);
+    default:
+      return fsmError(state, event, config);
+  }
+}
+
+function openSent(state: FsmState, event: FsmEvent, config: FsmConfig): Transition {
+  switch (event.type) {
     case 'BGPOpen': {
       // RFC 4271 §4.2: a hold time of 1 or 2 seconds is refused; §6.2: an implementation MAY refuse others.
       const refused = refuseHoldTime(event.peerHoldTime, config);
@@ -542,86 +462,16 @@ function openSent(state: FsmState, event: FsmEvent, config: FsmConfig): Transiti
         reason: `OPEN received, hold time ${holdTime} s`,
       };
     }
-    case 'InternalError':
-    case 'BGPHeaderErr':
-    case 'BGPOpenMsgErr':
-      // §8.2.2 OpenSent, Events 21/22: NOTIFICATION with the error code, Idle.
-      return dropAndRetry(state, config, event.error.message, [fromError(event.error)]);
-    case 'OpenCollisionDump':
-      return dropAndStay(
-        state,
-        'connection collision',
-        [
-          notification(
-            ErrorCode.CEASE,
-            CeaseSubcode.CONNECTION_COLLISION_RESOLUTION,
-            'connection collision resolution',
-          ),
-        ],
-        true,
-        false,
-      );
-    case 'NotifMsg':
-      return notificationReceived(state, event, config);
-    case 'LimitExceeded':
-      return limitExceeded(state, event, config);
     default:
-      return fsmError(state, event, config);
+      return connected(state, event, config);
   }
 }
 
 function openConfirm(state: FsmState, event: FsmEvent, config: FsmConfig): Transition {
   switch (event.type) {
-    case 'ManualStart':
-    case 'ManualStart_with_PassiveTcpEstablishment':
-    case 'AutomaticStart':
-    case 'TcpConnectionConfirmed':
-      return stay(state, `${event.type} ignored in OpenConfirm`);
-    case 'ManualStop':
-      return dropAndStay(
-        state,
-        event.reason ?? 'ManualStop',
-        [
-          notification(
-            ErrorCode.CEASE,
-            event.subcode ?? CeaseSubcode.ADMINISTRATIVE_SHUTDOWN,
-            event.reason ?? 'administrative shutdown',
-          ),
-        ],
-        true,
-        true,
-      );
-    case 'HoldTimer_Expires':
-      return dropAndRetry(state, config, 'hold timer expired in OpenConfirm', [
-        notification(ErrorCode.HOLD_TIMER_EXPIRED, 0, 'no KEEPALIVE before the hold timer expired'),
-      ]);
     case 'KeepaliveTimer_Expires':
       // §8.2.2 OpenConfirm, Event 11: send KEEPALIVE, restart the KeepaliveTimer.
       return stay(state, 'keepalive timer', keepalive(state));
-    case 'TcpConnectionFails':
-      return dropAndRetry(state, config, event.reason ?? 'TCP connection closed in OpenConfirm');
-    case 'NotifMsg':
-      return notificationReceived(state, event, config);
-    case 'InternalError':
-    case 'BGPHeaderErr':
-    case 'BGPOpenMsgErr':
-      return dropAndRetry(state, config, event.error.message, [fromError(event.error)]);
-    case 'OpenCollisionDump':
-      return dropAndStay(
-        state,
-        'connection collision',
-        [
-          notification(
-            ErrorCode.CEASE,
-            CeaseSubcode.CONNECTION_COLLISION_RESOLUTION,
-            'connection collision resolution',
-          ),
-        ],
-        true,
-        false,
-      );
-    case 'LimitExceeded':
-      return limitExceeded(state, event, config);
     case 'KeepAliveMsg':
       // §8.2.2 OpenConfirm, Event 26: restart the HoldTimer, Established.
       return {
@@ -634,35 +484,12 @@ function openConfirm(state: FsmState, event: FsmEvent, config: FsmConfig): Trans
         reason: 'KEEPALIVE received: established',
       };
     default:
-      return fsmError(state, event, config);
+      return connected(state, event, config);
   }
 }
 
 function established(state: FsmState, event: FsmEvent, config: FsmConfig): Transition {
   switch (event.type) {
-    case 'ManualStart':
-    case 'ManualStart_with_PassiveTcpEstablishment':
-    case 'AutomaticStart':
-    case 'TcpConnectionConfirmed':
-      return stay(state, `${event.type} ignored in Established`);
-    case 'ManualStop':
-      return dropAndStay(
-        state,
-        event.reason ?? 'ManualStop',
-        [
-          notification(
-            ErrorCode.CEASE,
-            event.subcode ?? CeaseSubcode.ADMINISTRATIVE_SHUTDOWN,
-            event.reason ?? 'administrative shutdown',
-          ),
-        ],
-        true,
-        true,
-      );
-    case 'HoldTimer_Expires':
-      return dropAndRetry(state, config, 'hold timer expired', [
-        notification(ErrorCode.HOLD_TIMER_EXPIRED, 0, 'no KEEPALIVE or UPDATE within the hold time'),
-      ]);
     case 'KeepaliveTimer_Expires':
       return stay(state, 'keepalive timer', keepalive(state)); // §8.2.2 Established, Event 11
     case 'StableTimer_Expires':
@@ -677,9 +504,6 @@ function established(state: FsmState, event: FsmEvent, config: FsmConfig): Trans
         true,
         state.stable ? {} : { error: 'unstable' },
       );
-    case 'NotifMsg':
-      // §8.2.2 Established, Events 24/25: release resources, Idle.
-      return notificationReceived(state, event, config);
     case 'KeepAliveMsg':
       return stay(state, 'KEEPALIVE received', restartHold(state));
     case 'UpdateMsg':
@@ -687,31 +511,12 @@ function established(state: FsmState, event: FsmEvent, config: FsmConfig): Trans
       return stay(state, 'UPDATE received', [...restartHold(state), { type: 'processUpdate' }]);
     case 'RouteRefreshMsg':
       return stay(state, 'ROUTE-REFRESH received', [{ type: 'processRouteRefresh' }]);
-    case 'InternalError':
     case 'UpdateMsgErr':
     case 'RouteRefreshMsgErr':
-    case 'BGPHeaderErr':
-    case 'BGPOpenMsgErr':
-      // §8.2.2 Established, Events 21/22/28: NOTIFICATION with the error, release, Idle.
+      // §8.2.2 Established, Event 28: NOTIFICATION with the error, release, Idle (21/22 as the other states).
       return dropAndRetry(state, config, event.error.message, [fromError(event.error)]);
-    case 'OpenCollisionDump':
-      return dropAndStay(
-        state,
-        'connection collision',
-        [
-          notification(
-            ErrorCode.CEASE,
-            CeaseSubcode.CONNECTION_COLLISION_RESOLUTION,
-            'connection collision resolution',
-          ),
-        ],
-        true,
-        false,
-      );
-    case 'LimitExceeded':
-      return limitExceeded(state, event, config);
     default:
-      return fsmError(state, event, config);
+      return connected(state, event, config);
   }
 }
 

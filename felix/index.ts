@@ -17,5 +17,5 @@ export {
   type FilterSet,
 } from './policy-dataplane.js';
 export { findProgram, missingProgramMessage, missingPrograms } from './programs.js';
-export { workloadInterfaceName } from './route-calc.js';
+export { workloadInterfaceName } from './interface-names.js';
 export { vxlanRunner } from './vxlan.js';

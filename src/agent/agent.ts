@@ -8,7 +8,8 @@
 // (./servers.ts). Then the replan loop: on every (coalesced) cache change, one pass — planPeers → the
 // Speaker's identity and peer set (./speaker-keeper.ts: eBGP peers with the node's subnet, for third-party
 // next hops), originatedPrefixes → its originated routes (next hop: our address), the import context,
-// felix's input (./dataplane-input.ts, pure) and the network policy. Status and readiness: ./status.ts.
+// felix's input (./dataplane-input.ts, pure) and the network policy. Status and readiness: ./status.ts;
+// service IPs: ./service-advertiser.ts; what the agent is given (AgentDeps): ./agent-deps.ts.
 //
 // Why this is hard:
 // - An IPAM or workload change (another node's block claim) moves originated routes, not peers: the plan
@@ -25,81 +26,34 @@
 // - Every timer runs on the injected clock (`AgentDeps.clock`); the kernel-route recalculation is
 //   coalesced per turn of the event loop (setImmediate), which is not a timer.
 
-import { systemClock, type Clock, type SpeakerConfig } from '../../bgp/index.js';
+import { systemClock, type Clock } from '../../bgp/index.js';
 import type { PolicyEnforcer } from '../policy/enforcer.js';
 import type { Datastore } from '../datastore/types.js';
 import { Ipam } from '../ipam/index.js';
+import type { AgentDeps } from './agent-deps.js';
 import type { Resource } from '../resources/index.js';
 import type { Logger } from '../log.js';
 import { originatedPrefixes } from './advertise.js';
 import { bootstrap, ensureTunnelAddress, ipipPoolsFor, type BootstrapContext, type NodeAddress } from './bootstrap.js';
-import type { InterfaceAddress } from './autodetect.js';
 import { ResourceCache } from './cache.js';
-import { startKernelDataplane, type DataplaneLike, type KernelDataplaneDeps } from './kernel-dataplane.js';
+import { startKernelDataplane, type DataplaneLike } from './kernel-dataplane.js';
 import { levelOfSeverity, routerIdFor, type AgentConfig } from './config.js';
 import { dataplaneInput, sysfsInterfaceMtu } from './dataplane-input.js';
 import { errorText } from './error-text.js';
 import { AgentMetrics } from './metrics.js';
 import { VxlanTunnelKeeper } from './vxlan-tunnel.js';
 import { PasswordBook } from './passwords.js';
-import { serviceExportRanges, serviceRoutes } from './service-routes.js';
-import { ServiceWatch, type ServiceApi } from './service-watch.js';
+import { serviceExportRanges } from './service-routes.js';
+import { ServiceAdvertiser } from './service-advertiser.js';
 import { planPeers } from './planner.js';
-import type { SecretSource } from './secrets.js';
-import { AgentServers, type ServeControl, type StartHealth } from './servers.js';
-import {
-  importContextOf,
-  insideSubnetOf,
-  nodeSubnet,
-  SpeakerKeeper,
-  type SpeakerIdentity,
-  type SpeakerLike,
-} from './speaker-keeper.js';
+import { AgentServers } from './servers.js';
+import { importContextOf, insideSubnetOf, nodeSubnet, SpeakerKeeper, type SpeakerIdentity } from './speaker-keeper.js';
 import { agentReadiness, agentStatus, notInEffectWarnings, packageVersion, TcpDropWatch } from './status.js';
 import type { AgentStatus, PeeringPlan, Readiness, RouteRow } from './types.js';
 
+export type { AgentDeps } from './agent-deps.js';
 export type { SpeakerLike } from './speaker-keeper.js';
-
 export type { DataplaneLike } from './kernel-dataplane.js';
-
-export interface AgentDeps extends KernelDataplaneDeps {
-  datastore: Datastore;
-  logger: Logger;
-  /** Default: a real Speaker over TCP. */
-  createSpeaker?: (config: SpeakerConfig) => SpeakerLike;
-  /** Default: os.networkInterfaces(). */
-  interfaces?: () => InterfaceAddress[];
-  localAddressToward?: (target: string) => Promise<string>;
-  /** Control socket and health server (default: ./control.ts serveControl, ./health.ts startHealthServer; null = none). */
-  serveControl?: ServeControl | null;
-  /** `tortie node stop` arrived on the control socket: the owner stops the agent (runNode). Default: stop() itself. */
-  onStopRequest?: (graceful: boolean) => void;
-  startHealth?: StartHealth | null;
-  metrics?: AgentMetrics;
-  /** MTU of an interface (tunl0's auto MTU); default /sys/class/net/<name>/mtu. */
-  interfaceMtu?: (name: string) => number | undefined;
-  /** Time: status times, the datastore wait, the Speaker's retry and settle timers, the cache, the Speaker. Default: the system clock. */
-  clock?: Clock;
-  /** Cache burst coalescing (ms). */
-  coalesceMs?: number;
-  /** Speaker connect retry (ms, default 2000). */
-  connectRetryMs?: number;
-  version?: string;
-  /**
-   * Addresses of the control plane (etcd endpoints, the Kubernetes API server), IPv4 text: no BGP route
-   * containing one is accepted (import protection). runNode fills it from the datastore configuration.
-   */
-  controlPlane?: readonly string[];
-  /** Where BGP passwords come from (src/agent/secrets.ts); absent: a peer with a password is not started. */
-  secrets?: SecretSource | null;
-  /** The text of /proc/net/netstat (TCP-MD5/GTSM drop counters for node status); default: read it. */
-  readNetstat?: () => string | null;
-  /**
-   * The Kubernetes API that Services and EndpointSlices are read from (./service-watch.ts) for service IP
-   * advertisement; null or absent: none (etcd without a kubeconfig) — only the service CIDRs are advertised.
-   */
-  serviceApi?: ServiceApi | null;
-}
 
 /** Kinds whose change can change the peering plan (the rest only move originated routes). IPPool is here
  *  because the export filter is derived from the pools. */
@@ -149,8 +103,8 @@ export class Agent {
   private lastChangeAt: number | null = null;
   private readonly logLevelFromEnv: boolean;
   private stopSecretWatch: (() => void) | null = null;
-  /** Services and EndpointSlices, watched while the default BGPConfiguration names a service CIDR. */
-  private serviceWatch: ServiceWatch | null = null;
+  /** Service IP advertisement: service CIDRs, and Services and EndpointSlices while one is configured. */
+  private readonly services: ServiceAdvertiser;
 
   constructor(
     readonly config: AgentConfig,
@@ -176,8 +130,22 @@ export class Agent {
       config,
       log: this.log,
       metrics: this.metrics,
+      clock: this.clock,
       serveControl: deps.serveControl,
       startHealth: deps.startHealth,
+    });
+    this.services = new ServiceAdvertiser({
+      nodeName: config.nodeName,
+      api: deps.serviceApi ?? null,
+      clock: this.clock,
+      log: this.log,
+      warnings: this.warnings,
+      onChange: () =>
+        this.contained('a Service or EndpointSlice change', () => {
+          this.changedKinds.add('Service');
+          this.scheduleReplan();
+        }),
+      stopping: () => this.stopping,
     });
     this.keeper = new SpeakerKeeper({
       log: this.log,
@@ -256,8 +224,7 @@ export class Agent {
     this.vxlanTunnel.stop();
     this.stopSecretWatch?.();
     this.stopSecretWatch = null;
-    this.serviceWatch?.stop();
-    this.serviceWatch = null;
+    this.services.stop();
     if (this.dataplaneUpdate !== null) clearImmediate(this.dataplaneUpdate);
     this.dataplaneUpdate = null;
     this.policy?.stop();
@@ -450,7 +417,8 @@ export class Agent {
       workloads: cache.list('WorkloadEndpoint'),
     });
     this.blocks = prefixes;
-    const services = this.serviceRoutes(bgpConfigurations);
+    const node = cache.list('Node').find((n) => n.metadata.name === this.config.nodeName);
+    const services = this.services.routes(node?.metadata.labels ?? {}, bgpConfigurations);
     this.keeper.setOriginated([...prefixes, ...services], this.ip!.address, bgpConfigurations);
     if (guardChanged) this.keeper.rejudge(previousContext, plan);
     this.updateDataplane();
@@ -462,55 +430,6 @@ export class Agent {
     );
     this.metrics.observeWatchLag(cache.lagSeconds());
     if (changeAt !== null) this.metrics.observeConvergence(Math.max(0, this.clock.now() - changeAt) / 1000);
-  }
-
-  /**
-   * Service IP advertisement (./service-routes.ts): the default BGPConfiguration's service CIDRs, and the
-   * Services and EndpointSlices, watched only while a CIDR is configured (as Calico's route generator).
-   */
-  private serviceRoutes(bgpConfigurations: Array<Resource<'BGPConfiguration'>>): string[] {
-    const node = this.cache?.list('Node').find((n) => n.metadata.name === this.config.nodeName);
-    const api = this.deps.serviceApi ?? null;
-    const first = serviceRoutes({
-      nodeName: this.config.nodeName,
-      nodeLabels: node?.metadata.labels ?? {},
-      bgpConfigurations,
-      services: [],
-      endpointSlices: [],
-    });
-    if (first.configured && api !== null && this.serviceWatch === null && !this.stopping) {
-      this.serviceWatch = new ServiceWatch(api, {
-        clock: this.clock,
-        onChange: () =>
-          this.contained('a Service or EndpointSlice change', () => {
-            this.changedKinds.add('Service');
-            this.scheduleReplan();
-          }),
-        onError: (message) =>
-          this.log.warn({ err: message }, 'service advertisement: Kubernetes watch failed; retrying'),
-      });
-      this.serviceWatch.start();
-    } else if (!first.configured && this.serviceWatch !== null) {
-      this.serviceWatch.stop();
-      this.serviceWatch = null;
-    }
-    for (const w of [...this.warnings]) if (w.startsWith('service advertisement: ')) this.warnings.delete(w);
-    if (first.configured && api === null) {
-      this.warnings.add(
-        'service advertisement: per-Service /32 routes (externalTrafficPolicy Local, single-address entries) are not in effect: no Kubernetes API to read Services from (etcd datastore without KUBECONFIG); only the service CIDRs are advertised',
-      );
-    }
-    const watchError = this.serviceWatch?.lastError;
-    if (watchError !== undefined) this.warnings.add(`service advertisement: ${watchError}`);
-    if (this.serviceWatch === null) return first.prefixes;
-    const snapshot = this.serviceWatch.snapshot();
-    return serviceRoutes({
-      nodeName: this.config.nodeName,
-      nodeLabels: node?.metadata.labels ?? {},
-      bgpConfigurations,
-      services: snapshot.services,
-      endpointSlices: snapshot.endpointSlices,
-    }).prefixes;
   }
 
   /** CALICO_NETWORKING_BACKEND=vxlan: no BGP speaker at all; felix's routes come from the datastore alone (exact at once). */

@@ -8,7 +8,7 @@
 
 import { createSocket } from 'node:dgram';
 import { networkInterfaces, type NetworkInterfaceInfo } from 'node:os';
-import { parseIpv4, parsePrefix, prefixContains, tryParseIpv4 } from '../../bgp/index.js';
+import { parseIpv4, parsePrefix, prefixContains, systemClock, tryParseIpv4, type Clock } from '../../bgp/index.js';
 import { FIRST_FOUND_SKIP, type AutodetectMethod } from './config.js';
 
 export interface InterfaceAddress {
@@ -119,22 +119,29 @@ export function prefixLengthOf(address: string, addresses: readonly InterfaceAdd
   return addresses.find((a) => a.address === address)?.prefixLength ?? null;
 }
 
-/** The local address the kernel would use toward `target`: a connected UDP socket, no packet sent. */
-export function localAddressToward(target: string, timeoutMs = 2000): Promise<string> {
+/**
+ * The local address the kernel would use toward `target`: a connected UDP socket, no packet sent. Gives up
+ * after `timeoutMs` on `clock`.
+ */
+export function localAddressToward(target: string, timeoutMs = 2000, clock: Clock = systemClock): Promise<string> {
   return new Promise((resolve, reject) => {
     const socket = createSocket('udp4');
-    const timer = setTimeout(() => {
+    let done = false;
+    const timer = clock.setTimeout(() => {
+      done = true;
       socket.close();
       reject(new Error(`can-reach=${target}: no route lookup answer within ${timeoutMs} ms`));
     }, timeoutMs);
     socket.once('error', (error) => {
-      clearTimeout(timer);
+      if (done) return;
+      clock.clearTimeout(timer);
       socket.close();
       reject(new Error(`can-reach=${target}: ${error.message} (is there a route to it?)`));
     });
     // Port 9 (discard): connect() on UDP only does the route lookup; nothing is sent.
     socket.connect(9, target, () => {
-      clearTimeout(timer);
+      if (done) return;
+      clock.clearTimeout(timer);
       const local = socket.address().address;
       socket.close();
       resolve(local);
@@ -145,13 +152,17 @@ export function localAddressToward(target: string, timeoutMs = 2000): Promise<st
 export interface AutodetectDeps {
   interfaces?: () => InterfaceAddress[];
   localAddressToward?: (target: string) => Promise<string>;
+  /** The default localAddressToward's time bound runs on it. Default: the system clock. */
+  clock?: Clock;
 }
 
 /** Runs `method` against this machine; rejects naming the method and the addresses seen when none fits. */
 export async function autodetectIpv4(method: AutodetectMethod, deps: AutodetectDeps = {}): Promise<DetectedAddress> {
   const addresses = (deps.interfaces ?? (() => interfaceAddresses(networkInterfaces())))();
   const reachLocal =
-    method.kind === 'can-reach' ? await (deps.localAddressToward ?? localAddressToward)(method.address) : undefined;
+    method.kind === 'can-reach'
+      ? await (deps.localAddressToward ?? ((target) => localAddressToward(target, 2000, deps.clock)))(method.address)
+      : undefined;
   const found = selectAddress(method, addresses, reachLocal);
   if (found) return found;
   const seen = addresses.map((a) => `${a.iface} ${a.address}/${a.prefixLength}`).join(', ') || 'none';

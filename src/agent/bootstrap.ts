@@ -125,6 +125,7 @@ async function findAddress(ctx: BootstrapContext): Promise<NodeAddress> {
   }
   const found = await autodetectIpv4(ip.method, {
     interfaces,
+    clock: ctx.clock,
     ...(ctx.localAddressToward ? { localAddressToward: ctx.localAddressToward } : {}),
   });
   ctx.log.info({ iface: found.iface, method: found.method }, 'autodetected the node address');

@@ -20,6 +20,7 @@
 import net from 'node:net';
 import { chmod, lstat, mkdir, rename, unlink } from 'node:fs/promises';
 import { dirname, join, basename } from 'node:path';
+import { systemClock, type Clock } from '../../bgp/index.js';
 import type { Logger } from '../log.js';
 import type { AgentStatus, ControlRequest, ControlResponse, RouteRow } from './types.js';
 
@@ -139,6 +140,9 @@ function handleConnection(
   let buffered = '';
   let done = false;
   socket.setEncoding('utf8');
+  // Node's socket.setTimeout, not a clock timer: it is an inactivity bound that Node re-arms on every read
+  // and write (a client sending its request slowly but steadily is fine; one that stops is closed), which a
+  // one-shot Clock timer cannot express without re-arming it on every chunk.
   socket.setTimeout(limits.requestTimeoutMs, () => socket.destroy());
   socket.on('error', () => socket.destroy());
   const reply = (response: ControlResponse) => {
@@ -195,6 +199,7 @@ async function inspectExisting(path: string): Promise<'absent' | 'live' | 'stale
       probe.destroy();
       resolve(result);
     };
+    // Node's socket.setTimeout (inactivity on this one probe socket, destroyed in finish) — not a clock timer.
     probe.setTimeout(PROBE_TIMEOUT_MS, () => finish('live')); // something holds it but is slow: do not clobber it
     probe.once('connect', () => finish('live'));
     probe.once('error', (error: NodeJS.ErrnoException) =>
@@ -347,11 +352,15 @@ function parseResponse(path: string, line: string): ControlResponse {
   return value as ControlResponse;
 }
 
-/** Sends one request to the agent on `path` and resolves with its answer; rejects with a ControlError. */
+/**
+ * Sends one request to the agent on `path` and resolves with its answer; rejects with a ControlError. The
+ * whole exchange is bounded by `timeoutMs` on `clock`.
+ */
 export function queryControl(
   path: string,
   request: ControlRequest,
   timeoutMs = DEFAULT_QUERY_TIMEOUT_MS,
+  clock: Clock = systemClock,
 ): Promise<ControlResponse> {
   return new Promise((resolve, reject) => {
     const socket = net.createConnection(path);
@@ -361,12 +370,12 @@ export function queryControl(
     const finish = (outcome: { response: ControlResponse } | { error: ControlError }) => {
       if (settled) return;
       settled = true;
-      clearTimeout(timer);
+      clock.clearTimeout(timer);
       socket.destroy();
       if ('response' in outcome) resolve(outcome.response);
       else reject(outcome.error);
     };
-    const timer = setTimeout(
+    const timer = clock.setTimeout(
       () =>
         finish({
           error: new ControlError(

@@ -22,6 +22,7 @@
 
 import http from 'node:http';
 import type net from 'node:net';
+import { systemClock, type Clock, type TimerHandle } from '../../bgp/index.js';
 import type { Logger } from '../log.js';
 import type { AgentMetrics } from './metrics.js';
 import type { Readiness } from './types.js';
@@ -64,6 +65,11 @@ export interface HealthOptions {
   /** Where a failed handler or a server error is reported (default: nowhere). */
   log?: Pick<Logger, 'error' | 'warn'>;
   limits?: Partial<HealthLimits>;
+  /**
+   * The reply bound and the refused client's linger run on it (default: the system clock). Node's own
+   * request/headers timeouts (HealthLimits.requestTimeoutMs) are the HTTP parser's, on its own timers.
+   */
+  clock?: Clock;
 }
 
 export interface HealthServer {
@@ -164,15 +170,18 @@ function boundedReply(
   url: string,
   options: HealthOptions,
   timeoutMs: number,
+  clock: Clock,
 ): Promise<Reply & { allow?: string }> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
+  let timer: TimerHandle | undefined;
   const late = new Promise<Reply>((resolve) => {
-    timer = setTimeout(
+    timer = clock.setTimeout(
       () => resolve({ status: 503, body: `the agent did not answer within ${timeoutMs} ms\n` }),
       timeoutMs,
     );
   });
-  return Promise.race([healthReply(method, url, options), late]).finally(() => clearTimeout(timer));
+  return Promise.race([healthReply(method, url, options), late]).finally(() => {
+    if (timer !== undefined) clock.clearTimeout(timer);
+  });
 }
 
 function send(request: http.IncomingMessage, response: http.ServerResponse, reply: Reply & { allow?: string }): void {
@@ -189,6 +198,7 @@ function send(request: http.IncomingMessage, response: http.ServerResponse, repl
 /** Starts the health/metrics server; `port: 0` picks a free port (returned). */
 export async function startHealthServer(options: HealthOptions): Promise<HealthServer> {
   const limits: HealthLimits = { ...HEALTH_LIMITS, ...options.limits };
+  const clock = options.clock ?? systemClock;
   const server = http.createServer(
     {
       requestTimeout: limits.requestTimeoutMs,
@@ -200,7 +210,7 @@ export async function startHealthServer(options: HealthOptions): Promise<HealthS
     (request, response) => {
       // The body of a request is never needed; drain it so the connection can be reused or closed cleanly.
       request.resume();
-      boundedReply(request.method ?? 'GET', request.url ?? '/', options, limits.replyTimeoutMs)
+      boundedReply(request.method ?? 'GET', request.url ?? '/', options, limits.replyTimeoutMs, clock)
         .then((reply) => send(request, response, reply))
         .catch((error: unknown) => {
           options.log?.error(
@@ -234,8 +244,8 @@ export async function startHealthServer(options: HealthOptions): Promise<HealthS
     );
     socket.on('data', () => undefined);
     socket.resume();
-    const linger = setTimeout(() => socket.destroy(), LINGER_MS);
-    socket.once('close', () => clearTimeout(linger));
+    const linger = clock.setTimeout(() => socket.destroy(), LINGER_MS);
+    socket.once('close', () => clock.clearTimeout(linger));
   });
   // The oldest connection gives way to a new one (see header).
   const open = new Set<net.Socket>();

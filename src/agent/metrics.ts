@@ -7,6 +7,7 @@
 //   tortie_bgp_routes_advertised{peer}        gauge: routes we advertise to the peer
 //   tortie_bgp_import_refused_total{peer,reason}  counter: routes import protection refused (each new
 //                                             announcement refused, and each held route judged again into a refusal)
+//   (peer: the peer's address, with its port when that is not 179: "127.0.0.2:1790"; two peers may share an address)
 //   tortie_datastore_watch_lag_seconds        gauge: how far behind the datastore watch the agent's cache is
 //   tortie_convergence_seconds                histogram: from a change seen to the Speaker/kernel updated
 //   process_* / nodejs_*                      prom-client's default process metrics (optional)

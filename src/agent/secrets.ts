@@ -14,6 +14,7 @@
 
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { systemClock, type Clock, type TimerHandle } from '../../bgp/index.js';
 import type { SecretKeyRef } from './types.js';
 
 export const DEFAULT_SECRETS_DIR = '/etc/tortie/bgp-secrets';
@@ -36,8 +37,19 @@ function safeSegment(text: string): boolean {
   return /^[A-Za-z0-9._-]+$/.test(text) && text !== '.' && text !== '..';
 }
 
-/** etcd datastore: DIR/<name>/<key>, the file's exact bytes (a Secret volume holds the value as is). */
-export function fileSecretSource(dir: string, pollMs = 5000): SecretSource {
+/**
+ * The system clock's handles are Node timers: a poll or retry must not keep the process alive by itself
+ * (the agent stops its watch; a CLI that never started one must still exit). A fake clock's are not.
+ */
+function unrefTimer(handle: TimerHandle): void {
+  (handle as { unref?: () => void }).unref?.();
+}
+
+/**
+ * etcd datastore: DIR/<name>/<key>, the file's exact bytes (a Secret volume holds the value as is). The
+ * directory is polled every `pollMs` on `clock`.
+ */
+export function fileSecretSource(dir: string, pollMs = 5000, clock: Clock = systemClock): SecretSource {
   return {
     where: `files under ${dir}`,
     async read(ref) {
@@ -57,9 +69,21 @@ export function fileSecretSource(dir: string, pollMs = 5000): SecretSource {
       return value;
     },
     watch(onChange) {
-      const timer = setInterval(onChange, pollMs);
-      timer.unref?.();
-      return () => clearInterval(timer);
+      let timer: TimerHandle | null = null;
+      let stopped = false;
+      const poll = (): void => {
+        timer = clock.setTimeout(() => {
+          if (stopped) return;
+          poll(); // re-armed first, as an interval: a throwing onChange does not end the polling
+          onChange();
+        }, pollMs);
+        unrefTimer(timer);
+      };
+      poll();
+      return () => {
+        stopped = true;
+        if (timer) clock.clearTimeout(timer);
+      };
     },
   };
 }
@@ -77,7 +101,12 @@ export interface SecretApi {
 }
 
 /** Kubernetes datastore: Secrets in the agent's own namespace, read with get and followed with watch. */
-export function kubeSecretSource(api: SecretApi, namespace: string, retryMs = 2000): SecretSource {
+export function kubeSecretSource(
+  api: SecretApi,
+  namespace: string,
+  retryMs = 2000,
+  clock: Clock = systemClock,
+): SecretSource {
   return {
     where: `Secrets in namespace ${namespace}`,
     async read(ref) {
@@ -101,7 +130,7 @@ export function kubeSecretSource(api: SecretApi, namespace: string, retryMs = 20
     watch(onChange) {
       let stopped = false;
       let current: { abort(): void } | null = null;
-      let timer: ReturnType<typeof setTimeout> | null = null;
+      let timer: TimerHandle | null = null;
       const open = (): void => {
         if (stopped) return;
         api
@@ -113,8 +142,8 @@ export function kubeSecretSource(api: SecretApi, namespace: string, retryMs = 20
               current = null;
               if (stopped) return;
               onChange();
-              timer = setTimeout(open, retryMs);
-              timer.unref?.();
+              timer = clock.setTimeout(open, retryMs);
+              unrefTimer(timer);
             },
           )
           .then(
@@ -124,15 +153,15 @@ export function kubeSecretSource(api: SecretApi, namespace: string, retryMs = 20
             },
             () => {
               if (stopped) return;
-              timer = setTimeout(open, retryMs);
-              timer.unref?.();
+              timer = clock.setTimeout(open, retryMs);
+              unrefTimer(timer);
             },
           );
       };
       open();
       return () => {
         stopped = true;
-        if (timer) clearTimeout(timer);
+        if (timer) clock.clearTimeout(timer);
         current?.abort();
       };
     },

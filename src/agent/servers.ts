@@ -2,6 +2,7 @@
 // kubelet's probes and metrics (./health.ts, off with TORTIE_HEALTH_PORT=0). Started last, after the first
 // pass, closed last; each may be replaced (tests) or left out (null).
 
+import type { Clock } from '../../bgp/index.js';
 import type { Logger } from '../log.js';
 import type { AgentConfig } from './config.js';
 import type { AgentMetrics } from './metrics.js';
@@ -25,12 +26,15 @@ export type StartHealth = (options: {
   liveness(): boolean;
   metrics: AgentMetrics;
   log?: Logger;
+  clock?: Clock;
 }) => Promise<{ port: number; close(): Promise<void> }>;
 
 export interface ServerOptions {
   config: Pick<AgentConfig, 'ctlSocket' | 'healthPort'>;
   log: Logger;
   metrics: AgentMetrics;
+  /** The agent's clock: the health server's reply bound and linger run on it. */
+  clock: Clock;
   /** Default: ./control.ts serveControl; null = none. */
   serveControl?: ServeControl | null | undefined;
   /** Default: ./health.ts startHealthServer; null = none. */
@@ -60,6 +64,7 @@ export class AgentServers {
         liveness: probes.liveness,
         metrics: this.options.metrics,
         log: log.child({ component: 'health' }),
+        clock: this.options.clock,
       });
       log.info({ port: this.health.port }, 'health server listening');
     }

@@ -14,6 +14,7 @@
 //   see settleIfDone. Every timer here runs on the injected clock.
 
 import {
+  BGP_PORT,
   type Clock,
   type TimerHandle,
   parseIpv4,
@@ -665,8 +666,8 @@ export class SpeakerKeeper {
     this.options.onSettled();
   }
 
-  private onRefused(event: { peer: string; prefix: Prefix; reason: string }): void {
-    this.options.metrics.observeImportRefused(event.peer, event.reason);
+  private onRefused(event: { peer: string; port?: number; prefix: Prefix; reason: string }): void {
+    this.options.metrics.observeImportRefused(peerLabel(event.peer, event.port), event.reason);
     const pair = `${event.peer}|${event.reason}`;
     const fields = { peer: event.peer, prefix: formatPrefix(event.prefix), reason: event.reason };
     const by = event.reason.startsWith('filter ') ? 'BGPFilter' : 'import protection';
@@ -686,7 +687,7 @@ export class SpeakerKeeper {
     const peers = this.speakerNow?.peerStatus({ routeDetail: false }) ?? [];
     this.options.metrics.observeSessions(
       peers.map((p) => ({
-        address: p.address,
+        address: peerLabel(p.address, p.port),
         bgpState: p.state,
         routesReceived: p.routesReceived,
         routesAdvertised: p.routesAdvertised,
@@ -703,6 +704,14 @@ function unref(handle: TimerHandle): void {
 /** A peer as the readiness sets hold it: address and port (two peers may share an address), or the address alone when an event had no port. */
 function endpoint(address: string, port: number | undefined): string {
   return port === undefined ? address : `${address}:${port}`;
+}
+
+/**
+ * A peer's metrics label: its key, the address, with the port when it is not 179 ("127.0.0.2:1790"), so two
+ * peers on one address (different ports) are two series.
+ */
+function peerLabel(address: string, port: number | undefined): string {
+  return port === undefined || port === BGP_PORT ? address : `${address}:${port}`;
 }
 
 /** Whether the peer at address:port is in `set` (or its address, recorded from an event without a port). */

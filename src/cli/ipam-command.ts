@@ -12,7 +12,7 @@ import { UsageError } from './usage-error.js';
 import { parseCidr } from '../resources/index.js';
 import type { Datastore } from '../datastore/types.js';
 import { boxTable } from '../format/table.js';
-import { FINDINGS, FINDING_KINDS, type IpamCheckReport } from '../ipam/check.js';
+import { FINDINGS, FINDING_KINDS, type IpamCheckReport } from '../ipam/check-findings.js';
 
 /** Ipam.usage()'s result, as the issue-4 contract defines IpamUsage (structurally the same type). */
 export interface IpamUsageView {

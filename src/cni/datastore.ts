@@ -11,7 +11,8 @@
 
 import type { EtcdTransportName } from '../datastore/index.js';
 import { DatastoreError, DatastoreUnavailableError, type Datastore } from '../datastore/types.js';
-import { CniError, type NetConf } from './spec.js';
+import { CniError } from './spec.js';
+import { type NetConf } from './netconf.js';
 
 /** CNI field → the agent's environment variable that means the same. One row per datastore field. */
 const FIELD_TO_ENV: ReadonlyArray<{ field: keyof NetConf; key: string; env: string }> = [

@@ -14,7 +14,8 @@ import { API_VERSION, type Resource, type WorkloadEndpointSpec } from '../resour
 import { AlreadyExistsError, ConflictError, NotFoundError, type Datastore } from '../datastore/types.js';
 import { workloadEndpointName } from '../resources/workload-names.js';
 import { workloadNamespace, type WorkloadIdentity } from './names.js';
-import { CniError, type NetConf } from './spec.js';
+import { CniError } from './spec.js';
+import { type NetConf } from './netconf.js';
 
 /** The WorkloadEndpoint of this attachment: `<node>-k8s-<pod>-<ifname>`, or `<node>-cni-<container id>-<ifname>` without a pod. */
 function endpointName(id: WorkloadIdentity): string {

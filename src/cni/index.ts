@@ -4,8 +4,9 @@
 // plugin does the same job; names, annotations and the pod-side layout are Calico's.
 //
 // Files (each opens with what it owns):
-//   spec.ts       the CNI spec: versions (0.3.0 … 1.1.0), commands, error codes, parsing stdin and CNI_*,
-//                 result / error / version JSON — pure
+//   spec.ts       the CNI spec: versions (0.3.0 … 1.1.0), commands, error codes, parsing CNI_* — pure
+//   netconf.ts    the network configuration (stdin) → NetConf: the FIELDS table, refused Calico keys — pure
+//   result.ts     result / error / version JSON per spec version, prevResult, chaining — pure
 //   names.ts      IPAM handle, WorkloadEndpoint name, cali* host veth name, pod MAC — pure
 //   dataplane.ts  the veth pair, addresses, routes and sysctls with iproute2 (`ip -batch`, `nsenter`)
 //   endpoint.ts   recording the workload: a WorkloadEndpoint (etcd) or Pod annotations (Kubernetes)
@@ -52,7 +53,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { startCommand, type CommandResult } from '../../felix/command.js';
 
-export type { CniResult } from './spec.js';
+export type { CniResult } from './result.js';
 
 /** One plugin invocation, as a runtime makes it. */
 export interface CniInvocation {

@@ -22,7 +22,8 @@ import { performance } from 'node:perf_hooks';
 import { openConfiguredDatastore } from './datastore.js';
 import { PodNetwork, spawnCommand } from './dataplane.js';
 import { runPlugin, type CniLog, type PluginIo } from './plugin.js';
-import { CniError, LOG_LEVELS, type LogLevel, type NetConf } from './spec.js';
+import { CniError } from './spec.js';
+import { LOG_LEVELS, type LogLevel, type NetConf } from './netconf.js';
 import type { EtcdTransportName } from '../datastore/index.js';
 
 /** The values TORTIE_CNI_ETCD_TRANSPORT takes (src/datastore/index.ts OpenOptions.etcdTransport). */

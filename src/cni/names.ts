@@ -10,7 +10,7 @@
 //   host veth           cali + 11 hex of sha1("<namespace>.<pod>")  (felix's workloadInterfaceName)
 //                       cali + the first 11 characters of the container id (no pod: as Calico's plugin)
 
-import { workloadInterfaceName } from '../../felix/route-calc.js';
+import { workloadInterfaceName } from '../../felix/interface-names.js';
 
 /** Who the workload is: a Kubernetes pod, or a bare container (orchestrator "cni"). */
 export interface WorkloadIdentity {

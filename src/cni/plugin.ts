@@ -31,22 +31,9 @@ import type { PodNetwork, VethPlan } from './dataplane.js';
 import { POD_GATEWAY } from './dataplane.js';
 import type { EndpointRecorder } from './endpoint.js';
 import { HOST_VETH_MAC, handleId, hostVethName, podMac, type WorkloadIdentity } from './names.js';
-import {
-  CNI_VERSIONS,
-  COMMANDS,
-  CniError,
-  LATEST_VERSION,
-  formatError,
-  formatResult,
-  formatVersionInfo,
-  mergeResults,
-  parseEnv,
-  parseNetConf,
-  parseVersionField,
-  type CniEnv,
-  type CniResult,
-  type NetConf,
-} from './spec.js';
+import { CNI_VERSIONS, COMMANDS, CniError, LATEST_VERSION, parseEnv, type CniEnv } from './spec.js';
+import { formatError, formatResult, formatVersionInfo, mergeResults, type CniResult } from './result.js';
+import { parseNetConf, parseVersionField, type NetConf } from './netconf.js';
 
 /** Where the agent writes its node name at start (the plugin's fallback after `nodename` and NODENAME). */
 export const DEFAULT_NODENAME_FILE = '/var/run/tortie/nodename';

@@ -26,38 +26,31 @@
 // node, namespace, pod, type) to say whose an address was — which decides what to do: what a node that no
 // longer exists left behind, `tortie delete node` releases; what an existing node's pod left, its CNI GC.
 
-import { formatIpv4, parsePrefix, prefixContains, tryParseIpv4, type Prefix } from '../../bgp/index.js';
+//
+// The FINDINGS table and the report's shapes are in ./check-findings.ts, the structure findings in
+// ./check-structure.ts; this file reads the snapshot and adds the cluster findings.
+
+import { formatIpv4, prefixContains, tryParseIpv4, type Prefix } from '../../bgp/index.js';
 import type { Datastore } from '../datastore/types.js';
-import type { IPAMBlockSpec, Resource } from '../resources/types.js';
+import type { Resource } from '../resources/types.js';
 import { ATTRIBUTE_KEYS, attributesAt } from './attributes.js';
 import { affineNode } from './block.js';
-import { affinityName, tunnelHandleNode } from '../resources/ipam-names.js';
-
-type Block = Resource<'IPAMBlock'>;
-type Affinity = Resource<'BlockAffinity'>;
-type Handle = Resource<'IPAMHandle'>;
-
-/** IPAM's own objects: what the structure checks read (and what the tests' readIpamState gives). */
-export interface IpamObjects {
-  blocks: Block[];
-  affinities: Affinity[];
-  handles: Handle[];
-}
+import { tunnelHandleNode } from '../resources/ipam-names.js';
+import {
+  bareIp,
+  FINDING_KINDS,
+  plural,
+  tryPrefix,
+  type AddressRecord,
+  type IpamCheckReport,
+} from './check-findings.js';
+import { readIpamObjects, structureFindings, type IpamObjects } from './check-structure.js';
 
 /** Everything the check reads, each kind one list. */
 export interface IpamCheckSnapshot extends IpamObjects {
   pools: Array<Resource<'IPPool'>>;
   nodes: Array<Resource<'Node'>>;
   workloads: Array<Resource<'WorkloadEndpoint'>>;
-}
-
-export async function readIpamObjects(ds: Datastore): Promise<IpamObjects> {
-  const [blocks, affinities, handles] = await Promise.all([
-    ds.list('IPAMBlock'),
-    ds.list('BlockAffinity'),
-    ds.list('IPAMHandle'),
-  ]);
-  return { blocks: blocks.items, affinities: affinities.items, handles: handles.items };
 }
 
 export async function readCheckSnapshot(ds: Datastore): Promise<IpamCheckSnapshot> {
@@ -68,329 +61,6 @@ export async function readCheckSnapshot(ds: Datastore): Promise<IpamCheckSnapsho
     ds.list('WorkloadEndpoint'),
   ]);
   return { ...objects, pools: pools.items, nodes: nodes.items, workloads: workloads.items };
-}
-
-/**
- * Every kind of finding: its scope, whether it is about one address (listed with --show-problem-ips) or an
- * object (always listed), and the summary line of the text report (calicoctl's wording where it has one).
- */
-export const FINDINGS = {
-  'leaked-address': {
-    scope: 'cluster',
-    perAddress: true,
-    title: 'leaked',
-    summary: 'IPs that are allocated in IPAM but not in use by a workload or node (leaked)',
-  },
-  'outside-pools': {
-    scope: 'cluster',
-    perAddress: true,
-    title: 'not in a pool',
-    summary: 'in-use IPs that are not in any active IP pool',
-  },
-  'not-allocated': {
-    scope: 'cluster',
-    perAddress: true,
-    title: 'not allocated',
-    summary: 'in-use IPs that are in an active IP pool but have no IPAM allocation',
-  },
-  'multiple-owners': {
-    scope: 'cluster',
-    perAddress: true,
-    title: 'two owners',
-    summary: 'in-use IPs with more than one owner',
-  },
-  'node-gone': {
-    scope: 'cluster',
-    perAddress: false,
-    title: 'node gone',
-    summary: 'IPAM blocks affine to nodes that no longer exist',
-  },
-  'block-outside-pools': {
-    scope: 'cluster',
-    perAddress: false,
-    title: 'block in no pool',
-    summary: 'IPAM blocks in no IP pool',
-  },
-  'invalid-block': { scope: 'structure', perAddress: false, title: 'invalid block', summary: 'invalid IPAM blocks' },
-  'affinity-missing': {
-    scope: 'structure',
-    perAddress: false,
-    title: 'no affinity',
-    summary: 'blocks affine to a node without its BlockAffinity',
-  },
-  'affinity-not-confirmed': {
-    scope: 'structure',
-    perAddress: false,
-    title: 'affinity not confirmed',
-    summary: 'blocks whose BlockAffinity is pending or pendingDeletion (not advertised)',
-  },
-  'affinity-without-block': {
-    scope: 'structure',
-    perAddress: false,
-    title: 'affinity without block',
-    summary: 'BlockAffinities without their block',
-  },
-  'affinity-mismatch': {
-    scope: 'structure',
-    perAddress: false,
-    title: 'affinity of another node',
-    summary: 'BlockAffinities whose block is affine to another node (or none)',
-  },
-  'handle-missing': {
-    scope: 'structure',
-    perAddress: false,
-    title: 'no handle',
-    summary: 'handles mentioned in blocks with no matching IPAMHandle',
-  },
-  'handle-count': {
-    scope: 'structure',
-    perAddress: false,
-    title: 'handle miscounts',
-    summary: 'IPAMHandles whose counts differ from what the blocks hold',
-  },
-  'handle-leaked': {
-    scope: 'structure',
-    perAddress: false,
-    title: 'leaked handle',
-    summary: 'IPAMHandles with no matching IPs',
-  },
-} as const satisfies Record<
-  string,
-  { scope: 'structure' | 'cluster'; perAddress: boolean; title: string; summary: string }
->;
-
-export type FindingKind = keyof typeof FINDINGS;
-export const FINDING_KINDS = Object.keys(FINDINGS) as FindingKind[];
-
-export interface Finding {
-  kind: FindingKind;
-  /** The object it is about: `IPAMBlock 10.244.1.0/26`, `Workload(default/web-1)`, `IPAMHandle k8s-pod-network.abc`. */
-  object: string;
-  address?: string;
-  handle?: string;
-  /** What is wrong, one sentence. */
-  detail: string;
-  /** What to do about it, one sentence. */
-  action: string;
-}
-
-/** One allocated or in-use address, as calicoctl's report lists it. */
-export interface AddressRecord {
-  ip: string;
-  /** The block holding its allocation, or null when IPAM has none. */
-  block: string | null;
-  handle: string | null;
-  /** The allocation's attributes (./attributes.ts), when it has them. */
-  node?: string;
-  namespace?: string;
-  pod?: string;
-  type?: string;
-  timestamp?: string;
-  /** Allocated in a block affine to another node than the one it was assigned for. */
-  borrowed: boolean;
-  /** Who uses it: `Workload(ns/name)`, `Node(name)` (calicoctl's names). */
-  owners: string[];
-  inUse: boolean;
-}
-
-export interface IpamCheckReport {
-  counts: {
-    pools: number;
-    activePools: number;
-    blocks: number;
-    allocations: number;
-    nodes: number;
-    nodeTunnelIps: number;
-    workloadIps: number;
-    inUseIps: number;
-    handles: number;
-  };
-  findings: Finding[];
-  /** Every allocated or in-use address, ordered by address. */
-  addresses: AddressRecord[];
-}
-
-/** "IPAMBlock 10.244.1.0/26: 63 allocation slots, expected 64": a finding as one sentence. */
-export function findingSentence(f: Finding): string {
-  return `${f.object}: ${f.detail}`;
-}
-
-const plural = (n: number, one: string, many = `${one}s`): string => `${n} ${n === 1 ? one : many}`;
-
-function tryPrefix(cidr: string): Prefix | null {
-  try {
-    return parsePrefix(cidr);
-  } catch {
-    return null;
-  }
-}
-
-const bareIp = (text: string): string => text.split('/')[0] ?? '';
-
-/** Why a block is not well-formed (Calico's validateBlock facts), one sentence each. */
-function blockDefects(spec: IPAMBlockSpec): string[] {
-  const out: string[] = [];
-  const prefix = tryPrefix(spec.cidr);
-  if (prefix === null) return [`cidr "${spec.cidr}" is not an IPv4 prefix like 10.244.1.0/26`];
-  const size = 2 ** (32 - prefix.len);
-  if (spec.allocations.length !== size) out.push(`${spec.allocations.length} allocation slots, expected ${size}`);
-  const used = new Set<number>();
-  spec.allocations.forEach((attr, ordinal) => {
-    if (attr === null) return;
-    used.add(attr);
-    const attribute = spec.attributes[attr];
-    if (attribute === undefined)
-      out.push(
-        `ordinal ${ordinal} points at attribute ${attr}, which does not exist (${spec.attributes.length} attributes)`,
-      );
-    else if (!attribute.handle_id) out.push(`ordinal ${ordinal} points at attribute ${attr}, which names no handle`);
-  });
-  spec.attributes.forEach((_, i) => {
-    if (!used.has(i)) out.push(`attribute ${i} is not pointed at by any allocation`);
-  });
-  const seen = new Set<number>();
-  for (const ordinal of spec.unallocated) {
-    if (!Number.isInteger(ordinal) || ordinal < 0 || ordinal >= size)
-      out.push(`ordinal ${ordinal} in unallocated is outside the block (0..${size - 1})`);
-    else if (seen.has(ordinal)) out.push(`ordinal ${ordinal} appears more than once in unallocated`);
-    else if (spec.allocations[ordinal] !== null && spec.allocations[ordinal] !== undefined)
-      out.push(`ordinal ${ordinal} is allocated but listed in unallocated`);
-    seen.add(ordinal);
-  }
-  const free = spec.allocations.flatMap((a, i) => (a === null && !seen.has(i) ? [i] : []));
-  if (free.length > 0) out.push(`free ordinal(s) ${free.join(',')} missing from unallocated (never handed out again)`);
-  return out;
-}
-
-/** The structure findings: IPAM's own objects against each other (what the tests' ipamProblems checks). */
-export function structureFindings(state: IpamObjects, existingNodes?: ReadonlySet<string>): Finding[] {
-  const findings: Finding[] = [];
-  const gone = (node: string): boolean => existingNodes !== undefined && !existingNodes.has(node);
-  const deleteNode = (node: string): string =>
-    `node ${node} no longer exists: \`tortie delete node ${node}\` releases what it left`;
-  const counted = new Map<string, Map<string, number>>();
-  for (const block of state.blocks) {
-    if (block.spec.deleted === true) continue;
-    const { cidr } = block.spec;
-    const object = `IPAMBlock ${cidr}`;
-    for (const defect of blockDefects(block.spec)) {
-      findings.push({
-        kind: 'invalid-block',
-        object,
-        detail: defect,
-        action:
-          'the block was written by hand or by a broken writer; IPAM may hand out its addresses twice or never: fix or re-create it while no node assigns from it',
-      });
-    }
-    block.spec.allocations.forEach((attr) => {
-      const handle = attr === null ? undefined : block.spec.attributes[attr]?.handle_id;
-      if (!handle) return;
-      const perBlock = counted.get(handle) ?? new Map<string, number>();
-      perBlock.set(cidr, (perBlock.get(cidr) ?? 0) + 1);
-      counted.set(handle, perBlock);
-    });
-    const node = affineNode(block.spec);
-    if (node === null) continue;
-    const affinity = state.affinities.find((a) => a.spec.node === node && a.spec.cidr === cidr);
-    if (!affinity) {
-      findings.push({
-        kind: 'affinity-missing',
-        object,
-        detail: `affine to ${node} but there is no BlockAffinity ${affinityName(node, cidr)}: the block is used but never advertised`,
-        action: gone(node)
-          ? deleteNode(node)
-          : `a claim or release of ${node} stopped half-way; \`tortie delete node ${node}\` gives the block up when the node is retired, else restart its agent and run again`,
-      });
-    } else if (affinity.spec.state !== 'confirmed') {
-      const pending = affinity.spec.state === 'pending';
-      findings.push({
-        kind: 'affinity-not-confirmed',
-        object,
-        detail: `affine to ${node} but its BlockAffinity ${affinity.metadata.name} is ${affinity.spec.state}: not advertised`,
-        action: gone(node)
-          ? deleteNode(node)
-          : pending
-            ? `a claim by ${node} is running or stopped half-way: run again; ${node}'s agent settles it at startup (restart it if it stays)`
-            : `a release of the block stopped half-way: ${node}'s agent settles it at startup (restart it), or run the interrupted \`tortie delete\` again`,
-      });
-    }
-  }
-  for (const affinity of state.affinities) {
-    if (affinity.spec.deleted === true) continue;
-    const { node, cidr, state: st } = affinity.spec;
-    const object = `BlockAffinity ${affinity.metadata.name}`;
-    const block = state.blocks.find((b) => b.spec.cidr === cidr && b.spec.deleted !== true);
-    if (!block) {
-      findings.push({
-        kind: 'affinity-without-block',
-        object,
-        detail: `(${st}) names node ${node} and block ${cidr}, which does not exist`,
-        action: gone(node)
-          ? deleteNode(node)
-          : st === 'pending'
-            ? `a claim by ${node} is running or stopped before creating the block: run again; ${node}'s agent removes it at startup`
-            : `a release stopped after deleting the block: ${node}'s agent removes it at startup (restart it), \`tortie delete node ${node}\` when the node is retired`,
-      });
-    } else if (block.spec.affinity !== `host:${node}`) {
-      const owner = affineNode(block.spec);
-      findings.push({
-        kind: 'affinity-mismatch',
-        object,
-        detail: `(${st}) names node ${node}, but block ${cidr} is affine to ${owner ?? 'no node'}`,
-        action: gone(node)
-          ? deleteNode(node)
-          : `a release by ${node} stopped half-way: ${node}'s agent removes it at startup (restart it); the block belongs to ${owner ?? 'no node'}`,
-      });
-    }
-  }
-  const stored = new Map<string, Handle>();
-  for (const h of state.handles) {
-    stored.set(h.spec.handleID, h);
-    if (!stored.has(h.metadata.name)) stored.set(h.metadata.name, h);
-  }
-  for (const [handle, perBlock] of counted) {
-    const record = stored.get(handle);
-    const total = [...perBlock.values()].reduce((a, b) => a + b, 0);
-    if (!record) {
-      findings.push({
-        kind: 'handle-missing',
-        object: `handle ${handle}`,
-        handle,
-        detail: `holds ${plural(total, 'address', 'addresses')} (${[...perBlock.keys()].join(', ')}) but there is no IPAMHandle`,
-        action:
-          'a write stopped between the block and the handle; the blocks decide what is free, so nothing is handed out twice: releasing the handle frees its addresses',
-      });
-      continue;
-    }
-    const want = Object.fromEntries([...perBlock].sort());
-    const have = Object.fromEntries(Object.entries(record.spec.block).sort());
-    if (JSON.stringify(want) !== JSON.stringify(have)) {
-      findings.push({
-        kind: 'handle-count',
-        object: `IPAMHandle ${record.metadata.name}`,
-        handle,
-        detail: `counts ${JSON.stringify(have)}, the blocks hold ${JSON.stringify(want)}`,
-        action:
-          'a write stopped between the block and the handle; the blocks decide what is free, so releasing the handle still frees what they hold',
-      });
-    }
-  }
-  for (const record of state.handles) {
-    if (record.spec.deleted === true || counted.has(record.spec.handleID) || counted.has(record.metadata.name))
-      continue;
-    const tunnelOf = tunnelHandleNode(record.spec.handleID);
-    findings.push({
-      kind: 'handle-leaked',
-      object: `IPAMHandle ${record.metadata.name}`,
-      handle: record.spec.handleID,
-      detail: `no block holds an address for it (it counts ${JSON.stringify(record.spec.block)})`,
-      action:
-        tunnelOf !== null && gone(tunnelOf)
-          ? deleteNode(tunnelOf)
-          : 'left by a release that stopped before deleting it; harmless for assignment (the blocks decide what is free), and the next release or assignment with this handle rewrites it',
-    });
-  }
-  return findings;
 }
 
 interface Owner {

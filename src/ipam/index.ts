@@ -14,6 +14,8 @@
 //   store.ts    what they share: datastore, clock, the compare-and-swap retry loop, pools, IPAMHandles
 //   ipam.ts     the Ipam class callers use; types.ts its options, errors and results
 //   block.ts    one block's allocations (pure); attributes.ts who an address is for; check.ts, teardown.ts
+//   check.ts    `tortie ipam check`: its FINDINGS and report in check-findings.ts, the structure half in
+//               check-structure.ts
 // This file is the public API only.
 
 export { Ipam } from './ipam.js';

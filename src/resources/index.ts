@@ -4,7 +4,8 @@
 
 export { parseDocuments, toResource } from './parse.js';
 export { applyDefaults, BGP_DEFAULTS, DEFAULT_BLOCK_SIZE, NAMESPACE_NAME_LABEL } from './defaults.js';
-export { validateResource, validateAgainst, parsePeerIP } from './validate.js';
+export { validateResource, validateAgainst } from './validate.js';
+export { parsePeerIP } from './field-checks.js';
 export { ResourceError, formatProblem, type Problem } from './problems.js';
 export { resolveKind, resourceKey, KIND_INFO, type KindInfo } from './kinds.js';
 export { parseSelector, SelectorSyntaxError, type Selector } from './selector.js';

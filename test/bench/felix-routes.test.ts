@@ -2,7 +2,7 @@
 // `ip -batch` lines of the baseline, the one-route change, and the rows it reports.
 import { describe, expect, it } from 'vitest';
 import { parsePrefix, prefixContains, tryParseIpv4 } from '../../bgp/ip.js';
-import { interfaceNameProblem } from '../../felix/route-calc.js';
+import { interfaceNameProblem } from '../../felix/interface-names.js';
 import {
   benchRoutes,
   felixRows,

@@ -43,7 +43,7 @@ import { performance } from 'node:perf_hooks';
 import { failureMessage, runCommand as runBounded } from '../../felix/command.js';
 import { Iproute2Kernel, routeCommand } from '../../felix/iproute2.js';
 import type { Kernel, KernelBatch, KernelEvent, KernelRoute, KernelSnapshot } from '../../felix/kernel.js';
-import { workloadInterfaceName } from '../../felix/route-calc.js';
+import { workloadInterfaceName } from '../../felix/interface-names.js';
 import { RouteTable, toKernelRoute, type RouteTableClock } from '../../felix/route-table.js';
 import { FELIX_ROUTE_PROTOCOL, type DesiredRoute } from '../../felix/routes.js';
 import { addressBlock } from '../harness/addresses.js';

@@ -8,7 +8,9 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { healthReply, type HealthOptions } from '../../src/agent/health.js';
 import { parseControlRequest } from '../../src/agent/control.js';
-import { CniError, parseCniArgs, parseEnv, parseNetConf, parseResult } from '../../src/cni/spec.js';
+import { CniError, parseCniArgs, parseEnv } from '../../src/cni/spec.js';
+import { parseNetConf } from '../../src/cni/netconf.js';
+import { parseResult } from '../../src/cni/result.js';
 import {
   decodeRange,
   decodeTxn,

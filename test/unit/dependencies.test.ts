@@ -29,7 +29,7 @@ const CNI_BY_PATH = [
   'felix/command.ts',
   'felix/iproute2.ts',
   'felix/programs.ts',
-  'felix/route-calc.ts',
+  'felix/interface-names.ts',
 ];
 
 function* sourceFiles(dir: string): Generator<string> {

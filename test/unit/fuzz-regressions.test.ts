@@ -2,7 +2,8 @@
 // ReferenceError) instead of its module's own refusal. Each must now be refused in words.
 import { describe, expect, it } from 'vitest';
 import { healthReply, type HealthOptions } from '../../src/agent/health.js';
-import { CniError, parseEnv, parseNetConf } from '../../src/cni/spec.js';
+import { CniError, parseEnv } from '../../src/cni/spec.js';
+import { parseNetConf } from '../../src/cni/netconf.js';
 import { layoutOf } from '../../src/datastore/etcd-keys.js';
 import { EtcdStore, type EtcdTransport } from '../../src/datastore/etcd-store.js';
 import { parseDocuments } from '../../src/resources/index.js';

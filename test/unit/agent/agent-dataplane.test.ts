@@ -11,7 +11,7 @@ import type { RibEntry } from '../../../bgp/speaker.js';
 import { FelixDataplane, type DataplaneInput } from '../../../felix/dataplane.js';
 import { normalizeKernelRoute, type KernelRoute } from '../../../felix/kernel.js';
 import { MemoryKernel } from '../../../felix/memory-kernel.js';
-import { workloadInterfaceName } from '../../../felix/route-calc.js';
+import { workloadInterfaceName } from '../../../felix/interface-names.js';
 import { Agent, type SpeakerLike } from '../../../src/agent/agent.js';
 import { parseAgentConfig } from '../../../src/agent/config.js';
 import { MemoryDatastore } from '../../../src/datastore/memory.js';

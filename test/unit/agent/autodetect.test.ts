@@ -2,9 +2,11 @@
 // prefix length kept from the interface.
 
 import { describe, expect, it } from 'vitest';
+import { FakeClock } from '../../../bgp/clock.js';
 import {
   autodetectIpv4,
   interfaceAddresses,
+  localAddressToward,
   prefixLengthOf,
   selectAddress,
   type InterfaceAddress,
@@ -133,5 +135,26 @@ describe('autodetectIpv4', () => {
     await expect(autodetectIpv4(method('interface=wlan0'), { interfaces: () => MACHINE.slice(6, 7) })).rejects.toThrow(
       'IP_AUTODETECTION_METHOD=interface=wlan0 found no IPv4 address; addresses seen: eth0 198.18.0.11/24; set IP=<address/len> or another method',
     );
+  });
+});
+
+describe('can-reach route lookup time bound (fake clock)', () => {
+  it('gives up after timeoutMs on the injected clock, naming the target and the bound', async () => {
+    const clock = new FakeClock();
+    // 127.0.0.1: connect() on UDP only looks the route up, nothing is sent. The fake clock is advanced
+    // synchronously, before the lookup's answer can arrive, so the time bound decides.
+    const lookup = localAddressToward('127.0.0.1', 2000, clock);
+    expect(clock.pending).toBe(1);
+    clock.advance(1999);
+    expect(clock.pending).toBe(1);
+    clock.advance(1);
+    expect(clock.pending).toBe(0);
+    await expect(lookup).rejects.toThrow('can-reach=127.0.0.1: no route lookup answer within 2000 ms');
+  });
+
+  it('an answer in time clears the timer', async () => {
+    const clock = new FakeClock();
+    await expect(localAddressToward('127.0.0.1', 2000, clock)).resolves.toBe('127.0.0.1');
+    expect(clock.pending).toBe(0);
   });
 });

@@ -22,6 +22,7 @@ import {
   type ControlServer,
 } from '../../../src/agent/control.js';
 import type { AgentStatus, RouteRow } from '../../../src/agent/types.js';
+import { FakeClock } from '../../../bgp/clock.js';
 
 const STATUS: AgentStatus = {
   summary: 'tortie is running.',
@@ -221,6 +222,21 @@ describe('queryControl errors', () => {
     expect(error).toMatchObject({
       code: 'ETIMEDOUT',
       message: `the tortie agent on ${path} did not answer within 150 ms`,
+    });
+  });
+
+  it('the time bound runs on the injected clock: ETIMEDOUT exactly when timeoutMs has passed', async () => {
+    const path = join(dir, 'silent-fake.ctl');
+    await fakeServer(path, () => undefined); // accepts, never answers
+    const clock = new FakeClock();
+    const answer = queryControl(path, { command: 'status' }, 5000, clock).catch((e: unknown) => e);
+    expect(clock.pending).toBe(1);
+    clock.advance(4999);
+    expect(clock.pending).toBe(1); // not yet
+    clock.advance(1);
+    expect(await answer).toMatchObject({
+      code: 'ETIMEDOUT',
+      message: `the tortie agent on ${path} did not answer within 5000 ms`,
     });
   });
 

@@ -16,6 +16,8 @@ import {
   type HealthServer,
 } from '../../../src/agent/health.js';
 import { AgentMetrics } from '../../../src/agent/metrics.js';
+import { FakeClock } from '../../../bgp/clock.js';
+import { until } from '../helpers/agent-fixtures.js';
 
 interface Answer {
   status: number;
@@ -328,6 +330,29 @@ describe('startHealthServer /metrics when rendering fails', () => {
     expect(answer.status).toBe(503);
     expect(answer.body).toMatch(/did not answer within 200 ms/);
     await expectLive(server.port);
+  });
+
+  it('the reply bound runs on the injected clock: 503 exactly when replyTimeoutMs has passed', async () => {
+    const clock = new FakeClock();
+    const metrics = new AgentMetrics({ processMetrics: false });
+    metrics.render = () => new Promise<string>(() => undefined);
+    server = await startHealthServer({
+      port: 0,
+      liveness: () => true,
+      readiness: () => ({ ready: true }),
+      metrics,
+      clock,
+      limits: { replyTimeoutMs: 10_000 },
+    });
+    const pending = request(server.port, '/metrics');
+    await until(() => clock.pending === 1, 'the reply bound armed (the request arrived)');
+    clock.advance(9_999);
+    expect(clock.pending).toBe(1); // not yet
+    clock.advance(1);
+    const answer = await pending;
+    expect(answer.status).toBe(503);
+    expect(answer.body).toMatch(/did not answer within 10000 ms/);
+    expect(clock.pending).toBe(0);
   });
 });
 

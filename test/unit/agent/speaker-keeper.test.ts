@@ -28,10 +28,11 @@ function keeper(options: { peers?: string[]; settleWatched?: boolean } = {}) {
   const speakers: FakeSpeaker[] = [];
   const warnings = new Set<string>();
   const events = { retries: 0, settled: 0, routesChanged: 0 };
+  const metrics = new AgentMetrics({ processMetrics: false });
   const k = new SpeakerKeeper({
     log: pino({ level: 'silent' }),
     clock,
-    metrics: new AgentMetrics(),
+    metrics,
     createSpeaker: (config) => {
       const s = new FakeSpeaker(config);
       speakers.push(s);
@@ -54,7 +55,7 @@ function keeper(options: { peers?: string[]; settleWatched?: boolean } = {}) {
     onRetry: () => events.retries++,
     stopping: () => false,
   });
-  return { k, clock, speakers, warnings, events };
+  return { k, clock, speakers, warnings, events, metrics };
 }
 
 describe('SpeakerKeeper', () => {
@@ -106,6 +107,30 @@ describe('SpeakerKeeper', () => {
     expect(events.settled).toBe(0);
     speaker.emit('endOfRib', { peer: '198.18.0.50', port: 1791 });
     expect(events.settled).toBe(1);
+  });
+
+  it('metrics are labelled by peer key: two peers on one address (different ports) are two series', async () => {
+    const { k, speakers, metrics } = keeper();
+    await k.ensureIdentity(IDENTITY);
+    const speaker = speakers[0]!;
+    speaker.setPeers([
+      { address: '198.18.0.50', port: 1790, peerAs: 64512 },
+      { address: '198.18.0.50', port: 1791, peerAs: 64512 },
+      { address: '198.18.0.51', port: 179, peerAs: 64512 },
+    ]);
+    speaker.states.set('198.18.0.50', 'Established');
+    speaker.emit('state', { peer: '198.18.0.50', port: 1790, from: 'OpenConfirm', to: 'Established' });
+    speaker.emit('refused', { peer: '198.18.0.50', port: 1791, prefix: { addr: 0x0a000000, len: 8 }, reason: 'r1' });
+    const text = await metrics.render();
+    const peers = (series: string): string[] =>
+      text
+        .split('\n')
+        .filter((line) => line.startsWith(`${series}{`))
+        .map((line) => /peer="([^"]*)"/.exec(line)![1]!)
+        .sort();
+    expect(peers('tortie_bgp_routes_received')).toEqual(['198.18.0.50:1790', '198.18.0.50:1791', '198.18.0.51']);
+    expect(peers('tortie_bgp_routes_advertised')).toEqual(['198.18.0.50:1790', '198.18.0.50:1791', '198.18.0.51']);
+    expect(peers('tortie_bgp_import_refused_total')).toEqual(['198.18.0.50:1791']);
   });
 
   it('a peer that never sends End-of-RIB: BGP settles when the graceful-restart deferral ends, not before', async () => {

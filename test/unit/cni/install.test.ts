@@ -24,7 +24,7 @@ import {
   wrapperScript,
   type InstallIo,
 } from '../../../src/cni/install.js';
-import { parseNetConf } from '../../../src/cni/spec.js';
+import { parseNetConf } from '../../../src/cni/netconf.js';
 
 const dirs: string[] = [];
 afterEach(() => {

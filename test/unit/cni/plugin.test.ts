@@ -19,7 +19,7 @@ import {
   type PodApi,
 } from '../../../src/cni/endpoint.js';
 import { runPlugin, type Network, type PluginIo } from '../../../src/cni/plugin.js';
-import { workloadInterfaceName } from '../../../felix/route-calc.js';
+import { workloadInterfaceName } from '../../../felix/interface-names.js';
 
 const NODE = 'node-1';
 const NETNS = '/var/run/netns/pod-a';

@@ -2,25 +2,19 @@
 // environment and CNI_ARGS parsing with the spec's error codes, results per version, chaining, names.
 
 import { describe, expect, it } from 'vitest';
+import { CNI_VERSIONS, CniError, ERRORS, parseCniArgs, parseEnv, SUPPORTED_VERSIONS } from '../../../src/cni/spec.js';
 import {
-  CNI_VERSIONS,
-  CniError,
-  ERRORS,
   formatError,
   formatResult,
   formatVersionInfo,
   mergeResults,
-  parseCniArgs,
-  parseEnv,
-  parseNetConf,
   parseResult,
-  parseVersionField,
-  SUPPORTED_VERSIONS,
   type CniResult,
-} from '../../../src/cni/spec.js';
+} from '../../../src/cni/result.js';
+import { parseNetConf, parseVersionField } from '../../../src/cni/netconf.js';
 import { handleId, hostVethName, podMac } from '../../../src/cni/names.js';
 import { workloadEndpointName } from '../../../src/resources/workload-names.js';
-import { workloadInterfaceName } from '../../../felix/route-calc.js';
+import { workloadInterfaceName } from '../../../felix/interface-names.js';
 
 /** The CniError `fn` throws (fails the test when it does not throw one). */
 function refusal(fn: () => unknown): CniError {

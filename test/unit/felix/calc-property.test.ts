@@ -3,7 +3,8 @@
 // tunl0 is unusable while nothing else changes.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { calculateRoutes, type CalcInput, type CalcPool } from '../../../felix/route-calc.js';
+import { calculateRoutes } from '../../../felix/route-calc.js';
+import { type CalcInput, type CalcPool } from '../../../felix/calc-types.js';
 import { routeKey } from '../../../felix/routes.js';
 
 const MODES: Array<CalcPool['ipipMode']> = ['Never', 'Always', 'CrossSubnet'];

@@ -1,11 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import {
-  calculateRoutes,
-  interfaceNameProblem,
-  workloadInterfaceName,
-  type CalcInput,
-  type CalcPool,
-} from '../../../felix/route-calc.js';
+import { calculateRoutes } from '../../../felix/route-calc.js';
+import { interfaceNameProblem, workloadInterfaceName } from '../../../felix/interface-names.js';
+import { type CalcInput, type CalcPool } from '../../../felix/calc-types.js';
 import { describeRoute, FELIX_ROUTE_PROTOCOL, type DesiredRoute } from '../../../felix/routes.js';
 
 // The node of the examples: 192.168.31.201/24 on eth0, block 10.244.196.128/26.

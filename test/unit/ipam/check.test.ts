@@ -5,14 +5,9 @@
 
 import { afterAll, describe, expect, it } from 'vitest';
 import { MemoryDatastore } from '../../../src/datastore/memory.js';
-import {
-  checkIpam,
-  FINDING_KINDS,
-  readCheckSnapshot,
-  structureFindings,
-  type Finding,
-  type FindingKind,
-} from '../../../src/ipam/check.js';
+import { checkIpam, readCheckSnapshot } from '../../../src/ipam/check.js';
+import { FINDING_KINDS, type Finding, type FindingKind } from '../../../src/ipam/check-findings.js';
+import { structureFindings } from '../../../src/ipam/check-structure.js';
 import { allocate, newBlock } from '../../../src/ipam/block.js';
 import { Ipam, ipipTunnelHandle, vxlanTunnelHandle } from '../../../src/ipam/index.js';
 import { API_VERSION } from '../../../src/resources/types.js';

@@ -15,7 +15,8 @@
 
 import type { Datastore } from '../../../src/datastore/types.js';
 import type { Kind } from '../../../src/resources/types.js';
-import { findingSentence, readIpamObjects, structureFindings, type IpamObjects } from '../../../src/ipam/check.js';
+import { findingSentence } from '../../../src/ipam/check-findings.js';
+import { readIpamObjects, structureFindings, type IpamObjects } from '../../../src/ipam/check-structure.js';
 
 export type IpamState = IpamObjects;
 
