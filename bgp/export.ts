@@ -6,8 +6,16 @@
 // whose attributes outgrew an UPDATE at this hop must be left out for that peer, not crash the export; and
 // at 100k routes × several peers nothing may be encoded per peer more than once.
 
-import { encodeUpdates, encodeWithdrawals } from './codec/index.js';
+import {
+  encodeEndOfRib,
+  encodeEndOfRib6,
+  encodeUpdates,
+  encodeUpdates6,
+  encodeWithdrawals,
+  encodeWithdrawals6,
+} from './codec/index.js';
 import { formatIpv4, formatPrefix } from './ip.js';
+import { IPV4_UNICAST, IPV6_UNICAST, negotiatedFamily } from './negotiation.js';
 import {
   AdjRibOut,
   PeerExport,
@@ -18,8 +26,9 @@ import {
   type PeerPolicy,
   type Route,
 } from './rib/index.js';
+import { byFamily, formatRibPrefix, type RibPrefix } from './rib/prefix6.js';
 import type { Logger, Session } from './session.js';
-import { Afi, Safi, type CodecContext, type PathAttributes, type Prefix } from './types.js';
+import type { CodecContext, PathAttributes } from './types.js';
 
 /** What the export side needs of a peer. */
 export interface ExportMember {
@@ -72,7 +81,7 @@ export class UpdateGroups<M extends ExportMember> {
       policy.sharedSubnet === undefined
         ? '-'
         : `${formatPrefix(policy.sharedSubnet.prefix)}>${formatIpv4(policy.sharedSubnet.peerAddress)}`;
-    const key = `${local.asn}|${policy.asn}|${policy.ebgp}|${policy.rrClient}|${policy.nextHop ?? 'auto'}|${local.address}|${filterId}|${onLink}`;
+    const key = `${local.asn}|${policy.asn}|${policy.ebgp}|${policy.rrClient}|${policy.nextHop ?? 'auto'}|${local.address}|${local.address6 ?? ''}|${filterId}|${onLink}`;
     const existing = this.groups.get(key);
     if (existing !== undefined) return existing;
     // The group's policy is the peers' with an address no peer has: "not back to the sender" is per member.
@@ -151,18 +160,24 @@ export class UpdateGroups<M extends ExportMember> {
    */
   private encodeOrSkip(
     attrs: PathAttributes,
-    prefixes: readonly Prefix[],
+    prefixes: readonly RibPrefix[],
     ctx: CodecContext,
     session: Session,
+    families: Families,
   ): Uint8Array[] {
     try {
-      return encodeUpdates(attrs, prefixes, ctx);
+      // One attribute set is of one family (an IPv6 route's carries nextHop6): RFC 4760 §8, a family only
+      // to a peer that negotiated it.
+      const { v4, v6 } = byFamily(prefixes);
+      const out = families.v4 && v4.length > 0 ? encodeUpdates(attrs, v4, ctx) : [];
+      if (families.v6 && v6.length > 0) out.push(...encodeUpdates6(attrs, v6, ctx));
+      return out;
     } catch (error) {
       this.logger.error(
         {
           peer: session.negotiated ? formatIpv4(session.negotiated.peerBgpId) : undefined,
           prefixes: prefixes.length,
-          first: prefixes[0] ? formatPrefix(prefixes[0]) : undefined,
+          first: prefixes[0] ? formatRibPrefix(prefixes[0]) : undefined,
           err: (error as Error).message,
         },
         'routes not advertised: their path attributes do not fit a BGP UPDATE',
@@ -177,9 +192,12 @@ export class UpdateGroups<M extends ExportMember> {
    */
   flush(group: UpdateGroup<M>): void {
     if (this.hooks.deferring()) return;
-    // RFC 4760 §8 / RFC 4271: IPv4 unicast routes only to a peer that negotiated that family.
+    // RFC 4760 §8 / RFC 4271: routes of a family only to a peer that negotiated that family.
     const plan = group.flush(
-      (member) => member.session.established && this.hooks.current(member) && carriesIpv4(member.session),
+      (member) =>
+        member.session.established &&
+        this.hooks.current(member) &&
+        (carriesIpv4(member.session) || carriesIpv6(member.session)),
     );
     const encoded = new Map<
       string,
@@ -193,7 +211,8 @@ export class UpdateGroups<M extends ExportMember> {
     for (const send of plan.sends) {
       const session = send.member.session;
       const ctx = session.codecContext;
-      const ctxKey = `${ctx.fourOctetAs}|${ctx.ebgp === true}`;
+      const families: Families = { v4: carriesIpv4(session), v6: carriesIpv6(session) };
+      const ctxKey = `${ctx.fourOctetAs}|${ctx.ebgp === true}|${families.v4}|${families.v6}`;
       let shared = encoded.get(ctxKey);
       if (shared === undefined) {
         shared = { announce: [] };
@@ -216,18 +235,18 @@ export class UpdateGroups<M extends ExportMember> {
       const add = (list: readonly Uint8Array[]): void => {
         for (const m of list) messages.push(m);
       };
-      if (send.sharedWithdraw) add((shared.withdraw ??= encodeWithdrawals(plan.batch.withdraw, ctx)));
-      if (send.withdraw.length > 0) add(encodeWithdrawals(send.withdraw, ctx));
+      if (send.sharedWithdraw) add((shared.withdraw ??= withdrawals(plan.batch.withdraw, ctx, families)));
+      if (send.withdraw.length > 0) add(withdrawals(send.withdraw, ctx, families));
       for (const index of send.shared) {
         let list = shared.announce[index];
         if (list === undefined) {
           const g = plan.batch.announce[index]!;
-          list = this.encodeOrSkip(g.attrs, g.prefixes, ctx, session);
+          list = this.encodeOrSkip(g.attrs, g.prefixes, ctx, session, families);
           shared.announce[index] = list;
         }
         add(list);
       }
-      for (const g of send.announce) add(this.encodeOrSkip(g.attrs, g.prefixes, ctx, session));
+      for (const g of send.announce) add(this.encodeOrSkip(g.attrs, g.prefixes, ctx, session, families));
       if (whole) shared.whole = { bytes: concatBytes(messages), updates: messages.length };
       if (messages.length > 0 && !session.sendUpdates(messages)) group.reset(send.member, 'fresh');
     }
@@ -252,5 +271,31 @@ function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
  * without the multiprotocol capability counting as IPv4 unicast only.
  */
 export function carriesIpv4(session: Session): boolean {
-  return session.negotiated?.families.some((f) => f.afi === Afi.IPV4 && f.safi === Safi.UNICAST) ?? false;
+  return negotiatedFamily(session.negotiated, IPV4_UNICAST);
+}
+
+/** The session negotiated IPv6 unicast (RFC 4760 §8, RFC 2545). */
+export function carriesIpv6(session: Session): boolean {
+  return negotiatedFamily(session.negotiated, IPV6_UNICAST);
+}
+
+/** Which families a member may be sent. */
+interface Families {
+  readonly v4: boolean;
+  readonly v6: boolean;
+}
+
+function withdrawals(prefixes: readonly RibPrefix[], ctx: CodecContext, families: Families): Uint8Array[] {
+  const { v4, v6 } = byFamily(prefixes);
+  const out = families.v4 && v4.length > 0 ? encodeWithdrawals(v4, ctx) : [];
+  if (families.v6 && v6.length > 0) out.push(...encodeWithdrawals6(v6));
+  return out;
+}
+
+/** End-of-RIB for every family the session negotiated (RFC 4724 §2: one per AFI/SAFI). */
+export function endOfRibs(session: Session): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  if (carriesIpv4(session)) out.push(encodeEndOfRib());
+  if (carriesIpv6(session)) out.push(encodeEndOfRib6());
+  return out;
 }

@@ -4,6 +4,7 @@
 // judge depends on changed (the Speaker's `rejudge`).
 
 import { prefixContains, prefixKey } from './ip.js';
+import type { RibKey } from './ip6.js';
 import {
   importVerdict,
   Route,
@@ -32,7 +33,7 @@ export interface RefusedRoute {
 }
 
 /** Adj-RIB-In routes the import judge refused (prefix key → the route and the reason). */
-export type RefusedMap = Map<number, { route: Route; reason: string }>;
+export type RefusedMap = Map<RibKey, { route: Route; reason: string }>;
 
 /** What one peer's import needs. */
 export interface ImportingPeer {
@@ -104,7 +105,7 @@ export function* routesWithin(ribIn: AdjRibIn, within: readonly Prefix[] | undef
   }
   if (wide.length === 0) return;
   for (const route of [...ribIn.routes()]) {
-    if (seen.has(route.key)) continue;
+    if (typeof route.key === 'string' || seen.has(route.key)) continue; // IPv6: not an IPv4 `within`
     const { addr, len } = route.prefix;
     if (wide.some((outer) => len >= outer.len && prefixContains(outer, addr))) yield route;
   }

@@ -18,6 +18,17 @@ export {
   tryParseIpv4,
   tryParseIpv4Prefix,
 } from './ip.js';
+export {
+  formatIpv6,
+  formatPrefix6,
+  parseIpv6,
+  parsePrefix6,
+  prefix6Contains,
+  prefix6Len,
+  tryParseIpv6,
+  type Ipv6,
+  type Prefix6,
+} from './ip6.js';
 export type { Logger } from './log.js';
 export { nativeSocketOptions } from './socket-options.js';
 export {
@@ -26,12 +37,14 @@ export {
   type Acceptor,
   type ImportJudge,
   type OriginatedRoute,
+  type OriginatedRoute6,
   type PeerSpec,
   type PeerStatus,
   type RefusedRoute,
   type RibEntry,
   type SpeakerConfig,
 } from './speaker.js';
+export type { RibEntry6 } from './peer-report.js';
 export {
   diagnoseTcpSecurity,
   formatTcpSecurityFindings,

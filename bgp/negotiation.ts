@@ -54,10 +54,27 @@ export interface NegotiatedSession {
   readonly codec: CodecContext;
 }
 
-/** The capabilities of our OPEN: IPv4 unicast (RFC 4760), ROUTE-REFRESH (RFC 2918), our 4-octet AS (RFC 6793), GR if configured. */
-export function ourCapabilities(localAs: number, gr: GracefulRestartConfig | undefined): Capability[] {
+/** An address family (RFC 4760 §5): AFI and SAFI. */
+export interface Family {
+  readonly afi: number;
+  readonly safi: number;
+}
+
+export const IPV4_UNICAST: Family = Object.freeze({ afi: Afi.IPV4, safi: Safi.UNICAST });
+export const IPV6_UNICAST: Family = Object.freeze({ afi: Afi.IPV6, safi: Safi.UNICAST });
+
+/**
+ * The capabilities of our OPEN: one Multiprotocol capability per family (RFC 4760 §8; IPv4 unicast unless
+ * told otherwise, IPv6 unicast when the session carries it, RFC 2545), ROUTE-REFRESH (RFC 2918), our 4-octet
+ * AS (RFC 6793), and GR if configured with the same families (RFC 4724 §3: one entry per AFI/SAFI).
+ */
+export function ourCapabilities(
+  localAs: number,
+  gr: GracefulRestartConfig | undefined,
+  families: readonly Family[] = [IPV4_UNICAST],
+): Capability[] {
   const caps: Capability[] = [
-    { code: CapabilityCode.MULTIPROTOCOL, afi: Afi.IPV4, safi: Safi.UNICAST },
+    ...families.map((f): Capability => ({ code: CapabilityCode.MULTIPROTOCOL, afi: f.afi, safi: f.safi })),
     { code: CapabilityCode.ROUTE_REFRESH },
     { code: CapabilityCode.FOUR_OCTET_AS, asn: localAs },
   ];
@@ -68,10 +85,26 @@ export function ourCapabilities(localAs: number, gr: GracefulRestartConfig | und
       restartTime: gr.restartTime,
       families: gr.helperOnly
         ? []
-        : [{ afi: Afi.IPV4, safi: Safi.UNICAST, forwardingState: gr.forwardingState ?? false }],
+        : families.map((f) => ({ afi: f.afi, safi: f.safi, forwardingState: gr.forwardingState ?? false })),
     });
   }
   return caps;
+}
+
+/** Both OPENs named the family (RFC 4760 §8): routes of it may be sent and are expected. */
+export function negotiatedFamily(session: Pick<NegotiatedSession, 'families'> | undefined, family: Family): boolean {
+  return session?.families.some((f) => f.afi === family.afi && f.safi === family.safi) ?? false;
+}
+
+/**
+ * The peer's graceful restart entry for one family (RFC 4724 §3), or undefined when its capability does not
+ * name the family (its routes of that family are then not retained across its restart, §4.2).
+ */
+export function restartFamily(
+  gr: GracefulRestartCapability | undefined,
+  family: Family,
+): { readonly forwardingState: boolean } | undefined {
+  return gr?.families.find((f) => f.afi === family.afi && f.safi === family.safi);
 }
 
 /** The OPEN we send. RFC 6793 §4.1: an AS above 65535 goes in the 2-octet field as AS_TRANS. */

@@ -4,7 +4,7 @@
 
 import type { Clock } from './clock.js';
 import type { FsmConfig } from './fsm.js';
-import type { GracefulRestartConfig } from './negotiation.js';
+import type { Family, GracefulRestartConfig } from './negotiation.js';
 import type { Transport } from './transport.js';
 
 import { silentLogger, type Logger } from './log.js';
@@ -58,6 +58,8 @@ export interface SessionConfig {
   readonly maxSendQueueBytes?: number;
   /** Offer the graceful restart capability (RFC 4724). */
   readonly gracefulRestart?: GracefulRestartConfig;
+  /** The families offered in OPEN (RFC 4760 §8), one Multiprotocol capability each. Default IPv4 unicast. */
+  readonly families?: readonly Family[];
   readonly clock?: Clock;
   readonly transport: Transport;
   readonly logger?: Logger;

@@ -82,7 +82,7 @@ export abstract class SessionConnection extends EventEmitter<SessionEvents> {
     this.timers = new DeadlineTimers(this.clock, (name) =>
       this.guard(`the ${name} timer`, () => this.dispatch({ type: TIMER_EVENTS[name] } as FsmEvent)),
     );
-    this.ourCapabilities = ourCapabilities(config.localAs, config.gracefulRestart);
+    this.ourCapabilities = ourCapabilities(config.localAs, config.gracefulRestart, config.families);
     this.stats = {
       messagesIn: 0,
       messagesOut: 0,

@@ -2,7 +2,8 @@
 // is, and what one decoded UPDATE means to the owner — End-of-RIB, or the IPv4 unicast routes it announces
 // and withdraws — with its RFC 7606 outcomes logged.
 
-import { ipv4UnicastRoutes, isEndOfRib, type DecodeResult } from './codec/index.js';
+import { ipv4UnicastRoutes, ipv6UnicastRoutes, isEndOfRib, type DecodeResult } from './codec/index.js';
+import type { Prefix6 } from './ip6.js';
 import { ErrorCode } from './errors.js';
 import type { Logger } from './log.js';
 import type { ReceivedRoute } from './session-events.js';
@@ -34,7 +35,14 @@ export const ERROR_EVENTS: Readonly<
 /** What one UPDATE means to the session's owner. */
 export type ReadUpdate =
   | { kind: 'endOfRib'; afi: number; safi: number }
-  | { kind: 'routes'; announced: ReceivedRoute[]; withdrawn: Prefix[]; message: UpdateMessage };
+  | {
+      kind: 'routes';
+      announced: ReceivedRoute[];
+      withdrawn: Prefix[];
+      /** IPv6 unicast prefixes the UPDATE announces or withdraws (RFC 2545), read again by the Adj-RIB-In. */
+      ipv6: Prefix6[];
+      message: UpdateMessage;
+    };
 
 /** One decoded UPDATE: RFC 7606 outcomes logged, End-of-RIB told apart, the IPv4 unicast routes (read by the codec). */
 export function readUpdate(result: DecodeResult, update: UpdateMessage, log: Logger, peer: string): ReadUpdate {
@@ -56,5 +64,12 @@ export function readUpdate(result: DecodeResult, update: UpdateMessage, log: Log
   const announced: ReceivedRoute[] = [];
   for (const group of routes.announced)
     for (const prefix of group.nlri) announced.push({ prefix, attrs: group.attributes });
-  return { kind: 'routes', announced, withdrawn: routes.withdrawn, message: update };
+  const mp = update.attributes;
+  const ipv6: Prefix6[] = [];
+  if (mp.mpReach !== undefined || mp.mpUnreach !== undefined) {
+    const v6 = ipv6UnicastRoutes(update);
+    ipv6.push(...v6.withdrawn);
+    for (const group of v6.announced) ipv6.push(...group.nlri);
+  }
+  return { kind: 'routes', announced, withdrawn: routes.withdrawn, ipv6, message: update };
 }

@@ -482,7 +482,7 @@ export class Session extends SessionConnection {
     if (result?.message.type !== MessageType.UPDATE) return;
     const received = readUpdate(result, result.message, this.log, this.config.peerAddress);
     if (received.kind === 'endOfRib') this.notify('endOfRib', { afi: received.afi, safi: received.safi });
-    else if (received.announced.length > 0 || received.withdrawn.length > 0)
+    else if (received.announced.length > 0 || received.withdrawn.length > 0 || received.ipv6.length > 0)
       this.notify('update', {
         announced: received.announced,
         withdrawn: received.withdrawn,

@@ -4,6 +4,7 @@
 
 import type { Clock } from './clock.js';
 import { parseIpv4, parsePrefix, prefixContains } from './ip.js';
+import { IPV4_UNICAST, IPV6_UNICAST } from './negotiation.js';
 import type { ImportJudge } from './import-judge.js';
 import type { Acceptor } from './listener.js';
 import type { NextHopMode, PeerPolicy, SharedSubnet } from './rib/index.js';
@@ -68,6 +69,12 @@ export interface SpeakerConfig {
   logger?: LoggerLike;
   /** Refuses received routes with a reason (see `ImportJudge`); absent = every route the RFC rules allow. */
   importJudge?: ImportJudge;
+  /**
+   * Our IPv6 address (text): the next hop of the IPv6 routes we originate (unless one is set on the route)
+   * and of next-hop-self toward peers that get IPv6 unicast (RFC 2545 §3). Without it, IPv6 routes that
+   * need our next hop are not sent.
+   */
+  address6?: string;
 }
 
 export interface PeerSpec {
@@ -110,6 +117,8 @@ export interface PeerSpec {
   /** GTSM (RFC 5082; Calico's ttlSecurity): the peer is at most this many hops away (1 = directly connected). */
   ttlSecurity?: number;
   /** Policy hooks (compared by identity when peers are reconfigured). */
+  /** Offer IPv6 unicast on this session too (RFC 4760 §8 Multiprotocol capability, AFI 2 / SAFI 1). */
+  ipv6Unicast?: boolean;
   importFilter?: PeerPolicy['importFilter'];
   exportFilter?: PeerPolicy['exportFilter'];
 }
@@ -128,7 +137,8 @@ export function endpointOf(spec: { address: string; port?: number }): string {
   return `${spec.address}:${spec.port ?? BGP_PORT}`;
 }
 
-const SPEC_FIELDS = [
+/** The fields of a spec that make a peer what it is (sameSpec compares them). */
+export const SPEC_FIELDS = [
   'address',
   'port',
   'peerAs',
@@ -147,6 +157,7 @@ const SPEC_FIELDS = [
   'maxPrefixes',
   'password',
   'ttlSecurity',
+  'ipv6Unicast',
 ] as const;
 
 /** The TCP-MD5 key and GTSM hops of a peer, for the transport and the listener; undefined when neither. */
@@ -230,10 +241,9 @@ export function sourceAddress(spec: PeerSpec, listen: SpeakerConfig['listen']): 
 }
 
 /** The SpeakerConfig with its defaults filled in (the Speaker's `config`). */
-export type SpeakerSettings = Required<
-  Omit<SpeakerConfig, 'listen' | 'clusterId' | 'gracefulRestart' | 'importJudge' | 'maxSendQueueBytes' | 'minHoldTime'>
-> &
-  Pick<SpeakerConfig, 'listen' | 'clusterId' | 'gracefulRestart' | 'importJudge' | 'maxSendQueueBytes' | 'minHoldTime'>;
+type OptionalSettings =
+  'listen' | 'clusterId' | 'gracefulRestart' | 'importJudge' | 'maxSendQueueBytes' | 'minHoldTime' | 'address6';
+export type SpeakerSettings = Required<Omit<SpeakerConfig, OptionalSettings>> & Pick<SpeakerConfig, OptionalSettings>;
 
 const DEFAULT_HELPER_RESTART_TIME = 120;
 
@@ -272,6 +282,8 @@ export function sessionConfigFor(
       : { restartTime: spec.restartTime ?? DEFAULT_HELPER_RESTART_TIME, helperOnly: true },
     ...(spec.keepaliveTime !== undefined ? { keepaliveTime: spec.keepaliveTime } : {}),
     ...(source !== undefined ? { localAddress: source } : {}),
+    // RFC 4760 §8: one Multiprotocol capability per family; GR names the same families (RFC 4724 §3).
+    ...(spec.ipv6Unicast === true ? { families: [IPV4_UNICAST, IPV6_UNICAST] } : {}),
     ...securityOf(spec),
   };
 }

@@ -17,9 +17,10 @@ import type { CollisionHost } from './collision.js';
 import { SelectionDeferral, type DeferralPeer } from './deferral.js';
 import { UpdateGroups } from './export.js';
 import { parseIpv4, prefixFromKey } from './ip.js';
+import { parseIpv6, type RibKey } from './ip6.js';
 import { tcpAcceptor, type ListenerHandle } from './listener.js';
 import type { PeerEntry } from './peer-entry.js';
-import { toRibEntry } from './peer-report.js';
+import { toRibEntry, toRibEntry6 } from './peer-report.js';
 import {
   AttrTable,
   LocRib,
@@ -57,7 +58,7 @@ export abstract class SpeakerCore extends EventEmitter<SpeakerEvents> {
   protected readonly local: LocalSpeaker;
   protected readonly localSource: RouteSource;
   /** Originated routes: prefix key → the canonical attribute set offered to the Loc-RIB. */
-  protected originated = new Map<number, PathAttributes>();
+  protected originated = new Map<RibKey, PathAttributes>();
   protected closeListener: ListenerHandle | null = null;
   protected stopped = false;
   /** RFC 4724 §4.1 when restarting: nothing is sent until peers' End-of-RIB (./deferral.ts). */
@@ -94,6 +95,7 @@ export abstract class SpeakerCore extends EventEmitter<SpeakerEvents> {
       routerId: config.routerId,
       address,
       ...(config.clusterId !== undefined ? { clusterId: config.clusterId } : {}),
+      ...(config.address6 !== undefined ? { address6: parseIpv6(config.address6, 'address6') } : {}),
     };
     this.localSource = localSource(this.local);
     this.deferral = new SelectionDeferral(
@@ -157,12 +159,19 @@ export abstract class SpeakerCore extends EventEmitter<SpeakerEvents> {
   protected propagate(changes: readonly BestChange[]): void {
     if (changes.length === 0) return;
     this.exports.apply(changes);
-    if (this.listenerCount('bestChanged') > 0) {
+    const v6 = changes.filter((c) => typeof c.key === 'string');
+    const v4 = v6.length === 0 ? changes : changes.filter((c) => typeof c.key === 'number');
+    if (v4.length > 0 && this.listenerCount('bestChanged') > 0) {
       this.emit(
         'bestChanged',
-        changes.map((c) => ({ prefix: prefixFromKey(c.key), best: c.best ? toRibEntry(c.best) : null })),
+        v4.map((c) => ({ prefix: prefixFromKey(c.key as number), best: c.best ? toRibEntry(c.best) : null })),
       );
     }
+    if (v6.length > 0 && this.listenerCount('bestChanged6') > 0)
+      this.emit(
+        'bestChanged6',
+        v6.map((c) => ({ prefix: c.key as string, best: c.best ? toRibEntry6(c.best) : null })),
+      );
   }
 
   // ---- what the other layers provide (./speaker-peers.ts) ----------------------------------------------

@@ -7,6 +7,7 @@
 
 import { CeaseSubcode } from './errors.js';
 import { judgeImport } from './import-judge.js';
+import type { RibKey } from './ip6.js';
 import { endpointOf } from './speaker-config.js';
 import { hasIpv4Gr, type PeerEntry } from './peer-entry.js';
 import { sourceId, type AdjRibIn, type BestChange, type Route } from './rib/index.js';
@@ -65,7 +66,7 @@ export abstract class SpeakerImport extends SpeakerCore {
     return judgeImport(entry, received, this.table, this.config.importJudge, entry.reportRefused);
   }
 
-  protected replaceLingering(by: PeerEntry, key: number, changes: BestChange[]): void {
+  protected replaceLingering(by: PeerEntry, key: RibKey, changes: BestChange[]): void {
     for (const old of this.lingering) {
       if (sourceId(old.policy) === sourceId(by.policy) || old.ribIn.withdraw([key]).length === 0) continue;
       old.refused.delete(key);
@@ -124,7 +125,7 @@ export abstract class SpeakerImport extends SpeakerCore {
    * Feeds one event to the peer's retention state machine (./retention.ts) and carries out the actions it
    * returns, in order. `covered`: the keys another peer offers (for `handOver`).
    */
-  protected retain(entry: PeerEntry, event: RetentionEvent, covered: readonly number[] = []): void {
+  protected retain(entry: PeerEntry, event: RetentionEvent, covered: readonly RibKey[] = []): void {
     const before = entry.retention;
     const { next, actions, reason } = retentionTransition(before, event, {
       stalePathMs: this.config.stalePathMs,
@@ -200,8 +201,8 @@ export abstract class SpeakerImport extends SpeakerCore {
   }
 
   /** Keys of `entry`'s routes that another peer (or we) also offer. */
-  protected coveredElsewhere(entry: PeerEntry): number[] {
-    const covered: number[] = [];
+  protected coveredElsewhere(entry: PeerEntry): RibKey[] {
+    const covered: RibKey[] = [];
     for (const route of entry.ribIn.routes()) {
       if (this.locRib.candidates(route.key).some((c) => sourceId(c.source) !== sourceId(entry.policy)))
         covered.push(route.key);
@@ -209,7 +210,7 @@ export abstract class SpeakerImport extends SpeakerCore {
     return covered;
   }
 
-  protected withdrawFromLocRib(entry: PeerEntry, keys: readonly number[]): void {
+  protected withdrawFromLocRib(entry: PeerEntry, keys: readonly RibKey[]): void {
     const changes: BestChange[] = [];
     for (const key of keys) {
       entry.refused.delete(key);

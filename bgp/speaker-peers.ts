@@ -5,10 +5,12 @@
 // (./route-refresh.ts); the end of the selection deferral (RFC 4724 §4.1); inbound connections handed to
 // their peer's session, collisions by ./collision.ts.
 
-import { encodeEndOfRib } from './codec/index.js';
 import { acceptInbound, replaceSession, resolveCollision } from './collision.js';
 import type { DeferralPeer } from './deferral.js';
+import { endOfRibComplete } from './end-of-rib.js';
+import { endOfRibs } from './export.js';
 import { parseIpv4 } from './ip.js';
+import type { RibKey } from './ip6.js';
 import { hasIpv4Gr, type PeerEntry } from './peer-entry.js';
 import { AdjRibIn, sourceId } from './rib/index.js';
 import { classifyNotification, INITIAL_RETENTION } from './retention.js';
@@ -17,7 +19,6 @@ import { Session } from './session.js';
 import { endpointOf, policyOf, securityOf, sourceAddress, type NormalSpec } from './speaker-config.js';
 import { SpeakerImport } from './speaker-import.js';
 import type { Connection } from './transport.js';
-import { Afi, Safi } from './types.js';
 
 export abstract class SpeakerPeers extends SpeakerImport {
   protected addPeer(spec: NormalSpec): void {
@@ -52,7 +53,7 @@ export abstract class SpeakerPeers extends SpeakerImport {
     this.installSecurity(spec.address);
     // What this peer should have: every best route its group exports, except its own — routes still
     // lingering from its previous configuration are its own too.
-    const own: number[] = [];
+    const own: RibKey[] = [];
     const id = sourceId(policy);
     for (const old of this.lingering) {
       if (sourceId(old.policy) !== id) continue;
@@ -170,8 +171,8 @@ export abstract class SpeakerPeers extends SpeakerImport {
     session.on('endOfRib', (e) => {
       if (!current()) return;
       this.emit('endOfRib', { peer, port });
-      // RFC 4724 §2: End-of-RIB is per address family; only IPv4 unicast's ends our stale IPv4 routes.
-      if (e.afi === Afi.IPV4 && e.safi === Safi.UNICAST) this.onEndOfRib(entry);
+      // RFC 4724 §2: End-of-RIB is per address family; stale routes go once every negotiated family's came.
+      if (endOfRibComplete(entry, entry.sessions, session.negotiated, e)) this.onEndOfRib(entry);
     });
     session.on('down', () => {
       if (!current() || entry.removing) return;
@@ -208,7 +209,7 @@ export abstract class SpeakerPeers extends SpeakerImport {
     const localAddress = session.localAddress !== undefined ? parseIpv4(session.localAddress) : undefined;
     if (localAddress !== undefined && localAddress !== entry.local.address) {
       // Routes kept through its graceful restart may still be best: they stay exceptions in the new group.
-      const own: number[] = [];
+      const own: RibKey[] = [];
       const id = sourceId(entry.policy);
       for (const route of entry.ribIn.routes()) {
         const best = this.locRib.best(route.key);
@@ -225,7 +226,7 @@ export abstract class SpeakerPeers extends SpeakerImport {
     entry.group.reset(entry, 'fresh');
     if (!this.deferral.active) {
       this.exports.flush(entry.group);
-      session.sendUpdates([encodeEndOfRib()]);
+      session.sendUpdates(endOfRibs(entry.session));
     } else {
       this.deferral.check();
     }
@@ -272,7 +273,7 @@ export abstract class SpeakerPeers extends SpeakerImport {
     }
     this.exports.flushAll();
     for (const entry of this.peers.values())
-      if (entry.session.established) entry.session.sendUpdates([encodeEndOfRib()]);
+      if (entry.session.established) entry.session.sendUpdates(endOfRibs(entry.session));
     this.emit('ready');
   }
 

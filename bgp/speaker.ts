@@ -4,7 +4,8 @@
 //   Adj-RIB-Out(Q): desired vs advertised ──pending()──▶ packed UPDATEs ──▶ session(Q)
 //
 // - Peers are a desired set (`setPeers`): a peer added starts, a removed one gets Cease/Peer De-configured,
-//   one whose parameters changed restarts with Cease/Other Configuration Change, the rest are left alone.
+//   one whose parameters changed restarts with Cease/Other Configuration Change, the rest are left alone;
+//   one whose import or export policy alone changed keeps its session (./soft-reconfig.ts).
 // - Originated routes (`setOriginated`) enter the Loc-RIB as local candidates, which win over learned ones.
 // - Every peer's Adj-RIB-Out is kept equal to "what it should have" at all times, whether Established or
 //   not; what is sent is only the difference to what it was sent. Peers with identical export (same AS,
@@ -67,11 +68,25 @@
 import { CeaseSubcode } from './errors.js';
 import { routesWithin, type RefusedRoute } from './import-judge.js';
 import { formatIpv4, prefixKey } from './ip.js';
-import { peerStatusRow, receivedRows, refusedRows, toRibEntry, type PeerStatus, type RibEntry } from './peer-report.js';
+import type { RibKey } from './ip6.js';
+import { originatedAttrs } from './originate.js';
+import { ribKeyOf } from './rib/prefix6.js';
+import {
+  isIpv4Route,
+  peerStatusRow,
+  receivedRows,
+  refusedRows,
+  toRibEntry,
+  toRibEntry6,
+  type PeerStatus,
+  type RibEntry,
+  type RibEntry6,
+} from './peer-report.js';
 import { Route, type BestChange } from './rib/index.js';
-import type { OriginatedRoute } from './speaker-events.js';
+import type { OriginatedRoute, OriginatedRoute6 } from './speaker-events.js';
 import { endpointOf, normalizeSpec, sameSpec, validatePeerSpec, type PeerSpec } from './speaker-config.js';
 import { SpeakerPeers } from './speaker-peers.js';
+import { softReconfigure, type SoftReconfigHost } from './soft-reconfig.js';
 import type { PathAttributes, Prefix } from './types.js';
 
 export type { NextHopMode } from './rib/index.js';
@@ -79,7 +94,7 @@ export type { ImportJudge, RefusedRoute } from './import-judge.js';
 export { tcpAcceptor, type Acceptor, type ListenerHandle } from './listener.js';
 export type { GracefulRestartOptions, LoggerLike, PeerSpec, SpeakerConfig } from './speaker-config.js';
 export type { PeerStatus, RibEntry } from './peer-report.js';
-export type { OriginatedRoute, SpeakerEvents } from './speaker-events.js';
+export type { OriginatedRoute, OriginatedRoute6, SpeakerEvents } from './speaker-events.js';
 export {
   DEFAULT_MAX_PREFIXES,
   DEFAULT_PREFIX_LIMIT_RESTART_MS,
@@ -87,6 +102,18 @@ export {
 } from './speaker-core.js';
 
 export class Speaker extends SpeakerPeers {
+  /** What ./soft-reconfig.ts needs of this speaker. */
+  private readonly soft: SoftReconfigHost = {
+    localAs: this.config.localAs,
+    table: this.table,
+    locRib: this.locRib,
+    judge: (entry, received) => this.judge(entry, received),
+    propagate: (changes) => this.propagate(changes),
+    groupFor: (policy, local) => this.groupFor(policy, local),
+    leaveGroup: (entry) => this.exports.leave(entry),
+    markDirty: (group) => this.exports.markDirty(group),
+  };
+
   /** Starts the listener (if any) and, when restarting, the selection deferral timer. */
   async start(): Promise<void> {
     const listen = this.config.listen;
@@ -107,7 +134,8 @@ export class Speaker extends SpeakerPeers {
       const want = desired.get(endpoint);
       if (!want) {
         this.removePeer(entry, CeaseSubcode.PEER_DECONFIGURED);
-      } else if (!sameSpec(entry.spec, want)) {
+      } else if (!sameSpec(entry.spec, want) && !softReconfigure(this.soft, entry, want)) {
+        // Only policy hooks changed: applied in place above (./soft-reconfig.ts); anything else resets.
         this.removePeer(entry, CeaseSubcode.OTHER_CONFIGURATION_CHANGE);
         this.addPeer(want);
       }
@@ -117,10 +145,9 @@ export class Speaker extends SpeakerPeers {
   }
 
   /** Replaces the set of originated routes; peers are sent the difference. */
-  setOriginated(routes: readonly OriginatedRoute[]): void {
-    const next = new Map<number, PathAttributes>();
-    for (const r of routes)
-      next.set(prefixKey(r.prefix), this.table.canonical({ ...r.attrs, asPath: r.attrs.asPath ?? [] }));
+  setOriginated(routes: ReadonlyArray<OriginatedRoute | OriginatedRoute6>): void {
+    const next = new Map<RibKey, PathAttributes>();
+    for (const r of routes) next.set(ribKeyOf(r.prefix), this.table.canonical(originatedAttrs(r, this.local)));
     const changes: BestChange[] = [];
     for (const [key, attrs] of next) {
       if (this.originated.get(key) === attrs) continue;
@@ -190,7 +217,12 @@ export class Speaker extends SpeakerPeers {
 
   /** The Loc-RIB's best routes. */
   bestRoutes(): RibEntry[] {
-    return [...this.locRib.bestRoutes()].map((r) => toRibEntry(r));
+    return [...this.locRib.bestRoutes()].filter(isIpv4Route).map((r) => toRibEntry(r));
+  }
+
+  /** The Loc-RIB's best IPv6 unicast routes (RFC 2545). */
+  bestRoutes6(): RibEntry6[] {
+    return [...this.locRib.bestRoutes()].filter((r) => !isIpv4Route(r)).map((r) => toRibEntry6(r));
   }
 
   /** Number of prefixes in the Loc-RIB. */

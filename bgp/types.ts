@@ -6,8 +6,11 @@
 //   `parseIpv4` / `formatIpv4` from ./ip.ts.
 // - A prefix is `{ addr, len }` with the host bits zero. `prefixKey()` in ./ip.ts packs one into a single
 //   number (addr * 64 + len) for map keys; RIBs key on that, never on strings.
+// - IPv6 addresses and prefixes are compact strings (`Ipv6`, 16 chars; `Prefix6`, 17 chars) from ./ip6.ts.
 // - AS numbers are always full 4-octet values here; the codec maps to/from AS_TRANS + AS4_PATH when the
 //   session did not negotiate 4-octet AS (RFC 6793).
+
+import type { Ipv6, Prefix6 } from './ip6.js';
 
 /** An IPv4 prefix. `addr` is the network address as uint32 with host bits zero; `len` is 0..32. */
 export interface Prefix {
@@ -73,6 +76,8 @@ export interface MpReach {
   /** Next hop bytes as on the wire (4 for IPv4, 16 or 32 for IPv6). */
   readonly nextHop: Uint8Array;
   readonly nlri: readonly Prefix[];
+  /** IPv6 unicast (AFI 2, SAFI 1, RFC 2545): the NLRI as prefix keys; `nlri` is then empty. */
+  readonly nlri6?: readonly Prefix6[];
   /** Undecoded NLRI bytes for families tortie does not parse. */
   readonly raw?: Uint8Array;
 }
@@ -82,6 +87,8 @@ export interface MpUnreach {
   readonly afi: number;
   readonly safi: number;
   readonly withdrawn: readonly Prefix[];
+  /** IPv6 unicast (AFI 2, SAFI 1): the withdrawn prefix keys; `withdrawn` is then empty. */
+  readonly withdrawn6?: readonly Prefix6[];
   readonly raw?: Uint8Array;
 }
 
@@ -94,6 +101,13 @@ export interface PathAttributes {
   origin?: Origin;
   asPath?: readonly AsPathSegment[];
   nextHop?: number;
+  /**
+   * The next hop of an IPv6 unicast route (RFC 2545 §3): the global address of MP_REACH_NLRI, and the
+   * link-local one when the next hop was 32 bytes. Never on the wire as attributes of their own: the codec
+   * fills them from MP_REACH_NLRI (`ipv6UnicastRoutes`) and builds MP_REACH_NLRI from them on export.
+   */
+  nextHop6?: Ipv6;
+  nextHop6LinkLocal?: Ipv6;
   med?: number;
   localPref?: number;
   atomicAggregate?: boolean;

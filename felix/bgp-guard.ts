@@ -11,6 +11,11 @@
 //       ip saddr @workloads ip daddr @nodes tcp dport 179 drop comment "..." }
 //   }
 //
+// A pod that is one of this node's local BGP peers (BGPPeer localWorkloadSelector: a passive
+// Local_Workload_<ip> session waits for it) may reach its own node's port 179: the input chain accepts
+//   ip saddr @localpeers ip daddr @nodes tcp dport 179 accept   (before the drop; set localpeers of /32s)
+// and only while the agent plans that session. Other nodes' port 179 stays closed to it (forward chain).
+//
 // Why: the default pool has natOutgoing, so a pod on node A that connects to node B's port 179 leaves A
 // masqueraded as A — and B, while its session with A is down, would take that connection for A and accept
 // routes from the pod. The forward chain drops such a packet on A before postrouting, so it is never
@@ -29,6 +34,8 @@ export const BGP_GUARD_TABLE = { family: 'ip', name: 'tortie-bgp-guard' } as con
 export const GUARD_WORKLOADS_SET = 'workloads';
 export const GUARD_NODES_SET = 'nodes';
 export const GUARD_RULE_COMMENT = 'tortie: no pod speaks BGP as its node';
+export const GUARD_LOCAL_PEERS_SET = 'localpeers';
+export const LOCAL_PEER_RULE_COMMENT = 'tortie: a local workload BGP peer of this node';
 export const GUARD_PRIORITY = -10;
 const BGP_PORT = 179;
 
@@ -44,11 +51,27 @@ export const GUARD_RULE: NftRuleSpec = {
   comment: GUARD_RULE_COMMENT,
 };
 
+/** The exception for this node's local workload peers (input chain only, before GUARD_RULE). */
+export const LOCAL_PEER_RULE: NftRuleSpec = {
+  text: `ip saddr @${GUARD_LOCAL_PEERS_SET} ip daddr @${GUARD_NODES_SET} tcp dport ${BGP_PORT} accept comment "${LOCAL_PEER_RULE_COMMENT}"`,
+  expr: [
+    {
+      match: { op: '==', left: { payload: { protocol: 'ip', field: 'saddr' } }, right: `@${GUARD_LOCAL_PEERS_SET}` },
+    },
+    { match: { op: '==', left: { payload: { protocol: 'ip', field: 'daddr' } }, right: `@${GUARD_NODES_SET}` } },
+    { match: { op: '==', left: { payload: { protocol: 'tcp', field: 'dport' } }, right: BGP_PORT } },
+    { accept: null },
+  ],
+  comment: LOCAL_PEER_RULE_COMMENT,
+};
+
 export interface GuardInput {
   /** Every pool's CIDR (IPv6 ones are skipped: this is `table ip`). */
   pools: ReadonlyArray<{ cidr: string }>;
   /** Every node's BGP address (with or without prefix length). */
   nodeAddresses: readonly string[];
+  /** This node's local workload BGP peers (BGPPeer localWorkloadSelector): their addresses may reach its port 179. */
+  localPeers?: readonly string[];
 }
 
 export interface GuardResult {
@@ -91,13 +114,16 @@ export function bgpGuardTableFor(input: GuardInput): GuardResult {
   }
   const workloads = covering(pools).map(formatPrefix);
   if (workloads.length === 0 || nodes.size === 0) return { table: null, warnings };
+  const localPeers = [
+    ...new Set((input.localPeers ?? []).flatMap((a) => (/^\d+\.\d+\.\d+\.\d+$/.test(a) ? [`${a}/32`] : []))),
+  ].sort();
   const chain = (hook: 'forward' | 'input') => ({
     name: hook,
     type: 'filter' as const,
     hook,
     priority: GUARD_PRIORITY,
     policy: 'accept' as const,
-    rules: [GUARD_RULE],
+    rules: hook === 'input' && localPeers.length > 0 ? [LOCAL_PEER_RULE, GUARD_RULE] : [GUARD_RULE],
   });
   return {
     table: {
@@ -107,6 +133,16 @@ export function bgpGuardTableFor(input: GuardInput): GuardResult {
       sets: [
         { name: GUARD_WORKLOADS_SET, type: 'ipv4_addr', flags: ['interval'], elements: workloads },
         { name: GUARD_NODES_SET, type: 'ipv4_addr', flags: ['interval'], elements: [...nodes].sort() },
+        ...(localPeers.length > 0
+          ? [
+              {
+                name: GUARD_LOCAL_PEERS_SET,
+                type: 'ipv4_addr' as const,
+                flags: ['interval' as const],
+                elements: localPeers,
+              },
+            ]
+          : []),
       ],
       chains: [chain('forward'), chain('input')],
     },

@@ -86,7 +86,7 @@ export interface DataplaneInput extends Omit<CalcInput, 'tunnelUsable' | 'vxlan'
    * The BGP port guard (bgp-guard.ts: no pod reaches a node's port 179): every node's BGP address. Absent
    * or null: no guard table (TORTIE_BGP_PORT_GUARD=false), one we made is removed.
    */
-  bgpGuard?: { nodeAddresses: readonly string[] } | null;
+  bgpGuard?: { nodeAddresses: readonly string[]; localPeers?: readonly string[] } | null;
   tunnel: {
     /** Node.spec.bgp.ipv4IPIPTunnelAddr; undefined = not allocated (yet). */
     address?: string;
@@ -474,7 +474,7 @@ export class FelixDataplane {
     this.natPools = { natPools: nat.natPools, allPools: nat.allPools, warnings: nat.warnings };
     this.nat?.setDesired(nat.table);
     const guard = input.bgpGuard
-      ? bgpGuardTableFor({ pools: input.pools, nodeAddresses: input.bgpGuard.nodeAddresses })
+      ? bgpGuardTableFor({ pools: input.pools, ...input.bgpGuard })
       : { table: null, warnings: [] };
     this.logOnce(guard.warnings, 'BGP port guard');
     this.guard?.setDesired(guard.table);

@@ -18,6 +18,7 @@ import {
   type PathAttributes,
   type Prefix,
 } from '../types.js';
+import { decodeMpReach6, decodeMpUnreach6, isIpv6Unicast } from './mp-ipv6.js';
 import { decodePrefixesInto } from './nlri.js';
 import type { Reader } from './reader.js';
 import type { Writer } from './writer.js';
@@ -237,6 +238,12 @@ export function decodeAggregator(r: Reader, asSize: 2 | 4, name: string): Aggreg
 
 const isIpv4Unicast = (afi: number, safi: number): boolean => afi === Afi.IPV4 && safi === Safi.UNICAST;
 
+/** IPv6 unicast (./mp-ipv6.ts) says why an MP attribute is malformed as a string. */
+function orMalformed<T>(result: T | string): T {
+  if (typeof result === 'string') throw new AttributeMalformed(result);
+  return result;
+}
+
 export function decodeMpReach(r: Reader): MpReach {
   if (r.remaining < 5)
     throw new AttributeMalformed(
@@ -254,6 +261,7 @@ export function decodeMpReach(r: Reader): MpReach {
   // RFC 8950 extended next hop, so IPv4 unicast needs a 4-byte next hop.
   if (isIpv4Unicast(afi, safi) && nhLen !== 4)
     throw new AttributeMalformed(`MP_REACH_NLRI next hop length ${nhLen} for IPv4 unicast, expected 4`);
+  if (isIpv6Unicast({ afi, safi })) return orMalformed(decodeMpReach6(r, afi, safi, nhLen));
   const nextHop = r.bytes(nhLen);
   r.u8(); // RFC 4760 §3: Reserved (formerly SNPA count), ignored.
   if (!isIpv4Unicast(afi, safi)) return { afi, safi, nextHop, nlri: [], raw: r.bytes(r.remaining) };
@@ -271,6 +279,7 @@ export function decodeMpUnreach(r: Reader): MpUnreach {
     );
   const afi = r.u16();
   const safi = r.u8();
+  if (isIpv6Unicast({ afi, safi })) return orMalformed(decodeMpUnreach6(r, afi, safi));
   if (!isIpv4Unicast(afi, safi)) return { afi, safi, withdrawn: [], raw: r.bytes(r.remaining) };
   const withdrawn: Prefix[] = [];
   const err = decodePrefixesInto(r.buf, r.offset, r.limit, withdrawn);

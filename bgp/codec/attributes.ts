@@ -45,6 +45,7 @@ import {
   type AttrDecodeState,
   type Rfc7606Action,
 } from './attribute-values.js';
+import { encodePrefixes6 } from './mp-ipv6.js';
 import { encodePrefixes } from './nlri.js';
 import type { Reader } from './reader.js';
 import { Writer } from './writer.js';
@@ -94,12 +95,13 @@ export const ATTRIBUTE_TABLE: readonly AttributeSpec[] = [
       if (!m) return false;
       w.u16(m.afi).u8(m.safi).u8(m.nextHop.length).bytes(m.nextHop).u8(0);
       if (m.raw) w.bytes(m.raw);
+      else if (m.nlri6) encodePrefixes6(w, m.nlri6);
       else encodePrefixes(w, m.nlri);
       return true;
     },
     format: (a) =>
       a.mpReach
-        ? `mp-reach ${a.mpReach.afi}/${a.mpReach.safi} nh=${hex(a.mpReach.nextHop)} (${a.mpReach.nlri.length} prefixes)`
+        ? `mp-reach ${a.mpReach.afi}/${a.mpReach.safi} nh=${hex(a.mpReach.nextHop)} (${a.mpReach.nlri6?.length ?? a.mpReach.nlri.length} prefixes)`
         : null,
   },
   {
@@ -117,12 +119,13 @@ export const ATTRIBUTE_TABLE: readonly AttributeSpec[] = [
       if (!m) return false;
       w.u16(m.afi).u8(m.safi);
       if (m.raw) w.bytes(m.raw);
+      else if (m.withdrawn6) encodePrefixes6(w, m.withdrawn6);
       else encodePrefixes(w, m.withdrawn);
       return true;
     },
     format: (a) =>
       a.mpUnreach
-        ? `mp-unreach ${a.mpUnreach.afi}/${a.mpUnreach.safi} (${a.mpUnreach.withdrawn.length} prefixes)`
+        ? `mp-unreach ${a.mpUnreach.afi}/${a.mpUnreach.safi} (${a.mpUnreach.withdrawn6?.length ?? a.mpUnreach.withdrawn.length} prefixes)`
         : null,
   },
   {

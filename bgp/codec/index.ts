@@ -16,6 +16,9 @@ export {
   mpReachNextHop,
 } from './update.js';
 export type { AnnouncedGroup, Ipv4UnicastRoutes, UpdateRoutesInput } from './update.js';
+export { ipv6UnicastRoutes, nextHop6Of, isIpv6Unicast } from './mp-ipv6.js';
+export type { AnnouncedGroup6, Ipv6UnicastRoutes, NextHop6 } from './mp-ipv6.js';
+export { encodeUpdates6, encodeWithdrawals6, encodeEndOfRib6 } from './update6.js';
 export { formatCapability } from './capabilities.js';
 export { formatAttributes, formatAsPath } from './attributes.js';
 export { notificationFor } from './notification.js';

@@ -11,6 +11,7 @@
 
 import { BgpError, ErrorCode, UpdateSubcode } from '../errors.js';
 import { formatIpv4 } from '../ip.js';
+import type { Prefix6 } from '../ip6.js';
 import {
   Afi,
   MessageType,
@@ -21,6 +22,7 @@ import {
   type UpdateMessage,
 } from '../types.js';
 import type { MutableAttributes, Rfc7606Action } from './attributes.js';
+import { badNextHop6, isIpv6Unicast, mpUnreach6, nextHop6Of } from './mp-ipv6.js';
 
 /** One thing wrong with an UPDATE, and what RFC 7606 says to do about it. */
 export interface Problem {
@@ -55,7 +57,9 @@ export interface ParsedUpdate {
  */
 export function checkSemantics(u: ParsedUpdate, ctx: CodecContext, problems: Problem[]): void {
   const a = u.attrs;
-  const mpNlri = a.mpReach !== undefined && (a.mpReach.nlri.length > 0 || (a.mpReach.raw?.length ?? 0) > 0);
+  const mpNlri =
+    a.mpReach !== undefined &&
+    (a.mpReach.nlri.length > 0 || (a.mpReach.nlri6?.length ?? 0) > 0 || (a.mpReach.raw?.length ?? 0) > 0);
   // RFC 7606 §3 (d): a missing well-known mandatory attribute → treat-as-withdraw. ORIGIN and AS_PATH are
   // needed whenever there is reachability; NEXT_HOP only for the IPv4 NLRI field (RFC 4760 §3 makes it
   // effectively discretionary with MP_REACH_NLRI).
@@ -92,6 +96,18 @@ export function checkSemantics(u: ParsedUpdate, ctx: CodecContext, problems: Pro
         rule: 'RFC 7606 §7.3',
       });
   }
+  // IPv6 unicast next hop that is not a host address (RFC 2545 §3; as RFC 7606 §7.3) → treat-as-withdraw.
+  if (a.mpReach !== undefined && isIpv6Unicast(a.mpReach) && (a.mpReach.nlri6?.length ?? 0) > 0) {
+    const nh = nextHop6Of(a.mpReach);
+    const bad = nh === undefined ? 'has no IPv6 address' : badNextHop6(nh);
+    if (bad)
+      problems.push({
+        action: 'withdraw',
+        what: 'MP_REACH_NLRI next hop',
+        reason: `IPv6 next hop ${bad}, expected a unicast host address`,
+        rule: 'RFC 2545 §3, RFC 7606 §7.3',
+      });
+  }
   // RFC 7606 §7.5: LOCAL_PREF from an external neighbour is disregarded.
   if (ctx.ebgp && a.localPref !== undefined) {
     delete a.localPref;
@@ -115,6 +131,15 @@ function allPrefixes(u: ParsedUpdate): Prefix[] {
   return out;
 }
 
+/** Every IPv6 unicast prefix the UPDATE names, for treat-as-withdraw (RFC 7606 §2). */
+function allPrefixes6(u: ParsedUpdate): Prefix6[] {
+  const { mpReach, mpUnreach } = u.attrs;
+  const out: Prefix6[] = [];
+  if (mpReach && isIpv6Unicast(mpReach)) out.push(...(mpReach.nlri6 ?? []));
+  if (mpUnreach && isIpv6Unicast(mpUnreach)) out.push(...(mpUnreach.withdrawn6 ?? []));
+  return out;
+}
+
 const describe = (p: Problem): string => `${p.what}: ${p.reason} (${p.rule})`;
 
 /**
@@ -134,7 +159,10 @@ export function resolveUpdate(u: ParsedUpdate, problems: readonly Problem[], not
   const discarded = [...problems.filter((p) => p.action === 'discard').map(describe), ...notes];
   const withdraws = problems.filter((p) => p.action === 'withdraw');
   if (withdraws.length > 0) {
-    const message: UpdateMessage = { type: MessageType.UPDATE, withdrawn: allPrefixes(u), attributes: {}, nlri: [] };
+    // The IPv6 prefixes named go out as one MP_UNREACH_NLRI (RFC 4760 §4) of the treat-as-withdraw UPDATE.
+    const v6 = allPrefixes6(u);
+    const attributes = v6.length > 0 ? { mpUnreach: mpUnreach6(v6) } : {};
+    const message: UpdateMessage = { type: MessageType.UPDATE, withdrawn: allPrefixes(u), attributes, nlri: [] };
     return {
       message,
       treatAsWithdraw: withdraws.map(describe).join('; '),

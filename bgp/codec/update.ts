@@ -294,7 +294,13 @@ export function isEndOfRib(update: UpdateMessage): boolean {
   const keys = definedKeys(update.attributes);
   if (keys.length === 0) return true;
   const un = update.attributes.mpUnreach;
-  return keys.length === 1 && un !== undefined && un.withdrawn.length === 0 && (un.raw?.length ?? 0) === 0;
+  return (
+    keys.length === 1 &&
+    un !== undefined &&
+    un.withdrawn.length === 0 &&
+    (un.withdrawn6?.length ?? 0) === 0 &&
+    (un.raw?.length ?? 0) === 0
+  );
 }
 
 /** The parts of an UPDATE that carry routes (an `UpdateMessage` fits). */

@@ -10,8 +10,9 @@
 // (a graceful-restart refresh, a ROUTE-REFRESH answer) only clears its stale mark: no new object, no change
 // reported.
 
-import { ipv4UnicastRoutes, type UpdateRoutesInput } from '../codec/index.js';
+import { ipv4UnicastRoutes, ipv6UnicastRoutes, type UpdateRoutesInput } from '../codec/index.js';
 import { prefixKey } from '../ip.js';
+import type { Prefix6, RibKey } from '../ip6.js';
 import type { PathAttributes, Prefix } from '../types.js';
 import type { Attrs, AttrTable } from './attrs.js';
 import { Route } from './route.js';
@@ -21,7 +22,7 @@ import type { RouteSource } from './route.js';
 export type RibInUpdate = UpdateRoutesInput;
 
 export class AdjRibIn {
-  private readonly byKey = new Map<number, Route>();
+  private readonly byKey = new Map<RibKey, Route>();
   private currentSource: RouteSource;
 
   constructor(
@@ -49,26 +50,33 @@ export class AdjRibIn {
    * later field wins; a choice, not an RFC rule). Returns the keys of prefixes whose route was added,
    * replaced or removed, each once.
    */
-  apply(update: RibInUpdate): number[] {
+  apply(update: RibInUpdate): RibKey[] {
     // A Set, not a number[]: prefix keys are mostly HeapNumbers (≥ 2^31), and a Set keeps the very box
     // `prefixKey` made, which the Adj-RIB-In and Loc-RIB Maps then share as their key; a number[] would
     // store raw doubles and every later Map would box its own copy (+16 B per route, measured).
-    const changed = new Set<number>();
+    const changed = new Set<RibKey>();
     // The codec reads the IPv4 unicast routes out of the classic fields and MP_REACH/MP_UNREACH (RFC 4760).
     const routes = ipv4UnicastRoutes(update);
     for (const prefix of routes.withdrawn) if (this.remove(prefixKey(prefix))) changed.add(prefixKey(prefix));
     for (const group of routes.announced) this.announceAll(group.nlri, group.attributes, changed);
+    // IPv6 unicast (RFC 2545): MP_UNREACH / MP_REACH for AFI 2, keyed by their 17-character strings.
+    const mp = update.attributes;
+    if (mp.mpReach !== undefined || mp.mpUnreach !== undefined) {
+      const v6 = ipv6UnicastRoutes(update);
+      for (const key of v6.withdrawn) if (this.remove(key)) changed.add(key);
+      for (const group of v6.announced) this.announceKeys(group.nlri, group.attributes, changed);
+    }
     return [...changed];
   }
 
   /** Withdraws prefixes by key (also for RFC 7606 treat-as-withdraw). Returns the keys that were present. */
-  withdraw(keys: Iterable<number>): number[] {
-    const changed: number[] = [];
+  withdraw(keys: Iterable<RibKey>): RibKey[] {
+    const changed: RibKey[] = [];
     for (const key of keys) if (this.remove(key)) changed.push(key);
     return changed;
   }
 
-  get(key: number): Route | undefined {
+  get(key: RibKey): Route | undefined {
     return this.byKey.get(key);
   }
 
@@ -87,8 +95,8 @@ export class AdjRibIn {
   }
 
   /** End-of-RIB or the stale timer (RFC 4724 §4.2): removes routes still stale. Returns their keys. */
-  sweepStale(): number[] {
-    const removed: number[] = [];
+  sweepStale(): RibKey[] {
+    const removed: RibKey[] = [];
     for (const [key, route] of this.byKey) {
       if (!route.stale) continue;
       this.byKey.delete(key);
@@ -99,7 +107,7 @@ export class AdjRibIn {
   }
 
   /** The session ended without graceful restart: removes everything. Returns the keys removed. */
-  clear(): number[] {
+  clear(): RibKey[] {
     const removed = [...this.byKey.keys()];
     for (const route of this.byKey.values()) this.table.release(route.attrs);
     this.byKey.clear();
@@ -107,7 +115,7 @@ export class AdjRibIn {
   }
 
   /** `received` is a fresh object of this call (the rest of the UPDATE's attributes): the table may adopt it. */
-  private announceAll(prefixes: readonly Prefix[], received: PathAttributes, changed: Set<number>): void {
+  private announceAll(prefixes: readonly Prefix[], received: PathAttributes, changed: Set<RibKey>): void {
     const attrs = this.table.internOwned(received);
     for (const prefix of prefixes) {
       const key = prefixKey(prefix);
@@ -116,7 +124,14 @@ export class AdjRibIn {
     this.table.release(attrs); // the reference `intern` took; each stored route holds its own
   }
 
-  private announce(key: number, attrs: Attrs): boolean {
+  /** `announceAll` for IPv6 keys (`received` carries the next hop in nextHop6). */
+  private announceKeys(keys: readonly Prefix6[], received: PathAttributes, changed: Set<RibKey>): void {
+    const attrs = this.table.internOwned(received);
+    for (const key of keys) if (this.announce(key, attrs)) changed.add(key);
+    this.table.release(attrs);
+  }
+
+  private announce(key: RibKey, attrs: Attrs): boolean {
     const old = this.byKey.get(key);
     if (old !== undefined && old.attrs === attrs && old.source === this.currentSource) {
       old.stale = false; // refreshed (RFC 4724 §4.2): same route, no change
@@ -128,7 +143,7 @@ export class AdjRibIn {
     return true;
   }
 
-  private remove(key: number): boolean {
+  private remove(key: RibKey): boolean {
     const old = this.byKey.get(key);
     if (old === undefined) return false;
     this.byKey.delete(key);

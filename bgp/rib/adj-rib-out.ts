@@ -14,32 +14,35 @@
 // prefix per peer instead of two. Each desired entry and each non-null `behind` entry holds one reference
 // on its set.
 
-import { prefixFromKey, prefixKey } from '../ip.js';
-import type { PathAttributes, Prefix } from '../types.js';
+import type { PathAttributes } from '../types.js';
 import type { Attrs, AttrTable } from './attrs.js';
+import { compareRibKeys, ribKeyOf, ribPrefix, type RibKey, type RibPrefix } from './prefix6.js';
 
 /** Prefixes that share one attribute set. */
 export interface AnnounceGroup {
   readonly attrs: Attrs;
-  readonly prefixes: readonly Prefix[];
+  readonly prefixes: readonly RibPrefix[];
 }
 
 /** What to send: announcements per attribute set, and withdrawals. Prefixes in ascending key order. */
 export interface PendingUpdates {
   readonly announce: readonly AnnounceGroup[];
-  readonly withdraw: readonly Prefix[];
+  readonly withdraw: readonly RibPrefix[];
 }
 
+/** A prefix or its key: a number is an IPv4 key, a string an IPv6 key, an object an IPv4 prefix. */
+const keyOf = (prefix: RibPrefix | RibKey): RibKey => (typeof prefix === 'object' ? ribKeyOf(prefix) : prefix);
+
 export class AdjRibOut {
-  private readonly desired = new Map<number, Attrs>();
+  private readonly desired = new Map<RibKey, Attrs>();
   /** Prefixes where the peer is behind: what it has (null: nothing). Absent: the peer has `desired`. */
-  private behind = new Map<number, Attrs | null>();
+  private behind = new Map<RibKey, Attrs | null>();
 
   constructor(private readonly table: AttrTable) {}
 
   /** What the peer should have for `prefix` (a Prefix or its prefixKey): a set, or null for nothing. */
-  setDesired(prefix: Prefix | number, attrs: PathAttributes | Attrs | null): void {
-    const key = typeof prefix === 'number' ? prefix : prefixKey(prefix);
+  setDesired(prefix: RibPrefix | RibKey, attrs: PathAttributes | Attrs | null): void {
+    const key = keyOf(prefix);
     const old = this.desired.get(key);
     const next = attrs === null ? undefined : this.table.intern(attrs);
     if (next === old) {
@@ -59,13 +62,13 @@ export class AdjRibOut {
     if ((has ?? undefined) === next) this.settle(key);
   }
 
-  desiredOf(prefix: Prefix | number): Attrs | undefined {
-    return this.desired.get(typeof prefix === 'number' ? prefix : prefixKey(prefix));
+  desiredOf(prefix: RibPrefix | RibKey): Attrs | undefined {
+    return this.desired.get(keyOf(prefix));
   }
 
   /** What the peer was last sent for `prefix`. */
-  advertisedOf(prefix: Prefix | number): Attrs | undefined {
-    const key = typeof prefix === 'number' ? prefix : prefixKey(prefix);
+  advertisedOf(prefix: RibPrefix | RibKey): Attrs | undefined {
+    const key = keyOf(prefix);
     return this.behind.has(key) ? (this.behind.get(key) ?? undefined) : this.desired.get(key);
   }
 
@@ -88,13 +91,13 @@ export class AdjRibOut {
   pending(): PendingUpdates {
     const { announce, withdraw } = this.pendingKeys();
     return {
-      announce: announce.map((g): AnnounceGroup => ({ attrs: g.attrs, prefixes: g.keys.map(prefixFromKey) })),
-      withdraw: withdraw.map(prefixFromKey),
+      announce: announce.map((g): AnnounceGroup => ({ attrs: g.attrs, prefixes: g.keys.map(ribPrefix) })),
+      withdraw: withdraw.map(ribPrefix),
     };
   }
 
   /** True when `key` is among the differences (the peer is behind for it). */
-  isPending(key: number): boolean {
+  isPending(key: RibKey): boolean {
     return this.behind.has(key);
   }
 
@@ -107,9 +110,9 @@ export class AdjRibOut {
    * `pending()` as prefix keys, plus each announcement group's index by attribute set. Used by update groups,
    * which commit with `markAllSent()` in the same synchronous turn.
    */
-  pendingKeys(): { announce: Array<{ attrs: Attrs; keys: number[] }>; withdraw: number[] } {
-    const groups = new Map<Attrs, number[]>();
-    const withdraw: number[] = [];
+  pendingKeys(): { announce: Array<{ attrs: Attrs; keys: RibKey[] }>; withdraw: RibKey[] } {
+    const groups = new Map<Attrs, RibKey[]>();
+    const withdraw: RibKey[] = [];
     for (const key of this.behind.keys()) {
       const want = this.desired.get(key);
       if (want === undefined) {
@@ -120,8 +123,8 @@ export class AdjRibOut {
       if (keys === undefined) groups.set(want, [key]);
       else keys.push(key);
     }
-    const byKey = (a: number, b: number): number => a - b;
-    const announce: Array<{ attrs: Attrs; keys: number[] }> = [];
+    const byKey = compareRibKeys;
+    const announce: Array<{ attrs: Attrs; keys: RibKey[] }> = [];
     for (const [attrs, keys] of groups) announce.push({ attrs, keys: keys.sort(byKey) });
     return { announce, withdraw: withdraw.sort(byKey) };
   }
@@ -132,17 +135,23 @@ export class AdjRibOut {
     this.behind = new Map();
   }
 
+  /** What an in-sync peer was last sent: every prefix it has, with its set. */
+  *advertisedEntries(): Generator<[number, Attrs]> {
+    for (const [key, attrs] of this.desired) if (!this.behind.has(key)) yield [key, attrs];
+    for (const [key, has] of this.behind) if (has !== null) yield [key, has];
+  }
+
   /** Every desired entry, for a full table. */
-  desiredEntries(): IterableIterator<[number, Attrs]> {
+  desiredEntries(): IterableIterator<[RibKey, Attrs]> {
     return this.desired.entries();
   }
 
   /** Records that `batch` (from `pending()`) reached the peer. */
   markSent(batch: PendingUpdates): void {
     for (const group of batch.announce) {
-      for (const prefix of group.prefixes) this.recordAdvertised(prefixKey(prefix), group.attrs);
+      for (const prefix of group.prefixes) this.recordAdvertised(ribKeyOf(prefix), group.attrs);
     }
-    for (const prefix of batch.withdraw) this.recordAdvertised(prefixKey(prefix), null);
+    for (const prefix of batch.withdraw) this.recordAdvertised(ribKeyOf(prefix), null);
     // A Map keeps its grown capacity after deletes; a full resend would otherwise cost a second full map.
     if (this.behind.size === 0) this.behind = new Map();
   }
@@ -161,13 +170,13 @@ export class AdjRibOut {
   }
 
   /** The peer is up to date for `key`: forget what it had. */
-  private settle(key: number): void {
+  private settle(key: RibKey): void {
     const had = this.behind.get(key);
     if (had !== undefined && had !== null) this.table.release(had);
     this.behind.delete(key);
   }
 
-  private recordAdvertised(key: number, sent: Attrs | null): void {
+  private recordAdvertised(key: RibKey, sent: Attrs | null): void {
     if (!this.behind.has(key)) {
       // Desired had already been sent (or moved back): only a send of something else puts the peer behind.
       const want = this.desired.get(key) ?? null;

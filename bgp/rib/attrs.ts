@@ -21,6 +21,7 @@
 // - Unknown attributes keep their bytes (a Uint8Array cannot be frozen); they are copied on intern so the
 //   receive buffer is not pinned, and nobody may write to them afterwards.
 
+import { ipv6ToBytes } from '../ip6.js';
 import type { PathAttributes, UnknownAttribute } from '../types.js';
 
 /** An interned attribute set: frozen, shared, compared by identity. Never carries mpReach / mpUnreach. */
@@ -70,6 +71,8 @@ export function attributesKey(attrs: PathAttributes): string {
     }
   }
   if (attrs.nextHop !== undefined) key += '|n' + attrs.nextHop;
+  if (attrs.nextHop6 !== undefined) key += '|6' + hex(ipv6ToBytes(attrs.nextHop6));
+  if (attrs.nextHop6LinkLocal !== undefined) key += '|ll' + hex(ipv6ToBytes(attrs.nextHop6LinkLocal));
   if (attrs.med !== undefined) key += '|m' + attrs.med;
   if (attrs.localPref !== undefined) key += '|l' + attrs.localPref;
   if (attrs.atomicAggregate) key += '|a';
@@ -99,6 +102,16 @@ function mix(h: number, value: number): number {
   return Math.imul(h ^ value, 0x01000193);
 }
 
+/** An IPv6 address (16 one-byte characters) into the hash, four bytes at a time. */
+function mixString(h: number, s: string): number {
+  for (let i = 0; i < s.length; i += 4)
+    h = mix(
+      h,
+      (s.charCodeAt(i) << 24) | (s.charCodeAt(i + 1) << 16) | (s.charCodeAt(i + 2) << 8) | s.charCodeAt(i + 3),
+    );
+  return h;
+}
+
 /**
  * A small-integer hash of exactly what `attributesKey` covers (equal sets hash equal). A Smi (30 bits), so
  * the index Map never boxes its keys.
@@ -117,6 +130,8 @@ export function attributesHash(attrs: PathAttributes): number {
     }
   } else h = mix(h, -2);
   h = mix(h, attrs.nextHop ?? -3);
+  if (attrs.nextHop6 !== undefined) h = mixString(h, attrs.nextHop6);
+  if (attrs.nextHop6LinkLocal !== undefined) h = mixString(mix(h, 0x6c), attrs.nextHop6LinkLocal);
   h = mix(h, attrs.med ?? -4);
   h = mix(h, attrs.localPref ?? -5);
   if (attrs.atomicAggregate) h = mix(h, 0x61);
@@ -157,6 +172,7 @@ function sameNumbers(a: readonly number[] | undefined, b: readonly number[] | un
 /** Equal exactly when `attributesKey` would give the same string (the same attributes tortie keeps). */
 export function sameAttributes(a: PathAttributes, b: PathAttributes): boolean {
   if (a.origin !== b.origin || a.nextHop !== b.nextHop || a.med !== b.med || a.localPref !== b.localPref) return false;
+  if (a.nextHop6 !== b.nextHop6 || a.nextHop6LinkLocal !== b.nextHop6LinkLocal) return false;
   if (a.originatorId !== b.originatorId || Boolean(a.atomicAggregate) !== Boolean(b.atomicAggregate)) return false;
   if (a.asPath !== b.asPath) {
     if (a.asPath === undefined || b.asPath === undefined || a.asPath.length !== b.asPath.length) return false;
@@ -200,6 +216,8 @@ function canonicalCopy(attrs: PathAttributes, entry: Entry): Attrs {
     );
   }
   if (attrs.nextHop !== undefined) out.nextHop = attrs.nextHop;
+  if (attrs.nextHop6 !== undefined) out.nextHop6 = attrs.nextHop6;
+  if (attrs.nextHop6LinkLocal !== undefined) out.nextHop6LinkLocal = attrs.nextHop6LinkLocal;
   if (attrs.med !== undefined) out.med = attrs.med;
   if (attrs.localPref !== undefined) out.localPref = attrs.localPref;
   if (attrs.atomicAggregate) out.atomicAggregate = true;

@@ -14,6 +14,7 @@
 // Each stored candidate holds one reference on its attribute set: usually the Adj-RIB-In's own set (an
 // identity lookup), or the set import policy produced, which `set` interns when it stores the route.
 
+import type { RibKey } from '../ip6.js';
 import type { AttrTable } from './attrs.js';
 import { selectBest } from './best-path.js';
 import { Route } from './route.js';
@@ -21,7 +22,7 @@ import type { RouteSource } from './route.js';
 
 /** A change of best route for one prefix. `previous` / `best` null mean "none". */
 export interface BestChange {
-  readonly key: number;
+  readonly key: RibKey;
   readonly previous: Route | null;
   readonly best: Route | null;
 }
@@ -34,14 +35,14 @@ function sameRoute(a: Route, b: Route): boolean {
   return a === b || (a.attrs === b.attrs && a.source === b.source);
 }
 
-function changeOf(key: number, previous: Route | null, best: Route | null): BestChange | null {
+function changeOf(key: RibKey, previous: Route | null, best: Route | null): BestChange | null {
   if (previous === null && best === null) return null;
   if (previous !== null && best !== null && sameRoute(previous, best)) return null;
   return { key, previous, best };
 }
 
 export class LocRib {
-  private readonly slots = new Map<number, Slot>();
+  private readonly slots = new Map<RibKey, Slot>();
 
   constructor(private readonly table: AttrTable) {}
 
@@ -49,7 +50,7 @@ export class LocRib {
    * Sets (route) or removes (null) the candidate of `source` for the prefix `key`, re-selects the best and
    * returns the change of best, or null when the best is unchanged.
    */
-  set(source: RouteSource, key: number, offered: Route | null): BestChange | null {
+  set(source: RouteSource, key: RibKey, offered: Route | null): BestChange | null {
     const route = offered === null ? null : this.hold(offered);
     const slot = this.slots.get(key);
     if (slot === undefined) {
@@ -84,13 +85,13 @@ export class LocRib {
   }
 
   /** The best route for a prefix. */
-  best(key: number): Route | undefined {
+  best(key: RibKey): Route | undefined {
     const slot = this.slots.get(key);
     return slot === undefined ? undefined : slot instanceof Route ? slot : slot[0];
   }
 
   /** All candidates for a prefix, best first. */
-  candidates(key: number): readonly Route[] {
+  candidates(key: RibKey): readonly Route[] {
     const slot = this.slots.get(key);
     return slot === undefined ? [] : slot instanceof Route ? [slot] : slot;
   }
@@ -124,7 +125,7 @@ export class LocRib {
     return attrs === route.attrs ? route : new Route(route.key, attrs, route.source, route.stale);
   }
 
-  private reselect(key: number, candidates: Route[], previous: Route | null): BestChange | null {
+  private reselect(key: RibKey, candidates: Route[], previous: Route | null): BestChange | null {
     if (candidates.length === 0) {
       this.slots.delete(key);
       return changeOf(key, previous, null);

@@ -35,6 +35,7 @@
 
 import { prefixContains } from '../ip.js';
 import { AsPathSegmentType, AttrFlag, Origin } from '../types.js';
+import type { Ipv6 } from '../ip6.js';
 import type { AsPathSegment, PathAttributes, Prefix, UnknownAttribute } from '../types.js';
 import type { AttrTable } from './attrs.js';
 import { DEFAULT_LOCAL_PREF } from './best-path.js';
@@ -51,6 +52,8 @@ export interface LocalSpeaker {
   readonly clusterId?: number;
   /** Our address towards peers: the next hop we announce for ourselves. */
   readonly address: number;
+  /** Our IPv6 address: the next hop of IPv6 routes we announce for ourselves (RFC 2545 §3). */
+  readonly address6?: Ipv6;
 }
 
 /** What a peer's import filter says of one route (see PeerPolicy.importFilter). */
@@ -303,6 +306,14 @@ export function rewriteForPeer(
     // RFC 4271 §5.1.5: LOCAL_PREF is included in every UPDATE to an internal peer.
     out.localPref = attrs.localPref ?? DEFAULT_LOCAL_PREF;
   }
+  if (attrs.nextHop6 !== undefined) {
+    // An IPv6 route (its attribute sets always carry nextHop6, ./prefix6.ts): the IPv4 NEXT_HOP does not
+    // apply (RFC 4760 §3); the same next-hop rules pick the IPv6 global next hop (RFC 2545 §3).
+    delete out.nextHop;
+    const nextHop6 = nextHop6For(attrs.nextHop6, from, to, local);
+    if (nextHop6 === undefined) return null; // ours is needed and we have no IPv6 address: not sent
+    out.nextHop6 = nextHop6;
+  }
   if (attrs.atomicAggregate) out.atomicAggregate = true;
   if (attrs.aggregator !== undefined) out.aggregator = attrs.aggregator;
   if (attrs.communities !== undefined) out.communities = attrs.communities;
@@ -321,6 +332,19 @@ export function rewriteForPeer(
   const unknown = from.local ? attrs.unknown : passOnUnknown(attrs.unknown);
   if (unknown !== undefined && unknown.length > 0) out.unknown = unknown;
   return out;
+}
+
+/**
+ * The IPv6 next hop toward `to` (RFC 4271 §5.1.3 rules applied to RFC 2545's global next hop): toward eBGP
+ * peers ours unless 'keep' or (under 'auto') a route we originate with an operator-set next hop; toward iBGP
+ * peers unchanged unless 'self'. No third-party next hop on a shared IPv6 subnet yet, and a received
+ * link-local next hop is never passed on (it means something on the link it came from only). Undefined:
+ * ours is wanted but we have no IPv6 address.
+ */
+function nextHop6For(received: Ipv6, from: RouteSource, to: PeerPolicy, local: LocalSpeaker): Ipv6 | undefined {
+  const mode = to.nextHop ?? 'auto';
+  const keep = to.ebgp ? mode === 'keep' || (mode === 'auto' && from.local === true) : mode !== 'self';
+  return keep ? received : local.address6;
 }
 
 /**

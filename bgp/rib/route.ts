@@ -5,6 +5,7 @@
 // share the same Route object whenever import policy leaves the attributes unchanged.
 
 import { prefixFromKey } from '../ip.js';
+import type { Prefix6, RibKey } from '../ip6.js';
 import type { Prefix } from '../types.js';
 import type { Attrs } from './attrs.js';
 
@@ -31,18 +32,26 @@ export interface RouteSource {
 
 export class Route {
   /**
-   * @param key `prefixKey(prefix)`; `prefix` rebuilds the `{addr, len}`.
+   * @param key `prefixKey(prefix)` for IPv4 (`prefix` rebuilds the `{addr, len}`), the `Prefix6` string for
+   *   IPv6 (./prefix6.ts).
    * @param stale marked by graceful restart (RFC 4724 §4.2) until the peer re-announces or the timer sweeps.
    */
   constructor(
-    readonly key: number,
+    readonly key: RibKey,
     readonly attrs: Attrs,
     readonly source: RouteSource,
     public stale = false,
   ) {}
 
+  /** The IPv4 prefix. Only for IPv4 routes (`typeof key === 'number'`); an IPv6 route has `prefix6`. */
   get prefix(): Prefix {
+    if (typeof this.key === 'string') throw new Error('an IPv6 route has no IPv4 prefix: use prefix6');
     return prefixFromKey(this.key);
+  }
+
+  /** The IPv6 prefix key, or undefined for an IPv4 route. */
+  get prefix6(): Prefix6 | undefined {
+    return typeof this.key === 'string' ? this.key : undefined;
   }
 }
 

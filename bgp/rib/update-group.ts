@@ -10,7 +10,8 @@
 //   then. In sync, a member lacks exactly the prefixes that were its own at the last flush ("sent"), so
 //   that set is `own` corrected by `touched`, not a second copy.
 // - `mode`: 'fresh' (the peer has nothing: a new session, or it was not Established at a flush), 'refresh'
-//   (RFC 2918 §4: send everything again), 'sync'.
+//   (RFC 2918 §4: send everything again), 'sync', 'adopt' (it came from another group with what it had
+//   there, `view`: its export policy changed on a live session, and it is sent only the difference).
 //
 // Who is grouped is the speaker's business (same AS and eBGP-ness, route-reflector client or not, next-hop
 // mode, local next-hop address and export filter identity; an eBGP peer one IP hop away by its shared
@@ -28,21 +29,20 @@
 //
 // Imports only the rib's own modules; pure (no sockets, no timers).
 
-import { prefixFromKey } from '../ip.js';
-import type { Prefix } from '../types.js';
 import type { AdjRibOut, PendingUpdates } from './adj-rib-out.js';
 import type { Attrs } from './attrs.js';
 import type { BestChange } from './loc-rib.js';
 import type { PeerExport } from './policy.js';
+import { compareRibKeys, ribPrefix, type RibKey, type RibPrefix } from './prefix6.js';
 import { sourceId } from './route.js';
 
-export type MemberMode = 'fresh' | 'refresh' | 'sync';
+export type MemberMode = 'fresh' | 'refresh' | 'sync' | 'adopt';
 
 /** What one member is sent in a flush. */
 export interface MemberSend<M> {
   readonly member: M;
   /** Withdrawals only this member gets (sent before any announcement). */
-  readonly withdraw: readonly Prefix[];
+  readonly withdraw: readonly RibPrefix[];
   /** The batch's withdrawals go to this member as encoded for the group. */
   readonly sharedWithdraw: boolean;
   /** Indexes into the batch's announcement groups that go to this member as encoded for the group. */
@@ -60,21 +60,23 @@ export interface GroupFlush<M> {
 interface MemberState<M> {
   readonly member: M;
   readonly address: number;
-  own: Set<number>;
+  own: Set<RibKey>;
   /** Prefix → whether it was in `own` at the last flush, for prefixes that entered or left `own` since. */
-  touched: Map<number, boolean>;
+  touched: Map<RibKey, boolean>;
   mode: MemberMode;
+  /** 'adopt': what the member has (from its previous group); it is sent the difference to this group's export. */
+  view?: Map<number, Attrs>;
 }
 
-const byKey = (a: number, b: number): number => a - b;
+const byKey = compareRibKeys;
 
-function toAnnounce(groups: Map<Attrs, number[]>): PendingUpdates['announce'] {
-  const out: Array<{ attrs: Attrs; prefixes: Prefix[] }> = [];
-  for (const [attrs, keys] of groups) out.push({ attrs, prefixes: keys.sort(byKey).map(prefixFromKey) });
+function toAnnounce(groups: Map<Attrs, RibKey[]>): PendingUpdates['announce'] {
+  const out: Array<{ attrs: Attrs; prefixes: RibPrefix[] }> = [];
+  for (const [attrs, keys] of groups) out.push({ attrs, prefixes: keys.sort(byKey).map(ribPrefix) });
   return out;
 }
 
-function push(groups: Map<Attrs, number[]>, attrs: Attrs, key: number): void {
+function push(groups: Map<Attrs, RibKey[]>, attrs: Attrs, key: RibKey): void {
   const keys = groups.get(attrs);
   if (keys === undefined) groups.set(attrs, [key]);
   else keys.push(key);
@@ -106,12 +108,37 @@ export class UpdateGroup<M> {
    * now (routes kept through its graceful restart); only those the group exports are kept. `address`: the
    * `sourceId` of the member's routes (its address, and port).
    */
-  add(member: M, address: number, ownKeys: Iterable<number> = []): void {
-    const own = new Set<number>();
+  add(member: M, address: number, ownKeys: Iterable<RibKey> = []): void {
+    const own = new Set<RibKey>();
     for (const key of ownKeys) if (this.out.desiredOf(key) !== undefined) own.add(key);
     const state: MemberState<M> = { member, address, own, touched: new Map(), mode: 'fresh' };
     this.members.set(member, state);
     this.byAddress.set(address, state);
+  }
+
+  /**
+   * Adds a member that has `view` already (it leaves another group on a live session: its export policy
+   * changed). The next flush sends it only what differs between `view` and this group's export — no reset.
+   */
+  adopt(member: M, address: number, ownKeys: Iterable<number>, view: Map<number, Attrs>): void {
+    this.add(member, address, ownKeys);
+    const state = this.members.get(member)!;
+    state.mode = 'adopt';
+    state.view = view;
+  }
+
+  /**
+   * What the member has now, as this group sent it (the group view less the prefixes it lacks), or null when
+   * it has nothing yet ('fresh').
+   */
+  viewOf(member: M): Map<number, Attrs> | null {
+    const state = this.members.get(member);
+    if (state === undefined || state.mode === 'fresh') return null;
+    if (state.mode === 'adopt') return new Map(state.view);
+    const view = new Map<number, Attrs>();
+    for (const [key, attrs] of this.out.advertisedEntries())
+      if (!(state.touched.get(key) ?? state.own.has(key))) view.set(key, attrs);
+    return view;
   }
 
   remove(member: M): void {
@@ -128,6 +155,7 @@ export class UpdateGroup<M> {
     if (mode === 'fresh') {
       state.touched.clear();
       state.mode = 'fresh';
+      delete state.view;
     } else if (state.mode === 'sync') {
       state.mode = 'refresh';
     }
@@ -166,7 +194,8 @@ export class UpdateGroup<M> {
   /** Something to send to someone (fresh members are flushed when their session comes up). */
   hasPending(): boolean {
     if (this.out.hasPending()) return true;
-    for (const state of this.members.values()) if (state.touched.size > 0 || state.mode === 'refresh') return true;
+    for (const state of this.members.values())
+      if (state.touched.size > 0 || state.mode === 'refresh' || state.mode === 'adopt') return true;
     return false;
   }
 
@@ -178,8 +207,8 @@ export class UpdateGroup<M> {
     const keyed = this.out.pendingKeys();
     const batchSize = this.out.pendingSize;
     const batch: PendingUpdates = {
-      announce: keyed.announce.map((g) => ({ attrs: g.attrs, prefixes: g.keys.map(prefixFromKey) })),
-      withdraw: keyed.withdraw.map(prefixFromKey),
+      announce: keyed.announce.map((g) => ({ attrs: g.attrs, prefixes: g.keys.map(ribPrefix) })),
+      withdraw: keyed.withdraw.map(ribPrefix),
     };
     let indexOf: Map<Attrs, number> | undefined;
     const allShared = keyed.announce.map((_, i) => i);
@@ -193,16 +222,20 @@ export class UpdateGroup<M> {
         sends.push(this.fullTable(state));
         continue;
       }
+      if (state.mode === 'adopt') {
+        sends.push(this.difference(state));
+        continue;
+      }
       // Prefixes where this member may differ from the group: exceptions that moved, and exceptions in the batch.
       // (No Set for a member without any: with 1,000 members most flushes concern few of them.)
-      let concerns: Set<number> | undefined =
-        state.touched.size > 0 ? new Set<number>(state.touched.keys()) : undefined;
+      let concerns: Set<RibKey> | undefined =
+        state.touched.size > 0 ? new Set<RibKey>(state.touched.keys()) : undefined;
       if (state.own.size <= batchSize) {
-        for (const key of state.own) if (this.out.isPending(key)) (concerns ??= new Set<number>()).add(key);
+        for (const key of state.own) if (this.out.isPending(key)) (concerns ??= new Set<RibKey>()).add(key);
       } else {
         for (const g of keyed.announce)
-          for (const key of g.keys) if (state.own.has(key)) (concerns ??= new Set<number>()).add(key);
-        for (const key of keyed.withdraw) if (state.own.has(key)) (concerns ??= new Set<number>()).add(key);
+          for (const key of g.keys) if (state.own.has(key)) (concerns ??= new Set<RibKey>()).add(key);
+        for (const key of keyed.withdraw) if (state.own.has(key)) (concerns ??= new Set<RibKey>()).add(key);
       }
       if (concerns === undefined && state.mode === 'sync') {
         if (batchSize > 0)
@@ -215,9 +248,9 @@ export class UpdateGroup<M> {
           });
         continue;
       }
-      concerns ??= new Set<number>();
-      const announce = new Map<Attrs, number[]>();
-      const withdraw: number[] = [];
+      concerns ??= new Set<RibKey>();
+      const announce = new Map<Attrs, RibKey[]>();
+      const withdraw: RibKey[] = [];
       const recut = new Set<number>();
       let recutWithdraw = false;
       for (const key of concerns) {
@@ -238,7 +271,7 @@ export class UpdateGroup<M> {
       }
       // Batch parts that carry one of this member's exceptions are re-cut without them.
       for (const index of recut) {
-        const group = keyed.announce[index] as { attrs: Attrs; keys: number[] };
+        const group = keyed.announce[index] as { attrs: Attrs; keys: RibKey[] };
         for (const key of group.keys) if (!concerns.has(key)) push(announce, group.attrs, key);
       }
       if (recutWithdraw) for (const key of keyed.withdraw) if (!concerns.has(key)) withdraw.push(key);
@@ -252,7 +285,7 @@ export class UpdateGroup<M> {
       state.mode = 'sync';
       sends.push({
         member: state.member,
-        withdraw: withdraw.sort(byKey).map(prefixFromKey),
+        withdraw: withdraw.sort(byKey).map(ribPrefix),
         sharedWithdraw: !recutWithdraw && keyed.withdraw.length > 0,
         shared: recut.size === 0 ? allShared : allShared.filter((i) => !recut.has(i)),
         announce: toAnnounce(announce),
@@ -266,6 +299,7 @@ export class UpdateGroup<M> {
   advertisedCount(member: M): number {
     const state = this.members.get(member);
     if (state === undefined || state.mode === 'fresh') return 0;
+    if (state.mode === 'adopt') return state.view?.size ?? 0;
     let count = this.out.advertisedSize;
     for (const key of state.own) if (!state.touched.has(key) && this.out.advertisedOf(key) !== undefined) count--;
     for (const [key, wasOwn] of state.touched) if (wasOwn && this.out.advertisedOf(key) !== undefined) count--;
@@ -279,9 +313,29 @@ export class UpdateGroup<M> {
     this.out.clear();
   }
 
+  /** An adopted member: what differs between what it has (`view`) and the desired set less its own routes. */
+  private difference(state: MemberState<M>): MemberSend<M> {
+    const view = state.view ?? new Map<number, Attrs>();
+    const announce = new Map<Attrs, number[]>();
+    const withdraw: number[] = [];
+    for (const [key, attrs] of this.out.desiredEntries())
+      if (!state.own.has(key) && view.get(key) !== attrs) push(announce, attrs, key);
+    for (const key of view.keys()) if (state.own.has(key) || this.out.desiredOf(key) === undefined) withdraw.push(key);
+    state.touched.clear();
+    state.mode = 'sync';
+    delete state.view;
+    return {
+      member: state.member,
+      withdraw: withdraw.sort(byKey).map(prefixFromKey),
+      sharedWithdraw: false,
+      shared: [],
+      announce: toAnnounce(announce),
+    };
+  }
+
   /** A fresh member: the whole desired set except its own routes (RFC 4271 §9.2: the whole Adj-RIB-Out). */
   private fullTable(state: MemberState<M>): MemberSend<M> {
-    const announce = new Map<Attrs, number[]>();
+    const announce = new Map<Attrs, RibKey[]>();
     for (const [key, attrs] of this.out.desiredEntries()) if (!state.own.has(key)) push(announce, attrs, key);
     state.touched.clear();
     state.mode = 'sync';

@@ -290,7 +290,9 @@ export class Agent {
   readiness(): Readiness {
     // CALICO_NETWORKING_BACKEND=vxlan: no BGP to wait for, only felix.
     const bgp =
-      this.config.networkingBackend === 'vxlan' && this.started ? { ready: true } : this.keeper.readiness(this.started);
+      this.config.networkingBackend === 'vxlan' && this.started
+        ? { ready: true }
+        : this.keeper.readiness(this.started, this.plan?.routerId === null);
     return bgp.ready ? agentReadiness(bgp, this.dataplane?.status()) : bgp;
   }
 
@@ -345,7 +347,11 @@ export class Agent {
     const changeAt = this.lastChangeAt;
     this.lastChangeAt = null;
     // Peers are re-planned only when a kind that shapes them changed (see header).
-    const peeringChanged = this.plan === null || [...this.changedKinds].some((k) => PEERING_KINDS.has(k));
+    // Workloads shape the peers only through a BGPPeer localWorkloadSelector (./workload-peers.ts).
+    const peeringChanged =
+      this.plan === null ||
+      [...this.changedKinds].some((k) => PEERING_KINDS.has(k)) ||
+      (this.changedKinds.has('WorkloadEndpoint') && cache.list('BGPPeer').some((p) => p.spec.localWorkloadSelector));
     const guardChanged =
       this.keeper.importContext === null || [...this.changedKinds].some((k) => IMPORT_GUARD_KINDS.has(k));
     this.changedKinds.clear();
@@ -358,25 +364,31 @@ export class Agent {
         nodes: cache.list('Node'),
         bgpConfigurations,
         bgpPeers: cache.list('BGPPeer'),
+        workloads: cache.list('WorkloadEndpoint'),
       });
       this.applyLogLevel(bgpConfigurations);
       for (const w of plan.warnings)
         if (!this.plan?.warnings.includes(w)) this.log.warn({ warning: w }, 'peering plan');
     }
-    const identity: SpeakerIdentity = {
-      // CALICO_ROUTER_ID (hash or an address) over the node's IPv4 address, as calico-node does.
-      routerId: routerIdFor(this.config.routerId, this.config.nodeName, plan.routerId),
-      localAs: plan.localAsNumber,
-      listenAddress: plan.bindAddress ?? '0.0.0.0',
-      listenPort: plan.listenPort,
-      clusterId: plan.clusterId ?? null,
-    };
-    try {
-      await this.keeper.ensureIdentity(identity);
-    } catch (error) {
-      // Re-plan from the datastore next time (not from this plan); the keeper tries again by itself.
-      this.plan = null;
-      throw error;
+    // CALICO_ROUTER_ID (hash or an address) over the node's IPv4 address, as calico-node does. Null: the
+    // Node has no IPv4 address and no CALICO_ROUTER_ID — IPv4 disabled (the plan says so): a running
+    // Speaker keeps its identity and loses its peers; none is started.
+    const routerId = routerIdFor(this.config.routerId, this.config.nodeName, plan.routerId);
+    if (routerId !== null) {
+      const identity: SpeakerIdentity = {
+        routerId,
+        localAs: plan.localAsNumber,
+        listenAddress: plan.bindAddress ?? '0.0.0.0',
+        listenPort: plan.listenPort,
+        clusterId: plan.clusterId ?? null,
+      };
+      try {
+        await this.keeper.ensureIdentity(identity);
+      } catch (error) {
+        // Re-plan from the datastore next time (not from this plan); the keeper tries again by itself.
+        this.plan = null;
+        throw error;
+      }
     }
     this.plan = plan;
     const pools = cache.list('IPPool');

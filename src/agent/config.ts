@@ -404,9 +404,9 @@ export function parseAgentConfig(env: Env, hostname: string): AgentConfig {
 /**
  * The BGP identifier as calico-node chooses it: CALICO_ROUTER_ID=hash → the first four bytes of
  * sha256(node name) as an address, the first byte less 32 when above 223 (no multicast or reserved id);
- * an address → that address; unset → the node's IPv4 address.
+ * an address → that address; unset → the node's IPv4 address (null when it has none: IPv4 disabled).
  */
-export function routerIdFor(setting: AgentConfig['routerId'], nodeName: string, nodeIp: string): string {
+export function routerIdFor(setting: AgentConfig['routerId'], nodeName: string, nodeIp: string | null): string | null {
   if (setting === undefined) return nodeIp;
   if (setting !== 'hash') return setting;
   const bytes = createHash('sha256').update(nodeName).digest();

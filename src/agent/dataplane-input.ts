@@ -26,7 +26,7 @@ export interface DataplaneSources {
   /** The BGP routes (Loc-RIB rows); only routes learned from a peer, with a next hop, are used. */
   bgpRoutes: ReadonlyArray<Pick<RouteRow, 'prefix' | 'nextHop' | 'from'>>;
   /** The planned peers: those with reachableBy get a static route to their address (Calico). */
-  peers?: ReadonlyArray<{ address: string; reachableBy?: string }>;
+  peers?: ReadonlyArray<{ address: string; reachableBy?: string; type?: string }>;
   /** TORTIE_BGP_PORT_GUARD (false: no guard table). */
   bgpPortGuard: boolean;
   /** FELIX_IPINIPMTU. */
@@ -92,6 +92,8 @@ export function dataplaneInput(sources: DataplaneSources): DataplaneInput {
           nodeAddresses: cache
             .list('Node')
             .flatMap((n) => (n.spec.bgp?.ipv4Address !== undefined ? [n.spec.bgp.ipv4Address] : [])),
+          // Local workload peers (BGPPeer localWorkloadSelector) may reach this node's port 179.
+          ...localPeersOf(sources.peers ?? []),
         }
       : null,
     tunnel: {
@@ -121,4 +123,10 @@ export function sysfsInterfaceMtu(name: string): number | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** The addresses of this node's local workload BGP peers, for the BGP port guard's exception; nothing when none. */
+function localPeersOf(peers: ReadonlyArray<{ address: string; type?: string }>): { localPeers?: string[] } {
+  const localPeers = peers.flatMap((p) => (p.type === 'LocalWorkload' ? [p.address] : []));
+  return localPeers.length > 0 ? { localPeers } : {};
 }

@@ -23,342 +23,15 @@
 // configure two BIRD protocols and let them fight); two peerings to one address on different ports are two
 // sessions, as in Calico (`Global_10_192_0_1_port_150` and `..._port_166`).
 
-import { formatIpv4, parseIpv4, tryParseIpv4 } from '../../bgp/index.js';
-import { BGP_DEFAULTS, parsePeerIP, parseSelector, type Resource, type Selector } from '../resources/index.js';
-import type { DesiredPeer, PeerType, PeeringPlan, PlannerInput, SecretKeyRef } from './types.js';
+import { parseIpv4, tryParseIpv4 } from '../../bgp/index.js';
+import { parsePeerIP, type Resource } from '../resources/index.js';
+import { DEFAULT_PEER_PORT, nodeCandidate, peerIpCandidate, type Candidate } from './planner-candidates.js';
+import { addressOrder, Cluster, higherAddress, Warnings, type NodeView } from './planner-cluster.js';
+import type { DesiredPeer, PeerType, PeeringPlan, PlannerInput } from './types.js';
+import { localWorkloadCandidates } from './workload-peers.js';
 
-/** Port of a BGP peer that does not say otherwise (RFC 4271 §8.2.1: TCP port 179). */
-const DEFAULT_PEER_PORT = 179;
-
-/** One node as the planner sees it. */
-interface NodeView {
-  name: string;
-  labels: Record<string, string>;
-  /** IPv4 address without prefix length, or null when the node has none (or an unreadable one). */
-  ip: string | null;
-  asNumber: number;
-  listenPort: number;
-  clusterId: string | null;
-}
-
-/** A peering before it is named and typed: what Calico's BGPPeer value (backends.BGPPeer) holds. */
-interface Candidate {
-  address: string;
-  port: number;
-  /** The port came from `peerIP: ip:port` (Calico then names the peer ..._port_<n>). */
-  portExplicit: boolean;
-  asNumber: number;
-  /** The cluster id of the node at that address, when it is one of ours. */
-  peerClusterId: string | null;
-  /** The address is a Calico node's (Calico's `CalicoNode`): global peers to it follow the passive rule. */
-  calicoNode: boolean;
-  localAsNumber?: number;
-  allowOwnAs: number;
-  nextHopMode?: 'Auto' | 'Self' | 'Keep';
-  keepOriginalNextHop: boolean;
-  sourceAddress: 'UseNodeIP' | 'None';
-  restartTime?: number;
-  keepaliveTime?: number;
-  /** The BGPPeer's `tortie.dev/max-prefixes` annotation. */
-  maxPrefixes?: number;
-  /** BGPPeer.spec.password.secretKeyRef: the agent resolves it (src/agent/secrets.ts). */
-  password?: SecretKeyRef;
-  /** BGPPeer.spec.ttlSecurity (GTSM hops), when not 0. */
-  ttlSecurity?: number;
-  /** BGPPeer.spec.reachableBy, an IPv4 gateway. */
-  reachableBy?: string;
-  /** BGPPeer.spec.filters: BGPFilter names, in order. */
-  filters?: string[];
-  fromResource: string;
-}
-
-/** Go's time.ParseDuration units, as Kubernetes' metav1.Duration (BGPPeer.keepaliveTime...) are written. */
-const DURATION_UNITS: Readonly<Record<string, number>> = {
-  ns: 1e-9,
-  us: 1e-6,
-  µs: 1e-6,
-  μs: 1e-6,
-  ms: 1e-3,
-  s: 1,
-  m: 60,
-  h: 3600,
-};
-
-/** "1m30s" → 90. Seconds rounded as Calico rounds them (math.Round of Duration.Seconds()); null if not a duration. */
-export function durationSeconds(text: string): number | null {
-  const body = text.trim();
-  if (body === '0') return 0;
-  const re = /([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h)/y;
-  let total = 0;
-  let at = 0;
-  for (let guard = 0; at < body.length && guard <= body.length; guard++) {
-    re.lastIndex = at;
-    const m = re.exec(body);
-    if (m === null) return null;
-    total += Number(m[1]) * (DURATION_UNITS[m[2]!] ?? Number.NaN);
-    at = re.lastIndex;
-  }
-  if (at === 0 || !Number.isFinite(total)) return null;
-  return Math.round(total);
-}
-
-/** Calico compares addresses as strings (`peerIP > currentNodeIP` in confd): both ends agree either way. */
-function higherAddress(a: string, b: string): boolean {
-  return a > b;
-}
-
-/** Parsed addresses for sorting: each address parsed once per plan, not once per comparison. */
-const parsedAddresses = new Map<string, number | null>();
-
-function addressOrder(a: string, b: string): number {
-  const x = parsedAddress(a);
-  const y = parsedAddress(b);
-  if (x !== null && y !== null) return x - y;
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
-function parsedAddress(text: string): number | null {
-  let value = parsedAddresses.get(text);
-  if (value === undefined) {
-    // Bounded: a cluster's addresses, with a cap so a churn of addresses cannot grow it forever.
-    if (parsedAddresses.size > 100_000) parsedAddresses.clear();
-    value = tryParseIpv4(text);
-    parsedAddresses.set(text, value);
-  }
-  return value;
-}
-
-/** Warnings in the order found, each once. */
-class Warnings {
-  private readonly seen = new Set<string>();
-  readonly list: string[] = [];
-  add(message: string): void {
-    if (this.seen.has(message)) return;
-    this.seen.add(message);
-    this.list.push(message);
-  }
-}
-
-/** The cluster as the planner reads it: BGP configuration lookups, nodes, compiled selectors. */
-class Cluster {
-  readonly nodes: NodeView[];
-  readonly globalAs: number;
-  readonly globalListenPort: number;
-  readonly meshEnabled: boolean;
-  readonly bindNodeIp: boolean;
-  readonly meshRestartTime: number | undefined;
-  /** BGPConfiguration default nodeMeshPassword: every mesh session is signed with it (TCP-MD5). */
-  readonly meshPassword: SecretKeyRef | undefined;
-  private readonly selectors = new Map<string, Selector | null>();
-
-  constructor(
-    input: PlannerInput,
-    readonly warnings: Warnings,
-  ) {
-    const configs = new Map(input.bgpConfigurations.map((c) => [c.metadata.name, c.spec]));
-    const global = configs.get('default');
-    this.globalAs = global?.asNumber ?? BGP_DEFAULTS.asNumber;
-    this.globalListenPort = global?.listenPort ?? BGP_DEFAULTS.listenPort;
-    this.meshEnabled = global?.nodeToNodeMeshEnabled ?? BGP_DEFAULTS.nodeToNodeMeshEnabled;
-    // Calico reads bindMode from the `default` BGPConfiguration only.
-    this.bindNodeIp = global?.bindMode === 'NodeIP';
-    this.meshRestartTime =
-      global?.nodeMeshMaxRestartTime === undefined
-        ? undefined
-        : this.seconds('BGPConfiguration default', 'spec.nodeMeshMaxRestartTime', global.nodeMeshMaxRestartTime);
-    const meshRef = global?.nodeMeshPassword?.secretKeyRef;
-    this.meshPassword = meshRef !== undefined ? { name: meshRef.name, key: meshRef.key } : undefined;
-    const sorted = [...input.nodes].sort((a, b) =>
-      a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0,
-    );
-    this.nodes = sorted.map((n) => this.view(n, configs.get(`node.${n.metadata.name}`)));
-  }
-
-  private view(node: Resource<'Node'>, nodeConfig: Resource<'BGPConfiguration'>['spec'] | undefined): NodeView {
-    const bgp = node.spec.bgp;
-    let ip: string | null = null;
-    if (bgp?.ipv4Address !== undefined) {
-      const text = bgp.ipv4Address.split('/')[0] ?? '';
-      const value = tryParseIpv4(text);
-      if (value === null) {
-        this.warnings.add(
-          `Node ${node.metadata.name}: spec.bgp.ipv4Address "${bgp.ipv4Address}" is not an IPv4 address (like 198.18.0.11/24); it gets no BGP peers`,
-        );
-      } else {
-        ip = formatIpv4(value);
-      }
-    }
-    return {
-      name: node.metadata.name,
-      labels: node.metadata.labels ?? {},
-      ip,
-      // AS precedence: Node.spec.bgp.asNumber, then BGPConfiguration node.<name>, then default, then 64512.
-      asNumber: bgp?.asNumber ?? nodeConfig?.asNumber ?? this.globalAs,
-      listenPort: nodeConfig?.listenPort ?? this.globalListenPort,
-      clusterId: bgp?.routeReflectorClusterID ? bgp.routeReflectorClusterID : null,
-    };
-  }
-
-  /** Seconds of a duration field, or undefined with a warning naming the resource and field. */
-  seconds(resource: string, field: string, value: string): number | undefined {
-    const s = durationSeconds(value);
-    if (s !== null) return s;
-    this.warnings.add(`${resource}: ${field} "${value}" is not a duration (like 120s, 1m30s or 2h); ignored`);
-    return undefined;
-  }
-
-  /** A compiled selector, or null (with a warning) when it does not parse. */
-  selector(resource: string, field: string, text: string): Selector | null {
-    const key = `${resource}\u0000${field}\u0000${text}`;
-    if (!this.selectors.has(key)) {
-      try {
-        this.selectors.set(key, parseSelector(text));
-      } catch (err) {
-        this.warnings.add(
-          `${resource}: ${field} ${JSON.stringify(text)} does not parse (${(err as Error).message.split('\n')[0]}); the BGPPeer is ignored`,
-        );
-        this.selectors.set(key, null);
-      }
-    }
-    return this.selectors.get(key) ?? null;
-  }
-
-  matching(selector: Selector): NodeView[] {
-    return this.nodes.filter((n) => selector.matches(n.labels));
-  }
-
-  nodesAt(address: string): NodeView[] {
-    return this.nodes.filter((n) => n.ip === address);
-  }
-}
-
-function nextHopOf(spec: Resource<'BGPPeer'>['spec']): Pick<Candidate, 'nextHopMode' | 'keepOriginalNextHop'> {
-  // Calico: nextHopMode, when set, wins over the deprecated keepOriginalNextHop.
-  if (spec.nextHopMode !== undefined) return { nextHopMode: spec.nextHopMode, keepOriginalNextHop: false };
-  return { keepOriginalNextHop: spec.keepOriginalNextHop === true };
-}
-
-/**
- * Not in Calico's BGPPeer: the prefix limit for sessions made from this BGPPeer (RFC 4486 Cease subcode 1
- * past it). Absent: the node agent's TORTIE_BGP_MAX_PREFIXES, else the speaker's default (500 000).
- */
-export const MAX_PREFIXES_ANNOTATION = 'tortie.dev/max-prefixes';
-
-/** The fields every peering made from a BGPPeer carries (Calico's setPeerConfigFieldsFromV3Resource). */
-function sharedFields(
-  cluster: Cluster,
-  peer: Resource<'BGPPeer'>,
-): Pick<
-  Candidate,
-  | 'sourceAddress'
-  | 'restartTime'
-  | 'keepaliveTime'
-  | 'nextHopMode'
-  | 'keepOriginalNextHop'
-  | 'fromResource'
-  | 'maxPrefixes'
-  | 'password'
-  | 'ttlSecurity'
-  | 'reachableBy'
-  | 'filters'
-> {
-  const s = peer.spec;
-  const what = `BGPPeer ${peer.metadata.name}`;
-  const out: ReturnType<typeof sharedFields> = {
-    sourceAddress: s.sourceAddress ?? 'UseNodeIP',
-    fromResource: peer.metadata.name,
-    ...nextHopOf(s),
-  };
-  if (s.maxRestartTime !== undefined) out.restartTime = cluster.seconds(what, 'spec.maxRestartTime', s.maxRestartTime);
-  if (s.keepaliveTime !== undefined) out.keepaliveTime = cluster.seconds(what, 'spec.keepaliveTime', s.keepaliveTime);
-  const limit = peer.metadata.annotations?.[MAX_PREFIXES_ANNOTATION];
-  if (limit !== undefined) {
-    const text = limit.trim();
-    if (/^[0-9]+$/.test(text) && Number(text) >= 1 && Number(text) <= 4294967295) out.maxPrefixes = Number(text);
-    else
-      cluster.warnings.add(
-        `${what}: annotation ${MAX_PREFIXES_ANNOTATION}="${limit}" is not a whole number 1..4294967295; the default limit applies`,
-      );
-  }
-  const ref = s.password?.secretKeyRef;
-  if (ref !== undefined) out.password = { name: ref.name, key: ref.key };
-  // Calico: ttlSecurity 0 is off; N → BIRD's `ttl security on; multihop N`.
-  if (s.ttlSecurity !== undefined && s.ttlSecurity > 0) out.ttlSecurity = s.ttlSecurity;
-  // Calico: a static route `<peer>/32 via <reachableBy>` for every peering the BGPPeer makes (reverse ones too).
-  if (s.reachableBy) {
-    const gateway = tryParseIpv4(s.reachableBy);
-    if (gateway !== null) out.reachableBy = formatIpv4(gateway);
-    else
-      cluster.warnings.add(
-        `${what}: spec.reachableBy "${s.reachableBy}" is not an IPv4 address (tortie peers over IPv4 only); no static route to the peer`,
-      );
-  }
-  if (s.filters !== undefined && s.filters.length > 0) out.filters = [...s.filters];
-  return out;
-}
-
-/** A node as the remote end of a peering made from a BGPPeer (Calico's nodeAsBGPPeers). */
-function nodeCandidate(cluster: Cluster, node: NodeView, peer: Resource<'BGPPeer'>): Candidate | null {
-  if (node.ip === null) {
-    cluster.warnings.add(
-      `Node ${node.name} has no spec.bgp.ipv4Address; BGPPeer ${peer.metadata.name} cannot peer with it`,
-    );
-    return null;
-  }
-  return {
-    address: node.ip,
-    port: node.listenPort,
-    portExplicit: false,
-    asNumber: node.asNumber,
-    peerClusterId: node.clusterId,
-    // Calico does not set CalicoNode for selector-made peers: they are never made passive.
-    calicoNode: false,
-    allowOwnAs: 0,
-    ...sharedFields(cluster, peer),
-  };
-}
-
-/** The peerIP form of a BGPPeer as a candidate (AS, port and CalicoNode looked up among the nodes). */
-function peerIpCandidate(cluster: Cluster, peer: Resource<'BGPPeer'>): Candidate | null {
-  const s = peer.spec;
-  const what = `BGPPeer ${peer.metadata.name}`;
-  const parsed = parsePeerIP(s.peerIP ?? '');
-  if (parsed === null) {
-    cluster.warnings.add(
-      `${what}: spec.peerIP "${s.peerIP ?? ''}" is not an IPv4 address or ip:port (like 198.18.0.1 or 198.18.0.1:1179); ignored`,
-    );
-    return null;
-  }
-  const value = tryParseIpv4(parsed.address);
-  if (value === null) {
-    cluster.warnings.add(`${what}: spec.peerIP "${s.peerIP ?? ''}" is IPv6; tortie peers over IPv4 only, ignored`);
-    return null;
-  }
-  const address = formatIpv4(value);
-  const atAddress = cluster.nodesAt(address);
-  const asNumber = s.asNumber ?? atAddress[0]?.asNumber;
-  if (asNumber === undefined) {
-    cluster.warnings.add(
-      `${what}: spec.asNumber is not set and ${address} is not a node's address; set the peer's AS number (like 64513); ignored`,
-    );
-    return null;
-  }
-  // Without a port, a peer that is one of our nodes (same IP and AS) is reached on its listenPort.
-  const sameNode = atAddress.find((n) => n.asNumber === asNumber);
-  const port = parsed.port ?? sameNode?.listenPort ?? DEFAULT_PEER_PORT;
-  return {
-    address,
-    port,
-    portExplicit: parsed.port !== undefined,
-    asNumber,
-    peerClusterId: atAddress[0]?.clusterId ?? null,
-    calicoNode: atAddress.length > 0,
-    // Calico applies localASNumber and numAllowedLocalASNumbers to peerIP peerings only.
-    ...(s.localASNumber !== undefined ? { localAsNumber: s.localASNumber } : {}),
-    allowOwnAs: s.numAllowedLocalASNumbers ?? 0,
-    ...sharedFields(cluster, peer),
-  };
-}
+export { durationSeconds } from './planner-cluster.js';
+export { MAX_PREFIXES_ANNOTATION } from './planner-candidates.js';
 
 /** Collects peerings keyed as Calico keys them ((global|node), ip, port); the first one for a key wins. */
 class Emitter {
@@ -390,7 +63,7 @@ class Emitter {
 }
 
 function peerName(type: PeerType, address: string, port: number, portExplicit: boolean): string {
-  const base = `${type}_${address.replace(/[.:]/g, '_')}`;
+  const base = `${type === 'LocalWorkload' ? 'Local_Workload' : type}_${address.replace(/[.:]/g, '_')}`;
   // Calico appends the port when the peering has one; tortie spells out only a non-default one.
   return type !== 'Mesh' && (portExplicit || port !== DEFAULT_PEER_PORT) ? `${base}_port_${port}` : base;
 }
@@ -491,7 +164,8 @@ function remoteEndIncludes(cluster: Cluster, peer: Resource<'BGPPeer'>, self: No
   return parsed.port === undefined || parsed.port === self.listenPort;
 }
 
-function finish(type: 'Global' | 'Node', c: Candidate, self: NodeView, ourIp: string): DesiredPeer {
+function finish(emitted: 'Global' | 'Node', c: Candidate, self: NodeView, ourIp: string): DesiredPeer {
+  const type: PeerType = c.localWorkload === true ? 'LocalWorkload' : emitted;
   const localAs = c.localAsNumber ?? self.asNumber;
   const ebgp = c.asNumber !== localAs;
   // Calico: keepOriginalNextHop (deprecated) only matters toward eBGP peers; nextHopMode always does.
@@ -506,7 +180,8 @@ function finish(type: 'Global' | 'Node', c: Candidate, self: NodeView, ourIp: st
     // RFC 4456 §6: a reflector's clients are its iBGP peers outside its cluster. eBGP peers never are;
     // reflectors sharing our cluster id are plain iBGP peers (non-clients).
     rrClient: self.clusterId !== null && !ebgp && c.peerClusterId !== self.clusterId,
-    passive: type === 'Global' && c.calicoNode && higherAddress(c.address, ourIp),
+    // Calico: a local workload's session is passive (the workload connects).
+    passive: c.localWorkload === true || (type === 'Global' && c.calicoNode && higherAddress(c.address, ourIp)),
     nextHopMode,
     allowOwnAs: c.allowOwnAs,
     fromResource: c.fromResource,
@@ -523,11 +198,12 @@ function finish(type: 'Global' | 'Node', c: Candidate, self: NodeView, ourIp: st
 }
 
 /** Precedence when two peerings share an address and port (the Speaker holds one session per address and port). */
-const TYPE_PRECEDENCE: Readonly<Record<PeerType, number>> = { Global: 0, Node: 1, Mesh: 2 };
+const TYPE_PRECEDENCE: Readonly<Record<PeerType, number>> = { Global: 0, Node: 1, LocalWorkload: 2, Mesh: 3 };
 
 /**
- * The sessions `input.nodeName` should have. Throws when that node is missing or has no IPv4 address
- * (there is no router id to speak with); every other problem becomes a warning in the plan.
+ * The sessions `input.nodeName` should have. Throws when that node is missing; a node without an IPv4
+ * address gets a plan without sessions and `routerId: null` (Calico: "IPv4 disabled on this node"); every
+ * other problem becomes a warning in the plan.
  */
 export function planPeers(input: PlannerInput): PeeringPlan {
   const warnings = new Warnings();
@@ -539,9 +215,18 @@ export function planPeers(input: PlannerInput): PeeringPlan {
     );
   }
   if (self.ip === null) {
-    throw new Error(
-      `planPeers: Node ${self.name} has no usable spec.bgp.ipv4Address (expected an IPv4 address with prefix length, like 198.18.0.11/24); it is the router id and the source of every session`,
+    // Calico's template: "IPv4 disabled on this node" — no IPv4 session at all, nothing else refused.
+    warnings.add(
+      `Node ${self.name} has no usable spec.bgp.ipv4Address: IPv4 is disabled on this node (no IPv4 BGP sessions; set an IPv4 address with prefix length, like 198.18.0.11/24, to peer)`,
     );
+    return {
+      routerId: null,
+      localAsNumber: self.asNumber,
+      listenPort: self.listenPort,
+      peers: [],
+      warnings: warnings.list,
+      ...(self.clusterId !== null ? { clusterId: self.clusterId } : {}),
+    };
   }
   const ourIp = self.ip;
 
@@ -549,18 +234,32 @@ export function planPeers(input: PlannerInput): PeeringPlan {
   const bgpPeers = [...input.bgpPeers].sort((a, b) =>
     a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0,
   );
+  // BGPPeers with a localWorkloadSelector active here: our workloads they select (./workload-peers.ts).
+  const workloadPeers = localWorkloadCandidates(
+    cluster,
+    self,
+    bgpPeers.filter((p) => p.spec.localWorkloadSelector && localEnd(cluster, p)?.nodes(self) === true),
+    input.workloads ?? [],
+  );
   // Global BGPPeers first, then those for this node, so a node-specific duplicate of a global one is dropped.
+  // Within a pass, Calico emits remote peers first, then local workloads.
   for (const globalPass of [true, false]) {
-    for (const peer of bgpPeers) {
+    const type = globalPass ? 'Global' : 'Node';
+    const forPass = bgpPeers.filter((peer) => {
       const local = localEnd(cluster, peer);
-      if (local === null || local.global !== globalPass || !local.nodes(self)) continue;
-      for (const c of forwardCandidates(cluster, peer, ourIp)) emitter.emit(globalPass ? 'Global' : 'Node', c, true);
-    }
+      return local !== null && local.global === globalPass && local.nodes(self);
+    });
+    for (const peer of forPass)
+      if (!peer.spec.localWorkloadSelector)
+        for (const c of forwardCandidates(cluster, peer, ourIp)) emitter.emit(type, c, true);
+    for (const peer of forPass)
+      for (const c of workloadPeers.get(peer.metadata.name) ?? []) emitter.emit(type, c, true);
   }
   // Reverse peerings: we are the remote end of a BGPPeer; peer back with its local end.
   for (const peer of bgpPeers) {
     // reversePeering: Manual — the remote end peers back only through a BGPPeer of its own (Calico).
-    if (peer.spec.reversePeering === 'Manual') continue;
+    // A workload BGPPeer has no reverse side either: the workload configures its own.
+    if (peer.spec.reversePeering === 'Manual' || peer.spec.localWorkloadSelector) continue;
     const local = localEnd(cluster, peer);
     if (local === null || !remoteEndIncludes(cluster, peer, self)) continue;
     for (const node of local.all()) {

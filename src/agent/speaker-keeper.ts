@@ -1,5 +1,7 @@
 // The agent's BGP Speaker, kept: its identity, the peer set and the originated routes the agent asks for,
-// the events the agent acts on, and when BGP has settled after a start.
+// the events the agent acts on, and when BGP has settled after a start. What one planned peer becomes for
+// the Speaker (its PeerSpec and BGPFilter hooks) is ./peer-specs.ts; the connection tracking for a
+// graceful swap is ./connection-tracker.ts.
 //
 // Why this is hard:
 // - A new router id, AS, listen address or cluster id needs a new Speaker (BGP has no way to change them
@@ -8,8 +10,10 @@
 //   "restarting" (R bit, deferred selection). Meanwhile rows() keeps showing the old Loc-RIB's routes,
 //   marked stale, for prefixes the new one has not learned yet — the forwarding state we preserve.
 // - A Speaker that does not start (address in use) is tried again by itself, 1 s, 2 s, … 30 s apart.
-// - Live reconfiguration must not flap sessions. Speaker.setPeers restarts a peer whose spec changed, and
-//   compares policy hooks by identity, so the export filter is memoised on the pools that shape it.
+// - Live reconfiguration must not flap sessions. Speaker.setPeers restarts a peer whose spec changed
+//   except in its policy hooks alone (those it applies in place: bgp/soft-reconfig.ts), and compares hooks
+//   by identity, so the export filter is memoised on the pools that shape it, and each peer's BGPFilter
+//   hooks on the filters' specs: an unrelated change gives no new hooks at all.
 // - Felix may delete last run's remote routes only when BGP has re-learned what it will (`onSettled`):
 //   see settleIfDone. Every timer here runs on the injected clock.
 
@@ -20,39 +24,28 @@ import {
   parseIpv4,
   formatPrefix,
   parsePrefix,
-  prefixContains,
   Speaker,
-  tcpAcceptor,
-  type Acceptor,
   type ImportJudge,
   type OriginatedRoute,
   type PeerSpec,
   type RibEntry,
   type SpeakerConfig,
-  tcpTransport,
-  type Connection,
-  type Transport,
   Origin,
-  Route,
-  type PathAttributes,
   type Prefix,
 } from '../../bgp/index.js';
-import { compilePeerFilter, missingFilters, type FilterRoute } from './bgp-filter.js';
+import { missingFilters } from './bgp-filter.js';
 import type { Resource } from '../resources/index.js';
 import type { Logger } from '../log.js';
-import { affineBlocks, calicoExportFilter, prefixCommunities } from './advertise.js';
-import type { CacheView } from './dataplane-input.js';
-import {
-  buildImportContext,
-  importContextChanges,
-  judgeImport,
-  peerKindOf,
-  type ImportContext,
-} from './import-guard.js';
+import { calicoExportFilter, prefixCommunities } from './advertise.js';
+import { ConnectionTracker } from './connection-tracker.js';
+import { importContextChanges, judgeImport, peerKindOf, type ImportContext } from './import-guard.js';
 import type { AgentMetrics } from './metrics.js';
 import { errorText } from './error-text.js';
+import { filterHooks, toPeerSpec, type PeerHooks } from './peer-specs.js';
 import { refusedRow, routeRow } from './status.js';
 import type { DesiredPeer, PeeringPlan, Readiness, RouteRow } from './types.js';
+
+export { importContextOf, insideSubnetOf, nodeSubnet } from './peer-specs.js';
 
 /** The part of Speaker the agent uses (tests pass a fake). */
 export type SpeakerLike = Pick<
@@ -80,207 +73,6 @@ function sameIdentity(a: SpeakerIdentity, b: SpeakerIdentity): boolean {
     a.listenPort === b.listenPort &&
     a.clusterId === b.clusterId
   );
-}
-
-/** Every connection the Speaker opens or accepts, so a graceful restart can drop them without NOTIFICATION. */
-class ConnectionTracker {
-  private readonly open = new Set<Connection>();
-  readonly transport: Transport;
-  readonly acceptor: Acceptor;
-
-  constructor(inner: Transport = tcpTransport, innerAcceptor: Acceptor = tcpAcceptor) {
-    this.transport = { connect: async (options) => this.track(await inner.connect(options)) };
-    this.acceptor = (address, port, onConnection) =>
-      innerAcceptor(address, port, (conn) => onConnection(this.track(conn)));
-  }
-
-  private track(conn: Connection): Connection {
-    this.open.add(conn);
-    conn.once('close', () => this.open.delete(conn));
-    return conn;
-  }
-
-  /** Drops every connection at once (a crash, as peers see it). */
-  dropAll(): void {
-    for (const conn of this.open) conn.destroy();
-    this.open.clear();
-  }
-}
-
-/**
- * `subnet`: this node's address with prefix length. eBGP peers inside it get it (an office router or
- * top-of-rack switch on the node's own network is one IP hop away: it is sent other nodes' blocks with
- * their own next hops, RFC 4271 §5.1.3 (2), as BIRD does on directly connected eBGP sessions; Calico's
- * BIRD config makes every session multihop, so Calico sends its own address — `nextHopMode: Self` on the
- * BGPPeer gives that). iBGP peers and eBGP peers outside the subnet do not use it, so they do not get it:
- * a change of prefix length then restarts only the sessions it matters to.
- */
-function toPeerSpec(
-  peer: DesiredPeer,
-  hooks: PeerHooks,
-  nodeAs: number,
-  subnet: string | undefined,
-  password?: string,
-): PeerSpec {
-  return {
-    // TCP-MD5 (BGPPeer password / nodeMeshPassword), resolved from its Secret.
-    ...(password !== undefined ? { password } : {}),
-    // GTSM (BGPPeer ttlSecurity).
-    ...(peer.ttlSecurity !== undefined ? { ttlSecurity: peer.ttlSecurity } : {}),
-    // BGPPeer localASNumber: this session speaks another AS than the node's.
-    ...(peer.localAsNumber !== nodeAs ? { localAs: peer.localAsNumber } : {}),
-    // BGPPeer maxRestartTime / nodeMeshMaxRestartTime: the graceful restart time offered to this peer.
-    ...(peer.restartTime !== undefined ? { restartTime: peer.restartTime } : {}),
-    address: peer.address,
-    port: peer.port,
-    peerAs: peer.asNumber,
-    passive: peer.passive,
-    rrClient: peer.rrClient,
-    nextHop: peer.nextHopMode.toLowerCase() as NonNullable<PeerSpec['nextHop']>,
-    allowOwnAs: peer.allowOwnAs,
-    ...(peer.sourceAddress !== undefined ? { localAddress: peer.sourceAddress } : {}),
-    ...(peer.keepaliveTime !== undefined ? { keepaliveTime: peer.keepaliveTime } : {}),
-    // BGPPeer annotation tortie.dev/max-prefixes (RFC 4486 Cease past it); else TORTIE_BGP_MAX_PREFIXES.
-    ...(peer.maxPrefixes !== undefined ? { maxPrefixes: peer.maxPrefixes } : {}),
-    ...(hooks.exportFilter !== undefined ? { exportFilter: hooks.exportFilter } : {}),
-    // BGPPeer filters: the import side of its BGPFilters.
-    ...(hooks.importFilter !== undefined ? { importFilter: hooks.importFilter } : {}),
-    ...(subnet !== undefined && peer.asNumber !== peer.localAsNumber && insideSubnet(subnet, peer.address)
-      ? { subnet }
-      : {}),
-  };
-}
-
-function insideSubnet(subnet: string, address: string): boolean {
-  try {
-    return prefixContains(parsePrefix(subnet), parseIpv4(address));
-  } catch {
-    return false;
-  }
-}
-
-/** Whether `address` (uint32) is inside `subnet` ("198.18.0.11/24"); false when the subnet does not parse. */
-export function insideSubnetOf(subnet: string, address: number): boolean {
-  try {
-    return prefixContains(parsePrefix(subnet), address);
-  } catch {
-    return false;
-  }
-}
-
-/** The hooks a peer's BGPFilters make (./bgp-filter.ts), on top of Calico's default export rules. */
-interface PeerHooks {
-  importFilter?: PeerSpec['importFilter'];
-  exportFilter: PeerSpec['exportFilter'];
-}
-
-/**
- * A peer's BGPFilters as Speaker hooks. Import: a Reject is held as refused with the rule that refused it
- * (`node routes` shows it), an Accept keeps the route with the rule's operations applied, no match keeps it
- * unchanged. Export: a Reject is not sent, an Accept is sent (with its operations) even where Calico's
- * default rules would not, no match leaves the decision to those default rules — as Calico's BIRD config
- * calls the filter functions before calico_export_to_bgp_peers().
- */
-function filterHooks(
-  names: readonly string[],
-  filters: ReadonlyArray<Resource<'BGPFilter'>>,
-  ebgp: boolean,
-  defaultExport: NonNullable<PeerSpec['exportFilter']>,
-  interfaceOf: (address: number) => string | undefined,
-): PeerHooks {
-  const view = (route: Route): FilterRoute => {
-    const iface =
-      route.attrs.nextHop !== undefined && !route.source.local ? interfaceOf(route.attrs.nextHop) : undefined;
-    return {
-      addr: route.prefix.addr,
-      len: route.prefix.len,
-      attrs: route.attrs,
-      learned: route.source.local !== true,
-      ...(iface !== undefined ? { iface } : {}),
-    };
-  };
-  // An Accept with operations gives new attributes; the same input set gives the same output object, so the
-  // Speaker's export cache (keyed by attribute identity) still rewrites each distinct set once.
-  const rewritten = new WeakMap<object, Map<string, Route['attrs']>>();
-  const withAttrs = (route: Route, rule: string, attrs: PathAttributes): Route => {
-    if (attrs === route.attrs) return route;
-    let byRule = rewritten.get(route.attrs);
-    if (byRule === undefined) rewritten.set(route.attrs, (byRule = new Map()));
-    let out = byRule.get(rule);
-    if (out === undefined) byRule.set(rule, (out = Object.freeze({ ...attrs }) as Route['attrs']));
-    return new Route(route.key, out, route.source, route.stale);
-  };
-  const importFn = compilePeerFilter(names, filters, 'import', ebgp);
-  const exportFn = compilePeerFilter(names, filters, 'export', ebgp);
-  const hooks: PeerHooks = {
-    exportFilter:
-      exportFn === undefined
-        ? defaultExport
-        : (route) => {
-            const decision = exportFn(view(route));
-            if (decision.action === 'reject') return null;
-            if (decision.action === 'accept') return withAttrs(route, decision.rule, decision.attrs);
-            return defaultExport(route);
-          },
-  };
-  if (importFn !== undefined) {
-    hooks.importFilter = (route) => {
-      const decision = importFn(view(route));
-      if (decision.action === 'reject') return { refused: `filter ${decision.rule.replace(/^BGPFilter /, '')}` };
-      if (decision.action === 'accept') return withAttrs(route, decision.rule, decision.attrs);
-      return route;
-    };
-  }
-  return hooks;
-}
-
-/**
- * This node's subnet, for its sessions: Node spec.bgp.ipv4Address with its prefix length, as Calico stores
- * it ("198.19.1.11/24"); else the address the agent found, with its interface's prefix length, when the
- * Node names that address without one. Undefined when neither says (no third-party next hops then).
- */
-export function nodeSubnet(
-  node: Resource<'Node'> | undefined,
-  found: { address: string; prefixLength: number } | null,
-): string | undefined {
-  const text = node?.spec.bgp?.ipv4Address;
-  if (text !== undefined && text.includes('/')) {
-    try {
-      parsePrefix(text);
-      return text;
-    } catch {
-      return undefined; // the planner warns about an unreadable address
-    }
-  }
-  const address = text ?? found?.address;
-  return found !== null && address === found.address ? `${found.address}/${found.prefixLength}` : undefined;
-}
-
-/**
- * Import protection's context (./import-guard.ts) from the cache: `subnet` is this node's (nodeSubnet, else
- * its address and prefix length).
- */
-export function importContextOf(
-  cache: CacheView,
-  nodeName: string,
-  subnet: string | undefined,
-  controlPlane: readonly string[],
-): ImportContext {
-  const blocks = cache.list('IPAMBlock');
-  const affinities = cache.list('BlockAffinity');
-  return buildImportContext({
-    nodeName,
-    subnet,
-    ownBlocks: affineBlocks({ nodeName, blocks, affinities }),
-    pools: cache.list('IPPool'),
-    blocks,
-    affinities,
-    nodes: cache.list('Node'),
-    bgpConfigurations: cache.list('BGPConfiguration'),
-    controlPlane,
-    reflector:
-      (cache.list('Node').find((n) => n.metadata.name === nodeName)?.spec.bgp?.routeReflectorClusterID ?? '') !== '',
-  });
 }
 
 export interface SpeakerKeeperOptions {
@@ -406,8 +198,9 @@ export class SpeakerKeeper {
   filterProblems: string[] = [];
 
   /**
-   * A peer's hooks, the same function objects while what shapes them is the same (the Speaker restarts a
-   * peer whose hooks changed): its filters' names and specs, eBGP or not, and the default export filter.
+   * A peer's hooks, the same function objects while what shapes them is the same (the Speaker re-applies
+   * changed hooks to the live session: bgp/soft-reconfig.ts): its filters' names and specs, eBGP or not,
+   * and the default export filter.
    */
   private hooksFor(
     peer: DesiredPeer,
@@ -483,7 +276,9 @@ export class SpeakerKeeper {
   }
 
   /** Calico's BIRD readiness: no peers → ready; just started → all Established; afterwards at least one. */
-  readiness(started: boolean): Readiness {
+  readiness(started: boolean, ipv4Disabled = false): Readiness {
+    // IPv4 disabled (no address, no CALICO_ROUTER_ID): no Speaker and no peers, which Calico calls ready.
+    if (started && !this.speakerNow && ipv4Disabled) return { ready: true };
     if (!started || !this.speakerNow) return { ready: false, reason: 'the agent is starting' };
     const peers = this.speakerNow.peerStatus();
     if (peers.length === 0) return { ready: true };
@@ -546,7 +341,7 @@ export class SpeakerKeeper {
    * The same function object while the pools and service ranges that shape it are the same (Speaker compares
    * hooks by identity). Routes we originate (blocks, borrowed /32s, service routes) pass unless a
    * disableBGPExport pool refuses them; the service routes we originate come and go with endpoints without
-   * touching the filter, so that never restarts a session.
+   * touching the filter, so that never re-runs export. A new filter is applied without a session reset.
    */
   private exportFilterFor(
     pools: Array<Resource<'IPPool'>>,

@@ -9,11 +9,13 @@ import type { DataplaneStatus } from '../../felix/index.js';
 import type { EnforcerStatus } from '../policy/enforcer.js';
 
 /** Calico's peer types, as `calicoctl node status` names them in its PEER TYPE column. */
-export type PeerType = 'Mesh' | 'Global' | 'Node';
+export type PeerType = 'Mesh' | 'Global' | 'Node' | 'LocalWorkload';
 export const PEER_TYPE_LABEL: Readonly<Record<PeerType, string>> = {
   Mesh: 'node-to-node mesh',
   Global: 'global',
   Node: 'node specific',
+  // calicoctl shows no Local_Workload protocols at all; tortie names them.
+  LocalWorkload: 'local workload',
 };
 
 /** One BGP session this node should have. The planner's output; equal inputs give equal outputs. */
@@ -21,7 +23,7 @@ export const PEER_TYPE_LABEL: Readonly<Record<PeerType, string>> = {
 export type FilterRefusal = `filter ${string}`;
 
 export interface DesiredPeer {
-  /** Calico's protocol names: Mesh_<ip with _>, Global_<ip>, Node_<ip> (dots and colons as underscores). */
+  /** Calico's protocol names: Mesh_<ip with _>, Global_<ip>, Node_<ip>, Local_Workload_<ip> (dots and colons as underscores). */
   name: string;
   address: string;
   port: number;
@@ -67,11 +69,13 @@ export interface PlannerInput {
   nodes: ReadonlyArray<Resource<'Node'>>;
   bgpConfigurations: ReadonlyArray<Resource<'BGPConfiguration'>>;
   bgpPeers: ReadonlyArray<Resource<'BGPPeer'>>;
+  /** WorkloadEndpoints (those on this node count): BGPPeer localWorkloadSelector peers with them. */
+  workloads?: ReadonlyArray<Resource<'WorkloadEndpoint'>>;
 }
 
 export interface PeeringPlan {
-  /** This node's BGP identity. */
-  routerId: string;
+  /** This node's BGP identity: its IPv4 address; null when it has none (IPv4 disabled: no sessions). */
+  routerId: string | null;
   localAsNumber: number;
   /** Set when this node is a route reflector (Node.spec.bgp.routeReflectorClusterID). */
   clusterId?: string;

@@ -23,12 +23,6 @@ export const NOT_IN_EFFECT: readonly NotInEffect[] = [
       'it chooses which routes to other nodes’ blocks Calico’s BIRD programs, the rest being left to felix (FelixConfiguration.programClusterRoutes, a kind tortie does not have); tortie has one route agent, felix, which programs all of them (proto 80) whatever its value — what a consistent pair of Calico settings gives',
   },
   {
-    kind: 'BGPPeer',
-    path: 'spec.localWorkloadSelector',
-    reason:
-      'BGP with local workloads is not implemented: no Local_Workload session is planned (it needs the local WorkloadEndpoints matched by the selector, a passive session per workload address, and BGPConfiguration localWorkloadPeeringIPV4 answered on the workloads’ interfaces)',
-  },
-  {
     kind: 'BGPFilter',
     path: 'spec.importV6',
     reason: 'tortie’s BGP carries IPv4 unicast only: the IPv6 rules have no route to act on',

@@ -23,6 +23,7 @@ import { FakeClock } from '../../bgp/clock.js';
 import { MessageFramer } from '../../bgp/codec/index.js';
 import { MAX_NOTIFICATION_DATA } from '../../bgp/errors.js';
 import { parseIpv4 } from '../../bgp/ip.js';
+import { parsePrefix6 } from '../../bgp/ip6.js';
 import type { Logger } from '../../bgp/session.js';
 import { Speaker, type Acceptor } from '../../bgp/speaker.js';
 import type { Connection, ConnectionEvents, Transport } from '../../bgp/transport.js';
@@ -241,13 +242,15 @@ export async function fuzzBgp(options: BgpFuzzOptions): Promise<BgpFuzzReport> {
     transport: refusing,
     acceptor,
     logger: tallyLogger(tally),
+    address6: 'fd00:51::99',
   });
   const states = new Map<string, string>();
   speaker.on('state', (e) => states.set(e.peer, e.to));
   await speaker.start();
-  speaker.setPeers([F, C, K].map((p) => ({ address: p.address, peerAs: p.asn, passive: true })));
+  speaker.setPeers([F, C, K].map((p) => ({ address: p.address, peerAs: p.asn, passive: true, ipv6Unicast: true })));
   speaker.setOriginated([
     { prefix: { addr: parseIpv4('10.244.0.0'), len: 26 }, attrs: { origin: 0, nextHop: parseIpv4('198.18.0.1') } },
+    { prefix: parsePrefix6('fd00:10:244::/122'), attrs: { origin: 0 } },
   ]);
 
   const outcomes: Record<string, number> = {};

@@ -271,6 +271,20 @@ const prefixBytes = (a: number, b: number, c: number, len: number): Uint8Array =
   return concat([u8(len), Uint8Array.of(a, b, c, 0).subarray(0, octets)]);
 };
 
+/** fd00:51:<random>::/len as wire bytes (length byte, then ceil(len/8) address bytes). */
+function prefix6Bytes(rng: Rng): Uint8Array {
+  const len = rng.pick([48, 64, 122, 128, 0, 1, 127]);
+  const addr = Uint8Array.of(0xfd, 0, 0, 0x51, rng.int(256), rng.int(256), 0, 0, 0, 0, 0, 0, 0, 0, 0, rng.int(256));
+  return concat([u8(len), addr.subarray(0, Math.ceil(len / 8))]);
+}
+
+/** An IPv6 next hop field: its length byte and 16 (global) or 32 (global, then link-local fe80::) bytes. */
+function ipv6NextHop(rng: Rng): Uint8Array[] {
+  const global = Uint8Array.of(0xfd, 0, 0, 0x51, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1 + rng.int(250));
+  if (rng.int(2) === 0) return [u8(16), global];
+  return [u8(32), global, Uint8Array.of(0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1 + rng.int(250))];
+}
+
 /** A plausible value for path attribute `type` (the well-formed shape where one exists). */
 function attrValue(type: number, four: boolean, rng: Rng): Uint8Array {
   const asn = (v: number): Uint8Array => (four ? u32(v) : u16(v));
@@ -296,8 +310,12 @@ function attrValue(type: number, four: boolean, rng: Rng): Uint8Array {
     case 10:
       return concat([u32(rng.u32()), u32(rng.u32())]);
     case 14:
+      // IPv4 unicast, or IPv6 unicast (RFC 2545) with a global or a global + link-local next hop.
+      if (rng.int(2) === 0)
+        return concat([u16(2), u8(1), ...ipv6NextHop(rng), u8(0), prefix6Bytes(rng), prefix6Bytes(rng)]);
       return concat([u16(1), u8(1), u8(4), Uint8Array.of(198, 18, 0, 7), u8(0), prefixBytes(10, 77, rng.int(256), 24)]);
     case 15:
+      if (rng.int(2) === 0) return concat([u16(2), u8(1), prefix6Bytes(rng)]);
       return concat([u16(1), u8(1), prefixBytes(10, 78, rng.int(256), 24)]);
     case 16:
       return rng.bytes(8 * (1 + rng.int(3)));
@@ -375,12 +393,32 @@ export function generatedSeeds(rng: Rng, peerAs: number): Seed[] {
     bytes: frame(3, Uint8Array.of(6, 2)),
   });
   seeds.push({ name: 'End-of-RIB', kind: 'update', fourOctetAs: true, bytes: frame(2, Uint8Array.of(0, 0, 0, 0)) });
+  // RFC 4724 §2: the IPv6 unicast End-of-RIB, an UPDATE holding one empty MP_UNREACH_NLRI for AFI 2 / SAFI 1.
+  seeds.push({
+    name: 'IPv6 End-of-RIB',
+    kind: 'update',
+    fourOctetAs: true,
+    bytes: frame(2, Uint8Array.of(0, 0, 0, 7, 0x90, 15, 0, 3, 0, 2, 1)),
+  });
+  for (let i = 0; i < 4; i++) {
+    const attrs = [
+      { flags: 0x80, type: 14, value: concat([u16(2), u8(1), ...ipv6NextHop(rng), u8(0), prefix6Bytes(rng)]) },
+      ...baseAttrs(true, peerAs).filter((a) => a.type !== 3),
+    ];
+    seeds.push({
+      name: 'generated IPv6 unicast UPDATE',
+      kind: 'update',
+      fourOctetAs: true,
+      bytes: frame(2, writeUpdate({ withdrawn: new Uint8Array(0), attrs, nlri: new Uint8Array(0) })),
+    });
+  }
   return seeds;
 }
 
 export function baseCaps(peerAs: number, four = true): Cap[] {
   const caps: Cap[] = [
     { code: 1, value: Uint8Array.of(0, 1, 0, 1) },
+    { code: 1, value: Uint8Array.of(0, 2, 0, 1) }, // IPv6 unicast (RFC 4760 §8): AFI 2 UPDATEs reach the RIB
     { code: 2, value: new Uint8Array(0) },
   ];
   if (four) caps.push({ code: 65, value: u32(peerAs) });

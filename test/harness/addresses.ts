@@ -31,10 +31,12 @@ export const ADDRESS_BLOCKS: Readonly<Record<number, string>> = {
   38: 'test/integration/bgp-limits.test.ts',
   39: 'test/integration/speaker-containment.test.ts',
   53: 'test/integration/bgp-filter.test.ts',
+  51: 'test/integration/interop-ipv6.test.ts',
   40: 'test/bench/routing-receive.ts',
   41: 'test/bench/routing-rr.ts',
   42: 'test/bench/routing-nodes.ts',
   43: 'test/integration/kubernetes-agent-rbac.test.ts',
+  44: 'test/integration/calico-peering-live.test.ts', // no loopback use: 198.18.44.0/24 inside its own namespaces
   47: 'test/integration/service-advertisement.test.ts',
   49: 'test/integration/peer-ports.test.ts',
   // Its reflectors on 127.0.50.x; its 1,000 clients need more than a /24, so block 50 also owns

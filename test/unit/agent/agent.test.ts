@@ -385,12 +385,12 @@ describe('Agent: BGPConfiguration fields that shape what is sent and logged', ()
 
   it('a field stored but not in effect is named in node status', async () => {
     const ds = new MemoryDatastore();
-    await ds.create(res('BGPPeer', 'workloads', { localWorkloadSelector: "app == 'bgp'", asNumber: 65000 }));
+    await ds.create(res('BGPConfiguration', 'default', { programClusterRoutes: 'Disabled' }));
     const { agent } = makeAgent({ IP: '198.18.0.11/24' }, ds);
     await agent.start();
     expect(agent.status().warnings).toContainEqual(
       expect.stringMatching(
-        /^BGPPeer\/workloads: spec\.localWorkloadSelector is stored but not in effect in tortie: \S/,
+        /^BGPConfiguration\/default: spec\.programClusterRoutes is stored but not in effect in tortie: \S/,
       ),
     );
   });

@@ -150,6 +150,18 @@ describe('dataplaneInput', () => {
     expect(input.tunnel).toEqual({ address: '10.244.0.1' });
   });
 
+  it("the planned local workload peers (BGPPeer localWorkloadSelector) are the guard's exception; other peers are not", () => {
+    const input = dataplaneInput(
+      sources({
+        peers: [
+          { address: '10.244.0.5', type: 'LocalWorkload' },
+          { address: '198.18.0.1', type: 'Global' },
+        ],
+      }),
+    );
+    expect(input.bgpGuard).toMatchObject({ localPeers: ['10.244.0.5'] });
+  });
+
   it('TORTIE_BGP_PORT_GUARD=false: no guard table; a node without a tunnel address: none', () => {
     const input = dataplaneInput(
       sources({

@@ -546,9 +546,14 @@ describe('warnings and determinism', () => {
     ]);
   });
 
-  it('refuses to plan for a node that is missing or has no IPv4 address, naming it', () => {
+  it('refuses to plan for a missing node; a node without an IPv4 address gets no sessions (IPv4 disabled)', () => {
     expect(() => plan('ghost', nodes)).toThrow(/nodeName "ghost" is not among the 3 Node resources/);
-    expect(() => plan('node-c', nodes)).toThrow(/Node node-c has no usable spec.bgp.ipv4Address/);
+    const noIpv4 = plan('node-c', nodes);
+    expect(noIpv4.routerId).toBeNull();
+    expect(noIpv4.peers).toEqual([]);
+    expect(noIpv4.warnings).toContainEqual(
+      expect.stringMatching(/^Node node-c has no usable spec\.bgp\.ipv4Address: IPv4 is disabled on this node/),
+    );
   });
 });
 

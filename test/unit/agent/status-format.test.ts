@@ -17,7 +17,7 @@ import type { PeerStatus } from '../../../bgp/speaker.js';
 const T0 = Date.UTC(2026, 10, 22, 23, 30, 4); // 2026-11-22 23:30:04 UTC
 
 function desired(address: string, type: DesiredPeer['type']): DesiredPeer {
-  const prefix = { Mesh: 'Mesh', Global: 'Global', Node: 'Node' }[type];
+  const prefix = { Mesh: 'Mesh', Global: 'Global', Node: 'Node', LocalWorkload: 'Local_Workload' }[type];
   return {
     name: `${prefix}_${address.replace(/[.:]/g, '_')}`,
     address,

@@ -376,7 +376,7 @@ describe('a field stored but not in effect', () => {
     const ds = new MemoryDatastore();
     const warnings: string[] = [];
     const text =
-      "apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {name: workloads}\nspec:\n  peerIP: 198.18.0.1\n  localWorkloadSelector: app == 'bgp'\n  asNumber: 65000\n";
+      'apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {name: default}\nspec:\n  programClusterRoutes: Disabled\n';
     const code = await runResourceCommand(parseResourceArgs('apply', ['-f', 'c.yaml']), {
       out: () => undefined,
       warn: (line) => warnings.push(line),
@@ -384,10 +384,10 @@ describe('a field stored but not in effect', () => {
       openDatastore: async () => ({ ...bind(ds), close: async () => undefined }),
     });
     expect(code).toBe(0);
-    expect((await ds.get('BGPPeer', 'workloads'))?.spec.localWorkloadSelector).toBe("app == 'bgp'");
+    expect((await ds.get('BGPConfiguration', 'default'))?.spec.programClusterRoutes).toBe('Disabled');
     expect(warnings).toEqual([
       expect.stringMatching(
-        /^Warning: BGPPeer\/workloads: spec\.localWorkloadSelector is stored but not in effect in tortie: \S.*\n$/,
+        /^Warning: BGPConfiguration\/default: spec\.programClusterRoutes is stored but not in effect in tortie: \S.*\n$/,
       ),
     ]);
   });

@@ -2,6 +2,7 @@
 // message, framer and property tests. `encodes: false` marks shapes we decode but encode differently
 // (e.g. one capability per optional parameter).
 
+import { parsePrefix6 } from '../../../bgp/ip6.js';
 import type { BgpMessage, CodecContext } from '../../../bgp/types.js';
 import { attr, cat, hex, ip, message, prefix, u16, u32, update } from '../helpers/bytes.js';
 
@@ -215,7 +216,7 @@ export const EXAMPLES: Example[] = [
     },
   },
   {
-    name: 'UPDATE, IPv6 MP_REACH kept raw, unknown optional attributes kept',
+    name: 'UPDATE, IPv6 MP_REACH decoded (RFC 2545), unknown optional attributes kept',
     bytes: update(
       '',
       cat(
@@ -239,7 +240,7 @@ export const EXAMPLES: Example[] = [
           safi: 1,
           nextHop: hex('20010db8000000000000000000000001'),
           nlri: [],
-          raw: hex('40 20010db800000001'),
+          nlri6: [parsePrefix6('2001:db8:0:1::/64')],
         },
         origin: 0,
         asPath: [{ type: 2, asns: [65010] }],

@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { MessageFramer, decodeMessage, encodeMessage, notificationFor } from '../../../bgp/codec/index.js';
 import { BgpError } from '../../../bgp/errors.js';
 import { maskOf } from '../../../bgp/ip.js';
+import { ipv6FromBytes, prefix6 } from '../../../bgp/ip6.js';
 import type {
   AsPathSegment,
   BgpMessage,
@@ -50,6 +51,16 @@ const unknownArb = fc.uniqueArray(
   { selector: (u) => u.type, maxLength: 3 },
 );
 
+const prefix6Arb: fc.Arbitrary<string> = fc
+  .tuple(fc.uint8Array({ minLength: 16, maxLength: 16 }), fc.integer({ min: 0, max: 128 }))
+  .map(([bytes, len]) => prefix6(ipv6FromBytes(bytes), len));
+const prefixes6 = (max: number) => fc.array(prefix6Arb, { maxLength: max });
+// RFC 2545 §3: 16 bytes (global) or 32 (and link-local); a global that is not :: or multicast (RFC 7606).
+const ipv6HopBytes = fc
+  .tuple(fc.integer({ min: 0x20, max: 0xfe }), fc.uint8Array({ minLength: 15, maxLength: 31 }))
+  .filter(([, rest]) => rest.length === 15 || rest.length === 31)
+  .map(([first, rest]) => Uint8Array.from([first, ...rest]));
+
 const ipv4Hop = fc.integer({ min: 1, max: 0xdfffffff }); // unicast: not 0, multicast or broadcast
 
 function attrsArb(ctx: CodecContext): fc.Arbitrary<PathAttributes> {
@@ -62,20 +73,28 @@ function attrsArb(ctx: CodecContext): fc.Arbitrary<PathAttributes> {
     }),
     fc.record({
       afi: fc.constant(2),
-      safi: fc.constant(1),
+      safi: fc.constant(2), // IPv6 multicast: not decoded, kept raw
       nextHop: fc.uint8Array({ minLength: 16, maxLength: 16 }),
       nlri: fc.constant([]),
       raw: fc.uint8Array({ maxLength: 40 }),
+    }),
+    fc.record({
+      afi: fc.constant(2),
+      safi: fc.constant(1),
+      nextHop: ipv6HopBytes,
+      nlri: fc.constant([]),
+      nlri6: prefixes6(20),
     }),
   );
   const mpUnreach = fc.oneof(
     fc.record({ afi: fc.constant(1), safi: fc.constant(1), withdrawn: prefixes(20) }),
     fc.record({
       afi: fc.constant(2),
-      safi: fc.constant(1),
+      safi: fc.constant(2),
       withdrawn: fc.constant([]),
       raw: fc.uint8Array({ maxLength: 40 }),
     }),
+    fc.record({ afi: fc.constant(2), safi: fc.constant(1), withdrawn: fc.constant([]), withdrawn6: prefixes6(20) }),
   );
   const aggregatorAsn = ctx.fourOctetAs ? asnArb(ctx) : fc.integer({ min: 0x10000, max: 0xffffffff });
   return fc.record(

@@ -1,6 +1,6 @@
 // The BGP port guard's table as a pure function of pools and node addresses (felix/bgp-guard.ts).
 import { describe, expect, it } from 'vitest';
-import { bgpGuardTableFor, GUARD_RULE } from '../../../felix/bgp-guard.js';
+import { bgpGuardTableFor, GUARD_RULE, LOCAL_PEER_RULE } from '../../../felix/bgp-guard.js';
 import { parseAgentConfig } from '../../../src/agent/config.js';
 
 describe('bgpGuardTableFor', () => {
@@ -21,6 +21,29 @@ describe('bgpGuardTableFor', () => {
     expect(GUARD_RULE.text).toBe(
       'ip saddr @workloads ip daddr @nodes tcp dport 179 drop comment "tortie: no pod speaks BGP as its node"',
     );
+  });
+
+  it("local workload BGP peers (BGPPeer localWorkloadSelector) may reach this node's port 179: an accept before the drop, input only", () => {
+    const { table } = bgpGuardTableFor({
+      pools: [{ cidr: '10.244.0.0/16' }],
+      nodeAddresses: ['198.18.0.11/24'],
+      localPeers: ['10.244.0.5', '10.244.0.3', '10.244.0.5'],
+    });
+    expect(table?.sets.find((s) => s.name === 'localpeers')?.elements).toEqual(['10.244.0.3/32', '10.244.0.5/32']);
+    expect(table?.chains.map((c) => [c.name, c.rules])).toEqual([
+      ['forward', [GUARD_RULE]],
+      ['input', [LOCAL_PEER_RULE, GUARD_RULE]],
+    ]);
+    expect(LOCAL_PEER_RULE.text).toBe(
+      'ip saddr @localpeers ip daddr @nodes tcp dport 179 accept comment "tortie: a local workload BGP peer of this node"',
+    );
+    // None planned: no set, no exception.
+    const none = bgpGuardTableFor({
+      pools: [{ cidr: '10.244.0.0/16' }],
+      nodeAddresses: ['198.18.0.11'],
+      localPeers: [],
+    });
+    expect(none.table?.sets.map((s) => s.name)).toEqual(['workloads', 'nodes']);
   });
 
   it('no pool or no node address: no table; a bad address is reported and left out', () => {

@@ -111,6 +111,11 @@ const EFFECT_TESTS: Readonly<Record<string, EffectTest>> = {
       'a LoadBalancer ingress IP in a single-address serviceLoadBalancerIPs entry: its /32s from every node, endpoints or not',
   },
 
+  'BGPPeer.spec.localWorkloadSelector': {
+    file: 'test/unit/agent/planner-workloads.test.ts',
+    title:
+      "Calico's local_bgp_peer case: Local_Workload_<ip>, the BGPPeer's AS and local AS, passive, no source address, filters",
+  },
   'BGPPeer.spec.node': { file: PLANNER, title: 'selected by %s: only node-a peers with the ToR' },
   'BGPPeer.spec.nodeSelector': { file: PLANNER, title: 'selected by %s: only node-a peers with the ToR' },
   'BGPPeer.spec.peerSelector': {

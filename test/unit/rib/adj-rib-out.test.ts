@@ -3,7 +3,8 @@
 
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { formatPrefix, parsePrefix } from '../../../bgp/ip.js';
+import { parsePrefix } from '../../../bgp/ip.js';
+import { formatRibPrefix, ribKeyOf, type RibKey } from '../../../bgp/rib/prefix6.js';
 import { AdjRibOut } from '../../../bgp/rib/adj-rib-out.js';
 import type { PendingUpdates } from '../../../bgp/rib/adj-rib-out.js';
 import { AttrTable } from '../../../bgp/rib/attrs.js';
@@ -15,8 +16,8 @@ const B = attrs({ med: 2 });
 
 function show(batch: PendingUpdates) {
   return {
-    announce: batch.announce.map((g) => ({ med: g.attrs.med, prefixes: g.prefixes.map(formatPrefix) })),
-    withdraw: batch.withdraw.map(formatPrefix),
+    announce: batch.announce.map((g) => ({ med: g.attrs.med, prefixes: g.prefixes.map(formatRibPrefix) })),
+    withdraw: batch.withdraw.map(formatRibPrefix),
   };
 }
 
@@ -111,14 +112,14 @@ describe('AdjRibOut', () => {
       fc.property(fc.array(op, { minLength: 1, maxLength: 40 }), (ops) => {
         const { out, table } = setup();
         // A model of the peer: what it has been told, applying batches in order.
-        const peer = new Map<number, number | undefined>();
+        const peer = new Map<RibKey, number | undefined>();
         let taken: PendingUpdates | null = null;
         for (const o of ops) {
           if (o.kind === 'set') out.setDesired(prefixes[o.at]!, o.med === null ? null : attrs({ med: o.med }));
           else if (o.kind === 'take') taken = out.pending();
           else if (o.kind === 'send' && taken !== null) {
-            for (const g of taken.announce) for (const p of g.prefixes) peer.set(p.addr, g.attrs.med);
-            for (const p of taken.withdraw) peer.delete(p.addr);
+            for (const g of taken.announce) for (const p of g.prefixes) peer.set(ribKeyOf(p), g.attrs.med);
+            for (const p of taken.withdraw) peer.delete(ribKeyOf(p));
             out.markSent(taken);
             taken = null;
           } else if (o.kind === 'reset') {
@@ -129,11 +130,11 @@ describe('AdjRibOut', () => {
         }
         // Flush and compare the peer with desired.
         const last = out.pending();
-        for (const g of last.announce) for (const p of g.prefixes) peer.set(p.addr, g.attrs.med);
-        for (const p of last.withdraw) peer.delete(p.addr);
+        for (const g of last.announce) for (const p of g.prefixes) peer.set(ribKeyOf(p), g.attrs.med);
+        for (const p of last.withdraw) peer.delete(ribKeyOf(p));
         out.markSent(last);
         for (const p of prefixes) {
-          if (peer.get(p.addr) !== out.desiredOf(p)?.med) return false;
+          if (peer.get(ribKeyOf(p)) !== out.desiredOf(p)?.med) return false;
           if (out.advertisedOf(p) !== out.desiredOf(p)) return false;
         }
         if (out.hasPending()) return false;

@@ -2,7 +2,8 @@
 // clients and an eBGP peer. Checks what each peer would be sent and that references all go back to zero.
 
 import { describe, expect, it } from 'vitest';
-import { formatIpv4, formatPrefix, parsePrefix } from '../../../bgp/ip.js';
+import { formatIpv4, parsePrefix } from '../../../bgp/ip.js';
+import { formatRibPrefix, type RibKey } from '../../../bgp/rib/prefix6.js';
 import { AdjRibIn } from '../../../bgp/rib/adj-rib-in.js';
 import { AdjRibOut } from '../../../bgp/rib/adj-rib-out.js';
 import { AttrTable } from '../../../bgp/rib/attrs.js';
@@ -41,7 +42,7 @@ function speaker() {
       exporter: new PeerExport(policy, LOCAL, table),
     };
   });
-  const propagate = (key: number) => {
+  const propagate = (key: RibKey) => {
     const best = locRib.best(key) ?? null;
     for (const q of peers) q.ribOut.setDesired(key, best && q.exporter.attributes(best));
   };
@@ -68,13 +69,13 @@ function speaker() {
     q.ribOut.markSent(batch);
     return {
       announce: batch.announce.map((g) => ({
-        prefixes: g.prefixes.map(formatPrefix),
+        prefixes: g.prefixes.map(formatRibPrefix),
         nextHop: formatIpv4(g.attrs.nextHop ?? 0),
         asPath: g.attrs.asPath?.flatMap((s) => s.asns),
         originatorId: g.attrs.originatorId === undefined ? undefined : formatIpv4(g.attrs.originatorId),
         clusterList: g.attrs.clusterList?.map(formatIpv4),
       })),
-      withdraw: batch.withdraw.map(formatPrefix),
+      withdraw: batch.withdraw.map(formatRibPrefix),
     };
   };
   return { table, locRib, peers, receive, originate, sent };

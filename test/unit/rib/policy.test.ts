@@ -287,7 +287,7 @@ describe('PeerExport cache', () => {
       for (const r of routes) {
         const first = exporter.attributes(r);
         expect(first).toEqual(exportAttributes(r, peer, LOCAL));
-        const again = exporter.attributes(new Route(r.key + 64, r.attrs, r.source));
+        const again = exporter.attributes(new Route((r.key as number) + 64, r.attrs, r.source));
         expect(again).toBe(first);
       }
     }

@@ -4,7 +4,7 @@
 
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { formatPrefix, prefixKey } from '../../../bgp/ip.js';
+import { formatRibPrefix, ribKeyOf, ribPrefix, type RibKey } from '../../../bgp/rib/prefix6.js';
 import { AdjRibOut } from '../../../bgp/rib/adj-rib-out.js';
 import { AttrTable } from '../../../bgp/rib/attrs.js';
 import type { Attrs } from '../../../bgp/rib/attrs.js';
@@ -22,7 +22,7 @@ const MEMBERS = ['10.0.0.1', '10.0.0.2', '10.0.0.3'] as const;
 const PREFIXES = ['10.244.0.0/26', '10.244.0.64/26', '10.244.0.128/26', '10.244.0.192/26'] as const;
 
 /** A member's view of the world: prefix key → attribute set it was sent. */
-type Held = Map<number, Attrs>;
+type Held = Map<RibKey, Attrs>;
 
 function setup() {
   const table = new AttrTable();
@@ -54,12 +54,12 @@ function setup() {
     for (const [k, route] of best) {
       if (!route.source.local && route.source.address === ip(member)) continue;
       const exported = group.exporter.attributes(route);
-      if (exported !== null) out.set(formatPrefix({ addr: Math.floor(k / 64), len: k % 64 }), exported.med);
+      if (exported !== null) out.set(formatRibPrefix(ribPrefix(k)), exported.med);
     }
     return out;
   };
   const show = (held: Held): Map<string, number | undefined> =>
-    new Map([...held].map(([k, a]) => [formatPrefix({ addr: Math.floor(k / 64), len: k % 64 }), a.med]));
+    new Map([...held].map(([k, a]) => [formatRibPrefix(ribPrefix(k)), a.med]));
   return { table, group, setBest, expected, show, best };
 }
 
@@ -72,14 +72,14 @@ function deliver(plan: GroupFlush<string>, held: Map<string, Held>): { redundant
     const withdraw = [...(send.sharedWithdraw ? plan.batch.withdraw : []), ...send.withdraw];
     for (const p of withdraw) {
       sent++;
-      if (!view.delete(prefixKey(p))) redundant++;
+      if (!view.delete(ribKeyOf(p))) redundant++;
     }
     const announce = [...send.shared.map((i) => plan.batch.announce[i]!), ...send.announce];
     for (const g of announce) {
       for (const p of g.prefixes) {
         sent++;
-        if (view.get(prefixKey(p)) === g.attrs) redundant++;
-        view.set(prefixKey(p), g.attrs);
+        if (view.get(ribKeyOf(p)) === g.attrs) redundant++;
+        view.set(ribKeyOf(p), g.attrs);
       }
     }
   }
