@@ -20,6 +20,7 @@
 import type { PeerEntry } from './peer-entry.js';
 import type { AttrTable, BestChange, LocRib, LocalSpeaker, PeerPolicy, Route, UpdateGroup } from './rib/index.js';
 import { sourceId } from './rib/index.js';
+import type { RibKey } from './rib/prefix6.js';
 import { policyOf, SPEC_FIELDS, type NormalSpec } from './speaker-config.js';
 
 /** The spec fields a live session can take without a reset (see the header). */
@@ -82,7 +83,7 @@ function reexport(host: SoftReconfigHost, entry: PeerEntry): void {
   const view = entry.group.viewOf(entry);
   const id = sourceId(entry.policy);
   // Its own prefixes (best from it) stay exceptions: never sent back to it.
-  const own: number[] = [];
+  const own: RibKey[] = [];
   for (const route of entry.ribIn.routes()) {
     const best = host.locRib.best(route.key);
     if (best !== undefined && sourceId(best.source) === id) own.push(route.key);

@@ -136,7 +136,7 @@ export class AdjRibOut {
   }
 
   /** What an in-sync peer was last sent: every prefix it has, with its set. */
-  *advertisedEntries(): Generator<[number, Attrs]> {
+  *advertisedEntries(): Generator<[RibKey, Attrs]> {
     for (const [key, attrs] of this.desired) if (!this.behind.has(key)) yield [key, attrs];
     for (const [key, has] of this.behind) if (has !== null) yield [key, has];
   }

@@ -65,7 +65,7 @@ interface MemberState<M> {
   touched: Map<RibKey, boolean>;
   mode: MemberMode;
   /** 'adopt': what the member has (from its previous group); it is sent the difference to this group's export. */
-  view?: Map<number, Attrs>;
+  view?: Map<RibKey, Attrs>;
 }
 
 const byKey = compareRibKeys;
@@ -120,7 +120,7 @@ export class UpdateGroup<M> {
    * Adds a member that has `view` already (it leaves another group on a live session: its export policy
    * changed). The next flush sends it only what differs between `view` and this group's export — no reset.
    */
-  adopt(member: M, address: number, ownKeys: Iterable<number>, view: Map<number, Attrs>): void {
+  adopt(member: M, address: number, ownKeys: Iterable<RibKey>, view: Map<RibKey, Attrs>): void {
     this.add(member, address, ownKeys);
     const state = this.members.get(member)!;
     state.mode = 'adopt';
@@ -131,11 +131,11 @@ export class UpdateGroup<M> {
    * What the member has now, as this group sent it (the group view less the prefixes it lacks), or null when
    * it has nothing yet ('fresh').
    */
-  viewOf(member: M): Map<number, Attrs> | null {
+  viewOf(member: M): Map<RibKey, Attrs> | null {
     const state = this.members.get(member);
     if (state === undefined || state.mode === 'fresh') return null;
     if (state.mode === 'adopt') return new Map(state.view);
-    const view = new Map<number, Attrs>();
+    const view = new Map<RibKey, Attrs>();
     for (const [key, attrs] of this.out.advertisedEntries())
       if (!(state.touched.get(key) ?? state.own.has(key))) view.set(key, attrs);
     return view;
@@ -315,9 +315,9 @@ export class UpdateGroup<M> {
 
   /** An adopted member: what differs between what it has (`view`) and the desired set less its own routes. */
   private difference(state: MemberState<M>): MemberSend<M> {
-    const view = state.view ?? new Map<number, Attrs>();
-    const announce = new Map<Attrs, number[]>();
-    const withdraw: number[] = [];
+    const view = state.view ?? new Map<RibKey, Attrs>();
+    const announce = new Map<Attrs, RibKey[]>();
+    const withdraw: RibKey[] = [];
     for (const [key, attrs] of this.out.desiredEntries())
       if (!state.own.has(key) && view.get(key) !== attrs) push(announce, attrs, key);
     for (const key of view.keys()) if (state.own.has(key) || this.out.desiredOf(key) === undefined) withdraw.push(key);
@@ -326,7 +326,7 @@ export class UpdateGroup<M> {
     delete state.view;
     return {
       member: state.member,
-      withdraw: withdraw.sort(byKey).map(prefixFromKey),
+      withdraw: withdraw.sort(byKey).map(ribPrefix),
       sharedWithdraw: false,
       shared: [],
       announce: toAnnounce(announce),
