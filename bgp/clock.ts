@@ -22,6 +22,14 @@ export const systemClock: Clock = {
   clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
 };
 
+/**
+ * Lets a periodic check or a retry not keep the process alive by itself: the system clock's handles are
+ * Node timers (unref'd here); a fake clock's have no unref and are left alone.
+ */
+export function unrefTimer(handle: TimerHandle): void {
+  (handle as { unref?: () => void }).unref?.();
+}
+
 interface FakeTimer {
   readonly due: number;
   readonly seq: number;

@@ -3,7 +3,7 @@
 // exception). Add a name here when src/ needs it; everything else stays the library's own business.
 
 export { formatLargeCommunities } from './codec/attributes.js';
-export { systemClock, type Clock, type TimerHandle } from './clock.js';
+export { systemClock, unrefTimer, type Clock, type TimerHandle } from './clock.js';
 export { formatCommunity, parseCommunity } from './community.js';
 export { downReasonInfo } from './down-reason.js';
 export { notificationReason } from './errors.js';

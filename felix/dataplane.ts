@@ -18,14 +18,16 @@
 //   `tunnelUsable`), it is said once in the log and kept in `status().tunl0` for people and readiness,
 //   and every other route is still programmed. tunl0 is only touched when some pool uses IPIP.
 // - A change of tunnel address, MTU or IPIP usage must reach tunl0 before routes rely on it; drift (someone
-//   set tunl0 down) is repaired on every resync (`resyncMs`, 90 s like felix's route refresh).
+//   set tunl0 down) is repaired on every resync (`resyncMs`, 90 s like felix's route refresh). When the
+//   last IPIP pool goes, tunl0's addresses are removed (its tunnel address went back to IPAM), as felix does.
 // - Warnings from the calculation are stable strings: each is logged once when it first appears, and the
 //   current set is kept for status, so a 90 s resync does not repeat them forever.
 // - natOutgoing (nat.ts, pure) lives in its own nftables table `ip tortie-nat`, kept by an NftTableKeeper
 //   (nft-table.ts): written only when `nft -j list` differs from the desired content, re-checked on every
 //   resync and at once on an `nft monitor` event about it, so a rule deleted by hand comes back.
 // - VXLAN (vxlan.ts): when a pool uses VXLAN, a VxlanKeeper keeps vxlan.calico, its neighbours and FDB
-//   entries (on every update and resync); routes through it wait until it is usable, like tunl0's. Until
+//   entries (on every update and resync, and at once when `ip monitor neigh` reports a change on the device:
+//   vxlan-watch.ts); routes through it wait until it is usable, like tunl0's. Until
 //   the first check after a start the device is taken as usable: a restart finds vxlan.calico and its
 //   routes in place, and must not swap them for stand-ins and back (a rewrite, and lost packets). The kernel settings routes and NAT need (ip_forward,
 //   forwarding, rp_filter, proxy_arp: kernel-settings.ts) are checked at start and on every resync;
@@ -38,12 +40,20 @@ import type { NftMonitor } from './nft.js';
 import { NftTableKeeper, type NftLike, type NftSyncResult, type NftTableStatus } from './nft-table.js';
 import { calculateRoutes } from './route-calc.js';
 import { type CalcInput, type CalcVxlan } from './calc-types.js';
-import { VxlanKeeper, vxlanInputFor, type VxlanRunner, type VxlanStatus } from './vxlan.js';
+import {
+  VxlanDriftWatch,
+  VxlanKeeper,
+  vxlanInputFor,
+  type VxlanRunner,
+  type VxlanStatus,
+  type VxlanWatch,
+} from './vxlan.js';
 import type { Kernel } from './kernel.js';
 import { RouteTable, type ApplyResult, type RouteTableClock } from './route-table.js';
 import { ipCommand } from './ip-command.js';
 import { Tunl0Keeper, type Tunl0Deps, type Tunl0Options, type Tunl0Status } from '../ipip/tunl0.js';
 import type { Logger } from '../bgp/log.js';
+import { systemClock, unrefTimer, type TimerHandle } from '../bgp/clock.js';
 
 /** The logger methods the driver uses. */
 export type DataplaneLog = Pick<Logger, 'info' | 'warn' | 'error'>;
@@ -61,6 +71,7 @@ export interface DataplaneOptions {
   graceMs?: number;
   debounceMs?: number;
   retryMs?: number;
+  /** Every timer of the driver, its RouteTable and nft keepers (bgp/clock.ts; default: the system clock). */
   clock?: RouteTableClock;
   /** Called after every apply (metrics, tests). */
   onApplied?: (result: ApplyResult) => void;
@@ -71,8 +82,11 @@ export interface DataplaneOptions {
   nft?: NftLike;
   /** /proc/sys for the kernel settings check (`procSysIo()` in the agent). Absent: not checked. */
   sysctl?: SysctlIo;
-  /** `ip`/`bridge` for vxlan.calico (`vxlanRunner()` in the agent). Absent: VXLAN is not programmed. */
-  vxlan?: { run: VxlanRunner };
+  /**
+   * `ip`/`bridge` for vxlan.calico (`vxlanRunner()` in the agent), and the neighbour/FDB monitor that makes a
+   * change re-checked at once (`vxlanWatch()`; absent: drift waits for the resync). Absent: VXLAN is not programmed.
+   */
+  vxlan?: { run: VxlanRunner; watch?: VxlanWatch };
 }
 
 /** What the agent knows; the driver adds whether tunl0 is usable. */
@@ -132,14 +146,15 @@ export class FelixDataplane {
   private readonly table: RouteTable;
   private readonly keeper: Tunl0Keeper;
   private readonly log: DataplaneLog;
-  private readonly clock: RouteTableClock | undefined;
+  private readonly clock: RouteTableClock;
   private readonly resyncMs: number;
   private input: DataplaneInput | null = null;
   private tunnelNeeded = false;
   private tunnelKey = '';
   private tunl0: Tunl0Status | undefined;
   private tunl0Running: Promise<void> = Promise.resolve();
-  private tunl0Timer: ReturnType<typeof setInterval> | null = null;
+  /** The periodic repair of tunl0, vxlan.calico, kernel settings and the nft monitor (every resyncMs). */
+  private repairTimer: TimerHandle | null = null;
   private calcWarnings: string[] = [];
   private readonly logged = new Set<string>();
   private last: ApplyResult | null = null;
@@ -166,11 +181,14 @@ export class FelixDataplane {
   /** The keeper has looked at the kernel once since start (before that, vxlan.calico counts as usable). */
   private vxlanChecked = false;
   private vxlanKey = '';
-  private vxlanRetry: ReturnType<typeof setTimeout> | null = null;
+  private vxlanRetry: TimerHandle | null = null;
+  private readonly vxlanWatch: VxlanDriftWatch | null;
+  /** The last input wants vxlan.calico. */
+  private vxlanWanted = false;
 
   constructor(private readonly options: DataplaneOptions) {
     this.log = options.log;
-    this.clock = options.clock;
+    this.clock = options.clock ?? systemClock;
     this.resyncMs = options.resyncMs ?? 90_000;
     this.table = new RouteTable(options.kernel, {
       resyncMs: this.resyncMs,
@@ -213,6 +231,8 @@ export class FelixDataplane {
           });
     this.sysctl = options.sysctl ?? null;
     this.vxlanKeeper = options.vxlan === undefined ? null : new VxlanKeeper(options.vxlan.run, this.log);
+    const watch = options.vxlan?.watch;
+    this.vxlanWatch = watch === undefined ? null : new VxlanDriftWatch(watch, () => void this.repairVxlan(), this.log);
     const { netns, standIn, ip } = options.tunl0 ?? {};
     this.keeper = new Tunl0Keeper(
       { ...(netns !== undefined ? { netns } : {}), ...(standIn !== undefined ? { standIn } : {}) },
@@ -231,23 +251,21 @@ export class FelixDataplane {
     this.guard?.start();
     this.watchNat();
     if (this.input !== null) void this.checkKernelSettings();
-    const now = (): number => this.clock?.now() ?? Date.now();
-    let lastRepair = now();
-    // The tunl0 repair rides on a coarse interval; with an injected clock the tests call `repairTunl0()`.
-    if (this.clock === undefined) {
-      this.tunl0Timer = setInterval(
-        () => {
-          if (now() - lastRepair < this.resyncMs) return;
-          lastRepair = now();
-          if (this.tunnelNeeded) void this.ensureTunl0();
-          void this.repairVxlan();
-          void this.checkKernelSettings();
-          this.watchNat();
-        },
-        Math.min(this.resyncMs, 10_000),
-      );
-      this.tunl0Timer.unref?.();
-    }
+    this.scheduleRepair();
+  }
+
+  /** Drift (tunl0 set down, a neighbour deleted, a sysctl changed, the nft monitor lost) is repaired every resyncMs. */
+  private scheduleRepair(): void {
+    this.repairTimer = this.clock.setTimeout(() => {
+      this.repairTimer = null;
+      if (this.stopped) return;
+      if (this.tunnelNeeded) void this.ensureTunl0();
+      void this.repairVxlan();
+      void this.checkKernelSettings();
+      this.watchNat();
+      this.scheduleRepair();
+    }, this.resyncMs);
+    unrefTimer(this.repairTimer);
   }
 
   /** The node's current view; routes follow at once (debounced by the reconciler). */
@@ -262,8 +280,10 @@ export class FelixDataplane {
       input.tunnel.hostMtu ?? null,
     ]);
     const tunnelChanged = key !== this.tunnelKey;
+    const wasNeeded = this.tunnelNeeded;
     this.tunnelKey = key;
     this.tunnelNeeded = needed;
+    if (wasNeeded && !needed) this.clearTunl0();
     if (needed && tunnelChanged) {
       this.keeper.update({
         address: input.tunnel.address,
@@ -274,11 +294,12 @@ export class FelixDataplane {
       void this.ensureTunl0();
     }
     if (this.vxlanKeeper !== null) {
-      // Only a change of what vxlan.calico should hold costs a look at the kernel; drift waits for the resync.
+      // Only a change of what vxlan.calico should hold costs a look at the kernel; drift comes from the monitor.
       const vxlanInput = vxlanInputFor(input);
       const key = JSON.stringify(vxlanInput);
       if (key !== this.vxlanKey) {
         this.vxlanKey = key;
+        this.vxlanWanted = vxlanInput.needed;
         this.vxlanKeeper.update(vxlanInput);
         void this.repairVxlan();
       }
@@ -297,17 +318,23 @@ export class FelixDataplane {
   async repairVxlan(): Promise<VxlanStatus | null> {
     if (this.vxlanKeeper === null || this.stopped) return null;
     const before = `${this.vxlanUsable()} ${this.vxlanChecked ? this.vxlanKeeper.status().programmedVteps.join(',') : '*'}`;
+    // Make before break: deleting vxlan.calico takes its routes with it at once, so when it is to go (no
+    // VXLAN pool any more), the routes that replace them (tunl0, direct) are applied first.
+    if (!this.vxlanWanted && this.vxlanKeeper.status().device !== null && this.started)
+      await this.table.apply().catch(() => undefined);
     const status = await this.vxlanKeeper.ensure();
     this.vxlanChecked = true;
+    // Watching starts once VXLAN is in use (and again here after it was lost: this runs on every resync).
+    if (status.needed && this.started) this.vxlanWatch?.ensure();
     const after = `${this.vxlanUsable()} ${status.programmedVteps.join(',')}`;
     if (after !== before && this.started && !this.stopped) this.recalculate();
-    // A failed write is tried again soon, not only at the next resync (with an injected clock: by the test).
-    if (status.lastError !== undefined && this.clock === undefined && this.vxlanRetry === null && !this.stopped) {
-      this.vxlanRetry = setTimeout(() => {
+    // A failed write is tried again soon (retryMs), not only at the next resync.
+    if (status.lastError !== undefined && this.vxlanRetry === null && !this.stopped) {
+      this.vxlanRetry = this.clock.setTimeout(() => {
         this.vxlanRetry = null;
         void this.repairVxlan();
       }, this.options.retryMs ?? 2000);
-      this.vxlanRetry.unref?.();
+      unrefTimer(this.vxlanRetry);
     }
     return status;
   }
@@ -350,7 +377,7 @@ export class FelixDataplane {
     const run = ensureKernelSettings(sysctl, { hostInterface: this.input.node.hostInterface }, this.log).then(
       (warnings) => {
         this.settingsWarnings = warnings;
-        this.settingsCheckedAt = this.clock?.now() ?? Date.now();
+        this.settingsCheckedAt = this.clock.now();
         this.logOnce(warnings, 'kernel settings');
         return warnings;
       },
@@ -435,8 +462,9 @@ export class FelixDataplane {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    if (this.tunl0Timer !== null) clearInterval(this.tunl0Timer);
-    if (this.vxlanRetry !== null) clearTimeout(this.vxlanRetry);
+    if (this.repairTimer !== null) this.clock.clearTimeout(this.repairTimer);
+    if (this.vxlanRetry !== null) this.clock.clearTimeout(this.vxlanRetry);
+    this.vxlanWatch?.stop();
     this.table.stop();
     this.nat?.stop();
     this.guard?.stop();
@@ -519,6 +547,22 @@ export class FelixDataplane {
     }
   }
 
+  /** The last IPIP pool went (switched to VXLAN or Never): tunl0 keeps no address (ipip/tunl0.ts clear). */
+  private clearTunl0(): void {
+    const run = this.tunl0Running.then(async () => {
+      // this.tunl0 stays as it was: the device stays (up, without address) and still carries IPIP, so a pool
+      // switched back, or a VXLAN block standing in through tunl0 (route-calc.ts), may route through it at once.
+      if (this.stopped || this.tunnelNeeded) return;
+      await this.keeper.clear().catch((error: unknown) => {
+        this.log.warn(
+          { err: (error as Error).message },
+          'tunl0: could not remove its addresses (no IPIP pool any more)',
+        );
+      });
+    });
+    this.tunl0Running = run.catch(() => undefined);
+  }
+
   private ensureTunl0(): Promise<void> {
     const run = this.tunl0Running.then(async () => {
       if (this.stopped || !this.tunnelNeeded) return;
@@ -537,7 +581,7 @@ export class FelixDataplane {
 
   private onApplied(result: ApplyResult): void {
     this.last = result;
-    this.lastApplyAt = this.clock?.now() ?? Date.now();
+    this.lastApplyAt = this.clock.now();
     this.lastError = undefined;
     if (result.kernelWrites > 0) {
       this.log.info(

@@ -18,4 +18,4 @@ export {
 } from './policy-dataplane.js';
 export { findProgram, missingProgramMessage, missingPrograms } from './programs.js';
 export { workloadInterfaceName } from './interface-names.js';
-export { vxlanRunner } from './vxlan.js';
+export { vxlanRunner, vxlanWatch } from './vxlan.js';

@@ -72,9 +72,21 @@ export function remoteRoutes(
       });
       continue;
     }
-    // VXLAN pools' routes come from block affinities (vxlanRoutes); BGP's only stands in until they exist.
+    // VXLAN pools' routes come from block affinities (vxlanRoutes); BGP's only stands in until they exist:
+    // through tunl0 toward another subnet while tunl0 still carries IPIP (a pool switched live from IPIP
+    // keeps flowing until the VTEPs are ready), else direct.
     if (pool.handling.kind === 'vxlan') {
-      if (hostInterface !== null)
+      if (input.tunnelUsable && subnetRelation(node, nextHop) === 'other')
+        standIns.push({
+          dst,
+          type: 'unicast',
+          via,
+          dev: IPIP_DEVICE,
+          onlink: true,
+          proto: FELIX_ROUTE_PROTOCOL,
+          class: 'tunnel',
+        });
+      else if (hostInterface !== null)
         standIns.push({
           dst,
           type: 'unicast',

@@ -15,7 +15,8 @@
 // computes them, not from BGP: they work with BGP off (CALICO_NETWORKING_BACKEND=vxlan). A BGP route
 // inside a VXLAN pool is only a stand-in: `via <next hop> dev <host-if> onlink` while the block has no
 // VXLAN route yet (its node's VTEP not allocated, vxlan.calico not up) — so a pool switched live from
-// Never to VXLAN keeps its traffic flowing until the tunnel is ready.
+// Never to VXLAN keeps its traffic flowing until the tunnel is ready; toward another subnet the stand-in
+// goes through tunl0 when tunl0 is usable (a pool switched live from IPIP: tunl0 stays and carries IPIP).
 //
 // Why this is hard:
 // - CrossSubnet depends on the node address's prefix length. A /32 node address places no other node in

@@ -447,6 +447,25 @@ function noIpipReason(result: IpResult, netns: string | undefined): string {
   );
 }
 
+/**
+ * No pool uses IPIP any more: takes every IPIP address off tunl0, as Calico's felix does when IPIP is
+ * disabled (its tunnel address went back to IPAM and may be a pod's next; a stale /32 on tunl0 would also
+ * stay a local address of the node). Only a real ipip tunl0 is touched, never created; the device itself
+ * stays (the kernel's fallback device cannot be deleted while the module is loaded). Returns what it removed.
+ */
+export async function clearTunl0Addresses(netns: string | undefined, deps: Tunl0Deps): Promise<string[]> {
+  const observed = await observe(deps.ip, netns);
+  if (observed === null || observed.kind !== 'ipip') return [];
+  const removed: string[] = [];
+  for (const address of observed.addresses) {
+    const step: Tunl0Step = { op: 'del-address', address };
+    const result = await deps.ip(stepArgs(step));
+    if (result.code !== 0 && !alreadyDone(step, result)) throw failure(stepArgs(step), result, netns);
+    removed.push(address);
+  }
+  return removed;
+}
+
 // ---------------------------------------------------------------------------------------------------
 // The capability check alone
 
@@ -519,6 +538,14 @@ export class Tunl0Keeper {
   /** New desired state (a new tunnel address from IPAM, a new MTU); applied by the next ensure(). */
   update(options: Partial<Tunl0Options>): void {
     this.options = { ...this.options, ...options };
+  }
+
+  /** No pool uses IPIP now: tunl0's addresses go (clearTunl0Addresses); logged when there were any. */
+  async clear(): Promise<void> {
+    const removed = await clearTunl0Addresses(this.options.netns, this.deps);
+    this.last = undefined;
+    if (removed.length > 0)
+      this.log.info({ device: TUNL0, removed }, `${TUNL0}: no IPIP pool any more, addresses removed`);
   }
 
   async ensure(): Promise<Tunl0Status> {

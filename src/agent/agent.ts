@@ -34,7 +34,14 @@ import type { AgentDeps } from './agent-deps.js';
 import type { Resource } from '../resources/index.js';
 import type { Logger } from '../log.js';
 import { originatedPrefixes } from './advertise.js';
-import { bootstrap, ensureTunnelAddress, ipipPoolsFor, type BootstrapContext, type NodeAddress } from './bootstrap.js';
+import {
+  bootstrap,
+  ensureTunnelAddress,
+  ipipTunnelNeedsWork,
+  type BootstrapContext,
+  type NodeAddress,
+} from './bootstrap.js';
+import type { InterfaceAddress } from './autodetect.js';
 import { ResourceCache } from './cache.js';
 import { startKernelDataplane, type DataplaneLike } from './kernel-dataplane.js';
 import { levelOfSeverity, routerIdFor, type AgentConfig } from './config.js';
@@ -479,13 +486,12 @@ export class Agent {
     if (await this.resolvePasswords(plan)) this.scheduleReplan();
   }
 
-  /** A pool switched to IPIP while we run: allocate our tunnel address now, not at the next restart. */
+  /** A pool switched to or from IPIP while we run: allocate or release our tunnel address now, not at the next restart. */
   private ensureTunnelAddressLive(): void {
     const cache = this.cache;
     if (cache === null || this.tunnelAddressRunning || this.stopping) return;
     const node = cache.list('Node').find((n) => n.metadata.name === this.config.nodeName);
-    if (!node || node.spec.bgp?.ipv4IPIPTunnelAddr !== undefined) return;
-    if (ipipPoolsFor(cache.list('IPPool'), node.metadata.labels ?? {}).length === 0) return;
+    if (!node || !ipipTunnelNeedsWork(node.spec, cache.list('IPPool'), node.metadata.labels ?? {})) return;
     this.tunnelAddressRunning = true;
     void ensureTunnelAddress(this.bootstrapContext())
       .catch((error: unknown) =>
@@ -512,7 +518,7 @@ export class Agent {
   // ---- the kernel dataplane (felix) and network policy ------------------------------------------------------
 
   private startDataplane(): void {
-    const started = startKernelDataplane(this.config, this.deps, this.log);
+    const started = startKernelDataplane(this.config, this.deps, this.log, this.clock);
     this.dataplane = started?.dataplane ?? null;
     this.policy = started?.policy ?? null;
   }

@@ -1,7 +1,7 @@
 // The node agent's startup sequence, in Calico's order: wait for the datastore (WAIT_FOR_DATASTORE), find
 // our address (IP or autodetection, with prefix length), register or update our Node, write the node name
 // for the CNI plugin, create the default IPPool unless NO_DEFAULT_POOLS or a pool exists, claim a block,
-// allocate the IPIP tunnel address when an IPIP pool selects us.
+// allocate the IPIP tunnel address when an IPIP pool selects us (and release it when none does).
 //
 // Steps that may fail without stopping the agent (no block, no tunnel address) leave a warning in the
 // agent's warning set (shown by `node status`) and are tried again later; the rest reject `bootstrap`.
@@ -11,7 +11,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { networkInterfaces } from 'node:os';
 import { dirname } from 'node:path';
-import type { Clock } from '../../bgp/index.js';
+import { parsePrefix, prefixContains, tryParseIpv4, type Clock } from '../../bgp/index.js';
 import { AlreadyExistsError, ConflictError, type Datastore } from '../datastore/types.js';
 import { ipipTunnelHandle, type Ipam } from '../ipam/index.js';
 import { applyDefaults, parseSelector, API_VERSION, type Resource } from '../resources/index.js';
@@ -247,37 +247,44 @@ async function settleReleases(ctx: BootstrapContext, node: string): Promise<void
 
 /**
  * An enabled IPIP pool selecting us → an address for tunl0 from it, stored in Node.spec.bgp.ipv4IPIPTunnelAddr.
- * Never rejects: a failure is a warning (the agent also runs this unawaited when a pool switches to IPIP).
+ * As Calico's allocateip (node/pkg/allocateip): an address held from a pool that is no IPIP pool any more is
+ * released and one taken from an IPIP pool; with no IPIP pool selecting us the handle
+ * `ipip-tunnel-addr-<node>` is released and the field removed (a pool switched live to VXLAN or Never
+ * gives its address back, and a node never keeps two tunnel addresses).
+ * Never rejects: a failure is a warning (the agent also runs this unawaited when the pools change).
  */
 export async function ensureTunnelAddress(
   ctx: Pick<BootstrapContext, 'ds' | 'ipam' | 'config' | 'log' | 'warnings'>,
 ): Promise<void> {
   const { ds, warnings } = ctx;
   const name = ctx.config.nodeName;
+  const handle = ipipTunnelHandle(name);
   // Every datastore call inside the try: this also runs unawaited from a replan (the agent's ensureTunnelAddressLive).
   try {
     const node = await ds.get('Node', name);
-    const pools = ipipPoolsFor((await ds.list('IPPool')).items, node?.metadata.labels ?? {});
-    if (pools.length === 0 || !node) return clearTunnelWarning(warnings);
-    const [address] = await ctx.ipam.assign(name, ipipTunnelHandle(name), {
-      pool: pools[0]!.metadata.name,
-      use: 'Tunnel',
-    });
-    if (address === undefined || node.spec.bgp?.ipv4IPIPTunnelAddr === address) return clearTunnelWarning(warnings);
-    for (let attempt = 0; attempt < 10; attempt++) {
-      const current = await ds.get('Node', name);
-      if (!current) return;
-      try {
-        await ds.update({
-          ...current,
-          spec: { ...current.spec, bgp: { ...(current.spec.bgp ?? {}), ipv4IPIPTunnelAddr: address } },
-        });
-        ctx.log.info({ address }, 'IPIP tunnel address allocated');
-        return clearTunnelWarning(warnings);
-      } catch (error) {
-        if (!(error instanceof ConflictError)) throw error;
-      }
+    if (!node) return clearTunnelWarning(warnings);
+    const pools = ipipPoolsFor((await ds.list('IPPool')).items, node.metadata.labels ?? {});
+    if (pools.length === 0) {
+      // Released whether or not the Node records it: a crash between assign and the Node update leaves one held.
+      const released = await ctx.ipam.releaseByHandle(handle);
+      const recorded = node.spec.bgp?.ipv4IPIPTunnelAddr !== undefined;
+      if (recorded) await setIpipTunnelAddress(ds, name, undefined);
+      if (recorded || released.length > 0)
+        ctx.log.info({ released }, 'no IPIP pool selects this node: IPIP tunnel address released');
+      return clearTunnelWarning(warnings);
     }
+    const assign = (): Promise<string[]> =>
+      ctx.ipam.assign(name, handle, { pool: pools[0]!.metadata.name, use: 'Tunnel' });
+    let [address] = await assign();
+    if (address !== undefined && !inPools(address, pools)) {
+      // Held from a pool that is no IPIP pool any more (switched to VXLAN or Never): give it back, take another.
+      await ctx.ipam.releaseByHandle(handle);
+      ctx.log.info({ released: address }, 'IPIP tunnel address is in no IPIP pool any more: released');
+      [address] = await assign();
+    }
+    if (address === undefined || node.spec.bgp?.ipv4IPIPTunnelAddr === address) return clearTunnelWarning(warnings);
+    if (await setIpipTunnelAddress(ds, name, address)) ctx.log.info({ address }, 'IPIP tunnel address allocated');
+    clearTunnelWarning(warnings);
   } catch (error) {
     clearTunnelWarning(warnings);
     warnings.add(`no IPIP tunnel address: ${errorText(error)}`);
@@ -286,6 +293,45 @@ export async function ensureTunnelAddress(
       'could not allocate the IPIP tunnel address; trying again on the next change',
     );
   }
+}
+
+/** Writes (or, `undefined`, removes) Node.spec.bgp.ipv4IPIPTunnelAddr; retried on a conflicting write. */
+async function setIpipTunnelAddress(ds: Datastore, name: string, address: string | undefined): Promise<boolean> {
+  for (let attempt = 0; attempt < 10; attempt++) {
+    const current = await ds.get('Node', name);
+    if (!current) return false;
+    const bgp = { ...(current.spec.bgp ?? {}) };
+    if (address === undefined) delete bgp.ipv4IPIPTunnelAddr;
+    else bgp.ipv4IPIPTunnelAddr = address;
+    try {
+      await ds.update({ ...current, spec: { ...current.spec, bgp } });
+      return true;
+    } catch (error) {
+      if (!(error instanceof ConflictError)) throw error;
+    }
+  }
+  throw new Error(`Node "${name}": could not write its IPIP tunnel address after 10 attempts (others kept writing it)`);
+}
+
+/** Whether `address` lies in one of `pools`. */
+function inPools(address: string, pools: ReadonlyArray<Resource<'IPPool'>>): boolean {
+  const addr = tryParseIpv4(address.split('/')[0] ?? '');
+  return addr !== null && pools.some((p) => prefixContains(parsePrefix(p.spec.cidr), addr));
+}
+
+/**
+ * Whether Node.spec.bgp.ipv4IPIPTunnelAddr disagrees with the pools (the agent's live check): an address
+ * wanted and missing or outside every IPIP pool, or one recorded that no IPIP pool wants any more.
+ */
+export function ipipTunnelNeedsWork(
+  spec: Resource<'Node'>['spec'],
+  pools: Array<Resource<'IPPool'>>,
+  labels: Record<string, string>,
+): boolean {
+  const wanted = ipipPoolsFor(pools, labels);
+  const address = spec.bgp?.ipv4IPIPTunnelAddr;
+  if (wanted.length === 0) return address !== undefined;
+  return address === undefined || !inPools(address, wanted);
 }
 
 function clearTunnelWarning(warnings: Set<string>): void {

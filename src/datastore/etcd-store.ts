@@ -14,6 +14,7 @@
 //   transport says which is which (EtcdTransport.isRefusal), and only the second is "unavailable".
 
 import { randomUUID } from 'node:crypto';
+import { systemClock, unrefTimer, type Clock, type TimerHandle } from '../../bgp/index.js';
 import { API_VERSION, type Kind, type Resource } from '../resources/types.js';
 import { V3_ROOT, describeKey, layoutOf, prefixEnd, type KindLayout, type Located } from './etcd-keys.js';
 import {
@@ -116,14 +117,26 @@ export interface EtcdTransport {
 
 // ---------------------------------------------------------------------------------------------------------
 
-const WATCH_BACKOFF_MS = [50, 100, 200, 400, 800, 1000] as const;
+/** A broken watch is re-opened after these delays, one per failure in a row (then the last, again and again). */
+export const WATCH_BACKOFF_MS = [50, 100, 200, 400, 800, 1000] as const;
+
+export interface EtcdStoreOptions {
+  /** Time for the watch re-open backoff (default: the system clock). */
+  clock?: Clock;
+}
 
 /** The Datastore (./types.ts) on an EtcdTransport. */
 export class EtcdStore implements Datastore {
   readonly type = 'etcdv3';
+  readonly clock: Clock;
   private readonly watches = new Set<EtcdWatch<Kind>>();
 
-  constructor(readonly transport: EtcdTransport) {}
+  constructor(
+    readonly transport: EtcdTransport,
+    options: EtcdStoreOptions = {},
+  ) {
+    this.clock = options.clock ?? systemClock;
+  }
 
   get endpoints(): readonly string[] {
     return this.transport.endpoints;
@@ -335,7 +348,7 @@ class EtcdWatch<K extends Kind> implements Watch {
   private failures = 0;
   /** Responses in a row that could not be read (see onResponse). */
   private unreadable = 0;
-  private timer: NodeJS.Timeout | undefined;
+  private timer: TimerHandle | undefined;
   private readonly prefix: string;
 
   constructor(
@@ -354,7 +367,7 @@ class EtcdWatch<K extends Kind> implements Watch {
   stop(): void {
     if (this.stopped) return;
     this.stopped = true;
-    clearTimeout(this.timer);
+    if (this.timer !== undefined) this.ds.clock.clearTimeout(this.timer);
     this.closeStream();
     this.onStop();
   }
@@ -485,8 +498,12 @@ class EtcdWatch<K extends Kind> implements Watch {
   private retryLater(action: () => void): void {
     const delay = WATCH_BACKOFF_MS[Math.min(this.failures, WATCH_BACKOFF_MS.length - 1)] ?? 1000;
     this.failures++;
-    clearTimeout(this.timer);
-    this.timer = setTimeout(action, delay);
+    if (this.timer !== undefined) this.ds.clock.clearTimeout(this.timer);
+    this.timer = this.ds.clock.setTimeout(() => {
+      this.timer = undefined;
+      action();
+    }, delay);
+    unrefTimer(this.timer);
   }
 
   /** The revision we wanted was compacted: re-list, send `sync`, continue after the list's revision. */

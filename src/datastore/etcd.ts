@@ -48,6 +48,7 @@ import {
   type WatchStreamHandle,
 } from './etcd-store.js';
 import type { Datastore } from './types.js';
+import type { Clock } from '../../bgp/index.js';
 
 export { etcdKeyOf, etcdPrefixOf } from './etcd-keys.js';
 
@@ -58,6 +59,8 @@ export interface EtcdOptions {
   keyFile?: string;
   /** Deadline of each call and of the connection check in openEtcd (default 5000 ms). */
   timeoutMs?: number;
+  /** Time for the watch re-open backoff (default: the system clock). */
+  clock?: Clock;
 }
 
 /** Errors that are etcd's answer, not a failure to reach it. */
@@ -172,7 +175,10 @@ export async function openEtcd(options: EtcdOptions): Promise<Datastore> {
     defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + timeoutMs }),
     faultHandling: { host: () => passThroughPolicy(), global: passThroughPolicy() },
   });
-  const ds = new EtcdStore(new GrpcTransport(client, options.endpoints, timeoutMs));
+  const ds = new EtcdStore(
+    new GrpcTransport(client, options.endpoints, timeoutMs),
+    options.clock !== undefined ? { clock: options.clock } : {},
+  );
   try {
     await ds.check();
   } catch (err) {

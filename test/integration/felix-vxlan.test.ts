@@ -2,11 +2,15 @@
 // agent): vxlan.calico is made as Calico makes it, a second keeper (a restart) writes nothing, drift (a
 // neighbour, an FDB entry, the MTU, the device down) is repaired, foreign entries (a permanent neighbour of
 // another protocol, the all-zero flood FDB entry, a neighbour on another device) are never touched and a
-// foreign permanent entry for a VTEP we want is reported, not replaced; with no VXLAN pool the device goes.
+// foreign permanent entry for a VTEP we want is reported, not replaced; with no VXLAN pool the device goes;
+// through FelixDataplane with the real `ip monitor neigh`, an entry deleted by hand is back at once.
 // Run under the integration lock: `flock /tmp/tortie-integration.lock npx vitest run test/integration/felix-vxlan.test.ts`.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { VxlanKeeper, vxlanRunner, type VxlanInput } from '../../felix/vxlan.js';
+import { FelixDataplane, type DataplaneInput } from '../../felix/dataplane.js';
+import { MemoryKernel } from '../../felix/memory-kernel.js';
+import { VxlanKeeper, vxlanRunner, vxlanWatch, type VxlanInput, type VxlanRunner } from '../../felix/vxlan.js';
+import { waitFor } from '../harness/wait.js';
 import { createNetns, destroyAllNetns, netnsUnavailableReason, type Netns } from '../harness/netns.js';
 
 const unavailable = netnsUnavailableReason();
@@ -180,5 +184,119 @@ describe.skipIf(unavailable !== null)('VxlanKeeper on the real kernel', () => {
     const off = await k.ensure();
     expect(off).toMatchObject({ needed: false, device: null, usable: false });
     expect((await ns.tryIp('link', 'show', 'dev', 'vxlan.calico')).code).not.toBe(0);
+  });
+
+  it('repairs at once: a neighbour or FDB entry of ours deleted by hand is back from the monitor (no resync), foreign ones untouched', async () => {
+    // The dataplane with the real `ip monitor neigh` in the namespace; routes on an in-memory kernel; the
+    // resync 10 minutes away, so only the monitor can bring an entry back within the test.
+    let looks = 0;
+    const run = vxlanRunner({ netns: ns.name });
+    const counting: VxlanRunner = (tool, args, stdin) => {
+      if (args.includes('neigh') && args.includes('show')) looks++;
+      return run(tool, args, stdin);
+    };
+    const dp = new FelixDataplane({
+      kernel: new MemoryKernel({ links: ['lo', 'eth0'] }),
+      log: { info() {}, warn() {}, error() {} },
+      debounceMs: 1,
+      resyncMs: 600_000,
+      vxlan: { run: counting, watch: vxlanWatch({ netns: ns.name }) },
+    });
+    const input: DataplaneInput = {
+      node: { ip: '198.18.240.1/24', hostInterface: 'eth0' },
+      pools: [{ cidr: '10.240.0.0/16', ipipMode: 'Never', vxlanMode: 'Always' }],
+      localBlocks: [],
+      workloads: [],
+      bgpRoutes: [],
+      tunnel: { hostMtu: 1500 },
+      vxlan: {
+        local: { tunnelAddress: INPUT.local.tunnelAddress!, mac: INPUT.local.mac! },
+        nodes: INPUT.remotes.map((r) => ({ name: r.node, ip: r.nodeIp, tunnelAddress: r.tunnelAddress, mac: r.mac })),
+        remoteBlocks: [],
+      },
+    };
+    try {
+      dp.update(input);
+      dp.start();
+      await dp.settle();
+      expect(dp.status().vxlan).toMatchObject({ usable: true, remoteVteps: 2 });
+      const writes = (): number => dp.status().vxlan?.writes ?? -1;
+      // The monitor is live once a change on vxlan.calico makes felix look (a foreign entry: looked at, not written).
+      const before = writes();
+      const seen = looks;
+      const live = await waitFor(
+        async () => {
+          await ns.ip(
+            'neigh',
+            'replace',
+            '10.240.9.8',
+            'lladdr',
+            '66:00:00:00:00:98',
+            'dev',
+            'vxlan.calico',
+            'nud',
+            'permanent',
+          );
+          await ns.ip('neigh', 'del', '10.240.9.8', 'dev', 'vxlan.calico');
+          return looks > seen;
+        },
+        { what: 'the neighbour monitor reporting a change on vxlan.calico', timeoutMs: 10_000, intervalMs: 100 },
+      );
+      expect(live).toBe(true);
+      expect(writes()).toBe(before);
+      await ns.ip(
+        'neigh',
+        'replace',
+        '10.240.9.7',
+        'lladdr',
+        '66:00:00:00:00:97',
+        'dev',
+        'vxlan.calico',
+        'nud',
+        'permanent',
+        'protocol',
+        'static',
+      );
+
+      const ours = (ip: string) => async () => (await neigh()).find((n) => n.dst === ip && n.protocol === '80') ?? null;
+      const begun = Date.now();
+      await ns.ip('neigh', 'del', '10.240.1.0', 'dev', 'vxlan.calico');
+      const back = await waitFor(ours('10.240.1.0'), {
+        what: 'neighbour 10.240.1.0 back',
+        timeoutMs: 5_000,
+        intervalMs: 20,
+      });
+      const neighMs = Date.now() - begun;
+      expect(back).toMatchObject({ lladdr: '66:00:00:00:00:02', state: ['PERMANENT'] });
+
+      const begunFdb = Date.now();
+      await ns.exec('bridge', [
+        'fdb',
+        'del',
+        '66:00:00:00:00:03',
+        'dev',
+        'vxlan.calico',
+        'dst',
+        '198.18.241.3',
+        'self',
+      ]);
+      const fdbBack = await waitFor(
+        async () => (await fdb()).find((f) => f.mac === '66:00:00:00:00:03' && f.dst === '198.18.241.3') ?? null,
+        { what: 'FDB 66:00:00:00:00:03 back', timeoutMs: 5_000, intervalMs: 20 },
+      );
+      const fdbMs = Date.now() - begunFdb;
+      expect(fdbBack).toMatchObject({ state: 'permanent' });
+      console.log(
+        `felix-vxlan: neighbour back ${neighMs} ms, FDB entry back ${fdbMs} ms after the deletion (monitor; resync 10 min away)`,
+      );
+      // The foreign permanent entry was never touched through all that.
+      expect((await neigh()).find((n) => n.dst === '10.240.9.7')).toMatchObject({
+        lladdr: '66:00:00:00:00:97',
+        protocol: 'static',
+      });
+      await ns.ip('neigh', 'del', '10.240.9.7', 'dev', 'vxlan.calico');
+    } finally {
+      await dp.stop();
+    }
   });
 });

@@ -27,6 +27,12 @@
 //     same       pings between same-subnet workloads pass and leave every tunl0 counter unchanged
 //     cross      pings between the subnets pass, and every node's tunl0 counts them
 //     matrix     the lab's own ping matrix: every workload reaches every other
+//     switch     the live pool → Never → VXLAN Always → IPIP Always → VXLAN CrossSubnet with two pings every
+//                50 ms: routes, vxlan.calico / tunl0, neighbour and FDB entries, the Nodes' tunnel addresses and
+//                their IPAM handles follow each mode with nothing stale; per switch and stream at most the
+//                echoes in flight are lost (encap-switch.ts says which and why)
+//
+// The shared machinery (processes, the report, lab facts, withLab) is in lab-harness.ts.
 //
 // Why this is hard: an IPIP setup can have every route right and carry nothing (no tunnel address, wrong
 // MTU, rp_filter, an onlink next hop that is not on the underlay), and a check that reads the wrong device
@@ -34,414 +40,37 @@
 // sequence number) and every reader is unit-tested (observe.test.ts). Everything is bounded in time; the
 // labs are taken down in `finally`.
 
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { ipCommand } from '../../felix/ip-command.js';
 import { checkIpip } from '../../ipip/tunl0.js';
-import { labDown, labPing, labUp, killAgent, nodeStatus, startAgent, type LabState } from '../../src/lab/lab.js';
-import { LAB_DEFAULTS, type LabIpipMode, type LabNode, type LabOptions, type LabWorkload } from '../../src/lab/plan.js';
+import { labPing, killAgent, nodeStatus, startAgent } from '../../src/lab/lab.js';
+import type { LabIpipMode, LabWorkload } from '../../src/lab/plan.js';
+import { encapSwitchCheck, SWITCH_CHECK } from './encap-switch.js';
+import { counterDelta, largestEchoPayload, type RemotePath } from './observe.js';
 import {
-  counterDelta,
-  describeRoute,
-  largestEchoPayload,
-  parseLink,
-  parsePing,
-  parseRoutes,
-  remotePath,
-  type LinkObservation,
-  type PingObservation,
-  type RemotePath,
-} from './observe.js';
-
-const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
-const TORTIE = [process.execPath, CLI];
-/** TORTIE_LAB_SLOWDOWN (see labTimeouts) stretches this file's own deadlines too. */
-const SLOW = Math.max(1, Math.min(50, Math.floor(Number(process.env.TORTIE_LAB_SLOWDOWN ?? '1')) || 1));
-const started = Date.now();
-const since = (): string => `${((Date.now() - started) / 1000).toFixed(1)} s`;
-
-// ---- running things, bounded ------------------------------------------------------------------------------
-
-interface Ran {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-  ms: number;
-}
-
-function sh(
-  command: string,
-  args: readonly string[],
-  options: { timeoutMs?: number; input?: string; env?: NodeJS.ProcessEnv } = {},
-): Promise<Ran> {
-  const begun = Date.now();
-  return new Promise((resolve) => {
-    const child = spawn(command, [...args], { stdio: ['pipe', 'pipe', 'pipe'], env: options.env ?? process.env });
-    let stdout = '';
-    let stderr = '';
-    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 20_000 * SLOW);
-    child.stdout.on('data', (b: Buffer) => (stdout += b.toString('utf8')));
-    child.stderr.on('data', (b: Buffer) => (stderr += b.toString('utf8')));
-    child.once('error', (error) => {
-      clearTimeout(timer);
-      resolve({ code: 127, stdout, stderr: `${command}: ${error.message}`, ms: Date.now() - begun });
-    });
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr, ms: Date.now() - begun });
-    });
-    child.stdin.end(options.input ?? '');
-  });
-}
-
-async function ipJson(ns: string, ...args: string[]): Promise<string> {
-  const ran = await sh('ip', ['-n', ns, ...args]);
-  if (ran.code !== 0) throw new Error(`ip -n ${ns} ${args.join(' ')}: exit ${ran.code}: ${ran.stderr.trim()}`);
-  return ran.stdout;
-}
-
-const link = async (ns: string, dev: string): Promise<LinkObservation> =>
-  parseLink(await ipJson(ns, '-s', '-d', '-j', 'addr', 'show', 'dev', dev), dev);
-const routesOf = async (ns: string) => parseRoutes(await ipJson(ns, '-4', '-j', 'route', 'show', 'table', 'main'));
-
-interface PingRun {
-  seen: PingObservation;
-  code: number | null;
-  ms: number;
-  output: string;
-}
-
-async function ping(
-  ns: string,
-  ip: string,
-  options: { count: number; intervalS?: number; size?: number; dontFragment?: boolean; waitS?: number },
-): Promise<PingRun> {
-  // -W: how long ping waits for a late reply; a slow VM must not turn a late reply into a lost one.
-  const args = [
-    'netns',
-    'exec',
-    ns,
-    'ping',
-    '-n',
-    '-c',
-    String(options.count),
-    '-i',
-    String(options.intervalS ?? 0.2),
-    '-W',
-    String(options.waitS ?? 5 * SLOW),
-  ];
-  if (options.size !== undefined) args.push('-s', String(options.size));
-  if (options.dontFragment) args.push('-M', 'do');
-  args.push(ip);
-  const ran = await sh('ip', args, { timeoutMs: 30_000 * SLOW });
-  const output = ran.stdout + ran.stderr;
-  return { seen: parsePing(output), code: ran.code, ms: ran.ms, output };
-}
-
-/** A ping running until stopped (SIGINT), every `intervalS`; losses are read from the sequence numbers. */
-function continuousPing(ns: string, ip: string, intervalS: number): { stop: () => Promise<PingRun> } {
-  const begun = Date.now();
-  const child = spawn(
-    'ip',
-    ['netns', 'exec', ns, 'ping', '-n', '-i', String(intervalS), '-W', String(5 * SLOW), '-w', String(600 * SLOW), ip],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let output = '';
-  child.stdout.on('data', (b: Buffer) => (output += b.toString('utf8')));
-  child.stderr.on('data', (b: Buffer) => (output += b.toString('utf8')));
-  const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
-  return {
-    stop: async () => {
-      child.kill('SIGINT');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-      const code = await exited;
-      clearTimeout(timer);
-      return { seen: parsePing(output), code, ms: Date.now() - begun, output };
-    },
-  };
-}
-
-async function waitFor<T>(
-  probe: () => Promise<T | false | undefined>,
-  timeoutMs: number,
-  everyMs = 200,
-): Promise<T | undefined> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== false && value !== undefined) return value;
-    if (Date.now() >= deadline) return undefined;
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** A live process (not a zombie). */
-function running(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat[stat.lastIndexOf(')') + 2] !== 'Z';
-  } catch {
-    return false;
-  }
-}
-
-/** Runs `jobs` at most `width` at a time. */
-async function inParallel<T, R>(jobs: readonly T[], width: number, work: (job: T) => Promise<R>): Promise<R[]> {
-  const results: R[] = new Array<R>(jobs.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < jobs.length) {
-      const i = next++;
-      results[i] = await work(jobs[i]!);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(width, jobs.length) }, () => worker()));
-  return results;
-}
-
-function ipv4ToInt(ip: string): number {
-  return ip.split('.').reduce((acc, part) => acc * 256 + Number(part), 0);
-}
-
-function inCidr(ip: string, cidr: string): boolean {
-  const [base, len] = cidr.split('/');
-  const size = 2 ** (32 - Number(len));
-  const start = Math.floor(ipv4ToInt(base!) / size) * size;
-  const value = ipv4ToInt(ip);
-  return value >= start && value < start + size;
-}
-
-// ---- the report ---------------------------------------------------------------------------------------------
-
-interface CheckResult {
-  name: string;
-  ok: boolean;
-  facts: string[];
-  problems: string[];
-}
-
-const results: CheckResult[] = [];
-
-class Check {
-  readonly facts: string[] = [];
-  readonly problems: string[] = [];
-  fact(text: string): void {
-    this.facts.push(text);
-  }
-  /** Records a problem unless `ok`; returns `ok`. */
-  expect(ok: boolean, problem: string): boolean {
-    if (!ok) this.problems.push(problem);
-    return ok;
-  }
-}
-
-async function check(name: string, body: (c: Check) => Promise<void>): Promise<boolean> {
-  const c = new Check();
-  try {
-    await body(c);
-  } catch (error) {
-    c.problems.push(`stopped: ${(error as Error).message}`);
-  }
-  const ok = c.problems.length === 0;
-  results.push({ name, ok, facts: c.facts, problems: c.problems });
-  const lines = [
-    `${ok ? 'PASS' : 'FAIL'}  ${name}  [${since()}]`,
-    ...c.facts.map((f) => `        ${f}`),
-    ...c.problems.map((p) => `      ✗ ${p}`),
-  ];
-  process.stdout.write(`${lines.join('\n')}\n`);
-  return ok;
-}
-
-function failWithoutRunning(names: readonly string[], why: string): void {
-  for (const name of names) {
-    results.push({ name, ok: false, facts: [], problems: [why] });
-    process.stdout.write(`FAIL  ${name}\n      ✗ ${why}\n`);
-  }
-}
-
-function agentLogTails(state: LabState, lines = 25): string {
-  return state.plan.nodes
-    .map((n) => {
-      let text = '';
-      try {
-        text = readFileSync(`${state.dir}/agent-${n.name}.log`, 'utf8');
-      } catch {
-        text = '(no log)';
-      }
-      return `---- ${n.name} agent log, last ${lines} lines ----\n${text.trimEnd().split('\n').slice(-lines).join('\n')}`;
-    })
-    .join('\n');
-}
-
-/** What the VM looked like when a check failed: memory, the kernel's complaints, the biggest processes. */
-async function diagnostics(): Promise<string> {
-  const parts: string[] = [];
-  for (const [what, command, args] of [
-    ['memory', 'free', ['-m']],
-    ['kernel log (last lines)', 'dmesg', ['--level=emerg,alert,crit,err,warn']],
-    ['processes', 'ps', ['-eo', 'pid,stat,etimes,rss,args', '--sort=-rss']],
-  ] as const) {
-    const ran = await sh(command, args, { timeoutMs: 10_000 });
-    parts.push(
-      `---- ${what} ----\n${(ran.stdout || ran.stderr).trimEnd().split('\n').slice(-20).join('\n').slice(0, 4000)}`,
-    );
-  }
-  return `${parts.join('\n')}\n`;
-}
-
-// ---- lab facts -------------------------------------------------------------------------------------------------
-
-interface LabFacts {
-  state: LabState;
-  /** node name → its blocks (from the agent). */
-  blocks: Map<string, string[]>;
-  /** pod → IP. */
-  ip: (w: LabWorkload) => string;
-  node: (name: string) => LabNode;
-}
-
-async function labFacts(state: LabState): Promise<LabFacts> {
-  const blocks = new Map<string, string[]>();
-  for (const n of state.plan.nodes) blocks.set(n.name, (await nodeStatus(state, n.name))?.blocks ?? []);
-  return {
-    state,
-    blocks,
-    ip: (w) => state.workloadIps[w.pod]!,
-    node: (name) => state.plan.nodes.find((n) => n.name === name)!,
-  };
-}
-
-async function tunnelAddresses(state: LabState): Promise<Map<string, string | undefined>> {
-  const { loadDatastoreConfig, openDatastore } = await import('../../src/datastore/index.js');
-  const ds = await openDatastore(
-    await loadDatastoreConfig({
-      DATASTORE_TYPE: 'etcdv3',
-      ETCD_ENDPOINTS: `http://127.0.0.1:${state.etcdPort}`,
-      TORTIE_DATASTORE_TIMEOUT_MS: String(5000 * SLOW),
-    }),
-  );
-  try {
-    const out = new Map<string, string | undefined>();
-    for (const n of state.plan.nodes) out.set(n.name, (await ds.get('Node', n.name))?.spec.bgp?.ipv4IPIPTunnelAddr);
-    return out;
-  } finally {
-    await ds.close();
-  }
-}
-
-/** The path each node's route to each other node's block takes, and the problems against `want`. */
-async function routePaths(
-  f: LabFacts,
-  want: (from: LabNode, to: LabNode) => RemotePath,
-): Promise<{ lines: string[]; wrong: string[] }> {
-  const lines: string[] = [];
-  const wrong: string[] = [];
-  for (const from of f.state.plan.nodes) {
-    const routes = await routesOf(from.ns);
-    for (const to of f.state.plan.nodes) {
-      if (to.name === from.name) continue;
-      for (const block of f.blocks.get(to.name) ?? []) {
-        const path = remotePath(routes, block, to.ip);
-        const shown = `${from.name}: ${describeRoute(routes.find((r) => r.dst === block))}`;
-        lines.push(shown);
-        if (path !== want(from, to))
-          wrong.push(
-            `${shown} — wanted ${want(from, to) === 'tunl0' ? `via ${to.ip} dev tunl0 onlink` : `via ${to.ip} dev eth0 onlink`} (${to.name}'s block)`,
-          );
-      }
-    }
-  }
-  return { lines, wrong };
-}
-
-async function counters(f: LabFacts): Promise<Map<string, LinkObservation>> {
-  const out = new Map<string, LinkObservation>();
-  for (const n of f.state.plan.nodes) out.set(n.name, await link(n.ns, 'tunl0'));
-  return out;
-}
-
-/**
- * Pings each pair `echoes` times; returns the failures and, per node, how many packets must have crossed
- * its tunl0 each way if pairs on different nodes are tunnelled: a local pod's echo to a remote pod leaves
- * (TX) and its reply arrives (RX); a remote pod's echo arrives (RX) and the reply leaves (TX).
- */
-async function pingPairs(
-  f: LabFacts,
-  pairs: ReadonlyArray<[LabWorkload, LabWorkload]>,
-  echoes: number,
-): Promise<{ failures: string[]; crossing: Map<string, number> }> {
-  const crossing = new Map<string, number>(f.state.plan.nodes.map((n) => [n.name, 0]));
-  const runs = await inParallel(pairs, 3, ([from, to]) => ping(from.ns, f.ip(to), { count: echoes, intervalS: 0.2 }));
-  const failures: string[] = [];
-  pairs.forEach(([from, to], i) => {
-    const run = runs[i]!;
-    if (run.seen.replies.length !== echoes)
-      failures.push(`${from.pod} → ${to.pod} (${f.ip(to)}): ${run.seen.replies.length}/${echoes} replies`);
-    if (from.node !== to.node) {
-      crossing.set(from.node, crossing.get(from.node)! + echoes);
-      crossing.set(to.node, crossing.get(to.node)! + echoes);
-    }
-  });
-  return { failures, crossing };
-}
-
-function allPairs(
-  workloads: readonly LabWorkload[],
-  keep: (a: LabWorkload, b: LabWorkload) => boolean,
-): Array<[LabWorkload, LabWorkload]> {
-  const pairs: Array<[LabWorkload, LabWorkload]> = [];
-  for (const a of workloads) for (const b of workloads) if (a !== b && keep(a, b)) pairs.push([a, b]);
-  return pairs;
-}
-
-async function applyPool(state: LabState, mode: LabIpipMode): Promise<Ran> {
-  const pool = state.plan.resources.find((r) => r.kind === 'IPPool')!;
-  const spec = { ...pool.spec, ipipMode: mode };
-  const yaml = `apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata:\n  name: ${pool.metadata.name}\nspec: ${JSON.stringify(spec)}\n`;
-  return sh(TORTIE[0]!, [...TORTIE.slice(1), 'apply', '-f', '-'], {
-    input: yaml,
-    timeoutMs: 30_000 * SLOW,
-    env: {
-      ...process.env,
-      DATASTORE_TYPE: 'etcdv3',
-      ETCD_ENDPOINTS: `http://127.0.0.1:${state.etcdPort}`,
-      TORTIE_DATASTORE_TIMEOUT_MS: String(5_000 * SLOW),
-    },
-  });
-}
-
-// ---- the labs ------------------------------------------------------------------------------------------------
-
-const suffix = (process.pid % 1296).toString(36);
-const io = { progress: (line: string) => process.stdout.write(`  lab: ${line}\n`) };
-
-async function withLab(
-  options: Partial<LabOptions> & { name: string },
-  names: readonly string[],
-  body: (f: LabFacts) => Promise<void>,
-): Promise<void> {
-  let state: LabState | undefined;
-  try {
-    try {
-      state = await labUp({ ...LAB_DEFAULTS, ...options }, io, TORTIE);
-    } catch (error) {
-      failWithoutRunning(names, `lab up failed: ${(error as Error).message}`);
-      return;
-    }
-    const before = results.length;
-    await body(await labFacts(state));
-    if (results.slice(before).some((r) => !r.ok))
-      process.stdout.write(`${agentLogTails(state)}\n${await diagnostics()}`);
-  } finally {
-    await labDown(options.name, { progress: () => undefined }).catch((error: unknown) =>
-      process.stdout.write(`  lab down ${options.name}: ${(error as Error).message}\n`),
-    );
-  }
-}
+  allPairs,
+  applyPool,
+  check,
+  continuousPing,
+  counters,
+  inCidr,
+  link,
+  ipJson,
+  ping,
+  pingPairs,
+  results,
+  routePaths,
+  routesOf,
+  running,
+  since,
+  sh,
+  sleep,
+  SLOW,
+  suffix,
+  tunnelAddresses,
+  waitFor,
+  withLab,
+} from './lab-harness.js';
 
 const ALWAYS_CHECKS = [
   'always/tunl0',
@@ -451,7 +80,13 @@ const ALWAYS_CHECKS = [
   'always/repair',
   'always/switch',
 ] as const;
-const CROSS_CHECKS = ['crosssubnet/routes', 'crosssubnet/same', 'crosssubnet/cross', 'crosssubnet/matrix'] as const;
+const CROSS_CHECKS = [
+  'crosssubnet/routes',
+  'crosssubnet/same',
+  'crosssubnet/cross',
+  'crosssubnet/matrix',
+  SWITCH_CHECK,
+] as const;
 
 async function alwaysLab(): Promise<void> {
   await withLab({ name: `ka${suffix}`, nodes: 3, ipipMode: 'Always' }, ALWAYS_CHECKS, async (f) => {
@@ -643,7 +278,7 @@ async function alwaysLab(): Promise<void> {
         ];
         for (const [mode, path] of steps) {
           const begun = Date.now();
-          const applied = await applyPool(f.state, mode);
+          const applied = await applyPool(f.state, { ipipMode: mode });
           if (
             !c.expect(
               applied.code === 0,
@@ -779,6 +414,9 @@ async function crossSubnetLab(): Promise<void> {
         c.fact(`${total - matrix.failures.length}/${total} pairs`);
         matrix.failures.forEach((x) => c.expect(false, x));
       });
+
+      // Last: it leaves the pool in VXLAN CrossSubnet (encap-switch.ts).
+      await encapSwitchCheck(f);
     },
   );
 }

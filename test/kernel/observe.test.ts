@@ -12,6 +12,13 @@ import {
   parsePing,
   parseRoutes,
   remotePath,
+  highestReply,
+  lossesBySwitch,
+  parseFdbEntries,
+  parseLinkNames,
+  parseNeighbourEntries,
+  routesThrough,
+  vxlanEntryProblems,
 } from './observe.js';
 
 const fixture = (name: string): string => readFileSync(join(import.meta.dirname, 'fixtures', name), 'utf8');
@@ -124,5 +131,106 @@ describe('parsePing', () => {
       '64 bytes from 10.0.0.1: icmp_seq=1 ttl=64 time=1 ms\n64 bytes from 10.0.0.1: icmp_seq=1 ttl=64 time=1 ms (DUP!)\n';
     expect(parsePing(dup).replies).toEqual([1]);
     expect(parsePing('')).toEqual({ replies: [], lostBeforeLast: [], longestGap: 0, tooBig: [] });
+  });
+});
+
+describe('VXLAN readers: vxlan.calico, its routes, neighbour and FDB entries (captured with iproute2 6.1)', () => {
+  const routes = parseRoutes(fixture('vxlan-routes.json'));
+  const vteps = [
+    { node: 'b', nodeIp: '198.19.1.12', tunnelAddress: '10.244.1.1', mac: '66:aa:bb:cc:dd:02' },
+    { node: 'c', nodeIp: '198.19.2.13', tunnelAddress: '10.244.2.1', mac: '66:AA:BB:CC:DD:03' },
+  ];
+
+  it('reads the device with kind vxlan, its MTU, /32 and counters', () => {
+    expect(parseLink(fixture('vxlan-addr.json'), 'vxlan.calico')).toMatchObject({
+      kind: 'vxlan',
+      mtu: 1450,
+      up: true,
+      addresses: ['10.244.0.1/32'],
+      rxPackets: 0,
+      txPackets: 0,
+    });
+  });
+
+  it('classifies a VXLAN route only via the VTEP named, and a direct one beside it', () => {
+    expect(remotePath(routes, '10.244.1.0/26', '198.19.1.12', 'eth0', '10.244.1.1')).toBe('vxlan');
+    expect(remotePath(routes, '10.244.1.0/26', '198.19.1.12', 'eth0', '10.244.9.9')).toBe('other'); // another VTEP
+    expect(remotePath(routes, '10.244.1.0/26', '198.19.1.12')).toBe('other'); // no VTEP known: never vxlan
+    expect(remotePath(routes, '10.244.2.0/26', '198.19.1.12', 'eth0', '10.244.2.1')).toBe('direct');
+    const notOnlink = routes.map((r) => (r.dev === 'vxlan.calico' ? { ...r, onlink: false } : r));
+    expect(remotePath(notOnlink, '10.244.1.0/26', '198.19.1.12', 'eth0', '10.244.1.1')).toBe('other');
+  });
+
+  it('finds the routes through a device (stale ones after a switch), none when there are none', () => {
+    expect(routesThrough(routes, 'vxlan.calico').map(describeRoute)).toEqual([
+      '10.244.1.0/26 via 10.244.1.1 dev vxlan.calico proto 80 onlink',
+    ]);
+    expect(routesThrough(routes, 'tunl0')).toEqual([]);
+  });
+
+  it('reads link names, and refuses output that is no link list', () => {
+    expect(parseLinkNames(fixture('links.json'))).toEqual(['lo', 'peer0', 'eth0', 'vxlan.calico']);
+    expect(parseLinkNames('[]')).toEqual([]);
+    expect(() => parseLinkNames('{}')).toThrow(/expected a JSON array/);
+    expect(() => parseLinkNames('[{"name":"eth0"}]')).toThrow(/no entry has an ifname/);
+  });
+
+  it('reads neighbour entries with MAC, PERMANENT and protocol; FDB entries with their destination', () => {
+    expect(parseNeighbourEntries(fixture('vxlan-neigh.json'))).toEqual([
+      { ip: '10.244.2.1', mac: '66:aa:bb:cc:dd:03', permanent: true, protocol: null },
+      { ip: '10.244.1.1', mac: '66:aa:bb:cc:dd:02', permanent: true, protocol: '80' },
+    ]);
+    expect(parseFdbEntries(fixture('vxlan-fdb.json'))).toEqual([
+      { mac: '66:aa:bb:cc:dd:03', dst: '198.19.2.13', permanent: true },
+      { mac: '66:aa:bb:cc:dd:02', dst: '198.19.1.12', permanent: true },
+    ]);
+    expect(() => parseNeighbourEntries('{}')).toThrow(/expected a JSON array/);
+    expect(() => parseFdbEntries('{}')).toThrow(/expected a JSON array/);
+    expect(parseNeighbourEntries('')).toEqual([]);
+  });
+
+  it('vxlanEntryProblems: none when entries match the VTEPs; says what is missing, wrong or stale', () => {
+    const neigh = parseNeighbourEntries(fixture('vxlan-neigh.json'));
+    const fdb = parseFdbEntries(fixture('vxlan-fdb.json'));
+    expect(vxlanEntryProblems(neigh, fdb, vteps)).toEqual([]);
+    expect(vxlanEntryProblems([], [], vteps)).toHaveLength(4);
+    const moved = [{ ...vteps[0]!, nodeIp: '198.19.1.99' }, vteps[1]!];
+    expect(vxlanEntryProblems(neigh, fdb, moved)).toEqual([
+      'FDB 66:aa:bb:cc:dd:02 → 198.19.1.12, wanted → 198.19.1.99 permanent',
+    ]);
+    const learnt = neigh.map((n) => (n.ip === '10.244.1.1' ? { ...n, permanent: false } : n));
+    expect(vxlanEntryProblems(learnt, fdb, vteps)).toEqual([
+      'neighbour 10.244.1.1 is 66:aa:bb:cc:dd:02 (not permanent), wanted 66:aa:bb:cc:dd:02 permanent',
+    ]);
+    // No VTEPs (the pool left VXLAN) but felix's entries still there: both are stale.
+    expect(vxlanEntryProblems(neigh, fdb, [])).toEqual([
+      'stale neighbour entry 10.244.1.1 → 66:aa:bb:cc:dd:02 (protocol 80) for no VTEP',
+      'stale FDB entry 66:aa:bb:cc:dd:03 → 198.19.2.13 for no VTEP',
+      'stale FDB entry 66:aa:bb:cc:dd:02 → 198.19.1.12 for no VTEP',
+    ]);
+  });
+});
+
+describe('lossesBySwitch: the echoes lost, window by window between switches', () => {
+  const lines = (seqs: number[]): string =>
+    seqs.map((s) => `64 bytes from 10.244.1.2: icmp_seq=${s} ttl=62 time=0.5 ms`).join('\n');
+
+  it('puts each loss in the window of the switch before it; the tail in flight counts nowhere', () => {
+    // Replies 1..30 except 5 (before any switch), 12, 13 (after switch 1 at mark 10) and 25 (after mark 20).
+    const replies = Array.from({ length: 30 }, (_, i) => i + 1).filter((s) => ![5, 12, 13, 25].includes(s));
+    const seen = parsePing(lines(replies));
+    expect(highestReply(seen)).toBe(30);
+    expect(lossesBySwitch(seen, [10, 20])).toEqual({ before: [5], windows: [[12, 13], [25]] });
+    expect(lossesBySwitch(parsePing(lines([1, 2, 3])), [2])).toEqual({ before: [], windows: [[]] });
+  });
+
+  it('a stream that stopped answering after a switch shows no loss there (nothing after it came back)', () => {
+    const seen = parsePing(lines([1, 2, 3, 4]));
+    expect(lossesBySwitch(seen, [4, 4])).toEqual({ before: [], windows: [[], []] });
+    expect(highestReply(parsePing(''))).toBe(0);
+  });
+
+  it('refuses marks that go backwards', () => {
+    expect(() => lossesBySwitch(parsePing(lines([1, 2])), [5, 3])).toThrow(/backwards/);
   });
 });

@@ -1,5 +1,6 @@
 // What the kernel checks read from the kernel, as pure functions of the text `ip` and `ping` print: the
-// tunl0 device with its packet counters, felix's routes and where they point, and what a ping saw. The
+// tunl0 and vxlan.calico devices with their packet counters, felix's routes and where they point, the
+// VXLAN neighbour and FDB entries against the VTEPs they should hold, and what a ping saw (split at switches). The
 // checks (ipip-checks.ts) run the commands inside the VM; test/kernel/observe.test.ts feeds these
 // functions captured and hand-made output, so a parser that reads nothing cannot pass a check.
 //
@@ -109,20 +110,138 @@ export function parseRoutes(json: string): RouteShape[] {
   });
 }
 
-/** Where felix sends a remote block: through the tunnel or straight out of the host interface. */
-export type RemotePath = 'tunl0' | 'direct' | 'missing' | 'other';
+/** Where felix sends a remote block: through a tunnel (IPIP, VXLAN) or straight out of the host interface. */
+export type RemotePath = 'tunl0' | 'vxlan' | 'direct' | 'missing' | 'other';
 
 /**
- * The path of the route for `block`: "tunl0" = `via <nodeIp> dev tunl0 onlink`, "direct" = `via <nodeIp>
- * dev <hostDev> onlink`, "missing" = no route, "other" = anything else (wrong next hop, not onlink...).
+ * The path of the route for `block`: "tunl0" = `via <nodeIp> dev tunl0 onlink`, "vxlan" = `via <the node's
+ * VXLAN tunnel address> dev vxlan.calico onlink` (`vtep`; without it no route reads as vxlan), "direct" =
+ * `via <nodeIp> dev <hostDev> onlink`, "missing" = no route, "other" = anything else (wrong next hop, not
+ * onlink, a VXLAN route via another node's VTEP...).
  */
-export function remotePath(routes: readonly RouteShape[], block: string, nodeIp: string, hostDev = 'eth0'): RemotePath {
+export function remotePath(
+  routes: readonly RouteShape[],
+  block: string,
+  nodeIp: string,
+  hostDev = 'eth0',
+  vtep?: string,
+): RemotePath {
   const route = routes.find((r) => r.dst === block);
   if (!route) return 'missing';
-  if (route.gateway !== nodeIp || !route.onlink) return 'other';
+  if (!route.onlink) return 'other';
+  if (route.dev === VXLAN_DEVICE) return vtep !== undefined && route.gateway === vtep ? 'vxlan' : 'other';
+  if (route.gateway !== nodeIp) return 'other';
   if (route.dev === 'tunl0') return 'tunl0';
   if (route.dev === hostDev) return 'direct';
   return 'other';
+}
+
+export const VXLAN_DEVICE = 'vxlan.calico';
+
+/** The routes that go out of `dev` (a device that should carry none after a switch: stale ones). */
+export function routesThrough(routes: readonly RouteShape[], dev: string): RouteShape[] {
+  return routes.filter((r) => r.dev === dev);
+}
+
+/** Link names from `ip -j link show` (to tell "no such device" from "a device without what we want"). */
+export function parseLinkNames(json: string): string[] {
+  const list = JSON.parse(json) as unknown;
+  if (!Array.isArray(list)) throw new Error(`ip -j link show: expected a JSON array, got ${typeof list}`);
+  const names = list.map(record).flatMap((l) => (typeof l?.ifname === 'string' ? [l.ifname] : []));
+  if (list.length > 0 && names.length === 0) throw new Error('ip -j link show: no entry has an ifname');
+  return names;
+}
+
+/** One neighbour entry as `ip -j neigh show dev vxlan.calico` prints it. */
+export interface NeighbourEntry {
+  ip: string;
+  /** Lower case; null when the entry has none (INCOMPLETE, FAILED). */
+  mac: string | null;
+  permanent: boolean;
+  /** As printed ("80"), null when none. */
+  protocol: string | null;
+}
+
+export function parseNeighbourEntries(json: string): NeighbourEntry[] {
+  const list = JSON.parse(json || '[]') as unknown;
+  if (!Array.isArray(list)) throw new Error(`ip -j neigh: expected a JSON array, got ${typeof list}`);
+  return list.map(record).flatMap((n) => {
+    if (n === null || typeof n.dst !== 'string') return [];
+    return [
+      {
+        ip: n.dst,
+        mac: typeof n.lladdr === 'string' ? n.lladdr.toLowerCase() : null,
+        permanent: Array.isArray(n.state) && n.state.includes('PERMANENT'),
+        protocol: n.protocol === undefined ? null : String(n.protocol),
+      },
+    ];
+  });
+}
+
+/** One FDB entry as `bridge -j fdb show dev vxlan.calico` prints it. */
+export interface FdbEntry {
+  mac: string;
+  /** The remote VTEP's node address; null for entries without one (the device's own). */
+  dst: string | null;
+  permanent: boolean;
+}
+
+export function parseFdbEntries(json: string): FdbEntry[] {
+  const list = JSON.parse(json || '[]') as unknown;
+  if (!Array.isArray(list)) throw new Error(`bridge -j fdb: expected a JSON array, got ${typeof list}`);
+  return list.map(record).flatMap((f) => {
+    if (f === null || typeof f.mac !== 'string') return [];
+    return [
+      {
+        mac: f.mac.toLowerCase(),
+        dst: typeof f.dst === 'string' ? f.dst : null,
+        permanent: f.state === 'permanent',
+      },
+    ];
+  });
+}
+
+/** One remote VTEP as the Nodes in the datastore describe it. */
+export interface VtepFacts {
+  node: string;
+  nodeIp: string;
+  tunnelAddress: string;
+  mac: string;
+}
+
+/**
+ * What differs between the VXLAN entries a node holds and the remote VTEPs it should hold (every other
+ * node's): a missing or wrong neighbour (tunnel address → MAC, permanent) or FDB entry (MAC → node address,
+ * permanent), and an entry of felix's (neighbour protocol 80, or an FDB MAC of no VTEP) for no VTEP (stale).
+ * Empty when they agree.
+ */
+export function vxlanEntryProblems(
+  neighbours: readonly NeighbourEntry[],
+  fdb: readonly FdbEntry[],
+  vteps: readonly VtepFacts[],
+): string[] {
+  const problems: string[] = [];
+  for (const v of vteps) {
+    const n = neighbours.find((e) => e.ip === v.tunnelAddress);
+    if (!n) problems.push(`no neighbour entry for ${v.node}'s VTEP ${v.tunnelAddress}`);
+    else if (n.mac !== v.mac.toLowerCase() || !n.permanent)
+      problems.push(
+        `neighbour ${v.tunnelAddress} is ${n.mac ?? 'no MAC'}${n.permanent ? '' : ' (not permanent)'}, wanted ${v.mac} permanent`,
+      );
+    const f = fdb.find((e) => e.mac === v.mac.toLowerCase());
+    if (!f) problems.push(`no FDB entry for ${v.node}'s MAC ${v.mac}`);
+    else if (f.dst !== v.nodeIp || !f.permanent)
+      problems.push(
+        `FDB ${v.mac} → ${f.dst ?? 'nowhere'}${f.permanent ? '' : ' (not permanent)'}, wanted → ${v.nodeIp} permanent`,
+      );
+  }
+  for (const n of neighbours)
+    if (n.protocol === '80' && !vteps.some((v) => v.tunnelAddress === n.ip))
+      problems.push(`stale neighbour entry ${n.ip} → ${n.mac ?? 'no MAC'} (protocol 80) for no VTEP`);
+  for (const f of fdb)
+    if (f.dst !== null && !vteps.some((v) => v.mac.toLowerCase() === f.mac))
+      problems.push(`stale FDB entry ${f.mac} → ${f.dst} for no VTEP`);
+  return problems;
 }
 
 export function describeRoute(route: RouteShape | undefined): string {
@@ -210,4 +329,31 @@ export function parsePing(output: string): PingObservation {
  */
 export function largestEchoPayload(mtu: number): number {
   return mtu - 20 - 8;
+}
+
+/**
+ * The echoes a continuous ping lost, split at the switches: `marks[k]` is the highest icmp_seq answered when
+ * switch k was made; window k holds the losses with marks[k] < seq <= marks[k + 1] (the last window runs to
+ * the highest reply), `before` those up to marks[0]. Echoes after the highest reply are still in flight
+ * when ping stops and count nowhere (PingObservation.lostBeforeLast). Marks must not decrease.
+ */
+export function lossesBySwitch(
+  seen: PingObservation,
+  marks: readonly number[],
+): { before: number[]; windows: number[][] } {
+  for (let i = 1; i < marks.length; i++)
+    if (marks[i]! < marks[i - 1]!) throw new Error(`switch marks go backwards: ${marks.join(', ')}`);
+  const before: number[] = [];
+  const windows: number[][] = marks.map(() => []);
+  for (const seq of seen.lostBeforeLast) {
+    let k = -1;
+    while (k + 1 < marks.length && seq > marks[k + 1]!) k++;
+    (k < 0 ? before : windows[k]!).push(seq);
+  }
+  return { before, windows };
+}
+
+/** The highest icmp_seq answered so far in a ping's output (0 when none). */
+export function highestReply(seen: PingObservation): number {
+  return seen.replies.length === 0 ? 0 : Math.max(...seen.replies);
 }

@@ -1,7 +1,8 @@
 // The health server on a free port of 127.0.0.1: /liveness, /readiness (with the reason), /metrics,
 // 404 and 405, HEAD, a throwing check, and close() not waiting for idle keep-alive clients; then hostile
 // clients (issue #15: GET //, absolute-form and absurd targets, a 1 MB header, garbage, slowloris, more
-// connections than the cap) each get a 4xx or are closed, and /liveness answers 200 after every one.
+// connections than the cap) each get a 4xx or are closed, and /liveness answers 200 after every one. On a
+// FakeClock: the reply bound (503 exactly at replyTimeoutMs) and a refused client's linger (closed at 2000 ms).
 
 import { holdIdleConnections, stillOpen } from '../helpers/sockets.js';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -353,6 +354,46 @@ describe('startHealthServer /metrics when rendering fails', () => {
     expect(answer.status).toBe(503);
     expect(answer.body).toMatch(/did not answer within 10000 ms/);
     expect(clock.pending).toBe(0);
+  });
+});
+
+describe('startHealthServer: a refused client lingers on the injected clock', () => {
+  it('reads a refused client for LINGER_MS (2000 ms) after the 400, then closes its connection', async () => {
+    const clock = new FakeClock();
+    server = await startHealthServer({
+      port: 0,
+      liveness: () => true,
+      readiness: () => ({ ready: true }),
+      metrics: new AgentMetrics({ processMetrics: false }),
+      clock,
+    });
+    // A client that keeps its side open after the answer (half-open), so only the server's linger closes it.
+    const client = net.createConnection({ host: '127.0.0.1', port: server.port, allowHalfOpen: true });
+    let received = '';
+    let ended = false;
+    let closed = false;
+    client.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
+    client.on('end', () => (ended = true));
+    client.on('error', () => undefined);
+    client.on('close', () => (closed = true));
+    try {
+      client.write('GARBAGE GARBAGE GARBAGE\r\n\r\n');
+      await until(() => ended && clock.pending === 1, 'the 400 sent, the linger armed');
+      expect(received).toMatch(/^HTTP\/1\.1 400 /);
+      clock.advance(1_999);
+      expect(clock.pending).toBe(1); // still lingering: the connection is open, what comes is read
+      client.write('more bytes the server reads and drops\r\n');
+      clock.advance(1);
+      expect(clock.pending).toBe(0);
+      // The server's side is gone: the next bytes are answered with a reset, and the client's socket closes.
+      await until(() => {
+        if (!client.destroyed) client.write('x');
+        return closed;
+      }, 'the client sees the connection closed');
+      await expectLive(server.port);
+    } finally {
+      client.destroy();
+    }
   });
 });
 

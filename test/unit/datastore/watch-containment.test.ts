@@ -8,6 +8,7 @@ import { FakeClock, settle } from '../../../bgp/clock.js';
 import { ResourceCache } from '../../../src/agent/cache.js';
 import {
   EtcdStore,
+  WATCH_BACKOFF_MS,
   type EtcdTransport,
   type WatchHandlers,
   type WatchResponse,
@@ -75,27 +76,52 @@ describe('etcd watch', () => {
     watch.stop();
   });
 
-  it('responses that stay unreadable are reported once, and re-opening backs off', async () => {
+  it('responses that stay unreadable are reported once, and re-opening backs off (on the injected clock)', () => {
     const { transport, streams } = scriptedTransport();
-    const store = new EtcdStore(transport);
+    const clock = new FakeClock();
+    const store = new EtcdStore(transport, { clock });
     const events: Array<WatchEvent<'IPPool'>> = [];
     const watch = store.watch('IPPool', '10', (event) => events.push(event));
     const broken = ok([{ type: 'Put' } as unknown as WatchResponse['events'][number]]);
-    const opened: number[] = [];
-    const started = Date.now();
-    for (let round = 0; round < 4; round++) {
+    // 50, 100, 200, 400 ms (WATCH_BACKOFF_MS): each re-open comes exactly that long after its failure.
+    for (const delay of WATCH_BACKOFF_MS.slice(0, 4)) {
       const stream = streams[streams.length - 1]!;
       stream.onResponse({ ...ok([]), created: true });
       stream.onResponse(broken);
       const count = streams.length;
-      await waitFor(() => streams.length !== count, { what: `re-open ${round + 1}`, timeoutMs: 5_000, intervalMs: 5 });
-      expect(streams.length).toBe(count + 1);
-      opened.push(Date.now() - started);
+      clock.advance(delay - 1);
+      expect(streams.length, `not re-opened before ${delay} ms`).toBe(count);
+      clock.advance(1);
+      expect(streams.length, `re-opened at ${delay} ms`).toBe(count + 1);
     }
     expect(events.map((e) => e.type)).toEqual(['error']);
-    // 50, 100, 200, 400 ms apart (WATCH_BACKOFF_MS): the fourth re-open comes at least 50+100+200+400 ms in.
-    expect(opened[3]).toBeGreaterThanOrEqual(700);
     watch.stop();
+  });
+
+  it('a broken stream is re-opened after 50, 100, ... 1000 ms, then every 1000 ms; an answer resets the backoff', () => {
+    const { transport, streams } = scriptedTransport();
+    const clock = new FakeClock();
+    const store = new EtcdStore(transport, { clock });
+    const events: Array<WatchEvent<'IPPool'>> = [];
+    const watch = store.watch('IPPool', '10', (event) => events.push(event));
+    const reopenedAfter = (): number => {
+      const count = streams.length;
+      streams[count - 1]!.onBroken(new Error('connection lost'));
+      const start = clock.now();
+      for (let step = 0; step < 10_000 && streams.length === count; step++) clock.advance(1);
+      return clock.now() - start;
+    };
+    const delays = Array.from({ length: 8 }, reopenedAfter);
+    expect(delays).toEqual([50, 100, 200, 400, 800, 1000, 1000, 1000]);
+    expect(events.map((e) => e.type)).toEqual(['error']); // said once while it lasts
+    // etcd answers on the new stream: the next break starts the backoff again.
+    streams[streams.length - 1]!.onResponse({ ...ok([]), created: true });
+    expect(reopenedAfter()).toBe(50);
+    // stop() clears the pending re-open.
+    streams[streams.length - 1]!.onBroken(new Error('connection lost'));
+    expect(clock.pending).toBe(1);
+    watch.stop();
+    expect(clock.pending).toBe(0);
   });
 
   it('a consumer that throws gets an error event instead, and the next event still arrives', () => {

@@ -296,12 +296,18 @@ describe('calculateRoutes: vxlan and broken pools', () => {
       { prefix: '10.244.7.0/26', nextHop: NODE_3_OTHER_SUBNET },
     ];
     const pools: CalcPool[] = [{ cidr: '10.244.0.0/16', ipipMode: 'Never', vxlanMode: 'Always' }];
-    const standing = calculateRoutes(input({ pools, bgpRoutes }));
+    // tunl0 not usable (no IPIP here): the stand-in is direct; usable (a pool switched live from IPIP):
+    // toward the other subnet it goes through tunl0, which still carries IPIP.
+    const standing = calculateRoutes(input({ pools, bgpRoutes, tunnelUsable: false }));
     expect(shown(standing.routes)).toEqual([
       '10.244.7.0/26 via 192.168.40.7 dev eth0 proto 80 onlink',
       '10.244.140.64/26 via 192.168.31.202 dev eth0 proto 80 onlink',
     ]);
     expect(standing.warnings).toEqual([]);
+    expect(shown(calculateRoutes(input({ pools, bgpRoutes, tunnelUsable: true })).routes)).toEqual([
+      '10.244.7.0/26 via 192.168.40.7 dev tunl0 proto 80 onlink',
+      '10.244.140.64/26 via 192.168.31.202 dev eth0 proto 80 onlink',
+    ]);
     // n3's VTEP is there: its block goes through vxlan.calico; n2 has none yet, its BGP route stays.
     const vxlan = {
       usable: true,
@@ -673,7 +679,11 @@ describe('calculateRoutes: VXLAN pools (routes from block affinities and VTEPs)'
     const vxlan = { usable: true, remoteBlocks: [{ cidr: '10.244.7.0/26', node: 'n3' }], nodes: VX_NODES };
     const bgpRoutes = [{ prefix: '10.244.7.0/26', nextHop: NODE_3_OTHER_SUBNET }];
     expect(
-      shown(calculateRoutes(input({ pools, bgpRoutes, vxlan: { ...vxlan, programmed: new Set<string>() } })).routes),
+      shown(
+        calculateRoutes(
+          input({ pools, bgpRoutes, tunnelUsable: false, vxlan: { ...vxlan, programmed: new Set<string>() } }),
+        ).routes,
+      ),
     ).toEqual(['10.244.7.0/26 via 192.168.40.7 dev eth0 proto 80 onlink']);
     expect(
       shown(

@@ -8,6 +8,7 @@ import {
   Tunl0Keeper,
   checkIpip,
   classifyIpError,
+  clearTunl0Addresses,
   describeStep,
   ensureTunl0,
   ipipSupported,
@@ -240,6 +241,45 @@ describe('ensureTunl0', () => {
     await expect(ensureTunl0({ address: '10.244.1.0/26' }, { ip: fake.ip })).rejects.toThrow(/prefix length \/26/);
     expect(fake.calls).toEqual([]);
     expect(() => ipCommand({ netns: '-bad' })).toThrow(/netns "-bad" is not a network namespace name/);
+  });
+});
+
+describe('clearTunl0Addresses (no IPIP pool any more)', () => {
+  it('takes every IPv4 address off a real ipip tunl0 and leaves the device', async () => {
+    const fake = fakeIp({ ipip: true });
+    await ensureTunl0({ address: '10.244.1.1', mtu: 1440 }, { ip: fake.ip });
+    fake.devices.get('tunl0')!.addresses.push('10.244.9.9/32');
+    expect(await clearTunl0Addresses(undefined, { ip: fake.ip })).toEqual(['10.244.1.1/32', '10.244.9.9/32']);
+    expect(fake.devices.get('tunl0')).toMatchObject({ kind: 'ipip', mtu: 1440, up: true, addresses: [] });
+    expect(await clearTunl0Addresses(undefined, { ip: fake.ip })).toEqual([]);
+  });
+
+  it('creates nothing, and never touches a stand-in that is not an ipip device', async () => {
+    const none = fakeIp({ ipip: true });
+    expect(await clearTunl0Addresses(undefined, { ip: none.ip })).toEqual([]);
+    expect(none.devices.has('tunl0')).toBe(false);
+    const standIn = fakeIp({ ipip: false });
+    standIn.devices.set('tunl0', { kind: 'veth', mtu: 1500, up: true, addresses: ['10.244.1.1/32'] });
+    expect(await clearTunl0Addresses(undefined, { ip: standIn.ip })).toEqual([]);
+    expect(standIn.devices.get('tunl0')!.addresses).toEqual(['10.244.1.1/32']);
+  });
+
+  it('the keeper forgets its status and logs what went', async () => {
+    const fake = fakeIp({ ipip: true });
+    const lines: string[] = [];
+    const keeper = new Tunl0Keeper(
+      { address: '10.244.1.1' },
+      { info: (_f, m) => lines.push(String(m)), warn: () => undefined },
+      {
+        ip: fake.ip,
+      },
+    );
+    await keeper.ensure();
+    expect(keeper.status?.supported).toBe(true);
+    await keeper.clear();
+    expect(keeper.status).toBeUndefined();
+    expect(fake.devices.get('tunl0')!.addresses).toEqual([]);
+    expect(lines.at(-1)).toMatch(/no IPIP pool any more, addresses removed/);
   });
 });
 
