@@ -33,6 +33,8 @@ export interface NftRunner {
 export type FilterSet =
   /** `type ipv4_addr; flags interval` — [first, last] as 32-bit numbers, sorted and disjoint. */
   | { kind: 'addresses'; ranges: ReadonlyArray<readonly [number, number]> }
+  /** `type ipv4_addr` (a hash set, no intervals) — single addresses as 32-bit numbers. */
+  | { kind: 'hosts'; addresses: readonly number[] }
   /** `type ipv4_addr . inet_proto . inet_service` — (address, protocol number, port). */
   | { kind: 'addressPorts'; entries: ReadonlyArray<{ ip: number; protocol: number; port: number }> };
 
@@ -74,6 +76,7 @@ function ipNumber(text: string): number {
 const PROTOCOL_NUMBERS: Readonly<Record<string, number>> = { tcp: 6, udp: 17, sctp: 132 };
 
 function setCanonical(set: FilterSet): string {
+  if (set.kind === 'hosts') return `h:${[...new Set(set.addresses)].sort((a, b) => a - b).join(',')}`;
   if (set.kind === 'addresses')
     return `a:${mergeRanges(set.ranges)
       .map(([a, b]) => `${a}-${b}`)
@@ -94,21 +97,43 @@ function mergeRanges(ranges: Iterable<readonly [number, number]>): Array<[number
   return out;
 }
 
+const hashMemo = new WeakMap<FilterChain, string>();
+
 export function chainHash(chain: FilterChain): string {
-  return createHash('sha1')
-    .update(`${chain.hook ?? ''}\n${chain.rules.join('\n')}`)
-    .digest('hex')
-    .slice(0, 12);
+  let hash = hashMemo.get(chain);
+  if (hash === undefined) {
+    hash = createHash('sha1')
+      .update(`${chain.hook ?? ''}\n${chain.rules.join('\n')}`)
+      .digest('hex')
+      .slice(0, 12);
+    hashMemo.set(chain, hash);
+  }
+  return hash;
 }
 
 function chainCanonical(chain: FilterChain): string {
   return `${chain.hook ?? ''}:${chain.rules.length}:${chainHash(chain)}`;
 }
 
+/**
+ * Canonical strings and chain hashes by object: a caller that hands the same (unchanged) set or chain object
+ * again (src/policy/incremental.ts does) costs a lookup, not a sort or a hash. Objects are never mutated.
+ */
+const canonicalMemo = new WeakMap<object, string>();
+
+function memo(obj: object, compute: () => string): string {
+  let value = canonicalMemo.get(obj);
+  if (value === undefined) {
+    value = compute();
+    canonicalMemo.set(obj, value);
+  }
+  return value;
+}
+
 function canonicalOf(desired: DesiredFilter): Canonical {
   return {
-    sets: new Map([...desired.sets].map(([n, s]) => [n, setCanonical(s)])),
-    chains: new Map([...desired.chains].map(([n, c]) => [n, chainCanonical(c)])),
+    sets: new Map([...desired.sets].map(([n, s]) => [n, memo(s, () => setCanonical(s))])),
+    chains: new Map([...desired.chains].map(([n, c]) => [n, memo(c, () => chainCanonical(c))])),
   };
 }
 
@@ -120,8 +145,11 @@ export function canonicalFromKernel(json: unknown[]): Canonical {
   const hooks = new Map<string, string>();
   for (const item of json as Array<Record<string, unknown>>) {
     if (item.set) {
-      const s = item.set as { name: string; type: string | string[]; elem?: unknown[] };
-      if (Array.isArray(s.type)) {
+      const s = item.set as { name: string; type: string | string[]; flags?: string[]; elem?: unknown[] };
+      if (!Array.isArray(s.type) && !(s.flags ?? []).includes('interval')) {
+        const addresses = (s.elem ?? []).map((e) => (typeof e === 'string' ? ipNumber(e) : NaN));
+        sets.set(s.name, setCanonical({ kind: 'hosts', addresses }));
+      } else if (Array.isArray(s.type)) {
         const entries = (s.elem ?? []).map((e) => {
           const [ip, proto, port] = (e as { concat: [string, string | number, number] }).concat;
           const protocol = typeof proto === 'number' ? proto : (PROTOCOL_NUMBERS[proto] ?? Number(proto));
@@ -160,12 +188,14 @@ export function canonicalFromKernel(json: unknown[]): Canonical {
 }
 
 function setDeclaration(set: FilterSet): string {
+  if (set.kind === 'hosts') return '{ type ipv4_addr; }';
   return set.kind === 'addresses'
     ? '{ type ipv4_addr; flags interval; }'
     : '{ type ipv4_addr . inet_proto . inet_service; }';
 }
 
 function setElements(set: FilterSet): string[] {
+  if (set.kind === 'hosts') return [...new Set(set.addresses)].sort((a, b) => a - b).map(ipText);
   if (set.kind === 'addresses')
     return mergeRanges(set.ranges).map(([a, b]) => (a === b ? ipText(a) : `${ipText(a)}-${ipText(b)}`));
   return set.entries.map((e) => `${ipText(e.ip)} . ${e.protocol} . ${e.port}`);

@@ -1,5 +1,9 @@
 // The agent's typed view of the datastore: list + watch of every kind the agent reads, kept in memory,
 // with one coalesced 'changed' event per burst of changes (a `tortie apply` of ten objects replans once).
+// The coalescing adapts: the first change after a quiet period (no 'changed' for `coalesceMs`) fires at
+// once (on the next timer turn, so events of one watch response still join); while changes keep coming,
+// the window doubles from coalesceMs/8 up to `coalesceMs`, so a storm costs at most one 'changed' per
+// coalesceMs. A block claim's three writes a few ms apart are each applied as they arrive.
 //
 // Why this is hard: a watch can fail in ways the backend reports only as `error` events (endpoint gone,
 // compaction) or as a `sync` (the whole set again). After an error we do not trust the watch: that kind is
@@ -30,7 +34,7 @@ export type CachedKind = (typeof CACHED_KINDS)[number];
 
 export interface CacheOptions {
   clock?: Clock;
-  /** How long a burst may last before 'changed' fires (default 20 ms). */
+  /** The longest a change waits while changes keep arriving (default 20 ms); none after a quiet period. */
   coalesceMs?: number;
   /** Re-list backoff: first delay and cap (default 100 ms .. 5 s). */
   backoffMs?: { initial: number; max: number };
@@ -67,6 +71,9 @@ export class ResourceCache extends EventEmitter<CacheEvents> {
   private readonly kinds = new Map<CachedKind, KindState>();
   private readonly pending = new Set<CachedKind>();
   private flushTimer: TimerHandle | null = null;
+  /** When 'changed' last fired; the current busy window (grows while changes keep coming). */
+  private lastFlush = -Infinity;
+  private window = 0;
   private stopped = false;
 
   constructor(
@@ -209,23 +216,36 @@ export class ResourceCache extends EventEmitter<CacheEvents> {
   private markChanged(kind: CachedKind): void {
     this.pending.add(kind);
     if (this.flushTimer !== null || this.stopped) return;
-    this.flushTimer = this.clock.setTimeout(() => {
-      this.flushTimer = null;
-      const kinds = new Set(this.pending);
-      this.pending.clear();
-      if (kinds.size === 0) return;
-      try {
-        this.emit('changed', kinds);
-      } catch (error) {
-        // A listener's own failure; the cache is fine. Reported, never thrown out of the timer.
-        const [first] = kinds;
-        this.options.onError?.(
-          first!,
-          new Error(
-            `a listener of the cache's changes failed: ${error instanceof Error ? error.message : String(error)}`,
-          ),
-        );
-      }
-    }, this.coalesceMs);
+    const sinceFlush = this.clock.now() - this.lastFlush;
+    let delay: number;
+    if (sinceFlush >= this.coalesceMs) {
+      // Quiet until now: no wait.
+      this.window = this.coalesceMs / 8;
+      delay = 0;
+    } else {
+      delay = Math.max(0, this.window - sinceFlush);
+      this.window = Math.min(this.coalesceMs, this.window * 2);
+    }
+    this.flushTimer = this.clock.setTimeout(() => this.flush(), delay);
+  }
+
+  private flush(): void {
+    this.flushTimer = null;
+    this.lastFlush = this.clock.now();
+    const kinds = new Set(this.pending);
+    this.pending.clear();
+    if (kinds.size === 0) return;
+    try {
+      this.emit('changed', kinds);
+    } catch (error) {
+      // A listener's own failure; the cache is fine. Reported, never thrown out of the timer.
+      const [first] = kinds;
+      this.options.onError?.(
+        first!,
+        new Error(
+          `a listener of the cache's changes failed: ${error instanceof Error ? error.message : String(error)}`,
+        ),
+      );
+    }
   }
 }

@@ -1,7 +1,8 @@
 // The agent's NetworkPolicy enforcer: from the cache's NetworkPolicies, Namespaces, WorkloadEndpoints and
-// Nodes to this node's nftables filter. Every change (update) compiles (semantics.ts), renders
-// (render.ts) and hands the result to felix's PolicyDataplane, which writes only what changed; every
-// `resyncMs` (felix's 90 s) it does the full compare against the kernel instead.
+// Nodes to this node's nftables filter. Every change (update) goes through the incremental compiler
+// (incremental.ts: the same result as compiling (semantics.ts) and rendering (render.ts) everything, but
+// only what changed is recomputed) and hands the result to felix's PolicyDataplane, which writes only
+// what changed; every `resyncMs` (felix's 90 s) it does the full compare against the kernel instead.
 //
 // Why this is hard: changes arrive in bursts while an nft write is running. Writes are serialized — one in
 // flight at a time, and the newest input wins when it ends (intermediate states are never written) — and a
@@ -10,16 +11,9 @@
 
 import { systemClock, type Clock, type TimerHandle, type Logger } from '../../bgp/index.js';
 import type { ApplyStats, PolicyDataplane } from '../../felix/index.js';
-import type { Resource } from '../resources/types.js';
-import { renderFilter } from './render.js';
-import { buildWorld, compileEndpoints } from './semantics.js';
+import { IncrementalPolicy, type PolicyInput } from './incremental.js';
 
-export interface PolicyInput {
-  policies: Array<Resource<'NetworkPolicy'>>;
-  namespaces: Array<Resource<'Namespace'>>;
-  workloadEndpoints: Array<Resource<'WorkloadEndpoint'>>;
-  nodes: Array<Resource<'Node'>>;
-}
+export type { PolicyInput } from './incremental.js';
 
 export type EnforcerLog = Pick<Logger, 'info' | 'warn'>;
 
@@ -63,6 +57,7 @@ export class PolicyEnforcer {
   private timer: TimerHandle | null = null;
   private stopped = false;
   private readonly timers: EnforcerTimers;
+  private readonly compiler: IncrementalPolicy;
   private readonly state: EnforcerStatus = {
     summary: null,
     writes: 0,
@@ -73,6 +68,7 @@ export class PolicyEnforcer {
 
   constructor(private readonly options: EnforcerOptions) {
     this.timers = options.timers ?? REAL_TIMERS;
+    this.compiler = new IncrementalPolicy(options.node);
   }
 
   /** The newest view of the world; written as soon as the previous write has finished. */
@@ -117,15 +113,8 @@ export class PolicyEnforcer {
   private async writeOnce(kind: 'apply' | 'resync'): Promise<void> {
     const input = this.input;
     if (input === null) return;
-    const world = buildWorld(input);
-    const compiled = compileEndpoints(world, this.options.node);
-    this.state.summary = {
-      policies: input.policies.length,
-      endpoints: compiled.length,
-      isolatedIngress: compiled.filter((c) => c.ingress !== null).length,
-      isolatedEgress: compiled.filter((c) => c.egress !== null).length,
-    };
-    const desired = renderFilter(compiled);
+    const { desired, endpoints, isolatedIngress, isolatedEgress } = this.compiler.update(input);
+    this.state.summary = { policies: input.policies.length, endpoints, isolatedIngress, isolatedEgress };
     try {
       const stats =
         kind === 'resync' ? await this.options.dataplane.resync(desired) : await this.options.dataplane.apply(desired);

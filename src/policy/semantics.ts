@@ -67,15 +67,7 @@ export function buildWorld(input: {
   const namespaceLabels = new Map<string, Record<string, string>>();
   for (const ns of input.namespaces)
     namespaceLabels.set(ns.metadata.name, { ...(ns.metadata.labels ?? {}), [NAMESPACE_NAME_LABEL]: ns.metadata.name });
-  const endpoints = input.workloadEndpoints.map((w): PolicyEndpoint => ({
-    namespace: w.metadata.namespace ?? 'default',
-    pod: w.spec.pod ?? w.metadata.name,
-    node: w.spec.node,
-    interfaceName: w.spec.interfaceName,
-    ips: (w.spec.ipNetworks ?? []).map((n) => n.split('/')[0] ?? '').filter((ip) => ip !== ''),
-    labels: w.metadata.labels ?? {},
-    ports: w.spec.ports ?? [],
-  }));
+  const endpoints = input.workloadEndpoints.map(policyEndpoint);
   const nodeAddresses = new Map<string, string[]>();
   for (const n of input.nodes) {
     const addresses = [n.spec.bgp?.ipv4Address, n.spec.bgp?.ipv4IPIPTunnelAddr]
@@ -85,6 +77,19 @@ export function buildWorld(input: {
   }
   const policies = [...input.policies].sort((a, b) => policyName(a).localeCompare(policyName(b)));
   return { policies, namespaceLabels, endpoints, nodeAddresses };
+}
+
+/** A WorkloadEndpoint as policy sees it. */
+export function policyEndpoint(w: Resource<'WorkloadEndpoint'>): PolicyEndpoint {
+  return {
+    namespace: w.metadata.namespace ?? 'default',
+    pod: w.spec.pod ?? w.metadata.name,
+    node: w.spec.node,
+    interfaceName: w.spec.interfaceName,
+    ips: (w.spec.ipNetworks ?? []).map((n) => n.split('/')[0] ?? '').filter((ip) => ip !== ''),
+    labels: w.metadata.labels ?? {},
+    ports: w.spec.ports ?? [],
+  };
 }
 
 export function policyName(p: Resource<'NetworkPolicy'>): string {
@@ -123,7 +128,7 @@ export function policySelects(policy: Resource<'NetworkPolicy'>, ep: PolicyEndpo
   );
 }
 
-function hasType(policy: Resource<'NetworkPolicy'>, direction: Direction): boolean {
+export function hasType(policy: Resource<'NetworkPolicy'>, direction: Direction): boolean {
   return (policy.spec.policyTypes ?? ['Ingress']).includes(direction === 'ingress' ? 'Ingress' : 'Egress');
 }
 
@@ -386,6 +391,8 @@ export interface CompiledRule {
   index: number;
   /** Peer addresses (sorted, disjoint); null = every peer. */
   peers: Range[] | null;
+  /** Every peer is a pod selector (no ipBlock): the peers are single addresses (a hash set, not intervals). */
+  hostsOnly?: boolean;
   /** Numeric ports; null = every port and protocol; [] = none numeric (only named ones below). */
   ports: CompiledPort[] | null;
   /**
@@ -438,28 +445,24 @@ export function compileEndpoints(world: PolicyWorld, node?: string): CompiledEnd
     rule: PolicyRule,
     ep: PolicyEndpoint,
   ): CompiledRule => {
-    const id = `${policyName(policy)}/${direction}/${index}`;
+    const id = ruleId(policy, direction, index);
     if (!peerCache.has(id)) peerCache.set(id, rulePeerRanges(world, policy, rule.peers));
-    const specs = rule.ports ?? [];
-    let ports: CompiledPort[] | null = null;
     let namedTargets: CompiledRule['namedTargets'] = [];
-    if (specs.length > 0) {
-      ports = [];
-      for (const p of specs) {
-        const protocol = p.protocol ?? 'TCP';
-        if (p.port === undefined) ports.push({ protocol });
-        else if (typeof p.port === 'number') ports.push({ protocol, first: p.port, last: p.endPort ?? p.port });
-        else if (direction === 'ingress') {
-          const n = resolveNamedPort(ep, p.port, protocol);
-          if (n !== null) ports.push({ protocol, first: n, last: n });
-        }
-      }
-      if (direction === 'egress' && specs.some((p) => typeof p.port === 'string')) {
-        if (!namedCache.has(id)) namedCache.set(id, egressNamedTargets(world, policy, rule));
-        namedTargets = namedCache.get(id)!;
-      }
+    if (hasEgressNamedPorts(rule, direction)) {
+      if (!namedCache.has(id)) namedCache.set(id, egressNamedTargets(world, policy, rule));
+      namedTargets = namedCache.get(id)!;
     }
-    return { id, policy: policyName(policy), index, peers: peerCache.get(id)!, ports, namedTargets };
+    const ports = compilePorts(rule, direction, ep);
+    const hostsOnly = peersAreHosts(rule);
+    return {
+      id,
+      policy: policyName(policy),
+      index,
+      peers: peerCache.get(id)!,
+      ...(hostsOnly ? { hostsOnly } : {}),
+      ports,
+      namedTargets,
+    };
   };
   const side = (ep: PolicyEndpoint, direction: Direction): CompiledRule[] | null => {
     const isolating = isolatingPolicies(world, ep, direction);
@@ -473,33 +476,85 @@ export function compileEndpoints(world: PolicyWorld, node?: string): CompiledEnd
     .map((endpoint) => ({ endpoint, ingress: side(endpoint, 'ingress'), egress: side(endpoint, 'egress') }));
 }
 
+export function ruleId(policy: Resource<'NetworkPolicy'>, direction: Direction, index: number): string {
+  return `${policyName(policy)}/${direction}/${index}`;
+}
+
+/** Non-empty peers, none of them an ipBlock: the rule's peer set holds only pod addresses. */
+export function peersAreHosts(rule: PolicyRule): boolean {
+  return rule.peers !== undefined && rule.peers.length > 0 && rule.peers.every((p) => p.ipBlock === undefined);
+}
+
+/** An egress rule with a named port: its (address, protocol, port) targets depend on the peer pods. */
+export function hasEgressNamedPorts(rule: PolicyRule, direction: Direction): boolean {
+  return direction === 'egress' && (rule.ports ?? []).some((p) => typeof p.port === 'string');
+}
+
+/** A rule's numeric ports ([port]); an ingress rule's named ports resolve on `ep`, the destination. */
+export function compilePorts(rule: PolicyRule, direction: Direction, ep: PolicyEndpoint): CompiledPort[] | null {
+  const specs = rule.ports ?? [];
+  if (specs.length === 0) return null;
+  const ports: CompiledPort[] = [];
+  for (const p of specs) {
+    const protocol = p.protocol ?? 'TCP';
+    if (p.port === undefined) ports.push({ protocol });
+    else if (typeof p.port === 'number') ports.push({ protocol, first: p.port, last: p.endPort ?? p.port });
+    else if (direction === 'ingress') {
+      const n = resolveNamedPort(ep, p.port, protocol);
+      if (n !== null) ports.push({ protocol, first: n, last: n });
+    }
+  }
+  return ports;
+}
+
+/** An egress rule's named-port targets on one peer pod (already known to match the rule's peers). */
+export function namedTargetsOn(rule: PolicyRule, ep: PolicyEndpoint): CompiledRule['namedTargets'] {
+  const out: CompiledRule['namedTargets'] = [];
+  for (const p of rule.ports ?? []) {
+    if (typeof p.port !== 'string') continue;
+    const protocol = p.protocol ?? 'TCP';
+    const n = resolveNamedPort(ep, p.port, protocol);
+    if (n === null) continue;
+    for (const ip of ep.ips) {
+      const v = ipValue(ip);
+      if (v !== null) out.push({ ip: v, protocol, port: n });
+    }
+  }
+  return out;
+}
+
+/** Sorted, without duplicates (the order compileEndpoints gives). */
+export function normalizeNamedTargets(targets: CompiledRule['namedTargets']): CompiledRule['namedTargets'] {
+  const seen = new Set<string>();
+  const out: CompiledRule['namedTargets'] = [];
+  for (const t of targets) {
+    const key = `${t.ip}/${t.protocol}/${t.port}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    out.push(t);
+  }
+  return out.sort((a, b) => a.ip - b.ip || a.port - b.port || a.protocol.localeCompare(b.protocol));
+}
+
+/** Does one of the rule's peers (any kind, ipBlock included) match the pod? Empty peers: every pod. */
+export function rulePeersMatch(
+  world: PolicyWorld,
+  policy: Resource<'NetworkPolicy'>,
+  rule: PolicyRule,
+  ep: PolicyEndpoint,
+): boolean {
+  const ns = policy.metadata.namespace ?? 'default';
+  return (
+    rule.peers === undefined || rule.peers.length === 0 || rule.peers.some((p) => peerMatchesEndpoint(world, p, ns, ep))
+  );
+}
+
 function egressNamedTargets(
   world: PolicyWorld,
   policy: Resource<'NetworkPolicy'>,
   rule: PolicyRule,
 ): CompiledRule['namedTargets'] {
-  const ns = policy.metadata.namespace ?? 'default';
   const out: CompiledRule['namedTargets'] = [];
-  const seen = new Set<string>();
-  for (const ep of world.endpoints) {
-    const peerOk =
-      rule.peers === undefined ||
-      rule.peers.length === 0 ||
-      rule.peers.some((p) => peerMatchesEndpoint(world, p, ns, ep));
-    if (!peerOk) continue;
-    for (const p of rule.ports ?? []) {
-      if (typeof p.port !== 'string') continue;
-      const protocol = p.protocol ?? 'TCP';
-      const n = resolveNamedPort(ep, p.port, protocol);
-      if (n === null) continue;
-      for (const ip of ep.ips) {
-        const v = ipValue(ip);
-        const key = `${v}/${protocol}/${n}`;
-        if (v === null || seen.has(key)) continue;
-        seen.add(key);
-        out.push({ ip: v, protocol, port: n });
-      }
-    }
-  }
-  return out.sort((a, b) => a.ip - b.ip || a.port - b.port || a.protocol.localeCompare(b.protocol));
+  for (const ep of world.endpoints) if (rulePeersMatch(world, policy, rule, ep)) out.push(...namedTargetsOn(rule, ep));
+  return normalizeNamedTargets(out);
 }

@@ -39,6 +39,7 @@ import { addressBlock } from '../harness/addresses.js';
 import { requireEtcd, startEtcd, type EtcdInstance } from '../harness/etcd.js';
 import type { Bench, BenchRow } from './bench.js';
 import { profilerWindow } from './routing-profile.js';
+import { runScenarioInProcesses } from './agent-convergence-procs.js';
 import {
   spread,
   summarizeClaims,
@@ -65,22 +66,22 @@ export const SCENARIOS: readonly Scenario[] = [
 
 export const CLAIMS = 100;
 export const TARGET_P99_MS = 50;
-const CLAIM_BOUND_MS = 10_000;
+export const CLAIM_BOUND_MS = 10_000;
 /** Everything of one scenario (setup, claims, teardown excluded) stops after this. */
-const SCENARIO_BOUND_MS = 120_000;
+export const SCENARIO_BOUND_MS = 120_000;
 /** Sessions up and initial blocks everywhere, within this. */
-const SETUP_BOUND_MS = 90_000;
-const START_BATCH = 10;
+export const SETUP_BOUND_MS = 90_000;
+export const START_BATCH = 10;
 const POOL = { name: 'bench-pool', cidr: '10.244.0.0/16', blockSize: 26 } as const;
 const AS = 64512;
 const CLUSTER_ID = '244.0.0.1';
 
-const block = addressBlock('test/bench/agent-convergence.ts');
+export const block = addressBlock('test/bench/agent-convergence.ts');
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** What the bench sees of one agent: when its watch delivered its own confirmed blocks, when prefixes became best. */
-class AgentProbe {
+export class AgentProbe {
   /** cidr → time the agent's BlockAffinity watch delivered it confirmed for this node. */
   readonly confirmedAt = new Map<string, number>();
   /** prefix text → first time it was a best route in this agent's Loc-RIB. */
@@ -111,7 +112,7 @@ class AgentProbe {
 }
 
 /** A Datastore that hands every call to `inner`, timestamps BlockAffinity watch events, and does not close `inner`. */
-class ProbedDatastore implements Datastore {
+export class ProbedDatastore implements Datastore {
   constructor(
     private readonly inner: Datastore,
     private readonly probe: AgentProbe,
@@ -159,7 +160,12 @@ interface Node {
   agent: Agent | null;
 }
 
-function resource(kind: AnyResource['kind'], name: string, spec: object, labels?: Record<string, string>): AnyResource {
+export function resource(
+  kind: AnyResource['kind'],
+  name: string,
+  spec: object,
+  labels?: Record<string, string>,
+): AnyResource {
   return applyDefaults({
     apiVersion: API_VERSION,
     kind,
@@ -180,7 +186,7 @@ async function eventLoopIdle(boundMs: number): Promise<void> {
 }
 
 /** Polls `check` every `everyMs` until it returns true or `boundMs` passes; returns whether it did. */
-async function waitUntil(check: () => boolean, boundMs: number, everyMs: number): Promise<boolean> {
+export async function waitUntil(check: () => boolean, boundMs: number, everyMs: number): Promise<boolean> {
   const until = performance.now() + boundMs;
   for (;;) {
     if (check()) return true;
@@ -208,6 +214,82 @@ function nodeConverged(node: Node, initial: readonly string[]): boolean {
   return initial.every((cidr) => node.probe.bestAt.has(cidr));
 }
 
+/** The pool, the BGP configuration (and reflectors' BGPPeer), every Node and its first block: before any agent starts. */
+export async function seedCluster(
+  admin: Datastore,
+  s: Scenario,
+  nodes: ReadonlyArray<{ name: string; ip: string; reflector: boolean }>,
+): Promise<string[]> {
+  await admin.create(
+    resource('IPPool', POOL.name, {
+      cidr: POOL.cidr,
+      blockSize: POOL.blockSize,
+      ipipMode: 'Never',
+      natOutgoing: true,
+      nodeSelector: 'all()',
+    }),
+  );
+  await admin.create(
+    resource('BGPConfiguration', 'default', {
+      bindMode: 'NodeIP',
+      nodeToNodeMeshEnabled: s.reflectors === 0,
+      asNumber: AS,
+      logSeverityScreen: 'Error',
+    }),
+  );
+  if (s.reflectors > 0) {
+    await admin.create(
+      resource('BGPPeer', 'peer-with-route-reflectors', {
+        nodeSelector: 'all()',
+        peerSelector: "route-reflector == 'true'",
+      }),
+    );
+  }
+  // Nodes and their first block before any agent starts: the agents then only confirm them (no claim race,
+  // no Speaker swap for a cluster id that arrives late).
+  const ipam = new Ipam(admin);
+  const initial: string[] = [];
+  for (const node of nodes) {
+    await admin.create(
+      resource(
+        'Node',
+        node.name,
+        { bgp: { ipv4Address: `${node.ip}/24`, ...(node.reflector ? { routeReflectorClusterID: CLUSTER_ID } : {}) } },
+        node.reflector ? { 'route-reflector': 'true' } : undefined,
+      ),
+    );
+    initial.push(await ipam.claimBlock(node.name));
+  }
+  return initial;
+}
+
+/** One node agent as the bench runs it: no dataplane, no control socket or health server, probed. */
+export function benchAgent(
+  name: string,
+  ip: string,
+  probe: AgentProbe,
+  client: Datastore,
+  logger: ReturnType<typeof createLogger>,
+): Agent {
+  const env = {
+    NODENAME: name,
+    IP: `${ip}/24`,
+    TORTIE_DATAPLANE: 'none',
+    NO_DEFAULT_POOLS: 'true',
+    TORTIE_HEALTH_PORT: '0',
+    TORTIE_LOG_LEVEL: 'error',
+  };
+  return new Agent(parseAgentConfig(env, name), {
+    datastore: new ProbedDatastore(client, probe),
+    logger: logger.child({ node: name }),
+    createSpeaker: (config) => probe.createSpeaker(config),
+    interfaces: () => [],
+    serveControl: null,
+    startHealth: null,
+    connectRetryMs: 500,
+  });
+}
+
 /** `profile`: a file to write a CPU profile of the claims window to (setup and teardown left out). */
 async function runScenario(s: Scenario, log: (line: string) => void, profile?: string): Promise<ScenarioResult> {
   const started = performance.now();
@@ -228,68 +310,12 @@ async function runScenario(s: Scenario, log: (line: string) => void, profile?: s
       return ds;
     };
     const admin = await open();
-    await admin.create(
-      resource('IPPool', POOL.name, {
-        cidr: POOL.cidr,
-        blockSize: POOL.blockSize,
-        ipipMode: 'Never',
-        natOutgoing: true,
-        nodeSelector: 'all()',
-      }),
-    );
-    await admin.create(
-      resource('BGPConfiguration', 'default', {
-        bindMode: 'NodeIP',
-        nodeToNodeMeshEnabled: s.reflectors === 0,
-        asNumber: AS,
-        logSeverityScreen: 'Error',
-      }),
-    );
-    if (s.reflectors > 0) {
-      await admin.create(
-        resource('BGPPeer', 'peer-with-route-reflectors', {
-          nodeSelector: 'all()',
-          peerSelector: "route-reflector == 'true'",
-        }),
-      );
-    }
-    // Nodes and their first block before any agent starts: the agents then only confirm them (no claim race,
-    // no Speaker swap for a cluster id that arrives late).
-    const ipam = new Ipam(admin);
-    const initial: string[] = [];
-    for (const node of nodes) {
-      await admin.create(
-        resource(
-          'Node',
-          node.name,
-          { bgp: { ipv4Address: `${node.ip}/24`, ...(node.reflector ? { routeReflectorClusterID: CLUSTER_ID } : {}) } },
-          node.reflector ? { 'route-reflector': 'true' } : undefined,
-        ),
-      );
-      initial.push(await ipam.claimBlock(node.name));
-    }
+    const initial = await seedCluster(admin, s, nodes);
     const shared = s.clients === 'shared' ? await open() : null;
     for (let i = 0; i < nodes.length; i += START_BATCH) {
       await Promise.all(
         nodes.slice(i, i + START_BATCH).map(async (node) => {
-          const env = {
-            NODENAME: node.name,
-            IP: `${node.ip}/24`,
-            TORTIE_DATAPLANE: 'none',
-            NO_DEFAULT_POOLS: 'true',
-            TORTIE_HEALTH_PORT: '0',
-            TORTIE_LOG_LEVEL: 'error',
-          };
-          const ds = new ProbedDatastore(shared ?? (await open()), node.probe);
-          const agent = new Agent(parseAgentConfig(env, node.name), {
-            datastore: ds,
-            logger: logger.child({ node: node.name }),
-            createSpeaker: (config) => node.probe.createSpeaker(config),
-            interfaces: () => [],
-            serveControl: null,
-            startHealth: null,
-            connectRetryMs: 500,
-          });
+          const agent = benchAgent(node.name, node.ip, node.probe, shared ?? (await open()), logger);
           node.agent = agent;
           await agent.start();
         }),
@@ -403,6 +429,19 @@ export const agentConvergenceBench: Bench = {
       const profile = process.env.AGENT_BENCH_PROFILE
         ? `${process.env.AGENT_BENCH_PROFILE}.${SCENARIOS.indexOf(selected)}.cpuprofile`
         : undefined;
+      const processes = Number(process.env.AGENT_BENCH_PROCESSES ?? '0');
+      if (processes > 0) {
+        const r = await runScenarioInProcesses(scenario, processes, (line) => console.log(line));
+        if (r.error) console.warn(`agent-convergence ${scenario.label}: ${r.error}`);
+        rows.push({
+          name: `${scenario.label}, ${processes} processes: setup (agents up, every block everywhere)`,
+          value: r.setupMs,
+          unit: 'ms',
+          vs: `${r.converged}/${scenario.agents} agents converged`,
+        });
+        if (r.summary) rows.push(...summaryRows(r.summary, TARGET_P99_MS));
+        continue;
+      }
       const result = await runScenario(scenario, (line) => console.log(line), profile);
       if (result.error) console.warn(`agent-convergence ${scenario.label}: ${result.error}`);
       rows.push({

@@ -1,16 +1,20 @@
 // Bench `policy`: NetworkPolicy rendered into nftables and applied by the real nft in a network namespace
 // of its own (removed in a `finally`): 1,000 pods on one node (the worst case: every pod has chains
 // here) in 10 namespaces, 200 policies (podSelector/namespaceSelector/ipBlock peers, numeric and named
-// ports). Rows: compile+render time, the first apply, a no-op apply, one pod's label change end to end
-// (compile, render, diff, nft), and how rules and set elements grow with the pod count.
+// ports). Rows: compile+render time, the first apply and one pod's label change end to end — each through
+// the full compile (buildWorld + compileEndpoints + renderFilter) and through the agent's incremental
+// compiler (src/policy/incremental.ts) — with its stages (compile, render, diff: the dataplane's own work,
+// nft: `nft -f` spawn to exit, timed by a wrapping runner), a no-op apply, a full resync, and how rules and
+// set elements grow with the pod count.
 //
 // What the numbers are not: the machine's CPUs are shared, so times are best of 3.
 
 import { performance } from 'node:perf_hooks';
 import { Nft } from '../../felix/nft.js';
-import { PolicyDataplane, type DesiredFilter } from '../../felix/policy-dataplane.js';
+import { PolicyDataplane, type DesiredFilter, type NftRunner } from '../../felix/policy-dataplane.js';
+import { IncrementalPolicy, type PolicyInput } from '../../src/policy/incremental.js';
 import { renderFilter } from '../../src/policy/render.js';
-import { buildWorld, compileEndpoints } from '../../src/policy/semantics.js';
+import { buildWorld, compileEndpoints, type PolicyWorld } from '../../src/policy/semantics.js';
 import type { NetworkPolicySpec, Resource } from '../../src/resources/index.js';
 import { createNetns, netnsUnavailableReason } from '../harness/netns.js';
 import type { Bench, BenchRow } from './bench.js';
@@ -86,21 +90,131 @@ const NAMESPACE_RESOURCES: Array<Resource<'Namespace'>> = Array.from({ length: N
   spec: {},
 }));
 
-function render(pods: number, policyCount: number, labelOf?: (i: number) => string): DesiredFilter {
-  const world = buildWorld({
+function worldOf(pods: number, policyCount: number, labelOf?: (i: number) => string): PolicyWorld {
+  return buildWorld({
     policies: policies(policyCount),
     namespaces: NAMESPACE_RESOURCES,
     workloadEndpoints: weps(pods, labelOf),
     nodes: [],
   });
-  return renderFilter(compileEndpoints(world, 'node-0'));
+}
+
+export function render(pods: number, policyCount: number, labelOf?: (i: number) => string): DesiredFilter {
+  return renderFilter(compileEndpoints(worldOf(pods, policyCount, labelOf), 'node-0'));
+}
+
+/** An NftRunner that times each call of the real one. */
+class TimedNft implements NftRunner {
+  applyMs = 0;
+  listMs = 0;
+  constructor(private readonly inner: Nft) {}
+  async apply(script: string): Promise<void> {
+    const t0 = performance.now();
+    try {
+      await this.inner.apply(script);
+    } finally {
+      this.applyMs += performance.now() - t0;
+    }
+  }
+  async listTable(family: 'ip' | 'inet', name: string): Promise<unknown[] | null> {
+    const t0 = performance.now();
+    try {
+      return await this.inner.listTable(family, name);
+    } finally {
+      this.listMs += performance.now() - t0;
+    }
+  }
+  reset(): void {
+    this.applyMs = 0;
+    this.listMs = 0;
+  }
+}
+
+/** Stage times of one end-to-end pass (ms). */
+interface Stages {
+  compile: number;
+  render: number;
+  /** PolicyDataplane's own work: canonical forms, the diff, the script text. */
+  diff: number;
+  /** `nft -f` from spawn to exit (and `nft -j list` when the pass read the table). */
+  nft: number;
+  total: number;
+  lines: number;
+}
+
+function stagesText(s: Stages): string {
+  const f = (v: number): string => v.toFixed(1);
+  return `compile ${f(s.compile)} + render ${f(s.render)} + diff ${f(s.diff)} + nft ${f(s.nft)} ms; ${s.lines}-line script`;
+}
+
+/** Produces the desired filter: compile (and render, when the compiler does both at once) timed by the caller. */
+type Producer = () => { desired: DesiredFilter; compileMs: number; renderMs: number };
+
+/** The full path: buildWorld + compileEndpoints, then renderFilter. */
+function fullProducer(world: () => PolicyWorld): Producer {
+  return () => {
+    const t0 = performance.now();
+    const compiled = compileEndpoints(world(), 'node-0');
+    const t1 = performance.now();
+    const desired = renderFilter(compiled);
+    return { desired, compileMs: t1 - t0, renderMs: performance.now() - t1 };
+  };
+}
+
+/** The incremental path (the agent's): IncrementalPolicy.update compiles and renders what changed. */
+function incrementalProducer(compiler: IncrementalPolicy, input: () => PolicyInput): Producer {
+  return () => {
+    const next = input();
+    const t0 = performance.now();
+    const { desired } = compiler.update(next);
+    return { desired, compileMs: performance.now() - t0, renderMs: 0 };
+  };
+}
+
+/** One pass: produce the desired filter, apply it; each stage timed. */
+async function pass(dp: PolicyDataplane, nft: TimedNft, produce: Producer): Promise<Stages> {
+  nft.reset();
+  const t0 = performance.now();
+  const { desired, compileMs, renderMs } = produce();
+  const t2 = performance.now();
+  const stats = await dp.apply(desired);
+  const t3 = performance.now();
+  const nftMs = nft.applyMs + nft.listMs;
+  return {
+    compile: compileMs,
+    render: renderMs,
+    diff: t3 - t2 - nftMs,
+    nft: nftMs,
+    total: t3 - t0,
+    lines: stats.scriptLines,
+  };
+}
+
+export function benchInput(pods: number, policyCount: number): PolicyInput {
+  return {
+    policies: policies(policyCount),
+    namespaces: NAMESPACE_RESOURCES,
+    workloadEndpoints: weps(pods),
+    nodes: [],
+  };
+}
+
+/** The input with pod-7's WorkloadEndpoint replaced by a new object labelled app-8 (or its original back). */
+export function flipped(base: PolicyInput, changed: boolean): PolicyInput {
+  if (!changed) return { ...base, workloadEndpoints: [...base.workloadEndpoints] };
+  const w = structuredClone(base.workloadEndpoints[7]!);
+  w.metadata.labels = { ...w.metadata.labels, app: 'app-8' };
+  const workloadEndpoints = [...base.workloadEndpoints];
+  workloadEndpoints[7] = w;
+  return { ...base, workloadEndpoints };
 }
 
 function size(f: DesiredFilter): { rules: number; elements: number } {
   let rules = 0;
   let elements = 0;
   for (const c of f.chains.values()) rules += c.rules.length;
-  for (const s of f.sets.values()) elements += s.kind === 'addresses' ? s.ranges.length : s.entries.length;
+  for (const s of f.sets.values())
+    elements += s.kind === 'addresses' ? s.ranges.length : s.kind === 'hosts' ? s.addresses.length : s.entries.length;
   return { rules, elements };
 }
 
@@ -144,32 +258,78 @@ export const policyBench: Bench = {
     }
     const ns = await createNetns('policybench');
     try {
-      const dp = new PolicyDataplane(new Nft({ netns: ns.name, timeoutMs: 120_000 }));
-      const t0 = performance.now();
-      await dp.apply(full);
+      const nft = new TimedNft(new Nft({ netns: ns.name, timeoutMs: 120_000 }));
+      // First apply into an empty table, 3 times (the table removed in between): best, with its stages.
+      const firstApply = async (producer: () => Producer): Promise<{ best: Stages; dp: PolicyDataplane }> => {
+        let bestStages: Stages | null = null;
+        let dp = new PolicyDataplane(nft);
+        for (let i = 0; i < 3; i++) {
+          await dp.removeTable();
+          dp = new PolicyDataplane(nft);
+          const s = await pass(dp, nft, producer());
+          if (bestStages === null || s.total < bestStages.total) bestStages = s;
+        }
+        return { best: bestStages!, dp };
+      };
+      // One pod's label changes (pod-7: app-7 → app-8), back and forth, 3 times: best, with its stages.
+      const labelChange = async (dp: PolicyDataplane, producer: (flip: boolean) => Producer): Promise<Stages> => {
+        let bestStages: Stages | null = null;
+        for (let i = 0; i < 3; i++) {
+          const s = await pass(dp, nft, producer(i % 2 === 0));
+          if (bestStages === null || s.total < bestStages.total) bestStages = s;
+        }
+        return bestStages!;
+      };
+
+      const fullFirst = await firstApply(() => fullProducer(() => worldOf(1000, 200)));
       rows.push({
-        name: 'policy: first apply (nft -f, empty table), 1,000 pods, 200 policies',
-        value: performance.now() - t0,
+        name: 'policy: first apply, full compile (compile + render + nft -f into an empty table), 1,000 pods, 200 policies',
+        value: fullFirst.best.total,
         unit: 'ms',
+        vs: stagesText(fullFirst.best),
       });
+      const fullChange = await labelChange(fullFirst.dp, (flip) =>
+        fullProducer(() => worldOf(1000, 200, (j) => (j === 7 && flip ? 'app-8' : `app-${j % APPS}`))),
+      );
+      rows.push({
+        name: 'policy: one label change, full recompile (compile + render + diff + nft)',
+        value: fullChange.total,
+        unit: 'ms',
+        vs: stagesText(fullChange),
+      });
+
+      const base = benchInput(1000, 200);
+      const incFirst = await firstApply(() => incrementalProducer(new IncrementalPolicy('node-0'), () => base));
+      rows.push({
+        name: 'policy: first apply, incremental compiler (compile + render + nft -f into an empty table)',
+        value: incFirst.best.total,
+        unit: 'ms',
+        vs: stagesText(incFirst.best),
+      });
+      const compiler = new IncrementalPolicy('node-0');
+      const dp = new PolicyDataplane(nft);
+      await pass(
+        dp,
+        nft,
+        incrementalProducer(compiler, () => base),
+      );
       rows.push({
         name: 'policy: no-op apply (nothing changed)',
-        value: await best(3, () => dp.apply(full)),
+        value: await best(3, () =>
+          pass(
+            dp,
+            nft,
+            incrementalProducer(compiler, () => flipped(base, false)),
+          ),
+        ),
         unit: 'ms',
       });
-      // One pod's label changes (pod-7: app-7 → app-8), back and forth: compile, render, diff, nft.
-      let flip = false;
-      let lines = 0;
-      const changeMs = await best(3, async () => {
-        flip = !flip;
-        const next = render(1000, 200, (i) => (i === 7 && flip ? 'app-8' : `app-${i % APPS}`));
-        lines = (await dp.apply(next)).scriptLines;
-      });
+      const incChange = await labelChange(dp, (flip) => incrementalProducer(compiler, () => flipped(base, flip)));
       rows.push({
-        name: 'policy: one label change end to end (compile + render + diff + nft)',
-        value: changeMs,
+        name: 'policy: one label change, incremental (compile + render + diff + nft)',
+        value: incChange.total,
         unit: 'ms',
-        vs: `${lines}-line nft script`,
+        vs: stagesText(incChange),
       });
       rows.push({
         name: 'policy: full resync (nft -j list + compare)',

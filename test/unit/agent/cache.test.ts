@@ -163,4 +163,53 @@ describe('ResourceCache', () => {
     expect(cache.list('Node').map((n) => n.metadata.name)).toEqual(['node-9']);
     cache.stop();
   });
+
+  it('adaptive coalescing: no wait after a quiet period, a growing window while changes keep coming', async () => {
+    const clock = new FakeClock();
+    const ds = new MemoryDatastore();
+    const cache = new ResourceCache(ds, { clock, coalesceMs: 20 });
+    const fired: number[] = [];
+    cache.on('changed', () => fired.push(clock.now()));
+    await cache.start();
+    await advance(clock, 100); // the initial lists, then quiet
+    fired.length = 0;
+
+    // Quiet: the first change fires without any time passing; changes of the same turn join it.
+    await ds.create(node('node-1', '198.18.0.11/24'));
+    await ds.create(node('node-2', '198.18.0.12/24'));
+    await settle(10);
+    await advance(clock, 0);
+    expect(fired).toEqual([100]);
+
+    // A claim-like sequence, writes 5 ms apart: each is applied as it arrives (the window, 2.5 then 5 ms, has passed).
+    await advance(clock, 5);
+    await ds.create(pool('p1', '10.244.0.0/16'));
+    await advance(clock, 0);
+    await advance(clock, 5);
+    await ds.create(pool('p2', '10.245.0.0/16'));
+    await advance(clock, 0);
+    expect(fired).toEqual([100, 105, 110]);
+
+    // A storm, one change every ms for 200 ms: the window doubles to 20 ms; at most one 'changed' per 20 ms then.
+    fired.length = 0;
+    for (let i = 0; i < 200; i++) {
+      await ds.create(node(`storm-${i}`, `198.18.1.${i}/24`));
+      await advance(clock, 1);
+    }
+    await advance(clock, 20);
+    expect(fired.length).toBeLessThanOrEqual(14);
+    expect(fired.length).toBeGreaterThanOrEqual(10);
+    const gaps = fired.slice(1).map((t, i) => t - fired[i]!);
+    expect(gaps.slice(-5).every((g) => g === 20)).toBe(true);
+    expect(cache.list('Node')).toHaveLength(202);
+
+    // Quiet again (more than 20 ms since the last 'changed'): at once.
+    await advance(clock, 50);
+    fired.length = 0;
+    const t = clock.now();
+    await ds.delete('Node', 'node-1');
+    await advance(clock, 0);
+    expect(fired).toEqual([t]);
+    cache.stop();
+  });
 });
