@@ -20,6 +20,7 @@
 // - A change of tunnel address, MTU or IPIP usage must reach tunl0 before routes rely on it; drift (someone
 //   set tunl0 down) is repaired on every resync (`resyncMs`, 90 s like felix's route refresh). When the
 //   last IPIP pool goes, tunl0's addresses are removed (its tunnel address went back to IPAM), as felix does.
+//   A check that fails or times out does not take a working tunl0's routes away; it is retried after retryMs.
 // - Warnings from the calculation are stable strings: each is logged once when it first appears, and the
 //   current set is kept for status, so a 90 s resync does not repeat them forever.
 // - natOutgoing (nat.ts, pure) lives in its own nftables table `ip tortie-nat`, kept by an NftTableKeeper
@@ -188,6 +189,9 @@ export class FelixDataplane {
   private vxlanChecked = false;
   private vxlanKey = '';
   private vxlanRetry: TimerHandle | null = null;
+  /** tunl0's last check failed (kept working: ensureTunl0) and is tried again soon. */
+  private tunl0Error: string | undefined;
+  private tunl0Retry: TimerHandle | null = null;
   private readonly vxlanWatch: VxlanDriftWatch | null;
   /** The last input wants vxlan.calico. */
   private vxlanWanted = false;
@@ -419,6 +423,8 @@ export class FelixDataplane {
     const warnings = [...this.calcWarnings];
     if (tunl0.needed && !tunl0.supported && t !== undefined)
       warnings.push(`${tunl0.reason}: routes through tunl0 are not programmed`);
+    if (tunl0.needed && tunl0.supported && this.tunl0Error !== undefined)
+      warnings.push(`${this.tunl0Error}: the routes through tunl0 stay as it last worked, checked again soon`);
     for (const c of last?.foreignConflicts ?? []) {
       warnings.push(
         `${c.dst}: a route felix does not own holds this destination (proto ${c.foreign.protocol ?? '?'}${c.foreign.dev ? ` dev ${c.foreign.dev}` : ''}); ours is not written`,
@@ -483,6 +489,7 @@ export class FelixDataplane {
     this.stopped = true;
     if (this.repairTimer !== null) this.clock.clearTimeout(this.repairTimer);
     if (this.vxlanRetry !== null) this.clock.clearTimeout(this.vxlanRetry);
+    if (this.tunl0Retry !== null) this.clock.clearTimeout(this.tunl0Retry);
     this.vxlanWatch?.stop();
     this.table.stop();
     this.nat?.stop();
@@ -588,9 +595,21 @@ export class FelixDataplane {
       const before = this.tunl0?.supported;
       try {
         this.tunl0 = await this.keeper.ensure();
+        this.tunl0Error = undefined;
       } catch (error) {
-        // Logged by the keeper; tunnel routes are not trusted to a tunl0 we could not set up.
-        this.tunl0 = { supported: false, reason: `tunl0 could not be set up: ${(error as Error).message}` };
+        // Logged by the keeper. A tunl0 that worked keeps its routes: a failed or slow `ip` (a loaded machine)
+        // says nothing about the device, and dropping them would blackhole every tunnel route until the next
+        // check. One never set up is not trusted. Either way it is tried again soon.
+        const reason = `tunl0 could not be set up: ${(error as Error).message}`;
+        if (this.tunl0?.supported === true) this.tunl0Error = reason;
+        else this.tunl0 = { supported: false, reason };
+        if (this.tunl0Retry === null && !this.stopped) {
+          this.tunl0Retry = this.clock.setTimeout(() => {
+            this.tunl0Retry = null;
+            void this.ensureTunl0();
+          }, this.options.retryMs ?? 2000);
+          unrefTimer(this.tunl0Retry);
+        }
       }
       if (this.tunl0.supported !== before && this.started) this.recalculate();
     });

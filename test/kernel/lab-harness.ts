@@ -118,9 +118,14 @@ export function continuousPing(
   intervalS: number,
 ): { stop: () => Promise<PingRun>; peek: () => PingObservation } {
   const begun = Date.now();
+  // Bounded by a count (600 s worth), never by `-w`: iputils ping with a deadline exits at its first ICMP error
+  // ("Destination Host Unreachable", a router's "Net Unreachable"), so a stream that cannot flow for a while
+  // (cross-subnet in Never) would end for good and look like a blackhole in every later mode. With `-c` it
+  // counts the errors and keeps sending.
+  const count = Math.ceil((600 * SLOW) / intervalS);
   const child = spawn(
     'ip',
-    ['netns', 'exec', ns, 'ping', '-n', '-i', String(intervalS), '-W', String(5 * SLOW), '-w', String(600 * SLOW), ip],
+    ['netns', 'exec', ns, 'ping', '-n', '-i', String(intervalS), '-W', String(5 * SLOW), '-c', String(count), ip],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let output = '';
