@@ -584,9 +584,21 @@ export class FelixDataplane {
           { err: (error as Error).message },
           'tunl0: could not remove its addresses (no IPIP pool any more)',
         );
+        this.retryTunl0(); // a released address left on tunl0 stays a local address of the node
       });
     });
     this.tunl0Running = run.catch(() => undefined);
+  }
+
+  /** After a failed tunl0 check or clear: the same again after retryMs (whichever the pools want then). */
+  private retryTunl0(): void {
+    if (this.tunl0Retry !== null || this.stopped) return;
+    this.tunl0Retry = this.clock.setTimeout(() => {
+      this.tunl0Retry = null;
+      if (this.tunnelNeeded) void this.ensureTunl0();
+      else this.clearTunl0();
+    }, this.options.retryMs ?? 2000);
+    unrefTimer(this.tunl0Retry);
   }
 
   private ensureTunl0(): Promise<void> {
@@ -603,13 +615,7 @@ export class FelixDataplane {
         const reason = `tunl0 could not be set up: ${(error as Error).message}`;
         if (this.tunl0?.supported === true) this.tunl0Error = reason;
         else this.tunl0 = { supported: false, reason };
-        if (this.tunl0Retry === null && !this.stopped) {
-          this.tunl0Retry = this.clock.setTimeout(() => {
-            this.tunl0Retry = null;
-            void this.ensureTunl0();
-          }, this.options.retryMs ?? 2000);
-          unrefTimer(this.tunl0Retry);
-        }
+        this.retryTunl0();
       }
       if (this.tunl0.supported !== before && this.started) this.recalculate();
     });

@@ -5,6 +5,7 @@
 # numbers; the exit status is the checks' (0 = all passed; 124 = the VM ran out of time; 125 = no VM).
 # Expects a build (npm run build: the npm script does it first). Needs root.
 #   TORTIE_KERNEL_ONLY=always|crosssubnet   one lab only
+#   TORTIE_KERNEL_SWITCH=1                    also the live IPIP/VXLAN switch (crosssubnet/switch; opt-in, README.md)
 #   TORTIE_LAB_SLOWDOWN (default 10): the labs' deadlines × this (software emulation is slow, and slower
 #                                    still on a busy machine); it stretches deadlines only, never a measurement
 #   VM_TIMEOUT (default 2400 s), VM_MEM (default 2048 MiB), see scripts/vm/run for the rest.
@@ -23,6 +24,6 @@ node="$(bash scripts/node-runtime.sh)/node"
 begun=$(date +%s.%N)
 status=0
 export TORTIE_LAB_SLOWDOWN=${TORTIE_LAB_SLOWDOWN:-10}
-VM_TIMEOUT=${VM_TIMEOUT:-2400} VM_MEM=${VM_MEM:-2048} scripts/vm/run -e TORTIE_KERNEL_ONLY -e TORTIE_LOG_LEVEL -e TORTIE_LAB_SLOWDOWN "$node $checks" || status=$?
+VM_TIMEOUT=${VM_TIMEOUT:-2400} VM_MEM=${VM_MEM:-2048} scripts/vm/run -e TORTIE_KERNEL_ONLY -e TORTIE_KERNEL_SWITCH -e TORTIE_LOG_LEVEL -e TORTIE_LAB_SLOWDOWN "$node $checks" || status=$?
 awk -v b="$begun" -v e="$(date +%s.%N)" -v s="$status" 'BEGIN { printf "test-kernel: VM run %.1f s wall, exit %d\n", e - b, s }'
 exit "$status"

@@ -344,6 +344,10 @@ export async function encapSwitchCheck(f: LabFacts): Promise<void> {
             `${s.name}: ${r.seen.replies.length} replies over ${(r.ms / 1000).toFixed(1)} s; lost per switch: ${judged.join('; ')}${before.length > 0 ? `; ${before.length} before the first switch` : ''}`,
           );
           c.expect(
+            r.endedEarly !== true,
+            `${s.name}: ping ended by itself (exit ${r.code}) before the check stopped it: ${r.output.trim().split('\n').slice(-3).join(' | ')}`,
+          );
+          c.expect(
             r.seen.replies.length >= 20,
             `${s.name}: only ${r.seen.replies.length} replies: the stream did not run`,
           );

@@ -80,13 +80,15 @@ const ALWAYS_CHECKS = [
   'always/repair',
   'always/switch',
 ] as const;
+/** The live IPIP/VXLAN switch is opt-in (TORTIE_KERNEL_SWITCH=1): scripts/vm/README.md says why. */
+const SWITCH_ON = process.env.TORTIE_KERNEL_SWITCH === '1';
 const CROSS_CHECKS = [
   'crosssubnet/routes',
   'crosssubnet/same',
   'crosssubnet/cross',
   'crosssubnet/matrix',
-  SWITCH_CHECK,
-] as const;
+  ...(SWITCH_ON ? [SWITCH_CHECK] : []),
+];
 
 async function alwaysLab(): Promise<void> {
   await withLab({ name: `ka${suffix}`, nodes: 3, ipipMode: 'Always' }, ALWAYS_CHECKS, async (f) => {
@@ -416,7 +418,7 @@ async function crossSubnetLab(): Promise<void> {
       });
 
       // Last: it leaves the pool in VXLAN CrossSubnet (encap-switch.ts).
-      await encapSwitchCheck(f);
+      if (SWITCH_ON) await encapSwitchCheck(f);
     },
   );
 }

@@ -82,6 +82,8 @@ export interface PingRun {
   code: number | null;
   ms: number;
   output: string;
+  /** continuousPing: the process had ended by itself before stop() (its output says why). */
+  endedEarly?: boolean;
 }
 
 export async function ping(
@@ -136,11 +138,12 @@ export function continuousPing(
     /** What it has seen so far (the highest reply marks a switch: observe.ts lossesBySwitch). */
     peek: () => parsePing(output),
     stop: async () => {
+      const endedEarly = child.exitCode !== null || child.signalCode !== null;
       child.kill('SIGINT');
       const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
       const code = await exited;
       clearTimeout(timer);
-      return { seen: parsePing(output), code, ms: Date.now() - begun, output };
+      return { seen: parsePing(output), code, ms: Date.now() - begun, output, endedEarly };
     },
   };
 }

@@ -158,4 +158,39 @@ describe('FelixDataplane: tunl0 without an IPIP pool', () => {
       await dp.stop();
     }
   });
+
+  it('tries again after retryMs when removing the addresses failed (a timed-out ip)', async () => {
+    const fake = fakeIp({ ipip: true });
+    let failing = false;
+    const ip: IpCommand = (args) =>
+      failing
+        ? Promise.resolve({ code: 1, stdout: '', stderr: 'took longer than 5000 ms and was killed' })
+        : fake.ip(args);
+    const kernel = new MemoryKernel({ links: ['lo', 'eth0'] });
+    const dp = new FelixDataplane({
+      kernel,
+      log: quiet,
+      debounceMs: 1,
+      retryMs: 50,
+      resyncMs: 3_600_000,
+      tunl0: { ip },
+    });
+    try {
+      dp.update(input('Always', '10.244.0.1'));
+      dp.start();
+      await dp.settle();
+      expect(fake.devices.get('tunl0')?.addresses).toEqual(['10.244.0.1/32']);
+      failing = true;
+      dp.update(input('Never'));
+      await dp.settle();
+      expect(fake.devices.get('tunl0')?.addresses).toEqual(['10.244.0.1/32']);
+      failing = false;
+      const cleared = await waitFor(async () => fake.devices.get('tunl0')?.addresses.length === 0 || null, {
+        what: 'tunl0 cleared by the retry',
+      });
+      expect(cleared).toBe(true);
+    } finally {
+      await dp.stop();
+    }
+  });
 });
