@@ -41,7 +41,6 @@ import {
   type BootstrapContext,
   type NodeAddress,
 } from './bootstrap.js';
-import type { InterfaceAddress } from './autodetect.js';
 import { ResourceCache } from './cache.js';
 import { startKernelDataplane, type DataplaneLike } from './kernel-dataplane.js';
 import { levelOfSeverity, routerIdFor, type AgentConfig } from './config.js';

@@ -20,6 +20,11 @@ export function agentSocket(state: LabState, node: string): string {
   return join(state.dir, node, 'tortie.ctl');
 }
 
+/** The node agent's CNI socket: one per node (on a real host it is /var/run/tortie/cni.sock, one agent per host). */
+export function cniSocket(state: LabState, node: string): string {
+  return join(state.dir, node, 'cni.sock');
+}
+
 export async function startAgents(state: LabState, step: (text: string) => void): Promise<void> {
   for (const node of state.plan.nodes) {
     const socket = join(state.dir, 'etcd.sock');
@@ -76,6 +81,7 @@ export function startAgent(state: LabState, name: string): LabProcess {
     TORTIE_DATAPLANE: 'kernel',
     CALICO_NETWORKING_BACKEND: state.plan.options.backend ?? 'bird',
     TORTIE_CTL_SOCKET: agentSocket(state, name),
+    TORTIE_CNI_SOCKET: cniSocket(state, name),
     // BGP passwords on etcd: mounted-Secret files, DIR/<secret name>/<key> (src/agent/secrets.ts).
     TORTIE_BGP_SECRETS_DIR: labSecretsDir(state),
     TORTIE_LOG_LEVEL: process.env.TORTIE_LOG_LEVEL ?? 'info',
@@ -129,6 +135,8 @@ export function runCni(
     CNI_IFNAME: 'eth0',
     CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=${workload.namespace};K8S_POD_NAME=${workload.pod};K8S_POD_INFRA_CONTAINER_ID=${workload.containerId}`,
     CNI_PATH: '/opt/cni/bin',
+    // The plugin asks this node's agent first (src/cni/client.ts) and works alone when it does not answer.
+    TORTIE_CNI_SOCKET: cniSocket(state, workload.node),
     ...datastoreTimeoutEnv(),
   };
   const result = run('ip', ['netns', 'exec', node.ns, ...state.command], {

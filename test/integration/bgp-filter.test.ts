@@ -121,6 +121,7 @@ describe.skipIf(!haveEtcd || !havePeers)('BGPFilter with BIRD 2 and FRR as offic
     const env = {
       PATH: process.env.PATH ?? '/usr/bin:/bin',
       NODENAME: AGENT.name,
+      TORTIE_CNI_SOCKET: 'off', // not a CNI test: no agent binds the host's /var/run/tortie/cni.sock
       IP: `${AGENT.ip}/24`,
       DATASTORE_TYPE: 'etcdv3',
       ETCD_ENDPOINTS: etcd.endpoint,

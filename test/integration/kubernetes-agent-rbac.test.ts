@@ -90,6 +90,7 @@ describe.skipIf(unavailable !== null)('the agent as ServiceAccount tortie-node, 
       DATASTORE_TYPE: 'kubernetes',
       KUBECONFIG: kubeconfig,
       NODENAME: 'node-a',
+      TORTIE_CNI_SOCKET: 'off', // not a CNI test: no agent binds the host's /var/run/tortie/cni.sock
       IP: `${NODE_IP}/24`,
       POD_NAMESPACE: NS,
       TORTIE_DATAPLANE: 'none',

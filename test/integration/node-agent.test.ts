@@ -75,7 +75,13 @@ describe('tortie node run refuses a bad environment before touching anything', (
     expect(cases.length).toBeGreaterThan(0);
     for (const [env, pattern] of cases) {
       const run = await tortie(
-        { NODENAME: 'n1', DATASTORE_TYPE: 'etcdv3', ETCD_ENDPOINTS: 'http://127.0.0.1:1', ...env },
+        {
+          NODENAME: 'n1',
+          TORTIE_CNI_SOCKET: 'off',
+          DATASTORE_TYPE: 'etcdv3',
+          ETCD_ENDPOINTS: 'http://127.0.0.1:1',
+          ...env,
+        },
         ['node', 'run'],
       );
       expect(run.status, run.stderr).toBe(1);
@@ -100,6 +106,7 @@ describe.skipIf(!haveEtcd || !haveBird)(
       const env = {
         PATH: process.env.PATH ?? '/usr/bin:/bin',
         NODENAME: node.name,
+        TORTIE_CNI_SOCKET: 'off', // not a CNI test: no agent binds the host's /var/run/tortie/cni.sock
         IP: `${node.ip}/24`,
         DATASTORE_TYPE: 'etcdv3',
         ETCD_ENDPOINTS: etcd.endpoint,

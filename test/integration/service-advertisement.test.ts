@@ -100,6 +100,7 @@ describe.skipIf(!haveEtcd || !haveBird)(
       const env = {
         PATH: process.env.PATH ?? '/usr/bin:/bin',
         NODENAME: node.name,
+        TORTIE_CNI_SOCKET: 'off', // not a CNI test: no agent binds the host's /var/run/tortie/cni.sock
         IP: `${node.ip}/24`,
         DATASTORE_TYPE: 'etcdv3',
         ETCD_ENDPOINTS: etcd.endpoint,
