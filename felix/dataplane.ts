@@ -38,116 +38,17 @@ import { ensureKernelSettings, type SysctlIo } from './kernel-settings.js';
 import { natTableFor, NAT_TABLE } from './nat.js';
 import { bgpGuardTableFor, BGP_GUARD_TABLE } from './bgp-guard.js';
 import type { NftMonitor } from './nft.js';
-import { NftTableKeeper, type NftLike, type NftSyncResult, type NftTableStatus } from './nft-table.js';
+import { NftTableKeeper, type NftSyncResult, type NftTableStatus } from './nft-table.js';
 import { calculateRoutes } from './route-calc.js';
-import { type CalcInput, type CalcVxlan } from './calc-types.js';
-import { Ipv6Dataplane, type Ipv6DataplaneOptions } from './ipv6-dataplane.js';
-import type { CalcInput6 } from './route-calc6.js';
-import {
-  VxlanDriftWatch,
-  VxlanKeeper,
-  vxlanInputFor,
-  type VxlanRunner,
-  type VxlanStatus,
-  type VxlanWatch,
-} from './vxlan.js';
-import type { Kernel } from './kernel.js';
+import { Ipv6Dataplane } from './ipv6-dataplane.js';
+import { VxlanDriftWatch, VxlanKeeper, vxlanInputFor, type VxlanStatus } from './vxlan.js';
 import { RouteTable, type ApplyResult, type RouteTableClock } from './route-table.js';
 import { ipCommand } from './ip-command.js';
-import { Tunl0Keeper, type Tunl0Deps, type Tunl0Options, type Tunl0Status } from '../ipip/tunl0.js';
-import type { Logger } from '../bgp/log.js';
+import { Tunl0Keeper, type Tunl0Status } from '../ipip/tunl0.js';
 import { systemClock, unrefTimer, type TimerHandle } from '../bgp/clock.js';
+import type { DataplaneInput, DataplaneLog, DataplaneOptions, DataplaneStatus } from './dataplane-types.js';
 
-/** The logger methods the driver uses. */
-export type DataplaneLog = Pick<Logger, 'info' | 'warn' | 'error'>;
-
-export interface DataplaneOptions {
-  kernel: Kernel;
-  /** A fresh kernel connection for the reconciler's one retry. */
-  reconnect?: () => Kernel;
-  log: DataplaneLog;
-  /** tunl0 management: the namespace (tests), whether a non-IPIP stand-in is managed, an injected `ip`. */
-  /** `ip`: the real one (ip-command.ts) in `netns` when absent. */
-  tunl0?: Pick<Tunl0Options, 'netns' | 'standIn'> & Partial<Tunl0Deps>;
-  /** Full route re-read and tunl0 repair this often (default 90,000 ms). */
-  resyncMs?: number;
-  graceMs?: number;
-  debounceMs?: number;
-  retryMs?: number;
-  /** Every timer of the driver, its RouteTable and nft keepers (bgp/clock.ts; default: the system clock). */
-  clock?: RouteTableClock;
-  /** Called after every apply (metrics, tests). */
-  onApplied?: (result: ApplyResult) => void;
-  /**
-   * nftables for natOutgoing's table (`new Nft()` in the agent; `new Nft({ netns })` in tests). Absent:
-   * natOutgoing is not programmed (unit tests on an in-memory kernel must not reach the host's nftables).
-   */
-  nft?: NftLike;
-  /** /proc/sys for the kernel settings check (`procSysIo()` in the agent). Absent: not checked. */
-  sysctl?: SysctlIo;
-  /**
-   * `ip`/`bridge` for vxlan.calico (`vxlanRunner()` in the agent), and the neighbour/FDB monitor that makes a
-   * change re-checked at once (`vxlanWatch()`; absent: drift waits for the resync). Absent: VXLAN is not programmed.
-   */
-  vxlan?: { run: VxlanRunner; watch?: VxlanWatch };
-  /** IPv6 routes, forwarding and NAT (ipv6-dataplane.ts). Absent: IPv6 is not programmed. */
-  ipv6?: Omit<Ipv6DataplaneOptions, 'log'>;
-}
-
-/** What the agent knows; the driver adds whether tunl0 is usable. */
-export interface DataplaneInput extends Omit<CalcInput, 'tunnelUsable' | 'vxlan'> {
-  /**
-   * VXLAN (vxlan.ts): other nodes' blocks and VTEPs, this node's VTEP and FELIX_VXLANMTU. Absent: no
-   * VXLAN routes (the device is still removed when no pool uses VXLAN).
-   */
-  vxlan?: Omit<CalcVxlan, 'usable'> & { local: { tunnelAddress?: string; mac?: string }; mtu?: number };
-  /**
-   * The BGP port guard (bgp-guard.ts: no pod reaches a node's port 179): every node's BGP address. Absent
-   * or null: no guard table (TORTIE_BGP_PORT_GUARD=false), one we made is removed.
-   */
-  bgpGuard?: { nodeAddresses: readonly string[]; localPeers?: readonly string[] } | null;
-  /** IPv6 pools, blocks, workloads and remote blocks (route-calc6.ts). Absent: no IPv6 pool. */
-  ipv6?: CalcInput6;
-  tunnel: {
-    /** Node.spec.bgp.ipv4IPIPTunnelAddr; undefined = not allocated (yet). */
-    address?: string;
-    /** FELIX_IPINIPMTU. */
-    mtu?: number;
-    /** MTU of the host interface (tunl0 gets this − 20 unless `mtu`). */
-    hostMtu?: number;
-  };
-}
-
-export interface DataplaneStatus {
-  /** tunl0: not needed (no IPIP pool), or its last status (supported, or why not). */
-  tunl0:
-    | { needed: false }
-    | ({ needed: true } & (
-        | { supported: true; standIn: boolean; mtu: number; addresses: readonly string[] }
-        | { supported: false; reason: string }
-      ));
-  routes: {
-    desired: number;
-    programmed: number;
-    waitingForInterface: number;
-    foreignConflicts: number;
-    retained: number;
-  };
-  /** Owned routes nobody wants are kept until BGP settles (restart safety). */
-  retainingUnwanted: boolean;
-  /** At least one apply succeeded: the kernel matches (readiness). */
-  inSync: boolean;
-  lastApplyAt: string | null;
-  lastError?: string;
-  /** natOutgoing: the pools masqueraded from, and the state of `table ip tortie-nat`. */
-  nat: { table: string; managed: boolean; natPools: string[]; allPools: string[] } & NftTableStatus;
-  /** The last kernel settings check (ip_forward, forwarding, rp_filter, proxy_arp); null before the first. */
-  kernelSettings: { checkedAt: string | null; warnings: string[] };
-  /** The calculation's current warnings and the reconciler's conflicts, for people. */
-  warnings: string[];
-  /** vxlan.calico, its remote VTEPs programmed; null when VXLAN is not managed here. */
-  vxlan: VxlanStatus | null;
-}
+export type { DataplaneInput, DataplaneLog, DataplaneOptions, DataplaneStatus } from './dataplane-types.js';
 
 export class FelixDataplane {
   private readonly table: RouteTable;
