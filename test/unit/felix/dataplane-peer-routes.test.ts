@@ -40,7 +40,12 @@ describe('FelixDataplane: static routes to BGP peers (reachableBy)', () => {
             `${r.dst} via ${r.gateway} dev ${r.dev} proto ${r.protocol}${r.flags?.includes('onlink') ? ' onlink' : ''}`,
         )
         .sort();
-    expect(await shown()).toEqual([
+    // Polled, not flushed once: the reconciler's debounce runs on the real clock, and a busy machine may not
+    // have reached it after the flush.
+    const programmed = await waitFor(async () => ((await shown()).length === 2 ? shown() : null), {
+      what: 'the peer route programmed',
+    });
+    expect(programmed).toEqual([
       '10.225.0.4/32 via 198.18.0.1 dev eth0 proto 80 onlink',
       '10.9.0.0/24 via 198.18.0.1 dev eth0 proto 4',
     ]);
